@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything installs from here.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Every pip call is constrained: torch stays the local 2.13.0 CPU wheel.
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+NVCC ?= nvcc
+DEMO_TRACE ?= traces/demo_whowhen.json
+
+.PHONY: install demo test lint kernels bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade "pip>=24"
+	$(BIN)/pip install -q -e '.[model,app,scale,dev]'
+	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch ' + v + ' is installed, expected 2.13.0')"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/attrib analyze $(DEMO_TRACE)
+
+# Compile every CUDA kernel without torch headers, so a kernel that does not compile fails CI.
+kernels:
+	@mkdir -p build/cuda
+	@if command -v $(NVCC) >/dev/null; then \
+	  for f in cuda_ext/*.cu; do [ -e "$$f" ] || continue; \
+	    echo "nvcc -c -arch=sm_90 $$f"; $(NVCC) -c -arch=sm_90 -O3 $$f -o build/cuda/$$(basename $$f .cu).o || exit 1; \
+	  done; \
+	else echo "nvcc not found: skipping kernel compile check"; fi
+
+lint: install
+	$(BIN)/ruff check attrib tests bench apps
+
+test: install kernels lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: install
+	for b in bench/*/run.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache attrib.duckdb

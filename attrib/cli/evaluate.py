@@ -1,0 +1,9 @@
+"""CLI topic 'evaluate' (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this topic's commands to the app."""

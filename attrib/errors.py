@@ -1,0 +1,47 @@
+"""The one error family attrib raises for bad input, with the exit codes the CLI maps them to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # unexpected internal error
+EXIT_USAGE = 2  # bad flags (typer/click's own code)
+EXIT_BAD_INPUT = 3  # a file or trace could not be read
+EXIT_NOT_FOUND = 4  # a trace id, model or store that does not exist
+EXIT_NO_VERDICT = 5  # a method ran but could not produce a verdict
+
+
+class AttribError(Exception):
+    """Base class: every error attrib raises on purpose. ``exit_code`` is what the CLI returns."""
+
+    exit_code = EXIT_FAILURE
+
+
+class InputError(AttribError):
+    """Bad input: one line naming the file, the field/position and what was expected."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, path: str | Path | None, field: str | None, message: str) -> None:
+        self.path = str(path) if path is not None else None
+        self.field = field
+        self.message = message
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        parts = [p for p in (self.path, self.field) if p]
+        where = ": ".join(parts)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class NotFoundError(AttribError):
+    """A trace id, model path or store that does not exist."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class NoVerdictError(AttribError):
+    """A method could not reach a verdict (e.g. a judge that never answered in range)."""
+
+    exit_code = EXIT_NO_VERDICT

@@ -1,0 +1,182 @@
+"""The canonical trace model: one typed, immutable picture of a multi-agent run.
+
+Every reader produces a :class:`Trace`; every attribution method consumes one and returns an
+:class:`Attribution`. This module imports nothing else of attrib.
+
+Step-index convention: ``Step.index`` is 0-based and equals the position of the message in the
+run's history, exactly as Who&When's ``mistake_step`` counts (``history[mistake_step]`` is the
+mistaken step). ``Label`` carries that annotation and is used only by evaluation: methods are
+handed ``trace.unlabelled()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+import msgspec
+
+Outcome = Literal["failed", "succeeded", "unknown"]
+
+
+class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
+    """A tool invocation requested by a step."""
+
+    name: str
+    arguments: str = ""
+    id: str | None = None
+
+
+class ToolResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What a tool returned to a step (or the error it raised)."""
+
+    content: str
+    call_id: str | None = None
+    name: str | None = None
+    is_error: bool = False
+
+
+class ActivationRef(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a step's recorded activations live: a file and the hook names it holds."""
+
+    path: str
+    hooks: tuple[str, ...] = ()
+    format: str = "safetensors"
+
+
+class Step(msgspec.Struct, frozen=True, kw_only=True):
+    """One message/action of one agent, in run order."""
+
+    index: int
+    agent: str
+    content: str = ""
+    role: str = "assistant"
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_results: tuple[ToolResult, ...] = ()
+    parents: tuple[int, ...] = ()
+    start_time: float | None = None
+    end_time: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    activation: ActivationRef | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Label(msgspec.Struct, frozen=True, kw_only=True):
+    """The annotated failure cause (ground truth for evaluation only)."""
+
+    mistake_agent: str
+    mistake_step: int
+    reason: str = ""
+
+
+class Trace(msgspec.Struct, frozen=True, kw_only=True):
+    """A whole run: task, steps in order, outcome and (optionally) its annotation."""
+
+    id: str
+    source_format: str
+    steps: tuple[Step, ...]
+    task: str = ""
+    outcome: Outcome = "unknown"
+    final_answer: str | None = None
+    ground_truth: str | None = None
+    agents: tuple[str, ...] = ()
+    label: Label | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.agents:
+            seen: dict[str, None] = {}
+            for s in self.steps:
+                seen.setdefault(s.agent, None)
+            # frozen struct: set through the msgspec escape hatch once, at construction
+            msgspec.structs.force_setattr(self, "agents", tuple(seen))
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.steps)
+
+    def unlabelled(self) -> Trace:
+        """The same trace without its annotation: what attribution methods are allowed to see."""
+        return msgspec.structs.replace(self, label=None)
+
+    def without_ground_truth(self) -> Trace:
+        """The trace without the ground-truth answer (Who&When's 'without ground truth' setting)."""
+        return msgspec.structs.replace(self, ground_truth=None)
+
+    def content_hash(self) -> str:
+        """A stable hash of everything in the trace (for idempotent upserts)."""
+        return hashlib.sha256(msgspec.json.encode(self)).hexdigest()
+
+    def to_json(self) -> bytes:
+        return msgspec.json.encode(self)
+
+    @staticmethod
+    def from_json(data: bytes | str) -> Trace:
+        return msgspec.json.decode(data, type=Trace)
+
+
+class AgentBlame(msgspec.Struct, frozen=True, kw_only=True):
+    """An agent's share of the blame, with a confidence interval (Shapley value ± CI)."""
+
+    agent: str
+    score: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+class StepBlame(msgspec.Struct, frozen=True, kw_only=True):
+    """A step's blame score and (optionally) its probability of being the decisive step."""
+
+    step: int
+    agent: str
+    score: float
+    probability: float | None = None
+
+
+class Attribution(msgspec.Struct, frozen=True, kw_only=True):
+    """A method's verdict on one trace: the decisive agent and step, how sure, and why.
+
+    Renders itself: :meth:`to_json`, :meth:`to_markdown`, :meth:`to_rich` (a rich renderable)
+    and :meth:`plot` (matplotlib), in the spirit of shap's result objects.
+    """
+
+    trace_id: str
+    method: str
+    agent: str
+    step: int
+    confidence: float
+    agent_confidence: float | None = None
+    agents: tuple[AgentBlame, ...] = ()
+    steps: tuple[StepBlame, ...] = ()
+    evidence: dict[str, Any] = msgspec.field(default_factory=dict)
+    reason: str = ""
+    elapsed_s: float | None = None
+
+    def top_steps(self, k: int = 5) -> tuple[StepBlame, ...]:
+        return tuple(sorted(self.steps, key=lambda s: (-s.score, s.step))[:k])
+
+    def to_json(self) -> bytes:
+        return msgspec.json.encode(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)
+
+    @staticmethod
+    def from_json(data: bytes | str) -> Attribution:
+        return msgspec.json.decode(data, type=Attribution)
+
+    def to_markdown(self, trace: Trace | None = None) -> str:
+        from attrib.render import attribution_markdown
+
+        return attribution_markdown(self, trace)
+
+    def to_rich(self, trace: Trace | None = None) -> Any:
+        from attrib.render import attribution_rich
+
+        return attribution_rich(self, trace)
+
+    def plot(self, path: str | None = None) -> Any:
+        from attrib.render import attribution_plot
+
+        return attribution_plot(self, path)
