@@ -21,23 +21,25 @@ class Method(Protocol):
     def attribute(self, trace: Trace, **options: Any) -> Attribution: ...
 
 
-#: name -> module path. The first entry is the default method.
+#: name -> "module" (which has ``attribute``) or "module:function" (a function with that signature).
 METHODS: dict[str, str] = {}
 
-DEFAULT_METHOD = "hybrid"
+#: The offline default (needs no LLM). Set by the attribution engine.
+DEFAULT_METHOD = ""
 
 
 def get_method(name: str) -> Any:
-    """The module implementing ``name`` (has ``attribute``)."""
+    """The callable ``attribute(trace, **options) -> Attribution`` registered as ``name``."""
     if name not in METHODS:
         raise AttribError(f"unknown method {name!r} (known: {', '.join(METHODS) or 'none yet'})")
-    return importlib.import_module(METHODS[name])
+    module, _, func = METHODS[name].partition(":")
+    return getattr(importlib.import_module(module), func or "attribute")
 
 
 def analyze(trace: Trace, method: str | None = None, **options: Any) -> Attribution:
     """Attribute the failure in ``trace`` with ``method`` (default: the offline default)."""
     name = method or DEFAULT_METHOD
-    mod = get_method(name)
+    fn = get_method(name)
     t0 = time.perf_counter()
-    result: Attribution = mod.attribute(trace.unlabelled(), **options)
+    result: Attribution = fn(trace.unlabelled(), **options)
     return msgspec.structs.replace(result, elapsed_s=time.perf_counter() - t0)
