@@ -1,0 +1,48 @@
+"""SAIL surgical repair: LoRA on the focal layers only, trained with a token-weighted DPO loss.
+
+>>> from attrib.surgery import sail_loss, focal_lora_config, train_sail   # doctest: +SKIP
+
+Everything is re-exported lazily so ``import attrib.surgery`` does not import torch or peft.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "sail_loss": "attrib.surgery.loss",
+    "dpo_loss": "attrib.surgery.loss",
+    "token_logps": "attrib.surgery.loss",
+    "response_logps": "attrib.surgery.loss",
+    "encode_prompt_response": "attrib.surgery.loss",
+    "collate": "attrib.surgery.loss",
+    "focal_lora_config": "attrib.surgery.lora",
+    "trainable_share": "attrib.surgery.lora",
+    "parse_layers": "attrib.surgery.lora",
+    "PreferencePair": "attrib.surgery.pairs",
+    "build_pairs": "attrib.surgery.pairs",
+    "read_pairs": "attrib.surgery.pairs",
+    "write_pairs": "attrib.surgery.pairs",
+    "split_pairs": "attrib.surgery.pairs",
+    "train_sail": "attrib.surgery.train",
+    "load_adapter": "attrib.surgery.train",
+    "TrainResult": "attrib.surgery.train",
+    "uniform_weights": "attrib.surgery.train",
+    "attention_weights": "attrib.surgery.train",
+    "focal_rule_weights": "attrib.surgery.weights",
+    "compliance": "attrib.surgery.evaluate",
+    "perplexity": "attrib.surgery.evaluate",
+    "wilson": "attrib.surgery.evaluate",
+    "suite_pairs": "attrib.surgery.api",
+    "resolve_layers": "attrib.surgery.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'attrib.surgery' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

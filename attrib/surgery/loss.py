@@ -1,0 +1,193 @@
+"""SAIL's token-weighted DPO loss and the per-token log-probs it is computed from.
+
+``sail_loss`` is a pure function over per-token log-probs ``[B, T]``, token weights and response masks, so it drops into
+any training loop (plain PyTorch, TRL, Lightning). It is hand-written rather than taken from TRL because TRL's
+``DPOTrainer`` sums log-probs per sequence before the loss sees them; SAIL needs the per-token terms:
+
+    L = -log σ( Σ_t β(1 + α·w_t^w)·Δ_t^w − Σ_t β(1 − α·w_t^l)·Δ_t^l ),   Δ_t = log π(y_t|·) − log π_ref(y_t|·)
+
+The weights are detached inside the loss: they describe where the frozen reference model attends, not something to
+optimise. With ``alpha=0`` (or all weights 0) the loss is exactly standard DPO, which is the ablation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported lazily so that `import attrib` stays light
+    import torch
+
+
+def _check_shapes(**tensors: torch.Tensor) -> None:
+    shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+    groups = [("policy_chosen_logps", "ref_chosen_logps", "chosen_weights", "chosen_mask"),
+              ("policy_rejected_logps", "ref_rejected_logps", "rejected_weights", "rejected_mask")]
+    for group in groups:
+        first = shapes[group[0]]
+        if len(first) != 2:
+            raise ValueError(f"{group[0]} must be [batch, tokens], got {first}")
+        for name in group[1:]:
+            if shapes[name] != first:
+                raise ValueError(f"{name} has shape {shapes[name]}, expected {first} like {group[0]}")
+    if shapes[groups[0][0]][0] != shapes[groups[1][0]][0]:
+        raise ValueError("chosen and rejected batches differ in size")
+
+
+def weighted_margin(
+    policy_logps: torch.Tensor,
+    ref_logps: torch.Tensor,
+    weights: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    beta: float,
+    alpha: float,
+    sign: float,
+) -> torch.Tensor:
+    """Σ_t β(1 + sign·α·w_t)·Δ_t over the response tokens of each row -> ``[B]`` (weights detached)."""
+    delta = policy_logps - ref_logps.detach()
+    scale = beta * (1.0 + sign * alpha * weights.detach().to(delta.dtype))
+    return (scale * delta * mask.to(delta.dtype)).sum(dim=-1)
+
+
+def sail_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    chosen_weights: torch.Tensor,
+    rejected_weights: torch.Tensor,
+    chosen_mask: torch.Tensor,
+    rejected_mask: torch.Tensor,
+    beta: float = 0.1,
+    alpha: float = 0.5,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Token-weighted DPO loss of SAIL.
+
+    All tensors are ``[B, T]`` per-token values aligned on response tokens (``*_mask`` is 1 on response tokens, 0 on
+    prompt and padding); chosen and rejected may have different ``T``. Weights are expected in ``[0, 1]`` and are
+    detached. ``reduction``: "mean" (scalar), "sum" or "none" (``[B]``).
+    """
+    import torch.nn.functional as F
+
+    _check_shapes(
+        policy_chosen_logps=policy_chosen_logps, ref_chosen_logps=ref_chosen_logps,
+        chosen_weights=chosen_weights, chosen_mask=chosen_mask,
+        policy_rejected_logps=policy_rejected_logps, ref_rejected_logps=ref_rejected_logps,
+        rejected_weights=rejected_weights, rejected_mask=rejected_mask,
+    )
+    chosen = weighted_margin(policy_chosen_logps, ref_chosen_logps, chosen_weights, chosen_mask,
+                             beta=beta, alpha=alpha, sign=+1.0)
+    rejected = weighted_margin(policy_rejected_logps, ref_rejected_logps, rejected_weights, rejected_mask,
+                               beta=beta, alpha=alpha, sign=-1.0)
+    losses = -F.logsigmoid(chosen - rejected)
+    return _reduce(losses, reduction)
+
+
+def dpo_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    beta: float = 0.1,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Standard DPO (Rafailov et al.) over *sequence* log-probs ``[B]``: −log σ(β[(π_w−ref_w) − (π_l−ref_l)])."""
+    import torch.nn.functional as F
+
+    logits = (policy_chosen_logps - ref_chosen_logps.detach()) - (policy_rejected_logps - ref_rejected_logps.detach())
+    return _reduce(-F.logsigmoid(beta * logits), reduction)
+
+
+def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "none":
+        return losses
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Per-token log-probs from a causal LM
+
+
+def token_logps(logits: torch.Tensor, input_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Log-prob of each actual token given its prefix, zeroed outside the response: ``[B, T]`` aligned with input_ids.
+
+    Position ``t`` holds log p(input_ids[t] | input_ids[:t]) (taken from ``logits[t-1]``); position 0 is 0.
+    """
+    import torch
+
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    picked = logp.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    out = torch.zeros(input_ids.shape, dtype=picked.dtype, device=picked.device)
+    out[:, 1:] = picked
+    return out * response_mask.to(out.dtype)
+
+
+def response_logps(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Run ``model`` on an encoded batch (``input_ids``, ``attention_mask``, ``response_mask``) -> ``[B, T]`` log-probs."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    return token_logps(out.logits, batch["input_ids"], batch["response_mask"])
+
+
+def encode_prompt_response(
+    tokenizer: Any,
+    messages: Sequence[dict[str, str]],
+    response: str,
+    *,
+    max_response_tokens: int | None = None,
+) -> dict[str, list[int]]:
+    """Tokenize a chat prompt (rendered with the tokenizer's chat template) followed by ``response`` and end-of-turn.
+
+    Returns ``input_ids``, ``attention_mask`` and ``response_mask`` (1 on the response tokens and the end-of-turn token,
+    which the model must learn to emit) as plain lists; :func:`collate` pads them into tensors.
+    """
+    prompt_ids = render_prompt_ids(tokenizer, messages)
+    resp_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+    if max_response_tokens is not None:
+        resp_ids = resp_ids[:max_response_tokens]
+    eot = _end_of_turn_id(tokenizer)
+    if eot is not None:
+        resp_ids = [*resp_ids, eot]
+    ids = [*prompt_ids, *resp_ids]
+    return {
+        "input_ids": ids,
+        "attention_mask": [1] * len(ids),
+        "response_mask": [0] * len(prompt_ids) + [1] * len(resp_ids),
+    }
+
+
+def render_prompt_ids(tokenizer: Any, messages: Sequence[dict[str, str]]) -> list[int]:
+    """The prompt's token ids with the assistant turn opened (chat template when the tokenizer has one)."""
+    if getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "keys"):
+            ids = ids["input_ids"]
+        return list(ids)
+    text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
+    return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+def _end_of_turn_id(tokenizer: Any) -> int | None:
+    for tok in ("<|im_end|>", "<|eot_id|>"):
+        tid = tokenizer.convert_tokens_to_ids(tok)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid >= 0:
+            return tid
+    return tokenizer.eos_token_id
+
+
+def collate(rows: Sequence[dict[str, list[int]]], pad_id: int, extra: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """Right-pad encoded rows into ``[B, T]`` tensors; ``extra`` names float per-token fields (e.g. token weights)."""
+    import torch
+
+    width = max(len(r["input_ids"]) for r in rows)
+    out: dict[str, torch.Tensor] = {}
+    for key, fill in (("input_ids", pad_id), ("attention_mask", 0), ("response_mask", 0)):
+        out[key] = torch.tensor([list(r[key]) + [fill] * (width - len(r[key])) for r in rows], dtype=torch.long)
+    for key in extra:
+        out[key] = torch.tensor([list(r[key]) + [0.0] * (width - len(r[key])) for r in rows], dtype=torch.float32)
+    return out
