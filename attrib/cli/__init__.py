@@ -25,8 +25,11 @@ app = typer.Typer(
 #: Topic modules, in the order their commands appear in --help.
 TOPICS = ("analyze", "ingest", "traces", "export", "evaluate", "heads", "sail", "app")
 
+_typer_app = app
 for _topic in TOPICS:
-    importlib.import_module(f"attrib.cli.{_topic}").register(app)
+    importlib.import_module(f"attrib.cli.{_topic}").register(_typer_app)
+# importing the submodule attrib.cli.app rebinds the package attribute `app`; put the Typer app back
+app = _typer_app
 
 
 def main() -> None:
