@@ -1,9 +1,72 @@
-"""CLI topic 'ingest' (placeholder until its issue lands)."""
+"""CLI topic 'ingest': ``attrib ingest PATH...`` -> :func:`attrib.store.api.ingest`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from attrib.cli._common import console, err_console
+from attrib.errors import EXIT_BAD_INPUT
 
 
 def register(app: typer.Typer) -> None:
-    """Add this topic's commands to the app."""
+    """Add ``attrib ingest``."""
+
+    @app.command("ingest")
+    def ingest_cmd(
+        paths: list[str] = typer.Argument(..., help="Files, folders (searched for .json/.jsonl) or globs ('logs/**/*.json')."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store file [default: ./attrib.duckdb or $ATTRIB_STORE]."),
+        format: str = typer.Option(None, "--format", "-f", help="Skip detection: whowhen, otlp, chat or attrib."),
+        model_config: Path = typer.Option(None, "--model-config", help="JSON with n_layers, n_heads, d_model... to "
+                                          "shape-check activation files against (else the files' own metadata)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table; errors only."),
+    ) -> None:
+        """Read multi-agent run logs into the store (one transaction per file; re-ingesting is a no-op).
+
+        Formats are detected from content: Who&When JSON, OTLP JSON (GenAI / OpenInference spans),
+        chat logs (JSON/JSONL of {role, name, content}) and attrib's own trace JSON.
+
+        Example:  attrib ingest ../shared/data/who_and_when traces/otlp_agents.json
+        """
+        from attrib.store.api import ingest
+
+        cfg = None
+        if model_config is not None:
+            from attrib.cli._common import handle_errors
+            from attrib.readers._common import loads
+
+            with handle_errors():
+                if not model_config.exists():
+                    from attrib.errors import InputError
+
+                    raise InputError(model_config, None, "no such file")
+                cfg = loads(model_config.read_bytes(), model_config)
+        report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg)
+        if not report.files:
+            err_console.print("[bold red]error:[/] no input files matched", highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT)
+        if not quiet:
+            from rich.table import Table
+
+            table = Table(title=f"ingested into {store or 'attrib.duckdb'}", title_justify="left")
+            for col in ("format", "files", "traces", "steps", "new/changed", "unchanged"):
+                table.add_column(col, justify="left" if col == "format" else "right")
+            by_fmt: dict[str, list[int]] = {}
+            for f in report.files:
+                if f.ok:
+                    row = by_fmt.setdefault(",".join(f.formats), [0, 0, 0, 0, 0])
+                    for i, v in enumerate((1, f.traces, f.steps, f.new, f.unchanged)):
+                        row[i] += v
+            for fmt, row in sorted(by_fmt.items()):
+                table.add_row(fmt, *map(str, row))
+            s = report.summary()
+            table.add_row("[bold]total", str(s["files"] - s["failed"]), str(s["traces"]), str(s["steps"]),
+                          str(s["new_or_changed"]), str(s["unchanged"]))
+            console.print(table)
+        for f in report.failed:
+            err_console.print(f"[bold red]error:[/] {f.error}", highlight=False, soft_wrap=True)
+        if report.failed:
+            err_console.print(f"[bold red]{len(report.failed)} of {len(report.files)} file(s) failed[/]; "
+                              "nothing from them was stored", highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT)

@@ -1,9 +1,165 @@
-"""CLI topic 'traces' (placeholder until its issue lands)."""
+"""CLI topic 'traces': ``attrib traces list`` and ``attrib traces show ID`` (store queries and a timeline)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from attrib.cli._common import console, handle_errors
+
+_COLORS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan", "bright_magenta",
+           "bright_green", "orange3")
+
+
+def _one_line(text: str, width: int) -> str:
+    s = " ".join(text.split())
+    return s if len(s) <= width else s[: max(0, width - 1)] + "…"
+
+
+def load_any(ref: str, store: Path | None = None) -> Any:
+    """A trace from a file path, else from the store by id (raises NotFoundError)."""
+    p = Path(ref)
+    if p.is_file():
+        from attrib.readers import load_trace
+
+        return load_trace(p)
+    from attrib.store import open_store
+
+    with open_store(store, read_only=True) as st:
+        return st.get_trace(ref)
+
+
+def timeline(trace: Any, width: int = 110, full: bool = False) -> Any:
+    """A rich renderable: the steps in order, agent-coloured, indented under their parent step."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    colors = {a: _COLORS[i % len(_COLORS)] for i, a in enumerate(trace.agents)}
+    depth: dict[int, int] = {}
+    t0 = next((s.start_time for s in trace.steps if s.start_time is not None), None)
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False, expand=False)
+    table.add_column("#", justify="right", style="dim")
+    if t0 is not None:
+        table.add_column("t+s", justify="right", style="dim")
+    table.add_column("agent", no_wrap=True)
+    table.add_column("role", style="dim", no_wrap=True)
+    table.add_column("what happened", overflow="fold")
+    label = trace.label
+    for s in trace.steps:
+        d = depth[s.index] = (depth.get(s.parents[0], -1) + 1) if s.parents else 0
+        body = Text("  " * d)
+        if s.parents and len(s.parents) > 1:
+            body.append(f"↳{','.join(map(str, s.parents))} ", style="dim")
+        content = s.content if full else _one_line(s.content, width)
+        calls = [f"→ {c.name}({_one_line(c.arguments, width // 2)})" for c in s.tool_calls]
+        if s.tool_results:  # a tool step: the call, then what came back
+            body.append("\n".join(calls), style="bold")
+            for r in s.tool_results:
+                text = r.content if full else _one_line(r.content, width)
+                body.append(("\n" if calls else "") + f"← {text}", style="red" if r.is_error else "")
+        else:
+            body.append(content or "")
+            for c in calls:
+                body.append(("\n" if content else "") + c, style="bold")
+        if s.metadata.get("error") and not s.tool_results:
+            body.append(f"  [error: {s.metadata['error']}]", style="red")
+        idx = Text(str(s.index), style="bold red" if label and label.mistake_step == s.index else "dim")
+        row: list[Any] = [idx]
+        if t0 is not None:
+            row.append(f"{s.start_time - t0:.1f}" if s.start_time is not None else "")
+        row += [Text(s.agent, style=colors.get(s.agent, "white")), s.role, body]
+        table.add_row(*row)
+    head = Text()
+    head.append(f"{trace.id}", style="bold")
+    head.append(f"  ({trace.source_format}, {trace.n_steps} steps, outcome: {trace.outcome})\n", style="dim")
+    if trace.task:
+        head.append("task: ", style="bold")
+        head.append(_one_line(trace.task, width * 2) if not full else trace.task)
+        head.append("\n")
+    head.append("agents: ", style="bold")
+    for i, a in enumerate(trace.agents):
+        head.append(("" if i == 0 else ", ") + a, style=colors[a])
+    parts: list[Any] = [head, table]
+    tail = Text()
+    if trace.final_answer:
+        tail.append("final answer: ", style="bold")
+        tail.append(_one_line(trace.final_answer, width * 2) + "\n")
+    if trace.ground_truth is not None:
+        tail.append("ground truth: ", style="bold")
+        tail.append(_one_line(trace.ground_truth, width * 2) + "\n")
+    if label is not None:
+        tail.append("annotated mistake: ", style="bold red")
+        tail.append(f"{label.mistake_agent} at step {label.mistake_step}")
+        if label.reason:
+            tail.append(f" — {_one_line(label.reason, width * 2)}", style="dim")
+    if tail:
+        parts.append(tail)
+    return Group(*parts)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this topic's commands to the app."""
+    """Add ``attrib traces list|show``."""
+    traces = typer.Typer(help="List stored traces and show one as a timeline of steps by agent.",
+                         no_args_is_help=True)
+    app.add_typer(traces, name="traces")
+
+    @traces.command("list")
+    def list_cmd(
+        store: Path = typer.Option(None, "--store", "-s", help="Store file [default: ./attrib.duckdb or $ATTRIB_STORE]."),
+        source: str = typer.Option(None, "--source", help="Format (whowhen, otlp, chat) or Who&When subset (algorithm, hand)."),
+        outcome: str = typer.Option(None, "--outcome", help="failed, succeeded or unknown."),
+        agent: str = typer.Option(None, "--agent", help="Only traces in which this agent speaks."),
+        limit: int = typer.Option(50, "--limit", "-n", help="At most this many rows (0 = all)."),
+        offset: int = typer.Option(0, "--offset", help="Skip this many rows first."),
+        as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
+    ) -> None:
+        """List stored traces (id, format, outcome, steps, agents, task).
+
+        Example:  attrib traces list --source hand --agent WebSurfer -n 10
+        """
+        from attrib.store import open_store
+
+        with handle_errors(), open_store(store, read_only=True) as st:
+            rows = st.list_traces(source=source, outcome=outcome, agent=agent, limit=limit or None, offset=offset)
+            total = st.count_traces(source=source, outcome=outcome, agent=agent)
+        if as_json:
+            import orjson
+
+            for r in rows:
+                typer.echo(orjson.dumps(r, default=str).decode())
+            return
+        from rich.table import Table
+
+        table = Table(title=f"{len(rows)} of {total} trace(s)", title_justify="left")
+        table.add_column("id", overflow="fold", min_width=20)
+        table.add_column("format", min_width=9)
+        table.add_column("outcome", min_width=7)
+        table.add_column("steps", justify="right", min_width=5)
+        table.add_column("agents", ratio=1, min_width=12)
+        table.add_column("task", overflow="ellipsis", no_wrap=True, ratio=1, min_width=10)
+        for r in rows:
+            table.add_row(r["trace_id"], r["subset"] or r["source_format"], r["outcome"], str(r["n_steps"]),
+                          ", ".join(r["agents"]), _one_line(r["task"] or "", 60))
+        console.print(table)
+
+    @traces.command("show")
+    def show_cmd(
+        trace_id: str = typer.Argument(..., metavar="ID", help="A trace id in the store, or a trace file."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store file [default: ./attrib.duckdb or $ATTRIB_STORE]."),
+        full: bool = typer.Option(False, "--full", help="Show whole messages instead of one line each."),
+        width: int = typer.Option(110, "--width", help="Characters of each message to show."),
+        as_json: bool = typer.Option(False, "--json", help="Print the trace as attrib JSON."),
+    ) -> None:
+        """Show one trace as a timeline: step, time, agent, role, message, tool calls (→) and results (←).
+
+        Example:  attrib traces show whowhen-algorithm-1
+        """
+        with handle_errors():
+            trace = load_any(trace_id, store)
+        if as_json:
+            typer.echo(trace.to_json().decode())
+            return
+        console.print(timeline(trace, width=width, full=full))

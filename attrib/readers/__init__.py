@@ -9,11 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from attrib.errors import InputError
+from attrib.readers._common import check_encoding
 from attrib.readers.base import Reader
+from attrib.readers.chat import ChatReader
+from attrib.readers.native import NativeReader
+from attrib.readers.otlp import OTLPReader
 from attrib.readers.whowhen import WhoWhenReader
 from attrib.trace import Trace
 
-READERS: dict[str, Reader] = {r.name: r for r in (WhoWhenReader(),)}
+READERS: dict[str, Reader] = {r.name: r for r in (WhoWhenReader(), OTLPReader(), ChatReader(), NativeReader())}
 
 #: Files larger than this are refused with a clear error instead of exhausting memory.
 MAX_BYTES = 512 * 1024 * 1024
@@ -42,13 +46,34 @@ def read_path(path: str | Path, format: str | None = None, max_bytes: int = MAX_
     data = path.read_bytes()
     if not data.strip():
         raise InputError(path, None, "empty file")
+    data = check_encoding(data, path)
     if format is not None:
         if format not in READERS:
             raise InputError(path, "--format", f"unknown format {format!r} (known: {', '.join(READERS)})")
         reader = READERS[format]
     else:
         reader = detect(data, path)
-    return reader.read(data, path)
+    traces = reader.read(data, path)
+    for t in traces:
+        validate(t, path)
+    return traces
+
+
+def validate(trace: Trace, path: str | Path | None = None) -> Trace:
+    """Check the invariants every reader must keep: steps numbered 0..n-1, parents point to earlier steps."""
+    if not trace.steps:
+        raise InputError(path, "steps", f"trace {trace.id}: empty, a trace needs at least one step")
+    for i, s in enumerate(trace.steps):
+        if s.index != i:
+            raise InputError(path, f"steps[{i}].index", f"trace {trace.id}: expected {i}, got {s.index}")
+        for p in s.parents:
+            if not 0 <= p < i:
+                raise InputError(path, f"steps[{i}].parents", f"trace {trace.id}: step {i} references parent "
+                                 f"step {p}, which is not an earlier step (missing parent)")
+    if trace.label is not None and not 0 <= trace.label.mistake_step < len(trace.steps):
+        raise InputError(path, "label.mistake_step", f"trace {trace.id}: {trace.label.mistake_step} is outside "
+                         f"the steps (0..{len(trace.steps) - 1})")
+    return trace
 
 
 def load_trace(path: str | Path, format: str | None = None) -> Trace:
@@ -59,4 +84,4 @@ def load_trace(path: str | Path, format: str | None = None) -> Trace:
     return traces[0]
 
 
-__all__ = ["READERS", "Reader", "detect", "load_trace", "read_path"]
+__all__ = ["READERS", "Reader", "detect", "load_trace", "read_path", "validate"]

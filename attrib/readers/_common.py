@@ -1,0 +1,176 @@
+"""Helpers every JSON reader shares: encoding checks, JSON decoding with one-line errors, small coercions.
+
+Decoders (orjson, msgspec) report byte offsets; users need line:column and a hint about what was
+expected, so errors are translated here once instead of in each reader.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+
+from attrib.errors import InputError
+
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32-LE"),
+    (b"\x00\x00\xfe\xff", "UTF-32-BE"),
+    (b"\xff\xfe", "UTF-16-LE"),
+    (b"\xfe\xff", "UTF-16-BE"),
+)
+_BYTE = re.compile(r"\(byte (\d+)\)|char (\d+)")
+
+
+def check_encoding(data: bytes, path: Path) -> bytes:
+    """Refuse UTF-16/32 input with a clear line; strip a UTF-8 byte-order mark."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            raise InputError(path, "encoding", f"file is {name} (byte-order mark); expected UTF-8 JSON "
+                             f"(convert with: iconv -f {name} -t UTF-8)")
+    head = data[:64]
+    if len(head) >= 4 and head.count(b"\x00") >= len(head) // 4:
+        raise InputError(path, "encoding", "file looks UTF-16/32 (NUL bytes between characters); expected UTF-8 JSON")
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:]
+    return data
+
+
+def line_col(data: bytes, pos: int) -> tuple[int, int]:
+    """1-based line and column of byte offset ``pos``."""
+    pos = max(0, min(pos, len(data)))
+    line = data.count(b"\n", 0, pos) + 1
+    col = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+    return line, col
+
+
+def _bad_utf8_at(data: bytes) -> int | None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start
+    return None
+
+
+def decode_error(e: Exception, data: bytes, path: Path, line_offset: int = 0) -> InputError:
+    """Turn an orjson/msgspec decode error into an :class:`InputError` with line:column."""
+    msg = str(e)
+    bad = _bad_utf8_at(data) if ("utf-8" in msg.lower() or "utf8" in msg.lower() or "malformed" in msg) else None
+    if bad is not None:
+        line, col = line_col(data, bad)
+        return InputError(path, f"line {line + line_offset} col {col}",
+                          f"byte 0x{data[bad]:02x} is not valid UTF-8 (latin-1/cp1252 file?); expected UTF-8 JSON")
+    if "truncated" in msg.lower() or ("unexpected end" in msg.lower()):
+        line, col = line_col(data, len(data))
+        return InputError(path, f"line {line + line_offset} col {col}",
+                          "file ends in the middle of a JSON value (truncated?)")
+    pos = getattr(e, "pos", None)
+    if pos is None:
+        m = _BYTE.search(msg)
+        if m:
+            pos = int(m.group(1) or m.group(2))
+    if isinstance(e, msgspec.ValidationError):
+        # msgspec names the JSON path: "Expected `str`, got `int` - at `$.resourceSpans[0]...`"
+        text, _, where = msg.partition(" - at ")
+        return InputError(path, where.strip("`") or None, text)
+    if pos is not None:
+        line, col = line_col(data, pos)
+        if pos >= len(data.rstrip()):
+            return InputError(path, f"line {line + line_offset} col {col}",
+                              "file ends in the middle of a JSON value (truncated?)")
+        return InputError(path, f"line {line + line_offset} col {col}", f"malformed JSON ({msg.split(':')[0]})")
+    return InputError(path, None, f"malformed JSON ({msg})")
+
+
+def loads(data: bytes, path: Path, line_offset: int = 0) -> Any:
+    """``orjson.loads`` with errors as :class:`InputError` (file, line:col, what went wrong)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise decode_error(e, data, path, line_offset) from None
+
+
+def iter_jsonl(data: bytes, path: Path) -> list[tuple[int, Any]]:
+    """Decode JSON Lines: ``[(line_number, value)]`` for every non-blank line."""
+    out = []
+    for n, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append((n, orjson.loads(line)))
+        except orjson.JSONDecodeError as e:
+            err = decode_error(e, line, path)
+            raise InputError(path, f"line {n}", err.message) from None
+    return out
+
+
+def looks_jsonl(data: bytes) -> bool:
+    """More than one line that starts a JSON object: JSON Lines rather than one document."""
+    first_nl = data.find(b"\n", 0, 1 << 20)
+    if first_nl < 0:
+        return False
+    first = data[:first_nl].strip()
+    rest = data[first_nl:].lstrip()
+    return first.startswith(b"{") and first.endswith(b"}") and rest.startswith(b"{")
+
+
+def as_text(value: Any) -> str:
+    """Message content as text: strings as-is, OpenAI content parts joined, anything else as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(p, dict) for p in value):
+        texts = [p.get("text") or p.get("content") for p in value]
+        if all(isinstance(t, str) for t in texts):
+            return "\n".join(texts)  # type: ignore[arg-type]
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return str(value)
+
+
+def as_int(value: Any) -> int | None:
+    """An int from an int, a numeric string or a float; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value == value and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def as_time(value: Any) -> float | None:
+    """Seconds since the epoch from a number (s, ms or ns, guessed by magnitude) or an ISO-8601 string."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        v = float(value)
+        if v != v:
+            return None
+        if v > 1e17:
+            return v / 1e9
+        if v > 1e14:
+            return v / 1e6
+        if v > 1e11:
+            return v / 1e3
+        return v
+    if isinstance(value, str) and value:
+        try:
+            return as_time(float(value))
+        except ValueError:
+            pass
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,603 @@
+"""OpenTelemetry traces: OTLP JSON exports and flat span lists (Phoenix, Langfuse, TRAIL) -> traces.
+
+Understands the OpenTelemetry GenAI conventions (``gen_ai.operation.name`` = ``invoke_agent`` /
+``execute_tool`` / ``chat``, ``gen_ai.agent.name``, ``gen_ai.tool.name``, ``gen_ai.usage.*``,
+``gen_ai.input/output.messages``) and OpenInference attributes (``openinference.span.kind``,
+``input.value``, ``output.value``, ``llm.input_messages.N.message.*``, ``llm.output_messages.N...``,
+``tool.name``, ``llm.token_count.*``).
+
+Mapping: every span becomes one step, ordered by start time (a parent always before its children);
+an agent span that has children contributes the task it was handed (its output goes to metadata,
+since it is produced by the children that follow);
+``Step.parents`` holds the index of the parent span's step; the step's agent is the span's own
+agent name, else the nearest enclosing agent span's, else the service name, else the span name.
+LLM spans carry their tool-call requests as ``ToolCall``; tool spans carry the call and its
+``ToolResult``. One :class:`Trace` per ``traceId`` in the file.
+
+Labels may ride along on the root span as ``attrib.label.mistake_agent`` and
+``attrib.label.mistake_span_id`` (or ``attrib.label.mistake_step``) plus ``attrib.label.reason``;
+``attrib.outcome`` overrides the outcome (else a root span with ERROR status means 'failed').
+
+Speed: the OTLP shape is decoded straight into msgspec Structs (no intermediate dicts), which keeps
+the reader within a small factor of raw ``orjson.loads`` on the same bytes (see bench/ingest).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+
+from attrib.errors import InputError
+from attrib.readers._common import as_int, as_text, as_time, check_encoding, decode_error, loads, looks_jsonl
+from attrib.trace import ActivationRef, Label, Step, ToolCall, ToolResult, Trace
+
+# --------------------------------------------------------------------------- OTLP JSON shape
+
+
+class _ArrayValue(msgspec.Struct):
+    values: list[_AnyValue] = []
+
+
+class _KvList(msgspec.Struct):
+    values: list[_KeyValue] = []
+
+
+class _AnyValue(msgspec.Struct):
+    stringValue: str | None = None
+    boolValue: bool | None = None
+    intValue: int | str | None = None
+    doubleValue: float | str | None = None
+    arrayValue: _ArrayValue | None = None
+    kvlistValue: _KvList | None = None
+    bytesValue: str | None = None
+
+
+class _KeyValue(msgspec.Struct):
+    key: str
+    value: _AnyValue | None = None
+
+
+class _Status(msgspec.Struct):
+    code: int | str | None = None
+    message: str = ""
+
+
+class _Span(msgspec.Struct):
+    traceId: str = ""
+    spanId: str = ""
+    parentSpanId: str = ""
+    name: str = ""
+    startTimeUnixNano: int | str = 0
+    endTimeUnixNano: int | str = 0
+    attributes: list[_KeyValue] = []
+    status: _Status | None = None
+
+
+class _Scope(msgspec.Struct):
+    spans: list[_Span] = []
+
+
+class _Resource(msgspec.Struct):
+    attributes: list[_KeyValue] = []
+
+
+class _ResourceSpans(msgspec.Struct):
+    resource: _Resource | None = None
+    scopeSpans: list[_Scope] = []
+    instrumentationLibrarySpans: list[_Scope] = []  # pre-1.0 OTLP name
+
+
+class _Export(msgspec.Struct):
+    resourceSpans: list[_ResourceSpans]
+
+
+_DECODER = msgspec.json.Decoder(_Export)
+
+
+def _value(v: _AnyValue | None) -> Any:
+    """An OTLP AnyValue as a Python value (ints from their proto3 string form)."""
+    if v is None:
+        return None
+    s = v.stringValue
+    if s is not None:
+        return s
+    if v.intValue is not None:
+        i = v.intValue
+        return i if isinstance(i, int) else as_int(i)
+    if v.boolValue is not None:
+        return v.boolValue
+    if v.doubleValue is not None:
+        d = v.doubleValue
+        return d if isinstance(d, float) else _float(d)
+    if v.arrayValue is not None:
+        return [_value(x) for x in v.arrayValue.values]
+    if v.kvlistValue is not None:
+        return {kv.key: _value(kv.value) for kv in v.kvlistValue.values}
+    return v.bytesValue
+
+
+def _float(s: str) -> float | None:
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+def _attrs(kvs: list[_KeyValue]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in kvs:
+        v = kv.value
+        s = v.stringValue if v is not None else None
+        out[kv.key] = s if s is not None else _value(v)
+    return out
+
+
+class _Rec:
+    """One span, format-independent: what the step builder needs."""
+
+    __slots__ = ("trace_id", "span_id", "parent_id", "name", "start", "end", "attrs", "error", "service", "where")
+
+    def __init__(self, trace_id: str, span_id: str, parent_id: str, name: str, start: int, end: int,
+                 attrs: dict[str, Any], error: str | None, service: str, where: str) -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.name = name
+        self.start = start
+        self.end = end
+        self.attrs = attrs
+        self.error = error
+        self.service = service
+        self.where = where
+
+
+def _nanos(x: int | str, path: Path, where: str) -> int:
+    if isinstance(x, int):
+        return x
+    v = as_int(x) if x else 0
+    if v is None:
+        raise InputError(path, where, f"expected an integer of nanoseconds, got {x!r}")
+    return v
+
+
+def _records_otlp(export: _Export, path: Path, prefix: str = "") -> list[_Rec]:
+    recs: list[_Rec] = []
+    for r, rs in enumerate(export.resourceSpans):
+        service = ""
+        if rs.resource is not None:
+            for kv in rs.resource.attributes:
+                if kv.key == "service.name":
+                    service = str(_value(kv.value) or "")
+        for s, scope in enumerate(rs.scopeSpans or rs.instrumentationLibrarySpans):
+            for i, sp in enumerate(scope.spans):
+                where = f"{prefix}resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
+                st = sp.status
+                code = st.code if st is not None else None
+                error = None
+                if code == 2 or code == "STATUS_CODE_ERROR" or code == "ERROR":
+                    error = st.message or "error"  # type: ignore[union-attr]
+                recs.append(_Rec(sp.traceId, sp.spanId, sp.parentSpanId, sp.name,
+                                 _nanos(sp.startTimeUnixNano, path, where + ".startTimeUnixNano"),
+                                 _nanos(sp.endTimeUnixNano, path, where + ".endTimeUnixNano"),
+                                 _attrs(sp.attributes), error, service, where))
+    return recs
+
+
+# --------------------------------------------------------------------------- flat span lists
+
+
+def _flatten(obj: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
+    elif isinstance(obj, list) and obj and all(isinstance(x, dict) for x in obj):
+        for i, v in enumerate(obj):
+            _flatten(v, f"{prefix}.{i}", out)
+    else:
+        out[prefix] = obj
+
+
+def _flat_time(span: dict[str, Any], *keys: str) -> int:
+    for k in keys:
+        t = as_time(span.get(k))
+        if t is not None:
+            return int(t * 1e9)
+    return 0
+
+
+def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[_Rec]:
+    """Phoenix / TRAIL style: span dicts with snake_case ids and an attributes dict, maybe nested children."""
+    recs: list[_Rec] = []
+    stack: list[tuple[Any, str, str]] = [(sp, f"spans[{i}]", "") for i, sp in reversed(list(enumerate(spans)))]
+    while stack:
+        sp, where, inherited_parent = stack.pop()
+        if not isinstance(sp, dict):
+            raise InputError(path, where, f"expected a span object, got {type(sp).__name__}")
+        ctx = sp.get("context") if isinstance(sp.get("context"), dict) else {}
+        span_id = sp.get("span_id") or sp.get("spanId") or ctx.get("span_id") or sp.get("id")
+        if not isinstance(span_id, str | int) or span_id == "":
+            raise InputError(path, f"{where}.span_id", "missing: every span needs an id")
+        trace_id = sp.get("trace_id") or sp.get("traceId") or ctx.get("trace_id") or default_trace
+        parent = sp.get("parent_span_id") or sp.get("parent_id") or sp.get("parentSpanId") or inherited_parent
+        raw_attrs = sp.get("span_attributes", sp.get("attributes")) or {}
+        attrs: dict[str, Any] = {}
+        if isinstance(raw_attrs, dict):
+            _flatten(raw_attrs, "", attrs)
+        elif isinstance(raw_attrs, list):  # OTLP-style key/value list
+            for kv in raw_attrs:
+                if isinstance(kv, dict) and isinstance(kv.get("key"), str):
+                    val = kv.get("value")
+                    if isinstance(val, dict) and len(val) == 1:
+                        val = next(iter(val.values()))
+                    attrs[kv["key"]] = val
+        kind = sp.get("span_kind")
+        if isinstance(kind, str) and "openinference.span.kind" not in attrs and kind.upper() in _OI_KINDS:
+            attrs["openinference.span.kind"] = kind.upper()
+        status = sp.get("status_code", (sp.get("status") or {}).get("status_code") if isinstance(sp.get("status"), dict) else None)
+        error = None
+        if isinstance(status, str) and "ERROR" in status.upper():
+            error = sp.get("status_message") or "error"
+        start = _flat_time(sp, "start_time", "startTime", "timestamp")
+        end = _flat_time(sp, "end_time", "endTime")
+        recs.append(_Rec(str(trace_id), str(span_id), str(parent or ""), str(sp.get("span_name") or sp.get("name") or ""),
+                         start, end or start, attrs, str(error) if error else None,
+                         str(sp.get("service_name") or ""), where))
+        children = sp.get("child_spans")
+        if isinstance(children, list):
+            for j in range(len(children) - 1, -1, -1):
+                stack.append((children[j], f"{where}.child_spans[{j}]", str(span_id)))
+    return recs
+
+
+_OI_KINDS = {"AGENT", "TOOL", "LLM", "CHAIN", "RETRIEVER", "EMBEDDING", "RERANKER", "GUARDRAIL", "EVALUATOR"}
+
+# --------------------------------------------------------------------------- spans -> steps
+
+
+def _kind(a: dict[str, Any]) -> str:
+    op = a.get("gen_ai.operation.name")
+    if op is not None:
+        if op in ("invoke_agent", "create_agent"):
+            return "agent"
+        if op == "execute_tool":
+            return "tool"
+        if op in ("chat", "text_completion", "generate_content"):
+            return "llm"
+    oi = a.get("openinference.span.kind")
+    if isinstance(oi, str):
+        oi = oi.upper()
+        if oi == "AGENT":
+            return "agent"
+        if oi == "TOOL":
+            return "tool"
+        if oi == "LLM":
+            return "llm"
+        return oi.lower()
+    if "gen_ai.tool.name" in a:
+        return "tool"
+    if "gen_ai.agent.name" in a:
+        return "agent"
+    if "gen_ai.request.model" in a or "llm.model_name" in a:
+        return "llm"
+    return "span"
+
+
+def _own_agent(rec: _Rec, kind: str) -> str | None:
+    a = rec.attrs
+    name = a.get("gen_ai.agent.name") or a.get("agent.name")
+    if name:
+        return str(name)
+    if kind == "agent":
+        n = rec.name
+        return n[len("invoke_agent "):] if n.startswith("invoke_agent ") else n or None
+    return None
+
+
+def _json_list(v: Any) -> list[Any] | None:
+    if isinstance(v, list):
+        return v
+    if isinstance(v, str) and v[:1] == "[":
+        try:
+            x = orjson.loads(v)
+        except orjson.JSONDecodeError:
+            return None
+        return x if isinstance(x, list) else None
+    return None
+
+
+def _genai_messages(v: Any) -> tuple[str, list[ToolCall]]:
+    """Text and tool calls of ``gen_ai.output.messages`` (a JSON list of {role, parts})."""
+    msgs = _json_list(v) or []
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for m in msgs:
+        if not isinstance(m, dict):
+            continue
+        parts = m.get("parts")
+        if not isinstance(parts, list):
+            if m.get("content") is not None:
+                texts.append(as_text(m.get("content")))
+            continue
+        for p in parts:
+            if not isinstance(p, dict):
+                continue
+            t = p.get("type")
+            if t == "text" and p.get("content") is not None:
+                texts.append(as_text(p.get("content")))
+            elif t == "tool_call":
+                args = p.get("arguments")
+                calls.append(ToolCall(name=str(p.get("name") or ""),
+                                      arguments=args if isinstance(args, str) else as_text(args),
+                                      id=None if p.get("id") is None else str(p.get("id"))))
+    return "\n".join(texts), calls
+
+
+def _indexed_messages(a: dict[str, Any], base: str) -> tuple[str, list[ToolCall]]:
+    """Text and tool calls of OpenInference ``llm.output_messages.N.message.*`` (or OpenLLMetry
+    ``gen_ai.completion.N.*``) flattened attributes."""
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    oi = base.startswith("llm.")
+    i = 0
+    while True:
+        p = f"{base}.{i}.message." if oi else f"{base}.{i}."
+        c = a.get(p + "content")
+        has_any = c is not None or (p + "role") in a or (p + "tool_calls.0.tool_call.function.name") in a \
+            or (p + "tool_calls.0.name") in a
+        if not has_any:
+            break
+        if c is not None:
+            texts.append(as_text(c))
+        j = 0
+        while True:
+            q = f"{p}tool_calls.{j}.tool_call." if oi else f"{p}tool_calls.{j}."
+            name = a.get(q + "function.name") if oi else a.get(q + "name")
+            if name is None:
+                break
+            args = a.get(q + "function.arguments") if oi else a.get(q + "arguments")
+            cid = a.get(q + "id")
+            calls.append(ToolCall(name=str(name), arguments=as_text(args), id=None if cid is None else str(cid)))
+            j += 1
+        i += 1
+    return "\n".join(texts), calls
+
+
+def _llm_output(a: dict[str, Any]) -> tuple[str, list[ToolCall]]:
+    if "llm.output_messages.0.message.content" in a or "llm.output_messages.0.message.role" in a:
+        return _indexed_messages(a, "llm.output_messages")
+    if "gen_ai.output.messages" in a:
+        return _genai_messages(a["gen_ai.output.messages"])
+    if "gen_ai.completion.0.content" in a or "gen_ai.completion.0.role" in a:
+        return _indexed_messages(a, "gen_ai.completion")
+    if "gen_ai.completion" in a:
+        return _genai_messages(a["gen_ai.completion"])
+    return as_text(a.get("output.value")), []
+
+
+def _first_user_input(a: dict[str, Any]) -> str:
+    v = a.get("input.value")
+    if isinstance(v, str):
+        return v
+    i = 0
+    while f"llm.input_messages.{i}.message.role" in a:
+        if a.get(f"llm.input_messages.{i}.message.role") == "user":
+            return as_text(a.get(f"llm.input_messages.{i}.message.content"))
+        i += 1
+    msgs = _json_list(a.get("gen_ai.input.messages")) or []
+    for m in msgs:
+        if isinstance(m, dict) and m.get("role") == "user":
+            parts = m.get("parts")
+            if isinstance(parts, list):
+                return "\n".join(as_text(p.get("content")) for p in parts if isinstance(p, dict))
+            return as_text(m.get("content"))
+    return ""
+
+
+_ROLE = {"agent": "agent", "tool": "tool", "llm": "assistant"}
+
+
+def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, base_dir: Path,
+          has_children: bool) -> Step:
+    a = rec.attrs
+    calls: list[ToolCall] = []
+    results: tuple[ToolResult, ...] = ()
+    if kind == "llm":
+        content, calls = _llm_output(a)
+    elif kind == "tool":
+        name = str(a.get("gen_ai.tool.name") or a.get("tool.name") or rec.name.removeprefix("execute_tool "))
+        cid = a.get("gen_ai.tool.call.id")
+        cid = None if cid is None else str(cid)
+        args = a.get("gen_ai.tool.call.arguments", a.get("tool.parameters", a.get("input.value")))
+        out = a.get("gen_ai.tool.call.result", a.get("output.value"))
+        content = as_text(out) if out is not None else (rec.error or "")
+        calls = [ToolCall(name=name, arguments=as_text(args), id=cid)]
+        results = (ToolResult(content=content, call_id=cid, name=name, is_error=rec.error is not None),)
+    elif kind == "agent" and has_children and a.get("input.value") is not None:
+        # an agent span starts when it is handed its task; its output is the sum of its children's work,
+        # so the step's content is the task it received and the output is kept in metadata
+        content = as_text(a.get("input.value"))
+    else:
+        content = as_text(a.get("output.value"))
+    meta: dict[str, Any] = {"span_id": rec.span_id, "span_name": rec.name, "kind": kind}
+    if kind != "llm":
+        inp = a.get("input.value")
+        if inp is not None:
+            meta["input"] = as_text(inp)
+        out = a.get("output.value")
+        if kind == "agent" and out is not None:
+            meta["output"] = as_text(out)
+    model = a.get("gen_ai.request.model") or a.get("llm.model_name")
+    if model:
+        meta["model"] = str(model)
+    if rec.error is not None:
+        meta["error"] = rec.error
+    tin = a.get("gen_ai.usage.input_tokens", a.get("llm.token_count.prompt"))
+    tout = a.get("gen_ai.usage.output_tokens", a.get("llm.token_count.completion"))
+    act = None
+    ap = a.get("attrib.activation.path")
+    if isinstance(ap, str) and ap:
+        p = Path(ap)
+        hooks = a.get("attrib.activation.hooks") or ()
+        act = ActivationRef(path=str(p if p.is_absolute() else base_dir / p),
+                            hooks=tuple(str(h) for h in hooks) if isinstance(hooks, list) else (),
+                            format=str(a.get("attrib.activation.format") or p.suffix.lstrip(".") or "safetensors"))
+    return Step(
+        index=idx,
+        agent=agent,
+        role=_ROLE.get(kind, kind),
+        content=content,
+        tool_calls=tuple(calls),
+        tool_results=results,
+        parents=() if parent is None else (parent,),
+        start_time=rec.start / 1e9 if rec.start else None,
+        end_time=rec.end / 1e9 if rec.end else None,
+        tokens_in=as_int(tin),
+        tokens_out=as_int(tout),
+        activation=act,
+        metadata=meta,
+    )
+
+
+def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str = "otlp") -> Trace:
+    """Turn the spans of one trace into a time-ordered :class:`Trace` with parent links."""
+    by_id: dict[str, _Rec] = {}
+    for r in recs:
+        if not r.span_id:
+            raise InputError(path, f"{r.where}.spanId", "missing: every span needs an id")
+        if r.span_id in by_id:
+            raise InputError(path, f"{r.where}.spanId", f"duplicate span id {r.span_id!r} in trace {trace_id}")
+        by_id[r.span_id] = r
+    children: dict[str, list[_Rec]] = {}
+    roots: list[_Rec] = []
+    for r in recs:
+        p = r.parent_id
+        if p:
+            if p not in by_id:
+                raise InputError(path, f"{r.where}.parentSpanId",
+                                 f"span {r.span_id} references parent span {p} that is not in the file")
+            children.setdefault(p, []).append(r)
+        else:
+            roots.append(r)
+    # parent-first walk: depth, effective start (a child never sorts before its parent), kind, agent
+    info: dict[str, tuple[int, int, str, str | None]] = {}
+    order: list[tuple[int, int, int, _Rec]] = []
+    stack = [(r, 0, r.start, None) for r in reversed(roots)]
+    n = 0
+    while stack:
+        r, depth, eff, enclosing = stack.pop()
+        kind = _kind(r.attrs)
+        own = _own_agent(r, kind)
+        agent = own or enclosing
+        info[r.span_id] = (depth, eff, kind, agent)
+        order.append((eff, depth, n, r))
+        n += 1
+        for c in reversed(children.get(r.span_id, ())):
+            stack.append((c, depth + 1, max(c.start, eff), own if kind == "agent" and own else enclosing))
+    if len(info) != len(by_id):
+        stuck = next(r for r in recs if r.span_id not in info)
+        raise InputError(path, f"{stuck.where}.parentSpanId", f"span {stuck.span_id} is part of a parent cycle")
+    order.sort(key=lambda t: (t[0], t[1], t[2]))
+    index = {t[3].span_id: i for i, t in enumerate(order)}
+    base_dir = path.parent
+    steps = []
+    for i, (_, _, _, r) in enumerate(order):
+        _, _, kind, agent = info[r.span_id]
+        name = agent or (r.service if r.service and not r.service.startswith("unknown_service") else "") or r.name or "unknown"
+        steps.append(_step(i, r, kind, name, index[r.parent_id] if r.parent_id else None, base_dir,
+                           r.span_id in children))
+    root = order[0][3]
+    ra = root.attrs
+    outcome = ra.get("attrib.outcome")
+    if outcome not in ("failed", "succeeded", "unknown"):
+        outcome = "failed" if root.error is not None else "unknown"
+    label = _label(ra, index, path, len(steps), root.where)
+    kind0 = info[root.span_id][2]
+    final = as_text(ra.get("output.value")) or (steps[0].content if kind0 != "tool" else None)
+    gt = ra.get("attrib.ground_truth")
+    return Trace(
+        id=str(ra.get("attrib.trace_id") or trace_id),
+        source_format=source_format,
+        steps=tuple(steps),
+        task=as_text(ra.get("attrib.task")) or _first_user_input(ra),
+        outcome=outcome,
+        final_answer=final or None,
+        ground_truth=None if gt is None else as_text(gt),
+        label=label,
+        metadata={"trace_id": trace_id, "n_spans": len(steps), "service": root.service},
+    )
+
+
+def _label(a: dict[str, Any], index: dict[str, int], path: Path, n: int, where: str) -> Label | None:
+    agent = a.get("attrib.label.mistake_agent")
+    if agent is None:
+        return None
+    sid = a.get("attrib.label.mistake_span_id")
+    if sid is not None:
+        if str(sid) not in index:
+            raise InputError(path, f"{where}.attributes[attrib.label.mistake_span_id]",
+                             f"span {sid} is not in this trace")
+        step = index[str(sid)]
+    else:
+        step = as_int(a.get("attrib.label.mistake_step"))
+        if step is None or not 0 <= step < n:
+            raise InputError(path, f"{where}.attributes[attrib.label.mistake_step]",
+                             f"expected a step index in 0..{n - 1}, got {a.get('attrib.label.mistake_step')!r}")
+    return Label(mistake_agent=str(agent), mistake_step=step, reason=as_text(a.get("attrib.label.reason")))
+
+
+def _group(recs: list[_Rec], path: Path, source_format: str) -> list[Trace]:
+    if not recs:
+        raise InputError(path, "spans", "empty: no spans in the file")
+    groups: dict[str, list[_Rec]] = {}
+    for r in recs:
+        groups.setdefault(r.trace_id, []).append(r)
+    return [build_trace(tid or path.stem, rs, path, source_format) for tid, rs in groups.items()]
+
+
+class OTLPReader:
+    """OTLP JSON (``resourceSpans``), OTLP JSON Lines (collector file exporter), flat span lists."""
+
+    name = "otlp"
+
+    def sniff(self, data: bytes, path: Path) -> float:
+        head = data[:8192]
+        if b'"resourceSpans"' in head:
+            return 0.99
+        if (b'"span_id"' in head or b'"spanId"' in head) and (b'"spans"' in head or head.lstrip()[:1] == b"["):
+            return 0.9
+        return 0.0
+
+    def read(self, data: bytes, path: Path) -> list[Trace]:
+        data = check_encoding(data, path)
+        head = data[:8192]
+        if b'"resourceSpans"' in head or b'"resourceSpans"' in data[:1 << 20]:
+            return _group(self._otlp_records(data, path), path, "otlp")
+        obj = loads(data, path)
+        spans = obj.get("spans") if isinstance(obj, dict) else obj
+        if not isinstance(spans, list):
+            raise InputError(path, "spans", "expected OTLP 'resourceSpans' or a list of spans")
+        default = str(obj.get("trace_id") or path.stem) if isinstance(obj, dict) else path.stem
+        return _group(_records_flat(spans, path, default), path, "otlp")
+
+    @staticmethod
+    def _otlp_records(data: bytes, path: Path) -> list[_Rec]:
+        if looks_jsonl(data):
+            recs: list[_Rec] = []
+            for n, line in enumerate(data.split(b"\n"), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    export = _DECODER.decode(line)
+                except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                    err = decode_error(e, line, path)
+                    raise InputError(path, f"line {n}" + (f": {err.field}" if err.field else ""), err.message) from None
+                recs.extend(_records_otlp(export, path, prefix=f"line {n}: "))
+            return recs
+        try:
+            export = _DECODER.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise decode_error(e, data, path) from None
+        return _records_otlp(export, path)

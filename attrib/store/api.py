@@ -1,0 +1,163 @@
+"""``ingest``: read files, folders and globs into the store, one transaction per file.
+
+The library twin of ``attrib ingest``. A file that fails (unreadable, bad activation shapes, ...)
+is reported with one line and leaves nothing in the store; the other files still go in.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attrib.errors import AttribError
+from attrib.readers import MAX_BYTES, read_path
+from attrib.store import Store, open_store
+
+#: File name endings a folder is searched for.
+SUFFIXES = (".json", ".jsonl", ".ndjson")
+
+
+@dataclass
+class FileResult:
+    """What happened to one input file."""
+
+    path: str
+    ok: bool
+    traces: int = 0
+    steps: int = 0
+    new: int = 0
+    unchanged: int = 0
+    error: str | None = None
+    formats: tuple[str, ...] = ()
+    trace_ids: tuple[str, ...] = ()
+
+
+@dataclass
+class IngestReport:
+    """Per-file results and totals of one :func:`ingest` call."""
+
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok for f in self.files)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if not f.ok]
+
+    @property
+    def n_traces(self) -> int:
+        return sum(f.traces for f in self.files)
+
+    @property
+    def n_steps(self) -> int:
+        return sum(f.steps for f in self.files)
+
+    @property
+    def n_new(self) -> int:
+        return sum(f.new for f in self.files)
+
+    @property
+    def n_unchanged(self) -> int:
+        return sum(f.unchanged for f in self.files)
+
+    def summary(self) -> dict[str, Any]:
+        return {"files": len(self.files), "failed": len(self.failed), "traces": self.n_traces, "steps": self.n_steps,
+                "new_or_changed": self.n_new, "unchanged": self.n_unchanged}
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders searched recursively for JSON/JSONL, globs expanded; order kept, no repeats.
+
+    A path that matches nothing is returned as-is so that reading it reports 'no such file'.
+    """
+    out: dict[Path, None] = {}
+    for p in paths:
+        s = str(p)
+        path = Path(s)
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                if f.is_file() and f.suffix.lower() in SUFFIXES and not any(x.startswith(".") for x in f.parts):
+                    out.setdefault(f, None)
+        elif not path.exists() and any(c in s for c in "*?["):
+            for m in sorted(glob.glob(s, recursive=True)):
+                mp = Path(m)
+                if mp.is_file():
+                    out.setdefault(mp, None)
+                elif mp.is_dir():
+                    for f in expand_paths([mp]):
+                        out.setdefault(f, None)
+        else:
+            out.setdefault(path, None)
+    return list(out)
+
+
+def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: int = MAX_BYTES,
+                check_activations: bool = True, model_config: Any = None) -> FileResult:
+    """Read one file and upsert its traces in one transaction; errors become a failed :class:`FileResult`."""
+    try:
+        traces = read_path(path, format, max_bytes=max_bytes)
+        if check_activations and any(s.activation is not None for t in traces for s in t.steps):
+            from attrib.activations import check_trace
+
+            for t in traces:
+                check_trace(t, model_config)
+        new = 0
+        with store.transaction():
+            for t in traces:
+                new += store.upsert_trace(t, source_path=str(path))
+    except AttribError as e:
+        return FileResult(str(path), False, error=str(e))
+    except Exception as e:  # a bug, not bad input: keep going, but say so
+        return FileResult(str(path), False, error=f"{path}: internal error ({type(e).__name__}: {e})")
+    return FileResult(str(path), True, traces=len(traces), steps=sum(t.n_steps for t in traces), new=new,
+                      unchanged=len(traces) - new, formats=tuple(sorted({t.source_format for t in traces})),
+                      trace_ids=tuple(t.id for t in traces))
+
+
+def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path | None = None,
+           format: str | None = None, progress: bool = False, max_bytes: int = MAX_BYTES,
+           model_config: Any = None, on_file: Callable[[FileResult], None] | None = None) -> IngestReport:
+    """Ingest files, folders and globs into ``store`` (a :class:`Store`, a path, or the default store).
+
+    Returns an :class:`IngestReport`; it never raises for bad input files (check ``report.ok``).
+    ``progress=True`` draws a rich progress bar on stderr; ``on_file`` is called after each file.
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    files = expand_paths(paths)
+    own = not isinstance(store, Store)
+    st = open_store(store) if own else store  # type: ignore[arg-type]
+    report = IngestReport()
+    try:
+        if progress:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          TextColumn("{task.description}"), console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("", total=len(files))
+                for f in files:
+                    bar.update(task, description=f.name)
+                    r = ingest_file(st, f, format, max_bytes, model_config=model_config)
+                    report.files.append(r)
+                    if on_file:
+                        on_file(r)
+                    bar.advance(task)
+        else:
+            for f in files:
+                r = ingest_file(st, f, format, max_bytes, model_config=model_config)
+                report.files.append(r)
+                if on_file:
+                    on_file(r)
+    finally:
+        if own:
+            st.close()
+    return report
+
+
+__all__ = ["FileResult", "IngestReport", "expand_paths", "ingest", "ingest_file"]

@@ -1,0 +1,118 @@
+"""Readers: format detection, the chat reader's shapes, the native round trip, the bundled fixtures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from attrib.errors import InputError
+from attrib.readers import READERS, detect, load_trace, read_path
+from attrib.trace import Trace
+
+
+@pytest.mark.parametrize(("name", "fmt"), [("demo_whowhen.json", "whowhen"), ("otlp_agents.json", "otlp"),
+                                           ("chat_autogen.jsonl", "chat")])
+def test_bundled_fixtures_are_detected(bundled: Path, name: str, fmt: str) -> None:
+    path = bundled / name
+    assert detect(path.read_bytes(), path).name == fmt
+    assert read_path(path)[0].source_format == fmt
+
+
+def test_demo_trace_has_an_early_decisive_mistake(bundled: Path) -> None:
+    raw = json.loads((bundled / "demo_whowhen.json").read_text())
+    t = load_trace(bundled / "demo_whowhen.json")
+    assert t.n_steps == len(raw["history"]) and 8 <= t.n_steps <= 12
+    assert len(t.agents) >= 3 and t.outcome == "failed"
+    assert t.label is not None and t.label.mistake_step == int(raw["mistake_step"]) == 1
+    assert t.steps[1].agent == t.label.mistake_agent == "UnitConversion_Expert"
+    wrong = "33.0"  # the wrong figure first appears at the mistake step and reaches the final step
+    assert wrong in t.steps[1].content and all(wrong not in s.content for s in t.steps[:1])
+    assert wrong in t.steps[-2].content and t.ground_truth == "6.8"
+    assert t.unlabelled().label is None
+
+
+def test_chat_fixture_links_tool_results_to_their_calls(bundled: Path) -> None:
+    t = load_trace(bundled / "chat_autogen.jsonl")
+    raw = [json.loads(line) for line in (bundled / "chat_autogen.jsonl").read_text().splitlines()]
+    assert t.n_steps == len(raw)
+    call_step = {c["id"]: i for i, m in enumerate(raw) for c in m.get("tool_calls") or []}
+    for i, m in enumerate(raw):
+        s = t.steps[i]
+        if m["role"] == "tool":
+            assert s.role == "tool" and s.parents == (call_step[m["tool_call_id"]],)
+            assert s.tool_results[0].call_id == m["tool_call_id"] and s.tool_results[0].content == m["content"]
+            assert s.agent == "web_search"  # named after the tool it ran
+        else:
+            assert s.agent == m["name"] and s.parents == ()
+            assert [c.name for c in s.tool_calls] == [c["function"]["name"] for c in m.get("tool_calls") or []]
+
+
+def _write(tmp_path: Path, name: str, obj: object) -> Path:
+    p = tmp_path / name
+    p.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return p
+
+
+def test_chat_shapes(tmp_path: Path) -> None:
+    # a plain JSON list
+    p = _write(tmp_path, "list.json", [{"role": "user", "content": "hi"}, {"role": "assistant", "name": "Bot", "content": "yo"}])
+    t = load_trace(p)
+    assert [s.agent for s in t.steps] == ["user", "Bot"] and t.id == "chat-list"
+    # an object with messages, trace fields and a label
+    p = _write(tmp_path, "obj.json", {"id": "run-7", "task": "add", "messages": [
+        {"role": "user", "name": "Alice", "content": "2+2?"}, {"role": "assistant", "name": "Calc", "content": "5"}],
+        "mistake_agent": "Calc", "mistake_step": 1, "ground_truth": "4"})
+    t = load_trace(p)
+    assert (t.id, t.task, t.outcome, t.ground_truth) == ("run-7", "add", "failed", "4")
+    assert t.label is not None and (t.label.mistake_agent, t.label.mistake_step) == ("Calc", 1)
+    # LangGraph / LangChain message dicts
+    p = _write(tmp_path, "lg.json", {"messages": [
+        {"type": "human", "content": "weather in Oslo?"},
+        {"type": "ai", "name": "agent", "content": "", "tool_calls": [{"name": "weather", "args": {"city": "Oslo"}, "id": "t1"}]},
+        {"type": "tool", "name": "weather", "content": "-3C", "tool_call_id": "t1"},
+        {"type": "ai", "name": "agent", "content": "It is -3C."}]})
+    t = load_trace(p)
+    assert [s.role for s in t.steps] == ["user", "assistant", "tool", "assistant"]
+    assert t.steps[1].tool_calls[0].name == "weather" and json.loads(t.steps[1].tool_calls[0].arguments) == {"city": "Oslo"}
+    assert t.steps[2].parents == (1,) and t.steps[2].tool_results[0].content == "-3C"
+    # autogen-agentchat {source, content}, content parts
+    p = _write(tmp_path, "ag.json", [{"source": "user", "content": "task", "type": "TextMessage"},
+                                     {"source": "Coder", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+                                      "models_usage": {"prompt_tokens": 11, "completion_tokens": 3}}])
+    t = load_trace(p)
+    assert [s.agent for s in t.steps] == ["user", "Coder"] and t.steps[1].content == "a\nb"
+    assert (t.steps[1].tokens_in, t.steps[1].tokens_out) == (11, 3)
+
+
+def test_chat_jsonl_of_conversations_gives_one_trace_per_line(tmp_path: Path) -> None:
+    lines = [json.dumps({"id": f"c{i}", "messages": [{"role": "user", "content": f"q{i}"}]}) for i in range(3)]
+    p = _write(tmp_path, "many.jsonl", "\n".join(lines) + "\n")
+    assert [t.id for t in read_path(p)] == ["c0", "c1", "c2"]
+
+
+def test_native_json_round_trips_losslessly(bundled: Path, tmp_path: Path) -> None:
+    for name in ("demo_whowhen.json", "otlp_agents.json", "chat_autogen.jsonl"):
+        t = load_trace(bundled / name)
+        p = tmp_path / f"{name}.attrib.json"
+        p.write_bytes(t.to_json())
+        assert detect(p.read_bytes(), p).name == "attrib"
+        assert load_trace(p) == t
+
+
+def test_every_reader_is_registered_by_name() -> None:
+    assert {"whowhen", "otlp", "chat", "attrib"} <= set(READERS)
+
+
+def test_format_override_and_unknown_format(bundled: Path) -> None:
+    p = bundled / "chat_autogen.jsonl"
+    assert read_path(p, format="chat")[0].source_format == "chat"
+    with pytest.raises(InputError, match="--format"):
+        read_path(p, format="nope")
+    with pytest.raises(InputError):
+        read_path(p, format="whowhen")  # JSONL is not one Who&When object
+
+
+def test_trace_from_reader_is_a_trace(bundled: Path) -> None:
+    assert isinstance(load_trace(bundled / "demo_whowhen.json"), Trace)
