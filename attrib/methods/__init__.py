@@ -22,7 +22,12 @@ class Method(Protocol):
 
 
 #: name -> "module" (which has ``attribute``) or "module:function" (a function with that signature).
-METHODS: dict[str, str] = {}
+METHODS: dict[str, str] = {
+    "judge-all": "attrib.methods.judge:all_at_once",
+    "judge-step": "attrib.methods.judge:step_by_step",
+    "judge-binary": "attrib.methods.judge:binary_search",
+    "judge-hybrid": "attrib.methods.judge:hybrid",
+}
 
 #: The offline default (needs no LLM). Set by the attribution engine.
 DEFAULT_METHOD = ""

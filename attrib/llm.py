@@ -1,0 +1,430 @@
+"""The one OpenAI-compatible chat client of attrib: config, retries with backoff, tolerant JSON answers.
+
+Works against any server that speaks ``POST {base_url}/chat/completions`` (OpenAI, vLLM, llama.cpp's
+``llama-server`` and llama-cpp-python's server, Ollama's /v1, LM Studio ...). The API key is never
+stored in the config: the config names the environment variable that holds it.
+
+Why hand-written rather than the ``openai`` SDK: one dependency less (httpx is already required), and
+the behaviour the judges need is small and must be exact: retry on 429/5xx/connection errors only,
+honour ``Retry-After``, fall back when a server rejects ``response_format``, and turn every failure
+into one clear :class:`LLMError` line. :func:`parse_json_answer` is hand-written too (instead of e.g.
+json-repair) because the repairs a judge needs are few: code fences, prose around the object,
+single quotes / Python literals, trailing commas.
+
+httpx is imported inside :class:`LLMClient` so that ``import attrib.llm`` (done by the CLI at start)
+stays cheap.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from attrib.errors import EXIT_NOT_FOUND, AttribError
+
+DEFAULT_API_KEY_ENV = "ATTRIB_LLM_API_KEY"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+JsonMode = Literal["auto", "schema", "object", "off"]
+
+
+class LLMError(AttribError):
+    """The endpoint failed: unreachable, refused the request, or kept answering with server errors."""
+
+
+class LLMUnavailableError(LLMError):
+    """The endpoint could not be reached at all (wrong URL, server not running, DNS, timeout)."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class AnswerParseError(ValueError):
+    """A model answer that holds no JSON object we could read (the judges retry on it)."""
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """Where and how to call an OpenAI-compatible chat endpoint.
+
+    ``base_url`` ends before ``/chat/completions`` (e.g. ``http://127.0.0.1:8080/v1``). ``model`` may be
+    empty: the first id listed by ``GET {base_url}/models`` is used (handy for local single-model
+    servers). ``api_key_env`` names the environment variable holding the key; an unset variable
+    means no ``Authorization`` header (local servers need none). ``json_mode`` picks how a JSON
+    answer is requested: ``auto`` tries a JSON schema, then a plain JSON object, then nothing,
+    remembering what the server accepted; ``schema``/``object``/``off`` force one.
+    """
+
+    base_url: str
+    model: str = ""
+    api_key_env: str = DEFAULT_API_KEY_ENV
+    timeout_s: float = 60.0
+    max_retries: int = 3
+    temperature: float = 0.0
+    max_tokens: int = 256
+    backoff_s: float = 0.5
+    json_mode: JsonMode = "auto"
+    extra_headers: tuple[tuple[str, str], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.base_url or not re.match(r"^https?://", self.base_url):
+            raise AttribError(
+                f"LLM base URL {self.base_url!r} is not an http(s) URL "
+                "(e.g. --llm-base-url http://127.0.0.1:8080/v1)"
+            )
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        if self.max_retries < 0 or self.timeout_s <= 0:
+            raise AttribError("LLM config: max_retries must be >= 0 and timeout_s > 0")
+
+    @property
+    def api_key(self) -> str | None:
+        """The key read from ``api_key_env`` now (never cached in the config)."""
+        return os.environ.get(self.api_key_env) or None
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> LLMConfig:
+        """Build a config from the environment; keyword ``overrides`` that are not None win.
+
+        ``ATTRIB_LLM_BASE_URL`` (else ``OPENAI_BASE_URL``; else api.openai.com when ``OPENAI_API_KEY``
+        is set), ``ATTRIB_LLM_MODEL`` (else ``OPENAI_MODEL``), ``ATTRIB_LLM_API_KEY_ENV`` (else
+        ``ATTRIB_LLM_API_KEY`` if set, else ``OPENAI_API_KEY`` if set), ``ATTRIB_LLM_TIMEOUT_S``,
+        ``ATTRIB_LLM_MAX_RETRIES``.
+        """
+        env = os.environ
+        given = {k: v for k, v in overrides.items() if v is not None}
+        base_url = given.pop("base_url", None) or env.get("ATTRIB_LLM_BASE_URL") or env.get("OPENAI_BASE_URL")
+        if not base_url and env.get("OPENAI_API_KEY"):
+            base_url = OPENAI_BASE_URL
+        if not base_url:
+            raise AttribError(
+                "no LLM endpoint configured: pass --llm-base-url (e.g. http://127.0.0.1:8080/v1) "
+                "or set ATTRIB_LLM_BASE_URL"
+            )
+        key_env = given.pop("api_key_env", None) or env.get("ATTRIB_LLM_API_KEY_ENV")
+        if not key_env:
+            key_env = "OPENAI_API_KEY" if env.get("OPENAI_API_KEY") and not env.get(DEFAULT_API_KEY_ENV) else DEFAULT_API_KEY_ENV
+        kw: dict[str, Any] = {
+            "base_url": base_url,
+            "model": given.pop("model", None) or env.get("ATTRIB_LLM_MODEL") or env.get("OPENAI_MODEL") or "",
+            "api_key_env": key_env,
+        }
+        for name, var, conv in (("timeout_s", "ATTRIB_LLM_TIMEOUT_S", float), ("max_retries", "ATTRIB_LLM_MAX_RETRIES", int)):
+            if var in env:
+                try:
+                    kw[name] = conv(env[var])
+                except ValueError:
+                    raise AttribError(f"{var}={env[var]!r} is not a number") from None
+        kw.update(given)
+        return cls(**kw)
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as plain data for evidence/logs (no key, only the variable's name)."""
+        return {"base_url": self.base_url, "model": self.model, "api_key_env": self.api_key_env}
+
+
+# ---------------------------------------------------------------------------------------------
+# Tolerant JSON answers
+# ---------------------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"```(?:json|JSON|javascript|python)?\s*(.*?)```", re.DOTALL)
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
+
+
+def _balanced_objects(text: str) -> list[str]:
+    """Every top-level ``{...}`` span in ``text``, braces counted outside of quoted strings."""
+    spans, depth, start, quote, escape = [], 0, -1, "", False
+    for i, ch in enumerate(text):
+        if quote:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == quote:
+                quote = ""
+            continue
+        if ch in "\"'" and depth > 0:
+            # an apostrophe inside prose (depth 0) must not open a string
+            quote = ch
+        elif ch == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "}" and depth > 0:
+            depth -= 1
+            if depth == 0:
+                spans.append(text[start : i + 1])
+    return spans
+
+
+def _loads_lenient(candidate: str) -> Any:
+    try:
+        return json.loads(candidate)
+    except ValueError:
+        pass
+    fixed = _TRAILING_COMMA.sub(r"\1", candidate)
+    try:
+        return json.loads(fixed)
+    except ValueError:
+        pass
+    # single quotes, True/False/None: a Python literal (ast.literal_eval evaluates no code)
+    pyish = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", fixed)))
+    try:
+        return ast.literal_eval(pyish)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise AnswerParseError(f"not valid JSON: {candidate[:120]!r}") from None
+
+
+def parse_json_answer(text: str) -> dict[str, Any]:
+    """The JSON object in a model's answer, tolerating code fences, prose around it, single quotes,
+    Python literals and trailing commas. The first object that parses wins.
+
+    Raises :class:`AnswerParseError` when there is none.
+    """
+    if text is None or not text.strip():
+        raise AnswerParseError("empty answer")
+    candidates: list[str] = []
+    for body in _FENCE.findall(text):
+        candidates.extend(_balanced_objects(body) or [body.strip()])
+    candidates.extend(_balanced_objects(text))
+    if not candidates:
+        raise AnswerParseError(f"no JSON object in the answer: {text.strip()[:120]!r}")
+    last: AnswerParseError | None = None
+    for cand in candidates:
+        try:
+            obj = _loads_lenient(cand)
+        except AnswerParseError as e:
+            last = e
+            continue
+        if isinstance(obj, dict):
+            return obj
+    raise last or AnswerParseError(f"no JSON object in the answer: {text.strip()[:120]!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The client
+# ---------------------------------------------------------------------------------------------
+
+_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass
+class ChatResult:
+    """One completed chat call: the text and how much it cost to get it."""
+
+    text: str
+    attempts: int
+    elapsed_s: float
+    finish_reason: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+class LLMClient:
+    """A small synchronous client over httpx for ``/chat/completions`` and ``/models``.
+
+    ``calls`` and ``retries`` count HTTP requests made and transport/server retries taken, so that
+    methods can report their cost. ``sleep`` is injectable so tests of the backoff run fast.
+    """
+
+    def __init__(self, config: LLMConfig, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        import httpx
+
+        self.config = config
+        self._sleep = sleep
+        headers = {"Content-Type": "application/json", **dict(config.extra_headers)}
+        key = config.api_key
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._http = httpx.Client(
+            base_url=config.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
+        )
+        self._model = config.model
+        self._json_modes: list[str] = {
+            "auto": ["schema", "object", "off"],
+            "schema": ["schema"],
+            "object": ["object"],
+            "off": ["off"],
+        }[config.json_mode]
+        self.calls = 0
+        self.retries = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LLMClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport --------------------------------------------------------------------------
+
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, accept: Callable[[Any], bool] | None = None
+    ) -> Any:
+        """Send one request with retries; returns the httpx response (status < 400, a 4xx, or one that
+        ``accept`` takes as final without retrying)."""
+        import httpx
+
+        cfg = self.config
+        url = f"{cfg.base_url}{path}"
+        last_problem = ""
+        for attempt in range(cfg.max_retries + 1):
+            if attempt:
+                self.retries += 1
+            self.calls += 1
+            try:
+                resp = self._http.request(method, path, json=body)
+            except httpx.TimeoutException as e:
+                last_problem = f"timed out after {cfg.timeout_s:g} s ({type(e).__name__})"
+                delay = self._backoff(attempt, None)
+            except httpx.TransportError as e:
+                last_problem = f"cannot connect ({e or type(e).__name__})"
+                delay = self._backoff(attempt, None)
+            else:
+                if resp.status_code < 400 or resp.status_code not in _RETRY_STATUS or (accept and accept(resp)):
+                    return resp
+                last_problem = f"HTTP {resp.status_code}: {_excerpt(resp.text)}"
+                delay = self._backoff(attempt, resp.headers.get("retry-after"))
+            if attempt < cfg.max_retries:
+                self._sleep(delay)
+        tries = cfg.max_retries + 1
+        msg = f"LLM endpoint {url} failed after {tries} attempt{'s' * (tries > 1)}: {last_problem}"
+        if last_problem.startswith(("cannot connect", "timed out")):
+            raise LLMUnavailableError(msg + "; is the server running and --llm-base-url right?")
+        raise LLMError(msg)
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                return min(60.0, max(0.0, float(retry_after)))
+            except ValueError:
+                pass
+        base = self.config.backoff_s * (2**attempt)
+        return min(30.0, base) * (0.5 + random.random() / 2)
+
+    def _check(self, resp: Any, what: str) -> Any:
+        if resp.status_code >= 400:
+            hint = ""
+            if resp.status_code in (401, 403):
+                hint = f" (check the key in ${self.config.api_key_env})"
+            elif resp.status_code == 404:
+                hint = " (check --llm-base-url: it usually ends in /v1; and the model name)"
+            raise LLMError(f"LLM endpoint {self.config.base_url} refused {what}: HTTP {resp.status_code}{hint}: {_excerpt(resp.text)}")
+        try:
+            return resp.json()
+        except ValueError:
+            raise LLMError(f"LLM endpoint {self.config.base_url} answered {what} with non-JSON: {_excerpt(resp.text)}") from None
+
+    # -- API ----------------------------------------------------------------------------------
+
+    def models(self) -> list[str]:
+        """Model ids the server lists at ``GET /models``."""
+        data = self._check(self._request("GET", "/models"), "GET /models")
+        return [str(m.get("id")) for m in (data.get("data") or []) if isinstance(m, dict) and m.get("id")]
+
+    @property
+    def model(self) -> str:
+        """The configured model, or the server's first listed model when none was configured."""
+        if not self._model:
+            ids = self.models()
+            if not ids:
+                raise LLMError(f"LLM endpoint {self.config.base_url} lists no models; pass --llm-model")
+            self._model = ids[0]
+        return self._model
+
+    def chat(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_tokens: int | None = None,
+    ) -> ChatResult:
+        """One chat completion; with ``json_schema`` the server is asked for JSON (see ``json_mode``).
+
+        A server that rejects ``response_format`` with HTTP 400/422 is asked again with the next
+        weaker mode, and the client remembers the mode that worked.
+        """
+        t0 = time.perf_counter()
+        calls0 = self.calls
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(messages),
+            "temperature": self.config.temperature,
+            "max_tokens": max_tokens or self.config.max_tokens,
+        }
+        while True:
+            mode = self._json_modes[0] if json_schema is not None else "off"
+            req = dict(body)
+            if mode == "schema":
+                req["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": json_schema, "strict": False},
+                }
+            elif mode == "object":
+                # llama-cpp-python and llama.cpp's server constrain the output to this schema
+                req["response_format"] = {"type": "json_object", "schema": json_schema}
+            resp = self._request("POST", "/chat/completions", req, accept=_rejects_response_format if mode != "off" else None)
+            if _rejects_response_format(resp) and mode != "off" and len(self._json_modes) > 1:
+                self._json_modes.pop(0)  # the server does not take this response_format: step down
+                continue
+            data = self._check(resp, "POST /chat/completions")
+            break
+        try:
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise LLMError(f"LLM endpoint {self.config.base_url} returned no choices: {_excerpt(json.dumps(data))}") from None
+        return ChatResult(
+            text=text,
+            attempts=self.calls - calls0,
+            elapsed_s=time.perf_counter() - t0,
+            finish_reason=choice.get("finish_reason"),
+            usage=dict(data.get("usage") or {}),
+        )
+
+
+def _rejects_response_format(resp: Any) -> bool:
+    """A refusal of the request's ``response_format``: 400/422, or the 500 that llama-cpp-python's
+    server sends for a request-validation error naming it."""
+    code = resp.status_code
+    return code in (400, 422) or (code == 500 and "response_format" in resp.text)
+
+
+def _excerpt(text: str, n: int = 200) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= n else text[:n] + "..."
+
+
+_CLIENTS: dict[LLMConfig, LLMClient] = {}
+
+
+def get_client(llm: LLMConfig | LLMClient | None = None) -> LLMClient:
+    """A client for ``llm`` (a config, a client, or None for :meth:`LLMConfig.from_env`), pooled per
+    config so that evaluating many traces reuses connections."""
+    if isinstance(llm, LLMClient):
+        return llm
+    cfg = llm if llm is not None else LLMConfig.from_env()
+    client = _CLIENTS.get(cfg)
+    if client is None:
+        client = _CLIENTS[cfg] = LLMClient(cfg)
+    return client
+
+
+__all__ = [
+    "AnswerParseError",
+    "ChatResult",
+    "LLMClient",
+    "LLMConfig",
+    "LLMError",
+    "LLMUnavailableError",
+    "get_client",
+    "parse_json_answer",
+]

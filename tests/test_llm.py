@@ -1,0 +1,199 @@
+"""attrib.llm: tolerant JSON parsing, config, and the client against real HTTP servers (a scripted one
+for retries and errors, llama-cpp-python's server with SmolLM2-135M for the real thing)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from attrib.cli._llm_options import llm_config_from_options, with_llm_options
+from attrib.errors import EXIT_NOT_FOUND, AttribError
+from attrib.llm import (
+    AnswerParseError,
+    LLMClient,
+    LLMConfig,
+    LLMError,
+    LLMUnavailableError,
+    parse_json_answer,
+)
+
+try:
+    from tests._llm_servers import LLAMA, MODEL_ALIAS, ScriptedServer, chat_completion, free_port
+except ImportError:  # rootdir-less import mode
+    from _llm_servers import LLAMA, MODEL_ALIAS, ScriptedServer, chat_completion, free_port
+
+
+@pytest.fixture(scope="session")
+def llama_url():
+    url = LLAMA.start()
+    yield url
+    LLAMA.stop()
+
+
+def fast(url: str, **kw) -> LLMConfig:
+    return LLMConfig(base_url=url, model=kw.pop("model", "scripted"), backoff_s=0.01, timeout_s=10, **kw)
+
+
+# -- parsing -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('{"agent": "A", "step": 2}', {"agent": "A", "step": 2}),
+        ('```json\n{"agent": "A", "step": 2}\n```', {"agent": "A", "step": 2}),
+        ('Sure! Here is my answer:\n{"agent": "A", "step": 2}\nI hope this helps, it\'s clear.', {"agent": "A", "step": 2}),
+        ("{'agent': 'A', 'step': 2, 'ok': True}", {"agent": "A", "step": 2, "ok": True}),
+        ('{"agent": "A", "step": 2,}', {"agent": "A", "step": 2}),
+        ('{"reason": "braces } and { in text", "step": 1}', {"reason": "braces } and { in text", "step": 1}),
+        ('{"error": false, "x": null}', {"error": False, "x": None}),
+        ('not json {oops} then {"step": 3}', {"step": 3}),
+        ('{"outer": {"inner": [1, 2]}, "step": 0}', {"outer": {"inner": [1, 2]}, "step": 0}),
+    ],
+)
+def test_parse_json_answer_tolerates_llm_habits(text, expected):
+    assert parse_json_answer(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "   ", "The agent was A at step 2.", "{agent: A step 2", "[1, 2, 3]"])
+def test_parse_json_answer_rejects_answers_without_an_object(text):
+    with pytest.raises(AnswerParseError):
+        parse_json_answer(text)
+
+
+# -- config --------------------------------------------------------------------------------------
+
+
+def test_config_from_env_and_overrides(monkeypatch):
+    for var in ("ATTRIB_LLM_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY", "ATTRIB_LLM_API_KEY", "ATTRIB_LLM_MODEL",
+                "OPENAI_MODEL", "ATTRIB_LLM_API_KEY_ENV", "ATTRIB_LLM_TIMEOUT_S", "ATTRIB_LLM_MAX_RETRIES"):  # fmt: skip
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(AttribError, match="--llm-base-url"):
+        LLMConfig.from_env()
+    assert llm_config_from_options(None) is None
+    monkeypatch.setenv("ATTRIB_LLM_BASE_URL", "http://localhost:9/v1/")
+    monkeypatch.setenv("ATTRIB_LLM_TIMEOUT_S", "7.5")
+    cfg = LLMConfig.from_env(model="m")
+    assert (cfg.base_url, cfg.model, cfg.api_key_env, cfg.timeout_s) == ("http://localhost:9/v1", "m", "ATTRIB_LLM_API_KEY", 7.5)
+    assert cfg.temperature == 0
+    monkeypatch.delenv("ATTRIB_LLM_BASE_URL")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    cfg = LLMConfig.from_env()
+    assert (cfg.base_url, cfg.api_key_env, cfg.api_key) == ("https://api.openai.com/v1", "OPENAI_API_KEY", "sk-test")
+    assert "sk-test" not in repr(cfg.redacted())
+    with pytest.raises(AttribError, match="not an http"):
+        LLMConfig(base_url="localhost:8080")
+    monkeypatch.setenv("ATTRIB_LLM_MAX_RETRIES", "many")
+    with pytest.raises(AttribError, match="ATTRIB_LLM_MAX_RETRIES"):
+        LLMConfig.from_env()
+
+
+# -- client against a scripted real HTTP server ---------------------------------------------------
+
+
+def test_retries_500_and_429_then_succeeds_and_sends_the_key(monkeypatch):
+    monkeypatch.setenv("MY_KEY", "secret-123")
+    script = [(500, {"error": "boom"}), (429, {"error": "slow down"}, {"Retry-After": "0"}), (503, "down"), "hello"]
+    with ScriptedServer(script) as srv:
+        sleeps: list[float] = []
+        client = LLMClient(fast(srv.url, api_key_env="MY_KEY", max_retries=3), sleep=sleeps.append)
+        res = client.chat([{"role": "user", "content": "hi"}])
+    assert res.text == "hello"
+    assert res.attempts == 4 and client.retries == 3
+    assert sleeps[1] == 0.0  # Retry-After honoured
+    assert all(h.get("Authorization") == "Bearer secret-123" for _, _, h, _ in srv.requests)
+    assert srv.chat_bodies[0]["temperature"] == 0
+
+
+def test_gives_up_after_max_retries_with_a_clear_error():
+    with ScriptedServer([(502, "bad gateway")]) as srv:
+        client = LLMClient(fast(srv.url, max_retries=2), sleep=lambda s: None)
+        with pytest.raises(LLMError, match=r"failed after 3 attempts: HTTP 502") as e:
+            client.chat([{"role": "user", "content": "hi"}])
+    assert not isinstance(e.value, LLMUnavailableError)
+    assert len(srv.chat_bodies) == 3
+
+
+def test_client_errors_are_not_retried_and_name_the_key_variable():
+    with ScriptedServer([(401, {"error": "invalid api key"})]) as srv:
+        client = LLMClient(fast(srv.url, api_key_env="SOME_KEY_VAR"), sleep=lambda s: None)
+        with pytest.raises(LLMError, match=r"HTTP 401 \(check the key in \$SOME_KEY_VAR\)"):
+            client.chat([{"role": "user", "content": "hi"}])
+    assert len(srv.chat_bodies) == 1
+
+
+def test_unreachable_endpoint_is_a_clear_error_naming_the_url():
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    client = LLMClient(fast(url, max_retries=1), sleep=lambda s: None)
+    t0 = time.perf_counter()
+    with pytest.raises(LLMUnavailableError, match=r"127\.0\.0\.1.*failed after 2 attempts: cannot connect.*server running") as e:
+        client.chat([{"role": "user", "content": "hi"}])
+    assert e.value.exit_code == EXIT_NOT_FOUND
+    assert time.perf_counter() - t0 < 5
+
+
+def test_json_mode_steps_down_when_the_server_rejects_json_schema():
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
+    with ScriptedServer(['{"x": 1}'], reject_json_schema=True) as srv:
+        client = LLMClient(fast(srv.url), sleep=lambda s: None)
+        assert parse_json_answer(client.chat([{"role": "user", "content": "x?"}], json_schema=schema).text) == {"x": 1}
+        client.chat([{"role": "user", "content": "again"}], json_schema=schema)
+    kinds = [(b.get("response_format") or {}).get("type") for b in srv.chat_bodies]
+    assert kinds == ["json_schema", "json_object", "json_object"]  # remembered after the first fallback
+    assert srv.chat_bodies[1]["response_format"]["schema"] == schema
+
+
+def test_model_defaults_to_the_first_listed_model():
+    with ScriptedServer([chat_completion("ok")["choices"][0]["message"]["content"]]) as srv:
+        client = LLMClient(LLMConfig(base_url=srv.url), sleep=lambda s: None)
+        client.chat([{"role": "user", "content": "hi"}])
+    assert srv.chat_bodies[0]["model"] == "scripted"
+    assert srv.requests[0][:2] == ("GET", "/v1/models")
+
+
+# -- CLI options helper ---------------------------------------------------------------------------
+
+
+def test_with_llm_options_adds_the_flags_and_builds_the_config(monkeypatch):
+    monkeypatch.delenv("ATTRIB_LLM_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    seen: list[object] = []
+    app = typer.Typer()
+
+    @app.command()
+    @with_llm_options
+    def judge(path: str, llm: LLMConfig | None = None) -> None:
+        seen.append((path, llm))
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["t.json", "--llm-base-url", "http://127.0.0.1:8080/v1", "--llm-model", "m",
+                            "--llm-api-key-env", "K"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert seen[-1] == ("t.json", LLMConfig(base_url="http://127.0.0.1:8080/v1", model="m", api_key_env="K"))
+    assert runner.invoke(app, ["t.json"]).exit_code == 0
+    assert seen[-1] == ("t.json", None)
+    r = runner.invoke(app, ["t.json", "--llm-base-url", "nonsense"])
+    assert r.exit_code != 0 and "not an http" in r.output
+    assert "--llm-base-url" in runner.invoke(app, ["--help"]).output
+
+
+# -- the real local server -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_llama_server_lists_the_model_and_answers_schema_constrained_json(llama_url):
+    client = LLMClient(LLMConfig(base_url=llama_url, model=""))
+    assert MODEL_ALIAS in client.models()
+    schema = {
+        "type": "object",
+        "properties": {"color": {"type": "string", "enum": ["red", "green", "blue"]}, "n": {"type": "integer"}},
+        "required": ["color", "n"],
+    }
+    res = client.chat([{"role": "user", "content": "Pick a color and a number. Answer in JSON."}], json_schema=schema, max_tokens=40)
+    obj = parse_json_answer(res.text)
+    assert obj["color"] in {"red", "green", "blue"} and isinstance(obj["n"], int)
+    assert client.model == MODEL_ALIAS
