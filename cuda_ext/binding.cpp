@@ -1,8 +1,10 @@
 // Torch binding for the attention-statistics kernel: checks tensors, allocates outputs and the split workspace,
 // and calls the extern "C" launcher of attn_stats.cu on the current stream. Built by attrib/kernels.py with
 // torch.utils.cpp_extension.load (ninja JIT) on first use.
-#include <ATen/cuda/CUDAContext.h>
+// Only c10/cuda headers (no ATen/cuda/CUDAContext.h, which needs the cuBLAS/cuSPARSE headers too).
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #include <torch/extension.h>
 
 #include <string>
@@ -90,8 +92,12 @@ std::vector<torch::Tensor> segment_attention_stats(torch::Tensor q, torch::Tenso
   a.mass = mass.data_ptr<float>();
   a.entropy = entropy.data_ptr<float>();
 
-  const cudaDeviceProp* prop = at::cuda::getCurrentDeviceProperties();
-  int st = attn_stats_plan(&a, prop->multiProcessorCount, (int)prop->sharedMemPerBlockOptin);
+  int num_sms = 0, max_smem = 0;
+  const int dev = q.get_device();
+  TORCH_CHECK(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess &&
+                  cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) == cudaSuccess,
+              "attn_stats: cannot query device ", dev);
+  int st = attn_stats_plan(&a, num_sms, max_smem);
   TORCH_CHECK(st == ATTN_STATS_OK, "attn_stats: ", status_text(st));
   torch::Tensor workspace;
   const size_t ws = attn_stats_workspace_bytes(&a);
@@ -99,7 +105,7 @@ std::vector<torch::Tensor> segment_attention_stats(torch::Tensor q, torch::Tenso
     workspace = torch::empty({(int64_t)((ws + 3) / 4)}, f32);
     a.workspace = workspace.data_ptr<float>();
   }
-  st = attn_stats_launch(&a, at::cuda::getCurrentCUDAStream().stream());
+  st = attn_stats_launch(&a, c10::cuda::getCurrentCUDAStream().stream());
   TORCH_CHECK(st == ATTN_STATS_OK, "attn_stats: ", status_text(st));
   return {mass, entropy};
 }
