@@ -1,0 +1,383 @@
+"""Batch attribution over the store: serial in-process, or on a Dask cluster, with the same answers.
+
+The driver (this process) is the only one that touches the DuckDB store (DuckDB is single-writer):
+it streams the traces still to do out of the store a partition at a time as JSON, ships each
+partition to a worker, and writes the returned attributions back in batches as partitions complete. Workers
+only decode, call :func:`attrib.methods.analyze` and encode; they never open the store, so they can
+live on other machines. At most a few partitions are in flight at once, so driver memory stays flat
+in the number of traces. ``engine="serial"`` runs the very same partition function in-process: it is
+the reference the Dask path is tested against. Dask is imported only when a Dask engine is used.
+
+Resumable: traces that already have an attribution for the method are skipped unless ``force``.
+A trace whose analysis raises is recorded with :meth:`Store.save_error` and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
+
+import msgspec
+
+from attrib.errors import AttribError, InputError
+from attrib.trace import Attribution, Trace
+
+Engine = Literal["serial", "local", "dask"]
+ENGINES: tuple[str, ...] = ("serial", "local", "dask")
+
+#: How many traces go to a worker in one task: large enough to amortise Dask's per-task cost
+#: (about a millisecond), small enough to balance load and keep driver memory low.
+DEFAULT_BATCH_SIZE = 64
+
+#: Partitions in flight per worker: one computing, one queued, so a worker never waits on the driver.
+IN_FLIGHT_PER_WORKER = 2
+
+#: How many error lines the report keeps (all of them are in the store).
+MAX_REPORTED_ERRORS = 50
+
+#: One trace's outcome as it travels back from a worker: (trace id, attribution JSON or None, error or None).
+Outcome = tuple[str, bytes | None, str | None]
+#: One trace as it travels to a worker: (trace id, trace JSON).
+Payload = tuple[str, str | bytes]
+
+
+class BatchReport(msgspec.Struct, kw_only=True):
+    """What a batch run did: counts, wall time, throughput and the first errors."""
+
+    method: str
+    engine: str
+    workers: int
+    matched: int  # traces selected by ``where``
+    skipped: int  # already analyzed with this method (resume), not redone
+    analyzed: int  # attributions written
+    failed: int  # traces recorded with an error
+    elapsed_s: float  # wall time of the whole call, cluster start included
+    startup_s: float = 0.0  # of which: starting or connecting to the Dask cluster
+    errors: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (trace id, error), first few
+
+    @property
+    def traces_per_s(self) -> float:
+        done = self.analyzed + self.failed
+        return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = msgspec.to_builtins(self)
+        d["traces_per_s"] = self.traces_per_s
+        return d
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker side: pure bytes in, bytes out. Must stay importable without dask.
+
+
+def _describe(exc: BaseException) -> str:
+    """One line: the exception and where it was raised (innermost frame)."""
+    msg = "".join(traceback.format_exception_only(type(exc), exc)).strip().replace("\n", " ")
+    tb = traceback.extract_tb(exc.__traceback__)
+    if tb:
+        f = tb[-1]
+        msg += f" (at {os.path.basename(f.filename)}:{f.lineno} in {f.name})"
+    return msg
+
+
+def _attribute(method: str | Callable[..., Attribution], trace: Trace, options: dict[str, Any]) -> Attribution:
+    """One trace through a registered method (via :func:`attrib.methods.analyze`) or a callable."""
+    if isinstance(method, str):
+        from attrib.methods import analyze
+
+        return analyze(trace, method, **options)
+    t0 = time.perf_counter()  # the same contract as analyze(): label stripped, call timed
+    result = method(trace.unlabelled(), **options)
+    return msgspec.structs.replace(result, elapsed_s=time.perf_counter() - t0)
+
+
+def analyze_payloads(
+    method: str | Callable[..., Attribution],
+    name: str,
+    payloads: Sequence[Payload],
+    options: dict[str, Any] | None = None,
+) -> list[Outcome]:
+    """Analyze one partition: decode each trace's JSON, attribute it, return attribution JSON.
+
+    This is the task a Dask worker runs and the loop the serial engine runs. The result is stamped
+    with ``trace_id`` and ``method=name`` so the store can tell which traces a method has done.
+    A failure is returned as that trace's error line, never raised, so one bad trace cannot sink
+    its partition.
+    """
+    options = options or {}
+    out: list[Outcome] = []
+    for tid, data in payloads:
+        try:
+            trace = Trace.from_json(data)
+            result = _attribute(method, trace, options)
+            result = msgspec.structs.replace(result, trace_id=trace.id, method=name)
+            out.append((tid, result.to_json(), None))
+        except Exception as e:
+            out.append((tid, None, _describe(e)))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Driver side.
+
+
+def _method_name(method: str | Callable[..., Attribution] | None) -> str:
+    if method is None:
+        from attrib.methods import DEFAULT_METHOD
+
+        if not DEFAULT_METHOD:
+            raise AttribError("no default attribution method is registered; pass method=...")
+        return DEFAULT_METHOD
+    if isinstance(method, str):
+        from attrib.methods import METHODS
+
+        if method not in METHODS:
+            raise AttribError(f"unknown method {method!r} (known: {', '.join(METHODS) or 'none yet'})")
+        return method
+    return getattr(method, "method_name", None) or getattr(method, "__name__", "custom")
+
+
+class _Selection:
+    """The traces to analyze, read from the store in one streaming pass, a partition at a time.
+
+    One sequential scan of ``trace_json`` on a cursor of its own (DuckDB point lookups here are
+    table scans, so per-id reads would cost O(n) each); ``fetchmany`` keeps only one partition in
+    driver memory. Already-analyzed traces are left out in SQL, the same set as
+    :meth:`Store.analyzed_ids`. Writes go through the store's own connection meanwhile (MVCC).
+    """
+
+    def __init__(self, store: Any, where: str | None, method: str, force: bool) -> None:
+        self.store = store
+        cond = f"({where})" if where else "TRUE"
+        self.matched_sql = f"SELECT count(*) FROM traces t WHERE {cond}"
+        todo = cond if force else (
+            f"{cond} AND NOT EXISTS (SELECT 1 FROM attributions a WHERE a.trace_id = t.trace_id AND a.method = ?)"
+        )
+        self.args = [] if force else [method]
+        self.count_sql = f"SELECT count(*) FROM traces t WHERE {todo}"
+        self.rows_sql = f"SELECT t.trace_id, t.trace_json FROM traces t WHERE {todo}"
+        self.where = where
+
+    def counts(self) -> tuple[int, int]:
+        """(traces matching ``where``, of which still to analyze)."""
+        import duckdb
+
+        try:
+            matched = self.store.con.execute(self.matched_sql).fetchone()[0]
+            todo = self.store.con.execute(self.count_sql, self.args).fetchone()[0]
+        except duckdb.Error as e:
+            raise InputError(self.store.path, "--where", f"{self.where!r} is not a valid filter over the traces "
+                             f"table ({str(e).splitlines()[0]})") from None
+        return int(matched), int(todo)
+
+    def partitions(self, size: int) -> Iterator[list[tuple[str, str]]]:
+        cur = self.store.con.cursor()
+        try:
+            cur.execute(self.rows_sql, self.args)
+            while rows := cur.fetchmany(size):
+                yield rows
+        finally:
+            cur.close()
+
+
+class _Writer:
+    """Collects outcomes and writes them to the store (the driver is the only writer)."""
+
+    def __init__(self, store: Any, report: BatchReport, progress: Callable[[int], None]) -> None:
+        self.store, self.report, self.progress = store, report, progress
+
+    def write(self, outcomes: list[Outcome]) -> None:
+        attrs = [Attribution.from_json(a) for _, a, err in outcomes if err is None and a is not None]
+        failed = [(tid, err or "no attribution returned") for tid, a, err in outcomes if err is not None or a is None]
+        with self.store.transaction():  # a partition's verdicts and errors land together or not at all
+            if attrs:
+                self.store.save_attributions(attrs)
+            for tid, err in failed:
+                self.store.save_error(tid, self.report.method, err)
+        self.report.analyzed += len(attrs)
+        self.report.failed += len(failed)
+        room = MAX_REPORTED_ERRORS - len(self.report.errors)
+        self.report.errors.extend(failed[: max(room, 0)])
+        self.progress(len(outcomes))
+
+
+@contextlib.contextmanager
+def _progress_bar(total: int, enabled: bool, label: str) -> Iterator[Callable[[int], None]]:
+    if not enabled or total == 0:
+        yield lambda n: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task(label, total=total, rate="")
+        t0 = time.perf_counter()
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            bar.update(task, advance=n, rate=f"{rate:,.0f} traces/s")
+
+        yield advance
+
+
+def _run_serial(parts: Iterator[list[tuple[str, str]]], writer: _Writer, run: dict[str, Any]) -> None:
+    for payloads in parts:
+        writer.write(analyze_payloads(run["method"], run["name"], payloads, run["options"]))
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, int]]:
+    """A distributed Client: to ``scheduler`` (an address or a Client) or to a fresh LocalCluster."""
+    try:
+        import distributed
+    except ImportError:
+        raise AttribError(
+            "the Dask engines need dask[distributed]: pip install 'attrib[scale]' (or use --engine serial)"
+        ) from None
+    if scheduler is not None and not isinstance(scheduler, str):  # a Client the caller owns
+        yield scheduler, max(len(scheduler.scheduler_info().get("workers", {})), 1)
+        return
+    if scheduler:
+        try:
+            client = distributed.Client(scheduler, timeout="30s")
+        except OSError as e:
+            raise AttribError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+        try:
+            client.wait_for_workers(workers or 1, timeout=60)
+            n = max(len(client.scheduler_info().get("workers", {})), 1)
+            yield client, n
+        finally:
+            client.close()
+        return
+    import logging
+
+    n = workers or len(os.sched_getaffinity(0))
+    cluster = distributed.LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,  # attribution is CPU-bound Python: processes, not threads, give parallelism
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    client = distributed.Client(cluster)
+    try:
+        yield client, n
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _run_dask(
+    parts: Iterator[list[tuple[str, str]]], writer: _Writer, run: dict[str, Any], client: Any, n_workers: int
+) -> None:
+    from distributed import as_completed
+
+    limit = max(1, IN_FLIGHT_PER_WORKER * n_workers)
+    pending: dict[Any, list[str]] = {}
+    queue = as_completed()
+
+    def submit_next() -> bool:
+        for payloads in parts:
+            fut = client.submit(analyze_payloads, run["method"], run["name"], payloads, run["options"], pure=False)
+            pending[fut] = [tid for tid, _ in payloads]
+            queue.add(fut)
+            return True
+        return False
+
+    for _ in range(limit):
+        if not submit_next():
+            break
+    for fut in queue:
+        ids = pending.pop(fut)
+        try:
+            outcomes = fut.result()
+        except Exception as e:  # the task itself died (worker killed, unpicklable result): blame the partition
+            err = f"worker failure: {_describe(e)}"
+            outcomes = [(tid, None, err) for tid in ids]
+        fut.release()
+        writer.write(outcomes)
+        submit_next()
+
+
+def analyze_many(
+    store_path: str | os.PathLike[str] | None = None,
+    *,
+    method: str | Callable[..., Attribution] | None = None,
+    where: str | None = None,
+    engine: Engine = "local",
+    scheduler: Any = None,
+    workers: int | None = None,
+    force: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+    options: dict[str, Any] | None = None,
+) -> BatchReport:
+    """Attribute every selected trace in the store and write the verdicts back to it.
+
+    ``engine``: ``"serial"`` (in this process, the reference), ``"local"`` (a Dask LocalCluster of
+    ``workers`` processes, default: one per core) or ``"dask"`` (the cluster at ``scheduler``, a
+    ``tcp://host:port`` address or a ``distributed.Client``; a LocalCluster when none is given).
+    A ``scheduler`` address always wins over ``"local"``. ``where`` is a SQL filter over the traces
+    table, handed to the store. Traces already analyzed with ``method`` are skipped unless ``force``.
+    ``method`` is a registered name (default: the offline default) or a callable
+    ``attribute(trace, **options) -> Attribution`` (it must be importable or picklable on workers).
+    """
+    if engine not in ENGINES:
+        raise AttribError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+    if batch_size < 1:
+        raise AttribError(f"batch_size must be at least 1, got {batch_size}")
+    if workers is not None and workers < 1:
+        raise AttribError(f"workers must be at least 1, got {workers}")
+    from attrib.store import open_store
+
+    name = _method_name(method)
+    run = {"method": method if method is not None else name, "name": name, "options": options or {}}
+    t0 = time.perf_counter()
+    store = open_store(store_path)
+    try:
+        selection = _Selection(store, where, name, force)
+        matched, todo = selection.counts()
+        report = BatchReport(
+            method=name, engine=engine, workers=1, matched=matched, skipped=matched - todo,
+            analyzed=0, failed=0, elapsed_s=0.0,
+        )
+        parts = selection.partitions(batch_size)
+        if engine == "serial":
+            with _progress_bar(todo, progress, f"{name} (serial)") as adv:
+                _run_serial(parts, _Writer(store, report, adv), run)
+        elif todo:
+            t_start = time.perf_counter()
+            with _dask_client(scheduler, workers) as (client, n):
+                report.workers = n
+                report.startup_s = time.perf_counter() - t_start
+                label = f"{name} (dask, {n} worker{'s' if n != 1 else ''})"
+                with _progress_bar(todo, progress, label) as adv:
+                    _run_dask(parts, _Writer(store, report, adv), run, client, n)
+    finally:
+        store.close()
+    report.elapsed_s = time.perf_counter() - t0
+    return report
+
+
+__all__ = ["DEFAULT_BATCH_SIZE", "ENGINES", "BatchReport", "analyze_many", "analyze_payloads"]

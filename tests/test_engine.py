@@ -1,0 +1,187 @@
+"""Batch attribution (attrib.engine): Dask gives the same verdicts as serial, failures are recorded, runs resume.
+
+The store holds the real Who&When logs plus synthetic traces mutated from them (bench/scale/gen_corpus.py).
+``longest_step`` is a trivial deterministic method defined here only (never registered in the product),
+so the comparison does not depend on which product method is the default.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from attrib.engine import analyze_many
+from attrib.paths import REPO_ROOT, who_and_when_dir
+from attrib.store import open_store
+from attrib.store.api import ingest
+from attrib.trace import AgentBlame, Attribution, StepBlame, Trace
+
+pytest.importorskip("distributed")
+
+N_SYNTHETIC = 216  # + 184 real Who&When logs = 400 traces
+
+
+def _gen_corpus():
+    spec = importlib.util.spec_from_file_location("gen_corpus", REPO_ROOT / "bench" / "scale" / "gen_corpus.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def longest_step(trace: Trace, **_: object) -> Attribution:
+    """Blame the step with the most content (earliest on ties); agent blame = share of characters."""
+    lengths = [len(s.content) for s in trace.steps]
+    total = sum(lengths) or 1
+    best = max(range(len(lengths)), key=lambda k: (lengths[k], -k))
+    per_agent: dict[str, int] = {}
+    for s, n in zip(trace.steps, lengths, strict=True):
+        per_agent[s.agent] = per_agent.get(s.agent, 0) + n
+    return Attribution(
+        trace_id=trace.id,
+        method="longest_step",
+        agent=trace.steps[best].agent,
+        step=best,
+        confidence=lengths[best] / total,
+        agents=tuple(AgentBlame(agent=a, score=n / total) for a, n in sorted(per_agent.items())),
+        steps=tuple(StepBlame(step=k, agent=s.agent, score=n / total) for k, (s, n) in enumerate(zip(trace.steps, lengths, strict=True))),
+        reason=f"step {best} is the longest ({lengths[best]} characters)",
+    )
+
+
+def flaky(trace: Trace, fail_on: tuple[str, ...] = (), **_: object) -> Attribution:
+    """``longest_step``, except that it raises on the traces named in ``fail_on``."""
+    if trace.id in fail_on:
+        raise ValueError(f"planted failure on {trace.id}")
+    return longest_step(trace)
+
+
+longest_step.method_name = "longest_step"  # type: ignore[attr-defined]
+flaky.method_name = "longest_step"  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with the 184 real Who&When logs and N_SYNTHETIC synthetic traces, built once."""
+    path = tmp_path_factory.mktemp("engine") / "corpus.duckdb"
+    ingest([who_and_when_dir()], store=str(path), progress=False)
+    gen = _gen_corpus()
+    store = open_store(str(path))
+    try:
+        gen.add_traces(store, gen.synthetic_traces(N_SYNTHETIC, seed=7))
+        assert store.count_traces() == 184 + N_SYNTHETIC
+    finally:
+        store.close()
+    return path
+
+
+@pytest.fixture()
+def store_copy(corpus: Path, tmp_path: Path):
+    """A fresh copy of the corpus store for one test (results are written into it)."""
+    def make(name: str) -> Path:
+        p = tmp_path / f"{name}.duckdb"
+        shutil.copy(corpus, p)
+        return p
+    return make
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One 2-worker LocalCluster shared by the Dask tests (starting one costs seconds)."""
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    ) as cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def _verdicts(path: Path, method: str) -> dict[str, dict]:
+    """Every stored verdict of ``method``, keyed by trace id, without the wall time (the one field that may differ)."""
+    store = open_store(str(path))
+    try:
+        rows = store.con.execute("SELECT trace_id, json FROM attributions WHERE method = ?", [method]).fetchall()
+        out = {}
+        for tid, js in rows:
+            d = msgspec.to_builtins(Attribution.from_json(js))
+            d.pop("elapsed_s")
+            assert tid not in out, f"{tid}: two verdicts for {method}"
+            out[tid] = d
+        # the public reader returns the same thing
+        some = rows[0][0] if rows else None
+        if some is not None:
+            (via_api,) = store.get_attributions(some, method)
+            assert msgspec.to_builtins(via_api) | {"elapsed_s": None} == out[some] | {"elapsed_s": None}
+        return out
+    finally:
+        store.close()
+
+
+def test_local_cluster_matches_serial_on_400_traces(store_copy) -> None:
+    a, b = store_copy("serial"), store_copy("dask")
+    ra = analyze_many(a, method=longest_step, engine="serial", progress=False)
+    rb = analyze_many(b, method=longest_step, engine="local", workers=2, batch_size=32, progress=False)
+    assert (ra.analyzed, ra.failed, rb.analyzed, rb.failed) == (400, 0, 400, 0)
+    assert rb.workers == 2
+    va, vb = _verdicts(a, "longest_step"), _verdicts(b, "longest_step")
+    assert len(va) == 400
+    assert va == vb
+    # and serial agrees with calling the method directly, trace by trace
+    store = open_store(str(a))
+    try:
+        for tid in list(va)[::37]:
+            direct = msgspec.to_builtins(longest_step(store.get_trace(tid).unlabelled()))
+            direct.pop("elapsed_s")
+            assert va[tid] == direct
+    finally:
+        store.close()
+
+
+def test_failing_traces_are_recorded_and_do_not_stop_the_batch(store_copy, client) -> None:
+    path = store_copy("flaky")
+    store = open_store(str(path))
+    ids = list(store.trace_ids())
+    store.close()
+    bad = (ids[3], ids[100], ids[101], ids[399])
+    r = analyze_many(path, method=flaky, engine="dask", scheduler=client, options={"fail_on": bad}, progress=False)
+    assert (r.matched, r.analyzed, r.failed) == (400, 396, 4)
+    assert {tid for tid, _ in r.errors} == set(bad)
+    assert all("planted failure" in err and "ValueError" in err for _, err in r.errors)
+    done = open_store(str(path))
+    try:
+        assert done.analyzed_ids("longest_step") == set(ids) - set(bad)
+        errors = {e["trace_id"]: e["error"] for e in done.errors("longest_step")}
+        assert set(errors) == set(bad)
+        assert "planted failure" in errors[bad[0]]
+    finally:
+        done.close()
+    # a rerun retries exactly the failed ones (they are not "analyzed"), and they now succeed
+    r2 = analyze_many(path, method=longest_step, engine="dask", scheduler=client, progress=False)
+    assert (r2.skipped, r2.analyzed, r2.failed) == (396, 4, 0)
+
+
+def test_resume_skips_done_traces_and_force_redoes_them(store_copy, client) -> None:
+    path = store_copy("resume")
+    first = analyze_many(path, method=longest_step, engine="serial", where="source_format = 'whowhen'", progress=False)
+    assert (first.matched, first.analyzed, first.skipped) == (184, 184, 0)
+    rest = analyze_many(path, method=longest_step, engine="dask", scheduler=client, progress=False)
+    assert (rest.matched, rest.skipped, rest.analyzed) == (400, 184, 216)
+    again = analyze_many(path, method=longest_step, engine="serial", progress=False)
+    assert (again.skipped, again.analyzed, again.failed) == (400, 0, 0)
+    before = _verdicts(path, "longest_step")
+    forced = analyze_many(path, method=longest_step, engine="dask", scheduler=client, force=True, progress=False)
+    assert (forced.skipped, forced.analyzed) == (0, 400)
+    assert _verdicts(path, "longest_step") == before  # redone, not duplicated, same answers
+
+
+def test_bad_arguments_are_one_clear_error(corpus: Path) -> None:
+    from attrib.errors import AttribError
+
+    with pytest.raises(AttribError, match="unknown engine"):
+        analyze_many(corpus, method=longest_step, engine="spark", progress=False)  # type: ignore[arg-type]
+    with pytest.raises(AttribError, match="unknown method"):
+        analyze_many(corpus, method="no-such-method", engine="serial", progress=False)
