@@ -283,15 +283,23 @@ def load_step(step: Step, hooks: tuple[str, ...] | None = None, config: Any = No
         return {h: np.asarray(f.get(f._key(h, step.index))) for h in wanted}
 
 
-def check_trace(trace: Trace, config: Any = None) -> int:
-    """Open every activation file a trace references and check hooks and shapes; returns files checked."""
+def check_trace(trace: Trace, config: Any = None, source: str | Path | None = None) -> int:
+    """Open every activation file a trace references and check hooks and shapes; returns files checked.
+
+    With ``source`` (the trace's file), errors name it and the step before the activation file's own line.
+    """
     n = 0
     for s in trace.steps:
         ref = s.activation
         if ref is None:
             continue
-        with open_activations(ref) as f:
-            f.check(config, ref.hooks or None, s.index)
+        try:
+            with open_activations(ref) as f:
+                f.check(config, ref.hooks or None, s.index)
+        except InputError as e:
+            if source is None:
+                raise
+            raise InputError(source, f"steps[{s.index}].activation", e.one_line()) from None
         n += 1
     return n
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from attrib.cli._common import console, err_console
 from attrib.errors import EXIT_BAD_INPUT
+
+MAX_BYTES = 512 * 1024 * 1024  # same as attrib.readers.MAX_BYTES (not imported: keeps --help fast)
 
 
 def register(app: typer.Typer) -> None:
@@ -20,6 +23,7 @@ def register(app: typer.Typer) -> None:
         format: str = typer.Option(None, "--format", "-f", help="Skip detection: whowhen, otlp, chat or attrib."),
         model_config: Path = typer.Option(None, "--model-config", help="JSON with n_layers, n_heads, d_model... to "
                                           "shape-check activation files against (else the files' own metadata)."),
+        max_bytes: int = typer.Option(MAX_BYTES, "--max-bytes", help="Refuse files larger than this many bytes."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table; errors only."),
     ) -> None:
         """Read multi-agent run logs into the store (one transaction per file; re-ingesting is a no-op).
@@ -42,7 +46,7 @@ def register(app: typer.Typer) -> None:
 
                     raise InputError(model_config, None, "no such file")
                 cfg = loads(model_config.read_bytes(), model_config)
-        report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg)
+        report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg, max_bytes=max_bytes)
         if not report.files:
             err_console.print("[bold red]error:[/] no input files matched", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT)
@@ -65,7 +69,7 @@ def register(app: typer.Typer) -> None:
                           str(s["new_or_changed"]), str(s["unchanged"]))
             console.print(table)
         for f in report.failed:
-            err_console.print(f"[bold red]error:[/] {f.error}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(f.error or '')}", highlight=False, soft_wrap=True)
         if report.failed:
             err_console.print(f"[bold red]{len(report.failed)} of {len(report.files)} file(s) failed[/]; "
                               "nothing from them was stored", highlight=False)

@@ -23,6 +23,14 @@ READERS: dict[str, Reader] = {r.name: r for r in (WhoWhenReader(), OTLPReader(),
 MAX_BYTES = 512 * 1024 * 1024
 
 
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} bytes"
+
+
 def detect(data: bytes, path: Path) -> Reader:
     """The reader whose ``sniff`` is most confident about ``data``."""
     best, score = None, 0.0
@@ -42,7 +50,8 @@ def read_path(path: str | Path, format: str | None = None, max_bytes: int = MAX_
         raise InputError(path, None, "no such file")
     size = path.stat().st_size
     if size > max_bytes:
-        raise InputError(path, None, f"file is {size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit")
+        raise InputError(path, None, f"file is {_size(size)}, over the {_size(max_bytes)} limit "
+                         "(split it, or raise the limit with --max-bytes)")
     data = path.read_bytes()
     if not data.strip():
         raise InputError(path, None, "empty file")

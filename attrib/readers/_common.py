@@ -102,8 +102,8 @@ def iter_jsonl(data: bytes, path: Path) -> list[tuple[int, Any]]:
         try:
             out.append((n, orjson.loads(line)))
         except orjson.JSONDecodeError as e:
-            err = decode_error(e, line, path)
-            raise InputError(path, f"line {n}", err.message) from None
+            err = decode_error(e, line, path, line_offset=n - 1)
+            raise InputError(path, err.field or f"line {n}", err.message) from None
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from attrib.errors import InputError
+from attrib.readers._common import check_encoding, loads
 from attrib.trace import Label, Step, Trace
 
 _ORCH = re.compile(r"^orchestrator\b", re.IGNORECASE)
@@ -37,13 +38,12 @@ class WhoWhenReader:
         head = data[:4096]
         if b'"history"' in data[:200_000] and (b'"mistake_' in data or b'"question' in head):
             return 0.95
+        if b'"mistake_agent"' in data or b'"question_ID"' in data:
+            return 0.5  # Who&When-shaped but broken (e.g. no history): let this reader say what is missing
         return 0.0
 
     def read(self, data: bytes, path: Path) -> list[Trace]:
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError as e:
-            raise InputError(path, None, f"malformed JSON ({e})") from None
+        obj = loads(check_encoding(data, path), path)  # errors carry line:col
         if not isinstance(obj, dict):
             raise InputError(path, None, "expected a JSON object with a 'history' list")
         return [parse_whowhen(obj, path)]

@@ -105,7 +105,7 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
             from attrib.activations import check_trace
 
             for t in traces:
-                check_trace(t, model_config)
+                check_trace(t, model_config, source=path)
         new = 0
         with store.transaction():
             for t in traces:

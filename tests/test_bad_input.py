@@ -1,0 +1,187 @@
+"""Every bad-input class: one line naming file and field, exit code 3, and an unchanged store.
+
+Plus a property test: whatever bytes or JSON a reader is handed, it returns traces or raises InputError.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from attrib.cli import app
+from attrib.errors import EXIT_BAD_INPUT, InputError
+from attrib.readers import READERS, read_path
+from attrib.store import open_store
+
+runner = CliRunner()
+
+
+def _demo(bundled: Path) -> dict:
+    return json.loads((bundled / "demo_whowhen.json").read_text())
+
+
+def _otlp_missing_parent(bundled: Path) -> bytes:
+    doc = json.loads((bundled / "otlp_agents.json").read_text())
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"][3]["parentSpanId"] = "00000000deadbeef"
+    return json.dumps(doc).encode()
+
+
+def _native_missing_parent(bundled: Path) -> bytes:
+    from attrib.readers import load_trace
+
+    doc = json.loads(load_trace(bundled / "demo_whowhen.json").to_json())
+    doc["steps"][2]["parents"] = [7]
+    return json.dumps(doc).encode()
+
+
+def _activation_case(tmp_path: Path) -> bytes:
+    from attrib.activations import ModelConfig, save_step
+
+    cfg = ModelConfig(n_layers=4, n_heads=4, d_model=32)
+    save_step(tmp_path / "acts_0.safetensors", {"blocks.1.attn.hook_pattern": np.zeros((4, 3, 3), np.float32)}, cfg)
+    save_step(tmp_path / "acts_1.safetensors", {"blocks.1.attn.hook_pattern": np.zeros((3, 3, 3), np.float32)}, cfg)
+    msgs = [{"role": "user", "name": "u", "content": "hi", "activation": {"path": "acts_0.safetensors"}},
+            {"role": "assistant", "name": "bot", "content": "yo", "activation": {"path": "acts_1.safetensors"}}]
+    return json.dumps(msgs).encode()
+
+
+# name -> (file name, bytes maker, substrings the error line must contain, extra CLI args)
+CASES: dict[str, tuple[str, Callable[[Path, Path], bytes], tuple[str, ...], tuple[str, ...]]] = {
+    "malformed_json": ("bad.json", lambda b, t: b'{"question": "q", "history": [{"name": "a", "content": "x"},, ]}',
+                       ("line 1 col", "malformed JSON"), ()),
+    "truncated": ("cut.json", lambda b, t: (b / "demo_whowhen.json").read_bytes()[:1500],
+                  ("truncated",), ()),
+    "utf16": ("wide.json", lambda b, t: (b / "demo_whowhen.json").read_text().encode("utf-16"),
+              ("encoding", "UTF-16"), ()),
+    "latin1": ("latin.jsonl", lambda b, t: '{"role": "user", "name": "u", "content": "caf\u00e9 cr\u00e8me"}\n'
+               '{"role": "assistant", "name": "b", "content": "ok"}\n'.encode("latin-1"),
+               ("line 1 col", "not valid UTF-8"), ()),
+    "missing_history": ("nohist.json", lambda b, t: json.dumps({k: v for k, v in _demo(b).items() if k != "history"}).encode(),
+                        ("history", "missing"), ()),
+    "missing_content": ("nocontent.json", lambda b, t: json.dumps({"messages": [{"role": "user", "content": "a"},
+                                                                               {"role": "assistant", "name": "x"}]}).encode(),
+                        ("messages[1].content", "missing"), ()),
+    "empty_history": ("empty.json", lambda b, t: json.dumps({**_demo(b), "history": []}).encode(),
+                      ("history", "empty"), ()),
+    "unknown_format": ("what.json", lambda b, t: b'{"foo": 1, "bar": [1, 2, 3]}', ("unknown format",), ()),
+    "otlp_missing_parent": ("orphan.json", lambda b, t: _otlp_missing_parent(b),
+                            ("parentSpanId", "00000000deadbeef", "not in the file"), ()),
+    "native_missing_parent": ("orphan.attrib.json", lambda b, t: _native_missing_parent(b),
+                              ("steps[2].parents", "missing parent"), ()),
+    "activation_shapes": ("with_acts.json", lambda b, t: _activation_case(t),
+                          ("acts_1.safetensors", "blocks.1.attn.hook_pattern", "expected [4, pos, pos]"), ()),
+    "too_big": ("big.json", lambda b, t: (b / "demo_whowhen.json").read_bytes(), ("over the 1000 bytes limit",),
+                ("--max-bytes", "1000")),
+}
+
+
+@pytest.fixture
+def seeded_store(tmp_path: Path, bundled: Path) -> Path:
+    """A store that already holds the OTLP fixture, so 'unchanged' is checked against real content."""
+    p = tmp_path / "seeded.duckdb"
+    r = runner.invoke(app, ["ingest", str(bundled / "otlp_agents.json"), "--store", str(p), "-q"])
+    assert r.exit_code == 0, r.output
+    return p
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_gives_one_line_exit_3_and_leaves_the_store_unchanged(
+        case: str, tmp_path: Path, bundled: Path, seeded_store: Path) -> None:
+    name, make, needles, extra = CASES[case]
+    path = tmp_path / name
+    path.write_bytes(make(bundled, tmp_path))
+    with open_store(seeded_store) as st:
+        before = st.snapshot()
+    r = runner.invoke(app, ["ingest", str(path), "--store", str(seeded_store), "-q", *extra])
+    assert r.exit_code == EXIT_BAD_INPUT, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, r.output
+    assert str(path) in lines[0]
+    for n in needles:
+        assert n in lines[0], lines[0]
+    with open_store(seeded_store) as st:
+        assert st.snapshot() == before
+
+
+def test_good_files_go_in_when_one_fails(tmp_path: Path, bundled: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"history": [')
+    store = tmp_path / "s.duckdb"
+    r = runner.invoke(app, ["ingest", str(bundled / "demo_whowhen.json"), str(bad), str(bundled / "chat_autogen.jsonl"),
+                            "--store", str(store)])
+    assert r.exit_code == EXIT_BAD_INPUT
+    assert "1 of 3 file(s) failed" in r.output and str(bad) in r.output
+    with open_store(store) as st:
+        assert st.count_traces() == 2
+
+
+def test_missing_path_is_reported(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["ingest", str(tmp_path / "nope.json"), "--store", str(tmp_path / "s.duckdb"), "-q"])
+    assert r.exit_code == EXIT_BAD_INPUT and "no such file" in r.output
+
+
+def test_model_config_flag_checks_npz_without_metadata(tmp_path: Path) -> None:
+    np.savez(tmp_path / "a.npz", **{"blocks.0.hook_resid_post": np.zeros((2, 16), np.float32)})
+    (tmp_path / "t.json").write_text(json.dumps([{"role": "user", "content": "x", "activation": {"path": "a.npz"}}]))
+    (tmp_path / "cfg.json").write_text(json.dumps({"n_layers": 2, "n_heads": 2, "d_model": 32}))
+    store = str(tmp_path / "s.duckdb")
+    r = runner.invoke(app, ["ingest", str(tmp_path / "t.json"), "--store", store, "-q",
+                            "--model-config", str(tmp_path / "cfg.json")])
+    assert r.exit_code == EXIT_BAD_INPUT and "blocks.0.hook_resid_post" in r.output and "[pos, 32]" in r.output
+    r = runner.invoke(app, ["ingest", str(tmp_path / "t.json"), "--store", store, "-q"])
+    assert r.exit_code == 0, r.output  # without a config only existence and readability are checked
+
+
+# ---------------------------------------------------------------- property: readers only raise InputError
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(
+        st.sampled_from(["history", "messages", "role", "name", "content", "tool_calls", "tool_call_id", "function",
+                         "resourceSpans", "scopeSpans", "spans", "spanId", "parentSpanId", "traceId", "attributes",
+                         "key", "value", "stringValue", "intValue", "mistake_step", "mistake_agent", "question",
+                         "steps", "source_format", "id", "index", "parents", "agent", "span_id", "child_spans",
+                         "activation", "path", "startTimeUnixNano", "type", "source"]) | st.text(max_size=5),
+        kids, max_size=5),
+    max_leaves=25,
+)
+
+
+def _check(reader_name: str, data: bytes, path: Path) -> None:
+    try:
+        out = READERS[reader_name].read(data, path)
+    except InputError as e:
+        assert "\n" not in e.one_line() or e.one_line().count("\n") < 5
+        return
+    assert isinstance(out, list)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(reader=st.sampled_from(sorted(READERS)), value=_json)
+def test_readers_only_raise_input_error_on_any_json(reader: str, value: object) -> None:
+    _check(reader, json.dumps(value).encode(), Path("prop.json"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(reader=st.sampled_from(sorted(READERS)), data=st.binary(max_size=200))
+def test_readers_only_raise_input_error_on_any_bytes(reader: str, data: bytes) -> None:
+    _check(reader, data, Path("prop.json"))
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=_json, cut=st.integers(0, 400))
+def test_read_path_only_raises_input_error(tmp_path_factory: pytest.TempPathFactory, value: object, cut: int) -> None:
+    p = tmp_path_factory.mktemp("prop") / "x.json"
+    p.write_bytes(json.dumps({"history": [value], "messages": value, "resourceSpans": value})[: cut or None].encode())
+    try:
+        out = read_path(p)
+    except InputError:
+        return
+    assert out and all(t.steps for t in out)

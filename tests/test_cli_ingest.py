@@ -1,0 +1,109 @@
+"""`attrib ingest` on the real Who&When data, checked against values computed here from the raw JSON; traces/export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from attrib.cli import app
+from attrib.store import open_store
+
+runner = CliRunner()
+
+
+def _agent(raw: str) -> str:
+    """Independent of attrib's normaliser: Magentic-One display names fold onto their agent."""
+    raw = raw.strip()
+    if raw.lower().startswith("orchestrator"):
+        return "Orchestrator"
+    return {"websurfer": "WebSurfer", "filesurfer": "FileSurfer"}.get(raw.lower(), raw)
+
+
+def _expected(whowhen_dir: Path) -> dict[str, dict]:
+    out = {}
+    for sub, tag in (("Algorithm-Generated", "algorithm"), ("Hand-Crafted", "hand")):
+        for f in sorted((whowhen_dir / sub).glob("*.json")):
+            d = json.loads(f.read_text(encoding="utf-8"))
+            hist = d["history"]
+            out[f"whowhen-{tag}-{f.stem}"] = {
+                "subset": tag,
+                "n_steps": len(hist),
+                "agents": {_agent(m.get("name") or m["role"]) for m in hist},
+                "mistake_step": int(d["mistake_step"]),
+                "mistake_agent": _agent(d["mistake_agent"]),
+                "question": d["question"],
+            }
+    return out
+
+
+@pytest.fixture(scope="module")
+def ingested(whowhen_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    store = tmp_path_factory.mktemp("ww") / "ww.duckdb"
+    r = runner.invoke(app, ["ingest", str(whowhen_dir), "--store", str(store)])
+    return store, r
+
+
+def test_ingest_all_of_who_and_when(ingested, whowhen_dir: Path) -> None:
+    store, r = ingested
+    assert r.exit_code == 0, r.output
+    assert "184" in r.output  # the summary table's totals
+    exp = _expected(whowhen_dir)
+    with open_store(store, read_only=True) as st:
+        assert st.count_traces() == len(exp) == 184
+        assert st.count_traces(source="algorithm") == 126
+        assert st.count_traces(source="hand") == 58
+        rows = {r["trace_id"]: r for r in st.list_traces()}
+        assert set(rows) == set(exp)
+        for tid, e in exp.items():
+            row = rows[tid]
+            assert row["n_steps"] == e["n_steps"], tid
+            assert set(row["agents"]) == e["agents"], tid
+            assert (row["mistake_step"], row["mistake_agent"]) == (e["mistake_step"], e["mistake_agent"]), tid
+            assert row["subset"] == e["subset"]
+        assert st.count_steps() == sum(e["n_steps"] for e in exp.values())
+        t = st.get_trace("whowhen-hand-1")
+        assert t.task == exp["whowhen-hand-1"]["question"] and t.label is not None
+
+
+def test_reingest_is_a_no_op(ingested, whowhen_dir: Path) -> None:
+    store, _ = ingested
+    with open_store(store) as st:
+        before = st.snapshot()
+    r = runner.invoke(app, ["ingest", str(whowhen_dir / "Hand-Crafted" / "*.json"), "--store", str(store)])
+    assert r.exit_code == 0, r.output
+    with open_store(store) as st:
+        assert st.snapshot() == before
+    from attrib.store.api import ingest
+
+    rep = ingest([whowhen_dir / "Algorithm-Generated"], store=store)
+    assert rep.ok and rep.n_traces == 126 and rep.n_unchanged == 126 and rep.n_new == 0
+
+
+def test_traces_list_and_show(ingested, bundled: Path) -> None:
+    store, _ = ingested
+    r = runner.invoke(app, ["traces", "list", "--store", str(store), "--source", "hand", "-n", "3"])
+    assert r.exit_code == 0 and "3 of 58" in r.output and "whowhen-hand-1" in r.output
+    r = runner.invoke(app, ["traces", "list", "--store", str(store), "--agent", "WebSurfer", "--json", "-n", "0"])
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    assert rows and all("WebSurfer" in x["agents"] for x in rows)
+    r = runner.invoke(app, ["traces", "show", "whowhen-algorithm-1", "--store", str(store)])
+    assert r.exit_code == 0 and "annotated mistake" in r.output
+    r = runner.invoke(app, ["traces", "show", "no-such-id", "--store", str(store)])
+    assert r.exit_code == 4 and "no trace with id" in r.output
+    # a file path works too, without a store
+    r = runner.invoke(app, ["traces", "show", str(bundled / "otlp_agents.json"), "--width", "200"])
+    assert r.exit_code == 0 and "search_flights" in r.output and "FlightSearcher" in r.output
+
+
+def test_export_parquet_cli(ingested, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    store, _ = ingested
+    r = runner.invoke(app, ["export", "--parquet", str(tmp_path / "out"), "--store", str(store)])
+    assert r.exit_code == 0, r.output
+    assert pq.read_table(tmp_path / "out" / "traces.parquet").num_rows == 184
+    r = runner.invoke(app, ["export", "--parquet", str(tmp_path / "o2"), "--store", str(tmp_path / "none.duckdb")])
+    assert r.exit_code == 4

@@ -1,0 +1,168 @@
+"""OTLP reader: a nested agent/tool span tree becomes time-ordered steps with the right agents and parent links."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from attrib.errors import InputError
+from attrib.readers import load_trace, read_path
+
+
+def _raw_spans(path: Path) -> list[dict[str, Any]]:
+    doc = json.loads(path.read_text())
+    return [sp for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for sp in ss["spans"]]
+
+
+def _attr(sp: dict[str, Any], key: str) -> Any:
+    for kv in sp["attributes"]:
+        if kv["key"] == key:
+            return next(iter(kv["value"].values()))
+    return None
+
+
+def test_nested_agent_tool_tree(bundled: Path) -> None:
+    path = bundled / "otlp_agents.json"
+    t = load_trace(path)
+    spans = _raw_spans(path)
+    by_id = {sp["spanId"]: sp for sp in spans}
+    assert t.n_steps == len(spans) and t.id == spans[0]["traceId"]
+    # time order, parents first
+    starts = [int(by_id[s.metadata["span_id"]]["startTimeUnixNano"]) for s in t.steps]
+    assert starts == sorted(starts)
+    step_of = {s.metadata["span_id"]: s.index for s in t.steps}
+
+    # expected agent of every span, computed here from the raw tree: own agent name, else nearest agent ancestor
+    def agent_of(sp: dict[str, Any]) -> str:
+        while True:
+            name = _attr(sp, "gen_ai.agent.name") or _attr(sp, "agent.name")
+            if name:
+                return name
+            sp = by_id[sp["parentSpanId"]]
+
+    for s in t.steps:
+        sp = by_id[s.metadata["span_id"]]
+        assert s.agent == agent_of(sp)
+        assert s.parents == ((step_of[sp["parentSpanId"]],) if sp["parentSpanId"] else ())
+        assert all(p < s.index for p in s.parents)
+    assert t.agents == ("Orchestrator", "FlightSearcher", "HotelSearcher")
+    assert [s.role for s in t.steps if s.agent == "FlightSearcher"] == ["agent", "assistant", "tool", "assistant"]
+
+
+def test_tool_calls_results_tokens_and_label(bundled: Path) -> None:
+    t = load_trace(bundled / "otlp_agents.json")
+    llm_call = t.steps[3]  # OpenInference llm.output_messages...tool_calls
+    assert llm_call.tool_calls[0].name == "search_flights" and llm_call.tool_calls[0].id == "call_fl1"
+    assert json.loads(llm_call.tool_calls[0].arguments)["adults"] == 2
+    assert (llm_call.tokens_in, llm_call.tokens_out) == (180, 40)
+    tool = t.steps[4]
+    assert tool.role == "tool" and tool.tool_results[0].name == "search_flights"
+    assert "price_per_person_eur" in tool.tool_results[0].content
+    failed = [s for s in t.steps if s.tool_results and s.tool_results[0].is_error]
+    assert len(failed) == 1 and "503" in failed[0].tool_results[0].content
+    genai_call = t.steps[7]  # gen_ai.output.messages parts with a tool_call
+    assert genai_call.tool_calls[0].name == "search_hotels" and genai_call.tool_calls[0].id == "call_h1"
+    assert t.steps[1].tokens_in == 412 and t.steps[1].metadata["model"] == "gpt-4o"
+    assert t.outcome == "failed" and t.task.startswith("Plan a 3-day trip")
+    assert t.final_answer is not None and "630 EUR" in t.final_answer
+    assert t.label is not None and t.label.mistake_agent == "FlightSearcher"
+    assert t.steps[t.label.mistake_step].metadata["span_id"] == "c000000000000003"
+
+
+def test_round_trip_through_the_store(bundled: Path, tmp_store) -> None:
+    t = load_trace(bundled / "otlp_agents.json")
+    assert tmp_store.upsert_trace(t)
+    assert tmp_store.get_trace(t.id) == t
+    rows = tmp_store.con.execute("SELECT step, agent, parents FROM steps WHERE trace_id = ? ORDER BY step",
+                                 [t.id]).fetchall()
+    assert [(r[0], r[1], tuple(r[2])) for r in rows] == [(s.index, s.agent, s.parents) for s in t.steps]
+
+
+def _span(tid: str, sid: str, parent: str, start: int, **attrs: Any) -> dict[str, Any]:
+    def val(v: Any) -> dict[str, Any]:
+        if isinstance(v, bool):
+            return {"boolValue": v}
+        if isinstance(v, int):
+            return {"intValue": v}
+        return {"stringValue": v}
+
+    return {"traceId": tid, "spanId": sid, "parentSpanId": parent, "name": attrs.pop("name", sid),
+            "startTimeUnixNano": start, "endTimeUnixNano": start + 10,
+            "attributes": [{"key": k.replace("__", "."), "value": val(v)} for k, v in attrs.items()]}
+
+
+def _doc(*spans: dict[str, Any], service: str = "svc") -> dict[str, Any]:
+    return {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+                               "scopeSpans": [{"spans": list(spans)}]}]}
+
+
+def test_one_trace_per_trace_id_and_jsonl(tmp_path: Path) -> None:
+    a = [_span("T1", "1", "", 100, gen_ai__agent__name="A", output__value="x"),
+         _span("T1", "2", "1", 110, output__value="y")]
+    b = [_span("T2", "9", "", 50, name="lonely span", output__value="z")]
+    p = tmp_path / "two.json"
+    p.write_text(json.dumps(_doc(*a, *b)))
+    ts = {t.id: t for t in read_path(p)}
+    assert set(ts) == {"T1", "T2"}
+    assert [s.agent for s in ts["T1"].steps] == ["A", "A"]
+    assert ts["T2"].steps[0].agent == "svc"  # no agent anywhere: the service name
+    p2 = tmp_path / "lines.jsonl"
+    p2.write_text(json.dumps(_doc(*a)) + "\n" + json.dumps(_doc(*b)) + "\n")
+    assert {t.id for t in read_path(p2)} == {"T1", "T2"}
+
+
+def test_children_never_precede_parents_under_clock_skew(tmp_path: Path) -> None:
+    spans = [_span("T", "root", "", 1000, gen_ai__agent__name="Boss"),
+             _span("T", "kid", "root", 900, gen_ai__operation__name="chat", output__value="early clock"),
+             _span("T", "sib", "root", 1001, gen_ai__operation__name="chat", output__value="later")]
+    p = tmp_path / "skew.json"
+    p.write_text(json.dumps(_doc(*spans)))
+    t = load_trace(p)
+    assert [s.metadata["span_id"] for s in t.steps] == ["root", "kid", "sib"]
+    assert t.steps[1].parents == (0,)
+
+
+def test_flat_span_list_with_child_spans(tmp_path: Path) -> None:
+    """Phoenix/TRAIL-style: snake_case ids, an attributes dict, children nested under child_spans."""
+    doc = {"trace_id": "trail-1", "spans": [{
+        "span_id": "a", "parent_span_id": None, "span_name": "CodeAgent.run", "timestamp": "2025-03-19T16:44:40Z",
+        "span_attributes": {"openinference.span.kind": "AGENT", "input.value": "task?", "output.value": "42"},
+        "child_spans": [
+            {"span_id": "b", "span_name": "LiteLLMModel.__call__", "timestamp": "2025-03-19T16:44:41Z",
+             "span_attributes": {"openinference.span.kind": "LLM", "llm.output_messages.0.message.content": "think"}},
+            {"span_id": "c", "span_name": "SearchTool", "timestamp": "2025-03-19T16:44:42Z", "status_code": "Error",
+             "status_message": "timeout",
+             "span_attributes": {"openinference.span.kind": "TOOL", "tool.name": "search", "input.value": "q"}},
+        ]}]}
+    p = tmp_path / "trail.json"
+    p.write_text(json.dumps(doc))
+    t = load_trace(p)
+    assert [s.agent for s in t.steps] == ["CodeAgent.run"] * 3
+    assert [s.parents for s in t.steps] == [(), (0,), (0,)]
+    assert t.steps[1].content == "think" and t.steps[2].tool_results[0].is_error
+    assert t.final_answer == "42" and t.task == "task?"
+
+
+@pytest.mark.parametrize(("spans", "field"), [
+    ([_span("T", "1", "", 1), _span("T", "2", "404", 2)], "parentSpanId"),
+    ([_span("T", "1", "", 1), _span("T", "1", "", 2)], "spanId"),
+    ([_span("T", "1", "2", 1), _span("T", "2", "1", 2)], "parentSpanId"),
+])
+def test_broken_trees_name_the_span_field(tmp_path: Path, spans: list[dict[str, Any]], field: str) -> None:
+    p = tmp_path / "broken.json"
+    p.write_text(json.dumps(_doc(*spans)))
+    with pytest.raises(InputError) as e:
+        read_path(p)
+    assert str(p) in str(e.value) and field in str(e.value) and "spans[" in str(e.value)
+
+
+def test_type_errors_name_the_json_path(tmp_path: Path) -> None:
+    p = tmp_path / "types.json"
+    doc = _doc(_span("T", "1", "", 1))
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] = 7
+    p.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=r"resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[0\]\.name"):
+        read_path(p)
