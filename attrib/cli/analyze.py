@@ -1,9 +1,93 @@
-"""CLI topic 'analyze' (placeholder until its issue lands)."""
+"""CLI topic 'analyze': ``attrib analyze PATH|TRACE_ID`` -> :func:`attrib.methods.analyze`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from attrib.cli._common import console, handle_errors
+from attrib.cli._llm_options import with_llm_options
+
+
+def load_target(target: str, store: Path | None = None, format: str | None = None) -> list[Any]:
+    """Traces named by ``target``: a file (any readable format) or a trace id in the store."""
+    from attrib.errors import NotFoundError
+    from attrib.readers import read_path
+
+    p = Path(target)
+    if p.exists():
+        return read_path(p, format)
+    if store is not None and not Path(store).exists():
+        raise NotFoundError(f"{store}: no such store (and no file {target!r})")
+    from attrib.store import open_store
+
+    try:
+        st = open_store(store, read_only=True)
+    except Exception as e:  # a missing/locked store: report as not found, one line
+        raise NotFoundError(f"no file {target!r}, and the store could not be opened ({e})") from None
+    with st:
+        return [st.get_trace(target)]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this topic's commands to the app."""
+    """Add ``attrib analyze``."""
+
+    @app.command("analyze")
+    @with_llm_options
+    def analyze_cmd(
+        target: str = typer.Argument(..., help="A trace file (Who&When, OTLP, chat, attrib JSON) or a trace id in the store."),
+        method: str = typer.Option(None, "--method", "-m", help="Attribution method [default: learned, offline]. "
+                                   "Others: flow-graph, causal, judge-all, judge-step, judge-binary, judge-hybrid."),
+        as_json: bool = typer.Option(False, "--json", help="Print the Attribution as JSON."),
+        markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown report."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store to look TRACE_ID up in [default: ./attrib.duckdb]."),
+        save: bool = typer.Option(False, "--save", help="Also save the verdict into the store."),
+        top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many candidate steps to show."),
+        format: str = typer.Option(None, "--format", "-f", help="Skip format detection (whowhen, otlp, chat, attrib)."),
+        plot: Path = typer.Option(None, "--plot", help="Also save a PNG of step probabilities and agent blame."),
+        llm: Any = None,
+    ) -> None:
+        """Name the agent and step that made a failed run fail, with a calibrated confidence and evidence.
+
+        Prints the decisive agent and step, agents ranked by Shapley blame (± CI), the top-k candidate steps,
+        the evidence (information-flow path, signals, the step's text) and a one-paragraph reason.
+        Works offline on any single trace; exit code 0 when a verdict is produced, 3 for unreadable input,
+        4 for an unknown trace id, 5 when a method could not reach a verdict.
+
+        Example:  attrib analyze traces/demo_whowhen.json --top-k 3
+        """
+        import orjson
+
+        from attrib.methods import DEFAULT_METHOD, analyze
+
+        with handle_errors():
+            traces = load_target(target, store, format)
+            name = method or DEFAULT_METHOD
+            opts: dict[str, Any] = {"top_k": top_k}
+            if name.startswith("judge"):
+                opts["llm"] = llm
+            results = [(t, analyze(t, name, **opts)) for t in traces]
+            if save:
+                from attrib.store import open_store
+
+                with open_store(store) as st:
+                    for t, a in results:
+                        if not st.has_trace(t.id):
+                            st.upsert_trace(t, source_path=target if Path(target).exists() else None)
+                        st.save_attribution(a)
+        if as_json:
+            payload = [a.to_dict() for _, a in results]
+            typer.echo(orjson.dumps(payload[0] if len(payload) == 1 else payload, option=orjson.OPT_INDENT_2).decode())
+        elif markdown:
+            from attrib.render import attribution_markdown
+
+            typer.echo("\n".join(attribution_markdown(a, t, top_k) for t, a in results))
+        else:
+            from attrib.render import attribution_rich
+
+            for t, a in results:
+                console.print(attribution_rich(a, t, top_k))
+        if plot is not None:
+            results[0][1].plot(str(plot))

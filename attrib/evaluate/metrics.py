@@ -1,0 +1,53 @@
+"""Accuracy at step tolerances, agent accuracy and calibration error over a list of verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from attrib.methods.calibration import ece
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One method's answer on one labelled trace (what the metrics need, nothing more)."""
+
+    trace_id: str
+    step: int
+    agent: str
+    true_step: int
+    true_agent: str
+    confidence: float | None = None
+    agent_confidence: float | None = None
+    expected_step_acc: float | None = None  # for analytic baselines (random): P(exact hit)
+    expected_agent_acc: float | None = None
+
+
+def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
+    """Percentages: step exact / ±1 / ±3, agent; ECE (10 bins) of step and agent confidences."""
+    if not verdicts:
+        return {}
+    st = np.array([v.step for v in verdicts])
+    ts = np.array([v.true_step for v in verdicts])
+    d = np.abs(st - ts)
+    exact = np.array([v.expected_step_acc if v.expected_step_acc is not None else float(x == 0)
+                      for v, x in zip(verdicts, d, strict=True)])
+    agent = np.array([v.expected_agent_acc if v.expected_agent_acc is not None else float(v.agent == v.true_agent)
+                      for v in verdicts])
+    out: dict[str, float | None] = {
+        "n": len(verdicts),
+        "step_accuracy": 100 * exact.mean(),
+        "step_accuracy_pm1": 100 * (d <= 1).mean(),
+        "step_accuracy_pm3": 100 * (d <= 3).mean(),
+        "agent_accuracy": 100 * agent.mean(),
+        "ece": None,
+        "agent_ece": None,
+    }
+    if all(v.confidence is not None for v in verdicts):
+        out["ece"] = ece(np.array([v.confidence for v in verdicts]), (d == 0).astype(float))
+    if all(v.agent_confidence is not None for v in verdicts):
+        out["agent_ece"] = ece(np.array([v.agent_confidence for v in verdicts]),
+                               np.array([v.agent == v.true_agent for v in verdicts], dtype=float))
+    return out

@@ -1,0 +1,95 @@
+"""Confidence calibration (Platt or isotonic) and expected calibration error.
+
+Fitting uses scikit-learn (imported inside :meth:`Calibrator.fit`); applying a fitted calibrator
+is pure numpy so that the shipped model scores a trace without importing scikit-learn. The
+calibrator maps a raw top-1 probability to the probability that the verdict is right.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def ece(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> float:
+    """Expected calibration error with ``n_bins`` equal-width bins (fraction, not percent)."""
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=float)
+    if len(confidence) == 0:
+        return float("nan")
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    total = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            total += m.sum() * abs(confidence[m].mean() - correct[m].mean())
+    return float(total / len(confidence))
+
+
+def reliability(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> list[dict[str, float]]:
+    """Per-bin (mean confidence, accuracy, count): the data of a reliability diagram."""
+    confidence = np.asarray(confidence, dtype=float)
+    correct = np.asarray(correct, dtype=float)
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    out = []
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            out.append({"bin": b, "confidence": float(confidence[m].mean()), "accuracy": float(correct[m].mean()),
+                        "count": int(m.sum())})
+    return out
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+class Calibrator:
+    """Maps raw confidences to calibrated probabilities. ``kind`` is 'platt' (default) or 'isotonic'."""
+
+    def __init__(self, kind: str = "platt") -> None:
+        if kind not in ("platt", "isotonic", "none"):
+            raise ValueError(f"unknown calibration {kind!r}")
+        self.kind = kind
+
+    def fit(self, raw: np.ndarray, correct: np.ndarray) -> Calibrator:
+        raw = np.asarray(raw, dtype=float)
+        correct = np.asarray(correct, dtype=int)
+        if self.kind == "platt":
+            from sklearn.linear_model import LogisticRegression
+
+            if len(set(correct.tolist())) < 2:
+                self.a_, self.b_ = 0.0, float(_logit(np.array([correct.mean() * 0.98 + 0.01]))[0])
+            else:
+                lr = LogisticRegression(C=10.0).fit(_logit(raw)[:, None], correct)
+                self.a_, self.b_ = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+        elif self.kind == "isotonic":
+            from sklearn.isotonic import IsotonicRegression
+
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(raw, correct)
+            self.x_, self.y_ = iso.X_thresholds_.astype(float), iso.y_thresholds_.astype(float)
+        return self
+
+    def predict(self, raw: np.ndarray | float) -> np.ndarray:
+        raw = np.asarray(raw, dtype=float)
+        if self.kind == "platt":
+            return 1.0 / (1.0 + np.exp(-(self.a_ * _logit(raw) + self.b_)))
+        if self.kind == "isotonic":
+            return np.interp(raw, self.x_, self.y_)
+        return raw
+
+    def to_dict(self) -> dict:
+        if self.kind == "platt":
+            return {"kind": "platt", "a": self.a_, "b": self.b_}
+        if self.kind == "isotonic":
+            return {"kind": "isotonic", "x": self.x_.tolist(), "y": self.y_.tolist()}
+        return {"kind": "none"}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Calibrator:
+        c = cls(d["kind"])
+        if c.kind == "platt":
+            c.a_, c.b_ = float(d["a"]), float(d["b"])
+        elif c.kind == "isotonic":
+            c.x_, c.y_ = np.asarray(d["x"], dtype=float), np.asarray(d["y"], dtype=float)
+        return c

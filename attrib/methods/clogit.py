@@ -1,0 +1,83 @@
+"""Conditional (listwise) logit: a softmax over the items of each group, fitted by L-BFGS.
+
+Used twice by the learned ranker: over the steps of a trace (which step is decisive?) and over the
+agents of a trace (which agent?). Unlike a per-step logistic regression it compares steps *within*
+a trace, which is what arg-max evaluation asks. scikit-learn has no grouped softmax objective, so the
+negative log-likelihood and its gradient are written here (vectorised, ~40 lines); scipy does the
+optimisation. Follows the scikit-learn conventions: ``fit``/``predict_proba``, state in ``*_``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _segments(sizes: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
+def group_softmax(z: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Softmax of ``z`` within consecutive groups of the given sizes."""
+    starts = _segments(sizes)
+    gid = np.repeat(np.arange(len(sizes)), sizes)
+    zmax = np.maximum.reduceat(z, starts)
+    e = np.exp(z - zmax[gid])
+    return e / np.add.reduceat(e, starts)[gid]
+
+
+class ConditionalLogit:
+    """Softmax-over-group model ``p(item) ∝ exp(x · w)`` with L2 penalty ``l2`` (on standardised x)."""
+
+    def __init__(self, l2: float = 1.0, random_state: int = 0, max_iter: int = 500) -> None:
+        self.l2 = l2
+        self.random_state = random_state
+        self.max_iter = max_iter
+
+    def fit(self, Xs: Sequence[np.ndarray], ys: Sequence[int], weights: Sequence[float] | None = None):
+        """``Xs[g]`` is group g's ``(n_items, d)`` matrix, ``ys[g]`` the index of its chosen item."""
+        from scipy.optimize import minimize
+
+        X = np.vstack(Xs)
+        sizes = np.array([len(x) for x in Xs])
+        starts = _segments(sizes)
+        target = starts + np.asarray(ys)
+        w_g = np.ones(len(Xs)) if weights is None else np.asarray(weights, dtype=float)
+        self.mean_ = X.mean(axis=0)
+        sd = X.std(axis=0)
+        self.scale_ = np.where(sd > 1e-9, sd, 1.0)
+        Z = (X - self.mean_) / self.scale_
+        gid = np.repeat(np.arange(len(sizes)), sizes)
+        n = w_g.sum()
+
+        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+            z = Z @ w
+            p = group_softmax(z, sizes)
+            ll = np.log(p[target] + 1e-300) @ w_g
+            grad_items = p * w_g[gid]
+            g = Z.T @ grad_items - Z[target].T @ w_g
+            return -ll / n + self.l2 * (w @ w) / 2, g / n + self.l2 * w
+
+        rng = np.random.default_rng(self.random_state)
+        w0 = rng.normal(scale=1e-3, size=Z.shape[1])
+        res = minimize(loss, w0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
+        self.coef_ = res.x
+        self.n_iter_ = int(res.nit)
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        return ((X - self.mean_) / self.scale_) @ self.coef_
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities over the items of one group (rows of ``X``)."""
+        return group_softmax(self.decision_function(X), np.array([len(X)]))
+
+    def to_dict(self) -> dict[str, list[float] | float]:
+        return {"l2": self.l2, "mean": self.mean_.tolist(), "scale": self.scale_.tolist(), "coef": self.coef_.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ConditionalLogit:
+        m = cls(l2=float(d["l2"]))
+        m.mean_, m.scale_, m.coef_ = (np.asarray(d[k], dtype=float) for k in ("mean", "scale", "coef"))
+        return m

@@ -1,0 +1,131 @@
+"""Renderers for an :class:`~attrib.trace.Attribution`: Markdown, a rich renderable, a matplotlib plot.
+
+Called through ``Attribution.to_markdown / to_rich / plot``; the CLI and the app both use these, so a
+verdict reads the same everywhere. rich and matplotlib are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrib.trace import Attribution, Trace
+
+
+def _ci(lo: float | None, hi: float | None, score: float) -> str:
+    if lo is None or hi is None:
+        return ""
+    half = max(hi - score, score - lo)
+    return f" ± {half:.3f}" if half > 1e-12 else " (exact)"
+
+
+def _excerpt(attr: Attribution, trace: Trace | None, step: int, n: int = 300) -> str:
+    if trace is not None and 0 <= step < trace.n_steps:
+        return " ".join(trace.steps[step].content.split())[:n]
+    return str(attr.evidence.get("step_text", ""))[:n]
+
+
+def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: int = 5) -> str:
+    """A Markdown report: verdict, agents with Shapley blame ± CI, top steps, evidence, reason."""
+    ac = f", agent confidence {attr.agent_confidence:.0%}" if attr.agent_confidence is not None else ""
+    lines = [
+        f"## Failure attribution: `{attr.trace_id}`",
+        "",
+        f"**Decisive step {attr.step}** by **{attr.agent}** — confidence {attr.confidence:.0%}{ac} "
+        f"(method `{attr.method}`"
+        + (f", {attr.elapsed_s * 1000:.0f} ms" if attr.elapsed_s is not None else "")
+        + ")",
+        "",
+    ]
+    if attr.agents:
+        lines += ["| agent | blame | ", "|---|---|"]
+        lines += [f"| {a.agent} | {a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)} |" for a in attr.agents]
+        lines.append("")
+    if attr.steps:
+        lines += ["| step | agent | p | excerpt |", "|---|---|---|---|"]
+        for s in attr.top_steps(top_k):
+            ex = _excerpt(attr, trace, s.step, 90).replace("|", "\\|")
+            p = s.probability if s.probability is not None else s.score
+            lines.append(f"| {s.step} | {s.agent} | {p:.2f} | {ex} |")
+        lines.append("")
+    ev = attr.evidence
+    if ev.get("graph_path"):
+        lines.append(f"**Information flow to the failure (step {ev.get('failure_step')})**: "
+                     + " → ".join(str(i) for i in ev["graph_path"]))
+    if ev.get("features"):
+        lines.append("**Signals**: " + ", ".join(f"{k} (+{v:.2f})" for k, v in ev["features"].items()))
+    lines.append("")
+    lines.append(f"> {_excerpt(attr, trace, attr.step, 400)}")
+    lines += ["", attr.reason, ""]
+    return "\n".join(lines)
+
+
+def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int = 5) -> Any:
+    """A rich Group: verdict panel, agent table with Shapley ± CI, top-k steps, evidence and reason."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    ac = f"   agent confidence [bold]{attr.agent_confidence:.0%}[/]" if attr.agent_confidence is not None else ""
+    ms = f"   {attr.elapsed_s * 1000:.0f} ms" if attr.elapsed_s is not None else ""
+    head = Panel(
+        Text.from_markup(
+            f"[bold]step {attr.step}[/] by [bold cyan]{attr.agent}[/]   confidence [bold]{attr.confidence:.0%}[/]"
+            f"{ac}   method {attr.method}{ms}"
+        ),
+        title=f"decisive mistake in {attr.trace_id}",
+    )
+    parts: list[Any] = [head]
+    if attr.agents:
+        t = Table(title="agents (Shapley blame)", show_edge=False)
+        t.add_column("agent")
+        t.add_column("blame", justify="right")
+        for a in attr.agents:
+            t.add_row(a.agent, f"{a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)}")
+        parts.append(t)
+    if attr.steps:
+        t = Table(title=f"top {top_k} steps", show_edge=False)
+        for c in ("step", "agent", "p", "excerpt"):
+            t.add_column(c, overflow="fold")
+        for s in attr.top_steps(top_k):
+            p = s.probability if s.probability is not None else s.score
+            t.add_row(str(s.step), s.agent, f"{p:.2f}", _excerpt(attr, trace, s.step, 80))
+        parts.append(t)
+    ev = attr.evidence
+    bits = []
+    if ev.get("graph_path"):
+        bits.append(f"flow to failure (step {ev.get('failure_step')}): " + " → ".join(map(str, ev["graph_path"])))
+    if ev.get("features"):
+        bits.append("signals: " + ", ".join(f"{k} (+{v:.2f})" for k, v in ev["features"].items()))
+    bits.append(f"step text: “{_excerpt(attr, trace, attr.step, 300)}”")
+    parts.append(Panel("\n".join(bits), title="evidence"))
+    parts.append(Text(attr.reason))
+    return Group(*parts)
+
+
+def attribution_plot(attr: Attribution, path: str | None = None) -> Any:
+    """Bar charts of step probabilities and agent blame (± CI); saved to ``path`` when given."""
+    import matplotlib
+
+    if path:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.5), gridspec_kw={"width_ratios": [3, 1]})
+    xs = [s.step for s in attr.steps]
+    ys = [s.probability if s.probability is not None else s.score for s in attr.steps]
+    ax1.bar(xs, ys, color=["crimson" if x == attr.step else "steelblue" for x in xs])
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("P(decisive)")
+    ax1.set_title(f"{attr.trace_id}: step {attr.step} ({attr.confidence:.0%})")
+    names = [a.agent for a in attr.agents]
+    vals = [a.score for a in attr.agents]
+    err = [[a.score - (a.ci_low if a.ci_low is not None else a.score) for a in attr.agents],
+           [(a.ci_high if a.ci_high is not None else a.score) - a.score for a in attr.agents]]
+    ax2.barh(names[::-1], vals[::-1], xerr=[e[::-1] for e in err], color="darkorange")
+    ax2.set_title("Shapley blame")
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig

@@ -1,0 +1,41 @@
+"""``attrib analyze`` end to end through the real CLI (Typer runner), and its exit codes."""
+
+import orjson
+from typer.testing import CliRunner
+
+from attrib.cli import app
+from attrib.paths import traces_dir, who_and_when_dir
+
+runner = CliRunner()
+
+
+def _demo() -> str:
+    p = traces_dir() / "demo_whowhen.json"
+    return str(p if p.exists() else who_and_when_dir("algorithm") / "4.json")
+
+
+def test_analyze_json_verdict():
+    r = runner.invoke(app, ["analyze", _demo(), "--json", "--top-k", "3"])
+    assert r.exit_code == 0, r.output
+    d = orjson.loads(r.output)
+    assert d["method"] == "learned" and 0 <= d["confidence"] <= 1
+    assert d["agents"] and all(a["ci_low"] <= a["score"] <= a["ci_high"] for a in d["agents"])
+    assert len(d["evidence"]["top_k"]) == 3 and d["reason"]
+
+
+def test_analyze_markdown_and_rich():
+    r = runner.invoke(app, ["analyze", str(who_and_when_dir("hand") / "1.json"), "--markdown"])
+    assert r.exit_code == 0 and "Decisive step" in r.output and "| agent | blame |" in r.output
+    r = runner.invoke(app, ["analyze", _demo(), "--method", "flow-graph"])
+    assert r.exit_code == 0 and "decisive mistake" in r.output
+
+
+def test_bad_input_exit_codes(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"history": "nope", "question": "q"}')
+    r = runner.invoke(app, ["analyze", str(bad)])
+    assert r.exit_code == 3 and "history" in r.output
+    r = runner.invoke(app, ["analyze", "no-such-trace-id", "--store", str(tmp_path / "none.duckdb")])
+    assert r.exit_code == 4
+    r = runner.invoke(app, ["analyze", _demo(), "--method", "nope"])
+    assert r.exit_code != 0 and "unknown method" in r.output

@@ -1,0 +1,54 @@
+"""The Who&When harness: folds never leak a question, metrics on hand-made verdicts, the baselines match
+the figures measured in FACTS.md, and the fitted methods are scored out of sample only."""
+
+import numpy as np
+import pytest
+
+from attrib.evaluate.baselines import BASELINES
+from attrib.evaluate.data import load_subset, question_id
+from attrib.evaluate.harness import cross_validate, grouped_folds
+from attrib.evaluate.metrics import Verdict, summarize
+
+
+def test_metrics_on_hand_made_verdicts():
+    v = [Verdict("a", 3, "X", 3, "X", 0.9, 0.9), Verdict("b", 5, "Y", 3, "X", 0.2, 0.4),
+         Verdict("c", 4, "X", 3, "X", 0.5, 0.5), Verdict("d", 0, "Z", 9, "Z", 0.1, 0.6)]
+    s = summarize(v)
+    assert s["step_accuracy"] == 25.0 and s["step_accuracy_pm1"] == 50.0 and s["step_accuracy_pm3"] == 75.0
+    assert s["agent_accuracy"] == 75.0
+    assert 0 <= s["ece"] <= 1
+
+
+def test_folds_are_grouped_and_cover_everything():
+    traces = list(load_subset("hand"))
+    folds = grouped_folds(traces, 5, seed=0)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(traces)))
+    qs = [{question_id(traces[i]) for i in f} for f in folds]
+    assert all(not (a & b) for i, a in enumerate(qs) for b in qs[i + 1:])
+
+
+def test_baselines_match_measured_facts():
+    ag, hc = load_subset("algorithm"), load_subset("hand")
+    acc = lambda name, ts, key: summarize([BASELINES[name](t) for t in ts])[key]  # noqa: E731
+    assert acc("always-step-1", ag, "step_accuracy") == pytest.approx(27.0, abs=0.05)
+    assert acc("random", ag, "step_accuracy") == pytest.approx(12.0, abs=0.05)
+    assert acc("first-websurfer-step", hc, "step_accuracy") == pytest.approx(17.2, abs=0.05)
+    assert acc("always-websurfer", hc, "agent_accuracy") == pytest.approx(56.9, abs=0.05)
+
+
+def test_cross_validate_never_scores_a_training_trace():
+    traces = list(load_subset("algorithm"))[:40]
+    seen: list[set[str]] = []
+
+    def fitter(train):
+        ids = {t.id for t in train}
+        seen.append(ids)
+
+        def predict(t):
+            assert t.id not in ids
+            return Verdict(t.id, 1, t.steps[1].agent, t.label.mistake_step, t.label.mistake_agent)
+
+        return predict
+
+    out = cross_validate(traces, fitter, k=4, seed=0, extra=list(load_subset("hand"))[:5])
+    assert len(out) == 40 and len(seen) == 4

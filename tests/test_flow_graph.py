@@ -1,0 +1,46 @@
+"""The information-flow graph on a hand-made chain A -> B -> C where A injects the error."""
+
+from attrib.methods import analyze
+from attrib.methods.flow_graph import build_graph, failure_node, invert
+from attrib.trace import Step, ToolCall, ToolResult, Trace
+
+
+def chain() -> Trace:
+    steps = (
+        Step(index=0, agent="A", content="The measured density is 42.7 kg/m3 (I recall it from memory)."),
+        Step(index=1, agent="B", content="Using A's density 42.7 we get a mass of 85.4 kg for 2 m3."),
+        Step(index=2, agent="C", content="FINAL ANSWER: 85.4"),
+    )
+    return Trace(id="chain", source_format="attrib", steps=steps, task="What is the mass of 2 m3?")
+
+
+def test_edges_follow_consumption_forward_only():
+    g = build_graph(chain())
+    assert "content" in g.edges[0, 1]["kinds"]  # B quotes A's number
+    assert "content" in g.edges[1, 2]["kinds"]  # C reports B's result
+    assert not g.has_edge(0, 2) or "content" not in g.edges[0, 2]["kinds"]  # C never quotes 42.7
+    assert all(i < j for i, j in g.edges)  # a DAG in time order
+
+
+def test_inversion_blames_the_origin():
+    t = chain()
+    g = build_graph(t)
+    assert failure_node(t) == 2
+    mass = invert(g, 2)
+    assert abs(sum(mass.values()) - 1) < 1e-9
+    assert max(mass, key=mass.get) == 0
+    a = analyze(t, "flow-graph")
+    assert (a.step, a.agent) == (0, "A")
+    assert a.evidence["graph_path"][0] == 0 and a.evidence["graph_path"][-1] == 2
+
+
+def test_tool_call_and_handoff_edges():
+    steps = (
+        Step(index=0, agent="planner", content="coder, please compute the total."),
+        Step(index=1, agent="coder", content="calling the calculator",
+             tool_calls=(ToolCall(name="calc", arguments="2+2", id="c1"),)),
+        Step(index=2, agent="tool", content="4", role="tool", tool_results=(ToolResult(content="4", call_id="c1"),)),
+    )
+    g = build_graph(Trace(id="t", source_format="attrib", steps=steps))
+    assert "handoff" in g.edges[0, 1]["kinds"]
+    assert "tool" in g.edges[1, 2]["kinds"]

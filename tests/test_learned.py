@@ -1,0 +1,60 @@
+"""The learned ranker: the listwise head recovers a planted signal; the shipped model loads and scores any
+trace; fitting on part of Who&When beats the always-step-1 rule on held-out questions."""
+
+import numpy as np
+
+from attrib.evaluate.data import load_subset, question_id
+from attrib.methods import analyze
+from attrib.methods.clogit import ConditionalLogit
+from attrib.methods.learned import LearnedRanker, default_model
+from attrib.trace import Step, Trace
+
+
+def test_conditional_logit_recovers_planted_feature():
+    rng = np.random.default_rng(0)
+    Xs, ys = [], []
+    for _ in range(200):
+        X = rng.normal(size=(int(rng.integers(3, 12)), 4))
+        y = int(np.argmax(2.0 * X[:, 1] + rng.gumbel(size=len(X))))
+        Xs.append(X)
+        ys.append(y)
+    m = ConditionalLogit(l2=0.01, random_state=0).fit(Xs, ys)
+    w = m.coef_ / m.scale_
+    assert np.argmax(np.abs(w)) == 1 and w[1] > 1.0
+    p = m.predict_proba(Xs[0])
+    assert p.shape == (len(Xs[0]),) and abs(p.sum() - 1) < 1e-9
+    again = ConditionalLogit.from_dict(m.to_dict())
+    np.testing.assert_allclose(again.predict_proba(Xs[0]), p)
+
+
+def test_shipped_model_scores_a_non_whowhen_trace():
+    steps = (
+        Step(index=0, agent="planner", content="Plan: look up the boiling point, then convert it."),
+        Step(index=1, agent="researcher", content="I assume the boiling point is 105 C (from memory)."),
+        Step(index=2, agent="calculator", content="105 C is 221 F."),
+        Step(index=3, agent="planner", content="FINAL ANSWER: 221 F"),
+    )
+    t = Trace(id="otel-demo", source_format="otlp", steps=steps, task="Boiling point of water in F?")
+    a = analyze(t)
+    assert a.method == "learned" and 0 <= a.step < 4 and 0 < a.confidence < 1
+    assert sum(s.probability for s in a.steps) > 0.999
+    assert {b.agent for b in a.agents} == {"planner", "researcher", "calculator"}
+    assert all(b.ci_low <= b.score <= b.ci_high for b in a.agents)
+    assert a.step == 1  # the unsourced assumption that introduces the wrong value
+
+
+def test_fit_predict_out_of_sample_beats_rule():
+    traces = list(load_subset("algorithm"))
+    train, test = traces[:90], traces[90:]
+    m = LearnedRanker(random_state=0).fit(train, [question_id(t) for t in train])
+    assert m.step_model_.coef_.shape[0] > 20 and m.n_train_ == 90
+    hits = np.mean([m.predict(t.unlabelled()).step == t.label.mistake_step for t in test])
+    rule = np.mean([t.label.mistake_step == 1 for t in test])
+    assert hits > rule
+    d = m.to_dict()
+    m2 = LearnedRanker.from_dict(d)
+    np.testing.assert_allclose(m2.predict(test[0]).step_probs, m.predict(test[0]).step_probs)
+
+
+def test_default_model_has_both_settings():
+    assert default_model("with_gt").n_train_ == default_model("without_gt").n_train_ == 184

@@ -1,0 +1,64 @@
+"""Shapley estimator: known answers, efficiency, exact vs sampled within CI, agreement with shap."""
+
+import numpy as np
+import pytest
+
+from attrib.methods.shapley import agent_blame, exact_shapley, noisy_or_game, sampled_shapley, shapley
+
+
+def test_quadratic_game_known_answer_and_efficiency():
+    w = np.array([1.0, 2.0, 3.0, 0.5])
+    res = exact_shapley(len(w), lambda s: sum(w[i] for i in s) ** 2)
+    np.testing.assert_allclose(res.values, w * w.sum())  # phi_i = w_i * W for v(S) = (sum_S w)^2
+    assert res.values.sum() == pytest.approx(w.sum() ** 2)
+    assert res.n_evaluations == 2 ** len(w)
+
+
+def test_sampled_agrees_with_exact_within_ci_beyond_ten_players():
+    rng = np.random.default_rng(1)
+    w = rng.uniform(0.1, 1.0, size=12)
+    game = lambda s: float(np.sqrt(sum(w[i] for i in s)))  # noqa: E731  concave: players interact
+    exact = exact_shapley(12, game).values
+    res = shapley(12, game, max_exact=10, n_permutations=400, random_state=3)
+    assert not res.exact
+    inside = (res.ci_low <= exact) & (exact <= res.ci_high)
+    assert inside.mean() >= 0.8  # 95% intervals: nearly all of 12 contain the exact value
+    assert np.all(res.ci_high > res.ci_low)
+    assert res.values.sum() == pytest.approx(np.sqrt(w.sum()))  # efficiency holds per permutation
+
+
+def test_antithetic_pairs_are_exact_on_quadratic_games():
+    w = np.array([0.3, 1.2, 0.7, 2.0, 0.1, 0.9, 1.5, 0.4, 0.8, 1.1, 0.6])
+    res = sampled_shapley(11, lambda s: sum(w[i] for i in s) ** 2, 10, random_state=0)
+    np.testing.assert_allclose(res.values, w * w.sum())  # a permutation and its reverse cancel the noise
+
+
+def test_noisy_or_game_efficiency_and_ordering():
+    owners = [0, 1, 0, 2, 1]
+    risk = [0.6, 0.05, 0.1, 0.0, 0.05]
+    v = noisy_or_game(owners, risk)
+    res = exact_shapley(3, v)
+    assert res.values.sum() == pytest.approx(v(frozenset({0, 1, 2})))
+    assert res.values.argmax() == 0 and res.values[2] == pytest.approx(0.0)
+    blame, f = agent_blame(["a", "b", "c"], ["a", "b", "a", "c", "b"], risk)
+    np.testing.assert_allclose(blame.values, res.values)
+    assert f == pytest.approx(1 - 0.4 * 0.95 * 0.9 * 1.0 * 0.95)
+
+
+def test_exact_matches_shap_exact_explainer_on_additive_model():
+    shap = pytest.importorskip("shap")
+    beta = np.array([0.5, -1.0, 2.0])
+    x = np.array([[1.0, 2.0, 3.0]])
+    background = np.zeros((1, 3))
+    explainer = shap.explainers.Exact(lambda X: X @ beta, background)
+    ref = explainer(x).values[0]
+    ours = exact_shapley(3, lambda s: float(sum(beta[i] * x[0, i] for i in s))).values
+    np.testing.assert_allclose(ours, ref, atol=1e-9)
+
+
+def test_antithetic_sampling_is_reproducible():
+    g = lambda s: float(len(s) ** 1.5)  # noqa: E731
+    a = sampled_shapley(5, g, 50, random_state=7)
+    b = sampled_shapley(5, g, 50, random_state=7)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.values.sum() == pytest.approx(5**1.5)
