@@ -1,0 +1,340 @@
+"""The inspector's data layer: store queries, analyses, uploads and result files, with no Streamlit in it.
+
+Everything the pages show comes through here, so it can be tested without a browser and cached by
+:mod:`inspector_cache`. The store is opened read-only per query (DuckDB allows many read-only
+processes, and a short-lived connection never blocks ``attrib ingest`` for long nor is shared across
+Streamlit's script threads). The trace list runs one SQL query over the store's documented tables
+because ``Store.list_traces`` cannot filter on a method's verdict; paging stays in the database, so a
+10k-trace store costs one small query per page.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+
+from attrib.errors import AttribError, InputError
+from attrib.trace import Attribution, Trace
+
+PAGE_SIZE = 50
+
+#: Where benchmark runs write their JSON (bench/results/*.json), next to the package.
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "bench" / "results"
+
+
+def results_dir() -> Path:
+    """``$ATTRIB_RESULTS_DIR`` or the repository's ``bench/results``."""
+    env = os.environ.get("ATTRIB_RESULTS_DIR")
+    return Path(env) if env else RESULTS_DIR
+
+
+class ListFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """The trace-list filters (None = any). ``verdict_*`` refer to ``method``'s stored verdicts."""
+
+    source: str | None = None
+    outcome: str | None = None
+    agent: str | None = None
+    method: str | None = None
+    verdict_agent: str | None = None
+    truth_agent: str | None = None
+    agreement: str | None = None  # "agrees" | "disagrees" | "not analyzed" (verdict vs annotation)
+
+
+def store_arg(argv: Sequence[str]) -> str | None:
+    """``--store PATH`` (or ``--store=PATH``) from the script's arguments (what follows ``--``)."""
+    for k, a in enumerate(argv):
+        if a == "--store" and k + 1 < len(argv):
+            return argv[k + 1]
+        if a.startswith("--store="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def resolve_store_path(argv: Sequence[str]) -> Path:
+    """The store to show: ``--store``, else ``$ATTRIB_STORE``, else ``./attrib.duckdb``."""
+    from attrib.store import default_path
+
+    given = store_arg(argv)
+    return Path(given) if given else default_path()
+
+
+def store_stamp(path: str | Path) -> tuple[int, int]:
+    """A cheap fingerprint of the store file (mtime, size) that keys cached queries, so they refresh on ingest."""
+    p = Path(path)
+    stamp = (0, 0)
+    for f in (p, Path(str(p) + ".wal")):
+        if f.exists():
+            st = f.stat()
+            stamp = (max(stamp[0], st.st_mtime_ns), stamp[1] + st.st_size)
+    return stamp
+
+
+def open_ro(path: str | Path) -> Any:
+    """A read-only store connection (raises NotFoundError/InputError with one clear line)."""
+    from attrib.store import open_store
+
+    return open_store(path, read_only=True)
+
+
+def _where(f: ListFilter) -> tuple[str, list[Any]]:
+    conds: list[str] = []
+    args: list[Any] = []
+    if f.source:
+        conds.append("(t.source_format = ? OR t.metadata->>'subset' = ?)")
+        args += [f.source, f.source]
+    if f.outcome:
+        conds.append("t.outcome = ?")
+        args.append(f.outcome)
+    if f.agent:
+        conds.append("list_contains(t.agents, ?)")
+        args.append(f.agent)
+    if f.verdict_agent:
+        conds.append("a.agent = ?")
+        args.append(f.verdict_agent)
+    if f.truth_agent:
+        conds.append("l.mistake_agent = ?")
+        args.append(f.truth_agent)
+    if f.agreement == "agrees":
+        conds.append("a.step IS NOT NULL AND a.step = l.mistake_step AND a.agent = l.mistake_agent")
+    elif f.agreement == "disagrees":
+        conds.append("a.step IS NOT NULL AND l.mistake_step IS NOT NULL "
+                     "AND (a.step <> l.mistake_step OR a.agent <> l.mistake_agent)")
+    elif f.agreement == "not analyzed":
+        conds.append("a.trace_id IS NULL")
+    return (" WHERE " + " AND ".join(conds)) if conds else "", args
+
+
+_FROM = ("FROM traces t LEFT JOIN labels l ON l.trace_id = t.trace_id "
+         "LEFT JOIN attributions a ON a.trace_id = t.trace_id AND a.method = ?")
+
+
+def query_page(store: Any, f: ListFilter, page: int = 0, page_size: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], int]:
+    """One page of the trace list and the total number of matches (rows: id, subset, outcome, steps, verdict, truth)."""
+    where, args = _where(f)
+    base = [f.method or ""] + args
+    total = int(store.con.execute(f"SELECT count(*) {_FROM}{where}", base).fetchone()[0])
+    sql = (
+        "SELECT t.trace_id, coalesce(t.metadata->>'subset', t.source_format) AS source, t.outcome, t.n_steps, "
+        "array_to_string(t.agents, ', ') AS agents, a.agent AS verdict_agent, a.step AS verdict_step, "
+        "a.confidence, l.mistake_agent AS truth_agent, l.mistake_step AS truth_step, left(t.task, 120) AS task "
+        f"{_FROM}{where} ORDER BY t.trace_id LIMIT ? OFFSET ?"
+    )
+    cur = store.con.execute(sql, base + [int(page_size), int(page) * int(page_size)])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()], total
+
+
+def facets(store: Any) -> dict[str, list[str]]:
+    """The values each filter can take (sources, outcomes, agents, analyzed methods, annotated agents)."""
+    con = store.con
+
+    def col(sql: str) -> list[str]:
+        return [str(r[0]) for r in con.execute(sql).fetchall() if r[0] is not None]
+
+    return {
+        "source": col("SELECT DISTINCT coalesce(metadata->>'subset', source_format) s FROM traces ORDER BY s"),
+        "outcome": col("SELECT DISTINCT outcome FROM traces ORDER BY outcome"),
+        "agent": col("SELECT DISTINCT unnest(agents) a FROM traces ORDER BY a"),
+        "method": col("SELECT DISTINCT method FROM attributions ORDER BY method"),
+        "truth_agent": col("SELECT DISTINCT mistake_agent FROM labels ORDER BY mistake_agent"),
+    }
+
+
+def methods() -> tuple[list[str], str]:
+    """The registered attribution methods and the default one (empty while none is registered)."""
+    from attrib.methods import DEFAULT_METHOD, METHODS
+
+    names = list(METHODS)
+    default = DEFAULT_METHOD if DEFAULT_METHOD in METHODS else (names[0] if names else "")
+    return names, default
+
+
+def analyze(trace: Trace, method: str) -> Attribution:
+    """Run ``method`` on ``trace`` (the label is stripped by :func:`attrib.methods.analyze`)."""
+    from attrib.methods import analyze as _analyze
+
+    return _analyze(trace, method)
+
+
+def attribution_for(trace: Trace, method: str, stored: Sequence[Attribution] = ()) -> Attribution:
+    """The stored verdict of ``method`` on ``trace`` if there is one, else a fresh analysis."""
+    for a in stored:
+        if a.method == method or a.method.replace("_", "-") == method.replace("_", "-"):
+            return a
+    return analyze(trace, method)
+
+
+def flow_edges(trace: Trace) -> tuple[list[tuple[int, int, float, str]], int | None, str]:
+    """Edges ``(i, j, weight, kinds)`` of the information-flow graph, the failure step, and where they came from."""
+    try:
+        from attrib.methods import flow_graph
+    except ImportError:
+        flow_graph = None  # type: ignore[assignment]
+    if flow_graph is not None:
+        g = flow_graph.build_graph(trace)
+        edges = [(int(i), int(j), float(d.get("weight", 1.0)), ", ".join(sorted(d.get("kinds", ()))))
+                 for i, j, d in g.edges(data=True)]
+        return edges, int(flow_graph.failure_node(trace)), "attrib.methods.flow_graph"
+    edges = [(p, s.index, 1.0, "parent") for s in trace.steps for p in s.parents]
+    edges += [(i - 1, i, 0.2, "sequence") for i in range(1, trace.n_steps)]
+    return edges, trace.n_steps - 1, "parent links and turn order (flow_graph not available)"
+
+
+def blame_path(trace: Trace, attribution: Attribution, edges: Sequence[tuple[int, int, float, str]],
+               failure_step: int | None) -> list[int]:
+    """The path from the decisive step to the failure: the method's own evidence, else the heaviest DAG path."""
+    ev = attribution.evidence.get("graph_path") if attribution.evidence else None
+    if isinstance(ev, list) and all(isinstance(x, int) for x in ev) and ev:
+        return ev
+    if failure_step is None:
+        return [attribution.step]
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.add_weighted_edges_from((i, j, w) for i, j, w, _ in edges)
+    src, dst = attribution.step, failure_step
+    if src == dst or src not in g or dst not in g or not nx.has_path(g, src, dst):
+        return [src]
+    sub = g.subgraph(nx.descendants(g, src) & nx.ancestors(g, dst) | {src, dst})
+    return list(nx.dag_longest_path(sub))
+
+
+# ---------------------------------------------------------------------------------------------- upload
+def read_upload(name: str, data: bytes, format: str | None = None) -> list[Trace]:
+    """Read an uploaded file exactly as the CLI reads a path (:func:`attrib.readers.read_path`).
+
+    The bytes go to a temporary file named like the upload, so errors name the user's file; the
+    temporary folder is stripped from the :class:`InputError` so its one line reads as the CLI's.
+    """
+    from attrib.readers import read_path
+
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name) or "upload.json"
+    with tempfile.TemporaryDirectory(prefix="attrib-upload-") as d:
+        p = Path(d) / safe
+        p.write_bytes(data)
+        try:
+            return read_path(p, format=format)
+        except InputError as e:
+            raise InputError(name, e.field, e.message) from None
+
+
+# ---------------------------------------------------------------------------------------------- results
+def _read_json(p: Path) -> Any:
+    try:
+        return orjson.loads(p.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as e:
+        raise InputError(p, None, f"cannot read result JSON ({e})") from None
+
+
+def eval_results(directory: Path | None = None) -> dict[str, Any]:
+    """Every ``who_and_when*.json`` benchmark result, by file name."""
+    d = directory or results_dir()
+    return {p.name: _read_json(p) for p in sorted(d.glob("who_and_when*.json"))}
+
+
+def eval_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-method rows of a harness result (``rows``: method, subset, protocol, accuracies), scalars only."""
+    rows = result.get("rows") if isinstance(result, dict) else None
+    if not isinstance(rows, list):
+        return []
+    return [{k: v for k, v in r.items() if isinstance(v, int | float | str | bool) or v is None}
+            for r in rows if isinstance(r, dict)]
+
+
+def published_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Published anchors carried in a result (``published.<method>.<subset>.{agent,step}_accuracy``)."""
+    out = []
+    for m, by_subset in (result.get("published") or {}).items():
+        for s, v in (by_subset or {}).items():
+            if isinstance(v, dict):
+                out.append({"method": m, "subset": s, **v})
+    return out
+
+
+def eval_table(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten ``subsets.<name>.{step_accuracy, agent_accuracy, ece, ...}`` into rows (one per subset)."""
+    rows = []
+    for subset, body in (result.get("subsets") or {}).items():
+        if not isinstance(body, dict):
+            continue
+        row: dict[str, Any] = {"subset": subset}
+        row.update({k: v for k, v in body.items() if isinstance(v, int | float | str | bool) or v is None})
+        rows.append(row)
+    return rows
+
+
+def heads_result(directory: Path | None = None) -> dict[str, Any] | None:
+    """``bench/results/heads.json`` (the head localization benchmark), or None when it has not been run."""
+    p = (directory or results_dir()) / "heads.json"
+    return _read_json(p) if p.exists() else None
+
+
+def find_matrix(obj: Any, keys: Sequence[str] = ("scores", "S", "score_matrix", "drift", "heatmap")) -> list | None:
+    """A layer × head matrix (list of equal-length numeric lists) under one of ``keys``, searched depth-first."""
+    if isinstance(obj, dict):
+        for k in keys:
+            v = obj.get(k)
+            if _is_matrix(v):
+                return v
+        for v in obj.values():
+            m = find_matrix(v, keys)
+            if m is not None:
+                return m
+    return None
+
+
+def _is_matrix(v: Any) -> bool:
+    return (isinstance(v, list) and len(v) > 0 and all(isinstance(r, list) and r for r in v)
+            and len({len(r) for r in v}) == 1 and all(isinstance(x, int | float) for x in v[0]))
+
+
+def focal_heads(obj: Any) -> list[tuple[int, int]]:
+    """``[(layer, head), ...]`` from a heads result (``focal_heads`` as pairs or as ``{layer, head}``)."""
+    if not isinstance(obj, dict):
+        return []
+    raw = obj.get("focal_heads")
+    if raw is None:
+        for v in obj.values():
+            if isinstance(v, dict) and "focal_heads" in v:
+                raw = v["focal_heads"]
+                break
+    out = []
+    for h in raw or []:
+        if isinstance(h, list | tuple) and len(h) >= 2:
+            out.append((int(h[0]), int(h[1])))
+        elif isinstance(h, dict) and "layer" in h and "head" in h:
+            out.append((int(h["layer"]), int(h["head"])))
+    return out
+
+
+def report(attribution: Attribution, trace: Trace, kind: str) -> bytes:
+    """The report the CLI exports, as bytes for a download: ``kind`` is 'markdown' or 'json'."""
+    if kind == "json":
+        return attribution.to_json()
+    try:
+        return attribution.to_markdown(trace).encode()
+    except (ImportError, AttributeError):
+        return fallback_markdown(attribution, trace).encode()
+
+
+def fallback_markdown(a: Attribution, trace: Trace) -> str:
+    """A minimal Markdown report, used only while ``attrib.render`` is not available."""
+    step = trace.steps[a.step] if 0 <= a.step < trace.n_steps else None
+    lines = [f"# attrib report: {trace.id}", "", f"- method: {a.method}",
+             f"- decisive agent: **{a.agent}** (step {a.step}, confidence {a.confidence:.2f})", "", a.reason]
+    if step is not None:
+        lines += ["", "## Decisive step", "", "```", step.content, "```"]
+    lines += ["", "## Agent blame", ""] + [f"- {b.agent}: {b.score:.3f}" for b in a.agents]
+    return "\n".join(lines) + "\n"
+
+
+def error_line(e: BaseException) -> str:
+    """The one line the CLI prints for an attrib error (anything else: its type and message)."""
+    return str(e) if isinstance(e, AttribError) else f"{type(e).__name__}: {e}"

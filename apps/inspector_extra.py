@@ -1,0 +1,154 @@
+"""Pages around the verdict: two methods side by side, benchmark results, report export and trace upload."""
+
+from __future__ import annotations
+
+import inspector_data as data
+import inspector_figures as figs
+import inspector_state as state
+import plotly.graph_objects as go
+import streamlit as st
+from inspector_pages import need_trace, open_trace, verdict
+from inspector_views import trace_header
+
+from attrib.trace import Trace
+
+
+def compare(ctx: state.Ctx) -> None:
+    """Two methods' verdicts on the same trace, their agent blame and their step scores side by side."""
+    if not need_trace(ctx):
+        return
+    trace = ctx.trace
+    assert trace is not None
+    trace_header(trace)
+    if not ctx.methods:
+        st.info("No attribution method is registered yet.")
+        return
+    names = ctx.methods
+    c1, c2 = st.columns(2)
+    ma = c1.selectbox("Method A", names, index=names.index(ctx.method) if ctx.method in names else 0, key="cmp_a")
+    mb = c2.selectbox("Method B", names, index=min(1, len(names) - 1) if ma == names[0] else 0, key="cmp_b")
+    results = {}
+    for col, m in ((c1, ma), (c2, mb)):
+        with col:
+            a = verdict(ctx, m)
+            results[m] = a
+            if a is None:
+                continue
+            with st.container(border=True):
+                st.markdown(f"**{m}** → **{a.agent}**, step **{a.step}** (confidence {a.confidence:.2f})")
+                st.caption(a.reason or "(no reason given)")
+            if a.agents:
+                st.plotly_chart(figs.blame_figure(a), width="stretch", key=f"cmp_fig_{col is c1}")
+    a, b = results.get(ma), results.get(mb)
+    if a is None or b is None:
+        return
+    agree = "agree" if (a.agent, a.step) == (b.agent, b.step) else (
+        "agree on the agent, not the step" if a.agent == b.agent else "disagree")
+    lb = trace.label
+    truth = f" · annotation: {lb.mistake_agent}, step {lb.mistake_step}" if lb else ""
+    st.markdown(f"The two methods **{agree}**{truth}.")
+    fig = go.Figure()
+    for m, att in ((ma, a), (mb, b)):
+        fig.add_trace(go.Scatter(x=list(range(trace.n_steps)), y=figs.step_scores(trace, att), mode="lines+markers",
+                                 name=m))
+    if lb is not None:
+        fig.add_vline(x=lb.mistake_step, line_dash="dot", line_color=figs.ANNOTATED, annotation_text="annotated")
+    fig.update_layout(title="step blame (each scaled to its maximum)", xaxis_title="step", height=320,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 40})
+    st.plotly_chart(fig, width="stretch", key="cmp_steps")
+
+
+def evaluation(ctx: state.Ctx) -> None:
+    """Who&When benchmark results (``bench/results/who_and_when*.json``): default method, every method, anchors."""
+    st.header("Evaluation on Who&When")
+    try:
+        results = data.eval_results()
+    except Exception as e:
+        st.error(data.error_line(e))
+        return
+    if not results:
+        st.info("No benchmark run yet: `attrib eval who-and-when --json` writes `bench/results/who_and_when*.json`.")
+        return
+    name = st.selectbox("Result file", list(results), key="eval_file")
+    res = results[name]
+    if not isinstance(res, dict):
+        st.json(res, expanded=False)
+        return
+    meta = [f"{k}: {res[k]}" for k in ("default_method", "setting", "folds") if k in res]
+    if isinstance(res.get("wall_s"), int | float):
+        meta.append(f"wall time {res['wall_s']:.1f} s")
+    st.caption(" · ".join(meta) + " · top-1 exact match in %, out of sample")
+    summary = data.eval_table(res)
+    if summary:
+        st.subheader(f"Default method ({res.get('default_method', '?')})")
+        st.dataframe(summary, hide_index=True, width="stretch")
+    rows = data.eval_rows(res)
+    if rows:
+        st.subheader("Every method and baseline")
+        subsets = sorted({str(r.get("subset")) for r in rows})
+        sub = st.selectbox("Subset", subsets, key="eval_subset")
+        shown = [r for r in rows if str(r.get("subset")) == sub]
+        st.dataframe(shown, hide_index=True, width="stretch")
+        fig = go.Figure()
+        labels = [f"{r.get('method')} ({r.get('protocol', '')})" for r in shown]
+        for metric in ("step_accuracy", "agent_accuracy"):
+            fig.add_trace(go.Bar(y=labels, x=[r.get(metric) for r in shown], name=metric, orientation="h"))
+        fig.update_layout(barmode="group", height=max(260, 28 * len(shown) + 120), xaxis_title="%",
+                          margin={"l": 10, "r": 10, "t": 30, "b": 40})
+        st.plotly_chart(fig, width="stretch", key="eval_fig")
+    pub = data.published_rows(res)
+    if pub:
+        st.subheader("Published LLM-based methods (for reference)")
+        st.dataframe(pub, hide_index=True, width="stretch")
+    with st.expander("Full result JSON"):
+        st.json(res, expanded=False)
+
+
+def export(ctx: state.Ctx) -> None:
+    """Download the current trace's report as Markdown or JSON (the same renderers as ``attrib analyze``)."""
+    if not need_trace(ctx):
+        return
+    trace = ctx.trace
+    assert trace is not None
+    st.header(f"Export the report for {trace.id}")
+    a = verdict(ctx)
+    if a is None:
+        return
+    md = data.report(a, trace, "markdown")
+    js = data.report(a, trace, "json")
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{trace.id}.{a.method}")
+    c1, c2 = st.columns(2)
+    c1.download_button("Download Markdown", md, file_name=f"{stem}.md", mime="text/markdown", key="dl_md")
+    c2.download_button("Download JSON", js, file_name=f"{stem}.json", mime="application/json", key="dl_json")
+    st.markdown("**Preview**")
+    with st.container(border=True):
+        st.markdown(md.decode())
+
+
+def upload(ctx: state.Ctx) -> None:
+    """Read a trace file from the browser with the CLI's readers; bad input shows the CLI's one-line error."""
+    from attrib.readers import READERS
+
+    st.header("Upload a trace")
+    st.caption("Who&When JSON, OTLP JSON (OpenTelemetry GenAI / OpenInference) or chat logs (JSON/JSONL). "
+               "The file is read exactly as `attrib analyze FILE` reads it; nothing is written to the store.")
+    fmt = st.selectbox("Format", ["auto-detect", *READERS], key="up_format")
+    f = st.file_uploader("Trace file", type=["json", "jsonl", "ndjson"], key="up_file")
+    if f is None:
+        return
+    try:
+        traces = data.read_upload(f.name, f.getvalue(), None if fmt == "auto-detect" else fmt)
+    except Exception as e:
+        st.error(data.error_line(e))
+        return
+    show_uploaded(traces)
+
+
+def show_uploaded(traces: list[Trace]) -> None:
+    """Keep uploaded traces in the session and offer to open them."""
+    uploads: dict[str, Trace] = st.session_state.setdefault(state.UPLOADS, {})
+    for t in traces:
+        uploads[t.id] = t
+    st.success(f"Read {len(traces)} trace(s): " + ", ".join(f"{t.id} ({t.n_steps} steps)" for t in traces[:10]))
+    for t in traces[:10]:
+        st.button(f"Open {t.id} in the timeline", key=f"open_up_{t.id}", on_click=open_trace, args=(t.id,))

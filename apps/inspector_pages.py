@@ -1,0 +1,115 @@
+"""The page registry and the trace list page, plus the helpers every page uses.
+
+Each page is ``render(ctx)``; ``PAGES`` maps the sidebar label to it (and is what ``?page=`` accepts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import inspector_data as data
+import inspector_state as state
+import streamlit as st
+
+from attrib.trace import Attribution
+
+
+def need_trace(ctx: state.Ctx) -> bool:
+    """True when a trace is loaded; otherwise say why on the page."""
+    if ctx.trace is not None:
+        return True
+    if ctx.trace_error:
+        st.error(ctx.trace_error)
+    elif not ctx.has_store:
+        st.info("No trace to show: open a store (`attrib app --store PATH`) or upload a trace on the Upload page.")
+    else:
+        st.info("Pick a trace on the Traces page.")
+    return False
+
+
+def verdict(ctx: state.Ctx, method: str | None = None) -> Attribution | None:
+    """The chosen (or given) method's verdict on the current trace; shows the error line when it fails."""
+    m = method or ctx.method
+    if not m:
+        st.info("No attribution method is registered yet, so there is no verdict to show.")
+        return None
+    try:
+        return ctx.attribution(m)
+    except Exception as e:
+        st.error(f"{m}: {data.error_line(e)}")
+        return None
+
+
+def open_trace(trace_id: str, page: str = "Timeline") -> None:
+    """Button callback: make ``trace_id`` current and go to ``page`` (runs before the next script run)."""
+    st.session_state["trace_id"] = trace_id
+    st.session_state["page"] = page
+
+
+def trace_list(ctx: state.Ctx) -> None:
+    """Filterable, paged list of the store's traces with the chosen method's stored verdict and the annotation."""
+    st.header("Traces")
+    if not ctx.has_store:
+        st.info(f"{ctx.store_error}")
+        return
+    path, stamp = str(ctx.store_path), ctx.stamp
+    fac = state.cached_facets(path, stamp)
+    c = st.columns(6)
+    any_ = "(any)"
+
+    def pick(col: st.delta_generator.DeltaGenerator, label: str, options: list[str], key: str) -> str | None:
+        v = col.selectbox(label, [any_] + options, key=key)
+        return None if v == any_ else v
+
+    source = pick(c[0], "Source", fac["source"], "f_source")
+    outcome = pick(c[1], "Outcome", fac["outcome"], "f_outcome")
+    agent = pick(c[2], "Agent speaks", fac["agent"], "f_agent")
+    verdict_m = ctx.method if ctx.method in fac["method"] else (fac["method"][0] if fac["method"] else None)
+    v_agent = pick(c[3], f"Verdict agent ({verdict_m or 'no stored verdicts'})", fac["agent"], "f_verdict")
+    t_agent = pick(c[4], "Annotated agent", fac["truth_agent"], "f_truth")
+    agreement = pick(c[5], "Verdict vs annotation", ["agrees", "disagrees", "not analyzed"], "f_agree")
+    filters = data.ListFilter(source=source, outcome=outcome, agent=agent, method=verdict_m, verdict_agent=v_agent,
+                              truth_agent=t_agent, agreement=agreement)
+    fdict = {k: getattr(filters, k) for k in filters.__struct_fields__}
+    key = repr(sorted(fdict.items()))
+    if st.session_state.get("_list_key") != key:  # new filters: back to page 1
+        st.session_state["_list_key"] = key
+        st.session_state["list_page"] = 1
+    _, total = state.cached_page(path, stamp, fdict, 0, 1)
+    n_pages = max(1, -(-total // data.PAGE_SIZE))
+    a, b = st.columns([1, 4])
+    page_no = a.number_input("Page", min_value=1, max_value=n_pages, step=1, key="list_page")
+    b.markdown(f"**{total}** traces match · page {page_no} of {n_pages} · {data.PAGE_SIZE} per page"
+               + (f" · verdicts from stored `{verdict_m}` runs" if verdict_m else
+                  " · no stored verdicts (run `attrib analyze --store` or the batch engine to fill them)"))
+    rows, _ = state.cached_page(path, stamp, fdict, int(page_no) - 1, data.PAGE_SIZE)
+    if not rows:
+        st.info("No trace matches these filters.")
+        return
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"confidence": st.column_config.NumberColumn(format="%.2f")})
+    ids = [r["trace_id"] for r in rows]
+    o1, o2 = st.columns([3, 1])
+    chosen = o1.selectbox("Open trace", ids, key="list_open")
+    o2.button("Open timeline", on_click=open_trace, args=(chosen,), type="primary", key="list_open_btn")
+
+
+def _pages() -> dict[str, Callable[[state.Ctx], None]]:
+    import inspector_extra as extra
+    import inspector_model as model
+    import inspector_views as views
+
+    return {
+        "Traces": trace_list,
+        "Timeline": views.timeline,
+        "Blame": views.blame,
+        "Flow graph": views.flow_graph,
+        "Inside the model": model.inside_model,
+        "Compare methods": extra.compare,
+        "Evaluation": extra.evaluation,
+        "Export": extra.export,
+        "Upload": extra.upload,
+    }
+
+
+PAGES = _pages()

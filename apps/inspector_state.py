@@ -1,0 +1,123 @@
+"""Cached access to the store and the analyses, and the page context (which store, trace and method).
+
+Queries are cached with ``st.cache_data`` keyed by the store path and its file stamp (mtime, size),
+so a page re-render costs nothing and an ``attrib ingest`` while the app is open shows up on the next
+interaction. Analyses are cached per (trace content hash, method). Uploaded traces live in the session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import inspector_data as data
+import streamlit as st
+
+from attrib.trace import Attribution, Trace
+
+UPLOADS = "uploads"  # session_state key: {trace id: Trace} read from files uploaded in this session
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def cached_page(path: str, stamp: tuple[int, int], filters: dict[str, Any], page: int, page_size: int
+                ) -> tuple[list[dict[str, Any]], int]:
+    with data.open_ro(path) as s:
+        return data.query_page(s, data.ListFilter(**filters), page, page_size)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_facets(path: str, stamp: tuple[int, int]) -> dict[str, list[str]]:
+    with data.open_ro(path) as s:
+        return data.facets(s)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_trace_json(path: str, stamp: tuple[int, int], trace_id: str) -> bytes:
+    with data.open_ro(path) as s:
+        return s.get_trace(trace_id).to_json()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_stored_attributions(path: str, stamp: tuple[int, int], trace_id: str) -> list[bytes]:
+    with data.open_ro(path) as s:
+        return [a.to_json() for a in s.get_attributions(trace_id)]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_first_id(path: str, stamp: tuple[int, int]) -> str | None:
+    with data.open_ro(path) as s:
+        ids = s.trace_ids(limit=1)
+    return ids[0] if ids else None
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _cached_analysis(content_hash: str, method: str, _trace_json: bytes) -> bytes:
+    return data.analyze(Trace.from_json(_trace_json), method).to_json()
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def cached_flow(content_hash: str, _trace_json: bytes) -> tuple[list[tuple[int, int, float, str]], int | None, str]:
+    return data.flow_edges(Trace.from_json(_trace_json))
+
+
+@dataclass
+class Ctx:
+    """What every page is rendered with."""
+
+    store_path: Path
+    store_error: str | None  # why the store cannot be read (None when it can)
+    method: str  # the chosen attribution method ('' while none is registered)
+    methods: list[str]
+    trace_id: str | None
+    trace: Trace | None = None
+    trace_error: str | None = None
+    stored: list[Attribution] = field(default_factory=list)
+
+    @property
+    def stamp(self) -> tuple[int, int]:
+        return data.store_stamp(self.store_path)
+
+    @property
+    def has_store(self) -> bool:
+        return self.store_error is None
+
+    def attribution(self, method: str | None = None) -> Attribution:
+        """The verdict of ``method`` (default: the chosen one) on the current trace: stored, else computed."""
+        assert self.trace is not None
+        m = method or self.method
+        for a in self.stored:
+            if a.method == m or a.method.replace("_", "-") == m.replace("_", "-"):
+                return a
+        return Attribution.from_json(_cached_analysis(self.trace.content_hash(), m, self.trace.to_json()))
+
+
+def store_error(path: Path) -> str | None:
+    """None when the store at ``path`` can be opened read-only, else the one-line reason."""
+    if not path.exists():
+        return f"{path}: no store here (run `attrib ingest PATH --store {path}` first, or upload a trace)"
+    try:
+        cached_first_id(str(path), data.store_stamp(path))
+    except Exception as e:  # an unreadable store is shown, not raised
+        return data.error_line(e)
+    return None
+
+
+def load_trace(ctx: Ctx) -> None:
+    """Fill ``ctx.trace`` (from this session's uploads or the store) and the store's verdicts on it."""
+    tid = ctx.trace_id
+    if not tid:
+        return
+    uploads: dict[str, Trace] = st.session_state.get(UPLOADS, {})
+    if tid in uploads:
+        ctx.trace = uploads[tid]
+        return
+    if not ctx.has_store:
+        ctx.trace_error = f"trace {tid!r} is not in this session's uploads and there is no store"
+        return
+    try:
+        ctx.trace = Trace.from_json(cached_trace_json(str(ctx.store_path), ctx.stamp, tid))
+        ctx.stored = [Attribution.from_json(b)
+                      for b in cached_stored_attributions(str(ctx.store_path), ctx.stamp, tid)]
+    except Exception as e:
+        ctx.trace_error = data.error_line(e)

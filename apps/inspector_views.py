@@ -1,0 +1,165 @@
+"""Pages about one trace's verdict: the timeline, the agent blame chart and the information-flow graph."""
+
+from __future__ import annotations
+
+import inspector_data as data
+import inspector_figures as figs
+import inspector_state as state
+import streamlit as st
+from inspector_pages import need_trace, verdict
+
+from attrib.trace import Attribution, Trace
+
+
+def trace_header(trace: Trace) -> None:
+    """Id, task, outcome and size of the current trace."""
+    st.header(f"Trace {trace.id}")
+    subset = trace.metadata.get("subset") if isinstance(trace.metadata, dict) else None
+    st.caption(f"{trace.source_format}{f' · {subset}' if subset else ''} · outcome **{trace.outcome}** · "
+               f"{trace.n_steps} steps · agents: {', '.join(trace.agents)}")
+    if trace.task:
+        with st.expander("Task", expanded=False):
+            st.write(figs.snippet(trace.task, 2000))
+
+
+def decisive_box(trace: Trace, a: Attribution) -> None:
+    """The verdict: decisive agent and step, confidence, the reason, and the step's own text."""
+    with st.container(border=True):
+        conf = f"confidence {a.confidence:.2f}"
+        if a.agent_confidence is not None:
+            conf += f" · agent confidence {a.agent_confidence:.2f}"
+        st.subheader(f"Decisive step {a.step} — {a.agent}")
+        st.caption(f"method `{a.method}` · {conf}" + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else ""))
+        if a.reason:
+            st.markdown(f"**Why:** {a.reason}")
+        if 0 <= a.step < trace.n_steps:
+            st.markdown(f"**Step {a.step} text ({trace.steps[a.step].agent}):**")
+            st.code(trace.steps[a.step].content or "(empty)", language=None, wrap_lines=True, height=260)
+
+
+def annotation_box(trace: Trace, a: Attribution | None) -> None:
+    """The Who&When annotation where known (evaluation data: methods never see it)."""
+    lb = trace.label
+    if lb is None:
+        return
+    msg = f"Annotated mistake (evaluation label, not seen by methods): **{lb.mistake_agent}**, step **{lb.mistake_step}**"
+    if a is not None:
+        same_step, same_agent = a.step == lb.mistake_step, a.agent == lb.mistake_agent
+        msg += (" — the verdict matches it." if same_step and same_agent else
+                f" — verdict agent {'matches' if same_agent else 'differs'}, step "
+                f"{'matches' if same_step else f'is off by {a.step - lb.mistake_step:+d}'}.")
+    if lb.reason:
+        msg += f"  \n_{lb.reason}_"
+    st.info(msg)
+
+
+def clicked_step(event: object, n_steps: int) -> int | None:
+    """The step index of the point clicked in a timeline/flow chart (its x), if any."""
+    points = getattr(getattr(event, "selection", None), "points", None) or []
+    for p in points:
+        x = p.get("x") if isinstance(p, dict) else None
+        if isinstance(x, int | float) and 0 <= int(x) < n_steps:
+            return int(x)
+    return None
+
+
+def step_detail(trace: Trace, k: int) -> None:
+    """One step in full: agent, role, text, tool calls and results."""
+    s = trace.steps[k]
+    st.markdown(f"**Step {s.index} · {s.agent}** ({s.role})")
+    st.code(s.content or "(empty)", language=None, wrap_lines=True, height=320)
+    for c in s.tool_calls:
+        st.caption(f"tool call `{c.name}`({figs.snippet(c.arguments, 200)})")
+    for r in s.tool_results:
+        st.caption(("tool error: " if r.is_error else "tool result: ") + figs.snippet(r.content, 300))
+
+
+def timeline(ctx: state.Ctx) -> None:
+    """Agents as lanes, steps coloured by blame, the decisive step highlighted with its reason and text."""
+    if not need_trace(ctx):
+        return
+    trace = ctx.trace
+    assert trace is not None
+    trace_header(trace)
+    a = verdict(ctx)
+    left, right = st.columns([3, 2])
+    with left:
+        if a is not None:
+            decisive_box(trace, a)
+    with right:
+        annotation_box(trace, a)
+        if a is not None and a.agents:
+            st.plotly_chart(figs.blame_figure(a, compact=True), width="stretch", key="timeline_blame")
+    event = st.plotly_chart(figs.timeline_figure(trace, a), width="stretch", key="timeline_fig",
+                            on_select="rerun", selection_mode="points")
+    st.caption("Click a step to read it below; hover for its text.")
+    scores = figs.step_scores(trace, a)
+    rows = [{"step": i, "agent": s.agent, "role": s.role, "blame": round(scores[i], 3),
+             "text": figs.snippet(s.content, 140)} for i, s in enumerate(trace.steps)]
+    picked = clicked_step(event, trace.n_steps)
+    view = (trace.id, a.method if a else "", picked)
+    if st.session_state.get("_read_view") != view:  # new trace, method or click: show that step
+        st.session_state["_read_view"] = view
+        st.session_state["read_step"] = picked if picked is not None else (a.step if a else 0)
+    st.session_state["read_step"] = min(max(int(st.session_state["read_step"]), 0), trace.n_steps - 1)
+    k = st.number_input("Read step", min_value=0, max_value=trace.n_steps - 1, key="read_step")
+    step_detail(trace, int(k))
+    with st.expander(f"All {trace.n_steps} steps", expanded=trace.n_steps <= 12):
+        st.dataframe(rows, hide_index=True, width="stretch",
+                     column_config={"blame": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
+                                                                              format="%.2f")})
+
+
+def blame(ctx: state.Ctx) -> None:
+    """Agent blame with confidence intervals, and the top steps."""
+    if not need_trace(ctx):
+        return
+    trace = ctx.trace
+    assert trace is not None
+    trace_header(trace)
+    a = verdict(ctx)
+    if a is None:
+        return
+    if not a.agents:
+        st.info(f"`{a.method}` gives no per-agent blame; its verdict is {a.agent} at step {a.step}.")
+    else:
+        st.plotly_chart(figs.blame_figure(a), width="stretch", key="blame_fig")
+        st.dataframe([{"agent": b.agent, "blame": b.score, "ci_low": b.ci_low, "ci_high": b.ci_high}
+                      for b in sorted(a.agents, key=lambda b: -b.score)], hide_index=True, width="stretch")
+    st.subheader("Top steps")
+    st.dataframe([{"step": s.step, "agent": s.agent, "score": s.score, "probability": s.probability,
+                   "text": figs.snippet(trace.steps[s.step].content, 140) if 0 <= s.step < trace.n_steps else ""}
+                  for s in a.top_steps(10)], hide_index=True, width="stretch")
+    if a.evidence:
+        with st.expander("Evidence (as the method reports it)"):
+            st.json(a.evidence)
+
+
+def flow_graph(ctx: state.Ctx) -> None:
+    """The information-flow DAG with blame per node and the path from the decisive step to the failure."""
+    if not need_trace(ctx):
+        return
+    trace = ctx.trace
+    assert trace is not None
+    trace_header(trace)
+    a = verdict(ctx)
+    edges, failure, origin = state.cached_flow(trace.content_hash(), trace.to_json())
+    path = data.blame_path(trace, a, edges, failure) if a is not None else []
+    event = st.plotly_chart(figs.flow_figure(trace, edges, a, path, failure), width="stretch", key="flow_fig",
+                            on_select="rerun", selection_mode="points")
+    st.caption(f"{len(edges)} edges from {origin}; hover an edge's midpoint for its kinds "
+               "(parent, tool, handoff, content, plan, sequence). Drag to zoom, double-click to reset.")
+    if a is not None and path:
+        hops = " → ".join(f"{i} ({trace.steps[i].agent})" for i in path if 0 <= i < trace.n_steps)
+        st.markdown(f"**Blame path** from the decisive step to where the failure shows: {hops}")
+    kinds: dict[str, int] = {}
+    for _, _, _, k in edges:
+        for kind in k.split(", "):
+            kinds[kind] = kinds.get(kind, 0) + 1
+    if kinds:
+        st.dataframe([{"edge kind": k, "count": n} for k, n in sorted(kinds.items())], hide_index=True)
+    picked = clicked_step(event, trace.n_steps)
+    if picked is not None:
+        step_detail(trace, picked)
+    else:
+        st.caption("Click a node to read its step here.")

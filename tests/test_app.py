@@ -1,0 +1,307 @@
+"""The Streamlit inspector, page by page, with AppTest on a real store built from bundled and Who&When traces.
+
+Expected values (verdicts, filters, errors) are computed independently through the library, never read back
+from the app. The store holds real traces; verdicts come from the offline ``flow-graph`` method.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit")
+pytest.importorskip("plotly")
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from attrib.errors import InputError  # noqa: E402
+from attrib.methods import analyze  # noqa: E402
+from attrib.paths import REPO_ROOT, traces_dir, who_and_when_dir  # noqa: E402
+from attrib.readers import read_path  # noqa: E402
+from attrib.store import open_store  # noqa: E402
+from attrib.store.api import ingest  # noqa: E402
+from attrib.trace import ActivationRef  # noqa: E402
+
+APPS = REPO_ROOT / "apps"
+sys.path.insert(0, str(APPS))
+import inspector_data as data  # noqa: E402
+import inspector_figures as figs  # noqa: E402
+
+APP = str(APPS / "inspector.py")
+METHOD = "flow-graph"
+WW = [who_and_when_dir("algorithm") / f"{i}.json" for i in (1, 2, 3)] + [who_and_when_dir("hand") / "1.json"]
+ACT_TRACE = "whowhen-algorithm-3"
+
+
+def _activation_file(path: Path, n_layers: int = 3, n_heads: int = 4, t: int = 6) -> None:
+    """Attention patterns for one step (rows sum to 1, causal), as the recorder writes them (npz, hook names)."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for layer in range(n_layers):
+        p = np.tril(rng.random((n_heads, t, t))) + 1e-3 * np.tril(np.ones((t, t)))
+        arrays[f"blocks.{layer}.attn.hook_pattern"] = (p / p.sum(-1, keepdims=True)).astype(np.float32)
+    np.savez(path, **arrays)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A store with 4 Who&When traces + the bundled OTLP trace, flow-graph verdicts saved; result files."""
+    d = tmp_path_factory.mktemp("inspector")
+    store_path = d / "store.duckdb"
+    files = [*WW, traces_dir() / "otlp_agents.json"]
+    with open_store(store_path) as s:
+        report = ingest(files, store=s)
+        assert report.ok, [f.error for f in report.failed]
+        # one step with recorded activations: re-ingest a trace whose step 1 points at an activation file
+        act = d / "step1.npz"
+        _activation_file(act)
+        t = s.get_trace(ACT_TRACE)
+        steps = list(t.steps)
+        md = {"spans": {"rule": [1, 3]}, "token_attributions": {"tokens": ["The", " answer", " is"],
+                                                                 "weights": [0.5, -0.2, 0.1]}}
+        steps[1] = msgspec.structs.replace(steps[1], activation=ActivationRef(path=str(act), format="npz"), metadata=md)
+        s.upsert_trace(msgspec.structs.replace(t, steps=tuple(steps)))
+        verdicts = {}
+        for tid in s.trace_ids():
+            a = analyze(s.get_trace(tid), METHOD)
+            s.save_attribution(a)
+            verdicts[tid] = a
+        labels = {r["trace_id"]: (r["mistake_agent"], r["mistake_step"]) for r in s.list_traces()}
+    results = d / "results"
+    results.mkdir()
+    from attrib.evaluate.harness import evaluate
+
+    res = evaluate(subsets=["algorithm"], methods=[METHOD], cross_subset=False)
+    (results / "who_and_when.json").write_text(json.dumps(res, default=float))
+    _heads_json(results / "heads.json")
+    return {"store": store_path, "verdicts": verdicts, "labels": labels, "results": results, "eval": res}
+
+
+def _heads_json(path: Path) -> None:
+    """A head-localization result written by the real serializer (HeadLocalization.save) from drift scores."""
+    from attrib.heads import drift
+    from attrib.heads.localize import HeadLocalization
+
+    rng = np.random.default_rng(1)
+    per_pair = [{k: rng.normal(size=(5, 3)) for k in ("magnitude", "direction", "js", "sink_clean", "sink_conflict")}
+                for _ in range(3)]
+    sc = drift.combine(per_pair)
+    heads = drift.top_heads(sc.score, 2)
+    HeadLocalization(model="test-model", n_layers=5, n_heads=3, top_k=2, scores=sc.score, magnitude=sc.magnitude,
+                     direction=sc.direction, js=sc.js, sink_clean=sc.sink_clean, sink_conflict=sc.sink_conflict,
+                     focal_heads=heads, focal_layers=drift.focal_layers(heads, sc.score), family_compliance={},
+                     n_pairs=3, pair_selection="all").save(path)
+
+
+@pytest.fixture
+def app(env: dict[str, object], monkeypatch: pytest.MonkeyPatch):
+    """An AppTest factory: ``app(page=..., trace=...)`` runs the inspector on the test store."""
+    monkeypatch.setenv("ATTRIB_STORE", str(env["store"]))
+    monkeypatch.setenv("ATTRIB_RESULTS_DIR", str(env["results"]))
+    monkeypatch.setattr(sys, "argv", ["inspector.py"])
+
+    def make(**query: str) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.query_params.update({"method": METHOD, **query})
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return make
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [str(e.value) for e in at.get(kind)]
+
+
+def test_trace_list_filters_and_pages(app, env) -> None:
+    at = app(page="Traces")
+    assert at.dataframe[0].value.shape[0] == 5
+    # verdict vs annotation filter, checked against verdicts computed here
+    at.selectbox(key="f_agree").set_value("agrees").run()
+    agree = {t for t, a in env["verdicts"].items() if env["labels"][t] == (a.agent, a.step)}
+    assert agree, "the fixture should hold at least one trace where flow-graph matches the annotation"
+    assert set(at.dataframe[0].value["trace_id"]) == agree
+    at.selectbox(key="f_agree").set_value("disagrees").run()
+    assert set(at.dataframe[0].value["trace_id"]) == set(env["verdicts"]) - agree
+    at.selectbox(key="f_agree").set_value("(any)").run()
+    at.selectbox(key="f_source").set_value("hand").run()
+    assert list(at.dataframe[0].value["trace_id"]) == ["whowhen-hand-1"]
+    assert at.dataframe[0].value["truth_agent"][0] == env["labels"]["whowhen-hand-1"][0]
+    # open a trace: the button switches to its timeline
+    at.button(key="list_open_btn").click().run()
+    assert at.session_state["page"] == "Timeline" and at.session_state["trace_id"] == "whowhen-hand-1"
+
+
+def test_paging_stays_in_the_database(env) -> None:
+    with data.open_ro(env["store"]) as s:
+        rows, total = data.query_page(s, data.ListFilter(method=METHOD), page=1, page_size=2)
+        all_ids = s.trace_ids()
+    assert total == 5 and [r["trace_id"] for r in rows] == all_ids[2:4]
+    with data.open_ro(env["store"]) as s:
+        rows, total = data.query_page(s, data.ListFilter(method=METHOD, verdict_agent="FlightSearcher"))
+    expect = sorted(t for t, a in env["verdicts"].items() if a.agent == "FlightSearcher")
+    assert total == len(expect) and [r["trace_id"] for r in rows] == expect
+
+
+def test_timeline_shows_the_decisive_step(app, env) -> None:
+    tid = "whowhen-algorithm-1"
+    at = app(page="Timeline", trace=tid)
+    a = env["verdicts"][tid]
+    trace = read_path(WW[0])[0]
+    assert f"Decisive step {a.step} — {a.agent}" in texts(at, "subheader")
+    assert trace.steps[a.step].content in texts(at, "code")
+    info = " ".join(texts(at, "info"))
+    assert f"**{trace.label.mistake_agent}**, step **{trace.label.mistake_step}**" in info
+    assert len(at.get("plotly_chart")) == 2  # blame inset + timeline
+    at.number_input(key="read_step").set_value(2).run()
+    assert trace.steps[2].content in texts(at, "code")
+
+
+def test_timeline_figure_marks_decisive_and_annotated_steps(env) -> None:
+    trace = read_path(WW[1])[0]
+    a = env["verdicts"][trace.id]
+    fig = figs.timeline_figure(trace, a)
+    star = [t for t in fig.data if t.name and t.name.startswith("decisive")][0]
+    assert list(star.x) == [a.step] and list(star.y) == [trace.steps[a.step].agent]
+    ring = [t for t in fig.data if t.name and t.name.startswith("annotated")][0]
+    assert list(ring.x) == [trace.label.mistake_step]
+    scores = figs.step_scores(trace, a)
+    assert max(scores) == 1.0 and scores[max(a.steps, key=lambda s: s.score).step] == 1.0
+
+
+def test_blame_page_and_confidence_intervals(app, env) -> None:
+    tid = "whowhen-algorithm-2"
+    at = app(page="Blame", trace=tid)
+    a = env["verdicts"][tid]
+    agents = at.dataframe[0].value
+    assert list(agents["agent"]) == [b.agent for b in sorted(a.agents, key=lambda b: -b.score)]
+    assert len(at.get("plotly_chart")) == 1
+    # bars carry asymmetric CIs when the method gives them
+    ci = msgspec.structs.replace(a, agents=tuple(msgspec.structs.replace(b, ci_low=b.score - 0.1, ci_high=b.score + 0.2)
+                                                 for b in a.agents))
+    err = figs.blame_figure(ci).data[0].error_x
+    assert np.allclose(err.array, 0.2) and np.allclose(err.arrayminus, 0.1)
+    assert figs.blame_figure(a).data[0].error_x.array is None
+
+
+def test_flow_graph_page_highlights_the_blame_path(app, env) -> None:
+    tid = "whowhen-algorithm-2"
+    at = app(page="Flow graph", trace=tid)
+    a = env["verdicts"][tid]
+    path = a.evidence["graph_path"]
+    hops = " → ".join(f"{i} ({read_path(WW[1])[0].steps[i].agent})" for i in path)
+    assert any(hops in m for m in texts(at, "markdown"))
+    fig = figs.flow_figure(read_path(WW[1])[0], *data.flow_edges(read_path(WW[1])[0])[:1], a, path)
+    hl = [t for t in fig.data if t.name == "blame path to the failure"]
+    assert (len(hl) == 1) == (len(path) > 1)
+
+
+def test_inside_the_model_page(app, env) -> None:
+    at = app(page="Inside the model", trace=ACT_TRACE)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2, texts(at, "info") + texts(at, "error")  # heads heatmap + step 1 heatmap
+    assert "focal heads" in [m.label for m in at.metric]
+    html = " ".join(str(h.proto.body) for h in at.get("html"))
+    assert "answer" in html and "rgba(214,39,40,1.00)" in html  # largest positive weight fully red
+    # the step heatmap's numbers: attention on tokens 1..3 at the last query, sink removed
+    from inspector_model import head_matrix, pattern_stack
+
+    from attrib.activations import load_step
+
+    trace = open_store(env["store"], read_only=True).get_trace(ACT_TRACE)
+    pats, layers = pattern_stack(load_step(trace.steps[1]))
+    m, what = head_matrix(pats, trace.steps[1])
+    last = pats[:, :, -1, :]
+    assert layers == [0, 1, 2] and "system rule" in what
+    assert np.allclose(m, last[..., 1:3].sum(-1) / (1 - last[..., 0]))
+
+
+def test_compare_two_methods(app, env) -> None:
+    tid = "whowhen-algorithm-1"
+    at = app(page="Compare methods", trace=tid)
+    at.selectbox(key="cmp_a").set_value(METHOD)
+    at.selectbox(key="cmp_b").set_value(METHOD).run()
+    a = env["verdicts"][tid]
+    assert any(f"→ **{a.agent}**, step **{a.step}**" in m for m in texts(at, "markdown"))
+    assert any("The two methods **agree**" in m for m in texts(at, "markdown"))
+
+
+def test_evaluation_page(app, env) -> None:
+    at = app(page="Evaluation")
+    shown = at.dataframe[0].value if not env["eval"]["subsets"] else at.dataframe[1].value
+    rows = [r for r in env["eval"]["rows"] if r["subset"] == "algorithm"]
+    assert list(shown["method"]) == [r["method"] for r in rows]
+    assert np.allclose(shown["step_accuracy"], [r["step_accuracy"] for r in rows])
+
+
+def test_evaluation_page_without_results(app, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("ATTRIB_RESULTS_DIR", str(tmp_path))
+    at = app(page="Evaluation")
+    assert "No benchmark run yet" in texts(at, "info")[0]
+
+
+def test_export_page_and_report(app, env) -> None:
+    tid = "whowhen-algorithm-1"
+    at = app(page="Export", trace=tid)
+    assert [b.label for b in at.get("download_button")] == ["Download Markdown", "Download JSON"]
+    a = env["verdicts"][tid]
+    trace = read_path(WW[0])[0]
+    assert data.report(a, trace, "json") == a.to_json()
+    md = data.report(a, trace, "markdown").decode()
+    assert md == a.to_markdown(trace) and a.agent in md  # the renderer `attrib analyze --markdown` uses
+    assert md.strip() in [m.strip() for m in texts(at, "markdown")]  # the preview is the downloaded report
+
+
+def test_upload_reads_like_the_cli(app, tmp_path) -> None:
+    at = app(page="Upload")
+    raw = (traces_dir() / "otlp_agents.json").read_bytes()
+    at.file_uploader(key="up_file").set_value(("otlp_agents.json", raw, "application/json")).run()
+    expected = read_path(traces_dir() / "otlp_agents.json")
+    assert texts(at, "success")[0].startswith(f"Read {len(expected)} trace(s): {expected[0].id}")
+    at.button(key=f"open_up_{expected[0].id}").click().run()
+    assert at.session_state["page"] == "Timeline"
+    assert any(m.startswith("Decisive step") for m in texts(at, "subheader"))
+
+    bad = json.loads(WW[0].read_text())
+    del bad["history"]
+    p = tmp_path / "broken.json"
+    p.write_text(json.dumps(bad))
+    with pytest.raises(InputError) as cli:
+        read_path(p)
+    at = app(page="Upload")
+    at.file_uploader(key="up_file").set_value(("broken.json", p.read_bytes(), "application/json")).run()
+    assert texts(at, "error") == [str(cli.value).replace(str(p), "broken.json")]
+    assert texts(at, "error")[0].startswith("broken.json: history: ")
+
+
+def test_without_a_store(app, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("ATTRIB_STORE", str(tmp_path / "missing.duckdb"))
+    at = app(page="Traces")
+    assert "no store here" in at.sidebar.warning[0].value
+    assert "no store here" in texts(at, "info")[0]
+    at = app(page="Timeline")
+    assert "No trace to show" in texts(at, "info")[0]
+
+
+def test_store_argument_parsing() -> None:
+    assert data.store_arg(["--store", "x.duckdb"]) == "x.duckdb"
+    assert data.store_arg(["--store=y.duckdb"]) == "y.duckdb"
+    assert data.store_arg([]) is None
+
+
+def test_cli_app_command(env) -> None:
+    from typer.testing import CliRunner
+
+    from attrib.cli import app as cli
+
+    r = CliRunner().invoke(cli, ["app", "--store", str(env["store"]), "--port", "8765", "--print"])
+    assert r.exit_code == 0, r.output
+    assert "streamlit run" in r.output and str(Path(APP)) in r.output and "8765" in r.output
+    r = CliRunner().invoke(cli, ["app", "--store", str(env["store"]) + ".missing", "--print"])
+    assert r.exit_code == 4 and "no store here" in r.output
