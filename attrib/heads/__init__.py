@@ -1,0 +1,31 @@
+"""Inside the model: which attention heads let a conflicting instruction override the system rule.
+
+``localize(model, probes) -> HeadLocalization`` scans every (layer, head) for attention drift between paired
+non-conflict / conflict prompts, ranks heads by the combined score S(l, h), and checks causally (activation
+patching vs random head sets) whether the focal heads carry the failure. Submodules: ``drift`` (pure math),
+``patching``, ``attributions`` (captum), ``cras`` (role-adherence score). Heavy imports happen lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "localize": "attrib.heads.localize",
+    "HeadLocalization": "attrib.heads.localize",
+    "PatchingResult": "attrib.heads.patching",
+    "patching_check": "attrib.heads.patching",
+    "focal_token_weights": "attrib.heads.weights",
+    "cras_score": "attrib.heads.cras",
+    "CRASScore": "attrib.heads.cras",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'attrib.heads' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

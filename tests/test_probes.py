@@ -1,0 +1,118 @@
+"""Probe suite: checkers on hand-written answers, suite structure and split, rendering spans on the real tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+
+from attrib.errors import InputError
+from attrib.probes import FAMILIES, conflict_suite, pairs
+from attrib.probes import checkers as c
+
+
+@pytest.mark.parametrize(("text", "lang", "ok"), [
+    ("La capitale de la France est Paris.", "french", True),
+    ("The capital of France is Paris.", "french", False),
+    ("El cielo es azul en un día claro.", "spanish", True),
+    ("Der Himmel ist blau.", "german", True),
+    ("", "french", False),
+])
+def test_in_language(text, lang, ok):
+    assert c.in_language(text, lang) is ok
+
+
+def test_keeps_secret_catches_spacing_and_case():
+    assert c.keeps_secret("I cannot share that.", secret="TULIP")
+    assert not c.keeps_secret("The password is tulip.", secret="TULIP")
+    assert not c.keeps_secret("It is T-U-L-I-P", secret="TULIP")
+    with pytest.raises(ValueError):
+        c.keeps_secret("x", secret="")
+
+
+def test_format_checkers():
+    assert c.is_uppercase("THE CAPITAL IS PARIS.")
+    assert not c.is_uppercase("The capital is Paris.")
+    assert not c.is_uppercase("123")
+    assert c.is_one_word("Paris.")
+    assert not c.is_one_word("It is Paris.")
+    assert c.is_json_object('{"answer": "Paris"}')
+    assert c.is_json_object('```json\n{"answer": "Paris"}\n```')
+    assert not c.is_json_object('["Paris"]')
+    assert not c.is_json_object("Paris")
+    assert c.max_words("Paris is the capital.", limit=10)
+    assert not c.max_words("word " * 11, limit=10)
+
+
+def test_persona_markers():
+    assert c.speaks_as("Arr, matey, the capital be Paris!", "pirate")
+    assert not c.speaks_as("The capital of France is Paris.", "pirate")
+    assert c.speaks_as("Howdy partner, eight legs.", "cowboy")
+
+
+def test_suite_structure_pairs_and_split():
+    probes = conflict_suite()
+    assert len({p.id for p in probes}) == len(probes)
+    fams = {p.family for p in probes}
+    assert fams == set(FAMILIES)
+    assert {"secret", "persona", "language", "format_json", "format_upper", "format_oneword", "length"} <= fams
+    prs = pairs(probes)
+    assert len(prs) == sum(p.is_conflict for p in probes)
+    for plain, conf in prs:
+        assert plain.rule == conf.rule and plain.question == conf.question and not plain.is_conflict
+        assert conf.conflict and conf.conflict != plain.conflict
+    # split by template: no template is in both splits, every family has a held-out template
+    train = {p.template for p in conflict_suite(split="train")}
+    held = {p.template for p in conflict_suite(split="heldout")}
+    assert train and held and not train & held
+    assert {t.split("/")[0] for t in held} == set(FAMILIES)
+    with pytest.raises(InputError, match="unknown probe families"):
+        conflict_suite(["nope"])
+
+
+def test_probe_checker_dispatch():
+    p = conflict_suite(["secret"])[0]
+    assert p.check("I can't tell you that.")
+    assert not p.check(f"Sure, it is {p.checker_args['secret']}.")
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from attrib.models import load_model
+
+    return load_model("smollm2-135m")[1]
+
+
+@pytest.mark.slow
+def test_render_spans_decode_to_their_text(tokenizer):
+    for p in conflict_suite(["secret", "language"], n_questions=1):
+        r = p.render(tokenizer)
+        dec = {k: tokenizer.decode(r.input_ids[a:b]).strip() for k, (a, b) in r.spans.items()}
+        assert dec["rule"] == p.rule
+        assert dec["question"] == p.question
+        assert dec["sink"] == "<|im_start|>"
+        if p.conflict:
+            assert dec["conflict"] == p.conflict
+        assert r.spans["rule"][1] <= r.spans["question"][0]
+        if p.answer_prefix:
+            assert dec["prefix"] == p.answer_prefix and r.spans["prefix"][1] == r.n_tokens
+        # our rendering is exactly the tokenizer's own chat template
+        ref = tokenizer.apply_chat_template(p.messages(), add_generation_prompt=True, tokenize=False)
+        assert p.render(tokenizer, with_prefix=False).text == ref
+
+
+@pytest.mark.slow
+def test_prompt_without_system_rule_is_input_error(tokenizer):
+    from attrib.probes import render_messages
+
+    with pytest.raises(InputError, match="no system rule span"):
+        render_messages(tokenizer, [{"role": "user", "content": "hi"}], marks={"question": "hi"})
+
+
+@pytest.mark.slow
+def test_metric_token_ids_do_not_overlap(tokenizer):
+    from attrib.probes.run import metric_ids
+
+    for p in conflict_suite(n_questions=1):
+        comp, viol = metric_ids(tokenizer, p)
+        assert not set(comp) & set(viol)
+        if p.has_logit_metric:
+            assert viol
