@@ -1,0 +1,166 @@
+"""Batch attribution throughput, serial vs Dask with 1 and 2 workers, and the driver's peak memory.
+
+Builds a synthetic corpus (bench/scale/gen_corpus.py) of N_SMALL and N_LARGE traces in temporary
+stores, then runs :func:`attrib.analyze_many` on them, each run in a fresh process so that its peak
+RSS (VmHWM: the driver only, Dask workers are other processes) is its own. Throughput is
+measured on the small store for all three engines (serial is the baseline, same run); driver memory
+on both stores, to show it does not grow with the number of traces. Writes bench/results/scale.json.
+
+    python bench/scale/run.py                      # 5k and 20k traces, the default method
+    python bench/scale/run.py --small 1000 --large 4000 --method flow-graph
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE.parent / "results" / "scale.json"
+
+
+def _vm(key: str) -> float:
+    """A /proc/self/status memory figure in MiB (VmHWM: peak RSS of this process since exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _one(args: argparse.Namespace) -> int:
+    """Child mode: one analyze_many run; prints a JSON line with the report and this process's peak RSS."""
+    from attrib.engine import analyze_many
+
+    rss0 = _vm("VmHWM")
+    t0 = time.perf_counter()
+    r = analyze_many(args.store, method=args.method, engine=args.engine, workers=args.workers,
+                     force=True, batch_size=args.batch_size, progress=False)
+    wall = time.perf_counter() - t0
+    out = r.to_dict()
+    out.pop("errors")
+    out.update(
+        wall_s=wall,
+        compute_s=wall - r.startup_s,  # without starting the cluster, which a long-running service pays once
+        driver_peak_rss_mib=_vm("VmHWM"),  # not ru_maxrss: Linux carries that over from the parent across exec
+        driver_peak_rss_before_run_mib=rss0,
+    )
+    print("RESULT " + json.dumps(out), flush=True)
+    return 0
+
+
+def _run_child(store: Path, engine: str, workers: int | None, method: str | None, batch_size: int) -> dict:
+    cmd = [sys.executable, __file__, "--one", "--store", str(store), "--engine", engine,
+           "--batch-size", str(batch_size)]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    if method:
+        cmd += ["--method", method]
+    p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    if p.returncode != 0 or not lines:
+        raise SystemExit(f"run failed ({' '.join(cmd)}):\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}")
+    res = json.loads(lines[-1][len("RESULT "):])
+    res["traces_per_s_compute"] = (res["analyzed"] + res["failed"]) / res["compute_s"]
+    print(f"  {engine:6s} workers={res['workers']} n={res['matched']:>6}: {res['traces_per_s']:7.1f} traces/s "
+          f"({res['traces_per_s_compute']:7.1f} without cluster start {res['startup_s']:.1f} s), "
+          f"failed {res['failed']}, driver peak RSS {res['driver_peak_rss_mib']:.0f} MiB", flush=True)
+    return res
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--small", type=int, default=5000, help="traces in the small store (throughput runs)")
+    ap.add_argument("--large", type=int, default=20000, help="traces in the large store (memory run)")
+    ap.add_argument("--method", default=None, help="attribution method (default: attrib's default)")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--workdir", default=None, help="where the temporary stores go (default: a temp dir)")
+    ap.add_argument("--out", default=str(RESULTS))
+    # child mode
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--store", help=argparse.SUPPRESS)
+    ap.add_argument("--engine", default="serial", help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.one:
+        return _one(a)
+
+    sys.path.insert(0, str(HERE))
+    from gen_corpus import add_traces, synthetic_traces
+
+    from attrib.methods import DEFAULT_METHOD
+    from attrib.store import open_store
+
+    method = a.method or DEFAULT_METHOD
+    tmp = Path(a.workdir or tempfile.mkdtemp(prefix="attrib-scale-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    small, large = tmp / f"small-{a.small}.duckdb", tmp / f"large-{a.large}.duckdb"
+    t0 = time.perf_counter()
+    for p in (small, large):
+        p.unlink(missing_ok=True)
+    with open_store(small) as st:  # the large store is the small one plus more of the same sequence
+        add_traces(st, synthetic_traces(a.small))
+    shutil.copy(small, large)
+    with open_store(large) as st:
+        add_traces(st, (t for i, t in enumerate(synthetic_traces(a.large)) if i >= a.small))
+    gen_s = time.perf_counter() - t0
+    print(f"corpus: {a.small} + {a.large} traces in {tmp} ({gen_s:.0f} s); method {method}; load {_load()}")
+
+    load_before = _load()
+    runs = {
+        "serial": _run_child(small, "serial", None, method, a.batch_size),
+        "dask_1_worker": _run_child(small, "local", 1, method, a.batch_size),
+        "dask_2_workers": _run_child(small, "local", 2, method, a.batch_size),
+        "dask_2_workers_large": _run_child(large, "local", 2, method, a.batch_size),
+    }
+    base = runs["serial"]
+    same_n = ("dask_1_worker", "dask_2_workers")
+    speedup = {k: runs[k]["traces_per_s"] / base["traces_per_s"] for k in same_n}
+    speedup_compute = {k: runs[k]["traces_per_s_compute"] / base["traces_per_s_compute"] for k in same_n}
+    mem = {
+        f"{a.small}": runs["dask_2_workers"]["driver_peak_rss_mib"],
+        f"{a.large}": runs["dask_2_workers_large"]["driver_peak_rss_mib"],
+    }
+    result = {
+        "benchmark": "scale",
+        "method": method,
+        "batch_size": a.batch_size,
+        "n_small": a.small,
+        "n_large": a.large,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "loadavg_before": load_before, "loadavg_after": _load()},
+        "corpus_build_s": gen_s,
+        "runs": runs,
+        "speedup_vs_serial": speedup,
+        "speedup_vs_serial_without_cluster_start": speedup_compute,
+        "driver_peak_rss_mib_dask_2_workers": mem,
+        "driver_memory_ratio_large_over_small": mem[f"{a.large}"] / mem[f"{a.small}"],
+        "goal": {"speedup_2_workers": 1.7, "met": speedup["dask_2_workers"] >= 1.7},
+    }
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"speedup_vs_serial": speedup, "without_cluster_start": speedup_compute,
+                      "driver_peak_rss_mib": mem}, indent=2))
+    print(f"wrote {out}")
+    if not a.workdir:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
