@@ -12,8 +12,8 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "localize": "attrib.heads.localize",
-    "HeadLocalization": "attrib.heads.localize",
+    "localize": "attrib.heads.localization",
+    "HeadLocalization": "attrib.heads.localization",
     "PatchingResult": "attrib.heads.patching",
     "patching_check": "attrib.heads.patching",
     "focal_token_weights": "attrib.heads.weights",
