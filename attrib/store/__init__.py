@@ -5,6 +5,8 @@ schema migrations. Traces are upserted by id + content hash: identical content i
 changed content replaces the old rows (and drops the attributions computed from them). The full
 trace JSON is kept beside the relational rows, so :meth:`Store.get_trace` returns exactly what was
 stored, labels included. duckdb and pyarrow are imported on first use to keep ``attrib --help`` fast.
+Rows go in through Arrow tables (one per table per file): DuckDB's bulk path, ~10x faster than
+parameter binding for 100k-step files (it imports pandas once, about a second).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,16 +97,30 @@ class Store:
     # ------------------------------------------------------------------ traces
     def upsert_trace(self, trace: Trace, source_path: str | None = None) -> bool:
         """Insert or replace ``trace``; returns False when the same id with the same content is stored."""
-        data = trace.to_json()
-        digest = hashlib.sha256(data).hexdigest()
+        return self.upsert_traces([trace], source_path)[0]
+
+    def upsert_traces(self, traces: list[Trace], source_path: str | None = None) -> list[bool]:
+        """Upsert many traces in one transaction with bulk (Arrow) inserts; per trace, whether it changed.
+
+        If an id repeats within ``traces`` the last one wins.
+        """
+        enc = [(t, t.to_json()) for t in traces]
+        digests = [hashlib.sha256(d).hexdigest() for _, d in enc]
         with self.transaction():
-            row = self.con.execute("SELECT content_hash FROM traces WHERE trace_id = ?", [trace.id]).fetchone()
-            if row is not None and row[0] == digest:
-                return False
-            if row is not None:
-                self._delete(trace.id, keep_results=False)
-            self._insert(trace, data, digest, source_path)
-        return True
+            ids = list(dict.fromkeys(t.id for t in traces))
+            stored = dict(self.con.execute("SELECT trace_id, content_hash FROM traces WHERE list_contains(?, trace_id)",
+                                           [ids]).fetchall()) if ids else {}
+            last = {t.id: i for i, t in enumerate(traces)}
+            todo = [i for i, t in enumerate(traces) if last[t.id] == i and stored.get(t.id) != digests[i]]
+            replace = [traces[i].id for i in todo if traces[i].id in stored]
+            if replace:
+                for table in ("steps", "labels", "activations", "traces", "attributions", "analysis_errors"):
+                    self.con.execute(f"DELETE FROM {table} WHERE list_contains(?, trace_id)", [replace])
+            if todo:
+                self._insert([enc[i][0] for i in todo], [enc[i][1] for i in todo], [digests[i] for i in todo],
+                             source_path)
+        changed = set(todo)
+        return [i in changed for i in range(len(traces))]
 
     def _delete(self, trace_id: str, keep_results: bool) -> None:
         tables = ["steps", "labels", "activations", "traces"]
@@ -112,47 +129,49 @@ class Store:
         for t in tables:
             self.con.execute(f"DELETE FROM {t} WHERE trace_id = ?", [trace_id])
 
-    def _insert(self, trace: Trace, data: bytes, digest: str, source_path: str | None) -> None:
+    def _insert(self, traces: list[Trace], blobs: list[bytes], digests: list[str], source_path: str | None) -> None:
         import pyarrow as pa
 
-        con = self.con
-        con.execute(
-            "INSERT INTO traces (trace_id, source_format, source_path, task, outcome, final_answer, ground_truth, "
-            "agents, n_steps, content_hash, metadata, trace_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [trace.id, trace.source_format, source_path, trace.task, trace.outcome, trace.final_answer,
-             trace.ground_truth, list(trace.agents), trace.n_steps, digest, _ENC.encode(trace.metadata).decode(),
-             data.decode()],
-        )
-        steps = trace.steps
         enc = _ENC.encode
-        table = pa.table({
-            "trace_id": pa.array([trace.id] * len(steps), pa.string()),
-            "step": pa.array([s.index for s in steps], pa.int32()),
-            "agent": pa.array([s.agent for s in steps], pa.string()),
-            "role": pa.array([s.role for s in steps], pa.string()),
-            "content": pa.array([s.content for s in steps], pa.string()),
-            "tool_calls": pa.array([enc(s.tool_calls).decode() if s.tool_calls else None for s in steps], pa.string()),
-            "tool_results": pa.array([enc(s.tool_results).decode() if s.tool_results else None for s in steps],
-                                     pa.string()),
-            "parents": pa.array([list(s.parents) for s in steps], pa.list_(pa.int32())),
-            "start_time": pa.array([s.start_time for s in steps], pa.float64()),
-            "end_time": pa.array([s.end_time for s in steps], pa.float64()),
-            "tokens_in": pa.array([s.tokens_in for s in steps], pa.int64()),
-            "tokens_out": pa.array([s.tokens_out for s in steps], pa.int64()),
-            "metadata": pa.array([enc(s.metadata).decode() if s.metadata else None for s in steps], pa.string()),
-        })
-        con.register("_attrib_steps", table)
-        try:
-            con.execute("INSERT INTO steps SELECT * FROM _attrib_steps")
-        finally:
-            con.unregister("_attrib_steps")
-        if trace.label is not None:
-            lb = trace.label
-            con.execute("INSERT INTO labels VALUES (?, ?, ?, ?)", [trace.id, lb.mistake_agent, lb.mistake_step, lb.reason])
-        acts = [(trace.id, s.index, s.activation.path, list(s.activation.hooks), s.activation.format)
-                for s in steps if s.activation is not None]
+        s = pa.string()
+        self.con.from_arrow(pa.table({
+            "trace_id": pa.array([t.id for t in traces], s),
+            "source_format": pa.array([t.source_format for t in traces], s),
+            "source_path": pa.array([source_path] * len(traces), s),
+            "task": pa.array([t.task for t in traces], s),
+            "outcome": pa.array([t.outcome for t in traces], s),
+            "final_answer": pa.array([t.final_answer for t in traces], s),
+            "ground_truth": pa.array([t.ground_truth for t in traces], s),
+            "agents": pa.array([list(t.agents) for t in traces], pa.list_(s)),
+            "n_steps": pa.array([t.n_steps for t in traces], pa.int32()),
+            "content_hash": pa.array(digests, s),
+            "metadata": pa.array([enc(t.metadata).decode() for t in traces], s),
+            "trace_json": pa.array([b.decode() for b in blobs], s),
+            "ingested_at": pa.array([datetime.now()] * len(traces), pa.timestamp("us")),
+        })).insert_into("traces")
+        steps = [(t.id, st) for t in traces for st in t.steps]
+        self.con.from_arrow(pa.table({
+            "trace_id": pa.array([tid for tid, _ in steps], s),
+            "step": pa.array([x.index for _, x in steps], pa.int32()),
+            "agent": pa.array([x.agent for _, x in steps], s),
+            "role": pa.array([x.role for _, x in steps], s),
+            "content": pa.array([x.content for _, x in steps], s),
+            "tool_calls": pa.array([enc(x.tool_calls).decode() if x.tool_calls else None for _, x in steps], s),
+            "tool_results": pa.array([enc(x.tool_results).decode() if x.tool_results else None for _, x in steps], s),
+            "parents": pa.array([list(x.parents) for _, x in steps], pa.list_(pa.int32())),
+            "start_time": pa.array([x.start_time for _, x in steps], pa.float64()),
+            "end_time": pa.array([x.end_time for _, x in steps], pa.float64()),
+            "tokens_in": pa.array([x.tokens_in for _, x in steps], pa.int64()),
+            "tokens_out": pa.array([x.tokens_out for _, x in steps], pa.int64()),
+            "metadata": pa.array([enc(x.metadata).decode() if x.metadata else None for _, x in steps], s),
+        })).insert_into("steps")
+        labels = [(t.id, t.label.mistake_agent, t.label.mistake_step, t.label.reason) for t in traces if t.label]
+        if labels:
+            self.con.executemany("INSERT INTO labels VALUES (?, ?, ?, ?)", labels)
+        acts = [(t.id, x.index, x.activation.path, list(x.activation.hooks), x.activation.format)
+                for t in traces for x in t.steps if x.activation is not None]
         if acts:
-            con.executemany("INSERT INTO activations VALUES (?, ?, ?, ?, ?)", acts)
+            self.con.executemany("INSERT INTO activations VALUES (?, ?, ?, ?, ?)", acts)
 
     def delete_trace(self, trace_id: str) -> bool:
         """Remove a trace and everything computed from it; False if it was not there."""

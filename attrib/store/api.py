@@ -106,10 +106,7 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
 
             for t in traces:
                 check_trace(t, model_config, source=path)
-        new = 0
-        with store.transaction():
-            for t in traces:
-                new += store.upsert_trace(t, source_path=str(path))
+        new = sum(store.upsert_traces(traces, source_path=str(path)))
     except AttribError as e:
         return FileResult(str(path), False, error=str(e))
     except Exception as e:  # a bug, not bad input: keep going, but say so
