@@ -58,7 +58,7 @@ class BatchReport(msgspec.Struct, kw_only=True):
     analyzed: int  # attributions written
     failed: int  # traces recorded with an error
     elapsed_s: float  # wall time of the whole call, cluster start included
-    startup_s: float = 0.0  # of which: starting or connecting to the Dask cluster
+    startup_s: float = 0.0  # of which: starting/connecting the cluster and importing the method everywhere
     errors: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (trace id, error), first few
 
     @property
@@ -84,6 +84,15 @@ def _describe(exc: BaseException) -> str:
         f = tb[-1]
         msg += f" (at {os.path.basename(f.filename)}:{f.lineno} in {f.name})"
     return msg
+
+
+def warm(method: str | Callable[..., Attribution]) -> bool:
+    """Import a registered method's module ahead of the first trace (run on every worker at start)."""
+    if isinstance(method, str):
+        from attrib.methods import get_method
+
+        get_method(method)
+    return True
 
 
 def _attribute(method: str | Callable[..., Attribution], trace: Trace, options: dict[str, Any]) -> Attribution:
@@ -402,12 +411,21 @@ def analyze_many(
         )
         parts = selection.partitions(batch_size)
         if engine == "serial":
+            t_start = time.perf_counter()
+            if todo:
+                warm(run["method"])
+            report.startup_s = time.perf_counter() - t_start
             with _progress_bar(todo, progress, f"{name} (serial)") as adv:
                 _run_serial(parts, _Writer(store, report, adv), run)
         elif todo:
             t_start = time.perf_counter()
             with _dask_client(scheduler, workers) as (client, n):
                 report.workers = n
+                try:
+                    client.run(warm, run["method"])  # a worker that cannot load the method fails here, once
+                except Exception as e:
+                    raise AttribError(f"Dask workers cannot load method {name!r}: {_describe(e)} "
+                                      "(every worker needs the same attrib installed)") from None
                 report.startup_s = time.perf_counter() - t_start
                 label = f"{name} (dask, {n} worker{'s' if n != 1 else ''})"
                 with _progress_bar(todo, progress, label) as adv:

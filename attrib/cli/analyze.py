@@ -9,6 +9,7 @@ import typer
 
 from attrib.cli._common import console, handle_errors
 from attrib.cli._llm_options import with_llm_options
+from attrib.cli.batch import with_batch_options
 
 
 def load_target(target: str, store: Path | None = None, format: str | None = None) -> list[Any]:
@@ -35,9 +36,10 @@ def register(app: typer.Typer) -> None:
     """Add ``attrib analyze``."""
 
     @app.command("analyze")
+    @with_batch_options
     @with_llm_options
     def analyze_cmd(
-        target: str = typer.Argument(..., help="A trace file (Who&When, OTLP, chat, attrib JSON) or a trace id in the store."),
+        target: str = typer.Argument(None, help="A trace file (Who&When, OTLP, chat, attrib JSON) or a trace id in the store (omit with --all).", show_default=False),
         method: str = typer.Option(None, "--method", "-m", help="Attribution method [default: learned, offline]. "
                                    "Others: flow-graph, causal, judge-all, judge-step, judge-binary, judge-hybrid."),
         as_json: bool = typer.Option(False, "--json", help="Print the Attribution as JSON."),

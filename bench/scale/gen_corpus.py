@@ -105,9 +105,7 @@ def add_traces(store: Any, traces: Iterable[Trace], chunk: int = 2000) -> None:
         batch = list(islice(it, chunk))
         if not batch:
             return
-        with store.transaction():
-            for t in batch:
-                store.upsert_trace(t)
+        store.upsert_traces(batch)
 
 
 def write_corpus(store_path: str | Path, n: int, seed: int = 0, chunk: int = 2000) -> int:

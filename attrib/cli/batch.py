@@ -1,0 +1,167 @@
+"""Batch mode of ``attrib analyze --store PATH --all``: a thin layer over :func:`attrib.engine.analyze_many`.
+
+:func:`with_batch_options` decorates the ``analyze`` command (one line there): it adds ``--all``,
+``--where``, ``--engine``, ``--scheduler``, ``--workers``, ``--force``, ``--batch-size`` and, when
+``--all`` is given, runs :func:`run_batch` instead of the single-trace command. ``register`` also
+offers the same as ``attrib analyze-batch`` for scripts that prefer an explicit command name.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from attrib.cli._common import console, handle_errors
+
+ENGINE_HELP = (
+    "Where to run: [bold]local[/] (a Dask cluster of --workers processes on this machine), "
+    "[bold]dask[/] (the cluster at --scheduler), or [bold]serial[/] (in this process, the reference)."
+)
+SCHEDULER_HELP = "Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (start one with `dask scheduler`)."
+WHERE_HELP = (
+    "SQL filter over the store's traces table (columns trace_id, source_format, outcome, n_steps, agents, task, "
+    "metadata, ingested_at), e.g. \"source_format = 'whowhen' AND n_steps > 20\"."
+)
+_PANEL = "Batch over the store (--all)"
+F = TypeVar("F", bound=Callable[..., Any])
+
+_BATCH_PARAMS = [
+    ("all_", False, Annotated[bool, typer.Option("--all", help="Analyze every trace in --store (or those --where "
+                                                 "selects) and save the verdicts there; resumable.",
+                                                 rich_help_panel=_PANEL)]),
+    ("where", None, Annotated[str | None, typer.Option("--where", help=WHERE_HELP, rich_help_panel=_PANEL,
+                                                       show_default=False)]),
+    ("engine", "local", Annotated[str, typer.Option("--engine", help=ENGINE_HELP, rich_help_panel=_PANEL)]),
+    ("scheduler", None, Annotated[str | None, typer.Option("--scheduler", help=SCHEDULER_HELP,
+                                                           rich_help_panel=_PANEL, show_default=False)]),
+    ("workers", None, Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes for --engine "
+                                                         "local (default: one per core).", rich_help_panel=_PANEL,
+                                                         show_default=False)]),
+    ("force", False, Annotated[bool, typer.Option("--force", help="Redo traces that already have a verdict from "
+                                                  "this method.", rich_help_panel=_PANEL)]),
+    ("batch_size", None, Annotated[int | None, typer.Option("--batch-size", min=1, help="Traces per Dask task "
+                                                            "(default: 64).", rich_help_panel=_PANEL,
+                                                            show_default=False)]),
+]
+
+
+def with_batch_options(fn: F) -> F:
+    """Add the batch options to the ``analyze`` command; with ``--all`` run the batch, else call ``fn``.
+
+    ``fn`` must take ``target`` (optional then), ``store``, ``method`` and ``as_json``.
+    """
+    sig = inspect.signature(fn)
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, d, a in _BATCH_PARAMS]
+    new_sig = sig.replace(parameters=[*sig.parameters.values(), *extra])
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        batch = {n: kwargs.pop(n, d) for n, d, _ in _BATCH_PARAMS}
+        all_ = batch.pop("all_")
+        if all_:
+            if kwargs.get("target"):
+                raise typer.BadParameter("give either a TARGET or --all, not both", param_hint="TARGET")
+            return run_batch(kwargs.get("store"), method=kwargs.get("method"), as_json=kwargs.get("as_json", False),
+                             **batch)
+        given = [f"--{n.replace('_', '-')}" for n, d, _ in _BATCH_PARAMS if n in batch and batch[n] != d]
+        if given:
+            raise typer.BadParameter(f"{', '.join(given)} only apply with --all", param_hint="--all")
+        if not kwargs.get("target"):
+            raise typer.BadParameter("give a trace file or trace id, or --all to analyze the whole store",
+                                     param_hint="TARGET")
+        return fn(*args, **kwargs)
+
+    wrapper.__signature__ = new_sig  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
+
+
+def run_batch(
+    store: Path | None,
+    *,
+    method: str | None = None,
+    where: str | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    force: bool = False,
+    batch_size: int | None = None,
+    as_json: bool = False,
+) -> None:
+    """Analyze every selected trace in the store, print a summary; exit 1 when any trace failed."""
+    from attrib.engine import DEFAULT_BATCH_SIZE, analyze_many
+
+    with handle_errors():
+        report = analyze_many(
+            store,
+            method=method,
+            where=where,
+            engine=engine,  # type: ignore[arg-type]
+            scheduler=scheduler,
+            workers=workers,
+            force=force,
+            batch_size=batch_size or DEFAULT_BATCH_SIZE,
+            progress=not as_json,
+        )
+    if as_json:
+        import orjson
+
+        sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        _render(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _render(report: object) -> None:
+    from rich.table import Table
+
+    r = report  # BatchReport
+    t = Table(title=f"attrib analyze --all: {r.method} on {r.engine} ({r.workers} worker(s))", show_header=False)
+    t.add_column(justify="left")
+    t.add_column(justify="right")
+    t.add_row("traces selected", f"{r.matched:,}")
+    t.add_row("already analyzed (skipped)", f"{r.skipped:,}")
+    t.add_row("analyzed now", f"[green]{r.analyzed:,}[/]")
+    t.add_row("failed (recorded in store)", f"[red]{r.failed:,}[/]" if r.failed else "0")
+    t.add_row("wall time", f"{r.elapsed_s:.1f} s" + (f" (cluster start {r.startup_s:.1f} s)" if r.startup_s else ""))
+    t.add_row("throughput", f"{r.traces_per_s:,.1f} traces/s")
+    console.print(t)
+    for tid, err in r.errors[:10]:
+        console.print(f"[red]failed[/] {tid}: {err}", highlight=False, soft_wrap=True)
+    if r.failed > 10:
+        console.print(f"... and {r.failed - 10} more; see the store's errors for every one.")
+    if r.skipped and not r.analyzed and not r.failed:
+        console.print("Nothing to do: every selected trace is already analyzed (pass --force to redo).")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``attrib analyze-batch`` (the same batch mode, for when ``attrib analyze`` lacks ``--all``)."""
+
+    @app.command("analyze-batch", rich_help_panel="Analyze")
+    def analyze_batch(
+        store: Path = typer.Option(None, "--store", help="DuckDB store (default ./attrib.duckdb or $ATTRIB_STORE)."),
+        method: str = typer.Option(None, "--method", "-m", help="Attribution method (default: the offline default)."),
+        where: str = typer.Option(None, "--where", help=WHERE_HELP),
+        engine: str = typer.Option("local", "--engine", help=ENGINE_HELP),
+        scheduler: str = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
+        workers: int = typer.Option(None, "--workers", "-w", min=1, help="Worker processes for --engine local "
+                                    "(default: one per core)."),
+        force: bool = typer.Option(False, "--force", help="Redo traces that already have a verdict from this method."),
+        batch_size: int = typer.Option(None, "--batch-size", min=1, help="Traces per Dask task (default 64)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
+    ) -> None:
+        """Attribute every trace in the store (or those --where selects) and save the verdicts in it.
+
+        Resumable: traces already analyzed with the method are skipped unless --force. A trace that
+        fails is recorded with its error in the store and the batch goes on (exit 1 at the end).
+
+        Example:  attrib analyze-batch --store runs.duckdb --engine local --workers 2
+        """
+        run_batch(store, method=method, where=where, engine=engine, scheduler=scheduler, workers=workers,
+                  force=force, batch_size=batch_size, as_json=as_json)
