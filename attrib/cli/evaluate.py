@@ -1,9 +1,84 @@
-"""CLI topic 'evaluate' (placeholder until its issue lands)."""
+"""CLI topic 'evaluate': ``attrib eval who-and-when`` -> :func:`attrib.evaluate.evaluate`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from attrib.cli._common import console, handle_errors
+
+eval_app = typer.Typer(help="Benchmarks: score attribution methods out of sample against annotated runs.",
+                       no_args_is_help=True)
+
+
+def _fmt(v: float | None, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.1f}" if pct else f"{v:.1f}"
 
 
 def register(app: typer.Typer) -> None:
-    """Add this topic's commands to the app."""
+    """Add ``attrib eval``."""
+    app.add_typer(eval_app, name="eval")
+
+    @eval_app.command("who-and-when")
+    def who_and_when_cmd(
+        subset: str = typer.Option(None, "--subset", help="algorithm or hand [default: both]."),
+        with_gt: bool = typer.Option(True, "--with-ground-truth/--without-ground-truth", "--with/--without",
+                                     help="Whether methods may see the task's ground-truth answer."),
+        method: list[str] = typer.Option(None, "--method", "-m", help="Methods to score (repeatable) "
+                                         "[default: learned, learned-subset, floor, flow-graph, causal]."),
+        folds: int = typer.Option(5, "--folds", min=2, help="k for k-fold grouped by question_ID."),
+        seed: int = typer.Option(0, "--seed", help="Fold assignment seed."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result JSON instead of the table."),
+        out: Path = typer.Option(Path("bench/results/who_and_when.json"), "--out",
+                                 help="Where to write the result JSON ('-' to skip)."),
+    ) -> None:
+        """Score attribution on Who&When (184 failed runs), strictly out of sample.
+
+        Learned parts are refitted inside folds grouped by question_ID (and fitted on one subset, tested on
+        the other for cross-subset rows); baselines (random, always step 1, most active agent, first
+        WebSurfer step, always WebSurfer) and the logistic floor are printed beside every method, with the
+        published LLM-based numbers. Runs offline.
+
+        Example:  attrib eval who-and-when --subset algorithm --without-ground-truth
+        """
+        import orjson
+
+        from attrib.evaluate import evaluate
+        from attrib.evaluate.data import SUBSETS
+
+        subsets = (subset,) if subset else SUBSETS
+        with handle_errors():
+            if subset and subset not in SUBSETS:
+                from attrib.errors import InputError
+
+                raise InputError(None, "--subset", f"expected one of {', '.join(SUBSETS)}, got {subset!r}")
+            with console.status("scoring Who&When out of sample...") as status:
+                result = evaluate(subsets, with_gt, method or None, k=folds, seed=seed,
+                                  progress=lambda m: status.update(f"scoring {m} ..."))
+        data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+        if str(out) != "-":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+        if as_json:
+            typer.echo(data.decode())
+            return
+        from rich.table import Table
+
+        t = Table(title=f"Who&When, {result['setting'].replace('_', ' ')}, out of sample ({folds}-fold by question)",
+                  title_justify="left")
+        for c in ("subset", "method", "protocol", "step %", "±1 %", "±3 %", "agent %", "ECE %"):
+            t.add_column(c, justify="left" if c in ("subset", "method", "protocol") else "right")
+        for r in result["rows"]:
+            style = "bold" if r["method"] == result["default_method"] and r["protocol"].endswith("pooled") else None
+            t.add_row(r["subset"], r["method"], r["protocol"], _fmt(r["step_accuracy"]), _fmt(r["step_accuracy_pm1"]),
+                      _fmt(r["step_accuracy_pm3"]), _fmt(r["agent_accuracy"]), _fmt(r["ece"], pct=True), style=style)
+        for name, by in result["published"].items():
+            for s in subsets:
+                if s in by:
+                    a, st = by[s]["agent_accuracy"], by[s]["step_accuracy"]
+                    t.add_row(s, name, "published (LLM)", _fmt(st), "-", "-", _fmt(a), "-", style="dim")
+        console.print(t)
+        console.print(f"wall time {result['wall_s']:.1f} s" + (f"; JSON in {out}" if str(out) != "-" else ""))

@@ -44,11 +44,15 @@ _KW: dict[str, tuple[str, ...]] = {
     "kw_noprogress": ('"is_progress_being_made": {',),
     "kw_request": ("please search", "please find", "please visit", "please click", "please check",
                    "please provide", "please open", "please run", "please look"),
+    "kw_replan": ("replanning", "new plan", "stalled"),
+    "kw_satisfied": ("request satisfied", '"is_request_satisfied": {'),
+    "kw_traceback": ("traceback (most recent call last)",),
     "kw_estimate": ("approximately", "roughly", "estimate", "likely", "probably", " might "),
 }
 _NAME_TOKENS = ("verif", "valid", "check", "review", "surfer", "orchestr", "assistant", "plan", "coder", "debug")
 _CAP = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{3,}\b")
 _NOPROGRESS = re.compile(r'"is_progress_being_made": \{[^}]*"answer": false')
+_SATISFIED = re.compile(r'"is_request_satisfied": \{[^}]*"answer": true')
 _INLOOP = re.compile(r'"is_in_loop": \{[^}]*"answer": true')
 
 FEATURES: tuple[str, ...] = (
@@ -100,6 +104,8 @@ FEATURES: tuple[str, ...] = (
     "graph_ancestor_of_failure",
     "first_error_step",
     "first_hedge_step",
+    "first_replan",
+    "first_satisfied",
 )
 INDEX = {n: i for i, n in enumerate(FEATURES)}
 
@@ -151,7 +157,7 @@ def step_features(trace: Trace, graph_mass: dict[int, float] | None = None) -> n
     last_by_agent: dict[str, frozenset[str]] = {}
     fin_seen: set[str] = set()
     gt_seen = False
-    first_err = first_hedge = False
+    first_err = first_hedge = seen_replan = seen_satisfied = False
     max_mass = max((mass.get(i, 0.0) for i in range(n) if not tool[i]), default=0.0)
     prev_words: frozenset[str] = frozenset()
     for i, s in enumerate(steps):
@@ -187,6 +193,14 @@ def step_features(trace: Trace, graph_mass: dict[int, float] | None = None) -> n
             x[INDEX[kname]] = any(k in low for k in keys)
         if x[INDEX["kw_noprogress"]]:
             x[INDEX["kw_noprogress"]] = bool(_NOPROGRESS.search(low))
+        if x[INDEX["kw_satisfied"]] and "request satisfied" not in low:
+            x[INDEX["kw_satisfied"]] = bool(_SATISFIED.search(low))
+        if x[INDEX["kw_replan"]] and not seen_replan:
+            x[INDEX["first_replan"]] = 1
+            seen_replan = True
+        if x[INDEX["kw_satisfied"]] and not seen_satisfied:
+            x[INDEX["first_satisfied"]] = 1
+            seen_satisfied = True
         if x[INDEX["kw_loop"]] and '"is_in_loop"' in low:
             x[INDEX["kw_loop"]] = bool(_INLOOP.search(low))
         alow = s.agent.lower()

@@ -23,6 +23,9 @@ class Method(Protocol):
 
 #: name -> "module" (which has ``attribute``) or "module:function" (a function with that signature).
 METHODS: dict[str, str] = {
+    "learned": "attrib.methods.learned",
+    "flow-graph": "attrib.methods.flow_graph",
+    "causal": "attrib.methods.causal",
     "judge-all": "attrib.methods.judge:all_at_once",
     "judge-step": "attrib.methods.judge:step_by_step",
     "judge-binary": "attrib.methods.judge:binary_search",
@@ -30,7 +33,7 @@ METHODS: dict[str, str] = {
 }
 
 #: The offline default (needs no LLM). Set by the attribution engine.
-DEFAULT_METHOD = ""
+DEFAULT_METHOD = "learned"
 
 
 def get_method(name: str) -> Any:

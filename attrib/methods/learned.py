@@ -36,8 +36,13 @@ from attrib.methods.calibration import Calibrator
 from attrib.methods.clogit import ConditionalLogit
 from attrib.trace import AgentBlame, Attribution, StepBlame, Trace
 
+#: L2 penalties tried on inner folds when ``l2_step="auto"``.
+L2_GRID = (0.1, 0.3, 1.0, 3.0)
 ARTIFACT = Path(__file__).parent / "data" / "ranker.json"
 _AGENT_TOKENS = ("verif", "valid", "surfer", "orchestr", "assistant", "file", "expert", "terminal", "human")
+#: step features averaged and maxed over an agent's steps (its habits: fabricating, coding, verifying)
+_AGG = ("novel_numbers_untooled", "kw_code", "kw_hedge", "final_value_first", "next_tool_error", "kw_verify",
+        "sim_task", "log_len", "graph_out_content", "kw_conclude", "kw_url", "gt_in_step", "restates_task")
 AGENT_FEATURES: tuple[str, ...] = (
     "log_psum",
     "pmax",
@@ -51,7 +56,14 @@ AGENT_FEATURES: tuple[str, ...] = (
     "novel_numbers",
     "code_errors",
     "hedges",
+    "replans",
+    "satisfied",
+    "tracebacks",
+    "instructions",
+    "mean_novel_log",
     *(f"name_{t}" for t in _AGENT_TOKENS),
+    *(f"mean_{f}" for f in _AGG),
+    *(f"max_{f}" for f in _AGG),
 )
 
 
@@ -76,6 +88,7 @@ def agent_matrix(trace: Trace, step_probs: np.ndarray, X: np.ndarray) -> tuple[l
     from attrib.features.steps import INDEX
 
     agents = list(dict.fromkeys(s.agent for s in trace.steps))
+    agg = [INDEX[f] for f in _AGG]
     n = len(trace.steps)
     top = trace.steps[int(np.argmax(step_probs))].agent
     A = np.zeros((len(agents), len(AGENT_FEATURES)))
@@ -95,7 +108,14 @@ def agent_matrix(trace: Trace, step_probs: np.ndarray, X: np.ndarray) -> tuple[l
             math.log1p(X[idx, INDEX["novel_numbers_any"]].sum()),
             math.log1p(X[idx, INDEX["next_tool_error"]].sum()),
             math.log1p(X[idx, INDEX["kw_hedge"]].sum()),
+            X[idx, INDEX["kw_replan"]].max(),
+            X[idx, INDEX["first_satisfied"]].max(),
+            X[idx, INDEX["kw_traceback"]].max(),
+            X[idx, INDEX["is_instruction"]].mean(),
+            X[idx, INDEX["novel_numbers_log"]].mean(),
             *(t in a.lower() for t in _AGENT_TOKENS),
+            *X[np.ix_(idx, agg)].mean(axis=0),
+            *X[np.ix_(idx, agg)].max(axis=0),
         ]
         A[k] = row
     return agents, A
@@ -139,7 +159,7 @@ class LearnedRanker:
     """Step + agent conditional-logit heads with calibrated confidences (scikit-learn conventions)."""
 
     def __init__(
-        self, l2_step: float = 0.3, l2_agent: float = 1.0, calibration: str = "platt", inner_folds: int = 4,
+        self, l2_step: float | str = "auto", l2_agent: float = 1.0, calibration: str = "platt", inner_folds: int = 4,
         random_state: int = 0,
     ) -> None:
         self.l2_step = l2_step
@@ -157,13 +177,22 @@ class LearnedRanker:
         groups = list(groups) if groups is not None else [t.id for t in traces]
         Xs = [featurize(t) for t in traces]
         ys = [t.label.mistake_step for t in traces]
-        oof = [np.empty(0)] * len(traces)
-        for te in _folds(groups, self.inner_folds, self.random_state):
-            tr = np.setdiff1d(np.arange(len(traces)), te)
-            m = ConditionalLogit(self.l2_step, self.random_state).fit([Xs[i] for i in tr], [ys[i] for i in tr])
-            for i in te:
-                oof[i] = m.predict_proba(Xs[i])
-        self.step_model_ = ConditionalLogit(self.l2_step, self.random_state).fit(Xs, ys)
+        folds = _folds(groups, self.inner_folds, self.random_state)
+        grid = L2_GRID if self.l2_step == "auto" else (float(self.l2_step),)
+        best: tuple[float, float, list[np.ndarray]] | None = None
+        for l2 in grid:  # the penalty is chosen on inner folds only (never on the data being scored)
+            oof_l2 = [np.empty(0)] * len(traces)
+            for te in folds:
+                tr = np.setdiff1d(np.arange(len(traces)), te)
+                m = ConditionalLogit(l2, self.random_state).fit([Xs[i] for i in tr], [ys[i] for i in tr])
+                for i in te:
+                    oof_l2[i] = m.predict_proba(Xs[i])
+            ll = float(np.mean([np.log(p[y] + 1e-12) for p, y in zip(oof_l2, ys, strict=True)]))
+            if best is None or ll > best[0]:
+                best = (ll, l2, oof_l2)
+        assert best is not None
+        _, self.l2_step_, oof = best
+        self.step_model_ = ConditionalLogit(self.l2_step_, self.random_state).fit(Xs, ys)
         # agent head on cross-fitted step probabilities
         tables = [agent_matrix(t, oof[i], Xs[i]) for i, t in enumerate(traces)]
         ya = [_label_agent_index(t, tables[i][0]) for i, t in enumerate(traces)]
@@ -228,6 +257,7 @@ class LearnedRanker:
             "step_calibrator": self.step_calibrator_.to_dict(),
             "agent_calibrator": self.agent_calibrator_.to_dict(),
             "n_train": self.n_train_,
+            "l2_step_chosen": self.l2_step_,
         }
 
     @classmethod
@@ -242,6 +272,7 @@ class LearnedRanker:
         m.step_calibrator_ = Calibrator.from_dict(d["step_calibrator"])
         m.agent_calibrator_ = Calibrator.from_dict(d["agent_calibrator"])
         m.n_train_ = int(d.get("n_train", 0))
+        m.l2_step_ = float(d.get("l2_step_chosen", d["step_model"]["l2"]))
         return m
 
 
