@@ -136,7 +136,9 @@ def blame_figure(attribution: Attribution, compact: bool = False) -> go.Figure:
             hovertemplate="%{y}: %{x:.3f}<extra></extra>",
         )
     )
-    title = "agent blame" + (" (bars: 95 % CI)" if has_ci else " (no CI from this method)")
+    zero = has_ci and all((a.ci_high or a.score) - (a.ci_low or a.score) <= 1e-12 for a in rows)
+    title = "agent blame" + (" (this method reports zero-width CIs)" if zero else
+                             " (bars: the method's CI)" if has_ci else " (no CI from this method)")
     fig.update_layout(
         title={"text": title, "font": {"size": 13 if compact else 16}},
         height=max(160, (30 if compact else 45) * len(names) + 80),

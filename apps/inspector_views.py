@@ -104,7 +104,7 @@ def timeline(ctx: state.Ctx) -> None:
     st.session_state["read_step"] = min(max(int(st.session_state["read_step"]), 0), trace.n_steps - 1)
     k = st.number_input("Read step", min_value=0, max_value=trace.n_steps - 1, key="read_step")
     step_detail(trace, int(k))
-    with st.expander(f"All {trace.n_steps} steps", expanded=trace.n_steps <= 12):
+    with st.expander(f"All {trace.n_steps} steps"):
         st.dataframe(rows, hide_index=True, width="stretch",
                      column_config={"blame": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
                                                                               format="%.2f")})

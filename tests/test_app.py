@@ -84,8 +84,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 def _heads_json(path: Path) -> None:
     """A head-localization result written by the real serializer (HeadLocalization.save) from drift scores."""
-    from attrib.heads import drift
-    from attrib.heads.localize import HeadLocalization
+    from attrib.heads import HeadLocalization, drift
 
     rng = np.random.default_rng(1)
     per_pair = [{k: rng.normal(size=(5, 3)) for k in ("magnitude", "direction", "js", "sink_clean", "sink_conflict")}
@@ -223,13 +222,27 @@ def test_inside_the_model_page(app, env) -> None:
 
 
 def test_compare_two_methods(app, env) -> None:
-    tid = "whowhen-algorithm-1"
+    from attrib.errors import AttribError
+    from attrib.methods import DEFAULT_METHOD
+
+    tid = "whowhen-algorithm-2"
     at = app(page="Compare methods", trace=tid)
-    at.selectbox(key="cmp_a").set_value(METHOD)
+    at.selectbox(key="cmp_a").set_value(DEFAULT_METHOD)
     at.selectbox(key="cmp_b").set_value(METHOD).run()
-    a = env["verdicts"][tid]
-    assert any(f"→ **{a.agent}**, step **{a.step}**" in m for m in texts(at, "markdown"))
-    assert any("The two methods **agree**" in m for m in texts(at, "markdown"))
+    trace = read_path(WW[1])[0]
+    b = env["verdicts"][tid]
+    md = texts(at, "markdown")
+    assert any(f"**{METHOD}** → **{b.agent}**, step **{b.step}**" in x for x in md), md
+    try:
+        a = analyze(trace)
+    except AttribError as e:  # the default method cannot run here: its side shows the error line, B still shows
+        assert f"{DEFAULT_METHOD}: {e}" in texts(at, "error")
+        return
+    assert any(f"**{DEFAULT_METHOD}** → **{a.agent}**, step **{a.step}**" in x for x in md), md
+    word = "agree" if (a.agent, a.step) == (b.agent, b.step) else (
+        "agree on the agent, not the step" if a.agent == b.agent else "disagree")
+    assert any(f"The two methods **{word}**" in x for x in md)
+    assert len(at.get("plotly_chart")) >= 2
 
 
 def test_evaluation_page(app, env) -> None:
