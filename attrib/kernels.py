@@ -245,6 +245,7 @@ def _stats_torch(p: _Prepared, causal: bool, q_block: int, k_block: int) -> tupl
     mass = torch.empty(B, Hq, Q, G, dtype=torch.float32, device=dev)
     ent = torch.empty(B, Hq, Q, dtype=torch.float32, device=dev)
     f32 = torch.float32
+    onehot = torch.nn.functional.one_hot(seg, G).to(f32).unsqueeze(1)  # [Bs, 1, T, G]
     for q0 in range(0, Q, q_block):
         q1 = min(q0 + q_block, Q)
         nq = q1 - q0
@@ -259,9 +260,15 @@ def _stats_torch(p: _Prepared, causal: bool, q_block: int, k_block: int) -> tupl
         s = torch.zeros((*rows, G), dtype=f32, device=dev)
         k_end = int(pb.max()) + 1 if causal else T
         pmin = int(pb.min())
+        xbuf = ebuf = None  # reused score/exp buffers for full-size chunks (fewer page faults)
         for k0 in range(0, k_end, k_block):
             k1 = min(k0 + k_block, k_end)
-            x = torch.matmul(qb, k[:, :, k0:k1].to(f32).transpose(-1, -2))  # [B, Hkv, grp*nq, C]
+            kt = k[:, :, k0:k1].to(f32).transpose(-1, -2)
+            if k1 - k0 == k_block:
+                xbuf = torch.matmul(qb, kt, out=xbuf)
+                x = xbuf
+            else:
+                x = torch.matmul(qb, kt)  # [B, Hkv, grp*nq, C]
             masked = causal and k1 - 1 > pmin
             if masked:
                 invalid = (torch.arange(k0, k1, device=dev)[None, :] > pb[:, None]).repeat(grp, 1)
@@ -270,13 +277,18 @@ def _stats_torch(p: _Prepared, causal: bool, q_block: int, k_block: int) -> tupl
             alpha = torch.exp(m - m_new)  # 0 on the first chunk (m = -inf), m_new is finite: key 0 is always seen
             shift = torch.where(den > 0, (m - m_new) * den, torch.zeros_like(den))
             x.sub_(m_new.unsqueeze(-1))  # x - m_new (masked entries stay -inf)
-            e = torch.exp(x)
+            if x is xbuf:
+                ebuf = torch.exp(x, out=ebuf)
+                e = ebuf
+            else:
+                e = torch.exp(x)
             if masked:
                 x.masked_fill_(invalid, 0.0)
-            a = alpha * (a + shift) + (e * x).sum(-1)
-            den = alpha * den + e.sum(-1)
-            onehot = torch.nn.functional.one_hot(seg[:, k0:k1], G).to(f32).unsqueeze(1)  # [Bs, 1, C, G]
-            s = alpha.unsqueeze(-1) * s + torch.matmul(e, onehot)
+            a_chunk = x.mul_(e).sum(-1)  # sum e^(x-m) (x-m)
+            s_chunk = torch.matmul(e, onehot[:, :, k0:k1])  # [B, Hkv, grp*nq, G]; its row sum is the chunk's l
+            a = alpha * (a + shift) + a_chunk
+            den = alpha * den + s_chunk.sum(-1)
+            s = alpha.unsqueeze(-1) * s + s_chunk
             m = m_new
         mass[:, :, q0:q1] = (s / den.unsqueeze(-1)).reshape(B, Hq, nq, G)
         ent[:, :, q0:q1] = (torch.log(den) - a / den).clamp_min(0.0).reshape(B, Hq, nq)
