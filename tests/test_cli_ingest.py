@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from attrib.cli import app
+from attrib.readers import read_path
 from attrib.store import open_store
 
 runner = CliRunner()
@@ -66,6 +67,10 @@ def test_ingest_all_of_who_and_when(ingested, whowhen_dir: Path) -> None:
         assert st.count_steps() == sum(e["n_steps"] for e in exp.values())
         t = st.get_trace("whowhen-hand-1")
         assert t.task == exp["whowhen-hand-1"]["question"] and t.label is not None
+        # lossless: what comes back from the store is exactly what the reader produced, label included
+        for f in sorted((whowhen_dir / "Hand-Crafted").glob("*.json"))[:20]:
+            direct = read_path(f)[0]
+            assert st.get_trace(direct.id) == direct
 
 
 def test_reingest_is_a_no_op(ingested, whowhen_dir: Path) -> None:
