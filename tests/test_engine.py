@@ -8,6 +8,7 @@ so the comparison does not depend on which product method is the default.
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
@@ -176,6 +177,53 @@ def test_resume_skips_done_traces_and_force_redoes_them(store_copy, client) -> N
     forced = analyze_many(path, method=longest_step, engine="dask", scheduler=client, force=True, progress=False)
     assert (forced.skipped, forced.analyzed) == (0, 400)
     assert _verdicts(path, "longest_step") == before  # redone, not duplicated, same answers
+
+
+def test_default_method_same_on_dask_as_serial_and_as_analyze(store_copy, client) -> None:
+    """The product's default method, through the CLI (serial) and on Dask, equals attrib.analyze trace by trace."""
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+    from attrib.methods import DEFAULT_METHOD, analyze
+
+    a, b = store_copy("default-serial"), store_copy("default-dask")
+    where = "rowid % 16 = 3"  # 25 traces, real and synthetic
+    res = CliRunner().invoke(app, ["analyze", "--store", str(a), "--all", "--engine", "serial", "--where", where, "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert (report["method"], report["matched"], report["analyzed"], report["failed"]) == (DEFAULT_METHOD, 25, 25, 0)
+    rb = analyze_many(b, engine="dask", scheduler=client, where=where, batch_size=8, progress=False)
+    assert (rb.analyzed, rb.failed) == (25, 0)
+    va, vb = _verdicts(a, DEFAULT_METHOD), _verdicts(b, DEFAULT_METHOD)
+    assert len(va) == 25 and va == vb
+    store = open_store(str(a))
+    try:
+        for tid in list(va)[:5]:
+            direct = msgspec.to_builtins(analyze(store.get_trace(tid)))
+            direct.pop("elapsed_s")
+            assert va[tid] == direct
+    finally:
+        store.close()
+
+
+def test_cli_batch_resumes_and_reports_failures_with_exit_1(store_copy) -> None:
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+
+    path = store_copy("cli")
+    run = ["analyze", "--store", str(path), "--all", "--engine", "serial", "--method", "flow-graph",
+           "--where", "rowid < 12"]
+    first = CliRunner().invoke(app, run)
+    assert first.exit_code == 0, first.output
+    assert "analyzed now" in first.output and "12" in first.output
+    again = CliRunner().invoke(app, run)
+    assert again.exit_code == 0 and "Nothing to do" in again.output
+    bad_where = CliRunner().invoke(app, ["analyze", "--store", str(path), "--all", "--where", "no_such_column > 1"])
+    assert bad_where.exit_code == 3
+    assert "--where" in bad_where.output and "no_such_column" in bad_where.output
+    usage = CliRunner().invoke(app, ["analyze", "--store", str(path), "--engine", "serial"])
+    assert usage.exit_code == 2 and "only apply with --all" in usage.output
 
 
 def test_bad_arguments_are_one_clear_error(corpus: Path) -> None:
