@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from attrib.cli._common import console, handle_errors
+from attrib.errors import AttribError
 
 ENGINE_HELP = (
     "Where to run: [bold]local[/] (a Dask cluster of --workers processes on this machine), "
@@ -67,8 +68,18 @@ def with_batch_options(fn: F) -> F:
         if all_:
             if kwargs.get("target"):
                 raise typer.BadParameter("give either a TARGET or --all, not both", param_hint="TARGET")
+            options: dict[str, Any] = {}
+            if (kwargs.get("method") or "").startswith("judge"):  # the judges need the endpoint, on every worker
+                from attrib.cli._llm_options import llm_config_from_options
+
+                with handle_errors():
+                    options["llm"] = kwargs.get("llm") or llm_config_from_options(
+                        kwargs.get("llm_base_url"), kwargs.get("llm_model"), kwargs.get("llm_api_key_env"))
+                    if options["llm"] is None:
+                        raise AttribError(f"--method {kwargs['method']} needs an endpoint: pass --llm-base-url "
+                                          "(reachable from every Dask worker)")
             return run_batch(kwargs.get("store"), method=kwargs.get("method"), as_json=kwargs.get("as_json", False),
-                             **batch)
+                             options=options, **batch)
         given = [f"--{n.replace('_', '-')}" for n, d, _ in _BATCH_PARAMS if n in batch and batch[n] != d]
         if given:
             raise typer.BadParameter(f"{', '.join(given)} only apply with --all", param_hint="--all")
@@ -92,6 +103,7 @@ def run_batch(
     force: bool = False,
     batch_size: int | None = None,
     as_json: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Analyze every selected trace in the store, print a summary; exit 1 when any trace failed."""
     from attrib.engine import DEFAULT_BATCH_SIZE, analyze_many
@@ -107,6 +119,7 @@ def run_batch(
             force=force,
             batch_size=batch_size or DEFAULT_BATCH_SIZE,
             progress=not as_json,
+            options=options,
         )
     if as_json:
         import orjson
@@ -130,7 +143,10 @@ def _render(report: object) -> None:
     t.add_row("analyzed now", f"[green]{r.analyzed:,}[/]")
     t.add_row("failed (recorded in store)", f"[red]{r.failed:,}[/]" if r.failed else "0")
     t.add_row("wall time", f"{r.elapsed_s:.1f} s" + (f" (cluster start {r.startup_s:.1f} s)" if r.startup_s else ""))
-    t.add_row("throughput", f"{r.traces_per_s:,.1f} traces/s")
+    compute = r.elapsed_s - r.startup_s
+    done = r.analyzed + r.failed
+    t.add_row("throughput", f"{r.traces_per_s:,.1f} traces/s" + (
+        f" ({done / compute:,.1f} after start-up)" if r.startup_s and compute > 0 and done else ""))
     console.print(t)
     for tid, err in r.errors[:10]:
         console.print(f"[red]failed[/] {tid}: {err}", highlight=False, soft_wrap=True)
