@@ -1,9 +1,130 @@
-"""CLI topic 'heads' (placeholder until its issue lands)."""
+"""CLI topic 'heads': ``attrib heads`` localizes the attention heads behind instruction-conflict failures."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from attrib.cli._common import console, err_console, handle_errors
+from attrib.errors import InputError
+
+SUITES = ("conflicts",)
+
+
+def parse_top_k(text: str) -> float:
+    """'5%' -> 0.05, '0.05' -> 0.05, '14' -> 14 heads."""
+    t = text.strip()
+    try:
+        v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise InputError(None, "--top-k", f"{text!r} is not a percentage (5%), a fraction (0.05) or a count (14)") from None
+    if v <= 0:
+        raise InputError(None, "--top-k", "must be positive")
+    return v if v < 1 else int(v)
+
+
+def heads_command(
+    model: str = typer.Option("smollm2-135m", "--model", "-m", help="Alias (smollm2-135m), HF folder or .gguf file."),
+    suite: str = typer.Option("conflicts", "--suite", help="Probe suite: 'conflicts' (instruction conflicts)."),
+    top_k: str = typer.Option("5%", "--top-k", help="Focal heads: a percentage (5%), fraction (0.05) or count (14)."),
+    families: str = typer.Option("secret,persona,language", "--families",
+                                 help="Comma-separated probe families, or 'all'. Default: where SmolLM2 complies "
+                                      "on plain prompts and may break under conflict."),
+    split: str = typer.Option("all", "--split", help="train, heldout or all (templates are split by wording)."),
+    n_questions: int = typer.Option(3, "--n-questions", min=1, max=3, help="Questions per template (fewer = faster)."),
+    n_random: int = typer.Option(10, "--n-random", min=5, help="Random head sets for the patching check (>= 5)."),
+    patch: bool = typer.Option(True, "--patch/--no-patch", help="Run the causal patching check."),
+    max_new_tokens: int = typer.Option(16, "--max-new-tokens", min=1, help="Greedy response length per probe."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON (scores of every head)."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a layer x head heatmap (PNG) here."),
+    save: Path | None = typer.Option(None, "--save", help="Save the result JSON (feeds `attrib sail --heads`)."),
+    show: int = typer.Option(15, "--show", min=1, help="How many ranked heads to print."),
+) -> None:
+    """Rank every attention head by attention drift between paired non-conflict / conflict prompts.
+
+    Prints the ranked heads, the focal layers, each family's base compliance (plain vs conflict prompts) and the
+    patching check: the compliance logit-difference recovered by patching the focal heads from the non-conflict run
+    into the conflict run, against random head sets of the same size ("causal" only when it beats all of them).
+
+    Example:  attrib heads --model smollm2-135m --top-k 5% --plot heads.png
+    """
+    with handle_errors():
+        from attrib.heads import localize
+        from attrib.probes import FAMILIES, conflict_suite
+
+        if suite not in SUITES:
+            raise InputError(None, "--suite", f"unknown suite {suite!r} (known: {', '.join(SUITES)})")
+        if split not in ("train", "heldout", "all"):
+            raise InputError(None, "--split", "must be train, heldout or all")
+        k = parse_top_k(top_k)
+        fams = list(FAMILIES) if families.strip() == "all" else [f.strip() for f in families.split(",") if f.strip()]
+        from attrib.models import load_model
+
+        with err_console.status(f"loading {model} ..."):
+            pair = load_model(model)
+        probes = conflict_suite(fams, split=None if split == "all" else split, n_questions=n_questions)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err_console, transient=True) as prog:
+            tasks: dict[str, int] = {}
+
+            def on(stage: str, i: int, n: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = prog.add_task(stage, total=n)
+                prog.update(tasks[stage], completed=i, total=n)
+
+            res = localize(pair, probes, top_k=k, patch=patch, n_random=n_random, max_new_tokens=max_new_tokens,
+                           progress=on)
+        res.model = model
+        if save:
+            res.save(save)
+        if plot:
+            res.plot(plot)
+        if as_json:
+            typer.echo(res.to_json())
+            return
+        render(res, show=show)
+        if plot:
+            console.print(f"heatmap: {plot}")
+        if save:
+            console.print(f"saved: {save}")
+
+
+def render(res: object, show: int = 15) -> None:
+    """Rich tables: ranked heads, focal layers, base compliance, patching check."""
+    from rich.table import Table
+
+    r = res  # HeadLocalization
+    t = Table(title=f"Attention drift S(l,h) — {r.model}: {r.n_pairs} pairs ({r.pair_selection}), "  # type: ignore[attr-defined]
+                    f"{r.n_layers}x{r.n_heads} heads")  # type: ignore[attr-defined]
+    for col in ("rank", "layer", "head", "S", "magnitude", "direction", "JS", "sink c/x", "focal"):
+        t.add_column(col, justify="right")
+    focal = set(map(tuple, r.focal_heads))  # type: ignore[attr-defined]
+    for i, (la, h, s) in enumerate(r.ranked(show), start=1):  # type: ignore[attr-defined]
+        t.add_row(str(i), str(la), str(h), f"{s:+.2f}", f"{r.magnitude[la, h]:+.3f}", f"{r.direction[la, h]:.3f}",  # type: ignore[attr-defined]
+                  f"{r.js[la, h]:.3f}", f"{r.sink_clean[la, h]:.2f}/{r.sink_conflict[la, h]:.2f}",  # type: ignore[attr-defined]
+                  "*" if (la, h) in focal else "")
+    console.print(t)
+    console.print(f"focal heads ({len(r.focal_heads)}, top {r.top_k:g}): "  # type: ignore[attr-defined]
+                  + ", ".join(f"L{la}H{h}" for la, h in r.focal_heads))  # type: ignore[attr-defined]
+    console.print(f"focal layers: {r.focal_layers}")  # type: ignore[attr-defined]
+    c = Table(title="Base compliance per family (programmatic checkers)")
+    for col in ("family", "plain", "conflict", "flipped pairs", "n plain/conflict"):
+        c.add_column(col, justify="right")
+    for fam, fc in r.family_compliance.items():  # type: ignore[attr-defined]
+        c.add_row(fam, f"{fc['plain']:.0%}", f"{fc['conflict']:.0%}", f"{fc['flipped']}/{fc['n_pairs']}",
+                  f"{fc['n_plain']}/{fc['n_conflict']}")
+    console.print(c)
+    if r.patching is not None:  # type: ignore[attr-defined]
+        console.print(r.patching.summary())  # type: ignore[attr-defined]
+    tm = r.timings  # type: ignore[attr-defined]
+    if tm:
+        console.print(f"time: {tm.get('total_s')} s (responses {tm.get('generate_s')} s, drift {tm.get('drift_s')} s, "
+                      f"patching {tm.get('patching_s')} s) for {tm.get('n_probes')} probes")
 
 
 def register(app: typer.Typer) -> None:
     """Add this topic's commands to the app."""
+    app.command("heads")(heads_command)

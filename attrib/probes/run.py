@@ -63,8 +63,13 @@ def generate(
     *,
     max_new_tokens: int = 32,
     batch_size: int = 16,
+    first_scores: list[Any] | None = None,
 ) -> list[list[int]]:
-    """Greedy continuations (token ids, stopped at EOS) for tokenized prompts, batched with left padding."""
+    """Greedy continuations (token ids, stopped at EOS) for tokenized prompts, batched with left padding.
+
+    With ``first_scores`` (a list), the log-softmax over the vocabulary at the first generated position of every
+    prompt is appended to it (saves a second forward pass for first-token metrics).
+    """
     import torch
 
     out: list[list[int]] = []
@@ -76,9 +81,12 @@ def generate(
         with torch.no_grad():
             gen = model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                pad_token_id=pad, eos_token_id=eos,
+                pad_token_id=pad, eos_token_id=eos, return_dict_in_generate=True,
+                output_logits=first_scores is not None,
             )
-        for row in gen[:, ids.shape[1]:].tolist():
+        if first_scores is not None:
+            first_scores.extend(torch.log_softmax(gen.logits[0].float(), -1))
+        for row in gen.sequences[:, ids.shape[1]:].tolist():
             cut = row.index(eos) if eos in row else len(row)
             out.append([t for t in row[:cut] if t != pad])
     return out
@@ -107,8 +115,19 @@ def run_probes(
 ) -> list[ProbeRun]:
     """Generate a greedy response for every probe (without the answer prefix), check it, and score the metric."""
     rendered = [p.render(tokenizer, with_prefix=False) for p in probes]
-    gens = generate(model, tokenizer, [r.input_ids for r in rendered], max_new_tokens=max_new_tokens, batch_size=batch_size)
-    lds = first_token_logit_diffs(model, tokenizer, probes, batch_size=batch_size) if metric else [None] * len(probes)
+    first: list[Any] = []
+    gens = generate(model, tokenizer, [r.input_ids for r in rendered], max_new_tokens=max_new_tokens,
+                    batch_size=batch_size, first_scores=first if metric else None)
+    lds: list[float | None] = [None] * len(probes)
+    if metric:
+        prefixed = [i for i, p in enumerate(probes) if p.has_logit_metric and p.answer_prefix]
+        extra = first_token_logit_diffs(model, tokenizer, [probes[i] for i in prefixed], batch_size=batch_size)
+        for i, v in zip(prefixed, extra, strict=True):
+            lds[i] = v
+        for i, p in enumerate(probes):
+            if p.has_logit_metric and not p.answer_prefix:
+                comp, viol = metric_ids(tokenizer, p)
+                lds[i] = float(logit_diff(first[i], comp, viol))
     runs = []
     for p, r, g, ld in zip(probes, rendered, gens, lds, strict=True):
         text = tokenizer.decode(g, skip_special_tokens=True)

@@ -1,0 +1,243 @@
+"""``localize(model, probes) -> HeadLocalization``: scan every head for attention drift, rank, check causally.
+
+Steps: greedy responses for all probes (compliance per family), then for the (non-conflict, conflict) pairs
+where the plain run complied and the conflict run did not ("flipped"; all pairs when fewer than
+``min_pairs`` flipped), attention patterns over prompt + response -> drift statistics per head
+(:mod:`attrib.heads.drift`), combined into S(l, h). Focal heads are the top ``top_k``; the patching check
+(:mod:`attrib.heads.patching`) compares them with random head sets of the same size.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attrib.errors import InputError
+from attrib.heads import drift
+from attrib.heads.patching import PatchingResult
+
+Head = tuple[int, int]
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class HeadLocalization:
+    """Result of :func:`localize`: per-head scores, focal heads and layers, base compliance, the causal check."""
+
+    model: str
+    n_layers: int
+    n_heads: int
+    top_k: float
+    scores: np.ndarray
+    magnitude: np.ndarray
+    direction: np.ndarray
+    js: np.ndarray
+    sink_clean: np.ndarray
+    sink_conflict: np.ndarray
+    focal_heads: list[Head]
+    focal_layers: list[int]
+    family_compliance: dict[str, dict[str, Any]]
+    n_pairs: int
+    pair_selection: str
+    patching: PatchingResult | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def ranked(self, n: int | None = None) -> list[tuple[int, int, float]]:
+        """(layer, head, S) best first."""
+        order = np.argsort(-self.scores, axis=None, kind="stable")
+        out = [(*map(int, np.unravel_index(o, self.scores.shape)), float(self.scores.flat[o])) for o in order]
+        return out[:n] if n else out  # type: ignore[return-value]
+
+    def layer_profile(self) -> np.ndarray:
+        """Number of focal heads per layer."""
+        prof = np.zeros(self.n_layers, dtype=int)
+        for la, _ in self.focal_heads:
+            prof[la] += 1
+        return prof
+
+    def token_weights(self, model: Any, prompt_ids: Sequence[int], response_ids: Sequence[int], rule_span: tuple[int, int]) -> Any:
+        """SAIL's w_t for one prompt + response with this result's focal heads (frozen model, detached)."""
+        from attrib.heads.weights import focal_token_weights
+
+        return focal_token_weights(model, prompt_ids, response_ids, rule_span, self.focal_heads)
+
+    def probe_token_weights(self, model: Any, tokenizer: Any, probe: Any, response: str) -> Any:
+        """w_t for a probe (its rule span located by rendering) and a response string."""
+        r = probe.render(tokenizer, with_prefix=False)
+        resp = tokenizer(response, add_special_tokens=False)["input_ids"]
+        return self.token_weights(model, r.input_ids, resp, r.spans["rule"])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("scores", "magnitude", "direction", "js", "sink_clean", "sink_conflict"):
+            d[k] = np.round(getattr(self, k), 6).tolist()
+        d["focal_heads"] = [list(h) for h in self.focal_heads]
+        d["patching"] = self.patching.to_dict() if self.patching else None
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.write_text(self.to_json())
+        return p
+
+    @staticmethod
+    def load(path: str | Path) -> HeadLocalization:
+        """Read a result written by :meth:`save` (e.g. to feed SAIL without re-scanning)."""
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise InputError(path, None, f"not a head-localization JSON file ({e})") from None
+        for k in ("scores", "magnitude", "direction", "js", "sink_clean", "sink_conflict"):
+            d[k] = np.asarray(d[k], dtype=np.float64)
+        d["focal_heads"] = [tuple(h) for h in d["focal_heads"]]
+        if d.get("patching"):
+            pr = d["patching"]
+            pr["heads"] = [tuple(h) for h in pr["heads"]]
+            d["patching"] = PatchingResult(**pr)
+        return HeadLocalization(**d)
+
+    def plot(self, path: str | Path | None = None) -> Any:
+        """Layer x head heatmap of S(l, h) with focal heads outlined (matplotlib, Agg)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(4 + 0.3 * self.n_heads, 2 + 0.22 * self.n_layers))
+        lim = float(np.abs(self.scores).max()) or 1.0
+        im = ax.imshow(self.scores, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
+        for la, h in self.focal_heads:
+            ax.add_patch(plt.Rectangle((h - 0.5, la - 0.5), 1, 1, fill=False, edgecolor="black", lw=1.5))
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+        ax.set_xticks(range(self.n_heads))
+        ax.set_title(f"attention drift S(l,h), {self.model}\nfocal layers {self.focal_layers}", fontsize=9)
+        fig.colorbar(im, ax=ax, label="S (z-score)")
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+        return fig
+
+
+def _model_pair(model: Any) -> tuple[Any, Any, str]:
+    """(runner, tokenizer, name): the runner is the bridge if given, else the HF model."""
+    from attrib.models import load_model
+
+    if isinstance(model, str | Path):
+        hf, tok = load_model(model)
+        return hf, tok, str(model)
+    if isinstance(model, tuple):
+        hf, tok = model
+        return hf, tok, getattr(hf.config, "attrib_source", "") or hf.config._name_or_path
+    if hasattr(model, "original_model"):
+        hf = model.original_model
+        return model, model.tokenizer, getattr(hf.config, "attrib_source", "") or hf.config._name_or_path
+    raise InputError(None, "model", f"expected a model name/path, (hf_model, tokenizer) or TransformerBridge, got {type(model).__name__}")
+
+
+def _dims(runner: Any) -> tuple[int, int]:
+    if hasattr(runner, "cfg"):
+        return int(runner.cfg.n_layers), int(runner.cfg.n_heads)
+    return int(runner.config.num_hidden_layers), int(runner.config.num_attention_heads)
+
+
+def localize(
+    model: Any,
+    probes: Sequence[Any] | None = None,
+    top_k: float = 0.05,
+    *,
+    families: Sequence[str] | None = None,
+    split: str | None = None,
+    select: str = "flipped",
+    min_pairs: int = 3,
+    patch: bool = True,
+    n_random: int = 10,
+    min_gap: float = 0.5,
+    max_new_tokens: int = 24,
+    batch_size: int = 16,
+    coverage: float = 0.6,
+    random_state: int = 0,
+    progress: Progress | None = None,
+) -> HeadLocalization:
+    """Localize the heads behind instruction-conflict failures.
+
+    ``model``: a name/path (``"smollm2-135m"``), an ``(hf_model, tokenizer)`` pair or a TransformerBridge.
+    ``probes``: default ``conflict_suite(families or FOCUS_FAMILIES, split=split)``. ``select``: ``"flipped"``
+    (pairs whose plain run complied and conflict run did not) or ``"all"``.
+    """
+    from attrib.probes import FOCUS_FAMILIES, conflict_suite, pairs
+    from attrib.probes.run import family_compliance, run_probes
+
+    t0 = time.perf_counter()
+    runner, tok, name = _model_pair(model)
+    hf = runner.original_model if hasattr(runner, "original_model") else runner
+    n_layers, n_heads = _dims(runner)
+    if probes is None:
+        probes = conflict_suite(families or FOCUS_FAMILIES, split=split)
+    probes = list(probes)
+    if not probes:
+        raise InputError(None, "probes", "no probes to run")
+    say = progress or (lambda *_: None)
+    say("responding", 0, len(probes))
+    runs = run_probes(hf, tok, probes, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    t_gen = time.perf_counter()
+    comp = {k: asdict(v) for k, v in family_compliance(runs).items()}
+    by_id = {r.probe.id: r for r in runs}
+    all_pairs = pairs(probes)
+    flipped = [(c, x) for c, x in all_pairs if by_id[c.id].complied and not by_id[x.id].complied]
+    chosen, selection = (flipped, "flipped") if select == "flipped" and len(flipped) >= min_pairs else (all_pairs, "all")
+    if not chosen:
+        raise InputError(None, "probes", "no (non-conflict, conflict) probe pairs in the given probes")
+    per_pair = []
+    for i, (c, x) in enumerate(chosen):
+        per_pair.append(_pair_drift(runner, tok, by_id[c.id], by_id[x.id]))
+        say("drift", i + 1, len(chosen))
+    scores = drift.combine(per_pair)
+    t_drift = time.perf_counter()
+    focal = drift.top_heads(scores.score, top_k)
+    layers = drift.focal_layers(focal, scores.score, coverage=coverage)
+    result = HeadLocalization(
+        model=name, n_layers=n_layers, n_heads=n_heads, top_k=float(top_k), scores=scores.score,
+        magnitude=scores.magnitude, direction=scores.direction, js=scores.js, sink_clean=scores.sink_clean,
+        sink_conflict=scores.sink_conflict, focal_heads=focal, focal_layers=layers, family_compliance=comp,
+        n_pairs=scores.n_pairs, pair_selection=selection,
+    )
+    if patch:
+        from attrib.heads.patching import patching_check
+
+        result.patching = patching_check(
+            runner, tok, all_pairs, focal, n_layers=n_layers, n_heads=n_heads, n_random=n_random,
+            min_gap=min_gap, random_state=random_state, known_ld={r.probe.id: r.logit_diff for r in runs},
+            progress=lambda i, n: say("patching", i, n),
+        )
+    t_end = time.perf_counter()
+    result.timings = {
+        "generate_s": round(t_gen - t0, 2), "drift_s": round(t_drift - t_gen, 2),
+        "patching_s": round(t_end - t_drift, 2), "total_s": round(t_end - t0, 2),
+        "n_probes": len(probes), "n_heads_scanned": n_layers * n_heads,
+    }
+    return result
+
+
+def _pair_drift(runner: Any, tok: Any, clean_run: Any, conflict_run: Any) -> dict[str, np.ndarray]:
+    """Drift statistics of one pair from full attention patterns over prompt + greedy response."""
+    from attrib.heads.weights import attention_patterns
+
+    rc = clean_run.probe.render(tok, with_prefix=False)
+    rx = conflict_run.probe.render(tok, with_prefix=False)
+    ic, ix = drift.shared_key_index(rc.spans, rc.n_tokens, rx.spans, rx.n_tokens)
+    pc = attention_patterns(runner, rc.input_ids + clean_run.response_ids)
+    px = attention_patterns(runner, rx.input_ids + conflict_run.response_ids)
+    sc = drift.run_stats(pc, rc.spans, rc.n_tokens, shared_idx=ic)
+    sx = drift.run_stats(px, rx.spans, rx.n_tokens, shared_idx=ix)
+    return drift.pair_drift(sc, sx)

@@ -1,0 +1,265 @@
+"""Record per-step activations while user code runs an HF or TransformerLens model as an agent.
+
+>>> with Recorder(model, tokenizer, out_dir="traces/recorded/run1", trace_id="run1") as rec:
+...     with rec.step("solver", messages, rule="Never reveal the code.") as step:
+...         step.response = my_generate(messages)            # any generation code
+...     trace = rec.trace(task="...", outcome="failed")       # Step.activation -> safetensors per step
+
+How: when a step closes, the recorder replays ``prompt + response`` once, teacher-forced, under hooks, and saves
+what the model computed at the answer-generating positions. Why a replay rather than hooks live inside
+``generate``: KV-cached decoding splits attention into one call per token and fused SDPA/flash kernels return no
+weights, while a single replay is cheap and gives the identical activations for the tokens actually produced.
+
+File layout (one safetensors file per step, written through :func:`attrib.activations.save_step`, keys named by
+TransformerLens hook path, batch dimension dropped, float16 unless asked otherwise):
+
+* ``blocks.{l}.attn.hook_pattern:segment_mass`` [H, Q, S]: attention of each answer position (Q of them) on each
+  segment ``attrib.heads.drift.SEGMENTS`` = (sink, rule, conflict, prompt, response);
+* ``blocks.{l}.attn.hook_pattern:entropy`` [H, Q]: attention entropy (nats) of those rows;
+* ``blocks.{l}.attn.hook_pattern`` [H, T, T] only with ``full_patterns=True`` (large);
+* any extra hook in ``hooks`` (e.g. ``blocks.{l}.hook_resid_post``) at the answer positions, [Q, ...];
+* ``attrib.query_positions`` [Q] (int32): the positions, ``n_prompt - 1 .. T - 2``.
+The step's ``metadata["activation_layout"]`` names the segments and their token spans. Per-segment statistics keep
+files small (a 30-layer, 32-token step is ~100 KB) and are exactly what drift and the long-context kernel
+(``attrib.kernels.segment_attention_stats``, same [H, Q, S] layout) produce.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attrib.errors import InputError
+from attrib.trace import ActivationRef, Label, Step, Trace
+
+PATTERN = "blocks.{l}.attn.hook_pattern"
+_HOOK = re.compile(r"^blocks\.(\d+)\.[\w.]+$")
+
+
+class StepHandle:
+    """What user code fills in inside ``with recorder.step(...)``: the response text (or its token ids)."""
+
+    def __init__(self) -> None:
+        self.response: str | None = None
+        self.response_ids: list[int] | None = None
+        self.metadata: dict[str, Any] = {}
+        self.step: Step | None = None
+
+
+class Recorder:
+    """Collects steps of an agent run and writes each step's activations next to the trace.
+
+    ``model``: an HF causal LM (eager attention) or a TransformerLens ``TransformerBridge``. ``hooks``: extra hook
+    names to save (a TransformerBridge is needed for hooks other than attention patterns). ``layers``: which
+    layers' attention statistics to keep (default all).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        *,
+        out_dir: str | Path,
+        trace_id: str = "recorded",
+        hooks: Sequence[str] = (),
+        layers: Sequence[int] | None = None,
+        full_patterns: bool = False,
+        dtype: str = "float16",
+    ) -> None:
+        self.model = model
+        self.is_bridge = hasattr(model, "original_model") and hasattr(model, "run_with_cache")
+        self.tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+        if self.tokenizer is None:
+            raise InputError(None, "tokenizer", "the recorder needs the model's tokenizer")
+        cfg = model.cfg if self.is_bridge else model.config
+        self.n_layers = int(getattr(cfg, "n_layers", None) or cfg.num_hidden_layers)
+        self.layers = list(range(self.n_layers)) if layers is None else [int(x) for x in layers]
+        bad = [x for x in self.layers if not 0 <= x < self.n_layers]
+        if bad:
+            raise InputError(None, "layers", f"layers {bad} out of range (model has {self.n_layers})")
+        for h in hooks:
+            m = _HOOK.match(h)
+            if m is None or int(m.group(1)) >= self.n_layers:
+                raise InputError(None, "hooks", f"{h!r} is not a hook of this model (e.g. blocks.3.hook_resid_post)")
+            if not self.is_bridge and not h.endswith("attn.hook_pattern"):
+                raise InputError(None, "hooks", f"{h!r} needs a TransformerBridge (attrib.models.load_bridge)")
+        self.hooks = tuple(hooks)
+        self.full_patterns = full_patterns
+        self.dtype = np.dtype(dtype)
+        self.out_dir = Path(out_dir)
+        self.trace_id = trace_id
+        self.steps: list[Step] = []
+        self._t0 = time.time()
+
+    def __enter__(self) -> Recorder:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    # -- recording ------------------------------------------------------------------------------------------
+    def step(
+        self,
+        agent: str,
+        messages: Sequence[dict[str, str]],
+        *,
+        rule: str | None = None,
+        conflict: str | None = None,
+        parents: Sequence[int] = (),
+    ) -> _StepContext:
+        """Context manager for one agent turn; set ``handle.response`` inside. ``rule`` (default: the whole system
+        message) and ``conflict`` (e.g. a peer agent's instruction) are substrings whose token spans are segments."""
+        return _StepContext(self, agent, list(messages), rule, conflict, tuple(parents))
+
+    def add_step(
+        self,
+        agent: str,
+        messages: Sequence[dict[str, str]],
+        response: str | Sequence[int],
+        *,
+        rule: str | None = None,
+        conflict: str | None = None,
+        parents: Sequence[int] = (),
+        metadata: dict[str, Any] | None = None,
+    ) -> Step:
+        """Record a finished turn: replay ``messages`` + ``response`` under hooks, save, append the Step."""
+        from attrib.probes.types import render_messages
+
+        system = next((m["content"] for m in messages if m.get("role") == "system"), None)
+        if not system:
+            raise InputError(None, f"steps[{len(self.steps)}].messages", "no system message: nothing to measure drift against")
+        if conflict is not None and conflict not in "\n".join(m["content"] for m in messages):
+            raise InputError(None, f"steps[{len(self.steps)}].conflict", "conflict text not found in the messages")
+        rendered = render_messages(
+            self.tokenizer, list(messages), marks={"system": system, "rule": rule or system, "conflict": conflict},
+            where=f"steps[{len(self.steps)}]",
+        )
+        if isinstance(response, str):
+            resp_ids = self.tokenizer(response, add_special_tokens=False)["input_ids"]
+            text = response
+        else:
+            resp_ids = [int(t) for t in response]
+            text = self.tokenizer.decode(resp_ids, skip_special_tokens=True)
+        if not resp_ids:
+            resp_ids = [self.tokenizer.eos_token_id]
+        index = len(self.steps)
+        tensors, layout = self._capture(rendered.input_ids, resp_ids, rendered.spans)
+        path = self.out_dir / f"step_{index}.safetensors"
+        from attrib.activations import ModelConfig, save_step
+
+        hf_cfg = self.model.original_model.config if self.is_bridge else self.model.config
+        ref = save_step(path, tensors, ModelConfig.from_any(hf_cfg))
+        ref = ActivationRef(path=str(path), hooks=ref.hooks, format="safetensors")
+        meta = {"activation_layout": layout, "messages": list(messages), **(metadata or {})}
+        step = Step(
+            index=index, agent=agent, content=text, role="assistant", parents=tuple(parents),
+            tokens_in=rendered.n_tokens, tokens_out=len(resp_ids), activation=ref, metadata=meta,
+            start_time=self._t0, end_time=time.time(),
+        )
+        self.steps.append(step)
+        return step
+
+    def _capture(self, prompt_ids: list[int], resp_ids: list[int], spans: dict[str, tuple[int, int]]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """One teacher-forced replay: per-segment attention statistics (and extra hooks) at the answer positions."""
+        import torch
+
+        from attrib.heads import drift
+
+        ids = list(prompt_ids) + list(resp_ids)
+        n_prompt, t = len(prompt_ids), len(ids)
+        q = np.arange(n_prompt - 1, t - 1)
+        seg = drift.segment_ids(t, spans, n_prompt)
+        names = {PATTERN.format(l=la) for la in self.layers} | set(self.hooks)
+        x = torch.tensor([ids])
+        with torch.no_grad():
+            if self.is_bridge:
+                _, cache = self.model.run_with_cache(x, names_filter=lambda n: n in names)
+                pats = {la: cache[PATTERN.format(l=la)][0] for la in self.layers}
+                extra = {h: cache[h][0] for h in self.hooks if not h.endswith("attn.hook_pattern")}
+            else:
+                out = self.model(input_ids=x, output_attentions=True)
+                if not out.attentions:
+                    raise InputError(None, "model", "the model returned no attention weights (load it with attn_implementation='eager')")
+                pats = {la: out.attentions[la][0] for la in self.layers}
+                extra = {}
+        tensors: dict[str, np.ndarray] = {}
+        for la, p in pats.items():
+            rows = p.float().cpu().numpy()[:, q, :]  # [H, Q, T]
+            key = PATTERN.format(l=la)
+            tensors[f"{key}:segment_mass"] = drift.segment_masses(rows, seg).astype(self.dtype)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ent = -np.where(rows > 0, rows * np.log(np.maximum(rows, 1e-30)), 0.0).sum(-1)
+            tensors[f"{key}:entropy"] = ent.astype(self.dtype)
+            if self.full_patterns:
+                tensors[key] = p.float().cpu().numpy().astype(self.dtype)
+        for h, v in extra.items():
+            tensors[h] = v.float().cpu().numpy()[q].astype(self.dtype)
+        tensors["attrib.query_positions"] = q.astype(np.int32)
+        layout = {
+            "segments": list(drift.SEGMENTS), "spans": {k: list(v) for k, v in spans.items()},
+            "n_prompt": n_prompt, "n_tokens": t, "layers": self.layers, "dtype": str(self.dtype),
+        }
+        return tensors, layout
+
+    # -- output ---------------------------------------------------------------------------------------------
+    def trace(
+        self,
+        *,
+        task: str = "",
+        outcome: str = "unknown",
+        final_answer: str | None = None,
+        label: Label | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Trace:
+        """The recorded run as a :class:`~attrib.trace.Trace` (steps in order, activations referenced)."""
+        return Trace(
+            id=self.trace_id, source_format="attrib", steps=tuple(self.steps), task=task, outcome=outcome,  # type: ignore[arg-type]
+            final_answer=final_answer, label=label, metadata={"recorded_by": "attrib.record", **(metadata or {})},
+        )
+
+
+class _StepContext:
+    def __init__(self, rec: Recorder, agent: str, messages: list[dict[str, str]], rule: str | None,
+                 conflict: str | None, parents: tuple[int, ...]) -> None:
+        self.rec, self.agent, self.messages = rec, agent, messages
+        self.rule, self.conflict, self.parents = rule, conflict, parents
+        self.handle = StepHandle()
+
+    def __enter__(self) -> StepHandle:
+        return self.handle
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            return
+        h = self.handle
+        resp = h.response_ids if h.response_ids is not None else h.response
+        if resp is None:
+            raise InputError(None, f"steps[{len(self.rec.steps)}].response", "step closed without a response")
+        h.step = self.rec.add_step(self.agent, self.messages, resp, rule=self.rule, conflict=self.conflict,
+                                   parents=self.parents, metadata=h.metadata)
+
+
+def load_segment_stats(step: Step) -> dict[str, np.ndarray]:
+    """A recorded step's per-layer segment masses ``[L, H, Q, S]`` and entropies ``[L, H, Q]`` (float32)."""
+    from attrib.activations import open_activations
+
+    if step.activation is None:
+        raise InputError(None, f"steps[{step.index}].activation", "this step has no recorded activations")
+    layout = step.metadata.get("activation_layout") or {}
+    layers = layout.get("layers")
+    with open_activations(step.activation) as f:
+        keys = set(f.keys())
+        if layers is None:
+            layers = sorted(int(k.split(".")[1]) for k in keys if k.endswith(":segment_mass"))
+        try:
+            mass = np.stack([np.asarray(f.get(f"{PATTERN.format(l=la)}:segment_mass"), dtype=np.float32) for la in layers])
+            ent = np.stack([np.asarray(f.get(f"{PATTERN.format(l=la)}:entropy"), dtype=np.float32) for la in layers])
+        except KeyError as e:
+            raise InputError(step.activation.path, str(e), "segment statistics missing from the activation file") from None
+    return {"segment_mass": mass, "entropy": ent, "layers": np.asarray(layers)}

@@ -1,0 +1,129 @@
+"""Head localization end to end on the real model (small probe subset), patching with TL hooks, the CLI, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from attrib.cli import app
+from attrib.errors import InputError, NotFoundError
+
+
+def test_unknown_model_path_is_one_line_not_found(tmp_path):
+    from attrib.models import resolve
+
+    with pytest.raises(NotFoundError, match="no such model"):
+        resolve(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NotFoundError, match="not a model folder"):
+        resolve(tmp_path / "empty")
+    r = CliRunner().invoke(app, ["heads", "--model", str(tmp_path / "nope")])
+    assert r.exit_code == 4
+    assert "no such model" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_cli_rejects_bad_flags():
+    from attrib.cli.heads import parse_top_k
+
+    assert parse_top_k("5%") == pytest.approx(0.05)
+    assert parse_top_k("0.1") == pytest.approx(0.1)
+    assert parse_top_k("14") == 14
+    with pytest.raises(InputError):
+        parse_top_k("five")
+    r = CliRunner().invoke(app, ["heads", "--suite", "nope"])
+    assert r.exit_code == 3 and "unknown suite" in r.output
+
+
+@pytest.fixture(scope="session")
+def smollm():
+    from attrib.models import load_model
+
+    return load_model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def small_loc(smollm):
+    """Localization on 4 language probes (one held-out template, one question): 2 pairs, 5 random sets."""
+    from attrib.heads import localize
+    from attrib.probes import conflict_suite
+
+    probes = conflict_suite(["language"], split="heldout", n_questions=1)
+    return localize(smollm, probes, top_k=4, n_random=5, max_new_tokens=8, min_gap=-100.0)
+
+
+@pytest.mark.slow
+def test_localize_result_shape_and_consistency(small_loc):
+    r = small_loc
+    assert r.scores.shape == (30, 9) and np.isfinite(r.scores).all()
+    assert len(r.focal_heads) == 4
+    ranked = r.ranked()
+    assert [tuple(x[:2]) for x in ranked[:4]] == [tuple(h) for h in r.focal_heads]
+    assert all(ranked[i][2] >= ranked[i + 1][2] for i in range(len(ranked) - 1))
+    assert set(r.focal_layers) <= {la for la, _ in r.focal_heads}
+    fc = r.family_compliance["language"]
+    assert fc["n_plain"] == 2 and fc["n_conflict"] == 2 and 0 <= fc["plain"] <= 1
+    p = r.patching
+    assert p is not None and len(p.random_recoveries) == 5 and p.n_pairs == 2
+    # recovery is measured against the unpatched conflict run: patched LD - conflict LD
+    row = p.per_pair[0]
+    assert p.focal_recovery == pytest.approx(np.mean([x["patched"][0] - x["conflict"] for x in p.per_pair]))
+    assert row["clean"] != row["conflict"]
+    assert p.causal == (p.focal_recovery > 0 and p.focal_recovery > max(p.random_recoveries))
+
+
+@pytest.mark.slow
+def test_save_load_plot_and_token_weights(small_loc, smollm, tmp_path):
+    import torch
+
+    from attrib.heads import HeadLocalization
+    from attrib.probes import conflict_suite
+
+    path = small_loc.save(tmp_path / "loc.json")
+    back = HeadLocalization.load(path)
+    assert back.focal_heads == small_loc.focal_heads and np.allclose(back.scores, small_loc.scores, atol=1e-6)
+    small_loc.plot(tmp_path / "h.png")
+    assert (tmp_path / "h.png").stat().st_size > 1000
+    model, tok = smollm
+    probe = conflict_suite(["language"], n_questions=1)[0]
+    w = small_loc.probe_token_weights(model, tok, probe, "Bonjour, la capitale est Paris.")
+    n = len(tok("Bonjour, la capitale est Paris.", add_special_tokens=False)["input_ids"])
+    assert w.shape == (n,) and not w.requires_grad
+    assert torch.all((w >= 0) & (w <= 1 + 1e-5))
+    with pytest.raises(InputError):
+        HeadLocalization.load(tmp_path / "h.png")
+
+
+@pytest.mark.slow
+def test_patching_hooks_agree_between_hf_and_transformer_lens(smollm):
+    """hook_z patching through a TransformerBridge gives the same logit differences as o_proj pre-hooks."""
+    from attrib.heads.patching import patch_pair
+    from attrib.models import load_bridge
+    from attrib.probes import conflict_suite, pairs
+
+    model, tok = smollm
+    bridge = load_bridge("smollm2-135m")
+    clean, conf = pairs(conflict_suite(["persona"], n_questions=1))[0]
+    sets = [[(3, 1), (14, 2)], [(20, 5)]]
+    a = patch_pair(model, tok, clean, conf, sets)
+    b = patch_pair(bridge, tok, clean, conf, sets)
+    assert a["clean"] == pytest.approx(b["clean"], abs=1e-3)
+    assert a["patched"] == pytest.approx(b["patched"], abs=1e-3)
+    # patching every head of every layer turns the conflict run into the clean run at the answer position
+    every = [[(la, h) for la in range(30) for h in range(9)]]
+    full = patch_pair(model, tok, clean, conf, every)
+    assert full["patched"][0] != pytest.approx(full["conflict"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_cli_heads_json_and_plot(tmp_path):
+    out = tmp_path / "h.png"
+    r = CliRunner().invoke(app, ["heads", "--families", "language", "--split", "heldout", "--n-questions", "1",
+                                 "--top-k", "3", "--n-random", "5", "--max-new-tokens", "6", "--json",
+                                 "--plot", str(out)])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout[r.stdout.index("{"):])
+    assert len(d["focal_heads"]) == 3 and len(d["scores"]) == 30 and "language" in d["family_compliance"]
+    assert d["patching"]["n_pairs"] >= 1 and out.exists()
