@@ -26,10 +26,9 @@ Confidence: what the judge reports in its ``confidence`` field (0..1), which is 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from attrib.errors import AttribError, NoVerdictError
 from attrib.llm import AnswerParseError, LLMClient, LLMConfig, get_client, parse_json_answer
@@ -42,10 +41,7 @@ DEFAULT_ANSWER_RETRIES = 2
 DEFAULT_CONFIDENCE = 0.5  # used when a judge gives no confidence of its own
 REASON_MAX_CHARS = 400
 
-_SYSTEM = (
-    "You are a careful analyst of multi-agent AI conversations. You find the agent and the step whose "
-    "mistake caused the team to fail. You answer with one JSON object and nothing else."
-)
+_SYSTEM = "You find which agent and step caused a multi-agent AI team to fail. You answer in JSON only."
 
 
 class VerdictProblem(ValueError):
@@ -86,12 +82,12 @@ def render_steps(steps: Sequence[Step], budget: int) -> str:
 
 
 def _problem_block(trace: Trace, step_chars: int) -> str:
-    lines = [f"The task the agents worked on: {truncate_middle(trace.task.strip() or '(not given)', step_chars)}"]
+    lines = [f"Task: {truncate_middle(trace.task.strip() or '(not given)', step_chars)}"]
     if trace.ground_truth:
-        lines.append(f"The correct final answer is: {truncate_middle(str(trace.ground_truth), step_chars)}")
+        lines.append(f"Correct answer: {truncate_middle(str(trace.ground_truth), step_chars)}")
     if trace.final_answer:
-        lines.append(f"The team's final answer was: {truncate_middle(str(trace.final_answer), step_chars)}")
-    lines.append("The team failed to solve the task.")
+        lines.append(f"The team's answer: {truncate_middle(str(trace.final_answer), step_chars)}")
+    lines.append("The team failed.")
     return "\n".join(lines)
 
 
@@ -137,16 +133,18 @@ def parse_step(value: Any, lo: int, hi: int) -> int:
 
 
 def parse_confidence(value: Any) -> float | None:
-    """A probability from 0..1 (or a percentage 1..100); None when absent or unreadable."""
+    """A probability in 0..1 (or a string percentage such as '80%'); None when absent, unreadable or
+    out of range (a bare 4 could mean 4 %, 40 % or 4 out of 5: better no number than a wrong one)."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
     try:
-        x = float(str(value).strip().rstrip("%")) if value is not None else None
+        x = float(text.rstrip("%"))
     except ValueError:
         return None
-    if x is None or math.isnan(x):
-        return None
-    if 1.0 < x <= 100.0:
+    if text.endswith("%"):
         x /= 100.0
-    return min(1.0, max(0.0, x))
+    return x if 0.0 <= x <= 1.0 else None
 
 
 def parse_yes_no(value: Any) -> bool:
@@ -231,11 +229,11 @@ class _Session:
         }
 
 
-def _verdict_schema(trace: Trace) -> dict[str, Any]:
+def _verdict_schema(trace: Trace, reason_chars: int = REASON_MAX_CHARS) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "reason": {"type": "string", "maxLength": REASON_MAX_CHARS},
+            "reason": {"type": "string", "maxLength": reason_chars},
             "agent": {"type": "string", "enum": list(trace.agents)},
             "step": {"type": "integer", "minimum": 0, "maximum": trace.n_steps - 1},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
@@ -255,9 +253,9 @@ def _verdict_validator(trace: Trace) -> Callable[[dict[str, Any]], tuple[str, in
 
 def _verdict_example(trace: Trace) -> str:
     return (
-        '{"reason": "<one or two sentences>", "agent": "<one of: '
+        '{"reason": "<short>", "agent": "<one of: '
         + ", ".join(trace.agents)
-        + f'>", "step": <integer 0..{trace.n_steps - 1}>, "confidence": <0..1>}}'
+        + f'>", "step": <0..{trace.n_steps - 1}>, "confidence": <0..1>}}'
     )
 
 
@@ -266,13 +264,30 @@ def _check_trace(trace: Trace, method: str) -> None:
         raise NoVerdictError(f"{method}: trace {trace.id!r} has no steps to judge")
 
 
-def _options(options: dict[str, Any]) -> tuple[int, int, int]:
-    context_chars = int(options.pop("context_chars", DEFAULT_CONTEXT_CHARS))
-    step_chars = int(options.pop("step_chars", DEFAULT_STEP_CHARS))
-    retries = int(options.pop("answer_retries", DEFAULT_ANSWER_RETRIES))
+class _Opts(NamedTuple):
+    context_chars: int
+    step_chars: int
+    retries: int
+    reason_chars: int
+
+
+def _options(options: dict[str, Any]) -> _Opts:
+    """The budget options every judge takes; anything else is a clear error."""
+    try:
+        o = _Opts(
+            context_chars=int(options.pop("context_chars", DEFAULT_CONTEXT_CHARS)),
+            step_chars=int(options.pop("step_chars", DEFAULT_STEP_CHARS)),
+            retries=int(options.pop("answer_retries", DEFAULT_ANSWER_RETRIES)),
+            reason_chars=int(options.pop("reason_chars", REASON_MAX_CHARS)),
+        )
+    except (TypeError, ValueError) as e:
+        raise AttribError(f"judge options must be integers ({e})") from None
     if options:
-        raise AttribError(f"unknown judge option(s): {', '.join(sorted(options))}")
-    return context_chars, step_chars, retries
+        raise AttribError(
+            f"unknown judge option(s): {', '.join(sorted(options))} "
+            "(known: context_chars, step_chars, answer_retries, reason_chars; hybrid also top_k, offline_options)"
+        )
+    return o
 
 
 def _attribution(
@@ -302,13 +317,10 @@ def _all_at_once_prompt(trace: Trace, context_chars: int, step_chars: int, extra
     budget = step_budget(trace.n_steps, context_chars, step_chars)
     return (
         f"{_problem_block(trace, step_chars)}\n\n"
-        f"Here is the conversation, one numbered step per message (steps 0 to {trace.n_steps - 1}):\n\n"
-        f"{render_steps(trace.steps, budget)}\n\n"
-        f"{extra}"
-        "Which agent made the mistake that is directly responsible for the failure, and at which step did "
-        "that agent first make it? If no mistake is obvious, pick the single most responsible step. "
-        f"The agent must be one of: {', '.join(trace.agents)}. The step is the number shown in 'Step N'.\n"
-        f"Answer with only this JSON object: {_verdict_example(trace)}"
+        f"The conversation, steps 0 to {trace.n_steps - 1}:\n{render_steps(trace.steps, budget)}\n\n{extra}"
+        "Which agent's mistake directly caused the failure, and at which step did it first make it? "
+        "If none is obvious, pick the most responsible step.\n"
+        f"Answer with only this JSON: {_verdict_example(trace)}"
     )
 
 
@@ -316,11 +328,13 @@ def all_at_once(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **opt
     """Who&When all-at-once: the whole (budgeted) log in one prompt; the judge names agent and step."""
     method = "judge-all"
     _check_trace(trace, method)
-    context_chars, step_chars, retries = _options(options)
-    s = _Session(method, get_client(llm), retries)
-    prompt = _all_at_once_prompt(trace, context_chars, step_chars)
-    agent, step, reason, conf = s.ask(prompt, _verdict_schema(trace), _verdict_validator(trace), _verdict_example(trace))
-    return _attribution(trace, method, agent, step, reason, conf, s, step_budget_chars=step_budget(trace.n_steps, context_chars, step_chars))
+    o = _options(options)
+    s = _Session(method, get_client(llm), o.retries)
+    prompt = _all_at_once_prompt(trace, o.context_chars, o.step_chars)
+    schema = _verdict_schema(trace, o.reason_chars)
+    agent, step, reason, conf = s.ask(prompt, schema, _verdict_validator(trace), _verdict_example(trace))
+    budget = step_budget(trace.n_steps, o.context_chars, o.step_chars)
+    return _attribution(trace, method, agent, step, reason, conf, s, step_budget_chars=budget)
 
 
 def step_by_step(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options: Any) -> Attribution:
@@ -331,19 +345,20 @@ def step_by_step(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **op
     """
     method = "judge-step"
     _check_trace(trace, method)
-    context_chars, step_chars, retries = _options(options)
-    s = _Session(method, get_client(llm), retries)
-    budget = step_budget(trace.n_steps, context_chars, step_chars)
+    o = _options(options)
+    step_chars = o.step_chars
+    s = _Session(method, get_client(llm), o.retries)
+    budget = step_budget(trace.n_steps, o.context_chars, o.step_chars)
     schema = {
         "type": "object",
         "properties": {
-            "reason": {"type": "string", "maxLength": REASON_MAX_CHARS},
+            "reason": {"type": "string", "maxLength": o.reason_chars},
             "error": {"type": "boolean"},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         },
         "required": ["reason", "error", "confidence"],
     }
-    example = '{"reason": "<one or two sentences>", "error": <true or false>, "confidence": <0..1>}'
+    example = '{"reason": "<short>", "error": <true or false>, "confidence": <0..1>}'
 
     def validate(obj: dict[str, Any]) -> tuple[bool, str, float | None]:
         return parse_yes_no(obj.get("error")), str(obj.get("reason", ""))[:2000], parse_confidence(obj.get("confidence"))
@@ -352,10 +367,9 @@ def step_by_step(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **op
     for i, st in enumerate(trace.steps):
         prompt = (
             f"{_problem_block(trace, step_chars)}\n\n"
-            f"Here is the conversation up to the current step:\n\n{render_steps(trace.steps[: i + 1], budget)}\n\n"
-            f"The most recent step ({i}) was by {st.agent}. Does this step contain an error that could derail "
-            "solving the task or lead to a wrong answer? Do not be overly critical: flag only errors that "
-            f"clearly derail the process.\nAnswer with only this JSON object: {example}"
+            f"The conversation so far:\n{render_steps(trace.steps[: i + 1], budget)}\n\n"
+            f"Does the latest step ({i}, by {st.agent}) contain an error that clearly derails solving the task? "
+            f"Do not be overly critical.\nAnswer with only this JSON: {example}"
         )
         is_error, reason, conf = s.ask(prompt, schema, validate, example)
         judged.append({"step": i, "error": is_error})
@@ -376,18 +390,19 @@ def binary_search(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **o
     """
     method = "judge-binary"
     _check_trace(trace, method)
-    context_chars, step_chars, retries = _options(options)
-    s = _Session(method, get_client(llm), retries)
+    o = _options(options)
+    context_chars, step_chars = o.context_chars, o.step_chars
+    s = _Session(method, get_client(llm), o.retries)
     schema = {
         "type": "object",
         "properties": {
-            "reason": {"type": "string", "maxLength": REASON_MAX_CHARS},
+            "reason": {"type": "string", "maxLength": o.reason_chars},
             "half": {"type": "string", "enum": ["upper", "lower"]},
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         },
         "required": ["reason", "half", "confidence"],
     }
-    example = '{"reason": "<one or two sentences>", "half": "<upper or lower>", "confidence": <0..1>}'
+    example = '{"reason": "<short>", "half": "<upper or lower>", "confidence": <0..1>}'
 
     def validate(obj: dict[str, Any]) -> tuple[str, str, float | None]:
         return parse_half(obj.get("half")), str(obj.get("reason", ""))[:2000], parse_confidence(obj.get("confidence"))
@@ -399,11 +414,10 @@ def binary_search(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **o
         budget = step_budget(len(seg), context_chars, step_chars)
         prompt = (
             f"{_problem_block(trace, step_chars)}\n\n"
-            f"Here is a segment of the conversation, steps {lo} to {hi}:\n\n{render_steps(seg, budget)}\n\n"
-            "The most critical mistake, the one that led to the failure, is in this segment. Is it in the "
-            f"upper half (steps {lo} to {mid}) or the lower half (steps {mid + 1} to {hi})? If no single "
-            f"error is clear, pick the half with the step most responsible for the failure.\n"
-            f"Answer with only this JSON object: {example}"
+            f"A segment of the conversation, steps {lo} to {hi}:\n{render_steps(seg, budget)}\n\n"
+            "The mistake that caused the failure is in this segment. Is it in the upper half (steps "
+            f"{lo} to {mid}) or the lower half (steps {mid + 1} to {hi})? If unclear, pick the half most "
+            f"responsible.\nAnswer with only this JSON: {example}"
         )
         half, reason, c = s.ask(prompt, schema, validate, example)
         conf *= DEFAULT_CONFIDENCE if c is None else c
@@ -426,7 +440,7 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
     _check_trace(trace, method)
     top_k = int(options.pop("top_k", 5))
     offline_opts = dict(options.pop("offline_options", {}) or {})
-    context_chars, step_chars, retries = _options(options)
+    o = _options(options)
     default = registry.DEFAULT_METHOD
     offline: Attribution | None = None
     note = ""
@@ -452,9 +466,10 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
             + (f"Its blame per agent: {agents}\n" if agents else "")
             + "Check these steps yourself before you answer.\n\n"
         )
-    s = _Session(method, get_client(llm), retries)
-    prompt = _all_at_once_prompt(trace, context_chars, step_chars, extra)
-    agent, step, reason, conf = s.ask(prompt, _verdict_schema(trace), _verdict_validator(trace), _verdict_example(trace))
+    s = _Session(method, get_client(llm), o.retries)
+    prompt = _all_at_once_prompt(trace, o.context_chars, o.step_chars, extra)
+    schema = _verdict_schema(trace, o.reason_chars)
+    agent, step, reason, conf = s.ask(prompt, schema, _verdict_validator(trace), _verdict_example(trace))
     off_ev: dict[str, Any] = (
         {"method": offline.method, "agent": offline.agent, "step": offline.step, "confidence": offline.confidence,
          "agrees": offline.step == step}
