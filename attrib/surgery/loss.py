@@ -128,10 +128,35 @@ def token_logps(logits: torch.Tensor, input_ids: torch.Tensor, response_mask: to
     return out * response_mask.to(out.dtype)
 
 
-def response_logps(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Run ``model`` on an encoded batch (``input_ids``, ``attention_mask``, ``response_mask``) -> ``[B, T]`` log-probs."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
-    return token_logps(out.logits, batch["input_ids"], batch["response_mask"])
+def response_logps(
+    model: Any,
+    batch: dict[str, torch.Tensor],
+    inputs_embeds: torch.Tensor | None = None,
+    *,
+    return_output: bool = False,
+    **model_kwargs: Any,
+) -> Any:
+    """Run ``model`` on an encoded batch (``input_ids``, ``attention_mask``, ``response_mask``) -> ``[B, T]`` log-probs.
+
+    Only positions from the earliest response token on go through the LM head (``logits_to_keep``), which saves the
+    49k-vocabulary projection of the prompt. ``inputs_embeds`` replaces the token embeddings (frozen-prefix caching).
+    ``return_output`` also returns the model output (e.g. its attentions when ``output_attentions=True`` is passed).
+    """
+    import torch
+
+    ids, resp = batch["input_ids"], batch["response_mask"]
+    first = int(resp.float().argmax(dim=1).min().item()) if resp.any() else ids.shape[1] - 1
+    start = max(first - 1, 0)
+    keep = ids.shape[1] - start
+    kw: dict[str, Any] = {"inputs_embeds": inputs_embeds} if inputs_embeds is not None else {"input_ids": ids}
+    out = model(attention_mask=batch["attention_mask"], use_cache=False, logits_to_keep=keep, **kw, **model_kwargs)
+    logits = out.logits  # positions start .. T-1
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    picked = logp.gather(-1, ids[:, start + 1:].unsqueeze(-1)).squeeze(-1)
+    full = torch.zeros(ids.shape, dtype=picked.dtype, device=picked.device)
+    full[:, start + 1:] = picked
+    full = full * resp.to(full.dtype)
+    return (full, out) if return_output else full
 
 
 def encode_prompt_response(
