@@ -45,6 +45,8 @@ def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
         "ece": None,
         "agent_ece": None,
     }
+    if any(v.expected_step_acc is not None for v in verdicts):  # analytic baselines: ±k is undefined
+        out["step_accuracy_pm1"] = out["step_accuracy_pm3"] = None
     if all(v.confidence is not None for v in verdicts):
         out["ece"] = ece(np.array([v.confidence for v in verdicts]), (d == 0).astype(float))
     if all(v.agent_confidence is not None for v in verdicts):

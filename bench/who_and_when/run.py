@@ -43,8 +43,9 @@ def main() -> None:
     for s, r in runs.items():
         for row in r["rows"]:
             e = "-" if row["ece"] is None else f"{100 * row['ece']:.1f}"
+            pm = lambda v: "  -  " if v is None else f"{v:5.1f}"  # noqa: E731
             print(f"{s:10s} {row['subset']:9s} {row['method']:20s} {row['protocol']:30s} "
-                  f"step {row['step_accuracy']:5.1f} ±1 {row['step_accuracy_pm1']:5.1f} ±3 {row['step_accuracy_pm3']:5.1f} "
+                  f"step {row['step_accuracy']:5.1f} ±1 {pm(row['step_accuracy_pm1'])} ±3 {pm(row['step_accuracy_pm3'])} "
                   f"agent {row['agent_accuracy']:5.1f} ECE {e}")
     print(f"wrote {path} in {out['wall_s']:.1f} s")
 
