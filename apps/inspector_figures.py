@@ -274,6 +274,21 @@ def heatmap_figure(
     return fig
 
 
+def token_bar_figure(weights: Sequence[float], labels: Sequence[str] | None = None) -> go.Figure:
+    """One bar per answer token (its weight), labelled with the token text when known."""
+    x = list(range(len(weights)))
+    fig = go.Figure(go.Bar(x=x, y=list(weights), marker_color=[f"rgba(214,39,40,{0.25 + 0.75 * min(max(w, 0), 1):.2f})"
+                                                               for w in weights],
+                           hovertext=list(labels) if labels else None,
+                           hovertemplate="token %{x}: %{y:.3f}<extra>%{hovertext}</extra>" if labels else
+                           "token %{x}: %{y:.3f}<extra></extra>"))
+    if labels:
+        fig.update_xaxes(tickvals=x, ticktext=[html.escape(t) for t in labels], tickangle=-45)
+    fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 20, "b": 60}, xaxis_title="answer token",
+                      yaxis_title="weight", plot_bgcolor="white")
+    return fig
+
+
 def token_html(tokens: Sequence[str], weights: Sequence[float]) -> str:
     """Tokens as inline spans shaded by attribution (red = pushes toward the output, blue = away)."""
     top = max((abs(w) for w in weights), default=0.0) or 1.0

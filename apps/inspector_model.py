@@ -1,8 +1,8 @@
 """Inside the model: the head-localization heatmap (``bench/results/heads.json``) and, for steps with recorded
-activations, the per-step layer × head attention heatmap and per-token attributions.
+activations, the per-step layer × head attention map and per-token weights on the system rule.
 
-Activations are read lazily through :mod:`attrib.activations` (the same loader the CLI uses); numpy
-reductions here are a few lines over the loaded patterns (no model is loaded by the app).
+Activations are read lazily through :mod:`attrib.activations` in the recorder's layout (:mod:`attrib.record`);
+the segment math is :mod:`attrib.heads.drift`'s. No model is loaded by the app.
 """
 
 from __future__ import annotations
@@ -70,45 +70,78 @@ def heads_section() -> None:
                          hide_index=True, width="stretch")
 
 
-def pattern_stack(acts: dict[str, np.ndarray]) -> tuple[np.ndarray, list[int]] | None:
-    """Stack ``blocks.{l}.attn.hook_pattern`` arrays into ``[L, H, Q, K]`` (batch of 1 dropped), with layer ids."""
-    items = []
+SEG_SUFFIX = ":segment_mass"
+
+
+def _layer_arrays(acts: dict[str, Any], suffix: str) -> list[tuple[int, np.ndarray]]:
+    out = []
     for hook, arr in acts.items():
-        if hook.startswith("blocks.") and hook.endswith("attn.hook_pattern"):
+        if hook.startswith("blocks.") and hook.endswith("attn.hook_pattern" + suffix):
             a = np.asarray(arr, dtype=np.float64)
-            items.append((int(hook.split(".")[1]), a[0] if a.ndim == 4 else a))
-    if not items:
+            out.append((int(hook.split(".")[1]), a[0] if a.ndim == 4 else a))  # batch of 1 dropped
+    return sorted(out, key=lambda x: x[0])
+
+
+def segment_stack(acts: dict[str, Any], layout: dict[str, Any] | None) -> tuple[np.ndarray, list[int]] | None:
+    """Per-segment attention ``[L, H, Q, S]`` at the answer positions, with the layer ids.
+
+    From the recorder's ``blocks.{l}.attn.hook_pattern:segment_mass`` [H, Q, S] directly; from full patterns
+    ``blocks.{l}.attn.hook_pattern`` [H, T, T] through :mod:`attrib.heads.drift` when the step's
+    ``activation_layout`` gives the token spans and the prompt length.
+    """
+    seg = _layer_arrays(acts, SEG_SUFFIX)
+    if seg and len({a.shape for _, a in seg}) == 1:
+        return np.stack([a for _, a in seg]), [la for la, _ in seg]
+    full = _layer_arrays(acts, "")
+    if not full or not layout or "spans" not in layout or len({a.shape for _, a in full}) != 1:
         return None
-    items.sort(key=lambda x: x[0])
-    shapes = {a.shape for _, a in items}
-    if len(shapes) != 1:
-        return None
-    return np.stack([a for _, a in items]), [la for la, _ in items]
+    from attrib.heads import drift
+
+    pats = np.stack([a for _, a in full])  # [L, H, T, T]
+    t = pats.shape[-1]
+    n_prompt = int(layout.get("n_prompt", t))
+    spans = {k: (int(v[0]), int(v[1])) for k, v in layout["spans"].items()}
+    q = np.arange(n_prompt - 1, max(t - 1, n_prompt))
+    masses = drift.segment_masses(pats[:, :, q, :], drift.segment_ids(t, spans, n_prompt))
+    return masses, [la for la, _ in full]
 
 
-def head_matrix(patterns: np.ndarray, step: Step) -> tuple[np.ndarray, str]:
-    """One number per (layer, head) for a step: attention mass on the system-rule span when the step records its
-    token span (``metadata['spans']['rule']``), else on the first token (the attention sink), at the last query."""
-    last = patterns[:, :, -1, :]  # [L, H, K]: what the position producing the next token attends to
-    spans = step.metadata.get("spans") if isinstance(step.metadata, dict) else None
-    if isinstance(spans, dict) and "rule" in spans:
-        a, b = (int(x) for x in spans["rule"])
-        rest = np.clip(1.0 - last[..., 0], 1e-12, None)
-        return last[..., a:b].sum(-1) / rest, f"attention on the system rule (tokens {a}–{b}, sink removed)"
-    return last[..., 0], "attention-sink mass (first token); the step records no rule span"
+def head_stats(masses: np.ndarray, layout: dict[str, Any] | None) -> dict[str, tuple[np.ndarray, str]]:
+    """Layer × head maps of one step, averaged over its answer positions (attention sink removed where noted)."""
+    from attrib.heads import drift
+
+    spans = (layout or {}).get("spans", {})
+    clean = drift.drop_sink(masses).mean(axis=2)  # [L, H, S]
+    out: dict[str, tuple[np.ndarray, str]] = {}
+    if "conflict" in spans:
+        out["rule - conflict"] = (clean[..., drift.RULE] - clean[..., drift.CONFLICT],
+                                  "attention on the system rule minus on the conflicting text (sink removed); "
+                                  "negative = the head was pulled to the conflict")
+    out["rule"] = (clean[..., drift.RULE], "share of attention on the system rule (sink removed)")
+    if "conflict" in spans:
+        out["conflict"] = (clean[..., drift.CONFLICT], "share of attention on the conflicting text (sink removed)")
+    out["sink"] = (masses[..., drift.SINK].mean(axis=2), "attention-sink mass (first token)")
+    return out
 
 
-def token_attributions(step: Step, acts: dict[str, np.ndarray]) -> tuple[list[str], list[float]] | None:
-    """Per-token attributions recorded for a step: ``metadata['token_attributions'] = {tokens, weights}``."""
-    md = step.metadata if isinstance(step.metadata, dict) else {}
-    ta = md.get("token_attributions")
+def token_weights(masses: np.ndarray, layers: list[int], focal: list[tuple[int, int]]) -> tuple[np.ndarray, str]:
+    """Per answer token: the mean share of attention on the system rule over the focal heads (SAIL's w_t), or over
+    all heads when the step's layers do not hold the focal heads."""
+    from attrib.heads import drift
+
+    clean = drift.drop_sink(masses)[..., drift.RULE]  # [L, H, Q]
+    row = {la: i for i, la in enumerate(layers)}
+    heads = [(row[la], h) for la, h in focal if la in row and h < clean.shape[1]]
+    if heads:
+        return np.mean([clean[i, h] for i, h in heads], axis=0), f"mean over the {len(heads)} focal heads"
+    return clean.mean(axis=(0, 1)), "mean over all heads (no focal heads for this model)"
+
+
+def recorded_attributions(step: Step) -> tuple[list[str], list[float]] | None:
+    """Per-token attributions stored with a step: ``metadata['token_attributions'] = {tokens, weights}``."""
+    ta = step.metadata.get("token_attributions") if isinstance(step.metadata, dict) else None
     if isinstance(ta, dict) and ta.get("tokens") and ta.get("weights"):
         return [str(t) for t in ta["tokens"]], [float(w) for w in ta["weights"]]
-    tokens = md.get("tokens")
-    for key in ("token_attributions", "attributions"):
-        if key in acts and tokens:
-            w = np.asarray(acts[key], dtype=np.float64).reshape(-1)
-            return [str(t) for t in tokens][: w.size], w[: len(tokens)].tolist()
     return None
 
 
@@ -118,40 +151,63 @@ def _load(step: Step) -> dict[str, Any]:
     return load_step(step)
 
 
+def _focal(n_heads: int, layers: list[int]) -> list[tuple[int, int]]:
+    """The benchmark's focal heads, only when its model has this step's shape (same heads per layer, the layers)."""
+    try:
+        res = data.heads_result()
+    except Exception:
+        return []
+    body = res.get("result", res) if isinstance(res, dict) else None
+    if not isinstance(body, dict) or body.get("n_heads") != n_heads or int(body.get("n_layers", 0)) <= max(layers):
+        return []
+    return data.focal_heads(body)
+
+
 def steps_section(trace: Trace) -> None:
-    """Per-step heatmap and per-token attributions for the steps that carry activations."""
+    """Per-step layer × head attention map and per-token weights for the steps that carry activations."""
     st.subheader("Recorded activations in this trace")
     with_acts = [s for s in trace.steps if s.activation is not None]
     if not with_acts:
-        st.info("No step of this trace has recorded activations. Record them with `attrib.record` while the "
-                "agents run a local model (see the heads section of the README), then ingest the trace.")
+        st.info("No step of this trace has recorded activations. Record them with `attrib.record.Recorder` while "
+                "the agents run a local model (e.g. `python -m attrib.demo_agents`), then ingest the trace.")
         return
     idx = st.selectbox("Step", [s.index for s in with_acts], key="act_step",
                        format_func=lambda i: f"step {i} · {trace.steps[i].agent}")
     step = trace.steps[idx]
-    st.caption(f"`{step.activation.path}` ({step.activation.format}) · hooks: "
-               f"{', '.join(step.activation.hooks) or 'all in file'}")
+    ref = step.activation
+    assert ref is not None
+    st.caption(f"`{ref.path}` ({ref.format})")
     try:
         acts = _load(step)
     except Exception as e:
         st.error(data.error_line(e))
         return
-    stacked = pattern_stack(acts)
+    layout = step.metadata.get("activation_layout") if isinstance(step.metadata, dict) else None
+    stacked = segment_stack(acts, layout)
     if stacked is None:
-        st.info("This step's activations hold no attention patterns (`blocks.L.attn.hook_pattern`), so there is "
-                "no head map; recorded hooks: " + ", ".join(sorted(acts)))
+        st.info("This step's activations hold no attention statistics this page can read "
+                "(`blocks.L.attn.hook_pattern:segment_mass`, or full patterns with an `activation_layout`); "
+                "recorded hooks: " + ", ".join(sorted(acts)))
     else:
-        pats, layers = stacked
-        m, what = head_matrix(pats, step)
-        st.plotly_chart(figs.heatmap_figure(m.tolist(), f"step {idx}: {what}", zlabel="mass"), width="stretch",
+        masses, layers = stacked
+        stats = head_stats(masses, layout)
+        name = st.selectbox("Head statistic", list(stats), key="act_stat")
+        m, what = stats[name]
+        focal = _focal(m.shape[1], layers)
+        shown = [(layers.index(la), h) for la, h in focal if la in layers]
+        st.plotly_chart(figs.heatmap_figure(m.tolist(), f"step {idx}: {name}", shown, name), width="stretch",
                         key="step_heat")
-        if layers != list(range(len(layers))):
-            st.caption(f"rows are layers {layers}")
-    ta = token_attributions(step, acts)
-    if ta is None:
-        st.info("No per-token attributions recorded for this step.")
-    else:
-        st.markdown("**Per-token attributions** (red pushes toward the output, blue away; hover for the value)")
+        st.caption(what + (f"; rows are layers {layers}" if layers != list(range(len(layers))) else "")
+                   + ("; focal heads from bench/results/heads.json outlined" if shown else ""))
+        w, how = token_weights(masses, layers, focal)
+        toks = (step.metadata or {}).get("response_tokens")
+        labels = [str(t) for t in toks][: len(w)] if isinstance(toks, list) and len(toks) >= len(w) else None
+        st.markdown(f"**Per-token weight on the system rule** ({how}); low weight = the token was written "
+                    "while the heads looked away from the rule")
+        st.plotly_chart(figs.token_bar_figure(w.tolist(), labels), width="stretch", key="step_tokens")
+    ta = recorded_attributions(step)
+    if ta is not None:
+        st.markdown("**Recorded per-token attributions** (red pushes toward the output, blue away; hover for values)")
         st.html(figs.token_html(*ta))
 
 

@@ -34,7 +34,8 @@ def verdict(ctx: state.Ctx, method: str | None = None) -> Attribution | None:
         st.info("No attribution method is registered yet, so there is no verdict to show.")
         return None
     try:
-        return ctx.attribution(m)
+        with st.spinner(f"running {m} on this trace…"):
+            return ctx.attribution(m)
     except Exception as e:
         st.error(f"{m}: {data.error_line(e)}")
         return None

@@ -38,14 +38,32 @@ WW = [who_and_when_dir("algorithm") / f"{i}.json" for i in (1, 2, 3)] + [who_and
 ACT_TRACE = "whowhen-algorithm-3"
 
 
-def _activation_file(path: Path, n_layers: int = 3, n_heads: int = 4, t: int = 6) -> None:
-    """Attention patterns for one step (rows sum to 1, causal), as the recorder writes them (npz, hook names)."""
+H, Q, L = 4, 3, 3  # heads, answer positions, layers of the hand-made activation files
+
+
+def _segment_file(path: Path) -> dict[str, object]:
+    """A step in the recorder's layout: ``blocks.{l}.attn.hook_pattern:segment_mass`` [H, Q, S] + its layout."""
+    from attrib.activations import save_step
+
     rng = np.random.default_rng(0)
+    tensors = {}
+    for layer in range(L):
+        m = rng.random((H, Q, 5))
+        tensors[f"blocks.{layer}.attn.hook_pattern:segment_mass"] = (m / m.sum(-1, keepdims=True)).astype(np.float32)
+    save_step(path, tensors)
+    return {"segments": ["sink", "rule", "conflict", "prompt", "response"],
+            "spans": {"sink": [0, 1], "rule": [1, 3], "conflict": [4, 6]}, "n_prompt": 8, "n_tokens": 8 + Q}
+
+
+def _pattern_file(path: Path, t: int = 7) -> dict[str, object]:
+    """Full causal attention patterns [H, T, T] per layer (npz), with a layout giving spans and prompt length."""
+    rng = np.random.default_rng(2)
     arrays = {}
-    for layer in range(n_layers):
-        p = np.tril(rng.random((n_heads, t, t))) + 1e-3 * np.tril(np.ones((t, t)))
+    for layer in range(L):
+        p = np.tril(rng.random((H, t, t))) + 1e-3 * np.tril(np.ones((t, t)))
         arrays[f"blocks.{layer}.attn.hook_pattern"] = (p / p.sum(-1, keepdims=True)).astype(np.float32)
     np.savez(path, **arrays)
+    return {"spans": {"sink": [0, 1], "rule": [1, 3]}, "n_prompt": 5, "n_tokens": t}
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +75,17 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     with open_store(store_path) as s:
         report = ingest(files, store=s)
         assert report.ok, [f.error for f in report.failed]
-        # one step with recorded activations: re-ingest a trace whose step 1 points at an activation file
-        act = d / "step1.npz"
-        _activation_file(act)
+        # steps with recorded activations: step 1 in the recorder's layout, step 2 with full patterns
         t = s.get_trace(ACT_TRACE)
         steps = list(t.steps)
-        md = {"spans": {"rule": [1, 3]}, "token_attributions": {"tokens": ["The", " answer", " is"],
-                                                                 "weights": [0.5, -0.2, 0.1]}}
-        steps[1] = msgspec.structs.replace(steps[1], activation=ActivationRef(path=str(act), format="npz"), metadata=md)
+        lay1 = _segment_file(d / "step1.safetensors")
+        md1 = {"activation_layout": lay1, "response_tokens": ["The", " answer", " is"],
+               "token_attributions": {"tokens": ["The", " answer", " is"], "weights": [0.5, -0.2, 0.1]}}
+        steps[1] = msgspec.structs.replace(steps[1], metadata=md1,
+                                           activation=ActivationRef(path=str(d / "step1.safetensors")))
+        lay2 = _pattern_file(d / "step2.npz")
+        steps[2] = msgspec.structs.replace(steps[2], metadata={"activation_layout": lay2},
+                                           activation=ActivationRef(path=str(d / "step2.npz"), format="npz"))
         s.upsert_trace(msgspec.structs.replace(t, steps=tuple(steps)))
         verdicts = {}
         for tid in s.trace_ids():
@@ -204,21 +225,46 @@ def test_flow_graph_page_highlights_the_blame_path(app, env) -> None:
 def test_inside_the_model_page(app, env) -> None:
     at = app(page="Inside the model", trace=ACT_TRACE)
     charts = at.get("plotly_chart")
-    assert len(charts) == 2, texts(at, "info") + texts(at, "error")  # heads heatmap + step 1 heatmap
+    # heads heatmap + step 1 head map + step 1 token weights
+    assert len(charts) == 3, texts(at, "info") + texts(at, "error")
     assert "focal heads" in [m.label for m in at.metric]
     html = " ".join(str(h.proto.body) for h in at.get("html"))
     assert "answer" in html and "rgba(214,39,40,1.00)" in html  # largest positive weight fully red
-    # the step heatmap's numbers: attention on tokens 1..3 at the last query, sink removed
-    from inspector_model import head_matrix, pattern_stack
+    assert at.selectbox(key="act_stat").options == ["rule - conflict", "rule", "conflict", "sink"]
+    # heads.json is for a 5-layer x 3-head model, the step for 4 heads: no focal outline, all-head token weights
+    captions = " ".join(texts(at, "caption") + texts(at, "markdown"))
+    assert "focal heads from bench/results/heads.json outlined" not in captions
+    assert "mean over all heads" in captions
+    at.selectbox(key="act_step").set_value(2).run()
+    assert at.selectbox(key="act_stat").options == ["rule", "sink"]  # no conflict span in step 2
+    assert len(at.get("plotly_chart")) == 3 and not texts(at, "error")
+
+
+def test_step_head_maps_match_numpy(env) -> None:
+    """The page's numbers, recomputed here with plain numpy from the files."""
+    from inspector_model import head_stats, segment_stack, token_weights
 
     from attrib.activations import load_step
 
-    trace = open_store(env["store"], read_only=True).get_trace(ACT_TRACE)
-    pats, layers = pattern_stack(load_step(trace.steps[1]))
-    m, what = head_matrix(pats, trace.steps[1])
-    last = pats[:, :, -1, :]
-    assert layers == [0, 1, 2] and "system rule" in what
-    assert np.allclose(m, last[..., 1:3].sum(-1) / (1 - last[..., 0]))
+    with open_store(env["store"], read_only=True) as s:
+        trace = s.get_trace(ACT_TRACE)
+    s1 = trace.steps[1]
+    masses, layers = segment_stack(load_step(s1), s1.metadata["activation_layout"])
+    raw = np.stack([load_step(s1)[f"blocks.{la}.attn.hook_pattern:segment_mass"] for la in range(L)]).astype(float)
+    clean = raw / (1 - raw[..., :1])  # sink removed
+    m, _ = head_stats(masses, s1.metadata["activation_layout"])["rule - conflict"]
+    assert layers == [0, 1, 2] and m.shape == (L, H)
+    assert np.allclose(m, (clean[..., 1] - clean[..., 2]).mean(-1), atol=1e-6)
+    w, how = token_weights(masses, layers, [(0, 1), (2, 3), (9, 0)])  # (9, 0) is not in this model: ignored
+    assert "2 focal heads" in how and np.allclose(w, (clean[0, 1, :, 1] + clean[2, 3, :, 1]) / 2, atol=1e-6)
+
+    s2 = trace.steps[2]
+    masses, _ = segment_stack(load_step(s2), s2.metadata["activation_layout"])
+    pats = np.stack([load_step(s2)[f"blocks.{la}.attn.hook_pattern"] for la in range(L)]).astype(float)
+    rows = pats[:, :, 4:6, :]  # answer positions n_prompt-1 .. T-2
+    assert masses.shape == (L, H, 2, 5)
+    assert np.allclose(masses[..., 0], rows[..., 0:1].sum(-1)) and np.allclose(masses[..., 1], rows[..., 1:3].sum(-1))
+    assert np.allclose(masses[..., 4], rows[..., 5:].sum(-1))  # response tokens
 
 
 def test_compare_two_methods(app, env) -> None:
