@@ -45,6 +45,7 @@ def test_noisy_or_game_efficiency_and_ordering():
     assert f == pytest.approx(1 - 0.4 * 0.95 * 0.9 * 1.0 * 0.95)
 
 
+@pytest.mark.slow  # importing shap (numba) takes ~10-40 s on a busy 2-core box
 def test_exact_matches_shap_exact_explainer_on_additive_model():
     shap = pytest.importorskip("shap")
     beta = np.array([0.5, -1.0, 2.0])
