@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from attrib.errors import EXIT_NOT_FOUND, AttribError
+from attrib.errors import EXIT_NOT_FOUND, EXIT_USAGE, AttribError
 
 DEFAULT_API_KEY_ENV = "ATTRIB_LLM_API_KEY"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -37,6 +37,12 @@ JsonMode = Literal["auto", "schema", "object", "off"]
 
 class LLMError(AttribError):
     """The endpoint failed: unreachable, refused the request, or kept answering with server errors."""
+
+
+class LLMConfigError(LLMError):
+    """No endpoint configured, or a malformed setting: a usage error (exit code 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 class LLMUnavailableError(LLMError):
@@ -64,7 +70,7 @@ class LLMConfig:
     base_url: str
     model: str = ""
     api_key_env: str = DEFAULT_API_KEY_ENV
-    timeout_s: float = 60.0
+    timeout_s: float = 180.0  # a long prompt on a busy CPU server can take minutes; a retry would redo it
     max_retries: int = 3
     temperature: float = 0.0
     max_tokens: int = 256
@@ -74,13 +80,13 @@ class LLMConfig:
 
     def __post_init__(self) -> None:
         if not self.base_url or not re.match(r"^https?://", self.base_url):
-            raise AttribError(
+            raise LLMConfigError(
                 f"LLM base URL {self.base_url!r} is not an http(s) URL "
                 "(e.g. --llm-base-url http://127.0.0.1:8080/v1)"
             )
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
         if self.max_retries < 0 or self.timeout_s <= 0:
-            raise AttribError("LLM config: max_retries must be >= 0 and timeout_s > 0")
+            raise LLMConfigError("LLM config: max_retries must be >= 0 and timeout_s > 0")
 
     @property
     def api_key(self) -> str | None:
@@ -102,7 +108,7 @@ class LLMConfig:
         if not base_url and env.get("OPENAI_API_KEY"):
             base_url = OPENAI_BASE_URL
         if not base_url:
-            raise AttribError(
+            raise LLMConfigError(
                 "no LLM endpoint configured: pass --llm-base-url (e.g. http://127.0.0.1:8080/v1) "
                 "or set ATTRIB_LLM_BASE_URL"
             )
@@ -119,7 +125,7 @@ class LLMConfig:
                 try:
                     kw[name] = conv(env[var])
                 except ValueError:
-                    raise AttribError(f"{var}={env[var]!r} is not a number") from None
+                    raise LLMConfigError(f"{var}={env[var]!r} is not a number") from None
         kw.update(given)
         return cls(**kw)
 
@@ -423,6 +429,7 @@ __all__ = [
     "ChatResult",
     "LLMClient",
     "LLMConfig",
+    "LLMConfigError",
     "LLMError",
     "LLMUnavailableError",
     "get_client",

@@ -129,6 +129,27 @@ def test_no_verdict_after_retries_is_a_clear_error():
     assert len(srv.chat_bodies) == 2
 
 
+def test_cli_analyze_runs_a_judge_against_the_given_endpoint(monkeypatch):
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+
+    monkeypatch.delenv("ATTRIB_LLM_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    path = str(who_and_when_dir("algorithm") / "12.json")
+    runner = CliRunner()
+    r = runner.invoke(app, ["analyze", path, "--method", "judge-all"])
+    assert r.exit_code == 2 and "--llm-base-url" in r.output  # no endpoint: a usage error, one line
+    with ScriptedServer([verdict("Verification_Expert", 1, 0.6)]) as srv:
+        r = runner.invoke(app, ["analyze", path, "--method", "judge-all", "--llm-base-url", srv.url,
+                                "--llm-model", "m", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert (out["agent"], out["step"], out["method"], out["confidence"]) == ("Verification_Expert", 1, "judge-all", 0.6)
+    assert srv.chat_bodies[0]["model"] == "m"
+
+
 def test_unknown_options_are_a_clear_error():
     with pytest.raises(AttribError, match="unknown judge option.*contxt_chars"):
         judge.all_at_once(toy_trace(), llm=cfg("http://127.0.0.1:9/v1"), contxt_chars=10)

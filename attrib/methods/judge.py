@@ -272,7 +272,9 @@ class _Opts(NamedTuple):
 
 
 def _options(options: dict[str, Any]) -> _Opts:
-    """The budget options every judge takes; anything else is a clear error."""
+    """The budget options every judge takes; anything else is a clear error. ``top_k`` (how many steps
+    a renderer shows, passed by the CLI to every method) is accepted and ignored: a judge names one step."""
+    options.pop("top_k", None)
     try:
         o = _Opts(
             context_chars=int(options.pop("context_chars", DEFAULT_CONTEXT_CHARS)),
