@@ -1,9 +1,121 @@
-"""CLI topic 'sail' (placeholder until its issue lands)."""
+"""CLI topic 'sail': ``attrib sail`` trains a surgical LoRA repair; ``attrib compliance`` measures system-rule compliance.
+
+Both are thin wrappers over :mod:`attrib.surgery`; torch, transformers and peft are imported inside the commands.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from attrib.cli._common import console, handle_errors
+
+MODEL_HELP = "Model: an alias (smollm2-135m), a local HF folder or a .gguf file. Never downloads."
 
 
 def register(app: typer.Typer) -> None:
     """Add this topic's commands to the app."""
+    app.command("sail")(sail)
+    app.command("compliance")(compliance)
+
+
+def sail(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the adapter, checkpoints and pairs.jsonl.")],
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "smollm2-135m",
+    layers: Annotated[str, typer.Option(help="'auto' (localize focal heads first) or layers like 12-15 or 3,7,9.")] = "auto",
+    pairs: Annotated[Path | None, typer.Option(help="Preference pairs JSONL (messages|system+prompt, chosen, rejected).")] = None,
+    suite: Annotated[str | None, typer.Option(help="Build pairs from a probe suite instead: 'conflicts'.")] = None,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 60,
+    lr: Annotated[float, typer.Option(help="Learning rate (paper: 1e-5 over full epochs; short CPU runs need ~2e-4).")] = 2e-4,
+    beta: Annotated[float, typer.Option(help="DPO temperature β.")] = 0.1,
+    alpha: Annotated[float, typer.Option(help="Token-weight strength α; 0 gives plain DPO.")] = 0.5,
+    batch_size: Annotated[int, typer.Option(help="Pairs per micro-batch.")] = 4,
+    grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
+    rank: Annotated[int, typer.Option("--rank", "-r", help="LoRA rank.")] = 8,
+    seed: Annotated[int, typer.Option(help="Seed for data order, sampling and init.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from a checkpoint in --out if one matches.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+) -> None:
+    """Repair system-rule following with LoRA on the focal layers only (SAIL token-weighted DPO).
+
+    Example:  attrib sail --model smollm2-135m --layers 12-15 --suite conflicts --out adapter/
+    then:     attrib compliance --model smollm2-135m --adapter adapter/
+    """
+    with handle_errors():
+        from attrib.errors import InputError
+        from attrib.models import load_model
+        from attrib.surgery.api import resolve_layers, suite_pairs
+        from attrib.surgery.pairs import read_pairs, split_pairs, write_pairs
+        from attrib.surgery.train import config_dict, train_sail
+
+        if (pairs is None) == (suite is None):
+            raise InputError(None, "--pairs/--suite", "give exactly one of --pairs FILE or --suite conflicts")
+        if suite is not None and suite != "conflicts":
+            raise InputError(None, "--suite", f"unknown suite {suite!r}; the one suite is 'conflicts'")
+        hf, tok = load_model(model)
+        choice = resolve_layers(hf, tok, layers)
+        console.print(f"[bold]layers[/] {choice.layers}  ({choice.source})")
+        if pairs is not None:
+            data = read_pairs(pairs)
+        else:
+            with console.status("sampling the model on the train templates and labelling with the checkers"):
+                data = suite_pairs(hf, tok, split="train", seed=seed)
+            write_pairs(out / "pairs.jsonl", data)
+        train, _ = split_pairs(data)
+        train = train or data
+        console.print(f"[bold]pairs[/] {len(train)} for training")
+        res = train_sail(hf, tok, train, choice.layers, steps=steps, lr=lr, beta=beta, alpha=alpha,
+                         batch_size=batch_size, grad_accum=grad_accum, r=rank, seed=seed, out_dir=out,
+                         resume=resume, focal_heads=choice.heads or None)
+        summary = config_dict(res) | {"layer_source": choice.source}
+        if as_json:
+            console.print_json(json.dumps(summary))
+        else:
+            console.print(f"[green]saved[/] {res.adapter_dir}  ·  {res.share}  ·  "
+                          f"loss {res.losses[0]:.4f} → {res.losses[-1]:.4f}  ·  {res.mean_step_seconds:.2f} s/step")
+
+
+def compliance(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "smollm2-135m",
+    adapter: Annotated[Path | None, typer.Option(help="A SAIL adapter folder (the --out of attrib sail).")] = None,
+    split: Annotated[str, typer.Option(help="Probe split: heldout (unseen templates), train or all.")] = "heldout",
+    family: Annotated[list[str] | None, typer.Option(help="Restrict to these probe families (repeatable).")] = None,
+    perplexity: Annotated[bool, typer.Option(help="Also report perplexity on the bundled neutral text.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """System-rule compliance per probe family (greedy answers, programmatic checkers, 95 % Wilson CI).
+
+    Example:  attrib compliance --model smollm2-135m --adapter adapter/
+    """
+    with handle_errors():
+        from rich.table import Table
+
+        from attrib.errors import InputError
+        from attrib.models import load_model
+        from attrib.probes import conflict_suite
+        from attrib.surgery import evaluate as ev
+        from attrib.surgery.train import load_adapter
+
+        if split not in ("heldout", "train", "all"):
+            raise InputError(None, "--split", f"expected heldout, train or all, got {split!r}")
+        hf, tok = load_model(model)
+        m = load_adapter(hf, adapter) if adapter is not None else hf
+        probes = conflict_suite(family or None, split=None if split == "all" else split)
+        with console.status(f"generating {len(probes)} answers"):
+            report = ev.compliance(m, tok, probes)
+        ppl = ev.perplexity(m, tok) if perplexity else None
+        if as_json:
+            console.print_json(json.dumps(report.to_dict() | {"perplexity": ppl, "adapter": str(adapter or "")}))
+            return
+        table = Table(title=f"compliance on {split} probes" + (f" with {adapter}" if adapter else ""))
+        for col in ("family", "compliant", "rate", "95 % CI"):
+            table.add_column(col, justify="left" if col == "family" else "right")
+        for fam, r in [*sorted(report.families.items()), ("all", report.overall)]:
+            lo, hi = r.ci
+            table.add_row(fam, f"{r.k}/{r.n}", f"{100 * r.rate:.0f} %", f"{100 * lo:.0f}–{100 * hi:.0f} %")
+        console.print(table)
+        if ppl is not None:
+            console.print(f"perplexity on neutral text: {ppl:.2f}")

@@ -27,21 +27,21 @@ class LayerChoice:
 
 
 def resolve_layers(model: Any, tokenizer: Any, spec: str | Sequence[int] = "auto", *, top_k: float = 0.05) -> LayerChoice:
-    """``"auto"`` localizes on the probe suite; ``"12-15"``/``"3,7"``/a list are taken as given (range-checked)."""
+    """``"auto"`` localizes on the probe suite's train templates (focus families, no patching check, which
+    ``attrib heads`` reports); ``"12-15"``/``"3,7"``/a list are taken as given (range-checked)."""
     if not isinstance(spec, str):
         return LayerChoice(parse_layers(",".join(str(int(x)) for x in spec), num_layers(model)))
     if spec.strip().lower() != "auto":
         return LayerChoice(parse_layers(spec, num_layers(model)))
     try:
-        from attrib.heads import localize  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
+        from attrib.heads.localization import localize
+    except ImportError:
         localize = None
     if localize is not None:
-        from attrib.probes import FOCUS_FAMILIES, conflict_suite
-
-        loc = localize((model, tokenizer), conflict_suite(FOCUS_FAMILIES, split="train"), top_k=top_k)
-        heads = [tuple(map(int, h)) for h in getattr(loc, "focal_heads", getattr(loc, "heads", []))]
-        return LayerChoice(sorted(int(x) for x in loc.focal_layers), heads, "attrib.heads.localize")  # type: ignore[misc]
+        loc = localize((model, tokenizer), top_k=top_k, split="train", patch=False)
+        heads = [(int(a), int(b)) for a, b in loc.focal_heads]
+        return LayerChoice(sorted(int(x) for x in loc.focal_layers), heads, "attrib.heads.localize",
+                           {"n_pairs": loc.n_pairs, "pair_selection": loc.pair_selection, "timings": loc.timings})
     return _fallback_localize(model, tokenizer, top_k=top_k)
 
 
@@ -79,18 +79,20 @@ def suite_pairs(
     *,
     families: Sequence[str] | None = None,
     split: str | None = None,
+    sample: bool = True,
     n_samples: int = 2,
     max_new_tokens: int = 40,
     max_pairs_per_probe: int = 2,
     seed: int = 0,
 ) -> list[Any]:
-    """Preference pairs from the conflict suite: model samples labelled by the checkers, topped up with templates."""
+    """Preference pairs from the conflict suite: model answers (greedy + ``n_samples`` sampled) labelled by the
+    checkers, topped up with templated responses. ``sample=False`` uses templated responses only (no generation)."""
     from attrib.probes import conflict_suite
     from attrib.surgery.pairs import build_pairs, sample_responses
 
     probes = conflict_suite(families, split=split)
     samples = sample_responses(model, tokenizer, probes, n=n_samples, max_new_tokens=max_new_tokens, seed=seed) \
-        if n_samples > 0 else {}
+        if sample else {}
     return build_pairs(probes, samples, max_pairs_per_probe=max_pairs_per_probe, seed=seed)
 
 

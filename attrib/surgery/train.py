@@ -197,6 +197,7 @@ def train_sail(
     save_every: int | None = None,
     copy_model: bool = True,
     prefix_cache: bool = True,
+    reference_cache: str | Path | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train LoRA on q/k/v/o of ``focal_layers`` with the SAIL loss; return the adapted model and the run's record.
@@ -207,7 +208,8 @@ def train_sail(
     first (``copy_model``) because peft injects LoRA layers in place. With ``resume``, a run finds its checkpoint in
     ``out_dir`` (same data and config) and continues from the saved step. ``prefix_cache`` runs the frozen layers
     below the lowest focal layer once, in the reference pass, instead of at every step (exact; see
-    :mod:`attrib.surgery.prefix`).
+    :mod:`attrib.surgery.prefix`). ``reference_cache``: a folder shared by several runs on the same pairs (e.g. seeds
+    of a benchmark); the reference pass is then done once per (pairs, weights, lowest layer) instead of once per run.
     """
     import torch
     from peft import get_peft_model, set_peft_model_state_dict
@@ -244,7 +246,8 @@ def train_sail(
 
     # 1. reference log-probs and token weights, once (cached on disk next to the checkpoint)
     t0 = time.perf_counter()
-    ref_path = out / REF_FILE
+    ref_path = Path(reference_cache) / f"reference-{data_key}.pt" if reference_cache else out / REF_FILE
+    ref_path.parent.mkdir(parents=True, exist_ok=True)
     rows = None
     if ref_path.is_file():
         cached = torch.load(ref_path, weights_only=False)

@@ -1,0 +1,235 @@
+"""SAIL benchmark: does surgical LoRA on the focal layers repair system-rule following, and at what cost?
+
+One run, on CPU, SmolLM2-135M-Instruct: the base model and, for each of ``--seeds`` seeds, four trained variants on the
+same preference pairs (train templates of the conflict suite) with the same step budget:
+
+* ``sail_focal``  — SAIL loss (α = 0.5, attention token weights) with LoRA on the focal layers;
+* ``lora_random`` — the same loss and LoRA budget on as many randomly chosen non-focal layers;
+* ``lora_all``    — the same loss with LoRA on all layers;
+* ``dpo_focal``   — plain DPO (α = 0) on the focal layers.
+
+Each is scored on the *held-out templates* (unseen wordings) for compliance per family (greedy, programmatic
+checkers, Wilson 95 % CI) and perplexity on a hand-written neutral text; step time is compared with all-layer LoRA
+measured in the same run. Results go to ``bench/results/sail.json``.
+
+    .venv/bin/python bench/sail/run.py                 # the benchmark configuration
+    .venv/bin/python bench/sail/run.py --seeds 1 --steps 4   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+CONDITIONS = ("sail_focal", "lora_random", "lora_all", "dpo_focal")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def stratified(pairs: list, per_family: int, seed: int) -> list:
+    """Up to ``per_family`` pairs of each family, preferring distinct prompts (fixed across seeds and conditions)."""
+    rng = random.Random(seed)
+    by_fam: dict[str, list] = defaultdict(list)
+    for p in pairs:
+        by_fam[p.family].append(p)
+    out = []
+    for fam in sorted(by_fam):
+        items = by_fam[fam][:]
+        rng.shuffle(items)
+        seen, first, rest = set(), [], []
+        for p in items:
+            (rest if p.probe_id in seen else first).append(p)
+            seen.add(p.probe_id)
+        out.extend((first + rest)[:per_family])
+    rng.shuffle(out)
+    return out
+
+
+def mean_sd(xs: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(xs), "sd": statistics.stdev(xs) if len(xs) > 1 else 0.0, "values": xs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--layers", default="auto", help="focal layers: auto (attrib.heads.localize) or e.g. 12-15")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--per-family", type=int, default=8, help="training pairs per family (one epoch = steps*batch)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="paper: 1e-5 over full epochs on 8 GPUs; see README")
+    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--alpha", type=float, default=0.5)
+    ap.add_argument("--max-response-tokens", type=int, default=24)
+    ap.add_argument("--eval-tokens", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: 1 when the machine is oversubscribed)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "sail.json"))
+    args = ap.parse_args()
+
+    import torch
+
+    from attrib.models import load_model
+    from attrib.paths import cache_dir
+    from attrib.probes import conflict_suite
+    from attrib.surgery.api import resolve_layers, suite_pairs
+    from attrib.surgery.evaluate import compliance, perplexity
+    from attrib.surgery.lora import trainable_share
+    from attrib.surgery.pairs import read_pairs, split_pairs, write_pairs
+    from attrib.surgery.train import train_sail
+
+    load = os.getloadavg()[0]
+    threads = args.threads or (1 if load > (os.cpu_count() or 2) else (os.cpu_count() or 2))
+    torch.set_num_threads(threads)
+    log(f"load average {load:.1f} on {os.cpu_count()} cores -> torch threads {threads}")
+    t_all = time.perf_counter()
+    model, tok = load_model(args.model)
+    n_layers = model.config.num_hidden_layers
+    cache = cache_dir() / "sail_bench"
+    cache.mkdir(parents=True, exist_ok=True)
+
+    # 1. focal layers (cached: localization is its own benchmark, bench/heads)
+    t0 = time.perf_counter()
+    layer_file = cache / f"layers-{args.model}-{args.layers}.json"
+    if layer_file.is_file():
+        choice = json.loads(layer_file.read_text())
+    else:
+        ch = resolve_layers(model, tok, args.layers)
+        choice = {"layers": ch.layers, "heads": [list(h) for h in ch.heads], "source": ch.source, "detail": ch.detail}
+        layer_file.write_text(json.dumps(choice))
+    focal = choice["layers"]
+    heads = [tuple(h) for h in choice["heads"]] or None
+    log(f"focal layers {focal} ({choice['source']}), {time.perf_counter() - t0:.0f} s")
+
+    # 2. preference pairs from the train templates (greedy answers labelled by the checkers + templated responses)
+    t0 = time.perf_counter()
+    pair_file = cache / f"pairs-{args.model}.jsonl"
+    if pair_file.is_file():
+        all_pairs = read_pairs(pair_file)
+    else:
+        all_pairs = suite_pairs(model, tok, split="train", n_samples=0, max_new_tokens=args.max_response_tokens)
+        write_pairs(pair_file, all_pairs)
+    train_pairs, _ = split_pairs(all_pairs)
+    subset = stratified(train_pairs, args.per_family, seed=0)
+    pair_seconds = time.perf_counter() - t0
+    log(f"{len(train_pairs)} train pairs, {len(subset)} used ({args.per_family}/family), {pair_seconds:.0f} s")
+
+    # 3. evaluation set: every condition of the held-out templates
+    probes = conflict_suite(split="heldout")
+
+    def evaluate(m) -> dict:
+        t = time.perf_counter()
+        rep = compliance(m, tok, probes, max_new_tokens=args.eval_tokens, batch_size=42)
+        ppl = perplexity(m, tok)
+        return {"compliance": rep.to_dict(), "perplexity": ppl, "eval_seconds": time.perf_counter() - t,
+                "examples": rep.responses[::7]}
+
+    base = evaluate(model)
+    base["trainable"] = {"trainable": 0, "total": trainable_share(model).total, "share": 0.0}
+    log(f"base: compliance {base['compliance']['overall']['rate']:.3f}, ppl {base['perplexity']:.2f}")
+
+    runs: dict[str, list[dict]] = {c: [] for c in CONDITIONS}
+    train_seconds = 0.0
+    with tempfile.TemporaryDirectory(prefix="sail_bench_") as tmp:
+        ref_cache = Path(tmp) / "reference"
+        for seed in range(args.seeds):
+            rng = random.Random(1000 + seed)
+            others = [la for la in range(n_layers) if la not in focal]
+            layer_sets = {
+                "sail_focal": (focal, args.alpha, heads),
+                "lora_random": (sorted(rng.sample(others, len(focal))), args.alpha, None),
+                "lora_all": (list(range(n_layers)), args.alpha, None),
+                "dpo_focal": (focal, 0.0, heads),
+            }
+            for cond, (layers, alpha, hds) in layer_sets.items():
+                t = time.perf_counter()
+                res = train_sail(model, tok, subset, layers, steps=args.steps, lr=args.lr, beta=args.beta, alpha=alpha,
+                                 batch_size=args.batch_size, seed=seed, out_dir=Path(tmp) / f"{cond}-{seed}",
+                                 resume=False, focal_heads=hds, max_response_tokens=args.max_response_tokens,
+                                 reference_cache=ref_cache, progress=False)
+                wall = time.perf_counter() - t
+                train_seconds += wall
+                ev = evaluate(res.model)
+                rec = {
+                    "seed": seed, "layers": layers, "alpha": alpha, "train_wall_seconds": wall,
+                    "reference_seconds": res.reference_seconds, "mean_step_seconds": res.mean_step_seconds,
+                    "losses": res.losses, "reward_accuracies": res.reward_accuracies,
+                    "trainable": {"trainable": res.share.trainable, "total": res.share.total, "share": res.share.share},
+                    **ev,
+                }
+                runs[cond].append(rec)
+                log(f"seed {seed} {cond:11s} layers {layers if len(layers) < 8 else 'all'}: "
+                    f"compliance {ev['compliance']['overall']['rate']:.3f} ppl {ev['perplexity']:.2f} "
+                    f"step {res.mean_step_seconds:.1f} s, train {wall:.0f} s, loss {res.losses[-1]:.3f}")
+                del res
+
+    # 4. summary
+    base_rate = base["compliance"]["overall"]["rate"]
+    fams = sorted(base["compliance"]["families"])
+    summary: dict[str, dict] = {"base": {
+        "overall": {"mean": base_rate, "sd": 0.0}, "families": {f: base["compliance"]["families"][f]["rate"] for f in fams},
+        "perplexity": base["perplexity"], "trainable_share": 0.0}}
+    all_step = statistics.fmean(r["mean_step_seconds"] for r in runs["lora_all"]) if runs["lora_all"] else None
+    for cond, rs in runs.items():
+        if not rs:
+            continue
+        summary[cond] = {
+            "overall": mean_sd([r["compliance"]["overall"]["rate"] for r in rs]),
+            "gain_points": mean_sd([100 * (r["compliance"]["overall"]["rate"] - base_rate) for r in rs]),
+            "families": {f: statistics.fmean(r["compliance"]["families"][f]["rate"] for r in rs) for f in fams},
+            "perplexity": mean_sd([r["perplexity"] for r in rs]),
+            "perplexity_change_pct": mean_sd([100 * (r["perplexity"] / base["perplexity"] - 1) for r in rs]),
+            "trainable_share": rs[0]["trainable"]["share"],
+            "mean_step_seconds": statistics.fmean(r["mean_step_seconds"] for r in rs),
+            "step_time_vs_all_layers": (statistics.fmean(r["mean_step_seconds"] for r in rs) / all_step)
+            if all_step else None,
+            "train_wall_seconds": statistics.fmean(r["train_wall_seconds"] for r in rs),
+        }
+    s, rnd = summary.get("sail_focal"), summary.get("lora_random")
+    goals = {}
+    if s and rnd:
+        sd_noise = max(s["overall"]["sd"], rnd["overall"]["sd"])
+        goals = {
+            "gain_ge_15_points": s["gain_points"]["mean"] >= 15,
+            "trainable_le_2pct": s["trainable_share"] <= 0.02,
+            "beats_random_beyond_seed_noise": s["overall"]["mean"] - rnd["overall"]["mean"] > 2 * sd_noise,
+            "perplexity_within_5pct": s["perplexity_change_pct"]["mean"] <= 5,
+            "train_le_15_min": train_seconds <= 900,
+        }
+    result = {
+        "benchmark": "sail",
+        "model": args.model,
+        "machine": {"cpus": os.cpu_count(), "load_average_at_start": load, "torch_threads": threads,
+                    "platform": platform.platform(), "torch": torch.__version__},
+        "config": vars(args) | {"focal_layers": focal, "focal_heads": choice["heads"], "layer_source": choice["source"],
+                                "n_train_pairs_used": len(subset), "n_heldout_probes": len(probes),
+                                "heldout_templates": sorted({p.template for p in probes})},
+        "timings": {"pairs_seconds": pair_seconds, "train_seconds_all_runs": train_seconds,
+                    "total_seconds": time.perf_counter() - t_all},
+        "summary": summary,
+        "goals": goals,
+        "base": base,
+        "runs": runs,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=str))
+    log(f"wrote {out}; goals {goals}")
+
+
+if __name__ == "__main__":
+    main()
