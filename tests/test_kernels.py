@@ -85,7 +85,7 @@ def test_known_answer_uniform_attention():
 def test_large_logits_stay_finite_and_exact():
     """Logits in the hundreds: the running-max rescaling must not overflow or lose the small segments."""
     q, k, seg = _case(1, 3, 1, 200, 16, 4, seed=3, spread=6.0)
-    got = segment_attention_stats(q, k, seg, causal=True, block_size=7)
+    got = segment_attention_stats(q, k, seg, causal=True, block_size=23)
     ref = naive_segment_attention_stats(q, k, seg, causal=True)
     assert torch.isfinite(got.mass).all() and torch.isfinite(got.entropy).all()
     _assert_close(got, ref, 1e-5)

@@ -192,8 +192,11 @@ def _ensure_registered() -> None:
     with _register_lock:
         if not _registered:
             from transformers import AttentionInterface
+            from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
             AttentionInterface.register(ATTN_IMPL_NAME, _stats_attention)
+            # the layer output is SDPA's, so build SDPA's mask (None for one unpadded causal sequence)
+            ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN_IMPL_NAME, sdpa_mask)
             _registered = True
 
 
