@@ -29,6 +29,17 @@ DEFAULT_PATH = "attrib.duckdb"
 _ENC = msgspec.json.Encoder()
 
 
+#: DuckDB's page cache bound (its own default is 80% of RAM); override with $ATTRIB_STORE_MEMORY.
+DEFAULT_MEMORY_LIMIT = "256MB"
+
+
+def _memory_limit(value: str | None) -> str:
+    v = (value or os.environ.get("ATTRIB_STORE_MEMORY") or DEFAULT_MEMORY_LIMIT).strip()
+    if not v.replace(".", "").rstrip("KMGTBkmgtib").isdigit():
+        raise InputError(None, "ATTRIB_STORE_MEMORY", f"expected a size such as 256MB or 2GB, got {v!r}")
+    return v
+
+
 def default_path() -> Path:
     """``$ATTRIB_STORE`` or ``./attrib.duckdb``."""
     return Path(os.environ.get("ATTRIB_STORE", DEFAULT_PATH))
@@ -37,7 +48,8 @@ def default_path() -> Path:
 class Store:
     """A connection to one store file. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, path: str | Path | None = None, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path | None = None, read_only: bool = False,
+                 memory_limit: str | None = None) -> None:
         import duckdb
 
         self.path = Path(path) if path is not None else default_path()
@@ -50,6 +62,9 @@ class Store:
         except duckdb.Error as e:
             raise InputError(self.path, None, f"not a DuckDB store ({str(e).splitlines()[0]})") from None
         self._depth = 0
+        # no progress bar on stdout from long inserts; a bounded page cache keeps memory flat over many files
+        self.con.execute("SET enable_progress_bar = false")
+        self.con.execute(f"SET memory_limit = '{_memory_limit(memory_limit)}'")
         if read_only:
             v = current_version(self.con)
             if v != LATEST:
@@ -325,9 +340,12 @@ class Store:
         return {"counts": counts, "hashes": hashes}
 
 
-def open_store(path: str | Path | None = None, read_only: bool = False) -> Store:
-    """Open (creating and migrating if needed) the store at ``path`` (default ``./attrib.duckdb``)."""
-    return Store(path, read_only=read_only)
+def open_store(path: str | Path | None = None, read_only: bool = False, memory_limit: str | None = None) -> Store:
+    """Open (creating and migrating if needed) the store at ``path`` (default ``./attrib.duckdb``).
+
+    ``memory_limit`` bounds DuckDB's page cache (default 256MB or ``$ATTRIB_STORE_MEMORY``).
+    """
+    return Store(path, read_only=read_only, memory_limit=memory_limit)
 
 
 __all__ = ["DEFAULT_PATH", "Store", "default_path", "open_store"]
