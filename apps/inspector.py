@@ -67,7 +67,8 @@ def main() -> None:
     ctx = state.Ctx(store_path=store_path, store_error=err, method=method, methods=names,
                     trace_id=st.session_state.get("trace_id") or None)
     state.load_trace(ctx)
-    st.query_params.update({"page": page, **({"trace": ctx.trace_id} if ctx.trace_id else {})})
+    st.query_params.update({"page": page, **({"trace": ctx.trace_id} if ctx.trace_id else {}),
+                            **({"method": method} if method else {})})
     pages.PAGES[page](ctx)
 
 

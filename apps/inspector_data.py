@@ -124,8 +124,8 @@ def query_page(store: Any, f: ListFilter, page: int = 0, page_size: int = PAGE_S
     sql = (
         f"WITH ids AS (SELECT t.trace_id {_FROM}{where} ORDER BY t.trace_id LIMIT ? OFFSET ?) "
         "SELECT t.trace_id, coalesce(t.metadata->>'subset', t.source_format) AS source, t.outcome, t.n_steps, "
-        "array_to_string(t.agents, ', ') AS agents, a.agent AS verdict_agent, a.step AS verdict_step, "
-        "a.confidence, l.mistake_agent AS truth_agent, l.mistake_step AS truth_step, left(t.task, 120) AS task "
+        "a.agent AS verdict_agent, a.step AS verdict_step, a.confidence, l.mistake_agent AS truth_agent, "
+        "l.mistake_step AS truth_step, array_to_string(t.agents, ', ') AS agents, left(t.task, 120) AS task "
         f"FROM ids JOIN traces t ON t.trace_id = ids.trace_id LEFT JOIN labels l ON l.trace_id = t.trace_id "
         "LEFT JOIN attributions a ON a.trace_id = t.trace_id AND a.method = ? ORDER BY t.trace_id"
     )

@@ -7,7 +7,7 @@ import inspector_figures as figs
 import inspector_state as state
 import plotly.graph_objects as go
 import streamlit as st
-from inspector_pages import need_trace, open_trace, verdict
+from inspector_common import need_trace, open_trace, verdict
 from inspector_views import trace_header
 
 from attrib.trace import Trace

@@ -248,7 +248,7 @@ def heatmap_figure(
     n_heads = len(matrix[0]) if n_layers else 0
     fig = go.Figure(
         go.Heatmap(
-            z=[list(r) for r in matrix],
+            z=[[None if v != v else v for v in r] for r in matrix],  # NaN (undefined) -> a gap, valid JSON
             x=list(range(n_heads)),
             y=list(range(n_layers)),
             colorscale="RdBu_r",
@@ -277,8 +277,9 @@ def heatmap_figure(
 def token_bar_figure(weights: Sequence[float], labels: Sequence[str] | None = None) -> go.Figure:
     """One bar per answer token (its weight), labelled with the token text when known."""
     x = list(range(len(weights)))
-    fig = go.Figure(go.Bar(x=x, y=list(weights), marker_color=[f"rgba(214,39,40,{0.25 + 0.75 * min(max(w, 0), 1):.2f})"
-                                                               for w in weights],
+    alpha = [0.25 + 0.75 * min(max(w, 0.0), 1.0) if w == w else 0.1 for w in weights]  # w != w: NaN
+    fig = go.Figure(go.Bar(x=x, y=[w if w == w else None for w in weights],
+                           marker_color=[f"rgba(214,39,40,{a:.2f})" for a in alpha],
                            hovertext=list(labels) if labels else None,
                            hovertemplate="token %{x}: %{y:.3f}<extra>%{hovertext}</extra>" if labels else
                            "token %{x}: %{y:.3f}<extra></extra>"))

@@ -14,7 +14,7 @@ import inspector_figures as figs
 import inspector_state as state
 import numpy as np
 import streamlit as st
-from inspector_pages import need_trace
+from inspector_common import need_trace
 
 from attrib.trace import Step, Trace
 
@@ -106,12 +106,37 @@ def segment_stack(acts: dict[str, Any], layout: dict[str, Any] | None) -> tuple[
     return masses, [la for la, _ in full]
 
 
+#: Below this much non-sink attention a row's segment shares are undefined (NaN), not blown up.
+MIN_REST = 1e-3
+
+
+def shares(masses: np.ndarray, min_rest: float = MIN_REST) -> np.ndarray:
+    """Segment shares with the attention sink removed: each non-sink mass over the sum of the non-sink masses.
+
+    Unlike ``drift.drop_sink`` (which divides by ``1 - sink``), this divides by what the file actually holds, so
+    float16 recordings where the sink rounds to 1.0 give NaN (skipped by the averages) instead of huge numbers.
+    """
+    from attrib.heads import drift
+
+    m = np.asarray(masses, dtype=np.float64)
+    rest = np.delete(m, drift.SINK, axis=-1).sum(-1, keepdims=True)
+    out = np.where(rest >= min_rest, m / np.maximum(rest, min_rest), np.nan)
+    out[..., drift.SINK] = 0.0
+    return out
+
+
+def _nanmean(x: np.ndarray, axis: Any) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = np.sum(~np.isnan(x), axis=axis)
+        return np.where(n > 0, np.nansum(x, axis=axis) / np.maximum(n, 1), np.nan)
+
+
 def head_stats(masses: np.ndarray, layout: dict[str, Any] | None) -> dict[str, tuple[np.ndarray, str]]:
     """Layer × head maps of one step, averaged over its answer positions (attention sink removed where noted)."""
     from attrib.heads import drift
 
     spans = (layout or {}).get("spans", {})
-    clean = drift.drop_sink(masses).mean(axis=2)  # [L, H, S]
+    clean = _nanmean(shares(masses), axis=2)  # [L, H, S]
     out: dict[str, tuple[np.ndarray, str]] = {}
     if "conflict" in spans:
         out["rule - conflict"] = (clean[..., drift.RULE] - clean[..., drift.CONFLICT],
@@ -129,12 +154,12 @@ def token_weights(masses: np.ndarray, layers: list[int], focal: list[tuple[int, 
     all heads when the step's layers do not hold the focal heads."""
     from attrib.heads import drift
 
-    clean = drift.drop_sink(masses)[..., drift.RULE]  # [L, H, Q]
+    clean = shares(masses)[..., drift.RULE]  # [L, H, Q]
     row = {la: i for i, la in enumerate(layers)}
     heads = [(row[la], h) for la, h in focal if la in row and h < clean.shape[1]]
     if heads:
-        return np.mean([clean[i, h] for i, h in heads], axis=0), f"mean over the {len(heads)} focal heads"
-    return clean.mean(axis=(0, 1)), "mean over all heads (no focal heads for this model)"
+        return _nanmean(np.stack([clean[i, h] for i, h in heads]), axis=0), f"mean over the {len(heads)} focal heads"
+    return _nanmean(clean.reshape(-1, clean.shape[-1]), axis=0), "mean over all heads (no focal heads for this model)"
 
 
 def recorded_attributions(step: Step) -> tuple[list[str], list[float]] | None:

@@ -6,7 +6,7 @@ import inspector_data as data
 import inspector_figures as figs
 import inspector_state as state
 import streamlit as st
-from inspector_pages import need_trace, verdict
+from inspector_common import need_trace, verdict
 
 from attrib.trace import Attribution, Trace
 

@@ -348,6 +348,13 @@ def test_without_a_store(app, monkeypatch, tmp_path) -> None:
     assert "No trace to show" in texts(at, "info")[0]
 
 
+def test_unknown_trace_id_shows_the_store_error(app, env) -> None:
+    at = app(page="Timeline", trace="no-such-trace")
+    with open_store(env["store"], read_only=True) as s, pytest.raises(Exception) as e:
+        s.get_trace("no-such-trace")
+    assert texts(at, "error") == [str(e.value)]
+
+
 def test_store_argument_parsing() -> None:
     assert data.store_arg(["--store", "x.duckdb"]) == "x.duckdb"
     assert data.store_arg(["--store=y.duckdb"]) == "y.duckdb"
@@ -364,3 +371,16 @@ def test_cli_app_command(env) -> None:
     assert "streamlit run" in r.output and str(Path(APP)) in r.output and "8765" in r.output
     r = CliRunner().invoke(cli, ["app", "--store", str(env["store"]) + ".missing", "--print"])
     assert r.exit_code == 4 and "no store here" in r.output
+
+
+def test_shares_survive_float16_sinks() -> None:
+    """A head that parks all attention on the sink (1.0 after float16 rounding) gives NaN, not a huge share."""
+    from inspector_model import head_stats, shares
+
+    m = np.zeros((1, 2, 2, 5), dtype=np.float16)
+    m[0, 0, :, :] = [0.5, 0.25, 0.25, 0.0, 0.0]
+    m[0, 1, :, :] = [1.0, 0.0002, 0.0, 0.0, 0.0]  # sink rounds to 1, a sliver left on the rule
+    s = shares(m)
+    assert np.allclose(s[0, 0, :, 1:3], 0.5) and np.isnan(s[0, 1, :, 1:]).all()  # the sink entry itself is 0
+    rule, _ = head_stats(m, {"spans": {"conflict": [3, 4]}})["rule"]
+    assert rule[0, 0] == pytest.approx(0.5) and np.isnan(rule[0, 1])
