@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,8 @@ def _expected(whowhen_dir: Path) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def ingested(whowhen_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     store = tmp_path_factory.mktemp("ww") / "ww.duckdb"
-    r = runner.invoke(app, ["ingest", str(whowhen_dir), "--store", str(store)])
+    # a relative path, as users type it (from the repo root: ../shared/data/who_and_when)
+    r = runner.invoke(app, ["ingest", os.path.relpath(whowhen_dir), "--store", str(store)])
     return store, r
 
 

@@ -53,7 +53,9 @@ def register(app: typer.Typer) -> None:
         if not quiet:
             from rich.table import Table
 
-            table = Table(title=f"ingested into {store or 'attrib.duckdb'}", title_justify="left")
+            from attrib.store import default_path
+
+            table = Table(title=f"ingested into {store or default_path()}", title_justify="left")
             for col in ("format", "files", "traces", "steps", "new/changed", "unchanged"):
                 table.add_column(col, justify="left" if col == "format" else "right")
             by_fmt: dict[str, list[int]] = {}

@@ -81,7 +81,8 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
         path = Path(s)
         if path.is_dir():
             for f in sorted(path.rglob("*")):
-                if f.is_file() and f.suffix.lower() in SUFFIXES and not any(x.startswith(".") for x in f.parts):
+                hidden = any(x.startswith(".") for x in f.relative_to(path).parts)
+                if f.is_file() and f.suffix.lower() in SUFFIXES and not hidden:
                     out.setdefault(f, None)
         elif not path.exists() and any(c in s for c in "*?["):
             for m in sorted(glob.glob(s, recursive=True)):
