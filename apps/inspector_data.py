@@ -243,12 +243,25 @@ def eval_results(directory: Path | None = None) -> dict[str, Any]:
 
 
 def eval_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The per-method rows of a harness result (``rows``: method, subset, protocol, accuracies), scalars only."""
-    rows = result.get("rows") if isinstance(result, dict) else None
-    if not isinstance(rows, list):
+    """Per-method rows of a harness result (method, subset, protocol, setting, accuracies), scalars only.
+
+    Rows sit under ``rows`` (one ``evaluate`` call) or ``settings.<with_gt|without_gt>.rows`` (the benchmark).
+    """
+    if not isinstance(result, dict):
         return []
-    return [{k: v for k, v in r.items() if isinstance(v, int | float | str | bool) or v is None}
-            for r in rows if isinstance(r, dict)]
+    found: list[tuple[str | None, Any]] = [(result.get("setting"), result.get("rows"))]
+    for name, body in (result.get("settings") or {}).items():
+        if isinstance(body, dict):
+            found.append((name, body.get("rows")))
+    out = []
+    for setting, rows in found:
+        for r in rows if isinstance(rows, list) else []:
+            if isinstance(r, dict):
+                row = {k: v for k, v in r.items() if isinstance(v, int | float | str | bool) or v is None}
+                if setting and "setting" not in row:
+                    row["setting"] = setting
+                out.append(row)
+    return out
 
 
 def published_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -262,14 +275,16 @@ def published_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def eval_table(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flatten ``subsets.<name>.{step_accuracy, agent_accuracy, ece, ...}`` into rows (one per subset)."""
+    """The default method's summary, one row per subset and setting, from ``subsets`` (and ``subsets_without_gt``):
+    ``{step_accuracy, agent_accuracy, ece, ...}``."""
     rows = []
-    for subset, body in (result.get("subsets") or {}).items():
-        if not isinstance(body, dict):
-            continue
-        row: dict[str, Any] = {"subset": subset}
-        row.update({k: v for k, v in body.items() if isinstance(v, int | float | str | bool) or v is None})
-        rows.append(row)
+    for key, setting in (("subsets", result.get("setting", "with_gt")), ("subsets_without_gt", "without_gt")):
+        for subset, body in (result.get(key) or {}).items():
+            if not isinstance(body, dict):
+                continue
+            row: dict[str, Any] = {"subset": subset, "setting": setting}
+            row.update({k: v for k, v in body.items() if isinstance(v, int | float | str | bool) or v is None})
+            rows.append(row)
     return rows
 
 

@@ -85,9 +85,12 @@ def evaluation(ctx: state.Ctx) -> None:
     rows = data.eval_rows(res)
     if rows:
         st.subheader("Every method and baseline")
-        subsets = sorted({str(r.get("subset")) for r in rows})
-        sub = st.selectbox("Subset", subsets, key="eval_subset")
-        shown = [r for r in rows if str(r.get("subset")) == sub]
+        c1, c2 = st.columns(2)
+        sub = c1.selectbox("Subset", sorted({str(r.get("subset")) for r in rows}), key="eval_subset")
+        settings = sorted({str(r.get("setting", "")) for r in rows})
+        setting = c2.selectbox("Setting", settings, key="eval_setting",
+                               help="with_gt: the ground-truth answer is visible to the methods; without_gt: it is not")
+        shown = [r for r in rows if str(r.get("subset")) == sub and str(r.get("setting", "")) == setting]
         st.dataframe(shown, hide_index=True, width="stretch")
         fig = go.Figure()
         labels = [f"{r.get('method')} ({r.get('protocol', '')})" for r in shown]

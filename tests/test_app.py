@@ -299,6 +299,14 @@ def test_evaluation_page(app, env) -> None:
     assert np.allclose(shown["step_accuracy"], [r["step_accuracy"] for r in rows])
 
 
+def test_eval_rows_read_both_result_layouts(env) -> None:
+    """``evaluate()`` output (rows at the top) and the benchmark file (rows per setting) give the same rows."""
+    res = json.loads(json.dumps(env["eval"], default=float))
+    nested = {"settings": {res["setting"]: {"rows": res["rows"]}}, "subsets": {"algorithm": {"step_accuracy": 1.0}}}
+    assert data.eval_rows(res) == data.eval_rows(nested) and len(data.eval_rows(res)) == len(res["rows"])
+    assert data.eval_table(nested) == [{"subset": "algorithm", "setting": "with_gt", "step_accuracy": 1.0}]
+
+
 def test_evaluation_page_without_results(app, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("ATTRIB_RESULTS_DIR", str(tmp_path))
     at = app(page="Evaluation")
