@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
     @app.command("ingest")
     def ingest_cmd(
         paths: list[str] = typer.Argument(..., help="Files, folders (searched for .json/.jsonl) or globs ('logs/**/*.json')."),
-        store: Path = typer.Option(None, "--store", "-s", help="Store file [default: ./attrib.duckdb or $ATTRIB_STORE]."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
         format: str = typer.Option(None, "--format", "-f", help="Skip detection: whowhen, otlp, chat or attrib."),
         model_config: Path = typer.Option(None, "--model-config", help="JSON with n_layers, n_heads, d_model... to "
                                           "shape-check activation files against (else the files' own metadata)."),
@@ -28,8 +28,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Read multi-agent run logs into the store (one transaction per file; re-ingesting is a no-op).
 
-        Formats are detected from content: Who&When JSON, OTLP JSON (GenAI / OpenInference spans),
-        chat logs (JSON/JSONL of {role, name, content}) and attrib's own trace JSON.
+        Formats are detected from content: Who&When JSON, OTLP JSON (GenAI / OpenInference spans), chat logs (JSON/JSONL of {role, name, content}) and attrib's own trace JSON.
 
         Example:  attrib ingest ../shared/data/who_and_when traces/otlp_agents.json
         """

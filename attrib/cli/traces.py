@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
 
     @traces.command("list")
     def list_cmd(
-        store: Path = typer.Option(None, "--store", "-s", help="Store file [default: ./attrib.duckdb or $ATTRIB_STORE]."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
         source: str = typer.Option(None, "--source", help="Format (whowhen, otlp, chat) or Who&When subset (algorithm, hand)."),
         outcome: str = typer.Option(None, "--outcome", help="failed, succeeded or unknown."),
         agent: str = typer.Option(None, "--agent", help="Only traces in which this agent speaks."),
@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
     @traces.command("show")
     def show_cmd(
         trace_id: str = typer.Argument(..., metavar="ID", help="A trace id in the store, or a trace file."),
-        store: Path = typer.Option(None, "--store", "-s", help="Store file [default: ./attrib.duckdb or $ATTRIB_STORE]."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
         full: bool = typer.Option(False, "--full", help="Show whole messages instead of one line each."),
         width: int = typer.Option(110, "--width", help="Characters of each message to show."),
         as_json: bool = typer.Option(False, "--json", help="Print the trace as attrib JSON."),
