@@ -288,10 +288,15 @@ def eval_table(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def read_json_file(path: str | Path) -> Any:
+    """A result JSON file's content, or None when the file does not exist (bad JSON: InputError)."""
+    p = Path(path)
+    return _read_json(p) if p.exists() else None
+
+
 def heads_result(directory: Path | None = None) -> dict[str, Any] | None:
     """``bench/results/heads.json`` (the head localization benchmark), or None when it has not been run."""
-    p = (directory or results_dir()) / "heads.json"
-    return _read_json(p) if p.exists() else None
+    return read_json_file((directory or results_dir()) / "heads.json")
 
 
 def find_matrix(obj: Any, keys: Sequence[str] = ("scores", "S", "score_matrix", "drift", "heatmap")) -> list | None:

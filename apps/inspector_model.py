@@ -28,46 +28,79 @@ STATS = {
 }
 
 
+def sparse_matrix(body: dict[str, Any]) -> tuple[list[list[float | None]], str] | None:
+    """A layer × head matrix holding only the ranked heads a benchmark file lists (``top_heads``: [layer, head, S]),
+    the rest left empty; sized by ``n_layers``/``layer_profile`` and ``n_heads`` (else the largest index seen)."""
+    top = [t for t in body.get("top_heads") or [] if isinstance(t, list | tuple) and len(t) >= 3]
+    if not top:
+        return None
+    n_layers = int(body.get("n_layers") or len(body.get("layer_profile") or []) or max(int(t[0]) for t in top) + 1)
+    n_heads = int(body.get("n_heads") or max(int(t[1]) for t in top) + 1)
+    m: list[list[float | None]] = [[None] * n_heads for _ in range(n_layers)]
+    for la, h, sc in top:
+        if 0 <= int(la) < n_layers and 0 <= int(h) < n_heads:
+            m[int(la)][int(h)] = float(sc)
+    return m, f"only the {len(top)} top-ranked heads are in this file; `attrib heads --save FILE` keeps every head"
+
+
 def heads_section() -> None:
-    """The benchmark's layer × head drift heatmap, focal heads and layers, and the patching check."""
+    """The head-localization result: layer × head drift heatmap, focal heads and layers, the patching checks."""
     st.subheader("Head localization (instruction-conflict probes)")
+    default = str(data.results_dir() / "heads.json")
+    path = st.text_input("Result file", value=default, key="heads_file",
+                         help="bench/results/heads.json (python bench/heads/run.py) or a file written by "
+                              "`attrib heads --model smollm2-135m --save FILE` (every head's scores).")
     try:
-        res = data.heads_result()
+        res = data.read_json_file(path)
     except Exception as e:
         st.error(data.error_line(e))
         return
     if res is None:
-        st.info("No head-localization result yet: run `attrib heads --model smollm2-135m --json` "
-                "(or its benchmark, which writes `bench/results/heads.json`) and reload.")
+        st.info("No head-localization result yet: run `python bench/heads/run.py` (writes bench/results/heads.json) "
+                "or `attrib heads --model smollm2-135m --save heads.json`, then reload.")
         return
-    body = res.get("result", res) if isinstance(res, dict) else res
-    present = [k for k in STATS if data.find_matrix(body, (k,)) is not None]
-    if not present:
-        st.warning("`bench/results/heads.json` holds no layer × head matrix this page understands.")
-        st.json(res)
+    body = res.get("result", res) if isinstance(res, dict) else {}
+    if not isinstance(body, dict):
+        st.json(res, expanded=False)
         return
-    stat = st.selectbox("Statistic", present, format_func=lambda k: STATS[k], key="heads_stat")
-    matrix = data.find_matrix(body, (stat,))
     focal = data.focal_heads(body)
-    model = body.get("model", "") if isinstance(body, dict) else ""
+    model = str(body.get("model", ""))
+    present = [k for k in STATS if data.find_matrix(body, (k,)) is not None]
+    if present:
+        stat = st.selectbox("Statistic", present, format_func=lambda k: STATS[k], key="heads_stat")
+        matrix, note = data.find_matrix(body, (stat,)), ""
+    else:
+        sparse = sparse_matrix(body)
+        if sparse is None:
+            st.warning(f"`{path}` holds no layer × head scores this page understands.")
+            st.json(res, expanded=False)
+            return
+        stat, (matrix, note) = "scores", sparse
     st.plotly_chart(figs.heatmap_figure(matrix, f"{STATS[stat]} — {model}", focal, stat), width="stretch",
                     key="heads_fig")
-    if isinstance(body, dict):
-        cols = st.columns(3)
-        cols[0].metric("focal heads", len(focal))
-        if body.get("focal_layers") is not None:
-            cols[1].metric("focal layers", ", ".join(map(str, body["focal_layers"])) or "—")
-        if body.get("n_pairs") is not None:
-            cols[2].metric("probe pairs", body["n_pairs"])
-        patch = body.get("patching")
+    if note:
+        st.caption(note)
+    cols = st.columns(3)
+    cols[0].metric("focal heads", len(focal))
+    if body.get("focal_layers") is not None:
+        cols[1].metric("focal layers", ", ".join(map(str, body["focal_layers"])) or "—")
+    pairs = body.get("n_pairs", (body.get("scan") or {}).get("pairs_scored") if isinstance(body.get("scan"), dict) else None)
+    if pairs is not None:
+        cols[2].metric("probe pairs", pairs)
+    for key, label in (("patching", "Patching check"), ("patching_train", "Patching check (probes it was localized on)"),
+                       ("patching_heldout", "Patching check (held-out probe templates)")):
+        patch = body.get(key)
         if isinstance(patch, dict):
-            st.markdown("**Patching check** (focal heads vs random head sets of the same size)")
-            st.json(patch, expanded=False)
-        comp = body.get("family_compliance")
-        if isinstance(comp, dict) and comp:
-            st.markdown("**Base compliance per probe family**")
-            st.dataframe([{"family": f, **(v if isinstance(v, dict) else {"value": v})} for f, v in comp.items()],
-                         hide_index=True, width="stretch")
+            st.markdown(f"**{label}** — focal heads vs random head sets of the same size")
+            if patch.get("summary"):
+                st.markdown(f"> {patch['summary']}")
+            with st.expander("details"):
+                st.json(patch, expanded=False)
+    comp = body.get("family_compliance") or body.get("family_compliance_train")
+    if isinstance(comp, dict) and comp:
+        st.markdown("**Base compliance per probe family**")
+        st.dataframe([{"family": f, **(v if isinstance(v, dict) else {"value": v})} for f, v in comp.items()],
+                     hide_index=True, width="stretch")
 
 
 SEG_SUFFIX = ":segment_mass"
@@ -177,15 +210,18 @@ def _load(step: Step) -> dict[str, Any]:
 
 
 def _focal(n_heads: int, layers: list[int]) -> list[tuple[int, int]]:
-    """The benchmark's focal heads, only when its model has this step's shape (same heads per layer, the layers)."""
+    """The head result's focal heads, only when its model has this step's shape (heads per layer, the layers)."""
     try:
-        res = data.heads_result()
+        res = data.read_json_file(st.session_state.get("heads_file") or data.results_dir() / "heads.json")
     except Exception:
         return []
     body = res.get("result", res) if isinstance(res, dict) else None
-    if not isinstance(body, dict) or body.get("n_heads") != n_heads or int(body.get("n_layers", 0)) <= max(layers):
+    if not isinstance(body, dict):
         return []
-    return data.focal_heads(body)
+    focal = data.focal_heads(body)
+    n_layers = int(body.get("n_layers") or len(body.get("layer_profile") or []))
+    same_heads = body["n_heads"] == n_heads if "n_heads" in body else all(h < n_heads for _, h in focal)
+    return focal if same_heads and n_layers > max(layers) else []
 
 
 def steps_section(trace: Trace) -> None:
@@ -223,7 +259,7 @@ def steps_section(trace: Trace) -> None:
         st.plotly_chart(figs.heatmap_figure(m.tolist(), f"step {idx}: {name}", shown, name), width="stretch",
                         key="step_heat")
         st.caption(what + (f"; rows are layers {layers}" if layers != list(range(len(layers))) else "")
-                   + ("; focal heads from bench/results/heads.json outlined" if shown else ""))
+                   + ("; focal heads of the head-localization result outlined" if shown else ""))
         w, how = token_weights(masses, layers, focal)
         toks = (step.metadata or {}).get("response_tokens")
         labels = [str(t) for t in toks][: len(w)] if isinstance(toks, list) and len(toks) >= len(w) else None

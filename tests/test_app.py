@@ -233,11 +233,31 @@ def test_inside_the_model_page(app, env) -> None:
     assert at.selectbox(key="act_stat").options == ["rule - conflict", "rule", "conflict", "sink"]
     # heads.json is for a 5-layer x 3-head model, the step for 4 heads: no focal outline, all-head token weights
     captions = " ".join(texts(at, "caption") + texts(at, "markdown"))
-    assert "focal heads from bench/results/heads.json outlined" not in captions
+    assert "focal heads of the head-localization result outlined" not in captions
     assert "mean over all heads" in captions
     at.selectbox(key="act_step").set_value(2).run()
     assert at.selectbox(key="act_stat").options == ["rule", "sink"]  # no conflict span in step 2
     assert len(at.get("plotly_chart")) == 3 and not texts(at, "error")
+
+
+def test_inside_the_model_with_the_benchmark_file(app, env, tmp_path) -> None:
+    """bench/heads/run.py's file lists only the top heads: a sparse heatmap, its patching summaries, and focal heads
+    that fit the recorded step's model (3 layers x 4 heads) outline the step map and weight its tokens."""
+    bench = {"benchmark": "heads", "model": "tiny", "focal_heads": [[0, 1], [2, 3]], "focal_layers": [0, 2],
+             "top_heads": [[0, 1, 2.5], [2, 3, 2.1], [1, 0, 1.2]], "layer_profile": [1, 0, 1],
+             "patching_train": {"summary": "patching 2 heads on 4 pairs: recovered +0.5 = 3.1x: causal"},
+             "family_compliance_train": {"secret": {"plain": 1.0, "conflict": 0.25}}}
+    f = tmp_path / "heads_bench.json"
+    f.write_text(json.dumps(bench))
+    at = app(page="Inside the model", trace=ACT_TRACE)
+    at.text_input(key="heads_file").set_value(str(f)).run()
+    assert not texts(at, "error")
+    captions = " ".join(texts(at, "caption"))
+    assert "only the 3 top-ranked heads" in captions and "focal heads of the head-localization result outlined" in captions
+    md = " ".join(texts(at, "markdown"))
+    assert "recovered +0.5 = 3.1x: causal" in md and "mean over the 2 focal heads" in md
+    z = [c for c in at.get("plotly_chart")][0].proto.spec
+    assert '"z":[[null,2.5' in z.replace(" ", "")  # layer 0: head 0 empty, head 1 = 2.5
 
 
 def test_step_head_maps_match_numpy(env) -> None:
