@@ -412,3 +412,29 @@ def test_shares_survive_float16_sinks() -> None:
     assert np.allclose(s[0, 0, :, 1:3], 0.5) and np.isnan(s[0, 1, :, 1:]).all()  # the sink entry itself is 0
     rule, _ = head_stats(m, {"spans": {"conflict": [3, 4]}})["rule"]
     assert rule[0, 0] == pytest.approx(0.5) and np.isnan(rule[0, 1])
+
+
+RECORDED = sorted((REPO_ROOT / "traces" / "recorded").glob("*.json"))
+
+
+@pytest.mark.skipif(not RECORDED, reason="no recorded SmolLM2 traces under traces/recorded (python -m attrib.demo_agents)")
+def test_inside_the_model_on_recorded_smollm2_steps(app, monkeypatch, tmp_path) -> None:
+    """Real activations recorded from SmolLM2 by attrib.record: every recorded step renders a finite head map."""
+    from inspector_model import head_stats, segment_stack
+
+    from attrib.activations import load_step
+
+    monkeypatch.chdir(REPO_ROOT)  # recorded activation paths are relative to the repository
+    store = tmp_path / "rec.duckdb"
+    with open_store(store) as s:
+        assert ingest(RECORDED[:1], store=s).ok
+        trace = s.get_trace(s.trace_ids()[0])
+    monkeypatch.setenv("ATTRIB_STORE", str(store))
+    at = app(page="Inside the model", trace=trace.id)
+    assert not texts(at, "error") and len(at.get("plotly_chart")) >= 2
+    for step in (s for s in trace.steps if s.activation is not None):
+        layout = step.metadata["activation_layout"]
+        masses, layers = segment_stack(load_step(step), layout)
+        assert masses.shape[:2] == (len(layers), 9)  # SmolLM2-135M: 9 query heads per layer
+        rule, _ = head_stats(masses, layout)["rule"]
+        assert np.isfinite(rule[~np.isnan(rule)]).all() and np.nanmax(rule) <= 1 + 1e-6
