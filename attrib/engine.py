@@ -36,6 +36,11 @@ DEFAULT_BATCH_SIZE = 64
 #: Partitions in flight per worker: one computing, one queued, so a worker never waits on the driver.
 IN_FLIGHT_PER_WORKER = 2
 
+#: DuckDB's memory cap on the driver during a batch. DuckDB caches every block it scans up to its
+#: limit (default 80 % of RAM), so without a cap the driver's memory would grow with the store. A scan
+#: holds one 2048-row vector of trace JSON (about 128 MB at 40 kB a trace), so keep it well above that.
+DRIVER_DUCKDB_MEMORY = os.environ.get("ATTRIB_ENGINE_DUCKDB_MEMORY", "512MB")
+
 #: How many error lines the report keeps (all of them are in the store).
 MAX_REPORTED_ERRORS = 50
 
@@ -160,8 +165,8 @@ class _Selection:
     query that touches only the small columns (``where`` and the resume anti-join, the same set as
     :meth:`Store.analyzed_ids`); (2) one plain sequential scan of ``trace_json`` on a cursor of its
     own, keeping the rows to do. A selective filter or point lookup on a table with large strings
-    cost 5-50 ms per trace, a plain scan well under one. ``fetchmany`` keeps one partition in driver
-    memory; the row-id set is 8 bytes-ish per trace, not the traces. The store's own connection
+    cost 5-50 ms per trace, a plain scan well under one. An Arrow stream keeps one batch in driver
+    memory; the row-id set is a few dozen bytes per trace, not the traces. The store's own connection
     writes meanwhile (DuckDB MVCC; nobody else can, the file is locked).
     """
 
@@ -193,17 +198,21 @@ class _Selection:
             return
         cur = self.store.con.cursor()
         try:
-            cur.execute("SELECT rowid, trace_id, trace_json FROM traces")
+            # An Arrow stream over a relation: DB-API fetchmany buffered results and grew with the table.
+            reader = cur.sql("SELECT rowid, trace_id, trace_json FROM traces").to_arrow_reader(max(size, 256))
             part: list[Payload] = []
             left = len(self.todo)
-            while left and (rows := cur.fetchmany(max(size, 256))):
-                for rowid, tid, js in rows:
+            for batch in reader:
+                rowids, tids, blobs = (batch.column(i).to_pylist() for i in range(3))
+                for rowid, tid, js in zip(rowids, tids, blobs, strict=True):
                     if rowid in self.todo:
                         part.append((tid, js))
                         left -= 1
                         if len(part) == size:
                             yield part
                             part = []
+                if not left:
+                    break
             if part:
                 yield part
         finally:
@@ -402,7 +411,11 @@ def analyze_many(
     run = {"method": method if method is not None else name, "name": name, "options": options or {}}
     t0 = time.perf_counter()
     store = open_store(store_path)
+    import duckdb
+
     try:
+        store.con.execute(f"SET memory_limit = '{DRIVER_DUCKDB_MEMORY}'")
+        store.con.execute("SET enable_progress_bar = false")  # ours is the one on screen
         selection = _Selection(store, where, name, force)
         matched, todo = selection.counts()
         report = BatchReport(
@@ -430,6 +443,10 @@ def analyze_many(
                 label = f"{name} (dask, {n} worker{'s' if n != 1 else ''})"
                 with _progress_bar(todo, progress, label) as adv:
                     _run_dask(parts, _Writer(store, report, adv), run, client, n)
+    except duckdb.OutOfMemoryException as e:
+        raise AttribError(f"the driver's DuckDB memory cap ({DRIVER_DUCKDB_MEMORY}) is too small for these traces: "
+                          "set ATTRIB_ENGINE_DUCKDB_MEMORY higher (e.g. 2GB) and rerun; finished traces are kept "
+                          f"({str(e).splitlines()[0]})") from None
     finally:
         store.close()
     report.elapsed_s = time.perf_counter() - t0

@@ -1,13 +1,15 @@
 """Batch attribution throughput, serial vs Dask with 1 and 2 workers, and the driver's peak memory.
 
-Builds a synthetic corpus (bench/scale/gen_corpus.py) of N_SMALL and N_LARGE traces in temporary
-stores, then runs :func:`attrib.analyze_many` on them, each run in a fresh process so that its peak
-RSS (VmHWM: the driver only, Dask workers are other processes) is its own. Throughput is
-measured on the small store for all three engines (serial is the baseline, same run); driver memory
-on both stores, to show it does not grow with the number of traces. Writes bench/results/scale.json.
+Builds a synthetic corpus (bench/scale/gen_corpus.py) in three temporary stores of N_THROUGHPUT,
+N_SMALL and N_LARGE traces (each the start of the same sequence), then runs
+:func:`attrib.analyze_many` on them, each run in a fresh process so that its peak RSS (VmHWM: the
+driver only, Dask workers are other processes) is its own. Throughput: serial (the baseline, same
+run) vs a 1- and a 2-worker LocalCluster on the throughput store. Driver memory: the 2-worker run on
+the small and the large store, to show it does not grow with the number of traces. Every run uses
+--force, so each does the full work. Writes bench/results/scale.json.
 
-    python bench/scale/run.py                      # 5k and 20k traces, the default method
-    python bench/scale/run.py --small 1000 --large 4000 --method flow-graph
+    python bench/scale/run.py                      # 2k for throughput; 5k and 20k for memory
+    python bench/scale/run.py --throughput-n 500 --small 1000 --large 4000 --method flow-graph
 """
 
 from __future__ import annotations
@@ -84,9 +86,12 @@ def _load() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--small", type=int, default=5000, help="traces in the small store (throughput runs)")
+    ap.add_argument("--throughput-n", type=int, default=2000, help="traces in the throughput store")
+    ap.add_argument("--small", type=int, default=5000, help="traces in the small store (memory run)")
     ap.add_argument("--large", type=int, default=20000, help="traces in the large store (memory run)")
-    ap.add_argument("--method", default=None, help="attribution method (default: attrib's default)")
+    ap.add_argument("--method", default=None, help="attribution method for throughput (default: attrib's default)")
+    ap.add_argument("--memory-method", default="flow-graph",
+                    help="method for the memory runs (only the driver is measured; a cheaper method keeps them short)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--workdir", default=None, help="where the temporary stores go (default: a temp dir)")
     ap.add_argument("--out", default=str(RESULTS))
@@ -108,37 +113,44 @@ def main(argv: list[str] | None = None) -> int:
     method = a.method or DEFAULT_METHOD
     tmp = Path(a.workdir or tempfile.mkdtemp(prefix="attrib-scale-"))
     tmp.mkdir(parents=True, exist_ok=True)
-    small, large = tmp / f"small-{a.small}.duckdb", tmp / f"large-{a.large}.duckdb"
+    sizes = sorted({a.throughput_n, a.small, a.large})
+    stores = {n: tmp / f"corpus-{n}.duckdb" for n in sizes}
     t0 = time.perf_counter()
-    for p in (small, large):
-        p.unlink(missing_ok=True)
-    with open_store(small) as st:  # the large store is the small one plus more of the same sequence
-        add_traces(st, synthetic_traces(a.small))
-    shutil.copy(small, large)
-    with open_store(large) as st:
-        add_traces(st, (t for i, t in enumerate(synthetic_traces(a.large)) if i >= a.small))
+    prev = 0
+    for n in sizes:  # each store is the previous one plus more of the same sequence
+        stores[n].unlink(missing_ok=True)
+        if prev:
+            shutil.copy(stores[prev], stores[n])
+        with open_store(stores[n]) as st:
+            add_traces(st, (t for i, t in enumerate(synthetic_traces(n)) if i >= prev))
+        prev = n
     gen_s = time.perf_counter() - t0
-    print(f"corpus: {a.small} + {a.large} traces in {tmp} ({gen_s:.0f} s); method {method}; load {_load()}")
+    print(f"corpus: stores of {sizes} traces in {tmp} ({gen_s:.0f} s); method {method}; load {_load()}")
 
     load_before = _load()
+    tp = stores[a.throughput_n]
     runs = {
-        "serial": _run_child(small, "serial", None, method, a.batch_size),
-        "dask_1_worker": _run_child(small, "local", 1, method, a.batch_size),
-        "dask_2_workers": _run_child(small, "local", 2, method, a.batch_size),
-        "dask_2_workers_large": _run_child(large, "local", 2, method, a.batch_size),
+        "serial": _run_child(tp, "serial", None, method, a.batch_size),
+        "dask_1_worker": _run_child(tp, "local", 1, method, a.batch_size),
+        "dask_2_workers": _run_child(tp, "local", 2, method, a.batch_size),
+        "memory_dask_2_workers_small": _run_child(stores[a.small], "local", 2, a.memory_method, a.batch_size),
+        "memory_dask_2_workers_large": _run_child(stores[a.large], "local", 2, a.memory_method, a.batch_size),
     }
     base = runs["serial"]
     same_n = ("dask_1_worker", "dask_2_workers")
     speedup = {k: runs[k]["traces_per_s"] / base["traces_per_s"] for k in same_n}
     speedup_compute = {k: runs[k]["traces_per_s_compute"] / base["traces_per_s_compute"] for k in same_n}
     mem = {
-        f"{a.small}": runs["dask_2_workers"]["driver_peak_rss_mib"],
-        f"{a.large}": runs["dask_2_workers_large"]["driver_peak_rss_mib"],
+        f"{a.small}": runs["memory_dask_2_workers_small"]["driver_peak_rss_mib"],
+        f"{a.large}": runs["memory_dask_2_workers_large"]["driver_peak_rss_mib"],
     }
     result = {
         "benchmark": "scale",
         "method": method,
+        "memory_method": a.memory_method,
+        "driver_duckdb_memory_cap": os.environ.get("ATTRIB_ENGINE_DUCKDB_MEMORY", "512MB"),
         "batch_size": a.batch_size,
+        "n_throughput": a.throughput_n,
         "n_small": a.small,
         "n_large": a.large,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
