@@ -438,3 +438,15 @@ def test_inside_the_model_on_recorded_smollm2_steps(app, monkeypatch, tmp_path) 
         assert masses.shape[:2] == (len(layers), 9)  # SmolLM2-135M: 9 query heads per layer
         rule, _ = head_stats(masses, layout)["rule"]
         assert np.isfinite(rule[~np.isnan(rule)]).all() and np.nanmax(rule) <= 1 + 1e-6
+
+
+def test_every_page_renders_an_otlp_trace(app, env) -> None:
+    """The OTLP trace (tool calls, parent links) through every page in one session: no exception, no error box."""
+    import inspector_pages
+
+    tid = read_path(traces_dir() / "otlp_agents.json")[0].id
+    at = app(page="Traces", trace=tid)
+    for page in inspector_pages.PAGES:
+        at.sidebar.radio[0].set_value(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not texts(at, "error"), (page, texts(at, "error"))
