@@ -178,6 +178,21 @@ def test_no_gpu_uses_torch_path_with_logged_reason(monkeypatch, caplog):
     kernels._reset_extension_state()
 
 
+@pytest.mark.skipif(torch.version.cuda is not None, reason="a CUDA torch would really build the extension")
+def test_failed_build_falls_back_with_reason(monkeypatch, caplog):
+    """Forcing the JIT build where it cannot succeed (CPU-only torch): None, a logged reason, results still come."""
+    monkeypatch.delenv("ATTRIB_DISABLE_CUDA_EXT", raising=False)
+    kernels._reset_extension_state()
+    with caplog.at_level(logging.INFO, logger="attrib.kernels"):
+        assert kernels.load_extension(force=True) is None
+    reason = kernels.extension_reason()
+    assert reason is not None and reason.startswith("building the CUDA extension failed")
+    assert [r.levelno for r in caplog.records if r.name == "attrib.kernels"] == [logging.WARNING]
+    q, k, seg = _case(1, 2, 1, 9, 32, 2, seed=2)
+    assert segment_attention_stats(q, k, seg).backend == "torch"
+    kernels._reset_extension_state()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The kernel's block program on the CPU (same code as the GPU kernel, threads serialized between barriers).
 

@@ -102,6 +102,29 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def model_worker(engine: str, T: int) -> dict:
+    """One forward pass of SmolLM2 over T random tokens, statistics of the last 16 positions in all 30 layers."""
+    import torch
+
+    from attrib.heads.long_context import layer_segment_stats
+    from attrib.models import load_bridge, load_model
+
+    hf, tok = load_model("smollm2-135m")
+    model = load_bridge((hf, tok)) if engine == "bridge" else hf
+    ids = torch.randint(100, 40000, (T,), generator=torch.Generator().manual_seed(0))
+    seg = torch.zeros(T, dtype=torch.long)
+    seg[1 : T // 8], seg[T // 8 : T // 4], seg[T // 4 :] = 1, 2, 3
+    base = _status_bytes("VmRSS")
+    exact = _reset_peak_rss()
+    t0 = time.perf_counter()
+    out = layer_segment_stats(model, ids, seg, query_positions=list(range(T - 16, T)), engine=engine)
+    dt = time.perf_counter() - t0
+    hwm = _status_bytes("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"method": f"model_{engine}", "T": T, "layers": len(out), "time_s": round(dt, 2),
+            "peak_mb": round(max(0, hwm - base) / 2**20, 1),
+            "pattern_cache_would_need_mb": round(LAYERS * SHAPE["query_heads"] * T * T * 4 / 2**20)}
+
+
 def worker(method: str, T: int, repeats: int, device: str) -> dict:
     import torch
 
@@ -185,7 +208,12 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=300.0, help="time budget per (method, T) subprocess")
     ap.add_argument("--mem-fraction", type=float, default=0.6, help="skip runs predicted above this share of free RAM")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--model-sizes", default="",
+                    help="instead: SmolLM2 end to end (layer_segment_stats, engines bridge and hf) at these T, "
+                         "merged into the JSON under 'model_level'")
     args = ap.parse_args()
+    if args.model_sizes:
+        return model_main(args)
 
     import torch
 
@@ -248,6 +276,36 @@ def main() -> None:
     print(f"wrote {out}")
 
 
+def model_main(args: argparse.Namespace) -> None:
+    rows = []
+    for T in [int(x) for x in args.model_sizes.split(",")]:
+        for engine in ("bridge", "hf"):
+            if engine == "bridge" and T > 4096:
+                rows.append({"method": "model_bridge", "T": T, "skipped": "the bridge's eager attention forms "
+                             "[H, T, T] scores per layer; not run above 4k tokens on CPU (time)"})
+                continue
+            cmd = [sys.executable, __file__, "--model-worker", engine, str(T)]
+            env = dict(os.environ, PYTHONPATH=str(HERE.parent.parent))
+            try:
+                res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.budget_s * 3, env=env)
+                row = (json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else
+                       {"method": f"model_{engine}", "T": T, "skipped": f"failed: {res.stderr.strip()[-200:]}"})
+            except subprocess.TimeoutExpired:
+                row = {"method": f"model_{engine}", "T": T, "skipped": f"over {args.budget_s * 3:.0f} s"}
+            rows.append(row)
+            print(row, flush=True)
+    out = Path(args.out)
+    report = json.loads(out.read_text()) if out.exists() else {"benchmark": "attn_stats"}
+    report["model_level"] = {
+        "what": "SmolLM2-135M forward over T tokens, segment masses + entropy of the last 16 positions, all 30 "
+                "layers; peak_mb = peak RSS growth over the loaded model",
+        "loadavg_at_end": os.getloadavg(),
+        "results": rows,
+    }
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+
+
 def _ratios(rows: list[dict], methods: list[str]) -> dict:
     by = {(r["method"], r["T"]): r for r in rows if "time_s" in r}
     out: dict[str, dict] = {}
@@ -274,7 +332,9 @@ def _fmt(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+    if len(sys.argv) > 1 and sys.argv[1] == "--model-worker":
+        print(json.dumps(model_worker(sys.argv[2], int(sys.argv[3]))))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--worker":
         method, T, repeats, device = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
         print(json.dumps(worker(method, T, repeats, device)))
     else:
