@@ -128,3 +128,10 @@ def test_combine_ranks_the_drifting_head_first_and_focal_layers():
 
 def test_zscore_constant_is_zero():
     assert np.all(d.zscore(np.ones((3, 3))) == 0)
+
+
+def test_drop_sink_is_stable_when_almost_all_mass_is_on_the_sink():
+    # float32 rows of a sink-parked head: 1 - sink rounds to ~1e-7 while the rest is ~1e-9
+    m = np.array([np.float32(1.0), 1e-9, 1e-9, 0.0, 0.0])
+    out = d.drop_sink(m)
+    assert out.sum() == pytest.approx(1.0) and np.allclose(out[1:3], 0.5)

@@ -45,13 +45,30 @@ def smollm():
 
 
 @pytest.fixture(scope="session")
-def small_loc(smollm):
-    """Localization on 4 language probes (one held-out template, one question): 2 pairs, 5 random sets."""
-    from attrib.heads import localize
-    from attrib.probes import conflict_suite
+def cli_run(tmp_path_factory):
+    """One real localization through the CLI: 4 language probes (one held-out template, one question), 2 pairs,
+    4 focal heads, 5 random sets; saved as JSON and a heatmap. The other tests reuse it."""
+    d = tmp_path_factory.mktemp("heads")
+    r = CliRunner().invoke(app, ["heads", "--families", "language", "--split", "heldout", "--n-questions", "1",
+                                 "--top-k", "4", "--n-random", "5", "--max-new-tokens", "4", "--json",
+                                 "--plot", str(d / "h.png"), "--save", str(d / "loc.json")])
+    assert r.exit_code == 0, r.output
+    return r, d
 
-    probes = conflict_suite(["language"], split="heldout", n_questions=1)
-    return localize(smollm, probes, top_k=4, n_random=5, max_new_tokens=8, min_gap=-100.0)
+
+@pytest.fixture(scope="session")
+def small_loc(cli_run):
+    from attrib.heads import HeadLocalization
+
+    return HeadLocalization.load(cli_run[1] / "loc.json")
+
+
+@pytest.mark.slow
+def test_cli_heads_json_and_plot(cli_run):
+    r, d = cli_run
+    js = json.loads(r.stdout[r.stdout.index("{"):])
+    assert len(js["focal_heads"]) == 4 and len(js["scores"]) == 30 and "language" in js["family_compliance"]
+    assert js["patching"]["n_pairs"] >= 1 and (d / "h.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
@@ -66,11 +83,11 @@ def test_localize_result_shape_and_consistency(small_loc):
     fc = r.family_compliance["language"]
     assert fc["n_plain"] == 2 and fc["n_conflict"] == 2 and 0 <= fc["plain"] <= 1
     p = r.patching
-    assert p is not None and len(p.random_recoveries) == 5 and p.n_pairs == 2
-    # recovery is measured against the unpatched conflict run: patched LD - conflict LD
-    row = p.per_pair[0]
-    assert p.focal_recovery == pytest.approx(np.mean([x["patched"][0] - x["conflict"] for x in p.per_pair]))
-    assert row["clean"] != row["conflict"]
+    assert p is not None and len(p.random_recoveries) == 5
+    # recovery is measured against the unpatched conflict run: patched LD - conflict LD, over the kept pairs
+    kept = [x for x in p.per_pair if x["clean"] - x["conflict"] >= p.min_gap] or p.per_pair
+    assert p.n_pairs == len(kept)
+    assert p.focal_recovery == pytest.approx(np.mean([x["patched"][0] - x["conflict"] for x in kept]), abs=1e-6)
     assert p.causal == (p.focal_recovery > 0 and p.focal_recovery > max(p.random_recoveries))
 
 
@@ -84,8 +101,6 @@ def test_save_load_plot_and_token_weights(small_loc, smollm, tmp_path):
     path = small_loc.save(tmp_path / "loc.json")
     back = HeadLocalization.load(path)
     assert back.focal_heads == small_loc.focal_heads and np.allclose(back.scores, small_loc.scores, atol=1e-6)
-    small_loc.plot(tmp_path / "h.png")
-    assert (tmp_path / "h.png").stat().st_size > 1000
     model, tok = smollm
     probe = conflict_suite(["language"], n_questions=1)[0]
     w = small_loc.probe_token_weights(model, tok, probe, "Bonjour, la capitale est Paris.")
@@ -104,26 +119,16 @@ def test_patching_hooks_agree_between_hf_and_transformer_lens(smollm):
     from attrib.probes import conflict_suite, pairs
 
     model, tok = smollm
+    # a peer pair: both prompts end in the same "[User]: question" suffix tokens
+    clean, conf = next((c, x) for c, x in pairs(conflict_suite(["persona"], n_questions=1)) if x.condition == "peer")
+    every = [(la, h) for la in range(30) for h in range(9)]
+    sets = [[(3, 1), (14, 2)], [(20, 5)], every]
+    a = patch_pair(model, tok, clean, conf, sets)  # HF: o_proj pre-hooks, prefix KV cache reused
+    # patching every head's output on the identical suffix makes the conflict run's residual stream there equal
+    # to the clean run's, so the clean logit difference is recovered exactly
+    assert a["patched"][2] == pytest.approx(a["clean"], abs=1e-3)
+    assert abs(a["clean"] - a["conflict"]) > 1e-2
     bridge = load_bridge("smollm2-135m")
-    clean, conf = pairs(conflict_suite(["persona"], n_questions=1))[0]
-    sets = [[(3, 1), (14, 2)], [(20, 5)]]
-    a = patch_pair(model, tok, clean, conf, sets)
-    b = patch_pair(bridge, tok, clean, conf, sets)
+    b = patch_pair(bridge, tok, clean, conf, sets[:2])  # TransformerLens: blocks.{l}.attn.hook_z, full forward
     assert a["clean"] == pytest.approx(b["clean"], abs=1e-3)
-    assert a["patched"] == pytest.approx(b["patched"], abs=1e-3)
-    # patching every head of every layer turns the conflict run into the clean run at the answer position
-    every = [[(la, h) for la in range(30) for h in range(9)]]
-    full = patch_pair(model, tok, clean, conf, every)
-    assert full["patched"][0] != pytest.approx(full["conflict"], abs=1e-3)
-
-
-@pytest.mark.slow
-def test_cli_heads_json_and_plot(tmp_path):
-    out = tmp_path / "h.png"
-    r = CliRunner().invoke(app, ["heads", "--families", "language", "--split", "heldout", "--n-questions", "1",
-                                 "--top-k", "3", "--n-random", "5", "--max-new-tokens", "6", "--json",
-                                 "--plot", str(out)])
-    assert r.exit_code == 0, r.output
-    d = json.loads(r.stdout[r.stdout.index("{"):])
-    assert len(d["focal_heads"]) == 3 and len(d["scores"]) == 30 and "language" in d["family_compliance"]
-    assert d["patching"]["n_pairs"] >= 1 and out.exists()
+    assert a["patched"][:2] == pytest.approx(b["patched"], abs=1e-3)

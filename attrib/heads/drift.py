@@ -59,8 +59,8 @@ def segment_masses(pattern: np.ndarray, seg_ids: np.ndarray, n_segments: int = l
 def drop_sink(masses: np.ndarray, sink: int = SINK, eps: float = 1e-12) -> np.ndarray:
     """Renormalize per-segment masses over the non-sink segments (sink entry set to 0)."""
     m = np.array(masses, dtype=np.float64, copy=True)
-    rest = 1.0 - m[..., sink]
     m[..., sink] = 0.0
+    rest = m.sum(-1)  # the non-sink mass itself, not 1 - sink (which rounds badly for sink-parked heads)
     return m / np.maximum(rest, eps)[..., None]
 
 

@@ -158,7 +158,8 @@ def localize(
     *,
     families: Sequence[str] | None = None,
     split: str | None = None,
-    select: str = "flipped",
+    select: str = "all",
+    positions: str = "answer",
     min_pairs: int = 3,
     patch: bool = True,
     n_random: int = 10,
@@ -172,8 +173,12 @@ def localize(
     """Localize the heads behind instruction-conflict failures.
 
     ``model``: a name/path (``"smollm2-135m"``), an ``(hf_model, tokenizer)`` pair or a TransformerBridge.
-    ``probes``: default ``conflict_suite(families or FOCUS_FAMILIES, split=split)``. ``select``: ``"flipped"``
-    (pairs whose plain run complied and conflict run did not) or ``"all"``.
+    ``probes``: default ``conflict_suite(families or FOCUS_FAMILIES, split=split)``. ``select``: ``"all"`` pairs or
+    ``"flipped"`` (plain run complied, conflict run did not; falls back to all below ``min_pairs``).
+    ``positions``: where drift is read: ``"answer"`` (default: the position that generates the first answer token,
+    after the probe's answer prefix, i.e. where the compliance metric and patching act), ``"suffix"`` (the shared
+    question/template suffix) or ``"response"`` (every generated token; confounded by the two runs producing
+    different text).
     """
     from attrib.probes import FOCUS_FAMILIES, conflict_suite, pairs
     from attrib.probes.run import family_compliance, run_probes
@@ -200,7 +205,7 @@ def localize(
         raise InputError(None, "probes", "no (non-conflict, conflict) probe pairs in the given probes")
     per_pair = []
     for i, (c, x) in enumerate(chosen):
-        per_pair.append(_pair_drift(runner, tok, by_id[c.id], by_id[x.id]))
+        per_pair.append(_pair_drift(runner, tok, by_id[c.id], by_id[x.id], positions))
         say("drift", i + 1, len(chosen))
     scores = drift.combine(per_pair)
     t_drift = time.perf_counter()
@@ -224,20 +229,32 @@ def localize(
     result.timings = {
         "generate_s": round(t_gen - t0, 2), "drift_s": round(t_drift - t_gen, 2),
         "patching_s": round(t_end - t_drift, 2), "total_s": round(t_end - t0, 2),
-        "n_probes": len(probes), "n_heads_scanned": n_layers * n_heads,
+        "n_probes": len(probes), "n_heads_scanned": n_layers * n_heads, "positions": positions,
     }
     return result
 
 
-def _pair_drift(runner: Any, tok: Any, clean_run: Any, conflict_run: Any) -> dict[str, np.ndarray]:
-    """Drift statistics of one pair from full attention patterns over prompt + greedy response."""
+def _pair_drift(runner: Any, tok: Any, clean_run: Any, conflict_run: Any, positions: str = "answer") -> dict[str, np.ndarray]:
+    """Drift statistics of one pair from full attention patterns at the chosen answer positions."""
     from attrib.heads.weights import attention_patterns
 
-    rc = clean_run.probe.render(tok, with_prefix=False)
-    rx = conflict_run.probe.render(tok, with_prefix=False)
+    if positions not in ("answer", "suffix", "response"):
+        raise InputError(None, "positions", f"unknown positions {positions!r} (answer, suffix or response)")
+    prefix = positions != "response"
+    rc = clean_run.probe.render(tok, with_prefix=prefix)
+    rx = conflict_run.probe.render(tok, with_prefix=prefix)
     ic, ix = drift.shared_key_index(rc.spans, rc.n_tokens, rx.spans, rx.n_tokens)
-    pc = attention_patterns(runner, rc.input_ids + clean_run.response_ids)
-    px = attention_patterns(runner, rx.input_ids + conflict_run.response_ids)
-    sc = drift.run_stats(pc, rc.spans, rc.n_tokens, shared_idx=ic)
-    sx = drift.run_stats(px, rx.spans, rx.n_tokens, shared_idx=ix)
+    if positions == "response":
+        pc = attention_patterns(runner, rc.input_ids + clean_run.response_ids)
+        px = attention_patterns(runner, rx.input_ids + conflict_run.response_ids)
+        qc = qx = None
+    else:
+        pc, px = attention_patterns(runner, rc.input_ids), attention_patterns(runner, rx.input_ids)
+        if positions == "answer":
+            qc, qx = [rc.n_tokens - 1], [rx.n_tokens - 1]
+        else:
+            suf = min(rc.n_tokens - rc.spans["question"][0], rx.n_tokens - rx.spans["question"][0])
+            qc, qx = list(range(rc.n_tokens - suf, rc.n_tokens)), list(range(rx.n_tokens - suf, rx.n_tokens))
+    sc = drift.run_stats(pc, rc.spans, rc.n_tokens, shared_idx=ic, query_positions=qc)
+    sx = drift.run_stats(px, rx.spans, rx.n_tokens, shared_idx=ix, query_positions=qx)
     return drift.pair_drift(sc, sx)

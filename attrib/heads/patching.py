@@ -46,6 +46,7 @@ class PatchingResult:
     positions: str
     min_gap: float
     per_pair: list[dict[str, Any]] = field(default_factory=list)
+    extra_recoveries: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -204,10 +205,15 @@ def patching_check(
     positions: str = "suffix",
     random_state: int = 0,
     known_ld: dict[str, float | None] | None = None,
+    extra_sets: dict[str, Sequence[Head]] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PatchingResult:
     """Patch ``heads`` and ``n_random`` (>= 5) random same-size sets over the pairs whose clean run beats the
-    conflict run by at least ``min_gap`` nats on the first-token metric; compare mean recoveries."""
+    conflict run by at least ``min_gap`` nats on the first-token metric; compare mean recoveries.
+
+    ``extra_sets`` (name -> heads) are patched in the same batched pass and reported in ``extra_recoveries``;
+    ``known_ld`` (probe id -> logit difference) skips pairs without a gap before any forward pass.
+    """
     if n_random < 5:
         raise InputError(None, "n_random", "the causal check needs at least 5 random head sets")
     heads = [tuple(h) for h in heads]  # type: ignore[misc]
@@ -218,7 +224,9 @@ def patching_check(
         usable = keep or usable
     if not usable:
         raise InputError(None, "probes", "no probe pairs with a first-token metric to patch")
-    sets = [list(heads), *random_head_sets(n_layers, n_heads, len(heads), n_random, exclude=heads, random_state=random_state)]
+    extra = {k: [tuple(h) for h in v] for k, v in (extra_sets or {}).items()}
+    rand_sets = random_head_sets(n_layers, n_heads, len(heads), n_random, exclude=heads, random_state=random_state)
+    sets = [list(heads), *extra.values(), *rand_sets]
     rows = []
     for i, (c, x) in enumerate(usable):
         rows.append(patch_pair(model, tokenizer, c, x, sets, positions=positions))
@@ -230,7 +238,8 @@ def patching_check(
     rec = np.array([[p - r["conflict"] for p in r["patched"]] for r in kept])  # [pairs, sets]
     gap = np.array([r["clean"] - r["conflict"] for r in kept])
     mean_rec = rec.mean(axis=0)
-    focal, rand = float(mean_rec[0]), [float(v) for v in mean_rec[1:]]
+    n_x = len(extra)
+    focal, rand = float(mean_rec[0]), [float(v) for v in mean_rec[1 + n_x:]]
     med = float(np.median(rand))
     ratio = focal / med if med > 1e-9 else (math.inf if focal > 0 else None)
     return PatchingResult(
@@ -248,4 +257,5 @@ def patching_check(
         positions=positions,
         min_gap=min_gap,
         per_pair=rows,
+        extra_recoveries={k: float(mean_rec[1 + i]) for i, k in enumerate(extra)},
     )

@@ -76,6 +76,7 @@ def focal_token_weights(
     ws = []
     for la, h in focal_heads:
         rows = pats[row_of[la], h][q]  # [R, T]
-        rest = np.clip(1.0 - rows[:, sink], 1e-12, None)
-        ws.append(rows[:, a:b].sum(-1) / rest)
+        # the non-sink mass summed directly (not 1 - sink: in float32 that rounds to ~1e-7 for sink-parked heads)
+        rest = np.maximum(rows.sum(-1) - rows[:, sink], 1e-12)
+        ws.append(np.clip(rows[:, a:b].sum(-1) / rest, 0.0, 1.0))
     return torch.tensor(np.mean(ws, axis=0), dtype=torch.float32).detach()
