@@ -135,3 +135,19 @@ def test_drop_sink_is_stable_when_almost_all_mass_is_on_the_sink():
     m = np.array([np.float32(1.0), 1e-9, 1e-9, 0.0, 0.0])
     out = d.drop_sink(m)
     assert out.sum() == pytest.approx(1.0) and np.allclose(out[1:3], 0.5)
+
+
+def test_segment_mass_seam_matches_full_patterns():
+    """Per-segment masses (the kernel / recorder layout) give the same magnitude and JS as full patterns."""
+    rng = np.random.default_rng(1)
+    spans = {"sink": (0, 1), "rule": (1, 4), "conflict": (4, 6), "question": (6, 8)}
+    pats = rng.random((2, 3, 10, 10))
+    pats = np.tril(pats)
+    pats /= pats.sum(-1, keepdims=True)
+    seg = d.segment_ids(10, spans, n_prompt=8)
+    q = [7, 8]
+    full = d.run_stats(pats, spans, n_prompt=8, query_positions=q)
+    seam = d.stats_from_segment_masses(d.segment_masses(pats, seg), query_positions=q)
+    np.testing.assert_allclose(seam.masses, full.masses)
+    with pytest.raises(InputError, match="expected"):
+        d.stats_from_segment_masses(np.zeros((2, 3, 4)))

@@ -135,3 +135,13 @@ def test_mismatched_activation_shapes_are_reported(recorded, tmp_path):
         check_shape(trace.steps[0].activation.path, "blocks.5.attn.hook_pattern", (8, 4, 4), cfg)
     with pytest.raises(InputError, match="layer 31 does not exist"):
         check_shape("f.safetensors", "blocks.31.attn.hook_pattern:segment_mass", (9, 4, 5), cfg)
+
+
+def test_step_drift_from_recorded_files(recorded):
+    from attrib.heads.drift import step_drift
+
+    _, trace, _ = recorded
+    out = step_drift(trace.steps[0], trace.steps[1])
+    assert out["magnitude"].shape == (3, 9) and np.isfinite(out["js"]).all()
+    # step 1 has a conflict span that step 0 lacks: attention moved onto it, so some head shows drift
+    assert out["js"].max() > 0

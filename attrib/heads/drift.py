@@ -225,3 +225,30 @@ def focal_layers(heads: Sequence[tuple[int, int]], score: np.ndarray, coverage: 
         if held >= coverage * len(heads):
             break
     return sorted(chosen)
+
+
+def stats_from_segment_masses(mass: np.ndarray, query_positions: Sequence[int] | None = None) -> RunStats:
+    """:class:`RunStats` from per-segment masses ``[L, H, Q, S]`` (or ``[B=1, ...]`` squeezed by the caller).
+
+    This is the long-context seam: ``attrib.kernels.segment_attention_stats`` (fed ``hook_rot_q``/``hook_rot_k``
+    and :func:`segment_ids`) and the recorder's ``:segment_mass`` files both give this layout without ever
+    forming T x T. ``query_positions`` indexes the Q axis (default: all). Without full patterns the direction
+    change falls back to the cosine over the rule / rest-of-prompt segment masses (see :func:`pair_drift`).
+    """
+    m = np.asarray(mass, dtype=np.float64)
+    if m.ndim != 4 or m.shape[-1] != len(SEGMENTS):
+        raise InputError(None, "segment_mass", f"expected [layers, heads, Q, {len(SEGMENTS)}], got {tuple(m.shape)}")
+    if query_positions is not None:
+        m = m[:, :, list(query_positions)]
+    return RunStats(masses=m.mean(axis=2))
+
+
+def step_drift(clean_step: object, conflict_step: object, *, first_only: bool = True) -> dict[str, np.ndarray]:
+    """Drift between two steps recorded by :class:`attrib.record.Recorder` (e.g. the same agent turn with and
+    without a peer's contrary message), from their stored segment masses. ``first_only``: read the first
+    answer position only (the one both runs share a meaning for)."""
+    from attrib.record import load_segment_stats
+
+    a, b = load_segment_stats(clean_step), load_segment_stats(conflict_step)  # type: ignore[arg-type]
+    q = [0] if first_only else None
+    return pair_drift(stats_from_segment_masses(a["segment_mass"], q), stats_from_segment_masses(b["segment_mass"], q))
