@@ -38,7 +38,7 @@ def heads_command(
     max_new_tokens: int = typer.Option(16, "--max-new-tokens", min=1, help="Greedy response length per probe."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON (scores of every head)."),
     plot: Path | None = typer.Option(None, "--plot", help="Write a layer x head heatmap (PNG) here."),
-    save: Path | None = typer.Option(None, "--save", help="Save the result JSON (feeds `attrib sail --heads`)."),
+    save: Path | None = typer.Option(None, "--save", help="Save the result JSON (reload with attrib.heads.HeadLocalization.load)."),
     show: int = typer.Option(15, "--show", min=1, help="How many ranked heads to print."),
 ) -> None:
     """Rank every attention head by attention drift between paired non-conflict / conflict prompts.
