@@ -38,6 +38,7 @@ class ConditionalLogit:
     def fit(self, Xs: Sequence[np.ndarray], ys: Sequence[int], weights: Sequence[float] | None = None):
         """``Xs[g]`` is group g's ``(n_items, d)`` matrix, ``ys[g]`` the index of its chosen item."""
         from scipy.optimize import minimize
+        from threadpoolctl import threadpool_limits
 
         X = np.vstack(Xs)
         sizes = np.array([len(x) for x in Xs])
@@ -61,7 +62,9 @@ class ConditionalLogit:
 
         rng = np.random.default_rng(self.random_state)
         w0 = rng.normal(scale=1e-3, size=Z.shape[1])
-        res = minimize(loss, w0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
+        # one BLAS thread: L-BFGS-B on ~100 parameters only spins a thread pool (5x the CPU on a busy machine)
+        with threadpool_limits(1):
+            res = minimize(loss, w0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
         self.coef_ = res.x
         self.n_iter_ = int(res.nit)
         return self
