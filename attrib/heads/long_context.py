@@ -3,7 +3,7 @@
 ``layer_segment_stats(model, input_ids, segment_ids, query_positions=...)`` runs the model once and, in each
 layer, hands the post-rotary queries and keys to :func:`attrib.kernels.segment_attention_stats` as soon as they
 exist, keeping only the [heads, Q, segments] result. ``run_with_cache(names_filter="pattern")`` instead keeps
-[heads, T, T] per layer (30 layers x 9 heads x 8192^2 fp32 = 72 GB for SmolLM2 at 8k tokens).
+[heads, T, T] per layer (30 layers x 9 heads x 8192^2 fp32 = 67.5 GiB for SmolLM2 at 8k tokens).
 
 Two engines read the same q/k:
 - ``"bridge"``: a TransformerLens ``TransformerBridge`` with hooks on ``blocks.{l}.attn.hook_rot_q`` /
