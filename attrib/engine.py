@@ -311,18 +311,24 @@ def _dask_client(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, int
         raise AttribError(
             "the Dask engines need dask[distributed]: pip install 'attrib[scale]' (or use --engine serial)"
         ) from None
+    def slots(client: Any) -> int:  # worker threads in the cluster: what bounds useful parallelism
+        return max(sum(client.nthreads().values()), 1)
+
     if scheduler is not None and not isinstance(scheduler, str):  # a Client the caller owns
-        yield scheduler, max(len(scheduler.scheduler_info().get("workers", {})), 1)
+        yield scheduler, slots(scheduler)
         return
     if scheduler:
         try:
             client = distributed.Client(scheduler, timeout="30s")
-        except OSError as e:
+        except (OSError, TimeoutError) as e:
             raise AttribError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
         try:
-            client.wait_for_workers(workers or 1, timeout=60)
-            n = max(len(client.scheduler_info().get("workers", {})), 1)
-            yield client, n
+            try:
+                client.wait_for_workers(workers or 1, timeout=60)
+            except TimeoutError:
+                raise AttribError(f"the Dask scheduler at {scheduler} has no workers after 60 s "
+                                  "(start some: dask worker " + scheduler + " --nthreads 1)") from None
+            yield client, slots(client)
         finally:
             client.close()
         return
@@ -394,10 +400,12 @@ def analyze_many(
     ``engine``: ``"serial"`` (in this process, the reference), ``"local"`` (a Dask LocalCluster of
     ``workers`` processes, default: one per core) or ``"dask"`` (the cluster at ``scheduler``, a
     ``tcp://host:port`` address or a ``distributed.Client``; a LocalCluster when none is given).
-    A ``scheduler`` address always wins over ``"local"``. ``where`` is a SQL filter over the traces
-    table, handed to the store. Traces already analyzed with ``method`` are skipped unless ``force``.
-    ``method`` is a registered name (default: the offline default) or a callable
-    ``attribute(trace, **options) -> Attribution`` (it must be importable or picklable on workers).
+    A ``scheduler`` always wins over ``"local"``; with one, ``workers`` is how many workers to wait
+    for (default 1). ``where`` is a SQL filter over the store's ``traces`` table (alias ``t``).
+    Traces already analyzed with ``method`` are skipped unless ``force``. ``method`` is a registered
+    name (default: the offline default) or a callable ``attribute(trace, **options) -> Attribution``
+    (importable or picklable on the workers; its ``method_name`` attribute, else its name, keys the
+    stored verdicts). ``options`` go to the method. Returns a :class:`BatchReport`.
     """
     if engine not in ENGINES:
         raise AttribError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")

@@ -148,7 +148,10 @@ def test_failing_traces_are_recorded_and_do_not_stop_the_batch(store_copy, clien
     ids = list(store.trace_ids())
     store.close()
     bad = (ids[3], ids[100], ids[101], ids[399])
-    r = analyze_many(path, method=flaky, engine="dask", scheduler=client, options={"fail_on": bad}, progress=False)
+    # connect by address, as to a cluster on other machines (`dask scheduler` + `dask worker`)
+    addr = client.scheduler.address
+    assert addr.startswith("tcp://")
+    r = analyze_many(path, method=flaky, engine="dask", scheduler=addr, options={"fail_on": bad}, progress=False)
     assert (r.matched, r.analyzed, r.failed) == (400, 396, 4)
     assert {tid for tid, _ in r.errors} == set(bad)
     assert all("planted failure" in err and "ValueError" in err for _, err in r.errors)
@@ -161,7 +164,7 @@ def test_failing_traces_are_recorded_and_do_not_stop_the_batch(store_copy, clien
     finally:
         done.close()
     # a rerun retries exactly the failed ones (they are not "analyzed"), and they now succeed
-    r2 = analyze_many(path, method=longest_step, engine="dask", scheduler=client, progress=False)
+    r2 = analyze_many(path, method=longest_step, engine="dask", scheduler=addr, progress=False)
     assert (r2.skipped, r2.analyzed, r2.failed) == (396, 4, 0)
 
 
