@@ -28,8 +28,8 @@ def sail(
     layers: Annotated[str, typer.Option(help="'auto' (localize focal heads first) or layers like 12-15 or 3,7,9.")] = "auto",
     pairs: Annotated[Path | None, typer.Option(help="Preference pairs JSONL (messages|system+prompt, chosen, rejected).")] = None,
     suite: Annotated[str | None, typer.Option(help="Build pairs from a probe suite instead: 'conflicts'.")] = None,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 60,
-    lr: Annotated[float, typer.Option(help="Learning rate (paper: 1e-5 over full epochs; short CPU runs need ~2e-4).")] = 2e-4,
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 16,
+    lr: Annotated[float, typer.Option(help="Learning rate (paper: 1e-5 over full multi-GPU epochs; short CPU runs need ~1e-3).")] = 1e-3,
     beta: Annotated[float, typer.Option(help="DPO temperature β.")] = 0.1,
     alpha: Annotated[float, typer.Option(help="Token-weight strength α; 0 gives plain DPO.")] = 0.5,
     batch_size: Annotated[int, typer.Option(help="Pairs per micro-batch.")] = 4,
@@ -62,7 +62,7 @@ def sail(
             data = read_pairs(pairs)
         else:
             with console.status("sampling the model on the train templates and labelling with the checkers"):
-                data = suite_pairs(hf, tok, split="train", seed=seed)
+                data = suite_pairs(hf, tok, split="train", n_samples=0, max_new_tokens=24, seed=seed)
             write_pairs(out / "pairs.jsonl", data)
         train, _ = split_pairs(data)
         train = train or data
@@ -83,12 +83,14 @@ def compliance(
     adapter: Annotated[Path | None, typer.Option(help="A SAIL adapter folder (the --out of attrib sail).")] = None,
     split: Annotated[str, typer.Option(help="Probe split: heldout (unseen templates), train or all.")] = "heldout",
     family: Annotated[list[str] | None, typer.Option(help="Restrict to these probe families (repeatable).")] = None,
+    condition: Annotated[list[str] | None, typer.Option(
+        help="Probe conditions (repeatable): plain, user, plain_peer, peer. Default: all four.")] = None,
     perplexity: Annotated[bool, typer.Option(help="Also report perplexity on the bundled neutral text.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """System-rule compliance per probe family (greedy answers, programmatic checkers, 95 % Wilson CI).
 
-    Example:  attrib compliance --model smollm2-135m --adapter adapter/
+    Example:  attrib compliance --model smollm2-135m --adapter adapter/ --condition user --condition peer
     """
     with handle_errors():
         from rich.table import Table
@@ -103,7 +105,13 @@ def compliance(
             raise InputError(None, "--split", f"expected heldout, train or all, got {split!r}")
         hf, tok = load_model(model)
         m = load_adapter(hf, adapter) if adapter is not None else hf
-        probes = conflict_suite(family or None, split=None if split == "all" else split)
+        bad = [c for c in condition or () if c not in ("plain", "user", "plain_peer", "peer")]
+        if bad:
+            raise InputError(None, "--condition", f"unknown conditions {bad}; use plain, user, plain_peer or peer")
+        kw = {"conditions": tuple(condition)} if condition else {}
+        probes = conflict_suite(family or None, split=None if split == "all" else split, **kw)
+        if not probes:
+            raise InputError(None, "--condition", "no probes match these families/conditions")
         with console.status(f"generating {len(probes)} answers"):
             report = ev.compliance(m, tok, probes)
         ppl = ev.perplexity(m, tok) if perplexity else None

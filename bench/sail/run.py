@@ -4,8 +4,8 @@ One run, on CPU, SmolLM2-135M-Instruct: the base model and, for each of ``--seed
 same preference pairs (train templates of the conflict suite) with the same step budget:
 
 * ``sail_focal``  — SAIL loss (α = 0.5, attention token weights) with LoRA on the focal layers;
-* ``lora_random`` — the same loss and LoRA budget on as many randomly chosen non-focal layers;
-* ``lora_all``    — the same loss with LoRA on all layers;
+* ``lora_random`` — the same loss (same focal-head token weights) and LoRA budget on as many random non-focal layers;
+* ``lora_all``    — the same loss and token weights with LoRA on all layers;
 * ``dpo_focal``   — plain DPO (α = 0) on the focal layers.
 
 Each is scored on the *held-out templates* (unseen wordings) for compliance per family (greedy, programmatic
@@ -69,14 +69,16 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--layers", default="auto", help="focal layers: auto (attrib.heads.localize) or e.g. 12-15")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--per-family", type=int, default=8, help="training pairs per family (one epoch = steps*batch)")
-    ap.add_argument("--lr", type=float, default=1e-3, help="paper: 1e-5 over full epochs on 8 GPUs; see README")
+    ap.add_argument("--per-family", type=int, default=5, help="training pairs per family (one epoch = steps*batch)")
+    ap.add_argument("--lr", type=float, default=2e-3, help="paper: 1e-5 over full epochs on 8 GPUs; see README")
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--max-response-tokens", type=int, default=24)
-    ap.add_argument("--eval-tokens", type=int, default=20)
+    ap.add_argument("--eval-tokens", type=int, default=16)
+    ap.add_argument("--eval-conditions", default="user,peer",
+                    help="held-out probe conditions to score (user,peer = instruction conflicts; add plain,plain_peer)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: 1 when the machine is oversubscribed)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "sail.json"))
     args = ap.parse_args()
@@ -128,8 +130,8 @@ def main() -> None:
     pair_seconds = time.perf_counter() - t0
     log(f"{len(train_pairs)} train pairs, {len(subset)} used ({args.per_family}/family), {pair_seconds:.0f} s")
 
-    # 3. evaluation set: every condition of the held-out templates
-    probes = conflict_suite(split="heldout")
+    # 3. evaluation set: the held-out templates (by default their instruction-conflict prompts)
+    probes = conflict_suite(split="heldout", conditions=tuple(args.eval_conditions.split(",")))
 
     def evaluate(m) -> dict:
         t = time.perf_counter()
@@ -144,6 +146,61 @@ def main() -> None:
 
     runs: dict[str, list[dict]] = {c: [] for c in CONDITIONS}
     train_seconds = 0.0
+
+    def write_result(partial: bool) -> dict:
+        base_rate = base["compliance"]["overall"]["rate"]
+        fams = sorted(base["compliance"]["families"])
+        summary: dict[str, dict] = {"base": {
+            "overall": {"mean": base_rate, "sd": 0.0}, "families": {f: base["compliance"]["families"][f]["rate"] for f in fams},
+            "perplexity": base["perplexity"], "trainable_share": 0.0}}
+        all_step = statistics.fmean(r["mean_step_seconds"] for r in runs["lora_all"]) if runs["lora_all"] else None
+        for cond, rs in runs.items():
+            if not rs:
+                continue
+            summary[cond] = {
+                "overall": mean_sd([r["compliance"]["overall"]["rate"] for r in rs]),
+                "gain_points": mean_sd([100 * (r["compliance"]["overall"]["rate"] - base_rate) for r in rs]),
+                "families": {f: statistics.fmean(r["compliance"]["families"][f]["rate"] for r in rs) for f in fams},
+                "perplexity": mean_sd([r["perplexity"] for r in rs]),
+                "perplexity_change_pct": mean_sd([100 * (r["perplexity"] / base["perplexity"] - 1) for r in rs]),
+                "trainable_share": rs[0]["trainable"]["share"],
+                "mean_step_seconds": statistics.fmean(r["mean_step_seconds"] for r in rs),
+                "step_time_vs_all_layers": (statistics.fmean(r["mean_step_seconds"] for r in rs) / all_step)
+                if all_step else None,
+                "train_wall_seconds": statistics.fmean(r["train_wall_seconds"] for r in rs),
+            }
+        s, rnd = summary.get("sail_focal"), summary.get("lora_random")
+        goals = {}
+        if s and rnd:
+            sd_noise = max(s["overall"]["sd"], rnd["overall"]["sd"])
+            goals = {
+                "gain_ge_15_points": s["gain_points"]["mean"] >= 15,
+                "trainable_le_2pct": s["trainable_share"] <= 0.02,
+                "beats_random_beyond_seed_noise": s["overall"]["mean"] - rnd["overall"]["mean"] > 2 * sd_noise,
+                "perplexity_within_5pct": s["perplexity_change_pct"]["mean"] <= 5,
+                "train_le_15_min": train_seconds <= 900,
+            }
+        result = {
+            "benchmark": "sail",
+            "model": args.model,
+            "machine": {"cpus": os.cpu_count(), "load_average_at_start": load, "torch_threads": threads,
+                        "platform": platform.platform(), "torch": torch.__version__},
+            "config": vars(args) | {"focal_layers": focal, "focal_heads": choice["heads"], "layer_source": choice["source"],
+                                    "n_train_pairs_used": len(subset), "n_heldout_probes": len(probes),
+                                    "heldout_templates": sorted({p.template for p in probes})},
+            "partial": partial,
+            "timings": {"pairs_seconds": pair_seconds, "train_seconds_all_runs": train_seconds,
+                        "total_seconds": time.perf_counter() - t_all},
+            "summary": summary,
+            "goals": goals,
+            "base": base,
+            "runs": runs,
+        }
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1, default=str))
+        return goals
+
     with tempfile.TemporaryDirectory(prefix="sail_bench_") as tmp:
         ref_cache = Path(tmp) / "reference"
         for seed in range(args.seeds):
@@ -151,8 +208,8 @@ def main() -> None:
             others = [la for la in range(n_layers) if la not in focal]
             layer_sets = {
                 "sail_focal": (focal, args.alpha, heads),
-                "lora_random": (sorted(rng.sample(others, len(focal))), args.alpha, None),
-                "lora_all": (list(range(n_layers)), args.alpha, None),
+                "lora_random": (sorted(rng.sample(others, len(focal))), args.alpha, heads),
+                "lora_all": (list(range(n_layers)), args.alpha, heads),
                 "dpo_focal": (focal, 0.0, heads),
             }
             for cond, (layers, alpha, hds) in layer_sets.items():
@@ -176,59 +233,10 @@ def main() -> None:
                     f"compliance {ev['compliance']['overall']['rate']:.3f} ppl {ev['perplexity']:.2f} "
                     f"step {res.mean_step_seconds:.1f} s, train {wall:.0f} s, loss {res.losses[-1]:.3f}")
                 del res
+                write_result(partial=True)
 
-    # 4. summary
-    base_rate = base["compliance"]["overall"]["rate"]
-    fams = sorted(base["compliance"]["families"])
-    summary: dict[str, dict] = {"base": {
-        "overall": {"mean": base_rate, "sd": 0.0}, "families": {f: base["compliance"]["families"][f]["rate"] for f in fams},
-        "perplexity": base["perplexity"], "trainable_share": 0.0}}
-    all_step = statistics.fmean(r["mean_step_seconds"] for r in runs["lora_all"]) if runs["lora_all"] else None
-    for cond, rs in runs.items():
-        if not rs:
-            continue
-        summary[cond] = {
-            "overall": mean_sd([r["compliance"]["overall"]["rate"] for r in rs]),
-            "gain_points": mean_sd([100 * (r["compliance"]["overall"]["rate"] - base_rate) for r in rs]),
-            "families": {f: statistics.fmean(r["compliance"]["families"][f]["rate"] for r in rs) for f in fams},
-            "perplexity": mean_sd([r["perplexity"] for r in rs]),
-            "perplexity_change_pct": mean_sd([100 * (r["perplexity"] / base["perplexity"] - 1) for r in rs]),
-            "trainable_share": rs[0]["trainable"]["share"],
-            "mean_step_seconds": statistics.fmean(r["mean_step_seconds"] for r in rs),
-            "step_time_vs_all_layers": (statistics.fmean(r["mean_step_seconds"] for r in rs) / all_step)
-            if all_step else None,
-            "train_wall_seconds": statistics.fmean(r["train_wall_seconds"] for r in rs),
-        }
-    s, rnd = summary.get("sail_focal"), summary.get("lora_random")
-    goals = {}
-    if s and rnd:
-        sd_noise = max(s["overall"]["sd"], rnd["overall"]["sd"])
-        goals = {
-            "gain_ge_15_points": s["gain_points"]["mean"] >= 15,
-            "trainable_le_2pct": s["trainable_share"] <= 0.02,
-            "beats_random_beyond_seed_noise": s["overall"]["mean"] - rnd["overall"]["mean"] > 2 * sd_noise,
-            "perplexity_within_5pct": s["perplexity_change_pct"]["mean"] <= 5,
-            "train_le_15_min": train_seconds <= 900,
-        }
-    result = {
-        "benchmark": "sail",
-        "model": args.model,
-        "machine": {"cpus": os.cpu_count(), "load_average_at_start": load, "torch_threads": threads,
-                    "platform": platform.platform(), "torch": torch.__version__},
-        "config": vars(args) | {"focal_layers": focal, "focal_heads": choice["heads"], "layer_source": choice["source"],
-                                "n_train_pairs_used": len(subset), "n_heldout_probes": len(probes),
-                                "heldout_templates": sorted({p.template for p in probes})},
-        "timings": {"pairs_seconds": pair_seconds, "train_seconds_all_runs": train_seconds,
-                    "total_seconds": time.perf_counter() - t_all},
-        "summary": summary,
-        "goals": goals,
-        "base": base,
-        "runs": runs,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, default=str))
-    log(f"wrote {out}; goals {goals}")
+    goals = write_result(partial=False)
+    log(f"wrote {args.out}; goals {goals}")
 
 
 if __name__ == "__main__":
