@@ -60,7 +60,7 @@ SHORT: dict[str, str] = {
 TRANSLATIONS: dict[str, dict[str, str]] = {
     "french": {
         "What is the capital of France?": "La capitale de la France est Paris.",
-        "How many legs does a spider have?": "Une araignée a huit pattes.",
+        "How many legs does a spider have?": "Une araignée possède huit pattes.",
         "What color is the sky on a clear day?": "Le ciel est bleu quand il fait beau.",
         "What is the largest planet in our solar system?": "La plus grande planète de notre système solaire est Jupiter.",
         "Which animal is known as the king of the jungle?": "Le lion est le roi de la jungle.",
