@@ -157,13 +157,18 @@ def patch_pair(
 
     b = len(head_sets) + 1  # row 0 = unpatched conflict run
 
+    by_layer: dict[int, list[tuple[int, list[int]]]] = {}  # layer -> [(batch row, heads to patch)]
+    for row, hs in enumerate(head_sets, start=1):
+        for la in layers:
+            heads_here = sorted({h for layer, h in hs if layer == la})
+            if heads_here:
+                by_layer.setdefault(la, []).append((row, heads_here))
+
     def put(la: int) -> Callable[[Any], Any]:
         def fn(z: Any) -> Any:
             z = z.clone()
-            for row, hs in enumerate(head_sets, start=1):
-                for layer, h in hs:
-                    if layer == la:
-                        z[row, -suf:, h] = saved[la][0, :, h]
+            for row, heads_here in by_layer.get(la, ()):
+                z[row, -suf:, heads_here] = saved[la][0][:, heads_here]
             return z
         return fn
 
