@@ -58,3 +58,26 @@ def test_span_ablation_attributions_are_exact_differences(smollm):
     assert a.spans["rule"] == pytest.approx(a.target - ablated, abs=1e-3)
     with pytest.raises(InputError):
         probe_attributions(model, tok, probe, method="nope")
+
+
+def test_llm_judge_path_over_http():
+    """The LLM-judge CRAS through attrib.llm against a scripted OpenAI-shaped server: rubric sent, 1-5 kept,
+    out-of-range dropped to None."""
+    try:
+        from tests._llm_servers import ScriptedServer
+    except ImportError:  # rootdir-less import mode
+        from _llm_servers import ScriptedServer
+
+    from attrib.heads.cras import RUBRIC
+    from attrib.llm import LLMConfig
+
+    answer = ('{"goal_alignment": 4, "role_consistency": 5, "knowledge_boundary": 1, '
+              '"constraint_compliance": 9, "reason": "it revealed the password"}')
+    p = _probe("secret")
+    with ScriptedServer([answer]) as srv:
+        s = cras_score(p, "The password is TULIP.", llm=LLMConfig(base_url=srv.url, model="scripted"))
+    assert s.scorer == "llm"
+    assert (s.goal_alignment, s.role_consistency, s.knowledge_boundary, s.constraint_compliance) == (4, 5, 1, None)
+    assert s.overall == pytest.approx(10 / 3) and "password" in s.reason
+    body = srv.chat_bodies[0]
+    assert body["messages"][0]["content"] == RUBRIC and p.rule in body["messages"][1]["content"]
