@@ -64,6 +64,36 @@ def mean_sd(xs: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(xs), "sd": statistics.stdev(xs) if len(xs) > 1 else 0.0, "values": xs}
 
 
+def markdown_table(result: dict) -> str:
+    """The README comparison table from a result JSON (means ± sd over seeds; gain vs base in the same run)."""
+    summ = result["summary"]
+    fams = sorted(summ["base"]["families"])
+    short = {f: f.replace("format_", "") for f in fams}
+    head = ("| variant | layers | trainable | held-out compliance | gain (points) | "
+            + " | ".join(short[f] for f in fams) + " | neutral ppl | step time vs all-layer |")
+    sep = "|" + "---|" * (7 + len(fams) - 1)
+    names = {"base": "base model", "sail_focal": "SAIL, focal layers", "lora_random": "SAIL loss, random layers",
+             "lora_all": "SAIL loss, all layers", "dpo_focal": "plain DPO, focal layers"}
+    layers = {"base": "—", "sail_focal": str(result["config"]["focal_layers"]), "lora_random": "random (same count)",
+              "lora_all": "all 30", "dpo_focal": str(result["config"]["focal_layers"])}
+    rows = [head, sep]
+    for key in ("base", "sail_focal", "lora_random", "lora_all", "dpo_focal"):
+        if key not in summ:
+            continue
+        v = summ[key]
+        comp = f"{100 * v['overall']['mean']:.1f} ± {100 * v['overall']['sd']:.1f} %"
+        gain = "—" if key == "base" else f"{v['gain_points']['mean']:+.1f} ± {v['gain_points']['sd']:.1f}"
+        ppl = v["perplexity"] if key == "base" else v["perplexity"]["mean"]
+        dppl = "" if key == "base" else f" ({v['perplexity_change_pct']['mean']:+.1f} %)"
+        ratio = v.get("step_time_vs_all_layers")
+        rows.append(
+            f"| {names[key]} | {layers[key]} | {100 * v['trainable_share']:.3f} % | {comp} | {gain} | "
+            + " | ".join(f"{100 * v['families'][f]:.0f}" for f in fams)
+            + f" | {ppl:.2f}{dppl} | {'—' if ratio is None else f'{ratio:.2f}×'} |"
+        )
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
@@ -81,7 +111,11 @@ def main() -> None:
                     help="held-out probe conditions to score (user,peer = instruction conflicts; add plain,plain_peer)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: 1 when the machine is oversubscribed)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "sail.json"))
+    ap.add_argument("--table", action="store_true", help="print the README table from --out and exit")
     args = ap.parse_args()
+    if args.table:
+        print(markdown_table(json.loads(Path(args.out).read_text())))
+        return
 
     import torch
 
