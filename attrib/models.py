@@ -50,7 +50,8 @@ class ModelSource:
         f = self.folder / self.gguf_file if self.gguf_file else self.folder
         st = f.stat()
         raw = f"{f.resolve()}|{st.st_size}|{int(st.st_mtime)}"
-        return f"{Path(self.name).name}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}"
+        # keyed by the weight file only, so the alias and the same .gguf path share one cache
+        return f"{f.stem}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}"
 
 
 def _offline() -> None:

@@ -132,3 +132,21 @@ def test_patching_hooks_agree_between_hf_and_transformer_lens(smollm):
     b = patch_pair(bridge, tok, clean, conf, sets[:2])  # TransformerLens: blocks.{l}.attn.hook_z, full forward
     assert a["clean"] == pytest.approx(b["clean"], abs=1e-3)
     assert a["patched"][:2] == pytest.approx(b["patched"], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_gguf_path_and_hf_folder_load_the_same_model(smollm):
+    """The alias, the .gguf file path (same safetensors cache) and the cached HF folder give the same logits."""
+    import torch
+
+    from attrib.models import cached_folder, load_model, resolve
+
+    src = resolve("smollm2-135m")
+    gguf = src.folder / src.gguf_file
+    assert cached_folder(resolve(gguf)) == cached_folder(src)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        ref = smollm[0](input_ids=ids).logits
+        for other in (str(gguf), str(cached_folder(src))):
+            m, _ = load_model(other, memo=False)
+            assert torch.allclose(m(input_ids=ids).logits, ref, atol=1e-4)
