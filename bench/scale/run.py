@@ -39,13 +39,36 @@ def _vm(key: str) -> float:
     return float("nan")
 
 
+def longest_step(trace, **_):  # noqa: ANN001, ANN201 - a bench-only method; see --memory-method
+    """A near-free method (the longest step is blamed), so a memory run is driver-bound, its worst case."""
+    from attrib.trace import Attribution
+
+    n = [len(s.content) for s in trace.steps]
+    k = max(range(len(n)), key=lambda i: (n[i], -i))
+    return Attribution(trace_id=trace.id, method="longest-step", agent=trace.steps[k].agent, step=k,
+                       confidence=n[k] / max(sum(n), 1))
+
+
+longest_step.method_name = "longest-step"  # type: ignore[attr-defined]
+
+
+def _cpu(who: int) -> float:
+    import resource
+
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
 def _one(args: argparse.Namespace) -> int:
     """Child mode: one analyze_many run; prints a JSON line with the report and this process's peak RSS."""
+    import resource
+
     from attrib.engine import analyze_many
 
     rss0 = _vm("VmHWM")
     t0 = time.perf_counter()
-    r = analyze_many(args.store, method=args.method, engine=args.engine, workers=args.workers,
+    method = longest_step if args.method == "longest-step" else args.method
+    r = analyze_many(args.store, method=method, engine=args.engine, workers=args.workers,
                      force=True, batch_size=args.batch_size, progress=False)
     wall = time.perf_counter() - t0
     out = r.to_dict()
@@ -54,6 +77,9 @@ def _one(args: argparse.Namespace) -> int:
         wall_s=wall,
         compute_s=wall - r.startup_s,  # without starting the cluster, which a long-running service pays once
         driver_peak_rss_mib=_vm("VmHWM"),  # not ru_maxrss: Linux carries that over from the parent across exec
+        # CPU seconds spent, driver and (after the cluster closed, reaped) its Dask nannies and workers
+        cpu_driver_s=_cpu(resource.RUSAGE_SELF),
+        cpu_workers_s=_cpu(resource.RUSAGE_CHILDREN),
         driver_peak_rss_before_run_mib=rss0,
     )
     print("RESULT " + json.dumps(out), flush=True)
@@ -92,12 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", type=int, default=5000, help="traces in the small store (memory run)")
     ap.add_argument("--large", type=int, default=20000, help="traces in the large store (memory run)")
     ap.add_argument("--method", default=None, help="attribution method for throughput (default: attrib's default)")
-    ap.add_argument("--memory-method", default="flow-graph",
-                    help="method for the memory runs (only the driver is measured; a cheaper method keeps them short)")
+    ap.add_argument("--memory-method", default="longest-step",
+                    help="method for the memory runs (default: a near-free bench-only one, so the driver is the "
+                    "bottleneck: its worst case, and the runs stay short)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=1, help="throughput runs per engine, interleaved; best is reported")
     ap.add_argument("--workdir", default=None, help="where the temporary stores go (default: a temp dir)")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--memory-only", action="store_true", help="only the two memory runs; print, write nothing")
     # child mode
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--store", help=argparse.SUPPRESS)
@@ -137,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = _load()
     tp = stores[a.throughput_n]
+    if a.memory_only:
+        mem_runs = {f"memory_dask_2_workers_{n}": _run_child(stores[n], "local", 2, a.memory_method, a.batch_size)
+                    for n in (a.small, a.large)}
+        print(json.dumps({k: v["driver_peak_rss_mib"] for k, v in mem_runs.items()}))
+        return 0
     configs = {"serial": ("serial", None), "dask_1_worker": ("local", 1), "dask_2_workers": ("local", 2)}
     repeats: dict[str, list[dict]] = {k: [] for k in configs}
     for _ in range(a.repeats):  # interleaved, so a burst of load from other processes hits every config alike
