@@ -337,14 +337,14 @@ def _dask_client(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, int
     import dask
 
     n = workers or len(os.sched_getaffinity(0))
-    # No dashboard and no statistical profiler (it samples the task thread's stack every 10 ms): nobody
+    # No statistical profiler (it samples the task thread's stack every 10 ms): nobody
     # watches a batch's workers, and on a small machine every percent of CPU is throughput.
     with dask.config.set({"distributed.worker.profile.enabled": False}):
         cluster = distributed.LocalCluster(
             n_workers=n,
             threads_per_worker=1,  # attribution is CPU-bound Python: processes, not threads, give parallelism
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port for its HTTP endpoint, never a clash on 8787
             silence_logs=logging.ERROR,
         )
     client = distributed.Client(cluster)
