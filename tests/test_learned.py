@@ -5,7 +5,7 @@ import numpy as np
 
 from attrib.evaluate.data import load_subset, question_id
 from attrib.methods import analyze
-from attrib.methods.clogit import ConditionalLogit
+from attrib.methods.clogit import ConditionalLogit, smoothed_targets
 from attrib.methods.learned import LearnedRanker, default_model
 from attrib.trace import Step, Trace
 
@@ -25,6 +25,38 @@ def test_conditional_logit_recovers_planted_feature():
     assert p.shape == (len(Xs[0]),) and abs(p.sum() - 1) < 1e-9
     again = ConditionalLogit.from_dict(m.to_dict())
     np.testing.assert_allclose(again.predict_proba(Xs[0]), p)
+
+
+def test_smoothed_targets_and_soft_fit():
+    T = smoothed_targets(np.array([3, 1, 4]), [0, 0, 2], 0.2)
+    np.testing.assert_allclose(T, [0.8, 0.2, 0, 1.0, 0, 0.1, 0.8, 0.1])
+    np.testing.assert_allclose(smoothed_targets(np.array([3]), [1], 0.0), [0, 1, 0])
+    # a feature that marks the item *before* the chosen one gains weight only when smoothing is on
+    rng = np.random.default_rng(1)
+    Xs, ys = [], []
+    for _ in range(150):
+        n = int(rng.integers(4, 9))
+        y = int(rng.integers(1, n))
+        X = rng.normal(size=(n, 2))
+        X[:, 0] = 0
+        X[y, 0] = 1
+        X[y - 1, 1] = 3.0
+        Xs.append(X)
+        ys.append(y)
+    hard = ConditionalLogit(l2=0.01, smooth=0.0).fit(Xs, ys)
+    soft = ConditionalLogit(l2=0.01, smooth=0.3).fit(Xs, ys)
+    assert soft.coef_[1] > hard.coef_[1]
+    assert ConditionalLogit.from_dict(soft.to_dict()).smooth == 0.3
+
+
+def test_joint_decoding_follows_the_agent_head():
+    steps = (Step(index=0, agent="a", content="x"), Step(index=1, agent="b", content="y"))
+    t = Trace(id="j", source_format="otlp", steps=steps)
+    m = LearnedRanker(joint=1.0)
+    p = np.array([0.55, 0.45])
+    q = m._joint(p, ["a", "b"], np.array([0.2, 0.8]), t)
+    assert abs(q.sum() - 1) < 1e-9 and int(np.argmax(q)) == 1  # 0.55*0.2 < 0.45*0.8
+    np.testing.assert_allclose(LearnedRanker(joint=0.0)._joint(p, ["a", "b"], np.array([0.2, 0.8]), t), p)
 
 
 def test_shipped_model_scores_a_non_whowhen_trace():

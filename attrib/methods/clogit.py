@@ -27,13 +27,34 @@ def group_softmax(z: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return e / np.add.reduceat(e, starts)[gid]
 
 
-class ConditionalLogit:
-    """Softmax-over-group model ``p(item) ∝ exp(x · w)`` with L2 penalty ``l2`` (on standardised x)."""
+def smoothed_targets(sizes: np.ndarray, ys: Sequence[int], smooth: float) -> np.ndarray:
+    """Per-item target mass: 1 - ``smooth`` on the chosen item, ``smooth`` split over its in-group neighbours.
 
-    def __init__(self, l2: float = 1.0, random_state: int = 0, max_iter: int = 500) -> None:
+    Neighbour smoothing encodes that an annotated decisive step is fuzzy by one position (the step
+    before or after often carries the same error), which regularises a model fitted on a few hundred
+    groups. ``smooth=0`` is the plain conditional logit.
+    """
+    starts = _segments(sizes)
+    T = np.zeros(int(sizes.sum()))
+    for s0, n, y in zip(starts, sizes, ys, strict=True):
+        nb = [j for j in (y - 1, y + 1) if 0 <= j < n] if smooth > 0 else []
+        T[s0 + y] = 1.0 - (smooth if nb else 0.0)
+        for j in nb:
+            T[s0 + j] += smooth / len(nb)
+    return T
+
+
+class ConditionalLogit:
+    """Softmax-over-group model ``p(item) ∝ exp(x · w)`` with L2 penalty ``l2`` (on standardised x).
+
+    ``smooth`` > 0 fits soft targets (see :func:`smoothed_targets`) instead of the one chosen item.
+    """
+
+    def __init__(self, l2: float = 1.0, random_state: int = 0, max_iter: int = 500, smooth: float = 0.0) -> None:
         self.l2 = l2
         self.random_state = random_state
         self.max_iter = max_iter
+        self.smooth = smooth
 
     def fit(self, Xs: Sequence[np.ndarray], ys: Sequence[int], weights: Sequence[float] | None = None):
         """``Xs[g]`` is group g's ``(n_items, d)`` matrix, ``ys[g]`` the index of its chosen item."""
@@ -42,8 +63,6 @@ class ConditionalLogit:
 
         X = np.vstack(Xs)
         sizes = np.array([len(x) for x in Xs])
-        starts = _segments(sizes)
-        target = starts + np.asarray(ys)
         w_g = np.ones(len(Xs)) if weights is None else np.asarray(weights, dtype=float)
         self.mean_ = X.mean(axis=0)
         sd = X.std(axis=0)
@@ -51,13 +70,13 @@ class ConditionalLogit:
         Z = (X - self.mean_) / self.scale_
         gid = np.repeat(np.arange(len(sizes)), sizes)
         n = w_g.sum()
+        T = smoothed_targets(sizes, ys, self.smooth) * w_g[gid]  # weighted target mass per item
 
         def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
             z = Z @ w
             p = group_softmax(z, sizes)
-            ll = np.log(p[target] + 1e-300) @ w_g
-            grad_items = p * w_g[gid]
-            g = Z.T @ grad_items - Z[target].T @ w_g
+            ll = T @ np.log(p + 1e-300)
+            g = Z.T @ (p * w_g[gid] - T)  # targets sum to one per group
             return -ll / n + self.l2 * (w @ w) / 2, g / n + self.l2 * w
 
         rng = np.random.default_rng(self.random_state)
@@ -77,10 +96,11 @@ class ConditionalLogit:
         return group_softmax(self.decision_function(X), np.array([len(X)]))
 
     def to_dict(self) -> dict[str, list[float] | float]:
-        return {"l2": self.l2, "mean": self.mean_.tolist(), "scale": self.scale_.tolist(), "coef": self.coef_.tolist()}
+        return {"l2": self.l2, "smooth": self.smooth, "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
+                "coef": self.coef_.tolist()}
 
     @classmethod
     def from_dict(cls, d: dict) -> ConditionalLogit:
-        m = cls(l2=float(d["l2"]))
+        m = cls(l2=float(d["l2"]), smooth=float(d.get("smooth", 0.0)))
         m.mean_, m.scale_, m.coef_ = (np.asarray(d[k], dtype=float) for k in ("mean", "scale", "coef"))
         return m
