@@ -40,11 +40,11 @@ def register(app: typer.Typer) -> None:
     @with_llm_options
     def analyze_cmd(
         target: str = typer.Argument(None, help="A trace file (Who&When, OTLP, chat, attrib JSON) or a trace id in the store (omit with --all).", show_default=False),
-        method: str = typer.Option(None, "--method", "-m", help="Attribution method [default: learned, offline]. "
+        method: str = typer.Option(None, "--method", "-m", help="Attribution method (default: learned, offline). "
                                    "Others: flow-graph, causal, judge-all, judge-step, judge-binary, judge-hybrid."),
         as_json: bool = typer.Option(False, "--json", help="Print the Attribution as JSON."),
         markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown report."),
-        store: Path = typer.Option(None, "--store", "-s", help="Store to look TRACE_ID up in [default: ./attrib.duckdb]."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store to look TRACE_ID up in (default: ./attrib.duckdb)."),
         save: bool = typer.Option(False, "--save", help="Also save the verdict into the store."),
         top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many candidate steps to show."),
         format: str = typer.Option(None, "--format", "-f", help="Skip format detection (whowhen, otlp, chat, attrib)."),
