@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
                                          "[default: learned, learned-subset, floor, flow-graph, causal]."),
         folds: int = typer.Option(5, "--folds", min=2, help="k for k-fold grouped by question_ID."),
         seed: int = typer.Option(0, "--seed", help="Fold assignment seed."),
+        seeds: int = typer.Option(1, "--seeds", min=1, help="Average k-fold rows over this many fold seeds "
+                                  "(seed, seed+1, ...); the SD across them goes in the JSON."),
         as_json: bool = typer.Option(False, "--json", help="Print the result JSON instead of the table."),
         out: Path = typer.Option(Path("bench/results/who_and_when.json"), "--out",
                                  help="Where to write the result JSON ('-' to skip)."),
@@ -56,7 +58,7 @@ def register(app: typer.Typer) -> None:
 
                 raise InputError(None, "--subset", f"expected one of {', '.join(SUBSETS)}, got {subset!r}")
             with console.status("scoring Who&When out of sample...") as status:
-                result = evaluate(subsets, with_gt, method or None, k=folds, seed=seed,
+                result = evaluate(subsets, with_gt, method or None, k=folds, seed=seed, n_seeds=seeds,
                                   progress=lambda m: status.update(f"scoring {m} ..."))
         data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
         if str(out) != "-":

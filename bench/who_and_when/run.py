@@ -23,7 +23,9 @@ from attrib.evaluate import evaluate  # noqa: E402
 
 def main() -> None:
     t0 = time.perf_counter()
-    runs = {s: evaluate(with_gt=(s == "with_gt"), progress=lambda m: print(m, flush=True))
+    c0 = time.process_time()
+    n_seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    runs = {s: evaluate(with_gt=(s == "with_gt"), n_seeds=n_seeds, progress=lambda m: print(m, flush=True))
             for s in ("with_gt", "without_gt")}
     main_run = runs["with_gt"]
     out = {
@@ -35,7 +37,10 @@ def main() -> None:
         "published": main_run["published"],
         "folds": main_run["folds"],
         "seed": main_run["seed"],
+        "seeds": main_run["seeds"],
         "wall_s": time.perf_counter() - t0,
+        "cpu_s": time.process_time() - c0,
+        "cpu_s_one_seed_one_setting": "see `attrib eval who-and-when` (one setting, one fold seed)",
     }
     path = ROOT / "bench" / "results" / "who_and_when.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +52,35 @@ def main() -> None:
             print(f"{s:10s} {row['subset']:9s} {row['method']:20s} {row['protocol']:30s} "
                   f"step {row['step_accuracy']:5.1f} ±1 {pm(row['step_accuracy_pm1'])} ±3 {pm(row['step_accuracy_pm3'])} "
                   f"agent {row['agent_accuracy']:5.1f} ECE {e}")
-    print(f"wrote {path} in {out['wall_s']:.1f} s")
+    print(f"wrote {path} in {out['wall_s']:.1f} s wall, {out['cpu_s']:.1f} s CPU")
+    print(markdown_tables(runs))
+
+
+def markdown_tables(runs: dict) -> str:
+    """The README's per-subset tables (both settings side by side), mean ± SD over fold seeds."""
+    def cell(r: dict, key: str) -> str:
+        v, sd = r.get(key), r.get(f"{key}_sd")
+        if v is None:
+            return "-"
+        return f"{v:.1f} ± {sd:.1f}" if sd and r.get("n_seeds", 1) > 1 else f"{v:.1f}"
+
+    def ece(r: dict) -> str:
+        return "-" if r.get("ece") is None else f"{100 * r['ece']:.1f}"
+
+    out = []
+    for subset in ("algorithm", "hand"):
+        out.append(f"\n{subset}\n")
+        out.append("| method | protocol | step % (with GT) | agent % (with GT) | ECE % | step % (without GT) | "
+                   "agent % (without GT) | ECE % | step ±1 / ±3 % (with GT) |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        w = [r for r in runs["with_gt"]["rows"] if r["subset"] == subset]
+        wo = {(r["method"], r["protocol"]): r for r in runs["without_gt"]["rows"] if r["subset"] == subset}
+        for r in w:
+            r2 = wo[(r["method"], r["protocol"])]
+            pm = "-" if r["step_accuracy_pm1"] is None else f"{r['step_accuracy_pm1']:.1f} / {r['step_accuracy_pm3']:.1f}"
+            out.append(f"| {r['method']} | {r['protocol']} | {cell(r, 'step_accuracy')} | {cell(r, 'agent_accuracy')} | "
+                       f"{ece(r)} | {cell(r2, 'step_accuracy')} | {cell(r2, 'agent_accuracy')} | {ece(r2)} | {pm} |")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
