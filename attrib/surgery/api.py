@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from attrib.surgery.lora import num_layers, parse_layers
@@ -103,6 +102,3 @@ def heldout_probes(families: Sequence[str] | None = None, conditions: Sequence[s
     kw = {"conditions": tuple(conditions)} if conditions else {}
     return conflict_suite(families, split="heldout", **kw)
 
-
-def default_adapter_dir(out: str | Path) -> Path:
-    return Path(out)
