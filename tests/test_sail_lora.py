@@ -56,3 +56,13 @@ def test_parse_layers():
             parse_layers(bad)
     with pytest.raises(InputError, match="out of range"):
         parse_layers("28-31", 30)
+
+
+def test_resolve_explicit_layers():
+    from attrib.surgery.api import resolve_layers
+
+    model, tok = real_model()
+    assert resolve_layers(model, tok, "12-15").layers == [12, 13, 14, 15]
+    assert resolve_layers(model, tok, [7, 3]).layers == [3, 7]
+    with pytest.raises(InputError, match="out of range"):
+        resolve_layers(model, tok, "29-30")
