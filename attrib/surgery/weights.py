@@ -86,7 +86,8 @@ def focal_rule_weights(
     for layer, head in heads:
         a = attentions[layer][:, head].float()  # [B, Tq, Tk]
         on_rule = (a * rule[:, None, :]).sum(-1)  # [B, Tq]
-        non_sink = (1.0 - a[:, :, 0]).clamp_min(1e-6)
+        # the non-sink mass summed directly: 1 - a[..., 0] rounds to ~1e-7 in float32 for sink-parked heads
+        non_sink = a[:, :, 1:].sum(-1).clamp_min(1e-12)
         per_head.append(on_rule / non_sink)
     w_query = torch.stack(per_head).mean(0).clamp(0.0, 1.0)  # weight of each query position
     w = torch.zeros(B, T)
