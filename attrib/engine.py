@@ -9,7 +9,9 @@ in the number of traces. ``engine="serial"`` runs the very same partition functi
 the reference the Dask path is tested against. Dask is imported only when a Dask engine is used.
 
 Resumable: traces that already have an attribution for the method are skipped unless ``force``.
-A trace whose analysis raises is recorded with :meth:`Store.save_error` and the batch goes on.
+A trace whose analysis raises is recorded with :meth:`Store.save_errors` and the batch goes on.
+The store owns all SQL: this module selects with :meth:`Store.count_selected` and
+:meth:`Store.stream_trace_json` and writes with the bulk :meth:`Store.save_attributions`.
 """
 
 from __future__ import annotations
@@ -158,88 +160,6 @@ def _method_name(method: str | Callable[..., Attribution] | None) -> str:
     return getattr(method, "method_name", None) or getattr(method, "__name__", "custom")
 
 
-class _Selection:
-    """The traces to analyze, streamed out of the store a partition at a time.
-
-    Two steps, both measured to be the fast shapes for DuckDB here: (1) the row ids to do, from a
-    query that touches only the small columns (``where`` and the resume anti-join, the same set as
-    :meth:`Store.analyzed_ids`); (2) one plain sequential scan of ``trace_json`` on a cursor of its
-    own, keeping the rows to do. A selective filter or point lookup on a table with large strings
-    cost 5-50 ms per trace, a plain scan well under one. An Arrow stream keeps one batch in driver
-    memory; the row-id set is a few dozen bytes per trace, not the traces. The store's own connection
-    writes meanwhile (DuckDB MVCC; nobody else can, the file is locked).
-    """
-
-    def __init__(self, store: Any, where: str | None, method: str, force: bool) -> None:
-        self.store, self.where = store, where
-        self.cond = f"({where})" if where else "TRUE"
-        self.todo_sql = f"SELECT t.rowid FROM traces t WHERE {self.cond}" + (
-            "" if force else
-            " AND NOT EXISTS (SELECT 1 FROM attributions a WHERE a.trace_id = t.trace_id AND a.method = ?)"
-        )
-        self.args = [] if force else [method]
-        self.todo: set[int] = set()
-
-    def counts(self) -> tuple[int, int]:
-        """(traces matching ``where``, of which still to analyze)."""
-        import duckdb
-
-        con = self.store.con
-        try:
-            matched = con.execute(f"SELECT count(*) FROM traces t WHERE {self.cond}").fetchone()[0]
-            self.todo = {r[0] for r in con.execute(self.todo_sql, self.args).fetchall()}
-        except duckdb.Error as e:
-            raise InputError(self.store.path, "--where", f"{self.where!r} is not a valid filter over the traces "
-                             f"table ({str(e).splitlines()[0]})") from None
-        return int(matched), len(self.todo)
-
-    def partitions(self, size: int) -> Iterator[list[Payload]]:
-        if not self.todo:
-            return
-        cur = self.store.con.cursor()
-        try:
-            # An Arrow stream over a relation: DB-API fetchmany buffered results and grew with the table.
-            reader = cur.sql("SELECT rowid, trace_id, trace_json FROM traces").to_arrow_reader(max(size, 256))
-            part: list[Payload] = []
-            left = len(self.todo)
-            for batch in reader:
-                rowids, tids, blobs = (batch.column(i).to_pylist() for i in range(3))
-                for rowid, tid, js in zip(rowids, tids, blobs, strict=True):
-                    if rowid in self.todo:
-                        part.append((tid, js))
-                        left -= 1
-                        if len(part) == size:
-                            yield part
-                            part = []
-                if not left:
-                    break
-            if part:
-                yield part
-        finally:
-            cur.close()
-
-
-def save_verdicts(store: Any, method: str, verdicts: Sequence[tuple[str, Verdict]]) -> None:
-    """Upsert verdict rows in one statement; same effect as :meth:`Store.save_attributions`.
-
-    Written here because that method's ``executemany`` runs one statement per row, several ms each
-    on DuckDB, as much as attributing a trace; one multi-row ``INSERT OR REPLACE ... VALUES``
-    costs a fraction of that. Belongs in the store once it grows a bulk path.
-    """
-    if not verdicts:
-        return
-    con = store.con
-    values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(verdicts))
-    args: list[Any] = []
-    for tid, (agent, step, confidence, js) in verdicts:
-        args += [tid, method, agent, step, confidence, js]
-    with store.transaction():
-        con.execute("INSERT OR REPLACE INTO attributions (trace_id, method, agent, step, confidence, json) "
-                    f"VALUES {values}", args)
-        con.execute("DELETE FROM analysis_errors WHERE method = ? AND list_contains(?, trace_id)",
-                    [method, [tid for tid, _ in verdicts]])
-
-
 class _Writer:
     """Writes each partition's outcomes to the store as it completes (the driver is the only writer)."""
 
@@ -249,11 +169,10 @@ class _Writer:
     def write(self, outcomes: list[Outcome]) -> None:
         verdicts = [(tid, v) for tid, v, err in outcomes if err is None and v is not None]
         failed = [(tid, err or "no verdict returned") for tid, v, err in outcomes if err is not None or v is None]
+        method = self.report.method
         with self.store.transaction():  # a partition's verdicts and errors land together or not at all
-            if verdicts:
-                save_verdicts(self.store, self.report.method, verdicts)
-            for tid, err in failed:
-                self.store.save_error(tid, self.report.method, err)
+            self.store.save_attributions(Attribution.from_json(v[3]) for _, v in verdicts)
+            self.store.save_errors((tid, method, err) for tid, err in failed)
         self.report.analyzed += len(verdicts)
         self.report.failed += len(failed)
         room = MAX_REPORTED_ERRORS - len(self.report.errors)
@@ -423,19 +342,20 @@ def analyze_many(
     name = _method_name(method)
     run = {"method": method if method is not None else name, "name": name, "options": options or {}}
     t0 = time.perf_counter()
-    store = open_store(store_path)
+    store = open_store(store_path, memory_limit=DRIVER_DUCKDB_MEMORY)
     import duckdb
 
     try:
-        store.con.execute(f"SET memory_limit = '{DRIVER_DUCKDB_MEMORY}'")
-        store.con.execute("SET enable_progress_bar = false")  # ours is the one on screen
-        selection = _Selection(store, where, name, force)
-        matched, todo = selection.counts()
+        skip = None if force else name
+        try:
+            matched, todo = store.count_selected(where, skip_method=skip)
+            parts = store.stream_trace_json(where, skip_method=skip, batch_size=batch_size)
+        except InputError as e:  # name the filter as the CLI user typed it
+            raise InputError(e.path, "--where", e.message) from None
         report = BatchReport(
             method=name, engine=engine, workers=1, matched=matched, skipped=matched - todo,
             analyzed=0, failed=0, elapsed_s=0.0,
         )
-        parts = selection.partitions(batch_size)
         if engine == "serial":
             t_start = time.perf_counter()
             if todo:

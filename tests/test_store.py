@@ -11,7 +11,7 @@ from attrib.errors import NotFoundError
 from attrib.readers import load_trace
 from attrib.store import open_store
 from attrib.store.schema import LATEST, MIGRATIONS
-from attrib.trace import Attribution, StepBlame
+from attrib.trace import Attribution, StepBlame, Trace
 
 
 def test_migrations_apply_once(tmp_path: Path) -> None:
@@ -111,3 +111,59 @@ def test_export_parquet(bundled: Path, tmp_store, tmp_path: Path) -> None:
     assert names == {"traces", "steps", "labels", "activations", "attributions", "analysis_errors"}
     steps = pq.read_table(tmp_path / "pq" / "steps.parquet")
     assert steps.num_rows == t.n_steps and steps.column("agent").to_pylist() == [s.agent for s in t.steps]
+
+
+def test_stream_trace_json_selects_filters_resumes_and_batches(bundled: Path, tmp_store) -> None:
+    from attrib.errors import InputError
+
+    traces = [load_trace(bundled / n) for n in ("demo_whowhen.json", "otlp_agents.json", "chat_autogen.jsonl")]
+    tmp_store.upsert_traces(traces)
+    by_id = {t.id: t for t in traces}
+    parts = list(tmp_store.stream_trace_json(batch_size=2))
+    assert [len(p) for p in parts] == [2, 1]
+    got = [pair for p in parts for pair in p]
+    assert sorted(tid for tid, _ in got) == sorted(by_id)
+    assert all(Trace.from_json(js) == by_id[tid] for tid, js in got)  # the stored JSON, label included
+    assert tmp_store.count_selected() == (3, 3)
+    otlp = "source_format = 'otlp'"
+    assert [tid for p in tmp_store.stream_trace_json(otlp) for tid, _ in p] == [traces[1].id]
+    assert tmp_store.count_selected(otlp, skip_method="m") == (1, 1)
+    # a verdict from "m" takes a trace out of the selection for "m" only; saving while streaming is safe
+    stream = tmp_store.stream_trace_json(skip_method="m", batch_size=1)
+    tmp_store.save_attribution(Attribution(trace_id=traces[0].id, method="m", agent="a", step=0, confidence=1.0))
+    assert sorted(tid for p in stream for tid, _ in p) == sorted(by_id)  # selection fixed when called
+    left = {tid for p in tmp_store.stream_trace_json(skip_method="m") for tid, _ in p}
+    assert left == set(by_id) - {traces[0].id}
+    assert tmp_store.count_selected(skip_method="m") == (3, 2) and tmp_store.count_selected(skip_method="x") == (3, 3)
+    assert list(tmp_store.stream_trace_json("trace_id = 'none'")) == []
+    with pytest.raises(InputError, match="where: 'no_such_column > 1' is not a valid filter"):
+        tmp_store.stream_trace_json("no_such_column > 1")
+    with pytest.raises(InputError, match="no_such_column"):
+        tmp_store.count_selected("no_such_column > 1")
+
+
+def test_bulk_save_attributions_replaces_per_trace_and_method(bundled: Path, tmp_store) -> None:
+    traces = [load_trace(bundled / n) for n in ("demo_whowhen.json", "otlp_agents.json", "chat_autogen.jsonl")]
+    tmp_store.upsert_traces(traces)
+    assert tmp_store.save_errors([(t.id, "m", f"boom {t.id}") for t in traces] + [(traces[0].id, "k", "x")]) == 4
+    assert len(tmp_store.errors("m")) == 3
+    first = [Attribution(trace_id=t.id, method=m, agent=t.steps[0].agent, step=0, confidence=0.1)
+             for t in traces for m in ("m", "n")]
+    assert tmp_store.save_attributions(iter(first)) == 6
+    assert tmp_store.errors("m") == [] and len(tmp_store.errors("k")) == 1  # only the saved pairs are cleared
+    again = [msgspec.structs.replace(a, step=1, confidence=0.7) for a in first if a.method == "m"]
+    # a repeated pair within one call: the last one wins
+    tmp_store.save_attributions([msgspec.structs.replace(again[0], confidence=0.2), *again])
+    rows = tmp_store.con.execute("SELECT method, count(*), min(step), max(confidence) FROM attributions "
+                                 "GROUP BY method ORDER BY method").fetchall()
+    assert rows == [("m", 3, 1, 0.7), ("n", 3, 0, 0.1)]  # replaced, not duplicated
+    assert tmp_store.get_attributions(traces[0].id, "m") == [again[0]]
+    assert tmp_store.get_attributions(traces[1].id, "m") == [again[1]]
+    assert tmp_store.analyzed_ids("n") == {t.id for t in traces}
+    n = 2 * 1000 + 5  # more rows than one INSERT statement takes
+    many = [Attribution(trace_id=f"x{i}", method="big", agent="a", step=i, confidence=0.5) for i in range(n)]
+    with pytest.raises(RuntimeError), tmp_store.transaction():  # the caller's transaction covers the bulk write
+        tmp_store.save_attributions(many)
+        raise RuntimeError("boom")
+    assert tmp_store.analyzed_ids("big") == set()
+    assert tmp_store.save_attributions(many) == n and len(tmp_store.analyzed_ids("big")) == n
