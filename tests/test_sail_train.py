@@ -159,3 +159,9 @@ def test_bad_pairs(tmp_path):
         read_pairs(path)
     with pytest.raises(InputError, match="does not exist"):
         read_pairs(tmp_path / "missing.jsonl")
+
+
+def test_refuses_a_model_that_already_has_lora(run, tmp_path):
+    _, tok, res, _ = run
+    with pytest.raises(InputError, match="already carries LoRA"):
+        train_sail(res.model, tok, tiny_pairs(1), LAYERS, steps=1, out_dir=tmp_path, progress=False)

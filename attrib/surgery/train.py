@@ -224,6 +224,8 @@ def train_sail(
     if not pairs:
         raise InputError(None, "pairs", "no preference pairs to train on")
     layers = validate_layers(model, focal_layers)
+    if any("lora_" in n for n, _ in model.named_parameters()):
+        raise InputError(None, "model", "the model already carries LoRA adapters; pass the base model (peft wraps in place)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if token_weight_fn is None:
