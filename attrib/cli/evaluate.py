@@ -24,11 +24,11 @@ def register(app: typer.Typer) -> None:
 
     @eval_app.command("who-and-when")
     def who_and_when_cmd(
-        subset: str = typer.Option(None, "--subset", help="algorithm or hand [default: both]."),
+        subset: str = typer.Option(None, "--subset", help="algorithm or hand (default: both)."),
         with_gt: bool = typer.Option(True, "--with-ground-truth/--without-ground-truth", "--with/--without",
                                      help="Whether methods may see the task's ground-truth answer."),
         method: list[str] = typer.Option(None, "--method", "-m", help="Methods to score (repeatable) "
-                                         "[default: learned, learned-subset, floor, flow-graph, causal]."),
+                                         "(default: learned, learned-subset, floor, flow-graph, causal)."),
         folds: int = typer.Option(5, "--folds", min=2, help="k for k-fold grouped by question_ID."),
         seed: int = typer.Option(0, "--seed", help="Fold assignment seed."),
         seeds: int = typer.Option(1, "--seeds", min=1, help="Average k-fold rows over this many fold seeds "
