@@ -34,6 +34,7 @@ def test_baselines_match_measured_facts():
     assert acc("random", ag, "step_accuracy") == pytest.approx(12.0, abs=0.05)
     assert acc("first-websurfer-step", hc, "step_accuracy") == pytest.approx(17.2, abs=0.05)
     assert acc("always-websurfer", hc, "agent_accuracy") == pytest.approx(56.9, abs=0.05)
+    assert acc("most-active-agent", ag, "agent_accuracy") == pytest.approx(54.0, abs=0.05)
 
 
 def test_cross_validate_never_scores_a_training_trace():

@@ -16,10 +16,19 @@ def _v(t: Trace, step: int, agent: str, **kw: float) -> Verdict:
     return Verdict(t.id, step, agent, t.label.mistake_step, t.label.mistake_agent, **kw)
 
 
+#: Code executors relay tool output and are never the annotated mistake agent; FACTS.md's 54.0 % excludes them.
+_EXECUTORS = frozenset({"computer_terminal"})
+
+
 def _most_active(t: Trace) -> str:
+    """The agent with most steps, code executors and tool-only agents left out (earliest agent wins ties)."""
     counts: dict[str, int] = {}
     for s in t.steps:
+        if s.agent.lower() in _EXECUTORS or s.role == "tool":
+            continue
         counts[s.agent] = counts.get(s.agent, 0) + 1
+    if not counts:
+        counts = {a: sum(s.agent == a for s in t.steps) for a in t.agents}
     return max(counts, key=lambda a: (counts[a], -t.agents.index(a)))
 
 
