@@ -25,7 +25,10 @@ def register(app: typer.Typer) -> None:
 def sail(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the adapter, checkpoints and pairs.jsonl.")],
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "smollm2-135m",
-    layers: Annotated[str, typer.Option(help="'auto' (localize focal heads first) or layers like 12-15 or 3,7,9.")] = "auto",
+    layers: Annotated[str, typer.Option(help=(
+        "'auto': the top 10 % of layers by the gradient of the preference loss on the training pairs "
+        "(every trained family counts); 'heads': focal layers and heads from attrib heads' localization "
+        "(only families the base model sometimes obeys); or layers like 12-15 or 3,7,9."))] = "auto",
     pairs: Annotated[Path | None, typer.Option(help="Preference pairs JSONL (messages|system+prompt, chosen, rejected).")] = None,
     suite: Annotated[str | None, typer.Option(help="Build pairs from a probe suite instead: 'conflicts'.")] = None,
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 16,
@@ -56,8 +59,6 @@ def sail(
         if suite is not None and suite != "conflicts":
             raise InputError(None, "--suite", f"unknown suite {suite!r}; the one suite is 'conflicts'")
         hf, tok = load_model(model)
-        choice = resolve_layers(hf, tok, layers)
-        console.print(f"[bold]layers[/] {choice.layers}  ({choice.source})")
         if pairs is not None:
             data = read_pairs(pairs)
         else:
@@ -67,6 +68,9 @@ def sail(
         train, _ = split_pairs(data)
         train = train or data
         console.print(f"[bold]pairs[/] {len(train)} for training")
+        with console.status(f"choosing layers ({layers})"):
+            choice = resolve_layers(hf, tok, layers, pairs=train)
+        console.print(f"[bold]layers[/] {choice.layers}  ({choice.source})")
         res = train_sail(hf, tok, train, choice.layers, steps=steps, lr=lr, beta=beta, alpha=alpha,
                          batch_size=batch_size, grad_accum=grad_accum, r=rank, seed=seed, out_dir=out,
                          resume=resume, focal_heads=choice.heads or None)

@@ -1,8 +1,9 @@
 """Attention read-out on a frozen model: full patterns for drift, and SAIL's per-token weights.
 
-``focal_token_weights`` gives, for a prompt + response, w_t = mean over the focal heads of the attention that
-the position generating response token t pays to the system-rule span (attention renormalized without the
-sink token), computed with the frozen model under ``torch.no_grad`` and returned detached.
+``focal_rule_weights`` (batched, pure; also what :mod:`attrib.surgery` trains with) gives w_t = mean over the focal
+heads of the attention that the position generating response token t pays to the system-rule span (attention
+renormalized without the sink token); ``focal_token_weights`` runs the frozen model on one prompt + response under
+``torch.no_grad`` and applies it, returned detached.
 """
 
 from __future__ import annotations
@@ -46,6 +47,43 @@ def attention_patterns(model: Any, input_ids: Sequence[int], layers: Sequence[in
     return torch.stack(pats).float().cpu().numpy()
 
 
+def focal_rule_weights(
+    attentions: Any,
+    response_mask: Any,
+    spans: Sequence[tuple[int, int]],
+    heads: Sequence[Head],
+    *,
+    sink: int = 0,
+) -> Any:
+    """The one implementation of SAIL's token weights, batched and pure: ``[B, T]`` weights in [0, 1].
+
+    ``attentions[layer]`` is ``[B, H, T, T]`` (a tuple from ``output_attentions=True``, or a dict holding just the
+    needed layers); ``response_mask`` is ``[B, T]``; ``spans`` gives each row's rule span ``[start, end)``. Token t's
+    weight is read at the query position t-1 that predicts it; positions outside the response get 0.
+    """
+    import torch
+
+    if not heads:
+        raise InputError(None, "heads", "no focal heads given")
+    B, T = response_mask.shape
+    rule = torch.zeros(B, T, dtype=torch.float32)
+    for b, (s, e) in enumerate(spans):
+        rule[b, s:e] = 1.0
+    keep = torch.ones(T)
+    keep[sink] = 0.0
+    per_head = []
+    for layer, head in heads:
+        a = torch.as_tensor(attentions[layer])[:, head].float()  # [B, Tq, Tk]
+        on_rule = (a * rule[:, None, :]).sum(-1)  # [B, Tq]
+        # the non-sink mass summed directly (not 1 - sink: in float32 that rounds to ~1e-7 for sink-parked heads)
+        non_sink = (a * keep).sum(-1).clamp_min(1e-12)
+        per_head.append(on_rule / non_sink)
+    w_query = torch.stack(per_head).mean(0).clamp(0.0, 1.0)  # weight of each query position
+    w = torch.zeros(B, T)
+    w[:, 1:] = w_query[:, :-1]  # token t is predicted at position t-1
+    return w * response_mask.float()
+
+
 def focal_token_weights(
     model: Any,
     prompt_ids: Sequence[int],
@@ -55,10 +93,8 @@ def focal_token_weights(
     *,
     sink: int = 0,
 ) -> Any:
-    """w_t in [0, 1] for each response token: focal heads' attention onto the rule span (detached torch tensor).
-
-    The frozen model reads ``prompt + response``; the query for token t is position ``len(prompt) + t - 1``.
-    """
+    """w_t in [0, 1] for each response token of one sequence (detached torch tensor): runs the frozen ``model`` on
+    ``prompt + response`` and applies :func:`focal_rule_weights`."""
     import torch
 
     if not focal_heads:
@@ -71,12 +107,7 @@ def focal_token_weights(
     layers = sorted({la for la, _ in focal_heads})
     ids = list(prompt_ids) + list(response_ids)
     pats = attention_patterns(model, ids, layers)  # [L', H, T, T]
-    q = np.arange(len(prompt_ids) - 1, len(ids) - 1)
-    row_of = {la: i for i, la in enumerate(layers)}
-    ws = []
-    for la, h in focal_heads:
-        rows = pats[row_of[la], h][q]  # [R, T]
-        # the non-sink mass summed directly (not 1 - sink: in float32 that rounds to ~1e-7 for sink-parked heads)
-        rest = np.maximum(rows.sum(-1) - rows[:, sink], 1e-12)
-        ws.append(np.clip(rows[:, a:b].sum(-1) / rest, 0.0, 1.0))
-    return torch.tensor(np.mean(ws, axis=0), dtype=torch.float32).detach()
+    att = {la: torch.from_numpy(pats[i][None]) for i, la in enumerate(layers)}
+    mask = torch.tensor([[0] * len(prompt_ids) + [1] * len(response_ids)])
+    w = focal_rule_weights(att, mask, [rule_span], focal_heads, sink=sink)
+    return w[0, len(prompt_ids):].detach()

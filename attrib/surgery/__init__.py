@@ -36,6 +36,8 @@ _LAZY = {
     "wilson": "attrib.surgery.evaluate",
     "suite_pairs": "attrib.surgery.api",
     "resolve_layers": "attrib.surgery.api",
+    "LayerChoice": "attrib.surgery.api",
+    "rank_layers": "attrib.surgery.layers",
 }
 
 

@@ -1,7 +1,9 @@
 """The library calls behind ``attrib sail`` and ``attrib compliance``: resolve layers, build pairs, held-out probes.
 
-``resolve_layers("auto")`` asks :func:`attrib.heads.localize` for the focal layers and heads (the SAIL token weights
-then use those heads).
+Layer specs: ``"auto"`` ranks layers by the gradient of the preference loss on the training pairs
+(:func:`attrib.surgery.layers.rank_layers`; the token weights then use every head of those layers);
+``"heads"`` asks :func:`attrib.heads.localize` for focal layers and heads (it only sees families where the base model
+sometimes complies); ``"12-15"``/``"3,7"``/a list are taken as given.
 """
 
 from __future__ import annotations
@@ -23,12 +25,33 @@ class LayerChoice:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve_layers(model: Any, tokenizer: Any, spec: str | Sequence[int] = "auto", *, top_k: float = 0.05) -> LayerChoice:
-    """``"auto"`` localizes on the probe suite's train templates (focus families, no patching check, which
-    ``attrib heads`` reports); ``"12-15"``/``"3,7"``/a list are taken as given (range-checked)."""
+#: The named layer specs (anything else is parsed as a layer list like ``12-15`` or ``3,7,9``).
+LAYER_SPECS = ("auto", "heads")
+
+
+def resolve_layers(
+    model: Any,
+    tokenizer: Any,
+    spec: str | Sequence[int] = "auto",
+    *,
+    pairs: Sequence[Any] | None = None,
+    top_k: float = 0.05,
+    fraction: float = 0.1,
+) -> LayerChoice:
+    """``"auto"``: the top ``fraction`` of layers by gradient attribution on the training ``pairs`` (required);
+    ``"heads"``: :func:`attrib.heads.localize` on the probe suite's train templates (focus families, no patching
+    check, which ``attrib heads`` reports); ``"12-15"``/``"3,7"``/a list are taken as given (range-checked)."""
     if not isinstance(spec, str):
         return LayerChoice(parse_layers(",".join(str(int(x)) for x in spec), num_layers(model)))
-    if spec.strip().lower() != "auto":
+    name = spec.strip().lower()
+    if name == "auto":
+        from attrib.errors import InputError
+        from attrib.surgery.layers import rank_layers
+
+        if not pairs:
+            raise InputError(None, "pairs", "--layers auto ranks layers on the training pairs; none were given")
+        return rank_layers(model, tokenizer, pairs, fraction=fraction)
+    if name != "heads":
         return LayerChoice(parse_layers(spec, num_layers(model)))
     from attrib.heads.localization import localize
 

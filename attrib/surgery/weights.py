@@ -7,20 +7,22 @@ attention sink (position 0) taken out explicitly:
     w_t = mean_h  A_h[t-1, rule] / (1 − A_h[t-1, 0])       ∈ [0, 1]
 
 The sink typically soaks up most of the mass in small Llama models; dividing it out makes ``w_t`` the share of the
-non-sink attention that goes to the rule. ``attrib.heads`` supplies the focal heads when it is available; otherwise all
-heads of the focal layers are used (documented fallback). Weights are computed once, without gradients.
+non-sink attention that goes to the rule. The batched computation itself is
+:func:`attrib.heads.weights.focal_rule_weights` (one implementation, shared with ``attrib heads``); this module adds
+the rule-span lookup and the eager-attention switch. When no focal heads are given, all heads of the focal layers are
+used (documented fallback). Weights are computed once, without gradients.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from attrib.errors import InputError
+from attrib.heads.weights import focal_rule_weights
 
-if TYPE_CHECKING:
-    import torch
+__all__ = ["eager_attention", "focal_rule_weights", "heads_for_layers", "rule_token_span"]
 
 
 def rule_token_span(tokenizer: Any, messages: Sequence[dict[str, str]], rule: str | None = None) -> tuple[int, int]:
@@ -65,34 +67,6 @@ def eager_attention(model: Any) -> Iterator[None]:
                 setter(old)
             else:
                 cfg._attn_implementation = old
-
-
-def focal_rule_weights(
-    attentions: Sequence[torch.Tensor],
-    response_mask: torch.Tensor,
-    spans: Sequence[tuple[int, int]],
-    heads: Sequence[tuple[int, int]],
-) -> torch.Tensor:
-    """Pure part: ``[B, T]`` weights from per-layer attention ``[B, H, T, T]``, rule spans and (layer, head) pairs."""
-    import torch
-
-    if not heads:
-        raise InputError(None, "heads", "no focal heads given")
-    B, T = response_mask.shape
-    rule = torch.zeros(B, T, dtype=torch.float32)
-    for b, (s, e) in enumerate(spans):
-        rule[b, s:e] = 1.0
-    per_head = []
-    for layer, head in heads:
-        a = attentions[layer][:, head].float()  # [B, Tq, Tk]
-        on_rule = (a * rule[:, None, :]).sum(-1)  # [B, Tq]
-        # the non-sink mass summed directly: 1 - a[..., 0] rounds to ~1e-7 in float32 for sink-parked heads
-        non_sink = a[:, :, 1:].sum(-1).clamp_min(1e-12)
-        per_head.append(on_rule / non_sink)
-    w_query = torch.stack(per_head).mean(0).clamp(0.0, 1.0)  # weight of each query position
-    w = torch.zeros(B, T)
-    w[:, 1:] = w_query[:, :-1]  # token t is predicted at position t-1
-    return w * response_mask.float()
 
 
 def heads_for_layers(model: Any, layers: Sequence[int]) -> list[tuple[int, int]]:
