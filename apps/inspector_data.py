@@ -3,9 +3,8 @@
 Everything the pages show comes through here, so it can be tested without a browser and cached by
 :mod:`inspector_cache`. The store is opened read-only per query (DuckDB allows many read-only
 processes, and a short-lived connection never blocks ``attrib ingest`` for long nor is shared across
-Streamlit's script threads). The trace list runs one SQL query over the store's documented tables
-because ``Store.list_traces`` cannot filter on a method's verdict; paging stays in the database, so a
-10k-trace store costs one small query per page.
+Streamlit's script threads). The trace list and its filter choices come from
+``Store.page_traces`` / ``Store.facets`` (:mod:`attrib.store.queries`): no SQL lives in the app.
 """
 
 from __future__ import annotations
@@ -17,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import orjson
 
 from attrib.errors import AttribError, InputError
+from attrib.store.queries import TraceFilter
 from attrib.trace import Attribution, Trace
 
 PAGE_SIZE = 50
@@ -35,16 +34,8 @@ def results_dir() -> Path:
     return Path(env) if env else RESULTS_DIR
 
 
-class ListFilter(msgspec.Struct, frozen=True, kw_only=True):
-    """The trace-list filters (None = any). ``verdict_*`` refer to ``method``'s stored verdicts."""
-
-    source: str | None = None
-    outcome: str | None = None
-    agent: str | None = None
-    method: str | None = None
-    verdict_agent: str | None = None
-    truth_agent: str | None = None
-    agreement: str | None = None  # "agrees" | "disagrees" | "not analyzed" (verdict vs annotation)
+#: The trace-list filters live with the store's queries (one home); the pages call them ListFilter.
+ListFilter = TraceFilter
 
 
 def store_arg(argv: Sequence[str]) -> str | None:
@@ -83,71 +74,14 @@ def open_ro(path: str | Path) -> Any:
     return open_store(path, read_only=True)
 
 
-def _where(f: ListFilter) -> tuple[str, list[Any]]:
-    conds: list[str] = []
-    args: list[Any] = []
-    if f.source:
-        conds.append("(t.source_format = ? OR t.metadata->>'subset' = ?)")
-        args += [f.source, f.source]
-    if f.outcome:
-        conds.append("t.outcome = ?")
-        args.append(f.outcome)
-    if f.agent:
-        conds.append("list_contains(t.agents, ?)")
-        args.append(f.agent)
-    if f.verdict_agent:
-        conds.append("a.agent = ?")
-        args.append(f.verdict_agent)
-    if f.truth_agent:
-        conds.append("l.mistake_agent = ?")
-        args.append(f.truth_agent)
-    if f.agreement == "agrees":
-        conds.append("a.step IS NOT NULL AND a.step = l.mistake_step AND a.agent = l.mistake_agent")
-    elif f.agreement == "disagrees":
-        conds.append("a.step IS NOT NULL AND l.mistake_step IS NOT NULL "
-                     "AND (a.step <> l.mistake_step OR a.agent <> l.mistake_agent)")
-    elif f.agreement == "not analyzed":
-        conds.append("a.trace_id IS NULL")
-    return (" WHERE " + " AND ".join(conds)) if conds else "", args
-
-
-_FROM = ("FROM traces t LEFT JOIN labels l ON l.trace_id = t.trace_id "
-         "LEFT JOIN attributions a ON a.trace_id = t.trace_id AND a.method = ?")
-
-
 def query_page(store: Any, f: ListFilter, page: int = 0, page_size: int = PAGE_SIZE) -> tuple[list[dict[str, Any]], int]:
-    """One page of the trace list and the total number of matches (rows: id, subset, outcome, steps, verdict, truth)."""
-    where, args = _where(f)
-    base = [f.method or ""] + args
-    total = int(store.con.execute(f"SELECT count(*) {_FROM}{where}", base).fetchone()[0])
-    # pick the page's ids first, then fetch their columns: 10x faster on 10k traces than sorting wide rows
-    sql = (
-        f"WITH ids AS (SELECT t.trace_id {_FROM}{where} ORDER BY t.trace_id LIMIT ? OFFSET ?) "
-        "SELECT t.trace_id, coalesce(t.metadata->>'subset', t.source_format) AS source, t.outcome, t.n_steps, "
-        "a.agent AS verdict_agent, a.step AS verdict_step, a.confidence, l.mistake_agent AS truth_agent, "
-        "l.mistake_step AS truth_step, array_to_string(t.agents, ', ') AS agents, left(t.task, 120) AS task "
-        f"FROM ids JOIN traces t ON t.trace_id = ids.trace_id LEFT JOIN labels l ON l.trace_id = t.trace_id "
-        "LEFT JOIN attributions a ON a.trace_id = t.trace_id AND a.method = ? ORDER BY t.trace_id"
-    )
-    cur = store.con.execute(sql, base + [int(page_size), int(page) * int(page_size), f.method or ""])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()], total
+    """One page of the trace list and the total number of matches (see :meth:`attrib.store.Store.page_traces`)."""
+    return store.page_traces(f, page, page_size)
 
 
 def facets(store: Any) -> dict[str, list[str]]:
     """The values each filter can take (sources, outcomes, agents, analyzed methods, annotated agents)."""
-    con = store.con
-
-    def col(sql: str) -> list[str]:
-        return [str(r[0]) for r in con.execute(sql).fetchall() if r[0] is not None]
-
-    return {
-        "source": col("SELECT DISTINCT coalesce(metadata->>'subset', source_format) s FROM traces ORDER BY s"),
-        "outcome": col("SELECT DISTINCT outcome FROM traces ORDER BY outcome"),
-        "agent": col("SELECT DISTINCT unnest(agents) a FROM traces ORDER BY a"),
-        "method": col("SELECT DISTINCT method FROM attributions ORDER BY method"),
-        "truth_agent": col("SELECT DISTINCT mistake_agent FROM labels ORDER BY mistake_agent"),
-    }
+    return store.facets()
 
 
 def methods() -> tuple[list[str], str]:

@@ -167,3 +167,29 @@ def test_bulk_save_attributions_replaces_per_trace_and_method(bundled: Path, tmp
         raise RuntimeError("boom")
     assert tmp_store.analyzed_ids("big") == set()
     assert tmp_store.save_attributions(many) == n and len(tmp_store.analyzed_ids("big")) == n
+
+
+def test_page_traces_joins_verdicts_with_labels_and_facets_list_choices(bundled: Path, tmp_store) -> None:
+    from attrib.store.queries import TraceFilter
+
+    for name in ("demo_whowhen.json", "otlp_agents.json", "chat_autogen.jsonl"):
+        tmp_store.upsert_trace(load_trace(bundled / name))
+    demo = "whowhen-algorithm-demo_whowhen"
+    right = Attribution(trace_id=demo, method="m", agent="UnitConversion_Expert", step=1, confidence=0.7)
+    tmp_store.save_attribution(right)
+    rows, total = tmp_store.page_traces(TraceFilter(method="m"), page=0, page_size=2)
+    assert total == 3 and len(rows) == 2 and rows[0]["trace_id"] < rows[1]["trace_id"]
+    rows, total = tmp_store.page_traces(TraceFilter(method="m"), page=1, page_size=2)
+    assert total == 3 and len(rows) == 1
+    rows, total = tmp_store.page_traces(TraceFilter(method="m", agreement="agrees"))
+    assert total == 1 and rows[0]["trace_id"] == demo and rows[0]["verdict_step"] == rows[0]["truth_step"] == 1
+    assert tmp_store.page_traces(TraceFilter(method="m", agreement="disagrees"))[1] == 0
+    assert tmp_store.page_traces(TraceFilter(method="m", agreement="not analyzed"))[1] == 2
+    tmp_store.save_attribution(msgspec.structs.replace(right, step=4))
+    assert tmp_store.page_traces(TraceFilter(method="m", agreement="disagrees"))[1] == 1
+    assert tmp_store.page_traces(TraceFilter(method="other", agreement="not analyzed"))[1] == 3
+    with pytest.raises(ValueError, match="agreement must be one of"):
+        tmp_store.page_traces(TraceFilter(agreement="maybe"))
+    fac = tmp_store.facets()
+    assert fac["method"] == ["m"] and "otlp" in fac["source"] and "Researcher" in fac["agent"]
+    assert fac["truth_agent"] == sorted(fac["truth_agent"]) and "UnitConversion_Expert" in fac["truth_agent"]

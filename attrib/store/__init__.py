@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from attrib.errors import InputError, NotFoundError
+from attrib.store.queries import TraceFilter
 from attrib.store.schema import LATEST, TABLES, current_version, migrate
 from attrib.trace import Attribution, Trace
 
@@ -269,6 +270,23 @@ class Store:
     def count_traces(self, source: str | None = None, outcome: str | None = None, agent: str | None = None) -> int:
         where, args = self._where(source, outcome, agent)
         return int(self.con.execute(f"SELECT count(*) FROM traces t{where}", args).fetchone()[0])
+
+    def page_traces(self, filters: TraceFilter | None = None, page: int = 0,
+                    page_size: int = 50) -> tuple[list[dict[str, Any]], int]:
+        """One page of traces joined with their label and ``filters.method``'s verdict, and the match count.
+
+        Rows carry trace_id, source, outcome, n_steps, verdict_agent/step, confidence, truth_agent/step,
+        agents, task; ``filters.agreement`` keeps traces whose verdict agrees/disagrees with the annotation.
+        """
+        from attrib.store.queries import page_traces
+
+        return page_traces(self.con, filters or TraceFilter(), page, page_size)
+
+    def facets(self) -> dict[str, list[str]]:
+        """The distinct values each :class:`TraceFilter` field can take in this store."""
+        from attrib.store.queries import facets
+
+        return facets(self.con)
 
     def count_steps(self) -> int:
         return int(self.con.execute("SELECT count(*) FROM steps").fetchone()[0])
