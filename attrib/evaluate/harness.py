@@ -211,11 +211,11 @@ def _evaluate(
     default = {
         r["subset"]: {k2: r[k2] for k2 in ("step_accuracy", "agent_accuracy", "ece", "step_accuracy_pm1",
                                             "step_accuracy_pm3", "agent_ece", "n", "step_accuracy_sd",
-                                            "agent_accuracy_sd", "ece_sd", "n_seeds")}
+                                            "agent_accuracy_sd", "ece_sd", "n_seeds", "ece_null", "ece_null_q95")}
         for r in rows if r["method"] == DEFAULT_METHOD and r["protocol"].endswith("pooled")
     }
     for v in default.values():
-        for key in ("ece", "agent_ece", "ece_sd"):
+        for key in ("ece", "agent_ece", "ece_sd", "ece_null", "ece_null_q95"):
             if v.get(key) is not None:
                 v[key] = 100 * v[key]
     return {

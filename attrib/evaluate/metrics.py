@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attrib.methods.calibration import ece
+from attrib.methods.calibration import ece, ece_if_calibrated
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,11 @@ class Verdict:
 
 
 def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
-    """Percentages: step exact / ±1 / ±3, agent; ECE (10 bins) of step and agent confidences."""
+    """Percentages: step exact / ±1 / ±3, agent; ECE (10 bins) of step and agent confidences.
+
+    ``ece_null`` is the ECE a perfectly calibrated predictor would show with the same confidences on
+    this many traces (its mean; ``ece_null_q95`` its 95th percentile): the noise floor to read ECE against.
+    """
     if not verdicts:
         return {}
     st = np.array([v.step for v in verdicts])
@@ -44,11 +48,15 @@ def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
         "agent_accuracy": 100 * agent.mean(),
         "ece": None,
         "agent_ece": None,
+        "ece_null": None,
+        "ece_null_q95": None,
     }
     if any(v.expected_step_acc is not None for v in verdicts):  # analytic baselines: ±k is undefined
         out["step_accuracy_pm1"] = out["step_accuracy_pm3"] = None
     if all(v.confidence is not None for v in verdicts):
-        out["ece"] = ece(np.array([v.confidence for v in verdicts]), (d == 0).astype(float))
+        conf = np.array([v.confidence for v in verdicts])
+        out["ece"] = ece(conf, (d == 0).astype(float))
+        out["ece_null"], out["ece_null_q95"] = ece_if_calibrated(conf)
     if all(v.agent_confidence is not None for v in verdicts):
         out["agent_ece"] = ece(np.array([v.agent_confidence for v in verdicts]),
                                np.array([v.agent == v.true_agent for v in verdicts], dtype=float))

@@ -153,6 +153,11 @@ def _folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
     return [np.flatnonzero(g == f) for f in range(k)]
 
 
+def _length_covariate(trace: Trace) -> float:
+    """Calibration covariate: log of the number of steps (long runs make a top-1 verdict less likely right)."""
+    return math.log(max(len(trace.steps), 1))
+
+
 def _label_agent_index(trace: Trace, agents: list[str]) -> int | None:
     lab = trace.label.mistake_agent if trace.label else None
     if lab in agents:
@@ -166,12 +171,13 @@ class LearnedRanker:
 
     def __init__(
         self, l2_step: float | str = "auto", l2_agent: float = 1.0, calibration: str = "platt", inner_folds: int = 4,
-        random_state: int = 0, smooth: float = 0.2, joint: float = 0.5,
+        random_state: int = 0, smooth: float = 0.2, joint: float = 0.5, length_calibration: bool = True,
     ) -> None:
         self.l2_step = l2_step
         self.l2_agent = l2_agent
         self.smooth = smooth
         self.joint = joint
+        self.length_calibration = length_calibration
         self.calibration = calibration
         self.inner_folds = inner_folds
         self.random_state = random_state
@@ -222,10 +228,11 @@ class LearnedRanker:
         q = [self._joint(oof[i], tables[i][0], oof_a[i], traces[i]) for i in keep]
         sp = np.array([x.max() for x in q])
         sc = np.array([int(np.argmax(x)) == ys[i] for x, i in zip(q, keep, strict=True)])
-        self.step_calibrator_ = Calibrator(self.calibration).fit(sp, sc)
+        cov = np.array([_length_covariate(traces[i]) for i in keep]) if self.length_calibration else None
+        self.step_calibrator_ = Calibrator(self.calibration).fit(sp, sc, cov)
         ap = np.array([oof_a[i].max() for i in keep])
         ac = np.array([int(np.argmax(oof_a[i])) == ya[i] for i in keep])
-        self.agent_calibrator_ = Calibrator(self.calibration).fit(ap, ac)
+        self.agent_calibrator_ = Calibrator(self.calibration).fit(ap, ac, cov)
         self.n_train_ = len(traces)
         return self
 
@@ -260,8 +267,8 @@ class LearnedRanker:
             agent_probs=pa,
             step=step,
             agent=agents[k],
-            step_confidence=float(self.step_calibrator_.predict(p.max())),
-            agent_confidence=float(self.agent_calibrator_.predict(pa.max())),
+            step_confidence=float(self.step_calibrator_.predict(p.max(), _length_covariate(trace))),
+            agent_confidence=float(self.agent_calibrator_.predict(pa.max(), _length_covariate(trace))),
             contributions={FEATURES[j]: float(contrib[j]) for j in top if contrib[j] > 0},
         )
 
@@ -272,7 +279,7 @@ class LearnedRanker:
         return {
             "params": {"l2_step": self.l2_step, "l2_agent": self.l2_agent, "calibration": self.calibration,
                        "inner_folds": self.inner_folds, "random_state": self.random_state, "smooth": self.smooth,
-                       "joint": self.joint},
+                       "joint": self.joint, "length_calibration": self.length_calibration},
             "features": list(FEATURES),
             "agent_features": list(AGENT_FEATURES),
             "step_model": self.step_model_.to_dict(),
@@ -289,7 +296,7 @@ class LearnedRanker:
 
         if tuple(d["features"]) != FEATURES or tuple(d["agent_features"]) != AGENT_FEATURES:
             raise AttribError("the saved ranker was fitted on other features; refit it (bench/who_and_when/fit_default.py)")
-        m = cls(**{"smooth": 0.0, "joint": 0.0, **d["params"]})  # artifacts from before smoothing/joint decoding
+        m = cls(**{"smooth": 0.0, "joint": 0.0, "length_calibration": False, **d["params"]})  # artifacts from before smoothing/joint decoding
         m.step_model_ = ConditionalLogit.from_dict(d["step_model"])
         m.agent_model_ = ConditionalLogit.from_dict(d["agent_model"])
         m.step_calibrator_ = Calibrator.from_dict(d["step_calibrator"])
