@@ -36,7 +36,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CUDA_EXT_DIR: Path = REPO_ROOT / "cuda_ext"
+#: Kernel sources: the checkout's ``cuda_ext/``, or the copy a wheel carries as ``attrib/_cuda_ext`` (see setup.py).
+CUDA_EXT_DIR: Path = next(
+    (d for d in (REPO_ROOT / "cuda_ext", Path(__file__).parent / "_cuda_ext") if (d / "attn_stats.cu").is_file()),
+    REPO_ROOT / "cuda_ext",
+)
 #: Head dims the CUDA kernel is instantiated for (the q row lives in registers); others use the PyTorch path.
 CUDA_HEAD_DIMS: frozenset[int] = frozenset({32, 64, 80, 96, 128, 256})
 Backend = Literal["auto", "torch", "cuda"]
