@@ -1,9 +1,10 @@
 """SAIL benchmark: does surgical LoRA on the focal layers repair system-rule following, and at what cost?
 
 One run, on CPU, SmolLM2-135M-Instruct: the base model and, for each of ``--seeds`` seeds, four trained variants on the
-same preference pairs (train templates of the conflict suite) with the same step budget:
+same preference pairs (train templates of the conflict suite, minus the validation questions) with the same budget:
 
-* ``sail_focal``  — SAIL loss (α = 0.5, attention token weights) with LoRA on the focal layers;
+* ``sail_focal``  — SAIL loss (α = 0.5, attention token weights) with LoRA on the focal layers (``--layers auto``: the
+  top 10 % of layers by gradient attribution on the training pairs, :mod:`attrib.surgery.layers`);
 * ``lora_random`` — the same loss (same focal-head token weights) and LoRA budget on as many random non-focal layers;
 * ``lora_all``    — the same loss and token weights with LoRA on all layers;
 * ``dpo_focal``   — plain DPO (α = 0) on the focal layers.
@@ -12,6 +13,10 @@ Each is scored on the *held-out templates* (unseen wordings) for compliance per 
 checkers, Wilson 95 % CI) and perplexity on a hand-written neutral text; step time is compared with all-layer LoRA
 measured in the same run. Results go to ``bench/results/sail.json``.
 
+Validation: the last question (``q2``) of every *train* template is held back from training; ``bench/sail/tune.py``
+picks lr and steps on it (never on the held-out templates) and writes ``bench/results/sail_tune.json``, whose choice
+this script uses by default.
+
     .venv/bin/python bench/sail/run.py                 # the benchmark configuration
     .venv/bin/python bench/sail/run.py --seeds 1 --steps 4   # smoke run
 """
@@ -19,6 +24,7 @@ measured in the same run. Results go to ``bench/results/sail.json``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -35,6 +41,46 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 CONDITIONS = ("sail_focal", "lora_random", "lora_all", "dpo_focal")
+#: The question of every train template kept back as the validation split (training never sees its pairs).
+VAL_QUESTION = "q2"
+TUNE_FILE = ROOT / "bench" / "results" / "sail_tune.json"
+
+
+def is_validation(probe_id: str) -> bool:
+    """``family/tN/qK/condition`` ids whose question is the validation question."""
+    parts = probe_id.split("/")
+    return len(parts) > 2 and parts[2] == VAL_QUESTION
+
+
+def validation_probes(conditions: tuple[str, ...]) -> list:
+    """Probes of the train templates' validation question (the tuning set; disjoint from the training pairs)."""
+    from attrib.probes import conflict_suite
+
+    return [p for p in conflict_suite(split="train", conditions=conditions) if is_validation(p.id)]
+
+
+def training_pairs(model_name: str, model, tok, max_response_tokens: int, per_family: int) -> tuple[list, int]:
+    """The fixed training subset: train-template pairs minus the validation question, ``per_family`` per family."""
+    from attrib.paths import cache_dir
+    from attrib.surgery.api import suite_pairs
+    from attrib.surgery.pairs import read_pairs, split_pairs, write_pairs
+
+    cache = cache_dir() / "sail_bench"
+    cache.mkdir(parents=True, exist_ok=True)
+    pair_file = cache / f"pairs-{model_name}.jsonl"
+    if pair_file.is_file():
+        all_pairs = read_pairs(pair_file)
+    else:
+        all_pairs = suite_pairs(model, tok, split="train", n_samples=0, max_new_tokens=max_response_tokens)
+        write_pairs(pair_file, all_pairs)
+    train_pairs, _ = split_pairs(all_pairs)
+    train_pairs = [p for p in train_pairs if not is_validation(p.probe_id)]
+    return stratified(train_pairs, per_family, seed=0), len(train_pairs)
+
+
+def tuned() -> dict:
+    """lr/steps chosen on the validation split by tune.py (empty when it has not run)."""
+    return json.loads(TUNE_FILE.read_text()).get("chosen", {}) if TUNE_FILE.is_file() else {}
 
 
 def log(msg: str) -> None:
@@ -94,25 +140,49 @@ def markdown_table(result: dict) -> str:
     return "\n".join(rows)
 
 
+def choose_layers(model_name: str, spec: str, model, tok, pairs: list) -> dict:
+    """Resolve ``--layers`` (cached per spec and training pairs, since tune.py and run.py share it)."""
+    from attrib.paths import cache_dir
+    from attrib.surgery.api import resolve_layers
+
+    key = hashlib.sha1(repr(sorted(p.id for p in pairs)).encode()).hexdigest()[:10]
+    layer_file = cache_dir() / "sail_bench" / f"layers-{model_name}-{spec}-{key}.json"
+    if layer_file.is_file():
+        return json.loads(layer_file.read_text()) | {"cached": True}
+    ch = resolve_layers(model, tok, spec, pairs=pairs)
+    choice = {"layers": ch.layers, "heads": [list(h) for h in ch.heads], "source": ch.source, "detail": ch.detail}
+    layer_file.parent.mkdir(parents=True, exist_ok=True)
+    layer_file.write_text(json.dumps(choice))
+    return choice
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--layers", default="auto", help="focal layers: auto (attrib.heads.localize) or e.g. 12-15")
+    ap.add_argument("--layers", default="auto",
+                    help="focal layers: auto (gradient ranking on the training pairs), heads (attrib.heads.localize) "
+                         "or e.g. 12-15")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=None, help="default: tune.py's choice on the validation split, else 8")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--per-family", type=int, default=5, help="training pairs per family (one epoch = steps*batch)")
-    ap.add_argument("--lr", type=float, default=2e-3, help="paper: 1e-5 over full epochs on 8 GPUs; see README")
+    ap.add_argument("--lr", type=float, default=None,
+                    help="default: tune.py's choice on the validation split, else 2e-3 (paper: 1e-5 over full epochs "
+                         "on 8 GPUs; see README)")
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--max-response-tokens", type=int, default=24)
     ap.add_argument("--eval-tokens", type=int, default=16)
     ap.add_argument("--eval-conditions", default="user,peer",
                     help="held-out probe conditions to score (user,peer = instruction conflicts; add plain,plain_peer)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: 1 when the machine is oversubscribed)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: all cores unless oversubscribed)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "sail.json"))
     ap.add_argument("--table", action="store_true", help="print the README table from --out and exit")
     args = ap.parse_args()
+    chosen = tuned()
+    args.tuned_on_validation = bool(chosen) and args.lr is None and args.steps is None
+    args.lr = args.lr if args.lr is not None else chosen.get("lr", 2e-3)
+    args.steps = args.steps if args.steps is not None else chosen.get("steps", 8)
     if args.table:
         print(markdown_table(json.loads(Path(args.out).read_text())))
         return
@@ -120,13 +190,11 @@ def main() -> None:
     import torch
 
     from attrib.models import load_model
-    from attrib.paths import cache_dir
     from attrib.probes import conflict_suite
-    from attrib.surgery.api import resolve_layers, suite_pairs
     from attrib.surgery.evaluate import compliance, perplexity
     from attrib.surgery.lora import trainable_share
-    from attrib.surgery.pairs import read_pairs, split_pairs, write_pairs
     from attrib.surgery.train import train_sail
+    from attrib.surgery.weights import heads_for_layers
 
     load = os.getloadavg()[0]
     threads = args.threads or (1 if load > (os.cpu_count() or 2) else (os.cpu_count() or 2))
@@ -135,34 +203,22 @@ def main() -> None:
     t_all = time.perf_counter()
     model, tok = load_model(args.model)
     n_layers = model.config.num_hidden_layers
-    cache = cache_dir() / "sail_bench"
-    cache.mkdir(parents=True, exist_ok=True)
 
-    # 1. focal layers (cached: localization is its own benchmark, bench/heads)
+    # 1. preference pairs from the train templates (greedy answers labelled by the checkers + templated responses),
+    #    minus the validation question
     t0 = time.perf_counter()
-    layer_file = cache / f"layers-{args.model}-{args.layers}.json"
-    if layer_file.is_file():
-        choice = json.loads(layer_file.read_text())
-    else:
-        ch = resolve_layers(model, tok, args.layers)
-        choice = {"layers": ch.layers, "heads": [list(h) for h in ch.heads], "source": ch.source, "detail": ch.detail}
-        layer_file.write_text(json.dumps(choice))
-    focal = choice["layers"]
-    heads = [tuple(h) for h in choice["heads"]] or None
-    log(f"focal layers {focal} ({choice['source']}), {time.perf_counter() - t0:.0f} s")
-
-    # 2. preference pairs from the train templates (greedy answers labelled by the checkers + templated responses)
-    t0 = time.perf_counter()
-    pair_file = cache / f"pairs-{args.model}.jsonl"
-    if pair_file.is_file():
-        all_pairs = read_pairs(pair_file)
-    else:
-        all_pairs = suite_pairs(model, tok, split="train", n_samples=0, max_new_tokens=args.max_response_tokens)
-        write_pairs(pair_file, all_pairs)
-    train_pairs, _ = split_pairs(all_pairs)
-    subset = stratified(train_pairs, args.per_family, seed=0)
+    subset, n_train_pairs = training_pairs(args.model, model, tok, args.max_response_tokens, args.per_family)
     pair_seconds = time.perf_counter() - t0
-    log(f"{len(train_pairs)} train pairs, {len(subset)} used ({args.per_family}/family), {pair_seconds:.0f} s")
+    log(f"{n_train_pairs} train pairs, {len(subset)} used ({args.per_family}/family), {pair_seconds:.0f} s")
+
+    # 2. focal layers, chosen on the training pairs (timed: part of SAIL's cost)
+    t0 = time.perf_counter()
+    choice = choose_layers(args.model, args.layers, model, tok, subset)
+    focal = choice["layers"]
+    heads = [tuple(h) for h in choice["heads"]] or heads_for_layers(model, focal)
+    # when cached (tune.py ran the ranking first), report the seconds the ranking took when it ran
+    layer_seconds = choice.get("detail", {}).get("seconds", 0.0) if choice.get("cached") else time.perf_counter() - t0
+    log(f"focal layers {focal} ({choice['source']}), {layer_seconds:.0f} s")
 
     # 3. evaluation set: the held-out templates (by default their instruction-conflict prompts)
     probes = conflict_suite(split="heldout", conditions=tuple(args.eval_conditions.split(",")))
@@ -212,18 +268,22 @@ def main() -> None:
                 "trainable_le_2pct": s["trainable_share"] <= 0.02,
                 "beats_random_beyond_seed_noise": s["overall"]["mean"] - rnd["overall"]["mean"] > 2 * sd_noise,
                 "perplexity_within_5pct": s["perplexity_change_pct"]["mean"] <= 5,
-                "train_le_15_min": train_seconds <= 900,
+                "train_le_15_min": train_seconds + layer_seconds <= 900,
             }
         result = {
             "benchmark": "sail",
             "model": args.model,
             "machine": {"cpus": os.cpu_count(), "load_average_at_start": load, "torch_threads": threads,
                         "platform": platform.platform(), "torch": torch.__version__},
-            "config": vars(args) | {"focal_layers": focal, "focal_heads": choice["heads"], "layer_source": choice["source"],
+            "config": vars(args) | {"focal_layers": focal, "focal_heads": [list(h) for h in heads], "layer_source": choice["source"],
+                                    "layer_detail": choice.get("detail", {}),
+                                    "validation": f"question {VAL_QUESTION} of every train template (not trained on)",
+                                    "tune_file": str(TUNE_FILE.relative_to(ROOT)) if args.tuned_on_validation else None,
                                     "n_train_pairs_used": len(subset), "n_heldout_probes": len(probes),
                                     "heldout_templates": sorted({p.template for p in probes})},
             "partial": partial,
-            "timings": {"pairs_seconds": pair_seconds, "train_seconds_all_runs": train_seconds,
+            "timings": {"pairs_seconds": pair_seconds, "layer_choice_seconds": layer_seconds,
+                        "layer_choice_cached": choice.get("cached", False), "train_seconds_all_runs": train_seconds,
                         "total_seconds": time.perf_counter() - t_all},
             "summary": summary,
             "goals": goals,
