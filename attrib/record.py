@@ -8,7 +8,11 @@
 How: when a step closes, the recorder replays ``prompt + response`` once, teacher-forced, under hooks, and saves
 what the model computed at the answer-generating positions. Why a replay rather than hooks live inside
 ``generate``: KV-cached decoding splits attention into one call per token and fused SDPA/flash kernels return no
-weights, while a single replay is cheap and gives the identical activations for the tokens actually produced.
+weights, while a single replay is cheap and gives the identical activations for the tokens actually produced. The replay
+hands post-rotary queries and keys to :mod:`attrib.heads.long_context` (the CUDA kernel on a GPU, the exact chunked
+PyTorch path elsewhere), so no [H, T, T] pattern exists and long transcripts fit in memory; only
+``full_patterns=True`` or extra ``hooks`` take the cached-pattern path (a TransformerBridge ``run_with_cache``, or
+an HF model loaded with ``attn_implementation='eager'``).
 
 File layout (one safetensors file per step, written through :func:`attrib.activations.save_step`, keys named by
 TransformerLens hook path, batch dimension dropped, float16 unless asked otherwise):
@@ -175,8 +179,40 @@ class Recorder:
         n_prompt, t = len(prompt_ids), len(ids)
         q = np.arange(n_prompt - 1, t - 1)
         seg = drift.segment_ids(t, spans, n_prompt)
-        names = {PATTERN.format(l=la) for la in self.layers} | set(self.hooks)
         x = torch.tensor([ids])
+        tensors: dict[str, np.ndarray] = {}
+        if self.full_patterns or self.hooks:
+            self._capture_patterns(x, q, seg, tensors)
+        else:
+            self._capture_stats(x, q, seg, tensors)
+        tensors["attrib.query_positions"] = q.astype(np.int32)
+        layout = {
+            "segments": list(drift.SEGMENTS), "spans": {k: list(v) for k, v in spans.items()},
+            "n_prompt": n_prompt, "n_tokens": t, "layers": self.layers, "dtype": str(self.dtype),
+        }
+        return tensors, layout
+
+    def _capture_stats(self, x: Any, q: np.ndarray, seg: np.ndarray, tensors: dict[str, np.ndarray]) -> None:
+        """Segment masses and entropy from post-rotary q/k (``attrib.heads.long_context``): no [H, T, T] tensor
+        is ever formed, so memory stays O(T) on long agent transcripts (the CUDA kernel on a GPU)."""
+        from attrib.heads import drift
+        from attrib.heads.long_context import layer_segment_stats
+
+        model = self.model if self.is_bridge else (self.model, self.tokenizer)
+        stats = layer_segment_stats(model, x[0], seg, query_positions=q, layers=self.layers,
+                                    n_segments=len(drift.SEGMENTS))
+        for la in self.layers:
+            key = PATTERN.format(l=la)
+            tensors[f"{key}:segment_mass"] = stats[la].mass[0].float().cpu().numpy().astype(self.dtype)
+            tensors[f"{key}:entropy"] = stats[la].entropy[0].float().cpu().numpy().astype(self.dtype)
+
+    def _capture_patterns(self, x: Any, q: np.ndarray, seg: np.ndarray, tensors: dict[str, np.ndarray]) -> None:
+        """The same statistics from full attention patterns (kept when ``full_patterns`` or extra hooks are asked)."""
+        import torch
+
+        from attrib.heads import drift
+
+        names = {PATTERN.format(l=la) for la in self.layers} | set(self.hooks)
         with torch.no_grad():
             if self.is_bridge:
                 _, cache = self.model.run_with_cache(x, names_filter=lambda n: n in names)
@@ -188,7 +224,6 @@ class Recorder:
                     raise InputError(None, "model", "the model returned no attention weights (load it with attn_implementation='eager')")
                 pats = {la: out.attentions[la][0] for la in self.layers}
                 extra = {}
-        tensors: dict[str, np.ndarray] = {}
         for la, p in pats.items():
             rows = p.float().cpu().numpy()[:, q, :]  # [H, Q, T]
             key = PATTERN.format(l=la)
@@ -200,12 +235,6 @@ class Recorder:
                 tensors[key] = p.float().cpu().numpy().astype(self.dtype)
         for h, v in extra.items():
             tensors[h] = v.float().cpu().numpy()[q].astype(self.dtype)
-        tensors["attrib.query_positions"] = q.astype(np.int32)
-        layout = {
-            "segments": list(drift.SEGMENTS), "spans": {k: list(v) for k, v in spans.items()},
-            "n_prompt": n_prompt, "n_tokens": t, "layers": self.layers, "dtype": str(self.dtype),
-        }
-        return tensors, layout
 
     # -- output ---------------------------------------------------------------------------------------------
     def trace(

@@ -145,3 +145,19 @@ def test_step_drift_from_recorded_files(recorded):
     assert out["magnitude"].shape == (3, 9) and np.isfinite(out["js"]).all()
     # step 1 has a conflict span that step 0 lacks: attention moved onto it, so some head shows drift
     assert out["js"].max() > 0
+
+
+def test_statistics_path_equals_full_pattern_path(recorded, smollm, tmp_path):
+    """The default O(T) path (q/k -> segment statistics) stores what full attention patterns give."""
+    from attrib.record import Recorder, load_segment_stats
+
+    model, tok = smollm
+    _, trace, _ = recorded
+    step = trace.steps[1]
+    with Recorder(model, tok, out_dir=tmp_path, trace_id="full", layers=[0, 5, 29], full_patterns=True) as rec:
+        rec.add_step("solver", step.metadata["messages"], step.content, rule=RULE, conflict=PEER)
+        full = rec.trace(task="demo")
+    a, b = load_segment_stats(step), load_segment_stats(full.steps[0])
+    assert a["segment_mass"].shape == b["segment_mass"].shape
+    np.testing.assert_allclose(a["segment_mass"], b["segment_mass"], atol=2e-3)
+    np.testing.assert_allclose(a["entropy"], b["entropy"], atol=1e-2)
