@@ -53,6 +53,10 @@ _NAME_TOKENS = ("verif", "valid", "check", "review", "surfer", "orchestr", "assi
 _CAP = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{3,}\b")
 _NOPROGRESS = re.compile(r'"is_progress_being_made": \{[^}]*"answer": false')
 _SATISFIED = re.compile(r'"is_request_satisfied": \{[^}]*"answer": true')
+_NEGATIVE = re.compile(
+    r"code output:\s*(\[\]|\{\}|none|nan|null|0|false)?\s*$|not found|no [\w ]{0,40}(found|available|information)"
+    r"|does not contain|did not (return|find)|could not|couldn't|unable to|empty|no results|no data|no matching"
+)
 _INLOOP = re.compile(r'"is_in_loop": \{[^}]*"answer": true')
 
 FEATURES: tuple[str, ...] = (
@@ -106,6 +110,12 @@ FEATURES: tuple[str, ...] = (
     "first_hedge_step",
     "first_replan",
     "first_satisfied",
+    "next_tool_negative",
+    "first_next_tool_negative",
+    "first_next_tool_error",
+    "first_code_step",
+    "prev_tool_negative",
+    "concludes_after_negative",
 )
 INDEX = {n: i for i, n in enumerate(FEATURES)}
 
@@ -158,6 +168,7 @@ def step_features(trace: Trace, graph_mass: dict[int, float] | None = None) -> n
     fin_seen: set[str] = set()
     gt_seen = False
     first_err = first_hedge = seen_replan = seen_satisfied = False
+    seen_neg = seen_terr = seen_code = False
     max_mass = max((mass.get(i, 0.0) for i in range(n) if not tool[i]), default=0.0)
     prev_words: frozenset[str] = frozenset()
     for i, s in enumerate(steps):
@@ -216,8 +227,18 @@ def step_features(trace: Trace, graph_mass: dict[int, float] | None = None) -> n
             err = _tool_error(contents[i + 1])
             x[INDEX["next_tool_error"]] = err
             x[INDEX["next_tool_ok"]] = not err
+            if not err and not tool[i] and _NEGATIVE.search(contents[i + 1][:2000].lower().strip()):
+                x[INDEX["next_tool_negative"]] = 1
+                if not seen_neg:
+                    x[INDEX["first_next_tool_negative"]] = 1
+                    seen_neg = True
+            if err and not tool[i] and not seen_terr:
+                x[INDEX["first_next_tool_error"]] = 1
+                seen_terr = True
         if prev_tool:
             x[INDEX["prev_tool_error"]] = _tool_error(contents[i - 1])
+            if not x[INDEX["prev_tool_error"]] and not tool[i]:
+                x[INDEX["prev_tool_negative"]] = bool(_NEGATIVE.search(contents[i - 1][:2000].lower().strip()))
         if fin_tokens:
             have = _has(fin_tokens, nums, wds)
             new = have - fin_seen
@@ -251,6 +272,10 @@ def step_features(trace: Trace, graph_mass: dict[int, float] | None = None) -> n
         )
         x[INDEX["graph_in"]] = math.log(1 + g.in_degree(i))
         x[INDEX["graph_ancestor_of_failure"]] = i in ancestors
+        x[INDEX["concludes_after_negative"]] = seen_neg and not tool[i] and bool(x[INDEX["kw_conclude"]])
+        if x[INDEX["kw_code"]] and not tool[i] and i + 1 < n and tool[i + 1] and not seen_code:
+            x[INDEX["first_code_step"]] = 1
+            seen_code = True
         if x[INDEX["kw_error"]] and not first_err and not tool[i]:
             x[INDEX["first_error_step"]] = 1
             first_err = True

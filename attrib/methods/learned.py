@@ -183,9 +183,16 @@ class LearnedRanker:
         self.random_state = random_state
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, traces: Sequence[Trace], groups: Sequence[str] | None = None) -> LearnedRanker:
-        """Fit on labelled traces; ``groups`` (e.g. question ids) keep inner folds leak-free."""
+    def fit(self, traces: Sequence[Trace], groups: Sequence[str] | None = None,
+            sample_weight: Sequence[float] | None = None) -> LearnedRanker:
+        """Fit on labelled traces; ``groups`` (e.g. question ids) keep inner folds leak-free.
+
+        ``sample_weight`` weights each trace in the step head's likelihood (e.g. to balance two systems).
+        """
+        if sample_weight is not None:
+            sample_weight = [w for t, w in zip(traces, sample_weight, strict=True) if t.label is not None]
         traces = [t for t in traces if t.label is not None]
+        sw = np.ones(len(traces)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
         if len(traces) < 2 * self.inner_folds:
             raise AttribError(f"need at least {2 * self.inner_folds} labelled traces to fit, got {len(traces)}")
         groups = list(groups) if groups is not None else [t.id for t in traces]
@@ -199,7 +206,7 @@ class LearnedRanker:
             for te in folds:
                 tr = np.setdiff1d(np.arange(len(traces)), te)
                 m = ConditionalLogit(l2, self.random_state, smooth=self.smooth).fit(
-                    [Xs[i] for i in tr], [ys[i] for i in tr]
+                    [Xs[i] for i in tr], [ys[i] for i in tr], sw[tr]
                 )
                 for i in te:
                     oof_l2[i] = m.predict_proba(Xs[i])
@@ -208,7 +215,7 @@ class LearnedRanker:
                 best = (ll, l2, oof_l2)
         assert best is not None
         _, self.l2_step_, oof = best
-        self.step_model_ = ConditionalLogit(self.l2_step_, self.random_state, smooth=self.smooth).fit(Xs, ys)
+        self.step_model_ = ConditionalLogit(self.l2_step_, self.random_state, smooth=self.smooth).fit(Xs, ys, sw)
         # agent head on cross-fitted step probabilities
         tables = [agent_matrix(t, oof[i], Xs[i]) for i, t in enumerate(traces)]
         ya = [_label_agent_index(t, tables[i][0]) for i, t in enumerate(traces)]
