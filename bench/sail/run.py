@@ -177,6 +177,7 @@ def main() -> None:
                     help="held-out probe conditions to score (user,peer = instruction conflicts; add plain,plain_peer)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: all cores unless oversubscribed)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "sail.json"))
+    ap.add_argument("--conditions", default=",".join(CONDITIONS), help="variants to train (comma-separated)")
     ap.add_argument("--table", action="store_true", help="print the README table from --out and exit")
     args = ap.parse_args()
     chosen = tuned()
@@ -234,7 +235,10 @@ def main() -> None:
     base["trainable"] = {"trainable": 0, "total": trainable_share(model).total, "share": 0.0}
     log(f"base: compliance {base['compliance']['overall']['rate']:.3f}, ppl {base['perplexity']:.2f}")
 
-    runs: dict[str, list[dict]] = {c: [] for c in CONDITIONS}
+    wanted = [c for c in args.conditions.split(",") if c]
+    if not set(wanted) <= set(CONDITIONS):
+        ap.error(f"--conditions: choose from {','.join(CONDITIONS)}")
+    runs: dict[str, list[dict]] = {c: [] for c in wanted}
     train_seconds = 0.0
 
     def write_result(partial: bool) -> dict:
@@ -307,6 +311,8 @@ def main() -> None:
                 "dpo_focal": (focal, 0.0, heads),
             }
             for cond, (layers, alpha, hds) in layer_sets.items():
+                if cond not in runs:
+                    continue
                 t = time.perf_counter()
                 res = train_sail(model, tok, subset, layers, steps=args.steps, lr=args.lr, beta=args.beta, alpha=alpha,
                                  batch_size=args.batch_size, seed=seed, out_dir=Path(tmp) / f"{cond}-{seed}",
