@@ -8,18 +8,16 @@ import inspector_state as state
 import plotly.graph_objects as go
 import streamlit as st
 from inspector_common import need_trace, open_trace, verdict
-from inspector_views import trace_header
+from inspector_views import trace_page
 
 from attrib.trace import Trace
 
 
 def compare(ctx: state.Ctx) -> None:
     """Two methods' verdicts on the same trace, their agent blame and their step scores side by side."""
-    if not need_trace(ctx):
+    trace = trace_page(ctx)
+    if trace is None:
         return
-    trace = ctx.trace
-    assert trace is not None
-    trace_header(trace)
     if not ctx.methods:
         st.info("No attribution method is registered yet.")
         return

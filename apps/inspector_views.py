@@ -11,6 +11,15 @@ from inspector_common import need_trace, verdict
 from attrib.trace import Attribution, Trace
 
 
+def trace_page(ctx: state.Ctx) -> Trace | None:
+    """The open trace with its header drawn, or None (after a hint to pick one) when no trace is open."""
+    if not need_trace(ctx):
+        return None
+    assert ctx.trace is not None
+    trace_header(ctx.trace)
+    return ctx.trace
+
+
 def trace_header(trace: Trace) -> None:
     """Id, task, outcome and size of the current trace."""
     st.header(f"Trace {trace.id}")
@@ -76,11 +85,9 @@ def step_detail(trace: Trace, k: int) -> None:
 
 def timeline(ctx: state.Ctx) -> None:
     """Agents as lanes, steps coloured by blame, the decisive step highlighted with its reason and text."""
-    if not need_trace(ctx):
+    trace = trace_page(ctx)
+    if trace is None:
         return
-    trace = ctx.trace
-    assert trace is not None
-    trace_header(trace)
     a = verdict(ctx)
     left, right = st.columns([3, 2])
     with left:
@@ -112,11 +119,9 @@ def timeline(ctx: state.Ctx) -> None:
 
 def blame(ctx: state.Ctx) -> None:
     """Agent blame with confidence intervals, and the top steps."""
-    if not need_trace(ctx):
+    trace = trace_page(ctx)
+    if trace is None:
         return
-    trace = ctx.trace
-    assert trace is not None
-    trace_header(trace)
     a = verdict(ctx)
     if a is None:
         return
@@ -137,11 +142,9 @@ def blame(ctx: state.Ctx) -> None:
 
 def flow_graph(ctx: state.Ctx) -> None:
     """The information-flow DAG with blame per node and the path from the decisive step to the failure."""
-    if not need_trace(ctx):
+    trace = trace_page(ctx)
+    if trace is None:
         return
-    trace = ctx.trace
-    assert trace is not None
-    trace_header(trace)
     a = verdict(ctx)
     edges, failure, origin = state.cached_flow(trace.content_hash(), trace.to_json())
     path = data.blame_path(trace, a, edges, failure) if a is not None else []
