@@ -247,7 +247,7 @@ def main() -> None:
         summary: dict[str, dict] = {"base": {
             "overall": {"mean": base_rate, "sd": 0.0}, "families": {f: base["compliance"]["families"][f]["rate"] for f in fams},
             "perplexity": base["perplexity"], "trainable_share": 0.0}}
-        all_step = statistics.fmean(r["mean_step_seconds"] for r in runs["lora_all"]) if runs["lora_all"] else None
+        all_step = statistics.fmean(r["mean_step_seconds"] for r in runs["lora_all"]) if runs.get("lora_all") else None
         for cond, rs in runs.items():
             if not rs:
                 continue
