@@ -204,7 +204,7 @@ def train_sail(
 
     ``token_weight_fn`` defaults to the frozen model's attention of ``focal_heads`` (default: every head of the focal
     layers) onto the system rule; ``alpha=0`` is the plain-DPO ablation. ``lr=1e-5`` is the paper's value for full
-    multi-GPU epochs; short CPU runs need a larger one (the benchmark uses 2e-4 and says so). The model is deep-copied
+    multi-GPU epochs; short CPU runs need a larger one (the benchmark picks 1e-3 × 16 steps on a validation split). The model is deep-copied
     first (``copy_model``) because peft injects LoRA layers in place. With ``resume``, a run finds its checkpoint in
     ``out_dir`` (same data and config) and continues from the saved step. ``prefix_cache`` runs the frozen layers
     below the lowest focal layer once, in the reference pass, instead of at every step (exact; see
