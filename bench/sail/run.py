@@ -163,6 +163,7 @@ def main() -> None:
                     help="focal layers: auto (gradient ranking on the training pairs), heads (attrib.heads.localize) "
                          "or e.g. 12-15")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed-start", type=int, default=0, help="first seed (extra random-layer draws: --seed-start 3)")
     ap.add_argument("--steps", type=int, default=None, help="default: tune.py's choice on the validation split, else 8")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--per-family", type=int, default=5, help="training pairs per family (one epoch = steps*batch)")
@@ -301,7 +302,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="sail_bench_") as tmp:
         ref_cache = Path(tmp) / "reference"
-        for seed in range(args.seeds):
+        for seed in range(args.seed_start, args.seed_start + args.seeds):
             rng = random.Random(1000 + seed)
             others = [la for la in range(n_layers) if la not in focal]
             layer_sets = {

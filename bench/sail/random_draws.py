@@ -1,0 +1,58 @@
+"""Does SAIL on the chosen layers beat LoRA on *random* layers of the same budget? More random draws decide it.
+
+The main benchmark (``run.py``) trains 3 random-layer variants; their spread is mostly which layers the draw
+picked, so 3 draws cannot separate a 6-point difference. This script pools the random-layer runs of
+``bench/results/sail.json`` with extra draws from ``run.py --conditions lora_random --seed-start 3 --seeds 7
+--out bench/results/sail_random_draws.json`` and applies the criterion fixed before the extra draws were run:
+SAIL beats random layers when its mean held-out compliance exceeds the random-layer mean by more than twice the
+standard error of the difference (Welch). Writes ``bench/results/sail_vs_random.json``.
+
+    .venv/bin/python bench/sail/random_draws.py
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results"
+
+
+def rates(runs: list[dict]) -> list[float]:
+    return [100 * r["compliance"]["overall"]["rate"] for r in runs]
+
+
+def main() -> None:
+    main_run = json.loads((RESULTS / "sail.json").read_text())
+    extra_path = RESULTS / "sail_random_draws.json"
+    extra = json.loads(extra_path.read_text()) if extra_path.is_file() else {"runs": {"lora_random": []}}
+    base = 100 * main_run["summary"]["base"]["overall"]["mean"]
+    sail = rates(main_run["runs"]["sail_focal"])
+    rnd_runs = main_run["runs"]["lora_random"] + extra["runs"]["lora_random"]
+    rnd = rates(rnd_runs)
+    diff = statistics.mean(sail) - statistics.mean(rnd)
+    se = math.sqrt(statistics.variance(sail) / len(sail) + statistics.variance(rnd) / len(rnd))
+    out = {
+        "criterion": "mean(SAIL) - mean(random) > 2 * Welch standard error of the difference (fixed before the extra draws)",
+        "base_compliance_pct": base,
+        "sail_focal": {"layers": main_run["config"]["focal_layers"], "n": len(sail), "compliance_pct": sail,
+                       "mean": statistics.mean(sail), "sd": statistics.stdev(sail)},
+        "lora_random": {"n": len(rnd), "layers": [r["layers"] for r in rnd_runs], "compliance_pct": rnd,
+                        "mean": statistics.mean(rnd), "sd": statistics.stdev(rnd)},
+        "difference_points": diff,
+        "se_difference": se,
+        "z": diff / se if se > 0 else float("inf"),
+        "random_draws_at_or_above_sail_mean": sum(x >= statistics.mean(sail) for x in rnd),
+        "sail_beats_random": diff > 2 * se,
+    }
+    (RESULTS / "sail_vs_random.json").write_text(json.dumps(out, indent=1))
+    print(json.dumps({k: v for k, v in out.items() if k not in ("sail_focal", "lora_random")}, indent=1))
+    print(f"SAIL {out['sail_focal']['mean']:.1f} ± {out['sail_focal']['sd']:.1f} % (n={len(sail)}), random "
+          f"{out['lora_random']['mean']:.1f} ± {out['lora_random']['sd']:.1f} % (n={len(rnd)})")
+
+
+if __name__ == "__main__":
+    main()
