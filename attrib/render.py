@@ -24,13 +24,32 @@ def _excerpt(attr: Attribution, trace: Trace | None, step: int, n: int = 300) ->
     return str(attr.evidence.get("step_text", ""))[:n]
 
 
+def _step_agent(attr: Attribution, trace: Trace | None) -> str | None:
+    """Who took the decisive step (the trace's record, else the method's step list, else its evidence)."""
+    if trace is not None and 0 <= attr.step < trace.n_steps:
+        return trace.steps[attr.step].agent
+    for s in attr.steps:
+        if s.step == attr.step:
+            return s.agent
+    got = attr.evidence.get("step_agent") if attr.evidence else None
+    return str(got) if got else None
+
+
+def verdict_line(attr: Attribution, trace: Trace | None = None) -> str:
+    """'step 3 by Alice', or 'step 3 (by Bob), blamed agent Alice' when the agent verdict is not the step's agent."""
+    by = _step_agent(attr, trace)
+    if by is None or by == attr.agent:
+        return f"step {attr.step} by {attr.agent}"
+    return f"step {attr.step} (by {by}), blamed agent {attr.agent}"
+
+
 def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: int = 5) -> str:
     """A Markdown report: verdict, agents with Shapley blame ± CI, top steps, evidence, reason."""
     ac = f", agent confidence {attr.agent_confidence:.0%}" if attr.agent_confidence is not None else ""
     lines = [
         f"## Failure attribution: `{attr.trace_id}`",
         "",
-        f"**Decisive step {attr.step}** by **{attr.agent}** — confidence {attr.confidence:.0%}{ac} "
+        f"**Decisive {verdict_line(attr, trace)}** — confidence {attr.confidence:.0%}{ac} "
         f"(method `{attr.method}`"
         + (f", {attr.elapsed_s * 1000:.0f} ms" if attr.elapsed_s is not None else "")
         + ")",
@@ -70,7 +89,7 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int =
     ms = f"   {attr.elapsed_s * 1000:.0f} ms" if attr.elapsed_s is not None else ""
     head = Panel(
         Text.from_markup(
-            f"[bold]step {attr.step}[/] by [bold cyan]{attr.agent}[/]   confidence [bold]{attr.confidence:.0%}[/]"
+            f"[bold]{verdict_line(attr, trace)}[/]   confidence [bold]{attr.confidence:.0%}[/]"
             f"{ac}   method {attr.method}{ms}"
         ),
         title=f"decisive mistake in {attr.trace_id}",

@@ -1,0 +1,27 @@
+"""Rendering says who took the decisive step, and flags an agent verdict that points elsewhere."""
+
+from attrib.render import attribution_markdown, verdict_line
+from attrib.trace import Attribution, Step, StepBlame, Trace
+
+TRACE = Trace(id="t", source_format="chat", steps=(
+    Step(index=0, agent="user", content="Which city is largest?"),
+    Step(index=1, agent="Researcher", content="Lyon 2,308,818."),
+    Step(index=2, agent="Analyst", content="Lyon is largest."),
+))
+
+
+def _attr(step: int, agent: str) -> Attribution:
+    return Attribution(trace_id="t", method="m", agent=agent, step=step, confidence=0.4,
+                       steps=(StepBlame(step=step, agent=TRACE.steps[step].agent, score=0.4),))
+
+
+def test_agreeing_verdict_reads_step_by_agent():
+    assert verdict_line(_attr(1, "Researcher"), TRACE) == "step 1 by Researcher"
+    assert "**Decisive step 1 by Researcher**" in attribution_markdown(_attr(1, "Researcher"), TRACE)
+
+
+def test_disagreeing_agent_verdict_is_not_presented_as_the_steps_author():
+    a = _attr(2, "Researcher")
+    assert verdict_line(a, TRACE) == "step 2 (by Analyst), blamed agent Researcher"
+    assert verdict_line(a) == "step 2 (by Analyst), blamed agent Researcher"  # from the method's own step list
+    assert "step 2 by Researcher" not in attribution_markdown(a, TRACE)
