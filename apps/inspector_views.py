@@ -37,7 +37,8 @@ def decisive_box(trace: Trace, a: Attribution) -> None:
         conf = f"confidence {a.confidence:.2f}"
         if a.agent_confidence is not None:
             conf += f" · agent confidence {a.agent_confidence:.2f}"
-        st.subheader(f"Decisive step {a.step} — {a.agent}")
+        by = trace.steps[a.step].agent if 0 <= a.step < trace.n_steps else a.agent
+        st.subheader(f"Decisive step {a.step} — {a.agent}" + ("" if by == a.agent else f" (the step is {by}'s)"))
         st.caption(f"method `{a.method}` · {conf}" + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else ""))
         if a.reason:
             st.markdown(f"**Why:** {a.reason}")
