@@ -30,24 +30,26 @@ _FROM = ("FROM traces t LEFT JOIN labels l ON l.trace_id = t.trace_id "
          "LEFT JOIN attributions a ON a.trace_id = t.trace_id AND a.method = ?")
 
 
+#: filter fields that are one parameterised condition each
+_EQUALS = (
+    ("outcome", "t.outcome = ?"),
+    ("agent", "list_contains(t.agents, ?)"),
+    ("verdict_agent", "a.agent = ?"),
+    ("truth_agent", "l.mistake_agent = ?"),
+)
+
+
 def _where(f: TraceFilter) -> tuple[str, list[Any]]:
     conds: list[str] = []
     args: list[Any] = []
     if f.source:
         conds.append("(t.source_format = ? OR t.metadata->>'subset' = ?)")
         args += [f.source, f.source]
-    if f.outcome:
-        conds.append("t.outcome = ?")
-        args.append(f.outcome)
-    if f.agent:
-        conds.append("list_contains(t.agents, ?)")
-        args.append(f.agent)
-    if f.verdict_agent:
-        conds.append("a.agent = ?")
-        args.append(f.verdict_agent)
-    if f.truth_agent:
-        conds.append("l.mistake_agent = ?")
-        args.append(f.truth_agent)
+    for field, cond in _EQUALS:
+        value = getattr(f, field)
+        if value:
+            conds.append(cond)
+            args.append(value)
     if f.agreement == "agrees":
         conds.append("a.step IS NOT NULL AND a.step = l.mistake_step AND a.agent = l.mistake_agent")
     elif f.agreement == "disagrees":
