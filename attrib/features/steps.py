@@ -146,6 +146,10 @@ def step_features(trace: Trace, graph_mass: dict[int, float] | None = None) -> n
     X = np.zeros((n, len(FEATURES)), dtype=np.float64)
     contents = [s.content or "" for s in steps]
     tool = [is_tool_agent(s.agent, s.role) for s in steps]
+    # each tool output is read once: did it fail, or run but come back empty / "not found"?
+    tool_err = [t and _tool_error(c) for t, c in zip(tool, contents, strict=True)]
+    tool_neg = [t and not e and bool(_NEGATIVE.search(c[:2000].lower().strip()))
+                for t, e, c in zip(tool, tool_err, contents, strict=True)]
     human = [is_human_agent(s.agent) for s in steps]
     task = trace.task or (contents[0] if contents else "")
     task_nums, task_words = numbers(task), words(task)
@@ -224,10 +228,10 @@ def step_features(trace: Trace, graph_mass: dict[int, float] | None = None) -> n
         x[INDEX["novel_numbers_untooled"]] = bool(novel) and not tool[i] and not prev_tool
         seen_nums |= nums
         if i + 1 < n and tool[i + 1]:
-            err = _tool_error(contents[i + 1])
+            err = tool_err[i + 1]
             x[INDEX["next_tool_error"]] = err
             x[INDEX["next_tool_ok"]] = not err
-            if not err and not tool[i] and _NEGATIVE.search(contents[i + 1][:2000].lower().strip()):
+            if not tool[i] and tool_neg[i + 1]:
                 x[INDEX["next_tool_negative"]] = 1
                 if not seen_neg:
                     x[INDEX["first_next_tool_negative"]] = 1
@@ -236,9 +240,8 @@ def step_features(trace: Trace, graph_mass: dict[int, float] | None = None) -> n
                 x[INDEX["first_next_tool_error"]] = 1
                 seen_terr = True
         if prev_tool:
-            x[INDEX["prev_tool_error"]] = _tool_error(contents[i - 1])
-            if not x[INDEX["prev_tool_error"]] and not tool[i]:
-                x[INDEX["prev_tool_negative"]] = bool(_NEGATIVE.search(contents[i - 1][:2000].lower().strip()))
+            x[INDEX["prev_tool_error"]] = tool_err[i - 1]
+            x[INDEX["prev_tool_negative"]] = tool_neg[i - 1] and not tool[i]
         if fin_tokens:
             have = _has(fin_tokens, nums, wds)
             new = have - fin_seen

@@ -268,14 +268,15 @@ class LearnedRanker:
         zbar = (X - self.step_model_.mean_) / self.step_model_.scale_
         contrib = (z - zbar.mean(axis=0)) * self.step_model_.coef_
         top = np.argsort(-contrib)[:6]
+        cov = _length_covariate(trace)
         return Prediction(
             step_probs=p,
             agents=agents,
             agent_probs=pa,
             step=step,
             agent=agents[k],
-            step_confidence=float(self.step_calibrator_.predict(p.max(), _length_covariate(trace))),
-            agent_confidence=float(self.agent_calibrator_.predict(pa.max(), _length_covariate(trace))),
+            step_confidence=float(self.step_calibrator_.predict(p.max(), cov)),
+            agent_confidence=float(self.agent_calibrator_.predict(pa.max(), cov)),
             contributions={FEATURES[j]: float(contrib[j]) for j in top if contrib[j] > 0},
         )
 
