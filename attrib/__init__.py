@@ -5,8 +5,7 @@ The library API is re-exported here lazily, so ``import attrib`` stays light (no
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from attrib._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -24,10 +23,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'attrib' has no attribute {name!r}")
-
-
-__all__ = sorted(_LAZY)
+__getattr__, __all__ = lazy_exports(__name__, _LAZY)

@@ -8,8 +8,7 @@ patching vs random head sets) whether the focal heads carry the failure. Submodu
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from attrib._lazy import lazy_exports
 
 _LAZY = {
     "localize": "attrib.heads.localization",
@@ -22,10 +21,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'attrib.heads' has no attribute {name!r}")
-
-
-__all__ = sorted(_LAZY)
+__getattr__, __all__ = lazy_exports(__name__, _LAZY)

@@ -7,8 +7,7 @@ Everything is re-exported lazily so ``import attrib.surgery`` does not import to
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from attrib._lazy import lazy_exports
 
 _LAZY = {
     "sail_loss": "attrib.surgery.loss",
@@ -41,10 +40,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'attrib.surgery' has no attribute {name!r}")
-
-
-__all__ = sorted(_LAZY)
+__getattr__, __all__ = lazy_exports(__name__, _LAZY)
