@@ -56,6 +56,12 @@ def _left_pad(batch: list[list[int]], pad_id: int) -> tuple[Any, Any]:
     return ids, mask
 
 
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """Token ids that end a chat turn: the tokenizer's EOS and ``<|im_end|>`` where the vocabulary has it."""
+    ids = {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
+    return sorted(t for t in ids if isinstance(t, int) and t >= 0)
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -64,31 +70,45 @@ def generate(
     max_new_tokens: int = 32,
     batch_size: int = 16,
     first_scores: list[Any] | None = None,
+    temperature: float = 0.0,
+    seed: int = 0,
+    stop_ids: Sequence[int] | None = None,
 ) -> list[list[int]]:
-    """Greedy continuations (token ids, stopped at EOS) for tokenized prompts, batched with left padding.
+    """Continuations (token ids, cut at the first stop token) for tokenized prompts, batched with left padding.
 
-    With ``first_scores`` (a list), the log-softmax over the vocabulary at the first generated position of every
-    prompt is appended to it (saves a second forward pass for first-token metrics).
+    Greedy when ``temperature`` is 0, else sampled (seeded by ``seed``). ``stop_ids`` defaults to the
+    tokenizer's EOS. With ``first_scores`` (a list), the log-softmax over the vocabulary at the first generated
+    position of every prompt is appended to it (saves a second forward pass for first-token metrics).
     """
     import torch
 
     out: list[list[int]] = []
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    for i in range(0, len(prompts), batch_size):
-        chunk = [list(p) for p in prompts[i : i + batch_size]]
-        ids, mask = _left_pad(chunk, pad)
-        with torch.no_grad():
-            gen = model.generate(
-                input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                pad_token_id=pad, eos_token_id=eos, return_dict_in_generate=True,
-                output_logits=first_scores is not None,
-            )
-        if first_scores is not None:
-            first_scores.extend(torch.log_softmax(gen.logits[0].float(), -1))
-        for row in gen.sequences[:, ids.shape[1]:].tolist():
-            cut = row.index(eos) if eos in row else len(row)
-            out.append([t for t in row[:cut] if t != pad])
+    stops = list(stop_ids) if stop_ids is not None else [tokenizer.eos_token_id]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    sampling: dict[str, Any] = (
+        {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0
+        else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    )
+    was_training = model.training
+    model.eval()
+    torch.manual_seed(seed)
+    try:
+        for i in range(0, len(prompts), batch_size):
+            chunk = [list(p) for p in prompts[i : i + batch_size]]
+            ids, mask = _left_pad(chunk, pad)
+            with torch.no_grad():
+                gen = model.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, pad_token_id=pad,
+                    eos_token_id=stops if len(stops) > 1 else stops[0], return_dict_in_generate=True,
+                    output_logits=first_scores is not None, **sampling,
+                )
+            if first_scores is not None:
+                first_scores.extend(torch.log_softmax(gen.logits[0].float(), -1))
+            for row in gen.sequences[:, ids.shape[1]:].tolist():
+                cut = next((k for k, t in enumerate(row) if t in stops), len(row))
+                out.append([t for t in row[:cut] if t != pad])
+    finally:
+        model.train(was_training)
     return out
 
 

@@ -1,4 +1,5 @@
-"""Batched chat generation (left-padded) for sampling pair responses and for compliance evaluation."""
+"""Chat-message front end to :func:`attrib.probes.run.generate` for sampling pair responses and for compliance
+evaluation: renders the messages, generates (stopping at EOS or ``<|im_end|>``), decodes the text."""
 
 from __future__ import annotations
 
@@ -17,33 +18,11 @@ def generate(
     seed: int = 0,
 ) -> list[str]:
     """Responses to chat ``prompts`` (greedy when ``temperature`` is 0), decoded without special tokens."""
-    import torch
-
+    from attrib.probes.run import generate as generate_ids
+    from attrib.probes.run import stop_token_ids
     from attrib.surgery.loss import render_prompt_ids
 
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    eos = [t for t in {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
-           if isinstance(t, int) and t >= 0]
-    out: list[str] = []
-    was_training = model.training
-    model.eval()
-    torch.manual_seed(seed)
-    try:
-        for i in range(0, len(prompts), batch_size):
-            rows = [render_prompt_ids(tokenizer, m) for m in prompts[i:i + batch_size]]
-            width = max(len(r) for r in rows)
-            ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
-            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
-            kw: dict[str, Any] = {"do_sample": temperature > 0}
-            if temperature > 0:
-                kw.update(temperature=temperature, top_p=1.0, top_k=0)
-            else:
-                kw.update(temperature=None, top_p=None, top_k=None)
-            with torch.no_grad():
-                gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                     pad_token_id=pad, eos_token_id=eos, **kw)
-            for row in gen[:, width:]:
-                out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
-    finally:
-        model.train(was_training)
-    return out
+    rows = generate_ids(model, tokenizer, [render_prompt_ids(tokenizer, m) for m in prompts],
+                        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, seed=seed,
+                        stop_ids=stop_token_ids(tokenizer))
+    return [tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
