@@ -28,7 +28,7 @@ from typing import Any
 
 from attrib.errors import InputError
 from attrib.surgery.api import LayerChoice
-from attrib.surgery.lora import _LAYER_RE, num_layers
+from attrib.surgery.lora import attention_projections, num_layers
 from attrib.surgery.pairs import PreferencePair
 
 #: Share of the decoder layers SAIL trains when the layers are chosen automatically.
@@ -94,11 +94,8 @@ def rank_layers(
     rows = encode_pairs(tokenizer, pairs, max_response_tokens)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-    targets: dict[str, tuple[int, Any]] = {}
-    for name, module in model.named_modules():
-        m = _LAYER_RE.match(name)
-        if m and hasattr(module, "weight"):
-            targets[name] = (int(m["idx"]), module.weight)
+    targets = {name: (layer, module.weight) for layer, name, module in attention_projections(model)
+               if hasattr(module, "weight")}
     if not targets:
         raise InputError(None, "model", "no q/k/v/o attention projections found to rank")
     flags = {id(p): p.requires_grad for p in model.parameters()}

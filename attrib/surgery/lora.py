@@ -29,19 +29,24 @@ def num_layers(model: Any) -> int:
     return max(idx) + 1 if idx else 0
 
 
+def attention_projections(model: Any, projections: Sequence[str] = PROJECTIONS) -> list[tuple[int, str, Any]]:
+    """``(layer, full module name, module)`` of every attention projection in ``projections``, by layer then q/k/v/o."""
+    found = []
+    for name, module in model.named_modules():
+        m = _LAYER_RE.match(name)
+        if m and m["proj"] in projections:
+            found.append((int(m["idx"]), projections.index(m["proj"]), name, module))
+    return [(layer, name, module) for layer, _, name, module in sorted(found, key=lambda t: (t[0], t[1]))]
+
+
 def attention_module_names(model: Any, layers: Iterable[int], projections: Sequence[str] = PROJECTIONS) -> list[str]:
     """Full module names of the attention projections of ``layers`` (raises InputError for layers out of range)."""
     wanted = validate_layers(model, layers)
-    names = []
-    for name, _ in model.named_modules():
-        m = _LAYER_RE.match(name)
-        if m and int(m["idx"]) in wanted and m["proj"] in projections:
-            names.append(name)
-    found = {int(_LAYER_RE.match(n)["idx"]) for n in names}  # type: ignore[index]
-    missing = sorted(set(wanted) - found)
+    hits = [(layer, name) for layer, name, _ in attention_projections(model, projections) if layer in wanted]
+    missing = sorted(set(wanted) - {layer for layer, _ in hits})
     if missing:
         raise InputError(None, "layers", f"no attention projections {list(projections)} found for layers {missing}")
-    return sorted(names, key=lambda n: (int(_LAYER_RE.match(n)["idx"]), projections.index(_LAYER_RE.match(n)["proj"])))  # type: ignore[index]
+    return [name for _, name in hits]
 
 
 def validate_layers(model: Any, layers: Iterable[int]) -> list[int]:
