@@ -32,7 +32,13 @@ constexpr int BK = 32;                       // keys per shared-memory tile
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LN2 = 0.6931471805599453f;
 constexpr float REBASE = 8.0f;               // log2 units: terms stay <= 2^8 before a rebase
-constexpr int MIN_KEYS_PER_SPLIT = 256;
+constexpr int MIN_KEYS_PER_SPLIT = 128;     // never split finer than this (4 tiles)
+constexpr int TARGET_BLOCKS_PER_SM = 4;      // split until about this many blocks per SM are launched
+constexpr int TRIANGLE_SPLITS = 8;           // causal over all queries: split keys at least this often
+
+#ifndef ATTN_STATS_HEAVY_FIRST
+#define ATTN_STATS_HEAVY_FIRST 1
+#endif
 
 template <typename T>
 AS_HD float to_f32(T x);
@@ -61,6 +67,10 @@ AS_HD Block make_block(const AttnStatsArgs& a, int bx, int by, int bz, int nthre
   Block blk;
   blk.split = bx % a.num_splits;
   blk.qtile = bx / a.num_splits;
+#if ATTN_STATS_HEAVY_FIRST
+  // Causal: the last query tile scans the most keys; hand it out first so the short tiles fill the tail.
+  if (a.causal) blk.qtile = ceil_div(a.Q, nthreads) - 1 - blk.qtile;
+#endif
   blk.h = by;
   blk.b = bz;
   blk.hk = by / (a.Hq / a.Hkv);
@@ -285,18 +295,19 @@ inline int check_args(const AttnStatsArgs& a) {
   return ATTN_STATS_OK;
 }
 
-// Pick queries per block (shared memory must hold G accumulators per query) and the number of key splits
-// (enough blocks to fill the device when there are few queries, e.g. answer positions over a long context).
+// Pick queries per block and the number of key splits. Measured on an H100 (bench/attn_stats/sweep.cu, the best
+// of every block size x split count at T = 1k..32k, all queries and 16 answer queries): 128 threads per block is
+// fastest even for a handful of queries (the whole block loads each key tile); few queries need splits until
+// ~4 blocks per SM are launched; causal runs over all queries need >= 8 splits to even out the triangle
+// (1.4x faster at 8k tokens than one block per query tile).
 inline int plan(AttnStatsArgs& a, int num_sms, int max_smem) {
   int st = check_args(a);
   if (st != ATTN_STATS_OK) return st;
   if (a.block_q == 0) {
-    const int cands[3] = {128, 64, 32};
+    const int cands[3] = {128, 64, 32};  // smaller only when the per-query segment accumulators do not fit
     for (int i = 0; i < 3; ++i) {
-      const int bq = cands[i];
-      if (i < 2 && a.Q <= bq / 2) continue;  // a smaller block wastes fewer threads
-      if (smem_words(a.D, a.G, bq) * 4 <= (size_t)max_smem) {
-        a.block_q = bq;
+      if (smem_words(a.D, a.G, cands[i]) * 4 <= (size_t)max_smem) {
+        a.block_q = cands[i];
         break;
       }
     }
@@ -306,15 +317,12 @@ inline int plan(AttnStatsArgs& a, int num_sms, int max_smem) {
   }
   if (a.num_splits == 0) {
     const int64_t base = (int64_t)ceil_div(a.Q, a.block_q) * a.Hq * a.B;
-    const int64_t target = 4LL * (num_sms > 0 ? num_sms : 1);
-    int s = 1;
-    if (base < target) {
-      const int64_t want = (target + base - 1) / base;
-      const int most = ceil_div(a.T, MIN_KEYS_PER_SPLIT);
-      s = (int)(want < most ? want : most);
-      if (s < 1) s = 1;
-    }
-    a.num_splits = s;
+    const int64_t target = (int64_t)TARGET_BLOCKS_PER_SM * (num_sms > 0 ? num_sms : 1);
+    int64_t want = (target + base - 1) / base;
+    if (a.causal && a.Q > a.block_q && want < TRIANGLE_SPLITS) want = TRIANGLE_SPLITS;
+    const int most = ceil_div(a.T, MIN_KEYS_PER_SPLIT);
+    a.num_splits = (int)(want < most ? want : most);
+    if (a.num_splits < 1) a.num_splits = 1;
   }
   if (a.num_splits < 1) return ATTN_STATS_BAD_ARGS;
   return ATTN_STATS_OK;
