@@ -38,6 +38,8 @@ kernels:
 	  for f in cuda_ext/*.cu; do [ -e "$$f" ] || continue; \
 	    echo "nvcc -c -arch=sm_90 $$f"; $(NVCC) -c -arch=sm_90 -O3 $$f -o build/cuda/$$(basename $$f .cu).o || exit 1; \
 	  done; \
+	  echo "nvcc -c -arch=sm_90 bench/attn_stats/sweep.cu"; \
+	  $(NVCC) -c -arch=sm_90 -O3 -Icuda_ext bench/attn_stats/sweep.cu -o build/cuda/sweep.o || exit 1; \
 	else echo "nvcc not found: skipping kernel compile check"; fi
 
 lint: install
