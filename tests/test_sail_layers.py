@@ -9,7 +9,15 @@ torch = pytest.importorskip("torch")
 from _sail_common import real_model  # noqa: E402
 
 from attrib.errors import InputError  # noqa: E402
-from attrib.surgery.layers import balanced_scores, choose_k, rank_layers, top_layers  # noqa: E402
+from attrib.surgery.layers import (  # noqa: E402
+    balanced_scores,
+    choose_k,
+    holdout_split,
+    rank_layers,
+    rank_layers_by_repair,
+    repair_scores,
+    top_layers,
+)
 
 
 def _pairs():
@@ -69,3 +77,53 @@ def test_bad_input():
     with pytest.raises(InputError, match="k must be"):
         rank_layers(model, tok, _pairs()[:1], k=31)
     assert resolve_layers(model, tok, "3,7").layers == [3, 7]
+
+
+def test_repair_scores_trapezoid_is_exact_on_quadratics():
+    # m(b) = 2 b0 - b2 + b0 b1, repaired point b* = (1, 2, 3): per-layer <grad, b*> at 0 and at b*
+    b = (1.0, 2.0, 3.0)
+    g0 = [2.0 * b[0], 0.0 * b[1], -1.0 * b[2]]
+    g1 = [(2.0 + b[1]) * b[0], b[0] * b[1], -1.0 * b[2]]
+    got = repair_scores(g0, g1)
+    # linear parts go to their layer; the b0*b1 interaction (= 2) is split evenly (Aumann-Shapley)
+    assert got == pytest.approx([3.0, 1.0, -3.0])
+    m = lambda x: 2 * x[0] - x[2] + x[0] * x[1]  # noqa: E731
+    assert sum(got) == pytest.approx(m(b) - m((0.0, 0.0, 0.0)))  # completeness
+    with pytest.raises(InputError, match="one value per layer"):
+        repair_scores([1.0], [1.0, 2.0])
+
+
+def test_holdout_split_keeps_prompts_together():
+    from attrib.probes import conflict_suite
+    from attrib.surgery.pairs import build_pairs
+
+    probes = [p for p in conflict_suite(["secret", "language"], split="train") if p.condition == "user"]
+    pairs = build_pairs(probes, max_pairs_per_probe=2)
+    fit, held = holdout_split(pairs)
+    assert fit and held and len(fit) + len(held) == len(pairs)
+    assert not {p.probe_id for p in fit} & {p.probe_id for p in held}
+    assert 0.15 < len(held) / len(pairs) < 0.55
+    assert holdout_split(pairs) == (fit, held)  # deterministic
+    with pytest.raises(InputError, match="too few prompts"):
+        holdout_split(pairs[:1])
+
+
+@pytest.mark.slow
+def test_rank_layers_by_repair_real_model():
+    model, tok = real_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    pairs = _pairs()
+    ch = rank_layers_by_repair(model, tok, pairs, pairs, k=2, steps=2, lr=2e-3, max_response_tokens=12)
+    n = model.config.num_hidden_layers
+    d = ch.detail
+    assert len(ch.layers) == 2 and all(0 <= la < n for la in ch.layers)
+    assert len(d["g_start"]) == len(d["g_end"]) == n
+    # two steps on these very pairs widen their preference margin; the layer scores account for that change
+    change = d["margin_repaired"] - d["margin_base"]
+    assert change > 0
+    assert d["completeness"]["sum_of_scores"] == pytest.approx(change, rel=0.5)
+    assert max(d["scores"]) > 1.5 * abs(sorted(d["scores"])[n // 2])  # not flat: some layers carry more
+    assert min(d["scores"][la] for la in ch.layers) >= max(s for i, s in enumerate(d["scores"]) if i not in ch.layers)
+    # the caller's model is untouched: no LoRA injected, same weights
+    assert not any("lora_" in name for name, _ in model.named_parameters())
+    assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())

@@ -28,7 +28,8 @@ def sail(
     layers: Annotated[str, typer.Option(help=(
         "'auto': the top 10 % of layers by the gradient of the preference loss on the training pairs "
         "(every trained family counts); 'heads': focal layers and heads from attrib heads' localization "
-        "(only families the base model sometimes obeys); or layers like 12-15 or 3,7,9."))] = "auto",
+        "(only families the base model sometimes obeys); 'repair': train a short all-layer LoRA on two thirds of "
+        "the pairs and keep the layers that carry its effect on the other third; or layers like 12-15 or 3,7,9."))] = "auto",
     pairs: Annotated[Path | None, typer.Option(help="Preference pairs JSONL (messages|system+prompt, chosen, rejected).")] = None,
     suite: Annotated[str | None, typer.Option(help="Build pairs from a probe suite instead: 'conflicts'.")] = None,
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 16,

@@ -3,7 +3,8 @@
 Layer specs: ``"auto"`` ranks layers by the gradient of the preference loss on the training pairs
 (:func:`attrib.surgery.layers.rank_layers`; the token weights then use every head of those layers);
 ``"heads"`` asks :func:`attrib.heads.localize` for focal layers and heads (it only sees families where the base model
-sometimes complies); ``"12-15"``/``"3,7"``/a list are taken as given.
+sometimes complies); ``"repair"`` trains a short all-layer LoRA and keeps the layers that carry its effect on held-back
+pairs (:func:`attrib.surgery.layers.rank_layers_by_repair`); ``"12-15"``/``"3,7"``/a list are taken as given.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class LayerChoice:
 
 
 #: The named layer specs (anything else is parsed as a layer list like ``12-15`` or ``3,7,9``).
-LAYER_SPECS = ("auto", "heads")
+LAYER_SPECS = ("auto", "heads", "repair")
 
 
 def resolve_layers(
@@ -35,12 +36,15 @@ def resolve_layers(
     spec: str | Sequence[int] = "auto",
     *,
     pairs: Sequence[Any] | None = None,
+    val_pairs: Sequence[Any] | None = None,
     top_k: float = 0.05,
     fraction: float = 0.1,
 ) -> LayerChoice:
     """``"auto"``: the top ``fraction`` of layers by gradient attribution on the training ``pairs`` (required);
     ``"heads"``: :func:`attrib.heads.localize` on the probe suite's train templates (focus families, no patching
-    check, which ``attrib heads`` reports); ``"12-15"``/``"3,7"``/a list are taken as given (range-checked)."""
+    check, which ``attrib heads`` reports); ``"repair"``: the top ``fraction`` by their share of a short all-layer
+    repair on ``val_pairs`` (default: a third of ``pairs`` held back by prompt); ``"12-15"``/``"3,7"``/a list are
+    taken as given (range-checked)."""
     if not isinstance(spec, str):
         return LayerChoice(parse_layers(",".join(str(int(x)) for x in spec), num_layers(model)))
     name = spec.strip().lower()
@@ -51,6 +55,13 @@ def resolve_layers(
         if not pairs:
             raise InputError(None, "pairs", "--layers auto ranks layers on the training pairs; none were given")
         return rank_layers(model, tokenizer, pairs, fraction=fraction)
+    if name == "repair":
+        from attrib.errors import InputError
+        from attrib.surgery.layers import rank_layers_by_repair
+
+        if not pairs:
+            raise InputError(None, "pairs", "--layers repair trains on the training pairs; none were given")
+        return rank_layers_by_repair(model, tokenizer, pairs, val_pairs, fraction=fraction)
     if name != "heads":
         return LayerChoice(parse_layers(spec, num_layers(model)))
     from attrib.heads.localization import localize

@@ -8,10 +8,12 @@ SAIL beats random layers when its mean held-out compliance exceeds the random-la
 standard error of the difference (Welch). Writes ``bench/results/sail_vs_random.json``.
 
     .venv/bin/python bench/sail/random_draws.py
+    .venv/bin/python bench/sail/random_draws.py --sail bench/results/sail_repair.json --out bench/results/sail_repair_vs_random.json
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import statistics
@@ -26,11 +28,17 @@ def rates(runs: list[dict]) -> list[float]:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sail", default=str(RESULTS / "sail.json"),
+                    help="result JSON whose sail_focal runs are compared (default: the main benchmark's)")
+    ap.add_argument("--out", default=str(RESULTS / "sail_vs_random.json"))
+    args = ap.parse_args()
     main_run = json.loads((RESULTS / "sail.json").read_text())
+    sail_run = json.loads(Path(args.sail).read_text())
     extra_path = RESULTS / "sail_random_draws.json"
     extra = json.loads(extra_path.read_text()) if extra_path.is_file() else {"runs": {"lora_random": []}}
     base = 100 * main_run["summary"]["base"]["overall"]["mean"]
-    sail = rates(main_run["runs"]["sail_focal"])
+    sail = rates(sail_run["runs"]["sail_focal"])
     rnd_runs = main_run["runs"]["lora_random"] + extra["runs"]["lora_random"]
     rnd = rates(rnd_runs)
     diff = statistics.mean(sail) - statistics.mean(rnd)
@@ -38,7 +46,7 @@ def main() -> None:
     out = {
         "criterion": "mean(SAIL) - mean(random) > 2 * Welch standard error of the difference (fixed before the extra draws)",
         "base_compliance_pct": base,
-        "sail_focal": {"layers": main_run["config"]["focal_layers"], "n": len(sail), "compliance_pct": sail,
+        "sail_focal": {"source": args.sail.split("/")[-1], "layers": sail_run["config"]["focal_layers"], "n": len(sail), "compliance_pct": sail,
                        "mean": statistics.mean(sail), "sd": statistics.stdev(sail)},
         "lora_random": {"n": len(rnd), "layers": [r["layers"] for r in rnd_runs], "compliance_pct": rnd,
                         "mean": statistics.mean(rnd), "sd": statistics.stdev(rnd)},
@@ -48,7 +56,7 @@ def main() -> None:
         "random_draws_at_or_above_sail_mean": sum(x >= statistics.mean(sail) for x in rnd),
         "sail_beats_random": diff > 2 * se,
     }
-    (RESULTS / "sail_vs_random.json").write_text(json.dumps(out, indent=1))
+    Path(args.out).write_text(json.dumps(out, indent=1))
     print(json.dumps({k: v for k, v in out.items() if k not in ("sail_focal", "lora_random")}, indent=1))
     print(f"SAIL {out['sail_focal']['mean']:.1f} ± {out['sail_focal']['sd']:.1f} % (n={len(sail)}), random "
           f"{out['lora_random']['mean']:.1f} ± {out['lora_random']['sd']:.1f} % (n={len(rnd)})")

@@ -78,6 +78,15 @@ def training_pairs(model_name: str, model, tok, max_response_tokens: int, per_fa
     return stratified(train_pairs, per_family, seed=0), len(train_pairs)
 
 
+def validation_pairs(model_name: str) -> list:
+    """The validation question's pairs (train templates, never trained on): ``--layers repair`` scores layers on them."""
+    from attrib.paths import cache_dir
+    from attrib.surgery.pairs import read_pairs, split_pairs
+
+    train_pairs, _ = split_pairs(read_pairs(cache_dir() / "sail_bench" / f"pairs-{model_name}.jsonl"))
+    return [p for p in train_pairs if is_validation(p.probe_id)]
+
+
 def tuned() -> dict:
     """lr/steps chosen on the validation split by tune.py (empty when it has not run)."""
     return json.loads(TUNE_FILE.read_text()).get("chosen", {}) if TUNE_FILE.is_file() else {}
@@ -149,7 +158,8 @@ def choose_layers(model_name: str, spec: str, model, tok, pairs: list) -> dict:
     layer_file = cache_dir() / "sail_bench" / f"layers-{model_name}-{spec}-{key}.json"
     if layer_file.is_file():
         return json.loads(layer_file.read_text()) | {"cached": True}
-    ch = resolve_layers(model, tok, spec, pairs=pairs)
+    val = validation_pairs(model_name) if spec == "repair" else None
+    ch = resolve_layers(model, tok, spec, pairs=pairs, val_pairs=val)
     choice = {"layers": ch.layers, "heads": [list(h) for h in ch.heads], "source": ch.source, "detail": ch.detail}
     layer_file.parent.mkdir(parents=True, exist_ok=True)
     layer_file.write_text(json.dumps(choice))
@@ -160,8 +170,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--layers", default="auto",
-                    help="focal layers: auto (gradient ranking on the training pairs), heads (attrib.heads.localize) "
-                         "or e.g. 12-15")
+                    help="focal layers: auto (gradient ranking on the training pairs), heads (attrib.heads.localize), "
+                         "repair (share of a short all-layer LoRA on the validation pairs) or e.g. 12-15")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--seed-start", type=int, default=0, help="first seed (extra random-layer draws: --seed-start 3)")
     ap.add_argument("--steps", type=int, default=None, help="default: tune.py's choice on the validation split, else 8")
