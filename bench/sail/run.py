@@ -186,6 +186,8 @@ def main() -> None:
     ap.add_argument("--eval-tokens", type=int, default=16)
     ap.add_argument("--eval-conditions", default="user,peer",
                     help="held-out probe conditions to score (user,peer = instruction conflicts; add plain,plain_peer)")
+    ap.add_argument("--eval-questions", type=int, default=3,
+                    help="questions per held-out template (3: the templates' own; up to 12 adds extra questions)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: all cores unless oversubscribed)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "sail.json"))
     ap.add_argument("--conditions", default=",".join(CONDITIONS), help="variants to train (comma-separated)")
@@ -233,7 +235,8 @@ def main() -> None:
     log(f"focal layers {focal} ({choice['source']}), {layer_seconds:.0f} s")
 
     # 3. evaluation set: the held-out templates (by default their instruction-conflict prompts)
-    probes = conflict_suite(split="heldout", conditions=tuple(args.eval_conditions.split(",")))
+    probes = conflict_suite(split="heldout", conditions=tuple(args.eval_conditions.split(",")),
+                            n_questions=args.eval_questions)
 
     def evaluate(m) -> dict:
         t = time.perf_counter()
