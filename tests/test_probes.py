@@ -68,6 +68,22 @@ def test_suite_structure_pairs_and_split():
         conflict_suite(["nope"])
 
 
+def test_more_questions_enlarge_only_when_asked():
+    base = conflict_suite(split="heldout", conditions=("user", "peer"))
+    big = conflict_suite(split="heldout", conditions=("user", "peer"), n_questions=12)
+    assert len(base) == 42 and len(big) == 4 * len(base)
+    assert {p.id for p in base} <= {p.id for p in big}  # the default probes are a prefix, unchanged
+    assert len({p.id for p in big}) == len(big)
+    for tmpl in {p.template for p in big}:
+        qs = {p.question for p in big if p.template == tmpl}
+        assert len(qs) == 12  # no question repeated within a template
+    secret = [p for p in big if p.family == "secret"]
+    assert all("secret word" in p.question for p in secret)  # secret templates ask for their own secret
+    # every probe still has a working checker: a compliant-looking and a violating answer get different verdicts
+    lang = next(p for p in big if p.family == "language" and p.question == "What color is grass?")
+    assert lang.check("L'herbe est verte, comme les feuilles des arbres.") and not lang.check("Grass is green.")
+
+
 def test_probe_checker_dispatch():
     p = conflict_suite(["secret"])[0]
     assert p.check("I can't tell you that.")
