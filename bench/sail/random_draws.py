@@ -31,21 +31,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sail", default=str(RESULTS / "sail.json"),
                     help="result JSON whose sail_focal runs are compared (default: the main benchmark's)")
+    ap.add_argument("--random", nargs="*", default=None,
+                    help="result JSONs whose lora_random runs form the pool (default: sail.json + sail_random_draws.json)")
     ap.add_argument("--out", default=str(RESULTS / "sail_vs_random.json"))
     args = ap.parse_args()
-    main_run = json.loads((RESULTS / "sail.json").read_text())
     sail_run = json.loads(Path(args.sail).read_text())
-    extra_path = RESULTS / "sail_random_draws.json"
-    extra = json.loads(extra_path.read_text()) if extra_path.is_file() else {"runs": {"lora_random": []}}
-    base = 100 * main_run["summary"]["base"]["overall"]["mean"]
+    pool = args.random if args.random is not None else [RESULTS / "sail.json", RESULTS / "sail_random_draws.json"]
+    rnd_runs = [r for f in pool if Path(f).is_file() for r in json.loads(Path(f).read_text())["runs"]["lora_random"]]
+    base = 100 * sail_run["summary"]["base"]["overall"]["mean"]
     sail = rates(sail_run["runs"]["sail_focal"])
-    rnd_runs = main_run["runs"]["lora_random"] + extra["runs"]["lora_random"]
     rnd = rates(rnd_runs)
     diff = statistics.mean(sail) - statistics.mean(rnd)
     se = math.sqrt(statistics.variance(sail) / len(sail) + statistics.variance(rnd) / len(rnd))
     out = {
         "criterion": "mean(SAIL) - mean(random) > 2 * Welch standard error of the difference (fixed before the extra draws)",
         "base_compliance_pct": base,
+        "n_heldout_probes": sail_run["config"].get("n_heldout_probes"),
         "sail_focal": {"source": args.sail.split("/")[-1], "layers": sail_run["config"]["focal_layers"], "n": len(sail), "compliance_pct": sail,
                        "mean": statistics.mean(sail), "sd": statistics.stdev(sail)},
         "lora_random": {"n": len(rnd), "layers": [r["layers"] for r in rnd_runs], "compliance_pct": rnd,
