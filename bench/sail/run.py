@@ -243,7 +243,7 @@ def main() -> None:
         rep = compliance(m, tok, probes, max_new_tokens=args.eval_tokens, batch_size=42)
         ppl = perplexity(m, tok)
         return {"compliance": rep.to_dict(), "perplexity": ppl, "eval_seconds": time.perf_counter() - t,
-                "examples": rep.responses[::7]}
+                "probe_ok": {r["probe"]: r["compliant"] for r in rep.responses}, "examples": rep.responses[::7]}
 
     base = evaluate(model)
     base["trainable"] = {"trainable": 0, "total": trainable_share(model).total, "share": 0.0}
