@@ -23,8 +23,18 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 
 
-def rates(runs: list[dict]) -> list[float]:
-    return [100 * r["compliance"]["overall"]["rate"] for r in runs]
+def rates(runs: list[dict], min_question: int = 0) -> list[float]:
+    """Held-out compliance % per run; with ``min_question`` > 0, only over probes whose question index is at least
+    that (``family/tN/qK/condition`` ids; needs the per-probe verdicts ``probe_ok``)."""
+    if not min_question:
+        return [100 * r["compliance"]["overall"]["rate"] for r in runs]
+    out = []
+    for r in runs:
+        if "probe_ok" not in r:
+            raise SystemExit("--min-question needs per-probe verdicts (probe_ok): rerun run.py")
+        ok = [v for k, v in r["probe_ok"].items() if int(k.split("/")[2][1:]) >= min_question]
+        out.append(100 * sum(ok) / len(ok))
+    return out
 
 
 def main() -> None:
@@ -33,20 +43,23 @@ def main() -> None:
                     help="result JSON whose sail_focal runs are compared (default: the main benchmark's)")
     ap.add_argument("--random", nargs="*", default=None,
                     help="result JSONs whose lora_random runs form the pool (default: sail.json + sail_random_draws.json)")
+    ap.add_argument("--min-question", type=int, default=0,
+                    help="score only probes with question index >= this (3: the questions added by --eval-questions)")
     ap.add_argument("--out", default=str(RESULTS / "sail_vs_random.json"))
     args = ap.parse_args()
     sail_run = json.loads(Path(args.sail).read_text())
     pool = args.random if args.random is not None else [RESULTS / "sail.json", RESULTS / "sail_random_draws.json"]
     rnd_runs = [r for f in pool if Path(f).is_file() for r in json.loads(Path(f).read_text())["runs"]["lora_random"]]
-    base = 100 * sail_run["summary"]["base"]["overall"]["mean"]
-    sail = rates(sail_run["runs"]["sail_focal"])
-    rnd = rates(rnd_runs)
+    base = rates([sail_run["base"]], args.min_question)[0]
+    sail = rates(sail_run["runs"]["sail_focal"], args.min_question)
+    rnd = rates(rnd_runs, args.min_question)
     diff = statistics.mean(sail) - statistics.mean(rnd)
     se = math.sqrt(statistics.variance(sail) / len(sail) + statistics.variance(rnd) / len(rnd))
     out = {
         "criterion": "mean(SAIL) - mean(random) > 2 * Welch standard error of the difference (fixed before the extra draws)",
         "base_compliance_pct": base,
         "n_heldout_probes": sail_run["config"].get("n_heldout_probes"),
+        "min_question": args.min_question,
         "sail_focal": {"source": args.sail.split("/")[-1], "layers": sail_run["config"]["focal_layers"], "n": len(sail), "compliance_pct": sail,
                        "mean": statistics.mean(sail), "sd": statistics.stdev(sail)},
         "lora_random": {"n": len(rnd), "layers": [r["layers"] for r in rnd_runs], "compliance_pct": rnd,
