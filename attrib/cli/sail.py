@@ -26,10 +26,10 @@ def sail(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the adapter, checkpoints and pairs.jsonl.")],
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "smollm2-135m",
     layers: Annotated[str, typer.Option(help=(
-        "'auto': the top 10 % of layers by the gradient of the preference loss on the training pairs "
-        "(every trained family counts); 'heads': focal layers and heads from attrib heads' localization "
-        "(only families the base model sometimes obeys); 'repair': train a short all-layer LoRA on two thirds of "
-        "the pairs and keep the layers that carry its effect on the other third; or layers like 12-15 or 3,7,9."))] = "auto",
+        "'repair' (default): train a short LoRA on every layer with two thirds of the pairs and keep the 10 % of "
+        "layers that carry its effect on the other third; 'auto': the top 10 % by the gradient of the preference "
+        "loss on the training pairs (faster to choose, did not beat random layers in the benchmark); 'heads': focal "
+        "layers and heads from attrib heads' localization; or layers like 12-15 or 3,7,9."))] = "repair",
     pairs: Annotated[Path | None, typer.Option(help="Preference pairs JSONL (messages|system+prompt, chosen, rejected).")] = None,
     suite: Annotated[str | None, typer.Option(help="Build pairs from a probe suite instead: 'conflicts'.")] = None,
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 16,
@@ -90,6 +90,9 @@ def compliance(
     family: Annotated[list[str] | None, typer.Option(help="Restrict to these probe families (repeatable).")] = None,
     condition: Annotated[list[str] | None, typer.Option(
         help="Probe conditions (repeatable): plain, user, plain_peer, peer. Default: all four.")] = None,
+    questions: Annotated[int, typer.Option(help=(
+        "Questions per template: 3 (each template's own) or up to 12 (adds more, 4x the held-out prompts; "
+        "the benchmark uses 12)."))] = 3,
     perplexity: Annotated[bool, typer.Option(help="Also report perplexity on the bundled neutral text.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -108,13 +111,15 @@ def compliance(
 
         if split not in ("heldout", "train", "all"):
             raise InputError(None, "--split", f"expected heldout, train or all, got {split!r}")
+        if not 1 <= questions <= 12:
+            raise InputError(None, "--questions", f"must be between 1 and 12, got {questions}")
         hf, tok = load_model(model)
         m = load_adapter(hf, adapter) if adapter is not None else hf
         bad = [c for c in condition or () if c not in ("plain", "user", "plain_peer", "peer")]
         if bad:
             raise InputError(None, "--condition", f"unknown conditions {bad}; use plain, user, plain_peer or peer")
         kw = {"conditions": tuple(condition)} if condition else {}
-        probes = conflict_suite(family or None, split=None if split == "all" else split, **kw)
+        probes = conflict_suite(family or None, split=None if split == "all" else split, n_questions=questions, **kw)
         if not probes:
             raise InputError(None, "--condition", "no probes match these families/conditions")
         with console.status(f"generating {len(probes)} answers"):

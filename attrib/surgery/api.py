@@ -1,6 +1,7 @@
 """The library calls behind ``attrib sail`` and ``attrib compliance``: resolve layers, build pairs, held-out probes.
 
-Layer specs: ``"auto"`` ranks layers by the gradient of the preference loss on the training pairs
+Layer specs (default ``"repair"``, the one that beat random layers on the larger held-out set of ``bench/sail``):
+``"auto"`` ranks layers by the gradient of the preference loss on the training pairs
 (:func:`attrib.surgery.layers.rank_layers`; the token weights then use every head of those layers);
 ``"heads"`` asks :func:`attrib.heads.localize` for focal layers and heads (it only sees families where the base model
 sometimes complies); ``"repair"`` trains a short all-layer LoRA and keeps the layers that carry its effect on held-back
@@ -33,7 +34,7 @@ LAYER_SPECS = ("auto", "heads", "repair")
 def resolve_layers(
     model: Any,
     tokenizer: Any,
-    spec: str | Sequence[int] = "auto",
+    spec: str | Sequence[int] = "repair",
     *,
     pairs: Sequence[Any] | None = None,
     val_pairs: Sequence[Any] | None = None,

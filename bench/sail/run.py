@@ -3,8 +3,9 @@
 One run, on CPU, SmolLM2-135M-Instruct: the base model and, for each of ``--seeds`` seeds, four trained variants on the
 same preference pairs (train templates of the conflict suite, minus the validation questions) with the same budget:
 
-* ``sail_focal``  — SAIL loss (α = 0.5, attention token weights) with LoRA on the focal layers (``--layers auto``: the
-  top 10 % of layers by gradient attribution on the training pairs, :mod:`attrib.surgery.layers`);
+* ``sail_focal``  — SAIL loss (α = 0.5, attention token weights) with LoRA on the focal layers (``--layers repair``, the
+  default: the top 10 % of layers by their share of a short all-layer LoRA on the validation pairs; ``--layers auto``:
+  by gradient attribution on the training pairs, :mod:`attrib.surgery.layers`);
 * ``lora_random`` — the same loss (same focal-head token weights) and LoRA budget on as many random non-focal layers;
 * ``lora_all``    — the same loss and token weights with LoRA on all layers;
 * ``dpo_focal``   — plain DPO (α = 0) on the focal layers.
@@ -17,7 +18,7 @@ Validation: the last question (``q2``) of every *train* template is held back fr
 picks lr and steps on it (never on the held-out templates) and writes ``bench/results/sail_tune.json``, whose choice
 this script uses by default.
 
-    .venv/bin/python bench/sail/run.py                 # the benchmark configuration
+    .venv/bin/python bench/sail/run.py --eval-questions 12   # the benchmark configuration (168 held-out prompts)
     .venv/bin/python bench/sail/run.py --seeds 1 --steps 4   # smoke run
 """
 
@@ -169,9 +170,10 @@ def choose_layers(model_name: str, spec: str, model, tok, pairs: list) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--layers", default="auto",
-                    help="focal layers: auto (gradient ranking on the training pairs), heads (attrib.heads.localize), "
-                         "repair (share of a short all-layer LoRA on the validation pairs) or e.g. 12-15")
+    ap.add_argument("--layers", default="repair",
+                    help="focal layers: repair (default: share of a short all-layer LoRA on the validation pairs), "
+                         "auto (gradient ranking on the training pairs; the main README table), heads "
+                         "(attrib.heads.localize) or e.g. 12-15")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--seed-start", type=int, default=0, help="first seed (extra random-layer draws: --seed-start 3)")
     ap.add_argument("--steps", type=int, default=None, help="default: tune.py's choice on the validation split, else 8")
