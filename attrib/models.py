@@ -226,3 +226,8 @@ def hf_of(model: Any) -> tuple[Any, Any]:
     if hasattr(model, "original_model") and hasattr(model, "tokenizer"):
         return model.original_model, model.tokenizer
     raise TypeError(f"expected a model name, an (hf_model, tokenizer) pair or a TransformerBridge, got {type(model)}")
+
+
+def pad_id(tokenizer: Any) -> int:
+    """The id to pad batches with: the tokenizer's pad token, else its end-of-sequence token (SmolLM2 has no pad)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

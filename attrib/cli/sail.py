@@ -113,11 +113,11 @@ def compliance(
             raise InputError(None, "--split", f"expected heldout, train or all, got {split!r}")
         if not 1 <= questions <= 12:
             raise InputError(None, "--questions", f"must be between 1 and 12, got {questions}")
-        hf, tok = load_model(model)
-        m = load_adapter(hf, adapter) if adapter is not None else hf
         bad = [c for c in condition or () if c not in ("plain", "user", "plain_peer", "peer")]
         if bad:
             raise InputError(None, "--condition", f"unknown conditions {bad}; use plain, user, plain_peer or peer")
+        hf, tok = load_model(model)
+        m = load_adapter(hf, adapter) if adapter is not None else hf
         kw = {"conditions": tuple(condition)} if condition else {}
         probes = conflict_suite(family or None, split=None if split == "all" else split, n_questions=questions, **kw)
         if not probes:

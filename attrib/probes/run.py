@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from attrib.models import pad_id
 from attrib.probes.types import Probe
 
 
@@ -84,7 +85,7 @@ def generate(
 
     out: list[list[int]] = []
     stops = list(stop_ids) if stop_ids is not None else [tokenizer.eos_token_id]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
     sampling: dict[str, Any] = (
         {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0} if temperature > 0
         else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
@@ -163,7 +164,7 @@ def first_token_logit_diffs(
 
     out: list[float | None] = [None] * len(probes)
     todo = [i for i, p in enumerate(probes) if p.has_logit_metric]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
     for s in range(0, len(todo), batch_size):
         idx = todo[s : s + batch_size]
         ids, mask = _left_pad([probes[i].render(tokenizer).input_ids for i in idx], pad)

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from attrib.errors import InputError
+from attrib.models import pad_id
 from attrib.surgery.api import LayerChoice
 from attrib.surgery.lora import attention_projections, num_layers
 from attrib.surgery.pairs import PreferencePair
@@ -40,6 +41,14 @@ def choose_k(n_layers: int, fraction: float = DEFAULT_FRACTION) -> int:
     if not 0 < fraction <= 1:
         raise InputError(None, "fraction", f"fraction of layers must be in (0, 1], got {fraction}")
     return max(1, min(n_layers, round(fraction * n_layers)))
+
+
+def _resolve_k(n_layers: int, fraction: float, k: int | None) -> int:
+    """``k`` if given (checked against the model), else :func:`choose_k` of ``fraction``."""
+    k = choose_k(n_layers, fraction) if k is None else int(k)
+    if not 1 <= k <= n_layers:
+        raise InputError(None, "k", f"k must be in 1..{n_layers}, got {k}")
+    return k
 
 
 def balanced_scores(per_family: dict[str, Sequence[float]]) -> list[float]:
@@ -87,12 +96,10 @@ def rank_layers(
     n_layers = num_layers(model)
     if n_layers < 1:
         raise InputError(None, "model", "no decoder layers found")
-    k = choose_k(n_layers, fraction) if k is None else int(k)
-    if not 1 <= k <= n_layers:
-        raise InputError(None, "k", f"k must be in 1..{n_layers}, got {k}")
+    k = _resolve_k(n_layers, fraction, k)
     t0 = time.perf_counter()
     rows = encode_pairs(tokenizer, pairs, max_response_tokens)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
 
     targets = {name: (layer, module.weight) for layer, name, module in attention_projections(model)
                if hasattr(module, "weight")}
@@ -118,7 +125,7 @@ def rank_layers(
                 w.grad = None
             for s in range(0, len(idx), batch_size):
                 chunk = [rows[i] for i in idx[s:s + batch_size]]
-                batch = collate([r["chosen"] for r in chunk] + [r["rejected"] for r in chunk], pad_id)
+                batch = collate([r["chosen"] for r in chunk] + [r["rejected"] for r in chunk], pad)
                 logps = response_logps(model, batch)
                 b = len(chunk)
                 c, rj = slice(0, b), slice(b, 2 * b)
@@ -218,9 +225,7 @@ def rank_layers_by_repair(
     if not pairs:
         raise InputError(None, "pairs", "no preference pairs to rank layers on")
     n_layers = num_layers(model)
-    k = choose_k(n_layers, fraction) if k is None else int(k)
-    if not 1 <= k <= n_layers:
-        raise InputError(None, "k", f"k must be in 1..{n_layers}, got {k}")
+    k = _resolve_k(n_layers, fraction, k)
     fit, held = (list(pairs), list(val_pairs)) if val_pairs else holdout_split(pairs)
     per_fam: dict[str, list[PreferencePair]] = defaultdict(list)
     for p in held:
@@ -243,7 +248,7 @@ def rank_layers_by_repair(
         raise InputError(None, "model", "the all-layer LoRA did not reach every layer's attention projections")
 
     rows = encode_pairs(tokenizer, held, max_response_tokens)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
     n_fam = {f: len(v) for f, v in per_fam.items()}
     weight = [1.0 / (len(n_fam) * n_fam[p.family]) for p in held]  # family-balanced mean
 
@@ -260,7 +265,7 @@ def rank_layers_by_repair(
         total = 0.0
         for s in range(0, len(rows), batch_size):
             chunk = rows[s:s + batch_size]
-            batch = collate([r["chosen"] for r in chunk] + [r["rejected"] for r in chunk], pad_id)
+            batch = collate([r["chosen"] for r in chunk] + [r["rejected"] for r in chunk], pad)
             lp = (response_logps(peft_model, batch) * batch["response_mask"]).sum(-1)
             wt = torch.tensor(weight[s:s + len(chunk)], dtype=lp.dtype)
             m = (wt * (lp[:len(chunk)] - lp[len(chunk):])).sum()

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from attrib.errors import InputError
+from attrib.models import pad_id
 from attrib.surgery.lora import ParamShare, focal_lora_config, trainable_share, validate_layers
 from attrib.surgery.pairs import PreferencePair, validate_pair
 
@@ -232,7 +233,7 @@ def train_sail(
         from attrib.surgery.weights import heads_for_layers
 
         token_weight_fn = attention_weights(focal_heads or heads_for_layers(model, layers))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
     start_layer = min(layers) if prefix_cache and decoder_of(model) is not None else 0
 
     config = {
@@ -257,7 +258,7 @@ def train_sail(
             rows = cached["rows"]
     if rows is None:
         rows = encode_pairs(tokenizer, pairs, max_response_tokens)
-        reference_pass(model, rows, token_weight_fn, pad_id=pad_id, start_layer=start_layer, progress=progress)
+        reference_pass(model, rows, token_weight_fn, pad_id=pad, start_layer=start_layer, progress=progress)
         torch.save({"key": data_key, "rows": rows}, ref_path)
     ref_seconds = time.perf_counter() - t0
 
@@ -297,7 +298,7 @@ def train_sail(
         for micro in range(grad_accum):
             idx = _batch_indices(step * grad_accum + micro, batch_size, len(rows), seed)
             sides = [rows[i]["chosen"] for i in idx] + [rows[i]["rejected"] for i in idx]
-            batch = collate(sides, pad_id, extra=("ref_logps", "weights"))
+            batch = collate(sides, pad, extra=("ref_logps", "weights"))
             if start_layer > 0:
                 h = torch.nn.utils.rnn.pad_sequence([sd["h"] for sd in sides], batch_first=True)
                 with start_at_layer(peft_model, start_layer):

@@ -60,32 +60,33 @@ def validation_probes(conditions: tuple[str, ...]) -> list:
     return [p for p in conflict_suite(split="train", conditions=conditions) if is_validation(p.id)]
 
 
-def training_pairs(model_name: str, model, tok, max_response_tokens: int, per_family: int) -> tuple[list, int]:
-    """The fixed training subset: train-template pairs minus the validation question, ``per_family`` per family."""
+def _train_split(model_name: str, build=None) -> list:
+    """Train-template pairs from the cached pair file; ``build()`` makes the file when it is missing."""
     from attrib.paths import cache_dir
-    from attrib.surgery.api import suite_pairs
     from attrib.surgery.pairs import read_pairs, split_pairs, write_pairs
 
-    cache = cache_dir() / "sail_bench"
-    cache.mkdir(parents=True, exist_ok=True)
-    pair_file = cache / f"pairs-{model_name}.jsonl"
-    if pair_file.is_file():
-        all_pairs = read_pairs(pair_file)
-    else:
-        all_pairs = suite_pairs(model, tok, split="train", n_samples=0, max_new_tokens=max_response_tokens)
-        write_pairs(pair_file, all_pairs)
-    train_pairs, _ = split_pairs(all_pairs)
+    pair_file = cache_dir() / "sail_bench" / f"pairs-{model_name}.jsonl"
+    if not pair_file.is_file():
+        if build is None:
+            raise SystemExit(f"{pair_file} is missing: run the benchmark once to build the pairs")
+        write_pairs(pair_file, build())
+    train_pairs, _ = split_pairs(read_pairs(pair_file))
+    return train_pairs
+
+
+def training_pairs(model_name: str, model, tok, max_response_tokens: int, per_family: int) -> tuple[list, int]:
+    """The fixed training subset: train-template pairs minus the validation question, ``per_family`` per family."""
+    from attrib.surgery.api import suite_pairs
+
+    train_pairs = _train_split(model_name, lambda: suite_pairs(model, tok, split="train", n_samples=0,
+                                                                max_new_tokens=max_response_tokens))
     train_pairs = [p for p in train_pairs if not is_validation(p.probe_id)]
     return stratified(train_pairs, per_family, seed=0), len(train_pairs)
 
 
 def validation_pairs(model_name: str) -> list:
     """The validation question's pairs (train templates, never trained on): ``--layers repair`` scores layers on them."""
-    from attrib.paths import cache_dir
-    from attrib.surgery.pairs import read_pairs, split_pairs
-
-    train_pairs, _ = split_pairs(read_pairs(cache_dir() / "sail_bench" / f"pairs-{model_name}.jsonl"))
-    return [p for p in train_pairs if is_validation(p.probe_id)]
+    return [p for p in _train_split(model_name) if is_validation(p.probe_id)]
 
 
 def tuned() -> dict:
