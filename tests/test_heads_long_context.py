@@ -81,3 +81,12 @@ def test_bad_input(bridge, prompt):
         layer_segment_stats(bridge, ids, seg, layers=[30])
     with pytest.raises(InputError, match="engine"):
         layer_segment_stats(bridge, ids, seg, engine="flash")
+
+
+def test_fp32_gpu_warning_threshold():
+    """Only fp32 on a GPU makes SDPA build [H, T, T] scores; the warning sizes them."""
+    from attrib.heads.long_context import fp32_gpu_score_bytes
+
+    assert fp32_gpu_score_bytes("cuda", torch.float32, 9, 8192) == 4 * 9 * 8192 * 8192
+    assert fp32_gpu_score_bytes("cuda", torch.bfloat16, 9, 8192) == 0
+    assert fp32_gpu_score_bytes("cpu", torch.float32, 9, 8192) == 0

@@ -11,7 +11,9 @@ Two engines read the same q/k:
   forms one layer's [heads, T, T] scores transiently, so this fits contexts of a few thousand tokens on a laptop.
 - ``"hf"``: the plain HF model with a registered ``transformers.AttentionInterface`` function that reads q/k
   (post-rotary, KV heads not repeated) and then calls PyTorch SDPA for the layer output, so no T x T tensor
-  exists anywhere: the engine for 16k-32k-token agent transcripts.
+  exists anywhere where SDPA has a fused kernel (fp32 on the CPU, bf16/fp16 on a GPU): the engine for
+  16k-32k-token agent transcripts. In fp32 on a GPU, SDPA falls back to its math path and builds the
+  [heads, T, T] scores itself, so :func:`layer_segment_stats` warns once when that would exceed 1 GiB.
 The forward pass stops after the last requested layer.
 """
 
@@ -200,8 +202,31 @@ def _ensure_registered() -> None:
             _registered = True
 
 
+def fp32_gpu_score_bytes(device_type: str, dtype: Any, n_heads: int, n_tokens: int) -> int:
+    """Bytes of the [heads, T, T] fp32 scores SDPA's math path builds per layer; 0 where a fused kernel runs."""
+    import torch
+
+    if device_type != "cuda" or dtype != torch.float32:
+        return 0
+    return 4 * n_heads * n_tokens * n_tokens
+
+
+def _warn_fp32_gpu(model: Any, n_tokens: int) -> None:
+    import warnings
+
+    heads = int(getattr(model.config, "num_attention_heads", 1))
+    need = fp32_gpu_score_bytes(model.device.type, model.dtype, heads, n_tokens)
+    if need > 2**30:
+        warnings.warn(
+            f"engine='hf' in float32 on a GPU: SDPA has no fused fp32 kernel and builds [{heads}, {n_tokens}, {n_tokens}] "
+            f"scores ({need / 2**30:.1f} GiB per layer); load the model in bfloat16/float16 for O(T) memory",
+            RuntimeWarning, stacklevel=4,
+        )
+
+
 def _run_hf(model: Any, ids: torch.Tensor, want: set[int], collect: Callable[..., None]) -> None:
     _ensure_registered()
+    _warn_fp32_gpu(model, int(ids.shape[1]))
 
     def only_wanted(layer: int, q: Any, k: Any, scale: float) -> None:
         if layer in want:
