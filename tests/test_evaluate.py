@@ -17,6 +17,17 @@ def test_metrics_on_hand_made_verdicts():
     assert s["step_accuracy"] == 25.0 and s["step_accuracy_pm1"] == 50.0 and s["step_accuracy_pm3"] == 75.0
     assert s["agent_accuracy"] == 75.0
     assert 0 <= s["ece"] <= 1
+    assert s["step_top3"] is None  # no verdict ranks steps
+
+
+def test_top_k_hit_rates():
+    v = [Verdict("a", 3, "X", 3, "X", ranking=(3, 4, 2, 1, 0)),   # hit at rank 1
+         Verdict("b", 5, "Y", 2, "X", ranking=(5, 6, 2, 1, 0)),   # rank 3
+         Verdict("c", 4, "X", 0, "X", ranking=(4, 3, 2, 1, 0)),   # rank 5
+         Verdict("d", 0, "Z", 9, "Z", ranking=(0, 1, 2, 3, 4))]   # missed
+    s = summarize(v)
+    assert s["step_top3"] == 50.0 and s["step_top5"] == 75.0
+    assert summarize(v + [Verdict("e", 0, "Z", 0, "Z")])["step_top5"] is None  # one verdict without a ranking
 
 
 def test_folds_are_grouped_and_cover_everything():

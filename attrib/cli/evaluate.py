@@ -74,17 +74,19 @@ def register(app: typer.Typer) -> None:
 
         t = Table(title=f"Who&When, {result['setting'].replace('_', ' ')}, out of sample ({folds}-fold by question)",
                   title_justify="left")
-        for c in ("subset", "method", "protocol", "step %", "±1 %", "±3 %", "agent %", "ECE %", "ECE if calibrated %"):
+        for c in ("subset", "method", "protocol", "step %", "±1 %", "±3 %", "top-3 %", "top-5 %", "agent %", "ECE %",
+                  "ECE if calibrated %"):
             t.add_column(c, justify="left" if c in ("subset", "method", "protocol") else "right")
         for r in result["rows"]:
             style = "bold" if r["method"] == result["default_method"] and r["protocol"].endswith("pooled") else None
             t.add_row(r["subset"], r["method"], r["protocol"], _fmt(r["step_accuracy"]), _fmt(r["step_accuracy_pm1"]),
-                      _fmt(r["step_accuracy_pm3"]), _fmt(r["agent_accuracy"]), _fmt(r["ece"], pct=True),
+                      _fmt(r["step_accuracy_pm3"]), _fmt(r.get("step_top3")), _fmt(r.get("step_top5")),
+                      _fmt(r["agent_accuracy"]), _fmt(r["ece"], pct=True),
                       _fmt(r.get("ece_null"), pct=True), style=style)
         for name, by in result["published"].items():
             for s in subsets:
                 if s in by:
                     a, st = by[s]["agent_accuracy"], by[s]["step_accuracy"]
-                    t.add_row(s, name, "published (LLM)", _fmt(st), "-", "-", _fmt(a), "-", "-", style="dim")
+                    t.add_row(s, name, "published (LLM)", _fmt(st), "-", "-", "-", "-", _fmt(a), "-", "-", style="dim")
         console.print(t)
         console.print(f"wall time {result['wall_s']:.1f} s" + (f"; JSON in {out}" if str(out) != "-" else ""))

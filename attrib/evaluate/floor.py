@@ -50,4 +50,5 @@ class LogisticFloor:
         k = int(np.argmax(p))
         assert trace.label is not None
         return Verdict(trace.id, k, trace.steps[k].agent, trace.label.mistake_step, trace.label.mistake_agent,
-                       confidence=float(p[k] / p.sum()))
+                       confidence=float(p[k] / p.sum()),
+                       ranking=tuple(int(i) for i in np.argsort(-p, kind="stable")[:5]))

@@ -20,7 +20,7 @@ import numpy as np
 from attrib.evaluate.baselines import BASELINES
 from attrib.evaluate.data import SUBSETS, load_subset, question_id
 from attrib.evaluate.metrics import Verdict, summarize
-from attrib.trace import Trace
+from attrib.trace import Attribution, Trace
 
 #: Published top-1 numbers from issue 10 (agent %, step %), per subset where given.
 PUBLISHED = {
@@ -45,9 +45,18 @@ def _learned_fitter(train: Sequence[Trace]) -> Predictor:
         p = m.predict(t.unlabelled())
         assert t.label is not None
         return Verdict(t.id, p.step, p.agent, t.label.mistake_step, t.label.mistake_agent,
-                       confidence=p.step_confidence, agent_confidence=p.agent_confidence)
+                       confidence=p.step_confidence, agent_confidence=p.agent_confidence,
+                       ranking=tuple(int(i) for i in np.argsort(-p.step_probs, kind="stable")[:5]))
 
     return predict
+
+
+def _verdict(t: Trace, a: Attribution) -> Verdict:
+    """A method's Attribution as a Verdict; its ranking starts with the verdict, then its other top-scored steps."""
+    assert t.label is not None
+    rest = tuple(s.step for s in a.top_steps(6) if s.step != a.step)
+    return Verdict(t.id, a.step, a.agent, t.label.mistake_step, t.label.mistake_agent, confidence=a.confidence,
+                   agent_confidence=a.agent_confidence, ranking=((a.step,) + rest)[:5])
 
 
 def _floor_fitter(train: Sequence[Trace]) -> Predictor:
@@ -62,9 +71,7 @@ def _causal_fitter(train: Sequence[Trace]) -> Predictor:
     m = CausalStepModel().fit(train)
 
     def predict(t: Trace) -> Verdict:
-        a = attribute(t.unlabelled(), model=m)
-        assert t.label is not None
-        return Verdict(t.id, a.step, a.agent, t.label.mistake_step, t.label.mistake_agent, confidence=a.confidence)
+        return _verdict(t, attribute(t.unlabelled(), model=m))
 
     return predict
 
@@ -73,10 +80,7 @@ def _unfitted(method: str) -> Predictor:
     from attrib.methods import analyze
 
     def predict(t: Trace) -> Verdict:
-        a = analyze(t, method)
-        assert t.label is not None
-        return Verdict(t.id, a.step, a.agent, t.label.mistake_step, t.label.mistake_agent,
-                       confidence=a.confidence, agent_confidence=a.agent_confidence)
+        return _verdict(t, analyze(t, method))
 
     return predict
 
@@ -210,7 +214,7 @@ def _evaluate(
                     add(name, s, f"cross-subset (fit on {other})", [predict(t) for t in traces], True)
     default = {
         r["subset"]: {k2: r[k2] for k2 in ("step_accuracy", "agent_accuracy", "ece", "step_accuracy_pm1",
-                                            "step_accuracy_pm3", "agent_ece", "n", "step_accuracy_sd",
+                                            "step_accuracy_pm3", "step_top3", "step_top5", "agent_ece", "n", "step_accuracy_sd",
                                             "agent_accuracy_sd", "ece_sd", "n_seeds", "ece_null", "ece_null_q95")}
         for r in rows if r["method"] == DEFAULT_METHOD and r["protocol"].endswith("pooled")
     }

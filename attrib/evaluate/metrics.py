@@ -23,10 +23,14 @@ class Verdict:
     agent_confidence: float | None = None
     expected_step_acc: float | None = None  # for analytic baselines (random): P(exact hit)
     expected_agent_acc: float | None = None
+    ranking: tuple[int, ...] = ()  # steps in the method's order of blame, when it ranks them (top-k hit rates)
 
 
 def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
-    """Percentages: step exact / ±1 / ±3, agent; ECE (10 bins) of step and agent confidences.
+    """Percentages: step exact / ±1 / ±3, top-3 / top-5 hit rates, agent; ECE (10 bins) of step and agent confidences.
+
+    ``step_top3`` / ``step_top5``: how often the decisive step is among the method's first 3 / 5 ranked steps
+    (what a user reading ``attrib analyze``'s candidate table gets); None unless every verdict has a ranking.
 
     ``ece_null`` is the ECE a perfectly calibrated predictor would show with the same confidences on
     this many traces (its mean; ``ece_null_q95`` its 95th percentile): the noise floor to read ECE against.
@@ -45,6 +49,8 @@ def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
         "step_accuracy": 100 * exact.mean(),
         "step_accuracy_pm1": 100 * (d <= 1).mean(),
         "step_accuracy_pm3": 100 * (d <= 3).mean(),
+        "step_top3": None,
+        "step_top5": None,
         "agent_accuracy": 100 * agent.mean(),
         "ece": None,
         "agent_ece": None,
@@ -53,6 +59,9 @@ def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
     }
     if any(v.expected_step_acc is not None for v in verdicts):  # analytic baselines: ±k is undefined
         out["step_accuracy_pm1"] = out["step_accuracy_pm3"] = None
+    if all(v.ranking for v in verdicts):
+        for k in (3, 5):
+            out[f"step_top{k}"] = 100 * float(np.mean([v.true_step in v.ranking[:k] for v in verdicts]))
     if all(v.confidence is not None for v in verdicts):
         conf = np.array([v.confidence for v in verdicts])
         out["ece"] = ece(conf, (d == 0).astype(float))

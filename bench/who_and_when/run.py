@@ -51,6 +51,7 @@ def main() -> None:
             pm = lambda v: "  -  " if v is None else f"{v:5.1f}"  # noqa: E731
             print(f"{s:10s} {row['subset']:9s} {row['method']:20s} {row['protocol']:30s} "
                   f"step {row['step_accuracy']:5.1f} ±1 {pm(row['step_accuracy_pm1'])} ±3 {pm(row['step_accuracy_pm3'])} "
+                  f"top-3 {pm(row.get('step_top3'))} top-5 {pm(row.get('step_top5'))} "
                   f"agent {row['agent_accuracy']:5.1f} ECE {e}")
     print(f"wrote {path} in {out['wall_s']:.1f} s wall, {out['cpu_s']:.1f} s CPU")
     print(markdown_tables(runs))
@@ -71,15 +72,16 @@ def markdown_tables(runs: dict) -> str:
     for subset in ("algorithm", "hand"):
         out.append(f"\n{subset}\n")
         out.append("| method | protocol | step % (with GT) | agent % (with GT) | ECE % | step % (without GT) | "
-                   "agent % (without GT) | ECE % | step ±1 / ±3 % (with GT) |")
-        out.append("|---|---|---|---|---|---|---|---|---|")
+                   "agent % (without GT) | ECE % | step ±1 / ±3 % (with GT) | top-3 / top-5 % (with GT) |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
         w = [r for r in runs["with_gt"]["rows"] if r["subset"] == subset]
         wo = {(r["method"], r["protocol"]): r for r in runs["without_gt"]["rows"] if r["subset"] == subset}
         for r in w:
             r2 = wo[(r["method"], r["protocol"])]
             pm = "-" if r["step_accuracy_pm1"] is None else f"{r['step_accuracy_pm1']:.1f} / {r['step_accuracy_pm3']:.1f}"
+            top = "-" if r.get("step_top3") is None else f"{r['step_top3']:.1f} / {r['step_top5']:.1f}"
             out.append(f"| {r['method']} | {r['protocol']} | {cell(r, 'step_accuracy')} | {cell(r, 'agent_accuracy')} | "
-                       f"{ece(r)} | {cell(r2, 'step_accuracy')} | {cell(r2, 'agent_accuracy')} | {ece(r2)} | {pm} |")
+                       f"{ece(r)} | {cell(r2, 'step_accuracy')} | {cell(r2, 'agent_accuracy')} | {ece(r2)} | {pm} | {top} |")
     return "\n".join(out)
 
 
