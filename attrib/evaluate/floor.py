@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from attrib.evaluate.metrics import Verdict
+from attrib.evaluate.metrics import Verdict, ranking_of
 from attrib.features.steps import INDEX
 from attrib.trace import Trace
 
@@ -51,4 +51,4 @@ class LogisticFloor:
         assert trace.label is not None
         return Verdict(trace.id, k, trace.steps[k].agent, trace.label.mistake_step, trace.label.mistake_agent,
                        confidence=float(p[k] / p.sum()),
-                       ranking=tuple(int(i) for i in np.argsort(-p, kind="stable")[:5]))
+                       ranking=ranking_of(p))

@@ -19,7 +19,7 @@ import numpy as np
 
 from attrib.evaluate.baselines import BASELINES
 from attrib.evaluate.data import SUBSETS, load_subset, question_id
-from attrib.evaluate.metrics import Verdict, summarize
+from attrib.evaluate.metrics import Verdict, ranking_of, summarize
 from attrib.trace import Attribution, Trace
 
 #: Published top-1 numbers from issue 10 (agent %, step %), per subset where given.
@@ -46,7 +46,7 @@ def _learned_fitter(train: Sequence[Trace]) -> Predictor:
         assert t.label is not None
         return Verdict(t.id, p.step, p.agent, t.label.mistake_step, t.label.mistake_agent,
                        confidence=p.step_confidence, agent_confidence=p.agent_confidence,
-                       ranking=tuple(int(i) for i in np.argsort(-p.step_probs, kind="stable")[:5]))
+                       ranking=ranking_of(p.step_probs))
 
     return predict
 

@@ -26,6 +26,11 @@ class Verdict:
     ranking: tuple[int, ...] = ()  # steps in the method's order of blame, when it ranks them (top-k hit rates)
 
 
+def ranking_of(scores: np.ndarray, k: int = 5) -> tuple[int, ...]:
+    """The ``k`` highest-scoring steps, best first (ties: the earlier step first)."""
+    return tuple(int(i) for i in np.argsort(-np.asarray(scores), kind="stable")[:k])
+
+
 def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
     """Percentages: step exact / ±1 / ±3, top-3 / top-5 hit rates, agent; ECE (10 bins) of step and agent confidences.
 

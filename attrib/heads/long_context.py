@@ -13,7 +13,7 @@ Two engines read the same q/k:
   (post-rotary, KV heads not repeated) and then calls PyTorch SDPA for the layer output, so no T x T tensor
   exists anywhere where SDPA has a fused kernel (fp32 on the CPU, bf16/fp16 on a GPU): the engine for
   16k-32k-token agent transcripts. In fp32 on a GPU, SDPA falls back to its math path and builds the
-  [heads, T, T] scores itself, so :func:`layer_segment_stats` warns once when that would exceed 1 GiB.
+  [heads, T, T] scores itself, so :func:`layer_segment_stats` warns when they would exceed 1 GiB a layer.
 The forward pass stops after the last requested layer.
 """
 
