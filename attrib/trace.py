@@ -180,3 +180,9 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
         from attrib.render import attribution_plot
 
         return attribution_plot(self, path)
+
+
+def question_id(trace: Trace) -> str:
+    """The grouping key for cross-validation (``metadata.question_id``, else the trace id): re-runs of one
+    task share it, and no question may sit in both train and test."""
+    return str(trace.metadata.get("question_id") or trace.id)

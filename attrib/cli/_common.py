@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -23,3 +25,19 @@ def handle_errors() -> Iterator[None]:
     except AttribError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
+
+
+def ranker_options(method: str | None, model: Path | None) -> dict[str, Any]:
+    """Method options that point the learned ranker at a fitted file (``--model``); {} when none is given.
+
+    The learned method reads it directly; ``judge-hybrid`` passes it to its offline evidence.
+    """
+    if model is None:
+        return {}
+    name = method or "learned"
+    if name == "learned":
+        return {"model_path": str(model)}
+    if name == "judge-hybrid":
+        return {"offline_options": {"model_path": str(model)}}
+    raise typer.BadParameter(f"--model applies to the learned ranker (and judge-hybrid), not --method {name}",
+                             param_hint="--model")

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from attrib.cli._common import console, handle_errors
+from attrib.cli._common import console, handle_errors, ranker_options
 from attrib.cli._llm_options import with_llm_options
 from attrib.cli.batch import with_batch_options
 
@@ -49,6 +49,8 @@ def register(app: typer.Typer) -> None:
         top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many candidate steps to show."),
         format: str = typer.Option(None, "--format", "-f", help="Skip format detection (whowhen, otlp, chat, attrib)."),
         plot: Path = typer.Option(None, "--plot", help="Also save a PNG of step probabilities and agent blame."),
+        model: Path = typer.Option(None, "--model", help="A ranker fitted on your own labelled runs (`attrib fit`) "
+                                   "instead of the shipped one.", show_default=False),
         llm: Any = None,
     ) -> None:
         """Name the agent and step that made a failed run fail, with a calibrated confidence and evidence.
@@ -67,7 +69,7 @@ def register(app: typer.Typer) -> None:
         with handle_errors():
             traces = load_target(target, store, format)
             name = method or DEFAULT_METHOD
-            opts: dict[str, Any] = {"top_k": top_k}
+            opts: dict[str, Any] = {"top_k": top_k, **ranker_options(name, model)}
             if name.startswith("judge"):
                 opts["llm"] = llm
             results = [(t, analyze(t, name, **opts)) for t in traces]

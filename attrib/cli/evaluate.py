@@ -1,4 +1,5 @@
-"""CLI topic 'evaluate': ``attrib eval who-and-when`` -> :func:`attrib.evaluate.evaluate`."""
+"""CLI topic 'evaluate': ``attrib eval who-and-when`` -> :func:`attrib.evaluate.evaluate`, ``attrib eval traces``
+-> :func:`attrib.evaluate.labelled.evaluate_labelled`, and ``attrib fit`` -> :func:`attrib.methods.learned.fit_artifact`."""
 
 from __future__ import annotations
 
@@ -90,3 +91,93 @@ def register(app: typer.Typer) -> None:
                     t.add_row(s, name, "published (LLM)", _fmt(st), "-", "-", "-", "-", _fmt(a), "-", "-", style="dim")
         console.print(t)
         console.print(f"wall time {result['wall_s']:.1f} s" + (f"; JSON in {out}" if str(out) != "-" else ""))
+
+    @eval_app.command("traces")
+    def traces_cmd(
+        paths: list[str] = typer.Argument(..., help="Labelled trace files, folders or globs (any format attrib reads).",
+                                          show_default=False),
+        format: str = typer.Option(None, "--format", "-f", help="Skip format detection (whowhen, otlp, chat, attrib)."),
+        model: Path = typer.Option(None, "--model", help="Score this ranker file (`attrib fit`) as the shipped row.",
+                                   show_default=False),
+        folds: int = typer.Option(5, "--folds", min=2, help="k for the refit rows, grouped by metadata.question_id."),
+        seed: int = typer.Option(0, "--seed", help="Fold assignment seed."),
+        pool: bool = typer.Option(True, "--pool/--no-pool", help="Also refit on your traces pooled with Who&When "
+                                  "(when that data is on this machine)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result JSON instead of the table."),
+    ) -> None:
+        """Score attribution on your own labelled runs: is the blame right on your system?
+
+        A trace is labelled when it carries the decisive step and agent (Who&When's mistake_step /
+        mistake_agent, `label` in attrib JSON, `attrib.label.*` span attributes in OTLP). Rows: the shipped
+        ranker as it is (fitted on Who&When only, so your traces are out of sample), the ranker refitted on
+        your traces (k-fold; and pooled with Who&When), the logistic floor, and rule baselines.
+
+        Example:  attrib eval traces my_runs/ --folds 5
+        """
+        import orjson
+
+        from attrib.evaluate.labelled import evaluate_labelled
+        from attrib.readers import read_paths
+
+        with handle_errors():
+            traces = read_paths(paths, format)
+            with console.status("scoring your traces out of sample...") as status:
+                result = evaluate_labelled(traces, k=folds, seed=seed, model_path=str(model) if model else None,
+                                           pool_who_and_when=pool, progress=lambda m: status.update(f"scoring {m} ..."))
+        if as_json:
+            typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
+            return
+        from rich.table import Table
+
+        t = Table(title=f"{result['n']} labelled traces, out of sample", title_justify="left")
+        for c in ("method", "protocol", "step %", "±1 %", "±3 %", "top-3 %", "top-5 %", "agent %", "ECE %"):
+            t.add_column(c, justify="left" if c in ("method", "protocol") else "right")
+        for r in result["rows"]:
+            t.add_row(r["method"], r["protocol"], _fmt(r["step_accuracy"]), _fmt(r["step_accuracy_pm1"]),
+                      _fmt(r["step_accuracy_pm3"]), _fmt(r.get("step_top3")), _fmt(r.get("step_top5")),
+                      _fmt(r["agent_accuracy"]), _fmt(r["ece"], pct=True),
+                      style="bold" if r["method"].startswith("learned") else None)
+        console.print(t)
+        for note in result["notes"] + ([f"{result['n_unlabelled']} unlabelled traces were skipped"]
+                                       if result["n_unlabelled"] else []):
+            console.print(f"[yellow]note:[/] {note}")
+        console.print(f"wall time {result['wall_s']:.1f} s")
+
+    @app.command("fit")
+    def fit_cmd(
+        paths: list[str] = typer.Argument(..., help="Labelled trace files, folders or globs (any format attrib reads).",
+                                          show_default=False),
+        out: Path = typer.Option(..., "--out", "-o", help="Where to write the ranker (JSON coefficients)."),
+        format: str = typer.Option(None, "--format", "-f", help="Skip format detection (whowhen, otlp, chat, attrib)."),
+        pool: bool = typer.Option(True, "--pool/--no-pool", help="Fit on your traces plus Who&When (when that data "
+                                  "is on this machine), as the shipped ranker is fitted."),
+    ) -> None:
+        """Fit the learned ranker on your own labelled runs, for `attrib analyze --model`.
+
+        Check first what it buys you with `attrib eval traces` (same traces): it prints the shipped ranker
+        and the refitted one side by side, out of sample. Traces that re-run one task should share
+        metadata.question_id.
+
+        Example:  attrib fit my_runs/ --out my_ranker.json && attrib analyze run.json --model my_ranker.json
+        """
+        import orjson
+
+        from attrib.errors import InputError
+        from attrib.evaluate.labelled import MIN_TRAIN, who_and_when_traces
+        from attrib.methods.learned import fit_artifact
+        from attrib.readers import read_paths
+
+        with handle_errors():
+            traces = [t for t in read_paths(paths, format) if t.label is not None]
+            if len(traces) < MIN_TRAIN:
+                raise InputError(None, "label", f"{len(traces)} labelled traces in {', '.join(paths)}; "
+                                 f"fitting needs at least {MIN_TRAIN}")
+            extra = who_and_when_traces() if pool else []
+            with console.status(f"fitting on {len(traces)} traces" + (f" + {len(extra)} Who&When" if extra else "")):
+                art = fit_artifact(traces + extra, f"{len(traces)} traces from {', '.join(paths)}"
+                                   + (f" + Who&When ({len(extra)})" if extra else ""))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(orjson.dumps(art))
+        console.print(f"wrote {out} ({art['n_train']} labelled traces); use it with "
+                      f"`attrib analyze TRACE --model {out}`")
+

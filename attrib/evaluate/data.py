@@ -6,7 +6,9 @@ from functools import lru_cache
 
 from attrib.errors import NotFoundError
 from attrib.paths import who_and_when_dir
-from attrib.trace import Trace
+from attrib.trace import Trace, question_id
+
+__all__ = ["SUBSETS", "load_subset", "question_id"]
 
 SUBSETS = ("algorithm", "hand")
 
@@ -24,8 +26,3 @@ def load_subset(subset: str) -> tuple[Trace, ...]:
         raise NotFoundError(f"no Who&When logs under {d} (set ATTRIB_WHO_AND_WHEN)")
     reader = WhoWhenReader()
     return tuple(t for p in files for t in reader.read(p.read_bytes(), p))
-
-
-def question_id(trace: Trace) -> str:
-    """The grouping key for cross-validation: no question may sit in both train and test."""
-    return str(trace.metadata.get("question_id") or trace.id)

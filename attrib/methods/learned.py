@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from attrib.errors import AttribError
+from attrib.errors import AttribError, InputError, NotFoundError
 from attrib.methods.calibration import Calibrator
 from attrib.methods.clogit import ConditionalLogit
-from attrib.trace import AgentBlame, Attribution, StepBlame, Trace
+from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, question_id
 
 #: L2 penalties tried on inner folds when ``l2_step="auto"``.
 L2_GRID = (0.1, 0.3, 1.0, 3.0)
@@ -326,19 +326,46 @@ def default_model(setting: str = "without_gt", path: str | None = None) -> Learn
     """The shipped ranker for a setting ('with_gt' / 'without_gt'), from the committed JSON artifact."""
     p = Path(path) if path else ARTIFACT
     if not p.exists():
+        if path:
+            raise NotFoundError(f"{p}: no such ranker file (write one with `attrib fit`)")
         raise AttribError(f"{p}: the fitted ranker is missing; run bench/who_and_when/fit_default.py")
-    d = orjson.loads(p.read_bytes())
-    return LearnedRanker.from_dict(d["settings"][setting])
+    try:
+        d = orjson.loads(p.read_bytes())
+        setting_dict = d["settings"][setting]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as e:
+        raise InputError(p, "settings", f"not a ranker file from `attrib fit` ({type(e).__name__}: {e})") from None
+    return LearnedRanker.from_dict(setting_dict)
 
 
-def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, **_: Any) -> Attribution:
-    """Attribute with the learned ranker (default: the shipped one), Shapley agent blame and graph evidence."""
+def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0) -> dict[str, Any]:
+    """Fit one ranker per setting (with / without the ground-truth answer) on labelled ``traces``.
+
+    Returns the JSON-able artifact :func:`default_model` reads (``--model`` in the CLI). Traces are grouped
+    for the inner folds by ``metadata.question_id`` (else their id), as in evaluation.
+    """
+    labelled = [t for t in traces if t.label is not None]
+    settings = {}
+    for name, ts in (("with_gt", labelled), ("without_gt", [t.without_ground_truth() for t in labelled])):
+        m = LearnedRanker(random_state=random_state).fit(ts, [question_id(t) for t in ts])
+        settings[name] = m.to_dict()
+    digest = hashlib.sha256(b"".join(t.content_hash().encode() for t in labelled)).hexdigest()[:16]
+    return {"version": 1, "trained_on": trained_on, "n_train": len(labelled), "data_hash": digest,
+            "settings": settings}
+
+
+def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, model_path: str | None = None,
+              **_: Any) -> Attribution:
+    """Attribute with the learned ranker, Shapley agent blame and graph evidence.
+
+    ``model``: a fitted :class:`LearnedRanker`; else the artifact at ``model_path`` (from ``attrib fit``);
+    else the shipped one.
+    """
     from attrib.methods import flow_graph
     from attrib.methods.shapley import agent_blame
 
     if not trace.steps:
         raise AttribError(f"trace {trace.id}: no steps to attribute")
-    model = model or default_model(setting_of(trace))
+    model = model or default_model(setting_of(trace), str(model_path) if model_path else None)
     g = flow_graph.build_graph(trace)
     sink = flow_graph.failure_node(trace)
     X = featurize(trace)

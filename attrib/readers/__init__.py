@@ -6,6 +6,8 @@ Adding a format is one file with a class that has ``name``, ``sniff(data, path)`
 
 from __future__ import annotations
 
+import glob
+from collections.abc import Iterable
 from pathlib import Path
 
 from attrib.errors import InputError
@@ -18,6 +20,9 @@ from attrib.readers.whowhen import WhoWhenReader
 from attrib.trace import Trace
 
 READERS: dict[str, Reader] = {r.name: r for r in (WhoWhenReader(), OTLPReader(), ChatReader(), NativeReader())}
+
+#: What a folder given as input is searched for.
+SUFFIXES = (".json", ".jsonl", ".ndjson")
 
 #: Files larger than this are refused with a clear error instead of exhausting memory.
 MAX_BYTES = 512 * 1024 * 1024
@@ -93,4 +98,38 @@ def load_trace(path: str | Path, format: str | None = None) -> Trace:
     return traces[0]
 
 
-__all__ = ["READERS", "Reader", "detect", "load_trace", "read_path", "validate"]
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders searched recursively for JSON/JSONL, globs expanded; order kept, no repeats.
+
+    A path that matches nothing is returned as-is so that reading it reports 'no such file'.
+    """
+    out: dict[Path, None] = {}
+    for p in paths:
+        s = str(p)
+        path = Path(s)
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                hidden = any(x.startswith(".") for x in f.relative_to(path).parts)
+                if f.is_file() and f.suffix.lower() in SUFFIXES and not hidden:
+                    out.setdefault(f, None)
+        elif not path.exists() and any(c in s for c in "*?["):
+            for m in sorted(glob.glob(s, recursive=True)):
+                mp = Path(m)
+                if mp.is_file():
+                    out.setdefault(mp, None)
+                elif mp.is_dir():
+                    for f in expand_paths([mp]):
+                        out.setdefault(f, None)
+        else:
+            out.setdefault(path, None)
+    return list(out)
+
+
+def read_paths(paths: Iterable[str | Path], format: str | None = None, max_bytes: int = MAX_BYTES) -> list[Trace]:
+    """Every trace in the files, folders and globs given (see :func:`expand_paths`), in order."""
+    return [t for p in expand_paths(paths) for t in read_path(p, format, max_bytes)]
+
+
+__all__ = ["READERS", "SUFFIXES", "Reader", "detect", "expand_paths", "load_trace", "read_path", "read_paths", "validate"]

@@ -6,18 +6,16 @@ is reported with one line and leaves nothing in the store; the other files still
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from attrib.errors import AttribError
-from attrib.readers import MAX_BYTES, read_path
+from attrib.readers import MAX_BYTES, expand_paths, read_path
 from attrib.store import Store, open_store
 
 #: File name endings a folder is searched for.
-SUFFIXES = (".json", ".jsonl", ".ndjson")
 
 
 @dataclass
@@ -68,33 +66,6 @@ class IngestReport:
     def summary(self) -> dict[str, Any]:
         return {"files": len(self.files), "failed": len(self.failed), "traces": self.n_traces, "steps": self.n_steps,
                 "new_or_changed": self.n_new, "unchanged": self.n_unchanged}
-
-
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders searched recursively for JSON/JSONL, globs expanded; order kept, no repeats.
-
-    A path that matches nothing is returned as-is so that reading it reports 'no such file'.
-    """
-    out: dict[Path, None] = {}
-    for p in paths:
-        s = str(p)
-        path = Path(s)
-        if path.is_dir():
-            for f in sorted(path.rglob("*")):
-                hidden = any(x.startswith(".") for x in f.relative_to(path).parts)
-                if f.is_file() and f.suffix.lower() in SUFFIXES and not hidden:
-                    out.setdefault(f, None)
-        elif not path.exists() and any(c in s for c in "*?["):
-            for m in sorted(glob.glob(s, recursive=True)):
-                mp = Path(m)
-                if mp.is_file():
-                    out.setdefault(mp, None)
-                elif mp.is_dir():
-                    for f in expand_paths([mp]):
-                        out.setdefault(f, None)
-        else:
-            out.setdefault(path, None)
-    return list(out)
 
 
 def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: int = MAX_BYTES,

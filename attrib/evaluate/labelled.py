@@ -1,0 +1,122 @@
+"""Score attribution on your own annotated runs: how right is the blame on *your* system?
+
+``evaluate_labelled(traces)`` takes any labelled traces (any format attrib reads; a trace is labelled
+when it carries ``label.mistake_step`` / ``label.mistake_agent``) and reports, with the metrics of the
+Who&When harness:
+
+* the shipped ranker as it is (fitted on Who&When only, so every one of your traces is out of sample);
+* the ranker refitted on your traces, k-fold grouped by ``metadata.question_id`` (else the trace id),
+  alone and pooled with Who&When when that data is present, which is what ``attrib fit`` would ship;
+* the logistic floor and the rule baselines beside them.
+
+A refit needs enough labels: at least ``2 * inner_folds`` (8) traces in every training fold.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from attrib.errors import InputError
+from attrib.evaluate.baselines import BASELINES
+from attrib.evaluate.harness import _floor_fitter, _learned_fitter, _mean_summary, cross_validate
+from attrib.evaluate.metrics import Verdict, ranking_of
+from attrib.trace import Trace
+
+#: Baselines that make sense for any system (the WebSurfer ones are Magentic-One specific).
+GENERIC_BASELINES = ("random", "always-step-1", "most-active-agent")
+MIN_TRAIN = 8
+
+
+def _shipped(model_path: str | None) -> Callable[[Trace], Verdict]:
+    from attrib.methods.learned import default_model, setting_of
+
+    def predict(t: Trace) -> Verdict:
+        u = t.unlabelled()
+        p = default_model(setting_of(u), model_path).predict(u)
+        assert t.label is not None
+        return Verdict(t.id, p.step, p.agent, t.label.mistake_step, t.label.mistake_agent,
+                       confidence=p.step_confidence, agent_confidence=p.agent_confidence,
+                       ranking=ranking_of(p.step_probs))
+
+    return predict
+
+
+def _check_labels(traces: Sequence[Trace]) -> list[Trace]:
+    """The labelled traces, each label checked against its trace (step in range, agent present)."""
+    out = []
+    for t in traces:
+        if t.label is None:
+            continue
+        if not 0 <= t.label.mistake_step < t.n_steps:
+            raise InputError(None, f"{t.id}: label.mistake_step",
+                             f"step {t.label.mistake_step} is outside the trace's {t.n_steps} steps")
+        out.append(t)
+    return out
+
+
+def who_and_when_traces() -> list[Trace]:
+    """Both Who&When subsets, or [] when the data is not on this machine."""
+    from attrib.errors import NotFoundError
+    from attrib.evaluate.data import SUBSETS, load_subset
+
+    try:
+        return [t for s in SUBSETS for t in load_subset(s)]
+    except NotFoundError:
+        return []
+
+
+def evaluate_labelled(
+    traces: Sequence[Trace],
+    *,
+    k: int = 5,
+    seed: int = 0,
+    model_path: str | None = None,
+    pool_who_and_when: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Metrics of the shipped ranker, refitted rankers, the floor and baselines on labelled ``traces``.
+
+    Returns ``{"n", "n_unlabelled", "rows": [{method, protocol, step_accuracy, ...}], "notes": [...], "wall_s"}``.
+    """
+    t0 = time.perf_counter()
+    say = progress or (lambda _m: None)
+    labelled = _check_labels(traces)
+    if not labelled:
+        raise InputError(None, "label", f"none of the {len(traces)} traces carries a label "
+                         "(label.mistake_step and label.mistake_agent); nothing to score")
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+
+    def add(name: str, protocol: str, verdicts: list[Verdict]) -> None:
+        rows.append({"method": name, "protocol": protocol, **_mean_summary([verdicts])})
+
+    for name in GENERIC_BASELINES:
+        add(name, "rule", [BASELINES[name](t) for t in labelled])
+    say("shipped ranker")
+    protocol = "as shipped" if model_path is None else f"model {model_path}"
+    if model_path is None:  # the shipped ranker was fitted on all of Who&When: say where its row is in sample
+        seen = {t.content_hash() for t in who_and_when_traces()}
+        n_in = sum(t.content_hash() in seen for t in labelled)
+        if n_in:
+            protocol = f"as shipped, IN SAMPLE for {n_in}"
+            notes.append(f"{n_in} of these traces are Who&When logs the shipped ranker was fitted on: its row is "
+                         "in sample for them (the refit rows are not)")
+    add("learned (shipped)", protocol, [_shipped(model_path)(t) for t in labelled])
+    n_train = len(labelled) * (k - 1) // k
+    if n_train < MIN_TRAIN:
+        notes.append(f"{len(labelled)} labelled traces: too few to refit with {k} folds (each training fold needs "
+                     f"{MIN_TRAIN}); only the shipped ranker and the baselines are scored")
+    else:
+        say("refit on these traces")
+        add("learned, refit", f"{k}-fold", cross_validate(labelled, _learned_fitter, k, seed))
+        add("floor", f"{k}-fold", cross_validate(labelled, _floor_fitter, k, seed))
+        extra = who_and_when_traces() if pool_who_and_when else []
+        if extra:
+            say("refit on these traces + Who&When")
+            add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, _learned_fitter, k, seed, extra))
+        elif pool_who_and_when:
+            notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
+    return {"n": len(labelled), "n_unlabelled": len(traces) - len(labelled), "folds": k, "seed": seed,
+            "rows": rows, "notes": notes, "wall_s": time.perf_counter() - t0}

@@ -1,0 +1,82 @@
+"""Scoring and fitting on a user's own labelled runs: ``evaluate_labelled``, ``attrib eval traces``, ``attrib fit``
+and ``attrib analyze --model``, on real Who&When runs rewritten as attrib-JSON files of another "system"."""
+
+import msgspec
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from attrib.cli import app
+from attrib.errors import InputError
+from attrib.evaluate.data import load_subset
+from attrib.evaluate.labelled import evaluate_labelled
+
+runner = CliRunner()
+
+
+def _own(tmp_path, n=24, labelled=True):
+    """n Algorithm-Generated runs as the user's own files (new ids, attrib JSON; labels kept or dropped)."""
+    d = tmp_path / "runs"
+    d.mkdir(exist_ok=True)
+    for t in load_subset("algorithm")[:n]:
+        u = msgspec.structs.replace(t, id=f"mine-{t.id}", source_format="attrib",
+                                    label=t.label if labelled else None)
+        (d / f"{u.id}.json").write_bytes(u.to_json())
+    return d
+
+
+def test_evaluate_labelled_rows_and_out_of_sample_shipped_row(tmp_path):
+    from attrib.readers import read_paths
+
+    traces = read_paths([_own(tmp_path)])
+    r = evaluate_labelled(traces, k=4, pool_who_and_when=False)
+    rows = {x["method"]: x for x in r["rows"]}
+    assert r["n"] == 24 and set(rows) >= {"learned (shipped)", "learned, refit", "floor", "random"}
+    assert rows["learned (shipped)"]["protocol"] == "as shipped"  # new content: not in the shipped training set
+    # the shipped ranker beats the always-step-1 rule on these runs, and its top-5 contains its top-1
+    assert rows["learned (shipped)"]["step_accuracy"] > rows["always-step-1"]["step_accuracy"]
+    assert rows["learned (shipped)"]["step_top5"] >= rows["learned (shipped)"]["step_accuracy"]
+
+
+def test_evaluate_labelled_flags_in_sample_and_too_few(tmp_path):
+    r = evaluate_labelled(list(load_subset("hand")[:6]), k=5)
+    assert "IN SAMPLE for 6" in r["rows"][3]["protocol"] and any("in sample" in n for n in r["notes"])
+    assert [x["method"] for x in r["rows"]][-1] == "learned (shipped)"  # too few to refit, said in a note
+    assert any("too few to refit" in n for n in r["notes"])
+    with pytest.raises(InputError, match="carries a label"):
+        evaluate_labelled([t.unlabelled() for t in load_subset("hand")[:3]])
+
+
+def test_cli_eval_fit_analyze_model(tmp_path):
+    runs = _own(tmp_path, n=16)
+    r = runner.invoke(app, ["eval", "traces", str(runs), "--folds", "4", "--no-pool", "--json"])
+    assert r.exit_code == 0, r.output
+    assert orjson.loads(r.output)["n"] == 16
+    model = tmp_path / "ranker.json"
+    r = runner.invoke(app, ["fit", str(runs), "--out", str(model), "--no-pool"])
+    assert r.exit_code == 0, r.output
+    art = orjson.loads(model.read_bytes())
+    assert art["n_train"] == 16 and set(art["settings"]) == {"with_gt", "without_gt"}
+    trace = next(runs.iterdir())
+    shipped = orjson.loads(runner.invoke(app, ["analyze", str(trace), "--json"]).output)
+    r = runner.invoke(app, ["analyze", str(trace), "--json", "--model", str(model)])
+    assert r.exit_code == 0, r.output
+    mine = orjson.loads(r.output)
+    assert mine["method"] == "learned" and mine["steps"] != shipped["steps"]  # other coefficients, other scores
+
+
+def test_cli_fit_and_model_bad_input(tmp_path):
+    unl = _own(tmp_path, n=3, labelled=False)
+    r = runner.invoke(app, ["eval", "traces", str(unl)])
+    assert r.exit_code == 3 and "carries a label" in r.output
+    r = runner.invoke(app, ["fit", str(unl), "--out", str(tmp_path / "m.json")])
+    assert r.exit_code == 3 and "fitting needs at least 8" in r.output and not (tmp_path / "m.json").exists()
+    trace = str(next(unl.iterdir()))
+    r = runner.invoke(app, ["analyze", trace, "--model", str(tmp_path / "missing.json")])
+    assert r.exit_code == 4 and "no such ranker file" in r.output
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"settings": {}}')
+    r = runner.invoke(app, ["analyze", trace, "--model", str(junk)])
+    assert r.exit_code == 3 and "not a ranker file" in r.output
+    r = runner.invoke(app, ["analyze", trace, "--model", str(junk), "--method", "flow-graph"])
+    assert r.exit_code == 2 and "--model" in r.output
