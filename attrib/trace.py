@@ -137,8 +137,8 @@ class StepBlame(msgspec.Struct, frozen=True, kw_only=True):
 class Attribution(msgspec.Struct, frozen=True, kw_only=True):
     """A method's verdict on one trace: the decisive agent and step, how sure, and why.
 
-    Renders itself: :meth:`to_json`, :meth:`to_markdown`, :meth:`to_rich` (a rich renderable)
-    and :meth:`plot` (matplotlib), in the spirit of shap's result objects.
+    Renders itself: :meth:`to_json`, :meth:`to_markdown`, :meth:`to_rich` (a rich renderable),
+    :meth:`to_otlp` (an OpenTelemetry span) and :meth:`plot` (matplotlib), in the spirit of shap's result objects.
     """
 
     trace_id: str
@@ -175,6 +175,12 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
         from attrib.render import attribution_rich
 
         return attribution_rich(self, trace)
+
+    def to_otlp(self, trace: Trace | None = None, top_k: int = 5) -> dict[str, Any]:
+        """The verdict as an OTLP/JSON span (in the run's own trace when it came from OTLP)."""
+        from attrib.render_otlp import attribution_otlp
+
+        return attribution_otlp(self, trace, top_k)
 
     def plot(self, path: str | None = None) -> Any:
         from attrib.render import attribution_plot
