@@ -322,6 +322,21 @@ def link_activations(trace: Trace, directory: str | Path, pattern: str = "step_{
     return msgspec.structs.replace(trace, steps=tuple(steps))
 
 
+def relative_activations(trace: Trace, base: str | Path) -> Trace:
+    """The trace with activation paths relative to ``base`` (the folder its JSON will be written to), so the
+    trace file and its activations can move together; readers resolve them beside the trace file."""
+    import os
+
+    import msgspec
+
+    steps = tuple(
+        s if s.activation is None else msgspec.structs.replace(
+            s, activation=msgspec.structs.replace(s.activation, path=os.path.relpath(s.activation.path, base)))
+        for s in trace.steps
+    )
+    return msgspec.structs.replace(trace, steps=steps)
+
+
 def save_step(path: str | Path, tensors: Mapping[str, Any], config: ModelConfig | None = None) -> ActivationRef:
     """Write ``{hook: array}`` as safetensors (with the config in its metadata); returns the reference."""
     from safetensors.numpy import save_file

@@ -100,6 +100,7 @@ def run_scenario(model: Any, tok: Any, sc: Scenario, out_dir: str | Path, *, max
 def run_demo(out_dir: str | Path = "traces/recorded", model: str = "smollm2-135m",
              scenarios: Sequence[str] | None = None, *, max_new_tokens: int = 32) -> list[Path]:
     """Run the chosen scenarios (default all) and write ``<out_dir>/demo-<id>.json`` + per-step activations."""
+    from attrib.activations import relative_activations
     from attrib.models import load_model
 
     hf, tok = load_model(model)
@@ -111,7 +112,7 @@ def run_demo(out_dir: str | Path = "traces/recorded", model: str = "smollm2-135m
             continue
         trace = run_scenario(hf, tok, sc, out, max_new_tokens=max_new_tokens)
         p = out / f"{trace.id}.json"
-        p.write_bytes(trace.to_json())
+        p.write_bytes(relative_activations(trace, out).to_json())
         written.append(p)
     return written
 

@@ -121,3 +121,33 @@ def test_multi_step_file_with_step_prefixed_keys(tmp_path: Path) -> None:
     trace = load_trace(tmp_path / "chat.json")
     assert trace.steps[0].activation.path == str(p)  # relative paths resolve beside the trace file
     assert load_step(trace.steps[1], config=CFG)["blocks.1.hook_resid_post"].shape == (5, 576)
+
+
+def test_native_trace_activation_paths_resolve_beside_the_file(tmp_path: Path, monkeypatch) -> None:
+    """attrib JSON with a relative activation path reads from any working directory; a path written relative
+    to the working directory (the recorder's first format) still works from there."""
+    import msgspec
+
+    from attrib.activations import relative_activations
+    from attrib.trace import ActivationRef, Step, Trace
+
+    run = tmp_path / "runs"
+    (run / "acts").mkdir(parents=True)
+    np.savez(run / "acts" / "step_0.npz", **{"blocks.1.hook_resid_post": np.zeros((3, 576), np.float32)})
+    ref = ActivationRef(path=str(run / "acts" / "step_0.npz"), hooks=("blocks.1.hook_resid_post",), format="npz")
+    t = Trace(id="t", source_format="attrib", steps=(Step(index=0, agent="a", content="x", activation=ref),))
+    rel = relative_activations(t, run)
+    assert rel.steps[0].activation.path == "acts/step_0.npz"
+    (run / "t.json").write_bytes(rel.to_json())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    got = load_trace(run / "t.json")
+    assert got.steps[0].activation.path == str(run / "acts" / "step_0.npz")
+    assert load_step(got.steps[0], config=CFG)["blocks.1.hook_resid_post"].shape == (3, 576)
+    # legacy: the path is relative to the working directory, not to the file
+    legacy = msgspec.structs.replace(rel, steps=(msgspec.structs.replace(
+        rel.steps[0], activation=msgspec.structs.replace(ref, path="runs/acts/step_0.npz")),))
+    (run / "legacy.json").write_bytes(legacy.to_json())
+    monkeypatch.chdir(tmp_path)
+    assert load_trace(run / "legacy.json").steps[0].activation.path == str(run / "acts" / "step_0.npz")

@@ -424,7 +424,6 @@ def test_inside_the_model_on_recorded_smollm2_steps(app, monkeypatch, tmp_path) 
 
     from attrib.activations import load_step
 
-    monkeypatch.chdir(REPO_ROOT)  # recorded activation paths are relative to the repository
     store = tmp_path / "rec.duckdb"
     with open_store(store) as s:
         assert ingest(RECORDED[:1], store=s).ok

@@ -80,3 +80,16 @@ def test_cli_fit_and_model_bad_input(tmp_path):
     assert r.exit_code == 3 and "not a ranker file" in r.output
     r = runner.invoke(app, ["analyze", trace, "--model", str(junk), "--method", "flow-graph"])
     assert r.exit_code == 2 and "--model" in r.output
+
+
+def test_batch_model_is_checked_once_up_front(tmp_path):
+    from attrib.store import open_store
+    from attrib.store.api import ingest
+
+    runs = _own(tmp_path, n=2)
+    store = tmp_path / "s.duckdb"
+    with open_store(store) as s:
+        assert ingest([runs], store=s).ok
+    r = runner.invoke(app, ["analyze", "--all", "--store", str(store), "--engine", "serial",
+                            "--model", str(tmp_path / "missing.json")])
+    assert r.exit_code == 4 and r.output.count("no such ranker file") == 1

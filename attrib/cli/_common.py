@@ -30,11 +30,16 @@ def handle_errors() -> Iterator[None]:
 def ranker_options(method: str | None, model: Path | None) -> dict[str, Any]:
     """Method options that point the learned ranker at a fitted file (``--model``); {} when none is given.
 
-    The learned method reads it directly; ``judge-hybrid`` passes it to its offline evidence.
+    The learned method reads it directly; ``judge-hybrid`` passes it to its offline evidence. The file is
+    loaded once here, so a missing or foreign file is one error (exit 4 or 3), not one per trace.
     """
     if model is None:
         return {}
     name = method or "learned"
+    if name in ("learned", "judge-hybrid"):  # fail now, not once per trace of a batch
+        from attrib.methods.learned import default_model
+
+        default_model("with_gt", str(model))
     if name == "learned":
         return {"model_path": str(model)}
     if name == "judge-hybrid":

@@ -70,7 +70,8 @@ def with_batch_options(fn: F) -> F:
                 raise typer.BadParameter("give either a TARGET or --all, not both", param_hint="TARGET")
             from attrib.cli._common import ranker_options
 
-            options: dict[str, Any] = ranker_options(kwargs.get("method"), kwargs.get("model"))
+            with handle_errors():
+                options: dict[str, Any] = ranker_options(kwargs.get("method"), kwargs.get("model"))
             if (kwargs.get("method") or "").startswith("judge"):  # the judges need the endpoint, on every worker
                 from attrib.cli._llm_options import llm_config_from_options
 

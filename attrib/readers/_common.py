@@ -174,3 +174,20 @@ def as_time(value: Any) -> float | None:
         except ValueError:
             return None
     return None
+
+
+def activation_path(p: str, base: Path) -> str:
+    """Where a relative activation path in a trace file points: beside that file (``base``, its folder).
+
+    Files written relative to the working directory instead (as attrib's recorder first wrote them) still work
+    when that path exists and the one beside the file does not. Absolute paths are kept.
+    """
+    import os
+
+    q = Path(p)
+    if q.is_absolute():
+        return p
+    beside = base / q
+    # absolute, so a store filled from one working directory still finds the files from another
+    return os.path.abspath(p if not beside.exists() and q.exists() else beside)
+

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from attrib.errors import InputError
-from attrib.readers._common import as_int, as_text, as_time, check_encoding, iter_jsonl, loads, looks_jsonl
+from attrib.readers._common import (
+    activation_path,
+    as_int,
+    as_text,
+    as_time,
+    check_encoding,
+    iter_jsonl,
+    loads,
+    looks_jsonl,
+)
 from attrib.trace import ActivationRef, Label, Step, ToolCall, ToolResult, Trace
 
 _ROLE = {"human": "user", "ai": "assistant", "AIMessage": "assistant", "HumanMessage": "user",
@@ -95,7 +104,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]
         if isinstance(act, dict) and isinstance(act.get("path"), str):
             p = Path(act["path"])
             hooks = act.get("hooks") if isinstance(act.get("hooks"), list) else []
-            ref = ActivationRef(path=str(p if p.is_absolute() else path.parent / p),
+            ref = ActivationRef(path=activation_path(act["path"], path.parent),
                                 hooks=tuple(str(h) for h in hooks),
                                 format=str(act.get("format") or p.suffix.lstrip(".") or "safetensors"))
         meta = {}

@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 
 from attrib.errors import InputError
-from attrib.readers._common import check_encoding, decode_error
+from attrib.readers._common import activation_path, check_encoding, decode_error
 from attrib.trace import Trace
 
 _ONE = msgspec.json.Decoder(Trace)
@@ -31,4 +31,16 @@ class NativeReader:
         traces = out if isinstance(out, list) else [out]
         if not traces:
             raise InputError(path, None, "empty: no traces in the list")
-        return traces
+        return [_with_activation_paths(t, path.parent) for t in traces]
+
+
+def _with_activation_paths(trace: Trace, base: Path) -> Trace:
+    """Relative activation paths resolved beside the trace file, as the other readers do."""
+    if not any(s.activation is not None for s in trace.steps):
+        return trace
+    steps = tuple(
+        s if s.activation is None else msgspec.structs.replace(
+            s, activation=msgspec.structs.replace(s.activation, path=activation_path(s.activation.path, base)))
+        for s in trace.steps
+    )
+    return msgspec.structs.replace(trace, steps=steps)

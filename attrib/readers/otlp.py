@@ -31,7 +31,16 @@ import msgspec
 import orjson
 
 from attrib.errors import InputError
-from attrib.readers._common import as_int, as_text, as_time, check_encoding, decode_error, loads, looks_jsonl
+from attrib.readers._common import (
+    activation_path,
+    as_int,
+    as_text,
+    as_time,
+    check_encoding,
+    decode_error,
+    loads,
+    looks_jsonl,
+)
 from attrib.trace import ActivationRef, Label, Step, ToolCall, ToolResult, Trace
 
 # --------------------------------------------------------------------------- OTLP JSON shape
@@ -441,7 +450,7 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, base_d
     if isinstance(ap, str) and ap:
         p = Path(ap)
         hooks = a.get("attrib.activation.hooks") or ()
-        act = ActivationRef(path=str(p if p.is_absolute() else base_dir / p),
+        act = ActivationRef(path=activation_path(ap, base_dir),
                             hooks=tuple(str(h) for h in hooks) if isinstance(hooks, list) else (),
                             format=str(a.get("attrib.activation.format") or p.suffix.lstrip(".") or "safetensors"))
     return Step(
