@@ -32,10 +32,21 @@ def test_evaluate_labelled_rows_and_out_of_sample_shipped_row(tmp_path):
     r = evaluate_labelled(traces, k=4, pool_who_and_when=False)
     rows = {x["method"]: x for x in r["rows"]}
     assert r["n"] == 24 and set(rows) >= {"learned (shipped)", "learned, refit", "floor", "random"}
-    assert rows["learned (shipped)"]["protocol"] == "as shipped"  # new content: not in the shipped training set
+    # the same logs under new ids and another format are still recognised as the shipped ranker's training data
+    assert rows["learned (shipped)"]["protocol"] == "as shipped, IN SAMPLE for 24"
     # the shipped ranker beats the always-step-1 rule on these runs, and its top-5 contains its top-1
     assert rows["learned (shipped)"]["step_accuracy"] > rows["always-step-1"]["step_accuracy"]
     assert rows["learned (shipped)"]["step_top5"] >= rows["learned (shipped)"]["step_accuracy"]
+
+
+def test_pooled_refit_never_trains_on_the_scored_logs():
+    traces = list(load_subset("hand")[:12])
+    r = evaluate_labelled(traces, k=4)
+    assert any("12 Who&When logs are among these traces" in n for n in r["notes"])
+    edited = [msgspec.structs.replace(t, steps=tuple(msgspec.structs.replace(st, content=st.content + " (edited)")
+                                                     for st in t.steps)) for t in traces[:3]]
+    r = evaluate_labelled(edited, k=5, pool_who_and_when=False)
+    assert r["rows"][3]["protocol"] == "as shipped" and not any("in sample" in n for n in r["notes"])
 
 
 def test_evaluate_labelled_flags_in_sample_and_too_few(tmp_path):

@@ -14,6 +14,7 @@ A refit needs enough labels: at least ``2 * inner_folds`` (8) traces in every tr
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,6 +42,11 @@ def _shipped(model_path: str | None) -> Callable[[Trace], Verdict]:
                        ranking=ranking_of(p.step_probs))
 
     return predict
+
+
+def fingerprint(trace: Trace) -> str:
+    """Identity of a run by its step texts (the same log under another id, format or question id matches)."""
+    return hashlib.sha1("\x1e".join(s.content for s in trace.steps).encode()).hexdigest()
 
 
 def _check_labels(traces: Sequence[Trace]) -> list[Trace]:
@@ -96,9 +102,11 @@ def evaluate_labelled(
         add(name, "rule", [BASELINES[name](t) for t in labelled])
     say("shipped ranker")
     protocol = "as shipped" if model_path is None else f"model {model_path}"
+    ww = who_and_when_traces()
+    ww_prints = {fingerprint(t) for t in ww}
+    mine = {fingerprint(t) for t in labelled}
     if model_path is None:  # the shipped ranker was fitted on all of Who&When: say where its row is in sample
-        seen = {t.content_hash() for t in who_and_when_traces()}
-        n_in = sum(t.content_hash() in seen for t in labelled)
+        n_in = sum(fingerprint(t) in ww_prints for t in labelled)
         if n_in:
             protocol = f"as shipped, IN SAMPLE for {n_in}"
             notes.append(f"{n_in} of these traces are Who&When logs the shipped ranker was fitted on: its row is "
@@ -112,7 +120,10 @@ def evaluate_labelled(
         say("refit on these traces")
         add("learned, refit", f"{k}-fold", cross_validate(labelled, _learned_fitter, k, seed))
         add("floor", f"{k}-fold", cross_validate(labelled, _floor_fitter, k, seed))
-        extra = who_and_when_traces() if pool_who_and_when else []
+        extra = [t for t in ww if fingerprint(t) not in mine] if pool_who_and_when else []
+        if pool_who_and_when and len(extra) < len(ww):
+            notes.append(f"{len(ww) - len(extra)} Who&When logs are among these traces: left out of the pooled "
+                         "training so they are never scored by a model fitted on them")
         if extra:
             say("refit on these traces + Who&When")
             add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, _learned_fitter, k, seed, extra))
