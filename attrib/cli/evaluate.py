@@ -163,7 +163,7 @@ def register(app: typer.Typer) -> None:
         import orjson
 
         from attrib.errors import InputError
-        from attrib.evaluate.labelled import MIN_TRAIN, who_and_when_traces
+        from attrib.evaluate.labelled import MIN_TRAIN, fingerprint, who_and_when_traces
         from attrib.methods.learned import fit_artifact
         from attrib.readers import read_paths
 
@@ -172,7 +172,8 @@ def register(app: typer.Typer) -> None:
             if len(traces) < MIN_TRAIN:
                 raise InputError(None, "label", f"{len(traces)} labelled traces in {', '.join(paths)}; "
                                  f"fitting needs at least {MIN_TRAIN}")
-            extra = who_and_when_traces() if pool else []
+            mine = {fingerprint(t) for t in traces}
+            extra = [t for t in who_and_when_traces() if fingerprint(t) not in mine] if pool else []
             with console.status(f"fitting on {len(traces)} traces" + (f" + {len(extra)} Who&When" if extra else "")):
                 art = fit_artifact(traces + extra, f"{len(traces)} traces from {', '.join(paths)}"
                                    + (f" + Who&When ({len(extra)})" if extra else ""))
