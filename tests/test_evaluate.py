@@ -67,12 +67,12 @@ def test_cross_validate_never_scores_a_training_trace():
 
 
 def test_mean_summary_averages_fold_seeds():
-    from attrib.evaluate.harness import _mean_summary
+    from attrib.evaluate.harness import mean_summary
 
     a = [Verdict("a", 1, "X", 1, "X", 0.9, 0.9), Verdict("b", 2, "X", 1, "Y", 0.6, 0.6)]
     b = [Verdict("a", 0, "X", 1, "X", 0.9, 0.9), Verdict("b", 2, "X", 1, "Y", 0.6, 0.6)]
-    m = _mean_summary([a, b])
+    m = mean_summary([a, b])
     assert m["step_accuracy"] == 25.0 and m["step_accuracy_sd"] == 25.0
     assert m["agent_accuracy"] == 50.0 and m["agent_accuracy_sd"] == 0.0
     assert m["n"] == 2 and m["n_seeds"] == 2 and len(m["per_seed"]) == 2
-    assert _mean_summary([a])["step_accuracy_sd"] == 0.0 and "per_seed" not in _mean_summary([a])
+    assert mean_summary([a])["step_accuracy_sd"] == 0.0 and "per_seed" not in mean_summary([a])

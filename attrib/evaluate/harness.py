@@ -36,7 +36,8 @@ Predictor = Callable[[Trace], Verdict]
 Fitter = Callable[[Sequence[Trace]], Predictor]
 
 
-def _learned_fitter(train: Sequence[Trace]) -> Predictor:
+def learned_fitter(train: Sequence[Trace]) -> Predictor:
+    """Fit the learned ranker on ``train`` (inner folds grouped by question); return its verdict function."""
     from attrib.methods.learned import LearnedRanker
 
     m = LearnedRanker().fit(train, [question_id(t) for t in train])
@@ -59,13 +60,15 @@ def _verdict(t: Trace, a: Attribution) -> Verdict:
                    agent_confidence=a.agent_confidence, ranking=((a.step,) + rest)[:5])
 
 
-def _floor_fitter(train: Sequence[Trace]) -> Predictor:
+def floor_fitter(train: Sequence[Trace]) -> Predictor:
+    """Fit the logistic floor on ``train``; return its verdict function."""
     from attrib.evaluate.floor import LogisticFloor
 
     return LogisticFloor().fit(train).predict
 
 
-def _causal_fitter(train: Sequence[Trace]) -> Predictor:
+def causal_fitter(train: Sequence[Trace]) -> Predictor:
+    """Fit the causal step model on ``train``; return its verdict function."""
     from attrib.methods.causal import CausalStepModel, attribute
 
     m = CausalStepModel().fit(train)
@@ -85,7 +88,7 @@ def _unfitted(method: str) -> Predictor:
     return predict
 
 
-FITTED: dict[str, Fitter] = {"learned": _learned_fitter, "floor": _floor_fitter, "causal": _causal_fitter}
+FITTED: dict[str, Fitter] = {"learned": learned_fitter, "floor": floor_fitter, "causal": causal_fitter}
 UNFITTED = ("flow-graph",)
 
 
@@ -113,7 +116,7 @@ def cross_validate(
     return out
 
 
-def _mean_summary(runs: Sequence[Sequence[Verdict]]) -> dict[str, Any]:
+def mean_summary(runs: Sequence[Sequence[Verdict]]) -> dict[str, Any]:
     """Metrics averaged over runs (fold seeds), with the across-run SD of step/agent accuracy and ECE."""
     sums = [summarize(v) for v in runs]
     out: dict[str, Any] = {}
@@ -183,7 +186,7 @@ def _evaluate(
     def add(name: str, subset: str, protocol: str, verdicts: list[Verdict] | list[list[Verdict]], fitted: bool) -> None:
         runs = verdicts if verdicts and isinstance(verdicts[0], list) else [verdicts]
         rows.append({"method": name, "subset": subset, "protocol": protocol, "fitted": fitted,
-                     "setting": "with_gt" if with_gt else "without_gt", **_mean_summary(runs)})
+                     "setting": "with_gt" if with_gt else "without_gt", **mean_summary(runs)})
 
     def cv(traces: Sequence[Trace], fitter: Fitter, extra: Sequence[Trace] = ()) -> list[list[Verdict]]:
         return [cross_validate(traces, fitter, k, sd, extra) for sd in seeds]
@@ -196,9 +199,9 @@ def _evaluate(
         for name in methods:
             say(f"{s}: {name}")
             if name == "learned":
-                add("learned", s, f"{k}-fold pooled", cv(traces, _learned_fitter, data[other]), True)
+                add("learned", s, f"{k}-fold pooled", cv(traces, learned_fitter, data[other]), True)
             elif name == "learned-subset":
-                add("learned-subset", s, f"{k}-fold", cv(traces, _learned_fitter), True)
+                add("learned-subset", s, f"{k}-fold", cv(traces, learned_fitter), True)
             elif name in FITTED:
                 add(name, s, f"{k}-fold", cv(traces, FITTED[name]), True)
             elif name in UNFITTED:

@@ -21,7 +21,7 @@ from typing import Any
 
 from attrib.errors import InputError
 from attrib.evaluate.baselines import BASELINES
-from attrib.evaluate.harness import _floor_fitter, _learned_fitter, _mean_summary, cross_validate
+from attrib.evaluate.harness import cross_validate, floor_fitter, learned_fitter, mean_summary
 from attrib.evaluate.metrics import Verdict, ranking_of
 from attrib.trace import Trace
 
@@ -96,7 +96,7 @@ def evaluate_labelled(
     notes: list[str] = []
 
     def add(name: str, protocol: str, verdicts: list[Verdict]) -> None:
-        rows.append({"method": name, "protocol": protocol, **_mean_summary([verdicts])})
+        rows.append({"method": name, "protocol": protocol, **mean_summary([verdicts])})
 
     for name in GENERIC_BASELINES:
         add(name, "rule", [BASELINES[name](t) for t in labelled])
@@ -118,15 +118,15 @@ def evaluate_labelled(
                      f"{MIN_TRAIN}); only the shipped ranker and the baselines are scored")
     else:
         say("refit on these traces")
-        add("learned, refit", f"{k}-fold", cross_validate(labelled, _learned_fitter, k, seed))
-        add("floor", f"{k}-fold", cross_validate(labelled, _floor_fitter, k, seed))
+        add("learned, refit", f"{k}-fold", cross_validate(labelled, learned_fitter, k, seed))
+        add("floor", f"{k}-fold", cross_validate(labelled, floor_fitter, k, seed))
         extra = [t for t in ww if fingerprint(t) not in mine] if pool_who_and_when else []
         if pool_who_and_when and len(extra) < len(ww):
             notes.append(f"{len(ww) - len(extra)} Who&When logs are among these traces: left out of the pooled "
                          "training so they are never scored by a model fitted on them")
         if extra:
             say("refit on these traces + Who&When")
-            add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, _learned_fitter, k, seed, extra))
+            add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, learned_fitter, k, seed, extra))
         elif pool_who_and_when:
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
     return {"n": len(labelled), "n_unlabelled": len(traces) - len(labelled), "folds": k, "seed": seed,
