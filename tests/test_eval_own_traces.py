@@ -104,3 +104,13 @@ def test_batch_model_is_checked_once_up_front(tmp_path):
     r = runner.invoke(app, ["analyze", "--all", "--store", str(store), "--engine", "serial",
                             "--model", str(tmp_path / "missing.json")])
     assert r.exit_code == 4 and r.output.count("no such ranker file") == 1
+
+
+def test_eval_and_fit_on_no_files(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for cmd in (["eval", "traces", str(tmp_path / "empty")], ["fit", str(tmp_path / "empty"), "-o", str(tmp_path / "m")]):
+        r = runner.invoke(app, cmd)
+        assert r.exit_code == 3 and "no trace files in" in r.output
+    r = runner.invoke(app, ["eval", "traces", str(tmp_path / "missing.json")])
+    assert r.exit_code == 3 and "no such file" in r.output
+

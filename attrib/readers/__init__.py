@@ -128,8 +128,13 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def read_paths(paths: Iterable[str | Path], format: str | None = None, max_bytes: int = MAX_BYTES) -> list[Trace]:
-    """Every trace in the files, folders and globs given (see :func:`expand_paths`), in order."""
-    return [t for p in expand_paths(paths) for t in read_path(p, format, max_bytes)]
+    """Every trace in the files, folders and globs given (see :func:`expand_paths`), in order; an error when
+    they name no file at all (an empty folder, a glob that matches nothing)."""
+    paths = list(paths)
+    files = expand_paths(paths)
+    if not files:
+        raise InputError(None, "paths", f"no trace files in {', '.join(map(str, paths)) or '(nothing given)'}")
+    return [t for p in files for t in read_path(p, format, max_bytes)]
 
 
 __all__ = ["READERS", "SUFFIXES", "Reader", "detect", "expand_paths", "load_trace", "read_path", "read_paths", "validate"]
