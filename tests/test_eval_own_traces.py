@@ -114,3 +114,20 @@ def test_eval_and_fit_on_no_files(tmp_path):
     r = runner.invoke(app, ["eval", "traces", str(tmp_path / "missing.json")])
     assert r.exit_code == 3 and "no such file" in r.output
 
+
+def test_attrib_ranker_environment_variable(tmp_path, monkeypatch):
+    """$ATTRIB_RANKER points every analysis (CLI, app, Dask workers) at a fitted file."""
+    from attrib.methods import analyze
+    from attrib.methods.learned import fit_artifact
+
+    traces = list(load_subset("algorithm")[:16])
+    model = tmp_path / "mine.json"
+    model.write_bytes(orjson.dumps(fit_artifact(traces, "test")))
+    t = load_subset("hand")[0]
+    shipped = analyze(t)
+    monkeypatch.setenv("ATTRIB_RANKER", str(model))
+    assert [s.probability for s in analyze(t).steps] != [s.probability for s in shipped.steps]
+    monkeypatch.setenv("ATTRIB_RANKER", str(tmp_path / "gone.json"))
+    r = runner.invoke(app, ["analyze", str(_own(tmp_path, n=1) / "mine-whowhen-algorithm-1.json")])
+    assert r.exit_code == 4 and "gone.json: no such ranker file" in r.output
+

@@ -15,6 +15,7 @@ A refit needs enough labels: at least ``2 * inner_folds`` (8) traces in every tr
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -82,12 +83,14 @@ def evaluate_labelled(
     pool_who_and_when: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Metrics of the shipped ranker, refitted rankers, the floor and baselines on labelled ``traces``.
+    """Metrics of the shipped ranker (or ``model_path`` / ``$ATTRIB_RANKER``), refitted rankers, the floor and
+    baselines on labelled ``traces``.
 
     Returns ``{"n", "n_unlabelled", "rows": [{method, protocol, step_accuracy, ...}], "notes": [...], "wall_s"}``.
     """
     t0 = time.perf_counter()
     say = progress or (lambda _m: None)
+    model_path = model_path or os.environ.get("ATTRIB_RANKER") or None
     labelled = _check_labels(traces)
     if not labelled:
         raise InputError(None, "label", f"none of the {len(traces)} traces carries a label "

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -321,9 +322,15 @@ def setting_of(trace: Trace) -> str:
     return "with_gt" if trace.ground_truth else "without_gt"
 
 
-@lru_cache(maxsize=4)
 def default_model(setting: str = "without_gt", path: str | None = None) -> LearnedRanker:
-    """The shipped ranker for a setting ('with_gt' / 'without_gt'), from the committed JSON artifact."""
+    """The ranker for a setting ('with_gt' / 'without_gt') from ``path`` (a file from ``attrib fit``), else
+    ``$ATTRIB_RANKER``, else the shipped artifact: the variable points the CLI, the app and Dask workers alike
+    at your own ranker."""
+    return _load_ranker(setting, path or os.environ.get("ATTRIB_RANKER") or None)
+
+
+@lru_cache(maxsize=8)
+def _load_ranker(setting: str, path: str | None) -> LearnedRanker:
     p = Path(path) if path else ARTIFACT
     if not p.exists():
         if path:
