@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from attrib.errors import InputError
-from attrib.trace import ActivationRef, Step, Trace
+from attrib.trace import ActivationRef, Step, Trace, with_activation_paths
 
 FORMATS = ("safetensors", "npz", "pt")
 _HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
@@ -327,14 +327,7 @@ def relative_activations(trace: Trace, base: str | Path) -> Trace:
     trace file and its activations can move together; readers resolve them beside the trace file."""
     import os
 
-    import msgspec
-
-    steps = tuple(
-        s if s.activation is None else msgspec.structs.replace(
-            s, activation=msgspec.structs.replace(s.activation, path=os.path.relpath(s.activation.path, base)))
-        for s in trace.steps
-    )
-    return msgspec.structs.replace(trace, steps=steps)
+    return with_activation_paths(trace, lambda p: os.path.relpath(p, base))
 
 
 def save_step(path: str | Path, tensors: Mapping[str, Any], config: ModelConfig | None = None) -> ActivationRef:

@@ -12,6 +12,7 @@ handed ``trace.unlabelled()``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
@@ -192,3 +193,16 @@ def question_id(trace: Trace) -> str:
     """The grouping key for cross-validation (``metadata.question_id``, else the trace id): re-runs of one
     task share it, and no question may sit in both train and test."""
     return str(trace.metadata.get("question_id") or trace.id)
+
+
+def with_activation_paths(trace: Trace, fn: Callable[[str], str]) -> Trace:
+    """The trace with every step's activation path replaced by ``fn(path)`` (readers resolve, writers relativise)."""
+    if not any(s.activation is not None for s in trace.steps):
+        return trace
+    steps = tuple(
+        s if s.activation is None
+        else msgspec.structs.replace(s, activation=msgspec.structs.replace(s.activation, path=fn(s.activation.path)))
+        for s in trace.steps
+    )
+    return msgspec.structs.replace(trace, steps=steps)
+

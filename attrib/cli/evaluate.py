@@ -19,6 +19,15 @@ def _fmt(v: float | None, pct: bool = False) -> str:
     return f"{100 * v:.1f}" if pct else f"{v:.1f}"
 
 
+#: Metric columns shared by both evaluation tables, and their cells for one result row.
+METRIC_COLUMNS = ("step %", "±1 %", "±3 %", "top-3 %", "top-5 %", "agent %", "ECE %")
+
+
+def _metric_cells(r: dict) -> list[str]:
+    return [_fmt(r["step_accuracy"]), _fmt(r["step_accuracy_pm1"]), _fmt(r["step_accuracy_pm3"]),
+            _fmt(r.get("step_top3")), _fmt(r.get("step_top5")), _fmt(r["agent_accuracy"]), _fmt(r["ece"], pct=True)]
+
+
 def register(app: typer.Typer) -> None:
     """Add ``attrib eval``."""
     app.add_typer(eval_app, name="eval")
@@ -75,15 +84,12 @@ def register(app: typer.Typer) -> None:
 
         t = Table(title=f"Who&When, {result['setting'].replace('_', ' ')}, out of sample ({folds}-fold by question)",
                   title_justify="left")
-        for c in ("subset", "method", "protocol", "step %", "±1 %", "±3 %", "top-3 %", "top-5 %", "agent %", "ECE %",
-                  "ECE if calibrated %"):
+        for c in ("subset", "method", "protocol", *METRIC_COLUMNS, "ECE if calibrated %"):
             t.add_column(c, justify="left" if c in ("subset", "method", "protocol") else "right")
         for r in result["rows"]:
             style = "bold" if r["method"] == result["default_method"] and r["protocol"].endswith("pooled") else None
-            t.add_row(r["subset"], r["method"], r["protocol"], _fmt(r["step_accuracy"]), _fmt(r["step_accuracy_pm1"]),
-                      _fmt(r["step_accuracy_pm3"]), _fmt(r.get("step_top3")), _fmt(r.get("step_top5")),
-                      _fmt(r["agent_accuracy"]), _fmt(r["ece"], pct=True),
-                      _fmt(r.get("ece_null"), pct=True), style=style)
+            t.add_row(r["subset"], r["method"], r["protocol"], *_metric_cells(r), _fmt(r.get("ece_null"), pct=True),
+                      style=style)
         for name, by in result["published"].items():
             for s in subsets:
                 if s in by:
@@ -130,12 +136,10 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         t = Table(title=f"{result['n']} labelled traces, out of sample", title_justify="left")
-        for c in ("method", "protocol", "step %", "±1 %", "±3 %", "top-3 %", "top-5 %", "agent %", "ECE %"):
+        for c in ("method", "protocol", *METRIC_COLUMNS):
             t.add_column(c, justify="left" if c in ("method", "protocol") else "right")
         for r in result["rows"]:
-            t.add_row(r["method"], r["protocol"], _fmt(r["step_accuracy"]), _fmt(r["step_accuracy_pm1"]),
-                      _fmt(r["step_accuracy_pm3"]), _fmt(r.get("step_top3")), _fmt(r.get("step_top5")),
-                      _fmt(r["agent_accuracy"]), _fmt(r["ece"], pct=True),
+            t.add_row(r["method"], r["protocol"], *_metric_cells(r),
                       style="bold" if r["method"].startswith("learned") else None)
         console.print(t)
         for note in result["notes"] + ([f"{result['n_unlabelled']} unlabelled traces were skipped"]
@@ -163,7 +167,7 @@ def register(app: typer.Typer) -> None:
         import orjson
 
         from attrib.errors import InputError
-        from attrib.evaluate.labelled import MIN_TRAIN, fingerprint, who_and_when_traces
+        from attrib.evaluate.labelled import MIN_TRAIN, pool_extra
         from attrib.methods.learned import fit_artifact
         from attrib.readers import read_paths
 
@@ -172,8 +176,7 @@ def register(app: typer.Typer) -> None:
             if len(traces) < MIN_TRAIN:
                 raise InputError(None, "label", f"{len(traces)} labelled traces in {', '.join(paths)}; "
                                  f"fitting needs at least {MIN_TRAIN}")
-            mine = {fingerprint(t) for t in traces}
-            extra = [t for t in who_and_when_traces() if fingerprint(t) not in mine] if pool else []
+            extra = pool_extra(traces) if pool else []
             with console.status(f"fitting on {len(traces)} traces" + (f" + {len(extra)} Who&When" if extra else "")):
                 art = fit_artifact(traces + extra, f"{len(traces)} traces from {', '.join(paths)}"
                                    + (f" + Who&When ({len(extra)})" if extra else ""))

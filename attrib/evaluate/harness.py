@@ -42,14 +42,15 @@ def learned_fitter(train: Sequence[Trace]) -> Predictor:
 
     m = LearnedRanker().fit(train, [question_id(t) for t in train])
 
-    def predict(t: Trace) -> Verdict:
-        p = m.predict(t.unlabelled())
-        assert t.label is not None
-        return Verdict(t.id, p.step, p.agent, t.label.mistake_step, t.label.mistake_agent,
-                       confidence=p.step_confidence, agent_confidence=p.agent_confidence,
-                       ranking=ranking_of(p.step_probs))
+    return lambda t: ranker_verdict(t, m)
 
-    return predict
+
+def ranker_verdict(t: Trace, model: Any) -> Verdict:
+    """A fitted :class:`~attrib.methods.learned.LearnedRanker`'s verdict on labelled ``t`` (it sees it unlabelled)."""
+    p = model.predict(t.unlabelled())
+    assert t.label is not None
+    return Verdict(t.id, p.step, p.agent, t.label.mistake_step, t.label.mistake_agent,
+                   confidence=p.step_confidence, agent_confidence=p.agent_confidence, ranking=ranking_of(p.step_probs))
 
 
 def _verdict(t: Trace, a: Attribution) -> Verdict:

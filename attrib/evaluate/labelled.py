@@ -22,8 +22,10 @@ from typing import Any
 
 from attrib.errors import InputError
 from attrib.evaluate.baselines import BASELINES
-from attrib.evaluate.harness import cross_validate, floor_fitter, learned_fitter, mean_summary
-from attrib.evaluate.metrics import Verdict, ranking_of
+from attrib.evaluate.harness import cross_validate, floor_fitter, learned_fitter, mean_summary, ranker_verdict
+from attrib.evaluate.metrics import Verdict
+from attrib.methods.learned import default_model, setting_of
+from attrib.readers import validate
 from attrib.trace import Trace
 
 #: Baselines that make sense for any system (the WebSurfer ones are Magentic-One specific).
@@ -31,36 +33,16 @@ GENERIC_BASELINES = ("random", "always-step-1", "most-active-agent")
 MIN_TRAIN = 8
 
 
-def _shipped(model_path: str | None) -> Callable[[Trace], Verdict]:
-    from attrib.methods.learned import default_model, setting_of
-
-    def predict(t: Trace) -> Verdict:
-        u = t.unlabelled()
-        p = default_model(setting_of(u), model_path).predict(u)
-        assert t.label is not None
-        return Verdict(t.id, p.step, p.agent, t.label.mistake_step, t.label.mistake_agent,
-                       confidence=p.step_confidence, agent_confidence=p.agent_confidence,
-                       ranking=ranking_of(p.step_probs))
-
-    return predict
-
-
 def fingerprint(trace: Trace) -> str:
     """Identity of a run by its step texts (the same log under another id, format or question id matches)."""
     return hashlib.sha1("\x1e".join(s.content for s in trace.steps).encode()).hexdigest()
 
 
-def _check_labels(traces: Sequence[Trace]) -> list[Trace]:
-    """The labelled traces, each label checked against its trace (step in range, agent present)."""
-    out = []
-    for t in traces:
-        if t.label is None:
-            continue
-        if not 0 <= t.label.mistake_step < t.n_steps:
-            raise InputError(None, f"{t.id}: label.mistake_step",
-                             f"step {t.label.mistake_step} is outside the trace's {t.n_steps} steps")
-        out.append(t)
-    return out
+def pool_extra(traces: Sequence[Trace]) -> list[Trace]:
+    """The Who&When logs to pool with ``traces`` for a refit: all of them but those among ``traces`` (by
+    :func:`fingerprint`), so no log is trained on twice or scored by a model fitted on it."""
+    mine = {fingerprint(t) for t in traces}
+    return [t for t in who_and_when_traces() if fingerprint(t) not in mine]
 
 
 def who_and_when_traces() -> list[Trace]:
@@ -91,7 +73,7 @@ def evaluate_labelled(
     t0 = time.perf_counter()
     say = progress or (lambda _m: None)
     model_path = model_path or os.environ.get("ATTRIB_RANKER") or None
-    labelled = _check_labels(traces)
+    labelled = [validate(t) for t in traces if t.label is not None]  # the readers' checks, label step included
     if not labelled:
         raise InputError(None, "label", f"none of the {len(traces)} traces carries a label "
                          "(label.mistake_step and label.mistake_agent); nothing to score")
@@ -105,16 +87,14 @@ def evaluate_labelled(
         add(name, "rule", [BASELINES[name](t) for t in labelled])
     say("shipped ranker")
     protocol = "as shipped" if model_path is None else f"model {model_path}"
-    ww = who_and_when_traces()
-    ww_prints = {fingerprint(t) for t in ww}
-    mine = {fingerprint(t) for t in labelled}
     if model_path is None:  # the shipped ranker was fitted on all of Who&When: say where its row is in sample
+        ww_prints = {fingerprint(t) for t in who_and_when_traces()}
         n_in = sum(fingerprint(t) in ww_prints for t in labelled)
         if n_in:
             protocol = f"as shipped, IN SAMPLE for {n_in}"
             notes.append(f"{n_in} of these traces are Who&When logs the shipped ranker was fitted on: its row is "
                          "in sample for them (the refit rows are not)")
-    add("learned (shipped)", protocol, [_shipped(model_path)(t) for t in labelled])
+    add("learned (shipped)", protocol, [ranker_verdict(t, default_model(setting_of(t), model_path)) for t in labelled])
     n_train = len(labelled) * (k - 1) // k
     if n_train < MIN_TRAIN:
         notes.append(f"{len(labelled)} labelled traces: too few to refit with {k} folds (each training fold needs "
@@ -123,14 +103,15 @@ def evaluate_labelled(
         say("refit on these traces")
         add("learned, refit", f"{k}-fold", cross_validate(labelled, learned_fitter, k, seed))
         add("floor", f"{k}-fold", cross_validate(labelled, floor_fitter, k, seed))
-        extra = [t for t in ww if fingerprint(t) not in mine] if pool_who_and_when else []
-        if pool_who_and_when and len(extra) < len(ww):
-            notes.append(f"{len(ww) - len(extra)} Who&When logs are among these traces: left out of the pooled "
+        n_ww = len(who_and_when_traces()) if pool_who_and_when else 0
+        extra = pool_extra(labelled) if n_ww else []
+        if len(extra) < n_ww:
+            notes.append(f"{n_ww - len(extra)} Who&When logs are among these traces: left out of the pooled "
                          "training so they are never scored by a model fitted on them")
         if extra:
             say("refit on these traces + Who&When")
             add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, learned_fitter, k, seed, extra))
-        elif pool_who_and_when:
+        elif pool_who_and_when and not n_ww:
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
     return {"n": len(labelled), "n_unlabelled": len(traces) - len(labelled), "folds": k, "seed": seed,
             "rows": rows, "notes": notes, "wall_s": time.perf_counter() - t0}

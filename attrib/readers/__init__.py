@@ -98,8 +98,6 @@ def load_trace(path: str | Path, format: str | None = None) -> Trace:
     return traces[0]
 
 
-
-
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files as given, folders searched recursively for JSON/JSONL, globs expanded; order kept, no repeats.
 

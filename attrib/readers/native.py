@@ -8,7 +8,7 @@ import msgspec
 
 from attrib.errors import InputError
 from attrib.readers._common import activation_path, check_encoding, decode_error
-from attrib.trace import Trace
+from attrib.trace import Trace, with_activation_paths
 
 _ONE = msgspec.json.Decoder(Trace)
 _MANY = msgspec.json.Decoder(list[Trace])
@@ -31,16 +31,6 @@ class NativeReader:
         traces = out if isinstance(out, list) else [out]
         if not traces:
             raise InputError(path, None, "empty: no traces in the list")
-        return [_with_activation_paths(t, path.parent) for t in traces]
+        base = path.parent  # relative activation paths resolve beside the trace file, as in the other readers
+        return [with_activation_paths(t, lambda p: activation_path(p, base)) for t in traces]
 
-
-def _with_activation_paths(trace: Trace, base: Path) -> Trace:
-    """Relative activation paths resolved beside the trace file, as the other readers do."""
-    if not any(s.activation is not None for s in trace.steps):
-        return trace
-    steps = tuple(
-        s if s.activation is None else msgspec.structs.replace(
-            s, activation=msgspec.structs.replace(s.activation, path=activation_path(s.activation.path, base)))
-        for s in trace.steps
-    )
-    return msgspec.structs.replace(trace, steps=steps)

@@ -254,8 +254,6 @@ def rank_layers_by_repair(
 
     def margin_and_effects(on: bool) -> tuple[float, list[float]]:
         """m with every update on (or off), and ⟨∇_B m, B*⟩ per layer there."""
-        for p in peft_model.parameters():
-            p.requires_grad_(False)
         with torch.no_grad():
             for items in by_layer.values():
                 for w, orig in items:
@@ -266,7 +264,7 @@ def rank_layers_by_repair(
         for s in range(0, len(rows), batch_size):
             chunk = rows[s:s + batch_size]
             batch = collate([r["chosen"] for r in chunk] + [r["rejected"] for r in chunk], pad)
-            lp = (response_logps(peft_model, batch) * batch["response_mask"]).sum(-1)
+            lp = response_logps(peft_model, batch).sum(-1)  # already zero outside the response
             wt = torch.tensor(weight[s:s + len(chunk)], dtype=lp.dtype)
             m = (wt * (lp[:len(chunk)] - lp[len(chunk):])).sum()
             m.backward()
@@ -275,6 +273,8 @@ def rank_layers_by_repair(
         return total, effects
 
     peft_model.eval()
+    for p in peft_model.parameters():  # only the B matrices take gradients (set in margin_and_effects)
+        p.requires_grad_(False)
     m0, g_start = margin_and_effects(False)
     m1, g_end = margin_and_effects(True)
     scores = repair_scores(g_start, g_end)
