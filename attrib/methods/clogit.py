@@ -9,18 +9,19 @@ optimisation. Follows the scikit-learn conventions: ``fit``/``predict_proba``, s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 
-def _segments(sizes: np.ndarray) -> np.ndarray:
+def segments(sizes: np.ndarray) -> np.ndarray:
+    """Start offsets of consecutive groups of the given sizes."""
     return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
 
 
 def group_softmax(z: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     """Softmax of ``z`` within consecutive groups of the given sizes."""
-    starts = _segments(sizes)
+    starts = segments(sizes)
     gid = np.repeat(np.arange(len(sizes)), sizes)
     zmax = np.maximum.reduceat(z, starts)
     e = np.exp(z - zmax[gid])
@@ -34,7 +35,7 @@ def smoothed_targets(sizes: np.ndarray, ys: Sequence[int], smooth: float) -> np.
     before or after often carries the same error), which regularises a model fitted on a few hundred
     groups. ``smooth=0`` is the plain conditional logit.
     """
-    starts = _segments(sizes)
+    starts = segments(sizes)
     T = np.zeros(int(sizes.sum()))
     for s0, n, y in zip(starts, sizes, ys, strict=True):
         nb = [j for j in (y - 1, y + 1) if 0 <= j < n] if smooth > 0 else []
@@ -58,35 +59,43 @@ class ConditionalLogit:
 
     def fit(self, Xs: Sequence[np.ndarray], ys: Sequence[int], weights: Sequence[float] | None = None):
         """``Xs[g]`` is group g's ``(n_items, d)`` matrix, ``ys[g]`` the index of its chosen item."""
-        from scipy.optimize import minimize
-        from threadpoolctl import threadpool_limits
+        Z, sizes, gid, w_g, T = self._prepare(Xs, ys, weights)
+        n = w_g.sum()
 
+        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+            p = group_softmax(Z @ w, sizes)
+            ll = T @ np.log(p + 1e-300)
+            g = Z.T @ (p * w_g[gid] - T)  # targets sum to one per group
+            return -ll / n + self.l2 * (w @ w) / 2, g / n + self.l2 * w
+
+        self.coef_ = self._minimize(loss, Z.shape[1])
+        return self
+
+    def _prepare(self, Xs: Sequence[np.ndarray], ys: Sequence[int], weights: Sequence[float] | None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Standardise (setting ``mean_`` / ``scale_``); return Z, group sizes, group id per item, group weights
+        and the weighted target mass per item."""
         X = np.vstack(Xs)
         sizes = np.array([len(x) for x in Xs])
         w_g = np.ones(len(Xs)) if weights is None else np.asarray(weights, dtype=float)
         self.mean_ = X.mean(axis=0)
         sd = X.std(axis=0)
         self.scale_ = np.where(sd > 1e-9, sd, 1.0)
-        Z = (X - self.mean_) / self.scale_
         gid = np.repeat(np.arange(len(sizes)), sizes)
-        n = w_g.sum()
-        T = smoothed_targets(sizes, ys, self.smooth) * w_g[gid]  # weighted target mass per item
+        T = smoothed_targets(sizes, ys, self.smooth) * w_g[gid]
+        return (X - self.mean_) / self.scale_, sizes, gid, w_g, T
 
-        def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-            z = Z @ w
-            p = group_softmax(z, sizes)
-            ll = T @ np.log(p + 1e-300)
-            g = Z.T @ (p * w_g[gid] - T)  # targets sum to one per group
-            return -ll / n + self.l2 * (w @ w) / 2, g / n + self.l2 * w
+    def _minimize(self, loss: Callable[[np.ndarray], tuple[float, np.ndarray]], size: int) -> np.ndarray:
+        """L-BFGS from a small random start; sets ``n_iter_``."""
+        from scipy.optimize import minimize
+        from threadpoolctl import threadpool_limits
 
-        rng = np.random.default_rng(self.random_state)
-        w0 = rng.normal(scale=1e-3, size=Z.shape[1])
+        w0 = np.random.default_rng(self.random_state).normal(scale=1e-3, size=size)
         # one BLAS thread: L-BFGS-B on ~100 parameters only spins a thread pool (5x the CPU on a busy machine)
         with threadpool_limits(1):
             res = minimize(loss, w0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
-        self.coef_ = res.x
         self.n_iter_ = int(res.nit)
-        return self
+        return res.x
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.mean_) / self.scale_) @ self.coef_

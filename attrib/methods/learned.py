@@ -41,6 +41,7 @@ import orjson
 from attrib.errors import AttribError, InputError, NotFoundError
 from attrib.methods.calibration import Calibrator
 from attrib.methods.clogit import ConditionalLogit
+from attrib.methods.first_passage import BIAS, FirstPassageLogit
 from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, question_id
 
 #: L2 penalties tried on inner folds when ``l2_step="auto"``.
@@ -173,7 +174,12 @@ class LearnedRanker:
     def __init__(
         self, l2_step: float | str = "auto", l2_agent: float = 1.0, calibration: str = "platt", inner_folds: int = 4,
         random_state: int = 0, smooth: float = 0.2, joint: float = 0.5, length_calibration: bool = True,
+        step_head: str = "first_passage", hazard_bias: float = BIAS,
     ) -> None:
+        if step_head not in ("first_passage", "logit"):
+            raise ValueError(f"step_head must be 'first_passage' or 'logit', got {step_head!r}")
+        self.step_head = step_head
+        self.hazard_bias = hazard_bias
         self.l2_step = l2_step
         self.l2_agent = l2_agent
         self.smooth = smooth
@@ -206,9 +212,7 @@ class LearnedRanker:
             oof_l2 = [np.empty(0)] * len(traces)
             for te in folds:
                 tr = np.setdiff1d(np.arange(len(traces)), te)
-                m = ConditionalLogit(l2, self.random_state, smooth=self.smooth).fit(
-                    [Xs[i] for i in tr], [ys[i] for i in tr], sw[tr]
-                )
+                m = self._step_model(l2).fit([Xs[i] for i in tr], [ys[i] for i in tr], sw[tr])
                 for i in te:
                     oof_l2[i] = m.predict_proba(Xs[i])
             ll = float(np.mean([np.log(p[y] + 1e-12) for p, y in zip(oof_l2, ys, strict=True)]))
@@ -216,7 +220,7 @@ class LearnedRanker:
                 best = (ll, l2, oof_l2)
         assert best is not None
         _, self.l2_step_, oof = best
-        self.step_model_ = ConditionalLogit(self.l2_step_, self.random_state, smooth=self.smooth).fit(Xs, ys, sw)
+        self.step_model_ = self._step_model(self.l2_step_).fit(Xs, ys, sw)
         # agent head on cross-fitted step probabilities
         tables = [agent_matrix(t, oof[i], Xs[i]) for i, t in enumerate(traces)]
         ya = [_label_agent_index(t, tables[i][0]) for i, t in enumerate(traces)]
@@ -243,6 +247,11 @@ class LearnedRanker:
         self.agent_calibrator_ = Calibrator(self.calibration).fit(ap, ac, cov)
         self.n_train_ = len(traces)
         return self
+
+    def _step_model(self, l2: float) -> ConditionalLogit:
+        if self.step_head == "first_passage":
+            return FirstPassageLogit(l2, self.random_state, smooth=self.smooth, bias=self.hazard_bias)
+        return ConditionalLogit(l2, self.random_state, smooth=self.smooth)
 
     # -- scoring ----------------------------------------------------------------------------
     def _joint(self, p: np.ndarray, agents: list[str], pa: np.ndarray, trace: Trace) -> np.ndarray:
@@ -288,7 +297,8 @@ class LearnedRanker:
         return {
             "params": {"l2_step": self.l2_step, "l2_agent": self.l2_agent, "calibration": self.calibration,
                        "inner_folds": self.inner_folds, "random_state": self.random_state, "smooth": self.smooth,
-                       "joint": self.joint, "length_calibration": self.length_calibration},
+                       "joint": self.joint, "length_calibration": self.length_calibration,
+                       "step_head": self.step_head, "hazard_bias": self.hazard_bias},
             "features": list(FEATURES),
             "agent_features": list(AGENT_FEATURES),
             "step_model": self.step_model_.to_dict(),
@@ -305,8 +315,10 @@ class LearnedRanker:
 
         if tuple(d["features"]) != FEATURES or tuple(d["agent_features"]) != AGENT_FEATURES:
             raise AttribError("the saved ranker was fitted on other features; refit it (bench/who_and_when/fit_default.py)")
-        m = cls(**{"smooth": 0.0, "joint": 0.0, "length_calibration": False, **d["params"]})  # artifacts from before smoothing/joint decoding
-        m.step_model_ = ConditionalLogit.from_dict(d["step_model"])
+        # artifacts from before smoothing / joint decoding / the first-passage head
+        m = cls(**{"smooth": 0.0, "joint": 0.0, "length_calibration": False, "step_head": "logit", **d["params"]})
+        head = FirstPassageLogit if d["step_model"].get("kind") == "first_passage" else ConditionalLogit
+        m.step_model_ = head.from_dict(d["step_model"])
         m.agent_model_ = ConditionalLogit.from_dict(d["agent_model"])
         m.step_calibrator_ = Calibrator.from_dict(d["step_calibrator"])
         m.agent_calibrator_ = Calibrator.from_dict(d["agent_calibrator"])
