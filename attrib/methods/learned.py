@@ -3,7 +3,9 @@
 Two listwise heads over the features of :mod:`attrib.features` (lexical, structural, answer
 provenance, and the information-flow graph's inversion mass):
 
-* a **step head** -- a conditional logit (softmax over the steps of one trace, :mod:`.clogit`);
+* a **step head** -- a softmax over the steps of one trace; by default the first-passage model of
+  :mod:`.first_passage` (the decisive step is the *earliest* to go wrong), else the plain conditional
+  logit of :mod:`.clogit` (``step_head="logit"``, and rankers saved before the first-passage head);
 * an **agent head** -- a conditional logit over the agents of the trace whose inputs are the step head's
   probabilities summed/maxed per agent plus agent-level priors (activity, first speaker, name tokens).
   It is trained on *cross-fitted* step probabilities (inner folds) so it learns how far to trust the
