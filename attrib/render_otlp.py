@@ -12,6 +12,14 @@
 * one event per agent (``attrib.agent_blame``: Shapley score and CI) and per top-k candidate step
   (``attrib.candidate``: rank, step, agent, probability, span id when known).
 
+``trace_otlp(trace, attr)`` also writes the **run itself**, for a trace read from any other format (Who&When,
+chat logs, attrib JSON): one span per step, in step order, with the attributes viewers show
+(``gen_ai.agent.name``, ``openinference.span.kind`` AGENT or TOOL, ``output.value``), and the verdict span linked to
+the decisive step's span. So a chat log opens in the trace viewer with the blame on it. Each step span also carries
+the step verbatim (``attrib.step_json``) and the first one the run's other fields (``attrib.run_json``: task, ground
+truth, label, metadata), so attrib's OTLP reader reads the file back as the very same trace, with the same verdict;
+it leaves ``attrib.attribution`` spans out of a run that has other spans.
+
 Send it with any OTLP/HTTP JSON exporter path (``POST /v1/traces``) or keep the file. Hand-written because
 the OpenTelemetry SDK records live spans; it does not serialise an after-the-fact span with a chosen trace id.
 """
@@ -21,6 +29,8 @@ from __future__ import annotations
 import hashlib
 import time
 from typing import Any
+
+import msgspec
 
 from attrib.trace import Attribution, Trace
 
@@ -41,24 +51,44 @@ def _hex_id(seed: str, n_bytes: int) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[: 2 * n_bytes]
 
 
-def _span_id(trace: Trace | None, step: int) -> str | None:
+def _span_id(trace: Trace | None, step: int, exported: bool = False) -> str | None:
+    """The step's span id: its own from OTLP input, else (``exported``: the steps are in the same file) the one
+    :func:`trace_otlp` gives it, else none."""
     if trace is None or not 0 <= step < trace.n_steps:
         return None
     sid = trace.steps[step].metadata.get("span_id") if trace.steps[step].metadata else None
-    return str(sid) if sid else None
+    if sid and trace.source_format == "otlp":
+        return str(sid)
+    return _hex_id(f"attrib:{trace.id}:step:{step}", 8) if exported else None
+
+
+def _trace_id(trace_id: str, trace: Trace | None) -> str:
+    otlp_trace = str(trace.metadata.get("trace_id", "")) if trace is not None and trace.source_format == "otlp" else ""
+    return otlp_trace if len(otlp_trace) == 32 else _hex_id(f"attrib:{trace_id}", 16)
+
+
+def _export(spans: list[dict[str, Any]]) -> dict[str, Any]:
+    from attrib import __version__
+
+    return {"resourceSpans": [{
+        "resource": {"attributes": [_attr("service.name", "attrib")]},
+        "scopeSpans": [{"scope": {"name": "attrib", "version": __version__}, "spans": spans}],
+    }]}
 
 
 def attribution_otlp(attr: Attribution, trace: Trace | None = None, top_k: int = 5,
                      now_ns: int | None = None) -> dict[str, Any]:
     """The verdict as an OTLP/JSON export request with one ``attrib.attribution`` span (see module docstring)."""
-    from attrib import __version__
+    return _export([_attribution_span(attr, trace, top_k, now_ns)])
 
-    otlp_trace = str(trace.metadata.get("trace_id", "")) if trace is not None and trace.source_format == "otlp" else ""
-    trace_id = otlp_trace if len(otlp_trace) == 32 else _hex_id(f"attrib:{attr.trace_id}", 16)
+
+def _attribution_span(attr: Attribution, trace: Trace | None, top_k: int, now_ns: int | None,
+                      exported: bool = False) -> dict[str, Any]:
+    trace_id = _trace_id(attr.trace_id, trace)
     span_id = _hex_id(f"attrib:{attr.trace_id}:{attr.method}", 8)
     end = now_ns if now_ns is not None else time.time_ns()
     start = end - int((attr.elapsed_s or 0.0) * 1e9)
-    decisive = _span_id(trace, attr.step)
+    decisive = _span_id(trace, attr.step, exported)
     attrs = [
         _attr("attrib.trace_id", attr.trace_id),
         _attr("attrib.method", attr.method),
@@ -83,7 +113,7 @@ def attribution_otlp(attr: Attribution, trace: Trace | None = None, top_k: int =
               _attr("attrib.score", float(s.score))]
         if s.probability is not None:
             ev.append(_attr("attrib.probability", float(s.probability)))
-        sid = _span_id(trace, s.step)
+        sid = _span_id(trace, s.step, exported)
         if sid:
             ev.append(_attr("attrib.span_id", sid))
         events.append({"timeUnixNano": str(end), "name": "attrib.candidate", "attributes": ev})
@@ -97,10 +127,46 @@ def attribution_otlp(attr: Attribution, trace: Trace | None = None, top_k: int =
         "attributes": attrs,
         "events": events,
     }
-    if decisive and otlp_trace:
+    if decisive:
         span["links"] = [{"traceId": trace_id, "spanId": decisive,
                           "attributes": [_attr("attrib.link", "decisive step")]}]
-    return {"resourceSpans": [{
-        "resource": {"attributes": [_attr("service.name", "attrib")]},
-        "scopeSpans": [{"scope": {"name": "attrib", "version": __version__}, "spans": [span]}],
-    }]}
+    return span
+
+
+def trace_otlp(trace: Trace, attr: Attribution | None = None, top_k: int = 5,
+               now_ns: int | None = None) -> dict[str, Any]:
+    """The run as OTLP/JSON, one span per step (plus the verdict span when ``attr`` is given); see module docstring.
+
+    Steps keep their own times when every step has one, in step order; otherwise they are laid out 1 ms apart,
+    ending at ``now_ns``.
+    """
+    trace_id = _trace_id(trace.id, trace)
+    end = now_ns if now_ns is not None else time.time_ns()
+    n = trace.n_steps
+    starts = [s.start_time for s in trace.steps]
+    # the reader orders spans by start time, so a step's own times are kept only when they keep the step order
+    own_times = all(t is not None for t in starts) and all(
+        a <= b for a, b in zip(starts, starts[1:], strict=False))  # type: ignore[operator]
+    spans = []
+    for i, s in enumerate(trace.steps):
+        if own_times:
+            t0 = int(s.start_time * 1e9)  # type: ignore[operator]
+            t1 = int(s.end_time * 1e9) if s.end_time is not None else t0
+        else:
+            t0, t1 = end - (n - i) * 1_000_000, end - (n - i - 1) * 1_000_000 - 1
+        tool = s.role == "tool"
+        attrs = [_attr("gen_ai.agent.name", s.agent), _attr("openinference.span.kind", "TOOL" if tool else "AGENT"),
+                 _attr("output.value", s.content), _attr("attrib.step", i),
+                 _attr("attrib.step_json", msgspec.json.encode(s).decode())]
+        if tool:
+            attrs.append(_attr("tool.name", s.tool_results[0].name if s.tool_results and s.tool_results[0].name
+                               else s.agent))
+        if i == 0:
+            attrs.append(_attr("attrib.run_json", msgspec.json.encode(msgspec.structs.replace(trace, steps=())).decode()))
+        spans.append({"traceId": trace_id, "spanId": _span_id(trace, i, exported=True), "name": f"{s.agent} step {i}",
+                      "kind": 1, "startTimeUnixNano": str(t0), "endTimeUnixNano": str(max(t1, t0)),
+                      "attributes": attrs})
+    if attr is not None:
+        spans.append(_attribution_span(attr, trace, top_k, end, exported=True))
+    return _export(spans)
+

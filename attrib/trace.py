@@ -177,10 +177,13 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
 
         return attribution_rich(self, trace)
 
-    def to_otlp(self, trace: Trace | None = None, top_k: int = 5) -> dict[str, Any]:
-        """The verdict as an OTLP/JSON span (in the run's own trace when it came from OTLP)."""
-        from attrib.render_otlp import attribution_otlp
+    def to_otlp(self, trace: Trace | None = None, top_k: int = 5, with_steps: bool = False) -> dict[str, Any]:
+        """The verdict as an OTLP/JSON span (in the run's own trace when it came from OTLP); ``with_steps``: the
+        run's steps too, one span each, with the verdict linked to the decisive one (for runs from other formats)."""
+        from attrib.render_otlp import attribution_otlp, trace_otlp
 
+        if with_steps and trace is not None:
+            return trace_otlp(trace, self, top_k)
         return attribution_otlp(self, trace, top_k)
 
     def plot(self, path: str | None = None) -> Any:

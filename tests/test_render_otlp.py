@@ -3,7 +3,9 @@ OTLP/JSON (our own OTLP reader reads it back), and ``attrib analyze --otlp`` wri
 
 import re
 
+import msgspec
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from attrib.cli import app
@@ -58,3 +60,59 @@ def test_cli_analyze_writes_otlp(tmp_path):
     r = CliRunner().invoke(app, ["analyze", str(traces_dir() / "otlp_agents.json"), "--otlp", str(out)])
     assert r.exit_code == 0, r.output
     assert _span(orjson.loads(out.read_bytes()))["name"] == "attrib.attribution"
+
+
+def test_a_chat_run_exports_as_spans_with_the_verdict_and_reads_back(tmp_path):
+    from attrib.paths import who_and_when_dir
+    from attrib.render_otlp import trace_otlp
+
+    hand = who_and_when_dir("hand") / "1.json"  # Orchestrator (-> WebSurfer): raw names the features read
+    for path in (traces_dir() / "demo_whowhen.json", traces_dir() / "chat_autogen.jsonl", hand):
+        name = path.name
+        (trace,) = read_path(path)
+        a = analyze(trace)
+        d = trace_otlp(trace, a, top_k=3, now_ns=10**18)
+        spans = d["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        assert len(spans) == trace.n_steps + 1 and len({s["traceId"] for s in spans}) == 1
+        verdict = spans[-1]
+        assert verdict["name"] == "attrib.attribution"
+        decisive = spans[a.step]["spanId"]
+        assert verdict["links"][0]["spanId"] == decisive
+        assert _attrs(verdict["attributes"])["attrib.decisive_span_id"] == decisive
+        out = tmp_path / f"{name}.otlp.json"
+        out.write_bytes(orjson.dumps(d))
+        (back,) = read_path(out)  # detected as OTLP; the verdict span is not a step
+        assert back.id == trace.id and back.task == trace.task and back.ground_truth == trace.ground_truth
+        assert back.label == trace.label and back.outcome == trace.outcome
+        plain = [msgspec.structs.replace(s, metadata={k: v for k, v in s.metadata.items()
+                                                      if k not in ("span_id", "span_name")}) for s in back.steps]
+        assert tuple(plain) == trace.steps  # tool calls, results, parents, metadata: all verbatim
+        assert back.steps[a.step].metadata["span_id"] == decisive
+        again = analyze(back)  # the same run, so the same verdict
+        assert (again.step, again.agent, again.confidence) == (a.step, a.agent, a.confidence)
+
+
+def test_cli_writes_the_steps_for_non_otlp_input(tmp_path):
+    out = tmp_path / "run.otlp.json"
+    path = traces_dir() / "demo_whowhen.json"
+    r = CliRunner().invoke(app, ["analyze", str(path), "--otlp", str(out)])
+    assert r.exit_code == 0, r.output
+    (trace,) = read_path(path)
+    spans = orjson.loads(out.read_bytes())["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert [s["name"] for s in spans][-1] == "attrib.attribution" and len(spans) == trace.n_steps + 1
+
+
+def test_a_corrupt_exported_step_is_a_one_line_error(tmp_path):
+    from attrib.errors import InputError
+    from attrib.render_otlp import trace_otlp
+
+    (trace,) = read_path(traces_dir() / "demo_whowhen.json")
+    d = trace_otlp(trace, now_ns=10**18)
+    span = d["resourceSpans"][0]["scopeSpans"][0]["spans"][2]
+    for kv in span["attributes"]:
+        if kv["key"] == "attrib.step_json":
+            kv["value"]["stringValue"] = '{"index": 2, "agent": 7}'
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(orjson.dumps(d))
+    with pytest.raises(InputError, match=r"bad\.json.*attrib\.step_json"):
+        read_path(bad)

@@ -49,8 +49,9 @@ def register(app: typer.Typer) -> None:
         top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many candidate steps to show."),
         format: str = typer.Option(None, "--format", "-f", help="Skip format detection (whowhen, otlp, chat, attrib)."),
         plot: Path = typer.Option(None, "--plot", help="Also save a PNG of step probabilities and agent blame."),
-        otlp: Path = typer.Option(None, "--otlp", help="Also write the verdict as an OTLP/JSON span (in the run's own "
-                                  "trace for OTLP input), for Jaeger, Tempo, Phoenix...", show_default=False),
+        otlp: Path = typer.Option(None, "--otlp", help="Also write the verdict as an OTLP/JSON span, for Jaeger, Tempo, "
+                                  "Phoenix...: in the run's own trace for OTLP input; other formats get the run's "
+                                  "steps as spans too, the verdict linked to the decisive one.", show_default=False),
         model: Path = typer.Option(None, "--model", help="A ranker fitted on your own labelled runs (`attrib fit`) "
                                    "instead of the shipped one.", show_default=False),
         llm: Any = None,
@@ -98,6 +99,7 @@ def register(app: typer.Typer) -> None:
         if plot is not None:
             results[0][1].plot(str(plot))
         if otlp is not None:
-            spans = [a.to_otlp(t, top_k)["resourceSpans"][0] for t, a in results]
+            # a run from OTLP already has its spans in the user's backend; any other run is exported with its steps
+            spans = [a.to_otlp(t, top_k, with_steps=t.source_format != "otlp")["resourceSpans"][0] for t, a in results]
             otlp.parent.mkdir(parents=True, exist_ok=True)
             otlp.write_bytes(orjson.dumps({"resourceSpans": spans}, option=orjson.OPT_INDENT_2))

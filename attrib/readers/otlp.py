@@ -6,7 +6,8 @@ Understands the OpenTelemetry GenAI conventions (``gen_ai.operation.name`` = ``i
 ``input.value``, ``output.value``, ``llm.input_messages.N.message.*``, ``llm.output_messages.N...``,
 ``tool.name``, ``llm.token_count.*``).
 
-Mapping: every span becomes one step, ordered by start time (a parent always before its children);
+Mapping: every span becomes one step (but attrib's own ``attrib.attribution`` verdict spans, in a run that has
+other spans), ordered by start time (a parent always before its children);
 an agent span that has children contributes the task it was handed (its output goes to metadata,
 since it is produced by the children that follow);
 ``Step.parents`` holds the index of the parent span's step; the step's agent is the span's own
@@ -408,9 +409,18 @@ def _first_user_input(a: dict[str, Any]) -> str:
 _ROLE = {"agent": "agent", "tool": "tool", "llm": "assistant"}
 
 
-def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, base_dir: Path,
+def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: Path,
           has_children: bool) -> Step:
     a = rec.attrs
+    base_dir = path.parent
+    own = a.get("attrib.step_json")
+    if isinstance(own, str):  # attrib's own export of a run from another format carries each step verbatim
+        try:
+            step = msgspec.json.decode(own, type=Step)
+        except msgspec.DecodeError as e:  # malformed or mistyped
+            raise InputError(path, f"{rec.where}.attributes[attrib.step_json]", str(e)) from None
+        meta = {**step.metadata, "span_id": rec.span_id, "span_name": rec.name}
+        return msgspec.structs.replace(step, index=idx, metadata=meta)
     calls: list[ToolCall] = []
     results: tuple[ToolResult, ...] = ()
     if kind == "llm":
@@ -510,18 +520,24 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
         raise InputError(path, f"{stuck.where}.parentSpanId", f"span {stuck.span_id} is part of a parent cycle")
     order.sort(key=lambda t: (t[0], t[1], t[2]))
     index = {t[3].span_id: i for i, t in enumerate(order)}
-    base_dir = path.parent
     steps = []
     for i, (_, _, _, r) in enumerate(order):
         _, _, kind, agent = info[r.span_id]
         name = agent or (r.service if r.service and not r.service.startswith("unknown_service") else "") or r.name or "unknown"
-        steps.append(_step(i, r, kind, name, index[r.parent_id] if r.parent_id else None, base_dir,
+        steps.append(_step(i, r, kind, name, index[r.parent_id] if r.parent_id else None, path,
                            r.span_id in children))
     root = order[0][3]
     ra = root.attrs
     outcome = ra.get("attrib.outcome")
     if outcome not in ("failed", "succeeded", "unknown"):
         outcome = "failed" if root.error is not None else "unknown"
+    run = ra.get("attrib.run_json")
+    if isinstance(run, str):  # attrib's own export: the run's fields verbatim (steps are in their spans)
+        try:
+            t = msgspec.json.decode(run, type=Trace)
+        except msgspec.DecodeError as e:  # malformed or mistyped
+            raise InputError(path, f"{root.where}.attributes[attrib.run_json]", str(e)) from None
+        return msgspec.structs.replace(t, steps=tuple(steps), metadata={**t.metadata, "trace_id": trace_id})
     label = _label(ra, index, path, len(steps), root.where)
     kind0 = info[root.span_id][2]
     final = as_text(ra.get("output.value")) or (steps[0].content if kind0 != "tool" else None)
@@ -563,7 +579,12 @@ def _group(recs: list[_Rec], path: Path, source_format: str) -> list[Trace]:
     groups: dict[str, list[_Rec]] = {}
     for r in recs:
         groups.setdefault(r.trace_id, []).append(r)
-    return [build_trace(tid or path.stem, rs, path, source_format) for tid, rs in groups.items()]
+    out = []
+    for tid, rs in groups.items():
+        # attrib's own verdict spans annotate a run; they are not its steps
+        steps = [r for r in rs if r.name != "attrib.attribution"]
+        out.append(build_trace(tid or path.stem, steps or rs, path, source_format))
+    return out
 
 
 class OTLPReader:
