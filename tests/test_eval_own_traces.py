@@ -74,6 +74,27 @@ def test_cli_eval_fit_analyze_model(tmp_path):
     assert r.exit_code == 0, r.output
     mine = orjson.loads(r.output)
     assert mine["method"] == "learned" and mine["steps"] != shipped["steps"]  # other coefficients, other scores
+    assert art["settings"]["with_gt"]["params"]["step_head"] == "first_passage"
+
+
+def test_cli_step_head_choice(tmp_path):
+    runs = _own(tmp_path, n=16)
+    model = tmp_path / "logit.json"
+    r = runner.invoke(app, ["fit", str(runs), "--out", str(model), "--no-pool", "--step-head", "logit"])
+    assert r.exit_code == 0, r.output
+    art = orjson.loads(model.read_bytes())
+    assert {s["params"]["step_head"] for s in art["settings"].values()} == {"logit"}
+    assert "kind" not in art["settings"]["with_gt"]["step_model"]  # a plain conditional logit
+    r = runner.invoke(app, ["analyze", str(next(runs.iterdir())), "--json", "--model", str(model)])
+    assert r.exit_code == 0, r.output
+    rows = {}
+    for head in ("logit", "first-passage"):
+        r = runner.invoke(app, ["eval", "traces", str(runs), "--folds", "4", "--no-pool", "--json", "--step-head", head])
+        assert r.exit_code == 0, r.output
+        rows[head] = next(x for x in orjson.loads(r.output)["rows"] if x["method"] == "learned, refit")
+    assert rows["logit"] != rows["first-passage"]  # the option reaches the refit
+    r = runner.invoke(app, ["fit", str(runs), "--out", str(model), "--step-head", "hazard"])
+    assert r.exit_code == 2 and "first-passage, logit" in r.output
 
 
 def test_cli_fit_and_model_bad_input(tmp_path):

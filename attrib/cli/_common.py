@@ -27,6 +27,23 @@ def handle_errors() -> Iterator[None]:
         raise typer.Exit(e.exit_code) from None
 
 
+#: ``--step-head`` choices for the commands that fit the ranker (CLI spelling -> LearnedRanker's).
+STEP_HEADS = {"first-passage": "first_passage", "logit": "logit"}
+
+
+def step_head_option() -> Any:
+    """The ``--step-head`` option of ``attrib fit`` and ``attrib eval traces``."""
+    def check(value: str) -> str:
+        if value not in STEP_HEADS:
+            raise typer.BadParameter(f"expected one of {', '.join(STEP_HEADS)}, got {value!r}")
+        return value
+
+    return typer.Option("first-passage", "--step-head", callback=check,
+                        help="The ranker's step head when it is refitted: first-passage (the default: the decisive "
+                        "step is the earliest to go wrong) or logit (a plain softmax over steps; it transferred "
+                        "better between Who&When's two systems, so try it when your system is unlike them).")
+
+
 def ranker_options(method: str | None, model: Path | None) -> dict[str, Any]:
     """Method options that point the learned ranker at a fitted file (``--model``); {} when none is given.
 

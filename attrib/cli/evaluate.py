@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from attrib.cli._common import console, handle_errors
+from attrib.cli._common import STEP_HEADS, console, handle_errors, step_head_option
 
 eval_app = typer.Typer(help="Benchmarks: score attribution methods out of sample against annotated runs.",
                        no_args_is_help=True)
@@ -109,6 +109,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Fold assignment seed."),
         pool: bool = typer.Option(True, "--pool/--no-pool", help="Also refit on your traces pooled with Who&When "
                                   "(when that data is on this machine)."),
+        step_head: str = step_head_option(),
         as_json: bool = typer.Option(False, "--json", help="Print the result JSON instead of the table."),
     ) -> None:
         """Score attribution on your own labelled runs: is the blame right on your system?
@@ -129,7 +130,8 @@ def register(app: typer.Typer) -> None:
             traces = read_paths(paths, format)
             with console.status("scoring your traces out of sample...") as status:
                 result = evaluate_labelled(traces, k=folds, seed=seed, model_path=str(model) if model else None,
-                                           pool_who_and_when=pool, progress=lambda m: status.update(f"scoring {m} ..."))
+                                           pool_who_and_when=pool, step_head=STEP_HEADS[step_head],
+                                           progress=lambda m: status.update(f"scoring {m} ..."))
         if as_json:
             typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
             return
@@ -155,6 +157,7 @@ def register(app: typer.Typer) -> None:
         format: str = typer.Option(None, "--format", "-f", help="Skip format detection (whowhen, otlp, chat, attrib)."),
         pool: bool = typer.Option(True, "--pool/--no-pool", help="Fit on your traces plus Who&When (when that data "
                                   "is on this machine), as the shipped ranker is fitted."),
+        step_head: str = step_head_option(),
     ) -> None:
         """Fit the learned ranker on your own labelled runs, for `attrib analyze --model`.
 
@@ -179,7 +182,7 @@ def register(app: typer.Typer) -> None:
             extra = pool_extra(traces) if pool else []
             with console.status(f"fitting on {len(traces)} traces" + (f" + {len(extra)} Who&When" if extra else "")):
                 art = fit_artifact(traces + extra, f"{len(traces)} traces from {', '.join(paths)}"
-                                   + (f" + Who&When ({len(extra)})" if extra else ""))
+                                   + (f" + Who&When ({len(extra)})" if extra else ""), step_head=STEP_HEADS[step_head])
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(orjson.dumps(art))
         console.print(f"wrote {out} ({art['n_train']} labelled traces); use it with "

@@ -18,6 +18,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from attrib.errors import InputError
@@ -63,10 +64,11 @@ def evaluate_labelled(
     seed: int = 0,
     model_path: str | None = None,
     pool_who_and_when: bool = True,
+    step_head: str = "first_passage",
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Metrics of the shipped ranker (or ``model_path`` / ``$ATTRIB_RANKER``), refitted rankers, the floor and
-    baselines on labelled ``traces``.
+    """Metrics of the shipped ranker (or ``model_path`` / ``$ATTRIB_RANKER``), refitted rankers (with ``step_head``,
+    see :class:`~attrib.methods.learned.LearnedRanker`), the floor and baselines on labelled ``traces``.
 
     Returns ``{"n", "n_unlabelled", "rows": [{method, protocol, step_accuracy, ...}], "notes": [...], "wall_s"}``.
     """
@@ -101,7 +103,8 @@ def evaluate_labelled(
                      f"{MIN_TRAIN}); only the shipped ranker and the baselines are scored")
     else:
         say("refit on these traces")
-        add("learned, refit", f"{k}-fold", cross_validate(labelled, learned_fitter, k, seed))
+        fitter = partial(learned_fitter, step_head=step_head)
+        add("learned, refit", f"{k}-fold", cross_validate(labelled, fitter, k, seed))
         add("floor", f"{k}-fold", cross_validate(labelled, floor_fitter, k, seed))
         n_ww = len(who_and_when_traces()) if pool_who_and_when else 0
         extra = pool_extra(labelled) if n_ww else []
@@ -110,7 +113,7 @@ def evaluate_labelled(
                          "training so they are never scored by a model fitted on them")
         if extra:
             say("refit on these traces + Who&When")
-            add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, learned_fitter, k, seed, extra))
+            add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, fitter, k, seed, extra))
         elif pool_who_and_when and not n_ww:
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
     return {"n": len(labelled), "n_unlabelled": len(traces) - len(labelled), "folds": k, "seed": seed,

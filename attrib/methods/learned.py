@@ -358,16 +358,18 @@ def _load_ranker(setting: str, path: str | None) -> LearnedRanker:
     return LearnedRanker.from_dict(setting_dict)
 
 
-def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0) -> dict[str, Any]:
+def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0,
+                 step_head: str = "first_passage") -> dict[str, Any]:
     """Fit one ranker per setting (with / without the ground-truth answer) on labelled ``traces``.
 
     Returns the JSON-able artifact :func:`default_model` reads (``--model`` in the CLI). Traces are grouped
-    for the inner folds by ``metadata.question_id`` (else their id), as in evaluation.
+    for the inner folds by ``metadata.question_id`` (else their id), as in evaluation. ``step_head``: see
+    :class:`LearnedRanker`.
     """
     labelled = [t for t in traces if t.label is not None]
     settings = {}
     for name, ts in (("with_gt", labelled), ("without_gt", [t.without_ground_truth() for t in labelled])):
-        m = LearnedRanker(random_state=random_state).fit(ts, [question_id(t) for t in ts])
+        m = LearnedRanker(random_state=random_state, step_head=step_head).fit(ts, [question_id(t) for t in ts])
         settings[name] = m.to_dict()
     digest = hashlib.sha256(b"".join(t.content_hash().encode() for t in labelled)).hexdigest()[:16]
     return {"version": 1, "trained_on": trained_on, "n_train": len(labelled), "data_hash": digest,
