@@ -43,6 +43,17 @@ def verdict_line(attr: Attribution, trace: Trace | None = None) -> str:
     return f"step {attr.step} (by {by}), blamed agent {attr.agent}"
 
 
+def _earlier(ev: dict[str, Any]) -> str:
+    """The first-passage head's evidence in one line: this step's hazard against the most suspicious earlier one."""
+    fp = ev.get("first_passage")
+    if not fp:
+        return ""
+    if "earlier_step" not in fp:
+        return f"hazard {fp['hazard']:.2f} at the run's first step"
+    return (f"hazard {fp['hazard']:.2f} here; highest before it {fp['earlier_hazard']:.2f} "
+            f"(step {fp['earlier_step']}, {fp['earlier_agent']})")
+
+
 def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: int = 5) -> str:
     """A Markdown report: verdict, agents with Shapley blame ± CI, top steps, evidence, reason."""
     ac = f", agent confidence {attr.agent_confidence:.0%}" if attr.agent_confidence is not None else ""
@@ -72,6 +83,8 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
                      + " → ".join(str(i) for i in ev["graph_path"]))
     if ev.get("features"):
         lines.append("**Signals**: " + ", ".join(f"{k} (+{v:.2f})" for k, v in ev["features"].items()))
+    if _earlier(ev):
+        lines.append(f"**Earliest to go wrong**: {_earlier(ev)}")
     lines.append("")
     lines.append(f"> {_excerpt(attr, trace, attr.step, 400)}")
     lines += ["", attr.reason, ""]
@@ -116,6 +129,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int =
         bits.append(f"flow to failure (step {ev.get('failure_step')}): " + " → ".join(map(str, ev["graph_path"])))
     if ev.get("features"):
         bits.append("signals: " + ", ".join(f"{k} (+{v:.2f})" for k, v in ev["features"].items()))
+    if _earlier(ev):
+        bits.append(f"earliest to go wrong: {_earlier(ev)}")
     bits.append(f"step text: “{_excerpt(attr, trace, attr.step, 300)}”")
     parts.append(Panel("\n".join(bits), title="evidence"))
     parts.append(Text(attr.reason))

@@ -93,3 +93,33 @@ def test_rankers_saved_before_the_first_passage_head_still_load():
     again = LearnedRanker.from_dict(new.to_dict())
     assert type(again.step_model_) is FirstPassageLogit
     np.testing.assert_allclose(again.predict(t).step_probs, new.predict(t).step_probs)
+
+
+def test_the_verdict_shows_what_the_first_passage_head_saw_before_it():
+    from attrib.methods import analyze
+    from attrib.paths import traces_dir
+    from attrib.readers import read_path
+    from attrib.render import attribution_markdown
+
+    (trace,) = read_path(traces_dir() / "demo_whowhen.json")
+    a = analyze(trace)
+    fp = a.evidence["first_passage"]
+    assert a.step > 0 and 0 < fp["hazard"] < 1 and 0 <= fp["earlier_step"] < a.step
+    assert fp["earlier_hazard"] < fp["hazard"]  # earlier steps looked cleaner than the one blamed
+    assert abs(fp["clean_before"] - np.prod([1 - h for h in _hazards(a, trace)[: a.step]])) < 1e-9
+    assert "earliest step to go wrong" in a.reason
+    assert "**Earliest to go wrong**: hazard" in attribution_markdown(a, trace)
+    # a ranker with the plain softmax head has no hazards to show
+    from attrib.evaluate.data import load_subset, question_id
+    from attrib.methods.learned import attribute
+
+    train = load_subset("algorithm")[:24]
+    plain = LearnedRanker(step_head="logit", l2_step=1.0).fit(train, [question_id(t) for t in train])
+    b = attribute(trace, model=plain)
+    assert "first_passage" not in b.evidence and "earliest step" not in b.reason
+
+
+def _hazards(a, trace):
+    from attrib.methods.learned import default_model, featurize, setting_of
+
+    return default_model(setting_of(trace)).step_model_.hazards(featurize(trace))

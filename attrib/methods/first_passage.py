@@ -78,6 +78,10 @@ class FirstPassageLogit(ConditionalLogit):
         self.coef_ = self.w_ + self.v_
         return self
 
+    def hazards(self, X: np.ndarray) -> np.ndarray:
+        """Each step's hazard ``h_i``: how likely the run goes wrong *at* that step, given it had not before."""
+        return 1.0 / (1.0 + np.exp(-(((X - self.mean_) / self.scale_) @ self.v_ + self.bias)))
+
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         Z = (X - self.mean_) / self.scale_
         return first_passage_scores(Z, np.array([len(X)]), self.w_, self.v_, self.bias)[0]

@@ -146,6 +146,7 @@ class Prediction:
     step_confidence: float
     agent_confidence: float
     contributions: dict[str, float] = field(default_factory=dict)
+    hazards: np.ndarray | None = None  # per-step hazards of the first-passage head (None for the plain softmax)
 
 
 def _folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
@@ -290,6 +291,7 @@ class LearnedRanker:
             step_confidence=float(self.step_calibrator_.predict(p.max(), cov)),
             agent_confidence=float(self.agent_calibrator_.predict(pa.max(), cov)),
             contributions={FEATURES[j]: float(contrib[j]) for j in top if contrib[j] > 0},
+            hazards=self.step_model_.hazards(X) if isinstance(self.step_model_, FirstPassageLogit) else None,
         )
 
     # -- persistence ------------------------------------------------------------------------
@@ -416,9 +418,15 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
         if pred.agent == s.agent
         else f" The agent head instead blames {pred.agent} ({pred.agent_confidence:.0%}) across all its steps."
     )
+    earlier = _earlier_evidence(pred.hazards, step, trace)
+    earlier_note = (
+        f" It is taken as the earliest step to go wrong: its hazard is {earlier['hazard']:.2f}, and the most "
+        f"suspicious step before it, step {earlier['earlier_step']} by {earlier['earlier_agent']}, has "
+        f"{earlier['earlier_hazard']:.2f}." if earlier and "earlier_step" in earlier else ""
+    )
     reason = (
         f"Step {step} by {s.agent} is the most likely decisive mistake ({pred.step_confidence:.0%} calibrated), "
-        f"mainly because of: {why}. Its output flows to the failure at step {sink} along "
+        f"mainly because of: {why}.{earlier_note} Its output flows to the failure at step {sink} along "
         f"{' -> '.join(map(str, path))}.{agent_note} Shapley blame over agents (failure model: noisy-OR of the "
         f"step probabilities) puts {agents[0].agent} first with {agents[0].score:.2f} of {f_none:.2f}."
     )
@@ -441,6 +449,19 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             "failure_score": f_none,
             "setting": setting_of(trace),
             "top_k": [int(i) for i in np.argsort(-pred.step_probs)[:top_k]],
+            **({"first_passage": earlier} if earlier else {}),
         },
         reason=reason,
     )
+
+
+def _earlier_evidence(hazards: np.ndarray | None, step: int, trace: Trace) -> dict[str, Any] | None:
+    """What the first-passage head saw before the verdict: the step's hazard and the highest one before it."""
+    if hazards is None:
+        return None
+    out: dict[str, Any] = {"hazard": float(hazards[step]),
+                           "clean_before": float(np.prod(1.0 - hazards[:step]))}  # the head's survival term
+    if step > 0:
+        k = int(np.argmax(hazards[:step]))
+        out.update(earlier_step=k, earlier_agent=trace.steps[k].agent, earlier_hazard=float(hazards[k]))
+    return out
