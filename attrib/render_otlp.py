@@ -169,4 +169,3 @@ def trace_otlp(trace: Trace, attr: Attribution | None = None, top_k: int = 5,
     if attr is not None:
         spans.append(_attribution_span(attr, trace, top_k, end, exported=True))
     return _export(spans)
-

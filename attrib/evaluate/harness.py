@@ -36,11 +36,12 @@ Predictor = Callable[[Trace], Verdict]
 Fitter = Callable[[Sequence[Trace]], Predictor]
 
 
-def learned_fitter(train: Sequence[Trace], step_head: str = "first_passage") -> Predictor:
-    """Fit the learned ranker on ``train`` (inner folds grouped by question); return its verdict function."""
-    from attrib.methods.learned import LearnedRanker
+def learned_fitter(train: Sequence[Trace], step_head: str | None = None) -> Predictor:
+    """Fit the learned ranker on ``train`` (inner folds grouped by question; ``step_head``: the ranker's default
+    unless given); return its verdict function."""
+    from attrib.methods.learned import DEFAULT_STEP_HEAD, LearnedRanker
 
-    m = LearnedRanker(step_head=step_head).fit(train, [question_id(t) for t in train])
+    m = LearnedRanker(step_head=step_head or DEFAULT_STEP_HEAD).fit(train, [question_id(t) for t in train])
 
     return lambda t: ranker_verdict(t, m)
 

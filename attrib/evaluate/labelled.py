@@ -25,7 +25,7 @@ from attrib.errors import InputError
 from attrib.evaluate.baselines import BASELINES
 from attrib.evaluate.harness import cross_validate, floor_fitter, learned_fitter, mean_summary, ranker_verdict
 from attrib.evaluate.metrics import Verdict
-from attrib.methods.learned import default_model, setting_of
+from attrib.methods.learned import DEFAULT_STEP_HEAD, default_model, setting_of
 from attrib.readers import validate
 from attrib.trace import Trace
 
@@ -64,7 +64,7 @@ def evaluate_labelled(
     seed: int = 0,
     model_path: str | None = None,
     pool_who_and_when: bool = True,
-    step_head: str = "first_passage",
+    step_head: str = DEFAULT_STEP_HEAD,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Metrics of the shipped ranker (or ``model_path`` / ``$ATTRIB_RANKER``), refitted rankers (with ``step_head``,

@@ -46,6 +46,8 @@ from attrib.methods.clogit import ConditionalLogit
 from attrib.methods.first_passage import BIAS, FirstPassageLogit
 from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, question_id
 
+#: The step head fitted unless told otherwise ("first_passage" or "logit"; see the module docstring).
+DEFAULT_STEP_HEAD = "first_passage"
 #: L2 penalties tried on inner folds when ``l2_step="auto"``.
 L2_GRID = (0.1, 0.3, 1.0, 3.0)
 ARTIFACT = Path(__file__).parent / "data" / "ranker.json"
@@ -177,7 +179,7 @@ class LearnedRanker:
     def __init__(
         self, l2_step: float | str = "auto", l2_agent: float = 1.0, calibration: str = "platt", inner_folds: int = 4,
         random_state: int = 0, smooth: float = 0.2, joint: float = 0.5, length_calibration: bool = True,
-        step_head: str = "first_passage", hazard_bias: float = BIAS,
+        step_head: str = DEFAULT_STEP_HEAD, hazard_bias: float = BIAS,
     ) -> None:
         if step_head not in ("first_passage", "logit"):
             raise ValueError(f"step_head must be 'first_passage' or 'logit', got {step_head!r}")
@@ -361,7 +363,7 @@ def _load_ranker(setting: str, path: str | None) -> LearnedRanker:
 
 
 def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0,
-                 step_head: str = "first_passage") -> dict[str, Any]:
+                 step_head: str = DEFAULT_STEP_HEAD) -> dict[str, Any]:
     """Fit one ranker per setting (with / without the ground-truth answer) on labelled ``traces``.
 
     Returns the JSON-able artifact :func:`default_model` reads (``--model`` in the CLI). Traces are grouped
