@@ -83,8 +83,8 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
                      + " → ".join(str(i) for i in ev["graph_path"]))
     if ev.get("features"):
         lines.append("**Signals**: " + ", ".join(f"{k} (+{v:.2f})" for k, v in ev["features"].items()))
-    if _earlier(ev):
-        lines.append(f"**Earliest to go wrong**: {_earlier(ev)}")
+    if earlier := _earlier(ev):
+        lines.append(f"**Earliest to go wrong**: {earlier}")
     lines.append("")
     lines.append(f"> {_excerpt(attr, trace, attr.step, 400)}")
     lines += ["", attr.reason, ""]
@@ -129,8 +129,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int =
         bits.append(f"flow to failure (step {ev.get('failure_step')}): " + " → ".join(map(str, ev["graph_path"])))
     if ev.get("features"):
         bits.append("signals: " + ", ".join(f"{k} (+{v:.2f})" for k, v in ev["features"].items()))
-    if _earlier(ev):
-        bits.append(f"earliest to go wrong: {_earlier(ev)}")
+    if earlier := _earlier(ev):
+        bits.append(f"earliest to go wrong: {earlier}")
     bits.append(f"step text: “{_excerpt(attr, trace, attr.step, 300)}”")
     parts.append(Panel("\n".join(bits), title="evidence"))
     parts.append(Text(attr.reason))

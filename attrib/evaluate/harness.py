@@ -54,7 +54,7 @@ def ranker_verdict(t: Trace, model: Any) -> Verdict:
                    confidence=p.step_confidence, agent_confidence=p.agent_confidence, ranking=ranking_of(p.step_probs))
 
 
-def _verdict(t: Trace, a: Attribution) -> Verdict:
+def attribution_verdict(t: Trace, a: Attribution) -> Verdict:
     """A method's Attribution as a Verdict; its ranking starts with the verdict, then its other top-scored steps."""
     assert t.label is not None
     rest = tuple(s.step for s in a.top_steps(6) if s.step != a.step)
@@ -76,7 +76,7 @@ def causal_fitter(train: Sequence[Trace]) -> Predictor:
     m = CausalStepModel().fit(train)
 
     def predict(t: Trace) -> Verdict:
-        return _verdict(t, attribute(t.unlabelled(), model=m))
+        return attribution_verdict(t, attribute(t.unlabelled(), model=m))
 
     return predict
 
@@ -85,7 +85,7 @@ def _unfitted(method: str) -> Predictor:
     from attrib.methods import analyze
 
     def predict(t: Trace) -> Verdict:
-        return _verdict(t, analyze(t, method))
+        return attribution_verdict(t, analyze(t, method))
 
     return predict
 

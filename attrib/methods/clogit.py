@@ -83,7 +83,7 @@ class ConditionalLogit:
         self.scale_ = np.where(sd > 1e-9, sd, 1.0)
         gid = np.repeat(np.arange(len(sizes)), sizes)
         T = smoothed_targets(sizes, ys, self.smooth) * w_g[gid]
-        return (X - self.mean_) / self.scale_, sizes, gid, w_g, T
+        return self._z(X), sizes, gid, w_g, T
 
     def _minimize(self, loss: Callable[[np.ndarray], tuple[float, np.ndarray]], size: int) -> np.ndarray:
         """L-BFGS from a small random start; sets ``n_iter_``."""
@@ -97,8 +97,12 @@ class ConditionalLogit:
         self.n_iter_ = int(res.nit)
         return res.x
 
+    def _z(self, X: np.ndarray) -> np.ndarray:
+        """``X`` standardised as in fitting."""
+        return (X - self.mean_) / self.scale_
+
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self.mean_) / self.scale_) @ self.coef_
+        return self._z(X) @ self.coef_
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Probabilities over the items of one group (rows of ``X``)."""

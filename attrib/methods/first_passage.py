@@ -26,6 +26,10 @@ from attrib.methods.clogit import ConditionalLogit, group_softmax, segments
 BIAS = -1.5
 
 
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-a))
+
+
 def first_passage_scores(Z: np.ndarray, sizes: np.ndarray, w: np.ndarray, v: np.ndarray, bias: float
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Per-item scores ``s`` (see the module docstring) and the hazard logits ``a`` for groups of ``sizes``."""
@@ -46,7 +50,7 @@ def neg_log_likelihood(theta: np.ndarray, Z: np.ndarray, sizes: np.ndarray, T: n
     p = group_softmax(s, sizes)
     gid = np.repeat(np.arange(len(sizes)), sizes)
     r = p * w_g[gid] - T  # d(nll)/ds
-    h = 1.0 / (1.0 + np.exp(-a))
+    h = _sigmoid(a)
     cs = np.cumsum(r)
     later = cs[segments(sizes) + sizes - 1][gid] - cs  # sum of r over the later items of the same group
     ga = r * (1.0 - h) - h * later  # d(nll)/da: a raises log h_i, lowers every later step's survival
@@ -80,11 +84,10 @@ class FirstPassageLogit(ConditionalLogit):
 
     def hazards(self, X: np.ndarray) -> np.ndarray:
         """Each step's hazard ``h_i``: how likely the run goes wrong *at* that step, given it had not before."""
-        return 1.0 / (1.0 + np.exp(-(((X - self.mean_) / self.scale_) @ self.v_ + self.bias)))
+        return _sigmoid(self._z(X) @ self.v_ + self.bias)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        Z = (X - self.mean_) / self.scale_
-        return first_passage_scores(Z, np.array([len(X)]), self.w_, self.v_, self.bias)[0]
+        return first_passage_scores(self._z(X), np.array([len(X)]), self.w_, self.v_, self.bias)[0]
 
     def to_dict(self) -> dict[str, list[float] | float | str]:
         return {"kind": "first_passage", "l2": self.l2, "smooth": self.smooth, "bias": self.bias,

@@ -528,9 +528,6 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
                            r.span_id in children))
     root = order[0][3]
     ra = root.attrs
-    outcome = ra.get("attrib.outcome")
-    if outcome not in ("failed", "succeeded", "unknown"):
-        outcome = "failed" if root.error is not None else "unknown"
     run = ra.get("attrib.run_json")
     if isinstance(run, str):  # attrib's own export: the run's fields verbatim (steps are in their spans)
         try:
@@ -538,6 +535,9 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
         except msgspec.DecodeError as e:  # malformed or mistyped
             raise InputError(path, f"{root.where}.attributes[attrib.run_json]", str(e)) from None
         return msgspec.structs.replace(t, steps=tuple(steps), metadata={**t.metadata, "trace_id": trace_id})
+    outcome = ra.get("attrib.outcome")
+    if outcome not in ("failed", "succeeded", "unknown"):
+        outcome = "failed" if root.error is not None else "unknown"
     label = _label(ra, index, path, len(steps), root.where)
     kind0 = info[root.span_id][2]
     final = as_text(ra.get("output.value")) or (steps[0].content if kind0 != "tool" else None)

@@ -33,11 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from attrib.errors import AttribError  # noqa: E402
 from attrib.evaluate.baselines import BASELINES  # noqa: E402
 from attrib.evaluate.data import SUBSETS, load_subset, question_id  # noqa: E402
-from attrib.evaluate.harness import grouped_folds, mean_summary, ranker_verdict  # noqa: E402
+from attrib.evaluate.harness import attribution_verdict, cross_validate, mean_summary, ranker_verdict  # noqa: E402
 from attrib.evaluate.metrics import Verdict  # noqa: E402
 from attrib.llm import LLMClient, LLMConfig  # noqa: E402
 from attrib.methods import analyze  # noqa: E402
 from attrib.methods.learned import LearnedRanker  # noqa: E402
+from attrib.trace import Trace  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "who_and_when_judge.json"
 N_CTX = 8192  # SmolLM2's context; the transcript budget below leaves room for the answer
@@ -69,10 +70,6 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("the llama-cpp server did not answer in 90 s")
 
 
-def _verdict(t, a) -> Verdict:
-    return Verdict(t.id, a.step, a.agent, t.label.mistake_step, t.label.mistake_agent, confidence=a.confidence)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--subset", choices=SUBSETS, action="append")
@@ -93,34 +90,35 @@ def main() -> None:
     try:
         for s in args.subset or SUBSETS:
             traces, other = data[s], [t for o in SUBSETS if o != s for t in data[o]]
-            rows: dict[str, list[Verdict]] = {m: [] for m in ("random", "always-step-1", "learned", *methods)}
+            n = args.limit or len(traces)
+            rows: dict[str, list[Verdict]] = {m: [] for m in ("random", "always-step-1", *methods)}
             failed: dict[str, int] = {m: 0 for m in methods}
             secs: dict[str, float] = {m: 0.0 for m in methods}
-            chosen = set(range(len(traces))[: args.limit or None])
-            for fold in grouped_folds(traces, 5, 0):
-                test = [i for i in fold.tolist() if i in chosen]
-                if not test:
-                    continue
-                tq = {question_id(traces[i]) for i in fold}
-                train = [traces[i] for i in range(len(traces)) if i not in set(fold.tolist())]
-                train += [t for t in other if question_id(t) not in tq]
+
+            def fitter(train, s=s, n=n, rows=rows, failed=failed, secs=secs):
+                """The ranker fitted on the fold's training logs; scoring a log also runs the baselines and judges."""
                 model = LearnedRanker().fit(train, [question_id(t) for t in train])
-                for i in test:
-                    t = traces[i]
-                    rows["random"].append(BASELINES["random"](t))
-                    rows["always-step-1"].append(BASELINES["always-step-1"](t))
-                    rows["learned"].append(ranker_verdict(t, model))
+
+                def predict(t: Trace) -> Verdict:
+                    for b in ("random", "always-step-1"):
+                        rows[b].append(BASELINES[b](t))
                     for m in methods:
                         opts = {"offline_options": {"model": model}} if m == "judge-hybrid" else {}
                         t0 = time.perf_counter()
                         try:
                             a = analyze(t.unlabelled(), m, llm=client, context_chars=args.context_chars, **opts)
-                            rows[m].append(_verdict(t, a))
+                            rows[m].append(attribution_verdict(t, a))
                         except AttribError:
                             failed[m] += 1  # no usable answer after the retries: scored as a miss at step -1
                             rows[m].append(Verdict(t.id, -1, "", t.label.mistake_step, t.label.mistake_agent))
                         secs[m] += time.perf_counter() - t0
-                    print(f"{s} {len(rows['learned'])}/{len(chosen)}", flush=True)
+                    print(f"{s} {len(rows['random'])}/{n}", flush=True)
+                    return ranker_verdict(t, model)
+
+                return predict
+
+            # the pooled protocol of bench/who_and_when/run.py; with --limit the rest of the subset joins the training
+            rows["learned"] = cross_validate(traces[:n], fitter, 5, 0, extra=other + traces[n:])
             result["subsets"][s] = {
                 m: {k: v for k, v in mean_summary([vs]).items() if k in ("n", "step_accuracy", "agent_accuracy")}
                 | ({"no_answer": failed[m], "s_per_log": secs[m] / max(len(vs), 1)} if m in failed else {})
