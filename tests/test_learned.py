@@ -6,7 +6,8 @@ import numpy as np
 from attrib.evaluate.data import load_subset, question_id
 from attrib.methods import analyze
 from attrib.methods.clogit import ConditionalLogit, smoothed_targets
-from attrib.methods.learned import LearnedRanker, default_model
+from attrib.methods.learned import LearnedRanker, _signal_name, default_model
+from attrib.readers import load_trace
 from attrib.trace import Step, Trace
 
 
@@ -77,6 +78,20 @@ def test_shipped_model_scores_a_non_whowhen_trace():
     # about as often as the annotators do: see the README's attribution section)
     assert a.agent == "researcher"
     assert 1 in [s.step for s in a.top_steps(2)]
+
+
+def test_shipped_model_blames_the_step_that_invents_the_value(bundled):
+    # LangGraph-style log: the search says 2,145,906; the researcher reports "about 13 million"; the writer
+    # answers 13,000,000. The writer only copies: the researcher's step is the decisive mistake.
+    a = analyze(load_trace(bundled / "chat_langgraph.json"))
+    assert (a.step, a.agent) == (3, "researcher")
+    assert "final_value_first" in a.evidence["features"]
+
+
+def test_signals_say_when_a_step_scores_for_what_it_lacks():
+    assert _signal_name("is_human", np.array([1.0, 0.0, 0.0]), 1) == "not is_human"
+    assert _signal_name("log_len", np.array([3.2, 1.1, 2.5]), 1) == "low log_len"
+    assert _signal_name("kw_error", np.array([0.0, 1.0, 0.0]), 1) == "kw_error"
 
 
 def test_fit_predict_out_of_sample_beats_rule():

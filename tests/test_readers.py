@@ -13,7 +13,7 @@ from attrib.trace import Trace
 
 
 @pytest.mark.parametrize(("name", "fmt"), [("demo_whowhen.json", "whowhen"), ("otlp_agents.json", "otlp"),
-                                           ("chat_autogen.jsonl", "chat")])
+                                           ("chat_autogen.jsonl", "chat"), ("chat_langgraph.json", "chat")])
 def test_bundled_fixtures_are_detected(bundled: Path, name: str, fmt: str) -> None:
     path = bundled / name
     assert detect(path.read_bytes(), path).name == fmt
@@ -47,6 +47,14 @@ def test_chat_fixture_links_tool_results_to_their_calls(bundled: Path) -> None:
         else:
             assert s.agent == m["name"] and s.parents == ()
             assert [c.name for c in s.tool_calls] == [c["function"]["name"] for c in m.get("tool_calls") or []]
+
+
+def test_langgraph_fixture_reads_message_types_and_tool_links(bundled: Path) -> None:
+    t = load_trace(bundled / "chat_langgraph.json")
+    raw = json.loads((bundled / "chat_langgraph.json").read_text())["messages"]
+    assert [s.agent for s in t.steps] == ["user", "planner", "web_search", "researcher", "writer"]
+    assert t.n_steps == len(raw) and t.steps[2].role == "tool" and t.steps[2].parents == (1,)
+    assert [c.name for c in t.steps[1].tool_calls] == ["web_search"]
 
 
 def _write(tmp_path: Path, name: str, obj: object) -> Path:

@@ -1,7 +1,11 @@
 """Step features on hand-made runs: the code step whose execution comes back empty, the first failing code,
 and the step that concludes after an empty result are flagged; nothing fires where it should not."""
 
+from pathlib import Path
+
 from attrib.features.steps import INDEX, step_features
+from attrib.features.text import numbers
+from attrib.readers import load_trace
 from attrib.trace import Step, Trace
 
 
@@ -40,3 +44,16 @@ def test_successful_output_with_numbers_is_not_negative():
                  "first_next_tool_error"):
         assert X[:, INDEX[name]].sum() == 0, name
     assert X[0, INDEX["first_code_step"]] == 1
+
+
+def test_a_value_written_with_a_magnitude_word_is_the_same_value():
+    assert {"12", "12000000"} <= numbers("about 12 million people")
+    assert "2100000000" in numbers("2.1 billion") and "3000" in numbers("3 thousand")
+    assert {"3080000", "2000000000", "5000"} <= numbers("$3.08M, €2bn and £5k")
+    assert numbers("10 m tall, 5 km away") == {"10"}  # a bare m / k suffix is a unit unless it is money
+
+
+def test_final_value_first_finds_the_step_that_wrote_it_out_in_words(bundled: Path):
+    # the researcher says "13 million", the writer answers "13,000,000": the value enters at the researcher
+    X = step_features(load_trace(bundled / "chat_langgraph.json"))
+    assert X[:, INDEX["final_value_first"]].tolist() == [0, 0, 0, 1, 0]

@@ -8,9 +8,15 @@ linear in the text length so a 130-step trace is featurised in milliseconds.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from functools import lru_cache
 
 _NUM = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?![\w])")
+#: a number followed by a magnitude word ("12 million"), so it matches the same value written out ("12,000,000")
+#: or an amount of money with a suffix ("$3.08M", "€2bn")
+_SCALED = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s*(thousand|million|billion|trillion|bn)\b"
+                     r"|(?<=[$€£¥])(\d[\d,]*(?:\.\d+)?)([kmb]|bn|mn)\b", re.IGNORECASE)
+_SCALE = {"thousand": 3, "k": 3, "million": 6, "m": 6, "mn": 6, "billion": 9, "b": 9, "bn": 9, "trillion": 12}
 _URL = re.compile(r"https?://[^\s)\]>'\"`]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_'-]{2,}")
 _IDENT = re.compile(r"\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z][A-Za-z0-9]+\b")
@@ -33,13 +39,18 @@ def normalize_number(s: str) -> str:
 
 @lru_cache(maxsize=4096)
 def numbers(text: str) -> frozenset[str]:
-    """Salient numbers in ``text``: two or more digits, or any decimal (single digits are too common)."""
+    """Salient numbers in ``text``: two or more digits, or any decimal (single digits are too common); a number
+    with a magnitude word also counts as its value ("2.1 million" adds "2100000")."""
     out = set()
     for m in _NUM.finditer(text):
         n = normalize_number(m.group())
         digits = n.lstrip("-").replace(".", "")
         if len(digits) >= 2 or "." in n:
             out.add(n)
+    for m in _SCALED.finditer(text):
+        digits, scale = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+        value = Decimal(digits.replace(",", "")).scaleb(_SCALE[scale.lower()])
+        out.add(normalize_number(f"{value:f}"))
     return frozenset(out)
 
 

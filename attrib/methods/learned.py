@@ -133,6 +133,14 @@ def agent_matrix(trace: Trace, step_probs: np.ndarray, X: np.ndarray) -> tuple[l
     return agents, A
 
 
+def _signal_name(name: str, column: np.ndarray, step: int) -> str:
+    """A feature's name as a reason for blaming ``step``: "not is_human" / "low log_len" when the step scores
+    because it *lacks* what the trace's other steps have (a signal only counts relative to the trace's mean)."""
+    if column[step] >= column.mean():
+        return name
+    return ("not " if np.isin(column, (0.0, 1.0)).all() else "low ") + name
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -292,7 +300,7 @@ class LearnedRanker:
             agent=agents[k],
             step_confidence=float(self.step_calibrator_.predict(p.max(), cov)),
             agent_confidence=float(self.agent_calibrator_.predict(pa.max(), cov)),
-            contributions={FEATURES[j]: float(contrib[j]) for j in top if contrib[j] > 0},
+            contributions={_signal_name(FEATURES[j], X[:, j], step): float(contrib[j]) for j in top if contrib[j] > 0},
             hazards=self.step_model_.hazards(X) if isinstance(self.step_model_, FirstPassageLogit) else None,
         )
 
