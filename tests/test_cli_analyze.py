@@ -39,3 +39,30 @@ def test_bad_input_exit_codes(tmp_path):
     assert r.exit_code == 4
     r = runner.invoke(app, ["analyze", _demo(), "--method", "nope"])
     assert r.exit_code != 0 and "unknown method" in r.output
+
+
+def test_analyze_a_folder_or_glob_reports_every_run_and_a_summary(tmp_path):
+    import shutil
+
+    for name in ("demo_whowhen.json", "chat_langgraph.json"):
+        shutil.copy(traces_dir() / name, tmp_path / name)
+    r = runner.invoke(app, ["analyze", str(tmp_path), "--json"])
+    assert r.exit_code == 0, r.output
+    verdicts = {d["trace_id"]: (d["step"], d["agent"]) for d in orjson.loads(r.output)}
+    assert verdicts == {"whowhen-algorithm-demo_whowhen": (1, "UnitConversion_Expert"),
+                        "chat-chat_langgraph": (3, "researcher")}
+    r = runner.invoke(app, ["analyze", str(tmp_path / "*.json")], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "2 runs" in r.output and "chat-chat_langgraph" in r.output and "UnitConversion_Expert" in r.output
+    r = runner.invoke(app, ["analyze", str(tmp_path / "empty"), "--json"])
+    assert r.exit_code != 0
+
+
+def test_reading_a_folder_as_one_file_is_a_clear_error(tmp_path):
+    import pytest
+
+    from attrib.errors import InputError
+    from attrib.readers import read_path
+
+    with pytest.raises(InputError, match="is a folder"):
+        read_path(tmp_path)

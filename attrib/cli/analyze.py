@@ -13,11 +13,14 @@ from attrib.cli.batch import with_batch_options
 
 
 def load_target(target: str, store: Path | None = None, format: str | None = None) -> list[Any]:
-    """Traces named by ``target``: a file (any readable format) or a trace id in the store."""
+    """Traces named by ``target``: a file (any readable format), a folder or glob of them, or a trace id in the
+    store."""
     from attrib.errors import NotFoundError
-    from attrib.readers import read_path
+    from attrib.readers import read_path, read_paths
 
     p = Path(target)
+    if p.is_dir() or (not p.exists() and any(c in target for c in "*?[")):
+        return read_paths([target], format)
     if p.exists():
         return read_path(p, format)
     if store is not None and not Path(store).exists():
@@ -32,6 +35,19 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
         return [st.get_trace(target)]
 
 
+def verdicts_table(results: list[tuple[Any, Any]]) -> Any:
+    """One line per analysed run: trace id, step, agent and both confidences (a rich Table)."""
+    from rich.table import Table
+
+    table = Table(title=f"{len(results)} runs")
+    for col in ("trace", "step", "agent", "confidence", "agent confidence"):
+        table.add_column(col, justify="right" if "conf" in col or col == "step" else "left", overflow="fold")
+    for t, a in results:
+        table.add_row(t.id, str(a.step), a.agent, f"{a.confidence:.0%}",
+                      "-" if a.agent_confidence is None else f"{a.agent_confidence:.0%}")
+    return table
+
+
 def register(app: typer.Typer) -> None:
     """Add ``attrib analyze``."""
 
@@ -39,7 +55,8 @@ def register(app: typer.Typer) -> None:
     @with_batch_options
     @with_llm_options
     def analyze_cmd(
-        target: str = typer.Argument(None, help="A trace file (Who&When, OTLP, chat, attrib JSON) or a trace id in the store (omit with --all).", show_default=False),
+        target: str = typer.Argument(None, help="A trace file (Who&When, OTLP, chat, attrib JSON), a folder or glob of "
+                                     "them, or a trace id in the store (omit with --all).", show_default=False),
         method: str = typer.Option(None, "--method", "-m", help="Attribution method (default: learned, offline). "
                                    "Others: flow-graph, causal, judge-all, judge-step, judge-binary, judge-hybrid."),
         as_json: bool = typer.Option(False, "--json", help="Print the Attribution as JSON."),
@@ -62,6 +79,8 @@ def register(app: typer.Typer) -> None:
         the evidence (information-flow path, signals, the step's text) and a one-paragraph reason.
         Works offline on any single trace; exit code 0 when a verdict is produced, 3 for unreadable input,
         4 for an unknown trace id, 5 when a method could not reach a verdict.
+
+        A folder or a file with several runs gets one report per run and a summary table at the end.
 
         Example:  attrib analyze traces/demo_whowhen.json --top-k 3
         """
@@ -96,6 +115,8 @@ def register(app: typer.Typer) -> None:
 
             for t, a in results:
                 console.print(attribution_rich(a, t, top_k))
+            if len(results) > 1:
+                console.print(verdicts_table(results))
         if plot is not None:
             results[0][1].plot(str(plot))
         if otlp is not None:

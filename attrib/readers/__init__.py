@@ -53,6 +53,8 @@ def read_path(path: str | Path, format: str | None = None, max_bytes: int = MAX_
     path = Path(path)
     if not path.exists():
         raise InputError(path, None, "no such file")
+    if path.is_dir():
+        raise InputError(path, None, "is a folder, not a trace file (read_paths reads every trace in a folder)")
     size = path.stat().st_size
     if size > max_bytes:
         raise InputError(path, None, f"file is {_size(size)}, over the {_size(max_bytes)} limit "
