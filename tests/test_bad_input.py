@@ -125,6 +125,19 @@ def test_good_files_go_in_when_one_fails(tmp_path: Path, bundled: Path) -> None:
 def test_missing_path_is_reported(tmp_path: Path) -> None:
     r = runner.invoke(app, ["ingest", str(tmp_path / "nope.json"), "--store", str(tmp_path / "s.duckdb"), "-q"])
     assert r.exit_code == EXIT_BAD_INPUT and "no such file" in r.output
+    assert not (tmp_path / "s.duckdb").exists()  # a typo leaves no empty store behind
+
+
+def test_unwritable_outputs_are_one_line_errors(tmp_path: Path, bundled: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    demo = str(bundled / "demo_whowhen.json")
+    for flag in ("--otlp", "--plot"):
+        r = runner.invoke(app, ["analyze", demo, flag, str(blocker / "x.out")])
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert r.output.strip().splitlines()[-1].startswith("error:") and str(blocker) in r.output
+    r = runner.invoke(app, ["analyze", demo, "--plot", str(tmp_path / "new" / "dir" / "p.png"), "--json"])
+    assert r.exit_code == 0 and (tmp_path / "new" / "dir" / "p.png").stat().st_size > 0
 
 
 def test_model_config_flag_checks_npz_without_metadata(tmp_path: Path) -> None:

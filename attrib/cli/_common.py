@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from attrib.errors import AttribError
+from attrib.errors import EXIT_FAILURE, AttribError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,6 +25,11 @@ def handle_errors() -> Iterator[None]:
     except AttribError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
+    except OSError as e:  # a file we write (a folder that cannot be made, no permission, disk full): one line too
+        where = f"{e.filename}: " if e.filename else ""
+        err_console.print(f"[bold red]error:[/] {escape(where + (e.strerror or str(e)))}", highlight=False,
+                          soft_wrap=True)
+        raise typer.Exit(EXIT_FAILURE) from None
 
 
 #: ``--step-head`` choices for the commands that fit the ranker (CLI spelling -> LearnedRanker's).

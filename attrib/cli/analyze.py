@@ -117,10 +117,13 @@ def register(app: typer.Typer) -> None:
                 console.print(attribution_rich(a, t, top_k))
             if len(results) > 1:
                 console.print(verdicts_table(results))
-        if plot is not None:
-            results[0][1].plot(str(plot))
-        if otlp is not None:
-            # a run from OTLP already has its spans in the user's backend; any other run is exported with its steps
-            spans = [a.to_otlp(t, top_k, with_steps=t.source_format != "otlp")["resourceSpans"][0] for t, a in results]
-            otlp.parent.mkdir(parents=True, exist_ok=True)
-            otlp.write_bytes(orjson.dumps({"resourceSpans": spans}, option=orjson.OPT_INDENT_2))
+        with handle_errors():
+            if plot is not None:
+                plot.parent.mkdir(parents=True, exist_ok=True)
+                results[0][1].plot(str(plot))
+            if otlp is not None:
+                # a run from OTLP already has its spans in the user's backend; any other run is exported with its steps
+                spans = [a.to_otlp(t, top_k, with_steps=t.source_format != "otlp")["resourceSpans"][0]
+                         for t, a in results]
+                otlp.parent.mkdir(parents=True, exist_ok=True)
+                otlp.write_bytes(orjson.dumps({"resourceSpans": spans}, option=orjson.OPT_INDENT_2))

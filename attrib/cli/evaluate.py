@@ -75,8 +75,9 @@ def register(app: typer.Typer) -> None:
                                   progress=lambda m: status.update(f"scoring {m} ..."))
         data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
         if str(out) != "-":
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_bytes(data)
+            with handle_errors():
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(data)
         if as_json:
             typer.echo(data.decode())
             return

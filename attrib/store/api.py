@@ -100,8 +100,11 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
         paths = [paths]
     files = expand_paths(paths)
     own = not isinstance(store, Store)
-    st = open_store(store) if own else store  # type: ignore[arg-type]
     report = IngestReport()
+    if own and not any(f.is_file() for f in files):  # a typo in every path: report it, create no empty store
+        report.files = [FileResult(str(f), False, error=f"{f}: no such file") for f in files]
+        return report
+    st = open_store(store) if own else store  # type: ignore[arg-type]
     try:
         if progress:
             from rich.console import Console
