@@ -43,6 +43,12 @@ def verdict_line(attr: Attribution, trace: Trace | None = None) -> str:
     return f"step {attr.step} (by {by}), blamed agent {attr.agent}"
 
 
+def _signals(ev: dict) -> list[str]:
+    """Each signal in words with its weight, e.g. "the first code that was run (first_code_step, +0.57)"."""
+    words = ev.get("feature_meanings") or {}
+    return [f"{words[k]} ({k}, +{v:.2f})" if k in words else f"{k} (+{v:.2f})" for k, v in ev["features"].items()]
+
+
 def _earlier(ev: dict[str, Any]) -> str:
     """The first-passage head's evidence in one line: this step's hazard against the most suspicious earlier one."""
     fp = ev.get("first_passage")
@@ -82,7 +88,7 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
         lines.append(f"**Information flow to the failure (step {ev.get('failure_step')})**: "
                      + " → ".join(str(i) for i in ev["graph_path"]))
     if ev.get("features"):
-        lines.append("**Signals**: " + ", ".join(f"{k} (+{v:.2f})" for k, v in ev["features"].items()))
+        lines.append("**Signals**: " + "; ".join(_signals(ev)))
     if earlier := _earlier(ev):
         lines.append(f"**Earliest to go wrong**: {earlier}")
     lines.append("")
@@ -128,7 +134,7 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int =
     if ev.get("graph_path"):
         bits.append(f"flow to failure (step {ev.get('failure_step')}): " + " → ".join(map(str, ev["graph_path"])))
     if ev.get("features"):
-        bits.append("signals: " + ", ".join(f"{k} (+{v:.2f})" for k, v in ev["features"].items()))
+        bits.append("signals: " + "; ".join(_signals(ev)))
     if earlier := _earlier(ev):
         bits.append(f"earliest to go wrong: {earlier}")
     bits.append(f"step text: “{_excerpt(attr, trace, attr.step, 300)}”")

@@ -88,10 +88,20 @@ def test_shipped_model_blames_the_step_that_invents_the_value(bundled):
     assert "final_value_first" in a.evidence["features"]
 
 
-def test_signals_say_when_a_step_scores_for_what_it_lacks():
+def test_signals_say_when_a_step_scores_for_what_it_lacks_and_read_as_words():
+    from attrib.features.steps import FEATURES, MEANING, meaning
+
     assert _signal_name("is_human", np.array([1.0, 0.0, 0.0]), 1) == "not is_human"
     assert _signal_name("log_len", np.array([3.2, 1.1, 2.5]), 1) == "low log_len"
+    assert _signal_name("log_len", np.array([3.2, 1.1, 2.5]), 0) == "high log_len"
     assert _signal_name("kw_error", np.array([0.0, 1.0, 0.0]), 1) == "kw_error"
+    assert set(MEANING) == set(FEATURES)  # every feature can be explained
+    assert meaning("not is_human") == "not a human's message" and meaning("high log_len") == "high step length"
+    a = analyze(Trace(id="t", source_format="chat", steps=(
+        Step(index=0, agent="a", content="Plan: compute 6 x 7."), Step(index=1, agent="b", content="6 x 7 = 48"),
+        Step(index=2, agent="a", content="FINAL ANSWER: 48"))))
+    assert a.evidence["feature_meanings"] == {k: meaning(k) for k in a.evidence["features"]}
+    assert meaning(next(iter(a.evidence["features"]))) in a.reason
 
 
 def test_fit_predict_out_of_sample_beats_rule():

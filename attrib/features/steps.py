@@ -119,6 +119,104 @@ FEATURES: tuple[str, ...] = (
 )
 INDEX = {n: i for i, n in enumerate(FEATURES)}
 
+#: Features that are quantities, not flags: a report says "high ..." or "low ..." of them.
+QUANTITIES = frozenset({"pos_rel", "pos_rel2", "log_pos", "agent_turn_idx_log", "agent_share", "log_len", "n_lines_log",
+                        "novel_numbers_log", "final_value_frac", "sim_task", "restates_task_x_sim",
+                        "sim_prev_same_agent", "sim_prev", "graph_mass", "graph_out_content", "graph_in"})
+#: What each feature says about a step, in words, for reports ("why this step?"): a noun phrase that reads after
+#: "not" (flags) or "high" / "low" (:data:`QUANTITIES`).
+MEANING: dict[str, str] = {
+    "bias_pos0": "the run's first step",
+    "pos1": "the second step",
+    "pos2": "the third step",
+    "pos_rel": "lateness in the run",
+    "pos_rel2": "lateness in the run (squared)",
+    "log_pos": "step number",
+    "is_last": "the last step",
+    "pos1_x_logn": "the second step of a long run",
+    "pos0_x_logn": "the first step of a long run",
+    "first_turn_of_agent": "the agent's first turn",
+    "agent_turn_idx_log": "number of the agent's earlier turns",
+    "agent_share": "share of the run's steps by this agent",
+    "agent_is_first_speaker": "a step by the run's first speaking agent",
+    "first_decision_after_0": "the first decision after the task",
+    "is_tool": "a tool's or code executor's output",
+    "is_human": "a human's message",
+    "is_instruction": "an instruction to another agent",
+    "is_thought": "an orchestrator's thought",
+    "log_len": "step length",
+    "n_lines_log": "number of lines",
+    "kw_error": "error words (error, exception, failed, not found)",
+    "kw_hedge": "assumption or placeholder words (assume, hypothetical, mock, sample data)",
+    "kw_unable": "inability words (sorry, unable, cannot, no results)",
+    "kw_verify": "verification words (verify, confirm, validate)",
+    "kw_conclude": "a conclusion (final answer, therefore, the result is)",
+    "kw_plan": "a plan",
+    "kw_search": "a web search or browsing action",
+    "kw_terminate": "a request to terminate",
+    "kw_code": "code",
+    "kw_url": "a URL",
+    "kw_loop": "repetition words (again, repeat, loop)",
+    "kw_noprogress": "a ledger saying no progress is made",
+    "kw_request": "a request to another agent (please search / find / visit ...)",
+    "kw_replan": "replanning or a stalled run",
+    "kw_satisfied": "a ledger saying the request is satisfied",
+    "kw_traceback": "a Python traceback",
+    "kw_estimate": "estimation words (approximately, likely, probably)",
+    "name_verif": "an agent named verifier",
+    "name_valid": "an agent named validator",
+    "name_check": "an agent named checker",
+    "name_review": "an agent named reviewer",
+    "name_surfer": "a web/file surfer agent",
+    "name_orchestr": "an orchestrator agent",
+    "name_assistant": "an assistant agent",
+    "name_plan": "a planner agent",
+    "name_coder": "a coder agent",
+    "name_debug": "a debugger agent",
+    "novel_numbers_log": "count of new numbers it introduces",
+    "novel_numbers_any": "new numbers no earlier step or the task had",
+    "novel_numbers_untooled": "new numbers not read off a tool output just before (possibly made up)",
+    "next_tool_error": "code whose execution failed right after",
+    "next_tool_ok": "code that ran without error right after",
+    "prev_tool_error": "a reply to a failed execution",
+    "final_value_first": "the first step with the final answer's value",
+    "final_value_frac": "share of the final answer's value it contains",
+    "final_value_seen_before": "the final answer's value was already stated before",
+    "is_final_step": "the step that gives the final answer",
+    "sim_task": "overlap with the task's words",
+    "restates_task": "a restatement of the task",
+    "restates_task_x_sim": "a restatement of the task that stays close to it",
+    "sim_prev_same_agent": "overlap with the agent's previous turn",
+    "sim_prev": "overlap with the previous step",
+    "gt_in_step": "contains the correct answer",
+    "gt_seen_before": "the correct answer was already stated before",
+    "gt_first": "the first step with the correct answer",
+    "gt_available_x_final_first": "the first step with the final answer's value (correct answer known)",
+    "graph_mass": "blame mass flowing back from the failure along the information-flow graph",
+    "graph_mass_rank1": "the step where the most blame mass from the failure arrives",
+    "graph_out_content": "reuse of its content by later steps",
+    "graph_in": "number of earlier steps it consumes",
+    "graph_ancestor_of_failure": "its output reaches the failure",
+    "first_error_step": "the first step that mentions an error",
+    "first_hedge_step": "the first assumption or placeholder",
+    "first_replan": "the first replanning",
+    "first_satisfied": "the first claim that the request is satisfied",
+    "next_tool_negative": "code whose run came back empty or 'not found'",
+    "first_next_tool_negative": "the first code whose run came back empty or 'not found'",
+    "first_next_tool_error": "the first code whose execution failed",
+    "first_code_step": "the first code that was run",
+    "prev_tool_negative": "a reply to an empty or 'not found' result",
+    "concludes_after_negative": "a conclusion after an empty or 'not found' result",
+}
+
+
+def meaning(signal: str) -> str:
+    """The words for a signal as the learned ranker names it ("kw_error", "not is_human", "high log_len")."""
+    for prefix in ("not ", "low ", "high "):
+        if signal.startswith(prefix):
+            return prefix + MEANING.get(signal[len(prefix):], signal[len(prefix):])
+    return MEANING.get(signal, signal)
+
 
 def _tool_error(text: str) -> bool:
     low = text[:3000].lower()

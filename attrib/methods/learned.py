@@ -134,11 +134,15 @@ def agent_matrix(trace: Trace, step_probs: np.ndarray, X: np.ndarray) -> tuple[l
 
 
 def _signal_name(name: str, column: np.ndarray, step: int) -> str:
-    """A feature's name as a reason for blaming ``step``: "not is_human" / "low log_len" when the step scores
-    because it *lacks* what the trace's other steps have (a signal only counts relative to the trace's mean)."""
-    if column[step] >= column.mean():
-        return name
-    return ("not " if np.isin(column, (0.0, 1.0)).all() else "low ") + name
+    """A feature as a reason for blaming ``step``: a flag as is, or "not is_human" when the step scores for *lacking*
+    what the trace's other steps have; a quantity as "high log_len" / "low log_len" (signals are relative to the
+    trace's mean step)."""
+    from attrib.features.steps import QUANTITIES
+
+    above = column[step] >= column.mean()
+    if name in QUANTITIES:
+        return ("high " if above else "low ") + name
+    return name if above else "not " + name
 
 
 # --------------------------------------------------------------------------- model
@@ -395,6 +399,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     ``model``: a fitted :class:`LearnedRanker`; else the artifact at ``model_path`` (from ``attrib fit``);
     else the shipped one.
     """
+    from attrib.features.steps import meaning
     from attrib.methods import flow_graph
     from attrib.methods.shapley import agent_blame
 
@@ -422,7 +427,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     s = trace.steps[step]
     path = flow_graph.blame_path(g, step, sink) if step <= sink else [step]
     excerpt = " ".join(s.content.split())[:400]
-    why = ", ".join(k.replace("_", " ") for k in list(pred.contributions)[:3]) or "its position and content"
+    why = "; ".join(meaning(k) for k in list(pred.contributions)[:3]) or "its position and content"
     agent_note = (
         f" The agent head agrees: {pred.agent} ({pred.agent_confidence:.0%})."
         if pred.agent == s.agent
@@ -453,6 +458,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             "graph_path": path,
             "failure_step": sink,
             "features": pred.contributions,
+            "feature_meanings": {k: meaning(k) for k in pred.contributions},
             "step_text": excerpt,
             "step_agent": s.agent,
             "shapley_exact": sh.exact,
