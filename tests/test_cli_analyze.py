@@ -66,3 +66,20 @@ def test_reading_a_folder_as_one_file_is_a_clear_error(tmp_path):
 
     with pytest.raises(InputError, match="is a folder"):
         read_path(tmp_path)
+
+
+def test_a_run_recorded_as_successful_is_flagged_not_blamed_silently(tmp_path):
+    import json
+
+    from attrib.methods import SUCCEEDED_NOTE, analyze
+    from attrib.readers import load_trace
+
+    run = json.loads((traces_dir() / "chat_langgraph.json").read_text())
+    run["outcome"] = "succeeded"
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps(run))
+    a = analyze(load_trace(path))
+    assert a.reason.startswith(SUCCEEDED_NOTE) and a.evidence["run_outcome"] == "succeeded"
+    assert "run_outcome" not in analyze(load_trace(traces_dir() / "chat_langgraph.json")).evidence
+    r = runner.invoke(app, ["analyze", str(path)])
+    assert r.exit_code == 0 and "recorded as successful" in r.output

@@ -95,6 +95,12 @@ def register(app: typer.Typer) -> None:
             if name.startswith("judge"):
                 opts["llm"] = llm
             results = [(t, analyze(t, name, **opts)) for t in traces]
+            ok = [t.id for t in traces if t.outcome == "succeeded"]
+            if ok:
+                from attrib.cli._common import err_console
+
+                err_console.print(f"[yellow]warning:[/] recorded as successful: {', '.join(ok[:5])}"
+                                  f"{' ...' if len(ok) > 5 else ''}; their verdicts name the riskiest step, not a cause")
             if save:
                 from attrib.store import open_store
 

@@ -50,4 +50,12 @@ def analyze(trace: Trace, method: str | None = None, **options: Any) -> Attribut
     fn = get_method(name)
     t0 = time.perf_counter()
     result: Attribution = fn(trace.unlabelled(), **options)
+    if trace.outcome == "succeeded":  # say so rather than invent a cause for a run that did not fail
+        result = msgspec.structs.replace(result, reason=SUCCEEDED_NOTE + " " + result.reason,
+                                         evidence={**result.evidence, "run_outcome": "succeeded"})
     return msgspec.structs.replace(result, elapsed_s=time.perf_counter() - t0)
+
+
+#: Prepended to the reason of a verdict on a run that its log records as successful.
+SUCCEEDED_NOTE = ("This run is recorded as successful: attrib looks for the step that decided a failure, so read "
+                  "the verdict as the riskiest step, not as a cause.")
