@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from attrib.cli._common import console, handle_errors, ranker_options
+from attrib.cli._common import console, err_console, handle_errors, ranker_options
 from attrib.cli._llm_options import with_llm_options
 from attrib.cli.batch import with_batch_options
 
@@ -97,8 +97,6 @@ def register(app: typer.Typer) -> None:
             results = [(t, analyze(t, name, **opts)) for t in traces]
             ok = [t.id for t in traces if t.outcome == "succeeded"]
             if ok:
-                from attrib.cli._common import err_console
-
                 err_console.print(f"[yellow]warning:[/] recorded as successful: {', '.join(ok[:5])}"
                                   f"{' ...' if len(ok) > 5 else ''}; their verdicts name the riskiest step, not a cause")
             if save:

@@ -44,6 +44,11 @@ def get_method(name: str) -> Any:
     return getattr(importlib.import_module(module), func or "attribute")
 
 
+#: Prepended to the reason of a verdict on a run that its log records as successful.
+SUCCEEDED_NOTE = ("This run is recorded as successful: attrib looks for the step that decided a failure, so read "
+                  "the verdict as the riskiest step, not as a cause.")
+
+
 def analyze(trace: Trace, method: str | None = None, **options: Any) -> Attribution:
     """Attribute the failure in ``trace`` with ``method`` (default: the offline default)."""
     name = method or DEFAULT_METHOD
@@ -55,7 +60,3 @@ def analyze(trace: Trace, method: str | None = None, **options: Any) -> Attribut
                                          evidence={**result.evidence, "run_outcome": "succeeded"})
     return msgspec.structs.replace(result, elapsed_s=time.perf_counter() - t0)
 
-
-#: Prepended to the reason of a verdict on a run that its log records as successful.
-SUCCEEDED_NOTE = ("This run is recorded as successful: attrib looks for the step that decided a failure, so read "
-                  "the verdict as the riskiest step, not as a cause.")
