@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         if not report.files:
             err_console.print("[bold red]error:[/] no input files matched", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT)
-        if not quiet:
+        if not quiet and len(report.failed) < len(report.files):  # a table of zeros says nothing: errors follow
             from rich.table import Table
 
             from attrib.store import default_path
