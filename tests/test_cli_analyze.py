@@ -83,3 +83,15 @@ def test_a_run_recorded_as_successful_is_flagged_not_blamed_silently(tmp_path):
     assert "run_outcome" not in analyze(load_trace(traces_dir() / "chat_langgraph.json")).evidence
     r = runner.invoke(app, ["analyze", str(path)])
     assert r.exit_code == 0 and "recorded as successful" in r.output
+
+
+def test_analyze_reads_standard_input():
+    data = (traces_dir() / "chat_langgraph.json").read_bytes()
+    r = runner.invoke(app, ["analyze", "-", "--json"], input=data)
+    assert r.exit_code == 0, r.output
+    d = orjson.loads(r.output)
+    assert (d["trace_id"], d["step"], d["agent"]) == ("chat-stdin", 3, "researcher")
+    r = runner.invoke(app, ["analyze", "-"], input=b'{"messages": [{"role": "user", "content": "hi"}')
+    assert r.exit_code == 3 and "stdin: line 1 col" in r.output  # the syntax error, not "unknown format"
+    r = runner.invoke(app, ["analyze", "-"], input=b"")
+    assert r.exit_code == 3 and "stdin: empty file" in r.output

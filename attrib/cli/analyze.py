@@ -16,8 +16,12 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
     """Traces named by ``target``: a file (any readable format), a folder or glob of them, or a trace id in the
     store."""
     from attrib.errors import NotFoundError
-    from attrib.readers import read_path, read_paths
+    from attrib.readers import read_bytes, read_path, read_paths
 
+    if target == "-":  # piped in: `cat run.json | attrib analyze -`
+        import sys
+
+        return read_bytes(sys.stdin.buffer.read(), Path("stdin"), format)
     p = Path(target)
     if p.is_dir() or (not p.exists() and any(c in target for c in "*?[")):
         return read_paths([target], format)
@@ -56,7 +60,8 @@ def register(app: typer.Typer) -> None:
     @with_llm_options
     def analyze_cmd(
         target: str = typer.Argument(None, help="A trace file (Who&When, OTLP, chat, attrib JSON), a folder or glob of "
-                                     "them, or a trace id in the store (omit with --all).", show_default=False),
+                                     "them, - for standard input, or a trace id in the store (omit with --all).",
+                                     show_default=False),
         method: str = typer.Option(None, "--method", "-m", help="Attribution method (default: learned, offline). "
                                    "Others: flow-graph, causal, judge-all, judge-step, judge-binary, judge-hybrid."),
         as_json: bool = typer.Option(False, "--json", help="Print the Attribution as JSON."),
@@ -105,7 +110,7 @@ def register(app: typer.Typer) -> None:
                 with open_store(store) as st:
                     for t, a in results:
                         if not st.has_trace(t.id):
-                            st.upsert_trace(t, source_path=target if Path(target).exists() else None)
+                            st.upsert_trace(t, source_path=target if target != "-" and Path(target).exists() else None)
                         st.save_attribution(a)
         if as_json:
             payload = [a.to_dict() for _, a in results]

@@ -44,6 +44,10 @@ def detect(data: bytes, path: Path) -> Reader:
         if s > score:
             best, score = reader, s
     if best is None:
+        from attrib.readers._common import iter_jsonl, loads, looks_jsonl
+
+        # broken JSON sniffs as nothing: name the syntax error (file, line:col), not the format
+        _ = iter_jsonl(data, path) if looks_jsonl(data) else loads(data, path)
         raise InputError(path, None, f"unknown format (expected one of: {', '.join(READERS)}); pass --format")
     return best
 
@@ -59,7 +63,13 @@ def read_path(path: str | Path, format: str | None = None, max_bytes: int = MAX_
     if size > max_bytes:
         raise InputError(path, None, f"file is {_size(size)}, over the {_size(max_bytes)} limit "
                          "(split it, or raise the limit with --max-bytes)")
-    data = path.read_bytes()
+    return read_bytes(path.read_bytes(), path, format)
+
+
+def read_bytes(data: bytes, path: str | Path, format: str | None = None) -> list[Trace]:
+    """Read every trace in ``data`` (a file's bytes, or standard input's); ``path`` names it in errors and
+    default trace ids, and anchors relative activation paths."""
+    path = Path(path)
     if not data.strip():
         raise InputError(path, None, "empty file")
     data = check_encoding(data, path)
@@ -137,4 +147,5 @@ def read_paths(paths: Iterable[str | Path], format: str | None = None, max_bytes
     return [t for p in files for t in read_path(p, format, max_bytes)]
 
 
-__all__ = ["READERS", "SUFFIXES", "Reader", "detect", "expand_paths", "load_trace", "read_path", "read_paths", "validate"]
+__all__ = ["READERS", "SUFFIXES", "Reader", "detect", "expand_paths", "load_trace", "read_bytes", "read_path", "read_paths",
+           "validate"]
