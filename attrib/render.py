@@ -60,6 +60,20 @@ def _earlier(ev: dict[str, Any]) -> str:
             f"(step {fp['earlier_step']}, {fp['earlier_agent']})")
 
 
+#: Below this calibrated confidence a report says to read the candidate list, not only the verdict.
+LOW_CONFIDENCE = 0.3
+
+
+def low_confidence_note(attr: Attribution, top_k: int) -> str | None:
+    """A plain warning for an unsure verdict: which share of the blame the top-k candidates hold together."""
+    if attr.confidence >= LOW_CONFIDENCE or not attr.steps:
+        return None
+    top = attr.top_steps(top_k)
+    mass = sum(s.probability if s.probability is not None else s.score for s in top)
+    return (f"Low confidence ({attr.confidence:.0%}): treat the top {len(top)} steps (together {mass:.0%} of the "
+            f"step probability) as candidates to check, not the first one as the answer.")
+
+
 def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: int = 5) -> str:
     """A Markdown report: verdict, agents with Shapley blame ± CI, top steps, evidence, reason."""
     ac = f", agent confidence {attr.agent_confidence:.0%}" if attr.agent_confidence is not None else ""
@@ -72,6 +86,8 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
         + ")",
         "",
     ]
+    if note := low_confidence_note(attr, top_k):
+        lines += [f"> **{note}**", ""]
     if attr.agents:
         lines += ["| agent | blame | ", "|---|---|"]
         lines += [f"| {a.agent} | {a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)} |" for a in attr.agents]
@@ -114,6 +130,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int =
         title=f"decisive mistake in {attr.trace_id}",
     )
     parts: list[Any] = [head]
+    if note := low_confidence_note(attr, top_k):
+        parts.append(Text(note, style="bold yellow"))
     if attr.agents:
         t = Table(title="agents (Shapley blame)", show_edge=False)
         t.add_column("agent")

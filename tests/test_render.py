@@ -25,3 +25,23 @@ def test_disagreeing_agent_verdict_is_not_presented_as_the_steps_author():
     assert verdict_line(a, TRACE) == "step 2 (by Analyst), blamed agent Researcher"
     assert verdict_line(a) == "step 2 (by Analyst), blamed agent Researcher"  # from the method's own step list
     assert "step 2 by Researcher" not in attribution_markdown(a, TRACE)
+
+
+def test_an_unsure_verdict_says_to_check_the_candidates():
+    import msgspec
+
+    from attrib.render import attribution_rich, low_confidence_note
+
+    steps = tuple(StepBlame(step=i, agent=s.agent, score=p, probability=p)
+                  for i, (s, p) in enumerate(zip(TRACE.steps, (0.2, 0.5, 0.3), strict=True)))
+    sure = Attribution(trace_id="t", method="m", agent="Researcher", step=1, confidence=0.6, steps=steps)
+    unsure = msgspec.structs.replace(sure, confidence=0.2)
+    assert low_confidence_note(sure, 2) is None and "Low confidence" not in attribution_markdown(sure, TRACE)
+    note = low_confidence_note(unsure, 2)
+    assert note is not None and "top 2 steps (together 80%" in note
+    assert note in attribution_markdown(unsure, TRACE, top_k=2)
+    from rich.console import Console
+
+    console = Console(width=300, record=True)
+    console.print(attribution_rich(unsure, TRACE, top_k=2))
+    assert note in console.export_text()
