@@ -8,6 +8,7 @@ import inspector_state as state
 import streamlit as st
 from inspector_common import need_trace, verdict
 
+from attrib.render import low_confidence_note
 from attrib.trace import Attribution, Trace
 
 
@@ -40,6 +41,8 @@ def decisive_box(trace: Trace, a: Attribution) -> None:
         by = trace.steps[a.step].agent if 0 <= a.step < trace.n_steps else a.agent
         st.subheader(f"Decisive step {a.step} — {a.agent}" + ("" if by == a.agent else f" (the step is {by}'s)"))
         st.caption(f"method `{a.method}` · {conf}" + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else ""))
+        if note := low_confidence_note(a, 5):
+            st.warning(note)
         if a.reason:
             st.markdown(f"**Why:** {a.reason}")
         if 0 <= a.step < trace.n_steps:

@@ -176,6 +176,7 @@ def test_timeline_shows_the_decisive_step(app, env) -> None:
     trace = read_path(WW[0])[0]
     assert f"Decisive step {a.step} — {a.agent}" in texts(at, "subheader")
     assert trace.steps[a.step].content in texts(at, "code")
+    assert (a.confidence < 0.3) == any(w.startswith("Low confidence") for w in texts(at, "warning"))
     info = " ".join(texts(at, "info"))
     assert f"**{trace.label.mistake_agent}**, step **{trace.label.mistake_step}**" in info
     assert len(at.get("plotly_chart")) == 2  # blame inset + timeline
