@@ -94,6 +94,25 @@ def test_chat_shapes(tmp_path: Path) -> None:
     assert (t.steps[1].tokens_in, t.steps[1].tokens_out) == (11, 3)
 
 
+def test_langchain_serialised_messages_read_like_plain_ones(tmp_path: Path) -> None:
+    plain = [{"type": "human", "content": "6 x 7?"},
+             {"type": "ai", "name": "solver", "content": "", "tool_calls": [{"name": "calc", "args": {"e": "6*7"}, "id": "c1"}]},
+             {"type": "tool", "name": "calc", "content": "42", "tool_call_id": "c1"},
+             {"type": "ai", "name": "solver", "content": "48"}]
+    # messages_to_dict: {"type": ..., "data": {...}}
+    as_dict = [{"type": m["type"], "data": {**m, "id": None}} for m in plain]
+    # dumpd: {"lc": 1, "type": "constructor", "id": [..., class], "kwargs": {...}}
+    cls = {"human": "HumanMessage", "ai": "AIMessageChunk", "tool": "ToolMessage"}
+    as_lc = [{"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages", cls[m["type"]]],
+              "kwargs": {k: v for k, v in m.items() if k != "type"}} for m in plain]
+    want = load_trace(_write(tmp_path, "plain.json", plain))
+    for name, msgs in (("dict.json", as_dict), ("lc.json", as_lc)):
+        t = load_trace(_write(tmp_path, name, msgs))
+        assert [(s.agent, s.role, s.content, s.parents) for s in t.steps] == \
+               [(s.agent, s.role, s.content, s.parents) for s in want.steps], name
+        assert t.steps[1].tool_calls[0].name == "calc"
+
+
 def test_chat_jsonl_of_conversations_gives_one_trace_per_line(tmp_path: Path) -> None:
     lines = [json.dumps({"id": f"c{i}", "messages": [{"role": "user", "content": f"q{i}"}]}) for i in range(3)]
     p = _write(tmp_path, "many.jsonl", "\n".join(lines) + "\n")

@@ -3,7 +3,8 @@
 Accepts the shapes AutoGen, Magentic-One and LangGraph write: ``{role, name, content}`` (OpenAI
 style, ``tool_calls`` with ``function.name/arguments``, role ``tool`` with ``tool_call_id``),
 ``{source, content}`` (autogen-agentchat), ``{type: human|ai|tool, name, content, tool_calls:
-[{name, args, id}]}`` (LangChain/LangGraph). The agent of a step is ``name``, else ``source`` /
+[{name, args, id}]}`` (LangChain/LangGraph), also as LangChain serialises them (``messages_to_dict``'s
+``{type, data}``, ``dumpd``'s ``{lc, id, kwargs}``). The agent of a step is ``name``, else ``source`` /
 ``sender``, else the role. A tool message's parent is the step that issued the call.
 
 An object may carry trace fields beside ``messages``: ``id``, ``task``/``question``, ``outcome``,
@@ -30,7 +31,7 @@ from attrib.readers._common import (
 from attrib.trace import ActivationRef, Label, Step, ToolCall, ToolResult, Trace
 
 _ROLE = {"human": "user", "ai": "assistant", "AIMessage": "assistant", "HumanMessage": "user",
-         "ToolMessage": "tool", "SystemMessage": "system", "function": "tool"}
+         "ToolMessage": "tool", "SystemMessage": "system", "function": "tool", "FunctionMessage": "tool"}
 _TRACE_KEYS = ("messages", "chat_history", "conversation")
 
 
@@ -55,6 +56,19 @@ def _tool_calls(msg: dict[str, Any], path: Path, where: str) -> tuple[ToolCall, 
     return tuple(calls)
 
 
+def _unwrap_langchain(msg: dict[str, Any]) -> dict[str, Any]:
+    """LangChain's serialised messages as plain ones: ``messages_to_dict``'s ``{type, data: {...}}`` and
+    ``dumpd``'s ``{lc: 1, type: constructor, id: [..., "AIMessage"], kwargs: {...}}``."""
+    if "content" in msg or "tool_calls" in msg:
+        return msg
+    if isinstance(msg.get("data"), dict) and isinstance(msg.get("type"), str):
+        return {"type": msg["type"], **msg["data"]}
+    if msg.get("lc") is not None and isinstance(msg.get("kwargs"), dict) and isinstance(msg.get("id"), list):
+        cls = str(msg["id"][-1]) if msg["id"] else ""
+        return {"type": msg["kwargs"].get("type") or cls.removesuffix("Chunk"), **msg["kwargs"]}
+    return msg
+
+
 def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]:
     """Messages -> steps. Raises :class:`InputError` naming the message and field that is wrong."""
     if not isinstance(msgs, list):
@@ -67,6 +81,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]
         w = f"{where}[{i}]"
         if not isinstance(msg, dict):
             raise InputError(path, w, f"expected a message object, got {type(msg).__name__}")
+        msg = _unwrap_langchain(msg)
         raw_role = msg.get("role", msg.get("type"))
         role = _ROLE.get(raw_role, raw_role) if isinstance(raw_role, str) else None
         agent = msg.get("name") or msg.get("source") or msg.get("sender") or msg.get("agent")
