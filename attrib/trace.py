@@ -209,3 +209,12 @@ def with_activation_paths(trace: Trace, fn: Callable[[str], str]) -> Trace:
     )
     return msgspec.structs.replace(trace, steps=steps)
 
+
+
+def json_schema(kind: str = "trace") -> dict[str, Any]:
+    """The JSON Schema of attrib's own trace format (``"trace"``: what ``attrib traces show --json`` prints and the
+    ``attrib`` reader reads) or of a verdict (``"attribution"``: what ``attrib analyze --json`` prints)."""
+    models = {"trace": Trace, "attribution": Attribution}
+    if kind not in models:
+        raise ValueError(f"kind must be one of {', '.join(models)}, got {kind!r}")
+    return msgspec.json.schema(models[kind])

@@ -114,3 +114,19 @@ def test_export_parquet_cli(ingested, tmp_path: Path) -> None:
     assert pq.read_table(tmp_path / "out" / "traces.parquet").num_rows == 184
     r = runner.invoke(app, ["export", "--parquet", str(tmp_path / "o2"), "--store", str(tmp_path / "none.duckdb")])
     assert r.exit_code == 4
+
+
+def test_schema_describes_what_attrib_writes(bundled: Path) -> None:
+    import jsonschema
+
+    for name in ("demo_whowhen.json", "chat_langgraph.json", "otlp_agents.json"):
+        trace = runner.invoke(app, ["traces", "show", str(bundled / name), "--json"])
+        verdict = runner.invoke(app, ["analyze", str(bundled / name), "--json"])
+        assert trace.exit_code == verdict.exit_code == 0
+        for cmd, out in ((["traces", "schema"], trace.output), (["traces", "schema", "--attribution"], verdict.output)):
+            schema = json.loads(runner.invoke(app, cmd).output)
+            jsonschema.validate(json.loads(out), schema)
+    bad = json.loads(runner.invoke(app, ["traces", "show", str(bundled / "demo_whowhen.json"), "--json"]).output)
+    bad["steps"][0]["index"] = "first"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, json.loads(runner.invoke(app, ["traces", "schema"]).output))

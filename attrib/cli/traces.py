@@ -101,7 +101,7 @@ def timeline(trace: Any, width: int = 110, full: bool = False) -> Any:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``attrib traces list|show``."""
+    """Add ``attrib traces list|show|schema``."""
     traces = typer.Typer(help="List stored traces and show one as a timeline of steps by agent.",
                          no_args_is_help=True)
     app.add_typer(traces, name="traces")
@@ -144,6 +144,24 @@ def register(app: typer.Typer) -> None:
             table.add_row(r["trace_id"], r["subset"] or r["source_format"], r["outcome"], str(r["n_steps"]),
                           ", ".join(r["agents"]), _one_line(r["task"] or "", 60))
         console.print(table)
+
+    @traces.command("schema")
+    def schema_cmd(
+        attribution: bool = typer.Option(False, "--attribution", help="The schema of a verdict (`attrib analyze "
+                                         "--json`) instead of a trace."),
+    ) -> None:
+        """Print the JSON Schema of attrib's trace format, to write your runs straight in it (or of a verdict).
+
+        The trace schema is what `attrib traces show FILE --json` prints and the `attrib` reader reads losslessly.
+
+        Example:  attrib traces schema > trace.schema.json
+        """
+        import orjson
+
+        from attrib.trace import json_schema
+
+        typer.echo(orjson.dumps(json_schema("attribution" if attribution else "trace"),
+                                option=orjson.OPT_INDENT_2).decode())
 
     @traces.command("show")
     def show_cmd(
