@@ -211,10 +211,66 @@ def with_activation_paths(trace: Trace, fn: Callable[[str], str]) -> Trace:
 
 
 
+#: What each field means, for the JSON Schemas (kept here rather than as annotations so the structs stay readable).
+FIELD_DOCS: dict[str, dict[str, str]] = {
+    "Trace": {
+        "id": "Unique id of the run (the store's key).",
+        "source_format": "The reader that produced it: whowhen, otlp, chat or attrib.",
+        "steps": "The run's messages/actions in order; step i has index i.",
+        "task": "What the run was asked to do.",
+        "outcome": "Whether the run failed; attribution assumes it did.",
+        "final_answer": "The run's final answer, when the log states it.",
+        "ground_truth": "The correct answer, when known (Who&When's 'with ground truth' setting).",
+        "agents": "Agent names in order of first appearance (derived from the steps when left out).",
+        "label": "The annotated decisive mistake, for evaluation only; methods never see it.",
+        "metadata": "Anything else; metadata.question_id groups re-runs of one task for cross-validation.",
+    },
+    "Step": {
+        "index": "0-based position in the run (Who&When's mistake_step counts the same way).",
+        "agent": "The agent that took the step; tools and code executors are agents too.",
+        "content": "The message text or the tool's output.",
+        "role": "user, assistant, tool or system.",
+        "tool_calls": "Tool invocations this step requested.",
+        "tool_results": "What tools returned, on a tool step.",
+        "parents": "Indexes of earlier steps this one answers (a tool result's caller, a span's parent).",
+        "start_time": "Unix seconds, when known.",
+        "end_time": "Unix seconds, when known.",
+        "tokens_in": "Prompt tokens, when known.",
+        "tokens_out": "Completion tokens, when known.",
+        "activation": "Where the step's recorded model activations are, named by TransformerLens hook path.",
+        "metadata": "Anything else the reader kept (e.g. raw_name, span ids).",
+    },
+    "Label": {
+        "mistake_agent": "The agent annotated as causing the failure.",
+        "mistake_step": "The index of the decisive step: the earliest whose fix would have saved the run.",
+        "reason": "The annotator's explanation.",
+    },
+    "Attribution": {
+        "trace_id": "The run this verdict is about.",
+        "method": "The attribution method (learned is the offline default).",
+        "agent": "The blamed agent.",
+        "step": "The decisive step's index.",
+        "confidence": "Calibrated probability that the step is right.",
+        "agent_confidence": "Calibrated probability that the agent is right.",
+        "agents": "Agents ranked by Shapley blame, with confidence intervals.",
+        "steps": "Every step's blame score and probability of being the decisive one.",
+        "evidence": "What the verdict rests on: graph_path, features and feature_meanings, first_passage, step_text...",
+        "reason": "One paragraph saying why, in words.",
+        "elapsed_s": "Seconds the method took.",
+    },
+}
+
+
 def json_schema(kind: str = "trace") -> dict[str, Any]:
     """The JSON Schema of attrib's own trace format (``"trace"``: what ``attrib traces show --json`` prints and the
     ``attrib`` reader reads) or of a verdict (``"attribution"``: what ``attrib analyze --json`` prints)."""
     models = {"trace": Trace, "attribution": Attribution}
     if kind not in models:
         raise ValueError(f"kind must be one of {', '.join(models)}, got {kind!r}")
-    return msgspec.json.schema(models[kind])
+    schema = msgspec.json.schema(models[kind])
+    for name, fields in FIELD_DOCS.items():
+        props = schema["$defs"].get(name, {}).get("properties", {})
+        for field, doc in fields.items():
+            if field in props:
+                props[field]["description"] = doc
+    return schema

@@ -130,3 +130,14 @@ def test_schema_describes_what_attrib_writes(bundled: Path) -> None:
     bad["steps"][0]["index"] = "first"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, json.loads(runner.invoke(app, ["traces", "schema"]).output))
+
+
+def test_every_field_of_the_trace_model_is_documented_in_the_schema() -> None:
+    import msgspec
+
+    from attrib import trace as tm
+
+    for name, fields in tm.FIELD_DOCS.items():
+        assert {f.name for f in msgspec.structs.fields(getattr(tm, name))} == set(fields), name
+    props = tm.json_schema("attribution")["$defs"]["Attribution"]["properties"]
+    assert all(p.get("description") for p in props.values())
