@@ -56,6 +56,17 @@ def test_analyze_a_folder_or_glob_reports_every_run_and_a_summary(tmp_path):
     assert "2 runs" in r.output and "chat-chat_langgraph" in r.output and "UnitConversion_Expert" in r.output
     r = runner.invoke(app, ["analyze", str(tmp_path / "empty"), "--json"])
     assert r.exit_code != 0
+    # --save records each run with the file it came from, not the folder
+    from attrib.store import open_store
+
+    store = tmp_path / "s.duckdb"
+    r = runner.invoke(app, ["analyze", str(tmp_path), "--save", "--store", str(store), "--json"])
+    assert r.exit_code == 0, r.output
+    with open_store(store, read_only=True) as st:
+        rows = {row["trace_id"]: row["source_path"] for row in st.list_traces()}
+        assert len(st.get_attributions("chat-chat_langgraph")) == 1
+    assert rows == {"whowhen-algorithm-demo_whowhen": str(tmp_path / "demo_whowhen.json"),
+                    "chat-chat_langgraph": str(tmp_path / "chat_langgraph.json")}
 
 
 def test_reading_a_folder_as_one_file_is_a_clear_error(tmp_path):

@@ -12,21 +12,24 @@ from attrib.cli._llm_options import with_llm_options
 from attrib.cli.batch import with_batch_options
 
 
-def load_target(target: str, store: Path | None = None, format: str | None = None) -> list[Any]:
-    """Traces named by ``target``: a file (any readable format), a folder or glob of them, or a trace id in the
-    store."""
-    from attrib.errors import NotFoundError
-    from attrib.readers import read_bytes, read_path, read_paths
+def load_target(target: str, store: Path | None = None, format: str | None = None) -> list[tuple[Any, str | None]]:
+    """Traces named by ``target``, each with the file it came from (None: standard input or the store): a file
+    (any readable format), a folder or glob of them, ``-`` for standard input, or a trace id in the store."""
+    from attrib.errors import InputError, NotFoundError
+    from attrib.readers import expand_paths, read_bytes, read_path
 
     if target == "-":  # piped in: `cat run.json | attrib analyze -`
         import sys
 
-        return read_bytes(sys.stdin.buffer.read(), Path("stdin"), format)
+        return [(t, None) for t in read_bytes(sys.stdin.buffer.read(), Path("stdin"), format)]
     p = Path(target)
     if p.is_dir() or (not p.exists() and any(c in target for c in "*?[")):
-        return read_paths([target], format)
+        files = expand_paths([target])
+        if not files:
+            raise InputError(None, "paths", f"no trace files in {target}")
+        return [(t, str(f)) for f in files for t in read_path(f, format)]
     if p.exists():
-        return read_path(p, format)
+        return [(t, target) for t in read_path(p, format)]
     if store is not None and not Path(store).exists():
         raise NotFoundError(f"{store}: no such store (and no file {target!r})")
     from attrib.store import open_store
@@ -36,7 +39,7 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
     except Exception as e:  # a missing/locked store: report as not found, one line
         raise NotFoundError(f"no file {target!r}, and the store could not be opened ({e})") from None
     with st:
-        return [st.get_trace(target)]
+        return [(st.get_trace(target), None)]
 
 
 def verdicts_table(results: list[tuple[Any, Any]]) -> Any:
@@ -94,7 +97,8 @@ def register(app: typer.Typer) -> None:
         from attrib.methods import DEFAULT_METHOD, analyze
 
         with handle_errors():
-            traces = load_target(target, store, format)
+            loaded = load_target(target, store, format)
+            traces = [t for t, _ in loaded]
             name = method or DEFAULT_METHOD
             opts: dict[str, Any] = {"top_k": top_k, **ranker_options(name, model)}
             if name.startswith("judge"):
@@ -108,9 +112,9 @@ def register(app: typer.Typer) -> None:
                 from attrib.store import open_store
 
                 with open_store(store) as st:
-                    for t, a in results:
+                    for (t, a), (_, source) in zip(results, loaded, strict=True):
                         if not st.has_trace(t.id):
-                            st.upsert_trace(t, source_path=target if target != "-" and Path(target).exists() else None)
+                            st.upsert_trace(t, source_path=source)
                         st.save_attribution(a)
         if as_json:
             payload = [a.to_dict() for _, a in results]
