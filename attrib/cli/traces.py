@@ -102,7 +102,7 @@ def timeline(trace: Any, width: int = 110, full: bool = False) -> Any:
 
 def register(app: typer.Typer) -> None:
     """Add ``attrib traces list|show|schema``."""
-    traces = typer.Typer(help="List stored traces and show one as a timeline of steps by agent.",
+    traces = typer.Typer(help="List stored traces, show one as a timeline of steps by agent, print the trace JSON Schema.",
                          no_args_is_help=True)
     app.add_typer(traces, name="traces")
 
