@@ -43,7 +43,7 @@ def verdict_line(attr: Attribution, trace: Trace | None = None) -> str:
     return f"step {attr.step} (by {by}), blamed agent {attr.agent}"
 
 
-def _signals(ev: dict) -> list[str]:
+def _signals(ev: dict[str, Any]) -> list[str]:
     """Each signal in words with its weight, e.g. "the first code that was run (first_code_step, +0.57)"."""
     words = ev.get("feature_meanings") or {}
     return [f"{words[k]} ({k}, +{v:.2f})" if k in words else f"{k} (+{v:.2f})" for k, v in ev["features"].items()]

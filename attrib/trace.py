@@ -210,7 +210,6 @@ def with_activation_paths(trace: Trace, fn: Callable[[str], str]) -> Trace:
     return msgspec.structs.replace(trace, steps=steps)
 
 
-
 #: What each field means, for the JSON Schemas (kept here rather than as annotations so the structs stay readable).
 FIELD_DOCS: dict[str, dict[str, str]] = {
     "Trace": {

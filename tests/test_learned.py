@@ -4,9 +4,10 @@ trace; fitting on part of Who&When beats the always-step-1 rule on held-out ques
 import numpy as np
 
 from attrib.evaluate.data import load_subset, question_id
+from attrib.features.steps import signal_name as _signal_name
 from attrib.methods import analyze
 from attrib.methods.clogit import ConditionalLogit, smoothed_targets
-from attrib.methods.learned import LearnedRanker, _signal_name, default_model
+from attrib.methods.learned import LearnedRanker, default_model
 from attrib.readers import load_trace
 from attrib.trace import Step, Trace
 

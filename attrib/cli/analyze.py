@@ -15,8 +15,8 @@ from attrib.cli.batch import with_batch_options
 def load_target(target: str, store: Path | None = None, format: str | None = None) -> list[tuple[Any, str | None]]:
     """Traces named by ``target``, each with the file it came from (None: standard input or the store): a file
     (any readable format), a folder or glob of them, ``-`` for standard input, or a trace id in the store."""
-    from attrib.errors import InputError, NotFoundError
-    from attrib.readers import expand_paths, read_bytes, read_path
+    from attrib.errors import NotFoundError
+    from attrib.readers import read_bytes, read_path, read_sources
 
     if target == "-":  # piped in: `cat run.json | attrib analyze -`
         import sys
@@ -24,10 +24,7 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
         return [(t, None) for t in read_bytes(sys.stdin.buffer.read(), Path("stdin"), format)]
     p = Path(target)
     if p.is_dir() or (not p.exists() and any(c in target for c in "*?[")):
-        files = expand_paths([target])
-        if not files:
-            raise InputError(None, "paths", f"no trace files in {target}")
-        return [(t, str(f)) for f in files for t in read_path(f, format)]
+        return [(t, str(f)) for t, f in read_sources([target], format)]
     if p.exists():
         return [(t, target) for t in read_path(p, format)]
     if store is not None and not Path(store).exists():
@@ -104,7 +101,7 @@ def register(app: typer.Typer) -> None:
             if name.startswith("judge"):
                 opts["llm"] = llm
             results = [(t, analyze(t, name, **opts)) for t in traces]
-            ok = [t.id for t in traces if t.outcome == "succeeded"]
+            ok = [a.trace_id for _, a in results if a.evidence.get("run_outcome") == "succeeded"]
             if ok:
                 err_console.print(f"[yellow]warning:[/] recorded as successful: {', '.join(ok[:5])}"
                                   f"{' ...' if len(ok) > 5 else ''}; their verdicts name the riskiest step, not a cause")

@@ -210,6 +210,16 @@ MEANING: dict[str, str] = {
 }
 
 
+def signal_name(name: str, column: np.ndarray, step: int) -> str:
+    """A feature as a reason for blaming ``step``: a flag as is, or "not is_human" when the step scores for *lacking*
+    what the trace's other steps have; a quantity as "high log_len" / "low log_len" (signals are relative to the
+    trace's mean step). :func:`meaning` reads these names back."""
+    above = column[step] >= column.mean()
+    if name in QUANTITIES:
+        return ("high " if above else "low ") + name
+    return name if above else "not " + name
+
+
 def meaning(signal: str) -> str:
     """The words for a signal as the learned ranker names it ("kw_error", "not is_human", "high log_len")."""
     for prefix in ("not ", "low ", "high "):

@@ -59,4 +59,3 @@ def analyze(trace: Trace, method: str | None = None, **options: Any) -> Attribut
         result = msgspec.structs.replace(result, reason=SUCCEEDED_NOTE + " " + result.reason,
                                          evidence={**result.evidence, "run_outcome": "succeeded"})
     return msgspec.structs.replace(result, elapsed_s=time.perf_counter() - t0)
-

@@ -133,18 +133,6 @@ def agent_matrix(trace: Trace, step_probs: np.ndarray, X: np.ndarray) -> tuple[l
     return agents, A
 
 
-def _signal_name(name: str, column: np.ndarray, step: int) -> str:
-    """A feature as a reason for blaming ``step``: a flag as is, or "not is_human" when the step scores for *lacking*
-    what the trace's other steps have; a quantity as "high log_len" / "low log_len" (signals are relative to the
-    trace's mean step)."""
-    from attrib.features.steps import QUANTITIES
-
-    above = column[step] >= column.mean()
-    if name in QUANTITIES:
-        return ("high " if above else "low ") + name
-    return name if above else "not " + name
-
-
 # --------------------------------------------------------------------------- model
 
 
@@ -282,7 +270,7 @@ class LearnedRanker:
 
     def predict(self, trace: Trace, X: np.ndarray | None = None) -> Prediction:
         """Step and agent distributions, the verdict and its calibrated confidences."""
-        from attrib.features.steps import FEATURES
+        from attrib.features.steps import FEATURES, signal_name
 
         X = featurize(trace) if X is None else X
         p_head = self.step_model_.predict_proba(X)
@@ -304,7 +292,7 @@ class LearnedRanker:
             agent=agents[k],
             step_confidence=float(self.step_calibrator_.predict(p.max(), cov)),
             agent_confidence=float(self.agent_calibrator_.predict(pa.max(), cov)),
-            contributions={_signal_name(FEATURES[j], X[:, j], step): float(contrib[j]) for j in top if contrib[j] > 0},
+            contributions={signal_name(FEATURES[j], X[:, j], step): float(contrib[j]) for j in top if contrib[j] > 0},
             hazards=self.step_model_.hazards(X) if isinstance(self.step_model_, FirstPassageLogit) else None,
         )
 
@@ -427,7 +415,8 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     s = trace.steps[step]
     path = flow_graph.blame_path(g, step, sink) if step <= sink else [step]
     excerpt = " ".join(s.content.split())[:400]
-    why = "; ".join(meaning(k) for k in list(pred.contributions)[:3]) or "its position and content"
+    meanings = {k: meaning(k) for k in pred.contributions}
+    why = "; ".join(list(meanings.values())[:3]) or "its position and content"
     agent_note = (
         f" The agent head agrees: {pred.agent} ({pred.agent_confidence:.0%})."
         if pred.agent == s.agent
@@ -458,7 +447,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             "graph_path": path,
             "failure_step": sink,
             "features": pred.contributions,
-            "feature_meanings": {k: meaning(k) for k in pred.contributions},
+            "feature_meanings": meanings,
             "step_text": excerpt,
             "step_agent": s.agent,
             "shapley_exact": sh.exact,

@@ -47,7 +47,10 @@ def detect(data: bytes, path: Path) -> Reader:
         from attrib.readers._common import iter_jsonl, loads, looks_jsonl
 
         # broken JSON sniffs as nothing: name the syntax error (file, line:col), not the format
-        _ = iter_jsonl(data, path) if looks_jsonl(data) else loads(data, path)
+        if looks_jsonl(data):
+            iter_jsonl(data, path)
+        else:
+            loads(data, path)
         raise InputError(path, None, f"unknown format (expected one of: {', '.join(READERS)}); pass --format")
     return best
 
@@ -140,12 +143,18 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 def read_paths(paths: Iterable[str | Path], format: str | None = None, max_bytes: int = MAX_BYTES) -> list[Trace]:
     """Every trace in the files, folders and globs given (see :func:`expand_paths`), in order; an error when
     they name no file at all (an empty folder, a glob that matches nothing)."""
+    return [t for t, _ in read_sources(paths, format, max_bytes)]
+
+
+def read_sources(paths: Iterable[str | Path], format: str | None = None, max_bytes: int = MAX_BYTES
+                 ) -> list[tuple[Trace, Path]]:
+    """As :func:`read_paths`, each trace with the file it came from."""
     paths = list(paths)
     files = expand_paths(paths)
     if not files:
         raise InputError(None, "paths", f"no trace files in {', '.join(map(str, paths)) or '(nothing given)'}")
-    return [t for p in files for t in read_path(p, format, max_bytes)]
+    return [(t, p) for p in files for t in read_path(p, format, max_bytes)]
 
 
 __all__ = ["READERS", "SUFFIXES", "Reader", "detect", "expand_paths", "load_trace", "read_bytes", "read_path", "read_paths",
-           "validate"]
+           "read_sources", "validate"]

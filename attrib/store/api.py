@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attrib.errors import AttribError
+from attrib.errors import AttribError, InputError
 from attrib.readers import MAX_BYTES, expand_paths, read_path
 from attrib.store import Store, open_store
 
@@ -102,7 +102,7 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
     own = not isinstance(store, Store)
     report = IngestReport()
     if own and not any(f.is_file() for f in files):  # a typo in every path: report it, create no empty store
-        report.files = [FileResult(str(f), False, error=f"{f}: no such file") for f in files]
+        report.files = [FileResult(str(f), False, error=str(InputError(f, None, "no such file"))) for f in files]
         return report
     st = open_store(store) if own else store  # type: ignore[arg-type]
     try:
