@@ -176,8 +176,22 @@ def eval_results(directory: Path | None = None) -> dict[str, Any]:
     return {p.name: _read_json(p) for p in sorted(d.glob("who_and_when*.json"))}
 
 
+def _scalars(r: dict[str, Any]) -> dict[str, Any]:
+    """The scalar fields of a result row, with 95 % intervals (``*_ci``: [low, high]) and paired gains
+    (``*_gain_vs_floor``: {mean, ci_low, ci_high}) written as short text."""
+    row: dict[str, Any] = {}
+    for k, v in r.items():
+        if isinstance(v, int | float | str | bool) or v is None:
+            row[k] = v
+        elif k.endswith("_ci") and isinstance(v, list) and len(v) == 2:
+            row[k] = f"{v[0]:.0f}-{v[1]:.0f}"
+        elif k.endswith("_vs_floor") and isinstance(v, dict) and {"mean", "ci_low", "ci_high"} <= set(v):
+            row[k] = f"{v['mean']:+.1f} ({v['ci_low']:+.1f} to {v['ci_high']:+.1f})"
+    return row
+
+
 def eval_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-method rows of a harness result (method, subset, protocol, setting, accuracies), scalars only.
+    """Per-method rows of a harness result (method, subset, protocol, setting, accuracies), scalars and text only.
 
     Rows sit under ``rows`` (one ``evaluate`` call) or ``settings.<with_gt|without_gt>.rows`` (the benchmark).
     """
@@ -191,7 +205,7 @@ def eval_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     for setting, rows in found:
         for r in rows if isinstance(rows, list) else []:
             if isinstance(r, dict):
-                row = {k: v for k, v in r.items() if isinstance(v, int | float | str | bool) or v is None}
+                row = _scalars(r)
                 if setting and "setting" not in row:
                     row["setting"] = setting
                 out.append(row)
@@ -217,7 +231,7 @@ def eval_table(result: dict[str, Any]) -> list[dict[str, Any]]:
             if not isinstance(body, dict):
                 continue
             row: dict[str, Any] = {"subset": subset, "setting": setting}
-            row.update({k: v for k, v in body.items() if isinstance(v, int | float | str | bool) or v is None})
+            row.update(_scalars(body))
             rows.append(row)
     return rows
 

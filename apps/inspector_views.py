@@ -8,7 +8,7 @@ import inspector_state as state
 import streamlit as st
 from inspector_common import need_trace, verdict
 
-from attrib.render import low_confidence_note
+from attrib.render import low_confidence_note, step_set_line
 from attrib.trace import Attribution, Trace
 
 
@@ -43,6 +43,8 @@ def decisive_box(trace: Trace, a: Attribution) -> None:
         st.caption(f"method `{a.method}` · {conf}" + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else ""))
         if note := low_confidence_note(a, 5):
             st.warning(note)
+        if sset := step_set_line(a, trace):
+            st.info(f"Step set (conformal): {sset}")
         if a.reason:
             st.markdown(f"**Why:** {a.reason}")
         if 0 <= a.step < trace.n_steps:

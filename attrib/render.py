@@ -60,6 +60,24 @@ def _earlier(ev: dict[str, Any]) -> str:
             f"(step {fp['earlier_step']}, {fp['earlier_agent']})")
 
 
+def step_set_line(attr: Attribution, trace: Trace | None = None) -> str:
+    """The conformal step set in words, e.g. "with 90% probability the decisive step is one of 1, 3, 4 (3 of 10
+    steps)"; "" when the method gave none."""
+    ss = attr.evidence.get("step_set") if attr.evidence else None
+    if not ss or not ss.get("steps"):
+        return ""
+    steps = sorted(int(i) for i in ss["steps"])
+    n = trace.n_steps if trace is not None else len(attr.steps) or None
+    head = f"with {ss['level']:.0%} probability the decisive step"
+    if n and len(steps) >= n:
+        return f"{head} could be any of the {n} steps (too unsure to narrow the run down)"
+    of = f" ({len(steps)} of {n} steps)" if n else ""
+    if len(steps) == 1:
+        return f"{head} is step {steps[0]}{of}"
+    shown = ", ".join(map(str, steps[:25])) + (", ..." if len(steps) > 25 else "")
+    return f"{head} is one of {shown}{of}"
+
+
 #: Below this calibrated confidence a report says to read the candidate list, not only the verdict.
 LOW_CONFIDENCE = 0.3
 
@@ -99,6 +117,8 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
             p = s.probability if s.probability is not None else s.score
             lines.append(f"| {s.step} | {s.agent} | {p:.2f} | {ex} |")
         lines.append("")
+    if sset := step_set_line(attr, trace):
+        lines += [f"**Step set** (conformal): {sset}", ""]
     ev = attr.evidence
     if ev.get("graph_path"):
         lines.append(f"**Information flow to the failure (step {ev.get('failure_step')})**: "
@@ -147,6 +167,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int =
             p = s.probability if s.probability is not None else s.score
             t.add_row(str(s.step), s.agent, f"{p:.2f}", _excerpt(attr, trace, s.step, 80))
         parts.append(t)
+    if sset := step_set_line(attr, trace):
+        parts.append(Text(f"step set (conformal): {sset}", style="cyan"))
     ev = attr.evidence
     bits = []
     if ev.get("graph_path"):

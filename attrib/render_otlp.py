@@ -7,8 +7,8 @@
   to the decisive step's span, so Jaeger, Tempo or Phoenix show it beside the spans it blames; otherwise
   in a trace id derived from the attrib trace id (stable across runs);
 * attributes ``attrib.method``, ``attrib.agent``, ``attrib.step``, ``attrib.confidence``,
-  ``attrib.agent_confidence``, ``attrib.reason``, ``attrib.trace_id`` and, from OTLP input,
-  ``attrib.decisive_span_id``;
+  ``attrib.agent_confidence``, ``attrib.reason``, ``attrib.trace_id``, the conformal step set
+  (``attrib.step_set``: an int array, ``attrib.step_set_level``) and, from OTLP input, ``attrib.decisive_span_id``;
 * one event per agent (``attrib.agent_blame``: Shapley score and CI) and per top-k candidate step
   (``attrib.candidate``: rank, step, agent, probability, span id when known).
 
@@ -42,6 +42,8 @@ def _attr(key: str, value: Any) -> dict[str, Any]:
         v = {"intValue": str(value)}  # proto3 JSON: 64-bit ints are strings
     elif isinstance(value, float):
         v = {"doubleValue": value}
+    elif isinstance(value, list | tuple):
+        v = {"arrayValue": {"values": [_attr("", x)["value"] for x in value]}}
     else:
         v = {"stringValue": str(value)}
     return {"key": key, "value": v}
@@ -101,6 +103,9 @@ def _attribution_span(attr: Attribution, trace: Trace | None, top_k: int, now_ns
         attrs.append(_attr("attrib.agent_confidence", float(attr.agent_confidence)))
     if decisive:
         attrs.append(_attr("attrib.decisive_span_id", decisive))
+    if ss := attr.evidence.get("step_set"):
+        attrs += [_attr("attrib.step_set", [int(i) for i in ss["steps"]]),
+                  _attr("attrib.step_set_level", float(ss["level"]))]
     events = [
         {"timeUnixNano": str(end), "name": "attrib.agent_blame",
          "attributes": [_attr("attrib.agent", a.agent), _attr("attrib.score", float(a.score))]

@@ -169,6 +169,13 @@ def test_paging_stays_in_the_database(env) -> None:
     assert total == len(expect) and [r["trace_id"] for r in rows] == expect
 
 
+def test_timeline_shows_the_learned_step_set(app) -> None:
+    at = app(page="Timeline", trace="whowhen-algorithm-1", method="learned")
+    a = analyze(read_path(WW[0])[0])
+    steps = ", ".join(map(str, sorted(a.evidence["step_set"]["steps"])))
+    assert any(x.startswith("Step set (conformal): with 90% probability") and steps in x for x in texts(at, "info"))
+
+
 def test_timeline_shows_the_decisive_step(app, env) -> None:
     tid = "whowhen-algorithm-1"
     at = app(page="Timeline", trace=tid)
@@ -179,6 +186,7 @@ def test_timeline_shows_the_decisive_step(app, env) -> None:
     assert (a.confidence < 0.3) == any(w.startswith("Low confidence") for w in texts(at, "warning"))
     info = " ".join(texts(at, "info"))
     assert f"**{trace.label.mistake_agent}**, step **{trace.label.mistake_step}**" in info
+    assert ("step_set" in a.evidence) == ("Step set (conformal): with 90% probability" in info)
     assert len(at.get("plotly_chart")) == 2  # blame inset + timeline
     at.number_input(key="read_step").set_value(2).run()
     assert trace.steps[2].content in texts(at, "code")
@@ -326,6 +334,15 @@ def test_eval_rows_read_both_result_layouts(env) -> None:
     nested = {"settings": {res["setting"]: {"rows": res["rows"]}}, "subsets": {"algorithm": {"step_accuracy": 1.0}}}
     assert data.eval_rows(res) == data.eval_rows(nested) and len(data.eval_rows(res)) == len(res["rows"])
     assert data.eval_table(nested) == [{"subset": "algorithm", "setting": "with_gt", "step_accuracy": 1.0}]
+
+
+def test_eval_rows_write_intervals_as_text() -> None:
+    """95 % intervals and paired gains (lists / dicts in the JSON) reach the tables as short text, not dropped."""
+    res = {"rows": [{"method": "learned", "step_accuracy": 46.0, "step_accuracy_ci": [37.3, 54.8]}],
+           "subsets": {"hand": {"step_accuracy": 32.8, "step_gain_vs_floor": {"mean": 8.6, "ci_low": -1.7,
+                                                                             "ci_high": 19.0}}}}
+    assert data.eval_rows(res)[0]["step_accuracy_ci"] == "37-55"
+    assert data.eval_table(res)[0]["step_gain_vs_floor"] == "+8.6 (-1.7 to +19.0)"
 
 
 def test_evaluation_page_without_results(app, monkeypatch, tmp_path) -> None:

@@ -106,3 +106,19 @@ def test_analyze_reads_standard_input():
     assert r.exit_code == 3 and "stdin: line 1 col" in r.output  # the syntax error, not "unknown format"
     r = runner.invoke(app, ["analyze", "-"], input=b"")
     assert r.exit_code == 3 and "stdin: empty file" in r.output
+
+
+def test_set_level_sets_the_coverage_of_the_step_set():
+    demo = str(traces_dir() / "demo_whowhen.json")
+    sets = {}
+    for level in ("0.5", "0.95"):
+        r = runner.invoke(app, ["analyze", demo, "--set-level", level, "--json"])
+        assert r.exit_code == 0, r.output
+        ss = orjson.loads(r.output)["evidence"]["step_set"]
+        assert ss["level"] == float(level)
+        sets[level] = ss["steps"]
+    assert set(sets["0.5"]) < set(sets["0.95"])  # a higher level, a longer set
+    r = runner.invoke(app, ["analyze", demo, "--set-level", "1.5"])
+    assert r.exit_code == 2 and "--set-level" in r.output
+    r = runner.invoke(app, ["analyze", demo, "-m", "flow-graph", "--set-level", "0.8"])
+    assert r.exit_code == 0 and "applies to the learned method" in r.output

@@ -76,3 +76,28 @@ def test_mean_summary_averages_fold_seeds():
     assert m["agent_accuracy"] == 50.0 and m["agent_accuracy_sd"] == 0.0
     assert m["n"] == 2 and m["n_seeds"] == 2 and len(m["per_seed"]) == 2
     assert mean_summary([a])["step_accuracy_sd"] == 0.0 and "per_seed" not in mean_summary([a])
+
+
+def test_bootstrap_interval_covers_the_mean_with_the_binomial_width():
+    from attrib.evaluate.metrics import bootstrap_ci, paired_gain
+
+    assert bootstrap_ci(np.ones(40)) == (1.0, 1.0)
+    lo, hi = bootstrap_ci(np.r_[np.ones(50), np.zeros(50)])
+    assert lo < 0.5 < hi and 0.15 < hi - lo < 0.25  # binomial: ±1.96 * 0.05
+    same = paired_gain(np.r_[np.ones(20), np.zeros(20)], np.r_[np.ones(20), np.zeros(20)])
+    assert same == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    better = paired_gain(np.r_[np.ones(30), np.zeros(70)], np.zeros(100))  # a hits 30 logs b misses, nothing else
+    assert better["mean"] == pytest.approx(30.0) and 20 < better["ci_low"] < 30 < better["ci_high"] < 40
+
+
+def test_mean_summary_intervals_pair_traces_across_seeds():
+    from attrib.evaluate.harness import mean_summary
+
+    a = [Verdict(f"t{i}", 1, "X", 1 if i < 6 else 0, "X") for i in range(10)]
+    b = list(reversed([Verdict(f"t{i}", 1, "X", 1 if i < 4 else 0, "X") for i in range(10)]))  # other fold order
+    m = mean_summary([a, b])
+    assert m["step_accuracy"] == 50.0
+    lo, hi = m["step_accuracy_ci"]
+    assert lo < 50.0 < hi and m["agent_accuracy_ci"] == [100.0, 100.0]
+    rnd = [Verdict("a", 0, "X", 1, "X", expected_step_acc=0.1, expected_agent_acc=0.3)]
+    assert "step_accuracy_ci" not in mean_summary([rnd])  # an analytic baseline has no sampling interval

@@ -116,6 +116,19 @@ def test_fit_predict_out_of_sample_beats_rule():
     d = m.to_dict()
     m2 = LearnedRanker.from_dict(d)
     np.testing.assert_allclose(m2.predict(test[0]).step_probs, m.predict(test[0]).step_probs)
+    pred = m.predict(test[0])
+    assert pred.step in pred.step_set and m2.predict(test[0]).step_set == pred.step_set
+    assert len(m.predict(test[0], set_level=0.5).step_set) <= len(pred.step_set)
+    old = {k: v for k, v in d.items() if k != "step_set"}  # a ranker saved before step sets: no set, no error
+    assert LearnedRanker.from_dict(old).predict(test[0]).step_set is None
+
+
+def test_analyze_reports_a_step_set_at_the_asked_level():
+    t = load_trace("traces/demo_whowhen.json")
+    a90, a50 = analyze(t), analyze(t, set_level=0.5)
+    assert a90.evidence["step_set"]["level"] == 0.9 and a50.evidence["step_set"]["level"] == 0.5
+    assert a90.step in a90.evidence["step_set"]["steps"]
+    assert set(a50.evidence["step_set"]["steps"]) <= set(a90.evidence["step_set"]["steps"])
 
 
 def test_default_model_has_both_settings():

@@ -45,3 +45,23 @@ def test_an_unsure_verdict_says_to_check_the_candidates():
     console = Console(width=300, record=True)
     console.print(attribution_rich(unsure, TRACE, top_k=2))
     assert note in console.export_text()
+
+
+def test_step_set_reads_as_words():
+    import msgspec
+
+    from attrib.render import attribution_rich, step_set_line
+
+    a = _attr(1, "Researcher")
+    assert step_set_line(a, TRACE) == ""  # the method gave no set
+    with_set = msgspec.structs.replace(a, evidence={"step_set": {"level": 0.9, "steps": [2, 1]}})
+    line = step_set_line(with_set, TRACE)
+    assert line == "with 90% probability the decisive step is one of 1, 2 (2 of 3 steps)"
+    assert line in attribution_markdown(with_set, TRACE)
+    whole = msgspec.structs.replace(a, evidence={"step_set": {"level": 0.8, "steps": [0, 1, 2]}})
+    assert "could be any of the 3 steps" in step_set_line(whole, TRACE)
+    from rich.console import Console
+
+    console = Console(width=300, record=True)
+    console.print(attribution_rich(with_set, TRACE))
+    assert line in console.export_text()

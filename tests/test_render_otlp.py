@@ -37,6 +37,8 @@ def test_otlp_input_joins_its_trace_and_links_the_decisive_span():
     decisive = trace.steps[a.step].metadata["span_id"]
     assert at["attrib.step"] == str(a.step) and at["attrib.agent"] == a.agent
     assert at["attrib.decisive_span_id"] == decisive and span["links"][0]["spanId"] == decisive
+    steps = [int(v["intValue"]) for v in at["attrib.step_set"]["values"]]  # the conformal set, an OTLP int array
+    assert steps == a.evidence["step_set"]["steps"] and a.step in steps and at["attrib.step_set_level"] == 0.9
     cands = [_attrs(e["attributes"]) for e in span["events"] if e["name"] == "attrib.candidate"]
     assert [c["attrib.rank"] for c in cands] == ["1", "2", "3"] and all("attrib.span_id" in c for c in cands)
     assert sum(e["name"] == "attrib.agent_blame" for e in span["events"]) == len(a.agents)

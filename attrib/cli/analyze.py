@@ -69,6 +69,10 @@ def register(app: typer.Typer) -> None:
         store: Path = typer.Option(None, "--store", "-s", help="Store to look TRACE_ID up in (default: ./attrib.duckdb)."),
         save: bool = typer.Option(False, "--save", help="Also save the verdict into the store."),
         top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many candidate steps to show."),
+        set_level: float = typer.Option(None, "--set-level", min=0.5, max=0.99,
+                                        help="Coverage of the step set (learned method; default 0.9): the steps "
+                                        "that hold the decisive one with this probability, by conformal prediction.",
+                                        show_default=False),
         format: str = typer.Option(None, "--format", "-f", help="Skip format detection (whowhen, otlp, chat, attrib)."),
         plot: Path = typer.Option(None, "--plot", help="Also save a PNG of step probabilities and agent blame."),
         otlp: Path = typer.Option(None, "--otlp", help="Also write the verdict as an OTLP/JSON span, for Jaeger, Tempo, "
@@ -81,7 +85,7 @@ def register(app: typer.Typer) -> None:
         """Name the agent and step that made a failed run fail, with a calibrated confidence and evidence.
 
         Prints the decisive agent and step, agents ranked by Shapley blame (± CI), the top-k candidate steps,
-        the evidence (information-flow path, signals, the step's text) and a one-paragraph reason.
+        the set of steps that holds the decisive one with 90 % probability (--set-level), the evidence (information-flow path, signals, the step's text) and a one-paragraph reason.
         Works offline on any single trace; exit code 0 when a verdict is produced, 3 for unreadable input,
         4 for an unknown trace id, 5 when a method could not reach a verdict.
 
@@ -98,6 +102,11 @@ def register(app: typer.Typer) -> None:
             traces = [t for t, _ in loaded]
             name = method or DEFAULT_METHOD
             opts: dict[str, Any] = {"top_k": top_k, **ranker_options(name, model)}
+            if set_level is not None:
+                if name != "learned":
+                    err_console.print(f"[yellow]warning:[/] --set-level applies to the learned method, not {name}")
+                else:
+                    opts["set_level"] = set_level
             if name.startswith("judge"):
                 opts["llm"] = llm
             results = [(t, analyze(t, name, **opts)) for t in traces]

@@ -9,6 +9,9 @@ import typer
 
 from attrib.cli._common import STEP_HEADS, console, handle_errors, step_head_option
 
+#: Table titles for Who&When's subsets.
+SUBSET_TITLES = {"algorithm": "Algorithm-Generated", "hand": "Hand-Crafted"}
+
 eval_app = typer.Typer(help="Benchmarks: score attribution methods out of sample against annotated runs.",
                        no_args_is_help=True)
 
@@ -19,13 +22,38 @@ def _fmt(v: float | None, pct: bool = False) -> str:
     return f"{100 * v:.1f}" if pct else f"{v:.1f}"
 
 
+def _ci(r: dict, key: str) -> str:
+    ci = r.get(f"{key}_ci")
+    return f"{ci[0]:.0f}-{ci[1]:.0f}" if ci else "-"
+
+
 #: Metric columns shared by both evaluation tables, and their cells for one result row.
-METRIC_COLUMNS = ("step %", "±1 %", "±3 %", "top-3 %", "top-5 %", "agent %", "ECE %")
+METRIC_COLUMNS = ("step %", "95% CI", "±1 %", "±3 %", "top-3 %", "top-5 %", "90% set: cover/size", "agent %",
+                  "95% CI", "ECE %")
 
 
 def _metric_cells(r: dict) -> list[str]:
-    return [_fmt(r["step_accuracy"]), _fmt(r["step_accuracy_pm1"]), _fmt(r["step_accuracy_pm3"]),
-            _fmt(r.get("step_top3")), _fmt(r.get("step_top5")), _fmt(r["agent_accuracy"]), _fmt(r["ece"], pct=True)]
+    return [_fmt(r["step_accuracy"]), _ci(r, "step_accuracy"), _fmt(r["step_accuracy_pm1"]),
+            _fmt(r["step_accuracy_pm3"]), _fmt(r.get("step_top3")), _fmt(r.get("step_top5")), _set(r),
+            _fmt(r["agent_accuracy"]), _ci(r, "agent_accuracy"), _fmt(r["ece"], pct=True)]
+
+
+def _set(r: dict) -> str:
+    return "-" if r.get("set_coverage") is None else f"{r['set_coverage']:.0f} / {r['set_size']:.1f}"
+
+
+def print_wide(renderable: object) -> None:
+    """Print a wide table whole: piped or logged output (no terminal) gets 180 columns, not rich's 80."""
+    if console.is_terminal:
+        console.print(renderable)
+    else:
+        from rich.console import Console
+
+        Console(width=max(console.width, 180)).print(renderable)
+
+
+def _gain(g: dict) -> str:
+    return f"{g['mean']:+.1f} points (95% CI {g['ci_low']:+.1f} to {g['ci_high']:+.1f})"
 
 
 def register(app: typer.Typer) -> None:
@@ -44,8 +72,9 @@ def register(app: typer.Typer) -> None:
         seeds: int = typer.Option(1, "--seeds", min=1, help="Average k-fold rows over this many fold seeds "
                                   "(seed, seed+1, ...); the SD across them goes in the JSON."),
         as_json: bool = typer.Option(False, "--json", help="Print the result JSON instead of the table."),
-        out: Path = typer.Option(Path("bench/results/who_and_when.json"), "--out",
-                                 help="Where to write the result JSON ('-' to skip)."),
+        out: Path = typer.Option(Path("bench/results/who_and_when_eval.json"), "--out",
+                                 help="Where to write the result JSON ('-' to skip). The committed 5-seed, both-setting "
+                                 "benchmark file, bench/results/who_and_when.json, is bench/who_and_when/run.py's."),
     ) -> None:
         """Score attribution on Who&When (184 failed runs), strictly out of sample.
 
@@ -53,6 +82,9 @@ def register(app: typer.Typer) -> None:
         the other for cross-subset rows); baselines (random, always step 1, most active agent, first
         WebSurfer step, always WebSurfer) and the logistic floor are printed beside every method, with the
         published LLM-based numbers. Runs offline.
+
+        "90% set": how often the learned ranker's conformal step set (`attrib analyze --set-level`) holds the
+        decisive step, and how many steps it lists on average.
 
         "ECE if calibrated" is the 10-bin ECE a perfectly calibrated model would show with the same
         confidences on this many logs (binned ECE is biased upwards on small samples): read ECE against it.
@@ -83,20 +115,25 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        t = Table(title=f"Who&When, {result['setting'].replace('_', ' ')}, out of sample ({folds}-fold by question)",
-                  title_justify="left")
-        for c in ("subset", "method", "protocol", *METRIC_COLUMNS, "ECE if calibrated %"):
-            t.add_column(c, justify="left" if c in ("subset", "method", "protocol") else "right")
-        for r in result["rows"]:
-            style = "bold" if r["method"] == result["default_method"] and r["protocol"].endswith("pooled") else None
-            t.add_row(r["subset"], r["method"], r["protocol"], *_metric_cells(r), _fmt(r.get("ece_null"), pct=True),
-                      style=style)
-        for name, by in result["published"].items():
-            for s in subsets:
+        setting = result["setting"].replace("_", " ").replace("gt", "ground truth")
+        for s in subsets:
+            rows = [r for r in result["rows"] if r["subset"] == s]
+            t = Table(title=f"Who&When {SUBSET_TITLES.get(s, s)} ({rows[0]['n']} logs), {setting}, out of sample "
+                      f"({folds}-fold by question)", title_justify="left")
+            for c in ("method", "protocol", *METRIC_COLUMNS, "ECE if calibrated %"):
+                t.add_column(c, justify="left" if c in ("method", "protocol") else "right")
+            for r in rows:
+                style = "bold" if r["method"] == result["default_method"] and r["protocol"].endswith("pooled") else None
+                t.add_row(r["method"], r["protocol"], *_metric_cells(r), _fmt(r.get("ece_null"), pct=True), style=style)
+            for name, by in result["published"].items():
                 if s in by:
                     a, st = by[s]["agent_accuracy"], by[s]["step_accuracy"]
-                    t.add_row(s, name, "published (LLM)", _fmt(st), "-", "-", "-", "-", _fmt(a), "-", "-", style="dim")
-        console.print(t)
+                    t.add_row(name, "published (LLM)", _fmt(st), *["-"] * 6, _fmt(a), "-", "-", "-", style="dim")
+            print_wide(t)
+            d = result["subsets"].get(s, {})
+            if "step_gain_vs_floor" in d:
+                console.print(f"{result['default_method']} against the floor, paired on the same logs and folds: step "
+                              f"{_gain(d['step_gain_vs_floor'])}, agent {_gain(d['agent_gain_vs_floor'])}\n")
         console.print(f"wall time {result['wall_s']:.1f} s" + (f"; JSON in {out}" if str(out) != "-" else ""))
 
     @eval_app.command("traces")
@@ -144,7 +181,7 @@ def register(app: typer.Typer) -> None:
         for r in result["rows"]:
             t.add_row(r["method"], r["protocol"], *_metric_cells(r),
                       style="bold" if r["method"].startswith("learned") else None)
-        console.print(t)
+        print_wide(t)
         for note in result["notes"] + ([f"{result['n_unlabelled']} unlabelled traces were skipped"]
                                        if result["n_unlabelled"] else []):
             console.print(f"[yellow]note:[/] {note}")

@@ -19,7 +19,7 @@ import numpy as np
 
 from attrib.evaluate.baselines import BASELINES
 from attrib.evaluate.data import SUBSETS, load_subset, question_id
-from attrib.evaluate.metrics import Verdict, ranking_of, summarize
+from attrib.evaluate.metrics import Verdict, bootstrap_ci, paired_gain, per_trace_hits, ranking_of, summarize
 from attrib.trace import Attribution, Trace
 
 #: Published top-1 numbers from issue 10 (agent %, step %), per subset where given.
@@ -51,7 +51,8 @@ def ranker_verdict(t: Trace, model: Any) -> Verdict:
     p = model.predict(t.unlabelled())
     assert t.label is not None
     return Verdict(t.id, p.step, p.agent, t.label.mistake_step, t.label.mistake_agent,
-                   confidence=p.step_confidence, agent_confidence=p.agent_confidence, ranking=ranking_of(p.step_probs))
+                   confidence=p.step_confidence, agent_confidence=p.agent_confidence, ranking=ranking_of(p.step_probs),
+                   step_set=tuple(p.step_set or ()))
 
 
 def attribution_verdict(t: Trace, a: Attribution) -> Verdict:
@@ -59,7 +60,8 @@ def attribution_verdict(t: Trace, a: Attribution) -> Verdict:
     assert t.label is not None
     rest = tuple(s.step for s in a.top_steps(6) if s.step != a.step)
     return Verdict(t.id, a.step, a.agent, t.label.mistake_step, t.label.mistake_agent, confidence=a.confidence,
-                   agent_confidence=a.agent_confidence, ranking=((a.step,) + rest)[:5])
+                   agent_confidence=a.agent_confidence, ranking=((a.step,) + rest)[:5],
+                   step_set=tuple((a.evidence.get("step_set") or {}).get("steps", ())))
 
 
 def floor_fitter(train: Sequence[Trace]) -> Predictor:
@@ -119,7 +121,8 @@ def cross_validate(
 
 
 def mean_summary(runs: Sequence[Sequence[Verdict]]) -> dict[str, Any]:
-    """Metrics averaged over runs (fold seeds), with the across-run SD of step/agent accuracy and ECE."""
+    """Metrics averaged over runs (fold seeds), with the across-run SD of step/agent accuracy and ECE, and 95 %
+    bootstrap intervals over traces (``*_ci``: [low, high]) of step and agent accuracy."""
     sums = [summarize(v) for v in runs]
     out: dict[str, Any] = {}
     for key, v0 in sums[0].items():
@@ -128,6 +131,11 @@ def mean_summary(runs: Sequence[Sequence[Verdict]]) -> dict[str, Any]:
     for key in ("step_accuracy", "agent_accuracy", "ece"):
         vals = [s[key] for s in sums]
         out[f"{key}_sd"] = None if any(v is None for v in vals) else float(np.std(vals))
+    analytic = any(v.expected_step_acc is not None for v in runs[0]) if runs else True  # random: no sampling
+    if not analytic:  # 95 % bootstrap intervals over traces, of the per-trace hit rate averaged over seeds
+        _, step, agent = per_trace_hits(runs)
+        out["step_accuracy_ci"] = [100 * x for x in bootstrap_ci(step)]
+        out["agent_accuracy_ci"] = [100 * x for x in bootstrap_ci(agent)]
     out["n"] = sums[0]["n"]
     out["n_seeds"] = len(runs)
     if len(runs) > 1:
@@ -182,11 +190,14 @@ def _evaluate(
     methods = list(methods) if methods else ["learned", "learned-subset", "floor", "flow-graph", "causal"]
     data = {s: _setting(load_subset(s), with_gt) for s in SUBSETS}
     rows: list[dict[str, Any]] = []
+    kept: dict[tuple[str, str], list[list[Verdict]]] = {}  # (method, subset) -> runs, for paired comparisons
 
     seeds = list(range(seed, seed + max(1, n_seeds)))
 
     def add(name: str, subset: str, protocol: str, verdicts: list[Verdict] | list[list[Verdict]], fitted: bool) -> None:
         runs = verdicts if verdicts and isinstance(verdicts[0], list) else [verdicts]
+        if protocol.startswith(f"{k}-fold"):
+            kept[(name, subset)] = runs
         rows.append({"method": name, "subset": subset, "protocol": protocol, "fitted": fitted,
                      "setting": "with_gt" if with_gt else "without_gt", **mean_summary(runs)})
 
@@ -220,10 +231,16 @@ def _evaluate(
     default = {
         r["subset"]: {k2: r[k2] for k2 in ("step_accuracy", "agent_accuracy", "ece", "step_accuracy_pm1",
                                             "step_accuracy_pm3", "step_top3", "step_top5", "agent_ece", "n", "step_accuracy_sd",
-                                            "agent_accuracy_sd", "ece_sd", "n_seeds", "ece_null", "ece_null_q95")}
+                                            "agent_accuracy_sd", "ece_sd", "n_seeds", "ece_null", "ece_null_q95",
+                                            "step_accuracy_ci", "agent_accuracy_ci", "set_coverage", "set_size")}
         for r in rows if r["method"] == DEFAULT_METHOD and r["protocol"].endswith("pooled")
     }
-    for v in default.values():
+    for s, v in default.items():
+        if ("floor", s) in kept:  # the default against the floor on the same logs and folds: is the gain real?
+            ids, ls, la = per_trace_hits(kept[(DEFAULT_METHOD, s)])
+            fids, fs, fa = per_trace_hits(kept[("floor", s)])
+            at = [fids.index(i) for i in ids]
+            v["step_gain_vs_floor"], v["agent_gain_vs_floor"] = paired_gain(ls, fs[at]), paired_gain(la, fa[at])
         for key in ("ece", "agent_ece", "ece_sd", "ece_null", "ece_null_q95"):
             if v.get(key) is not None:
                 v[key] = 100 * v[key]

@@ -24,6 +24,7 @@ class Verdict:
     expected_step_acc: float | None = None  # for analytic baselines (random): P(exact hit)
     expected_agent_acc: float | None = None
     ranking: tuple[int, ...] = ()  # steps in the method's order of blame, when it ranks them (top-k hit rates)
+    step_set: tuple[int, ...] = ()  # the method's conformal step set, when it gives one (coverage and size)
 
 
 def ranking_of(scores: np.ndarray, k: int = 5) -> tuple[int, ...]:
@@ -31,11 +32,51 @@ def ranking_of(scores: np.ndarray, k: int = 5) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(-np.asarray(scores), kind="stable")[:k])
 
 
+def per_trace_hits(runs: Sequence[Sequence[Verdict]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Trace ids and each trace's step / agent hit rate averaged over ``runs`` (fold seeds; matched by trace id)."""
+    ids = [v.trace_id for v in runs[0]]
+    step = {i: 0.0 for i in ids}
+    agent = {i: 0.0 for i in ids}
+    for run in runs:
+        for v in run:
+            step[v.trace_id] += v.expected_step_acc if v.expected_step_acc is not None else float(v.step == v.true_step)
+            agent[v.trace_id] += (v.expected_agent_acc if v.expected_agent_acc is not None
+                                  else float(v.agent == v.true_agent))
+    n = len(runs)
+    return ids, np.array([step[i] / n for i in ids]), np.array([agent[i] / n for i in ids])
+
+
+def bootstrap_ci(values: np.ndarray, level: float = 0.95, n_boot: int = 2000, random_state: int = 0
+                 ) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (resampling traces), in the units of ``values``.
+
+    With 58-126 logs a subset, one log is 0.8-1.7 points and the interval is about +-9-12 points wide: read
+    any accuracy, and any difference between methods, against it.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(random_state)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    a = (1.0 - level) / 2
+    return (float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a)))
+
+
+def paired_gain(a: np.ndarray, b: np.ndarray, level: float = 0.95, random_state: int = 0) -> dict[str, float]:
+    """Mean of ``a - b`` over the same traces (per-trace hit rates, percent) with a paired bootstrap interval."""
+    d = 100 * (np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+    lo, hi = bootstrap_ci(d, level, random_state=random_state)
+    return {"mean": float(d.mean()), "ci_low": lo, "ci_high": hi}
+
+
 def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
     """Percentages: step exact / ±1 / ±3, top-3 / top-5 hit rates, agent; ECE (10 bins) of step and agent confidences.
 
     ``step_top3`` / ``step_top5``: how often the decisive step is among the method's first 3 / 5 ranked steps
     (what a user reading ``attrib analyze``'s candidate table gets); None unless every verdict has a ranking.
+
+    ``set_coverage`` / ``set_size``: how often the method's conformal step set holds the decisive step, and its
+    mean length (None unless every verdict has a set).
 
     ``ece_null`` is the ECE a perfectly calibrated predictor would show with the same confidences on
     this many traces (its mean; ``ece_null_q95`` its 95th percentile): the noise floor to read ECE against.
@@ -61,12 +102,17 @@ def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
         "agent_ece": None,
         "ece_null": None,
         "ece_null_q95": None,
+        "set_coverage": None,
+        "set_size": None,
     }
     if any(v.expected_step_acc is not None for v in verdicts):  # analytic baselines: ±k is undefined
         out["step_accuracy_pm1"] = out["step_accuracy_pm3"] = None
     if all(v.ranking for v in verdicts):
         for k in (3, 5):
             out[f"step_top{k}"] = 100 * float(np.mean([v.true_step in v.ranking[:k] for v in verdicts]))
+    if all(v.step_set for v in verdicts):
+        out["set_coverage"] = 100 * float(np.mean([v.true_step in v.step_set for v in verdicts]))
+        out["set_size"] = float(np.mean([len(v.step_set) for v in verdicts]))
     if all(v.confidence is not None for v in verdicts):
         conf = np.array([v.confidence for v in verdicts])
         out["ece"] = ece(conf, (d == 0).astype(float))

@@ -82,7 +82,19 @@ def markdown_tables(runs: dict) -> str:
             top = "-" if r.get("step_top3") is None else f"{r['step_top3']:.1f} / {r['step_top5']:.1f}"
             out.append(f"| {r['method']} | {r['protocol']} | {cell(r, 'step_accuracy')} | {cell(r, 'agent_accuracy')} | "
                        f"{ece(r)} | {cell(r2, 'step_accuracy')} | {cell(r2, 'agent_accuracy')} | {ece(r2)} | {pm} | {top} |")
+        for setting, run in runs.items():
+            d = run["subsets"].get(subset, {})
+            if "step_accuracy_ci" in d and "step_gain_vs_floor" in d:
+                g, ga = d["step_gain_vs_floor"], d["agent_gain_vs_floor"]
+                out.append(f"\n{setting}: 95 % intervals over logs: step {ci(d['step_accuracy_ci'])}, agent "
+                           f"{ci(d['agent_accuracy_ci'])}; against the floor on the same logs: step {g['mean']:+.1f} "
+                           f"({g['ci_low']:+.1f} to {g['ci_high']:+.1f}), agent {ga['mean']:+.1f} "
+                           f"({ga['ci_low']:+.1f} to {ga['ci_high']:+.1f})")
     return "\n".join(out)
+
+
+def ci(v: list[float]) -> str:
+    return f"{v[0]:.1f}-{v[1]:.1f}"
 
 
 if __name__ == "__main__":

@@ -1,0 +1,35 @@
+"""``attrib eval who-and-when`` end to end on the real Hand-Crafted logs: the table is whole when piped, every
+accuracy carries its 95 % interval, the default is compared with the floor on the same logs, and the JSON
+has the keys the issue names."""
+
+import orjson
+from typer.testing import CliRunner
+
+from attrib.cli import app
+
+runner = CliRunner()
+
+
+def test_eval_who_and_when_prints_whole_tables_with_intervals(tmp_path):
+    out = tmp_path / "res" / "ww.json"
+    r = runner.invoke(app, ["eval", "who-and-when", "--subset", "hand", "-m", "learned", "-m", "floor",
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "Hand-Crafted (58 logs)" in r.output
+    for whole in ("first-websurfer-step", "cross-subset (fit on", "95% CI", "CHIEF (2026)"):
+        assert whole in r.output  # piped output is not cut to 80 columns
+    assert "learned against the floor, paired on the same logs and folds: step" in r.output
+    res = orjson.loads(out.read_bytes())
+    hand = res["subsets"]["hand"]
+    for key in ("step_accuracy", "agent_accuracy", "ece"):
+        assert 0 <= hand[key] <= 100
+    lo, hi = hand["step_accuracy_ci"]
+    assert lo < hand["step_accuracy"] < hi and hi - lo > 10  # 58 logs: the interval is wide, and says so
+    gain = hand["step_gain_vs_floor"]
+    assert gain["ci_low"] <= gain["mean"] <= gain["ci_high"]
+    assert list(res["subsets"]) == ["hand"]
+
+
+def test_eval_who_and_when_rejects_an_unknown_subset():
+    r = runner.invoke(app, ["eval", "who-and-when", "--subset", "handcrafted", "--out", "-"])
+    assert r.exit_code != 0 and "--subset" in r.output and "Traceback" not in r.output
