@@ -43,10 +43,11 @@ def verdict_line(attr: Attribution, trace: Trace | None = None) -> str:
     return f"step {attr.step} (by {by}), blamed agent {attr.agent}"
 
 
-def _signals(ev: dict[str, Any]) -> list[str]:
-    """Each signal in words with its weight, e.g. "the first code that was run (first_code_step, +0.57)"."""
-    words = ev.get("feature_meanings") or {}
-    return [f"{words[k]} ({k}, +{v:.2f})" if k in words else f"{k} (+{v:.2f})" for k, v in ev["features"].items()]
+def _signals(ev: dict[str, Any], key: str = "features") -> list[str]:
+    """Each signal in words with its weight, e.g. "the first code that was run (first_code_step, +0.57)";
+    ``key="agent_features"``: the agent head's signals for the blamed agent."""
+    words = ev.get(key.replace("features", "feature_meanings")) or {}
+    return [f"{words[k]} ({k}, +{v:.2f})" if k in words else f"{k} (+{v:.2f})" for k, v in ev[key].items()]
 
 
 def _earlier(ev: dict[str, Any]) -> str:
@@ -125,6 +126,8 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
                      + " → ".join(str(i) for i in ev["graph_path"]))
     if ev.get("features"):
         lines.append("**Signals**: " + "; ".join(_signals(ev)))
+    if ev.get("agent_features"):
+        lines.append(f"**Why {attr.agent}** (agent head): " + "; ".join(_signals(ev, "agent_features")))
     if earlier := _earlier(ev):
         lines.append(f"**Earliest to go wrong**: {earlier}")
     lines.append("")
@@ -175,6 +178,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int =
         bits.append(f"flow to failure (step {ev.get('failure_step')}): " + " → ".join(map(str, ev["graph_path"])))
     if ev.get("features"):
         bits.append("signals: " + "; ".join(_signals(ev)))
+    if ev.get("agent_features"):
+        bits.append(f"why {attr.agent} (agent head): " + "; ".join(_signals(ev, "agent_features")))
     if earlier := _earlier(ev):
         bits.append(f"earliest to go wrong: {earlier}")
     bits.append(f"step text: “{_excerpt(attr, trace, attr.step, 300)}”")

@@ -253,8 +253,9 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "agent_confidence": "Calibrated probability that the agent is right.",
         "agents": "Agents ranked by Shapley blame, with confidence intervals.",
         "steps": "Every step's blame score and probability of being the decisive one.",
-        "evidence": "What the verdict rests on: graph_path, features and feature_meanings, first_passage, step_set "
-                    "(the conformal set: level, steps), step_text...",
+        "evidence": "What the verdict rests on: graph_path, features and feature_meanings (the step's signals), "
+                    "agent_features and agent_feature_meanings (the agent head's), first_passage, step_set (the "
+                    "conformal set: level, steps), step_text...",
         "reason": "One paragraph saying why, in words.",
         "elapsed_s": "Seconds the method took.",
     },

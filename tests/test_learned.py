@@ -105,6 +105,23 @@ def test_signals_say_when_a_step_scores_for_what_it_lacks_and_read_as_words():
     assert meaning(next(iter(a.evidence["features"]))) in a.reason
 
 
+def test_the_agent_verdict_explains_itself_in_words():
+    from attrib.features.steps import meaning
+    from attrib.methods.learned import AGENT_FEATURES, AGENT_MEANING, AGENT_QUANTITIES
+    from attrib.render import attribution_markdown
+
+    assert set(AGENT_MEANING) == set(AGENT_FEATURES) and set(AGENT_FEATURES) >= AGENT_QUANTITIES
+    assert _signal_name("first_speaker", np.array([1.0, 0.0]), 1, AGENT_QUANTITIES) == "not first_speaker"
+    assert meaning("high share", AGENT_MEANING) == "high share of the run's steps"
+    trace = load_trace("traces/demo_whowhen.json")
+    a = analyze(trace)
+    ev = a.evidence
+    assert ev["agent_features"] and all(v > 0 for v in ev["agent_features"].values())
+    assert ev["agent_feature_meanings"] == {k: meaning(k, AGENT_MEANING) for k in ev["agent_features"]}
+    assert next(iter(ev["agent_feature_meanings"].values())) in a.reason  # the reason says why this agent
+    assert f"**Why {a.agent}** (agent head): " in attribution_markdown(a, trace)
+
+
 def test_fit_predict_out_of_sample_beats_rule():
     traces = list(load_subset("algorithm"))
     train, test = traces[:90], traces[90:]

@@ -210,22 +210,25 @@ MEANING: dict[str, str] = {
 }
 
 
-def signal_name(name: str, column: np.ndarray, step: int) -> str:
+def signal_name(name: str, column: np.ndarray, step: int, quantities: frozenset[str] = QUANTITIES) -> str:
     """A feature as a reason for blaming ``step``: a flag as is, or "not is_human" when the step scores for *lacking*
     what the trace's other steps have; a quantity as "high log_len" / "low log_len" (signals are relative to the
-    trace's mean step). :func:`meaning` reads these names back."""
+    trace's mean step). :func:`meaning` reads these names back. The agent head names its signals the same way, over
+    agents (``quantities``: its own)."""
     above = column[step] >= column.mean()
-    if name in QUANTITIES:
+    if name in quantities:
         return ("high " if above else "low ") + name
     return name if above else "not " + name
 
 
-def meaning(signal: str) -> str:
-    """The words for a signal as the learned ranker names it ("kw_error", "not is_human", "high log_len")."""
+def meaning(signal: str, meanings: dict[str, str] | None = None) -> str:
+    """The words for a signal as the learned ranker names it ("kw_error", "not is_human", "high log_len");
+    ``meanings``: another table of words (the agent head's), else :data:`MEANING`."""
+    table = MEANING if meanings is None else meanings
     for prefix in ("not ", "low ", "high "):
         if signal.startswith(prefix):
-            return prefix + MEANING.get(signal[len(prefix):], signal[len(prefix):])
-    return MEANING.get(signal, signal)
+            return prefix + table.get(signal[len(prefix):], signal[len(prefix):])
+    return table.get(signal, signal)
 
 
 def _tool_error(text: str) -> bool:

@@ -79,6 +79,44 @@ AGENT_FEATURES: tuple[str, ...] = (
     *(f"mean_{f}" for f in _AGG),
     *(f"max_{f}" for f in _AGG),
 )
+_TOKEN_WORDS = {"verif": "a verifier", "valid": "a validator", "surfer": "a web or file surfer",
+                "orchestr": "an orchestrator", "assistant": "an assistant", "file": "a file agent",
+                "expert": "an expert", "terminal": "a terminal", "human": "a human"}
+#: Agent features that are quantities: an agent's signal reads "high ..." / "low ..." of them (else "not ...").
+AGENT_QUANTITIES = frozenset({"log_psum", "pmax", "share", "log_turns", "first_turn_rel", "novel_numbers",
+                              "code_errors", "hedges", "instructions", "mean_novel_log", *(f"mean_{f}" for f in _AGG)})
+
+
+def _agent_meanings() -> dict[str, str]:
+    from attrib.features.steps import MEANING, QUANTITIES
+
+    return {
+        "log_psum": "step probability its steps hold together",
+        "pmax": "probability of its most suspicious step",
+        "is_argmax_agent": "the author of the most likely step",
+        "share": "share of the run's steps",
+        "log_turns": "number of turns",
+        "first_speaker": "the run's first speaker",
+        "first_turn_rel": "lateness of its first turn",
+        "is_tool": "a tool or code executor",
+        "is_human": "a human",
+        "novel_numbers": "count of new numbers it introduces",
+        "code_errors": "count of its code runs that failed",
+        "hedges": "count of its assumption or placeholder words",
+        "replans": "replanning in one of its steps",
+        "satisfied": "the first claim that the request is satisfied",
+        "tracebacks": "a Python traceback after one of its steps",
+        "instructions": "share of its steps that instruct another agent",
+        "mean_novel_log": "new numbers per step",
+        **{f"name_{t}": w for t, w in _TOKEN_WORDS.items()},
+        **{f"mean_{f}": f"{MEANING[f]}, averaged over its steps" if f in QUANTITIES
+           else f"share of its steps showing: {MEANING[f]}" for f in _AGG},
+        **{f"max_{f}": f"{MEANING[f]}, in one of its steps" for f in _AGG},
+    }
+
+
+#: What each agent feature says about an agent, in words (the agent head's signals; see ``features.steps.MEANING``).
+AGENT_MEANING: dict[str, str] = _agent_meanings()
 
 
 # --------------------------------------------------------------------------- features
@@ -150,6 +188,7 @@ class Prediction:
     step_confidence: float
     agent_confidence: float
     contributions: dict[str, float] = field(default_factory=dict)
+    agent_contributions: dict[str, float] = field(default_factory=dict)  # the agent head's signals for ``agent``
     hazards: np.ndarray | None = None  # per-step hazards of the first-passage head (None for the plain softmax)
     step_set: list[int] | None = None  # conformal set: holds the decisive step with probability >= set_level
 
@@ -289,6 +328,9 @@ class LearnedRanker:
         zbar = (X - self.step_model_.mean_) / self.step_model_.scale_
         contrib = (z - zbar.mean(axis=0)) * self.step_model_.coef_
         top = np.argsort(-contrib)[:6]
+        za = (A - self.agent_model_.mean_) / self.agent_model_.scale_
+        a_contrib = (za[k] - za.mean(axis=0)) * self.agent_model_.coef_  # what lifts this agent above the average one
+        a_top = np.argsort(-a_contrib)[:4] if len(agents) > 1 else []
         cov = _length_covariate(trace)
         return Prediction(
             step_probs=p,
@@ -299,6 +341,8 @@ class LearnedRanker:
             step_confidence=float(self.step_calibrator_.predict(p.max(), cov)),
             agent_confidence=float(self.agent_calibrator_.predict(pa.max(), cov)),
             contributions={signal_name(FEATURES[j], X[:, j], step): float(contrib[j]) for j in top if contrib[j] > 0},
+            agent_contributions={signal_name(AGENT_FEATURES[j], A[:, j], k, AGENT_QUANTITIES): float(a_contrib[j])
+                                 for j in a_top if a_contrib[j] > 0},
             hazards=self.step_model_.hazards(X) if isinstance(self.step_model_, FirstPassageLogit) else None,
             step_set=self.step_set_.predict(p, set_level) if self.step_set_ is not None else None,
         )
@@ -429,11 +473,14 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     path = flow_graph.blame_path(g, step, sink) if step <= sink else [step]
     excerpt = " ".join(s.content.split())[:400]
     meanings = {k: meaning(k) for k in pred.contributions}
+    agent_meanings = {k: meaning(k, AGENT_MEANING) for k in pred.agent_contributions}
     why = "; ".join(list(meanings.values())[:3]) or "its position and content"
+    agent_why = f"; its signals: {'; '.join(list(agent_meanings.values())[:2])}" if agent_meanings else ""
     agent_note = (
-        f" The agent head agrees: {pred.agent} ({pred.agent_confidence:.0%})."
+        f" The agent head agrees: {pred.agent} ({pred.agent_confidence:.0%}{agent_why})."
         if pred.agent == s.agent
-        else f" The agent head instead blames {pred.agent} ({pred.agent_confidence:.0%}) across all its steps."
+        else f" The agent head instead blames {pred.agent} ({pred.agent_confidence:.0%}) across all its steps"
+        f"{agent_why}."
     )
     earlier = _earlier_evidence(pred.hazards, step, trace)
     earlier_note = (
@@ -461,6 +508,8 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             "failure_step": sink,
             "features": pred.contributions,
             "feature_meanings": meanings,
+            "agent_features": pred.agent_contributions,
+            "agent_feature_meanings": agent_meanings,
             "step_text": excerpt,
             "step_agent": s.agent,
             "shapley_exact": sh.exact,
