@@ -70,6 +70,8 @@ def step_set_line(attr: Attribution, trace: Trace | None = None) -> str:
     steps = sorted(int(i) for i in ss["steps"])
     n = trace.n_steps if trace is not None else len(attr.steps) or None
     head = f"with {ss['level']:.0%} probability the decisive step"
+    if n == 1:
+        return f"{head} is step {steps[0]}, the run's only step"
     if n and len(steps) >= n:
         return f"{head} could be any of the {n} steps (too unsure to narrow the run down)"
     of = f" ({len(steps)} of {n} steps)" if n else ""

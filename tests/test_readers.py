@@ -94,6 +94,16 @@ def test_chat_shapes(tmp_path: Path) -> None:
     assert (t.steps[1].tokens_in, t.steps[1].tokens_out) == (11, 3)
 
 
+def test_plain_agent_logs_are_detected_without_format(tmp_path: Path) -> None:
+    """{agent, content} / {speaker, text} lines (no role, no name) read as chat, with no --format needed."""
+    lines = [{"agent": "Planner", "content": "Plan: add 2 and 2."}, {"agent": "Solver", "content": "2+2=5"}]
+    p = _write(tmp_path, "plain.jsonl", "\n".join(json.dumps(x) for x in lines))
+    t = load_trace(p)
+    assert [s.agent for s in t.steps] == ["Planner", "Solver"] and t.steps[1].content == "2+2=5"
+    p = _write(tmp_path, "plain.json", [{"speaker": "a", "text": "hi"}, {"speaker": "b", "text": "yo"}])
+    assert [(s.agent, s.content) for s in load_trace(p).steps] == [("a", "hi"), ("b", "yo")]
+
+
 def test_langchain_serialised_messages_read_like_plain_ones(tmp_path: Path) -> None:
     plain = [{"type": "human", "content": "6 x 7?"},
              {"type": "ai", "name": "solver", "content": "", "tool_calls": [{"name": "calc", "args": {"e": "6*7"}, "id": "c1"}]},

@@ -60,6 +60,9 @@ def test_step_set_reads_as_words():
     assert line in attribution_markdown(with_set, TRACE)
     whole = msgspec.structs.replace(a, evidence={"step_set": {"level": 0.8, "steps": [0, 1, 2]}})
     assert "could be any of the 3 steps" in step_set_line(whole, TRACE)
+    one = Trace(id="t", source_format="chat", steps=TRACE.steps[:1])
+    assert step_set_line(msgspec.structs.replace(a, step=0, evidence={"step_set": {"level": 0.9, "steps": [0]}}),
+                         one).endswith("is step 0, the run's only step")
     from rich.console import Console
 
     console = Console(width=300, record=True)

@@ -4,8 +4,10 @@ Accepts the shapes AutoGen, Magentic-One and LangGraph write: ``{role, name, con
 style, ``tool_calls`` with ``function.name/arguments``, role ``tool`` with ``tool_call_id``),
 ``{source, content}`` (autogen-agentchat), ``{type: human|ai|tool, name, content, tool_calls:
 [{name, args, id}]}`` (LangChain/LangGraph), also as LangChain serialises them (``messages_to_dict``'s
-``{type, data}``, ``dumpd``'s ``{lc, id, kwargs}``). The agent of a step is ``name``, else ``source`` /
-``sender``, else the role. A tool message's parent is the step that issued the call.
+``{type, data}``, ``dumpd``'s ``{lc, id, kwargs}``), and plain logs such as ``{agent, content}`` or
+``{speaker, text}`` lines. The agent of a step is ``name``, else ``source`` / ``sender`` / ``agent`` /
+``speaker``, else the role; the text is ``content``, else ``text``. A tool message's parent is the step that
+issued the call.
 
 An object may carry trace fields beside ``messages``: ``id``, ``task``/``question``, ``outcome``,
 ``final_answer``, ``ground_truth``, and a label (``mistake_agent``, ``mistake_step``,
@@ -32,6 +34,8 @@ from attrib.trace import ActivationRef, Label, Step, ToolCall, ToolResult, Trace
 
 _ROLE = {"human": "user", "ai": "assistant", "AIMessage": "assistant", "HumanMessage": "user",
          "ToolMessage": "tool", "SystemMessage": "system", "function": "tool", "FunctionMessage": "tool"}
+#: Keys that name who spoke, in the order a message's agent is taken from them (role is the fallback).
+_SPEAKER_KEYS = ("role", "name", "source", "sender", "agent", "speaker")
 _TRACE_KEYS = ("messages", "chat_history", "conversation")
 
 
@@ -84,7 +88,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]
         msg = _unwrap_langchain(msg)
         raw_role = msg.get("role", msg.get("type"))
         role = _ROLE.get(raw_role, raw_role) if isinstance(raw_role, str) else None
-        agent = msg.get("name") or msg.get("source") or msg.get("sender") or msg.get("agent")
+        agent = next((msg[k] for k in _SPEAKER_KEYS[1:] if msg.get(k)), None)
         if agent is not None and not isinstance(agent, str):
             raise InputError(path, f"{w}.name", f"expected a string, got {type(agent).__name__}")
         if "content" not in msg and "text" not in msg and not msg.get("tool_calls"):
@@ -188,14 +192,15 @@ class ChatReader:
 
     def sniff(self, data: bytes, path: Path) -> float:
         head = data[:8192].lstrip()
-        has_msg = b'"content"' in head or b'"tool_calls"' in head
+        has_msg = b'"content"' in head or b'"text"' in head or b'"tool_calls"' in head
         if not has_msg:
             return 0.0
-        if head[:1] == b"[" and (b'"role"' in head or b'"source"' in head or b'"type"' in head):
+        speaker = any(f'"{k}"'.encode() in head for k in _SPEAKER_KEYS)
+        if head[:1] == b"[" and (speaker or b'"type"' in head):
             return 0.6
         if head[:1] == b"{" and any(f'"{k}"'.encode() in head for k in _TRACE_KEYS):
             return 0.7
-        if looks_jsonl(data) and (b'"role"' in head or b'"source"' in head or b'"name"' in head):
+        if looks_jsonl(data) and speaker:
             return 0.6
         return 0.0
 
