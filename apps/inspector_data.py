@@ -236,6 +236,22 @@ def eval_table(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def eval_misses(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The default method's wrong step verdicts (``subsets*.<subset>.per_trace``), the most confident first: where
+    to start reading when the blame is wrong."""
+    rows = []
+    for key, setting in (("subsets", result.get("setting", "with_gt")), ("subsets_without_gt", "without_gt")):
+        for subset, body in (result.get(key) or {}).items():
+            for r in (body or {}).get("per_trace") or [] if isinstance(body, dict) else []:
+                if isinstance(r, dict) and r.get("step_hit", 1.0) < 1.0:
+                    rows.append({"subset": subset, "setting": setting, "trace_id": r.get("trace_id"),
+                                 "annotated": f"{r.get('true_agent')} @ {r.get('true_step')}",
+                                 "verdict steps": ", ".join(map(str, r.get("steps", []))),
+                                 "step hit": r.get("step_hit"), "agent hit": r.get("agent_hit"),
+                                 "confidence": r.get("confidence")})
+    return sorted(rows, key=lambda r: -(r["confidence"] or 0.0))
+
+
 def read_json_file(path: str | Path) -> Any:
     """A result JSON file's content, or None when the file does not exist (bad JSON: InputError)."""
     p = Path(path)

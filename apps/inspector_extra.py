@@ -97,6 +97,12 @@ def evaluation(ctx: state.Ctx) -> None:
         fig.update_layout(barmode="group", height=max(260, 28 * len(shown) + 120), xaxis_title="%",
                           margin={"l": 10, "r": 10, "t": 30, "b": 40})
         st.plotly_chart(fig, width="stretch", key="eval_fig")
+    misses = data.eval_misses(res)
+    if misses:
+        with st.expander(f"Runs the default gets wrong ({len(misses)}), the most confident first"):
+            st.caption("annotated agent @ step against the verdict step of each fold seed; open a run by its id on "
+                       "the Timeline page when it is in the store")
+            st.dataframe(misses, hide_index=True, width="stretch")
     pub = data.published_rows(res)
     if pub:
         st.subheader("Published LLM-based methods (for reference)")

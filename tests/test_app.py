@@ -345,6 +345,14 @@ def test_eval_rows_write_intervals_as_text() -> None:
     assert data.eval_table(res)[0]["step_gain_vs_floor"] == "+8.6 (-1.7 to +19.0)"
 
 
+def test_eval_misses_list_wrong_verdicts_most_confident_first() -> None:
+    per = [{"trace_id": "a", "true_step": 3, "true_agent": "X", "steps": [3], "step_hit": 1.0, "confidence": 0.9},
+           {"trace_id": "b", "true_step": 1, "true_agent": "Y", "steps": [4], "step_hit": 0.0, "confidence": 0.3},
+           {"trace_id": "c", "true_step": 2, "true_agent": "X", "steps": [0], "step_hit": 0.0, "confidence": 0.7}]
+    misses = data.eval_misses({"subsets": {"hand": {"per_trace": per}}})
+    assert [m["trace_id"] for m in misses] == ["c", "b"] and misses[0]["annotated"] == "X @ 2"
+
+
 def test_evaluation_page_without_results(app, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("ATTRIB_RESULTS_DIR", str(tmp_path))
     at = app(page="Evaluation")

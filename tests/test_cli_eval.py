@@ -28,6 +28,9 @@ def test_eval_who_and_when_prints_whole_tables_with_intervals(tmp_path):
     gain = hand["step_gain_vs_floor"]
     assert gain["ci_low"] <= gain["mean"] <= gain["ci_high"]
     assert list(res["subsets"]) == ["hand"]
+    rows = hand["per_trace"]  # one row per log, for error analysis
+    assert len(rows) == 58 and {r["trace_id"] for r in rows} == {f"whowhen-hand-{i}" for i in range(1, 59)}
+    assert abs(100 * sum(r["step_hit"] for r in rows) / 58 - hand["step_accuracy"]) < 1e-9
 
 
 def test_eval_who_and_when_rejects_an_unknown_subset():
