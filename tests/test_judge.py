@@ -188,7 +188,8 @@ def test_binary_search_halves_to_one_step(half, expected):
 
 def test_hybrid_shows_the_offline_ranking_or_falls_back(monkeypatch):
     t = toy_trace()
-    offline = Attribution(trace_id=t.id, method="fake-offline", agent="WebSurfer", step=4, confidence=0.66)
+    offline = Attribution(trace_id=t.id, method="fake-offline", agent="WebSurfer", step=4, confidence=0.66,
+                          evidence={"step_set": {"level": 0.9, "steps": [4, 1]}})
     monkeypatch.setitem(registry.METHODS, "fake-offline", "tests_fake_offline:attribute")
     import sys
     import types
@@ -201,6 +202,7 @@ def test_hybrid_shows_the_offline_ranking_or_falls_back(monkeypatch):
         att = judge.hybrid(t, llm=cfg(srv.url))
     prompt = srv.chat_bodies[0]["messages"][1]["content"]
     assert "offline analyzer (method fake-offline" in prompt and "step 4 by WebSurfer" in prompt
+    assert "the decisive step is one of steps 1, 4 with probability 90%" in prompt
     assert att.evidence["offline"]["agrees"] is True and att.method == "judge-hybrid"
     monkeypatch.setattr(registry, "DEFAULT_METHOD", "")
     with ScriptedServer([verdict("Planner", 0)]) as srv:

@@ -432,7 +432,8 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
     """All-at-once with the offline ranking shown as evidence.
 
     Runs the registry's offline default (``attrib.methods.DEFAULT_METHOD``) and puts its top steps
-    and agent blame in the prompt. With no offline default registered, or if it fails with an
+    and agent blame in the prompt, and its conformal step set when it gives one ("the decisive step is one of
+    these with probability 90 %"). With no offline default registered, or if it fails with an
     :class:`AttribError`, this is plain all-at-once (``evidence["offline"]`` says why).
     ``top_k`` (default 5) steps are shown.
     """
@@ -461,11 +462,16 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
             for b in offline.top_steps(top_k)
         ] or [f"- step {offline.step} by {offline.agent}: confidence {offline.confidence:.2f}"]
         agents = ", ".join(f"{a.agent} {a.score:.2f}" for a in offline.agents[:top_k])
+        ss = offline.evidence.get("step_set") or {}
+        in_set = (f"Measured on annotated runs, the decisive step is one of steps "
+                  f"{', '.join(map(str, sorted(ss['steps'])))} with probability {ss['level']:.0%}.\n"
+                  if ss.get("steps") and len(ss["steps"]) < trace.n_steps else "")
         extra = (
             f"Evidence from an offline analyzer (method {offline.method}, no LLM; it is often but not always "
             f"right). Its verdict: step {offline.step} by {offline.agent} (confidence {offline.confidence:.2f}). "
             "Its most suspicious steps:\n" + "\n".join(lines) + "\n"
             + (f"Its blame per agent: {agents}\n" if agents else "")
+            + in_set
             + "Check these steps yourself before you answer.\n\n"
         )
     s = _Session(method, get_client(llm), o.retries)
