@@ -250,7 +250,8 @@ def _evaluate(
         r["subset"]: {k2: r[k2] for k2 in ("step_accuracy", "agent_accuracy", "ece", "step_accuracy_pm1",
                                             "step_accuracy_pm3", "step_top3", "step_top5", "agent_ece", "n", "step_accuracy_sd",
                                             "agent_accuracy_sd", "ece_sd", "n_seeds", "ece_null", "ece_null_q95",
-                                            "step_accuracy_ci", "agent_accuracy_ci", "set_coverage", "set_size")}
+                                            "step_accuracy_ci", "agent_accuracy_ci", "set_coverage", "set_size",
+                                            "agent_ece_null")}
         for r in rows if r["method"] == DEFAULT_METHOD and r["protocol"].endswith("pooled")
     }
     for s, v in default.items():
@@ -260,7 +261,7 @@ def _evaluate(
             fids, fs, fa = per_trace_hits(kept[("floor", s)])
             at = [fids.index(i) for i in ids]
             v["step_gain_vs_floor"], v["agent_gain_vs_floor"] = paired_gain(ls, fs[at]), paired_gain(la, fa[at])
-        for key in ("ece", "agent_ece", "ece_sd", "ece_null", "ece_null_q95"):
+        for key in ("ece", "agent_ece", "ece_sd", "ece_null", "ece_null_q95", "agent_ece_null"):
             if v.get(key) is not None:
                 v[key] = 100 * v[key]
     return {

@@ -79,7 +79,8 @@ def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
     mean length (None unless every verdict has a set).
 
     ``ece_null`` is the ECE a perfectly calibrated predictor would show with the same confidences on
-    this many traces (its mean; ``ece_null_q95`` its 95th percentile): the noise floor to read ECE against.
+    this many traces (its mean; ``ece_null_q95`` its 95th percentile): the noise floor to read ECE against;
+    ``agent_ece_null`` the same for the agent confidences.
     """
     if not verdicts:
         return {}
@@ -102,6 +103,7 @@ def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
         "agent_ece": None,
         "ece_null": None,
         "ece_null_q95": None,
+        "agent_ece_null": None,
         "set_coverage": None,
         "set_size": None,
     }
@@ -118,6 +120,7 @@ def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
         out["ece"] = ece(conf, (d == 0).astype(float))
         out["ece_null"], out["ece_null_q95"] = ece_if_calibrated(conf)
     if all(v.agent_confidence is not None for v in verdicts):
-        out["agent_ece"] = ece(np.array([v.agent_confidence for v in verdicts]),
-                               np.array([v.agent == v.true_agent for v in verdicts], dtype=float))
+        aconf = np.array([v.agent_confidence for v in verdicts])
+        out["agent_ece"] = ece(aconf, np.array([v.agent == v.true_agent for v in verdicts], dtype=float))
+        out["agent_ece_null"] = ece_if_calibrated(aconf)[0]
     return out
