@@ -69,6 +69,22 @@ def test_analyze_a_folder_or_glob_reports_every_run_and_a_summary(tmp_path):
                     "chat-chat_langgraph": str(tmp_path / "chat_langgraph.json")}
 
 
+def test_a_bad_file_in_a_folder_does_not_stop_the_others(tmp_path):
+    import shutil
+
+    shutil.copy(traces_dir() / "demo_whowhen.json", tmp_path / "demo_whowhen.json")
+    (tmp_path / "broken.json").write_text('{"history": [')
+    (tmp_path / "empty.json").write_text('{"question": "q", "history": []}')
+    r = runner.invoke(app, ["analyze", str(tmp_path), "--json"])
+    assert r.exit_code == 3  # bad input, after the runs that could be read were reported
+    assert '"trace_id": "whowhen-algorithm-demo_whowhen"' in r.output
+    assert "broken.json: line 1" in r.output and "empty.json: history: empty" in r.output
+    assert "2 of 3 run(s) or file(s) failed" in r.output
+    (tmp_path / "demo_whowhen.json").unlink()
+    r = runner.invoke(app, ["analyze", str(tmp_path)])
+    assert r.exit_code == 3 and "none of its 2 trace files could be read" in r.output
+
+
 def test_reading_a_folder_as_one_file_is_a_clear_error(tmp_path):
     import pytest
 

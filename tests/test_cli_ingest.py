@@ -141,3 +141,19 @@ def test_every_field_of_the_trace_model_is_documented_in_the_schema() -> None:
         assert {f.name for f in msgspec.structs.fields(getattr(tm, name))} == set(fields), name
     props = tm.json_schema("attribution")["$defs"]["Attribution"]["properties"]
     assert all(p.get("description") for p in props.values())
+
+
+def test_a_store_path_that_is_not_a_duckdb_store_is_refused(tmp_path: Path) -> None:
+    """DuckDB 2 opens an existing .json file as a throw-away in-memory database: the writes would vanish."""
+    demo = str(Path(__file__).parent.parent / "traces" / "demo_whowhen.json")
+    notes = tmp_path / "notes.json"
+    notes.write_text("{}")
+    r = runner.invoke(app, ["ingest", demo, "--store", str(notes)])
+    assert r.exit_code == 3 and "not a DuckDB store" in r.output and "Traceback" not in r.output
+    assert notes.read_text() == "{}"
+    r = runner.invoke(app, ["ingest", demo, "--store", str(tmp_path)])
+    assert r.exit_code == 3 and "is a folder" in r.output
+    r = runner.invoke(app, ["ingest", demo, "--store", str(tmp_path / "new.json")])  # a new file is a new store
+    assert r.exit_code == 0, r.output
+    with open_store(tmp_path / "new.json", read_only=True) as st:
+        assert st.trace_ids() == ["whowhen-algorithm-demo_whowhen"]

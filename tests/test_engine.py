@@ -226,7 +226,26 @@ def test_cli_batch_resumes_and_reports_failures_with_exit_1(store_copy) -> None:
     assert bad_where.exit_code == 3
     assert "--where" in bad_where.output and "no_such_column" in bad_where.output
     usage = CliRunner().invoke(app, ["analyze", "--store", str(path), "--engine", "serial"])
-    assert usage.exit_code == 2 and "only apply with --all" in usage.output
+    assert usage.exit_code == 2 and "--engine only applies with --all" in usage.output
+
+
+def test_cli_batch_refuses_a_missing_store_and_a_bad_engine_and_honours_set_level(store_copy, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+
+    typo = tmp_path / "typo.duckdb"
+    r = CliRunner().invoke(app, ["analyze", "--store", str(typo), "--all", "--engine", "serial"])
+    assert r.exit_code == 4 and "no store here" in r.output and not typo.exists()  # no empty store left behind
+    path = store_copy("levels")
+    r = CliRunner().invoke(app, ["analyze", "--store", str(path), "--all", "--engine", "spark"])
+    assert r.exit_code == 2 and "--engine" in r.output
+    r = CliRunner().invoke(app, ["analyze", "--store", str(path), "--all", "--engine", "serial", "--where",
+                                 "rowid < 3", "--set-level", "0.6"])
+    assert r.exit_code == 0, r.output
+    with open_store(path, read_only=True) as st:
+        sets = [a.evidence["step_set"] for tid in st.trace_ids() for a in st.get_attributions(tid, "learned")]
+    assert len(sets) == 3 and {s["level"] for s in sets} == {0.6}
 
 
 def test_bad_arguments_are_one_clear_error(corpus: Path) -> None:

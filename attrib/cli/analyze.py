@@ -10,13 +10,18 @@ import typer
 from attrib.cli._common import console, err_console, handle_errors, ranker_options
 from attrib.cli._llm_options import with_llm_options
 from attrib.cli.batch import with_batch_options
+from attrib.errors import AttribError, InputError, NoVerdictError
 
 
-def load_target(target: str, store: Path | None = None, format: str | None = None) -> list[tuple[Any, str | None]]:
+def load_target(target: str, store: Path | None = None, format: str | None = None,
+                errors: list[AttribError] | None = None) -> list[tuple[Any, str | None]]:
     """Traces named by ``target``, each with the file it came from (None: standard input or the store): a file
-    (any readable format), a folder or glob of them, ``-`` for standard input, or a trace id in the store."""
+    (any readable format), a folder or glob of them, ``-`` for standard input, or a trace id in the store.
+
+    For a folder or glob, a file that cannot be read is appended to ``errors`` (when given) and the others are
+    still read; with every file unreadable, one error names them."""
     from attrib.errors import NotFoundError
-    from attrib.readers import read_bytes, read_path, read_sources
+    from attrib.readers import expand_paths, read_bytes, read_path
 
     if target == "-":  # piped in: `cat run.json | attrib analyze -`
         import sys
@@ -24,7 +29,26 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
         return [(t, None) for t in read_bytes(sys.stdin.buffer.read(), Path("stdin"), format)]
     p = Path(target)
     if p.is_dir() or (not p.exists() and any(c in target for c in "*?[")):
-        return [(t, str(f)) for t, f in read_sources([target], format)]
+        files = expand_paths([target])
+        if not files:
+            raise InputError(None, "paths", f"no trace files in {target}")
+        out: list[tuple[Any, str | None]] = []
+        failed: list[AttribError] = []
+        for f in files:
+            try:
+                out += [(t, str(f)) for t in read_path(f, format)]
+            except AttribError as e:
+                if errors is None:
+                    raise
+                failed.append(e)
+        if failed and not out:
+            if len(failed) == 1:
+                raise failed[0]
+            raise InputError(target, None, f"none of its {len(files)} trace files could be read: "
+                             + "; ".join(map(str, failed[:3])) + (" ..." if len(failed) > 3 else ""))
+        if errors is not None:
+            errors += failed
+        return out
     if p.exists():
         return [(t, target) for t in read_path(p, format)]
     if store is not None and not Path(store).exists():
@@ -97,9 +121,9 @@ def register(app: typer.Typer) -> None:
 
         from attrib.methods import DEFAULT_METHOD, analyze
 
+        bad: list[AttribError] = []  # files of a folder that could not be read, runs with no verdict
         with handle_errors():
-            loaded = load_target(target, store, format)
-            traces = [t for t, _ in loaded]
+            loaded = load_target(target, store, format, errors=bad)
             name = method or DEFAULT_METHOD
             opts: dict[str, Any] = {"top_k": top_k, **ranker_options(name, model)}
             if set_level is not None:
@@ -109,7 +133,17 @@ def register(app: typer.Typer) -> None:
                     opts["set_level"] = set_level
             if name.startswith("judge"):
                 opts["llm"] = llm
-            results = [(t, analyze(t, name, **opts)) for t in traces]
+            results, sources = [], []
+            for t, source in loaded:
+                try:
+                    results.append((t, analyze(t, name, **opts)))
+                    sources.append(source)
+                except AttribError as e:
+                    if len(loaded) == 1:
+                        raise
+                    bad.append(e if isinstance(e, InputError) else NoVerdictError(f"{t.id}: {e}"))
+            if not results:
+                raise bad[0]
             ok = [a.trace_id for _, a in results if a.evidence.get("run_outcome") == "succeeded"]
             if ok:
                 err_console.print(f"[yellow]warning:[/] recorded as successful: {', '.join(ok[:5])}"
@@ -118,7 +152,7 @@ def register(app: typer.Typer) -> None:
                 from attrib.store import open_store
 
                 with open_store(store) as st:
-                    for (t, a), (_, source) in zip(results, loaded, strict=True):
+                    for (t, a), source in zip(results, sources, strict=True):
                         if not st.has_trace(t.id):
                             st.upsert_trace(t, source_path=source)
                         st.save_attribution(a)
@@ -146,3 +180,11 @@ def register(app: typer.Typer) -> None:
                          for t, a in results]
                 otlp.parent.mkdir(parents=True, exist_ok=True)
                 otlp.write_bytes(orjson.dumps({"resourceSpans": spans}, option=orjson.OPT_INDENT_2))
+        from rich.markup import escape
+
+        for e in bad:  # the runs that could not be analysed, after the reports of those that could
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        if bad:
+            err_console.print(f"[bold red]{len(bad)} of {len(bad) + len(results)} run(s) or file(s) failed[/]",
+                              highlight=False)
+            raise typer.Exit(max(e.exit_code for e in bad))

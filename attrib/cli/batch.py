@@ -30,6 +30,7 @@ WHERE_HELP = (
     "metadata, ingested_at), e.g. \"source_format = 'whowhen' AND n_steps > 20\"."
 )
 _PANEL = "Batch over the store (--all)"
+ENGINES = ("local", "dask", "serial")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _BATCH_PARAMS = [
@@ -68,10 +69,26 @@ def with_batch_options(fn: F) -> F:
         if all_:
             if kwargs.get("target"):
                 raise typer.BadParameter("give either a TARGET or --all, not both", param_hint="TARGET")
+            if batch["engine"] not in ENGINES:
+                raise typer.BadParameter(f"expected one of {', '.join(ENGINES)}, got {batch['engine']!r}",
+                                         param_hint="--engine")
             from attrib.cli._common import ranker_options
+            from attrib.errors import NotFoundError
+            from attrib.store import default_path
 
             with handle_errors():
+                path = kwargs.get("store") or default_path()
+                if not Path(path).exists():  # a typo must not become a new, empty store and "0 traces selected"
+                    raise NotFoundError(f"{path}: no store here (run `attrib ingest PATH --store {path}` first)")
                 options: dict[str, Any] = ranker_options(kwargs.get("method"), kwargs.get("model"))
+            if kwargs.get("set_level") is not None:
+                if (kwargs.get("method") or "learned") == "learned":
+                    options["set_level"] = kwargs["set_level"]
+                else:
+                    from attrib.cli._common import err_console
+
+                    err_console.print(f"[yellow]warning:[/] --set-level applies to the learned method, not "
+                                      f"{kwargs['method']}")
             if (kwargs.get("method") or "").startswith("judge"):  # the judges need the endpoint, on every worker
                 from attrib.cli._llm_options import llm_config_from_options
 
@@ -85,7 +102,8 @@ def with_batch_options(fn: F) -> F:
                              options=options, **batch)
         given = [f"--{n.replace('_', '-')}" for n, d, _ in _BATCH_PARAMS if n in batch and batch[n] != d]
         if given:
-            raise typer.BadParameter(f"{', '.join(given)} only apply with --all", param_hint="--all")
+            raise typer.BadParameter(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with --all",
+                                     param_hint="--all")
         if not kwargs.get("target"):
             raise typer.BadParameter("give a trace file or trace id, or --all to analyze the whole store",
                                      param_hint="TARGET")
@@ -138,7 +156,9 @@ def _render(report: object) -> None:
     from rich.table import Table
 
     r = report  # BatchReport
-    t = Table(title=f"attrib analyze --all: {r.method} on {r.engine} ({r.workers} worker(s))", show_header=False)
+    ran = r.analyzed or r.failed  # with nothing to do no cluster starts: its size would be made up
+    where = f"{r.engine} ({r.workers} worker(s))" if ran else f"{r.engine} (nothing to do, no workers started)"
+    t = Table(title=f"attrib analyze --all: {r.method} on {where}", show_header=False)
     t.add_column(justify="left")
     t.add_column(justify="right")
     t.add_row("traces selected", f"{r.matched:,}")

@@ -32,11 +32,11 @@ def register(app: typer.Typer) -> None:
 
         Example:  attrib ingest ../shared/data/who_and_when traces/otlp_agents.json
         """
+        from attrib.cli._common import handle_errors
         from attrib.store.api import ingest
 
         cfg = None
         if model_config is not None:
-            from attrib.cli._common import handle_errors
             from attrib.readers._common import loads
 
             with handle_errors():
@@ -45,7 +45,9 @@ def register(app: typer.Typer) -> None:
 
                     raise InputError(model_config, None, "no such file")
                 cfg = loads(model_config.read_bytes(), model_config)
-        report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg, max_bytes=max_bytes)
+        with handle_errors():  # the store itself: a folder, a file of another kind, locked by another process
+            report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg,
+                            max_bytes=max_bytes)
         if not report.files:
             err_console.print("[bold red]error:[/] no input files matched", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT)

@@ -49,6 +49,19 @@ def default_path() -> Path:
     return Path(os.environ.get("ATTRIB_STORE", DEFAULT_PATH))
 
 
+def _check_store_file(path: Path) -> None:
+    """Refuse a folder or an existing file that is not a DuckDB database before DuckDB sees it: DuckDB 2 opens some
+    such paths (a ``.json`` file) as a throw-away in-memory database, so writes would vanish without an error."""
+    if path.is_dir():
+        raise InputError(path, None, "is a folder, not a store file (pass --store FILE.duckdb)")
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as f:
+            head = f.read(12)
+        if head[8:12] != b"DUCK":
+            raise InputError(path, None, "not a DuckDB store (an existing file of another kind; pass --store "
+                             "FILE.duckdb, a new or an attrib store file)")
+
+
 class Store:
     """A connection to one store file. Use as a context manager, or call :meth:`close`."""
 
@@ -59,6 +72,7 @@ class Store:
         self.path = Path(path) if path is not None else default_path()
         if read_only and not self.path.exists():
             raise NotFoundError(f"{self.path}: no store here (run `attrib ingest PATH` first, or pass --store)")
+        _check_store_file(self.path)
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as e:
