@@ -9,7 +9,6 @@ Streamlit's script threads). The trace list and its filter choices come from
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -24,14 +23,11 @@ from attrib.trace import Attribution, Trace
 
 PAGE_SIZE = 50
 
-#: Where benchmark runs write their JSON (bench/results/*.json), next to the package.
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "bench" / "results"
-
-
 def results_dir() -> Path:
-    """``$ATTRIB_RESULTS_DIR`` or the repository's ``bench/results``."""
-    env = os.environ.get("ATTRIB_RESULTS_DIR")
-    return Path(env) if env else RESULTS_DIR
+    """Where benchmark runs write their JSON (:func:`attrib.paths.results_dir`)."""
+    from attrib.paths import results_dir as where
+
+    return where()
 
 
 #: The trace-list filters live with the store's queries (one home); the pages call them ListFilter.

@@ -28,6 +28,15 @@ def traces_dir() -> Path:
     return REPO_ROOT / "traces"
 
 
+def results_dir() -> Path:
+    """Where benchmark and evaluation JSON goes: ``$ATTRIB_RESULTS_DIR``, else the checkout's ``bench/results``, else
+    (an installed package, no checkout) ``./attrib-results``. The inspector's Evaluation page reads it."""
+    env = os.environ.get("ATTRIB_RESULTS_DIR")
+    if env:
+        return Path(env)
+    return REPO_ROOT / "bench" / "results" if (REPO_ROOT / "bench").is_dir() else Path.cwd() / "attrib-results"
+
+
 def cache_dir() -> Path:
     """Where converted model weights and other derived files are cached."""
     d = Path(os.environ.get("ATTRIB_CACHE", Path.home() / ".cache" / "attrib"))

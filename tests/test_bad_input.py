@@ -136,8 +136,24 @@ def test_unwritable_outputs_are_one_line_errors(tmp_path: Path, bundled: Path) -
         r = runner.invoke(app, ["analyze", demo, flag, str(blocker / "x.out")])
         assert r.exit_code == 1 and "Traceback" not in r.output, r.output
         assert r.output.strip().splitlines()[-1].startswith("error:") and str(blocker) in r.output
+        assert "a file is in the way" in r.output  # not the OS's bare "File exists"
     r = runner.invoke(app, ["analyze", demo, "--plot", str(tmp_path / "new" / "dir" / "p.png"), "--json"])
     assert r.exit_code == 0 and (tmp_path / "new" / "dir" / "p.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("args", [
+    ["analyze", "x.json", "--method", "nope"],
+    ["analyze", "x.json", "--format", "xml"],
+    ["ingest", "x.json", "--format", "xml"],
+    ["eval", "who-and-when", "--subset", "handcrafted", "--out", "-"],
+    ["traces", "list", "--limit", "-1"],
+    ["traces", "list", "--offset", "-5"],
+    ["traces", "list", "--outcome", "maybe"],
+])
+def test_a_bad_flag_value_is_a_usage_error_naming_the_choices(args: list[str]) -> None:
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output  # 2: bad flags, before any file is touched
+    assert args[-2] in r.output or "Invalid value" in r.output
 
 
 def test_model_config_flag_checks_npz_without_metadata(tmp_path: Path) -> None:

@@ -138,3 +138,19 @@ def test_set_level_sets_the_coverage_of_the_step_set():
     assert r.exit_code == 2 and "--set-level" in r.output
     r = runner.invoke(app, ["analyze", demo, "-m", "flow-graph", "--set-level", "0.8"])
     assert r.exit_code == 0 and "applies to the learned method" in r.output
+
+
+def test_the_readme_quickstart_shows_what_make_demo_prints():
+    """The README's `make demo` excerpt is the real output, not a stale copy (the ranker is refitted now and then)."""
+    import re
+
+    from attrib.paths import REPO_ROOT
+
+    block = (REPO_ROOT / "README.md").read_text().split("<!-- section:quickstart -->")[1].split("```")[1]
+    r = runner.invoke(app, ["analyze", str(traces_dir() / "demo_whowhen.json")], terminal_width=80)
+    assert r.exit_code == 0, r.output
+    squash = lambda text: re.sub(r"\s+", " ", text)  # noqa: E731  (rich wraps differently at other widths)
+    for line in block.splitlines()[1:]:
+        words = line.strip("│╭╮╰╯─ ").strip()
+        if words and words != "..." and not set(words) <= set("─━┃╇┩┡"):
+            assert squash(words) in squash(r.output), words

@@ -27,9 +27,30 @@ def handle_errors() -> Iterator[None]:
         raise typer.Exit(e.exit_code) from None
     except OSError as e:  # a file we write (a folder that cannot be made, no permission, disk full): one line too
         where = f"{e.filename}: " if e.filename else ""
-        err_console.print(f"[bold red]error:[/] {escape(where + (e.strerror or str(e)))}", highlight=False,
-                          soft_wrap=True)
+        if isinstance(e, FileExistsError | NotADirectoryError):  # "File exists" says nothing about the real problem
+            what = "a file is in the way: the output path needs a folder here"
+        else:
+            what = e.strerror or str(e)
+        err_console.print(f"[bold red]error:[/] {escape(where + what)}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_FAILURE) from None
+
+
+def check_format(value: str | None) -> str | None:
+    """``--format`` callback: a reader's name, or a usage error (exit 2) listing them."""
+    from attrib.readers import READERS
+
+    if value is not None and value not in READERS:
+        raise typer.BadParameter(f"expected one of {', '.join(READERS)}, got {value!r}")
+    return value
+
+
+def check_method(value: str | None) -> str | None:
+    """``--method`` callback: a registered attribution method, or a usage error (exit 2) listing them."""
+    from attrib.methods import METHODS
+
+    if value is not None and value not in METHODS:
+        raise typer.BadParameter(f"expected one of {', '.join(METHODS)}, got {value!r}")
+    return value
 
 
 #: ``--step-head`` choices for the commands that fit the ranker (CLI spelling -> LearnedRanker's).

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from attrib.cli._common import console, err_console, handle_errors, ranker_options
+from attrib.cli._common import check_format, check_method, console, err_console, handle_errors, ranker_options
 from attrib.cli._llm_options import with_llm_options
 from attrib.cli.batch import with_batch_options
 from attrib.errors import AttribError, InputError, NoVerdictError
@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         target: str = typer.Argument(None, help="A trace file (Who&When, OTLP, chat, attrib JSON), a folder or glob of "
                                      "them, - for standard input, or a trace id in the store (omit with --all).",
                                      show_default=False),
-        method: str = typer.Option(None, "--method", "-m", help="Attribution method (default: learned, offline). "
+        method: str = typer.Option(None, "--method", "-m", callback=check_method, help="Attribution method (default: learned, offline). "
                                    "Others: flow-graph, causal, judge-all, judge-step, judge-binary, judge-hybrid."),
         as_json: bool = typer.Option(False, "--json", help="Print the Attribution as JSON."),
         markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown report."),
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
                                         help="Coverage of the step set (learned method; default 0.9): the steps "
                                         "that hold the decisive one with this probability, by conformal prediction.",
                                         show_default=False),
-        format: str = typer.Option(None, "--format", "-f", help="Skip format detection (whowhen, otlp, chat, attrib)."),
+        format: str = typer.Option(None, "--format", "-f", callback=check_format, help="Skip format detection (whowhen, otlp, chat, attrib)."),
         plot: Path = typer.Option(None, "--plot", help="Also save a PNG of step probabilities and agent blame."),
         otlp: Path = typer.Option(None, "--otlp", help="Also write the verdict as an OTLP/JSON span, for Jaeger, Tempo, "
                                   "Phoenix...: in the run's own trace for OTLP input; other formats get the run's "

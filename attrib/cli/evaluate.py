@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from attrib.cli._common import STEP_HEADS, console, handle_errors, step_head_option
+from attrib.cli._common import STEP_HEADS, check_format, console, handle_errors, step_head_option
 
 #: Table titles for Who&When's subsets.
 SUBSET_TITLES = {"algorithm": "Algorithm-Generated", "hand": "Hand-Crafted"}
@@ -72,9 +72,10 @@ def register(app: typer.Typer) -> None:
         seeds: int = typer.Option(1, "--seeds", min=1, help="Average k-fold rows over this many fold seeds "
                                   "(seed, seed+1, ...); the SD across them goes in the JSON."),
         as_json: bool = typer.Option(False, "--json", help="Print the result JSON instead of the table."),
-        out: Path = typer.Option(Path("bench/results/who_and_when_eval.json"), "--out",
-                                 help="Where to write the result JSON ('-' to skip). The committed 5-seed, both-setting "
-                                 "benchmark file, bench/results/who_and_when.json, is bench/who_and_when/run.py's."),
+        out: Path = typer.Option(None, "--out", show_default=False,
+                                 help="Where to write the result JSON ('-' to skip; default: who_and_when_eval.json in "
+                                 "the checkout's bench/results, or $ATTRIB_RESULTS_DIR, where the inspector reads it). "
+                                 "bench/who_and_when/run.py writes the committed 5-seed file, who_and_when.json."),
     ) -> None:
         """Score attribution on Who&When (184 failed runs), strictly out of sample.
 
@@ -95,13 +96,13 @@ def register(app: typer.Typer) -> None:
 
         from attrib.evaluate import evaluate
         from attrib.evaluate.data import SUBSETS
+        from attrib.paths import results_dir
 
+        out = out if out is not None else results_dir() / "who_and_when_eval.json"
         subsets = (subset,) if subset else SUBSETS
         with handle_errors():
             if subset and subset not in SUBSETS:
-                from attrib.errors import InputError
-
-                raise InputError(None, "--subset", f"expected one of {', '.join(SUBSETS)}, got {subset!r}")
+                raise typer.BadParameter(f"expected one of {', '.join(SUBSETS)}, got {subset!r}", param_hint="--subset")
             with console.status("scoring Who&When out of sample...") as status:
                 result = evaluate(subsets, with_gt, method or None, k=folds, seed=seed, n_seeds=seeds,
                                   progress=lambda m: status.update(f"scoring {m} ..."))
@@ -140,7 +141,7 @@ def register(app: typer.Typer) -> None:
     def traces_cmd(
         paths: list[str] = typer.Argument(..., help="Labelled trace files, folders or globs (any format attrib reads).",
                                           show_default=False),
-        format: str = typer.Option(None, "--format", "-f", help="Skip format detection (whowhen, otlp, chat, attrib)."),
+        format: str = typer.Option(None, "--format", "-f", callback=check_format, help="Skip format detection (whowhen, otlp, chat, attrib)."),
         model: Path = typer.Option(None, "--model", help="Score this ranker file (`attrib fit`) as the shipped row.",
                                    show_default=False),
         folds: int = typer.Option(5, "--folds", min=2, help="k for the refit rows, grouped by metadata.question_id."),
@@ -192,7 +193,7 @@ def register(app: typer.Typer) -> None:
         paths: list[str] = typer.Argument(..., help="Labelled trace files, folders or globs (any format attrib reads).",
                                           show_default=False),
         out: Path = typer.Option(..., "--out", "-o", help="Where to write the ranker (JSON coefficients)."),
-        format: str = typer.Option(None, "--format", "-f", help="Skip format detection (whowhen, otlp, chat, attrib)."),
+        format: str = typer.Option(None, "--format", "-f", callback=check_format, help="Skip format detection (whowhen, otlp, chat, attrib)."),
         pool: bool = typer.Option(True, "--pool/--no-pool", help="Fit on your traces plus Who&When (when that data "
                                   "is on this machine), as the shipped ranker is fitted."),
         step_head: str = step_head_option(),

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from attrib.cli._common import console, err_console
+from attrib.cli._common import check_format, console, err_console
 from attrib.errors import EXIT_BAD_INPUT
 
 MAX_BYTES = 512 * 1024 * 1024  # same as attrib.readers.MAX_BYTES (not imported: keeps --help fast)
@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
     def ingest_cmd(
         paths: list[str] = typer.Argument(..., help="Files, folders (searched for .json/.jsonl) or globs ('logs/**/*.json')."),
         store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
-        format: str = typer.Option(None, "--format", "-f", help="Skip detection: whowhen, otlp, chat or attrib."),
+        format: str = typer.Option(None, "--format", "-f", callback=check_format, help="Skip detection: whowhen, otlp, chat or attrib."),
         model_config: Path = typer.Option(None, "--model-config", help="JSON with n_layers, n_heads, d_model... to "
                                           "shape-check activation files against (else the files' own metadata)."),
         max_bytes: int = typer.Option(MAX_BYTES, "--max-bytes", help="Refuse files larger than this many bytes."),

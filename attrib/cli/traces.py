@@ -100,6 +100,15 @@ def timeline(trace: Any, width: int = 110, full: bool = False) -> Any:
     return Group(*parts)
 
 
+OUTCOMES = ("failed", "succeeded", "unknown")
+
+
+def _check_outcome(value: str | None) -> str | None:
+    if value is not None and value not in OUTCOMES:
+        raise typer.BadParameter(f"expected one of {', '.join(OUTCOMES)}, got {value!r}")
+    return value
+
+
 def register(app: typer.Typer) -> None:
     """Add ``attrib traces list|show|schema``."""
     traces = typer.Typer(help="List stored traces, show one as a timeline of steps by agent, print the trace JSON Schema.",
@@ -110,10 +119,10 @@ def register(app: typer.Typer) -> None:
     def list_cmd(
         store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
         source: str = typer.Option(None, "--source", help="Format (whowhen, otlp, chat) or Who&When subset (algorithm, hand)."),
-        outcome: str = typer.Option(None, "--outcome", help="failed, succeeded or unknown."),
+        outcome: str = typer.Option(None, "--outcome", callback=_check_outcome, help="failed, succeeded or unknown."),
         agent: str = typer.Option(None, "--agent", help="Only traces in which this agent speaks."),
-        limit: int = typer.Option(50, "--limit", "-n", help="At most this many rows (0 = all)."),
-        offset: int = typer.Option(0, "--offset", help="Skip this many rows first."),
+        limit: int = typer.Option(50, "--limit", "-n", min=0, help="At most this many rows (0 = all)."),
+        offset: int = typer.Option(0, "--offset", min=0, help="Skip this many rows first."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
     ) -> None:
         """List stored traces (id, format, outcome, steps, agents, task).
@@ -168,7 +177,7 @@ def register(app: typer.Typer) -> None:
         trace_id: str = typer.Argument(..., metavar="ID", help="A trace id in the store, or a trace file."),
         store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
         full: bool = typer.Option(False, "--full", help="Show whole messages instead of one line each."),
-        width: int = typer.Option(110, "--width", help="Characters of each message to show."),
+        width: int = typer.Option(110, "--width", min=10, help="Characters of each message to show."),
         as_json: bool = typer.Option(False, "--json", help="Print the trace as attrib JSON."),
     ) -> None:
         """Show one trace as a timeline: step, time, agent, role, message, tool calls (→) and results (←).
