@@ -102,6 +102,8 @@ def test_plain_agent_logs_are_detected_without_format(tmp_path: Path) -> None:
     assert [s.agent for s in t.steps] == ["Planner", "Solver"] and t.steps[1].content == "2+2=5"
     p = _write(tmp_path, "plain.json", [{"speaker": "a", "text": "hi"}, {"speaker": "b", "text": "yo"}])
     assert [(s.agent, s.content) for s in load_trace(p).steps] == [("a", "hi"), ("b", "yo")]
+    p = _write(tmp_path, "one.jsonl", json.dumps({"agent": "Solo", "content": "2+2=5"}) + "\n")  # one line, one step
+    assert [(s.agent, s.content) for s in load_trace(p).steps] == [("Solo", "2+2=5")]
 
 
 def test_langchain_serialised_messages_read_like_plain_ones(tmp_path: Path) -> None:

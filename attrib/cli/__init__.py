@@ -7,6 +7,7 @@ Topic modules expose ``register(app)``; heavy libraries are imported inside the 
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import typer
 
@@ -25,11 +26,38 @@ app = typer.Typer(
 #: Topic modules, in the order their commands appear in --help.
 TOPICS = ("analyze", "ingest", "traces", "export", "evaluate", "heads", "sail", "app")
 
+
+def reflow(doc: str) -> str:
+    """A docstring as --help text: the lines of a paragraph joined, so the terminal wraps them (rich markup mode keeps
+    every hard line break of the source, which wraps raggedly at 80 columns); list items and indented lines stay."""
+    out = []
+    for para in doc.split("\n\n"):
+        lines = para.splitlines()
+        joined = lines[:1]
+        for line in lines[1:]:
+            if line.startswith((" ", "-", "*", "Example")) or joined[-1].startswith("Example"):
+                joined.append(line)
+            else:
+                joined[-1] = f"{joined[-1]} {line.strip()}"
+        out.append("\n".join(joined))
+    return "\n\n".join(out)
+
+
+def _reflow_commands(t: typer.Typer) -> None:
+    for info in t.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            info.help = reflow(inspect.cleandoc(info.callback.__doc__))
+    for group in t.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_commands(group.typer_instance)
+
+
 _typer_app = app
 for _topic in TOPICS:
     importlib.import_module(f"attrib.cli.{_topic}").register(_typer_app)
 # importing the submodule attrib.cli.app rebinds the package attribute `app`; put the Typer app back
 app = _typer_app
+_reflow_commands(app)
 
 
 def main() -> None:

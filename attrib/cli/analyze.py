@@ -90,7 +90,8 @@ def register(app: typer.Typer) -> None:
                                    "Others: flow-graph, causal, judge-all, judge-step, judge-binary, judge-hybrid."),
         as_json: bool = typer.Option(False, "--json", help="Print the Attribution as JSON."),
         markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown report."),
-        store: Path = typer.Option(None, "--store", "-s", help="Store to look TRACE_ID up in (default: ./attrib.duckdb)."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store to look TRACE_ID up in (default: $ATTRIB_STORE or "
+                                   "./attrib.duckdb)."),
         save: bool = typer.Option(False, "--save", help="Also save the verdict into the store."),
         top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many candidate steps to show."),
         set_level: float = typer.Option(None, "--set-level", min=0.5, max=0.99,
@@ -110,8 +111,8 @@ def register(app: typer.Typer) -> None:
 
         Prints the decisive agent and step, agents ranked by Shapley blame (± CI), the top-k candidate steps,
         the set of steps that holds the decisive one with 90 % probability (--set-level), the evidence (information-flow path, signals, the step's text) and a one-paragraph reason.
-        Works offline on any single trace; exit code 0 when a verdict is produced, 3 for unreadable input,
-        4 for an unknown trace id, 5 when a method could not reach a verdict.
+        Works offline on any single trace; exit code 0 when a verdict is produced, 2 for a bad flag, 3 for
+        unreadable input, 4 for an unknown trace id or store, 5 when a method could not reach a verdict.
 
         A folder or a file with several runs gets one report per run and a summary table at the end.
 
@@ -121,6 +122,8 @@ def register(app: typer.Typer) -> None:
 
         from attrib.methods import DEFAULT_METHOD, analyze
 
+        if as_json and markdown:
+            raise typer.BadParameter("choose one of --json and --markdown", param_hint="--json / --markdown")
         bad: list[AttribError] = []  # files of a folder that could not be read, runs with no verdict
         with handle_errors():
             loaded = load_target(target, store, format, errors=bad)
@@ -156,6 +159,7 @@ def register(app: typer.Typer) -> None:
                         if not st.has_trace(t.id):
                             st.upsert_trace(t, source_path=source)
                         st.save_attribution(a)
+                    err_console.print(f"saved {len(results)} verdict(s) to {st.path}", highlight=False)
         if as_json:
             payload = [a.to_dict() for _, a in results]
             typer.echo(orjson.dumps(payload[0] if len(payload) == 1 else payload, option=orjson.OPT_INDENT_2).decode())
@@ -174,12 +178,14 @@ def register(app: typer.Typer) -> None:
             if plot is not None:
                 plot.parent.mkdir(parents=True, exist_ok=True)
                 results[0][1].plot(str(plot))
+                err_console.print(f"wrote the plot to {plot}", highlight=False)
             if otlp is not None:
                 # a run from OTLP already has its spans in the user's backend; any other run is exported with its steps
                 spans = [a.to_otlp(t, top_k, with_steps=t.source_format != "otlp")["resourceSpans"][0]
                          for t, a in results]
                 otlp.parent.mkdir(parents=True, exist_ok=True)
                 otlp.write_bytes(orjson.dumps({"resourceSpans": spans}, option=orjson.OPT_INDENT_2))
+                err_console.print(f"wrote the verdict span(s) to {otlp}", highlight=False)
         from rich.markup import escape
 
         for e in bad:  # the runs that could not be analysed, after the reports of those that could

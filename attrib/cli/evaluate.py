@@ -176,7 +176,7 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        t = Table(title=f"{result['n']} labelled traces, out of sample", title_justify="left")
+        t = Table(title=f"{result['n']} labelled traces (the refit rows out of sample)", title_justify="left")
         for c in ("method", "protocol", *METRIC_COLUMNS):
             t.add_column(c, justify="left" if c in ("method", "protocol") else "right")
         for r in result["rows"]:

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from attrib.cli._common import console, handle_errors
-from attrib.errors import EXIT_USAGE
 
 
 def register(app: typer.Typer) -> None:
@@ -23,8 +22,7 @@ def register(app: typer.Typer) -> None:
         Example:  attrib export --parquet out/  then  pandas.read_parquet('out/steps.parquet')
         """
         if parquet is None:
-            console.print("nothing to do: pass --parquet DIR")
-            raise typer.Exit(EXIT_USAGE)
+            raise typer.BadParameter("nothing to export to: pass --parquet DIR", param_hint="--parquet")
         from attrib.store import open_store
 
         with handle_errors(), open_store(store, read_only=True) as st:

@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
         offset: int = typer.Option(0, "--offset", min=0, help="Skip this many rows first."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
     ) -> None:
-        """List stored traces (id, format, outcome, steps, agents, task).
+        """List stored traces (id, source: the format or Who&When subset, outcome, steps, agents, task).
 
         Example:  attrib traces list --source hand --agent WebSurfer -n 10
         """
@@ -144,7 +144,7 @@ def register(app: typer.Typer) -> None:
 
         table = Table(title=f"{len(rows)} of {total} trace(s)", title_justify="left")
         table.add_column("id", overflow="fold", min_width=20)
-        table.add_column("format", min_width=9)
+        table.add_column("source", min_width=9)  # the format, or the Who&When subset (what --source filters on)
         table.add_column("outcome", min_width=7)
         table.add_column("steps", justify="right", min_width=5)
         table.add_column("agents", ratio=1, min_width=12)

@@ -202,6 +202,8 @@ class ChatReader:
             return 0.7
         if looks_jsonl(data) and speaker:
             return 0.6
+        if path.suffix == ".jsonl" and head[:1] == b"{" and speaker:  # JSON Lines of a single message
+            return 0.5
         return 0.0
 
     def read(self, data: bytes, path: Path) -> list[Trace]:
@@ -221,6 +223,8 @@ class ChatReader:
         if isinstance(obj, list):
             return [Trace(id=stem, source_format="chat", steps=tuple(parse_messages(obj, path)))]
         if isinstance(obj, dict):
+            if path.suffix == ".jsonl" and not any(k in obj for k in _TRACE_KEYS):  # JSON Lines holding one message
+                return [Trace(id=stem, source_format="chat", steps=tuple(parse_messages([obj], path, "line")))]
             if not any(k in obj for k in _TRACE_KEYS):
                 raise InputError(path, "messages", "missing: expected a list of messages or an object with 'messages'")
             return [_trace(obj, path, stem)]
