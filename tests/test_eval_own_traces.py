@@ -74,6 +74,7 @@ def test_cli_eval_fit_analyze_model(tmp_path):
     assert r.exit_code == 0, r.output
     mine = orjson.loads(r.output)
     assert mine["method"] == "learned" and mine["steps"] != shipped["steps"]  # other coefficients, other scores
+    assert mine["evidence"]["ranker"] == str(model) and shipped["evidence"]["ranker"].startswith("shipped")
     assert art["settings"]["with_gt"]["params"]["step_head"] == "first_passage"
 
 

@@ -145,6 +145,7 @@ def test_analyze_reports_a_step_set_at_the_asked_level():
     a90, a50 = analyze(t), analyze(t, set_level=0.5)
     assert a90.evidence["step_set"]["level"] == 0.9 and a50.evidence["step_set"]["level"] == 0.5
     assert a90.step in a90.evidence["step_set"]["steps"]
+    assert a90.evidence["ranker"] == "shipped (fitted on Who&When)"
     assert set(a50.evidence["step_set"]["steps"]) <= set(a90.evidence["step_set"]["steps"])
 
 

@@ -450,6 +450,9 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
 
     if not trace.steps:
         raise AttribError(f"trace {trace.id}: no steps to attribute")
+    # which ranker decided (a stored verdict is keyed by method only, so say it in the evidence)
+    source = ("a fitted LearnedRanker" if model is not None else str(model_path) if model_path
+              else os.environ.get("ATTRIB_RANKER") or "shipped (fitted on Who&When)")
     model = model or default_model(setting_of(trace), str(model_path) if model_path else None)
     g = flow_graph.build_graph(trace)
     sink = flow_graph.failure_node(trace)
@@ -515,6 +518,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             "shapley_exact": sh.exact,
             "failure_score": f_none,
             "setting": setting_of(trace),
+            "ranker": source,
             "top_k": [int(i) for i in np.argsort(-pred.step_probs)[:top_k]],
             **({"step_set": {"level": set_level or model.set_level, "steps": pred.step_set}} if pred.step_set else {}),
             **({"first_passage": earlier} if earlier else {}),
