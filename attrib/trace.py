@@ -255,7 +255,7 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "steps": "Every step's blame score and probability of being the decisive one.",
         "evidence": "What the verdict rests on: graph_path, features and feature_meanings (the step's signals), "
                     "agent_features and agent_feature_meanings (the agent head's), first_passage, step_set (the "
-                    "conformal set: level, steps), step_text...",
+                    "conformal set: level, steps), ranker (which fitted ranker decided), step_text...",
         "reason": "One paragraph saying why, in words.",
         "elapsed_s": "Seconds the method took.",
     },
