@@ -19,7 +19,15 @@ import numpy as np
 
 from attrib.evaluate.baselines import BASELINES
 from attrib.evaluate.data import SUBSETS, load_subset, question_id
-from attrib.evaluate.metrics import Verdict, bootstrap_ci, paired_gain, per_trace_hits, ranking_of, summarize
+from attrib.evaluate.metrics import (
+    Verdict,
+    bootstrap_ci,
+    paired_gain,
+    per_trace_hits,
+    per_trace_table,
+    ranking_of,
+    summarize,
+)
 from attrib.trace import Attribution, Trace
 
 #: Published top-1 numbers from issue 10 (agent %, step %), per subset where given.
@@ -143,24 +151,6 @@ def mean_summary(runs: Sequence[Sequence[Verdict]]) -> dict[str, Any]:
     return out
 
 
-def per_trace_table(runs: Sequence[Sequence[Verdict]]) -> list[dict[str, Any]]:
-    """One row per trace: the annotation, each run's (fold seed's) verdict, hit rates and mean confidence; for
-    error analysis (which runs does the method miss, and how sure was it?)."""
-    by: dict[str, list[Verdict]] = {}
-    for run in runs:
-        for v in run:
-            by.setdefault(v.trace_id, []).append(v)
-    rows = []
-    for tid, vs in by.items():
-        conf = [v.confidence for v in vs if v.confidence is not None]
-        rows.append({"trace_id": tid, "true_step": vs[0].true_step, "true_agent": vs[0].true_agent,
-                     "steps": [v.step for v in vs], "agents": [v.agent for v in vs],
-                     "step_hit": float(np.mean([v.step == v.true_step for v in vs])),
-                     "agent_hit": float(np.mean([v.agent == v.true_agent for v in vs])),
-                     "confidence": float(np.mean(conf)) if conf else None})
-    return rows
-
-
 def _setting(traces: Sequence[Trace], with_gt: bool) -> list[Trace]:
     return list(traces) if with_gt else [t.without_ground_truth() for t in traces]
 
@@ -259,7 +249,7 @@ def _evaluate(
         if ("floor", s) in kept:  # the default against the floor on the same logs and folds: is the gain real?
             ids, ls, la = per_trace_hits(kept[(DEFAULT_METHOD, s)])
             fids, fs, fa = per_trace_hits(kept[("floor", s)])
-            at = [fids.index(i) for i in ids]
+            at = [dict(zip(fids, range(len(fids)), strict=True))[i] for i in ids]  # the floor's rows in our order
             v["step_gain_vs_floor"], v["agent_gain_vs_floor"] = paired_gain(ls, fs[at]), paired_gain(la, fa[at])
         for key in ("ece", "agent_ece", "ece_sd", "ece_null", "ece_null_q95", "agent_ece_null"):
             if v.get(key) is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,24 @@ def per_trace_hits(runs: Sequence[Sequence[Verdict]]) -> tuple[list[str], np.nda
                                   else float(v.agent == v.true_agent))
     n = len(runs)
     return ids, np.array([step[i] / n for i in ids]), np.array([agent[i] / n for i in ids])
+
+
+def per_trace_table(runs: Sequence[Sequence[Verdict]]) -> list[dict[str, Any]]:
+    """One row per trace: the annotation, each run's (fold seed's) verdict, hit rates and mean confidence; for
+    error analysis (which runs does the method miss, and how sure was it?)."""
+    by: dict[str, list[Verdict]] = {}
+    for run in runs:
+        for v in run:
+            by.setdefault(v.trace_id, []).append(v)
+    ids, step, agent = per_trace_hits(runs)
+    rows = []
+    for tid, s_hit, a_hit in zip(ids, step, agent, strict=True):
+        vs = by[tid]
+        conf = [v.confidence for v in vs if v.confidence is not None]
+        rows.append({"trace_id": tid, "true_step": vs[0].true_step, "true_agent": vs[0].true_agent,
+                     "steps": [v.step for v in vs], "agents": [v.agent for v in vs], "step_hit": float(s_hit),
+                     "agent_hit": float(a_hit), "confidence": float(np.mean(conf)) if conf else None})
+    return rows
 
 
 def bootstrap_ci(values: np.ndarray, level: float = 0.95, n_boot: int = 2000, random_state: int = 0
