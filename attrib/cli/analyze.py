@@ -63,6 +63,26 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
         return [(st.get_trace(target), None)]
 
 
+def analyze_each(loaded: list[tuple[Any, str | None]], method: str, options: dict[str, Any],
+                 bad: list[AttribError]) -> tuple[list[tuple[Any, Any]], list[str | None]]:
+    """Each trace's verdict with the file it came from; a run with no verdict goes to ``bad`` and the others go on
+    (a single run's error is raised, as is the first when none gets a verdict)."""
+    from attrib.methods import analyze
+
+    results, sources = [], []
+    for t, source in loaded:
+        try:
+            results.append((t, analyze(t, method, **options)))
+            sources.append(source)
+        except AttribError as e:
+            if len(loaded) == 1:
+                raise
+            bad.append(e if isinstance(e, InputError) else NoVerdictError(f"{t.id}: {e}"))
+    if not results:
+        raise bad[0]
+    return results, sources
+
+
 def verdicts_table(results: list[tuple[Any, Any]]) -> Any:
     """One line per analysed run: trace id, step, agent and both confidences (a rich Table)."""
     from rich.table import Table
@@ -120,7 +140,7 @@ def register(app: typer.Typer) -> None:
         """
         import orjson
 
-        from attrib.methods import DEFAULT_METHOD, analyze
+        from attrib.methods import DEFAULT_METHOD
 
         if as_json and markdown:
             raise typer.BadParameter("choose one of --json and --markdown", param_hint="--json / --markdown")
@@ -136,17 +156,7 @@ def register(app: typer.Typer) -> None:
                     opts["set_level"] = set_level
             if name.startswith("judge"):
                 opts["llm"] = llm
-            results, sources = [], []
-            for t, source in loaded:
-                try:
-                    results.append((t, analyze(t, name, **opts)))
-                    sources.append(source)
-                except AttribError as e:
-                    if len(loaded) == 1:
-                        raise
-                    bad.append(e if isinstance(e, InputError) else NoVerdictError(f"{t.id}: {e}"))
-            if not results:
-                raise bad[0]
+            results, sources = analyze_each(loaded, name, opts, bad)
             ok = [a.trace_id for _, a in results if a.evidence.get("run_outcome") == "succeeded"]
             if ok:
                 err_console.print(f"[yellow]warning:[/] recorded as successful: {', '.join(ok[:5])}"
