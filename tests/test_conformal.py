@@ -37,11 +37,16 @@ def test_sets_cover_at_the_promised_rate_when_the_model_is_right():
     test_p, test_y = draw(2000)
     for level in (0.6, 0.9):
         m = ConformalStepSet(level).fit(cal_p, cal_y)
-        cover = np.mean([y in m.predict(p) for p, y in zip(test_p, test_y, strict=True)])
-        assert level - 0.03 < cover < level + 0.06, (level, cover)
+        for group in (0, 1):  # short (<= 12 steps) and long runs: the coverage holds in each group
+            hits = [y in m.predict(p) for p, y in zip(test_p, test_y, strict=True) if m.group(len(p)) == group]
+            assert level - 0.05 < np.mean(hits) < level + 0.07, (level, group, np.mean(hits))
     m = ConformalStepSet(0.9).fit(cal_p, cal_y)
-    assert m.threshold(0.6) < m.threshold_ and m.predict(test_p[0], 0.6) == m.predict(test_p[0])[
-        : len(m.predict(test_p[0], 0.6))]  # a lower level is a prefix of the same ranking
+    p0 = test_p[0]
+    assert m.threshold(len(p0), 0.6) < m.threshold(len(p0))
+    assert m.predict(p0, 0.6) == m.predict(p0)[: len(m.predict(p0, 0.6))]  # a lower level: a prefix of the ranking
+    assert m.group(12) == 0 and m.group(13) == 1
+    few = ConformalStepSet(0.9).fit([p for p in cal_p if len(p) > 12][:5], [0] * 5)
+    assert few.predict(np.full(20, 0.05)) == list(range(20))  # 5 long calibration runs cannot promise 90 %
     m2 = ConformalStepSet.from_dict(m.to_dict())
     assert m2.predict(test_p[1], 0.7) == m.predict(test_p[1], 0.7)
 
@@ -52,5 +57,5 @@ def test_learned_sets_cover_the_decisive_step_out_of_sample():
 
     ag, hc = load_subset("algorithm"), load_subset("hand")
     m = mean_summary([cross_validate(hc, learned_fitter, 5, 0, extra=ag)])
-    assert m["set_coverage"] >= 80.0  # 90 % promised on the pooled calibration runs; measured 91 % (5 seeds)
+    assert m["set_coverage"] >= 80.0  # 90 % promised per length group; measured 92.8 % (5 fold seeds)
     assert m["set_size"] < 0.9 * np.mean([t.n_steps for t in hc])  # and the set is shorter than the run

@@ -106,8 +106,8 @@ def test_signals_say_when_a_step_scores_for_what_it_lacks_and_read_as_words():
 
 
 def test_the_agent_verdict_explains_itself_in_words():
-    from attrib.features.steps import meaning
     from attrib.features.agents import AGENT_FEATURES, AGENT_MEANING, AGENT_QUANTITIES
+    from attrib.features.steps import meaning
     from attrib.render import attribution_markdown
 
     assert set(AGENT_MEANING) == set(AGENT_FEATURES) and set(AGENT_FEATURES) >= AGENT_QUANTITIES

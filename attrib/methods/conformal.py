@@ -24,6 +24,8 @@ import numpy as np
 
 #: The coverage the shipped ranker's step sets aim at.
 LEVEL = 0.9
+#: Calibration groups by run length: runs of up to 12 steps, and longer ones (see ConformalStepSet).
+LENGTH_EDGES = (12,)
 
 
 def _order(p: np.ndarray) -> np.ndarray:
@@ -64,31 +66,43 @@ def _check_level(level: float) -> float:
 class ConformalStepSet:
     """Split-conformal step sets (``fit`` on out-of-fold step distributions and the true steps; ``predict``).
 
-    The calibration scores are kept (``scores_``), so a set can be asked at any level after fitting.
+    Calibrated separately for short and long runs (``length_edges``: the longest run of each group but the
+    last; a "Mondrian" conformal predictor), so the coverage holds on long runs too, not only on average: pooled over
+    Who&When, one threshold under-covered the 52-step Hand-Crafted runs (88 %) and over-covered the 9-step
+    Algorithm-Generated ones (94 %). A group with too few calibration runs for ``level`` gets the whole run.
+    The calibration scores are kept (``scores_``, per group), so a set can be asked at any level after fitting.
     """
 
-    def __init__(self, level: float = LEVEL) -> None:
+    def __init__(self, level: float = LEVEL, length_edges: Sequence[int] = LENGTH_EDGES) -> None:
         self.level = _check_level(level)
+        self.length_edges = tuple(int(e) for e in length_edges)
+
+    def group(self, n_steps: int) -> int:
+        """The calibration group of a run of ``n_steps`` steps (0: the shortest)."""
+        return int(np.searchsorted(self.length_edges, n_steps, side="left"))
 
     def fit(self, probs: Sequence[np.ndarray], ys: Sequence[int]) -> ConformalStepSet:
-        self.scores_ = np.sort([set_score(p, y) for p, y in zip(probs, ys, strict=True)])
-        self.threshold_ = conformal_threshold(self.scores_, self.level)
+        scores = [(self.group(len(p)), set_score(p, y)) for p, y in zip(probs, ys, strict=True)]
+        self.scores_ = [np.sort([s for g, s in scores if g == k]) for k in range(len(self.length_edges) + 1)]
         return self
 
-    def threshold(self, level: float | None = None) -> float:
-        """The mass threshold for ``level`` (default: the level it was fitted at)."""
-        return self.threshold_ if level is None else conformal_threshold(self.scores_, _check_level(level))
+    def threshold(self, n_steps: int, level: float | None = None) -> float:
+        """The mass threshold for a run of ``n_steps`` steps at ``level`` (default: the level it was fitted at)."""
+        return conformal_threshold(self.scores_[self.group(n_steps)], self.level if level is None else
+                                   _check_level(level))
 
     def predict(self, p: np.ndarray, level: float | None = None) -> list[int]:
         """The steps that hold the decisive one with probability >= ``level`` (default: ``self.level``)."""
-        return step_set(p, self.threshold(level))
+        return step_set(p, self.threshold(len(p), level))
 
-    def to_dict(self) -> dict[str, float | list[float]]:
-        return {"level": self.level, "threshold": self.threshold_, "scores": [round(float(x), 6) for x in self.scores_]}
+    def to_dict(self) -> dict[str, object]:
+        return {"level": self.level, "length_edges": list(self.length_edges),
+                "scores": [[round(float(x), 6) for x in g] for g in self.scores_]}
 
     @classmethod
     def from_dict(cls, d: dict) -> ConformalStepSet:
-        m = cls(float(d["level"]))
-        m.scores_ = np.asarray(d["scores"], dtype=float)
-        m.threshold_ = float(d["threshold"])
+        m = cls(float(d["level"]), d.get("length_edges", ()))
+        scores = d["scores"]
+        m.scores_ = [np.asarray(g, dtype=float) for g in (scores if scores and isinstance(scores[0], list)
+                                                           else [scores])]
         return m
