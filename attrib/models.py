@@ -46,12 +46,23 @@ class ModelSource:
 
     @property
     def cache_key(self) -> str:
-        """Stable key for the safetensors cache: name + size/mtime of the weight file."""
+        """Stable key for the safetensors cache: the weight file's name, size and content (its first and last MiB).
+
+        By content, not path or mtime: every fresh virtualenv or clone installs the same GGUF under a new path, and
+        a key on the path left one 0.5 GB converted copy per install in the cache."""
         f = self.folder / self.gguf_file if self.gguf_file else self.folder
-        st = f.stat()
-        raw = f"{f.resolve()}|{st.st_size}|{int(st.st_mtime)}"
-        # keyed by the weight file only, so the alias and the same .gguf path share one cache
-        return f"{f.stem}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}"
+        if f.is_dir():  # an HF folder is not converted; the key only has to be stable
+            return f"{f.name}-{hashlib.sha1(str(f.resolve()).encode()).hexdigest()[:10]}"
+        size = f.stat().st_size
+        h = hashlib.sha1(str(size).encode())
+        with f.open("rb") as fh:
+            h.update(fh.read(_KEY_BYTES))
+            fh.seek(max(size - _KEY_BYTES, 0))
+            h.update(fh.read(_KEY_BYTES))
+        return f"{f.stem}-{h.hexdigest()[:10]}"
+
+
+_KEY_BYTES = 1 << 20
 
 
 def _offline() -> None:

@@ -144,6 +144,12 @@ def test_gguf_path_and_hf_folder_load_the_same_model(smollm):
     src = resolve("smollm2-135m")
     gguf = src.folder / src.gguf_file
     assert cached_folder(resolve(gguf)) == cached_folder(src)
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:  # the same file at another path (a fresh clone's venv): one cache entry
+        copy = shutil.copy(gguf, d)
+        assert cached_folder(resolve(copy)) == cached_folder(src)
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
         ref = smollm[0](input_ids=ids).logits
