@@ -27,6 +27,8 @@ class InputError(AttribError):
         self.path = str(path) if path is not None else None
         self.field = field
         self.message = message
+        if path is None and field is not None and field.startswith("--"):
+            self.exit_code = EXIT_USAGE  # a flag's value, no file involved: a usage error, as typer's own checks
         super().__init__(self.one_line())
 
     def one_line(self) -> str:

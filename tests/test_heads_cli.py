@@ -31,10 +31,13 @@ def test_cli_rejects_bad_flags():
     assert parse_top_k("5%") == pytest.approx(0.05)
     assert parse_top_k("0.1") == pytest.approx(0.1)
     assert parse_top_k("14") == 14
-    with pytest.raises(InputError):
-        parse_top_k("five")
+    for bad in ("five", "150%", "100%", "1.5", "-5%"):
+        with pytest.raises(InputError, match="--top-k"):
+            parse_top_k(bad)
     r = CliRunner().invoke(app, ["heads", "--suite", "nope"])
-    assert r.exit_code == 3 and "unknown suite" in r.output
+    assert r.exit_code == 2 and "unknown suite" in r.output  # a bad flag value: a usage error
+    r = CliRunner().invoke(app, ["heads", "--top-k", "500", "--families", "language", "--n-questions", "1"])
+    assert r.exit_code == 2 and "500 heads asked, but smollm2-135m has 270" in r.output  # before the scan
 
 
 @pytest.fixture(scope="session")

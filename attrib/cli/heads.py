@@ -13,7 +13,7 @@ SUITES = ("conflicts",)
 
 
 def parse_top_k(text: str) -> float:
-    """'5%' -> 0.05, '0.05' -> 0.05, '14' -> 14 heads."""
+    """'5%' -> 0.05, '0.05' -> 0.05, '14' -> 14 heads (a share below 1 is a fraction, a whole number a count)."""
     t = text.strip()
     try:
         v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
@@ -21,7 +21,21 @@ def parse_top_k(text: str) -> float:
         raise InputError(None, "--top-k", f"{text!r} is not a percentage (5%), a fraction (0.05) or a count (14)") from None
     if v <= 0:
         raise InputError(None, "--top-k", "must be positive")
+    if t.endswith("%") and v >= 1:
+        raise InputError(None, "--top-k", f"{text!r}: a percentage must be below 100% (give a count for that many heads)")
+    if v >= 1 and v != int(v):
+        raise InputError(None, "--top-k", f"{text!r}: a count of heads must be a whole number (or a fraction below 1)")
     return v if v < 1 else int(v)
+
+
+def _check_outputs(*paths: Path | None) -> None:
+    """Fail before minutes of work, not after: each output's folder can be made and the path is not a folder."""
+    for p in paths:
+        if p is None:
+            continue
+        if p.is_dir():
+            raise InputError(p, None, "is a folder; give a file name")
+        p.parent.mkdir(parents=True, exist_ok=True)
 
 
 def heads_command(
@@ -61,8 +75,13 @@ def heads_command(
         fams = list(FAMILIES) if families.strip() == "all" else [f.strip() for f in families.split(",") if f.strip()]
         from attrib.models import load_model
 
+        _check_outputs(plot, save)
         with err_console.status(f"loading {model} ..."):
             pair = load_model(model)
+        cfg = pair[0].config
+        n_heads = int(cfg.num_hidden_layers) * int(cfg.num_attention_heads)
+        if k >= 1 and k > n_heads:  # a count beyond the model: say so now, not after the scan
+            raise InputError(None, "--top-k", f"{k} heads asked, but {model} has {n_heads}")
         probes = conflict_suite(fams, split=None if split == "all" else split, n_questions=n_questions)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
