@@ -24,12 +24,12 @@ def test_sail_then_compliance(tmp_path):
     r = runner.invoke(app, ["sail", "--pairs", str(pairs), "--layers", "3,7", "--steps", "1", "--batch-size", "2",
                             "--out", str(out), "--json"])
     assert r.exit_code == 0, r.output
-    summary = orjson.loads(r.output[r.output.index("{"):])
+    summary = orjson.loads(r.stdout)  # --json: stdout is the JSON alone (progress lines go to stderr)
     assert summary["layers"] == [3, 7] and summary["steps"] == 1
     r = runner.invoke(app, ["compliance", "--adapter", str(out), "--family", "secret", "--condition", "user",
                             "--questions", "4", "--no-perplexity", "--json"])
     assert r.exit_code == 0, r.output
-    rep = orjson.loads(r.output[r.output.index("{"):])
+    rep = orjson.loads(r.stdout)
     assert rep["overall"]["n"] == 4 and set(rep["families"]) == {"secret"}  # one held-out template x 4 questions
     assert 0 <= rep["overall"]["rate"] <= 1
 
@@ -42,3 +42,10 @@ def test_bad_input_names_the_option(tmp_path):
     assert r.exit_code != 0 and "layers" in r.output and "out of range" in r.output
     r = runner.invoke(app, ["compliance", "--questions", "13"])
     assert r.exit_code != 0 and "--questions" in r.output
+
+
+@pytest.mark.parametrize("flag", [["--lr", "-1"], ["--rank", "0"], ["--steps", "0"], ["--batch-size", "0"]])
+def test_out_of_range_training_flags_are_usage_errors(tmp_path, flag) -> None:
+    """Caught by the CLI before the model loads (torch and peft raised tracebacks for --lr -1 and --rank 0)."""
+    r = CliRunner().invoke(app, ["sail", "--suite", "conflicts", "--out", str(tmp_path / "a"), *flag])
+    assert r.exit_code == 2 and flag[0] in r.output and "Traceback" not in r.output

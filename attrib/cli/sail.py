@@ -11,9 +11,15 @@ from typing import Annotated
 
 import typer
 
-from attrib.cli._common import console, handle_errors
+from attrib.cli._common import console, err_console, handle_errors
 
 MODEL_HELP = "Model: an alias (smollm2-135m), a local HF folder or a .gguf file. Never downloads."
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise typer.BadParameter(f"must be above 0, got {value}")
+    return value
 
 
 def register(app: typer.Typer) -> None:
@@ -32,13 +38,14 @@ def sail(
         "layers and heads from attrib heads' localization; or layers like 12-15 or 3,7,9."))] = "repair",
     pairs: Annotated[Path | None, typer.Option(help="Preference pairs JSONL (messages|system+prompt, chosen, rejected).")] = None,
     suite: Annotated[str | None, typer.Option(help="Build pairs from a probe suite instead: 'conflicts'.")] = None,
-    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 16,
-    lr: Annotated[float, typer.Option(help="Learning rate (paper: 1e-5 over full multi-GPU epochs; short CPU runs need ~1e-3).")] = 1e-3,
-    beta: Annotated[float, typer.Option(help="DPO temperature β.")] = 0.1,
-    alpha: Annotated[float, typer.Option(help="Token-weight strength α; 0 gives plain DPO.")] = 0.5,
-    batch_size: Annotated[int, typer.Option(help="Pairs per micro-batch.")] = 4,
-    grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
-    rank: Annotated[int, typer.Option("--rank", "-r", help="LoRA rank.")] = 8,
+    steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 16,
+    lr: Annotated[float, typer.Option(callback=_positive, help="Learning rate (paper: 1e-5 over full multi-GPU "
+                                      "epochs; short CPU runs need ~1e-3).")] = 1e-3,
+    beta: Annotated[float, typer.Option(callback=_positive, help="DPO temperature β.")] = 0.1,
+    alpha: Annotated[float, typer.Option(min=0.0, help="Token-weight strength α; 0 gives plain DPO.")] = 0.5,
+    batch_size: Annotated[int, typer.Option(min=1, help="Pairs per micro-batch.")] = 4,
+    grad_accum: Annotated[int, typer.Option(min=1, help="Micro-batches per optimizer step.")] = 1,
+    rank: Annotated[int, typer.Option("--rank", "-r", min=1, help="LoRA rank.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed for data order, sampling and init.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from a checkpoint in --out if one matches.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
@@ -63,21 +70,22 @@ def sail(
         if pairs is not None:
             data = read_pairs(pairs)
         else:
-            with console.status("sampling the model on the train templates and labelling with the checkers"):
+            with err_console.status("sampling the model on the train templates and labelling with the checkers"):
                 data = suite_pairs(hf, tok, split="train", n_samples=0, max_new_tokens=24, seed=seed)
             write_pairs(out / "pairs.jsonl", data)
         train, _ = split_pairs(data)
         train = train or data
-        console.print(f"[bold]pairs[/] {len(train)} for training")
-        with console.status(f"choosing layers ({layers})"):
+        log = err_console if as_json else console  # --json keeps stdout for the JSON alone
+        log.print(f"[bold]pairs[/] {len(train)} for training")
+        with log.status(f"choosing layers ({layers})"):
             choice = resolve_layers(hf, tok, layers, pairs=train)
-        console.print(f"[bold]layers[/] {choice.layers}  ({choice.source})")
+        log.print(f"[bold]layers[/] {choice.layers}  ({choice.source})")
         res = train_sail(hf, tok, train, choice.layers, steps=steps, lr=lr, beta=beta, alpha=alpha,
                          batch_size=batch_size, grad_accum=grad_accum, r=rank, seed=seed, out_dir=out,
                          resume=resume, focal_heads=choice.heads or None)
         summary = config_dict(res) | {"layer_source": choice.source}
         if as_json:
-            console.print_json(json.dumps(summary))
+            typer.echo(json.dumps(summary, indent=2))  # plain: rich would wrap long strings at the width
         else:
             console.print(f"[green]saved[/] {res.adapter_dir}  ·  {res.share}  ·  "
                           f"loss {res.losses[0]:.4f} → {res.losses[-1]:.4f}  ·  {res.mean_step_seconds:.2f} s/step")
@@ -122,11 +130,11 @@ def compliance(
         probes = conflict_suite(family or None, split=None if split == "all" else split, n_questions=questions, **kw)
         if not probes:
             raise InputError(None, "--condition", "no probes match these families/conditions")
-        with console.status(f"generating {len(probes)} answers"):
+        with err_console.status(f"generating {len(probes)} answers"):
             report = ev.compliance(m, tok, probes)
         ppl = ev.perplexity(m, tok) if perplexity else None
         if as_json:
-            console.print_json(json.dumps(report.to_dict() | {"perplexity": ppl, "adapter": str(adapter or "")}))
+            typer.echo(json.dumps(report.to_dict() | {"perplexity": ppl, "adapter": str(adapter or "")}, indent=2))
             return
         table = Table(title=f"compliance on {split} probes" + (f" with {adapter}" if adapter else ""))
         for col in ("family", "compliant", "rate", "95 % CI"):
