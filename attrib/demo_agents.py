@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attrib.errors import AttribError, InputError
 from attrib.trace import Label, Trace
 
 
@@ -103,6 +104,9 @@ def run_demo(out_dir: str | Path = "traces/recorded", model: str = "smollm2-135m
     from attrib.activations import relative_activations
     from attrib.models import load_model
 
+    unknown = sorted(set(scenarios or ()) - {sc.id for sc in SCENARIOS})
+    if unknown:  # before the model loads; a typo must not end in silence
+        raise InputError(None, "--scenario", f"unknown {unknown}; known: {', '.join(sc.id for sc in SCENARIOS)}")
     hf, tok = load_model(model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +128,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--scenario", action="append", help="scenario id (repeatable); default all")
     ap.add_argument("--max-new-tokens", type=int, default=32)
     a = ap.parse_args(argv)
-    for p in run_demo(a.out, a.model, a.scenario, max_new_tokens=a.max_new_tokens):
+    try:
+        written = run_demo(a.out, a.model, a.scenario, max_new_tokens=a.max_new_tokens)
+    except AttribError as e:
+        raise SystemExit(f"error: {e}") from None  # one line and exit 1, as the CLI
+    for p in written:
         t = Trace.from_json(p.read_bytes())
         print(f"{p}: {t.outcome}; solver said: {t.final_answer!r}")
 

@@ -77,7 +77,8 @@ def parse_layers(spec: str, n_layers: int | None = None) -> list[int]:
             else:
                 out.add(int(part))
     except ValueError:
-        raise InputError(None, "--layers", f"cannot parse {spec!r}; use e.g. 12-15 or 3,7,9 or auto") from None
+        raise InputError(None, "--layers", f"cannot parse {spec!r}; use a list such as 12-15 or 3,7,9, or one of "
+                         "repair, auto, heads") from None
     if not out:
         raise InputError(None, "--layers", f"{spec!r} names no layers")
     if n_layers is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from attrib.errors import InputError
+from attrib.errors import InputError, NotFoundError
 from attrib.models import pad_id
 from attrib.surgery.lora import ParamShare, focal_lora_config, trainable_share, validate_layers
 from attrib.surgery.pairs import PreferencePair, validate_pair
@@ -341,6 +341,8 @@ def load_adapter(model: Any, adapter_dir: str | Path, *, copy_model: bool = True
     from peft import PeftModel
 
     path = Path(adapter_dir)
+    if not path.exists():
+        raise NotFoundError(f"{path}: no such adapter folder (write one with `attrib sail --out {path}`)")
     if (path / ADAPTER_DIR / "adapter_config.json").is_file():
         path = path / ADAPTER_DIR
     if not (path / "adapter_config.json").is_file():

@@ -24,7 +24,11 @@ from attrib.evaluate import evaluate  # noqa: E402
 def main() -> None:
     t0 = time.perf_counter()
     c0 = time.process_time()
-    n_seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("n_seeds", nargs="?", type=int, default=5, help="fold seeds to average over (default 5)")
+    n_seeds = ap.parse_args().n_seeds
     runs = {s: evaluate(with_gt=(s == "with_gt"), n_seeds=n_seeds, progress=lambda m: print(m, flush=True))
             for s in ("with_gt", "without_gt")}
     main_run = runs["with_gt"]
