@@ -29,6 +29,10 @@ def streamlit_command(store: Path | None = None, port: int = 8501, host: str = "
         raise NotFoundError(f"{script}: the inspector app is not here (it ships in the source tree, under apps/)")
     if store is not None and not store.exists():
         raise NotFoundError(f"{store}: no store here (run `attrib ingest PATH --store {store}` first)")
+    if store is not None:  # a folder or a file of another kind: say so here, not twice inside the app
+        from attrib.store import check_store_file
+
+        check_store_file(store)
     cmd = [sys.executable, "-m", "streamlit", "run", str(script),
            "--server.port", str(port), "--server.address", host,
            "--server.headless", "true" if headless else "false",
@@ -45,7 +49,7 @@ def register(app: typer.Typer) -> None:
     def app_cmd(
         store: Path = typer.Option(None, "--store", help="DuckDB store to browse (default: $ATTRIB_STORE or "
                                    "./attrib.duckdb). Without one, upload a trace file in the app."),
-        port: int = typer.Option(8501, "--port", help="Port to serve on."),
+        port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to serve on."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0 to share on your network)."),
         headless: bool = typer.Option(False, "--headless", help="Do not open a browser window."),
         print_only: bool = typer.Option(False, "--print", help="Print the streamlit command instead of running it."),

@@ -49,7 +49,7 @@ def default_path() -> Path:
     return Path(os.environ.get("ATTRIB_STORE", DEFAULT_PATH))
 
 
-def _check_store_file(path: Path) -> None:
+def check_store_file(path: Path) -> None:
     """Refuse a folder or an existing file that is not a DuckDB database before DuckDB sees it: DuckDB 2 opens some
     such paths (a ``.json`` file) as a throw-away in-memory database, so writes would vanish without an error."""
     if path.is_dir():
@@ -72,7 +72,7 @@ class Store:
         self.path = Path(path) if path is not None else default_path()
         if read_only and not self.path.exists():
             raise NotFoundError(f"{self.path}: no store here (run `attrib ingest PATH` first, or pass --store)")
-        _check_store_file(self.path)
+        check_store_file(self.path)
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as e:
@@ -489,4 +489,4 @@ def open_store(path: str | Path | None = None, read_only: bool = False, memory_l
     return Store(path, read_only=read_only, memory_limit=memory_limit)
 
 
-__all__ = ["DEFAULT_PATH", "Store", "default_path", "open_store"]
+__all__ = ["DEFAULT_PATH", "Store", "check_store_file", "default_path", "open_store"]
