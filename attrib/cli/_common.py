@@ -53,6 +53,14 @@ def check_method(value: str | None) -> str | None:
     return value
 
 
+def print_wide(renderable: object, width: int = 180) -> None:
+    """Print a wide table whole: piped or logged output (no terminal) gets ``width`` columns, not rich's 80."""
+    if console.is_terminal:
+        console.print(renderable)
+    else:
+        Console(width=max(console.width, width)).print(renderable)
+
+
 #: ``--step-head`` choices for the commands that fit the ranker (CLI spelling -> LearnedRanker's).
 STEP_HEADS = {"first-passage": "first_passage", "logit": "logit"}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from attrib.cli._common import STEP_HEADS, check_format, console, handle_errors, step_head_option
+from attrib.cli._common import STEP_HEADS, check_format, console, handle_errors, print_wide, step_head_option
 
 #: Table titles for Who&When's subsets.
 SUBSET_TITLES = {"algorithm": "Algorithm-Generated", "hand": "Hand-Crafted"}
@@ -40,16 +40,6 @@ def _metric_cells(r: dict) -> list[str]:
 
 def _set(r: dict) -> str:
     return "-" if r.get("set_coverage") is None else f"{r['set_coverage']:.0f} / {r['set_size']:.1f}"
-
-
-def print_wide(renderable: object) -> None:
-    """Print a wide table whole: piped or logged output (no terminal) gets 180 columns, not rich's 80."""
-    if console.is_terminal:
-        console.print(renderable)
-    else:
-        from rich.console import Console
-
-        Console(width=max(console.width, 180)).print(renderable)
 
 
 def _gain(g: dict) -> str:

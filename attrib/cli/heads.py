@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from attrib.cli._common import console, err_console, handle_errors
+from attrib.cli._common import console, err_console, handle_errors, print_wide
 from attrib.errors import InputError
 
 SUITES = ("conflicts",)
@@ -125,7 +125,7 @@ def render(res: object, show: int = 15) -> None:
         t.add_row(str(i), str(la), str(h), f"{s:+.2f}", f"{r.magnitude[la, h]:+.3f}", f"{r.direction[la, h]:.3f}",  # type: ignore[attr-defined]
                   f"{r.js[la, h]:.3f}", f"{r.sink_clean[la, h]:.2f}/{r.sink_conflict[la, h]:.2f}",  # type: ignore[attr-defined]
                   "*" if (la, h) in focal else "")
-    console.print(t)
+    print_wide(t, 120)
     console.print(f"focal heads ({len(r.focal_heads)}, top {r.top_k:g}): "  # type: ignore[attr-defined]
                   + ", ".join(f"L{la}H{h}" for la, h in r.focal_heads))  # type: ignore[attr-defined]
     console.print(f"focal layers: {r.focal_layers}")  # type: ignore[attr-defined]
