@@ -11,8 +11,9 @@ the sets over-cover when the top step alone is right more often than ``level`` a
 
 Written here because it is a quantile and a cumulative sum over numpy arrays; the conformal libraries
 (MAPIE, crepes) wrap scikit-learn estimators of a fixed number of classes, not a softmax over a
-variable number of steps. The guarantee is marginal and assumes exchangeability: on a system unlike
-the calibration runs the coverage can fall short, which is why the evaluation reports it out of sample.
+variable number of steps. The guarantee holds on average within each run-length group and assumes
+exchangeability: on a system unlike the calibration runs the coverage can fall short, which is why the
+evaluation reports it out of sample.
 """
 
 from __future__ import annotations
