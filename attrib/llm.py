@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from attrib.errors import EXIT_NOT_FOUND, EXIT_USAGE, AttribError
+from attrib.errors import EXIT_NO_VERDICT, EXIT_NOT_FOUND, EXIT_USAGE, AttribError
 
 DEFAULT_API_KEY_ENV = "ATTRIB_LLM_API_KEY"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -49,6 +49,18 @@ class LLMUnavailableError(LLMError):
     """The endpoint could not be reached at all (wrong URL, server not running, DNS, timeout)."""
 
     exit_code = EXIT_NOT_FOUND
+
+
+class LLMModelNotFoundError(LLMError):
+    """The endpoint does not serve the asked model (HTTP 404, or a name its ``/models`` list lacks)."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class LLMContextError(LLMError):
+    """The prompt is longer than the model's context: no verdict until the transcript is cut shorter."""
+
+    exit_code = EXIT_NO_VERDICT
 
 
 class AnswerParseError(ValueError):
@@ -252,6 +264,7 @@ class LLMClient:
             timeout=httpx.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
         )
         self._model = config.model
+        self._model_checked = False
         self._json_modes: list[str] = {
             "auto": ["schema", "object", "off"],
             "schema": ["schema"],
@@ -318,12 +331,15 @@ class LLMClient:
 
     def _check(self, resp: Any, what: str) -> Any:
         if resp.status_code >= 400:
-            hint = ""
-            if resp.status_code in (401, 403):
-                hint = f" (check the key in ${self.config.api_key_env})"
-            elif resp.status_code == 404:
-                hint = " (check --llm-base-url: it usually ends in /v1; and the model name)"
-            raise LLMError(f"LLM endpoint {self.config.base_url} refused {what}: HTTP {resp.status_code}{hint}: {_excerpt(resp.text)}")
+            head = f"LLM endpoint {self.config.base_url} refused {what}: HTTP {resp.status_code}"
+            if _too_long(resp):
+                raise LLMContextError(f"{head}: the prompt is longer than the model's context; cut the transcript "
+                                      f"with --llm-context-chars N (library: context_chars=N): {_excerpt(resp.text)}")
+            if resp.status_code == 404:
+                raise LLMModelNotFoundError(f"{head} (check the model name, --llm-model, against GET /models; and "
+                                            f"--llm-base-url, which usually ends in /v1): {_excerpt(resp.text)}")
+            hint = f" (check the key in ${self.config.api_key_env})" if resp.status_code in (401, 403) else ""
+            raise LLMError(f"{head}{hint}: {_excerpt(resp.text)}")
         try:
             return resp.json()
         except ValueError:
@@ -338,12 +354,26 @@ class LLMClient:
 
     @property
     def model(self) -> str:
-        """The configured model, or the server's first listed model when none was configured."""
+        """The configured model, or the server's first listed model when none was configured.
+
+        A configured name is checked once against the server's list, when it gives one: llama.cpp's servers answer
+        under any name, and the verdict would record a model that never ran."""
         if not self._model:
             ids = self.models()
             if not ids:
                 raise LLMError(f"LLM endpoint {self.config.base_url} lists no models; pass --llm-model")
             self._model = ids[0]
+        elif not self._model_checked:
+            try:
+                ids = self.models()
+            except LLMUnavailableError:
+                raise
+            except LLMError:  # a server without GET /models: nothing to check against
+                ids = []
+            if ids and self._model not in ids:
+                raise LLMModelNotFoundError(f"LLM endpoint {self.config.base_url} does not serve {self._model!r}; it "
+                                            f"lists {', '.join(ids[:10])}: pass one with --llm-model")
+        self._model_checked = True
         return self._model
 
     def chat(
@@ -358,10 +388,11 @@ class LLMClient:
         A server that rejects ``response_format`` with HTTP 400/422 is asked again with the next
         weaker mode, and the client remembers the mode that worked.
         """
+        model = self.model  # may ask GET /models first: not an attempt at this chat
         t0 = time.perf_counter()
         calls0 = self.calls
         body: dict[str, Any] = {
-            "model": self.model,
+            "model": model,
             "messages": list(messages),
             "temperature": self.config.temperature,
             "max_tokens": max_tokens or self.config.max_tokens,
@@ -399,9 +430,15 @@ class LLMClient:
 
 def _rejects_response_format(resp: Any) -> bool:
     """A refusal of the request's ``response_format``: 400/422, or the 500 that llama-cpp-python's
-    server sends for a request-validation error naming it."""
+    server sends for a request-validation error naming it (a too-long prompt is not one)."""
     code = resp.status_code
-    return code in (400, 422) or (code == 500 and "response_format" in resp.text)
+    return not _too_long(resp) and (code in (400, 422) or (code == 500 and "response_format" in resp.text))
+
+
+def _too_long(resp: Any) -> bool:
+    """An HTTP 400 saying the prompt exceeds the model's context (OpenAI, vLLM and llama.cpp all say "context")."""
+    low = (resp.text or "").lower()
+    return resp.status_code == 400 and "context" in low and ("length" in low or "token" in low or "window" in low)
 
 
 def _excerpt(text: str, n: int = 200) -> str:

@@ -87,7 +87,7 @@ LOW_CONFIDENCE = 0.3
 
 def low_confidence_note(attr: Attribution, top_k: int) -> str | None:
     """A plain warning for an unsure verdict: which share of the blame the top-k candidates hold together."""
-    if attr.confidence >= LOW_CONFIDENCE or not attr.steps:
+    if attr.confidence >= LOW_CONFIDENCE or len(attr.steps) < 2:  # one step (a judge's answer): no list to check
         return None
     top = attr.top_steps(top_k)
     mass = sum(s.probability if s.probability is not None else s.score for s in top)

@@ -143,11 +143,29 @@ def test_cli_analyze_runs_a_judge_against_the_given_endpoint(monkeypatch):
     assert r.exit_code == 2 and "--llm-base-url" in r.output  # no endpoint: a usage error, one line
     with ScriptedServer([verdict("Verification_Expert", 1, 0.6)]) as srv:
         r = runner.invoke(app, ["analyze", path, "--method", "judge-all", "--llm-base-url", srv.url,
-                                "--llm-model", "m", "--json"])  # fmt: skip
+                                "--llm-model", "scripted", "--json"])  # fmt: skip
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert (out["agent"], out["step"], out["method"], out["confidence"]) == ("Verification_Expert", 1, "judge-all", 0.6)
-    assert srv.chat_bodies[0]["model"] == "m"
+    assert srv.chat_bodies[0]["model"] == "scripted"
+    with ScriptedServer([verdict("Verification_Expert", 1, 0.6)]) as srv:  # a name the server does not list
+        r = runner.invoke(app, ["analyze", path, "--method", "judge-all", "--llm-base-url", srv.url,
+                                "--llm-model", "nosuchmodel"])  # fmt: skip
+    assert r.exit_code == 4 and "does not serve 'nosuchmodel'; it lists scripted" in r.output
+    assert not srv.chat_bodies  # nothing was asked under a name that never ran
+    too_long = {"error": {"message": "This model's maximum context length is 4096 tokens. However, you requested "
+                                     "7390 tokens", "type": "invalid_request_error"}}
+    with ScriptedServer([(400, too_long)]) as srv:
+        r = runner.invoke(app, ["analyze", path, "--method", "judge-all", "--llm-base-url", srv.url])
+    assert r.exit_code == 5 and "--llm-context-chars" in r.output and "Traceback" not in r.output
+    assert len(srv.chat_bodies) == 1  # not retried in weaker JSON modes: the prompt itself is too long
+    sizes = []
+    for extra in ([], ["--llm-context-chars", "1000"]):  # the way out that the error names
+        with ScriptedServer([verdict("Verification_Expert", 1, 0.6)]) as srv:
+            r = runner.invoke(app, ["analyze", path, "--method", "judge-all", "--llm-base-url", srv.url, *extra])
+        assert r.exit_code == 0, r.output
+        sizes.append(len(srv.chat_bodies[0]["messages"][1]["content"]))
+    assert sizes[1] < sizes[0]
 
 
 def test_unknown_options_are_a_clear_error():

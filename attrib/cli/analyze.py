@@ -125,6 +125,11 @@ def register(app: typer.Typer) -> None:
                                   "steps as spans too, the verdict linked to the decisive one.", show_default=False),
         model: Path = typer.Option(None, "--model", help="A ranker fitted on your own labelled runs (`attrib fit`) "
                                    "instead of the shipped one.", show_default=False),
+        context_chars: int = typer.Option(None, "--llm-context-chars", min=500, show_default=False,
+                                          rich_help_panel="LLM judge (optional)",
+                                          help="Judges: cut the transcript to about this many characters (default "
+                                          "48,000, ~12k tokens); lower it for a small context window, e.g. 8000 "
+                                          "for a 4096-token server."),
         llm: Any = None,
     ) -> None:
         """Name the agent and step that made a failed run fail, with a calibrated confidence and evidence.
@@ -156,6 +161,8 @@ def register(app: typer.Typer) -> None:
                     opts["set_level"] = set_level
             if name.startswith("judge"):
                 opts["llm"] = llm
+                if context_chars is not None:
+                    opts["context_chars"] = context_chars
             results, sources = analyze_each(loaded, name, opts, bad)
             ok = [a.trace_id for _, a in results if a.evidence.get("run_outcome") == "succeeded"]
             if ok:

@@ -98,6 +98,8 @@ def with_batch_options(fn: F) -> F:
                     if options["llm"] is None:
                         raise AttribError(f"--method {kwargs['method']} needs an endpoint: pass --llm-base-url "
                                           "(reachable from every Dask worker)")
+                if kwargs.get("context_chars") is not None:
+                    options["context_chars"] = kwargs["context_chars"]
             return run_batch(kwargs.get("store"), method=kwargs.get("method"), as_json=kwargs.get("as_json", False),
                              options=options, **batch)
         given = [f"--{n.replace('_', '-')}" for n, d, _ in _BATCH_PARAMS if n in batch and batch[n] != d]
