@@ -75,6 +75,10 @@ def test_cli_eval_fit_analyze_model(tmp_path):
     mine = orjson.loads(r.output)
     assert mine["method"] == "learned" and mine["steps"] != shipped["steps"]  # other coefficients, other scores
     assert mine["evidence"]["ranker"] == str(model) and shipped["evidence"]["ranker"].startswith("shipped")
+    store = tmp_path / "s.duckdb"
+    assert runner.invoke(app, ["ingest", str(trace), "--store", str(store), "-q"]).exit_code == 0
+    r = runner.invoke(app, ["analyze", "--all", "--store", str(store), "--engine", "serial", "--model", str(model)])
+    assert r.exit_code == 0 and "whichever ranker made it" in r.output  # --model with --all: skips are explained
     assert art["settings"]["with_gt"]["params"]["step_head"] == "first_passage"
 
 
