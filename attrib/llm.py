@@ -356,8 +356,10 @@ class LLMClient:
     def model(self) -> str:
         """The configured model, or the server's first listed model when none was configured.
 
-        A configured name is checked once against the server's list, when it gives one: llama.cpp's servers answer
-        under any name, and the verdict would record a model that never ran."""
+        A configured name is checked once against a server that lists a single model: llama.cpp's servers answer
+        with it under any name, and the verdict would record a model that never ran. Servers that list several
+        (OpenAI, vLLM) refuse an unknown name themselves (HTTP 404), and may serve names they do not list (Azure
+        deployments), so their list is not held against the name."""
         if not self._model:
             ids = self.models()
             if not ids:
@@ -370,9 +372,10 @@ class LLMClient:
                 raise
             except LLMError:  # a server without GET /models: nothing to check against
                 ids = []
-            if ids and self._model not in ids:
+            if len(ids) == 1 and self._model != ids[0]:
                 raise LLMModelNotFoundError(f"LLM endpoint {self.config.base_url} does not serve {self._model!r}; it "
-                                            f"lists {', '.join(ids[:10])}: pass one with --llm-model")
+                                            f"serves only {ids[0]!r} (and would answer as it under any name): pass "
+                                            f"--llm-model {ids[0]}")
         self._model_checked = True
         return self._model
 

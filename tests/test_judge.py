@@ -151,7 +151,7 @@ def test_cli_analyze_runs_a_judge_against_the_given_endpoint(monkeypatch):
     with ScriptedServer([verdict("Verification_Expert", 1, 0.6)]) as srv:  # a name the server does not list
         r = runner.invoke(app, ["analyze", path, "--method", "judge-all", "--llm-base-url", srv.url,
                                 "--llm-model", "nosuchmodel"])  # fmt: skip
-    assert r.exit_code == 4 and "does not serve 'nosuchmodel'; it lists scripted" in r.output
+    assert r.exit_code == 4 and "does not serve 'nosuchmodel'; it serves only 'scripted'" in r.output
     assert not srv.chat_bodies  # nothing was asked under a name that never ran
     too_long = {"error": {"message": "This model's maximum context length is 4096 tokens. However, you requested "
                                      "7390 tokens", "type": "invalid_request_error"}}
