@@ -49,3 +49,14 @@ def test_out_of_range_training_flags_are_usage_errors(tmp_path, flag) -> None:
     """Caught by the CLI before the model loads (torch and peft raised tracebacks for --lr -1 and --rank 0)."""
     r = CliRunner().invoke(app, ["sail", "--suite", "conflicts", "--out", str(tmp_path / "a"), *flag])
     assert r.exit_code == 2 and flag[0] in r.output and "Traceback" not in r.output
+
+
+def test_model_commands_turn_off_the_transformers_progress_bar() -> None:
+    from transformers.utils import logging as hf_logging
+
+    from attrib.cli._common import quiet_model_loading
+
+    hf_logging.enable_progress_bar()
+    quiet_model_loading()
+    assert not hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()  # leave the process as it was for the other tests

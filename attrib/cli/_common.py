@@ -61,6 +61,14 @@ def print_wide(renderable: object, width: int = 180) -> None:
         Console(width=max(console.width, width)).print(renderable)
 
 
+def quiet_model_loading() -> None:
+    """No transformers progress bar while a command loads a model: the command shows its own status line, and the
+    bar ("Loading weights 272/272") is noise on every run. A CLI-wide setting, so the library itself leaves it alone."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 #: ``--step-head`` choices for the commands that fit the ranker (CLI spelling -> LearnedRanker's).
 STEP_HEADS = {"first-passage": "first_passage", "logit": "logit"}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from attrib.cli._common import console, err_console, handle_errors, print_wide
+from attrib.cli._common import console, err_console, handle_errors, print_wide, quiet_model_loading
 from attrib.errors import InputError
 
 SUITES = ("conflicts",)
@@ -77,6 +77,7 @@ def heads_command(
 
         _check_outputs(plot, save)
         with err_console.status(f"loading {model} ..."):
+            quiet_model_loading()
             pair = load_model(model)
         cfg = pair[0].config
         n_heads = int(cfg.num_hidden_layers) * int(cfg.num_attention_heads)

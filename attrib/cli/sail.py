@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from attrib.cli._common import console, err_console, handle_errors
+from attrib.cli._common import console, err_console, handle_errors, quiet_model_loading
 
 MODEL_HELP = "Model: an alias (smollm2-135m), a local HF folder or a .gguf file. Never downloads."
 
@@ -66,6 +66,7 @@ def sail(
             raise InputError(None, "--pairs/--suite", "give exactly one of --pairs FILE or --suite conflicts")
         if suite is not None and suite != "conflicts":
             raise InputError(None, "--suite", f"unknown suite {suite!r}; the one suite is 'conflicts'")
+        quiet_model_loading()
         hf, tok = load_model(model)
         if pairs is not None:
             data = read_pairs(pairs)
@@ -124,6 +125,7 @@ def compliance(
         bad = [c for c in condition or () if c not in ("plain", "user", "plain_peer", "peer")]
         if bad:
             raise InputError(None, "--condition", f"unknown conditions {bad}; use plain, user, plain_peer or peer")
+        quiet_model_loading()
         hf, tok = load_model(model)
         m = load_adapter(hf, adapter) if adapter is not None else hf
         kw = {"conditions": tuple(condition)} if condition else {}
