@@ -342,7 +342,8 @@ def analyze_many(
     name = _method_name(method)
     run = {"method": method if method is not None else name, "name": name, "options": options or {}}
     t0 = time.perf_counter()
-    store = open_store(store_path, memory_limit=DRIVER_DUCKDB_MEMORY)
+    # analysing needs stored traces: a mistyped path must not become a new, empty store and "0 traces selected"
+    store = open_store(store_path, memory_limit=DRIVER_DUCKDB_MEMORY, create=False)
     import duckdb
 
     try:

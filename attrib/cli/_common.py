@@ -86,6 +86,22 @@ def step_head_option() -> Any:
                         "better between Who&When's two systems, so try it when your system is unlike them).")
 
 
+def method_options(method: str, model: Path | None, *, set_level: float | None = None,
+                   context_chars: int | None = None) -> dict[str, Any]:
+    """A method's options from ``attrib analyze``'s flags, for one run and for ``--all`` alike: the ranker file
+    (``--model``), the step-set level (the learned method only; a warning for any other) and the judges'
+    transcript budget (``--llm-context-chars``)."""
+    options = ranker_options(method, model)
+    if set_level is not None:
+        if method == "learned":
+            options["set_level"] = set_level
+        else:
+            err_console.print(f"[yellow]warning:[/] --set-level applies to the learned method, not {method}")
+    if context_chars is not None and method.startswith("judge"):
+        options["context_chars"] = context_chars
+    return options
+
+
 def ranker_options(method: str | None, model: Path | None) -> dict[str, Any]:
     """Method options that point the learned ranker at a fitted file (``--model``); {} when none is given.
 

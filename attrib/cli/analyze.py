@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from attrib.cli._common import check_format, check_method, console, err_console, handle_errors, ranker_options
+from attrib.cli._common import check_format, check_method, console, err_console, handle_errors, method_options
 from attrib.cli._llm_options import with_llm_options
 from attrib.cli.batch import with_batch_options
 from attrib.errors import AttribError, InputError, NoVerdictError
@@ -21,7 +21,7 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
     For a folder or glob, a file that cannot be read is appended to ``errors`` (when given) and the others are
     still read; with every file unreadable, one error names them."""
     from attrib.errors import NotFoundError
-    from attrib.readers import expand_paths, read_bytes, read_path
+    from attrib.readers import read_bytes, read_path, read_sources
 
     if target == "-":  # piped in: `cat run.json | attrib analyze -`
         import sys
@@ -29,22 +29,12 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
         return [(t, None) for t in read_bytes(sys.stdin.buffer.read(), Path("stdin"), format)]
     p = Path(target)
     if p.is_dir() or (not p.exists() and any(c in target for c in "*?[")):
-        files = expand_paths([target])
-        if not files:
-            raise InputError(None, "paths", f"no trace files in {target}")
-        out: list[tuple[Any, str | None]] = []
         failed: list[AttribError] = []
-        for f in files:
-            try:
-                out += [(t, str(f)) for t in read_path(f, format)]
-            except AttribError as e:
-                if errors is None:
-                    raise
-                failed.append(e)
+        out = [(t, str(f)) for t, f in read_sources([target], format, errors=failed if errors is not None else None)]
         if failed and not out:
             if len(failed) == 1:
                 raise failed[0]
-            raise InputError(target, None, f"none of its {len(files)} trace files could be read: "
+            raise InputError(target, None, f"none of its {len(failed)} trace files could be read: "
                              + "; ".join(map(str, failed[:3])) + (" ..." if len(failed) > 3 else ""))
         if errors is not None:
             errors += failed
@@ -153,16 +143,10 @@ def register(app: typer.Typer) -> None:
         with handle_errors():
             loaded = load_target(target, store, format, errors=bad)
             name = method or DEFAULT_METHOD
-            opts: dict[str, Any] = {"top_k": top_k, **ranker_options(name, model)}
-            if set_level is not None:
-                if name != "learned":
-                    err_console.print(f"[yellow]warning:[/] --set-level applies to the learned method, not {name}")
-                else:
-                    opts["set_level"] = set_level
+            opts: dict[str, Any] = {"top_k": top_k, **method_options(name, model, set_level=set_level,
+                                                                      context_chars=context_chars)}
             if name.startswith("judge"):
                 opts["llm"] = llm
-                if context_chars is not None:
-                    opts["context_chars"] = context_chars
             results, sources = analyze_each(loaded, name, opts, bad)
             ok = [a.trace_id for _, a in results if a.evidence.get("run_outcome") == "succeeded"]
             if ok:

@@ -30,7 +30,6 @@ WHERE_HELP = (
     "metadata, ingested_at), e.g. \"source_format = 'whowhen' AND n_steps > 20\"."
 )
 _PANEL = "Batch over the store (--all)"
-ENGINES = ("local", "dask", "serial")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _BATCH_PARAMS = [
@@ -69,37 +68,27 @@ def with_batch_options(fn: F) -> F:
         if all_:
             if kwargs.get("target"):
                 raise typer.BadParameter("give either a TARGET or --all, not both", param_hint="TARGET")
+            from attrib.engine import ENGINES
+
             if batch["engine"] not in ENGINES:
                 raise typer.BadParameter(f"expected one of {', '.join(ENGINES)}, got {batch['engine']!r}",
                                          param_hint="--engine")
-            from attrib.cli._common import ranker_options
-            from attrib.errors import NotFoundError
-            from attrib.store import default_path
+            from attrib.cli._common import method_options
+            from attrib.methods import DEFAULT_METHOD
 
+            name = kwargs.get("method") or DEFAULT_METHOD
             with handle_errors():
-                path = kwargs.get("store") or default_path()
-                if not Path(path).exists():  # a typo must not become a new, empty store and "0 traces selected"
-                    raise NotFoundError(f"{path}: no store here (run `attrib ingest PATH --store {path}` first)")
-                options: dict[str, Any] = ranker_options(kwargs.get("method"), kwargs.get("model"))
-            if kwargs.get("set_level") is not None:
-                if (kwargs.get("method") or "learned") == "learned":
-                    options["set_level"] = kwargs["set_level"]
-                else:
-                    from attrib.cli._common import err_console
-
-                    err_console.print(f"[yellow]warning:[/] --set-level applies to the learned method, not "
-                                      f"{kwargs['method']}")
-            if (kwargs.get("method") or "").startswith("judge"):  # the judges need the endpoint, on every worker
+                options: dict[str, Any] = method_options(name, kwargs.get("model"), set_level=kwargs.get("set_level"),
+                                                         context_chars=kwargs.get("context_chars"))
+            if name.startswith("judge"):  # the judges need the endpoint, on every worker
                 from attrib.cli._llm_options import llm_config_from_options
 
                 with handle_errors():
                     options["llm"] = kwargs.get("llm") or llm_config_from_options(
                         kwargs.get("llm_base_url"), kwargs.get("llm_model"), kwargs.get("llm_api_key_env"))
                     if options["llm"] is None:
-                        raise AttribError(f"--method {kwargs['method']} needs an endpoint: pass --llm-base-url "
+                        raise AttribError(f"--method {name} needs an endpoint: pass --llm-base-url "
                                           "(reachable from every Dask worker)")
-                if kwargs.get("context_chars") is not None:
-                    options["context_chars"] = kwargs["context_chars"]
             if kwargs.get("model") is not None and not batch["force"]:
                 from attrib.cli._common import err_console
 

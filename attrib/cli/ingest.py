@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from attrib.cli._common import check_format, console, err_console
+from attrib.cli._common import check_format, console, err_console, handle_errors
 from attrib.errors import EXIT_BAD_INPUT
 
 MAX_BYTES = 512 * 1024 * 1024  # same as attrib.readers.MAX_BYTES (not imported: keeps --help fast)
@@ -32,7 +32,6 @@ def register(app: typer.Typer) -> None:
 
         Example:  attrib ingest ../shared/data/who_and_when traces/otlp_agents.json
         """
-        from attrib.cli._common import handle_errors
         from attrib.store.api import ingest
 
         cfg = None

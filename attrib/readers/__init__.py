@@ -10,7 +10,7 @@ import glob
 from collections.abc import Iterable
 from pathlib import Path
 
-from attrib.errors import InputError
+from attrib.errors import AttribError, InputError
 from attrib.readers._common import check_encoding
 from attrib.readers.base import Reader
 from attrib.readers.chat import ChatReader
@@ -146,14 +146,23 @@ def read_paths(paths: Iterable[str | Path], format: str | None = None, max_bytes
     return [t for t, _ in read_sources(paths, format, max_bytes)]
 
 
-def read_sources(paths: Iterable[str | Path], format: str | None = None, max_bytes: int = MAX_BYTES
-                 ) -> list[tuple[Trace, Path]]:
-    """As :func:`read_paths`, each trace with the file it came from."""
+def read_sources(paths: Iterable[str | Path], format: str | None = None, max_bytes: int = MAX_BYTES,
+                 errors: list[AttribError] | None = None) -> list[tuple[Trace, Path]]:
+    """As :func:`read_paths`, each trace with the file it came from. With ``errors`` (a list), a file that cannot
+    be read is appended to it and the other files are still read; without, the first such file raises."""
     paths = list(paths)
     files = expand_paths(paths)
     if not files:
         raise InputError(None, "paths", f"no trace files in {', '.join(map(str, paths)) or '(nothing given)'}")
-    return [(t, p) for p in files for t in read_path(p, format, max_bytes)]
+    out: list[tuple[Trace, Path]] = []
+    for p in files:
+        try:
+            out += [(t, p) for t in read_path(p, format, max_bytes)]
+        except AttribError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+    return out
 
 
 __all__ = ["READERS", "SUFFIXES", "Reader", "detect", "expand_paths", "load_trace", "read_bytes", "read_path", "read_paths",

@@ -66,11 +66,11 @@ class Store:
     """A connection to one store file. Use as a context manager, or call :meth:`close`."""
 
     def __init__(self, path: str | Path | None = None, read_only: bool = False,
-                 memory_limit: str | None = None) -> None:
+                 memory_limit: str | None = None, create: bool = True) -> None:
         import duckdb
 
         self.path = Path(path) if path is not None else default_path()
-        if read_only and not self.path.exists():
+        if (read_only or not create) and not self.path.exists():
             raise NotFoundError(f"{self.path}: no store here (run `attrib ingest PATH` first, or pass --store)")
         check_store_file(self.path)
         try:
@@ -481,12 +481,14 @@ class Store:
         return {"counts": counts, "hashes": hashes}
 
 
-def open_store(path: str | Path | None = None, read_only: bool = False, memory_limit: str | None = None) -> Store:
+def open_store(path: str | Path | None = None, read_only: bool = False, memory_limit: str | None = None,
+               create: bool = True) -> Store:
     """Open (creating and migrating if needed) the store at ``path`` (default ``./attrib.duckdb``).
 
-    ``memory_limit`` bounds DuckDB's page cache (default 256MB or ``$ATTRIB_STORE_MEMORY``).
+    ``memory_limit`` bounds DuckDB's page cache (default 256MB or ``$ATTRIB_STORE_MEMORY``); ``create=False``
+    opens only a store that exists (NotFoundError otherwise), for work that reads traces from it.
     """
-    return Store(path, read_only=read_only, memory_limit=memory_limit)
+    return Store(path, read_only=read_only, memory_limit=memory_limit, create=create)
 
 
 __all__ = ["DEFAULT_PATH", "Store", "check_store_file", "default_path", "open_store"]
