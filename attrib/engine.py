@@ -202,7 +202,9 @@ def _progress_bar(total: int, enabled: bool, label: str) -> Iterator[Callable[[i
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=False) as bar:
+    from rich.console import Console
+
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(label, total=total, rate="")
         t0 = time.perf_counter()
         done = 0
@@ -258,14 +260,20 @@ def _dask_client(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, int
     n = workers or len(os.sched_getaffinity(0))
     # No statistical profiler (it samples the task thread's stack every 10 ms): nobody
     # watches a batch's workers, and on a small machine every percent of CPU is throughput.
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
-        cluster = distributed.LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,  # attribution is CPU-bound Python: processes, not threads, give parallelism
-            processes=True,
-            dashboard_address=":0",  # a free port for its HTTP endpoint, never a clash on 8787
-            silence_logs=logging.ERROR,
-        )
+    try:
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            cluster = distributed.LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,  # attribution is CPU-bound Python: processes, not threads, give parallelism
+                processes=True,
+                dashboard_address=":0",  # a free port for its HTTP endpoint, never a clash on 8787
+                silence_logs=logging.ERROR,
+            )
+    except RuntimeError as e:  # typically "Nanny failed to start": the worker processes re-ran the script
+        raise AttribError(
+            f"Dask could not start its worker processes ({str(e).splitlines()[0]}); from a script, call "
+            "analyze_many under `if __name__ == \"__main__\":` (the workers re-import the script), "
+            "or use engine='serial'") from None
     client = distributed.Client(cluster)
     try:
         yield client, n
@@ -316,7 +324,7 @@ def analyze_many(
     workers: int | None = None,
     force: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    progress: bool = True,
+    progress: bool = False,
     options: dict[str, Any] | None = None,
 ) -> BatchReport:
     """Attribute every selected trace in the store and write the verdicts back to it.
@@ -329,7 +337,11 @@ def analyze_many(
     Traces already analyzed with ``method`` are skipped unless ``force``. ``method`` is a registered
     name (default: the offline default) or a callable ``attribute(trace, **options) -> Attribution``
     (importable or picklable on the workers; its ``method_name`` attribute, else its name, keys the
-    stored verdicts). ``options`` go to the method. Returns a :class:`BatchReport`.
+    stored verdicts). ``options`` go to the method. ``progress``: a progress bar on standard error.
+    Returns a :class:`BatchReport`.
+
+    The Dask engines start worker processes that re-import the calling script: call this under
+    ``if __name__ == "__main__":`` in a script.
     """
     if engine not in ENGINES:
         raise AttribError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
@@ -340,6 +352,10 @@ def analyze_many(
     from attrib.store import open_store
 
     name = _method_name(method)
+    if isinstance(method, str) or method is None:
+        from attrib.methods import check_options
+
+        check_options(name, options or {})  # a misspelt option fails now, not once per trace
     run = {"method": method if method is not None else name, "name": name, "options": options or {}}
     t0 = time.perf_counter()
     # analysing needs stored traces: a mistyped path must not become a new, empty store and "0 traces selected"

@@ -37,6 +37,16 @@ class InputError(AttribError):
         return f"{where}: {self.message}" if where else self.message
 
 
+class NotFittedError(AttribError, ValueError, AttributeError):
+    """An estimator used before ``fit`` (a ValueError and an AttributeError too, as scikit-learn's is)."""
+
+
+def check_fitted(estimator: object, attribute: str) -> None:
+    """Raise :class:`NotFittedError` unless ``estimator`` has its fitted ``attribute`` (trailing underscore)."""
+    if not hasattr(estimator, attribute):
+        raise NotFittedError(f"this {type(estimator).__name__} is not fitted yet: call fit(...) first")
+
+
 class NotFoundError(AttribError):
     """A trace id, model path or store that does not exist."""
 

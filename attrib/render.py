@@ -95,13 +95,33 @@ def low_confidence_note(attr: Attribution, top_k: int) -> str | None:
             f"step probability) as candidates to check, not the first one as the answer.")
 
 
-def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: int = 5) -> str:
-    """A Markdown report: verdict, agents with Shapley blame ± CI, top steps, evidence, reason."""
-    ac = f", agent confidence {attr.agent_confidence:.0%}" if attr.agent_confidence is not None else ""
+def confidence_word(attr: Attribution) -> str:
+    """'confidence' for a calibrated probability (or a judge's own), 'score' when the method says it is not one."""
+    kind = attr.evidence.get("confidence_kind")
+    return "score" if kind and kind != "calibrated" else "confidence"
+
+
+def blame_title(attr: Attribution) -> str:
+    """What the agent scores are: Shapley blame (the learned method) or the method's own sums."""
+    kind = attr.evidence.get("agent_blame")
+    return "Shapley blame" if kind in (None, "shapley") else f"blame ({kind})"
+
+
+def _default_top_k(attr: Attribution, top_k: int | None) -> int:
+    return top_k if top_k is not None else len(attr.evidence.get("top_k") or ()) or 5
+
+
+def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: int | None = None) -> str:
+    """A Markdown report: verdict, agents with Shapley blame ± CI, top steps, evidence, reason.
+
+    ``top_k``: steps listed (default: as many as the method was asked for, ``evidence.top_k``, else 5)."""
+    top_k = _default_top_k(attr, top_k)
+    word = confidence_word(attr)
+    ac = f", agent {word} {attr.agent_confidence:.0%}" if attr.agent_confidence is not None else ""
     lines = [
         f"## Failure attribution: `{attr.trace_id}`",
         "",
-        f"**Decisive {verdict_line(attr, trace)}** — confidence {attr.confidence:.0%}{ac} "
+        f"**Decisive {verdict_line(attr, trace)}** — {word} {attr.confidence:.0%}{ac} "
         f"(method `{attr.method}`"
         + (f", {attr.elapsed_s * 1000:.0f} ms" if attr.elapsed_s is not None else "")
         + ")",
@@ -110,7 +130,8 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     if note := low_confidence_note(attr, top_k):
         lines += [f"> **{note}**", ""]
     if attr.agents:
-        lines += ["| agent | blame | ", "|---|---|"]
+        col = "blame" if blame_title(attr) == "Shapley blame" else blame_title(attr)
+        lines += [f"| agent | {col} |", "|---|---|"]
         lines += [f"| {a.agent} | {a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)} |" for a in attr.agents]
         lines.append("")
     if attr.steps:
@@ -138,18 +159,20 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     return "\n".join(lines)
 
 
-def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int = 5) -> Any:
+def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int | None = None) -> Any:
     """A rich Group: verdict panel, agent table with Shapley ± CI, top-k steps, evidence and reason."""
     from rich.console import Group
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
 
-    ac = f"   agent confidence [bold]{attr.agent_confidence:.0%}[/]" if attr.agent_confidence is not None else ""
+    top_k = _default_top_k(attr, top_k)
+    word = confidence_word(attr)
+    ac = f"   agent {word} [bold]{attr.agent_confidence:.0%}[/]" if attr.agent_confidence is not None else ""
     ms = f"   {attr.elapsed_s * 1000:.0f} ms" if attr.elapsed_s is not None else ""
     head = Panel(
         Text.from_markup(
-            f"[bold]{verdict_line(attr, trace)}[/]   confidence [bold]{attr.confidence:.0%}[/]"
+            f"[bold]{verdict_line(attr, trace)}[/]   {word} [bold]{attr.confidence:.0%}[/]"
             f"{ac}   method {attr.method}{ms}"
         ),
         title=f"decisive mistake in {attr.trace_id}",
@@ -158,7 +181,7 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int =
     if note := low_confidence_note(attr, top_k):
         parts.append(Text(note, style="bold yellow"))
     if attr.agents:
-        t = Table(title="agents (Shapley blame)", show_edge=False)
+        t = Table(title=f"agents ({blame_title(attr)})", show_edge=False)
         t.add_column("agent")
         t.add_column("blame", justify="right")
         for a in attr.agents:
@@ -192,13 +215,11 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int =
 
 def attribution_plot(attr: Attribution, path: str | None = None) -> Any:
     """Bar charts of step probabilities and agent blame (± CI); saved to ``path`` when given."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    if path:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.5), gridspec_kw={"width_ratios": [3, 1]})
+    # a bare Figure, not pyplot: no backend switch and no global figure list (a notebook keeps its inline backend)
+    fig = Figure(figsize=(11, 3.5))
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
     xs = [s.step for s in attr.steps]
     ys = [s.probability if s.probability is not None else s.score for s in attr.steps]
     ax1.bar(xs, ys, color=["crimson" if x == attr.step else "steelblue" for x in xs])
@@ -210,9 +231,8 @@ def attribution_plot(attr: Attribution, path: str | None = None) -> Any:
     err = [[a.score - (a.ci_low if a.ci_low is not None else a.score) for a in attr.agents],
            [(a.ci_high if a.ci_high is not None else a.score) - a.score for a in attr.agents]]
     ax2.barh(names[::-1], vals[::-1], xerr=[e[::-1] for e in err], color="darkorange")
-    ax2.set_title("Shapley blame")
+    ax2.set_title(blame_title(attr))
     fig.tight_layout()
     if path:
         fig.savefig(path, dpi=120)
-        plt.close(fig)
     return fig

@@ -97,6 +97,36 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
     def n_steps(self) -> int:
         return len(self.steps)
 
+    def problem(self) -> tuple[str, str] | None:
+        """The first broken invariant as (field, message), or None for a sound trace.
+
+        A Trace built by hand is not type-checked at construction (msgspec checks types when decoding), so
+        this checks the field types by a JSON round trip, then the rules every reader keeps: steps numbered
+        0..n-1, parents point to earlier steps, the step agents are among ``agents``, the label is a step.
+        """
+        try:
+            msgspec.json.decode(msgspec.json.encode(self), type=Trace)
+        except msgspec.ValidationError as e:  # "Expected `str`, got `null` - at `$.steps[0].content`"
+            msg, _, where = str(e).partition(" - at `$.")
+            return (where.rstrip("`") or "trace"), msg
+        except (TypeError, msgspec.EncodeError) as e:  # e.g. a numpy integer where an int belongs
+            return "trace", f"{e} (use plain Python str/int/float values)"
+        if not self.steps:
+            return "steps", "empty, a trace needs at least one step"
+        agents = set(self.agents)
+        for i, s in enumerate(self.steps):
+            if s.index != i:
+                return f"steps[{i}].index", f"expected {i}, got {s.index} (steps are numbered 0..n-1 in run order)"
+            for p in s.parents:
+                if not 0 <= p < i:
+                    return (f"steps[{i}].parents",
+                            f"step {i} references parent step {p}, which is not an earlier step (missing parent)")
+            if s.agent not in agents:
+                return f"steps[{i}].agent", f"{s.agent!r} is not one of the trace's agents {list(self.agents)}"
+        if self.label is not None and not 0 <= self.label.mistake_step < len(self.steps):
+            return "label.mistake_step", f"{self.label.mistake_step} is outside the steps (0..{len(self.steps) - 1})"
+        return None
+
     def unlabelled(self) -> Trace:
         """The same trace without its annotation: what attribution methods are allowed to see."""
         return msgspec.structs.replace(self, label=None)
@@ -167,15 +197,17 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
     def from_json(data: bytes | str) -> Attribution:
         return msgspec.json.decode(data, type=Attribution)
 
-    def to_markdown(self, trace: Trace | None = None) -> str:
+    def to_markdown(self, trace: Trace | None = None, top_k: int | None = None) -> str:
+        """Markdown report; ``top_k`` steps listed (default: as many as the method was asked for)."""
         from attrib.render import attribution_markdown
 
-        return attribution_markdown(self, trace)
+        return attribution_markdown(self, trace, top_k)
 
-    def to_rich(self, trace: Trace | None = None) -> Any:
+    def to_rich(self, trace: Trace | None = None, top_k: int | None = None) -> Any:
+        """A rich renderable (print it with a rich Console); ``top_k`` as for :meth:`to_markdown`."""
         from attrib.render import attribution_rich
 
-        return attribution_rich(self, trace)
+        return attribution_rich(self, trace, top_k)
 
     def to_otlp(self, trace: Trace | None = None, top_k: int = 5, with_steps: bool = False) -> dict[str, Any]:
         """The verdict as an OTLP/JSON span (in the run's own trace when it came from OTLP); ``with_steps``: the
@@ -249,8 +281,9 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "method": "The attribution method (learned is the offline default).",
         "agent": "The blamed agent.",
         "step": "The decisive step's index.",
-        "confidence": "Calibrated probability that the step is right.",
-        "agent_confidence": "Calibrated probability that the agent is right.",
+        "confidence": "Probability that the step is right: calibrated on annotated runs when "
+                      "evidence.confidence_kind is 'calibrated' (the learned method); else the score it names.",
+        "agent_confidence": "Probability that the agent is right (calibrated for the learned method, as above).",
         "agents": "Agents ranked by Shapley blame, with confidence intervals.",
         "steps": "Every step's blame score and probability of being the decisive one.",
         "evidence": "What the verdict rests on: graph_path, features and feature_meanings (the step's signals), "

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from attrib.errors import NotFoundError
 from attrib.evaluate.baselines import BASELINES
 from attrib.evaluate.data import SUBSETS, load_subset, question_id
 from attrib.evaluate.metrics import (
@@ -174,6 +175,19 @@ def evaluate(
     BLAS is held to one thread: the fits are thousands of tiny L-BFGS steps, where OpenBLAS's thread
     pool only spins (5x the CPU time on a busy 2-core machine, measured).
     """
+    if isinstance(subsets, str):
+        subsets = (subsets,)
+    unknown = [s for s in subsets if s not in SUBSETS]
+    if unknown:
+        raise NotFoundError(f"unknown Who&When subset {unknown[0]!r} (known: {', '.join(SUBSETS)})")
+    if methods is not None:
+        if isinstance(methods, str):
+            methods = (methods,)
+        from attrib.methods import get_method
+
+        for m in methods:
+            if m not in FITTED and m not in UNFITTED and m != "learned-subset":
+                get_method(m)  # an unknown name fails here, naming the known ones
     import scipy.optimize  # noqa: F401  (load its BLAS before limiting threads: limits bind to loaded libraries)
     import sklearn.linear_model  # noqa: F401
     from threadpoolctl import threadpool_limits

@@ -8,12 +8,14 @@ label (methods never see the annotation) and times the call.
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import msgspec
 
-from attrib.errors import AttribError
+from attrib.errors import AttribError, InputError
 from attrib.trace import Attribution, Trace
 
 
@@ -49,10 +51,44 @@ SUCCEEDED_NOTE = ("This run is recorded as successful: attrib looks for the step
                   "the verdict as the riskiest step, not as a cause.")
 
 
+def check_options(method: str, options: Mapping[str, Any]) -> None:
+    """Refuse options ``method`` does not take, naming the ones it does (a misspelt option is not ignored).
+
+    A method whose function takes ``**options`` (the judges) checks its own.
+    """
+    params = list(inspect.signature(get_method(method)).parameters.values())[1:]  # after the trace
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    known = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise InputError(None, "options", f"method {method!r} takes no option {', '.join(map(repr, unknown))} "
+                         f"(it takes: {', '.join(known) or 'none'})")
+
+
+def check_trace(trace: Any) -> Trace:
+    """``trace`` if it is a sound :class:`Trace` (see :meth:`Trace.problem`), else one clear error."""
+    if not isinstance(trace, Trace):
+        hint = " (read a file with attrib.load_trace(path) first)" if isinstance(trace, str | bytes) or hasattr(
+            trace, "__fspath__") else ""
+        raise TypeError(f"expected an attrib.Trace, got {type(trace).__name__}{hint}")
+    found = trace.problem()
+    if found is not None:
+        field, message = found
+        raise InputError(None, field, f"trace {trace.id}: {message}")
+    return trace
+
+
 def analyze(trace: Trace, method: str | None = None, **options: Any) -> Attribution:
-    """Attribute the failure in ``trace`` with ``method`` (default: the offline default)."""
+    """Attribute the failure in ``trace`` with ``method`` (default: the offline default).
+
+    ``options`` go to the method (e.g. ``set_level=0.5`` for ``learned``); one it does not take is an error.
+    The trace is checked first (:func:`check_trace`), so a hand-built one with a broken field fails here, by name.
+    """
     name = method or DEFAULT_METHOD
     fn = get_method(name)
+    check_options(name, options)
+    check_trace(trace)
     t0 = time.perf_counter()
     result: Attribution = fn(trace.unlabelled(), **options)
     if trace.outcome == "succeeded":  # say so rather than invent a cause for a run that did not fail

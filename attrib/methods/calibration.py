@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from attrib.errors import check_fitted
+
 
 def ece(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> float:
     """Expected calibration error with ``n_bins`` equal-width bins (fraction, not percent)."""
@@ -103,6 +105,8 @@ class Calibrator:
 
     def predict(self, raw: np.ndarray | float, covariate: np.ndarray | float = 0.0) -> np.ndarray:
         raw = np.asarray(raw, dtype=float)
+        if self.kind in ("platt", "isotonic"):
+            check_fitted(self, "a_" if self.kind == "platt" else "x_")
         if self.kind == "platt":
             z = self.a_ * _logit(raw) + self.b_ + self.c_ * np.asarray(covariate, dtype=float)
             return 1.0 / (1.0 + np.exp(-z))

@@ -19,11 +19,10 @@ error/inability signals the last tier shows. That choice is documented in the ev
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from attrib.errors import AttribError
+from attrib.errors import AttribError, check_fitted
 from attrib.trace import AgentBlame, Attribution, StepBlame, Trace
 
 SIGNALS = ("kw_error", "novel_numbers_any", "kw_hedge", "kw_unable", "next_tool_error")
@@ -118,14 +117,16 @@ class CausalStepModel:
 
     def step_scores(self, trace: Trace) -> np.ndarray:
         """Per-step causal score: the sum of the effects of the signals each step shows at its tier."""
+        check_fitted(self, "effects_")
         S = _signals(trace)
         n = len(S)
         E = self.effects_.reshape(self.n_tiers, len(SIGNALS))
         return np.array([S[i] @ E[_tier(i, n, self.n_tiers)] for i in range(n)])
 
 
-def attribute(trace: Trace, model: CausalStepModel | None = None, **_: Any) -> Attribution:
-    """Rank steps by estimated causal effect on failure (earliest wins ties). Needs a fitted model."""
+def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5) -> Attribution:
+    """Rank steps by estimated causal effect on failure (earliest wins ties). Needs a fitted model (default: one
+    fitted on the Algorithm-Generated logs). ``top_k``: how many top steps the evidence lists."""
     if model is None:
         from attrib.evaluate.data import load_subset
 
@@ -140,7 +141,10 @@ def attribute(trace: Trace, model: CausalStepModel | None = None, **_: Any) -> A
         confidence=float(1 / max(1, int((sc == sc.max()).sum()))),
         agents=tuple(AgentBlame(agent=a, score=v) for a, v in sorted(agents.items(), key=lambda kv: -kv[1])),
         steps=tuple(StepBlame(step=i, agent=s.agent, score=float(sc[i])) for i, s in enumerate(trace.steps)),
-        evidence={"causal_edges": model.graph_edges_[:20], "outcome_variable": model.outcome_},
+        evidence={"causal_edges": model.graph_edges_[:20], "outcome_variable": model.outcome_,
+                  "confidence_kind": "1 / the number of steps tied for the top score (not calibrated)",
+                  "agent_blame": "summed positive step scores",
+                  "top_k": [int(i) for i in np.argsort(-sc, kind="stable")[:top_k]]},
         reason=f"Step {best} shows the signals with the largest estimated causal effect on failure at its time tier.",
     )
 

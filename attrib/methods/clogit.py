@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from attrib.errors import check_fitted
+
 
 def segments(sizes: np.ndarray) -> np.ndarray:
     """Start offsets of consecutive groups of the given sizes."""
@@ -106,6 +108,7 @@ class ConditionalLogit:
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Probabilities over the items of one group (rows of ``X``)."""
+        check_fitted(self, "coef_")
         return group_softmax(self.decision_function(X), np.array([len(X)]))
 
     def to_dict(self) -> dict[str, list[float] | float]:

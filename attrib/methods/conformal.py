@@ -23,6 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from attrib.errors import check_fitted
+
 #: The coverage the shipped ranker's step sets aim at.
 LEVEL = 0.9
 #: Calibration groups by run length: runs of up to 12 steps, and longer ones (see ConformalStepSet).
@@ -94,6 +96,7 @@ class ConformalStepSet:
 
     def predict(self, p: np.ndarray, level: float | None = None) -> list[int]:
         """The steps that hold the decisive one with probability >= ``level`` (default: ``self.level``)."""
+        check_fitted(self, "scores_")
         return step_set(p, self.threshold(len(p), level))
 
     def to_dict(self) -> dict[str, object]:

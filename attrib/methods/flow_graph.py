@@ -21,11 +21,10 @@ topological sweep written here because it is a few lines and must run in millise
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import networkx as nx
 
-from attrib.features.text import final_answer_text, is_tool_agent, salient_tokens
+from attrib.features.text import final_answer_text, is_human_agent, is_tool_agent, salient_tokens
 from attrib.trace import Attribution, StepBlame, Trace
 
 #: Edge weights per kind (content weight grows with the number of tokens reused, capped).
@@ -139,12 +138,18 @@ def blame_path(g: nx.DiGraph, source: int, sink: int) -> list[int]:
         return [source, sink]
 
 
-def attribute(trace: Trace, keep: float = 0.3, **_: Any) -> Attribution:
-    """Blame the step that keeps most inverted mass (tool steps excluded, earliest wins ties)."""
+def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
+    """Blame the step that keeps most inverted mass (tool steps and the human's messages excluded, earliest wins
+    ties). The confidence is that mass and the agent scores are summed step mass: scores, not calibrated.
+    ``top_k``: how many of the top steps the evidence lists (``evidence["top_k"]``, what reports show)."""
     g = build_graph(trace)
     sink = failure_node(trace)
     mass = invert(g, sink, keep)
-    cands = [i for i in mass if not g.nodes[i]["tool"]] or list(mass)
+    def agent_step(i: int) -> bool:
+        s = trace.steps[i]
+        return not g.nodes[i]["tool"] and s.role not in ("user", "human") and not is_human_agent(s.agent)
+
+    cands = [i for i in mass if agent_step(i)] or [i for i in mass if not g.nodes[i]["tool"]] or list(mass)
     best = max(cands, key=lambda i: (mass[i], -i))
     agent_mass: dict[str, float] = {}
     for i, m in mass.items():
@@ -165,7 +170,10 @@ def attribute(trace: Trace, keep: float = 0.3, **_: Any) -> Attribution:
         agent_confidence=agent_mass.get(trace.steps[best].agent),
         agents=agents,
         steps=steps,
-        evidence={"graph_path": path, "failure_step": sink, "n_edges": g.number_of_edges()},
+        evidence={"graph_path": path, "failure_step": sink, "n_edges": g.number_of_edges(),
+                  "confidence_kind": "the step's share of the inverted blame mass (a score, not calibrated)",
+                  "agent_blame": "summed step mass",
+                  "top_k": sorted(mass, key=lambda i: (-mass[i], i))[:top_k]},
         reason=(
             f"Blame flowing back from step {sink}, where the failure shows, collects most at step {best} "
             f"({trace.steps[best].agent}), which originates content the later steps build on."

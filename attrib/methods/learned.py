@@ -31,8 +31,10 @@ inside folds (:mod:`attrib.evaluate`). Scoring needs only numpy (no scikit-learn
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -42,7 +44,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from attrib.errors import AttribError, InputError, NotFoundError
+from attrib.errors import AttribError, InputError, NotFoundError, check_fitted
 from attrib.features.agents import AGENT_FEATURES, AGENT_MEANING, AGENT_QUANTITIES, agent_matrix
 from attrib.methods.calibration import Calibrator
 from attrib.methods.clogit import ConditionalLogit
@@ -58,17 +60,27 @@ ARTIFACT = Path(__file__).parent / "data" / "ranker.json"
 # --------------------------------------------------------------------------- features
 
 
-@lru_cache(maxsize=1024)
-def _features_cached(key: str, trace_json: bytes) -> np.ndarray:
-    from attrib.features.steps import step_features
-
-    return step_features(Trace.from_json(trace_json))
+_FEATURES: OrderedDict[str, np.ndarray] = OrderedDict()  # content digest -> matrix, least recently used first
+_FEATURES_MAX = 1024
 
 
 def featurize(trace: Trace) -> np.ndarray:
-    """Step feature matrix, memoised by content (evaluation reuses it across folds and methods)."""
-    data = trace.unlabelled().to_json()
-    return _features_cached(hashlib.sha1(data).hexdigest(), data)
+    """Step feature matrix, memoised by a digest of the content (evaluation reuses it across folds and methods;
+    only the digest and the small matrix are kept, never the trace)."""
+    from attrib.features.steps import step_features
+
+    trace = trace.unlabelled()
+    key = hashlib.sha1(trace.to_json()).hexdigest()
+    X = _FEATURES.get(key)
+    if X is None:
+        X = step_features(trace)
+        X.setflags(write=False)  # shared between calls: nobody may edit it in place
+        _FEATURES[key] = X
+        if len(_FEATURES) > _FEATURES_MAX:
+            _FEATURES.popitem(last=False)
+    else:
+        _FEATURES.move_to_end(key)
+    return X
 
 
 # --------------------------------------------------------------------------- model
@@ -135,6 +147,24 @@ class LearnedRanker:
         self.inner_folds = inner_folds
         self.random_state = random_state
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (scikit-learn's ``get_params``, so ``sklearn.base.clone`` works)."""
+        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+
+    def set_params(self, **params: Any) -> LearnedRanker:
+        """Set constructor parameters by name (scikit-learn's ``set_params``); unknown names are an error."""
+        known = self.get_params()
+        for k, v in params.items():
+            if k not in known:
+                raise ValueError(f"LearnedRanker has no parameter {k!r} (it has: {', '.join(known)})")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = LearnedRanker().get_params()
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults[k])
+        return f"LearnedRanker({changed})"
+
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, traces: Sequence[Trace], groups: Sequence[str] | None = None,
             sample_weight: Sequence[float] | None = None) -> LearnedRanker:
@@ -142,13 +172,27 @@ class LearnedRanker:
 
         ``sample_weight`` weights each trace in the step head's likelihood (e.g. to balance two systems).
         """
-        if sample_weight is not None:
-            sample_weight = [w for t, w in zip(traces, sample_weight, strict=True) if t.label is not None]
-        traces = [t for t in traces if t.label is not None]
-        sw = np.ones(len(traces)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        traces = list(traces)
+        for name, seq in (("groups", groups), ("sample_weight", sample_weight)):
+            if seq is not None and len(seq) != len(traces):
+                raise ValueError(f"{name} has {len(seq)} entries for {len(traces)} traces")
+        if not isinstance(self.inner_folds, int) or self.inner_folds < 2:
+            raise ValueError(f"inner_folds must be an integer >= 2, got {self.inner_folds!r}")
+        if self.l2_step != "auto" and not isinstance(self.l2_step, int | float):
+            raise ValueError(f"l2_step must be 'auto' or a number, got {self.l2_step!r}")
+        for t in traces:
+            found = t.problem()
+            if found is not None:
+                raise AttribError(f"trace {t.id}: {found[0]}: {found[1]}")
+        keep = [i for i, t in enumerate(traces) if t.label is not None]  # unlabelled traces teach nothing
+        sw = np.ones(len(keep)) if sample_weight is None else np.asarray([sample_weight[i] for i in keep], float)
+        groups = [str(groups[i]) for i in keep] if groups is not None else [traces[i].id for i in keep]
+        traces = [traces[i] for i in keep]
         if len(traces) < 2 * self.inner_folds:
             raise AttribError(f"need at least {2 * self.inner_folds} labelled traces to fit, got {len(traces)}")
-        groups = list(groups) if groups is not None else [t.id for t in traces]
+        if len(set(groups)) < self.inner_folds:
+            raise AttribError(f"need at least inner_folds={self.inner_folds} distinct groups to fit, "
+                              f"got {len(set(groups))}")
         Xs = [featurize(t) for t in traces]
         ys = [t.label.mistake_step for t in traces]
         folds = _folds(groups, self.inner_folds, self.random_state)
@@ -215,6 +259,7 @@ class LearnedRanker:
         ``set_level`` (default: the level the ranker was fitted with)."""
         from attrib.features.steps import FEATURES, signal_name
 
+        check_fitted(self, "step_model_")
         X = featurize(trace) if X is None else X
         p_head = self.step_model_.predict_proba(X)
         agents, A = agent_matrix(trace, p_head, X)
@@ -295,11 +340,17 @@ def default_model(setting: str = "without_gt", path: str | None = None) -> Learn
     """The ranker for a setting ('with_gt' / 'without_gt') from ``path`` (a file from ``attrib fit``), else
     ``$ATTRIB_RANKER``, else the shipped artifact: the variable points the CLI, the app and Dask workers alike
     at your own ranker."""
-    return _load_ranker(setting, path or os.environ.get("ATTRIB_RANKER") or None)
+    path = path or os.environ.get("ATTRIB_RANKER") or None
+    try:  # a file rewritten in place (a refit loop, a notebook) is read again
+        st = os.stat(path or ARTIFACT)
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    return _load_ranker(setting, path, stamp)
 
 
 @lru_cache(maxsize=8)
-def _load_ranker(setting: str, path: str | None) -> LearnedRanker:
+def _load_ranker(setting: str, path: str | None, stamp: tuple[int, int] | None = None) -> LearnedRanker:
     p = Path(path) if path else ARTIFACT
     if not p.exists():
         if path:
@@ -336,7 +387,7 @@ def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0
 
 
 def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, model_path: str | None = None,
-              set_level: float | None = None, **_: Any) -> Attribution:
+              set_level: float | None = None) -> Attribution:
     """Attribute with the learned ranker, Shapley agent blame and graph evidence.
 
     ``model``: a fitted :class:`LearnedRanker`; else the artifact at ``model_path`` (from ``attrib fit``);
@@ -414,6 +465,8 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             "step_text": excerpt,
             "step_agent": s.agent,
             "shapley_exact": sh.exact,
+            "confidence_kind": "calibrated",
+            "agent_blame": "shapley",
             "failure_score": f_none,
             "setting": setting_of(trace),
             "ranker": source,

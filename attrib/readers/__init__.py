@@ -89,19 +89,12 @@ def read_bytes(data: bytes, path: str | Path, format: str | None = None) -> list
 
 
 def validate(trace: Trace, path: str | Path | None = None) -> Trace:
-    """Check the invariants every reader must keep: steps numbered 0..n-1, parents point to earlier steps."""
-    if not trace.steps:
-        raise InputError(path, "steps", f"trace {trace.id}: empty, a trace needs at least one step")
-    for i, s in enumerate(trace.steps):
-        if s.index != i:
-            raise InputError(path, f"steps[{i}].index", f"trace {trace.id}: expected {i}, got {s.index}")
-        for p in s.parents:
-            if not 0 <= p < i:
-                raise InputError(path, f"steps[{i}].parents", f"trace {trace.id}: step {i} references parent "
-                                 f"step {p}, which is not an earlier step (missing parent)")
-    if trace.label is not None and not 0 <= trace.label.mistake_step < len(trace.steps):
-        raise InputError(path, "label.mistake_step", f"trace {trace.id}: {trace.label.mistake_step} is outside "
-                         f"the steps (0..{len(trace.steps) - 1})")
+    """Check the trace model's invariants (:meth:`Trace.problem`): field types, steps numbered 0..n-1, parents
+    point to earlier steps, step agents listed, the label a step. Raises one :class:`InputError`."""
+    found = trace.problem()
+    if found is not None:
+        field, message = found
+        raise InputError(path, field, f"trace {trace.id}: {message}")
     return trace
 
 

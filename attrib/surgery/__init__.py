@@ -40,4 +40,4 @@ _LAZY = {
 }
 
 
-__getattr__, __all__ = lazy_exports(__name__, _LAZY)
+__getattr__, __all__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -1,0 +1,144 @@
+"""The library as a Python user meets it: hand-built traces are checked up front, misspelt options and unfitted
+estimators fail clearly, the ranker follows scikit-learn's conventions, and renderers keep their promises."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import attrib
+from attrib.errors import AttribError, InputError, NotFittedError, NotFoundError
+from attrib.evaluate.data import load_subset, question_id
+from attrib.methods import analyze
+from attrib.methods.calibration import Calibrator
+from attrib.methods.causal import CausalStepModel
+from attrib.methods.conformal import ConformalStepSet
+from attrib.methods.learned import LearnedRanker, default_model, fit_artifact
+from attrib.trace import Label, Step, Trace
+
+
+def _trace(**kw) -> Trace:
+    steps = kw.pop("steps", (Step(index=0, agent="human", role="user", content="What is 2 + 2?"),
+                             Step(index=1, agent="Solver", content="2 + 2 = 5"),
+                             Step(index=2, agent="Checker", content="Looks right. FINAL ANSWER: 5")))
+    return Trace(id="hand", source_format="native", steps=steps, **kw)
+
+
+@pytest.mark.parametrize(("trace", "field"), [
+    (_trace(steps=(Step(index=5, agent="A"), Step(index=7, agent="B"))), "steps[0].index"),
+    (_trace(steps=(Step(index=0, agent="A", content=None),)), "steps[0].content"),  # type: ignore[arg-type]
+    (_trace(outcome="FAILED"), "outcome"),  # type: ignore[arg-type]
+    (_trace(agents=("X",)), "steps[0].agent"),
+    (_trace(label=Label(mistake_agent="Solver", mistake_step=9)), "label.mistake_step"),
+    (_trace(steps=(Step(index=0, agent="A", tokens_in=np.int64(5)),)), "trace"),  # type: ignore[arg-type]
+    (_trace(steps=()), "steps"),
+])
+def test_hand_built_trace_is_checked_before_any_method(trace: Trace, field: str):
+    for method in ("learned", "flow-graph"):
+        with pytest.raises(InputError) as e:
+            analyze(trace, method)
+        assert e.value.field == field, e.value
+
+
+def test_analyze_wants_a_trace_not_a_path():
+    with pytest.raises(TypeError, match="load_trace"):
+        analyze("traces/demo_whowhen.json")  # type: ignore[arg-type]
+
+
+def test_misspelt_options_are_refused_by_name(tmp_path):
+    t = _trace()
+    with pytest.raises(InputError, match="set_levl.*set_level"):
+        analyze(t, set_levl=0.5)
+    with pytest.raises(InputError, match="keep"):
+        analyze(t, "flow-graph", set_level=0.5)
+    assert len(analyze(t, top_k=2).evidence["top_k"]) == len(analyze(t, "flow-graph", top_k=2).evidence["top_k"]) == 2
+    # the batch engine refuses before touching the store (the path does not exist either: options come first)
+    with pytest.raises(InputError, match="set_levl"):
+        attrib.analyze_many(tmp_path / "none.duckdb", engine="serial", options={"set_levl": 0.5})
+
+
+def test_unfitted_estimators_say_fit_first():
+    t = _trace()
+    for call in (lambda: LearnedRanker().predict(t), lambda: CausalStepModel().step_scores(t),
+                 lambda: Calibrator().predict(0.5), lambda: ConformalStepSet().predict(np.array([0.5, 0.5]))):
+        with pytest.raises(NotFittedError, match="not fitted yet: call fit"):
+            call()
+    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
+
+
+def test_ranker_params_and_fit_input_checks(whowhen_dir):
+    from sklearn.base import clone
+
+    r = LearnedRanker(l2_agent=3.0, random_state=7)
+    assert repr(r) == "LearnedRanker(l2_agent=3.0, random_state=7)"
+    c = clone(r)
+    assert c is not r and c.get_params() == r.get_params()
+    with pytest.raises(ValueError, match="no parameter 'l2'"):
+        r.set_params(l2=1.0)
+    ag = list(load_subset("algorithm")[:24])
+    groups = [question_id(t) for t in ag]
+    with pytest.raises(ValueError, match="groups has 3 entries for 24 traces"):
+        LearnedRanker().fit(ag, groups[:3])
+    with pytest.raises(ValueError, match="inner_folds"):
+        LearnedRanker(inner_folds=1).fit(ag, groups)
+    with pytest.raises(AttribError, match="distinct groups"):
+        LearnedRanker().fit(ag, ["one"] * len(ag))
+    # an unlabelled trace among labelled ones is dropped together with its group (was an IndexError)
+    mixed = ag[:10] + [ag[10].unlabelled()] + ag[11:]
+    m = LearnedRanker(inner_folds=2).fit(mixed, groups)
+    assert m.n_train_ == 23 and m.predict(ag[0]).step_probs.shape == (ag[0].n_steps,)
+
+
+def test_ranker_file_rewritten_in_place_is_read_again(whowhen_dir, tmp_path):
+    ag, hc = load_subset("algorithm"), load_subset("hand")
+    path = tmp_path / "ranker.json"
+    path.write_text(json.dumps(fit_artifact(list(ag[:40]), "a")))
+    first = default_model("with_gt", str(path))
+    path.write_text(json.dumps(fit_artifact(list(hc[:40]), "b")))
+    second = default_model("with_gt", str(path))
+    assert first is not second and second.n_train_ == 40
+    assert not np.allclose(first.step_model_.coef_, second.step_model_.coef_)
+    assert default_model("with_gt", str(path)) is second  # unchanged file: the cached model
+
+
+def test_renderers_follow_the_method():
+    t = _trace()
+    learned = analyze(t, top_k=2)
+    md = learned.to_markdown(t)
+    assert "confidence" in md and md.count("\n| ") - 2 == len(learned.agents) + 2  # 2 headers, the agents, 2 steps
+    assert "| agent | blame |" in md
+    fg = analyze(t, "flow-graph")
+    assert fg.step != 0 and fg.agent != "human"  # the user's question is not a mistake
+    md = fg.to_markdown(t)
+    assert "score" in md.split("\n")[2] and "blame (summed step mass)" in md
+
+
+def test_plot_keeps_the_matplotlib_backend(tmp_path):
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    a = analyze(_trace())
+    fig = a.plot(str(tmp_path / "v.png"))
+    assert (tmp_path / "v.png").stat().st_size > 1000 and fig.axes
+    assert matplotlib.get_backend() == before
+
+
+def test_evaluate_names_an_unknown_subset():
+    from attrib.evaluate.harness import evaluate
+
+    with pytest.raises(NotFoundError, match="unknown Who&When subset 'Algorithm'"):
+        evaluate(subsets=["Algorithm"])
+    with pytest.raises(AttribError, match="unknown method"):
+        evaluate(subsets="algorithm", methods=["lerned"])
+
+
+def test_lazy_names_are_listed_before_first_use():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import attrib, sys; print('analyze' in dir(attrib), "
+                          "'load_trace' in dir(attrib), 'numpy' in sys.modules)"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", "False"]
