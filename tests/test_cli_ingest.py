@@ -157,3 +157,38 @@ def test_a_store_path_that_is_not_a_duckdb_store_is_refused(tmp_path: Path) -> N
     assert r.exit_code == 0, r.output
     with open_store(tmp_path / "new.json", read_only=True) as st:
         assert st.trace_ids() == ["whowhen-algorithm-demo_whowhen"]
+
+
+def test_two_files_with_one_trace_id_do_not_overwrite_each_other(bundled: Path, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "chat.json").write_bytes((bundled / "chat_langgraph.json").read_bytes())
+    (tmp_path / "b" / "chat.json").write_bytes((bundled / "chat_autogen.jsonl").read_bytes())
+    store = tmp_path / "s.duckdb"
+    r = runner.invoke(app, ["ingest", str(tmp_path / "a"), str(tmp_path / "b"), "--store", str(store), "-q"])
+    assert r.exit_code == 3 and "'chat-chat' was already read from" in r.output
+    with open_store(store, read_only=True) as st:  # the first file's trace is the one kept, whole
+        assert st.get_trace("chat-chat") == read_path(tmp_path / "a" / "chat.json")[0]
+
+
+def test_ingest_from_standard_input_and_delete(bundled: Path, tmp_path: Path) -> None:
+    store = str(tmp_path / "s.duckdb")
+    r = runner.invoke(app, ["ingest", "-", "--store", store, "-q"], input=(bundled / "demo_whowhen.json").read_bytes())
+    assert r.exit_code == 0, r.output
+    with open_store(store, read_only=True) as st:
+        assert st.trace_ids() == ["whowhen-algorithm-stdin"]
+        tid = st.trace_ids()[0]
+    r = runner.invoke(app, ["traces", "delete", tid, "nope", "--store", store])
+    assert r.exit_code == 4 and "'nope'" in r.output
+    r = runner.invoke(app, ["traces", "delete", tid, "--store", store])
+    assert r.exit_code == 0
+    with open_store(store, read_only=True) as st:
+        assert st.trace_ids() == []
+
+
+def test_a_bad_model_config_is_named_once(bundled: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text('{"n_layers": 2}')
+    r = runner.invoke(app, ["ingest", str(bundled / "recorded"), "--store", str(tmp_path / "s.duckdb"),
+                            "--model-config", str(cfg)])
+    assert r.exit_code == 3 and r.output.count("cfg.json") == 1 and "missing n_heads, d_model" in r.output

@@ -193,3 +193,53 @@ def test_page_traces_joins_verdicts_with_labels_and_facets_list_choices(bundled:
     fac = tmp_store.facets()
     assert fac["method"] == ["m"] and "otlp" in fac["source"] and "Researcher" in fac["agent"]
     assert fac["truth_agent"] == sorted(fac["truth_agent"]) and "UnitConversion_Expert" in fac["truth_agent"]
+
+
+def test_store_files_that_are_not_ours_are_refused_without_damage(bundled: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    from attrib.errors import InputError, NotFoundError
+
+    empty = tmp_path / "empty.duckdb"  # what mktemp makes: a new store, not a broken one
+    empty.touch()
+    with pytest.raises(NotFoundError):
+        open_store(empty, read_only=True)
+    with open_store(empty) as st:
+        assert st.snapshot()["counts"]["traces"] == 0
+    foreign = tmp_path / "foreign.duckdb"
+    con = duckdb.connect(str(foreign))
+    con.execute("CREATE TABLE traces (x INTEGER)")
+    con.close()
+    with pytest.raises(InputError, match="its own traces table"):
+        open_store(foreign)
+    con = duckdb.connect(str(foreign))
+    assert [r[0] for r in con.execute("SHOW TABLES").fetchall()] == ["traces"]  # no schema_version left behind
+    con.close()
+    newer = tmp_path / "newer.duckdb"
+    with open_store(newer) as st:
+        st.con.execute("INSERT INTO schema_version (version) VALUES (99)")
+    for ro in (False, True):
+        with pytest.raises(InputError, match="newer attrib"):
+            open_store(newer, read_only=ro)
+    nested = tmp_path / "a" / "b" / "s.duckdb"
+    with open_store(nested):
+        pass
+    assert nested.is_file()
+
+
+@pytest.mark.parametrize(("value", "message"), [("1.5.5GB", "expected a size"), ("10KB", "too small")])
+def test_memory_limit_is_checked_before_a_file_is_made(tmp_path: Path, value: str, message: str) -> None:
+    from attrib.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        open_store(tmp_path / "m.duckdb", memory_limit=value)
+    assert not (tmp_path / "m.duckdb").exists()
+
+
+def test_export_refuses_a_folder_in_the_way_before_writing(bundled: Path, tmp_store, tmp_path: Path) -> None:
+    from attrib.errors import InputError
+
+    (tmp_path / "out" / "steps.parquet").mkdir(parents=True)
+    with pytest.raises(InputError, match="is a folder"):
+        tmp_store.export_parquet(tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["steps.parquet"]

@@ -18,12 +18,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ingest")
     def ingest_cmd(
-        paths: list[str] = typer.Argument(..., help="Files, folders (searched for .json/.jsonl) or globs ('logs/**/*.json')."),
+        paths: list[str] = typer.Argument(..., help="Files, folders (searched for .json/.jsonl), globs "
+                                          "('logs/**/*.json'), or - for standard input."),
         store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
         format: str = typer.Option(None, "--format", "-f", callback=check_format, help="Skip detection: whowhen, otlp, chat or attrib."),
         model_config: Path = typer.Option(None, "--model-config", help="JSON with n_layers, n_heads, d_model... to "
                                           "shape-check activation files against (else the files' own metadata)."),
-        max_bytes: int = typer.Option(MAX_BYTES, "--max-bytes", help="Refuse files larger than this many bytes."),
+        max_bytes: int = typer.Option(MAX_BYTES, "--max-bytes", min=1, help="Refuse files larger than this many bytes."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table; errors only."),
     ) -> None:
         """Read multi-agent run logs into the store (one transaction per file; re-ingesting is a no-op).
@@ -43,12 +44,20 @@ def register(app: typer.Typer) -> None:
                     from attrib.errors import InputError
 
                     raise InputError(model_config, None, "no such file")
-                cfg = loads(model_config.read_bytes(), model_config)
+                from attrib.activations import ModelConfig
+                from attrib.errors import InputError
+
+                try:  # check it once here, not once per activation file that would fail on it
+                    cfg = ModelConfig.from_any(loads(model_config.read_bytes(), model_config))
+                except InputError as e:
+                    raise InputError(model_config, e.field, e.message) from None
+                except (TypeError, ValueError) as e:
+                    raise InputError(model_config, None, f"not a model config ({e})") from None
         with handle_errors():  # the store itself: a folder, a file of another kind, locked by another process
             report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg,
                             max_bytes=max_bytes)
         if not report.files:
-            err_console.print("[bold red]error:[/] no input files matched", highlight=False)
+            err_console.print(f"[bold red]error:[/] no input files matched {escape(' '.join(paths))}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT)
         if not quiet and len(report.failed) < len(report.files):  # a table of zeros says nothing: errors follow
             from rich.table import Table

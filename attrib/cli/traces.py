@@ -1,4 +1,4 @@
-"""CLI topic 'traces': ``attrib traces list`` and ``attrib traces show ID`` (store queries and a timeline)."""
+"""CLI topic 'traces': ``attrib traces list``, ``show ID`` (a timeline), ``delete ID...`` and ``schema``."""
 
 from __future__ import annotations
 
@@ -110,9 +110,9 @@ def _check_outcome(value: str | None) -> str | None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``attrib traces list|show|schema``."""
-    traces = typer.Typer(help="List stored traces, show one as a timeline of steps by agent, print the trace JSON Schema.",
-                         no_args_is_help=True)
+    """Add ``attrib traces list|show|delete|schema``."""
+    traces = typer.Typer(help="List stored traces, show one as a timeline of steps by agent, delete some, print the "
+                         "trace JSON Schema.", no_args_is_help=True)
     app.add_typer(traces, name="traces")
 
     @traces.command("list")
@@ -171,6 +171,30 @@ def register(app: typer.Typer) -> None:
 
         typer.echo(orjson.dumps(json_schema("attribution" if attribution else "trace"),
                                 option=orjson.OPT_INDENT_2).decode())
+
+    @traces.command("delete")
+    def delete_cmd(
+        trace_ids: list[str] = typer.Argument(..., metavar="ID...", help="Trace ids in the store."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
+    ) -> None:
+        """Delete traces and everything computed from them (labels, verdicts, errors), in one transaction.
+
+        An unknown id deletes nothing and exits 4, naming it.
+
+        Example:  attrib traces delete chat-chat whowhen-hand-1
+        """
+        from attrib.errors import NotFoundError
+        from attrib.store import open_store
+
+        with handle_errors(), open_store(store, create=False) as st:
+            missing = [t for t in trace_ids if not st.has_trace(t)]
+            if missing:
+                st.get_trace(missing[0])  # raises NotFoundError with a did-you-mean hint
+                raise NotFoundError(f"{st.path}: no trace with id {missing[0]!r}")
+            with st.transaction():
+                for t in dict.fromkeys(trace_ids):
+                    st.delete_trace(t)
+        console.print(f"deleted {len(set(trace_ids))} trace(s) from {st.path}")
 
     @traces.command("show")
     def show_cmd(

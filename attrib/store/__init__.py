@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -37,10 +38,19 @@ DEFAULT_MEMORY_LIMIT = "256MB"
 WRITE_CHUNK = 1000
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?", re.IGNORECASE)
+_UNIT = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+#: Below this DuckDB cannot even create the schema (measured: 10KB fails with an out-of-memory error).
+MIN_MEMORY_BYTES = 16 * 2**20
+
+
 def _memory_limit(value: str | None) -> str:
     v = (value or os.environ.get("ATTRIB_STORE_MEMORY") or DEFAULT_MEMORY_LIMIT).strip()
-    if not v.replace(".", "").rstrip("KMGTBkmgtib").isdigit():
+    m = _SIZE.fullmatch(v)
+    if m is None:
         raise InputError(None, "ATTRIB_STORE_MEMORY", f"expected a size such as 256MB or 2GB, got {v!r}")
+    if float(m.group(1)) * _UNIT[(m.group(2) or "b").lower()] < MIN_MEMORY_BYTES:
+        raise InputError(None, "ATTRIB_STORE_MEMORY", f"{v} is too small for DuckDB; give at least 16MB")
     return v
 
 
@@ -70,9 +80,15 @@ class Store:
         import duckdb
 
         self.path = Path(path) if path is not None else default_path()
-        if (read_only or not create) and not self.path.exists():
+        empty = self.path.is_file() and self.path.stat().st_size == 0  # e.g. from mktemp: a new store, not a bad one
+        if (read_only or not create) and (not self.path.exists() or empty):
             raise NotFoundError(f"{self.path}: no store here (run `attrib ingest PATH` first, or pass --store)")
         check_store_file(self.path)
+        limit = _memory_limit(memory_limit)
+        new = not self.path.exists() or empty
+        if new:
+            self.path.unlink(missing_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as e:
@@ -80,16 +96,38 @@ class Store:
         except duckdb.Error as e:
             raise InputError(self.path, None, f"not a DuckDB store ({str(e).splitlines()[0]})") from None
         self._depth = 0
-        # no progress bar on stdout from long inserts; a bounded page cache keeps memory flat over many files
-        self.con.execute("SET enable_progress_bar = false")
-        self.con.execute(f"SET memory_limit = '{_memory_limit(memory_limit)}'")
-        if read_only:
-            v = current_version(self.con)
-            if v != LATEST:
-                raise InputError(self.path, "schema_version", f"store is at version {v}, this attrib needs {LATEST}; "
-                                 "open it once without read-only to migrate")
-        else:
-            migrate(self.con)
+        try:
+            # no progress bar on stdout from long inserts; a bounded page cache keeps memory flat over many files
+            self.con.execute("SET enable_progress_bar = false")
+            self.con.execute(f"SET memory_limit = '{limit}'")
+            self._check_schema(read_only)
+            if not read_only:
+                migrate(self.con)
+        except BaseException as e:
+            self.con.close()
+            if new:  # nothing half-made left behind: the file did not exist before this call
+                for f in (self.path, self.path.with_name(self.path.name + ".wal")):
+                    f.unlink(missing_ok=True)
+            if isinstance(e, duckdb.Error):
+                raise InputError(self.path, None, f"cannot set up the store ({str(e).splitlines()[0]})") from None
+            raise
+
+    def _check_schema(self, read_only: bool) -> None:
+        """Refuse a DuckDB file that is not an attrib store, or one written by a newer attrib."""
+        v = current_version(self.con)
+        if v > LATEST:
+            raise InputError(self.path, "schema_version", f"store was written by a newer attrib (schema {v}; this "
+                             f"one knows up to {LATEST}): upgrade attrib to use it")
+        if v == 0:
+            ours = [t for t in TABLES if self._has_table(t)]
+            if ours:
+                raise InputError(self.path, None, f"a DuckDB file with its own {', '.join(ours)} table(s), not an "
+                                 "attrib store (pass --store with a new or an attrib store file)")
+            if read_only:
+                raise InputError(self.path, "schema_version", "not an attrib store (no schema_version table)")
+        elif read_only and v != LATEST:
+            raise InputError(self.path, "schema_version", f"store is at version {v}, this attrib needs {LATEST}; "
+                             "open it once without read-only to migrate")
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
@@ -464,13 +502,26 @@ class Store:
     # ------------------------------------------------------------------ export
     def export_parquet(self, directory: str | Path) -> list[Path]:
         """Write every table to ``DIR/<table>.parquet``; returns the files written."""
+        import duckdb
+
         out = Path(directory)
+        if out.exists() and not out.is_dir():
+            raise InputError(out, None, "is a file; --parquet wants a folder")
         out.mkdir(parents=True, exist_ok=True)
+        for t in TABLES:  # refuse before writing anything, so no table is left half-exported
+            if (out / f"{t}.parquet").is_dir():
+                raise InputError(out / f"{t}.parquet", None, "is a folder; cannot write the table there")
         written = []
         for t in TABLES:
             p = out / f"{t}.parquet"
-            target = str(p).replace("'", "''")
-            self.con.execute(f"COPY (SELECT * FROM {t}) TO '{target}' (FORMAT parquet)")
+            tmp = out / f".{t}.parquet.tmp"
+            target = str(tmp).replace("'", "''")
+            try:
+                self.con.execute(f"COPY (SELECT * FROM {t}) TO '{target}' (FORMAT parquet)")
+            except duckdb.Error as e:
+                tmp.unlink(missing_ok=True)
+                raise InputError(p, None, f"cannot write ({str(e).splitlines()[0]})") from None
+            tmp.replace(p)  # each table appears whole or not at all
             written.append(p)
         return written
 

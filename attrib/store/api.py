@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from attrib.errors import AttribError, InputError
-from attrib.readers import MAX_BYTES, expand_paths, read_path
+from attrib.readers import MAX_BYTES, expand_paths, read_bytes, read_path
 from attrib.store import Store, open_store
 
 #: File name endings a folder is searched for.
@@ -68,11 +68,38 @@ class IngestReport:
                 "new_or_changed": self.n_new, "unchanged": self.n_unchanged}
 
 
+def _check_ids(traces: list[Any], path: Path, seen: dict[str, str] | None) -> None:
+    """Refuse a trace id that repeats within the file, or that an earlier file of the same call already used:
+    ids come from file names for some formats, and the store keeps one trace per id, so one would silently
+    replace the other."""
+    here: set[str] = set()
+    for t in traces:
+        if t.id in here:
+            raise InputError(path, "id", f"trace id {t.id!r} appears twice in this file; give each run its own id")
+        if seen is not None and t.id in seen and seen[t.id] != str(path):
+            raise InputError(path, "id", f"trace id {t.id!r} was already read from {seen[t.id]} in this ingest; "
+                             "the store keeps one trace per id (rename one file, or give the run its own id)")
+        here.add(t.id)
+
+
 def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: int = MAX_BYTES,
-                check_activations: bool = True, model_config: Any = None) -> FileResult:
-    """Read one file and upsert its traces in one transaction; errors become a failed :class:`FileResult`."""
+                check_activations: bool = True, model_config: Any = None,
+                seen: dict[str, str] | None = None) -> FileResult:
+    """Read one file and upsert its traces in one transaction; errors become a failed :class:`FileResult`.
+
+    ``seen`` (trace id -> file) spans one :func:`ingest` call, so two files that map to the same id fail loudly.
+    """
     try:
-        traces = read_path(path, format, max_bytes=max_bytes)
+        if str(path) == "-":  # standard input: `cat run.json | attrib ingest -`
+            import sys
+
+            data = sys.stdin.buffer.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise InputError("stdin", None, f"more than {max_bytes} bytes (raise the limit with --max-bytes)")
+            traces = read_bytes(data, Path("stdin"), format)
+        else:
+            traces = read_path(path, format, max_bytes=max_bytes)
+        _check_ids(traces, path, seen)
         if check_activations and any(s.activation is not None for t in traces for s in t.steps):
             from attrib.activations import check_trace
 
@@ -83,6 +110,8 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
         return FileResult(str(path), False, error=str(e))
     except Exception as e:  # a bug, not bad input: keep going, but say so
         return FileResult(str(path), False, error=f"{path}: internal error ({type(e).__name__}: {e})")
+    if seen is not None:
+        seen.update((t.id, str(path)) for t in traces)
     return FileResult(str(path), True, traces=len(traces), steps=sum(t.n_steps for t in traces), new=new,
                       unchanged=len(traces) - new, formats=tuple(sorted({t.source_format for t in traces})),
                       trace_ids=tuple(t.id for t in traces))
@@ -93,7 +122,8 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
            model_config: Any = None, on_file: Callable[[FileResult], None] | None = None) -> IngestReport:
     """Ingest files, folders and globs into ``store`` (a :class:`Store`, a path, or the default store).
 
-    Returns an :class:`IngestReport`; it never raises for bad input files (check ``report.ok``).
+    Returns an :class:`IngestReport`; it never raises for bad input files (check ``report.ok``). The path
+    ``"-"`` reads standard input. Two files that give the same trace id fail the second (one trace per id).
     ``progress=True`` draws a rich progress bar on stderr; ``on_file`` is called after each file.
     """
     if isinstance(paths, str | Path):
@@ -101,10 +131,11 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
     files = expand_paths(paths)
     own = not isinstance(store, Store)
     report = IngestReport()
-    if own and not any(f.is_file() for f in files):  # a typo in every path: report it, create no empty store
+    if own and not any(f.is_file() or str(f) == "-" for f in files):  # a typo in every path: report it, create no empty store
         report.files = [FileResult(str(f), False, error=str(InputError(f, None, "no such file"))) for f in files]
         return report
     st = open_store(store) if own else store  # type: ignore[arg-type]
+    seen: dict[str, str] = {}
     try:
         if progress:
             from rich.console import Console
@@ -115,14 +146,14 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
                 task = bar.add_task("", total=len(files))
                 for f in files:
                     bar.update(task, description=f.name)
-                    r = ingest_file(st, f, format, max_bytes, model_config=model_config)
+                    r = ingest_file(st, f, format, max_bytes, model_config=model_config, seen=seen)
                     report.files.append(r)
                     if on_file:
                         on_file(r)
                     bar.advance(task)
         else:
             for f in files:
-                r = ingest_file(st, f, format, max_bytes, model_config=model_config)
+                r = ingest_file(st, f, format, max_bytes, model_config=model_config, seen=seen)
                 report.files.append(r)
                 if on_file:
                     on_file(r)
