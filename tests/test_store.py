@@ -11,7 +11,7 @@ from attrib.errors import NotFoundError
 from attrib.readers import load_trace
 from attrib.store import open_store
 from attrib.store.schema import LATEST, MIGRATIONS
-from attrib.trace import Attribution, StepBlame, Trace
+from attrib.trace import Attribution, Step, StepBlame, Trace
 
 
 def test_migrations_apply_once(tmp_path: Path) -> None:
@@ -160,7 +160,13 @@ def test_bulk_save_attributions_replaces_per_trace_and_method(bundled: Path, tmp
     assert tmp_store.get_attributions(traces[0].id, "m") == [again[0]]
     assert tmp_store.get_attributions(traces[1].id, "m") == [again[1]]
     assert tmp_store.analyzed_ids("n") == {t.id for t in traces}
+    with pytest.raises(NotFoundError, match="no trace with id 'x0' to attach"):  # and nothing of the batch kept
+        tmp_store.save_attributions([again[0], Attribution(trace_id="x0", method="m", agent="a", step=0,
+                                                            confidence=0.5)])
+    assert tmp_store.get_attributions(traces[0].id, "m") == [again[0]]
     n = 2 * 1000 + 5  # more rows than one INSERT statement takes
+    tmp_store.upsert_traces([Trace(id=f"x{i}", source_format="attrib", steps=(Step(index=0, agent="a"),))
+                             for i in range(n)])
     many = [Attribution(trace_id=f"x{i}", method="big", agent="a", step=i, confidence=0.5) for i in range(n)]
     with pytest.raises(RuntimeError), tmp_store.transaction():  # the caller's transaction covers the bulk write
         tmp_store.save_attributions(many)

@@ -444,6 +444,11 @@ class Store:
             return 0
         with self.transaction():
             self._insert_rows("attributions", ("trace_id", "method", "agent", "step", "confidence", "json"), rows)
+            orphan = self.con.execute("SELECT a.trace_id FROM attributions a ANTI JOIN traces t USING (trace_id) "
+                                      "LIMIT 1").fetchone()
+            if orphan is not None:  # a verdict on a trace the store does not hold: nothing of the batch is kept
+                raise NotFoundError(f"{self.path}: no trace with id {orphan[0]!r} to attach a verdict to "
+                                    "(ingest the trace first)")
             self._clear_errors([(r[0], r[1]) for r in rows])
         return len(given)
 
