@@ -9,6 +9,9 @@
 * attributes ``attrib.method``, ``attrib.agent``, ``attrib.step``, ``attrib.confidence``,
   ``attrib.agent_confidence``, ``attrib.reason``, ``attrib.trace_id``, the conformal step set
   (``attrib.step_set``: an int array, ``attrib.step_set_level``) and, from OTLP input, ``attrib.decisive_span_id``;
+* ids collectors accept: an input span id that is not 16 hex digits (flat span lists say ``s3``) is replaced by one
+  derived from the trace id and step, as is a trace id that is not 32 hex digits, and the input's own span id is
+  kept in ``attrib.decisive_span_original_id`` (``attrib.span_original_id`` on a candidate event);
 * one event per agent (``attrib.agent_blame``: Shapley score and CI) and per top-k candidate step
   (``attrib.candidate``: rank, step, agent, probability, span id when known).
 
@@ -17,8 +20,8 @@ chat logs, attrib JSON): one span per step, in step order, with the attributes v
 (``gen_ai.agent.name``, ``openinference.span.kind`` AGENT or TOOL, ``output.value``), and the verdict span linked to
 the decisive step's span. So a chat log opens in the trace viewer with the blame on it. Each step span also carries
 the step verbatim (``attrib.step_json``) and the first one the run's other fields (``attrib.run_json``: task, ground
-truth, label, metadata), so attrib's OTLP reader reads the file back as the very same trace, with the same verdict;
-it leaves ``attrib.attribution`` spans out of a run that has other spans.
+truth, label, metadata), so attrib's OTLP reader reads the file back as the very same trace (equal, same content hash),
+with the same verdict; it never reads ``attrib.attribution`` spans as steps (a file of only those is an error).
 
 Send it with any OTLP/HTTP JSON exporter path (``POST /v1/traces``) or keep the file. Hand-written because
 the OpenTelemetry SDK records live spans; it does not serialise an after-the-fact span with a chosen trace id.
@@ -27,6 +30,7 @@ the OpenTelemetry SDK records live spans; it does not serialise an after-the-fac
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from typing import Any
 
@@ -53,20 +57,39 @@ def _hex_id(seed: str, n_bytes: int) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[: 2 * n_bytes]
 
 
-def _span_id(trace: Trace | None, step: int, exported: bool = False) -> str | None:
-    """The step's span id: its own from OTLP input, else (``exported``: the steps are in the same file) the one
-    :func:`trace_otlp` gives it, else none."""
-    if trace is None or not 0 <= step < trace.n_steps:
+def _valid_id(x: str, n_bytes: int) -> bool:
+    """An id collectors accept: ``2 * n_bytes`` hex digits, not all zero."""
+    return re.fullmatch(f"[0-9a-fA-F]{{{2 * n_bytes}}}", x) is not None and x.strip("0") != ""
+
+
+def _own_span_id(trace: Trace | None, step: int) -> str | None:
+    """The step's span id from OTLP input, as the input wrote it (maybe not hex: flat span lists say ``s3``)."""
+    if trace is None or trace.source_format != "otlp" or not 0 <= step < trace.n_steps:
         return None
     sid = trace.steps[step].metadata.get("span_id") if trace.steps[step].metadata else None
-    if sid and trace.source_format == "otlp":
-        return str(sid)
-    return _hex_id(f"attrib:{trace.id}:step:{step}", 8) if exported else None
+    return str(sid) if sid else None
+
+
+def _span_id(trace: Trace | None, step: int, exported: bool = False) -> str | None:
+    """The step's span id: its own from OTLP input when it is valid hex, else one derived from the trace id and step
+    (the one :func:`trace_otlp` gives it), for a non-hex own id or ``exported`` (the steps are in the same file)."""
+    if trace is None or not 0 <= step < trace.n_steps:
+        return None
+    own = _own_span_id(trace, step)
+    if own is not None and _valid_id(own, 8):
+        return own
+    return _hex_id(f"attrib:{trace.id}:step:{step}", 8) if exported or own is not None else None
 
 
 def _trace_id(trace_id: str, trace: Trace | None) -> str:
     otlp_trace = str(trace.metadata.get("trace_id", "")) if trace is not None and trace.source_format == "otlp" else ""
-    return otlp_trace if len(otlp_trace) == 32 else _hex_id(f"attrib:{trace_id}", 16)
+    return otlp_trace if _valid_id(otlp_trace, 16) else _hex_id(f"attrib:{trace_id}", 16)
+
+
+def _original_id(trace: Trace | None, step: int, sid: str | None) -> str | None:
+    """The input's own span id of ``step`` where the span id written (``sid``) had to be derived from it."""
+    own = _own_span_id(trace, step)
+    return own if own is not None and own != sid else None
 
 
 def _export(spans: list[dict[str, Any]]) -> dict[str, Any]:
@@ -103,6 +126,8 @@ def _attribution_span(attr: Attribution, trace: Trace | None, top_k: int, now_ns
         attrs.append(_attr("attrib.agent_confidence", float(attr.agent_confidence)))
     if decisive:
         attrs.append(_attr("attrib.decisive_span_id", decisive))
+        if orig := _original_id(trace, attr.step, decisive):
+            attrs.append(_attr("attrib.decisive_span_original_id", orig))
     if ss := attr.evidence.get("step_set"):
         attrs += [_attr("attrib.step_set", [int(i) for i in ss["steps"]]),
                   _attr("attrib.step_set_level", float(ss["level"]))]
@@ -121,6 +146,8 @@ def _attribution_span(attr: Attribution, trace: Trace | None, top_k: int, now_ns
         sid = _span_id(trace, s.step, exported)
         if sid:
             ev.append(_attr("attrib.span_id", sid))
+            if orig := _original_id(trace, s.step, sid):
+                ev.append(_attr("attrib.span_original_id", orig))
         events.append({"timeUnixNano": str(end), "name": "attrib.candidate", "attributes": ev})
     span: dict[str, Any] = {
         "traceId": trace_id,

@@ -166,3 +166,124 @@ def test_type_errors_name_the_json_path(tmp_path: Path) -> None:
     p.write_text(json.dumps(doc))
     with pytest.raises(InputError, match=r"resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[0\]\.name"):
         read_path(p)
+
+
+def test_null_fields_read_as_absent(tmp_path: Path) -> None:
+    """proto3 JSON: null is the default value, for every optional field."""
+    spans = [_span("T", "1", "", 100, gen_ai__agent__name="A", input__value="task", output__value="done"),
+             _span("T", "2", "1", 110, gen_ai__operation__name="chat", output__value="hi")]
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(_doc(*spans)))
+    spans[0].update(parentSpanId=None, events=None, links=None, status=None, kind=None)
+    spans[1].update(status={"code": None, "message": None}, events=None)
+    spans[1]["attributes"] += [{"key": "nothing", "value": None}, {"key": "null.string", "value": {"stringValue": None}},
+                               {"key": "empty.array", "value": {"arrayValue": {"values": None}}}]
+    spans.append({"traceId": "T", "spanId": "3", "parentSpanId": "2", "name": None, "attributes": None,
+                  "startTimeUnixNano": None, "endTimeUnixNano": None, "status": None})
+    doc = _doc(*spans)
+    doc["resourceSpans"].append({"resource": None, "scopeSpans": None})
+    doc["resourceSpans"][0]["scopeSpans"].append({"scope": None, "spans": None})
+    nulls = tmp_path / "nulls.json"
+    nulls.write_text(json.dumps(doc))
+    want, got = load_trace(plain), load_trace(nulls)
+    assert got.steps[:2] == want.steps and got.final_answer == want.final_answer
+    assert got.steps[1].metadata.get("error") is None
+    assert got.steps[2].parents == (1,) and got.steps[2].start_time is None
+
+
+def _untimed(tid: str, sid: str, parent: str, **attrs: Any) -> dict[str, Any]:
+    sp = _span(tid, sid, parent, 0, **attrs)
+    del sp["startTimeUnixNano"], sp["endTimeUnixNano"]
+    return sp
+
+
+def test_spans_without_times_come_in_tree_order(tmp_path: Path) -> None:
+    """Depth-first in file order: an agent's own work comes before the next agent's, not level by level."""
+    spans = [_untimed("T", "boss", "", gen_ai__agent__name="Boss", input__value="task"),
+             _untimed("T", "a", "boss", gen_ai__agent__name="A", input__value="part 1"),
+             _untimed("T", "b", "boss", gen_ai__agent__name="B", input__value="part 2"),
+             _untimed("T", "a-llm", "a", gen_ai__operation__name="chat", output__value="A's answer"),
+             _untimed("T", "b-llm", "b", gen_ai__operation__name="chat", output__value="B's answer")]
+    p = tmp_path / "untimed.json"
+    p.write_text(json.dumps(_doc(*spans)))
+    t = load_trace(p)
+    assert [s.metadata["span_id"] for s in t.steps] == ["boss", "a", "a-llm", "b", "b-llm"]
+    assert [s.agent for s in t.steps] == ["Boss", "A", "A", "B", "B"]
+    assert [s.parents for s in t.steps] == [(), (0,), (1,), (0,), (3,)]
+
+
+def test_times_order_the_steps_and_ties_keep_tree_order(tmp_path: Path) -> None:
+    spans = [_span("T", "boss", "", 100, gen_ai__agent__name="Boss"),
+             _span("T", "a", "boss", 100, gen_ai__agent__name="A"),
+             _span("T", "b", "boss", 150, gen_ai__agent__name="B"),
+             _span("T", "a-llm", "a", 100, gen_ai__operation__name="chat"),
+             _span("T", "a-late", "a", 200, gen_ai__operation__name="chat"),
+             _span("T", "b-llm", "b", 160, gen_ai__operation__name="chat")]
+    p = tmp_path / "timed.json"
+    p.write_text(json.dumps(_doc(*spans)))
+    assert [s.metadata["span_id"] for s in load_trace(p).steps] == ["boss", "a", "a-llm", "b", "b-llm", "a-late"]
+
+
+def test_final_answer_is_never_the_task(tmp_path: Path) -> None:
+    """A root agent span with children and no output: the last non-tool step's output, not the root's input."""
+    spans = [_span("T", "root", "", 100, gen_ai__agent__name="Boss", input__value="What is 6 x 7?"),
+             _span("T", "w", "root", 110, gen_ai__agent__name="Worker", input__value="multiply",
+                   output__value="worker says 48"),
+             _span("T", "llm", "w", 120, gen_ai__operation__name="chat", output__value="48"),
+             _span("T", "tool", "w", 130, gen_ai__operation__name="execute_tool", gen_ai__tool__name="calc",
+                   output__value="42")]
+    p = tmp_path / "final.json"
+    p.write_text(json.dumps(_doc(*spans)))
+    t = load_trace(p)
+    assert t.task == "What is 6 x 7?" and t.steps[0].content == t.task
+    assert t.final_answer == "48"  # the tool's result is not an answer; the llm's is the last word
+    spans[1]["attributes"].append({"key": "output.value", "value": {"stringValue": "ignored: not the root"}})
+    spans[0]["attributes"].append({"key": "output.value", "value": {"stringValue": "6 x 7 = 48"}})
+    p.write_text(json.dumps(_doc(*spans)))
+    assert load_trace(p).final_answer == "6 x 7 = 48"  # the root's own output wins
+    p.write_text(json.dumps(_doc(spans[0], *[_span("T", "w", "root", 110, gen_ai__agent__name="W",
+                                                    input__value="sub-task")])))
+    assert load_trace(p).final_answer == "6 x 7 = 48"
+    spans[0]["attributes"].pop()
+    p.write_text(json.dumps(_doc(spans[0], _span("T", "w", "root", 110, gen_ai__agent__name="W",
+                                                 input__value="sub-task"))))
+    assert load_trace(p).final_answer is None  # no output anywhere: no answer, rather than the task
+
+
+def test_jsonl_errors_name_one_position(tmp_path: Path) -> None:
+    lines = [json.dumps(_doc(_span(f"T{i}", "1", "", i, output__value="x" * 40))) for i in range(6)]
+    truncated = lines[:5] + [lines[5][:-20]]
+    p = tmp_path / "cut.jsonl"
+    p.write_text("\n".join(truncated) + "\n")
+    with pytest.raises(InputError) as e:
+        read_path(p)
+    assert e.value.field == f"line 6 col {len(lines[5]) - 20 + 1}"
+    p.write_text(lines[0] + "\n" + json.dumps([json.loads(lines[1])]) + "\n")
+    with pytest.raises(InputError) as e:
+        read_path(p)
+    assert (e.value.field, e.value.message) == ("line 2", "expected a JSON object, got a list")
+    doc = json.loads(lines[1])
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] = 7
+    p.write_text(lines[0] + "\n" + json.dumps(doc) + "\n")
+    with pytest.raises(InputError, match=r"line 2: \$\.resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[0\]\.name"):
+        read_path(p)
+
+
+def test_flat_span_errors_name_the_key_the_file_uses(tmp_path: Path) -> None:
+    p = tmp_path / "flat.json"
+    p.write_text(json.dumps({"spans": [{"span_id": "a", "name": "root"},
+                                       {"span_id": "b", "parent_span_id": "zz", "name": "orphan"}]}))
+    with pytest.raises(InputError) as e:
+        read_path(p)
+    assert e.value.field == "spans[1].parent_span_id" and "zz" in e.value.message
+    p.write_text(json.dumps({"spans": [{"span_id": "a", "name": "root"}, {"spanId": "a", "name": "twin"}]}))
+    with pytest.raises(InputError) as e:
+        read_path(p)
+    assert e.value.field == "spans[1].spanId" and "duplicate" in e.value.message
+    p.write_text(json.dumps({"spans": [{"span_id": 0, "name": "zero"}]}))
+    with pytest.raises(InputError) as e:
+        read_path(p)
+    assert e.value.field == "spans[0].span_id" and "0 is not a valid span id" in e.value.message
+    p.write_text(json.dumps({"spans": [{"span_id": 5, "parent_span_id": 0, "name": "int ids"},
+                                       {"span_id": 6, "parent_span_id": 5, "name": "child"}]}))
+    assert [s.parents for s in load_trace(p).steps] == [(), (0,)]  # parent 0: none, as OTLP's all-zero id

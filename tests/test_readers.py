@@ -155,3 +155,39 @@ def test_format_override_and_unknown_format(bundled: Path) -> None:
 
 def test_trace_from_reader_is_a_trace(bundled: Path) -> None:
     assert isinstance(load_trace(bundled / "demo_whowhen.json"), Trace)
+
+
+def test_autogen_agentchat_messages_get_roles_tool_calls_and_result_links() -> None:
+    """``TaskResult.model_dump()``: typed messages, FunctionCall lists and their execution results, a handoff."""
+    path = Path(__file__).parent / "fixtures" / "autogen_agentchat.json"
+    raw = json.loads(path.read_text())["messages"]
+    t = load_trace(path)
+    assert [s.role for s in t.steps] == ["user", "assistant", "tool", "assistant", "assistant", "assistant"]
+    assert [s.agent for s in t.steps] == [m["source"] for m in raw]
+    (call,) = t.steps[1].tool_calls
+    req = raw[1]["content"][0]
+    assert (call.name, call.id, json.loads(call.arguments)) == ("get_weather", req["id"], {"city": "New York"})
+    (res,) = t.steps[2].tool_results
+    assert res.call_id == req["id"] and res.name == "get_weather" and not res.is_error
+    assert res.content == t.steps[2].content == raw[2]["content"][0]["content"]
+    assert t.steps[2].parents == (1,)  # the result points back to the step that requested the call
+    assert t.steps[4].metadata["handoff_target"] == "writer"
+    assert t.steps[3].metadata["message_type"] == "ToolCallSummaryMessage"
+    assert (t.steps[1].tokens_in, t.steps[1].tokens_out) == (61, 15)
+
+
+def test_agentchat_results_without_a_name_take_the_calls_and_flag_errors(tmp_path: Path) -> None:
+    msgs = [{"type": "ToolCallRequestEvent", "source": "assistant",
+             "content": [{"id": "c1", "name": "search", "arguments": "{}"}, {"id": "c2", "name": "fetch", "arguments": "{}"}]},
+            {"type": "ToolCallExecutionEvent", "source": "assistant",
+             "content": [{"call_id": "c2", "content": "404", "is_error": True}, {"call_id": "c1", "content": "ok"}]}]
+    t = load_trace(_write(tmp_path, "ac.json", msgs))
+    assert [(r.name, r.is_error) for r in t.steps[1].tool_results] == [("fetch", True), ("search", False)]
+    assert t.steps[1].parents == (0,) and t.steps[1].content == "404\nok"
+
+
+def test_an_empty_chat_log_says_so(tmp_path: Path) -> None:
+    p = _write(tmp_path, "empty.json", {"messages": []})
+    with pytest.raises(InputError) as e:
+        read_path(p)
+    assert e.value.field == "messages" and "empty chat log" in e.value.message

@@ -3,12 +3,12 @@ OTLP/JSON (our own OTLP reader reads it back), and ``attrib analyze --otlp`` wri
 
 import re
 
-import msgspec
 import orjson
 import pytest
 from typer.testing import CliRunner
 
 from attrib.cli import app
+from attrib.errors import InputError
 from attrib.methods import analyze
 from attrib.paths import traces_dir
 from attrib.readers import read_path
@@ -53,8 +53,8 @@ def test_other_formats_get_a_stable_trace_id_and_the_file_reads_back(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{16}", s1["spanId"]) and "links" not in s1
     out = tmp_path / "verdict.json"
     out.write_bytes(orjson.dumps(d1))
-    (back,) = read_path(out, format="otlp")
-    assert back.steps[0].metadata["span_name"] == "attrib.attribution"
+    with pytest.raises(InputError, match="holds only attrib verdicts"):  # a verdict alone is no run
+        read_path(out, format="otlp")
 
 
 def test_cli_analyze_writes_otlp(tmp_path):
@@ -84,12 +84,8 @@ def test_a_chat_run_exports_as_spans_with_the_verdict_and_reads_back(tmp_path):
         out = tmp_path / f"{name}.otlp.json"
         out.write_bytes(orjson.dumps(d))
         (back,) = read_path(out)  # detected as OTLP; the verdict span is not a step
-        assert back.id == trace.id and back.task == trace.task and back.ground_truth == trace.ground_truth
-        assert back.label == trace.label and back.outcome == trace.outcome
-        plain = [msgspec.structs.replace(s, metadata={k: v for k, v in s.metadata.items()
-                                                      if k not in ("span_id", "span_name")}) for s in back.steps]
-        assert tuple(plain) == trace.steps  # tool calls, results, parents, metadata: all verbatim
-        assert back.steps[a.step].metadata["span_id"] == decisive
+        assert back == trace and back.content_hash() == trace.content_hash()  # the very same trace
+        assert trace_otlp(back, a, top_k=3, now_ns=10**18) == d  # so the same spans, ids and links again
         again = analyze(back)  # the same run, so the same verdict
         assert (again.step, again.agent, again.confidence) == (a.step, a.agent, a.confidence)
 
@@ -105,7 +101,6 @@ def test_cli_writes_the_steps_for_non_otlp_input(tmp_path):
 
 
 def test_a_corrupt_exported_step_is_a_one_line_error(tmp_path):
-    from attrib.errors import InputError
     from attrib.render_otlp import trace_otlp
 
     (trace,) = read_path(traces_dir() / "demo_whowhen.json")
@@ -118,3 +113,85 @@ def test_a_corrupt_exported_step_is_a_one_line_error(tmp_path):
     bad.write_bytes(orjson.dumps(d))
     with pytest.raises(InputError, match=r"bad\.json.*attrib\.step_json"):
         read_path(bad)
+
+
+def test_a_verdict_beside_its_run_is_never_a_step_and_alone_is_an_error(tmp_path):
+    path = traces_dir() / "otlp_agents.json"
+    (trace,) = read_path(path)
+    verdict = _span(attribution_otlp(analyze(trace), trace, now_ns=10**18))
+    doc = orjson.loads(path.read_bytes())
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"].append(verdict)  # a collector that got both
+    both = tmp_path / "both.json"
+    both.write_bytes(orjson.dumps(doc))
+    assert read_path(both) == [trace]
+    other = {**verdict, "traceId": "f" * 32}  # a second trace id that holds only a verdict
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"].append(other)
+    both.write_bytes(orjson.dumps(doc))
+    with pytest.raises(InputError) as e:
+        read_path(both)
+    assert e.value.field == f"trace {'f' * 32}" and "no run to analyze" in e.value.message
+
+
+def test_cli_a_verdict_file_never_replaces_the_run_in_the_store(tmp_path):
+    store, verdict = str(tmp_path / "s.duckdb"), tmp_path / "verdict.json"
+    run = CliRunner()
+    path = str(traces_dir() / "otlp_agents.json")
+    assert run.invoke(app, ["analyze", path, "--otlp", str(verdict)]).exit_code == 0
+    assert run.invoke(app, ["ingest", path, "--store", store, "-q"]).exit_code == 0
+    r = run.invoke(app, ["ingest", str(verdict), "--store", store])
+    assert r.exit_code == 3 and "holds only attrib verdicts (attrib.attribution spans)" in r.output
+    r = run.invoke(app, ["analyze", str(verdict)])
+    assert r.exit_code == 3 and "no run to analyze" in r.output
+    from attrib.store import open_store
+
+    (trace,) = read_path(path)
+    with open_store(store) as st:
+        assert st.get_trace(trace.id) == trace
+
+
+def test_reingesting_an_export_keeps_the_saved_verdicts(tmp_path, whowhen_dir):
+    from attrib.render_otlp import trace_otlp
+    from attrib.store import open_store
+
+    (trace,) = read_path(whowhen_dir / "Hand-Crafted" / "1.json")
+    a = analyze(trace)
+    out = tmp_path / "run.otlp.json"
+    out.write_bytes(orjson.dumps(trace_otlp(trace, a)))
+    with open_store(tmp_path / "s.duckdb") as st:
+        assert st.upsert_trace(trace)
+        st.save_attribution(a)
+        assert st.upsert_traces(read_path(out)) == [False]  # unchanged content: a no-op
+        assert len(st.get_attributions(trace.id)) == 1
+
+
+def test_non_hex_span_ids_get_valid_derived_ids_with_the_original_kept(tmp_path):
+    """A TRAIL-style flat span list says ``s3``; collectors need 16 hex digits for a span id, 32 for a trace id."""
+    spans = [{"span_id": "s1", "span_name": "Manager", "timestamp": "2025-03-19T16:44:40Z",
+              "span_attributes": {"openinference.span.kind": "AGENT", "input.value": "Sum 2 and 2.",
+                                  "output.value": "5"},
+              "child_spans": [
+                  {"span_id": "s2", "span_name": "Adder", "timestamp": "2025-03-19T16:44:41Z",
+                   "span_attributes": {"openinference.span.kind": "LLM",
+                                       "llm.output_messages.0.message.content": "2 + 2 = 5"}},
+                  {"span_id": "s3", "span_name": "Checker", "timestamp": "2025-03-19T16:44:42Z",
+                   "span_attributes": {"openinference.span.kind": "LLM",
+                                       "llm.output_messages.0.message.content": "Looks right: 5."}}]}]
+    path = tmp_path / "trail.json"
+    path.write_bytes(orjson.dumps({"trace_id": "trail-1", "spans": spans}))
+    (trace,) = read_path(path)
+    a = analyze(trace)
+    span = _span(a.to_otlp(trace, top_k=3))
+    hex16, hex32 = re.compile(r"[0-9a-f]{16}"), re.compile(r"[0-9a-f]{32}")
+    assert hex32.fullmatch(span["traceId"]) and hex16.fullmatch(span["spanId"])
+    (link,) = span["links"]
+    assert link["traceId"] == span["traceId"] and hex16.fullmatch(link["spanId"])
+    at = _attrs(span["attributes"])
+    assert at["attrib.decisive_span_id"] == link["spanId"]
+    assert at["attrib.decisive_span_original_id"] == trace.steps[a.step].metadata["span_id"]
+    cands = [_attrs(e["attributes"]) for e in span["events"] if e["name"] == "attrib.candidate"]
+    assert cands and all(hex16.fullmatch(c["attrib.span_id"]) for c in cands)
+    assert [c["attrib.span_original_id"] for c in cands] == \
+        [trace.steps[int(c["attrib.step"])].metadata["span_id"] for c in cands]
+    run = a.to_otlp(trace, top_k=3, with_steps=True)["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert run[a.step]["spanId"] == link["spanId"]  # the link points at the step's span when the run is written too
+    assert all(hex16.fullmatch(s["spanId"]) and s["traceId"] == span["traceId"] for s in run)

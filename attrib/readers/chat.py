@@ -2,7 +2,9 @@
 
 Accepts the shapes AutoGen, Magentic-One and LangGraph write: ``{role, name, content}`` (OpenAI
 style, ``tool_calls`` with ``function.name/arguments``, role ``tool`` with ``tool_call_id``),
-``{source, content}`` (autogen-agentchat), ``{type: human|ai|tool, name, content, tool_calls:
+``{source, type, content}`` (autogen-agentchat: ``TextMessage``, ``ToolCallRequestEvent`` with its
+``FunctionCall`` list, ``ToolCallExecutionEvent`` with its results, ``ToolCallSummaryMessage``, ``HandoffMessage``
+and its ``target``), ``{type: human|ai|tool, name, content, tool_calls:
 [{name, args, id}]}`` (LangChain/LangGraph), also as LangChain serialises them (``messages_to_dict``'s
 ``{type, data}``, ``dumpd``'s ``{lc, id, kwargs}``), and plain logs such as ``{agent, content}`` or
 ``{speaker, text}`` lines. The agent of a step is ``name``, else ``source`` / ``sender`` / ``agent`` /
@@ -32,6 +34,10 @@ from attrib.readers._common import (
 )
 from attrib.trace import ActivationRef, Label, Step, ToolCall, ToolResult, Trace
 
+#: autogen-agentchat message types (``{source, type, content}``) and the role each speaks in
+_AGENTCHAT = {"TextMessage": "assistant", "MultiModalMessage": "assistant", "StopMessage": "assistant",
+              "HandoffMessage": "assistant", "ToolCallSummaryMessage": "assistant", "ThoughtEvent": "assistant",
+              "ToolCallRequestEvent": "assistant", "ToolCallExecutionEvent": "tool"}
 _ROLE = {"human": "user", "ai": "assistant", "AIMessage": "assistant", "HumanMessage": "user",
          "ToolMessage": "tool", "SystemMessage": "system", "function": "tool", "FunctionMessage": "tool"}
 #: Keys that name who spoke, in the order a message's agent is taken from them (role is the fallback).
@@ -39,25 +45,45 @@ _SPEAKER_KEYS = ("role", "name", "source", "sender", "agent", "speaker")
 _TRACE_KEYS = ("messages", "chat_history", "conversation")
 
 
-def _tool_calls(msg: dict[str, Any], path: Path, where: str) -> tuple[ToolCall, ...]:
-    raw = msg.get("tool_calls")
+def _tool_calls(msg: dict[str, Any], path: Path, where: str, key: str = "tool_calls") -> tuple[ToolCall, ...]:
+    """The calls in ``msg[key]``: OpenAI ``{id, function: {name, arguments}}``, LangChain ``{name, args, id}`` or
+    autogen's ``FunctionCall`` ``{id, name, arguments}``."""
+    raw = msg.get(key)
     if raw is None:
         fc = msg.get("function_call")  # legacy OpenAI
         raw = [{"function": fc}] if isinstance(fc, dict) else []
     if not isinstance(raw, list):
-        raise InputError(path, f"{where}.tool_calls", f"expected a list, got {type(raw).__name__}")
+        raise InputError(path, f"{where}.{key}", f"expected a list, got {type(raw).__name__}")
     calls = []
     for j, c in enumerate(raw):
         if not isinstance(c, dict):
-            raise InputError(path, f"{where}.tool_calls[{j}]", f"expected an object, got {type(c).__name__}")
+            raise InputError(path, f"{where}.{key}[{j}]", f"expected an object, got {type(c).__name__}")
         fn = c.get("function") if isinstance(c.get("function"), dict) else c
         name = fn.get("name")
         if not isinstance(name, str) or not name:
-            raise InputError(path, f"{where}.tool_calls[{j}].function.name", "missing: a tool call needs a name")
+            field = f"{where}.{key}[{j}]" + (".function.name" if fn is not c else ".name")
+            raise InputError(path, field, "missing: a tool call needs a name")
         args = fn.get("arguments", fn.get("args", ""))
         cid = c.get("id")
         calls.append(ToolCall(name=name, arguments=as_text(args), id=None if cid is None else str(cid)))
     return tuple(calls)
+
+
+def _execution_results(raw: list[Any], steps: list[Step], call_owner: dict[str, int], path: Path,
+                       where: str) -> tuple[ToolResult, ...]:
+    """autogen's ``FunctionExecutionResult`` list ``[{call_id, content, is_error, name}]`` as tool results, named
+    after the call they answer when the result does not say."""
+    out = []
+    for j, r in enumerate(raw):
+        if not isinstance(r, dict):
+            raise InputError(path, f"{where}[{j}]", f"expected a function execution result, got {type(r).__name__}")
+        cid = None if r.get("call_id") is None else str(r["call_id"])
+        owner = call_owner.get(cid) if cid is not None else None
+        name = r.get("name") or (next((c.name for c in steps[owner].tool_calls if c.id == cid), None)
+                                 if owner is not None else None)
+        out.append(ToolResult(content=as_text(r.get("content")), call_id=cid, name=None if name is None else str(name),
+                              is_error=bool(r.get("is_error"))))
+    return tuple(out)
 
 
 def _unwrap_langchain(msg: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +104,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]
     if not isinstance(msgs, list):
         raise InputError(path, where, f"expected a list of messages, got {type(msgs).__name__}")
     if not msgs:
-        raise InputError(path, where, "empty: a trace needs at least one message")
+        raise InputError(path, where, "empty chat log: a trace needs at least one message")
     steps: list[Step] = []
     call_owner: dict[str, int] = {}
     for i, msg in enumerate(msgs):
@@ -87,7 +113,11 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]
             raise InputError(path, w, f"expected a message object, got {type(msg).__name__}")
         msg = _unwrap_langchain(msg)
         raw_role = msg.get("role", msg.get("type"))
-        role = _ROLE.get(raw_role, raw_role) if isinstance(raw_role, str) else None
+        kind = raw_role if "role" not in msg and raw_role in _AGENTCHAT else None  # an autogen-agentchat message
+        if kind is not None:
+            role = "user" if msg.get("source") == "user" and _AGENTCHAT[kind] == "assistant" else _AGENTCHAT[kind]
+        else:
+            role = _ROLE.get(raw_role, raw_role) if isinstance(raw_role, str) else None
         agent = next((msg[k] for k in _SPEAKER_KEYS[1:] if msg.get(k)), None)
         if agent is not None and not isinstance(agent, str):
             raise InputError(path, f"{w}.name", f"expected a string, got {type(agent).__name__}")
@@ -97,7 +127,13 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]
         calls = _tool_calls(msg, path, w)
         results: tuple[ToolResult, ...] = ()
         parents: tuple[int, ...] = ()
-        if role == "tool":
+        if kind == "ToolCallRequestEvent" and isinstance(msg["content"], list):  # content: FunctionCalls
+            calls, content = _tool_calls(msg, path, w, "content"), ""
+        elif kind == "ToolCallExecutionEvent" and isinstance(msg["content"], list):  # FunctionExecutionResults
+            results = _execution_results(msg["content"], steps, call_owner, path, f"{w}.content")
+            parents = tuple(sorted({call_owner[r.call_id] for r in results if r.call_id in call_owner}))
+            content = "\n".join(r.content for r in results)
+        elif role == "tool":
             cid = msg.get("tool_call_id")
             cid = None if cid is None else str(cid)
             owner = call_owner.get(cid) if cid is not None else None
@@ -129,6 +165,10 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]
         meta = {}
         if msg.get("name") and msg.get("role") and msg.get("role") != role:
             meta["raw_role"] = str(msg["role"])
+        if kind is not None:
+            meta["message_type"] = kind
+            if kind == "HandoffMessage" and msg.get("target"):
+                meta["handoff_target"] = str(msg["target"])
         steps.append(Step(
             index=i,
             agent=str(agent),
@@ -193,8 +233,8 @@ class ChatReader:
     def sniff(self, data: bytes, path: Path) -> float:
         head = data[:8192].lstrip()
         has_msg = b'"content"' in head or b'"text"' in head or b'"tool_calls"' in head
-        if not has_msg:
-            return 0.0
+        if not has_msg:  # an object with an empty (or text-less) chat log: ours to say what is missing
+            return 0.3 if head[:1] == b"{" and any(f'"{k}"'.encode() in head for k in _TRACE_KEYS) else 0.0
         speaker = any(f'"{k}"'.encode() in head for k in _SPEAKER_KEYS)
         if head[:1] == b"[" and (speaker or b'"type"' in head):
             return 0.6

@@ -6,14 +6,19 @@ Understands the OpenTelemetry GenAI conventions (``gen_ai.operation.name`` = ``i
 ``input.value``, ``output.value``, ``llm.input_messages.N.message.*``, ``llm.output_messages.N...``,
 ``tool.name``, ``llm.token_count.*``).
 
-Mapping: every span becomes one step (but attrib's own ``attrib.attribution`` verdict spans, in a run that has
-other spans), ordered by start time (a parent always before its children);
+Mapping: every span becomes one step (never attrib's own ``attrib.attribution`` verdict spans; a file or trace of
+only those is an error), ordered by start time (a parent always before its children), ties and spans without times
+in tree order (depth-first, in file order);
 an agent span that has children contributes the task it was handed (its output goes to metadata,
 since it is produced by the children that follow);
 ``Step.parents`` holds the index of the parent span's step; the step's agent is the span's own
 agent name, else the nearest enclosing agent span's, else the service name, else the span name.
 LLM spans carry their tool-call requests as ``ToolCall``; tool spans carry the call and its
 ``ToolResult``. One :class:`Trace` per ``traceId`` in the file.
+
+Files written by ``attrib analyze --otlp`` for a run from another format carry that run verbatim
+(``attrib.run_json``, ``attrib.step_json``) and read back as exactly that trace. Null fields count as absent
+(proto3 JSON).
 
 Labels may ride along on the root span as ``attrib.label.mistake_agent`` and
 ``attrib.label.mistake_span_id`` (or ``attrib.label.mistake_step``) plus ``attrib.label.reason``;
@@ -47,12 +52,15 @@ from attrib.trace import ActivationRef, Label, Step, ToolCall, ToolResult, Trace
 # --------------------------------------------------------------------------- OTLP JSON shape
 
 
+# proto3's JSON mapping reads null as the field's default, so every optional field also takes null (None)
+
+
 class _ArrayValue(msgspec.Struct):
-    values: list[_AnyValue] = []
+    values: list[_AnyValue] | None = None
 
 
 class _KvList(msgspec.Struct):
-    values: list[_KeyValue] = []
+    values: list[_KeyValue] | None = None
 
 
 class _AnyValue(msgspec.Struct):
@@ -66,42 +74,42 @@ class _AnyValue(msgspec.Struct):
 
 
 class _KeyValue(msgspec.Struct):
-    key: str
+    key: str | None = None
     value: _AnyValue | None = None
 
 
 class _Status(msgspec.Struct):
     code: int | str | None = None
-    message: str = ""
+    message: str | None = None
 
 
 class _Span(msgspec.Struct):
-    traceId: str = ""
-    spanId: str = ""
-    parentSpanId: str = ""
-    name: str = ""
-    startTimeUnixNano: int | str = 0
-    endTimeUnixNano: int | str = 0
-    attributes: list[_KeyValue] = []
+    traceId: str | None = None
+    spanId: str | None = None
+    parentSpanId: str | None = None
+    name: str | None = None
+    startTimeUnixNano: int | str | None = None
+    endTimeUnixNano: int | str | None = None
+    attributes: list[_KeyValue] | None = None
     status: _Status | None = None
 
 
 class _Scope(msgspec.Struct):
-    spans: list[_Span] = []
+    spans: list[_Span] | None = None
 
 
 class _Resource(msgspec.Struct):
-    attributes: list[_KeyValue] = []
+    attributes: list[_KeyValue] | None = None
 
 
 class _ResourceSpans(msgspec.Struct):
     resource: _Resource | None = None
-    scopeSpans: list[_Scope] = []
-    instrumentationLibrarySpans: list[_Scope] = []  # pre-1.0 OTLP name
+    scopeSpans: list[_Scope] | None = None
+    instrumentationLibrarySpans: list[_Scope] | None = None  # pre-1.0 OTLP name
 
 
 class _Export(msgspec.Struct):
-    resourceSpans: list[_ResourceSpans]
+    resourceSpans: list[_ResourceSpans] | None
 
 
 _DECODER = msgspec.json.Decoder(_Export)
@@ -123,9 +131,9 @@ def _value(v: _AnyValue | None) -> Any:
         d = v.doubleValue
         return d if isinstance(d, float) else _float(d)
     if v.arrayValue is not None:
-        return [_value(x) for x in v.arrayValue.values]
+        return [_value(x) for x in v.arrayValue.values or ()]
     if v.kvlistValue is not None:
-        return {kv.key: _value(kv.value) for kv in v.kvlistValue.values}
+        return {kv.key or "": _value(kv.value) for kv in v.kvlistValue.values or ()}
     return v.bytesValue
 
 
@@ -136,22 +144,25 @@ def _float(s: str) -> float | None:
         return None
 
 
-def _attrs(kvs: list[_KeyValue]) -> dict[str, Any]:
+def _attrs(kvs: list[_KeyValue] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for kv in kvs:
+    for kv in kvs or ():
         v = kv.value
         s = v.stringValue if v is not None else None
-        out[kv.key] = s if s is not None else _value(v)
+        out[kv.key or ""] = s if s is not None else _value(v)
     return out
 
 
 class _Rec:
-    """One span, format-independent: what the step builder needs."""
+    """One span, format-independent: what the step builder needs (``id_key`` / ``parent_key``: the keys the file
+    names them with, for errors)."""
 
-    __slots__ = ("trace_id", "span_id", "parent_id", "name", "start", "end", "attrs", "error", "service", "where")
+    __slots__ = ("trace_id", "span_id", "parent_id", "name", "start", "end", "attrs", "error", "service", "where",
+                 "id_key", "parent_key")
 
     def __init__(self, trace_id: str, span_id: str, parent_id: str, name: str, start: int, end: int,
-                 attrs: dict[str, Any], error: str | None, service: str, where: str) -> None:
+                 attrs: dict[str, Any], error: str | None, service: str, where: str,
+                 id_key: str = "spanId", parent_key: str = "parentSpanId") -> None:
         self.trace_id = trace_id
         self.span_id = span_id
         self.parent_id = parent_id
@@ -162,9 +173,13 @@ class _Rec:
         self.error = error
         self.service = service
         self.where = where
+        self.id_key = id_key
+        self.parent_key = parent_key
 
 
-def _nanos(x: int | str, path: Path, where: str) -> int:
+def _nanos(x: int | str | None, path: Path, where: str) -> int:
+    if x is None:
+        return 0
     if isinstance(x, int):
         return x
     v = as_int(x) if x else 0
@@ -175,21 +190,21 @@ def _nanos(x: int | str, path: Path, where: str) -> int:
 
 def _records_otlp(export: _Export, path: Path, prefix: str = "") -> list[_Rec]:
     recs: list[_Rec] = []
-    for r, rs in enumerate(export.resourceSpans):
+    for r, rs in enumerate(export.resourceSpans or ()):
         service = ""
         if rs.resource is not None:
-            for kv in rs.resource.attributes:
+            for kv in rs.resource.attributes or ():
                 if kv.key == "service.name":
                     service = str(_value(kv.value) or "")
-        for s, scope in enumerate(rs.scopeSpans or rs.instrumentationLibrarySpans):
-            for i, sp in enumerate(scope.spans):
+        for s, scope in enumerate(rs.scopeSpans or rs.instrumentationLibrarySpans or ()):
+            for i, sp in enumerate(scope.spans or ()):
                 where = f"{prefix}resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
                 st = sp.status
                 code = st.code if st is not None else None
                 error = None
                 if code == 2 or code == "STATUS_CODE_ERROR" or code == "ERROR":
                     error = st.message or "error"  # type: ignore[union-attr]
-                recs.append(_Rec(sp.traceId, sp.spanId, sp.parentSpanId, sp.name,
+                recs.append(_Rec(sp.traceId or "", sp.spanId or "", sp.parentSpanId or "", sp.name or "",
                                  _nanos(sp.startTimeUnixNano, path, where + ".startTimeUnixNano"),
                                  _nanos(sp.endTimeUnixNano, path, where + ".endTimeUnixNano"),
                                  _attrs(sp.attributes), error, service, where))
@@ -218,6 +233,15 @@ def _flat_time(span: dict[str, Any], *keys: str) -> int:
     return 0
 
 
+def _first(sp: dict[str, Any], ctx: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
+    """The first of ``keys`` a span sets (not null, not ""), and its value; ``context.K`` looks in ``ctx``."""
+    for k in keys:
+        v = ctx.get(k[8:]) if k.startswith("context.") else sp.get(k)
+        if v is not None and v != "":
+            return k, v
+    return keys[0], None
+
+
 def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[_Rec]:
     """Phoenix / TRAIL style: span dicts with snake_case ids and an attributes dict, maybe nested children."""
     recs: list[_Rec] = []
@@ -227,11 +251,16 @@ def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[_Rec
         if not isinstance(sp, dict):
             raise InputError(path, where, f"expected a span object, got {type(sp).__name__}")
         ctx = sp.get("context") if isinstance(sp.get("context"), dict) else {}
-        span_id = sp.get("span_id") or sp.get("spanId") or ctx.get("span_id") or sp.get("id")
-        if not isinstance(span_id, str | int) or span_id == "":
+        id_key, span_id = _first(sp, ctx, ("span_id", "spanId", "context.span_id", "id"))
+        if span_id is None:
             raise InputError(path, f"{where}.span_id", "missing: every span needs an id")
+        if isinstance(span_id, bool) or not isinstance(span_id, str | int) or span_id == 0:
+            raise InputError(path, f"{where}.{id_key}",
+                             f"{span_id!r} is not a valid span id (expected a string or a non-zero integer)")
         trace_id = sp.get("trace_id") or sp.get("traceId") or ctx.get("trace_id") or default_trace
-        parent = sp.get("parent_span_id") or sp.get("parent_id") or sp.get("parentSpanId") or inherited_parent
+        parent_key, parent = _first(sp, ctx, ("parent_span_id", "parent_id", "parentSpanId"))
+        if not parent:  # absent, null, "" or 0: a root, unless nested under child_spans
+            parent_key, parent = "child_spans", inherited_parent
         raw_attrs = sp.get("span_attributes", sp.get("attributes")) or {}
         attrs: dict[str, Any] = {}
         if isinstance(raw_attrs, dict):
@@ -254,7 +283,7 @@ def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[_Rec
         end = _flat_time(sp, "end_time", "endTime")
         recs.append(_Rec(str(trace_id), str(span_id), str(parent or ""), str(sp.get("span_name") or sp.get("name") or ""),
                          start, end or start, attrs, str(error) if error else None,
-                         str(sp.get("service_name") or ""), where))
+                         str(sp.get("service_name") or ""), where, id_key, parent_key))
         children = sp.get("child_spans")
         if isinstance(children, list):
             for j in range(len(children) - 1, -1, -1):
@@ -419,8 +448,7 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
             step = msgspec.json.decode(own, type=Step)
         except msgspec.DecodeError as e:  # malformed or mistyped
             raise InputError(path, f"{rec.where}.attributes[attrib.step_json]", str(e)) from None
-        meta = {**step.metadata, "span_id": rec.span_id, "span_name": rec.name}
-        return msgspec.structs.replace(step, index=idx, metadata=meta)
+        return msgspec.structs.replace(step, index=idx)  # verbatim: the span ids are derived from the step again
     calls: list[ToolCall] = []
     results: tuple[ToolResult, ...] = ()
     if kind == "llm":
@@ -485,9 +513,9 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
     by_id: dict[str, _Rec] = {}
     for r in recs:
         if not r.span_id:
-            raise InputError(path, f"{r.where}.spanId", "missing: every span needs an id")
+            raise InputError(path, f"{r.where}.{r.id_key}", "missing: every span needs an id")
         if r.span_id in by_id:
-            raise InputError(path, f"{r.where}.spanId", f"duplicate span id {r.span_id!r} in trace {trace_id}")
+            raise InputError(path, f"{r.where}.{r.id_key}", f"duplicate span id {r.span_id!r} in trace {trace_id}")
         by_id[r.span_id] = r
     children: dict[str, list[_Rec]] = {}
     roots: list[_Rec] = []
@@ -495,14 +523,14 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
         p = r.parent_id
         if p:
             if p not in by_id:
-                raise InputError(path, f"{r.where}.parentSpanId",
+                raise InputError(path, f"{r.where}.{r.parent_key}",
                                  f"span {r.span_id} references parent span {p} that is not in the file")
             children.setdefault(p, []).append(r)
         else:
             roots.append(r)
-    # parent-first walk: depth, effective start (a child never sorts before its parent), kind, agent
+    # depth-first walk in file order: depth, effective start (a child never sorts before its parent), kind, agent
     info: dict[str, tuple[int, int, str, str | None]] = {}
-    order: list[tuple[int, int, int, _Rec]] = []
+    order: list[tuple[int, int, _Rec]] = []
     stack = [(r, 0, r.start, None) for r in reversed(roots)]
     n = 0
     while stack:
@@ -511,22 +539,23 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
         own = _own_agent(r, kind)
         agent = own or enclosing
         info[r.span_id] = (depth, eff, kind, agent)
-        order.append((eff, depth, n, r))
+        order.append((eff, n, r))
         n += 1
         for c in reversed(children.get(r.span_id, ())):
             stack.append((c, depth + 1, max(c.start, eff), own if kind == "agent" and own else enclosing))
     if len(info) != len(by_id):
         stuck = next(r for r in recs if r.span_id not in info)
-        raise InputError(path, f"{stuck.where}.parentSpanId", f"span {stuck.span_id} is part of a parent cycle")
-    order.sort(key=lambda t: (t[0], t[1], t[2]))
-    index = {t[3].span_id: i for i, t in enumerate(order)}
+        raise InputError(path, f"{stuck.where}.{stuck.parent_key}", f"span {stuck.span_id} is part of a parent cycle")
+    # time order; ties (and spans without times) in tree order, i.e. depth-first preorder in file order
+    order.sort(key=lambda t: (t[0], t[1]))
+    index = {t[2].span_id: i for i, t in enumerate(order)}
     steps = []
-    for i, (_, _, _, r) in enumerate(order):
+    for i, (_, _, r) in enumerate(order):
         _, _, kind, agent = info[r.span_id]
         name = agent or (r.service if r.service and not r.service.startswith("unknown_service") else "") or r.name or "unknown"
         steps.append(_step(i, r, kind, name, index[r.parent_id] if r.parent_id else None, path,
                            r.span_id in children))
-    root = order[0][3]
+    root = order[0][2]
     ra = root.attrs
     run = ra.get("attrib.run_json")
     if isinstance(run, str):  # attrib's own export: the run's fields verbatim (steps are in their spans)
@@ -534,13 +563,15 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
             t = msgspec.json.decode(run, type=Trace)
         except msgspec.DecodeError as e:  # malformed or mistyped
             raise InputError(path, f"{root.where}.attributes[attrib.run_json]", str(e)) from None
-        return msgspec.structs.replace(t, steps=tuple(steps), metadata={**t.metadata, "trace_id": trace_id})
+        return msgspec.structs.replace(t, steps=tuple(steps))  # verbatim, so the same content hash
     outcome = ra.get("attrib.outcome")
     if outcome not in ("failed", "succeeded", "unknown"):
         outcome = "failed" if root.error is not None else "unknown"
     label = _label(ra, index, path, len(steps), root.where)
-    kind0 = info[root.span_id][2]
-    final = as_text(ra.get("output.value")) or (steps[0].content if kind0 != "tool" else None)
+    # the root's output, else the last word of a non-tool step (never the task an agent span was handed)
+    final = as_text(ra.get("output.value")) or next(
+        (o for s, (_, _, r) in zip(reversed(steps), reversed(order), strict=True)
+         if s.role != "tool" and (o := _output(s, r, info[r.span_id][2], children))), None)
     gt = ra.get("attrib.ground_truth")
     return Trace(
         id=str(ra.get("attrib.trace_id") or trace_id),
@@ -553,6 +584,13 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
         label=label,
         metadata={"trace_id": trace_id, "n_spans": len(steps), "service": root.service},
     )
+
+
+def _output(step: Step, rec: _Rec, kind: str, children: dict[str, list[_Rec]]) -> str:
+    """What a span produced: an agent span with children keeps its task as content, so only its output counts."""
+    if kind == "agent" and rec.span_id in children:
+        return step.metadata.get("output") or ""
+    return step.content
 
 
 def _label(a: dict[str, Any], index: dict[str, int], path: Path, n: int, where: str) -> Label | None:
@@ -581,10 +619,31 @@ def _group(recs: list[_Rec], path: Path, source_format: str) -> list[Trace]:
         groups.setdefault(r.trace_id, []).append(r)
     out = []
     for tid, rs in groups.items():
-        # attrib's own verdict spans annotate a run; they are not its steps
+        # attrib's own verdict spans annotate a run; they are never its steps
         steps = [r for r in rs if r.name != "attrib.attribution"]
-        out.append(build_trace(tid or path.stem, steps or rs, path, source_format))
+        if not steps:
+            raise InputError(path, "spans" if len(groups) == 1 else f"trace {tid}",
+                             "holds only attrib verdicts (attrib.attribution spans), no run to analyze")
+        out.append(build_trace(tid or path.stem, steps, path, source_format))
     return out
+
+
+_JSON_KIND = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+              type(None): "null"}
+
+
+def _line_error(e: Exception, line: bytes, n: int, path: Path) -> InputError:
+    """An error in line ``n`` of OTLP JSON Lines, with one position: ``line N col C`` or ``line N: <field>``."""
+    try:
+        v = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        v = {}
+    if not isinstance(v, dict):
+        return InputError(path, f"line {n}", f"expected a JSON object, got {_JSON_KIND.get(type(v), type(v).__name__)}")
+    err = decode_error(e, line, path, line_offset=n - 1)
+    if err.field and err.field.startswith("line "):
+        return err
+    return InputError(path, f"line {n}" + (f": {err.field}" if err.field else ""), err.message)
 
 
 class OTLPReader:
@@ -615,19 +674,33 @@ class OTLPReader:
     @staticmethod
     def _otlp_records(data: bytes, path: Path) -> list[_Rec]:
         if looks_jsonl(data):
-            recs: list[_Rec] = []
-            for n, line in enumerate(data.split(b"\n"), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    export = _DECODER.decode(line)
-                except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                    err = decode_error(e, line, path)
-                    raise InputError(path, f"line {n}" + (f": {err.field}" if err.field else ""), err.message) from None
-                recs.extend(_records_otlp(export, path, prefix=f"line {n}: "))
-            return recs
+            return _jsonl_records(data, path)
         try:
             export = _DECODER.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            first = data.lstrip().split(b"\n", 1)[0]
+            if first.rstrip().endswith(b"}") and _is_object(first):  # JSON Lines whose later line is no object
+                return _jsonl_records(data, path)
             raise decode_error(e, data, path) from None
         return _records_otlp(export, path)
+
+
+def _is_object(line: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _jsonl_records(data: bytes, path: Path) -> list[_Rec]:
+    """OTLP JSON Lines (the collector's file exporter): one export request per line."""
+    recs: list[_Rec] = []
+    for n, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            export = _DECODER.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise _line_error(e, line, n, path) from None
+        recs.extend(_records_otlp(export, path, prefix=f"line {n}: "))
+    return recs
