@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from attrib.errors import AttribError, InputError
+from attrib.errors import AttribError, InputError, NotFoundError
 from attrib.trace import Attribution, Trace
 
 Engine = Literal["serial", "local", "dask"]
@@ -239,16 +239,15 @@ def _dask_client(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, int
         yield scheduler, slots(scheduler)
         return
     if scheduler:
-        try:
-            client = distributed.Client(scheduler, timeout="30s")
-        except (OSError, TimeoutError) as e:
-            raise AttribError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+        client = _connect(distributed, scheduler)
         try:
             try:
                 client.wait_for_workers(workers or 1, timeout=60)
             except TimeoutError:
-                raise AttribError(f"the Dask scheduler at {scheduler} has no workers after 60 s "
-                                  "(start some: dask worker " + scheduler + " --nthreads 1)") from None
+                have = len(client.scheduler_info().get("workers", {}))
+                raise AttribError(f"the Dask scheduler at {scheduler} has {have} of the {workers or 1} worker(s) "
+                                  f"asked for after 60 s (start more: dask worker {scheduler} --nthreads 1"
+                                  + (", or lower --workers)" if have else ")")) from None
             yield client, slots(client)
         finally:
             client.close()
@@ -280,6 +279,46 @@ def _dask_client(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, int
     finally:
         client.close()
         cluster.close()
+
+
+#: How long to wait for a scheduler's handshake (distributed's own timeout does not cover a port that
+#: accepts the connection and never answers, such as the dashboard's 8787).
+CONNECT_TIMEOUT_S = 30.0
+
+
+def _connect(distributed: Any, address: str) -> Any:
+    """A Client on the scheduler at ``address``, or one clear NotFoundError within CONNECT_TIMEOUT_S."""
+    import threading
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("tcp", "tls", "ws", "wss", "ucx") or not parts.hostname or port is None:
+        raise InputError(None, "--scheduler", f"expected a scheduler address such as tcp://10.0.0.5:8786, "
+                         f"got {address!r}")
+    if parts.scheme in ("tls", "wss"):
+        raise InputError(None, "--scheduler", f"{parts.scheme}:// needs TLS credentials: from Python, pass "
+                         "analyze_many(scheduler=distributed.Client(..., security=...))")
+    box: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = distributed.Client(address, timeout=f"{CONNECT_TIMEOUT_S:.0f}s")
+        except BaseException as e:  # anything: a refused port, a bad handshake, a bogus reply
+            box["error"] = e
+
+    t = threading.Thread(target=connect, daemon=True)  # daemon: a hung handshake cannot keep the process alive
+    t.start()
+    t.join(CONNECT_TIMEOUT_S + 5)
+    if "client" in box:
+        return box["client"]
+    why = (f"{type(box['error']).__name__}: {str(box['error']).splitlines()[0] if str(box['error']) else ''}"
+           if "error" in box else f"no answer in {CONNECT_TIMEOUT_S:.0f} s")
+    hint = " (8787 is the dashboard; the scheduler listens on 8786)" if port == 8787 else ""
+    raise NotFoundError(f"cannot reach a Dask scheduler at {address}: {why}{hint}")
 
 
 def _run_dask(
@@ -359,6 +398,12 @@ def analyze_many(
     run = {"method": method if method is not None else name, "name": name, "options": options or {}}
     t0 = time.perf_counter()
     # analysing needs stored traces: a mistyped path must not become a new, empty store and "0 traces selected"
+    try:
+        from attrib.store import _memory_limit
+
+        _memory_limit(DRIVER_DUCKDB_MEMORY)
+    except InputError as e:
+        raise InputError(None, "ATTRIB_ENGINE_DUCKDB_MEMORY", e.message) from None
     store = open_store(store_path, memory_limit=DRIVER_DUCKDB_MEMORY, create=False)
     import duckdb
 
@@ -367,8 +412,8 @@ def analyze_many(
         try:
             matched, todo = store.count_selected(where, skip_method=skip)
             parts = store.stream_trace_json(where, skip_method=skip, batch_size=batch_size)
-        except InputError as e:  # name the filter as the CLI user typed it
-            raise InputError(e.path, "--where", e.message) from None
+        except InputError as e:  # name the filter as the CLI user typed it: a flag's value, exit 2
+            raise InputError(None, "--where", f"{e.message} (in {e.path})" if e.path else e.message) from None
         report = BatchReport(
             method=name, engine=engine, workers=1, matched=matched, skipped=matched - todo,
             analyzed=0, failed=0, elapsed_s=0.0,

@@ -223,7 +223,7 @@ def test_cli_batch_resumes_and_reports_failures_with_exit_1(store_copy) -> None:
     again = CliRunner().invoke(app, run)
     assert again.exit_code == 0 and "Nothing to do" in again.output
     bad_where = CliRunner().invoke(app, ["analyze", "--store", str(path), "--all", "--where", "no_such_column > 1"])
-    assert bad_where.exit_code == 3
+    assert bad_where.exit_code == 2  # a flag's value
     assert "--where" in bad_where.output and "no_such_column" in bad_where.output
     usage = CliRunner().invoke(app, ["analyze", "--store", str(path), "--engine", "serial"])
     assert usage.exit_code == 2 and "--engine only applies with --all" in usage.output
@@ -255,3 +255,39 @@ def test_bad_arguments_are_one_clear_error(corpus: Path) -> None:
         analyze_many(corpus, method=longest_step, engine="spark", progress=False)  # type: ignore[arg-type]
     with pytest.raises(AttribError, match="unknown method"):
         analyze_many(corpus, method="no-such-method", engine="serial", progress=False)
+
+
+def test_cli_batch_refuses_flags_it_would_ignore_and_bad_scheduler_addresses(store_copy) -> None:
+    import socket
+    import time
+
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+
+    path = str(store_copy("flags"))
+    base = ["analyze", "--store", path, "--all"]
+    for extra, flag in ((["--plot", "p.png"], "--plot"), (["--otlp", "o.json"], "--otlp"), (["--markdown"], "--markdown"),
+                        (["--top-k", "2"], "--top-k"), (["--engine", "serial", "--scheduler", "tcp://h:8786"], "--scheduler"),
+                        (["--method", "judge-all"], "--llm-base-url")):
+        r = CliRunner().invoke(app, [*base, *extra])
+        assert r.exit_code == 2 and flag in r.output, (extra, r.output)
+    for addr in ("notaurl", "tcp://127.0.0.1", "http://127.0.0.1:8786", "tls://127.0.0.1:8786"):
+        r = CliRunner().invoke(app, [*base, "--engine", "dask", "--scheduler", addr])
+        assert r.exit_code == 2 and "--scheduler" in r.output and "Traceback" not in r.output, (addr, r.output)
+    # a port that accepts and never answers (as the dashboard's would): one line, exit 4, within the timeout
+    import attrib.engine as engine
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    old, engine.CONNECT_TIMEOUT_S = engine.CONNECT_TIMEOUT_S, 3.0
+    try:
+        t0 = time.perf_counter()
+        r = CliRunner().invoke(app, [*base, "--engine", "dask", "--scheduler", f"tcp://127.0.0.1:{port}"])
+        assert r.exit_code == 4 and "cannot reach a Dask scheduler" in r.output, r.output
+        assert time.perf_counter() - t0 < 30
+    finally:
+        engine.CONNECT_TIMEOUT_S = old
+        srv.close()

@@ -18,18 +18,22 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from attrib.cli._common import console, handle_errors
-from attrib.errors import AttribError
 
 ENGINE_HELP = (
     "Where to run: [bold]local[/] (a Dask cluster of --workers processes on this machine), "
-    "[bold]dask[/] (the cluster at --scheduler), or [bold]serial[/] (in this process, the reference)."
+    "[bold]dask[/] (the cluster at --scheduler; without one, a local cluster as for local), or [bold]serial[/] "
+    "(in this process, the reference)."
 )
-SCHEDULER_HELP = "Address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (start one with `dask scheduler`)."
+SCHEDULER_HELP = ("Address of a running Dask scheduler for --engine dask, e.g. tcp://10.0.0.5:8786 (start one with "
+                  "`dask scheduler`; 8786 is its port, 8787 its dashboard).")
 WHERE_HELP = (
     "SQL filter over the store's traces table (columns trace_id, source_format, outcome, n_steps, agents, task, "
     "metadata, ingested_at), e.g. \"source_format = 'whowhen' AND n_steps > 20\"."
 )
 _PANEL = "Batch over the store (--all)"
+#: analyze's per-trace output options (flag, parameter, default), refused with --all
+_SINGLE_ONLY = (("--markdown", "markdown", False), ("--plot", "plot", None), ("--otlp", "otlp", None),
+                ("--top-k", "top_k", 5), ("--format", "format", None))
 F = TypeVar("F", bound=Callable[..., Any])
 
 _BATCH_PARAMS = [
@@ -42,7 +46,8 @@ _BATCH_PARAMS = [
     ("scheduler", None, Annotated[str | None, typer.Option("--scheduler", help=SCHEDULER_HELP,
                                                            rich_help_panel=_PANEL, show_default=False)]),
     ("workers", None, Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes for --engine "
-                                                         "local (default: one per core).", rich_help_panel=_PANEL,
+                                                         "local (default: one per core); with --scheduler, how many "
+                                                         "workers to wait for (default 1).", rich_help_panel=_PANEL,
                                                          show_default=False)]),
     ("force", False, Annotated[bool, typer.Option("--force", help="Redo traces that already have a verdict from "
                                                   "this method.", rich_help_panel=_PANEL)]),
@@ -73,6 +78,14 @@ def with_batch_options(fn: F) -> F:
             if batch["engine"] not in ENGINES:
                 raise typer.BadParameter(f"expected one of {', '.join(ENGINES)}, got {batch['engine']!r}",
                                          param_hint="--engine")
+            if batch["scheduler"] and batch["engine"] != "dask":
+                raise typer.BadParameter(f"--scheduler runs on a Dask cluster: use it with --engine dask, not "
+                                         f"{batch['engine']}", param_hint="--scheduler")
+            single = [flag for flag, name, default in _SINGLE_ONLY if kwargs.get(name, default) != default]
+            if single:  # the batch writes verdicts to the store and prints a summary, nothing per trace
+                raise typer.BadParameter(f"{', '.join(single)} appl{'y' if len(single) > 1 else 'ies'} to one "
+                                         "TARGET, not --all (read the verdicts back with attrib analyze ID "
+                                         "--store S, or the inspector)", param_hint="--all")
             from attrib.cli._common import method_options
             from attrib.methods import DEFAULT_METHOD
 
@@ -86,9 +99,9 @@ def with_batch_options(fn: F) -> F:
                 with handle_errors():
                     options["llm"] = kwargs.get("llm") or llm_config_from_options(
                         kwargs.get("llm_base_url"), kwargs.get("llm_model"), kwargs.get("llm_api_key_env"))
-                    if options["llm"] is None:
-                        raise AttribError(f"--method {name} needs an endpoint: pass --llm-base-url "
-                                          "(reachable from every Dask worker)")
+                if options["llm"] is None:
+                    raise typer.BadParameter(f"--method {name} needs an endpoint: pass --llm-base-url "
+                                             "(reachable from every Dask worker)", param_hint="--llm-base-url")
             if kwargs.get("model") is not None and not batch["force"]:
                 from attrib.cli._common import err_console
 

@@ -135,7 +135,7 @@ def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5
     best = int(np.flatnonzero(sc == sc.max())[0])
     agents: dict[str, float] = {}
     for i, s in enumerate(trace.steps):
-        agents[s.agent] = agents.get(s.agent, 0.0) + max(sc[i], 0.0)
+        agents[s.agent] = agents.get(s.agent, 0.0) + max(float(sc[i]), 0.0)
     return Attribution(
         trace_id=trace.id, method="causal", agent=trace.steps[best].agent, step=best,
         confidence=float(1 / max(1, int((sc == sc.max()).sum()))),
