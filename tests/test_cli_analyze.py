@@ -154,3 +154,17 @@ def test_the_readme_quickstart_shows_what_make_demo_prints():
         words = line.strip("│╭╮╰╯─ ").strip()
         if words and words != "..." and not set(words) <= set("─━┃╇┩┡"):
             assert squash(words) in squash(r.output), words
+
+
+def test_usage_errors_are_one_line_from_the_console_script():
+    import subprocess
+    import sys
+
+    run = [sys.executable, "-c", "from attrib.cli import main; main()"]
+    for args, needle in ((["heads", "--bogus"], "No such option: --bogus"),
+                         (["analyze", "x", "--top-k", "0"], "'--top-k'")):
+        r = subprocess.run([*run, *args], capture_output=True, text=True)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and needle in lines[0] and "--help" in lines[0], r.stderr
+    r = subprocess.run([*run, "traces"], capture_output=True, text=True)  # a group with no command: its help
+    assert r.returncode == 2 and "delete" in r.stdout + r.stderr

@@ -61,5 +61,27 @@ _reflow_commands(app)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: click's usage errors as one line, as attrib's own errors are."""
+    import sys
+
+    # typer may vendor click: take its exception classes from typer's public ones, wherever they come from
+    usage_error = typer.BadParameter.__base__
+    click_exception = usage_error.__base__
+    try:
+        rv = app(standalone_mode=False)
+    except click_exception as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # `attrib traces`: the help, as typer shows it
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(e)
+        elif isinstance(e, usage_error):
+            ctx = getattr(e, "ctx", None)
+            where = ctx.command_path if ctx is not None else "attrib"
+            print(f"error: {e.format_message()} (see {where} --help)", file=sys.stderr)
+        else:
+            print(f"error: {e.format_message()}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
