@@ -145,17 +145,49 @@ def read_upload(name: str, data: bytes, format: str | None = None) -> list[Trace
 
     The bytes go to a temporary file named like the upload, so errors name the user's file; the
     temporary folder is stripped from the :class:`InputError` so its one line reads as the CLI's.
+    Activation paths the reader resolved into that (deleted) folder are given back as the file wrote them
+    (relative): an upload brings no activation files, see :func:`upload_activation_note`.
     """
     from attrib.readers import read_path
+    from attrib.trace import with_activation_paths
 
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).name) or "upload.json"
     with tempfile.TemporaryDirectory(prefix="attrib-upload-") as d:
         p = Path(d) / safe
         p.write_bytes(data)
         try:
-            return read_path(p, format=format)
+            traces = read_path(p, format=format)
         except InputError as e:
             raise InputError(name, e.field, e.message) from None
+        base = Path(d).resolve()
+
+        def unresolve(path: str) -> str:
+            q = Path(path)
+            try:
+                return q.resolve().relative_to(base).as_posix()
+            except ValueError:  # absolute in the file, or found beside the working directory: kept
+                return path
+
+        return [with_activation_paths(t, unresolve) for t in traces]
+
+
+def upload_activation_note(trace: Trace, name: str | None = None) -> str | None:
+    """Why an uploaded trace's recorded steps show no activations, or None when it has no relative activation paths.
+
+    A browser upload carries the one trace file, not the ``.safetensors``/``.npz`` files its steps point to beside
+    it, so those steps are shown without them; ingesting the file from its folder keeps them.
+    """
+    missing = [s for s in trace.steps if s.activation is not None and not Path(s.activation.path).is_absolute()]
+    if not missing:
+        return None
+    folders = sorted({Path(s.activation.path).parts[0] for s in missing if s.activation is not None
+                      and len(Path(s.activation.path).parts) > 1})
+    where = f"in `{folders[0]}/` beside the file" if len(folders) == 1 else "beside the file"
+    file = name or "FILE"
+    return (f"{name or trace.id}: {len(missing)} recorded step(s) keep their activations {where}, and an uploaded "
+            f"file cannot bring those along. Run `attrib ingest {file} --store PATH` where the file sits with its "
+            "activation files, then open the trace from the store (`attrib app --store PATH`); the rest of the "
+            "trace is shown here.")
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -186,10 +218,32 @@ def _scalars(r: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+#: Metric fields that mark a dict as one method's numbers (``subsets.<subset>.<method>.{...}`` layout).
+METRICS = ("step_accuracy", "agent_accuracy")
+
+
+def _method_map(body: Any) -> dict[str, dict[str, Any]] | None:
+    """``body`` as ``{method: {metrics}}`` when it is one subset of a per-method result (the judge benchmark,
+    ``bench/who_and_when/judge.py``: ``subsets.<subset>.<method>.{n, step_accuracy, agent_accuracy, ...}``), else
+    None (a default-method summary: metrics at its top level)."""
+    if not isinstance(body, dict) or not body or any(k in body for k in METRICS):
+        return None
+    if not all(isinstance(v, dict) for v in body.values()):
+        return None
+    return body if any(any(k in v for k in METRICS) for v in body.values()) else None
+
+
+def _subset_keys(result: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Where per-subset results sit and their setting: ``subsets`` (the file's setting, else with_gt: the
+    benchmarks show the ground-truth answer unless they say otherwise) and ``subsets_without_gt``."""
+    return (("subsets", str(result.get("setting") or "with_gt")), ("subsets_without_gt", "without_gt"))
+
+
 def eval_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-method rows of a harness result (method, subset, protocol, setting, accuracies), scalars and text only.
 
-    Rows sit under ``rows`` (one ``evaluate`` call) or ``settings.<with_gt|without_gt>.rows`` (the benchmark).
+    Rows sit under ``rows`` (one ``evaluate`` call), ``settings.<with_gt|without_gt>.rows`` (the benchmark), or
+    per subset and method under ``subsets.<subset>.<method>`` (the judge benchmark).
     """
     if not isinstance(result, dict):
         return []
@@ -197,6 +251,13 @@ def eval_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     for name, body in (result.get("settings") or {}).items():
         if isinstance(body, dict):
             found.append((name, body.get("rows")))
+    for key, setting in _subset_keys(result):
+        subsets = result.get(key)
+        for subset, body in (subsets.items() if isinstance(subsets, dict) else ()):
+            by_method = _method_map(body)
+            if by_method is not None:
+                found.append((setting, [{"method": m, "subset": subset, "setting": setting, **v}
+                                        for m, v in by_method.items()]))
     out = []
     for setting, rows in found:
         for r in rows if isinstance(rows, list) else []:
@@ -220,11 +281,13 @@ def published_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def eval_table(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The default method's summary, one row per subset and setting, from ``subsets`` (and ``subsets_without_gt``):
-    ``{step_accuracy, agent_accuracy, ece, ...}``."""
+    ``{step_accuracy, agent_accuracy, ece, ...}``. Subsets holding every method's numbers instead (the judge
+    benchmark) are not a default-method summary: :func:`eval_rows` shows them."""
     rows = []
-    for key, setting in (("subsets", result.get("setting", "with_gt")), ("subsets_without_gt", "without_gt")):
-        for subset, body in (result.get(key) or {}).items():
-            if not isinstance(body, dict):
+    for key, setting in _subset_keys(result):
+        subsets = result.get(key)
+        for subset, body in (subsets.items() if isinstance(subsets, dict) else ()):
+            if not isinstance(body, dict) or _method_map(body) is not None:
                 continue
             row: dict[str, Any] = {"subset": subset, "setting": setting}
             row.update(_scalars(body))
@@ -236,8 +299,9 @@ def eval_misses(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The default method's wrong step verdicts (``subsets*.<subset>.per_trace``), the most confident first: where
     to start reading when the blame is wrong."""
     rows = []
-    for key, setting in (("subsets", result.get("setting", "with_gt")), ("subsets_without_gt", "without_gt")):
-        for subset, body in (result.get(key) or {}).items():
+    for key, setting in _subset_keys(result):
+        subsets = result.get(key)
+        for subset, body in (subsets.items() if isinstance(subsets, dict) else ()):
             for r in (body or {}).get("per_trace") or [] if isinstance(body, dict) else []:
                 if isinstance(r, dict) and r.get("step_hit", 1.0) < 1.0:
                     rows.append({"subset": subset, "setting": setting, "trace_id": r.get("trace_id"),
@@ -275,7 +339,8 @@ def find_matrix(obj: Any, keys: Sequence[str] = ("scores", "S", "score_matrix", 
 
 def _is_matrix(v: Any) -> bool:
     return (isinstance(v, list) and len(v) > 0 and all(isinstance(r, list) and r for r in v)
-            and len({len(r) for r in v}) == 1 and all(isinstance(x, int | float) for x in v[0]))
+            and len({len(r) for r in v}) == 1
+            and all(x is None or (isinstance(x, int | float) and not isinstance(x, bool)) for r in v for x in r))
 
 
 def focal_heads(obj: Any) -> list[tuple[int, int]]:
@@ -288,13 +353,25 @@ def focal_heads(obj: Any) -> list[tuple[int, int]]:
             if isinstance(v, dict) and "focal_heads" in v:
                 raw = v["focal_heads"]
                 break
+    if raw is not None and not isinstance(raw, list):
+        raise InputError(None, "focal_heads", f"expected a list of [layer, head], got {type(raw).__name__}")
     out = []
-    for h in raw or []:
+    for k, h in enumerate(raw or []):
         if isinstance(h, list | tuple) and len(h) >= 2:
-            out.append((int(h[0]), int(h[1])))
+            out.append((head_index(h[0], f"focal_heads[{k}][0]"), head_index(h[1], f"focal_heads[{k}][1]")))
         elif isinstance(h, dict) and "layer" in h and "head" in h:
-            out.append((int(h["layer"]), int(h["head"])))
+            out.append((head_index(h["layer"], f"focal_heads[{k}].layer"),
+                        head_index(h["head"], f"focal_heads[{k}].head")))
+        else:
+            raise InputError(None, f"focal_heads[{k}]", f"expected [layer, head], got {h!r}")
     return out
+
+
+def head_index(value: Any, field: str) -> int:
+    """A layer or head index from a result file, or InputError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < 0:
+        raise InputError(None, field, f"expected a non-negative integer, got {value!r}")
+    return int(value)
 
 
 def report(attribution: Attribution, trace: Trace, kind: str) -> bytes:
@@ -318,6 +395,48 @@ def fallback_markdown(a: Attribution, trace: Trace) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: What the CLI's LLM flags are in the app, which has none: the environment variables ``LLMConfig.from_env`` reads.
+LLM_FLAG_ENV = {"--llm-base-url": "ATTRIB_LLM_BASE_URL", "--llm-model": "ATTRIB_LLM_MODEL",
+                "--llm-api-key-env": "ATTRIB_LLM_API_KEY_ENV"}
+LLM_ENV_HINT = ("set ATTRIB_LLM_BASE_URL (e.g. http://127.0.0.1:8080/v1), ATTRIB_LLM_MODEL and the key in "
+                "ATTRIB_LLM_API_KEY (or name its variable in ATTRIB_LLM_API_KEY_ENV) before starting the app, "
+                "e.g. `ATTRIB_LLM_BASE_URL=http://127.0.0.1:8080/v1 attrib app`")
+
+
+def llm_line(message: str) -> str:
+    """An LLM error's line with the CLI's flags (which ``attrib app`` does not have) put as environment variables."""
+    if "no LLM endpoint configured" in message:
+        return f"no LLM endpoint configured: {LLM_ENV_HINT}"
+    out = message.replace("--llm-context-chars N (library: context_chars=N)",
+                          "`attrib analyze --method M --llm-context-chars N` (the app uses the default budget)")
+    n = 0
+    for flag, var in LLM_FLAG_ENV.items():
+        f = re.escape(flag)
+        out, k1 = re.subn(rf"\bpass {f} ([^\s)]+)", rf"set {var}=\1", out)  # pass --llm-model X
+        out, k2 = re.subn(rf"\bpass {f}(?![\w-])", f"set {var}", out)
+        out, k3 = re.subn(rf"{f} (https?://[^\s)]+)", rf"{var}=\1", out)  # e.g. --llm-base-url http://...
+        out, k4 = re.subn(rf"{f}(?![\w-])", var, out)
+        n += k1 + k2 + k3 + k4
+    return out + " (`attrib app` reads these environment variables when it starts)" if n else out
+
+
 def error_line(e: BaseException) -> str:
-    """The one line the CLI prints for an attrib error (anything else: its type and message)."""
-    return str(e) if isinstance(e, AttribError) else f"{type(e).__name__}: {e}"
+    """The one line the CLI prints for an attrib error (anything else: its type and message); the LLM client's
+    hints name the environment variables the app reads instead of the CLI's ``--llm-*`` flags."""
+    text = str(e) if isinstance(e, AttribError) else f"{type(e).__name__}: {e}"
+    return llm_line(text) if "--llm-" in text or "no LLM endpoint configured" in text else text
+
+
+_LOCK = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
+
+
+def store_error_line(path: str | Path, e: BaseException) -> str:
+    """Why the store cannot be opened, in one line; a DuckDB write lock held by another process says so."""
+    text = str(e)
+    if _LOCK.search(text):
+        pid = re.search(r"\(PID (\d+)\)", text)
+        who = f" (PID {pid.group(1)})" if pid else ""
+        return (f"{path}: the store is locked by another process{who}, e.g. an `attrib ingest` or `attrib analyze "
+                "--store` writing to it; the app can read it again when that process finishes (then press "
+                "Reload store)")
+    return error_line(e)

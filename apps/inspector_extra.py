@@ -72,7 +72,8 @@ def evaluation(ctx: state.Ctx) -> None:
     if not isinstance(res, dict):
         st.json(res, expanded=False)
         return
-    meta = [f"{k}: {res[k]}" for k in ("default_method", "setting", "folds") if k in res]
+    meta = [f"{k}: {res[k]}" for k in ("default_method", "setting", "folds", "model", "context_chars", "fold_seed")
+            if k in res]
     if isinstance(res.get("wall_s"), int | float):
         meta.append(f"wall time {res['wall_s']:.1f} s")
     st.caption(" · ".join(meta) + " · top-1 exact match in %, out of sample")
@@ -91,7 +92,7 @@ def evaluation(ctx: state.Ctx) -> None:
         shown = [r for r in rows if str(r.get("subset")) == sub and str(r.get("setting", "")) == setting]
         st.dataframe(shown, hide_index=True, width="stretch")
         fig = go.Figure()
-        labels = [f"{r.get('method')} ({r.get('protocol', '')})" for r in shown]
+        labels = [f"{r.get('method')} ({r['protocol']})" if r.get("protocol") else str(r.get("method")) for r in shown]
         for metric in ("step_accuracy", "agent_accuracy"):
             fig.add_trace(go.Bar(y=labels, x=[r.get(metric) for r in shown], name=metric, orientation="h"))
         fig.update_layout(barmode="group", height=max(260, 28 * len(shown) + 120), xaxis_title="%",
@@ -148,14 +149,19 @@ def upload(ctx: state.Ctx) -> None:
     except Exception as e:
         st.error(data.error_line(e))
         return
-    show_uploaded(traces)
+    show_uploaded(traces, f.name)
 
 
-def show_uploaded(traces: list[Trace]) -> None:
-    """Keep uploaded traces in the session and offer to open them."""
+def show_uploaded(traces: list[Trace], name: str) -> None:
+    """Keep uploaded traces (and the file they came from) in the session and offer to open them."""
     uploads: dict[str, Trace] = st.session_state.setdefault(state.UPLOADS, {})
+    names: dict[str, str] = st.session_state.setdefault(state.UPLOAD_NAMES, {})
     for t in traces:
         uploads[t.id] = t
+        names[t.id] = name
     st.success(f"Read {len(traces)} trace(s): " + ", ".join(f"{t.id} ({t.n_steps} steps)" for t in traces[:10]))
+    for t in traces[:10]:
+        if note := data.upload_activation_note(t, name):
+            st.warning(note)
     for t in traces[:10]:
         st.button(f"Open {t.id} in the timeline", key=f"open_up_{t.id}", on_click=open_trace, args=(t.id,))

@@ -7,6 +7,7 @@ the segment math is :mod:`attrib.heads.drift`'s. No model is loaded by the app.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import inspector_data as data
@@ -16,6 +17,7 @@ import numpy as np
 import streamlit as st
 from inspector_common import need_trace
 
+from attrib.errors import InputError
 from attrib.trace import Step, Trace
 
 STATS = {
@@ -28,30 +30,70 @@ STATS = {
 }
 
 
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(None, field, f"expected a number, got {value!r}")
+    return float(value)
+
+
 def sparse_matrix(body: dict[str, Any]) -> tuple[list[list[float | None]], str] | None:
     """A layer × head matrix holding only the ranked heads a benchmark file lists (``top_heads``: [layer, head, S]),
-    the rest left empty; sized by ``n_layers``/``layer_profile`` and ``n_heads`` (else the largest index seen)."""
-    top = [t for t in body.get("top_heads") or [] if isinstance(t, list | tuple) and len(t) >= 3]
+    the rest left empty; sized by ``n_layers``/``layer_profile`` and ``n_heads`` (else the largest index seen).
+
+    A malformed entry raises :class:`InputError` naming its field (``top_heads[2][1]``, ``n_layers``, ...)."""
+    raw = body.get("top_heads")
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise InputError(None, "top_heads", f"expected a list of [layer, head, score], got {type(raw).__name__}")
+    top: list[tuple[int, int, float]] = []
+    for k, t in enumerate(raw):
+        if not isinstance(t, list | tuple) or len(t) < 3:
+            raise InputError(None, f"top_heads[{k}]", f"expected [layer, head, score], got {t!r}")
+        top.append((data.head_index(t[0], f"top_heads[{k}][0]"), data.head_index(t[1], f"top_heads[{k}][1]"),
+                    _number(t[2], f"top_heads[{k}][2]")))
     if not top:
         return None
-    n_layers = int(body.get("n_layers") or len(body.get("layer_profile") or []) or max(int(t[0]) for t in top) + 1)
-    n_heads = int(body.get("n_heads") or max(int(t[1]) for t in top) + 1)
+    profile = body.get("layer_profile")
+    n_layers = (data.head_index(body["n_layers"], "n_layers") if body.get("n_layers") is not None
+                else len(profile) if isinstance(profile, list) and profile else max(t[0] for t in top) + 1)
+    n_heads = (data.head_index(body["n_heads"], "n_heads") if body.get("n_heads") is not None
+               else max(t[1] for t in top) + 1)
     m: list[list[float | None]] = [[None] * n_heads for _ in range(n_layers)]
     for la, h, sc in top:
-        if 0 <= int(la) < n_layers and 0 <= int(h) < n_heads:
-            m[int(la)][int(h)] = float(sc)
+        if la < n_layers and h < n_heads:
+            m[la][h] = sc
     return m, f"only the {len(top)} top-ranked heads are in this file; `attrib heads --save FILE` keeps every head"
+
+
+def read_heads_file(box: str | None) -> tuple[Path, Any]:
+    """The head-localization file named in the "Result file" box (empty: ``bench/results/heads.json``) and its
+    content (None when that default file has not been written yet).
+
+    A named file that is missing, a folder, or not JSON raises :class:`InputError` naming it.
+    """
+    default = data.results_dir() / "heads.json"
+    given = (box or "").strip()
+    path = Path(given).expanduser() if given else default
+    if not path.exists():
+        if path == default:
+            return path, None
+        raise InputError(path, None, "no such file")
+    if path.is_dir():
+        raise InputError(path, None, "is a folder: give a head-localization result JSON file")
+    return path, data.read_json_file(path)
 
 
 def heads_section() -> None:
     """The head-localization result: layer × head drift heatmap, focal heads and layers, the patching checks."""
     st.subheader("Head localization (instruction-conflict probes)")
     default = str(data.results_dir() / "heads.json")
-    path = st.text_input("Result file", value=default, key="heads_file",
-                         help="bench/results/heads.json (python bench/heads/run.py) or a file written by "
-                              "`attrib heads --model smollm2-135m --save FILE` (every head's scores).")
+    box = st.text_input("Result file", value=default, key="heads_file",
+                        help="bench/results/heads.json (python bench/heads/run.py) or a file written by "
+                             "`attrib heads --model smollm2-135m --save FILE` (every head's scores). "
+                             "Empty: bench/results/heads.json.")
     try:
-        res = data.read_json_file(path)
+        path, res = read_heads_file(box)
     except Exception as e:
         st.error(data.error_line(e))
         return
@@ -63,14 +105,18 @@ def heads_section() -> None:
     if not isinstance(body, dict):
         st.json(res, expanded=False)
         return
-    focal = data.focal_heads(body)
+    try:
+        focal = data.focal_heads(body)
+        present = [k for k in STATS if data.find_matrix(body, (k,)) is not None]
+        sparse = None if present else sparse_matrix(body)
+    except InputError as e:  # the field the file gets wrong, named with the file
+        st.error(str(InputError(path, e.field, e.message)))
+        return
     model = str(body.get("model", ""))
-    present = [k for k in STATS if data.find_matrix(body, (k,)) is not None]
     if present:
         stat = st.selectbox("Statistic", present, format_func=lambda k: STATS[k], key="heads_stat")
         matrix, note = data.find_matrix(body, (stat,)), ""
     else:
-        sparse = sparse_matrix(body)
         if sparse is None:
             st.warning(f"`{path}` holds no layer × head scores this page understands.")
             st.json(res, expanded=False)
@@ -210,28 +256,39 @@ def _load(step: Step) -> dict[str, Any]:
 
 
 def _focal(n_heads: int, layers: list[int]) -> list[tuple[int, int]]:
-    """The head result's focal heads, only when its model has this step's shape (heads per layer, the layers)."""
+    """The head result's focal heads, only when its model has this step's shape (heads per layer, the layers).
+    An unreadable result file (its error shows above, in the head section) outlines nothing."""
     try:
-        res = data.read_json_file(st.session_state.get("heads_file") or data.results_dir() / "heads.json")
-    except Exception:
+        _, res = read_heads_file(st.session_state.get("heads_file"))
+        body = res.get("result", res) if isinstance(res, dict) else None
+        if not isinstance(body, dict):
+            return []
+        focal = data.focal_heads(body)
+        n_layers = int(body.get("n_layers") or len(body.get("layer_profile") or []))
+        same_heads = body["n_heads"] == n_heads if "n_heads" in body else all(h < n_heads for _, h in focal)
+    except (InputError, TypeError, ValueError):
         return []
-    body = res.get("result", res) if isinstance(res, dict) else None
-    if not isinstance(body, dict):
-        return []
-    focal = data.focal_heads(body)
-    n_layers = int(body.get("n_layers") or len(body.get("layer_profile") or []))
-    same_heads = body["n_heads"] == n_heads if "n_heads" in body else all(h < n_heads for _, h in focal)
     return focal if same_heads and n_layers > max(layers) else []
 
 
-def steps_section(trace: Trace) -> None:
-    """Per-step layer × head attention map and per-token weights for the steps that carry activations."""
+def steps_section(trace: Trace, upload_name: str | None = None) -> None:
+    """Per-step layer × head attention map and per-token weights for the steps that carry activations.
+
+    ``upload_name``: the file an uploaded trace came from; its relative activation paths point beside a file the
+    browser never sent, so those steps say so instead of failing to load."""
     st.subheader("Recorded activations in this trace")
     with_acts = [s for s in trace.steps if s.activation is not None]
     if not with_acts:
         st.info("No step of this trace has recorded activations. Record them with `attrib.record.Recorder` while "
                 "the agents run a local model (e.g. `python -m attrib.demo_agents`), then ingest the trace.")
         return
+    if upload_name is not None:
+        note = data.upload_activation_note(trace, upload_name)
+        if note:
+            st.warning(note)
+        with_acts = [s for s in with_acts if s.activation is not None and Path(s.activation.path).is_absolute()]
+        if not with_acts:
+            return
     idx = st.selectbox("Step", [s.index for s in with_acts], key="act_step",
                        format_func=lambda i: f"step {i} · {trace.steps[i].agent}")
     step = trace.steps[idx]
@@ -276,6 +333,6 @@ def inside_model(ctx: state.Ctx) -> None:
     st.header("Inside the model")
     heads_section()
     if ctx.trace is not None:
-        steps_section(ctx.trace)
+        steps_section(ctx.trace, ctx.upload_name)
     else:
         need_trace(ctx)

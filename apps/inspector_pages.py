@@ -54,7 +54,12 @@ def trace_list(ctx: state.Ctx) -> None:
                   " · no stored verdicts (run `attrib analyze --store` or the batch engine to fill them)"))
     rows, _ = state.cached_page(path, stamp, fdict, int(page_no) - 1, data.PAGE_SIZE)
     if not rows:
-        st.info("No trace matches these filters.")
+        no_filter = all(v is None for k, v in fdict.items() if k != "method")  # method only labels the verdicts
+        if no_filter and total == 0:
+            st.info(f"The store `{ctx.store_path}` is empty: run `attrib ingest PATH --store {ctx.store_path}` "
+                    "to add traces (or upload one on the Upload page).")
+        else:
+            st.info("No trace matches these filters.")
         return
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"confidence": st.column_config.NumberColumn(format="%.2f")})

@@ -17,6 +17,7 @@ import streamlit as st
 from attrib.trace import Attribution, Trace
 
 UPLOADS = "uploads"  # session_state key: {trace id: Trace} read from files uploaded in this session
+UPLOAD_NAMES = "upload_names"  # session_state key: {trace id: the uploaded file's name}
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -73,6 +74,7 @@ class Ctx:
     trace: Trace | None = None
     trace_error: str | None = None
     stored: list[Attribution] = field(default_factory=list)
+    upload_name: str | None = None  # the file the trace was uploaded from (None: from the store)
 
     @property
     def stamp(self) -> tuple[int, int]:
@@ -99,7 +101,7 @@ def store_error(path: Path) -> str | None:
     try:
         cached_first_id(str(path), data.store_stamp(path))
     except Exception as e:  # an unreadable store is shown, not raised
-        return data.error_line(e)
+        return data.store_error_line(path, e)
     return None
 
 
@@ -111,13 +113,17 @@ def load_trace(ctx: Ctx) -> None:
     uploads: dict[str, Trace] = st.session_state.get(UPLOADS, {})
     if tid in uploads:
         ctx.trace = uploads[tid]
+        ctx.upload_name = st.session_state.get(UPLOAD_NAMES, {}).get(tid, tid)
         return
     if not ctx.has_store:
-        ctx.trace_error = f"trace {tid!r} is not in this session's uploads and there is no store"
+        if ctx.store_path.exists():  # a store that cannot be read now (locked, not a store): that is the reason
+            ctx.trace_error = f"cannot read trace {tid!r}: {ctx.store_error}"
+        else:
+            ctx.trace_error = f"trace {tid!r} is not in this session's uploads and there is no store"
         return
     try:
         ctx.trace = Trace.from_json(cached_trace_json(str(ctx.store_path), ctx.stamp, tid))
         ctx.stored = [Attribution.from_json(b)
                       for b in cached_stored_attributions(str(ctx.store_path), ctx.stamp, tid)]
     except Exception as e:
-        ctx.trace_error = data.error_line(e)
+        ctx.trace_error = data.store_error_line(ctx.store_path, e)

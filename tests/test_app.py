@@ -7,6 +7,7 @@ from the app. The store holds real traces; verdicts come from the offline ``flow
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -475,3 +476,223 @@ def test_every_page_renders_an_otlp_trace(app, env) -> None:
         at.sidebar.radio[0].set_value(page).run()
         assert not at.exception, (page, [e.value for e in at.exception])
         assert not texts(at, "error"), (page, texts(at, "error"))
+
+
+# ------------------------------------------------------------------------- walk-through bugs (one test per report)
+COMMITTED_EVAL = sorted((REPO_ROOT / "bench" / "results").glob("who_and_when*.json"))
+
+
+def _methods_in(result: dict) -> set[tuple[str, str]]:
+    """(subset, method) pairs a result file holds numbers for, found by walking its JSON here (not by the app)."""
+    found = set()
+    for r in result.get("rows") or []:
+        found.add((r["subset"], r["method"]))
+    for body in (result.get("settings") or {}).values():
+        for r in body.get("rows") or []:
+            found.add((r["subset"], r["method"]))
+    for key in ("subsets", "subsets_without_gt"):
+        for subset, body in (result.get(key) or {}).items():
+            for m, v in body.items():
+                if isinstance(v, dict) and "step_accuracy" in v:
+                    found.add((subset, m))
+    return found
+
+
+@pytest.mark.parametrize("path", COMMITTED_EVAL, ids=lambda p: p.name)
+def test_eval_rows_cover_every_method_of_each_committed_result(path: Path) -> None:
+    """Every committed who_and_when*.json (three layouts): each method's numbers reach the per-method table."""
+    res = json.loads(path.read_text())
+    rows = data.eval_rows(res)
+    assert {(r["subset"], r["method"]) for r in rows} == _methods_in(res)
+    assert all(isinstance(r.get("step_accuracy"), float | int) for r in rows if r["method"] != "floor")
+    assert all(set(r) - {"subset", "setting"} for r in data.eval_table(res))  # no row of labels alone
+
+
+def test_evaluation_page_shows_the_judge_benchmark(app, monkeypatch, tmp_path) -> None:
+    """bench/results/who_and_when_judge.json (subsets.<subset>.<method>): every method's numbers, no empty
+    "Default method (?)" table."""
+    src = REPO_ROOT / "bench" / "results" / "who_and_when_judge.json"
+    if not src.exists():
+        pytest.skip("bench/results/who_and_when_judge.json is not in this checkout")
+    (tmp_path / src.name).write_bytes(src.read_bytes())
+    monkeypatch.setenv("ATTRIB_RESULTS_DIR", str(tmp_path))
+    judge = json.loads(src.read_text())
+    at = app(page="Evaluation")
+    assert not any(h.startswith("Default method") for h in texts(at, "subheader"))
+    assert "Every method and baseline" in texts(at, "subheader")
+    for subset, by_method in judge["subsets"].items():
+        at.selectbox(key="eval_subset").set_value(subset).run()
+        shown = at.dataframe[0].value
+        assert list(shown["method"]) == list(by_method)
+        assert np.allclose(shown["step_accuracy"], [v["step_accuracy"] for v in by_method.values()])
+        assert np.allclose(shown["agent_accuracy"], [v["agent_accuracy"] for v in by_method.values()])
+    assert judge["model"] in " ".join(texts(at, "caption"))
+
+
+def test_uploaded_recorded_trace_says_its_activations_stay_behind(app) -> None:
+    """An upload brings no activation files: Inside the model says so (and how to get them), no 'file not found'
+    under a deleted temporary folder, and the rest of the trace still shows."""
+    f = REPO_ROOT / "traces" / "recorded" / "demo-french-only.json"
+    if not f.exists():
+        pytest.skip("traces/recorded/demo-french-only.json is not in this checkout")
+    trace = read_path(f)[0]
+    at = app(page="Upload")
+    at.file_uploader(key="up_file").set_value((f.name, f.read_bytes(), "application/json")).run()
+    assert any("cannot bring those along" in w for w in texts(at, "warning"))
+    at.button(key=f"open_up_{trace.id}").click().run()
+    assert any(m.startswith("Decisive step") for m in texts(at, "subheader"))  # the timeline still works
+    at.sidebar.radio[0].set_value("Inside the model").run()
+    assert not at.exception and not texts(at, "error"), texts(at, "error")
+    warning = " ".join(texts(at, "warning"))
+    n = sum(s.activation is not None for s in trace.steps)
+    assert f"{f.name}: {n} recorded step(s) keep their activations in `french-only/`" in warning
+    assert f"attrib ingest {f.name} --store PATH" in warning and "attrib-upload-" not in warning
+    assert len(at.get("plotly_chart")) == 1  # the head-localization heatmap still shows
+
+
+def test_heads_result_box_says_what_is_wrong(app, env, tmp_path) -> None:
+    """Malformed content: one line naming the file and the field; empty box: the default file; missing: no such
+    file; a folder: says so."""
+    at = app(page="Inside the model", trace=ACT_TRACE)
+    bad = tmp_path / "heads_bad.json"
+    bad.write_text(json.dumps({"top_heads": [[0, "x", 1.0]]}))
+    at.text_input(key="heads_file").set_value(str(bad)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert texts(at, "error") == [f"{bad}: top_heads[0][1]: expected a non-negative integer, got 'x'"]
+    bad.write_text(json.dumps({"focal_heads": [[1, None]], "scores": [[1.0, 2.0]]}))
+    at.text_input(key="heads_file").set_value(str(bad)).run()
+    assert texts(at, "error") == [f"{bad}: focal_heads[0][1]: expected a non-negative integer, got None"]
+
+    at.text_input(key="heads_file").set_value("").run()  # the default file, bench results' heads.json
+    assert not texts(at, "error") and "focal heads" in [m.label for m in at.metric]
+    assert len(at.get("plotly_chart")) == 3
+
+    missing = tmp_path / "no_such_heads.json"
+    at.text_input(key="heads_file").set_value(str(missing)).run()
+    assert texts(at, "error") == [f"{missing}: no such file"]
+    assert not any("No head-localization result yet" in i for i in texts(at, "info"))
+    at.text_input(key="heads_file").set_value(str(tmp_path)).run()
+    assert texts(at, "error") == [f"{tmp_path}: is a folder: give a head-localization result JSON file"]
+
+
+def test_llm_errors_name_the_environment_variables(app, monkeypatch) -> None:
+    """`attrib app` has no --llm-* flags: an LLM judge's errors say which environment variable to set."""
+    import os
+
+    for k in list(os.environ):
+        if k.startswith(("ATTRIB_LLM_", "OPENAI_")):
+            monkeypatch.delenv(k)
+    at = app(page="Timeline", trace="whowhen-algorithm-1", method="judge-all")
+    err = " ".join(texts(at, "error"))
+    assert err.startswith("judge-all: no LLM endpoint configured: set ATTRIB_LLM_BASE_URL") and "--llm" not in err
+    assert "ATTRIB_LLM_MODEL" in err and "before starting the app" in err
+
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: the client cannot connect
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ATTRIB_LLM_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("ATTRIB_LLM_MODEL", "m")
+    monkeypatch.setenv("ATTRIB_LLM_MAX_RETRIES", "0")
+    at = app(page="Timeline", trace="whowhen-algorithm-2", method="judge-all")
+    err = " ".join(texts(at, "error"))
+    assert "cannot connect" in err and "ATTRIB_LLM_BASE_URL right?" in err and "--llm" not in err
+
+
+def _hold_write_lock(store: Path) -> subprocess.Popen[str]:
+    """Another process holding the store open read-write (DuckDB's lock), until it is killed."""
+    code = ("import sys, time\nfrom attrib.store import open_store\ns = open_store(sys.argv[1])\n"
+            "print('locked', flush=True)\ntime.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(store)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_locked_store_says_it_is_locked(app, env, monkeypatch, tmp_path) -> None:
+    import shutil
+
+    store = tmp_path / "locked.duckdb"
+    shutil.copy(env["store"], store)
+    monkeypatch.setenv("ATTRIB_STORE", str(store))
+    proc = _hold_write_lock(store)
+    try:
+        at = app(page="Timeline", trace="whowhen-algorithm-1")
+        err = texts(at, "error")
+        assert len(err) == 1 and "locked by another process" in err[0] and f"(PID {proc.pid})" in err[0], err
+        assert "there is no store" not in err[0]
+        assert "locked by another process" in at.sidebar.warning[0].value
+    finally:
+        proc.kill()
+        proc.wait()
+    at = app(page="Timeline", trace="whowhen-algorithm-1")  # lock gone: the trace shows again
+    assert not texts(at, "error") and any(m.startswith("Decisive step") for m in texts(at, "subheader"))
+
+
+def test_empty_store_says_to_ingest(app, monkeypatch, tmp_path) -> None:
+    store = tmp_path / "empty.duckdb"
+    with open_store(store):
+        pass
+    monkeypatch.setenv("ATTRIB_STORE", str(store))
+    at = app(page="Traces")
+    assert texts(at, "info") == [f"The store `{store}` is empty: run `attrib ingest PATH --store {store}` to add "
+                                 "traces (or upload one on the Upload page)."]
+
+
+def test_cli_app_refuses_a_port_in_use() -> None:
+    """A taken port is a bad --port (exit 2, one line), found before the URL is printed or streamlit starts."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from attrib.cli import app as cli
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = CliRunner().invoke(cli, ["app", "--port", str(port), "--headless"])
+    assert r.exit_code == 2, r.output
+    assert f"port {port} on 127.0.0.1 is already in use" in r.output and "attrib inspector on" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_cli_app_stops_its_server_on_sigterm(tmp_path) -> None:
+    """SIGTERM to `attrib app` (a service manager, `kill`) stops the streamlit server it started, not just itself."""
+    import contextlib
+    import os
+    import shutil
+    import signal
+    import time
+    import urllib.request
+
+    import inspector_browser as browser
+
+    children = Path("/proc/self/task")
+    attrib = shutil.which("attrib", path=str(Path(sys.executable).parent))
+    if not children.exists() or attrib is None or not hasattr(os, "killpg"):
+        pytest.skip("needs Linux /proc and the attrib console script beside this Python")
+    port = browser.free_port()
+    proc = subprocess.Popen([attrib, "app", "--port", str(port), "--headless"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            browser._wait_healthy(url, proc, 60)
+        except (RuntimeError, TimeoutError) as e:
+            pytest.skip(f"the app could not start here: {e}")
+        kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert kids, "attrib app should run streamlit as its child"
+        os.kill(proc.pid, signal.SIGTERM)  # attrib alone, as `kill PID` does
+        proc.wait(timeout=15)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(Path(f"/proc/{k}").exists() for k in kids):
+            time.sleep(0.1)
+        assert not any(Path(f"/proc/{k}").exists() for k in kids), "streamlit outlived attrib app"
+        with pytest.raises(OSError):
+            urllib.request.urlopen(url + "/_stcore/health", timeout=2)
+        assert proc.returncode == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # what is left of this test's own process group, if anything
+        proc.wait()
