@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import os
 import shutil
 import threading
@@ -330,11 +331,35 @@ def segment_attention_stats(
     [0, n_segments) (default: max id + 1). causal: query at position p sees keys 0..p. scale: default
     1/sqrt(D). query_positions: compute only these query positions (e.g. the answer tokens), Q of them.
     backend: "auto" (the CUDA kernel for CUDA tensors when it builds, else PyTorch), "torch", or "cuda".
-    block_size: query/key block of the PyTorch path (memory ~ B*Hq*block_size^2 floats).
+    block_size: query/key block of the PyTorch path, an int >= 1 (memory ~ B*Hq*block_size^2 floats).
     Returns SegmentStats(mass [B, Hq, Q, G], entropy [B, Hq, Q]) in float32 on q's device.
+
+    A statistic, not a layer: it is not differentiable. It runs under ``torch.no_grad()`` and returns detached
+    tensors even when ``q``/``k`` require grad (use :func:`naive_segment_attention_stats` to backpropagate).
     """
+    import torch
+
     if backend not in ("auto", "torch", "cuda"):
         raise InputError(None, "backend", f"must be 'auto', 'torch' or 'cuda', got {backend!r}")
+    if isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral) or block_size < 1:
+        raise InputError(None, "block_size", f"must be an int >= 1, got {block_size!r}")
+    block_size = int(block_size)
+    with torch.no_grad():
+        return _segment_attention_stats(q, k, segment_ids, causal, scale, query_positions, n_segments, backend,
+                                        block_size)
+
+
+def _segment_attention_stats(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    segment_ids: torch.Tensor | Sequence[int],
+    causal: bool,
+    scale: float | None,
+    query_positions: torch.Tensor | Sequence[int] | None,
+    n_segments: int | None,
+    backend: Backend,
+    block_size: int,
+) -> SegmentStats:
     p = _prepare(q, k, segment_ids, scale, query_positions, n_segments)
     if backend != "torch":
         reason = _cuda_blocker(p)

@@ -3,7 +3,9 @@
 ``load_model(name_or_path) -> (hf_model, tokenizer)`` and ``load_bridge(...) -> TransformerBridge``.
 A GGUF file is dequantized by transformers on first load (about 15 s for SmolLM2); the float32 weights
 are then cached as safetensors (``save_pretrained``) under :func:`attrib.paths.cache_dir` so later loads
-take a second or two. Nothing here touches the network: ``HF_HUB_OFFLINE`` is forced on.
+take a second or two; a cache folder that cannot be written is warned about once and skipped. A file or folder that
+transformers cannot load is one :class:`~attrib.errors.InputError` naming it. Nothing here touches the network:
+``HF_HUB_OFFLINE`` is forced on.
 torch/transformers are imported inside the functions so ``import attrib`` stays light.
 """
 
@@ -17,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attrib.errors import NotFoundError
-from attrib.paths import cache_dir
+from attrib.errors import AttribError, InputError, NotFoundError
+from attrib.paths import configured_cache_dir, persistent_cache_dir
 
 #: Short names users can type; each maps to a package that ships the weights (or a hub id for TL's config).
 ALIASES: dict[str, dict[str, str]] = {
@@ -108,8 +110,8 @@ def resolve(name_or_path: str | os.PathLike[str]) -> ModelSource:
 
 
 def cached_folder(source: ModelSource) -> Path:
-    """The safetensors cache folder for a GGUF source (it may not exist yet)."""
-    return cache_dir() / "models" / source.cache_key
+    """The safetensors cache folder for a GGUF source (it may not exist yet, nor the cache folder itself)."""
+    return configured_cache_dir() / "models" / source.cache_key
 
 
 def load_model(
@@ -137,25 +139,53 @@ def load_model(
         return model, tok
 
 
+def _from_pretrained(folder: Path, gguf: str | None, kw: dict[str, Any]) -> tuple[Any, Any]:
+    """Tokenizer and model from an HF folder or a GGUF file; any loader failure (an empty or truncated file, a
+    config without a tokenizer, an unknown architecture ...) becomes one InputError naming the path."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = folder / gguf if gguf else folder
+    extra = {"gguf_file": gguf} if gguf else {}
+    try:
+        tok = AutoTokenizer.from_pretrained(folder, **extra)
+        model = AutoModelForCausalLM.from_pretrained(folder, **extra, **kw)
+    except AttribError:
+        raise
+    except Exception as e:  # transformers, tokenizers, gguf and safetensors raise many types here
+        text = " ".join(str(e).split())  # one line
+        text = text if len(text) <= 300 else text[:297] + "..."
+        what = "GGUF file" if gguf else "model folder"
+        raise InputError(path, None, f"cannot load this {what}: {type(e).__name__}" + (f": {text}" if text else "")) \
+            from None
+    return tok, model
+
+
 def _load(source: ModelSource, *, dtype: str, use_cache: bool) -> tuple[Any, Any]:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = getattr(torch, dtype)
     kw: dict[str, Any] = {"dtype": torch_dtype, "attn_implementation": "eager"}
     folder, gguf = source.folder, source.gguf_file
+    loaded = None
     if gguf is not None and use_cache:
         cached = cached_folder(source)
         if (cached / "config.json").is_file() and any(cached.glob("*.safetensors")):
-            folder, gguf = cached, None
-    if gguf is not None:
-        tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, **kw)
-        if use_cache:
+            try:
+                loaded = _from_pretrained(cached, None, kw)
+            except InputError as e:  # a damaged cache entry only costs the conversion: fall back to the GGUF
+                import logging
+
+                logging.getLogger(__name__).warning("attrib: ignoring the damaged model cache: %s", e)
+    if loaded is not None:
+        tok, model = loaded
+    elif gguf is not None:
+        # an unusable cache is reported (once) before the conversion, and costs only the conversion's speed
+        writable = use_cache and persistent_cache_dir() is not None
+        tok, model = _from_pretrained(folder, gguf, kw)
+        if writable:
             _write_cache(model, tok, cached_folder(source))
     else:
-        tok = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, **kw)
+        tok, model = _from_pretrained(folder, None, kw)
     model.eval()
     model.requires_grad_(False)
     model.config.attrib_source = source.name

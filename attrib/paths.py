@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import threading
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +40,50 @@ def results_dir() -> Path:
     return REPO_ROOT / "bench" / "results" if (REPO_ROOT / "bench").is_dir() else Path.cwd() / "attrib-results"
 
 
+_cache_lock = threading.Lock()
+_cache_fallback: dict[str, Path] = {}  # configured cache that could not be made -> this process's stand-in
+
+
+def configured_cache_dir() -> Path:
+    """The cache folder asked for: ``$ATTRIB_CACHE``, else ``~/.cache/attrib`` (it may not exist or be writable)."""
+    env = os.environ.get("ATTRIB_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "attrib"
+
+
+def persistent_cache_dir() -> Path | None:
+    """The configured cache folder, created if needed; None (warned once, naming ``ATTRIB_CACHE``) when it cannot be
+    made or written. For large files that are only worth writing where they last (converted model weights)."""
+    d = configured_cache_dir()
+    key = str(d)
+    with _cache_lock:
+        if key in _cache_fallback:
+            return None
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            if not os.access(d, os.W_OK | os.X_OK):
+                raise PermissionError(13, "not writable", str(d))
+            return d
+        except OSError as e:
+            import logging
+            import tempfile
+
+            where = "ATTRIB_CACHE=" + key if os.environ.get("ATTRIB_CACHE") else f"the cache folder {key} (set ATTRIB_CACHE)"
+            logging.getLogger(__name__).warning(
+                "attrib: %s cannot be used (%s); carrying on without a persistent cache, which only costs speed",
+                where, e.strerror or e)
+            _cache_fallback[key] = Path(tempfile.mkdtemp(prefix="attrib-cache-"))
+            atexit.register(shutil.rmtree, _cache_fallback[key], True)
+            return None
+
+
 def cache_dir() -> Path:
-    """Where converted model weights and other derived files are cached."""
-    d = Path(os.environ.get("ATTRIB_CACHE", Path.home() / ".cache" / "attrib"))
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    """Where converted model weights and other derived files are cached: :func:`configured_cache_dir`, created.
+
+    Best effort: a cache that cannot be made or written costs speed, not the command. It is reported once on the
+    ``attrib.paths`` logger, naming ``ATTRIB_CACHE``, and this process then uses a temporary folder (removed at exit)
+    instead, so small derived files still work; :func:`persistent_cache_dir` tells the two apart.
+    """
+    d = persistent_cache_dir()
+    if d is not None:
+        return d
+    return _cache_fallback[str(configured_cache_dir())]

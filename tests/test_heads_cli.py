@@ -25,6 +25,52 @@ def test_unknown_model_path_is_one_line_not_found(tmp_path):
     assert "no such model" in r.output and len(r.output.strip().splitlines()) == 1
 
 
+def test_corrupt_model_files_are_one_line_input_errors(tmp_path):
+    """An empty .gguf ('cannot mmap an empty file') and a config-only folder ('Couldn't instantiate the backend
+    tokenizer') gave tracebacks."""
+    from attrib.models import load_model
+
+    empty = tmp_path / "bad.gguf"
+    empty.write_bytes(b"")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    for path in (empty, folder):
+        with pytest.raises(InputError, match="cannot load this") as err:
+            load_model(path, memo=False, use_cache=False)
+        assert err.value.path == str(path)
+        r = CliRunner().invoke(app, ["compliance", "--model", str(path), "--no-perplexity"])
+        assert r.exit_code == 3 and str(path) in r.output and "Traceback" not in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_an_unusable_cache_only_costs_speed(tmp_path, monkeypatch, caplog):
+    """ATTRIB_CACHE that cannot be made failed every model command ('error: /proc/nope: No such file or
+    directory', exit 1, not naming ATTRIB_CACHE)."""
+    import logging
+
+    import torch
+
+    from attrib import paths
+    from attrib.models import load_model
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    monkeypatch.setenv("ATTRIB_CACHE", str(blocker / "cache"))
+    with caplog.at_level(logging.WARNING, logger="attrib.paths"):
+        assert paths.persistent_cache_dir() is None
+        d = paths.cache_dir()  # a stand-in for this process: small derived files still work
+        assert d.is_dir() and d != blocker / "cache"
+        (d / "x").write_text("ok")
+        assert paths.persistent_cache_dir() is None and paths.cache_dir() == d
+        model, _ = load_model("smollm2-135m", memo=False)  # converts the GGUF, skips writing the cache
+    said = [r.getMessage() for r in caplog.records if r.name == "attrib.paths"]
+    assert len(said) == 1 and f"ATTRIB_CACHE={blocker / 'cache'}" in said[0] and "only costs speed" in said[0]
+    with torch.no_grad():
+        assert torch.isfinite(model(input_ids=torch.tensor([[1, 2, 3]])).logits).all()
+
+
 def test_cli_rejects_bad_flags():
     from attrib.cli.heads import parse_top_k
 
@@ -38,6 +84,18 @@ def test_cli_rejects_bad_flags():
     assert r.exit_code == 2 and "unknown suite" in r.output  # a bad flag value: a usage error
     r = CliRunner().invoke(app, ["heads", "--top-k", "500", "--families", "language", "--n-questions", "1"])
     assert r.exit_code == 2 and "500 heads asked, but smollm2-135m has 270" in r.output  # before the scan
+
+
+@pytest.mark.parametrize("families", ["bogus", "", " , ", "secret,bogus"])
+def test_bad_families_are_usage_errors_naming_the_flag(families):
+    """They exited 3 after loading the model ('families: unknown ...', or 'probes: no probes to run' for '')."""
+    r = CliRunner().invoke(app, ["heads", "--families", families])
+    assert r.exit_code == 2 and "--families" in r.output and "Traceback" not in r.output, r.output
+    from attrib.cli.heads import parse_families
+    from attrib.probes import FAMILIES
+
+    assert parse_families("all", FAMILIES) == list(FAMILIES)
+    assert parse_families(" secret, language,secret ", FAMILIES) == ["secret", "language"]
 
 
 @pytest.fixture(scope="session")
@@ -159,3 +217,36 @@ def test_gguf_path_and_hf_folder_load_the_same_model(smollm):
         for other in (str(gguf), str(cached_folder(src))):
             m, _ = load_model(other, memo=False)
             assert torch.allclose(m(input_ids=ids).logits, ref, atol=1e-4)
+
+
+def test_load_names_a_missing_key(tmp_path):
+    """A JSON without 'scores' raised a bare KeyError."""
+    from attrib.heads import HeadLocalization
+
+    p = tmp_path / "loc.json"
+    p.write_text(json.dumps({"model": "m", "n_layers": 1, "n_heads": 1, "top_k": 0.05}))
+    with pytest.raises(InputError, match="missing key") as err:
+        HeadLocalization.load(p)
+    assert err.value.path == str(p) and err.value.field == "scores"
+    p.write_text("[1, 2]")
+    with pytest.raises(InputError, match="expected a JSON object"):
+        HeadLocalization.load(p)
+
+
+@pytest.mark.slow
+def test_patching_without_a_pair_over_the_gap_gives_no_verdict(smollm):
+    """With every pair below min_gap the check used to report a verdict over them as if the filter had held."""
+    from attrib.heads.patching import patching_check
+    from attrib.probes import conflict_suite, pairs
+
+    model, tok = smollm
+    pair = next((c, x) for c, x in pairs(conflict_suite(["secret"], n_questions=1)) if x.has_logit_metric)
+    res = patching_check(model, tok, [pair], [(3, 1), (14, 2)], n_layers=30, n_heads=9, n_random=5, min_gap=100.0)
+    assert res.n_met_gap == 0 and res.n_pairs == 1 and not res.has_verdict and not res.causal
+    text = res.summary()
+    assert "no verdict" in text and "None of the 1 pairs" in text and "at least 100 nat" in text
+    assert "causal" not in text
+    saved = res.to_dict()
+    assert saved["n_met_gap"] == 0 and saved["min_gap"] == 100.0 and saved["causal"] is False
+    ok = patching_check(model, tok, [pair], [(3, 1), (14, 2)], n_layers=30, n_heads=9, n_random=5, min_gap=-100.0)
+    assert ok.n_met_gap == 1 and ok.has_verdict and "no verdict" not in ok.summary()

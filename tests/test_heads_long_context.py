@@ -90,3 +90,24 @@ def test_fp32_gpu_warning_threshold():
     assert fp32_gpu_score_bytes("cuda", torch.float32, 9, 8192) == 4 * 9 * 8192 * 8192
     assert fp32_gpu_score_bytes("cuda", torch.bfloat16, 9, 8192) == 0
     assert fp32_gpu_score_bytes("cpu", torch.float32, 9, 8192) == 0
+
+
+def test_bridge_engine_leaves_the_callers_hf_model_intact(bridge, prompt):
+    """engine='bridge' on an (hf_model, tokenizer) pair booted the bridge on that very model, which rewires its
+    attention in place: the shared memoized model then returned no attentions and broke train_sail (IndexError)."""
+    from attrib.models import load_model
+
+    ids, seg, patterns = prompt
+    hf, tok = load_model("smollm2-135m")
+    kinds = [type(layer.self_attn) for layer in hf.model.layers]
+    with torch.no_grad():
+        before = hf(input_ids=ids[None], output_attentions=True).attentions[3]
+    stats = layer_segment_stats((hf, tok), ids, seg, layers=[3], engine="bridge", n_segments=4)
+    assert sorted(stats) == [3]
+    torch.testing.assert_close(stats[3].mass[0], _reference(patterns[3:4], seg, list(range(ids.shape[0])))[0][0]
+                               .float(), atol=1e-4, rtol=0)
+    assert [type(layer.self_attn) for layer in hf.model.layers] == kinds
+    with torch.no_grad():
+        after = hf(input_ids=ids[None], output_attentions=True).attentions
+    assert len(after) == hf.config.num_hidden_layers and after[3] is not None
+    torch.testing.assert_close(after[3], before)

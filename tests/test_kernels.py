@@ -140,6 +140,31 @@ def test_bad_query_positions_and_segment_count():
         segment_attention_stats(q, k, seg, n_segments=2)
 
 
+@pytest.mark.parametrize("block_size", [-1, 0, 1.5, True, "8"])
+def test_bad_block_size_is_one_line_naming_it(block_size):
+    """-1 returned uninitialised memory (the block loop never ran), 0 a bare ValueError, 1.5 a TypeError."""
+    q, k, seg = _case(1, 2, 2, 12, 8, 3, seed=1)
+    with pytest.raises(InputError, match="must be an int >= 1") as err:
+        segment_attention_stats(q, k, seg, block_size=block_size)
+    assert err.value.field == "block_size"
+    one = segment_attention_stats(q, k, seg, block_size=1)  # the smallest block is fine
+    _assert_close(one, naive_segment_attention_stats(q, k, seg), 1e-5)
+
+
+@pytest.mark.parametrize("block_size", [4, 512])  # full key chunks (matmul out=) / one partial chunk (in-place ops)
+def test_inputs_that_require_grad_give_detached_statistics(block_size):
+    """A statistic, not a layer: q/k from a model under autograd used to raise in the forward (out= matmul) or
+    in backward (modified by an in-place operation)."""
+    q, k, seg = _case(1, 2, 1, 12, 8, 3, seed=2)
+    ref = segment_attention_stats(q, k, seg, block_size=block_size)
+    q.requires_grad_(True)
+    k.requires_grad_(True)
+    got = segment_attention_stats(q, k, seg, block_size=block_size)
+    assert not got.mass.requires_grad and not got.entropy.requires_grad
+    _assert_close(got, ref, 0.0)
+    assert torch.is_grad_enabled()  # the caller's grad mode is left alone
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Extension build fallback.
 

@@ -60,3 +60,37 @@ def test_model_commands_turn_off_the_transformers_progress_bar() -> None:
     quiet_model_loading()
     assert not hf_logging.is_progress_bar_enabled()
     hf_logging.enable_progress_bar()  # leave the process as it was for the other tests
+
+
+def test_layers_and_pairs_are_checked_before_the_slow_steps(tmp_path):
+    """--layers 99 was only checked after sampling the whole suite (69 s) and writing pairs.jsonl."""
+    out = tmp_path / "a"
+    r = runner.invoke(app, ["sail", "--suite", "conflicts", "--layers", "99", "--out", str(out)])
+    assert r.exit_code == 2 and "--layers" in r.output and "out of range" in r.output, r.output
+    assert not (out / "pairs.jsonl").exists()
+    r = runner.invoke(app, ["sail", "--suite", "conflicts", "--layers", "3-x", "--out", str(out)])
+    assert r.exit_code == 2 and "--layers" in r.output and "cannot parse" in r.output
+    r = runner.invoke(app, ["sail", "--pairs", str(tmp_path / "missing.jsonl"), "--out", str(out)])
+    assert r.exit_code == 3 and "does not exist" in r.output and "Traceback" not in r.output
+
+
+def test_unknown_family_is_a_usage_error_naming_the_flag():
+    r = runner.invoke(app, ["compliance", "--family", "bogus", "--no-perplexity"])
+    assert r.exit_code == 2 and "--family" in r.output and "bogus" in r.output, r.output
+
+
+@pytest.mark.slow
+def test_heldout_pairs_in_a_pairs_file_are_reported(tmp_path):
+    """Lines with "split": "heldout" were dropped from training without a word."""
+    import msgspec
+
+    rows = [msgspec.to_builtins(p) for p in tiny_pairs(3)]
+    rows[2]["split"] = "heldout"
+    path = tmp_path / "pairs.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    r = runner.invoke(app, ["sail", "--pairs", str(path), "--layers", "28", "--steps", "1", "--batch-size", "1",
+                            "--out", str(tmp_path / "out"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert "pairs 2 for training; 1 held-out pairs" in " ".join(r.stderr.split())
+    assert orjson.loads(r.stdout)["config"]["n_pairs"] == 2
+    assert "heldout" in " ".join(runner.invoke(app, ["sail", "--help"]).output.split())

@@ -108,6 +108,31 @@ def test_holdout_split_keeps_prompts_together():
         holdout_split(pairs[:1])
 
 
+def test_holdout_split_of_a_user_pairs_file_groups_by_prompt(tmp_path):
+    """A pairs file has no probe_id: every pair hashed alike ("") and --layers repair (the default) always failed
+    with 'too few prompts'. Such pairs are held back by their system + user messages."""
+    import orjson
+
+    from attrib.surgery.pairs import read_pairs
+
+    lines = []
+    for q in range(6):
+        for r in range(2):  # two pairs per prompt: they must stay on the same side
+            lines.append({"system": "Answer in uppercase letters only.", "prompt": f"Question number {q}?",
+                          "chosen": f"ANSWER {q} {r}.", "rejected": f"answer {q} {r}."})
+    path = tmp_path / "my.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(x) for x in lines))
+    pairs = read_pairs(path)
+    assert all(p.probe_id == "" for p in pairs)
+    fit, held = holdout_split(pairs)
+    assert fit and held and len(fit) + len(held) == len(pairs) == 12
+    prompt = lambda p: p.messages[-1]["content"]  # noqa: E731
+    assert not {prompt(p) for p in fit} & {prompt(p) for p in held}
+    assert holdout_split(pairs) == (fit, held)  # deterministic
+    with pytest.raises(InputError, match="too few prompts"):  # one prompt cannot be split
+        holdout_split([p for p in pairs if prompt(p) == "Question number 0?"])
+
+
 @pytest.mark.slow
 def test_rank_layers_by_repair_real_model():
     model, tok = real_model()

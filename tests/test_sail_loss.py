@@ -108,3 +108,34 @@ def test_token_logps_alignment():
     assert torch.all(lp[0, 2:] > -1e-6)
     ids_bad = torch.tensor([[1, 2, 6, 4, 5]])  # token 2 is not the predicted one
     assert token_logps(logits, ids_bad, mask)[0, 2] < -50
+
+
+def test_dpo_loss_refuses_per_token_and_mismatched_input():
+    """[B, T] input was silently averaged over tokens; [3] vs [4] gave a raw broadcasting error."""
+    from attrib.errors import InputError
+
+    a, b = torch.zeros(3), torch.zeros(3)
+    assert dpo_loss(a, b, a, b).item() == pytest.approx(math.log(2))
+    with pytest.raises(InputError, match=r"policy_chosen_logps: must be sequence log-probs \[batch\]") as err:
+        dpo_loss(torch.zeros(3, 5), torch.zeros(3, 5), torch.zeros(3, 5), torch.zeros(3, 5))
+    assert err.value.field == "policy_chosen_logps"
+    with pytest.raises(InputError, match=r"ref_rejected_logps: has shape \(4,\), expected \(3,\)"):
+        dpo_loss(a, b, a, torch.zeros(4))
+    with pytest.raises(InputError, match="ref_chosen_logps: must be a torch.Tensor, got list"):
+        dpo_loss(a, b, [0.0, 0.0, 0.0], b)
+    with pytest.raises(InputError, match="reduction"):
+        dpo_loss(a, b, a, b, reduction="avg")
+
+
+def test_sail_loss_names_a_non_tensor_argument():
+    """A list of weights gave AttributeError ('list' object has no attribute 'shape')."""
+    from attrib.errors import InputError
+
+    pc, pr, rc, rr, wc, wr, mc, mr = _case(5)
+    with pytest.raises(InputError, match="chosen_weights: must be a torch.Tensor, got list") as err:
+        sail_loss(pc, pr, rc, rr, wc.tolist(), wr, mc, mr)
+    assert err.value.field == "chosen_weights"
+    with pytest.raises(InputError, match="policy_rejected_logps: chosen and rejected batches differ"):
+        sail_loss(pc, pr[:2], rc, rr[:2], wc, wr[:2], mc, mr[:2])
+    with pytest.raises(ValueError, match="chosen_weights"):  # still a ValueError, as before
+        sail_loss(pc, pr, rc, rr, wc[:, :-1], wr, mc, mr)

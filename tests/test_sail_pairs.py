@@ -48,3 +48,40 @@ def test_wilson_and_scoring():
     rep = score_responses(probes, answers)
     assert rep.families["format_upper"] == Rate(3, 3) and rep.families["secret"] == Rate(0, 3)
     assert rep.overall.rate == 0.5
+
+
+@pytest.mark.parametrize("line, field", [
+    ('{"system": 5, "prompt": "Hi", "chosen": "a", "rejected": "b"}', "line 2: system"),
+    ('{"system": "Be brief.", "prompt": 7, "chosen": "a", "rejected": "b"}', "line 2: prompt"),
+    ('{"system": "Be brief.", "prompt": null, "chosen": "a", "rejected": "b"}', "line 2: prompt"),
+    ('{"messages": [{"role": "system", "content": ["Be", "brief"]}, {"role": "user", "content": "Hi"}],'
+     ' "chosen": "a", "rejected": "b"}', "line 2: messages[0].content"),
+    ('{"messages": [{"role": "system", "content": "Be brief."}, {"role": 1, "content": "Hi"}],'
+     ' "chosen": "a", "rejected": "b"}', "line 2: messages[1].role"),
+    ('{"system": "Be brief.", "prompt": "Hi", "chosen": "a", "rejected": "b", "rule": {"x": 1}}', "line 2: rule"),
+])
+def test_wrong_typed_fields_are_one_line_errors(tmp_path, line, field):
+    """A number or list where a string belongs gave AttributeError / a jinja TypeError traceback."""
+    from attrib.errors import InputError
+    from attrib.surgery.pairs import read_pairs
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"system": "Be brief.", "prompt": "Hi", "chosen": "Hello.", "rejected": "Hello there, friend"}\n'
+                    + line + "\n")
+    with pytest.raises(InputError) as err:
+        read_pairs(path)
+    assert err.value.path == str(path) and err.value.field == field
+    assert "string" in err.value.message and "\n" not in str(err.value)
+
+
+def test_validate_pair_checks_types_of_a_pair_built_in_code():
+    from attrib.errors import InputError
+    from attrib.surgery.pairs import PreferencePair, validate_pair
+
+    good = dict(id="x", family="f", template="t", split="train", rule="Be brief.", chosen="a", rejected="b",
+                messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    assert validate_pair(PreferencePair(**good))
+    with pytest.raises(InputError, match=r"messages\[0\]\.content: must be a string, got a number"):
+        validate_pair(PreferencePair(**good | {"messages": [{"role": "system", "content": 5}]}))
+    with pytest.raises(InputError, match="rejected: must be a string"):
+        validate_pair(PreferencePair(**good | {"rejected": None}))

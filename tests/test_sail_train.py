@@ -56,6 +56,26 @@ def test_adapter_round_trip_gives_identical_logits(run):
     assert not torch.allclose(trained, base, atol=1e-4)  # the adapter did change something
 
 
+def test_peft_wrapping_hides_only_the_gradient_checkpointing_deprecation(run):
+    """transformers' FutureWarning '`is_gradient_checkpointing` is deprecated' (read by peft when it wraps a model)
+    was printed on every attrib sail / attrib compliance run."""
+    import warnings
+
+    model, _, _, out = run
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        load_adapter(model, out)
+    texts = [str(w.message) for w in seen]
+    assert not any("is_gradient_checkpointing" in t for t in texts), texts
+    from attrib.surgery.train import quiet_peft_wrap
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with quiet_peft_wrap():
+            warnings.warn("some other future change", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["some other future change"]  # every other warning still shows
+
+
 def test_resume_continues_to_the_same_weights(run, tmp_path):
     from safetensors.torch import load_file
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import typer
@@ -26,6 +27,21 @@ def parse_top_k(text: str) -> float:
     if v >= 1 and v != int(v):
         raise InputError(None, "--top-k", f"{text!r}: a count of heads must be a whole number (or a fraction below 1)")
     return v if v < 1 else int(v)
+
+
+def parse_families(text: str, known: Iterable[str], flag: str = "--families") -> list[str]:
+    """'secret,persona' -> ['secret', 'persona'], 'all' -> every family; a usage error naming ``flag`` for an empty
+    list or an unknown family (before the model loads)."""
+    known = list(known)
+    if text.strip().lower() == "all":
+        return known
+    fams = [f.strip() for f in text.split(",") if f.strip()]
+    if not fams:
+        raise InputError(None, flag, f"no probe families given (known: {', '.join(known)}, or 'all')")
+    unknown = [f for f in fams if f not in known]
+    if unknown:
+        raise InputError(None, flag, f"unknown probe families {unknown} (known: {', '.join(known)}, or 'all')")
+    return list(dict.fromkeys(fams))
 
 
 def _check_outputs(*paths: Path | None) -> None:
@@ -72,7 +88,7 @@ def heads_command(
         if split not in ("train", "heldout", "all"):
             raise InputError(None, "--split", "must be train, heldout or all")
         k = parse_top_k(top_k)
-        fams = list(FAMILIES) if families.strip() == "all" else [f.strip() for f in families.split(",") if f.strip()]
+        fams = parse_families(families, FAMILIES)
         from attrib.models import load_model
 
         _check_outputs(plot, save)

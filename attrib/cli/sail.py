@@ -36,7 +36,9 @@ def sail(
         "layers that carry its effect on the other third; 'auto': the top 10 % by the gradient of the preference "
         "loss on the training pairs (faster to choose, did not beat random layers in the benchmark); 'heads': focal "
         "layers and heads from attrib heads' localization; or layers like 12-15 or 3,7,9."))] = "repair",
-    pairs: Annotated[Path | None, typer.Option(help="Preference pairs JSONL (messages|system+prompt, chosen, rejected).")] = None,
+    pairs: Annotated[Path | None, typer.Option(help=(
+        "Preference pairs JSONL (messages|system+prompt, chosen, rejected). Lines with \"split\": \"heldout\" are "
+        "not trained on (kept for your evaluation); the run says how many."))] = None,
     suite: Annotated[str | None, typer.Option(help="Build pairs from a probe suite instead: 'conflicts'.")] = None,
     steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 16,
     lr: Annotated[float, typer.Option(callback=_positive, help="Learning rate (paper: 1e-5 over full multi-GPU "
@@ -58,7 +60,8 @@ def sail(
     with handle_errors():
         from attrib.errors import InputError
         from attrib.models import load_model
-        from attrib.surgery.api import resolve_layers, suite_pairs
+        from attrib.surgery.api import LAYER_SPECS, resolve_layers, suite_pairs
+        from attrib.surgery.lora import num_layers, parse_layers
         from attrib.surgery.pairs import read_pairs, split_pairs, write_pairs
         from attrib.surgery.train import config_dict, train_sail
 
@@ -66,18 +69,28 @@ def sail(
             raise InputError(None, "--pairs/--suite", "give exactly one of --pairs FILE or --suite conflicts")
         if suite is not None and suite != "conflicts":
             raise InputError(None, "--suite", f"unknown suite {suite!r}; the one suite is 'conflicts'")
+        # every check that needs no model comes before it loads, and the layer range right after: not after minutes
+        # of sampling the suite (and writing pairs.jsonl)
+        named_spec = layers.strip().lower() in LAYER_SPECS
+        if not named_spec:
+            parse_layers(layers)
+        data = read_pairs(pairs) if pairs is not None else None
         quiet_model_loading()
         hf, tok = load_model(model)
-        if pairs is not None:
-            data = read_pairs(pairs)
-        else:
+        if not named_spec:
+            parse_layers(layers, num_layers(hf))
+        if data is None:
             with err_console.status("sampling the model on the train templates and labelling with the checkers"):
                 data = suite_pairs(hf, tok, split="train", n_samples=0, max_new_tokens=24, seed=seed)
             write_pairs(out / "pairs.jsonl", data)
-        train, _ = split_pairs(data)
-        train = train or data
+        train, held = split_pairs(data)
         log = err_console if as_json else console  # --json keeps stdout for the JSON alone
-        log.print(f"[bold]pairs[/] {len(train)} for training")
+        if not train:
+            log.print(f"[yellow]warning:[/] all {len(held)} pairs are marked \"split\": \"heldout\"; training on them")
+            train, held = held, []
+        log.print(f"[bold]pairs[/] {len(train)} for training"
+                  + (f"; {len(held)} held-out pairs (\"split\": \"heldout\") kept for evaluation, not trained on"
+                     if held else ""))
         with log.status(f"choosing layers ({layers})"):
             choice = resolve_layers(hf, tok, layers, pairs=train)
         log.print(f"[bold]layers[/] {choice.layers}  ({choice.source})")
@@ -114,12 +127,15 @@ def compliance(
 
         from attrib.errors import InputError
         from attrib.models import load_model
-        from attrib.probes import conflict_suite
+        from attrib.probes import FAMILIES, conflict_suite
         from attrib.surgery import evaluate as ev
         from attrib.surgery.train import load_adapter
 
         if split not in ("heldout", "train", "all"):
             raise InputError(None, "--split", f"expected heldout, train or all, got {split!r}")
+        unknown = [f for f in family or () if f not in FAMILIES]
+        if unknown:
+            raise InputError(None, "--family", f"unknown probe families {unknown} (known: {', '.join(FAMILIES)})")
         if not 1 <= questions <= 12:
             raise InputError(None, "--questions", f"must be between 1 and 12, got {questions}")
         bad = [c for c in condition or () if c not in ("plain", "user", "plain_peer", "peer")]

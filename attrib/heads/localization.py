@@ -92,18 +92,38 @@ class HeadLocalization:
     @staticmethod
     def load(path: str | Path) -> HeadLocalization:
         """Read a result written by :meth:`save` (e.g. to feed SAIL without re-scanning)."""
+        import dataclasses
+
         try:
             d = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
             raise InputError(path, None, f"not a head-localization JSON file ({e})") from None
-        for k in ("scores", "magnitude", "direction", "js", "sink_clean", "sink_conflict"):
-            d[k] = np.asarray(d[k], dtype=np.float64)
-        d["focal_heads"] = [tuple(h) for h in d["focal_heads"]]
-        if d.get("patching"):
-            pr = d["patching"]
-            pr["heads"] = [tuple(h) for h in pr["heads"]]
-            d["patching"] = PatchingResult(**pr)
-        return HeadLocalization(**d)
+        if not isinstance(d, dict):
+            raise InputError(path, None, "not a head-localization JSON file (expected a JSON object)")
+
+        def required(cls: type, obj: dict[str, Any], where: str) -> None:
+            for f in dataclasses.fields(cls):
+                no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+                if no_default and f.name not in obj:
+                    raise InputError(path, where + f.name, "missing key: not a head-localization result of attrib heads")
+
+        required(HeadLocalization, d, "")
+        try:
+            for k in ("scores", "magnitude", "direction", "js", "sink_clean", "sink_conflict"):
+                d[k] = np.asarray(d[k], dtype=np.float64)
+            d["focal_heads"] = [tuple(h) for h in d["focal_heads"]]
+            if d.get("patching"):
+                pr = d["patching"]
+                if not isinstance(pr, dict):
+                    raise InputError(path, "patching", "expected an object")
+                required(PatchingResult, pr, "patching.")
+                pr["heads"] = [tuple(h) for h in pr["heads"]]
+                known = {f.name for f in dataclasses.fields(PatchingResult)}
+                d["patching"] = PatchingResult(**{k: v for k, v in pr.items() if k in known})
+            known = {f.name for f in dataclasses.fields(HeadLocalization)}
+            return HeadLocalization(**{k: v for k, v in d.items() if k in known})
+        except (TypeError, ValueError) as e:
+            raise InputError(path, None, f"not a head-localization JSON file ({e})") from None
 
     def plot(self, path: str | Path | None = None) -> Any:
         """Layer x head heatmap of S(l, h) with focal heads outlined (matplotlib, Agg)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import math
 import os
 import threading
@@ -55,7 +56,8 @@ def layer_segment_stats(
     """Segment attention masses and entropy of every query head, per layer, from one forward pass.
 
     ``model``: a TransformerBridge (``attrib.models.load_bridge``), an ``(hf_model, tokenizer)`` pair, an HF
-    model, or a model name/path. ``input_ids``: [T] or [1, T] token ids. ``segment_ids``: [T] integers
+    model, or a model name/path. With ``engine="bridge"`` and an HF model, the bridge wraps a copy: the model passed
+    in is left as it was (pass a bridge to avoid the copy on repeated calls). ``input_ids``: [T] or [1, T] token ids. ``segment_ids``: [T] integers
     (e.g. ``attrib.heads.drift.segment_ids``). ``query_positions``: the positions to report (default all).
     ``engine``: "bridge" (TransformerLens hooks), "hf" (AttentionInterface + SDPA, O(T) memory) or "auto"
     (the bridge when given one, else hf). Returns {layer: SegmentStats(mass [1, H, Q, G], entropy [1, H, Q])}.
@@ -123,7 +125,9 @@ def _runner(model: Any, engine: Engine) -> Any:
     if engine == "bridge":
         if tok is None:
             raise InputError(None, "model", "engine='bridge' needs a tokenizer: pass (hf_model, tokenizer) or a bridge")
-        return load_bridge((hf, tok))
+        # booting a bridge rewires the HF model's attention in place: wrap a copy, never the caller's (often the
+        # memoized, shared) model, as load_bridge(name) does
+        return load_bridge((copy.deepcopy(hf), tok))
     return hf
 
 

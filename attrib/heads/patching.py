@@ -47,17 +47,33 @@ class PatchingResult:
     min_gap: float
     per_pair: list[dict[str, Any]] = field(default_factory=list)
     extra_recoveries: dict[str, float] = field(default_factory=dict)
+    #: how many patched pairs had a clean-over-conflict gap of at least ``min_gap`` (None: a file from before this
+    #: field). When 0, the numbers are over all ``n_pairs`` pairs, every one below the gap, and there is no verdict.
+    n_met_gap: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def has_verdict(self) -> bool:
+        """False when no pair met ``min_gap``: recoveries of a gap that is not there say nothing causal."""
+        return self.n_met_gap != 0
+
     def summary(self) -> str:
         ratio = f"{self.ratio:.1f}x" if self.ratio is not None else "n/a"
+        if not self.has_verdict:
+            return (
+                f"patching {len(self.heads)} heads: no verdict. None of the {self.n_pairs} pairs has a clean-over-"
+                f"conflict gap of at least {self.min_gap:g} nat (mean gap {self.clean_ld - self.conflict_ld:+.3f}); "
+                f"over these pairs below the gap the focal heads recover {self.focal_recovery:+.3f} vs random "
+                f"median {self.random_median:+.3f} over {len(self.random_recoveries)} sets = {ratio}"
+            )
         verdict = "causal" if self.causal else "not causal (does not beat every random set)"
         return (
-            f"patching {len(self.heads)} heads on {self.n_pairs} pairs: recovered {self.focal_recovery:+.3f} "
-            f"(of gap {self.clean_ld - self.conflict_ld:+.3f}, {100 * self.focal_recovery_frac:.0f}%) vs random "
-            f"median {self.random_median:+.3f} over {len(self.random_recoveries)} sets = {ratio}: {verdict}"
+            f"patching {len(self.heads)} heads on {self.n_pairs} pairs with a gap >= {self.min_gap:g} nat: recovered "
+            f"{self.focal_recovery:+.3f} (of gap {self.clean_ld - self.conflict_ld:+.3f}, "
+            f"{100 * self.focal_recovery_frac:.0f}%) vs random median {self.random_median:+.3f} over "
+            f"{len(self.random_recoveries)} sets = {ratio}: {verdict}"
         )
 
 
@@ -218,6 +234,8 @@ def patching_check(
 
     ``extra_sets`` (name -> heads) are patched in the same batched pass and reported in ``extra_recoveries``;
     ``known_ld`` (probe id -> logit difference) skips pairs without a gap before any forward pass.
+    When no pair meets ``min_gap``, every pair is patched and reported, ``n_met_gap`` is 0, ``causal`` is False
+    and :meth:`PatchingResult.summary` says there is no verdict.
     """
     if n_random < 5:
         raise InputError(None, "n_random", "the causal check needs at least 5 random head sets")
@@ -226,7 +244,7 @@ def patching_check(
     if known_ld:  # skip pairs already known to have no clean-over-conflict gap (saves the batched forwards)
         gap = [(known_ld.get(c.id), known_ld.get(x.id)) for c, x in usable]
         keep = [pr for pr, (lc, lx) in zip(usable, gap, strict=True) if lc is None or lx is None or lc - lx >= min_gap]
-        usable = keep or usable
+        usable = keep or usable  # none known to meet the gap: patch them all, reported below as "no verdict"
     if not usable:
         raise InputError(None, "probes", "no probe pairs with a first-token metric to patch")
     extra = {k: [tuple(h) for h in v] for k, v in (extra_sets or {}).items()}
@@ -237,9 +255,8 @@ def patching_check(
         rows.append(patch_pair(model, tokenizer, c, x, sets, positions=positions))
         if progress:
             progress(i + 1, len(usable))
-    kept = [r for r in rows if r["clean"] - r["conflict"] >= min_gap]
-    if not kept:
-        kept = rows
+    met = [r for r in rows if r["clean"] - r["conflict"] >= min_gap]
+    kept = met or rows  # with no pair over the gap, the numbers use all pairs (and the result carries no verdict)
     rec = np.array([[p - r["conflict"] for p in r["patched"]] for r in kept])  # [pairs, sets]
     gap = np.array([r["clean"] - r["conflict"] for r in kept])
     mean_rec = rec.mean(axis=0)
@@ -258,9 +275,10 @@ def patching_check(
         random_recoveries=rand,
         random_median=med,
         ratio=None if ratio is None or math.isinf(ratio) else float(ratio),
-        causal=bool(focal > 0 and focal > max(rand)),
+        causal=bool(met) and bool(focal > 0 and focal > max(rand)),
         positions=positions,
         min_gap=min_gap,
         per_pair=rows,
         extra_recoveries={k: float(mean_rec[1 + i]) for i, k in enumerate(extra)},
+        n_met_gap=len(met),
     )

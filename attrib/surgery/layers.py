@@ -21,6 +21,7 @@ on focal heads, which come after the layers. The number of layers is fixed up fr
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -176,12 +177,23 @@ def repair_scores(g_start: Sequence[float], g_end: Sequence[float]) -> list[floa
     return [0.5 * (a + b) for a, b in zip(g_start, g_end, strict=True)]
 
 
+def prompt_key(p: PreferencePair) -> str:
+    """What keeps pairs together in :func:`holdout_split`: the probe id, or for pairs without one (a user's pairs
+    file) the prompt itself, its system and user messages."""
+    if p.probe_id:
+        return p.probe_id
+    turns = [[m.get("role", ""), m.get("content", "")] for m in p.messages if m.get("role") in ("system", "user")]
+    return "prompt:" + json.dumps(turns or [[m.get("role", ""), m.get("content", "")] for m in p.messages],
+                                  ensure_ascii=False)
+
+
 def holdout_split(pairs: Sequence[PreferencePair], share: float = 1 / 3) -> tuple[list, list]:
-    """Deterministic split by prompt (a probe's pairs stay together): ``(fit, held_back)``, about ``share`` held back."""
+    """Deterministic split by prompt (a probe's pairs stay together; pairs without a probe id are grouped by their
+    system + user messages): ``(fit, held_back)``, about ``share`` held back."""
     import hashlib
 
     def h(p: PreferencePair) -> float:
-        return int(hashlib.sha1(p.probe_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        return int(hashlib.sha1(prompt_key(p).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
     fit = [p for p in pairs if h(p) >= share]
     held = [p for p in pairs if h(p) < share]

@@ -15,23 +15,40 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from attrib.errors import InputError
+
 if TYPE_CHECKING:  # torch is imported lazily so that `import attrib` stays light
     import torch
 
 
+class LossInputError(InputError, ValueError):
+    """A loss argument of the wrong type or shape: an :class:`InputError` naming it (and a ``ValueError``, which
+    these checks raised before)."""
+
+
+def _check_tensors(**tensors: Any) -> dict[str, tuple[int, ...]]:
+    import torch
+
+    for name, v in tensors.items():
+        if not isinstance(v, torch.Tensor):
+            raise LossInputError(None, name, f"must be a torch.Tensor, got {type(v).__name__}")
+    return {k: tuple(v.shape) for k, v in tensors.items()}
+
+
 def _check_shapes(**tensors: torch.Tensor) -> None:
-    shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+    shapes = _check_tensors(**tensors)
     groups = [("policy_chosen_logps", "ref_chosen_logps", "chosen_weights", "chosen_mask"),
               ("policy_rejected_logps", "ref_rejected_logps", "rejected_weights", "rejected_mask")]
     for group in groups:
         first = shapes[group[0]]
         if len(first) != 2:
-            raise ValueError(f"{group[0]} must be [batch, tokens], got {first}")
+            raise LossInputError(None, group[0], f"must be [batch, tokens], got {first}")
         for name in group[1:]:
             if shapes[name] != first:
-                raise ValueError(f"{name} has shape {shapes[name]}, expected {first} like {group[0]}")
+                raise LossInputError(None, name, f"has shape {shapes[name]}, expected {first} like {group[0]}")
     if shapes[groups[0][0]][0] != shapes[groups[1][0]][0]:
-        raise ValueError("chosen and rejected batches differ in size")
+        raise LossInputError(None, "policy_rejected_logps", "chosen and rejected batches differ in size "
+                             f"({shapes[groups[0][0]][0]} vs {shapes[groups[1][0]][0]})")
 
 
 def weighted_margin(
@@ -93,8 +110,22 @@ def dpo_loss(
     beta: float = 0.1,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """Standard DPO (Rafailov et al.) over *sequence* log-probs ``[B]``: −log σ(β[(π_w−ref_w) − (π_l−ref_l)])."""
+    """Standard DPO (Rafailov et al.) over *sequence* log-probs ``[B]``: −log σ(β[(π_w−ref_w) − (π_l−ref_l)]).
+
+    All four must be ``[B]`` tensors of the same size (sum per-token log-probs over the response first; per-token
+    ``[B, T]`` input is refused rather than averaged over tokens).
+    """
     import torch.nn.functional as F
+
+    shapes = _check_tensors(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
+                            ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)
+    first = shapes["policy_chosen_logps"]
+    if len(first) != 1:
+        raise LossInputError(None, "policy_chosen_logps", f"must be sequence log-probs [batch], got shape {first} "
+                             "(sum per-token log-probs over the response first, or use sail_loss)")
+    for name, shape in shapes.items():
+        if shape != first:
+            raise LossInputError(None, name, f"has shape {shape}, expected {first} like policy_chosen_logps")
 
     logits = (policy_chosen_logps - ref_chosen_logps.detach()) - (policy_rejected_logps - ref_rejected_logps.detach())
     return _reduce(-F.logsigmoid(beta * logits), reduction)
@@ -107,7 +138,7 @@ def _reduce(losses: torch.Tensor, reduction: str) -> torch.Tensor:
         return losses.sum()
     if reduction == "none":
         return losses
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    raise LossInputError(None, "reduction", f"must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -252,6 +252,17 @@ _ENC = msgspec.json.Encoder()
 def validate_pair(p: PreferencePair, where: str = "pairs", line: int | None = None) -> PreferencePair:
     """Raise InputError for empty responses/prompts, identical chosen and rejected, or a prompt without a system rule."""
     field_of = (lambda f: f"line {line}: {f}") if line is not None else (lambda f: f)
+    for name in ("chosen", "rejected", "rule"):
+        if not isinstance(getattr(p, name), str):
+            raise InputError(where, field_of(name), f"must be a string, got {_kind(getattr(p, name))}")
+    if not isinstance(p.messages, list):
+        raise InputError(where, field_of("messages"), "expected a list of {role, content} objects")
+    for i, m in enumerate(p.messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            raise InputError(where, field_of(f"messages[{i}]"), "expected a {role, content} object with a string role")
+        if not isinstance(m.get("content"), str):
+            raise InputError(where, field_of(f"messages[{i}].content"),
+                             f"must be a string, got {_kind(m.get('content'))}")
     if not p.chosen.strip():
         raise InputError(where, field_of("chosen"), "empty chosen response")
     if not p.rejected.strip():
@@ -299,10 +310,25 @@ def read_pairs(path: str | Path) -> list[PreferencePair]:
     return out
 
 
+def _kind(value: Any) -> str:
+    """How a wrong-typed JSON value is named in an error: ``a number (5)``, ``a list``, ``null``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    return {list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
 def _from_obj(obj: dict[str, Any], path: Path, line: int) -> PreferencePair:
     for key in ("chosen", "rejected"):
         if not isinstance(obj.get(key), str):
             raise InputError(path, f"line {line}: {key}", "missing or not a string")
+    for key in ("system", "prompt", "rule", "id", "family", "template", "split", "probe_id", "chosen_source",
+                "rejected_source"):
+        if key in obj and not isinstance(obj[key], str) and (obj[key] is not None or key == "prompt"):
+            raise InputError(path, f"line {line}: {key}", f"must be a string, got {_kind(obj[key])}")
     messages = obj.get("messages")
     if messages is None and "prompt" in obj:
         messages = ([{"role": "system", "content": obj["system"]}] if obj.get("system") else []) + \
@@ -310,12 +336,16 @@ def _from_obj(obj: dict[str, Any], path: Path, line: int) -> PreferencePair:
     if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m and "content" in m
                                                  for m in messages):
         raise InputError(path, f"line {line}: messages", "expected a list of {role, content} objects")
+    for i, m in enumerate(messages):
+        for key in ("role", "content"):
+            if not isinstance(m[key], str):
+                raise InputError(path, f"line {line}: messages[{i}].{key}", f"must be a string, got {_kind(m[key])}")
     system = next((m["content"] for m in messages if m["role"] == "system"), "")
     rule = obj.get("rule") or system
     return PreferencePair(
         id=obj.get("id") or _pair_id(messages, obj["chosen"], obj["rejected"]),
-        family=obj.get("family", "custom"), template=obj.get("template", "custom"), split=obj.get("split", "train"),
-        messages=messages, rule=rule, chosen=obj["chosen"], rejected=obj["rejected"],
-        chosen_source=obj.get("chosen_source", "user"), rejected_source=obj.get("rejected_source", "user"),
-        probe_id=obj.get("probe_id", ""),
+        family=obj.get("family") or "custom", template=obj.get("template") or "custom",
+        split=obj.get("split") or "train", messages=messages, rule=rule, chosen=obj["chosen"], rejected=obj["rejected"],
+        chosen_source=obj.get("chosen_source") or "user", rejected_source=obj.get("rejected_source") or "user",
+        probe_id=obj.get("probe_id") or "",
     )

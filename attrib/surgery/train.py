@@ -8,11 +8,13 @@ same batches as an uninterrupted one), and a checkpoint (peft adapter + optimize
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,6 +175,16 @@ def _hash(obj: Any) -> str:
     return hashlib.sha1(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def quiet_peft_wrap() -> Iterator[None]:
+    """Silence the one transformers FutureWarning peft triggers when it wraps a model (it reads the deprecated
+    ``is_gradient_checkpointing``): printed on every ``attrib sail`` / ``attrib compliance`` run, and nothing the
+    user can act on. Every other warning still shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`?is_gradient_checkpointing`? is deprecated", category=FutureWarning)
+        yield
+
+
 def train_sail(
     model: Any,
     tokenizer: Any,
@@ -265,7 +277,8 @@ def train_sail(
     # 2. LoRA on exactly the focal layers
     torch.manual_seed(seed)
     base = copy.deepcopy(model) if copy_model else model
-    peft_model = get_peft_model(base, focal_lora_config(base, layers, r=r, alpha=lora_alpha, dropout=dropout))
+    with quiet_peft_wrap():
+        peft_model = get_peft_model(base, focal_lora_config(base, layers, r=r, alpha=lora_alpha, dropout=dropout))
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
@@ -348,7 +361,8 @@ def load_adapter(model: Any, adapter_dir: str | Path, *, copy_model: bool = True
     if not (path / "adapter_config.json").is_file():
         raise InputError(path, "adapter_config.json", "not a saved adapter folder (no adapter_config.json)")
     base = copy.deepcopy(model) if copy_model else model
-    peft_model = PeftModel.from_pretrained(base, str(path))
+    with quiet_peft_wrap():
+        peft_model = PeftModel.from_pretrained(base, str(path))
     peft_model.eval()
     return peft_model
 
