@@ -14,18 +14,18 @@ DEMO_TRACE ?= traces/demo_whowhen.json
 .PHONY: install demo test lint kernels bench clean
 
 install: $(STAMP)
-	@# The inspector's browser test drives Debian's chromium; install it when missing (non-fatal: the test skips).
-	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then \
-	  S=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); echo "installing chromium (apt-get) for the browser test"; \
-	  ($$S apt-get update -qq && $$S apt-get install -y -qq chromium) >/dev/null 2>&1 \
-	    || echo "chromium could not be installed: the browser test will skip"; \
-	fi
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade "pip>=24"
 	$(BIN)/pip install -q -e '.[model,app,scale,dev]'
 	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch ' + v + ' is installed, expected 2.13.0')"
+	@# The inspector's browser test drives Debian's chromium; install it when missing (non-fatal: the test skips).
+	@if [ ! -x $${ATTRIB_CHROMIUM:-/usr/bin/chromium} ] && command -v apt-get >/dev/null 2>&1; then \
+	  S=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); echo "installing chromium (apt-get) for the browser test"; \
+	  ($$S apt-get update -qq && $$S apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	    || echo "chromium could not be installed: the browser test will skip"; \
+	fi
 	touch $(STAMP)
 
 demo: install

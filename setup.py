@@ -1,8 +1,10 @@
-"""Packaging hook: ship ``cuda_ext/`` (the kernel sources) inside the wheel as ``attrib/_cuda_ext``.
+"""Packaging hook: ship ``cuda_ext/`` (the kernel sources) as ``attrib/_cuda_ext`` and ``apps/`` (the Streamlit
+inspector) as ``attrib/_apps`` inside the wheel.
 
-The sources live at the repository root (kernels compile there with nvcc alone, without torch), but a
-regular ``pip install`` must carry them too, or :mod:`attrib.kernels` could not JIT-build the extension
-on a GPU machine and would fall back to the PyTorch path. Everything else is in ``pyproject.toml``.
+Both live at the repository root (kernels compile there with nvcc alone, without torch; the app is a face, not part
+of the library), but a regular ``pip install`` must carry them too, or :mod:`attrib.kernels` could not JIT-build
+the extension on a GPU machine and ``attrib app`` would have nothing to run. Everything else is in
+``pyproject.toml``.
 """
 
 import shutil
@@ -22,6 +24,10 @@ class BuildPyWithKernels(build_py):
         for f in sorted((ROOT / "cuda_ext").iterdir()):
             if f.suffix in {".cu", ".cuh", ".h", ".cpp"}:
                 shutil.copy2(f, dst / f.name)
+        apps = Path(self.build_lib) / "attrib" / "_apps"
+        apps.mkdir(parents=True, exist_ok=True)
+        for f in sorted((ROOT / "apps").glob("*.py")):
+            shutil.copy2(f, apps / f.name)
 
 
 setup(cmdclass={"build_py": BuildPyWithKernels})

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from attrib.errors import AttribError, InputError
-from attrib.paths import REPO_ROOT
+from attrib.paths import REPO_ROOT, cache_dir
 
 if TYPE_CHECKING:
     import torch
@@ -102,7 +102,9 @@ def why_no_cuda() -> str | None:
 def _build() -> Any:
     from torch.utils.cpp_extension import load
 
-    build_dir = Path(os.environ.get("ATTRIB_CUDA_BUILD_DIR", REPO_ROOT / "build" / "torch_ext"))
+    # the checkout's build/ (gitignored) when there is one; an installed package builds in the user cache instead
+    default = REPO_ROOT / "build" / "torch_ext" if (REPO_ROOT / "cuda_ext").is_dir() else cache_dir() / "torch_ext"
+    build_dir = Path(os.environ.get("ATTRIB_CUDA_BUILD_DIR", default))
     build_dir.mkdir(parents=True, exist_ok=True)
     return load(
         name="attrib_attn_stats",

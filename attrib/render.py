@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from attrib.errors import AttribError
 from attrib.trace import Attribution, Trace
 
 
@@ -215,7 +216,10 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
 
 def attribution_plot(attr: Attribution, path: str | None = None) -> Any:
     """Bar charts of step probabilities and agent blame (± CI); saved to ``path`` when given."""
-    from matplotlib.figure import Figure
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise AttribError("plotting needs matplotlib: pip install matplotlib (or 'attrib[model]')") from None
 
     # a bare Figure, not pyplot: no backend switch and no global figure list (a notebook keeps its inline backend)
     fig = Figure(figsize=(11, 3.5))

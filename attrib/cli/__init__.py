@@ -15,7 +15,7 @@ app = typer.Typer(
     name="attrib",
     help=(
         "Find which agent caused a multi-agent run to fail, at which step, and why inside the model.\n\n"
-        "Start with:  attrib analyze traces/demo_whowhen.json"
+        "Start with:  attrib analyze my_run.json   (in a checkout: attrib analyze traces/demo_whowhen.json)"
     ),
     no_args_is_help=True,
     add_completion=False,

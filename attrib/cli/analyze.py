@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +42,27 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
         return out
     if p.exists():
         return [(t, target) for t in read_path(p, format)]
+    # a name that looks like a file (a suffix we read, or a folder in it) is a missing file first: exit 3
+    path_like = p.suffix.lower() in (".json", ".jsonl", ".ndjson") or "/" in target or os.sep in target
     if store is not None and not Path(store).exists():
+        if path_like:
+            raise InputError(target, None, "no such file")
         raise NotFoundError(f"{store}: no such store (and no file {target!r})")
     from attrib.store import open_store
 
     try:
         st = open_store(store, read_only=True)
     except Exception as e:  # a missing/locked store: report as not found, one line
+        if path_like:
+            raise InputError(target, None, "no such file") from None
         raise NotFoundError(f"no file {target!r}, and the store could not be opened ({e})") from None
     with st:
-        return [(st.get_trace(target), None)]
+        try:
+            return [(st.get_trace(target), None)]
+        except NotFoundError:
+            if path_like:
+                raise InputError(target, None, f"no such file (nor a trace with that id in {st.path})") from None
+            raise
 
 
 def analyze_each(loaded: list[tuple[Any, str | None]], method: str, options: dict[str, Any],

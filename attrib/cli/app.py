@@ -23,8 +23,9 @@ import typer
 from attrib.errors import InputError, NotFoundError
 from attrib.paths import REPO_ROOT
 
-#: The inspector's entry script (shipped in the source tree beside the package).
-APP_SCRIPT = REPO_ROOT / "apps" / "inspector.py"
+#: The inspector's entry script: apps/ in a checkout, else the copy a wheel carries as attrib/_apps (see setup.py).
+_SOURCE_APP = REPO_ROOT / "apps" / "inspector.py"
+APP_SCRIPT = _SOURCE_APP if _SOURCE_APP.is_file() else Path(__file__).resolve().parents[1] / "_apps" / "inspector.py"
 
 
 def streamlit_command(store: Path | None = None, port: int = 8501, host: str = "127.0.0.1",

@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
-
-from attrib.paths import traces_dir
 
 NEUTRAL_TEXT_FILE = "neutral_text.txt"
 
@@ -95,7 +94,7 @@ def compliance(
 
 def neutral_text() -> str:
     """The bundled hand-written neutral text (everyday prose, no rules, no conflicts)."""
-    return (traces_dir() / NEUTRAL_TEXT_FILE).read_text(encoding="utf-8")
+    return (Path(__file__).parent / "data" / NEUTRAL_TEXT_FILE).read_text(encoding="utf-8")  # package data
 
 
 def perplexity(model: Any, tokenizer: Any, text: str | None = None, *, window: int = 256) -> float:
