@@ -373,8 +373,8 @@ def analyze_many(
     ``tcp://host:port`` address or a ``distributed.Client``; a LocalCluster when none is given).
     A ``scheduler`` always wins over ``"local"``; with one, ``workers`` is how many workers to wait
     for (default 1). ``where`` is a SQL filter over the store's ``traces`` table (alias ``t``).
-    Traces already analyzed with ``method`` are skipped unless ``force``. ``method`` is a registered
-    name (default: the offline default) or a callable ``attribute(trace, **options) -> Attribution``
+    Traces already analyzed with ``method`` (for ``learned``: by the same ranker) are skipped unless
+    ``force``. ``method`` is a registered name (default: the offline default) or a callable ``attribute(trace, **options) -> Attribution``
     (importable or picklable on the workers; its ``method_name`` attribute, else its name, keys the
     stored verdicts). ``options`` go to the method. ``progress``: a progress bar on standard error.
     Returns a :class:`BatchReport`.
@@ -409,9 +409,14 @@ def analyze_many(
 
     try:
         skip = None if force else name
+        ranker = None
+        if name == "learned" and isinstance(run["method"], str):  # a verdict by another ranker is not done
+            from attrib.methods.learned import ranker_source
+
+            ranker = ranker_source(run["options"].get("model_path"))
         try:
-            matched, todo = store.count_selected(where, skip_method=skip)
-            parts = store.stream_trace_json(where, skip_method=skip, batch_size=batch_size)
+            matched, todo = store.count_selected(where, skip_method=skip, skip_ranker=ranker)
+            parts = store.stream_trace_json(where, skip_method=skip, batch_size=batch_size, skip_ranker=ranker)
         except InputError as e:  # name the filter as the CLI user typed it: a flag's value, exit 2
             raise InputError(None, "--where", f"{e.message} (in {e.path})" if e.path else e.message) from None
         report = BatchReport(

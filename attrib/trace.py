@@ -125,6 +125,8 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
                 return f"steps[{i}].agent", f"{s.agent!r} is not one of the trace's agents {list(self.agents)}"
         if self.label is not None and not 0 <= self.label.mistake_step < len(self.steps):
             return "label.mistake_step", f"{self.label.mistake_step} is outside the steps (0..{len(self.steps) - 1})"
+        if self.label is not None and self.label.mistake_agent not in agents:
+            return "label.mistake_agent", f"{self.label.mistake_agent!r} is not one of the agents {list(self.agents)}"
         return None
 
     def unlabelled(self) -> Trace:
@@ -222,6 +224,11 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
         from attrib.render import attribution_plot
 
         return attribution_plot(self, path)
+
+
+def fingerprint(trace: Trace) -> str:
+    """Identity of a run by its step texts: the same log under another id, format or question id matches."""
+    return hashlib.sha1("\x1e".join(s.content for s in trace.steps).encode()).hexdigest()
 
 
 def question_id(trace: Trace) -> str:

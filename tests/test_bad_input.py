@@ -133,7 +133,7 @@ def test_unwritable_outputs_are_one_line_errors(tmp_path: Path, bundled: Path) -
     blocker.write_text("")
     demo = str(bundled / "demo_whowhen.json")
     for flag in ("--otlp", "--plot"):
-        r = runner.invoke(app, ["analyze", demo, flag, str(blocker / "x.out")])
+        r = runner.invoke(app, ["analyze", demo, flag, str(blocker / ("x.png" if flag == "--plot" else "x.out"))])
         assert r.exit_code == 1 and "Traceback" not in r.output, r.output
         assert r.output.strip().splitlines()[-1].startswith("error:") and str(blocker) in r.output
         assert "a file is in the way" in r.output  # not the OS's bare "File exists"

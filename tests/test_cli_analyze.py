@@ -1,5 +1,7 @@
 """``attrib analyze`` end to end through the real CLI (Typer runner), and its exit codes."""
 
+from pathlib import Path
+
 import orjson
 from typer.testing import CliRunner
 
@@ -168,3 +170,25 @@ def test_usage_errors_are_one_line_from_the_console_script():
         assert r.returncode == 2 and len(lines) == 1 and needle in lines[0] and "--help" in lines[0], r.stderr
     r = subprocess.run([*run, "traces"], capture_output=True, text=True)  # a group with no command: its help
     assert r.returncode == 2 and "delete" in r.stdout + r.stderr
+
+
+def test_plot_paths_and_an_endpoint_error_stop_a_folder_at_once(tmp_path):
+    import shutil
+
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    shutil.copy(_demo(), folder / "a.json")
+    shutil.copy(str(Path(_demo()).with_name("chat_langgraph.json")), folder / "b.json")
+    r = runner.invoke(app, ["analyze", _demo(), "--plot", str(tmp_path / "p.txt")])
+    assert r.exit_code == 2 and ".png" in r.output and not (tmp_path / "p.txt").exists()
+    r = runner.invoke(app, ["analyze", str(folder), "--plot", str(tmp_path / "plots")])
+    assert r.exit_code == 0 and sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "chat-b.png", "whowhen-algorithm-a.png"]
+    # an unreachable endpoint is the same for every run: one error, its own code (4), not one per run as 5
+    r = runner.invoke(app, ["analyze", str(folder), "--method", "judge-all", "--llm-base-url", "http://127.0.0.1:9/v1"])
+    assert r.exit_code == 4 and r.output.count("error:") == 1, r.output
+
+
+def test_eval_refuses_an_unknown_method_naming_the_known_ones():
+    r = runner.invoke(app, ["eval", "who-and-when", "--method", "nope"])
+    assert r.exit_code == 2 and "learned-subset" in r.output and "floor" in r.output

@@ -10,6 +10,7 @@ from attrib.cli import app
 from attrib.errors import InputError
 from attrib.evaluate.data import load_subset
 from attrib.evaluate.labelled import evaluate_labelled
+from attrib.store import open_store
 
 runner = CliRunner()
 
@@ -77,8 +78,17 @@ def test_cli_eval_fit_analyze_model(tmp_path):
     assert mine["evidence"]["ranker"] == str(model) and shipped["evidence"]["ranker"].startswith("shipped")
     store = tmp_path / "s.duckdb"
     assert runner.invoke(app, ["ingest", str(trace), "--store", str(store), "-q"]).exit_code == 0
-    r = runner.invoke(app, ["analyze", "--all", "--store", str(store), "--engine", "serial", "--model", str(model)])
-    assert r.exit_code == 0 and "whichever ranker made it" in r.output  # --model with --all: skips are explained
+    batch = ["analyze", "--all", "--store", str(store), "--engine", "serial", "--json"]
+    first = orjson.loads(runner.invoke(app, batch).output)  # the shipped ranker
+    again = orjson.loads(runner.invoke(app, [*batch, "--model", str(model)]).output)
+    assert (first["analyzed"], again["analyzed"], again["skipped"]) == (1, 1, 0)  # another ranker's verdict is redone
+    assert orjson.loads(runner.invoke(app, [*batch, "--model", str(model)]).output)["skipped"] == 1
+    with open_store(store, read_only=True) as st:
+        assert [a.evidence["ranker"] for a in st.get_attributions(st.trace_ids()[0], "learned")] == [str(model)]
+    # scored on the runs it was fitted on, the ranker's row says so
+    r = runner.invoke(app, ["eval", "traces", str(runs), "--folds", "4", "--no-pool", "--json", "--model", str(model)])
+    row = next(x for x in orjson.loads(r.output)["rows"] if x["method"] == "learned (shipped)")
+    assert "IN SAMPLE for 16" in row["protocol"]
     assert art["settings"]["with_gt"]["params"]["step_head"] == "first_passage"
 
 
@@ -157,3 +167,21 @@ def test_attrib_ranker_environment_variable(tmp_path, monkeypatch):
     r = runner.invoke(app, ["analyze", str(_own(tmp_path, n=1) / "mine-whowhen-algorithm-1.json")])
     assert r.exit_code == 4 and "gone.json: no such ranker file" in r.output
 
+
+
+def test_few_tasks_duplicate_ids_and_copied_runs_are_handled_honestly():
+    ag = list(load_subset("algorithm")[:30])
+    # 30 runs of 3 tasks: enough runs, too few tasks to refit grouped by task (was a crash)
+    three = [msgspec.structs.replace(t, metadata={**t.metadata, "question_id": f"task{i % 3}"})
+             for i, t in enumerate(ag)]
+    r = evaluate_labelled(three, k=5, pool_who_and_when=False)
+    assert any("3 distinct tasks" in n for n in r["notes"])
+    assert "learned, refit" not in {x["method"] for x in r["rows"]}
+    with pytest.raises(InputError, match="appears twice"):
+        evaluate_labelled(ag[:10] + ag[:1], k=5, pool_who_and_when=False)
+    # the same 12 runs again under new ids and new tasks: copies share their original's task, so the refit never
+    # scores a run with a model fitted on its copy
+    copies = [msgspec.structs.replace(t, id=f"copy-{t.id}", metadata={**t.metadata, "question_id": f"new-{i}"})
+              for i, t in enumerate(ag[:12])]
+    r = evaluate_labelled(ag[:12] + copies, k=4, pool_who_and_when=False)
+    assert any("12 run(s) repeat another run's steps" in n for n in r["notes"])

@@ -83,7 +83,7 @@ def test_ranker_params_and_fit_input_checks(whowhen_dir):
         LearnedRanker().fit(ag, groups[:3])
     with pytest.raises(ValueError, match="inner_folds"):
         LearnedRanker(inner_folds=1).fit(ag, groups)
-    with pytest.raises(AttribError, match="distinct groups"):
+    with pytest.raises(AttribError, match="distinct tasks"):
         LearnedRanker().fit(ag, ["one"] * len(ag))
     # an unlabelled trace among labelled ones is dropped together with its group (was an IndexError)
     mixed = ag[:10] + [ag[10].unlabelled()] + ag[11:]

@@ -191,3 +191,25 @@ def test_an_empty_chat_log_says_so(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         read_path(p)
     assert e.value.field == "messages" and "empty chat log" in e.value.message
+
+
+@pytest.mark.parametrize(("agent", "message"), [(None, "expected the mistaken agent"), ("", "expected the mistaken"),
+                                                ("Ghost_Agent", "is not an agent of this run")])
+def test_whowhen_label_must_name_an_agent_of_the_run(tmp_path, agent, message):
+    import json
+
+    from attrib.errors import InputError
+    from attrib.readers import read_path
+
+    obj = {"question": "q", "history": [{"role": "user", "name": "A", "content": "x"},
+                                         {"role": "assistant", "name": "B", "content": "y"}],
+           "mistake_step": "1", "question_ID": "q1"}
+    if agent is not None:
+        obj["mistake_agent"] = agent
+    else:
+        obj["mistake_agent"] = None
+    p = tmp_path / "1.json"
+    p.write_text(json.dumps(obj))
+    with pytest.raises(InputError, match=message) as e:
+        read_path(p)
+    assert e.value.field == "mistake_agent"

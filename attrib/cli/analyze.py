@@ -65,10 +65,24 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
             raise
 
 
+def plot_targets(plot: Path, results: list[tuple[Any, Any]]) -> list[tuple[Path, Any]]:
+    """Where each verdict's PNG goes: ``plot`` itself for one run (a .png path), ``plot/<trace id>.png`` for
+    several (``plot`` a folder); anything else is a usage error on ``--plot``, before any file is written."""
+    if len(results) == 1 and not plot.is_dir():
+        if plot.suffix.lower() != ".png":
+            raise InputError(None, "--plot", f"{plot}: give a .png path (the plot is a PNG)")
+        return [(plot, results[0][1])]
+    if plot.suffix or (plot.exists() and not plot.is_dir()):
+        raise InputError(None, "--plot", f"{plot}: {len(results)} runs make {len(results)} plots; give a folder")
+    return [(plot / f"{t.id}.png", a) for t, a in results]
+
+
 def analyze_each(loaded: list[tuple[Any, str | None]], method: str, options: dict[str, Any],
                  bad: list[AttribError]) -> tuple[list[tuple[Any, Any]], list[str | None]]:
     """Each trace's verdict with the file it came from; a run with no verdict goes to ``bad`` and the others go on
-    (a single run's error is raised, as is the first when none gets a verdict)."""
+    (a single run's error is raised, as is the first when none gets a verdict). An error that would repeat for
+    every run (an endpoint, model or store that cannot be found, a bad option) stops at once, with its own code."""
+    from attrib.errors import EXIT_NOT_FOUND, EXIT_USAGE
     from attrib.methods import analyze
 
     results, sources = [], []
@@ -77,7 +91,7 @@ def analyze_each(loaded: list[tuple[Any, str | None]], method: str, options: dic
             results.append((t, analyze(t, method, **options)))
             sources.append(source)
         except AttribError as e:
-            if len(loaded) == 1:
+            if len(loaded) == 1 or e.exit_code in (EXIT_NOT_FOUND, EXIT_USAGE):
                 raise
             bad.append(e if isinstance(e, InputError) else NoVerdictError(f"{t.id}: {e}"))
     if not results:
@@ -110,7 +124,8 @@ def register(app: typer.Typer) -> None:
                                      show_default=False),
         method: str = typer.Option(None, "--method", "-m", callback=check_method, help="Attribution method (default: learned, offline). "
                                    "Others: flow-graph, causal, judge-all, judge-step, judge-binary, judge-hybrid."),
-        as_json: bool = typer.Option(False, "--json", help="Print the Attribution as JSON."),
+        as_json: bool = typer.Option(False, "--json", help="Print the Attribution as JSON (a list of them for a "
+                                     "folder or glob, or a file holding several runs)."),
         markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown report."),
         store: Path = typer.Option(None, "--store", "-s", help="Store to look TRACE_ID up in (default: $ATTRIB_STORE or "
                                    "./attrib.duckdb)."),
@@ -121,7 +136,8 @@ def register(app: typer.Typer) -> None:
                                         "that hold the decisive one with this probability, by conformal prediction.",
                                         show_default=False),
         format: str = typer.Option(None, "--format", "-f", callback=check_format, help="Skip format detection (whowhen, otlp, chat, attrib)."),
-        plot: Path = typer.Option(None, "--plot", help="Also save a PNG of step probabilities and agent blame."),
+        plot: Path = typer.Option(None, "--plot", help="Also save a PNG of step probabilities and agent blame (a "
+                                  ".png path; for several runs, a folder: one <trace id>.png each)."),
         otlp: Path = typer.Option(None, "--otlp", help="Also write the verdict as an OTLP/JSON span, for Jaeger, Tempo, "
                                   "Phoenix...: in the run's own trace for OTLP input; other formats get the run's "
                                   "steps as spans too, the verdict linked to the decisive one.", show_default=False),
@@ -138,8 +154,9 @@ def register(app: typer.Typer) -> None:
 
         Prints the decisive agent and step, agents ranked by Shapley blame (± CI), the top-k candidate steps,
         the set of steps that holds the decisive one with 90 % probability (--set-level), the evidence (information-flow path, signals, the step's text) and a one-paragraph reason.
-        Works offline on any single trace; exit code 0 when a verdict is produced, 2 for a bad flag, 3 for
-        unreadable input, 4 for an unknown trace id or store, 5 when a method could not reach a verdict.
+        Works offline on any single trace; exit code 0 when a verdict is produced, 1 when an output file cannot
+        be written (or, with --all, when some traces failed), 2 for a bad flag, 3 for unreadable input, 4 for an
+        unknown trace id, store, model or LLM endpoint, 5 when a method could not reach a verdict.
 
         A folder or a file with several runs gets one report per run and a summary table at the end.
 
@@ -175,7 +192,11 @@ def register(app: typer.Typer) -> None:
                     err_console.print(f"saved {len(results)} verdict(s) to {st.path}", highlight=False)
         if as_json:
             payload = [a.to_dict() for _, a in results]
-            typer.echo(orjson.dumps(payload[0] if len(payload) == 1 else payload, option=orjson.OPT_INDENT_2).decode())
+            # one object for one run asked for; a list for a folder or glob however many runs it held, and for a
+            # file or stdin that held several (a script can rely on the shape from what it passed)
+            many = len(payload) > 1 or Path(target).is_dir() or (not Path(target).exists() and target != "-"
+                                                                  and any(c in target for c in "*?["))
+            typer.echo(orjson.dumps(payload if many else payload[0], option=orjson.OPT_INDENT_2).decode())
         elif markdown:
             from attrib.render import attribution_markdown
 
@@ -189,9 +210,10 @@ def register(app: typer.Typer) -> None:
                 console.print(verdicts_table(results))
         with handle_errors():
             if plot is not None:
-                plot.parent.mkdir(parents=True, exist_ok=True)
-                results[0][1].plot(str(plot))
-                err_console.print(f"wrote the plot to {plot}", highlight=False)
+                for path, a in plot_targets(plot, results):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    a.plot(str(path))
+                    err_console.print(f"wrote the plot to {path}", highlight=False)
             if otlp is not None:
                 # a run from OTLP already has its spans in the user's backend; any other run is exported with its steps
                 spans = [a.to_otlp(t, top_k, with_steps=t.source_format != "otlp")["resourceSpans"][0]

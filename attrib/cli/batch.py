@@ -102,12 +102,6 @@ def with_batch_options(fn: F) -> F:
                 if options["llm"] is None:
                     raise typer.BadParameter(f"--method {name} needs an endpoint: pass --llm-base-url "
                                              "(reachable from every Dask worker)", param_hint="--llm-base-url")
-            if kwargs.get("model") is not None and not batch["force"]:
-                from attrib.cli._common import err_console
-
-                err_console.print("[yellow]warning:[/] traces that already have a verdict from this method are "
-                                  "skipped, whichever ranker made it (evidence.ranker says which); pass --force to "
-                                  f"redo them with {kwargs['model']}")
             return run_batch(kwargs.get("store"), method=kwargs.get("method"), as_json=kwargs.get("as_json", False),
                              options=options, **batch)
         given = [f"--{n.replace('_', '-')}" for n, d, _ in _BATCH_PARAMS if n in batch and batch[n] != d]

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import typer
 
-from attrib.cli._common import STEP_HEADS, check_format, console, handle_errors, print_wide, step_head_option
+from attrib.cli._common import (
+    STEP_HEADS,
+    check_format,
+    console,
+    err_console,
+    handle_errors,
+    print_wide,
+    step_head_option,
+)
 
 #: Table titles for Who&When's subsets.
 SUBSET_TITLES = {"algorithm": "Algorithm-Generated", "hand": "Hand-Crafted"}
@@ -93,6 +101,14 @@ def register(app: typer.Typer) -> None:
         with handle_errors():
             if subset and subset not in SUBSETS:
                 raise typer.BadParameter(f"expected one of {', '.join(SUBSETS)}, got {subset!r}", param_hint="--subset")
+            from attrib.evaluate.harness import FITTED, UNFITTED
+            from attrib.methods import METHODS
+
+            known = ["learned", "learned-subset", *[m for m in (*FITTED, *UNFITTED, *METHODS) if m != "learned"]]
+            for m in method or ():
+                if m not in known:
+                    raise typer.BadParameter(f"unknown method {m!r} (known: {', '.join(dict.fromkeys(known))})",
+                                             param_hint="--method")
             with console.status("scoring Who&When out of sample...") as status:
                 result = evaluate(subsets, with_gt, method or None, k=folds, seed=seed, n_seeds=seeds,
                                   progress=lambda m: status.update(f"scoring {m} ..."))
@@ -209,6 +225,12 @@ def register(app: typer.Typer) -> None:
                 raise InputError(None, "label", f"{len(traces)} labelled traces in {', '.join(paths)}; "
                                  f"fitting needs at least {MIN_TRAIN}")
             extra = pool_extra(traces) if pool else []
+            if pool and not extra:
+                from attrib.evaluate.labelled import who_and_when_traces
+
+                if not who_and_when_traces():
+                    err_console.print("[yellow]warning:[/] Who&When is not on this machine (set "
+                                      "ATTRIB_WHO_AND_WHEN): fitting on your traces only, as --no-pool would")
             with console.status(f"fitting on {len(traces)} traces" + (f" + {len(extra)} Who&When" if extra else "")):
                 art = fit_artifact(traces + extra, f"{len(traces)} traces from {', '.join(paths)}"
                                    + (f" + Who&When ({len(extra)})" if extra else ""), step_head=STEP_HEADS[step_head])

@@ -101,6 +101,10 @@ def _unfitted(method: str) -> Predictor:
     return predict
 
 
+#: What the numbers in a result JSON are measured in (rows keep ECE as a fraction; the per-subset summaries,
+#: whose keys the issue fixed, give it in percent).
+UNITS = {"accuracy": "percent", "rows[].ece": "fraction (0-1)", "subsets.*.ece": "percent"}
+
 FITTED: dict[str, Fitter] = {"learned": learned_fitter, "floor": floor_fitter, "causal": causal_fitter}
 UNFITTED = ("flow-graph",)
 
@@ -269,6 +273,7 @@ def _evaluate(
             if v.get(key) is not None:
                 v[key] = 100 * v[key]
     return {
+        "units": UNITS,
         "benchmark": "who_and_when",
         "default_method": DEFAULT_METHOD,
         "setting": "with_gt" if with_gt else "without_gt",

@@ -14,7 +14,6 @@ A refit needs enough labels: at least ``2 * inner_folds`` (8) traces in every tr
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -25,18 +24,31 @@ from attrib.errors import InputError
 from attrib.evaluate.baselines import BASELINES
 from attrib.evaluate.harness import cross_validate, floor_fitter, learned_fitter, mean_summary, ranker_verdict
 from attrib.evaluate.metrics import Verdict
-from attrib.methods.learned import DEFAULT_STEP_HEAD, default_model, setting_of
+from attrib.methods.learned import DEFAULT_STEP_HEAD, default_model, ranker_fingerprints, setting_of
 from attrib.readers import validate
-from attrib.trace import Trace
+from attrib.trace import Trace, fingerprint, question_id
 
 #: Baselines that make sense for any system (the WebSurfer ones are Magentic-One specific).
 GENERIC_BASELINES = ("random", "always-step-1", "most-active-agent")
 MIN_TRAIN = 8
+INNER_FOLDS = 4  # LearnedRanker's default: its penalty and calibration are chosen on inner folds by task
 
 
-def fingerprint(trace: Trace) -> str:
-    """Identity of a run by its step texts (the same log under another id, format or question id matches)."""
-    return hashlib.sha1("\x1e".join(s.content for s in trace.steps).encode()).hexdigest()
+def _group_copies(traces: list[Trace]) -> tuple[list[Trace], int]:
+    """Runs whose steps repeat an earlier run's exactly get that run's question id (so grouped folds keep copies
+    together); returns the traces and how many were copies."""
+    import msgspec
+
+    first: dict[str, str] = {}
+    out, n = [], 0
+    for t in traces:
+        fp = fingerprint(t)
+        if fp in first and first[fp] != question_id(t):
+            t = msgspec.structs.replace(t, metadata={**t.metadata, "question_id": first[fp]})
+            n += 1
+        first.setdefault(fp, question_id(t))
+        out.append(t)
+    return out, n
 
 
 def pool_extra(traces: Sequence[Trace]) -> list[Trace]:
@@ -79,8 +91,18 @@ def evaluate_labelled(
     if not labelled:
         raise InputError(None, "label", f"none of the {len(traces)} traces carries a label "
                          "(label.mistake_step and label.mistake_agent); nothing to score")
+    seen: set[str] = set()
+    for t in labelled:  # per-trace rows and intervals are keyed by id: a repeat would count one run twice
+        if t.id in seen:
+            raise InputError(None, "id", f"trace id {t.id!r} appears twice among these traces; give each run "
+                             "its own id")
+        seen.add(t.id)
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    labelled, n_copies = _group_copies(labelled)
+    if n_copies:
+        notes.append(f"{n_copies} run(s) repeat another run's steps exactly: they share its question id here, so "
+                     "no copy is ever scored by a model fitted on another")
 
     def add(name: str, protocol: str, verdicts: list[Verdict]) -> None:
         rows.append({"method": name, "protocol": protocol, **mean_summary([verdicts])})
@@ -89,18 +111,30 @@ def evaluate_labelled(
         add(name, "rule", [BASELINES[name](t) for t in labelled])
     say("shipped ranker")
     protocol = "as shipped" if model_path is None else f"model {model_path}"
-    if model_path is None:  # the shipped ranker was fitted on all of Who&When: say where its row is in sample
-        ww_prints = {fingerprint(t) for t in who_and_when_traces()}
-        n_in = sum(fingerprint(t) in ww_prints for t in labelled)
+    # which of these runs the ranker was fitted on: a file from `attrib fit` lists its runs' fingerprints; the
+    # shipped one (and older files) were fitted on Who&When
+    trained = ranker_fingerprints(model_path)
+    if trained is None and model_path is None:
+        trained = {fingerprint(t) for t in who_and_when_traces()}
+    if trained is None:
+        notes.append(f"{model_path} does not list the runs it was fitted on (written by an older attrib fit): "
+                     "if these runs were among them, its row is in sample")
+    else:
+        n_in = sum(fingerprint(t) in trained for t in labelled)
         if n_in:
-            protocol = f"as shipped, IN SAMPLE for {n_in}"
-            notes.append(f"{n_in} of these traces are Who&When logs the shipped ranker was fitted on: its row is "
-                         "in sample for them (the refit rows are not)")
+            protocol += f", IN SAMPLE for {n_in}"
+            notes.append(f"{n_in} of these traces are runs this ranker was fitted on: its row is in sample for "
+                         "them (the refit rows are not)")
     add("learned (shipped)", protocol, [ranker_verdict(t, default_model(setting_of(t), model_path)) for t in labelled])
     n_train = len(labelled) * (k - 1) // k
+    n_groups = len({question_id(t) for t in labelled})
     if n_train < MIN_TRAIN:
         notes.append(f"{len(labelled)} labelled traces: too few to refit with {k} folds (each training fold needs "
                      f"{MIN_TRAIN}); only the shipped ranker and the baselines are scored")
+    elif n_groups < k or n_groups * (k - 1) // k < INNER_FOLDS:
+        notes.append(f"{n_groups} distinct tasks (metadata.question_id): too few to refit grouped by task with {k} "
+                     f"folds (each training fold needs runs of {INNER_FOLDS} tasks, so no task is in both train and "
+                     "test); only the shipped ranker and the baselines are scored")
     else:
         say("refit on these traces")
         fitter = partial(learned_fitter, step_head=step_head)
@@ -116,5 +150,5 @@ def evaluate_labelled(
             add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, fitter, k, seed, extra))
         elif pool_who_and_when and not n_ww:
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
-    return {"n": len(labelled), "n_unlabelled": len(traces) - len(labelled), "folds": k, "seed": seed,
+    return {"units": {"accuracy": "percent", "rows[].ece": "fraction (0-1)"}, "n": len(labelled), "n_unlabelled": len(traces) - len(labelled), "folds": k, "seed": seed,
             "rows": rows, "notes": notes, "wall_s": time.perf_counter() - t0}

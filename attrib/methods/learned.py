@@ -50,7 +50,7 @@ from attrib.methods.calibration import Calibrator
 from attrib.methods.clogit import ConditionalLogit
 from attrib.methods.conformal import LEVEL, ConformalStepSet
 from attrib.methods.first_passage import BIAS, FirstPassageLogit
-from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, question_id
+from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, fingerprint, question_id
 
 #: The step head fitted unless told otherwise ("first_passage" or "logit"; see the module docstring).
 DEFAULT_STEP_HEAD = "first_passage"
@@ -189,10 +189,11 @@ class LearnedRanker:
         groups = [str(groups[i]) for i in keep] if groups is not None else [traces[i].id for i in keep]
         traces = [traces[i] for i in keep]
         if len(traces) < 2 * self.inner_folds:
-            raise AttribError(f"need at least {2 * self.inner_folds} labelled traces to fit, got {len(traces)}")
+            raise InputError(None, "label", f"need at least {2 * self.inner_folds} labelled traces to fit, "
+                             f"got {len(traces)}")
         if len(set(groups)) < self.inner_folds:
-            raise AttribError(f"need at least inner_folds={self.inner_folds} distinct groups to fit, "
-                              f"got {len(set(groups))}")
+            raise InputError(None, "metadata.question_id", f"need runs of at least inner_folds={self.inner_folds} "
+                             f"distinct tasks (groups) to fit, got {len(set(groups))}")
         Xs = [featurize(t) for t in traces]
         ys = [t.label.mistake_step for t in traces]
         folds = _folds(groups, self.inner_folds, self.random_state)
@@ -315,7 +316,8 @@ class LearnedRanker:
         from attrib.features.steps import FEATURES
 
         if tuple(d["features"]) != FEATURES or tuple(d["agent_features"]) != AGENT_FEATURES:
-            raise AttribError("the saved ranker was fitted on other features; refit it (bench/who_and_when/fit_default.py)")
+            raise ValueError("it was fitted on other features than this attrib computes; refit it with `attrib fit` "
+                             "(the shipped one: bench/who_and_when/fit_default.py)")
         # artifacts from before smoothing / joint decoding / the first-passage head
         m = cls(**{"smooth": 0.0, "joint": 0.0, "length_calibration": False, "step_head": "logit", **d["params"]})
         head = FirstPassageLogit if d["step_model"].get("kind") == "first_passage" else ConditionalLogit
@@ -356,14 +358,19 @@ def _load_ranker(setting: str, path: str | None, stamp: tuple[int, int] | None =
         if path:
             raise NotFoundError(f"{p}: no such ranker file (write one with `attrib fit`)")
         raise AttribError(f"{p}: the fitted ranker is missing; run bench/who_and_when/fit_default.py")
+    if p.is_dir():
+        raise InputError(p, None, "is a folder; --model wants a ranker file from `attrib fit`")
     try:
         d = orjson.loads(p.read_bytes())
         setting_dict = d["settings"][setting]
     except (orjson.JSONDecodeError, KeyError, TypeError) as e:
         raise InputError(p, "settings", f"not a ranker file from `attrib fit` ({type(e).__name__}: {e})") from None
+    if d.get("version", 1) != 1:
+        raise InputError(p, "version", f"ranker file version {d.get('version')!r}; this attrib reads version 1 "
+                         "(refit it with `attrib fit`, or upgrade attrib)")
     try:
         return LearnedRanker.from_dict(setting_dict)
-    except (KeyError, TypeError, ValueError) as e:  # a damaged or hand-edited file: say which field
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a damaged or hand-edited file: say which field
         raise InputError(p, f"settings.{setting}", f"incomplete ranker ({type(e).__name__}: {e}); refit it with "
                          "`attrib fit`") from None
 
@@ -383,7 +390,25 @@ def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0
         settings[name] = m.to_dict()
     digest = hashlib.sha256(b"".join(t.content_hash().encode() for t in labelled)).hexdigest()[:16]
     return {"version": 1, "trained_on": trained_on, "n_train": len(labelled), "data_hash": digest,
+            "fingerprints": sorted({fingerprint(t) for t in labelled}),  # lets `eval traces` flag in-sample runs
             "settings": settings}
+
+
+def ranker_source(model_path: str | os.PathLike[str] | None = None) -> str:
+    """How a verdict's ``evidence.ranker`` names the ranker file that :func:`attribute` uses for ``model_path``
+    (else ``$ATTRIB_RANKER``, else the shipped one); the batch engine resumes only verdicts of the same ranker."""
+    return str(model_path) if model_path else os.environ.get("ATTRIB_RANKER") or "shipped (fitted on Who&When)"
+
+
+def ranker_fingerprints(path: str | None) -> set[str] | None:
+    """The fingerprints (:func:`attrib.trace.fingerprint`) of the runs a ranker file was fitted on, or None when
+    the file does not list them (the shipped ranker, files from before they were recorded)."""
+    p = Path(path) if path else ARTIFACT
+    try:
+        prints = orjson.loads(p.read_bytes()).get("fingerprints")
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return None
+    return set(prints) if isinstance(prints, list) else None
 
 
 def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, model_path: str | None = None,
@@ -399,9 +424,11 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
 
     if not trace.steps:
         raise AttribError(f"trace {trace.id}: no steps to attribute")
+    if model is not None and not isinstance(model, LearnedRanker):
+        raise TypeError(f"model must be a fitted LearnedRanker, got {type(model).__name__}"
+                        + (" (a ranker file goes in model_path=...)" if isinstance(model, str | os.PathLike) else ""))
     # which ranker decided (a stored verdict is keyed by method only, so say it in the evidence)
-    source = ("a fitted LearnedRanker" if model is not None else str(model_path) if model_path
-              else os.environ.get("ATTRIB_RANKER") or "shipped (fitted on Who&When)")
+    source = "a fitted LearnedRanker" if model is not None else ranker_source(model_path)
     model = model or default_model(setting_of(trace), str(model_path) if model_path else None)
     g = flow_graph.build_graph(trace)
     sink = flow_graph.failure_node(trace)

@@ -596,6 +596,9 @@ def _output(step: Step, rec: _Rec, kind: str, children: dict[str, list[_Rec]]) -
 def _label(a: dict[str, Any], index: dict[str, int], path: Path, n: int, where: str) -> Label | None:
     agent = a.get("attrib.label.mistake_agent")
     if agent is None:
+        if a.get("attrib.label.mistake_step") is not None or a.get("attrib.label.mistake_span_id") is not None:
+            raise InputError(path, f"{where}.attributes[attrib.label.mistake_agent]",
+                             "missing: a label names the mistaken agent as well as the step")
         return None
     sid = a.get("attrib.label.mistake_span_id")
     if sid is not None:

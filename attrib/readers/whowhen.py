@@ -58,7 +58,12 @@ def _label(obj: dict[str, Any], path: Path, n: int, agents: set[str]) -> Label |
         raise InputError(path, "mistake_step", f"expected an integer, got {obj.get('mistake_step')!r}") from None
     if not 0 <= step < n:
         raise InputError(path, "mistake_step", f"{step} is outside the history (0..{n - 1})")
-    agent = normalize_agent(str(obj.get("mistake_agent", "")))
+    raw = obj.get("mistake_agent")
+    if not isinstance(raw, str) or not raw.strip():
+        raise InputError(path, "mistake_agent", f"expected the mistaken agent's name, got {raw!r}")
+    agent = normalize_agent(raw)
+    if agent not in agents:
+        raise InputError(path, "mistake_agent", f"{raw!r} is not an agent of this run ({', '.join(sorted(agents))})")
     return Label(mistake_agent=agent, mistake_step=step, reason=str(obj.get("mistake_reason", "")))
 
 

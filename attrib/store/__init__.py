@@ -350,14 +350,18 @@ class Store:
         return [dict(zip(("step", "path", "hooks", "format"), r, strict=True)) for r in rows]
 
     # ------------------------------------------------------------------ batch selection
-    def _selection(self, where: str | None, skip_method: str | None) -> tuple[str, str, list[Any]]:
-        """(matched-count SQL, to-do row-id SQL, its args) for a ``where`` filter and the resume anti-join."""
+    def _selection(self, where: str | None, skip_method: str | None,
+                   skip_ranker: str | None = None) -> tuple[str, str, list[Any]]:
+        """(matched-count SQL, to-do row-id SQL, its args) for a ``where`` filter and the resume anti-join
+        (``skip_ranker``: only verdicts whose ``evidence.ranker`` is this one count as done)."""
         cond = f"({where})" if where else "TRUE"
         todo = f"SELECT t.rowid FROM traces t WHERE {cond}"
         if skip_method is None:
             return f"SELECT count(*) FROM traces t WHERE {cond}", todo, []
-        todo += " AND NOT EXISTS (SELECT 1 FROM attributions a WHERE a.trace_id = t.trace_id AND a.method = ?)"
-        return f"SELECT count(*) FROM traces t WHERE {cond}", todo, [skip_method]
+        same = " AND json_extract_string(a.json, '$.evidence.ranker') = ?" if skip_ranker is not None else ""
+        todo += (" AND NOT EXISTS (SELECT 1 FROM attributions a WHERE a.trace_id = t.trace_id AND a.method = ?"
+                 f"{same})")
+        return f"SELECT count(*) FROM traces t WHERE {cond}", todo, [skip_method, *([skip_ranker] if same else [])]
 
     def _run_filter(self, where: str | None, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
         """Run a query built around a caller's ``where``; a bad filter is one :class:`InputError` line."""
@@ -369,20 +373,21 @@ class Store:
             raise InputError(self.path, "where", f"{where!r} is not a valid filter over the traces "
                              f"table ({str(e).splitlines()[0]})") from None
 
-    def count_selected(self, where: str | None = None, skip_method: str | None = None) -> tuple[int, int]:
+    def count_selected(self, where: str | None = None, skip_method: str | None = None,
+                       skip_ranker: str | None = None) -> tuple[int, int]:
         """(traces matching ``where``, of which have no verdict from ``skip_method`` yet).
 
         ``where`` is a SQL filter over the ``traces`` table (alias ``t``, ``rowid`` usable); None keeps
         every trace. With ``skip_method=None`` nothing is skipped and both numbers are equal.
         A filter DuckDB rejects raises :class:`InputError` (field ``where``).
         """
-        count_sql, todo_sql, args = self._selection(where, skip_method)
+        count_sql, todo_sql, args = self._selection(where, skip_method, skip_ranker)
         matched = self._run_filter(where, count_sql, [])[0][0]
         todo = self._run_filter(where, f"SELECT count(*) FROM ({todo_sql})", args)[0][0]
         return int(matched), int(todo)
 
     def stream_trace_json(self, where: str | None = None, skip_method: str | None = None,
-                          batch_size: int = 64) -> Iterator[list[tuple[str, str]]]:
+                          batch_size: int = 64, skip_ranker: str | None = None) -> Iterator[list[tuple[str, str]]]:
         """The selected traces' stored JSON, ``batch_size`` ``(trace_id, json)`` pairs at a time, in table order.
 
         Selection as in :meth:`count_selected`; it is fixed when this is called (a bad ``where``
@@ -396,7 +401,7 @@ class Store:
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        _, todo_sql, args = self._selection(where, skip_method)
+        _, todo_sql, args = self._selection(where, skip_method, skip_ranker)
         todo = {r[0] for r in self._run_filter(where, todo_sql, args)}
         return self._scan_json(todo, batch_size)
 
