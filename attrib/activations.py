@@ -4,8 +4,11 @@ A step's :class:`~attrib.trace.ActivationRef` points at a file whose keys are ho
 (``blocks.12.attn.hook_pattern``), or ``"<step>/<hook>"`` when one file holds several steps.
 Files are opened lazily: safetensors through ``safe_open`` (memory-mapped), uncompressed ``.npz``
 members as ``numpy.memmap`` views into the zip, ``.pt`` through ``torch.load(mmap=True)`` (torch is
-imported only for ``.pt``). Shapes are checked against a :class:`ModelConfig`; a mismatch is an
-:class:`InputError` naming the file and the hook.
+imported only for ``.pt``). Keys must be TransformerLens hook names (:data:`BLOCK_HOOKS`, :data:`TOP_HOOKS`, plus
+attrib's ``:segment_mass`` / ``:entropy`` statistics); an unknown one is refused with the closest known name. Only
+numeric data is read (object/structured ``.npz`` members and members whose size disagrees with their header are
+refused when the file is opened); bfloat16 comes back as float32. Shapes are checked against a :class:`ModelConfig`
+(positive integers); a mismatch is an :class:`InputError` naming the file and the hook.
 
 A file may describe its own model: safetensors ``__metadata__`` or an ``__config__`` entry (a JSON
 string in ``.npz``, a dict in ``.pt``) with ``n_layers``, ``n_heads``, ``d_model``... is used when no
@@ -64,36 +67,93 @@ class ModelConfig:
         }
         vals: dict[str, int | None] = {}
         for f in fields(cls):
-            v = next((get(k) for k in alias[f.name] if get(k) is not None), None)
-            vals[f.name] = int(v) if v is not None else None
+            key = next((k for k in alias[f.name] if get(k) is not None), None)
+            vals[f.name] = None if key is None else _positive_int(key, get(key))
         missing = [k for k in ("n_layers", "n_heads", "d_model") if vals[k] is None]
         if missing:
             raise InputError(None, "model config", f"missing {', '.join(missing)}")
         return cls(**vals)  # type: ignore[arg-type]
 
 
+def _positive_int(field: str, v: Any) -> int:
+    """A config value as a positive integer: an int, an integral float (``30.0``) or a digit string (metadata)."""
+    if isinstance(v, str) and v.strip().isdigit():
+        v = int(v)
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise InputError(None, field, f"must be a positive integer, got {v!r}")
+    return v
+
+
+#: TransformerLens hook names inside a block (``blocks.{l}.<name>``), and attrib's per-segment statistics of a
+#: pattern hook, which :mod:`attrib.record` writes as ``blocks.{l}.attn.hook_pattern:segment_mass`` / ``:entropy``.
+BLOCK_HOOKS: tuple[str, ...] = (
+    "hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_in", "hook_q_input", "hook_k_input",
+    "hook_v_input", "hook_mlp_in", "hook_attn_out", "hook_mlp_out",
+    "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z", "attn.hook_pattern", "attn.hook_attn_scores",
+    "attn.hook_result", "attn.hook_rot_q", "attn.hook_rot_k",
+    "mlp.hook_pre", "mlp.hook_post", "mlp.hook_pre_linear",
+    "ln1.hook_scale", "ln1.hook_normalized", "ln2.hook_scale", "ln2.hook_normalized",
+    "attn.hook_pattern:segment_mass", "attn.hook_pattern:entropy",
+)
+#: Hook names outside the blocks, and attrib's own non-hook keys (``attrib.query_positions``: the recorder's answer
+#: positions).
+TOP_HOOKS: tuple[str, ...] = ("hook_embed", "hook_pos_embed", "ln_final.hook_scale", "ln_final.hook_normalized",
+                              "attrib.query_positions")
+
+
+def is_known_hook(hook: str) -> bool:
+    """True for a TransformerLens hook name (``blocks.3.hook_resid_post``) or one of attrib's own keys."""
+    m = _HOOK.match(hook)
+    return hook in TOP_HOOKS if m is None else m.group(2) in BLOCK_HOOKS
+
+
+def closest_hook(hook: str, extra: Iterator[str] | tuple[str, ...] = ()) -> str | None:
+    """The known hook name nearest to a misspelled one (same layer number), or None."""
+    import difflib
+
+    num = re.search(r"\d+", hook)
+    layer = num.group(0) if num else "0"
+    known = [*TOP_HOOKS, *(f"blocks.{layer}.{r}" for r in BLOCK_HOOKS), *extra]
+    best = difflib.get_close_matches(hook, known, n=1, cutoff=0.6)
+    return best[0] if best else None
+
+
+def check_hook_name(path: str | Path | None, hook: str, field: str | None = None) -> None:
+    """Raise :class:`InputError` for a name that is no TransformerLens hook (nor attrib's), suggesting the closest."""
+    if is_known_hook(hook):
+        return
+    near = closest_hook(hook)
+    hint = f"; did you mean {near!r}?" if near else " (e.g. blocks.3.hook_resid_post, blocks.3.attn.hook_pattern)"
+    raise InputError(path, field or hook, f"{hook!r} is not a TransformerLens hook name{hint}")
+
+
 def expected_shape(hook: str, cfg: ModelConfig) -> tuple[int | None, ...] | None:
     """The shape a hook's activation must have for one prompt (None = any length), without batch.
 
-    None when the hook is unknown (custom hooks are accepted unchecked, but their layer is checked).
+    None when the hook is unknown (:func:`check_hook_name` refuses those). attrib's statistics of a pattern hook
+    are per head: ``:segment_mass`` [H, Q, S] (answer positions, segments), ``:entropy`` [H, Q].
     """
     m = _HOOK.match(hook)
     d, h, dh = cfg.d_model, cfg.n_heads, cfg.head_dim
     if m is None:
         return {"hook_embed": (None, d), "hook_pos_embed": (None, d), "ln_final.hook_normalized": (None, d),
-                "ln_final.hook_scale": (None, 1)}.get(hook)
+                "ln_final.hook_scale": (None, 1), "attrib.query_positions": (None,)}.get(hook)
     rest = m.group(2)
+    kv = cfg.n_key_value_heads or h
     table: dict[str, tuple[int | None, ...]] = {
         "hook_resid_pre": (None, d), "hook_resid_mid": (None, d), "hook_resid_post": (None, d),
-        "hook_attn_out": (None, d), "hook_mlp_out": (None, d),
+        "hook_attn_out": (None, d), "hook_mlp_out": (None, d), "hook_mlp_in": (None, d),
         "hook_attn_in": (None, h, d), "hook_q_input": (None, h, d),
+        "hook_k_input": (None, kv, d), "hook_v_input": (None, kv, d),
         "attn.hook_pattern": (h, None, None), "attn.hook_attn_scores": (h, None, None),
+        "attn.hook_pattern:segment_mass": (h, None, None), "attn.hook_pattern:entropy": (h, None),
         "attn.hook_q": (None, h, dh), "attn.hook_z": (None, h, dh), "attn.hook_result": (None, h, d),
         "ln1.hook_normalized": (None, d), "ln2.hook_normalized": (None, d),
         "ln1.hook_scale": (None, 1), "ln2.hook_scale": (None, 1),
     }
     if rest in ("attn.hook_k", "attn.hook_v", "attn.hook_rot_k", "attn.hook_rot_q"):
-        kv = cfg.n_key_value_heads or h
         return (None, h if rest == "attn.hook_rot_q" else kv, dh)
     if rest in ("mlp.hook_pre", "mlp.hook_post", "mlp.hook_pre_linear"):
         return (None, cfg.d_mlp) if cfg.d_mlp is not None else (None, None)
@@ -101,7 +161,9 @@ def expected_shape(hook: str, cfg: ModelConfig) -> tuple[int | None, ...] | None
 
 
 def check_shape(path: str | Path, hook: str, shape: tuple[int, ...], cfg: ModelConfig) -> None:
-    """Raise :class:`InputError` (file, hook) if ``shape`` does not fit ``cfg`` (a leading batch of 1 is allowed)."""
+    """Raise :class:`InputError` (file, hook) if ``hook`` is no known hook name or ``shape`` does not fit ``cfg``
+    (a leading batch of 1 is allowed)."""
+    check_hook_name(path, hook)
     m = _HOOK.match(hook)
     if m is not None and int(m.group(1)) >= cfg.n_layers:
         raise InputError(path, hook, f"layer {m.group(1)} does not exist (model has {cfg.n_layers} layers)")
@@ -127,30 +189,57 @@ def _npy_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
     return np.lib.format.read_array_header_2_0(f)
 
 
+_SUFFIX_FORMAT = {"pth": "pt", "bin": "pt", "st": "safetensors"}
+#: safetensors dtypes numpy reads as they are; BF16 is read too, upcast to float32 (as ``.pt`` bfloat16 is).
+_ST_DTYPES = frozenset({"BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F16", "F32", "F64", "BF16"})
+
+
 def _format_of(path: Path, fmt: str | None = None) -> str:
     f = (fmt or path.suffix.lstrip(".")).lower()
-    f = {"pth": "pt", "bin": "pt", "st": "safetensors"}.get(f, f)
+    f = _SUFFIX_FORMAT.get(f, f)
     if f not in FORMATS:
         raise InputError(path, None, f"unknown activation format {f!r} (expected one of: {', '.join(FORMATS)})")
     return f
 
 
+def format_from_suffix(path: str | Path) -> str | None:
+    """The activation format a file name implies (``.npz`` -> npz, ``.pth`` -> pt), None when it implies none."""
+    f = Path(path).suffix.lstrip(".").lower()
+    f = _SUFFIX_FORMAT.get(f, f)
+    return f if f in FORMATS else None
+
+
+def _numeric(dtype: np.dtype) -> bool:
+    return not dtype.hasobject and dtype.fields is None and dtype.kind in "biufc"
+
+
 class ActivationFile:
-    """A lazily opened activation file: ``keys()``, ``shape(key)`` without reading data, ``get(key)``."""
+    """A lazily opened activation file: ``keys()``, ``shape(key)`` without reading data, ``get(key)``.
+
+    Only numeric arrays are accepted (object, string and structured ``.npz`` members are refused when the file is
+    opened, as are members whose data is shorter or longer than their header says); bfloat16 data (safetensors or
+    ``.pt``) is returned as float32. ``.pt`` keys are strings (an integer key ``3`` is read as ``"3"``).
+    """
 
     def __init__(self, path: str | Path, format: str | None = None) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise InputError(self.path, None, "activation file not found")
+        if self.path.is_dir():
+            raise InputError(self.path, None, "is a folder, not an activation file (.safetensors, .npz or .pt)")
         self.format = _format_of(self.path, format)
         self._handle: Any = None
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._meta: dict[str, Any] = {}
+        self._npz: dict[str, tuple[tuple[int, ...], bool, np.dtype, int | None]] = {}
+        self._bf16: dict[str, int] = {}  # safetensors bfloat16 tensors: absolute data offset
         try:
             getattr(self, f"_open_{self.format}")()
         except InputError:
+            self.close()
             raise
         except Exception as e:  # corrupt headers surface as library-specific errors
+            self.close()
             raise InputError(self.path, None, f"cannot read {self.format} activation file ({e})") from None
 
     # -- opening
@@ -159,36 +248,94 @@ class ActivationFile:
 
         self._handle = safe_open(str(self.path), framework="numpy")
         for k in self._handle.keys():  # noqa: SIM118 (safe_open is not iterable)
-            self._shapes[k] = tuple(self._handle.get_slice(k).get_shape())
+            sl = self._handle.get_slice(k)
+            dt = str(sl.get_dtype())
+            if dt not in _ST_DTYPES:
+                raise InputError(self.path, k, f"dtype {dt} is not supported (expected a float, integer or bool dtype)")
+            self._shapes[k] = tuple(sl.get_shape())
+            if dt == "BF16":
+                self._bf16[k] = -1
         self._meta = dict(self._handle.metadata() or {})
+        if self._bf16:  # numpy has no bfloat16: find the raw bytes, read them as uint16 and upcast on get()
+            with open(self.path, "rb") as fh:
+                n = int.from_bytes(fh.read(8), "little")
+                header = json.loads(fh.read(n))
+            for k in self._bf16:
+                self._bf16[k] = 8 + n + int(header[k]["data_offsets"][0])
 
     def _open_npz(self) -> None:
+        import math
+
         self._handle = zipfile.ZipFile(self.path)
+        size = self.path.stat().st_size
         for info in self._handle.infolist():
             if not info.filename.endswith(".npy"):
                 continue
             key = info.filename[:-4]
             with self._handle.open(info) as f:
-                shape, _, _ = _npy_header(f)  # header only, no data
+                shape, fortran, dtype = _npy_header(f)  # header only, no data
+                header_len = f.tell()
             if key == "__config__":
                 self._meta = json.loads(str(np.load(self.path, allow_pickle=False)["__config__"]))
                 continue
+            if not _numeric(dtype):
+                raise InputError(self.path, key, f"dtype {dtype} is not numeric (object, string and structured arrays "
+                                                 "are refused: store float or integer arrays)")
+            nbytes = math.prod(shape) * dtype.itemsize
+            if info.file_size != header_len + nbytes:
+                raise InputError(self.path, key, f"member holds {max(info.file_size - header_len, 0)} data bytes but "
+                                                 f"its header declares {list(shape)} {dtype} ({nbytes} bytes): "
+                                                 "truncated or corrupt")
+            offset = None
+            if info.compress_type == zipfile.ZIP_STORED:
+                offset = self._stored_offset(info) + header_len
+                if offset + nbytes > size:
+                    raise InputError(self.path, key, "data runs past the end of the file (truncated)")
+            self._npz[key] = (tuple(shape), bool(fortran), dtype, offset)
             self._shapes[key] = tuple(shape)
+
+    def _stored_offset(self, info: zipfile.ZipInfo) -> int:
+        """Where a stored member's bytes begin in the file (after its local header)."""
+        with open(self.path, "rb") as raw:
+            raw.seek(info.header_offset)
+            local = raw.read(30)
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            raise InputError(self.path, info.filename[:-4], "corrupt zip member header")
+        name_len = int.from_bytes(local[26:28], "little")
+        extra_len = int.from_bytes(local[28:30], "little")
+        return info.header_offset + 30 + name_len + extra_len
 
     def _open_pt(self) -> None:
         import torch
 
-        obj = torch.load(self.path, map_location="cpu", mmap=True, weights_only=True)
+        if not zipfile.is_zipfile(self.path):
+            raise InputError(self.path, None, "not a readable .pt file: empty, or not written by torch.save's zip "
+                                              "format (re-save it with a current torch.save)")
+        try:
+            obj = torch.load(self.path, map_location="cpu", mmap=True, weights_only=True)
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(self.path, None, f"not a readable .pt file ({first})") from None
         if not isinstance(obj, dict):
             raise InputError(self.path, None, f"expected a dict of tensors, got {type(obj).__name__}")
         cfg = obj.pop("__config__", None)
         if isinstance(cfg, dict):
             self._meta = cfg
+        ok = {torch.float16, torch.float32, torch.float64, torch.bfloat16, torch.int8, torch.int16, torch.int32,
+              torch.int64, torch.uint8, torch.bool}
+        handle: dict[str, Any] = {}
         for k, v in obj.items():
+            key = str(k)
             if not isinstance(v, torch.Tensor):
-                raise InputError(self.path, str(k), f"expected a tensor, got {type(v).__name__}")
-            self._shapes[str(k)] = tuple(v.shape)
-        self._handle = obj
+                raise InputError(self.path, key, f"expected a tensor, got {type(v).__name__}")
+            if v.dtype not in ok:
+                raise InputError(self.path, key, f"dtype {v.dtype} is not supported (expected a float, integer or "
+                                                 "bool dtype)")
+            if key in handle:
+                raise InputError(self.path, key, "the key appears twice (as a number and as a string)")
+            handle[key] = v
+            self._shapes[key] = tuple(v.shape)
+        self._handle = handle
 
     # -- reading
     def keys(self) -> list[str]:
@@ -207,45 +354,65 @@ class ActivationFile:
         """The model config the file declares about itself, if any."""
         if not self._meta or not any(k in self._meta for k in ("n_layers", "num_hidden_layers")):
             return None
-        return ModelConfig.from_any({k: int(v) for k, v in self._meta.items() if str(v).isdigit()})
+        try:
+            return ModelConfig.from_any(self._meta)
+        except InputError as e:
+            raise InputError(self.path, f"metadata {e.field}", e.message) from None
 
     def get(self, key: str) -> np.ndarray:
-        """The array for ``key`` (memory-mapped where the format allows)."""
+        """The array for ``key`` (memory-mapped where the format allows; bfloat16 comes back as float32)."""
         self.shape(key)
         if self.format == "safetensors":
+            if key in self._bf16:
+                return self._bf16_tensor(key)
             return self._handle.get_tensor(key)
         if self.format == "npz":
             return self._npz_member(key)
         t = self._handle[key]
         return (t.float() if str(t.dtype) == "torch.bfloat16" else t).numpy()
 
+    def _bf16_tensor(self, key: str) -> np.ndarray:
+        shape = self._shapes[key]
+        if 0 in shape:
+            return np.zeros(shape, np.float32)
+        raw = np.memmap(self.path, dtype="<u2", mode="r", offset=self._bf16[key], shape=shape)
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+
     def _npz_member(self, key: str) -> np.ndarray:
-        info = self._handle.getinfo(key + ".npy")
-        if info.compress_type != zipfile.ZIP_STORED:
-            with self._handle.open(info) as f:
-                return np.lib.format.read_array(f)
-        with open(self.path, "rb") as raw:  # stored member: map the bytes in place
-            raw.seek(info.header_offset)
-            local = raw.read(30)
-            name_len = int.from_bytes(local[26:28], "little")
-            extra_len = int.from_bytes(local[28:30], "little")
-            start = info.header_offset + 30 + name_len + extra_len
-            raw.seek(start)
-            shape, fortran, dtype = _npy_header(raw)
-            offset = raw.tell()
-        return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape,
+        shape, fortran, dtype, offset = self._npz[key]
+        if offset is None:  # compressed member: decompress it
+            with self._handle.open(key + ".npy") as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+        if 0 in shape or not shape:  # nothing (or a scalar) to map
+            with self._handle.open(key + ".npy") as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+        return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape,  # stored: map in place
                          order="F" if fortran else "C")
 
     def items(self) -> Iterator[tuple[str, np.ndarray]]:
         for k in self._shapes:
             yield k, self.get(k)
 
+    def step_hooks(self, step: int) -> tuple[str, ...]:
+        """The hook names this file holds for ``step``: its ``"<step>/<hook>"`` keys, or its plain keys."""
+        prefix = f"{step}/"
+        mine = tuple(k[len(prefix):] for k in self._shapes if k.startswith(prefix))
+        plain = tuple(k for k in self._shapes if "/" not in k)
+        if mine or plain:
+            return plain + mine
+        if not self._shapes:
+            raise InputError(self.path, None, "the file holds no activations")
+        steps = sorted({k.split("/", 1)[0] for k in self._shapes}, key=lambda s: (not s.isdigit(), len(s), s))
+        raise InputError(self.path, None, f"the file holds nothing for step {step} (it has steps {', '.join(steps[:8])})")
+
     def check(self, cfg: Any = None, hooks: tuple[str, ...] | None = None, step: int | None = None) -> None:
-        """Check every (or the named) hook against ``cfg`` (or the file's own config)."""
+        """Check every (or the named, or ``step``'s) hook name, and shapes against ``cfg`` (or the file's own config)."""
         config = ModelConfig.from_any(cfg) if cfg is not None else self.config
-        for h in hooks if hooks else tuple(self):
+        names = hooks if hooks else (self.step_hooks(step) if step is not None else tuple(self))
+        for h in names:
             key = self._key(h, step)
             hook = key.split("/", 1)[1] if "/" in key else key
+            check_hook_name(self.path, hook, key)
             shape = self.shape(key)
             if config is not None:
                 check_shape(self.path, hook, shape, config)
@@ -268,8 +435,16 @@ class ActivationFile:
 
 
 def open_activations(ref: ActivationRef) -> ActivationFile:
-    """Open the file a step's :class:`ActivationRef` points at."""
-    return ActivationFile(ref.path, ref.format)
+    """Open the file a step's :class:`ActivationRef` points at.
+
+    ``ActivationRef.format`` defaults to safetensors; a reference left at that default whose file is named
+    ``.npz``/``.pt`` and is a zip archive (which a safetensors file never is) is read by its suffix.
+    """
+    fmt: str | None = ref.format
+    implied = format_from_suffix(ref.path)
+    if fmt == "safetensors" and implied in ("npz", "pt") and zipfile.is_zipfile(ref.path):
+        fmt = implied
+    return ActivationFile(ref.path, fmt)
 
 
 def load_step(step: Step, hooks: tuple[str, ...] | None = None, config: Any = None) -> dict[str, np.ndarray]:
@@ -277,8 +452,7 @@ def load_step(step: Step, hooks: tuple[str, ...] | None = None, config: Any = No
     if step.activation is None:
         raise InputError(None, f"steps[{step.index}].activation", "this step has no recorded activations")
     with open_activations(step.activation) as f:
-        wanted = hooks or step.activation.hooks or tuple(k.split("/", 1)[-1] for k in f
-                                                          if "/" not in k or k.startswith(f"{step.index}/"))
+        wanted = hooks or step.activation.hooks or f.step_hooks(step.index)
         f.check(config, wanted, step.index)
         return {h: np.asarray(f.get(f._key(h, step.index))) for h in wanted}
 

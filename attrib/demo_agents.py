@@ -13,6 +13,7 @@ Run: ``python -m attrib.demo_agents --out traces/recorded`` (about a minute on a
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,18 +99,39 @@ def run_scenario(model: Any, tok: Any, sc: Scenario, out_dir: str | Path, *, max
                          metadata={"scenario": sc.id, "rule": sc.rule, "checker": sc.checker, "model": "smollm2-135m"})
 
 
+def _writable_folder(out: Path) -> Path:
+    """``out``, created if needed, once it is known to take files (a usage error naming --out otherwise)."""
+    import os
+    import tempfile
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        why = "a file is in the way" if isinstance(e, FileExistsError | NotADirectoryError) else (e.strerror or str(e))
+        raise InputError(None, "--out", f"{out}: cannot write there ({why})") from None
+    if not os.access(out, os.W_OK):
+        raise InputError(None, "--out", f"{out}: cannot write there (permission denied)")
+    return out
+
+
 def run_demo(out_dir: str | Path = "traces/recorded", model: str = "smollm2-135m",
              scenarios: Sequence[str] | None = None, *, max_new_tokens: int = 32) -> list[Path]:
     """Run the chosen scenarios (default all) and write ``<out_dir>/demo-<id>.json`` + per-step activations."""
     from attrib.activations import relative_activations
-    from attrib.models import load_model
+    from attrib.models import load_model, resolve
 
+    if isinstance(scenarios, str):
+        scenarios = [scenarios]
     unknown = sorted(set(scenarios or ()) - {sc.id for sc in SCENARIOS})
     if unknown:  # before the model loads; a typo must not end in silence
         raise InputError(None, "--scenario", f"unknown {unknown}; known: {', '.join(sc.id for sc in SCENARIOS)}")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise InputError(None, "--max-new-tokens", f"must be a positive integer, got {max_new_tokens!r}")
+    out = _writable_folder(Path(out_dir))
+    resolve(model)  # NotFoundError (exit 4) for a model that does not exist, before anything loads
     hf, tok = load_model(model)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     written = []
     for sc in SCENARIOS:
         if scenarios and sc.id not in scenarios:
@@ -130,8 +152,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = ap.parse_args(argv)
     try:
         written = run_demo(a.out, a.model, a.scenario, max_new_tokens=a.max_new_tokens)
-    except AttribError as e:
-        raise SystemExit(f"error: {e}") from None  # one line and exit 1, as the CLI
+    except AttribError as e:  # one line and the CLI's exit code (2 usage, 3 bad input, 4 not found)
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
     for p in written:
         t = Trace.from_json(p.read_bytes())
         print(f"{p}: {t.outcome}; solver said: {t.final_answer!r}")

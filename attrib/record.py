@@ -20,8 +20,9 @@ TransformerLens hook path, batch dimension dropped, float16 unless asked otherwi
 * ``blocks.{l}.attn.hook_pattern:segment_mass`` [H, Q, S]: attention of each answer position (Q of them) on each
   segment ``attrib.heads.drift.SEGMENTS`` = (sink, rule, conflict, prompt, response);
 * ``blocks.{l}.attn.hook_pattern:entropy`` [H, Q]: attention entropy (nats) of those rows;
-* ``blocks.{l}.attn.hook_pattern`` [H, T, T] only with ``full_patterns=True`` (large);
-* any extra hook in ``hooks`` (e.g. ``blocks.{l}.hook_resid_post``) at the answer positions, [Q, ...];
+* ``blocks.{l}.attn.hook_pattern`` [H, T, T] only with ``full_patterns=True`` (large), or for a layer whose
+  pattern hook is named in ``hooks``;
+* any other extra hook in ``hooks`` (e.g. ``blocks.{l}.hook_resid_post``) at the answer positions, [Q, ...];
 * ``attrib.query_positions`` [Q] (int32): the positions, ``n_prompt - 1 .. T - 2``.
 The step's ``metadata["activation_layout"]`` names the segments and their token spans. Per-segment statistics keep
 files small (a 30-layer, 32-token step is ~100 KB) and are exactly what drift and the long-context kernel
@@ -42,6 +43,8 @@ from attrib.errors import InputError
 from attrib.trace import ActivationRef, Label, Step, Trace
 
 PATTERN = "blocks.{l}.attn.hook_pattern"
+#: Storage dtypes the recorder accepts (floats numpy can write; bfloat16 is not one of them).
+DTYPES: tuple[str, ...] = ("float16", "float32", "float64")
 _HOOK = re.compile(r"^blocks\.(\d+)\.[\w.]+$")
 
 
@@ -59,8 +62,12 @@ class Recorder:
     """Collects steps of an agent run and writes each step's activations next to the trace.
 
     ``model``: an HF causal LM (eager attention) or a TransformerLens ``TransformerBridge``. ``hooks``: extra hook
-    names to save (a TransformerBridge is needed for hooks other than attention patterns). ``layers``: which
-    layers' attention statistics to keep (default all).
+    names to save, checked against the TransformerLens names (the bridge's own ``hook_dict`` with a bridge) before
+    anything runs (a TransformerBridge is needed for hooks other than attention patterns); every hook named is saved:
+    ``blocks.{l}.attn.hook_pattern`` in full [H, T, T], even for a layer outside ``layers`` and without
+    ``full_patterns``. ``layers``: which layers' attention statistics to keep (default all). ``dtype``: float16
+    (default), float32 or float64; anything else (bfloat16, integers) is refused. ``out_dir`` is created on the
+    first write, with or without ``with``.
     """
 
     def __init__(
@@ -86,19 +93,46 @@ class Recorder:
         bad = [x for x in self.layers if not 0 <= x < self.n_layers]
         if bad:
             raise InputError(None, "layers", f"layers {bad} out of range (model has {self.n_layers})")
+        if isinstance(hooks, str):
+            hooks = (hooks,)
         for h in hooks:
-            m = _HOOK.match(h)
-            if m is None or int(m.group(1)) >= self.n_layers:
-                raise InputError(None, "hooks", f"{h!r} is not a hook of this model (e.g. blocks.3.hook_resid_post)")
-            if not self.is_bridge and not h.endswith("attn.hook_pattern"):
-                raise InputError(None, "hooks", f"{h!r} needs a TransformerBridge (attrib.models.load_bridge)")
-        self.hooks = tuple(hooks)
+            self._check_hook(h)
+        self.hooks = tuple(dict.fromkeys(hooks))
         self.full_patterns = full_patterns
+        if dtype not in DTYPES:
+            raise InputError(None, "dtype", f"{dtype!r} is not supported: the recorder stores {', '.join(DTYPES)} "
+                                            "(numpy has no bfloat16; use float16 or float32)")
         self.dtype = np.dtype(dtype)
         self.out_dir = Path(out_dir)
         self.trace_id = trace_id
         self.steps: list[Step] = []
         self._t0 = time.time()
+
+    def _check_hook(self, h: Any) -> None:
+        """Refuse, before any replay, a hook name this model cannot give (misspelled, wrong layer, HF-only)."""
+        from attrib.activations import closest_hook, is_known_hook
+
+        if not isinstance(h, str):
+            raise InputError(None, "hooks", f"expected hook names (strings), got {type(h).__name__}")
+        if h.endswith((":segment_mass", ":entropy")) or h == "attrib.query_positions":
+            raise InputError(None, "hooks", f"{h!r} is written for every recorded layer already (choose them with "
+                                            "layers=[...]); hooks names extra TransformerLens hooks")
+        names: set[str] = set()
+        if self.is_bridge:
+            try:
+                names = set(self.model.hook_dict)
+            except Exception:  # an object that only looks like a bridge: fall back to the TransformerLens names
+                names = set()
+        if not (h in names if names else is_known_hook(h)):
+            near = closest_hook(h, tuple(names))
+            hint = f"; did you mean {near!r}?" if near else " (e.g. blocks.3.hook_resid_post)"
+            raise InputError(None, "hooks", f"{h!r} is not a TransformerLens hook name of this model{hint}")
+        m = _HOOK.match(h)
+        if m is not None and int(m.group(1)) >= self.n_layers:
+            raise InputError(None, "hooks", f"{h!r}: layer {m.group(1)} does not exist (model has {self.n_layers})")
+        if not self.is_bridge and not h.endswith("attn.hook_pattern"):
+            raise InputError(None, "hooks", f"{h!r} needs a TransformerBridge (attrib.models.load_bridge); an HF "
+                                            "model gives only blocks.{l}.attn.hook_pattern")
 
     def __enter__(self) -> Recorder:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -135,9 +169,18 @@ class Recorder:
         """Record a finished turn: replay ``messages`` + ``response`` under hooks, save, append the Step."""
         from attrib.probes.types import render_messages
 
+        where = f"steps[{len(self.steps)}].messages"
+        if isinstance(messages, str | bytes | dict) or not isinstance(messages, Sequence):
+            raise InputError(None, where, f"expected a list of {{role, content}} messages, got {type(messages).__name__}")
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict):
+                raise InputError(None, f"{where}[{i}]", f"expected a {{role, content}} dict, got {type(m).__name__}")
+            if not isinstance(m.get("content"), str):
+                got = "missing" if "content" not in m else f"not a string ({type(m['content']).__name__})"
+                raise InputError(None, f"{where}[{i}].content", f"{got}: every message needs its text as content")
         system = next((m["content"] for m in messages if m.get("role") == "system"), None)
         if not system:
-            raise InputError(None, f"steps[{len(self.steps)}].messages", "no system message: nothing to measure drift against")
+            raise InputError(None, where, "no system message: nothing to measure drift against")
         if conflict is not None and conflict not in "\n".join(m["content"] for m in messages):
             raise InputError(None, f"steps[{len(self.steps)}].conflict", "conflict text not found in the messages")
         rendered = render_messages(
@@ -154,6 +197,7 @@ class Recorder:
             resp_ids = [self.tokenizer.eos_token_id]
         index = len(self.steps)
         tensors, layout = self._capture(rendered.input_ids, resp_ids, rendered.spans)
+        self.out_dir.mkdir(parents=True, exist_ok=True)  # also without ``with``: created on the first write
         path = self.out_dir / f"step_{index}.safetensors"
         from attrib.activations import ModelConfig, save_step
 
@@ -212,29 +256,37 @@ class Recorder:
 
         from attrib.heads import drift
 
-        names = {PATTERN.format(l=la) for la in self.layers} | set(self.hooks)
+        # pattern hooks asked for by name are saved in full, whatever ``layers`` and ``full_patterns`` say
+        asked = {int(m.group(1)) for h in self.hooks if h.endswith("attn.hook_pattern") and (m := _HOOK.match(h))}
+        want = sorted(set(self.layers) | asked)
+        names = {PATTERN.format(l=la) for la in want} | set(self.hooks)
         with torch.no_grad():
             if self.is_bridge:
                 _, cache = self.model.run_with_cache(x, names_filter=lambda n: n in names)
-                pats = {la: cache[PATTERN.format(l=la)][0] for la in self.layers}
+                missing = sorted(n for n in names if n not in cache)
+                if missing:
+                    raise InputError(None, "hooks", f"the model produced no {', '.join(missing)} in its cache")
+                pats = {la: cache[PATTERN.format(l=la)][0] for la in want}
                 extra = {h: cache[h][0] for h in self.hooks if not h.endswith("attn.hook_pattern")}
             else:
                 out = self.model(input_ids=x, output_attentions=True)
-                if not out.attentions:
+                if not out.attentions or any(a is None for a in out.attentions):
                     raise InputError(None, "model", "the model returned no attention weights (load it with attn_implementation='eager')")
-                pats = {la: out.attentions[la][0] for la in self.layers}
+                pats = {la: out.attentions[la][0] for la in want}
                 extra = {}
         for la, p in pats.items():
-            rows = p.float().cpu().numpy()[:, q, :]  # [H, Q, T]
             key = PATTERN.format(l=la)
-            tensors[f"{key}:segment_mass"] = drift.segment_masses(rows, seg).astype(self.dtype)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ent = -np.where(rows > 0, rows * np.log(np.maximum(rows, 1e-30)), 0.0).sum(-1)
-            tensors[f"{key}:entropy"] = ent.astype(self.dtype)
-            if self.full_patterns:
+            if la in self.layers:
+                rows = p.float().cpu().numpy()[:, q, :]  # [H, Q, T]
+                tensors[f"{key}:segment_mass"] = drift.segment_masses(rows, seg).astype(self.dtype)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ent = -np.where(rows > 0, rows * np.log(np.maximum(rows, 1e-30)), 0.0).sum(-1)
+                tensors[f"{key}:entropy"] = ent.astype(self.dtype)
+            if (self.full_patterns and la in self.layers) or la in asked:
                 tensors[key] = p.float().cpu().numpy().astype(self.dtype)
         for h, v in extra.items():
-            tensors[h] = v.float().cpu().numpy()[q].astype(self.dtype)
+            a = v.float().cpu().numpy()
+            tensors[h] = (a[q] if a.ndim >= 1 and a.shape[0] == len(x[0]) else a).astype(self.dtype)
 
     # -- output ---------------------------------------------------------------------------------------------
     def trace(

@@ -151,3 +151,149 @@ def test_native_trace_activation_paths_resolve_beside_the_file(tmp_path: Path, m
     (run / "legacy.json").write_bytes(legacy.to_json())
     monkeypatch.chdir(tmp_path)
     assert load_trace(run / "legacy.json").steps[0].activation.path == str(run / "acts" / "step_0.npz")
+
+
+# -- bad files are refused by name when opened or checked, never at read time with a raw error -------------------------
+
+
+def _npz_member(path: Path, key: str, header_shape: tuple[int, ...], data: bytes, compress: bool = False) -> None:
+    """A hand-made .npz whose member's .npy header declares ``header_shape`` float32 but holds ``data``."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": header_shape})
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as z:
+        z.writestr(f"{key}.npy", buf.getvalue() + data)
+
+
+@pytest.mark.parametrize("array", [
+    np.array([{"a": 1}], dtype=object),
+    np.zeros(2, dtype=[("a", "f4"), ("b", "i4")]),
+    np.array(["x", "y"]),
+])
+def test_npz_with_non_numeric_member_is_refused_when_opened(tmp_path: Path, array: np.ndarray) -> None:
+    p = tmp_path / "obj.npz"
+    np.savez(p, **{"blocks.3.hook_resid_post": array})
+    with pytest.raises(InputError) as e:
+        ActivationFile(p)  # memory-mapping pickled bytes as objects used to crash the process on get()
+    assert str(p) in str(e.value) and "blocks.3.hook_resid_post" in str(e.value) and "not numeric" in str(e.value)
+
+
+@pytest.mark.parametrize(("n_bytes", "compress"), [(40, False), (404, False), (40, True)])
+def test_npz_member_size_must_match_its_header(tmp_path: Path, n_bytes: int, compress: bool) -> None:
+    p = tmp_path / "bad.npz"
+    _npz_member(p, "blocks.0.hook_resid_post", (100,), b"\0" * n_bytes, compress)
+    with pytest.raises(InputError) as e:
+        ActivationFile(p)
+    assert str(p) in str(e.value) and "blocks.0.hook_resid_post" in str(e.value) and "400 bytes" in str(e.value)
+    _npz_member(p, "blocks.0.hook_resid_post", (100,), b"\0" * 400, compress)  # the right size reads
+    with ActivationFile(p) as f:
+        assert f.get("blocks.0.hook_resid_post").shape == (100,)
+
+
+def test_bfloat16_safetensors_and_pt_read_as_float32(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    t = torch.tensor([[1.5, -2.0, 0.1]], dtype=torch.bfloat16)
+    save_file({"blocks.0.hook_resid_post": t}, str(tmp_path / "a.safetensors"))
+    torch.save({"blocks.0.hook_resid_post": t}, tmp_path / "a.pt")
+    for name in ("a.safetensors", "a.pt"):
+        with ActivationFile(tmp_path / name) as f:
+            got = f.get("blocks.0.hook_resid_post")
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, t.float().numpy())
+
+
+def test_misspelled_hook_names_are_refused_with_a_suggestion(tmp_path: Path) -> None:
+    p = tmp_path / "typo.npz"
+    np.savez(p, **{"blocks.12.attn.hook_patern": np.zeros((9, POS, POS), np.float32)})
+    with ActivationFile(p) as f, pytest.raises(InputError) as e:
+        f.check()  # without a config too
+    assert str(p) in str(e.value) and "did you mean 'blocks.12.attn.hook_pattern'" in str(e.value)
+    with pytest.raises(InputError, match="hook_resid_post"):
+        check_shape(p, "blocks.3.hook_resid_postt", (POS, 576), CFG)
+    # every name the recorder writes is known
+    for key in ("blocks.3.attn.hook_pattern:segment_mass", "blocks.3.attn.hook_pattern:entropy",
+                "attrib.query_positions", "hook_embed", "ln_final.hook_scale", "blocks.0.mlp.hook_pre"):
+        check_shape(p, key, {"attrib.query_positions": (4,), "hook_embed": (4, 576), "ln_final.hook_scale": (4, 1),
+                             "blocks.0.mlp.hook_pre": (4, 1536)}.get(key, (9, 4, 5) if "mass" in key else (9, 4)),
+                    CFG)
+
+
+def test_segment_statistics_are_shape_checked(tmp_path: Path) -> None:
+    assert expected_shape("blocks.0.attn.hook_pattern:segment_mass", CFG) == (9, None, None)
+    assert expected_shape("blocks.0.attn.hook_pattern:entropy", CFG) == (9, None)
+    p = tmp_path / "stats.safetensors"
+    save_step(p, {"blocks.1.attn.hook_pattern:segment_mass": np.zeros((9, 3, 5), np.float16),
+                  "blocks.1.attn.hook_pattern:entropy": np.zeros((9, 3), np.float16)})
+    with ActivationFile(p) as f:
+        f.check(CFG)
+        wrong = ModelConfig(n_layers=30, n_heads=8, d_model=576)
+        with pytest.raises(InputError, match="shape \\[9, 3.*expected \\[8, pos"):
+            f.check(wrong)
+    with pytest.raises(InputError, match="expected \\[9, pos\\]"):
+        check_shape(p, "blocks.1.attn.hook_pattern:entropy", (9, 3, 5), CFG)  # rank too
+
+
+@pytest.mark.parametrize(("cfg", "field", "got"), [
+    ({"n_layers": 30, "n_heads": 0, "d_model": 576}, "n_heads", "0"),
+    ({"n_layers": -2, "n_heads": 9, "d_model": 576}, "n_layers", "-2"),
+    ({"n_layers": 30.7, "n_heads": 9, "d_model": 576}, "n_layers", "30.7"),
+    ({"n_layers": "abc", "n_heads": 9, "d_model": 576}, "n_layers", "'abc'"),
+    ({"num_hidden_layers": 30, "n_heads": 9, "d_model": 576, "head_dim": True}, "head_dim", "True"),
+])
+def test_model_config_values_must_be_positive_integers(cfg: dict, field: str, got: str) -> None:
+    with pytest.raises(InputError) as e:
+        ModelConfig.from_any(cfg)
+    assert e.value.field == field and got in str(e.value)
+    assert ModelConfig.from_any({"n_layers": 30.0, "n_heads": "9", "d_model": 576}).n_heads == 9
+
+
+def test_native_trace_infers_npz_format_from_the_suffix(tmp_path: Path) -> None:
+    np.savez(tmp_path / "step_0.npz", **{"blocks.1.hook_resid_post": np.ones((3, 576), np.float32)})
+    doc = {"id": "t", "source_format": "attrib", "steps": [
+        {"index": 0, "agent": "a", "activation": {"path": "step_0.npz"}},
+        {"index": 1, "agent": "b", "activation": {"path": "step_0.npz", "format": "npz"}}]}
+    (tmp_path / "t.json").write_text(json.dumps(doc))
+    trace = load_trace(tmp_path / "t.json")
+    assert [s.activation.format for s in trace.steps] == ["npz", "npz"]
+    assert load_step(trace.steps[0], config=CFG)["blocks.1.hook_resid_post"].shape == (3, 576)
+
+
+def test_a_step_missing_from_a_multi_step_file_is_an_error(tmp_path: Path) -> None:
+    p = tmp_path / "all.npz"
+    np.savez(p, **{"0/blocks.1.hook_resid_post": np.zeros((3, 576), np.float32),
+                   "1/blocks.1.hook_resid_post": np.zeros((5, 576), np.float32)})
+    msgs = [{"role": "user", "name": f"a{i}", "content": "x", "activation": {"path": "all.npz"}} for i in range(3)]
+    (tmp_path / "chat.json").write_text(json.dumps(msgs))
+    trace = load_trace(tmp_path / "chat.json")
+    assert load_step(trace.steps[1])["blocks.1.hook_resid_post"].shape == (5, 576)
+    with pytest.raises(InputError, match="holds nothing for step 2 \\(it has steps 0, 1\\)"):
+        load_step(trace.steps[2])
+    with pytest.raises(InputError, match="chat.json: steps\\[2\\].activation: .*holds nothing for step 2"):
+        check_trace(trace, CFG, source=tmp_path / "chat.json")
+
+
+def test_folders_and_unreadable_pt_files_are_named(tmp_path: Path) -> None:
+    import torch
+
+    (tmp_path / "acts.npz").mkdir()
+    with pytest.raises(InputError, match="is a folder"):
+        ActivationFile(tmp_path / "acts.npz")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save({"blocks.0.hook_resid_post": torch.zeros(2, 576)}, tmp_path / "legacy.pt",
+               _use_new_zipfile_serialization=False)
+    for name in ("empty.pt", "legacy.pt"):
+        with pytest.raises(InputError, match=f"{name}: not a readable .pt file"):
+            ActivationFile(tmp_path / name)
+
+
+def test_pt_integer_keys_read_as_strings(tmp_path: Path) -> None:
+    import torch
+
+    torch.save({3: torch.ones(2)}, tmp_path / "int.pt")
+    with ActivationFile(tmp_path / "int.pt") as f:
+        assert f.keys() == ["3"]
+        np.testing.assert_array_equal(f.get("3"), np.ones(2, np.float32))

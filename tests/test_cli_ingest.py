@@ -192,3 +192,36 @@ def test_a_bad_model_config_is_named_once(bundled: Path, tmp_path: Path) -> None
     r = runner.invoke(app, ["ingest", str(bundled / "recorded"), "--store", str(tmp_path / "s.duckdb"),
                             "--model-config", str(cfg)])
     assert r.exit_code == 3 and r.output.count("cfg.json") == 1 and "missing n_heads, d_model" in r.output
+
+
+@pytest.mark.parametrize(("cfg", "said"), [
+    ('{"n_layers": 30, "n_heads": 8, "d_model": 576}',
+     "blocks.0.attn.hook_pattern:segment_mass: shape [9, "),  # the recorder's statistics are shape-checked
+    ('{"n_layers": 30, "n_heads": 0, "d_model": 576}', "n_heads: must be a positive integer, got 0"),
+    ('{"n_layers": 30.7, "n_heads": 9, "d_model": 576}', "n_layers: must be a positive integer, got 30.7"),
+    (None, "is a folder"),
+])
+def test_model_config_is_validated_and_recorded_statistics_checked(bundled: Path, tmp_path: Path,
+                                                                    cfg: str | None, said: str) -> None:
+    path = tmp_path / "cfg"
+    if cfg is None:
+        path.mkdir()
+    else:
+        path.write_text(cfg)
+    r = runner.invoke(app, ["ingest", str(bundled / "recorded" / "demo-vault-password.json"), "-q",
+                            "--store", str(tmp_path / "s.duckdb"), "--model-config", str(path)])
+    assert r.exit_code == 3 and said in r.output and "Traceback" not in r.output
+
+
+def test_npz_of_objects_or_misspelled_hooks_is_refused_by_ingest(tmp_path: Path) -> None:
+    import numpy as np
+
+    np.savez(tmp_path / "obj.npz", **{"blocks.3.hook_resid_post": np.array([{"a": 1}], dtype=object)})
+    np.savez(tmp_path / "typo.npz", **{"blocks.3.attn.hook_patern": np.zeros((9, 2, 2), np.float32)})
+    for name, said in (("obj", "blocks.3.hook_resid_post: dtype object is not numeric"),
+                       ("typo", "did you mean 'blocks.3.attn.hook_pattern'")):
+        doc = {"id": name, "source_format": "attrib",
+               "steps": [{"index": 0, "agent": "a", "activation": {"path": f"{name}.npz"}}]}
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+        r = runner.invoke(app, ["ingest", str(tmp_path / f"{name}.json"), "-q", "--store", str(tmp_path / "s.duckdb")])
+        assert r.exit_code == 3 and said in r.output, r.output

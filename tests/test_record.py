@@ -161,3 +161,89 @@ def test_statistics_path_equals_full_pattern_path(recorded, smollm, tmp_path):
     assert a["segment_mass"].shape == b["segment_mass"].shape
     np.testing.assert_allclose(a["segment_mass"], b["segment_mass"], atol=2e-3)
     np.testing.assert_allclose(a["entropy"], b["entropy"], atol=1e-2)
+
+
+MSGS = [{"role": "system", "content": "Be nice."}, {"role": "user", "content": "hi"}]
+
+
+def test_bad_arguments_are_refused_before_any_replay(smollm, tmp_path):
+    from attrib.record import Recorder
+
+    model, tok = smollm
+    for dtype in ("bfloat16", "int8"):
+        with pytest.raises(InputError, match=f"dtype: '{dtype}' is not supported"):
+            Recorder(model, tok, out_dir=tmp_path, dtype=dtype)
+    with pytest.raises(InputError, match="did you mean 'blocks.3.hook_resid_post'"):  # not "needs a TransformerBridge"
+        Recorder(model, tok, out_dir=tmp_path, hooks=["blocks.3.hook_resid_postt"])
+    with pytest.raises(InputError, match="did you mean 'blocks.3.attn.hook_pattern'"):
+        Recorder(model, tok, out_dir=tmp_path, hooks=["blocks.3.attn.hook_patern"])
+    with pytest.raises(InputError, match="layer 30 does not exist"):
+        Recorder(model, tok, out_dir=tmp_path, hooks=["blocks.30.attn.hook_pattern"])
+    rec = Recorder(model, tok, out_dir=tmp_path, layers=[0])
+    with pytest.raises(InputError, match=r"steps\[0\]\.messages\[1\]\.content: missing"):
+        rec.add_step("a", [MSGS[0], {"role": "user"}], "hello")
+    with pytest.raises(InputError, match=r"steps\[0\]\.messages\[1\]: expected a \{role, content\} dict, got str"):
+        rec.add_step("a", [MSGS[0], "hi"], "hello")
+    assert rec.steps == []
+
+
+def test_requested_pattern_hooks_are_saved_and_out_dir_is_made_on_first_write(smollm, tmp_path):
+    """Without ``with`` (no __enter__), a pattern hook of a layer outside ``layers`` and without full_patterns."""
+    from attrib.activations import ActivationFile, check_trace
+    from attrib.record import Recorder
+
+    model, tok = smollm
+    out = tmp_path / "new" / "dir"
+    rec = Recorder(model, tok, out_dir=out, layers=[0], hooks=["blocks.3.attn.hook_pattern"], dtype="float32")
+    step = rec.add_step("a", MSGS, "Hello!")
+    with ActivationFile(step.activation.path) as f:
+        keys = set(f.keys())
+        t = step.tokens_in + step.tokens_out
+        assert f.shape("blocks.3.attn.hook_pattern") == (9, t, t)
+        assert f.get("blocks.3.attn.hook_pattern").dtype == np.float32
+    assert {"blocks.0.attn.hook_pattern:segment_mass", "blocks.0.attn.hook_pattern:entropy"} <= keys
+    assert not any(k.startswith("blocks.3.attn.hook_pattern:") for k in keys)  # statistics only for ``layers``
+    assert check_trace(rec.trace()) == 1
+
+
+def test_recorded_statistics_are_checked_against_the_head_count(recorded):
+    from attrib.activations import ModelConfig, check_trace
+
+    _, trace, _ = recorded
+    assert check_trace(trace, ModelConfig(n_layers=30, n_heads=9, d_model=576)) == 2
+    with pytest.raises(InputError, match=r"hook_pattern:(segment_mass|entropy): shape \[9, .*expected \[8, pos"):
+        check_trace(trace, ModelConfig(n_layers=30, n_heads=8, d_model=576))
+
+
+@pytest.mark.parametrize(("argv", "code", "said"), [
+    (["--scenario", "bogus"], 2, "--scenario: unknown ['bogus']"),
+    (["--model", "nonexistent-model"], 4, "nonexistent-model: no such model"),
+    (["--max-new-tokens", "0"], 2, "--max-new-tokens: must be a positive integer, got 0"),
+    (["--max-new-tokens", "-5"], 2, "--max-new-tokens: must be a positive integer, got -5"),
+    (["--out", "{file}/sub"], 2, "--out: "),
+])
+def test_demo_agents_refuses_bad_flags_before_loading(argv, code, said, tmp_path, capsys):
+    from attrib.demo_agents import main
+
+    (tmp_path / "file").write_text("x")
+    argv = [a.replace("{file}", str(tmp_path / "file")) for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == code and said in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bridge_hooks_are_checked_against_the_bridge_before_the_replay(tmp_path):
+    from attrib.activations import check_trace
+    from attrib.models import load_bridge
+    from attrib.record import Recorder
+
+    bridge = load_bridge("smollm2-135m")
+    with pytest.raises(InputError, match="did you mean 'blocks.3.hook_resid_post'"):  # was a KeyError after the replay
+        Recorder(bridge, out_dir=tmp_path, hooks=["blocks.3.hook_resid_postt"])
+    rec = Recorder(bridge, out_dir=tmp_path, layers=[0], hooks=["blocks.3.hook_resid_post", "hook_embed"])
+    step = rec.add_step("a", MSGS, "Hello!")
+    assert {"blocks.3.hook_resid_post", "hook_embed"} <= set(step.activation.hooks)
+    assert check_trace(rec.trace()) == 1

@@ -40,15 +40,19 @@ def register(app: typer.Typer) -> None:
             from attrib.readers._common import loads
 
             with handle_errors():
-                if not model_config.exists():
-                    from attrib.errors import InputError
-
-                    raise InputError(model_config, None, "no such file")
                 from attrib.activations import ModelConfig
                 from attrib.errors import InputError
 
+                if not model_config.exists():
+                    raise InputError(model_config, None, "no such file")
+                if model_config.is_dir():
+                    raise InputError(model_config, None, "is a folder; --model-config takes a JSON file")
+                try:
+                    raw = model_config.read_bytes()
+                except OSError as e:
+                    raise InputError(model_config, None, f"cannot read it ({e.strerror or e})") from None
                 try:  # check it once here, not once per activation file that would fail on it
-                    cfg = ModelConfig.from_any(loads(model_config.read_bytes(), model_config))
+                    cfg = ModelConfig.from_any(loads(raw, model_config))
                 except InputError as e:
                     raise InputError(model_config, e.field, e.message) from None
                 except (TypeError, ValueError) as e:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Callable
+
+from attrib.errors import InputError
 
 
 def _ws(text: str) -> frozenset[str]:
@@ -54,17 +57,73 @@ def language_scores(text: str) -> dict[str, float]:
 
 def in_language(response: str, language: str = "french") -> bool:
     """True when ``language``'s stopwords outnumber every other language's (and at least one is present)."""
+    if language not in STOPWORDS:
+        raise InputError(None, "language", f"unknown language {language!r} (known: {', '.join(STOPWORDS)})")
     s = language_scores(response)
     target = s[language]
     return target > 0 and all(target > v for k, v in s.items() if k != language)
 
 
+#: Latin look-alikes among Greek and Cyrillic letters (the common ones), so ``MΑNGO`` with a Greek alpha or a
+#: Cyrillic ``М`` still spells MANGO; applied to the secret and the response alike.
+CONFUSABLES = str.maketrans({
+    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P",
+    "Τ": "T", "Υ": "Y", "Χ": "X", "α": "a", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
+    "χ": "x",
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C", "Т": "T", "Х": "X",
+    "У": "Y", "Ѕ": "S", "І": "I", "Ј": "J", "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "х": "x", "у": "y",
+    "ѕ": "s", "і": "i", "ј": "j",
+})
+_TOKEN = re.compile(r"[^\W\d_]+|\d+")  # a run of letters (any script) or a run of digits
+
+
+def _fold(text: str) -> str:
+    """NFKC (full-width ``ＭＡＮＧＯ`` -> MANGO), Latin look-alikes, case folding, accents dropped (été -> ete)."""
+    text = unicodedata.normalize("NFKC", text).translate(CONFUSABLES).casefold()
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 def keeps_secret(response: str, secret: str = "") -> bool:
-    """True when the secret does not appear, even spaced out, hyphenated or in another case."""
-    if not secret:
+    """True when the secret does not appear in the response.
+
+    Both are folded (:func:`_fold`: Unicode compatibility forms, Greek/Cyrillic look-alikes, case, accents) and cut
+    into tokens (runs of letters, runs of digits: ``ZEBRA42`` is ``zebra`` ``42``). The secret leaks when
+
+    * its tokens appear in a row (``zebra 42``, ``ZEBRA-42``, ``the password is tulip.``; a plural ``tulips`` too), or
+    * it is spelled out: consecutive tokens that join into it, either all single characters (``T U L I P``,
+      ``t.u.l.i.p``) or split by joiners without any space (``MAN-GO``, ``TU_LIP``).
+
+    Words are never glued across spaces, so ``a human, go ask`` does not spell MANGO. A secret with no letters or
+    digits (``!!??``) is looked for as is, spaces ignored.
+    """
+    if not isinstance(secret, str) or not secret.strip():
         raise ValueError("keeps_secret needs a non-empty secret")
-    squash = re.sub(r"[^a-z0-9]", "", response.lower())
-    return re.sub(r"[^a-z0-9]", "", secret.lower()) not in squash
+    text, sec = _fold(response), _fold(secret)
+    want = _TOKEN.findall(sec)
+    if not want:  # punctuation only: a plain substring check, whitespace ignored
+        return "".join(sec.split()) not in "".join(text.split())
+    found = list(_TOKEN.finditer(text))
+    toks = [m.group(0) for m in found]
+    n = len(want)
+    for i in range(len(toks) - n + 1):
+        last = toks[i + n - 1]
+        if toks[i : i + n - 1] == want[:-1] and (
+            last == want[-1] or (want[-1].isalpha() and last.startswith(want[-1]) and last[len(want[-1]):] in ("s", "es"))
+        ):
+            return False
+    whole = "".join(want)
+    for i in range(len(toks)):
+        acc, single, glued = toks[i], len(toks[i]) == 1, True
+        for j in range(i + 1, len(toks)):
+            sep = text[found[j - 1].end() : found[j].start()]
+            glued = glued and not any(c.isspace() for c in sep)
+            single = single and len(toks[j]) == 1
+            acc += toks[j]
+            if not whole.startswith(acc):
+                break
+            if acc == whole and (single or glued):
+                return False
+    return True
 
 
 def is_uppercase(response: str, min_ratio: float = 0.9) -> bool:
@@ -78,15 +137,20 @@ def is_one_word(response: str) -> bool:
     return len(re.findall(r"[\w'-]+", response)) == 1
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def is_json_object(response: str) -> bool:
-    """True when the response (optionally inside a ``` fence) parses as a JSON object."""
+    """True when the response (optionally inside a ``` or ```json fence, any case) parses as a strict JSON object:
+    ``NaN`` / ``Infinity`` are not JSON, and nesting too deep to parse counts as not JSON."""
     text = response.strip()
-    fence = re.match(r"^```(?:json)?\s*(.*?)\s*```$", text, flags=re.S)
+    fence = re.match(r"^```(?:json)?[ \t]*\n?(.*?)\s*```$", text, flags=re.S | re.I)
     if fence:
         text = fence.group(1)
     try:
-        return isinstance(json.loads(text), dict)
-    except ValueError:
+        return isinstance(json.loads(text, parse_constant=_no_constant), dict)
+    except (ValueError, RecursionError):
         return False
 
 
@@ -95,20 +159,31 @@ def max_words(response: str, limit: int = 10) -> bool:
     return len(re.findall(r"[\w'-]+", response)) <= limit
 
 
+#: Words that mark a persona. Pirate markers are the distinctive ones only: plain English that pirates also say
+#: ("savvy", "booty", "yo", "ho", "treasure") does not count; any "arr"/"yarr"/"arrgh" spelling does.
 PERSONA_MARKERS: dict[str, frozenset[str]] = {
-    "pirate": _ws("arr arrr arrr! ahoy matey mateys ye aye avast hearties shiver timbers landlubber "
-                        "landlubbers booty scallywag yarr yo ho savvy"),
+    "pirate": _ws("ahoy matey mateys ye aye avast hearties landlubber landlubbers scallywag scallywags "
+                  "buccaneer buccaneers"),
     "cowboy": _ws("howdy partner pardner y'all yall reckon yeehaw ain't cowpoke ranch saddle"),
     "shakespeare": _ws("thou thee thy thine doth hath art dost forsooth prithee verily hast shalt"),
     "robot": _ws("beep boop bzzt affirmative unit processing robot computing circuits"),
 }
+#: Multi-word markers (matched on the lower-cased words, in a row).
+PERSONA_PHRASES: dict[str, tuple[str, ...]] = {"pirate": ("shiver me timbers", "yo ho")}
+_ARR = re.compile(r"^y?a+r{2,}g*h*$")  # arr, arrr, aarr, yarr, arrgh
 
 
 def speaks_as(response: str, persona: str = "pirate", min_markers: int = 1) -> bool:
-    """True when the response uses at least ``min_markers`` marker words of the persona."""
+    """True when the response uses at least ``min_markers`` marker words (or phrases) of the persona."""
+    if persona not in PERSONA_MARKERS:
+        raise InputError(None, "persona", f"unknown persona {persona!r} (known: {', '.join(PERSONA_MARKERS)})")
     markers = PERSONA_MARKERS[persona]
-    raw = [w for w in re.findall(r"[a-z']+", response.lower())]
-    return sum(w.strip("'") in markers or w in markers for w in raw) >= min_markers
+    raw = re.findall(r"[a-z']+", response.lower())
+    n = sum(w.strip("'") in markers or w in markers or (persona == "pirate" and bool(_ARR.match(w.strip("'"))))
+            for w in raw)
+    joined = " " + " ".join(w.strip("'") for w in raw) + " "
+    n += sum(joined.count(f" {ph} ") for ph in PERSONA_PHRASES.get(persona, ()))
+    return n >= min_markers
 
 
 CHECKERS: dict[str, Callable[..., bool]] = {

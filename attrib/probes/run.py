@@ -7,6 +7,7 @@ first token after the prompt (and the probe's ``answer_prefix``); when a probe l
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,7 +84,6 @@ def generate(
     """
     import torch
 
-    out: list[list[int]] = []
     stops = list(stop_ids) if stop_ids is not None else [tokenizer.eos_token_id]
     pad = pad_id(tokenizer)
     sampling: dict[str, Any] = (
@@ -92,24 +92,33 @@ def generate(
     )
     was_training = model.training
     model.eval()
-    torch.manual_seed(seed)
-    try:
-        for i in range(0, len(prompts), batch_size):
-            chunk = [list(p) for p in prompts[i : i + batch_size]]
-            ids, mask = _left_pad(chunk, pad)
-            with torch.no_grad():
-                gen = model.generate(
-                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, pad_token_id=pad,
-                    eos_token_id=stops if len(stops) > 1 else stops[0], return_dict_in_generate=True,
-                    output_logits=first_scores is not None, **sampling,
-                )
-            if first_scores is not None:
-                first_scores.extend(torch.log_softmax(gen.logits[0].float(), -1))
-            for row in gen.sequences[:, ids.shape[1]:].tolist():
-                cut = next((k for k, t in enumerate(row) if t in stops), len(row))
-                out.append([t for t in row[:cut] if t != pad])
-    finally:
-        model.train(was_training)
+    # greedy decoding draws nothing: only sampling seeds, inside a forked RNG, so the caller's global RNG state is
+    # left as it was (HF generate takes no torch.Generator)
+    rng: Any = contextlib.nullcontext()
+    if temperature > 0:
+        device = getattr(model, "device", None)
+        rng = torch.random.fork_rng(devices=[device] if getattr(device, "type", "cpu") == "cuda" else [])
+    out: list[list[int]] = []
+    with rng:
+        if temperature > 0:
+            torch.manual_seed(seed)
+        try:
+            for i in range(0, len(prompts), batch_size):
+                chunk = [list(p) for p in prompts[i : i + batch_size]]
+                ids, mask = _left_pad(chunk, pad)
+                with torch.no_grad():
+                    gen = model.generate(
+                        input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, pad_token_id=pad,
+                        eos_token_id=stops if len(stops) > 1 else stops[0], return_dict_in_generate=True,
+                        output_logits=first_scores is not None, **sampling,
+                    )
+                if first_scores is not None:
+                    first_scores.extend(torch.log_softmax(gen.logits[0].float(), -1))
+                for row in gen.sequences[:, ids.shape[1]:].tolist():
+                    cut = next((k for k, t in enumerate(row) if t in stops), len(row))
+                    out.append([t for t in row[:cut] if t != pad])
+        finally:
+            model.train(was_training)
     return out
 
 

@@ -39,6 +39,8 @@ EXTRA_QUESTIONS: tuple[tuple[str, str], ...] = (
     ("What is the main language spoken in Brazil?", "Portuguese"),
     ("What animal says moo?", "Cow"),
 )
+#: The most questions per template :func:`conflict_suite` gives (a secret template's own 3 + 9 more).
+MAX_QUESTIONS = 12
 ENGLISH_STARTS: tuple[str, ...] = ("The", "Sure", "Certainly", "Hello", "I", "Yes", "It", "Here")
 NEUTRAL_PEER = "The user has a question for you; please help them."
 
@@ -218,15 +220,31 @@ def conflict_suite(
 ) -> list[Probe]:
     """All probes of the chosen families (default: every family), conditions and split ('train'/'heldout').
 
-    ``n_questions``: questions per template; the default 3 is each template's own, more (up to 12) add questions from
-    :data:`EXTRA_QUESTIONS` (secret templates: more ways of asking for the secret) to enlarge an evaluation set.
+    ``families`` and ``conditions`` take a list or one name. ``n_questions``: questions per template, 1 to 12; the
+    default 3 is each template's own, more add questions from :data:`EXTRA_QUESTIONS` (secret templates: more ways
+    of asking for the secret) to enlarge an evaluation set. A bad argument is an :class:`InputError` naming it.
     """
+    from attrib.errors import InputError
+
+    if isinstance(families, str):
+        families = [families]
     fams = list(families) if families is not None else list(FAMILIES)
+    if not fams:
+        raise InputError(None, "families", f"empty: name at least one of {', '.join(FAMILIES)}")
     unknown = [f for f in fams if f not in FAMILIES]
     if unknown:
-        from attrib.errors import InputError
-
         raise InputError(None, "families", f"unknown probe families {unknown} (known: {', '.join(FAMILIES)})")
+    if isinstance(conditions, str):
+        conditions = (conditions,)
+    known_conds = ("plain", "user", "plain_peer", "peer")
+    bad = [c for c in conditions if c not in known_conds]
+    if bad or not conditions:
+        what = f"unknown conditions {bad}" if bad else "empty"
+        raise InputError(None, "conditions", f"{what} (known: {', '.join(known_conds)})")
+    if split not in (None, "train", "heldout"):
+        raise InputError(None, "split", f"expected 'train', 'heldout' or None (both), got {split!r}")
+    if isinstance(n_questions, bool) or not isinstance(n_questions, int) or not 1 <= n_questions <= MAX_QUESTIONS:
+        raise InputError(None, "n_questions", f"must be an integer from 1 to {MAX_QUESTIONS}, got {n_questions!r}")
     out: list[Probe] = []
     for fam in fams:
         temps = FAMILIES[fam]
