@@ -5,11 +5,14 @@ Works against any server that speaks ``POST {base_url}/chat/completions`` (OpenA
 stored in the config: the config names the environment variable that holds it.
 
 Why hand-written rather than the ``openai`` SDK: one dependency less (httpx is already required), and
-the behaviour the judges need is small and must be exact: retry on 429/5xx/connection errors only,
-honour ``Retry-After``, fall back when a server rejects ``response_format``, and turn every failure
-into one clear :class:`LLMError` line. :func:`parse_json_answer` is hand-written too (instead of e.g.
-json-repair) because the repairs a judge needs are few: code fences, prose around the object,
-single quotes / Python literals, trailing commas.
+the behaviour the judges need is small and must be exact: retry on 429/5xx/connection errors only
+(a timed-out request only once: a slow server stays slow), honour ``Retry-After``, fall back when a
+server rejects ``response_format``, and turn every failure into one clear :class:`LLMError` line
+whose exit code says what happened: 4 when there is no usable endpoint (unreachable, timed out, key
+refused, unknown model), 5 when it answered nothing usable (no verdict), 2 for a bad setting.
+:func:`parse_json_answer` is hand-written too (instead of e.g. json-repair) because the repairs a
+judge needs are few: code fences, prose around the object, single quotes / Python literals, trailing
+commas.
 
 httpx is imported inside :class:`LLMClient` so that ``import attrib.llm`` (done by the CLI at start)
 stays cheap.
@@ -27,7 +30,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from attrib.errors import EXIT_NO_VERDICT, EXIT_NOT_FOUND, EXIT_USAGE, AttribError
+from attrib.errors import (
+    EXIT_NO_VERDICT,
+    EXIT_NOT_FOUND,
+    EXIT_USAGE,
+    AttribError,
+    NotFoundError,
+    NoVerdictError,
+)
 
 DEFAULT_API_KEY_ENV = "ATTRIB_LLM_API_KEY"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -36,7 +46,10 @@ JsonMode = Literal["auto", "schema", "object", "off"]
 
 
 class LLMError(AttribError):
-    """The endpoint failed: unreachable, refused the request, or kept answering with server errors."""
+    """The endpoint failed. Every failure is one of the subclasses below, each with its exit code; none is exit
+    code 1, which the CLI keeps for an output file that could not be written."""
+
+    exit_code = EXIT_NO_VERDICT
 
 
 class LLMConfigError(LLMError):
@@ -45,19 +58,38 @@ class LLMConfigError(LLMError):
     exit_code = EXIT_USAGE
 
 
-class LLMUnavailableError(LLMError):
-    """The endpoint could not be reached at all (wrong URL, server not running, DNS, timeout)."""
+class LLMUnavailableError(LLMError, NotFoundError):
+    """No usable endpoint there: it could not be reached (wrong URL, server not running, DNS) or did not answer in
+    time (exit code 4)."""
 
     exit_code = EXIT_NOT_FOUND
 
 
-class LLMModelNotFoundError(LLMError):
-    """The endpoint does not serve the asked model (HTTP 404, or a name its ``/models`` list lacks)."""
+class LLMTimeoutError(LLMUnavailableError):
+    """The endpoint took longer than ``timeout_s`` (``ATTRIB_LLM_TIMEOUT_S``) to answer, twice (exit code 4)."""
+
+
+class LLMAuthError(LLMError, NotFoundError):
+    """The endpoint refused the API key (HTTP 401/403): exit code 4, as for an endpoint that is not there."""
 
     exit_code = EXIT_NOT_FOUND
 
 
-class LLMContextError(LLMError):
+class LLMModelNotFoundError(LLMError, NotFoundError):
+    """The endpoint does not serve the asked model (HTTP 404, a name its ``/models`` list lacks, or an empty
+    list): exit code 4."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class LLMBadResponseError(LLMError, NoVerdictError):
+    """The endpoint answered, but nothing usable: HTTP 5xx/429 after every retry, another refusal, a body that is
+    not JSON, no choices (exit code 5, no verdict)."""
+
+    exit_code = EXIT_NO_VERDICT
+
+
+class LLMContextError(LLMError, NoVerdictError):
     """The prompt is longer than the model's context: no verdict until the transcript is cut shorter."""
 
     exit_code = EXIT_NO_VERDICT
@@ -82,7 +114,7 @@ class LLMConfig:
     base_url: str
     model: str = ""
     api_key_env: str = DEFAULT_API_KEY_ENV
-    timeout_s: float = 180.0  # a long prompt on a busy CPU server can take minutes; a retry would redo it
+    timeout_s: float = 180.0  # a long prompt on a busy CPU server can take minutes; a timeout is retried once only
     max_retries: int = 3
     temperature: float = 0.0
     max_tokens: int = 256
@@ -229,6 +261,7 @@ def parse_json_answer(text: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+MAX_TIMEOUT_RETRIES = 1  # a request that timed out is sent once more, not max_retries times: at most 2 x timeout_s
 
 
 @dataclass
@@ -295,14 +328,22 @@ class LLMClient:
         cfg = self.config
         url = f"{cfg.base_url}{path}"
         last_problem = ""
+        timeouts = tries = 0
         for attempt in range(cfg.max_retries + 1):
             if attempt:
                 self.retries += 1
             self.calls += 1
+            tries += 1
             try:
                 resp = self._http.request(method, path, json=body)
+            except httpx.ConnectTimeout:  # nothing answered the connection: as unreachable as a refusal
+                last_problem = f"cannot connect (no connection within {min(10.0, cfg.timeout_s):g} s)"
+                delay = self._backoff(attempt, None)
             except httpx.TimeoutException as e:
+                timeouts += 1
                 last_problem = f"timed out after {cfg.timeout_s:g} s ({type(e).__name__})"
+                if timeouts > MAX_TIMEOUT_RETRIES:  # a slow server stays slow: do not wait timeout_s x max_retries
+                    break
                 delay = self._backoff(attempt, None)
             except httpx.TransportError as e:
                 last_problem = f"cannot connect ({e or type(e).__name__})"
@@ -314,11 +355,14 @@ class LLMClient:
                 delay = self._backoff(attempt, resp.headers.get("retry-after"))
             if attempt < cfg.max_retries:
                 self._sleep(delay)
-        tries = cfg.max_retries + 1
         msg = f"LLM endpoint {url} failed after {tries} attempt{'s' * (tries > 1)}: {last_problem}"
-        if last_problem.startswith(("cannot connect", "timed out")):
+        if last_problem.startswith("timed out"):
+            raise LLMTimeoutError(f"{msg}; the server is slow or the prompt long: raise ATTRIB_LLM_TIMEOUT_S (seconds "
+                                  f"per request, now {cfg.timeout_s:g}) or cut the transcript with --llm-context-chars N "
+                                  "(library: context_chars=N)")
+        if last_problem.startswith("cannot connect"):
             raise LLMUnavailableError(msg + "; is the server running and --llm-base-url right?")
-        raise LLMError(msg)
+        raise LLMBadResponseError(msg)
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
         if retry_after:
@@ -338,12 +382,18 @@ class LLMClient:
             if resp.status_code == 404:
                 raise LLMModelNotFoundError(f"{head} (check the model name, --llm-model, against GET /models; and "
                                             f"--llm-base-url, which usually ends in /v1): {_excerpt(resp.text)}")
-            hint = f" (check the key in ${self.config.api_key_env})" if resp.status_code in (401, 403) else ""
-            raise LLMError(f"{head}{hint}: {_excerpt(resp.text)}")
+            if resp.status_code in (401, 403):
+                raise LLMAuthError(f"{head} (check the key in ${self.config.api_key_env}): {_excerpt(resp.text)}")
+            raise LLMBadResponseError(f"{head}: {_excerpt(resp.text)}")
         try:
-            return resp.json()
+            data = resp.json()
         except ValueError:
-            raise LLMError(f"LLM endpoint {self.config.base_url} answered {what} with non-JSON: {_excerpt(resp.text)}") from None
+            raise LLMBadResponseError(f"LLM endpoint {self.config.base_url} answered {what} with non-JSON: "
+                                      f"{_excerpt(resp.text)}") from None
+        if not isinstance(data, dict):
+            raise LLMBadResponseError(f"LLM endpoint {self.config.base_url} answered {what} with a JSON "
+                                      f"{type(data).__name__}, not an object: {_excerpt(resp.text)}")
+        return data
 
     # -- API ----------------------------------------------------------------------------------
 
@@ -363,12 +413,13 @@ class LLMClient:
         if not self._model:
             ids = self.models()
             if not ids:
-                raise LLMError(f"LLM endpoint {self.config.base_url} lists no models; pass --llm-model")
+                raise LLMModelNotFoundError(f"LLM endpoint {self.config.base_url} lists no models at GET /models; "
+                                            "pass --llm-model")
             self._model = ids[0]
         elif not self._model_checked:
             try:
                 ids = self.models()
-            except LLMUnavailableError:
+            except (LLMUnavailableError, LLMAuthError):
                 raise
             except LLMError:  # a server without GET /models: nothing to check against
                 ids = []
@@ -421,7 +472,8 @@ class LLMClient:
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise LLMError(f"LLM endpoint {self.config.base_url} returned no choices: {_excerpt(json.dumps(data))}") from None
+            raise LLMBadResponseError(f"LLM endpoint {self.config.base_url} returned no choices: "
+                                      f"{_excerpt(json.dumps(data))}") from None
         return ChatResult(
             text=text,
             attempts=self.calls - calls0,
@@ -467,10 +519,15 @@ def get_client(llm: LLMConfig | LLMClient | None = None) -> LLMClient:
 __all__ = [
     "AnswerParseError",
     "ChatResult",
+    "LLMAuthError",
+    "LLMBadResponseError",
     "LLMClient",
     "LLMConfig",
     "LLMConfigError",
+    "LLMContextError",
     "LLMError",
+    "LLMModelNotFoundError",
+    "LLMTimeoutError",
     "LLMUnavailableError",
     "get_client",
     "parse_json_answer",

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -126,12 +127,23 @@ class ScriptedServer:
     Each script item is a string (a 200 answer with that text) or ``(status, body, headers)``; after
     the script runs out the last item repeats. ``reject_json_schema`` makes it answer 422 to any
     request whose ``response_format.type`` is ``json_schema`` (like llama-cpp-python's server).
-    ``requests`` records ``(method, path, headers, json_body)`` of every request.
+    ``models`` is what ``GET /v1/models`` answers: a list of model ids, or ``(status, body)``.
+    ``delay_s`` holds every chat answer back that long (a slow server). ``requests`` records
+    ``(method, path, headers, json_body)`` of every request.
     """
 
-    def __init__(self, script: list[Any], *, reject_json_schema: bool = False) -> None:
+    def __init__(
+        self,
+        script: list[Any],
+        *,
+        reject_json_schema: bool = False,
+        models: Sequence[str] | tuple[int, Any] = ("scripted",),
+        delay_s: float = 0.0,
+    ) -> None:
         self.script = list(script)
         self.reject_json_schema = reject_json_schema
+        self.models = models
+        self.delay_s = delay_s
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []
         self._lock = threading.Lock()
         self._i = 0
@@ -143,18 +155,24 @@ class ScriptedServer:
 
             def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
                 raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(raw)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(raw)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except OSError:  # the client gave up waiting (a timeout test): nobody to answer
+                    pass
 
             def do_GET(self) -> None:
                 outer._record("GET", self.path, dict(self.headers), None)
                 if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+                    if isinstance(outer.models, tuple) and outer.models and isinstance(outer.models[0], int):
+                        self._send(*outer.models)
+                    else:
+                        self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in outer.models]})
                 else:
                     self._send(404, {"error": "not found"})
 
@@ -170,6 +188,8 @@ class ScriptedServer:
                     self._send(422, {"detail": "response_format.type: input should be 'text' or 'json_object'"})
                     return
                 item = outer._next()
+                if outer.delay_s:
+                    time.sleep(outer.delay_s)
                 if isinstance(item, str):
                     self._send(200, chat_completion(item))
                 else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import msgspec
 import orjson
@@ -235,11 +236,12 @@ def test_hybrid_shows_the_offline_ranking_or_falls_back(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", JUDGES)
 def test_judges_end_to_end_on_a_real_whowhen_log(llama_url, whowhen_trace, name):
-    # The first 3 steps of the log, 150 chars each, short reasons: prompt processing of the 135M model on
-    # one CPU thread (~100 tokens/s) is what this suite's runtime is made of.
+    # The first 3 steps of the log, 150 chars each (600 = 3 x 150 + the "Step i - agent: " heads, which the budget
+    # counts), short reasons: prompt processing of the 135M model on one CPU thread (~100 tokens/s) is what this
+    # suite's runtime is made of.
     t = msgspec.structs.replace(whowhen_trace, steps=whowhen_trace.steps[:3], agents=())
     llm = LLMConfig(base_url=llama_url, model="", max_tokens=100)
-    att = registry.analyze(t, method=name, llm=llm, context_chars=450, step_chars=150, reason_chars=60)
+    att = registry.analyze(t, method=name, llm=llm, context_chars=600, step_chars=150, reason_chars=60)
     assert att.method == name and att.trace_id == t.id
     assert 0 <= att.step < t.n_steps
     assert att.agent in t.agents
@@ -247,3 +249,131 @@ def test_judges_end_to_end_on_a_real_whowhen_log(llama_url, whowhen_trace, name)
     assert att.evidence["llm_calls"] >= 1 and att.evidence["llm"]["base_url"] == llama_url
     assert att.elapsed_s is not None and att.elapsed_s > 0
     json.loads(att.to_json())  # the verdict serialises
+
+
+@pytest.mark.slow
+def test_a_130_step_run_fits_a_4096_token_server_with_context_chars(llama_url, long_trace):
+    # --llm-context-chars is the way out that a too-long prompt's error names: it must make the prompt fit
+    llm = LLMConfig(base_url=llama_url, model="", max_tokens=100)
+    att = judge.all_at_once(long_trace, llm=llm, context_chars=2_000, reason_chars=60)
+    assert 0 <= att.step < 130 and att.agent in long_trace.agents
+    assert att.evidence["elided_steps"]
+
+
+# -- agent names: whole names only, never a fragment of another name -------------------------------------
+
+
+def test_match_agent_takes_whole_names_not_fragments_of_other_names():
+    agents = ("Orchestrator", "WebSurfer", "Data_Analysis_Expert")
+    assert judge.match_agent("WebSurfer agent", agents) == "WebSurfer"
+    assert judge.match_agent("the Web Surfer", agents) == "WebSurfer"
+    assert judge.match_agent("web-surfer", agents) == "WebSurfer"
+    assert judge.match_agent("Orchestrator (thought)", agents) == "Orchestrator"
+    assert judge.match_agent("Orchestrator (-> WebSurfer)", agents) == "Orchestrator"
+    assert judge.match_agent("data analysis expert", agents) == "Data_Analysis_Expert"
+    for made_up, names in (("Senior_Code_Reviewer", ("planner", "coder")), ("Verification_Expert", ("a", "WebSurfer")),
+                           ("Code_Reviewer_Expert", ("Coder", "Reviewer_Expert_Team")), ("Surfer", agents),
+                           ("WebSurfer_Assistant", agents), ("Data_Expert", agents)):  # fmt: skip
+        with pytest.raises(judge.VerdictProblem, match="unknown agent"):
+            judge.match_agent(made_up, names)
+
+
+def test_a_made_up_agent_name_gets_a_corrective_round():
+    t = Trace(id="t", source_format="test", task="q", ground_truth="4",
+              steps=tuple(Step(index=i, agent=a, content=f"m{i}") for i, a in enumerate(["planner", "coder", "a"])))
+    with ScriptedServer([verdict("Senior_Code_Reviewer", 1), verdict("Verification_Expert", 2), verdict("coder", 1)]) as srv:
+        att = judge.all_at_once(t, llm=cfg(srv.url), answer_retries=2)
+    assert (att.agent, att.step) == ("coder", 1)
+    assert att.evidence["answer_corrections"] == 2
+    corrections = [b["messages"][-1]["content"] for b in srv.chat_bodies[1:]]
+    assert "unknown agent 'Senior_Code_Reviewer'" in corrections[0]
+    assert "unknown agent 'Verification_Expert'" in corrections[1]
+
+
+# -- the transcript budget binds, even on a long run ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_trace() -> Trace:
+    """The 130-step Hand-Crafted log (Magentic-One)."""
+    path = who_and_when_dir("hand") / "11.json"
+    t = parse_whowhen(orjson.loads(path.read_bytes()), path).unlabelled()
+    assert t.n_steps == 130
+    return t
+
+
+def _transcript(prompt: str) -> str:
+    body = re.split(r"steps \d+ to \d+:\n", prompt, maxsplit=1)[1]
+    return body.split("\n\nWhich agent", 1)[0].split("\n\nThe mistake", 1)[0]
+
+
+@pytest.mark.parametrize("context_chars", [500, 1000, 2000, 4000, 8000])
+def test_context_chars_binds_on_a_130_step_run(long_trace, context_chars):
+    with ScriptedServer([verdict("Orchestrator", 1)]) as srv:
+        att = judge.all_at_once(long_trace, llm=cfg(srv.url), context_chars=context_chars)
+    prompt = srv.chat_bodies[0]["messages"][1]["content"]
+    assert len(_transcript(prompt)) <= context_chars
+    assert len(prompt) <= context_chars + 1_500  # the task, the answer format and the agents' names
+    elided = att.evidence["elided_steps"]
+    assert elided and 0 not in elided and 129 not in elided  # the first and the last step are always shown
+    assert "Step 0 - " in prompt and "Step 129 - " in prompt
+    assert f"{len(elided)} of the 130 steps are not shown" in prompt
+    shown = [i for i in range(130) if f"Step {i} - " in prompt]
+    assert len(shown) + len(elided) == 130
+
+
+def test_budget_keeps_the_steps_with_signal_and_the_offline_ranking(long_trace):
+    steps = long_trace.steps
+    fit = judge.fit_steps(steps, context_chars=1_500, prefer=(77, 78))
+    assert {0, 77, 78, 129} <= set(fit.shown) and len(fit.text) <= 1_500
+    assert set(fit.shown).isdisjoint(fit.elided) and len(fit.shown) + len(fit.elided) == 130
+    noisy = [Step(index=i, agent="A", content="all fine here " * 20) for i in range(60)]
+    noisy[30] = Step(index=30, agent="B", content="Traceback: ValueError, the download failed " * 5)
+    fit = judge.fit_steps(noisy, context_chars=800)
+    assert 30 in fit.shown
+    short = [Step(index=i, agent="A", content="ok") for i in range(40)]
+    assert judge.fit_steps(short, context_chars=800).elided == ()  # short steps all fit: nothing is cut
+
+
+def test_binary_search_prompts_respect_the_budget(long_trace):
+    ans = json.dumps({"reason": "r", "half": "upper", "confidence": 0.8})
+    with ScriptedServer([ans]) as srv:
+        judge.binary_search(long_trace, llm=cfg(srv.url), context_chars=1_000)
+    for body in srv.chat_bodies:
+        assert len(_transcript(body["messages"][1]["content"])) <= 1_000
+
+
+# -- confidence: a placeholder is said to be one, and reports do not call a judge's number Shapley blame -------
+
+
+@pytest.mark.parametrize("conf", [5, float("nan"), None, "very"])
+def test_unusable_confidence_is_recorded_as_a_placeholder(conf):
+    answer = {"reason": "because", "agent": "Coder", "step": 2}
+    if conf is not None:
+        answer["confidence"] = conf
+    with ScriptedServer([json.dumps(answer)]) as srv:
+        att = judge.all_at_once(toy_trace(), llm=cfg(srv.url))
+    assert att.confidence == 0.5
+    assert att.evidence["confidence_source"].startswith("none given")
+    assert "placeholder" in att.evidence["confidence_source"]
+    assert att.evidence["confidence_kind"] != "calibrated" and "placeholder" in att.evidence["confidence_kind"]
+
+
+def test_judge_confidence_is_not_called_calibrated_or_shapley_in_reports():
+    from attrib import render
+
+    with ScriptedServer([verdict("Coder", 2, 0.8)]) as srv:
+        att = judge.all_at_once(toy_trace(), llm=cfg(srv.url))
+    ev = att.evidence
+    assert ev["confidence_source"] == "self-reported by the LLM (not calibrated)"
+    assert ev["confidence_kind"] not in (None, "calibrated") and ev["agent_blame"] == "judge confidence"
+    md = render.attribution_markdown(att)
+    assert "Shapley" not in md and "blame (judge confidence)" in md and "score 80%" in md
+    ans = [json.dumps({"reason": "r", "half": "upper", "confidence": 0.8}), json.dumps({"reason": "r", "half": "upper"})]
+    with ScriptedServer(ans) as srv:
+        att = judge.binary_search(toy_trace(4), llm=cfg(srv.url))
+    assert att.confidence == pytest.approx(0.4) and "1 of 2" in att.evidence["confidence_source"]
+    no = json.dumps({"reason": "fine", "error": False, "confidence": 0.9})
+    with ScriptedServer([no]) as srv:
+        att = judge.step_by_step(toy_trace(4), llm=cfg(srv.url))
+    assert att.confidence == 0.25 and "no step was judged an error" in att.evidence["confidence_source"]

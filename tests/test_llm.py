@@ -10,7 +10,14 @@ import typer
 from typer.testing import CliRunner
 
 from attrib.cli._llm_options import llm_config_from_options, with_llm_options
-from attrib.errors import EXIT_NOT_FOUND, AttribError
+from attrib.errors import (
+    EXIT_FAILURE,
+    EXIT_NO_VERDICT,
+    EXIT_NOT_FOUND,
+    AttribError,
+    NotFoundError,
+    NoVerdictError,
+)
 from attrib.llm import (
     AnswerParseError,
     LLMClient,
@@ -34,7 +41,7 @@ def llama_url():
 
 
 def fast(url: str, **kw) -> LLMConfig:
-    return LLMConfig(base_url=url, model=kw.pop("model", "scripted"), backoff_s=0.01, timeout_s=10, **kw)
+    return LLMConfig(base_url=url, model=kw.pop("model", "scripted"), backoff_s=0.01, timeout_s=kw.pop("timeout_s", 10), **kw)
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -197,3 +204,70 @@ def test_real_llama_server_lists_the_model_and_answers_schema_constrained_json(l
     obj = parse_json_answer(res.text)
     assert obj["color"] in {"red", "green", "blue"} and isinstance(obj["n"], int)
     assert client.model == MODEL_ALIAS
+
+
+# -- every failure has an exit code of its own (1 is for an output file that cannot be written) --------
+
+
+@pytest.mark.parametrize(
+    "script, models, exit_code, words",
+    [
+        ([(500, {"error": "boom"})], ("scripted",), EXIT_NO_VERDICT, "HTTP 500"),  # a server that keeps failing
+        ([(401, {"error": "invalid api key"})], ("scripted",), EXIT_NOT_FOUND, "HTTP 401 (check the key in $K)"),
+        ([(403, {"error": "forbidden"})], ("scripted",), EXIT_NOT_FOUND, "HTTP 403 (check the key in $K)"),
+        ([(200, "<html>gateway says hi</html>")], ("scripted",), EXIT_NO_VERDICT, "non-JSON"),
+        ([(200, {"object": "chat.completion", "choices": []})], ("scripted",), EXIT_NO_VERDICT, "no choices"),
+        (["ok"], (500, {"error": "models broke"}), EXIT_NO_VERDICT, "HTTP 500"),  # no --llm-model: the list is needed
+        (["ok"], [], EXIT_NOT_FOUND, "lists no models"),
+    ],
+)
+def test_llm_failures_never_exit_1_and_name_the_endpoint(script, models, exit_code, words):
+    with ScriptedServer(script, models=models) as srv:
+        client = LLMClient(fast(srv.url, model="", api_key_env="K", max_retries=1), sleep=lambda s: None)
+        with pytest.raises(LLMError) as e:
+            client.chat([{"role": "user", "content": "hi"}])
+    assert e.value.exit_code == exit_code != EXIT_FAILURE
+    assert words in str(e.value) and srv.url in str(e.value) and "\n" not in str(e.value)
+    assert isinstance(e.value, NotFoundError if exit_code == EXIT_NOT_FOUND else NoVerdictError)
+
+
+def test_cli_maps_llm_failures_to_their_exit_codes(monkeypatch):
+    from attrib.cli import app
+    from attrib.paths import who_and_when_dir
+
+    monkeypatch.setenv("ATTRIB_LLM_MAX_RETRIES", "0")
+    path = str(who_and_when_dir("algorithm") / "12.json")
+    runner = CliRunner()
+    for reply, code in (((500, "internal error"), EXIT_NO_VERDICT), ((401, {"error": "bad key"}), EXIT_NOT_FOUND),
+                        ((200, "not json"), EXIT_NO_VERDICT)):  # fmt: skip
+        with ScriptedServer([reply]) as srv:
+            r = runner.invoke(app, ["analyze", path, "--method", "judge-all", "--llm-base-url", srv.url])
+        assert r.exit_code == code, r.output
+        assert srv.url in r.output and "Traceback" not in r.output
+
+
+def test_a_slow_server_times_out_once_retried_once_and_names_the_timeout_setting():
+    with ScriptedServer(["late"], delay_s=1.5) as srv:
+        client = LLMClient(fast(srv.url, timeout_s=0.3, max_retries=3), sleep=lambda s: None)
+        t0 = time.perf_counter()
+        with pytest.raises(LLMUnavailableError) as e:
+            client.chat([{"role": "user", "content": "hi"}])
+        elapsed = time.perf_counter() - t0
+    msg = str(e.value)
+    assert len(srv.chat_bodies) == 2  # a timeout is retried once, not max_retries times
+    assert elapsed < 1.5
+    assert "timed out after 0.3 s" in msg and "ATTRIB_LLM_TIMEOUT_S" in msg and srv.url in msg
+    assert "server running" not in msg  # it is running, only slow
+    assert e.value.exit_code == EXIT_NOT_FOUND
+
+
+def test_llm_options_help_documents_the_timeout(monkeypatch):
+    app = typer.Typer()
+
+    @app.command()
+    @with_llm_options
+    def judge(path: str, llm: LLMConfig | None = None) -> None:
+        pass
+
+    text = " ".join(CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output.split())
+    assert "ATTRIB_LLM_TIMEOUT_S" in text and "retried once" in text

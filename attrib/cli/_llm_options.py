@@ -1,5 +1,9 @@
 """The ``--llm-base-url / --llm-model / --llm-api-key-env`` options, shared by every command that can call a judge.
 
+Two settings have no flag, only an environment variable (named in ``--llm-base-url``'s help):
+``ATTRIB_LLM_TIMEOUT_S`` (seconds one request may take, default 180; a timed-out request is retried once)
+and ``ATTRIB_LLM_MAX_RETRIES`` (retries on HTTP 429/5xx and connection errors, default 3).
+
 Two ways to use them in a Typer command:
 
 - one line: decorate the command with :func:`with_llm_options`; it adds the three options to the
@@ -36,7 +40,9 @@ LLMBaseUrl = Annotated[
         "--llm-base-url",
         envvar="ATTRIB_LLM_BASE_URL",
         help="OpenAI-compatible endpoint for the judge methods, up to /v1 (vLLM, llama.cpp server, OpenAI), "
-        "e.g. http://127.0.0.1:8080/v1.",
+        "e.g. http://127.0.0.1:8080/v1. Each request waits up to ATTRIB_LLM_TIMEOUT_S seconds (default 180; raise "
+        "it for a slow server or a long prompt); a request that timed out is retried once, so one call waits at "
+        "most twice that. HTTP 429/5xx and connection errors are retried ATTRIB_LLM_MAX_RETRIES times (default 3).",
         rich_help_panel=_PANEL,
         show_default=False,
     ),

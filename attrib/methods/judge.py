@@ -12,20 +12,33 @@ object (constrained by a JSON schema where the server supports it).
 
 Robust answers: an answer that is not JSON, names an unknown agent or an out-of-range step is sent
 back with a corrective message, up to ``answer_retries`` times (default 2); then
-:class:`~attrib.errors.NoVerdictError`.
+:class:`~attrib.errors.NoVerdictError`. An agent is taken by its exact name, the same name up to case,
+spaces, underscores, hyphens and a display suffix such as "(thought)", or as whole words among filler
+("the WebSurfer agent"); a fragment of a longer, different name ("Senior_Code_Reviewer" for ``coder``) is
+unknown (:func:`match_agent`).
 
-Budget for long traces (documented, override per call): the transcript shown to the judge holds at
-most ``context_chars`` characters of step text (default 48,000, about 12k tokens at ~4 characters
-per token); each step gets ``min(step_chars, context_chars // n_steps)`` characters (``step_chars``
-default 2,000, never fewer than 160), keeping the head and the tail of a long step with a
-``[... N chars cut ...]`` marker between. The task and the ground truth are cut to ``step_chars``.
+Budget for long traces (documented, override per call): the transcript shown to the judge, its
+``Step i - agent:`` heads included, holds at most ``context_chars`` characters (default 48,000, about 12k
+tokens at ~4 characters per token). When every step fits with at least 160 characters, all are shown,
+each cut to the same limit (at most ``step_chars``, default 2,000; short steps leave their room to long
+ones), keeping the head and the tail of a long step with a ``[... N chars cut ...]`` marker between.
+Otherwise middle steps are left out: the first and the last are always shown, then (hybrid) the offline
+method's top steps, then the steps with the most failure signal (:func:`step_signal`), as many as fit;
+the transcript says how many steps are not shown and marks each gap, and ``evidence["elided_steps"]``
+lists them (:func:`fit_steps`). The task and the ground truth are cut to
+``min(step_chars, max(320, context_chars // 4))``.
 
 Confidence: what the judge reports in its ``confidence`` field (0..1), which is NOT calibrated;
-``evidence["confidence_source"]`` says so. Binary search multiplies the confidences of its halvings.
+``evidence["confidence_source"]`` says so, and says "none given: 0.5 placeholder (...)" when the answer had
+no usable confidence (absent, out of range, NaN, not a number). ``evidence["confidence_kind"]`` (never
+"calibrated") and ``evidence["agent_blame"]`` ("judge confidence") make reports call it a score and title
+the agent table accordingly, not Shapley blame. Binary search multiplies the confidences of its halvings.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -64,7 +77,9 @@ def truncate_middle(text: str, limit: int) -> str:
 
 
 def step_budget(n_steps: int, context_chars: int = DEFAULT_CONTEXT_CHARS, step_chars: int = DEFAULT_STEP_CHARS) -> int:
-    """Characters of text each step may show: ``min(step_chars, context_chars // n_steps)``, at least 160."""
+    """``min(step_chars, context_chars // n_steps)``, at least 160: a quick guide to how much of each step a
+    judge sees. The judges render with :func:`fit_steps`, which also counts the step heads and, when even 160
+    characters a step do not fit, leaves middle steps out instead of exceeding the budget."""
     return max(MIN_STEP_CHARS, min(step_chars, context_chars // max(1, n_steps)))
 
 
@@ -78,15 +93,135 @@ def step_text(step: Step) -> str:
 
 def render_steps(steps: Sequence[Step], budget: int) -> str:
     """``Step i - agent: text`` lines, each step's text cut to ``budget`` characters."""
-    return "\n".join(f"Step {s.index} - {s.agent}: {truncate_middle(step_text(s), budget)}" for s in steps)
+    return "\n".join(_step_line(s, budget) for s in steps)
 
 
-def _problem_block(trace: Trace, step_chars: int) -> str:
-    lines = [f"Task: {truncate_middle(trace.task.strip() or '(not given)', step_chars)}"]
+def _step_line(step: Step, budget: int, text: str | None = None) -> str:
+    return f"Step {step.index} - {step.agent}: {truncate_middle(step_text(step) if text is None else text, budget)}"
+
+
+# what makes a step worth keeping when not all fit: failures, refusals, doubts, and answers
+_SIGNAL = re.compile(
+    r"\b(error|exception|traceback|fail(?:s|ed|ure)?|incorrect|wrong|invalid|unable|cannot|can't|not found|"
+    r"mistake|sorry|unfortunately|assum\w*|guess\w*|final answer)\b",
+    re.IGNORECASE,
+)
+
+
+def step_signal(step: Step) -> int:
+    """How much a step says about a failure, for choosing which steps a tight budget keeps: 3 for a tool
+    error, 1 for a tool call, plus the number of distinct failure words (error, wrong, unable, final answer ...)
+    up to 3. A heuristic: it only orders the steps to keep, it never scores them."""
+    words = {m.lower() for m in _SIGNAL.findall(step_text(step))}
+    return 3 * any(r.is_error for r in step.tool_results) + bool(step.tool_calls) + min(3, len(words))
+
+
+class Transcript(NamedTuple):
+    """The steps as the judge sees them: ``text`` holds at most ``context_chars`` characters."""
+
+    text: str
+    per_step: int  # the most characters of text a shown step keeps
+    shown: tuple[int, ...]  # Step.index of the steps shown
+    elided: tuple[int, ...]  # Step.index of the steps left out to fit the budget
+
+
+def _fill(lengths: Sequence[int], room: int, cap: int) -> int:
+    """The largest cut ``p <= cap`` with ``sum(min(length, p)) <= room`` (short steps leave room to longer ones)."""
+    if sum(min(n, cap) for n in lengths) <= room:
+        return cap
+    lo, hi = 0, cap
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(min(n, mid) for n in lengths) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _gap(steps: Sequence[Step], a: int, b: int) -> str:
+    """The marker for the steps at positions ``a..b`` that are not shown."""
+    if a == b:
+        return f"[... step {steps[a].index} not shown ...]"
+    return f"[... steps {steps[a].index} to {steps[b].index} not shown ...]"
+
+
+def fit_steps(
+    steps: Sequence[Step],
+    context_chars: int = DEFAULT_CONTEXT_CHARS,
+    step_chars: int = DEFAULT_STEP_CHARS,
+    prefer: Sequence[int] = (),
+) -> Transcript:
+    """The steps rendered in at most ``context_chars`` characters (their ``Step i - agent:`` heads included).
+
+    When every step fits with at least ``MIN_STEP_CHARS`` (160) characters of text, all are shown, each cut to
+    the same limit (at most ``step_chars``; short steps leave their room to the long ones). Otherwise middle
+    steps are left out: the first and the last step are always shown, then the steps named in ``prefer``
+    (``Step.index`` values, e.g. an offline ranking's top steps), then those with the most :func:`step_signal`
+    (earlier first on ties), each with 160 characters, as many as fit; a first line says how many steps are
+    not shown, and a ``[... steps i to j not shown ...]`` line marks each gap. Only a budget too small for
+    even the first and the last step (about 400 characters) is exceeded, by their heads."""
+    n = len(steps)
+    if n == 0:
+        return Transcript("", 0, (), ())
+    texts = [step_text(s) for s in steps]
+    heads = [len(_step_line(s, 0, "")) for s in steps]
+    floor = min(MIN_STEP_CHARS, step_chars)
+    per = _fill([len(t) for t in texts], context_chars - sum(heads) - (n - 1), step_chars)
+    if per >= floor or n <= 2:
+        per = max(0, per)
+        return Transcript("\n".join(_step_line(s, per, t) for s, t in zip(steps, texts, strict=True)), per,
+                          tuple(s.index for s in steps), ())  # fmt: skip
+
+    def cost(i: int) -> int:
+        return heads[i] + min(len(texts[i]), floor) + 1
+
+    def gap_cost(a: int, b: int) -> int:
+        return len(_gap(steps, a, b)) + 1 if a <= b else 0
+
+    note_cost = len(_elision_note(n, n)) + 1
+    kept = [0, n - 1]
+    total = note_cost + cost(0) + cost(n - 1) - 1 + gap_cost(1, n - 2)
+    pos = {s.index: i for i, s in enumerate(steps)}
+    preferred = [pos[i] for i in dict.fromkeys(prefer) if i in pos and pos[i] not in (0, n - 1)]
+    others = sorted((i for i in range(1, n - 1) if i not in set(preferred)), key=lambda i: (-step_signal(steps[i]), i))
+    for i in preferred + others:
+        k = bisect.bisect_left(kept, i)
+        a, b = kept[k - 1], kept[k]
+        delta = cost(i) + gap_cost(a + 1, i - 1) + gap_cost(i + 1, b - 1) - gap_cost(a + 1, b - 1)
+        if total + delta <= context_chars:
+            kept.insert(k, i)
+            total += delta
+    while True:
+        gaps = [(a + 1, b - 1) for a, b in itertools.pairwise(kept) if b - a > 1]
+        room = context_chars - note_cost - sum(gap_cost(a, b) for a, b in gaps) - sum(heads[i] + 1 for i in kept) + 1
+        per = max(0, _fill([len(texts[i]) for i in kept], room, step_chars))
+        lines = [_elision_note(n - len(kept), n)]
+        for j, i in enumerate(kept):
+            if j and i - kept[j - 1] > 1:
+                lines.append(_gap(steps, kept[j - 1] + 1, i - 1))
+            lines.append(_step_line(steps[i], per, texts[i]))
+        text = "\n".join(lines)
+        if len(text) <= context_chars or len(kept) <= 2:
+            break
+        kept.remove(max(kept[1:-1], key=lambda i: (preferred.index(i) if i in preferred else len(preferred),
+                                                   -step_signal(steps[i]), i)))  # the last one chosen goes first
+    shown = set(kept)
+    return Transcript(text, per, tuple(steps[i].index for i in kept),
+                      tuple(s.index for i, s in enumerate(steps) if i not in shown))  # fmt: skip
+
+
+def _elision_note(n_elided: int, n: int) -> str:
+    return f"({n_elided} of the {n} steps are not shown, to fit the length budget; each gap is marked.)"
+
+
+def _problem_block(trace: Trace, step_chars: int, context_chars: int = DEFAULT_CONTEXT_CHARS) -> str:
+    cut = min(step_chars, max(2 * MIN_STEP_CHARS, context_chars // 4))  # a small budget cuts the task too
+    lines = [f"Task: {truncate_middle(trace.task.strip() or '(not given)', cut)}"]
     if trace.ground_truth:
-        lines.append(f"Correct answer: {truncate_middle(str(trace.ground_truth), step_chars)}")
+        lines.append(f"Correct answer: {truncate_middle(str(trace.ground_truth), cut)}")
     if trace.final_answer:
-        lines.append(f"The team's answer: {truncate_middle(str(trace.final_answer), step_chars)}")
+        lines.append(f"The team's answer: {truncate_middle(str(trace.final_answer), cut)}")
     lines.append("The team failed.")
     return "\n".join(lines)
 
@@ -100,19 +235,58 @@ def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+# "Orchestrator (thought)", "Orchestrator (-> WebSurfer)": Magentic-One's display names of one agent
+_PAREN = re.compile(r"\([^()]*\)")
+# words a judge puts around an agent's name ("the WebSurfer agent", "agent Coder at step 3"); a name's own
+# words never count as filler, only what is left around it
+_FILLER = frozenset({"the", "a", "an", "agent", "agents", "named", "called", "is", "was", "it", "by", "from", "role",
+                     "speaker", "at", "in", "step"})  # fmt: skip
+MIN_CONTAINED_CHARS = 3  # a shorter name ("a", "qa") is only taken whole, never found inside an answer
+
+
+def _words(name: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", _PAREN.sub(" ", name).lower())
+
+
+def _names_within(answer: list[str], name: str) -> bool:
+    """Whether the answer's words are ``name`` (its words, possibly split or joined differently) plus filler."""
+    key = "".join(_words(name)) or _norm(name)
+    if len(key) < MIN_CONTAINED_CHARS:
+        return False
+    for i in range(len(answer)):
+        joined = ""
+        for j in range(i, len(answer)):
+            joined += answer[j]
+            if joined == key:
+                rest = answer[:i] + answer[j + 1 :]
+                if all(w in _FILLER or w.isdigit() for w in rest):
+                    return True
+            if len(joined) >= len(key):
+                break
+    return False
+
+
 def match_agent(name: Any, agents: Sequence[str]) -> str:
-    """The trace agent ``name`` refers to: exact, case/punctuation-insensitive, or a unique containment."""
+    """The trace agent ``name`` refers to, or :class:`VerdictProblem` (the judge is asked again).
+
+    Taken: the exact name; the same name up to case, spaces, underscores, hyphens and a display suffix in
+    parentheses ("data analysis expert", "Orchestrator (thought)"); the name as whole words among filler
+    ("the WebSurfer agent"), when only one agent fits. Never a fragment inside a longer, different name:
+    "Senior_Code_Reviewer" is not ``coder``, "Verification_Expert" is not ``a``."""
     if not isinstance(name, str) or not name.strip():
         raise VerdictProblem(f"'agent' must be one of {list(agents)}, got {name!r}")
     if name in agents:
         return name
-    key = _norm(name)
-    by_norm = {_norm(a): a for a in agents}
-    if key in by_norm:
-        return by_norm[key]
-    hits = [a for a in agents if key and (_norm(a) in key or key in _norm(a))]
+    keys = {k for k in (_norm(name), "".join(_words(name))) if k}
+    hits = [a for a in agents if keys & {k for k in (_norm(a), "".join(_words(a))) if k}]
+    if not hits:
+        answer = _words(name)
+        hits = [a for a in agents if _names_within(answer, a)]
     if len(hits) == 1:
         return hits[0]
+    if hits:
+        raise VerdictProblem(f"agent {name!r} is ambiguous (it fits {', '.join(hits)}): 'agent' must be exactly one "
+                             f"of {list(agents)}")
     raise VerdictProblem(f"unknown agent {name!r}: 'agent' must be one of {list(agents)}")
 
 
@@ -185,6 +359,7 @@ class _Session:
         self.calls = 0
         self.corrections = 0
         self.last_answer = ""
+        self.last_obj: dict[str, Any] = {}  # the last answer that parsed, valid or not
         self._http0 = (client.calls, client.retries)
 
     def ask(self, prompt: str, schema: dict[str, Any], validate: Callable[[dict[str, Any]], Any], example: str) -> Any:
@@ -195,7 +370,8 @@ class _Session:
             self.calls += 1
             self.last_answer = res.text
             try:
-                return validate(parse_json_answer(res.text))
+                self.last_obj = parse_json_answer(res.text)
+                return validate(self.last_obj)
             except (AnswerParseError, VerdictProblem) as e:
                 problem = str(e)
                 if res.finish_reason == "length":
@@ -225,8 +401,13 @@ class _Session:
             "http_retries": self.client.retries - self._http0[1],
             "answer_corrections": self.corrections,
             "last_answer": self.last_answer[:500],
-            "confidence_source": "self-reported by the LLM (not calibrated)",
         }
+
+    def given_confidence(self) -> str:
+        """What the last answer held as its confidence, for the evidence of a placeholder."""
+        if "confidence" not in self.last_obj:
+            return "the answer had no 'confidence'"
+        return f"the answer's 'confidence' was {repr(self.last_obj['confidence'])[:40]}"
 
 
 def _verdict_schema(trace: Trace, reason_chars: int = REASON_MAX_CHARS) -> dict[str, Any]:
@@ -292,10 +473,22 @@ def _options(options: dict[str, Any]) -> _Opts:
     return o
 
 
+SELF_REPORTED = "self-reported by the LLM (not calibrated)"
+AGENT_BLAME = "judge confidence"  # what a judge's one-row agent table holds (render.py titles it so, not Shapley)
+
+
 def _attribution(
-    trace: Trace, method: str, agent: str, step: int, reason: str, conf: float | None, session: _Session, **evidence: Any
-) -> Attribution:
+    trace: Trace, method: str, agent: str, step: int, reason: str, conf: float | None, session: _Session,
+    *, source: str | None = None, kind: str | None = None, **evidence: Any,
+) -> Attribution:  # fmt: skip
+    """The verdict. ``conf`` None (no usable confidence in the answer) gives the 0.5 placeholder, and the
+    evidence says so; ``source``/``kind`` describe a confidence the strategy derived itself."""
     c = DEFAULT_CONFIDENCE if conf is None else conf
+    if source is None:
+        source = SELF_REPORTED if conf is not None else _placeholder(session.given_confidence())
+    if kind is None:
+        kind = ("the judge's self-reported confidence, not calibrated" if conf is not None
+                else f"a {DEFAULT_CONFIDENCE:g} placeholder: the judge gave no usable confidence")  # fmt: skip
     return Attribution(
         trace_id=trace.id,
         method=method,
@@ -305,9 +498,14 @@ def _attribution(
         agent_confidence=c,
         agents=(AgentBlame(agent=agent, score=c),),
         steps=(StepBlame(step=step, agent=trace.steps[step].agent, score=c, probability=c),),
-        evidence={**session.evidence(), **evidence},
+        evidence={**session.evidence(), "confidence_source": source, "confidence_kind": kind,
+                  "agent_blame": AGENT_BLAME, **evidence},  # fmt: skip
         reason=reason,
     )
+
+
+def _placeholder(why: str) -> str:
+    return f"none given: {DEFAULT_CONFIDENCE:g} placeholder ({why}; a confidence must be a number from 0 to 1)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,15 +513,22 @@ def _attribution(
 # ---------------------------------------------------------------------------------------------
 
 
-def _all_at_once_prompt(trace: Trace, context_chars: int, step_chars: int, extra: str = "") -> str:
-    budget = step_budget(trace.n_steps, context_chars, step_chars)
-    return (
-        f"{_problem_block(trace, step_chars)}\n\n"
-        f"The conversation, steps 0 to {trace.n_steps - 1}:\n{render_steps(trace.steps, budget)}\n\n{extra}"
+def _all_at_once_prompt(
+    trace: Trace, context_chars: int, step_chars: int, extra: str = "", prefer: Sequence[int] = ()
+) -> tuple[str, Transcript]:
+    fit = fit_steps(trace.steps, context_chars, step_chars, prefer)
+    prompt = (
+        f"{_problem_block(trace, step_chars, context_chars)}\n\n"
+        f"The conversation, steps 0 to {trace.n_steps - 1}:\n{fit.text}\n\n{extra}"
         "Which agent's mistake directly caused the failure, and at which step did it first make it? "
         "If none is obvious, pick the most responsible step.\n"
         f"Answer with only this JSON: {_verdict_example(trace)}"
     )
+    return prompt, fit
+
+
+def _budget_evidence(fit: Transcript) -> dict[str, Any]:
+    return {"step_budget_chars": fit.per_step, "elided_steps": list(fit.elided)}
 
 
 def all_at_once(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options: Any) -> Attribution:
@@ -332,11 +537,10 @@ def all_at_once(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **opt
     _check_trace(trace, method)
     o = _options(options)
     s = _Session(method, get_client(llm), o.retries)
-    prompt = _all_at_once_prompt(trace, o.context_chars, o.step_chars)
+    prompt, fit = _all_at_once_prompt(trace, o.context_chars, o.step_chars)
     schema = _verdict_schema(trace, o.reason_chars)
     agent, step, reason, conf = s.ask(prompt, schema, _verdict_validator(trace), _verdict_example(trace))
-    budget = step_budget(trace.n_steps, o.context_chars, o.step_chars)
-    return _attribution(trace, method, agent, step, reason, conf, s, step_budget_chars=budget)
+    return _attribution(trace, method, agent, step, reason, conf, s, **_budget_evidence(fit))
 
 
 def step_by_step(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options: Any) -> Attribution:
@@ -348,9 +552,7 @@ def step_by_step(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **op
     method = "judge-step"
     _check_trace(trace, method)
     o = _options(options)
-    step_chars = o.step_chars
     s = _Session(method, get_client(llm), o.retries)
-    budget = step_budget(trace.n_steps, o.context_chars, o.step_chars)
     schema = {
         "type": "object",
         "properties": {
@@ -366,15 +568,19 @@ def step_by_step(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **op
         return parse_yes_no(obj.get("error")), str(obj.get("reason", ""))[:2000], parse_confidence(obj.get("confidence"))
 
     judged: list[dict[str, Any]] = []
+    problem = _problem_block(trace, o.step_chars, o.context_chars)
+    budget = 0
     for i, st in enumerate(trace.steps):
+        fit = fit_steps(trace.steps[: i + 1], o.context_chars, o.step_chars)
+        budget = fit.per_step
         prompt = (
-            f"{_problem_block(trace, step_chars)}\n\n"
-            f"The conversation so far:\n{render_steps(trace.steps[: i + 1], budget)}\n\n"
+            f"{problem}\n\n"
+            f"The conversation so far:\n{fit.text}\n\n"
             f"Does the latest step ({i}, by {st.agent}) contain an error that clearly derails solving the task? "
             f"Do not be overly critical.\nAnswer with only this JSON: {example}"
         )
         is_error, reason, conf = s.ask(prompt, schema, validate, example)
-        judged.append({"step": i, "error": is_error})
+        judged.append({"step": i, "error": is_error, **({"elided": len(fit.elided)} if fit.elided else {})})
         if is_error:
             return _attribution(trace, method, st.agent, i, reason, conf, s, judged_steps=judged, step_budget_chars=budget)
     last = trace.n_steps - 1
@@ -382,6 +588,8 @@ def step_by_step(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **op
         trace, method, trace.steps[last].agent, last,
         "No step was judged an error; the last step is reported, as in the Who&When paper.",
         1.0 / trace.n_steps, s, judged_steps=judged, step_budget_chars=budget, no_error_found=True,
+        source="1 / n_steps: no step was judged an error (not from the LLM)",
+        kind="1 / n_steps: no step was judged an error, not calibrated",
     )  # fmt: skip
 
 
@@ -409,23 +617,34 @@ def binary_search(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **o
     def validate(obj: dict[str, Any]) -> tuple[str, str, float | None]:
         return parse_half(obj.get("half")), str(obj.get("reason", ""))[:2000], parse_confidence(obj.get("confidence"))
 
-    lo, hi, conf, path, reason = 0, trace.n_steps - 1, 1.0, [], ""
+    lo, hi, conf, path, reason, missing = 0, trace.n_steps - 1, 1.0, [], "", 0
     while lo < hi:
         mid = (lo + hi) // 2
-        seg = trace.steps[lo : hi + 1]
-        budget = step_budget(len(seg), context_chars, step_chars)
+        fit = fit_steps(trace.steps[lo : hi + 1], context_chars, step_chars)
         prompt = (
-            f"{_problem_block(trace, step_chars)}\n\n"
-            f"A segment of the conversation, steps {lo} to {hi}:\n{render_steps(seg, budget)}\n\n"
+            f"{_problem_block(trace, step_chars, context_chars)}\n\n"
+            f"A segment of the conversation, steps {lo} to {hi}:\n{fit.text}\n\n"
             "The mistake that caused the failure is in this segment. Is it in the upper half (steps "
             f"{lo} to {mid}) or the lower half (steps {mid + 1} to {hi})? If unclear, pick the half most "
             f"responsible.\nAnswer with only this JSON: {example}"
         )
         half, reason, c = s.ask(prompt, schema, validate, example)
+        missing += c is None
         conf *= DEFAULT_CONFIDENCE if c is None else c
-        path.append({"segment": [lo, hi], "half": half})
+        path.append({"segment": [lo, hi], "half": half, **({"elided": len(fit.elided)} if fit.elided else {})})
         lo, hi = (lo, mid) if half == "upper" else (mid + 1, hi)
-    return _attribution(trace, method, trace.steps[lo].agent, lo, reason, conf, s, search_path=path)
+    n = len(path)
+    if not n:  # a one-step trace: nothing to ask
+        source, kind = "one step: nothing to search (not from the LLM)", "1.0: the trace has a single step"
+    elif missing == n:
+        source = _placeholder(f"no usable confidence in any of the {n} halvings") + f", multiplied over {n}"
+        kind = f"a placeholder: {DEFAULT_CONFIDENCE:g} per halving, the judge gave no usable confidence"
+    else:
+        source = f"product of the LLM's self-reported confidences over {n} halvings (not calibrated)" + (
+            f"; none given in {missing} of {n}: {DEFAULT_CONFIDENCE:g} placeholder each" if missing else "")
+        kind = "product of the judge's self-reported confidences per halving, not calibrated"
+    return _attribution(trace, method, trace.steps[lo].agent, lo, reason, conf, s, source=source, kind=kind,
+                        search_path=path)
 
 
 def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options: Any) -> Attribution:
@@ -475,7 +694,8 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
             + "Check these steps yourself before you answer.\n\n"
         )
     s = _Session(method, get_client(llm), o.retries)
-    prompt = _all_at_once_prompt(trace, o.context_chars, o.step_chars, extra)
+    prefer = [b.step for b in offline.top_steps(top_k)] + [offline.step] if offline is not None else []
+    prompt, fit = _all_at_once_prompt(trace, o.context_chars, o.step_chars, extra, prefer)
     schema = _verdict_schema(trace, o.reason_chars)
     agent, step, reason, conf = s.ask(prompt, schema, _verdict_validator(trace), _verdict_example(trace))
     off_ev: dict[str, Any] = (
@@ -483,4 +703,4 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
          "agrees": offline.step == step}
         if offline is not None else {"fallback": note}
     )  # fmt: skip
-    return _attribution(trace, method, agent, step, reason, conf, s, offline=off_ev)
+    return _attribution(trace, method, agent, step, reason, conf, s, offline=off_ev, **_budget_evidence(fit))
