@@ -398,12 +398,9 @@ def analyze_many(
     run = {"method": method if method is not None else name, "name": name, "options": options or {}}
     t0 = time.perf_counter()
     # analysing needs stored traces: a mistyped path must not become a new, empty store and "0 traces selected"
-    try:
-        from attrib.store import _memory_limit
+    from attrib.store import _memory_limit
 
-        _memory_limit(DRIVER_DUCKDB_MEMORY)
-    except InputError as e:
-        raise InputError(None, "ATTRIB_ENGINE_DUCKDB_MEMORY", e.message) from None
+    _memory_limit(DRIVER_DUCKDB_MEMORY, "ATTRIB_ENGINE_DUCKDB_MEMORY")
     store = open_store(store_path, memory_limit=DRIVER_DUCKDB_MEMORY, create=False)
     import duckdb
 

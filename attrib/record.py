@@ -123,8 +123,10 @@ class Recorder:
                 names = set(self.model.hook_dict)
             except Exception:  # an object that only looks like a bridge: fall back to the TransformerLens names
                 names = set()
-        if not (h in names if names else is_known_hook(h)):
-            near = closest_hook(h, tuple(names))
+        # a TransformerLens name (what ingest accepts back) that this model also has: the bridge's own aliases
+        # (e.g. blocks.0.hook_out) are not promised by the file format, so they are refused here too
+        if not is_known_hook(h) or (names and h not in names):
+            near = closest_hook(h, tuple(n for n in names if is_known_hook(n)))
             hint = f"; did you mean {near!r}?" if near else " (e.g. blocks.3.hook_resid_post)"
             raise InputError(None, "hooks", f"{h!r} is not a TransformerLens hook name of this model{hint}")
         m = _HOOK.match(h)

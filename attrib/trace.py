@@ -97,20 +97,22 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
     def n_steps(self) -> int:
         return len(self.steps)
 
-    def problem(self) -> tuple[str, str] | None:
+    def problem(self, check_types: bool = True) -> tuple[str, str] | None:
         """The first broken invariant as (field, message), or None for a sound trace.
 
         A Trace built by hand is not type-checked at construction (msgspec checks types when decoding), so
-        this checks the field types by a JSON round trip, then the rules every reader keeps: steps numbered
-        0..n-1, parents point to earlier steps, the step agents are among ``agents``, the label is a step.
+        ``check_types`` checks the field types by a JSON round trip (readers, whose traces are typed already,
+        skip it: it costs about as much as reading); then the rules every reader keeps: steps numbered 0..n-1,
+        parents point to earlier steps, the step agents are among ``agents``, the label names a step and an agent.
         """
-        try:
-            msgspec.json.decode(msgspec.json.encode(self), type=Trace)
-        except msgspec.ValidationError as e:  # "Expected `str`, got `null` - at `$.steps[0].content`"
-            msg, _, where = str(e).partition(" - at `$.")
-            return (where.rstrip("`") or "trace"), msg
-        except (TypeError, msgspec.EncodeError) as e:  # e.g. a numpy integer where an int belongs
-            return "trace", f"{e} (use plain Python str/int/float values)"
+        if check_types:
+            try:
+                msgspec.json.decode(msgspec.json.encode(self), type=Trace)
+            except msgspec.ValidationError as e:  # "Expected `str`, got `null` - at `$.steps[0].content`"
+                msg, _, where = str(e).partition(" - at `$.")
+                return (where.rstrip("`") or "trace"), msg
+            except (TypeError, msgspec.EncodeError) as e:  # e.g. a numpy integer where an int belongs
+                return "trace", f"{e} (use plain Python str/int/float values)"
         if not self.steps:
             return "steps", "empty, a trace needs at least one step"
         agents = set(self.agents)

@@ -184,6 +184,11 @@ def test_plot_paths_and_an_endpoint_error_stop_a_folder_at_once(tmp_path):
     r = runner.invoke(app, ["analyze", str(folder), "--plot", str(tmp_path / "plots")])
     assert r.exit_code == 0 and sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "chat-b.png", "whowhen-algorithm-a.png"]
+    (folder / "sub").mkdir()  # a second run named chat-b: its own PNG, not an overwrite
+    shutil.copy(str(Path(_demo()).with_name("chat_autogen.jsonl")), folder / "sub" / "b.json")
+    r = runner.invoke(app, ["analyze", str(folder), "--plot", str(tmp_path / "plots2")])
+    assert r.exit_code == 0 and sorted(p.name for p in (tmp_path / "plots2").iterdir()) == [
+        "chat-b-2.png", "chat-b.png", "whowhen-algorithm-a.png"]
     # an unreachable endpoint is the same for every run: one error, its own code (4), not one per run as 5
     r = runner.invoke(app, ["analyze", str(folder), "--method", "judge-all", "--llm-base-url", "http://127.0.0.1:9/v1"])
     assert r.exit_code == 4 and r.output.count("error:") == 1, r.output

@@ -225,3 +225,12 @@ def test_npz_of_objects_or_misspelled_hooks_is_refused_by_ingest(tmp_path: Path)
         (tmp_path / f"{name}.json").write_text(json.dumps(doc))
         r = runner.invoke(app, ["ingest", str(tmp_path / f"{name}.json"), "-q", "--store", str(tmp_path / "s.duckdb")])
         assert r.exit_code == 3 and said in r.output, r.output
+
+
+def test_one_file_named_twice_is_read_once(bundled: Path, tmp_path: Path) -> None:
+    rel = bundled / "demo_whowhen.json"
+    link = tmp_path / "link.json"  # another name for the same file
+    link.symlink_to(rel)
+    twice = [str(rel), str(link)]
+    r = runner.invoke(app, ["ingest", *twice, "--store", str(tmp_path / "s.duckdb"), "-q"])
+    assert r.exit_code == 0, r.output

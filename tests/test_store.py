@@ -216,8 +216,17 @@ def test_store_files_that_are_not_ours_are_refused_without_damage(bundled: Path,
     con = duckdb.connect(str(foreign))
     con.execute("CREATE TABLE traces (x INTEGER)")
     con.close()
-    with pytest.raises(InputError, match="its own traces table"):
+    with pytest.raises(InputError, match=r"tables of its own \(traces\)"):
         open_store(foreign)
+    sales = tmp_path / "sales.duckdb"  # any table of its own, whatever its name: not ours to add tables to
+    con = duckdb.connect(str(sales))
+    con.execute("CREATE TABLE sales (x INTEGER)")
+    con.close()
+    with pytest.raises(InputError, match="not an attrib store"):
+        open_store(sales)
+    con = duckdb.connect(str(sales))
+    assert [r[0] for r in con.execute("SHOW TABLES").fetchall()] == ["sales"]
+    con.close()
     con = duckdb.connect(str(foreign))
     assert [r[0] for r in con.execute("SHOW TABLES").fetchall()] == ["traces"]  # no schema_version left behind
     con.close()
@@ -233,7 +242,8 @@ def test_store_files_that_are_not_ours_are_refused_without_damage(bundled: Path,
     assert nested.is_file()
 
 
-@pytest.mark.parametrize(("value", "message"), [("1.5.5GB", "expected a size"), ("10KB", "too small")])
+@pytest.mark.parametrize(("value", "message"), [("1.5.5GB", "expected a size"), ("10KB", "expected a size"),
+                                                ("15MB", "too small"), ("100000000", "expected a size")])
 def test_memory_limit_is_checked_before_a_file_is_made(tmp_path: Path, value: str, message: str) -> None:
     from attrib.errors import InputError
 
@@ -249,3 +259,17 @@ def test_export_refuses_a_folder_in_the_way_before_writing(bundled: Path, tmp_st
     with pytest.raises(InputError, match="is a folder"):
         tmp_store.export_parquet(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["steps.parquet"]
+
+
+def test_memory_limits_duckdb_takes_are_taken(tmp_path: Path) -> None:
+    for value in ("16MB", "2G", "256M", "300MiB"):
+        with open_store(tmp_path / f"{value}.duckdb", memory_limit=value):
+            pass
+
+
+def test_an_old_orphan_verdict_does_not_block_new_saves(bundled: Path, tmp_store) -> None:
+    t = load_trace(bundled / "demo_whowhen.json")
+    tmp_store.upsert_trace(t)
+    tmp_store.con.execute("INSERT INTO attributions (trace_id, method, json) VALUES ('gone', 'm', '{}')")
+    tmp_store.save_attribution(Attribution(trace_id=t.id, method="m", agent=t.steps[0].agent, step=0, confidence=0.5))
+    assert len(tmp_store.get_attributions(t.id, "m")) == 1

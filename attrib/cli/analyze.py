@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,14 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
     For a folder or glob, a file that cannot be read is appended to ``errors`` (when given) and the others are
     still read; with every file unreadable, one error names them."""
     from attrib.errors import NotFoundError
-    from attrib.readers import read_bytes, read_path, read_sources
+    from attrib.readers import is_folder_or_glob, looks_like_trace_file, read_bytes, read_path, read_sources
 
     if target == "-":  # piped in: `cat run.json | attrib analyze -`
         import sys
 
         return [(t, None) for t in read_bytes(sys.stdin.buffer.read(), Path("stdin"), format)]
     p = Path(target)
-    if p.is_dir() or (not p.exists() and any(c in target for c in "*?[")):
+    if is_folder_or_glob(target):
         failed: list[AttribError] = []
         out = [(t, str(f)) for t, f in read_sources([target], format, errors=failed if errors is not None else None)]
         if failed and not out:
@@ -43,7 +42,7 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
     if p.exists():
         return [(t, target) for t in read_path(p, format)]
     # a name that looks like a file (a suffix we read, or a folder in it) is a missing file first: exit 3
-    path_like = p.suffix.lower() in (".json", ".jsonl", ".ndjson") or "/" in target or os.sep in target
+    path_like = looks_like_trace_file(target)
     if store is not None and not Path(store).exists():
         if path_like:
             raise InputError(target, None, "no such file")
@@ -65,16 +64,22 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
             raise
 
 
-def plot_targets(plot: Path, results: list[tuple[Any, Any]]) -> list[tuple[Path, Any]]:
-    """Where each verdict's PNG goes: ``plot`` itself for one run (a .png path), ``plot/<trace id>.png`` for
-    several (``plot`` a folder); anything else is a usage error on ``--plot``, before any file is written."""
-    if len(results) == 1 and not plot.is_dir():
+def plot_paths(plot: Path, trace_ids: list[str]) -> list[Path]:
+    """Where each run's PNG goes: ``plot`` itself for one run (a .png path), ``plot/<trace id>.png`` for several
+    (``plot`` a folder; a repeated id gets ``-2``, ``-3``...); anything else is a usage error on ``--plot``.
+    Checked before any run is analysed."""
+    if len(trace_ids) == 1 and not plot.is_dir():
         if plot.suffix.lower() != ".png":
             raise InputError(None, "--plot", f"{plot}: give a .png path (the plot is a PNG)")
-        return [(plot, results[0][1])]
+        return [plot]
     if plot.suffix or (plot.exists() and not plot.is_dir()):
-        raise InputError(None, "--plot", f"{plot}: {len(results)} runs make {len(results)} plots; give a folder")
-    return [(plot / f"{t.id}.png", a) for t, a in results]
+        raise InputError(None, "--plot", f"{plot}: {len(trace_ids)} runs make {len(trace_ids)} plots; give a folder")
+    seen: dict[str, int] = {}
+    out = []
+    for tid in trace_ids:
+        seen[tid] = seen.get(tid, 0) + 1
+        out.append(plot / (f"{tid}.png" if seen[tid] == 1 else f"{tid}-{seen[tid]}.png"))
+    return out
 
 
 def analyze_each(loaded: list[tuple[Any, str | None]], method: str, options: dict[str, Any],
@@ -171,6 +176,7 @@ def register(app: typer.Typer) -> None:
         bad: list[AttribError] = []  # files of a folder that could not be read, runs with no verdict
         with handle_errors():
             loaded = load_target(target, store, format, errors=bad)
+            plots = plot_paths(plot, [t.id for t, _ in loaded]) if plot is not None else []
             name = method or DEFAULT_METHOD
             opts: dict[str, Any] = {"top_k": top_k, **method_options(name, model, set_level=set_level,
                                                                       context_chars=context_chars)}
@@ -194,8 +200,9 @@ def register(app: typer.Typer) -> None:
             payload = [a.to_dict() for _, a in results]
             # one object for one run asked for; a list for a folder or glob however many runs it held, and for a
             # file or stdin that held several (a script can rely on the shape from what it passed)
-            many = len(payload) > 1 or Path(target).is_dir() or (not Path(target).exists() and target != "-"
-                                                                  and any(c in target for c in "*?["))
+            from attrib.readers import is_folder_or_glob
+
+            many = len(payload) > 1 or (target != "-" and is_folder_or_glob(target))
             typer.echo(orjson.dumps(payload if many else payload[0], option=orjson.OPT_INDENT_2).decode())
         elif markdown:
             from attrib.render import attribution_markdown
@@ -210,7 +217,9 @@ def register(app: typer.Typer) -> None:
                 console.print(verdicts_table(results))
         with handle_errors():
             if plot is not None:
-                for path, a in plot_targets(plot, results):
+                by_trace = dict(zip((id(t) for t, _ in loaded), plots, strict=True))  # the runs with a verdict
+                for t, a in results:
+                    path = by_trace[id(t)]
                     path.parent.mkdir(parents=True, exist_ok=True)
                     a.plot(str(path))
                     err_console.print(f"wrote the plot to {path}", highlight=False)

@@ -2,8 +2,7 @@
 
 :func:`with_batch_options` decorates the ``analyze`` command (one line there): it adds ``--all``,
 ``--where``, ``--engine``, ``--scheduler``, ``--workers``, ``--force``, ``--batch-size`` and, when
-``--all`` is given, runs :func:`run_batch` instead of the single-trace command. ``register`` also
-offers the same as ``attrib analyze-batch`` for scripts that prefer an explicit command name.
+``--all`` is given, runs :func:`run_batch` instead of the single-trace command.
 """
 
 from __future__ import annotations
@@ -181,30 +180,3 @@ def _render(report: object) -> None:
         console.print(f"... and {r.failed - 10} more; see the store's errors for every one.")
     if r.skipped and not r.analyzed and not r.failed:
         console.print("Nothing to do: every selected trace is already analyzed (pass --force to redo).")
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``attrib analyze-batch`` (the same batch mode, for when ``attrib analyze`` lacks ``--all``)."""
-
-    @app.command("analyze-batch", rich_help_panel="Analyze")
-    def analyze_batch(
-        store: Path = typer.Option(None, "--store", help="DuckDB store (default ./attrib.duckdb or $ATTRIB_STORE)."),
-        method: str = typer.Option(None, "--method", "-m", help="Attribution method (default: the offline default)."),
-        where: str = typer.Option(None, "--where", help=WHERE_HELP),
-        engine: str = typer.Option("local", "--engine", help=ENGINE_HELP),
-        scheduler: str = typer.Option(None, "--scheduler", help=SCHEDULER_HELP),
-        workers: int = typer.Option(None, "--workers", "-w", min=1, help="Worker processes for --engine local "
-                                    "(default: one per core)."),
-        force: bool = typer.Option(False, "--force", help="Redo traces that already have a verdict from this method."),
-        batch_size: int = typer.Option(None, "--batch-size", min=1, help="Traces per Dask task (default 64)."),
-        as_json: bool = typer.Option(False, "--json", help="Print the run's report as JSON."),
-    ) -> None:
-        """Attribute every trace in the store (or those --where selects) and save the verdicts in it.
-
-        Resumable: traces already analyzed with the method are skipped unless --force. A trace that
-        fails is recorded with its error in the store and the batch goes on (exit 1 at the end).
-
-        Example:  attrib analyze-batch --store runs.duckdb --engine local --workers 2
-        """
-        run_batch(store, method=method, where=where, engine=engine, scheduler=scheduler, workers=workers,
-                  force=force, batch_size=batch_size, as_json=as_json)

@@ -147,7 +147,8 @@ def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
     mass = invert(g, sink, keep)
     def agent_step(i: int) -> bool:
         s = trace.steps[i]
-        return not g.nodes[i]["tool"] and s.role not in ("user", "human") and not is_human_agent(s.agent)
+        # by name, not role: AutoGen and Who&When give other agents' messages the role "user"
+        return not g.nodes[i]["tool"] and not is_human_agent(s.agent)
 
     cands = [i for i in mass if agent_step(i)] or [i for i in mass if not g.nodes[i]["tool"]] or list(mass)
     best = max(cands, key=lambda i: (mass[i], -i))

@@ -181,7 +181,7 @@ class LearnedRanker:
         if self.l2_step != "auto" and not isinstance(self.l2_step, int | float):
             raise ValueError(f"l2_step must be 'auto' or a number, got {self.l2_step!r}")
         for t in traces:
-            found = t.problem()
+            found = t.problem(check_types=False)  # labels and numbering; types cost a decode per trace per fit
             if found is not None:
                 raise AttribError(f"trace {t.id}: {found[0]}: {found[1]}")
         keep = [i for i, t in enumerate(traces) if t.label is not None]  # unlabelled traces teach nothing

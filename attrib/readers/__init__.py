@@ -7,6 +7,7 @@ Adding a format is one file with a class that has ``name``, ``sniff(data, path)`
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def read_bytes(data: bytes, path: str | Path, format: str | None = None) -> list
 def validate(trace: Trace, path: str | Path | None = None) -> Trace:
     """Check the trace model's invariants (:meth:`Trace.problem`): field types, steps numbered 0..n-1, parents
     point to earlier steps, step agents listed, the label a step. Raises one :class:`InputError`."""
-    found = trace.problem()
+    found = trace.problem(check_types=False)  # readers build typed traces; hand-built ones are checked in analyze
     if found is not None:
         field, message = found
         raise InputError(path, field, f"trace {trace.id}: {message}")
@@ -107,30 +108,48 @@ def load_trace(path: str | Path, format: str | None = None) -> Trace:
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders searched recursively for JSON/JSONL, globs expanded; order kept, no repeats.
+    """Files as given, folders searched recursively for JSON/JSONL, globs expanded; order kept, no repeats (one
+    file reached twice, by another spelling or a link, is kept once, as first named).
 
     A path that matches nothing is returned as-is so that reading it reports 'no such file'.
     """
-    out: dict[Path, None] = {}
+    out: dict[Path, Path] = {}  # resolved -> as named
+
+    def add(f: Path) -> None:
+        out.setdefault(f.resolve(), f)
+
     for p in paths:
         s = str(p)
         path = Path(s)
-        if path.is_dir():
-            for f in sorted(path.rglob("*")):
-                hidden = any(x.startswith(".") for x in f.relative_to(path).parts)
-                if f.is_file() and f.suffix.lower() in SUFFIXES and not hidden:
-                    out.setdefault(f, None)
-        elif not path.exists() and any(c in s for c in "*?["):
+        if is_folder_or_glob(s):
+            if path.is_dir():
+                for f in sorted(path.rglob("*")):
+                    hidden = any(x.startswith(".") for x in f.relative_to(path).parts)
+                    if f.is_file() and f.suffix.lower() in SUFFIXES and not hidden:
+                        add(f)
+                continue
             for m in sorted(glob.glob(s, recursive=True)):
                 mp = Path(m)
                 if mp.is_file():
-                    out.setdefault(mp, None)
+                    add(mp)
                 elif mp.is_dir():
                     for f in expand_paths([mp]):
-                        out.setdefault(f, None)
+                        add(f)
         else:
-            out.setdefault(path, None)
-    return list(out)
+            add(path)
+    return list(out.values())
+
+
+def is_folder_or_glob(target: str | Path) -> bool:
+    """Whether ``target`` names many files: a folder, or a glob pattern that is not itself a file name."""
+    path = Path(target)
+    return path.is_dir() or (not path.exists() and any(c in str(target) for c in "*?["))
+
+
+def looks_like_trace_file(target: str) -> bool:
+    """Whether a name that matches no file was meant as one (a suffix attrib reads, or a folder in it), rather than
+    a trace id: a missing file is then reported as such."""
+    return Path(target).suffix.lower() in SUFFIXES or "/" in target or os.sep in target
 
 
 def read_paths(paths: Iterable[str | Path], format: str | None = None, max_bytes: int = MAX_BYTES) -> list[Trace]:

@@ -38,19 +38,31 @@ DEFAULT_MEMORY_LIMIT = "256MB"
 WRITE_CHUNK = 1000
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?", re.IGNORECASE)
-_UNIT = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 #: Below this DuckDB cannot even create the schema (measured: 10KB fails with an out-of-memory error).
-MIN_MEMORY_BYTES = 16 * 2**20
+MIN_MEMORY_BYTES = 16_000_000
+_CANONICAL = re.compile(r"([\d.]+) (bytes|[KMGTP]iB)")  # how DuckDB prints a memory setting back
 
 
-def _memory_limit(value: str | None) -> str:
+def _memory_limit(value: str | None, name: str = "ATTRIB_STORE_MEMORY") -> str:
+    """``value`` (else ``$ATTRIB_STORE_MEMORY``, else the default) if DuckDB reads it as a memory limit of at least
+    16MB; DuckDB itself parses it (a throw-away in-memory connection), so what passes here also passes there.
+    ``name`` is what an error calls the setting."""
+    import duckdb
+
     v = (value or os.environ.get("ATTRIB_STORE_MEMORY") or DEFAULT_MEMORY_LIMIT).strip()
-    m = _SIZE.fullmatch(v)
-    if m is None:
-        raise InputError(None, "ATTRIB_STORE_MEMORY", f"expected a size such as 256MB or 2GB, got {v!r}")
-    if float(m.group(1)) * _UNIT[(m.group(2) or "b").lower()] < MIN_MEMORY_BYTES:
-        raise InputError(None, "ATTRIB_STORE_MEMORY", f"{v} is too small for DuckDB; give at least 16MB")
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET memory_limit = '{}'".format(v.replace("'", "''")))
+        shown = str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+    except duckdb.Error as e:
+        raise InputError(None, name, f"expected a size such as 256MB or 2GB, got {v!r} "
+                         f"({str(e).splitlines()[0]})") from None
+    finally:
+        con.close()
+    m = _CANONICAL.fullmatch(shown)
+    unit = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+    if m is not None and float(m.group(1)) * unit[m.group(2)] < MIN_MEMORY_BYTES * 0.99:  # DuckDB prints 16MB back as "15.2 MiB"
+        raise InputError(None, name, f"{v} is too small for DuckDB; give at least 16MB")
     return v
 
 
@@ -84,7 +96,7 @@ class Store:
         if (read_only or not create) and (not self.path.exists() or empty):
             raise NotFoundError(f"{self.path}: no store here (run `attrib ingest PATH` first, or pass --store)")
         check_store_file(self.path)
-        limit = _memory_limit(memory_limit)
+        limit = _memory_limit(memory_limit, "memory_limit" if memory_limit else "ATTRIB_STORE_MEMORY")
         new = not self.path.exists() or empty
         if new:
             self.path.unlink(missing_ok=True)
@@ -119,10 +131,11 @@ class Store:
             raise InputError(self.path, "schema_version", f"store was written by a newer attrib (schema {v}; this "
                              f"one knows up to {LATEST}): upgrade attrib to use it")
         if v == 0:
-            ours = [t for t in TABLES if self._has_table(t)]
-            if ours:
-                raise InputError(self.path, None, f"a DuckDB file with its own {', '.join(ours)} table(s), not an "
-                                 "attrib store (pass --store with a new or an attrib store file)")
+            theirs = [r[0] for r in self.con.execute(
+                "SELECT table_name FROM information_schema.tables ORDER BY table_name").fetchall()]
+            if theirs:  # somebody's own database: never add attrib's tables to it
+                raise InputError(self.path, None, f"a DuckDB file with tables of its own ({', '.join(theirs[:5])}), "
+                                 "not an attrib store (pass --store with a new or an attrib store file)")
             if read_only:
                 raise InputError(self.path, "schema_version", "not an attrib store (no schema_version table)")
         elif read_only and v != LATEST:
@@ -447,13 +460,14 @@ class Store:
                                               a.to_json().decode()) for a in given}.values())
         if not rows:
             return 0
+        ids = sorted({r[0] for r in rows})
+        orphan = self.con.execute("SELECT u.x FROM unnest(?::VARCHAR[]) u(x) ANTI JOIN traces t ON t.trace_id = u.x "
+                                  "LIMIT 1", [ids]).fetchone()
+        if orphan is not None:  # a verdict on a trace the store does not hold: none of the batch is saved
+            raise NotFoundError(f"{self.path}: no trace with id {orphan[0]!r} to attach a verdict to "
+                                "(ingest the trace first)")
         with self.transaction():
             self._insert_rows("attributions", ("trace_id", "method", "agent", "step", "confidence", "json"), rows)
-            orphan = self.con.execute("SELECT a.trace_id FROM attributions a ANTI JOIN traces t USING (trace_id) "
-                                      "LIMIT 1").fetchone()
-            if orphan is not None:  # a verdict on a trace the store does not hold: nothing of the batch is kept
-                raise NotFoundError(f"{self.path}: no trace with id {orphan[0]!r} to attach a verdict to "
-                                    "(ingest the trace first)")
             self._clear_errors([(r[0], r[1]) for r in rows])
         return len(given)
 

@@ -15,8 +15,6 @@ from attrib.errors import AttribError, InputError
 from attrib.readers import MAX_BYTES, expand_paths, read_bytes, read_path
 from attrib.store import Store, open_store
 
-#: File name endings a folder is searched for.
-
 
 @dataclass
 class FileResult:
@@ -76,7 +74,7 @@ def _check_ids(traces: list[Any], path: Path, seen: dict[str, str] | None) -> No
     for t in traces:
         if t.id in here:
             raise InputError(path, "id", f"trace id {t.id!r} appears twice in this file; give each run its own id")
-        if seen is not None and t.id in seen and seen[t.id] != str(path):
+        if seen is not None and t.id in seen and Path(seen[t.id]).resolve() != path.resolve():
             raise InputError(path, "id", f"trace id {t.id!r} was already read from {seen[t.id]} in this ingest; "
                              "the store keeps one trace per id (rename one file, or give the run its own id)")
         here.add(t.id)
