@@ -128,6 +128,7 @@ def compliance(
         from attrib.errors import InputError
         from attrib.models import load_model
         from attrib.probes import FAMILIES, conflict_suite
+        from attrib.probes.suite import CONDITIONS, MAX_QUESTIONS
         from attrib.surgery import evaluate as ev
         from attrib.surgery.train import load_adapter
 
@@ -136,11 +137,11 @@ def compliance(
         unknown = [f for f in family or () if f not in FAMILIES]
         if unknown:
             raise InputError(None, "--family", f"unknown probe families {unknown} (known: {', '.join(FAMILIES)})")
-        if not 1 <= questions <= 12:
-            raise InputError(None, "--questions", f"must be between 1 and 12, got {questions}")
-        bad = [c for c in condition or () if c not in ("plain", "user", "plain_peer", "peer")]
+        if not 1 <= questions <= MAX_QUESTIONS:
+            raise InputError(None, "--questions", f"must be between 1 and {MAX_QUESTIONS}, got {questions}")
+        bad = [c for c in condition or () if c not in CONDITIONS]
         if bad:
-            raise InputError(None, "--condition", f"unknown conditions {bad}; use plain, user, plain_peer or peer")
+            raise InputError(None, "--condition", f"unknown conditions {bad}; use {', '.join(CONDITIONS)}")
         quiet_model_loading()
         hf, tok = load_model(model)
         m = load_adapter(hf, adapter) if adapter is not None else hf
