@@ -437,7 +437,7 @@ def analyze_many(
                     raise AttribError(f"Dask workers cannot load method {name!r}: {_describe(e)} "
                                       "(every worker needs the same attrib installed)") from None
                 report.startup_s = time.perf_counter() - t_start
-                label = f"{name} (dask, {n} worker{'s' if n != 1 else ''})"
+                label = f"{name} ({engine}, {n} worker{'s' if n != 1 else ''})"
                 with _progress_bar(todo, progress, label) as adv:
                     _run_dask(parts, _Writer(store, report, adv), run, client, n)
     except duckdb.OutOfMemoryException as e:

@@ -105,7 +105,7 @@ def confidence_word(attr: Attribution) -> str:
 def blame_title(attr: Attribution) -> str:
     """What the agent scores are: Shapley blame (the learned method) or the method's own sums."""
     kind = attr.evidence.get("agent_blame")
-    return "Shapley blame" if kind in (None, "shapley") else f"blame ({kind})"
+    return "Shapley blame" if kind in (None, "shapley") else f"blame: {kind}"
 
 
 def _default_top_k(attr: Attribution, top_k: int | None) -> int:
@@ -131,12 +131,12 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     if note := low_confidence_note(attr, top_k):
         lines += [f"> **{note}**", ""]
     if attr.agents:
-        col = "blame" if blame_title(attr) == "Shapley blame" else blame_title(attr)
+        col = "blame" if blame_title(attr) == "Shapley blame" else blame_title(attr)  # e.g. "blame: summed step mass"
         lines += [f"| agent | {col} |", "|---|---|"]
         lines += [f"| {a.agent} | {a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)} |" for a in attr.agents]
         lines.append("")
     if attr.steps:
-        lines += ["| step | agent | p | excerpt |", "|---|---|---|---|"]
+        lines += [f"| step | agent | {'p' if attr.method == 'learned' else 'score'} | excerpt |", "|---|---|---|---|"]
         for s in attr.top_steps(top_k):
             ex = _excerpt(attr, trace, s.step, 90).replace("|", "\\|")
             p = s.probability if s.probability is not None else s.score
@@ -190,7 +190,7 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
         parts.append(t)
     if attr.steps:
         t = Table(title=f"top {top_k} steps", show_edge=False)
-        for c in ("step", "agent", "p", "excerpt"):
+        for c in ("step", "agent", "p" if attr.method == "learned" else "score", "excerpt"):
             t.add_column(c, overflow="fold")
         for s in attr.top_steps(top_k):
             p = s.probability if s.probability is not None else s.score
@@ -228,7 +228,9 @@ def attribution_plot(attr: Attribution, path: str | None = None) -> Any:
     ys = [s.probability if s.probability is not None else s.score for s in attr.steps]
     ax1.bar(xs, ys, color=["crimson" if x == attr.step else "steelblue" for x in xs])
     ax1.set_xlabel("step")
-    ax1.set_ylabel("P(decisive)")
+    ax1.set_ylabel("P(decisive)" if confidence_word(attr) == "confidence" and attr.method == "learned" else "score")
+    if len(xs) == 1:  # one step (a judge's answer): integer ticks, not -0.4..0.4
+        ax1.set_xticks(xs)
     ax1.set_title(f"{attr.trace_id}: step {attr.step} ({attr.confidence:.0%})")
     names = [a.agent for a in attr.agents]
     vals = [a.score for a in attr.agents]

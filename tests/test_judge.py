@@ -368,7 +368,7 @@ def test_judge_confidence_is_not_called_calibrated_or_shapley_in_reports():
     assert ev["confidence_source"] == "self-reported by the LLM (not calibrated)"
     assert ev["confidence_kind"] not in (None, "calibrated") and ev["agent_blame"] == "judge confidence"
     md = render.attribution_markdown(att)
-    assert "Shapley" not in md and "blame (judge confidence)" in md and "score 80%" in md
+    assert "Shapley" not in md and "blame: judge confidence" in md and "score 80%" in md
     ans = [json.dumps({"reason": "r", "half": "upper", "confidence": 0.8}), json.dumps({"reason": "r", "half": "upper"})]
     with ScriptedServer(ans) as srv:
         att = judge.binary_search(toy_trace(4), llm=cfg(srv.url))

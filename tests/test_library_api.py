@@ -112,7 +112,7 @@ def test_renderers_follow_the_method():
     fg = analyze(t, "flow-graph")
     assert fg.step != 0 and fg.agent != "human"  # the user's question is not a mistake
     md = fg.to_markdown(t)
-    assert "score" in md.split("\n")[2] and "blame (summed step mass)" in md
+    assert "score" in md.split("\n")[2] and "blame: summed step mass" in md
 
 
 def test_plot_keeps_the_matplotlib_backend(tmp_path):

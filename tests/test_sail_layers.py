@@ -104,7 +104,7 @@ def test_holdout_split_keeps_prompts_together():
     assert not {p.probe_id for p in fit} & {p.probe_id for p in held}
     assert 0.15 < len(held) / len(pairs) < 0.55
     assert holdout_split(pairs) == (fit, held)  # deterministic
-    with pytest.raises(InputError, match="too few prompts"):
+    with pytest.raises(InputError, match="share one prompt"):
         holdout_split(pairs[:1])
 
 
@@ -129,8 +129,13 @@ def test_holdout_split_of_a_user_pairs_file_groups_by_prompt(tmp_path):
     prompt = lambda p: p.messages[-1]["content"]  # noqa: E731
     assert not {prompt(p) for p in fit} & {prompt(p) for p in held}
     assert holdout_split(pairs) == (fit, held)  # deterministic
-    with pytest.raises(InputError, match="too few prompts"):  # one prompt cannot be split
+    with pytest.raises(InputError, match="share one prompt"):  # one prompt cannot be split
         holdout_split([p for p in pairs if prompt(p) == "Question number 0?"])
+    # a few prompts can all hash to one side: one is still held back, one still fitted
+    for n in range(2, 6):
+        few = [p for p in pairs if prompt(p) in {f"Question number {q}?" for q in range(n)}]
+        fit, held = holdout_split(few)
+        assert fit and held and not {prompt(p) for p in fit} & {prompt(p) for p in held}
 
 
 @pytest.mark.slow

@@ -100,6 +100,12 @@ def analyze_each(loaded: list[tuple[Any, str | None]], method: str, options: dic
                 raise
             bad.append(e if isinstance(e, InputError) else NoVerdictError(f"{t.id}: {e}"))
     if not results:
+        if len(bad) > 1:  # every run failed: show each, then exit with the first one's code
+            from rich.markup import escape
+
+            for e in bad[1:]:
+                err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]none of the {len(bad)} runs got a verdict[/]", highlight=False)
         raise bad[0]
     return results, sources
 

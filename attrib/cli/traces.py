@@ -20,6 +20,9 @@ def _one_line(text: str, width: int) -> str:
 
 def load_any(ref: str, store: Path | None = None) -> Any:
     """A trace from a file path, else from the store by id (raises NotFoundError)."""
+    from attrib.errors import InputError, NotFoundError
+    from attrib.readers import looks_like_trace_file
+
     p = Path(ref)
     if p.is_file():
         from attrib.readers import load_trace
@@ -27,8 +30,13 @@ def load_any(ref: str, store: Path | None = None) -> Any:
         return load_trace(p)
     from attrib.store import open_store
 
-    with open_store(store, read_only=True) as st:
-        return st.get_trace(ref)
+    try:
+        with open_store(store, read_only=True) as st:
+            return st.get_trace(ref)
+    except NotFoundError:
+        if looks_like_trace_file(ref):  # meant as a file: say so (exit 3), as `attrib analyze` does
+            raise InputError(ref, None, "no such file (nor a trace with that id in the store)") from None
+        raise
 
 
 def timeline(trace: Any, width: int = 110, full: bool = False) -> Any:

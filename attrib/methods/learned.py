@@ -356,7 +356,8 @@ def _load_ranker(setting: str, path: str | None, stamp: tuple[int, int] | None =
     p = Path(path) if path else ARTIFACT
     if not p.exists():
         if path:
-            raise NotFoundError(f"{p}: no such ranker file (write one with `attrib fit`)")
+            via = " (from $ATTRIB_RANKER)" if path == os.environ.get("ATTRIB_RANKER") else ""
+            raise NotFoundError(f"{p}{via}: no such ranker file (write one with `attrib fit`)")
         raise AttribError(f"{p}: the fitted ranker is missing; run bench/who_and_when/fit_default.py")
     if p.is_dir():
         raise InputError(p, None, "is a folder; --model wants a ranker file from `attrib fit`")

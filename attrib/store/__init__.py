@@ -277,8 +277,15 @@ class Store:
         return Trace.from_json(row[0])
 
     def _suggest(self, trace_id: str) -> str | None:
+        """Up to three stored ids like ``trace_id``: containing it (any case), else nearest by edit distance
+        (DuckDB's ``jaro_winkler_similarity``, so a typo such as 'whowhen-hand1' finds 'whowhen-hand-1')."""
         rows = self.con.execute("SELECT trace_id FROM traces WHERE trace_id ILIKE ? ORDER BY trace_id LIMIT 3",
                                 [f"%{trace_id}%"]).fetchall()
+        if not rows:
+            rows = self.con.execute(
+                "SELECT trace_id FROM traces WHERE jaro_winkler_similarity(lower(trace_id), lower(?)) > 0.9 "
+                "ORDER BY jaro_winkler_similarity(lower(trace_id), lower(?)) DESC, trace_id LIMIT 3",
+                [trace_id, trace_id]).fetchall()
         return ", ".join(r[0] for r in rows) or None
 
     def iter_traces(self, ids: Iterable[str] | None = None, **filters: Any) -> Iterator[Trace]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from attrib.errors import AttribError, InputError
 from attrib.readers import MAX_BYTES, expand_paths, read_bytes, read_path
 from attrib.store import Store, open_store
@@ -94,7 +96,10 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
             data = sys.stdin.buffer.read(max_bytes + 1)
             if len(data) > max_bytes:
                 raise InputError("stdin", None, f"more than {max_bytes} bytes (raise the limit with --max-bytes)")
-            traces = read_bytes(data, Path("stdin"), format)
+            # ids that come from a file name would all be '...-stdin': name each run by its content instead, so two
+            # runs piped in one after the other do not replace each other
+            traces = [msgspec.structs.replace(t, id=f"{t.id}-{t.content_hash()[:8]}") if t.id.endswith("stdin") else t
+                      for t in read_bytes(data, Path("stdin"), format)]
         else:
             traces = read_path(path, format, max_bytes=max_bytes)
         _check_ids(traces, path, seen)

@@ -189,16 +189,22 @@ def prompt_key(p: PreferencePair) -> str:
 
 def holdout_split(pairs: Sequence[PreferencePair], share: float = 1 / 3) -> tuple[list, list]:
     """Deterministic split by prompt (a probe's pairs stay together; pairs without a probe id are grouped by their
-    system + user messages): ``(fit, held_back)``, about ``share`` held back."""
+    system + user messages): ``(fit, held_back)``, about ``share`` of the prompts held back, and at least one
+    prompt on each side whenever there are two (a few prompts can all hash to one side)."""
     import hashlib
 
-    def h(p: PreferencePair) -> float:
-        return int(hashlib.sha1(prompt_key(p).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    def h(key: str) -> float:
+        return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 
-    fit = [p for p in pairs if h(p) >= share]
-    held = [p for p in pairs if h(p) < share]
-    if not fit or not held:
-        raise InputError(None, "pairs", f"cannot hold back pairs by prompt: {len(pairs)} pairs from too few prompts")
+    keys = sorted({prompt_key(p) for p in pairs}, key=h)  # lowest hash first
+    if len(keys) < 2:
+        raise InputError(None, "pairs", f"cannot hold back pairs by prompt: all {len(pairs)} pairs share one prompt "
+                         "(give pairs of two or more prompts, or name the layers: --layers 12-15 / auto)")
+    held_keys = {k for k in keys if h(k) < share} or {keys[0]}
+    if len(held_keys) == len(keys):
+        held_keys.discard(keys[-1])
+    fit = [p for p in pairs if prompt_key(p) not in held_keys]
+    held = [p for p in pairs if prompt_key(p) in held_keys]
     return fit, held
 
 
