@@ -257,9 +257,16 @@ def _dask_client(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, int
     import dask
 
     n = workers or len(os.sched_getaffinity(0))
-    # No statistical profiler (it samples the task thread's stack every 10 ms): nobody
-    # watches a batch's workers, and on a small machine every percent of CPU is throughput.
+    import signal
+    import threading
+
+    # Ctrl-C reaches the whole process group: the workers would each print a traceback. They start with SIGINT
+    # ignored (inherited), and this process, which owns them, stops them when it is interrupted.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
+        # No statistical profiler (it samples the task thread's stack every 10 ms): nobody
+        # watches a batch's workers, and on a small machine every percent of CPU is throughput.
         with dask.config.set({"distributed.worker.profile.enabled": False}):
             cluster = distributed.LocalCluster(
                 n_workers=n,
@@ -273,6 +280,9 @@ def _dask_client(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, int
             f"Dask could not start its worker processes ({str(e).splitlines()[0]}); from a script, call "
             "analyze_many under `if __name__ == \"__main__\":` (the workers re-import the script), "
             "or use engine='serial'") from None
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
     client = distributed.Client(cluster)
     try:
         yield client, n

@@ -291,3 +291,16 @@ def test_cli_batch_refuses_flags_it_would_ignore_and_bad_scheduler_addresses(sto
     finally:
         engine.CONNECT_TIMEOUT_S = old
         srv.close()
+
+
+def test_cli_batch_with_a_judge_reaches_the_endpoint_once_before_any_trace(store_copy) -> None:
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+
+    path = store_copy("judge")
+    r = CliRunner().invoke(app, ["analyze", "--store", str(path), "--all", "--engine", "serial", "--method",
+                                 "judge-all", "--llm-base-url", "http://127.0.0.1:9/v1"])
+    assert r.exit_code == 4 and r.output.count("error:") == 1 and "failed" not in r.output.split("error:")[0]
+    with open_store(path, read_only=True) as st:
+        assert st.errors("judge-all") == []  # nothing recorded per trace
