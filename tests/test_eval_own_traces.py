@@ -165,7 +165,7 @@ def test_attrib_ranker_environment_variable(tmp_path, monkeypatch):
     assert [s.probability for s in analyze(t).steps] != [s.probability for s in shipped.steps]
     monkeypatch.setenv("ATTRIB_RANKER", str(tmp_path / "gone.json"))
     r = runner.invoke(app, ["analyze", str(_own(tmp_path, n=1) / "mine-whowhen-algorithm-1.json")])
-    assert r.exit_code == 4 and "gone.json: no such ranker file" in r.output
+    assert r.exit_code == 4 and "gone.json (from $ATTRIB_RANKER): no such ranker file" in r.output
 
 
 
