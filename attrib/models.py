@@ -106,6 +106,8 @@ def resolve(name_or_path: str | os.PathLike[str]) -> ModelSource:
             return ModelSource(name=p.name, folder=p, gguf_file=ggufs[0].name)
         raise NotFoundError(f"{p}: not a model folder (no config.json and no .gguf file)")
     known = ", ".join(sorted(ALIASES))
+    if p.is_file():  # it exists, it is just not a model: unreadable input, not a missing one
+        raise InputError(p, None, f"not a model: give an alias [{known}], an HF folder or a .gguf file")
     raise NotFoundError(f"{name}: no such model (not an alias [{known}], HF folder or .gguf file)")
 
 

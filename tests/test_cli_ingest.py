@@ -240,3 +240,12 @@ def test_one_file_named_twice_is_read_once(bundled: Path, tmp_path: Path) -> Non
     twice = [str(rel), str(link)]
     r = runner.invoke(app, ["ingest", *twice, "--store", str(tmp_path / "s.duckdb"), "-q"])
     assert r.exit_code == 0, r.output
+
+
+def test_traces_list_names_the_values_a_filter_can_take(bundled: Path, tmp_path: Path) -> None:
+    store = str(tmp_path / "s.duckdb")
+    assert runner.invoke(app, ["ingest", str(bundled / "demo_whowhen.json"), "--store", store, "-q"]).exit_code == 0
+    r = runner.invoke(app, ["traces", "list", "--store", store, "--source", "nope"])
+    assert r.exit_code == 2 and "'nope'" in r.output and "algorithm" in r.output
+    r = runner.invoke(app, ["traces", "list", "--store", store, "--source", "algorithm"])
+    assert r.exit_code == 0 and "1 of 1" in r.output

@@ -23,6 +23,9 @@ def test_unknown_model_path_is_one_line_not_found(tmp_path):
     r = CliRunner().invoke(app, ["heads", "--model", str(tmp_path / "nope")])
     assert r.exit_code == 4
     assert "no such model" in r.output and len(r.output.strip().splitlines()) == 1
+    (tmp_path / "run.json").write_text("{}")  # a file that exists but is no model: unreadable input (3)
+    r = CliRunner().invoke(app, ["heads", "--model", str(tmp_path / "run.json")])
+    assert r.exit_code == 3 and "not a model" in r.output
 
 
 def test_corrupt_model_files_are_one_line_input_errors(tmp_path):

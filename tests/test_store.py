@@ -253,12 +253,16 @@ def test_memory_limit_is_checked_before_a_file_is_made(tmp_path: Path, value: st
 
 
 def test_export_refuses_a_folder_in_the_way_before_writing(bundled: Path, tmp_store, tmp_path: Path) -> None:
-    from attrib.errors import InputError
+    from attrib.errors import EXIT_FAILURE, AttribError
 
     (tmp_path / "out" / "steps.parquet").mkdir(parents=True)
-    with pytest.raises(InputError, match="is a folder"):
+    with pytest.raises(AttribError, match="is a folder") as e:
         tmp_store.export_parquet(tmp_path / "out")
+    assert e.value.exit_code == EXIT_FAILURE  # an output that cannot be written
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["steps.parquet"]
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(AttribError, match="is a file; --parquet wants a folder"):
+        tmp_store.export_parquet(tmp_path / "afile")
 
 
 def test_memory_limits_duckdb_takes_are_taken(tmp_path: Path) -> None:

@@ -142,6 +142,15 @@ def register(app: typer.Typer) -> None:
         with handle_errors(), open_store(store, read_only=True) as st:
             rows = st.list_traces(source=source, outcome=outcome, agent=agent, limit=limit or None, offset=offset)
             total = st.count_traces(source=source, outcome=outcome, agent=agent)
+            if not total and (source or agent):  # a typo in a filter value: say which values there are
+                from attrib.errors import InputError
+
+                facets = st.facets()
+                for flag, value, known in (("--source", source, facets["source"]), ("--agent", agent, facets["agent"])):
+                    if value and value not in known:
+                        raise InputError(None, flag, f"no stored trace has {value!r} (known: "
+                                         f"{', '.join(known[:12]) or 'none: the store is empty'}"
+                                         f"{' ...' if len(known) > 12 else ''})")
         if as_json:
             import orjson
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from attrib.errors import InputError, NotFoundError
+from attrib.errors import AttribError, InputError, NotFoundError
 from attrib.store.queries import TraceFilter
 from attrib.store.schema import LATEST, TABLES, current_version, migrate
 from attrib.trace import Attribution, Trace
@@ -536,12 +536,12 @@ class Store:
         import duckdb
 
         out = Path(directory)
-        if out.exists() and not out.is_dir():
-            raise InputError(out, None, "is a file; --parquet wants a folder")
+        if out.exists() and not out.is_dir():  # an output that cannot be written: exit 1, as for --otlp / --plot
+            raise AttribError(f"{out}: is a file; --parquet wants a folder")
         out.mkdir(parents=True, exist_ok=True)
         for t in TABLES:  # refuse before writing anything, so no table is left half-exported
             if (out / f"{t}.parquet").is_dir():
-                raise InputError(out / f"{t}.parquet", None, "is a folder; cannot write the table there")
+                raise AttribError(f"{out / f'{t}.parquet'}: is a folder; cannot write the table there")
         written = []
         for t in TABLES:
             p = out / f"{t}.parquet"
@@ -551,7 +551,7 @@ class Store:
                 self.con.execute(f"COPY (SELECT * FROM {t}) TO '{target}' (FORMAT parquet)")
             except duckdb.Error as e:
                 tmp.unlink(missing_ok=True)
-                raise InputError(p, None, f"cannot write ({str(e).splitlines()[0]})") from None
+                raise AttribError(f"{p}: cannot write ({str(e).splitlines()[0]})") from None
             tmp.replace(p)  # each table appears whole or not at all
             written.append(p)
         return written
