@@ -197,3 +197,11 @@ def test_plot_paths_and_an_endpoint_error_stop_a_folder_at_once(tmp_path):
 def test_eval_refuses_an_unknown_method_naming_the_known_ones():
     r = runner.invoke(app, ["eval", "who-and-when", "--method", "nope"])
     assert r.exit_code == 2 and "learned-subset" in r.output and "floor" in r.output
+
+
+def test_a_store_that_cannot_be_read_is_exit_3_and_a_missing_one_4(tmp_path):
+    (tmp_path / "folder.duckdb").mkdir()
+    r = runner.invoke(app, ["analyze", "some-id", "--store", str(tmp_path / "folder.duckdb")])
+    assert r.exit_code == 3 and "is a folder" in r.output
+    r = runner.invoke(app, ["analyze", "some-id", "--store", str(tmp_path / "none.duckdb")])
+    assert r.exit_code == 4 and "no such store" in r.output

@@ -51,10 +51,11 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
 
     try:
         st = open_store(store, read_only=True)
-    except Exception as e:  # a missing/locked store: report as not found, one line
+    except AttribError as e:  # no store: not found (4); one that cannot be read (locked, a folder...): 3, as ingest
         if path_like:
             raise InputError(target, None, "no such file") from None
-        raise NotFoundError(f"no file {target!r}, and the store could not be opened ({e})") from None
+        message = f"no file {target!r}, and the store could not be opened ({e})"
+        raise (NotFoundError(message) if isinstance(e, NotFoundError) else InputError(None, None, message)) from None
     with st:
         try:
             return [(st.get_trace(target), None)]
