@@ -128,6 +128,11 @@ def test_missing_path_is_reported(tmp_path: Path) -> None:
     assert not (tmp_path / "s.duckdb").exists()  # a typo leaves no empty store behind
 
 
+def test_unwritable_outputs_fail_before_the_analysis(tmp_path: Path, bundled: Path) -> None:
+    r = runner.invoke(app, ["analyze", str(bundled / "demo_whowhen.json"), "--otlp", str(tmp_path)])
+    assert r.exit_code == 1 and "is a folder" in r.output and "decisive mistake" not in r.output  # no report first
+
+
 def test_unwritable_outputs_are_one_line_errors(tmp_path: Path, bundled: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")

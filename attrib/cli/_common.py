@@ -35,6 +35,18 @@ def handle_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_FAILURE) from None
 
 
+def prepare_output(path: Path) -> None:
+    """Make ``path``'s folder and check it can be written, before any slow work (an OSError here is the usual
+    one-line exit 1 of :func:`handle_errors`)."""
+    import os
+
+    if path.is_dir():
+        raise IsADirectoryError(21, "is a folder; give a file name", str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(path.parent, os.W_OK):
+        raise PermissionError(13, "Permission denied", str(path.parent))
+
+
 def check_format(value: str | None) -> str | None:
     """``--format`` callback: a reader's name, or a usage error (exit 2) listing them."""
     from attrib.readers import READERS

@@ -7,7 +7,15 @@ from typing import Any
 
 import typer
 
-from attrib.cli._common import check_format, check_method, console, err_console, handle_errors, method_options
+from attrib.cli._common import (
+    check_format,
+    check_method,
+    console,
+    err_console,
+    handle_errors,
+    method_options,
+    prepare_output,
+)
 from attrib.cli._llm_options import with_llm_options
 from attrib.cli.batch import with_batch_options
 from attrib.errors import AttribError, InputError, NoVerdictError
@@ -184,6 +192,8 @@ def register(app: typer.Typer) -> None:
         with handle_errors():
             loaded = load_target(target, store, format, errors=bad)
             plots = plot_paths(plot, [t.id for t, _ in loaded]) if plot is not None else []
+            for out in [*plots, *([otlp] if otlp is not None else [])]:  # writable, before any (paid) analysis
+                prepare_output(out)
             name = method or DEFAULT_METHOD
             opts: dict[str, Any] = {"top_k": top_k, **method_options(name, model, set_level=set_level,
                                                                       context_chars=context_chars)}
