@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from attrib.errors import AttribError, InputError, NotFoundError
+from attrib.errors import AttribError, InputError, NotFoundError, UsageError
 from attrib.trace import Attribution, Trace
 
 Engine = Literal["serial", "local", "dask"]
@@ -307,10 +307,10 @@ def _connect(distributed: Any, address: str) -> Any:
     except ValueError:
         port = None
     if parts.scheme not in ("tcp", "tls", "ws", "wss", "ucx") or not parts.hostname or port is None:
-        raise InputError(None, "--scheduler", f"expected a scheduler address such as tcp://10.0.0.5:8786, "
+        raise UsageError(None, "scheduler", f"expected a scheduler address such as tcp://10.0.0.5:8786, "
                          f"got {address!r}")
     if parts.scheme in ("tls", "wss"):
-        raise InputError(None, "--scheduler", f"{parts.scheme}:// needs TLS credentials: from Python, pass "
+        raise UsageError(None, "scheduler", f"{parts.scheme}:// needs TLS credentials: from Python, pass "
                          "analyze_many(scheduler=distributed.Client(..., security=...))")
     box: dict[str, Any] = {}
 
@@ -425,7 +425,7 @@ def analyze_many(
             matched, todo = store.count_selected(where, skip_method=skip, skip_ranker=ranker)
             parts = store.stream_trace_json(where, skip_method=skip, batch_size=batch_size, skip_ranker=ranker)
         except InputError as e:  # name the filter as the CLI user typed it: a flag's value, exit 2
-            raise InputError(None, "--where", f"{e.message} (in {e.path})" if e.path else e.message) from None
+            raise UsageError(None, "where", f"{e.message} (in {e.path})" if e.path else e.message) from None
         report = BatchReport(
             method=name, engine=engine, workers=1, matched=matched, skipped=matched - todo,
             analyzed=0, failed=0, elapsed_s=0.0,

@@ -37,6 +37,18 @@ class InputError(AttribError):
         return f"{where}: {self.message}" if where else self.message
 
 
+class UsageError(InputError):
+    """A bad argument value (exit 2, as a bad flag). ``field`` is the argument's library name (``where``,
+    ``layers``); the CLI shows it as the flag (``--where``), so library callers never see CLI spellings."""
+
+    exit_code = EXIT_USAGE
+
+    def as_flag(self) -> str:
+        """The one-line message with the field spelled as a command-line flag."""
+        flag = self.field if not self.field or self.field.startswith("--") else "--" + self.field.replace("_", "-")
+        return InputError(self.path, flag, self.message).one_line()
+
+
 class NotFittedError(AttribError, ValueError, AttributeError):
     """An estimator used before ``fit`` (a ValueError and an AttributeError too, as scikit-learn's is)."""
 

@@ -147,7 +147,7 @@ def test_every_reader_is_registered_by_name() -> None:
 def test_format_override_and_unknown_format(bundled: Path) -> None:
     p = bundled / "chat_autogen.jsonl"
     assert read_path(p, format="chat")[0].source_format == "chat"
-    with pytest.raises(InputError, match="--format"):
+    with pytest.raises(InputError, match="format: unknown format"):
         read_path(p, format="nope")
     with pytest.raises(InputError):
         read_path(p, format="whowhen")  # JSONL is not one Who&When object

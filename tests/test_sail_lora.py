@@ -52,7 +52,7 @@ def test_parse_layers():
     assert parse_layers("3,7, 9,7") == [3, 7, 9]
     assert parse_layers("1-2,5", 30) == [1, 2, 5]
     for bad in ("12-", "a", "15-12", ""):
-        with pytest.raises(InputError, match="--layers"):
+        with pytest.raises(InputError, match="^layers: "):
             parse_layers(bad)
     with pytest.raises(InputError, match="out of range"):
         parse_layers("28-31", 30)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from attrib.errors import EXIT_FAILURE, AttribError
+from attrib.errors import EXIT_FAILURE, AttribError, UsageError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -23,7 +23,8 @@ def handle_errors() -> Iterator[None]:
     try:
         yield
     except AttribError as e:
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        text = e.as_flag() if isinstance(e, UsageError) else str(e)  # a library argument, shown as its flag
+        err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code) from None
     except OSError as e:  # a file we write (a folder that cannot be made, no permission, disk full): one line too
         where = f"{e.filename}: " if e.filename else ""

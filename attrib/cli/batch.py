@@ -102,14 +102,9 @@ def with_batch_options(fn: F) -> F:
                     raise typer.BadParameter(f"--method {name} needs an endpoint: pass --llm-base-url "
                                              "(reachable from every Dask worker)", param_hint="--llm-base-url")
                 with handle_errors():  # reach it once here (and check the model), not once per trace of the batch
-                    from attrib.llm import LLMClient, get_client
+                    from attrib.llm import get_client
 
-                    client = get_client(options["llm"])
-                    try:
-                        _ = client.model
-                    finally:
-                        if not isinstance(options["llm"], LLMClient):  # ours to close; a caller's client stays open
-                            client.close()
+                    _ = get_client(options["llm"]).model  # the pooled client the serial engine then reuses
             return run_batch(kwargs.get("store"), method=kwargs.get("method"), as_json=kwargs.get("as_json", False),
                              options=options, **batch)
         given = [f"--{n.replace('_', '-')}" for n, d, _ in _BATCH_PARAMS if n in batch and batch[n] != d]

@@ -79,7 +79,7 @@ def read_bytes(data: bytes, path: str | Path, format: str | None = None) -> list
     data = check_encoding(data, path)
     if format is not None:
         if format not in READERS:
-            raise InputError(path, "--format", f"unknown format {format!r} (known: {', '.join(READERS)})")
+            raise InputError(path, "format", f"unknown format {format!r} (known: {', '.join(READERS)})")
         reader = READERS[format]
     else:
         reader = detect(data, path)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from attrib.errors import InputError
+from attrib.errors import InputError, UsageError
 
 #: Attention projections LoRA is put on, in the order they appear in the config.
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -77,14 +77,14 @@ def parse_layers(spec: str, n_layers: int | None = None) -> list[int]:
             else:
                 out.add(int(part))
     except ValueError:
-        raise InputError(None, "--layers", f"cannot parse {spec!r}; use a list such as 12-15 or 3,7,9, or one of "
+        raise UsageError(None, "layers", f"cannot parse {spec!r}; use a list such as 12-15 or 3,7,9, or one of "
                          "repair, auto, heads") from None
     if not out:
-        raise InputError(None, "--layers", f"{spec!r} names no layers")
+        raise UsageError(None, "layers", f"{spec!r} names no layers")
     if n_layers is not None:
         bad = sorted(x for x in out if x < 0 or x >= n_layers)
         if bad:
-            raise InputError(None, "--layers", f"layers {bad} are out of range: the model has {n_layers} layers")
+            raise UsageError(None, "layers", f"layers {bad} are out of range: the model has {n_layers} layers")
     return sorted(out)
 
 
