@@ -42,7 +42,9 @@ LLMBaseUrl = Annotated[
         help="OpenAI-compatible endpoint for the judge methods, up to /v1 (vLLM, llama.cpp server, OpenAI), "
         "e.g. http://127.0.0.1:8080/v1. Each request waits up to ATTRIB_LLM_TIMEOUT_S seconds (default 180; raise "
         "it for a slow server or a long prompt); a request that timed out is retried once, so one call waits at "
-        "most twice that. HTTP 429/5xx and connection errors are retried ATTRIB_LLM_MAX_RETRIES times (default 3).",
+        "most twice that. HTTP 429/5xx and connection errors are retried ATTRIB_LLM_MAX_RETRIES times (default 3). "
+        "Without this flag or ATTRIB_LLM_BASE_URL, OPENAI_BASE_URL is used, and OPENAI_API_KEY alone means OpenAI's "
+        "hosted API.",
         rich_help_panel=_PANEL,
         show_default=False,
     ),

@@ -162,7 +162,7 @@ def register(app: typer.Typer) -> None:
                                   "Phoenix...: in the run's own trace for OTLP input; other formats get the run's "
                                   "steps as spans too, the verdict linked to the decisive one.", show_default=False),
         model: Path = typer.Option(None, "--model", help="A ranker fitted on your own labelled runs (`attrib fit`) "
-                                   "instead of the shipped one.", show_default=False),
+                                   "instead of the shipped one (or set $ATTRIB_RANKER).", show_default=False),
         context_chars: int = typer.Option(None, "--llm-context-chars", min=500, show_default=False,
                                           rich_help_panel="LLM judge (optional)",
                                           help="Judges: cut the transcript to about this many characters (default "
@@ -170,9 +170,10 @@ def register(app: typer.Typer) -> None:
                                           "for a 4096-token server."),
         llm: Any = None,
     ) -> None:
-        """Name the agent and step that made a failed run fail, with a calibrated confidence and evidence.
+        """Name the agent and step that made a failed run fail, with a confidence and evidence.
 
-        Prints the decisive agent and step, agents ranked by Shapley blame (± CI), the top-k candidate steps,
+        Prints the decisive agent and step with a calibrated confidence and agents ranked by Shapley blame (± CI)
+        (the learned method; others say what their scores are), the top-k candidate steps,
         the set of steps that holds the decisive one with 90 % probability (--set-level), the evidence (information-flow path, signals, the step's text) and a one-paragraph reason.
         Works offline on any single trace; exit code 0 when a verdict is produced, 1 when an output file cannot
         be written (or, with --all, when some traces failed), 2 for a bad flag, 3 for unreadable input, 4 for an

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -108,6 +109,11 @@ def register(app: typer.Typer) -> None:
             for m in method or ():
                 if m not in known:
                     raise typer.BadParameter(f"unknown method {m!r} (known: {', '.join(dict.fromkeys(known))})",
+                                             param_hint="--method")
+                if m.startswith("judge") and not any(os.environ.get(v) for v in (
+                        "ATTRIB_LLM_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY")):
+                    raise typer.BadParameter(f"{m} calls an LLM: set ATTRIB_LLM_BASE_URL (and ATTRIB_LLM_MODEL) first; "
+                                             "bench/who_and_when/judge.py runs the judges with transcript budgets",
                                              param_hint="--method")
             with console.status("scoring Who&When out of sample...") as status:
                 result = evaluate(subsets, with_gt, method or None, k=folds, seed=seed, n_seeds=seeds,

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @app.command("export")
     def export_cmd(
         parquet: Path = typer.Option(None, "--parquet", help="Folder to write one <table>.parquet per store table."),
-        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: $ATTRIB_STORE, else ./attrib.duckdb)."),
     ) -> None:
         """Export the store (traces, steps, labels, activations, attributions, errors) for pandas, Spark, DuckDB...
 

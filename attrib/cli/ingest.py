@@ -18,9 +18,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("ingest")
     def ingest_cmd(
-        paths: list[str] = typer.Argument(..., help="Files, folders (searched for .json/.jsonl), globs "
+        paths: list[str] = typer.Argument(..., help="Files, folders (searched recursively for .json/.jsonl/.ndjson), globs "
                                           "('logs/**/*.json'), or - for standard input."),
-        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: $ATTRIB_STORE, else ./attrib.duckdb)."),
         format: str = typer.Option(None, "--format", "-f", callback=check_format, help="Skip detection: whowhen, otlp, chat or attrib."),
         model_config: Path = typer.Option(None, "--model-config", help="JSON with n_layers, n_heads, d_model... to "
                                           "shape-check activation files against (else the files' own metadata)."),

@@ -125,8 +125,8 @@ def register(app: typer.Typer) -> None:
 
     @traces.command("list")
     def list_cmd(
-        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
-        source: str = typer.Option(None, "--source", help="Format (whowhen, otlp, chat) or Who&When subset (algorithm, hand)."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: $ATTRIB_STORE, else ./attrib.duckdb)."),
+        source: str = typer.Option(None, "--source", help="Format (whowhen, otlp, chat, attrib) or Who&When subset (algorithm, hand)."),
         outcome: str = typer.Option(None, "--outcome", callback=_check_outcome, help="failed, succeeded or unknown."),
         agent: str = typer.Option(None, "--agent", help="Only traces in which this agent speaks."),
         limit: int = typer.Option(50, "--limit", "-n", min=0, help="At most this many rows (0 = all)."),
@@ -192,13 +192,13 @@ def register(app: typer.Typer) -> None:
     @traces.command("delete")
     def delete_cmd(
         trace_ids: list[str] = typer.Argument(..., metavar="ID...", help="Trace ids in the store."),
-        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: $ATTRIB_STORE, else ./attrib.duckdb)."),
     ) -> None:
         """Delete traces and everything computed from them (labels, verdicts, errors), in one transaction.
 
         An unknown id deletes nothing and exits 4, naming it.
 
-        Example:  attrib traces delete chat-chat whowhen-hand-1
+        Example:  attrib traces delete whowhen-hand-1 whowhen-hand-2
         """
         from attrib.errors import NotFoundError
         from attrib.store import open_store
@@ -216,7 +216,7 @@ def register(app: typer.Typer) -> None:
     @traces.command("show")
     def show_cmd(
         trace_id: str = typer.Argument(..., metavar="ID", help="A trace id in the store, or a trace file."),
-        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: ./attrib.duckdb or $ATTRIB_STORE)."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store file (default: $ATTRIB_STORE, else ./attrib.duckdb)."),
         full: bool = typer.Option(False, "--full", help="Show whole messages instead of one line each."),
         width: int = typer.Option(110, "--width", min=10, help="Characters of each message to show."),
         as_json: bool = typer.Option(False, "--json", help="Print the trace as attrib JSON."),
