@@ -393,7 +393,9 @@ def analyze_many(
     ``if __name__ == "__main__":`` in a script.
     """
     if engine not in ENGINES:
-        raise AttribError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+        raise UsageError(None, "engine", f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+    if scheduler is not None and engine == "serial":
+        raise UsageError(None, "scheduler", "runs on a Dask cluster: use it with engine='dask', not 'serial'")
     if batch_size < 1:
         raise AttribError(f"batch_size must be at least 1, got {batch_size}")
     if workers is not None and workers < 1:
@@ -417,7 +419,9 @@ def analyze_many(
     try:
         skip = None if force else name
         ranker = None
-        if name == "learned" and isinstance(run["method"], str):  # a verdict by another ranker is not done
+        if name == "learned" and "model" in run["options"]:  # a ranker object: nothing can tell its verdicts apart
+            skip = None
+        elif name == "learned" and isinstance(run["method"], str):  # a verdict by another ranker is not done
             from attrib.methods.learned import ranker_source
 
             ranker = ranker_source(run["options"].get("model_path"))

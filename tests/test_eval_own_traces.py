@@ -75,7 +75,8 @@ def test_cli_eval_fit_analyze_model(tmp_path):
     assert r.exit_code == 0, r.output
     mine = orjson.loads(r.output)
     assert mine["method"] == "learned" and mine["steps"] != shipped["steps"]  # other coefficients, other scores
-    assert mine["evidence"]["ranker"] == str(model) and shipped["evidence"]["ranker"].startswith("shipped")
+    assert mine["evidence"]["ranker"].startswith(f"{model.resolve()} (sha256 ")  # the file, and its content
+    assert shipped["evidence"]["ranker"].startswith("shipped")
     store = tmp_path / "s.duckdb"
     assert runner.invoke(app, ["ingest", str(trace), "--store", str(store), "-q"]).exit_code == 0
     batch = ["analyze", "--all", "--store", str(store), "--engine", "serial", "--json"]
@@ -84,7 +85,8 @@ def test_cli_eval_fit_analyze_model(tmp_path):
     assert (first["analyzed"], again["analyzed"], again["skipped"]) == (1, 1, 0)  # another ranker's verdict is redone
     assert orjson.loads(runner.invoke(app, [*batch, "--model", str(model)]).output)["skipped"] == 1
     with open_store(store, read_only=True) as st:
-        assert [a.evidence["ranker"] for a in st.get_attributions(st.trace_ids()[0], "learned")] == [str(model)]
+        assert [a.evidence["ranker"][:len(str(model.resolve()))]
+                for a in st.get_attributions(st.trace_ids()[0], "learned")] == [str(model.resolve())]
     # scored on the runs it was fitted on, the ranker's row says so
     r = runner.invoke(app, ["eval", "traces", str(runs), "--folds", "4", "--no-pool", "--json", "--model", str(model)])
     row = next(x for x in orjson.loads(r.output)["rows"] if x["method"] == "learned (shipped)")

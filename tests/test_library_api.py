@@ -16,7 +16,7 @@ from attrib.methods.calibration import Calibrator
 from attrib.methods.causal import CausalStepModel
 from attrib.methods.conformal import ConformalStepSet
 from attrib.methods.learned import LearnedRanker, default_model, fit_artifact
-from attrib.trace import Label, Step, Trace
+from attrib.trace import Attribution, Label, Step, Trace
 
 
 def _trace(**kw) -> Trace:
@@ -142,3 +142,32 @@ def test_lazy_names_are_listed_before_first_use():
                           "'load_trace' in dir(attrib), 'numpy' in sys.modules)"],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "True", "False"]
+
+
+def test_second_pass_fixes(tmp_path, whowhen_dir):
+    from attrib.errors import UsageError
+    from attrib.evaluate.labelled import evaluate_labelled
+    from attrib.methods.learned import ranker_source
+    from attrib.readers import load_trace
+
+    chat = load_trace("traces/chat_autogen.jsonl")
+    v = analyze(chat, "causal")
+    assert v.agent != "user"  # the human's own message is not the mistake
+    assert Attribution.from_json(v.to_json()) == v  # evidence survives a JSON round trip
+    with pytest.raises(ValueError, match="step_head"):
+        LearnedRanker().set_params(step_head="xx").fit(list(load_subset("hand")[:24]))
+    with pytest.raises(UsageError):
+        analyze(_trace(), set_levl=0.5)
+    with pytest.raises(UsageError, match="k-fold needs k >= 2"):
+        evaluate_labelled(list(load_subset("hand")[:10]), k=0)
+    assert evaluate_labelled(t for t in load_subset("hand")[:10])["n"] == 10  # a generator is fine
+    with pytest.raises(TypeError, match="read files first"):
+        evaluate_labelled("runs/")
+    # a ranker is named by its resolved path and content: a rewritten file is another ranker
+    path = tmp_path / "r.json"
+    path.write_text('{"a": 1}')
+    first = ranker_source(str(path))
+    path.write_text('{"a": 2}')
+    assert first.startswith(str(path.resolve())) and ranker_source(str(path)) != first
+    with pytest.raises(UsageError, match="scheduler"):
+        attrib.analyze_many(tmp_path / "x.duckdb", engine="serial", scheduler="tcp://h:8786")

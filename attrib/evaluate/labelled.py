@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from attrib.errors import InputError
+from attrib.errors import InputError, UsageError
 from attrib.evaluate.baselines import BASELINES
 from attrib.evaluate.harness import cross_validate, floor_fitter, learned_fitter, mean_summary, ranker_verdict
 from attrib.evaluate.metrics import Verdict
@@ -85,6 +85,11 @@ def evaluate_labelled(
     Returns ``{"n", "n_unlabelled", "rows": [{method, protocol, step_accuracy, ...}], "notes": [...], "wall_s"}``.
     """
     t0 = time.perf_counter()
+    if isinstance(traces, str | bytes | os.PathLike):
+        raise TypeError("evaluate_labelled takes traces; read files first (attrib.readers.read_paths([path]))")
+    traces = list(traces)  # read twice below: a generator would be empty the second time
+    if not isinstance(k, int) or k < 2:
+        raise UsageError(None, "k", f"k-fold needs k >= 2, got {k!r}")
     say = progress or (lambda _m: None)
     model_path = model_path or os.environ.get("ATTRIB_RANKER") or None
     labelled = [validate(t) for t in traces if t.label is not None]  # the readers' checks, label step included

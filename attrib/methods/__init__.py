@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from attrib.errors import AttribError, InputError
+from attrib.errors import AttribError, InputError, UsageError
 from attrib.trace import Attribution, Trace
 
 
@@ -62,7 +62,7 @@ def check_options(method: str, options: Mapping[str, Any]) -> None:
     known = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise InputError(None, "options", f"method {method!r} takes no option {', '.join(map(repr, unknown))} "
+        raise UsageError(None, "options", f"method {method!r} takes no option {', '.join(map(repr, unknown))} "
                          f"(it takes: {', '.join(known) or 'none'})")
 
 

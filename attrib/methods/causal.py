@@ -131,17 +131,23 @@ def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5
         from attrib.evaluate.data import load_subset
 
         model = _pooled_model(tuple(t.id for t in load_subset("algorithm")))
+    from attrib.features.text import is_human_agent
+
     sc = model.step_scores(trace)
-    best = int(np.flatnonzero(sc == sc.max())[0])
+    # the human's own message (the task) is never the mistake; among the agents' steps, earliest wins ties
+    cand = [i for i, s in enumerate(trace.steps) if not is_human_agent(s.agent)] or list(range(trace.n_steps))
+    top = max(sc[i] for i in cand)
+    tied = [i for i in cand if sc[i] == top]
+    best = tied[0]
     agents: dict[str, float] = {}
     for i, s in enumerate(trace.steps):
         agents[s.agent] = agents.get(s.agent, 0.0) + max(float(sc[i]), 0.0)
     return Attribution(
         trace_id=trace.id, method="causal", agent=trace.steps[best].agent, step=best,
-        confidence=float(1 / max(1, int((sc == sc.max()).sum()))),
+        confidence=float(1 / len(tied)),
         agents=tuple(AgentBlame(agent=a, score=v) for a, v in sorted(agents.items(), key=lambda kv: -kv[1])),
         steps=tuple(StepBlame(step=i, agent=s.agent, score=float(sc[i])) for i, s in enumerate(trace.steps)),
-        evidence={"causal_edges": model.graph_edges_[:20], "outcome_variable": model.outcome_,
+        evidence={"causal_edges": [list(e) for e in model.graph_edges_[:20]], "outcome_variable": model.outcome_,
                   "confidence_kind": "1 / the number of steps tied for the top score (not calibrated)",
                   "agent_blame": "summed positive step scores",
                   "top_k": [int(i) for i in np.argsort(-sc, kind="stable")[:top_k]]},

@@ -173,6 +173,8 @@ class LearnedRanker:
         ``sample_weight`` weights each trace in the step head's likelihood (e.g. to balance two systems).
         """
         traces = list(traces)
+        if self.step_head not in ("first_passage", "logit"):  # set_params does not check; fit does, as sklearn's
+            raise ValueError(f"step_head must be 'first_passage' or 'logit', got {self.step_head!r}")
         for name, seq in (("groups", groups), ("sample_weight", sample_weight)):
             if seq is not None and len(seq) != len(traces):
                 raise ValueError(f"{name} has {len(seq)} entries for {len(traces)} traces")
@@ -398,7 +400,14 @@ def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0
 def ranker_source(model_path: str | os.PathLike[str] | None = None) -> str:
     """How a verdict's ``evidence.ranker`` names the ranker file that :func:`attribute` uses for ``model_path``
     (else ``$ATTRIB_RANKER``, else the shipped one); the batch engine resumes only verdicts of the same ranker."""
-    return str(model_path) if model_path else os.environ.get("ATTRIB_RANKER") or "shipped (fitted on Who&When)"
+    path = model_path or os.environ.get("ATTRIB_RANKER")
+    if not path:
+        return "shipped (fitted on Who&When)"
+    p = Path(path).resolve()  # one file under any spelling, and a rewritten file is another ranker
+    try:
+        return f"{p} (sha256 {hashlib.sha256(p.read_bytes()).hexdigest()[:12]})"
+    except OSError:
+        return str(p)
 
 
 def ranker_fingerprints(path: str | None) -> set[str] | None:
