@@ -113,7 +113,8 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]
             raise InputError(path, w, f"expected a message object, got {type(msg).__name__}")
         msg = _unwrap_langchain(msg)
         raw_role = msg.get("role", msg.get("type"))
-        kind = raw_role if "role" not in msg and raw_role in _AGENTCHAT else None  # an autogen-agentchat message
+        # an autogen-agentchat message (a role or type of another JSON kind is no such message: the checks below say so)
+        kind = raw_role if "role" not in msg and isinstance(raw_role, str) and raw_role in _AGENTCHAT else None
         if kind is not None:
             role = "user" if msg.get("source") == "user" and _AGENTCHAT[kind] == "assistant" else _AGENTCHAT[kind]
         else:
