@@ -90,6 +90,8 @@ def low_confidence_note(attr: Attribution, top_k: int) -> str | None:
     """A plain warning for an unsure verdict: which share of the blame the top-k candidates hold together."""
     if attr.confidence >= LOW_CONFIDENCE or len(attr.steps) < 2:  # one step (a judge's answer): no list to check
         return None
+    if confidence_word(attr) == "score":  # not a probability: "low confidence" and "share of the mass" would mislead
+        return None
     top = attr.top_steps(top_k)
     mass = sum(s.probability if s.probability is not None else s.score for s in top)
     return (f"Low confidence ({attr.confidence:.0%}): treat the top {len(top)} steps (together {mass:.0%} of the "

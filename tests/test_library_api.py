@@ -171,3 +171,17 @@ def test_second_pass_fixes(tmp_path, whowhen_dir):
     assert first.startswith(str(path.resolve())) and ranker_source(str(path)) != first
     with pytest.raises(UsageError, match="scheduler"):
         attrib.analyze_many(tmp_path / "x.duckdb", engine="serial", scheduler="tcp://h:8786")
+
+
+def test_store_and_option_values_are_checked(tmp_store):
+    from attrib.errors import UsageError
+    from attrib.store import open_store
+
+    with pytest.raises(InputError, match="steps\\[0\\].index"):
+        tmp_store.upsert_trace(_trace(steps=(Step(index=5, agent="A"),)))
+    assert tmp_store.trace_ids() == []
+    with pytest.raises(UsageError, match="size string"):
+        open_store(tmp_store.path.with_name("m.duckdb"), memory_limit=512)  # type: ignore[arg-type]
+    for bad in ({"top_k": 0}, {"top_k": "3"}, {"set_level": 2.0}, {"set_level": "0.5"}):
+        with pytest.raises(UsageError):
+            analyze(_trace(), **bad)

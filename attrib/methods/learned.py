@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from attrib.errors import AttribError, InputError, NotFoundError, check_fitted
+from attrib.errors import AttribError, InputError, NotFoundError, UsageError, check_fitted
 from attrib.features.agents import AGENT_FEATURES, AGENT_MEANING, AGENT_QUANTITIES, agent_matrix
 from attrib.methods.calibration import Calibrator
 from attrib.methods.clogit import ConditionalLogit
@@ -434,6 +434,11 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
 
     if not trace.steps:
         raise AttribError(f"trace {trace.id}: no steps to attribute")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise UsageError(None, "top_k", f"a whole number >= 1, got {top_k!r}")
+    if set_level is not None and (isinstance(set_level, bool) or not isinstance(set_level, int | float)
+                                  or not 0 < set_level < 1):
+        raise UsageError(None, "set_level", f"a coverage between 0 and 1 (e.g. 0.9), got {set_level!r}")
     if model is not None and not isinstance(model, LearnedRanker):
         raise TypeError(f"model must be a fitted LearnedRanker, got {type(model).__name__}"
                         + (" (a ranker file goes in model_path=...)" if isinstance(model, str | os.PathLike) else ""))

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from attrib.errors import AttribError, InputError, NotFoundError
+from attrib.errors import AttribError, InputError, NotFoundError, UsageError
 from attrib.store.queries import TraceFilter
 from attrib.store.schema import LATEST, TABLES, current_version, migrate
 from attrib.trace import Attribution, Trace
@@ -49,6 +49,8 @@ def _memory_limit(value: str | None, name: str = "ATTRIB_STORE_MEMORY") -> str:
     ``name`` is what an error calls the setting."""
     import duckdb
 
+    if value is not None and not isinstance(value, str):
+        raise UsageError(None, name, f"give a size string such as '512MB', got {value!r}")
     v = (value or os.environ.get("ATTRIB_STORE_MEMORY") or DEFAULT_MEMORY_LIMIT).strip()
     con = duckdb.connect(":memory:")
     try:
@@ -186,8 +188,13 @@ class Store:
     def upsert_traces(self, traces: list[Trace], source_path: str | None = None) -> list[bool]:
         """Upsert many traces in one transaction with bulk (Arrow) inserts; per trace, whether it changed.
 
-        If an id repeats within ``traces`` the last one wins.
+        If an id repeats within ``traces`` the last one wins. A trace that breaks the trace model's rules
+        (:meth:`Trace.problem`, without the type pass readers make needless) is refused before anything is written.
         """
+        for t in traces:
+            found = t.problem(check_types=False)
+            if found is not None:
+                raise InputError(None, found[0], f"trace {t.id}: {found[1]}")
         enc = [(t, t.to_json()) for t in traces]
         digests = [hashlib.sha256(d).hexdigest() for _, d in enc]
         with self.transaction():
