@@ -103,11 +103,12 @@ def warm(method: str | Callable[..., Attribution]) -> bool:
 
 
 def _attribute(method: str | Callable[..., Attribution], trace: Trace, options: dict[str, Any]) -> Attribution:
-    """One trace through a registered method (via :func:`attrib.methods.analyze`) or a callable."""
+    """One trace through a registered method (as :func:`attrib.methods.analyze`, whose checks the batch made once)
+    or a callable."""
     if isinstance(method, str):
-        from attrib.methods import analyze
+        from attrib.methods import get_method, run
 
-        return analyze(trace, method, **options)
+        return run(get_method(method), trace, options)
     t0 = time.perf_counter()  # the same contract as analyze(): label stripped, call timed
     result = method(trace.unlabelled(), **options)
     return msgspec.structs.replace(result, elapsed_s=time.perf_counter() - t0)
@@ -410,10 +411,12 @@ def analyze_many(
     run = {"method": method if method is not None else name, "name": name, "options": options or {}}
     t0 = time.perf_counter()
     # analysing needs stored traces: a mistyped path must not become a new, empty store and "0 traces selected"
-    from attrib.store import _memory_limit
-
-    _memory_limit(DRIVER_DUCKDB_MEMORY, "ATTRIB_ENGINE_DUCKDB_MEMORY")
-    store = open_store(store_path, memory_limit=DRIVER_DUCKDB_MEMORY, create=False)
+    try:
+        store = open_store(store_path, memory_limit=DRIVER_DUCKDB_MEMORY, create=False)
+    except InputError as e:
+        if e.field != "memory_limit":
+            raise
+        raise type(e)(None, "ATTRIB_ENGINE_DUCKDB_MEMORY", e.message) from None  # the setting the user can change
     import duckdb
 
     try:

@@ -104,6 +104,11 @@ def confidence_word(attr: Attribution) -> str:
     return "score" if kind and kind != "calibrated" else "confidence"
 
 
+def step_probabilities(attr: Attribution) -> bool:
+    """Whether the per-step numbers are probabilities (the learned ranker's) rather than a method's scores."""
+    return attr.method == "learned"
+
+
 def blame_title(attr: Attribution) -> str:
     """What the agent scores are: Shapley blame (the learned method) or the method's own sums."""
     kind = attr.evidence.get("agent_blame")
@@ -138,7 +143,7 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
         lines += [f"| {a.agent} | {a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)} |" for a in attr.agents]
         lines.append("")
     if attr.steps:
-        lines += [f"| step | agent | {'p' if attr.method == 'learned' else 'score'} | excerpt |", "|---|---|---|---|"]
+        lines += [f"| step | agent | {'p' if step_probabilities(attr) else 'score'} | excerpt |", "|---|---|---|---|"]
         for s in attr.top_steps(top_k):
             ex = _excerpt(attr, trace, s.step, 90).replace("|", "\\|")
             p = s.probability if s.probability is not None else s.score
@@ -192,7 +197,7 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
         parts.append(t)
     if attr.steps:
         t = Table(title=f"top {top_k} steps", show_edge=False)
-        for c in ("step", "agent", "p" if attr.method == "learned" else "score", "excerpt"):
+        for c in ("step", "agent", "p" if step_probabilities(attr) else "score", "excerpt"):
             t.add_column(c, overflow="fold")
         for s in attr.top_steps(top_k):
             p = s.probability if s.probability is not None else s.score
@@ -230,7 +235,7 @@ def attribution_plot(attr: Attribution, path: str | None = None) -> Any:
     ys = [s.probability if s.probability is not None else s.score for s in attr.steps]
     ax1.bar(xs, ys, color=["crimson" if x == attr.step else "steelblue" for x in xs])
     ax1.set_xlabel("step")
-    ax1.set_ylabel("P(decisive)" if confidence_word(attr) == "confidence" and attr.method == "learned" else "score")
+    ax1.set_ylabel("P(decisive)" if step_probabilities(attr) else "score")
     if len(xs) == 1:  # one step (a judge's answer): integer ticks, not -0.4..0.4
         ax1.set_xticks(xs)
     ax1.set_title(f"{attr.trace_id}: step {attr.step} ({attr.confidence:.0%})")

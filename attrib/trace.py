@@ -1,7 +1,7 @@
 """The canonical trace model: one typed, immutable picture of a multi-agent run.
 
 Every reader produces a :class:`Trace`; every attribution method consumes one and returns an
-:class:`Attribution`. This module imports nothing else of attrib.
+:class:`Attribution`. This module imports nothing else of attrib at import time (``Trace.check`` imports the error it raises).
 
 Step-index convention: ``Step.index`` is 0-based and equals the position of the message in the
 run's history, exactly as Who&When's ``mistake_step`` counts (``history[mistake_step]`` is the
@@ -130,6 +130,15 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
         if self.label is not None and self.label.mistake_agent not in agents:
             return "label.mistake_agent", f"{self.label.mistake_agent!r} is not one of the agents {list(self.agents)}"
         return None
+
+    def check(self, path: str | None = None, check_types: bool = True) -> Trace:
+        """This trace if :meth:`problem` finds nothing, else one ``InputError`` naming ``path`` and the field."""
+        found = self.problem(check_types)
+        if found is not None:
+            from attrib.errors import InputError  # the one attrib import of this module, deferred
+
+            raise InputError(path, found[0], f"trace {self.id}: {found[1]}")
+        return self
 
     def unlabelled(self) -> Trace:
         """The same trace without its annotation: what attribution methods are allowed to see."""

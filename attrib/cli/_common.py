@@ -17,14 +17,19 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def print_error(error: BaseException | str) -> None:
+    """One red ``error:`` line on stderr (a :class:`UsageError` names its flag)."""
+    text = error.as_flag() if isinstance(error, UsageError) else str(error)
+    err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 @contextlib.contextmanager
 def handle_errors() -> Iterator[None]:
     """Print an :class:`AttribError` as one red line on stderr and exit with its code."""
     try:
         yield
     except AttribError as e:
-        text = e.as_flag() if isinstance(e, UsageError) else str(e)  # a library argument, shown as its flag
-        err_console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+        print_error(e)
         raise typer.Exit(e.exit_code) from None
     except OSError as e:  # a file we write (a folder that cannot be made, no permission, disk full): one line too
         where = f"{e.filename}: " if e.filename else ""
@@ -32,7 +37,7 @@ def handle_errors() -> Iterator[None]:
             what = "a file is in the way: the output path needs a folder here"
         else:
             what = e.strerror or str(e)
-        err_console.print(f"[bold red]error:[/] {escape(where + what)}", highlight=False, soft_wrap=True)
+        print_error(where + what)
         raise typer.Exit(EXIT_FAILURE) from None
 
 

@@ -15,6 +15,7 @@ from attrib.cli._common import (
     handle_errors,
     method_options,
     prepare_output,
+    print_error,
 )
 from attrib.cli._llm_options import with_llm_options
 from attrib.cli.batch import with_batch_options
@@ -110,10 +111,8 @@ def analyze_each(loaded: list[tuple[Any, str | None]], method: str, options: dic
             bad.append(e if isinstance(e, InputError) else NoVerdictError(f"{t.id}: {e}"))
     if not results:
         if len(bad) > 1:  # every run failed: show each, then exit with the first one's code
-            from rich.markup import escape
-
             for e in bad[1:]:
-                err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+                print_error(e)
             err_console.print(f"[bold red]none of the {len(bad)} runs got a verdict[/]", highlight=False)
         raise bad[0]
     return results, sources
@@ -248,10 +247,8 @@ def register(app: typer.Typer) -> None:
                 otlp.parent.mkdir(parents=True, exist_ok=True)
                 otlp.write_bytes(orjson.dumps({"resourceSpans": spans}, option=orjson.OPT_INDENT_2))
                 err_console.print(f"wrote the verdict span(s) to {otlp}", highlight=False)
-        from rich.markup import escape
-
         for e in bad:  # the runs that could not be analysed, after the reports of those that could
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+            print_error(e)
         if bad:
             err_console.print(f"[bold red]{len(bad)} of {len(bad) + len(results)} run(s) or file(s) failed[/]",
                               highlight=False)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -102,19 +101,16 @@ def register(app: typer.Typer) -> None:
         with handle_errors():
             if subset and subset not in SUBSETS:
                 raise typer.BadParameter(f"expected one of {', '.join(SUBSETS)}, got {subset!r}", param_hint="--subset")
-            from attrib.evaluate.harness import FITTED, UNFITTED
-            from attrib.methods import METHODS
+            judges = [m for m in method or () if m.startswith("judge")]
+            if judges:  # this command has no --llm-* flags: the endpoint comes from the environment
+                from attrib.llm import LLMConfig, LLMConfigError
 
-            known = ["learned", "learned-subset", *[m for m in (*FITTED, *UNFITTED, *METHODS) if m != "learned"]]
-            for m in method or ():
-                if m not in known:
-                    raise typer.BadParameter(f"unknown method {m!r} (known: {', '.join(dict.fromkeys(known))})",
-                                             param_hint="--method")
-                if m.startswith("judge") and not any(os.environ.get(v) for v in (
-                        "ATTRIB_LLM_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY")):
-                    raise typer.BadParameter(f"{m} calls an LLM: set ATTRIB_LLM_BASE_URL (and ATTRIB_LLM_MODEL) first; "
-                                             "bench/who_and_when/judge.py runs the judges with transcript budgets",
-                                             param_hint="--method")
+                try:
+                    LLMConfig.from_env()
+                except LLMConfigError:
+                    raise typer.BadParameter(f"{judges[0]} calls an LLM: set ATTRIB_LLM_BASE_URL (and "
+                                             "ATTRIB_LLM_MODEL) first; bench/who_and_when/judge.py runs the judges "
+                                             "with transcript budgets", param_hint="--method") from None
             with console.status("scoring Who&When out of sample...") as status:
                 result = evaluate(subsets, with_gt, method or None, k=folds, seed=seed, n_seeds=seeds,
                                   progress=lambda m: status.update(f"scoring {m} ..."))

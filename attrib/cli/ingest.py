@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from attrib.cli._common import check_format, console, err_console, handle_errors
+from attrib.cli._common import check_format, console, err_console, handle_errors, print_error
 from attrib.errors import EXIT_BAD_INPUT
 
 MAX_BYTES = 512 * 1024 * 1024  # same as attrib.readers.MAX_BYTES (not imported: keeps --help fast)
@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
                           str(s["new_or_changed"]), str(s["unchanged"]))
             console.print(table)
         for f in report.failed:
-            err_console.print(f"[bold red]error:[/] {escape(f.error or '')}", highlight=False, soft_wrap=True)
+            print_error(f.error or "")
         if report.failed:
             err_console.print(f"[bold red]{len(report.failed)} of {len(report.files)} file(s) failed[/]; "
                               "nothing from them was stored", highlight=False)

@@ -200,14 +200,12 @@ def register(app: typer.Typer) -> None:
 
         Example:  attrib traces delete whowhen-hand-1 whowhen-hand-2
         """
-        from attrib.errors import NotFoundError
         from attrib.store import open_store
 
         with handle_errors(), open_store(store, create=False) as st:
             missing = [t for t in trace_ids if not st.has_trace(t)]
             if missing:
-                st.get_trace(missing[0])  # raises NotFoundError with a did-you-mean hint
-                raise NotFoundError(f"{st.path}: no trace with id {missing[0]!r}")
+                raise st.not_found(missing[0])
             with st.transaction():
                 for t in dict.fromkeys(trace_ids):
                     st.delete_trace(t)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from attrib.errors import NotFoundError
+from attrib.errors import NotFoundError, UsageError
 from attrib.evaluate.baselines import BASELINES
 from attrib.evaluate.data import SUBSETS, load_subset, question_id
 from attrib.evaluate.metrics import (
@@ -103,7 +103,8 @@ def _unfitted(method: str) -> Predictor:
 
 #: What the numbers in a result JSON are measured in (rows keep ECE as a fraction; the per-subset summaries,
 #: whose keys the issue fixed, give it in percent).
-UNITS = {"accuracy": "percent", "rows[].ece": "fraction (0-1)", "subsets.*.ece": "percent"}
+ROW_UNITS = {"accuracy": "percent", "rows[].ece": "fraction (0-1)"}
+UNITS = {**ROW_UNITS, "subsets.*.ece": "percent"}
 
 FITTED: dict[str, Fitter] = {"learned": learned_fitter, "floor": floor_fitter, "causal": causal_fitter}
 UNFITTED = ("flow-graph",)
@@ -187,11 +188,12 @@ def evaluate(
     if methods is not None:
         if isinstance(methods, str):
             methods = (methods,)
-        from attrib.methods import get_method
+        from attrib.methods import METHODS
 
+        known = list(dict.fromkeys(["learned", "learned-subset", *FITTED, *UNFITTED, *METHODS]))
         for m in methods:
-            if m not in FITTED and m not in UNFITTED and m != "learned-subset":
-                get_method(m)  # an unknown name fails here, naming the known ones
+            if m not in known:
+                raise UsageError(None, "method", f"unknown method {m!r} (known: {', '.join(known)})")
     import scipy.optimize  # noqa: F401  (load its BLAS before limiting threads: limits bind to loaded libraries)
     import sklearn.linear_model  # noqa: F401
     from threadpoolctl import threadpool_limits
@@ -267,7 +269,8 @@ def _evaluate(
         if ("floor", s) in kept:  # the default against the floor on the same logs and folds: is the gain real?
             ids, ls, la = per_trace_hits(kept[(DEFAULT_METHOD, s)])
             fids, fs, fa = per_trace_hits(kept[("floor", s)])
-            at = [dict(zip(fids, range(len(fids)), strict=True))[i] for i in ids]  # the floor's rows in our order
+            pos = {tid: j for j, tid in enumerate(fids)}
+            at = [pos[i] for i in ids]  # the floor's rows in our order
             v["step_gain_vs_floor"], v["agent_gain_vs_floor"] = paired_gain(ls, fs[at]), paired_gain(la, fa[at])
         for key in ("ece", "agent_ece", "ece_sd", "ece_null", "ece_null_q95", "agent_ece_null"):
             if v.get(key) is not None:

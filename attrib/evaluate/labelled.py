@@ -22,16 +22,28 @@ from typing import Any
 
 from attrib.errors import InputError, UsageError
 from attrib.evaluate.baselines import BASELINES
-from attrib.evaluate.harness import cross_validate, floor_fitter, learned_fitter, mean_summary, ranker_verdict
+from attrib.evaluate.harness import (
+    ROW_UNITS,
+    cross_validate,
+    floor_fitter,
+    learned_fitter,
+    mean_summary,
+    ranker_verdict,
+)
 from attrib.evaluate.metrics import Verdict
-from attrib.methods.learned import DEFAULT_STEP_HEAD, default_model, ranker_fingerprints, setting_of
+from attrib.methods.learned import (
+    DEFAULT_STEP_HEAD,
+    INNER_FOLDS,
+    default_model,
+    ranker_fingerprints,
+    setting_of,
+)
 from attrib.readers import validate
 from attrib.trace import Trace, fingerprint, question_id
 
 #: Baselines that make sense for any system (the WebSurfer ones are Magentic-One specific).
 GENERIC_BASELINES = ("random", "always-step-1", "most-active-agent")
 MIN_TRAIN = 8
-INNER_FOLDS = 4  # LearnedRanker's default: its penalty and calibration are chosen on inner folds by task
 
 
 def _group_copies(traces: list[Trace]) -> tuple[list[Trace], int]:
@@ -155,5 +167,5 @@ def evaluate_labelled(
             add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, fitter, k, seed, extra))
         elif pool_who_and_when and not n_ww:
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
-    return {"units": {"accuracy": "percent", "rows[].ece": "fraction (0-1)"}, "n": len(labelled), "n_unlabelled": len(traces) - len(labelled), "folds": k, "seed": seed,
+    return {"units": ROW_UNITS, "n": len(labelled), "n_unlabelled": len(traces) - len(labelled), "folds": k, "seed": seed,
             "rows": rows, "notes": notes, "wall_s": time.perf_counter() - t0}

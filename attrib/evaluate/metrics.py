@@ -33,6 +33,16 @@ def ranking_of(scores: np.ndarray, k: int = 5) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argsort(-np.asarray(scores), kind="stable")[:k])
 
 
+def step_hit(v: Verdict) -> float:
+    """1 for the annotated step, 0 otherwise; a random-choice baseline gives its expected hit rate instead."""
+    return v.expected_step_acc if v.expected_step_acc is not None else float(v.step == v.true_step)
+
+
+def agent_hit(v: Verdict) -> float:
+    """The same for the agent."""
+    return v.expected_agent_acc if v.expected_agent_acc is not None else float(v.agent == v.true_agent)
+
+
 def per_trace_hits(runs: Sequence[Sequence[Verdict]]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Trace ids and each trace's step / agent hit rate averaged over ``runs`` (fold seeds; matched by trace id)."""
     ids = [v.trace_id for v in runs[0]]
@@ -40,9 +50,8 @@ def per_trace_hits(runs: Sequence[Sequence[Verdict]]) -> tuple[list[str], np.nda
     agent = {i: 0.0 for i in ids}
     for run in runs:
         for v in run:
-            step[v.trace_id] += v.expected_step_acc if v.expected_step_acc is not None else float(v.step == v.true_step)
-            agent[v.trace_id] += (v.expected_agent_acc if v.expected_agent_acc is not None
-                                  else float(v.agent == v.true_agent))
+            step[v.trace_id] += step_hit(v)
+            agent[v.trace_id] += agent_hit(v)
     n = len(runs)
     return ids, np.array([step[i] / n for i in ids]), np.array([agent[i] / n for i in ids])
 
@@ -106,10 +115,8 @@ def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
     st = np.array([v.step for v in verdicts])
     ts = np.array([v.true_step for v in verdicts])
     d = np.abs(st - ts)
-    exact = np.array([v.expected_step_acc if v.expected_step_acc is not None else float(x == 0)
-                      for v, x in zip(verdicts, d, strict=True)])
-    agent = np.array([v.expected_agent_acc if v.expected_agent_acc is not None else float(v.agent == v.true_agent)
-                      for v in verdicts])
+    exact = np.array([step_hit(v) for v in verdicts])
+    agent = np.array([agent_hit(v) for v in verdicts])
     out: dict[str, float | None] = {
         "n": len(verdicts),
         "step_accuracy": 100 * exact.mean(),

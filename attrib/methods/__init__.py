@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from attrib.errors import AttribError, InputError, UsageError
+from attrib.errors import AttribError, UsageError
 from attrib.trace import Attribution, Trace
 
 
@@ -72,11 +72,7 @@ def check_trace(trace: Any) -> Trace:
         hint = " (read a file with attrib.load_trace(path) first)" if isinstance(trace, str | bytes) or hasattr(
             trace, "__fspath__") else ""
         raise TypeError(f"expected an attrib.Trace, got {type(trace).__name__}{hint}")
-    found = trace.problem()
-    if found is not None:
-        field, message = found
-        raise InputError(None, field, f"trace {trace.id}: {message}")
-    return trace
+    return trace.check()
 
 
 def analyze(trace: Trace, method: str | None = None, **options: Any) -> Attribution:
@@ -89,6 +85,13 @@ def analyze(trace: Trace, method: str | None = None, **options: Any) -> Attribut
     fn = get_method(name)
     check_options(name, options)
     check_trace(trace)
+    return run(fn, trace, options)
+
+
+def run(fn: Any, trace: Trace, options: Mapping[str, Any]) -> Attribution:
+    """What :func:`analyze` does once its arguments are checked: the label stripped, the call timed, a successful
+    run said so. For callers that checked already: the batch engine checks the options once per batch, and its
+    traces come typed from the store, which checked them when they were stored."""
     t0 = time.perf_counter()
     result: Attribution = fn(trace.unlabelled(), **options)
     if trace.outcome == "succeeded":  # say so rather than invent a cause for a run that did not fail

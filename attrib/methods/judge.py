@@ -184,7 +184,9 @@ def fit_steps(
     total = note_cost + cost(0) + cost(n - 1) - 1 + gap_cost(1, n - 2)
     pos = {s.index: i for i, s in enumerate(steps)}
     preferred = [pos[i] for i in dict.fromkeys(prefer) if i in pos and pos[i] not in (0, n - 1)]
-    others = sorted((i for i in range(1, n - 1) if i not in set(preferred)), key=lambda i: (-step_signal(steps[i]), i))
+    signal = [step_signal(s) for s in steps]  # a regex pass per step: once, not per comparison
+    rank = {i: r for r, i in enumerate(preferred)}
+    others = sorted((i for i in range(1, n - 1) if i not in rank), key=lambda i: (-signal[i], i))
     for i in preferred + others:
         k = bisect.bisect_left(kept, i)
         a, b = kept[k - 1], kept[k]
@@ -204,8 +206,7 @@ def fit_steps(
         text = "\n".join(lines)
         if len(text) <= context_chars or len(kept) <= 2:
             break
-        kept.remove(max(kept[1:-1], key=lambda i: (preferred.index(i) if i in preferred else len(preferred),
-                                                   -step_signal(steps[i]), i)))  # the last one chosen goes first
+        kept.remove(max(kept[1:-1], key=lambda i: (rank.get(i, len(preferred)), -signal[i], i)))  # last chosen first
     shown = set(kept)
     return Transcript(text, per, tuple(steps[i].index for i in kept),
                       tuple(s.index for i, s in enumerate(steps) if i not in shown))  # fmt: skip
@@ -618,11 +619,12 @@ def binary_search(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **o
         return parse_half(obj.get("half")), str(obj.get("reason", ""))[:2000], parse_confidence(obj.get("confidence"))
 
     lo, hi, conf, path, reason, missing = 0, trace.n_steps - 1, 1.0, [], "", 0
+    problem = _problem_block(trace, step_chars, context_chars)  # the same for every halving
     while lo < hi:
         mid = (lo + hi) // 2
         fit = fit_steps(trace.steps[lo : hi + 1], context_chars, step_chars)
         prompt = (
-            f"{_problem_block(trace, step_chars, context_chars)}\n\n"
+            f"{problem}\n\n"
             f"A segment of the conversation, steps {lo} to {hi}:\n{fit.text}\n\n"
             "The mistake that caused the failure is in this segment. Is it in the upper half (steps "
             f"{lo} to {mid}) or the lower half (steps {mid + 1} to {hi})? If unclear, pick the half most "

@@ -125,11 +125,16 @@ def _label_agent_index(trace: Trace, agents: list[str]) -> int | None:
     return low.index(lab.lower()) if lab and lab.lower() in low else None
 
 
+#: Inner folds (grouped by task) on which the ranker picks its penalty and fits its calibration.
+INNER_FOLDS = 4
+
+
 class LearnedRanker:
     """Step + agent conditional-logit heads with calibrated confidences (scikit-learn conventions)."""
 
     def __init__(
-        self, l2_step: float | str = "auto", l2_agent: float = 1.0, calibration: str = "platt", inner_folds: int = 4,
+        self, l2_step: float | str = "auto", l2_agent: float = 1.0, calibration: str = "platt",
+        inner_folds: int = INNER_FOLDS,
         random_state: int = 0, smooth: float = 0.2, joint: float = 0.5, length_calibration: bool = True,
         step_head: str = DEFAULT_STEP_HEAD, hazard_bias: float = BIAS, set_level: float = LEVEL,
     ) -> None:
@@ -183,9 +188,7 @@ class LearnedRanker:
         if self.l2_step != "auto" and not isinstance(self.l2_step, int | float):
             raise ValueError(f"l2_step must be 'auto' or a number, got {self.l2_step!r}")
         for t in traces:
-            found = t.problem(check_types=False)  # labels and numbering; types cost a decode per trace per fit
-            if found is not None:
-                raise AttribError(f"trace {t.id}: {found[0]}: {found[1]}")
+            t.check(check_types=False)  # labels and numbering; types would cost a decode per trace per fit
         keep = [i for i, t in enumerate(traces) if t.label is not None]  # unlabelled traces teach nothing
         sw = np.ones(len(keep)) if sample_weight is None else np.asarray([sample_weight[i] for i in keep], float)
         groups = [str(groups[i]) for i in keep] if groups is not None else [traces[i].id for i in keep]

@@ -90,13 +90,10 @@ def read_bytes(data: bytes, path: str | Path, format: str | None = None) -> list
 
 
 def validate(trace: Trace, path: str | Path | None = None) -> Trace:
-    """Check the trace model's invariants (:meth:`Trace.problem`): field types, steps numbered 0..n-1, parents
-    point to earlier steps, step agents listed, the label a step. Raises one :class:`InputError`."""
-    found = trace.problem(check_types=False)  # readers build typed traces; hand-built ones are checked in analyze
-    if found is not None:
-        field, message = found
-        raise InputError(path, field, f"trace {trace.id}: {message}")
-    return trace
+    """Check the trace model's invariants (:meth:`Trace.check`): steps numbered 0..n-1, parents point to earlier
+    steps, step agents listed, the label a step and an agent. Raises one :class:`InputError`."""
+    # readers build typed traces, so no type pass; hand-built ones get it in analyze
+    return trace.check(str(path) if path is not None else None, check_types=False)
 
 
 def load_trace(path: str | Path, format: str | None = None) -> Trace:

@@ -43,29 +43,25 @@ MIN_MEMORY_BYTES = 16_000_000
 _CANONICAL = re.compile(r"([\d.]+) (bytes|[KMGTP]iB)")  # how DuckDB prints a memory setting back
 
 
-def _memory_limit(value: str | None, name: str = "ATTRIB_STORE_MEMORY") -> str:
-    """``value`` (else ``$ATTRIB_STORE_MEMORY``, else the default) if DuckDB reads it as a memory limit of at least
-    16MB; DuckDB itself parses it (a throw-away in-memory connection), so what passes here also passes there.
+def _set_memory_limit(con: Any, value: str | None, name: str) -> None:
+    """Set ``value`` (else ``$ATTRIB_STORE_MEMORY``, else the default) as ``con``'s memory limit, refusing what
+    DuckDB cannot parse and anything under 16MB; DuckDB itself parses it, so the check and the setting agree.
     ``name`` is what an error calls the setting."""
     import duckdb
 
     if value is not None and not isinstance(value, str):
         raise UsageError(None, name, f"give a size string such as '512MB', got {value!r}")
     v = (value or os.environ.get("ATTRIB_STORE_MEMORY") or DEFAULT_MEMORY_LIMIT).strip()
-    con = duckdb.connect(":memory:")
     try:
         con.execute("SET memory_limit = '{}'".format(v.replace("'", "''")))
         shown = str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
     except duckdb.Error as e:
         raise InputError(None, name, f"expected a size such as 256MB or 2GB, got {v!r} "
                          f"({str(e).splitlines()[0]})") from None
-    finally:
-        con.close()
     m = _CANONICAL.fullmatch(shown)
     unit = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
     if m is not None and float(m.group(1)) * unit[m.group(2)] < MIN_MEMORY_BYTES * 0.99:  # DuckDB prints 16MB back as "15.2 MiB"
         raise InputError(None, name, f"{v} is too small for DuckDB; give at least 16MB")
-    return v
 
 
 def default_path() -> Path:
@@ -98,7 +94,6 @@ class Store:
         if (read_only or not create) and (not self.path.exists() or empty):
             raise NotFoundError(f"{self.path}: no store here (run `attrib ingest PATH` first, or pass --store)")
         check_store_file(self.path)
-        limit = _memory_limit(memory_limit, "memory_limit" if memory_limit else "ATTRIB_STORE_MEMORY")
         new = not self.path.exists() or empty
         if new:
             self.path.unlink(missing_ok=True)
@@ -113,7 +108,7 @@ class Store:
         try:
             # no progress bar on stdout from long inserts; a bounded page cache keeps memory flat over many files
             self.con.execute("SET enable_progress_bar = false")
-            self.con.execute(f"SET memory_limit = '{limit}'")
+            _set_memory_limit(self.con, memory_limit, "memory_limit" if memory_limit else "ATTRIB_STORE_MEMORY")
             self._check_schema(read_only)
             if not read_only:
                 migrate(self.con)
@@ -192,9 +187,7 @@ class Store:
         (:meth:`Trace.problem`, without the type pass readers make needless) is refused before anything is written.
         """
         for t in traces:
-            found = t.problem(check_types=False)
-            if found is not None:
-                raise InputError(None, found[0], f"trace {t.id}: {found[1]}")
+            t.check(check_types=False)
         enc = [(t, t.to_json()) for t in traces]
         digests = [hashlib.sha256(d).hexdigest() for _, d in enc]
         with self.transaction():
@@ -279,9 +272,13 @@ class Store:
         """The stored trace, exactly as ingested (label included). Raises :class:`NotFoundError`."""
         row = self.con.execute("SELECT trace_json FROM traces WHERE trace_id = ?", [trace_id]).fetchone()
         if row is None:
-            hint = self._suggest(trace_id)
-            raise NotFoundError(f"{self.path}: no trace with id {trace_id!r}" + (f" (did you mean {hint}?)" if hint else ""))
+            raise self.not_found(trace_id)
         return Trace.from_json(row[0])
+
+    def not_found(self, trace_id: str) -> NotFoundError:
+        """The error for an id the store does not hold, with a did-you-mean hint (to raise)."""
+        hint = self._suggest(trace_id)
+        return NotFoundError(f"{self.path}: no trace with id {trace_id!r}" + (f" (did you mean {hint}?)" if hint else ""))
 
     def _suggest(self, trace_id: str) -> str | None:
         """Up to three stored ids like ``trace_id``: containing it (any case), else nearest by edit distance
