@@ -380,10 +380,7 @@ class ActivationFile:
 
     def _npz_member(self, key: str) -> np.ndarray:
         shape, fortran, dtype, offset = self._npz[key]
-        if offset is None:  # compressed member: decompress it
-            with self._handle.open(key + ".npy") as f:
-                return np.lib.format.read_array(f, allow_pickle=False)
-        if 0 in shape or not shape:  # nothing (or a scalar) to map
+        if offset is None or not shape or 0 in shape:  # compressed, or nothing (a scalar) to map: read it
             with self._handle.open(key + ".npy") as f:
                 return np.lib.format.read_array(f, allow_pickle=False)
         return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape,  # stored: map in place

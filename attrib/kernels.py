@@ -102,9 +102,15 @@ def why_no_cuda() -> str | None:
 def _build() -> Any:
     from torch.utils.cpp_extension import load
 
-    # the checkout's build/ (gitignored) when there is one; an installed package builds in the user cache instead
-    default = REPO_ROOT / "build" / "torch_ext" if (REPO_ROOT / "cuda_ext").is_dir() else cache_dir() / "torch_ext"
-    build_dir = Path(os.environ.get("ATTRIB_CUDA_BUILD_DIR", default))
+    # the checkout's build/ (gitignored) when the sources are the checkout's; an installed package builds in the
+    # user cache instead (looked up only when $ATTRIB_CUDA_BUILD_DIR does not say)
+    env = os.environ.get("ATTRIB_CUDA_BUILD_DIR")
+    if env:
+        build_dir = Path(env)
+    elif CUDA_EXT_DIR == REPO_ROOT / "cuda_ext":
+        build_dir = REPO_ROOT / "build" / "torch_ext"
+    else:
+        build_dir = cache_dir() / "torch_ext"
     build_dir.mkdir(parents=True, exist_ok=True)
     return load(
         name="attrib_attn_stats",

@@ -185,7 +185,7 @@ def _load(source: ModelSource, *, dtype: str, use_cache: bool) -> tuple[Any, Any
         writable = use_cache and persistent_cache_dir() is not None
         tok, model = _from_pretrained(folder, gguf, kw)
         if writable:
-            _write_cache(model, tok, cached_folder(source))
+            _write_cache(model, tok, cached)  # the folder looked up above (its key hashes 2 MiB of the GGUF)
     else:
         tok, model = _from_pretrained(folder, None, kw)
     model.eval()

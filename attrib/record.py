@@ -278,14 +278,15 @@ class Recorder:
                 extra = {}
         for la, p in pats.items():
             key = PATTERN.format(l=la)
+            full = p.float().cpu().numpy()  # [H, T, T], off the device once
             if la in self.layers:
-                rows = p.float().cpu().numpy()[:, q, :]  # [H, Q, T]
+                rows = full[:, q, :]  # [H, Q, T]
                 tensors[f"{key}:segment_mass"] = drift.segment_masses(rows, seg).astype(self.dtype)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     ent = -np.where(rows > 0, rows * np.log(np.maximum(rows, 1e-30)), 0.0).sum(-1)
                 tensors[f"{key}:entropy"] = ent.astype(self.dtype)
             if (self.full_patterns and la in self.layers) or la in asked:
-                tensors[key] = p.float().cpu().numpy().astype(self.dtype)
+                tensors[key] = full.astype(self.dtype)
         for h, v in extra.items():
             a = v.float().cpu().numpy()
             tensors[h] = (a[q] if a.ndim >= 1 and a.shape[0] == len(x[0]) else a).astype(self.dtype)
