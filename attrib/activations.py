@@ -4,8 +4,9 @@ A step's :class:`~attrib.trace.ActivationRef` points at a file whose keys are ho
 (``blocks.12.attn.hook_pattern``), or ``"<step>/<hook>"`` when one file holds several steps.
 Files are opened lazily: safetensors through ``safe_open`` (memory-mapped), uncompressed ``.npz``
 members as ``numpy.memmap`` views into the zip, ``.pt`` through ``torch.load(mmap=True)`` (torch is
-imported only for ``.pt``). Keys must be TransformerLens hook names (:data:`BLOCK_HOOKS`, :data:`TOP_HOOKS`, plus
-attrib's ``:segment_mass`` / ``:entropy`` statistics); an unknown one is refused with the closest known name. Only
+imported only for ``.pt``). Keys must be TransformerLens hook names (:data:`BLOCK_HOOK_SHAPES`,
+:data:`TOP_HOOK_SHAPES`, plus attrib's ``:segment_mass`` / ``:entropy`` statistics); an unknown one is refused
+with the closest known name. Only
 numeric data is read (object/structured ``.npz`` members and members whose size disagrees with their header are
 refused when the file is opened); bfloat16 comes back as float32. Shapes are checked against a :class:`ModelConfig`
 (positive integers); a mismatch is an :class:`InputError` naming the file and the hook.
@@ -20,10 +21,10 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -86,37 +87,98 @@ def _positive_int(field: str, v: Any) -> int:
     return v
 
 
-#: TransformerLens hook names inside a block (``blocks.{l}.<name>``), and attrib's per-segment statistics of a
-#: pattern hook, which :mod:`attrib.record` writes as ``blocks.{l}.attn.hook_pattern:segment_mass`` / ``:entropy``.
-BLOCK_HOOKS: tuple[str, ...] = (
-    "hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_in", "hook_q_input", "hook_k_input",
-    "hook_v_input", "hook_mlp_in", "hook_attn_out", "hook_mlp_out",
-    "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z", "attn.hook_pattern", "attn.hook_attn_scores",
-    "attn.hook_result", "attn.hook_rot_q", "attn.hook_rot_k",
-    "mlp.hook_pre", "mlp.hook_post", "mlp.hook_pre_linear",
-    "ln1.hook_scale", "ln1.hook_normalized", "ln2.hook_scale", "ln2.hook_normalized",
-    "attn.hook_pattern:segment_mass", "attn.hook_pattern:entropy",
-)
-#: Hook names outside the blocks, and attrib's own non-hook keys (``attrib.query_positions``: the recorder's answer
-#: positions).
-TOP_HOOKS: tuple[str, ...] = ("hook_embed", "hook_pos_embed", "ln_final.hook_scale", "ln_final.hook_normalized",
-                              "attrib.query_positions")
+#: A shape rule names each dimension of a hook's activation for one prompt (batch dropped): ``"pos"`` is any
+#: length, an int is that size, any other name a :class:`ModelConfig` size resolved by :data:`_DIMS`.
+ShapeRule = tuple[str | int, ...]
+
+#: TransformerLens hooks inside a block (``blocks.{l}.<name>``) and the shape of each, the one table of them:
+#: adding a hook is one line here. It ends with attrib's per-segment statistics of a pattern hook, which
+#: :mod:`attrib.record` writes as ``blocks.{l}.attn.hook_pattern:segment_mass`` [H, Q, S] and
+#: ``:entropy`` [H, Q].
+BLOCK_HOOK_SHAPES: dict[str, ShapeRule] = {
+    "hook_resid_pre": ("pos", "d_model"),
+    "hook_resid_mid": ("pos", "d_model"),
+    "hook_resid_post": ("pos", "d_model"),
+    "hook_attn_in": ("pos", "n_heads", "d_model"),
+    "hook_q_input": ("pos", "n_heads", "d_model"),
+    "hook_k_input": ("pos", "n_kv_heads", "d_model"),
+    "hook_v_input": ("pos", "n_kv_heads", "d_model"),
+    "hook_mlp_in": ("pos", "d_model"),
+    "hook_attn_out": ("pos", "d_model"),
+    "hook_mlp_out": ("pos", "d_model"),
+    "attn.hook_q": ("pos", "n_heads", "d_head"),
+    "attn.hook_k": ("pos", "n_kv_heads", "d_head"),
+    "attn.hook_v": ("pos", "n_kv_heads", "d_head"),
+    "attn.hook_z": ("pos", "n_heads", "d_head"),
+    "attn.hook_pattern": ("n_heads", "pos", "pos"),
+    "attn.hook_attn_scores": ("n_heads", "pos", "pos"),
+    "attn.hook_result": ("pos", "n_heads", "d_model"),
+    "attn.hook_rot_q": ("pos", "n_heads", "d_head"),
+    "attn.hook_rot_k": ("pos", "n_kv_heads", "d_head"),
+    "mlp.hook_pre": ("pos", "d_mlp"),
+    "mlp.hook_post": ("pos", "d_mlp"),
+    "mlp.hook_pre_linear": ("pos", "d_mlp"),
+    "ln1.hook_scale": ("pos", 1),
+    "ln1.hook_normalized": ("pos", "d_model"),
+    "ln2.hook_scale": ("pos", 1),
+    "ln2.hook_normalized": ("pos", "d_model"),
+    "attn.hook_pattern:segment_mass": ("n_heads", "pos", "pos"),
+    "attn.hook_pattern:entropy": ("n_heads", "pos"),
+}
+#: Hooks outside the blocks, and attrib's own non-hook keys (``attrib.query_positions``: the recorder's answer
+#: positions), with their shapes.
+TOP_HOOK_SHAPES: dict[str, ShapeRule] = {
+    "hook_embed": ("pos", "d_model"),
+    "hook_pos_embed": ("pos", "d_model"),
+    "ln_final.hook_scale": ("pos", 1),
+    "ln_final.hook_normalized": ("pos", "d_model"),
+    "attrib.query_positions": ("pos",),
+}
+#: The hook names alone (derived from the shape tables).
+BLOCK_HOOKS: tuple[str, ...] = tuple(BLOCK_HOOK_SHAPES)
+TOP_HOOKS: tuple[str, ...] = tuple(TOP_HOOK_SHAPES)
+
+#: How a shape rule's named dimensions resolve against a config (None: any size, e.g. ``d_mlp`` left unset).
+_DIMS: dict[str, Callable[[ModelConfig], int | None]] = {
+    "pos": lambda c: None,
+    "d_model": lambda c: c.d_model,
+    "n_heads": lambda c: c.n_heads,
+    "n_kv_heads": lambda c: c.n_key_value_heads or c.n_heads,
+    "d_head": lambda c: c.head_dim,
+    "d_mlp": lambda c: c.d_mlp,
+}
+
+
+def _hook_rule(hook: str) -> ShapeRule | None:
+    """The shape rule of a known hook name (``blocks.3.hook_resid_post``), None for an unknown one."""
+    m = _HOOK.match(hook)
+    return TOP_HOOK_SHAPES.get(hook) if m is None else BLOCK_HOOK_SHAPES.get(m.group(2))
+
+
+def hook_layer(hook: str) -> int | None:
+    """The block number of a ``blocks.{l}.<name>`` hook, None for a hook outside the blocks."""
+    m = _HOOK.match(hook)
+    return None if m is None else int(m.group(1))
 
 
 def is_known_hook(hook: str) -> bool:
     """True for a TransformerLens hook name (``blocks.3.hook_resid_post``) or one of attrib's own keys."""
-    m = _HOOK.match(hook)
-    return hook in TOP_HOOKS if m is None else m.group(2) in BLOCK_HOOKS
+    return _hook_rule(hook) is not None
 
 
-def closest_hook(hook: str, extra: Iterator[str] | tuple[str, ...] = ()) -> str | None:
-    """The known hook name nearest to a misspelled one (same layer number), or None."""
+def closest_hook(hook: str, extra: Iterable[str] = (), *, among: Iterable[str] | None = None) -> str | None:
+    """The known hook name nearest to a misspelled one (same layer number), or None; never ``hook`` itself.
+
+    ``among`` (e.g. the hooks one model has) replaces the known names; ``extra`` adds to them."""
     import difflib
 
-    num = re.search(r"\d+", hook)
-    layer = num.group(0) if num else "0"
-    known = [*TOP_HOOKS, *(f"blocks.{layer}.{r}" for r in BLOCK_HOOKS), *extra]
-    best = difflib.get_close_matches(hook, known, n=1, cutoff=0.6)
+    if among is None:
+        num = re.search(r"\d+", hook)
+        layer = num.group(0) if num else "0"
+        known = [*TOP_HOOKS, *(f"blocks.{layer}.{r}" for r in BLOCK_HOOKS), *extra]
+    else:
+        known = [*among, *extra]
+    best = difflib.get_close_matches(hook, [k for k in known if k != hook], n=1, cutoff=0.6)
     return best[0] if best else None
 
 
@@ -132,41 +194,21 @@ def check_hook_name(path: str | Path | None, hook: str, field: str | None = None
 def expected_shape(hook: str, cfg: ModelConfig) -> tuple[int | None, ...] | None:
     """The shape a hook's activation must have for one prompt (None = any length), without batch.
 
-    None when the hook is unknown (:func:`check_hook_name` refuses those). attrib's statistics of a pattern hook
-    are per head: ``:segment_mass`` [H, Q, S] (answer positions, segments), ``:entropy`` [H, Q].
+    None when the hook is unknown (:func:`check_hook_name` refuses those); the rules are :data:`BLOCK_HOOK_SHAPES`.
     """
-    m = _HOOK.match(hook)
-    d, h, dh = cfg.d_model, cfg.n_heads, cfg.head_dim
-    if m is None:
-        return {"hook_embed": (None, d), "hook_pos_embed": (None, d), "ln_final.hook_normalized": (None, d),
-                "ln_final.hook_scale": (None, 1), "attrib.query_positions": (None,)}.get(hook)
-    rest = m.group(2)
-    kv = cfg.n_key_value_heads or h
-    table: dict[str, tuple[int | None, ...]] = {
-        "hook_resid_pre": (None, d), "hook_resid_mid": (None, d), "hook_resid_post": (None, d),
-        "hook_attn_out": (None, d), "hook_mlp_out": (None, d), "hook_mlp_in": (None, d),
-        "hook_attn_in": (None, h, d), "hook_q_input": (None, h, d),
-        "hook_k_input": (None, kv, d), "hook_v_input": (None, kv, d),
-        "attn.hook_pattern": (h, None, None), "attn.hook_attn_scores": (h, None, None),
-        "attn.hook_pattern:segment_mass": (h, None, None), "attn.hook_pattern:entropy": (h, None),
-        "attn.hook_q": (None, h, dh), "attn.hook_z": (None, h, dh), "attn.hook_result": (None, h, d),
-        "ln1.hook_normalized": (None, d), "ln2.hook_normalized": (None, d),
-        "ln1.hook_scale": (None, 1), "ln2.hook_scale": (None, 1),
-    }
-    if rest in ("attn.hook_k", "attn.hook_v", "attn.hook_rot_k", "attn.hook_rot_q"):
-        return (None, h if rest == "attn.hook_rot_q" else kv, dh)
-    if rest in ("mlp.hook_pre", "mlp.hook_post", "mlp.hook_pre_linear"):
-        return (None, cfg.d_mlp) if cfg.d_mlp is not None else (None, None)
-    return table.get(rest)
+    rule = _hook_rule(hook)
+    if rule is None:
+        return None
+    return tuple(d if isinstance(d, int) else _DIMS[d](cfg) for d in rule)
 
 
 def check_shape(path: str | Path, hook: str, shape: tuple[int, ...], cfg: ModelConfig) -> None:
     """Raise :class:`InputError` (file, hook) if ``hook`` is no known hook name or ``shape`` does not fit ``cfg``
     (a leading batch of 1 is allowed)."""
     check_hook_name(path, hook)
-    m = _HOOK.match(hook)
-    if m is not None and int(m.group(1)) >= cfg.n_layers:
-        raise InputError(path, hook, f"layer {m.group(1)} does not exist (model has {cfg.n_layers} layers)")
+    layer = hook_layer(hook)
+    if layer is not None and layer >= cfg.n_layers:
+        raise InputError(path, hook, f"layer {layer} does not exist (model has {cfg.n_layers} layers)")
     want = expected_shape(hook, cfg)
     if want is None:
         return
@@ -189,24 +231,30 @@ def _npy_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
     return np.lib.format.read_array_header_2_0(f)
 
 
-_SUFFIX_FORMAT = {"pth": "pt", "bin": "pt", "st": "safetensors"}
+#: Other spellings of the activation formats, as file suffixes or in a reference's ``format`` field.
+_FORMAT_ALIASES = {"pth": "pt", "bin": "pt", "st": "safetensors"}
 #: safetensors dtypes numpy reads as they are; BF16 is read too, upcast to float32 (as ``.pt`` bfloat16 is).
 _ST_DTYPES = frozenset({"BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F16", "F32", "F64", "BF16"})
 
 
-def _format_of(path: Path, fmt: str | None = None) -> str:
-    f = (fmt or path.suffix.lstrip(".")).lower()
-    f = _SUFFIX_FORMAT.get(f, f)
-    if f not in FORMATS:
-        raise InputError(path, None, f"unknown activation format {f!r} (expected one of: {', '.join(FORMATS)})")
-    return f
+def activation_format(path: str | Path, fmt: str | None = None) -> str:
+    """``fmt`` as one of :data:`FORMATS` (``pth`` -> pt), or without one the format ``path``'s suffix implies.
+
+    The one place a format is inferred from a file name; :class:`InputError` when it names no known format."""
+    name = (fmt or Path(path).suffix.lstrip(".")).lower()
+    found = _FORMAT_ALIASES.get(name, name)
+    if found not in FORMATS:
+        expected = ", ".join(FORMATS)
+        raise InputError(path, None, f"unknown activation format {name!r} (expected one of: {expected})")
+    return found
 
 
 def format_from_suffix(path: str | Path) -> str | None:
     """The activation format a file name implies (``.npz`` -> npz, ``.pth`` -> pt), None when it implies none."""
-    f = Path(path).suffix.lstrip(".").lower()
-    f = _SUFFIX_FORMAT.get(f, f)
-    return f if f in FORMATS else None
+    try:
+        return activation_format(path)
+    except InputError:
+        return None
 
 
 def _numeric(dtype: np.dtype) -> bool:
@@ -227,7 +275,7 @@ class ActivationFile:
             raise InputError(self.path, None, "activation file not found")
         if self.path.is_dir():
             raise InputError(self.path, None, "is a folder, not an activation file (.safetensors, .npz or .pt)")
-        self.format = _format_of(self.path, format)
+        self.format = activation_format(self.path, format)
         self._handle: Any = None
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._meta: dict[str, Any] = {}
@@ -266,39 +314,47 @@ class ActivationFile:
     def _open_npz(self) -> None:
         import math
 
-        self._handle = zipfile.ZipFile(self.path)
+        self._handle = zipfile.ZipFile(self.path)  # reads the archive's member index (central directory) once
         size = self.path.stat().st_size
-        for info in self._handle.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
-            key = info.filename[:-4]
-            with self._handle.open(info) as f:
-                shape, fortran, dtype = _npy_header(f)  # header only, no data
-                header_len = f.tell()
-            if key == "__config__":
-                self._meta = json.loads(str(np.load(self.path, allow_pickle=False)["__config__"]))
-                continue
-            if not _numeric(dtype):
-                raise InputError(self.path, key, f"dtype {dtype} is not numeric (object, string and structured arrays "
-                                                 "are refused: store float or integer arrays)")
-            nbytes = math.prod(shape) * dtype.itemsize
-            if info.file_size != header_len + nbytes:
-                raise InputError(self.path, key, f"member holds {max(info.file_size - header_len, 0)} data bytes but "
-                                                 f"its header declares {list(shape)} {dtype} ({nbytes} bytes): "
-                                                 "truncated or corrupt")
-            offset = None
-            if info.compress_type == zipfile.ZIP_STORED:
-                offset = self._stored_offset(info) + header_len
-                if offset + nbytes > size:
-                    raise InputError(self.path, key, "data runs past the end of the file (truncated)")
-            self._npz[key] = (tuple(shape), bool(fortran), dtype, offset)
-            self._shapes[key] = tuple(shape)
+        with open(self.path, "rb") as raw:  # one handle for every stored member's local header
+            for info in self._handle.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                key = info.filename[:-4]
+                if key == "__config__":
+                    with self._handle.open(info) as f:
+                        self._meta = json.loads(str(np.lib.format.read_array(f, allow_pickle=False)))
+                    continue
+                with self._handle.open(info) as f:
+                    shape, fortran, dtype = _npy_header(f)  # header only, no data
+                    header_len = f.tell()
+                if not _numeric(dtype):
+                    raise InputError(
+                        self.path,
+                        key,
+                        f"dtype {dtype} is not numeric (object, string and structured arrays are refused: "
+                        "store float or integer arrays)",
+                    )
+                nbytes = math.prod(shape) * dtype.itemsize
+                if info.file_size != header_len + nbytes:
+                    raise InputError(
+                        self.path,
+                        key,
+                        f"member holds {max(info.file_size - header_len, 0)} data bytes but its header declares "
+                        f"{list(shape)} {dtype} ({nbytes} bytes): truncated or corrupt",
+                    )
+                offset = None
+                if info.compress_type == zipfile.ZIP_STORED:
+                    offset = self._stored_offset(raw, info) + header_len
+                    if offset + nbytes > size:
+                        raise InputError(self.path, key, "data runs past the end of the file (truncated)")
+                self._npz[key] = (tuple(shape), bool(fortran), dtype, offset)
+                self._shapes[key] = tuple(shape)
 
-    def _stored_offset(self, info: zipfile.ZipInfo) -> int:
-        """Where a stored member's bytes begin in the file (after its local header)."""
-        with open(self.path, "rb") as raw:
-            raw.seek(info.header_offset)
-            local = raw.read(30)
+    def _stored_offset(self, raw: BinaryIO, info: zipfile.ZipInfo) -> int:
+        """Where a stored member's bytes begin in the file (after its local header), read through ``raw``."""
+        raw.seek(info.header_offset)
+        local = raw.read(30)
         if len(local) < 30 or local[:4] != b"PK\x03\x04":
             raise InputError(self.path, info.filename[:-4], "corrupt zip member header")
         name_len = int.from_bytes(local[26:28], "little")
@@ -455,24 +511,31 @@ def load_step(step: Step, hooks: tuple[str, ...] | None = None, config: Any = No
 
 
 def check_trace(trace: Trace, config: Any = None, source: str | Path | None = None) -> int:
-    """Open every activation file a trace references and check hooks and shapes; returns files checked.
+    """Open every activation file a trace references and check hooks and shapes; returns step files checked.
 
     With ``source`` (the trace's file), errors name it and the step before the activation file's own line.
+    A file several steps share (``"<step>/<hook>"`` keys) is opened, and its index read, once per call.
     """
-    n = 0
-    for s in trace.steps:
-        ref = s.activation
-        if ref is None:
-            continue
-        try:
-            with open_activations(ref) as f:
-                f.check(config, ref.hooks or None, s.index)
-        except InputError as e:
-            if source is None:
-                raise
-            raise InputError(source, f"steps[{s.index}].activation", e.one_line()) from None
-        n += 1
-    return n
+    refs = [(s.index, s.activation) for s in trace.steps if s.activation is not None]
+    last = {(ref.path, ref.format): i for i, (_, ref) in enumerate(refs)}  # where each file is needed last
+    opened: dict[tuple[str, str], ActivationFile] = {}
+    try:
+        for i, (index, ref) in enumerate(refs):
+            key = (ref.path, ref.format)
+            try:
+                if key not in opened:
+                    opened[key] = open_activations(ref)
+                opened[key].check(config, ref.hooks or None, index)
+            except InputError as e:
+                if source is None:
+                    raise
+                raise InputError(source, f"steps[{index}].activation", e.one_line()) from None
+            if last[key] == i:
+                opened.pop(key).close()
+    finally:
+        for f in opened.values():
+            f.close()
+    return len(refs)
 
 
 def link_activations(trace: Trace, directory: str | Path, pattern: str = "step_{index}") -> Trace:
@@ -486,8 +549,8 @@ def link_activations(trace: Trace, directory: str | Path, pattern: str = "step_{
         for fmt in FORMATS:
             p = d / f"{pattern.format(index=s.index)}.{fmt}"
             if p.exists():
-                with ActivationFile(p, fmt) as f:
-                    ref = ActivationRef(path=str(p), hooks=tuple(f), format=fmt)
+                with ActivationFile(p) as f:  # the format its suffix implies
+                    ref = ActivationRef(path=str(p), hooks=tuple(f), format=f.format)
                 break
         steps.append(s if ref is s.activation else msgspec.structs.replace(s, activation=ref))
     return msgspec.structs.replace(trace, steps=tuple(steps))

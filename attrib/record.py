@@ -31,7 +31,6 @@ files small (a 30-layer, 32-token step is ~100 KB) and are exactly what drift an
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,13 +38,21 @@ from typing import Any
 
 import numpy as np
 
+from attrib.activations import (
+    ModelConfig,
+    check_hook_name,
+    closest_hook,
+    hook_layer,
+    is_known_hook,
+    open_activations,
+    save_step,
+)
 from attrib.errors import InputError
-from attrib.trace import ActivationRef, Label, Step, Trace
+from attrib.trace import Label, Step, Trace
 
 PATTERN = "blocks.{l}.attn.hook_pattern"
 #: Storage dtypes the recorder accepts (floats numpy can write; bfloat16 is not one of them).
 DTYPES: tuple[str, ...] = ("float16", "float32", "float64")
-_HOOK = re.compile(r"^blocks\.(\d+)\.[\w.]+$")
 
 
 class StepHandle:
@@ -110,28 +117,27 @@ class Recorder:
 
     def _check_hook(self, h: Any) -> None:
         """Refuse, before any replay, a hook name this model cannot give (misspelled, wrong layer, HF-only)."""
-        from attrib.activations import closest_hook, is_known_hook
-
         if not isinstance(h, str):
             raise InputError(None, "hooks", f"expected hook names (strings), got {type(h).__name__}")
         if h.endswith((":segment_mass", ":entropy")) or h == "attrib.query_positions":
             raise InputError(None, "hooks", f"{h!r} is written for every recorded layer already (choose them with "
                                             "layers=[...]); hooks names extra TransformerLens hooks")
+        check_hook_name(None, h, "hooks")  # the names the activation files accept back (attrib.activations)
+        layer = hook_layer(h)
+        if layer is not None and layer >= self.n_layers:
+            raise InputError(None, "hooks", f"{h!r}: layer {layer} does not exist (model has {self.n_layers})")
         names: set[str] = set()
         if self.is_bridge:
             try:
                 names = set(self.model.hook_dict)
             except Exception:  # an object that only looks like a bridge: fall back to the TransformerLens names
                 names = set()
-        # a TransformerLens name (what ingest accepts back) that this model also has: the bridge's own aliases
-        # (e.g. blocks.0.hook_out) are not promised by the file format, so they are refused here too
-        if not is_known_hook(h) or (names and h not in names):
-            near = closest_hook(h, tuple(n for n in names if is_known_hook(n)))
-            hint = f"; did you mean {near!r}?" if near else " (e.g. blocks.3.hook_resid_post)"
-            raise InputError(None, "hooks", f"{h!r} is not a TransformerLens hook name of this model{hint}")
-        m = _HOOK.match(h)
-        if m is not None and int(m.group(1)) >= self.n_layers:
-            raise InputError(None, "hooks", f"{h!r}: layer {m.group(1)} does not exist (model has {self.n_layers})")
+        # the bridge's own aliases (e.g. blocks.0.hook_out) are not promised by the file format: suggest only
+        # TransformerLens names this model has
+        if names and h not in names:
+            near = closest_hook(h, among=(n for n in names if is_known_hook(n)))
+            hint = f"; did you mean {near!r}?" if near else ""
+            raise InputError(None, "hooks", f"{h!r} is a TransformerLens hook this model does not have{hint}")
         if not self.is_bridge and not h.endswith("attn.hook_pattern"):
             raise InputError(None, "hooks", f"{h!r} needs a TransformerBridge (attrib.models.load_bridge); an HF "
                                             "model gives only blocks.{l}.attn.hook_pattern")
@@ -201,11 +207,8 @@ class Recorder:
         tensors, layout = self._capture(rendered.input_ids, resp_ids, rendered.spans)
         self.out_dir.mkdir(parents=True, exist_ok=True)  # also without ``with``: created on the first write
         path = self.out_dir / f"step_{index}.safetensors"
-        from attrib.activations import ModelConfig, save_step
-
         hf_cfg = self.model.original_model.config if self.is_bridge else self.model.config
-        ref = save_step(path, tensors, ModelConfig.from_any(hf_cfg))
-        ref = ActivationRef(path=str(path), hooks=ref.hooks, format="safetensors")
+        ref = save_step(path, tensors, ModelConfig.from_any(hf_cfg))  # format="safetensors", the path as given
         meta = {"activation_layout": layout, "messages": list(messages), **(metadata or {})}
         step = Step(
             index=index, agent=agent, content=text, role="assistant", parents=tuple(parents),
@@ -259,7 +262,8 @@ class Recorder:
         from attrib.heads import drift
 
         # pattern hooks asked for by name are saved in full, whatever ``layers`` and ``full_patterns`` say
-        asked = {int(m.group(1)) for h in self.hooks if h.endswith("attn.hook_pattern") and (m := _HOOK.match(h))}
+        pattern_layers = (hook_layer(h) for h in self.hooks if h.endswith("attn.hook_pattern"))
+        asked = {la for la in pattern_layers if la is not None}
         want = sorted(set(self.layers) | asked)
         names = {PATTERN.format(l=la) for la in want} | set(self.hooks)
         with torch.no_grad():
@@ -331,8 +335,6 @@ class _StepContext:
 
 def load_segment_stats(step: Step) -> dict[str, np.ndarray]:
     """A recorded step's per-layer segment masses ``[L, H, Q, S]`` and entropies ``[L, H, Q]`` (float32)."""
-    from attrib.activations import open_activations
-
     if step.activation is None:
         raise InputError(None, f"steps[{step.index}].activation", "this step has no recorded activations")
     layout = step.metadata.get("activation_layout") or {}
@@ -340,10 +342,12 @@ def load_segment_stats(step: Step) -> dict[str, np.ndarray]:
     with open_activations(step.activation) as f:
         keys = set(f.keys())
         if layers is None:
-            layers = sorted(int(k.split(".")[1]) for k in keys if k.endswith(":segment_mass"))
-        try:
-            mass = np.stack([np.asarray(f.get(f"{PATTERN.format(l=la)}:segment_mass"), dtype=np.float32) for la in layers])
-            ent = np.stack([np.asarray(f.get(f"{PATTERN.format(l=la)}:entropy"), dtype=np.float32) for la in layers])
-        except KeyError as e:
-            raise InputError(step.activation.path, str(e), "segment statistics missing from the activation file") from None
+            layers = sorted({la for k in keys if k.endswith(":segment_mass") and (la := hook_layer(k)) is not None})
+        wanted = [f"{PATTERN.format(l=la)}:{stat}" for la in layers for stat in ("segment_mass", "entropy")]
+        missing = [k for k in wanted if k not in keys]
+        if not layers or missing:  # checked up front: f.get would only say "no such activation"
+            raise InputError(step.activation.path, missing[0] if missing else None,
+                             "segment statistics missing from the activation file (is it a recorded step?)")
+        mass = np.stack([np.asarray(f.get(f"{PATTERN.format(l=la)}:segment_mass"), dtype=np.float32) for la in layers])
+        ent = np.stack([np.asarray(f.get(f"{PATTERN.format(l=la)}:entropy"), dtype=np.float32) for la in layers])
     return {"segment_mass": mass, "entropy": ent, "layers": np.asarray(layers)}

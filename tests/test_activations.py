@@ -297,3 +297,114 @@ def test_pt_integer_keys_read_as_strings(tmp_path: Path) -> None:
     with ActivationFile(tmp_path / "int.pt") as f:
         assert f.keys() == ["3"]
         np.testing.assert_array_equal(f.get("3"), np.ones(2, np.float32))
+
+
+def test_every_known_hook_has_a_shape_rule() -> None:
+    """One table names the hooks and their shapes: every name resolves against a config, with no unknown size."""
+    from attrib.activations import BLOCK_HOOKS, TOP_HOOKS, is_known_hook
+
+    for hook in (*(f"blocks.2.{h}" for h in BLOCK_HOOKS), *TOP_HOOKS):
+        assert is_known_hook(hook)
+        want = expected_shape(hook, CFG)
+        assert want is not None and all(d is None or (isinstance(d, int) and d > 0) for d in want), hook
+    no_mlp = ModelConfig(n_layers=2, n_heads=4, d_model=32)
+    assert expected_shape("blocks.0.mlp.hook_post", no_mlp) == (None, None)  # d_mlp unknown: any size
+    assert expected_shape("blocks.0.attn.hook_rot_q", CFG) == (None, 9, 64)
+    assert expected_shape("blocks.0.attn.hook_rot_k", CFG) == (None, 3, 64)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "want"),
+    [
+        ("a.npz", None, "npz"),
+        ("a.NPZ", None, "npz"),
+        ("a.pth", None, "pt"),
+        ("a.bin", None, "pt"),
+        ("a.st", None, "safetensors"),
+        ("a.safetensors", None, "safetensors"),
+        ("a.npz", "PT", "pt"),
+        ("a", "pth", "pt"),
+        ("a.h5", None, None),
+        ("a", None, None),
+        ("a.npz", "h5", None),
+    ],
+)
+def test_the_format_is_inferred_in_one_place(name: str, fmt: str | None, want: str | None) -> None:
+    from attrib.activations import activation_format, format_from_suffix
+
+    if want is None:
+        with pytest.raises(InputError, match="unknown activation format"):
+            activation_format(name, fmt)
+    else:
+        assert activation_format(name, fmt) == want
+    if fmt is None:
+        assert format_from_suffix(name) == want
+
+
+def test_npz_index_and_config_are_read_through_one_handle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening an .npz reads its members' offsets through one file handle (it reopened the file per member)."""
+    import builtins
+
+    p = tmp_path / "many.npz"
+    arrays = {f"blocks.{i}.hook_resid_post": np.full((POS, 576), i, np.float32) for i in range(6)}
+    np.savez(p, __config__=json.dumps({"n_layers": 30, "n_heads": 9, "d_model": 576}), **arrays)
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file: object, *args: object, **kwargs: object) -> object:
+        if str(file) == str(p):
+            opened.append(str(file))
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    f = ActivationFile(p)
+    monkeypatch.undo()
+    with f:
+        assert len(opened) == 1
+        assert f.config == ModelConfig(n_layers=30, n_heads=9, d_model=576)
+        assert "__config__" not in f
+        for k, v in arrays.items():
+            got = f.get(k)
+            assert isinstance(got, np.memmap)
+            np.testing.assert_array_equal(got, v)
+
+
+def test_pt_declares_its_config(tmp_path: Path) -> None:
+    import torch
+
+    torch.save(
+        {
+            "__config__": {"n_layers": 30, "n_heads": 9, "d_model": 576},
+            "blocks.0.hook_resid_post": torch.zeros(POS, 576),
+        },
+        tmp_path / "a.pth",
+    )
+    with ActivationFile(tmp_path / "a.pth") as f:
+        assert f.format == "pt" and f.keys() == ["blocks.0.hook_resid_post"]
+        assert f.config == ModelConfig(n_layers=30, n_heads=9, d_model=576)
+        f.check()
+
+
+def test_check_trace_opens_a_shared_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps sharing one multi-step file: it is opened (and its index read) once per check, then closed."""
+    import attrib.activations as acts
+
+    p = tmp_path / "all.npz"
+    np.savez(p, **{f"{i}/blocks.1.hook_resid_post": np.zeros((i + 1, 576), np.float32) for i in range(4)})
+    msgs = [
+        {"role": "user", "name": f"a{i}", "content": "x", "activation": {"path": "all.npz"}} for i in range(4)
+    ]
+    (tmp_path / "chat.json").write_text(json.dumps(msgs))
+    trace = load_trace(tmp_path / "chat.json")
+    files: list[ActivationFile] = []
+    real = acts.open_activations
+
+    def counting(ref: object) -> ActivationFile:
+        files.append(real(ref))  # type: ignore[arg-type]
+        return files[-1]
+
+    monkeypatch.setattr(acts, "open_activations", counting)
+    assert check_trace(trace, CFG) == 4
+    assert len(files) == 1 and files[0]._handle is None  # closed after its last step

@@ -247,3 +247,68 @@ def test_bridge_hooks_are_checked_against_the_bridge_before_the_replay(tmp_path)
     step = rec.add_step("a", MSGS, "Hello!")
     assert {"blocks.3.hook_resid_post", "hook_embed"} <= set(step.activation.hooks)
     assert check_trace(rec.trace()) == 1
+
+
+def _fake_bridge(hook_names: list[str]) -> object:
+    """An object the recorder takes for a TransformerBridge of 4 layers, with these hooks (no model behind it)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        original_model=None,
+        run_with_cache=None,
+        cfg=SimpleNamespace(n_layers=4),
+        tokenizer=object(),
+        hook_dict=dict.fromkeys(hook_names),
+    )
+
+
+def test_bridge_hook_checks_share_the_activation_file_names(tmp_path):
+    """The recorder's hook check is attrib.activations' one (plus the bridge's own hooks, the layer range)."""
+    from attrib.record import Recorder
+
+    bridge = _fake_bridge(["blocks.3.attn.hook_q", "blocks.3.attn.hook_k", "blocks.3.hook_out", "hook_embed"])
+    # a valid name the bridge lacks was "did you mean" itself; now the closest name the bridge has
+    with pytest.raises(InputError) as e:
+        Recorder(bridge, out_dir=tmp_path, hooks=["blocks.3.attn.hook_rot_q"])
+    assert "this model does not have" in str(e.value) and "'blocks.3.attn.hook_rot_q'?" not in str(e.value)
+    assert "did you mean 'blocks.3.attn.hook_q'" in str(e.value)
+    with pytest.raises(
+        InputError, match="not a TransformerLens hook name; did you mean 'blocks.3.attn.hook_q'"
+    ):
+        Recorder(bridge, out_dir=tmp_path, hooks=["blocks.3.attn.hook_qq"])
+    with pytest.raises(InputError, match="not a TransformerLens hook name"):  # a bridge alias is no file key
+        Recorder(bridge, out_dir=tmp_path, hooks=["blocks.3.hook_out"])
+    with pytest.raises(InputError, match="layer 9 does not exist"):
+        Recorder(bridge, out_dir=tmp_path, hooks=["blocks.9.attn.hook_q"])
+    with pytest.raises(InputError, match="written for every recorded layer"):
+        Recorder(bridge, out_dir=tmp_path, hooks=["blocks.3.attn.hook_pattern:entropy"])
+    rec = Recorder(bridge, out_dir=tmp_path, hooks=["hook_embed", "blocks.3.attn.hook_q"])
+    assert rec.hooks == ("hook_embed", "blocks.3.attn.hook_q")
+
+
+def test_missing_segment_statistics_are_named(tmp_path):
+    """A step file without the recorder's statistics is an InputError naming what is missing (was a ValueError
+    from np.stack, or a bare "no such activation")."""
+    from attrib.activations import save_step
+    from attrib.record import load_segment_stats
+    from attrib.trace import Step
+
+    ref = save_step(
+        tmp_path / "s.safetensors",
+        {
+            "blocks.0.attn.hook_pattern:segment_mass": np.zeros((9, 2, 5)),
+            "blocks.0.hook_resid_post": np.zeros((2, 576)),
+        },
+    )
+    with pytest.raises(
+        InputError, match="s.safetensors: blocks.0.attn.hook_pattern:entropy: segment statistics"
+    ):
+        load_segment_stats(Step(index=0, agent="a", content="x", activation=ref))
+    with pytest.raises(
+        InputError, match="blocks.2.attn.hook_pattern:segment_mass: segment statistics missing"
+    ):
+        layout = {"activation_layout": {"layers": [2]}}
+        load_segment_stats(Step(index=0, agent="a", content="x", activation=ref, metadata=layout))
+    bare = save_step(tmp_path / "bare.safetensors", {"blocks.0.hook_resid_post": np.zeros((2, 576))})
+    with pytest.raises(InputError, match="bare.safetensors: segment statistics missing"):
+        load_segment_stats(Step(index=0, agent="a", content="x", activation=bare))
