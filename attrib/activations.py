@@ -3,7 +3,7 @@
 A step's :class:`~attrib.trace.ActivationRef` points at a file whose keys are hook names
 (``blocks.12.attn.hook_pattern``), or ``"<step>/<hook>"`` when one file holds several steps.
 Files are opened lazily: safetensors through ``safe_open`` (memory-mapped), uncompressed ``.npz``
-members as ``numpy.memmap`` views into the zip, ``.pt`` through ``torch.load(mmap=True)`` (torch is
+members as views into one ``numpy.memmap`` of the zip, ``.pt`` through ``torch.load(mmap=True)`` (torch is
 imported only for ``.pt``). Keys must be TransformerLens hook names (:data:`BLOCK_HOOK_SHAPES`,
 :data:`TOP_HOOK_SHAPES`, plus attrib's ``:segment_mass`` / ``:entropy`` statistics); an unknown one is refused
 with the closest known name. Only
@@ -12,8 +12,8 @@ refused when the file is opened); bfloat16 comes back as float32. Shapes are che
 (positive integers); a mismatch is an :class:`InputError` naming the file and the hook.
 
 A file may describe its own model: safetensors ``__metadata__`` or an ``__config__`` entry (a JSON
-string in ``.npz``, a dict in ``.pt``) with ``n_layers``, ``n_heads``, ``d_model``... is used when no
-config is passed.
+string in ``.npz``, a dict in ``.pt``; anything but a JSON object is refused) with ``n_layers``, ``n_heads``,
+``d_model``... is used when no config is passed.
 """
 
 from __future__ import annotations
@@ -166,18 +166,18 @@ def is_known_hook(hook: str) -> bool:
     return _hook_rule(hook) is not None
 
 
-def closest_hook(hook: str, extra: Iterable[str] = (), *, among: Iterable[str] | None = None) -> str | None:
+def closest_hook(hook: str, *, among: Iterable[str] | None = None) -> str | None:
     """The known hook name nearest to a misspelled one (same layer number), or None; never ``hook`` itself.
 
-    ``among`` (e.g. the hooks one model has) replaces the known names; ``extra`` adds to them."""
+    ``among`` (e.g. the hooks one model has) replaces the known names."""
     import difflib
 
     if among is None:
         num = re.search(r"\d+", hook)
         layer = num.group(0) if num else "0"
-        known = [*TOP_HOOKS, *(f"blocks.{layer}.{r}" for r in BLOCK_HOOKS), *extra]
+        known = [*TOP_HOOKS, *(f"blocks.{layer}.{r}" for r in BLOCK_HOOKS)]
     else:
-        known = [*among, *extra]
+        known = list(among)
     best = difflib.get_close_matches(hook, [k for k in known if k != hook], n=1, cutoff=0.6)
     return best[0] if best else None
 
@@ -202,6 +202,11 @@ def expected_shape(hook: str, cfg: ModelConfig) -> tuple[int | None, ...] | None
     return tuple(d if isinstance(d, int) else _DIMS[d](cfg) for d in rule)
 
 
+#: Hooks laid out [H, Q, K] (query by key positions): a query attends to keys up to itself, so Q <= K (K > Q with a
+#: key/value cache). Not ``:segment_mass`` [H, Q, S], whose last axis is the segments.
+_QK_HOOKS = ("attn.hook_pattern", "attn.hook_attn_scores")
+
+
 def check_shape(path: str | Path, hook: str, shape: tuple[int, ...], cfg: ModelConfig) -> None:
     """Raise :class:`InputError` (file, hook) if ``hook`` is no known hook name or ``shape`` does not fit ``cfg``
     (a leading batch of 1 is allowed)."""
@@ -216,8 +221,8 @@ def check_shape(path: str | Path, hook: str, shape: tuple[int, ...], cfg: ModelC
     if len(got) == len(want) + 1 and got[0] == 1:
         got = got[1:]
     ok = len(got) == len(want) and all(w is None or w == g for w, g in zip(want, got, strict=False))
-    if hook.endswith("hook_pattern") and ok and len(got) == 3 and got[1] > got[2]:
-        ok = False  # queries can never see more keys than exist
+    if hook.endswith(_QK_HOOKS) and ok and len(got) == 3 and got[1] > got[2]:
+        ok = False  # [H, Q, K]: queries can never see more keys than exist
     if not ok:
         shown = "[" + ", ".join("pos" if w is None else str(w) for w in want) + "]"
         raise InputError(path, hook, f"shape {list(shape)} does not match the model config: expected {shown}")
@@ -257,6 +262,28 @@ def format_from_suffix(path: str | Path) -> str | None:
         return None
 
 
+#: How a zip archive (``np.savez``, ``torch.save``) begins: a member's local header, or the end record of an empty one.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _starts_as_zip(path: str | Path) -> bool:
+    """True when the file begins as a zip archive does (4 bytes read; a safetensors file begins with its header
+    length). Unlike ``zipfile.is_zipfile`` it does not read the archive's end records, which opening reads anyway."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in _ZIP_MAGIC
+    except OSError:
+        return False
+
+
+def _config_object(path: Path, cfg: Any) -> dict[str, Any]:
+    """A file's ``__config__`` entry, which must be a JSON object (a dict)."""
+    if not isinstance(cfg, dict):
+        raise InputError(path, "__config__", f"must be a JSON object with n_layers, n_heads, d_model..., got "
+                                             f"{type(cfg).__name__}")
+    return cfg
+
+
 def _numeric(dtype: np.dtype) -> bool:
     return not dtype.hasobject and dtype.fields is None and dtype.kind in "biufc"
 
@@ -281,6 +308,7 @@ class ActivationFile:
         self._meta: dict[str, Any] = {}
         self._npz: dict[str, tuple[tuple[int, ...], bool, np.dtype, int | None]] = {}
         self._bf16: dict[str, int] = {}  # safetensors bfloat16 tensors: absolute data offset
+        self._map: np.memmap | None = None  # .npz: the whole file mapped once; stored members are views into it
         try:
             getattr(self, f"_open_{self.format}")()
         except InputError:
@@ -323,7 +351,7 @@ class ActivationFile:
                 key = info.filename[:-4]
                 if key == "__config__":
                     with self._handle.open(info) as f:
-                        self._meta = json.loads(str(np.lib.format.read_array(f, allow_pickle=False)))
+                        self._meta = self._npz_config(np.lib.format.read_array(f, allow_pickle=False))
                     continue
                 with self._handle.open(info) as f:
                     shape, fortran, dtype = _npy_header(f)  # header only, no data
@@ -350,6 +378,19 @@ class ActivationFile:
                         raise InputError(self.path, key, "data runs past the end of the file (truncated)")
                 self._npz[key] = (tuple(shape), bool(fortran), dtype, offset)
                 self._shapes[key] = tuple(shape)
+            if any(o is not None and s and 0 not in s for s, _, _, o in self._npz.values()):
+                self._map = np.memmap(raw, dtype=np.uint8, mode="r")  # through the same handle; no data is read
+
+    def _npz_config(self, arr: np.ndarray) -> dict[str, Any]:
+        """The ``__config__`` member: a JSON object stored as a string."""
+        if arr.ndim != 0 or arr.dtype.kind not in "US":
+            raise InputError(self.path, "__config__", f"must be a JSON object stored as a string, got a {arr.dtype} "
+                                                      f"array of shape {list(arr.shape)}")
+        try:
+            cfg = json.loads(str(arr))
+        except ValueError as e:
+            raise InputError(self.path, "__config__", f"is not valid JSON ({e})") from None
+        return _config_object(self.path, cfg)
 
     def _stored_offset(self, raw: BinaryIO, info: zipfile.ZipInfo) -> int:
         """Where a stored member's bytes begin in the file (after its local header), read through ``raw``."""
@@ -364,7 +405,7 @@ class ActivationFile:
     def _open_pt(self) -> None:
         import torch
 
-        if not zipfile.is_zipfile(self.path):
+        if not _starts_as_zip(self.path):
             raise InputError(self.path, None, "not a readable .pt file: empty, or not written by torch.save's zip "
                                               "format (re-save it with a current torch.save)")
         try:
@@ -374,9 +415,8 @@ class ActivationFile:
             raise InputError(self.path, None, f"not a readable .pt file ({first})") from None
         if not isinstance(obj, dict):
             raise InputError(self.path, None, f"expected a dict of tensors, got {type(obj).__name__}")
-        cfg = obj.pop("__config__", None)
-        if isinstance(cfg, dict):
-            self._meta = cfg
+        if "__config__" in obj:
+            self._meta = _config_object(self.path, obj.pop("__config__"))
         ok = {torch.float16, torch.float32, torch.float64, torch.bfloat16, torch.int8, torch.int16, torch.int32,
               torch.int64, torch.uint8, torch.bool}
         handle: dict[str, Any] = {}
@@ -418,6 +458,8 @@ class ActivationFile:
     def get(self, key: str) -> np.ndarray:
         """The array for ``key`` (memory-mapped where the format allows; bfloat16 comes back as float32)."""
         self.shape(key)
+        if self._handle is None:
+            raise InputError(self.path, key, "the activation file is closed")
         if self.format == "safetensors":
             if key in self._bf16:
                 return self._bf16_tensor(key)
@@ -439,8 +481,10 @@ class ActivationFile:
         if offset is None or not shape or 0 in shape:  # compressed, or nothing (a scalar) to map: read it
             with self._handle.open(key + ".npy") as f:
                 return np.lib.format.read_array(f, allow_pickle=False)
-        return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape,  # stored: map in place
-                         order="F" if fortran else "C")
+        if self._map is None:
+            raise InputError(self.path, key, "the activation file is closed")
+        nbytes = int(np.prod(shape)) * dtype.itemsize  # stored: a view into the file's one map, read-only
+        return self._map[offset:offset + nbytes].view(dtype).reshape(shape, order="F" if fortran else "C")
 
     def items(self) -> Iterator[tuple[str, np.ndarray]]:
         for k in self._shapes:
@@ -463,14 +507,15 @@ class ActivationFile:
         config = ModelConfig.from_any(cfg) if cfg is not None else self.config
         names = hooks if hooks else (self.step_hooks(step) if step is not None else tuple(self))
         for h in names:
-            key = self._key(h, step)
+            key = self.step_key(h, step)
             hook = key.split("/", 1)[1] if "/" in key else key
             check_hook_name(self.path, hook, key)
             shape = self.shape(key)
             if config is not None:
                 check_shape(self.path, hook, shape, config)
 
-    def _key(self, hook: str, step: int | None) -> str:
+    def step_key(self, hook: str, step: int | None) -> str:
+        """The key ``hook`` has for ``step``: ``"<step>/<hook>"`` when the file holds one, else ``hook`` itself."""
         if step is not None and f"{step}/{hook}" in self._shapes:
             return f"{step}/{hook}"
         return hook
@@ -479,6 +524,9 @@ class ActivationFile:
         if self.format == "npz" and self._handle is not None:
             self._handle.close()
         self._handle = None
+        # the file's map is released, not closed by force: arrays get() returned are views into it, and unmapping
+        # under them would crash; it is unmapped when the last of them goes
+        self._map = None
 
     def __enter__(self) -> ActivationFile:
         return self
@@ -491,11 +539,11 @@ def open_activations(ref: ActivationRef) -> ActivationFile:
     """Open the file a step's :class:`ActivationRef` points at.
 
     ``ActivationRef.format`` defaults to safetensors; a reference left at that default whose file is named
-    ``.npz``/``.pt`` and is a zip archive (which a safetensors file never is) is read by its suffix.
+    ``.npz``/``.pt`` and begins as a zip archive (which a safetensors file never does) is read by its suffix.
     """
     fmt: str | None = ref.format
     implied = format_from_suffix(ref.path)
-    if fmt == "safetensors" and implied in ("npz", "pt") and zipfile.is_zipfile(ref.path):
+    if fmt == "safetensors" and implied in ("npz", "pt") and _starts_as_zip(ref.path):
         fmt = implied
     return ActivationFile(ref.path, fmt)
 
@@ -507,7 +555,7 @@ def load_step(step: Step, hooks: tuple[str, ...] | None = None, config: Any = No
     with open_activations(step.activation) as f:
         wanted = hooks or step.activation.hooks or f.step_hooks(step.index)
         f.check(config, wanted, step.index)
-        return {h: np.asarray(f.get(f._key(h, step.index))) for h in wanted}
+        return {h: np.asarray(f.get(f.step_key(h, step.index))) for h in wanted}
 
 
 def check_trace(trace: Trace, config: Any = None, source: str | Path | None = None) -> int:

@@ -334,20 +334,28 @@ class _StepContext:
 
 
 def load_segment_stats(step: Step) -> dict[str, np.ndarray]:
-    """A recorded step's per-layer segment masses ``[L, H, Q, S]`` and entropies ``[L, H, Q]`` (float32)."""
+    """A recorded step's per-layer segment masses ``[L, H, Q, S]`` and entropies ``[L, H, Q]`` (float32).
+
+    The step's file holds them under hook names, or under ``"<step>/<hook>"`` keys when one file holds several
+    steps (the layout :mod:`attrib.activations` reads); a file with nothing for this step is an :class:`InputError`.
+    """
     if step.activation is None:
         raise InputError(None, f"steps[{step.index}].activation", "this step has no recorded activations")
     layout = step.metadata.get("activation_layout") or {}
     layers = layout.get("layers")
     with open_activations(step.activation) as f:
-        keys = set(f.keys())
+        hooks = set(f.step_hooks(step.index))  # this step's keys, the "<step>/" prefix dropped
         if layers is None:
-            layers = sorted({la for k in keys if k.endswith(":segment_mass") and (la := hook_layer(k)) is not None})
+            layers = sorted({la for k in hooks if k.endswith(":segment_mass") and (la := hook_layer(k)) is not None})
         wanted = [f"{PATTERN.format(l=la)}:{stat}" for la in layers for stat in ("segment_mass", "entropy")]
-        missing = [k for k in wanted if k not in keys]
+        missing = [k for k in wanted if k not in hooks]
         if not layers or missing:  # checked up front: f.get would only say "no such activation"
             raise InputError(step.activation.path, missing[0] if missing else None,
                              "segment statistics missing from the activation file (is it a recorded step?)")
-        mass = np.stack([np.asarray(f.get(f"{PATTERN.format(l=la)}:segment_mass"), dtype=np.float32) for la in layers])
-        ent = np.stack([np.asarray(f.get(f"{PATTERN.format(l=la)}:entropy"), dtype=np.float32) for la in layers])
+
+        def stack(stat: str) -> np.ndarray:
+            keys = (f.step_key(f"{PATTERN.format(l=la)}:{stat}", step.index) for la in layers)
+            return np.stack([np.asarray(f.get(k), dtype=np.float32) for k in keys])
+
+        mass, ent = stack("segment_mass"), stack("entropy")
     return {"segment_mass": mass, "entropy": ent, "layers": np.asarray(layers)}

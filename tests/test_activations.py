@@ -75,6 +75,7 @@ def test_each_format_reads_back_and_checks(tmp_path: Path, fmt: str) -> None:
     ("blocks.12.hook_resid_post", (POS, 512), "expected [pos, 576]"),
     ("blocks.30.hook_resid_post", (POS, 576), "layer 30 does not exist"),
     ("blocks.3.attn.hook_k", (POS, 9, 64), "expected [pos, 3, 64]"),
+    ("blocks.12.attn.hook_attn_scores", (9, POS + 1, POS), "expected [9, pos, pos]"),  # [H, Q, K]: Q <= K too
 ])
 def test_wrong_shapes_name_file_and_hook(tmp_path: Path, hook: str, shape: tuple[int, ...], why: str) -> None:
     p = tmp_path / "bad.npz"
@@ -408,3 +409,92 @@ def test_check_trace_opens_a_shared_file_once(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(acts, "open_activations", counting)
     assert check_trace(trace, CFG) == 4
     assert len(files) == 1 and files[0]._handle is None  # closed after its last step
+
+
+def test_attention_scores_may_have_more_keys_than_queries() -> None:
+    """[H, Q, K] with a key/value cache: fewer queries than keys is fine (for patterns and scores alike)."""
+    for hook in ("blocks.1.attn.hook_pattern", "blocks.1.attn.hook_attn_scores"):
+        check_shape("f.npz", hook, (9, 1, POS), CFG)
+        check_shape("f.npz", hook, (1, 9, POS, POS), CFG)
+    check_shape("f.npz", "blocks.1.attn.hook_pattern:segment_mass", (9, POS, 5), CFG)  # [H, Q, S]: S is segments
+
+
+def test_npz_members_are_views_into_one_map_of_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading several stored members opens the file once in all (each get() opened it again for a new memmap)."""
+    import builtins
+
+    p = tmp_path / "many.npz"
+    arrays = {f"blocks.{i}.hook_resid_post": np.full((POS, 576), i, np.float32) for i in range(6)}
+    arrays["blocks.0.attn.hook_pattern"] = np.asfortranarray(np.random.default_rng(1).random((9, POS, POS)))
+    np.savez(p, **arrays)
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file: object, *args: object, **kwargs: object) -> object:
+        if str(file) == str(p):
+            opened.append(str(file))
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    with ActivationFile(p) as f:
+        got = {k: f.get(k) for k in arrays}
+        got2 = f.get("blocks.3.hook_resid_post")
+    monkeypatch.undo()
+    assert len(opened) == 1
+    for k, v in arrays.items():
+        assert isinstance(got[k], np.memmap) and not got[k].flags.writeable
+        np.testing.assert_array_equal(got[k], v)  # still readable after the file is closed
+    assert np.shares_memory(got["blocks.3.hook_resid_post"], got2)
+    assert got["blocks.0.attn.hook_pattern"].flags.f_contiguous
+    with pytest.raises(InputError, match="many.npz: blocks.1.hook_resid_post: the activation file is closed"):
+        f.get("blocks.1.hook_resid_post")
+
+
+def test_open_activations_reads_a_defaulted_npz_without_is_zipfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reference left at format=safetensors to a ``.npz``/``.pt`` zip is sniffed from its first bytes, not by a
+    second read of the archive's end records (zipfile.is_zipfile) before ZipFile reads them again."""
+    import zipfile
+
+    import torch
+
+    from attrib.activations import open_activations
+    from attrib.trace import ActivationRef
+
+    np.savez(tmp_path / "a.npz", **{"blocks.1.hook_resid_post": np.ones((3, 576), np.float32)})
+    torch.save({"blocks.1.hook_resid_post": torch.ones(3, 576)}, tmp_path / "a.pt")
+    save_step(tmp_path / "s.npz", {"blocks.1.hook_resid_post": np.ones((3, 576), np.float32)})  # safetensors bytes
+
+    def no_is_zipfile(_: object) -> bool:
+        raise AssertionError("zipfile.is_zipfile read the archive a second time")
+
+    monkeypatch.setattr(zipfile, "is_zipfile", no_is_zipfile)
+    for name, fmt in (("a.npz", "npz"), ("a.pt", "pt"), ("s.npz", "safetensors")):
+        with open_activations(ActivationRef(path=str(tmp_path / name))) as f:
+            assert f.format == fmt and f.shape("blocks.1.hook_resid_post") == (3, 576)
+
+
+@pytest.mark.parametrize(("config", "why"), [
+    ('["n_layers", 30]', "__config__: must be a JSON object with n_layers, n_heads, d_model..., got list"),
+    ("30", "__config__: must be a JSON object with n_layers, n_heads, d_model..., got int"),
+    ('"n_layers=30"', "__config__: must be a JSON object with n_layers, n_heads, d_model..., got str"),
+    ("{n_layers: 30}", "__config__: is not valid JSON"),
+    (np.arange(3), "__config__: must be a JSON object stored as a string, got a int64 array of shape [3]"),
+])
+def test_npz_config_must_be_a_json_object(tmp_path: Path, config: object, why: str) -> None:
+    p = tmp_path / "cfg.npz"
+    np.savez(p, __config__=config, **{"blocks.0.hook_resid_post": np.zeros((POS, 576), np.float32)})
+    with pytest.raises(InputError) as e:
+        ActivationFile(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: ") and why in msg and "\n" not in msg
+
+
+def test_pt_config_must_be_a_dict(tmp_path: Path) -> None:
+    import torch
+
+    p = tmp_path / "cfg.pt"
+    torch.save({"__config__": [30, 9, 576], "blocks.0.hook_resid_post": torch.zeros(POS, 576)}, p)
+    with pytest.raises(InputError, match="cfg.pt: __config__: must be a JSON object .*got list"):
+        ActivationFile(p)  # was ignored without a word: no config, shapes left unchecked

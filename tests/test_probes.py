@@ -193,6 +193,49 @@ def test_pirate_needs_distinctive_markers():
     assert [t for t, ok in PIRATE if c.speaks_as(t, "pirate") is not ok] == []
 
 
+COWBOY = [  # plain English words cowboys also say, which the old list counted
+    ("I reckon the capital of France is Paris.", False),
+    ("Ask your partner before you sign the lease.", False),
+    ("A ranch is a large farm for raising cattle.", False),
+    ("Raise the bicycle saddle to hip height.", False),
+    ("It ain't necessarily so: spiders have eight legs.", False),
+    ("Howdy, partner! I reckon it's Paris.", True),
+    ("Yeehaw! That there spider's got eight legs, pardner.", True),
+    ("Well, y'all, the sky is blue.", True),
+    ("Yee-haw, it's Paris!", True),
+    ("Giddy up, cowpoke: the answer is Paris.", True),
+]
+ROBOT = [  # ordinary answers about units, processing, computing, robots and circuits, which the old list counted
+    ("The metre is the SI unit of length.", False),
+    ("Affirmative action policies vary by country.", False),
+    ("Processing power roughly doubled every two years.", False),
+    ("A robot vacuum cleans the floor on its own.", False),
+    ("Quantum computing uses qubits.", False),
+    ("Electric circuits need a closed loop.", False),
+    ("The microwave will beep when it is done.", False),
+    ("Beep boop. Processing. The sky is blue.", True),
+    ("BEEP-BOOP: PARIS.", True),
+    ("Bzzzt! Eight legs detected.", True),
+    ("Beeeep. Greetings, human: the answer is Paris.", True),
+]
+
+
+@pytest.mark.parametrize(("persona", "cases"), [("cowboy", COWBOY), ("robot", ROBOT)])
+def test_cowboy_and_robot_need_distinctive_markers(persona, cases):
+    assert [t for t, ok in cases if c.speaks_as(t, persona) is not ok] == []
+
+
+def test_persona_openers_pass_and_plain_sentences_do_not():
+    """The surgery pairs' persona answers still keep the persona; their plain sentences do not."""
+    from attrib.surgery.pairs import PERSONA_OPENERS, SENTENCES
+
+    for persona, opener in PERSONA_OPENERS.items():
+        for sentence in SENTENCES.values():
+            assert c.speaks_as(opener.format(s=sentence), persona), (persona, sentence)
+            assert not c.speaks_as(sentence, persona), (persona, sentence)
+            assert not c.speaks_as(f"Certainly. {sentence}", persona), (persona, sentence)
+
+
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"split": "test"}, "split"),
     ({"conditions": ["nope"]}, "conditions"),

@@ -312,3 +312,39 @@ def test_missing_segment_statistics_are_named(tmp_path):
     bare = save_step(tmp_path / "bare.safetensors", {"blocks.0.hook_resid_post": np.zeros((2, 576))})
     with pytest.raises(InputError, match="bare.safetensors: segment statistics missing"):
         load_segment_stats(Step(index=0, agent="a", content="x", activation=bare))
+
+
+def _stats(n_q: int, fill: float) -> dict[str, np.ndarray]:
+    mass = np.full((9, n_q, 5), fill, np.float32)
+    return {"segment_mass": mass, "entropy": np.full((9, n_q), fill, np.float32)}
+
+
+def test_segment_statistics_load_from_a_multi_step_file(tmp_path):
+    """A file several steps share (``"<step>/<hook>"`` keys, as attrib.activations reads them) gives each step its
+    own statistics (every key used to be missing: they were looked up without the step prefix)."""
+    import json
+
+    from attrib.readers import load_trace
+    from attrib.record import load_segment_stats
+
+    arrays = {}
+    for step, (n_q, fill) in enumerate([(3, 0.1), (4, 0.2)]):
+        for la in (0, 2):
+            for stat, a in _stats(n_q, fill + la).items():
+                arrays[f"{step}/blocks.{la}.attn.hook_pattern:{stat}"] = a
+    np.savez(tmp_path / "all.npz", **arrays)
+    msgs = [{"role": "assistant", "name": f"a{i}", "content": "x", "activation": {"path": "all.npz"}}
+            for i in range(3)]
+    (tmp_path / "chat.json").write_text(json.dumps(msgs))
+    trace = load_trace(tmp_path / "chat.json")
+    for step, (n_q, fill) in enumerate([(3, 0.1), (4, 0.2)]):
+        st = load_segment_stats(trace.steps[step])
+        assert st["layers"].tolist() == [0, 2]
+        assert st["segment_mass"].shape == (2, 9, n_q, 5) and st["entropy"].shape == (2, 9, n_q)
+        np.testing.assert_allclose(st["segment_mass"][:, 0, 0, 0], [fill, fill + 2])
+    with pytest.raises(InputError, match="all.npz: the file holds nothing for step 2 \\(it has steps 0, 1\\)"):
+        load_segment_stats(trace.steps[2])
+    with pytest.raises(InputError, match="blocks.5.attn.hook_pattern:segment_mass: segment statistics missing"):
+        import msgspec
+
+        load_segment_stats(msgspec.structs.replace(trace.steps[1], metadata={"activation_layout": {"layers": [5]}}))

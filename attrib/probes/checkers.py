@@ -159,18 +159,29 @@ def max_words(response: str, limit: int = 10) -> bool:
     return len(re.findall(r"[\w'-]+", response)) <= limit
 
 
-#: Words that mark a persona. Pirate markers are the distinctive ones only: plain English that pirates also say
-#: ("savvy", "booty", "yo", "ho", "treasure") does not count; any "arr"/"yarr"/"arrgh" spelling does.
+#: Words that mark a persona: the distinctive ones only, so an ordinary answer does not count as keeping it. Plain
+#: English a persona also says is left out: pirate "savvy", "booty", "yo", "ho", "treasure"; cowboy "partner",
+#: "reckon", "ain't", "ranch", "saddle"; robot "beep" (an alarm beeps), "affirmative", "unit", "processing",
+#: "robot", "computing", "circuits". Any "arr"/"yarr"/"arrgh" spelling counts for a pirate; "boop", "bzzt" and
+#: drawn-out "beeep" spellings for a robot.
 PERSONA_MARKERS: dict[str, frozenset[str]] = {
     "pirate": _ws("ahoy matey mateys ye aye avast hearties landlubber landlubbers scallywag scallywags "
                   "buccaneer buccaneers"),
-    "cowboy": _ws("howdy partner pardner y'all yall reckon yeehaw ain't cowpoke ranch saddle"),
+    "cowboy": _ws("howdy pardner pardners y'all yall yeehaw cowpoke cowpokes buckaroo buckaroos varmint varmints"),
     "shakespeare": _ws("thou thee thy thine doth hath art dost forsooth prithee verily hast shalt"),
-    "robot": _ws("beep boop bzzt affirmative unit processing robot computing circuits"),
+    "robot": _ws("boop boops beepboop"),
 }
 #: Multi-word markers (matched on the lower-cased words, in a row).
-PERSONA_PHRASES: dict[str, tuple[str, ...]] = {"pirate": ("shiver me timbers", "yo ho")}
-_ARR = re.compile(r"^y?a+r{2,}g*h*$")  # arr, arrr, aarr, yarr, arrgh
+PERSONA_PHRASES: dict[str, tuple[str, ...]] = {
+    "pirate": ("shiver me timbers", "yo ho"),
+    "cowboy": ("yee haw", "giddy up"),
+    "robot": ("greetings human", "greetings humans"),
+}
+#: Spellings of a persona's sounds, matched on whole words.
+PERSONA_SOUNDS: dict[str, re.Pattern[str]] = {
+    "pirate": re.compile(r"^y?a+r{2,}g*h*$"),  # arr, arrr, aarr, yarr, arrgh
+    "robot": re.compile(r"^(?:be{3,}p|bo{2,}p|bz+t+)$"),  # beeep (not the plain "beep"), booop, bzzt, bzzzt
+}
 
 
 def speaks_as(response: str, persona: str = "pirate", min_markers: int = 1) -> bool:
@@ -178,8 +189,9 @@ def speaks_as(response: str, persona: str = "pirate", min_markers: int = 1) -> b
     if persona not in PERSONA_MARKERS:
         raise InputError(None, "persona", f"unknown persona {persona!r} (known: {', '.join(PERSONA_MARKERS)})")
     markers = PERSONA_MARKERS[persona]
+    sound = PERSONA_SOUNDS.get(persona)
     raw = re.findall(r"[a-z']+", response.lower())
-    n = sum(w.strip("'") in markers or w in markers or (persona == "pirate" and bool(_ARR.match(w.strip("'"))))
+    n = sum(w.strip("'") in markers or w in markers or (sound is not None and bool(sound.match(w.strip("'"))))
             for w in raw)
     joined = " " + " ".join(w.strip("'") for w in raw) + " "
     n += sum(joined.count(f" {ph} ") for ph in PERSONA_PHRASES.get(persona, ()))
