@@ -64,8 +64,9 @@ def main() -> None:
         if st.button("Reload store", help="Clear cached queries (they also refresh when the store file changes)."):
             st.cache_data.clear()
 
+    # an id pasted with a space or a newline around it (from a table, a log) is the same id
     ctx = state.Ctx(store_path=store_path, store_error=err, method=method, methods=names,
-                    trace_id=st.session_state.get("trace_id") or None)
+                    trace_id=(st.session_state.get("trace_id") or "").strip() or None)
     state.load_trace(ctx)
     st.query_params.update({"page": page, **({"trace": ctx.trace_id} if ctx.trace_id else {}),
                             **({"method": method} if method else {})})

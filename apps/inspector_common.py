@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import inspector_data as data
 import inspector_state as state
 import streamlit as st
@@ -17,9 +20,17 @@ def need_trace(ctx: state.Ctx) -> bool:
         st.error(ctx.trace_error)
     elif not ctx.has_store:
         st.info("No trace to show: open a store (`attrib app --store PATH`) or upload a trace on the Upload page.")
+    elif state.store_is_empty(ctx):
+        st.info(empty_store_line(ctx))
     else:
         st.info("Pick a trace on the Traces page.")
     return False
+
+
+def empty_store_line(ctx: state.Ctx) -> str:
+    """What to do when the store holds no trace yet (the Traces page would have nothing to pick from)."""
+    return (f"The store `{ctx.store_path}` is empty: run `attrib ingest PATH --store {ctx.store_path}` to add "
+            "traces (or upload one on the Upload page).")
 
 
 def verdict(ctx: state.Ctx, method: str | None = None) -> Attribution | None:
@@ -40,3 +51,27 @@ def open_trace(trace_id: str, page: str = "Timeline") -> None:
     """Button callback: make ``trace_id`` current and go to ``page`` (runs before the next script run)."""
     st.session_state["trace_id"] = trace_id
     st.session_state["page"] = page
+
+
+#: session_state key: {widget key: the value it last had}. Streamlit keeps a widget's value only while the widget is
+#: drawn, so a page's filters, page number or step box would fall back to their defaults (or be missing, for code
+#: that reads them) after a visit to another page; :func:`restore` gives them back from here.
+KEPT = "_kept_widgets"
+
+
+def restore(key: str, allowed: Callable[[Any], bool] = lambda v: True, default: Any = None) -> None:
+    """Before drawing the widget ``key``: if Streamlit dropped its value while its page was not shown, put back the
+    value :func:`keep` saw last (when ``allowed`` still accepts it), else ``default`` when one is given."""
+    if key in st.session_state:
+        return
+    kept = st.session_state.get(KEPT, {})
+    if key in kept and allowed(kept[key]):
+        st.session_state[key] = kept[key]
+    elif default is not None:
+        st.session_state[key] = default
+
+
+def keep(key: str, value: Any) -> Any:
+    """After drawing the widget ``key``: remember its value for :func:`restore`; returns ``value``."""
+    st.session_state.setdefault(KEPT, {})[key] = value
+    return value

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,12 @@ def read_upload(name: str, data: bytes, format: str | None = None) -> list[Trace
         return [with_activation_paths(t, unresolve) for t in traces]
 
 
+def upload_error_line(e: BaseException) -> str:
+    """The CLI's line for an unreadable upload, with its ``--format`` flag (which the app has not) put as the page's
+    Format box."""
+    return error_line(e).replace("pass --format", "pick the file's format in the Format box above")
+
+
 def upload_activation_note(trace: Trace, name: str | None = None) -> str | None:
     """Why an uploaded trace's recorded steps show no activations, or None when it has no relative activation paths.
 
@@ -233,10 +239,15 @@ def _method_map(body: Any) -> dict[str, dict[str, Any]] | None:
     return body if any(any(k in v for k in METRICS) for v in body.values()) else None
 
 
-def _subset_keys(result: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """Where per-subset results sit and their setting: ``subsets`` (the file's setting, else with_gt: the
-    benchmarks show the ground-truth answer unless they say otherwise) and ``subsets_without_gt``."""
-    return (("subsets", str(result.get("setting") or "with_gt")), ("subsets_without_gt", "without_gt"))
+def _subset_bodies(result: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """``(subset, setting, body)`` for every per-subset result: under ``subsets`` (the file's setting, else with_gt:
+    the benchmarks show the ground-truth answer unless they say otherwise), then under ``subsets_without_gt``.
+    A section that is not a mapping is skipped; ``body`` is given as the file holds it (callers check its type)."""
+    for key, setting in (("subsets", str(result.get("setting") or "with_gt")), ("subsets_without_gt", "without_gt")):
+        subsets = result.get(key)
+        if isinstance(subsets, dict):
+            for subset, body in subsets.items():
+                yield subset, setting, body
 
 
 def eval_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -251,13 +262,11 @@ def eval_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     for name, body in (result.get("settings") or {}).items():
         if isinstance(body, dict):
             found.append((name, body.get("rows")))
-    for key, setting in _subset_keys(result):
-        subsets = result.get(key)
-        for subset, body in (subsets.items() if isinstance(subsets, dict) else ()):
-            by_method = _method_map(body)
-            if by_method is not None:
-                found.append((setting, [{"method": m, "subset": subset, "setting": setting, **v}
-                                        for m, v in by_method.items()]))
+    for subset, setting, body in _subset_bodies(result):
+        by_method = _method_map(body)
+        if by_method is not None:
+            found.append((setting, [{"method": m, "subset": subset, "setting": setting, **v}
+                                    for m, v in by_method.items()]))
     out = []
     for setting, rows in found:
         for r in rows if isinstance(rows, list) else []:
@@ -284,14 +293,12 @@ def eval_table(result: dict[str, Any]) -> list[dict[str, Any]]:
     ``{step_accuracy, agent_accuracy, ece, ...}``. Subsets holding every method's numbers instead (the judge
     benchmark) are not a default-method summary: :func:`eval_rows` shows them."""
     rows = []
-    for key, setting in _subset_keys(result):
-        subsets = result.get(key)
-        for subset, body in (subsets.items() if isinstance(subsets, dict) else ()):
-            if not isinstance(body, dict) or _method_map(body) is not None:
-                continue
-            row: dict[str, Any] = {"subset": subset, "setting": setting}
-            row.update(_scalars(body))
-            rows.append(row)
+    for subset, setting, body in _subset_bodies(result):
+        if not isinstance(body, dict) or _method_map(body) is not None:
+            continue
+        row: dict[str, Any] = {"subset": subset, "setting": setting}
+        row.update(_scalars(body))
+        rows.append(row)
     return rows
 
 
@@ -299,16 +306,14 @@ def eval_misses(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The default method's wrong step verdicts (``subsets*.<subset>.per_trace``), the most confident first: where
     to start reading when the blame is wrong."""
     rows = []
-    for key, setting in _subset_keys(result):
-        subsets = result.get(key)
-        for subset, body in (subsets.items() if isinstance(subsets, dict) else ()):
-            for r in (body or {}).get("per_trace") or [] if isinstance(body, dict) else []:
-                if isinstance(r, dict) and r.get("step_hit", 1.0) < 1.0:
-                    rows.append({"subset": subset, "setting": setting, "trace_id": r.get("trace_id"),
-                                 "annotated": f"{r.get('true_agent')} @ {r.get('true_step')}",
-                                 "verdict steps": ", ".join(map(str, r.get("steps", []))),
-                                 "step hit": r.get("step_hit"), "agent hit": r.get("agent_hit"),
-                                 "confidence": r.get("confidence")})
+    for subset, setting, body in _subset_bodies(result):
+        for r in (body or {}).get("per_trace") or [] if isinstance(body, dict) else []:
+            if isinstance(r, dict) and r.get("step_hit", 1.0) < 1.0:
+                rows.append({"subset": subset, "setting": setting, "trace_id": r.get("trace_id"),
+                             "annotated": f"{r.get('true_agent')} @ {r.get('true_step')}",
+                             "verdict steps": ", ".join(map(str, r.get("steps", []))),
+                             "step hit": r.get("step_hit"), "agent hit": r.get("agent_hit"),
+                             "confidence": r.get("confidence")})
     return sorted(rows, key=lambda r: -(r["confidence"] or 0.0))
 
 
@@ -427,14 +432,45 @@ def error_line(e: BaseException) -> str:
     return llm_line(text) if "--llm-" in text or "no LLM endpoint configured" in text else text
 
 
+#: DuckDB's words for a lock held by another process, e.g. (duckdb 2.0.1) ``IO Error: Could not set lock on file
+#: "store.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 4242). See also ...``.
 _LOCK = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
+
+
+def _error_chain(e: BaseException) -> Iterator[BaseException]:
+    """``e`` and the errors it was raised from or while handling (``raise ... from None`` keeps the handled error as
+    ``__context__``: that is how :class:`attrib.store.Store` re-raises DuckDB's error as an InputError)."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = cur.__cause__ or cur.__context__
+
+
+def lock_conflict(e: BaseException) -> str | None:
+    """DuckDB's own message when ``e`` comes from a DuckDB lock conflict (another process holds the store open for
+    writing), else None.
+
+    DuckDB has no exception class for this case: a held lock raises ``duckdb.IOException`` (checked on duckdb 2.0.1,
+    with a second process holding the file read-write), the same class as a missing file, a file that is not a
+    database or a permission error, and the exception carries no code or attribute beyond its text
+    (``ResourceInUseException`` exists but is not what a file lock raises). So the class narrows the search to
+    DuckDB's I/O errors and the message decides; an attrib error that merely quotes such text does not count.
+    """
+    import duckdb
+
+    for x in _error_chain(e):
+        if isinstance(x, duckdb.IOException) and _LOCK.search(str(x)):
+            return str(x)
+    return None
 
 
 def store_error_line(path: str | Path, e: BaseException) -> str:
     """Why the store cannot be opened, in one line; a DuckDB write lock held by another process says so."""
-    text = str(e)
-    if _LOCK.search(text):
-        pid = re.search(r"\(PID (\d+)\)", text)
+    lock = lock_conflict(e)
+    if lock is not None:
+        pid = re.search(r"\(PID (\d+)\)", lock)
         who = f" (PID {pid.group(1)})" if pid else ""
         return (f"{path}: the store is locked by another process{who}, e.g. an `attrib ingest` or `attrib analyze "
                 "--store` writing to it; the app can read it again when that process finishes (then press "

@@ -22,9 +22,17 @@ def compare(ctx: state.Ctx) -> None:
         st.info("No attribution method is registered yet.")
         return
     names = ctx.methods
+    if len(names) < 2:
+        st.info(f"Only one attribution method is registered ({names[0]}): there is nothing to compare it with.")
+        return
     c1, c2 = st.columns(2)
     ma = c1.selectbox("Method A", names, index=names.index(ctx.method) if ctx.method in names else 0, key="cmp_a")
-    mb = c2.selectbox("Method B", names, index=min(1, len(names) - 1) if ma == names[0] else 0, key="cmp_b")
+    # B never offers A: a method compared with itself always "agrees". When A is set to B's method, B moves on
+    # to the first other one.
+    others = [n for n in names if n != ma]
+    if st.session_state.get("cmp_b") not in others:
+        st.session_state["cmp_b"] = others[0]
+    mb = c2.selectbox("Method B", others, key="cmp_b")
     results = {}
     for col, m in ((c1, ma), (c2, mb)):
         with col:
@@ -147,7 +155,7 @@ def upload(ctx: state.Ctx) -> None:
     try:
         traces = data.read_upload(f.name, f.getvalue(), None if fmt == "auto-detect" else fmt)
     except Exception as e:
-        st.error(data.error_line(e))
+        st.error(data.upload_error_line(e))
         return
     show_uploaded(traces, f.name)
 
@@ -159,9 +167,15 @@ def show_uploaded(traces: list[Trace], name: str) -> None:
     for t in traces:
         uploads[t.id] = t
         names[t.id] = name
-    st.success(f"Read {len(traces)} trace(s): " + ", ".join(f"{t.id} ({t.n_steps} steps)" for t in traces[:10]))
-    for t in traces[:10]:
+    shown, more = traces[:10], len(traces) - 10
+    st.success(f"Read {len(traces)} trace(s): " + ", ".join(f"{t.id} ({t.n_steps} steps)" for t in shown)
+               + (f", and {more} more" if more > 0 else ""))
+    for t in shown:
         if note := data.upload_activation_note(t, name):
             st.warning(note)
-    for t in traces[:10]:
+    for t in shown:
         st.button(f"Open {t.id} in the timeline", key=f"open_up_{t.id}", on_click=open_trace, args=(t.id,))
+    if more > 0:  # past ten buttons: every trace of the file from one list
+        c1, c2 = st.columns([3, 1])
+        chosen = c1.selectbox(f"Open any of the {len(traces)} traces", [t.id for t in traces], key="up_open_any")
+        c2.button("Open in the timeline", key="up_open_any_btn", on_click=open_trace, args=(chosen,))

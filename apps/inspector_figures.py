@@ -36,6 +36,23 @@ def step_scores(trace: Trace, attribution: Attribution | None) -> list[float]:
     return [r / top for r in raw] if top > 0 else raw
 
 
+#: Up to this many steps a step marker keeps its full size; beyond, markers shrink so that neighbours stay apart
+#: on a plot about a thousand pixels wide (a 130-step run gets 7-8 px squares instead of overlapping 16 px ones).
+FULL_SIZE_STEPS = 50
+
+
+def marker_size(n_steps: int, full: int) -> int:
+    """The size of one step's marker in a chart of ``n_steps`` steps (``full`` up to :data:`FULL_SIZE_STEPS`)."""
+    if n_steps <= FULL_SIZE_STEPS:
+        return full
+    return max(6, round(full * FULL_SIZE_STEPS / n_steps))
+
+
+def reaches_failure(trace: Trace) -> bool:
+    """False for a run recorded as successful: its flow graph ends at the final answer, not at a failure."""
+    return trace.outcome != "succeeded"
+
+
 def _lanes(trace: Trace) -> list[str]:
     return list(trace.agents) or sorted({s.agent for s in trace.steps})
 
@@ -64,7 +81,7 @@ def timeline_figure(trace: Trace, attribution: Attribution | None = None, height
             name="step (colour = blame)",
             marker={
                 "symbol": "square",
-                "size": 16,
+                "size": marker_size(trace.n_steps, 16),
                 "color": scores,
                 "colorscale": "Reds",
                 "cmin": 0.0,
@@ -74,6 +91,7 @@ def timeline_figure(trace: Trace, attribution: Attribution | None = None, height
             },
             hovertext=[_hover(trace, i, scores[i]) for i in range(trace.n_steps)],
             hoverinfo="text",
+            customdata=list(range(trace.n_steps)),  # the step a click opens (inspector_views.clicked_step)
         )
     )
     if trace.label is not None and 0 <= trace.label.mistake_step < trace.n_steps:
@@ -101,6 +119,7 @@ def timeline_figure(trace: Trace, attribution: Attribution | None = None, height
                 textposition="top center",
                 hovertext=[_hover(trace, k, scores[k])],
                 hoverinfo="text",
+                customdata=[k],
             )
         )
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(lanes)), title=None)
@@ -179,7 +198,8 @@ def flow_figure(
                     y=ey,
                     mode="lines",
                     line={"color": PATH if highlighted else "#cccccc", "width": 4 if highlighted else 1},
-                    name="blame path to the failure" if highlighted else "information flow",
+                    name=(f"blame path to the {'failure' if reaches_failure(trace) else 'final answer'}"
+                          if highlighted else "information flow"),
                     hoverinfo="skip",
                 )
             )
@@ -194,16 +214,17 @@ def flow_figure(
     )
     scores = step_scores(trace, attribution)
     nodes = list(pos)
+    size = marker_size(len(nodes), 20)
     fig.add_trace(
         go.Scatter(
             x=[pos[n][0] for n in nodes],
             y=[pos[n][1] for n in nodes],
-            mode="markers+text",
+            mode="markers+text" if size >= 16 else "markers",  # step numbers fit inside full-size nodes only
             text=[str(n) for n in nodes],
             textposition="middle center",
             textfont={"size": 9},
             marker={
-                "size": 20,
+                "size": size,
                 "color": [scores[n] for n in nodes],
                 "colorscale": "Reds",
                 "cmin": 0.0,
@@ -215,6 +236,7 @@ def flow_figure(
             },
             hovertext=[_hover(trace, n, scores[n]) for n in nodes],
             hoverinfo="text",
+            customdata=nodes,  # the step a click opens; edge midpoints carry none, so clicking one opens nothing
             name="step (colour = blame, red ring = decisive)",
         )
     )
@@ -225,7 +247,8 @@ def flow_figure(
                 y=[pos[failure_step][1]],
                 mode="markers",
                 marker={"symbol": "x-open", "size": 30, "color": "black"},
-                name=f"failure shows (step {failure_step})",
+                name=(f"failure shows (step {failure_step})" if reaches_failure(trace)
+                      else f"final answer (step {failure_step}; the run succeeded)"),
                 hoverinfo="skip",
             )
         )

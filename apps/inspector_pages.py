@@ -13,7 +13,7 @@ import inspector_model as model
 import inspector_state as state
 import inspector_views as views
 import streamlit as st
-from inspector_common import open_trace
+from inspector_common import empty_store_line, keep, open_trace, restore
 
 
 def trace_list(ctx: state.Ctx) -> None:
@@ -22,22 +22,33 @@ def trace_list(ctx: state.Ctx) -> None:
     if not ctx.has_store:
         st.info(f"{ctx.store_error}")
         return
+    if state.store_is_empty(ctx):  # nothing to filter or page through: say how to fill it
+        st.info(empty_store_line(ctx))
+        return
     path, stamp = str(ctx.store_path), ctx.stamp
     fac = state.cached_facets(path, stamp)
     c = st.columns(6)
     any_ = "(any)"
 
-    def pick(col: st.delta_generator.DeltaGenerator, label: str, options: list[str], key: str) -> str | None:
-        v = col.selectbox(label, [any_] + options, key=key)
-        return None if v == any_ else v
+    def pick(col: st.delta_generator.DeltaGenerator, label: str, options: list[str], key: str,
+             disabled_why: str | None = None) -> str | None:
+        restore(key, lambda v: v in options)  # the filters survive opening a trace and coming back
+        v = keep(key, col.selectbox(label, [any_] + options, key=key, disabled=disabled_why is not None,
+                                    help=disabled_why))
+        return None if v == any_ or disabled_why is not None else v
 
     source = pick(c[0], "Source", fac["source"], "f_source")
     outcome = pick(c[1], "Outcome", fac["outcome"], "f_outcome")
     agent = pick(c[2], "Agent speaks", fac["agent"], "f_agent")
     verdict_m = ctx.method if ctx.method in fac["method"] else (fac["method"][0] if fac["method"] else None)
-    v_agent = pick(c[3], f"Verdict agent ({verdict_m or 'no stored verdicts'})", fac["agent"], "f_verdict")
+    # without stored verdicts these two filters could only empty the list (or repeat it: every trace is
+    # "not analyzed"), so they wait, saying why, until `attrib analyze --store` has stored some
+    no_verdicts = None if verdict_m else ("No verdict is stored in this store yet: run "
+                                          f"`attrib analyze --all --store {ctx.store_path}` first.")
+    v_agent = pick(c[3], f"Verdict agent ({verdict_m or 'no stored verdicts'})", fac["agent"], "f_verdict",
+                   no_verdicts)
     t_agent = pick(c[4], "Annotated agent", fac["truth_agent"], "f_truth")
-    agreement = pick(c[5], "Verdict vs annotation", ["agrees", "disagrees", "not analyzed"], "f_agree")
+    agreement = pick(c[5], "Verdict vs annotation", ["agrees", "disagrees", "not analyzed"], "f_agree", no_verdicts)
     filters = data.ListFilter(source=source, outcome=outcome, agent=agent, method=verdict_m, verdict_agent=v_agent,
                               truth_agent=t_agent, agreement=agreement)
     fdict = {k: getattr(filters, k) for k in filters.__struct_fields__}
@@ -48,18 +59,14 @@ def trace_list(ctx: state.Ctx) -> None:
     _, total = state.cached_page(path, stamp, fdict, 0, 1)
     n_pages = max(1, -(-total // data.PAGE_SIZE))
     a, b = st.columns([1, 4])
-    page_no = a.number_input("Page", min_value=1, max_value=n_pages, step=1, key="list_page")
+    restore("list_page", lambda v: 1 <= v <= n_pages)
+    page_no = keep("list_page", a.number_input("Page", min_value=1, max_value=n_pages, step=1, key="list_page"))
     b.markdown(f"**{total}** traces match · page {page_no} of {n_pages} · {data.PAGE_SIZE} per page"
                + (f" · verdicts from stored `{verdict_m}` runs" if verdict_m else
                   " · no stored verdicts (run `attrib analyze --store` or the batch engine to fill them)"))
     rows, _ = state.cached_page(path, stamp, fdict, int(page_no) - 1, data.PAGE_SIZE)
     if not rows:
-        no_filter = all(v is None for k, v in fdict.items() if k != "method")  # method only labels the verdicts
-        if no_filter and total == 0:
-            st.info(f"The store `{ctx.store_path}` is empty: run `attrib ingest PATH --store {ctx.store_path}` "
-                    "to add traces (or upload one on the Upload page).")
-        else:
-            st.info("No trace matches these filters.")
+        st.info("No trace matches these filters.")
         return
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"confidence": st.column_config.NumberColumn(format="%.2f")})

@@ -94,6 +94,16 @@ class Ctx:
         return Attribution.from_json(_cached_analysis(self.trace.content_hash(), m, self.trace.to_json()))
 
 
+def store_is_empty(ctx: Ctx) -> bool:
+    """True when the store can be read and holds no trace (False when it cannot be read now: that error shows)."""
+    if not ctx.has_store:
+        return False
+    try:
+        return cached_first_id(str(ctx.store_path), ctx.stamp) is None
+    except Exception:  # changed and unreadable since store_error looked (e.g. locked): not "empty"
+        return False
+
+
 def store_error(path: Path) -> str | None:
     """None when the store at ``path`` can be opened read-only, else the one-line reason."""
     if not path.exists():

@@ -6,7 +6,7 @@ import inspector_data as data
 import inspector_figures as figs
 import inspector_state as state
 import streamlit as st
-from inspector_common import need_trace, verdict
+from inspector_common import keep, need_trace, restore, verdict
 
 from attrib.render import low_confidence_note, step_set_line
 from attrib.trace import Attribution, Trace
@@ -69,12 +69,18 @@ def annotation_box(trace: Trace, a: Attribution | None) -> None:
 
 
 def clicked_step(event: object, n_steps: int) -> int | None:
-    """The step index of the point clicked in a timeline/flow chart (its x), if any."""
+    """The step of the point clicked in a timeline/flow chart, if any.
+
+    Only step markers count: they carry their step index as ``customdata`` (:mod:`inspector_figures`). Other
+    clickable points, such as an edge's midpoint in the flow graph (x halfway between its two steps), carry none
+    and open nothing, where taking their x would open a step that is not on the edge."""
     points = getattr(getattr(event, "selection", None), "points", None) or []
     for p in points:
-        x = p.get("x") if isinstance(p, dict) else None
-        if isinstance(x, int | float) and 0 <= int(x) < n_steps:
-            return int(x)
+        k = p.get("customdata") if isinstance(p, dict) else None
+        if isinstance(k, list | tuple) and len(k) == 1:  # plotly gives per-point customdata as a list or a scalar
+            k = k[0]
+        if isinstance(k, int | float) and not isinstance(k, bool) and k == int(k) and 0 <= int(k) < n_steps:
+            return int(k)
     return None
 
 
@@ -111,11 +117,14 @@ def timeline(ctx: state.Ctx) -> None:
              "text": figs.snippet(s.content, 140)} for i, s in enumerate(trace.steps)]
     picked = clicked_step(event, trace.n_steps)
     view = (trace.id, a.method if a else "", picked)
+    first = picked if picked is not None else (a.step if a else 0)
     if st.session_state.get("_read_view") != view:  # new trace, method or click: show that step
         st.session_state["_read_view"] = view
-        st.session_state["read_step"] = picked if picked is not None else (a.step if a else 0)
+        st.session_state["read_step"] = first
+    else:  # back from another page (which dropped the box's value): the step that was being read
+        restore("read_step", default=first)
     st.session_state["read_step"] = min(max(int(st.session_state["read_step"]), 0), trace.n_steps - 1)
-    k = st.number_input("Read step", min_value=0, max_value=trace.n_steps - 1, key="read_step")
+    k = keep("read_step", st.number_input("Read step", min_value=0, max_value=trace.n_steps - 1, key="read_step"))
     step_detail(trace, int(k))
     with st.expander(f"All {trace.n_steps} steps"):
         st.dataframe(rows, hide_index=True, width="stretch",
@@ -146,6 +155,15 @@ def blame(ctx: state.Ctx) -> None:
             st.json(a.evidence)
 
 
+def path_line(trace: Trace, path: list[int], ends: int = 4) -> str:
+    """``3 (Coder) → 4 (Verifier) → ...``; a path longer than ``2 * ends + 1`` steps keeps its first and last ``ends``
+    steps around a count of the ones left out (the graph above draws them all)."""
+    hops = [f"{i} ({trace.steps[i].agent})" for i in path if 0 <= i < trace.n_steps]
+    if len(hops) > 2 * ends + 1:
+        hops = [*hops[:ends], f"… {len(hops) - 2 * ends} more steps …", *hops[-ends:]]
+    return " → ".join(hops)
+
+
 def flow_graph(ctx: state.Ctx) -> None:
     """The information-flow DAG with blame per node and the path from the decisive step to the failure."""
     trace = trace_page(ctx)
@@ -159,8 +177,9 @@ def flow_graph(ctx: state.Ctx) -> None:
     st.caption(f"{len(edges)} edges from {origin}; hover an edge's midpoint for its kinds "
                "(parent, tool, handoff, content, plan, sequence). Drag to zoom, double-click to reset.")
     if a is not None and path:
-        hops = " → ".join(f"{i} ({trace.steps[i].agent})" for i in path if 0 <= i < trace.n_steps)
-        st.markdown(f"**Blame path** from the decisive step to where the failure shows: {hops}")
+        to = ("where the failure shows" if figs.reaches_failure(trace) else
+              "the final answer (the run is recorded as successful: there is no failure to reach)")
+        st.markdown(f"**Blame path** from the decisive step to {to}: {path_line(trace, path)}")
     kinds: dict[str, int] = {}
     for _, _, _, k in edges:
         for kind in k.split(", "):

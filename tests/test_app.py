@@ -303,7 +303,7 @@ def test_compare_two_methods(app, env) -> None:
 
     tid = "whowhen-algorithm-2"
     at = app(page="Compare methods", trace=tid)
-    at.selectbox(key="cmp_a").set_value(DEFAULT_METHOD)
+    at.selectbox(key="cmp_a").set_value(DEFAULT_METHOD).run()  # one widget per run, as in the browser
     at.selectbox(key="cmp_b").set_value(METHOD).run()
     trace = read_path(WW[1])[0]
     b = env["verdicts"][tid]
@@ -696,3 +696,276 @@ def test_cli_app_stops_its_server_on_sigterm(tmp_path) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # what is left of this test's own process group, if anything
         proc.wait()
+
+
+# ------------------------------------------------------------------- second walk-through (one test per fix)
+def test_eval_readers_share_one_walk_over_subsets() -> None:
+    """eval_table, eval_rows and eval_misses read the same per-subset sections with the same settings: ``subsets``
+    under the file's setting, ``subsets_without_gt`` as without_gt, anything that is not a mapping skipped."""
+    per = [{"trace_id": "t1", "true_agent": "A", "true_step": 2, "steps": [0], "step_hit": 0.0, "confidence": 0.4}]
+    res = {"setting": "with_gt",
+           "subsets": {"hand": {"step_accuracy": 40.0, "per_trace": per}, "broken": None, "odd": [1, 2]},
+           "subsets_without_gt": {"hand": {"learned": {"step_accuracy": 30.0, "agent_accuracy": 50.0}},
+                                  "algorithm": {"step_accuracy": 20.0, "per_trace": per}}}
+    assert [(r["subset"], r["setting"]) for r in data.eval_table(res)] == [("hand", "with_gt"),
+                                                                          ("algorithm", "without_gt")]
+    assert [(r["subset"], r["setting"], r["method"]) for r in data.eval_rows(res)] == [("hand", "without_gt",
+                                                                                        "learned")]
+    assert sorted((r["subset"], r["setting"]) for r in data.eval_misses(res)) == [("algorithm", "without_gt"),
+                                                                                  ("hand", "with_gt")]
+    assert data.eval_table({"subsets": [1], "subsets_without_gt": "x"}) == []
+    assert data.eval_misses({"subsets": {"hand": {"per_trace": "not a list"}}}) == []
+
+
+def test_lock_is_told_by_duckdb_io_error_not_by_any_text(env, tmp_path) -> None:
+    """A second process holding the store read-write: the read-only open fails with DuckDB's IOException (kept as the
+    context of the store's InputError) and the app names the lock and the PID. Other DuckDB I/O errors, and an
+    error that only quotes DuckDB's words, are not called a lock."""
+    import shutil
+
+    import duckdb
+
+    store = tmp_path / "held.duckdb"
+    shutil.copy(env["store"], store)
+    proc = _hold_write_lock(store)
+    try:
+        with pytest.raises(InputError) as held:
+            data.open_ro(store)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert isinstance(held.value.__context__, duckdb.IOException)
+    assert f"(PID {proc.pid})" in (data.lock_conflict(held.value) or "")
+    line = data.store_error_line(store, held.value)
+    assert line.startswith(f"{store}: the store is locked by another process (PID {proc.pid})")
+
+    with pytest.raises(duckdb.IOException) as missing:  # same class as the lock, another cause
+        duckdb.connect(str(tmp_path / "nothing.duckdb"), read_only=True)
+    assert data.lock_conflict(missing.value) is None
+    assert "locked" not in data.store_error_line(store, missing.value)
+    quoted = InputError(store, None, "Could not set lock on file: Conflicting lock is held (PID 1)")
+    assert data.lock_conflict(quoted) is None and "locked by another process" not in data.store_error_line(store, quoted)
+
+
+def test_empty_store_pages_say_it_is_empty(app, monkeypatch, tmp_path) -> None:
+    """An empty store: the trace pages say to ingest (not "pick a trace on the Traces page", which has none), and
+    the Traces page shows no filters or page box that could only ever match nothing."""
+    store = tmp_path / "empty.duckdb"
+    with open_store(store):
+        pass
+    monkeypatch.setenv("ATTRIB_STORE", str(store))
+    empty = (f"The store `{store}` is empty: run `attrib ingest PATH --store {store}` to add traces (or upload one "
+             "on the Upload page).")
+    for page in ("Timeline", "Blame", "Flow graph", "Compare methods", "Export"):
+        at = app(page=page)
+        assert texts(at, "info") == [empty], page
+    at = app(page="Traces")
+    assert texts(at, "info") == [empty]
+    assert not [s.key for s in at.selectbox if (s.key or "").startswith("f_")] and not at.number_input
+
+
+def test_verdict_filters_wait_for_stored_verdicts(app, env, monkeypatch, tmp_path) -> None:
+    """Without any stored verdict, "Verdict agent" and "Verdict vs annotation" could only empty the list: they are
+    disabled and say what to run; with stored verdicts (the env store) they work."""
+    store = tmp_path / "no_verdicts.duckdb"
+    with open_store(store) as s:
+        assert ingest(WW[:2], store=s).ok
+    monkeypatch.setenv("ATTRIB_STORE", str(store))
+    at = app(page="Traces")
+    for key in ("f_verdict", "f_agree"):
+        box = at.selectbox(key=key)
+        assert box.disabled and f"attrib analyze --all --store {store}" in box.help, key
+    assert not at.selectbox(key="f_source").disabled
+    assert at.dataframe[0].value.shape[0] == 2
+    monkeypatch.setenv("ATTRIB_STORE", str(env["store"]))
+    at = app(page="Traces")
+    assert not at.selectbox(key="f_verdict").disabled and not at.selectbox(key="f_agree").disabled
+
+
+def test_trace_id_with_spaces_around_it_opens(app) -> None:
+    """An id pasted with a space or newline around it opens the trace instead of 'no trace with id ...'."""
+    at = app(page="Timeline")
+    at.sidebar.text_input(key="trace_id").set_value("  whowhen-algorithm-1\n").run()
+    assert not texts(at, "error"), texts(at, "error")
+    assert "Trace whowhen-algorithm-1" in texts(at, "header")
+
+
+def test_compare_never_compares_a_method_with_itself(app) -> None:
+    """Setting Method A to what B shows moves B to another method: the page never reports a method agreeing with
+    itself."""
+    at = app(page="Compare methods", trace="whowhen-algorithm-2")
+    a, b = at.selectbox(key="cmp_a"), at.selectbox(key="cmp_b")
+    assert a.value not in b.options and a.value != b.value
+    at.selectbox(key="cmp_a").set_value(b.value).run()
+    a, b = at.selectbox(key="cmp_a"), at.selectbox(key="cmp_b")
+    assert a.value != b.value and a.value not in b.options
+    heads = [m for m in texts(at, "markdown") if " → **" in m]
+    assert len(heads) == 2 and heads[0] != heads[1]
+
+
+def test_upload_of_an_unknown_format_points_to_the_format_box(app) -> None:
+    """The CLI says "pass --format"; the app has no flags but a Format box, so the line says that instead."""
+    at = app(page="Upload")
+    at.file_uploader(key="up_file").set_value(("mystery.json", b'{"a": 1}', "application/json")).run()
+    err = texts(at, "error")
+    assert err == ["mystery.json: unknown format (expected one of: whowhen, otlp, chat, attrib); pick the file's "
+                   "format in the Format box above"]
+    at.selectbox(key="up_format").set_value("whowhen").run()
+    assert texts(at, "error") == ["mystery.json: history: missing required field (a list of {role, name, content})"]
+
+
+class _Click:
+    """What st.plotly_chart returns after a click: ``event.selection.points``."""
+
+    def __init__(self, *points: dict) -> None:
+        self.selection = type("Selection", (), {"points": list(points)})()
+
+
+def test_clicking_an_edge_midpoint_opens_no_step(env) -> None:
+    """The flow graph's edge midpoints are clickable markers at x halfway between two steps; a click there used to
+    open the step at int(x), which is not on the edge. Only step markers (customdata = step) open a step."""
+    from inspector_views import clicked_step
+
+    trace = read_path(WW[1])[0]
+    edges, failure, _ = data.flow_edges(trace)
+    a = env["verdicts"][trace.id]
+    fig = figs.flow_figure(trace, edges, a, a.evidence.get("graph_path", []), failure)
+    nodes = [t for t in fig.data if t.name and t.name.startswith("step")][0]
+    assert list(nodes.customdata) == list(range(trace.n_steps))
+    mid = [t for t in fig.data if t.hovertext and "→" in str(t.hovertext[0])][0]
+    assert mid.customdata is None
+    i, j = next((i, j) for i, j, _, _ in edges if j - i >= 2)
+    assert clicked_step(_Click({"x": (i + j) / 2, "y": 0.5, "curve_number": 1}), trace.n_steps) is None
+    assert clicked_step(_Click({"x": j, "y": 1, "customdata": j}), trace.n_steps) == j
+    assert clicked_step(_Click({"x": j, "y": 1, "customdata": [j]}), trace.n_steps) == j
+    assert clicked_step(_Click({"x": 2, "customdata": trace.n_steps}), trace.n_steps) is None
+    tl = figs.timeline_figure(trace, a)
+    steps = [t for t in tl.data if t.name == "step (colour = blame)"][0]
+    star = [t for t in tl.data if t.name and t.name.startswith("decisive")][0]
+    assert list(steps.customdata) == list(range(trace.n_steps)) and list(star.customdata) == [a.step]
+
+
+def _long_trace_file(path: Path, n: int = 130) -> Path:
+    """A Who&When run of ``n`` steps (four agents taking turns), labelled at step 77."""
+    base = json.loads((traces_dir() / "demo_whowhen.json").read_text())
+    agents = ["Planner", "Coder", "Computer_terminal", "Verifier"]
+    history = [{"content": f"Step {i} by {agents[i % 4]}: " + ("the total is 42. " if i == 77 else "working. ") * 5,
+                "role": "assistant", "name": agents[i % 4]} for i in range(n)]
+    path.write_text(json.dumps({**base, "history": history, "question_ID": f"long-{n}", "mistake_agent": "Coder",
+                                "mistake_step": "77"}))
+    return path
+
+
+def test_a_130_step_trace_on_every_page(app, tmp_path) -> None:
+    """A long run: every page renders; step markers shrink so 130 squares do not overlap; the blame path line keeps
+    its ends and counts the steps between instead of listing a hundred hops."""
+    import inspector_pages
+    from inspector_views import path_line
+
+    f = _long_trace_file(tmp_path / "long130.json")
+    trace = read_path(f)[0]
+    at = app(page="Upload")
+    at.file_uploader(key="up_file").set_value((f.name, f.read_bytes(), "application/json")).run()
+    at.button(key=f"open_up_{trace.id}").click().run()
+    for page in inspector_pages.PAGES:
+        at.sidebar.radio[0].set_value(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not texts(at, "error"), (page, texts(at, "error"))
+    at.sidebar.radio[0].set_value("Flow graph").run()
+    a = analyze(trace, METHOD)
+    edges, failure, _ = data.flow_edges(trace)
+    path = data.blame_path(trace, a, edges, failure)
+    line = [m for m in texts(at, "markdown") if m.startswith("**Blame path**")]
+    assert len(line) == 1 and line[0].endswith(path_line(trace, path))
+    long_path = list(range(3, 130))
+    shown = path_line(trace, long_path)
+    assert shown.startswith("3 (Verifier) → 4 (Planner) → 5 (Coder) → 6 (Computer_terminal) → … 119 more steps …")
+    assert shown.endswith("→ 129 (Coder)") and shown.count("→") == 8  # 4 + the count + 4
+    assert path_line(trace, list(range(5))).count("→") == 4  # short paths in full
+    size = [t for t in figs.timeline_figure(trace, a).data if t.name == "step (colour = blame)"][0].marker.size
+    assert size <= 8 and figs.marker_size(10, 16) == 16
+    nodes = [t for t in figs.flow_figure(trace, edges, a, path, failure).data if (t.name or "").startswith("step")][0]
+    assert nodes.marker.size <= 8 and nodes.mode == "markers"
+
+
+def test_a_trace_without_label_on_every_page(app, tmp_path) -> None:
+    """A run nobody annotated: no annotation box, no "annotation:" in the comparison, and no error anywhere."""
+    import inspector_pages
+
+    raw = json.loads((traces_dir() / "demo_whowhen.json").read_text())
+    for k in ("mistake_agent", "mistake_step", "mistake_reason"):
+        raw.pop(k, None)
+    f = tmp_path / "unlabelled.json"
+    f.write_text(json.dumps({**raw, "question_ID": "unlabelled"}))
+    trace = read_path(f)[0]
+    assert trace.label is None
+    at = app(page="Upload")
+    at.file_uploader(key="up_file").set_value((f.name, f.read_bytes(), "application/json")).run()
+    at.button(key=f"open_up_{trace.id}").click().run()
+    for page in inspector_pages.PAGES:
+        at.sidebar.radio[0].set_value(page).run()
+        assert not at.exception and not texts(at, "error"), (page, texts(at, "error"))
+        assert not any(i.startswith("Annotated mistake") for i in texts(at, "info")), page
+        assert not any("annotation:" in m for m in texts(at, "markdown")), page
+
+
+def test_pages_keep_their_widgets_after_a_visit_elsewhere(app, env, tmp_path) -> None:
+    """Streamlit drops a widget's value on a run that does not draw it. Coming back to the Timeline used to raise
+    KeyError('read_step'); the Traces filters and page, the step being read and a typed heads file are now kept."""
+    at = app(page="Timeline", trace="whowhen-algorithm-1")
+    at.number_input(key="read_step").set_value(2).run()
+    at.sidebar.radio[0].set_value("Blame").run()
+    at.sidebar.radio[0].set_value("Timeline").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.number_input(key="read_step").value == 2
+    assert read_path(WW[0])[0].steps[2].content in texts(at, "code")
+
+    at.sidebar.radio[0].set_value("Traces").run()
+    at.selectbox(key="f_source").set_value("hand").run()
+    assert list(at.dataframe[0].value["trace_id"]) == ["whowhen-hand-1"]
+    at.button(key="list_open_btn").click().run()  # open it: the Timeline
+    assert at.session_state["page"] == "Timeline" and not at.exception
+    at.sidebar.radio[0].set_value("Traces").run()  # and back: still filtered
+    assert at.selectbox(key="f_source").value == "hand"
+    assert list(at.dataframe[0].value["trace_id"]) == ["whowhen-hand-1"]
+
+    f = tmp_path / "mine.json"
+    f.write_text(json.dumps({"focal_heads": [[0, 1]], "scores": [[1.0, 2.0], [0.5, 0.1]]}))
+    at.sidebar.radio[0].set_value("Inside the model").run()
+    at.text_input(key="heads_file").set_value(str(f)).run()
+    at.sidebar.radio[0].set_value("Blame").run()
+    at.sidebar.radio[0].set_value("Inside the model").run()
+    assert at.text_input(key="heads_file").value == str(f) and not texts(at, "error")
+
+
+def test_flow_graph_of_a_successful_run_names_no_failure(app) -> None:
+    """A run recorded as successful has no failure: its flow graph leads to the final answer and says so."""
+    trace = msgspec.structs.replace(read_path(WW[1])[0], id="was-fine", outcome="succeeded")
+    at = app(page="Upload")
+    at.file_uploader(key="up_file").set_value(("was-fine.json", trace.to_json(), "application/json")).run()
+    at.button(key="open_up_was-fine").click().run()
+    at.sidebar.radio[0].set_value("Flow graph").run()
+    assert not at.exception and not texts(at, "error"), texts(at, "error")
+    line = [m for m in texts(at, "markdown") if m.startswith("**Blame path**")]
+    assert len(line) == 1 and "failure shows" not in line[0]
+    assert "to the final answer (the run is recorded as successful" in line[0]
+    edges, failure, _ = data.flow_edges(trace)
+    a = analyze(trace, METHOD)
+    names = [t.name for t in figs.flow_figure(trace, edges, a, data.blame_path(trace, a, edges, failure), failure).data]
+    assert f"final answer (step {failure}; the run succeeded)" in names and not any("failure" in (n or "") for n in names)
+
+
+def test_upload_of_many_traces_opens_every_one(app) -> None:
+    """A file of 12 traces: the message counts the ones it does not name, and each of the 12 can be opened (there
+    used to be buttons for the first ten only)."""
+    base = read_path(WW[0])[0]
+    many = [msgspec.structs.replace(base, id=f"run-{k:02d}") for k in range(12)]
+    raw = b"[" + b",".join(t.to_json() for t in many) + b"]"
+    at = app(page="Upload")
+    at.file_uploader(key="up_file").set_value(("many.json", raw, "application/json")).run()
+    ok = texts(at, "success")
+    assert len(ok) == 1 and ok[0].startswith("Read 12 trace(s): run-00") and ok[0].endswith(", and 2 more")
+    assert at.selectbox(key="up_open_any").options == [t.id for t in many]
+    at.selectbox(key="up_open_any").set_value("run-11").run()
+    at.button(key="up_open_any_btn").click().run()
+    assert at.session_state["page"] == "Timeline" and "Trace run-11" in texts(at, "header")
