@@ -287,3 +287,115 @@ def test_flat_span_errors_name_the_key_the_file_uses(tmp_path: Path) -> None:
     p.write_text(json.dumps({"spans": [{"span_id": 5, "parent_span_id": 0, "name": "int ids"},
                                        {"span_id": 6, "parent_span_id": 5, "name": "child"}]}))
     assert [s.parents for s in load_trace(p).steps] == [(), (0,)]  # parent 0: none, as OTLP's all-zero id
+
+
+# --------------------------------------------------------------------------- real-world exports (tests/fixtures)
+# Shapes as the instrumentations write them: openinference-instrumentation-smolagents (_wrappers.py: "X.run" AGENT,
+# "Step N" CHAIN, "Model.generate" LLM with message.contents parts, tool spans named by class with tool.name and the
+# schema in tool.parameters), openinference-instrumentation-langchain (_tracer.py: run metadata as a JSON string with
+# langgraph_node / langgraph_checkpoint_ns; "agent" nodes marked AGENT), TRAIL's Patronus export (flat spans with
+# span_attributes and child_spans), and the OpenTelemetry SDK's ConsoleSpanExporter (span.to_json(), concatenated).
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _by_span(t: Any) -> dict[str, Any]:
+    return {s.metadata["span_id"]: s for s in t.steps}
+
+
+def test_smolagents_export_keeps_llm_text_tool_arguments_and_call_links() -> None:
+    t = load_trace(FIXTURES / "otlp_smolagents.json")
+    s = _by_span(t)
+    # llm.output_messages.0.message.contents.0.message_content.text: the model's thought and code, not ""
+    assert s["c1f0a5e4b3d2a102"].content.startswith("Thought: I will ask search_agent")
+    assert (s["c1f0a5e4b3d2a102"].tokens_in, s["c1f0a5e4b3d2a102"].tokens_out) == (2210, 88)
+    # the tool was called with input.value's arguments; tool.parameters is the tool's schema
+    tool = s["d2e1b6f5c4e3b204"]
+    (call,) = tool.tool_calls
+    assert json.loads(call.arguments)["kwargs"] == {"query": "Mercedes Sosa discography studio albums"}
+    # the tool span names no call id: its result answers the agent's LLM call of that tool
+    llm = s["d2e1b6f5c4e3b203"]
+    assert llm.tool_calls[0].id == "call_kXq1"
+    assert tool.tool_results[0].call_id == call.id == "call_kXq1" and tool.metadata["call_step"] == llm.index
+    # an ERROR step span with no description: the exception event says what went wrong
+    failed = s["e3f2c7a6d5f4c301"]
+    assert "The variable `result` is not defined" in failed.metadata["error"]
+    assert failed.content.startswith("AgentExecutionError: Code execution failed")
+    # the task is the question, not input.value's JSON; the managed agent is named as its manager calls it
+    assert t.task == "How many studio albums did Mercedes Sosa publish between 2000 and 2009 (included)?"
+    assert t.final_answer == "4"
+    assert t.agents == ("CodeAgent.run", "search_agent")
+    assert {st.agent for st in t.steps if st.metadata["span_id"].startswith("d2")} == {"search_agent"}
+
+
+def test_trail_export_takes_task_and_answer_from_its_agent_not_the_harness() -> None:
+    t = load_trace(FIXTURES / "trail_gaia.json")
+    assert t.task == "What is the surname of the equine veterinarian mentioned in 1.E Exercises?"
+    assert t.final_answer == "Louvrier"  # the top agent's output, not the last step's "Error: 429"
+    assert t.agents == ("main", "CodeAgent.run", "search_agent")  # not the container id "c09a5098c122"
+    s = _by_span(t)
+    tool = s["a1b2c3d4e5f60009"]
+    (res,) = tool.tool_results
+    assert res.is_error and res.content.startswith("HTTPError: 429") and res.call_id == "call_W8bz"
+    assert json.loads(tool.tool_calls[0].arguments)["kwargs"]["query"] == "LibreTexts 1.E Exercises equine veterinarian"
+    assert s["a1b2c3d4e5f60005"].content.startswith("Thought: I will ask search_agent")
+
+
+def test_langgraph_export_names_agents_by_their_graph_node() -> None:
+    t = load_trace(FIXTURES / "otlp_langgraph.json")
+    # create_react_agent's inner "agent"/"tools" nodes belong to the node that holds them
+    assert t.agents == ("LangGraph", "supervisor", "research_expert")
+    s = _by_span(t)
+    assert [s[f"00f067aa0ba9000{c}"].agent for c in "789abcd"] == ["research_expert"] * 7
+    # Anthropic content parts (message.contents.N.message_content.text), joined
+    assert s["00f067aa0ba90010"].content == "4.21 trillion / 124.5 million:\nJapan's 2023 GDP per person was about 3,382 USD."
+    assert s["00f067aa0ba9000b"].tool_results[0].call_id == "call_r1"
+    assert s["00f067aa0ba90006"].tool_results[0].call_id == "call_sup1"
+    # {"messages": [...]} in and out: the user's question, the last assistant message
+    assert t.task == "What was Japan's 2023 GDP per person, in US dollars?"
+    assert t.final_answer == "Japan's 2023 GDP per person was about 3,382 USD."
+    # the graph and its nodes output the state their children wrote: like an agent span, the step holds what it
+    # was handed, and the state dump (every message again) stays in metadata
+    root = t.steps[0]
+    assert root.content == t.task and json.loads(root.metadata["output"])["messages"][-1]["name"] == "supervisor"
+    assert s["00f067aa0ba90002"].content == t.task
+
+
+def test_console_exporter_dump_reads_as_written_and_as_list_or_lines(tmp_path: Path) -> None:
+    """ConsoleSpanExporter prints each finished span's to_json() in turn: children before parents, no list."""
+    path = FIXTURES / "otel_console_spans.json"
+    t = load_trace(path)
+    assert [s.metadata["span_name"] for s in t.steps] == ["solve", "ChatOpenAI", "ChatOpenAI"]
+    assert [s.parents for s in t.steps] == [(), (0,), (0,)]
+    assert t.agents == ("calculator-team",)  # resource.attributes service.name
+    assert t.steps[1].content == t.steps[1].metadata["error"] == \
+        "RateLimitError: Error code: 429 - Rate limit reached for gpt-4o"
+    assert (t.task, t.final_answer) == ("What is 6 x 7?", "6 x 7 = 48")
+    spans = list(_objects(path.read_text()))
+    listed = tmp_path / "list.json"
+    listed.write_text(json.dumps(spans))
+    lines = tmp_path / "spans.jsonl"
+    lines.write_text("".join(json.dumps(sp) + "\n" for sp in spans))
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(spans[2], indent=4))
+    for p in (listed, lines):
+        assert read_path(p)[0].steps == t.steps, p.name
+    assert load_trace(one).steps[0].content == "6 x 7 = 48"
+    cut = tmp_path / "cut.json"  # a dump cut off inside the third span: the error is where the file ends
+    text = path.read_text()
+    at = text.index('"name": "solve"') + 30
+    cut.write_text(text[:at])
+    with pytest.raises(InputError) as e:
+        read_path(cut)
+    assert e.value.message == "file ends in the middle of a JSON value (truncated?)"
+    line = text[:at].count("\n") + 1
+    assert e.value.field == f"line {line} col {at - text.rindex(chr(10), 0, at)}"
+
+
+def _objects(text: str) -> Any:
+    dec, pos = json.JSONDecoder(), 0
+    while pos < len(text.rstrip()):
+        obj, pos = dec.raw_decode(text, pos)
+        yield obj
+        while pos < len(text) and text[pos].isspace():
+            pos += 1

@@ -213,3 +213,103 @@ def test_whowhen_label_must_name_an_agent_of_the_run(tmp_path, agent, message):
     with pytest.raises(InputError, match=message) as e:
         read_path(p)
     assert e.value.field == "mistake_agent"
+
+
+# --------------------------------------------------------------------------- real-world shapes (tests/fixtures)
+# autogen-agentchat >= 0.5 (messages.py: ToolCallSummaryMessage carries tool_calls/results, CodeExecutionEvent a
+# CodeResult in result, MultiModalMessage images as {"data": base64}, StructuredMessage[T] types), Magentic-One's
+# log.jsonl (LogHandler: {timestamp, source, message, type} events and {prompt_tokens, completion_tokens,
+# type: LLMCallEvent} records), LangChain messages_to_dict dumps (Anthropic content blocks, pre-0.2 tool calls
+# in additional_kwargs). The OTLP ones are in test_otlp.py.
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize(("name", "fmt"), [
+    ("autogen_agentchat.json", "chat"), ("autogen_taskresult_v05.json", "chat"), ("magentic_one_log.jsonl", "chat"),
+    ("langchain_messages.json", "chat"), ("otlp_smolagents.json", "otlp"), ("otlp_langgraph.json", "otlp"),
+    ("trail_gaia.json", "otlp"), ("otel_console_spans.json", "otlp")])
+def test_real_world_fixtures_are_detected_as_their_format(name: str, fmt: str) -> None:
+    path = FIXTURES / name
+    assert detect(path.read_bytes(), path).name == fmt
+    assert [r.name for r in READERS.values() if r.sniff(path.read_bytes(), path) >= READERS[fmt].sniff(
+        path.read_bytes(), path)] == [fmt]  # no other reader ties or wins
+
+
+def test_autogen_05_task_result_reads_code_events_images_and_summaries() -> None:
+    path = FIXTURES / "autogen_taskresult_v05.json"
+    raw = json.loads(path.read_text())["messages"]
+    t = load_trace(path)
+    assert [s.agent for s in t.steps] == [m["source"] for m in raw]
+    assert t.task == raw[0]["content"]
+    kinds = {m["type"]: i for i, m in enumerate(raw)}
+    # CodeExecutionEvent: no content field, its CodeResult output is the text; it runs the code generated before
+    run = t.steps[kinds["CodeExecutionEvent"]]
+    assert (run.role, run.content, run.parents) == ("tool", "2024-01\n", (kinds["CodeGenerationEvent"],))
+    assert run.tool_results[0].name == "code_execution" and not run.tool_results[0].is_error
+    # ToolCallSummaryMessage repeats the request's calls: the request keeps them, the result links to it
+    assert t.steps[kinds["ToolCallSummaryMessage"]].tool_calls == ()
+    assert t.steps[kinds["ToolCallExecutionEvent"]].parents == (kinds["ToolCallRequestEvent"],)
+    # a chart image is no text (and its base64 stays out); the speaker selection is a name
+    assert t.steps[kinds["MultiModalMessage"]].content == "Here is the chart; the best month is 2024-01.\n<image>"
+    assert t.steps[kinds["SelectSpeakerEvent"]].content == "analyst"
+    # a StructuredMessage[T] speaks as an assistant; the user proxy's input request as the user
+    assert t.steps[kinds["StructuredMessage[Review]"]].role == "assistant"
+    assert json.loads(t.steps[kinds["StructuredMessage[Review]"]].content)["best_month"] == "2024-01"
+    assert t.steps[kinds["UserInputRequestedEvent"]].role == "user"
+
+
+def test_magentic_one_log_reads_without_format_and_folds_the_orchestrator() -> None:
+    path = FIXTURES / "magentic_one_log.jsonl"
+    raw = [json.loads(line) for line in path.read_text().splitlines()]
+    events = [m for m in raw if m["type"] != "LLMCallEvent"]
+    t = load_trace(path)
+    assert t.n_steps == len(events) and t.agents == ("Orchestrator", "WebSurfer")
+    assert [s.content for s in t.steps] == [m["message"] for m in events]
+    assert [s.metadata.get("raw_name", s.agent) for s in t.steps] == [m["source"] for m in events]
+    # the LLM call's token counts go to the step it produced
+    assert (t.steps[1].tokens_in, t.steps[1].tokens_out) == (1422, 188)
+    # a WebSurferEvent is a browser action: a tool call with its arguments, the page in metadata
+    (call,) = t.steps[2].tool_calls
+    assert (call.name, json.loads(call.arguments)) == ("input_text", raw[3]["arguments"])
+    assert t.steps[2].metadata["url"] == raw[3]["url"]
+
+
+def test_langchain_dump_joins_content_blocks_and_reads_old_tool_calls() -> None:
+    t = load_trace(FIXTURES / "langchain_messages.json")
+    assert t.task == "Who directed the film that won Best Picture in 1998?"
+    # Anthropic blocks: thinking and text joined; the tool_use block is the tool call, not JSON in the text
+    assert t.steps[2].content == ("Best Picture in 1998 means the 70th Academy Awards.\n"
+                                  "I'll look up the 1998 Best Picture winner.")
+    assert [c.id for c in t.steps[2].tool_calls] == ["toolu_01A9"] and t.steps[3].parents == (2,)
+    assert t.steps[3].content.endswith("directed by James Cameron.")  # a tool message's text blocks, joined
+    # LangChain < 0.2: the calls only in additional_kwargs.tool_calls; the result still links to them
+    (call,) = t.steps[4].tool_calls
+    assert (call.name, call.id, json.loads(call.arguments)) == ("wikipedia", "call_old1", {"query": "Titanic director"})
+    assert t.steps[5].parents == (4,) and t.steps[5].tool_results[0].name == "wikipedia"
+    # an image block is no text: a placeholder, not its base64
+    assert t.steps[6].content == "The 1998 Best Picture, Titanic, was directed by James Cameron.\n<image>"
+
+
+def test_json_lines_errors_name_the_file_line(tmp_path: Path) -> None:
+    p = _write(tmp_path, "log.jsonl", "\n".join([json.dumps({"role": "user", "content": "hi"}), "",
+                                                 json.dumps({"role": "assistant", "name": "Bot"})]) + "\n")
+    with pytest.raises(InputError) as e:
+        read_path(p)
+    assert e.value.field == "line 3.content"  # the file's line, 1-based (was "line[1]")
+
+
+def test_activation_formats_follow_the_suffix_the_way_activations_reads_it(tmp_path: Path) -> None:
+    """``.PTH`` is pt (not the raw suffix 'PTH'), an unknown suffix is kept so opening it names it, none is
+    safetensors, and a declared format wins; the chat and OTLP readers share the rule."""
+    msgs = [
+        {"role": "user", "content": "task"},
+        {"role": "assistant", "name": "A", "content": "a", "activation": {"path": "step_1.PTH"}},
+        {"role": "assistant", "name": "B", "content": "b", "activation": {"path": "step_2.h5"}},
+        {"role": "assistant", "name": "C", "content": "c", "activation": {"path": "step_3"}},
+        {"role": "assistant", "name": "D", "content": "d", "activation": {"path": "x.npz", "format": "pt"}},
+    ]
+    p = tmp_path / "run.json"
+    p.write_text(json.dumps(msgs))
+    formats = [s.activation.format for s in load_trace(p).steps if s.activation is not None]
+    assert formats == ["pt", "h5", "safetensors", "pt"]

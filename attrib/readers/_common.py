@@ -117,16 +117,42 @@ def looks_jsonl(data: bytes) -> bool:
     return first.startswith(b"{") and first.endswith(b"}") and rest.startswith(b"{")
 
 
+_IMAGE_PARTS = frozenset({"image", "image_url", "input_image", "image_file"})
+
+
+def part_text(part: Any) -> str | None:
+    """One content part as text: a string; a text part (``text``: OpenAI, Anthropic, LangChain; ``content``);
+    Anthropic ``thinking``; a refusal; an image part as ``<image>`` (its bytes are no text). None for any other
+    part (a ``tool_use`` block, a file)."""
+    if isinstance(part, str):
+        return part
+    if not isinstance(part, dict):
+        return None
+    for key in ("text", "content", "thinking", "refusal"):
+        x = part.get(key)
+        if isinstance(x, str):
+            return x
+    if part.get("type") in _IMAGE_PARTS or "image_url" in part:
+        return "<image>"
+    if isinstance(part.get("content"), list):  # Anthropic tool_result: {"type": "tool_result", "content": [parts]}
+        inner = [part_text(x) for x in part["content"]]
+        if any(t is not None for t in inner):
+            return as_text(part["content"])
+    return None
+
+
 def as_text(value: Any) -> str:
-    """Message content as text: strings as-is, OpenAI content parts joined, anything else as JSON."""
+    """Message content as text: strings as-is; a list of content parts (strings, OpenAI / Anthropic / LangChain
+    blocks) joined line by line, a part with no text (a ``tool_use`` block) as compact JSON so nothing is lost;
+    anything else (no text part at all) as JSON."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    if isinstance(value, list) and all(isinstance(p, dict) for p in value):
-        texts = [p.get("text") or p.get("content") for p in value]
-        if all(isinstance(t, str) for t in texts):
-            return "\n".join(texts)  # type: ignore[arg-type]
+    if isinstance(value, list) and value:
+        texts = [part_text(p) for p in value]
+        if any(t is not None for t in texts):
+            return "\n".join(t if t is not None else as_text(p) for t, p in zip(texts, value, strict=True))
     try:
         return orjson.dumps(value).decode()
     except TypeError:
@@ -191,3 +217,14 @@ def activation_path(p: str, base: Path) -> str:
     # absolute, so a store filled from one working directory still finds the files from another
     return os.path.abspath(p if not beside.exists() and q.exists() else beside)
 
+
+
+def activation_format(declared: Any, path: str) -> str:
+    """An activation reference's format: the one the log declares, else the one its file's suffix implies
+    (``.pth`` -> pt, via :func:`attrib.activations.format_from_suffix`); an unknown suffix is kept as written so
+    opening the file names it, and no suffix means safetensors."""
+    from attrib.activations import format_from_suffix
+
+    if declared:
+        return str(declared)
+    return format_from_suffix(path) or Path(path).suffix.lstrip(".") or "safetensors"

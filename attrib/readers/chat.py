@@ -4,12 +4,17 @@ Accepts the shapes AutoGen, Magentic-One and LangGraph write: ``{role, name, con
 style, ``tool_calls`` with ``function.name/arguments``, role ``tool`` with ``tool_call_id``),
 ``{source, type, content}`` (autogen-agentchat: ``TextMessage``, ``ToolCallRequestEvent`` with its
 ``FunctionCall`` list, ``ToolCallExecutionEvent`` with its results, ``ToolCallSummaryMessage``, ``HandoffMessage``
-and its ``target``), ``{type: human|ai|tool, name, content, tool_calls:
-[{name, args, id}]}`` (LangChain/LangGraph), also as LangChain serialises them (``messages_to_dict``'s
-``{type, data}``, ``dumpd``'s ``{lc, id, kwargs}``), and plain logs such as ``{agent, content}`` or
-``{speaker, text}`` lines. The agent of a step is ``name``, else ``source`` / ``sender`` / ``agent`` /
-``speaker``, else the role; the text is ``content``, else ``text``. A tool message's parent is the step that
-issued the call.
+and its ``target``, ``CodeGenerationEvent`` / ``CodeExecutionEvent``, ``MultiModalMessage``, ``StructuredMessage``),
+Magentic-One's ``log.jsonl`` (``{source, type, message}``; ``Orchestrator (thought)`` and the like are one
+``Orchestrator``; a ``WebSurferEvent``'s action is a tool call; ``LLMCallEvent`` token counts go to the next step),
+``{type: human|ai|tool, name, content, tool_calls:
+[{name, args, id}]}`` (LangChain/LangGraph; before 0.2 the calls only in ``additional_kwargs``), also as
+LangChain serialises them (``messages_to_dict``'s ``{type, data}``, ``dumpd``'s ``{lc, id, kwargs}``), and plain
+logs such as ``{agent, content}`` or ``{speaker, text}`` lines. The agent of a step is ``name``, else ``source`` /
+``sender`` / ``agent`` / ``speaker``, else the role; the text is ``content``, else ``text``, else ``message``
+(content parts joined: text, Anthropic thinking; images as ``<image>``; a ``tool_use`` block the message's
+``tool_calls`` hold is left out). A tool message's parent is the step that issued the call. Without a ``task``,
+the task is the first user message.
 
 An object may carry trace fields beside ``messages``: ``id``, ``task``/``question``, ``outcome``,
 ``final_answer``, ``ground_truth``, and a label (``mistake_agent``, ``mistake_step``,
@@ -18,11 +23,13 @@ An object may carry trace fields beside ``messages``: ``id``, ``task``/``questio
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from attrib.errors import InputError
 from attrib.readers._common import (
+    activation_format,
     activation_path,
     as_int,
     as_text,
@@ -34,10 +41,18 @@ from attrib.readers._common import (
 )
 from attrib.trace import ActivationRef, Label, Step, ToolCall, ToolResult, Trace
 
-#: autogen-agentchat message types (``{source, type, content}``) and the role each speaks in
+#: autogen-agentchat message types (``{source, type, content}``) and the role each speaks in; also Magentic-One's
+#: own ``log.jsonl`` events (``{source, type, message}``). A ``StructuredMessage[...]`` or custom type speaks as
+#: an assistant too.
 _AGENTCHAT = {"TextMessage": "assistant", "MultiModalMessage": "assistant", "StopMessage": "assistant",
               "HandoffMessage": "assistant", "ToolCallSummaryMessage": "assistant", "ThoughtEvent": "assistant",
-              "ToolCallRequestEvent": "assistant", "ToolCallExecutionEvent": "tool"}
+              "ToolCallRequestEvent": "assistant", "ToolCallExecutionEvent": "tool",
+              "CodeGenerationEvent": "assistant", "CodeExecutionEvent": "tool", "MemoryQueryEvent": "tool",
+              "SelectSpeakerEvent": "assistant", "SelectorEvent": "assistant", "UserInputRequestedEvent": "user",
+              "ModelClientStreamingChunkEvent": "assistant",
+              "OrchestrationEvent": "assistant", "AgentEvent": "assistant", "WebSurferEvent": "assistant"}
+#: Records of a log that are no message (Magentic-One's per-LLM-call token counts): their tokens go to the next step.
+_TOKEN_RECORDS = frozenset({"LLMCallEvent"})
 _ROLE = {"human": "user", "ai": "assistant", "AIMessage": "assistant", "HumanMessage": "user",
          "ToolMessage": "tool", "SystemMessage": "system", "function": "tool", "FunctionMessage": "tool"}
 #: Keys that name who spoke, in the order a message's agent is taken from them (role is the fallback).
@@ -49,9 +64,13 @@ def _tool_calls(msg: dict[str, Any], path: Path, where: str, key: str = "tool_ca
     """The calls in ``msg[key]``: OpenAI ``{id, function: {name, arguments}}``, LangChain ``{name, args, id}`` or
     autogen's ``FunctionCall`` ``{id, name, arguments}``."""
     raw = msg.get(key)
-    if raw is None:
-        fc = msg.get("function_call")  # legacy OpenAI
-        raw = [{"function": fc}] if isinstance(fc, dict) else []
+    if raw is None and key == "tool_calls":
+        # LangChain < 0.2 kept the provider's calls in additional_kwargs only; legacy OpenAI: function_call
+        extra = msg.get("additional_kwargs") if isinstance(msg.get("additional_kwargs"), dict) else {}
+        raw = extra.get("tool_calls")
+        fc = msg.get("function_call") or extra.get("function_call")
+        if raw is None:
+            raw = [{"function": fc}] if isinstance(fc, dict) else []
     if not isinstance(raw, list):
         raise InputError(path, f"{where}.{key}", f"expected a list, got {type(raw).__name__}")
     calls = []
@@ -99,33 +118,69 @@ def _unwrap_langchain(msg: dict[str, Any]) -> dict[str, Any]:
     return msg
 
 
-def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]:
-    """Messages -> steps. Raises :class:`InputError` naming the message and field that is wrong."""
+def _content(msg: dict[str, Any], kind: str | None, calls: tuple[ToolCall, ...]) -> str:
+    """A message's text: ``content``, else ``text``, else (Magentic-One) ``message``; content parts joined, a
+    ``tool_use`` block that ``tool_calls`` already holds left out, autogen images as ``<image>``."""
+    raw = msg.get("content", msg.get("text"))
+    if raw is None and isinstance(msg.get("message"), str):
+        raw = msg["message"]
+    if kind == "CodeExecutionEvent":  # autogen: result is the output text (0.5: a CodeResult {exit_code, output})
+        res = msg.get("result")
+        raw = res.get("output") if isinstance(res, dict) else res
+    if isinstance(raw, list):
+        ids = {c.id for c in calls if c.id is not None}
+        raw = [p for p in raw if not (isinstance(p, dict) and p.get("type") == "tool_use" and p.get("id") in ids)]
+        if kind == "MultiModalMessage":  # list[str | Image], an Image dumped as {"data": base64}
+            raw = [p if isinstance(p, str) else "<image>" for p in raw]
+    return as_text(raw)
+
+
+def _has_content(msg: dict[str, Any]) -> bool:
+    return ("content" in msg or "text" in msg or isinstance(msg.get("message"), str) or bool(msg.get("tool_calls"))
+            or "result" in msg)
+
+
+def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[str] | None = None) -> list[Step]:
+    """Messages -> steps. Raises :class:`InputError` naming the message and field that is wrong (``fields``: how
+    each message is named in errors, e.g. ``line 3`` for JSON Lines; default ``where[i]``)."""
     if not isinstance(msgs, list):
         raise InputError(path, where, f"expected a list of messages, got {type(msgs).__name__}")
     if not msgs:
         raise InputError(path, where, "empty chat log: a trace needs at least one message")
     steps: list[Step] = []
     call_owner: dict[str, int] = {}
-    for i, msg in enumerate(msgs):
-        w = f"{where}[{i}]"
+    pending_tokens = [0, 0]  # token counts of no-message records, for the next step
+    last_codegen: dict[str, int] = {}  # agent -> its latest CodeGenerationEvent step
+    for pos, msg in enumerate(msgs):
+        w = fields[pos] if fields is not None else f"{where}[{pos}]"
+        i = len(steps)
         if not isinstance(msg, dict):
             raise InputError(path, w, f"expected a message object, got {type(msg).__name__}")
         msg = _unwrap_langchain(msg)
         raw_role = msg.get("role", msg.get("type"))
-        # an autogen-agentchat message (a role or type of another JSON kind is no such message: the checks below say so)
-        kind = raw_role if "role" not in msg and isinstance(raw_role, str) and raw_role in _AGENTCHAT else None
+        if "role" not in msg and raw_role in _TOKEN_RECORDS:
+            pending_tokens[0] += as_int(msg.get("prompt_tokens")) or 0
+            pending_tokens[1] += as_int(msg.get("completion_tokens")) or 0
+            continue
+        # an autogen-agentchat message (a role or type of another JSON kind is no such message: the checks below say
+        # so); a typed message with a source that is no LangChain type is one too (StructuredMessage[...], custom)
+        kind = raw_role if "role" not in msg and isinstance(raw_role, str) and (
+            raw_role in _AGENTCHAT or ("source" in msg and raw_role not in _ROLE)) else None
         if kind is not None:
-            role = "user" if msg.get("source") == "user" and _AGENTCHAT[kind] == "assistant" else _AGENTCHAT[kind]
+            base = _AGENTCHAT.get(kind, "assistant")
+            role = "user" if msg.get("source") == "user" and base == "assistant" else base
         else:
             role = _ROLE.get(raw_role, raw_role) if isinstance(raw_role, str) else None
         agent = next((msg[k] for k in _SPEAKER_KEYS[1:] if msg.get(k)), None)
         if agent is not None and not isinstance(agent, str):
             raise InputError(path, f"{w}.name", f"expected a string, got {type(agent).__name__}")
-        if "content" not in msg and "text" not in msg and not msg.get("tool_calls"):
+        if not _has_content(msg):
             raise InputError(path, f"{w}.content", "missing: every message needs content (or tool_calls)")
-        content = as_text(msg.get("content", msg.get("text")))
-        calls = _tool_calls(msg, path, w)
+        # ToolCallSummaryMessage (autogen >= 0.5) repeats the calls and results of the events before it
+        calls = () if kind == "ToolCallSummaryMessage" else _tool_calls(msg, path, w)
+        if kind == "WebSurferEvent" and isinstance(msg.get("action"), str):  # Magentic-One: a browser action
+            calls = (ToolCall(name=msg["action"], arguments=as_text(msg.get("arguments"))),)
+        content = _content(msg, kind, calls)
         results: tuple[ToolResult, ...] = ()
         parents: tuple[int, ...] = ()
         if kind == "ToolCallRequestEvent" and isinstance(msg["content"], list):  # content: FunctionCalls
@@ -134,6 +189,12 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]
             results = _execution_results(msg["content"], steps, call_owner, path, f"{w}.content")
             parents = tuple(sorted({call_owner[r.call_id] for r in results if r.call_id in call_owner}))
             content = "\n".join(r.content for r in results)
+        elif kind == "CodeExecutionEvent":  # runs the code its agent's CodeGenerationEvent wrote
+            res = msg.get("result")
+            code = as_int(res.get("exit_code")) if isinstance(res, dict) else None
+            results = (ToolResult(content=content, name="code_execution", is_error=bool(code)),)
+            owner = last_codegen.get(str(agent)) if agent is not None else None
+            parents = (owner,) if owner is not None else ()
         elif role == "tool":
             cid = msg.get("tool_call_id")
             cid = None if cid is None else str(cid)
@@ -152,17 +213,23 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]
         for c in calls:
             if c.id is not None:
                 call_owner[c.id] = i
+        if kind == "CodeGenerationEvent":
+            last_codegen[str(agent)] = i
         usage = msg.get("models_usage") or msg.get("usage") or msg.get("usage_metadata") or {}
         if not isinstance(usage, dict):
             usage = {}
+        tin = as_int(usage.get("prompt_tokens", usage.get("input_tokens")))
+        tout = as_int(usage.get("completion_tokens", usage.get("output_tokens")))
+        if any(pending_tokens):
+            tin, tout = (tin or 0) + pending_tokens[0], (tout or 0) + pending_tokens[1]
+            pending_tokens = [0, 0]
         act = msg.get("activation")
         ref = None
         if isinstance(act, dict) and isinstance(act.get("path"), str):
-            p = Path(act["path"])
             hooks = act.get("hooks") if isinstance(act.get("hooks"), list) else []
             ref = ActivationRef(path=activation_path(act["path"], path.parent),
                                 hooks=tuple(str(h) for h in hooks),
-                                format=str(act.get("format") or p.suffix.lstrip(".") or "safetensors"))
+                                format=activation_format(act.get("format"), act["path"]))
         meta = {}
         if msg.get("name") and msg.get("role") and msg.get("role") != role:
             meta["raw_role"] = str(msg["role"])
@@ -170,21 +237,38 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages") -> list[Step]
             meta["message_type"] = kind
             if kind == "HandoffMessage" and msg.get("target"):
                 meta["handoff_target"] = str(msg["target"])
+            if kind == "WebSurferEvent" and msg.get("url"):
+                meta["url"] = str(msg["url"])
+        agent = str(agent)
+        if _MAGENTIC_ORCH.match(agent):  # Magentic-One: "Orchestrator (thought)", "Orchestrator (-> WebSurfer)"
+            meta["raw_name"] = agent
+            agent = "Orchestrator"
         steps.append(Step(
             index=i,
-            agent=str(agent),
+            agent=agent,
             role=str(role or "assistant"),
             content=content,
             tool_calls=calls,
             tool_results=results,
             parents=parents,
             start_time=as_time(msg.get("timestamp", msg.get("created_at"))),
-            tokens_in=as_int(usage.get("prompt_tokens", usage.get("input_tokens"))),
-            tokens_out=as_int(usage.get("completion_tokens", usage.get("output_tokens"))),
+            tokens_in=tin,
+            tokens_out=tout,
             activation=ref,
             metadata=meta,
         ))
+    if not steps:
+        raise InputError(path, where, "no messages: only token-count records (LLMCallEvent)")
     return steps
+
+
+#: Magentic-One's orchestrator speaks as "Orchestrator (<what>)": one agent (as the Who&When reader folds it)
+_MAGENTIC_ORCH = re.compile(r"^Orchestrator \(.*\)$")
+
+
+def _task(steps: list[Step]) -> str:
+    """The first user message: what the run was asked (a chat log with no ``task`` field)."""
+    return next((s.content for s in steps if s.role == "user" and s.content.strip()), "")
 
 
 def _label(obj: dict[str, Any], path: Path, steps: list[Step]) -> Label | None:
@@ -217,13 +301,18 @@ def _trace(obj: dict[str, Any], path: Path, default_id: str, where: str = "") ->
         id=str(tid) if isinstance(tid, str | int) and tid != "" else default_id,
         source_format="chat",
         steps=tuple(steps),
-        task=as_text(obj.get("task", obj.get("question", ""))),
+        task=as_text(obj.get("task", obj.get("question", ""))) or _task(steps),
         outcome=outcome,
         final_answer=None if fa is None else as_text(fa),
         ground_truth=None if gt is None else as_text(gt),
         label=label,
         metadata=dict(meta),
     )
+
+
+def _log(steps: list[Step], trace_id: str) -> Trace:
+    """A bare message list as a trace: no trace fields, so the task is its first user message."""
+    return Trace(id=trace_id, source_format="chat", steps=tuple(steps), task=_task(steps))
 
 
 class ChatReader:
@@ -233,7 +322,7 @@ class ChatReader:
 
     def sniff(self, data: bytes, path: Path) -> float:
         head = data[:8192].lstrip()
-        has_msg = b'"content"' in head or b'"text"' in head or b'"tool_calls"' in head
+        has_msg = b'"content"' in head or b'"text"' in head or b'"tool_calls"' in head or b'"message"' in head
         if not has_msg:  # an object with an empty (or text-less) chat log: ours to say what is missing
             return 0.3 if head[:1] == b"{" and any(f'"{k}"'.encode() in head for k in _TRACE_KEYS) else 0.0
         speaker = any(f'"{k}"'.encode() in head for k in _SPEAKER_KEYS)
@@ -259,13 +348,14 @@ class ChatReader:
                 if not isinstance(v, dict):
                     raise InputError(path, f"line {n}", f"expected a message object, got {type(v).__name__}")
                 msgs.append(v)
-            return [Trace(id=stem, source_format="chat", steps=tuple(parse_messages(msgs, path, "line")))]
+            return [_log(parse_messages(msgs, path, "line", [f"line {n}" for n, _ in lines]), stem)]
         obj = loads(data, path)
         if isinstance(obj, list):
-            return [Trace(id=stem, source_format="chat", steps=tuple(parse_messages(obj, path)))]
+            return [_log(parse_messages(obj, path), stem)]
         if isinstance(obj, dict):
             if path.suffix == ".jsonl" and not any(k in obj for k in _TRACE_KEYS):  # JSON Lines holding one message
-                return [Trace(id=stem, source_format="chat", steps=tuple(parse_messages([obj], path, "line")))]
+                line = data[:len(data) - len(data.lstrip())].count(b"\n") + 1
+                return [_log(parse_messages([obj], path, "line", [f"line {line}"]), stem)]
             if not any(k in obj for k in _TRACE_KEYS):
                 raise InputError(path, "messages", "missing: expected a list of messages or an object with 'messages'")
             return [_trace(obj, path, stem)]

@@ -12,9 +12,18 @@ in tree order (depth-first, in file order);
 an agent span that has children contributes the task it was handed (its output goes to metadata,
 since it is produced by the children that follow);
 ``Step.parents`` holds the index of the parent span's step; the step's agent is the span's own
-agent name, else the nearest enclosing agent span's, else the service name, else the span name.
-LLM spans carry their tool-call requests as ``ToolCall``; tool spans carry the call and its
-``ToolResult``. One :class:`Trace` per ``traceId`` in the file.
+agent name (``gen_ai.agent.name`` / ``agent.name``; else its LangGraph node, from the ``metadata`` OpenInference's
+LangChain instrumentation records; else, for an agent span, a smolagents managed agent's name or the span name),
+else the nearest enclosing span's, else the service name (not ``unknown_service`` nor a container id), else the
+root span's name. LLM spans carry their tool-call requests as ``ToolCall`` (text from ``message.content`` or the
+``message.contents.N.message_content.text`` parts); tool spans carry the call (arguments: ``input.value``;
+``tool.parameters`` is the schema) and its ``ToolResult``, linked to the agent's last LLM call of that tool when
+the span names no call id. An error status with no description takes the ``exception`` event's text.
+One :class:`Trace` per ``traceId`` in the file.
+
+Besides OTLP JSON: flat span lists (Phoenix, TRAIL's ``{"trace_id", "spans": [... child_spans ...]}``), span
+JSON Lines, and the OpenTelemetry SDK's ``span.to_json()`` objects as ``ConsoleSpanExporter`` prints them (one
+after another, no list).
 
 Files written by ``attrib analyze --otlp`` for a run from another format carry that run verbatim
 (``attrib.run_json``, ``attrib.step_json``) and read back as exactly that trace. Null fields count as absent
@@ -30,6 +39,7 @@ the reader within a small factor of raw ``orjson.loads`` on the same bytes (see 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +48,14 @@ import orjson
 
 from attrib.errors import InputError
 from attrib.readers._common import (
+    activation_format,
     activation_path,
     as_int,
     as_text,
     as_time,
     check_encoding,
     decode_error,
+    iter_jsonl,
     loads,
     looks_jsonl,
 )
@@ -83,6 +95,11 @@ class _Status(msgspec.Struct):
     message: str | None = None
 
 
+class _Event(msgspec.Struct):
+    name: str | None = None
+    attributes: list[_KeyValue] | None = None
+
+
 class _Span(msgspec.Struct):
     traceId: str | None = None
     spanId: str | None = None
@@ -92,6 +109,7 @@ class _Span(msgspec.Struct):
     endTimeUnixNano: int | str | None = None
     attributes: list[_KeyValue] | None = None
     status: _Status | None = None
+    events: list[_Event] | None = None
 
 
 class _Scope(msgspec.Struct):
@@ -203,12 +221,24 @@ def _records_otlp(export: _Export, path: Path, prefix: str = "") -> list[_Rec]:
                 code = st.code if st is not None else None
                 error = None
                 if code == 2 or code == "STATUS_CODE_ERROR" or code == "ERROR":
-                    error = st.message or "error"  # type: ignore[union-attr]
+                    error = st.message or _exception(_attrs(e.attributes) for e in sp.events or ()
+                                                     if e.name == "exception") or "error"  # type: ignore[union-attr]
                 recs.append(_Rec(sp.traceId or "", sp.spanId or "", sp.parentSpanId or "", sp.name or "",
                                  _nanos(sp.startTimeUnixNano, path, where + ".startTimeUnixNano"),
                                  _nanos(sp.endTimeUnixNano, path, where + ".endTimeUnixNano"),
                                  _attrs(sp.attributes), error, service, where))
     return recs
+
+
+def _exception(events: Any) -> str | None:
+    """What an ``exception`` span event says (``exception.type: exception.message``): where an error status
+    carries no description (the OpenTelemetry SDK's ``record_exception`` + ``set_status(ERROR)``), the only text."""
+    for a in events:
+        msg, typ = a.get("exception.message"), a.get("exception.type")
+        if msg or typ:
+            typ = str(typ).rsplit(".", 1)[-1] if typ else ""
+            return f"{typ}: {msg}" if typ and msg else str(msg or typ)
+    return None
 
 
 # --------------------------------------------------------------------------- flat span lists
@@ -240,6 +270,18 @@ def _first(sp: dict[str, Any], ctx: dict[str, Any], keys: tuple[str, ...]) -> tu
         if v is not None and v != "":
             return k, v
     return keys[0], None
+
+
+def _flat_service(sp: dict[str, Any]) -> str:
+    """``service_name`` (TRAIL, Phoenix), else ``service.name`` of ``resource_attributes`` or of the OpenTelemetry
+    SDK's ``resource.attributes`` (``span.to_json()``)."""
+    if sp.get("service_name"):
+        return str(sp["service_name"])
+    for res in (sp.get("resource_attributes"), (sp.get("resource") or {}).get("attributes")
+                if isinstance(sp.get("resource"), dict) else None):
+        if isinstance(res, dict) and res.get("service.name"):
+            return str(res["service.name"])
+    return ""
 
 
 def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[_Rec]:
@@ -275,15 +317,20 @@ def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[_Rec
         kind = sp.get("span_kind")
         if isinstance(kind, str) and "openinference.span.kind" not in attrs and kind.upper() in _OI_KINDS:
             attrs["openinference.span.kind"] = kind.upper()
-        status = sp.get("status_code", (sp.get("status") or {}).get("status_code") if isinstance(sp.get("status"), dict) else None)
+        st = sp.get("status") if isinstance(sp.get("status"), dict) else {}
+        status = sp.get("status_code", st.get("status_code", st.get("code")))
         error = None
-        if isinstance(status, str) and "ERROR" in status.upper():
-            error = sp.get("status_message") or "error"
+        if (isinstance(status, str) and "ERROR" in status.upper()) or status == 2:
+            # TRAIL/Phoenix: status_message; the SDK's span.to_json(): status.description; else the exception event
+            events = sp.get("events") if isinstance(sp.get("events"), list) else ()
+            exc = (e["attributes"] for e in events
+                   if isinstance(e, dict) and e.get("name") == "exception" and isinstance(e.get("attributes"), dict))
+            error = sp.get("status_message") or st.get("description") or st.get("message") or _exception(exc) or "error"
         start = _flat_time(sp, "start_time", "startTime", "timestamp")
         end = _flat_time(sp, "end_time", "endTime")
         recs.append(_Rec(str(trace_id), str(span_id), str(parent or ""), str(sp.get("span_name") or sp.get("name") or ""),
-                         start, end or start, attrs, str(error) if error else None,
-                         str(sp.get("service_name") or ""), where, id_key, parent_key))
+                         start, end or start, attrs, str(error) if error else None, _flat_service(sp), where, id_key,
+                         parent_key))
         children = sp.get("child_spans")
         if isinstance(children, list):
             for j in range(len(children) - 1, -1, -1):
@@ -324,12 +371,57 @@ def _kind(a: dict[str, Any]) -> str:
     return "span"
 
 
-def _own_agent(rec: _Rec, kind: str) -> str | None:
+#: LangGraph node names that are a prebuilt agent's inner loop (``create_react_agent``'s ``agent``/``tools``,
+#: ``create_agent``'s ``model``), not the agent itself: the enclosing node names the agent.
+_GENERIC_NODES = frozenset({"agent", "tools", "model", "call_model", "__start__", "__end__"})
+
+
+def _langgraph_agent(a: dict[str, Any]) -> str | None:
+    """The LangGraph node a span ran in, from the run ``metadata`` OpenInference records (a JSON string with
+    ``langgraph_checkpoint_ns`` = ``outer_node:task_id|inner_node:task_id``, and ``langgraph_node``): the innermost
+    node that is not a prebuilt agent's inner loop, so ``research_expert|agent`` is ``research_expert``."""
+    ns, node = a.get("metadata.langgraph_checkpoint_ns"), a.get("metadata.langgraph_node")  # metadata as a dict
+    meta = a.get("metadata")
+    if isinstance(meta, str) and "langgraph_" in meta:
+        try:
+            d = orjson.loads(meta)
+        except orjson.JSONDecodeError:
+            d = None
+        if isinstance(d, dict):
+            ns, node = d.get("langgraph_checkpoint_ns") or d.get("checkpoint_ns"), d.get("langgraph_node")
+    names = [seg.split(":", 1)[0] for seg in ns.split("|") if seg] if isinstance(ns, str) else []
+    if not names and isinstance(node, str) and node:
+        names = [node]
+    named = [n for n in names if n not in _GENERIC_NODES]
+    return named[-1] if named else names[0] if names else None
+
+
+def _managed_name(a: dict[str, Any], boss: dict[str, Any] | None) -> str | None:
+    """smolagents names a managed agent only in its manager's ``smolagents.managed_agents.N.name``, and hands the
+    agent its task as "You're a helpful agent named 'NAME'": the one listed name quoted in the task names it."""
+    if not boss:
+        return None
+    task = a.get("smolagents.task") or a.get("input.value")
+    if not isinstance(task, str):
+        return None
+    names = {str(v) for k, v in boss.items()
+             if k.startswith("smolagents.managed_agents.") and k.endswith(".name") and v}
+    hits = [n for n in names if f"'{n}'" in task]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _own_agent(rec: _Rec, kind: str, boss: dict[str, Any] | None = None) -> str | None:
+    """The agent a span itself names: ``gen_ai.agent.name`` / ``agent.name``, else its LangGraph node, else (an
+    agent span) a smolagents managed agent's name or the span name (``invoke_agent X`` -> ``X``). ``boss``: the
+    attributes of the enclosing agent span."""
     a = rec.attrs
-    name = a.get("gen_ai.agent.name") or a.get("agent.name")
+    name = a.get("gen_ai.agent.name") or a.get("agent.name") or _langgraph_agent(a)
     if name:
         return str(name)
     if kind == "agent":
+        managed = _managed_name(a, boss)
+        if managed:
+            return managed
         n = rec.name
         return n[len("invoke_agent "):] if n.startswith("invoke_agent ") else n or None
     return None
@@ -384,6 +476,8 @@ def _indexed_messages(a: dict[str, Any], base: str) -> tuple[str, list[ToolCall]
     while True:
         p = f"{base}.{i}.message." if oi else f"{base}.{i}."
         c = a.get(p + "content")
+        if c is None and oi:
+            c = _oi_contents(a, p)
         has_any = c is not None or (p + "role") in a or (p + "tool_calls.0.tool_call.function.name") in a \
             or (p + "tool_calls.0.name") in a
         if not has_any:
@@ -404,26 +498,87 @@ def _indexed_messages(a: dict[str, Any], base: str) -> tuple[str, list[ToolCall]
     return "\n".join(texts), calls
 
 
+def _oi_contents(a: dict[str, Any], p: str) -> str | None:
+    """A message's ``message.contents.K.message_content.*`` parts (multi-part content: Anthropic via LangChain,
+    smolagents >= 1.x) as one text; images as ``<image>``. None when the message has no such parts."""
+    out: list[str] = []
+    k = 0
+    while True:
+        q = f"{p}contents.{k}.message_content."
+        text, typ = a.get(q + "text"), a.get(q + "type")
+        if text is None and typ is None:
+            break
+        if text is not None:
+            out.append(as_text(text))
+        elif typ == "image" or q + "image.image.url" in a:
+            out.append("<image>")
+        k += 1
+    return "\n".join(out) if k else None
+
+
 def _llm_output(a: dict[str, Any]) -> tuple[str, list[ToolCall]]:
-    if "llm.output_messages.0.message.content" in a or "llm.output_messages.0.message.role" in a:
-        return _indexed_messages(a, "llm.output_messages")
-    if "gen_ai.output.messages" in a:
-        return _genai_messages(a["gen_ai.output.messages"])
-    if "gen_ai.completion.0.content" in a or "gen_ai.completion.0.role" in a:
-        return _indexed_messages(a, "gen_ai.completion")
-    if "gen_ai.completion" in a:
-        return _genai_messages(a["gen_ai.completion"])
-    return as_text(a.get("output.value")), []
+    text, calls = "", []
+    if any(k in a for k in ("llm.output_messages.0.message.content", "llm.output_messages.0.message.role",
+                            "llm.output_messages.0.message.contents.0.message_content.text")):
+        text, calls = _indexed_messages(a, "llm.output_messages")
+    elif "gen_ai.output.messages" in a:
+        text, calls = _genai_messages(a["gen_ai.output.messages"])
+    elif "gen_ai.completion.0.content" in a or "gen_ai.completion.0.role" in a:
+        text, calls = _indexed_messages(a, "gen_ai.completion")
+    elif "gen_ai.completion" in a:
+        text, calls = _genai_messages(a["gen_ai.completion"])
+    if not text and not calls:  # no structured messages (or empty ones): the span's output
+        text = _value_text(a.get("output.value"), "output")
+    return text, calls
+
+
+#: Keys of a JSON input / output object that hold the text itself (``{"task": ...}`` of a smolagents run,
+#: ``{"input": ...}`` of a LangChain chain, ``{"content": ...}`` of a serialised chat message)
+_IN_KEYS = ("task", "input", "question", "query", "prompt")
+_OUT_KEYS = ("output", "answer", "final_answer", "content", "result")
+
+
+def _value_text(v: Any, side: str) -> str:
+    """``input.value`` / ``output.value`` as the text a reader wants: a JSON object's text field (or, for
+    ``{"messages": [...]}``, the first user message in / the last assistant message out); else the value as-is."""
+    if not isinstance(v, str) or v[:1] != "{":
+        return as_text(v)
+    try:
+        d = orjson.loads(v)
+    except orjson.JSONDecodeError:
+        return v
+    if not isinstance(d, dict):
+        return v
+    msgs = d.get("messages")
+    if isinstance(msgs, list) and msgs:
+        want = ("user", "human") if side == "input" else ("assistant", "ai")
+        seq = msgs if side == "input" else reversed(msgs)
+        for m in seq:
+            if isinstance(m, dict) and (m.get("role") or m.get("type")) in want and m.get("content"):
+                return as_text(m.get("content"))
+        return v
+    for k in _IN_KEYS if side == "input" else _OUT_KEYS:
+        x = d.get(k)
+        if isinstance(x, str) and x.strip():
+            return x
+    return v
+
+
+def _is_state(v: Any) -> bool:
+    """A LangGraph state as OpenInference records a graph's or node's output: ``{"messages": [...], ...}``."""
+    return isinstance(v, str) and v.startswith('{"messages": [')
 
 
 def _first_user_input(a: dict[str, Any]) -> str:
     v = a.get("input.value")
     if isinstance(v, str):
-        return v
+        return _value_text(v, "input")
     i = 0
     while f"llm.input_messages.{i}.message.role" in a:
         if a.get(f"llm.input_messages.{i}.message.role") == "user":
-            return as_text(a.get(f"llm.input_messages.{i}.message.content"))
+            p = f"llm.input_messages.{i}.message."
+            c = a.get(p + "content")
+            return as_text(c) if c is not None else _oi_contents(a, p) or ""
         i += 1
     msgs = _json_list(a.get("gen_ai.input.messages")) or []
     for m in msgs:
@@ -455,26 +610,31 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
         content, calls = _llm_output(a)
     elif kind == "tool":
         name = str(a.get("gen_ai.tool.name") or a.get("tool.name") or rec.name.removeprefix("execute_tool "))
-        cid = a.get("gen_ai.tool.call.id")
+        # the call id: GenAI's gen_ai.tool.call.id; OpenInference's tool_call.id / tool.id (the call it answers)
+        cid = next((a[k] for k in ("gen_ai.tool.call.id", "tool_call.id", "tool.id") if a.get(k) is not None), None)
         cid = None if cid is None else str(cid)
-        args = a.get("gen_ai.tool.call.arguments", a.get("tool.parameters", a.get("input.value")))
+        # the arguments it was called with (OpenInference's tool.parameters is the tool's parameter schema, not them)
+        args = a.get("gen_ai.tool.call.arguments", a.get("input.value"))
         out = a.get("gen_ai.tool.call.result", a.get("output.value"))
         content = as_text(out) if out is not None else (rec.error or "")
         calls = [ToolCall(name=name, arguments=as_text(args), id=cid)]
         results = (ToolResult(content=content, call_id=cid, name=name, is_error=rec.error is not None),)
-    elif kind == "agent" and has_children and a.get("input.value") is not None:
+    elif has_children and ((kind == "agent" and a.get("input.value") is not None) or _is_state(a.get("output.value"))):
         # an agent span starts when it is handed its task; its output is the sum of its children's work,
-        # so the step's content is the task it received and the output is kept in metadata
-        content = as_text(a.get("input.value"))
+        # so the step's content is the task it received and the output is kept in metadata (so for a LangGraph
+        # graph or node span, whose output is the {"messages": [...]} state its children wrote)
+        content = _first_user_input(a)
     else:
         content = as_text(a.get("output.value"))
+    if not content and rec.error is not None:  # a failed span with no output: what went wrong is what it said
+        content = rec.error
     meta: dict[str, Any] = {"span_id": rec.span_id, "span_name": rec.name, "kind": kind}
     if kind != "llm":
         inp = a.get("input.value")
         if inp is not None:
             meta["input"] = as_text(inp)
         out = a.get("output.value")
-        if kind == "agent" and out is not None:
+        if out is not None and (kind == "agent" or (has_children and _is_state(out))):
             meta["output"] = as_text(out)
     model = a.get("gen_ai.request.model") or a.get("llm.model_name")
     if model:
@@ -486,11 +646,10 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
     act = None
     ap = a.get("attrib.activation.path")
     if isinstance(ap, str) and ap:
-        p = Path(ap)
         hooks = a.get("attrib.activation.hooks") or ()
         act = ActivationRef(path=activation_path(ap, base_dir),
                             hooks=tuple(str(h) for h in hooks) if isinstance(hooks, list) else (),
-                            format=str(a.get("attrib.activation.format") or p.suffix.lstrip(".") or "safetensors"))
+                            format=activation_format(a.get("attrib.activation.format"), ap))
     return Step(
         index=idx,
         agent=agent,
@@ -528,21 +687,28 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
             children.setdefault(p, []).append(r)
         else:
             roots.append(r)
-    # depth-first walk in file order: depth, effective start (a child never sorts before its parent), kind, agent
+    # depth-first walk in file order: depth, effective start (a child never sorts before its parent), kind, agent;
+    # a span's agent is its own (see _own_agent), else the nearest enclosing span's that names one, else (outside
+    # every agent) the service, else the root span's name, so a run's harness spans are one pseudo-agent
     info: dict[str, tuple[int, int, str, str | None]] = {}
     order: list[tuple[int, int, _Rec]] = []
-    stack = [(r, 0, r.start, None) for r in reversed(roots)]
+    outermost: list[_Rec] = []  # agent spans inside no other agent span: the run's top agent(s)
+    stack: list[tuple[_Rec, int, int, str | None, dict[str, Any] | None, str]] = [
+        (r, 0, r.start, None, None, r.name) for r in reversed(roots)]
     n = 0
     while stack:
-        r, depth, eff, enclosing = stack.pop()
+        r, depth, eff, enclosing, boss, root_name = stack.pop()
         kind = _kind(r.attrs)
-        own = _own_agent(r, kind)
+        own = _own_agent(r, kind, boss)
         agent = own or enclosing
-        info[r.span_id] = (depth, eff, kind, agent)
+        if kind == "agent" and boss is None:
+            outermost.append(r)
+        info[r.span_id] = (depth, eff, kind, agent or _service_agent(r.service) or root_name)
         order.append((eff, n, r))
         n += 1
+        sub_boss = r.attrs if kind == "agent" else boss
         for c in reversed(children.get(r.span_id, ())):
-            stack.append((c, depth + 1, max(c.start, eff), own if kind == "agent" and own else enclosing))
+            stack.append((c, depth + 1, max(c.start, eff), agent, sub_boss, root_name))
     if len(info) != len(by_id):
         stuck = next(r for r in recs if r.span_id not in info)
         raise InputError(path, f"{stuck.where}.{stuck.parent_key}", f"span {stuck.span_id} is part of a parent cycle")
@@ -552,9 +718,9 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
     steps = []
     for i, (_, _, r) in enumerate(order):
         _, _, kind, agent = info[r.span_id]
-        name = agent or (r.service if r.service and not r.service.startswith("unknown_service") else "") or r.name or "unknown"
-        steps.append(_step(i, r, kind, name, index[r.parent_id] if r.parent_id else None, path,
-                           r.span_id in children))
+        steps.append(_step(i, r, kind, agent or r.name or "unknown", index[r.parent_id] if r.parent_id else None,
+                           path, r.span_id in children))
+    _link_tool_results(steps)
     root = order[0][2]
     ra = root.attrs
     run = ra.get("attrib.run_json")
@@ -568,16 +734,21 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
     if outcome not in ("failed", "succeeded", "unknown"):
         outcome = "failed" if root.error is not None else "unknown"
     label = _label(ra, index, path, len(steps), root.where)
-    # the root's output, else the last word of a non-tool step (never the task an agent span was handed)
-    final = as_text(ra.get("output.value")) or next(
+    # the root's output, else the top agent's (one agent span holding all the others, below a harness root),
+    # else the last word of a non-tool step (never the task an agent span was handed)
+    top = outermost[0].attrs.get("output.value") if len(outermost) == 1 else None
+    final = _value_text(ra.get("output.value"), "output") or _value_text(top, "output") or next(
         (o for s, (_, _, r) in zip(reversed(steps), reversed(order), strict=True)
          if s.role != "tool" and (o := _output(s, r, info[r.span_id][2], children))), None)
+    # the root's input, else the first agent span's task (TRAIL: a harness root with no input of its own)
+    task = as_text(ra.get("attrib.task")) or _first_user_input(ra) or next(
+        (t for _, _, r in order if info[r.span_id][2] == "agent" and (t := _first_user_input(r.attrs))), "")
     gt = ra.get("attrib.ground_truth")
     return Trace(
         id=str(ra.get("attrib.trace_id") or trace_id),
         source_format=source_format,
         steps=tuple(steps),
-        task=as_text(ra.get("attrib.task")) or _first_user_input(ra),
+        task=task,
         outcome=outcome,
         final_answer=final or None,
         ground_truth=None if gt is None else as_text(gt),
@@ -586,10 +757,43 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
     )
 
 
+def _service_agent(service: str) -> str:
+    """A service name that can stand for an agent: not the SDK's ``unknown_service`` default, nor a container id
+    (TRAIL's ``service_name`` is the docker hostname, 12 hex digits)."""
+    if not service or service.startswith("unknown_service") or _HEX_ID.fullmatch(service):
+        return ""
+    return service
+
+
+_HEX_ID = re.compile(r"[0-9a-f]{12,64}")
+
+
+def _link_tool_results(steps: list[Step]) -> None:
+    """Give a tool step that names no call id the id of the call it answers: the same agent's most recent LLM
+    step requested a call of that tool (OpenInference tool spans carry the name only; the LLM span has the id).
+    Calls are answered in order; an agent's next LLM step closes its open calls. In place."""
+    open_calls: dict[str, list[tuple[int, ToolCall]]] = {}
+    taken = {r.call_id for s in steps for r in s.tool_results if r.call_id is not None}
+    for i, s in enumerate(steps):
+        if s.role == "assistant" and s.metadata.get("kind") == "llm":
+            open_calls[s.agent] = [(i, c) for c in s.tool_calls if c.id is not None and c.id not in taken]
+        elif s.role == "tool" and len(s.tool_results) == 1 and s.tool_results[0].call_id is None:
+            pending = open_calls.get(s.agent) or []
+            j = next((k for k, (_, c) in enumerate(pending) if c.name == s.tool_results[0].name), None)
+            if j is None:
+                continue
+            at, call = pending.pop(j)
+            res = msgspec.structs.replace(s.tool_results[0], call_id=call.id)
+            calls = tuple(msgspec.structs.replace(c, id=call.id) if c.id is None else c for c in s.tool_calls)
+            steps[i] = msgspec.structs.replace(s, tool_calls=calls, tool_results=(res,),
+                                               metadata={**s.metadata, "call_step": at})
+
+
 def _output(step: Step, rec: _Rec, kind: str, children: dict[str, list[_Rec]]) -> str:
-    """What a span produced: an agent span with children keeps its task as content, so only its output counts."""
-    if kind == "agent" and rec.span_id in children:
-        return step.metadata.get("output") or ""
+    """What a span produced: an agent (or LangGraph state) span with children keeps its task as content, so only
+    its output counts."""
+    if rec.span_id in children and (kind == "agent" or "output" in step.metadata):
+        return _value_text(step.metadata.get("output"), "output")
     return step.content
 
 
@@ -658,8 +862,14 @@ class OTLPReader:
         head = data[:8192]
         if b'"resourceSpans"' in head:
             return 0.99
-        if (b'"span_id"' in head or b'"spanId"' in head) and (b'"spans"' in head or head.lstrip()[:1] == b"["):
+        has_id = b'"span_id"' in head or b'"spanId"' in head
+        if has_id and (b'"spans"' in head or head.lstrip()[:1] == b"["):
             return 0.9
+        # span objects one after another: the OpenTelemetry SDK's ConsoleSpanExporter (span.to_json(), concatenated),
+        # span JSON Lines (Phoenix, Langfuse); every span names its parent key, even a root (null)
+        if has_id and head.lstrip()[:1] == b"{" and any(k in head for k in _PARENT_KEYS) \
+                and not any(k in head for k in (b'"messages"', b'"history"', b'"steps"')):
+            return 0.85
         return 0.0
 
     def read(self, data: bytes, path: Path) -> list[Trace]:
@@ -667,7 +877,17 @@ class OTLPReader:
         head = data[:8192]
         if b'"resourceSpans"' in head or b'"resourceSpans"' in data[:1 << 20]:
             return _group(self._otlp_records(data, path), path, "otlp")
-        obj = loads(data, path)
+        if looks_jsonl(data):  # span JSON Lines: errors name the line
+            obj: Any = [v for _, v in iter_jsonl(data, path)]
+        else:
+            try:
+                obj = loads(data, path)
+            except InputError:
+                obj = _concatenated(data, path)
+                if obj is None:
+                    raise
+        if isinstance(obj, dict) and "spans" not in obj and _is_span(obj):  # one span.to_json() object
+            obj = [obj]
         spans = obj.get("spans") if isinstance(obj, dict) else obj
         if not isinstance(spans, list):
             raise InputError(path, "spans", "expected OTLP 'resourceSpans' or a list of spans")
@@ -686,6 +906,49 @@ class OTLPReader:
                 return _jsonl_records(data, path)
             raise decode_error(e, data, path) from None
         return _records_otlp(export, path)
+
+
+_PARENT_KEYS = (b'"parent_id"', b'"parent_span_id"', b'"parentSpanId"')
+
+
+def _is_span(obj: dict[str, Any]) -> bool:
+    ctx = obj.get("context")
+    return any(k in obj for k in ("span_id", "spanId")) or (isinstance(ctx, dict) and "span_id" in ctx)
+
+
+def _concatenated(data: bytes, path: Path) -> list[Any] | None:
+    """JSON objects written one after another with no list around them (the ConsoleSpanExporter writes each span's
+    indented ``to_json()`` in turn); None unless the file starts with two such span objects. A later object that
+    is broken is an error at its line and column."""
+    import json
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    dec, pos, out = json.JSONDecoder(), 0, []
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        if pos == len(text):
+            break
+        try:
+            obj, end = dec.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            if not out:
+                return None
+            start = len(text[:pos].encode())  # the broken object, decoded again for orjson's line:col and wording
+            lines = data.count(b"\n", 0, start)
+            try:
+                orjson.loads(data[start:])
+            except orjson.JSONDecodeError as e:
+                raise decode_error(e, data[start:], path, line_offset=lines) from None
+            raise InputError(path, f"line {lines + 1}", "malformed JSON") from None  # orjson is the stricter
+        if not (isinstance(obj, dict) and _is_span(obj)):
+            return None
+        out.append(obj)
+        pos = end
+    return out if len(out) > 1 else None
 
 
 def _is_object(line: bytes) -> bool:
