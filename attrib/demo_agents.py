@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attrib.errors import AttribError, InputError
+from attrib.errors import AttribError, UsageError
 from attrib.trace import Label, Trace
 
 
@@ -100,7 +100,7 @@ def run_scenario(model: Any, tok: Any, sc: Scenario, out_dir: str | Path, *, max
 
 
 def _writable_folder(out: Path) -> Path:
-    """``out``, created if needed, once it is known to take files (a usage error naming --out otherwise)."""
+    """``out``, created if needed, once it is known to take files (a usage error naming ``out_dir`` otherwise)."""
     import os
     import tempfile
 
@@ -110,9 +110,9 @@ def _writable_folder(out: Path) -> Path:
             pass
     except OSError as e:
         why = "a file is in the way" if isinstance(e, FileExistsError | NotADirectoryError) else (e.strerror or str(e))
-        raise InputError(None, "--out", f"{out}: cannot write there ({why})") from None
+        raise UsageError(None, "out_dir", f"{out}: cannot write there ({why})") from None
     if not os.access(out, os.W_OK):
-        raise InputError(None, "--out", f"{out}: cannot write there (permission denied)")
+        raise UsageError(None, "out_dir", f"{out}: cannot write there (permission denied)")
     return out
 
 
@@ -126,9 +126,9 @@ def run_demo(out_dir: str | Path = "traces/recorded", model: str = "smollm2-135m
         scenarios = [scenarios]
     unknown = sorted(set(scenarios or ()) - {sc.id for sc in SCENARIOS})
     if unknown:  # before the model loads; a typo must not end in silence
-        raise InputError(None, "--scenario", f"unknown {unknown}; known: {', '.join(sc.id for sc in SCENARIOS)}")
+        raise UsageError(None, "scenarios", f"unknown {unknown}; known: {', '.join(sc.id for sc in SCENARIOS)}")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise InputError(None, "--max-new-tokens", f"must be a positive integer, got {max_new_tokens!r}")
+        raise UsageError(None, "max_new_tokens", f"must be a positive integer, got {max_new_tokens!r}")
     out = _writable_folder(Path(out_dir))
     resolve(model)  # NotFoundError (exit 4) for a model that does not exist, before anything loads
     hf, tok = load_model(model)
@@ -143,17 +143,27 @@ def run_demo(out_dir: str | Path = "traces/recorded", model: str = "smollm2-135m
     return written
 
 
+#: run_demo's arguments whose flag is spelled otherwise (an error names the flag).
+FLAGS = {"out_dir": "out", "scenarios": "scenario"}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="traces/recorded")
-    ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--scenario", action="append", help="scenario id (repeatable); default all")
-    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--out", default="traces/recorded",
+                    help="folder for demo-<scenario>.json and its activations (default: %(default)s)")
+    ap.add_argument("--model", default="smollm2-135m", help="alias, HF folder or .gguf file (default: %(default)s)")
+    ap.add_argument("--scenario", action="append", metavar="ID",
+                    help=f"scenario to run (repeatable; default all): {', '.join(sc.id for sc in SCENARIOS)}")
+    ap.add_argument("--max-new-tokens", type=int, default=32, help="tokens each agent may generate (default: %(default)s)")
     a = ap.parse_args(argv)
     try:
         written = run_demo(a.out, a.model, a.scenario, max_new_tokens=a.max_new_tokens)
     except AttribError as e:  # one line and the CLI's exit code (2 usage, 3 bad input, 4 not found)
-        print(f"error: {e}", file=sys.stderr)
+        if isinstance(e, UsageError):  # run_demo's argument, named as this script's flag
+            said = UsageError(e.path, FLAGS.get(e.field or "", e.field), e.message).as_flag()
+        else:
+            said = str(e)
+        print(f"error: {said}", file=sys.stderr)
         raise SystemExit(e.exit_code) from None
     for p in written:
         t = Trace.from_json(p.read_bytes())

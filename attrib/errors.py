@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 EXIT_OK = 0
-EXIT_FAILURE = 1  # unexpected internal error
+EXIT_FAILURE = 1  # an output that could not be written (a folder, no permission), or an internal error
 EXIT_USAGE = 2  # bad flags (typer/click's own code)
 EXIT_BAD_INPUT = 3  # a file or trace could not be read
 EXIT_NOT_FOUND = 4  # a trace id, model or store that does not exist
@@ -27,8 +27,6 @@ class InputError(AttribError):
         self.path = str(path) if path is not None else None
         self.field = field
         self.message = message
-        if path is None and field is not None and field.startswith("--"):
-            self.exit_code = EXIT_USAGE  # a flag's value, no file involved: a usage error, as typer's own checks
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
@@ -39,13 +37,15 @@ class InputError(AttribError):
 
 class UsageError(InputError):
     """A bad argument value (exit 2, as a bad flag). ``field`` is the argument's library name (``where``,
-    ``layers``); the CLI shows it as the flag (``--where``), so library callers never see CLI spellings."""
+    ``top_k``; ``pairs/suite`` for two that conflict); the CLI shows it as the flag (``--where``, ``--top-k``,
+    ``--pairs/--suite``), so library callers never see CLI spellings."""
 
     exit_code = EXIT_USAGE
 
     def as_flag(self) -> str:
         """The one-line message with the field spelled as a command-line flag."""
-        flag = self.field if not self.field or self.field.startswith("--") else "--" + self.field.replace("_", "-")
+        flag = self.field and "/".join(f if f.startswith("-") else "--" + f.replace("_", "-")
+                                       for f in self.field.split("/"))
         return InputError(self.path, flag, self.message).one_line()
 
 

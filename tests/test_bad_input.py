@@ -173,6 +173,57 @@ def test_model_config_flag_checks_npz_without_metadata(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output  # without a config only existence and readability are checked
 
 
+def test_usage_errors_are_the_one_way_to_exit_2() -> None:
+    """InputError used to turn into a usage error (exit 2) when its field looked like a flag ("--out"); a bad
+    argument is a UsageError now, named in the library's spelling and shown by the CLI as its flag."""
+    from attrib.errors import EXIT_USAGE, UsageError
+
+    assert InputError(None, "--out", "x").exit_code == EXIT_BAD_INPUT
+    e = UsageError(None, "max_new_tokens", "must be positive")
+    assert e.exit_code == EXIT_USAGE and str(e) == "max_new_tokens: must be positive"
+    assert e.as_flag() == "--max-new-tokens: must be positive"
+    assert UsageError(None, "pairs/suite", "give one").as_flag() == "--pairs/--suite: give one"
+    assert UsageError(None, None, "bare").as_flag() == "bare"
+
+
+def test_an_input_folder_with_no_trace_files_is_named(tmp_path: Path) -> None:
+    """It said "paths: no trace files in DIR": the reader's argument name, not what the user typed."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a trace")
+    glob = str(tmp_path / "nothing" / "*.json")
+    for args in (["analyze", str(empty)], ["analyze", glob], ["eval", "traces", str(empty), glob],
+                 ["fit", str(empty), "--out", str(tmp_path / "r.json")]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == EXIT_BAD_INPUT and "Traceback" not in r.output, (args, r.output)
+        assert r.output.startswith(f"error: {str(empty) if str(empty) in args else glob}") and "paths:" not in r.output
+        assert "no trace files here" in r.output and ".jsonl" in r.output and len(r.output.splitlines()) == 1
+
+
+def test_traces_show_a_folder_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder was looked up as a trace id: "attrib.duckdb: no store here" (exit 4), not naming the folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    r = runner.invoke(app, ["traces", "show", "runs"])
+    assert r.exit_code == EXIT_BAD_INPUT and r.output.strip() == "error: runs: is a folder; give one trace file or a trace id"
+
+
+def test_analyze_save_checks_the_store_before_the_analysis(tmp_path: Path, bundled: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store that is a folder or another kind of file was found only after the (maybe paid) analysis."""
+    import attrib.methods
+
+    def no_analysis(*_a: object, **_k: object) -> None:
+        raise AssertionError("analysed before the store was checked")
+
+    monkeypatch.setattr(attrib.methods, "analyze", no_analysis)
+    other = tmp_path / "notes.json"
+    other.write_text("{}")
+    for store in (tmp_path, other):
+        r = runner.invoke(app, ["analyze", str(bundled / "demo_whowhen.json"), "--save", "--store", str(store)])
+        assert r.exit_code == EXIT_BAD_INPUT and str(store) in r.output and "Traceback" not in r.output, r.output
+
+
 # ---------------------------------------------------------------- property: readers only raise InputError
 
 _json = st.recursive(

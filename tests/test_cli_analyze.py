@@ -205,3 +205,49 @@ def test_a_store_that_cannot_be_read_is_exit_3_and_a_missing_one_4(tmp_path):
     assert r.exit_code == 3 and "is a folder" in r.output
     r = runner.invoke(app, ["analyze", "some-id", "--store", str(tmp_path / "none.duckdb")])
     assert r.exit_code == 4 and "no such store" in r.output
+
+
+def _command_paths(cmd, path=()):
+    yield path
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _command_paths(sub, (*path, name))
+
+
+def test_every_help_is_whole_at_80_columns():
+    """At 80 columns long flags, defaults and words were cut with "…" (`--with-ground-tr…`,
+    `secret,persona,lan…`, `attrib.heads.HeadL…`): every command's help must show every word whole."""
+    import typer
+
+    paths = list(_command_paths(typer.main.get_command(app)))
+    assert ("eval", "who-and-when") in paths and ("traces", "list") in paths and len(paths) > 15
+    for path in paths:
+        r = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+        assert r.exit_code == 0, (path, r.output)
+        assert max(map(len, r.output.splitlines())) <= 80, path  # rendered at the width asked for
+        assert "…" not in r.output, (path, [line for line in r.output.splitlines() if "…" in line])
+
+
+def test_stdin_at_a_terminal_is_a_usage_error(monkeypatch, tmp_path):
+    """`attrib analyze -` (or `ingest -`) with nothing piped in waited silently for a trace to be typed."""
+    import io
+    import sys
+
+    import pytest
+
+    from attrib.cli.analyze import load_target
+    from attrib.errors import UsageError
+
+    class Terminal(io.BytesIO):
+        def isatty(self):
+            return True
+
+        @property
+        def buffer(self):
+            raise AssertionError("read the terminal")
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    with pytest.raises(UsageError, match=r"nothing is piped in \(e.g. cat run.json \| attrib analyze -\)") as e:
+        load_target("-")
+    assert e.value.exit_code == 2
+    r = CliRunner().invoke(app, ["ingest", "-", "--store", str(tmp_path / "s.duckdb")])  # no terminal: read
+    assert r.exit_code == 3 and "stdin: empty file" in r.output

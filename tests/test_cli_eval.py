@@ -6,6 +6,7 @@ import orjson
 from typer.testing import CliRunner
 
 from attrib.cli import app
+from attrib.errors import NotFoundError
 
 runner = CliRunner()
 
@@ -36,3 +37,37 @@ def test_eval_who_and_when_prints_whole_tables_with_intervals(tmp_path):
 def test_eval_who_and_when_rejects_an_unknown_subset():
     r = runner.invoke(app, ["eval", "who-and-when", "--subset", "handcrafted", "--out", "-"])
     assert r.exit_code != 0 and "--subset" in r.output and "Traceback" not in r.output
+
+
+def test_eval_who_and_when_checks_out_before_scoring(tmp_path, monkeypatch):
+    """--out a folder failed after the whole evaluation, with the OS's bare "Is a directory"."""
+    import attrib.evaluate
+
+    def no_scoring(*_a, **_k):
+        raise AssertionError("scored before --out was checked")
+
+    monkeypatch.setattr(attrib.evaluate, "evaluate", no_scoring)
+    r = runner.invoke(app, ["eval", "who-and-when", "--subset", "hand", "--out", str(tmp_path)])
+    assert r.exit_code == 1 and r.output.strip() == f"error: {tmp_path}: is a folder; give a file name", r.output
+
+
+def test_ground_truth_flag_and_its_older_spellings(monkeypatch):
+    """--with-ground-truth/--without-ground-truth with --with/--without aliases was cut to "--with-ground-tr…" in
+    80-column help; one shown flag now, the older spellings still work."""
+    import attrib.evaluate
+
+    seen = []
+
+    def record(subsets, with_gt, *_a, **_k):
+        seen.append(with_gt)
+        raise NotFoundError("stop here")
+
+    monkeypatch.setattr(attrib.evaluate, "evaluate", record)
+    for flags, with_gt in (([], True), (["--without-ground-truth"], False), (["--without"], False),
+                           (["--with"], True), (["--with-ground-truth"], True)):
+        r = runner.invoke(app, ["eval", "who-and-when", "--out", "-", *flags])
+        assert r.exit_code == 4 and seen[-1] is with_gt, (flags, r.output)
+    r = runner.invoke(app, ["eval", "who-and-when", "--out", "-", "--with", "--without-ground-truth"])
+    assert r.exit_code == 2 and "give one of" in r.output
+    text = runner.invoke(app, ["eval", "who-and-when", "--help"], env={"COLUMNS": "80"}).output
+    assert "--without-ground-truth" in text and "--with-ground-truth" not in text

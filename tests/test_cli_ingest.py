@@ -247,5 +247,16 @@ def test_traces_list_names_the_values_a_filter_can_take(bundled: Path, tmp_path:
     assert runner.invoke(app, ["ingest", str(bundled / "demo_whowhen.json"), "--store", store, "-q"]).exit_code == 0
     r = runner.invoke(app, ["traces", "list", "--store", store, "--source", "nope"])
     assert r.exit_code == 2 and "'nope'" in r.output and "algorithm" in r.output
+    r = runner.invoke(app, ["traces", "list", "--store", store, "--agent", "nope"])  # named as the flag, one line
+    assert r.exit_code == 2 and r.output.startswith("error: --agent: no stored trace has 'nope'"), r.output
     r = runner.invoke(app, ["traces", "list", "--store", store, "--source", "algorithm"])
     assert r.exit_code == 0 and "1 of 1" in r.output
+
+
+def test_no_progress_bar_when_nobody_watches(bundled: Path, tmp_path: Path) -> None:
+    """Piped or logged (stderr not a terminal), the transient bar left a blank line on stderr, before any error."""
+    store = str(tmp_path / "s.duckdb")
+    r = runner.invoke(app, ["ingest", str(bundled / "demo_whowhen.json"), "--store", store])
+    assert r.exit_code == 0 and r.stderr == "" and "ingested into" in r.stdout, r.stderr
+    r = runner.invoke(app, ["ingest", str(bundled / "demo_whowhen.json"), "--store", store, "--max-bytes", "10"])
+    assert r.exit_code == 3 and r.stderr.startswith("error: ") and "--max-bytes" in r.stderr, r.stderr

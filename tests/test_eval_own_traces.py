@@ -148,9 +148,22 @@ def test_eval_and_fit_on_no_files(tmp_path):
     (tmp_path / "empty").mkdir()
     for cmd in (["eval", "traces", str(tmp_path / "empty")], ["fit", str(tmp_path / "empty"), "-o", str(tmp_path / "m")]):
         r = runner.invoke(app, cmd)
-        assert r.exit_code == 3 and "no trace files in" in r.output
+        assert r.exit_code == 3 and f"{tmp_path / 'empty'}: no trace files here" in r.output
     r = runner.invoke(app, ["eval", "traces", str(tmp_path / "missing.json")])
     assert r.exit_code == 3 and "no such file" in r.output
+
+
+def test_fit_checks_its_output_before_fitting(tmp_path, monkeypatch):
+    """--out a folder failed after reading and fitting, with the OS's bare "Is a directory"."""
+    import attrib.methods.learned
+
+    def no_fit(*_a, **_k):
+        raise AssertionError("fitted before --out was checked")
+
+    monkeypatch.setattr(attrib.methods.learned, "fit_artifact", no_fit)
+    runs = _own(tmp_path, n=8)
+    r = runner.invoke(app, ["fit", str(runs), "--out", str(tmp_path), "--no-pool"])
+    assert r.exit_code == 1 and r.output.strip() == f"error: {tmp_path}: is a folder; give a file name", r.output
 
 
 def test_attrib_ranker_environment_variable(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from attrib.cli import app
-from attrib.errors import InputError, NotFoundError
+from attrib.errors import InputError, NotFoundError, UsageError
 
 
 def test_unknown_model_path_is_one_line_not_found(tmp_path):
@@ -81,8 +81,9 @@ def test_cli_rejects_bad_flags():
     assert parse_top_k("0.1") == pytest.approx(0.1)
     assert parse_top_k("14") == 14
     for bad in ("five", "150%", "100%", "1.5", "-5%"):
-        with pytest.raises(InputError, match="--top-k"):
+        with pytest.raises(UsageError, match="^top_k: ") as err:  # the library's name; the CLI shows the flag
             parse_top_k(bad)
+        assert err.value.exit_code == 2 and err.value.as_flag().startswith("--top-k: ")
     r = CliRunner().invoke(app, ["heads", "--suite", "nope"])
     assert r.exit_code == 2 and "unknown suite" in r.output  # a bad flag value: a usage error
     r = CliRunner().invoke(app, ["heads", "--top-k", "500", "--families", "language", "--n-questions", "1"])
@@ -99,6 +100,36 @@ def test_bad_families_are_usage_errors_naming_the_flag(families):
 
     assert parse_families("all", FAMILIES) == list(FAMILIES)
     assert parse_families(" secret, language,secret ", FAMILIES) == ["secret", "language"]
+
+
+def test_outputs_are_checked_before_the_model_loads(tmp_path):
+    """An output path that is a folder exited 3 here and 1 in analyze: one check now, exit 1 (an output that cannot
+    be written, as the README's table says), before the model (here one that does not exist: exit 4) loads."""
+    nope = str(tmp_path / "nope")
+    r = CliRunner().invoke(app, ["heads", "--model", nope, "--save", str(tmp_path)])
+    assert r.exit_code == 1 and f"{tmp_path}: is a folder; give a file name" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+    (tmp_path / "file").write_text("x")  # a file where the output's folder should be
+    r = CliRunner().invoke(app, ["heads", "--model", nope, "--plot", str(tmp_path / "file" / "h.png")])
+    assert r.exit_code == 1 and "a file is in the way" in r.output and "Traceback" not in r.output, r.output
+    # a plot matplotlib cannot write failed with a traceback after the whole scan
+    r = CliRunner().invoke(app, ["heads", "--model", nope, "--plot", str(tmp_path / "h.txt")])
+    assert r.exit_code == 2 and "--plot" in r.output and ".png" in r.output and "Traceback" not in r.output, r.output
+    assert CliRunner().invoke(app, ["heads", "--model", nope, "--plot", str(tmp_path / "h.svg")]).exit_code == 4
+
+
+def test_a_missing_extra_is_one_line_naming_it(tmp_path, monkeypatch):
+    """Without the 'model' extra the model commands ended in a ModuleNotFoundError traceback."""
+    import sys
+
+    from attrib.cli._common import handle_errors
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if matplotlib were not installed
+    r = CliRunner().invoke(app, ["heads", "--plot", str(tmp_path / "h.png"), "--model", str(tmp_path / "nope")])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert r.output.strip() == "error: this command needs matplotlib, which is not installed: pip install 'attrib[model]'"
+    with pytest.raises(ModuleNotFoundError), handle_errors():  # any other missing module is a bug: not hidden
+        raise ModuleNotFoundError("No module named 'attrib_nope'", name="attrib_nope")
 
 
 @pytest.fixture(scope="session")
@@ -130,6 +161,7 @@ def small_loc(cli_run):
 @pytest.mark.slow
 def test_cli_heads_json_and_plot(cli_run):
     r, d = cli_run
+    assert r.stderr == "", r.stderr  # piped: no progress bars (they left a blank line)
     js = json.loads(r.stdout[r.stdout.index("{"):])
     assert len(js["focal_heads"]) == 4 and len(js["scores"]) == 30 and "language" in js["family_compliance"]
     assert js["patching"]["n_pairs"] >= 1 and (d / "h.png").stat().st_size > 1000

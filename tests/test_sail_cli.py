@@ -74,6 +74,27 @@ def test_layers_and_pairs_are_checked_before_the_slow_steps(tmp_path):
     assert r.exit_code == 3 and "does not exist" in r.output and "Traceback" not in r.output
 
 
+def test_out_and_pairs_paths_are_checked_before_the_model_loads(tmp_path):
+    """--out a file failed only after a minute of sampling the suite; --pairs a folder said "does not exist"."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    nope = str(tmp_path / "no-model")  # were the model loaded first, this would exit 4
+    r = runner.invoke(app, ["sail", "--suite", "conflicts", "--model", nope, "--out", str(blocker)])
+    assert r.exit_code == 1 and str(blocker) in r.output and "a file is in the way" in r.output, r.output
+    r = runner.invoke(app, ["sail", "--pairs", str(tmp_path), "--model", nope, "--out", str(tmp_path / "o")])
+    assert r.exit_code == 3 and r.output.strip() == f"error: {tmp_path}: is a folder; --pairs takes a JSONL file"
+
+
+def test_compliance_help_names_every_family_and_condition():
+    """--family gave no way to learn the names but a failed run; the help lists them (the list is typed there,
+    not imported, to keep --help fast: this keeps it in step)."""
+    from attrib.probes import FAMILIES
+    from attrib.probes.suite import CONDITIONS
+
+    text = " ".join(runner.invoke(app, ["compliance", "--help"], env={"COLUMNS": "200"}).output.split())
+    assert all(name in text for name in [*FAMILIES, *CONDITIONS])
+
+
 def test_unknown_family_is_a_usage_error_naming_the_flag():
     r = runner.invoke(app, ["compliance", "--family", "bogus", "--no-perplexity"])
     assert r.exit_code == 2 and "--family" in r.output and "bogus" in r.output, r.output

@@ -16,6 +16,15 @@ from attrib.errors import EXIT_FAILURE, AttribError, UsageError
 console = Console()
 err_console = Console(stderr=True)
 
+#: The optional extras' top-level modules (pyproject.toml): a command that needs one that is not installed says
+#: which extra to install, in one line, instead of a traceback.
+EXTRAS = {
+    **dict.fromkeys(("torch", "transformers", "gguf", "accelerate", "safetensors", "transformer_lens", "captum",
+                     "peft", "sentence_transformers", "matplotlib"), "model"),
+    **dict.fromkeys(("streamlit", "plotly"), "app"),
+    **dict.fromkeys(("dask", "distributed"), "scale"),
+}
+
 
 def print_error(error: BaseException | str) -> None:
     """One red ``error:`` line on stderr (a :class:`UsageError` names its flag)."""
@@ -39,18 +48,63 @@ def handle_errors() -> Iterator[None]:
             what = e.strerror or str(e)
         print_error(where + what)
         raise typer.Exit(EXIT_FAILURE) from None
+    except ModuleNotFoundError as e:  # an optional extra that is not installed (anything else is a bug: raised)
+        top = (e.name or "").partition(".")[0]
+        if top not in EXTRAS:
+            raise
+        print_error(f"this command needs {top}, which is not installed: pip install 'attrib[{EXTRAS[top]}]'")
+        raise typer.Exit(EXIT_FAILURE) from None
 
 
-def prepare_output(path: Path) -> None:
-    """Make ``path``'s folder and check it can be written, before any slow work (an OSError here is the usual
-    one-line exit 1 of :func:`handle_errors`)."""
+def prepare_output(*paths: Path | None) -> None:
+    """Make each output file's folder and check it can be written, before any slow work; None is skipped. Every
+    command checks its outputs here, so a path that cannot be written (a folder, a file in the way of its folder,
+    no permission) is the same one-line exit 1 of :func:`handle_errors` everywhere."""
     import os
 
-    if path.is_dir():
-        raise IsADirectoryError(21, "is a folder; give a file name", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(path.parent, os.W_OK):
-        raise PermissionError(13, "Permission denied", str(path.parent))
+    for path in paths:
+        if path is None:
+            continue
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a folder; give a file name", str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(path.parent, os.W_OK):
+            raise PermissionError(13, "Permission denied", str(path.parent))
+
+
+def prepare_folder(path: Path) -> None:
+    """Make the output folder ``path`` and check it can be written, before any slow work (a file in the way is the
+    one-line exit 1 of :func:`handle_errors`, as for :func:`prepare_output`)."""
+    import os
+
+    path.mkdir(parents=True, exist_ok=True)
+    if not os.access(path, os.W_OK):
+        raise PermissionError(13, "Permission denied", str(path))
+
+
+def check_stdin(paths: list[str], example: str) -> None:
+    """A usage error when ``-`` (standard input) is among ``paths`` but nothing is piped in: reading a terminal
+    waited, silently, for a trace to be typed."""
+    import sys
+
+    if "-" in paths and sys.stdin is not None and sys.stdin.isatty():
+        raise UsageError(None, None, f"- reads a trace from standard input, but nothing is piped in (e.g. {example})")
+
+
+@contextlib.contextmanager
+def naming_inputs(paths: list[str]) -> Iterator[None]:
+    """Around reading ``paths`` (files, folders, globs): "no trace files" names what the user gave, not the
+    reader's ``paths`` argument."""
+    from attrib.errors import InputError
+    from attrib.readers import SUFFIXES
+
+    try:
+        yield
+    except InputError as e:
+        if e.path is not None or e.field != "paths":
+            raise
+        raise InputError(", ".join(paths), None, f"no trace files here (folders are searched for "
+                         f"{', '.join(SUFFIXES)} files; a glob must match one)") from None
 
 
 def check_format(value: str | None) -> str | None:

@@ -10,16 +10,18 @@ import typer
 from attrib.cli._common import (
     check_format,
     check_method,
+    check_stdin,
     console,
     err_console,
     handle_errors,
     method_options,
+    naming_inputs,
     prepare_output,
     print_error,
 )
 from attrib.cli._llm_options import with_llm_options
 from attrib.cli.batch import with_batch_options
-from attrib.errors import AttribError, InputError, NoVerdictError
+from attrib.errors import AttribError, InputError, NoVerdictError, UsageError
 
 
 def load_target(target: str, store: Path | None = None, format: str | None = None,
@@ -35,11 +37,13 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
     if target == "-":  # piped in: `cat run.json | attrib analyze -`
         import sys
 
+        check_stdin([target], "cat run.json | attrib analyze -")
         return [(t, None) for t in read_bytes(sys.stdin.buffer.read(), Path("stdin"), format)]
     p = Path(target)
     if is_folder_or_glob(target):
         failed: list[AttribError] = []
-        out = [(t, str(f)) for t, f in read_sources([target], format, errors=failed if errors is not None else None)]
+        with naming_inputs([target]):
+            out = [(t, str(f)) for t, f in read_sources([target], format, errors=failed if errors is not None else None)]
         if failed and not out:
             if len(failed) == 1:
                 raise failed[0]
@@ -80,10 +84,10 @@ def plot_paths(plot: Path, trace_ids: list[str]) -> list[Path]:
     Checked before any run is analysed."""
     if len(trace_ids) == 1 and not plot.is_dir():
         if plot.suffix.lower() != ".png":
-            raise InputError(None, "--plot", f"{plot}: give a .png path (the plot is a PNG)")
+            raise UsageError(None, "plot", f"{plot}: give a .png path (the plot is a PNG)")
         return [plot]
     if plot.suffix or (plot.exists() and not plot.is_dir()):
-        raise InputError(None, "--plot", f"{plot}: {len(trace_ids)} runs make {len(trace_ids)} plots; give a folder")
+        raise UsageError(None, "plot", f"{plot}: {len(trace_ids)} runs make {len(trace_ids)} plots; give a folder")
     seen: dict[str, int] = {}
     out = []
     for tid in trace_ids:
@@ -140,14 +144,14 @@ def register(app: typer.Typer) -> None:
     def analyze_cmd(
         target: str = typer.Argument(None, help="A trace file (Who&When, OTLP, chat, attrib JSON), a folder or glob of "
                                      "them, - for standard input, or a trace id in the store (omit with --all).",
-                                     show_default=False),
+                                     metavar="TARGET", show_default=False),
         method: str = typer.Option(None, "--method", "-m", callback=check_method, help="Attribution method (default: learned, offline). "
                                    "Others: flow-graph, causal, judge-all, judge-step, judge-binary, judge-hybrid."),
         as_json: bool = typer.Option(False, "--json", help="Print the Attribution as JSON (a list of them for a "
                                      "folder or glob, or a file holding several runs)."),
         markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown report."),
-        store: Path = typer.Option(None, "--store", "-s", help="Store to look TRACE_ID up in (default: $ATTRIB_STORE or "
-                                   "./attrib.duckdb)."),
+        store: Path = typer.Option(None, "--store", "-s", help="Store file where a trace id TARGET is looked up, "
+                                   "--save writes and --all reads (default: $ATTRIB_STORE, else ./attrib.duckdb)."),
         save: bool = typer.Option(False, "--save", help="Also save the verdict into the store."),
         top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many candidate steps to show."),
         set_level: float = typer.Option(None, "--set-level", min=0.5, max=0.99,
@@ -192,8 +196,11 @@ def register(app: typer.Typer) -> None:
         with handle_errors():
             loaded = load_target(target, store, format, errors=bad)
             plots = plot_paths(plot, [t.id for t, _ in loaded]) if plot is not None else []
-            for out in [*plots, *([otlp] if otlp is not None else [])]:  # writable, before any (paid) analysis
-                prepare_output(out)
+            prepare_output(*plots, otlp)  # writable, before any (paid) analysis
+            if save:  # a folder or a file of another kind as the store, before the analysis too
+                from attrib.store import check_store_file, default_path
+
+                check_store_file(store or default_path())
             name = method or DEFAULT_METHOD
             opts: dict[str, Any] = {"top_k": top_k, **method_options(name, model, set_level=set_level,
                                                                       context_chars=context_chars)}

@@ -20,7 +20,7 @@ from types import FrameType
 
 import typer
 
-from attrib.errors import InputError, NotFoundError
+from attrib.errors import NotFoundError, UsageError
 from attrib.paths import REPO_ROOT
 
 #: The inspector's entry script: apps/ in a checkout, else the copy a wheel carries as attrib/_apps (see setup.py).
@@ -59,7 +59,7 @@ def check_port(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
-        raise InputError(None, "--host", f"{host!r} is not an address this machine can serve on ({e.strerror})") from None
+        raise UsageError(None, "host", f"{host!r} is not an address this machine can serve on ({e.strerror})") from None
     bound, failed = 0, []
     for family, kind, proto, _, addr in infos:
         try:
@@ -73,17 +73,17 @@ def check_port(host: str, port: int) -> None:
         except OSError as e:
             failed.append(e)
     if any(e.errno == errno.EADDRINUSE for e in failed):
-        raise InputError(None, "--port", f"port {port} on {host} is already in use (another `attrib app` or "
+        raise UsageError(None, "port", f"port {port} on {host} is already in use (another `attrib app` or "
                          "server?): stop it or pick another with --port N")
     if bound:  # e.g. localhost on a machine without IPv6: the server serves on the address that works
         return
     e = failed[0] if failed else OSError("no address")
     if e.errno == errno.EACCES:
-        raise InputError(None, "--port", f"port {port} on {host} needs more privileges than this user has: "
+        raise UsageError(None, "port", f"port {port} on {host} needs more privileges than this user has: "
                          "pick one above 1023 with --port N")
     if e.errno == errno.EADDRNOTAVAIL:
-        raise InputError(None, "--host", f"{host!r} is not an address of this machine")
-    raise InputError(None, "--port", f"cannot serve on {host}:{port} ({e.strerror or e})")
+        raise UsageError(None, "host", f"{host!r} is not an address of this machine")
+    raise UsageError(None, "port", f"cannot serve on {host}:{port} ({e.strerror or e})")
 
 
 #: Signals passed on to the server: what a terminal, a service manager or ``kill`` sends to stop ``attrib app``.
@@ -128,8 +128,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("app")
     def app_cmd(
-        store: Path = typer.Option(None, "--store", help="DuckDB store to browse (default: $ATTRIB_STORE or "
-                                   "./attrib.duckdb). Without one, upload a trace file in the app."),
+        store: Path = typer.Option(None, "--store", help="Store file to browse (default: $ATTRIB_STORE, else "
+                                   "./attrib.duckdb); with no store there, upload trace files in the app."),
         port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to serve on."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0 to share on your network)."),
         headless: bool = typer.Option(False, "--headless", help="Do not open a browser window."),

@@ -13,6 +13,8 @@ from attrib.cli._common import (
     console,
     err_console,
     handle_errors,
+    naming_inputs,
+    prepare_output,
     print_wide,
     step_head_option,
 )
@@ -61,8 +63,11 @@ def register(app: typer.Typer) -> None:
     @eval_app.command("who-and-when")
     def who_and_when_cmd(
         subset: str = typer.Option(None, "--subset", help="algorithm or hand (default: both)."),
-        with_gt: bool = typer.Option(True, "--with-ground-truth/--without-ground-truth", "--with/--without",
-                                     help="Whether methods may see the task's ground-truth answer."),
+        without_gt: bool = typer.Option(False, "--without-ground-truth",
+                                        help="Hide each task's ground-truth answer from the methods (by default "
+                                        "they see it)."),
+        # the older spellings, kept working but not shown: an on/off pair this long is cut off in 80-column help
+        with_gt_flag: bool = typer.Option(None, "--with-ground-truth/--without", "--with", hidden=True),
         method: list[str] = typer.Option(None, "--method", "-m", help="Methods to score (repeatable) "
                                          "(default: learned, learned-subset, floor, flow-graph, causal)."),
         folds: int = typer.Option(5, "--folds", min=2, help="k for k-fold grouped by question_ID."),
@@ -71,9 +76,9 @@ def register(app: typer.Typer) -> None:
                                   "(seed, seed+1, ...); the SD across them goes in the JSON."),
         as_json: bool = typer.Option(False, "--json", help="Print the result JSON instead of the table."),
         out: Path = typer.Option(None, "--out", show_default=False,
-                                 help="Where to write the result JSON ('-' to skip; default: who_and_when_eval.json in "
-                                 "the checkout's bench/results, or $ATTRIB_RESULTS_DIR, where the inspector reads it). "
-                                 "bench/who_and_when/run.py writes the committed 5-seed file, who_and_when.json."),
+                                 help="Where to write the result JSON, or - for nowhere. Default: "
+                                 "who_and_when_eval.json in $ATTRIB_RESULTS_DIR, else in bench/results of a "
+                                 "checkout, else in ./attrib-results (the inspector reads it there)."),
     ) -> None:
         """Score attribution on Who&When (184 failed runs), strictly out of sample.
 
@@ -88,6 +93,8 @@ def register(app: typer.Typer) -> None:
         "ECE if calibrated" is the 10-bin ECE a perfectly calibrated model would show with the same
         confidences on this many logs (binned ECE is biased upwards on small samples): read ECE against it.
 
+        The committed 5-seed results (bench/results/who_and_when.json) come from bench/who_and_when/run.py.
+
         Example:  attrib eval who-and-when --subset algorithm --without-ground-truth
         """
         import orjson
@@ -96,11 +103,17 @@ def register(app: typer.Typer) -> None:
         from attrib.evaluate.data import SUBSETS
         from attrib.paths import results_dir
 
+        if with_gt_flag is not None and without_gt and with_gt_flag:
+            raise typer.BadParameter("give one of --with-ground-truth and --without-ground-truth",
+                                     param_hint="--without-ground-truth")
+        with_gt = not without_gt if with_gt_flag is None else with_gt_flag
         out = out if out is not None else results_dir() / "who_and_when_eval.json"
         subsets = (subset,) if subset else SUBSETS
         with handle_errors():
             if subset and subset not in SUBSETS:
                 raise typer.BadParameter(f"expected one of {', '.join(SUBSETS)}, got {subset!r}", param_hint="--subset")
+            if str(out) != "-":
+                prepare_output(out)  # before the evaluation, not after it
             judges = [m for m in method or () if m.startswith("judge")]
             if judges:  # this command has no --llm-* flags: the endpoint comes from the environment
                 from attrib.llm import LLMConfig, LLMConfigError
@@ -117,7 +130,6 @@ def register(app: typer.Typer) -> None:
         data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
         if str(out) != "-":
             with handle_errors():
-                out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(data)
         if as_json:
             typer.echo(data.decode())
@@ -174,7 +186,8 @@ def register(app: typer.Typer) -> None:
         from attrib.readers import read_paths
 
         with handle_errors():
-            traces = read_paths(paths, format)
+            with naming_inputs(paths):
+                traces = read_paths(paths, format)
             with console.status("scoring your traces out of sample...") as status:
                 result = evaluate_labelled(traces, k=folds, seed=seed, model_path=str(model) if model else None,
                                            pool_who_and_when=pool, step_head=STEP_HEADS[step_head],
@@ -222,7 +235,9 @@ def register(app: typer.Typer) -> None:
         from attrib.readers import read_paths
 
         with handle_errors():
-            traces = [t for t in read_paths(paths, format) if t.label is not None]
+            prepare_output(out)  # before reading and fitting, not after
+            with naming_inputs(paths):
+                traces = [t for t in read_paths(paths, format) if t.label is not None]
             if len(traces) < MIN_TRAIN:
                 raise InputError(None, "label", f"{len(traces)} labelled traces in {', '.join(paths)}; "
                                  f"fitting needs at least {MIN_TRAIN}")
@@ -236,7 +251,6 @@ def register(app: typer.Typer) -> None:
             with console.status(f"fitting on {len(traces)} traces" + (f" + {len(extra)} Who&When" if extra else "")):
                 art = fit_artifact(traces + extra, f"{len(traces)} traces from {', '.join(paths)}"
                                    + (f" + Who&When ({len(extra)})" if extra else ""), step_head=STEP_HEADS[step_head])
-            out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(orjson.dumps(art))
         console.print(f"wrote {out} ({art['n_train']} labelled traces); use it with "
                       f"`attrib analyze TRACE --model {out}`")

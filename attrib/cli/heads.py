@@ -7,8 +7,15 @@ from pathlib import Path
 
 import typer
 
-from attrib.cli._common import console, err_console, handle_errors, print_wide, quiet_model_loading
-from attrib.errors import InputError
+from attrib.cli._common import (
+    console,
+    err_console,
+    handle_errors,
+    prepare_output,
+    print_wide,
+    quiet_model_loading,
+)
+from attrib.errors import UsageError
 
 SUITES = ("conflicts",)
 
@@ -19,56 +26,60 @@ def parse_top_k(text: str) -> float:
     try:
         v = float(t[:-1]) / 100 if t.endswith("%") else float(t)
     except ValueError:
-        raise InputError(None, "--top-k", f"{text!r} is not a percentage (5%), a fraction (0.05) or a count (14)") from None
+        raise UsageError(None, "top_k", f"{text!r} is not a percentage (5%), a fraction (0.05) or a count (14)") from None
     if v <= 0:
-        raise InputError(None, "--top-k", "must be positive")
+        raise UsageError(None, "top_k", "must be positive")
     if t.endswith("%") and v >= 1:
-        raise InputError(None, "--top-k", f"{text!r}: a percentage must be below 100% (give a count for that many heads)")
+        raise UsageError(None, "top_k", f"{text!r}: a percentage must be below 100% (give a count for that many heads)")
     if v >= 1 and v != int(v):
-        raise InputError(None, "--top-k", f"{text!r}: a count of heads must be a whole number (or a fraction below 1)")
+        raise UsageError(None, "top_k", f"{text!r}: a count of heads must be a whole number (or a fraction below 1)")
     return v if v < 1 else int(v)
 
 
-def parse_families(text: str, known: Iterable[str], flag: str = "--families") -> list[str]:
-    """'secret,persona' -> ['secret', 'persona'], 'all' -> every family; a usage error naming ``flag`` for an empty
-    list or an unknown family (before the model loads)."""
+def parse_families(text: str, known: Iterable[str], field: str = "families") -> list[str]:
+    """'secret,persona' -> ['secret', 'persona'], 'all' -> every family; a usage error naming ``field`` (shown as
+    its flag) for an empty list or an unknown family (before the model loads)."""
     known = list(known)
     if text.strip().lower() == "all":
         return known
     fams = [f.strip() for f in text.split(",") if f.strip()]
     if not fams:
-        raise InputError(None, flag, f"no probe families given (known: {', '.join(known)}, or 'all')")
+        raise UsageError(None, field, f"no probe families given (known: {', '.join(known)}, or 'all')")
     unknown = [f for f in fams if f not in known]
     if unknown:
-        raise InputError(None, flag, f"unknown probe families {unknown} (known: {', '.join(known)}, or 'all')")
+        raise UsageError(None, field, f"unknown probe families {unknown} (known: {', '.join(known)}, or 'all')")
     return list(dict.fromkeys(fams))
 
 
-def _check_outputs(*paths: Path | None) -> None:
-    """Fail before minutes of work, not after: each output's folder can be made and the path is not a folder."""
-    for p in paths:
-        if p is None:
-            continue
-        if p.is_dir():
-            raise InputError(p, None, "is a folder; give a file name")
-        p.parent.mkdir(parents=True, exist_ok=True)
+def check_plot_path(plot: Path | None) -> None:
+    """A usage error on ``--plot`` unless matplotlib can write its suffix (it failed after the scan otherwise)."""
+    if plot is None:
+        return
+    from matplotlib.figure import Figure
+
+    kinds = Figure().canvas.get_supported_filetypes()
+    if plot.suffix.lower().lstrip(".") not in kinds:
+        raise UsageError(None, "plot", f"{plot}: give an image path ending in .png, .svg or .pdf")
 
 
 def heads_command(
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Alias (smollm2-135m), HF folder or .gguf file."),
     suite: str = typer.Option("conflicts", "--suite", help="Probe suite: 'conflicts' (instruction conflicts)."),
     top_k: str = typer.Option("5%", "--top-k", help="Focal heads: a percentage (5%), fraction (0.05) or count (14)."),
-    families: str = typer.Option("secret,persona,language", "--families",
-                                 help="Comma-separated probe families, or 'all'. Default: where SmolLM2 complies "
-                                      "on plain prompts and may break under conflict."),
-    split: str = typer.Option("all", "--split", help="train, heldout or all (templates are split by wording)."),
+    families: str = typer.Option("secret,persona,language", "--families", show_default=False,
+                                 help="Comma-separated probe families, or 'all'. Default: secret, persona and "
+                                      "language, the rules SmolLM2 keeps on plain prompts and may break under "
+                                      "conflict."),
+    split: str = typer.Option("all", "--split", help="Probe templates: train, heldout or all (split by wording)."),
     n_questions: int = typer.Option(3, "--n-questions", min=1, max=3, help="Questions per template (fewer = faster)."),
     n_random: int = typer.Option(10, "--n-random", min=5, help="Random head sets for the patching check (>= 5)."),
     patch: bool = typer.Option(True, "--patch/--no-patch", help="Run the causal patching check."),
     max_new_tokens: int = typer.Option(16, "--max-new-tokens", min=1, help="Greedy response length per probe."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON (scores of every head)."),
-    plot: Path | None = typer.Option(None, "--plot", help="Write a layer x head heatmap (PNG) here."),
-    save: Path | None = typer.Option(None, "--save", help="Save the result JSON (reload with attrib.heads.HeadLocalization.load)."),
+    plot: Path | None = typer.Option(None, "--plot", help="Also write a layer x head heatmap here (a .png, .svg or "
+                                     ".pdf path)."),
+    save: Path | None = typer.Option(None, "--save", help="Also save the full result as JSON here (see above to "
+                                     "reload it)."),
     show: int = typer.Option(15, "--show", min=1, help="How many ranked heads to print."),
 ) -> None:
     """Rank every attention head by attention drift between paired non-conflict / conflict prompts.
@@ -77,6 +88,8 @@ def heads_command(
     patching check: the compliance logit-difference recovered by patching the focal heads from the non-conflict run
     into the conflict run, against random head sets of the same size ("causal" only when it beats all of them).
 
+    A --save file reloads in Python with attrib.heads.HeadLocalization.load(path).
+
     Example:  attrib heads --model smollm2-135m --top-k 5% --plot heads.png
     """
     with handle_errors():
@@ -84,26 +97,28 @@ def heads_command(
         from attrib.probes import FAMILIES, conflict_suite
 
         if suite not in SUITES:
-            raise InputError(None, "--suite", f"unknown suite {suite!r} (known: {', '.join(SUITES)})")
+            raise UsageError(None, "suite", f"unknown suite {suite!r} (known: {', '.join(SUITES)})")
         if split not in ("train", "heldout", "all"):
-            raise InputError(None, "--split", "must be train, heldout or all")
+            raise UsageError(None, "split", f"expected train, heldout or all, got {split!r}")
         k = parse_top_k(top_k)
         fams = parse_families(families, FAMILIES)
         from attrib.models import load_model
 
-        _check_outputs(plot, save)
+        check_plot_path(plot)
+        prepare_output(plot, save)  # before minutes of work, not after
         with err_console.status(f"loading {model} ..."):
             quiet_model_loading()
             pair = load_model(model)
         cfg = pair[0].config
         n_heads = int(cfg.num_hidden_layers) * int(cfg.num_attention_heads)
         if k >= 1 and k > n_heads:  # a count beyond the model: say so now, not after the scan
-            raise InputError(None, "--top-k", f"{k} heads asked, but {model} has {n_heads}")
+            raise UsageError(None, "top_k", f"{k} heads asked, but {model} has {n_heads}")
         probes = conflict_suite(fams, split=None if split == "all" else split, n_questions=n_questions)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        # bars only for a person watching: piped or logged, they left a blank line on stderr
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err_console, transient=True) as prog:
+                      console=err_console, transient=True, disable=not err_console.is_terminal) as prog:
             tasks: dict[str, int] = {}
 
             def on(stage: str, i: int, n: int) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from attrib.cli._common import check_format, console, err_console, handle_errors, print_error
+from attrib.cli._common import check_format, check_stdin, console, err_console, handle_errors, print_error
 from attrib.errors import EXIT_BAD_INPUT
 
 MAX_BYTES = 512 * 1024 * 1024  # same as attrib.readers.MAX_BYTES (not imported: keeps --help fast)
@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
         format: str = typer.Option(None, "--format", "-f", callback=check_format, help="Skip detection: whowhen, otlp, chat or attrib."),
         model_config: Path = typer.Option(None, "--model-config", help="JSON with n_layers, n_heads, d_model... to "
                                           "shape-check activation files against (else the files' own metadata)."),
-        max_bytes: int = typer.Option(MAX_BYTES, "--max-bytes", min=1, help="Refuse files larger than this many bytes."),
+        max_bytes: int = typer.Option(MAX_BYTES, "--max-bytes", min=1, show_default=False,
+                                      help=f"Refuse files larger than this many bytes (default {MAX_BYTES}, {MAX_BYTES // 2**20} MiB)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table; errors only."),
     ) -> None:
         """Read multi-agent run logs into the store (one transaction per file; re-ingesting is a no-op).
@@ -35,6 +36,8 @@ def register(app: typer.Typer) -> None:
         """
         from attrib.store.api import ingest
 
+        with handle_errors():
+            check_stdin(paths, "cat run.json | attrib ingest -")
         cfg = None
         if model_config is not None:
             from attrib.readers._common import loads
@@ -58,8 +61,9 @@ def register(app: typer.Typer) -> None:
                 except (TypeError, ValueError) as e:
                     raise InputError(model_config, None, f"not a model config ({e})") from None
         with handle_errors():  # the store itself: a folder, a file of another kind, locked by another process
-            report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg,
-                            max_bytes=max_bytes)
+            # a bar only for a person watching: piped or logged, it left a blank line on stderr
+            report = ingest(paths, store=store, format=format, progress=not quiet and err_console.is_terminal,
+                            model_config=cfg, max_bytes=max_bytes)
         if not report.files:
             err_console.print(f"[bold red]error:[/] no input files matched {escape(' '.join(paths))}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT)

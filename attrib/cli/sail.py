@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from attrib.cli._common import console, err_console, handle_errors, quiet_model_loading
+from attrib.cli._common import console, err_console, handle_errors, prepare_folder, quiet_model_loading
 
 MODEL_HELP = "Model: an alias (smollm2-135m), a local HF folder or a .gguf file. Never downloads."
 
@@ -37,8 +37,9 @@ def sail(
         "loss on the training pairs (faster to choose, did not beat random layers in the benchmark); 'heads': focal "
         "layers and heads from attrib heads' localization; or layers like 12-15 or 3,7,9."))] = "repair",
     pairs: Annotated[Path | None, typer.Option(help=(
-        "Preference pairs JSONL (messages|system+prompt, chosen, rejected). Lines with \"split\": \"heldout\" are "
-        "not trained on (kept for your evaluation); the run says how many."))] = None,
+        "Preference pairs, a JSONL file: one object a line with messages (or system and prompt), chosen and "
+        "rejected. Lines with \"split\": \"heldout\" are not trained on (kept for your evaluation); the run says "
+        "how many."))] = None,
     suite: Annotated[str | None, typer.Option(help="Build pairs from a probe suite instead: 'conflicts'.")] = None,
     steps: Annotated[int, typer.Option(min=1, help="Optimizer steps.")] = 16,
     lr: Annotated[float, typer.Option(callback=_positive, help="Learning rate (paper: 1e-5 over full multi-GPU "
@@ -58,7 +59,7 @@ def sail(
     then:     attrib compliance --model smollm2-135m --adapter adapter/
     """
     with handle_errors():
-        from attrib.errors import InputError
+        from attrib.errors import InputError, UsageError
         from attrib.models import load_model
         from attrib.surgery.api import LAYER_SPECS, resolve_layers, suite_pairs
         from attrib.surgery.lora import num_layers, parse_layers
@@ -66,15 +67,18 @@ def sail(
         from attrib.surgery.train import config_dict, train_sail
 
         if (pairs is None) == (suite is None):
-            raise InputError(None, "--pairs/--suite", "give exactly one of --pairs FILE or --suite conflicts")
+            raise UsageError(None, "pairs/suite", "give exactly one of --pairs FILE or --suite conflicts")
         if suite is not None and suite != "conflicts":
-            raise InputError(None, "--suite", f"unknown suite {suite!r}; the one suite is 'conflicts'")
+            raise UsageError(None, "suite", f"unknown suite {suite!r}; the one suite is 'conflicts'")
+        if pairs is not None and pairs.is_dir():
+            raise InputError(pairs, None, "is a folder; --pairs takes a JSONL file")
         # every check that needs no model comes before it loads, and the layer range right after: not after minutes
         # of sampling the suite (and writing pairs.jsonl)
         named_spec = layers.strip().lower() in LAYER_SPECS
         if not named_spec:
             parse_layers(layers)
         data = read_pairs(pairs) if pairs is not None else None
+        prepare_folder(out)  # a file in the way failed after a minute of sampling
         quiet_model_loading()
         hf, tok = load_model(model)
         if not named_spec:
@@ -109,12 +113,14 @@ def compliance(
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "smollm2-135m",
     adapter: Annotated[Path | None, typer.Option(help="A SAIL adapter folder (the --out of attrib sail).")] = None,
     split: Annotated[str, typer.Option(help="Probe split: heldout (unseen templates), train or all.")] = "heldout",
-    family: Annotated[list[str] | None, typer.Option(help="Restrict to these probe families (repeatable).")] = None,
+    family: Annotated[list[str] | None, typer.Option(help=(
+        "Only this probe family (repeatable): secret, persona, language, format_json, format_upper, "
+        "format_oneword or length. Default: all."))] = None,
     condition: Annotated[list[str] | None, typer.Option(
         help="Probe conditions (repeatable): plain, user, plain_peer, peer. Default: all four.")] = None,
     questions: Annotated[int, typer.Option(help=(
-        "Questions per template: 3 (each template's own) or up to 12 (adds more, 4x the held-out prompts; "
-        "the benchmark uses 12)."))] = 3,
+        "Questions per template, 1 to 12: up to 3 are each template's own, more add extra ones (12 gives 4x "
+        "the prompts; the benchmark uses 12)."))] = 3,
     perplexity: Annotated[bool, typer.Option(help="Also report perplexity on the bundled neutral text.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -125,7 +131,7 @@ def compliance(
     with handle_errors():
         from rich.table import Table
 
-        from attrib.errors import InputError
+        from attrib.errors import UsageError
         from attrib.models import load_model
         from attrib.probes import FAMILIES, conflict_suite
         from attrib.probes.suite import CONDITIONS, MAX_QUESTIONS
@@ -133,22 +139,22 @@ def compliance(
         from attrib.surgery.train import load_adapter
 
         if split not in ("heldout", "train", "all"):
-            raise InputError(None, "--split", f"expected heldout, train or all, got {split!r}")
+            raise UsageError(None, "split", f"expected heldout, train or all, got {split!r}")
         unknown = [f for f in family or () if f not in FAMILIES]
         if unknown:
-            raise InputError(None, "--family", f"unknown probe families {unknown} (known: {', '.join(FAMILIES)})")
+            raise UsageError(None, "family", f"unknown probe families {unknown} (known: {', '.join(FAMILIES)})")
         if not 1 <= questions <= MAX_QUESTIONS:
-            raise InputError(None, "--questions", f"must be between 1 and {MAX_QUESTIONS}, got {questions}")
+            raise UsageError(None, "questions", f"must be between 1 and {MAX_QUESTIONS}, got {questions}")
         bad = [c for c in condition or () if c not in CONDITIONS]
         if bad:
-            raise InputError(None, "--condition", f"unknown conditions {bad}; use {', '.join(CONDITIONS)}")
+            raise UsageError(None, "condition", f"unknown conditions {bad}; use {', '.join(CONDITIONS)}")
         quiet_model_loading()
         hf, tok = load_model(model)
         m = load_adapter(hf, adapter) if adapter is not None else hf
         kw = {"conditions": tuple(condition)} if condition else {}
         probes = conflict_suite(family or None, split=None if split == "all" else split, n_questions=questions, **kw)
         if not probes:
-            raise InputError(None, "--condition", "no probes match these families/conditions")
+            raise UsageError(None, "condition", "no probes match these families/conditions")
         with err_console.status(f"generating {len(probes)} answers"):
             report = ev.compliance(m, tok, probes)
         ppl = ev.perplexity(m, tok) if perplexity else None

@@ -24,6 +24,8 @@ def load_any(ref: str, store: Path | None = None) -> Any:
     from attrib.readers import looks_like_trace_file
 
     p = Path(ref)
+    if p.is_dir():  # not a trace id either: say what it is, whatever the store holds
+        raise InputError(ref, None, "is a folder; give one trace file or a trace id")
     if p.is_file():
         from attrib.readers import load_trace
 
@@ -126,8 +128,10 @@ def register(app: typer.Typer) -> None:
     @traces.command("list")
     def list_cmd(
         store: Path = typer.Option(None, "--store", "-s", help="Store file (default: $ATTRIB_STORE, else ./attrib.duckdb)."),
-        source: str = typer.Option(None, "--source", help="Format (whowhen, otlp, chat, attrib) or Who&When subset (algorithm, hand)."),
-        outcome: str = typer.Option(None, "--outcome", callback=_check_outcome, help="failed, succeeded or unknown."),
+        source: str = typer.Option(None, "--source", help="Only traces of this format (whowhen, otlp, chat, attrib) "
+                                   "or Who&When subset (algorithm, hand)."),
+        outcome: str = typer.Option(None, "--outcome", callback=_check_outcome, help="Only traces with this outcome: "
+                                    "failed, succeeded or unknown."),
         agent: str = typer.Option(None, "--agent", help="Only traces in which this agent speaks."),
         limit: int = typer.Option(50, "--limit", "-n", min=0, help="At most this many rows (0 = all)."),
         offset: int = typer.Option(0, "--offset", min=0, help="Skip this many rows first."),
@@ -143,12 +147,12 @@ def register(app: typer.Typer) -> None:
             rows = st.list_traces(source=source, outcome=outcome, agent=agent, limit=limit or None, offset=offset)
             total = st.count_traces(source=source, outcome=outcome, agent=agent)
             if not total and (source or agent):  # a typo in a filter value: say which values there are
-                from attrib.errors import InputError
+                from attrib.errors import UsageError
 
                 facets = st.facets()
-                for flag, value, known in (("--source", source, facets["source"]), ("--agent", agent, facets["agent"])):
+                for field, value, known in (("source", source, facets["source"]), ("agent", agent, facets["agent"])):
                     if value and value not in known:
-                        raise InputError(None, flag, f"no stored trace has {value!r} (known: "
+                        raise UsageError(None, field, f"no stored trace has {value!r} (known: "
                                          f"{', '.join(known[:12]) or 'none: the store is empty'}"
                                          f"{' ...' if len(known) > 12 else ''})")
         if as_json:
