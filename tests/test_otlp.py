@@ -52,7 +52,7 @@ def test_nested_agent_tool_tree(bundled: Path) -> None:
     assert [s.role for s in t.steps if s.agent == "FlightSearcher"] == ["agent", "assistant", "tool", "assistant"]
 
 
-def test_tool_calls_results_tokens_and_label(bundled: Path) -> None:
+def test_tool_calls_results_tokens_and_label(bundled: Path, tmp_path: Path) -> None:
     t = load_trace(bundled / "otlp_agents.json")
     llm_call = t.steps[3]  # OpenInference llm.output_messages...tool_calls
     assert llm_call.tool_calls[0].name == "search_flights" and llm_call.tool_calls[0].id == "call_fl1"
@@ -70,6 +70,47 @@ def test_tool_calls_results_tokens_and_label(bundled: Path) -> None:
     assert t.final_answer is not None and "630 EUR" in t.final_answer
     assert t.label is not None and t.label.mistake_agent == "FlightSearcher"
     assert t.steps[t.label.mistake_step].metadata["span_id"] == "c000000000000003"
+    # tokens are a step's own: only the LLM calls carry them, so their sum is the run's usage
+    assert {s.metadata["kind"] for s in t.steps if s.tokens_in is not None} == {"llm"}
+    total_in, total_out = sum(s.tokens_in or 0 for s in t.steps), sum(s.tokens_out or 0 for s in t.steps)
+    assert (total_in, total_out) == (412 + 180 + 260 + 702, 96 + 40 + 30 + 61)
+    # an invoke_agent span that reports the usage of the calls below it (the GenAI semconv allows it on agent
+    # spans): its counts are totals, kept in metadata, never the step's own tokens counted a second time
+    doc = json.loads((bundled / "otlp_agents.json").read_text())
+    root = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert root["parentSpanId"] in ("", None) and _attr(root, "gen_ai.operation.name") == "invoke_agent"
+    root["attributes"] += [{"key": "gen_ai.usage.input_tokens", "value": {"intValue": str(total_in)}},
+                           {"key": "gen_ai.usage.output_tokens", "value": {"intValue": total_out}}]
+    p = tmp_path / "with_totals.json"
+    p.write_text(json.dumps(doc))
+    u = load_trace(p)
+    top = u.steps[0]
+    assert (top.tokens_in, top.tokens_out) == (None, None)
+    assert (top.metadata["tokens_in_total"], top.metadata["tokens_out_total"]) == (total_in, total_out)
+    assert (sum(s.tokens_in or 0 for s in u.steps), sum(s.tokens_out or 0 for s in u.steps)) == (total_in, total_out)
+    assert [s.tokens_in for s in u.steps[1:]] == [s.tokens_in for s in t.steps[1:]]
+
+
+def test_a_span_keeps_its_tokens_unless_a_descendant_reports_them(tmp_path: Path) -> None:
+    """Counts on a span whose subtree reports usage too are totals (metadata); counts no descendant repeats, on
+    an agent span whose LLM calls were not traced, are the only record of them, so the step keeps them."""
+    spans = [_span("T", "run", "", 100, gen_ai__operation__name="invoke_agent", gen_ai__agent__name="Boss",
+                   gen_ai__usage__input_tokens=50, gen_ai__usage__output_tokens=7),
+             _span("T", "step", "run", 110, name="Step 1", openinference__span__kind="CHAIN", output__value="s"),
+             _span("T", "llm", "step", 120, gen_ai__operation__name="chat", llm__token_count__prompt=30,
+                   llm__token_count__completion=5, output__value="call w"),
+             _span("T", "w", "run", 130, gen_ai__operation__name="invoke_agent", gen_ai__agent__name="Worker",
+                   gen_ai__usage__input_tokens=20, gen_ai__usage__output_tokens=2),
+             _span("T", "t", "w", 140, gen_ai__operation__name="execute_tool", gen_ai__tool__name="search",
+                   output__value="hits")]
+    p = tmp_path / "tokens.json"
+    p.write_text(json.dumps(_doc(*spans)))
+    s = _by_span(load_trace(p))
+    assert (s["run"].tokens_in, s["run"].tokens_out) == (None, None)  # its grandchild LLM call reports usage
+    assert (s["run"].metadata["tokens_in_total"], s["run"].metadata["tokens_out_total"]) == (50, 7)
+    assert (s["llm"].tokens_in, s["llm"].tokens_out) == (30, 5)
+    assert (s["w"].tokens_in, s["w"].tokens_out) == (20, 2) and "tokens_in_total" not in s["w"].metadata
+    assert "tokens_in_total" not in s["step"].metadata and s["step"].tokens_in is None
 
 
 def test_round_trip_through_the_store(bundled: Path, tmp_store) -> None:
@@ -258,6 +299,12 @@ def test_jsonl_errors_name_one_position(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         read_path(p)
     assert e.value.field == f"line 6 col {len(lines[5]) - 20 + 1}"
+    assert e.value.message == "file ends in the middle of a JSON value (truncated?)"  # the last line: the file's end
+    p.write_text("\n".join(lines[:2] + [lines[2][:-20]] + lines[3:]) + "\n")  # a line cut off mid-file
+    with pytest.raises(InputError) as e:
+        read_path(p)
+    assert e.value.field == f"line 3 col {len(lines[2]) - 20 + 1}"
+    assert e.value.message.startswith("line ends in the middle of a JSON value")
     p.write_text(lines[0] + "\n" + json.dumps([json.loads(lines[1])]) + "\n")
     with pytest.raises(InputError) as e:
         read_path(p)
@@ -339,6 +386,59 @@ def test_trail_export_takes_task_and_answer_from_its_agent_not_the_harness() -> 
     assert res.is_error and res.content.startswith("HTTPError: 429") and res.call_id == "call_W8bz"
     assert json.loads(tool.tool_calls[0].arguments)["kwargs"]["query"] == "LibreTexts 1.E Exercises equine veterinarian"
     assert s["a1b2c3d4e5f60005"].content.startswith("Thought: I will ask search_agent")
+
+
+def test_agent_run_totals_are_metadata_not_the_steps_own_tokens() -> None:
+    """smolagents' X.run AGENT span carries the run's token totals (its monitor's counts); its LLM spans carry
+    each call's. Summing the steps counts each call once."""
+    for name, agent_span in (("otlp_smolagents.json", "b7ad6b7169203331"), ("trail_gaia.json", "a1b2c3d4e5f60003")):
+        t = load_trace(FIXTURES / name)
+        run = _by_span(t)[agent_span]
+        assert run.metadata["kind"] == "agent" and (run.tokens_in, run.tokens_out) == (None, None), name
+        assert run.metadata["tokens_in_total"] > 0 and run.metadata["tokens_out_total"] > 0
+        llm = [s for s in t.steps if s.metadata["kind"] == "llm"]
+        assert sum(s.tokens_in or 0 for s in t.steps) == sum(s.tokens_in for s in llm) > 0, name
+    smol = _by_span(load_trace(FIXTURES / "otlp_smolagents.json"))["b7ad6b7169203331"]
+    assert (smol.metadata["tokens_in_total"], smol.metadata["tokens_out_total"]) == (9120, 412)
+
+
+def test_trail_function_logs_give_a_harness_span_its_arguments_output_and_error(tmp_path: Path) -> None:
+    """Patronus's @traced() records a function's call only as a log (body: function.name / .arguments / .output,
+    exception.*); the span has no attributes. The step keeps the arguments as input and the output as content."""
+    t = load_trace(FIXTURES / "trail_gaia.json")
+    harness = _by_span(t)["a1b2c3d4e5f60002"]  # answer_single_question: its example is only in its log
+    assert json.loads(harness.metadata["input"])["example"]["question"] == t.task
+    doc = {"trace_id": "trail-2", "spans": [{
+        "span_id": "a", "span_name": "main", "timestamp": "2025-03-19T16:44:40Z", "logs": [],
+        "child_spans": [
+            {"span_id": "b", "span_name": "answer_single_question", "timestamp": "2025-03-19T16:44:41Z",
+             "span_attributes": {},
+             "logs": [{"timestamp": "2025-03-19T16:44:42Z", "body": {
+                 "function.name": "answer_single_question", "function.arguments": {"example": {"question": "q?"}},
+                 "function.output": {"prediction": "Louvrier", "agent_error": None}}}]},
+            {"span_id": "c", "span_name": "fetch_page", "timestamp": "2025-03-19T16:44:43Z",
+             "span_attributes": {"openinference.span.kind": "TOOL", "tool.name": "fetch_page"},
+             "logs": [{"body": {"function.name": "fetch_page", "function.arguments": {"url": "https://x"},
+                                "function.output": "<html>page</html>"}}]},
+            {"span_id": "d", "span_name": "visit", "timestamp": "2025-03-19T16:44:44Z", "status_code": "Error",
+             "status_message": "",
+             "logs": [{"body": {"function.name": "visit", "function.arguments": {"url": "https://y"},
+                                "exception.type": "requests.exceptions.HTTPError",
+                                "exception.message": "429 Too Many Requests"}}]},
+            {"span_id": "e", "span_name": "ask", "timestamp": "2025-03-19T16:44:45Z",
+             "span_attributes": {"input.value": "own input", "output.value": "own output"},
+             "logs": [{"body": {"function.name": "ask", "function.arguments": {"q": 1}, "function.output": "log"}},
+                      {"body": "free text"}]},
+        ]}]}
+    p = tmp_path / "trail_logs.json"
+    p.write_text(json.dumps(doc))
+    s = _by_span(load_trace(p))
+    assert json.loads(s["b"].metadata["input"]) == {"example": {"question": "q?"}}
+    assert json.loads(s["b"].content) == {"prediction": "Louvrier", "agent_error": None}
+    (call,), (res,) = s["c"].tool_calls, s["c"].tool_results  # a tool whose output only its log holds
+    assert json.loads(call.arguments) == {"url": "https://x"} and res.content == "<html>page</html>"
+    assert s["d"].metadata["error"] == s["d"].content == "HTTPError: 429 Too Many Requests"
+    assert (s["e"].metadata["input"], s["e"].content) == ("own input", "own output")  # attributes win
 
 
 def test_langgraph_export_names_agents_by_their_graph_node() -> None:

@@ -299,6 +299,49 @@ def test_json_lines_errors_name_the_file_line(tmp_path: Path) -> None:
     assert e.value.field == "line 3.content"  # the file's line, 1-based (was "line[1]")
 
 
+def test_json_lines_cut_mid_file_says_the_line_ends_not_the_file(tmp_path: Path) -> None:
+    good = [json.dumps({"role": "user", "content": "hi"}), json.dumps({"role": "assistant", "name": "B", "content": "yo"})]
+    cut = json.dumps({"role": "assistant", "name": "A", "content": "half"})[:-10]
+    p = _write(tmp_path, "log.jsonl", "\n".join([good[0], cut, good[1]]) + "\n")
+    with pytest.raises(InputError) as e:
+        read_path(p)
+    assert e.value.field == f"line 2 col {len(cut) + 1}"
+    assert e.value.message.startswith("line ends in the middle of a JSON value") and "file ends" not in e.value.message
+    p = _write(tmp_path, "log.jsonl", "\n".join([good[0], good[1], cut]) + "\n\n")  # the last line: the file's end
+    with pytest.raises(InputError) as e:
+        read_path(p)
+    assert e.value.field == f"line 3 col {len(cut) + 1}"
+    assert e.value.message == "file ends in the middle of a JSON value (truncated?)"
+
+
+def test_a_bare_message_list_names_what_the_file_has(tmp_path: Path) -> None:
+    """A file that is the list itself has no 'messages' key: a message is [i] (its JSON path), as a JSON Lines
+    message is its line and one inside an object messages[i]."""
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "name": "A", "content": "ok"},
+            {"role": "assistant", "name": "B"}]
+    with pytest.raises(InputError) as e:
+        read_path(_write(tmp_path, "list.json", msgs))
+    assert e.value.field == "[2].content" and "missing" in e.value.message
+    msgs[2] = {"role": "assistant", "name": 7, "content": "x"}
+    with pytest.raises(InputError) as e:
+        read_path(_write(tmp_path, "list.json", msgs))
+    assert e.value.field == "[2].name"
+    msgs[2] = {"role": "assistant", "name": "B", "content": "x", "tool_calls": [{"id": "c1"}]}
+    with pytest.raises(InputError) as e:
+        read_path(_write(tmp_path, "list.json", msgs))
+    assert e.value.field == "[2].tool_calls[0].name"
+    with pytest.raises(InputError) as e:
+        read_path(_write(tmp_path, "obj.json", {"messages": msgs}))
+    assert e.value.field == "messages[2].tool_calls[0].name"  # inside an object: the key it has
+    with pytest.raises(InputError) as e:
+        read_path(_write(tmp_path, "empty.json", []), format="chat")
+    assert e.value.field is None and "empty chat log" in e.value.message  # the file itself, no 'messages' field
+    lines = "\n".join(json.dumps(m) for m in ({"type": "LLMCallEvent", "prompt_tokens": 3, "source": "x"},) * 2)
+    with pytest.raises(InputError) as e:
+        read_path(_write(tmp_path, "tokens.jsonl", lines + "\n"), format="chat")
+    assert e.value.field is None and "only token-count records" in e.value.message
+
+
 def test_activation_formats_follow_the_suffix_the_way_activations_reads_it(tmp_path: Path) -> None:
     """``.PTH`` is pt (not the raw suffix 'PTH'), an unknown suffix is kept so opening it names it, none is
     safetensors, and a declared format wins; the chat and OTLP readers share the rule."""

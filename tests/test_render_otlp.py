@@ -195,3 +195,30 @@ def test_non_hex_span_ids_get_valid_derived_ids_with_the_original_kept(tmp_path)
     run = a.to_otlp(trace, top_k=3, with_steps=True)["resourceSpans"][0]["scopeSpans"][0]["spans"]
     assert run[a.step]["spanId"] == link["spanId"]  # the link points at the step's span when the run is written too
     assert all(hex16.fullmatch(s["spanId"]) and s["traceId"] == span["traceId"] for s in run)
+
+
+def test_an_otlp_run_with_agent_totals_round_trips_through_analyze_otlp(tmp_path):
+    """An agent span's run totals are metadata, not the step's tokens: the verdict file beside the run, and the
+    run exported step by step, both read back as the very same trace, totals included."""
+    from pathlib import Path
+
+    from attrib.render_otlp import trace_otlp
+
+    path = Path(__file__).parent / "fixtures" / "otlp_smolagents.json"
+    (trace,) = read_path(path)
+    run = trace.steps[0]
+    assert (run.tokens_in, run.metadata["tokens_in_total"]) == (None, 9120)
+    used = sum(s.tokens_in or 0 for s in trace.steps)
+    out = tmp_path / "verdict.json"
+    r = CliRunner().invoke(app, ["analyze", str(path), "--otlp", str(out)])
+    assert r.exit_code == 0, r.output
+    doc = orjson.loads(path.read_bytes())
+    doc["resourceSpans"] += orjson.loads(out.read_bytes())["resourceSpans"]  # a collector that got both
+    both = tmp_path / "both.json"
+    both.write_bytes(orjson.dumps(doc))
+    assert read_path(both) == [trace]
+    exported = tmp_path / "steps.json"
+    exported.write_bytes(orjson.dumps(trace_otlp(trace, analyze(trace), now_ns=10**18)))
+    (back,) = read_path(exported)
+    assert back == trace and back.content_hash() == trace.content_hash()
+    assert sum(s.tokens_in or 0 for s in back.steps) == used and back.steps[0].metadata["tokens_out_total"] == 412

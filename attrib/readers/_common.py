@@ -55,9 +55,16 @@ def _bad_utf8_at(data: bytes) -> int | None:
     return None
 
 
-def decode_error(e: Exception, data: bytes, path: Path, line_offset: int = 0) -> InputError:
-    """Turn an orjson/msgspec decode error into an :class:`InputError` with line:column."""
+#: What a value cut off at the end of the bytes decoded means: the file's end, or (JSON Lines) a line's
+_CUT = {"file": "file ends in the middle of a JSON value (truncated?)",
+        "line": "line ends in the middle of a JSON value (a truncated line, or one value spread over several lines?)"}
+
+
+def decode_error(e: Exception, data: bytes, path: Path, line_offset: int = 0, unit: str = "file") -> InputError:
+    """Turn an orjson/msgspec decode error into an :class:`InputError` with line:column. ``unit``: what ``data``
+    is, ``file`` or (one line of JSON Lines, not the file's last) ``line``, for a value that ``data`` cuts off."""
     msg = str(e)
+    cut = _CUT[unit]
     bad = _bad_utf8_at(data) if ("utf-8" in msg.lower() or "utf8" in msg.lower() or "malformed" in msg) else None
     if bad is not None:
         line, col = line_col(data, bad)
@@ -65,8 +72,7 @@ def decode_error(e: Exception, data: bytes, path: Path, line_offset: int = 0) ->
                           f"byte 0x{data[bad]:02x} is not valid UTF-8 (latin-1/cp1252 file?); expected UTF-8 JSON")
     if "truncated" in msg.lower() or ("unexpected end" in msg.lower()):
         line, col = line_col(data, len(data))
-        return InputError(path, f"line {line + line_offset} col {col}",
-                          "file ends in the middle of a JSON value (truncated?)")
+        return InputError(path, f"line {line + line_offset} col {col}", cut)
     pos = getattr(e, "pos", None)
     if pos is None:
         m = _BYTE.search(msg)
@@ -79,8 +85,7 @@ def decode_error(e: Exception, data: bytes, path: Path, line_offset: int = 0) ->
     if pos is not None:
         line, col = line_col(data, pos)
         if pos >= len(data.rstrip()):
-            return InputError(path, f"line {line + line_offset} col {col}",
-                              "file ends in the middle of a JSON value (truncated?)")
+            return InputError(path, f"line {line + line_offset} col {col}", cut)
         return InputError(path, f"line {line + line_offset} col {col}", f"malformed JSON ({msg.split(':')[0]})")
     return InputError(path, None, f"malformed JSON ({msg})")
 
@@ -96,15 +101,22 @@ def loads(data: bytes, path: Path, line_offset: int = 0) -> Any:
 def iter_jsonl(data: bytes, path: Path) -> list[tuple[int, Any]]:
     """Decode JSON Lines: ``[(line_number, value)]`` for every non-blank line."""
     out = []
-    for n, line in enumerate(data.split(b"\n"), start=1):
+    lines = data.split(b"\n")
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             out.append((n, orjson.loads(line)))
         except orjson.JSONDecodeError as e:
-            err = decode_error(e, line, path, line_offset=n - 1)
+            err = decode_error(e, line, path, line_offset=n - 1, unit=jsonl_unit(lines, n))
             raise InputError(path, err.field or f"line {n}", err.message) from None
     return out
+
+
+def jsonl_unit(lines: list[bytes], n: int) -> str:
+    """``line`` when a later line of JSON Lines holds more (a value cut off at line ``n``, 1-based, is that line's
+    end, not the file's), else ``file``."""
+    return "line" if any(ln.strip() for ln in lines[n:]) else "file"
 
 
 def looks_jsonl(data: bytes) -> bool:

@@ -142,11 +142,13 @@ def _has_content(msg: dict[str, Any]) -> bool:
 
 def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[str] | None = None) -> list[Step]:
     """Messages -> steps. Raises :class:`InputError` naming the message and field that is wrong (``fields``: how
-    each message is named in errors, e.g. ``line 3`` for JSON Lines; default ``where[i]``)."""
+    each message is named in errors, e.g. ``line 3`` for JSON Lines; default ``where[i]``, so ``messages[3]``, or
+    ``[3]`` for a file that is the list itself, ``where`` ""; errors about the whole list name ``where``, none
+    when "")."""
     if not isinstance(msgs, list):
-        raise InputError(path, where, f"expected a list of messages, got {type(msgs).__name__}")
+        raise InputError(path, where or None, f"expected a list of messages, got {type(msgs).__name__}")
     if not msgs:
-        raise InputError(path, where, "empty chat log: a trace needs at least one message")
+        raise InputError(path, where or None, "empty chat log: a trace needs at least one message")
     steps: list[Step] = []
     call_owner: dict[str, int] = {}
     pending_tokens = [0, 0]  # token counts of no-message records, for the next step
@@ -258,7 +260,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
             metadata=meta,
         ))
     if not steps:
-        raise InputError(path, where, "no messages: only token-count records (LLMCallEvent)")
+        raise InputError(path, where or None, "no messages: only token-count records (LLMCallEvent)")
     return steps
 
 
@@ -348,14 +350,15 @@ class ChatReader:
                 if not isinstance(v, dict):
                     raise InputError(path, f"line {n}", f"expected a message object, got {type(v).__name__}")
                 msgs.append(v)
-            return [_log(parse_messages(msgs, path, "line", [f"line {n}" for n, _ in lines]), stem)]
+            # the file is the messages, one a line: a message is named by its line, the whole log by no field
+            return [_log(parse_messages(msgs, path, "", [f"line {n}" for n, _ in lines]), stem)]
         obj = loads(data, path)
-        if isinstance(obj, list):
-            return [_log(parse_messages(obj, path), stem)]
+        if isinstance(obj, list):  # the file is the list: a message is [i], as a JSON path from the top
+            return [_log(parse_messages(obj, path, ""), stem)]
         if isinstance(obj, dict):
             if path.suffix == ".jsonl" and not any(k in obj for k in _TRACE_KEYS):  # JSON Lines holding one message
                 line = data[:len(data) - len(data.lstrip())].count(b"\n") + 1
-                return [_log(parse_messages([obj], path, "line", [f"line {line}"]), stem)]
+                return [_log(parse_messages([obj], path, "", [f"line {line}"]), stem)]
             if not any(k in obj for k in _TRACE_KEYS):
                 raise InputError(path, "messages", "missing: expected a list of messages or an object with 'messages'")
             return [_trace(obj, path, stem)]

@@ -19,9 +19,14 @@ root span's name. LLM spans carry their tool-call requests as ``ToolCall`` (text
 ``message.contents.N.message_content.text`` parts); tool spans carry the call (arguments: ``input.value``;
 ``tool.parameters`` is the schema) and its ``ToolResult``, linked to the agent's last LLM call of that tool when
 the span names no call id. An error status with no description takes the ``exception`` event's text.
+Tokens are a step's own: a span whose descendants report usage (smolagents' ``X.run`` agent span, an
+``invoke_agent`` span with the run's totals) keeps its counts as ``metadata`` ``tokens_in_total`` /
+``tokens_out_total``, so summing the steps' tokens counts every LLM call once.
 One :class:`Trace` per ``traceId`` in the file.
 
-Besides OTLP JSON: flat span lists (Phoenix, TRAIL's ``{"trace_id", "spans": [... child_spans ...]}``), span
+Besides OTLP JSON: flat span lists (Phoenix, TRAIL's ``{"trace_id", "spans": [... child_spans ...]}``, where a
+harness span Patronus's ``@traced()`` wrote has only its ``logs[].body`` ``function.arguments`` / ``function.output``
+/ ``exception.*``: its input, content and error when the span's attributes have none), span
 JSON Lines, and the OpenTelemetry SDK's ``span.to_json()`` objects as ``ConsoleSpanExporter`` prints them (one
 after another, no list).
 
@@ -56,6 +61,7 @@ from attrib.readers._common import (
     check_encoding,
     decode_error,
     iter_jsonl,
+    jsonl_unit,
     loads,
     looks_jsonl,
 )
@@ -314,6 +320,10 @@ def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[_Rec
                     if isinstance(val, dict) and len(val) == 1:
                         val = next(iter(val.values()))
                     attrs[kv["key"]] = val
+        call = _function_log(sp.get("logs"))
+        if call is not None:
+            for k, v in call.items():
+                attrs.setdefault(k, v)
         kind = sp.get("span_kind")
         if isinstance(kind, str) and "openinference.span.kind" not in attrs and kind.upper() in _OI_KINDS:
             attrs["openinference.span.kind"] = kind.upper()
@@ -321,11 +331,13 @@ def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[_Rec
         status = sp.get("status_code", st.get("status_code", st.get("code")))
         error = None
         if (isinstance(status, str) and "ERROR" in status.upper()) or status == 2:
-            # TRAIL/Phoenix: status_message; the SDK's span.to_json(): status.description; else the exception event
+            # TRAIL/Phoenix: status_message; the SDK's span.to_json(): status.description; else the exception event,
+            # else what the Patronus function log says was raised
             events = sp.get("events") if isinstance(sp.get("events"), list) else ()
             exc = (e["attributes"] for e in events
                    if isinstance(e, dict) and e.get("name") == "exception" and isinstance(e.get("attributes"), dict))
-            error = sp.get("status_message") or st.get("description") or st.get("message") or _exception(exc) or "error"
+            error = (sp.get("status_message") or st.get("description") or st.get("message") or _exception(exc)
+                     or _exception([call or {}]) or "error")
         start = _flat_time(sp, "start_time", "startTime", "timestamp")
         end = _flat_time(sp, "end_time", "endTime")
         recs.append(_Rec(str(trace_id), str(span_id), str(parent or ""), str(sp.get("span_name") or sp.get("name") or ""),
@@ -337,6 +349,40 @@ def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[_Rec
                 stack.append((children[j], f"{where}.child_spans[{j}]", str(span_id)))
     return recs
 
+
+def _function_log(logs: Any) -> dict[str, Any] | None:
+    """What Patronus's ``@traced()`` logged for a span (TRAIL's ``logs``): one record per call whose ``body`` is
+    ``{"function.name", "function.arguments": {param: value}, "function.output", "exception.type",
+    "exception.message"}``. Such a span (TRAIL's harness functions, e.g. ``answer_single_question``) has no
+    attributes of its own, so its log is the only record of what it was called with and returned: as
+    ``function.arguments`` / ``function.output`` (JSON text; a string output as-is) plus the ``exception.*``
+    keys. None when no log is such a record (other log bodies are free text a step has no field for)."""
+    if not isinstance(logs, list):
+        return None
+    for log in logs:
+        body = log.get("body") if isinstance(log, dict) else None
+        if not isinstance(body, dict) or not any(k in body for k in _FUNCTION_KEYS):
+            continue
+        out: dict[str, Any] = {}
+        for k in _FUNCTION_KEYS:
+            v = body.get(k)
+            if v is None or v == {}:  # no arguments, or a function that returned None: nothing to keep
+                continue
+            out[k] = v if isinstance(v, str) else _json_text(v)
+        return out
+    return None
+
+
+def _json_text(v: Any) -> str:
+    try:
+        return orjson.dumps(v).decode()
+    except TypeError:  # an integer past 64 bits (json reads it; orjson writes none)
+        import json
+
+        return json.dumps(v, ensure_ascii=False)
+
+
+_FUNCTION_KEYS = ("function.arguments", "function.output", "exception.type", "exception.message")
 
 _OI_KINDS = {"AGENT", "TOOL", "LLM", "CHAIN", "RETRIEVER", "EMBEDDING", "RERANKER", "GUARDRAIL", "EVALUATOR"}
 
@@ -593,8 +639,42 @@ def _first_user_input(a: dict[str, Any]) -> str:
 _ROLE = {"agent": "agent", "tool": "tool", "llm": "assistant"}
 
 
+def _io(a: dict[str, Any], side: str) -> Any:
+    """A span's ``input.value`` / ``output.value``, else what its Patronus function log recorded (see
+    :func:`_function_log`): the arguments it was called with, what it returned."""
+    v = a.get(f"{side}.value")
+    return v if v is not None else a.get("function.arguments" if side == "input" else "function.output")
+
+
+#: Token-count attributes: GenAI's ``gen_ai.usage.*``, OpenInference's ``llm.token_count.*``
+_TOKENS_IN = ("gen_ai.usage.input_tokens", "llm.token_count.prompt")
+_TOKENS_OUT = ("gen_ai.usage.output_tokens", "llm.token_count.completion")
+
+
+def _tokens(a: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    return next((as_int(a[k]) for k in keys if a.get(k) is not None), None)
+
+
+def _rolled_up(recs: list[_Rec], by_id: dict[str, _Rec]) -> set[str]:
+    """The spans some descendant of which reports token counts: their own counts are totals over that subtree
+    (smolagents' ``X.run`` AGENT span, a GenAI ``invoke_agent`` span: the whole run's usage), not tokens of their
+    own."""
+    out: set[str] = set()
+    for r in recs:
+        if _tokens(r.attrs, _TOKENS_IN) is None and _tokens(r.attrs, _TOKENS_OUT) is None:
+            continue
+        p = r.parent_id
+        while p and p not in out and p in by_id:
+            out.add(p)
+            p = by_id[p].parent_id
+    return out
+
+
 def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: Path,
-          has_children: bool) -> Step:
+          has_children: bool, rolled_up: bool = False) -> Step:
+    """One span's step. Tokens are the step's own: an LLM span's usage; a span whose descendants report usage
+    (``rolled_up``) repeats their sum in its own counts, so those go to ``metadata`` as ``tokens_in_total`` /
+    ``tokens_out_total`` and summing ``tokens_in`` over the steps counts every call once."""
     a = rec.attrs
     base_dir = path.parent
     own = a.get("attrib.step_json")
@@ -614,8 +694,8 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
         cid = next((a[k] for k in ("gen_ai.tool.call.id", "tool_call.id", "tool.id") if a.get(k) is not None), None)
         cid = None if cid is None else str(cid)
         # the arguments it was called with (OpenInference's tool.parameters is the tool's parameter schema, not them)
-        args = a.get("gen_ai.tool.call.arguments", a.get("input.value"))
-        out = a.get("gen_ai.tool.call.result", a.get("output.value"))
+        args = a.get("gen_ai.tool.call.arguments", _io(a, "input"))
+        out = a.get("gen_ai.tool.call.result", _io(a, "output"))
         content = as_text(out) if out is not None else (rec.error or "")
         calls = [ToolCall(name=name, arguments=as_text(args), id=cid)]
         results = (ToolResult(content=content, call_id=cid, name=name, is_error=rec.error is not None),)
@@ -625,12 +705,12 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
         # graph or node span, whose output is the {"messages": [...]} state its children wrote)
         content = _first_user_input(a)
     else:
-        content = as_text(a.get("output.value"))
+        content = as_text(_io(a, "output"))
     if not content and rec.error is not None:  # a failed span with no output: what went wrong is what it said
         content = rec.error
     meta: dict[str, Any] = {"span_id": rec.span_id, "span_name": rec.name, "kind": kind}
     if kind != "llm":
-        inp = a.get("input.value")
+        inp = _io(a, "input")
         if inp is not None:
             meta["input"] = as_text(inp)
         out = a.get("output.value")
@@ -641,8 +721,13 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
         meta["model"] = str(model)
     if rec.error is not None:
         meta["error"] = rec.error
-    tin = a.get("gen_ai.usage.input_tokens", a.get("llm.token_count.prompt"))
-    tout = a.get("gen_ai.usage.output_tokens", a.get("llm.token_count.completion"))
+    tin, tout = _tokens(a, _TOKENS_IN), _tokens(a, _TOKENS_OUT)
+    if rolled_up:  # totals over the children's calls (which carry their own counts), not this span's
+        if tin is not None:
+            meta["tokens_in_total"] = tin
+        if tout is not None:
+            meta["tokens_out_total"] = tout
+        tin = tout = None
     act = None
     ap = a.get("attrib.activation.path")
     if isinstance(ap, str) and ap:
@@ -660,8 +745,8 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
         parents=() if parent is None else (parent,),
         start_time=rec.start / 1e9 if rec.start else None,
         end_time=rec.end / 1e9 if rec.end else None,
-        tokens_in=as_int(tin),
-        tokens_out=as_int(tout),
+        tokens_in=tin,
+        tokens_out=tout,
         activation=act,
         metadata=meta,
     )
@@ -715,11 +800,12 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
     # time order; ties (and spans without times) in tree order, i.e. depth-first preorder in file order
     order.sort(key=lambda t: (t[0], t[1]))
     index = {t[2].span_id: i for i, t in enumerate(order)}
+    rolled = _rolled_up(recs, by_id)
     steps = []
     for i, (_, _, r) in enumerate(order):
         _, _, kind, agent = info[r.span_id]
         steps.append(_step(i, r, kind, agent or r.name or "unknown", index[r.parent_id] if r.parent_id else None,
-                           path, r.span_id in children))
+                           path, r.span_id in children, r.span_id in rolled))
     _link_tool_results(steps)
     root = order[0][2]
     ra = root.attrs
@@ -839,7 +925,7 @@ _JSON_KIND = {list: "a list", str: "a string", int: "a number", float: "a number
               type(None): "null"}
 
 
-def _line_error(e: Exception, line: bytes, n: int, path: Path) -> InputError:
+def _line_error(e: Exception, line: bytes, n: int, path: Path, unit: str = "file") -> InputError:
     """An error in line ``n`` of OTLP JSON Lines, with one position: ``line N col C`` or ``line N: <field>``."""
     try:
         v = orjson.loads(line)
@@ -847,7 +933,7 @@ def _line_error(e: Exception, line: bytes, n: int, path: Path) -> InputError:
         v = {}
     if not isinstance(v, dict):
         return InputError(path, f"line {n}", f"expected a JSON object, got {_JSON_KIND.get(type(v), type(v).__name__)}")
-    err = decode_error(e, line, path, line_offset=n - 1)
+    err = decode_error(e, line, path, line_offset=n - 1, unit=unit)
     if err.field and err.field.startswith("line "):
         return err
     return InputError(path, f"line {n}" + (f": {err.field}" if err.field else ""), err.message)
@@ -961,12 +1047,13 @@ def _is_object(line: bytes) -> bool:
 def _jsonl_records(data: bytes, path: Path) -> list[_Rec]:
     """OTLP JSON Lines (the collector's file exporter): one export request per line."""
     recs: list[_Rec] = []
-    for n, line in enumerate(data.split(b"\n"), start=1):
+    lines = data.split(b"\n")
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             export = _DECODER.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            raise _line_error(e, line, n, path) from None
+            raise _line_error(e, line, n, path, jsonl_unit(lines, n)) from None
         recs.extend(_records_otlp(export, path, prefix=f"line {n}: "))
     return recs
