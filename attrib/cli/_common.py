@@ -91,22 +91,6 @@ def check_stdin(paths: list[str], example: str) -> None:
         raise UsageError(None, None, f"- reads a trace from standard input, but nothing is piped in (e.g. {example})")
 
 
-@contextlib.contextmanager
-def naming_inputs(paths: list[str]) -> Iterator[None]:
-    """Around reading ``paths`` (files, folders, globs): "no trace files" names what the user gave, not the
-    reader's ``paths`` argument."""
-    from attrib.errors import InputError
-    from attrib.readers import SUFFIXES
-
-    try:
-        yield
-    except InputError as e:
-        if e.path is not None or e.field != "paths":
-            raise
-        raise InputError(", ".join(paths), None, f"no trace files here (folders are searched for "
-                         f"{', '.join(SUFFIXES)} files; a glob must match one)") from None
-
-
 def check_format(value: str | None) -> str | None:
     """``--format`` callback: a reader's name, or a usage error (exit 2) listing them."""
     from attrib.readers import READERS

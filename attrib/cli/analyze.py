@@ -15,7 +15,6 @@ from attrib.cli._common import (
     err_console,
     handle_errors,
     method_options,
-    naming_inputs,
     prepare_output,
     print_error,
 )
@@ -42,8 +41,7 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
     p = Path(target)
     if is_folder_or_glob(target):
         failed: list[AttribError] = []
-        with naming_inputs([target]):
-            out = [(t, str(f)) for t, f in read_sources([target], format, errors=failed if errors is not None else None)]
+        out = [(t, str(f)) for t, f in read_sources([target], format, errors=failed if errors is not None else None)]
         if failed and not out:
             if len(failed) == 1:
                 raise failed[0]

@@ -13,7 +13,6 @@ from attrib.cli._common import (
     console,
     err_console,
     handle_errors,
-    naming_inputs,
     prepare_output,
     print_wide,
     step_head_option,
@@ -186,8 +185,7 @@ def register(app: typer.Typer) -> None:
         from attrib.readers import read_paths
 
         with handle_errors():
-            with naming_inputs(paths):
-                traces = read_paths(paths, format)
+            traces = read_paths(paths, format)
             with console.status("scoring your traces out of sample...") as status:
                 result = evaluate_labelled(traces, k=folds, seed=seed, model_path=str(model) if model else None,
                                            pool_who_and_when=pool, step_head=STEP_HEADS[step_head],
@@ -236,8 +234,7 @@ def register(app: typer.Typer) -> None:
 
         with handle_errors():
             prepare_output(out)  # before reading and fitting, not after
-            with naming_inputs(paths):
-                traces = [t for t in read_paths(paths, format) if t.label is not None]
+            traces = [t for t in read_paths(paths, format) if t.label is not None]
             if len(traces) < MIN_TRAIN:
                 raise InputError(None, "label", f"{len(traces)} labelled traces in {', '.join(paths)}; "
                                  f"fitting needs at least {MIN_TRAIN}")

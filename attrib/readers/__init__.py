@@ -162,7 +162,8 @@ def read_sources(paths: Iterable[str | Path], format: str | None = None, max_byt
     paths = list(paths)
     files = expand_paths(paths)
     if not files:
-        raise InputError(None, "paths", f"no trace files in {', '.join(map(str, paths)) or '(nothing given)'}")
+        raise InputError(", ".join(map(str, paths)) or "(nothing given)", None, "no trace files here (folders are "
+                         f"searched for {', '.join(SUFFIXES)} files; a glob must match one)")
     out: list[tuple[Trace, Path]] = []
     for p in files:
         try:
