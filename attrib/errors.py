@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILURE = 1  # an output that could not be written (a folder, no permission), or an internal error
@@ -28,6 +29,11 @@ class InputError(AttribError):
         self.field = field
         self.message = message
         super().__init__(self.one_line())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt from its three parts (Exception pickles ``args``, the one line): errors cross Dask and
+        # process boundaries
+        return (type(self), (self.path, self.field, self.message), self.__dict__)
 
     def one_line(self) -> str:
         parts = [p for p in (self.path, self.field) if p]

@@ -270,3 +270,16 @@ def test_read_path_only_raises_input_error(tmp_path_factory: pytest.TempPathFact
     except InputError:
         return
     assert out and all(t.steps for t in out)
+
+
+def test_errors_survive_pickling_as_across_a_dask_worker() -> None:
+    """InputError took three arguments but pickled only its one line, so unpickling one (a Dask worker's error
+    coming back, a subprocess) raised TypeError instead of the error."""
+    import pickle
+
+    from attrib.errors import InputError, UsageError
+
+    for e in (InputError("run.json", "steps[2].agent", "expected a string"), UsageError(None, "top_k", "must be >= 1")):
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e) and str(back) == str(e) and back.exit_code == e.exit_code
+        assert (back.path, back.field, back.message) == (e.path, e.field, e.message)
