@@ -1,9 +1,9 @@
 """attrib inspector: a failed multi-agent run, its blame, its information flow and its heads in one place.
 
 Run ``attrib app --store PATH`` or ``streamlit run apps/inspector.py -- --store PATH``. The sidebar
-picks the page, the trace and the attribution method; the URL carries them (``?page=Timeline&trace=ID``)
-so a view can be shared. The app reads the store read-only and calls the same library functions as
-the CLI (readers, methods, renderers); it never imports ``attrib.cli``.
+picks the page, the trace and the attribution method; the URL carries the page and, where the page uses them, the
+trace and method (``?page=Timeline&trace=ID&method=M``) so a view can be shared. The app reads the store read-only
+and calls the same library functions as the CLI (readers, methods, renderers); it never imports ``attrib.cli``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import inspector_data as data  # noqa: E402
 import inspector_pages as pages  # noqa: E402
 import inspector_state as state  # noqa: E402
 import streamlit as st  # noqa: E402
+from inspector_common import copy_switch  # noqa: E402
 
 
 def _init_from_query() -> None:
@@ -54,6 +55,7 @@ def main() -> None:
             if first:
                 st.session_state["trace_id"] = first
         st.text_input("Trace id", key="trace_id", help="Pick one on the Traces page, or type an id.")
+        copy_slot = st.container()  # filled once the trace is loaded: which copy of an uploaded + stored id shows
         if names:
             if st.session_state.get("method") not in names:
                 st.session_state["method"] = default
@@ -68,8 +70,11 @@ def main() -> None:
     ctx = state.Ctx(store_path=store_path, store_error=err, method=method, methods=names,
                     trace_id=(st.session_state.get("trace_id") or "").strip() or None)
     state.load_trace(ctx)
-    st.query_params.update({"page": page, **({"trace": ctx.trace_id} if ctx.trace_id else {}),
-                            **({"method": method} if method else {})})
+    with copy_slot:
+        copy_switch(ctx)
+    params = pages.url_params(page, ctx.trace_id, method)
+    if st.query_params.to_dict() != params:  # the current view only: a trace or method it does not use is dropped
+        st.query_params.from_dict(params)
     pages.PAGES[page](ctx)
 
 

@@ -47,10 +47,29 @@ def verdict(ctx: state.Ctx, method: str | None = None) -> Attribution | None:
         return None
 
 
-def open_trace(trace_id: str, page: str = "Timeline") -> None:
-    """Button callback: make ``trace_id`` current and go to ``page`` (runs before the next script run)."""
+def open_trace(trace_id: str, page: str = "Timeline", copy: str | None = None) -> None:
+    """Button callback: make ``trace_id`` current and go to ``page`` (runs before the next script run); ``copy``
+    ('store' or 'upload') picks which copy shows when this session uploaded a trace with an id the store holds too."""
     st.session_state["trace_id"] = trace_id
     st.session_state["page"] = page
+    if copy is not None:
+        state.choose_copy(trace_id, copy)
+
+
+def copy_switch(ctx: state.Ctx) -> None:
+    """When the open id is both uploaded in this session and in the store: which copy shows, and a button to the other
+    (drawn once per run, in the sidebar)."""
+    tid = ctx.trace_id
+    if tid is None:
+        return
+    if ctx.stored_too:
+        st.info(f"Showing the **uploaded copy** of `{tid}` (from `{ctx.upload_name}`); the store holds a trace with "
+                "this id too, with its stored verdicts.")
+        st.button("Show the stored copy", key="copy_store", on_click=state.choose_copy, args=(tid, "store"))
+    elif ctx.uploaded_too is not None:  # offered even when the stored copy cannot be read now (its error shows)
+        shown = "Showing the **stored copy**" if ctx.trace is not None else "The **stored copy** cannot be read now"
+        st.info(f"{shown} of `{tid}`; this session also uploaded a trace with this id (from `{ctx.uploaded_too}`).")
+        st.button("Show the uploaded copy", key="copy_upload", on_click=state.choose_copy, args=(tid, "upload"))
 
 
 #: session_state key: {widget key: the value it last had}. Streamlit keeps a widget's value only while the widget is

@@ -302,6 +302,15 @@ def eval_table(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def out_of_sample(result: Any) -> bool:
+    """True when a result file records the harness's out-of-sample protocol: ``folds`` (k >= 2 folds grouped by
+    question, what :func:`attrib.evaluate.harness.evaluate` and ``bench/who_and_when/run.py`` write). The judge
+    benchmark (``bench/who_and_when/judge.py``: ``model``, ``fold_seed``, no ``folds``) does not say so for its rows,
+    most of which fit nothing, so its page makes no such claim."""
+    k = result.get("folds") if isinstance(result, dict) else None
+    return isinstance(k, int) and not isinstance(k, bool) and k >= 2
+
+
 def eval_misses(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The default method's wrong step verdicts (``subsets*.<subset>.per_trace``), the most confident first: where
     to start reading when the blame is wrong."""
@@ -432,46 +441,26 @@ def error_line(e: BaseException) -> str:
     return llm_line(text) if "--llm-" in text or "no LLM endpoint configured" in text else text
 
 
-#: DuckDB's words for a lock held by another process, e.g. (duckdb 2.0.1) ``IO Error: Could not set lock on file
-#: "store.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 4242). See also ...``.
-_LOCK = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
-
-
-def _error_chain(e: BaseException) -> Iterator[BaseException]:
-    """``e`` and the errors it was raised from or while handling (``raise ... from None`` keeps the handled error as
-    ``__context__``: that is how :class:`attrib.store.Store` re-raises DuckDB's error as an InputError)."""
-    seen: set[int] = set()
-    cur: BaseException | None = e
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        yield cur
-        cur = cur.__cause__ or cur.__context__
-
-
 def lock_conflict(e: BaseException) -> str | None:
-    """DuckDB's own message when ``e`` comes from a DuckDB lock conflict (another process holds the store open for
-    writing), else None.
+    """The store's own line when ``e`` says another process holds the store locked (DuckDB lets one process write, or
+    many read), else None.
 
-    DuckDB has no exception class for this case: a held lock raises ``duckdb.IOException`` (checked on duckdb 2.0.1,
-    with a second process holding the file read-write), the same class as a missing file, a file that is not a
-    database or a permission error, and the exception carries no code or attribute beyond its text
-    (``ResourceInUseException`` exists but is not what a file lock raises). So the class narrows the search to
-    DuckDB's I/O errors and the message decides; an attrib error that merely quotes such text does not count.
+    :class:`attrib.store.StoreLockedError` is that error: the store tells a lock from DuckDB's other I/O errors where it
+    opens the file, so the app only tests the class (DuckDB's own error, which carries no code, stays the context of
+    it). An error that merely quotes DuckDB's words, or DuckDB's bare IOException, is not a lock here.
     """
-    import duckdb
+    from attrib.store import StoreLockedError
 
-    for x in _error_chain(e):
-        if isinstance(x, duckdb.IOException) and _LOCK.search(str(x)):
-            return str(x)
-    return None
+    return str(e) if isinstance(e, StoreLockedError) else None
 
 
 def store_error_line(path: str | Path, e: BaseException) -> str:
-    """Why the store cannot be opened, in one line; a DuckDB write lock held by another process says so."""
-    lock = lock_conflict(e)
-    if lock is not None:
-        pid = re.search(r"\(PID (\d+)\)", lock)
-        who = f" (PID {pid.group(1)})" if pid else ""
+    """Why the store cannot be opened, in one line; a store locked by another process says so, with that process's id
+    when DuckDB gave it."""
+    from attrib.store import StoreLockedError
+
+    if isinstance(e, StoreLockedError):
+        who = f" (PID {e.pid})" if e.pid is not None else ""
         return (f"{path}: the store is locked by another process{who}, e.g. an `attrib ingest` or `attrib analyze "
                 "--store` writing to it; the app can read it again when that process finishes (then press "
                 "Reload store)")

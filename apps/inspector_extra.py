@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import inspector_data as data
 import inspector_figures as figs
 import inspector_state as state
 import plotly.graph_objects as go
 import streamlit as st
 from inspector_common import need_trace, open_trace, verdict
-from inspector_views import trace_page
+from inspector_views import copy_line, step_owner_note, trace_page
 
 from attrib.trace import Trace
 
@@ -41,7 +43,8 @@ def compare(ctx: state.Ctx) -> None:
             if a is None:
                 continue
             with st.container(border=True):
-                st.markdown(f"**{m}** → **{a.agent}**, step **{a.step}** (confidence {a.confidence:.2f})")
+                st.markdown(f"**{m}** → **{a.agent}**, step **{a.step}**{step_owner_note(trace, a)} "
+                            f"(confidence {a.confidence:.2f})")
                 st.caption(a.reason or "(no reason given)")
             if a.agents:
                 st.plotly_chart(figs.blame_figure(a), width="stretch", key=f"cmp_fig_{col is c1}")
@@ -84,7 +87,8 @@ def evaluation(ctx: state.Ctx) -> None:
             if k in res]
     if isinstance(res.get("wall_s"), int | float):
         meta.append(f"wall time {res['wall_s']:.1f} s")
-    st.caption(" · ".join(meta) + " · top-1 exact match in %, out of sample")
+    scoring = "top-1 exact match in %" + (", out of sample" if data.out_of_sample(res) else "")
+    st.caption(" · ".join([*meta, scoring]))
     summary = data.eval_table(res)
     if summary:
         st.subheader(f"Default method ({res.get('default_method', '?')})")
@@ -109,15 +113,32 @@ def evaluation(ctx: state.Ctx) -> None:
     misses = data.eval_misses(res)
     if misses:
         with st.expander(f"Runs the default gets wrong ({len(misses)}), the most confident first"):
-            st.caption("annotated agent @ step against the verdict step of each fold seed; open a run by its id on "
-                       "the Timeline page when it is in the store")
-            st.dataframe(misses, hide_index=True, width="stretch")
+            misses_table(ctx, misses)
     pub = data.published_rows(res)
     if pub:
         st.subheader("Published LLM-based methods (for reference)")
         st.dataframe(pub, hide_index=True, width="stretch")
     with st.expander("Full result JSON"):
         st.json(res, expanded=False)
+
+
+def misses_table(ctx: state.Ctx, misses: list[dict[str, Any]]) -> None:
+    """The wrong verdicts with, for the runs the store holds, an Open box as on the Traces page."""
+    ids = [str(m["trace_id"]) for m in misses if m.get("trace_id")]
+    held = state.stored_ids(ctx, ids)
+    st.caption("annotated agent @ step against the verdict step of each fold seed"
+               + ("; `in store`: the run can be opened below" if ctx.has_store else ""))
+    rows = [{**m, "in store": str(m.get("trace_id")) in held} for m in misses] if ctx.has_store else misses
+    st.dataframe(rows, hide_index=True, width="stretch")
+    openable = [i for i in dict.fromkeys(ids) if i in held]
+    if openable:
+        o1, o2 = st.columns([3, 1])
+        chosen = o1.selectbox("Open trace", openable, key="eval_open")
+        o2.button("Open timeline", on_click=open_trace, args=(chosen, "Timeline", "store"), type="primary",
+                  key="eval_open_btn")
+    elif ctx.has_store:
+        st.info(f"None of these runs is in the store `{ctx.store_path}`: ingest the Who&When logs "
+                f"(`attrib ingest PATH --store {ctx.store_path}`) to open them here.")
 
 
 def export(ctx: state.Ctx) -> None:
@@ -127,6 +148,8 @@ def export(ctx: state.Ctx) -> None:
     trace = ctx.trace
     assert trace is not None
     st.header(f"Export the report for {trace.id}")
+    if origin := copy_line(ctx):
+        st.caption(origin)
     a = verdict(ctx)
     if a is None:
         return
@@ -174,8 +197,9 @@ def show_uploaded(traces: list[Trace], name: str) -> None:
         if note := data.upload_activation_note(t, name):
             st.warning(note)
     for t in shown:
-        st.button(f"Open {t.id} in the timeline", key=f"open_up_{t.id}", on_click=open_trace, args=(t.id,))
+        st.button(f"Open {t.id} in the timeline", key=f"open_up_{t.id}", on_click=open_trace,
+                  args=(t.id, "Timeline", "upload"))
     if more > 0:  # past ten buttons: every trace of the file from one list
         c1, c2 = st.columns([3, 1])
         chosen = c1.selectbox(f"Open any of the {len(traces)} traces", [t.id for t in traces], key="up_open_any")
-        c2.button("Open in the timeline", key="up_open_any_btn", on_click=open_trace, args=(chosen,))
+        c2.button("Open in the timeline", key="up_open_any_btn", on_click=open_trace, args=(chosen, "Timeline", "upload"))

@@ -1,6 +1,7 @@
 """The page registry and the trace list page.
 
-Each page is ``render(ctx)``; ``PAGES`` maps the sidebar label to it (and is what ``?page=`` accepts).
+Each page is ``render(ctx)``; ``PAGES`` maps the sidebar label to it (and is what ``?page=`` accepts), and
+``PAGE_PARAMS`` names the other URL parameters (``trace``, ``method``) it depends on.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def trace_list(ctx: state.Ctx) -> None:
     ids = [r["trace_id"] for r in rows]
     o1, o2 = st.columns([3, 1])
     chosen = o1.selectbox("Open trace", ids, key="list_open")
-    o2.button("Open timeline", on_click=open_trace, args=(chosen,), type="primary", key="list_open_btn")
+    o2.button("Open timeline", on_click=open_trace, args=(chosen, "Timeline", "store"), type="primary",
+              key="list_open_btn")
 
 
 def _pages() -> dict[str, Callable[[state.Ctx], None]]:
@@ -91,3 +93,29 @@ def _pages() -> dict[str, Callable[[state.Ctx], None]]:
 
 
 PAGES = _pages()
+
+#: The URL parameters besides ``page`` that each page depends on: the open trace and/or the chosen method (the
+#: Traces page's verdict column and filters follow the method; Inside the model shows the trace's steps, no verdict).
+PAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "Traces": ("method",),
+    "Timeline": ("trace", "method"),
+    "Blame": ("trace", "method"),
+    "Flow graph": ("trace", "method"),
+    "Inside the model": ("trace",),
+    "Compare methods": ("trace", "method"),
+    "Evaluation": (),
+    "Export": ("trace", "method"),
+    "Upload": (),
+}
+
+
+def url_params(page: str, trace_id: str | None, method: str | None) -> dict[str, str]:
+    """What the URL should hold for this view: the page, and the trace and method only where the page uses them and
+    they are set, so a shared link never carries a stale one."""
+    uses = PAGE_PARAMS.get(page, ())
+    out = {"page": page}
+    if trace_id and "trace" in uses:
+        out["trace"] = trace_id
+    if method and "method" in uses:
+        out["method"] = method
+    return out

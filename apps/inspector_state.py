@@ -2,7 +2,8 @@
 
 Queries are cached with ``st.cache_data`` keyed by the store path and its file stamp (mtime, size),
 so a page re-render costs nothing and an ``attrib ingest`` while the app is open shows up on the next
-interaction. Analyses are cached per (trace content hash, method). Uploaded traces live in the session.
+interaction. Analyses are cached per (trace content hash, method). Uploaded traces live in the session; an id that
+is both uploaded and stored shows one copy at a time, and the page says which (:func:`load_trace`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from attrib.trace import Attribution, Trace
 
 UPLOADS = "uploads"  # session_state key: {trace id: Trace} read from files uploaded in this session
 UPLOAD_NAMES = "upload_names"  # session_state key: {trace id: the uploaded file's name}
+#: session_state key: {trace id: 'store' or 'upload'}, which copy to show of an id that is both uploaded in this session
+#: and in the store (the last one opened: the Traces and Evaluation pages open the store's, the Upload page the
+#: uploaded one, the sidebar switches); an id with no choice shows the uploaded copy
+COPY = "shown_copy"
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -52,6 +57,12 @@ def cached_first_id(path: str, stamp: tuple[int, int]) -> str | None:
     return ids[0] if ids else None
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_stored_ids(path: str, stamp: tuple[int, int], trace_ids: tuple[str, ...]) -> frozenset[str]:
+    with data.open_ro(path) as s:
+        return frozenset(s.stored_ids(trace_ids))
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
 def _cached_analysis(content_hash: str, method: str, _trace_json: bytes) -> bytes:
     return data.analyze(Trace.from_json(_trace_json), method).to_json()
@@ -75,6 +86,8 @@ class Ctx:
     trace_error: str | None = None
     stored: list[Attribution] = field(default_factory=list)
     upload_name: str | None = None  # the file the trace was uploaded from (None: from the store)
+    stored_too: bool = False  # an uploaded trace whose id the store holds too (the sidebar offers the stored copy)
+    uploaded_too: str | None = None  # a stored trace also uploaded in this session: the file (the sidebar offers it)
 
     @property
     def stamp(self) -> tuple[int, int]:
@@ -115,16 +128,37 @@ def store_error(path: Path) -> str | None:
     return None
 
 
+def stored_ids(ctx: Ctx, trace_ids: list[str]) -> frozenset[str]:
+    """Which of ``trace_ids`` the store holds (none when it cannot be read now)."""
+    if not ctx.has_store or not trace_ids:
+        return frozenset()
+    try:
+        return cached_stored_ids(str(ctx.store_path), ctx.stamp, tuple(dict.fromkeys(trace_ids)))
+    except Exception:  # changed and unreadable since store_error looked (e.g. locked): its error shows elsewhere
+        return frozenset()
+
+
+def choose_copy(trace_id: str, copy: str) -> None:
+    """Show the ``copy`` ('store' or 'upload') of ``trace_id`` from now on (a callback: runs before the next run)."""
+    st.session_state.setdefault(COPY, {})[trace_id] = copy
+
+
 def load_trace(ctx: Ctx) -> None:
-    """Fill ``ctx.trace`` (from this session's uploads or the store) and the store's verdicts on it."""
+    """Fill ``ctx.trace`` (from this session's uploads or the store) and the store's verdicts on it.
+
+    An id both uploaded and stored shows the copy last opened (:data:`COPY`; the uploaded one by default), and
+    ``ctx`` says that the other copy exists, so one never hides the other for the rest of the session."""
     tid = ctx.trace_id
     if not tid:
         return
     uploads: dict[str, Trace] = st.session_state.get(UPLOADS, {})
     if tid in uploads:
-        ctx.trace = uploads[tid]
-        ctx.upload_name = st.session_state.get(UPLOAD_NAMES, {}).get(tid, tid)
-        return
+        name = st.session_state.get(UPLOAD_NAMES, {}).get(tid, tid)
+        in_store = tid in stored_ids(ctx, [tid])
+        if not in_store or st.session_state.get(COPY, {}).get(tid) != "store":
+            ctx.trace, ctx.upload_name, ctx.stored_too = uploads[tid], name, in_store
+            return
+        ctx.uploaded_too = name
     if not ctx.has_store:
         if ctx.store_path.exists():  # a store that cannot be read now (locked, not a store): that is the reason
             ctx.trace_error = f"cannot read trace {tid!r}: {ctx.store_error}"

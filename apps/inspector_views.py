@@ -17,19 +17,37 @@ def trace_page(ctx: state.Ctx) -> Trace | None:
     if not need_trace(ctx):
         return None
     assert ctx.trace is not None
-    trace_header(ctx.trace)
+    trace_header(ctx.trace, copy_line(ctx))
     return ctx.trace
 
 
-def trace_header(trace: Trace) -> None:
-    """Id, task, outcome and size of the current trace."""
+def copy_line(ctx: state.Ctx) -> str | None:
+    """Where the open trace comes from when that is not simply the store: an upload (and whether the store holds a
+    trace with the same id), or the store while this session uploaded one with that id too."""
+    if ctx.upload_name is not None:
+        return f"uploaded copy from `{ctx.upload_name}`" + (
+            " (the store holds another copy of this id: switch in the sidebar)" if ctx.stored_too else "")
+    if ctx.uploaded_too is not None:
+        return f"stored copy (this session also uploaded this id from `{ctx.uploaded_too}`: switch in the sidebar)"
+    return None
+
+
+def trace_header(trace: Trace, origin: str | None = None) -> None:
+    """Id, task, outcome and size of the current trace (and ``origin``, see :func:`copy_line`)."""
     st.header(f"Trace {trace.id}")
     subset = trace.metadata.get("subset") if isinstance(trace.metadata, dict) else None
     st.caption(f"{trace.source_format}{f' · {subset}' if subset else ''} · outcome **{trace.outcome}** · "
-               f"{trace.n_steps} steps · agents: {', '.join(trace.agents)}")
+               f"{trace.n_steps} steps · agents: {', '.join(trace.agents)}" + (f" · {origin}" if origin else ""))
     if trace.task:
         with st.expander("Task", expanded=False):
             st.write(figs.snippet(trace.task, 2000))
+
+
+def step_owner_note(trace: Trace, a: Attribution) -> str:
+    """`` (the step is X's)`` when the verdict's decisive step was written by another agent than the one it blames
+    (a method may blame the agent a step's mistake came from), else ''."""
+    by = trace.steps[a.step].agent if 0 <= a.step < trace.n_steps else a.agent
+    return "" if by == a.agent else f" (the step is {by}'s)"
 
 
 def decisive_box(trace: Trace, a: Attribution) -> None:
@@ -38,8 +56,7 @@ def decisive_box(trace: Trace, a: Attribution) -> None:
         conf = f"confidence {a.confidence:.2f}"
         if a.agent_confidence is not None:
             conf += f" · agent confidence {a.agent_confidence:.2f}"
-        by = trace.steps[a.step].agent if 0 <= a.step < trace.n_steps else a.agent
-        st.subheader(f"Decisive step {a.step} — {a.agent}" + ("" if by == a.agent else f" (the step is {by}'s)"))
+        st.subheader(f"Decisive step {a.step} — {a.agent}{step_owner_note(trace, a)}")
         st.caption(f"method `{a.method}` · {conf}" + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else ""))
         if note := low_confidence_note(a, 5):
             st.warning(note)

@@ -718,9 +718,10 @@ def test_eval_readers_share_one_walk_over_subsets() -> None:
 
 
 def test_lock_is_told_by_duckdb_io_error_not_by_any_text(env, tmp_path) -> None:
-    """A second process holding the store read-write: the read-only open fails with DuckDB's IOException (kept as the
-    context of the store's InputError) and the app names the lock and the PID. Other DuckDB I/O errors, and an
-    error that only quotes DuckDB's words, are not called a lock."""
+    """A second process holding the store read-write: the read-only open fails with DuckDB's IOException, which the
+    store tells as a lock where it opens the file (its StoreLockedError, an InputError, keeps DuckDB's error as context)
+    and the app names the lock and the PID. Other DuckDB I/O errors, and an error that only quotes DuckDB's words, are
+    not called a lock."""
     import shutil
 
     import duckdb
@@ -969,3 +970,153 @@ def test_upload_of_many_traces_opens_every_one(app) -> None:
     at.selectbox(key="up_open_any").set_value("run-11").run()
     at.button(key="up_open_any_btn").click().run()
     assert at.session_state["page"] == "Timeline" and "Trace run-11" in texts(at, "header")
+
+
+# ------------------------------------------------------------------- third walk-through (one test per fix)
+def test_the_app_tells_a_lock_by_the_store_error_class(env, tmp_path) -> None:
+    """The store raises StoreLockedError where it opens a locked file; the app tests that class only: its line names
+    the lock and the pid the store read (none when DuckDB named none), whatever the error's text says."""
+    from attrib.store import StoreLockedError
+
+    store = tmp_path / "held.duckdb"
+    locked = StoreLockedError(store, None, "cannot open the store (whatever DuckDB said)", pid=4242)
+    assert data.lock_conflict(locked) == str(locked)
+    assert data.store_error_line(store, locked).startswith(f"{store}: the store is locked by another process "
+                                                           "(PID 4242), e.g. an `attrib ingest`")
+    line = data.store_error_line(store, StoreLockedError(store, None, "cannot open the store (x)"))
+    assert line.startswith(f"{store}: the store is locked by another process, e.g.") and "PID" not in line
+    import shutil
+
+    shutil.copy(env["store"], store)
+    proc = _hold_write_lock(store)
+    try:
+        with pytest.raises(StoreLockedError) as held:
+            data.open_ro(store)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert held.value.pid == proc.pid
+
+
+def test_the_url_carries_only_what_the_page_uses(app) -> None:
+    """Leaving a trace page drops trace (and method, where the page has no verdict) from the URL; coming back puts
+    them back. A link never carries a trace or method the view does not show."""
+    import inspector_pages as pages
+
+    tid = "whowhen-algorithm-1"
+    at = app(page="Timeline", trace=tid)
+    assert at.query_params == {"page": "Timeline", "trace": tid, "method": METHOD}
+    at.sidebar.radio[0].set_value("Evaluation").run()
+    assert at.query_params == {"page": "Evaluation"}
+    at.sidebar.radio[0].set_value("Traces").run()
+    assert at.query_params == {"page": "Traces", "method": METHOD}
+    at.sidebar.radio[0].set_value("Inside the model").run()
+    assert at.query_params == {"page": "Inside the model", "trace": tid}
+    at.sidebar.radio[0].set_value("Blame").run()
+    assert at.query_params == {"page": "Blame", "trace": tid, "method": METHOD}
+    at = app(page="Upload", trace=tid)  # a shared link with a trace the page does not use: dropped at once
+    assert at.query_params == {"page": "Upload"}
+    assert set(pages.PAGE_PARAMS) == set(pages.PAGES)
+    assert pages.url_params("Timeline", None, "") == {"page": "Timeline"}
+
+
+def test_an_upload_with_a_stored_id_never_hides_the_stored_copy(app, env) -> None:
+    """A file with a trace whose id the store holds too: the page says which copy shows, the sidebar switches to the
+    other, and the Traces page opens the stored copy (the upload used to hide it for the rest of the session)."""
+    stored = read_path(WW[0])[0]
+    mine = msgspec.structs.replace(stored, steps=stored.steps[:4])  # an edited copy: 4 of the 6 steps
+    at = app(page="Upload")
+    at.file_uploader(key="up_file").set_value(("mine.json", mine.to_json(), "application/json")).run()
+    at.button(key=f"open_up_{stored.id}").click().run()
+
+    def caption() -> str:
+        return [c for c in texts(at, "caption") if " steps · agents: " in c][0]
+
+    assert "4 steps" in caption() and "uploaded copy from `mine.json`" in caption()
+    assert any("Showing the **uploaded copy**" in i for i in [str(x.value) for x in at.sidebar.info])
+    at.sidebar.button(key="copy_store").click().run()
+    assert f"{stored.n_steps} steps" in caption() and "stored copy" in caption()
+    v = env["verdicts"][stored.id]  # the stored copy comes with its stored verdict
+    assert any(s.startswith(f"Decisive step {v.step} — {v.agent}") for s in texts(at, "subheader"))
+    at.sidebar.button(key="copy_upload").click().run()
+    assert "4 steps" in caption()
+
+    at.sidebar.radio[0].set_value("Traces").run()
+    at.selectbox(key="list_open").set_value(stored.id).run()
+    at.button(key="list_open_btn").click().run()
+    assert at.session_state["page"] == "Timeline" and f"{stored.n_steps} steps" in caption()
+    at.sidebar.radio[0].set_value("Upload").run()  # the Upload page opens its copy again
+    at.file_uploader(key="up_file").set_value(("mine.json", mine.to_json(), "application/json")).run()
+    at.button(key=f"open_up_{stored.id}").click().run()
+    assert "4 steps" in caption()
+    at.sidebar.radio[0].set_value("Export").run()
+    assert any("uploaded copy from `mine.json`" in c for c in texts(at, "caption"))
+
+
+def test_compare_says_when_the_decisive_step_is_another_agents(app, env, monkeypatch, tmp_path) -> None:
+    """As the Timeline does: a verdict blaming another agent than the one who wrote its decisive step says whose
+    step it is in the Compare header."""
+    import shutil
+
+    tid = "whowhen-algorithm-2"
+    trace = read_path(WW[1])[0]
+    v = env["verdicts"][tid]
+    other = next(a for a in trace.agents if a != trace.steps[v.step].agent)
+    store = tmp_path / "owner.duckdb"
+    shutil.copy(env["store"], store)
+    with open_store(store) as s:
+        s.save_attribution(msgspec.structs.replace(v, agent=other))
+    monkeypatch.setenv("ATTRIB_STORE", str(store))
+    note = f"(the step is {trace.steps[v.step].agent}'s)"
+    at = app(page="Compare methods", trace=tid)
+    assert at.selectbox(key="cmp_a").value == METHOD
+    heads = [m for m in texts(at, "markdown") if m.startswith(f"**{METHOD}** → ")]
+    assert heads == [f"**{METHOD}** → **{other}**, step **{v.step}** {note} (confidence {v.confidence:.2f})"], heads
+    at = app(page="Timeline", trace=tid)
+    assert f"Decisive step {v.step} — {other} {note}" in texts(at, "subheader")
+
+
+def test_out_of_sample_is_said_only_where_the_file_records_folds(app, monkeypatch, tmp_path) -> None:
+    """The harness's files record their k folds: "out of sample". The judge benchmark's layout (model, fold_seed,
+    per-method subsets, no folds) makes no such claim."""
+    judge = {"model": "tiny-judge", "fold_seed": 0, "subsets": {"hand": {
+        "judge-all": {"n": 3, "step_accuracy": 33.3, "agent_accuracy": 66.7},
+        "learned": {"n": 3, "step_accuracy": 66.7, "agent_accuracy": 66.7}}}}
+    (tmp_path / "who_and_when_judge.json").write_text(json.dumps(judge))
+    monkeypatch.setenv("ATTRIB_RESULTS_DIR", str(tmp_path))
+    at = app(page="Evaluation")
+    cap = [c for c in texts(at, "caption") if "top-1 exact match" in c]
+    assert cap == ["model: tiny-judge · fold_seed: 0 · top-1 exact match in %"], cap
+    assert not data.out_of_sample(judge) and not data.out_of_sample({"folds": True})
+    assert data.out_of_sample({"folds": 5}) and not data.out_of_sample({"folds": 1}) and not data.out_of_sample([])
+
+    (tmp_path / "who_and_when.json").write_text(json.dumps({"default_method": "learned", "folds": 5,
+                                                           "subsets": {"hand": {"step_accuracy": 30.0}}}))
+    at = app(page="Evaluation")
+    assert at.selectbox(key="eval_file").value == "who_and_when.json"
+    cap = [c for c in texts(at, "caption") if "top-1 exact match" in c]
+    assert cap == ["default_method: learned · folds: 5 · top-1 exact match in %, out of sample"], cap
+
+
+def test_runs_the_default_gets_wrong_open_from_the_evaluation_page(app, env, monkeypatch, tmp_path) -> None:
+    """The wrong runs the store holds can be opened as on the Traces page (the others are marked not in store)."""
+    per = [{"trace_id": "whowhen-algorithm-2", "true_agent": "Verification_Expert", "true_step": 2, "steps": [0],
+            "step_hit": 0.0, "agent_hit": 0.0, "confidence": 0.9},
+           {"trace_id": "whowhen-algorithm-999", "true_agent": "X", "true_step": 1, "steps": [3],
+            "step_hit": 0.0, "agent_hit": 1.0, "confidence": 0.5}]
+    (tmp_path / "who_and_when.json").write_text(json.dumps({"folds": 5, "subsets": {"algorithm": {
+        "step_accuracy": 10.0, "per_trace": per}}}))
+    monkeypatch.setenv("ATTRIB_RESULTS_DIR", str(tmp_path))
+    at = app(page="Evaluation")
+    table = next(d.value for d in at.dataframe if "in store" in d.value.columns)
+    assert list(table["trace_id"]) == ["whowhen-algorithm-2", "whowhen-algorithm-999"]
+    assert list(table["in store"]) == [True, False]
+    assert at.selectbox(key="eval_open").options == ["whowhen-algorithm-2"]
+    at.button(key="eval_open_btn").click().run()
+    assert at.session_state["page"] == "Timeline" and "Trace whowhen-algorithm-2" in texts(at, "header")
+
+    (tmp_path / "who_and_when.json").write_text(json.dumps({"folds": 5, "subsets": {"algorithm": {
+        "step_accuracy": 10.0, "per_trace": per[1:]}}}))
+    at = app(page="Evaluation")
+    assert not [s for s in at.selectbox if s.key == "eval_open"]
+    assert any("None of these runs is in the store" in i for i in texts(at, "info"))

@@ -277,3 +277,68 @@ def test_an_old_orphan_verdict_does_not_block_new_saves(bundled: Path, tmp_store
     tmp_store.con.execute("INSERT INTO attributions (trace_id, method, json) VALUES ('gone', 'm', '{}')")
     tmp_store.save_attribution(Attribution(trace_id=t.id, method="m", agent=t.steps[0].agent, step=0, confidence=0.5))
     assert len(tmp_store.get_attributions(t.id, "m")) == 1
+
+
+# ------------------------------------------------------------------- a store another process holds
+def hold_write_lock(store: Path):
+    """Another process holding ``store`` open read-write (DuckDB's file lock) until it is killed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time\nfrom attrib.store import open_store\ns = open_store(sys.argv[1])\n"
+            "print('locked', flush=True)\ntime.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(store)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_store_locked_by_another_process_is_a_store_locked_error(bundled: Path, tmp_path: Path) -> None:
+    """Told once, where the store opens the file: a StoreLockedError (an InputError, exit 3, the same one line as
+    before) with the holder's pid, read-only or not; DuckDB's own IOException stays its context. The CLI prints that
+    line and exits 3; other unreadable stores stay plain InputErrors."""
+    import pickle
+
+    import duckdb
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+    from attrib.errors import EXIT_BAD_INPUT, InputError
+    from attrib.store import StoreLockedError
+
+    p = tmp_path / "held.duckdb"
+    with open_store(p) as st:
+        st.upsert_trace(load_trace(bundled / "demo_whowhen.json"))
+    proc = hold_write_lock(p)
+    try:
+        for ro in (True, False):
+            with pytest.raises(StoreLockedError) as e:
+                open_store(p, read_only=ro)
+            assert isinstance(e.value, InputError) and e.value.exit_code == EXIT_BAD_INPUT
+            assert e.value.pid == proc.pid and e.value.path == str(p) and e.value.field is None
+            assert isinstance(e.value.__context__, duckdb.IOException)
+            duck = str(e.value.__context__).splitlines()[0]
+            assert str(e.value) == f"{p}: cannot open the store ({duck})" and "\n" not in str(e.value)
+            assert duck.startswith("IO Error: Could not set lock on file") and f"(PID {proc.pid})" in duck
+        back = pickle.loads(pickle.dumps(e.value))
+        assert isinstance(back, StoreLockedError) and back.pid == proc.pid and str(back) == str(e.value)
+        r = CliRunner().invoke(app, ["ingest", str(bundled / "demo_whowhen.json"), "--store", str(p), "--quiet"])
+        assert r.exit_code == EXIT_BAD_INPUT, r.output
+        assert str(e.value) in " ".join(r.output.split())  # the library's line, as rich may wrap it
+    finally:
+        proc.kill()
+        proc.wait()
+    with open_store(p, read_only=True) as st:  # the lock gone, the store opens again
+        assert st.count_traces() == 1
+    other = tmp_path / "other.duckdb"
+    other.write_bytes(b"\0" * 8 + b"DUCK" + b"\0" * 4096)  # DuckDB's magic, not a database: its own I/O error
+    with pytest.raises(InputError) as bad:
+        open_store(other, read_only=True)
+    assert not isinstance(bad.value, StoreLockedError)
+    assert StoreLockedError(p, None, "cannot open the store (x)").pid is None  # DuckDB did not name the holder
+
+
+def test_stored_ids_says_which_ids_the_store_holds(bundled: Path, tmp_store) -> None:
+    t = load_trace(bundled / "demo_whowhen.json")
+    tmp_store.upsert_trace(t)
+    assert tmp_store.stored_ids([t.id, "nope", t.id]) == {t.id}
+    assert tmp_store.stored_ids([]) == set() and tmp_store.stored_ids(["nope"]) == set()

@@ -64,6 +64,27 @@ def _set_memory_limit(con: Any, value: str | None, name: str) -> None:
         raise InputError(None, name, f"{v} is too small for DuckDB; give at least 16MB")
 
 
+#: DuckDB's words for a file lock held by another process, e.g. (duckdb 2.0.1) ``IO Error: Could not set lock on file
+#: "store.duckdb": Conflicting lock is held in /usr/bin/python3 (PID 4242). See also ...``. DuckDB has no exception
+#: class or code for this case: a held lock raises ``duckdb.IOException``, the same class as a missing file, a file
+#: that is not a database or a permission error, so the class narrows it down and these words decide.
+_LOCK_WORDS = re.compile(r"Could not set lock on file|Conflicting lock is held", re.IGNORECASE)
+_LOCK_PID = re.compile(r"\(PID (\d+)\)")
+
+
+class StoreLockedError(InputError):
+    """The store file is locked by another process (DuckDB lets one process write, or many read; e.g. an ``attrib
+    ingest`` or ``attrib analyze --store`` is writing to it). Same one line and exit code (3) as any store that cannot
+    be opened; ``pid`` is the holding process's id when DuckDB names it, else None."""
+
+    def __init__(self, path: str | Path | None, field: str | None, message: str, pid: int | None = None) -> None:
+        self.pid = pid
+        super().__init__(path, field, message)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (a Dask worker, a subprocess) with its fields and pid
+        return (type(self), (self.path, self.field, self.message, self.pid))
+
+
 def default_path() -> Path:
     """``$ATTRIB_STORE`` or ``./attrib.duckdb``."""
     return Path(os.environ.get("ATTRIB_STORE", DEFAULT_PATH))
@@ -101,7 +122,11 @@ class Store:
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as e:
-            raise InputError(self.path, None, f"cannot open the store ({str(e).splitlines()[0]})") from None
+            message = f"cannot open the store ({str(e).splitlines()[0]})"
+            if _LOCK_WORDS.search(str(e)):  # told here, once: callers test the class, never DuckDB's text
+                pid = _LOCK_PID.search(str(e))
+                raise StoreLockedError(self.path, None, message, pid=int(pid.group(1)) if pid else None) from None
+            raise InputError(self.path, None, message) from None
         except duckdb.Error as e:
             raise InputError(self.path, None, f"not a DuckDB store ({str(e).splitlines()[0]})") from None
         self._depth = 0
@@ -267,6 +292,14 @@ class Store:
 
     def has_trace(self, trace_id: str) -> bool:
         return self.con.execute("SELECT 1 FROM traces WHERE trace_id = ?", [trace_id]).fetchone() is not None
+
+    def stored_ids(self, trace_ids: Iterable[str]) -> set[str]:
+        """Which of ``trace_ids`` the store holds (one query, however many ids)."""
+        ids = list(dict.fromkeys(trace_ids))
+        if not ids:
+            return set()
+        return {r[0] for r in self.con.execute("SELECT trace_id FROM traces WHERE list_contains(?::VARCHAR[], trace_id)",
+                                               [ids]).fetchall()}
 
     def get_trace(self, trace_id: str) -> Trace:
         """The stored trace, exactly as ingested (label included). Raises :class:`NotFoundError`."""
@@ -573,8 +606,9 @@ def open_store(path: str | Path | None = None, read_only: bool = False, memory_l
 
     ``memory_limit`` bounds DuckDB's page cache (default 256MB or ``$ATTRIB_STORE_MEMORY``); ``create=False``
     opens only a store that exists (NotFoundError otherwise), for work that reads traces from it.
+    A store another process holds locked raises :class:`StoreLockedError` (an :class:`InputError`, exit 3).
     """
     return Store(path, read_only=read_only, memory_limit=memory_limit, create=create)
 
 
-__all__ = ["DEFAULT_PATH", "Store", "check_store_file", "default_path", "open_store"]
+__all__ = ["DEFAULT_PATH", "Store", "StoreLockedError", "check_store_file", "default_path", "open_store"]
