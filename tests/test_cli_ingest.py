@@ -260,3 +260,21 @@ def test_no_progress_bar_when_nobody_watches(bundled: Path, tmp_path: Path) -> N
     assert r.exit_code == 0 and r.stderr == "" and "ingested into" in r.stdout, r.stderr
     r = runner.invoke(app, ["ingest", str(bundled / "demo_whowhen.json"), "--store", store, "--max-bytes", "10"])
     assert r.exit_code == 3 and r.stderr.startswith("error: ") and "--max-bytes" in r.stderr, r.stderr
+
+
+def test_an_ingest_where_every_file_fails_leaves_no_new_store(bundled: Path, tmp_path: Path) -> None:
+    """Every file failing (malformed JSON from a file or piped in) used to leave a new, empty store file behind;
+    a store that existed before keeps its traces."""
+    bad = tmp_path / "bad.json"
+    bad.write_text("{bad")
+    store = tmp_path / "new.duckdb"
+    r = runner.invoke(app, ["ingest", str(bad), "--store", str(store)])
+    assert r.exit_code == 3 and not store.exists() and not (tmp_path / "new.duckdb.wal").exists()
+    r = runner.invoke(app, ["ingest", "-", "--store", str(store)], input="{bad")
+    assert r.exit_code == 3 and not store.exists()
+    r = runner.invoke(app, ["ingest", str(bundled / "demo_whowhen.json"), "--store", str(store)])
+    assert r.exit_code == 0 and store.exists()
+    r = runner.invoke(app, ["ingest", str(bad), "--store", str(store)])
+    assert r.exit_code == 3 and store.exists()
+    with open_store(store, read_only=True) as st:
+        assert len(st.trace_ids()) == 1

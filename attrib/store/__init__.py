@@ -116,6 +116,7 @@ class Store:
             raise NotFoundError(f"{self.path}: no store here (run `attrib ingest PATH` first, or pass --store)")
         check_store_file(self.path)
         new = not self.path.exists() or empty
+        self.created = new  # this call made the file (ingest removes it again when nothing went in)
         if new:
             self.path.unlink(missing_ok=True)
             self.path.parent.mkdir(parents=True, exist_ok=True)

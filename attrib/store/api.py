@@ -1,7 +1,8 @@
 """``ingest``: read files, folders and globs into the store, one transaction per file.
 
 The library twin of ``attrib ingest``. A file that fails (unreadable, bad activation shapes, ...)
-is reported with one line and leaves nothing in the store; the other files still go in.
+is reported with one line and leaves nothing in the store; the other files still go in. When every file fails, a
+store file this call created is removed again.
 """
 
 from __future__ import annotations
@@ -163,6 +164,9 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
     finally:
         if own:
             st.close()
+            if st.created and report.n_traces == 0:  # every file failed: leave no new, empty store behind
+                for f in (st.path, st.path.with_name(st.path.name + ".wal")):
+                    f.unlink(missing_ok=True)
     return report
 
 
