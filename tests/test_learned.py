@@ -151,3 +151,70 @@ def test_analyze_reports_a_step_set_at_the_asked_level():
 
 def test_default_model_has_both_settings():
     assert default_model("with_gt").n_train_ == default_model("without_gt").n_train_ == 184
+
+
+def test_a_damaged_ranker_file_says_what_is_wrong(tmp_path):
+    """An empty or corrupt --model / $ATTRIB_RANKER file was reported under the field "settings" (KeyError text);
+    each case now names the file and what is wrong, on one line, and no library message spells a CLI flag."""
+    import orjson
+    import pytest
+
+    from attrib.errors import EXIT_BAD_INPUT, InputError
+    from attrib.methods.learned import ARTIFACT
+
+    good = orjson.loads(ARTIFACT.read_bytes())
+    stale = {**good, "settings": {"with_gt": {**good["settings"]["with_gt"], "features": ["other"]}}}
+    cases = {
+        "empty.json": (b"  \n", None, "empty file"),
+        "text.json": (b"hello", None, "not JSON"),
+        "list.json": (b"[1, 2]", None, "a JSON list"),
+        "other.json": (b'{"a": 1, "b": 2}', None, 'no "settings" object (its keys: a, b)'),
+        "half.json": (b'{"settings": {"without_gt": {}}}', None, 'no ranker for the setting "settings.with_gt" '
+                                                                 "(it has: without_gt)"),
+        "v2.json": (b'{"version": 2, "settings": {}}', "version", "version 2"),
+        "stale.json": (orjson.dumps(stale), "settings.with_gt.features", "fitted on other features"),
+        "broken.json": (orjson.dumps({"settings": {"with_gt": {k: v for k, v in good["settings"]["with_gt"].items()
+                                                               if k != "agent_model"}}}),
+                        "settings.with_gt", "incomplete ranker"),
+    }
+    for name, (content, field, what) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(InputError) as err:
+            default_model("with_gt", str(path))
+        e = err.value
+        assert e.path == str(path) and e.field == field and what in e.message, (name, str(e))
+        assert e.exit_code == EXIT_BAD_INPUT and "\n" not in str(e) and "--" not in str(e), (name, str(e))
+        if field is None:
+            assert "not a ranker file" in e.message, (name, str(e))
+    with pytest.raises(InputError) as err:
+        default_model("with_gt", str(tmp_path))
+    assert err.value.path == str(tmp_path) and "is a folder" in err.value.message and "--" not in str(err.value)
+
+
+def test_ranker_parameter_errors_are_named_usage_errors():
+    """Bad parameters raised bare ValueError / TypeError; they are UsageErrors naming the parameter now (and still
+    a ValueError / TypeError, as scikit-learn's are)."""
+    import pytest
+
+    from attrib.errors import EXIT_USAGE, UsageError
+    from attrib.methods.learned import attribute
+
+    with pytest.raises(UsageError) as err:
+        LearnedRanker(step_head="xx")
+    assert isinstance(err.value, ValueError) and err.value.field == "step_head"
+    assert err.value.exit_code == EXIT_USAGE
+    with pytest.raises(UsageError) as err:
+        LearnedRanker().set_params(l2=1.0)
+    assert isinstance(err.value, ValueError) and err.value.field == "l2" and "no parameter 'l2'" in str(err.value)
+    trace = load_trace("traces/demo_whowhen.json")
+    for params in ({"inner_folds": 1}, {"l2_step": "big"}, {"step_head": "xx"}):
+        with pytest.raises(UsageError) as err:
+            LearnedRanker().set_params(**params).fit([trace])
+        assert isinstance(err.value, ValueError) and err.value.field == next(iter(params))
+    with pytest.raises(UsageError, match="groups has 3 entries for 1 traces") as err:
+        LearnedRanker().fit([trace], ["a", "b", "c"])
+    assert isinstance(err.value, ValueError)
+    with pytest.raises(UsageError, match="model_path=") as err:
+        attribute(trace, model="ranker.json")
+    assert isinstance(err.value, TypeError) and err.value.field == "model"

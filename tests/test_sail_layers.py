@@ -157,3 +157,27 @@ def test_rank_layers_by_repair_real_model():
     # the caller's model is untouched: no LoRA injected, same weights
     assert not any("lora_" in name for name, _ in model.named_parameters())
     assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+
+
+def test_fraction_and_k_are_usage_errors():
+    """A bad fraction or k is a bad argument value (exit 2, named), not bad input (exit 3); k=2.5 was truncated to 2
+    and k="x" gave a bare ValueError."""
+    from attrib.errors import EXIT_USAGE, UsageError
+    from attrib.surgery.layers import _resolve_k
+
+    for bad in (0.0, 1.5, "0.1", None):
+        with pytest.raises(UsageError) as err:
+            choose_k(30, bad)
+        assert err.value.field == "fraction" and err.value.exit_code == EXIT_USAGE
+    for bad in (0, 31, 2.5, "x", True):
+        with pytest.raises(UsageError) as err:
+            _resolve_k(30, 0.1, bad)
+        assert err.value.field == "k" and err.value.exit_code == EXIT_USAGE
+    assert _resolve_k(30, 0.1, None) == 3 and _resolve_k(30, 0.1, 5) == 5
+
+
+def test_one_prompt_holdout_error_spells_no_cli_flag():
+    """The library's message said "--layers 12-15 / auto" (a CLI spelling)."""
+    with pytest.raises(InputError, match="share one prompt") as err:
+        holdout_split(_pairs()[:1])
+    assert "--" not in str(err.value) and "12-15" in str(err.value)

@@ -85,3 +85,65 @@ def test_validate_pair_checks_types_of_a_pair_built_in_code():
         validate_pair(PreferencePair(**good | {"messages": [{"role": "system", "content": 5}]}))
     with pytest.raises(InputError, match="rejected: must be a string"):
         validate_pair(PreferencePair(**good | {"rejected": None}))
+
+
+def test_a_folder_given_as_the_pairs_file_is_named_as_a_folder(tmp_path):
+    """read_pairs on a folder said "pairs file does not exist"."""
+    from attrib.errors import EXIT_BAD_INPUT, InputError
+    from attrib.surgery.pairs import read_pairs
+
+    with pytest.raises(InputError) as err:
+        read_pairs(tmp_path)
+    assert err.value.path == str(tmp_path) and err.value.exit_code == EXIT_BAD_INPUT
+    assert "is a folder" in err.value.message and "does not exist" not in str(err.value)
+    with pytest.raises(InputError, match="does not exist") as err:  # a missing file: bad input (3), as a trace file
+        read_pairs(tmp_path / "missing.jsonl")
+    assert err.value.exit_code == EXIT_BAD_INPUT and err.value.path == str(tmp_path / "missing.jsonl")
+
+
+def test_layer_arguments_are_usage_errors_without_cli_spellings():
+    """resolve_layers said "--layers auto ..." (a CLI flag, from the library) under the field "pairs", exit 3;
+    a bad layer list gave a bare ValueError / AttributeError."""
+    from types import SimpleNamespace
+
+    from attrib.errors import EXIT_USAGE, UsageError
+    from attrib.surgery.api import resolve_layers
+    from attrib.surgery.lora import parse_layers, validate_layers
+
+    for spec in ("auto", "repair"):
+        with pytest.raises(UsageError) as err:
+            resolve_layers(None, None, spec, pairs=[])
+        e = err.value
+        assert e.field == "layers" and e.exit_code == EXIT_USAGE and "pairs" in e.message
+        assert "--" not in str(e) and e.as_flag().startswith("--layers: ")
+    model = SimpleNamespace(config=SimpleNamespace(num_hidden_layers=4))
+    for spec in ([1.5], ["3"], None, 7, []):
+        with pytest.raises(UsageError) as err:
+            resolve_layers(model, None, spec)
+        assert err.value.field == "layers" and "--" not in str(err.value)
+    assert resolve_layers(model, None, [3, 1]).layers == [1, 3]
+    with pytest.raises(UsageError, match="^layers: expected text"):
+        parse_layers(12)
+    for layers in (["a"], [9], [], None):
+        with pytest.raises(UsageError) as err:
+            validate_layers(model, layers)
+        assert err.value.field == "layers" and err.value.exit_code == EXIT_USAGE
+    assert validate_layers(model, (3, 0, 3)) == [0, 3]
+
+
+def test_generation_arguments_are_usage_errors():
+    """batch_size=0 or window=0 failed deep inside with range()'s bare "arg 3 must not be zero" ValueError."""
+    from attrib.errors import EXIT_USAGE, UsageError
+    from attrib.surgery.evaluate import compliance, perplexity
+    from attrib.surgery.generate import generate
+    from attrib.surgery.pairs import sample_responses
+
+    for call, field in ((lambda: generate(None, None, [], batch_size=0), "batch_size"),
+                        (lambda: generate(None, None, [], max_new_tokens=0), "max_new_tokens"),
+                        (lambda: generate(None, None, [], temperature=-1.0), "temperature"),
+                        (lambda: sample_responses(None, None, [], max_new_tokens=2.5), "max_new_tokens"),
+                        (lambda: compliance(None, None, [], batch_size=0), "batch_size"),
+                        (lambda: perplexity(None, None, "text", window=0), "window")):
+        with pytest.raises(UsageError) as err:
+            call()
+        assert err.value.field == field and err.value.exit_code == EXIT_USAGE and "--" not in str(err.value)

@@ -185,3 +185,31 @@ def test_refuses_a_model_that_already_has_lora(run, tmp_path):
     _, tok, res, _ = run
     with pytest.raises(InputError, match="already carries LoRA"):
         train_sail(res.model, tok, tiny_pairs(1), LAYERS, steps=1, out_dir=tmp_path, progress=False)
+
+
+def test_train_and_adapter_arguments_are_named(tmp_path):
+    """steps=0 was reported for "steps, grad_accum and batch_size" as bad input (exit 3); r=0 reached peft; an out_dir
+    that is a file gave FileExistsError; load_adapter on a missing folder spelled a CLI flag (``--out``), and on a file
+    said "no adapter_config.json"."""
+    from attrib.errors import EXIT_FAILURE, EXIT_USAGE, AttribError, NotFoundError, UsageError
+
+    pair = tiny_pairs(1)
+    for name, value in (("steps", 0), ("grad_accum", 0), ("batch_size", -1), ("r", 0), ("steps", 1.5)):
+        kw = {"steps": 1} | {name: value}
+        with pytest.raises(UsageError) as err:
+            train_sail(None, None, pair, [0], out_dir=tmp_path, progress=False, **kw)
+        assert err.value.field == name and err.value.exit_code == EXIT_USAGE
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(config=SimpleNamespace(num_hidden_layers=30), named_parameters=lambda: [])
+    with pytest.raises(AttribError, match="a file is in the way") as err:
+        train_sail(model, None, pair, LAYERS, steps=1, out_dir=blocker, progress=False)
+    assert err.value.exit_code == EXIT_FAILURE
+    with pytest.raises(NotFoundError, match="no such adapter folder") as err:
+        load_adapter(None, tmp_path / "gone")
+    assert "--" not in str(err.value)
+    with pytest.raises(InputError, match="is a file, not a saved adapter folder") as err:
+        load_adapter(None, blocker)
+    assert err.value.path == str(blocker)

@@ -129,6 +129,23 @@ def _label_agent_index(trace: Trace, agents: list[str]) -> int | None:
 INNER_FOLDS = 4
 
 
+class RankerParamError(UsageError, ValueError):
+    """A bad :class:`LearnedRanker` parameter or ``fit`` argument: a :class:`UsageError` naming it (exit 2), and a
+    ``ValueError`` as scikit-learn's parameter errors are."""
+
+
+class RankerTypeError(UsageError, TypeError):
+    """An argument of the wrong type (e.g. a path where a fitted ranker belongs): a :class:`UsageError` naming it,
+    and a ``TypeError``."""
+
+
+class _OtherFeatures(ValueError):
+    """A ranker fitted on other features than this attrib computes (:meth:`LearnedRanker.from_dict`)."""
+
+
+_STEP_HEADS = ("first_passage", "logit")
+
+
 class LearnedRanker:
     """Step + agent conditional-logit heads with calibrated confidences (scikit-learn conventions)."""
 
@@ -138,8 +155,8 @@ class LearnedRanker:
         random_state: int = 0, smooth: float = 0.2, joint: float = 0.5, length_calibration: bool = True,
         step_head: str = DEFAULT_STEP_HEAD, hazard_bias: float = BIAS, set_level: float = LEVEL,
     ) -> None:
-        if step_head not in ("first_passage", "logit"):
-            raise ValueError(f"step_head must be 'first_passage' or 'logit', got {step_head!r}")
+        if step_head not in _STEP_HEADS:
+            raise RankerParamError(None, "step_head", f"must be 'first_passage' or 'logit', got {step_head!r}")
         self.step_head = step_head
         self.hazard_bias = hazard_bias
         self.set_level = set_level
@@ -161,7 +178,7 @@ class LearnedRanker:
         known = self.get_params()
         for k, v in params.items():
             if k not in known:
-                raise ValueError(f"LearnedRanker has no parameter {k!r} (it has: {', '.join(known)})")
+                raise RankerParamError(None, k, f"LearnedRanker has no parameter {k!r} (it has: {', '.join(known)})")
             setattr(self, k, v)
         return self
 
@@ -178,15 +195,16 @@ class LearnedRanker:
         ``sample_weight`` weights each trace in the step head's likelihood (e.g. to balance two systems).
         """
         traces = list(traces)
-        if self.step_head not in ("first_passage", "logit"):  # set_params does not check; fit does, as sklearn's
-            raise ValueError(f"step_head must be 'first_passage' or 'logit', got {self.step_head!r}")
+        if self.step_head not in _STEP_HEADS:  # set_params does not check; fit does, as sklearn's
+            raise RankerParamError(None, "step_head", f"must be 'first_passage' or 'logit', got {self.step_head!r}")
         for name, seq in (("groups", groups), ("sample_weight", sample_weight)):
             if seq is not None and len(seq) != len(traces):
-                raise ValueError(f"{name} has {len(seq)} entries for {len(traces)} traces")
-        if not isinstance(self.inner_folds, int) or self.inner_folds < 2:
-            raise ValueError(f"inner_folds must be an integer >= 2, got {self.inner_folds!r}")
-        if self.l2_step != "auto" and not isinstance(self.l2_step, int | float):
-            raise ValueError(f"l2_step must be 'auto' or a number, got {self.l2_step!r}")
+                raise RankerParamError(None, None, f"{name} has {len(seq)} entries for {len(traces)} traces "
+                                       "(one per trace)")
+        if isinstance(self.inner_folds, bool) or not isinstance(self.inner_folds, int) or self.inner_folds < 2:
+            raise RankerParamError(None, "inner_folds", f"must be an integer >= 2, got {self.inner_folds!r}")
+        if self.l2_step != "auto" and (isinstance(self.l2_step, bool) or not isinstance(self.l2_step, int | float)):
+            raise RankerParamError(None, "l2_step", f"must be 'auto' or a number, got {self.l2_step!r}")
         for t in traces:
             t.check(check_types=False)  # labels and numbering; types would cost a decode per trace per fit
         keep = [i for i, t in enumerate(traces) if t.label is not None]  # unlabelled traces teach nothing
@@ -321,8 +339,8 @@ class LearnedRanker:
         from attrib.features.steps import FEATURES
 
         if tuple(d["features"]) != FEATURES or tuple(d["agent_features"]) != AGENT_FEATURES:
-            raise ValueError("it was fitted on other features than this attrib computes; refit it with `attrib fit` "
-                             "(the shipped one: bench/who_and_when/fit_default.py)")
+            raise _OtherFeatures("it was fitted on other features than this attrib computes; refit it with "
+                                 "`attrib fit` (the shipped one: bench/who_and_when/fit_default.py)")
         # artifacts from before smoothing / joint decoding / the first-passage head
         m = cls(**{"smooth": 0.0, "joint": 0.0, "length_calibration": False, "step_head": "logit", **d["params"]})
         head = FirstPassageLogit if d["step_model"].get("kind") == "first_passage" else ConditionalLogit
@@ -365,20 +383,47 @@ def _load_ranker(setting: str, path: str | None, stamp: tuple[int, int] | None =
             raise NotFoundError(f"{p}{via}: no such ranker file (write one with `attrib fit`)")
         raise AttribError(f"{p}: the fitted ranker is missing; run bench/who_and_when/fit_default.py")
     if p.is_dir():
-        raise InputError(p, None, "is a folder; --model wants a ranker file from `attrib fit`")
+        raise InputError(p, None, "is a folder, not a ranker file from `attrib fit`")
+    what = "not a ranker file from `attrib fit`"
     try:
-        d = orjson.loads(p.read_bytes())
-        setting_dict = d["settings"][setting]
-    except (orjson.JSONDecodeError, KeyError, TypeError) as e:
-        raise InputError(p, "settings", f"not a ranker file from `attrib fit` ({type(e).__name__}: {e})") from None
+        raw = p.read_bytes()
+    except OSError as e:
+        raise InputError(p, None, f"cannot read the ranker file ({e.strerror or e})") from None
+    if not raw.strip():
+        raise InputError(p, None, f"empty file, {what}")
+    try:
+        d = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise InputError(p, None, f"not JSON ({e}), {what}") from None
+    if not isinstance(d, dict):
+        kind = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(d), "null")
+        raise InputError(p, None, f"a JSON {kind}, {what} (that is a JSON object with \"settings\")")
+    settings = d.get("settings")
+    if not isinstance(settings, dict):
+        has = f"its keys: {_some(d)}" if d else "an empty object"
+        raise InputError(p, None, f"{what}: no \"settings\" object ({has})")
     if d.get("version", 1) != 1:
         raise InputError(p, "version", f"ranker file version {d.get('version')!r}; this attrib reads version 1 "
                          "(refit it with `attrib fit`, or upgrade attrib)")
+    setting_dict = settings.get(setting)
+    if setting_dict is None:
+        has = f"it has: {_some(settings)}" if settings else "\"settings\" is empty"
+        raise InputError(p, None, f"{what}: no ranker for the setting \"settings.{setting}\" ({has})")
+    if not isinstance(setting_dict, dict):
+        raise InputError(p, None, f"{what}: \"settings.{setting}\" is not a JSON object")
     try:
         return LearnedRanker.from_dict(setting_dict)
+    except _OtherFeatures as e:
+        raise InputError(p, f"settings.{setting}.features", str(e)) from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:  # a damaged or hand-edited file: say which field
         raise InputError(p, f"settings.{setting}", f"incomplete ranker ({type(e).__name__}: {e}); refit it with "
                          "`attrib fit`") from None
+
+
+def _some(keys: Any, n: int = 8) -> str:
+    """The first ``n`` keys of a JSON object, for an error message."""
+    keys = [str(k) for k in keys]
+    return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
 def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0,
@@ -443,8 +488,9 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
                                   or not 0 < set_level < 1):
         raise UsageError(None, "set_level", f"a coverage between 0 and 1 (e.g. 0.9), got {set_level!r}")
     if model is not None and not isinstance(model, LearnedRanker):
-        raise TypeError(f"model must be a fitted LearnedRanker, got {type(model).__name__}"
-                        + (" (a ranker file goes in model_path=...)" if isinstance(model, str | os.PathLike) else ""))
+        raise RankerTypeError(None, "model", f"must be a fitted LearnedRanker, got {type(model).__name__}"
+                              + (" (a ranker file goes in model_path=...)" if isinstance(model, str | os.PathLike)
+                                 else ""))
     # which ranker decided (a stored verdict is keyed by method only, so say it in the evidence)
     source = "a fitted LearnedRanker" if model is not None else ranker_source(model_path)
     model = model or default_model(setting_of(trace), str(model_path) if model_path else None)

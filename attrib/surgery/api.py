@@ -47,21 +47,21 @@ def resolve_layers(
     repair on ``val_pairs`` (default: a third of ``pairs`` held back by prompt); ``"12-15"``/``"3,7"``/a list are
     taken as given (range-checked)."""
     if not isinstance(spec, str):
-        return LayerChoice(parse_layers(",".join(str(int(x)) for x in spec), num_layers(model)))
+        return LayerChoice(parse_layers(_layer_list(spec), num_layers(model)))
     name = spec.strip().lower()
+    if name in ("auto", "repair") and not pairs:
+        from attrib.errors import UsageError
+
+        how = "ranks layers by gradient on" if name == "auto" else "trains a short repair on"
+        raise UsageError(None, "layers", f"{name!r} {how} the training pairs, and no pairs were given; give pairs, "
+                         "or name the layers (e.g. 12-15)")
     if name == "auto":
-        from attrib.errors import InputError
         from attrib.surgery.layers import rank_layers
 
-        if not pairs:
-            raise InputError(None, "pairs", "--layers auto ranks layers on the training pairs; none were given")
         return rank_layers(model, tokenizer, pairs, fraction=fraction)
     if name == "repair":
-        from attrib.errors import InputError
         from attrib.surgery.layers import rank_layers_by_repair
 
-        if not pairs:
-            raise InputError(None, "pairs", "--layers repair trains on the training pairs; none were given")
         return rank_layers_by_repair(model, tokenizer, pairs, val_pairs, fraction=fraction)
     if name != "heads":
         return LayerChoice(parse_layers(spec, num_layers(model)))
@@ -71,6 +71,25 @@ def resolve_layers(
     heads = [(int(a), int(b)) for a, b in loc.focal_heads]
     return LayerChoice(sorted(int(x) for x in loc.focal_layers), heads, "attrib.heads.localize",
                        {"n_pairs": loc.n_pairs, "pair_selection": loc.pair_selection, "timings": loc.timings})
+
+
+def _layer_list(spec: Any) -> str:
+    """A sequence of layer indices as :func:`parse_layers` text (``[7, 3]`` -> ``"7,3"``); UsageError for anything
+    else (a float, a name, None) and for an empty sequence."""
+    from numbers import Integral
+
+    from attrib.errors import UsageError
+
+    try:
+        items = list(spec)
+    except TypeError:
+        items = None
+    if items is None or not all(isinstance(x, Integral) and not isinstance(x, bool) for x in items):
+        raise UsageError(None, "layers", f"expected one of {', '.join(LAYER_SPECS)}, a list such as 12-15, or a "
+                         f"sequence of layer indices; got {spec!r}")
+    if not items:
+        raise UsageError(None, "layers", "no layers given; name at least one decoder layer")
+    return ",".join(str(int(x)) for x in items)
 
 
 def suite_pairs(

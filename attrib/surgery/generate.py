@@ -18,6 +18,7 @@ def generate(
     seed: int = 0,
 ) -> list[str]:
     """Responses to chat ``prompts`` (greedy when ``temperature`` is 0), decoded without special tokens."""
+    check_generation(max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature)
     from attrib.probes.run import generate as generate_ids
     from attrib.probes.run import stop_token_ids
     from attrib.surgery.loss import render_prompt_ids
@@ -26,3 +27,14 @@ def generate(
                         max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, seed=seed,
                         stop_ids=stop_token_ids(tokenizer))
     return [tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
+
+
+def check_generation(*, max_new_tokens: int, batch_size: int, temperature: float = 0.0) -> None:
+    """UsageError (naming the argument) for a token budget or batch size below 1 or a negative temperature."""
+    from attrib.errors import UsageError
+
+    for name, value in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(None, name, f"must be a whole number >= 1, got {value!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or temperature < 0:
+        raise UsageError(None, "temperature", f"must be a number >= 0 (0 is greedy), got {temperature!r}")

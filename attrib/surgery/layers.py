@@ -25,9 +25,10 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
-from attrib.errors import InputError
+from attrib.errors import InputError, UsageError
 from attrib.models import pad_id
 from attrib.surgery.api import LayerChoice
 from attrib.surgery.lora import attention_projections, num_layers
@@ -39,16 +40,18 @@ DEFAULT_FRACTION = 0.1
 
 def choose_k(n_layers: int, fraction: float = DEFAULT_FRACTION) -> int:
     """The fixed rule for how many layers to train: ``max(1, round(fraction · n_layers))``."""
-    if not 0 < fraction <= 1:
-        raise InputError(None, "fraction", f"fraction of layers must be in (0, 1], got {fraction}")
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+        raise UsageError(None, "fraction", f"the share of layers to train must be in (0, 1], got {fraction!r}")
     return max(1, min(n_layers, round(fraction * n_layers)))
 
 
 def _resolve_k(n_layers: int, fraction: float, k: int | None) -> int:
     """``k`` if given (checked against the model), else :func:`choose_k` of ``fraction``."""
-    k = choose_k(n_layers, fraction) if k is None else int(k)
-    if not 1 <= k <= n_layers:
-        raise InputError(None, "k", f"k must be in 1..{n_layers}, got {k}")
+    if k is None:
+        return choose_k(n_layers, fraction)
+    if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= n_layers:
+        raise UsageError(None, "k", f"k must be a whole number in 1..{n_layers} (the model's layers), got {k!r}")
+    return int(k)
     return k
 
 
@@ -199,7 +202,8 @@ def holdout_split(pairs: Sequence[PreferencePair], share: float = 1 / 3) -> tupl
     keys = sorted({prompt_key(p) for p in pairs}, key=h)  # lowest hash first
     if len(keys) < 2:
         raise InputError(None, "pairs", f"cannot hold back pairs by prompt: all {len(pairs)} pairs share one prompt "
-                         "(give pairs of two or more prompts, or name the layers: --layers 12-15 / auto)")
+                         "(give pairs of two or more prompts or separate validation pairs, or choose the layers "
+                         "another way: a list such as 12-15, or auto)")
     held_keys = {k for k in keys if h(k) < share} or {keys[0]}
     if len(held_keys) == len(keys):
         held_keys.discard(keys[-1])

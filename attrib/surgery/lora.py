@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 from attrib.errors import InputError, UsageError
@@ -50,19 +51,27 @@ def attention_module_names(model: Any, layers: Iterable[int], projections: Seque
 
 
 def validate_layers(model: Any, layers: Iterable[int]) -> list[int]:
-    """Sorted unique layer indices, each in ``[0, num_layers)``; InputError otherwise."""
+    """Sorted unique layer indices, each in ``[0, num_layers)``; UsageError (an InputError) otherwise."""
     n = num_layers(model)
-    out = sorted({int(x) for x in layers})
+    try:
+        items = list(layers)
+    except TypeError:
+        items = None
+    if items is None or not all(isinstance(x, Integral) and not isinstance(x, bool) for x in items):
+        raise UsageError(None, "layers", f"expected decoder layer indices (whole numbers), got {layers!r}")
+    out = sorted({int(x) for x in items})
     if not out:
-        raise InputError(None, "layers", "no layers given; pass at least one decoder layer index")
+        raise UsageError(None, "layers", "no layers given; name at least one decoder layer index")
     bad = [x for x in out if x < 0 or x >= n]
     if bad:
-        raise InputError(None, "layers", f"layers {bad} are out of range: the model has {n} layers (0..{n - 1})")
+        raise UsageError(None, "layers", f"layers {bad} are out of range: the model has {n} layers (0..{n - 1})")
     return out
 
 
 def parse_layers(spec: str, n_layers: int | None = None) -> list[int]:
     """Parse ``"12-15"``, ``"3,7,9"`` or ``"12-15,20"`` into sorted layer indices (checked against ``n_layers``)."""
+    if not isinstance(spec, str):
+        raise UsageError(None, "layers", f"expected text such as 12-15 or 3,7,9, got {type(spec).__name__} {spec!r}")
     out: set[int] = set()
     try:
         for part in spec.split(","):

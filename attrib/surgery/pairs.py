@@ -292,10 +292,16 @@ def read_pairs(path: str | Path) -> list[PreferencePair]:
     Minimal lines need only ``messages`` (or ``system`` + ``prompt``), ``chosen`` and ``rejected``.
     """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise InputError(path, None, "is a folder, not a pairs file (a JSONL file, one pair a line)")
+    if not path.exists():
         raise InputError(path, None, "pairs file does not exist")
+    try:
+        data = path.read_bytes()
+    except OSError as e:  # no permission, a socket, ...
+        raise InputError(path, None, f"cannot read the pairs file ({e.strerror or e})") from None
     out = []
-    for i, raw in enumerate(path.read_bytes().splitlines(), start=1):
+    for i, raw in enumerate(data.splitlines(), start=1):
         if not raw.strip():
             continue
         try:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from attrib.errors import InputError, NotFoundError
+from attrib.errors import AttribError, InputError, NotFoundError, UsageError
 from attrib.models import pad_id
 from attrib.surgery.lora import ParamShare, focal_lora_config, trainable_share, validate_layers
 from attrib.surgery.pairs import PreferencePair, validate_pair
@@ -232,14 +232,17 @@ def train_sail(
     from attrib.surgery.loss import collate, response_logps, sail_loss, weighted_margin
     from attrib.surgery.prefix import decoder_of, start_at_layer
 
-    if steps < 1 or grad_accum < 1 or batch_size < 1:
-        raise InputError(None, "steps", "steps, grad_accum and batch_size must be >= 1")
+    for name, value in (("steps", steps), ("grad_accum", grad_accum), ("batch_size", batch_size), ("r", r)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UsageError(None, name, f"must be a whole number >= 1, got {value!r}")
     if not pairs:
         raise InputError(None, "pairs", "no preference pairs to train on")
     layers = validate_layers(model, focal_layers)
     if any("lora_" in n for n, _ in model.named_parameters()):
         raise InputError(None, "model", "the model already carries LoRA adapters; pass the base model (peft wraps in place)")
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise AttribError(f"{out}: a file is in the way; out_dir must be a folder")
     out.mkdir(parents=True, exist_ok=True)
     if token_weight_fn is None:
         from attrib.surgery.weights import heads_for_layers
@@ -355,9 +358,11 @@ def load_adapter(model: Any, adapter_dir: str | Path, *, copy_model: bool = True
 
     path = Path(adapter_dir)
     if not path.exists():
-        raise NotFoundError(f"{path}: no such adapter folder (write one with `attrib sail --out {path}`)")
+        raise NotFoundError(f"{path}: no such adapter folder (train_sail or `attrib sail` writes one)")
     if (path / ADAPTER_DIR / "adapter_config.json").is_file():
         path = path / ADAPTER_DIR
+    if not path.is_dir():
+        raise InputError(path, None, "is a file, not a saved adapter folder (the folder holding adapter_config.json)")
     if not (path / "adapter_config.json").is_file():
         raise InputError(path, "adapter_config.json", "not a saved adapter folder (no adapter_config.json)")
     base = copy.deepcopy(model) if copy_model else model
