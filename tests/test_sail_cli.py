@@ -115,3 +115,15 @@ def test_heldout_pairs_in_a_pairs_file_are_reported(tmp_path):
     assert "pairs 2 for training; 1 held-out pairs" in " ".join(r.stderr.split())
     assert orjson.loads(r.stdout)["config"]["n_pairs"] == 2
     assert "heldout" in " ".join(runner.invoke(app, ["sail", "--help"]).output.split())
+
+
+def test_compliance_checks_the_adapter_before_the_model_loads(tmp_path):
+    """A missing or damaged --adapter failed only after the model had loaded (or in peft's traceback)."""
+    nope = str(tmp_path / "no-model")  # were the model loaded first, this would exit 4 naming it
+    damaged = tmp_path / "adapter"
+    damaged.mkdir()
+    (damaged / "adapter_config.json").write_text("{not json")
+    r = runner.invoke(app, ["compliance", "--model", nope, "--adapter", str(damaged)])
+    assert r.exit_code == 3 and "adapter_config.json: not a JSON object" in r.output and nope not in r.output, r.output
+    r = runner.invoke(app, ["compliance", "--model", nope, "--adapter", str(tmp_path / "gone")])
+    assert r.exit_code == 4 and "no such adapter folder" in r.output, r.output

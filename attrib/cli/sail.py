@@ -136,7 +136,7 @@ def compliance(
         from attrib.probes import FAMILIES, conflict_suite
         from attrib.probes.suite import CONDITIONS, MAX_QUESTIONS
         from attrib.surgery import evaluate as ev
-        from attrib.surgery.train import load_adapter
+        from attrib.surgery.train import adapter_path, load_adapter
 
         if split not in ("heldout", "train", "all"):
             raise UsageError(None, "split", f"expected heldout, train or all, got {split!r}")
@@ -148,6 +148,8 @@ def compliance(
         bad = [c for c in condition or () if c not in CONDITIONS]
         if bad:
             raise UsageError(None, "condition", f"unknown conditions {bad}; use {', '.join(CONDITIONS)}")
+        if adapter is not None:
+            adapter_path(adapter)  # a missing or damaged adapter fails before the model loads
         quiet_model_loading()
         hf, tok = load_model(model)
         m = load_adapter(hf, adapter) if adapter is not None else hf

@@ -352,10 +352,9 @@ def train_sail(
     )
 
 
-def load_adapter(model: Any, adapter_dir: str | Path, *, copy_model: bool = True) -> Any:
-    """The base ``model`` with a saved SAIL adapter (``out_dir/adapter`` or that folder itself), in eval mode."""
-    from peft import PeftModel
-
+def adapter_path(adapter_dir: str | Path) -> Path:
+    """The folder holding a saved SAIL adapter (``out_dir/adapter`` or that folder itself), checked before any
+    model is loaded: it exists, is a folder, and its ``adapter_config.json`` is a JSON object."""
     path = Path(adapter_dir)
     if not path.exists():
         raise NotFoundError(f"{path}: no such adapter folder (train_sail or `attrib sail` writes one)")
@@ -363,8 +362,23 @@ def load_adapter(model: Any, adapter_dir: str | Path, *, copy_model: bool = True
         path = path / ADAPTER_DIR
     if not path.is_dir():
         raise InputError(path, None, "is a file, not a saved adapter folder (the folder holding adapter_config.json)")
-    if not (path / "adapter_config.json").is_file():
+    config = path / "adapter_config.json"
+    if not config.is_file():
         raise InputError(path, "adapter_config.json", "not a saved adapter folder (no adapter_config.json)")
+    try:
+        ok = isinstance(json.loads(config.read_bytes()), dict)
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(config, None, "not a JSON object: a damaged adapter (train it again)")
+    return path
+
+
+def load_adapter(model: Any, adapter_dir: str | Path, *, copy_model: bool = True) -> Any:
+    """The base ``model`` with a saved SAIL adapter (``out_dir/adapter`` or that folder itself), in eval mode."""
+    from peft import PeftModel
+
+    path = adapter_path(adapter_dir)
     base = copy.deepcopy(model) if copy_model else model
     with quiet_peft_wrap():
         peft_model = PeftModel.from_pretrained(base, str(path))
