@@ -8,7 +8,7 @@ import inspector_state as state
 import streamlit as st
 from inspector_common import keep, need_trace, restore, verdict
 
-from attrib.render import low_confidence_note, step_set_line
+from attrib.render import calibration_note, low_confidence_note, step_set_line
 from attrib.trace import Attribution, Trace
 
 
@@ -60,6 +60,8 @@ def decisive_box(trace: Trace, a: Attribution) -> None:
         st.caption(f"method `{a.method}` · {conf}" + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else ""))
         if note := low_confidence_note(a, 5):
             st.warning(note)
+        if note := calibration_note(a):
+            st.info(note)
         if sset := step_set_line(a, trace):
             st.info(f"Step set (conformal): {sset}")
         if a.reason:

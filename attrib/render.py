@@ -98,6 +98,18 @@ def low_confidence_note(attr: Attribution, top_k: int) -> str | None:
             f"step probability) as candidates to check, not the first one as the answer.")
 
 
+def calibration_note(attr: Attribution) -> str | None:
+    """Where the confidence was calibrated, when that is not where this run comes from: the shipped ranker was
+    calibrated on Who&When only, and its accuracy does not carry across systems (measured between Who&When's own
+    two: a ranker fitted on one finds 10-24 % of the other's decisive steps, 32-47 % within a system)."""
+    ev = attr.evidence or {}
+    if ev.get("calibrated_on") != "Who&When" or ev.get("calibration_measured_here", True):
+        return None
+    return ("The shipped ranker was fitted and calibrated on Who&When runs only (AutoGen group chats of experts, "
+            "Magentic-One); on another system, as this run is, read its confidence as a rough guide. To measure it "
+            "on yours: `attrib eval traces` on labelled runs, then `attrib fit` for a ranker of your own.")
+
+
 def confidence_word(attr: Attribution) -> str:
     """'confidence' for a calibrated probability (or a judge's own), 'score' when the method says it is not one."""
     kind = attr.evidence.get("confidence_kind")
@@ -137,6 +149,8 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     ]
     if note := low_confidence_note(attr, top_k):
         lines += [f"> **{note}**", ""]
+    if note := calibration_note(attr):
+        lines += [f"> {note}", ""]
     if attr.agents:
         col = "blame" if blame_title(attr) == "Shapley blame" else blame_title(attr)  # e.g. "blame: summed step mass"
         lines += [f"| agent | {col} |", "|---|---|"]
@@ -188,6 +202,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
     parts: list[Any] = [head]
     if note := low_confidence_note(attr, top_k):
         parts.append(Text(note, style="bold yellow"))
+    if note := calibration_note(attr):
+        parts.append(Text(note, style="yellow"))
     if attr.agents:
         t = Table(title=f"agents ({blame_title(attr)})", show_edge=False)
         t.add_column("agent")

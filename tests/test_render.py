@@ -68,3 +68,36 @@ def test_step_set_reads_as_words():
     console = Console(width=300, record=True)
     console.print(attribution_rich(with_set, TRACE))
     assert line in console.export_text()
+
+
+def test_the_shipped_rankers_calibration_is_scoped_to_who_and_when(tmp_path, monkeypatch):
+    """A verdict on a run from another system said "49% calibrated" as if the calibration measured on Who&When
+    carried over; now it says where it was measured, on every face, and only where it applies."""
+    from pathlib import Path
+
+    from attrib.methods.learned import attribute, fit_artifact
+    from attrib.readers import load_trace
+    from attrib.render import attribution_rich, calibration_note
+
+    monkeypatch.delenv("ATTRIB_RANKER", raising=False)
+    traces = Path(__file__).resolve().parents[1] / "traces"
+    other = attribute(load_trace(traces / "chat_langgraph.json"))
+    assert other.evidence["calibrated_on"] == "Who&When" and other.evidence["calibration_measured_here"] is False
+    note = calibration_note(other)
+    assert note and "Who&When runs only" in note and "attrib fit" in note
+    assert note in attribution_markdown(other)
+    from rich.console import Console
+
+    con = Console(width=400, record=True)
+    con.print(attribution_rich(other))
+    assert note in con.export_text()
+    # a Who&When run, and any ranker of the user's own, carry no such note
+    assert calibration_note(attribute(load_trace(traces / "demo_whowhen.json"))) is None
+    from attrib.evaluate.data import load_subset
+
+    own = tmp_path / "ranker.json"
+    import orjson
+
+    own.write_bytes(orjson.dumps(fit_artifact(load_subset("algorithm")[:40], "test")))
+    mine = attribute(load_trace(traces / "chat_langgraph.json"), model_path=str(own))
+    assert "calibrated_on" not in mine.evidence and calibration_note(mine) is None

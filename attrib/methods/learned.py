@@ -445,12 +445,16 @@ def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0
             "settings": settings}
 
 
+#: ``evidence.ranker`` of a verdict from the ranker attrib ships.
+SHIPPED = "shipped (fitted on Who&When)"
+
+
 def ranker_source(model_path: str | os.PathLike[str] | None = None) -> str:
     """How a verdict's ``evidence.ranker`` names the ranker file that :func:`attribute` uses for ``model_path``
     (else ``$ATTRIB_RANKER``, else the shipped one); the batch engine resumes only verdicts of the same ranker."""
     path = model_path or os.environ.get("ATTRIB_RANKER")
     if not path:
-        return "shipped (fitted on Who&When)"
+        return SHIPPED
     p = Path(path).resolve()  # one file under any spelling, and a rewritten file is another ranker
     try:
         return f"{p} (sha256 {hashlib.sha256(p.read_bytes()).hexdigest()[:12]})"
@@ -561,6 +565,9 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             "failure_score": f_none,
             "setting": setting_of(trace),
             "ranker": source,
+            # where the confidence's calibration was measured; with the shipped ranker, only Who&When's own logs
+            **({"calibrated_on": "Who&When", "calibration_measured_here": trace.source_format == "whowhen"}
+               if source == SHIPPED else {}),
             "top_k": [int(i) for i in np.argsort(-pred.step_probs)[:top_k]],
             **({"step_set": {"level": set_level or model.set_level, "steps": pred.step_set}} if pred.step_set else {}),
             **({"first_passage": earlier} if earlier else {}),
