@@ -342,24 +342,31 @@ def test_the_format_is_inferred_in_one_place(name: str, fmt: str | None, want: s
         assert format_from_suffix(name) == want
 
 
-def test_npz_index_and_config_are_read_through_one_handle(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Opening an .npz reads its members' offsets through one file handle (it reopened the file per member)."""
+def _count_opens(monkeypatch: pytest.MonkeyPatch, path: Path) -> list[str]:
+    """From now on, every builtins.open of ``path`` is appended to the returned list."""
     import builtins
 
-    p = tmp_path / "many.npz"
-    arrays = {f"blocks.{i}.hook_resid_post": np.full((POS, 576), i, np.float32) for i in range(6)}
-    np.savez(p, __config__=json.dumps({"n_layers": 30, "n_heads": 9, "d_model": 576}), **arrays)
     opened: list[str] = []
     real_open = builtins.open
 
     def counting_open(file: object, *args: object, **kwargs: object) -> object:
-        if str(file) == str(p):
+        if str(file) == str(path):
             opened.append(str(file))
         return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
 
     monkeypatch.setattr(builtins, "open", counting_open)
+    return opened
+
+
+def test_npz_index_and_config_are_read_through_one_handle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening an .npz reads its members' offsets through one file handle (it reopened the file per member)."""
+
+    p = tmp_path / "many.npz"
+    arrays = {f"blocks.{i}.hook_resid_post": np.full((POS, 576), i, np.float32) for i in range(6)}
+    np.savez(p, __config__=json.dumps({"n_layers": 30, "n_heads": 9, "d_model": 576}), **arrays)
+    opened = _count_opens(monkeypatch, p)
     f = ActivationFile(p)
     monkeypatch.undo()
     with f:
@@ -421,21 +428,12 @@ def test_attention_scores_may_have_more_keys_than_queries() -> None:
 
 def test_npz_members_are_views_into_one_map_of_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reading several stored members opens the file once in all (each get() opened it again for a new memmap)."""
-    import builtins
 
     p = tmp_path / "many.npz"
     arrays = {f"blocks.{i}.hook_resid_post": np.full((POS, 576), i, np.float32) for i in range(6)}
     arrays["blocks.0.attn.hook_pattern"] = np.asfortranarray(np.random.default_rng(1).random((9, POS, POS)))
     np.savez(p, **arrays)
-    opened: list[str] = []
-    real_open = builtins.open
-
-    def counting_open(file: object, *args: object, **kwargs: object) -> object:
-        if str(file) == str(p):
-            opened.append(str(file))
-        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(builtins, "open", counting_open)
+    opened = _count_opens(monkeypatch, p)
     with ActivationFile(p) as f:
         got = {k: f.get(k) for k in arrays}
         got2 = f.get("blocks.3.hook_resid_post")

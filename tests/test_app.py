@@ -24,7 +24,7 @@ from attrib.errors import InputError  # noqa: E402
 from attrib.methods import analyze  # noqa: E402
 from attrib.paths import REPO_ROOT, traces_dir, who_and_when_dir  # noqa: E402
 from attrib.readers import read_path  # noqa: E402
-from attrib.store import open_store  # noqa: E402
+from attrib.store import StoreLockedError, open_store  # noqa: E402
 from attrib.store.api import ingest  # noqa: E402
 from attrib.trace import ActivationRef  # noqa: E402
 
@@ -717,28 +717,35 @@ def test_eval_readers_share_one_walk_over_subsets() -> None:
     assert data.eval_misses({"subsets": {"hand": {"per_trace": "not a list"}}}) == []
 
 
+def _open_while_another_process_holds(src: Path, store: Path) -> tuple[StoreLockedError, int]:
+    """The error the app's read-only open gets while a second process holds a copy of ``src`` read-write."""
+    import shutil
+
+    shutil.copy(src, store)
+    proc = _hold_write_lock(store)
+    try:
+        with pytest.raises(StoreLockedError) as held:
+            data.open_ro(store)
+    finally:
+        proc.kill()
+        proc.wait()
+    return held.value, proc.pid
+
+
 def test_lock_is_told_by_duckdb_io_error_not_by_any_text(env, tmp_path) -> None:
     """A second process holding the store read-write: the read-only open fails with DuckDB's IOException, which the
     store tells as a lock where it opens the file (its StoreLockedError, an InputError, keeps DuckDB's error as context)
     and the app names the lock and the PID. Other DuckDB I/O errors, and an error that only quotes DuckDB's words, are
     not called a lock."""
-    import shutil
-
     import duckdb
 
     store = tmp_path / "held.duckdb"
-    shutil.copy(env["store"], store)
-    proc = _hold_write_lock(store)
-    try:
-        with pytest.raises(InputError) as held:
-            data.open_ro(store)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert isinstance(held.value.__context__, duckdb.IOException)
-    assert f"(PID {proc.pid})" in (data.lock_conflict(held.value) or "")
-    line = data.store_error_line(store, held.value)
-    assert line.startswith(f"{store}: the store is locked by another process (PID {proc.pid})")
+    held, pid = _open_while_another_process_holds(env["store"], store)
+    assert isinstance(held, InputError) and isinstance(held.__context__, duckdb.IOException)
+    assert held.pid == pid
+    assert f"(PID {pid})" in (data.lock_conflict(held) or "")
+    line = data.store_error_line(store, held)
+    assert line.startswith(f"{store}: the store is locked by another process (PID {pid})")
 
     with pytest.raises(duckdb.IOException) as missing:  # same class as the lock, another cause
         duckdb.connect(str(tmp_path / "nothing.duckdb"), read_only=True)
@@ -976,26 +983,13 @@ def test_upload_of_many_traces_opens_every_one(app) -> None:
 def test_the_app_tells_a_lock_by_the_store_error_class(env, tmp_path) -> None:
     """The store raises StoreLockedError where it opens a locked file; the app tests that class only: its line names
     the lock and the pid the store read (none when DuckDB named none), whatever the error's text says."""
-    from attrib.store import StoreLockedError
-
-    store = tmp_path / "held.duckdb"
+    store = tmp_path / "held.duckdb"  # a real lock: test_lock_is_told_by_duckdb_io_error_not_by_any_text
     locked = StoreLockedError(store, None, "cannot open the store (whatever DuckDB said)", pid=4242)
     assert data.lock_conflict(locked) == str(locked)
     assert data.store_error_line(store, locked).startswith(f"{store}: the store is locked by another process "
                                                            "(PID 4242), e.g. an `attrib ingest`")
     line = data.store_error_line(store, StoreLockedError(store, None, "cannot open the store (x)"))
     assert line.startswith(f"{store}: the store is locked by another process, e.g.") and "PID" not in line
-    import shutil
-
-    shutil.copy(env["store"], store)
-    proc = _hold_write_lock(store)
-    try:
-        with pytest.raises(StoreLockedError) as held:
-            data.open_ro(store)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert held.value.pid == proc.pid
 
 
 def test_the_url_carries_only_what_the_page_uses(app) -> None:
