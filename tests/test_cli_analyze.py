@@ -119,7 +119,7 @@ def test_analyze_reads_standard_input():
     r = runner.invoke(app, ["analyze", "-", "--json"], input=data)
     assert r.exit_code == 0, r.output
     d = orjson.loads(r.output)
-    assert (d["trace_id"], d["step"], d["agent"]) == ("chat-stdin", 3, "researcher")
+    assert d["trace_id"].startswith("chat-stdin-") and (d["step"], d["agent"]) == (3, "researcher")
     r = runner.invoke(app, ["analyze", "-"], input=b'{"messages": [{"role": "user", "content": "hi"}')
     assert r.exit_code == 3 and "stdin: line 1 col" in r.output  # the syntax error, not "unknown format"
     r = runner.invoke(app, ["analyze", "-"], input=b"")
@@ -251,3 +251,39 @@ def test_stdin_at_a_terminal_is_a_usage_error(monkeypatch, tmp_path):
     assert e.value.exit_code == 2
     r = CliRunner().invoke(app, ["ingest", "-", "--store", str(tmp_path / "s.duckdb")])  # no terminal: read
     assert r.exit_code == 3 and "stdin: empty file" in r.output
+
+
+def test_save_never_files_a_verdict_under_another_runs_trace(bundled, tmp_path) -> None:
+    """Two different runs with one id (both files named chat.json): --save kept the first stored trace and filed
+    the second run's verdict under it (a step and agent that run does not have). Piped-in runs all got the id
+    '...-stdin'; now they are named by their content, as `attrib ingest -` names them."""
+    import json
+    import shutil
+
+    from attrib.store import open_store
+
+    store = tmp_path / "s.duckdb"
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    shutil.copy(bundled / "chat_langgraph.json", tmp_path / "a" / "chat.json")
+    # the AutoGen log as a JSON list, under the same file name
+    lines = [json.loads(x) for x in (bundled / "chat_autogen.jsonl").read_text().splitlines() if x.strip()]
+    (tmp_path / "b" / "chat.json").write_text(json.dumps(lines))
+    for folder in ("a", "b"):
+        r = runner.invoke(app, ["analyze", str(tmp_path / folder / "chat.json"), "--store", str(store), "--save"])
+        assert r.exit_code == 0, r.output
+    assert "replaced the stored" in r.output
+    with open_store(store, read_only=True) as st:
+        (tid,) = st.trace_ids()
+        t = st.get_trace(tid)
+        verdicts = st.con.execute("SELECT agent, step FROM attributions WHERE trace_id = ?", [tid]).fetchall()
+    assert len(verdicts) == 1 and verdicts[0][0] in t.agents and verdicts[0][1] < t.n_steps
+
+    piped = tmp_path / "p.duckdb"
+    for f in ("a", "b"):
+        r = runner.invoke(app, ["analyze", "-", "--store", str(piped), "--save"],
+                          input=(tmp_path / f / "chat.json").read_text())
+        assert r.exit_code == 0, r.output
+    with open_store(piped, read_only=True) as st:
+        ids = st.trace_ids()
+    assert len(ids) == 2 and all(i.startswith("chat-stdin-") for i in ids)

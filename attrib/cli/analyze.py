@@ -31,13 +31,11 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
     For a folder or glob, a file that cannot be read is appended to ``errors`` (when given) and the others are
     still read; with every file unreadable, one error names them."""
     from attrib.errors import NotFoundError
-    from attrib.readers import is_folder_or_glob, looks_like_trace_file, read_bytes, read_path, read_sources
+    from attrib.readers import is_folder_or_glob, looks_like_trace_file, read_path, read_sources, read_stdin
 
-    if target == "-":  # piped in: `cat run.json | attrib analyze -`
-        import sys
-
+    if target == "-":  # piped in: `cat run.json | attrib analyze -`; ids made from the content, as ingest's
         check_stdin([target], "cat run.json | attrib analyze -")
-        return [(t, None) for t in read_bytes(sys.stdin.buffer.read(), Path("stdin"), format)]
+        return [(t, None) for t in read_stdin(format)]
     p = Path(target)
     if is_folder_or_glob(target):
         failed: list[AttribError] = []
@@ -214,8 +212,12 @@ def register(app: typer.Typer) -> None:
 
                 with open_store(store) as st:
                     for (t, a), source in zip(results, sources, strict=True):
-                        if not st.has_trace(t.id):
-                            st.upsert_trace(t, source_path=source)
+                        # the verdict goes with the run it was made on: a stored trace of the same id but other
+                        # content is replaced (dropping its verdicts), as re-ingesting a changed file does
+                        known = st.has_trace(t.id)
+                        if st.upsert_trace(t, source_path=source) and known:
+                            err_console.print(f"[yellow]note:[/] replaced the stored {t.id} (other content under "
+                                              "the same id); its earlier verdicts were dropped", highlight=False)
                         st.save_attribution(a)
                     err_console.print(f"saved {len(results)} verdict(s) to {st.path}", highlight=False)
         if as_json:

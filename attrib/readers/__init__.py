@@ -89,6 +89,23 @@ def read_bytes(data: bytes, path: str | Path, format: str | None = None) -> list
     return traces
 
 
+def read_stdin(format: str | None = None, max_bytes: int = MAX_BYTES) -> list[Trace]:
+    """Every trace piped in on standard input (``cat run.json | attrib ingest -``), named "stdin" in errors.
+
+    Ids a reader derives from the file name would all be ``...-stdin``: those get the first 8 hex digits of the
+    run's content hash appended, so two different runs piped in one after the other never share an id (the same
+    run piped twice keeps one)."""
+    import sys
+
+    import msgspec
+
+    data = sys.stdin.buffer.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise InputError("stdin", None, f"more than {max_bytes} bytes (raise the limit with --max-bytes)")
+    return [msgspec.structs.replace(t, id=f"{t.id}-{t.content_hash()[:8]}") if t.id.endswith("stdin") else t
+            for t in read_bytes(data, Path("stdin"), format)]
+
+
 def validate(trace: Trace, path: str | Path | None = None) -> Trace:
     """Check the trace model's invariants (:meth:`Trace.check`): steps numbered 0..n-1, parents point to earlier
     steps, step agents listed, the label a step and an agent. Raises one :class:`InputError`."""

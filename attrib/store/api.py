@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from attrib.errors import AttribError, InputError
-from attrib.readers import MAX_BYTES, expand_paths, read_bytes, read_path
+from attrib.readers import MAX_BYTES, expand_paths, read_path, read_stdin
 from attrib.store import Store, open_store
 
 
@@ -91,16 +89,8 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
     ``seen`` (trace id -> file) spans one :func:`ingest` call, so two files that map to the same id fail loudly.
     """
     try:
-        if str(path) == "-":  # standard input: `cat run.json | attrib ingest -`
-            import sys
-
-            data = sys.stdin.buffer.read(max_bytes + 1)
-            if len(data) > max_bytes:
-                raise InputError("stdin", None, f"more than {max_bytes} bytes (raise the limit with --max-bytes)")
-            # ids that come from a file name would all be '...-stdin': name each run by its content instead, so two
-            # runs piped in one after the other do not replace each other
-            traces = [msgspec.structs.replace(t, id=f"{t.id}-{t.content_hash()[:8]}") if t.id.endswith("stdin") else t
-                      for t in read_bytes(data, Path("stdin"), format)]
+        if str(path) == "-":  # standard input: `cat run.json | attrib ingest -`, ids made from the content
+            traces = read_stdin(format, max_bytes)
         else:
             traces = read_path(path, format, max_bytes=max_bytes)
         _check_ids(traces, path, seen)
