@@ -283,3 +283,23 @@ def test_errors_survive_pickling_as_across_a_dask_worker() -> None:
         back = pickle.loads(pickle.dumps(e))
         assert type(back) is type(e) and str(back) == str(e) and back.exit_code == e.exit_code
         assert (back.path, back.field, back.message) == (e.path, e.field, e.message)
+
+
+def test_a_missing_optional_extra_is_exit_1_everywhere(monkeypatch) -> None:
+    """`attrib app` without streamlit exited 4 ("not found") where the other missing extras (dask, matplotlib)
+    exit 1: one code, one line naming the extra to install."""
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "streamlit" else real(name, *a))
+    import socket
+
+    with socket.socket() as sock:  # a port that is free, so the port check passes
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    r = CliRunner().invoke(app, ["app", "--port", str(port)])
+    assert r.exit_code == 1 and "pip install 'attrib[app]'" in r.output and len(r.output.strip().splitlines()) == 1

@@ -1,4 +1,4 @@
-"""OpenTelemetry traces: OTLP JSON exports and flat span lists (Phoenix, Langfuse, TRAIL) -> traces.
+"""OpenTelemetry traces: OTLP JSON exports and flat span lists (Phoenix, TRAIL, the SDK console exporter) -> traces.
 
 Understands the OpenTelemetry GenAI conventions (``gen_ai.operation.name`` = ``invoke_agent`` /
 ``execute_tool`` / ``chat``, ``gen_ai.agent.name``, ``gen_ai.tool.name``, ``gen_ai.usage.*``,
@@ -952,7 +952,7 @@ class OTLPReader:
         if has_id and (b'"spans"' in head or head.lstrip()[:1] == b"["):
             return 0.9
         # span objects one after another: the OpenTelemetry SDK's ConsoleSpanExporter (span.to_json(), concatenated),
-        # span JSON Lines (Phoenix, Langfuse); every span names its parent key, even a root (null)
+        # span JSON Lines (Phoenix); every span names its parent key, even a root (null)
         if has_id and head.lstrip()[:1] == b"{" and any(k in head for k in _PARENT_KEYS) \
                 and not any(k in head for k in (b'"messages"', b'"history"', b'"steps"')):
             return 0.85
