@@ -67,6 +67,7 @@ class BatchReport(msgspec.Struct, kw_only=True):
     elapsed_s: float  # wall time of the whole call, cluster start included
     startup_s: float = 0.0  # of which: starting/connecting the cluster and importing the method everywhere
     errors: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (trace id, error), first few
+    ranker: str | None = None  # the learned method's ranker (``evidence.ranker`` of every verdict written)
 
     @property
     def traces_per_s(self) -> float:
@@ -161,6 +162,22 @@ def _method_name(method: str | Callable[..., Attribution] | None) -> str:
     return getattr(method, "method_name", None) or getattr(method, "__name__", "custom")
 
 
+def _pin_ranker(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The learned method's options with its ranker file fixed for every worker, and that ranker's
+    ``evidence.ranker``: ``model_path``, else the driver's ``$ATTRIB_RANKER``, as an absolute path (a worker may have
+    another working directory, and a remote one not the driver's environment); the file is loaded once here, so a
+    missing or foreign one is one error (NotFoundError / InputError), not one per trace."""
+    from attrib.methods.learned import default_model, ranker_source
+
+    path = options.get("model_path") or os.environ.get("ATTRIB_RANKER") or None
+    if path is None:
+        return options, ranker_source(None)
+    for setting in ("with_gt", "without_gt"):
+        default_model(setting, str(path))
+    path = os.path.abspath(path)
+    return {**options, "model_path": path}, ranker_source(path)
+
+
 class _Writer:
     """Writes each partition's outcomes to the store as it completes (the driver is the only writer)."""
 
@@ -168,11 +185,21 @@ class _Writer:
         self.store, self.report, self.progress = store, report, progress
 
     def write(self, outcomes: list[Outcome]) -> None:
-        verdicts = [(tid, v) for tid, v, err in outcomes if err is None and v is not None]
-        failed = [(tid, err or "no verdict returned") for tid, v, err in outcomes if err is not None or v is None]
+        verdicts, failed = [], []
+        for tid, v, err in outcomes:
+            if err is not None or v is None:
+                failed.append((tid, err or "no verdict returned"))
+                continue
+            a = Attribution.from_json(v[3])
+            used = a.evidence.get("ranker")
+            if self.report.ranker is not None and used != self.report.ranker:  # never two rankers' verdicts in one batch
+                failed.append((tid, f"the worker's verdict came from ranker {used!r}, not {self.report.ranker!r} "
+                               "(does every worker see the same ranker file?); not saved"))
+                continue
+            verdicts.append(a)
         method = self.report.method
         with self.store.transaction():  # a partition's verdicts and errors land together or not at all
-            self.store.save_attributions(Attribution.from_json(v[3]) for _, v in verdicts)
+            self.store.save_attributions(verdicts)
             self.store.save_errors((tid, method, err) for tid, err in failed)
         self.report.analyzed += len(verdicts)
         self.report.failed += len(failed)
@@ -387,7 +414,11 @@ def analyze_many(
     Traces already analyzed with ``method`` (for ``learned``: by the same ranker) are skipped unless
     ``force``. ``method`` is a registered name (default: the offline default) or a callable ``attribute(trace, **options) -> Attribution``
     (importable or picklable on the workers; its ``method_name`` attribute, else its name, keys the
-    stored verdicts). ``options`` go to the method. ``progress``: a progress bar on standard error.
+    stored verdicts). ``options`` go to the method. For the learned method the ranker file
+    (``options["model_path"]``, else ``$ATTRIB_RANKER`` here) is loaded once up front and passed, as an absolute
+    path, to every worker, whatever its environment; a verdict that comes back from another ranker is recorded as
+    an error, never saved beside this batch's (``BatchReport.ranker`` names the one used).
+    ``progress``: a progress bar on standard error.
     Returns a :class:`BatchReport`.
 
     The Dask engines start worker processes that re-import the calling script: call this under
@@ -409,6 +440,9 @@ def analyze_many(
 
         check_options(name, options or {})  # a misspelt option fails now, not once per trace
     run = {"method": method if method is not None else name, "name": name, "options": options or {}}
+    expected_ranker = None  # the learned ranker every verdict of this batch must come from
+    if name == "learned" and isinstance(run["method"], str) and "model" not in run["options"]:
+        run["options"], expected_ranker = _pin_ranker(run["options"])
     t0 = time.perf_counter()
     # analysing needs stored traces: a mistyped path must not become a new, empty store and "0 traces selected"
     try:
@@ -425,9 +459,7 @@ def analyze_many(
         if name == "learned" and "model" in run["options"]:  # a ranker object: nothing can tell its verdicts apart
             skip = None
         elif name == "learned" and isinstance(run["method"], str):  # a verdict by another ranker is not done
-            from attrib.methods.learned import ranker_source
-
-            ranker = ranker_source(run["options"].get("model_path"))
+            ranker = expected_ranker
         try:
             matched, todo = store.count_selected(where, skip_method=skip, skip_ranker=ranker)
             parts = store.stream_trace_json(where, skip_method=skip, batch_size=batch_size, skip_ranker=ranker)
@@ -435,7 +467,7 @@ def analyze_many(
             raise UsageError(None, "where", f"{e.message} (in {e.path})" if e.path else e.message) from None
         report = BatchReport(
             method=name, engine=engine, workers=1, matched=matched, skipped=matched - todo,
-            analyzed=0, failed=0, elapsed_s=0.0,
+            analyzed=0, failed=0, elapsed_s=0.0, ranker=expected_ranker,
         )
         if engine == "serial":
             t_start = time.perf_counter()

@@ -333,3 +333,59 @@ def test_a_store_another_process_holds_is_one_store_locked_error(tmp_path) -> No
     finally:
         proc.kill()
         proc.wait()
+
+
+OWN_RUNS = Path(__file__).parent / "fixtures" / "own_system" / "runs"
+
+
+def _own_store_and_ranker(tmp_path: Path) -> tuple[Path, Path]:
+    """A store of 3 of tests/fixtures/own_system's runs and a ranker fitted on its chat runs."""
+    import orjson
+
+    from attrib.methods.learned import fit_artifact
+    from attrib.readers import read_paths
+
+    model = tmp_path / "mine.json"
+    model.write_bytes(orjson.dumps(fit_artifact(read_paths([OWN_RUNS / "chat"]), "test")))
+    path = tmp_path / "own.duckdb"
+    files = sorted((OWN_RUNS / "otlp").glob("*.json"))[:3]
+    assert ingest(files, store=str(path), progress=False).ok
+    return path, model
+
+
+def _rankers(path: Path) -> list[str]:
+    with open_store(str(path), read_only=True) as st:
+        return sorted(a.evidence["ranker"] for tid in st.trace_ids() for a in st.get_attributions(tid, "learned"))
+
+
+def test_attrib_ranker_reaches_workers_that_do_not_have_it(tmp_path, client, monkeypatch) -> None:
+    """$ATTRIB_RANKER set where the batch runs but not on the workers (a remote cluster; here one started before it
+    was set): the workers used the shipped ranker, so the store held its verdicts while the driver resumed by the
+    user's ranker. The driver now passes the file, as an absolute path, to every worker."""
+    path, model = _own_store_and_ranker(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ATTRIB_RANKER", model.name)  # relative, as users type it
+    report = analyze_many(path, engine="dask", scheduler=client)
+    assert (report.analyzed, report.failed) == (3, 0), report.errors
+    assert report.ranker is not None and report.ranker.startswith(f"{model.resolve()} (sha256 ")
+    assert _rankers(path) == [report.ranker] * 3
+    assert analyze_many(path, engine="dask", scheduler=client).skipped == 3  # resumes by that ranker
+
+
+def test_a_verdict_from_another_ranker_is_never_saved(tmp_path, monkeypatch) -> None:
+    """A worker that loads another ranker than the driver resolved (another file at the same path, its own
+    $ATTRIB_RANKER) must not slip its verdicts into the store beside this batch's: each is an error instead."""
+    import attrib.engine as engine
+
+    path, model = _own_store_and_ranker(tmp_path)
+    real = engine._attribute
+
+    def elsewhere(method, trace, options):  # what a worker with its own ranker file returns
+        a = real(method, trace, {k: v for k, v in options.items() if k != "model_path"})
+        return a
+
+    monkeypatch.setattr(engine, "_attribute", elsewhere)
+    report = analyze_many(path, engine="serial", options={"model_path": str(model)})
+    assert (report.analyzed, report.failed) == (0, 3)
+    assert "not saved" in report.errors[0][1] and "shipped" in report.errors[0][1]
+    assert _rankers(path) == []

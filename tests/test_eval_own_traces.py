@@ -1,6 +1,8 @@
 """Scoring and fitting on a user's own labelled runs: ``evaluate_labelled``, ``attrib eval traces``, ``attrib fit``
 and ``attrib analyze --model``, on real Who&When runs rewritten as attrib-JSON files of another "system"."""
 
+from pathlib import Path
+
 import msgspec
 import orjson
 import pytest
@@ -89,7 +91,7 @@ def test_cli_eval_fit_analyze_model(tmp_path):
                 for a in st.get_attributions(st.trace_ids()[0], "learned")] == [str(model.resolve())]
     # scored on the runs it was fitted on, the ranker's row says so
     r = runner.invoke(app, ["eval", "traces", str(runs), "--folds", "4", "--no-pool", "--json", "--model", str(model)])
-    row = next(x for x in orjson.loads(r.output)["rows"] if x["method"] == "learned (shipped)")
+    row = next(x for x in orjson.loads(r.output)["rows"] if x["method"] == "learned (your ranker)")
     assert "IN SAMPLE for 16" in row["protocol"]
     assert art["settings"]["with_gt"]["params"]["step_head"] == "first_passage"
 
@@ -200,3 +202,95 @@ def test_few_tasks_duplicate_ids_and_copied_runs_are_handled_honestly():
               for i, t in enumerate(ag[:12])]
     r = evaluate_labelled(ag[:12] + copies, k=4, pool_who_and_when=False)
     assert any("12 run(s) repeat another run's steps" in n for n in r["notes"])
+
+
+# --- one invented system's own labelled runs (tests/fixtures/own_system: chat JSON and OTLP JSON, 10 tasks x 3) ---
+
+OWN = Path(__file__).parent / "fixtures" / "own_system"
+
+
+def test_own_system_fixture_is_what_its_generator_writes(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("own_system_generate", OWN / "generate.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    gen.main(tmp_path / "runs")
+    made = sorted(p.relative_to(tmp_path / "runs") for p in (tmp_path / "runs").rglob("*.json"))
+    assert made == sorted(p.relative_to(OWN / "runs") for p in (OWN / "runs").rglob("*.json")) and len(made) == 30
+    assert all((tmp_path / "runs" / f).read_bytes() == (OWN / "runs" / f).read_bytes() for f in made)
+
+
+def test_own_system_runs_read_with_their_labels_and_otlp_reruns_group_by_task():
+    """OTLP files carry no metadata.question_id, so the third run of each task (an OTLP file) was a task of its own:
+    grouped folds could train on a task's re-run and score the task. Runs with the same task text now group."""
+    from attrib.readers import read_paths
+
+    traces = read_paths([OWN / "runs"])
+    assert len(traces) == 30 and {t.source_format for t in traces} == {"chat", "otlp"}
+    assert all(t.label is not None for t in traces)
+    otlp = [t for t in traces if t.source_format == "otlp"]
+    assert not any("question_id" in t.metadata for t in otlp)  # the reader gives OTLP runs none
+    r = evaluate_labelled(traces, k=5, pool_who_and_when=False)
+    assert r["n"] == 30 and r["n_tasks"] == 10
+    assert any("10 run(s) have no metadata.question_id but the task text of another run" in n for n in r["notes"])
+    rows = {x["method"]: x for x in r["rows"]}
+    assert rows["learned (shipped)"]["protocol"] == "as shipped"  # not Who&When runs: out of sample
+    # an explicit question id is never overridden by the task text
+    odd = [msgspec.structs.replace(t, metadata={**t.metadata, "question_id": f"own-{t.id}"}) if t in otlp else t
+           for t in traces]
+    assert evaluate_labelled(odd, k=5, pool_who_and_when=False)["n_tasks"] == 20
+
+
+def test_eval_traces_and_fit_name_both_files_of_a_duplicate_id(tmp_path):
+    """Two runs with one id: `eval traces` said only "id: trace id ... appears twice" (no file), `attrib fit` trained
+    on both. Both now stop with one line naming the two files, exit 3."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(OWN / "runs", runs)
+    first = runs / "chat" / "datadesk-q01-r1.json"
+    d = orjson.loads(first.read_bytes())
+    d["messages"][1]["content"] += " (second attempt)"
+    (runs / "chat" / "datadesk-q01-r1-again.json").write_bytes(orjson.dumps(d))
+    for cmd in (["eval", "traces", str(runs), "--no-pool"], ["fit", str(runs), "-o", str(tmp_path / "m.json"), "--no-pool"]):
+        r = runner.invoke(app, cmd)
+        assert r.exit_code == 3, r.output
+        line = " ".join(r.output.split())
+        assert r.output.count("error:") == 1 and "id: trace id 'datadesk-q01-r1' was already read from" in line
+        assert "datadesk-q01-r1-again.json" in line and "datadesk-q01-r1.json" in line
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_eval_traces_row_of_a_ranker_file_is_not_called_shipped(tmp_path, monkeypatch):
+    """`--model r.json` (or $ATTRIB_RANKER) was scored in a row named "learned (shipped)"."""
+    from attrib.methods.learned import fit_artifact
+    from attrib.readers import read_paths
+
+    model = tmp_path / "r.json"
+    model.write_bytes(orjson.dumps(fit_artifact(read_paths([OWN / "runs" / "chat"]), "test")))
+    monkeypatch.setenv("ATTRIB_RANKER", str(model))
+    r = runner.invoke(app, ["eval", "traces", str(OWN / "runs"), "--no-pool", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {x["method"]: x for x in orjson.loads(r.output)["rows"]}
+    assert "learned (shipped)" not in rows
+    assert rows["learned (your ranker)"]["protocol"] == f"model {model} ($ATTRIB_RANKER), IN SAMPLE for 20"
+    # and, apart, on the 10 OTLP runs it was not fitted on: a figure that is out of sample
+    unseen = rows["learned (your ranker), unseen runs"]
+    assert unseen["n"] == 10 and unseen["protocol"] == f"model {model} ($ATTRIB_RANKER), the 10 runs it was not fitted on"
+    r = runner.invoke(app, ["eval", "traces", str(OWN / "runs"), "--no-pool"], env={"COLUMNS": "250"})
+    assert "learned (your ranker)" in r.output and "ECE if calibrated %" in r.output
+    assert "30 labelled traces of 10 tasks" in r.output
+
+
+def test_batch_checks_attrib_ranker_once_up_front(tmp_path, monkeypatch):
+    """$ATTRIB_RANKER naming a missing file failed every trace of `analyze --all` (one stored error each, exit 1);
+    --model was checked up front. Now both are one error, exit 4, and nothing is recorded."""
+    store = tmp_path / "s.duckdb"
+    assert runner.invoke(app, ["ingest", str(OWN / "runs" / "otlp"), "--store", str(store), "-q"]).exit_code == 0
+    monkeypatch.setenv("ATTRIB_RANKER", str(tmp_path / "gone.json"))
+    r = runner.invoke(app, ["analyze", "--all", "--store", str(store), "--engine", "serial"])
+    assert r.exit_code == 4 and r.output.count("no such ranker file") == 1, r.output
+    assert "(from $ATTRIB_RANKER)" in r.output
+    with open_store(store, read_only=True) as st:
+        assert st.errors("learned") == [] and st.get_attributions(st.trace_ids()[0], "learned") == []

@@ -37,7 +37,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _BATCH_PARAMS = [
     ("all_", False, Annotated[bool, typer.Option("--all", help="Analyze every trace in --store (or those --where "
-                                                 "selects) and save the verdicts there; resumable.",
+                                                 "selects) and save the verdicts there, one per trace and method; "
+                                                 "resumable. With the learned method, a verdict of another ranker "
+                                                 "(--model, $ATTRIB_RANKER) is redone and replaced.",
                                                  rich_help_panel=_PANEL)]),
     ("where", None, Annotated[str | None, typer.Option("--where", help=WHERE_HELP, rich_help_panel=_PANEL,
                                                        show_default=False)]),
@@ -49,7 +51,7 @@ _BATCH_PARAMS = [
                                                          "workers to wait for (default 1).", rich_help_panel=_PANEL,
                                                          show_default=False)]),
     ("force", False, Annotated[bool, typer.Option("--force", help="Redo traces that already have a verdict from "
-                                                  "this method.", rich_help_panel=_PANEL)]),
+                                                  "this method (and ranker).", rich_help_panel=_PANEL)]),
     ("batch_size", None, Annotated[int | None, typer.Option("--batch-size", min=1, help="Traces per Dask task "
                                                             "(default: 64).", rich_help_panel=_PANEL,
                                                             show_default=False)]),
@@ -168,8 +170,11 @@ def _render(report: object) -> None:
     t = Table(title=f"attrib analyze --all: {r.method} on {where}", show_header=False)
     t.add_column(justify="left")
     t.add_column(justify="right")
+    if getattr(r, "ranker", None):  # whose verdicts these are: the store keeps one per trace and method
+        t.add_row("ranker", str(r.ranker))
     t.add_row("traces selected", f"{r.matched:,}")
-    t.add_row("already analyzed (skipped)", f"{r.skipped:,}")
+    t.add_row("already analyzed (skipped)" if not getattr(r, "ranker", None) else "already analyzed by this ranker "
+              "(skipped)", f"{r.skipped:,}")
     t.add_row("analyzed now", f"[green]{r.analyzed:,}[/]")
     t.add_row("failed (recorded in store)", f"[red]{r.failed:,}[/]" if r.failed else "0")
     t.add_row("wall time", f"{r.elapsed_s:.1f} s" + (f" (cluster start {r.startup_s:.1f} s)" if r.startup_s else ""))

@@ -161,8 +161,9 @@ def register(app: typer.Typer) -> None:
         paths: list[str] = typer.Argument(..., help="Labelled trace files, folders or globs (any format attrib reads).",
                                           show_default=False),
         format: str = typer.Option(None, "--format", "-f", callback=check_format, help="Skip format detection (whowhen, otlp, chat, attrib)."),
-        model: Path = typer.Option(None, "--model", help="Score this ranker file (`attrib fit`) as the shipped row.",
-                                   show_default=False),
+        model: Path = typer.Option(None, "--model", help="Score this ranker file (`attrib fit`) in place of the "
+                                   "shipped ranker (default: $ATTRIB_RANKER when set); runs it was fitted on are "
+                                   "flagged IN SAMPLE.", show_default=False),
         folds: int = typer.Option(5, "--folds", min=2, help="k for the refit rows, grouped by metadata.question_id."),
         seed: int = typer.Option(0, "--seed", help="Fold assignment seed."),
         pool: bool = typer.Option(True, "--pool/--no-pool", help="Also refit on your traces pooled with Who&When "
@@ -172,34 +173,49 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score attribution on your own labelled runs: is the blame right on your system?
 
-        A trace is labelled when it carries the decisive step and agent (Who&When's mistake_step /
-        mistake_agent, `label` in attrib JSON, `attrib.label.*` span attributes in OTLP). Rows: the shipped
-        ranker as it is (fitted on Who&When only, so your traces are out of sample), the ranker refitted on
-        your traces (k-fold; and pooled with Who&When), the logistic floor, and rule baselines.
+        A trace is labelled when it carries the decisive step and agent (mistake_step / mistake_agent in
+        Who&When or chat JSON, `label` in attrib JSON, `attrib.label.mistake_agent` and
+        `attrib.label.mistake_span_id` or `.mistake_step` on the root span in OTLP). Re-runs of one task
+        should share metadata.question_id; runs without one are grouped by identical task text.
 
-        Example:  attrib eval traces my_runs/ --folds 5
+        Rows: the shipped ranker as it is (fitted on Who&When only, so your traces are out of sample), or
+        your ranker file (--model, $ATTRIB_RANKER; IN SAMPLE for the runs it was fitted on); the ranker
+        refitted on your traces (k-fold by task, out of sample; and pooled with Who&When, what `attrib fit`
+        writes by default), the logistic floor, and rule baselines. Ship a refit only if it beats the shipped
+        row here; with a few dozen runs, read the 95% intervals before trusting a difference.
+
+        "90% set": how often the conformal step set holds the decisive step, and its mean size. "ECE if
+        calibrated": the ECE a perfectly calibrated ranker would show on this many runs: read ECE against it.
+
+        Example:  attrib eval traces my_runs/ --folds 5   (then: attrib fit my_runs/ --out my_ranker.json)
         """
         import orjson
 
-        from attrib.evaluate.labelled import evaluate_labelled
-        from attrib.readers import read_paths
+        from attrib.evaluate.labelled import evaluate_labelled, read_labelled
 
         with handle_errors():
-            traces = read_paths(paths, format)
-            with console.status("scoring your traces out of sample...") as status:
+            traces, n_unlabelled = read_labelled(paths, format)
+            if not traces:
+                from attrib.errors import InputError
+
+                raise InputError(", ".join(paths), "label", f"none of the {n_unlabelled} traces carries a label "
+                                 "(mistake_step and mistake_agent); nothing to score")
+            with console.status(f"scoring {len(traces)} labelled traces...") as status:
                 result = evaluate_labelled(traces, k=folds, seed=seed, model_path=str(model) if model else None,
                                            pool_who_and_when=pool, step_head=STEP_HEADS[step_head],
                                            progress=lambda m: status.update(f"scoring {m} ..."))
+            result["n_unlabelled"] = n_unlabelled
         if as_json:
             typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
             return
         from rich.table import Table
 
-        t = Table(title=f"{result['n']} labelled traces (the refit rows out of sample)", title_justify="left")
-        for c in ("method", "protocol", *METRIC_COLUMNS):
+        t = Table(title=f"{result['n']} labelled traces of {result['n_tasks']} tasks; refit rows out of sample "
+                  f"({result['folds']}-fold by task)", title_justify="left")
+        for c in ("method", "protocol", *METRIC_COLUMNS, "ECE if calibrated %"):
             t.add_column(c, justify="left" if c in ("method", "protocol") else "right")
         for r in result["rows"]:
-            t.add_row(r["method"], r["protocol"], *_metric_cells(r),
+            t.add_row(r["method"], r["protocol"], *_metric_cells(r), _fmt(r.get("ece_null"), pct=True),
                       style="bold" if r["method"].startswith("learned") else None)
         print_wide(t)
         for note in result["notes"] + ([f"{result['n_unlabelled']} unlabelled traces were skipped"]
@@ -217,27 +233,31 @@ def register(app: typer.Typer) -> None:
                                   "is on this machine), as the shipped ranker is fitted."),
         step_head: str = step_head_option(),
     ) -> None:
-        """Fit the learned ranker on your own labelled runs, for `attrib analyze --model`.
+        """Fit the learned ranker on your own labelled runs, for `attrib analyze --model` or $ATTRIB_RANKER.
 
         Check first what it buys you with `attrib eval traces` (same traces): it prints the shipped ranker
-        and the refitted one side by side, out of sample. Traces that re-run one task should share
-        metadata.question_id.
+        and the refitted one, alone ("learned, refit": what --no-pool writes) and pooled with Who&When
+        ("learned, refit + Who&When": what the default writes), side by side, out of sample; fit the better.
+        Unlabelled traces are skipped; two runs with one trace id are refused. Traces that re-run one task
+        should share metadata.question_id. The file lists the runs it was fitted on, so `attrib eval traces
+        --model FILE` flags them IN SAMPLE.
 
         Example:  attrib fit my_runs/ --out my_ranker.json && attrib analyze run.json --model my_ranker.json
         """
         import orjson
 
         from attrib.errors import InputError
-        from attrib.evaluate.labelled import MIN_TRAIN, pool_extra
+        from attrib.evaluate.labelled import MIN_TRAIN, group_same_task, pool_extra, read_labelled
         from attrib.methods.learned import fit_artifact
-        from attrib.readers import read_paths
 
         with handle_errors():
             prepare_output(out)  # before reading and fitting, not after
-            traces = [t for t in read_paths(paths, format) if t.label is not None]
+            traces, n_unlabelled = read_labelled(paths, format)
+            traces, _ = group_same_task(traces)  # the inner folds keep re-runs of a task together, as eval's do
             if len(traces) < MIN_TRAIN:
-                raise InputError(None, "label", f"{len(traces)} labelled traces in {', '.join(paths)}; "
-                                 f"fitting needs at least {MIN_TRAIN}")
+                raise InputError(", ".join(paths), "label", f"{len(traces)} labelled traces"
+                                 + (f" ({n_unlabelled} unlabelled)" if n_unlabelled else "")
+                                 + f"; fitting needs at least {MIN_TRAIN}")
             extra = pool_extra(traces) if pool else []
             if pool and not extra:
                 from attrib.evaluate.labelled import who_and_when_traces
@@ -249,6 +269,8 @@ def register(app: typer.Typer) -> None:
                 art = fit_artifact(traces + extra, f"{len(traces)} traces from {', '.join(paths)}"
                                    + (f" + Who&When ({len(extra)})" if extra else ""), step_head=STEP_HEADS[step_head])
             out.write_bytes(orjson.dumps(art))
-        console.print(f"wrote {out} ({art['n_train']} labelled traces); use it with "
-                      f"`attrib analyze TRACE --model {out}`")
+        console.print(f"wrote {out}: fitted on {len(traces)} labelled traces of yours"
+                      + (f" + {len(extra)} Who&When logs" if extra else "")
+                      + (f" ({n_unlabelled} unlabelled skipped)" if n_unlabelled else "")
+                      + f"; use it with `attrib analyze TRACE --model {out}` or ATTRIB_RANKER={out}")
 

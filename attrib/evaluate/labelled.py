@@ -4,8 +4,11 @@
 when it carries ``label.mistake_step`` / ``label.mistake_agent``) and reports, with the metrics of the
 Who&When harness:
 
-* the shipped ranker as it is (fitted on Who&When only, so every one of your traces is out of sample);
-* the ranker refitted on your traces, k-fold grouped by ``metadata.question_id`` (else the trace id),
+* the shipped ranker as it is (fitted on Who&When only, so every one of your traces is out of sample), or a
+  ranker file from ``attrib fit`` (``model_path`` / ``$ATTRIB_RANKER``: the row "learned (your ranker)", flagged
+  "IN SAMPLE" for the runs it was fitted on);
+* the ranker refitted on your traces, k-fold grouped by ``metadata.question_id`` (else by the task text when
+  another run has the same task, as re-runs in OTLP files, which carry no question id, do; else the trace id),
   alone and pooled with Who&When when that data is present, which is what ``attrib fit`` would ship;
 * the logistic floor and the rule baselines beside them.
 
@@ -44,6 +47,9 @@ from attrib.trace import Trace, fingerprint, question_id
 #: Baselines that make sense for any system (the WebSurfer ones are Magentic-One specific).
 GENERIC_BASELINES = ("random", "always-step-1", "most-active-agent")
 MIN_TRAIN = 8
+#: The row of the ranker scored as it is: the shipped one, or a file from ``attrib fit`` (``--model`` /
+#: ``$ATTRIB_RANKER``), whose protocol names it.
+SHIPPED_ROW, MODEL_ROW = "learned (shipped)", "learned (your ranker)"
 
 
 def _group_copies(traces: list[Trace]) -> tuple[list[Trace], int]:
@@ -61,6 +67,55 @@ def _group_copies(traces: list[Trace]) -> tuple[list[Trace], int]:
         first.setdefault(fp, question_id(t))
         out.append(t)
     return out, n
+
+
+def group_same_task(traces: list[Trace]) -> tuple[list[Trace], int]:
+    """Runs without a ``metadata.question_id`` (OTLP files cannot carry one) whose task text is another run's get
+    that run's question id, so grouped folds keep re-runs of one task together instead of treating each as a task
+    of its own; returns the traces and how many were regrouped. Runs with an explicit question id are never moved."""
+    import hashlib
+
+    import msgspec
+
+    key: dict[str, str] = {}  # task text -> the group key of its first run (an explicit id wins)
+    for t in traces:
+        task = t.task.strip()
+        if task and t.metadata.get("question_id"):
+            key.setdefault(task, question_id(t))
+    counts: dict[str, int] = {}
+    for t in traces:
+        if t.task.strip() and not t.metadata.get("question_id"):
+            counts[t.task.strip()] = counts.get(t.task.strip(), 0) + 1
+    out, n = [], 0
+    for t in traces:
+        task = t.task.strip()
+        if t.metadata.get("question_id") or not task or (task not in key and counts.get(task, 0) < 2):
+            out.append(t)
+            continue
+        qid = key.setdefault(task, "task-" + hashlib.sha1(task.encode()).hexdigest()[:12])
+        out.append(msgspec.structs.replace(t, metadata={**t.metadata, "question_id": qid}))
+        n += 1
+    return out, n
+
+
+def read_labelled(paths: Sequence[str], format: str | None = None) -> tuple[list[Trace], int]:
+    """The labelled traces in ``paths`` (files, folders, globs) and how many unlabelled ones were skipped; two runs
+    with one trace id are refused naming both files (scores and folds are keyed by id), as ``attrib ingest`` does."""
+    from attrib.readers import read_sources
+
+    first: dict[str, str] = {}
+    out: list[Trace] = []
+    skipped = 0
+    for t, f in read_sources(paths, format):
+        if t.id in first:
+            raise InputError(f, "id", f"trace id {t.id!r} was already read from {first[t.id]}; give each run its "
+                             "own id (a re-run of one task shares metadata.question_id, not the id)")
+        first[t.id] = str(f)
+        if t.label is None:
+            skipped += 1
+        else:
+            out.append(t)
+    return out, skipped
 
 
 def pool_extra(traces: Sequence[Trace]) -> list[Trace]:
@@ -116,6 +171,10 @@ def evaluate_labelled(
         seen.add(t.id)
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    labelled, n_same = group_same_task(labelled)
+    if n_same:
+        notes.append(f"{n_same} run(s) have no metadata.question_id but the task text of another run: they are "
+                     "grouped with it as re-runs of one task, so no task is in both train and test")
     labelled, n_copies = _group_copies(labelled)
     if n_copies:
         notes.append(f"{n_copies} run(s) repeat another run's steps exactly: they share its question id here, so "
@@ -126,8 +185,10 @@ def evaluate_labelled(
 
     for name in GENERIC_BASELINES:
         add(name, "rule", [BASELINES[name](t) for t in labelled])
-    say("shipped ranker")
+    say("shipped ranker" if model_path is None else f"ranker {model_path}")
     protocol = "as shipped" if model_path is None else f"model {model_path}"
+    if model_path is not None and model_path == os.environ.get("ATTRIB_RANKER"):
+        protocol += " ($ATTRIB_RANKER)"
     # which of these runs the ranker was fitted on: a file from `attrib fit` lists its runs' fingerprints; the
     # shipped one (and older files) were fitted on Who&When
     trained = ranker_fingerprints(model_path)
@@ -136,13 +197,19 @@ def evaluate_labelled(
     if trained is None:
         notes.append(f"{model_path} does not list the runs it was fitted on (written by an older attrib fit): "
                      "if these runs were among them, its row is in sample")
-    else:
-        n_in = sum(fingerprint(t) in trained for t in labelled)
-        if n_in:
-            protocol += f", IN SAMPLE for {n_in}"
-            notes.append(f"{n_in} of these traces are runs this ranker was fitted on: its row is in sample for "
-                         "them (the refit rows are not)")
-    add("learned (shipped)", protocol, [ranker_verdict(t, default_model(setting_of(t), model_path)) for t in labelled])
+    seen = [trained is not None and fingerprint(t) in trained for t in labelled]
+    n_in = sum(seen)
+    if n_in:
+        protocol += f", IN SAMPLE for {n_in}"
+        notes.append(f"{n_in} of these traces are runs this ranker was fitted on: its row is in sample for "
+                     "them (the refit rows are not)")
+    # the row of a ranker file is not the shipped ranker's: named so, and keyed apart in the JSON
+    row = SHIPPED_ROW if model_path is None else MODEL_ROW
+    verdicts = [ranker_verdict(t, default_model(setting_of(t), model_path)) for t in labelled]
+    add(row, protocol, verdicts)
+    if 0 < n_in < len(labelled):  # the same ranker on the runs it was not fitted on: an out-of-sample figure
+        add(f"{row}, unseen runs", f"{protocol.split(', IN SAMPLE')[0]}, the {len(labelled) - n_in} runs it was not "
+            "fitted on", [v for v, s in zip(verdicts, seen, strict=True) if not s])
     n_train = len(labelled) * (k - 1) // k
     n_groups = len({question_id(t) for t in labelled})
     if n_train < MIN_TRAIN:
@@ -167,5 +234,6 @@ def evaluate_labelled(
             add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, fitter, k, seed, extra))
         elif pool_who_and_when and not n_ww:
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
-    return {"units": ROW_UNITS, "n": len(labelled), "n_unlabelled": len(traces) - len(labelled), "folds": k, "seed": seed,
+    return {"units": ROW_UNITS, "n": len(labelled), "n_tasks": n_groups, "n_unlabelled": len(traces) - len(labelled),
+            "folds": k, "seed": seed,
             "rows": rows, "notes": notes, "wall_s": time.perf_counter() - t0}
