@@ -499,3 +499,18 @@ def _objects(text: str) -> Any:
         yield obj
         while pos < len(text) and text[pos].isspace():
             pos += 1
+
+
+def test_re_runs_of_one_task_say_so_with_attrib_question_id(bundled: Path, tmp_path: Path) -> None:
+    """OTLP had no way to carry metadata.question_id, so re-runs of one task could sit in training while another
+    was scored; ``attrib.question_id`` on the root span sets it (absent: no key, the trace id groups)."""
+    from attrib.trace import question_id
+
+    doc = json.loads((bundled / "otlp_agents.json").read_text())
+    root = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert question_id(load_trace(bundled / "otlp_agents.json")) == load_trace(bundled / "otlp_agents.json").id
+    root["attributes"].append({"key": "attrib.question_id", "value": {"stringValue": "task-7"}})
+    p = tmp_path / "rerun.json"
+    p.write_text(json.dumps(doc))
+    t = load_trace(p)
+    assert t.metadata["question_id"] == "task-7" and question_id(t) == "task-7"

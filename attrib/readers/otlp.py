@@ -34,6 +34,7 @@ Files written by ``attrib analyze --otlp`` for a run from another format carry t
 (``attrib.run_json``, ``attrib.step_json``) and read back as exactly that trace. Null fields count as absent
 (proto3 JSON).
 
+Re-runs of one task may say so with ``attrib.question_id`` on the root span (``metadata.question_id``).
 Labels may ride along on the root span as ``attrib.label.mistake_agent`` and
 ``attrib.label.mistake_span_id`` (or ``attrib.label.mistake_step``) plus ``attrib.label.reason``;
 ``attrib.outcome`` overrides the outcome (else a root span with ERROR status means 'failed').
@@ -839,7 +840,9 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
         final_answer=final or None,
         ground_truth=None if gt is None else as_text(gt),
         label=label,
-        metadata={"trace_id": trace_id, "n_spans": len(steps), "service": root.service},
+        metadata={"trace_id": trace_id, "n_spans": len(steps), "service": root.service,
+                  # re-runs of one task share it: cross-validation keeps them on one side of every split
+                  **({"question_id": as_text(qid)} if (qid := ra.get("attrib.question_id")) not in (None, "") else {})},
     )
 
 
