@@ -8,7 +8,7 @@ import inspector_state as state
 import streamlit as st
 from inspector_common import keep, need_trace, restore, verdict
 
-from attrib.render import calibration_note, low_confidence_note, step_set_line
+from attrib.render import calibration_note, in_sample_note, low_confidence_note, step_set_line
 from attrib.trace import Attribution, Trace
 
 
@@ -60,8 +60,9 @@ def decisive_box(trace: Trace, a: Attribution) -> None:
         st.caption(f"method `{a.method}` · {conf}" + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else ""))
         if note := low_confidence_note(a, 5):
             st.warning(note)
-        if note := calibration_note(a):
-            st.info(note)
+        for note in (calibration_note(a), in_sample_note(a)):
+            if note:
+                st.info(note)
         if sset := step_set_line(a, trace):
             st.info(f"Step set (conformal): {sset}")
         if a.reason:

@@ -110,6 +110,14 @@ def calibration_note(attr: Attribution) -> str | None:
             "on yours: `attrib eval traces` on labelled runs, then `attrib fit` for a ranker of your own.")
 
 
+def in_sample_note(attr: Attribution) -> str | None:
+    """A warning that the ranker was fitted on this very run, so its verdict says little about new runs."""
+    if not (attr.evidence or {}).get("in_sample"):
+        return None
+    return ("In sample: the ranker was fitted on this very run (its annotation was in the training data), so this "
+            "verdict looks better than it would on a run it never saw; `attrib eval` scores out of sample.")
+
+
 def confidence_word(attr: Attribution) -> str:
     """'confidence' for a calibrated probability (or a judge's own), 'score' when the method says it is not one."""
     kind = attr.evidence.get("confidence_kind")
@@ -150,6 +158,8 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     if note := low_confidence_note(attr, top_k):
         lines += [f"> **{note}**", ""]
     if note := calibration_note(attr):
+        lines += [f"> {note}", ""]
+    if note := in_sample_note(attr):
         lines += [f"> {note}", ""]
     if attr.agents:
         col = "blame" if blame_title(attr) == "Shapley blame" else blame_title(attr)  # e.g. "blame: summed step mass"
@@ -203,6 +213,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
     if note := low_confidence_note(attr, top_k):
         parts.append(Text(note, style="bold yellow"))
     if note := calibration_note(attr):
+        parts.append(Text(note, style="yellow"))
+    if note := in_sample_note(attr):
         parts.append(Text(note, style="yellow"))
     if attr.agents:
         t = Table(title=f"agents ({blame_title(attr)})", show_edge=False)

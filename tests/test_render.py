@@ -101,3 +101,29 @@ def test_the_shipped_rankers_calibration_is_scoped_to_who_and_when(tmp_path, mon
     own.write_bytes(orjson.dumps(fit_artifact(load_subset("algorithm")[:40], "test")))
     mine = attribute(load_trace(traces / "chat_langgraph.json"), model_path=str(own))
     assert "calibrated_on" not in mine.evidence and calibration_note(mine) is None
+
+
+def test_a_verdict_on_a_run_the_ranker_was_fitted_on_says_it_is_in_sample(tmp_path, monkeypatch):
+    """`attrib analyze` on a Who&When log (the shipped ranker's training data), or on a run a user's ranker was
+    fitted on, gave an in-sample verdict with no word of it."""
+    from pathlib import Path
+
+    import orjson
+
+    from attrib.evaluate.data import load_subset
+    from attrib.methods.learned import attribute, fit_artifact
+    from attrib.readers import load_trace
+    from attrib.render import in_sample_note
+
+    monkeypatch.delenv("ATTRIB_RANKER", raising=False)
+    hand = load_subset("hand")
+    shipped = attribute(hand[0])
+    assert shipped.evidence["in_sample"] is True and in_sample_note(shipped) in attribution_markdown(shipped)
+    fresh = attribute(load_trace(Path(__file__).resolve().parents[1] / "traces" / "chat_langgraph.json"))
+    assert fresh.evidence["in_sample"] is False and in_sample_note(fresh) is None
+    own = tmp_path / "ranker.json"
+    own.write_bytes(orjson.dumps(fit_artifact(hand[:30], "test")))
+    assert attribute(hand[1], model_path=str(own)).evidence["in_sample"] is True
+    assert attribute(hand[40], model_path=str(own)).evidence["in_sample"] is False
+    monkeypatch.setenv("ATTRIB_RANKER", str(own))
+    assert attribute(hand[1]).evidence["in_sample"] is True

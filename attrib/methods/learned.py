@@ -463,14 +463,24 @@ def ranker_source(model_path: str | os.PathLike[str] | None = None) -> str:
 
 
 def ranker_fingerprints(path: str | None) -> set[str] | None:
-    """The fingerprints (:func:`attrib.trace.fingerprint`) of the runs a ranker file was fitted on, or None when
-    the file does not list them (the shipped ranker, files from before they were recorded)."""
+    """The fingerprints (:func:`attrib.trace.fingerprint`) of the runs a ranker file (``None``: the shipped one)
+    was fitted on, or None when the file does not list them (files from before they were recorded)."""
     p = Path(path) if path else ARTIFACT
     try:
-        prints = orjson.loads(p.read_bytes()).get("fingerprints")
+        st = os.stat(p)
+    except OSError:
+        return None
+    return _fingerprints(str(p), (st.st_mtime_ns, st.st_size))
+
+
+@lru_cache(maxsize=8)
+def _fingerprints(path: str, stamp: tuple[int, int]) -> frozenset[str] | None:
+    """Read once per file version (``stamp``: a file rewritten in place is read again), as the ranker is."""
+    try:
+        prints = orjson.loads(Path(path).read_bytes()).get("fingerprints")
     except (OSError, orjson.JSONDecodeError, AttributeError):
         return None
-    return set(prints) if isinstance(prints, list) else None
+    return frozenset(prints) if isinstance(prints, list) else None
 
 
 def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, model_path: str | None = None,
@@ -497,6 +507,8 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
                                  else ""))
     # which ranker decided (a stored verdict is keyed by method only, so say it in the evidence)
     source = "a fitted LearnedRanker" if model is not None else ranker_source(model_path)
+    trained = None if model is not None else ranker_fingerprints(model_path or os.environ.get("ATTRIB_RANKER"))
+    in_sample = None if trained is None else fingerprint(trace) in trained
     model = model or default_model(setting_of(trace), str(model_path) if model_path else None)
     g = flow_graph.build_graph(trace)
     sink = flow_graph.failure_node(trace)
@@ -568,6 +580,9 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             # where the confidence's calibration was measured; with the shipped ranker, only Who&When's own logs
             **({"calibrated_on": "Who&When", "calibration_measured_here": trace.source_format == "whowhen"}
                if source == SHIPPED else {}),
+            # a run the ranker was fitted on: its verdict is in sample (None: a ranker object, or a file that does
+            # not list its runs)
+            "in_sample": in_sample,
             "top_k": [int(i) for i in np.argsort(-pred.step_probs)[:top_k]],
             **({"step_set": {"level": set_level or model.set_level, "steps": pred.step_set}} if pred.step_set else {}),
             **({"first_passage": earlier} if earlier else {}),
