@@ -167,13 +167,12 @@ def _pin_ranker(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
     ``evidence.ranker``: ``model_path``, else the driver's ``$ATTRIB_RANKER``, as an absolute path (a worker may have
     another working directory, and a remote one not the driver's environment); the file is loaded once here, so a
     missing or foreign one is one error (NotFoundError / InputError), not one per trace."""
-    from attrib.methods.learned import default_model, ranker_source
+    from attrib.methods.learned import check_ranker, ranker_source
 
     path = options.get("model_path") or os.environ.get("ATTRIB_RANKER") or None
     if path is None:
         return options, ranker_source(None)
-    for setting in ("with_gt", "without_gt"):
-        default_model(setting, str(path))
+    check_ranker(path)
     path = os.path.abspath(path)
     return {**options, "model_path": path}, ranker_source(path)
 

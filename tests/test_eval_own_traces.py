@@ -294,3 +294,23 @@ def test_batch_checks_attrib_ranker_once_up_front(tmp_path, monkeypatch):
     assert "(from $ATTRIB_RANKER)" in r.output
     with open_store(store, read_only=True) as st:
         assert st.errors("learned") == [] and st.get_attributions(st.trace_ids()[0], "learned") == []
+
+
+def test_a_ranker_file_missing_one_setting_fails_up_front(tmp_path) -> None:
+    """`analyze --model` checked only the with-ground-truth setting, so a file without the other failed later,
+    once per run that needed it."""
+    import orjson
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+    from attrib.methods.learned import ARTIFACT
+
+    art = orjson.loads(ARTIFACT.read_bytes())
+    del art["settings"]["without_gt"]
+    bad = tmp_path / "half.json"
+    bad.write_bytes(orjson.dumps(art))
+    from attrib.paths import traces_dir
+
+    demo = traces_dir() / "demo_whowhen.json"  # it carries its ground truth: the with_gt setting decides it
+    r = CliRunner().invoke(app, ["analyze", str(demo), "--model", str(bad)])
+    assert r.exit_code == 3 and "without_gt" in r.output and len(r.output.strip().splitlines()) == 1, r.output

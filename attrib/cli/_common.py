@@ -168,9 +168,9 @@ def ranker_options(method: str | None, model: Path | None) -> dict[str, Any]:
         return {}
     name = method or "learned"
     if name in ("learned", "judge-hybrid"):  # fail now, not once per trace of a batch
-        from attrib.methods.learned import default_model
+        from attrib.methods.learned import check_ranker
 
-        default_model("with_gt", str(model))
+        check_ranker(model)
     if name == "learned":
         return {"model_path": str(model)}
     if name == "judge-hybrid":

@@ -374,6 +374,13 @@ def default_model(setting: str = "without_gt", path: str | None = None) -> Learn
     return _load_ranker(setting, path, stamp)
 
 
+def check_ranker(path: str | os.PathLike[str]) -> None:
+    """Load both settings of a ranker file once, so a missing or damaged file is one error up front (exit 4 / 3),
+    not one per trace of a batch."""
+    for setting in ("with_gt", "without_gt"):
+        default_model(setting, str(path))
+
+
 @lru_cache(maxsize=8)
 def _load_ranker(setting: str, path: str | None, stamp: tuple[int, int] | None = None) -> LearnedRanker:
     p = Path(path) if path else ARTIFACT
