@@ -248,6 +248,31 @@ def question_id(trace: Trace) -> str:
     return str(trace.metadata.get("question_id") or trace.id)
 
 
+def group_same_task(traces: list[Trace]) -> tuple[list[Trace], int]:
+    """Runs without a ``metadata.question_id`` (OTLP files cannot carry one) whose task text is another run's get
+    that run's question id, so grouped folds keep re-runs of one task together instead of treating each as a task
+    of its own; returns the traces and how many were regrouped. Runs with an explicit question id are never moved."""
+    key: dict[str, str] = {}  # task text -> the group key of its first run (an explicit id wins)
+    for t in traces:
+        task = t.task.strip()
+        if task and t.metadata.get("question_id"):
+            key.setdefault(task, question_id(t))
+    counts: dict[str, int] = {}
+    for t in traces:
+        if t.task.strip() and not t.metadata.get("question_id"):
+            counts[t.task.strip()] = counts.get(t.task.strip(), 0) + 1
+    out, n = [], 0
+    for t in traces:
+        task = t.task.strip()
+        if t.metadata.get("question_id") or not task or (task not in key and counts.get(task, 0) < 2):
+            out.append(t)
+            continue
+        qid = key.setdefault(task, "task-" + hashlib.sha1(task.encode()).hexdigest()[:12])
+        out.append(msgspec.structs.replace(t, metadata={**t.metadata, "question_id": qid}))
+        n += 1
+    return out, n
+
+
 def with_activation_paths(trace: Trace, fn: Callable[[str], str]) -> Trace:
     """The trace with every step's activation path replaced by ``fn(path)`` (readers resolve, writers relativise)."""
     if not any(s.activation is not None for s in trace.steps):

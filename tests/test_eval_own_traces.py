@@ -314,3 +314,21 @@ def test_a_ranker_file_missing_one_setting_fails_up_front(tmp_path) -> None:
     demo = traces_dir() / "demo_whowhen.json"  # it carries its ground truth: the with_gt setting decides it
     r = CliRunner().invoke(app, ["analyze", str(demo), "--model", str(bad)])
     assert r.exit_code == 3 and "without_gt" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_fit_artifact_keeps_re_runs_of_a_task_in_one_inner_fold_group(monkeypatch):
+    """The library's fit_artifact grouped inner folds by question_id only, so an OTLP re-run (no question id) was a
+    group of its own and could sit in an inner training fold while its task was scored; only the CLI regrouped."""
+    from attrib.methods.learned import LearnedRanker, fit_artifact
+    from attrib.readers import read_paths
+
+    seen: list[int] = []
+    real_fit = LearnedRanker.fit
+
+    def recording_fit(self, traces, groups=None, **kw):  # the real fit, with the groups it was given noted
+        seen.append(len(set(groups)))
+        return real_fit(self, traces, groups, **kw)
+
+    monkeypatch.setattr(LearnedRanker, "fit", recording_fit)
+    fit_artifact(read_paths([OWN / "runs"]), "test")
+    assert seen == [10, 10]  # 30 runs of 10 tasks, both settings

@@ -247,13 +247,12 @@ def register(app: typer.Typer) -> None:
         import orjson
 
         from attrib.errors import InputError
-        from attrib.evaluate.labelled import MIN_TRAIN, group_same_task, pool_extra, read_labelled
+        from attrib.evaluate.labelled import MIN_TRAIN, pool_extra, read_labelled
         from attrib.methods.learned import fit_artifact
 
         with handle_errors():
             prepare_output(out)  # before reading and fitting, not after
             traces, n_unlabelled = read_labelled(paths, format)
-            traces, _ = group_same_task(traces)  # the inner folds keep re-runs of a task together, as eval's do
             if len(traces) < MIN_TRAIN:
                 raise InputError(", ".join(paths), "label", f"{len(traces)} labelled traces"
                                  + (f" ({n_unlabelled} unlabelled)" if n_unlabelled else "")

@@ -42,7 +42,7 @@ from attrib.methods.learned import (
     setting_of,
 )
 from attrib.readers import validate
-from attrib.trace import Trace, fingerprint, question_id
+from attrib.trace import Trace, fingerprint, group_same_task, question_id
 
 #: Baselines that make sense for any system (the WebSurfer ones are Magentic-One specific).
 GENERIC_BASELINES = ("random", "always-step-1", "most-active-agent")
@@ -66,35 +66,6 @@ def _group_copies(traces: list[Trace]) -> tuple[list[Trace], int]:
             n += 1
         first.setdefault(fp, question_id(t))
         out.append(t)
-    return out, n
-
-
-def group_same_task(traces: list[Trace]) -> tuple[list[Trace], int]:
-    """Runs without a ``metadata.question_id`` (OTLP files cannot carry one) whose task text is another run's get
-    that run's question id, so grouped folds keep re-runs of one task together instead of treating each as a task
-    of its own; returns the traces and how many were regrouped. Runs with an explicit question id are never moved."""
-    import hashlib
-
-    import msgspec
-
-    key: dict[str, str] = {}  # task text -> the group key of its first run (an explicit id wins)
-    for t in traces:
-        task = t.task.strip()
-        if task and t.metadata.get("question_id"):
-            key.setdefault(task, question_id(t))
-    counts: dict[str, int] = {}
-    for t in traces:
-        if t.task.strip() and not t.metadata.get("question_id"):
-            counts[t.task.strip()] = counts.get(t.task.strip(), 0) + 1
-    out, n = [], 0
-    for t in traces:
-        task = t.task.strip()
-        if t.metadata.get("question_id") or not task or (task not in key and counts.get(task, 0) < 2):
-            out.append(t)
-            continue
-        qid = key.setdefault(task, "task-" + hashlib.sha1(task.encode()).hexdigest()[:12])
-        out.append(msgspec.structs.replace(t, metadata={**t.metadata, "question_id": qid}))
-        n += 1
     return out, n
 
 

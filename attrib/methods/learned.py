@@ -50,7 +50,7 @@ from attrib.methods.calibration import Calibrator
 from attrib.methods.clogit import ConditionalLogit
 from attrib.methods.conformal import LEVEL, ConformalStepSet
 from attrib.methods.first_passage import BIAS, FirstPassageLogit
-from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, fingerprint, question_id
+from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, fingerprint, group_same_task, question_id
 
 #: The step head fitted unless told otherwise ("first_passage" or "logit"; see the module docstring).
 DEFAULT_STEP_HEAD = "first_passage"
@@ -438,12 +438,14 @@ def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0
     """Fit one ranker per setting (with / without the ground-truth answer) on labelled ``traces``.
 
     Returns the JSON-able artifact :func:`default_model` reads (``--model`` in the CLI). Traces are grouped
-    for the inner folds by ``metadata.question_id`` (else their id), as in evaluation. ``step_head``: see
+    for the inner folds by ``metadata.question_id`` (else their id; runs without one that share their task text
+    form one group: :func:`attrib.trace.group_same_task`), as in evaluation. ``step_head``: see
     :class:`LearnedRanker`.
     """
     labelled = [t for t in traces if t.label is not None]
+    grouped, _ = group_same_task(labelled)  # re-runs of one task stay on one side of every inner fold
     settings = {}
-    for name, ts in (("with_gt", labelled), ("without_gt", [t.without_ground_truth() for t in labelled])):
+    for name, ts in (("with_gt", grouped), ("without_gt", [t.without_ground_truth() for t in grouped])):
         m = LearnedRanker(random_state=random_state, step_head=step_head).fit(ts, [question_id(t) for t in ts])
         settings[name] = m.to_dict()
     digest = hashlib.sha256(b"".join(t.content_hash().encode() for t in labelled)).hexdigest()[:16]
