@@ -75,7 +75,7 @@ def main() -> None:
     params = pages.url_params(page, ctx.trace_id, method)
     if st.query_params.to_dict() != params:  # the current view only: a trace or method it does not use is dropped
         st.query_params.from_dict(params)
-    pages.PAGES[page](ctx)
+    pages.PAGES[page].render(ctx)
 
 
 main()

@@ -56,41 +56,56 @@ def open_trace(trace_id: str, page: str = "Timeline", copy: str | None = None) -
         state.choose_copy(trace_id, copy)
 
 
-def copy_switch(ctx: state.Ctx) -> None:
-    """When the open id is both uploaded in this session and in the store: which copy shows, and a button to the other
-    (drawn once per run, in the sidebar)."""
+def open_picker(label: str, trace_ids: list[str], key: str, copy: str) -> None:
+    """A box to pick one of ``trace_ids`` (widget ``key``) and a button (``key``_btn) that opens it in the timeline,
+    showing its ``copy`` ('store' or 'upload', see :func:`open_trace`)."""
+    c1, c2 = st.columns([3, 1])
+    chosen = c1.selectbox(label, trace_ids, key=key)
+    c2.button("Open timeline", on_click=open_trace, args=(chosen, "Timeline", copy), type="primary", key=f"{key}_btn")
+
+
+def copy_note(ctx: state.Ctx) -> str | None:
+    """Where the open trace comes from when that is not simply the store: an upload (and whether the store holds a
+    trace with the same id), or the store while this session uploaded one with that id too; None otherwise."""
     tid = ctx.trace_id
-    if tid is None:
-        return
-    if ctx.stored_too:
-        st.info(f"Showing the **uploaded copy** of `{tid}` (from `{ctx.upload_name}`); the store holds a trace with "
-                "this id too, with its stored verdicts.")
-        st.button("Show the stored copy", key="copy_store", on_click=state.choose_copy, args=(tid, "store"))
-    elif ctx.uploaded_too is not None:  # offered even when the stored copy cannot be read now (its error shows)
+    if ctx.upload_name is not None:
+        return f"Showing the **uploaded copy** of `{tid}` (from `{ctx.upload_name}`)" + (
+            "; the store holds a trace with this id too, with its stored verdicts." if ctx.stored_too else ".")
+    if ctx.uploaded_too is not None:  # said even when the stored copy cannot be read now (its error shows)
         shown = "Showing the **stored copy**" if ctx.trace is not None else "The **stored copy** cannot be read now"
-        st.info(f"{shown} of `{tid}`; this session also uploaded a trace with this id (from `{ctx.uploaded_too}`).")
-        st.button("Show the uploaded copy", key="copy_upload", on_click=state.choose_copy, args=(tid, "upload"))
+        return f"{shown} of `{tid}`; this session also uploaded a trace with this id (from `{ctx.uploaded_too}`)."
+    return None
+
+
+def copy_switch(ctx: state.Ctx) -> None:
+    """Which copy of the open trace shows (:func:`copy_note`) and, for an id both uploaded in this session and in the
+    store, a button to the other (drawn once per run, in the sidebar, so every page says it once)."""
+    if note := copy_note(ctx):
+        st.info(note)
+    if ctx.stored_too:
+        st.button("Show the stored copy", key="copy_store", on_click=state.choose_copy, args=(ctx.trace_id, "store"))
+    elif ctx.uploaded_too is not None:
+        st.button("Show the uploaded copy", key="copy_upload", on_click=state.choose_copy,
+                  args=(ctx.trace_id, "upload"))
 
 
 #: session_state key: {widget key: the value it last had}. Streamlit keeps a widget's value only while the widget is
 #: drawn, so a page's filters, page number or step box would fall back to their defaults (or be missing, for code
-#: that reads them) after a visit to another page; :func:`restore` gives them back from here.
+#: that reads them) after a visit to another page; :func:`kept` gives them back from here.
 KEPT = "_kept_widgets"
 
 
-def restore(key: str, allowed: Callable[[Any], bool] = lambda v: True, default: Any = None) -> None:
-    """Before drawing the widget ``key``: if Streamlit dropped its value while its page was not shown, put back the
-    value :func:`keep` saw last (when ``allowed`` still accepts it), else ``default`` when one is given."""
-    if key in st.session_state:
-        return
-    kept = st.session_state.get(KEPT, {})
-    if key in kept and allowed(kept[key]):
-        st.session_state[key] = kept[key]
-    elif default is not None:
-        st.session_state[key] = default
-
-
-def keep(key: str, value: Any) -> Any:
-    """After drawing the widget ``key``: remember its value for :func:`restore`; returns ``value``."""
+def kept(key: str, draw: Callable[[], Any], allowed: Callable[[Any], bool] = lambda v: True,
+         default: Any = None) -> Any:
+    """Draw the widget ``key`` (``draw()``, which returns its value) keeping its value across pages: if Streamlit
+    dropped it while its page was not shown, the value it last had is put back first (when ``allowed`` still accepts
+    it), else ``default`` when one is given. Returns the widget's value."""
+    if key not in st.session_state:
+        last = st.session_state.get(KEPT, {})
+        if key in last and allowed(last[key]):
+            st.session_state[key] = last[key]
+        elif default is not None:
+            st.session_state[key] = default
+    value = draw()
     st.session_state.setdefault(KEPT, {})[key] = value
     return value

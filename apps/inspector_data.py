@@ -171,12 +171,6 @@ def read_upload(name: str, data: bytes, format: str | None = None) -> list[Trace
         return [with_activation_paths(t, unresolve) for t in traces]
 
 
-def upload_error_line(e: BaseException) -> str:
-    """The CLI's line for an unreadable upload, with its ``--format`` flag (which the app has not) put as the page's
-    Format box."""
-    return error_line(e).replace("pass --format", "pick the file's format in the Format box above")
-
-
 def upload_activation_note(trace: Trace, name: str | None = None) -> str | None:
     """Why an uploaded trace's recorded steps show no activations, or None when it has no relative activation paths.
 
@@ -439,29 +433,3 @@ def error_line(e: BaseException) -> str:
     hints name the environment variables the app reads instead of the CLI's ``--llm-*`` flags."""
     text = str(e) if isinstance(e, AttribError) else f"{type(e).__name__}: {e}"
     return llm_line(text) if "--llm-" in text or "no LLM endpoint configured" in text else text
-
-
-def lock_conflict(e: BaseException) -> str | None:
-    """The store's own line when ``e`` says another process holds the store locked (DuckDB lets one process write, or
-    many read), else None.
-
-    :class:`attrib.store.StoreLockedError` is that error: the store tells a lock from DuckDB's other I/O errors where it
-    opens the file, so the app only tests the class (DuckDB's own error, which carries no code, stays the context of
-    it). An error that merely quotes DuckDB's words, or DuckDB's bare IOException, is not a lock here.
-    """
-    from attrib.store import StoreLockedError
-
-    return str(e) if isinstance(e, StoreLockedError) else None
-
-
-def store_error_line(path: str | Path, e: BaseException) -> str:
-    """Why the store cannot be opened, in one line; a store locked by another process says so, with that process's id
-    when DuckDB gave it."""
-    from attrib.store import StoreLockedError
-
-    if isinstance(e, StoreLockedError):
-        who = f" (PID {e.pid})" if e.pid is not None else ""
-        return (f"{path}: the store is locked by another process{who}, e.g. an `attrib ingest` or `attrib analyze "
-                "--store` writing to it; the app can read it again when that process finishes (then press "
-                "Reload store)")
-    return error_line(e)

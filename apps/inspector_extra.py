@@ -9,8 +9,8 @@ import inspector_figures as figs
 import inspector_state as state
 import plotly.graph_objects as go
 import streamlit as st
-from inspector_common import need_trace, open_trace, verdict
-from inspector_views import copy_line, step_owner_note, trace_page
+from inspector_common import need_trace, open_picker, open_trace, verdict
+from inspector_views import step_owner_note, trace_page
 
 from attrib.trace import Trace
 
@@ -132,10 +132,7 @@ def misses_table(ctx: state.Ctx, misses: list[dict[str, Any]]) -> None:
     st.dataframe(rows, hide_index=True, width="stretch")
     openable = [i for i in dict.fromkeys(ids) if i in held]
     if openable:
-        o1, o2 = st.columns([3, 1])
-        chosen = o1.selectbox("Open trace", openable, key="eval_open")
-        o2.button("Open timeline", on_click=open_trace, args=(chosen, "Timeline", "store"), type="primary",
-                  key="eval_open_btn")
+        open_picker("Open trace", openable, "eval_open", "store")
     elif ctx.has_store:
         st.info(f"None of these runs is in the store `{ctx.store_path}`: ingest the Who&When logs "
                 f"(`attrib ingest PATH --store {ctx.store_path}`) to open them here.")
@@ -148,8 +145,6 @@ def export(ctx: state.Ctx) -> None:
     trace = ctx.trace
     assert trace is not None
     st.header(f"Export the report for {trace.id}")
-    if origin := copy_line(ctx):
-        st.caption(origin)
     a = verdict(ctx)
     if a is None:
         return
@@ -178,7 +173,7 @@ def upload(ctx: state.Ctx) -> None:
     try:
         traces = data.read_upload(f.name, f.getvalue(), None if fmt == "auto-detect" else fmt)
     except Exception as e:
-        st.error(data.upload_error_line(e))
+        st.error(data.error_line(e))
         return
     show_uploaded(traces, f.name)
 
@@ -200,6 +195,4 @@ def show_uploaded(traces: list[Trace], name: str) -> None:
         st.button(f"Open {t.id} in the timeline", key=f"open_up_{t.id}", on_click=open_trace,
                   args=(t.id, "Timeline", "upload"))
     if more > 0:  # past ten buttons: every trace of the file from one list
-        c1, c2 = st.columns([3, 1])
-        chosen = c1.selectbox(f"Open any of the {len(traces)} traces", [t.id for t in traces], key="up_open_any")
-        c2.button("Open in the timeline", key="up_open_any_btn", on_click=open_trace, args=(chosen, "Timeline", "upload"))
+        open_picker(f"Open any of the {len(traces)} traces", [t.id for t in traces], "up_open_any", "upload")

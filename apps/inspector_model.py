@@ -15,7 +15,7 @@ import inspector_figures as figs
 import inspector_state as state
 import numpy as np
 import streamlit as st
-from inspector_common import keep, need_trace, restore
+from inspector_common import kept, need_trace
 
 from attrib.errors import InputError
 from attrib.trace import Step, Trace
@@ -88,12 +88,11 @@ def heads_section() -> None:
     """The head-localization result: layer × head drift heatmap, focal heads and layers, the patching checks."""
     st.subheader("Head localization (instruction-conflict probes)")
     default = str(data.results_dir() / "heads.json")
-    restore("heads_file", default=default)  # a file typed here stays after a visit to another page
-    box = st.text_input("Result file", key="heads_file",
-                        help="bench/results/heads.json (python bench/heads/run.py) or a file written by "
-                             "`attrib heads --model smollm2-135m --save FILE` (every head's scores). "
-                             "Empty: bench/results/heads.json.")
-    keep("heads_file", box)
+    # a file typed here stays after a visit to another page
+    box = kept("heads_file", lambda: st.text_input(
+        "Result file", key="heads_file", help="bench/results/heads.json (python bench/heads/run.py) or a file "
+        "written by `attrib heads --model smollm2-135m --save FILE` (every head's scores). Empty: "
+        "bench/results/heads.json."), default=default)
     try:
         path, res = read_heads_file(box)
     except Exception as e:

@@ -1,12 +1,13 @@
 """The page registry and the trace list page.
 
-Each page is ``render(ctx)``; ``PAGES`` maps the sidebar label to it (and is what ``?page=`` accepts), and
-``PAGE_PARAMS`` names the other URL parameters (``trace``, ``method``) it depends on.
+``PAGES`` maps each sidebar label (what ``?page=`` accepts) to its :class:`Page`: ``render(ctx)`` and the other URL
+parameters (``trace``, ``method``) it depends on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import inspector_data as data
 import inspector_extra as extra
@@ -14,7 +15,7 @@ import inspector_model as model
 import inspector_state as state
 import inspector_views as views
 import streamlit as st
-from inspector_common import empty_store_line, keep, open_trace, restore
+from inspector_common import empty_store_line, kept, open_picker
 
 
 def trace_list(ctx: state.Ctx) -> None:
@@ -33,9 +34,9 @@ def trace_list(ctx: state.Ctx) -> None:
 
     def pick(col: st.delta_generator.DeltaGenerator, label: str, options: list[str], key: str,
              disabled_why: str | None = None) -> str | None:
-        restore(key, lambda v: v in options)  # the filters survive opening a trace and coming back
-        v = keep(key, col.selectbox(label, [any_] + options, key=key, disabled=disabled_why is not None,
-                                    help=disabled_why))
+        # the filters survive opening a trace and coming back
+        v = kept(key, lambda: col.selectbox(label, [any_] + options, key=key, disabled=disabled_why is not None,
+                                            help=disabled_why), lambda v: v in options)
         return None if v == any_ or disabled_why is not None else v
 
     source = pick(c[0], "Source", fac["source"], "f_source")
@@ -60,8 +61,8 @@ def trace_list(ctx: state.Ctx) -> None:
     _, total = state.cached_page(path, stamp, fdict, 0, 1)
     n_pages = max(1, -(-total // data.PAGE_SIZE))
     a, b = st.columns([1, 4])
-    restore("list_page", lambda v: 1 <= v <= n_pages)
-    page_no = keep("list_page", a.number_input("Page", min_value=1, max_value=n_pages, step=1, key="list_page"))
+    page_no = kept("list_page", lambda: a.number_input("Page", min_value=1, max_value=n_pages, step=1,
+                                                       key="list_page"), lambda v: 1 <= v <= n_pages)
     b.markdown(f"**{total}** traces match · page {page_no} of {n_pages} · {data.PAGE_SIZE} per page"
                + (f" · verdicts from stored `{verdict_m}` runs" if verdict_m else
                   " · no stored verdicts (run `attrib analyze --store` or the batch engine to fill them)"))
@@ -71,48 +72,36 @@ def trace_list(ctx: state.Ctx) -> None:
         return
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"confidence": st.column_config.NumberColumn(format="%.2f")})
-    ids = [r["trace_id"] for r in rows]
-    o1, o2 = st.columns([3, 1])
-    chosen = o1.selectbox("Open trace", ids, key="list_open")
-    o2.button("Open timeline", on_click=open_trace, args=(chosen, "Timeline", "store"), type="primary",
-              key="list_open_btn")
+    open_picker("Open trace", [r["trace_id"] for r in rows], "list_open", "store")
 
 
-def _pages() -> dict[str, Callable[[state.Ctx], None]]:
-    return {
-        "Traces": trace_list,
-        "Timeline": views.timeline,
-        "Blame": views.blame,
-        "Flow graph": views.flow_graph,
-        "Inside the model": model.inside_model,
-        "Compare methods": extra.compare,
-        "Evaluation": extra.evaluation,
-        "Export": extra.export,
-        "Upload": extra.upload,
-    }
+class Page(NamedTuple):
+    """A page: ``render(ctx)`` draws it; ``params`` are the URL parameters besides ``page`` it depends on, the open
+    trace and/or the chosen method (the Traces page's verdict column and filters follow the method; Inside the model
+    shows the trace's steps, no verdict)."""
+
+    render: Callable[[state.Ctx], None]
+    params: tuple[str, ...]
 
 
-PAGES = _pages()
-
-#: The URL parameters besides ``page`` that each page depends on: the open trace and/or the chosen method (the
-#: Traces page's verdict column and filters follow the method; Inside the model shows the trace's steps, no verdict).
-PAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "Traces": ("method",),
-    "Timeline": ("trace", "method"),
-    "Blame": ("trace", "method"),
-    "Flow graph": ("trace", "method"),
-    "Inside the model": ("trace",),
-    "Compare methods": ("trace", "method"),
-    "Evaluation": (),
-    "Export": ("trace", "method"),
-    "Upload": (),
+#: The sidebar label of each page (what ``?page=`` accepts) and the page.
+PAGES: dict[str, Page] = {
+    "Traces": Page(trace_list, ("method",)),
+    "Timeline": Page(views.timeline, ("trace", "method")),
+    "Blame": Page(views.blame, ("trace", "method")),
+    "Flow graph": Page(views.flow_graph, ("trace", "method")),
+    "Inside the model": Page(model.inside_model, ("trace",)),
+    "Compare methods": Page(extra.compare, ("trace", "method")),
+    "Evaluation": Page(extra.evaluation, ()),
+    "Export": Page(extra.export, ("trace", "method")),
+    "Upload": Page(extra.upload, ()),
 }
 
 
 def url_params(page: str, trace_id: str | None, method: str | None) -> dict[str, str]:
     """What the URL should hold for this view: the page, and the trace and method only where the page uses them and
     they are set, so a shared link never carries a stale one."""
-    uses = PAGE_PARAMS.get(page, ())
+    uses = PAGES[page].params if page in PAGES else ()
     out = {"page": page}
     if trace_id and "trace" in uses:
         out["trace"] = trace_id

@@ -124,7 +124,7 @@ def store_error(path: Path) -> str | None:
     try:
         cached_first_id(str(path), data.store_stamp(path))
     except Exception as e:  # an unreadable store is shown, not raised
-        return data.store_error_line(path, e)
+        return data.error_line(e)
     return None
 
 
@@ -170,4 +170,4 @@ def load_trace(ctx: Ctx) -> None:
         ctx.stored = [Attribution.from_json(b)
                       for b in cached_stored_attributions(str(ctx.store_path), ctx.stamp, tid)]
     except Exception as e:
-        ctx.trace_error = data.store_error_line(ctx.store_path, e)
+        ctx.trace_error = data.error_line(e)

@@ -6,9 +6,9 @@ import inspector_data as data
 import inspector_figures as figs
 import inspector_state as state
 import streamlit as st
-from inspector_common import keep, need_trace, restore, verdict
+from inspector_common import kept, need_trace, verdict
 
-from attrib.render import calibration_note, in_sample_note, low_confidence_note, step_set_line
+from attrib.render import step_set_line, verdict_notes
 from attrib.trace import Attribution, Trace
 
 
@@ -17,27 +17,16 @@ def trace_page(ctx: state.Ctx) -> Trace | None:
     if not need_trace(ctx):
         return None
     assert ctx.trace is not None
-    trace_header(ctx.trace, copy_line(ctx))
+    trace_header(ctx.trace)
     return ctx.trace
 
 
-def copy_line(ctx: state.Ctx) -> str | None:
-    """Where the open trace comes from when that is not simply the store: an upload (and whether the store holds a
-    trace with the same id), or the store while this session uploaded one with that id too."""
-    if ctx.upload_name is not None:
-        return f"uploaded copy from `{ctx.upload_name}`" + (
-            " (the store holds another copy of this id: switch in the sidebar)" if ctx.stored_too else "")
-    if ctx.uploaded_too is not None:
-        return f"stored copy (this session also uploaded this id from `{ctx.uploaded_too}`: switch in the sidebar)"
-    return None
-
-
-def trace_header(trace: Trace, origin: str | None = None) -> None:
-    """Id, task, outcome and size of the current trace (and ``origin``, see :func:`copy_line`)."""
+def trace_header(trace: Trace) -> None:
+    """Id, task, outcome and size of the current trace (which copy it is, when it was uploaded: the sidebar says)."""
     st.header(f"Trace {trace.id}")
     subset = trace.metadata.get("subset") if isinstance(trace.metadata, dict) else None
     st.caption(f"{trace.source_format}{f' · {subset}' if subset else ''} · outcome **{trace.outcome}** · "
-               f"{trace.n_steps} steps · agents: {', '.join(trace.agents)}" + (f" · {origin}" if origin else ""))
+               f"{trace.n_steps} steps · agents: {', '.join(trace.agents)}")
     if trace.task:
         with st.expander("Task", expanded=False):
             st.write(figs.snippet(trace.task, 2000))
@@ -58,11 +47,8 @@ def decisive_box(trace: Trace, a: Attribution) -> None:
             conf += f" · agent confidence {a.agent_confidence:.2f}"
         st.subheader(f"Decisive step {a.step} — {a.agent}{step_owner_note(trace, a)}")
         st.caption(f"method `{a.method}` · {conf}" + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else ""))
-        if note := low_confidence_note(a, 5):
-            st.warning(note)
-        for note in (calibration_note(a), in_sample_note(a)):
-            if note:
-                st.info(note)
+        for note, level in verdict_notes(a, 5):
+            (st.warning if level == "warning" else st.info)(note)
         if sset := step_set_line(a, trace):
             st.info(f"Step set (conformal): {sset}")
         if a.reason:
@@ -137,14 +123,14 @@ def timeline(ctx: state.Ctx) -> None:
              "text": figs.snippet(s.content, 140)} for i, s in enumerate(trace.steps)]
     picked = clicked_step(event, trace.n_steps)
     view = (trace.id, a.method if a else "", picked)
-    first = picked if picked is not None else (a.step if a else 0)
+    first = min(max(picked if picked is not None else (a.step if a else 0), 0), trace.n_steps - 1)
     if st.session_state.get("_read_view") != view:  # new trace, method or click: show that step
         st.session_state["_read_view"] = view
         st.session_state["read_step"] = first
-    else:  # back from another page (which dropped the box's value): the step that was being read
-        restore("read_step", default=first)
-    st.session_state["read_step"] = min(max(int(st.session_state["read_step"]), 0), trace.n_steps - 1)
-    k = keep("read_step", st.number_input("Read step", min_value=0, max_value=trace.n_steps - 1, key="read_step"))
+    # else, back from another page (which dropped the box's value): the step that was being read
+    k = kept("read_step", lambda: st.number_input("Read step", min_value=0, max_value=trace.n_steps - 1,
+                                                  key="read_step"),
+             lambda v: 0 <= v < trace.n_steps, default=first)
     step_detail(trace, int(k))
     with st.expander(f"All {trace.n_steps} steps"):
         st.dataframe(rows, hide_index=True, width="stretch",

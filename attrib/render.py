@@ -118,6 +118,14 @@ def in_sample_note(attr: Attribution) -> str | None:
             "verdict looks better than it would on a run it never saw; `attrib eval` scores out of sample.")
 
 
+def verdict_notes(attr: Attribution, top_k: int) -> list[tuple[str, str]]:
+    """The notes a report shows under the verdict, each with its level: ``warning`` (an unsure verdict, see
+    :func:`low_confidence_note`) or ``info`` (where the confidence was calibrated, a ranker fitted on this run)."""
+    notes = [(low_confidence_note(attr, top_k), "warning"), (calibration_note(attr), "info"),
+             (in_sample_note(attr), "info")]
+    return [(text, level) for text, level in notes if text]
+
+
 def confidence_word(attr: Attribution) -> str:
     """'confidence' for a calibrated probability (or a judge's own), 'score' when the method says it is not one."""
     kind = attr.evidence.get("confidence_kind")
@@ -155,12 +163,8 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
         + ")",
         "",
     ]
-    if note := low_confidence_note(attr, top_k):
-        lines += [f"> **{note}**", ""]
-    if note := calibration_note(attr):
-        lines += [f"> {note}", ""]
-    if note := in_sample_note(attr):
-        lines += [f"> {note}", ""]
+    for note, level in verdict_notes(attr, top_k):
+        lines += [f"> **{note}**" if level == "warning" else f"> {note}", ""]
     if attr.agents:
         col = "blame" if blame_title(attr) == "Shapley blame" else blame_title(attr)  # e.g. "blame: summed step mass"
         lines += [f"| agent | {col} |", "|---|---|"]
@@ -210,12 +214,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
         title=f"decisive mistake in {attr.trace_id}",
     )
     parts: list[Any] = [head]
-    if note := low_confidence_note(attr, top_k):
-        parts.append(Text(note, style="bold yellow"))
-    if note := calibration_note(attr):
-        parts.append(Text(note, style="yellow"))
-    if note := in_sample_note(attr):
-        parts.append(Text(note, style="yellow"))
+    parts += [Text(note, style="bold yellow" if level == "warning" else "yellow")
+              for note, level in verdict_notes(attr, top_k)]
     if attr.agents:
         t = Table(title=f"agents ({blame_title(attr)})", show_edge=False)
         t.add_column("agent")

@@ -735,24 +735,21 @@ def _open_while_another_process_holds(src: Path, store: Path) -> tuple[StoreLock
 def test_lock_is_told_by_duckdb_io_error_not_by_any_text(env, tmp_path) -> None:
     """A second process holding the store read-write: the read-only open fails with DuckDB's IOException, which the
     store tells as a lock where it opens the file (its StoreLockedError, an InputError, keeps DuckDB's error as context)
-    and the app names the lock and the PID. Other DuckDB I/O errors, and an error that only quotes DuckDB's words, are
-    not called a lock."""
+    and its line, which the app shows, names the lock and the PID. Other DuckDB I/O errors, and an error that only
+    quotes DuckDB's words, are not called a lock."""
     import duckdb
 
     store = tmp_path / "held.duckdb"
     held, pid = _open_while_another_process_holds(env["store"], store)
     assert isinstance(held, InputError) and isinstance(held.__context__, duckdb.IOException)
     assert held.pid == pid
-    assert f"(PID {pid})" in (data.lock_conflict(held) or "")
-    line = data.store_error_line(store, held)
-    assert line.startswith(f"{store}: the store is locked by another process (PID {pid})")
+    assert data.error_line(held).startswith(f"{store}: the store is locked by another process (PID {pid})")
 
     with pytest.raises(duckdb.IOException) as missing:  # same class as the lock, another cause
         duckdb.connect(str(tmp_path / "nothing.duckdb"), read_only=True)
-    assert data.lock_conflict(missing.value) is None
-    assert "locked" not in data.store_error_line(store, missing.value)
+    assert "locked" not in data.error_line(missing.value)
     quoted = InputError(store, None, "Could not set lock on file: Conflicting lock is held (PID 1)")
-    assert data.lock_conflict(quoted) is None and "locked by another process" not in data.store_error_line(store, quoted)
+    assert "locked by another process" not in data.error_line(quoted)
 
 
 def test_empty_store_pages_say_it_is_empty(app, monkeypatch, tmp_path) -> None:
@@ -812,12 +809,12 @@ def test_compare_never_compares_a_method_with_itself(app) -> None:
 
 
 def test_upload_of_an_unknown_format_points_to_the_format_box(app) -> None:
-    """The CLI says "pass --format"; the app has no flags but a Format box, so the line says that instead."""
+    """The library's line names the format field (no CLI flag), which the page's Format box sets."""
     at = app(page="Upload")
     at.file_uploader(key="up_file").set_value(("mystery.json", b'{"a": 1}', "application/json")).run()
     err = texts(at, "error")
-    assert err == ["mystery.json: unknown format (expected one of: whowhen, otlp, chat, attrib); pick the file's "
-                   "format in the Format box above"]
+    assert err == ["mystery.json: format: unknown format (give the format explicitly: one of whowhen, otlp, chat, "
+                   "attrib)"]
     at.selectbox(key="up_format").set_value("whowhen").run()
     assert texts(at, "error") == ["mystery.json: history: missing required field (a list of {role, name, content})"]
 
@@ -980,18 +977,6 @@ def test_upload_of_many_traces_opens_every_one(app) -> None:
 
 
 # ------------------------------------------------------------------- third walk-through (one test per fix)
-def test_the_app_tells_a_lock_by_the_store_error_class(env, tmp_path) -> None:
-    """The store raises StoreLockedError where it opens a locked file; the app tests that class only: its line names
-    the lock and the pid the store read (none when DuckDB named none), whatever the error's text says."""
-    store = tmp_path / "held.duckdb"  # a real lock: test_lock_is_told_by_duckdb_io_error_not_by_any_text
-    locked = StoreLockedError(store, None, "cannot open the store (whatever DuckDB said)", pid=4242)
-    assert data.lock_conflict(locked) == str(locked)
-    assert data.store_error_line(store, locked).startswith(f"{store}: the store is locked by another process "
-                                                           "(PID 4242), e.g. an `attrib ingest`")
-    line = data.store_error_line(store, StoreLockedError(store, None, "cannot open the store (x)"))
-    assert line.startswith(f"{store}: the store is locked by another process, e.g.") and "PID" not in line
-
-
 def test_the_url_carries_only_what_the_page_uses(app) -> None:
     """Leaving a trace page drops trace (and method, where the page has no verdict) from the URL; coming back puts
     them back. A link never carries a trace or method the view does not show."""
@@ -1010,7 +995,6 @@ def test_the_url_carries_only_what_the_page_uses(app) -> None:
     assert at.query_params == {"page": "Blame", "trace": tid, "method": METHOD}
     at = app(page="Upload", trace=tid)  # a shared link with a trace the page does not use: dropped at once
     assert at.query_params == {"page": "Upload"}
-    assert set(pages.PAGE_PARAMS) == set(pages.PAGES)
     assert pages.url_params("Timeline", None, "") == {"page": "Timeline"}
 
 
@@ -1026,10 +1010,16 @@ def test_an_upload_with_a_stored_id_never_hides_the_stored_copy(app, env) -> Non
     def caption() -> str:
         return [c for c in texts(at, "caption") if " steps · agents: " in c][0]
 
-    assert "4 steps" in caption() and "uploaded copy from `mine.json`" in caption()
-    assert any("Showing the **uploaded copy**" in i for i in [str(x.value) for x in at.sidebar.info])
+    def copy_notes() -> list[str]:  # which copy shows: said once, in the sidebar beside the switch
+        notes = [m for m in texts(at, "info") + texts(at, "caption") if "copy** of" in m]
+        assert notes == [str(x.value) for x in at.sidebar.info if "copy** of" in str(x.value)]
+        return notes
+
+    assert "4 steps" in caption() and copy_notes() == [
+        f"Showing the **uploaded copy** of `{stored.id}` (from `mine.json`); the store holds a trace with this id "
+        "too, with its stored verdicts."]
     at.sidebar.button(key="copy_store").click().run()
-    assert f"{stored.n_steps} steps" in caption() and "stored copy" in caption()
+    assert f"{stored.n_steps} steps" in caption() and copy_notes()[0].startswith("Showing the **stored copy**")
     v = env["verdicts"][stored.id]  # the stored copy comes with its stored verdict
     assert any(s.startswith(f"Decisive step {v.step} — {v.agent}") for s in texts(at, "subheader"))
     at.sidebar.button(key="copy_upload").click().run()
@@ -1044,7 +1034,7 @@ def test_an_upload_with_a_stored_id_never_hides_the_stored_copy(app, env) -> Non
     at.button(key=f"open_up_{stored.id}").click().run()
     assert "4 steps" in caption()
     at.sidebar.radio[0].set_value("Export").run()
-    assert any("uploaded copy from `mine.json`" in c for c in texts(at, "caption"))
+    assert copy_notes()[0].startswith(f"Showing the **uploaded copy** of `{stored.id}` (from `mine.json`)")
 
 
 def test_compare_says_when_the_decisive_step_is_another_agents(app, env, monkeypatch, tmp_path) -> None:

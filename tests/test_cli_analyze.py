@@ -249,6 +249,11 @@ def test_stdin_at_a_terminal_is_a_usage_error(monkeypatch, tmp_path):
     with pytest.raises(UsageError, match=r"nothing is piped in \(e.g. cat run.json \| attrib analyze -\)") as e:
         load_target("-")
     assert e.value.exit_code == 2
+    from attrib.readers import read_stdin
+
+    with pytest.raises(UsageError, match=r"^stdin: nothing is piped in") as e:  # library callers too
+        read_stdin()
+    assert e.value.exit_code == 2
     r = CliRunner().invoke(app, ["ingest", "-", "--store", str(tmp_path / "s.duckdb")])  # no terminal: read
     assert r.exit_code == 3 and "stdin: empty file" in r.output
 

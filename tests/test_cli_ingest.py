@@ -262,6 +262,14 @@ def test_no_progress_bar_when_nobody_watches(bundled: Path, tmp_path: Path) -> N
     assert r.exit_code == 3 and r.stderr.startswith("error: ") and "--max-bytes" in r.stderr, r.stderr
 
 
+def test_the_library_draws_no_bar_when_stderr_is_no_terminal(bundled: Path, tmp_path: Path, capfd) -> None:
+    """``ingest(progress=True)`` with stderr on a pipe or in a log: no bar (the library checks, not each caller)."""
+    from attrib.store.api import ingest
+
+    assert ingest([bundled / "demo_whowhen.json"], store=tmp_path / "s.duckdb", progress=True).ok
+    assert capfd.readouterr().err == ""
+
+
 def test_an_ingest_where_every_file_fails_leaves_no_new_store(bundled: Path, tmp_path: Path) -> None:
     """Every file failing (malformed JSON from a file or piped in) used to leave a new, empty store file behind;
     a store that existed before keeps its traces."""

@@ -343,16 +343,18 @@ def test_a_bare_message_list_names_what_the_file_has(tmp_path: Path) -> None:
 
 
 def test_activation_formats_follow_the_suffix_the_way_activations_reads_it(tmp_path: Path) -> None:
-    """``.PTH`` is pt (not the raw suffix 'PTH'), an unknown suffix is kept so opening it names it, none is
-    safetensors, and a declared format wins; the chat and OTLP readers share the rule."""
+    """``.PTH`` is pt (not the raw suffix 'PTH'), an unknown suffix (or declared format) is kept so opening it names
+    it, none is safetensors, and a declared format wins; the chat and OTLP readers share the rule."""
     msgs = [
         {"role": "user", "content": "task"},
         {"role": "assistant", "name": "A", "content": "a", "activation": {"path": "step_1.PTH"}},
         {"role": "assistant", "name": "B", "content": "b", "activation": {"path": "step_2.h5"}},
         {"role": "assistant", "name": "C", "content": "c", "activation": {"path": "step_3"}},
         {"role": "assistant", "name": "D", "content": "d", "activation": {"path": "x.npz", "format": "pt"}},
+        {"role": "assistant", "name": "E", "content": "e", "activation": {"path": "x.npz", "format": "pth"}},
+        {"role": "assistant", "name": "F", "content": "f", "activation": {"path": "x.npz", "format": "hdf"}},
     ]
     p = tmp_path / "run.json"
     p.write_text(json.dumps(msgs))
     formats = [s.activation.format for s in load_trace(p).steps if s.activation is not None]
-    assert formats == ["pt", "h5", "safetensors", "pt"]
+    assert formats == ["pt", "h5", "safetensors", "pt", "pt", "hdf"]  # a declared pth is pt too, as a suffix

@@ -45,6 +45,21 @@ def test_upsert_is_idempotent_and_replaces_changed_content(bundled: Path, tmp_st
     assert tmp_store.get_attributions(t.id) == []  # verdicts on the old content are gone
 
 
+def test_upsert_traces_says_which_stored_ids_it_replaced(bundled: Path, tmp_store) -> None:
+    """``replaced`` gets the ids whose stored content differed (new and unchanged ones not); ``source_path`` may give
+    each trace its own file."""
+    a, b = load_trace(bundled / "demo_whowhen.json"), load_trace(bundled / "otlp_agents.json")
+    tmp_store.upsert_trace(a)
+    replaced: list[str] = []
+    changed = msgspec.structs.replace(a, steps=a.steps[:-1])
+    assert tmp_store.upsert_traces([changed, b], ["x.json", "y.json"], replaced=replaced) == [True, True]
+    assert replaced == [a.id]
+    rows = tmp_store.con.execute("SELECT trace_id, source_path FROM traces ORDER BY trace_id").fetchall()
+    assert sorted(rows) == sorted([(a.id, "x.json"), (b.id, "y.json")])
+    replaced.clear()
+    assert tmp_store.upsert_traces([changed, b], replaced=replaced) == [False, False] and replaced == []
+
+
 def test_label_and_metadata_round_trip_losslessly(bundled: Path, tmp_store) -> None:
     for name in ("demo_whowhen.json", "otlp_agents.json", "chat_autogen.jsonl"):
         t = load_trace(bundled / name)
@@ -293,8 +308,8 @@ def hold_write_lock(store: Path):
 
 
 def test_a_store_locked_by_another_process_is_a_store_locked_error(bundled: Path, tmp_path: Path) -> None:
-    """Told once, where the store opens the file: a StoreLockedError (an InputError, exit 3, the same one line as
-    before) with the holder's pid, read-only or not; DuckDB's own IOException stays its context. The CLI prints that
+    """Told once, where the store opens the file: a StoreLockedError (an InputError, exit 3, one line in words, no
+    DuckDB text) with the holder's pid, read-only or not; DuckDB's own IOException stays its context. The CLI prints that
     line and exits 3; other unreadable stores stay plain InputErrors."""
     import pickle
 
@@ -317,7 +332,8 @@ def test_a_store_locked_by_another_process_is_a_store_locked_error(bundled: Path
             assert e.value.pid == proc.pid and e.value.path == str(p) and e.value.field is None
             assert isinstance(e.value.__context__, duckdb.IOException)
             duck = str(e.value.__context__).splitlines()[0]
-            assert str(e.value) == f"{p}: cannot open the store ({duck})" and "\n" not in str(e.value)
+            assert str(e.value).startswith(f"{p}: the store is locked by another process (PID {proc.pid}), e.g. an "
+                                           "`attrib ingest`") and "\n" not in str(e.value)
             assert duck.startswith("IO Error: Could not set lock on file") and f"(PID {proc.pid})" in duck
         back = pickle.loads(pickle.dumps(e.value))
         assert isinstance(back, StoreLockedError) and back.pid == proc.pid and str(back) == str(e.value)

@@ -211,14 +211,15 @@ def register(app: typer.Typer) -> None:
                 from attrib.store import open_store
 
                 with open_store(store) as st:
-                    for (t, a), source in zip(results, sources, strict=True):
-                        # the verdict goes with the run it was made on: a stored trace of the same id but other
-                        # content is replaced (dropping its verdicts), as re-ingesting a changed file does
-                        known = st.has_trace(t.id)
-                        if st.upsert_trace(t, source_path=source) and known:
-                            err_console.print(f"[yellow]note:[/] replaced the stored {t.id} (other content under "
-                                              "the same id); its earlier verdicts were dropped", highlight=False)
-                        st.save_attribution(a)
+                    # the verdict goes with the run it was made on: a stored trace of the same id but other content
+                    # is replaced (dropping its verdicts), as re-ingesting a changed file does
+                    replaced: list[str] = []
+                    with st.transaction():
+                        st.upsert_traces([t for t, _ in results], sources, replaced=replaced)
+                        st.save_attributions(a for _, a in results)
+                    for tid in replaced:
+                        err_console.print(f"[yellow]note:[/] replaced the stored {tid} (other content under the same "
+                                          "id); its earlier verdicts were dropped", highlight=False)
                     err_console.print(f"saved {len(results)} verdict(s) to {st.path}", highlight=False)
         if as_json:
             payload = [a.to_dict() for _, a in results]

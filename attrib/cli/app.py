@@ -20,7 +20,7 @@ from types import FrameType
 
 import typer
 
-from attrib.errors import AttribError, NotFoundError, UsageError
+from attrib.errors import NotFoundError, UsageError
 from attrib.paths import REPO_ROOT
 
 #: The inspector's entry script: apps/ in a checkout, else the copy a wheel carries as attrib/_apps (see setup.py).
@@ -31,9 +31,8 @@ APP_SCRIPT = _SOURCE_APP if _SOURCE_APP.is_file() else Path(__file__).resolve().
 def streamlit_command(store: Path | None = None, port: int = 8501, host: str = "127.0.0.1",
                       headless: bool = False, script: Path = APP_SCRIPT) -> list[str]:
     """The ``python -m streamlit run`` command line that serves the inspector on ``host:port`` for ``store``."""
-    if importlib.util.find_spec("streamlit") is None:
-        # exit 1, as every missing optional extra
-        raise AttribError("streamlit is not installed: pip install 'attrib[app]' (or run `make install`)")
+    if importlib.util.find_spec("streamlit") is None:  # handle_errors names the extra to install (exit 1)
+        raise ModuleNotFoundError("No module named 'streamlit'", name="streamlit")
     if not script.exists():
         raise NotFoundError(f"{script}: the inspector app is not here (it ships in the source tree, under apps/)")
     if store is not None and not store.exists():

@@ -61,9 +61,8 @@ def register(app: typer.Typer) -> None:
                 except (TypeError, ValueError) as e:
                     raise InputError(model_config, None, f"not a model config ({e})") from None
         with handle_errors():  # the store itself: a folder, a file of another kind, locked by another process
-            # a bar only for a person watching: piped or logged, it left a blank line on stderr
-            report = ingest(paths, store=store, format=format, progress=not quiet and err_console.is_terminal,
-                            model_config=cfg, max_bytes=max_bytes)
+            report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg,
+                            max_bytes=max_bytes)
         if not report.files:
             err_console.print(f"[bold red]error:[/] no input files matched {escape(' '.join(paths))}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from attrib.errors import AttribError, InputError
+from attrib.errors import AttribError, InputError, UsageError
 from attrib.readers._common import check_encoding
 from attrib.readers.base import Reader
 from attrib.readers.chat import ChatReader
@@ -52,7 +52,7 @@ def detect(data: bytes, path: Path) -> Reader:
             iter_jsonl(data, path)
         else:
             loads(data, path)
-        raise InputError(path, None, f"unknown format (expected one of: {', '.join(READERS)}); pass --format")
+        raise InputError(path, "format", f"unknown format (give the format explicitly: one of {', '.join(READERS)})")
     return best
 
 
@@ -94,11 +94,14 @@ def read_stdin(format: str | None = None, max_bytes: int = MAX_BYTES) -> list[Tr
 
     Ids a reader derives from the file name would all be ``...-stdin``: those get the first 8 hex digits of the
     run's content hash appended, so two different runs piped in one after the other never share an id (the same
-    run piped twice keeps one)."""
+    run piped twice keeps one). Standard input that is a terminal (nothing piped in) is a :class:`UsageError`, not a
+    wait for a trace to be typed."""
     import sys
 
     import msgspec
 
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("stdin", None, "nothing is piped in (standard input is a terminal; pipe a trace file in)")
     data = sys.stdin.buffer.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise InputError("stdin", None, f"more than {max_bytes} bytes (raise the limit with --max-bytes)")

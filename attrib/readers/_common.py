@@ -165,10 +165,21 @@ def as_text(value: Any) -> str:
         texts = [part_text(p) for p in value]
         if any(t is not None for t in texts):
             return "\n".join(t if t is not None else as_text(p) for t, p in zip(texts, value, strict=True))
+    return json_text(value)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON text. An integer past 64 bits (which JSON files may hold and the standard library
+    reads, but orjson does not write) goes through the standard library; anything JSON cannot hold, as ``str``."""
     try:
         return orjson.dumps(value).decode()
     except TypeError:
-        return str(value)
+        import json
+
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return str(value)
 
 
 def as_int(value: Any) -> int | None:
@@ -230,13 +241,13 @@ def activation_path(p: str, base: Path) -> str:
     return os.path.abspath(p if not beside.exists() and q.exists() else beside)
 
 
+def ref_format(declared: Any, path: str) -> str:
+    """An activation reference's format, as :func:`attrib.activations.activation_format` reads it (the one the log
+    declares, else the one its file's suffix implies; ``pth`` -> pt either way); a format it does not know is kept
+    as written, so opening the file names it, and no suffix means safetensors."""
+    from attrib.activations import activation_format
 
-def activation_format(declared: Any, path: str) -> str:
-    """An activation reference's format: the one the log declares, else the one its file's suffix implies
-    (``.pth`` -> pt, via :func:`attrib.activations.format_from_suffix`); an unknown suffix is kept as written so
-    opening the file names it, and no suffix means safetensors."""
-    from attrib.activations import format_from_suffix
-
-    if declared:
-        return str(declared)
-    return format_from_suffix(path) or Path(path).suffix.lstrip(".") or "safetensors"
+    try:
+        return activation_format(path, str(declared) if declared else None)
+    except InputError:
+        return str(declared) if declared else Path(path).suffix.lstrip(".") or "safetensors"

@@ -23,13 +23,11 @@ An object may carry trace fields beside ``messages``: ``id``, ``task``/``questio
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from attrib.errors import InputError
 from attrib.readers._common import (
-    activation_format,
     activation_path,
     as_int,
     as_text,
@@ -38,7 +36,9 @@ from attrib.readers._common import (
     iter_jsonl,
     loads,
     looks_jsonl,
+    ref_format,
 )
+from attrib.readers.whowhen import normalize_agent
 from attrib.trace import ActivationRef, Label, Step, ToolCall, ToolResult, Trace
 
 #: autogen-agentchat message types (``{source, type, content}``) and the role each speaks in; also Magentic-One's
@@ -231,7 +231,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
             hooks = act.get("hooks") if isinstance(act.get("hooks"), list) else []
             ref = ActivationRef(path=activation_path(act["path"], path.parent),
                                 hooks=tuple(str(h) for h in hooks),
-                                format=activation_format(act.get("format"), act["path"]))
+                                format=ref_format(act.get("format"), act["path"]))
         meta = {}
         if msg.get("name") and msg.get("role") and msg.get("role") != role:
             meta["raw_role"] = str(msg["role"])
@@ -241,10 +241,10 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
                 meta["handoff_target"] = str(msg["target"])
             if kind == "WebSurferEvent" and msg.get("url"):
                 meta["url"] = str(msg["url"])
-        agent = str(agent)
-        if _MAGENTIC_ORCH.match(agent):  # Magentic-One: "Orchestrator (thought)", "Orchestrator (-> WebSurfer)"
-            meta["raw_name"] = agent
-            agent = "Orchestrator"
+        # Magentic-One: "Orchestrator (thought)", "Orchestrator (-> WebSurfer)" are one agent, as in Who&When
+        raw_name, agent = str(agent), normalize_agent(str(agent))
+        if agent != raw_name:
+            meta["raw_name"] = raw_name
         steps.append(Step(
             index=i,
             agent=agent,
@@ -262,10 +262,6 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
     if not steps:
         raise InputError(path, where or None, "no messages: only token-count records (LLMCallEvent)")
     return steps
-
-
-#: Magentic-One's orchestrator speaks as "Orchestrator (<what>)": one agent (as the Who&When reader folds it)
-_MAGENTIC_ORCH = re.compile(r"^Orchestrator \(.*\)$")
 
 
 def _task(steps: list[Step]) -> str:

@@ -54,7 +54,6 @@ import orjson
 
 from attrib.errors import InputError
 from attrib.readers._common import (
-    activation_format,
     activation_path,
     as_int,
     as_text,
@@ -62,9 +61,11 @@ from attrib.readers._common import (
     check_encoding,
     decode_error,
     iter_jsonl,
+    json_text,
     jsonl_unit,
     loads,
     looks_jsonl,
+    ref_format,
 )
 from attrib.trace import ActivationRef, Label, Step, ToolCall, ToolResult, Trace
 
@@ -369,18 +370,9 @@ def _function_log(logs: Any) -> dict[str, Any] | None:
             v = body.get(k)
             if v is None or v == {}:  # no arguments, or a function that returned None: nothing to keep
                 continue
-            out[k] = v if isinstance(v, str) else _json_text(v)
+            out[k] = v if isinstance(v, str) else json_text(v)
         return out
     return None
-
-
-def _json_text(v: Any) -> str:
-    try:
-        return orjson.dumps(v).decode()
-    except TypeError:  # an integer past 64 bits (json reads it; orjson writes none)
-        import json
-
-        return json.dumps(v, ensure_ascii=False)
 
 
 _FUNCTION_KEYS = ("function.arguments", "function.output", "exception.type", "exception.message")
@@ -585,17 +577,23 @@ _IN_KEYS = ("task", "input", "question", "query", "prompt")
 _OUT_KEYS = ("output", "answer", "final_answer", "content", "result")
 
 
-def _value_text(v: Any, side: str) -> str:
-    """``input.value`` / ``output.value`` as the text a reader wants: a JSON object's text field (or, for
-    ``{"messages": [...]}``, the first user message in / the last assistant message out); else the value as-is."""
+def _json_object(v: Any) -> dict[str, Any] | None:
+    """``v`` as the JSON object it holds (``input.value`` / ``output.value`` are JSON text), else None."""
     if not isinstance(v, str) or v[:1] != "{":
-        return as_text(v)
+        return None
     try:
         d = orjson.loads(v)
     except orjson.JSONDecodeError:
-        return v
-    if not isinstance(d, dict):
-        return v
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def _value_text(v: Any, side: str) -> str:
+    """``input.value`` / ``output.value`` as the text a reader wants: a JSON object's text field (or, for
+    ``{"messages": [...]}``, the first user message in / the last assistant message out); else the value as-is."""
+    d = _json_object(v)
+    if d is None:
+        return as_text(v)
     msgs = d.get("messages")
     if isinstance(msgs, list) and msgs:
         want = ("user", "human") if side == "input" else ("assistant", "ai")
@@ -613,7 +611,8 @@ def _value_text(v: Any, side: str) -> str:
 
 def _is_state(v: Any) -> bool:
     """A LangGraph state as OpenInference records a graph's or node's output: ``{"messages": [...], ...}``."""
-    return isinstance(v, str) and v.startswith('{"messages": [')
+    d = _json_object(v)
+    return d is not None and isinstance(d.get("messages"), list)
 
 
 def _first_user_input(a: dict[str, Any]) -> str:
@@ -652,17 +651,21 @@ _TOKENS_IN = ("gen_ai.usage.input_tokens", "llm.token_count.prompt")
 _TOKENS_OUT = ("gen_ai.usage.output_tokens", "llm.token_count.completion")
 
 
-def _tokens(a: dict[str, Any], keys: tuple[str, ...]) -> int | None:
-    return next((as_int(a[k]) for k in keys if a.get(k) is not None), None)
+def _tokens(a: dict[str, Any]) -> tuple[int | None, int | None]:
+    """A span's (input, output) token counts, each None when it reports none."""
+    def first(keys: tuple[str, ...]) -> int | None:
+        return next((as_int(a[k]) for k in keys if a.get(k) is not None), None)
+
+    return first(_TOKENS_IN), first(_TOKENS_OUT)
 
 
-def _rolled_up(recs: list[_Rec], by_id: dict[str, _Rec]) -> set[str]:
-    """The spans some descendant of which reports token counts: their own counts are totals over that subtree
-    (smolagents' ``X.run`` AGENT span, a GenAI ``invoke_agent`` span: the whole run's usage), not tokens of their
-    own."""
+def _rolled_up(recs: list[_Rec], by_id: dict[str, _Rec], usage: dict[str, tuple[int | None, int | None]]) -> set[str]:
+    """The spans some descendant of which reports token counts (``usage``, by span id): their own counts are totals
+    over that subtree (smolagents' ``X.run`` AGENT span, a GenAI ``invoke_agent`` span: the whole run's usage), not
+    tokens of their own."""
     out: set[str] = set()
     for r in recs:
-        if _tokens(r.attrs, _TOKENS_IN) is None and _tokens(r.attrs, _TOKENS_OUT) is None:
+        if usage[r.span_id] == (None, None):
             continue
         p = r.parent_id
         while p and p not in out and p in by_id:
@@ -671,11 +674,12 @@ def _rolled_up(recs: list[_Rec], by_id: dict[str, _Rec]) -> set[str]:
     return out
 
 
-def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: Path,
-          has_children: bool, rolled_up: bool = False) -> Step:
-    """One span's step. Tokens are the step's own: an LLM span's usage; a span whose descendants report usage
-    (``rolled_up``) repeats their sum in its own counts, so those go to ``metadata`` as ``tokens_in_total`` /
-    ``tokens_out_total`` and summing ``tokens_in`` over the steps counts every call once."""
+def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: Path, has_children: bool,
+          tokens: tuple[int | None, int | None], rolled_up: bool, tasks: dict[str, str]) -> Step:
+    """One span's step. Tokens are the step's own: an LLM span's usage (``tokens``); a span whose descendants report
+    usage (``rolled_up``) repeats their sum in its own counts, so those go to ``metadata`` as ``tokens_in_total`` /
+    ``tokens_out_total`` and summing ``tokens_in`` over the steps counts every call once. ``tasks`` (span id -> task)
+    gets the task of a span whose step shows the task it was handed."""
     a = rec.attrs
     base_dir = path.parent
     own = a.get("attrib.step_json")
@@ -687,6 +691,10 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
         return msgspec.structs.replace(step, index=idx)  # verbatim: the span ids are derived from the step again
     calls: list[ToolCall] = []
     results: tuple[ToolResult, ...] = ()
+    # an agent span handed a task, or a LangGraph graph or node span whose output is the {"messages": [...]} state its
+    # children wrote: the step shows the task it received (the output, the children's work, goes to metadata)
+    handed = has_children and kind == "agent" and a.get("input.value") is not None
+    state = has_children and kind != "llm" and not handed and _is_state(a.get("output.value"))
     if kind == "llm":
         content, calls = _llm_output(a)
     elif kind == "tool":
@@ -700,11 +708,8 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
         content = as_text(out) if out is not None else (rec.error or "")
         calls = [ToolCall(name=name, arguments=as_text(args), id=cid)]
         results = (ToolResult(content=content, call_id=cid, name=name, is_error=rec.error is not None),)
-    elif has_children and ((kind == "agent" and a.get("input.value") is not None) or _is_state(a.get("output.value"))):
-        # an agent span starts when it is handed its task; its output is the sum of its children's work,
-        # so the step's content is the task it received and the output is kept in metadata (so for a LangGraph
-        # graph or node span, whose output is the {"messages": [...]} state its children wrote)
-        content = _first_user_input(a)
+    elif handed or state:
+        content = tasks[rec.span_id] = _first_user_input(a)
     else:
         content = as_text(_io(a, "output"))
     if not content and rec.error is not None:  # a failed span with no output: what went wrong is what it said
@@ -715,14 +720,14 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
         if inp is not None:
             meta["input"] = as_text(inp)
         out = a.get("output.value")
-        if out is not None and (kind == "agent" or (has_children and _is_state(out))):
+        if out is not None and (kind == "agent" or state):
             meta["output"] = as_text(out)
     model = a.get("gen_ai.request.model") or a.get("llm.model_name")
     if model:
         meta["model"] = str(model)
     if rec.error is not None:
         meta["error"] = rec.error
-    tin, tout = _tokens(a, _TOKENS_IN), _tokens(a, _TOKENS_OUT)
+    tin, tout = tokens
     if rolled_up:  # totals over the children's calls (which carry their own counts), not this span's
         if tin is not None:
             meta["tokens_in_total"] = tin
@@ -735,7 +740,7 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
         hooks = a.get("attrib.activation.hooks") or ()
         act = ActivationRef(path=activation_path(ap, base_dir),
                             hooks=tuple(str(h) for h in hooks) if isinstance(hooks, list) else (),
-                            format=activation_format(a.get("attrib.activation.format"), ap))
+                            format=ref_format(a.get("attrib.activation.format"), ap))
     return Step(
         index=idx,
         agent=agent,
@@ -801,12 +806,14 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
     # time order; ties (and spans without times) in tree order, i.e. depth-first preorder in file order
     order.sort(key=lambda t: (t[0], t[1]))
     index = {t[2].span_id: i for i, t in enumerate(order)}
-    rolled = _rolled_up(recs, by_id)
+    usage = {r.span_id: _tokens(r.attrs) for r in recs}
+    rolled = _rolled_up(recs, by_id, usage)
     steps = []
+    tasks: dict[str, str] = {}  # span id -> the task an agent (or state) span was handed, which its step shows
     for i, (_, _, r) in enumerate(order):
         _, _, kind, agent = info[r.span_id]
         steps.append(_step(i, r, kind, agent or r.name or "unknown", index[r.parent_id] if r.parent_id else None,
-                           path, r.span_id in children, r.span_id in rolled))
+                           path, r.span_id in children, usage[r.span_id], r.span_id in rolled, tasks))
     _link_tool_results(steps)
     root = order[0][2]
     ra = root.attrs
@@ -828,8 +835,11 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
         (o for s, (_, _, r) in zip(reversed(steps), reversed(order), strict=True)
          if s.role != "tool" and (o := _output(s, r, info[r.span_id][2], children))), None)
     # the root's input, else the first agent span's task (TRAIL: a harness root with no input of its own)
-    task = as_text(ra.get("attrib.task")) or _first_user_input(ra) or next(
-        (t for _, _, r in order if info[r.span_id][2] == "agent" and (t := _first_user_input(r.attrs))), "")
+    def handed(r: _Rec) -> str:  # the task a span was handed, parsed again only where its step does not show it
+        return tasks[r.span_id] if r.span_id in tasks else _first_user_input(r.attrs)
+
+    task = as_text(ra.get("attrib.task")) or handed(root) or next(
+        (t for _, _, r in order if info[r.span_id][2] == "agent" and (t := handed(r))), "")
     gt = ra.get("attrib.ground_truth")
     return Trace(
         id=str(ra.get("attrib.trace_id") or trace_id),

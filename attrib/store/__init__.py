@@ -74,15 +74,12 @@ _LOCK_PID = re.compile(r"\(PID (\d+)\)")
 
 class StoreLockedError(InputError):
     """The store file is locked by another process (DuckDB lets one process write, or many read; e.g. an ``attrib
-    ingest`` or ``attrib analyze --store`` is writing to it). Same one line and exit code (3) as any store that cannot
-    be opened; ``pid`` is the holding process's id when DuckDB names it, else None."""
+    ingest`` or ``attrib analyze --store`` is writing to it). Exit code 3, as any store that cannot be opened; ``pid``
+    is the holding process's id when DuckDB names it, else None."""
 
     def __init__(self, path: str | Path | None, field: str | None, message: str, pid: int | None = None) -> None:
-        self.pid = pid
+        self.pid = pid  # pickled with the rest of __dict__ (InputError.__reduce__)
         super().__init__(path, field, message)
-
-    def __reduce__(self) -> tuple[Any, ...]:  # picklable (a Dask worker, a subprocess) with its fields and pid
-        return (type(self), (self.path, self.field, self.message, self.pid))
 
 
 def default_path() -> Path:
@@ -123,11 +120,14 @@ class Store:
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as e:
-            message = f"cannot open the store ({str(e).splitlines()[0]})"
             if _LOCK_WORDS.search(str(e)):  # told here, once: callers test the class, never DuckDB's text
-                pid = _LOCK_PID.search(str(e))
-                raise StoreLockedError(self.path, None, message, pid=int(pid.group(1)) if pid else None) from None
-            raise InputError(self.path, None, message) from None
+                m = _LOCK_PID.search(str(e))
+                pid = int(m.group(1)) if m else None
+                who = f" (PID {pid})" if pid is not None else ""
+                raise StoreLockedError(self.path, None, f"the store is locked by another process{who}, e.g. an "
+                                       "`attrib ingest` or `attrib analyze --store` writing to it; try again when "
+                                       "it is done", pid=pid) from None
+            raise InputError(self.path, None, f"cannot open the store ({str(e).splitlines()[0]})") from None
         except duckdb.Error as e:
             raise InputError(self.path, None, f"not a DuckDB store ({str(e).splitlines()[0]})") from None
         self._depth = 0
@@ -206,11 +206,14 @@ class Store:
         """Insert or replace ``trace``; returns False when the same id with the same content is stored."""
         return self.upsert_traces([trace], source_path)[0]
 
-    def upsert_traces(self, traces: list[Trace], source_path: str | None = None) -> list[bool]:
+    def upsert_traces(self, traces: list[Trace], source_path: str | list[str | None] | None = None,
+                      replaced: list[str] | None = None) -> list[bool]:
         """Upsert many traces in one transaction with bulk (Arrow) inserts; per trace, whether it changed.
 
-        If an id repeats within ``traces`` the last one wins. A trace that breaks the trace model's rules
-        (:meth:`Trace.problem`, without the type pass readers make needless) is refused before anything is written.
+        ``source_path``: the file they came from, or a list with each trace's. If an id repeats within ``traces`` the
+        last one wins. ``replaced`` (a list) gets the ids whose stored trace had other content, so was replaced (its
+        verdicts dropped). A trace that breaks the trace model's rules (:meth:`Trace.problem`, without the type pass
+        readers make needless) is refused before anything is written.
         """
         for t in traces:
             t.check(check_types=False)
@@ -227,8 +230,11 @@ class Store:
                 for table in ("steps", "labels", "activations", "traces", "attributions", "analysis_errors"):
                     self.con.execute(f"DELETE FROM {table} WHERE list_contains(?, trace_id)", [replace])
             if todo:
+                sources = source_path if isinstance(source_path, list) else [source_path] * len(traces)
                 self._insert([enc[i][0] for i in todo], [enc[i][1] for i in todo], [digests[i] for i in todo],
-                             source_path)
+                             [sources[i] for i in todo])
+        if replaced is not None:
+            replaced += replace
         changed = set(todo)
         return [i in changed for i in range(len(traces))]
 
@@ -239,7 +245,8 @@ class Store:
         for t in tables:
             self.con.execute(f"DELETE FROM {t} WHERE trace_id = ?", [trace_id])
 
-    def _insert(self, traces: list[Trace], blobs: list[bytes], digests: list[str], source_path: str | None) -> None:
+    def _insert(self, traces: list[Trace], blobs: list[bytes], digests: list[str],
+                source_paths: list[str | None]) -> None:
         import pyarrow as pa
 
         enc = _ENC.encode
@@ -247,7 +254,7 @@ class Store:
         self.con.from_arrow(pa.table({
             "trace_id": pa.array([t.id for t in traces], s),
             "source_format": pa.array([t.source_format for t in traces], s),
-            "source_path": pa.array([source_path] * len(traces), s),
+            "source_path": pa.array(source_paths, s),
             "task": pa.array([t.task for t in traces], s),
             "outcome": pa.array([t.outcome for t in traces], s),
             "final_answer": pa.array([t.final_answer for t in traces], s),

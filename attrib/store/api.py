@@ -118,7 +118,8 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
 
     Returns an :class:`IngestReport`; it never raises for bad input files (check ``report.ok``). The path
     ``"-"`` reads standard input. Two files that give the same trace id fail the second (one trace per id).
-    ``progress=True`` draws a rich progress bar on stderr; ``on_file`` is called after each file.
+    ``progress=True`` draws a rich progress bar on stderr when that is a terminal; ``on_file`` is called after each
+    file.
     """
     if isinstance(paths, str | Path):
         paths = [paths]
@@ -131,26 +132,22 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
     st = open_store(store) if own else store  # type: ignore[arg-type]
     seen: dict[str, str] = {}
     try:
-        if progress:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          TextColumn("{task.description}"), console=Console(stderr=True), transient=True) as bar:
-                task = bar.add_task("", total=len(files))
-                for f in files:
-                    bar.update(task, description=f.name)
-                    r = ingest_file(st, f, format, max_bytes, model_config=model_config, seen=seen)
-                    report.files.append(r)
-                    if on_file:
-                        on_file(r)
-                    bar.advance(task)
-        else:
+        # a bar only for a person watching: on a pipe or in a log it left a blank line on stderr
+        err = Console(stderr=True)
+        with Progress(TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.description}"), console=err, transient=True,
+                      disable=not (progress and err.is_terminal)) as bar:
+            task = bar.add_task("", total=len(files))
             for f in files:
+                bar.update(task, description=f.name)
                 r = ingest_file(st, f, format, max_bytes, model_config=model_config, seen=seen)
                 report.files.append(r)
                 if on_file:
                     on_file(r)
+                bar.advance(task)
     finally:
         if own:
             st.close()
