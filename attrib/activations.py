@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from attrib.errors import InputError
+from attrib.errors import InputError, is_whole_number
 from attrib.trace import ActivationRef, Step, Trace, with_activation_paths
 
 FORMATS = ("safetensors", "npz", "pt")
@@ -82,9 +82,9 @@ def _positive_int(field: str, v: Any) -> int:
         v = int(v)
     if isinstance(v, float) and v.is_integer():
         v = int(v)
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+    if not is_whole_number(v):
         raise InputError(None, field, f"must be a positive integer, got {v!r}")
-    return v
+    return int(v)
 
 
 #: A shape rule names each dimension of a hook's activation for one prompt (batch dropped): ``"pos"`` is any
@@ -191,6 +191,15 @@ def check_hook_name(path: str | Path | None, hook: str, field: str | None = None
     raise InputError(path, field or hook, f"{hook!r} is not a TransformerLens hook name{hint}")
 
 
+def check_hook(path: str | Path | None, hook: str, n_layers: int, field: str | None = None) -> None:
+    """:func:`check_hook_name`, and :class:`InputError` for a ``blocks.{l}`` hook past the model's ``n_layers``."""
+    check_hook_name(path, hook, field)
+    layer = hook_layer(hook)
+    if layer is not None and layer >= n_layers:
+        named = f"{hook!r}: " if field else ""  # the field is the hook itself unless one is named
+        raise InputError(path, field or hook, f"{named}layer {layer} does not exist (model has {n_layers} layers)")
+
+
 def expected_shape(hook: str, cfg: ModelConfig) -> tuple[int | None, ...] | None:
     """The shape a hook's activation must have for one prompt (None = any length), without batch.
 
@@ -210,10 +219,7 @@ _QK_HOOKS = ("attn.hook_pattern", "attn.hook_attn_scores")
 def check_shape(path: str | Path, hook: str, shape: tuple[int, ...], cfg: ModelConfig) -> None:
     """Raise :class:`InputError` (file, hook) if ``hook`` is no known hook name or ``shape`` does not fit ``cfg``
     (a leading batch of 1 is allowed)."""
-    check_hook_name(path, hook)
-    layer = hook_layer(hook)
-    if layer is not None and layer >= cfg.n_layers:
-        raise InputError(path, hook, f"layer {layer} does not exist (model has {cfg.n_layers} layers)")
+    check_hook(path, hook, cfg.n_layers)
     want = expected_shape(hook, cfg)
     if want is None:
         return
@@ -317,6 +323,14 @@ class ActivationFile:
         except Exception as e:  # corrupt headers surface as library-specific errors
             self.close()
             raise InputError(self.path, None, f"cannot read {self.format} activation file ({e})") from None
+        # which hooks each step has, indexed once: plain keys are every step's, "<step>/<hook>" keys one step's
+        self._plain = tuple(k for k in self._shapes if "/" not in k)
+        by_step: dict[str, list[str]] = {}
+        for k in self._shapes:
+            step, sep, hook = k.partition("/")
+            if sep:
+                by_step.setdefault(step, []).append(hook)
+        self._steps = {step: tuple(hooks) for step, hooks in by_step.items()}
 
     # -- opening
     def _open_safetensors(self) -> None:
@@ -481,8 +495,6 @@ class ActivationFile:
         if offset is None or not shape or 0 in shape:  # compressed, or nothing (a scalar) to map: read it
             with self._handle.open(key + ".npy") as f:
                 return np.lib.format.read_array(f, allow_pickle=False)
-        if self._map is None:
-            raise InputError(self.path, key, "the activation file is closed")
         nbytes = int(np.prod(shape)) * dtype.itemsize  # stored: a view into the file's one map, read-only
         return self._map[offset:offset + nbytes].view(dtype).reshape(shape, order="F" if fortran else "C")
 
@@ -492,14 +504,12 @@ class ActivationFile:
 
     def step_hooks(self, step: int) -> tuple[str, ...]:
         """The hook names this file holds for ``step``: its ``"<step>/<hook>"`` keys, or its plain keys."""
-        prefix = f"{step}/"
-        mine = tuple(k[len(prefix):] for k in self._shapes if k.startswith(prefix))
-        plain = tuple(k for k in self._shapes if "/" not in k)
-        if mine or plain:
-            return plain + mine
+        hooks = self._plain + self._steps.get(str(step), ())
+        if hooks:
+            return hooks
         if not self._shapes:
             raise InputError(self.path, None, "the file holds no activations")
-        steps = sorted({k.split("/", 1)[0] for k in self._shapes}, key=lambda s: (not s.isdigit(), len(s), s))
+        steps = sorted(self._steps, key=lambda s: (not s.isdigit(), len(s), s))
         raise InputError(self.path, None, f"the file holds nothing for step {step} (it has steps {', '.join(steps[:8])})")
 
     def check(self, cfg: Any = None, hooks: tuple[str, ...] | None = None, step: int | None = None) -> None:
@@ -564,26 +574,21 @@ def check_trace(trace: Trace, config: Any = None, source: str | Path | None = No
     With ``source`` (the trace's file), errors name it and the step before the activation file's own line.
     A file several steps share (``"<step>/<hook>"`` keys) is opened, and its index read, once per call.
     """
-    refs = [(s.index, s.activation) for s in trace.steps if s.activation is not None]
-    last = {(ref.path, ref.format): i for i, (_, ref) in enumerate(refs)}  # where each file is needed last
-    opened: dict[tuple[str, str], ActivationFile] = {}
-    try:
-        for i, (index, ref) in enumerate(refs):
-            key = (ref.path, ref.format)
-            try:
-                if key not in opened:
-                    opened[key] = open_activations(ref)
-                opened[key].check(config, ref.hooks or None, index)
-            except InputError as e:
-                if source is None:
-                    raise
-                raise InputError(source, f"steps[{index}].activation", e.one_line()) from None
-            if last[key] == i:
-                opened.pop(key).close()
-    finally:
-        for f in opened.values():
-            f.close()
-    return len(refs)
+    by_file: dict[tuple[str, str], list[tuple[int, ActivationRef]]] = {}
+    for s in trace.steps:
+        if s.activation is not None:
+            by_file.setdefault((s.activation.path, s.activation.format), []).append((s.index, s.activation))
+    for refs in by_file.values():
+        index = refs[0][0]  # the step an error names: the first one while opening, then the one checked
+        try:
+            with open_activations(refs[0][1]) as f:
+                for index, ref in refs:
+                    f.check(config, ref.hooks or None, index)
+        except InputError as e:
+            if source is None:
+                raise
+            raise InputError(source, f"steps[{index}].activation", e.one_line()) from None
+    return sum(len(refs) for refs in by_file.values())
 
 
 def link_activations(trace: Trace, directory: str | Path, pattern: str = "step_{index}") -> Trace:

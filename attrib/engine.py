@@ -162,11 +162,12 @@ def _method_name(method: str | Callable[..., Attribution] | None) -> str:
     return getattr(method, "method_name", None) or getattr(method, "__name__", "custom")
 
 
-def _pin_ranker(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def pin_ranker(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The learned method's options with its ranker file fixed for every worker, and that ranker's
     ``evidence.ranker``: ``model_path``, else the driver's ``$ATTRIB_RANKER``, as an absolute path (a worker may have
     another working directory, and a remote one not the driver's environment); the file is loaded once here, so a
-    missing or foreign one is one error (NotFoundError / InputError), not one per trace."""
+    missing or foreign one is one error (NotFoundError / InputError), not one per trace. The CLI pins it so too,
+    for one trace as for a batch."""
     from attrib.methods.learned import check_ranker, ranker_source
 
     path = options.get("model_path") or os.environ.get("ATTRIB_RANKER") or None
@@ -209,6 +210,13 @@ class _Writer:
 
 @contextlib.contextmanager
 def _progress_bar(total: int, enabled: bool, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on standard error, drawn only when it is a terminal (piped or logged, it would leave a blank
+    line): callers need no check of their own. Yields the function that advances it."""
+    if enabled and total:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        enabled = console.is_terminal
     if not enabled or total == 0:
         yield lambda n: None
         return
@@ -229,9 +237,7 @@ def _progress_bar(total: int, enabled: bool, label: str) -> Iterator[Callable[[i
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    from rich.console import Console
-
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
+    with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(label, total=total, rate="")
         t0 = time.perf_counter()
         done = 0
@@ -441,7 +447,7 @@ def analyze_many(
     run = {"method": method if method is not None else name, "name": name, "options": options or {}}
     expected_ranker = None  # the learned ranker every verdict of this batch must come from
     if name == "learned" and isinstance(run["method"], str) and "model" not in run["options"]:
-        run["options"], expected_ranker = _pin_ranker(run["options"])
+        run["options"], expected_ranker = pin_ranker(run["options"])
     t0 = time.perf_counter()
     # analysing needs stored traces: a mistyped path must not become a new, empty store and "0 traces selected"
     try:
@@ -453,15 +459,13 @@ def analyze_many(
     import duckdb
 
     try:
-        skip = None if force else name
-        ranker = None
-        if name == "learned" and "model" in run["options"]:  # a ranker object: nothing can tell its verdicts apart
-            skip = None
-        elif name == "learned" and isinstance(run["method"], str):  # a verdict by another ranker is not done
-            ranker = expected_ranker
+        # a ranker object: nothing can tell its verdicts apart, so none is skipped; a verdict by another ranker
+        # file is not done
+        skip = None if force or (name == "learned" and "model" in run["options"]) else name
         try:
-            matched, todo = store.count_selected(where, skip_method=skip, skip_ranker=ranker)
-            parts = store.stream_trace_json(where, skip_method=skip, batch_size=batch_size, skip_ranker=ranker)
+            matched, todo = store.count_selected(where, skip_method=skip, skip_ranker=expected_ranker)
+            parts = store.stream_trace_json(where, skip_method=skip, batch_size=batch_size,
+                                            skip_ranker=expected_ranker)
         except InputError as e:  # name the filter as the CLI user typed it: a flag's value, exit 2
             raise UsageError(None, "where", f"{e.message} (in {e.path})" if e.path else e.message) from None
         report = BatchReport(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,22 @@ class UsageError(InputError):
         flag = self.field and "/".join(f if f.startswith("-") else "--" + f.replace("_", "-")
                                        for f in self.field.split("/"))
         return InputError(self.path, flag, self.message).one_line()
+
+
+def is_whole_number(value: object, minimum: int = 1, maximum: int | None = None) -> bool:
+    """True for an integer (not a bool) in ``minimum..maximum`` (no upper bound when ``maximum`` is None)."""
+    return (isinstance(value, Integral) and not isinstance(value, bool) and value >= minimum
+            and (maximum is None or value <= maximum))
+
+
+def whole_number(field: str, value: object, minimum: int = 1, maximum: int | None = None, *,
+                 error: type[UsageError] = UsageError) -> int:
+    """``value`` as an int when it is a whole number in ``minimum..maximum``, else ``error`` (a :class:`UsageError`)
+    naming ``field``: the one check of a count argument (``top_k``, ``batch_size``, ``steps``...)."""
+    if not is_whole_number(value, minimum, maximum):
+        bound = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
+        raise error(None, field, f"must be a whole number {bound}, got {value!r}")
+    return int(value)  # type: ignore[call-overload]
 
 
 class NotFittedError(AttribError, ValueError, AttributeError):

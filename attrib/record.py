@@ -40,7 +40,7 @@ import numpy as np
 
 from attrib.activations import (
     ModelConfig,
-    check_hook_name,
+    check_hook,
     closest_hook,
     hook_layer,
     is_known_hook,
@@ -122,10 +122,7 @@ class Recorder:
         if h.endswith((":segment_mass", ":entropy")) or h == "attrib.query_positions":
             raise InputError(None, "hooks", f"{h!r} is written for every recorded layer already (choose them with "
                                             "layers=[...]); hooks names extra TransformerLens hooks")
-        check_hook_name(None, h, "hooks")  # the names the activation files accept back (attrib.activations)
-        layer = hook_layer(h)
-        if layer is not None and layer >= self.n_layers:
-            raise InputError(None, "hooks", f"{h!r}: layer {layer} does not exist (model has {self.n_layers})")
+        check_hook(None, h, self.n_layers, "hooks")  # the names the activation files accept back (attrib.activations)
         names: set[str] = set()
         if self.is_bridge:
             try:

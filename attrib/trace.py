@@ -248,29 +248,38 @@ def question_id(trace: Trace) -> str:
     return str(trace.metadata.get("question_id") or trace.id)
 
 
-def group_same_task(traces: list[Trace]) -> tuple[list[Trace], int]:
-    """Runs without a ``metadata.question_id`` (OTLP files cannot carry one) whose task text is another run's get
-    that run's question id, so grouped folds keep re-runs of one task together instead of treating each as a task
-    of its own; returns the traces and how many were regrouped. Runs with an explicit question id are never moved."""
+def group_reruns(traces: list[Trace]) -> tuple[list[Trace], int, int]:
+    """Give re-runs of one task one ``metadata.question_id``, so grouped folds keep them together instead of
+    treating each as a task of its own. Returns the traces, how many were grouped by task text and how many as
+    copies:
+
+    * a run without a question id (OTLP files cannot carry one) whose task text is another run's gets that run's
+      question id (runs with an explicit one are not moved by their task text);
+    * then a run whose steps repeat an earlier run's exactly (:func:`fingerprint`) gets that run's question id, so
+      no copy is scored by a model fitted on another.
+    """
+    tasks = [t.task.strip() for t in traces]
     key: dict[str, str] = {}  # task text -> the group key of its first run (an explicit id wins)
-    for t in traces:
-        task = t.task.strip()
+    unnamed: dict[str, int] = {}  # task text -> how many runs without a question id have it
+    for t, task in zip(traces, tasks, strict=True):
         if task and t.metadata.get("question_id"):
             key.setdefault(task, question_id(t))
-    counts: dict[str, int] = {}
-    for t in traces:
-        if t.task.strip() and not t.metadata.get("question_id"):
-            counts[t.task.strip()] = counts.get(t.task.strip(), 0) + 1
-    out, n = [], 0
-    for t in traces:
-        task = t.task.strip()
-        if t.metadata.get("question_id") or not task or (task not in key and counts.get(task, 0) < 2):
-            out.append(t)
-            continue
-        qid = key.setdefault(task, "task-" + hashlib.sha1(task.encode()).hexdigest()[:12])
-        out.append(msgspec.structs.replace(t, metadata={**t.metadata, "question_id": qid}))
-        n += 1
-    return out, n
+        elif task:
+            unnamed[task] = unnamed.get(task, 0) + 1
+    first: dict[str, str] = {}  # fingerprint -> the question id of its first run
+    out, n_task, n_copies = [], 0, 0
+    for t, task in zip(traces, tasks, strict=True):
+        qid, moved = question_id(t), False
+        if task and not t.metadata.get("question_id") and (task in key or unnamed[task] >= 2):
+            qid = key.setdefault(task, "task-" + hashlib.sha1(task.encode()).hexdigest()[:12])
+            n_task, moved = n_task + 1, True
+        fp = fingerprint(t)
+        if fp in first and first[fp] != qid:
+            qid = first[fp]
+            n_copies, moved = n_copies + 1, True
+        first.setdefault(fp, qid)
+        out.append(msgspec.structs.replace(t, metadata={**t.metadata, "question_id": qid}) if moved else t)
+    return out, n_task, n_copies
 
 
 def with_activation_paths(trace: Trace, fn: Callable[[str], str]) -> Trace:

@@ -164,10 +164,13 @@ def test_second_pass_fixes(tmp_path, whowhen_dir):
     with pytest.raises(TypeError, match="read files first"):
         evaluate_labelled("runs/")
     # a ranker is named by its resolved path and content: a rewritten file is another ranker
+    from attrib.methods.learned import ARTIFACT
+
     path = tmp_path / "r.json"
-    path.write_text('{"a": 1}')
+    shipped = json.loads(ARTIFACT.read_text())
+    path.write_text(json.dumps({**shipped, "trained_on": "a"}))
     first = ranker_source(str(path))
-    path.write_text('{"a": 2}')
+    path.write_text(json.dumps({**shipped, "trained_on": "a, again"}))
     assert first.startswith(str(path.resolve())) and ranker_source(str(path)) != first
     with pytest.raises(UsageError, match="scheduler"):
         attrib.analyze_many(tmp_path / "x.duckdb", engine="serial", scheduler="tcp://h:8786")

@@ -82,7 +82,7 @@ def test_out_and_pairs_paths_are_checked_before_the_model_loads(tmp_path):
     r = runner.invoke(app, ["sail", "--suite", "conflicts", "--model", nope, "--out", str(blocker)])
     assert r.exit_code == 1 and str(blocker) in r.output and "a file is in the way" in r.output, r.output
     r = runner.invoke(app, ["sail", "--pairs", str(tmp_path), "--model", nope, "--out", str(tmp_path / "o")])
-    assert r.exit_code == 3 and r.output.strip() == f"error: {tmp_path}: is a folder; --pairs takes a JSONL file"
+    assert r.exit_code == 3 and r.output.strip() == f"error: {tmp_path}: is a folder, not a pairs file (a JSONL file, one pair a line)"
 
 
 def test_compliance_help_names_every_family_and_condition():

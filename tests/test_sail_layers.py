@@ -74,7 +74,7 @@ def test_bad_input():
         rank_layers(model, tok, [])
     with pytest.raises(InputError, match="pairs"):
         resolve_layers(model, tok, "auto")
-    with pytest.raises(InputError, match="k must be"):
+    with pytest.raises(InputError, match="k: must be a whole number in 1..30"):
         rank_layers(model, tok, _pairs()[:1], k=31)
     assert resolve_layers(model, tok, "3,7").layers == [3, 7]
 

@@ -159,21 +159,22 @@ def method_options(method: str, model: Path | None, *, set_level: float | None =
 
 
 def ranker_options(method: str | None, model: Path | None) -> dict[str, Any]:
-    """Method options that point the learned ranker at a fitted file (``--model``); {} when none is given.
+    """Method options that point the learned ranker at its file: ``--model``, else ``$ATTRIB_RANKER`` (as an
+    absolute path); {} for the shipped one.
 
     The learned method reads it directly; ``judge-hybrid`` passes it to its offline evidence. The file is
-    loaded once here, so a missing or foreign file is one error (exit 4 or 3), not one per trace.
+    loaded once here (:func:`attrib.engine.pin_ranker`, as a batch does), so a missing or foreign file is one error
+    (exit 4 or 3), not one per trace.
     """
-    if model is None:
-        return {}
     name = method or "learned"
-    if name in ("learned", "judge-hybrid"):  # fail now, not once per trace of a batch
-        from attrib.methods.learned import check_ranker
+    if name not in ("learned", "judge-hybrid"):
+        if model is None:
+            return {}
+        raise typer.BadParameter(f"--model applies to the learned ranker (and judge-hybrid), not --method {name}",
+                                 param_hint="--model")
+    from attrib.engine import pin_ranker
 
-        check_ranker(model)
-    if name == "learned":
-        return {"model_path": str(model)}
-    if name == "judge-hybrid":
-        return {"offline_options": {"model_path": str(model)}}
-    raise typer.BadParameter(f"--model applies to the learned ranker (and judge-hybrid), not --method {name}",
-                             param_hint="--model")
+    options, _ = pin_ranker({"model_path": str(model)} if model is not None else {})
+    if name == "judge-hybrid" and options:
+        return {"offline_options": options}
+    return options

@@ -59,7 +59,7 @@ def sail(
     then:     attrib compliance --model smollm2-135m --adapter adapter/
     """
     with handle_errors():
-        from attrib.errors import InputError, UsageError
+        from attrib.errors import UsageError
         from attrib.models import load_model
         from attrib.surgery.api import LAYER_SPECS, resolve_layers, suite_pairs
         from attrib.surgery.lora import num_layers, parse_layers
@@ -70,8 +70,6 @@ def sail(
             raise UsageError(None, "pairs/suite", "give exactly one of --pairs FILE or --suite conflicts")
         if suite is not None and suite != "conflicts":
             raise UsageError(None, "suite", f"unknown suite {suite!r}; the one suite is 'conflicts'")
-        if pairs is not None and pairs.is_dir():
-            raise InputError(pairs, None, "is a folder; --pairs takes a JSONL file")
         # every check that needs no model comes before it loads, and the layer range right after: not after minutes
         # of sampling the suite (and writing pairs.jsonl)
         named_spec = layers.strip().lower() in LAYER_SPECS

@@ -42,7 +42,7 @@ from attrib.methods.learned import (
     setting_of,
 )
 from attrib.readers import validate
-from attrib.trace import Trace, fingerprint, group_same_task, question_id
+from attrib.trace import Trace, fingerprint, group_reruns, question_id
 
 #: Baselines that make sense for any system (the WebSurfer ones are Magentic-One specific).
 GENERIC_BASELINES = ("random", "always-step-1", "most-active-agent")
@@ -50,23 +50,6 @@ MIN_TRAIN = 8
 #: The row of the ranker scored as it is: the shipped one, or a file from ``attrib fit`` (``--model`` /
 #: ``$ATTRIB_RANKER``), whose protocol names it.
 SHIPPED_ROW, MODEL_ROW = "learned (shipped)", "learned (your ranker)"
-
-
-def _group_copies(traces: list[Trace]) -> tuple[list[Trace], int]:
-    """Runs whose steps repeat an earlier run's exactly get that run's question id (so grouped folds keep copies
-    together); returns the traces and how many were copies."""
-    import msgspec
-
-    first: dict[str, str] = {}
-    out, n = [], 0
-    for t in traces:
-        fp = fingerprint(t)
-        if fp in first and first[fp] != question_id(t):
-            t = msgspec.structs.replace(t, metadata={**t.metadata, "question_id": first[fp]})
-            n += 1
-        first.setdefault(fp, question_id(t))
-        out.append(t)
-    return out, n
 
 
 def read_labelled(paths: Sequence[str], format: str | None = None) -> tuple[list[Trace], int]:
@@ -142,11 +125,10 @@ def evaluate_labelled(
         seen.add(t.id)
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
-    labelled, n_same = group_same_task(labelled)
+    labelled, n_same, n_copies = group_reruns(labelled)
     if n_same:
         notes.append(f"{n_same} run(s) have no metadata.question_id but the task text of another run: they are "
                      "grouped with it as re-runs of one task, so no task is in both train and test")
-    labelled, n_copies = _group_copies(labelled)
     if n_copies:
         notes.append(f"{n_copies} run(s) repeat another run's steps exactly: they share its question id here, so "
                      "no copy is ever scored by a model fitted on another")
@@ -170,6 +152,7 @@ def evaluate_labelled(
                      "if these runs were among them, its row is in sample")
     seen = [trained is not None and fingerprint(t) in trained for t in labelled]
     n_in = sum(seen)
+    base = protocol  # without the in-sample count, for the row of the runs it was not fitted on
     if n_in:
         protocol += f", IN SAMPLE for {n_in}"
         notes.append(f"{n_in} of these traces are runs this ranker was fitted on: its row is in sample for "
@@ -179,7 +162,7 @@ def evaluate_labelled(
     verdicts = [ranker_verdict(t, default_model(setting_of(t), model_path)) for t in labelled]
     add(row, protocol, verdicts)
     if 0 < n_in < len(labelled):  # the same ranker on the runs it was not fitted on: an out-of-sample figure
-        add(f"{row}, unseen runs", f"{protocol.split(', IN SAMPLE')[0]}, the {len(labelled) - n_in} runs it was not "
+        add(f"{row}, unseen runs", f"{base}, the {len(labelled) - n_in} runs it was not "
             "fitted on", [v for v, s in zip(verdicts, seen, strict=True) if not s])
     n_train = len(labelled) * (k - 1) // k
     n_groups = len({question_id(t) for t in labelled})

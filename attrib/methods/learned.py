@@ -44,13 +44,13 @@ from typing import Any
 import numpy as np
 import orjson
 
-from attrib.errors import AttribError, InputError, NotFoundError, UsageError, check_fitted
+from attrib.errors import AttribError, InputError, NotFoundError, UsageError, check_fitted, whole_number
 from attrib.features.agents import AGENT_FEATURES, AGENT_MEANING, AGENT_QUANTITIES, agent_matrix
 from attrib.methods.calibration import Calibrator
 from attrib.methods.clogit import ConditionalLogit
 from attrib.methods.conformal import LEVEL, ConformalStepSet
 from attrib.methods.first_passage import BIAS, FirstPassageLogit
-from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, fingerprint, group_same_task, question_id
+from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, fingerprint, group_reruns, question_id
 
 #: The step head fitted unless told otherwise ("first_passage" or "logit"; see the module docstring).
 DEFAULT_STEP_HEAD = "first_passage"
@@ -146,6 +146,11 @@ class _OtherFeatures(ValueError):
 _STEP_HEADS = ("first_passage", "logit")
 
 
+def _check_step_head(step_head: object) -> None:
+    if step_head not in _STEP_HEADS:
+        raise RankerParamError(None, "step_head", f"must be 'first_passage' or 'logit', got {step_head!r}")
+
+
 class LearnedRanker:
     """Step + agent conditional-logit heads with calibrated confidences (scikit-learn conventions)."""
 
@@ -155,8 +160,7 @@ class LearnedRanker:
         random_state: int = 0, smooth: float = 0.2, joint: float = 0.5, length_calibration: bool = True,
         step_head: str = DEFAULT_STEP_HEAD, hazard_bias: float = BIAS, set_level: float = LEVEL,
     ) -> None:
-        if step_head not in _STEP_HEADS:
-            raise RankerParamError(None, "step_head", f"must be 'first_passage' or 'logit', got {step_head!r}")
+        _check_step_head(step_head)
         self.step_head = step_head
         self.hazard_bias = hazard_bias
         self.set_level = set_level
@@ -195,14 +199,12 @@ class LearnedRanker:
         ``sample_weight`` weights each trace in the step head's likelihood (e.g. to balance two systems).
         """
         traces = list(traces)
-        if self.step_head not in _STEP_HEADS:  # set_params does not check; fit does, as sklearn's
-            raise RankerParamError(None, "step_head", f"must be 'first_passage' or 'logit', got {self.step_head!r}")
+        _check_step_head(self.step_head)  # set_params does not check; fit does, as sklearn's
         for name, seq in (("groups", groups), ("sample_weight", sample_weight)):
             if seq is not None and len(seq) != len(traces):
                 raise RankerParamError(None, None, f"{name} has {len(seq)} entries for {len(traces)} traces "
                                        "(one per trace)")
-        if isinstance(self.inner_folds, bool) or not isinstance(self.inner_folds, int) or self.inner_folds < 2:
-            raise RankerParamError(None, "inner_folds", f"must be an integer >= 2, got {self.inner_folds!r}")
+        whole_number("inner_folds", self.inner_folds, 2, error=RankerParamError)
         if self.l2_step != "auto" and (isinstance(self.l2_step, bool) or not isinstance(self.l2_step, int | float)):
             raise RankerParamError(None, "l2_step", f"must be 'auto' or a number, got {self.l2_step!r}")
         for t in traces:
@@ -365,13 +367,8 @@ def default_model(setting: str = "without_gt", path: str | None = None) -> Learn
     """The ranker for a setting ('with_gt' / 'without_gt') from ``path`` (a file from ``attrib fit``), else
     ``$ATTRIB_RANKER``, else the shipped artifact: the variable points the CLI, the app and Dask workers alike
     at your own ranker."""
-    path = path or os.environ.get("ATTRIB_RANKER") or None
-    try:  # a file rewritten in place (a refit loop, a notebook) is read again
-        st = os.stat(path or ARTIFACT)
-        stamp = (st.st_mtime_ns, st.st_size)
-    except OSError:
-        stamp = None
-    return _load_ranker(setting, path, stamp)
+    path = _ranker_path(path)
+    return _load_ranker(setting, path, _stamp(path))
 
 
 def check_ranker(path: str | os.PathLike[str]) -> None:
@@ -381,8 +378,39 @@ def check_ranker(path: str | os.PathLike[str]) -> None:
         default_model(setting, str(path))
 
 
+def _ranker_path(path: str | os.PathLike[str] | None) -> str | None:
+    """The ranker file used for ``path``: it, else ``$ATTRIB_RANKER``; None for the shipped one."""
+    path = path or os.environ.get("ATTRIB_RANKER") or None
+    return os.fspath(path) if path else None
+
+
+def _stamp(path: str | None) -> tuple[int, int] | None:
+    """A ranker file's (None: the shipped one) version, (mtime_ns, size): a file rewritten in place (a refit loop,
+    a notebook) is read again; None when it cannot be seen."""
+    try:
+        st = os.stat(path or ARTIFACT)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+#: What a file that cannot be a ranker is said not to be.
+_NOT_RANKER = "not a ranker file from `attrib fit`"
+
+
+@dataclass(frozen=True)
+class _RankerFile:
+    """A ranker file as read once per version: its ``settings`` object, the sha256 of its bytes and the
+    fingerprints of the runs it was fitted on (None when it does not list them: files from before they were)."""
+
+    settings: dict[str, Any]
+    sha256: str
+    fingerprints: frozenset[str] | None
+
+
 @lru_cache(maxsize=8)
-def _load_ranker(setting: str, path: str | None, stamp: tuple[int, int] | None = None) -> LearnedRanker:
+def _ranker_file(path: str | None, stamp: tuple[int, int] | None) -> _RankerFile:
+    """Read, hash and check a ranker file (None: the shipped one); ``stamp`` (:func:`_stamp`) keys the cache."""
     p = Path(path) if path else ARTIFACT
     if not p.exists():
         if path:
@@ -390,34 +418,42 @@ def _load_ranker(setting: str, path: str | None, stamp: tuple[int, int] | None =
             raise NotFoundError(f"{p}{via}: no such ranker file (write one with `attrib fit`)")
         raise AttribError(f"{p}: the fitted ranker is missing; run bench/who_and_when/fit_default.py")
     if p.is_dir():
-        raise InputError(p, None, "is a folder, not a ranker file from `attrib fit`")
-    what = "not a ranker file from `attrib fit`"
+        raise InputError(p, None, f"is a folder, {_NOT_RANKER}")
     try:
         raw = p.read_bytes()
     except OSError as e:
         raise InputError(p, None, f"cannot read the ranker file ({e.strerror or e})") from None
     if not raw.strip():
-        raise InputError(p, None, f"empty file, {what}")
+        raise InputError(p, None, f"empty file, {_NOT_RANKER}")
     try:
         d = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
-        raise InputError(p, None, f"not JSON ({e}), {what}") from None
+        raise InputError(p, None, f"not JSON ({e}), {_NOT_RANKER}") from None
     if not isinstance(d, dict):
         kind = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(d), "null")
-        raise InputError(p, None, f"a JSON {kind}, {what} (that is a JSON object with \"settings\")")
+        raise InputError(p, None, f"a JSON {kind}, {_NOT_RANKER} (that is a JSON object with \"settings\")")
     settings = d.get("settings")
     if not isinstance(settings, dict):
         has = f"its keys: {_some(d)}" if d else "an empty object"
-        raise InputError(p, None, f"{what}: no \"settings\" object ({has})")
+        raise InputError(p, None, f"{_NOT_RANKER}: no \"settings\" object ({has})")
     if d.get("version", 1) != 1:
         raise InputError(p, "version", f"ranker file version {d.get('version')!r}; this attrib reads version 1 "
                          "(refit it with `attrib fit`, or upgrade attrib)")
+    prints = d.get("fingerprints")
+    return _RankerFile(settings, hashlib.sha256(raw).hexdigest(),
+                       frozenset(prints) if isinstance(prints, list) else None)
+
+
+@lru_cache(maxsize=8)
+def _load_ranker(setting: str, path: str | None, stamp: tuple[int, int] | None = None) -> LearnedRanker:
+    p = Path(path) if path else ARTIFACT
+    settings = _ranker_file(path, stamp).settings
     setting_dict = settings.get(setting)
     if setting_dict is None:
         has = f"it has: {_some(settings)}" if settings else "\"settings\" is empty"
-        raise InputError(p, None, f"{what}: no ranker for the setting \"settings.{setting}\" ({has})")
+        raise InputError(p, None, f"{_NOT_RANKER}: no ranker for the setting \"settings.{setting}\" ({has})")
     if not isinstance(setting_dict, dict):
-        raise InputError(p, None, f"{what}: \"settings.{setting}\" is not a JSON object")
+        raise InputError(p, None, f"{_NOT_RANKER}: \"settings.{setting}\" is not a JSON object")
     try:
         return LearnedRanker.from_dict(setting_dict)
     except _OtherFeatures as e:
@@ -438,12 +474,12 @@ def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0
     """Fit one ranker per setting (with / without the ground-truth answer) on labelled ``traces``.
 
     Returns the JSON-able artifact :func:`default_model` reads (``--model`` in the CLI). Traces are grouped
-    for the inner folds by ``metadata.question_id`` (else their id; runs without one that share their task text
-    form one group: :func:`attrib.trace.group_same_task`), as in evaluation. ``step_head``: see
-    :class:`LearnedRanker`.
+    for the inner folds by ``metadata.question_id`` (else their id; runs without one that share their task text,
+    and exact copies of a run, form one group: :func:`attrib.trace.group_reruns`), as in evaluation.
+    ``step_head``: see :class:`LearnedRanker`.
     """
     labelled = [t for t in traces if t.label is not None]
-    grouped, _ = group_same_task(labelled)  # re-runs of one task stay on one side of every inner fold
+    grouped, _, _ = group_reruns(labelled)  # re-runs and copies of one task stay on one side of every inner fold
     settings = {}
     for name, ts in (("with_gt", grouped), ("without_gt", [t.without_ground_truth() for t in grouped])):
         m = LearnedRanker(random_state=random_state, step_head=step_head).fit(ts, [question_id(t) for t in ts])
@@ -461,35 +497,29 @@ SHIPPED = "shipped (fitted on Who&When)"
 def ranker_source(model_path: str | os.PathLike[str] | None = None) -> str:
     """How a verdict's ``evidence.ranker`` names the ranker file that :func:`attribute` uses for ``model_path``
     (else ``$ATTRIB_RANKER``, else the shipped one); the batch engine resumes only verdicts of the same ranker."""
-    path = model_path or os.environ.get("ATTRIB_RANKER")
-    if not path:
+    path = _ranker_path(model_path)
+    if path is None:
         return SHIPPED
-    p = Path(path).resolve()  # one file under any spelling, and a rewritten file is another ranker
     try:
-        return f"{p} (sha256 {hashlib.sha256(p.read_bytes()).hexdigest()[:12]})"
-    except OSError:
-        return str(p)
+        return _source(path, _ranker_file(path, _stamp(path)))
+    except AttribError:  # missing, unreadable or no ranker file (attribute refuses it): named by its path alone
+        return str(Path(path).resolve())
+
+
+def _source(path: str | None, file: _RankerFile) -> str:
+    """:func:`ranker_source` of a file read: its resolved path (one file under any spelling) and content hash (a
+    rewritten file is another ranker)."""
+    return SHIPPED if path is None else f"{Path(path).resolve()} (sha256 {file.sha256[:12]})"
 
 
 def ranker_fingerprints(path: str | None) -> set[str] | None:
     """The fingerprints (:func:`attrib.trace.fingerprint`) of the runs a ranker file (``None``: the shipped one)
     was fitted on, or None when the file does not list them (files from before they were recorded)."""
-    p = Path(path) if path else ARTIFACT
+    path = os.fspath(path) if path else None
     try:
-        st = os.stat(p)
-    except OSError:
+        return _ranker_file(path, _stamp(path)).fingerprints  # type: ignore[return-value]
+    except AttribError:
         return None
-    return _fingerprints(str(p), (st.st_mtime_ns, st.st_size))
-
-
-@lru_cache(maxsize=8)
-def _fingerprints(path: str, stamp: tuple[int, int]) -> frozenset[str] | None:
-    """Read once per file version (``stamp``: a file rewritten in place is read again), as the ranker is."""
-    try:
-        prints = orjson.loads(Path(path).read_bytes()).get("fingerprints")
-    except (OSError, orjson.JSONDecodeError, AttributeError):
-        return None
-    return frozenset(prints) if isinstance(prints, list) else None
 
 
 def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, model_path: str | None = None,
@@ -505,8 +535,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
 
     if not trace.steps:
         raise AttribError(f"trace {trace.id}: no steps to attribute")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise UsageError(None, "top_k", f"a whole number >= 1, got {top_k!r}")
+    whole_number("top_k", top_k)
     if set_level is not None and (isinstance(set_level, bool) or not isinstance(set_level, int | float)
                                   or not 0 < set_level < 1):
         raise UsageError(None, "set_level", f"a coverage between 0 and 1 (e.g. 0.9), got {set_level!r}")
@@ -514,11 +543,16 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
         raise RankerTypeError(None, "model", f"must be a fitted LearnedRanker, got {type(model).__name__}"
                               + (" (a ranker file goes in model_path=...)" if isinstance(model, str | os.PathLike)
                                  else ""))
-    # which ranker decided (a stored verdict is keyed by method only, so say it in the evidence)
-    source = "a fitted LearnedRanker" if model is not None else ranker_source(model_path)
-    trained = None if model is not None else ranker_fingerprints(model_path or os.environ.get("ATTRIB_RANKER"))
+    # which ranker decided (a stored verdict is keyed by method only, so say it in the evidence), and the runs it
+    # was fitted on
+    source, trained = "a fitted LearnedRanker", None
+    if model is None:
+        path = _ranker_path(model_path)
+        stamp = _stamp(path)
+        model = _load_ranker(setting_of(trace), path, stamp)
+        file = _ranker_file(path, stamp)
+        source, trained = _source(path, file), file.fingerprints
     in_sample = None if trained is None else fingerprint(trace) in trained
-    model = model or default_model(setting_of(trace), str(model_path) if model_path else None)
     g = flow_graph.build_graph(trace)
     sink = flow_graph.failure_node(trace)
     X = featurize(trace)

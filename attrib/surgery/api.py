@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from attrib.surgery.lora import num_layers, parse_layers
+from attrib.surgery.lora import num_layers, parse_layers, validate_layers
 
 
 @dataclass
@@ -47,7 +47,7 @@ def resolve_layers(
     repair on ``val_pairs`` (default: a third of ``pairs`` held back by prompt); ``"12-15"``/``"3,7"``/a list are
     taken as given (range-checked)."""
     if not isinstance(spec, str):
-        return LayerChoice(parse_layers(_layer_list(spec), num_layers(model)))
+        return LayerChoice(validate_layers(model, spec))
     name = spec.strip().lower()
     if name in ("auto", "repair") and not pairs:
         from attrib.errors import UsageError
@@ -71,25 +71,6 @@ def resolve_layers(
     heads = [(int(a), int(b)) for a, b in loc.focal_heads]
     return LayerChoice(sorted(int(x) for x in loc.focal_layers), heads, "attrib.heads.localize",
                        {"n_pairs": loc.n_pairs, "pair_selection": loc.pair_selection, "timings": loc.timings})
-
-
-def _layer_list(spec: Any) -> str:
-    """A sequence of layer indices as :func:`parse_layers` text (``[7, 3]`` -> ``"7,3"``); UsageError for anything
-    else (a float, a name, None) and for an empty sequence."""
-    from numbers import Integral
-
-    from attrib.errors import UsageError
-
-    try:
-        items = list(spec)
-    except TypeError:
-        items = None
-    if items is None or not all(isinstance(x, Integral) and not isinstance(x, bool) for x in items):
-        raise UsageError(None, "layers", f"expected one of {', '.join(LAYER_SPECS)}, a list such as 12-15, or a "
-                         f"sequence of layer indices; got {spec!r}")
-    if not items:
-        raise UsageError(None, "layers", "no layers given; name at least one decoder layer")
-    return ",".join(str(int(x)) for x in items)
 
 
 def suite_pairs(

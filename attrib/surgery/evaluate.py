@@ -99,10 +99,9 @@ def neutral_text() -> str:
 
 def perplexity(model: Any, tokenizer: Any, text: str | None = None, *, window: int = 256) -> float:
     """Token-level perplexity of ``text`` (default: :func:`neutral_text`) in non-overlapping windows."""
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        from attrib.errors import UsageError
+    from attrib.errors import whole_number
 
-        raise UsageError(None, "window", f"must be a whole number of tokens >= 1, got {window!r}")
+    whole_number("window", window)
     import torch
 
     text = neutral_text() if text is None else text

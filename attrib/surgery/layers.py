@@ -25,10 +25,9 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from numbers import Integral
 from typing import Any
 
-from attrib.errors import InputError, UsageError
+from attrib.errors import InputError, UsageError, whole_number
 from attrib.models import pad_id
 from attrib.surgery.api import LayerChoice
 from attrib.surgery.lora import attention_projections, num_layers
@@ -49,10 +48,7 @@ def _resolve_k(n_layers: int, fraction: float, k: int | None) -> int:
     """``k`` if given (checked against the model), else :func:`choose_k` of ``fraction``."""
     if k is None:
         return choose_k(n_layers, fraction)
-    if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= n_layers:
-        raise UsageError(None, "k", f"k must be a whole number in 1..{n_layers} (the model's layers), got {k!r}")
-    return int(k)
-    return k
+    return whole_number("k", k, 1, n_layers)  # the model's layers
 
 
 def balanced_scores(per_family: dict[str, Sequence[float]]) -> list[float]:

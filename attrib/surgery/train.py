@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from attrib.errors import AttribError, InputError, NotFoundError, UsageError
+from attrib.errors import AttribError, InputError, NotFoundError, whole_number
 from attrib.models import pad_id
 from attrib.surgery.lora import ParamShare, focal_lora_config, trainable_share, validate_layers
 from attrib.surgery.pairs import PreferencePair, validate_pair
@@ -233,8 +233,7 @@ def train_sail(
     from attrib.surgery.prefix import decoder_of, start_at_layer
 
     for name, value in (("steps", steps), ("grad_accum", grad_accum), ("batch_size", batch_size), ("r", r)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UsageError(None, name, f"must be a whole number >= 1, got {value!r}")
+        whole_number(name, value)
     if not pairs:
         raise InputError(None, "pairs", "no preference pairs to train on")
     layers = validate_layers(model, focal_layers)
