@@ -246,7 +246,7 @@ def test_stdin_at_a_terminal_is_a_usage_error(monkeypatch, tmp_path):
             raise AssertionError("read the terminal")
 
     monkeypatch.setattr(sys, "stdin", Terminal())
-    with pytest.raises(UsageError, match=r"nothing is piped in \(e.g. cat run.json \| attrib analyze -\)") as e:
+    with pytest.raises(UsageError, match=r"nothing is piped in") as e:
         load_target("-")
     assert e.value.exit_code == 2
     from attrib.readers import read_stdin

@@ -10,7 +10,6 @@ import typer
 from attrib.cli._common import (
     check_format,
     check_method,
-    check_stdin,
     console,
     err_console,
     handle_errors,
@@ -34,7 +33,6 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
     from attrib.readers import is_folder_or_glob, looks_like_trace_file, read_path, read_sources, read_stdin
 
     if target == "-":  # piped in: `cat run.json | attrib analyze -`; ids made from the content, as ingest's
-        check_stdin([target], "cat run.json | attrib analyze -")
         return [(t, None) for t in read_stdin(format)]
     p = Path(target)
     if is_folder_or_glob(target):
