@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from attrib.errors import AttribError, InputError, NotFoundError, UsageError
+from attrib.errors import AttribError, InputError, NotFoundError, UsageError, whole_number
 from attrib.trace import Attribution, Trace
 
 Engine = Literal["serial", "local", "dask"]
@@ -433,10 +433,9 @@ def analyze_many(
         raise UsageError(None, "engine", f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
     if scheduler is not None and engine == "serial":
         raise UsageError(None, "scheduler", "runs on a Dask cluster: use it with engine='dask', not 'serial'")
-    if batch_size < 1:
-        raise AttribError(f"batch_size must be at least 1, got {batch_size}")
-    if workers is not None and workers < 1:
-        raise AttribError(f"workers must be at least 1, got {workers}")
+    batch_size = whole_number("batch_size", batch_size)  # a bad argument value: UsageError, exit 2, as --batch-size
+    if workers is not None:
+        workers = whole_number("workers", workers)
     from attrib.store import open_store
 
     name = _method_name(method)

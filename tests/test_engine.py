@@ -257,6 +257,17 @@ def test_bad_arguments_are_one_clear_error(corpus: Path) -> None:
         analyze_many(corpus, method="no-such-method", engine="serial", progress=False)
 
 
+@pytest.mark.parametrize(("kw", "flag"), [({"batch_size": 0}, "--batch-size"), ({"workers": 0}, "--workers"),
+                                          ({"workers": -2}, "--workers")])
+def test_bad_batch_size_and_workers_are_usage_errors(corpus: Path, kw: dict, flag: str) -> None:
+    """They were plain AttribErrors (exit 1, no field) where every other bad argument value is a UsageError."""
+    from attrib.errors import UsageError
+
+    with pytest.raises(UsageError, match="must be a whole number >= 1") as e:
+        analyze_many(corpus, method=longest_step, engine="serial", progress=False, **kw)
+    assert e.value.field == next(iter(kw)) and e.value.exit_code == 2 and e.value.as_flag().startswith(flag)
+
+
 def test_cli_batch_refuses_flags_it_would_ignore_and_bad_scheduler_addresses(store_copy) -> None:
     import socket
     import time

@@ -358,3 +358,23 @@ def test_activation_formats_follow_the_suffix_the_way_activations_reads_it(tmp_p
     p.write_text(json.dumps(msgs))
     formats = [s.activation.format for s in load_trace(p).steps if s.activation is not None]
     assert formats == ["pt", "h5", "safetensors", "pt", "pt", "hdf"]  # a declared pth is pt too, as a suffix
+
+
+def test_read_sources_with_seen_refuses_an_id_from_two_files_naming_both(bundled: Path, tmp_path: Path) -> None:
+    """The repeated-id check `eval traces`, `fit` and `ingest` share: the later file fails naming the earlier one,
+    the others are still read; without ``seen`` (analyze) repeats are kept."""
+    from attrib.errors import AttribError
+    from attrib.readers import read_sources
+
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "chat.json").write_bytes((bundled / "chat_langgraph.json").read_bytes())
+    a, b = tmp_path / "a" / "chat.json", tmp_path / "b" / "chat.json"
+    assert [t.id for t, _ in read_sources([tmp_path])] == ["chat-chat", "chat-chat"]
+    with pytest.raises(InputError, match="'chat-chat' was already read from") as e:
+        read_sources([tmp_path], seen={})
+    assert e.value.field == "id" and str(a) in str(e.value) and str(b) in str(e.value)
+    errors: list[AttribError] = []
+    seen: dict[str, str] = {}
+    assert [f for _, f in read_sources([tmp_path], errors=errors, seen=seen)] == [a]
+    assert len(errors) == 1 and str(b) in str(errors[0]) and seen == {"chat-chat": str(a)}

@@ -57,14 +57,9 @@ def read_labelled(paths: Sequence[str], format: str | None = None) -> tuple[list
     with one trace id are refused naming both files (scores and folds are keyed by id), as ``attrib ingest`` does."""
     from attrib.readers import read_sources
 
-    first: dict[str, str] = {}
     out: list[Trace] = []
     skipped = 0
-    for t, f in read_sources(paths, format):
-        if t.id in first:
-            raise InputError(f, "id", f"trace id {t.id!r} was already read from {first[t.id]}; give each run its "
-                             "own id (a re-run of one task shares metadata.question_id, not the id)")
-        first[t.id] = str(f)
+    for t, _ in read_sources(paths, format, seen={}):
         if t.label is None:
             skipped += 1
         else:

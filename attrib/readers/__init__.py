@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from attrib.errors import AttribError, InputError, UsageError
@@ -175,10 +175,34 @@ def read_paths(paths: Iterable[str | Path], format: str | None = None, max_bytes
     return [t for t, _ in read_sources(paths, format, max_bytes)]
 
 
+#: How to fix a trace id that two runs share (the end of :func:`check_ids`' message).
+ID_HINT = "; give each run its own id (a re-run of one task shares metadata.question_id, not the id)"
+
+
+def check_ids(traces: Iterable[Trace], path: str | Path, seen: Mapping[str, str] | None = None,
+              hint: str = ID_HINT) -> None:
+    """Refuse a trace id that repeats within ``traces`` (one file's, read from ``path``) or that ``seen`` (trace id
+    -> file) already has from another file: one :class:`InputError` on field ``id`` naming both files. ``seen`` is
+    only read; add the file's ids to it once the file is accepted."""
+    here: set[str] = set()
+    for t in traces:
+        if t.id in here:
+            raise InputError(path, "id", f"trace id {t.id!r} appears twice in this file; give each run its own id")
+        first = seen.get(t.id) if seen is not None else None
+        if first is not None and Path(first).resolve() != Path(path).resolve():
+            raise InputError(path, "id", f"trace id {t.id!r} was already read from {first}{hint}")
+        here.add(t.id)
+
+
 def read_sources(paths: Iterable[str | Path], format: str | None = None, max_bytes: int = MAX_BYTES,
-                 errors: list[AttribError] | None = None) -> list[tuple[Trace, Path]]:
+                 errors: list[AttribError] | None = None,
+                 seen: dict[str, str] | None = None) -> list[tuple[Trace, Path]]:
     """As :func:`read_paths`, each trace with the file it came from. With ``errors`` (a list), a file that cannot
-    be read is appended to it and the other files are still read; without, the first such file raises."""
+    be read is appended to it and the other files are still read; without, the first such file raises.
+
+    With ``seen`` (a dict, trace id -> file; usually empty), trace ids must be unique: a file whose id repeats
+    within it or was already read from another file fails (see :func:`check_ids`), and the ids of each file read
+    are added to ``seen``."""
     paths = list(paths)
     files = expand_paths(paths)
     if not files:
@@ -187,7 +211,11 @@ def read_sources(paths: Iterable[str | Path], format: str | None = None, max_byt
     out: list[tuple[Trace, Path]] = []
     for p in files:
         try:
-            out += [(t, p) for t in read_path(p, format, max_bytes)]
+            traces = read_path(p, format, max_bytes)
+            if seen is not None:
+                check_ids(traces, p, seen)
+                seen.update((t.id, str(p)) for t in traces)
+            out += [(t, p) for t in traces]
         except AttribError as e:
             if errors is None:
                 raise
@@ -195,5 +223,5 @@ def read_sources(paths: Iterable[str | Path], format: str | None = None, max_byt
     return out
 
 
-__all__ = ["READERS", "SUFFIXES", "Reader", "detect", "expand_paths", "load_trace", "read_bytes", "read_path", "read_paths",
+__all__ = ["ID_HINT", "READERS", "SUFFIXES", "Reader", "check_ids", "detect", "expand_paths", "load_trace", "read_bytes", "read_path", "read_paths",
            "read_sources", "validate"]

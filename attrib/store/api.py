@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from attrib.errors import AttribError, InputError
-from attrib.readers import MAX_BYTES, expand_paths, read_path, read_stdin
+from attrib.readers import MAX_BYTES, check_ids, expand_paths, read_path, read_stdin
 from attrib.store import Store, open_store
 
 
@@ -67,20 +67,6 @@ class IngestReport:
                 "new_or_changed": self.n_new, "unchanged": self.n_unchanged}
 
 
-def _check_ids(traces: list[Any], path: Path, seen: dict[str, str] | None) -> None:
-    """Refuse a trace id that repeats within the file, or that an earlier file of the same call already used:
-    ids come from file names for some formats, and the store keeps one trace per id, so one would silently
-    replace the other."""
-    here: set[str] = set()
-    for t in traces:
-        if t.id in here:
-            raise InputError(path, "id", f"trace id {t.id!r} appears twice in this file; give each run its own id")
-        if seen is not None and t.id in seen and Path(seen[t.id]).resolve() != path.resolve():
-            raise InputError(path, "id", f"trace id {t.id!r} was already read from {seen[t.id]} in this ingest; "
-                             "the store keeps one trace per id (rename one file, or give the run its own id)")
-        here.add(t.id)
-
-
 def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: int = MAX_BYTES,
                 check_activations: bool = True, model_config: Any = None,
                 seen: dict[str, str] | None = None) -> FileResult:
@@ -93,7 +79,10 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
             traces = read_stdin(format, max_bytes)
         else:
             traces = read_path(path, format, max_bytes=max_bytes)
-        _check_ids(traces, path, seen)
+        # ids come from file names for some formats, and the store keeps one trace per id: a repeat would
+        # silently replace the other run
+        check_ids(traces, path, seen, hint=" in this ingest; the store keeps one trace per id (rename one file, "
+                  "or give the run its own id)")
         if check_activations and any(s.activation is not None for t in traces for s in t.steps):
             from attrib.activations import check_trace
 
