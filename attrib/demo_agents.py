@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from attrib.errors import AttribError, UsageError
+from attrib.paths import writable_folder
 from attrib.trace import Label, Trace
 
 
@@ -99,23 +100,6 @@ def run_scenario(model: Any, tok: Any, sc: Scenario, out_dir: str | Path, *, max
                          metadata={"scenario": sc.id, "rule": sc.rule, "checker": sc.checker, "model": "smollm2-135m"})
 
 
-def _writable_folder(out: Path) -> Path:
-    """``out``, created if needed, once it is known to take files (a usage error naming ``out_dir`` otherwise)."""
-    import os
-    import tempfile
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as e:
-        why = "a file is in the way" if isinstance(e, FileExistsError | NotADirectoryError) else (e.strerror or str(e))
-        raise UsageError(None, "out_dir", f"{out}: cannot write there ({why})") from None
-    if not os.access(out, os.W_OK):
-        raise UsageError(None, "out_dir", f"{out}: cannot write there (permission denied)")
-    return out
-
-
 def run_demo(out_dir: str | Path = "traces/recorded", model: str = "smollm2-135m",
              scenarios: Sequence[str] | None = None, *, max_new_tokens: int = 32) -> list[Path]:
     """Run the chosen scenarios (default all) and write ``<out_dir>/demo-<id>.json`` + per-step activations."""
@@ -129,7 +113,7 @@ def run_demo(out_dir: str | Path = "traces/recorded", model: str = "smollm2-135m
         raise UsageError(None, "scenarios", f"unknown {unknown}; known: {', '.join(sc.id for sc in SCENARIOS)}")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise UsageError(None, "max_new_tokens", f"must be a positive integer, got {max_new_tokens!r}")
-    out = _writable_folder(Path(out_dir))
+    out = writable_folder(out_dir)  # before the model loads
     resolve(model)  # NotFoundError (exit 4) for a model that does not exist, before anything loads
     hf, tok = load_model(model)
     written = []
@@ -144,7 +128,7 @@ def run_demo(out_dir: str | Path = "traces/recorded", model: str = "smollm2-135m
 
 
 #: run_demo's arguments whose flag is spelled otherwise (an error names the flag).
-FLAGS = {"out_dir": "out", "scenarios": "scenario"}
+FLAGS = {"scenarios": "scenario"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -87,3 +87,22 @@ def cache_dir() -> Path:
     if d is not None:
         return d
     return _cache_fallback[str(configured_cache_dir())]
+
+
+def writable_folder(path: str | Path) -> Path:
+    """``path``, created if needed, once a file can be written in it; otherwise an
+    :class:`~attrib.errors.AttribError` naming it (exit 1: an output that cannot be written), before any slow work."""
+    import tempfile
+
+    from attrib.errors import AttribError
+
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        why = "a file is in the way" if isinstance(e, FileExistsError | NotADirectoryError) else (e.strerror or str(e))
+        raise AttribError(f"{out}: cannot write there ({why})") from None
+    return out
+

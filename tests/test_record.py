@@ -232,7 +232,7 @@ def test_recorded_statistics_are_checked_against_the_head_count(recorded):
     (["--model", "nonexistent-model"], 4, "nonexistent-model: no such model"),
     (["--max-new-tokens", "0"], 2, "--max-new-tokens: must be a positive integer, got 0"),
     (["--max-new-tokens", "-5"], 2, "--max-new-tokens: must be a positive integer, got -5"),
-    (["--out", "{file}/sub"], 2, "--out: "),
+    (["--out", "{file}/sub"], 1, "cannot write there (a file is in the way)"),
 ])
 def test_demo_agents_refuses_bad_flags_before_loading(argv, code, said, tmp_path, capsys):
     from attrib.demo_agents import main

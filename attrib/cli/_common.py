@@ -73,13 +73,11 @@ def prepare_output(*paths: Path | None) -> None:
 
 
 def prepare_folder(path: Path) -> None:
-    """Make the output folder ``path`` and check it can be written, before any slow work (a file in the way is the
-    one-line exit 1 of :func:`handle_errors`, as for :func:`prepare_output`)."""
-    import os
+    """Make the output folder ``path`` and check it can be written, before any slow work (the one-line exit 1 of
+    :func:`attrib.paths.writable_folder`, as for :func:`prepare_output`)."""
+    from attrib.paths import writable_folder
 
-    path.mkdir(parents=True, exist_ok=True)
-    if not os.access(path, os.W_OK):
-        raise PermissionError(13, "Permission denied", str(path))
+    writable_folder(path)
 
 
 def check_stdin(paths: list[str], example: str) -> None:
