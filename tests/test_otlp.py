@@ -514,3 +514,20 @@ def test_re_runs_of_one_task_say_so_with_attrib_question_id(bundled: Path, tmp_p
     p.write_text(json.dumps(doc))
     t = load_trace(p)
     assert t.metadata["question_id"] == "task-7" and question_id(t) == "task-7"
+
+
+def test_a_run_root_that_names_no_agent_shows_its_request_not_the_final_answer() -> None:
+    """A harness root span (``datadesk.run``: no agent name, the agents below it) became step 0 with the run's final
+    output as its text, so the final answer 'first appeared' at step 0 and its service pseudo-agent took the blame in
+    7 of 10 such runs. Its step now shows the request it was handed; the output goes to metadata."""
+    from attrib.methods import analyze
+
+    root = Path(__file__).parent / "fixtures" / "own_system" / "runs" / "otlp"
+    blamed = []
+    for p in sorted(root.glob("*.json")):
+        t = load_trace(p)
+        step0 = t.steps[0]
+        assert step0.metadata["span_name"].endswith(".run") and step0.content == t.task
+        assert t.final_answer and t.final_answer not in step0.content and step0.metadata["output"]
+        blamed.append(analyze(t).agent)
+    assert len(blamed) == 10 and "datadesk" not in blamed

@@ -675,7 +675,7 @@ def _rolled_up(recs: list[_Rec], by_id: dict[str, _Rec], usage: dict[str, tuple[
 
 
 def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: Path, has_children: bool,
-          tokens: tuple[int | None, int | None], rolled_up: bool, tasks: dict[str, str]) -> Step:
+          tokens: tuple[int | None, int | None], rolled_up: bool, tasks: dict[str, str], container: bool = False) -> Step:
     """One span's step. Tokens are the step's own: an LLM span's usage (``tokens``); a span whose descendants report
     usage (``rolled_up``) repeats their sum in its own counts, so those go to ``metadata`` as ``tokens_in_total`` /
     ``tokens_out_total`` and summing ``tokens_in`` over the steps counts every call once. ``tasks`` (span id -> task)
@@ -693,7 +693,7 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
     results: tuple[ToolResult, ...] = ()
     # an agent span handed a task, or a LangGraph graph or node span whose output is the {"messages": [...]} state its
     # children wrote: the step shows the task it received (the output, the children's work, goes to metadata)
-    handed = has_children and kind == "agent" and a.get("input.value") is not None
+    handed = has_children and (kind == "agent" or container) and a.get("input.value") is not None
     state = has_children and kind != "llm" and not handed and _is_state(a.get("output.value"))
     if kind == "llm":
         content, calls = _llm_output(a)
@@ -710,6 +710,8 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
         results = (ToolResult(content=content, call_id=cid, name=name, is_error=rec.error is not None),)
     elif handed or state:
         content = tasks[rec.span_id] = _first_user_input(a)
+    elif container:  # a run's root with no input of its own: its output is the run's final answer, not its step
+        content = ""
     else:
         content = as_text(_io(a, "output"))
     if not content and rec.error is not None:  # a failed span with no output: what went wrong is what it said
@@ -720,7 +722,7 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
         if inp is not None:
             meta["input"] = as_text(inp)
         out = a.get("output.value")
-        if out is not None and (kind == "agent" or state):
+        if out is not None and (kind == "agent" or state or container):
             meta["output"] = as_text(out)
     model = a.get("gen_ai.request.model") or a.get("llm.model_name")
     if model:
@@ -782,6 +784,7 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
     # a span's agent is its own (see _own_agent), else the nearest enclosing span's that names one, else (outside
     # every agent) the service, else the root span's name, so a run's harness spans are one pseudo-agent
     info: dict[str, tuple[int, int, str, str | None]] = {}
+    containers: set[str] = set()  # root spans that only contain the run (see RUN_CALLER)
     order: list[tuple[int, int, _Rec]] = []
     outermost: list[_Rec] = []  # agent spans inside no other agent span: the run's top agent(s)
     stack: list[tuple[_Rec, int, int, str | None, dict[str, Any] | None, str]] = [
@@ -794,6 +797,10 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
         agent = own or enclosing
         if kind == "agent" and boss is None:
             outermost.append(r)
+        if depth == 0 and agent is None and kind not in ("llm", "tool") and children.get(r.span_id):
+            # the run's own root span (a harness or workflow invoking the agents, naming none): its step shows the
+            # request it was handed, not the run's final output (which would put the answer at step 0)
+            containers.add(r.span_id)
         info[r.span_id] = (depth, eff, kind, agent or _service_agent(r.service) or root_name)
         order.append((eff, n, r))
         n += 1
@@ -813,7 +820,8 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
     for i, (_, _, r) in enumerate(order):
         _, _, kind, agent = info[r.span_id]
         steps.append(_step(i, r, kind, agent or r.name or "unknown", index[r.parent_id] if r.parent_id else None,
-                           path, r.span_id in children, usage[r.span_id], r.span_id in rolled, tasks))
+                           path, r.span_id in children, usage[r.span_id], r.span_id in rolled, tasks,
+                           container=r.span_id in containers))
     _link_tool_results(steps)
     root = order[0][2]
     ra = root.attrs
