@@ -127,3 +127,26 @@ def test_a_verdict_on_a_run_the_ranker_was_fitted_on_says_it_is_in_sample(tmp_pa
     assert attribute(hand[40], model_path=str(own)).evidence["in_sample"] is False
     monkeypatch.setenv("ATTRIB_RANKER", str(own))
     assert attribute(hand[1]).evidence["in_sample"] is True
+
+
+def test_the_reason_never_calls_a_step_the_earliest_when_an_earlier_one_has_the_higher_hazard(monkeypatch):
+    """It said "taken as the earliest step to go wrong: its hazard is 0.20, and the most suspicious step before it
+    ... has 0.24", and "The agent head agrees" beside a 9 % agent confidence."""
+    from pathlib import Path
+
+    from attrib.methods.learned import UNSURE_AGENT, attribute
+    from attrib.readers import load_trace
+
+    monkeypatch.delenv("ATTRIB_RANKER", raising=False)
+    traces = Path(__file__).resolve().parents[1] / "traces"
+    checked = 0
+    for name in ("demo_whowhen.json", "otlp_agents.json", "chat_autogen.jsonl", "chat_langgraph.json"):
+        a = attribute(load_trace(traces / name))
+        fp = a.evidence.get("first_passage") or {}
+        if "earlier_step" in fp:
+            checked += 1
+            earliest = "taken as the earliest step to go wrong" in a.reason
+            assert earliest == (fp["earlier_hazard"] <= fp["hazard"]), (name, a.reason)
+        if a.agent_confidence < UNSURE_AGENT:
+            assert "agent head agrees" not in a.reason and "unsure" in a.reason
+    assert checked == 4  # both wordings occur among these: the demo's and the OTLP run's

@@ -490,6 +490,9 @@ def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0
             "settings": settings}
 
 
+#: Below this agent confidence the reason does not say the agent head "agrees" with the step's author.
+UNSURE_AGENT = 0.3
+
 #: ``evidence.ranker`` of a verdict from the ranker attrib ships.
 SHIPPED = "shipped (fitted on Who&When)"
 
@@ -578,18 +581,25 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     agent_meanings = {k: meaning(k, AGENT_MEANING) for k in pred.agent_contributions}
     why = "; ".join(list(meanings.values())[:3]) or "its position and content"
     agent_why = f"; its signals: {'; '.join(list(agent_meanings.values())[:2])}" if agent_meanings else ""
+    unsure = pred.agent_confidence < UNSURE_AGENT  # "agrees" would overstate a head that barely prefers anyone
     agent_note = (
-        f" The agent head agrees: {pred.agent} ({pred.agent_confidence:.0%}{agent_why})."
+        (f" The agent head, unsure, also picks {pred.agent} ({pred.agent_confidence:.0%}{agent_why})." if unsure
+         else f" The agent head agrees: {pred.agent} ({pred.agent_confidence:.0%}{agent_why}).")
         if pred.agent == s.agent
         else f" The agent head instead blames {pred.agent} ({pred.agent_confidence:.0%}) across all its steps"
         f"{agent_why}."
     )
     earlier = _earlier_evidence(pred.hazards, step, trace)
-    earlier_note = (
-        f" It is taken as the earliest step to go wrong: its hazard is {earlier['hazard']:.2f}, and the most "
-        f"suspicious step before it, step {earlier['earlier_step']} by {earlier['earlier_agent']}, has "
-        f"{earlier['earlier_hazard']:.2f}." if earlier and "earlier_step" in earlier else ""
-    )
+    earlier_note = ""
+    if earlier and "earlier_step" in earlier:
+        before = f"step {earlier['earlier_step']} by {earlier['earlier_agent']}"
+        if earlier["earlier_hazard"] <= earlier["hazard"]:
+            earlier_note = (f" It is taken as the earliest step to go wrong: its hazard is {earlier['hazard']:.2f}, "
+                            f"and the most suspicious step before it, {before}, has {earlier['earlier_hazard']:.2f}.")
+        else:  # an earlier step looks likelier to be where it went wrong: say so, do not call this one the earliest
+            earlier_note = (f" It is not the likeliest place for the run to start going wrong: {before} has a higher "
+                            f"hazard ({earlier['earlier_hazard']:.2f} against {earlier['hazard']:.2f}); this step "
+                            "wins on its other signals and its agent, so check both.")
     reason = (
         f"Step {step} by {s.agent} is the most likely decisive mistake ({pred.step_confidence:.0%} calibrated), "
         f"mainly because of: {why}.{earlier_note} Its output flows to the failure at step {sink} along "
