@@ -280,6 +280,9 @@ def test_an_ingest_where_every_file_fails_leaves_no_new_store(bundled: Path, tmp
     assert r.exit_code == 3 and not store.exists() and not (tmp_path / "new.duckdb.wal").exists()
     r = runner.invoke(app, ["ingest", "-", "--store", str(store)], input="{bad")
     assert r.exit_code == 3 and not store.exists()
+    deep = tmp_path / "sub" / "deeper" / "new.duckdb"  # nor the folders made for it
+    r = runner.invoke(app, ["ingest", str(bad), "--store", str(deep)])
+    assert r.exit_code == 3 and not (tmp_path / "sub").exists()
     r = runner.invoke(app, ["ingest", str(bundled / "demo_whowhen.json"), "--store", str(store)])
     assert r.exit_code == 0 and store.exists()
     r = runner.invoke(app, ["ingest", str(bad), "--store", str(store)])

@@ -114,9 +114,13 @@ class Store:
         check_store_file(self.path)
         new = not self.path.exists() or empty
         self.created = new  # this call made the file (ingest removes it again when nothing went in)
+        #: folders this call made for a new store (innermost last), so a store that is given up leaves none behind
+        self.created_dirs: list[Path] = []
         if new:
             self.path.unlink(missing_ok=True)
+            missing = [d for d in (self.path.parent, *self.path.parent.parents) if not d.exists()]
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.created_dirs = missing[::-1]
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as e:
@@ -141,11 +145,20 @@ class Store:
         except BaseException as e:
             self.con.close()
             if new:  # nothing half-made left behind: the file did not exist before this call
-                for f in (self.path, self.path.with_name(self.path.name + ".wal")):
-                    f.unlink(missing_ok=True)
+                self.discard()
             if isinstance(e, duckdb.Error):
                 raise InputError(self.path, None, f"cannot set up the store ({str(e).splitlines()[0]})") from None
             raise
+
+    def discard(self) -> None:
+        """Remove a store this object created (its file, WAL and the folders made for it), once closed."""
+        for f in (self.path, self.path.with_name(self.path.name + ".wal")):
+            f.unlink(missing_ok=True)
+        for d in reversed(self.created_dirs):
+            try:
+                d.rmdir()
+            except OSError:  # not empty (someone else wrote there) or already gone
+                break
 
     def _check_schema(self, read_only: bool) -> None:
         """Refuse a DuckDB file that is not an attrib store, or one written by a newer attrib."""

@@ -141,8 +141,7 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
         if own:
             st.close()
             if st.created and report.n_traces == 0:  # every file failed: leave no new, empty store behind
-                for f in (st.path, st.path.with_name(st.path.name + ".wal")):
-                    f.unlink(missing_ok=True)
+                st.discard()
     return report
 
 
