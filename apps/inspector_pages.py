@@ -21,8 +21,9 @@ from inspector_common import empty_store_line, kept, open_picker
 def trace_list(ctx: state.Ctx) -> None:
     """Filterable, paged list of the store's traces with the chosen method's stored verdict and the annotation."""
     st.header("Traces")
-    if not ctx.has_store:
-        st.info(f"{ctx.store_error}")
+    if not ctx.has_store:  # the sidebar already says why; here, what to do instead
+        st.info("No store to list (the sidebar says why): upload a trace on the Upload page, or start the app with "
+                "`attrib app --store PATH`.")
         return
     if state.store_is_empty(ctx):  # nothing to filter or page through: say how to fill it
         st.info(empty_store_line(ctx))
