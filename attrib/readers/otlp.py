@@ -784,7 +784,7 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
     # a span's agent is its own (see _own_agent), else the nearest enclosing span's that names one, else (outside
     # every agent) the service, else the root span's name, so a run's harness spans are one pseudo-agent
     info: dict[str, tuple[int, int, str, str | None]] = {}
-    containers: set[str] = set()  # root spans that only contain the run (see RUN_CALLER)
+    containers: set[str] = set()  # root spans that name no agent and only contain the run (see the loop below)
     order: list[tuple[int, int, _Rec]] = []
     outermost: list[_Rec] = []  # agent spans inside no other agent span: the run's top agent(s)
     stack: list[tuple[_Rec, int, int, str | None, dict[str, Any] | None, str]] = [
