@@ -242,6 +242,13 @@ def fingerprint(trace: Trace) -> str:
     return hashlib.sha1("\x1e".join(s.content for s in trace.steps).encode()).hexdigest()
 
 
+def task_key(trace: Trace) -> str | None:
+    """Identity of a run's task by its text (as :func:`group_reruns` compares it), or None for a run without one:
+    a ranker file lists its runs' task keys so a verdict can say the ranker saw another run of the same task."""
+    task = trace.task.strip()
+    return hashlib.sha1(task.encode()).hexdigest() if task else None
+
+
 def question_id(trace: Trace) -> str:
     """The grouping key for cross-validation (``metadata.question_id``, else the trace id): re-runs of one
     task share it, and no question may sit in both train and test."""

@@ -268,16 +268,23 @@ def test_eval_traces_row_of_a_ranker_file_is_not_called_shipped(tmp_path, monkey
     from attrib.readers import read_paths
 
     model = tmp_path / "r.json"
-    model.write_bytes(orjson.dumps(fit_artifact(read_paths([OWN / "runs" / "chat"]), "test")))
+    # fitted on both chat runs of tasks 1-7 only
+    train = sorted((OWN / "runs" / "chat").glob("datadesk-q0[1-7]-*.json"))
+    model.write_bytes(orjson.dumps(fit_artifact(read_paths(train), "test")))
     monkeypatch.setenv("ATTRIB_RANKER", str(model))
     r = runner.invoke(app, ["eval", "traces", str(OWN / "runs"), "--no-pool", "--json"])
     assert r.exit_code == 0, r.output
-    rows = {x["method"]: x for x in orjson.loads(r.output)["rows"]}
+    out = orjson.loads(r.output)
+    rows = {x["method"]: x for x in out["rows"]}
     assert "learned (shipped)" not in rows
-    assert rows["learned (your ranker)"]["protocol"] == f"model {model} ($ATTRIB_RANKER), IN SAMPLE for 20"
-    # and, apart, on the 10 OTLP runs it was not fitted on: a figure that is out of sample
+    # in sample: its 14 training runs, and the third (OTLP) runs of those 7 tasks, which the task-grouped folds
+    # would never score with a model fitted on their task's other runs either
+    assert rows["learned (your ranker)"]["protocol"] == f"model {model} ($ATTRIB_RANKER), IN SAMPLE for 21"
+    assert any(n.startswith("7 of these traces are other runs of tasks this ranker was fitted on") for n in out["notes"])
+    # and, apart, on the 9 runs of tasks 8-10: a figure that is out of sample
     unseen = rows["learned (your ranker), unseen runs"]
-    assert unseen["n"] == 10 and unseen["protocol"] == f"model {model} ($ATTRIB_RANKER), the 10 runs it was not fitted on"
+    assert unseen["n"] == 9
+    assert unseen["protocol"] == f"model {model} ($ATTRIB_RANKER), the 9 runs of tasks it was not fitted on"
     r = runner.invoke(app, ["eval", "traces", str(OWN / "runs"), "--no-pool"], env={"COLUMNS": "250"})
     assert "learned (your ranker)" in r.output and "ECE if calibrated %" in r.output
     assert "30 labelled traces of 10 tasks" in r.output

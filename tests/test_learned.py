@@ -1,7 +1,10 @@
 """The learned ranker: the listwise head recovers a planted signal; the shipped model loads and scores any
 trace; fitting on part of Who&When beats the always-step-1 rule on held-out questions."""
 
+from pathlib import Path
+
 import numpy as np
+import orjson
 
 from attrib.evaluate.data import load_subset, question_id
 from attrib.features.steps import signal_name as _signal_name
@@ -218,3 +221,30 @@ def test_ranker_parameter_errors_are_named_usage_errors():
     with pytest.raises(UsageError, match="model_path=") as err:
         attribute(trace, model="ranker.json")
     assert isinstance(err.value, TypeError) and err.value.field == "model"
+
+
+def test_a_rerun_of_a_task_the_ranker_was_fitted_on_is_flagged(tmp_path, monkeypatch) -> None:
+    """A new run of a task the ranker was fitted on (one of Who&When's GAIA questions, for the shipped one) counted
+    as unseen, though evaluation holds out whole tasks; its verdict now says the ranker saw another run of it."""
+    import msgspec
+
+    from attrib.evaluate.data import load_subset
+    from attrib.methods.learned import attribute, fit_artifact
+    from attrib.readers import load_trace
+
+    monkeypatch.delenv("ATTRIB_RANKER", raising=False)
+    log = load_subset("hand")[0]
+    steps = (*log.steps[:-1], msgspec.structs.replace(log.steps[-1], content="A different closing turn."))
+    rerun = msgspec.structs.replace(log, id="my-rerun", steps=steps)
+    ev = attribute(rerun).evidence
+    assert ev["in_sample"] is False and ev["same_task_trained"] is True
+    ev = attribute(log).evidence  # the very run: in sample, and not counted twice
+    assert ev["in_sample"] is True and ev["same_task_trained"] is None
+    new = attribute(load_trace(Path(__file__).resolve().parents[1] / "traces" / "chat_langgraph.json")).evidence
+    assert new["in_sample"] is False and new["same_task_trained"] is False
+    # a ranker file from before task keys were listed says nothing either way
+    art = fit_artifact(load_subset("hand")[:30], "test")
+    del art["tasks"]
+    old = tmp_path / "old.json"
+    old.write_bytes(orjson.dumps(art))
+    assert attribute(rerun, model_path=str(old)).evidence["same_task_trained"] is None

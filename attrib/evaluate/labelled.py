@@ -38,7 +38,7 @@ from attrib.methods.learned import (
     DEFAULT_STEP_HEAD,
     INNER_FOLDS,
     default_model,
-    ranker_fingerprints,
+    ranker_training,
     setting_of,
 )
 from attrib.readers import validate
@@ -137,27 +137,35 @@ def evaluate_labelled(
     protocol = "as shipped" if model_path is None else f"model {model_path}"
     if model_path is not None and model_path == os.environ.get("ATTRIB_RANKER"):
         protocol += " ($ATTRIB_RANKER)"
-    # which of these runs the ranker was fitted on: a file from `attrib fit` lists its runs' fingerprints; the
-    # shipped one (and older files) were fitted on Who&When
-    trained = ranker_fingerprints(model_path)
-    if trained is None and model_path is None:
-        trained = {fingerprint(t) for t in who_and_when_traces()}
-    if trained is None:
+    # which of these runs (or their tasks) the ranker was fitted on: a file from `attrib fit` lists its runs'
+    # fingerprints and task keys, as the shipped one does
+    training = ranker_training(model_path)
+    if training is None or training.fingerprints is None:
         notes.append(f"{model_path} does not list the runs it was fitted on (written by an older attrib fit): "
                      "if these runs were among them, its row is in sample")
-    seen = [trained is not None and fingerprint(t) in trained for t in labelled]
-    n_in = sum(seen)
+    elif training.tasks is None:
+        notes.append(f"{model_path} lists the runs it was fitted on but not their tasks (written by an older attrib "
+                     "fit): other runs of those tasks count as unseen here")
+    seen_how = [training.seen(t) if training is not None else (None, None) for t in labelled]
+    n_run = sum(bool(run) for run, _ in seen_how)
+    n_task = sum(bool(task) for _, task in seen_how)
+    seen = [bool(run) or bool(task) for run, task in seen_how]
+    n_in = n_run + n_task
     base = protocol  # without the in-sample count, for the row of the runs it was not fitted on
     if n_in:
         protocol += f", IN SAMPLE for {n_in}"
-        notes.append(f"{n_in} of these traces are runs this ranker was fitted on: its row is in sample for "
-                     "them (the refit rows are not)")
+        if n_run:
+            notes.append(f"{n_run} of these traces are runs this ranker was fitted on: its row is in sample for "
+                         "them (the refit rows are not)")
+        if n_task:  # the folds hold out whole tasks, so a re-run of a training task is not an unseen run either
+            notes.append(f"{n_task} of these traces are other runs of tasks this ranker was fitted on: its row "
+                         "counts them as in sample too, as the refit rows' task-grouped folds do")
     # the row of a ranker file is not the shipped ranker's: named so, and keyed apart in the JSON
     row = SHIPPED_ROW if model_path is None else MODEL_ROW
     verdicts = [ranker_verdict(t, default_model(setting_of(t), model_path)) for t in labelled]
     add(row, protocol, verdicts)
     if 0 < n_in < len(labelled):  # the same ranker on the runs it was not fitted on: an out-of-sample figure
-        add(f"{row}, unseen runs", f"{base}, the {len(labelled) - n_in} runs it was not "
+        add(f"{row}, unseen runs", f"{base}, the {len(labelled) - n_in} runs of tasks it was not "
             "fitted on", [v for v, s in zip(verdicts, seen, strict=True) if not s])
     n_train = len(labelled) * (k - 1) // k
     n_groups = len({question_id(t) for t in labelled})

@@ -50,7 +50,16 @@ from attrib.methods.calibration import Calibrator
 from attrib.methods.clogit import ConditionalLogit
 from attrib.methods.conformal import LEVEL, ConformalStepSet
 from attrib.methods.first_passage import BIAS, FirstPassageLogit
-from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, fingerprint, group_reruns, question_id
+from attrib.trace import (
+    AgentBlame,
+    Attribution,
+    StepBlame,
+    Trace,
+    fingerprint,
+    group_reruns,
+    question_id,
+    task_key,
+)
 
 #: The step head fitted unless told otherwise ("first_passage" or "logit"; see the module docstring).
 DEFAULT_STEP_HEAD = "first_passage"
@@ -400,12 +409,21 @@ _NOT_RANKER = "not a ranker file from `attrib fit`"
 
 @dataclass(frozen=True)
 class _RankerFile:
-    """A ranker file as read once per version: its ``settings`` object, the sha256 of its bytes and the
-    fingerprints of the runs it was fitted on (None when it does not list them: files from before they were)."""
+    """A ranker file as read once per version: its ``settings`` object, the sha256 of its bytes, the
+    fingerprints of the runs it was fitted on and the keys of their tasks (:func:`attrib.trace.task_key`); each
+    None when the file does not list them (files from before they were)."""
 
     settings: dict[str, Any]
     sha256: str
     fingerprints: frozenset[str] | None
+    tasks: frozenset[str] | None = None
+
+    def seen(self, trace: Trace) -> tuple[bool | None, bool | None]:
+        """Whether the ranker was fitted on this very run, and (when not) on another run of its task."""
+        in_sample = None if self.fingerprints is None else fingerprint(trace) in self.fingerprints
+        key = task_key(trace)
+        same_task = None if in_sample or self.tasks is None or key is None else key in self.tasks
+        return in_sample, same_task
 
 
 @lru_cache(maxsize=8)
@@ -439,9 +457,10 @@ def _ranker_file(path: str | None, stamp: tuple[int, int] | None) -> _RankerFile
     if d.get("version", 1) != 1:
         raise InputError(p, "version", f"ranker file version {d.get('version')!r}; this attrib reads version 1 "
                          "(refit it with `attrib fit`, or upgrade attrib)")
-    prints = d.get("fingerprints")
+    prints, tasks = d.get("fingerprints"), d.get("tasks")
     return _RankerFile(settings, hashlib.sha256(raw).hexdigest(),
-                       frozenset(prints) if isinstance(prints, list) else None)
+                       frozenset(prints) if isinstance(prints, list) else None,
+                       frozenset(tasks) if isinstance(tasks, list) else None)
 
 
 @lru_cache(maxsize=8)
@@ -487,6 +506,8 @@ def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0
     digest = hashlib.sha256(b"".join(t.content_hash().encode() for t in labelled)).hexdigest()[:16]
     return {"version": 1, "trained_on": trained_on, "n_train": len(labelled), "data_hash": digest,
             "fingerprints": sorted({fingerprint(t) for t in labelled}),  # lets `eval traces` flag in-sample runs
+            # and re-runs of a task it was fitted on (evaluation holds out whole tasks, so those are not unseen)
+            "tasks": sorted({k for t in labelled if (k := task_key(t))}),
             "settings": settings}
 
 
@@ -515,12 +536,12 @@ def _source(path: str | None, file: _RankerFile) -> str:
     return SHIPPED if path is None else f"{Path(path).resolve()} (sha256 {file.sha256[:12]})"
 
 
-def ranker_fingerprints(path: str | None) -> set[str] | None:
-    """The fingerprints (:func:`attrib.trace.fingerprint`) of the runs a ranker file (``None``: the shipped one)
-    was fitted on, or None when the file does not list them (files from before they were recorded)."""
+def ranker_training(path: str | os.PathLike[str] | None) -> _RankerFile | None:
+    """What a ranker file (``None``: the shipped one) says of the runs it was fitted on (its ``seen(trace)``), or
+    None when it cannot be read."""
     path = os.fspath(path) if path else None
     try:
-        return _ranker_file(path, _stamp(path)).fingerprints  # type: ignore[return-value]
+        return _ranker_file(path, _stamp(path))
     except AttribError:
         return None
 
@@ -548,14 +569,14 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
                                  else ""))
     # which ranker decided (a stored verdict is keyed by method only, so say it in the evidence), and the runs it
     # was fitted on
-    source, trained = "a fitted LearnedRanker", None
+    source, in_sample, same_task = "a fitted LearnedRanker", None, None
     if model is None:
         path = _ranker_path(model_path)
         stamp = _stamp(path)
         model = _load_ranker(setting_of(trace), path, stamp)
         file = _ranker_file(path, stamp)
-        source, trained = _source(path, file), file.fingerprints
-    in_sample = None if trained is None else fingerprint(trace) in trained
+        source = _source(path, file)
+        in_sample, same_task = file.seen(trace)
     g = flow_graph.build_graph(trace)
     sink = flow_graph.failure_node(trace)
     X = featurize(trace)
@@ -636,6 +657,8 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             # a run the ranker was fitted on: its verdict is in sample (None: a ranker object, or a file that does
             # not list its runs)
             "in_sample": in_sample,
+            # not this run, but another run of its task was (None: this run, no task text, or not listed)
+            "same_task_trained": same_task,
             "top_k": [int(i) for i in np.argsort(-pred.step_probs)[:top_k]],
             **({"step_set": {"level": set_level or model.set_level, "steps": pred.step_set}} if pred.step_set else {}),
             **({"first_passage": earlier} if earlier else {}),
