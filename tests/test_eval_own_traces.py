@@ -49,7 +49,10 @@ def test_pooled_refit_never_trains_on_the_scored_logs():
     edited = [msgspec.structs.replace(t, steps=tuple(msgspec.structs.replace(st, content=st.content + " (edited)")
                                                      for st in t.steps)) for t in traces[:3]]
     r = evaluate_labelled(edited, k=5, pool_who_and_when=False)
-    assert r["rows"][3]["protocol"] == "as shipped" and not any("in sample" in n for n in r["notes"])
+    # edited, they are no longer the runs the shipped ranker was fitted on, but still runs of its tasks
+    assert r["rows"][3]["protocol"] == "as shipped, IN SAMPLE for 3"
+    assert not any("are runs this ranker was fitted on" in n for n in r["notes"])
+    assert any(n.startswith("3 of these traces are other runs of tasks") for n in r["notes"])
 
 
 def test_evaluate_labelled_flags_in_sample_and_too_few(tmp_path):
