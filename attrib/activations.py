@@ -496,6 +496,7 @@ class ActivationFile:
             with self._handle.open(key + ".npy") as f:
                 return np.lib.format.read_array(f, allow_pickle=False)
         nbytes = int(np.prod(shape)) * dtype.itemsize  # stored: a view into the file's one map, read-only
+        assert self._map is not None  # opened with the file; an uncompressed member is read through it
         return self._map[offset:offset + nbytes].view(dtype).reshape(shape, order="F" if fortran else "C")
 
     def items(self) -> Iterator[tuple[str, np.ndarray]]:

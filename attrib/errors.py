@@ -58,8 +58,10 @@ class UsageError(InputError):
 
 def is_whole_number(value: object, minimum: int = 1, maximum: int | None = None) -> bool:
     """True for an integer (not a bool) in ``minimum..maximum`` (no upper bound when ``maximum`` is None)."""
-    return (isinstance(value, Integral) and not isinstance(value, bool) and value >= minimum
-            and (maximum is None or value <= maximum))
+    if not isinstance(value, Integral) or isinstance(value, bool):
+        return False
+    v = int(value)
+    return v >= minimum and (maximum is None or v <= maximum)
 
 
 def whole_number(field: str, value: object, minimum: int = 1, maximum: int | None = None, *,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from typing import Any
 
 import typer
 
@@ -65,8 +66,8 @@ def main() -> None:
     import sys
 
     # typer may vendor click: take its exception classes from typer's public ones, wherever they come from
-    usage_error = typer.BadParameter.__base__
-    click_exception = usage_error.__base__
+    usage_error: type[Any] = typer.BadParameter.__mro__[1]
+    click_exception: type[Any] = usage_error.__mro__[1]
     try:
         rv = app(standalone_mode=False)
     except click_exception as e:

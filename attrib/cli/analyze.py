@@ -37,7 +37,7 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
     p = Path(target)
     if is_folder_or_glob(target):
         failed: list[AttribError] = []
-        out = [(t, str(f)) for t, f in read_sources([target], format, errors=failed if errors is not None else None)]
+        out: list[tuple[Any, str | None]] = [(t, str(f)) for t, f in read_sources([target], format, errors=failed if errors is not None else None)]
         if failed and not out:
             if len(failed) == 1:
                 raise failed[0]
@@ -109,8 +109,8 @@ def analyze_each(loaded: list[tuple[Any, str | None]], method: str, options: dic
             bad.append(e if isinstance(e, InputError) else NoVerdictError(f"{t.id}: {e}"))
     if not results:
         if len(bad) > 1:  # every run failed: show each, then exit with the first one's code
-            for e in bad[1:]:
-                print_error(e)
+            for other in bad[1:]:
+                print_error(other)
             err_console.print(f"[bold red]none of the {len(bad)} runs got a verdict[/]", highlight=False)
         raise bad[0]
     return results, sources

@@ -77,13 +77,13 @@ def check_port(host: str, port: int) -> None:
                          "server?): stop it or pick another with --port N")
     if bound:  # e.g. localhost on a machine without IPv6: the server serves on the address that works
         return
-    e = failed[0] if failed else OSError("no address")
-    if e.errno == errno.EACCES:
+    first = failed[0] if failed else OSError("no address")
+    if first.errno == errno.EACCES:
         raise UsageError(None, "port", f"port {port} on {host} needs more privileges than this user has: "
                          "pick one above 1023 with --port N")
-    if e.errno == errno.EADDRNOTAVAIL:
+    if first.errno == errno.EADDRNOTAVAIL:
         raise UsageError(None, "host", f"{host!r} is not an address of this machine")
-    raise UsageError(None, "port", f"cannot serve on {host}:{port} ({e.strerror or e})")
+    raise UsageError(None, "port", f"cannot serve on {host}:{port} ({first.strerror or first})")
 
 
 #: Signals passed on to the server: what a terminal, a service manager or ``kill`` sends to stop ``attrib app``.

@@ -114,12 +114,19 @@ def heads_command(
         if k >= 1 and k > n_heads:  # a count beyond the model: say so now, not after the scan
             raise UsageError(None, "top_k", f"{k} heads asked, but {model} has {n_heads}")
         probes = conflict_suite(fams, split=None if split == "all" else split, n_questions=n_questions)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskID,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         # bars only for a person watching: piped or logged, they left a blank line on stderr
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err_console, transient=True, disable=not err_console.is_terminal) as prog:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def on(stage: str, i: int, n: int) -> None:
                 if stage not in tasks:

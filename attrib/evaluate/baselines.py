@@ -4,6 +4,7 @@ first WebSurfer step, always WebSurfer. None is fitted; each is a rule stated in
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from attrib.evaluate.metrics import Verdict
 from attrib.trace import Trace
@@ -11,7 +12,7 @@ from attrib.trace import Trace
 Baseline = Callable[[Trace], Verdict]
 
 
-def _v(t: Trace, step: int, agent: str, **kw: float) -> Verdict:
+def _v(t: Trace, step: int, agent: str, **kw: Any) -> Verdict:
     assert t.label is not None
     return Verdict(t.id, step, agent, t.label.mistake_step, t.label.mistake_agent, **kw)
 

@@ -36,8 +36,9 @@ class LogisticFloor:
 
         from attrib.methods.learned import featurize
 
-        X = np.vstack([featurize(t)[:, _COLS] for t in traces])
-        y = np.concatenate([np.arange(t.n_steps) == t.label.mistake_step for t in traces]).astype(int)
+        steps = [(t, t.label.mistake_step) for t in traces if t.label is not None]  # unlabelled runs teach nothing
+        X = np.vstack([featurize(t)[:, _COLS] for t, _ in steps])
+        y = np.concatenate([np.arange(t.n_steps) == m for t, m in steps]).astype(int)
         self.model_ = make_pipeline(
             StandardScaler(), LogisticRegression(C=self.C, max_iter=2000, random_state=self.random_state)
         ).fit(X, y)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from attrib.evaluate.metrics import (
 from attrib.trace import Attribution, Trace
 
 #: Published top-1 numbers from issue 10 (agent %, step %), per subset where given.
-PUBLISHED = {
+PUBLISHED: dict[str, dict[str, tuple[float | None, float]]] = {
     "Who&When best LLM judge (paper)": {"algorithm": (53.5, 14.2), "hand": (53.5, 14.2)},
     "CDC-MAS": {"algorithm": (48.5, 36.2), "hand": (56.8, 18.2)},
     "A2P": {"algorithm": (None, 47.5), "hand": (None, 29.3)},
@@ -141,10 +141,10 @@ def mean_summary(runs: Sequence[Sequence[Verdict]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, v0 in sums[0].items():
         vals = [s[key] for s in sums]
-        out[key] = None if v0 is None or any(v is None for v in vals) else float(np.mean(vals))
+        out[key] = None if v0 is None or any(v is None for v in vals) else float(np.mean(np.asarray(vals, float)))
     for key in ("step_accuracy", "agent_accuracy", "ece"):
         vals = [s[key] for s in sums]
-        out[f"{key}_sd"] = None if any(v is None for v in vals) else float(np.std(vals))
+        out[f"{key}_sd"] = None if any(v is None for v in vals) else float(np.std(np.asarray(vals, float)))
     analytic = any(v.expected_step_acc is not None for v in runs[0]) if runs else True  # random: no sampling
     if not analytic:  # 95 % bootstrap intervals over traces, of the per-trace hit rate averaged over seeds
         _, step, agent = per_trace_hits(runs)
@@ -223,7 +223,7 @@ def _evaluate(
     seeds = list(range(seed, seed + max(1, n_seeds)))
 
     def add(name: str, subset: str, protocol: str, verdicts: list[Verdict] | list[list[Verdict]], fitted: bool) -> None:
-        runs = verdicts if verdicts and isinstance(verdicts[0], list) else [verdicts]
+        runs = cast(list[list[Verdict]], verdicts if verdicts and isinstance(verdicts[0], list) else [verdicts])
         if protocol.startswith(f"{k}-fold"):
             kept[(name, subset)] = runs
         rows.append({"method": name, "subset": subset, "protocol": protocol, "fitted": fitted,

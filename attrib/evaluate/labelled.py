@@ -149,7 +149,7 @@ def evaluate_labelled(
     seen_how = [training.seen(t) if training is not None else (None, None) for t in labelled]
     n_run = sum(bool(run) for run, _ in seen_how)
     n_task = sum(bool(task) for _, task in seen_how)
-    seen = [bool(run) or bool(task) for run, task in seen_how]
+    trained_on = [bool(run) or bool(task) for run, task in seen_how]
     n_in = n_run + n_task
     base = protocol  # without the in-sample count, for the row of the runs it was not fitted on
     if n_in:
@@ -166,7 +166,7 @@ def evaluate_labelled(
     add(row, protocol, verdicts)
     if 0 < n_in < len(labelled):  # the same ranker on the runs it was not fitted on: an out-of-sample figure
         add(f"{row}, unseen runs", f"{base}, the {len(labelled) - n_in} runs of tasks it was not "
-            "fitted on", [v for v, s in zip(verdicts, seen, strict=True) if not s])
+            "fitted on", [v for v, s in zip(verdicts, trained_on, strict=True) if not s])
     n_train = len(labelled) * (k - 1) // k
     n_groups = len({question_id(t) for t in labelled})
     if n_train < MIN_TRAIN:

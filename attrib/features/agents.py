@@ -107,8 +107,8 @@ def agent_matrix(trace: Trace, step_probs: np.ndarray, X: np.ndarray) -> tuple[l
             X[idx, INDEX["is_instruction"]].mean(),
             X[idx, INDEX["novel_numbers_log"]].mean(),
             *(t in a.lower() for t in _AGENT_TOKENS),
-            *X[np.ix_(idx, agg)].mean(axis=0),
-            *X[np.ix_(idx, agg)].max(axis=0),
+            *X[np.ix_(idx, np.asarray(agg))].mean(axis=0),
+            *X[np.ix_(idx, np.asarray(agg))].max(axis=0),
         ]
         A[k] = row
     return agents, A

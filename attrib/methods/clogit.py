@@ -10,8 +10,10 @@ optimisation. Follows the scikit-learn conventions: ``fit``/``predict_proba``, s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from attrib.errors import check_fitted
 
@@ -59,7 +61,7 @@ class ConditionalLogit:
         self.max_iter = max_iter
         self.smooth = smooth
 
-    def fit(self, Xs: Sequence[np.ndarray], ys: Sequence[int], weights: Sequence[float] | None = None):
+    def fit(self, Xs: Sequence[np.ndarray], ys: Sequence[int], weights: ArrayLike | None = None):
         """``Xs[g]`` is group g's ``(n_items, d)`` matrix, ``ys[g]`` the index of its chosen item."""
         Z, sizes, gid, w_g, T = self._prepare(Xs, ys, weights)
         n = w_g.sum()
@@ -73,7 +75,7 @@ class ConditionalLogit:
         self.coef_ = self._minimize(loss, Z.shape[1])
         return self
 
-    def _prepare(self, Xs: Sequence[np.ndarray], ys: Sequence[int], weights: Sequence[float] | None
+    def _prepare(self, Xs: Sequence[np.ndarray], ys: Sequence[int], weights: ArrayLike | None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Standardise (setting ``mean_`` / ``scale_``); return Z, group sizes, group id per item, group weights
         and the weighted target mass per item."""
@@ -111,7 +113,7 @@ class ConditionalLogit:
         check_fitted(self, "coef_")
         return group_softmax(self.decision_function(X), np.array([len(X)]))
 
-    def to_dict(self) -> dict[str, list[float] | float]:
+    def to_dict(self) -> dict[str, Any]:
         return {"l2": self.l2, "smooth": self.smooth, "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
                 "coef": self.coef_.tolist()}
 

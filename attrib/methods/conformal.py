@@ -22,6 +22,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from attrib.errors import check_fitted
 
@@ -43,7 +44,7 @@ def set_score(p: np.ndarray, y: int) -> float:
     return float(np.asarray(p, dtype=float)[o[:rank]].sum())
 
 
-def conformal_threshold(scores: Sequence[float], level: float = LEVEL) -> float:
+def conformal_threshold(scores: ArrayLike, level: float = LEVEL) -> float:
     """The ``ceil((n + 1) level) / n`` empirical quantile of calibration ``scores`` (1.0 when n is too small)."""
     s = np.sort(np.asarray(scores, dtype=float))
     n = len(s)

@@ -17,8 +17,10 @@ section). The likelihood and its gradient are written here for the same reason a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from attrib.methods.clogit import ConditionalLogit, group_softmax, segments
 
@@ -69,7 +71,7 @@ class FirstPassageLogit(ConditionalLogit):
         super().__init__(l2=l2, random_state=random_state, max_iter=max_iter, smooth=smooth)
         self.bias = bias
 
-    def fit(self, Xs: Sequence[np.ndarray], ys: Sequence[int], weights: Sequence[float] | None = None):
+    def fit(self, Xs: Sequence[np.ndarray], ys: Sequence[int], weights: ArrayLike | None = None):
         Z, sizes, _, w_g, T = self._prepare(Xs, ys, weights)
         n = w_g.sum()
 
@@ -89,7 +91,7 @@ class FirstPassageLogit(ConditionalLogit):
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         return first_passage_scores(self._z(X), np.array([len(X)]), self.w_, self.v_, self.bias)[0]
 
-    def to_dict(self) -> dict[str, list[float] | float | str]:
+    def to_dict(self) -> dict[str, Any]:
         return {"kind": "first_passage", "l2": self.l2, "smooth": self.smooth, "bias": self.bias,
                 "mean": self.mean_.tolist(), "scale": self.scale_.tolist(), "w": self.w_.tolist(),
                 "v": self.v_.tolist()}

@@ -229,7 +229,7 @@ class LearnedRanker:
             raise InputError(None, "metadata.question_id", f"need runs of at least inner_folds={self.inner_folds} "
                              f"distinct tasks (groups) to fit, got {len(set(groups))}")
         Xs = [featurize(t) for t in traces]
-        ys = [t.label.mistake_step for t in traces]
+        ys = [t.label.mistake_step for t in traces if t.label is not None]  # all of them (kept above)
         folds = _folds(groups, self.inner_folds, self.random_state)
         grid = L2_GRID if self.l2_step == "auto" else (float(self.l2_step),)
         best: tuple[float, float, list[np.ndarray]] | None = None
@@ -248,8 +248,11 @@ class LearnedRanker:
         self.step_model_ = self._step_model(self.l2_step_).fit(Xs, ys, sw)
         # agent head on cross-fitted step probabilities
         tables = [agent_matrix(t, oof[i], Xs[i]) for i, t in enumerate(traces)]
-        ya = [_label_agent_index(t, tables[i][0]) for i, t in enumerate(traces)]
-        keep = [i for i, y in enumerate(ya) if y is not None]
+        ya: dict[int, int] = {}  # trace -> its labelled agent's row (a trace whose agent is not in its table: none)
+        for i, t in enumerate(traces):
+            if (y := _label_agent_index(t, tables[i][0])) is not None:
+                ya[i] = y
+        keep = list(ya)
         oof_a: dict[int, np.ndarray] = {}
         for te in _folds([groups[i] for i in keep], self.inner_folds, self.random_state + 1):
             tr = np.setdiff1d(np.arange(len(keep)), te)
@@ -308,7 +311,7 @@ class LearnedRanker:
         top = np.argsort(-contrib)[:6]
         za = (A - self.agent_model_.mean_) / self.agent_model_.scale_
         a_contrib = (za[k] - za.mean(axis=0)) * self.agent_model_.coef_  # what lifts this agent above the average one
-        a_top = np.argsort(-a_contrib)[:4] if len(agents) > 1 else []
+        a_top = np.argsort(-a_contrib)[:4] if len(agents) > 1 else np.array([], dtype=int)
         cov = _length_covariate(trace)
         return Prediction(
             step_probs=p,
@@ -571,11 +574,11 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     # was fitted on
     source, in_sample, same_task = "a fitted LearnedRanker", None, None
     if model is None:
-        path = _ranker_path(model_path)
-        stamp = _stamp(path)
-        model = _load_ranker(setting_of(trace), path, stamp)
-        file = _ranker_file(path, stamp)
-        source = _source(path, file)
+        rpath = _ranker_path(model_path)
+        stamp = _stamp(rpath)
+        model = _load_ranker(setting_of(trace), rpath, stamp)
+        file = _ranker_file(rpath, stamp)
+        source = _source(rpath, file)
         in_sample, same_task = file.seen(trace)
     g = flow_graph.build_graph(trace)
     sink = flow_graph.failure_node(trace)

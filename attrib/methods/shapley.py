@@ -32,6 +32,7 @@ from itertools import combinations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 ValueFn = Callable[[frozenset[int]], float]
 
@@ -104,7 +105,7 @@ def shapley(n: int, value: ValueFn, max_exact: int = 10, **kw: Any) -> ShapleyRe
 
 
 def noisy_or_game(
-    owners: Sequence[int], risk: Sequence[float], reaches: Sequence[bool] | None = None
+    owners: Sequence[int], risk: ArrayLike, reaches: Sequence[bool] | None = None
 ) -> ValueFn:
     """The documented ``v(S)``: failure removed by repairing the steps owned by players in ``S``.
 
@@ -128,7 +129,7 @@ def noisy_or_game(
 
 
 def agent_blame(
-    agents: Sequence[str], step_agents: Sequence[str], risk: Sequence[float], reaches: Sequence[bool] | None = None,
+    agents: Sequence[str], step_agents: Sequence[str], risk: ArrayLike, reaches: Sequence[bool] | None = None,
     max_exact: int = 10, random_state: int | None = 0,
 ) -> tuple[ShapleyResult, float]:
     """Shapley blame of each agent in ``agents`` under :func:`noisy_or_game`; also returns ``F(∅)``."""
