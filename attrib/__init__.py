@@ -1,9 +1,27 @@
 """attrib: failure attribution for LLM multi-agent systems.
 
-The library API is re-exported here lazily, so ``import attrib`` stays light (no torch, no dask).
-"""
+Which agent made a multi-agent run fail, at which step, and why::
 
-from __future__ import annotations
+    import attrib
+
+    trace = attrib.load_trace("traces/demo_whowhen.json")  # Who&When, OTLP, chat logs, attrib JSON
+    verdict = attrib.analyze(trace)                         # an Attribution
+    verdict.agent, verdict.step, verdict.confidence
+    print(verdict.to_markdown(trace))                       # also .to_rich(trace), .to_json(), .to_otlp(trace), .plot()
+
+The main names:
+
+* reading: :func:`load_trace` (one run), :func:`read_path` / :func:`read_paths` (files, folders, globs);
+* the trace model: :class:`Trace`, :class:`Step`, :class:`ToolCall`, :class:`ToolResult`, :class:`Label`, to build a
+  run by hand (:func:`analyze` checks it first and names the broken field);
+* attribution: :func:`analyze` (one trace, any method of ``attrib.methods.METHODS``) returning an
+  :class:`Attribution` (with :class:`AgentBlame` / :class:`StepBlame` rows); :class:`LearnedRanker`, the default
+  method's estimator, to fit on your own labelled runs (``analyze(trace, model=ranker)``);
+* the store and batches: :func:`ingest`, :func:`open_store`, :func:`analyze_many`;
+* errors: :class:`AttribError`, and :class:`InputError` for unreadable input (it names the file and field).
+
+The names are re-exported lazily, so ``import attrib`` stays light (no numpy, torch or dask until first use).
+"""
 
 from attrib._lazy import lazy_exports
 
@@ -12,14 +30,22 @@ __version__ = "0.1.0"
 _LAZY = {
     "Trace": "attrib.trace",
     "Step": "attrib.trace",
+    "ToolCall": "attrib.trace",
+    "ToolResult": "attrib.trace",
     "Label": "attrib.trace",
     "Attribution": "attrib.trace",
+    "AgentBlame": "attrib.trace",
+    "StepBlame": "attrib.trace",
     "read_path": "attrib.readers",
+    "read_paths": "attrib.readers",
     "load_trace": "attrib.readers",
     "ingest": "attrib.store.api",
     "open_store": "attrib.store",
     "analyze": "attrib.methods",
     "analyze_many": "attrib.engine",
+    "LearnedRanker": "attrib.methods.learned",
+    "AttribError": "attrib.errors",
+    "InputError": "attrib.errors",
 }
 
 

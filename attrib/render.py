@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attrib.errors import AttribError
+from attrib.errors import AttribError, whole_number
 from attrib.trace import Attribution, Trace
 
 
@@ -20,9 +20,17 @@ def _ci(lo: float | None, hi: float | None, score: float) -> str:
 
 
 def _excerpt(attr: Attribution, trace: Trace | None, step: int, n: int = 300) -> str:
+    """The text of ``step``, from the trace; without it only the decisive step's is known (``evidence.step_text``),
+    so another step's is empty rather than the decisive step's repeated under its number."""
     if trace is not None and 0 <= step < trace.n_steps:
         return " ".join(trace.steps[step].content.split())[:n]
-    return str(attr.evidence.get("step_text", ""))[:n]
+    return str(attr.evidence.get("step_text", ""))[:n] if step == attr.step else ""
+
+
+def _cell(text: str) -> str:
+    """``text`` as one Markdown table cell: a ``|`` (an agent named ``Checker|2``, a shell pipe in a step) would
+    end the cell and shift every column after it, and a line break would end the row."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _step_agent(attr: Attribution, trace: Trace | None) -> str | None:
@@ -144,7 +152,11 @@ def blame_title(attr: Attribution) -> str:
 
 
 def _default_top_k(attr: Attribution, top_k: int | None) -> int:
-    return top_k if top_k is not None else len(attr.evidence.get("top_k") or ()) or 5
+    """``top_k`` checked (a whole number >= 1, else a ``UsageError`` naming it: -1 used to list all steps but the
+    last), or as many steps as the method was asked for (``evidence.top_k``), else 5."""
+    if top_k is not None:
+        return whole_number("top_k", top_k)
+    return len(attr.evidence.get("top_k") or ()) or 5
 
 
 def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: int | None = None) -> str:
@@ -168,14 +180,13 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     if attr.agents:
         col = "blame" if blame_title(attr) == "Shapley blame" else blame_title(attr)  # e.g. "blame: summed step mass"
         lines += [f"| agent | {col} |", "|---|---|"]
-        lines += [f"| {a.agent} | {a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)} |" for a in attr.agents]
+        lines += [f"| {_cell(a.agent)} | {a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)} |" for a in attr.agents]
         lines.append("")
     if attr.steps:
         lines += [f"| step | agent | {'p' if step_probabilities(attr) else 'score'} | excerpt |", "|---|---|---|---|"]
         for s in attr.top_steps(top_k):
-            ex = _excerpt(attr, trace, s.step, 90).replace("|", "\\|")
             p = s.probability if s.probability is not None else s.score
-            lines.append(f"| {s.step} | {s.agent} | {p:.2f} | {ex} |")
+            lines.append(f"| {s.step} | {_cell(s.agent)} | {p:.2f} | {_cell(_excerpt(attr, trace, s.step, 90))} |")
         lines.append("")
     if sset := step_set_line(attr, trace):
         lines += [f"**Step set** (conformal): {sset}", ""]
@@ -198,30 +209,34 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
 def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int | None = None) -> Any:
     """A rich Group: verdict panel, agent table with Shapley ± CI, top-k steps, evidence and reason."""
     from rich.console import Group
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
 
+    # rich reads a plain string as markup: every string from the run or the method (agent names, ids, step text)
+    # is escaped, so a step quoting "[/docs]" or indexing "x[i]" prints as written instead of raising MarkupError
+    # or turning italic
     top_k = _default_top_k(attr, top_k)
     word = confidence_word(attr)
     ac = f"   agent {word} [bold]{attr.agent_confidence:.0%}[/]" if attr.agent_confidence is not None else ""
     ms = f"   {attr.elapsed_s * 1000:.0f} ms" if attr.elapsed_s is not None else ""
     head = Panel(
         Text.from_markup(
-            f"[bold]{verdict_line(attr, trace)}[/]   {word} [bold]{attr.confidence:.0%}[/]"
-            f"{ac}   method {attr.method}{ms}"
+            f"[bold]{escape(verdict_line(attr, trace))}[/]   {word} [bold]{attr.confidence:.0%}[/]"
+            f"{ac}   method {escape(attr.method)}{ms}"
         ),
-        title=f"decisive mistake in {attr.trace_id}",
+        title=f"decisive mistake in {escape(attr.trace_id)}",
     )
     parts: list[Any] = [head]
     parts += [Text(note, style="bold yellow" if level == "warning" else "yellow")
               for note, level in verdict_notes(attr, top_k)]
     if attr.agents:
-        t = Table(title=f"agents ({blame_title(attr)})", show_edge=False)
+        t = Table(title=f"agents ({escape(blame_title(attr))})", show_edge=False)
         t.add_column("agent")
         t.add_column("blame", justify="right")
         for a in attr.agents:
-            t.add_row(a.agent, f"{a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)}")
+            t.add_row(escape(a.agent), f"{a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)}")
         parts.append(t)
     if attr.steps:
         t = Table(title=f"top {top_k} steps", show_edge=False)
@@ -229,7 +244,7 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
             t.add_column(c, overflow="fold")
         for s in attr.top_steps(top_k):
             p = s.probability if s.probability is not None else s.score
-            t.add_row(str(s.step), s.agent, f"{p:.2f}", _excerpt(attr, trace, s.step, 80))
+            t.add_row(str(s.step), escape(s.agent), f"{p:.2f}", escape(_excerpt(attr, trace, s.step, 80)))
         parts.append(t)
     if sset := step_set_line(attr, trace):
         parts.append(Text(f"step set (conformal): {sset}", style="cyan"))
@@ -244,7 +259,7 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
     if earlier := _earlier(ev):
         bits.append(f"earliest to go wrong: {earlier}")
     bits.append(f"step text: “{_excerpt(attr, trace, attr.step, 300)}”")
-    parts.append(Panel("\n".join(bits), title="evidence"))
+    parts.append(Panel(escape("\n".join(bits)), title="evidence"))
     parts.append(Text(attr.reason))
     return Group(*parts)
 

@@ -188,3 +188,29 @@ def test_store_and_option_values_are_checked(tmp_store):
     for bad in ({"top_k": 0}, {"top_k": "3"}, {"set_level": 2.0}, {"set_level": "0.5"}):
         with pytest.raises(UsageError):
             analyze(_trace(), **bad)
+
+
+def test_the_top_level_api_is_what_a_notebook_needs_and_nothing_else():
+    """``attrib.X`` covers the README's library examples (the ranker and ``read_paths`` were only reachable from
+    deep modules, the tool-call classes of a hand-built trace too), every exported name is documented, and tab
+    completion shows the API, not the package's plumbing (``annotations``, ``lazy_exports``)."""
+    import subprocess
+    import sys
+
+    for name in ("LearnedRanker", "read_paths", "ToolCall", "ToolResult", "AgentBlame", "StepBlame", "InputError"):
+        assert name in attrib.__all__ and name in dir(attrib), name
+    for name in attrib.__all__:
+        assert (getattr(attrib, name).__doc__ or "").strip(), name
+    assert not {"annotations", "lazy_exports"} & set(dir(attrib))
+    assert attrib.LearnedRanker is LearnedRanker
+    t = attrib.Trace(id="tools", source_format="attrib", steps=(
+        attrib.Step(index=0, agent="Coder", content="search it", tool_calls=(attrib.ToolCall(name="search"),)),
+        attrib.Step(index=1, agent="search", role="tool", parents=(0,),
+                    tool_results=(attrib.ToolResult(content="no results", name="search"),)),
+    ))
+    assert isinstance(attrib.analyze(t), attrib.Attribution)
+    # star-importing the whole API still loads none of the heavy optional stacks
+    out = subprocess.run([sys.executable, "-c", "from attrib import *; import sys; print(sorted(m for m in "
+                          "('torch', 'sklearn', 'dask', 'distributed', 'transformers', 'streamlit') if m in sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

@@ -150,3 +150,78 @@ def test_the_reason_never_calls_a_step_the_earliest_when_an_earlier_one_has_the_
         if a.agent_confidence < UNSURE_AGENT:
             assert "agent head agrees" not in a.reason and "unsure" in a.reason
     assert checked == 4  # both wordings occur among these: the demo's and the OTLP run's
+
+
+_RUN_TEXT = Trace(id="run[bold]", source_format="chat", steps=(
+    Step(index=0, agent="Planner[b]", content="see the [/docs] page, then total = sum(prices[i] for i in idx)"),
+    Step(index=1, agent="Checker|2", content="ran `cat log | wc -l`: 3\nlooks right"),
+))
+
+
+def _verdict_on_run_text() -> Attribution:
+    from attrib.trace import AgentBlame
+
+    return Attribution(
+        trace_id=_RUN_TEXT.id, method="m", agent="Planner[b]", step=0, confidence=0.6,
+        agents=(AgentBlame(agent="Planner[b]", score=0.6), AgentBlame(agent="Checker|2", score=0.4)),
+        steps=(StepBlame(step=0, agent="Planner[b]", score=0.6), StepBlame(step=1, agent="Checker|2", score=0.4)))
+
+
+def test_rich_report_prints_the_runs_text_as_written_not_as_markup():
+    """A step quoting "[/docs]" raised MarkupError (so `attrib analyze` printed no report at all), and "[b]" or
+    "[i]" in a name or code turned into bold / italic and vanished from the text."""
+    from rich.console import Console
+
+    from attrib.render import attribution_rich
+
+    console = Console(width=300, record=True)
+    console.print(attribution_rich(_verdict_on_run_text(), _RUN_TEXT))
+    out = console.export_text()
+    assert "decisive mistake in run[bold]" in out
+    assert "step 0 by Planner[b]" in out
+    assert "see the [/docs] page, then total = sum(prices[i] for i in idx)" in out  # table excerpt and evidence
+    assert out.count("Planner[b]") >= 3  # verdict, agent table, step table
+
+
+def test_markdown_table_cells_escape_pipes_in_agent_names_and_text():
+    md = attribution_markdown(_verdict_on_run_text(), _RUN_TEXT)
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "Checker" in line]
+    assert rows == ["| Checker\\|2 | 0.400 |", "| 1 | Checker\\|2 | 0.40 | ran `cat log \\| wc -l`: 3 looks right |"]
+
+
+def test_without_the_trace_only_the_decisive_step_shows_text():
+    """A verdict rendered on its own (``verdict.to_markdown()``, a stored verdict) knows only the decisive step's text
+    (``evidence.step_text``); every other candidate row used to show that same text under its own step number."""
+    from rich.console import Console
+
+    from attrib.render import attribution_rich
+
+    a = Attribution(trace_id="t", method="m", agent="Researcher", step=1, confidence=0.6,
+                    steps=(StepBlame(step=1, agent="Researcher", score=0.6),
+                           StepBlame(step=2, agent="Analyst", score=0.3)),
+                    evidence={"step_text": "Lyon 2,308,818."})
+    rows = [line for line in attribution_markdown(a).splitlines() if line.startswith(("| 1 |", "| 2 |"))]
+    assert rows == ["| 1 | Researcher | 0.60 | Lyon 2,308,818. |", "| 2 | Analyst | 0.30 |  |"]
+    console = Console(width=300, record=True)
+    console.print(attribution_rich(a))
+    assert console.export_text().count("Lyon 2,308,818.") == 2  # its table row and the evidence, once each
+
+
+def test_a_bad_top_k_is_refused_by_name_not_sliced():
+    """``top_k=-1`` listed every step but the last, ``0`` an empty table and ``"3"`` died in a slice."""
+    import pytest
+
+    from attrib.errors import UsageError
+    from attrib.render import attribution_rich
+
+    a = _attr(1, "Researcher")
+    for bad in (-1, 0, "3", 2.5):
+        with pytest.raises(UsageError, match="top_k"):
+            attribution_markdown(a, TRACE, top_k=bad)  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match="top_k"):
+            attribution_rich(a, TRACE, top_k=bad)  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match="top_k"):
+            a.to_otlp(TRACE, top_k=bad)  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match="top_k"):
+            a.to_otlp(TRACE, top_k=bad, with_steps=True)  # type: ignore[arg-type]
+    assert "| 1 | Researcher |" in attribution_markdown(a, TRACE, top_k=1)
