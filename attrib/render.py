@@ -6,6 +6,7 @@ verdict reads the same everywhere. rich and matplotlib are imported inside the f
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from attrib.errors import AttribError, whole_number
@@ -119,11 +120,16 @@ def calibration_note(attr: Attribution) -> str | None:
 
 
 def in_sample_note(attr: Attribution) -> str | None:
-    """A warning that the ranker was fitted on this very run, so its verdict says little about new runs."""
-    if not (attr.evidence or {}).get("in_sample"):
-        return None
-    return ("In sample: the ranker was fitted on this very run (its annotation was in the training data), so this "
-            "verdict looks better than it would on a run it never saw; `attrib eval` scores out of sample.")
+    """A warning that the ranker was fitted on this very run, or on another run of its task, so its verdict says
+    little about new runs (or new tasks)."""
+    ev = attr.evidence or {}
+    if ev.get("in_sample"):
+        return ("In sample: the ranker was fitted on this very run (its annotation was in the training data), so "
+                "this verdict looks better than it would on a run it never saw; `attrib eval` scores out of sample.")
+    if ev.get("same_task_trained"):
+        return ("Seen task: the ranker was fitted on another run of this same task, with its annotation; "
+                "`attrib eval` holds out whole tasks, so its figures say how it does on new tasks, not on this run.")
+    return None
 
 
 def verdict_notes(attr: Attribution, top_k: int) -> list[tuple[str, str]]:
@@ -264,7 +270,7 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
     return Group(*parts)
 
 
-def attribution_plot(attr: Attribution, path: str | None = None) -> Any:
+def attribution_plot(attr: Attribution, path: str | os.PathLike[str] | None = None) -> Any:
     """Bar charts of step probabilities and agent blame (± CI); saved to ``path`` when given."""
     try:
         from matplotlib.figure import Figure

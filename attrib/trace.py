@@ -12,6 +12,7 @@ handed ``trace.unlabelled()``.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -95,6 +96,7 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def n_steps(self) -> int:
+        """How many steps the run has."""
         return len(self.steps)
 
     def problem(self, check_types: bool = True) -> tuple[str, str] | None:
@@ -105,14 +107,23 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
         skip it: it costs about as much as reading); then the rules every reader keeps: steps numbered 0..n-1,
         parents point to earlier steps, the step agents are among ``agents``, the label names a step and an agent.
         """
+        return self._checked(check_types)[0]
+
+    def _checked(self, check_types: bool) -> tuple[tuple[str, str] | None, Trace]:
+        """:meth:`problem`, and the trace as typed by its round trip (``self`` without ``check_types``)."""
+        typed = self
         if check_types:
-            try:
-                msgspec.json.decode(msgspec.json.encode(self), type=Trace)
+            try:  # a dict where a struct belongs encodes like the struct: only the decoded copy is really typed
+                typed = msgspec.json.decode(msgspec.json.encode(self), type=Trace)
             except msgspec.ValidationError as e:  # "Expected `str`, got `null` - at `$.steps[0].content`"
                 msg, _, where = str(e).partition(" - at `$.")
-                return (where.rstrip("`") or "trace"), msg
+                return ((where.rstrip("`") or "trace"), msg), self
             except (TypeError, msgspec.EncodeError) as e:  # e.g. a numpy integer where an int belongs
-                return "trace", f"{e} (use plain Python str/int/float values)"
+                return ("trace", f"{e} (use plain Python str/int/float values)"), self
+        return typed._invariant_problem(), typed
+
+    def _invariant_problem(self) -> tuple[str, str] | None:
+        """The first broken rule every reader keeps (numbering, parents, agents, label), or None."""
         if not self.steps:
             return "steps", "empty, a trace needs at least one step"
         agents = set(self.agents)
@@ -132,13 +143,15 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
         return None
 
     def check(self, path: str | None = None, check_types: bool = True) -> Trace:
-        """This trace if :meth:`problem` finds nothing, else one ``InputError`` naming ``path`` and the field."""
-        found = self.problem(check_types)
+        """The trace if :meth:`problem` finds nothing, else one ``InputError`` naming ``path`` and the field. With
+        ``check_types`` it is the typed copy: a hand-built trace with a dict or list where a struct or tuple
+        belongs comes back as the structs and tuples the methods expect."""
+        found, typed = self._checked(check_types)
         if found is not None:
             from attrib.errors import InputError  # the one attrib import of this module, deferred
 
             raise InputError(path, found[0], f"trace {self.id}: {found[1]}")
-        return self
+        return typed
 
     def unlabelled(self) -> Trace:
         """The same trace without its annotation: what attribution methods are allowed to see."""
@@ -153,10 +166,12 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
         return hashlib.sha256(msgspec.json.encode(self)).hexdigest()
 
     def to_json(self) -> bytes:
+        """The trace as attrib JSON (the ``attrib`` format every reader can read back)."""
         return msgspec.json.encode(self)
 
     @staticmethod
     def from_json(data: bytes | str) -> Trace:
+        """A trace from attrib JSON (typed: a wrong field type is a ``msgspec.ValidationError``)."""
         return msgspec.json.decode(data, type=Trace)
 
 
@@ -198,17 +213,30 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
     elapsed_s: float | None = None
 
     def top_steps(self, k: int = 5) -> tuple[StepBlame, ...]:
+        """The ``k`` most blamed steps, highest score first (ties: the earlier step)."""
         return tuple(sorted(self.steps, key=lambda s: (-s.score, s.step))[:k])
 
     def to_json(self) -> bytes:
+        """The verdict as JSON bytes (what ``attrib analyze --json`` prints and the store keeps)."""
         return msgspec.json.encode(self)
 
     def to_dict(self) -> dict[str, Any]:
+        """The verdict as plain Python dicts and lists (for pandas, or your own JSON)."""
         return msgspec.to_builtins(self)
 
     @staticmethod
     def from_json(data: bytes | str) -> Attribution:
+        """A verdict back from :meth:`to_json`'s output."""
         return msgspec.json.decode(data, type=Attribution)
+
+    def __rich__(self) -> Any:
+        """``rich.print(verdict)`` (or a verdict at the end of a notebook cell, with rich's IPython extension)
+        shows the report, not the struct's fields."""
+        return self.to_rich()
+
+    def _repr_markdown_(self) -> str:
+        """Jupyter shows a verdict as its Markdown report."""
+        return self.to_markdown()
 
     def to_markdown(self, trace: Trace | None = None, top_k: int | None = None) -> str:
         """Markdown report; ``top_k`` steps listed (default: as many as the method was asked for)."""
@@ -227,11 +255,17 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
         run's steps too, one span each, with the verdict linked to the decisive one (for runs from other formats)."""
         from attrib.render_otlp import attribution_otlp, trace_otlp
 
-        if with_steps and trace is not None:
+        if with_steps:
+            if trace is None:  # it used to write the verdict alone, without a word
+                from attrib.errors import UsageError
+
+                raise UsageError(None, "trace", "with_steps=True writes the run's steps, so it needs the trace: "
+                                 "verdict.to_otlp(trace, with_steps=True)")
             return trace_otlp(trace, self, top_k)
         return attribution_otlp(self, trace, top_k)
 
-    def plot(self, path: str | None = None) -> Any:
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Any:
+        """Bar charts of step probabilities and agent blame (± CI), matplotlib; saved to ``path`` when given."""
         from attrib.render import attribution_plot
 
         return attribution_plot(self, path)

@@ -292,3 +292,16 @@ def test_save_never_files_a_verdict_under_another_runs_trace(bundled, tmp_path) 
     with open_store(piped, read_only=True) as st:
         ids = st.trace_ids()
     assert len(ids) == 2 and all(i.startswith("chat-stdin-") for i in ids)
+
+
+def test_a_folder_of_runs_prints_names_with_brackets_as_written(tmp_path) -> None:
+    """An agent named like rich markup ("Solver[/x]") crashed the many-runs summary table with a MarkupError."""
+    from attrib.trace import Step, Trace
+
+    for i in range(2):
+        steps = (Step(index=0, agent="Planner[b]", content="Plan: compute 6 x 7."),
+                 Step(index=1, agent="Solver[/x]", content="6 x 7 = 48. The answer is 48."))
+        (tmp_path / f"run{i}.json").write_bytes(Trace(id=f"run{i}[/x]", source_format="attrib", steps=steps).to_json())
+    r = runner.invoke(app, ["analyze", str(tmp_path)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "2 runs" in r.output and "run0[/x]" in r.output and "Solver[/x]" in r.output

@@ -211,7 +211,9 @@ def test_ranker_parameter_errors_are_named_usage_errors():
         LearnedRanker().set_params(l2=1.0)
     assert isinstance(err.value, ValueError) and err.value.field == "l2" and "no parameter 'l2'" in str(err.value)
     trace = load_trace("traces/demo_whowhen.json")
-    for params in ({"inner_folds": 1}, {"l2_step": "big"}, {"step_head": "xx"}):
+    # random_state None / "0" crashed deep inside the fold split (None + 1)
+    for params in ({"inner_folds": 1}, {"l2_step": "big"}, {"step_head": "xx"}, {"random_state": None},
+                   {"random_state": "0"}):
         with pytest.raises(UsageError) as err:
             LearnedRanker().set_params(**params).fit([trace])
         assert isinstance(err.value, ValueError) and err.value.field == next(iter(params))
@@ -236,8 +238,10 @@ def test_a_rerun_of_a_task_the_ranker_was_fitted_on_is_flagged(tmp_path, monkeyp
     log = load_subset("hand")[0]
     steps = (*log.steps[:-1], msgspec.structs.replace(log.steps[-1], content="A different closing turn."))
     rerun = msgspec.structs.replace(log, id="my-rerun", steps=steps)
-    ev = attribute(rerun).evidence
+    verdict = attribute(rerun)
+    ev = verdict.evidence
     assert ev["in_sample"] is False and ev["same_task_trained"] is True
+    assert "Seen task: the ranker was fitted on another run of this same task" in verdict.to_markdown()
     ev = attribute(log).evidence  # the very run: in sample, and not counted twice
     assert ev["in_sample"] is True and ev["same_task_trained"] is None
     new = attribute(load_trace(Path(__file__).resolve().parents[1] / "traces" / "chat_langgraph.json")).evidence

@@ -4,6 +4,7 @@ estimators fail clearly, the ranker follows scikit-learn's conventions, and rend
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +215,37 @@ def test_the_top_level_api_is_what_a_notebook_needs_and_nothing_else():
                           "('torch', 'sklearn', 'dask', 'distributed', 'transformers', 'streamlit') if m in sys.modules))"],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_a_hand_built_trace_with_dicts_for_structs_is_analysed_typed() -> None:
+    """A dict where a ToolCall belongs (and a list for a tuple) passed the type check, since both encode alike, and
+    analyze then crashed deep inside on the untyped trace ('dict' object has no attribute 'id')."""
+    import attrib
+
+    steps = [attrib.Step(index=0, agent="A", content="look it up", tool_calls=({"name": "search"},)),  # type: ignore[arg-type]
+             attrib.Step(index=1, agent="B", content="The answer is 7.")]
+    t = attrib.Trace(id="t", source_format="attrib", steps=steps)  # type: ignore[arg-type]
+    assert t.problem() is None
+    typed = t.check()
+    assert isinstance(typed.steps, tuple) and isinstance(typed.steps[0].tool_calls[0], attrib.ToolCall)
+    verdict = attrib.analyze(t)
+    assert verdict.trace_id == "t" and verdict.step in (0, 1)
+
+
+def test_a_verdict_shows_itself_as_its_report_in_rich_and_jupyter() -> None:
+    """`rich.print(verdict)` or a verdict ending a notebook cell dumped the struct's 4,000-character repr; and
+    `to_otlp(with_steps=True)` without the trace silently wrote the verdict alone."""
+    import pytest
+    from rich.console import Console
+
+    import attrib
+    from attrib.errors import UsageError
+
+    trace = attrib.load_trace(Path(__file__).resolve().parents[1] / "traces" / "demo_whowhen.json")
+    verdict = attrib.analyze(trace)
+    con = Console(width=120, record=True)
+    con.print(verdict)
+    assert "decisive mistake" in con.export_text() and "Attribution(" not in con.export_text()
+    assert verdict._repr_markdown_() == verdict.to_markdown()
+    with pytest.raises(UsageError, match="needs the trace"):
+        verdict.to_otlp(with_steps=True)

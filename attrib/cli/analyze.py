@@ -119,12 +119,13 @@ def analyze_each(loaded: list[tuple[Any, str | None]], method: str, options: dic
 def verdicts_table(results: list[tuple[Any, Any]]) -> Any:
     """One line per analysed run: trace id, step, agent and both confidences (a rich Table)."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"{len(results)} runs")
     for col in ("trace", "step", "agent", "confidence", "agent confidence"):
         table.add_column(col, justify="right" if "conf" in col or col == "step" else "left", overflow="fold")
-    for t, a in results:
-        table.add_row(t.id, str(a.step), a.agent, f"{a.confidence:.0%}",
+    for t, a in results:  # ids and names as plain text: "Solver[/x]" is a name, not rich markup
+        table.add_row(Text(t.id), str(a.step), Text(a.agent), f"{a.confidence:.0%}",
                       "-" if a.agent_confidence is None else f"{a.agent_confidence:.0%}")
     return table
 

@@ -208,14 +208,15 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
             return
+        from rich.markup import escape
         from rich.table import Table
 
         t = Table(title=f"{result['n']} labelled traces of {result['n_tasks']} tasks; refit rows out of sample "
                   f"({result['folds']}-fold by task)", title_justify="left")
         for c in ("method", "protocol", *METRIC_COLUMNS, "ECE if calibrated %"):
             t.add_column(c, justify="left" if c in ("method", "protocol") else "right")
-        for r in result["rows"]:
-            t.add_row(r["method"], r["protocol"], *_metric_cells(r), _fmt(r.get("ece_null"), pct=True),
+        for r in result["rows"]:  # a protocol names the user's ranker file: its path is text, not rich markup
+            t.add_row(r["method"], escape(r["protocol"]), *_metric_cells(r), _fmt(r.get("ece_null"), pct=True),
                       style="bold" if r["method"].startswith("learned") else None)
         print_wide(t)
         for note in result["notes"] + ([f"{result['n_unlabelled']} unlabelled traces were skipped"]

@@ -84,8 +84,7 @@ def analyze(trace: Trace, method: str | None = None, **options: Any) -> Attribut
     name = method or DEFAULT_METHOD
     fn = get_method(name)
     check_options(name, options)
-    check_trace(trace)
-    return run(fn, trace, options)
+    return run(fn, check_trace(trace), options)
 
 
 def run(fn: Any, trace: Trace, options: Mapping[str, Any]) -> Attribution:

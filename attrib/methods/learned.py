@@ -214,6 +214,7 @@ class LearnedRanker:
                 raise RankerParamError(None, None, f"{name} has {len(seq)} entries for {len(traces)} traces "
                                        "(one per trace)")
         whole_number("inner_folds", self.inner_folds, 2, error=RankerParamError)
+        whole_number("random_state", self.random_state, 0, error=RankerParamError)  # an int seed: folds derive from it
         if self.l2_step != "auto" and (isinstance(self.l2_step, bool) or not isinstance(self.l2_step, int | float)):
             raise RankerParamError(None, "l2_step", f"must be 'auto' or a number, got {self.l2_step!r}")
         for t in traces:
