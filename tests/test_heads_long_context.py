@@ -83,6 +83,36 @@ def test_bad_input(bridge, prompt):
         layer_segment_stats(bridge, ids, seg, engine="flash")
 
 
+@pytest.mark.parametrize(("layers", "says"), [
+    (["a"], "whole numbers, got ['a']"),  # before: a bare ValueError from int()
+    ([2.7], "whole numbers, got [2.7]"),  # before: silently layer 2
+    ([True], "whole numbers"),            # before: silently layer 1
+    (3, "expected a list of layer indices, got int 3"),  # before: a bare TypeError
+    ([], "no layers given"),
+])
+def test_bad_layers_are_named(bridge, prompt, layers, says):
+    ids, seg, _ = prompt
+    with pytest.raises(InputError) as e:
+        layer_segment_stats(bridge.original_model, ids, seg, layers=layers, engine="hf")
+    assert e.value.field == "layers" and says in e.value.message
+
+
+def test_bad_token_ids_are_named(bridge, prompt):
+    """Ids the embedding lacks were a bare IndexError from inside the model; float ids were truncated silently."""
+    ids, seg, _ = prompt
+    hf = bridge.original_model
+    vocab = hf.get_input_embeddings().num_embeddings
+    too_big = ids.clone()
+    too_big[3] = vocab
+    with pytest.raises(InputError, match=rf"^input_ids: token id {vocab} is outside the model's vocabulary "
+                                         rf"\(0\.\.{vocab - 1}\)"):
+        layer_segment_stats(hf, too_big, seg, layers=[0], engine="hf")
+    with pytest.raises(InputError, match=r"^input_ids: token id -1"):
+        layer_segment_stats(hf, torch.cat([ids[:-1], torch.tensor([-1])]), seg, layers=[0], engine="hf")
+    with pytest.raises(InputError, match=r"^input_ids: must be integer token ids, got dtype torch.float32"):
+        layer_segment_stats(hf, ids.float() + 0.5, seg, layers=[0], engine="hf")
+
+
 def test_fp32_gpu_warning_threshold():
     """Only fp32 on a GPU makes SDPA build [H, T, T] scores; the warning sizes them."""
     from attrib.heads.long_context import fp32_gpu_score_bytes

@@ -132,6 +132,37 @@ def test_bad_input(smollm, tmp_path):
 
 
 @slow
+@pytest.mark.parametrize(("layers", "says"), [
+    (["3"], "whole numbers, got ['3']"),     # before: int("3") accepted a string
+    ([2.7], "whole numbers, got [2.7]"),     # before: silently recorded layer 2
+    ([True], "whole numbers, got [True]"),   # before: silently recorded layer 1
+    (["x"], "whole numbers"),                # before: a bare ValueError from int()
+    (3, "expected a list of layer indices, got int 3"),  # before: a bare TypeError
+    ("12", "expected a list of layer indices"),          # before: layers 1 and 2, one per character
+    ([], "no layers given"),                 # before: accepted, failed only at the first replay
+    ([-1], "layers [-1] out of range"),
+])
+def test_bad_layers_are_refused_up_front(smollm, tmp_path, layers, says):
+    from attrib.record import Recorder
+
+    model, tok = smollm
+    with pytest.raises(InputError) as e:
+        Recorder(model, tok, out_dir=tmp_path, layers=layers)
+    assert e.value.field == "layers" and says in e.value.message
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+@slow
+def test_layers_keep_order_without_duplicates(smollm, tmp_path):
+    import numpy as np
+
+    from attrib.record import Recorder
+
+    model, tok = smollm
+    assert Recorder(model, tok, out_dir=tmp_path, layers=np.array([5, 0, 5])).layers == [5, 0]
+
+
+@slow
 def test_mismatched_activation_shapes_are_reported(recorded, tmp_path):
     """A recorded file whose pattern has the wrong head count fails the shape check, naming file and hook."""
     from attrib.activations import ModelConfig, check_shape

@@ -44,9 +44,11 @@ def test_bad_input_names_the_option(tmp_path):
     assert r.exit_code != 0 and "--questions" in r.output
 
 
-@pytest.mark.parametrize("flag", [["--lr", "-1"], ["--rank", "0"], ["--steps", "0"], ["--batch-size", "0"]])
+@pytest.mark.parametrize("flag", [["--lr", "-1"], ["--rank", "0"], ["--steps", "0"], ["--batch-size", "0"],
+                                  ["--alpha", "1.5"]])
 def test_out_of_range_training_flags_are_usage_errors(tmp_path, flag) -> None:
-    """Caught by the CLI before the model loads (torch and peft raised tracebacks for --lr -1 and --rank 0)."""
+    """Caught by the CLI before the model loads (torch and peft raised tracebacks for --lr -1 and --rank 0; --alpha
+    above 1 trained with negative factors on the rejected side)."""
     r = CliRunner().invoke(app, ["sail", "--suite", "conflicts", "--out", str(tmp_path / "a"), *flag])
     assert r.exit_code == 2 and flag[0] in r.output and "Traceback" not in r.output
 

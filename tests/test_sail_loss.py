@@ -139,3 +139,50 @@ def test_sail_loss_names_a_non_tensor_argument():
         sail_loss(pc, pr[:2], rc, rr[:2], wc, wr[:2], mc, mr[:2])
     with pytest.raises(ValueError, match="chosen_weights"):  # still a ValueError, as before
         sail_loss(pc, pr, rc, rr, wc[:, :-1], wr, mc, mr)
+
+
+@pytest.mark.parametrize(("side", "value"), [("chosen_weights", 1.5), ("rejected_weights", 3.0),
+                                             ("rejected_weights", -0.2), ("chosen_weights", float("nan"))])
+def test_weights_outside_unit_interval_are_refused(side, value):
+    """With α·w > 1 the rejected factor β(1 − α·w) is negative: the loss then *rewards* raising the rejected answer.
+    Before, sail_loss took such weights (e.g. raw attention scores) silently."""
+    from attrib.errors import InputError
+
+    pc, pr, rc, rr, wc, wr, mc, mr = _case(6)
+    w = {"chosen_weights": wc.clone(), "rejected_weights": wr.clone()}
+    mask = mc if side == "chosen_weights" else mr
+    w[side][1, -2] = value  # a response token of row 1 on both sides
+    assert mask[1, -2] == 1
+    with pytest.raises(InputError, match=rf"^{side}: must lie in \[0, 1\] on response tokens") as err:
+        sail_loss(pc, pr, rc, rr, w["chosen_weights"], w["rejected_weights"], mc, mr)
+    assert err.value.field == side and isinstance(err.value, ValueError)
+
+
+def test_weights_off_the_response_are_not_checked():
+    """Prompt and padding positions are masked out of the loss, so whatever they hold is not refused."""
+    pc, pr, rc, rr, wc, wr, mc, mr = _case(7)
+    wc[:, :2] = 5.0  # prompt tokens (mc is 0 there)
+    wr[0, -1] = -1.0  # padding (mr is 0 there)
+    base = sail_loss(pc, pr, rc, rr, wc.clamp(0, 1), wr.clamp(0, 1), mc, mr)
+    assert sail_loss(pc, pr, rc, rr, wc, wr, mc, mr).item() == pytest.approx(base.item())
+
+
+@pytest.mark.parametrize(("kw", "field"), [({"alpha": 1.5}, "alpha"), ({"alpha": -0.1}, "alpha"),
+                                           ({"alpha": float("nan")}, "alpha"), ({"beta": 0.0}, "beta"),
+                                           ({"beta": -0.1}, "beta"), ({"beta": True}, "beta")])
+def test_alpha_and_beta_out_of_range_are_refused(kw, field):
+    """α > 1 gives a rejected token of weight w > 1/α a negative factor β(1 − α·w); β ≤ 0 flattens or inverts DPO.
+    Before, both trained silently in the wrong direction."""
+    from attrib.errors import InputError
+
+    pc, pr, rc, rr, wc, wr, mc, mr = _case(8)
+    wr[:] = 0.9  # with alpha 1.5 the rejected factor would be 0.1 * (1 - 1.35) < 0
+    with pytest.raises(InputError, match=rf"^{field}: must ") as err:
+        sail_loss(pc, pr, rc, rr, wc, wr, mc, mr, **kw)
+    assert err.value.field == field
+
+
+def test_alpha_bounds_are_allowed():
+    pc, pr, rc, rr, wc, wr, mc, mr = _case(9)
+    for alpha in (0, 0.0, 1, 1.0):
+        assert torch.isfinite(sail_loss(pc, pr, rc, rr, wc, wr, mc, mr, alpha=alpha))

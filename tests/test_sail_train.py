@@ -213,3 +213,23 @@ def test_train_and_adapter_arguments_are_named(tmp_path):
     with pytest.raises(InputError, match="is a file, not a saved adapter folder") as err:
         load_adapter(None, blocker)
     assert err.value.path == str(blocker)
+
+
+def test_attention_weights_without_attentions_is_named():
+    """A custom loop calling the default weight function on an SDPA run (no attentions) got a bare ValueError."""
+    from attrib.surgery.loss import collate, encode_prompt_response
+    from attrib.surgery.train import attention_weights
+
+    _, tok = real_model()
+    pair = tiny_pairs(1)[0]
+    batch = collate([encode_prompt_response(tok, pair.messages, pair.chosen)], tok.pad_token_id)
+    with pytest.raises(InputError, match=r"^attentions: .*output_attentions=True") as err:
+        attention_weights([(27, 0)])(batch, [(1, 5)], None)
+    assert isinstance(err.value, ValueError)
+
+
+def test_bad_alpha_fails_before_the_reference_pass(tmp_path):
+    model, tok = real_model()
+    with pytest.raises(InputError, match=r"^alpha: must lie in \[0, 1\]"):
+        train_sail(model, tok, tiny_pairs(1), LAYERS, steps=1, alpha=2.0, out_dir=tmp_path, progress=False)
+    assert not (tmp_path / "reference.pt").exists()

@@ -45,7 +45,8 @@ def sail(
     lr: Annotated[float, typer.Option(callback=_positive, help="Learning rate (paper: 1e-5 over full multi-GPU "
                                       "epochs; short CPU runs need ~1e-3).")] = 1e-3,
     beta: Annotated[float, typer.Option(callback=_positive, help="DPO temperature β.")] = 0.1,
-    alpha: Annotated[float, typer.Option(min=0.0, help="Token-weight strength α; 0 gives plain DPO.")] = 0.5,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Token-weight strength α in [0, 1]; 0 gives plain "
+                                         "DPO.")] = 0.5,
     batch_size: Annotated[int, typer.Option(min=1, help="Pairs per micro-batch.")] = 4,
     grad_accum: Annotated[int, typer.Option(min=1, help="Micro-batches per optimizer step.")] = 1,
     rank: Annotated[int, typer.Option("--rank", "-r", min=1, help="LoRA rank.")] = 8,

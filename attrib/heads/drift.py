@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
@@ -202,12 +203,24 @@ def combine(per_pair: Sequence[Mapping[str, np.ndarray]], weights: tuple[float, 
     )
 
 
-def top_heads(score: np.ndarray, top_k: float | int) -> list[tuple[int, int]]:
-    """The highest-scoring heads: ``top_k`` < 1 is a fraction of all heads (rounded up), else a count."""
-    n_total = score.size
-    n = math.ceil(top_k * n_total) if 0 < top_k < 1 else int(top_k)
+def n_focal(top_k: float | int, n_total: int) -> int:
+    """How many heads ``top_k`` selects out of ``n_total``: a fraction in (0, 1) rounded up, else a whole count in
+    ``1..n_total``; InputError naming ``top_k`` otherwise (a count such as 2.5 was truncated to 2 before)."""
+    ok = isinstance(top_k, Real) and not isinstance(top_k, bool) and math.isfinite(top_k)
+    if ok and 0 < top_k < 1:
+        n = math.ceil(top_k * n_total)
+    elif ok and top_k >= 1 and float(top_k).is_integer():
+        n = int(top_k)
+    else:
+        raise InputError(None, "top_k", f"expected a fraction in (0, 1) or a whole count of heads, got {top_k!r}")
     if not 1 <= n <= n_total:
         raise InputError(None, "top_k", f"top_k={top_k} selects {n} of {n_total} heads")
+    return n
+
+
+def top_heads(score: np.ndarray, top_k: float | int) -> list[tuple[int, int]]:
+    """The highest-scoring heads: ``top_k`` < 1 is a fraction of all heads (rounded up), else a count."""
+    n = n_focal(top_k, score.size)
     order = np.argsort(-score, axis=None, kind="stable")[:n]
     return [tuple(int(i) for i in np.unravel_index(o, score.shape)) for o in order]  # type: ignore[misc]
 

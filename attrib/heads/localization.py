@@ -13,16 +13,19 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from attrib.errors import InputError
+from attrib.errors import InputError, UsageError, whole_number
 from attrib.heads import drift
 from attrib.heads.patching import PatchingResult
 
 Head = tuple[int, int]
+#: Where drift is read (see :func:`localize`).
+POSITIONS = ("answer", "suffix", "response")
 Progress = Callable[[str, int, int], None]
 
 
@@ -207,6 +210,8 @@ def localize(
     runner, tok, name = _model_pair(model)
     hf = runner.original_model if hasattr(runner, "original_model") else runner
     n_layers, n_heads = _dims(runner)
+    _check_options(n_layers * n_heads, top_k=top_k, select=select, positions=positions, coverage=coverage,
+                   patch=patch, n_random=n_random)
     if probes is None:
         probes = conflict_suite(families or FOCUS_FAMILIES, split=split)
     probes = list(probes)
@@ -254,12 +259,30 @@ def localize(
     return result
 
 
+def _check_options(n_total: int, *, top_k: float, select: str, positions: str, coverage: float, patch: bool,
+                   n_random: int) -> None:
+    """Every option checked before the scan (UsageError naming it): ``top_k``, ``positions`` and ``n_random`` were
+    refused only after minutes of generation and drift, and an unknown ``select`` silently meant "all"."""
+    try:
+        drift.n_focal(top_k, n_total)
+    except InputError as e:
+        raise UsageError(None, "top_k", e.message) from None
+    if select not in ("all", "flipped"):
+        raise UsageError(None, "select", f"expected 'all' or 'flipped', got {select!r}")
+    if positions not in POSITIONS:
+        raise UsageError(None, "positions", f"unknown positions {positions!r} ({', '.join(POSITIONS)})")
+    if not (isinstance(coverage, Real) and not isinstance(coverage, bool) and 0 < coverage <= 1):
+        raise UsageError(None, "coverage", f"expected a share of the focal heads in (0, 1], got {coverage!r}")
+    if patch:
+        whole_number("n_random", n_random, 5)  # the causal check's minimum (attrib.heads.patching)
+
+
 def _pair_drift(runner: Any, tok: Any, clean_run: Any, conflict_run: Any, positions: str = "answer") -> dict[str, np.ndarray]:
     """Drift statistics of one pair from full attention patterns at the chosen answer positions."""
     from attrib.heads.weights import attention_patterns
 
-    if positions not in ("answer", "suffix", "response"):
-        raise InputError(None, "positions", f"unknown positions {positions!r} (answer, suffix or response)")
+    if positions not in POSITIONS:
+        raise InputError(None, "positions", f"unknown positions {positions!r} ({', '.join(POSITIONS)})")
     prefix = positions != "response"
     rc = clean_run.probe.render(tok, with_prefix=prefix)
     rx = conflict_run.probe.render(tok, with_prefix=prefix)

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from attrib.errors import InputError
+from attrib.errors import InputError, is_whole_number
 from attrib.kernels import Backend, SegmentStats, segment_attention_stats
 
 if TYPE_CHECKING:
@@ -66,14 +66,8 @@ def layer_segment_stats(
 
     runner = _runner(model, engine)
     n_layers = _n_layers(runner)
-    want = sorted(set(range(n_layers) if layers is None else (int(x) for x in layers)))
-    if not want or want[0] < 0 or want[-1] >= n_layers:
-        raise InputError(None, "layers", f"layers must lie in [0, {n_layers}), got {want}")
-    ids = torch.as_tensor(input_ids, dtype=torch.long)
-    if ids.dim() == 1:
-        ids = ids.unsqueeze(0)
-    if ids.dim() != 2 or ids.shape[0] != 1 or ids.shape[1] == 0:
-        raise InputError(None, "input_ids", f"expected one non-empty token sequence, got shape {tuple(ids.shape)}")
+    want = _wanted_layers(layers, n_layers)
+    ids = _token_ids(input_ids, _vocab_size(runner))
     seg = torch.as_tensor(segment_ids)
     if seg.dim() != 1 or seg.shape[0] != ids.shape[1]:
         raise InputError(None, "segment_ids", f"expected {ids.shape[1]} ids (one per token), got shape {tuple(seg.shape)}")
@@ -98,6 +92,55 @@ def layer_segment_stats(
     if missing:
         raise RuntimeError(f"the forward pass never reached the attention of layers {missing}")
     return out
+
+
+def _wanted_layers(layers: Iterable[int] | None, n_layers: int) -> list[int]:
+    """Sorted unique layer indices in ``[0, n_layers)`` (all for None); InputError naming ``layers`` otherwise
+    (``int()`` used to truncate 2.7 to 2, read True as 1 and fail on a string with a bare ValueError)."""
+    if layers is None:
+        return list(range(n_layers))
+    if isinstance(layers, str | bytes) or not isinstance(layers, Iterable):
+        raise InputError(None, "layers", f"expected a list of layer indices, got {type(layers).__name__} {layers!r}")
+    items = list(layers)
+    odd = [x for x in items if not is_whole_number(x, minimum=-(2**62))]
+    if odd:
+        raise InputError(None, "layers", f"layer indices must be whole numbers, got {odd}")
+    want = sorted({int(x) for x in items})
+    if not want:
+        raise InputError(None, "layers", f"no layers given: name at least one of 0..{n_layers - 1}, or pass None")
+    if want[0] < 0 or want[-1] >= n_layers:
+        raise InputError(None, "layers", f"layers must lie in [0, {n_layers}), got {want}")
+    return want
+
+
+def _vocab_size(runner: Any) -> int | None:
+    """Rows of the token embedding (None when it cannot be found): the bound for ``input_ids``."""
+    hf = runner.original_model if _is_bridge(runner) else runner
+    emb = getattr(hf, "get_input_embeddings", lambda: None)()
+    n = getattr(emb, "num_embeddings", None)
+    return int(n) if n is not None else None
+
+
+def _token_ids(input_ids: Any, vocab: int | None) -> torch.Tensor:
+    """``input_ids`` as a ``[1, T]`` long tensor of ids in ``[0, vocab)``. Floats are refused (``dtype=long``
+    used to truncate them to other tokens), and so are ids the embedding does not have (a bare IndexError from
+    inside the model before)."""
+    import torch
+
+    raw = torch.as_tensor(input_ids)
+    if raw.is_floating_point() or raw.is_complex() or raw.dtype == torch.bool:
+        raise InputError(None, "input_ids", f"must be integer token ids, got dtype {raw.dtype}")
+    ids = raw.to(torch.long)
+    if ids.dim() == 1:
+        ids = ids.unsqueeze(0)
+    if ids.dim() != 2 or ids.shape[0] != 1 or ids.shape[1] == 0:
+        raise InputError(None, "input_ids", f"expected one non-empty token sequence, got shape {tuple(ids.shape)}")
+    lo, hi = int(ids.min()), int(ids.max())
+    if lo < 0 or (vocab is not None and hi >= vocab):
+        bad = lo if lo < 0 else hi
+        raise InputError(None, "input_ids", f"token id {bad} is outside the model's vocabulary (0..{vocab - 1})"
+                         if vocab is not None else f"token id {bad} is negative")
+    return ids
 
 
 # ----------------------------------------------------------------------------------------------------------

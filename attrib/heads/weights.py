@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from attrib.errors import InputError
+from attrib.errors import InputError, is_whole_number
 
 Head = tuple[int, int]
 
@@ -63,9 +63,10 @@ def focal_rule_weights(
     """
     import torch
 
-    if not heads:
-        raise InputError(None, "heads", "no focal heads given")
-    B, T = response_mask.shape
+    response_mask = torch.as_tensor(response_mask)
+    B, T = _check_mask(response_mask)
+    _check_spans(spans, B, T)
+    _check_heads(attentions, heads, B, T)
     rule = torch.zeros(B, T, dtype=torch.float32)
     for b, (s, e) in enumerate(spans):
         rule[b, s:e] = 1.0
@@ -82,6 +83,69 @@ def focal_rule_weights(
     w = torch.zeros(B, T)
     w[:, 1:] = w_query[:, :-1]  # token t is predicted at position t-1
     return w * response_mask.float()
+
+
+def _check_mask(response_mask: Any) -> tuple[int, int]:
+    """``(B, T)`` of a ``[batch, tokens]`` response mask; InputError otherwise."""
+    if response_mask.dim() != 2:
+        raise InputError(None, "response_mask", f"must be [batch, tokens], got shape {tuple(response_mask.shape)}")
+    return int(response_mask.shape[0]), int(response_mask.shape[1])
+
+
+def _check_spans(spans: Sequence[tuple[int, int]], batch: int, n_tokens: int) -> None:
+    """One rule span ``[start, end)`` per row, inside the sequence: a missing row or an overlong span would
+    otherwise give that row weights of 0 or a span silently cut at the sequence end."""
+    if len(spans) != batch:
+        raise InputError(None, "spans", f"expected one rule span per row ({batch}), got {len(spans)}")
+    for b, span in enumerate(spans):
+        ok = isinstance(span, Sequence) and len(span) == 2 and all(_is_index(x) for x in span)
+        if not ok or not 0 <= span[0] < span[1] <= n_tokens:
+            raise InputError(None, f"spans[{b}]", f"must be [start, end) with 0 <= start < end <= {n_tokens}, "
+                                                  f"got {span!r}")
+
+
+def _is_index(x: object) -> bool:
+    return is_whole_number(x, minimum=-(2**62))
+
+
+def _check_heads(attentions: Any, heads: Sequence[Head], batch: int, n_tokens: int) -> None:
+    """Every focal ``(layer, head)`` names a layer present in ``attentions`` (shaped ``[B, H, T, T]``) and a head in
+    ``[0, H)``: a negative head would silently read the last one, a missing layer raise a bare Index/KeyError."""
+    if not heads:
+        raise InputError(None, "heads", "no focal heads given")
+    for i, hd in enumerate(heads):
+        if not (isinstance(hd, Sequence) and len(hd) == 2 and all(_is_index(x) for x in hd)):
+            raise InputError(None, f"heads[{i}]", f"expected a (layer, head) pair of whole numbers, got {hd!r}")
+        layer, head = int(hd[0]), int(hd[1])
+        a = _layer_attention(attentions, layer)
+        shape = tuple(a.shape)
+        if len(shape) != 4 or shape[0] != batch or shape[2:] != (n_tokens, n_tokens):
+            raise InputError(None, f"attentions[{layer}]", f"must be [batch, heads, tokens, tokens] = [{batch}, H, "
+                                                          f"{n_tokens}, {n_tokens}] like response_mask, got {shape}")
+        if not 0 <= head < shape[1]:
+            raise InputError(None, f"heads[{i}]", f"head {head} is out of range: layer {layer} has {shape[1]} heads "
+                                                  f"(0..{shape[1] - 1})")
+
+
+def _layer_attention(attentions: Any, layer: int) -> Any:
+    """``attentions[layer]`` as a tensor, or an InputError saying why it is not there."""
+    import torch
+
+    if isinstance(attentions, dict):
+        a = attentions.get(layer)
+        if a is None and layer not in attentions:
+            raise InputError(None, "heads", f"layer {layer} is not in attentions (it holds layers "
+                                            f"{sorted(attentions)})")
+    else:
+        n = len(attentions)
+        if not 0 <= layer < n:
+            raise InputError(None, "heads", f"layer {layer} is out of range: attentions holds {n} layers (0..{n - 1})")
+        a = attentions[layer]
+    if a is None:
+        raise InputError(None, f"attentions[{layer}]", "is None: the model returned no attention weights; run it "
+                                                       "with output_attentions=True under eager attention "
+                                                       "(attrib.surgery.weights.eager_attention)")
+    return torch.as_tensor(a)
 
 
 def focal_token_weights(

@@ -51,6 +51,38 @@ def _check_shapes(**tensors: torch.Tensor) -> None:
                              f"({shapes[groups[0][0]][0]} vs {shapes[groups[1][0]][0]})")
 
 
+def check_loss_params(beta: object, alpha: object) -> None:
+    """``beta`` > 0 and ``alpha`` in [0, 1]: a β ≤ 0 flattens or inverts the preference, and with α > 1 a rejected
+    token of weight w > 1/α gets a negative factor β(1 − α·w), so the loss pushes that token *up*, silently."""
+    import math
+    from numbers import Real
+
+    def real(x: object) -> bool:
+        return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(x)
+
+    if not (real(beta) and beta > 0):  # type: ignore[operator]
+        raise LossInputError(None, "beta", f"must be a number above 0, got {beta!r}")
+    if not (real(alpha) and 0 <= alpha <= 1):  # type: ignore[operator]
+        raise LossInputError(None, "alpha", f"must lie in [0, 1] (0 is plain DPO), got {alpha!r}")
+
+
+def _check_weights(name: str, weights: torch.Tensor, mask: torch.Tensor) -> None:
+    """Weights on response tokens must lie in [0, 1]: with α·w > 1 the rejected side's factor β(1 − α·w) turns
+    negative and the loss then *rewards* the rejected answer, silently (raw attention counts or unnormalized
+    scores would do that)."""
+    import torch
+
+    with torch.no_grad():
+        w = weights.detach().float()[mask.detach() != 0]
+        if w.numel() == 0:
+            return
+        bad = ~torch.isfinite(w) | (w < 0) | (w > 1 + 1e-6)
+        if bool(bad.any()):
+            first = w[bad][0].item()
+            raise LossInputError(None, name, f"must lie in [0, 1] on response tokens, found {first:g} (normalise "
+                                 "them, e.g. attention shares as attrib.surgery.focal_rule_weights returns)")
+
+
 def weighted_margin(
     policy_logps: torch.Tensor,
     ref_logps: torch.Tensor,
@@ -84,7 +116,8 @@ def sail_loss(
 
     All tensors are ``[B, T]`` per-token values aligned on response tokens (``*_mask`` is 1 on response tokens, 0 on
     prompt and padding); chosen and rejected may have different ``T``. Weights are expected in ``[0, 1]`` and are
-    detached. ``reduction``: "mean" (scalar), "sum" or "none" (``[B]``).
+    detached; ``beta`` > 0 and ``alpha`` in ``[0, 1]`` are required (so every per-token factor stays >= 0); weights outside ``[0, 1]`` (or not finite) on response tokens are refused. ``reduction``: "mean"
+    (scalar), "sum" or "none" (``[B]``).
     """
     import torch.nn.functional as F
 
@@ -94,6 +127,9 @@ def sail_loss(
         policy_rejected_logps=policy_rejected_logps, ref_rejected_logps=ref_rejected_logps,
         rejected_weights=rejected_weights, rejected_mask=rejected_mask,
     )
+    check_loss_params(beta, alpha)
+    _check_weights("chosen_weights", chosen_weights, chosen_mask)
+    _check_weights("rejected_weights", rejected_weights, rejected_mask)
     chosen = weighted_margin(policy_chosen_logps, ref_chosen_logps, chosen_weights, chosen_mask,
                              beta=beta, alpha=alpha, sign=+1.0)
     rejected = weighted_margin(policy_rejected_logps, ref_rejected_logps, rejected_weights, rejected_mask,

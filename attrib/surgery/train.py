@@ -76,7 +76,10 @@ def attention_weights(heads: Sequence[tuple[int, int]]) -> TokenWeightFn:
 
     def fn(batch: dict[str, Any], spans: Sequence[tuple[int, int]], attentions: Sequence[Any] | None) -> Any:
         if attentions is None:
-            raise ValueError("attention weights need the reference model's attentions")
+            from attrib.surgery.loss import LossInputError
+
+            raise LossInputError(None, "attentions", "attention weights need the reference model's attentions: "
+                                 "run it with output_attentions=True (under attrib.surgery.weights.eager_attention)")
         return focal_rule_weights(attentions, batch["response_mask"], spans, heads)
 
     fn.__name__ = "attention_" + hashlib.sha1(repr(heads).encode()).hexdigest()[:8]
@@ -229,11 +232,12 @@ def train_sail(
     from safetensors.torch import load_file
     from tqdm.auto import tqdm
 
-    from attrib.surgery.loss import collate, response_logps, sail_loss, weighted_margin
+    from attrib.surgery.loss import check_loss_params, collate, response_logps, sail_loss, weighted_margin
     from attrib.surgery.prefix import decoder_of, start_at_layer
 
     for name, value in (("steps", steps), ("grad_accum", grad_accum), ("batch_size", batch_size), ("r", r)):
         whole_number(name, value)
+    check_loss_params(beta, alpha)  # before the reference pass, not at the first step
     if not pairs:
         raise InputError(None, "pairs", "no preference pairs to train on")
     layers = validate_layers(model, focal_layers)
