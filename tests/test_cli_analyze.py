@@ -305,3 +305,15 @@ def test_a_folder_of_runs_prints_names_with_brackets_as_written(tmp_path) -> Non
     r = runner.invoke(app, ["analyze", str(tmp_path)], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     assert "2 runs" in r.output and "run0[/x]" in r.output and "Solver[/x]" in r.output
+
+
+def test_python_dash_m_attrib_is_the_cli() -> None:
+    """`python -m attrib` failed with "No module named attrib.__main__"; it is the same CLI as `attrib` now."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "attrib", "analyze", _demo(), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert orjson.loads(r.stdout)["method"] == "learned"
+    r = subprocess.run([sys.executable, "-m", "attrib", "analyze", "x", "--top-k", "0"], capture_output=True, text=True)
+    assert r.returncode == 2 and "'--top-k'" in r.stderr
