@@ -33,6 +33,7 @@ from attrib.errors import AttribError, InputError
 from attrib.paths import REPO_ROOT, cache_dir
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 log = logging.getLogger(__name__)
@@ -180,9 +181,9 @@ class _Prepared:
 def _prepare(
     q: torch.Tensor,
     k: torch.Tensor,
-    segment_ids: torch.Tensor | Sequence[int],
+    segment_ids: torch.Tensor | np.ndarray | Sequence[int],
     scale: float | None,
-    query_positions: torch.Tensor | Sequence[int] | None,
+    query_positions: torch.Tensor | np.ndarray | Sequence[int] | None,
     n_segments: int | None,
 ) -> _Prepared:
     import torch
@@ -323,11 +324,11 @@ def _stats_cuda(ext: Any, p: _Prepared, causal: bool) -> tuple[torch.Tensor, tor
 def segment_attention_stats(
     q: torch.Tensor,
     k: torch.Tensor,
-    segment_ids: torch.Tensor | Sequence[int],
+    segment_ids: torch.Tensor | np.ndarray | Sequence[int],
     *,
     causal: bool = True,
     scale: float | None = None,
-    query_positions: torch.Tensor | Sequence[int] | None = None,
+    query_positions: torch.Tensor | np.ndarray | Sequence[int] | None = None,
     n_segments: int | None = None,
     backend: Backend = "auto",
     block_size: int = 512,
@@ -360,10 +361,10 @@ def segment_attention_stats(
 def _segment_attention_stats(
     q: torch.Tensor,
     k: torch.Tensor,
-    segment_ids: torch.Tensor | Sequence[int],
+    segment_ids: torch.Tensor | np.ndarray | Sequence[int],
     causal: bool,
     scale: float | None,
-    query_positions: torch.Tensor | Sequence[int] | None,
+    query_positions: torch.Tensor | np.ndarray | Sequence[int] | None,
     n_segments: int | None,
     backend: Backend,
     block_size: int,
@@ -404,11 +405,11 @@ def _cuda_blocker(p: _Prepared) -> str | None:
 def naive_segment_attention_stats(
     q: torch.Tensor,
     k: torch.Tensor,
-    segment_ids: torch.Tensor | Sequence[int],
+    segment_ids: torch.Tensor | np.ndarray | Sequence[int],
     *,
     causal: bool = True,
     scale: float | None = None,
-    query_positions: torch.Tensor | Sequence[int] | None = None,
+    query_positions: torch.Tensor | np.ndarray | Sequence[int] | None = None,
     n_segments: int | None = None,
 ) -> SegmentStats:
     """The textbook computation (full [B, Hq, T, T] softmax, then segment sums), float32: for tests and benches."""

@@ -114,9 +114,10 @@ class Recorder:
     ) -> None:
         self.model = model
         self.is_bridge = hasattr(model, "original_model") and hasattr(model, "run_with_cache")
-        self.tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
-        if self.tokenizer is None:
+        tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+        if tokenizer is None:
             raise InputError(None, "tokenizer", "the recorder needs the model's tokenizer")
+        self.tokenizer: Any = tokenizer
         cfg = model.cfg if self.is_bridge else model.config
         self.n_layers = int(getattr(cfg, "n_layers", None) or cfg.num_hidden_layers)
         self.layers = check_layers(layers, self.n_layers)

@@ -89,8 +89,8 @@ def judge_score(system: str, user: str, response: str, llm: Any = None) -> CRASS
     dims = {}
     for d in DIMENSIONS:
         try:
-            v = int(out.get(d))
-        except (TypeError, ValueError):
+            v = int(out[d])
+        except (KeyError, TypeError, ValueError):
             v = None
         dims[d] = v if v is not None and 1 <= v <= 5 else None
     return CRASScore(**dims, scorer="llm", reason=str(out.get("reason", ""))[:300])

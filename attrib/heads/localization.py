@@ -49,7 +49,7 @@ class HeadLocalization:
     n_pairs: int
     pair_selection: str
     patching: PatchingResult | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float | str] = field(default_factory=dict)  # seconds, counts, and the positions read
 
     def ranked(self, n: int | None = None) -> list[tuple[int, int, float]]:
         """(layer, head, S) best first."""

@@ -32,6 +32,7 @@ from attrib.errors import InputError, is_whole_number
 from attrib.kernels import Backend, SegmentStats, segment_attention_stats
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 Engine = Literal["auto", "bridge", "hf"]
@@ -45,9 +46,9 @@ class _Done(Exception):
 def layer_segment_stats(
     model: Any,
     input_ids: Sequence[int] | torch.Tensor,
-    segment_ids: Sequence[int] | torch.Tensor,
+    segment_ids: Sequence[int] | np.ndarray | torch.Tensor,
     *,
-    query_positions: Sequence[int] | torch.Tensor | None = None,
+    query_positions: Sequence[int] | np.ndarray | torch.Tensor | None = None,
     layers: Iterable[int] | None = None,
     n_segments: int | None = None,
     engine: Engine = "auto",

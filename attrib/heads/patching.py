@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -242,14 +242,14 @@ def patching_check(
     heads = [tuple(h) for h in heads]  # type: ignore[misc]
     usable = [(c, x) for c, x in pairs if x.has_logit_metric]
     if known_ld:  # skip pairs already known to have no clean-over-conflict gap (saves the batched forwards)
-        gap = [(known_ld.get(c.id), known_ld.get(x.id)) for c, x in usable]
-        keep = [pr for pr, (lc, lx) in zip(usable, gap, strict=True) if lc is None or lx is None or lc - lx >= min_gap]
+        known = [(known_ld.get(c.id), known_ld.get(x.id)) for c, x in usable]
+        keep = [pr for pr, (lc, lx) in zip(usable, known, strict=True) if lc is None or lx is None or lc - lx >= min_gap]
         usable = keep or usable  # none known to meet the gap: patch them all, reported below as "no verdict"
     if not usable:
         raise InputError(None, "probes", "no probe pairs with a first-token metric to patch")
-    extra = {k: [tuple(h) for h in v] for k, v in (extra_sets or {}).items()}
+    extra: dict[str, list[Head]] = {k: [cast(Head, tuple(h)) for h in v] for k, v in (extra_sets or {}).items()}
     rand_sets = random_head_sets(n_layers, n_heads, len(heads), n_random, exclude=heads, random_state=random_state)
-    sets = [list(heads), *extra.values(), *rand_sets]
+    sets: list[Sequence[Head]] = [list(heads), *extra.values(), *rand_sets]
     rows = []
     for i, (c, x) in enumerate(usable):
         rows.append(patch_pair(model, tokenizer, c, x, sets, positions=positions))

@@ -137,7 +137,8 @@ def render_messages(
         sub = marks.get(name)
         if not sub:
             continue
-        start_from = text.find(marks["system"]) if name == "rule" and marks.get("system") else cursor
+        system = marks.get("system")
+        start_from = text.find(system) if name == "rule" and system else cursor
         c0 = text.find(sub, max(start_from, 0))
         if c0 < 0:
             raise InputError(where, name, f"text {sub[:40]!r} not found in the rendered prompt")

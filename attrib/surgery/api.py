@@ -58,10 +58,12 @@ def resolve_layers(
     if name == "auto":
         from attrib.surgery.layers import rank_layers
 
+        assert pairs  # checked above
         return rank_layers(model, tokenizer, pairs, fraction=fraction)
     if name == "repair":
         from attrib.surgery.layers import rank_layers_by_repair
 
+        assert pairs  # checked above
         return rank_layers_by_repair(model, tokenizer, pairs, val_pairs, fraction=fraction)
     if name != "heads":
         return LayerChoice(parse_layers(spec, num_layers(model)))
@@ -100,6 +102,7 @@ def heldout_probes(families: Sequence[str] | None = None, conditions: Sequence[s
     """The held-out probes (unseen templates) used for compliance evaluation."""
     from attrib.probes import conflict_suite
 
-    kw = {"conditions": tuple(conditions)} if conditions else {}
-    return conflict_suite(families, split="heldout", **kw)
+    if conditions:
+        return conflict_suite(families, split="heldout", conditions=tuple(conditions))
+    return conflict_suite(families, split="heldout")
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from attrib.errors import InputError, UsageError, whole_number
@@ -51,7 +51,7 @@ def _resolve_k(n_layers: int, fraction: float, k: int | None) -> int:
     return whole_number("k", k, 1, n_layers)  # the model's layers
 
 
-def balanced_scores(per_family: dict[str, Sequence[float]]) -> list[float]:
+def balanced_scores(per_family: Mapping[str, Sequence[float]]) -> list[float]:
     """Pure part: mean over families of each family's per-layer share of its total score."""
     if not per_family:
         raise InputError(None, "pairs", "no family scores to combine")

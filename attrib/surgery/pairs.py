@@ -237,7 +237,8 @@ def dedupe(pairs: Iterable[PreferencePair]) -> list[PreferencePair]:
 
 def split_pairs(pairs: Iterable[PreferencePair]) -> tuple[list[PreferencePair], list[PreferencePair]]:
     """``(train, heldout)`` by the template split carried from the probes."""
-    train, held = [], []
+    train: list[PreferencePair] = []
+    held: list[PreferencePair] = []
     for p in pairs:
         (held if p.split == "heldout" else train).append(p)
     return train, held
@@ -324,7 +325,8 @@ def _kind(value: Any) -> str:
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, int | float):
         return f"a number ({value})"
-    return {list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _from_obj(obj: dict[str, Any], path: Path, line: int) -> PreferencePair:

@@ -15,6 +15,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ def attention_weights(heads: Sequence[tuple[int, int]]) -> TokenWeightFn:
     """The default SAIL weights: focal heads' attention onto the system rule (see :mod:`attrib.surgery.weights`)."""
     from attrib.surgery.weights import focal_rule_weights
 
-    heads = [tuple(h) for h in heads]
+    heads = [(int(h[0]), int(h[1])) for h in heads]
 
     def fn(batch: dict[str, Any], spans: Sequence[tuple[int, int]], attentions: Sequence[Any] | None) -> Any:
         if attentions is None:
@@ -141,7 +142,8 @@ def reference_pass(
             for i in tqdm(range(0, len(items), batch_size), desc="reference pass", disable=not progress):
                 chunk = items[i:i + batch_size]
                 batch = collate([r[side] for r, side in chunk], pad_id)
-                cap = capture_layer_input(model, start_layer) if start_layer > 0 else contextlib.nullcontext([])
+                cap: AbstractContextManager[list[Any]] = (capture_layer_input(model, start_layer) if start_layer > 0
+                                                          else contextlib.nullcontext([]))
                 with cap as captured:
                     logps, out = response_logps(model, batch, return_output=True, output_attentions=needs_att)
                 w = token_weight_fn(batch, [r["span"] for r, _ in chunk], out.attentions if needs_att else None)
