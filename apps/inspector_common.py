@@ -59,7 +59,7 @@ def open_trace(trace_id: str, page: str = "Timeline", copy: str | None = None) -
 def open_picker(label: str, trace_ids: list[str], key: str, copy: str) -> None:
     """A box to pick one of ``trace_ids`` (widget ``key``) and a button (``key``_btn) that opens it in the timeline,
     showing its ``copy`` ('store' or 'upload', see :func:`open_trace`)."""
-    c1, c2 = st.columns([3, 1])
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")  # the button level with the box, not its label
     chosen = c1.selectbox(label, trace_ids, key=key)
     c2.button("Open timeline", on_click=open_trace, args=(chosen, "Timeline", copy), type="primary", key=f"{key}_btn")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import inspector_data as data
@@ -9,7 +10,7 @@ import inspector_figures as figs
 import inspector_state as state
 import plotly.graph_objects as go
 import streamlit as st
-from inspector_common import need_trace, open_picker, open_trace, verdict
+from inspector_common import kept, need_trace, open_picker, open_trace, verdict
 from inspector_views import step_owner_note, trace_page
 
 from attrib.trace import Trace
@@ -62,6 +63,7 @@ def compare(ctx: state.Ctx) -> None:
                                  name=m))
     if lb is not None:
         fig.add_vline(x=lb.mistake_step, line_dash="dot", line_color=figs.ANNOTATED, annotation_text="annotated")
+    fig.update_xaxes(dtick=figs.step_dtick(trace.n_steps))
     fig.update_layout(title="step blame (each scaled to its maximum)", xaxis_title="step", height=320,
                       margin={"l": 10, "r": 10, "t": 40, "b": 40})
     st.plotly_chart(fig, width="stretch", key="cmp_steps")
@@ -92,7 +94,7 @@ def evaluation(ctx: state.Ctx) -> None:
     summary = data.eval_table(res)
     if summary:
         st.subheader(f"Default method ({res.get('default_method', '?')})")
-        st.dataframe(summary, hide_index=True, width="stretch")
+        st.dataframe(summary, hide_index=True, width="stretch", column_config=percent_columns(summary))
     rows = data.eval_rows(res)
     if rows:
         st.subheader("Every method and baseline")
@@ -102,7 +104,7 @@ def evaluation(ctx: state.Ctx) -> None:
         setting = c2.selectbox("Setting", settings, key="eval_setting",
                                help="with_gt: the ground-truth answer is visible to the methods; without_gt: it is not")
         shown = [r for r in rows if str(r.get("subset")) == sub and str(r.get("setting", "")) == setting]
-        st.dataframe(shown, hide_index=True, width="stretch")
+        st.dataframe(shown, hide_index=True, width="stretch", column_config=percent_columns(shown))
         fig = go.Figure()
         labels = [f"{r.get('method')} ({r['protocol']})" if r.get("protocol") else str(r.get("method")) for r in shown]
         for metric in ("step_accuracy", "agent_accuracy"):
@@ -117,9 +119,20 @@ def evaluation(ctx: state.Ctx) -> None:
     pub = data.published_rows(res)
     if pub:
         st.subheader("Published LLM-based methods (for reference)")
-        st.dataframe(pub, hide_index=True, width="stretch")
+        st.dataframe(pub, hide_index=True, width="stretch", column_config=percent_columns(pub))
     with st.expander("Full result JSON"):
         st.json(res, expanded=False)
+
+
+def percent_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Column formats for a table of benchmark numbers: every fractional column (accuracies, ECE: all in %) to one
+    decimal, as the CLI prints them, where the table showed 46.8254."""
+    keys = dict.fromkeys(k for r in rows for k in r)
+    fractional = [k for k in keys
+                  if any(isinstance(r.get(k), float) for r in rows)
+                  and all(r.get(k) is None or (isinstance(r.get(k), int | float) and not isinstance(r.get(k), bool))
+                          for r in rows)]
+    return {k: st.column_config.NumberColumn(format="%.1f") for k in fractional}
 
 
 def misses_table(ctx: state.Ctx, misses: list[dict[str, Any]]) -> None:
@@ -160,39 +173,67 @@ def export(ctx: state.Ctx) -> None:
 
 
 def upload(ctx: state.Ctx) -> None:
-    """Read a trace file from the browser with the CLI's readers; bad input shows the CLI's one-line error."""
+    """Read a trace file from the browser with the CLI's readers; bad input shows the CLI's one-line error.
+
+    The traces read are kept in the session and listed here, the latest file first, also after a visit to another
+    page (which empties the file box: Streamlit drops a widget that is not drawn, and the browser its file)."""
     from attrib.readers import READERS
 
     st.header("Upload a trace")
     st.caption("Who&When JSON, OTLP JSON (OpenTelemetry GenAI / OpenInference) or chat logs (JSON/JSONL). "
                "The file is read exactly as `attrib analyze FILE` reads it; nothing is written to the store.")
-    fmt = st.selectbox("Format", ["auto-detect", *READERS], key="up_format")
+    formats = ["auto-detect", *READERS]
+    fmt = kept("up_format", lambda: st.selectbox("Format", formats, key="up_format"), lambda v: v in formats)
     f = st.file_uploader("Trace file", type=["json", "jsonl", "ndjson"], key="up_file")
-    if f is None:
-        return
-    try:
-        traces = data.read_upload(f.name, f.getvalue(), None if fmt == "auto-detect" else fmt)
-    except Exception as e:
-        st.error(data.error_line(e))
-        return
-    show_uploaded(traces, f.name)
+    current = None
+    if f is not None:
+        raw = f.getvalue()
+        # read once per file and format, not on every click on this page; the error line stays while the file does
+        read_key = (f.name, hashlib.sha256(raw).hexdigest(), fmt)
+        last = st.session_state.get(LAST_READ)
+        if last is None or last[0] != read_key:
+            try:
+                state.keep_upload(data.read_upload(f.name, raw, None if fmt == "auto-detect" else fmt), f.name)
+                last = (read_key, None)
+            except Exception as e:
+                last = (read_key, data.error_line(e))
+            st.session_state[LAST_READ] = last
+        if last[1] is not None:
+            st.error(last[1])
+        else:
+            current = f.name
+    kept_files = state.uploaded_files()
+    if kept_files and current is None:
+        st.subheader("Uploaded in this session")
+        st.caption("Kept while this browser tab is open; the file box above takes another file.")
+    for k, (name, traces) in enumerate(kept_files):
+        if k == 1:
+            st.subheader("Earlier uploads in this session")
+        show_uploaded(traces, name, latest=name == current, notes=k == 0,
+                      picker_key="up_open_any" if k == 0 else f"up_open_any_{k}")
 
 
-def show_uploaded(traces: list[Trace], name: str) -> None:
-    """Keep uploaded traces (and the file they came from) in the session and offer to open them."""
-    uploads: dict[str, Trace] = st.session_state.setdefault(state.UPLOADS, {})
-    names: dict[str, str] = st.session_state.setdefault(state.UPLOAD_NAMES, {})
-    for t in traces:
-        uploads[t.id] = t
-        names[t.id] = name
+#: session_state key: ((file name, content hash, format), error line or None) of the file last read on the Upload page
+LAST_READ = "_upload_last_read"
+
+
+def show_uploaded(traces: list[Trace], name: str, latest: bool = True, notes: bool = True,
+                  picker_key: str = "up_open_any") -> None:
+    """What was read from the uploaded file ``name`` (kept in the session: :func:`state.keep_upload`), with a button
+    to open each trace (past ten, one list, ``picker_key``); ``latest``: the file now in the file box; ``notes``: say
+    which traces come without their activation files (for the latest file: Inside the model says it for each)."""
     shown, more = traces[:10], len(traces) - 10
-    st.success(f"Read {len(traces)} trace(s): " + ", ".join(f"{t.id} ({t.n_steps} steps)" for t in shown)
-               + (f", and {more} more" if more > 0 else ""))
-    for t in shown:
+    line = (f"{len(traces)} trace(s): " + ", ".join(f"{t.id} ({t.n_steps} steps)" for t in shown)
+            + (f", and {more} more" if more > 0 else ""))
+    if latest:
+        st.success(f"Read {line}")
+    else:
+        st.markdown(f"`{name}`: {line}")
+    for t in shown if notes else ():
         if note := data.upload_activation_note(t, name):
             st.warning(note)
     for t in shown:
         st.button(f"Open {t.id} in the timeline", key=f"open_up_{t.id}", on_click=open_trace,
                   args=(t.id, "Timeline", "upload"))
     if more > 0:  # past ten buttons: every trace of the file from one list
-        open_picker(f"Open any of the {len(traces)} traces", [t.id for t in traces], "up_open_any", "upload")
+        open_picker(f"Open any of the {len(traces)} traces", [t.id for t in traces], picker_key, "upload")

@@ -48,6 +48,12 @@ def marker_size(n_steps: int, full: int) -> int:
     return max(6, round(full * FULL_SIZE_STEPS / n_steps))
 
 
+def step_dtick(n_steps: int) -> int | None:
+    """The step axis ticks every step on runs short enough for it (else plotly's own integer spacing): left to plotly,
+    a short run's axis reads 0, 0.5, 1, 1.5, ... though steps are whole."""
+    return 1 if n_steps <= 40 else None
+
+
 def reaches_failure(trace: Trace) -> bool:
     """False for a run recorded as successful: its flow graph ends at the final answer, not at a failure."""
     return trace.outcome != "succeeded"
@@ -123,7 +129,7 @@ def timeline_figure(trace: Trace, attribution: Attribution | None = None, height
             )
         )
     fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(lanes)), title=None)
-    fig.update_xaxes(title="step", dtick=1 if trace.n_steps <= 40 else None)
+    fig.update_xaxes(title="step", dtick=step_dtick(trace.n_steps))
     fig.update_layout(
         height=height or max(220, 70 * len(lanes) + 120),
         margin={"l": 10, "r": 10, "t": 30, "b": 40},
@@ -253,7 +259,7 @@ def flow_figure(
             )
         )
     fig.update_yaxes(tickvals=list(lane_y.values()), ticktext=list(lane_y), title=None, zeroline=False)
-    fig.update_xaxes(title="step", zeroline=False)
+    fig.update_xaxes(title="step", zeroline=False, dtick=step_dtick(trace.n_steps))
     fig.update_layout(
         height=max(260, 80 * len(lanes) + 140),
         margin={"l": 10, "r": 10, "t": 30, "b": 40},

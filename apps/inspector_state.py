@@ -19,6 +19,9 @@ from attrib.trace import Attribution, Trace
 
 UPLOADS = "uploads"  # session_state key: {trace id: Trace} read from files uploaded in this session
 UPLOAD_NAMES = "upload_names"  # session_state key: {trace id: the uploaded file's name}
+#: session_state key: {file name: the trace ids read from it}, the files uploaded in this session, the latest last.
+#: The Upload page lists them from here: its file box forgets its file whenever another page is shown.
+UPLOAD_FILES = "upload_files"
 #: session_state key: {trace id: 'store' or 'upload'}, which copy to show of an id that is both uploaded in this session
 #: and in the store (the last one opened: the Traces and Evaluation pages open the store's, the Upload page the
 #: uploaded one, the sidebar switches); an id with no choice shows the uploaded copy
@@ -141,6 +144,32 @@ def stored_ids(ctx: Ctx, trace_ids: list[str]) -> frozenset[str]:
 def choose_copy(trace_id: str, copy: str) -> None:
     """Show the ``copy`` ('store' or 'upload') of ``trace_id`` from now on (a callback: runs before the next run)."""
     st.session_state.setdefault(COPY, {})[trace_id] = copy
+
+
+def keep_upload(traces: list[Trace], name: str) -> None:
+    """Keep the traces read from the uploaded file ``name`` for the rest of the session (a trace id uploaded before
+    now comes from this file), and make it the latest upload."""
+    uploads: dict[str, Trace] = st.session_state.setdefault(UPLOADS, {})
+    names: dict[str, str] = st.session_state.setdefault(UPLOAD_NAMES, {})
+    files: dict[str, list[str]] = st.session_state.setdefault(UPLOAD_FILES, {})
+    for t in traces:
+        uploads[t.id] = t
+        names[t.id] = name
+    files.pop(name, None)
+    files[name] = list(dict.fromkeys(t.id for t in traces))
+
+
+def uploaded_files() -> list[tuple[str, list[Trace]]]:
+    """The files uploaded in this session, the latest first, each with its traces (those a later file with the same
+    trace ids replaced are left out; a file left with none is too)."""
+    uploads: dict[str, Trace] = st.session_state.get(UPLOADS, {})
+    names: dict[str, str] = st.session_state.get(UPLOAD_NAMES, {})
+    out = []
+    for name, ids in reversed(st.session_state.get(UPLOAD_FILES, {}).items()):
+        traces = [uploads[i] for i in ids if i in uploads and names.get(i) == name]
+        if traces:
+            out.append((name, traces))
+    return out
 
 
 def load_trace(ctx: Ctx) -> None:

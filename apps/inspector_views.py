@@ -32,6 +32,13 @@ def trace_header(trace: Trace) -> None:
             st.write(figs.snippet(trace.task, 2000))
 
 
+def text_box(text: str, max_px: int, chars_per_line: int) -> None:
+    """A step's text in a wrapped code box: as tall as the text, up to ``max_px`` (then it scrolls). A fixed height
+    left a one-line step in a box mostly empty; ``chars_per_line`` is about what one wrapped line holds there."""
+    lines = sum(max(1, -(-len(line) // chars_per_line)) for line in (text.splitlines() or [""]))
+    st.code(text, language=None, wrap_lines=True, height="content" if 22 * lines + 40 <= max_px else max_px)
+
+
 def step_owner_note(trace: Trace, a: Attribution) -> str:
     """`` (the step is X's)`` when the verdict's decisive step was written by another agent than the one it blames
     (a method may blame the agent a step's mistake came from), else ''."""
@@ -55,7 +62,7 @@ def decisive_box(trace: Trace, a: Attribution) -> None:
             st.markdown(f"**Why:** {a.reason}")
         if 0 <= a.step < trace.n_steps:
             st.markdown(f"**Step {a.step} text ({trace.steps[a.step].agent}):**")
-            st.code(trace.steps[a.step].content or "(empty)", language=None, wrap_lines=True, height=260)
+            text_box(trace.steps[a.step].content or "(empty)", 260, 50)  # a column 3/5 of the page wide
 
 
 def annotation_box(trace: Trace, a: Attribution | None) -> None:
@@ -94,7 +101,7 @@ def step_detail(trace: Trace, k: int) -> None:
     """One step in full: agent, role, text, tool calls and results."""
     s = trace.steps[k]
     st.markdown(f"**Step {s.index} · {s.agent}** ({s.role})")
-    st.code(s.content or "(empty)", language=None, wrap_lines=True, height=320)
+    text_box(s.content or "(empty)", 320, 100)
     for c in s.tool_calls:
         st.caption(f"tool call `{c.name}`({figs.snippet(c.arguments, 200)})")
     for r in s.tool_results:

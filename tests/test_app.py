@@ -1105,3 +1105,95 @@ def test_runs_the_default_gets_wrong_open_from_the_evaluation_page(app, env, mon
     at = app(page="Evaluation")
     assert not [s for s in at.selectbox if s.key == "eval_open"]
     assert any("None of these runs is in the store" in i for i in texts(at, "info"))
+
+
+# ------------------------------------------------------------------- fourth walk-through (one test per fix)
+def test_uploads_survive_a_visit_to_another_page(app) -> None:
+    """The file box forgets its file when another page is shown; the Upload page used to come back empty. The files
+    read in this session stay listed (the latest first) with their open buttons, and the Format box keeps its value."""
+    otlp = traces_dir() / "otlp_agents.json"
+    first = read_path(otlp)[0]
+    base = read_path(WW[0])[0]
+    many = [msgspec.structs.replace(base, id=f"run-{k:02d}") for k in range(12)]
+    at = app(page="Upload")
+    at.selectbox(key="up_format").set_value("otlp").run()
+    at.file_uploader(key="up_file").set_value((otlp.name, otlp.read_bytes(), "application/json")).run()
+    at.selectbox(key="up_format").set_value("auto-detect").run()
+    raw = b"[" + b",".join(t.to_json() for t in many) + b"]"
+    at.file_uploader(key="up_file").set_value(("many.json", raw, "application/json")).run()
+    assert len(texts(at, "success")) == 1 and texts(at, "success")[0].startswith("Read 12 trace(s): run-00")
+    at.selectbox(key="up_format").set_value("whowhen").run()
+
+    at.sidebar.radio[0].set_value("Traces").run()
+    at.sidebar.radio[0].set_value("Upload").run()
+    assert not at.exception and not texts(at, "error"), texts(at, "error")
+    assert at.file_uploader(key="up_file").value is None  # the box is empty again, as in the browser
+    assert at.selectbox(key="up_format").value == "whowhen"
+    assert "Uploaded in this session" in texts(at, "subheader")
+    md = texts(at, "markdown")
+    assert any(m.startswith("`many.json`: 12 trace(s): run-00") for m in md), md
+    assert any(m.startswith(f"`{otlp.name}`: 1 trace(s): {first.id}") for m in md), md
+    assert at.selectbox(key="up_open_any").options == [t.id for t in many]  # the latest file first
+    at.button(key=f"open_up_{first.id}").click().run()
+    assert at.session_state["page"] == "Timeline" and f"Trace {first.id}" in texts(at, "header")
+    notes = [str(x.value) for x in at.sidebar.info]
+    assert any(n.startswith(f"Showing the **uploaded copy** of `{first.id}` (from `{otlp.name}`)") for n in notes)
+
+
+def test_step_text_boxes_fit_short_steps(app, monkeypatch) -> None:
+    """A step's text box was always 260 / 320 px high, so a one-line step sat in a mostly empty box; now it is as
+    tall as its text and only a long text gets the fixed, scrolling height."""
+    import streamlit as st
+
+    heights: dict[str, object] = {}
+    real = st.code
+
+    def code(body: str, *args: object, **kw: object) -> object:
+        heights[body] = kw.get("height")
+        return real(body, *args, **kw)
+
+    monkeypatch.setattr(st, "code", code)
+    trace = read_path(WW[0])[0]
+    at = app(page="Timeline", trace=trace.id)
+    short = next(s for s in trace.steps if s.content and "\n" not in s.content and len(s.content) < 40)
+    long = max(trace.steps, key=lambda s: len(s.content))
+    assert len(long.content) > 2000
+    at.number_input(key="read_step").set_value(short.index).run()
+    assert heights[short.content] == "content"
+    at.number_input(key="read_step").set_value(long.index).run()
+    assert heights[long.content] == 320
+
+
+def test_open_buttons_sit_level_with_their_box(app) -> None:
+    """The "Open timeline" button stood level with the box's label, above the box it opens; its column is now
+    aligned to the bottom, as the box is."""
+    at = app(page="Traces")
+    col = next(c for c in at.columns if any(getattr(e, "key", None) == "list_open_btn" for e in c.button))
+    assert col.proto.vertical_alignment == col.proto.VerticalAlignment.BOTTOM
+
+
+def test_step_axes_tick_whole_steps(app, tmp_path) -> None:
+    """The flow graph's and the comparison's step axes read 0, 0.5, 1, 1.5, ... on a short run; like the timeline's,
+    they now tick each step (up to 40 steps)."""
+    trace = read_path(traces_dir() / "chat_langgraph.json")[0]
+    a = analyze(trace, METHOD)
+    edges, failure, _ = data.flow_edges(trace)
+    assert figs.flow_figure(trace, edges, a, [], failure).layout.xaxis.dtick == 1
+    assert figs.timeline_figure(trace, a).layout.xaxis.dtick == 1
+    at = app(page="Compare methods", trace="whowhen-algorithm-2")
+    steps = json.loads([c for c in at.get("plotly_chart") if "each scaled to its maximum" in c.proto.spec][0].proto.spec)
+    assert steps["layout"]["xaxis"]["dtick"] == 1
+    long = read_path(_long_trace_file(tmp_path / "long130.json"))[0]
+    assert figs.flow_figure(long, data.flow_edges(long)[0], None, [], None).layout.xaxis.dtick is None
+
+
+def test_evaluation_tables_show_one_decimal(app, env) -> None:
+    """Accuracies came with four decimals (46.8254) in a table captioned "in %"; they show one, as the CLI prints
+    them, and whole-number columns (n) keep their format."""
+    at = app(page="Evaluation")
+    table = next(d for d in at.dataframe if "method" in d.value.columns)
+    cols = json.loads(table.proto.columns)
+    assert cols["step_accuracy"]["type_config"]["format"] == "%.1f"
+    assert "n" not in cols and "method" not in cols
+    assert np.allclose(table.value["step_accuracy"],  # the numbers themselves are untouched
+                       [r["step_accuracy"] for r in env["eval"]["rows"] if r["subset"] == "algorithm"])

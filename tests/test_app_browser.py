@@ -77,3 +77,27 @@ def test_broken_upload_shows_the_cli_error(server: str, page, tmp_path: Path) ->
     page.get_by_text(expected).wait_for(state="visible")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "inspector_upload_error.png"))
+
+
+def test_an_upload_is_still_listed_after_another_page(server: str, page) -> None:
+    """In the browser the file box forgets its file when the Upload page is left; what was read from it stays
+    listed there, with its open button, for the rest of the session."""
+    otlp = REPO_ROOT / "traces" / "otlp_agents.json"
+    tid = read_path(otlp)[0].id
+    page.goto(f"{server}/?page=Upload")
+    page.locator("input[type=file]").set_input_files(str(otlp))
+    page.get_by_text(f"Read 1 trace(s): {tid}", exact=False).wait_for(state="visible")
+    sidebar = page.locator("[data-testid=stSidebar]")
+    sidebar.get_by_text("Traces", exact=True).click()
+    # the Traces page drawn to its last widget, so its run is over and the file box is gone (a run stopped for a
+    # rerun keeps the widgets it did not reach, the file box too)
+    page.get_by_role("button", name="Open timeline").wait_for(state="visible")
+    page.wait_for_timeout(1000)
+    sidebar.get_by_text("Upload", exact=True).click()
+    page.get_by_text("Uploaded in this session").wait_for(state="visible")
+    button = page.get_by_role("button", name=f"Open {tid} in the timeline")
+    button.wait_for(state="visible")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "inspector_upload_kept.png"))
+    button.click()
+    page.get_by_text("Decisive step", exact=False).first.wait_for(state="visible")
