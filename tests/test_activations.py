@@ -496,3 +496,23 @@ def test_pt_config_must_be_a_dict(tmp_path: Path) -> None:
     torch.save({"__config__": [30, 9, 576], "blocks.0.hook_resid_post": torch.zeros(POS, 576)}, p)
     with pytest.raises(InputError, match="cfg.pt: __config__: must be a JSON object .*got list"):
         ActivationFile(p)  # was ignored without a word: no config, shapes left unchecked
+
+
+def test_save_step_replaces_a_file_a_reader_has_mapped(tmp_path) -> None:
+    """A reader that has a step file memory-mapped (the inspector while a demo re-records) must never see it
+    rewritten in place, which could kill it with a bus error: save_step (safetensors' save_file) puts a new file in
+    its place, and this pins that."""
+    import os
+
+    from attrib.activations import ActivationFile, save_step
+
+    path = tmp_path / "step_0.safetensors"
+    save_step(path, {"blocks.0.attn.hook_pattern": np.ones((2, 3, 3), np.float32)})
+    inode = os.stat(path).st_ino
+    with ActivationFile(path) as f:
+        old = f.get("blocks.0.attn.hook_pattern")
+        save_step(path, {"blocks.0.attn.hook_pattern": np.zeros((2, 3, 3), np.float32)})
+        assert float(np.asarray(old).sum()) == 18.0  # the open reader still sees the file it opened
+    assert os.stat(path).st_ino != inode and list(tmp_path.iterdir()) == [path]  # renamed over, nothing left over
+    with ActivationFile(path) as f:
+        assert float(np.asarray(f.get("blocks.0.attn.hook_pattern")).sum()) == 0.0
