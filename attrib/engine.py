@@ -80,6 +80,16 @@ class BatchReport(msgspec.Struct, kw_only=True):
         return d
 
 
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a batch. Still a KeyboardInterrupt; ``report`` says how far it got (None when it
+    stopped before selecting any trace): what it counts as analyzed and failed is in the store, the partitions in
+    flight are not, so rerunning the same call finishes the rest."""
+
+    def __init__(self, report: BatchReport | None) -> None:
+        super().__init__()
+        self.report = report
+
+
 # ----------------------------------------------------------------------------------------------
 # Worker side: pure bytes in, bytes out. Must stay importable without dask.
 
@@ -181,8 +191,10 @@ def pin_ranker(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
 class _Writer:
     """Writes each partition's outcomes to the store as it completes (the driver is the only writer)."""
 
-    def __init__(self, store: Any, report: BatchReport, progress: Callable[[int], None]) -> None:
+    def __init__(self, store: Any, report: BatchReport, progress: Callable[[int], None],
+                 interrupted: Callable[[], bool] = lambda: False) -> None:
         self.store, self.report, self.progress = store, report, progress
+        self.interrupted = interrupted
 
     def write(self, outcomes: list[Outcome]) -> None:
         verdicts, failed = [], []
@@ -206,6 +218,32 @@ class _Writer:
         room = MAX_REPORTED_ERRORS - len(self.report.errors)
         self.report.errors.extend(failed[: max(room, 0)])
         self.progress(len(outcomes))
+        if self.interrupted():  # a Ctrl-C that library code swallowed (one in a gc callback is only printed)
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigint_latch() -> Iterator[Callable[[], bool]]:
+    """Remember a Ctrl-C while a batch runs; yields "was there one?". SIGINT still raises KeyboardInterrupt at once,
+    but Python only prints one raised inside a gc callback (distributed registers one), so the batch checks the
+    latch after each partition it writes and stops there. Off the main thread (no signals there): never set."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    seen: list[bool] = []
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        seen.append(True)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield lambda: bool(seen)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
@@ -457,6 +495,7 @@ def analyze_many(
         raise type(e)(None, "ATTRIB_ENGINE_DUCKDB_MEMORY", e.message) from None  # the setting the user can change
     import duckdb
 
+    report: BatchReport | None = None
     try:
         # a ranker object: nothing can tell its verdicts apart, so none is skipped; a verdict by another ranker
         # file is not done
@@ -476,8 +515,8 @@ def analyze_many(
             if todo:
                 warm(run["method"])
             report.startup_s = time.perf_counter() - t_start
-            with _progress_bar(todo, progress, f"{name} (serial)") as adv:
-                _run_serial(parts, _Writer(store, report, adv), run)
+            with _progress_bar(todo, progress, f"{name} (serial)") as adv, _sigint_latch() as stop:
+                _run_serial(parts, _Writer(store, report, adv, stop), run)
         elif todo:
             t_start = time.perf_counter()
             with _dask_client(scheduler, workers) as (client, n):
@@ -489,16 +528,21 @@ def analyze_many(
                                       "(every worker needs the same attrib installed)") from None
                 report.startup_s = time.perf_counter() - t_start
                 label = f"{name} ({engine}, {n} worker{'s' if n != 1 else ''})"
-                with _progress_bar(todo, progress, label) as adv:
-                    _run_dask(parts, _Writer(store, report, adv), run, client, n)
+                with _progress_bar(todo, progress, label) as adv, _sigint_latch() as stop:
+                    _run_dask(parts, _Writer(store, report, adv, stop), run, client, n)
+    except (KeyboardInterrupt, duckdb.InterruptException) as e:  # every partition written so far is whole
+        if report is not None:
+            report.elapsed_s = time.perf_counter() - t0
+        raise BatchInterrupted(report) from e
     except duckdb.OutOfMemoryException as e:
         raise AttribError(f"the driver's DuckDB memory cap ({DRIVER_DUCKDB_MEMORY}) is too small for these traces: "
                           "set ATTRIB_ENGINE_DUCKDB_MEMORY higher (e.g. 2GB) and rerun; finished traces are kept "
                           f"({str(e).splitlines()[0]})") from None
     finally:
         store.close()
+    assert report is not None
     report.elapsed_s = time.perf_counter() - t0
     return report
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "ENGINES", "BatchReport", "analyze_many", "analyze_payloads"]
+__all__ = ["DEFAULT_BATCH_SIZE", "ENGINES", "BatchInterrupted", "BatchReport", "analyze_many", "analyze_payloads"]

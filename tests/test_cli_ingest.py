@@ -289,3 +289,42 @@ def test_an_ingest_where_every_file_fails_leaves_no_new_store(bundled: Path, tmp
     assert r.exit_code == 3 and store.exists()
     with open_store(store, read_only=True) as st:
         assert len(st.trace_ids()) == 1
+
+
+def test_a_format_error_names_the_flag_the_user_typed(bundled: Path, tmp_path: Path) -> None:
+    """When the format choice is the problem the CLI line names --format (the library's field is format), and a
+    --format that does not fit the file says which format it looks like; nothing is stored."""
+    odd = tmp_path / "odd.json"
+    odd.write_text("[1, 2, 3]")
+    store = tmp_path / "s.duckdb"
+    r = runner.invoke(app, ["ingest", str(odd), "--store", str(store), "-q"])
+    assert r.exit_code == 3
+    assert f"error: {odd}: --format: unknown format (give the format explicitly" in r.output
+    chat = bundled / "chat_langgraph.json"
+    r = runner.invoke(app, ["ingest", str(chat), "--format", "whowhen", "--store", str(store), "-q"])
+    assert r.exit_code == 3
+    (line,) = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert line.startswith(f"error: {chat}: --format: 'whowhen' does not fit this file (history: missing")
+    assert "it looks like chat" in line
+    assert not store.exists()
+
+
+def test_library_ingest_keeps_the_library_spelling_and_refuses_an_unknown_format_once(bundled: Path,
+                                                                                        tmp_path: Path) -> None:
+    from attrib.errors import UsageError
+    from attrib.store.api import ingest
+
+    rep = ingest([bundled / "chat_langgraph.json"], store=tmp_path / "s.duckdb", format="otlp")
+    (f,) = rep.failed
+    assert f.error is not None and ": format: 'otlp' does not fit this file" in f.error
+    with pytest.raises(UsageError, match="format: unknown format 'xml'"):
+        ingest([bundled / "chat_langgraph.json"], store=tmp_path / "s.duckdb", format="xml")
+
+
+def test_traces_show_reads_a_file_as_the_format_given(bundled: Path, tmp_path: Path) -> None:
+    """The unknown-format line tells the user to give the format: `traces show FILE` takes --format too."""
+    chat = bundled / "chat_langgraph.json"
+    r = runner.invoke(app, ["traces", "show", str(chat), "--format", "chat", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["source_format"] == "chat"
+    r = runner.invoke(app, ["traces", "show", str(chat), "--format", "otlp"])
+    assert r.exit_code == 3 and "--format: 'otlp' does not fit this file" in r.output

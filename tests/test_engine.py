@@ -400,3 +400,30 @@ def test_a_verdict_from_another_ranker_is_never_saved(tmp_path, monkeypatch) -> 
     assert (report.analyzed, report.failed) == (0, 3)
     assert "not saved" in report.errors[0][1] and "shipped" in report.errors[0][1]
     assert _rankers(path) == []
+
+
+def test_ctrl_c_keeps_finished_partitions_says_how_far_and_a_rerun_finishes(tmp_path: Path) -> None:
+    """A KeyboardInterrupt in the middle of a batch: the partitions written are whole in the store, the
+    BatchInterrupted (a KeyboardInterrupt) carries the report, and rerunning does only the rest."""
+    from attrib.cli.batch import interrupted_line
+    from attrib.engine import BatchInterrupted
+
+    path = tmp_path / "s.duckdb"
+    ingest([who_and_when_dir() / "Hand-Crafted"], store=str(path))
+    seen: list[str] = []
+
+    def stops_at_the_25th(trace: Trace, **_: object) -> Attribution:
+        seen.append(trace.id)
+        if len(seen) == 25:
+            raise KeyboardInterrupt
+        return longest_step(trace)
+
+    stops_at_the_25th.method_name = "longest_step"  # type: ignore[attr-defined]
+    with pytest.raises(BatchInterrupted) as e:
+        analyze_many(str(path), method=stops_at_the_25th, engine="serial", batch_size=10)
+    r = e.value.report
+    assert isinstance(e.value, KeyboardInterrupt) and r is not None and (r.analyzed, r.failed) == (20, 0)
+    assert len(_verdicts(path, "longest_step")) == 20
+    assert "20 trace(s) finished" in interrupted_line(r) and f"{r.matched - 20:,} still to do" in interrupted_line(r)
+    again = analyze_many(str(path), method=longest_step, engine="serial", batch_size=10)
+    assert (again.skipped, again.analyzed) == (20, r.matched - 20)

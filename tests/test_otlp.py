@@ -181,7 +181,7 @@ def test_flat_span_list_with_child_spans(tmp_path: Path) -> None:
     p = tmp_path / "trail.json"
     p.write_text(json.dumps(doc))
     t = load_trace(p)
-    assert [s.agent for s in t.steps] == ["CodeAgent.run"] * 3
+    assert [s.agent for s in t.steps] == ["CodeAgent"] * 3  # the agent, not its method
     assert [s.parents for s in t.steps] == [(), (0,), (0,)]
     assert t.steps[1].content == "think" and t.steps[2].tool_results[0].is_error
     assert t.final_answer == "42" and t.task == "task?"
@@ -312,8 +312,10 @@ def test_jsonl_errors_name_one_position(tmp_path: Path) -> None:
     doc = json.loads(lines[1])
     doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["name"] = 7
     p.write_text(lines[0] + "\n" + json.dumps(doc) + "\n")
-    with pytest.raises(InputError, match=r"line 2: \$\.resourceSpans\[0\]\.scopeSpans\[0\]\.spans\[0\]\.name"):
+    with pytest.raises(InputError) as e:  # the field path as the other errors spell it, not msgspec's "$." one
         read_path(p)
+    assert e.value.field == "line 2: resourceSpans[0].scopeSpans[0].spans[0].name"
+    assert e.value.message.startswith("expected str") and "`" not in e.value.message
 
 
 def test_flat_span_errors_name_the_key_the_file_uses(tmp_path: Path) -> None:
@@ -371,15 +373,32 @@ def test_smolagents_export_keeps_llm_text_tool_arguments_and_call_links() -> Non
     # the task is the question, not input.value's JSON; the managed agent is named as its manager calls it
     assert t.task == "How many studio albums did Mercedes Sosa publish between 2000 and 2009 (included)?"
     assert t.final_answer == "4"
-    assert t.agents == ("CodeAgent.run", "search_agent")
+    assert t.agents == ("CodeAgent", "search_agent")
     assert {st.agent for st in t.steps if st.metadata["span_id"].startswith("d2")} == {"search_agent"}
+
+
+def test_smolagents_agent_span_names_the_agent_not_its_run_method(tmp_path: Path) -> None:
+    """OpenInference names a smolagents run span ``{agent.name or class}.run``: a named manager is its name, an
+    unnamed one its class (``CodeAgent``), never ``CodeAgent.run``; ``invoke_agent X`` stays ``X``."""
+    spans = [_span("T", "m", "", 100, name="research_lead.run", openinference__span__kind="AGENT",
+                   smolagents__task="q?", smolagents__managed_agents__0__name="search_agent"),
+             _span("T", "l", "m", 110, name="LiteLLMModel.generate", openinference__span__kind="LLM",
+                   output__value="ask search_agent"),
+             _span("T", "s", "m", 120, name="search_agent.run", openinference__span__kind="AGENT",
+                   smolagents__task="You're a helpful agent named 'search_agent'."),
+             _span("T", "u", "m", 130, name="CodeAgent.run", openinference__span__kind="AGENT", smolagents__task="x"),
+             _span("T", "g", "m", 140, name="invoke_agent Planner", gen_ai__operation__name="invoke_agent")]
+    p = tmp_path / "named.json"
+    p.write_text(json.dumps(_doc(*spans)))
+    t = load_trace(p)
+    assert [s.agent for s in t.steps] == ["research_lead", "research_lead", "search_agent", "CodeAgent", "Planner"]
 
 
 def test_trail_export_takes_task_and_answer_from_its_agent_not_the_harness() -> None:
     t = load_trace(FIXTURES / "trail_gaia.json")
     assert t.task == "What is the surname of the equine veterinarian mentioned in 1.E Exercises?"
     assert t.final_answer == "Louvrier"  # the top agent's output, not the last step's "Error: 429"
-    assert t.agents == ("main", "CodeAgent.run", "search_agent")  # not the container id "c09a5098c122"
+    assert t.agents == ("main", "CodeAgent", "search_agent")  # not the container id "c09a5098c122"
     s = _by_span(t)
     tool = s["a1b2c3d4e5f60009"]
     (res,) = tool.tool_results

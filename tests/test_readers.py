@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from attrib.errors import InputError
-from attrib.readers import READERS, detect, load_trace, read_path
+from attrib.readers import READERS, detect, load_trace, read_bytes, read_path
 from attrib.trace import Trace
 
 
@@ -378,3 +378,29 @@ def test_read_sources_with_seen_refuses_an_id_from_two_files_naming_both(bundled
     seen: dict[str, str] = {}
     assert [f for _, f in read_sources([tmp_path], errors=errors, seen=seen)] == [a]
     assert len(errors) == 1 and str(b) in str(errors[0]) and seen == {"chat-chat": str(a)}
+
+
+def test_a_format_that_does_not_fit_says_which_one_does(bundled: Path) -> None:
+    """--format whowhen on a chat log: the reader's own field error, plus that the file looks like chat; a broken
+    file of the chosen format keeps its plain field error (no other reader claims it)."""
+    from attrib.readers import FormatError
+
+    with pytest.raises(FormatError) as e:
+        read_path(bundled / "chat_langgraph.json", format="whowhen")
+    assert e.value.field == "format" and e.value.exit_code == 3
+    assert "history: missing required field" in e.value.message and "looks like chat" in e.value.message
+    assert e.value.as_flag().startswith(f"{bundled / 'chat_langgraph.json'}: --format: 'whowhen' does not fit")
+    with pytest.raises(InputError) as e2:
+        read_bytes(b'{"question": "q", "history": 3}', "w.json", format="whowhen")
+    assert not isinstance(e2.value, FormatError) and e2.value.field == "history"
+
+
+def test_attrib_json_errors_name_the_field_not_msgspec_wording() -> None:
+    """Validation errors of attrib's own JSON: the missing key is the field, paths without msgspec's ``$.``."""
+    with pytest.raises(InputError) as e:
+        read_bytes(b'{"source_format": "chat", "steps": []}', "t.json", format="attrib")
+    assert (e.value.field, e.value.message) == ("id", "missing required field")
+    with pytest.raises(InputError) as e:
+        read_bytes(b'{"id": "x", "source_format": "chat", "steps": [{"index": "0", "agent": "a"}]}', "t.json",
+                   format="attrib")
+    assert (e.value.field, e.value.message) == ("steps[0].index", "expected int, got str")

@@ -358,3 +358,42 @@ def test_stored_ids_says_which_ids_the_store_holds(bundled: Path, tmp_store) -> 
     tmp_store.upsert_trace(t)
     assert tmp_store.stored_ids([t.id, "nope", t.id]) == {t.id}
     assert tmp_store.stored_ids([]) == set() and tmp_store.stored_ids(["nope"]) == set()
+
+
+def _big_trace(mib: int) -> Trace:
+    """One run of ``mib`` MiB of JSON (a long log of one failed run), bigger than a 16MB memory cap."""
+    text = "the planner asked again; " * 40  # 1000 characters
+    return Trace(id="big", source_format="chat", agents=("a", "b"),
+                 steps=tuple(Step(index=i, agent="ab"[i % 2], content=f"{i} {text}") for i in range(mib * 1050)))
+
+
+def test_a_trace_bigger_than_the_memory_cap_goes_in_reads_back_and_exports(tmp_path: Path) -> None:
+    """DuckDB failed with "could not allocate block" on one trace larger than the page-cache cap (a 200 MB log under
+    the 256MB default): the cap is raised for that write or read, then put back."""
+    t = _big_trace(24)
+    assert len(t.to_json()) > 24 * 2**20
+    with open_store(tmp_path / "s.duckdb", memory_limit="16MB") as st:
+        cap = st.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        assert st.upsert_traces([t]) == [True]
+        assert st.get_trace("big") == t
+        files = st.export_parquet(tmp_path / "out")
+        assert len(files) == 6 and st.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == cap
+    import duckdb
+
+    assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path / 'out' / 'steps.parquet'}'").fetchall() == [(t.n_steps,)]
+
+
+def test_a_ctrl_c_duckdb_caught_in_a_transaction_is_the_users_keyboard_interrupt(bundled: Path, tmp_store) -> None:
+    """DuckDB turns a Ctrl-C during a query into its own InterruptException (in COMMIT a RuntimeError): ingest
+    then counted the file as failed ("internal error") and went on. The transaction rolls back and re-raises it
+    as KeyboardInterrupt, so the command stops."""
+    import duckdb
+
+    from attrib.store import is_interrupt
+
+    before = tmp_store.snapshot()
+    with pytest.raises(KeyboardInterrupt), tmp_store.transaction():
+        tmp_store.upsert_trace(load_trace(bundled / "demo_whowhen.json"))
+        raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+    assert tmp_store.snapshot() == before
+    assert is_interrupt(RuntimeError("Query interrupted")) and not is_interrupt(RuntimeError("other"))

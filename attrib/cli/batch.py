@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from attrib.cli._common import console, handle_errors
+from attrib.cli._common import console, err_console, handle_errors
 
 ENGINE_HELP = (
     "Where to run: [bold]local[/] (a Dask cluster of --workers processes on this machine), "
@@ -136,21 +136,25 @@ def run_batch(
     options: dict[str, Any] | None = None,
 ) -> None:
     """Analyze every selected trace in the store, print a summary; exit 1 when any trace failed."""
-    from attrib.engine import DEFAULT_BATCH_SIZE, analyze_many
+    from attrib.engine import DEFAULT_BATCH_SIZE, BatchInterrupted, analyze_many
 
-    with handle_errors():
-        report = analyze_many(
-            store,
-            method=method,
-            where=where,
-            engine=engine,  # type: ignore[arg-type]
-            scheduler=scheduler,
-            workers=workers,
-            force=force,
-            batch_size=batch_size or DEFAULT_BATCH_SIZE,
-            progress=not as_json,
-            options=options,
-        )
+    try:
+        with handle_errors():
+            report = analyze_many(
+                store,
+                method=method,
+                where=where,
+                engine=engine,  # type: ignore[arg-type]
+                scheduler=scheduler,
+                workers=workers,
+                force=force,
+                batch_size=batch_size or DEFAULT_BATCH_SIZE,
+                progress=not as_json,
+                options=options,
+            )
+    except BatchInterrupted as e:  # Ctrl-C: without a word the user cannot tell what was kept
+        err_console.print(f"[bold red]interrupted:[/] {interrupted_line(e.report)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     if as_json:
         import orjson
 
@@ -159,6 +163,16 @@ def run_batch(
         _render(report)
     if report.failed:
         raise typer.Exit(1)
+
+
+def interrupted_line(report: Any) -> str:
+    """What a Ctrl-C'd batch kept (a :class:`BatchReport`, or None when it stopped before selecting traces)."""
+    if report is None:
+        return "nothing was analyzed yet; rerun the same command"
+    done = report.analyzed + report.failed
+    left = report.matched - report.skipped - done
+    return (f"{done:,} trace(s) finished in this run and are saved in the store ({report.analyzed:,} analyzed, "
+            f"{report.failed:,} failed); {left:,} still to do: rerun the same command to finish them")
 
 
 def _render(report: object) -> None:

@@ -60,9 +60,16 @@ def register(app: typer.Typer) -> None:
                     raise InputError(model_config, e.field, e.message) from None
                 except (TypeError, ValueError) as e:
                     raise InputError(model_config, None, f"not a model config ({e})") from None
-        with handle_errors():  # the store itself: a folder, a file of another kind, locked by another process
-            report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg,
-                            max_bytes=max_bytes)
+        done: list[str] = []
+        try:
+            with handle_errors():  # the store itself: a folder, a file of another kind, locked by another process
+                report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg,
+                                max_bytes=max_bytes, on_file=lambda f: done.append(f.path))
+        except KeyboardInterrupt:  # Ctrl-C: each file is one transaction, so say what is kept
+            err_console.print(f"[bold red]interrupted:[/] {len(done)} file(s) done and stored whole; the file being "
+                              "read then is stored whole or not at all. Rerun the same command to finish (stored "
+                              "files count as unchanged)", highlight=False, soft_wrap=True)
+            raise typer.Exit(130) from None
         if not report.files:
             err_console.print(f"[bold red]error:[/] no input files matched {escape(' '.join(paths))}", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT)
@@ -87,7 +94,7 @@ def register(app: typer.Typer) -> None:
                           str(s["new_or_changed"]), str(s["unchanged"]))
             console.print(table)
         for f in report.failed:
-            print_error(f.error or "")
+            print_error(f.error_line(as_flags=True) or "")
         if report.failed:
             err_console.print(f"[bold red]{len(report.failed)} of {len(report.files)} file(s) failed[/]; "
                               "nothing from them was stored", highlight=False)

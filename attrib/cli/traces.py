@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from attrib.cli._common import console, handle_errors
+from attrib.cli._common import check_format, console, handle_errors
 
 _COLORS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan", "bright_magenta",
            "bright_green", "orange3")
@@ -18,8 +18,9 @@ def _one_line(text: str, width: int) -> str:
     return s if len(s) <= width else s[: max(0, width - 1)] + "…"
 
 
-def load_any(ref: str, store: Path | None = None) -> Any:
-    """A trace from a file path, else from the store by id (raises NotFoundError)."""
+def load_any(ref: str, store: Path | None = None, format: str | None = None) -> Any:
+    """A trace from a file path (read as ``format``, else detected), else from the store by id (raises
+    NotFoundError)."""
     from attrib.errors import InputError, NotFoundError
     from attrib.readers import looks_like_trace_file
 
@@ -29,7 +30,7 @@ def load_any(ref: str, store: Path | None = None) -> Any:
     if p.is_file():
         from attrib.readers import load_trace
 
-        return load_trace(p)
+        return load_trace(p, format)
     from attrib.store import open_store
 
     try:
@@ -222,13 +223,15 @@ def register(app: typer.Typer) -> None:
         full: bool = typer.Option(False, "--full", help="Show whole messages instead of one line each."),
         width: int = typer.Option(110, "--width", min=10, help="Characters of each message to show."),
         as_json: bool = typer.Option(False, "--json", help="Print the trace as attrib JSON."),
+        format: str = typer.Option(None, "--format", "-f", callback=check_format, help="For a trace file: skip "
+                                   "detection (whowhen, otlp, chat or attrib)."),
     ) -> None:
         """Show one trace as a timeline: step, time, agent, role, message, tool calls (→) and results (←).
 
         Example:  attrib traces show whowhen-algorithm-1
         """
         with handle_errors():
-            trace = load_any(trace_id, store)
+            trace = load_any(trace_id, store, format)
         if as_json:
             typer.echo(trace.to_json().decode())
             return

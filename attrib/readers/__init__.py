@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from attrib.errors import AttribError, InputError, UsageError
+from attrib.errors import EXIT_BAD_INPUT, AttribError, InputError, UsageError
 from attrib.readers._common import check_encoding
 from attrib.readers.base import Reader
 from attrib.readers.chat import ChatReader
@@ -19,6 +19,15 @@ from attrib.readers.native import NativeReader
 from attrib.readers.otlp import OTLPReader
 from attrib.readers.whowhen import WhoWhenReader
 from attrib.trace import Trace
+
+
+class FormatError(UsageError):
+    """The format choice is the problem: none was given and none is detected, or the one given does not fit the
+    file while another does. Its field is ``format``, the argument a library caller sets; the CLI shows it as the
+    ``--format`` flag a user typed (:meth:`UsageError.as_flag`). Exit code 3, as any file that cannot be read."""
+
+    exit_code = EXIT_BAD_INPUT
+
 
 READERS: dict[str, Reader] = {r.name: r for r in (WhoWhenReader(), OTLPReader(), ChatReader(), NativeReader())}
 
@@ -52,7 +61,7 @@ def detect(data: bytes, path: Path) -> Reader:
             iter_jsonl(data, path)
         else:
             loads(data, path)
-        raise InputError(path, "format", f"unknown format (give the format explicitly: one of {', '.join(READERS)})")
+        raise FormatError(path, "format", f"unknown format (give the format explicitly: one of {', '.join(READERS)})")
     return best
 
 
@@ -78,15 +87,35 @@ def read_bytes(data: bytes, path: str | Path, format: str | None = None) -> list
         raise InputError(path, None, "empty file")
     data = check_encoding(data, path)
     if format is not None:
-        if format not in READERS:
-            raise InputError(path, "format", f"unknown format {format!r} (known: {', '.join(READERS)})")
-        reader = READERS[format]
+        reader = reader_named(format, path)
+        try:
+            traces = reader.read(data, path)
+        except InputError as e:
+            raise misfit(e, data, path, format) from None
     else:
-        reader = detect(data, path)
-    traces = reader.read(data, path)
+        traces = detect(data, path).read(data, path)
     for t in traces:
         validate(t, path)
     return traces
+
+
+def reader_named(format: str, path: str | Path | None = None) -> Reader:
+    """The reader called ``format``; a :class:`UsageError` (field ``format``) listing the known ones otherwise."""
+    if format not in READERS:
+        raise UsageError(path, "format", f"unknown format {format!r} (known: {', '.join(READERS)})")
+    return READERS[format]
+
+
+def misfit(error: InputError, data: bytes, path: Path, format: str) -> InputError:
+    """``error`` (the reader of the format given failed on ``data``) as a :class:`FormatError` when another reader
+    is confident the file is its format, so the line says the format choice is the likely cause; else as is."""
+    scores = {name: r.sniff(data, path) for name, r in READERS.items()}
+    best = max(scores, key=scores.__getitem__)
+    if best == format or scores[best] < 0.5 or scores[best] <= scores[format]:
+        return error
+    what = f"{error.field}: {error.message}" if error.field else error.message
+    return FormatError(path, "format", f"{format!r} does not fit this file ({what}); it looks like {best}: "
+                       "choose that, or none to detect it")
 
 
 def read_stdin(format: str | None = None, max_bytes: int = MAX_BYTES) -> list[Trace]:
@@ -223,5 +252,5 @@ def read_sources(paths: Iterable[str | Path], format: str | None = None, max_byt
     return out
 
 
-__all__ = ["ID_HINT", "READERS", "SUFFIXES", "Reader", "check_ids", "detect", "expand_paths", "load_trace", "read_bytes", "read_path", "read_paths",
-           "read_sources", "validate"]
+__all__ = ["ID_HINT", "READERS", "SUFFIXES", "FormatError", "Reader", "check_ids", "detect", "expand_paths",
+           "load_trace", "read_bytes", "read_path", "read_paths", "read_sources", "validate"]

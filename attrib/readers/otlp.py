@@ -13,7 +13,8 @@ an agent span that has children contributes the task it was handed (its output g
 since it is produced by the children that follow);
 ``Step.parents`` holds the index of the parent span's step; the step's agent is the span's own
 agent name (``gen_ai.agent.name`` / ``agent.name``; else its LangGraph node, from the ``metadata`` OpenInference's
-LangChain instrumentation records; else, for an agent span, a smolagents managed agent's name or the span name),
+LangChain instrumentation records; else, for an agent span, a smolagents managed agent's name or the span name, less
+``invoke_agent `` or smolagents' ``.run``),
 else the nearest enclosing span's, else the service name (not ``unknown_service`` nor a container id), else the
 root span's name. LLM spans carry their tool-call requests as ``ToolCall`` (text from ``message.content`` or the
 ``message.contents.N.message_content.text`` parts); tool spans carry the call (arguments: ``input.value``;
@@ -451,7 +452,7 @@ def _managed_name(a: dict[str, Any], boss: dict[str, Any] | None) -> str | None:
 
 def _own_agent(rec: _Rec, kind: str, boss: dict[str, Any] | None = None) -> str | None:
     """The agent a span itself names: ``gen_ai.agent.name`` / ``agent.name``, else its LangGraph node, else (an
-    agent span) a smolagents managed agent's name or the span name (``invoke_agent X`` -> ``X``). ``boss``: the
+    agent span) a smolagents managed agent's name or the span name (``invoke_agent X``, ``X.run`` -> ``X``). ``boss``: the
     attributes of the enclosing agent span."""
     a = rec.attrs
     name = a.get("gen_ai.agent.name") or a.get("agent.name") or _langgraph_agent(a)
@@ -461,9 +462,16 @@ def _own_agent(rec: _Rec, kind: str, boss: dict[str, Any] | None = None) -> str 
         managed = _managed_name(a, boss)
         if managed:
             return managed
-        n = rec.name
-        return n[len("invoke_agent "):] if n.startswith("invoke_agent ") else n or None
+        return _agent_span_name(rec.name)
     return None
+
+
+def _agent_span_name(n: str) -> str | None:
+    """The agent an agent span's name names: ``invoke_agent X`` (GenAI) -> ``X``; smolagents' ``X.run`` -> ``X``
+    (OpenInference names the span after the agent's ``name``, else its class: ``CodeAgent.run``), never the method."""
+    if n.startswith("invoke_agent "):
+        return n[len("invoke_agent "):] or None
+    return n.removesuffix(".run") or n or None
 
 
 def _json_list(v: Any) -> list[Any] | None:

@@ -12,13 +12,14 @@ parameter binding for 100k-step files (it imports pandas once, about a second).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -28,6 +29,7 @@ from attrib.store.schema import LATEST, TABLES, current_version, migrate
 from attrib.trace import Attribution, Trace
 
 DEFAULT_PATH = "attrib.duckdb"
+T = TypeVar("T")
 _ENC = msgspec.json.Encoder()
 
 
@@ -43,7 +45,7 @@ MIN_MEMORY_BYTES = 16_000_000
 _CANONICAL = re.compile(r"([\d.]+) (bytes|[KMGTP]iB)")  # how DuckDB prints a memory setting back
 
 
-def _set_memory_limit(con: Any, value: str | None, name: str) -> None:
+def _set_memory_limit(con: Any, value: str | None, name: str) -> str:
     """Set ``value`` (else ``$ATTRIB_STORE_MEMORY``, else the default) as ``con``'s memory limit, refusing what
     DuckDB cannot parse and anything under 16MB; DuckDB itself parses it, so the check and the setting agree.
     ``name`` is what an error calls the setting."""
@@ -58,10 +60,29 @@ def _set_memory_limit(con: Any, value: str | None, name: str) -> None:
     except duckdb.Error as e:
         raise InputError(None, name, f"expected a size such as 256MB or 2GB, got {v!r} "
                          f"({str(e).splitlines()[0]})") from None
-    m = _CANONICAL.fullmatch(shown)
-    unit = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
-    if m is not None and float(m.group(1)) * unit[m.group(2)] < MIN_MEMORY_BYTES * 0.99:  # DuckDB prints 16MB back as "15.2 MiB"
+    n = _bytes(shown)
+    if n is not None and n < MIN_MEMORY_BYTES * 0.99:  # DuckDB prints 16MB back as "15.2 MiB"
         raise InputError(None, name, f"{v} is too small for DuckDB; give at least 16MB")
+    return v
+
+
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
+
+
+def _bytes(shown: str) -> float | None:
+    """A memory setting as DuckDB prints it back ("244.1 MiB") in bytes; None for anything else."""
+    m = _CANONICAL.fullmatch(shown)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m is not None else None
+
+
+#: DuckDB holds a row's strings several times over while inserting it (Arrow buffer, its own vector, the WAL):
+#: measured 2.5x for a 237 MiB trace. A bulk write whose largest trace needs more than the cap raises the cap for
+#: that write (``3 x trace + 64 MiB``), instead of failing on a run the process already holds in memory.
+ROW_MEMORY_FACTOR = 3
+ROW_MEMORY_SLACK = 64 * 2**20
+#: How often a read that ran out of memory is retried with a higher cap (DuckDB names the allocation that failed).
+OOM_RETRIES = 3
+_ALLOC = re.compile(r"of size ([\d.]+ (?:bytes|[KMGTP]iB))")
 
 
 #: DuckDB's words for a file lock held by another process, e.g. (duckdb 2.0.1) ``IO Error: Could not set lock on file
@@ -80,6 +101,16 @@ class StoreLockedError(InputError):
     def __init__(self, path: str | Path | None, field: str | None, message: str, pid: int | None = None) -> None:
         self.pid = pid  # pickled with the rest of __dict__ (InputError.__reduce__)
         super().__init__(path, field, message)
+
+
+def is_interrupt(error: BaseException) -> bool:
+    """Whether ``error`` is how DuckDB reports a Ctrl-C it caught during a query: ``duckdb.InterruptException``, or
+    (duckdb 2.0.1, in COMMIT) ``RuntimeError: Query interrupted``. Callers turn it back into the user's
+    KeyboardInterrupt, so an interrupted ingest or batch stops instead of counting a file or trace as failed."""
+    import duckdb
+
+    return isinstance(error, duckdb.InterruptException) or (
+        isinstance(error, RuntimeError) and "query interrupted" in str(error).lower())
 
 
 def default_path() -> Path:
@@ -138,7 +169,9 @@ class Store:
         try:
             # no progress bar on stdout from long inserts; a bounded page cache keeps memory flat over many files
             self.con.execute("SET enable_progress_bar = false")
-            _set_memory_limit(self.con, memory_limit, "memory_limit" if memory_limit else "ATTRIB_STORE_MEMORY")
+            #: the cap as given (DuckDB prints it back rounded), to put back after a write that needed more
+            self.memory_limit = _set_memory_limit(self.con, memory_limit,
+                                                  "memory_limit" if memory_limit else "ATTRIB_STORE_MEMORY")
             self._check_schema(read_only)
             if not read_only:
                 migrate(self.con)
@@ -206,11 +239,18 @@ class Store:
         self._depth = 1
         try:
             yield self
-        except BaseException:
+        except BaseException as e:
             self.con.rollback()
+            if is_interrupt(e):  # Ctrl-C inside a DuckDB query: the user's KeyboardInterrupt, not a DuckDB error
+                raise KeyboardInterrupt from e
             raise
         else:
-            self.con.commit()
+            try:
+                self.con.commit()
+            except Exception as e:  # Ctrl-C during COMMIT: DuckDB may have committed; either way the block is whole
+                if is_interrupt(e):
+                    raise KeyboardInterrupt from e
+                raise
         finally:
             self._depth = 0
 
@@ -232,7 +272,8 @@ class Store:
             t.check(check_types=False)
         enc = [(t, t.to_json()) for t in traces]
         digests = [hashlib.sha256(d).hexdigest() for _, d in enc]
-        with self.transaction():
+        largest = max((len(d) for _, d in enc), default=0)
+        with self._room_for(ROW_MEMORY_FACTOR * largest + ROW_MEMORY_SLACK, largest), self.transaction():
             ids = list(dict.fromkeys(t.id for t in traces))
             stored = dict(self.con.execute("SELECT trace_id, content_hash FROM traces WHERE list_contains(?, trace_id)",
                                            [ids]).fetchall()) if ids else {}
@@ -250,6 +291,55 @@ class Store:
             replaced += replace
         changed = set(todo)
         return [i in changed for i in range(len(traces))]
+
+    @contextlib.contextmanager
+    def _room_for(self, need: int, largest: int) -> Iterator[None]:
+        """DuckDB's memory cap raised to at least ``need`` bytes for one write (a single huge trace, e.g. a 200 MB
+        log of one run, does not fit the 256MB default), then put back; a write that still runs out of memory is
+        one :class:`InputError` naming the setting to raise, not DuckDB's "could not allocate block"."""
+        import duckdb
+
+        cap = _bytes(str(self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]))
+        before = self.memory_limit
+        raised = cap is not None and cap < need
+        if raised:
+            self.con.execute(f"SET memory_limit = '{need // 2**20 + 1}MiB'")
+        try:
+            yield
+        except duckdb.OutOfMemoryException as e:
+            raise InputError(None, "ATTRIB_STORE_MEMORY", f"a trace of {largest / 2**20:.0f} MiB of JSON does not fit "
+                             f"the store's memory cap ({before}); raise it, e.g. ATTRIB_STORE_MEMORY=4GB, or split "
+                             f"the run ({str(e).splitlines()[0]})") from None
+        finally:
+            if raised:
+                self.con.execute("SET memory_limit = '{}'".format(before.replace("'", "''")))
+
+    def _roomy(self, read: Callable[[], T]) -> T:
+        """``read()`` (a query that writes nothing), rerun with DuckDB's memory cap raised by what DuckDB says it
+        could not allocate, up to :data:`OOM_RETRIES` times, then the cap put back: reading one huge trace (a 200 MB
+        run) needs more than the 256MB page-cache cap for a moment. Still out of memory: one :class:`InputError`
+        naming the setting, not DuckDB's advice to ``SET memory_limit``."""
+        import duckdb
+
+        raised = False
+        try:
+            for attempt in range(OOM_RETRIES + 1):
+                try:
+                    return read()
+                except duckdb.OutOfMemoryException as e:
+                    m = _ALLOC.search(str(e))
+                    size = _bytes(m.group(1)) if m else None
+                    cap = _bytes(str(self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]))
+                    if size is None or cap is None or attempt == OOM_RETRIES:
+                        raise InputError(None, "ATTRIB_STORE_MEMORY", f"the store's memory cap ({self.memory_limit}) "
+                                         "is too small for its largest trace; raise it, e.g. ATTRIB_STORE_MEMORY=4GB "
+                                         f"({str(e).splitlines()[0]})") from None
+                    self.con.execute(f"SET memory_limit = '{int(cap + ROW_MEMORY_FACTOR * size) // 2**20 + 1}MiB'")
+                    raised = True
+            raise AssertionError("unreachable")
+        finally:
+            if raised:
+                self.con.execute("SET memory_limit = '{}'".format(self.memory_limit.replace("'", "''")))
 
     def _delete(self, trace_id: str, keep_results: bool) -> None:
         tables = ["steps", "labels", "activations", "traces"]
@@ -324,7 +414,8 @@ class Store:
 
     def get_trace(self, trace_id: str) -> Trace:
         """The stored trace, exactly as ingested (label included). Raises :class:`NotFoundError`."""
-        row = self.con.execute("SELECT trace_json FROM traces WHERE trace_id = ?", [trace_id]).fetchone()
+        row = self._roomy(lambda: self.con.execute("SELECT trace_json FROM traces WHERE trace_id = ?",
+                                                   [trace_id]).fetchone())
         if row is None:
             raise self.not_found(trace_id)
         return Trace.from_json(row[0])
@@ -605,11 +696,15 @@ class Store:
             p = out / f"{t}.parquet"
             tmp = out / f".{t}.parquet.tmp"
             target = str(tmp).replace("'", "''")
-            try:
-                self.con.execute(f"COPY (SELECT * FROM {t}) TO '{target}' (FORMAT parquet)")
+            try:  # a store holding one huge trace needs more than the memory cap for a moment: given, then taken back
+                self._roomy(functools.partial(self.con.execute,
+                                              f"COPY (SELECT * FROM {t}) TO '{target}' (FORMAT parquet)"))
             except duckdb.Error as e:
                 tmp.unlink(missing_ok=True)
                 raise AttribError(f"{p}: cannot write ({str(e).splitlines()[0]})") from None
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             tmp.replace(p)  # each table appears whole or not at all
             written.append(p)
         return written
@@ -632,4 +727,4 @@ def open_store(path: str | Path | None = None, read_only: bool = False, memory_l
     return Store(path, read_only=read_only, memory_limit=memory_limit, create=create)
 
 
-__all__ = ["DEFAULT_PATH", "Store", "StoreLockedError", "check_store_file", "default_path", "open_store"]
+__all__ = ["DEFAULT_PATH", "Store", "StoreLockedError", "check_store_file", "default_path", "is_interrupt", "open_store"]

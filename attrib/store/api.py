@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attrib.errors import AttribError, InputError
-from attrib.readers import MAX_BYTES, check_ids, expand_paths, read_path, read_stdin
-from attrib.store import Store, open_store
+from attrib.errors import AttribError, InputError, UsageError
+from attrib.readers import MAX_BYTES, check_ids, expand_paths, read_path, read_stdin, reader_named
+from attrib.store import Store, is_interrupt, open_store
 
 
 @dataclass
@@ -30,6 +30,15 @@ class FileResult:
     error: str | None = None
     formats: tuple[str, ...] = ()
     trace_ids: tuple[str, ...] = ()
+    #: the error itself (``error`` is its line): the CLI names a library field such as ``format`` as its flag
+    exception: AttribError | None = field(default=None, repr=False, compare=False)
+
+    def error_line(self, as_flags: bool = False) -> str | None:
+        """The one-line error; with ``as_flags``, argument fields spelt as the command line's flags (``--format``),
+        as :func:`attrib.cli._common.print_error` shows a :class:`UsageError`."""
+        if as_flags and isinstance(self.exception, UsageError):
+            return self.exception.as_flag()
+        return self.error
 
 
 @dataclass
@@ -90,8 +99,12 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
                 check_trace(t, model_config, source=path)
         new = sum(store.upsert_traces(traces, source_path=str(path)))
     except AttribError as e:
-        return FileResult(str(path), False, error=str(e))
+        if isinstance(e, InputError) and e.path is None:  # the store's own complaint (memory cap): name the file
+            e = type(e)(path, e.field, e.message)
+        return FileResult(str(path), False, error=str(e), exception=e)
     except Exception as e:  # a bug, not bad input: keep going, but say so
+        if is_interrupt(e):  # Ctrl-C caught by DuckDB mid-query: stop the ingest, as the user asked
+            raise KeyboardInterrupt from e
         return FileResult(str(path), False, error=f"{path}: internal error ({type(e).__name__}: {e})")
     if seen is not None:
         seen.update((t.id, str(path)) for t in traces)
@@ -110,6 +123,8 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
     ``progress=True`` draws a rich progress bar on stderr when that is a terminal; ``on_file`` is called after each
     file.
     """
+    if format is not None:  # a misspelt format is one usage error, not one failed file each
+        reader_named(format)
     if isinstance(paths, str | Path):
         paths = [paths]
     files = expand_paths(paths)
