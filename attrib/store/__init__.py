@@ -148,7 +148,10 @@ class Store:
         #: folders this call made for a new store (innermost last), so a store that is given up leaves none behind
         self.created_dirs: list[Path] = []
         if new:
-            self.path.unlink(missing_ok=True)
+            if empty:  # DuckDB refuses a zero-byte file; only one seen empty is removed, never a store that another
+                with contextlib.suppress(FileNotFoundError):  # process created since the check above
+                    if self.path.stat().st_size == 0:
+                        self.path.unlink()
             missing = [d for d in (self.path.parent, *self.path.parent.parents) if not d.exists()]
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.created_dirs = missing[::-1]
