@@ -44,6 +44,7 @@ kernels:
 
 lint: install
 	$(BIN)/ruff check attrib tests bench apps
+	$(BIN)/mypy
 
 test: install kernels lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider

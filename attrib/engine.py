@@ -169,7 +169,7 @@ def _method_name(method: str | Callable[..., Attribution] | None) -> str:
         if method not in METHODS:
             raise AttribError(f"unknown method {method!r} (known: {', '.join(METHODS) or 'none yet'})")
         return method
-    return getattr(method, "method_name", None) or getattr(method, "__name__", "custom")
+    return str(getattr(method, "method_name", None) or getattr(method, "__name__", "custom"))
 
 
 def pin_ranker(options: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -481,7 +481,7 @@ def analyze_many(
         from attrib.methods import check_options
 
         check_options(name, options or {})  # a misspelt option fails now, not once per trace
-    run = {"method": method if method is not None else name, "name": name, "options": options or {}}
+    run: dict[str, Any] = {"method": method if method is not None else name, "name": name, "options": options or {}}
     expected_ranker = None  # the learned ranker every verdict of this batch must come from
     if name == "learned" and isinstance(run["method"], str) and "model" not in run["options"]:
         run["options"], expected_ranker = pin_ranker(run["options"])

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 Outcome = Literal["failed", "succeeded", "unknown"]
+OUTCOMES: tuple[Outcome, ...] = ("failed", "succeeded", "unknown")
 
 
 class ToolCall(msgspec.Struct, frozen=True, kw_only=True):

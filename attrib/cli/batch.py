@@ -12,11 +12,14 @@ import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from attrib.cli._common import console, err_console, handle_errors
+
+if TYPE_CHECKING:
+    from attrib.engine import BatchReport
 
 ENGINE_HELP = (
     "Where to run: [bold]local[/] (a Dask cluster of --workers processes on this machine), "
@@ -175,10 +178,9 @@ def interrupted_line(report: Any) -> str:
             f"{report.failed:,} failed); {left:,} still to do: rerun the same command to finish them")
 
 
-def _render(report: object) -> None:
+def _render(r: BatchReport) -> None:
     from rich.table import Table
 
-    r = report  # BatchReport
     ran = r.analyzed or r.failed  # with nothing to do no cluster starts: its size would be made up
     where = f"{r.engine} ({r.workers} worker(s))" if ran else f"{r.engine} (nothing to do, no workers started)"
     t = Table(title=f"attrib analyze --all: {r.method} on {where}", show_header=False)

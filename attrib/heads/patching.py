@@ -265,7 +265,7 @@ def patching_check(
     med = float(np.median(rand))
     ratio = focal / med if med > 1e-9 else (math.inf if focal > 0 else None)
     return PatchingResult(
-        heads=list(heads),  # type: ignore[arg-type]
+        heads=list(heads),
         n_pairs=len(kept),
         clean_ld=float(np.mean([r["clean"] for r in kept])),
         conflict_ld=float(np.mean([r["conflict"] for r in kept])),

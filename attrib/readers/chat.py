@@ -39,7 +39,7 @@ from attrib.readers._common import (
     ref_format,
 )
 from attrib.readers.whowhen import normalize_agent
-from attrib.trace import ActivationRef, Label, Step, ToolCall, ToolResult, Trace
+from attrib.trace import OUTCOMES, ActivationRef, Label, Outcome, Step, ToolCall, ToolResult, Trace
 
 #: autogen-agentchat message types (``{source, type, content}``) and the role each speaks in; also Magentic-One's
 #: own ``log.jsonl`` events (``{source, type, message}``). A ``StructuredMessage[...]`` or custom type speaks as
@@ -66,18 +66,20 @@ def _tool_calls(msg: dict[str, Any], path: Path, where: str, key: str = "tool_ca
     raw = msg.get(key)
     if raw is None and key == "tool_calls":
         # LangChain < 0.2 kept the provider's calls in additional_kwargs only; legacy OpenAI: function_call
-        extra = msg.get("additional_kwargs") if isinstance(msg.get("additional_kwargs"), dict) else {}
+        extra = msg.get("additional_kwargs")
+        extra = extra if isinstance(extra, dict) else {}
         raw = extra.get("tool_calls")
         fc = msg.get("function_call") or extra.get("function_call")
         if raw is None:
             raw = [{"function": fc}] if isinstance(fc, dict) else []
     if not isinstance(raw, list):
         raise InputError(path, f"{where}.{key}", f"expected a list, got {type(raw).__name__}")
-    calls = []
+    calls: list[ToolCall] = []
     for j, c in enumerate(raw):
         if not isinstance(c, dict):
             raise InputError(path, f"{where}.{key}[{j}]", f"expected an object, got {type(c).__name__}")
-        fn = c.get("function") if isinstance(c.get("function"), dict) else c
+        fn = c.get("function")
+        fn = fn if isinstance(fn, dict) else c
         name = fn.get("name")
         if not isinstance(name, str) or not name:
             field = f"{where}.{key}[{j}]" + (".function.name" if fn is not c else ".name")
@@ -168,6 +170,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
         # so); a typed message with a source that is no LangChain type is one too (StructuredMessage[...], custom)
         kind = raw_role if "role" not in msg and isinstance(raw_role, str) and (
             raw_role in _AGENTCHAT or ("source" in msg and raw_role not in _ROLE)) else None
+        role: str | None
         if kind is not None:
             base = _AGENTCHAT.get(kind, "assistant")
             role = "user" if msg.get("source") == "user" and base == "assistant" else base
@@ -228,7 +231,8 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
         act = msg.get("activation")
         ref = None
         if isinstance(act, dict) and isinstance(act.get("path"), str):
-            hooks = act.get("hooks") if isinstance(act.get("hooks"), list) else []
+            hooks = act.get("hooks")
+            hooks = hooks if isinstance(hooks, list) else []
             ref = ActivationRef(path=activation_path(act["path"], path.parent),
                                 hooks=tuple(str(h) for h in hooks),
                                 format=ref_format(act.get("format"), act["path"]))
@@ -284,8 +288,11 @@ def _label(obj: dict[str, Any], path: Path, steps: list[Step]) -> Label | None:
 def _trace(obj: dict[str, Any], path: Path, default_id: str, where: str = "") -> Trace:
     key = next((k for k in _TRACE_KEYS if k in obj), "messages")
     steps = parse_messages(obj.get(key), path, f"{where}{key}")
-    outcome = obj.get("outcome")
-    if outcome not in ("failed", "succeeded", "unknown"):
+    given = obj.get("outcome")
+    outcome: Outcome
+    if given in OUTCOMES:
+        outcome = given
+    else:
         ok = obj.get("is_correct", obj.get("success"))
         outcome = "succeeded" if ok is True else "failed" if ok is False else "unknown"
     label = _label(obj, path, steps)
@@ -294,7 +301,8 @@ def _trace(obj: dict[str, Any], path: Path, default_id: str, where: str = "") ->
     tid = obj.get("id", obj.get("trace_id"))
     fa = obj.get("final_answer")
     gt = obj.get("ground_truth")
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     return Trace(
         id=str(tid) if isinstance(tid, str | int) and tid != "" else default_id,
         source_format="chat",

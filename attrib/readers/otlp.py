@@ -68,7 +68,7 @@ from attrib.readers._common import (
     looks_jsonl,
     ref_format,
 )
-from attrib.trace import ActivationRef, Label, Step, ToolCall, ToolResult, Trace
+from attrib.trace import OUTCOMES, ActivationRef, Label, Outcome, Step, ToolCall, ToolResult, Trace
 
 # --------------------------------------------------------------------------- OTLP JSON shape
 
@@ -229,9 +229,9 @@ def _records_otlp(export: _Export, path: Path, prefix: str = "") -> list[_Rec]:
                 st = sp.status
                 code = st.code if st is not None else None
                 error = None
-                if code == 2 or code == "STATUS_CODE_ERROR" or code == "ERROR":
+                if st is not None and (code == 2 or code == "STATUS_CODE_ERROR" or code == "ERROR"):
                     error = st.message or _exception(_attrs(e.attributes) for e in sp.events or ()
-                                                     if e.name == "exception") or "error"  # type: ignore[union-attr]
+                                                     if e.name == "exception") or "error"
                 recs.append(_Rec(sp.traceId or "", sp.spanId or "", sp.parentSpanId or "", sp.name or "",
                                  _nanos(sp.startTimeUnixNano, path, where + ".startTimeUnixNano"),
                                  _nanos(sp.endTimeUnixNano, path, where + ".endTimeUnixNano"),
@@ -301,7 +301,8 @@ def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[_Rec
         sp, where, inherited_parent = stack.pop()
         if not isinstance(sp, dict):
             raise InputError(path, where, f"expected a span object, got {type(sp).__name__}")
-        ctx = sp.get("context") if isinstance(sp.get("context"), dict) else {}
+        ctx = sp.get("context")
+        ctx = ctx if isinstance(ctx, dict) else {}
         id_key, span_id = _first(sp, ctx, ("span_id", "spanId", "context.span_id", "id"))
         if span_id is None:
             raise InputError(path, f"{where}.span_id", "missing: every span needs an id")
@@ -330,13 +331,15 @@ def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[_Rec
         kind = sp.get("span_kind")
         if isinstance(kind, str) and "openinference.span.kind" not in attrs and kind.upper() in _OI_KINDS:
             attrs["openinference.span.kind"] = kind.upper()
-        st = sp.get("status") if isinstance(sp.get("status"), dict) else {}
+        st = sp.get("status")
+        st = st if isinstance(st, dict) else {}
         status = sp.get("status_code", st.get("status_code", st.get("code")))
         error = None
         if (isinstance(status, str) and "ERROR" in status.upper()) or status == 2:
             # TRAIL/Phoenix: status_message; the SDK's span.to_json(): status.description; else the exception event,
             # else what the Patronus function log says was raised
-            events = sp.get("events") if isinstance(sp.get("events"), list) else ()
+            events = sp.get("events")
+            events = events if isinstance(events, list) else []
             exc = (e["attributes"] for e in events
                    if isinstance(e, dict) and e.get("name") == "exception" and isinstance(e.get("attributes"), dict))
             error = (sp.get("status_message") or st.get("description") or st.get("message") or _exception(exc)
@@ -564,7 +567,8 @@ def _oi_contents(a: dict[str, Any], p: str) -> str | None:
 
 
 def _llm_output(a: dict[str, Any]) -> tuple[str, list[ToolCall]]:
-    text, calls = "", []
+    text = ""
+    calls: list[ToolCall] = []
     if any(k in a for k in ("llm.output_messages.0.message.content", "llm.output_messages.0.message.role",
                             "llm.output_messages.0.message.contents.0.message_content.text")):
         text, calls = _indexed_messages(a, "llm.output_messages")
@@ -840,9 +844,8 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
         except msgspec.DecodeError as e:  # malformed or mistyped
             raise InputError(path, f"{root.where}.attributes[attrib.run_json]", str(e)) from None
         return msgspec.structs.replace(t, steps=tuple(steps))  # verbatim, so the same content hash
-    outcome = ra.get("attrib.outcome")
-    if outcome not in ("failed", "succeeded", "unknown"):
-        outcome = "failed" if root.error is not None else "unknown"
+    given = ra.get("attrib.outcome")
+    outcome: Outcome = given if given in OUTCOMES else "failed" if root.error is not None else "unknown"
     label = _label(ra, index, path, len(steps), root.where)
     # the root's output, else the top agent's (one agent span holding all the others, below a harness root),
     # else the last word of a non-tool step (never the task an agent span was handed)
@@ -855,7 +858,7 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
         return tasks[r.span_id] if r.span_id in tasks else _first_user_input(r.attrs)
 
     task = as_text(ra.get("attrib.task")) or handed(root) or next(
-        (t for _, _, r in order if info[r.span_id][2] == "agent" and (t := handed(r))), "")
+        (task_text for _, _, r in order if info[r.span_id][2] == "agent" and (task_text := handed(r))), "")
     gt = ra.get("attrib.ground_truth")
     return Trace(
         id=str(ra.get("attrib.trace_id") or trace_id),
@@ -920,6 +923,7 @@ def _label(a: dict[str, Any], index: dict[str, int], path: Path, n: int, where: 
                              "missing: a label names the mistaken agent as well as the step")
         return None
     sid = a.get("attrib.label.mistake_span_id")
+    step: int | None
     if sid is not None:
         if str(sid) not in index:
             raise InputError(path, f"{where}.attributes[attrib.label.mistake_span_id]",
@@ -1041,7 +1045,8 @@ def _concatenated(data: bytes, path: Path) -> list[Any] | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    dec, pos, out = json.JSONDecoder(), 0, []
+    dec, pos = json.JSONDecoder(), 0
+    out: list[Any] = []
     while True:
         while pos < len(text) and text[pos] in " \t\r\n":
             pos += 1

@@ -17,7 +17,7 @@ import orjson
 
 from attrib.errors import InputError
 from attrib.readers._common import check_encoding, loads
-from attrib.trace import Label, Step, Trace
+from attrib.trace import Label, Outcome, Step, Trace
 
 _ORCH = re.compile(r"^orchestrator\b", re.IGNORECASE)
 _CANON = {"websurfer": "WebSurfer", "filesurfer": "FileSurfer", "orchestrator": "Orchestrator"}
@@ -106,7 +106,7 @@ def parse_whowhen(obj: dict[str, Any], path: Path) -> Trace:
     trace_id = f"whowhen-{subset}-{path.stem}"
     label = _label(obj, path, len(steps), {s.agent for s in steps})
     is_correct = obj.get("is_correct")
-    outcome = "succeeded" if is_correct is True else "failed" if is_correct is False or label else "unknown"
+    outcome: Outcome = "succeeded" if is_correct is True else "failed" if is_correct is False or label else "unknown"
     meta: dict[str, Any] = {"subset": subset, "question_id": qid, "level": str(obj.get("level", ""))}
     if isinstance(obj.get("system_prompt"), dict):
         meta["system_prompts"] = {str(k): str(v) for k, v in obj["system_prompt"].items()}

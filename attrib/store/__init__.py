@@ -45,6 +45,12 @@ MIN_MEMORY_BYTES = 16_000_000
 _CANONICAL = re.compile(r"([\d.]+) (bytes|[KMGTP]iB)")  # how DuckDB prints a memory setting back
 
 
+def _scalar(con: Any, query: str, params: Any = None) -> Any:
+    """The one value a query returns (a count, a setting): DuckDB's ``fetchone()[0]``."""
+    row = con.execute(query, params).fetchone() if params is not None else con.execute(query).fetchone()
+    return row[0] if row is not None else None
+
+
 def _set_memory_limit(con: Any, value: str | None, name: str) -> str:
     """Set ``value`` (else ``$ATTRIB_STORE_MEMORY``, else the default) as ``con``'s memory limit, refusing what
     DuckDB cannot parse and anything under 16MB; DuckDB itself parses it, so the check and the setting agree.
@@ -56,7 +62,7 @@ def _set_memory_limit(con: Any, value: str | None, name: str) -> str:
     v = (value or os.environ.get("ATTRIB_STORE_MEMORY") or DEFAULT_MEMORY_LIMIT).strip()
     try:
         con.execute("SET memory_limit = '{}'".format(v.replace("'", "''")))
-        shown = str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        shown = str(_scalar(con, "SELECT current_setting('memory_limit')"))
     except duckdb.Error as e:
         raise InputError(None, name, f"expected a size such as 256MB or 2GB, got {v!r} "
                          f"({str(e).splitlines()[0]})") from None
@@ -134,7 +140,7 @@ def check_store_file(path: Path) -> None:
 class Store:
     """A connection to one store file. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, path: str | Path | None = None, read_only: bool = False,
+    def __init__(self, path: str | os.PathLike[str] | None = None, read_only: bool = False,
                  memory_limit: str | None = None, create: bool = True) -> None:
         import duckdb
 
@@ -226,7 +232,7 @@ class Store:
 
     def _has_table(self, name: str) -> bool:
         q = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
-        return bool(self.con.execute(q, [name]).fetchone()[0])
+        return bool(_scalar(self.con, q, [name]))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Store]:
@@ -302,7 +308,7 @@ class Store:
         one :class:`InputError` naming the setting to raise, not DuckDB's "could not allocate block"."""
         import duckdb
 
-        cap = _bytes(str(self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]))
+        cap = _bytes(str(_scalar(self.con, "SELECT current_setting('memory_limit')")))
         before = self.memory_limit
         raised = cap is not None and cap < need
         if raised:
@@ -332,7 +338,7 @@ class Store:
                 except duckdb.OutOfMemoryException as e:
                     m = _ALLOC.search(str(e))
                     size = _bytes(m.group(1)) if m else None
-                    cap = _bytes(str(self.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]))
+                    cap = _bytes(str(_scalar(self.con, "SELECT current_setting('memory_limit')")))
                     if size is None or cap is None or attempt == OOM_RETRIES:
                         raise InputError(None, "ATTRIB_STORE_MEMORY", f"the store's memory cap ({self.memory_limit}) "
                                          "is too small for its largest trace; raise it, e.g. ATTRIB_STORE_MEMORY=4GB "
@@ -493,7 +499,7 @@ class Store:
 
     def count_traces(self, source: str | None = None, outcome: str | None = None, agent: str | None = None) -> int:
         where, args = self._where(source, outcome, agent)
-        return int(self.con.execute(f"SELECT count(*) FROM traces t{where}", args).fetchone()[0])
+        return int(_scalar(self.con, f"SELECT count(*) FROM traces t{where}", args))
 
     def page_traces(self, filters: TraceFilter | None = None, page: int = 0,
                     page_size: int = 50) -> tuple[list[dict[str, Any]], int]:
@@ -513,7 +519,7 @@ class Store:
         return facets(self.con)
 
     def count_steps(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM steps").fetchone()[0])
+        return int(_scalar(self.con, "SELECT count(*) FROM steps"))
 
     def activations(self, trace_id: str) -> list[dict[str, Any]]:
         """The activation index of one trace: ``[{step, path, hooks, format}]``."""
@@ -714,12 +720,12 @@ class Store:
 
     def snapshot(self) -> dict[str, Any]:
         """Row counts and content hashes: what a test compares to prove a failed ingest left nothing."""
-        counts = {t: int(self.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in TABLES}
+        counts = {t: int(_scalar(self.con, f"SELECT count(*) FROM {t}")) for t in TABLES}
         hashes = self.con.execute("SELECT trace_id, content_hash FROM traces ORDER BY trace_id").fetchall()
         return {"counts": counts, "hashes": hashes}
 
 
-def open_store(path: str | Path | None = None, read_only: bool = False, memory_limit: str | None = None,
+def open_store(path: str | os.PathLike[str] | None = None, read_only: bool = False, memory_limit: str | None = None,
                create: bool = True) -> Store:
     """Open (creating and migrating if needed) the store at ``path`` (default ``./attrib.duckdb``).
 

@@ -133,7 +133,7 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
     if own and not any(f.is_file() or str(f) == "-" for f in files):  # a typo in every path: report it, create no empty store
         report.files = [FileResult(str(f), False, error=str(InputError(f, None, "no such file"))) for f in files]
         return report
-    st = open_store(store) if own else store  # type: ignore[arg-type]
+    st = store if isinstance(store, Store) else open_store(store)
     seen: dict[str, str] = {}
     try:
         from rich.console import Console
