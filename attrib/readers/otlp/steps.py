@@ -1,47 +1,6 @@
-"""OpenTelemetry traces: OTLP JSON exports and flat span lists (Phoenix, TRAIL, the SDK console exporter) -> traces.
+"""Span records -> a :class:`~attrib.trace.Trace`: the GenAI and OpenInference conventions, one step per span.
 
-Understands the OpenTelemetry GenAI conventions (``gen_ai.operation.name`` = ``invoke_agent`` /
-``execute_tool`` / ``chat``, ``gen_ai.agent.name``, ``gen_ai.tool.name``, ``gen_ai.usage.*``,
-``gen_ai.input/output.messages``) and OpenInference attributes (``openinference.span.kind``,
-``input.value``, ``output.value``, ``llm.input_messages.N.message.*``, ``llm.output_messages.N...``,
-``tool.name``, ``llm.token_count.*``).
-
-Mapping: every span becomes one step (never attrib's own ``attrib.attribution`` verdict spans; a file or trace of
-only those is an error), ordered by start time (a parent always before its children), ties and spans without times
-in tree order (depth-first, in file order);
-an agent span that has children contributes the task it was handed (its output goes to metadata,
-since it is produced by the children that follow);
-``Step.parents`` holds the index of the parent span's step; the step's agent is the span's own
-agent name (``gen_ai.agent.name`` / ``agent.name``; else its LangGraph node, from the ``metadata`` OpenInference's
-LangChain instrumentation records; else, for an agent span, a smolagents managed agent's name or the span name, less
-``invoke_agent `` or smolagents' ``.run``),
-else the nearest enclosing span's, else the service name (not ``unknown_service`` nor a container id), else the
-root span's name. LLM spans carry their tool-call requests as ``ToolCall`` (text from ``message.content`` or the
-``message.contents.N.message_content.text`` parts); tool spans carry the call (arguments: ``input.value``;
-``tool.parameters`` is the schema) and its ``ToolResult``, linked to the agent's last LLM call of that tool when
-the span names no call id. An error status with no description takes the ``exception`` event's text.
-Tokens are a step's own: a span whose descendants report usage (smolagents' ``X.run`` agent span, an
-``invoke_agent`` span with the run's totals) keeps its counts as ``metadata`` ``tokens_in_total`` /
-``tokens_out_total``, so summing the steps' tokens counts every LLM call once.
-One :class:`Trace` per ``traceId`` in the file.
-
-Besides OTLP JSON: flat span lists (Phoenix, TRAIL's ``{"trace_id", "spans": [... child_spans ...]}``, where a
-harness span Patronus's ``@traced()`` wrote has only its ``logs[].body`` ``function.arguments`` / ``function.output``
-/ ``exception.*``: its input, content and error when the span's attributes have none), span
-JSON Lines, and the OpenTelemetry SDK's ``span.to_json()`` objects as ``ConsoleSpanExporter`` prints them (one
-after another, no list).
-
-Files written by ``attrib analyze --otlp`` for a run from another format carry that run verbatim
-(``attrib.run_json``, ``attrib.step_json``) and read back as exactly that trace. Null fields count as absent
-(proto3 JSON).
-
-Re-runs of one task may say so with ``attrib.question_id`` on the root span (``metadata.question_id``).
-Labels may ride along on the root span as ``attrib.label.mistake_agent`` and
-``attrib.label.mistake_span_id`` (or ``attrib.label.mistake_step``) plus ``attrib.label.reason``;
-``attrib.outcome`` overrides the outcome (else a root span with ERROR status means 'failed').
-
-Speed: the OTLP shape is decoded straight into msgspec Structs (no intermediate dicts), which keeps
-the reader within a small factor of raw ``orjson.loads`` on the same bytes (see bench/ingest).
+See the package docstring (:mod:`attrib.readers.otlp`) for the mapping.
 """
 
 from __future__ import annotations
@@ -58,332 +17,10 @@ from attrib.readers._common import (
     activation_path,
     as_int,
     as_text,
-    as_time,
-    check_encoding,
-    decode_error,
-    iter_jsonl,
-    json_text,
-    jsonl_unit,
-    loads,
-    looks_jsonl,
     ref_format,
 )
+from attrib.readers.otlp.spans import SpanRecord
 from attrib.trace import OUTCOMES, ActivationRef, Label, Outcome, Step, ToolCall, ToolResult, Trace
-
-# --------------------------------------------------------------------------- OTLP JSON shape
-
-
-# proto3's JSON mapping reads null as the field's default, so every optional field also takes null (None)
-
-
-class _ArrayValue(msgspec.Struct):
-    values: list[_AnyValue] | None = None
-
-
-class _KvList(msgspec.Struct):
-    values: list[_KeyValue] | None = None
-
-
-class _AnyValue(msgspec.Struct):
-    stringValue: str | None = None
-    boolValue: bool | None = None
-    intValue: int | str | None = None
-    doubleValue: float | str | None = None
-    arrayValue: _ArrayValue | None = None
-    kvlistValue: _KvList | None = None
-    bytesValue: str | None = None
-
-
-class _KeyValue(msgspec.Struct):
-    key: str | None = None
-    value: _AnyValue | None = None
-
-
-class _Status(msgspec.Struct):
-    code: int | str | None = None
-    message: str | None = None
-
-
-class _Event(msgspec.Struct):
-    name: str | None = None
-    attributes: list[_KeyValue] | None = None
-
-
-class _Span(msgspec.Struct):
-    traceId: str | None = None
-    spanId: str | None = None
-    parentSpanId: str | None = None
-    name: str | None = None
-    startTimeUnixNano: int | str | None = None
-    endTimeUnixNano: int | str | None = None
-    attributes: list[_KeyValue] | None = None
-    status: _Status | None = None
-    events: list[_Event] | None = None
-
-
-class _Scope(msgspec.Struct):
-    spans: list[_Span] | None = None
-
-
-class _Resource(msgspec.Struct):
-    attributes: list[_KeyValue] | None = None
-
-
-class _ResourceSpans(msgspec.Struct):
-    resource: _Resource | None = None
-    scopeSpans: list[_Scope] | None = None
-    instrumentationLibrarySpans: list[_Scope] | None = None  # pre-1.0 OTLP name
-
-
-class _Export(msgspec.Struct):
-    resourceSpans: list[_ResourceSpans] | None
-
-
-_DECODER = msgspec.json.Decoder(_Export)
-
-
-def _value(v: _AnyValue | None) -> Any:
-    """An OTLP AnyValue as a Python value (ints from their proto3 string form)."""
-    if v is None:
-        return None
-    s = v.stringValue
-    if s is not None:
-        return s
-    if v.intValue is not None:
-        i = v.intValue
-        return i if isinstance(i, int) else as_int(i)
-    if v.boolValue is not None:
-        return v.boolValue
-    if v.doubleValue is not None:
-        d = v.doubleValue
-        return d if isinstance(d, float) else _float(d)
-    if v.arrayValue is not None:
-        return [_value(x) for x in v.arrayValue.values or ()]
-    if v.kvlistValue is not None:
-        return {kv.key or "": _value(kv.value) for kv in v.kvlistValue.values or ()}
-    return v.bytesValue
-
-
-def _float(s: str) -> float | None:
-    try:
-        return float(s)
-    except ValueError:
-        return None
-
-
-def _attrs(kvs: list[_KeyValue] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kv in kvs or ():
-        v = kv.value
-        s = v.stringValue if v is not None else None
-        out[kv.key or ""] = s if s is not None else _value(v)
-    return out
-
-
-class _Rec:
-    """One span, format-independent: what the step builder needs (``id_key`` / ``parent_key``: the keys the file
-    names them with, for errors)."""
-
-    __slots__ = ("trace_id", "span_id", "parent_id", "name", "start", "end", "attrs", "error", "service", "where",
-                 "id_key", "parent_key")
-
-    def __init__(self, trace_id: str, span_id: str, parent_id: str, name: str, start: int, end: int,
-                 attrs: dict[str, Any], error: str | None, service: str, where: str,
-                 id_key: str = "spanId", parent_key: str = "parentSpanId") -> None:
-        self.trace_id = trace_id
-        self.span_id = span_id
-        self.parent_id = parent_id
-        self.name = name
-        self.start = start
-        self.end = end
-        self.attrs = attrs
-        self.error = error
-        self.service = service
-        self.where = where
-        self.id_key = id_key
-        self.parent_key = parent_key
-
-
-def _nanos(x: int | str | None, path: Path, where: str) -> int:
-    if x is None:
-        return 0
-    if isinstance(x, int):
-        return x
-    v = as_int(x) if x else 0
-    if v is None:
-        raise InputError(path, where, f"expected an integer of nanoseconds, got {x!r}")
-    return v
-
-
-def _records_otlp(export: _Export, path: Path, prefix: str = "") -> list[_Rec]:
-    recs: list[_Rec] = []
-    for r, rs in enumerate(export.resourceSpans or ()):
-        service = ""
-        if rs.resource is not None:
-            for kv in rs.resource.attributes or ():
-                if kv.key == "service.name":
-                    service = str(_value(kv.value) or "")
-        for s, scope in enumerate(rs.scopeSpans or rs.instrumentationLibrarySpans or ()):
-            for i, sp in enumerate(scope.spans or ()):
-                where = f"{prefix}resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
-                st = sp.status
-                code = st.code if st is not None else None
-                error = None
-                if st is not None and (code == 2 or code == "STATUS_CODE_ERROR" or code == "ERROR"):
-                    error = st.message or _exception(_attrs(e.attributes) for e in sp.events or ()
-                                                     if e.name == "exception") or "error"
-                recs.append(_Rec(sp.traceId or "", sp.spanId or "", sp.parentSpanId or "", sp.name or "",
-                                 _nanos(sp.startTimeUnixNano, path, where + ".startTimeUnixNano"),
-                                 _nanos(sp.endTimeUnixNano, path, where + ".endTimeUnixNano"),
-                                 _attrs(sp.attributes), error, service, where))
-    return recs
-
-
-def _exception(events: Any) -> str | None:
-    """What an ``exception`` span event says (``exception.type: exception.message``): where an error status
-    carries no description (the OpenTelemetry SDK's ``record_exception`` + ``set_status(ERROR)``), the only text."""
-    for a in events:
-        msg, typ = a.get("exception.message"), a.get("exception.type")
-        if msg or typ:
-            typ = str(typ).rsplit(".", 1)[-1] if typ else ""
-            return f"{typ}: {msg}" if typ and msg else str(msg or typ)
-    return None
-
-
-# --------------------------------------------------------------------------- flat span lists
-
-
-def _flatten(obj: Any, prefix: str, out: dict[str, Any]) -> None:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
-    elif isinstance(obj, list) and obj and all(isinstance(x, dict) for x in obj):
-        for i, v in enumerate(obj):
-            _flatten(v, f"{prefix}.{i}", out)
-    else:
-        out[prefix] = obj
-
-
-def _flat_time(span: dict[str, Any], *keys: str) -> int:
-    for k in keys:
-        t = as_time(span.get(k))
-        if t is not None:
-            return int(t * 1e9)
-    return 0
-
-
-def _first(sp: dict[str, Any], ctx: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
-    """The first of ``keys`` a span sets (not null, not ""), and its value; ``context.K`` looks in ``ctx``."""
-    for k in keys:
-        v = ctx.get(k[8:]) if k.startswith("context.") else sp.get(k)
-        if v is not None and v != "":
-            return k, v
-    return keys[0], None
-
-
-def _flat_service(sp: dict[str, Any]) -> str:
-    """``service_name`` (TRAIL, Phoenix), else ``service.name`` of ``resource_attributes`` or of the OpenTelemetry
-    SDK's ``resource.attributes`` (``span.to_json()``)."""
-    if sp.get("service_name"):
-        return str(sp["service_name"])
-    for res in (sp.get("resource_attributes"), (sp.get("resource") or {}).get("attributes")
-                if isinstance(sp.get("resource"), dict) else None):
-        if isinstance(res, dict) and res.get("service.name"):
-            return str(res["service.name"])
-    return ""
-
-
-def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[_Rec]:
-    """Phoenix / TRAIL style: span dicts with snake_case ids and an attributes dict, maybe nested children."""
-    recs: list[_Rec] = []
-    stack: list[tuple[Any, str, str]] = [(sp, f"spans[{i}]", "") for i, sp in reversed(list(enumerate(spans)))]
-    while stack:
-        sp, where, inherited_parent = stack.pop()
-        if not isinstance(sp, dict):
-            raise InputError(path, where, f"expected a span object, got {type(sp).__name__}")
-        ctx = sp.get("context")
-        ctx = ctx if isinstance(ctx, dict) else {}
-        id_key, span_id = _first(sp, ctx, ("span_id", "spanId", "context.span_id", "id"))
-        if span_id is None:
-            raise InputError(path, f"{where}.span_id", "missing: every span needs an id")
-        if isinstance(span_id, bool) or not isinstance(span_id, str | int) or span_id == 0:
-            raise InputError(path, f"{where}.{id_key}",
-                             f"{span_id!r} is not a valid span id (expected a string or a non-zero integer)")
-        trace_id = sp.get("trace_id") or sp.get("traceId") or ctx.get("trace_id") or default_trace
-        parent_key, parent = _first(sp, ctx, ("parent_span_id", "parent_id", "parentSpanId"))
-        if not parent:  # absent, null, "" or 0: a root, unless nested under child_spans
-            parent_key, parent = "child_spans", inherited_parent
-        raw_attrs = sp.get("span_attributes", sp.get("attributes")) or {}
-        attrs: dict[str, Any] = {}
-        if isinstance(raw_attrs, dict):
-            _flatten(raw_attrs, "", attrs)
-        elif isinstance(raw_attrs, list):  # OTLP-style key/value list
-            for kv in raw_attrs:
-                if isinstance(kv, dict) and isinstance(kv.get("key"), str):
-                    val = kv.get("value")
-                    if isinstance(val, dict) and len(val) == 1:
-                        val = next(iter(val.values()))
-                    attrs[kv["key"]] = val
-        call = _function_log(sp.get("logs"))
-        if call is not None:
-            for k, v in call.items():
-                attrs.setdefault(k, v)
-        kind = sp.get("span_kind")
-        if isinstance(kind, str) and "openinference.span.kind" not in attrs and kind.upper() in _OI_KINDS:
-            attrs["openinference.span.kind"] = kind.upper()
-        st = sp.get("status")
-        st = st if isinstance(st, dict) else {}
-        status = sp.get("status_code", st.get("status_code", st.get("code")))
-        error = None
-        if (isinstance(status, str) and "ERROR" in status.upper()) or status == 2:
-            # TRAIL/Phoenix: status_message; the SDK's span.to_json(): status.description; else the exception event,
-            # else what the Patronus function log says was raised
-            events = sp.get("events")
-            events = events if isinstance(events, list) else []
-            exc = (e["attributes"] for e in events
-                   if isinstance(e, dict) and e.get("name") == "exception" and isinstance(e.get("attributes"), dict))
-            error = (sp.get("status_message") or st.get("description") or st.get("message") or _exception(exc)
-                     or _exception([call or {}]) or "error")
-        start = _flat_time(sp, "start_time", "startTime", "timestamp")
-        end = _flat_time(sp, "end_time", "endTime")
-        recs.append(_Rec(str(trace_id), str(span_id), str(parent or ""), str(sp.get("span_name") or sp.get("name") or ""),
-                         start, end or start, attrs, str(error) if error else None, _flat_service(sp), where, id_key,
-                         parent_key))
-        children = sp.get("child_spans")
-        if isinstance(children, list):
-            for j in range(len(children) - 1, -1, -1):
-                stack.append((children[j], f"{where}.child_spans[{j}]", str(span_id)))
-    return recs
-
-
-def _function_log(logs: Any) -> dict[str, Any] | None:
-    """What Patronus's ``@traced()`` logged for a span (TRAIL's ``logs``): one record per call whose ``body`` is
-    ``{"function.name", "function.arguments": {param: value}, "function.output", "exception.type",
-    "exception.message"}``. Such a span (TRAIL's harness functions, e.g. ``answer_single_question``) has no
-    attributes of its own, so its log is the only record of what it was called with and returned: as
-    ``function.arguments`` / ``function.output`` (JSON text; a string output as-is) plus the ``exception.*``
-    keys. None when no log is such a record (other log bodies are free text a step has no field for)."""
-    if not isinstance(logs, list):
-        return None
-    for log in logs:
-        body = log.get("body") if isinstance(log, dict) else None
-        if not isinstance(body, dict) or not any(k in body for k in _FUNCTION_KEYS):
-            continue
-        out: dict[str, Any] = {}
-        for k in _FUNCTION_KEYS:
-            v = body.get(k)
-            if v is None or v == {}:  # no arguments, or a function that returned None: nothing to keep
-                continue
-            out[k] = v if isinstance(v, str) else json_text(v)
-        return out
-    return None
-
-
-_FUNCTION_KEYS = ("function.arguments", "function.output", "exception.type", "exception.message")
-
-_OI_KINDS = {"AGENT", "TOOL", "LLM", "CHAIN", "RETRIEVER", "EMBEDDING", "RERANKER", "GUARDRAIL", "EVALUATOR"}
-
-# --------------------------------------------------------------------------- spans -> steps
 
 
 def _kind(a: dict[str, Any]) -> str:
@@ -453,7 +90,7 @@ def _managed_name(a: dict[str, Any], boss: dict[str, Any] | None) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _own_agent(rec: _Rec, kind: str, boss: dict[str, Any] | None = None) -> str | None:
+def _own_agent(rec: SpanRecord, kind: str, boss: dict[str, Any] | None = None) -> str | None:
     """The agent a span itself names: ``gen_ai.agent.name`` / ``agent.name``, else its LangGraph node, else (an
     agent span) a smolagents managed agent's name or the span name (``invoke_agent X``, ``X.run`` -> ``X``). ``boss``: the
     attributes of the enclosing agent span."""
@@ -671,7 +308,7 @@ def _tokens(a: dict[str, Any]) -> tuple[int | None, int | None]:
     return first(_TOKENS_IN), first(_TOKENS_OUT)
 
 
-def _rolled_up(recs: list[_Rec], by_id: dict[str, _Rec], usage: dict[str, tuple[int | None, int | None]]) -> set[str]:
+def _rolled_up(recs: list[SpanRecord], by_id: dict[str, SpanRecord], usage: dict[str, tuple[int | None, int | None]]) -> set[str]:
     """The spans some descendant of which reports token counts (``usage``, by span id): their own counts are totals
     over that subtree (smolagents' ``X.run`` AGENT span, a GenAI ``invoke_agent`` span: the whole run's usage), not
     tokens of their own."""
@@ -686,7 +323,7 @@ def _rolled_up(recs: list[_Rec], by_id: dict[str, _Rec], usage: dict[str, tuple[
     return out
 
 
-def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: Path, has_children: bool,
+def _step(idx: int, rec: SpanRecord, kind: str, agent: str, parent: int | None, path: Path, has_children: bool,
           tokens: tuple[int | None, int | None], rolled_up: bool, tasks: dict[str, str], container: bool = False) -> Step:
     """One span's step. Tokens are the step's own: an LLM span's usage (``tokens``); a span whose descendants report
     usage (``rolled_up``) repeats their sum in its own counts, so those go to ``metadata`` as ``tokens_in_total`` /
@@ -772,17 +409,17 @@ def _step(idx: int, rec: _Rec, kind: str, agent: str, parent: int | None, path: 
     )
 
 
-def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str = "otlp") -> Trace:
+def build_trace(trace_id: str, recs: list[SpanRecord], path: Path, source_format: str = "otlp") -> Trace:
     """Turn the spans of one trace into a time-ordered :class:`Trace` with parent links."""
-    by_id: dict[str, _Rec] = {}
+    by_id: dict[str, SpanRecord] = {}
     for r in recs:
         if not r.span_id:
             raise InputError(path, f"{r.where}.{r.id_key}", "missing: every span needs an id")
         if r.span_id in by_id:
             raise InputError(path, f"{r.where}.{r.id_key}", f"duplicate span id {r.span_id!r} in trace {trace_id}")
         by_id[r.span_id] = r
-    children: dict[str, list[_Rec]] = {}
-    roots: list[_Rec] = []
+    children: dict[str, list[SpanRecord]] = {}
+    roots: list[SpanRecord] = []
     for r in recs:
         p = r.parent_id
         if p:
@@ -797,9 +434,9 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
     # every agent) the service, else the root span's name, so a run's harness spans are one pseudo-agent
     info: dict[str, tuple[int, int, str, str | None]] = {}
     containers: set[str] = set()  # root spans that name no agent and only contain the run (see the loop below)
-    order: list[tuple[int, int, _Rec]] = []
-    outermost: list[_Rec] = []  # agent spans inside no other agent span: the run's top agent(s)
-    stack: list[tuple[_Rec, int, int, str | None, dict[str, Any] | None, str]] = [
+    order: list[tuple[int, int, SpanRecord]] = []
+    outermost: list[SpanRecord] = []  # agent spans inside no other agent span: the run's top agent(s)
+    stack: list[tuple[SpanRecord, int, int, str | None, dict[str, Any] | None, str]] = [
         (r, 0, r.start, None, None, r.name) for r in reversed(roots)]
     n = 0
     while stack:
@@ -854,7 +491,7 @@ def build_trace(trace_id: str, recs: list[_Rec], path: Path, source_format: str 
         (o for s, (_, _, r) in zip(reversed(steps), reversed(order), strict=True)
          if s.role != "tool" and (o := _output(s, r, info[r.span_id][2], children))), None)
     # the root's input, else the first agent span's task (TRAIL: a harness root with no input of its own)
-    def handed(r: _Rec) -> str:  # the task a span was handed, parsed again only where its step does not show it
+    def handed(r: SpanRecord) -> str:  # the task a span was handed, parsed again only where its step does not show it
         return tasks[r.span_id] if r.span_id in tasks else _first_user_input(r.attrs)
 
     task = as_text(ra.get("attrib.task")) or handed(root) or next(
@@ -907,7 +544,7 @@ def _link_tool_results(steps: list[Step]) -> None:
                                                metadata={**s.metadata, "call_step": at})
 
 
-def _output(step: Step, rec: _Rec, kind: str, children: dict[str, list[_Rec]]) -> str:
+def _output(step: Step, rec: SpanRecord, kind: str, children: dict[str, list[SpanRecord]]) -> str:
     """What a span produced: an agent (or LangGraph state) span with children keeps its task as content, so only
     its output counts."""
     if rec.span_id in children and (kind == "agent" or "output" in step.metadata):
@@ -937,10 +574,10 @@ def _label(a: dict[str, Any], index: dict[str, int], path: Path, n: int, where: 
     return Label(mistake_agent=str(agent), mistake_step=step, reason=as_text(a.get("attrib.label.reason")))
 
 
-def _group(recs: list[_Rec], path: Path, source_format: str) -> list[Trace]:
+def traces_from_records(recs: list[SpanRecord], path: Path, source_format: str) -> list[Trace]:
     if not recs:
         raise InputError(path, "spans", "empty: no spans in the file")
-    groups: dict[str, list[_Rec]] = {}
+    groups: dict[str, list[SpanRecord]] = {}
     for r in recs:
         groups.setdefault(r.trace_id, []).append(r)
     out = []
@@ -954,140 +591,3 @@ def _group(recs: list[_Rec], path: Path, source_format: str) -> list[Trace]:
     return out
 
 
-_JSON_KIND = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean",
-              type(None): "null"}
-
-
-def _line_error(e: Exception, line: bytes, n: int, path: Path, unit: str = "file") -> InputError:
-    """An error in line ``n`` of OTLP JSON Lines, with one position: ``line N col C`` or ``line N: <field>``."""
-    try:
-        v = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        v = {}
-    if not isinstance(v, dict):
-        return InputError(path, f"line {n}", f"expected a JSON object, got {_JSON_KIND.get(type(v), type(v).__name__)}")
-    err = decode_error(e, line, path, line_offset=n - 1, unit=unit)
-    if err.field and err.field.startswith("line "):
-        return err
-    return InputError(path, f"line {n}" + (f": {err.field}" if err.field else ""), err.message)
-
-
-class OTLPReader:
-    """OTLP JSON (``resourceSpans``), OTLP JSON Lines (collector file exporter), flat span lists."""
-
-    name = "otlp"
-
-    def sniff(self, data: bytes, path: Path) -> float:
-        head = data[:8192]
-        if b'"resourceSpans"' in head:
-            return 0.99
-        has_id = b'"span_id"' in head or b'"spanId"' in head
-        if has_id and (b'"spans"' in head or head.lstrip()[:1] == b"["):
-            return 0.9
-        # span objects one after another: the OpenTelemetry SDK's ConsoleSpanExporter (span.to_json(), concatenated),
-        # span JSON Lines (Phoenix); every span names its parent key, even a root (null)
-        if has_id and head.lstrip()[:1] == b"{" and any(k in head for k in _PARENT_KEYS) \
-                and not any(k in head for k in (b'"messages"', b'"history"', b'"steps"')):
-            return 0.85
-        return 0.0
-
-    def read(self, data: bytes, path: Path) -> list[Trace]:
-        data = check_encoding(data, path)
-        head = data[:8192]
-        if b'"resourceSpans"' in head or b'"resourceSpans"' in data[:1 << 20]:
-            return _group(self._otlp_records(data, path), path, "otlp")
-        if looks_jsonl(data):  # span JSON Lines: errors name the line
-            obj: Any = [v for _, v in iter_jsonl(data, path)]
-        else:
-            try:
-                obj = loads(data, path)
-            except InputError:
-                obj = _concatenated(data, path)
-                if obj is None:
-                    raise
-        if isinstance(obj, dict) and "spans" not in obj and _is_span(obj):  # one span.to_json() object
-            obj = [obj]
-        spans = obj.get("spans") if isinstance(obj, dict) else obj
-        if not isinstance(spans, list):
-            raise InputError(path, "spans", "expected OTLP 'resourceSpans' or a list of spans")
-        default = str(obj.get("trace_id") or path.stem) if isinstance(obj, dict) else path.stem
-        return _group(_records_flat(spans, path, default), path, "otlp")
-
-    @staticmethod
-    def _otlp_records(data: bytes, path: Path) -> list[_Rec]:
-        if looks_jsonl(data):
-            return _jsonl_records(data, path)
-        try:
-            export = _DECODER.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            first = data.lstrip().split(b"\n", 1)[0]
-            if first.rstrip().endswith(b"}") and _is_object(first):  # JSON Lines whose later line is no object
-                return _jsonl_records(data, path)
-            raise decode_error(e, data, path) from None
-        return _records_otlp(export, path)
-
-
-_PARENT_KEYS = (b'"parent_id"', b'"parent_span_id"', b'"parentSpanId"')
-
-
-def _is_span(obj: dict[str, Any]) -> bool:
-    ctx = obj.get("context")
-    return any(k in obj for k in ("span_id", "spanId")) or (isinstance(ctx, dict) and "span_id" in ctx)
-
-
-def _concatenated(data: bytes, path: Path) -> list[Any] | None:
-    """JSON objects written one after another with no list around them (the ConsoleSpanExporter writes each span's
-    indented ``to_json()`` in turn); None unless the file starts with two such span objects. A later object that
-    is broken is an error at its line and column."""
-    import json
-
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    dec, pos = json.JSONDecoder(), 0
-    out: list[Any] = []
-    while True:
-        while pos < len(text) and text[pos] in " \t\r\n":
-            pos += 1
-        if pos == len(text):
-            break
-        try:
-            obj, end = dec.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            if not out:
-                return None
-            start = len(text[:pos].encode())  # the broken object, decoded again for orjson's line:col and wording
-            lines = data.count(b"\n", 0, start)
-            try:
-                orjson.loads(data[start:])
-            except orjson.JSONDecodeError as e:
-                raise decode_error(e, data[start:], path, line_offset=lines) from None
-            raise InputError(path, f"line {lines + 1}", "malformed JSON") from None  # orjson is the stricter
-        if not (isinstance(obj, dict) and _is_span(obj)):
-            return None
-        out.append(obj)
-        pos = end
-    return out if len(out) > 1 else None
-
-
-def _is_object(line: bytes) -> bool:
-    try:
-        return isinstance(orjson.loads(line), dict)
-    except orjson.JSONDecodeError:
-        return False
-
-
-def _jsonl_records(data: bytes, path: Path) -> list[_Rec]:
-    """OTLP JSON Lines (the collector's file exporter): one export request per line."""
-    recs: list[_Rec] = []
-    lines = data.split(b"\n")
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            export = _DECODER.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            raise _line_error(e, line, n, path, jsonl_unit(lines, n)) from None
-        recs.extend(_records_otlp(export, path, prefix=f"line {n}: "))
-    return recs

@@ -1,0 +1,77 @@
+"""OpenTelemetry traces: OTLP JSON exports and flat span lists (Phoenix, TRAIL, the SDK console exporter) -> traces.
+
+Understands the OpenTelemetry GenAI conventions (``gen_ai.operation.name`` = ``invoke_agent`` /
+``execute_tool`` / ``chat``, ``gen_ai.agent.name``, ``gen_ai.tool.name``, ``gen_ai.usage.*``,
+``gen_ai.input/output.messages``) and OpenInference attributes (``openinference.span.kind``,
+``input.value``, ``output.value``, ``llm.input_messages.N.message.*``, ``llm.output_messages.N...``,
+``tool.name``, ``llm.token_count.*``).
+
+Mapping: every span becomes one step (never attrib's own ``attrib.attribution`` verdict spans; a file or trace of
+only those is an error), ordered by start time (a parent always before its children), ties and spans without times
+in tree order (depth-first, in file order);
+an agent span that has children contributes the task it was handed (its output goes to metadata,
+since it is produced by the children that follow);
+``Step.parents`` holds the index of the parent span's step; the step's agent is the span's own
+agent name (``gen_ai.agent.name`` / ``agent.name``; else its LangGraph node, from the ``metadata`` OpenInference's
+LangChain instrumentation records; else, for an agent span, a smolagents managed agent's name or the span name, less
+``invoke_agent `` or smolagents' ``.run``),
+else the nearest enclosing span's, else the service name (not ``unknown_service`` nor a container id), else the
+root span's name. LLM spans carry their tool-call requests as ``ToolCall`` (text from ``message.content`` or the
+``message.contents.N.message_content.text`` parts); tool spans carry the call (arguments: ``input.value``;
+``tool.parameters`` is the schema) and its ``ToolResult``, linked to the agent's last LLM call of that tool when
+the span names no call id. An error status with no description takes the ``exception`` event's text.
+Tokens are a step's own: a span whose descendants report usage (smolagents' ``X.run`` agent span, an
+``invoke_agent`` span with the run's totals) keeps its counts as ``metadata`` ``tokens_in_total`` /
+``tokens_out_total``, so summing the steps' tokens counts every LLM call once.
+One :class:`Trace` per ``traceId`` in the file.
+
+Besides OTLP JSON: flat span lists (Phoenix, TRAIL's ``{"trace_id", "spans": [... child_spans ...]}``, where a
+harness span Patronus's ``@traced()`` wrote has only its ``logs[].body`` ``function.arguments`` / ``function.output``
+/ ``exception.*``: its input, content and error when the span's attributes have none), span
+JSON Lines, and the OpenTelemetry SDK's ``span.to_json()`` objects as ``ConsoleSpanExporter`` prints them (one
+after another, no list).
+
+Files written by ``attrib analyze --otlp`` for a run from another format carry that run verbatim
+(``attrib.run_json``, ``attrib.step_json``) and read back as exactly that trace. Null fields count as absent
+(proto3 JSON).
+
+Re-runs of one task may say so with ``attrib.question_id`` on the root span (``metadata.question_id``).
+Labels may ride along on the root span as ``attrib.label.mistake_agent`` and
+``attrib.label.mistake_span_id`` (or ``attrib.label.mistake_step``) plus ``attrib.label.reason``;
+``attrib.outcome`` overrides the outcome (else a root span with ERROR status means 'failed').
+
+Two modules: :mod:`.spans` reads each file shape into span records, :mod:`.steps` turns records into traces by
+the conventions above. Speed: the OTLP shape is decoded straight into msgspec Structs (no intermediate dicts),
+which keeps the reader within a small factor of raw ``orjson.loads`` on the same bytes (see bench/ingest).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from attrib.readers.otlp.spans import PARENT_KEYS, span_records
+from attrib.readers.otlp.steps import traces_from_records
+from attrib.trace import Trace
+
+
+class OTLPReader:
+    """OTLP JSON (``resourceSpans``), OTLP JSON Lines (collector file exporter), flat span lists."""
+
+    name = "otlp"
+
+    def sniff(self, data: bytes, path: Path) -> float:
+        head = data[:8192]
+        if b'"resourceSpans"' in head:
+            return 0.99
+        has_id = b'"span_id"' in head or b'"spanId"' in head
+        if has_id and (b'"spans"' in head or head.lstrip()[:1] == b"["):
+            return 0.9
+        # span objects one after another: the OpenTelemetry SDK's ConsoleSpanExporter (span.to_json(), concatenated),
+        # span JSON Lines (Phoenix); every span names its parent key, even a root (null)
+        if has_id and head.lstrip()[:1] == b"{" and any(k in head for k in PARENT_KEYS) \
+                and not any(k in head for k in (b'"messages"', b'"history"', b'"steps"')):
+            return 0.85
+        return 0.0
+
+    def read(self, data: bytes, path: Path) -> list[Trace]:
+        return traces_from_records(span_records(data, path), path, "otlp")

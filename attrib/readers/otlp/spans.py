@@ -1,0 +1,461 @@
+"""OTLP files -> span records: the shapes OpenTelemetry traces come in, each read into :class:`SpanRecord` rows.
+
+OTLP JSON (``resourceSpans``, decoded straight into msgspec Structs: no intermediate dicts, which keeps the reader
+within a small factor of raw ``orjson.loads``; see bench/ingest), OTLP JSON Lines (the collector's file exporter),
+flat span lists (Phoenix, TRAIL's nested ``child_spans`` and Patronus ``logs[].body``), span JSON Lines and the SDK's
+``ConsoleSpanExporter`` output (span objects one after another). What the spans mean is :mod:`.steps`' job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+
+from attrib.errors import InputError
+from attrib.readers._common import (
+    as_int,
+    as_time,
+    check_encoding,
+    decode_error,
+    iter_jsonl,
+    json_text,
+    jsonl_unit,
+    loads,
+    looks_jsonl,
+)
+
+# --------------------------------------------------------------------------- OTLP JSON shape
+
+# proto3's JSON mapping reads null as the field's default, so every optional field also takes null (None)
+
+
+class _ArrayValue(msgspec.Struct):
+    values: list[_AnyValue] | None = None
+
+
+class _KvList(msgspec.Struct):
+    values: list[_KeyValue] | None = None
+
+
+class _AnyValue(msgspec.Struct):
+    stringValue: str | None = None
+    boolValue: bool | None = None
+    intValue: int | str | None = None
+    doubleValue: float | str | None = None
+    arrayValue: _ArrayValue | None = None
+    kvlistValue: _KvList | None = None
+    bytesValue: str | None = None
+
+
+class _KeyValue(msgspec.Struct):
+    key: str | None = None
+    value: _AnyValue | None = None
+
+
+class _Status(msgspec.Struct):
+    code: int | str | None = None
+    message: str | None = None
+
+
+class _Event(msgspec.Struct):
+    name: str | None = None
+    attributes: list[_KeyValue] | None = None
+
+
+class _Span(msgspec.Struct):
+    traceId: str | None = None
+    spanId: str | None = None
+    parentSpanId: str | None = None
+    name: str | None = None
+    startTimeUnixNano: int | str | None = None
+    endTimeUnixNano: int | str | None = None
+    attributes: list[_KeyValue] | None = None
+    status: _Status | None = None
+    events: list[_Event] | None = None
+
+
+class _Scope(msgspec.Struct):
+    spans: list[_Span] | None = None
+
+
+class _Resource(msgspec.Struct):
+    attributes: list[_KeyValue] | None = None
+
+
+class _ResourceSpans(msgspec.Struct):
+    resource: _Resource | None = None
+    scopeSpans: list[_Scope] | None = None
+    instrumentationLibrarySpans: list[_Scope] | None = None  # pre-1.0 OTLP name
+
+
+class _Export(msgspec.Struct):
+    resourceSpans: list[_ResourceSpans] | None
+
+
+_DECODER = msgspec.json.Decoder(_Export)
+
+
+def _value(v: _AnyValue | None) -> Any:
+    """An OTLP AnyValue as a Python value (ints from their proto3 string form)."""
+    if v is None:
+        return None
+    s = v.stringValue
+    if s is not None:
+        return s
+    if v.intValue is not None:
+        i = v.intValue
+        return i if isinstance(i, int) else as_int(i)
+    if v.boolValue is not None:
+        return v.boolValue
+    if v.doubleValue is not None:
+        d = v.doubleValue
+        return d if isinstance(d, float) else _float(d)
+    if v.arrayValue is not None:
+        return [_value(x) for x in v.arrayValue.values or ()]
+    if v.kvlistValue is not None:
+        return {kv.key or "": _value(kv.value) for kv in v.kvlistValue.values or ()}
+    return v.bytesValue
+
+
+def _float(s: str) -> float | None:
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
+def _attrs(kvs: list[_KeyValue] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in kvs or ():
+        v = kv.value
+        s = v.stringValue if v is not None else None
+        out[kv.key or ""] = s if s is not None else _value(v)
+    return out
+
+
+class SpanRecord:
+    """One span, format-independent: what the step builder needs (``id_key`` / ``parent_key``: the keys the file
+    names them with, for errors)."""
+
+    __slots__ = ("trace_id", "span_id", "parent_id", "name", "start", "end", "attrs", "error", "service", "where",
+                 "id_key", "parent_key")
+
+    def __init__(self, trace_id: str, span_id: str, parent_id: str, name: str, start: int, end: int,
+                 attrs: dict[str, Any], error: str | None, service: str, where: str,
+                 id_key: str = "spanId", parent_key: str = "parentSpanId") -> None:
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_id = parent_id
+        self.name = name
+        self.start = start
+        self.end = end
+        self.attrs = attrs
+        self.error = error
+        self.service = service
+        self.where = where
+        self.id_key = id_key
+        self.parent_key = parent_key
+
+
+def _nanos(x: int | str | None, path: Path, where: str) -> int:
+    if x is None:
+        return 0
+    if isinstance(x, int):
+        return x
+    v = as_int(x) if x else 0
+    if v is None:
+        raise InputError(path, where, f"expected an integer of nanoseconds, got {x!r}")
+    return v
+
+
+def _records_otlp(export: _Export, path: Path, prefix: str = "") -> list[SpanRecord]:
+    recs: list[SpanRecord] = []
+    for r, rs in enumerate(export.resourceSpans or ()):
+        service = ""
+        if rs.resource is not None:
+            for kv in rs.resource.attributes or ():
+                if kv.key == "service.name":
+                    service = str(_value(kv.value) or "")
+        for s, scope in enumerate(rs.scopeSpans or rs.instrumentationLibrarySpans or ()):
+            for i, sp in enumerate(scope.spans or ()):
+                where = f"{prefix}resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
+                st = sp.status
+                code = st.code if st is not None else None
+                error = None
+                if st is not None and (code == 2 or code == "STATUS_CODE_ERROR" or code == "ERROR"):
+                    error = st.message or _exception(_attrs(e.attributes) for e in sp.events or ()
+                                                     if e.name == "exception") or "error"
+                recs.append(SpanRecord(sp.traceId or "", sp.spanId or "", sp.parentSpanId or "", sp.name or "",
+                                 _nanos(sp.startTimeUnixNano, path, where + ".startTimeUnixNano"),
+                                 _nanos(sp.endTimeUnixNano, path, where + ".endTimeUnixNano"),
+                                 _attrs(sp.attributes), error, service, where))
+    return recs
+
+
+def _exception(events: Any) -> str | None:
+    """What an ``exception`` span event says (``exception.type: exception.message``): where an error status
+    carries no description (the OpenTelemetry SDK's ``record_exception`` + ``set_status(ERROR)``), the only text."""
+    for a in events:
+        msg, typ = a.get("exception.message"), a.get("exception.type")
+        if msg or typ:
+            typ = str(typ).rsplit(".", 1)[-1] if typ else ""
+            return f"{typ}: {msg}" if typ and msg else str(msg or typ)
+    return None
+
+
+# --------------------------------------------------------------------------- flat span lists
+
+
+def _flatten(obj: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
+    elif isinstance(obj, list) and obj and all(isinstance(x, dict) for x in obj):
+        for i, v in enumerate(obj):
+            _flatten(v, f"{prefix}.{i}", out)
+    else:
+        out[prefix] = obj
+
+
+def _flat_time(span: dict[str, Any], *keys: str) -> int:
+    for k in keys:
+        t = as_time(span.get(k))
+        if t is not None:
+            return int(t * 1e9)
+    return 0
+
+
+def _first(sp: dict[str, Any], ctx: dict[str, Any], keys: tuple[str, ...]) -> tuple[str, Any]:
+    """The first of ``keys`` a span sets (not null, not ""), and its value; ``context.K`` looks in ``ctx``."""
+    for k in keys:
+        v = ctx.get(k[8:]) if k.startswith("context.") else sp.get(k)
+        if v is not None and v != "":
+            return k, v
+    return keys[0], None
+
+
+def _flat_service(sp: dict[str, Any]) -> str:
+    """``service_name`` (TRAIL, Phoenix), else ``service.name`` of ``resource_attributes`` or of the OpenTelemetry
+    SDK's ``resource.attributes`` (``span.to_json()``)."""
+    if sp.get("service_name"):
+        return str(sp["service_name"])
+    for res in (sp.get("resource_attributes"), (sp.get("resource") or {}).get("attributes")
+                if isinstance(sp.get("resource"), dict) else None):
+        if isinstance(res, dict) and res.get("service.name"):
+            return str(res["service.name"])
+    return ""
+
+
+def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[SpanRecord]:
+    """Phoenix / TRAIL style: span dicts with snake_case ids and an attributes dict, maybe nested children."""
+    recs: list[SpanRecord] = []
+    stack: list[tuple[Any, str, str]] = [(sp, f"spans[{i}]", "") for i, sp in reversed(list(enumerate(spans)))]
+    while stack:
+        sp, where, inherited_parent = stack.pop()
+        if not isinstance(sp, dict):
+            raise InputError(path, where, f"expected a span object, got {type(sp).__name__}")
+        ctx = sp.get("context")
+        ctx = ctx if isinstance(ctx, dict) else {}
+        id_key, span_id = _first(sp, ctx, ("span_id", "spanId", "context.span_id", "id"))
+        if span_id is None:
+            raise InputError(path, f"{where}.span_id", "missing: every span needs an id")
+        if isinstance(span_id, bool) or not isinstance(span_id, str | int) or span_id == 0:
+            raise InputError(path, f"{where}.{id_key}",
+                             f"{span_id!r} is not a valid span id (expected a string or a non-zero integer)")
+        trace_id = sp.get("trace_id") or sp.get("traceId") or ctx.get("trace_id") or default_trace
+        parent_key, parent = _first(sp, ctx, ("parent_span_id", "parent_id", "parentSpanId"))
+        if not parent:  # absent, null, "" or 0: a root, unless nested under child_spans
+            parent_key, parent = "child_spans", inherited_parent
+        raw_attrs = sp.get("span_attributes", sp.get("attributes")) or {}
+        attrs: dict[str, Any] = {}
+        if isinstance(raw_attrs, dict):
+            _flatten(raw_attrs, "", attrs)
+        elif isinstance(raw_attrs, list):  # OTLP-style key/value list
+            for kv in raw_attrs:
+                if isinstance(kv, dict) and isinstance(kv.get("key"), str):
+                    val = kv.get("value")
+                    if isinstance(val, dict) and len(val) == 1:
+                        val = next(iter(val.values()))
+                    attrs[kv["key"]] = val
+        call = _function_log(sp.get("logs"))
+        if call is not None:
+            for k, v in call.items():
+                attrs.setdefault(k, v)
+        kind = sp.get("span_kind")
+        if isinstance(kind, str) and "openinference.span.kind" not in attrs and kind.upper() in _OI_KINDS:
+            attrs["openinference.span.kind"] = kind.upper()
+        st = sp.get("status")
+        st = st if isinstance(st, dict) else {}
+        status = sp.get("status_code", st.get("status_code", st.get("code")))
+        error = None
+        if (isinstance(status, str) and "ERROR" in status.upper()) or status == 2:
+            # TRAIL/Phoenix: status_message; the SDK's span.to_json(): status.description; else the exception event,
+            # else what the Patronus function log says was raised
+            events = sp.get("events")
+            events = events if isinstance(events, list) else []
+            exc = (e["attributes"] for e in events
+                   if isinstance(e, dict) and e.get("name") == "exception" and isinstance(e.get("attributes"), dict))
+            error = (sp.get("status_message") or st.get("description") or st.get("message") or _exception(exc)
+                     or _exception([call or {}]) or "error")
+        start = _flat_time(sp, "start_time", "startTime", "timestamp")
+        end = _flat_time(sp, "end_time", "endTime")
+        recs.append(SpanRecord(str(trace_id), str(span_id), str(parent or ""), str(sp.get("span_name") or sp.get("name") or ""),
+                         start, end or start, attrs, str(error) if error else None, _flat_service(sp), where, id_key,
+                         parent_key))
+        children = sp.get("child_spans")
+        if isinstance(children, list):
+            for j in range(len(children) - 1, -1, -1):
+                stack.append((children[j], f"{where}.child_spans[{j}]", str(span_id)))
+    return recs
+
+
+def _function_log(logs: Any) -> dict[str, Any] | None:
+    """What Patronus's ``@traced()`` logged for a span (TRAIL's ``logs``): one record per call whose ``body`` is
+    ``{"function.name", "function.arguments": {param: value}, "function.output", "exception.type",
+    "exception.message"}``. Such a span (TRAIL's harness functions, e.g. ``answer_single_question``) has no
+    attributes of its own, so its log is the only record of what it was called with and returned: as
+    ``function.arguments`` / ``function.output`` (JSON text; a string output as-is) plus the ``exception.*``
+    keys. None when no log is such a record (other log bodies are free text a step has no field for)."""
+    if not isinstance(logs, list):
+        return None
+    for log in logs:
+        body = log.get("body") if isinstance(log, dict) else None
+        if not isinstance(body, dict) or not any(k in body for k in _FUNCTION_KEYS):
+            continue
+        out: dict[str, Any] = {}
+        for k in _FUNCTION_KEYS:
+            v = body.get(k)
+            if v is None or v == {}:  # no arguments, or a function that returned None: nothing to keep
+                continue
+            out[k] = v if isinstance(v, str) else json_text(v)
+        return out
+    return None
+
+
+_FUNCTION_KEYS = ("function.arguments", "function.output", "exception.type", "exception.message")
+
+_OI_KINDS = {"AGENT", "TOOL", "LLM", "CHAIN", "RETRIEVER", "EMBEDDING", "RERANKER", "GUARDRAIL", "EVALUATOR"}
+
+
+_JSON_KIND = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+              type(None): "null"}
+
+
+def _line_error(e: Exception, line: bytes, n: int, path: Path, unit: str = "file") -> InputError:
+    """An error in line ``n`` of OTLP JSON Lines, with one position: ``line N col C`` or ``line N: <field>``."""
+    try:
+        v = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        v = {}
+    if not isinstance(v, dict):
+        return InputError(path, f"line {n}", f"expected a JSON object, got {_JSON_KIND.get(type(v), type(v).__name__)}")
+    err = decode_error(e, line, path, line_offset=n - 1, unit=unit)
+    if err.field and err.field.startswith("line "):
+        return err
+    return InputError(path, f"line {n}" + (f": {err.field}" if err.field else ""), err.message)
+
+
+PARENT_KEYS = (b'"parent_id"', b'"parent_span_id"', b'"parentSpanId"')
+
+
+def _is_span(obj: dict[str, Any]) -> bool:
+    ctx = obj.get("context")
+    return any(k in obj for k in ("span_id", "spanId")) or (isinstance(ctx, dict) and "span_id" in ctx)
+
+
+def _concatenated(data: bytes, path: Path) -> list[Any] | None:
+    """JSON objects written one after another with no list around them (the ConsoleSpanExporter writes each span's
+    indented ``to_json()`` in turn); None unless the file starts with two such span objects. A later object that
+    is broken is an error at its line and column."""
+    import json
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    dec, pos = json.JSONDecoder(), 0
+    out: list[Any] = []
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        if pos == len(text):
+            break
+        try:
+            obj, end = dec.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            if not out:
+                return None
+            start = len(text[:pos].encode())  # the broken object, decoded again for orjson's line:col and wording
+            lines = data.count(b"\n", 0, start)
+            try:
+                orjson.loads(data[start:])
+            except orjson.JSONDecodeError as e:
+                raise decode_error(e, data[start:], path, line_offset=lines) from None
+            raise InputError(path, f"line {lines + 1}", "malformed JSON") from None  # orjson is the stricter
+        if not (isinstance(obj, dict) and _is_span(obj)):
+            return None
+        out.append(obj)
+        pos = end
+    return out if len(out) > 1 else None
+
+
+def _is_object(line: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _jsonl_records(data: bytes, path: Path) -> list[SpanRecord]:
+    """OTLP JSON Lines (the collector's file exporter): one export request per line."""
+    recs: list[SpanRecord] = []
+    lines = data.split(b"\n")
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            export = _DECODER.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise _line_error(e, line, n, path, jsonl_unit(lines, n)) from None
+        recs.extend(_records_otlp(export, path, prefix=f"line {n}: "))
+    return recs
+
+
+def span_records(data: bytes, path: Path) -> list[SpanRecord]:
+    """Every span in an OTLP or span-list file, whatever its shape (see the module docstring), as records."""
+    data = check_encoding(data, path)
+    head = data[:8192]
+    if b'"resourceSpans"' in head or b'"resourceSpans"' in data[:1 << 20]:
+        return _otlp_records(data, path)
+    if looks_jsonl(data):  # span JSON Lines: errors name the line
+        obj: Any = [v for _, v in iter_jsonl(data, path)]
+    else:
+        try:
+            obj = loads(data, path)
+        except InputError:
+            obj = _concatenated(data, path)
+            if obj is None:
+                raise
+    if isinstance(obj, dict) and "spans" not in obj and _is_span(obj):  # one span.to_json() object
+        obj = [obj]
+    spans = obj.get("spans") if isinstance(obj, dict) else obj
+    if not isinstance(spans, list):
+        raise InputError(path, "spans", "expected OTLP 'resourceSpans' or a list of spans")
+    default = str(obj.get("trace_id") or path.stem) if isinstance(obj, dict) else path.stem
+    return _records_flat(spans, path, default)
+
+
+def _otlp_records(data: bytes, path: Path) -> list[SpanRecord]:
+    if looks_jsonl(data):
+        return _jsonl_records(data, path)
+    try:
+        export = _DECODER.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        first = data.lstrip().split(b"\n", 1)[0]
+        if first.rstrip().endswith(b"}") and _is_object(first):  # JSON Lines whose later line is no object
+            return _jsonl_records(data, path)
+        raise decode_error(e, data, path) from None
+    return _records_otlp(export, path)
