@@ -43,7 +43,7 @@ _LAZY = {
     "open_store": "attrib.store",
     "analyze": "attrib.methods",
     "analyze_many": "attrib.engine",
-    "LearnedRanker": "attrib.methods.learned",
+    "LearnedRanker": "attrib.methods.ranker",
     "AttribError": "attrib.errors",
     "InputError": "attrib.errors",
 }

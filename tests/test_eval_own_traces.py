@@ -329,7 +329,8 @@ def test_a_ranker_file_missing_one_setting_fails_up_front(tmp_path) -> None:
 def test_fit_artifact_keeps_re_runs_of_a_task_in_one_inner_fold_group(monkeypatch):
     """The library's fit_artifact grouped inner folds by question_id only, so an OTLP re-run (no question id) was a
     group of its own and could sit in an inner training fold while its task was scored; only the CLI regrouped."""
-    from attrib.methods.learned import LearnedRanker, fit_artifact
+    from attrib.methods.learned import fit_artifact
+    from attrib.methods.ranker import LearnedRanker
     from attrib.readers import read_paths
 
     seen: list[int] = []

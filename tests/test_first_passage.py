@@ -6,7 +6,7 @@ from scipy.optimize import check_grad
 
 from attrib.methods.clogit import ConditionalLogit, smoothed_targets
 from attrib.methods.first_passage import FirstPassageLogit, first_passage_scores, neg_log_likelihood
-from attrib.methods.learned import LearnedRanker
+from attrib.methods.ranker import LearnedRanker
 
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:
@@ -120,6 +120,7 @@ def test_the_verdict_shows_what_the_first_passage_head_saw_before_it():
 
 
 def _hazards(a, trace):
-    from attrib.methods.learned import default_model, featurize, setting_of
+    from attrib.methods.learned import default_model, setting_of
+    from attrib.methods.ranker import featurize
 
     return default_model(setting_of(trace)).step_model_.hazards(featurize(trace))

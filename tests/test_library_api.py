@@ -16,7 +16,8 @@ from attrib.methods import analyze
 from attrib.methods.calibration import Calibrator
 from attrib.methods.causal import CausalStepModel
 from attrib.methods.conformal import ConformalStepSet
-from attrib.methods.learned import LearnedRanker, default_model, fit_artifact
+from attrib.methods.learned import default_model, fit_artifact
+from attrib.methods.ranker import LearnedRanker
 from attrib.trace import Attribution, Label, Step, Trace
 
 

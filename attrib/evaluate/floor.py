@@ -34,7 +34,7 @@ class LogisticFloor:
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        from attrib.methods.learned import featurize
+        from attrib.methods.ranker import featurize
 
         steps = [(t, t.label.mistake_step) for t in traces if t.label is not None]  # unlabelled runs teach nothing
         X = np.vstack([featurize(t)[:, _COLS] for t, _ in steps])
@@ -45,7 +45,7 @@ class LogisticFloor:
         return self
 
     def predict(self, trace: Trace) -> Verdict:
-        from attrib.methods.learned import featurize
+        from attrib.methods.ranker import featurize
 
         p = self.model_.predict_proba(featurize(trace)[:, _COLS])[:, 1]
         k = int(np.argmax(p))

@@ -48,7 +48,7 @@ Fitter = Callable[[Sequence[Trace]], Predictor]
 def learned_fitter(train: Sequence[Trace], step_head: str | None = None) -> Predictor:
     """Fit the learned ranker on ``train`` (inner folds grouped by question; ``step_head``: the ranker's default
     unless given); return its verdict function."""
-    from attrib.methods.learned import DEFAULT_STEP_HEAD, LearnedRanker
+    from attrib.methods.ranker import DEFAULT_STEP_HEAD, LearnedRanker
 
     m = LearnedRanker(step_head=step_head or DEFAULT_STEP_HEAD).fit(train, [question_id(t) for t in train])
 
@@ -56,7 +56,7 @@ def learned_fitter(train: Sequence[Trace], step_head: str | None = None) -> Pred
 
 
 def ranker_verdict(t: Trace, model: Any) -> Verdict:
-    """A fitted :class:`~attrib.methods.learned.LearnedRanker`'s verdict on labelled ``t`` (it sees it unlabelled)."""
+    """A fitted :class:`~attrib.methods.ranker.LearnedRanker`'s verdict on labelled ``t`` (it sees it unlabelled)."""
     p = model.predict(t.unlabelled())
     assert t.label is not None
     return Verdict(t.id, p.step, p.agent, t.label.mistake_step, t.label.mistake_agent,

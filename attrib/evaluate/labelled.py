@@ -34,13 +34,8 @@ from attrib.evaluate.harness import (
     ranker_verdict,
 )
 from attrib.evaluate.metrics import Verdict
-from attrib.methods.learned import (
-    DEFAULT_STEP_HEAD,
-    INNER_FOLDS,
-    default_model,
-    ranker_training,
-    setting_of,
-)
+from attrib.methods.learned import default_model, ranker_training, setting_of
+from attrib.methods.ranker import DEFAULT_STEP_HEAD, INNER_FOLDS
 from attrib.readers import validate
 from attrib.trace import Trace, fingerprint, group_reruns, question_id
 
@@ -96,7 +91,7 @@ def evaluate_labelled(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Metrics of the shipped ranker (or ``model_path`` / ``$ATTRIB_RANKER``), refitted rankers (with ``step_head``,
-    see :class:`~attrib.methods.learned.LearnedRanker`), the floor and baselines on labelled ``traces``.
+    see :class:`~attrib.methods.ranker.LearnedRanker`), the floor and baselines on labelled ``traces``.
 
     Returns ``{"n", "n_unlabelled", "rows": [{method, protocol, step_accuracy, ...}], "notes": [...], "wall_s"}``.
     """

@@ -34,7 +34,7 @@ def _tier(i: int, n: int, n_tiers: int) -> int:
 
 def _signals(trace: Trace) -> np.ndarray:
     from attrib.features.steps import INDEX
-    from attrib.methods.learned import featurize
+    from attrib.methods.ranker import featurize
 
     X = featurize(trace)
     S = X[:, [INDEX[s] for s in SIGNALS]] > 0

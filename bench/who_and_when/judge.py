@@ -37,7 +37,7 @@ from attrib.evaluate.harness import attribution_verdict, cross_validate, mean_su
 from attrib.evaluate.metrics import Verdict  # noqa: E402
 from attrib.llm import LLMClient, LLMConfig  # noqa: E402
 from attrib.methods import analyze  # noqa: E402
-from attrib.methods.learned import LearnedRanker  # noqa: E402
+from attrib.methods.ranker import LearnedRanker  # noqa: E402
 from attrib.trace import Trace  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "results" / "who_and_when_judge.json"

@@ -1,0 +1,356 @@
+"""The learned ranker, the estimator behind the offline default (:mod:`.learned`): ``fit`` / ``predict``.
+
+Two listwise heads over the features of :mod:`attrib.features` (lexical, structural, answer
+provenance, and the information-flow graph's inversion mass):
+
+* a **step head** -- a softmax over the steps of one trace; by default the first-passage model of
+  :mod:`.first_passage` (the decisive step is the *earliest* to go wrong), else the plain conditional
+  logit of :mod:`.clogit` (``step_head="logit"``, and rankers saved before the first-passage head);
+* an **agent head** -- a conditional logit over the agents of the trace whose inputs are the step head's
+  probabilities summed/maxed per agent plus agent-level priors (activity, first speaker, name tokens;
+  :mod:`attrib.features.agents`).
+  It is trained on *cross-fitted* step probabilities (inner folds) so it learns how far to trust the
+  step head on unseen traces, not on the ones it memorised.
+
+The step head is fitted with neighbour label smoothing (``smooth``: a share of the target mass on the
+steps right before and after the annotated one), and the verdict is decoded jointly:
+``step = argmax_i log p(i) + joint * log p_agent(agent(i))``, so a step whose agent the agent head
+doubts must be clearly ahead to win. Both were chosen on grouped cross-validation over all of Who&When
+(fold seeds 0-2) and confirmed on fold seeds 3-5 (see the README's attribution section).
+
+Confidences are calibrated (Platt by default, isotonic optional) on the inner out-of-fold predictions,
+i.e. inside the training data only; so is the conformal step set (:mod:`.conformal`: the steps that
+hold the decisive one with probability >= ``set_level``, 90 % by default). Shapley blame over agents
+(:mod:`.shapley`) uses the step head's probabilities as the pluggable failure model.
+
+Its fitted state is JSON (``to_dict`` / ``from_dict``); files of it, and the verdict a user sees, are
+:mod:`.learned`'s. Scoring needs only numpy (no scikit-learn import).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from attrib.errors import InputError, UsageError, check_fitted, whole_number
+from attrib.features.agents import AGENT_FEATURES, AGENT_QUANTITIES, agent_matrix
+from attrib.methods.calibration import Calibrator
+from attrib.methods.clogit import ConditionalLogit
+from attrib.methods.conformal import LEVEL, ConformalStepSet
+from attrib.methods.first_passage import BIAS, FirstPassageLogit
+from attrib.trace import (
+    Trace,
+)
+
+#: The step head fitted unless told otherwise ("first_passage" or "logit"; see the module docstring).
+DEFAULT_STEP_HEAD = "first_passage"
+#: L2 penalties tried on inner folds when ``l2_step="auto"``.
+L2_GRID = (0.1, 0.3, 1.0, 3.0)
+# --------------------------------------------------------------------------- features
+
+
+_FEATURES: OrderedDict[str, np.ndarray] = OrderedDict()  # content digest -> matrix, least recently used first
+_FEATURES_MAX = 1024
+
+
+def featurize(trace: Trace) -> np.ndarray:
+    """Step feature matrix, memoised by a digest of the content (evaluation reuses it across folds and methods;
+    only the digest and the small matrix are kept, never the trace)."""
+    from attrib.features.steps import step_features
+
+    trace = trace.unlabelled()
+    key = hashlib.sha1(trace.to_json()).hexdigest()
+    X = _FEATURES.get(key)
+    if X is None:
+        X = step_features(trace)
+        X.setflags(write=False)  # shared between calls: nobody may edit it in place
+        _FEATURES[key] = X
+        if len(_FEATURES) > _FEATURES_MAX:
+            _FEATURES.popitem(last=False)
+    else:
+        _FEATURES.move_to_end(key)
+    return X
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass
+class Prediction:
+    """What the ranker says about one trace."""
+
+    step_probs: np.ndarray
+    agents: list[str]
+    agent_probs: np.ndarray
+    step: int
+    agent: str
+    step_confidence: float
+    agent_confidence: float
+    contributions: dict[str, float] = field(default_factory=dict)
+    agent_contributions: dict[str, float] = field(default_factory=dict)  # the agent head's signals for ``agent``
+    hazards: np.ndarray | None = None  # per-step hazards of the first-passage head (None for the plain softmax)
+    step_set: list[int] | None = None  # conformal set: holds the decisive step with probability >= set_level
+
+
+def _folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
+    uniq = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(uniq))
+    fold_of = {uniq[j]: r % k for r, j in enumerate(order)}
+    g = np.array([fold_of[x] for x in groups])
+    return [np.flatnonzero(g == f) for f in range(k)]
+
+
+def _length_covariate(trace: Trace) -> float:
+    """Calibration covariate: log of the number of steps (long runs make a top-1 verdict less likely right)."""
+    return math.log(max(len(trace.steps), 1))
+
+
+def _label_agent_index(trace: Trace, agents: list[str]) -> int | None:
+    lab = trace.label.mistake_agent if trace.label else None
+    if lab in agents:
+        return agents.index(lab)
+    low = [a.lower() for a in agents]
+    return low.index(lab.lower()) if lab and lab.lower() in low else None
+
+
+#: Inner folds (grouped by task) on which the ranker picks its penalty and fits its calibration.
+INNER_FOLDS = 4
+
+
+class RankerParamError(UsageError, ValueError):
+    """A bad :class:`LearnedRanker` parameter or ``fit`` argument: a :class:`UsageError` naming it (exit 2), and a
+    ``ValueError`` as scikit-learn's parameter errors are."""
+
+
+class RankerTypeError(UsageError, TypeError):
+    """An argument of the wrong type (e.g. a path where a fitted ranker belongs): a :class:`UsageError` naming it,
+    and a ``TypeError``."""
+
+
+class OtherFeaturesError(ValueError):
+    """A ranker fitted on other features than this attrib computes (:meth:`LearnedRanker.from_dict`)."""
+
+
+_STEP_HEADS = ("first_passage", "logit")
+
+
+def _check_step_head(step_head: object) -> None:
+    if step_head not in _STEP_HEADS:
+        raise RankerParamError(None, "step_head", f"must be 'first_passage' or 'logit', got {step_head!r}")
+
+
+class LearnedRanker:
+    """Step + agent conditional-logit heads with calibrated confidences (scikit-learn conventions)."""
+
+    def __init__(
+        self, l2_step: float | str = "auto", l2_agent: float = 1.0, calibration: str = "platt",
+        inner_folds: int = INNER_FOLDS,
+        random_state: int = 0, smooth: float = 0.2, joint: float = 0.5, length_calibration: bool = True,
+        step_head: str = DEFAULT_STEP_HEAD, hazard_bias: float = BIAS, set_level: float = LEVEL,
+    ) -> None:
+        _check_step_head(step_head)
+        self.step_head = step_head
+        self.hazard_bias = hazard_bias
+        self.set_level = set_level
+        self.l2_step = l2_step
+        self.l2_agent = l2_agent
+        self.smooth = smooth
+        self.joint = joint
+        self.length_calibration = length_calibration
+        self.calibration = calibration
+        self.inner_folds = inner_folds
+        self.random_state = random_state
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters (scikit-learn's ``get_params``, so ``sklearn.base.clone`` works)."""
+        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+
+    def set_params(self, **params: Any) -> LearnedRanker:
+        """Set constructor parameters by name (scikit-learn's ``set_params``); unknown names are an error."""
+        known = self.get_params()
+        for k, v in params.items():
+            if k not in known:
+                raise RankerParamError(None, k, f"LearnedRanker has no parameter {k!r} (it has: {', '.join(known)})")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = LearnedRanker().get_params()
+        changed = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults[k])
+        return f"LearnedRanker({changed})"
+
+    # -- fitting ----------------------------------------------------------------------------
+    def fit(self, traces: Sequence[Trace], groups: Sequence[str] | None = None,
+            sample_weight: Sequence[float] | None = None) -> LearnedRanker:
+        """Fit on labelled traces; ``groups`` (e.g. question ids) keep inner folds leak-free.
+
+        ``sample_weight`` weights each trace in the step head's likelihood (e.g. to balance two systems).
+        """
+        traces = list(traces)
+        _check_step_head(self.step_head)  # set_params does not check; fit does, as sklearn's
+        for name, seq in (("groups", groups), ("sample_weight", sample_weight)):
+            if seq is not None and len(seq) != len(traces):
+                raise RankerParamError(None, None, f"{name} has {len(seq)} entries for {len(traces)} traces "
+                                       "(one per trace)")
+        whole_number("inner_folds", self.inner_folds, 2, error=RankerParamError)
+        whole_number("random_state", self.random_state, 0, error=RankerParamError)  # an int seed: folds derive from it
+        if self.l2_step != "auto" and (isinstance(self.l2_step, bool) or not isinstance(self.l2_step, int | float)):
+            raise RankerParamError(None, "l2_step", f"must be 'auto' or a number, got {self.l2_step!r}")
+        for t in traces:
+            t.check(check_types=False)  # labels and numbering; types would cost a decode per trace per fit
+        keep = [i for i, t in enumerate(traces) if t.label is not None]  # unlabelled traces teach nothing
+        sw = np.ones(len(keep)) if sample_weight is None else np.asarray([sample_weight[i] for i in keep], float)
+        groups = [str(groups[i]) for i in keep] if groups is not None else [traces[i].id for i in keep]
+        traces = [traces[i] for i in keep]
+        if len(traces) < 2 * self.inner_folds:
+            raise InputError(None, "label", f"need at least {2 * self.inner_folds} labelled traces to fit, "
+                             f"got {len(traces)}")
+        if len(set(groups)) < self.inner_folds:
+            raise InputError(None, "metadata.question_id", f"need runs of at least inner_folds={self.inner_folds} "
+                             f"distinct tasks (groups) to fit, got {len(set(groups))}")
+        Xs = [featurize(t) for t in traces]
+        ys = [t.label.mistake_step for t in traces if t.label is not None]  # all of them (kept above)
+        folds = _folds(groups, self.inner_folds, self.random_state)
+        grid = L2_GRID if self.l2_step == "auto" else (float(self.l2_step),)
+        best: tuple[float, float, list[np.ndarray]] | None = None
+        for l2 in grid:  # the penalty is chosen on inner folds only (never on the data being scored)
+            oof_l2 = [np.empty(0)] * len(traces)
+            for te in folds:
+                tr = np.setdiff1d(np.arange(len(traces)), te)
+                m = self._step_model(l2).fit([Xs[i] for i in tr], [ys[i] for i in tr], sw[tr])
+                for i in te:
+                    oof_l2[i] = m.predict_proba(Xs[i])
+            ll = float(np.mean([np.log(p[y] + 1e-12) for p, y in zip(oof_l2, ys, strict=True)]))
+            if best is None or ll > best[0]:
+                best = (ll, l2, oof_l2)
+        assert best is not None
+        _, self.l2_step_, oof = best
+        self.step_model_ = self._step_model(self.l2_step_).fit(Xs, ys, sw)
+        # agent head on cross-fitted step probabilities
+        tables = [agent_matrix(t, oof[i], Xs[i]) for i, t in enumerate(traces)]
+        ya: dict[int, int] = {}  # trace -> its labelled agent's row (a trace whose agent is not in its table: none)
+        for i, t in enumerate(traces):
+            if (y := _label_agent_index(t, tables[i][0])) is not None:
+                ya[i] = y
+        keep = list(ya)
+        oof_a: dict[int, np.ndarray] = {}
+        for te in _folds([groups[i] for i in keep], self.inner_folds, self.random_state + 1):
+            tr = np.setdiff1d(np.arange(len(keep)), te)
+            m = ConditionalLogit(self.l2_agent, self.random_state).fit(
+                [tables[keep[j]][1] for j in tr], [ya[keep[j]] for j in tr]
+            )
+            for j in te:
+                oof_a[keep[j]] = m.predict_proba(tables[keep[j]][1])
+        self.agent_model_ = ConditionalLogit(self.l2_agent, self.random_state).fit(
+            [tables[i][1] for i in keep], [ya[i] for i in keep]
+        )
+        # the step verdict is decoded jointly with the agent head: calibrate that decision, out of fold
+        q = [self._joint(oof[i], tables[i][0], oof_a[i], traces[i]) for i in keep]
+        sp = np.array([x.max() for x in q])
+        sc = np.array([int(np.argmax(x)) == ys[i] for x, i in zip(q, keep, strict=True)])
+        cov = np.array([_length_covariate(traces[i]) for i in keep]) if self.length_calibration else None
+        self.step_calibrator_ = Calibrator(self.calibration).fit(sp, sc, cov)
+        self.step_set_: ConformalStepSet | None = ConformalStepSet(self.set_level).fit(q, [ys[i] for i in keep])
+        ap = np.array([oof_a[i].max() for i in keep])
+        ac = np.array([int(np.argmax(oof_a[i])) == ya[i] for i in keep])
+        self.agent_calibrator_ = Calibrator(self.calibration).fit(ap, ac, cov)
+        self.n_train_ = len(traces)
+        return self
+
+    def _step_model(self, l2: float) -> ConditionalLogit:
+        if self.step_head == "first_passage":
+            return FirstPassageLogit(l2, self.random_state, smooth=self.smooth, bias=self.hazard_bias)
+        return ConditionalLogit(l2, self.random_state, smooth=self.smooth)
+
+    # -- scoring ----------------------------------------------------------------------------
+    def _joint(self, p: np.ndarray, agents: list[str], pa: np.ndarray, trace: Trace) -> np.ndarray:
+        """Step distribution ∝ p(step) * p_agent(agent of the step) ** joint (the decoded verdict is its arg-max)."""
+        if not self.joint:
+            return p
+        k = {a: j for j, a in enumerate(agents)}
+        z = np.log(p + 1e-12) + self.joint * np.log(pa[[k[s.agent] for s in trace.steps]] + 1e-12)
+        e = np.exp(z - z.max())
+        return e / e.sum()
+
+    def predict(self, trace: Trace, X: np.ndarray | None = None, set_level: float | None = None) -> Prediction:
+        """Step and agent distributions, the verdict, its calibrated confidences and the conformal step set at
+        ``set_level`` (default: the level the ranker was fitted with)."""
+        from attrib.features.steps import FEATURES, signal_name
+
+        check_fitted(self, "step_model_")
+        X = featurize(trace) if X is None else X
+        p_head = self.step_model_.predict_proba(X)
+        agents, A = agent_matrix(trace, p_head, X)
+        pa = self.agent_model_.predict_proba(A)
+        k = int(np.argmax(pa))
+        p = self._joint(p_head, agents, pa, trace)
+        step = int(np.argmax(p))
+        z = (X[step] - self.step_model_.mean_) / self.step_model_.scale_
+        zbar = (X - self.step_model_.mean_) / self.step_model_.scale_
+        contrib = (z - zbar.mean(axis=0)) * self.step_model_.coef_
+        top = np.argsort(-contrib)[:6]
+        za = (A - self.agent_model_.mean_) / self.agent_model_.scale_
+        a_contrib = (za[k] - za.mean(axis=0)) * self.agent_model_.coef_  # what lifts this agent above the average one
+        a_top = np.argsort(-a_contrib)[:4] if len(agents) > 1 else np.array([], dtype=int)
+        cov = _length_covariate(trace)
+        return Prediction(
+            step_probs=p,
+            agents=agents,
+            agent_probs=pa,
+            step=step,
+            agent=agents[k],
+            step_confidence=float(self.step_calibrator_.predict(p.max(), cov)),
+            agent_confidence=float(self.agent_calibrator_.predict(pa.max(), cov)),
+            contributions={signal_name(FEATURES[j], X[:, j], step): float(contrib[j]) for j in top if contrib[j] > 0},
+            agent_contributions={signal_name(AGENT_FEATURES[j], A[:, j], k, AGENT_QUANTITIES): float(a_contrib[j])
+                                 for j in a_top if a_contrib[j] > 0},
+            hazards=self.step_model_.hazards(X) if isinstance(self.step_model_, FirstPassageLogit) else None,
+            step_set=self.step_set_.predict(p, set_level) if self.step_set_ is not None else None,
+        )
+
+    # -- persistence ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        from attrib.features.steps import FEATURES
+
+        return {
+            "params": {"l2_step": self.l2_step, "l2_agent": self.l2_agent, "calibration": self.calibration,
+                       "inner_folds": self.inner_folds, "random_state": self.random_state, "smooth": self.smooth,
+                       "joint": self.joint, "length_calibration": self.length_calibration,
+                       "step_head": self.step_head, "hazard_bias": self.hazard_bias, "set_level": self.set_level},
+            "features": list(FEATURES),
+            "agent_features": list(AGENT_FEATURES),
+            "step_model": self.step_model_.to_dict(),
+            "agent_model": self.agent_model_.to_dict(),
+            "step_calibrator": self.step_calibrator_.to_dict(),
+            "agent_calibrator": self.agent_calibrator_.to_dict(),
+            **({"step_set": self.step_set_.to_dict()} if self.step_set_ is not None else {}),
+            "n_train": self.n_train_,
+            "l2_step_chosen": self.l2_step_,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LearnedRanker:
+        from attrib.features.steps import FEATURES
+
+        if tuple(d["features"]) != FEATURES or tuple(d["agent_features"]) != AGENT_FEATURES:
+            raise OtherFeaturesError("it was fitted on other features than this attrib computes; refit it with "
+                                 "`attrib fit` (the shipped one: bench/who_and_when/fit_default.py)")
+        # artifacts from before smoothing / joint decoding / the first-passage head
+        m = cls(**{"smooth": 0.0, "joint": 0.0, "length_calibration": False, "step_head": "logit", **d["params"]})
+        head = FirstPassageLogit if d["step_model"].get("kind") == "first_passage" else ConditionalLogit
+        m.step_model_ = head.from_dict(d["step_model"])
+        m.agent_model_ = ConditionalLogit.from_dict(d["agent_model"])
+        m.step_calibrator_ = Calibrator.from_dict(d["step_calibrator"])
+        m.agent_calibrator_ = Calibrator.from_dict(d["agent_calibrator"])
+        m.step_set_ = ConformalStepSet.from_dict(d["step_set"]) if "step_set" in d else None  # older files: none
+        m.n_train_ = int(d.get("n_train", 0))
+        m.l2_step_ = float(d.get("l2_step_chosen", d["step_model"]["l2"]))
+        return m
