@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,27 @@ def whole_number(field: str, value: object, minimum: int = 1, maximum: int | Non
         bound = f">= {minimum}" if maximum is None else f"in {minimum}..{maximum}"
         raise error(None, field, f"must be a whole number {bound}, got {value!r}")
     return int(value)  # type: ignore[call-overload]
+
+
+def layer_indices(layers: object, n_layers: int, field: str = "layers") -> list[int]:
+    """Sorted unique layer indices, each a whole number in ``[0, n_layers)``, else a :class:`UsageError` naming
+    ``field``: the one check of a layer list (recorder, long-context statistics, LoRA targets). Refused: a bare int
+    or a string (one layer per character), a float or bool (``int()`` truncated 2.7 to 2 and read True as 1), an
+    empty list, an index out of range."""
+    if isinstance(layers, str | bytes) or not isinstance(layers, Iterable):
+        raise UsageError(None, field, f"expected a list of layer indices, got {type(layers).__name__} {layers!r}")
+    items = list(layers)
+    odd = [x for x in items if not is_whole_number(x, minimum=-(2**62))]
+    if odd:
+        raise UsageError(None, field, f"layer indices must be whole numbers, got {odd}")
+    out = sorted({int(x) for x in items})
+    if not out:
+        raise UsageError(None, field, f"no layers given: name at least one of 0..{n_layers - 1}")
+    bad = [x for x in out if not 0 <= x < n_layers]
+    if bad:
+        raise UsageError(None, field, f"layers {bad} out of range: the model has {n_layers} layers "
+                         f"(0..{n_layers - 1})")
+    return out
 
 
 class NotFittedError(AttribError, ValueError, AttributeError):

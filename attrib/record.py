@@ -32,7 +32,7 @@ files small (a 30-layer, 32-token step is ~100 KB) and are exactly what drift an
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from attrib.activations import (
     open_activations,
     save_step,
 )
-from attrib.errors import InputError, is_whole_number
+from attrib.errors import InputError, layer_indices
 from attrib.trace import Label, Step, Trace
 
 PATTERN = "blocks.{l}.attn.hook_pattern"
@@ -56,26 +56,9 @@ DTYPES: tuple[str, ...] = ("float16", "float32", "float64")
 
 
 def check_layers(layers: Sequence[int] | None, n_layers: int) -> list[int]:
-    """The layer indices to record (all for None), each a whole number in ``[0, n_layers)``, duplicates dropped.
-
-    Refused up front with an InputError naming ``layers``: a bare int or a string (a TypeError, or one layer per
-    character), a float or bool (``int()`` silently truncated 2.7 to 2 and read True as layer 1), or an empty list
-    (which only failed at the first replay)."""
-    if layers is None:
-        return list(range(n_layers))
-    if isinstance(layers, str | bytes) or not isinstance(layers, Iterable):
-        raise InputError(None, "layers", f"expected a list of layer indices, got {type(layers).__name__} {layers!r}")
-    items = list(layers)
-    odd = [x for x in items if not is_whole_number(x, minimum=-(2**62))]
-    if odd:
-        raise InputError(None, "layers", f"layer indices must be whole numbers, got {odd}")
-    if not items:
-        raise InputError(None, "layers", f"no layers given: name at least one of 0..{n_layers - 1}, or pass None "
-                                         "for all")
-    bad = [int(x) for x in items if not 0 <= x < n_layers]
-    if bad:
-        raise InputError(None, "layers", f"layers {bad} out of range (model has {n_layers})")
-    return list(dict.fromkeys(int(x) for x in items))
+    """The layer indices to record (all for None), checked up front by :func:`attrib.errors.layer_indices`, so a
+    bad list fails before any replay."""
+    return list(range(n_layers)) if layers is None else layer_indices(layers, n_layers)
 
 
 class StepHandle:

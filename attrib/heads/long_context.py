@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from attrib.errors import InputError, is_whole_number
+from attrib.errors import InputError, layer_indices
 from attrib.kernels import Backend, SegmentStats, segment_attention_stats
 
 if TYPE_CHECKING:
@@ -96,22 +96,8 @@ def layer_segment_stats(
 
 
 def _wanted_layers(layers: Iterable[int] | None, n_layers: int) -> list[int]:
-    """Sorted unique layer indices in ``[0, n_layers)`` (all for None); InputError naming ``layers`` otherwise
-    (``int()`` used to truncate 2.7 to 2, read True as 1 and fail on a string with a bare ValueError)."""
-    if layers is None:
-        return list(range(n_layers))
-    if isinstance(layers, str | bytes) or not isinstance(layers, Iterable):
-        raise InputError(None, "layers", f"expected a list of layer indices, got {type(layers).__name__} {layers!r}")
-    items = list(layers)
-    odd = [x for x in items if not is_whole_number(x, minimum=-(2**62))]
-    if odd:
-        raise InputError(None, "layers", f"layer indices must be whole numbers, got {odd}")
-    want = sorted({int(x) for x in items})
-    if not want:
-        raise InputError(None, "layers", f"no layers given: name at least one of 0..{n_layers - 1}, or pass None")
-    if want[0] < 0 or want[-1] >= n_layers:
-        raise InputError(None, "layers", f"layers must lie in [0, {n_layers}), got {want}")
-    return want
+    """The layers to compute (all for None), checked by :func:`attrib.errors.layer_indices`."""
+    return list(range(n_layers)) if layers is None else layer_indices(layers, n_layers)
 
 
 def _vocab_size(runner: Any) -> int | None:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from numbers import Integral
 from typing import Any
 
-from attrib.errors import InputError, UsageError
+from attrib.errors import InputError, UsageError, layer_indices
 
 #: Attention projections LoRA is put on, in the order they appear in the config.
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -51,21 +50,8 @@ def attention_module_names(model: Any, layers: Iterable[int], projections: Seque
 
 
 def validate_layers(model: Any, layers: Iterable[int]) -> list[int]:
-    """Sorted unique layer indices, each in ``[0, num_layers)``; UsageError (an InputError) otherwise."""
-    n = num_layers(model)
-    try:
-        items = list(layers)
-    except TypeError:
-        items = None
-    if items is None or not all(isinstance(x, Integral) and not isinstance(x, bool) for x in items):
-        raise UsageError(None, "layers", f"expected decoder layer indices (whole numbers), got {layers!r}")
-    out = sorted({int(x) for x in items})
-    if not out:
-        raise UsageError(None, "layers", "no layers given; name at least one decoder layer index")
-    bad = [x for x in out if x < 0 or x >= n]
-    if bad:
-        raise UsageError(None, "layers", f"layers {bad} are out of range: the model has {n} layers (0..{n - 1})")
-    return out
+    """Sorted unique decoder layer indices of ``model`` (:func:`attrib.errors.layer_indices`)."""
+    return layer_indices(layers, num_layers(model))
 
 
 def parse_layers(spec: str, n_layers: int | None = None) -> list[int]:
