@@ -274,7 +274,8 @@ def test_greedy_generation_leaves_the_global_rng_alone(tokenizer):
     greedy = generate(model, tok, [ids], max_new_tokens=2, batch_size=1)
     assert torch.equal(torch.rand(3), expected)
     torch.manual_seed(123)
-    sampled = generate(model, tok, [ids], max_new_tokens=2, batch_size=1, temperature=1.0, seed=5)
+    sampled = generate(model, tok, [ids], max_new_tokens=2, batch_size=1, temperature=1.0, random_state=5)
     assert torch.equal(torch.rand(3), expected)  # sampling seeds a forked RNG
-    assert sampled == generate(model, tok, [ids], max_new_tokens=2, batch_size=1, temperature=1.0, seed=5)
+    again = generate(model, tok, [ids], max_new_tokens=2, batch_size=1, temperature=1.0, random_state=5)
+    assert sampled == again
     assert greedy

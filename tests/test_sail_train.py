@@ -29,8 +29,8 @@ def _logits(model, tok, pair):
 def run(tmp_path_factory):
     model, tok = real_model()
     out = tmp_path_factory.mktemp("sail")
-    res = train_sail(model, tok, tiny_pairs(2), LAYERS, steps=2, lr=5e-3, batch_size=1, seed=3, out_dir=out,
-                     progress=False)
+    res = train_sail(model, tok, tiny_pairs(2), LAYERS, steps=2, lr=5e-3, batch_size=1, random_state=3,
+                     out_dir=out, progress=False)
     return model, tok, res, out
 
 
@@ -80,10 +80,10 @@ def test_resume_continues_to_the_same_weights(run, tmp_path):
     from safetensors.torch import load_file
 
     model, tok, _, out = run
-    first = train_sail(model, tok, tiny_pairs(2), LAYERS, steps=1, lr=5e-3, batch_size=1, seed=3,
+    first = train_sail(model, tok, tiny_pairs(2), LAYERS, steps=1, lr=5e-3, batch_size=1, random_state=3,
                        out_dir=tmp_path, progress=False, save_every=1)
     assert first.resumed_from == 0
-    second = train_sail(model, tok, tiny_pairs(2), LAYERS, steps=2, lr=5e-3, batch_size=1, seed=3,
+    second = train_sail(model, tok, tiny_pairs(2), LAYERS, steps=2, lr=5e-3, batch_size=1, random_state=3,
                         out_dir=tmp_path, progress=False)
     assert second.resumed_from == 1 and len(second.losses) == 2
     a = load_file(str(out / "adapter" / "adapter_model.safetensors"))

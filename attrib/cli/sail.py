@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
 
 
 def sail(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the adapter, checkpoints and pairs.jsonl.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the adapter and checkpoints; with "
+                                      "--suite, also the sampled pairs.jsonl.")],
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "smollm2-135m",
     layers: Annotated[str, typer.Option(help=(
         "'repair' (default): train a short LoRA on every layer with two thirds of the pairs and keep the 10 % of "
@@ -84,7 +85,7 @@ def sail(
             parse_layers(layers, num_layers(hf))
         if data is None:
             with err_console.status("sampling the model on the train templates and labelling with the checkers"):
-                data = suite_pairs(hf, tok, split="train", n_samples=0, max_new_tokens=24, seed=seed)
+                data = suite_pairs(hf, tok, split="train", n_samples=0, max_new_tokens=24, random_state=seed)
             write_pairs(out / "pairs.jsonl", data)
         train, held = split_pairs(data)
         log = err_console if as_json else console  # --json keeps stdout for the JSON alone
@@ -98,7 +99,7 @@ def sail(
             choice = resolve_layers(hf, tok, layers, pairs=train)
         log.print(f"[bold]layers[/] {choice.layers}  ({choice.source})")
         res = train_sail(hf, tok, train, choice.layers, steps=steps, lr=lr, beta=beta, alpha=alpha,
-                         batch_size=batch_size, grad_accum=grad_accum, r=rank, seed=seed, out_dir=out,
+                         batch_size=batch_size, grad_accum=grad_accum, r=rank, random_state=seed, out_dir=out,
                          resume=resume, focal_heads=choice.heads or None)
         summary = config_dict(res) | {"layer_source": choice.source}
         if as_json:

@@ -73,12 +73,12 @@ def generate(
     batch_size: int = 16,
     first_scores: list[Any] | None = None,
     temperature: float = 0.0,
-    seed: int = 0,
+    random_state: int = 0,
     stop_ids: Sequence[int] | None = None,
 ) -> list[list[int]]:
     """Continuations (token ids, cut at the first stop token) for tokenized prompts, batched with left padding.
 
-    Greedy when ``temperature`` is 0, else sampled (seeded by ``seed``). ``stop_ids`` defaults to the
+    Greedy when ``temperature`` is 0, else sampled (seeded by ``random_state``). ``stop_ids`` defaults to the
     tokenizer's EOS. With ``first_scores`` (a list), the log-softmax over the vocabulary at the first generated
     position of every prompt is appended to it (saves a second forward pass for first-token metrics).
     """
@@ -101,7 +101,7 @@ def generate(
     out: list[list[int]] = []
     with rng:
         if temperature > 0:
-            torch.manual_seed(seed)
+            torch.manual_seed(random_state)
         try:
             for i in range(0, len(prompts), batch_size):
                 chunk = [list(p) for p in prompts[i : i + batch_size]]

@@ -85,7 +85,7 @@ def suite_pairs(
     n_samples: int = 2,
     max_new_tokens: int = 40,
     max_pairs_per_probe: int = 2,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> list[Any]:
     """Preference pairs from the conflict suite: model answers (greedy + ``n_samples`` sampled) labelled by the
     checkers, topped up with templated responses. ``sample=False`` uses templated responses only (no generation)."""
@@ -93,9 +93,9 @@ def suite_pairs(
     from attrib.surgery.pairs import build_pairs, sample_responses
 
     probes = conflict_suite(families, split=split)
-    samples = sample_responses(model, tokenizer, probes, n=n_samples, max_new_tokens=max_new_tokens, seed=seed) \
-        if sample else {}
-    return build_pairs(probes, samples, max_pairs_per_probe=max_pairs_per_probe, seed=seed)
+    samples = sample_responses(model, tokenizer, probes, n=n_samples, max_new_tokens=max_new_tokens,
+                               random_state=random_state) if sample else {}
+    return build_pairs(probes, samples, max_pairs_per_probe=max_pairs_per_probe, random_state=random_state)
 
 
 def heldout_probes(families: Sequence[str] | None = None, conditions: Sequence[str] | None = None) -> list[Any]:

@@ -15,7 +15,7 @@ def generate(
     max_new_tokens: int = 40,
     batch_size: int = 16,
     temperature: float = 0.0,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> list[str]:
     """Responses to chat ``prompts`` (greedy when ``temperature`` is 0), decoded without special tokens."""
     check_generation(max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature)
@@ -24,8 +24,8 @@ def generate(
     from attrib.surgery.loss import render_prompt_ids
 
     rows = generate_ids(model, tokenizer, [render_prompt_ids(tokenizer, m) for m in prompts],
-                        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, seed=seed,
-                        stop_ids=stop_token_ids(tokenizer))
+                        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature,
+                        random_state=random_state, stop_ids=stop_token_ids(tokenizer))
     return [tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
 
 

@@ -219,7 +219,7 @@ def rank_layers_by_repair(
     steps: int = 16,
     lr: float = 1e-3,
     batch_size: int = 4,
-    seed: int = 0,
+    random_state: int = 0,
     max_response_tokens: int = 24,
     max_val_per_family: int = 8,
     progress: bool = False,
@@ -253,8 +253,8 @@ def rank_layers_by_repair(
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="attrib_repair_rank_") as tmp:
         res = train_sail(model, tokenizer, fit, list(range(n_layers)), uniform_weights(), steps=steps, lr=lr,
-                         alpha=0.0, batch_size=batch_size, seed=seed, out_dir=tmp, resume=False,
-                         max_response_tokens=max_response_tokens, progress=progress)
+                         alpha=0.0, batch_size=batch_size, random_state=random_state, out_dir=tmp,
+                         resume=False, max_response_tokens=max_response_tokens, progress=progress)
     t_train = time.perf_counter() - t0
     peft_model = res.model
     # every LoRA "B" matrix by layer (B = 0 switches a layer's update off exactly; A keeps its trained value)

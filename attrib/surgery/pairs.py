@@ -189,7 +189,7 @@ def sample_responses(
     n: int = 2,
     max_new_tokens: int = 40,
     temperature: float = 0.8,
-    seed: int = 0,
+    random_state: int = 0,
     batch_size: int = 16,
 ) -> dict[str, list[str]]:
     """``n`` sampled responses per probe id (plus the greedy one), batched with left padding."""
@@ -202,7 +202,7 @@ def sample_responses(
         out[p.id].append(g)
     for k in range(n):
         texts = generate(model, tokenizer, [p.messages() for p in probes], max_new_tokens=max_new_tokens,
-                         batch_size=batch_size, temperature=temperature, seed=seed + k)
+                         batch_size=batch_size, temperature=temperature, random_state=random_state + k)
         for p, t in zip(probes, texts, strict=True):
             out[p.id].append(t)
     return out
@@ -213,10 +213,10 @@ def build_pairs(
     samples: dict[str, list[str]] | None = None,
     *,
     max_pairs_per_probe: int = 2,
-    seed: int = 0,
+    random_state: int = 0,
 ) -> list[PreferencePair]:
     """Pairs for every probe (``samples``: probe id -> sampled responses, e.g. from :func:`sample_responses`)."""
-    rng = random.Random(seed)
+    rng = random.Random(random_state)
     out: list[PreferencePair] = []
     for p in probes:
         out.extend(pairs_for_probe(p, (samples or {}).get(p.id, ()), max_pairs=max_pairs_per_probe, rng=rng))

@@ -2,8 +2,9 @@
 
 The loop is hand-written (not TRL's DPOTrainer) because SAIL needs per-token weights and per-token reference log-probs
 that TRL does not expose; it is short: reference pass once (cached on disk), then AdamW over the LoRA parameters with
-gradient accumulation, gradient clipping, a deterministic data order derived from ``seed`` (so a resumed run sees the
-same batches as an uninterrupted one), and a checkpoint (peft adapter + optimizer state) every ``save_every`` steps.
+gradient accumulation, gradient clipping, a deterministic data order derived from ``random_state`` (so a resumed
+run sees the same batches as an uninterrupted one), and a checkpoint (peft adapter + optimizer state) every
+``save_every`` steps.
 """
 
 from __future__ import annotations
@@ -162,8 +163,8 @@ def reference_pass(
 # Training
 
 
-def _batch_indices(k: int, batch_size: int, n: int, seed: int) -> list[int]:
-    """Micro-batch ``k`` of a deterministic stream of epoch permutations (seed + epoch)."""
+def _batch_indices(k: int, batch_size: int, n: int, random_state: int) -> list[int]:
+    """Micro-batch ``k`` of a deterministic stream of epoch permutations (``random_state`` and the epoch)."""
     import numpy as np
 
     out = []
@@ -171,7 +172,7 @@ def _batch_indices(k: int, batch_size: int, n: int, seed: int) -> list[int]:
     for pos in range(k * batch_size, (k + 1) * batch_size):
         epoch = pos // n
         if epoch not in perms:
-            perms[epoch] = np.random.default_rng(seed * 100_003 + epoch).permutation(n)
+            perms[epoch] = np.random.default_rng(random_state * 100_003 + epoch).permutation(n)
         out.append(int(perms[epoch][pos % n]))
     return out
 
@@ -203,7 +204,7 @@ def train_sail(
     alpha: float = 0.5,
     grad_accum: int = 1,
     batch_size: int = 2,
-    seed: int = 0,
+    random_state: int = 0,
     out_dir: str | Path,
     resume: bool = True,
     r: int = 8,
@@ -256,9 +257,11 @@ def train_sail(
     pad = pad_id(tokenizer)
     start_layer = min(layers) if prefix_cache and decoder_of(model) is not None else 0
 
+    # the key stays "seed": it is hashed into the checkpoint's run key and written to the saved config,
+    # so renaming it would stop older checkpoints from resuming
     config = {
         "layers": layers, "steps": steps, "lr": lr, "beta": beta, "alpha": alpha, "grad_accum": grad_accum,
-        "batch_size": batch_size, "seed": seed, "r": r, "lora_alpha": lora_alpha, "dropout": dropout,
+        "batch_size": batch_size, "seed": random_state, "r": r, "lora_alpha": lora_alpha, "dropout": dropout,
         "max_response_tokens": max_response_tokens, "max_grad_norm": max_grad_norm,
         "weights": getattr(token_weight_fn, "__name__", "custom"),
         "base_model": str(getattr(model.config, "attrib_source", "") or getattr(model.config, "_name_or_path", "")),
@@ -283,7 +286,7 @@ def train_sail(
     ref_seconds = time.perf_counter() - t0
 
     # 2. LoRA on exactly the focal layers
-    torch.manual_seed(seed)
+    torch.manual_seed(random_state)
     base = copy.deepcopy(model) if copy_model else model
     with quiet_peft_wrap():
         peft_model = get_peft_model(base, focal_lora_config(base, layers, r=r, alpha=lora_alpha, dropout=dropout))
@@ -317,7 +320,7 @@ def train_sail(
         opt.zero_grad(set_to_none=True)
         step_loss = step_acc = 0.0
         for micro in range(grad_accum):
-            idx = _batch_indices(step * grad_accum + micro, batch_size, len(rows), seed)
+            idx = _batch_indices(step * grad_accum + micro, batch_size, len(rows), random_state)
             sides = [rows[i]["chosen"] for i in idx] + [rows[i]["rejected"] for i in idx]
             batch = collate(sides, pad, extra=("ref_logps", "weights"))
             if start_layer > 0:

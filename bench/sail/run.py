@@ -332,7 +332,8 @@ def main() -> None:
                     continue
                 t = time.perf_counter()
                 res = train_sail(model, tok, subset, layers, steps=args.steps, lr=args.lr, beta=args.beta, alpha=alpha,
-                                 batch_size=args.batch_size, seed=seed, out_dir=Path(tmp) / f"{cond}-{seed}",
+                                 batch_size=args.batch_size, random_state=seed,
+                                 out_dir=Path(tmp) / f"{cond}-{seed}",
                                  resume=False, focal_heads=hds, max_response_tokens=args.max_response_tokens,
                                  reference_cache=ref_cache, progress=False)
                 wall = time.perf_counter() - t

@@ -81,9 +81,9 @@ def main() -> None:
             for steps in step_list:
                 t = time.perf_counter()
                 res = train_sail(model, tok, subset, focal, steps=steps, lr=lr, beta=args.beta, alpha=args.alpha,
-                                 batch_size=args.batch_size, seed=0, out_dir=out_dir, resume=True, focal_heads=heads,
-                                 max_response_tokens=args.max_response_tokens, reference_cache=Path(tmp) / "ref",
-                                 progress=False)
+                                 batch_size=args.batch_size, random_state=0, out_dir=out_dir, resume=True,
+                                 focal_heads=heads, max_response_tokens=args.max_response_tokens,
+                                 reference_cache=Path(tmp) / "ref", progress=False)
                 row = {"lr": lr, "steps": steps, "train_seconds": time.perf_counter() - t,
                        "resumed_from": res.resumed_from, **score(res.model)}
                 row["perplexity_change_pct"] = 100 * (row["perplexity"] / base["perplexity"] - 1)
