@@ -181,3 +181,21 @@ def test_one_prompt_holdout_error_spells_no_cli_flag():
     with pytest.raises(InputError, match="share one prompt") as err:
         holdout_split(_pairs()[:1])
     assert "--" not in str(err.value) and "12-15" in str(err.value)
+
+
+
+def test_resolve_layers_passes_random_state_to_the_repair_ranking(monkeypatch):
+    """`attrib sail --layers repair --seed 3` ranked layers with seed 0: resolve_layers took no random_state. (The
+    ranking itself is a minute of LoRA on CPU, tested above; here a stand-in records what it is handed.)"""
+    import attrib.surgery.layers as layers_mod
+    from attrib.surgery.api import LayerChoice, resolve_layers
+
+    got = {}
+
+    def ranking(model, tok, pairs, val_pairs=None, **kw):
+        got.update(kw)
+        return LayerChoice([1], [], "stand-in", {})
+
+    monkeypatch.setattr(layers_mod, "rank_layers_by_repair", ranking)
+    assert resolve_layers(None, None, "repair", pairs=["a pair"], random_state=3).layers == [1]
+    assert got["random_state"] == 3

@@ -96,7 +96,7 @@ def sail(
                   + (f"; {len(held)} held-out pairs (\"split\": \"heldout\") kept for evaluation, not trained on"
                      if held else ""))
         with log.status(f"choosing layers ({layers})"):
-            choice = resolve_layers(hf, tok, layers, pairs=train)
+            choice = resolve_layers(hf, tok, layers, pairs=train, random_state=seed)
         log.print(f"[bold]layers[/] {choice.layers}  ({choice.source})")
         res = train_sail(hf, tok, train, choice.layers, steps=steps, lr=lr, beta=beta, alpha=alpha,
                          batch_size=batch_size, grad_accum=grad_accum, r=rank, random_state=seed, out_dir=out,

@@ -40,12 +40,13 @@ def resolve_layers(
     val_pairs: Sequence[Any] | None = None,
     top_k: float = 0.05,
     fraction: float = 0.1,
+    random_state: int = 0,
 ) -> LayerChoice:
     """``"auto"``: the top ``fraction`` of layers by gradient attribution on the training ``pairs`` (required);
     ``"heads"``: :func:`attrib.heads.localize` on the probe suite's train templates (focus families, no patching
     check, which ``attrib heads`` reports); ``"repair"``: the top ``fraction`` by their share of a short all-layer
     repair on ``val_pairs`` (default: a third of ``pairs`` held back by prompt); ``"12-15"``/``"3,7"``/a list are
-    taken as given (range-checked)."""
+    taken as given (range-checked). ``random_state`` seeds the short repair's batches."""
     if not isinstance(spec, str):
         return LayerChoice(validate_layers(model, spec))
     name = spec.strip().lower()
@@ -64,7 +65,7 @@ def resolve_layers(
         from attrib.surgery.layers import rank_layers_by_repair
 
         assert pairs  # checked above
-        return rank_layers_by_repair(model, tokenizer, pairs, val_pairs, fraction=fraction)
+        return rank_layers_by_repair(model, tokenizer, pairs, val_pairs, fraction=fraction, random_state=random_state)
     if name != "heads":
         return LayerChoice(parse_layers(spec, num_layers(model)))
     from attrib.heads.localization import localize

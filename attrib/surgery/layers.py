@@ -302,6 +302,6 @@ def rank_layers_by_repair(
                 f"{steps}-step DPO LoRA's preference margin on {len(held)} held-back pairs",
         "scores": scores, "g_start": g_start, "g_end": g_end, "margin_base": m0, "margin_repaired": m1,
         "completeness": {"sum_of_scores": sum(scores), "margin_change": m1 - m0},
-        "n_fit_pairs": len(fit), "n_held_pairs": len(held), "steps": steps, "lr": lr,
+        "n_fit_pairs": len(fit), "n_held_pairs": len(held), "steps": steps, "lr": lr, "random_state": random_state,
         "train_seconds": t_train, "seconds": time.perf_counter() - t0,
     })
