@@ -45,11 +45,19 @@ def test_evaluate_labelled_rows_and_out_of_sample_shipped_row(tmp_path):
 def test_pooled_refit_never_trains_on_the_scored_logs():
     traces = list(load_subset("hand")[:12])
     r = evaluate_labelled(traces, k=4)
-    assert any("12 Who&When logs are among these traces" in n for n in r["notes"])
+    # the 12 logs themselves and 8 Algorithm-Generated runs of the same GAIA questions
+    assert any(n.startswith("20 Who&When logs are these traces or other runs of their tasks") for n in r["notes"])
     edited = [msgspec.structs.replace(t, steps=tuple(msgspec.structs.replace(st, content=st.content + " (edited)")
                                                      for st in t.steps)) for t in traces[:3]]
     r = evaluate_labelled(edited, k=5, pool_who_and_when=False)
-    # edited, they are no longer the runs the shipped ranker was fitted on, but still runs of its tasks
+    # edited, they are no longer the runs the shipped ranker was fitted on, but still runs of its tasks: the pooled
+    # refit leaves every Who&When run of those tasks out too
+    from attrib.evaluate.labelled import pool_extra, who_and_when_traces
+    from attrib.trace import task_key
+
+    extra = pool_extra(edited)
+    assert len(extra) <= len(who_and_when_traces()) - 3
+    assert not {task_key(t) for t in extra} & {task_key(t) for t in edited}
     assert r["rows"][3]["protocol"] == "as shipped, IN SAMPLE for 3"
     assert not any("are runs this ranker was fitted on" in n for n in r["notes"])
     assert any(n.startswith("3 of these traces are other runs of tasks") for n in r["notes"])

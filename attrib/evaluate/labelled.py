@@ -37,7 +37,7 @@ from attrib.evaluate.metrics import Verdict
 from attrib.methods.learned import default_model, ranker_training, setting_of
 from attrib.methods.ranker import DEFAULT_STEP_HEAD, INNER_FOLDS
 from attrib.readers import validate
-from attrib.trace import Trace, fingerprint, group_reruns, question_id
+from attrib.trace import Trace, fingerprint, group_reruns, question_id, task_key
 
 #: Baselines that make sense for any system (the WebSurfer ones are Magentic-One specific).
 GENERIC_BASELINES = ("random", "always-step-1", "most-active-agent")
@@ -64,9 +64,11 @@ def read_labelled(paths: Sequence[str], format: str | None = None) -> tuple[list
 
 def pool_extra(traces: Sequence[Trace]) -> list[Trace]:
     """The Who&When logs to pool with ``traces`` for a refit: all of them but those among ``traces`` (by
-    :func:`fingerprint`), so no log is trained on twice or scored by a model fitted on it."""
-    mine = {fingerprint(t) for t in traces}
-    return [t for t in who_and_when_traces() if fingerprint(t) not in mine]
+    :func:`fingerprint`) and runs of their tasks (by :func:`task_key`), so no log is trained on twice and no run is
+    scored by a model fitted on a run of its own task (the folds hold out whole tasks)."""
+    runs = {fingerprint(t) for t in traces}
+    tasks = {task_key(t) for t in traces} - {None}
+    return [t for t in who_and_when_traces() if fingerprint(t) not in runs and task_key(t) not in tasks]
 
 
 def who_and_when_traces() -> list[Trace]:
@@ -179,8 +181,8 @@ def evaluate_labelled(
         n_ww = len(who_and_when_traces()) if pool_who_and_when else 0
         extra = pool_extra(labelled) if n_ww else []
         if len(extra) < n_ww:
-            notes.append(f"{n_ww - len(extra)} Who&When logs are among these traces: left out of the pooled "
-                         "training so they are never scored by a model fitted on them")
+            notes.append(f"{n_ww - len(extra)} Who&When logs are these traces or other runs of their tasks: left out of "
+                         "the pooled training, so no trace is scored by a model fitted on it or on its task")
         if extra:
             say("refit on these traces + Who&When")
             add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, fitter, k, seed, extra))
