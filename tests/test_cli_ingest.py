@@ -328,3 +328,28 @@ def test_traces_show_reads_a_file_as_the_format_given(bundled: Path, tmp_path: P
     assert r.exit_code == 0 and json.loads(r.output)["source_format"] == "chat"
     r = runner.invoke(app, ["traces", "show", str(chat), "--format", "otlp"])
     assert r.exit_code == 3 and "--format: 'otlp' does not fit this file" in r.output
+
+
+def test_ctrl_c_counts_only_the_files_stored(tmp_path, monkeypatch):
+    """After Ctrl-C, ingest said "N file(s) done and stored whole" counting files that had failed and stored
+    nothing. (Ctrl-C is raised by a stand-in for the third file's read.)"""
+    import shutil
+
+    import attrib.store.api as api
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "a_bad.json").write_text("{not json")
+    shutil.copy(Path(__file__).resolve().parents[1] / "traces" / "demo_whowhen.json", runs / "b_good.json")
+    (runs / "c_next.json").write_text("{}")
+    real = api.ingest_file
+
+    def ingest_file(store, path, *a, **k):
+        if path.name == "c_next.json":
+            raise KeyboardInterrupt
+        return real(store, path, *a, **k)
+
+    monkeypatch.setattr(api, "ingest_file", ingest_file)
+    r = runner.invoke(app, ["ingest", str(runs), "--store", str(tmp_path / "s.duckdb")])
+    assert r.exit_code == 130, r.output
+    assert "1 file(s) stored whole" in " ".join(r.output.split())

@@ -351,3 +351,18 @@ def test_fit_artifact_keeps_re_runs_of_a_task_in_one_inner_fold_group(monkeypatc
     monkeypatch.setattr(LearnedRanker, "fit", recording_fit)
     fit_artifact(read_paths([OWN / "runs"]), "test")
     assert seen == [10, 10]  # 30 runs of 10 tasks, both settings
+
+
+def test_notes_print_a_ranker_path_with_brackets_as_written(tmp_path):
+    """The notes under `eval traces` were printed as rich markup: a ranker file named r[v2].json lost "[v2]"."""
+    from attrib.methods.learned import fit_artifact
+    from attrib.readers import read_paths
+
+    art = fit_artifact(read_paths([OWN / "runs" / "chat"]), "test")
+    del art["tasks"]  # written by an older attrib fit: the note names the file
+    model = tmp_path / "r[v2].json"
+    model.write_bytes(orjson.dumps(art))
+    r = runner.invoke(app, ["eval", "traces", str(OWN / "runs" / "otlp"), "--model", str(model), "--no-pool"],
+                      env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    assert f"{model} lists the runs it was fitted on but not their tasks" in r.output

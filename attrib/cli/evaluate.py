@@ -221,7 +221,7 @@ def register(app: typer.Typer) -> None:
         print_wide(t)
         for note in result["notes"] + ([f"{result['n_unlabelled']} unlabelled traces were skipped"]
                                        if result["n_unlabelled"] else []):
-            console.print(f"[yellow]note:[/] {note}")
+            console.print(f"[yellow]note:[/] {escape(note)}")  # a note may name a ranker file's path
         console.print(f"wall time {result['wall_s']:.1f} s")
 
     @app.command("fit")

@@ -60,13 +60,13 @@ def register(app: typer.Typer) -> None:
                     raise InputError(model_config, e.field, e.message) from None
                 except (TypeError, ValueError) as e:
                     raise InputError(model_config, None, f"not a model config ({e})") from None
-        done: list[str] = []
+        stored: list[str] = []  # files stored whole before a Ctrl-C (a failed file stored nothing)
         try:
             with handle_errors():  # the store itself: a folder, a file of another kind, locked by another process
                 report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg,
-                                max_bytes=max_bytes, on_file=lambda f: done.append(f.path))
+                                max_bytes=max_bytes, on_file=lambda f: f.ok and stored.append(f.path))
         except KeyboardInterrupt:  # Ctrl-C: each file is one transaction, so say what is kept
-            err_console.print(f"[bold red]interrupted:[/] {len(done)} file(s) done and stored whole; the file being "
+            err_console.print(f"[bold red]interrupted:[/] {len(stored)} file(s) stored whole; the file being "
                               "read then is stored whole or not at all. Rerun the same command to finish (stored "
                               "files count as unchanged)", highlight=False, soft_wrap=True)
             raise typer.Exit(130) from None
