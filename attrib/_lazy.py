@@ -2,14 +2,14 @@
 so ``import attrib`` (and the CLI's start-up) never pays for torch, transformers or dask."""
 
 from __future__ import annotations
-import __future__
 
 import importlib
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-_FEATURE = type(__future__.annotations)  # a `from __future__ import ...` flag in a module's namespace
+#: The package's own plumbing in its namespace: this helper and the ``from __future__ import annotations`` flag.
+_PLUMBING = frozenset({"lazy_exports", "annotations"})
 
 
 def lazy_exports(
@@ -29,8 +29,6 @@ def lazy_exports(
 
     def __dir__() -> list[str]:
         """The package's names, the lazy ones included before first use."""
-        own = {k for k, v in vars(sys.modules[package]).items()
-               if not isinstance(v, _FEATURE) and v is not lazy_exports}
-        return sorted(own | set(names))
+        return sorted((set(vars(sys.modules[package])) - _PLUMBING) | set(names))
 
     return __getattr__, sorted(names), __dir__

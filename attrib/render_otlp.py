@@ -36,7 +36,6 @@ from typing import Any
 
 import msgspec
 
-from attrib.errors import whole_number
 from attrib.trace import Attribution, Trace
 
 
@@ -110,7 +109,6 @@ def attribution_otlp(attr: Attribution, trace: Trace | None = None, top_k: int =
 
 def _attribution_span(attr: Attribution, trace: Trace | None, top_k: int, now_ns: int | None,
                       exported: bool = False) -> dict[str, Any]:
-    top_k = whole_number("top_k", top_k)  # -1 would export every candidate but the last
     trace_id = _trace_id(attr.trace_id, trace)
     span_id = _hex_id(f"attrib:{attr.trace_id}:{attr.method}", 8)
     end = now_ns if now_ns is not None else time.time_ns()

@@ -149,7 +149,7 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
         belongs comes back as the structs and tuples the methods expect."""
         found, typed = self._checked(check_types)
         if found is not None:
-            from attrib.errors import InputError  # the one attrib import of this module, deferred
+            from attrib.errors import InputError  # deferred: trace.py loads nothing of attrib
 
             raise InputError(path, found[0], f"trace {self.id}: {found[1]}")
         return typed
@@ -214,8 +214,11 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
     elapsed_s: float | None = None
 
     def top_steps(self, k: int = 5) -> tuple[StepBlame, ...]:
-        """The ``k`` most blamed steps, highest score first (ties: the earlier step)."""
-        return tuple(sorted(self.steps, key=lambda s: (-s.score, s.step))[:k])
+        """The ``k`` most blamed steps, highest score first (ties: the earlier step); ``k`` a whole number >= 1, else
+        a ``UsageError`` naming ``top_k`` (-1 used to give every step but the last)."""
+        from attrib.errors import whole_number
+
+        return tuple(sorted(self.steps, key=lambda s: (-s.score, s.step))[:whole_number("top_k", k)])
 
     def to_json(self) -> bytes:
         """The verdict as JSON bytes (what ``attrib analyze --json`` prints and the store keeps)."""
@@ -231,8 +234,8 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
         return msgspec.json.decode(data, type=Attribution)
 
     def __rich__(self) -> Any:
-        """``rich.print(verdict)`` (or a verdict at the end of a notebook cell, with rich's IPython extension)
-        shows the report, not the struct's fields."""
+        """``rich.print(verdict)`` (and a verdict at the IPython prompt, with rich's extension) shows the report, not
+        the struct's fields; Jupyter shows :meth:`_repr_markdown_`."""
         return self.to_rich()
 
     def _repr_markdown_(self) -> str:
@@ -313,7 +316,7 @@ def group_reruns(traces: list[Trace]) -> tuple[list[Trace], int, int]:
     for t, task in zip(traces, tasks, strict=True):
         qid, moved = question_id(t), False
         if task and not t.metadata.get("question_id") and (task in key or unnamed[task] >= 2):
-            qid = key.setdefault(task, "task-" + hashlib.sha1(task.encode()).hexdigest()[:12])
+            qid = key.setdefault(task, "task-" + str(task_key(t))[:12])
             n_task, moved = n_task + 1, True
         fp = fingerprint(t)
         if fp in first and first[fp] != qid:

@@ -224,4 +224,6 @@ def test_a_bad_top_k_is_refused_by_name_not_sliced():
             a.to_otlp(TRACE, top_k=bad)  # type: ignore[arg-type]
         with pytest.raises(UsageError, match="top_k"):
             a.to_otlp(TRACE, top_k=bad, with_steps=True)  # type: ignore[arg-type]
+        with pytest.raises(UsageError, match="top_k"):  # the public method the renderers use
+            a.top_steps(bad)  # type: ignore[arg-type]
     assert "| 1 | Researcher |" in attribution_markdown(a, TRACE, top_k=1)

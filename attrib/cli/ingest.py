@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         try:
             with handle_errors():  # the store itself: a folder, a file of another kind, locked by another process
                 report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg,
-                                max_bytes=max_bytes, on_file=lambda f: f.ok and stored.append(f.path))
+                                max_bytes=max_bytes, on_file=lambda f: stored.extend([f.path] if f.ok else []))
         except KeyboardInterrupt:  # Ctrl-C: each file is one transaction, so say what is kept
             err_console.print(f"[bold red]interrupted:[/] {len(stored)} file(s) stored whole; the file being "
                               "read then is stored whole or not at all. Rerun the same command to finish (stored "

@@ -162,8 +162,9 @@ def evaluate_labelled(
     verdicts = [ranker_verdict(t, default_model(setting_of(t), model_path)) for t in labelled]
     add(row, protocol, verdicts)
     if 0 < n_in < len(labelled):  # the same ranker on the runs it was not fitted on: an out-of-sample figure
-        add(f"{row}, unseen runs", f"{base}, the {len(labelled) - n_in} runs of tasks it was not "
-            "fitted on", [v for v, s in zip(verdicts, trained_on, strict=True) if not s])
+        unseen = "runs of tasks it was not fitted on" if training and training.tasks is not None else \
+            "runs it was not fitted on"
+        add(f"{row}, unseen runs", f"{base}, the {len(labelled) - n_in} {unseen}", [v for v, s in zip(verdicts, trained_on, strict=True) if not s])
     n_train = len(labelled) * (k - 1) // k
     n_groups = len({question_id(t) for t in labelled})
     if n_train < MIN_TRAIN:

@@ -81,13 +81,14 @@ AGENT_MEANING: dict[str, str] = _agent_meanings()
 def agent_matrix(trace: Trace, step_probs: np.ndarray, X: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Agents of ``trace`` (in order of appearance) and their feature rows for the agent head."""
     agents = list(dict.fromkeys(s.agent for s in trace.steps))
-    agg = [INDEX[f] for f in _AGG]
+    agg = np.array([INDEX[f] for f in _AGG])
     n = len(trace.steps)
     top = trace.steps[int(np.argmax(step_probs))].agent
     A = np.zeros((len(agents), len(AGENT_FEATURES)))
     for k, a in enumerate(agents):
         idx = np.array([i for i, s in enumerate(trace.steps) if s.agent == a])
         p = step_probs[idx]
+        sub = X[np.ix_(idx, agg)]  # the agent's steps x the features averaged and maxed below
         row = [
             math.log(p.sum() + 1e-6),
             p.max(),
@@ -107,8 +108,8 @@ def agent_matrix(trace: Trace, step_probs: np.ndarray, X: np.ndarray) -> tuple[l
             X[idx, INDEX["is_instruction"]].mean(),
             X[idx, INDEX["novel_numbers_log"]].mean(),
             *(t in a.lower() for t in _AGENT_TOKENS),
-            *X[np.ix_(idx, np.asarray(agg))].mean(axis=0),
-            *X[np.ix_(idx, np.asarray(agg))].max(axis=0),
+            *sub.mean(axis=0),
+            *sub.max(axis=0),
         ]
         A[k] = row
     return agents, A

@@ -67,7 +67,8 @@ def check_options(method: str, options: Mapping[str, Any]) -> None:
 
 
 def check_trace(trace: Any) -> Trace:
-    """``trace`` if it is a sound :class:`Trace` (see :meth:`Trace.problem`), else one clear error."""
+    """The trace, typed (:meth:`Trace.check`'s copy), if it is a sound :class:`Trace` (see :meth:`Trace.problem`),
+    else one clear error."""
     if not isinstance(trace, Trace):
         hint = " (read a file with attrib.load_trace(path) first)" if isinstance(trace, str | bytes) or hasattr(
             trace, "__fspath__") else ""

@@ -203,10 +203,8 @@ def ranker_source(model_path: str | os.PathLike[str] | None = None) -> str:
     path = _ranker_path(model_path)
     if path is None:
         return SHIPPED
-    try:
-        return _source(path, _ranker_file(path, _stamp(path)))
-    except AttribError:  # missing, unreadable or no ranker file (attribute refuses it): named by its path alone
-        return str(Path(path).resolve())
+    file = ranker_training(path)  # None: missing, unreadable or no ranker file (attribute refuses it)
+    return _source(path, file) if file is not None else str(Path(path).resolve())
 
 
 def _source(path: str | None, file: _RankerFile) -> str:
