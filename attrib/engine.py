@@ -192,7 +192,7 @@ class _Writer:
     """Writes each partition's outcomes to the store as it completes (the driver is the only writer)."""
 
     def __init__(self, store: Any, report: BatchReport, progress: Callable[[int], None],
-                 interrupted: Callable[[], bool] = lambda: False) -> None:
+                 interrupted: Callable[[], bool]) -> None:
         self.store, self.report, self.progress = store, report, progress
         self.interrupted = interrupted
 

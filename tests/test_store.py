@@ -397,3 +397,17 @@ def test_a_ctrl_c_duckdb_caught_in_a_transaction_is_the_users_keyboard_interrupt
         raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
     assert tmp_store.snapshot() == before
     assert is_interrupt(RuntimeError("Query interrupted")) and not is_interrupt(RuntimeError("other"))
+
+
+def test_a_raised_memory_cap_is_put_back_after_an_aborted_outer_transaction(tmp_path: Path) -> None:
+    """`analyze --save` writes inside an outer transaction. A write that failed while the cap was raised aborted it,
+    and putting the cap back then failed too: DuckDB's TransactionException hid the real error and the cap stayed
+    raised. The cap is put back once the outermost transaction has ended now."""
+    import duckdb
+
+    with open_store(tmp_path / "s.duckdb", memory_limit="16MB") as st:
+        cap = st.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        # a write that needs a raised cap fails inside the outer transaction: its own error comes out
+        with pytest.raises(duckdb.CatalogException), st.transaction(), st._room_for(2**30, 2**20):
+            st.con.execute("SELECT * FROM no_such_table")
+        assert st.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == cap

@@ -51,10 +51,10 @@ def _scalar(con: Any, query: str, params: Any = None) -> Any:
     return row[0] if row is not None else None
 
 
-def _set_memory_limit(con: Any, value: str | None, name: str) -> str:
+def _set_memory_limit(con: Any, value: str | None, name: str) -> tuple[str, float | None]:
     """Set ``value`` (else ``$ATTRIB_STORE_MEMORY``, else the default) as ``con``'s memory limit, refusing what
     DuckDB cannot parse and anything under 16MB; DuckDB itself parses it, so the check and the setting agree.
-    ``name`` is what an error calls the setting."""
+    ``name`` is what an error calls the setting. Returns the setting as given and in bytes (None if unknown)."""
     import duckdb
 
     if value is not None and not isinstance(value, str):
@@ -69,7 +69,7 @@ def _set_memory_limit(con: Any, value: str | None, name: str) -> str:
     n = _bytes(shown)
     if n is not None and n < MIN_MEMORY_BYTES * 0.99:  # DuckDB prints 16MB back as "15.2 MiB"
         raise InputError(None, name, f"{v} is too small for DuckDB; give at least 16MB")
-    return v
+    return v, n
 
 
 _UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
@@ -175,12 +175,13 @@ class Store:
         except duckdb.Error as e:
             raise InputError(self.path, None, f"not a DuckDB store ({str(e).splitlines()[0]})") from None
         self._depth = 0
+        self._cap_raised = False  # the memory cap is above the configured one until _restore_cap
         try:
             # no progress bar on stdout from long inserts; a bounded page cache keeps memory flat over many files
             self.con.execute("SET enable_progress_bar = false")
             #: the cap as given (DuckDB prints it back rounded), to put back after a write that needed more
-            self.memory_limit = _set_memory_limit(self.con, memory_limit,
-                                                  "memory_limit" if memory_limit else "ATTRIB_STORE_MEMORY")
+            self.memory_limit, self._cap_bytes = _set_memory_limit(
+                self.con, memory_limit, "memory_limit" if memory_limit else "ATTRIB_STORE_MEMORY")
             self._check_schema(read_only)
             if not read_only:
                 migrate(self.con)
@@ -262,6 +263,7 @@ class Store:
                 raise
         finally:
             self._depth = 0
+            self._restore_cap()  # a cap raised inside: an aborted transaction refuses the SET until it ends
 
     # ------------------------------------------------------------------ traces
     def upsert_trace(self, trace: Trace, source_path: str | None = None) -> bool:
@@ -308,20 +310,16 @@ class Store:
         one :class:`InputError` naming the setting to raise, not DuckDB's "could not allocate block"."""
         import duckdb
 
-        cap = _bytes(str(_scalar(self.con, "SELECT current_setting('memory_limit')")))
-        before = self.memory_limit
-        raised = cap is not None and cap < need
-        if raised:
-            self.con.execute(f"SET memory_limit = '{need // 2**20 + 1}MiB'")
+        if self._cap_bytes is not None and self._cap_bytes < need:
+            self._set_cap(need)
         try:
             yield
         except duckdb.OutOfMemoryException as e:
             raise InputError(None, "ATTRIB_STORE_MEMORY", f"a trace of {largest / 2**20:.0f} MiB of JSON does not fit "
-                             f"the store's memory cap ({before}); raise it, e.g. ATTRIB_STORE_MEMORY=4GB, or split "
-                             f"the run ({str(e).splitlines()[0]})") from None
+                             f"the store's memory cap ({self.memory_limit}); raise it, e.g. ATTRIB_STORE_MEMORY=4GB, "
+                             f"or split the run ({str(e).splitlines()[0]})") from None
         finally:
-            if raised:
-                self.con.execute("SET memory_limit = '{}'".format(before.replace("'", "''")))
+            self._restore_cap()
 
     def _roomy(self, read: Callable[[], T]) -> T:
         """``read()`` (a query that writes nothing), rerun with DuckDB's memory cap raised by what DuckDB says it
@@ -330,7 +328,7 @@ class Store:
         naming the setting, not DuckDB's advice to ``SET memory_limit``."""
         import duckdb
 
-        raised = False
+        cap = self._cap_bytes
         try:
             for attempt in range(OOM_RETRIES + 1):
                 try:
@@ -338,17 +336,27 @@ class Store:
                 except duckdb.OutOfMemoryException as e:
                     m = _ALLOC.search(str(e))
                     size = _bytes(m.group(1)) if m else None
-                    cap = _bytes(str(_scalar(self.con, "SELECT current_setting('memory_limit')")))
                     if size is None or cap is None or attempt == OOM_RETRIES:
                         raise InputError(None, "ATTRIB_STORE_MEMORY", f"the store's memory cap ({self.memory_limit}) "
                                          "is too small for its largest trace; raise it, e.g. ATTRIB_STORE_MEMORY=4GB "
                                          f"({str(e).splitlines()[0]})") from None
-                    self.con.execute(f"SET memory_limit = '{int(cap + ROW_MEMORY_FACTOR * size) // 2**20 + 1}MiB'")
-                    raised = True
+                    cap += ROW_MEMORY_FACTOR * size
+                    self._set_cap(cap)
             raise AssertionError("unreachable")
         finally:
-            if raised:
-                self.con.execute("SET memory_limit = '{}'".format(self.memory_limit.replace("'", "''")))
+            self._restore_cap()
+
+    def _set_cap(self, n_bytes: float) -> None:
+        """Raise DuckDB's memory cap to ``n_bytes`` for one huge write or read (:meth:`_restore_cap` puts it back)."""
+        self.con.execute(f"SET memory_limit = '{int(n_bytes) // 2**20 + 1}MiB'")
+        self._cap_raised = True
+
+    def _restore_cap(self) -> None:
+        """Put the configured memory cap back after :meth:`_set_cap`; inside a transaction, once it has ended (an
+        aborted one refuses every statement, and the SET would hide the error that aborted it)."""
+        if self._cap_raised and not self._depth:
+            self.con.execute("SET memory_limit = '{}'".format(self.memory_limit.replace("'", "''")))
+            self._cap_raised = False
 
     def _delete(self, trace_id: str, keep_results: bool) -> None:
         tables = ["steps", "labels", "activations", "traces"]
