@@ -233,3 +233,29 @@ def test_bad_alpha_fails_before_the_reference_pass(tmp_path):
     with pytest.raises(InputError, match=r"^alpha: must lie in \[0, 1\]"):
         train_sail(model, tok, tiny_pairs(1), LAYERS, steps=1, alpha=2.0, out_dir=tmp_path, progress=False)
     assert not (tmp_path / "reference.pt").exists()
+
+
+def test_weights_out_of_range_from_a_token_weight_fn_fail_in_the_reference_pass(tmp_path):
+    """The loss checked the weights on every micro-step (a device sync each), and a token_weight_fn giving raw
+    scores failed only at the first training step; they are checked once, as the reference pass makes them."""
+    import torch
+
+    model, tok = real_model()
+
+    def raw_scores(batch, spans, attentions):
+        return torch.full(batch["response_mask"].shape, 2.0)
+
+    with pytest.raises(InputError, match=r"^token_weight_fn: must lie in \[0, 1\] on response tokens, found 2"):
+        train_sail(model, tok, tiny_pairs(1), LAYERS, steps=1, token_weight_fn=raw_scores, out_dir=tmp_path,
+                   progress=False)
+
+
+def test_attention_weights_refuses_a_fractional_head():
+    """attention_weights turned each head into ints before the weights' own check saw it: (2.7, 1) became (2, 1)."""
+    import torch
+
+    from attrib.surgery.train import attention_weights
+
+    fn = attention_weights([(2.7, 1)])
+    with pytest.raises(InputError, match=r"^heads\[0\]: .*whole numbers, got \(2.7, 1\)"):
+        fn({"response_mask": torch.ones(1, 4)}, [(0, 2)], [torch.rand(1, 9, 4, 4)] * 3)

@@ -66,7 +66,7 @@ def check_loss_params(beta: object, alpha: object) -> None:
         raise LossInputError(None, "alpha", f"must lie in [0, 1] (0 is plain DPO), got {alpha!r}")
 
 
-def _check_weights(name: str, weights: torch.Tensor, mask: torch.Tensor) -> None:
+def check_weights(name: str, weights: torch.Tensor, mask: torch.Tensor) -> None:
     """Weights on response tokens must lie in [0, 1]: with α·w > 1 the rejected side's factor β(1 − α·w) turns
     negative and the loss then *rewards* the rejected answer, silently (raw attention counts or unnormalized
     scores would do that)."""
@@ -111,25 +111,28 @@ def sail_loss(
     beta: float = 0.1,
     alpha: float = 0.5,
     reduction: str = "mean",
+    check: bool = True,
 ) -> torch.Tensor:
     """Token-weighted DPO loss of SAIL.
 
     All tensors are ``[B, T]`` per-token values aligned on response tokens (``*_mask`` is 1 on response tokens, 0 on
     prompt and padding); chosen and rejected may have different ``T``. Weights are expected in ``[0, 1]`` and are
     detached; ``beta`` > 0 and ``alpha`` in ``[0, 1]`` are required (so every per-token factor stays >= 0); weights outside ``[0, 1]`` (or not finite) on response tokens are refused. ``reduction``: "mean"
-    (scalar), "sum" or "none" (``[B]``).
+    (scalar), "sum" or "none" (``[B]``). ``check=False`` skips those checks, for a training loop that checked its
+    parameters and weights once (each weight check is a device sync, on every micro-step).
     """
     import torch.nn.functional as F
 
-    _check_shapes(
-        policy_chosen_logps=policy_chosen_logps, ref_chosen_logps=ref_chosen_logps,
-        chosen_weights=chosen_weights, chosen_mask=chosen_mask,
-        policy_rejected_logps=policy_rejected_logps, ref_rejected_logps=ref_rejected_logps,
-        rejected_weights=rejected_weights, rejected_mask=rejected_mask,
-    )
-    check_loss_params(beta, alpha)
-    _check_weights("chosen_weights", chosen_weights, chosen_mask)
-    _check_weights("rejected_weights", rejected_weights, rejected_mask)
+    if check:
+        _check_shapes(
+            policy_chosen_logps=policy_chosen_logps, ref_chosen_logps=ref_chosen_logps,
+            chosen_weights=chosen_weights, chosen_mask=chosen_mask,
+            policy_rejected_logps=policy_rejected_logps, ref_rejected_logps=ref_rejected_logps,
+            rejected_weights=rejected_weights, rejected_mask=rejected_mask,
+        )
+        check_loss_params(beta, alpha)
+        check_weights("chosen_weights", chosen_weights, chosen_mask)
+        check_weights("rejected_weights", rejected_weights, rejected_mask)
     chosen = weighted_margin(policy_chosen_logps, ref_chosen_logps, chosen_weights, chosen_mask,
                              beta=beta, alpha=alpha, sign=+1.0)
     rejected = weighted_margin(policy_rejected_logps, ref_rejected_logps, rejected_weights, rejected_mask,

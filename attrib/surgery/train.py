@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -74,7 +74,7 @@ def attention_weights(heads: Sequence[tuple[int, int]]) -> TokenWeightFn:
     """The default SAIL weights: focal heads' attention onto the system rule (see :mod:`attrib.surgery.weights`)."""
     from attrib.surgery.weights import focal_rule_weights
 
-    heads = [(int(h[0]), int(h[1])) for h in heads]
+    heads = [cast(tuple[int, int], tuple(h)) for h in heads]  # as given: focal_rule_weights checks each
 
     def fn(batch: dict[str, Any], spans: Sequence[tuple[int, int]], attentions: Sequence[Any] | None) -> Any:
         if attentions is None:
@@ -130,7 +130,7 @@ def reference_pass(
     import torch
     from tqdm.auto import tqdm
 
-    from attrib.surgery.loss import collate, response_logps
+    from attrib.surgery.loss import check_weights, collate, response_logps
     from attrib.surgery.prefix import capture_layer_input
     from attrib.surgery.weights import eager_attention
 
@@ -149,6 +149,7 @@ def reference_pass(
                     logps, out = response_logps(model, batch, return_output=True, output_attentions=needs_att)
                 w = token_weight_fn(batch, [r["span"] for r, _ in chunk], out.attentions if needs_att else None)
                 w = w.detach().float() * batch["response_mask"].float()
+                check_weights("token_weight_fn", w, batch["response_mask"])  # once here, not at every step
                 for j, (r, side) in enumerate(chunk):
                     n = len(r[side]["input_ids"])
                     r[side]["ref_logps"] = logps[j, :n].tolist()
@@ -333,7 +334,7 @@ def train_sail(
             c, rj = slice(0, b), slice(b, 2 * b)
             loss = sail_loss(logps[c], logps[rj], batch["ref_logps"][c], batch["ref_logps"][rj],
                              batch["weights"][c], batch["weights"][rj], batch["response_mask"][c],
-                             batch["response_mask"][rj], beta=beta, alpha=alpha)
+                             batch["response_mask"][rj], beta=beta, alpha=alpha, check=False)  # checked up front
             (loss / grad_accum).backward()
             with torch.no_grad():
                 margin = weighted_margin(logps[c], batch["ref_logps"][c], batch["weights"][c],
