@@ -53,3 +53,14 @@ def test_top_heads_refuses_a_fractional_count():
     assert drift.top_heads(score, 2.0) == drift.top_heads(score, 2)  # a float that is a whole number is a count
     with pytest.raises(InputError, match=r"^top_k: expected a fraction in \(0, 1\) or a whole count"):
         drift.top_heads(score, 2.5)
+
+
+@pytest.mark.parametrize(("option", "value"), [("select", "flip"), ("positions", "generated"), ("coverage", 1.5),
+                                               ("n_random", 3)])
+def test_options_that_need_no_model_fail_before_it_loads(tmp_path, option, value):
+    """localize("some/model", select="flip") loaded the model (or failed to) before saying the option was wrong."""
+    from attrib.heads import localize
+
+    with pytest.raises(UsageError) as e:
+        localize(str(tmp_path / "no-such-model"), [], **{option: value})
+    assert e.value.field == option

@@ -207,11 +207,14 @@ def localize(
     from attrib.probes.run import family_compliance, run_probes
 
     t0 = time.perf_counter()
+    _check_options(select=select, positions=positions, coverage=coverage, patch=patch, n_random=n_random)
     runner, tok, name = _model_pair(model)
     hf = runner.original_model if hasattr(runner, "original_model") else runner
     n_layers, n_heads = _dims(runner)
-    _check_options(n_layers * n_heads, top_k=top_k, select=select, positions=positions, coverage=coverage,
-                   patch=patch, n_random=n_random)
+    try:  # the one option that needs the model's size
+        drift.n_focal(top_k, n_layers * n_heads)
+    except InputError as e:
+        raise UsageError(None, "top_k", e.message) from None
     if probes is None:
         probes = conflict_suite(families or FOCUS_FAMILIES, split=split)
     probes = list(probes)
@@ -259,14 +262,10 @@ def localize(
     return result
 
 
-def _check_options(n_total: int, *, top_k: float, select: str, positions: str, coverage: float, patch: bool,
-                   n_random: int) -> None:
-    """Every option checked before the scan (UsageError naming it): ``top_k``, ``positions`` and ``n_random`` were
-    refused only after minutes of generation and drift, and an unknown ``select`` silently meant "all"."""
-    try:
-        drift.n_focal(top_k, n_total)
-    except InputError as e:
-        raise UsageError(None, "top_k", e.message) from None
+def _check_options(*, select: str, positions: str, coverage: float, patch: bool, n_random: int) -> None:
+    """The options checked before the model loads (UsageError naming each; ``top_k`` needs the model's size, so it
+    is checked once the model is there): ``positions`` and ``n_random`` were refused only after minutes of
+    generation and drift, and an unknown ``select`` silently meant "all"."""
     if select not in ("all", "flipped"):
         raise UsageError(None, "select", f"expected 'all' or 'flipped', got {select!r}")
     if positions not in POSITIONS:
@@ -281,8 +280,6 @@ def _pair_drift(runner: Any, tok: Any, clean_run: Any, conflict_run: Any, positi
     """Drift statistics of one pair from full attention patterns at the chosen answer positions."""
     from attrib.heads.weights import attention_patterns
 
-    if positions not in POSITIONS:
-        raise InputError(None, "positions", f"unknown positions {positions!r} ({', '.join(POSITIONS)})")
     prefix = positions != "response"
     rc = clean_run.probe.render(tok, with_prefix=prefix)
     rx = conflict_run.probe.render(tok, with_prefix=prefix)
