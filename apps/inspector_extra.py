@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import inspector_data as data
@@ -187,13 +186,13 @@ def upload(ctx: state.Ctx) -> None:
     f = st.file_uploader("Trace file", type=["json", "jsonl", "ndjson"], key="up_file")
     current = None
     if f is not None:
-        raw = f.getvalue()
-        # read once per file and format, not on every click on this page; the error line stays while the file does
-        read_key = (f.name, hashlib.sha256(raw).hexdigest(), fmt)
+        # read once per upload and format, not on every click on this page (file_id: Streamlit's id of this upload,
+        # new for each file dropped in); the error line stays while the file does
+        read_key = (f.file_id, fmt)
         last = st.session_state.get(LAST_READ)
         if last is None or last[0] != read_key:
             try:
-                state.keep_upload(data.read_upload(f.name, raw, None if fmt == "auto-detect" else fmt), f.name)
+                state.keep_upload(data.read_upload(f.name, f.getvalue(), None if fmt == "auto-detect" else fmt), f.name)
                 last = (read_key, None)
             except Exception as e:
                 last = (read_key, data.error_line(e))
@@ -209,11 +208,12 @@ def upload(ctx: state.Ctx) -> None:
     for k, (name, traces) in enumerate(kept_files):
         if k == 1:
             st.subheader("Earlier uploads in this session")
+        # an earlier file's list is keyed by its name, so a new upload does not move a choice made in it
         show_uploaded(traces, name, latest=name == current, notes=k == 0,
-                      picker_key="up_open_any" if k == 0 else f"up_open_any_{k}")
+                      picker_key="up_open_any" if k == 0 else f"up_open_any:{name}")
 
 
-#: session_state key: ((file name, content hash, format), error line or None) of the file last read on the Upload page
+#: session_state key: ((upload id, format), error line or None) of the file last read on the Upload page
 LAST_READ = "_upload_last_read"
 
 
