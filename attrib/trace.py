@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -117,8 +118,8 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
             try:  # a dict where a struct belongs encodes like the struct: only the decoded copy is really typed
                 typed = msgspec.json.decode(msgspec.json.encode(self), type=Trace)
             except msgspec.ValidationError as e:  # "Expected `str`, got `null` - at `$.steps[0].content`"
-                msg, _, where = str(e).partition(" - at `$.")
-                return ((where.rstrip("`") or "trace"), msg), self
+                field, msg = validation_field(str(e))
+                return (field or "trace", msg), self
             except (TypeError, msgspec.EncodeError) as e:  # e.g. a numpy integer where an int belongs
                 return ("trace", f"{e} (use plain Python str/int/float values)"), self
         return typed._invariant_problem(), typed
@@ -273,6 +274,25 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
         from attrib.render import attribution_plot
 
         return attribution_plot(self, path)
+
+
+_MISSING = re.compile(r"Object missing required field `([^`]+)`")
+
+
+def validation_field(msg: str) -> tuple[str | None, str]:
+    """(field, message) of a msgspec validation error, in the spelling the other readers' errors use.
+
+    msgspec says ``Expected `str`, got `int` - at `$.steps[0].agent``` and, for a missing key,
+    ``Object missing required field `id```; users need the field path first (``steps[0].agent``), and the
+    missing key is part of it (``id: missing required field``), not of the message.
+    """
+    text, _, where = msg.partition(" - at ")
+    field = where.strip("`").removeprefix("$").removeprefix(".") or None
+    m = _MISSING.fullmatch(text)
+    if m:
+        return (f"{field}.{m.group(1)}" if field else m.group(1)), "missing required field"
+    text = text.replace("`", "")
+    return field, text[:1].lower() + text[1:]
 
 
 def fingerprint(trace: Trace) -> str:

@@ -15,6 +15,7 @@ import msgspec
 import orjson
 
 from attrib.errors import InputError
+from attrib.trace import validation_field
 
 _BOMS = (
     (b"\xff\xfe\x00\x00", "UTF-32-LE"),
@@ -86,25 +87,6 @@ def decode_error(e: Exception, data: bytes, path: Path, line_offset: int = 0, un
             return InputError(path, f"line {line + line_offset} col {col}", cut)
         return InputError(path, f"line {line + line_offset} col {col}", f"malformed JSON ({msg.split(':')[0]})")
     return InputError(path, None, f"malformed JSON ({msg})")
-
-
-_MISSING = re.compile(r"Object missing required field `([^`]+)`")
-
-
-def validation_field(msg: str) -> tuple[str | None, str]:
-    """(field, message) of a msgspec validation error, in the spelling the other readers' errors use.
-
-    msgspec says ``Expected `str`, got `int` - at `$.steps[0].agent``` and, for a missing key,
-    ``Object missing required field `id```; users need the field path first (``steps[0].agent``), and the
-    missing key is part of it (``id: missing required field``), not of the message.
-    """
-    text, _, where = msg.partition(" - at ")
-    field = where.strip("`").removeprefix("$").removeprefix(".") or None
-    m = _MISSING.fullmatch(text)
-    if m:
-        return (f"{field}.{m.group(1)}" if field else m.group(1)), "missing required field"
-    text = text.replace("`", "")
-    return field, text[:1].lower() + text[1:]
 
 
 def loads(data: bytes, path: Path, line_offset: int = 0) -> Any:
