@@ -65,6 +65,15 @@ def is_whole_number(value: object, minimum: int = 1, maximum: int | None = None)
     return v >= minimum and (maximum is None or v <= maximum)
 
 
+def is_real(value: object) -> bool:
+    """True for a finite real number that is not a bool (numpy floats included): the one check of a numeric
+    argument (a share, a temperature, a penalty), so NaN, inf and True are refused alike."""
+    import math
+    from numbers import Real
+
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def whole_number(field: str, value: object, minimum: int = 1, maximum: int | None = None, *,
                  error: type[UsageError] = UsageError) -> int:
     """``value`` as an int when it is a whole number in ``minimum..maximum``, else ``error`` (a :class:`UsageError`)

@@ -22,11 +22,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from numbers import Real
 
 import numpy as np
 
-from attrib.errors import InputError
+from attrib.errors import InputError, is_real
 
 #: Segment axis order used everywhere in drift.
 SEGMENTS: tuple[str, ...] = ("sink", "rule", "conflict", "prompt", "response")
@@ -206,7 +205,7 @@ def combine(per_pair: Sequence[Mapping[str, np.ndarray]], weights: tuple[float, 
 def n_focal(top_k: float | int, n_total: int) -> int:
     """How many heads ``top_k`` selects out of ``n_total``: a fraction in (0, 1) rounded up, else a whole count in
     ``1..n_total``; InputError naming ``top_k`` otherwise (a count such as 2.5 was truncated to 2 before)."""
-    ok = isinstance(top_k, Real) and not isinstance(top_k, bool) and math.isfinite(top_k)
+    ok = is_real(top_k)
     if ok and 0 < top_k < 1:
         n = math.ceil(top_k * n_total)
     elif ok and top_k >= 1 and float(top_k).is_integer():

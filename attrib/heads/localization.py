@@ -13,13 +13,12 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from attrib.errors import InputError, UsageError, whole_number
+from attrib.errors import InputError, UsageError, is_real, whole_number
 from attrib.heads import drift
 from attrib.heads.patching import PatchingResult
 
@@ -270,7 +269,7 @@ def _check_options(*, select: str, positions: str, coverage: float, patch: bool,
         raise UsageError(None, "select", f"expected 'all' or 'flipped', got {select!r}")
     if positions not in POSITIONS:
         raise UsageError(None, "positions", f"unknown positions {positions!r} ({', '.join(POSITIONS)})")
-    if not (isinstance(coverage, Real) and not isinstance(coverage, bool) and 0 < coverage <= 1):
+    if not (is_real(coverage) and 0 < coverage <= 1):
         raise UsageError(None, "coverage", f"expected a share of the focal heads in (0, 1], got {coverage!r}")
     if patch:
         whole_number("n_random", n_random, 5)  # the causal check's minimum (attrib.heads.patching)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from attrib.errors import AttribError, InputError, NotFoundError, UsageError, whole_number
+from attrib.errors import AttribError, InputError, NotFoundError, UsageError, is_real, whole_number
 from attrib.features.agents import AGENT_MEANING
 from attrib.methods.ranker import (
     DEFAULT_STEP_HEAD,
@@ -237,7 +237,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     if not trace.steps:
         raise AttribError(f"trace {trace.id}: no steps to attribute")
     whole_number("top_k", top_k)
-    if set_level is not None and (isinstance(set_level, bool) or not isinstance(set_level, int | float)
+    if set_level is not None and (not is_real(set_level)
                                   or not 0 < set_level < 1):
         raise UsageError(None, "set_level", f"a coverage between 0 and 1 (e.g. 0.9), got {set_level!r}")
     if model is not None and not isinstance(model, LearnedRanker):

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from attrib.errors import InputError, UsageError, check_fitted, whole_number
+from attrib.errors import InputError, UsageError, check_fitted, is_real, whole_number
 from attrib.features.agents import AGENT_FEATURES, AGENT_QUANTITIES, agent_matrix
 from attrib.methods.calibration import Calibrator
 from attrib.methods.clogit import ConditionalLogit
@@ -202,7 +202,7 @@ class LearnedRanker:
                                        "(one per trace)")
         whole_number("inner_folds", self.inner_folds, 2, error=RankerParamError)
         whole_number("random_state", self.random_state, 0, error=RankerParamError)  # an int seed: folds derive from it
-        if self.l2_step != "auto" and (isinstance(self.l2_step, bool) or not isinstance(self.l2_step, int | float)):
+        if self.l2_step != "auto" and not is_real(self.l2_step):
             raise RankerParamError(None, "l2_step", f"must be 'auto' or a number, got {self.l2_step!r}")
         for t in traces:
             t.check(check_types=False)  # labels and numbering; types would cost a decode per trace per fit

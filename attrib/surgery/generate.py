@@ -31,9 +31,9 @@ def generate(
 
 def check_generation(*, max_new_tokens: int, batch_size: int, temperature: float = 0.0) -> None:
     """UsageError (naming the argument) for a token budget or batch size below 1 or a negative temperature."""
-    from attrib.errors import UsageError, whole_number
+    from attrib.errors import UsageError, is_real, whole_number
 
     whole_number("max_new_tokens", max_new_tokens)
     whole_number("batch_size", batch_size)
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or temperature < 0:
+    if not (is_real(temperature) and temperature >= 0):
         raise UsageError(None, "temperature", f"must be a number >= 0 (0 is greedy), got {temperature!r}")

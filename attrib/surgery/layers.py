@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from attrib.errors import InputError, UsageError, whole_number
+from attrib.errors import InputError, UsageError, is_real, whole_number
 from attrib.models import pad_id
 from attrib.surgery.api import LayerChoice
 from attrib.surgery.lora import attention_projections, num_layers
@@ -39,7 +39,7 @@ DEFAULT_FRACTION = 0.1
 
 def choose_k(n_layers: int, fraction: float = DEFAULT_FRACTION) -> int:
     """The fixed rule for how many layers to train: ``max(1, round(fraction · n_layers))``."""
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+    if not (is_real(fraction) and 0 < fraction <= 1):
         raise UsageError(None, "fraction", f"the share of layers to train must be in (0, 1], got {fraction!r}")
     return max(1, min(n_layers, round(fraction * n_layers)))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from attrib.errors import InputError
+from attrib.errors import InputError, is_real
 
 if TYPE_CHECKING:  # torch is imported lazily so that `import attrib` stays light
     import torch
@@ -54,15 +54,9 @@ def _check_shapes(**tensors: torch.Tensor) -> None:
 def check_loss_params(beta: object, alpha: object) -> None:
     """``beta`` > 0 and ``alpha`` in [0, 1]: a β ≤ 0 flattens or inverts the preference, and with α > 1 a rejected
     token of weight w > 1/α gets a negative factor β(1 − α·w), so the loss pushes that token *up*, silently."""
-    import math
-    from numbers import Real
-
-    def real(x: object) -> bool:
-        return isinstance(x, Real) and not isinstance(x, bool) and math.isfinite(x)
-
-    if not (real(beta) and beta > 0):  # type: ignore[operator]
+    if not (is_real(beta) and beta > 0):  # type: ignore[operator]
         raise LossInputError(None, "beta", f"must be a number above 0, got {beta!r}")
-    if not (real(alpha) and 0 <= alpha <= 1):  # type: ignore[operator]
+    if not (is_real(alpha) and 0 <= alpha <= 1):  # type: ignore[operator]
         raise LossInputError(None, "alpha", f"must lie in [0, 1] (0 is plain DPO), got {alpha!r}")
 
 
