@@ -427,3 +427,32 @@ def test_ctrl_c_keeps_finished_partitions_says_how_far_and_a_rerun_finishes(tmp_
     assert "20 trace(s) finished" in interrupted_line(r) and f"{r.matched - 20:,} still to do" in interrupted_line(r)
     again = analyze_many(str(path), method=longest_step, engine="serial", batch_size=10)
     assert (again.skipped, again.analyzed) == (20, r.matched - 20)
+
+
+def test_a_ctrl_c_that_library_code_swallows_still_stops_the_batch(tmp_path: Path) -> None:
+    """A Ctrl-C raised inside code that swallows it (distributed's gc callback only prints it) was lost and the
+    batch ran to the end; the batch remembers the signal and stops after the partition it is writing."""
+    import os
+    import signal
+    import time
+
+    from attrib.engine import BatchInterrupted
+
+    path = tmp_path / "s.duckdb"
+    ingest([who_and_when_dir() / "Hand-Crafted"], store=str(path))
+    seen: list[str] = []
+
+    def swallows_a_ctrl_c(trace: Trace, **_: object) -> Attribution:
+        seen.append(trace.id)
+        if len(seen) == 5:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)  # the handler runs here
+            except KeyboardInterrupt:
+                pass  # swallowed, as a library callback might
+        return longest_step(trace)
+
+    swallows_a_ctrl_c.method_name = "longest_step"  # type: ignore[attr-defined]
+    with pytest.raises(BatchInterrupted) as e:
+        analyze_many(str(path), method=swallows_a_ctrl_c, engine="serial", batch_size=10)
+    assert e.value.report is not None and e.value.report.analyzed == 10 and len(seen) == 10
