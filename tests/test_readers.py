@@ -404,3 +404,17 @@ def test_attrib_json_errors_name_the_field_not_msgspec_wording() -> None:
         read_bytes(b'{"id": "x", "source_format": "chat", "steps": [{"index": "0", "agent": "a"}]}', "t.json",
                    format="attrib")
     assert (e.value.field, e.value.message) == ("steps[0].index", "expected int, got str")
+
+
+def test_a_message_type_that_is_not_text_is_one_error(tmp_path) -> None:
+    """A chat message whose "type" was a list crashed the reader with "unhashable type: 'list'" (found by the
+    hypothesis test in tests/test_bad_input.py)."""
+    import pytest
+
+    from attrib.errors import InputError
+    from attrib.readers import read_path
+
+    p = tmp_path / "odd.json"
+    p.write_text('[{"type": []}]')
+    with pytest.raises(InputError):
+        read_path(p, "chat")

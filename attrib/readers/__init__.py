@@ -46,14 +46,17 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
+def _sniffed(data: bytes, path: Path) -> tuple[str, float]:
+    """The reader most confident about ``data`` (the first registered on a tie) and its confidence."""
+    scores = {name: r.sniff(data, path) for name, r in READERS.items()}
+    best = max(scores, key=scores.__getitem__)
+    return best, scores[best]
+
+
 def detect(data: bytes, path: Path) -> Reader:
     """The reader whose ``sniff`` is most confident about ``data``."""
-    best, score = None, 0.0
-    for reader in READERS.values():
-        s = reader.sniff(data, path)
-        if s > score:
-            best, score = reader, s
-    if best is None:
+    name, score = _sniffed(data, path)
+    if score <= 0:
         from attrib.readers._common import iter_jsonl, loads, looks_jsonl
 
         # broken JSON sniffs as nothing: name the syntax error (file, line:col), not the format
@@ -62,7 +65,7 @@ def detect(data: bytes, path: Path) -> Reader:
         else:
             loads(data, path)
         raise FormatError(path, "format", f"unknown format (give the format explicitly: one of {', '.join(READERS)})")
-    return best
+    return READERS[name]
 
 
 def read_path(path: str | Path, format: str | None = None, max_bytes: int = MAX_BYTES) -> list[Trace]:
@@ -109,9 +112,8 @@ def reader_named(format: str, path: str | Path | None = None) -> Reader:
 def misfit(error: InputError, data: bytes, path: Path, format: str) -> InputError:
     """``error`` (the reader of the format given failed on ``data``) as a :class:`FormatError` when another reader
     is confident the file is its format, so the line says the format choice is the likely cause; else as is."""
-    scores = {name: r.sniff(data, path) for name, r in READERS.items()}
-    best = max(scores, key=scores.__getitem__)
-    if best == format or scores[best] < 0.5 or scores[best] <= scores[format]:
+    best, score = _sniffed(data, path)
+    if best == format or score < 0.5 or score <= READERS[format].sniff(data, path):
         return error
     what = f"{error.field}: {error.message}" if error.field else error.message
     return FormatError(path, "format", f"{format!r} does not fit this file ({what}); it looks like {best}: "

@@ -162,7 +162,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
             raise InputError(path, w, f"expected a message object, got {type(msg).__name__}")
         msg = _unwrap_langchain(msg)
         raw_role = msg.get("role", msg.get("type"))
-        if "role" not in msg and raw_role in _TOKEN_RECORDS:
+        if "role" not in msg and isinstance(raw_role, str) and raw_role in _TOKEN_RECORDS:
             pending_tokens[0] += as_int(msg.get("prompt_tokens")) or 0
             pending_tokens[1] += as_int(msg.get("completion_tokens")) or 0
             continue
