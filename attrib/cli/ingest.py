@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
                           str(s["new_or_changed"]), str(s["unchanged"]))
             console.print(table)
         for f in report.failed:
-            print_error(f.error_line(as_flags=True) or "")
+            print_error(f.exception or f.error or "")
         if report.failed:
             err_console.print(f"[bold red]{len(report.failed)} of {len(report.files)} file(s) failed[/]; "
                               "nothing from them was stored", highlight=False)

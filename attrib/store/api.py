@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attrib.errors import AttribError, InputError, UsageError
+from attrib.errors import AttribError, InputError
 from attrib.readers import MAX_BYTES, check_ids, expand_paths, read_path, read_stdin, reader_named
 from attrib.store import Store, is_interrupt, open_store
 
@@ -30,15 +30,8 @@ class FileResult:
     error: str | None = None
     formats: tuple[str, ...] = ()
     trace_ids: tuple[str, ...] = ()
-    #: the error itself (``error`` is its line): the CLI names a library field such as ``format`` as its flag
+    #: the error itself (``error`` is its line): the CLI prints it as it prints any, naming ``format`` as its flag
     exception: AttribError | None = field(default=None, repr=False, compare=False)
-
-    def error_line(self, as_flags: bool = False) -> str | None:
-        """The one-line error; with ``as_flags``, argument fields spelt as the command line's flags (``--format``),
-        as :func:`attrib.cli._common.print_error` shows a :class:`UsageError`."""
-        if as_flags and isinstance(self.exception, UsageError):
-            return self.exception.as_flag()
-        return self.error
 
 
 @dataclass
