@@ -225,6 +225,8 @@ def test_every_help_is_whole_at_80_columns():
         assert r.exit_code == 0, (path, r.output)
         assert max(map(len, r.output.splitlines())) <= 80, path  # rendered at the width asked for
         assert "…" not in r.output, (path, [line for line in r.output.splitlines() if "…" in line])
+        # an on/off flag shows no type: "--json <bool>" read as if it took a value
+        assert "<bool>" not in r.output, path
 
 
 def test_stdin_at_a_terminal_is_a_usage_error(monkeypatch, tmp_path):

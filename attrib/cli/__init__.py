@@ -53,6 +53,20 @@ def _reflow_commands(t: typer.Typer) -> None:
             _reflow_commands(group.typer_instance)
 
 
+def _flags_take_no_value() -> None:
+    """--help shows an on/off flag without a type: typer 0.29 prints ``--json <bool>``, which reads as if the flag
+    took a value (``--json true`` is then an "unexpected extra argument")."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
 _typer_app = app
 for _topic in TOPICS:
     importlib.import_module(f"attrib.cli.{_topic}").register(_typer_app)
