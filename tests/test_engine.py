@@ -220,6 +220,7 @@ def test_cli_batch_resumes_and_reports_failures_with_exit_1(store_copy) -> None:
     first = CliRunner().invoke(app, run)
     assert first.exit_code == 0, first.output
     assert "analyzed now" in first.output and "12" in first.output
+    assert "cluster start" not in first.output  # a serial run starts no cluster (it said "cluster start 0.0 s")
     again = CliRunner().invoke(app, run)
     assert again.exit_code == 0 and "Nothing to do" in again.output
     bad_where = CliRunner().invoke(app, ["analyze", "--store", str(path), "--all", "--where", "no_such_column > 1"])

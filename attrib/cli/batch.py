@@ -193,7 +193,8 @@ def _render(r: BatchReport) -> None:
               "(skipped)", f"{r.skipped:,}")
     t.add_row("analyzed now", f"[green]{r.analyzed:,}[/]")
     t.add_row("failed (recorded in store)", f"[red]{r.failed:,}[/]" if r.failed else "0")
-    t.add_row("wall time", f"{r.elapsed_s:.1f} s" + (f" (cluster start {r.startup_s:.1f} s)" if r.startup_s else ""))
+    start = "start-up" if r.engine == "serial" else "cluster start"  # serial: loading the method, no cluster
+    t.add_row("wall time", f"{r.elapsed_s:.1f} s" + (f" ({start} {r.startup_s:.1f} s)" if r.startup_s else ""))
     compute = r.elapsed_s - r.startup_s
     done = r.analyzed + r.failed
     t.add_row("throughput", f"{r.traces_per_s:,.1f} traces/s" + (
