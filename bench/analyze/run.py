@@ -1,0 +1,97 @@
+"""Speed of one `attrib analyze` and of start-up: Who&When's longest log (Hand-Crafted 46, 130 steps), one core.
+
+Measures, in CPU seconds on one core (the process is pinned to core 0 where the OS allows it):
+- the default method on the 130-step trace, first call in the process (ranker file loaded, features computed) and
+  warm (median of 20), against the flow-graph method (a rule, the cheapest method) on the same trace in the same run;
+- the same in a fresh process (imports and the ranker file included);
+- ``import attrib`` and ``attrib --help`` in fresh processes (median of 5).
+Writes bench/results/analyze.json. Goals (issue #10): a 130-step trace in < 1 s on one core; ``import attrib`` and
+``attrib --help`` in < 1 s.
+
+    .venv/bin/python bench/analyze/run.py
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from attrib.paths import who_and_when_dir  # noqa: E402
+
+TRACE = who_and_when_dir("hand") / "46.json"
+ONE_CORE = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _pin() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def _cpu(fn: Callable[[], object]) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def _fresh(code: str, n: int = 5) -> float:
+    """Median CPU seconds (user + sys) of a fresh Python process running ``code`` on one core."""
+    times = []
+    pin = ["taskset", "-c", "0"] if subprocess.run(["which", "taskset"], capture_output=True).returncode == 0 else []
+    for _ in range(n):
+        r = subprocess.run([*pin, "/usr/bin/time", "-f", "%U %S", sys.executable, "-c", code], capture_output=True,
+                           text=True, env={**os.environ, **ONE_CORE}, cwd=ROOT, check=True)
+        user, system = map(float, r.stderr.strip().splitlines()[-1].split())
+        times.append(user + system)
+    return statistics.median(times)
+
+
+def main() -> None:
+    os.environ.update(ONE_CORE)
+    _pin()
+    from attrib.methods import analyze
+    from attrib.readers import load_trace
+
+    trace = load_trace(TRACE)
+    first_s = _cpu(lambda: analyze(trace))
+    warm_s = statistics.median(_cpu(lambda: analyze(trace)) for _ in range(20))
+    analyze(trace, "flow-graph")
+    rule_s = statistics.median(_cpu(lambda: analyze(trace, "flow-graph")) for _ in range(20))
+    verdict = analyze(trace)
+    fresh_s = _fresh(f"from attrib import analyze, load_trace; analyze(load_trace({str(TRACE)!r}))")
+    import_s = _fresh("import attrib")
+    help_s = _fresh("import sys; sys.argv = ['attrib', '--help']\ntry:\n    from attrib.cli import main; main()\n"
+                    "except SystemExit:\n    pass")
+    out = {
+        "benchmark": "analyze",
+        "units": "CPU seconds on one core (medians); ratio against the flow-graph rule on the same trace, same run",
+        "trace": {"file": "Who&When Hand-Crafted/46.json", "steps": trace.n_steps},
+        "analyze_first_s": first_s,
+        "analyze_warm_s": warm_s,
+        "analyze_fresh_process_s": fresh_s,
+        "flow_graph_warm_s": rule_s,
+        "ratio_warm_to_flow_graph": warm_s / rule_s,
+        "import_attrib_s": import_s,
+        "help_s": help_s,
+        "verdict": {"step": verdict.step, "agent": verdict.agent, "confidence": verdict.confidence},
+        "goals": {"analyze_130_steps_s": 1.0, "import_and_help_s": 1.0,
+                  "met": max(first_s, fresh_s) < 1.0 and max(import_s, help_s) < 1.0},
+        "machine": {"loadavg_before": os.getloadavg()},
+    }
+    path = ROOT / "bench" / "results" / "analyze.json"
+    path.write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
+    print(f"130-step trace: first {first_s:.3f} s, warm {warm_s:.3f} s ({warm_s / rule_s:.1f}x the flow-graph rule), "
+          f"fresh process {fresh_s:.2f} s; import attrib {import_s:.2f} s, attrib --help {help_s:.2f} s -> {path}")
+
+
+if __name__ == "__main__":
+    main()
