@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import random
 import re
@@ -43,6 +44,11 @@ DEFAULT_API_KEY_ENV = "ATTRIB_LLM_API_KEY"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 JsonMode = Literal["auto", "schema", "object", "off"]
+
+MAX_TIMEOUT_S = 86_400.0  # a day: beyond, sockets overflow (1e12 s) and nobody waits that long anyway
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENDPOINT_SUFFIX = re.compile(r"/chat/completions$")
+_VERSIONED = re.compile(r"/v\d+(?:beta\d*|alpha\d*)?(?:/|$)")  # /v1, /v1beta/openai (Gemini), /api/v1 ...
 
 
 class LLMError(AttribError):
@@ -128,9 +134,23 @@ class LLMConfig:
                 f"LLM base URL {self.base_url!r} is not an http(s) URL "
                 "(e.g. --llm-base-url http://127.0.0.1:8080/v1)"
             )
-        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
-        if self.max_retries < 0 or self.timeout_s <= 0:
-            raise LLMConfigError("LLM config: max_retries must be >= 0 and timeout_s > 0")
+        # the endpoint's own URL pasted whole (".../v1/chat/completions"): the base is what comes before it
+        base = _ENDPOINT_SUFFIX.sub("", self.base_url.rstrip("/")).rstrip("/")
+        object.__setattr__(self, "base_url", base)
+        if not _ENV_NAME.fullmatch(self.api_key_env or ""):
+            # most likely the key itself was passed: never echo it (it would land in error lines and reports)
+            raise LLMConfigError(
+                "--llm-api-key-env takes the NAME of the environment variable that holds the key, not the key "
+                f"({len(self.api_key_env or '')} characters given, not shown): export MY_KEY=... and pass "
+                "--llm-api-key-env MY_KEY (library: api_key_env='MY_KEY')"
+            )
+        if not (isinstance(self.timeout_s, int | float) and math.isfinite(self.timeout_s)
+                and 0 < self.timeout_s <= MAX_TIMEOUT_S):  # fmt: skip
+            raise LLMConfigError(f"LLM timeout {self.timeout_s!r} (ATTRIB_LLM_TIMEOUT_S, timeout_s=) must be a number "
+                                 f"of seconds above 0 and at most {MAX_TIMEOUT_S:g}")
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise LLMConfigError(f"LLM retries {self.max_retries!r} (ATTRIB_LLM_MAX_RETRIES, max_retries=) must be a "
+                                 "whole number >= 0")
 
     @property
     def api_key(self) -> str | None:
@@ -213,13 +233,14 @@ def _balanced_objects(text: str) -> list[str]:
 
 
 def _loads_lenient(candidate: str) -> Any:
+    # strict=False: a raw newline or tab inside a string, which small models write (and grammars let through)
     try:
-        return json.loads(candidate)
+        return json.loads(candidate, strict=False)
     except ValueError:
         pass
     fixed = _TRAILING_COMMA.sub(r"\1", candidate)
     try:
-        return json.loads(fixed)
+        return json.loads(fixed, strict=False)
     except ValueError:
         pass
     # single quotes, True/False/None: a Python literal (ast.literal_eval evaluates no code)
@@ -232,7 +253,7 @@ def _loads_lenient(candidate: str) -> Any:
 
 def parse_json_answer(text: str) -> dict[str, Any]:
     """The JSON object in a model's answer, tolerating code fences, prose around it, single quotes,
-    Python literals and trailing commas. The first object that parses wins.
+    Python literals, trailing commas and raw control characters (a newline) inside strings. The first object that parses wins.
 
     Raises :class:`AnswerParseError` when there is none.
     """
@@ -380,10 +401,18 @@ class LLMClient:
                 raise LLMContextError(f"{head}: the prompt is longer than the model's context; cut the transcript "
                                       f"with --llm-context-chars N (library: context_chars=N): {_excerpt(resp.text)}")
             if resp.status_code == 404:
-                raise LLMModelNotFoundError(f"{head} (check the model name, --llm-model, against GET /models; and "
-                                            f"--llm-base-url, which usually ends in /v1): {_excerpt(resp.text)}")
+                if what.startswith("GET /models") or not _VERSIONED.search(self.config.base_url):
+                    # no OpenAI API at that URL at all: almost always a base URL without its /v1
+                    raise LLMModelNotFoundError(f"{head}: no OpenAI-compatible API there; {self._url_hint()}: "
+                                                f"{_excerpt(resp.text)}")
+                raise LLMModelNotFoundError(f"{head} (check the model name, --llm-model, against GET /models): "
+                                            f"{_excerpt(resp.text)}")
             if resp.status_code in (401, 403):
-                raise LLMAuthError(f"{head} (check the key in ${self.config.api_key_env}): {_excerpt(resp.text)}")
+                var = self.config.api_key_env
+                why = (f"check the key in ${var}" if self.config.api_key else
+                       f"no key was sent: ${var} is not set; export it, or pass --llm-api-key-env NAME with the "
+                       "name of the variable that holds the key")
+                raise LLMAuthError(f"{head} ({why}): {_excerpt(resp.text)}")
             raise LLMBadResponseError(f"{head}: {_excerpt(resp.text)}")
         try:
             data = resp.json()
@@ -394,6 +423,13 @@ class LLMClient:
             raise LLMBadResponseError(f"LLM endpoint {self.config.base_url} answered {what} with a JSON "
                                       f"{type(data).__name__}, not an object: {_excerpt(resp.text)}")
         return data
+
+    def _url_hint(self) -> str:
+        base = self.config.base_url
+        if _VERSIONED.search(base):
+            return (f"check that --llm-base-url ({base}) is the API's base URL, the part before /chat/completions"
+                    + ("" if self.config.model else ", or pass --llm-model NAME if the server lists no models"))
+        return f"--llm-base-url usually ends in /v1: try {base}/v1"
 
     # -- API ----------------------------------------------------------------------------------
 
@@ -490,10 +526,19 @@ def _rejects_response_format(resp: Any) -> bool:
     return not _too_long(resp) and (code in (400, 422) or (code == 500 and "response_format" in resp.text))
 
 
+# what servers say when the prompt does not fit: OpenAI and llama-cpp-python ("maximum context length is 4096
+# tokens"), llama.cpp's llama-server ("the request exceeds the available context size", exceed_context_size_error),
+# vLLM ("longer than the maximum model length of 4096", max_model_len), and "prompt/input is too long"
+_TOO_LONG = re.compile(
+    r"context[ _](?:length|window|size)|maximum context|exceed_context|context_length_exceeded|maximum model length"
+    r"|max_model_len|(?:prompt|input) is too long|too many tokens",
+    re.IGNORECASE,
+)
+
+
 def _too_long(resp: Any) -> bool:
-    """An HTTP 400 saying the prompt exceeds the model's context (OpenAI, vLLM and llama.cpp all say "context")."""
-    low = (resp.text or "").lower()
-    return resp.status_code == 400 and "context" in low and ("length" in low or "token" in low or "window" in low)
+    """An HTTP 400 (413: too large) saying the prompt exceeds the model's context."""
+    return resp.status_code in (400, 413) and bool(_TOO_LONG.search(resp.text or ""))
 
 
 def _excerpt(text: str, n: int = 200) -> str:

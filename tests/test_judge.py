@@ -223,6 +223,9 @@ def test_hybrid_shows_the_offline_ranking_or_falls_back(monkeypatch):
     assert "offline analyzer (method fake-offline" in prompt and "step 4 by WebSurfer" in prompt
     assert "the decisive step is one of steps 1, 4 with probability 90%" in prompt
     assert att.evidence["offline"]["agrees"] is True and att.method == "judge-hybrid"
+    off = att.evidence["offline"]  # what the judge was shown is in the evidence, not only in the prompt
+    assert off["shown_step_set"] == {"level": 0.9, "steps": [1, 4]} and off["agent_agrees"] is True
+    assert "offline method (fake-offline, no LLM) put step 4 by WebSurfer first; the judge agrees" in att.reason
     monkeypatch.setattr(registry, "DEFAULT_METHOD", "")
     with ScriptedServer([verdict("Planner", 0)]) as srv:
         att = judge.hybrid(t, llm=cfg(srv.url))
@@ -247,6 +250,9 @@ def test_judges_end_to_end_on_a_real_whowhen_log(llama_url, whowhen_trace, name)
     assert att.agent in t.agents
     assert 0.0 <= att.confidence <= 1.0
     assert att.evidence["llm_calls"] >= 1 and att.evidence["llm"]["base_url"] == llama_url
+    # every report shows the reason: it must say the number is the judge's own (or a placeholder), not calibrated
+    assert "not calibrated" in att.reason or "placeholder" in att.reason, att.reason
+    assert att.steps[0].probability is None
     assert att.elapsed_s is not None and att.elapsed_s > 0
     json.loads(att.to_json())  # the verdict serialises
 
@@ -369,11 +375,27 @@ def test_judge_confidence_is_not_called_calibrated_or_shapley_in_reports():
     assert ev["confidence_kind"] not in (None, "calibrated") and ev["agent_blame"] == "judge confidence"
     md = render.attribution_markdown(att)
     assert "Shapley" not in md and "blame: judge confidence" in md and "score 80%" in md
+    # the reason (shown by text, Markdown, OTLP and the inspector) quotes the judge and says what its number is
+    assert att.reason == 'The judge (scripted): "because" (its confidence 0.80 is self-reported, not calibrated).'
+    assert 'The judge (scripted): "because"' in md and "self-reported, not calibrated" in md
+    assert ev["judge_reason"] == "because"
+    # a self-reported number is no probability of being the decisive step (JSON steps[].probability, OTLP)
+    assert att.steps[0].probability is None
+    from attrib.render_otlp import attribution_otlp
+
+    otlp = json.dumps(attribution_otlp(att, toy_trace()))
+    assert "attrib.probability" not in otlp and "self-reported, not calibrated" in otlp
     ans = [json.dumps({"reason": "r", "half": "upper", "confidence": 0.8}), json.dumps({"reason": "r", "half": "upper"})]
     with ScriptedServer(ans) as srv:
         att = judge.binary_search(toy_trace(4), llm=cfg(srv.url))
     assert att.confidence == pytest.approx(0.4) and "1 of 2" in att.evidence["confidence_source"]
+    assert "on the last of 2 halvings (steps 0 to 1), chose the upper half" in att.reason
+    assert "product of its self-reported confidences over 2 halvings, not calibrated; 1 gave none" in att.reason
     no = json.dumps({"reason": "fine", "error": False, "confidence": 0.9})
     with ScriptedServer([no]) as srv:
         att = judge.step_by_step(toy_trace(4), llm=cfg(srv.url))
     assert att.confidence == 0.25 and "no step was judged an error" in att.evidence["confidence_source"]
+    assert "not from the LLM, not calibrated" in att.reason and att.evidence["judge_reason"] == ""
+    with ScriptedServer([json.dumps({"reason": "wrong", "agent": "Coder", "step": 2})]) as srv:
+        att = judge.all_at_once(toy_trace(), llm=cfg(srv.url))
+    assert att.reason == 'The judge (scripted): "wrong" (it gave no usable confidence: 0.5 is a placeholder).'

@@ -4,6 +4,7 @@ for retries and errors, llama-cpp-python's server with SmolLM2-135M for the real
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import typer
@@ -40,6 +41,9 @@ def llama_url():
     LLAMA.stop()
 
 
+DEMO = str(Path(__file__).resolve().parents[1] / "traces" / "demo_whowhen.json")
+
+
 def fast(url: str, **kw) -> LLMConfig:
     return LLMConfig(base_url=url, model=kw.pop("model", "scripted"), backoff_s=0.01, timeout_s=kw.pop("timeout_s", 10), **kw)
 
@@ -59,6 +63,11 @@ def fast(url: str, **kw) -> LLMConfig:
         ('{"error": false, "x": null}', {"error": False, "x": None}),
         ('not json {oops} then {"step": 3}', {"step": 3}),
         ('{"outer": {"inner": [1, 2]}, "step": 0}', {"outer": {"inner": [1, 2]}, "step": 0}),
+        # a raw newline inside a string, as SmolLM2 wrote it under llama-cpp-python's JSON grammar (judge-binary on
+        # traces/demo_whowhen.json): strict JSON refuses control characters in strings
+        ('{"reason": "upper half (steps 5 to 9)},\n","half": "upper", "confidence": 1}',
+         {"reason": "upper half (steps 5 to 9)},\n", "half": "upper", "confidence": 1}),
+        ('{"reason": "a\tb"}', {"reason": "a\tb"}),
     ],
 )
 def test_parse_json_answer_tolerates_llm_habits(text, expected):
@@ -124,12 +133,76 @@ def test_gives_up_after_max_retries_with_a_clear_error():
     assert len(srv.chat_bodies) == 3
 
 
-def test_client_errors_are_not_retried_and_name_the_key_variable():
+def test_client_errors_are_not_retried_and_name_the_key_variable(monkeypatch):
+    monkeypatch.setenv("SOME_KEY_VAR", "wrong-key")
     with ScriptedServer([(401, {"error": "invalid api key"})]) as srv:
         client = LLMClient(fast(srv.url, api_key_env="SOME_KEY_VAR"), sleep=lambda s: None)
         with pytest.raises(LLMError, match=r"HTTP 401 \(check the key in \$SOME_KEY_VAR\)"):
             client.chat([{"role": "user", "content": "hi"}])
     assert len(srv.chat_bodies) == 1
+
+
+def test_a_refused_request_with_no_key_says_the_key_variable_is_not_set(monkeypatch):
+    # --llm-api-key-env naming a variable that is not set (a typo, or not exported): no key is sent, and the
+    # server's 401 must say so rather than "check the key", which does not exist
+    monkeypatch.delenv("MY_TYPOED_KEY", raising=False)
+    with ScriptedServer([(401, {"detail": "Invalid API key"})]) as srv:
+        client = LLMClient(fast(srv.url, api_key_env="MY_TYPOED_KEY"), sleep=lambda s: None)
+        with pytest.raises(LLMError) as e:
+            client.chat([{"role": "user", "content": "hi"}])
+    assert "no key was sent: $MY_TYPOED_KEY is not set" in str(e.value) and e.value.exit_code == EXIT_NOT_FOUND
+    assert "Authorization" not in srv.requests[0][2]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e400", "0", "-5"])
+def test_a_timeout_that_is_not_a_usable_number_is_a_usage_error_not_a_traceback(monkeypatch, value):
+    from attrib.cli import app
+
+    monkeypatch.setenv("ATTRIB_LLM_TIMEOUT_S", value)  # nan and inf used to reach the socket: ValueError, exit 1
+    r = CliRunner().invoke(app, ["analyze", DEMO, "--method", "judge-all",
+                                 "--llm-base-url", f"http://127.0.0.1:{free_port()}/v1"])  # fmt: skip
+    assert r.exit_code == 2, r.output
+    assert "ATTRIB_LLM_TIMEOUT_S" in r.output and (r.exception is None or isinstance(r.exception, SystemExit))
+    with pytest.raises(AttribError, match="ATTRIB_LLM_TIMEOUT_S"):
+        LLMConfig(base_url="http://127.0.0.1:8080/v1", timeout_s=float(value))
+
+
+def test_a_key_passed_as_the_key_variable_is_refused_without_echoing_it(monkeypatch):
+    from attrib.cli import app
+
+    secret = "sk-proj-Abc123Def456Ghi789"  # the key itself, pasted where the variable's NAME goes
+    r = CliRunner().invoke(app, ["analyze", DEMO, "--method", "judge-all", "--json",
+                                 "--llm-base-url", f"http://127.0.0.1:{free_port()}/v1",
+                                 "--llm-api-key-env", secret])  # fmt: skip
+    assert r.exit_code == 2, r.output
+    assert "NAME of the environment variable" in r.output and secret not in r.output and "Abc123" not in r.output
+    assert LLMConfig(base_url="http://x/v1", api_key_env="OPENAI_API_KEY").api_key_env == "OPENAI_API_KEY"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # llama.cpp's llama-server
+        {"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it",
+                   "type": "exceed_context_size_error", "n_prompt_tokens": 7845, "n_ctx": 4096}},
+        # vLLM
+        {"object": "error", "message": "The decoder prompt (length 7845) is longer than the maximum model length of "
+                                       "4096. Make sure that `max_model_len` is no smaller than the number of text "
+                                       "tokens.", "type": "BadRequestError", "code": 400},
+    ],
+)
+def test_other_servers_wording_of_a_too_long_prompt_is_a_context_error(body):
+    # used to be taken for a refused response_format: the same long prompt sent twice more in weaker JSON modes,
+    # JSON mode dropped for the rest of the run, and an error without the --llm-context-chars way out
+    from attrib.llm import LLMContextError
+
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
+    with ScriptedServer([(400, body)]) as srv:
+        client = LLMClient(fast(srv.url), sleep=lambda s: None)
+        with pytest.raises(LLMContextError) as e:
+            client.chat([{"role": "user", "content": "a long prompt"}], json_schema=schema)
+    assert e.value.exit_code == EXIT_NO_VERDICT and "--llm-context-chars" in str(e.value)
+    assert len(srv.chat_bodies) == 1 and client._json_modes[0] == "schema"
 
 
 def test_unreachable_endpoint_is_a_clear_error_naming_the_url():
@@ -206,6 +279,22 @@ def test_real_llama_server_lists_the_model_and_answers_schema_constrained_json(l
     assert client.model == MODEL_ALIAS
 
 
+@pytest.mark.slow
+def test_real_server_base_url_mistakes_missing_v1_and_the_whole_endpoint_url(llama_url):
+    root = llama_url.removesuffix("/v1")
+    client = LLMClient(fast(root, model="", max_retries=0))
+    with pytest.raises(LLMError) as e:  # used to say "check the model name", with no model given
+        client.models()
+    msg = str(e.value)
+    assert e.value.exit_code == EXIT_NOT_FOUND and f"try {llama_url}" in msg and "model name" not in msg
+    client = LLMClient(fast(root, model=MODEL_ALIAS, max_retries=0))  # a model given: the chat call's 404
+    with pytest.raises(LLMError, match=f"try {llama_url}"):
+        client.chat([{"role": "user", "content": "hi"}], max_tokens=1)
+    # the endpoint's own URL pasted whole: the base is the part before /chat/completions
+    client = LLMClient(fast(f"{llama_url}/chat/completions/", model=""))
+    assert client.config.base_url == llama_url and MODEL_ALIAS in client.models()
+
+
 # -- every failure has an exit code of its own (1 is for an output file that cannot be written) --------
 
 
@@ -213,8 +302,8 @@ def test_real_llama_server_lists_the_model_and_answers_schema_constrained_json(l
     "script, models, exit_code, words",
     [
         ([(500, {"error": "boom"})], ("scripted",), EXIT_NO_VERDICT, "HTTP 500"),  # a server that keeps failing
-        ([(401, {"error": "invalid api key"})], ("scripted",), EXIT_NOT_FOUND, "HTTP 401 (check the key in $K)"),
-        ([(403, {"error": "forbidden"})], ("scripted",), EXIT_NOT_FOUND, "HTTP 403 (check the key in $K)"),
+        ([(401, {"error": "invalid api key"})], ("scripted",), EXIT_NOT_FOUND, "HTTP 401 (no key was sent: $K is not"),
+        ([(403, {"error": "forbidden"})], ("scripted",), EXIT_NOT_FOUND, "HTTP 403 (no key was sent: $K is not set"),
         ([(200, "<html>gateway says hi</html>")], ("scripted",), EXIT_NO_VERDICT, "non-JSON"),
         ([(200, {"object": "chat.completion", "choices": []})], ("scripted",), EXIT_NO_VERDICT, "no choices"),
         (["ok"], (500, {"error": "models broke"}), EXIT_NO_VERDICT, "HTTP 500"),  # no --llm-model: the list is needed
@@ -271,3 +360,4 @@ def test_llm_options_help_documents_the_timeout(monkeypatch):
 
     text = " ".join(CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output.split())
     assert "ATTRIB_LLM_TIMEOUT_S" in text and "retried once" in text
+    assert "the key itself is never passed on the command line, and one given here is refused" in text

@@ -64,7 +64,8 @@ LLMApiKeyEnv = Annotated[
     typer.Option(
         "--llm-api-key-env",
         help=f"Name of the environment variable that holds the API key (default {DEFAULT_API_KEY_ENV}, "
-        "or OPENAI_API_KEY when only that is set). The key itself is never passed on the command line.",
+        "or OPENAI_API_KEY when only that is set), e.g. MY_KEY after export MY_KEY=...; the key itself is never "
+        "passed on the command line, and one given here is refused (exit 2) without being echoed.",
         rich_help_panel=_PANEL,
         show_default=False,
     ),

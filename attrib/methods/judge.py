@@ -480,16 +480,31 @@ AGENT_BLAME = "judge confidence"  # what a judge's one-row agent table holds (re
 
 def _attribution(
     trace: Trace, method: str, agent: str, step: int, reason: str, conf: float | None, session: _Session,
-    *, source: str | None = None, kind: str | None = None, **evidence: Any,
+    *, source: str | None = None, kind: str | None = None, said: str = "", conf_note: str | None = None,
+    tail: str = "", own_reason: bool = False, **evidence: Any,
 ) -> Attribution:  # fmt: skip
     """The verdict. ``conf`` None (no usable confidence in the answer) gives the 0.5 placeholder, and the
-    evidence says so; ``source``/``kind`` describe a confidence the strategy derived itself."""
+    evidence says so; ``source``/``kind`` describe a confidence the strategy derived itself.
+
+    The report's reason is the judge's own words, quoted and attributed to the model (``said``: what the judge did,
+    e.g. " judged step 3 an error"), followed by what its confidence is (``conf_note``; default: self-reported, not
+    calibrated, or a placeholder) and ``tail``: the text, Markdown, OTLP and inspector reports all show the reason,
+    so each says where the number comes from. ``own_reason``: ``reason`` is attrib's own text, shown as is.
+    ``evidence["judge_reason"]`` keeps the judge's words unframed."""
     c = DEFAULT_CONFIDENCE if conf is None else conf
     if source is None:
         source = SELF_REPORTED if conf is not None else _placeholder(session.given_confidence())
     if kind is None:
         kind = ("the judge's self-reported confidence, not calibrated" if conf is not None
                 else f"a {DEFAULT_CONFIDENCE:g} placeholder: the judge gave no usable confidence")  # fmt: skip
+    judge_reason = "" if own_reason else " ".join(reason.split())
+    if not own_reason:
+        if conf_note is None:
+            conf_note = (f"its confidence {c:.2f} is self-reported, not calibrated" if conf is not None
+                         else f"it gave no usable confidence: {c:g} is a placeholder")  # fmt: skip
+        who = f"The judge ({session.client.model}){said}"
+        reason = f'{who}: "{judge_reason}"' if judge_reason else f"{who}, giving no reason"
+        reason += f" ({conf_note})."
     return Attribution(
         trace_id=trace.id,
         method=method,
@@ -498,10 +513,11 @@ def _attribution(
         confidence=c,
         agent_confidence=c,
         agents=(AgentBlame(agent=agent, score=c),),
-        steps=(StepBlame(step=step, agent=trace.steps[step].agent, score=c, probability=c),),
+        # a score, not a probability of being the decisive step: the judge reports one number for its one answer
+        steps=(StepBlame(step=step, agent=trace.steps[step].agent, score=c),),
         evidence={**session.evidence(), "confidence_source": source, "confidence_kind": kind,
-                  "agent_blame": AGENT_BLAME, **evidence},  # fmt: skip
-        reason=reason,
+                  "agent_blame": AGENT_BLAME, "judge_reason": judge_reason, **evidence},  # fmt: skip
+        reason=f"{reason} {tail}".strip(),
     )
 
 
@@ -583,14 +599,16 @@ def step_by_step(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **op
         is_error, reason, conf = s.ask(prompt, schema, validate, example)
         judged.append({"step": i, "error": is_error, **({"elided": len(fit.elided)} if fit.elided else {})})
         if is_error:
-            return _attribution(trace, method, st.agent, i, reason, conf, s, judged_steps=judged, step_budget_chars=budget)
+            return _attribution(trace, method, st.agent, i, reason, conf, s, said=f" judged step {i} an error",
+                                judged_steps=judged, step_budget_chars=budget)  # fmt: skip
     last = trace.n_steps - 1
     return _attribution(
         trace, method, trace.steps[last].agent, last,
-        "No step was judged an error; the last step is reported, as in the Who&When paper.",
+        f"No step was judged an error by the judge ({s.client.model}); the last step is reported, as in the Who&When "
+        f"paper (score 1 / {trace.n_steps} steps, not from the LLM, not calibrated).",
         1.0 / trace.n_steps, s, judged_steps=judged, step_budget_chars=budget, no_error_found=True,
         source="1 / n_steps: no step was judged an error (not from the LLM)",
-        kind="1 / n_steps: no step was judged an error, not calibrated",
+        kind="1 / n_steps: no step was judged an error, not calibrated", own_reason=True,
     )  # fmt: skip
 
 
@@ -636,17 +654,26 @@ def binary_search(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **o
         path.append({"segment": [lo, hi], "half": half, **({"elided": len(fit.elided)} if fit.elided else {})})
         lo, hi = (lo, mid) if half == "upper" else (mid + 1, hi)
     n = len(path)
+    said, note, own = "", "", False
     if not n:  # a one-step trace: nothing to ask
         source, kind = "one step: nothing to search (not from the LLM)", "1.0: the trace has a single step"
+        reason, own = "The trace has a single step: nothing to ask the judge (score 1.0, not from the LLM).", True
     elif missing == n:
         source = _placeholder(f"no usable confidence in any of the {n} halvings") + f", multiplied over {n}"
         kind = f"a placeholder: {DEFAULT_CONFIDENCE:g} per halving, the judge gave no usable confidence"
+        note = (f"score {conf:.2f}: it gave no usable confidence in any of its {n} halvings, "
+                f"{DEFAULT_CONFIDENCE:g} each is a placeholder")
     else:
         source = f"product of the LLM's self-reported confidences over {n} halvings (not calibrated)" + (
             f"; none given in {missing} of {n}: {DEFAULT_CONFIDENCE:g} placeholder each" if missing else "")
         kind = "product of the judge's self-reported confidences per halving, not calibrated"
+        note = (f"score {conf:.2f}: the product of its self-reported confidences over {n} halvings, not calibrated"
+                + (f"; {missing} gave none, {DEFAULT_CONFIDENCE:g} each" if missing else ""))
+    if n:
+        seg, half = path[-1]["segment"], path[-1]["half"]
+        said = f", on the last of {n} halvings (steps {seg[0]} to {seg[1]}), chose the {half} half"
     return _attribution(trace, method, trace.steps[lo].agent, lo, reason, conf, s, source=source, kind=kind,
-                        search_path=path)
+                        said=said, conf_note=note or None, own_reason=own, search_path=path)
 
 
 def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options: Any) -> Attribution:
@@ -700,9 +727,21 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
     prompt, fit = _all_at_once_prompt(trace, o.context_chars, o.step_chars, extra, prefer)
     schema = _verdict_schema(trace, o.reason_chars)
     agent, step, reason, conf = s.ask(prompt, schema, _verdict_validator(trace), _verdict_example(trace))
-    off_ev: dict[str, Any] = (
-        {"method": offline.method, "agent": offline.agent, "step": offline.step, "confidence": offline.confidence,
-         "agrees": offline.step == step}
-        if offline is not None else {"fallback": note}
-    )  # fmt: skip
-    return _attribution(trace, method, agent, step, reason, conf, s, offline=off_ev, **_budget_evidence(fit))
+    off_ev: dict[str, Any] = {"fallback": note}
+    tail = f"No offline evidence was shown ({note})."
+    if offline is not None:
+        # what the judge was shown, so a reader can check what it made of it
+        off_ev = {"method": offline.method, "agent": offline.agent, "step": offline.step,
+                  "confidence": offline.confidence, "confidence_kind": offline.evidence.get("confidence_kind"),
+                  "agrees": offline.step == step, "agent_agrees": offline.agent == agent,
+                  "shown_steps": [{"step": b.step, "agent": b.agent, "score": b.score, "probability": b.probability}
+                                  for b in offline.top_steps(top_k)],
+                  "shown_agents": [{"agent": a.agent, "score": a.score} for a in offline.agents[:top_k]],
+                  **({"shown_step_set": {"level": ss["level"], "steps": sorted(ss["steps"])}} if in_set else {})}
+        agrees = ("the judge agrees" if off_ev["agrees"] and off_ev["agent_agrees"] else
+                  "the judge agrees on the step" if off_ev["agrees"] else
+                  "the judge agrees on the agent" if off_ev["agent_agrees"] else "the judge chose otherwise")
+        tail = (f"Shown as evidence, the offline method ({offline.method}, no LLM) put step {offline.step} by "
+                f"{offline.agent} first; {agrees}.")
+    return _attribution(trace, method, agent, step, reason, conf, s, tail=tail, offline=off_ev,
+                        **_budget_evidence(fit))
