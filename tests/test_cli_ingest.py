@@ -353,3 +353,16 @@ def test_ctrl_c_counts_only_the_files_stored(tmp_path, monkeypatch):
     r = runner.invoke(app, ["ingest", str(runs), "--store", str(tmp_path / "s.duckdb")])
     assert r.exit_code == 130, r.output
     assert "1 file(s) stored whole" in " ".join(r.output.split())
+
+
+def test_a_relative_path_is_stored_absolute(tmp_path, monkeypatch):
+    """`attrib ingest runs/x.json` stored "runs/x.json", which names nothing once the store is opened elsewhere."""
+    import shutil
+
+    (tmp_path / "runs").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "traces" / "demo_whowhen.json", tmp_path / "runs" / "x.json")
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["ingest", "runs/x.json", "--store", "s.duckdb"])
+    assert r.exit_code == 0, r.output
+    with open_store(tmp_path / "s.duckdb", read_only=True) as st:
+        assert [row["source_path"] for row in st.list_traces()] == [str(tmp_path / "runs" / "x.json")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import msgspec
@@ -55,7 +56,7 @@ def test_upsert_traces_says_which_stored_ids_it_replaced(bundled: Path, tmp_stor
     assert tmp_store.upsert_traces([changed, b], ["x.json", "y.json"], replaced=replaced) == [True, True]
     assert replaced == [a.id]
     rows = tmp_store.con.execute("SELECT trace_id, source_path FROM traces ORDER BY trace_id").fetchall()
-    assert sorted(rows) == sorted([(a.id, "x.json"), (b.id, "y.json")])
+    assert sorted(rows) == sorted([(a.id, os.path.abspath("x.json")), (b.id, os.path.abspath("y.json"))])
     replaced.clear()
     assert tmp_store.upsert_traces([changed, b], replaced=replaced) == [False, False] and replaced == []
 

@@ -45,6 +45,11 @@ MIN_MEMORY_BYTES = 16_000_000
 _CANONICAL = re.compile(r"([\d.]+) (bytes|[KMGTP]iB)")  # how DuckDB prints a memory setting back
 
 
+def _absolute(path: str | None) -> str | None:
+    """A trace's source file as an absolute path (None and ``-``, standard input, as they are)."""
+    return path if path in (None, "-") else os.path.abspath(path)
+
+
 def _scalar(con: Any, query: str, params: Any = None) -> Any:
     """The one value a query returns (a count, a setting): DuckDB's ``fetchone()[0]``."""
     row = con.execute(query, params).fetchone() if params is not None else con.execute(query).fetchone()
@@ -274,8 +279,9 @@ class Store:
                       replaced: list[str] | None = None) -> list[bool]:
         """Upsert many traces in one transaction with bulk (Arrow) inserts; per trace, whether it changed.
 
-        ``source_path``: the file they came from, or a list with each trace's. If an id repeats within ``traces`` the
-        last one wins. ``replaced`` (a list) gets the ids whose stored trace had other content, so was replaced (its
+        ``source_path``: the file they came from, or a list with each trace's; kept as an absolute path (``-``,
+        standard input, as is), so it still names the file when the store is opened from another folder. If an id
+        repeats within ``traces`` the last one wins. ``replaced`` (a list) gets the ids whose stored trace had other content, so was replaced (its
         verdicts dropped). A trace that breaks the trace model's rules (:meth:`Trace.problem`, without the type pass
         readers make needless) is refused before anything is written.
         """
@@ -295,7 +301,8 @@ class Store:
                 for table in ("steps", "labels", "activations", "traces", "attributions", "analysis_errors"):
                     self.con.execute(f"DELETE FROM {table} WHERE list_contains(?, trace_id)", [replace])
             if todo:
-                sources = source_path if isinstance(source_path, list) else [source_path] * len(traces)
+                sources = [_absolute(p) for p in
+                           (source_path if isinstance(source_path, list) else [source_path] * len(traces))]
                 self._insert([enc[i][0] for i in todo], [enc[i][1] for i in todo], [digests[i] for i in todo],
                              [sources[i] for i in todo])
         if replaced is not None:
