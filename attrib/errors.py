@@ -71,7 +71,10 @@ def is_real(value: object) -> bool:
     import math
     from numbers import Real
 
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    try:
+        return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an int too large for a float (10**400)
+        return False
 
 
 def whole_number(field: str, value: object, minimum: int = 1, maximum: int | None = None, *,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import os
 import random
 import re
@@ -38,6 +37,8 @@ from attrib.errors import (
     AttribError,
     NotFoundError,
     NoVerdictError,
+    is_real,
+    is_whole_number,
 )
 
 DEFAULT_API_KEY_ENV = "ATTRIB_LLM_API_KEY"
@@ -144,11 +145,10 @@ class LLMConfig:
                 f"({len(self.api_key_env or '')} characters given, not shown): export MY_KEY=... and pass "
                 "--llm-api-key-env MY_KEY (library: api_key_env='MY_KEY')"
             )
-        if not (isinstance(self.timeout_s, int | float) and math.isfinite(self.timeout_s)
-                and 0 < self.timeout_s <= MAX_TIMEOUT_S):  # fmt: skip
+        if not (is_real(self.timeout_s) and 0 < self.timeout_s <= MAX_TIMEOUT_S):
             raise LLMConfigError(f"LLM timeout {self.timeout_s!r} (ATTRIB_LLM_TIMEOUT_S, timeout_s=) must be a number "
                                  f"of seconds above 0 and at most {MAX_TIMEOUT_S:g}")
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+        if not is_whole_number(self.max_retries, minimum=0):
             raise LLMConfigError(f"LLM retries {self.max_retries!r} (ATTRIB_LLM_MAX_RETRIES, max_retries=) must be a "
                                  "whole number >= 0")
 

@@ -251,3 +251,12 @@ def test_a_verdict_shows_itself_as_its_report_in_rich_and_jupyter() -> None:
     assert md.startswith("## ") and "UnitConversion_Expert" in md and "Attribution(" not in md
     with pytest.raises(UsageError, match="needs the trace"):
         verdict.to_otlp(with_steps=True)
+
+
+def test_the_shared_argument_checks_take_numpy_numbers_and_refuse_the_rest() -> None:
+    """errors.is_real raised OverflowError on an int too large for a float (10**400) instead of saying no."""
+    from attrib.errors import is_real, is_whole_number
+
+    assert is_real(0.5) and is_real(np.float32(0.5)) and is_real(np.int64(3)) and is_real(3)
+    assert not any(is_real(v) for v in (True, float("nan"), float("inf"), 10**400, "0.5", None))
+    assert is_whole_number(np.int64(2)) and not is_whole_number(True) and not is_whole_number(2.0)

@@ -167,6 +167,16 @@ def test_a_timeout_that_is_not_a_usable_number_is_a_usage_error_not_a_traceback(
         LLMConfig(base_url="http://127.0.0.1:8080/v1", timeout_s=float(value))
 
 
+def test_config_numbers_are_checked_as_everywhere_else() -> None:
+    """timeout_s=True passed as 1 s and a numpy retry count was refused: the shared checks (errors.is_real,
+    is_whole_number) say otherwise."""
+    import numpy as np
+
+    with pytest.raises(AttribError, match="ATTRIB_LLM_TIMEOUT_S"):
+        LLMConfig(base_url="http://127.0.0.1:8080/v1", timeout_s=True)
+    assert LLMConfig(base_url="http://127.0.0.1:8080/v1", max_retries=np.int64(2)).max_retries == 2
+
+
 def test_a_key_passed_as_the_key_variable_is_refused_without_echoing_it(monkeypatch):
     from attrib.cli import app
 

@@ -59,6 +59,9 @@ def test_upsert_traces_says_which_stored_ids_it_replaced(bundled: Path, tmp_stor
     assert sorted(rows) == sorted([(a.id, os.path.abspath("x.json")), (b.id, os.path.abspath("y.json"))])
     replaced.clear()
     assert tmp_store.upsert_traces([changed, b], replaced=replaced) == [False, False] and replaced == []
+    tmp_store.upsert_traces([a], ["s3://bucket/runs/a.json"])  # a URL is no local path: kept as it is
+    assert tmp_store.con.execute("SELECT source_path FROM traces WHERE trace_id = ?", [a.id]).fetchone() == (
+        "s3://bucket/runs/a.json",)
 
 
 def test_label_and_metadata_round_trip_losslessly(bundled: Path, tmp_store) -> None:
@@ -412,3 +415,26 @@ def test_a_raised_memory_cap_is_put_back_after_an_aborted_outer_transaction(tmp_
         with pytest.raises(duckdb.CatalogException), st.transaction(), st._room_for(2**30, 2**20):
             st.con.execute("SELECT * FROM no_such_table")
         assert st.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == cap
+
+
+def test_a_raised_cap_is_never_lowered_within_a_transaction_and_a_read_there_fails_by_name(tmp_path: Path) -> None:
+    """Two huge writes in one transaction: the smaller one lowered the cap the first had raised, and the commit ran
+    out of memory. A read that runs out of memory inside a transaction (which it aborts, so no retry can run) was a
+    TransactionException hiding the real error; it is one InputError naming ATTRIB_STORE_MEMORY."""
+    from attrib.errors import InputError
+
+    def cap(st) -> str:  # type: ignore[no-untyped-def]
+        return st.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+
+    with open_store(tmp_path / "s.duckdb", memory_limit="16MB") as st:
+        configured = cap(st)
+        with st.transaction():
+            st._set_cap(2**30)
+            raised = cap(st)
+            st._set_cap(2**25)
+            assert cap(st) == raised != configured
+        assert cap(st) == configured
+        assert st.upsert_traces([_big_trace(24)]) == [True]
+        with pytest.raises(InputError, match="ATTRIB_STORE_MEMORY"), st.transaction():
+            st.get_trace("big")
+        assert cap(st) == configured and st.get_trace("big").id == "big"  # outside a transaction it is retried

@@ -58,7 +58,9 @@ def _flags_take_no_value() -> None:
     took a value (``--json true`` is then an "unexpected extra argument")."""
     from typer.core import TyperOption
 
-    shown = TyperOption.display_type_rich
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None:  # an older typer: it prints no type for a flag
+        return
 
     def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         return None if self.is_flag else shown(self, ctx)

@@ -703,11 +703,12 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
         except AttribError as e:
             note = f"offline method {default!r} failed ({e}): plain all-at-once"
     extra = ""
+    shown = offline.top_steps(top_k) if offline is not None else ()  # the offline steps the judge is shown
     if offline is not None:
         lines = [
             f"- step {b.step} by {b.agent}: score {b.score:.3g}"
             + (f", probability {b.probability:.2f}" if b.probability is not None else "")
-            for b in offline.top_steps(top_k)
+            for b in shown
         ] or [f"- step {offline.step} by {offline.agent}: confidence {offline.confidence:.2f}"]
         agents = ", ".join(f"{a.agent} {a.score:.2f}" for a in offline.agents[:top_k])
         ss = offline.evidence.get("step_set") or {}
@@ -723,7 +724,7 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
             + "Check these steps yourself before you answer.\n\n"
         )
     s = _Session(method, get_client(llm), o.retries)
-    prefer = [b.step for b in offline.top_steps(top_k)] + [offline.step] if offline is not None else []
+    prefer = [b.step for b in shown] + [offline.step] if offline is not None else []
     prompt, fit = _all_at_once_prompt(trace, o.context_chars, o.step_chars, extra, prefer)
     schema = _verdict_schema(trace, o.reason_chars)
     agent, step, reason, conf = s.ask(prompt, schema, _verdict_validator(trace), _verdict_example(trace))
@@ -735,7 +736,7 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
                   "confidence": offline.confidence, "confidence_kind": offline.evidence.get("confidence_kind"),
                   "agrees": offline.step == step, "agent_agrees": offline.agent == agent,
                   "shown_steps": [{"step": b.step, "agent": b.agent, "score": b.score, "probability": b.probability}
-                                  for b in offline.top_steps(top_k)],
+                                  for b in shown],
                   "shown_agents": [{"agent": a.agent, "score": a.score} for a in offline.agents[:top_k]],
                   **({"shown_step_set": {"level": ss["level"], "steps": sorted(ss["steps"])}} if in_set else {})}
         agrees = ("the judge agrees" if off_ev["agrees"] and off_ev["agent_agrees"] else

@@ -46,8 +46,9 @@ _CANONICAL = re.compile(r"([\d.]+) (bytes|[KMGTP]iB)")  # how DuckDB prints a me
 
 
 def _absolute(path: str | None) -> str | None:
-    """A trace's source file as an absolute path (None and ``-``, standard input, as they are)."""
-    return path if path in (None, "-") else os.path.abspath(path)
+    """A trace's source file as an absolute path (None, ``-``, standard input, and URLs such as ``s3://...`` as they
+    are)."""
+    return path if path is None or path == "-" or "://" in path else os.path.abspath(path)
 
 
 def _scalar(con: Any, query: str, params: Any = None) -> Any:
@@ -180,13 +181,14 @@ class Store:
         except duckdb.Error as e:
             raise InputError(self.path, None, f"not a DuckDB store ({str(e).splitlines()[0]})") from None
         self._depth = 0
-        self._cap_raised = False  # the memory cap is above the configured one until _restore_cap
+        self._cap_now: float | None = None  # the memory cap in force, in bytes (raised by _set_cap)
         try:
             # no progress bar on stdout from long inserts; a bounded page cache keeps memory flat over many files
             self.con.execute("SET enable_progress_bar = false")
             #: the cap as given (DuckDB prints it back rounded), to put back after a write that needed more
             self.memory_limit, self._cap_bytes = _set_memory_limit(
                 self.con, memory_limit, "memory_limit" if memory_limit else "ATTRIB_STORE_MEMORY")
+            self._cap_now = self._cap_bytes
             self._check_schema(read_only)
             if not read_only:
                 migrate(self.con)
@@ -317,8 +319,7 @@ class Store:
         one :class:`InputError` naming the setting to raise, not DuckDB's "could not allocate block"."""
         import duckdb
 
-        if self._cap_bytes is not None and self._cap_bytes < need:
-            self._set_cap(need)
+        self._set_cap(need)
         try:
             yield
         except duckdb.OutOfMemoryException as e:
@@ -335,7 +336,7 @@ class Store:
         naming the setting, not DuckDB's advice to ``SET memory_limit``."""
         import duckdb
 
-        cap = self._cap_bytes
+        cap = self._cap_now
         try:
             for attempt in range(OOM_RETRIES + 1):
                 try:
@@ -343,7 +344,8 @@ class Store:
                 except duckdb.OutOfMemoryException as e:
                     m = _ALLOC.search(str(e))
                     size = _bytes(m.group(1)) if m else None
-                    if size is None or cap is None or attempt == OOM_RETRIES:
+                    # inside a transaction the error aborted it: no retry can run there
+                    if size is None or cap is None or attempt == OOM_RETRIES or self._depth:
                         raise InputError(None, "ATTRIB_STORE_MEMORY", f"the store's memory cap ({self.memory_limit}) "
                                          "is too small for its largest trace; raise it, e.g. ATTRIB_STORE_MEMORY=4GB "
                                          f"({str(e).splitlines()[0]})") from None
@@ -354,16 +356,19 @@ class Store:
             self._restore_cap()
 
     def _set_cap(self, n_bytes: float) -> None:
-        """Raise DuckDB's memory cap to ``n_bytes`` for one huge write or read (:meth:`_restore_cap` puts it back)."""
+        """Raise DuckDB's memory cap to at least ``n_bytes`` for a huge write or read, never lowering a cap in force
+        (two writes in one transaction keep the larger); :meth:`_restore_cap` puts the configured one back."""
+        if self._cap_now is None or n_bytes <= self._cap_now:
+            return
         self.con.execute(f"SET memory_limit = '{int(n_bytes) // 2**20 + 1}MiB'")
-        self._cap_raised = True
+        self._cap_now = n_bytes
 
     def _restore_cap(self) -> None:
         """Put the configured memory cap back after :meth:`_set_cap`; inside a transaction, once it has ended (an
         aborted one refuses every statement, and the SET would hide the error that aborted it)."""
-        if self._cap_raised and not self._depth:
+        if self._cap_now != self._cap_bytes and not self._depth:
             self.con.execute("SET memory_limit = '{}'".format(self.memory_limit.replace("'", "''")))
-            self._cap_raised = False
+            self._cap_now = self._cap_bytes
 
     def _delete(self, trace_id: str, keep_results: bool) -> None:
         tables = ["steps", "labels", "activations", "traces"]

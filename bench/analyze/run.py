@@ -32,9 +32,14 @@ TRACE = who_and_when_dir("hand") / "46.json"
 ONE_CORE = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def _pin() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+def _core() -> int | None:
+    """The core this benchmark runs on (the lowest one allowed), or None where the OS cannot pin."""
+    return min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
+def _pin(core: int | None) -> None:
+    if core is not None:
+        os.sched_setaffinity(0, {core})
 
 
 def _cpu(fn: Callable[[], object]) -> float:
@@ -43,10 +48,11 @@ def _cpu(fn: Callable[[], object]) -> float:
     return time.process_time() - t0
 
 
-def _fresh(code: str, n: int = 5) -> float:
-    """Median CPU seconds (user + sys) of a fresh Python process running ``code`` on one core."""
+def _fresh(code: str, core: int | None, n: int = 5) -> float:
+    """Median CPU seconds (user + sys) of a fresh Python process running ``code`` on ``core``."""
     times = []
-    pin = ["taskset", "-c", "0"] if subprocess.run(["which", "taskset"], capture_output=True).returncode == 0 else []
+    has_taskset = subprocess.run(["which", "taskset"], capture_output=True).returncode == 0
+    pin = ["taskset", "-c", str(core)] if has_taskset and core is not None else []
     for _ in range(n):
         r = subprocess.run([*pin, "/usr/bin/time", "-f", "%U %S", sys.executable, "-c", code], capture_output=True,
                            text=True, env={**os.environ, **ONE_CORE}, cwd=ROOT, check=True)
@@ -56,8 +62,10 @@ def _fresh(code: str, n: int = 5) -> float:
 
 
 def main() -> None:
+    load_before = os.getloadavg()
     os.environ.update(ONE_CORE)
-    _pin()
+    core = _core()
+    _pin(core)
     from attrib.methods import analyze
     from attrib.readers import load_trace
 
@@ -67,10 +75,10 @@ def main() -> None:
     analyze(trace, "flow-graph")
     rule_s = statistics.median(_cpu(lambda: analyze(trace, "flow-graph")) for _ in range(20))
     verdict = analyze(trace)
-    fresh_s = _fresh(f"from attrib import analyze, load_trace; analyze(load_trace({str(TRACE)!r}))")
-    import_s = _fresh("import attrib")
+    fresh_s = _fresh(f"from attrib import analyze, load_trace; analyze(load_trace({str(TRACE)!r}))", core)
+    import_s = _fresh("import attrib", core)
     help_s = _fresh("import sys; sys.argv = ['attrib', '--help']\ntry:\n    from attrib.cli import main; main()\n"
-                    "except SystemExit:\n    pass")
+                    "except SystemExit:\n    pass", core)
     out = {
         "benchmark": "analyze",
         "units": "CPU seconds on one core (medians); ratio against the flow-graph rule on the same trace, same run",
@@ -85,7 +93,7 @@ def main() -> None:
         "verdict": {"step": verdict.step, "agent": verdict.agent, "confidence": verdict.confidence},
         "goals": {"analyze_130_steps_s": 1.0, "import_and_help_s": 1.0,
                   "met": max(first_s, fresh_s) < 1.0 and max(import_s, help_s) < 1.0},
-        "machine": {"loadavg_before": os.getloadavg()},
+        "machine": {"loadavg_before": load_before, "loadavg_after": os.getloadavg(), "core": core},
     }
     path = ROOT / "bench" / "results" / "analyze.json"
     path.write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
