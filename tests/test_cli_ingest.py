@@ -366,3 +366,17 @@ def test_a_relative_path_is_stored_absolute(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     with open_store(tmp_path / "s.duckdb", read_only=True) as st:
         assert [row["source_path"] for row in st.list_traces()] == [str(tmp_path / "runs" / "x.json")]
+
+
+def test_traces_show_a_range_of_steps():
+    """A verdict on a 130-step run names step 8; `traces show` printed all 130 steps, or one line each with --full
+    off. --steps shows the steps around it."""
+    log = str(Path(__file__).resolve().parents[1] / "traces" / "demo_whowhen.json")
+    r = runner.invoke(app, ["traces", "show", log, "--steps", "2-4"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    rows = [line.split()[0] for line in r.output.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
+    assert rows == ["2", "3", "4"] and "steps 2-4 of 10" in r.output
+    assert runner.invoke(app, ["traces", "show", log, "--steps", "8-"]).exit_code == 0
+    for bad in ("40", "5-2", "x"):
+        r = runner.invoke(app, ["traces", "show", log, "--steps", bad])
+        assert r.exit_code == 2 and "--steps" in r.output, (bad, r.output)

@@ -42,8 +42,25 @@ def load_any(ref: str, store: Path | None = None, format: str | None = None) -> 
         raise
 
 
-def timeline(trace: Any, width: int = 110, full: bool = False) -> Any:
-    """A rich renderable: the steps in order, agent-coloured, indented under their parent step."""
+def step_range(spec: str, n_steps: int) -> range:
+    """``--steps``: ``45`` (one step), ``40-50`` (both ends included), ``40-`` or ``-10``; a UsageError naming
+    ``steps`` otherwise, or for a range with no step of the trace in it."""
+    from attrib.errors import UsageError
+
+    lo, dash, hi = spec.strip().partition("-")
+    try:
+        start = int(lo) if lo.strip() else 0
+        end = (int(hi) if hi.strip() else n_steps - 1) if dash else start
+    except ValueError:
+        raise UsageError(None, "steps", f"expected a step or a range such as 40-50, got {spec!r}") from None
+    if start < 0 or end < start or start >= n_steps:
+        raise UsageError(None, "steps", f"{spec!r} holds no step of this trace (steps 0-{n_steps - 1})")
+    return range(start, min(end, n_steps - 1) + 1)
+
+
+def timeline(trace: Any, width: int = 110, full: bool = False, steps: range | None = None) -> Any:
+    """A rich renderable: the steps in order (``steps``: only those), agent-coloured, indented under their parent
+    step."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -61,6 +78,8 @@ def timeline(trace: Any, width: int = 110, full: bool = False) -> Any:
     label = trace.label
     for s in trace.steps:
         d = depth[s.index] = (depth.get(s.parents[0], -1) + 1) if s.parents else 0
+        if steps is not None and s.index not in steps:  # its depth still counts for the steps shown under it
+            continue
         body = Text("  " * d)
         if s.parents and len(s.parents) > 1:
             body.append(f"↳{','.join(map(str, s.parents))} ", style="dim")
@@ -85,7 +104,8 @@ def timeline(trace: Any, width: int = 110, full: bool = False) -> Any:
         table.add_row(*row)
     head = Text()
     head.append(f"{trace.id}", style="bold")
-    head.append(f"  ({trace.source_format}, {trace.n_steps} steps, outcome: {trace.outcome})\n", style="dim")
+    shown = f"steps {steps.start}-{steps.stop - 1} of {trace.n_steps}" if steps is not None else f"{trace.n_steps} steps"
+    head.append(f"  ({trace.source_format}, {shown}, outcome: {trace.outcome})\n", style="dim")
     if trace.task:
         head.append("task: ", style="bold")
         head.append(_one_line(trace.task, width * 2) if not full else trace.task)
@@ -225,14 +245,17 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the trace as attrib JSON."),
         format: str = typer.Option(None, "--format", "-f", callback=check_format, help="For a trace file: skip "
                                    "detection (whowhen, otlp, chat or attrib)."),
+        steps: str = typer.Option(None, "--steps", metavar="RANGE", show_default=False,
+                                  help="Only these steps: 45, 40-50 (both included), 40- or -10."),
     ) -> None:
         """Show one trace as a timeline: step, time, agent, role, message, tool calls (→) and results (←).
 
-        Example:  attrib traces show whowhen-algorithm-1
+        Example:  attrib traces show whowhen-hand-46 --steps 5-12 --full   (around a verdict's step)
         """
         with handle_errors():
             trace = load_any(trace_id, store, format)
+            shown = step_range(steps, trace.n_steps) if steps is not None else None
         if as_json:
             typer.echo(trace.to_json().decode())
             return
-        console.print(timeline(trace, width=width, full=full))
+        console.print(timeline(trace, width=width, full=full, steps=shown))
