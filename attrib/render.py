@@ -151,6 +151,16 @@ def step_probabilities(attr: Attribution) -> bool:
     return attr.method == "learned"
 
 
+def _step_shapley(ev: dict[str, Any]) -> str | None:
+    """The top steps' exact Shapley blame (``evidence.step_shapley``) and the failure score they share."""
+    rows = ev.get("step_shapley")
+    if not rows:
+        return None
+    total = ev.get("failure_score")
+    of = f" (of {total:.2f})" if isinstance(total, float) else ""
+    return ", ".join(f"step {i} {b:.2f}" for i, b in rows) + of
+
+
 def blame_title(attr: Attribution) -> str:
     """What the agent scores are: Shapley blame (the learned method) or the method's own sums."""
     kind = attr.evidence.get("agent_blame")
@@ -200,6 +210,8 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     if ev.get("graph_path"):
         lines.append(f"**Information flow to the failure (step {ev.get('failure_step')})**: "
                      + " → ".join(str(i) for i in ev["graph_path"]))
+    if shapley_steps := _step_shapley(ev):
+        lines.append(f"**Shapley blame over steps**: {shapley_steps}")
     if ev.get("features"):
         lines.append("**Signals**: " + "; ".join(_signals(ev)))
     if ev.get("agent_features"):
@@ -258,6 +270,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
     bits = []
     if ev.get("graph_path"):
         bits.append(f"flow to failure (step {ev.get('failure_step')}): " + " → ".join(map(str, ev["graph_path"])))
+    if shapley_steps := _step_shapley(ev):
+        bits.append(f"Shapley blame over steps: {shapley_steps}")
     if ev.get("features"):
         bits.append("signals: " + "; ".join(_signals(ev)))
     if ev.get("agent_features"):

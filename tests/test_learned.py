@@ -253,3 +253,23 @@ def test_a_rerun_of_a_task_the_ranker_was_fitted_on_is_flagged(tmp_path, monkeyp
     old = tmp_path / "old.json"
     old.write_bytes(orjson.dumps(art))
     assert attribute(rerun, model_path=str(old)).evidence["same_task_trained"] is None
+
+
+def test_a_verdict_carries_exact_shapley_blame_over_its_top_steps() -> None:
+    """The issue asks for Shapley blame over steps as well as agents: the top-k steps' exact values, in the report."""
+    import pytest
+
+    from attrib.methods.learned import attribute
+    from attrib.methods.shapley import step_blame
+
+    trace = load_trace("traces/demo_whowhen.json")
+    a = attribute(trace, top_k=3)
+    rows = a.evidence["step_shapley"]
+    assert [i for i, _ in rows] == a.evidence["top_k"] == [s.step for s in a.top_steps(3)]
+    from attrib.methods import flow_graph
+
+    probs = np.array([s.probability for s in a.steps])
+    g, sink = flow_graph.build_graph(trace), flow_graph.failure_node(trace)
+    reaches = [i in flow_graph.nx.ancestors(g, sink) | {sink} for i in range(trace.n_steps)]
+    assert rows[0][1] == pytest.approx(step_blame(probs, reaches)[rows[0][0]])
+    assert rows[0][1] > rows[1][1] and "Shapley blame over steps" in a.to_markdown()
