@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from attrib.errors import AttribError, whole_number
+from attrib.errors import AttribError, UsageError, whole_number
 from attrib.trace import Attribution, Trace
 
 
@@ -167,6 +167,13 @@ def blame_title(attr: Attribution) -> str:
     return "Shapley blame" if kind in (None, "shapley") else f"blame: {kind}"
 
 
+def check_same_run(attr: Attribution, trace: Trace | None) -> None:
+    """A report takes its step texts and authors from ``trace``: another run's (a different id) would show them
+    under this verdict, silently. A ``UsageError`` naming ``trace`` instead."""
+    if trace is not None and trace.id != attr.trace_id:
+        raise UsageError(None, "trace", f"the verdict is on run {attr.trace_id!r}, the trace given is {trace.id!r}")
+
+
 def _default_top_k(attr: Attribution, top_k: int | None) -> int:
     """``top_k`` checked (a whole number >= 1, else a ``UsageError`` naming it: -1 used to list all steps but the
     last), or as many steps as the method was asked for (``evidence.top_k``), else 5."""
@@ -179,6 +186,7 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     """A Markdown report: verdict, agents with Shapley blame ± CI, top steps, evidence, reason.
 
     ``top_k``: steps listed (default: as many as the method was asked for, ``evidence.top_k``, else 5)."""
+    check_same_run(attr, trace)
     top_k = _default_top_k(attr, top_k)
     word = confidence_word(attr)
     ac = f", agent {word} {attr.agent_confidence:.0%}" if attr.agent_confidence is not None else ""
@@ -226,6 +234,7 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
 
 def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int | None = None) -> Any:
     """A rich Group: verdict panel, agent table with Shapley ± CI, top-k steps, evidence and reason."""
+    check_same_run(attr, trace)
     from rich.console import Group
     from rich.markup import escape
     from rich.panel import Panel

@@ -109,6 +109,9 @@ def attribution_otlp(attr: Attribution, trace: Trace | None = None, top_k: int =
 
 def _attribution_span(attr: Attribution, trace: Trace | None, top_k: int, now_ns: int | None,
                       exported: bool = False) -> dict[str, Any]:
+    from attrib.render import check_same_run
+
+    check_same_run(attr, trace)
     trace_id = _trace_id(attr.trace_id, trace)
     span_id = _hex_id(f"attrib:{attr.trace_id}:{attr.method}", 8)
     end = now_ns if now_ns is not None else time.time_ns()

@@ -227,3 +227,20 @@ def test_a_bad_top_k_is_refused_by_name_not_sliced():
         with pytest.raises(UsageError, match="top_k"):  # the public method the renderers use
             a.top_steps(bad)  # type: ignore[arg-type]
     assert "| 1 | Researcher |" in attribution_markdown(a, TRACE, top_k=1)
+
+
+def test_a_report_refuses_another_runs_trace() -> None:
+    """verdict.to_markdown(other_trace) showed the other run's step texts and authors under this verdict."""
+    import msgspec
+    import pytest
+
+    from attrib.errors import UsageError
+    from attrib.render import attribution_rich
+
+    a = _attr(1, "Researcher")
+    other = msgspec.structs.replace(TRACE, id="another-run")
+    for render in (lambda: attribution_markdown(a, other), lambda: attribution_rich(a, other),
+                   lambda: a.to_otlp(other), lambda: a.to_otlp(other, with_steps=True)):
+        with pytest.raises(UsageError, match="the verdict is on run .* the trace given is 'another-run'"):
+            render()
+    assert "Researcher" in attribution_markdown(a, TRACE)
