@@ -205,6 +205,8 @@ def upload(ctx: state.Ctx) -> None:
     if kept_files and current is None:
         st.subheader("Uploaded in this session")
         st.caption("Kept while this browser tab is open; the file box above takes another file.")
+        st.button("Forget these uploads", key="up_forget", on_click=state.forget_uploads,
+                  help="Drop every trace uploaded in this session; the store's runs stay.")
     for k, (name, traces) in enumerate(kept_files):
         if k == 1:
             st.subheader("Earlier uploads in this session")

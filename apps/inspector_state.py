@@ -159,6 +159,13 @@ def keep_upload(traces: list[Trace], name: str) -> None:
     files[name] = list(dict.fromkeys(t.id for t in traces))
 
 
+def forget_uploads() -> None:
+    """Drop every trace uploaded in this session (a button's callback: runs before the next run), so the pages
+    show the store's runs only again."""
+    for key in (UPLOADS, UPLOAD_NAMES, UPLOAD_FILES, COPY):
+        st.session_state.pop(key, None)
+
+
 def uploaded_files() -> list[tuple[str, list[Trace]]]:
     """The files uploaded in this session, the latest first, each with its traces (those a later file with the same
     trace ids replaced are left out; a file left with none is too)."""

@@ -1197,3 +1197,16 @@ def test_evaluation_tables_show_one_decimal(app, env) -> None:
     assert "n" not in cols and "method" not in cols
     assert np.allclose(table.value["step_accuracy"],  # the numbers themselves are untouched
                        [r["step_accuracy"] for r in env["eval"]["rows"] if r["subset"] == "algorithm"])
+
+
+def test_the_uploads_of_a_session_can_be_forgotten(app) -> None:
+    """Uploads stayed for the whole browser session with no way to drop them; a button forgets them."""
+    otlp = traces_dir() / "otlp_agents.json"
+    at = app(page="Upload")
+    at.file_uploader(key="up_file").set_value((otlp.name, otlp.read_bytes(), "application/json")).run()
+    at.sidebar.radio[0].set_value("Traces").run()
+    at.sidebar.radio[0].set_value("Upload").run()
+    assert "Uploaded in this session" in texts(at, "subheader")
+    at.button(key="up_forget").click().run()
+    assert not at.exception and "Uploaded in this session" not in texts(at, "subheader")
+    assert not any(m.startswith(f"`{otlp.name}`") for m in texts(at, "markdown"))
