@@ -438,3 +438,17 @@ def test_a_raised_cap_is_never_lowered_within_a_transaction_and_a_read_there_fai
         with pytest.raises(InputError, match="ATTRIB_STORE_MEMORY"), st.transaction():
             st.get_trace("big")
         assert cap(st) == configured and st.get_trace("big").id == "big"  # outside a transaction it is retried
+
+
+def test_a_store_whose_folder_cannot_be_made_is_bad_input(tmp_path: Path) -> None:
+    """A store under a folder that cannot be made (here: a file stands where a folder should) ended with exit 1 and
+    the OS's words, while a folder that exists but refuses the file gave exit 3: it is exit 3, one line, now."""
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+
+    (tmp_path / "afile").write_text("not a folder")
+    trace = Path(__file__).resolve().parents[1] / "traces" / "demo_whowhen.json"
+    r = CliRunner().invoke(app, ["ingest", str(trace), "--store", str(tmp_path / "afile" / "sub" / "s.duckdb")])
+    assert r.exit_code == 3, r.output
+    assert "cannot open the store (cannot make its folder" in " ".join(r.output.split())

@@ -165,7 +165,11 @@ class Store:
                     if self.path.stat().st_size == 0:
                         self.path.unlink()
             missing = [d for d in (self.path.parent, *self.path.parent.parents) if not d.exists()]
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:  # as a store file DuckDB cannot open there: bad input (exit 3), one line
+                raise InputError(self.path, None, f"cannot open the store (cannot make its folder: "
+                                 f"{e.strerror or e})") from None
             self.created_dirs = missing[::-1]
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
