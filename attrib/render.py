@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from attrib.errors import AttribError, UsageError, whole_number
+from attrib.errors import AttribError, UsageError
 from attrib.trace import Attribution, Trace
 
 
@@ -175,10 +175,10 @@ def check_same_run(attr: Attribution, trace: Trace | None) -> None:
 
 
 def _default_top_k(attr: Attribution, top_k: int | None) -> int:
-    """``top_k`` checked (a whole number >= 1, else a ``UsageError`` naming it: -1 used to list all steps but the
-    last), or as many steps as the method was asked for (``evidence.top_k``), else 5."""
+    """``top_k``, else as many steps as the method was asked for (``evidence.top_k``), else 5. A bad one is refused
+    by :meth:`Attribution.top_steps`, which every report calls to list the steps."""
     if top_k is not None:
-        return whole_number("top_k", top_k)
+        return top_k
     return len(attr.evidence.get("top_k") or ()) or 5
 
 

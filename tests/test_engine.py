@@ -403,14 +403,20 @@ def test_a_verdict_from_another_ranker_is_never_saved(tmp_path, monkeypatch) -> 
     assert _rankers(path) == []
 
 
+def _hand_crafted_store(tmp_path: Path) -> Path:
+    """A store of Who&When's 58 Hand-Crafted runs, for the Ctrl-C tests."""
+    path = tmp_path / "s.duckdb"
+    ingest([who_and_when_dir() / "Hand-Crafted"], store=str(path))
+    return path
+
+
 def test_ctrl_c_keeps_finished_partitions_says_how_far_and_a_rerun_finishes(tmp_path: Path) -> None:
     """A KeyboardInterrupt in the middle of a batch: the partitions written are whole in the store, the
     BatchInterrupted (a KeyboardInterrupt) carries the report, and rerunning does only the rest."""
     from attrib.cli.batch import interrupted_line
     from attrib.engine import BatchInterrupted
 
-    path = tmp_path / "s.duckdb"
-    ingest([who_and_when_dir() / "Hand-Crafted"], store=str(path))
+    path = _hand_crafted_store(tmp_path)
     seen: list[str] = []
 
     def stops_at_the_25th(trace: Trace, **_: object) -> Attribution:
@@ -439,8 +445,7 @@ def test_a_ctrl_c_that_library_code_swallows_still_stops_the_batch(tmp_path: Pat
 
     from attrib.engine import BatchInterrupted
 
-    path = tmp_path / "s.duckdb"
-    ingest([who_and_when_dir() / "Hand-Crafted"], store=str(path))
+    path = _hand_crafted_store(tmp_path)
     seen: list[str] = []
 
     def swallows_a_ctrl_c(trace: Trace, **_: object) -> Attribution:

@@ -262,6 +262,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     reaches = [i in ancestors for i in range(trace.n_steps)]
     sh, f_none = agent_blame(pred.agents, [s.agent for s in trace.steps], pred.step_probs, reaches)
     phi = step_blame(pred.step_probs, reaches)  # the same game with each step a player
+    top = [int(i) for i in np.argsort(-pred.step_probs)[:top_k]]
     order = np.argsort(-sh.values)
     agents = tuple(
         AgentBlame(agent=pred.agents[k], score=float(sh.values[k]), ci_low=float(sh.ci_low[k]),
@@ -337,9 +338,9 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             "in_sample": in_sample,
             # not this run, but another run of its task was (None: this run, no task text, or not listed)
             "same_task_trained": same_task,
-            "top_k": [int(i) for i in np.argsort(-pred.step_probs)[:top_k]],
+            "top_k": top,
             # Shapley blame over steps (exact), for the top-k steps: their share of the failure score
-            "step_shapley": [[int(i), float(phi[i])] for i in np.argsort(-pred.step_probs)[:top_k]],
+            "step_shapley": [[i, float(phi[i])] for i in top],
             **({"step_set": {"level": set_level or model.set_level, "steps": pred.step_set}} if pred.step_set else {}),
             **({"first_passage": earlier} if earlier else {}),
         },
