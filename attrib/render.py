@@ -45,6 +45,19 @@ def _step_agent(attr: Attribution, trace: Trace | None) -> str | None:
     return str(got) if got else None
 
 
+def path_text(path: list[int], hops: list[str] | None = None, arrow: str = "→", limit: int = 12) -> str:
+    """``path`` as a person reads it, e.g. "4 →(reuses 33.0) 92" (``hops``: what each edge carries, as in
+    ``evidence["graph_path_hops"]``); a path over ``limit`` steps keeps its ends and says how many it skips."""
+    if not path:
+        return ""
+    hops = [f" {arrow}({h}) " for h in hops] if hops and len(hops) == len(path) - 1 else [f" {arrow} "] * (len(path) - 1)
+    parts = [str(path[0])] + [h + str(n) for h, n in zip(hops, path[1:], strict=True)]
+    if len(path) > limit:
+        head, tail = limit // 2, limit - limit // 2 - 1
+        parts = parts[:head] + [f" {arrow} … ({len(path) - head - tail} steps)"] + parts[-tail:]
+    return "".join(parts)
+
+
 def verdict_line(attr: Attribution, trace: Trace | None = None) -> str:
     """'step 3 by Alice', or 'step 3 (by Bob), blamed agent Alice' when the agent verdict is not the step's agent."""
     by = _step_agent(attr, trace)
@@ -87,8 +100,21 @@ def step_set_line(attr: Attribution, trace: Trace | None = None) -> str:
     of = f" ({len(steps)} of {n} steps)" if n else ""
     if len(steps) == 1:
         return f"{head} is step {steps[0]}{of}"
-    shown = ", ".join(map(str, steps[:25])) + (", ..." if len(steps) > 25 else "")
-    return f"{head} is one of {shown}{of}"
+    return f"{head} is one of {step_ranges(steps)}{of}"
+
+
+def step_ranges(steps: list[int], limit: int = 12) -> str:
+    """Sorted step indices with runs of three or more as ranges ("1-27, 30, 33-35"), at most ``limit`` pieces."""
+    pieces: list[str] = []
+    start = prev = steps[0]
+    for i in [*steps[1:], None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        pieces += [f"{start}-{prev}"] if prev - start >= 2 else [str(k) for k in range(start, prev + 1)]
+        if i is not None:
+            start = prev = i
+    return ", ".join(pieces[:limit]) + (", ..." if len(pieces) > limit else "")
 
 
 #: Below this calibrated confidence a report says to read the candidate list, not only the verdict.
@@ -217,7 +243,7 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     ev = attr.evidence
     if ev.get("graph_path"):
         lines.append(f"**Information flow to the failure (step {ev.get('failure_step')})**: "
-                     + " → ".join(str(i) for i in ev["graph_path"]))
+                     + path_text(ev["graph_path"], ev.get("graph_path_hops")))
     if shapley_steps := _step_shapley(ev):
         lines.append(f"**Shapley blame over steps**: {shapley_steps}")
     if ev.get("features"):
@@ -278,7 +304,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
     ev = attr.evidence
     bits = []
     if ev.get("graph_path"):
-        bits.append(f"flow to failure (step {ev.get('failure_step')}): " + " → ".join(map(str, ev["graph_path"])))
+        bits.append(f"flow to failure (step {ev.get('failure_step')}): "
+                    + path_text(ev["graph_path"], ev.get("graph_path_hops")))
     if shapley_steps := _step_shapley(ev):
         bits.append(f"Shapley blame over steps: {shapley_steps}")
     if ev.get("features"):

@@ -403,7 +403,8 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "agent_confidence": "Probability that the agent is right (calibrated for the learned method, as above).",
         "agents": "Agents ranked by Shapley blame, with confidence intervals.",
         "steps": "Every step's blame score and probability of being the decisive one.",
-        "evidence": "What the verdict rests on: graph_path, features and feature_meanings (the step's signals), "
+        "evidence": "What the verdict rests on: graph_path (the strongest flow-graph path from the step to "
+                    "the failure) and graph_path_hops (what each hop carries, e.g. 'reuses 33.0'), features and feature_meanings (the step's signals), "
                     "agent_features and agent_feature_meanings (the agent head's), first_passage, step_set (the "
                     "conformal set: level, steps), ranker (which fitted ranker decided), step_text...",
         "reason": "One paragraph saying why, in words.",

@@ -1,7 +1,7 @@
 """The information-flow graph on a hand-made chain A -> B -> C where A injects the error."""
 
 from attrib.methods import analyze
-from attrib.methods.flow_graph import build_graph, failure_node, invert
+from attrib.methods.flow_graph import blame_path, build_graph, failure_node, invert, path_hops
 from attrib.trace import Step, ToolCall, ToolResult, Trace
 
 
@@ -44,3 +44,24 @@ def test_tool_call_and_handoff_edges():
     g = build_graph(Trace(id="t", source_format="attrib", steps=steps))
     assert "handoff" in g.edges[0, 1]["kinds"]
     assert "tool" in g.edges[1, 2]["kinds"]
+
+
+def test_the_evidence_path_is_the_strongest_not_the_longest():
+    """A value reused from step 0 at the failure step is the path to show, not the chain of every turn between
+    them (the heaviest-weight path used before ran through all of a long run's turns)."""
+    steps = [Step(index=0, agent="A", content="The rate is 7.25 per unit.")]
+    steps += [Step(index=i, agent="B" if i % 2 else "C", content=f"Still checking page {i}.") for i in range(1, 30)]
+    steps.append(Step(index=30, agent="C", content="FINAL ANSWER: 7.25"))
+    t = Trace(id="long", source_format="attrib", steps=tuple(steps))
+    g = build_graph(t)
+    path = blame_path(g, 0, 30)
+    assert path == [0, 30]
+    assert path_hops(g, path) == ["reuses 7.25"]
+    assert path_hops(g, [0, 1, 2]) == ["next turn", "next turn"]
+
+
+def test_a_verdict_names_what_each_hop_of_its_path_carries():
+    a = analyze(chain(), "flow-graph")
+    assert a.evidence["graph_path"] == [0, 1, 2]
+    assert a.evidence["graph_path_hops"] == ["reuses 42.7", "reuses 85.4"]
+    assert "0 →(reuses 42.7) 1 →(reuses 85.4) 2" in a.to_markdown(chain())

@@ -244,3 +244,17 @@ def test_a_report_refuses_another_runs_trace() -> None:
         with pytest.raises(UsageError, match="the verdict is on run .* the trace given is 'another-run'"):
             render()
     assert "Researcher" in attribution_markdown(a, TRACE)
+
+
+def test_long_step_sets_and_paths_read_as_ranges() -> None:
+    from attrib.render import path_text, step_ranges
+
+    assert step_ranges([1]) == "1"
+    assert step_ranges([1, 2]) == "1, 2"  # two in a row stay a list
+    assert step_ranges([0, 1, 3, 4, 5, 9]) == "0, 1, 3-5, 9"
+    assert step_ranges(list(range(0, 60, 2))).endswith("22, ...")  # at most 12 pieces
+    assert path_text([4, 92], ["reuses 33.0"]) == "4 →(reuses 33.0) 92"
+    assert path_text([1, 2, 3], arrow="->") == "1 -> 2 -> 3"  # no hop words: plain arrows
+    long = path_text(list(range(40)), ["next turn"] * 39)
+    assert long.startswith("0 →(next turn) 1") and "… (29 steps)" in long and long.endswith("→(next turn) 39")
+    assert long.count("→(next turn)") == 10  # the ends only

@@ -44,6 +44,14 @@ def _add(g: nx.DiGraph, i: int, j: int, kind: str, w: float) -> None:
         g.add_edge(i, j, kinds={kind}, weight=w)
 
 
+def _shown(tokens: list[str], n: int = 3) -> list[str]:
+    """Up to ``n`` reused tokens as they read in the text: numbers first, then identifiers, then URLs (cut to 60
+    characters); sorted, since token sets have no stable order."""
+    order = {"#": 0, "i": 1, "u": 2}
+    toks = sorted(tokens, key=lambda t: (order.get(t[0], 3), t))[:n]
+    return [(t[1:] if t[0] == "#" else t[2:])[:60] for t in toks]
+
+
 def build_graph(trace: Trace) -> nx.DiGraph:
     """The information-flow DAG of ``trace`` (nodes = step indices, attrs agent/tool; edges kinds/weight)."""
     g = nx.DiGraph()
@@ -73,16 +81,17 @@ def build_graph(trace: Trace) -> nx.DiGraph:
         if s.agent in pending_handoff:
             _add(g, pending_handoff.pop(s.agent), pos, "handoff", WEIGHTS["handoff"])
         text = s.content[:20000]
-        reused: dict[int, int] = {}
+        reused: dict[int, list[str]] = {}
         toks = salient_tokens(text)
         for t in toks:
             o = origin.get(t)
             if o is None:
                 origin[t] = pos
             elif o != pos:
-                reused[o] = reused.get(o, 0) + 1
-        for o, n in reused.items():
-            _add(g, o, pos, "content", WEIGHTS["content"] * min(n, 5) / 2.0)
+                reused.setdefault(o, []).append(t)
+        for o, vals in reused.items():
+            _add(g, o, pos, "content", WEIGHTS["content"] * min(len(vals), 5) / 2.0)
+            g.edges[o, pos]["values"] = _shown(vals)  # evidence: what the hop carries
         if plan_step is not None and _PLAN_REF.search(text):
             _add(g, plan_step, pos, "plan", WEIGHTS["plan"])
         if _PLAN_DEF.search(text):
@@ -129,13 +138,33 @@ def invert(g: nx.DiGraph, sink: int, keep: float = 0.3) -> dict[int, float]:
 
 
 def blame_path(g: nx.DiGraph, source: int, sink: int) -> list[int]:
-    """The heaviest-weight forward path from ``source`` to ``sink`` (evidence a person can follow)."""
+    """The strongest forward path from ``source`` to ``sink``: the one with least total 1/weight, so a single
+    reused number beats a long chain of weak turn-order edges (evidence a person can follow; the heaviest path
+    used before ran through every turn of a long run)."""
     if source == sink:
         return [source]
     try:
-        return nx.dag_longest_path(g.subgraph(nx.descendants(g, source) & nx.ancestors(g, sink) | {source, sink}))
-    except nx.NetworkXException:
+        sub = g.subgraph(nx.descendants(g, source) & nx.ancestors(g, sink) | {source, sink})
+        return list(nx.dijkstra_path(sub, source, sink, weight=lambda _u, _v, d: 1.0 / d["weight"]))
+    except (nx.NetworkXException, KeyError):
         return [source, sink]
+
+
+#: How each kind of edge reads in a path ("4 →(hand-off) 5"); a content edge names the values it reuses.
+KIND_WORDS = {"parent": "linked", "tool": "tool", "handoff": "hand-off", "content": "reuses content",
+              "plan": "follows the plan", "sequence": "next turn"}
+
+
+def path_hops(g: nx.DiGraph, path: list[int]) -> list[str]:
+    """What each hop of ``path`` carries, in words: its strongest kind, and for reused content the values
+    ("reuses 33.0, 2.2"), so a person can check the hop in the two steps' texts."""
+    out = []
+    for i, j in zip(path, path[1:], strict=False):
+        d = g.edges[i, j] if g.has_edge(i, j) else {"kinds": {"sequence"}}
+        kind = max(d["kinds"], key=WEIGHTS.__getitem__)
+        values = d.get("values")
+        out.append(f"reuses {', '.join(values)}" if kind == "content" and values else KIND_WORDS.get(kind, kind))
+    return out
 
 
 def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
@@ -171,7 +200,8 @@ def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
         agent_confidence=agent_mass.get(trace.steps[best].agent),
         agents=agents,
         steps=steps,
-        evidence={"graph_path": path, "failure_step": sink, "n_edges": g.number_of_edges(),
+        evidence={"graph_path": path, "graph_path_hops": path_hops(g, path), "failure_step": sink,
+                  "n_edges": g.number_of_edges(),
                   "confidence_kind": "the step's share of the inverted blame mass (a score, not calibrated)",
                   "agent_blame": "summed step mass",
                   "top_k": sorted(mass, key=lambda i: (-mass[i], i))[:top_k]},

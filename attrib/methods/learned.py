@@ -31,6 +31,7 @@ from attrib.methods.ranker import (
     RankerTypeError,
     featurize,
 )
+from attrib.render import path_text
 from attrib.trace import (
     AgentBlame,
     Attribution,
@@ -276,6 +277,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     step = pred.step
     s = trace.steps[step]
     path = flow_graph.blame_path(g, step, sink) if step <= sink else [step]
+    hops = flow_graph.path_hops(g, path)
     excerpt = " ".join(s.content.split())[:400]
     meanings = {k: meaning(k) for k in pred.contributions}
     agent_meanings = {k: meaning(k, AGENT_MEANING) for k in pred.agent_contributions}
@@ -303,7 +305,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     reason = (
         f"Step {step} by {s.agent} is the most likely decisive mistake ({pred.step_confidence:.0%} calibrated), "
         f"mainly because of: {why}.{earlier_note} Its output flows to the failure at step {sink} along "
-        f"{' -> '.join(map(str, path))}.{agent_note} Shapley blame over agents (failure model: noisy-OR of the "
+        f"{path_text(path, hops, arrow='->')}.{agent_note} Shapley blame over agents (failure model: noisy-OR of the "
         f"step probabilities) puts {agents[0].agent} first with {agents[0].score:.2f} of {f_none:.2f}."
     )
     return Attribution(
@@ -317,6 +319,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
         steps=steps,
         evidence={
             "graph_path": path,
+            "graph_path_hops": hops,
             "failure_step": sink,
             "features": pred.contributions,
             "feature_meanings": meanings,
