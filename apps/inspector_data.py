@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from attrib.errors import AttribError, InputError
+from attrib.llm import LLMError
 from attrib.store.queries import TraceFilter
 from attrib.trace import Attribution, Trace
 
@@ -403,33 +404,9 @@ def fallback_markdown(a: Attribution, trace: Trace) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: What the CLI's LLM flags are in the app, which has none: the environment variables ``LLMConfig.from_env`` reads.
-LLM_FLAG_ENV = {"--llm-base-url": "ATTRIB_LLM_BASE_URL", "--llm-model": "ATTRIB_LLM_MODEL",
-                "--llm-api-key-env": "ATTRIB_LLM_API_KEY_ENV"}
-LLM_ENV_HINT = ("set ATTRIB_LLM_BASE_URL (e.g. http://127.0.0.1:8080/v1), ATTRIB_LLM_MODEL and the key in "
-                "ATTRIB_LLM_API_KEY (or name its variable in ATTRIB_LLM_API_KEY_ENV) before starting the app, "
-                "e.g. `ATTRIB_LLM_BASE_URL=http://127.0.0.1:8080/v1 attrib app`")
-
-
-def llm_line(message: str) -> str:
-    """An LLM error's line with the CLI's flags (which ``attrib app`` does not have) put as environment variables."""
-    if "no LLM endpoint configured" in message:
-        return f"no LLM endpoint configured: {LLM_ENV_HINT}"
-    out = message.replace("--llm-context-chars N (library: context_chars=N)",
-                          "`attrib analyze --method M --llm-context-chars N` (the app uses the default budget)")
-    n = 0
-    for flag, var in LLM_FLAG_ENV.items():
-        f = re.escape(flag)
-        out, k1 = re.subn(rf"\bpass {f} ([^\s)]+)", rf"set {var}=\1", out)  # pass --llm-model X
-        out, k2 = re.subn(rf"\bpass {f}(?![\w-])", f"set {var}", out)
-        out, k3 = re.subn(rf"{f} (https?://[^\s)]+)", rf"{var}=\1", out)  # e.g. --llm-base-url http://...
-        out, k4 = re.subn(rf"{f}(?![\w-])", var, out)
-        n += k1 + k2 + k3 + k4
-    return out + " (`attrib app` reads these environment variables when it starts)" if n else out
-
-
 def error_line(e: BaseException) -> str:
-    """The one line the CLI prints for an attrib error (anything else: its type and message); the LLM client's
-    hints name the environment variables the app reads instead of the CLI's ``--llm-*`` flags."""
-    text = str(e) if isinstance(e, AttribError) else f"{type(e).__name__}: {e}"
-    return llm_line(text) if "--llm-" in text or "no LLM endpoint configured" in text else text
+    """The one line the CLI prints for an attrib error (anything else: its type and message); an LLM error's hints
+    name the environment variables the app reads, not the CLI's ``--llm-*`` flags (the app has none)."""
+    if isinstance(e, LLMError):
+        return e.line("app")
+    return str(e) if isinstance(e, AttribError) else f"{type(e).__name__}: {e}"

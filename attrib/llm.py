@@ -9,7 +9,10 @@ the behaviour the judges need is small and must be exact: retry on 429/5xx/conne
 (a timed-out request only once: a slow server stays slow), honour ``Retry-After``, fall back when a
 server rejects ``response_format``, and turn every failure into one clear :class:`LLMError` line
 whose exit code says what happened: 4 when there is no usable endpoint (unreachable, timed out, key
-refused, unknown model), 5 when it answered nothing usable (no verdict), 2 for a bad setting.
+refused, unknown model), 5 when it answered nothing usable (no verdict), 2 for a bad setting. A line that names
+a setting to change holds it as a :class:`Hint`, not as text: :func:`hint_text` spells it for the interface that
+shows the error (a ``--llm-*`` flag on the command line, an environment variable in ``attrib app``), and
+``str(error)`` is the command line's spelling.
 :func:`parse_json_answer` is hand-written too (instead of e.g. json-repair) because the repairs a
 judge needs are few: code fences, prose around the object, single quotes / Python literals, trailing
 commas.
@@ -52,11 +55,86 @@ _ENDPOINT_SUFFIX = re.compile(r"/chat/completions$")
 _VERSIONED = re.compile(r"/v\d+(?:beta\d*|alpha\d*)?(?:/|$)")  # /v1, /v1beta/openai (Gemini), /api/v1 ...
 
 
+# ---------------------------------------------------------------------------------------------
+# Hints: the setting an error line tells to change, spelled for the interface that shows the line
+# ---------------------------------------------------------------------------------------------
+
+#: ``base_url``, ``model``, ``api_key_env``: a setting with a flag and an environment variable; ``context_chars``:
+#: the judges' transcript budget, a flag only; ``endpoint``: where the endpoint is set at all (none was).
+Setting = Literal["base_url", "model", "api_key_env", "context_chars", "endpoint"]
+#: ``cli``: the ``--llm-*`` flags (what ``str(error)`` says; library callers read it too); ``app``: ``attrib
+#: app``, which has no flags and reads the environment variables of :meth:`LLMConfig.from_env` when it starts.
+Interface = Literal["cli", "app"]
+
+#: Each setting's command-line flag.
+LLM_FLAGS: dict[str, str] = {"base_url": "--llm-base-url", "model": "--llm-model",
+                             "api_key_env": "--llm-api-key-env", "context_chars": "--llm-context-chars"}
+#: The environment variable :meth:`LLMConfig.from_env` reads for a setting (``context_chars`` has none).
+LLM_ENV: dict[str, str] = {"base_url": "ATTRIB_LLM_BASE_URL", "model": "ATTRIB_LLM_MODEL",
+                           "api_key_env": "ATTRIB_LLM_API_KEY_ENV"}
+EXAMPLE_BASE_URL = "http://127.0.0.1:8080/v1"
+_APP_READS_ENV = " (`attrib app` reads these environment variables when it starts)"
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A setting named inside an error line. ``value``: the value to give or an example of one (``""``: none);
+    ``give``: the line tells to give it ("pass --llm-model X" / "set ATTRIB_LLM_MODEL=X") rather than only naming
+    it ("--llm-model" / "ATTRIB_LLM_MODEL"; with a value "--llm-base-url URL" / "ATTRIB_LLM_BASE_URL=URL")."""
+
+    setting: Setting
+    value: str = ""
+    give: bool = False
+
+
+def hint_text(hint: Hint, interface: Interface = "cli") -> str:
+    """``hint`` as the ``interface`` spells it: the one place an LLM setting's flag or variable is written in an
+    error line."""
+    if hint.setting == "endpoint":
+        if interface == "app":
+            return (f"set {LLM_ENV['base_url']} (e.g. {EXAMPLE_BASE_URL}), {LLM_ENV['model']} and the key in "
+                    f"{DEFAULT_API_KEY_ENV} (or name its variable in {LLM_ENV['api_key_env']}) before starting the "
+                    f"app, e.g. `{LLM_ENV['base_url']}={EXAMPLE_BASE_URL} attrib app`")
+        return f"pass {LLM_FLAGS['base_url']} (e.g. {EXAMPLE_BASE_URL}) or set {LLM_ENV['base_url']}"
+    flag, value = LLM_FLAGS[hint.setting], hint.value
+    if hint.setting == "context_chars":  # a flag of `attrib analyze` only: the app uses the default budget
+        if interface == "app":
+            return f"`attrib analyze --method M {flag} {value}` (the app uses the default budget)"
+        return f"{flag} {value} (library: context_chars={value})"
+    if interface == "app":
+        return ("set " if hint.give else "") + LLM_ENV[hint.setting] + (f"={value}" if value else "")
+    return ("pass " if hint.give else "") + flag + (f" {value}" if value else "")
+
+
+def message_text(parts: Sequence[str | Hint], interface: Interface = "cli") -> str:
+    """An error line made of text and :class:`Hint` parts, for ``interface``; in the app a line that names an
+    environment variable says when the app reads it."""
+    text = "".join(p if isinstance(p, str) else hint_text(p, interface) for p in parts)
+    if interface == "app" and any(isinstance(p, Hint) and p.setting in LLM_ENV for p in parts):
+        text += _APP_READS_ENV
+    return text
+
+
 class LLMError(AttribError):
     """The endpoint failed. Every failure is one of the subclasses below, each with its exit code; none is exit
-    code 1, which the CLI keeps for an output file that could not be written."""
+    code 1, which the CLI keeps for an output file that could not be written.
+
+    Built from text and :class:`Hint` parts (``LLMError("refused: ", Hint("model"), " is unknown")``);
+    ``str(error)`` is the command line's line, :meth:`line` the line for another interface."""
 
     exit_code = EXIT_NO_VERDICT
+
+    def __init__(self, *parts: str | Hint) -> None:
+        self.parts: tuple[str | Hint, ...] = parts
+        super().__init__(message_text(parts))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # rebuilt from its parts (Exception pickles ``args``, the CLI's line): errors cross process boundaries
+        return (type(self), self.parts, self.__dict__)
+
+    def line(self, interface: Interface = "cli") -> str:
+        """The error's one line with its hints spelled for ``interface``."""
+        return message_text(self.parts, interface)
 
 
 class LLMConfigError(LLMError):
@@ -131,19 +209,17 @@ class LLMConfig:
 
     def __post_init__(self) -> None:
         if not self.base_url or not re.match(r"^https?://", self.base_url):
-            raise LLMConfigError(
-                f"LLM base URL {self.base_url!r} is not an http(s) URL "
-                "(e.g. --llm-base-url http://127.0.0.1:8080/v1)"
-            )
+            raise LLMConfigError(f"LLM base URL {self.base_url!r} is not an http(s) URL (e.g. ",
+                                 Hint("base_url", EXAMPLE_BASE_URL), ")")
         # the endpoint's own URL pasted whole (".../v1/chat/completions"): the base is what comes before it
         base = _ENDPOINT_SUFFIX.sub("", self.base_url.rstrip("/")).rstrip("/")
         object.__setattr__(self, "base_url", base)
         if not _ENV_NAME.fullmatch(self.api_key_env or ""):
             # most likely the key itself was passed: never echo it (it would land in error lines and reports)
             raise LLMConfigError(
-                "--llm-api-key-env takes the NAME of the environment variable that holds the key, not the key "
-                f"({len(self.api_key_env or '')} characters given, not shown): export MY_KEY=... and pass "
-                "--llm-api-key-env MY_KEY (library: api_key_env='MY_KEY')"
+                Hint("api_key_env"), " takes the NAME of the environment variable that holds the key, not the key "
+                f"({len(self.api_key_env or '')} characters given, not shown): export MY_KEY=... and ",
+                Hint("api_key_env", "MY_KEY", give=True), " (library: api_key_env='MY_KEY')",
             )
         if not (is_real(self.timeout_s) and 0 < self.timeout_s <= MAX_TIMEOUT_S):
             raise LLMConfigError(f"LLM timeout {self.timeout_s!r} (ATTRIB_LLM_TIMEOUT_S, timeout_s=) must be a number "
@@ -172,10 +248,7 @@ class LLMConfig:
         if not base_url and env.get("OPENAI_API_KEY"):
             base_url = OPENAI_BASE_URL
         if not base_url:
-            raise LLMConfigError(
-                "no LLM endpoint configured: pass --llm-base-url (e.g. http://127.0.0.1:8080/v1) "
-                "or set ATTRIB_LLM_BASE_URL"
-            )
+            raise LLMConfigError("no LLM endpoint configured: ", Hint("endpoint"))
         key_env = given.pop("api_key_env", None) or env.get("ATTRIB_LLM_API_KEY_ENV")
         if not key_env:
             key_env = "OPENAI_API_KEY" if env.get("OPENAI_API_KEY") and not env.get(DEFAULT_API_KEY_ENV) else DEFAULT_API_KEY_ENV
@@ -379,10 +452,10 @@ class LLMClient:
         msg = f"LLM endpoint {url} failed after {tries} attempt{'s' * (tries > 1)}: {last_problem}"
         if last_problem.startswith("timed out"):
             raise LLMTimeoutError(f"{msg}; the server is slow or the prompt long: raise ATTRIB_LLM_TIMEOUT_S (seconds "
-                                  f"per request, now {cfg.timeout_s:g}) or cut the transcript with --llm-context-chars N "
-                                  "(library: context_chars=N)")
+                                  f"per request, now {cfg.timeout_s:g}) or cut the transcript with ",
+                                  Hint("context_chars", "N"))
         if last_problem.startswith("cannot connect"):
-            raise LLMUnavailableError(msg + "; is the server running and --llm-base-url right?")
+            raise LLMUnavailableError(msg + "; is the server running and ", Hint("base_url"), " right?")
         raise LLMBadResponseError(msg)
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
@@ -399,20 +472,21 @@ class LLMClient:
             head = f"LLM endpoint {self.config.base_url} refused {what}: HTTP {resp.status_code}"
             if _too_long(resp):
                 raise LLMContextError(f"{head}: the prompt is longer than the model's context; cut the transcript "
-                                      f"with --llm-context-chars N (library: context_chars=N): {_excerpt(resp.text)}")
+                                      "with ", Hint("context_chars", "N"), f": {_excerpt(resp.text)}")
             if resp.status_code == 404:
                 if what.startswith("GET /models") or not _VERSIONED.search(self.config.base_url):
                     # no OpenAI API at that URL at all: almost always a base URL without its /v1
-                    raise LLMModelNotFoundError(f"{head}: no OpenAI-compatible API there; {self._url_hint()}: "
-                                                f"{_excerpt(resp.text)}")
-                raise LLMModelNotFoundError(f"{head} (check the model name, --llm-model, against GET /models): "
-                                            f"{_excerpt(resp.text)}")
+                    raise LLMModelNotFoundError(f"{head}: no OpenAI-compatible API there; ", *self._url_hint(),
+                                                f": {_excerpt(resp.text)}")
+                raise LLMModelNotFoundError(f"{head} (check the model name, ", Hint("model"), ", against GET "
+                                            f"/models): {_excerpt(resp.text)}")
             if resp.status_code in (401, 403):
                 var = self.config.api_key_env
-                why = (f"check the key in ${var}" if self.config.api_key else
-                       f"no key was sent: ${var} is not set; export it, or pass --llm-api-key-env NAME with the "
-                       "name of the variable that holds the key")
-                raise LLMAuthError(f"{head} ({why}): {_excerpt(resp.text)}")
+                why: tuple[str | Hint, ...] = (
+                    (f"check the key in ${var}",) if self.config.api_key else
+                    (f"no key was sent: ${var} is not set; export it, or ", Hint("api_key_env", "NAME", give=True),
+                     " with the name of the variable that holds the key"))
+                raise LLMAuthError(f"{head} (", *why, f"): {_excerpt(resp.text)}")
             raise LLMBadResponseError(f"{head}: {_excerpt(resp.text)}")
         try:
             data = resp.json()
@@ -424,12 +498,15 @@ class LLMClient:
                                       f"{type(data).__name__}, not an object: {_excerpt(resp.text)}")
         return data
 
-    def _url_hint(self) -> str:
+    def _url_hint(self) -> tuple[str | Hint, ...]:
         base = self.config.base_url
         if _VERSIONED.search(base):
-            return (f"check that --llm-base-url ({base}) is the API's base URL, the part before /chat/completions"
-                    + ("" if self.config.model else ", or pass --llm-model NAME if the server lists no models"))
-        return f"--llm-base-url usually ends in /v1: try {base}/v1"
+            model: tuple[str | Hint, ...] = (
+                () if self.config.model else
+                (", or ", Hint("model", "NAME", give=True), " if the server lists no models"))
+            return ("check that ", Hint("base_url"), f" ({base}) is the API's base URL, the part before "
+                    "/chat/completions", *model)
+        return (Hint("base_url"), f" usually ends in /v1: try {base}/v1")
 
     # -- API ----------------------------------------------------------------------------------
 
@@ -449,8 +526,8 @@ class LLMClient:
         if not self._model:
             ids = self.models()
             if not ids:
-                raise LLMModelNotFoundError(f"LLM endpoint {self.config.base_url} lists no models at GET /models; "
-                                            "pass --llm-model")
+                raise LLMModelNotFoundError(f"LLM endpoint {self.config.base_url} lists no models at GET /models; ",
+                                            Hint("model", give=True))
             self._model = ids[0]
         elif not self._model_checked:
             try:
@@ -461,8 +538,8 @@ class LLMClient:
                 ids = []
             if len(ids) == 1 and self._model != ids[0]:
                 raise LLMModelNotFoundError(f"LLM endpoint {self.config.base_url} does not serve {self._model!r}; it "
-                                            f"serves only {ids[0]!r} (and would answer as it under any name): pass "
-                                            f"--llm-model {ids[0]}")
+                                            f"serves only {ids[0]!r} (and would answer as it under any name): ",
+                                            Hint("model", ids[0], give=True))
         self._model_checked = True
         return self._model
 
@@ -475,8 +552,11 @@ class LLMClient:
     ) -> ChatResult:
         """One chat completion; with ``json_schema`` the server is asked for JSON (see ``json_mode``).
 
-        A server that rejects ``response_format`` with HTTP 400/422 is asked again with the next
-        weaker mode, and the client remembers the mode that worked.
+        A server that refuses ``response_format`` is asked again with the next weaker mode, and the client
+        remembers the mode that worked. A refusal is taken to be about ``response_format`` when its body says so
+        (names response_format, json_schema, json_object or a grammar), or, for a bare HTTP 400/422, when the same
+        request without ``response_format`` is then answered; otherwise (a bad model name, parameter or message)
+        it is the refusal's error line, and JSON mode stays as it was.
         """
         model = self.model  # may ask GET /models first: not an attempt at this chat
         t0 = time.perf_counter()
@@ -498,10 +578,19 @@ class LLMClient:
             elif mode == "object":
                 # llama-cpp-python and llama.cpp's server constrain the output to this schema
                 req["response_format"] = {"type": "json_object", "schema": json_schema}
-            resp = self._request("POST", "/chat/completions", req, accept=_rejects_response_format if mode != "off" else None)
-            if _rejects_response_format(resp) and mode != "off" and len(self._json_modes) > 1:
-                self._json_modes.pop(0)  # the server does not take this response_format: step down
-                continue
+            resp = self._request("POST", "/chat/completions", req, accept=_may_reject_response_format if mode != "off" else None)
+            if mode != "off" and len(self._json_modes) > 1 and _may_reject_response_format(resp):
+                if _names_response_format(resp):
+                    self._json_modes.pop(0)  # the server does not take this response_format: step down
+                    continue
+                # a refusal that does not say why: the same request without response_format tells
+                bare = self._request("POST", "/chat/completions", body)
+                if bare.status_code < 400:  # answered without it: it was the response_format, step down for good
+                    self._json_modes.pop(0)
+                    if self._json_modes[0] != "off":
+                        continue  # a weaker JSON mode is left to try
+                    resp = bare
+                # else: refused without it too, so about something else: that refusal's error, JSON mode kept
             data = self._check(resp, "POST /chat/completions")
             break
         try:
@@ -519,11 +608,21 @@ class LLMClient:
         )
 
 
-def _rejects_response_format(resp: Any) -> bool:
-    """A refusal of the request's ``response_format``: 400/422, or the 500 that llama-cpp-python's
-    server sends for a request-validation error naming it (a too-long prompt is not one)."""
+# what a refusal of response_format names: the field, its types, or the grammar a server builds from the schema
+_RESPONSE_FORMAT = re.compile(r"response_format|json_schema|json_object|grammar", re.IGNORECASE)
+
+
+def _may_reject_response_format(resp: Any) -> bool:
+    """A refusal that may be of the request's ``response_format``: 400/422 (a too-long prompt is not one), or the
+    500 that llama-cpp-python's server sends for a request-validation error naming it."""
     code = resp.status_code
     return not _too_long(resp) and (code in (400, 422) or (code == 500 and "response_format" in resp.text))
+
+
+def _names_response_format(resp: Any) -> bool:
+    """A refusal whose body says it is about ``response_format`` (e.g. llama-cpp-python's "response_format.type:
+    input should be 'text' or 'json_object'")."""
+    return _may_reject_response_format(resp) and bool(_RESPONSE_FORMAT.search(resp.text or ""))
 
 
 # what servers say when the prompt does not fit: OpenAI and llama-cpp-python ("maximum context length is 4096
@@ -564,6 +663,7 @@ def get_client(llm: LLMConfig | LLMClient | None = None) -> LLMClient:
 __all__ = [
     "AnswerParseError",
     "ChatResult",
+    "Hint",
     "LLMAuthError",
     "LLMBadResponseError",
     "LLMClient",
@@ -575,5 +675,7 @@ __all__ = [
     "LLMTimeoutError",
     "LLMUnavailableError",
     "get_client",
+    "hint_text",
+    "message_text",
     "parse_json_answer",
 ]

@@ -21,10 +21,12 @@ from attrib.errors import (
 )
 from attrib.llm import (
     AnswerParseError,
+    Hint,
     LLMClient,
     LLMConfig,
     LLMError,
     LLMUnavailableError,
+    hint_text,
     parse_json_answer,
 )
 
@@ -236,12 +238,115 @@ def test_json_mode_steps_down_when_the_server_rejects_json_schema():
     assert srv.chat_bodies[1]["response_format"]["schema"] == schema
 
 
+@pytest.mark.parametrize(
+    "status, body",
+    [
+        (400, {"error": {"message": "Invalid model 'gpt-4o-mini-typo'", "type": "invalid_request_error",
+                         "param": "model"}}),  # fmt: skip
+        (422, {"detail": [{"type": "less_than_equal", "loc": ["body", "temperature"],
+                           "msg": "Input should be less than or equal to 2"}]}),  # fmt: skip
+        (400, {"error": {"message": "messages[0].role must be one of system, user, assistant", "type": "invalid"}}),
+    ],
+)
+def test_a_refusal_about_something_else_keeps_json_mode_and_is_its_own_error(status, body):
+    # used to be taken for a refused response_format: JSON mode stepped down to off for the rest of the run, and the
+    # error came from the last, weakest request
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
+    with ScriptedServer([(status, body), (status, body), '{"x": 1}']) as srv:
+        client = LLMClient(fast(srv.url), sleep=lambda s: None)
+        with pytest.raises(LLMError) as e:
+            client.chat([{"role": "user", "content": "x?"}], json_schema=schema)
+        msg = str(e.value)
+        assert client._json_modes == ["schema", "object", "off"]
+        # the next call still asks for the schema first
+        assert client.chat([{"role": "user", "content": "x?"}], json_schema=schema).text == '{"x": 1}'
+    assert msg.startswith(f"LLM endpoint {srv.url} refused POST /chat/completions: HTTP {status}: ")
+    assert list(body)[0] in msg and "\n" not in msg and e.value.exit_code == EXIT_NO_VERDICT
+    kinds = [(b.get("response_format") or {}).get("type") for b in srv.chat_bodies]
+    assert kinds == ["json_schema", None, "json_schema"]  # asked once more without response_format, to tell
+
+
+@pytest.mark.parametrize(
+    "script, kinds, modes",
+    [
+        # a bare "Bad Request" to json_schema, and an answer without it: json_schema it was; json_object is next
+        ([(400, {"error": "Bad Request"}), "no format", '{"x": 1}'], ["json_schema", None, "json_object"],
+         ["object", "off"]),  # fmt: skip
+        # json_schema refused by name, then a bare 422 to json_object, answered without it: that answer is used
+        ([(422, {"detail": "response_format.type: input should be 'text'"}), (422, {"detail": "Unprocessable"}),
+          '{"x": 1}'], ["json_schema", "json_object", None], ["off"]),  # fmt: skip
+    ],
+)
+def test_a_bare_refusal_steps_json_mode_down_only_when_the_request_without_it_is_answered(script, kinds, modes):
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}}
+    with ScriptedServer(script) as srv:
+        client = LLMClient(fast(srv.url), sleep=lambda s: None)
+        res = client.chat([{"role": "user", "content": "x?"}], json_schema=schema)
+        client.chat([{"role": "user", "content": "again"}], json_schema=schema)
+    assert parse_json_answer(res.text) == {"x": 1} and res.attempts == 3
+    assert client._json_modes == modes  # stepped down for good
+    got = [(b.get("response_format") or {}).get("type") for b in srv.chat_bodies]
+    assert got == [*kinds, kinds[-1] if modes[0] == "object" else None]
+
+
 def test_model_defaults_to_the_first_listed_model():
     with ScriptedServer(["ok"]) as srv:
         client = LLMClient(LLMConfig(base_url=srv.url), sleep=lambda s: None)
         client.chat([{"role": "user", "content": "hi"}])
     assert srv.chat_bodies[0]["model"] == "scripted"
     assert srv.requests[0][:2] == ("GET", "/v1/models")
+
+
+# -- hints: the setting to change, spelled for the command line or for `attrib app` ----------------------
+
+
+@pytest.mark.parametrize(
+    "hint, cli, app",
+    [
+        (Hint("base_url"), "--llm-base-url", "ATTRIB_LLM_BASE_URL"),
+        (Hint("base_url", "http://h/v1"), "--llm-base-url http://h/v1", "ATTRIB_LLM_BASE_URL=http://h/v1"),
+        (Hint("model", give=True), "pass --llm-model", "set ATTRIB_LLM_MODEL"),
+        (Hint("model", "m1", give=True), "pass --llm-model m1", "set ATTRIB_LLM_MODEL=m1"),
+        (Hint("api_key_env", "NAME", give=True), "pass --llm-api-key-env NAME", "set ATTRIB_LLM_API_KEY_ENV=NAME"),
+        (Hint("context_chars", "N"), "--llm-context-chars N (library: context_chars=N)",
+         "`attrib analyze --method M --llm-context-chars N` (the app uses the default budget)"),
+        (Hint("endpoint"), "pass --llm-base-url (e.g. http://127.0.0.1:8080/v1) or set ATTRIB_LLM_BASE_URL",
+         "set ATTRIB_LLM_BASE_URL (e.g. http://127.0.0.1:8080/v1), ATTRIB_LLM_MODEL and the key in ATTRIB_LLM_API_KEY "
+         "(or name its variable in ATTRIB_LLM_API_KEY_ENV) before starting the app, e.g. "
+         "`ATTRIB_LLM_BASE_URL=http://127.0.0.1:8080/v1 attrib app`"),
+    ],
+)
+def test_one_function_spells_each_hint_for_the_cli_and_for_the_app(hint, cli, app):
+    assert (hint_text(hint, "cli"), hint_text(hint, "app")) == (cli, app)
+
+
+def test_error_lines_carry_their_hints_so_the_app_never_rewrites_text():
+    """The app used to rewrite "--llm-*" in the finished line with regexes, text quoted from the server included;
+    the error now holds which setting it names, and each interface spells it."""
+    import pickle
+    import sys
+
+    from attrib.paths import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "apps"))
+    import inspector_data
+
+    reads = " (`attrib app` reads these environment variables when it starts)"
+    with ScriptedServer(["ok"], models=["only-one"]) as srv, pytest.raises(LLMError) as e:
+        LLMClient(fast(srv.url, model="other")).chat([{"role": "user", "content": "hi"}])
+    head = f"LLM endpoint {srv.url} does not serve 'other'; it serves only 'only-one' (and would answer as it under any name): "
+    assert str(e.value) == head + "pass --llm-model only-one"  # the command line's line, as before
+    assert inspector_data.error_line(e.value) == e.value.line("app") == head + "set ATTRIB_LLM_MODEL=only-one" + reads
+    again = pickle.loads(pickle.dumps(e.value))  # errors cross process boundaries with their hints
+    assert type(again) is type(e.value) and again.line("app") == e.value.line("app") and str(again) == str(e.value)
+
+    quoted = {"error": "unknown model; the proxy says: pass --llm-model gpt-4o or --llm-base-url http://other/v1"}
+    with ScriptedServer([(404, quoted)], models=("a", "b")) as srv, pytest.raises(LLMError) as e:
+        LLMClient(fast(srv.url, model="nope")).chat([{"role": "user", "content": "hi"}])
+    line = inspector_data.error_line(e.value)
+    assert "(check the model name, ATTRIB_LLM_MODEL, against GET /models)" in line and line.endswith(reads)
+    assert "pass --llm-model gpt-4o or --llm-base-url http://other/v1" in line  # the server's words, untouched
+    assert "(check the model name, --llm-model, against GET /models)" in str(e.value)
 
 
 # -- CLI options helper ---------------------------------------------------------------------------

@@ -16,6 +16,8 @@ Two ways to use them in a Typer command:
 
 - by hand: declare parameters with the :data:`LLMBaseUrl`, :data:`LLMModel`, :data:`LLMApiKeyEnv`
   types and call :func:`llm_config_from_options`.
+
+The flags' names come from :data:`attrib.llm.LLM_FLAGS`, the table the LLM client's error lines name them from.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from attrib.llm import DEFAULT_API_KEY_ENV, LLMConfig
+from attrib.llm import DEFAULT_API_KEY_ENV, LLM_ENV, LLM_FLAGS, LLMConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,8 +39,8 @@ _PANEL = "LLM judge (optional)"
 LLMBaseUrl = Annotated[
     str | None,
     typer.Option(
-        "--llm-base-url",
-        envvar="ATTRIB_LLM_BASE_URL",
+        LLM_FLAGS["base_url"],
+        envvar=LLM_ENV["base_url"],
         help="OpenAI-compatible endpoint for the judge methods, up to /v1 (vLLM, llama.cpp server, OpenAI), "
         "e.g. http://127.0.0.1:8080/v1. Each request waits up to ATTRIB_LLM_TIMEOUT_S seconds (default 180; raise "
         "it for a slow server or a long prompt); a request that timed out is retried once, so one call waits at "
@@ -52,8 +54,8 @@ LLMBaseUrl = Annotated[
 LLMModel = Annotated[
     str | None,
     typer.Option(
-        "--llm-model",
-        envvar="ATTRIB_LLM_MODEL",
+        LLM_FLAGS["model"],
+        envvar=LLM_ENV["model"],
         help="Model name at that endpoint (default: the first model the server lists).",
         rich_help_panel=_PANEL,
         show_default=False,
@@ -62,7 +64,7 @@ LLMModel = Annotated[
 LLMApiKeyEnv = Annotated[
     str | None,
     typer.Option(
-        "--llm-api-key-env",
+        LLM_FLAGS["api_key_env"],
         help=f"Name of the environment variable that holds the API key (default {DEFAULT_API_KEY_ENV}, "
         "or OPENAI_API_KEY when only that is set), e.g. MY_KEY after export MY_KEY=...; the key itself is never "
         "passed on the command line, and one given here is refused (exit 2) without being echoed.",
