@@ -123,7 +123,8 @@ def flow_edges(trace: Trace) -> tuple[list[tuple[int, int, float, str]], int | N
 
 def blame_path(trace: Trace, attribution: Attribution, edges: Sequence[tuple[int, int, float, str]],
                failure_step: int | None) -> list[int]:
-    """The path from the decisive step to the failure: the method's own evidence, else the heaviest DAG path."""
+    """The path from the decisive step to the failure: the method's own evidence, else the flow graph's strongest
+    path (``attrib.methods.flow_graph.blame_path``) over ``edges``."""
     ev = attribution.evidence.get("graph_path") if attribution.evidence else None
     if isinstance(ev, list) and all(isinstance(x, int) for x in ev) and ev:
         return ev
@@ -136,8 +137,9 @@ def blame_path(trace: Trace, attribution: Attribution, edges: Sequence[tuple[int
     src, dst = attribution.step, failure_step
     if src == dst or src not in g or dst not in g or not nx.has_path(g, src, dst):
         return [src]
-    sub = g.subgraph(nx.descendants(g, src) & nx.ancestors(g, dst) | {src, dst})
-    return list(nx.dag_longest_path(sub))
+    from attrib.methods.flow_graph import blame_path as strongest
+
+    return strongest(g, src, dst)
 
 
 # ---------------------------------------------------------------------------------------------- upload

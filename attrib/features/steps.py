@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 from attrib.features.text import (
     contains_normalized,
@@ -248,8 +252,10 @@ def _has(tokens: set[str], nums: frozenset[str], wds: frozenset[str]) -> set[str
     return {t for t in tokens if (t[2:] in wds if t.startswith("w:") else t in nums)}
 
 
-def step_features(trace: Trace, graph_mass: dict[int, float] | None = None) -> np.ndarray:
-    """The ``(n_steps, len(FEATURES))`` float matrix for ``trace`` (see module docstring)."""
+def step_features(trace: Trace, graph_mass: dict[int, float] | None = None, graph: nx.DiGraph | None = None
+                  ) -> np.ndarray:
+    """The ``(n_steps, len(FEATURES))`` float matrix for ``trace`` (see module docstring); ``graph``: its flow graph
+    when the caller has built it already (``flow_graph.build_graph``), so it is not built twice."""
     from attrib.methods.flow_graph import build_graph, failure_node, invert
 
     steps = trace.steps
@@ -267,7 +273,7 @@ def step_features(trace: Trace, graph_mass: dict[int, float] | None = None) -> n
     fin_idx, fin_text = final_answer_text(contents, tool)
     fin_tokens = _final_value_tokens(fin_text, task) if fin_text else set()
     gt = trace.ground_truth
-    g = build_graph(trace)
+    g = build_graph(trace) if graph is None else graph
     sink = failure_node(trace)
     mass = graph_mass if graph_mass is not None else invert(g, sink)
     ancestors = __import__("networkx").ancestors(g, sink) if sink in g else set()

@@ -257,7 +257,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
         in_sample, same_task = file.seen(trace)
     g = flow_graph.build_graph(trace)
     sink = flow_graph.failure_node(trace)
-    X = featurize(trace)
+    X = featurize(trace, g)
     pred = model.predict(trace, X, set_level)
     ancestors = flow_graph.nx.ancestors(g, sink) | {sink}
     reaches = [i in ancestors for i in range(trace.n_steps)]

@@ -35,9 +35,12 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 from attrib.errors import InputError, UsageError, check_fitted, is_real, whole_number
 from attrib.features.agents import AGENT_FEATURES, AGENT_QUANTITIES, agent_matrix
@@ -60,16 +63,17 @@ _FEATURES: OrderedDict[str, np.ndarray] = OrderedDict()  # content digest -> mat
 _FEATURES_MAX = 1024
 
 
-def featurize(trace: Trace) -> np.ndarray:
+def featurize(trace: Trace, graph: nx.DiGraph | None = None) -> np.ndarray:
     """Step feature matrix, memoised by a digest of the content (evaluation reuses it across folds and methods;
-    only the digest and the small matrix are kept, never the trace)."""
+    only the digest and the small matrix are kept, never the trace). ``graph``: the trace's flow graph, when the
+    caller has it (labels do not change it)."""
     from attrib.features.steps import step_features
 
     trace = trace.unlabelled()
     key = hashlib.sha1(trace.to_json()).hexdigest()
     X = _FEATURES.get(key)
     if X is None:
-        X = step_features(trace)
+        X = step_features(trace, graph=graph)
         X.setflags(write=False)  # shared between calls: nobody may edit it in place
         _FEATURES[key] = X
         if len(_FEATURES) > _FEATURES_MAX:

@@ -4,7 +4,10 @@ Measures, in CPU seconds on one core (the process is pinned to core 0 where the 
 - the default method on the 130-step trace, first call in the process (ranker file loaded, features computed) and
   warm (median of 20), against the flow-graph method (a rule, the cheapest method) on the same trace in the same run;
 - the same in a fresh process (imports and the ranker file included);
-- ``import attrib`` and ``attrib --help`` in fresh processes (median of 5).
+- ``import attrib`` and ``attrib --help`` in fresh processes (median of 5);
+- a 20,000-step run (the 130 steps repeated) in a fresh process: CPU seconds and peak memory, against the
+  flow-graph rule on the same run, so a cost that grows faster than the run shows up (session 11: the step
+  Shapley's exact quadrature took 89 s and 5 GB there).
 Writes bench/results/analyze.json. Goals (issue #10): a 130-step trace in < 1 s on one core; ``import attrib`` and
 ``attrib --help`` in < 1 s.
 
@@ -61,6 +64,28 @@ def _fresh(code: str, core: int | None, n: int = 5) -> float:
     return statistics.median(times)
 
 
+LONG_STEPS = 20_000
+
+
+def _long_run(core: int | None, tmp: Path) -> dict[str, float]:
+    """CPU seconds and peak MB of one fresh-process analysis of a LONG_STEPS-step run, default method and rule."""
+    raw = orjson.loads(TRACE.read_bytes())
+    hist = raw["history"]
+    raw["history"] = [hist[i % len(hist)] for i in range(LONG_STEPS)]
+    path = tmp / "long_run.json"
+    path.write_bytes(orjson.dumps(raw))
+    has_taskset = subprocess.run(["which", "taskset"], capture_output=True).returncode == 0
+    pin = ["taskset", "-c", str(core)] if has_taskset and core is not None else []
+    out: dict[str, float] = {}
+    for name, method in (("default", "learned"), ("flow_graph", "flow-graph")):
+        code = f"from attrib import analyze, load_trace; analyze(load_trace({str(path)!r}), {method!r})"
+        r = subprocess.run([*pin, "/usr/bin/time", "-f", "%U %S %M", sys.executable, "-c", code], capture_output=True,
+                           text=True, env={**os.environ, **ONE_CORE}, cwd=ROOT, check=True)
+        user, system, kb = r.stderr.strip().splitlines()[-1].split()
+        out[f"{name}_s"], out[f"{name}_peak_mb"] = float(user) + float(system), int(kb) / 1024
+    return out
+
+
 def main() -> None:
     load_before = os.getloadavg()
     os.environ.update(ONE_CORE)
@@ -77,6 +102,10 @@ def main() -> None:
     verdict = analyze(trace)
     fresh_s = _fresh(f"from attrib import analyze, load_trace; analyze(load_trace({str(TRACE)!r}))", core)
     import_s = _fresh("import attrib", core)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        long_run = _long_run(core, Path(tmp))
     help_s = _fresh("import sys; sys.argv = ['attrib', '--help']\ntry:\n    from attrib.cli import main; main()\n"
                     "except SystemExit:\n    pass", core)
     out = {
@@ -90,6 +119,8 @@ def main() -> None:
         "ratio_warm_to_flow_graph": warm_s / rule_s,
         "import_attrib_s": import_s,
         "help_s": help_s,
+        "long_run": {"steps": LONG_STEPS, **long_run,
+                     "ratio_to_flow_graph": long_run["default_s"] / long_run["flow_graph_s"]},
         "verdict": {"step": verdict.step, "agent": verdict.agent, "confidence": verdict.confidence},
         "goals": {"analyze_130_steps_s": 1.0, "import_and_help_s": 1.0,
                   "met": max(first_s, fresh_s) < 1.0 and max(import_s, help_s) < 1.0},
@@ -98,7 +129,9 @@ def main() -> None:
     path = ROOT / "bench" / "results" / "analyze.json"
     path.write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
     print(f"130-step trace: first {first_s:.3f} s, warm {warm_s:.3f} s ({warm_s / rule_s:.1f}x the flow-graph rule), "
-          f"fresh process {fresh_s:.2f} s; import attrib {import_s:.2f} s, attrib --help {help_s:.2f} s -> {path}")
+          f"fresh process {fresh_s:.2f} s; {LONG_STEPS:,} steps {long_run['default_s']:.1f} s, "
+          f"{long_run['default_peak_mb']:.0f} MB ({long_run['default_s'] / long_run['flow_graph_s']:.1f}x the rule); "
+          f"import attrib {import_s:.2f} s, attrib --help {help_s:.2f} s -> {path}")
 
 
 if __name__ == "__main__":
