@@ -45,6 +45,16 @@ def _step_agent(attr: Attribution, trace: Trace | None) -> str | None:
     return str(got) if got else None
 
 
+def flow_text(path: list[int], hops: list[str] | None, failure_step: int | None, arrow: str = "→") -> str:
+    """The flow-graph evidence in words: the path from the decisive step to the step where the failure shows, or
+    why there is none (the step *is* that step, or its output does not reach it)."""
+    if len(path) > 1:
+        return path_text(path, hops, arrow)
+    if path and path[0] == failure_step:
+        return f"step {failure_step} is itself where the failure shows"
+    return f"no path: its output does not reach step {failure_step} in the flow graph"
+
+
 def path_text(path: list[int], hops: list[str] | None = None, arrow: str = "→", limit: int = 12) -> str:
     """``path`` as a person reads it, e.g. "4 →(reuses 33.0) 92" (``hops``: what each edge carries, as in
     ``evidence["graph_path_hops"]``); a path over ``limit`` steps keeps its ends and says how many it skips."""
@@ -243,7 +253,7 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     ev = attr.evidence
     if ev.get("graph_path"):
         lines.append(f"**Information flow to the failure (step {ev.get('failure_step')})**: "
-                     + path_text(ev["graph_path"], ev.get("graph_path_hops")))
+                     + flow_text(ev["graph_path"], ev.get("graph_path_hops"), ev.get("failure_step")))
     if shapley_steps := _step_shapley(ev):
         lines.append(f"**Shapley blame over steps**: {shapley_steps}")
     if ev.get("features"):
@@ -305,7 +315,7 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
     bits = []
     if ev.get("graph_path"):
         bits.append(f"flow to failure (step {ev.get('failure_step')}): "
-                    + path_text(ev["graph_path"], ev.get("graph_path_hops")))
+                    + flow_text(ev["graph_path"], ev.get("graph_path_hops"), ev.get("failure_step")))
     if shapley_steps := _step_shapley(ev):
         bits.append(f"Shapley blame over steps: {shapley_steps}")
     if ev.get("features"):

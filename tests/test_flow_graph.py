@@ -65,3 +65,17 @@ def test_a_verdict_names_what_each_hop_of_its_path_carries():
     assert a.evidence["graph_path"] == [0, 1, 2]
     assert a.evidence["graph_path_hops"] == ["reuses 42.7", "reuses 85.4"]
     assert "0 →(reuses 42.7) 1 →(reuses 85.4) 2" in a.to_markdown(chain())
+
+
+def test_no_hop_is_claimed_where_the_output_does_not_reach_the_failure():
+    """A step whose output never reaches the failure has no path (it used to get [step, failure], a hop that is
+    not in the graph); the verdict's words say which case it is."""
+    from attrib.render import flow_text
+
+    g = build_graph(chain())
+    g.remove_edges_from(list(g.out_edges(0)))
+    assert blame_path(g, 0, 2) == [0]
+    assert blame_path(g, 2, 2) == [2]
+    assert flow_text([2], [], 2) == "step 2 is itself where the failure shows"
+    assert flow_text([0], [], 2) == "no path: its output does not reach step 2 in the flow graph"
+    assert flow_text([0, 1, 2], ["tool", "next turn"], 2) == "0 →(tool) 1 →(next turn) 2"

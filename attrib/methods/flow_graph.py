@@ -140,14 +140,14 @@ def invert(g: nx.DiGraph, sink: int, keep: float = 0.3) -> dict[int, float]:
 def blame_path(g: nx.DiGraph, source: int, sink: int) -> list[int]:
     """The strongest forward path from ``source`` to ``sink``: the one with least total 1/weight, so a single
     reused number beats a long chain of weak turn-order edges (evidence a person can follow; the heaviest path
-    used before ran through every turn of a long run)."""
-    if source == sink:
+    used before ran through every turn of a long run). A source whose output does not reach the sink gets ``[source]`` alone (no hop is claimed)."""
+    if source == sink or source not in g or sink not in g:
         return [source]
+    sub = g.subgraph(nx.descendants(g, source) & nx.ancestors(g, sink) | {source, sink})
     try:
-        sub = g.subgraph(nx.descendants(g, source) & nx.ancestors(g, sink) | {source, sink})
         return list(nx.dijkstra_path(sub, source, sink, weight=lambda _u, _v, d: 1.0 / d["weight"]))
-    except (nx.NetworkXException, KeyError):
-        return [source, sink]
+    except nx.NetworkXNoPath:
+        return [source]
 
 
 #: How each kind of edge reads in a path ("4 →(hand-off) 5"); a content edge names the values it reuses.

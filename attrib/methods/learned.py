@@ -276,7 +276,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     )
     step = pred.step
     s = trace.steps[step]
-    path = flow_graph.blame_path(g, step, sink) if step <= sink else [step]
+    path = flow_graph.blame_path(g, step, sink)  # [step] alone when its output does not reach the failure
     hops = flow_graph.path_hops(g, path)
     excerpt = " ".join(s.content.split())[:400]
     meanings = {k: meaning(k) for k in pred.contributions}
@@ -304,8 +304,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
                             "wins on its other signals and its agent, so check both.")
     reason = (
         f"Step {step} by {s.agent} is the most likely decisive mistake ({pred.step_confidence:.0%} calibrated), "
-        f"mainly because of: {why}.{earlier_note} Its output flows to the failure at step {sink} along "
-        f"{path_text(path, hops, arrow='->')}.{agent_note} Shapley blame over agents (failure model: noisy-OR of the "
+        f"mainly because of: {why}.{earlier_note} {_flow_sentence(path, hops, sink)}{agent_note} Shapley blame over agents (failure model: noisy-OR of the "
         f"step probabilities) puts {agents[0].agent} first with {agents[0].score:.2f} of {f_none:.2f}."
     )
     return Attribution(
@@ -349,6 +348,15 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
         },
         reason=reason,
     )
+
+
+def _flow_sentence(path: list[int], hops: list[str], sink: int) -> str:
+    """The reason's sentence on the flow graph: the path to the failure, or why there is none."""
+    if len(path) > 1:
+        return f"Its output flows to the failure at step {sink} along {path_text(path, hops, arrow='->')}."
+    if path[0] == sink:
+        return f"It is itself the step where the failure shows (step {sink})."
+    return f"Its output does not reach the step where the failure shows (step {sink}) in the flow graph."
 
 
 def _earlier_evidence(hazards: np.ndarray | None, step: int, trace: Trace) -> dict[str, Any] | None:
