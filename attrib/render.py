@@ -49,23 +49,12 @@ def flow_text(path: list[int], hops: list[str] | None, failure_step: int | None,
     """The flow-graph evidence in words: the path from the decisive step to the step where the failure shows, or
     why there is none (the step *is* that step, or its output does not reach it)."""
     if len(path) > 1:
+        from attrib.methods.flow_graph import path_text
+
         return path_text(path, hops, arrow)
     if path and path[0] == failure_step:
         return f"step {failure_step} is itself where the failure shows"
     return f"no path: its output does not reach step {failure_step} in the flow graph"
-
-
-def path_text(path: list[int], hops: list[str] | None = None, arrow: str = "→", limit: int = 12) -> str:
-    """``path`` as a person reads it, e.g. "4 →(reuses 33.0) 92" (``hops``: what each edge carries, as in
-    ``evidence["graph_path_hops"]``); a path over ``limit`` steps keeps its ends and says how many it skips."""
-    if not path:
-        return ""
-    hops = [f" {arrow}({h}) " for h in hops] if hops and len(hops) == len(path) - 1 else [f" {arrow} "] * (len(path) - 1)
-    parts = [str(path[0])] + [h + str(n) for h, n in zip(hops, path[1:], strict=True)]
-    if len(path) > limit:
-        head, tail = limit // 2, limit - limit // 2 - 1
-        parts = parts[:head] + [f" {arrow} … ({len(path) - head - tail} steps)"] + parts[-tail:]
-    return "".join(parts)
 
 
 def verdict_line(attr: Attribution, trace: Trace | None = None) -> str:

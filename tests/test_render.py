@@ -247,7 +247,8 @@ def test_a_report_refuses_another_runs_trace() -> None:
 
 
 def test_long_step_sets_and_paths_read_as_ranges() -> None:
-    from attrib.render import path_text, step_ranges
+    from attrib.methods.flow_graph import path_text
+    from attrib.render import step_ranges
 
     assert step_ranges([1]) == "1"
     assert step_ranges([1, 2]) == "1, 2"  # two in a row stay a list

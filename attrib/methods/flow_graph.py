@@ -167,6 +167,19 @@ def path_hops(g: nx.DiGraph, path: list[int]) -> list[str]:
     return out
 
 
+def path_text(path: list[int], hops: list[str] | None = None, arrow: str = "→", limit: int = 12) -> str:
+    """``path`` as a person reads it, e.g. "4 →(reuses 33.0) 92" (``hops``: what each edge carries, as in
+    ``evidence["graph_path_hops"]``); a path over ``limit`` steps keeps its ends and says how many it skips."""
+    if not path:
+        return ""
+    hops = [f" {arrow}({h}) " for h in hops] if hops and len(hops) == len(path) - 1 else [f" {arrow} "] * (len(path) - 1)
+    parts = [str(path[0])] + [h + str(n) for h, n in zip(hops, path[1:], strict=True)]
+    if len(path) > limit:
+        head, tail = limit // 2, limit - limit // 2 - 1
+        parts = parts[:head] + [f" {arrow} … ({len(path) - head - tail} steps)"] + parts[-tail:]
+    return "".join(parts)
+
+
 def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
     """Blame the step that keeps most inverted mass (tool steps and the human's messages excluded, earliest wins
     ties). The confidence is that mass and the agent scores are summed step mass: scores, not calibrated.
