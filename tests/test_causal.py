@@ -1,6 +1,6 @@
 """Causal discovery (PC + temporal tiers) finds a planted root-cause step in synthetic traces."""
-
 import numpy as np
+import pytest
 
 from attrib.methods.causal import SIGNALS, CausalStepModel, attribute
 from attrib.trace import Step, Trace
@@ -50,3 +50,36 @@ def test_all_failed_falls_back_to_symptom_outcome():
     traces = [Trace(id=t.id, source_format="attrib", steps=t.steps, outcome="failed") for t in synthetic(60, 1)]
     m = CausalStepModel().fit(traces)
     assert m.outcome_ == "symptom"
+
+
+def test_the_shipped_model_is_current_and_needs_no_benchmark_files(monkeypatch, tmp_path) -> None:
+    """`--method causal` used to fit PC on ../shared's Who&When logs at every call (3 s), and failed (exit 4) where
+    they are absent, as on a pip install; the shipped model must equal a fresh fit on those logs."""
+    from attrib.evaluate.data import SUBSETS, load_subset
+    from attrib.methods import causal
+    from attrib.paths import traces_dir
+    from attrib.readers import load_trace
+
+    demo = load_trace(traces_dir() / "demo_whowhen.json")
+    fresh = CausalStepModel().fit([t for s in SUBSETS for t in load_subset(s)])
+    shipped = causal.default_model()
+    assert shipped.to_dict() == fresh.to_dict()  # else: bench/who_and_when/fit_default.py
+    monkeypatch.setenv("ATTRIB_WHO_AND_WHEN", str(tmp_path / "absent"))
+    a = attribute(demo)
+    assert a.method == "causal" and a.evidence["model"].startswith("shipped")
+    assert CausalStepModel.from_dict(shipped.to_dict()).step_scores(demo).tolist() == shipped.step_scores(demo).tolist()
+
+
+def test_a_damaged_shipped_causal_model_is_one_line_naming_the_file(monkeypatch, tmp_path) -> None:
+    from attrib.errors import InputError
+    from attrib.methods import causal
+
+    bad = tmp_path / "causal.json"
+    bad.write_text('{"signals": ["kw_error"]}')
+    monkeypatch.setattr(causal, "ARTIFACT", bad)
+    causal.default_model.cache_clear()
+    try:
+        with pytest.raises(InputError, match="causal.json.*damaged causal model"):
+            causal.default_model()
+    finally:
+        causal.default_model.cache_clear()

@@ -1,7 +1,8 @@
-"""Regenerate the shipped ranker (attrib/methods/data/ranker.json) from all of Who&When.
+"""Regenerate the shipped models from all of Who&When: the ranker (attrib/methods/data/ranker.json) and the causal
+model (attrib/methods/data/causal.json).
 
-Fits one LearnedRanker per setting (with / without the ground-truth answer) on both subsets pooled,
-and writes JSON coefficients (no pickle). Evaluation never uses this file; it refits inside folds.
+Fits one LearnedRanker per setting (with / without the ground-truth answer) on both subsets pooled, and the PC causal
+model on the same logs, and writes JSON (no pickle). Evaluation never uses these files; it refits inside folds.
 
     .venv/bin/python bench/who_and_when/fit_default.py
 """
@@ -16,6 +17,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from attrib.evaluate.data import SUBSETS, load_subset  # noqa: E402
+from attrib.methods import causal  # noqa: E402
 from attrib.methods.learned import ARTIFACT, fit_artifact  # noqa: E402
 
 
@@ -25,6 +27,9 @@ def main() -> None:
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     ARTIFACT.write_bytes(orjson.dumps(out))
     print(f"wrote {ARTIFACT} ({ARTIFACT.stat().st_size / 1024:.1f} KiB)")
+    model = causal.CausalStepModel().fit(traces)
+    causal.ARTIFACT.write_bytes(orjson.dumps({**model.to_dict(), "trained_on": f"Who&When all {len(traces)} logs"}))
+    print(f"wrote {causal.ARTIFACT} ({causal.ARTIFACT.stat().st_size / 1024:.1f} KiB)")
 
 
 if __name__ == "__main__":
