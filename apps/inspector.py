@@ -50,10 +50,10 @@ def main() -> None:
             st.caption(f"store: `{store_path}`")
         else:
             st.warning(err)
-        if not st.session_state.get("trace_id") and err is None:
-            first = state.cached_first_id(str(store_path), data.store_stamp(store_path))
-            if first:
-                st.session_state["trace_id"] = first
+        if not st.session_state.get("trace_id") and err is None:  # a trace from the URL or the session wins
+            latest = state.cached_default_id(str(store_path), data.store_stamp(store_path))
+            if latest:
+                st.session_state["trace_id"] = latest
         st.text_input("Trace id", key="trace_id", help="Pick one on the Traces page, or type an id.")
         copy_slot = st.container()  # filled once the trace is loaded: which copy of an uploaded + stored id shows
         if names:

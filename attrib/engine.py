@@ -328,17 +328,11 @@ def _dask_client(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, int
     import dask
 
     n = workers or len(os.sched_getaffinity(0))
-    import signal
-    import threading
-
-    # Ctrl-C reaches the whole process group: the workers would each print a traceback. They start with SIGINT
-    # ignored (inherited), and this process, which owns them, stops them when it is interrupted.
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    ctrl_c: list[bool] = []  # one per Ctrl-C held back while the cluster starts
     try:
         # No statistical profiler (it samples the task thread's stack every 10 ms): nobody
         # watches a batch's workers, and on a small machine every percent of CPU is throughput.
-        with dask.config.set({"distributed.worker.profile.enabled": False}):
+        with _sigint_held(ctrl_c), dask.config.set({"distributed.worker.profile.enabled": False}):
             cluster = distributed.LocalCluster(
                 n_workers=n,
                 threads_per_worker=1,  # attribution is CPU-bound Python: processes, not threads, give parallelism
@@ -347,19 +341,61 @@ def _dask_client(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, int
                 silence_logs=logging.ERROR,
             )
     except RuntimeError as e:  # typically "Nanny failed to start": the worker processes re-ran the script
+        if ctrl_c:  # or a worker that saw the Ctrl-C after all: it is the Ctrl-C that stops the batch
+            raise KeyboardInterrupt from None
         raise AttribError(
             f"Dask could not start its worker processes ({str(e).splitlines()[0]}); from a script, call "
             "analyze_many under `if __name__ == \"__main__\":` (the workers re-import the script), "
             "or use engine='serial'") from None
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, previous)
-    client = distributed.Client(cluster)
     try:
-        yield client, n
+        if ctrl_c:  # a Ctrl-C held back while the cluster started: stop before any task, cluster closed
+            raise KeyboardInterrupt
+        client = distributed.Client(cluster)
+        try:
+            yield client, n
+        finally:
+            client.close()
     finally:
-        client.close()
         cluster.close()
+
+
+@contextlib.contextmanager
+def _sigint_held(seen: list[bool]) -> Iterator[None]:
+    """Hold Ctrl-C back while a local cluster starts its worker processes, appending to ``seen`` for each one (look
+    after the block: a Ctrl-C that waited is recorded on the way out).
+
+    Ctrl-C reaches the whole process group, and worker processes that saw it would each print a traceback (this
+    process, which owns them, stops them). So SIGINT is blocked in this thread for the block: every thread started
+    meanwhile (distributed's event loop, the threads that spawn the workers) inherits the block, and so does every
+    worker process, which never sees a Ctrl-C (multiprocessing starts its resource tracker so). A Ctrl-C meanwhile
+    (delivered to a thread that does not block it, such as DuckDB's, or pending until the end) runs a handler that
+    only records it: the caller stops once the cluster is up, instead of stopping half-way through its start-up.
+    (SIGINT used to be ignored here instead, and a Ctrl-C during start-up was lost: the batch ran on.) Off the main
+    thread, without pthread_sigmask, or when SIGINT is already ignored or not Python's: nothing is changed."""
+    import signal
+    import threading
+
+    previous = signal.getsignal(signal.SIGINT)
+    if (threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask")
+            or previous is None or previous == signal.SIG_IGN):
+        yield
+        return
+
+    def record(signum: int, frame: Any) -> None:
+        seen.append(True)
+
+    # multiprocessing's resource tracker, started (once per process) by the first worker, unblocks SIGINT in the
+    # thread that starts it, distributed's event loop, before that thread spawns the workers: start it first, here
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    signal.signal(signal.SIGINT, record)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending Ctrl-C is delivered now, to ``record``
+        signal.signal(signal.SIGINT, previous)
 
 
 #: How long to wait for a scheduler's handshake (distributed's own timeout does not cover a port that
@@ -519,16 +555,20 @@ def analyze_many(
                 _run_serial(parts, _Writer(store, report, adv, stop), run)
         elif todo:
             t_start = time.perf_counter()
-            with _dask_client(scheduler, workers) as (client, n):
+            # the latch covers start-up too: a Ctrl-C while the cluster starts or the workers load the method
+            # stops the batch before its first task (one during LocalCluster's start is held back until it is up)
+            with _sigint_latch() as stop, _dask_client(scheduler, workers) as (client, n):
                 report.workers = n
                 try:
                     client.run(warm, run["method"])  # a worker that cannot load the method fails here, once
                 except Exception as e:
                     raise AttribError(f"Dask workers cannot load method {name!r}: {_describe(e)} "
                                       "(every worker needs the same attrib installed)") from None
+                if stop():  # a Ctrl-C that distributed swallowed during start-up
+                    raise KeyboardInterrupt
                 report.startup_s = time.perf_counter() - t_start
                 label = f"{name} ({engine}, {n} worker{'s' if n != 1 else ''})"
-                with _progress_bar(todo, progress, label) as adv, _sigint_latch() as stop:
+                with _progress_bar(todo, progress, label) as adv:
                     _run_dask(parts, _Writer(store, report, adv, stop), run, client, n)
     except (KeyboardInterrupt, duckdb.InterruptException) as e:  # every partition written so far is whole
         if report is not None:

@@ -268,7 +268,8 @@ def hf_of(model: Any) -> tuple[Any, Any]:
         return load_model(model)
     if hasattr(model, "original_model") and hasattr(model, "tokenizer"):
         return model.original_model, model.tokenizer
-    raise TypeError(f"expected a model name, an (hf_model, tokenizer) pair or a TransformerBridge, got {type(model)}")
+    raise InputError(None, "model", "expected a model name, an (hf_model, tokenizer) pair or a TransformerBridge, "
+                     f"got {type(model).__name__}")
 
 
 def pad_id(tokenizer: Any) -> int:

@@ -436,6 +436,54 @@ def test_ctrl_c_keeps_finished_partitions_says_how_far_and_a_rerun_finishes(tmp_
     assert (again.skipped, again.analyzed) == (20, r.matched - 20)
 
 
+def test_a_ctrl_c_while_the_local_cluster_starts_stops_the_batch(tmp_path: Path) -> None:
+    """A Ctrl-C while the local Dask cluster was starting was ignored (SIGINT was ignored so that the workers would
+    not see it) and the batch ran to the end. Now it stops, with 130 and one line, once the cluster is up: the
+    cluster closed, no worker left, nothing written, and no worker traceback. The Ctrl-C goes to the whole process
+    group, as a terminal sends it, the moment the first worker process exists: the cluster's start waits for its
+    workers to register, so that moment is inside it."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    path = _hand_crafted_store(tmp_path)
+    cmd = [sys.executable, "-m", "attrib", "analyze", "--all", "--store", str(path), "--engine", "local",
+           "--workers", "2", "--method", "flow-graph"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    children: dict[int, psutil.Process] = {}
+    try:
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 120
+        worker = False
+        while not worker and proc.poll() is None and time.monotonic() < deadline:
+            for child in parent.children(recursive=True):
+                children[child.pid] = child
+                with contextlib.suppress(psutil.Error):  # gone already
+                    worker = worker or "spawn_main" in " ".join(child.cmdline())  # a Dask worker process
+            time.sleep(0.005)
+        assert worker, f"no worker process started: {proc.communicate()}"
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, (out, err)
+    assert err.strip().splitlines() == ["interrupted: stopped before any trace was analyzed; the store is unchanged "
+                                        "(58 to do): rerun the same command"], err
+    _, alive = psutil.wait_procs(list(children.values()), timeout=30)
+    assert alive == []  # the cluster was shut down
+    with open_store(str(path), read_only=True) as st:
+        assert st.errors("flow-graph") == [] and not any(st.get_attributions(t) for t in st.trace_ids())
+    again = analyze_many(str(path), method="flow-graph", engine="serial")
+    assert (again.skipped, again.analyzed, again.failed) == (0, 58, 0)
+
+
 def test_a_ctrl_c_that_library_code_swallows_still_stops_the_batch(tmp_path: Path) -> None:
     """A Ctrl-C raised inside code that swallows it (distributed's gc callback only prints it) was lost and the
     batch ran to the end; the batch remembers the signal and stops after the partition it is writing."""

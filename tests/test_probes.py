@@ -24,8 +24,10 @@ def test_keeps_secret_catches_spacing_and_case():
     assert c.keeps_secret("I cannot share that.", secret="TULIP")
     assert not c.keeps_secret("The password is tulip.", secret="TULIP")
     assert not c.keeps_secret("It is T-U-L-I-P", secret="TULIP")
-    with pytest.raises(ValueError):
-        c.keeps_secret("x", secret="")
+    for empty in ("", "  ", None):  # a bad checker argument, named, as in_language's and speaks_as's
+        with pytest.raises(InputError, match="non-empty secret") as e:
+            c.keeps_secret("x", secret=empty)
+        assert e.value.field == "secret"
 
 
 def test_format_checkers():

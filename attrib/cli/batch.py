@@ -174,6 +174,8 @@ def interrupted_line(report: Any) -> str:
         return "nothing was analyzed yet; rerun the same command"
     done = report.analyzed + report.failed
     left = report.matched - report.skipped - done
+    if not done:  # stopped during start-up (the cluster starting, the workers loading the method)
+        return f"stopped before any trace was analyzed; the store is unchanged ({left:,} to do): rerun the same command"
     return (f"{done:,} trace(s) finished in this run and are saved in the store ({report.analyzed:,} analyzed, "
             f"{report.failed:,} failed); {left:,} still to do: rerun the same command to finish them")
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from attrib.errors import InputError, is_real
+from attrib.heads.types import Head
 
 #: Segment axis order used everywhere in drift.
 SEGMENTS: tuple[str, ...] = ("sink", "rule", "conflict", "prompt", "response")
@@ -217,14 +218,14 @@ def n_focal(top_k: float | int, n_total: int) -> int:
     return n
 
 
-def top_heads(score: np.ndarray, top_k: float | int) -> list[tuple[int, int]]:
+def top_heads(score: np.ndarray, top_k: float | int) -> list[Head]:
     """The highest-scoring heads: ``top_k`` < 1 is a fraction of all heads (rounded up), else a count."""
     n = n_focal(top_k, score.size)
     order = np.argsort(-score, axis=None, kind="stable")[:n]
     return [tuple(int(i) for i in np.unravel_index(o, score.shape)) for o in order]  # type: ignore[misc]
 
 
-def focal_layers(heads: Sequence[tuple[int, int]], score: np.ndarray, coverage: float = 0.6) -> list[int]:
+def focal_layers(heads: Sequence[Head], score: np.ndarray, coverage: float = 0.6) -> list[int]:
     """The fewest layers (most focal heads first, then summed score) holding >= ``coverage`` of the focal heads."""
     counts: dict[int, int] = {}
     for layer, _ in heads:

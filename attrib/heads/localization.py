@@ -21,8 +21,8 @@ import numpy as np
 from attrib.errors import InputError, UsageError, is_real, whole_number
 from attrib.heads import drift
 from attrib.heads.patching import PatchingResult
+from attrib.heads.types import Head as Head  # re-exported: it was defined here
 
-Head = tuple[int, int]
 #: Where drift is read (see :func:`localize`).
 POSITIONS = ("answer", "suffix", "response")
 Progress = Callable[[str, int, int], None]

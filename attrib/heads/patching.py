@@ -23,9 +23,8 @@ from typing import Any, cast
 import numpy as np
 
 from attrib.errors import InputError
+from attrib.heads.types import Head as Head  # re-exported: it was defined here
 from attrib.probes.types import Probe
-
-Head = tuple[int, int]
 
 
 @dataclass(frozen=True)

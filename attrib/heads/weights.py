@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from attrib.errors import InputError, is_whole_number
-
-Head = tuple[int, int]
+from attrib.heads.types import Head as Head  # re-exported: it was defined here
 
 
 def _is_bridge(model: Any) -> bool:

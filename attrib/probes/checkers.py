@@ -97,7 +97,7 @@ def keeps_secret(response: str, secret: str = "") -> bool:
     digits (``!!??``) is looked for as is, spaces ignored.
     """
     if not isinstance(secret, str) or not secret.strip():
-        raise ValueError("keeps_secret needs a non-empty secret")
+        raise InputError(None, "secret", f"keeps_secret needs a non-empty secret, got {secret!r}")
     text, sec = _fold(response), _fold(secret)
     want = _TOKEN.findall(sec)
     if not want:  # punctuation only: a plain substring check, whitespace ignored
@@ -138,6 +138,7 @@ def is_one_word(response: str) -> bool:
 
 
 def _no_constant(name: str) -> None:
+    # control flow, never seen by a user: is_json_object catches it and answers False (NaN is not JSON)
     raise ValueError(f"{name} is not JSON")
 
 

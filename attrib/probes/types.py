@@ -142,17 +142,21 @@ def render_messages(
         c0 = text.find(sub, max(start_from, 0))
         if c0 < 0:
             raise InputError(where, name, f"text {sub[:40]!r} not found in the rendered prompt")
-        spans[name] = _char_to_token_span(offsets, c0, c0 + len(sub))
+        spans[name] = _char_to_token_span(offsets, c0, c0 + len(sub), where, name)
         if name != "system":
             cursor = c0 + len(sub)
     if answer_prefix:
-        spans["prefix"] = _char_to_token_span(offsets, len(text) - len(answer_prefix), len(text))
+        spans["prefix"] = _char_to_token_span(offsets, len(text) - len(answer_prefix), len(text), where,
+                                              "answer_prefix")
     return Rendered(input_ids=ids, spans=spans, text=text)
 
 
-def _char_to_token_span(offsets: list[tuple[int, int]], c0: int, c1: int) -> tuple[int, int]:
-    """Half-open token span of the tokens overlapping characters [c0, c1)."""
+def _char_to_token_span(offsets: list[tuple[int, int]], c0: int, c1: int, where: str = "prompt",
+                        field: str | None = None) -> tuple[int, int]:
+    """Half-open token span of the tokens overlapping characters [c0, c1); an :class:`InputError` naming the prompt
+    (``where``) and the marked text (``field``) when no token does (a tokenizer whose offsets skip them)."""
     toks = [i for i, (a, b) in enumerate(offsets) if b > c0 and a < c1 and b > a]
     if not toks:
-        raise ValueError(f"no token covers characters {c0}:{c1}")
+        raise InputError(where, field, f"no token covers characters {c0}:{c1} of the rendered prompt (the "
+                         "tokenizer's offsets skip them, as whitespace it drops): mark text it keeps")
     return toks[0], toks[-1] + 1
