@@ -119,11 +119,11 @@ def _heads_json(path: Path) -> None:
                      n_pairs=3, pair_selection="all").save(path)
 
 
-@pytest.fixture
-def app(env: dict[str, object], monkeypatch: pytest.MonkeyPatch):
-    """An AppTest factory: ``app(page=..., trace=...)`` runs the inspector on the test store."""
-    monkeypatch.setenv("ATTRIB_STORE", str(env["store"]))
-    monkeypatch.setenv("ATTRIB_RESULTS_DIR", str(env["results"]))
+def _app_factory(monkeypatch: pytest.MonkeyPatch, store: object, results: object | None = None):
+    """``make(page=..., trace=...)``: the inspector on ``store``, run once in a fresh session."""
+    monkeypatch.setenv("ATTRIB_STORE", str(store))
+    if results is not None:
+        monkeypatch.setenv("ATTRIB_RESULTS_DIR", str(results))
     monkeypatch.setattr(sys, "argv", ["inspector.py"])
 
     def make(**query: str) -> AppTest:
@@ -134,6 +134,18 @@ def app(env: dict[str, object], monkeypatch: pytest.MonkeyPatch):
         return at
 
     return make
+
+
+@pytest.fixture
+def app(env: dict[str, object], monkeypatch: pytest.MonkeyPatch):
+    """An AppTest factory: ``app(page=..., trace=...)`` runs the inspector on the test store."""
+    return _app_factory(monkeypatch, env["store"], env["results"])
+
+
+@pytest.fixture
+def run_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The same on an empty store of its own, ``tmp_path/store.duckdb``, for tests that grow it."""
+    return _app_factory(monkeypatch, tmp_path / "store.duckdb")
 
 
 def texts(at: AppTest, kind: str) -> list[str]:
@@ -1210,3 +1222,60 @@ def test_the_uploads_of_a_session_can_be_forgotten(app) -> None:
     at.button(key="up_forget").click().run()
     assert not at.exception and "Uploaded in this session" not in texts(at, "subheader")
     assert not any(m.startswith(f"`{otlp.name}`") for m in texts(at, "markdown"))
+
+
+# --- the trace the app opens when none is asked for: the one ingested or analyzed last, not the first id ---
+
+
+def _ingest(store: Path, *names: tuple[str, int]) -> None:
+    files = [who_and_when_dir(subset) / f"{i}.json" for subset, i in names]
+    assert ingest(files, store=str(store), progress=False).ok
+
+
+def _opened(at: AppTest) -> str:
+    return str(at.session_state["trace_id"])
+
+
+def test_the_app_opens_the_run_ingested_or_analyzed_last(run_app, tmp_path: Path) -> None:
+    """It opened the first id in sorted order whatever the store held (whowhen-algorithm-1 here throughout)."""
+    store = tmp_path / "store.duckdb"
+    _ingest(store, ("algorithm", 1), ("algorithm", 2))
+    _ingest(store, ("hand", 1))  # the run just added
+    assert _opened(run_app(page="Traces")) == "whowhen-hand-1"
+    at = run_app(page="Timeline")
+    assert "Trace whowhen-hand-1" in [str(h.value) for h in at.header]
+
+    with open_store(store) as s:  # the run just analyzed (`attrib analyze ID --save`, the batch engine)
+        s.save_attribution(analyze(s.get_trace("whowhen-algorithm-2"), METHOD))
+    assert _opened(run_app(page="Traces")) == "whowhen-algorithm-2"
+
+    _ingest(store, ("algorithm", 3))  # a run ingested after that verdict is newer still
+    assert _opened(run_app(page="Traces")) == "whowhen-algorithm-3"
+
+
+def test_a_batch_of_verdicts_opens_one_of_them_and_ties_go_to_the_smallest_id(run_app, tmp_path: Path) -> None:
+    """Verdicts written in one transaction share a timestamp: of those, the smallest id (the same on every run)."""
+    store = tmp_path / "store.duckdb"
+    _ingest(store, ("algorithm", 1), ("algorithm", 2), ("algorithm", 3), ("hand", 1))
+    with open_store(store) as s:
+        s.save_attributions([analyze(s.get_trace(t), METHOD) for t in ("whowhen-hand-1", "whowhen-algorithm-3")])
+    assert _opened(run_app(page="Traces")) == "whowhen-algorithm-3"
+
+
+def test_a_trace_in_the_url_or_chosen_in_the_session_wins(run_app, tmp_path: Path) -> None:
+    store = tmp_path / "store.duckdb"
+    _ingest(store, ("algorithm", 1), ("algorithm", 2))
+    _ingest(store, ("hand", 1))
+    at = run_app(page="Timeline", trace="whowhen-algorithm-2")  # a shared link
+    assert _opened(at) == "whowhen-algorithm-2" and at.query_params["trace"] == "whowhen-algorithm-2"
+    at.sidebar.text_input(key="trace_id").set_value("whowhen-algorithm-1").run()  # typed in the sidebar
+    _ingest(store, ("algorithm", 3))  # the store changes meanwhile: the choice stays
+    at.sidebar.radio[0].set_value("Blame").run()
+    assert _opened(at) == "whowhen-algorithm-1" and "Trace whowhen-algorithm-1" in [str(h.value) for h in at.header]
+
+
+def test_an_empty_store_opens_no_trace(run_app, tmp_path: Path) -> None:
+    with open_store(tmp_path / "store.duckdb"):
+        pass
+    at = run_app(page="Timeline")
+    assert not at.session_state["trace_id"]

@@ -80,3 +80,27 @@ def test_shape_mismatch_and_missing_attentions_are_named(real_batch):
         focal_rule_weights(att, mask[0], spans, [(0, 1)])  # before: "not enough values to unpack"
     with pytest.raises(InputError, match=r"^attentions\[0\]: is None: .*eager"):
         focal_rule_weights((None,) * 30, mask, spans, [(0, 1)])  # what an SDPA model returns
+
+
+def test_head_is_defined_once_and_every_old_import_still_works() -> None:
+    """``Head`` (a (layer, head) pair) has one definition, attrib.heads.types; the modules that used to define their
+    own still export it, as the same object."""
+    import ast
+    from pathlib import Path
+
+    import attrib.heads
+    from attrib.heads import drift, localization, patching, types, weights
+
+    assert types.Head == tuple[int, int]
+    assert patching.Head is types.Head and weights.Head is types.Head and localization.Head is types.Head
+    from attrib.heads.localization import Head as from_localization
+    from attrib.heads.patching import Head as from_patching
+    from attrib.heads.weights import Head as from_weights
+
+    assert from_patching is from_weights is from_localization is types.Head
+    assert drift.top_heads.__annotations__["return"] == "list[Head]"
+    folder = Path(attrib.heads.__file__).parent
+    defined = [p.name for p in sorted(folder.glob("*.py"))
+               for node in ast.walk(ast.parse(p.read_text()))
+               if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "Head" for t in node.targets)]
+    assert defined == ["types.py"]
