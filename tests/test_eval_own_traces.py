@@ -366,3 +366,28 @@ def test_notes_print_a_ranker_path_with_brackets_as_written(tmp_path):
                       env={"COLUMNS": "400"})
     assert r.exit_code == 0, r.output
     assert f"{model} lists the runs it was fitted on but not their tasks" in r.output
+
+
+def test_eval_traces_advises_which_ranker_to_use_and_how_to_fit_it():
+    """On 30 runs of a system unlike Who&When the refit beats the shipped ranker beyond noise: the advice names it
+    and the command that writes it; where nothing beats it, or every run is in sample, it says so or stays silent."""
+    from attrib.evaluate.labelled import advice
+    from attrib.evaluate.metrics import Verdict
+    from attrib.paths import REPO_ROOT
+
+    runs = REPO_ROOT / "tests" / "fixtures" / "own_system" / "runs"
+    r = runner.invoke(app, ["eval", "traces", str(runs), "--no-pool", "--json"])
+    adv = orjson.loads(r.output)["advice"]
+    assert adv["use"] == "learned, refit" and adv["significant"] and adv["step_gain"]["ci_low"] > 0
+    out = " ".join(runner.invoke(app, ["eval", "traces", str(runs), "--no-pool"]).output.split())  # unwrapped
+    assert f"advice: use 'learned, refit': it beats 'learned (shipped)' by step +{adv['step_gain']['mean']:.1f}" \
+        in out and f"attrib fit {runs} --no-pool --out my_ranker.json" in out
+
+    def v(tid: str, step: int) -> Verdict:
+        return Verdict(trace_id=tid, step=step, agent="a", true_step=1, true_agent="a")
+
+    same = {"learned (shipped)": [v(f"t{i}", i % 3) for i in range(12)],
+            "learned, refit": [v(f"t{i}", (i + 1) % 3) for i in range(12)]}
+    kept = advice(same, "learned (shipped)", {f"t{i}" for i in range(12)})
+    assert kept is not None and kept["use"] == "learned (shipped)" and not kept["significant"]
+    assert advice(same, "learned (shipped)", set()) is None  # every run in sample: no fair comparison

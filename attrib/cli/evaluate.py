@@ -51,6 +51,21 @@ def _set(r: dict) -> str:
     return "-" if r.get("set_coverage") is None else f"{r['set_coverage']:.0f} / {r['set_size']:.1f}"
 
 
+def advice_line(adv: dict | None, paths: list[str]) -> str | None:
+    """`attrib eval traces`'s advice in one line: which ranker to use, by how much, and the command that fits it."""
+    if not adv:
+        return None
+    gain = f"step {_gain(adv['step_gain'])}, agent {_gain(adv['agent_gain'])}, paired on {adv['n']} runs"
+    if adv["significant"]:
+        flags = f" {adv['fit_flags']}" if adv["fit_flags"] else ""
+        import shlex
+
+        return (f"use '{adv['best_refit']}': it beats '{adv['against']}' by {gain}. Fit it with `attrib fit "
+                f"{shlex.join(paths)}{flags} --out my_ranker.json`")
+    return (f"keep '{adv['against']}': the best refit, '{adv['best_refit']}', differs by {gain}, an interval that "
+            "includes zero; label more runs before switching")
+
+
 def _gain(g: dict) -> str:
     return f"{g['mean']:+.1f} points (95% CI {g['ci_low']:+.1f} to {g['ci_high']:+.1f})"
 
@@ -222,6 +237,8 @@ def register(app: typer.Typer) -> None:
         for note in result["notes"] + ([f"{result['n_unlabelled']} unlabelled traces were skipped"]
                                        if result["n_unlabelled"] else []):
             console.print(f"[yellow]note:[/] {escape(note)}")  # a note may name a ranker file's path
+        if line := advice_line(result.get("advice"), paths):
+            console.print(f"[bold]advice:[/] {escape(line)}")
         console.print(f"wall time {result['wall_s']:.1f} s")
 
     @app.command("fit")

@@ -10,7 +10,9 @@ Who&When harness:
 * the ranker refitted on your traces, k-fold grouped by ``metadata.question_id`` (else by the task text when
   another run has the same task, as re-runs in OTLP files, which carry no question id, do; else the trace id),
   alone and pooled with Who&When when that data is present, which is what ``attrib fit`` would ship;
-* the logistic floor and the rule baselines beside them.
+* the logistic floor and the rule baselines beside them;
+* ``advice``: which ranker to use, from each refit's step accuracy paired against the ranker as it is on the same
+  runs (bootstrap interval): a refit is advised only when the interval is above zero.
 
 A refit needs enough labels: at least ``2 * inner_folds`` (8) traces in every training fold.
 """
@@ -33,7 +35,7 @@ from attrib.evaluate.harness import (
     mean_summary,
     ranker_verdict,
 )
-from attrib.evaluate.metrics import Verdict
+from attrib.evaluate.metrics import Verdict, paired_gain, per_trace_hits
 from attrib.methods.learned import default_model, ranker_training, setting_of
 from attrib.methods.ranker import DEFAULT_STEP_HEAD, INNER_FOLDS
 from attrib.readers import validate
@@ -125,8 +127,11 @@ def evaluate_labelled(
         notes.append(f"{n_copies} run(s) repeat another run's steps exactly: they share its question id here, so "
                      "no copy is ever scored by a model fitted on another")
 
+    kept: dict[str, list[Verdict]] = {}
+
     def add(name: str, protocol: str, verdicts: list[Verdict]) -> None:
         rows.append({"method": name, "protocol": protocol, **mean_summary([verdicts])})
+        kept[name] = verdicts
 
     for name in GENERIC_BASELINES:
         add(name, "rule", [BASELINES[name](t) for t in labelled])
@@ -189,6 +194,32 @@ def evaluate_labelled(
             add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, fitter, k, seed, extra))
         elif pool_who_and_when and not n_ww:
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
+    unseen_ids = {t.id for t, s in zip(labelled, trained_on, strict=True) if not s}
     return {"units": ROW_UNITS, "n": len(labelled), "n_tasks": n_groups, "n_unlabelled": len(traces) - len(labelled),
-            "folds": k, "seed": seed,
-            "rows": rows, "notes": notes, "wall_s": time.perf_counter() - t0}
+            "folds": k, "seed": seed, "rows": rows, "notes": notes,
+            "advice": advice(kept, row, unseen_ids), "wall_s": time.perf_counter() - t0}
+
+
+#: The refit rows and what ``attrib fit`` writes each: alone (``--no-pool``) or pooled with Who&When (the default).
+REFITS = {"learned, refit": "--no-pool", "learned, refit + Who&When": ""}
+
+
+def advice(kept: dict[str, list[Verdict]], current: str, unseen: set[str]) -> dict[str, Any] | None:
+    """Which ranker to use on this system: the best refit row (step accuracy, then agent) against ``current`` (the
+    ranker as it is), paired on the runs it was not fitted on (``unseen``). ``use`` is the refit only when the 95 %
+    interval of its step gain lies above zero, else ``current``: on a few dozen runs most differences are noise.
+    None when there is no refit row or no unseen run to compare on."""
+    refits = [name for name in REFITS if name in kept]
+    if not refits or not unseen:
+        return None
+    ids, cur_step, cur_agent = per_trace_hits([[v for v in kept[current] if v.trace_id in unseen]])
+    gains = {}
+    for name in refits:
+        rids, step, agent = per_trace_hits([kept[name]])
+        at = [rids.index(i) for i in ids]  # the refit's rows in the current row's order
+        gains[name] = {"step": paired_gain(step[at], cur_step), "agent": paired_gain(agent[at], cur_agent)}
+    best = max(refits, key=lambda n: (gains[n]["step"]["mean"], gains[n]["agent"]["mean"]))
+    beats = gains[best]["step"]["ci_low"] > 0
+    return {"use": best if beats else current, "best_refit": best, "against": current, "n": len(ids),
+            "fit_flags": REFITS[best], "step_gain": gains[best]["step"], "agent_gain": gains[best]["agent"],
+            "significant": beats}
