@@ -168,13 +168,18 @@ def blame(ctx: state.Ctx) -> None:
             st.json(a.evidence)
 
 
-def path_line(trace: Trace, path: list[int], ends: int = 4) -> str:
-    """``3 (Coder) → 4 (Verifier) → ...``; a path longer than ``2 * ends + 1`` steps keeps its first and last ``ends``
-    steps around a count of the ones left out (the graph above draws them all)."""
-    hops = [f"{i} ({trace.steps[i].agent})" for i in path if 0 <= i < trace.n_steps]
-    if len(hops) > 2 * ends + 1:
-        hops = [*hops[:ends], f"… {len(hops) - 2 * ends} more steps …", *hops[-ends:]]
-    return " → ".join(hops)
+def path_line(trace: Trace, path: list[int], ends: int = 4, hops: list[str] | None = None) -> str:
+    """``3 (Coder) → 4 (Verifier) → ...``, with what each hop carries when the verdict says (``hops``, its
+    ``graph_path_hops``: ``3 (Coder) →(reuses 33) 8 (Verifier)``); a path longer than ``2 * ends + 1`` steps keeps its
+    first and last ``ends`` steps around a count of the ones left out (the graph above draws them all)."""
+    nodes = [f"{i} ({trace.steps[i].agent})" for i in path if 0 <= i < trace.n_steps]
+    if hops is None or len(hops) != len(nodes) - 1:
+        hops = [""] * max(len(nodes) - 1, 0)
+    arrows = [f" →({h}) " if h else " → " for h in hops]
+    parts = [nodes[0], *(a + n for a, n in zip(arrows, nodes[1:], strict=True))] if nodes else []
+    if len(parts) > 2 * ends + 1:
+        parts = [*parts[:ends], f" → … {len(parts) - 2 * ends} more steps …", *parts[-ends:]]
+    return "".join(parts)
 
 
 def flow_graph(ctx: state.Ctx) -> None:
@@ -192,7 +197,8 @@ def flow_graph(ctx: state.Ctx) -> None:
     if a is not None and path:
         to = ("where the failure shows" if figs.reaches_failure(trace) else
               "the final answer (the run is recorded as successful: there is no failure to reach)")
-        st.markdown(f"**Blame path** from the decisive step to {to}: {path_line(trace, path)}")
+        hops = a.evidence.get("graph_path_hops") if a.evidence and a.evidence.get("graph_path") == path else None
+        st.markdown(f"**Blame path** from the decisive step to {to}: {path_line(trace, path, hops=hops)}")
     kinds: dict[str, int] = {}
     for _, _, _, k in edges:
         for kind in k.split(", "):

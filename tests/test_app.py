@@ -236,9 +236,11 @@ def test_flow_graph_page_highlights_the_blame_path(app, env) -> None:
     tid = "whowhen-algorithm-2"
     at = app(page="Flow graph", trace=tid)
     a = env["verdicts"][tid]
-    path = a.evidence["graph_path"]
-    hops = " → ".join(f"{i} ({read_path(WW[1])[0].steps[i].agent})" for i in path)
-    assert any(hops in m for m in texts(at, "markdown"))
+    path, hops = a.evidence["graph_path"], a.evidence["graph_path_hops"]
+    from inspector_views import path_line
+
+    line = path_line(read_path(WW[1])[0], path, hops=hops)  # each hop says what it carries
+    assert all(f"→({h}) " in line for h in hops) and any(line in m for m in texts(at, "markdown"))
     fig = figs.flow_figure(read_path(WW[1])[0], *data.flow_edges(read_path(WW[1])[0])[:1], a, path)
     hl = [t for t in fig.data if t.name == "blame path to the failure"]
     assert (len(hl) == 1) == (len(path) > 1)
@@ -894,7 +896,7 @@ def test_a_130_step_trace_on_every_page(app, tmp_path) -> None:
     edges, failure, _ = data.flow_edges(trace)
     path = data.blame_path(trace, a, edges, failure)
     line = [m for m in texts(at, "markdown") if m.startswith("**Blame path**")]
-    assert len(line) == 1 and line[0].endswith(path_line(trace, path))
+    assert len(line) == 1 and line[0].endswith(path_line(trace, path, hops=a.evidence["graph_path_hops"]))
     long_path = list(range(3, 130))
     shown = path_line(trace, long_path)
     assert shown.startswith("3 (Verifier) → 4 (Planner) → 5 (Coder) → 6 (Computer_terminal) → … 119 more steps …")
