@@ -380,3 +380,48 @@ def test_traces_show_a_range_of_steps():
     for bad in ("40", "5-2", "x"):
         r = runner.invoke(app, ["traces", "show", log, "--steps", bad])
         assert r.exit_code == 2 and "--steps" in r.output, (bad, r.output)
+
+
+def test_traces_show_bounds_a_long_trace_and_reads_only_the_rows_it_shows(tmp_path: Path, monkeypatch) -> None:
+    """`traces show` on a 240k-step run read its whole JSON (300 MB) and printed every step: 90 s. A trace of more
+    than SHOW_STEPS steps shows its first ones and a line saying how many are hidden and how to see them (--steps,
+    --all); from the store only the rows shown are read (the trace's JSON is not: get_trace fails here), and the
+    timeline is the one the file gives, indents of steps whose parents are hidden included."""
+    from attrib.cli.traces import SHOW_STEPS
+    from attrib.store import Store
+    from attrib.trace import Step, Trace
+
+    n = SHOW_STEPS + 250
+    steps = tuple(Step(index=i, agent="ab"[i % 2], content=f"message {i}", parents=(i - 1,) if i % 3 else (),
+                       start_time=10.0 + i) for i in range(n))
+    run = tmp_path / "long.json"
+    run.write_bytes(Trace(id="long-run", source_format="attrib", steps=steps, outcome="failed").to_json())
+    store = str(tmp_path / "s.duckdb")
+    assert runner.invoke(app, ["ingest", str(run), "--store", store, "-q"]).exit_code == 0
+
+    def get_trace(self, trace_id):  # type: ignore[no-untyped-def]
+        raise AssertionError("traces show read the whole trace")
+
+    monkeypatch.setattr(Store, "get_trace", get_trace)
+    env = {"COLUMNS": "200"}
+
+    def show(*args: str, ref: str = "long-run") -> tuple[list[int], str, str]:
+        r = runner.invoke(app, ["traces", "show", ref, "--store", store, *args], env=env)
+        assert r.exit_code == 0, r.output
+        rows = [int(line.split()[0]) for line in r.output.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
+        return rows, " ".join(r.output.split()), r.output
+
+    rows, text, out = show()
+    assert rows == list(range(SHOW_STEPS)) and f"steps 0-{SHOW_STEPS - 1} of {n}" in text
+    assert (f"… 250 more steps not shown: --steps {SHOW_STEPS}-{2 * SHOW_STEPS - 1} shows the next ones, --all every "
+            "step") in text
+    assert out == show(ref=str(run))[2]  # the file's timeline, read whole: the same
+    rows, text, out = show("--steps", "299-305")
+    assert rows == list(range(299, 306)) and "not shown" not in text
+    assert out == show("--steps", "299-305", ref=str(run))[2]
+    rows, text, _ = show("--steps", f"{n - 10}-")
+    assert rows == list(range(n - 10, n)) and "not shown" not in text
+    rows, text, _ = show("--all")
+    assert rows == list(range(n)) and "not shown" not in text and f"{n} steps" in text
+    r = runner.invoke(app, ["traces", "show", "long-run", "--store", store, "--steps", "3", "--all"])
+    assert r.exit_code == 2 and "--steps/--all" in r.output

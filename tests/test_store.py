@@ -452,3 +452,133 @@ def test_a_store_whose_folder_cannot_be_made_is_bad_input(tmp_path: Path) -> Non
     r = CliRunner().invoke(app, ["ingest", str(trace), "--store", str(tmp_path / "afile" / "sub" / "s.duckdb")])
     assert r.exit_code == 3, r.output
     assert "cannot open the store (cannot make its folder" in " ".join(r.output.split())
+
+
+def _long_run(tid: str, n: int, label: bool = False) -> Trace:
+    """A run of ``n`` steps using every step field: tool calls and results, parents, times, tokens, metadata, and an
+    activation file on every third step."""
+    from attrib.trace import ActivationRef, Label, ToolCall, ToolResult
+
+    steps = tuple(
+        Step(index=i, agent="ab"[i % 2], content=f"step {i} " + "x" * (i % 7), role="tool" if i % 5 == 4 else "assistant",
+             tool_calls=(ToolCall(name="search", arguments=f'{{"q": {i}}}', id=f"c{i}"),) if i % 5 == 3 else (),
+             tool_results=(ToolResult(content=f"r{i}", call_id=f"c{i - 1}", is_error=i % 10 == 9),) if i % 5 == 4 else (),
+             parents=(i - 1,) if i % 4 else (), start_time=100.0 + i if i % 3 else None, end_time=101.0 + i,
+             tokens_in=i, tokens_out=None if i % 2 else 2 * i, metadata={"k": i} if i % 6 == 0 else {},
+             activation=ActivationRef(path=f"/acts/{tid}_{i}.npz", hooks=("blocks.0.hook_resid_post",), format="npz")
+             if i % 3 == 0 else None)
+        for i in range(n))
+    return Trace(id=tid, source_format="attrib", steps=steps, task=f"task of {tid}", outcome="failed",
+                 final_answer="a", ground_truth="b", metadata={"subset": "x"},
+                 label=Label(mistake_agent="b", mistake_step=n - 1, reason="r") if label else None)
+
+
+def test_an_ingest_builds_its_rows_in_batches_and_stores_each_trace_whole(tmp_store, monkeypatch) -> None:
+    """A 240k-step trace peaked at 9x its file size: the insert built one Arrow table of every step, and the JSON
+    decoded to a str and copied into Arrow beside the encoded bytes. Rows go in batches of STEP_BATCH now, traces'
+    JSON at most JSON_BATCH_BYTES at a time (a larger trace alone), and every row still lands."""
+    import pyarrow
+
+    import attrib.store as store_mod
+
+    runs = [_long_run("r1", 30, label=True), _long_run("r2", 1), _long_run("r3", 16), _long_run("r4", 2)]
+    sizes = [len(t.to_json()) for t in runs]
+    monkeypatch.setattr(store_mod, "STEP_BATCH", 7)
+    monkeypatch.setattr(store_mod, "JSON_BATCH_BYTES", sizes[1] + sizes[2])  # r1 alone, r2 + r3, r4
+    built: list[tuple[str, int]] = []
+    real = pyarrow.table
+
+    def spy(data, *a, **k):  # type: ignore[no-untyped-def]
+        t = real(data, *a, **k)
+        built.append(("traces" if "trace_json" in t.column_names else "rows", t.num_rows))
+        return t
+
+    monkeypatch.setattr(pyarrow, "table", spy)
+    assert tmp_store.upsert_traces(runs) == [True] * 4
+    assert max(n for kind, n in built if kind == "rows") == 7
+    assert sizes[0] > sizes[1] + sizes[2] and [n for kind, n in built if kind == "traces"] == [1, 2, 1]
+    for t in runs:
+        assert tmp_store.get_trace(t.id) == t
+        assert tmp_store.get_steps(t.id) == t.steps  # the step rows hold the same as the JSON
+    counts = {t: tmp_store.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("traces", "steps", "labels", "activations")}
+    assert counts == {"traces": 4, "steps": 49, "labels": 1, "activations": 10 + 1 + 6 + 1}
+
+
+def test_a_trace_json_goes_to_duckdb_over_its_own_bytes() -> None:
+    """The JSON column is an Arrow array over the encoded bytes (no decoded str, no Arrow copy of a 300 MB run)."""
+    from attrib.store import _string_array
+
+    blob = _long_run("r", 5).to_json()
+    one = _string_array(blob, [len(blob)])
+    import pyarrow as pa
+
+    assert one.buffers()[2].address == pa.py_buffer(blob).address
+    assert one.to_pylist() == [blob.decode()]
+    assert _string_array(b"abcde", [2, 0, 3]).to_pylist() == ["ab", "", "cde"]
+
+
+def test_a_few_steps_of_a_stored_trace_are_read_without_its_json(tmp_store) -> None:
+    """`traces show` read a whole 240k-step run (300 MB of JSON, 90 s) to print a few steps. The trace's fields, a
+    range of steps and the others' first parents come from their own rows: here the JSON is spoilt and all of them
+    still read back as stored."""
+    t = _long_run("long", 40, label=True)
+    tmp_store.upsert_trace(t)
+    tmp_store.con.execute("UPDATE traces SET trace_json = '{not json' WHERE trace_id = 'long'")
+    with pytest.raises(msgspec.DecodeError):
+        tmp_store.get_trace("long")
+    head, n = tmp_store.get_trace_head("long")
+    assert n == 40 and head == msgspec.structs.replace(t, steps=())
+    assert tmp_store.get_steps("long", 10, 13) == t.steps[10:13]
+    assert tmp_store.get_steps("long", 38) == t.steps[38:] and tmp_store.get_steps("long", 50) == ()
+    assert tmp_store.step_outline("long", 9) == ([s.parents[0] if s.parents else None for s in t.steps[:9]], 101.0)
+    with pytest.raises(NotFoundError, match="did you mean long"):
+        tmp_store.get_trace_head("lon")
+
+
+def test_a_store_holding_a_trace_over_the_cap_checkpoints_on_close_and_takes_later_writes(tmp_path: Path) -> None:
+    """A trace larger than the memory cap went in, but its log was never checkpointed into the file (the checkpoint
+    on closing ran under the cap and failed): every open replayed it (1 s and 1 GB of RSS for a 306 MiB run), and,
+    at that size under the 256MB default, the next write's commit checkpointed, failed with DuckDB's FATAL error and
+    invalidated the store for the session. Closing and committing get the room the store's largest trace needs now:
+    the log is folded in on closing, later writes go in and the cap is put back after each."""
+    p = tmp_path / "s.duckdb"
+    big = _big_trace(24)
+    with open_store(p, memory_limit="16MB") as st:
+        assert st.upsert_traces([big]) == [True]
+    wal = p.with_name(p.name + ".wal")
+    assert not wal.exists() or wal.stat().st_size < 2**20
+    with open_store(p, memory_limit="16MB") as st:
+        cap = st.con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        for i in range(3):  # small writes after it, each committed (and checkpointed once the log is long enough)
+            assert st.upsert_traces([_long_run(f"small{i}", 3)]) == [True]
+            assert st.con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == cap
+    with open_store(p, read_only=True, memory_limit="16MB") as st:
+        assert st.count_traces() == 4 and st.get_trace("big") == big
+
+
+def test_an_ingest_hands_its_traces_over_and_lets_each_go_before_its_json_goes_in(tmp_path: Path, monkeypatch) -> None:
+    """`attrib ingest` held the run as objects while DuckDB copied its JSON (twice) and committed: with
+    ``release=True`` the list is emptied and a trace is let go once its step rows are in, before its JSON row."""
+    import sys
+
+    from attrib.store import Store
+
+    refs: list[int] = []
+    real = Store._insert_traces
+
+    def spy(self, rows, now):  # type: ignore[no-untyped-def]
+        refs.append(sys.getrefcount(steps))  # the trace's own reference to its steps counts while it lives
+        return real(self, rows, now)
+
+    monkeypatch.setattr(Store, "_insert_traces", spy)
+    for release in (False, True):
+        with open_store(tmp_path / f"{release}.duckdb") as st:
+            runs = [_long_run("a", 20, label=True), _long_run("b", 5)]
+            steps = runs[0].steps
+            want = [msgspec.json.decode(t.to_json(), type=Trace) for t in runs]
+            assert st.upsert_traces(runs, release=release) == [True, True]
+            assert (runs == []) is release
+            assert [st.get_trace(t.id) for t in want] == want
+    kept, released = refs
+    assert released == kept - 1

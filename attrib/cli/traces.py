@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +21,43 @@ def _one_line(text: str, width: int) -> str:
     return s if len(s) <= width else s[: max(0, width - 1)] + "…"
 
 
+#: ``traces show`` without ``--steps`` or ``--all`` shows at most this many steps (the first ones), then a line that says
+#: how many are hidden and how to see them: rendering every step of a 240k-step run took 90 s.
+SHOW_STEPS = 200
+
+
 def load_any(ref: str, store: Path | None = None, format: str | None = None) -> Any:
     """A trace from a file path (read as ``format``, else detected), else from the store by id (raises
     NotFoundError)."""
-    from attrib.errors import InputError, NotFoundError
-    from attrib.readers import looks_like_trace_file
+    from attrib.store import open_store
+
+    p = _trace_file(ref, format)
+    if p is not None:
+        from attrib.readers import load_trace
+
+        return load_trace(p, format)
+    with _stored(ref), open_store(store, read_only=True) as st:
+        return st.get_trace(ref)
+
+
+def _trace_file(ref: str, format: str | None) -> Path | None:
+    """``ref`` as a trace file to read; None when it names no file (a trace id, then)."""
+    from attrib.errors import InputError
 
     p = Path(ref)
     if p.is_dir():  # not a trace id either: say what it is, whatever the store holds
         raise InputError(ref, None, "is a folder; give one trace file or a trace id")
-    if p.is_file():
-        from attrib.readers import load_trace
+    return p if p.is_file() else None
 
-        return load_trace(p, format)
-    from attrib.store import open_store
+
+@contextlib.contextmanager
+def _stored(ref: str) -> Iterator[None]:
+    """Reading ``ref`` from the store: an id it does not hold that looks like a file name is a missing file."""
+    from attrib.errors import InputError, NotFoundError
+    from attrib.readers import looks_like_trace_file
 
     try:
-        with open_store(store, read_only=True) as st:
-            return st.get_trace(ref)
+        yield
     except NotFoundError:
         if looks_like_trace_file(ref):  # meant as a file: say so (exit 3), as `attrib analyze` does
             raise InputError(ref, None, "no such file (nor a trace with that id in the store)") from None
@@ -58,16 +80,81 @@ def step_range(spec: str, n_steps: int) -> range:
     return range(start, min(end, n_steps - 1) + 1)
 
 
+@dataclass(frozen=True)
+class View:
+    """What a timeline shows: the trace's fields (``head``; its steps are not used), the steps shown, and what they
+    need from the others (their first parents, for the indent, and the run's first start time)."""
+
+    head: Any
+    n_steps: int
+    steps: Sequence[Any]
+    #: each step's first parent (None for none), at least up to the last step shown; index = step
+    first_parents: Sequence[int | None]
+    t0: float | None
+    #: the steps shown when not all of them are (``--steps``, or the first :data:`SHOW_STEPS` by default)
+    window: range | None = None
+    #: True when the window is the default one, not asked for: a line then says how to see the others
+    bounded: bool = False
+
+
+def view_of(trace: Any, window: range | None = None, bounded: bool = False) -> View:
+    """A :class:`View` of a whole trace in memory (read from a file), ``window``'s steps or all."""
+    steps = trace.steps if window is None else trace.steps[window.start:window.stop]
+    upto = trace.steps if window is None else trace.steps[:window.stop]
+    return View(trace, trace.n_steps, steps, [s.parents[0] if s.parents else None for s in upto],
+                next((s.start_time for s in trace.steps if s.start_time is not None), None), window, bounded)
+
+
+def default_window(n_steps: int, spec: str | None, show_all: bool) -> tuple[range | None, bool]:
+    """The steps ``traces show`` shows, and whether that bound was not asked for: ``--steps`` ones, all with
+    ``--all``, else all of a trace of up to :data:`SHOW_STEPS` steps and the first :data:`SHOW_STEPS` of a longer one."""
+    if spec is not None:
+        return step_range(spec, n_steps), False
+    if show_all or n_steps <= SHOW_STEPS:
+        return None, False
+    return range(SHOW_STEPS), True
+
+
+def load_view(ref: str, store: Path | None = None, format: str | None = None, spec: str | None = None,
+              show_all: bool = False) -> View:
+    """The :class:`View` ``traces show`` prints: a file is read whole; a stored trace reads only the rows shown (its
+    fields, those steps, the others' first parents), never its JSON, so the first steps of a 240k-step run come back
+    as fast as those of a short one."""
+    p = _trace_file(ref, format)
+    if p is not None:
+        from attrib.readers import load_trace
+
+        trace = load_trace(p, format)
+        return view_of(trace, *default_window(trace.n_steps, spec, show_all))
+    from attrib.store import open_store
+
+    with _stored(ref), open_store(store, read_only=True) as st:
+        head, n = st.get_trace_head(ref)
+        window, bounded = default_window(n, spec, show_all)
+        steps = st.get_steps(ref, window.start, window.stop) if window is not None else st.get_steps(ref)
+        parents, t0 = st.step_outline(ref, window.stop if window is not None else None)
+    return View(head, n, steps, parents, t0, window, bounded)
+
+
 def timeline(trace: Any, width: int = 110, full: bool = False, steps: range | None = None) -> Any:
     """A rich renderable: the steps in order (``steps``: only those), agent-coloured, indented under their parent
     step."""
+    return render(view_of(trace, steps), width, full)
+
+
+def render(view: View, width: int = 110, full: bool = False) -> Any:
+    """A rich renderable of ``view``: the shown steps in order, agent-coloured, indented under their parent step; a
+    line after them when the default bound hid steps."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
+    trace, steps = view.head, view.window
     colors = {a: _COLORS[i % len(_COLORS)] for i, a in enumerate(trace.agents)}
     depth: dict[int, int] = {}
-    t0 = next((s.start_time for s in trace.steps if s.start_time is not None), None)
+    for i, p in enumerate(view.first_parents):  # the steps before the shown ones count for their indent
+        depth[i] = depth.get(p, -1) + 1 if p is not None else 0
+    t0 = view.t0
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False, expand=False)
     table.add_column("#", justify="right", style="dim")
     if t0 is not None:
@@ -76,10 +163,8 @@ def timeline(trace: Any, width: int = 110, full: bool = False, steps: range | No
     table.add_column("role", style="dim", no_wrap=True)
     table.add_column("what happened", overflow="fold")
     label = trace.label
-    for s in trace.steps:
-        d = depth[s.index] = (depth.get(s.parents[0], -1) + 1) if s.parents else 0
-        if steps is not None and s.index not in steps:  # its depth still counts for the steps shown under it
-            continue
+    for s in view.steps:
+        d = depth.get(s.index, 0)
         body = Text("  " * d)
         if s.parents and len(s.parents) > 1:
             body.append(f"↳{','.join(map(str, s.parents))} ", style="dim")
@@ -104,7 +189,7 @@ def timeline(trace: Any, width: int = 110, full: bool = False, steps: range | No
         table.add_row(*row)
     head = Text()
     head.append(f"{trace.id}", style="bold")
-    shown = f"steps {steps.start}-{steps.stop - 1} of {trace.n_steps}" if steps is not None else f"{trace.n_steps} steps"
+    shown = f"steps {steps.start}-{steps.stop - 1} of {view.n_steps}" if steps is not None else f"{view.n_steps} steps"
     head.append(f"  ({trace.source_format}, {shown}, outcome: {trace.outcome})\n", style="dim")
     if trace.task:
         head.append("task: ", style="bold")
@@ -114,6 +199,11 @@ def timeline(trace: Any, width: int = 110, full: bool = False, steps: range | No
     for i, a in enumerate(trace.agents):
         head.append(("" if i == 0 else ", ") + a, style=colors[a])
     parts: list[Any] = [head, table]
+    if view.bounded and steps is not None:
+        hidden = view.n_steps - len(steps)
+        nxt = f"{steps.stop}-{min(steps.stop + len(steps), view.n_steps) - 1}"
+        parts.append(Text(f"… {hidden} more steps not shown: --steps {nxt} shows the next ones, --all every step",
+                          style="dim"))
     tail = Text()
     if trace.final_answer:
         tail.append("final answer: ", style="bold")
@@ -247,15 +337,27 @@ def register(app: typer.Typer) -> None:
                                    "detection (whowhen, otlp, chat or attrib)."),
         steps: str = typer.Option(None, "--steps", metavar="RANGE", show_default=False,
                                   help="Only these steps: 45, 40-50 (both included), 40- or -10."),
+        show_all: bool = typer.Option(False, "--all", help=f"Every step (a trace of more than {SHOW_STEPS} steps shows "
+                                      f"its first {SHOW_STEPS} otherwise, and says how many are hidden)."),
     ) -> None:
         """Show one trace as a timeline: step, time, agent, role, message, tool calls (→) and results (←).
+
+        A trace of more than 200 steps shows its first 200 and a line saying how to see the others.
 
         Example:  attrib traces show whowhen-hand-46 --steps 5-12 --full   (around a verdict's step)
         """
         with handle_errors():
-            trace = load_any(trace_id, store, format)
-            shown = step_range(steps, trace.n_steps) if steps is not None else None
+            if steps is not None and show_all:
+                from attrib.errors import UsageError
+
+                raise UsageError(None, "steps/all", "give one of them, not both")
+            if as_json:
+                trace = load_any(trace_id, store, format)
+                if steps is not None:  # still checked, as before: a range that holds no step is a usage error
+                    step_range(steps, trace.n_steps)
+            else:
+                view = load_view(trace_id, store, format, steps, show_all)
         if as_json:
             typer.echo(trace.to_json().decode())
             return
-        console.print(timeline(trace, width=width, full=full, steps=shown))
+        console.print(render(view, width=width, full=full))

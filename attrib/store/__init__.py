@@ -5,8 +5,9 @@ schema migrations. Traces are upserted by id + content hash: identical content i
 changed content replaces the old rows (and drops the attributions computed from them). The full
 trace JSON is kept beside the relational rows, so :meth:`Store.get_trace` returns exactly what was
 stored, labels included. duckdb and pyarrow are imported on first use to keep ``attrib --help`` fast.
-Rows go in through Arrow tables (one per table per file): DuckDB's bulk path, ~10x faster than
-parameter binding for 100k-step files (it imports pandas once, about a second).
+Rows go in through Arrow tables: DuckDB's bulk path, ~10x faster than parameter binding for 100k-step files (it
+imports pandas once, about a second), in batches of :data:`STEP_BATCH` rows, each trace's JSON handed over without a
+copy, so an ingest's memory follows its largest trace (see :meth:`Store._insert`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -26,7 +28,7 @@ import msgspec
 from attrib.errors import AttribError, InputError, NotFoundError, UsageError
 from attrib.store.queries import TraceFilter
 from attrib.store.schema import LATEST, TABLES, current_version, migrate
-from attrib.trace import Attribution, Trace
+from attrib.trace import ActivationRef, Attribution, Label, Step, ToolCall, ToolResult, Trace
 
 DEFAULT_PATH = "attrib.duckdb"
 T = TypeVar("T")
@@ -39,10 +41,121 @@ DEFAULT_MEMORY_LIMIT = "256MB"
 #: Rows per multi-row INSERT statement in the bulk writes (bounds the bound-parameter count).
 WRITE_CHUNK = 1000
 
+#: Step (label, activation) rows per Arrow batch of an ingest: a batch is what Python builds at once, however long
+#: the run (the transaction still holds the whole file's rows, so a failure leaves nothing).
+STEP_BATCH = 16_384
+#: At most this much trace JSON per Arrow batch of ``traces`` rows (a larger trace goes alone, its bytes uncopied).
+JSON_BATCH_BYTES = 16 * 2**20
+#: After letting go of this much trace (as JSON) in an ingest, hand the freed memory back to the system.
+TRIM_BYTES = 64 * 2**20
+
 
 #: Below this DuckDB cannot even create the schema (measured: 10KB fails with an out-of-memory error).
 MIN_MEMORY_BYTES = 16_000_000
 _CANONICAL = re.compile(r"([\d.]+) (bytes|[KMGTP]iB)")  # how DuckDB prints a memory setting back
+
+
+def _string_array(data: bytes, lengths: list[int]) -> Any:
+    """An Arrow string array over ``data``, the UTF-8 strings of ``lengths`` back to back, without copying it (64-bit
+    offsets: one trace's JSON may pass 2 GiB). msgspec writes valid UTF-8, which is all Arrow asks of the bytes."""
+    import numpy as np
+    import pyarrow as pa
+
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.Array.from_buffers(pa.large_string(), len(lengths), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, None where the C library has none (macOS, musl, Windows)."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def _hand_back_memory() -> None:
+    """Return the heap memory Python freed to the system. glibc keeps freed small blocks (a run's step texts are
+    ~1 KB each) for Python's own later use, where DuckDB, which allocates through its own allocator, cannot use them:
+    letting go of a 240k-step trace gave back 140 of its 410 MiB without this, all of it with."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def _step_rows(batch: list[tuple[str, Any]]) -> Any:
+    """An Arrow table of ``steps`` rows, columns in the table's order, from ``(trace id, step)`` pairs."""
+    import pyarrow as pa
+
+    enc = _ENC.encode
+    s = pa.string()
+    steps = [x for _, x in batch]
+    return pa.table({
+        "trace_id": pa.array([tid for tid, _ in batch], s),
+        "step": pa.array([x.index for x in steps], pa.int32()),
+        "agent": pa.array([x.agent for x in steps], s),
+        "role": pa.array([x.role for x in steps], s),
+        "content": pa.array([x.content for x in steps], s),
+        "tool_calls": pa.array([enc(x.tool_calls).decode() if x.tool_calls else None for x in steps], s),
+        "tool_results": pa.array([enc(x.tool_results).decode() if x.tool_results else None for x in steps], s),
+        "parents": pa.array([list(x.parents) for x in steps], pa.list_(pa.int32())),
+        "start_time": pa.array([x.start_time for x in steps], pa.float64()),
+        "end_time": pa.array([x.end_time for x in steps], pa.float64()),
+        "tokens_in": pa.array([x.tokens_in for x in steps], pa.int64()),
+        "tokens_out": pa.array([x.tokens_out for x in steps], pa.int64()),
+        "metadata": pa.array([enc(x.metadata).decode() if x.metadata else None for x in steps], s),
+    })
+
+
+def _label_rows(batch: list[tuple[str, Any]]) -> Any:
+    """``labels`` rows from ``(trace id, label)`` pairs."""
+    import pyarrow as pa
+
+    return pa.table({
+        "trace_id": pa.array([tid for tid, _ in batch], pa.string()),
+        "mistake_agent": pa.array([x.mistake_agent for _, x in batch], pa.string()),
+        "mistake_step": pa.array([x.mistake_step for _, x in batch], pa.int32()),
+        "reason": pa.array([x.reason for _, x in batch], pa.string()),
+    })
+
+
+def _activation_rows(batch: list[tuple[str, Any]]) -> Any:
+    """``activations`` rows from ``(trace id, step with an activation)`` pairs."""
+    import pyarrow as pa
+
+    refs = [(x.index, x.activation) for _, x in batch]
+    return pa.table({
+        "trace_id": pa.array([tid for tid, _ in batch], pa.string()),
+        "step": pa.array([i for i, _ in refs], pa.int32()),
+        "path": pa.array([a.path for _, a in refs], pa.string()),
+        "hooks": pa.array([list(a.hooks) for _, a in refs], pa.list_(pa.string())),
+        "format": pa.array([a.format for _, a in refs], pa.string()),
+    })
+
+
+_ROW_BUILDERS: dict[str, Callable[[list[tuple[str, Any]]], Any]] = {
+    "steps": _step_rows, "labels": _label_rows, "activations": _activation_rows}
+
+
+_TOOL_CALLS = msgspec.json.Decoder(tuple[ToolCall, ...])
+_TOOL_RESULTS = msgspec.json.Decoder(tuple[ToolResult, ...])
+
+
+def _step_of(row: tuple[Any, ...]) -> Step:
+    """A :class:`Step` from a ``steps`` row joined with its ``activations`` row (the columns of
+    :meth:`Store.get_steps`), as it was stored."""
+    (index, agent, role, content, calls, results, parents, start, end, tok_in, tok_out, meta, a_path, a_hooks,
+     a_format) = row
+    return Step(index=index, agent=agent, role=role, content=content if content is not None else "",
+                tool_calls=_TOOL_CALLS.decode(calls) if calls else (),
+                tool_results=_TOOL_RESULTS.decode(results) if results else (),
+                parents=tuple(parents or ()), start_time=start, end_time=end, tokens_in=tok_in, tokens_out=tok_out,
+                activation=ActivationRef(path=a_path, hooks=tuple(a_hooks or ()), format=a_format)
+                if a_path is not None else None,
+                metadata=msgspec.json.decode(meta) if meta else {})
 
 
 def _absolute(path: str | None) -> str | None:
@@ -87,14 +200,19 @@ def _bytes(shown: str) -> float | None:
     return float(m.group(1)) * _UNITS[m.group(2)] if m is not None else None
 
 
-#: DuckDB holds a row's strings several times over while inserting it (Arrow buffer, its own vector, the WAL):
-#: measured 2.5x for a 237 MiB trace. A bulk write whose largest trace needs more than the cap raises the cap for
-#: that write (``3 x trace + 64 MiB``), instead of failing on a run the process already holds in memory.
+#: DuckDB holds a row's strings several times over while inserting and committing it (its transaction's copy, the
+#: table's, a passing one): for a 240k-step trace of 306 MiB of JSON, 2x of it in its page cache at the commit
+#: (1.75x + 64 MiB ran out of memory there). A bulk write whose largest trace needs more than the cap raises the cap
+#: for that write (``3 x trace + 64 MiB``), instead of failing on a run the process already holds in memory; so does
+#: a checkpoint of a store holding such a trace (:meth:`Store._room_to_checkpoint`).
 ROW_MEMORY_FACTOR = 3
 ROW_MEMORY_SLACK = 64 * 2**20
 #: How often a read that ran out of memory is retried with a higher cap (DuckDB names the allocation that failed).
 OOM_RETRIES = 3
 _ALLOC = re.compile(r"of size ([\d.]+ (?:bytes|[KMGTP]iB))")
+#: The longest string of a column segment in DuckDB's storage statistics (``pragma_storage_info``): a dict's
+#: ``'max_string_length': 321319498`` in duckdb 2, ``Max String Length: ...`` in the text of older ones.
+_MAX_LEN = re.compile(r"max[_ ]string[_ ]length\W*(\d+)", re.IGNORECASE)
 
 
 #: DuckDB's words for a file lock held by another process, e.g. (duckdb 2.0.1) ``IO Error: Could not set lock on file
@@ -186,6 +304,9 @@ class Store:
             raise InputError(self.path, None, f"not a DuckDB store ({str(e).splitlines()[0]})") from None
         self._depth = 0
         self._cap_now: float | None = None  # the memory cap in force, in bytes (raised by _set_cap)
+        self.read_only = read_only
+        #: the longest trace JSON in the store, in bytes (0: unknown or small), which a checkpoint must hold at once
+        self._largest = 0
         try:
             # no progress bar on stdout from long inserts; a bounded page cache keeps memory flat over many files
             self.con.execute("SET enable_progress_bar = false")
@@ -196,6 +317,7 @@ class Store:
             self._check_schema(read_only)
             if not read_only:
                 migrate(self.con)
+                self._largest = self._largest_stored()
         except BaseException as e:
             self.con.close()
             if new:  # nothing half-made left behind: the file did not exist before this call
@@ -234,7 +356,33 @@ class Store:
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
+        import duckdb
+
+        if not self.read_only:  # closing checkpoints the log into the file: give it the room a huge trace needs
+            with contextlib.suppress(duckdb.Error):
+                self._room_to_checkpoint()
         self.con.close()
+
+    def _largest_stored(self) -> int:
+        """The longest trace JSON the store holds, in bytes, from DuckDB's storage statistics (no row is read);
+        0 when they do not say."""
+        import duckdb
+
+        try:
+            rows = self.con.execute("SELECT stats FROM pragma_storage_info('traces') "
+                                    "WHERE column_name = 'trace_json'").fetchall()
+        except duckdb.Error:
+            return 0
+        return max((int(m.group(1)) for (st,) in rows if (m := _MAX_LEN.search(str(st)))), default=0)
+
+    def _room_to_checkpoint(self) -> None:
+        """Raise the cap (until :meth:`_restore_cap`) so DuckDB can checkpoint a store holding a trace larger than
+        the cap: on closing a store, or at a commit whose log passed DuckDB's threshold. Under the 256MB default a
+        checkpoint that had to rewrite a 306 MiB trace failed with a FATAL error: the log was never folded into the
+        file (each later open replayed all of it, 1 s and 1 GB of RSS), and a later write's commit invalidated the
+        connection, so every file after it failed."""
+        if self._largest:
+            self._set_cap(ROW_MEMORY_FACTOR * self._largest + ROW_MEMORY_SLACK)
 
     def __enter__(self) -> Store:
         return self
@@ -249,6 +397,8 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Store]:
         """All writes inside commit together or not at all (re-entrant: inner blocks join the outer one)."""
+        import duckdb
+
         if self._depth:
             self._depth += 1
             try:
@@ -267,6 +417,8 @@ class Store:
             raise
         else:
             try:
+                with contextlib.suppress(duckdb.Error):  # a commit may checkpoint (a failed SET leaves the cap as is)
+                    self._room_to_checkpoint()
                 self.con.commit()
             except Exception as e:  # Ctrl-C during COMMIT: DuckDB may have committed; either way the block is whole
                 if is_interrupt(e):
@@ -282,7 +434,7 @@ class Store:
         return self.upsert_traces([trace], source_path)[0]
 
     def upsert_traces(self, traces: list[Trace], source_path: str | list[str | None] | None = None,
-                      replaced: list[str] | None = None) -> list[bool]:
+                      replaced: list[str] | None = None, release: bool = False) -> list[bool]:
         """Upsert many traces in one transaction with bulk (Arrow) inserts; per trace, whether it changed.
 
         ``source_path``: the file they came from, or a list with each trace's; kept as an absolute path (``-``,
@@ -290,12 +442,23 @@ class Store:
         repeats within ``traces`` the last one wins. ``replaced`` (a list) gets the ids whose stored trace had other content, so was replaced (its
         verdicts dropped). A trace that breaks the trace model's rules (:meth:`Trace.problem`, without the type pass
         readers make needless) is refused before anything is written.
+
+        ``release=True``: the caller hands ``traces`` over (it holds them nowhere else): the list is emptied, and each
+        trace is let go once its step rows are in, before its JSON goes to DuckDB, so a huge run is not in memory
+        three times at once (as objects, as JSON, and in DuckDB); ``attrib ingest`` does this.
         """
+        n = len(traces)
         for t in traces:
             t.check(check_types=False)
-        enc = [(t, t.to_json()) for t in traces]
-        digests = [hashlib.sha256(d).hexdigest() for _, d in enc]
-        largest = max((len(d) for _, d in enc), default=0)
+        # each trace's JSON is encoded here for its hash and again as it is inserted, never all at once: holding every
+        # trace's JSON beside the traces themselves was one more copy of the whole file
+        digests, largest = [], 0
+        for t in traces:
+            blob = t.to_json()
+            digests.append(hashlib.sha256(blob).hexdigest())
+            largest = max(largest, len(blob))
+            del blob, t
+        self._largest = max(self._largest, largest)
         with self._room_for(ROW_MEMORY_FACTOR * largest + ROW_MEMORY_SLACK, largest), self.transaction():
             ids = list(dict.fromkeys(t.id for t in traces))
             stored = dict(self.con.execute("SELECT trace_id, content_hash FROM traces WHERE list_contains(?, trace_id)",
@@ -306,15 +469,17 @@ class Store:
             if replace:
                 for table in ("steps", "labels", "activations", "traces", "attributions", "analysis_errors"):
                     self.con.execute(f"DELETE FROM {table} WHERE list_contains(?, trace_id)", [replace])
-            if todo:
-                sources = [_absolute(p) for p in
-                           (source_path if isinstance(source_path, list) else [source_path] * len(traces))]
-                self._insert([enc[i][0] for i in todo], [enc[i][1] for i in todo], [digests[i] for i in todo],
-                             [sources[i] for i in todo])
+            sources = [_absolute(p) for p in
+                       (source_path if isinstance(source_path, list) else [source_path] * n)]
+            picked = [traces[i] for i in todo]
+            if release:
+                traces.clear()
+            if picked:
+                self._insert(picked, [digests[i] for i in todo], [sources[i] for i in todo], release)
         if replaced is not None:
             replaced += replace
         changed = set(todo)
-        return [i in changed for i in range(len(traces))]
+        return [i in changed for i in range(n)]
 
     @contextlib.contextmanager
     def _room_for(self, need: int, largest: int) -> Iterator[None]:
@@ -381,50 +546,89 @@ class Store:
         for t in tables:
             self.con.execute(f"DELETE FROM {t} WHERE trace_id = ?", [trace_id])
 
-    def _insert(self, traces: list[Trace], blobs: list[bytes], digests: list[str],
-                source_paths: list[str | None]) -> None:
+    def _insert(self, traces: list[Trace], digests: list[str], source_paths: list[str | None],
+                release: bool = False) -> None:
+        """Insert the rows of ``traces`` (none stored yet), inside the caller's transaction; with ``release``, the
+        list is the only reference to them and is emptied as they go in.
+
+        Memory follows the largest trace, not the file. Traces go in groups of at most :data:`JSON_BATCH_BYTES` of
+        JSON (a larger trace alone); each JSON is encoded here and handed to DuckDB as an Arrow string array over the
+        encoded bytes themselves (no decoded ``str``, no Arrow copy), and steps, labels and activations go in Arrow
+        batches of :data:`STEP_BATCH` rows. A group's ``traces`` rows go before its step rows, so DuckDB copies a huge
+        JSON while it holds nothing else of the file; with ``release``, after them, once the group's traces are let go
+        (and the memory handed back to the system), so the objects and DuckDB's copies are never there together. One
+        Arrow table of every step and a decoded copy of the JSON made a 240k-step Who&When run (268 MiB) peak at
+        2.4 GiB RSS; 1.3-1.4 GiB now.
+        """
+        now = datetime.now()
+        queue = list(zip(traces, digests, source_paths, strict=True))[::-1]  # the next trace is the last
+        traces.clear()
+        pending: bytes | None = None  # the JSON of the trace that did not fit the last group
+        while queue:
+            group: list[Trace] = []
+            rows: list[tuple[Trace, int, str, str | None, bytes]] = []
+            size = 0
+            while queue:
+                t, digest, source = queue[-1]
+                blob, pending = (pending if pending is not None else t.to_json()), None
+                if rows and size + len(blob) > JSON_BATCH_BYTES:
+                    pending = blob
+                    break
+                queue.pop()
+                group.append(t)
+                rows.append((msgspec.structs.replace(t, steps=()), t.n_steps, digest, source, blob))
+                size += len(blob)
+            del t, blob
+            if not release:
+                self._insert_traces(rows, now)
+            self._insert_rows_of(group)
+            if release:
+                group.clear()
+                if size >= TRIM_BYTES:
+                    _hand_back_memory()
+                self._insert_traces(rows, now)
+
+    def _insert_rows_of(self, traces: list[Trace]) -> None:
+        """The step, label and activation rows of ``traces``."""
+        self._insert_batches("steps", ((t.id, x) for t in traces for x in t.steps))
+        self._insert_batches("labels", ((t.id, t.label) for t in traces if t.label is not None))
+        self._insert_batches("activations", ((t.id, x) for t in traces for x in t.steps if x.activation is not None))
+
+    def _insert_traces(self, rows: list[tuple[Trace, int, str, str | None, bytes]], now: datetime) -> None:
+        """The ``traces`` rows of ``(trace without its steps, step count, content hash, source path, JSON)``;
+        emptied here, so the JSON is freed as soon as DuckDB has its copy."""
         import pyarrow as pa
 
-        enc = _ENC.encode
         s = pa.string()
-        self.con.from_arrow(pa.table({
-            "trace_id": pa.array([t.id for t in traces], s),
-            "source_format": pa.array([t.source_format for t in traces], s),
-            "source_path": pa.array(source_paths, s),
-            "task": pa.array([t.task for t in traces], s),
-            "outcome": pa.array([t.outcome for t in traces], s),
-            "final_answer": pa.array([t.final_answer for t in traces], s),
-            "ground_truth": pa.array([t.ground_truth for t in traces], s),
-            "agents": pa.array([list(t.agents) for t in traces], pa.list_(s)),
-            "n_steps": pa.array([t.n_steps for t in traces], pa.int32()),
-            "content_hash": pa.array(digests, s),
-            "metadata": pa.array([enc(t.metadata).decode() for t in traces], s),
-            "trace_json": pa.array([b.decode() for b in blobs], s),
-            "ingested_at": pa.array([datetime.now()] * len(traces), pa.timestamp("us")),
-        })).insert_into("traces")
-        steps = [(t.id, st) for t in traces for st in t.steps]
-        self.con.from_arrow(pa.table({
-            "trace_id": pa.array([tid for tid, _ in steps], s),
-            "step": pa.array([x.index for _, x in steps], pa.int32()),
-            "agent": pa.array([x.agent for _, x in steps], s),
-            "role": pa.array([x.role for _, x in steps], s),
-            "content": pa.array([x.content for _, x in steps], s),
-            "tool_calls": pa.array([enc(x.tool_calls).decode() if x.tool_calls else None for _, x in steps], s),
-            "tool_results": pa.array([enc(x.tool_results).decode() if x.tool_results else None for _, x in steps], s),
-            "parents": pa.array([list(x.parents) for _, x in steps], pa.list_(pa.int32())),
-            "start_time": pa.array([x.start_time for _, x in steps], pa.float64()),
-            "end_time": pa.array([x.end_time for _, x in steps], pa.float64()),
-            "tokens_in": pa.array([x.tokens_in for _, x in steps], pa.int64()),
-            "tokens_out": pa.array([x.tokens_out for _, x in steps], pa.int64()),
-            "metadata": pa.array([enc(x.metadata).decode() if x.metadata else None for _, x in steps], s),
-        })).insert_into("steps")
-        labels = [(t.id, t.label.mistake_agent, t.label.mistake_step, t.label.reason) for t in traces if t.label]
-        if labels:
-            self.con.executemany("INSERT INTO labels VALUES (?, ?, ?, ?)", labels)
-        acts = [(t.id, x.index, x.activation.path, list(x.activation.hooks), x.activation.format)
-                for t in traces for x in t.steps if x.activation is not None]
-        if acts:
-            self.con.executemany("INSERT INTO activations VALUES (?, ?, ?, ?, ?)", acts)
+        enc = _ENC.encode
+        heads = [r[0] for r in rows]
+        lengths = [len(r[4]) for r in rows]
+        data = rows[0][4] if len(rows) == 1 else b"".join(r[4] for r in rows)  # one trace: its own bytes, no copy
+        table = pa.table({
+            "trace_id": pa.array([t.id for t in heads], s),
+            "source_format": pa.array([t.source_format for t in heads], s),
+            "source_path": pa.array([r[3] for r in rows], s),
+            "task": pa.array([t.task for t in heads], s),
+            "outcome": pa.array([t.outcome for t in heads], s),
+            "final_answer": pa.array([t.final_answer for t in heads], s),
+            "ground_truth": pa.array([t.ground_truth for t in heads], s),
+            "agents": pa.array([list(t.agents) for t in heads], pa.list_(s)),
+            "n_steps": pa.array([r[1] for r in rows], pa.int32()),
+            "content_hash": pa.array([r[2] for r in rows], s),
+            "metadata": pa.array([enc(t.metadata).decode() for t in heads], s),
+            "trace_json": _string_array(data, lengths),
+            "ingested_at": pa.array([now] * len(heads), pa.timestamp("us")),
+        })
+        rows.clear()
+        del data, heads
+        self.con.from_arrow(table).insert_into("traces")
+
+    def _insert_batches(self, table: str, items: Iterator[tuple[str, Any]]) -> None:
+        """Insert ``(trace id, step or label)`` rows into ``table`` (steps, labels or activations), Arrow batches of
+        :data:`STEP_BATCH` rows: what Python builds at once stays small however long the run."""
+        build = _ROW_BUILDERS[table]
+        while batch := list(itertools.islice(items, STEP_BATCH)):
+            self.con.from_arrow(build(batch)).insert_into(table)
 
     def delete_trace(self, trace_id: str) -> bool:
         """Remove a trace and everything computed from it; False if it was not there."""
@@ -452,6 +656,50 @@ class Store:
         if row is None:
             raise self.not_found(trace_id)
         return Trace.from_json(row[0])
+
+    def get_trace_head(self, trace_id: str) -> tuple[Trace, int]:
+        """The stored trace without its steps, and how many steps it has: every field but ``steps``, which is empty
+        (``agents`` and ``label`` are kept), read from the small columns. With :meth:`get_steps` and
+        :meth:`step_outline`, a view of a few steps of a huge run reads those rows, not the run's JSON (300 MB for
+        240k steps) nor its other steps. Raises :class:`NotFoundError`."""
+        row = self.con.execute(
+            "SELECT t.source_format, t.task, t.outcome, t.final_answer, t.ground_truth, t.agents, t.metadata, "
+            "t.n_steps, l.mistake_agent, l.mistake_step, l.reason FROM traces t LEFT JOIN labels l USING (trace_id) "
+            "WHERE t.trace_id = ?", [trace_id]).fetchone()
+        if row is None:
+            raise self.not_found(trace_id)
+        fmt, task, outcome, final, truth, agents, meta, n, m_agent, m_step, reason = row
+        label = Label(mistake_agent=m_agent, mistake_step=m_step, reason=reason or "") if m_agent is not None else None
+        head = Trace(id=trace_id, source_format=fmt, steps=(), task=task or "", outcome=outcome, final_answer=final,
+                     ground_truth=truth, agents=tuple(agents), label=label,
+                     metadata=msgspec.json.decode(meta) if meta else {})
+        return head, int(n)
+
+    def get_steps(self, trace_id: str, start: int = 0, stop: int | None = None) -> tuple[Step, ...]:
+        """Steps ``start`` to ``stop - 1`` of a stored trace (to its last with ``stop`` None), as they were stored,
+        activation included: only those rows are read (empty for an unknown id or a range past the end)."""
+        sql = (
+            "SELECT s.step, s.agent, s.role, s.content, s.tool_calls, s.tool_results, s.parents, s.start_time, "
+            "s.end_time, s.tokens_in, s.tokens_out, s.metadata, a.path, a.hooks, a.format FROM steps s "
+            "LEFT JOIN (SELECT step, path, hooks, format FROM activations WHERE trace_id = $id) a ON a.step = s.step "
+            "WHERE s.trace_id = $id AND s.step >= $start" + (" AND s.step < $stop" if stop is not None else "")
+            + " ORDER BY s.step")
+        args: dict[str, Any] = {"id": trace_id, "start": int(start)}
+        if stop is not None:
+            args["stop"] = int(stop)
+        rows = self._roomy(lambda: self.con.execute(sql, args).fetchall())
+        return tuple(_step_of(r) for r in rows)
+
+    def step_outline(self, trace_id: str, stop: int | None = None) -> tuple[list[int | None], float | None]:
+        """What a view of some steps needs from the others, without their texts: the first parent of each step
+        before ``stop`` (None for a step without parents; index = step), and the trace's first start time (of the
+        earliest step that has one; None if none has)."""
+        where = "trace_id = ?" + (" AND step < ?" if stop is not None else "")
+        args: list[Any] = [trace_id] + ([int(stop)] if stop is not None else [])
+        rows = self.con.execute(f"SELECT parents[1] FROM steps WHERE {where} ORDER BY step", args).fetchall()
+        t0 = _scalar(self.con, "SELECT start_time FROM steps WHERE trace_id = ? AND start_time IS NOT NULL "
+                     "ORDER BY step LIMIT 1", [trace_id])
+        return [r[0] for r in rows], t0
 
     def not_found(self, trace_id: str) -> NotFoundError:
         """The error for an id the store does not hold, with a did-you-mean hint (to raise)."""

@@ -90,7 +90,11 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
 
             for t in traces:
                 check_trace(t, model_config, source=path)
-        new = sum(store.upsert_traces(traces, source_path=str(path)))
+            del t
+        # what the result needs, taken now: the store is handed the traces and lets each go once its rows are in
+        ids, n_steps = tuple(t.id for t in traces), sum(t.n_steps for t in traces)
+        formats = tuple(sorted({t.source_format for t in traces}))
+        new = sum(store.upsert_traces(traces, source_path=str(path), release=True))
     except AttribError as e:
         if isinstance(e, InputError) and e.path is None:  # the store's own complaint (memory cap): name the file
             e = type(e)(path, e.field, e.message)
@@ -100,10 +104,9 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
             raise KeyboardInterrupt from e
         return FileResult(str(path), False, error=f"{path}: internal error ({type(e).__name__}: {e})")
     if seen is not None:
-        seen.update((t.id, str(path)) for t in traces)
-    return FileResult(str(path), True, traces=len(traces), steps=sum(t.n_steps for t in traces), new=new,
-                      unchanged=len(traces) - new, formats=tuple(sorted({t.source_format for t in traces})),
-                      trace_ids=tuple(t.id for t in traces))
+        seen.update((i, str(path)) for i in ids)
+    return FileResult(str(path), True, traces=len(ids), steps=n_steps, new=new, unchanged=len(ids) - new,
+                      formats=formats, trace_ids=ids)
 
 
 def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path | None = None,
