@@ -60,18 +60,6 @@ def cached_first_id(path: str, stamp: tuple[int, int]) -> str | None:
     return ids[0] if ids else None
 
 
-#: The trace the app opens when none is asked for (see :func:`cached_default_id`): of each trace, its ingest and
-#: its saved verdicts are events; the latest event wins; at one time (an ingest or a batch writes many rows with one
-#: timestamp) a trace with a verdict first, then the smallest id. Both columns are written in local time.
-_DEFAULT_ID_SQL = """
-    SELECT trace_id FROM (
-        SELECT trace_id, ingested_at AS happened, 0 AS verdict FROM traces
-        UNION ALL
-        SELECT trace_id, created_at, 1 FROM attributions WHERE trace_id IN (SELECT trace_id FROM traces)
-    ) ORDER BY happened DESC, verdict DESC, trace_id LIMIT 1
-"""
-
-
 @st.cache_data(show_spinner=False, max_entries=16)
 def cached_default_id(path: str, stamp: tuple[int, int]) -> str | None:
     """The trace to open when neither the URL nor the session names one: the one the user touched last, the latest
@@ -79,8 +67,7 @@ def cached_default_id(path: str, stamp: tuple[int, int]) -> str | None:
     app opens on that run. The first id in sorted order, as before, is an arbitrary one in a store of many runs (the
     same one whatever was added since). None for an empty store."""
     with data.open_ro(path) as s:
-        row = s.con.execute(_DEFAULT_ID_SQL).fetchone()  # the store has no query for it (yet): one read-only SELECT
-    return str(row[0]) if row else None
+        return s.touched_last()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

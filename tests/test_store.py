@@ -582,3 +582,23 @@ def test_an_ingest_hands_its_traces_over_and_lets_each_go_before_its_json_goes_i
             assert [st.get_trace(t.id) for t in want] == want
     kept, released = refs
     assert released == kept - 1
+
+
+def test_a_replaced_verdict_or_error_is_stamped_with_its_own_time(bundled: Path, tmp_store) -> None:
+    """DuckDB's INSERT OR REPLACE keeps the columns a statement leaves out: a re-analysis (`--force`) kept its first
+    verdict's created_at, so `get_attributions` (oldest first) and the inspector's "touched last" read it as old."""
+    import time
+
+    t = load_trace(bundled / "demo_whowhen.json")
+    tmp_store.upsert_traces([t])
+    a = Attribution(trace_id=t.id, method="m", agent=t.steps[0].agent, step=0, confidence=0.1)
+    b = msgspec.structs.replace(a, method="n")
+    tmp_store.save_attributions([a, b])
+    tmp_store.save_error(t.id, "k", "first")
+    time.sleep(0.01)
+    tmp_store.save_attributions([msgspec.structs.replace(a, step=1)])  # m re-analysed after n
+    tmp_store.save_error(t.id, "k", "again")
+    assert [x.method for x in tmp_store.get_attributions(t.id)] == ["n", "m"]
+    times = dict(tmp_store.con.execute("SELECT method, created_at FROM attributions").fetchall())
+    assert times["m"] > times["n"]
+    assert tmp_store.errors("k")[0]["created_at"] > times["n"]

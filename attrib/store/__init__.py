@@ -790,6 +790,12 @@ class Store:
 
         return facets(self.con)
 
+    def touched_last(self) -> str | None:
+        """The id of the trace ingested or analyzed last (latest ingest or saved verdict), None when empty."""
+        from attrib.store.queries import touched_last
+
+        return touched_last(self.con)
+
     def count_steps(self) -> int:
         return int(_scalar(self.con, "SELECT count(*) FROM steps"))
 
@@ -909,7 +915,11 @@ class Store:
         return len(given)
 
     def _insert_rows(self, table: str, cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        """``INSERT OR REPLACE`` ``rows`` (unique keys) in multi-row statements of :data:`WRITE_CHUNK` rows."""
+        """``INSERT OR REPLACE`` ``rows`` (unique keys) in multi-row statements of :data:`WRITE_CHUNK` rows, stamped
+        ``created_at`` now: DuckDB's replace keeps the columns a statement leaves out, so a re-analysis
+        (``--force``) kept its first verdict's time and the listings ordered by time put it among the old ones."""
+        now = datetime.now()  # local time, as ingested_at and the column's default
+        cols, rows = (*cols, "created_at"), [(*r, now) for r in rows]
         one = "(" + ", ".join("?" * len(cols)) + ")"
         for i in range(0, len(rows), WRITE_CHUNK):
             chunk = rows[i:i + WRITE_CHUNK]

@@ -94,3 +94,21 @@ def facets(con: Any) -> dict[str, list[str]]:
         "method": col("SELECT DISTINCT method FROM attributions ORDER BY method"),
         "truth_agent": col("SELECT DISTINCT mistake_agent FROM labels ORDER BY mistake_agent"),
     }
+
+
+#: Of each trace, its ingest and its saved verdicts are events; the latest event wins; at one time (an ingest or a
+#: batch writes many rows with one timestamp) a trace with a verdict first, then the smallest id.
+_TOUCHED_LAST = """
+    SELECT trace_id FROM (
+        SELECT trace_id, ingested_at AS happened, 0 AS verdict FROM traces
+        UNION ALL
+        SELECT trace_id, created_at, 1 FROM attributions WHERE trace_id IN (SELECT trace_id FROM traces)
+    ) ORDER BY happened DESC, verdict DESC, trace_id LIMIT 1
+"""
+
+
+def touched_last(con: Any) -> str | None:
+    """The trace ingested or analyzed last (None for an empty store): what a person looking at the store most likely
+    wants to see first, after `attrib ingest run.json` or `attrib analyze ID --save`."""
+    row = con.execute(_TOUCHED_LAST).fetchone()
+    return str(row[0]) if row else None
