@@ -547,15 +547,15 @@ class ActivationFile:
 
 
 def open_activations(ref: ActivationRef) -> ActivationFile:
-    """Open the file a step's :class:`ActivationRef` points at.
+    """Open the file a step's :class:`ActivationRef` points at, in its format (None: the one its suffix implies).
 
-    ``ActivationRef.format`` defaults to safetensors; a reference left at that default whose file is named
-    ``.npz``/``.pt`` and begins as a zip archive (which a safetensors file never does) is read by its suffix.
+    Before ``format`` defaulted to None it defaulted to safetensors, and stores hold such references to ``.npz`` /
+    ``.pt`` files: one that says safetensors but begins as a zip archive (which a safetensors file never does) is read
+    by its suffix.
     """
-    fmt: str | None = ref.format
-    implied = format_from_suffix(ref.path)
-    if fmt == "safetensors" and implied in ("npz", "pt") and _starts_as_zip(ref.path):
-        fmt = implied
+    fmt = ref.format
+    if fmt == "safetensors" and format_from_suffix(ref.path) in ("npz", "pt") and _starts_as_zip(ref.path):
+        fmt = None
     return ActivationFile(ref.path, fmt)
 
 
@@ -575,7 +575,7 @@ def check_trace(trace: Trace, config: Any = None, source: str | Path | None = No
     With ``source`` (the trace's file), errors name it and the step before the activation file's own line.
     A file several steps share (``"<step>/<hook>"`` keys) is opened, and its index read, once per call.
     """
-    by_file: dict[tuple[str, str], list[tuple[int, ActivationRef]]] = {}
+    by_file: dict[tuple[str, str | None], list[tuple[int, ActivationRef]]] = {}
     for s in trace.steps:
         if s.activation is not None:
             by_file.setdefault((s.activation.path, s.activation.format), []).append((s.index, s.activation))

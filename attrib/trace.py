@@ -41,11 +41,12 @@ class ToolResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ActivationRef(msgspec.Struct, frozen=True, kw_only=True):
-    """Where a step's recorded activations live: a file and the hook names it holds."""
+    """Where a step's recorded activations live: a file and the hook names it holds. ``format`` (safetensors, npz,
+    pt): None means the one the path's suffix implies (``step_1.npz`` -> npz), as ``attrib.activations`` reads it."""
 
     path: str
     hooks: tuple[str, ...] = ()
-    format: str = "safetensors"
+    format: str | None = None
 
 
 class Step(msgspec.Struct, frozen=True, kw_only=True):

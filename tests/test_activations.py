@@ -20,6 +20,7 @@ from attrib.activations import (
 )
 from attrib.errors import InputError
 from attrib.readers import load_trace
+from attrib.trace import ActivationRef
 
 # SmolLM2-135M's dimensions (30 layers, 9 query heads, 3 key/value heads, d_model 576, d_mlp 1536)
 CFG = ModelConfig(n_layers=30, n_heads=9, d_model=576, d_mlp=1536, n_key_value_heads=3)
@@ -252,15 +253,18 @@ def test_model_config_values_must_be_positive_integers(cfg: dict, field: str, go
     assert ModelConfig.from_any({"n_layers": 30.0, "n_heads": "9", "d_model": 576}).n_heads == 9
 
 
-def test_native_trace_infers_npz_format_from_the_suffix(tmp_path: Path) -> None:
+def test_a_reference_without_a_format_is_read_by_its_suffix(tmp_path: Path) -> None:
+    """``ActivationRef.format`` None means "the suffix says" (it defaulted to safetensors, which the native reader
+    then had to undo by decoding the file a second time)."""
     np.savez(tmp_path / "step_0.npz", **{"blocks.1.hook_resid_post": np.ones((3, 576), np.float32)})
     doc = {"id": "t", "source_format": "attrib", "steps": [
         {"index": 0, "agent": "a", "activation": {"path": "step_0.npz"}},
         {"index": 1, "agent": "b", "activation": {"path": "step_0.npz", "format": "npz"}}]}
     (tmp_path / "t.json").write_text(json.dumps(doc))
     trace = load_trace(tmp_path / "t.json")
-    assert [s.activation.format for s in trace.steps] == ["npz", "npz"]
+    assert [s.activation.format for s in trace.steps] == [None, "npz"]  # as written
     assert load_step(trace.steps[0], config=CFG)["blocks.1.hook_resid_post"].shape == (3, 576)
+    assert ActivationRef(path="x.npz").format is None
 
 
 def test_a_step_missing_from_a_multi_step_file_is_an_error(tmp_path: Path) -> None:
@@ -451,8 +455,9 @@ def test_npz_members_are_views_into_one_map_of_the_file(tmp_path: Path, monkeypa
 def test_open_activations_reads_a_defaulted_npz_without_is_zipfile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A reference left at format=safetensors to a ``.npz``/``.pt`` zip is sniffed from its first bytes, not by a
-    second read of the archive's end records (zipfile.is_zipfile) before ZipFile reads them again."""
+    """A reference that says safetensors (the default before it was None, so stores hold such references) to a
+    ``.npz``/``.pt`` zip is sniffed from its first bytes, not by a second read of the archive's end records
+    (zipfile.is_zipfile) before ZipFile reads them again; a file that really holds safetensors stays so."""
     import zipfile
 
     import torch
@@ -469,8 +474,10 @@ def test_open_activations_reads_a_defaulted_npz_without_is_zipfile(
 
     monkeypatch.setattr(zipfile, "is_zipfile", no_is_zipfile)
     for name, fmt in (("a.npz", "npz"), ("a.pt", "pt"), ("s.npz", "safetensors")):
-        with open_activations(ActivationRef(path=str(tmp_path / name))) as f:
+        with open_activations(ActivationRef(path=str(tmp_path / name), format="safetensors")) as f:
             assert f.format == fmt and f.shape("blocks.1.hook_resid_post") == (3, 576)
+    with open_activations(ActivationRef(path=str(tmp_path / "a.pt"))) as f:  # no format: the suffix's
+        assert f.format == "pt"
 
 
 @pytest.mark.parametrize(("config", "why"), [
