@@ -186,6 +186,24 @@ def _step_shapley(ev: dict[str, Any]) -> str | None:
     return ", ".join(f"step {i} {b:.2f}" for i, b in rows) + of
 
 
+def _evidence_lines(attr: Attribution) -> list[tuple[str, str]]:
+    """The evidence a report lists, as (label, text) in order; each renderer styles the labels its own way."""
+    ev = attr.evidence
+    out = []
+    if ev.get("graph_path"):
+        out.append((f"flow to the failure (step {ev.get('failure_step')})",
+                    flow_text(ev["graph_path"], ev.get("graph_path_hops"), ev.get("failure_step"))))
+    if shapley_steps := _step_shapley(ev):
+        out.append(("Shapley blame over steps", shapley_steps))
+    if ev.get("features"):
+        out.append(("signals", "; ".join(_signals(ev))))
+    if ev.get("agent_features"):
+        out.append((f"why {attr.agent} (agent head)", "; ".join(_signals(ev, "agent_features"))))
+    if earlier := _earlier(ev):
+        out.append(("earliest to go wrong", earlier))
+    return out
+
+
 def blame_title(attr: Attribution) -> str:
     """What the agent scores are: Shapley blame (the learned method) or the method's own sums."""
     kind = attr.evidence.get("agent_blame")
@@ -239,18 +257,7 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
         lines.append("")
     if sset := step_set_line(attr, trace):
         lines += [f"**Step set** (conformal): {sset}", ""]
-    ev = attr.evidence
-    if ev.get("graph_path"):
-        lines.append(f"**Information flow to the failure (step {ev.get('failure_step')})**: "
-                     + flow_text(ev["graph_path"], ev.get("graph_path_hops"), ev.get("failure_step")))
-    if shapley_steps := _step_shapley(ev):
-        lines.append(f"**Shapley blame over steps**: {shapley_steps}")
-    if ev.get("features"):
-        lines.append("**Signals**: " + "; ".join(_signals(ev)))
-    if ev.get("agent_features"):
-        lines.append(f"**Why {attr.agent}** (agent head): " + "; ".join(_signals(ev, "agent_features")))
-    if earlier := _earlier(ev):
-        lines.append(f"**Earliest to go wrong**: {earlier}")
+    lines += [f"**{label[0].upper()}{label[1:]}**: {text}" for label, text in _evidence_lines(attr)]
     lines.append("")
     lines.append(f"> {_excerpt(attr, trace, attr.step, 400)}")
     lines += ["", attr.reason, ""]
@@ -300,19 +307,7 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
         parts.append(t)
     if sset := step_set_line(attr, trace):
         parts.append(Text(f"step set (conformal): {sset}", style="cyan"))
-    ev = attr.evidence
-    bits = []
-    if ev.get("graph_path"):
-        bits.append(f"flow to failure (step {ev.get('failure_step')}): "
-                    + flow_text(ev["graph_path"], ev.get("graph_path_hops"), ev.get("failure_step")))
-    if shapley_steps := _step_shapley(ev):
-        bits.append(f"Shapley blame over steps: {shapley_steps}")
-    if ev.get("features"):
-        bits.append("signals: " + "; ".join(_signals(ev)))
-    if ev.get("agent_features"):
-        bits.append(f"why {attr.agent} (agent head): " + "; ".join(_signals(ev, "agent_features")))
-    if earlier := _earlier(ev):
-        bits.append(f"earliest to go wrong: {earlier}")
+    bits = [f"{label}: {text}" for label, text in _evidence_lines(attr)]
     bits.append(f"step text: “{_excerpt(attr, trace, attr.step, 300)}”")
     parts.append(Panel(escape("\n".join(bits)), title="evidence"))
     parts.append(Text(attr.reason))

@@ -123,7 +123,7 @@ def test_the_agent_verdict_explains_itself_in_words():
     assert ev["agent_features"] and all(v > 0 for v in ev["agent_features"].values())
     assert ev["agent_feature_meanings"] == {k: meaning(k, AGENT_MEANING) for k in ev["agent_features"]}
     assert next(iter(ev["agent_feature_meanings"].values())) in a.reason  # the reason says why this agent
-    assert f"**Why {a.agent}** (agent head): " in attribution_markdown(a, trace)
+    assert f"**Why {a.agent} (agent head)**: " in attribution_markdown(a, trace)
 
 
 def test_fit_predict_out_of_sample_beats_rule():
