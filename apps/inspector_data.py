@@ -134,12 +134,9 @@ def blame_path(trace: Trace, attribution: Attribution, edges: Sequence[tuple[int
 
     g = nx.DiGraph()
     g.add_weighted_edges_from((i, j, w) for i, j, w, _ in edges)
-    src, dst = attribution.step, failure_step
-    if src == dst or src not in g or dst not in g or not nx.has_path(g, src, dst):
-        return [src]
     from attrib.methods.flow_graph import blame_path as strongest
 
-    return strongest(g, src, dst)
+    return strongest(g, attribution.step, failure_step)
 
 
 # ---------------------------------------------------------------------------------------------- upload

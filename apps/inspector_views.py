@@ -168,18 +168,17 @@ def blame(ctx: state.Ctx) -> None:
             st.json(a.evidence)
 
 
-def path_line(trace: Trace, path: list[int], ends: int = 4, hops: list[str] | None = None) -> str:
-    """``3 (Coder) → 4 (Verifier) → ...``, with what each hop carries when the verdict says (``hops``, its
-    ``graph_path_hops``: ``3 (Coder) →(reuses 33) 8 (Verifier)``); a path longer than ``2 * ends + 1`` steps keeps its
-    first and last ``ends`` steps around a count of the ones left out (the graph above draws them all)."""
-    nodes = [f"{i} ({trace.steps[i].agent})" for i in path if 0 <= i < trace.n_steps]
-    if hops is None or len(hops) != len(nodes) - 1:
-        hops = [""] * max(len(nodes) - 1, 0)
-    arrows = [f" →({h}) " if h else " → " for h in hops]
-    parts = [nodes[0], *(a + n for a, n in zip(arrows, nodes[1:], strict=True))] if nodes else []
-    if len(parts) > 2 * ends + 1:
-        parts = [*parts[:ends], f" → … {len(parts) - 2 * ends} more steps …", *parts[-ends:]]
-    return "".join(parts)
+def path_line(trace: Trace, path: list[int], failure: int | None = None, ends: int = 4,
+              hops: list[str] | None = None) -> str:
+    """``3 (Coder) →(reuses 33) 8 (Verifier)``: the flow graph's words for the path (``hops``: the verdict's
+    ``graph_path_hops``), steps named with their agents; a path longer than ``2 * ends + 1`` steps keeps its first
+    and last ``ends`` steps around a count of the ones left out (the graph above draws them all)."""
+    from attrib.methods.flow_graph import flow_words
+
+    def label(i: int) -> str:
+        return f"{i} ({trace.steps[i].agent})" if 0 <= i < trace.n_steps else str(i)
+
+    return flow_words(path, hops, failure, limit=2 * ends + 1, label=label)
 
 
 def flow_graph(ctx: state.Ctx) -> None:
@@ -198,7 +197,7 @@ def flow_graph(ctx: state.Ctx) -> None:
         to = ("where the failure shows" if figs.reaches_failure(trace) else
               "the final answer (the run is recorded as successful: there is no failure to reach)")
         hops = a.evidence.get("graph_path_hops") if a.evidence and a.evidence.get("graph_path") == path else None
-        st.markdown(f"**Blame path** from the decisive step to {to}: {path_line(trace, path, hops=hops)}")
+        st.markdown(f"**Blame path** from the decisive step to {to}: {path_line(trace, path, failure, hops=hops)}")
     kinds: dict[str, int] = {}
     for _, _, _, k in edges:
         for kind in k.split(", "):

@@ -244,17 +244,17 @@ class LLMConfig:
         """
         env = os.environ
         given = {k: v for k, v in overrides.items() if v is not None}
-        base_url = given.pop("base_url", None) or env.get("ATTRIB_LLM_BASE_URL") or env.get("OPENAI_BASE_URL")
+        base_url = given.pop("base_url", None) or env.get(LLM_ENV["base_url"]) or env.get("OPENAI_BASE_URL")
         if not base_url and env.get("OPENAI_API_KEY"):
             base_url = OPENAI_BASE_URL
         if not base_url:
             raise LLMConfigError("no LLM endpoint configured: ", Hint("endpoint"))
-        key_env = given.pop("api_key_env", None) or env.get("ATTRIB_LLM_API_KEY_ENV")
+        key_env = given.pop("api_key_env", None) or env.get(LLM_ENV["api_key_env"])
         if not key_env:
             key_env = "OPENAI_API_KEY" if env.get("OPENAI_API_KEY") and not env.get(DEFAULT_API_KEY_ENV) else DEFAULT_API_KEY_ENV
         kw: dict[str, Any] = {
             "base_url": base_url,
-            "model": given.pop("model", None) or env.get("ATTRIB_LLM_MODEL") or env.get("OPENAI_MODEL") or "",
+            "model": given.pop("model", None) or env.get(LLM_ENV["model"]) or env.get("OPENAI_MODEL") or "",
             "api_key_env": key_env,
         }
         for name, var, conv in (("timeout_s", "ATTRIB_LLM_TIMEOUT_S", float), ("max_retries", "ATTRIB_LLM_MAX_RETRIES", int)):
@@ -583,13 +583,12 @@ class LLMClient:
                 if _names_response_format(resp):
                     self._json_modes.pop(0)  # the server does not take this response_format: step down
                     continue
-                # a refusal that does not say why: the same request without response_format tells
-                bare = self._request("POST", "/chat/completions", body)
+                # a refusal that does not say why: the same request without response_format tells, asked for one
+                # token (a probe, not a second full generation)
+                bare = self._request("POST", "/chat/completions", {**body, "max_tokens": 1})
                 if bare.status_code < 400:  # answered without it: it was the response_format, step down for good
                     self._json_modes.pop(0)
-                    if self._json_modes[0] != "off":
-                        continue  # a weaker JSON mode is left to try
-                    resp = bare
+                    continue
                 # else: refused without it too, so about something else: that refusal's error, JSON mode kept
             data = self._check(resp, "POST /chat/completions")
             break

@@ -45,18 +45,6 @@ def _step_agent(attr: Attribution, trace: Trace | None) -> str | None:
     return str(got) if got else None
 
 
-def flow_text(path: list[int], hops: list[str] | None, failure_step: int | None, arrow: str = "→") -> str:
-    """The flow-graph evidence in words: the path from the decisive step to the step where the failure shows, or
-    why there is none (the step *is* that step, or its output does not reach it)."""
-    if len(path) > 1:
-        from attrib.methods.flow_graph import path_text
-
-        return path_text(path, hops, arrow)
-    if path and path[0] == failure_step:
-        return f"step {failure_step} is itself where the failure shows"
-    return f"no path: its output does not reach step {failure_step} in the flow graph"
-
-
 def verdict_line(attr: Attribution, trace: Trace | None = None) -> str:
     """'step 3 by Alice', or 'step 3 (by Bob), blamed agent Alice' when the agent verdict is not the step's agent."""
     by = _step_agent(attr, trace)
@@ -191,8 +179,10 @@ def _evidence_lines(attr: Attribution) -> list[tuple[str, str]]:
     ev = attr.evidence
     out = []
     if ev.get("graph_path"):
+        from attrib.methods.flow_graph import flow_words
+
         out.append((f"flow to the failure (step {ev.get('failure_step')})",
-                    flow_text(ev["graph_path"], ev.get("graph_path_hops"), ev.get("failure_step"))))
+                    flow_words(ev["graph_path"], ev.get("graph_path_hops"), ev.get("failure_step"))))
     if shapley_steps := _step_shapley(ev):
         out.append(("Shapley blame over steps", shapley_steps))
     if ev.get("features"):

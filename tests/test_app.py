@@ -239,7 +239,7 @@ def test_flow_graph_page_highlights_the_blame_path(app, env) -> None:
     path, hops = a.evidence["graph_path"], a.evidence["graph_path_hops"]
     from inspector_views import path_line
 
-    line = path_line(read_path(WW[1])[0], path, hops=hops)  # each hop says what it carries
+    line = path_line(read_path(WW[1])[0], path, a.evidence["failure_step"], hops=hops)  # what each hop carries
     assert all(f"→({h}) " in line for h in hops) and any(line in m for m in texts(at, "markdown"))
     fig = figs.flow_figure(read_path(WW[1])[0], *data.flow_edges(read_path(WW[1])[0])[:1], a, path)
     hl = [t for t in fig.data if t.name == "blame path to the failure"]
@@ -896,10 +896,10 @@ def test_a_130_step_trace_on_every_page(app, tmp_path) -> None:
     edges, failure, _ = data.flow_edges(trace)
     path = data.blame_path(trace, a, edges, failure)
     line = [m for m in texts(at, "markdown") if m.startswith("**Blame path**")]
-    assert len(line) == 1 and line[0].endswith(path_line(trace, path, hops=a.evidence["graph_path_hops"]))
+    assert len(line) == 1 and line[0].endswith(path_line(trace, path, failure, hops=a.evidence["graph_path_hops"]))
     long_path = list(range(3, 130))
     shown = path_line(trace, long_path)
-    assert shown.startswith("3 (Verifier) → 4 (Planner) → 5 (Coder) → 6 (Computer_terminal) → … 119 more steps …")
+    assert shown.startswith("3 (Verifier) → 4 (Planner) → 5 (Coder) → 6 (Computer_terminal) → … (119 steps)")
     assert shown.endswith("→ 129 (Coder)") and shown.count("→") == 8  # 4 + the count + 4
     assert path_line(trace, list(range(5))).count("→") == 4  # short paths in full
     size = [t for t in figs.timeline_figure(trace, a).data if t.name == "step (colour = blame)"][0].marker.size

@@ -70,7 +70,7 @@ def test_a_verdict_names_what_each_hop_of_its_path_carries():
 def test_no_hop_is_claimed_where_the_output_does_not_reach_the_failure():
     """A step whose output never reaches the failure has no path (it used to get [step, failure], a hop that is
     not in the graph); the verdict's words say which case it is."""
-    from attrib.render import flow_text
+    from attrib.methods.flow_graph import flow_words as flow_text
 
     g = build_graph(chain())
     g.remove_edges_from(list(g.out_edges(0)))
@@ -79,3 +79,5 @@ def test_no_hop_is_claimed_where_the_output_does_not_reach_the_failure():
     assert flow_text([2], [], 2) == "step 2 is itself where the failure shows"
     assert flow_text([0], [], 2) == "no path: its output does not reach step 2 in the flow graph"
     assert flow_text([0, 1, 2], ["tool", "next turn"], 2) == "0 →(tool) 1 →(next turn) 2"
+    named = flow_text([0], [], 2, label=lambda i: f"{i} ({'ABC'[i]})")  # the app names steps with their agents
+    assert named == "no path: its output does not reach step 2 (C) in the flow graph"

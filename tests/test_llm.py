@@ -272,9 +272,10 @@ def test_a_refusal_about_something_else_keeps_json_mode_and_is_its_own_error(sta
         # a bare "Bad Request" to json_schema, and an answer without it: json_schema it was; json_object is next
         ([(400, {"error": "Bad Request"}), "no format", '{"x": 1}'], ["json_schema", None, "json_object"],
          ["object", "off"]),  # fmt: skip
-        # json_schema refused by name, then a bare 422 to json_object, answered without it: that answer is used
+        # json_schema refused by name, then a bare 422 to json_object, answered without it: the request goes out
+        # again without response_format (the probe asked for one token only)
         ([(422, {"detail": "response_format.type: input should be 'text'"}), (422, {"detail": "Unprocessable"}),
-          '{"x": 1}'], ["json_schema", "json_object", None], ["off"]),  # fmt: skip
+          "n", '{"x": 1}'], ["json_schema", "json_object", None, None], ["off"]),  # fmt: skip
     ],
 )
 def test_a_bare_refusal_steps_json_mode_down_only_when_the_request_without_it_is_answered(script, kinds, modes):
@@ -283,10 +284,12 @@ def test_a_bare_refusal_steps_json_mode_down_only_when_the_request_without_it_is
         client = LLMClient(fast(srv.url), sleep=lambda s: None)
         res = client.chat([{"role": "user", "content": "x?"}], json_schema=schema)
         client.chat([{"role": "user", "content": "again"}], json_schema=schema)
-    assert parse_json_answer(res.text) == {"x": 1} and res.attempts == 3
+    assert parse_json_answer(res.text) == {"x": 1} and res.attempts == len(kinds)
     assert client._json_modes == modes  # stepped down for good
     got = [(b.get("response_format") or {}).get("type") for b in srv.chat_bodies]
     assert got == [*kinds, kinds[-1] if modes[0] == "object" else None]
+    probe = srv.chat_bodies[kinds.index(None)]
+    assert probe["max_tokens"] == 1  # the probe is not a second full generation
 
 
 def test_model_defaults_to_the_first_listed_model():

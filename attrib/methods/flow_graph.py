@@ -21,6 +21,7 @@ topological sweep written here because it is a few lines and must run in millise
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import networkx as nx
 
@@ -140,13 +141,13 @@ def invert(g: nx.DiGraph, sink: int, keep: float = 0.3) -> dict[int, float]:
 def blame_path(g: nx.DiGraph, source: int, sink: int) -> list[int]:
     """The strongest forward path from ``source`` to ``sink``: the one with least total 1/weight, so a single
     reused number beats a long chain of weak turn-order edges (evidence a person can follow; the heaviest path
-    used before ran through every turn of a long run). A source whose output does not reach the sink gets ``[source]`` alone (no hop is claimed)."""
-    if source == sink or source not in g or sink not in g:
+    used before ran through every turn of a long run). A source whose output does not reach the sink gets ``[source]``
+    alone (no hop is claimed)."""
+    if source == sink:
         return [source]
-    sub = g.subgraph(nx.descendants(g, source) & nx.ancestors(g, sink) | {source, sink})
     try:
-        return list(nx.dijkstra_path(sub, source, sink, weight=lambda _u, _v, d: 1.0 / d["weight"]))
-    except nx.NetworkXNoPath:
+        return list(nx.dijkstra_path(g, source, sink, weight=lambda _u, _v, d: 1.0 / d["weight"]))
+    except (nx.NetworkXNoPath, nx.NodeNotFound):
         return [source]
 
 
@@ -156,28 +157,42 @@ KIND_WORDS = {"parent": "linked", "tool": "tool", "handoff": "hand-off", "conten
 
 
 def path_hops(g: nx.DiGraph, path: list[int]) -> list[str]:
-    """What each hop of ``path`` carries, in words: its strongest kind, and for reused content the values
-    ("reuses 33.0, 2.2"), so a person can check the hop in the two steps' texts."""
+    """What each hop (an edge of ``g``) of ``path`` carries, in words: its strongest kind, and for reused content the
+    values ("reuses 33.0, 2.2"), so a person can check the hop in the two steps' texts."""
     out = []
     for i, j in zip(path, path[1:], strict=False):
-        d = g.edges[i, j] if g.has_edge(i, j) else {"kinds": {"sequence"}}
+        d = g.edges[i, j]
         kind = max(d["kinds"], key=WEIGHTS.__getitem__)
         values = d.get("values")
-        out.append(f"reuses {', '.join(values)}" if kind == "content" and values else KIND_WORDS.get(kind, kind))
+        out.append(f"reuses {', '.join(values)}" if kind == "content" and values else KIND_WORDS[kind])
     return out
 
 
-def path_text(path: list[int], hops: list[str] | None = None, arrow: str = "→", limit: int = 12) -> str:
+def path_text(path: list[int], hops: list[str] | None = None, arrow: str = "→", limit: int = 12,
+              label: Callable[[int], str] = str) -> str:
     """``path`` as a person reads it, e.g. "4 →(reuses 33.0) 92" (``hops``: what each edge carries, as in
-    ``evidence["graph_path_hops"]``); a path over ``limit`` steps keeps its ends and says how many it skips."""
+    ``evidence["graph_path_hops"]``; ``label``: how a step is named); a path over ``limit`` steps keeps its ends
+    and says how many it skips."""
     if not path:
         return ""
     hops = [f" {arrow}({h}) " for h in hops] if hops and len(hops) == len(path) - 1 else [f" {arrow} "] * (len(path) - 1)
-    parts = [str(path[0])] + [h + str(n) for h, n in zip(hops, path[1:], strict=True)]
+    parts = [label(path[0])] + [h + label(n) for h, n in zip(hops, path[1:], strict=True)]
     if len(path) > limit:
         head, tail = limit // 2, limit - limit // 2 - 1
         parts = parts[:head] + [f" {arrow} … ({len(path) - head - tail} steps)"] + parts[-tail:]
     return "".join(parts)
+
+
+def flow_words(path: list[int], hops: list[str] | None, sink: int | None, arrow: str = "→", limit: int = 12,
+               label: Callable[[int], str] = str) -> str:
+    """The flow-graph evidence in words: the path from the decisive step to ``sink`` (where the failure shows), or
+    why there is none (the step *is* that step, or its output does not reach it). Reports, the reason sentence and
+    the app all say it this way."""
+    if len(path) > 1:
+        return path_text(path, hops, arrow, limit, label)
+    if path and path[0] == sink:
+        return f"step {label(sink)} is itself where the failure shows"
+    return f"no path: its output does not reach step {label(sink) if sink is not None else '?'} in the flow graph"
 
 
 def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:

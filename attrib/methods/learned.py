@@ -303,7 +303,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
                             "wins on its other signals and its agent, so check both.")
     reason = (
         f"Step {step} by {s.agent} is the most likely decisive mistake ({pred.step_confidence:.0%} calibrated), "
-        f"mainly because of: {why}.{earlier_note} {_flow_sentence(path, flow_graph.path_text(path, hops, arrow='->'), sink)}{agent_note} Shapley blame over agents (failure model: noisy-OR of the "
+        f"mainly because of: {why}.{earlier_note} Flow to the failure (step {sink}): {flow_graph.flow_words(path, hops, sink, arrow='->')}.{agent_note} Shapley blame over agents (failure model: noisy-OR of the "
         f"step probabilities) puts {agents[0].agent} first with {agents[0].score:.2f} of {f_none:.2f}."
     )
     return Attribution(
@@ -347,15 +347,6 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
         },
         reason=reason,
     )
-
-
-def _flow_sentence(path: list[int], path_words: str, sink: int) -> str:
-    """The reason's sentence on the flow graph: the path to the failure (``path_words``), or why there is none."""
-    if len(path) > 1:
-        return f"Its output flows to the failure at step {sink} along {path_words}."
-    if path[0] == sink:
-        return f"It is itself the step where the failure shows (step {sink})."
-    return f"Its output does not reach the step where the failure shows (step {sink}) in the flow graph."
 
 
 def _earlier_evidence(hazards: np.ndarray | None, step: int, trace: Trace) -> dict[str, Any] | None:
