@@ -54,13 +54,6 @@ def cached_stored_attributions(path: str, stamp: tuple[int, int], trace_id: str)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def cached_first_id(path: str, stamp: tuple[int, int]) -> str | None:
-    with data.open_ro(path) as s:
-        ids = s.trace_ids(limit=1)
-    return ids[0] if ids else None
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
 def cached_default_id(path: str, stamp: tuple[int, int]) -> str | None:
     """The trace to open when neither the URL nor the session names one: the one the user touched last, the latest
     ingested or analyzed (by `attrib analyze --save`, a batch), so after `attrib ingest run.json` or an analysis the
@@ -125,7 +118,7 @@ def store_is_empty(ctx: Ctx) -> bool:
     if not ctx.has_store:
         return False
     try:
-        return cached_first_id(str(ctx.store_path), ctx.stamp) is None
+        return cached_default_id(str(ctx.store_path), ctx.stamp) is None
     except Exception:  # changed and unreadable since store_error looked (e.g. locked): not "empty"
         return False
 
@@ -135,7 +128,7 @@ def store_error(path: Path) -> str | None:
     if not path.exists():
         return f"{path}: no store here (run `attrib ingest PATH --store {path}` first, or upload a trace)"
     try:
-        cached_first_id(str(path), data.store_stamp(path))
+        cached_default_id(str(path), data.store_stamp(path))  # one read-only query, cached with the store's stamp
     except Exception as e:  # an unreadable store is shown, not raised
         return data.error_line(e)
     return None

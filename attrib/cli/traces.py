@@ -136,12 +136,6 @@ def load_view(ref: str, store: Path | None = None, format: str | None = None, sp
     return View(head, n, steps, parents, t0, window, bounded)
 
 
-def timeline(trace: Any, width: int = 110, full: bool = False, steps: range | None = None) -> Any:
-    """A rich renderable: the steps in order (``steps``: only those), agent-coloured, indented under their parent
-    step."""
-    return render(view_of(trace, steps), width, full)
-
-
 def render(view: View, width: int = 110, full: bool = False) -> Any:
     """A rich renderable of ``view``: the shown steps in order, agent-coloured, indented under their parent step; a
     line after them when the default bound hid steps."""

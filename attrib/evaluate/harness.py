@@ -23,7 +23,7 @@ from attrib.evaluate.data import SUBSETS, load_subset, question_id
 from attrib.evaluate.metrics import (
     Verdict,
     bootstrap_ci,
-    paired_gain,
+    paired_gains,
     per_trace_hits,
     per_trace_table,
     ranking_of,
@@ -267,11 +267,8 @@ def _evaluate(
     for s, v in default.items():
         v["per_trace"] = per_trace_table(kept[(DEFAULT_METHOD, s)])
         if ("floor", s) in kept:  # the default against the floor on the same logs and folds: is the gain real?
-            ids, ls, la = per_trace_hits(kept[(DEFAULT_METHOD, s)])
-            fids, fs, fa = per_trace_hits(kept[("floor", s)])
-            pos = {tid: j for j, tid in enumerate(fids)}
-            at = [pos[i] for i in ids]  # the floor's rows in our order
-            v["step_gain_vs_floor"], v["agent_gain_vs_floor"] = paired_gain(ls, fs[at]), paired_gain(la, fa[at])
+            g = paired_gains(kept[(DEFAULT_METHOD, s)], kept[("floor", s)])
+            v["step_gain_vs_floor"], v["agent_gain_vs_floor"] = g["step"], g["agent"]
         for key in ("ece", "agent_ece", "ece_sd", "ece_null", "ece_null_q95", "agent_ece_null"):
             if v.get(key) is not None:
                 v[key] = 100 * v[key]

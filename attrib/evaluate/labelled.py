@@ -35,7 +35,7 @@ from attrib.evaluate.harness import (
     mean_summary,
     ranker_verdict,
 )
-from attrib.evaluate.metrics import Verdict, paired_gain, per_trace_hits
+from attrib.evaluate.metrics import Verdict, paired_gains
 from attrib.methods.learned import default_model, ranker_training, setting_of
 from attrib.methods.ranker import DEFAULT_STEP_HEAD, INNER_FOLDS
 from attrib.readers import validate
@@ -212,14 +212,10 @@ def advice(kept: dict[str, list[Verdict]], current: str, unseen: set[str]) -> di
     refits = [name for name in REFITS if name in kept]
     if not refits or not unseen:
         return None
-    ids, cur_step, cur_agent = per_trace_hits([[v for v in kept[current] if v.trace_id in unseen]])
-    gains = {}
-    for name in refits:
-        rids, step, agent = per_trace_hits([kept[name]])
-        at = [rids.index(i) for i in ids]  # the refit's rows in the current row's order
-        gains[name] = {"step": paired_gain(step[at], cur_step), "agent": paired_gain(agent[at], cur_agent)}
+    cur = [v for v in kept[current] if v.trace_id in unseen]
+    gains = {name: paired_gains([[v for v in kept[name] if v.trace_id in unseen]], [cur]) for name in refits}
     best = max(refits, key=lambda n: (gains[n]["step"]["mean"], gains[n]["agent"]["mean"]))
     beats = gains[best]["step"]["ci_low"] > 0
-    return {"use": best if beats else current, "best_refit": best, "against": current, "n": len(ids),
+    return {"use": best if beats else current, "best_refit": best, "against": current, "n": len(cur),
             "fit_flags": REFITS[best], "step_gain": gains[best]["step"], "agent_gain": gains[best]["agent"],
             "significant": beats}

@@ -97,6 +97,16 @@ def paired_gain(a: np.ndarray, b: np.ndarray, level: float = 0.95, random_state:
     return {"mean": float(d.mean()), "ci_low": lo, "ci_high": hi}
 
 
+def paired_gains(a_runs: Sequence[Sequence[Verdict]], b_runs: Sequence[Sequence[Verdict]]) -> dict[str, dict[str, float]]:
+    """Step and agent :func:`paired_gain` of method ``a`` over ``b`` on the traces of ``a_runs`` (lists of verdicts per
+    fold seed; ``b_runs`` must cover those traces), matched by trace id."""
+    ids, a_step, a_agent = per_trace_hits(a_runs)
+    b_ids, b_step, b_agent = per_trace_hits(b_runs)
+    pos = {tid: j for j, tid in enumerate(b_ids)}
+    at = [pos[i] for i in ids]  # b's rows in a's order
+    return {"step": paired_gain(a_step, b_step[at]), "agent": paired_gain(a_agent, b_agent[at])}
+
+
 def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
     """Percentages: step exact / ±1 / ±3, top-3 / top-5 hit rates, agent; ECE (10 bins) of step and agent confidences.
 

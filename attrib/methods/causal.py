@@ -92,6 +92,7 @@ class CausalStepModel:
         keep = sorted(uniq.values())
         self.effects_ = np.zeros(len(names_all))
         self.graph_edges_: list[tuple[str, str]] = []
+        self.trained_on_ = f"{len(traces)} traces"
         if not keep or y.std() == 0:
             return self
         rng = np.random.default_rng(self.random_state)
@@ -143,6 +144,7 @@ class CausalStepModel:
             raise ValueError(f"effects: expected {m.n_tiers * len(SIGNALS)} values, got {m.effects_.size}")
         m.outcome_ = str(d["outcome"])
         m.graph_edges_ = [(str(a), str(b)) for a, b in d["graph_edges"]]
+        m.trained_on_ = str(d.get("trained_on") or "unknown traces")
         return m
 
     def step_scores(self, trace: Trace) -> np.ndarray:
@@ -178,7 +180,7 @@ def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5
         agents=tuple(AgentBlame(agent=a, score=v) for a, v in sorted(agents.items(), key=lambda kv: -kv[1])),
         steps=tuple(StepBlame(step=i, agent=s.agent, score=float(sc[i])) for i, s in enumerate(trace.steps)),
         evidence={"causal_edges": [list(e) for e in model.graph_edges_[:20]], "outcome_variable": model.outcome_,
-                  "model": "shipped (fitted on all 184 Who&When logs)" if shipped else "given",
+                  "model": f"shipped (fitted on {model.trained_on_})" if shipped else "given",
                   "confidence_kind": "1 / the number of steps tied for the top score (not calibrated)",
                   "agent_blame": "summed positive step scores",
                   "top_k": [int(i) for i in np.argsort(-sc, kind="stable")[:top_k]]},

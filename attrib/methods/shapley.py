@@ -150,7 +150,7 @@ def step_blame(risk: ArrayLike, reaches: Sequence[bool] | None = None) -> np.nda
         r = np.where(np.asarray(reaches, dtype=bool), r, 0.0)
     if r.size == 0:
         return r
-    t, w = _nodes(r.size)
+    t, w = _nodes(min(r.size, EXACT_NODES_MAX + 1))  # past the exact rule's range one composite rule serves all
     out = np.zeros_like(r)
     for k in range(0, t.size, _BLOCK):  # blocks of nodes bound the [node, step] arrays' memory
         log_f = np.log1p(-np.outer(1 - t[k:k + _BLOCK], r))  # [node, step]: log(t + (1 - t)(1 - r_j))
