@@ -66,9 +66,10 @@ def _earlier(ev: dict[str, Any]) -> str:
     if not fp:
         return ""
     if "earlier_step" not in fp:
-        return f"hazard {fp['hazard']:.2f} at the run's first step"
+        return f"hazard {fp['hazard']:.2f}, the first agent step of the run"
+    higher = fp["earlier_hazard"] > fp["hazard"]
     return (f"hazard {fp['hazard']:.2f} here; highest before it {fp['earlier_hazard']:.2f} "
-            f"(step {fp['earlier_step']}, {fp['earlier_agent']})")
+            f"(step {fp['earlier_step']}, {fp['earlier_agent']})" + (": an earlier step looks likelier" if higher else ""))
 
 
 def step_set_line(attr: Attribution, trace: Trace | None = None) -> str:
@@ -190,7 +191,7 @@ def _evidence_lines(attr: Attribution) -> list[tuple[str, str]]:
     if ev.get("agent_features"):
         out.append((f"why {attr.agent} (agent head)", "; ".join(_signals(ev, "agent_features"))))
     if earlier := _earlier(ev):
-        out.append(("earliest to go wrong", earlier))
+        out.append(("first to go wrong (hazard)", earlier))
     return out
 
 
@@ -288,10 +289,11 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
             t.add_row(escape(a.agent), f"{a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)}")
         parts.append(t)
     if attr.steps:
-        t = Table(title=f"top {top_k} steps", show_edge=False)
+        shown = attr.top_steps(top_k)
+        t = Table(title=f"top {len(shown)} steps", show_edge=False)
         for c in ("step", "agent", "p" if step_probabilities(attr) else "score", "excerpt"):
             t.add_column(c, overflow="fold")
-        for s in attr.top_steps(top_k):
+        for s in shown:
             p = s.probability if s.probability is not None else s.score
             t.add_row(str(s.step), escape(s.agent), f"{p:.2f}", escape(_excerpt(attr, trace, s.step, 80)))
         parts.append(t)

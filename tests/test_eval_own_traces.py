@@ -388,6 +388,14 @@ def test_eval_traces_advises_which_ranker_to_use_and_how_to_fit_it():
 
     same = {"learned (shipped)": [v(f"t{i}", i % 3) for i in range(12)],
             "learned, refit": [v(f"t{i}", (i + 1) % 3) for i in range(12)]}
+    from attrib.cli.evaluate import advice_line
+
     kept = advice(same, "learned (shipped)", {f"t{i}" for i in range(12)})
     assert kept is not None and kept["use"] == "learned (shipped)" and not kept["significant"]
-    assert advice(same, "learned (shipped)", set()) is None  # every run in sample: no fair comparison
+    assert "an interval that includes zero" in (advice_line(kept, ["runs/"]) or "")
+    worse = {**same, "learned, refit": [v(f"t{i}", 0) for i in range(12)]}  # never right
+    line = advice_line(advice(worse, "learned (shipped)", {f"t{i}" for i in range(12)}), ["runs/"])
+    assert line is not None and line.startswith("keep 'learned (shipped)': the best refit, 'learned, refit', does worse")
+    every = advice(same, "learned (shipped)", set())  # every run in sample: no fair comparison, said so
+    assert every is not None and every["use"] is None
+    assert (advice_line(every, ["runs/"]) or "").startswith("none against 'learned (shipped)': it was fitted on every")

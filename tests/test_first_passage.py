@@ -108,7 +108,7 @@ def test_the_verdict_shows_what_the_first_passage_head_saw_before_it():
     assert fp["earlier_hazard"] < fp["hazard"]  # earlier steps looked cleaner than the one blamed
     assert abs(fp["clean_before"] - np.prod([1 - h for h in _hazards(a, trace)[: a.step]])) < 1e-9
     assert "earliest step to go wrong" in a.reason
-    assert "**Earliest to go wrong**: hazard" in attribution_markdown(a, trace)
+    assert "**First to go wrong (hazard)**: hazard" in attribution_markdown(a, trace)
     # a ranker with the plain softmax head has no hazards to show
     from attrib.evaluate.data import load_subset, question_id
     from attrib.methods.learned import attribute

@@ -55,7 +55,13 @@ def advice_line(adv: dict | None, paths: list[str]) -> str | None:
     """`attrib eval traces`'s advice in one line: which ranker to use, by how much, and the command that fits it."""
     if not adv:
         return None
+    if adv["use"] is None:
+        return (f"none against '{adv['against']}': it was fitted on every one of these runs, so its row is in sample "
+                f"and no refit can be paired with it; of the refits, '{adv['best_refit']}' scores higher "
+                f"({adv['refit_step_accuracy']:.1f} % step)")
     gain = f"step {_gain(adv['step_gain'])}, agent {_gain(adv['agent_gain'])}, paired on {adv['n']} runs"
+    if adv["step_gain"]["mean"] < 0:
+        return f"keep '{adv['against']}': the best refit, '{adv['best_refit']}', does worse: {gain}"
     if adv["significant"]:
         flags = f" {adv['fit_flags']}" if adv["fit_flags"] else ""
         import shlex

@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+import numpy as np
+
 from attrib.errors import InputError, UsageError
 from attrib.evaluate.baselines import BASELINES
 from attrib.evaluate.harness import (
@@ -208,10 +210,16 @@ def advice(kept: dict[str, list[Verdict]], current: str, unseen: set[str]) -> di
     """Which ranker to use on this system: the best refit row (step accuracy, then agent) against ``current`` (the
     ranker as it is), paired on the runs it was not fitted on (``unseen``). ``use`` is the refit only when the 95 %
     interval of its step gain lies above zero, else ``current``: on a few dozen runs most differences are noise.
-    None when there is no refit row or no unseen run to compare on."""
+    When ``current`` was fitted on every run (no fair comparison), ``use`` is None and ``best_refit`` the refit with
+    the higher step accuracy (``refit_step_accuracy``, percent). None when there is no refit row."""
     refits = [name for name in REFITS if name in kept]
-    if not refits or not unseen:
+    if not refits:
         return None
+    if not unseen:
+        acc = {n: 100 * float(np.mean([v.step == v.true_step for v in kept[n]])) for n in refits}
+        best = max(refits, key=acc.__getitem__)
+        return {"use": None, "best_refit": best, "against": current, "n": 0, "fit_flags": REFITS[best],
+                "refit_step_accuracy": acc[best], "significant": False}
     cur = [v for v in kept[current] if v.trace_id in unseen]
     gains = {name: paired_gains([[v for v in kept[name] if v.trace_id in unseen]], [cur]) for name in refits}
     best = max(refits, key=lambda n: (gains[n]["step"]["mean"], gains[n]["agent"]["mean"]))

@@ -46,11 +46,11 @@ def _add(g: nx.DiGraph, i: int, j: int, kind: str, w: float) -> None:
 
 
 def _shown(tokens: list[str], n: int = 3) -> list[str]:
-    """Up to ``n`` reused tokens as they read in the text: numbers first, then identifiers, then URLs (cut to 60
-    characters); sorted, since token sets have no stable order."""
+    """Up to ``n`` reused tokens: numbers first, then identifiers, then URLs (lower-cased, as the graph matches them;
+    past 60 characters cut, with "…"); sorted, since token sets have no stable order."""
     order = {"#": 0, "i": 1, "u": 2}
     toks = sorted(tokens, key=lambda t: (order.get(t[0], 3), t))[:n]
-    return [(t[1:] if t[0] == "#" else t[2:])[:60] for t in toks]
+    return [v if len(v) <= 60 else v[:59] + "…" for v in ((t[1:] if t[0] == "#" else t[2:]) for t in toks)]
 
 
 def build_graph(trace: Trace) -> nx.DiGraph:
@@ -179,7 +179,8 @@ def path_text(path: list[int], hops: list[str] | None = None, arrow: str = "→"
     parts = [label(path[0])] + [h + label(n) for h, n in zip(hops, path[1:], strict=True)]
     if len(path) > limit:
         head, tail = limit // 2, limit - limit // 2 - 1
-        parts = parts[:head] + [f" {arrow} … ({len(path) - head - tail} steps)"] + parts[-tail:]
+        gap = "..." if arrow.isascii() else "…"
+        parts = parts[:head] + [f" {arrow} {gap} ({len(path) - head - tail} steps)"] + parts[-tail:]
     return "".join(parts)
 
 
@@ -235,6 +236,9 @@ def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
                   "top_k": sorted(mass, key=lambda i: (-mass[i], i))[:top_k]},
         reason=(
             f"Blame flowing back from step {sink}, where the failure shows, collects most at step {best} "
-            f"({trace.steps[best].agent}), which originates content the later steps build on."
+            f"({trace.steps[best].agent}), which originates content the later steps build on." if best != sink else
+            f"Blame flowing back from step {sink} ({trace.steps[best].agent}), where the failure shows, stays mostly "
+            "there: no earlier step originates enough of what it rests on to take more of the blame, so read this "
+            "verdict as weak."
         ),
     )

@@ -300,7 +300,8 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
         else:  # an earlier step looks likelier to be where it went wrong: say so, do not call this one the earliest
             earlier_note = (f" It is not the likeliest place for the run to start going wrong: {before} has a higher "
                             f"hazard ({earlier['earlier_hazard']:.2f} against {earlier['hazard']:.2f}); this step "
-                            "wins on its other signals and its agent, so check both.")
+                            f"wins on its other signals{' and its agent' if pred.agent == s.agent else ''}, so check "
+                            "both.")
     reason = (
         f"Step {step} by {s.agent} is the most likely decisive mistake ({pred.step_confidence:.0%} calibrated), "
         f"mainly because of: {why}.{earlier_note} Flow to the failure (step {sink}): {flow_graph.flow_words(path, hops, sink, arrow='->')}.{agent_note} Shapley blame over agents (failure model: noisy-OR of the "
@@ -350,12 +351,16 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
 
 
 def _earlier_evidence(hazards: np.ndarray | None, step: int, trace: Trace) -> dict[str, Any] | None:
-    """What the first-passage head saw before the verdict: the step's hazard and the highest one before it."""
+    """What the first-passage head saw before the verdict: the step's hazard and the highest one before it among the
+    agents' steps (the human's own messages, such as the question itself, are never the mistake)."""
     if hazards is None:
         return None
+    from attrib.features.text import is_human_agent
+
     out: dict[str, Any] = {"hazard": float(hazards[step]),
                            "clean_before": float(np.prod(1.0 - hazards[:step]))}  # the head's survival term
-    if step > 0:
-        k = int(np.argmax(hazards[:step]))
+    before = [i for i in range(step) if not is_human_agent(trace.steps[i].agent)]
+    if before:
+        k = max(before, key=lambda i: hazards[i])
         out.update(earlier_step=k, earlier_agent=trace.steps[k].agent, earlier_hazard=float(hazards[k]))
     return out

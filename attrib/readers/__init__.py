@@ -117,7 +117,7 @@ def misfit(error: InputError, data: bytes, path: Path, format: str) -> InputErro
         return error
     what = f"{error.field}: {error.message}" if error.field else error.message
     return FormatError(path, "format", f"{format!r} does not fit this file ({what}); it looks like {best}: "
-                       "choose that, or none to detect it")
+                       "choose that, or leave --format out to detect it")
 
 
 def read_stdin(format: str | None = None, max_bytes: int = MAX_BYTES) -> list[Trace]:
