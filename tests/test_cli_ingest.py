@@ -380,6 +380,11 @@ def test_traces_show_a_range_of_steps():
     for bad in ("40", "5-2", "x"):
         r = runner.invoke(app, ["traces", "show", log, "--steps", bad])
         assert r.exit_code == 2 and "--steps" in r.output, (bad, r.output)
+    assert "runs backwards: give the lower step first (2-5)" in runner.invoke(app, ["traces", "show", log, "--steps",
+                                                                                    "5-2"]).output
+    assert "step 3 of 10" in runner.invoke(app, ["traces", "show", log, "--steps", "3"], env={"COLUMNS": "200"}).output
+    r = runner.invoke(app, ["traces", "show", log, "--steps", "2-4", "--json"])  # printed the whole trace silently
+    assert r.exit_code == 2 and "--json prints the whole trace" in r.output
 
 
 def test_traces_show_bounds_a_long_trace_and_reads_only_the_rows_it_shows(tmp_path: Path, monkeypatch) -> None:

@@ -75,7 +75,9 @@ def step_range(spec: str, n_steps: int) -> range:
         end = (int(hi) if hi.strip() else n_steps - 1) if dash else start
     except ValueError:
         raise UsageError(None, "steps", f"expected a step or a range such as 40-50, got {spec!r}") from None
-    if start < 0 or end < start or start >= n_steps:
+    if end < start:
+        raise UsageError(None, "steps", f"{spec!r} runs backwards: give the lower step first ({end}-{start})")
+    if start < 0 or start >= n_steps:
         raise UsageError(None, "steps", f"{spec!r} holds no step of this trace (steps 0-{n_steps - 1})")
     return range(start, min(end, n_steps - 1) + 1)
 
@@ -183,7 +185,8 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
         table.add_row(*row)
     head = Text()
     head.append(f"{trace.id}", style="bold")
-    shown = f"steps {steps.start}-{steps.stop - 1} of {view.n_steps}" if steps is not None else f"{view.n_steps} steps"
+    shown = (f"{view.n_steps} steps" if steps is None else f"step {steps.start} of {view.n_steps}" if len(steps) == 1
+             else f"steps {steps.start}-{steps.stop - 1} of {view.n_steps}")
     head.append(f"  ({trace.source_format}, {shown}, outcome: {trace.outcome})\n", style="dim")
     if trace.task:
         head.append("task: ", style="bold")
@@ -324,7 +327,7 @@ def register(app: typer.Typer) -> None:
     def show_cmd(
         trace_id: str = typer.Argument(..., metavar="ID", help="A trace id in the store, or a trace file."),
         store: Path = typer.Option(None, "--store", "-s", help="Store file (default: $ATTRIB_STORE, else ./attrib.duckdb)."),
-        full: bool = typer.Option(False, "--full", help="Show whole messages instead of one line each."),
+        full: bool = typer.Option(False, "--full", help="Show whole messages instead of their first --width characters."),
         width: int = typer.Option(110, "--width", min=10, help="Characters of each message to show."),
         as_json: bool = typer.Option(False, "--json", help="Print the trace as attrib JSON."),
         format: str = typer.Option(None, "--format", "-f", callback=check_format, help="For a trace file: skip "
@@ -341,14 +344,15 @@ def register(app: typer.Typer) -> None:
         Example:  attrib traces show whowhen-hand-46 --steps 5-12 --full   (around a verdict's step)
         """
         with handle_errors():
-            if steps is not None and show_all:
-                from attrib.errors import UsageError
+            from attrib.errors import UsageError
 
+            if steps is not None and show_all:
                 raise UsageError(None, "steps/all", "give one of them, not both")
+            if as_json and steps is not None:  # it printed the whole trace and said nothing of --steps
+                raise UsageError(None, "steps/json", "--json prints the whole trace (attrib JSON); --steps picks "
+                                 "the steps of the timeline: give one of them")
             if as_json:
                 trace = load_any(trace_id, store, format)
-                if steps is not None:  # still checked, as before: a range that holds no step is a usage error
-                    step_range(steps, trace.n_steps)
             else:
                 view = load_view(trace_id, store, format, steps, show_all)
         if as_json:
