@@ -121,11 +121,19 @@ def verdicts_table(results: list[tuple[Any, Any]]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    from attrib.cli._common import console
+
     table = Table(title=f"{len(results)} runs")
-    for col in ("trace", "step", "agent", "confidence", "agent confidence"):
-        table.add_column(col, justify="right" if "conf" in col or col == "step" else "left", overflow="fold")
+    # ids whole on one line where they fit (they are copied into the next command): rich folds the widest column
+    # first, so the agent column gets what the id and the numbers leave, its names cut with "…" past that
+    trace_w = min(max((len(t.id) for t, _ in results), default=5), 60)
+    table.add_column("trace", overflow="fold", min_width=trace_w)
+    table.add_column("step", justify="right", min_width=4)
+    table.add_column("agent", overflow="ellipsis", no_wrap=True, max_width=max(8, console.width - trace_w - 34))
+    table.add_column("conf", justify="right", min_width=4)
+    table.add_column("agent conf", justify="right", min_width=10)
     for t, a in results:  # ids and names as plain text: "Solver[/x]" is a name, not rich markup
-        table.add_row(Text(t.id), str(a.step), Text(a.agent), f"{a.confidence:.0%}",
+        table.add_row(Text(t.id), str(a.step), Text(a.agent, overflow="ellipsis"), f"{a.confidence:.0%}",
                       "-" if a.agent_confidence is None else f"{a.agent_confidence:.0%}")
     return table
 

@@ -271,16 +271,18 @@ def register(app: typer.Typer) -> None:
             return
         from rich.table import Table
 
-        table = Table(title=f"{len(rows)} of {total} trace(s)", title_justify="left")
-        table.add_column("id", overflow="fold", min_width=20)
+        # expand: the table takes the terminal's width, so the agents and task columns give way (the task cut to one
+        # line) and nothing runs past the right edge; ids stay whole where they fit (they are copied into commands)
+        table = Table(title=f"{len(rows)} of {total} trace(s)", title_justify="left", expand=True)
+        table.add_column("id", overflow="fold", min_width=min(max((len(r["trace_id"]) for r in rows), default=2), 60))
         table.add_column("source", min_width=9)  # the format, or the Who&When subset (what --source filters on)
         table.add_column("outcome", min_width=7)
         table.add_column("steps", justify="right", min_width=5)
         table.add_column("agents", ratio=1, min_width=12)
-        table.add_column("task", overflow="ellipsis", no_wrap=True, ratio=1, min_width=10)
+        table.add_column("task", overflow="ellipsis", no_wrap=True, ratio=2, min_width=10)
         for r in rows:
             table.add_row(r["trace_id"], r["subset"] or r["source_format"], r["outcome"], str(r["n_steps"]),
-                          ", ".join(r["agents"]), _one_line(r["task"] or "", 60))
+                          ", ".join(r["agents"]), _one_line(r["task"] or "", 200))
         console.print(table)
 
     @traces.command("schema")
