@@ -195,7 +195,7 @@ MEANING: dict[str, str] = {
     "gt_in_step": "contains the correct answer",
     "gt_seen_before": "the correct answer was already stated before",
     "gt_first": "the first step with the correct answer",
-    "gt_available_x_final_first": "the first step with the final answer's value (correct answer known)",
+    "gt_available_x_final_first": "with the correct answer given, the first step with the final answer's value",
     "graph_mass": "blame mass flowing back from the failure along the information-flow graph",
     "graph_mass_rank1": "the step where the most blame mass from the failure arrives",
     "graph_out_content": "reuse of its content by later steps",
@@ -225,10 +225,21 @@ def signal_name(name: str, column: np.ndarray, step: int, quantities: frozenset[
     return name if above else "not " + name
 
 
+#: The words for a signal the step *lacks*, where "not " + its words would not read ("not its output reaches ...").
+NEGATED = {
+    "graph_ancestor_of_failure": "its output does not reach the failure",
+    "final_value_seen_before": "the final answer's value not stated before",
+    "gt_seen_before": "the correct answer not stated before",
+    "gt_in_step": "does not contain the correct answer",
+}
+
+
 def meaning(signal: str, meanings: dict[str, str] | None = None) -> str:
     """The words for a signal as the learned ranker names it ("kw_error", "not is_human", "high log_len");
-    ``meanings``: another table of words (the agent head's), else :data:`MEANING`."""
+    ``meanings``: another table of words (the agent head's), else :data:`MEANING` (and :data:`NEGATED`)."""
     table = MEANING if meanings is None else meanings
+    if meanings is None and signal.startswith("not ") and signal[4:] in NEGATED:
+        return NEGATED[signal[4:]]
     for prefix in ("not ", "low ", "high "):
         if signal.startswith(prefix):
             return prefix + table.get(signal[len(prefix):], signal[len(prefix):])
