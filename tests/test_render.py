@@ -189,6 +189,16 @@ def test_markdown_table_cells_escape_pipes_in_agent_names_and_text():
     assert rows == ["| Checker\\|2 | 0.400 |", "| 1 | Checker\\|2 | 0.40 | ran `cat log \\| wc -l`: 3 looks right |"]
 
 
+def test_html_in_a_step_stays_text_in_markdown():
+    """A scraped page's <b>, or a stray <script>, was passed through and rendered (or hid the rest) in a viewer."""
+    run = Trace(id="h", source_format="attrib", steps=(Step(index=0, agent="a", content="task"),
+                                                       Step(index=1, agent="b", content="<b>bold</b> & <script>x")))
+    a = Attribution(trace_id="h", method="m", agent="b", step=1, confidence=0.6,
+                    steps=(StepBlame(step=1, agent="b", score=0.6, probability=0.6),))
+    md = attribution_markdown(a, run)
+    assert "<b>" not in md and "<script>" not in md and "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;script&gt;x" in md
+
+
 def test_without_the_trace_only_the_decisive_step_shows_text():
     """A verdict rendered on its own (``verdict.to_markdown()``, a stored verdict) knows only the decisive step's text
     (``evidence.step_text``); every other candidate row used to show that same text under its own step number."""

@@ -232,8 +232,10 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=f"{result['n']} labelled traces of {result['n_tasks']} tasks; refit rows out of sample "
-                  f"({result['folds']}-fold by task)", title_justify="left")
+        refits = any("-fold" in r["protocol"] for r in result["rows"])
+        t = Table(title=f"{result['n']} labelled traces of {result['n_tasks']} tasks"
+                  + (f"; refit rows out of sample ({result['folds']}-fold by task)" if refits else ""),
+                  title_justify="left")
         for c in ("method", "protocol", *METRIC_COLUMNS, "ECE if calibrated %"):
             t.add_column(c, justify="left" if c in ("method", "protocol") else "right")
         for r in result["rows"]:  # a protocol names the user's ranker file: its path is text, not rich markup
