@@ -273,3 +273,21 @@ def test_a_verdict_carries_exact_shapley_blame_over_its_top_steps() -> None:
     reaches = [i in flow_graph.nx.ancestors(g, sink) | {sink} for i in range(trace.n_steps)]
     assert rows[0][1] == pytest.approx(step_blame(probs, reaches)[rows[0][0]])
     assert rows[0][1] > rows[1][1] and "Shapley blame over steps" in a.to_markdown()
+
+
+def test_tool_outputs_count_to_the_agent_that_called_the_tool_in_the_shapley_game() -> None:
+    """On the bundled AutoGen run a search tool topped the Shapley blame of a verdict naming another agent: a tool is
+    not repaired, the call is, so its outputs count to the agent whose call they answer."""
+    from attrib.methods.learned import _deciders
+    from attrib.paths import traces_dir
+    from attrib.readers import load_trace
+
+    t = load_trace(traces_dir() / "chat_autogen.jsonl")
+    a = analyze(t)
+    tools = {s.agent for s in t.steps if s.role == "tool" or s.agent == "web_search"}
+    assert tools and not tools & {x.agent for x in a.agents}
+    owners = _deciders(t)
+    for i, s in enumerate(t.steps):
+        if s.agent in tools and i > 0:
+            assert owners[i] == next(p.agent for p in reversed(t.steps[:i]) if p.agent not in tools)
+    assert abs(sum(x.score for x in a.agents) - a.evidence["failure_score"]) < 1e-9  # efficiency still holds

@@ -260,12 +260,14 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     pred = model.predict(trace, X, set_level)
     ancestors = flow_graph.nx.ancestors(g, sink) | {sink}
     reaches = [i in ancestors for i in range(trace.n_steps)]
-    sh, f_none = agent_blame(pred.agents, [s.agent for s in trace.steps], pred.step_probs, reaches)
+    owners = _deciders(trace)
+    players = [a for a in pred.agents if a in set(owners)]
+    sh, f_none = agent_blame(players, owners, pred.step_probs, reaches)
     phi = step_blame(pred.step_probs, reaches)  # the same game with each step a player
     top = [int(i) for i in np.argsort(-pred.step_probs)[:top_k]]
     order = np.argsort(-sh.values)
     agents = tuple(
-        AgentBlame(agent=pred.agents[k], score=float(sh.values[k]), ci_low=float(sh.ci_low[k]),
+        AgentBlame(agent=players[k], score=float(sh.values[k]), ci_low=float(sh.ci_low[k]),
                    ci_high=float(sh.ci_high[k]))
         for k in order
     )
@@ -348,6 +350,22 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
         },
         reason=reason,
     )
+
+
+def _deciders(trace: Trace) -> list[str]:
+    """Each step's player in the Shapley game over agents: its agent, except that a tool's or code executor's output
+    counts to the agent whose action it answers (the last deciding agent before it). A tool is not repaired, the
+    call is: as a player of its own a search tool topped the blame of a run whose verdict named the agent using it."""
+    from attrib.features.text import is_tool_agent
+
+    out: list[str] = []
+    last: str | None = None
+    for s in trace.steps:
+        tool = is_tool_agent(s.agent, s.role)
+        out.append(last if tool and last is not None else s.agent)
+        if not tool:
+            last = s.agent
+    return out
 
 
 def _earlier_evidence(hazards: np.ndarray | None, step: int, trace: Trace) -> dict[str, Any] | None:
