@@ -134,9 +134,14 @@ def calibration_note(attr: Attribution) -> str | None:
     ev = attr.evidence or {}
     if ev.get("calibrated_on") != "Who&When" or ev.get("calibration_measured_here", True):
         return None
-    return ("The shipped ranker was fitted and calibrated on Who&When runs only (AutoGen group chats of experts, "
+    note = ("The shipped ranker was fitted and calibrated on Who&When runs only (AutoGen group chats of experts, "
             "Magentic-One); on another system, as this run is, read its confidence as a rough guide. To measure it "
             "on yours: `attrib eval traces` on labelled runs, then `attrib fit` for a ranker of your own.")
+    if attr.step == ev.get("failure_step"):
+        # measured on the 30 runs of tests/fixtures/own_system, the one other system at hand (annotated there: 4)
+        note += (" It named the step where the failure shows, which on the one other system measured here it did "
+                 "in 26 of 30 runs and was right in 4: read the steps before it too.")
+    return note
 
 
 def in_sample_note(attr: Attribution) -> str | None:

@@ -291,3 +291,22 @@ def test_tool_outputs_count_to_the_agent_that_called_the_tool_in_the_shapley_gam
         if s.agent in tools and i > 0:
             assert owners[i] == next(p.agent for p in reversed(t.steps[:i]) if p.agent not in tools)
     assert abs(sum(x.score for x in a.agents) - a.evidence["failure_score"]) < 1e-9  # efficiency still holds
+
+
+def test_the_failure_step_note_states_what_was_measured_on_the_other_system() -> None:
+    """The note on a verdict at the failure step of a non-Who&When run quotes 26 of 30 verdicts there and 4 right on
+    tests/fixtures/own_system: those figures must stay true of the shipped ranker (else update the note)."""
+    from attrib.paths import REPO_ROOT
+    from attrib.readers import load_trace, read_paths
+    from attrib.render import calibration_note
+
+    runs = read_paths([REPO_ROOT / "tests" / "fixtures" / "own_system" / "runs"])
+    verdicts = [(t, analyze(t)) for t in runs]
+    at_sink = [(t, a) for t, a in verdicts if a.step == a.evidence["failure_step"]]
+    right = [t for t, a in at_sink if t.label is not None and t.label.mistake_step == a.step]
+    assert (len(verdicts), len(at_sink), len(right)) == (30, 26, 4)
+    note = calibration_note(at_sink[0][1]) or ""
+    assert "in 26 of 30 runs and was right in 4" in note
+    other = next(a for _, a in verdicts if a.step != a.evidence["failure_step"])
+    assert "where the failure shows" not in (calibration_note(other) or "")
+    assert calibration_note(analyze(load_trace(REPO_ROOT / "traces" / "demo_whowhen.json"))) is None  # Who&When
