@@ -71,3 +71,25 @@ def test_ground_truth_flag_and_its_older_spellings(monkeypatch):
     assert r.exit_code == 2 and "give one of" in r.output
     text = runner.invoke(app, ["eval", "who-and-when", "--help"], env={"COLUMNS": "80"}).output
     assert "--without-ground-truth" in text and "--with-ground-truth" not in text
+
+
+def test_a_narrow_terminal_gets_the_main_columns_whole_and_a_line_saying_which_are_left_out(monkeypatch) -> None:
+    """At 100 columns the 15-column table cut every method name to "lear… (shi…"; piped output keeps them all."""
+    import io
+
+    from rich.console import Console
+
+    import attrib.cli._common as common
+    import attrib.cli.evaluate as ev
+
+    rows = [(["learned (shipped)", "as shipped", "46.8", "39-55", "58.1", "77.3", "78.6", "90.3", "93 / 5.0", "64.6",
+              "57-72", "7.2", "8.1"], None)]
+    for width, narrow in ((100, True), (200, False)):
+        out = io.StringIO()
+        term = Console(file=out, force_terminal=True, width=width, color_system=None)
+        monkeypatch.setattr(ev, "console", term)
+        monkeypatch.setattr(common, "console", term)
+        ev.print_metrics("t", rows)
+        text = out.getvalue()
+        assert "(shipped)" in text and "…" not in text and ("left out at this width" in text) == narrow
+        assert ("±1 %" in text) != narrow and "agent %" in text

@@ -41,6 +41,32 @@ METRIC_COLUMNS = ("step %", "95% CI", "±1 %", "±3 %", "top-3 %", "top-5 %", "9
                   "95% CI", "ECE %")
 
 
+#: Every column of a metrics table, and those left out first in a terminal too narrow for all of them.
+TABLE_COLUMNS = ("method", "protocol", *METRIC_COLUMNS, "ECE if calibrated %")
+NARROW_DROP = ("±1 %", "±3 %", "top-5 %", "ECE if calibrated %")
+FULL_WIDTH = 170  # about what all the columns need without cutting method names
+
+
+def print_metrics(title: str, rows: list[tuple[list[str], str | None]]) -> None:
+    """A metrics table (``rows``: every column's cell, and a style). In a terminal narrower than :data:`FULL_WIDTH`
+    the columns of :data:`NARROW_DROP` are left out, with a line saying so, so that method names are not cut to
+    "lear… (shi…"; piped output and wide terminals get every column."""
+    from rich.table import Table
+
+    narrow = console.is_terminal and console.width < FULL_WIDTH
+    keep = [i for i, c in enumerate(TABLE_COLUMNS) if not (narrow and c in NARROW_DROP)]
+    t = Table(title=title, title_justify="left")
+    for i in keep:
+        c = TABLE_COLUMNS[i]
+        t.add_column(c, justify="left" if c in ("method", "protocol") else "right")
+    for cells, style in rows:
+        t.add_row(*(cells[i] for i in keep), style=style)
+    print_wide(t)
+    if narrow:
+        console.print(f"[dim]({', '.join(NARROW_DROP)} left out at this width: widen the terminal to "
+                      f"{FULL_WIDTH} columns, or use --json)[/]")
+
+
 def _metric_cells(r: dict) -> list[str]:
     return [_fmt(r["step_accuracy"]), _ci(r, "step_accuracy"), _fmt(r["step_accuracy_pm1"]),
             _fmt(r["step_accuracy_pm3"]), _fmt(r.get("step_top3")), _fmt(r.get("step_top5")), _set(r),
@@ -154,23 +180,18 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(data.decode())
             return
-        from rich.table import Table
 
         setting = result["setting"].replace("_", " ").replace("gt", "ground truth")
         for s in subsets:
             rows = [r for r in result["rows"] if r["subset"] == s]
-            t = Table(title=f"Who&When {SUBSET_TITLES.get(s, s)} ({rows[0]['n']} logs), {setting}, out of sample "
-                      f"({folds}-fold by question)", title_justify="left")
-            for c in ("method", "protocol", *METRIC_COLUMNS, "ECE if calibrated %"):
-                t.add_column(c, justify="left" if c in ("method", "protocol") else "right")
-            for r in rows:
-                style = "bold" if r["method"] == result["default_method"] and r["protocol"].endswith("pooled") else None
-                t.add_row(r["method"], r["protocol"], *_metric_cells(r), _fmt(r.get("ece_null"), pct=True), style=style)
-            for name, by in result["published"].items():
-                if s in by:
-                    a, st = by[s]["agent_accuracy"], by[s]["step_accuracy"]
-                    t.add_row(name, "published (LLM)", _fmt(st), *["-"] * 6, _fmt(a), "-", "-", "-", style="dim")
-            print_wide(t)
+            cells = [([r["method"], r["protocol"], *_metric_cells(r), _fmt(r.get("ece_null"), pct=True)],
+                      "bold" if r["method"] == result["default_method"] and r["protocol"].endswith("pooled") else None)
+                     for r in rows]
+            cells += [([name, "published (LLM)", _fmt(by[s]["step_accuracy"]), *["-"] * 6,
+                        _fmt(by[s]["agent_accuracy"]), "-", "-", "-"], "dim")
+                      for name, by in result["published"].items() if s in by]
+            print_metrics(f"Who&When {SUBSET_TITLES.get(s, s)} ({rows[0]['n']} logs), {setting}, out of sample "
+                          f"({folds}-fold by question)", cells)
             d = result["subsets"].get(s, {})
             if "step_gain_vs_floor" in d:
                 console.print(f"{result['default_method']} against the floor, paired on the same logs and folds: step "
@@ -230,18 +251,13 @@ def register(app: typer.Typer) -> None:
             typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
             return
         from rich.markup import escape
-        from rich.table import Table
 
         refits = any("-fold" in r["protocol"] for r in result["rows"])
-        t = Table(title=f"{result['n']} labelled traces of {result['n_tasks']} tasks"
-                  + (f"; refit rows out of sample ({result['folds']}-fold by task)" if refits else ""),
-                  title_justify="left")
-        for c in ("method", "protocol", *METRIC_COLUMNS, "ECE if calibrated %"):
-            t.add_column(c, justify="left" if c in ("method", "protocol") else "right")
-        for r in result["rows"]:  # a protocol names the user's ranker file: its path is text, not rich markup
-            t.add_row(r["method"], escape(r["protocol"]), *_metric_cells(r), _fmt(r.get("ece_null"), pct=True),
-                      style="bold" if r["method"].startswith("learned") else None)
-        print_wide(t)
+        # a protocol names the user's ranker file: its path is text, not rich markup
+        print_metrics(f"{result['n']} labelled traces of {result['n_tasks']} tasks"
+                      + (f"; refit rows out of sample ({result['folds']}-fold by task)" if refits else ""),
+                      [([r["method"], escape(r["protocol"]), *_metric_cells(r), _fmt(r.get("ece_null"), pct=True)],
+                        "bold" if r["method"].startswith("learned") else None) for r in result["rows"]])
         for note in result["notes"] + ([f"{result['n_unlabelled']} unlabelled traces were skipped"]
                                        if result["n_unlabelled"] else []):
             console.print(f"[yellow]note:[/] {escape(note)}")  # a note may name a ranker file's path
