@@ -108,6 +108,12 @@ def layer_indices(layers: object, n_layers: int, field: str = "layers") -> list[
     return out
 
 
+def layers_or_all(layers: object, n_layers: int) -> list[int]:
+    """The layers to work on: all of them for None, else :func:`layer_indices` (checked up front, so a bad list fails
+    before any replay)."""
+    return list(range(n_layers)) if layers is None else layer_indices(layers, n_layers)
+
+
 class NotFittedError(AttribError, ValueError, AttributeError):
     """An estimator used before ``fit`` (a ValueError and an AttributeError too, as scikit-learn's is)."""
 

@@ -619,9 +619,9 @@ def _may_reject_response_format(resp: Any) -> bool:
 
 
 def _names_response_format(resp: Any) -> bool:
-    """A refusal whose body says it is about ``response_format`` (e.g. llama-cpp-python's "response_format.type:
-    input should be 'text' or 'json_object'")."""
-    return _may_reject_response_format(resp) and bool(_RESPONSE_FORMAT.search(resp.text or ""))
+    """Whether a refusal (one :func:`_may_reject_response_format` let through) says it is about ``response_format``
+    (e.g. llama-cpp-python's "response_format.type: input should be 'text' or 'json_object'")."""
+    return bool(_RESPONSE_FORMAT.search(resp.text or ""))
 
 
 # what servers say when the prompt does not fit: OpenAI and llama-cpp-python ("maximum context length is 4096

@@ -47,18 +47,12 @@ from attrib.activations import (
     open_activations,
     save_step,
 )
-from attrib.errors import InputError, layer_indices
+from attrib.errors import InputError, layers_or_all
 from attrib.trace import Label, Step, Trace
 
 PATTERN = "blocks.{l}.attn.hook_pattern"
 #: Storage dtypes the recorder accepts (floats numpy can write; bfloat16 is not one of them).
 DTYPES: tuple[str, ...] = ("float16", "float32", "float64")
-
-
-def check_layers(layers: Sequence[int] | None, n_layers: int) -> list[int]:
-    """The layer indices to record (all for None), checked up front by :func:`attrib.errors.layer_indices`, so a
-    bad list fails before any replay."""
-    return list(range(n_layers)) if layers is None else layer_indices(layers, n_layers)
 
 
 class StepHandle:
@@ -103,7 +97,7 @@ class Recorder:
         self.tokenizer: Any = tokenizer
         cfg = model.cfg if self.is_bridge else model.config
         self.n_layers = int(getattr(cfg, "n_layers", None) or cfg.num_hidden_layers)
-        self.layers = check_layers(layers, self.n_layers)
+        self.layers = layers_or_all(layers, self.n_layers)
         if isinstance(hooks, str):
             hooks = (hooks,)
         for h in hooks:

@@ -6,6 +6,7 @@ verdict reads the same everywhere. rich and matplotlib are imported inside the f
 
 from __future__ import annotations
 
+import html
 import os
 from typing import Any
 
@@ -28,16 +29,10 @@ def _excerpt(attr: Attribution, trace: Trace | None, step: int, n: int = 300) ->
     return str(attr.evidence.get("step_text", ""))[:n] if step == attr.step else ""
 
 
-def _html_safe(text: str) -> str:
-    """Step text as Markdown text, not markup: a step that holds HTML (``<b>``, a scraped page) would be rendered
-    by the viewer, or hide what follows it."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _cell(text: str) -> str:
     """``text`` as one Markdown table cell: a ``|`` (an agent named ``Checker|2``, a shell pipe in a step) would
     end the cell and shift every column after it, and a line break would end the row; HTML stays text."""
-    return _html_safe(" ".join(text.split())).replace("|", "\\|")
+    return html.escape(" ".join(text.split()), quote=False).replace("|", "\\|")
 
 
 def _step_agent(attr: Attribution, trace: Trace | None) -> str | None:
@@ -261,7 +256,7 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
         lines += [f"**Step set** (conformal): {sset}", ""]
     lines += [f"**{label[0].upper()}{label[1:]}**: {text}" for label, text in _evidence_lines(attr)]
     lines.append("")
-    lines.append(f"> {_html_safe(_excerpt(attr, trace, attr.step, 400))}")
+    lines.append(f"> {html.escape(_excerpt(attr, trace, attr.step, 400), quote=False)}")
     lines += ["", attr.reason, ""]
     return "\n".join(lines)
 

@@ -15,12 +15,12 @@ import hashlib
 import os
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
 Outcome = Literal["failed", "succeeded", "unknown"]
-OUTCOMES: tuple[Outcome, ...] = ("failed", "succeeded", "unknown")
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
 
 class ToolCall(msgspec.Struct, frozen=True, kw_only=True):

@@ -121,8 +121,6 @@ def verdicts_table(results: list[tuple[Any, Any]]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from attrib.cli._common import console
-
     table = Table(title=f"{len(results)} runs")
     # ids whole on one line where they fit (they are copied into the next command): rich folds the widest column
     # first, so the agent column gets what the id and the numbers leave, its names cut with "…" past that

@@ -36,13 +36,10 @@ def _ci(r: dict, key: str) -> str:
     return f"{ci[0]:.0f}-{ci[1]:.0f}" if ci else "-"
 
 
-#: Metric columns shared by both evaluation tables, and their cells for one result row.
-METRIC_COLUMNS = ("step %", "95% CI", "±1 %", "±3 %", "top-3 %", "top-5 %", "90% set: cover/size", "agent %",
-                  "95% CI", "ECE %")
-
-
-#: Every column of a metrics table, and those left out first in a terminal too narrow for all of them.
-TABLE_COLUMNS = ("method", "protocol", *METRIC_COLUMNS, "ECE if calibrated %")
+#: Every column of both evaluation tables (:func:`_row_cells` fills them for one result row), and those left out
+#: first in a terminal too narrow for all of them.
+TABLE_COLUMNS = ("method", "protocol", "step %", "95% CI", "±1 %", "±3 %", "top-3 %", "top-5 %", "90% set: cover/size",
+                 "agent %", "95% CI", "ECE %", "ECE if calibrated %")
 NARROW_DROP = ("±1 %", "±3 %", "top-5 %", "ECE if calibrated %")
 FULL_WIDTH = 170  # about what all the columns need without cutting method names
 
@@ -67,10 +64,18 @@ def print_metrics(title: str, rows: list[tuple[list[str], str | None]]) -> None:
                       f"{FULL_WIDTH} columns, or use --json)[/]")
 
 
-def _metric_cells(r: dict) -> list[str]:
-    return [_fmt(r["step_accuracy"]), _ci(r, "step_accuracy"), _fmt(r["step_accuracy_pm1"]),
+def _row_cells(r: dict, protocol: str) -> list[str]:
+    return [r["method"], protocol, _fmt(r["step_accuracy"]), _ci(r, "step_accuracy"), _fmt(r["step_accuracy_pm1"]),
             _fmt(r["step_accuracy_pm3"]), _fmt(r.get("step_top3")), _fmt(r.get("step_top5")), _set(r),
-            _fmt(r["agent_accuracy"]), _ci(r, "agent_accuracy"), _fmt(r["ece"], pct=True)]
+            _fmt(r["agent_accuracy"]), _ci(r, "agent_accuracy"), _fmt(r["ece"], pct=True),
+            _fmt(r.get("ece_null"), pct=True)]
+
+
+def _published_cells(name: str, step: float, agent: float) -> list[str]:
+    """A published method's row: only its step and agent accuracy are known."""
+    cells = [name, "published (LLM)", *["-"] * (len(TABLE_COLUMNS) - 2)]
+    cells[TABLE_COLUMNS.index("step %")], cells[TABLE_COLUMNS.index("agent %")] = _fmt(step), _fmt(agent)
+    return cells
 
 
 def _set(r: dict) -> str:
@@ -184,11 +189,10 @@ def register(app: typer.Typer) -> None:
         setting = result["setting"].replace("_", " ").replace("gt", "ground truth")
         for s in subsets:
             rows = [r for r in result["rows"] if r["subset"] == s]
-            cells = [([r["method"], r["protocol"], *_metric_cells(r), _fmt(r.get("ece_null"), pct=True)],
+            cells = [(_row_cells(r, r["protocol"]),
                       "bold" if r["method"] == result["default_method"] and r["protocol"].endswith("pooled") else None)
                      for r in rows]
-            cells += [([name, "published (LLM)", _fmt(by[s]["step_accuracy"]), *["-"] * 6,
-                        _fmt(by[s]["agent_accuracy"]), "-", "-", "-"], "dim")
+            cells += [(_published_cells(name, by[s]["step_accuracy"], by[s]["agent_accuracy"]), "dim")
                       for name, by in result["published"].items() if s in by]
             print_metrics(f"Who&When {SUBSET_TITLES.get(s, s)} ({rows[0]['n']} logs), {setting}, out of sample "
                           f"({folds}-fold by question)", cells)
@@ -256,7 +260,7 @@ def register(app: typer.Typer) -> None:
         # a protocol names the user's ranker file: its path is text, not rich markup
         print_metrics(f"{result['n']} labelled traces of {result['n_tasks']} tasks"
                       + (f"; refit rows out of sample ({result['folds']}-fold by task)" if refits else ""),
-                      [([r["method"], escape(r["protocol"]), *_metric_cells(r), _fmt(r.get("ece_null"), pct=True)],
+                      [(_row_cells(r, escape(r["protocol"])),
                         "bold" if r["method"].startswith("learned") else None) for r in result["rows"]])
         for note in result["notes"] + ([f"{result['n_unlabelled']} unlabelled traces were skipped"]
                                        if result["n_unlabelled"] else []):

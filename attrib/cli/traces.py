@@ -31,7 +31,7 @@ def load_any(ref: str, store: Path | None = None, format: str | None = None) -> 
     NotFoundError)."""
     from attrib.store import open_store
 
-    p = _trace_file(ref, format)
+    p = _trace_file(ref)
     if p is not None:
         from attrib.readers import load_trace
 
@@ -40,7 +40,7 @@ def load_any(ref: str, store: Path | None = None, format: str | None = None) -> 
         return st.get_trace(ref)
 
 
-def _trace_file(ref: str, format: str | None) -> Path | None:
+def _trace_file(ref: str) -> Path | None:
     """``ref`` as a trace file to read; None when it names no file (a trace id, then)."""
     from attrib.errors import InputError
 
@@ -122,7 +122,7 @@ def load_view(ref: str, store: Path | None = None, format: str | None = None, sp
     """The :class:`View` ``traces show`` prints: a file is read whole; a stored trace reads only the rows shown (its
     fields, those steps, the others' first parents), never its JSON, so the first steps of a 240k-step run come back
     as fast as those of a short one."""
-    p = _trace_file(ref, format)
+    p = _trace_file(ref)
     if p is not None:
         from attrib.readers import load_trace
 
@@ -133,8 +133,12 @@ def load_view(ref: str, store: Path | None = None, format: str | None = None, sp
     with _stored(ref), open_store(store, read_only=True) as st:
         head, n = st.get_trace_head(ref)
         window, bounded = default_window(n, spec, show_all)
-        steps = st.get_steps(ref, window.start, window.stop) if window is not None else st.get_steps(ref)
-        parents, t0 = st.step_outline(ref, window.stop if window is not None else None)
+        if window is None:  # every step: they hold the parents and start times themselves
+            import msgspec
+
+            return view_of(msgspec.structs.replace(head, steps=tuple(st.get_steps(ref))))
+        steps = st.get_steps(ref, window.start, window.stop)
+        parents, t0 = st.step_outline(ref, window.stop)
     return View(head, n, steps, parents, t0, window, bounded)
 
 

@@ -152,9 +152,9 @@ def evaluate_labelled(
                      "fit): other runs of those tasks count as unseen here")
     seen_how = [training.seen(t) if training is not None else (None, None) for t in labelled]
     n_run = sum(bool(run) for run, _ in seen_how)
-    n_task = sum(bool(task) for _, task in seen_how)
-    trained_on = [bool(run) or bool(task) for run, task in seen_how]
-    n_in = n_run + n_task
+    n_task = sum(bool(task) for _, task in seen_how)  # never with ``run`` for one trace: seen() asks only when not
+    unseen_ids = {t.id for t, (run, task) in zip(labelled, seen_how, strict=True) if not (run or task)}
+    n_in = len(labelled) - len(unseen_ids)
     base = protocol  # without the in-sample count, for the row of the runs it was not fitted on
     if n_in:
         protocol += f", IN SAMPLE for {n_in}"
@@ -171,7 +171,7 @@ def evaluate_labelled(
     if 0 < n_in < len(labelled):  # the same ranker on the runs it was not fitted on: an out-of-sample figure
         unseen = "runs of tasks it was not fitted on" if training and training.tasks is not None else \
             "runs it was not fitted on"
-        add(f"{row}, unseen runs", f"{base}, the {len(labelled) - n_in} {unseen}", [v for v, s in zip(verdicts, trained_on, strict=True) if not s])
+        add(f"{row}, unseen runs", f"{base}, the {len(labelled) - n_in} {unseen}", [v for v in verdicts if v.trace_id in unseen_ids])
     n_train = len(labelled) * (k - 1) // k
     n_groups = len({question_id(t) for t in labelled})
     if n_train < MIN_TRAIN:
@@ -196,7 +196,6 @@ def evaluate_labelled(
             add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, fitter, k, seed, extra))
         elif pool_who_and_when and not n_ww:
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
-    unseen_ids = {t.id for t, s in zip(labelled, trained_on, strict=True) if not s}
     return {"units": ROW_UNITS, "n": len(labelled), "n_tasks": n_groups, "n_unlabelled": len(traces) - len(labelled),
             "folds": k, "seed": seed, "rows": rows, "notes": notes,
             "advice": advice(kept, row, unseen_ids), "wall_s": time.perf_counter() - t0}

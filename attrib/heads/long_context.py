@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from attrib.errors import InputError, layer_indices
+from attrib.errors import InputError, layers_or_all
 from attrib.kernels import Backend, SegmentStats, segment_attention_stats
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def layer_segment_stats(
 
     runner = _runner(model, engine)
     n_layers = _n_layers(runner)
-    want = _wanted_layers(layers, n_layers)
+    want = layers_or_all(layers, n_layers)
     ids = _token_ids(input_ids, _vocab_size(runner))
     seg = torch.as_tensor(segment_ids)
     if seg.dim() != 1 or seg.shape[0] != ids.shape[1]:
@@ -93,11 +93,6 @@ def layer_segment_stats(
     if missing:
         raise RuntimeError(f"the forward pass never reached the attention of layers {missing}")
     return out
-
-
-def _wanted_layers(layers: Iterable[int] | None, n_layers: int) -> list[int]:
-    """The layers to compute (all for None), checked by :func:`attrib.errors.layer_indices`."""
-    return list(range(n_layers)) if layers is None else layer_indices(layers, n_layers)
 
 
 def _vocab_size(runner: Any) -> int | None:

@@ -92,7 +92,7 @@ def build_graph(trace: Trace) -> nx.DiGraph:
                 reused.setdefault(o, []).append(t)
         for o, vals in reused.items():
             _add(g, o, pos, "content", WEIGHTS["content"] * min(len(vals), 5) / 2.0)
-            g.edges[o, pos]["values"] = _shown(vals)  # evidence: what the hop carries
+            g.edges[o, pos]["values"] = vals  # evidence: what the hop carries (worded only for a shown path)
         if plan_step is not None and _PLAN_REF.search(text):
             _add(g, plan_step, pos, "plan", WEIGHTS["plan"])
         if _PLAN_DEF.search(text):
@@ -143,7 +143,7 @@ def blame_path(g: nx.DiGraph, source: int, sink: int) -> list[int]:
     reused number beats a long chain of weak turn-order edges (evidence a person can follow; the heaviest path
     used before ran through every turn of a long run). A source whose output does not reach the sink gets ``[source]``
     alone (no hop is claimed)."""
-    if source == sink:
+    if source >= sink:  # every edge points forward in time: nothing later reaches an earlier step
         return [source]
     try:
         return list(nx.dijkstra_path(g, source, sink, weight=lambda _u, _v, d: 1.0 / d["weight"]))
@@ -163,8 +163,8 @@ def path_hops(g: nx.DiGraph, path: list[int]) -> list[str]:
     for i, j in zip(path, path[1:], strict=False):
         d = g.edges[i, j]
         kind = max(d["kinds"], key=WEIGHTS.__getitem__)
-        values = d.get("values")
-        out.append(f"reuses {', '.join(values)}" if kind == "content" and values else KIND_WORDS[kind])
+        values = _shown(d["values"]) if kind == "content" and d.get("values") else None
+        out.append(f"reuses {', '.join(values)}" if values else KIND_WORDS[kind])
     return out
 
 

@@ -673,7 +673,7 @@ def binary_search(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **o
         seg, half = path[-1]["segment"], path[-1]["half"]
         said = f", on the last of {n} halvings (steps {seg[0]} to {seg[1]}), chose the {half} half"
     return _attribution(trace, method, trace.steps[lo].agent, lo, reason, conf, s, source=source, kind=kind,
-                        said=said, conf_note=note or None, own_reason=own, search_path=path)
+                        said=said, conf_note=note, own_reason=own, search_path=path)
 
 
 def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options: Any) -> Attribution:

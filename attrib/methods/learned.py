@@ -260,8 +260,9 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     pred = model.predict(trace, X, set_level)
     ancestors = flow_graph.nx.ancestors(g, sink) | {sink}
     reaches = [i in ancestors for i in range(trace.n_steps)]
-    owners = _deciders(trace)
-    players = [a for a in pred.agents if a in set(owners)]
+    owners = _deciders(trace, [g.nodes[i]["tool"] for i in range(trace.n_steps)])
+    owned = set(owners)
+    players = [a for a in pred.agents if a in owned]
     sh, f_none = agent_blame(players, owners, pred.step_probs, reaches)
     phi = step_blame(pred.step_probs, reaches)  # the same game with each step a player
     top = [int(i) for i in np.argsort(-pred.step_probs)[:top_k]]
@@ -352,16 +353,18 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     )
 
 
-def _deciders(trace: Trace) -> list[str]:
+def _deciders(trace: Trace, tools: Sequence[bool] | None = None) -> list[str]:
     """Each step's player in the Shapley game over agents: its agent, except that a tool's or code executor's output
-    counts to the agent whose action it answers (the last deciding agent before it). A tool is not repaired, the
-    call is: as a player of its own a search tool topped the blame of a run whose verdict named the agent using it."""
-    from attrib.features.text import is_tool_agent
+    (``tools[i]``, as the flow graph marks it) counts to the agent whose action it answers (the last deciding agent
+    before it). A tool is not repaired, the call is: as a player of its own a search tool topped the blame of a run
+    whose verdict named the agent using it."""
+    if tools is None:
+        from attrib.features.text import is_tool_agent
 
+        tools = [is_tool_agent(s.agent, s.role) for s in trace.steps]
     out: list[str] = []
     last: str | None = None
-    for s in trace.steps:
-        tool = is_tool_agent(s.agent, s.role)
+    for s, tool in zip(trace.steps, tools, strict=True):
         out.append(last if tool and last is not None else s.agent)
         if not tool:
             last = s.agent

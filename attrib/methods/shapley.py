@@ -105,6 +105,13 @@ def shapley(n: int, value: ValueFn, max_exact: int = 10, **kw: Any) -> ShapleyRe
     return exact_shapley(n, value) if n <= max_exact else sampled_shapley(n, value, **kw)
 
 
+def _risk(risk: ArrayLike, reaches: Sequence[bool] | None) -> np.ndarray:
+    """The game's step risks: in [0, 1) (a certain failure would make repairing the others worth nothing), and 0
+    for a step whose output does not reach the failure; shared by the agent and the step game."""
+    r = np.clip(np.asarray(risk, dtype=float), 0.0, 1.0 - 1e-12)
+    return r if reaches is None else np.where(np.asarray(reaches, dtype=bool), r, 0.0)
+
+
 def noisy_or_game(
     owners: Sequence[int], risk: ArrayLike, reaches: Sequence[bool] | None = None
 ) -> ValueFn:
@@ -114,9 +121,7 @@ def noisy_or_game(
     ``reaches[i]`` whether step ``i``'s output reaches the failure (default: all do).
     """
     owners_a = np.asarray(owners)
-    r = np.clip(np.asarray(risk, dtype=float), 0.0, 1.0 - 1e-12)
-    if reaches is not None:
-        r = np.where(np.asarray(reaches, dtype=bool), r, 0.0)
+    r = _risk(risk, reaches)
     n_players = int(owners_a.max()) + 1 if len(owners_a) else 0
     # log-survival per player: F(R) = 1 - exp(sum over unrepaired players of log-survival)
     log_surv = np.array([np.log1p(-r[owners_a == k]).sum() for k in range(n_players)])
@@ -145,9 +150,7 @@ def step_blame(risk: ArrayLike, reaches: Sequence[bool] | None = None) -> np.nda
     block and to machine precision (tested against the exact rule). Efficiency holds: the values add up to ``F(∅)``.
     A step whose output does not reach the failure gets 0.
     """
-    r = np.clip(np.asarray(risk, dtype=float), 0.0, 1.0 - 1e-12)
-    if reaches is not None:
-        r = np.where(np.asarray(reaches, dtype=bool), r, 0.0)
+    r = _risk(risk, reaches)
     if r.size == 0:
         return r
     t, w = _nodes(min(r.size, EXACT_NODES_MAX + 1))  # past the exact rule's range one composite rule serves all

@@ -46,16 +46,20 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def _sniffed(data: bytes, path: Path) -> tuple[str, float]:
-    """The reader most confident about ``data`` (the first registered on a tie) and its confidence."""
-    scores = {name: r.sniff(data, path) for name, r in READERS.items()}
+def _scores(data: bytes, path: Path) -> dict[str, float]:
+    """Each reader's confidence that ``data`` is its format, in registration order."""
+    return {name: r.sniff(data, path) for name, r in READERS.items()}
+
+
+def _best(scores: dict[str, float]) -> tuple[str, float]:
+    """The reader most confident (the first registered on a tie) and its confidence."""
     best = max(scores, key=scores.__getitem__)
     return best, scores[best]
 
 
 def detect(data: bytes, path: Path) -> Reader:
     """The reader whose ``sniff`` is most confident about ``data``."""
-    name, score = _sniffed(data, path)
+    name, score = _best(_scores(data, path))
     if score <= 0:
         from attrib.readers._common import iter_jsonl, loads, looks_jsonl
 
@@ -112,8 +116,9 @@ def reader_named(format: str, path: str | Path | None = None) -> Reader:
 def misfit(error: InputError, data: bytes, path: Path, format: str) -> InputError:
     """``error`` (the reader of the format given failed on ``data``) as a :class:`FormatError` when another reader
     is confident the file is its format, so the line says the format choice is the likely cause; else as is."""
-    best, score = _sniffed(data, path)
-    if best == format or score < 0.5 or score <= READERS[format].sniff(data, path):
+    scores = _scores(data, path)
+    best, score = _best(scores)
+    if best == format or score < 0.5 or score <= scores[format]:
         return error
     what = f"{error.field}: {error.message}" if error.field else error.message
     return FormatError(path, "format", f"{format!r} does not fit this file ({what}); it looks like {best}: "

@@ -207,6 +207,11 @@ def _bytes(shown: str) -> float | None:
 #: a checkpoint of a store holding such a trace (:meth:`Store._room_to_checkpoint`).
 ROW_MEMORY_FACTOR = 3
 ROW_MEMORY_SLACK = 64 * 2**20
+
+
+def _row_room(largest: int) -> int:
+    """The memory cap a write (or a checkpoint) needs for a trace of ``largest`` bytes of JSON."""
+    return ROW_MEMORY_FACTOR * largest + ROW_MEMORY_SLACK
 #: How often a read that ran out of memory is retried with a higher cap (DuckDB names the allocation that failed).
 OOM_RETRIES = 3
 _ALLOC = re.compile(r"of size ([\d.]+ (?:bytes|[KMGTP]iB))")
@@ -382,7 +387,7 @@ class Store:
         file (each later open replayed all of it, 1 s and 1 GB of RSS), and a later write's commit invalidated the
         connection, so every file after it failed."""
         if self._largest:
-            self._set_cap(ROW_MEMORY_FACTOR * self._largest + ROW_MEMORY_SLACK)
+            self._set_cap(_row_room(self._largest))
 
     def __enter__(self) -> Store:
         return self
@@ -459,7 +464,7 @@ class Store:
             largest = max(largest, len(blob))
             del blob, t
         self._largest = max(self._largest, largest)
-        with self._room_for(ROW_MEMORY_FACTOR * largest + ROW_MEMORY_SLACK, largest), self.transaction():
+        with self._room_for(_row_room(largest), largest), self.transaction():
             ids = list(dict.fromkeys(t.id for t in traces))
             stored = dict(self.con.execute("SELECT trace_id, content_hash FROM traces WHERE list_contains(?, trace_id)",
                                            [ids]).fetchall()) if ids else {}

@@ -17,6 +17,7 @@ Writes bench/results/analyze.json. Goals (issue #10): a 130-step trace in < 1 s 
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,17 +52,19 @@ def _cpu(fn: Callable[[], object]) -> float:
     return time.process_time() - t0
 
 
+def _timed(code: str, core: int | None) -> tuple[float, float]:
+    """CPU seconds (user + sys) and peak MB of one fresh Python process running ``code``, pinned to ``core`` where
+    ``taskset`` exists."""
+    pin = ["taskset", "-c", str(core)] if shutil.which("taskset") and core is not None else []
+    r = subprocess.run([*pin, "/usr/bin/time", "-f", "%U %S %M", sys.executable, "-c", code], capture_output=True,
+                       text=True, env={**os.environ, **ONE_CORE}, cwd=ROOT, check=True)
+    user, system, kb = r.stderr.strip().splitlines()[-1].split()
+    return float(user) + float(system), int(kb) / 1024
+
+
 def _fresh(code: str, core: int | None, n: int = 5) -> float:
     """Median CPU seconds (user + sys) of a fresh Python process running ``code`` on ``core``."""
-    times = []
-    has_taskset = subprocess.run(["which", "taskset"], capture_output=True).returncode == 0
-    pin = ["taskset", "-c", str(core)] if has_taskset and core is not None else []
-    for _ in range(n):
-        r = subprocess.run([*pin, "/usr/bin/time", "-f", "%U %S", sys.executable, "-c", code], capture_output=True,
-                           text=True, env={**os.environ, **ONE_CORE}, cwd=ROOT, check=True)
-        user, system = map(float, r.stderr.strip().splitlines()[-1].split())
-        times.append(user + system)
-    return statistics.median(times)
+    return statistics.median(_timed(code, core)[0] for _ in range(n))
 
 
 LONG_STEPS = 20_000
@@ -74,15 +77,10 @@ def _long_run(core: int | None, tmp: Path) -> dict[str, float]:
     raw["history"] = [hist[i % len(hist)] for i in range(LONG_STEPS)]
     path = tmp / "long_run.json"
     path.write_bytes(orjson.dumps(raw))
-    has_taskset = subprocess.run(["which", "taskset"], capture_output=True).returncode == 0
-    pin = ["taskset", "-c", str(core)] if has_taskset and core is not None else []
     out: dict[str, float] = {}
     for name, method in (("default", "learned"), ("flow_graph", "flow-graph")):
         code = f"from attrib import analyze, load_trace; analyze(load_trace({str(path)!r}), {method!r})"
-        r = subprocess.run([*pin, "/usr/bin/time", "-f", "%U %S %M", sys.executable, "-c", code], capture_output=True,
-                           text=True, env={**os.environ, **ONE_CORE}, cwd=ROOT, check=True)
-        user, system, kb = r.stderr.strip().splitlines()[-1].split()
-        out[f"{name}_s"], out[f"{name}_peak_mb"] = float(user) + float(system), int(kb) / 1024
+        out[f"{name}_s"], out[f"{name}_peak_mb"] = _timed(code, core)
     return out
 
 
