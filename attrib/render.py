@@ -25,7 +25,9 @@ def _excerpt(attr: Attribution, trace: Trace | None, step: int, n: int = 300) ->
     """The text of ``step``, from the trace; without it only the decisive step's is known (``evidence.step_text``),
     so another step's is empty rather than the decisive step's repeated under its number."""
     if trace is not None and 0 <= step < trace.n_steps:
-        return " ".join(trace.steps[step].content.split())[:n]
+        from attrib.methods.flow_graph import step_words
+
+        return step_words(trace.steps[step], n)  # a step that only calls a tool reads as the call, not blank
     return str(attr.evidence.get("step_text", ""))[:n] if step == attr.step else ""
 
 
@@ -59,6 +61,22 @@ def _signals(ev: dict[str, Any], key: str = "features") -> list[str]:
     ``key="agent_features"``: the agent head's signals for the blamed agent."""
     words = ev.get(key.replace("features", "feature_meanings")) or {}
     return [f"{words[k]} ({k}, +{v:.2f})" if k in words else f"{k} (+{v:.2f})" for k, v in ev[key].items()]
+
+
+def tool_callers_line(attr: Attribution) -> str | None:
+    """Where the agent table's blame for tool steps went (``evidence.tool_steps_to_caller``), e.g. "Tool steps count
+    to the agent that called them: searcher's step 3 to planner; booker's steps 4, 5 to planner."; None when no step
+    moved. An author whose steps all moved has no row of its own, and without this line it vanished unexplained."""
+    moved = attr.evidence.get("tool_steps_to_caller") if attr.evidence else None
+    if not moved:
+        return None
+    groups: dict[tuple[str, str], list[int]] = {}
+    for m in moved:
+        groups.setdefault((str(m["agent"]), str(m["caller"])), []).append(int(m["step"]))
+    parts = [f"{agent}'s step{'s' if len(steps) > 1 else ''} {step_ranges(sorted(steps))} to {caller}"
+             for (agent, caller), steps in groups.items()]
+    return "Tool steps count to the agent that called them (a tool is not repaired, the call is): " \
+        + "; ".join(parts) + "."
 
 
 def _earlier(ev: dict[str, Any]) -> str:
@@ -246,6 +264,8 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
         lines += [f"| agent | {col} |", "|---|---|"]
         lines += [f"| {_cell(a.agent)} | {a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)} |" for a in attr.agents]
         lines.append("")
+        if moved := tool_callers_line(attr):
+            lines += [html.escape(moved, quote=False), ""]
     if attr.steps:
         lines += [f"| step | agent | {'p' if step_probabilities(attr) else 'score'} | excerpt |", "|---|---|---|---|"]
         for s in attr.top_steps(top_k):
@@ -294,6 +314,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
         for a in attr.agents:
             t.add_row(escape(a.agent), f"{a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)}")
         parts.append(t)
+        if moved := tool_callers_line(attr):
+            parts.append(Text(moved, style="dim"))
     if attr.steps:
         shown = attr.top_steps(top_k)
         t = Table(title=f"top {len(shown)} steps", show_edge=False)

@@ -105,8 +105,13 @@ def test_signals_say_when_a_step_scores_for_what_it_lacks_and_read_as_words():
     a = analyze(Trace(id="t", source_format="chat", steps=(
         Step(index=0, agent="a", content="Plan: compute 6 x 7."), Step(index=1, agent="b", content="6 x 7 = 48"),
         Step(index=2, agent="a", content="FINAL ANSWER: 48"))))
-    assert a.evidence["feature_meanings"] == {k: meaning(k) for k in a.evidence["features"]}
-    assert meaning(next(iter(a.evidence["features"]))) in a.reason
+    from attrib.methods.learned import AT_FAILURE
+
+    at_failure = a.step == a.evidence["failure_step"]  # the failure step is not said to miss the failure
+    assert a.evidence["feature_meanings"] == {
+        k: AT_FAILURE if at_failure and k == "not graph_ancestor_of_failure" else meaning(k)
+        for k in a.evidence["features"]}
+    assert a.evidence["feature_meanings"][next(iter(a.evidence["features"]))] in a.reason
 
 
 def test_the_agent_verdict_explains_itself_in_words():
@@ -310,3 +315,71 @@ def test_the_failure_step_note_states_what_was_measured_on_the_other_system() ->
     other = next(a for _, a in verdicts if a.step != a.evidence["failure_step"])
     assert "where the failure shows" not in (calibration_note(other) or "")
     assert calibration_note(analyze(load_trace(REPO_ROOT / "traces" / "demo_whowhen.json"))) is None  # Who&When
+
+
+#: An OTLP run whose TOOL spans (steps 3-5) carry agent names of their own (searcher, booker) and are children of
+#: the ``invoke_agent planner`` span (step 1), not of the extractor's LLM span just before them.
+OTLP_TOOL_SPANS = Path(__file__).parent / "fixtures" / "otlp_tool_spans.json"
+
+
+def test_an_otlp_tool_span_counts_to_the_agent_span_that_called_it() -> None:
+    """Steps 3-5 counted to extractor, the last deciding agent before them in step order, so its Shapley blame came
+    mostly from calls it never made (0.254 of 0.69 with one step of p 0.10) and searcher / booker vanished from the
+    table unexplained. They count to their caller in the trace, planner, and the report says where they went."""
+    import msgspec
+
+    from attrib.methods.learned import _deciders
+
+    t = load_trace(OTLP_TOOL_SPANS).unlabelled()
+    assert [(s.agent, s.role, s.parents) for s in t.steps[3:6]] == [("searcher", "tool", (1,)),
+                                                                    ("booker", "tool", (1,)), ("booker", "tool", (1,))]
+    assert _deciders(t)[1:7] == ["planner", "extractor", "planner", "planner", "planner", "planner"]
+    a = analyze(t)
+    blame = {x.agent: x.score for x in a.agents}
+    # extractor's only step is step 2: under the noisy-OR game its blame is at most that step's probability
+    assert blame["extractor"] <= a.steps[2].score + 1e-9
+    assert max(blame, key=blame.__getitem__) == "planner"
+    assert abs(sum(blame.values()) - a.evidence["failure_score"]) < 1e-9
+    assert a.evidence["tool_steps_to_caller"] == [{"step": 3, "agent": "searcher", "caller": "planner"},
+                                                  {"step": 4, "agent": "booker", "caller": "planner"},
+                                                  {"step": 5, "agent": "booker", "caller": "planner"}]
+    note = "Tool steps count to the agent that called them"
+    md = a.to_markdown(t)
+    assert note in md and "searcher's step 3 to planner; booker's steps 4, 5 to planner." in md
+    # a tool step whose parent is a tool passes on that tool's caller; without any parent, the last decider before
+    steps = list(t.steps)
+    steps[4] = msgspec.structs.replace(steps[4], parents=(3,))
+    assert _deciders(msgspec.structs.replace(t, steps=tuple(steps)))[4] == "planner"
+    bare = msgspec.structs.replace(t, steps=tuple(msgspec.structs.replace(s, parents=()) for s in t.steps))
+    assert _deciders(bare)[3:6] == ["extractor"] * 3
+
+
+def test_the_failure_step_is_not_said_to_miss_the_failure() -> None:
+    """A verdict at the failure step read "step 6 is itself where the failure shows", then listed "its output does
+    not reach the failure" among its signals: no step is its own ancestor, but the words were false of it."""
+    from attrib.methods.learned import AT_FAILURE
+
+    t = load_trace(OTLP_TOOL_SPANS).unlabelled()
+    a = analyze(t)
+    assert a.step == a.evidence["failure_step"] == 6
+    assert a.evidence["features"]["not graph_ancestor_of_failure"] > 0  # the number stays, only its words change
+    assert a.evidence["feature_meanings"]["not graph_ancestor_of_failure"] == AT_FAILURE
+    assert "does not reach the failure" not in a.to_markdown(t) + a.reason
+    assert f"{AT_FAILURE} (not graph_ancestor_of_failure, +" in a.to_markdown(t)
+
+
+def test_a_step_that_only_calls_a_tool_has_its_call_as_step_text() -> None:
+    """The evidence's step text (what a stored verdict, the JSON and the report quote) was "" for an assistant step
+    with tool calls and no content; it reads as `attrib traces show` words it."""
+    import msgspec
+
+    from attrib.paths import traces_dir
+
+    t = load_trace(traces_dir() / "chat_autogen.jsonl")
+    call = t.steps[2]
+    assert not call.content and call.tool_calls
+    run = Trace(id="call", source_format="chat", steps=(msgspec.structs.replace(call, index=0),))
+    a = analyze(run)
+    assert a.step == 0
+    assert a.evidence["step_text"] == f"→ web_search({call.tool_calls[0].arguments})"
+    assert f"> → web_search({call.tool_calls[0].arguments})" in a.to_markdown()  # a stored verdict, without its run

@@ -269,3 +269,56 @@ def test_long_step_sets_and_paths_read_as_ranges() -> None:
     long = path_text(list(range(40)), ["next turn"] * 39)
     assert long.startswith("0 →(next turn) 1") and "… (29 steps)" in long and long.endswith("→(next turn) 39")
     assert long.count("→(next turn)") == 10  # the ends only
+
+
+def test_a_step_that_only_calls_a_tool_reads_as_its_call_in_every_report():
+    """Steps 2 and 4 of the bundled AutoGen run are assistant messages with tool calls and no content: their top-k
+    excerpt was blank in the rich and Markdown reports, while `attrib traces show` shows "→ web_search(...)"."""
+    from rich.console import Console
+
+    from attrib.cli.traces import render, view_of
+    from attrib.methods import analyze
+    from attrib.paths import traces_dir
+    from attrib.readers import load_trace
+    from attrib.render import _cell, attribution_rich
+
+    t = load_trace(traces_dir() / "chat_autogen.jsonl")
+    assert [i for i, s in enumerate(t.steps) if not s.content and s.tool_calls] == [2, 4]
+    a = analyze(t, top_k=t.n_steps)
+    shown = Console(width=400, record=True)
+    shown.print(render(view_of(t)))
+    show = shown.export_text()
+    md = attribution_markdown(a, t)
+    console = Console(width=400, record=True)
+    console.print(attribution_rich(a, t))
+    out = console.export_text()
+    for i in (2, 4):
+        call = f"→ web_search({t.steps[i].tool_calls[0].arguments})"
+        assert call in show  # what `attrib traces show` prints for it
+        row = next(line for line in md.splitlines() if line.startswith(f"| {i} | Researcher |"))
+        assert f"| {_cell(call)}" in row and call in out  # step 4 makes a second call after it
+    tool = t.steps[3]  # a tool step: the call it answers, then what came back, as `traces show` words it
+    assert f"← {' '.join(tool.tool_results[0].content.split())[:20]}" in md
+
+
+def test_the_report_says_where_tool_steps_blame_went():
+    """Tool steps count to the agent that called them: an author whose every step is a tool's has no row in the agent
+    table, so the report says where its steps went instead of dropping the agent silently."""
+    from rich.console import Console
+
+    from attrib.methods import analyze
+    from attrib.paths import traces_dir
+    from attrib.readers import load_trace
+    from attrib.render import attribution_rich, tool_callers_line
+
+    t = load_trace(traces_dir() / "chat_autogen.jsonl")
+    a = analyze(t)
+    line = tool_callers_line(a)
+    assert line == ("Tool steps count to the agent that called them (a tool is not repaired, the call is): "
+                    "web_search's steps 3, 5, 6 to Researcher.")
+    assert "web_search" not in {x.agent for x in a.agents}
+    assert line in attribution_markdown(a, t)
+    console = Console(width=400, record=True)
+    console.print(attribution_rich(a, t))
+    assert line in console.export_text()
+    assert tool_callers_line(_attr(1, "Researcher")) is None  # no step moved: no line

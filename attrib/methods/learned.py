@@ -193,6 +193,13 @@ def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0
 #: Below this agent confidence the reason does not say the agent head "agrees" with the step's author.
 UNSURE_AGENT = 0.3
 
+#: The signal a step scores for when it is no ancestor of the failure step in the flow graph.
+_NOT_ANCESTOR = "not graph_ancestor_of_failure"
+
+#: Its words when the step *is* the failure step: no ancestor of itself, yet "its output does not reach the failure"
+#: would be false of the step where the failure shows.
+AT_FAILURE = "the step where the failure shows, not one whose output reaches it"
+
 #: ``evidence.ranker`` of a verdict from the ranker attrib ships.
 SHIPPED = "shipped (fitted on Who&When)"
 
@@ -261,6 +268,8 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     ancestors = flow_graph.nx.ancestors(g, sink) | {sink}
     reaches = [i in ancestors for i in range(trace.n_steps)]
     owners = _deciders(trace, [g.nodes[i]["tool"] for i in range(trace.n_steps)])
+    to_callers = [{"step": i, "agent": trace.steps[i].agent, "caller": o}
+                  for i, o in enumerate(owners) if o != trace.steps[i].agent]
     owned = set(owners)
     players = [a for a in pred.agents if a in owned]
     sh, f_none = agent_blame(players, owners, pred.step_probs, reaches)
@@ -280,8 +289,11 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     s = trace.steps[step]
     path = flow_graph.blame_path(g, step, sink)  # [step] alone when its output does not reach the failure
     hops = flow_graph.path_hops(g, path)
-    excerpt = " ".join(s.content.split())[:400]
+    excerpt = flow_graph.step_words(s, 400)  # as `attrib traces show` words it: a bare tool call is not blank
     meanings = {k: meaning(k) for k in pred.contributions}
+    if step == sink and _NOT_ANCESTOR in meanings:  # the failure step is no ancestor of itself: "its output does not
+        # reach the failure" would contradict the flow line, which says the failure shows right here
+        meanings[_NOT_ANCESTOR] = AT_FAILURE
     agent_meanings = {k: meaning(k, AGENT_MEANING) for k in pred.agent_contributions}
     why = "; ".join(list(meanings.values())[:3]) or "its position and content"
     agent_why = f"; its signals: {'; '.join(list(agent_meanings.values())[:2])}" if agent_meanings else ""
@@ -330,6 +342,9 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             "step_text": excerpt,
             "step_agent": s.agent,
             "shapley_exact": sh.exact,
+            # tool steps whose blame counts to the agent that called them, not to their own author (see _deciders):
+            # an author with only such steps has no row in ``agents``, and the reports say where its steps went
+            **({"tool_steps_to_caller": to_callers} if to_callers else {}),
             "confidence_kind": "calibrated",
             "agent_blame": "shapley",
             "failure_score": f_none,
@@ -354,20 +369,28 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
 
 
 def _deciders(trace: Trace, tools: Sequence[bool] | None = None) -> list[str]:
-    """Each step's player in the Shapley game over agents: its agent, except that a tool's or code executor's output
-    (``tools[i]``, as the flow graph marks it) counts to the agent whose action it answers (the last deciding agent
-    before it). A tool is not repaired, the call is: as a player of its own a search tool topped the blame of a run
-    whose verdict named the agent using it."""
+    """Each step's player in the Shapley game over agents: its agent, except that a tool's or code executor's step
+    (``tools[i]``, as the flow graph marks it) counts to the agent whose action it answers. That is its caller as the
+    trace records it (``Step.parents``: the latest parent that is not a tool; a tool parent passes on its own caller),
+    so an OTLP tool span counts to the agent span that called it, even when the span names an agent of its own; only
+    a tool step with no parent falls back to the last deciding agent before it. A tool is not repaired, the call is:
+    as a player of its own a search tool topped the blame of a run whose verdict named the agent using it."""
     if tools is None:
         from attrib.features.text import is_tool_agent
 
         tools = [is_tool_agent(s.agent, s.role) for s in trace.steps]
     out: list[str] = []
     last: str | None = None
-    for s, tool in zip(trace.steps, tools, strict=True):
-        out.append(last if tool and last is not None else s.agent)
+    for i, (s, tool) in enumerate(zip(trace.steps, tools, strict=True)):
+        parents = [p for p in s.parents if 0 <= p < i]
         if not tool:
+            out.append(s.agent)
             last = s.agent
+        elif parents:
+            deciding = [p for p in parents if not tools[p]]
+            out.append(trace.steps[max(deciding)].agent if deciding else out[max(parents)])
+        else:
+            out.append(last if last is not None else s.agent)
     return out
 
 
