@@ -93,7 +93,8 @@ def _earlier(ev: dict[str, Any]) -> str:
 
 def step_set_line(attr: Attribution, trace: Trace | None = None) -> str:
     """The conformal step set in words, e.g. "with 90% probability the decisive step is one of 1, 3, 4 (3 of 10
-    steps)"; "" when the method gave none."""
+    steps)", saying when the shipped ranker's promise was measured on other runs than this one's system; "" when
+    the method gave none."""
     ss = attr.evidence.get("step_set") if attr.evidence else None
     if not ss or not ss.get("steps"):
         return ""
@@ -104,7 +105,11 @@ def step_set_line(attr: Attribution, trace: Trace | None = None) -> str:
         return f"{head} is step {steps[0]}, the run's only step"
     if n and len(steps) >= n:
         return f"{head} could be any of the {n} steps (too unsure to narrow the run down)"
-    of = f" ({len(steps)} of {n} steps)" if n else ""
+    ev = attr.evidence
+    # the set's promise was measured on the runs its threshold was fitted on; say so on a run from elsewhere
+    where = ("; a promise measured on Who&When runs, not on this system"
+             if ev.get("calibrated_on") == "Who&When" and not ev.get("calibration_measured_here", True) else "")
+    of = f" ({len(steps)} of {n} steps{where})" if n else (f" ({where[2:]})" if where else "")
     if len(steps) == 1:
         return f"{head} is step {steps[0]}{of}"
     return f"{head} is one of {step_ranges(steps)}{of}"

@@ -68,6 +68,13 @@ def test_step_set_reads_as_words():
     console = Console(width=300, record=True)
     console.print(attribution_rich(with_set, TRACE))
     assert line in console.export_text()
+    # the shipped ranker on a run from another system: the promise was measured on Who&When only, and says so
+    elsewhere = msgspec.structs.replace(a, evidence={"step_set": {"level": 0.9, "steps": [2, 1]},
+                                                     "calibrated_on": "Who&When", "calibration_measured_here": False})
+    assert step_set_line(elsewhere, TRACE).endswith(
+        "(2 of 3 steps; a promise measured on Who&When runs, not on this system)")
+    home = msgspec.structs.replace(elsewhere, evidence={**elsewhere.evidence, "calibration_measured_here": True})
+    assert step_set_line(home, TRACE) == line
 
 
 def test_the_shipped_rankers_calibration_is_scoped_to_who_and_when(tmp_path, monkeypatch):
