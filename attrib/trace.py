@@ -14,13 +14,39 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, get_args
 
 import msgspec
 
 Outcome = Literal["failed", "succeeded", "unknown"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+
+#: The words a log may state an outcome with (compared lower-cased, spaces trimmed), and the outcome each means: a
+#: log that says "success" or ``true`` means succeeded; a word not here is refused (:func:`parse_outcome`) rather than
+#: read as unknown, which silently lost a successful run's "not a cause" warning.
+OUTCOME_WORDS: dict[str, Outcome] = {
+    **dict.fromkeys(("succeeded", "success", "successful", "passed", "pass", "ok", "true"), "succeeded"),
+    **dict.fromkeys(("failed", "failure", "fail", "error", "errored", "false"), "failed"),
+    **dict.fromkeys(("unknown", "none", "null"), "unknown"),
+}
+
+
+def parse_outcome(value: Any, path: str | os.PathLike[str] | None = None, field: str = "outcome") -> Outcome | None:
+    """The outcome a log states in ``value`` (a word of :data:`OUTCOME_WORDS`, any case, or a JSON boolean), None
+    when it states none (absent, null). Anything else is one ``InputError`` naming ``path`` and ``field`` and what
+    is accepted: every reader reads an outcome through here, so no format drops a word it does not know."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "succeeded" if value else "failed"
+    if isinstance(value, str) and value.strip().lower() in OUTCOME_WORDS:
+        return OUTCOME_WORDS[value.strip().lower()]
+    from attrib.errors import InputError  # deferred: trace.py loads nothing of attrib
+
+    shown = repr(value) if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
+    raise InputError(None if path is None else str(path), field, f"{shown} is not an outcome: expected succeeded (or success, passed, ok, true), "
+                     "failed (or failure, fail, error, false) or unknown (or none, null), in any case")
 
 
 class ToolCall(msgspec.Struct, frozen=True, kw_only=True):
@@ -90,6 +116,13 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Derive ``agents`` from the steps when left out; a labelled run whose outcome is unknown is a failed run.
+
+        The label names the run's decisive mistake, so a run that carries one failed. The rule lives here rather than
+        in each reader so that a run's outcome never depends on its format (a labelled chat log was 'failed', the
+        same run as OTLP with ``attrib.label.*`` stayed 'unknown'); an outcome the log states is kept."""
+        if self.label is not None and self.outcome == "unknown":
+            msgspec.structs.force_setattr(self, "outcome", "failed")
         if not self.agents:
             seen: dict[str, None] = {}
             for s in self.steps:
@@ -155,6 +188,13 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
 
             raise InputError(path, found[0], f"trace {self.id}: {found[1]}")
         return typed
+
+    def label_mismatch(self) -> str | None:
+        """Why the label's agent did not write the labelled step, in words; None when it did or when there is no
+        label (see :func:`label_mismatch`)."""
+        if self.label is None:
+            return None
+        return label_mismatch(self.label, self.steps.__getitem__, len(self.steps))
 
     def unlabelled(self) -> Trace:
         """The same trace without its annotation: what attribution methods are allowed to see."""
@@ -277,6 +317,71 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
         return attribution_plot(self, path)
 
 
+#: Agent names of code executors, terminals and tools: the pattern of ``attrib.features.text.is_tool_agent``, which
+#: the trace model cannot import (that package loads numpy); a test keeps the two the same.
+_TOOL_AGENT = re.compile(r"terminal|computer|executor|tool|function|python_repl|interpreter|shell", re.I)
+
+
+def is_tool_step(step: Step) -> bool:
+    """A step of a tool or code executor (role tool, tool results, or an executor's name such as Who&When's
+    ``Computer_terminal``): it runs another agent's action rather than deciding one."""
+    return step.role == "tool" or bool(step.tool_results) or bool(_TOOL_AGENT.search(step.agent))
+
+
+def tool_agents(steps: Sequence[Step]) -> tuple[str, ...]:
+    """The "agents" that are tools, in order of first appearance: every step of theirs is a tool result under that
+    tool's own name (a LangGraph or OpenAI tool message, whose speaker is the tool). An agent that calls tools, or
+    an OTLP agent whose spans are all tool spans, is no tool. ``attrib traces`` lists them apart from the agents."""
+    tool: dict[str, bool] = {}
+    for s in steps:
+        own = s.role == "tool" and bool(s.tool_results) and s.tool_results[0].name == s.agent
+        tool[s.agent] = tool.get(s.agent, True) and own
+    return tuple(a for a, t in tool.items() if t)
+
+
+#: How far around a mismatched label :func:`label_mismatch` looks for a step of the labelled agent, and how far back
+#: for the agent a tool step without parent links answers.
+_NEAR, _BACK = 3, 20
+
+
+def label_mismatch(label: Label, step: Callable[[int], Step], n_steps: int) -> str | None:
+    """Why ``label.mistake_agent`` did not write step ``label.mistake_step``, in one line; None when it did, or when
+    the step is a tool's or executor's answering that agent (its parent step is the agent's or, without parent
+    links, the last step before it that is no tool's is: Who&When labels a Computer_terminal step with the expert
+    who ran the code). ``step(i)`` gives step i (a store reads only the steps it needs), ``n_steps`` their number.
+
+    A mismatch is worth a warning, not an error: Who&When itself holds a few, but in a user's log it is usually an
+    off-by-one (tool results count as steps)."""
+    i, agent = label.mistake_step, label.mistake_agent
+    if not 0 <= i < n_steps:
+        return None
+    s = step(i)
+    if s.agent == agent:
+        return None
+    answered: str | None = None  # the agent a tool step answers
+    if is_tool_step(s):
+        if s.parents:
+            owners = [step(p).agent for p in s.parents]
+            if agent in owners:
+                return None
+            answered = owners[0]
+        else:
+            for j in range(i - 1, max(-1, i - 1 - _BACK), -1):
+                prev = step(j)
+                if not is_tool_step(prev):
+                    if prev.agent == agent:
+                        return None
+                    answered = prev.agent
+                    break
+    who = f"{s.agent}, a tool answering {answered}" if answered and answered != s.agent else s.agent
+    near = next((j for d in range(1, _NEAR + 1) for j in (i + d, i - d) if 0 <= j < n_steps and step(j).agent == agent),
+                None)
+    hint = (f"{agent}'s nearest step is {near}" if near is not None
+            else f"{agent} writes no step within {_NEAR} of it")
+    return f"step {i} was written by {who}, not by {agent}; {hint} (steps count every message from 0, tool results " \
+           "included)"
+
+
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")
 
 
@@ -367,7 +472,8 @@ FIELD_DOCS: dict[str, dict[str, str]] = {
         "source_format": "The reader that produced it: whowhen, otlp, chat or attrib.",
         "steps": "The run's messages/actions in order; step i has index i.",
         "task": "What the run was asked to do.",
-        "outcome": "Whether the run failed; attribution assumes it did.",
+        "outcome": "Whether the run failed; attribution assumes it did. A labelled run whose outcome is unknown is "
+                   "failed.",
         "final_answer": "The run's final answer, when the log states it.",
         "ground_truth": "The correct answer, when known (Who&When's 'with ground truth' setting).",
         "agents": "Agent names in order of first appearance (derived from the steps when left out).",

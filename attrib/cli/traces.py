@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from attrib.cli._common import check_format, console, handle_errors
+from attrib.cli._common import check_format, console, handle_errors, print_wide
 
 _COLORS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan", "bright_magenta",
            "bright_green", "orange3")
@@ -97,14 +97,21 @@ class View:
     window: range | None = None
     #: True when the window is the default one, not asked for: a line then says how to see the others
     bounded: bool = False
+    #: the agents that are tools (:func:`attrib.trace.tool_agents`), listed apart from the others
+    tools: tuple[str, ...] = ()
+    #: why the label's agent did not write the labelled step (:func:`attrib.trace.label_mismatch`), or None
+    label_note: str | None = None
 
 
 def view_of(trace: Any, window: range | None = None, bounded: bool = False) -> View:
     """A :class:`View` of a whole trace in memory (read from a file), ``window``'s steps or all."""
+    from attrib.trace import tool_agents
+
     steps = trace.steps if window is None else trace.steps[window.start:window.stop]
     upto = trace.steps if window is None else trace.steps[:window.stop]
     return View(trace, trace.n_steps, steps, [s.parents[0] if s.parents else None for s in upto],
-                next((s.start_time for s in trace.steps if s.start_time is not None), None), window, bounded)
+                next((s.start_time for s in trace.steps if s.start_time is not None), None), window, bounded,
+                tool_agents(trace.steps), trace.label_mismatch())
 
 
 def default_window(n_steps: int, spec: str | None, show_all: bool) -> tuple[range | None, bool]:
@@ -139,7 +146,30 @@ def load_view(ref: str, store: Path | None = None, format: str | None = None, sp
             return view_of(msgspec.structs.replace(head, steps=tuple(st.get_steps(ref))))
         steps = st.get_steps(ref, window.start, window.stop)
         parents, t0 = st.step_outline(ref, window.stop)
-    return View(head, n, steps, parents, t0, window, bounded)
+        note = None
+        if head.label is not None:  # reads the labelled step and the few around it it needs, not the run
+            from functools import cache
+
+            from attrib.trace import label_mismatch
+
+            note = label_mismatch(head.label, cache(lambda i: st.get_steps(ref, i, i + 1)[0]), n)
+        tools = stored_tools(st, [ref]).get(ref, ())
+    return View(head, n, steps, parents, t0, window, bounded, tools, note)
+
+
+def stored_tools(st: Any, ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The agents of each stored trace in ``ids`` that are tools, in order of first step: as
+    :func:`attrib.trace.tool_agents` finds them, read from the store's step rows (one query, no step text)."""
+    if not ids:
+        return {}
+    rows = st.con.execute(
+        "SELECT trace_id, agent FROM steps WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY trace_id, agent "
+        "HAVING bool_and(coalesce(role = 'tool' AND json_extract_string(tool_results, '$[0].name') = agent, false)) "
+        "ORDER BY trace_id, min(step)", [list(ids)]).fetchall()
+    out: dict[str, tuple[str, ...]] = {}
+    for tid, agent in rows:
+        out[tid] = (*out.get(tid, ()), agent)
+    return out
 
 
 def render(view: View, width: int = 110, full: bool = False) -> Any:
@@ -197,8 +227,12 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
         head.append(_one_line(trace.task, width * 2) if not full else trace.task)
         head.append("\n")
     head.append("agents: ", style="bold")
-    for i, a in enumerate(trace.agents):
+    for i, a in enumerate(a for a in trace.agents if a not in view.tools):
         head.append(("" if i == 0 else ", ") + a, style=colors[a])
+    if view.tools:
+        head.append("  tools: ", style="bold")
+        for i, a in enumerate(view.tools):
+            head.append(("" if i == 0 else ", ") + a, style=colors.get(a, "white"))
     parts: list[Any] = [head, table]
     if view.bounded and steps is not None:
         hidden = view.n_steps - len(steps)
@@ -217,9 +251,60 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
         tail.append(f"{label.mistake_agent} at step {label.mistake_step}")
         if label.reason:
             tail.append(f" — {_one_line(label.reason, width * 2)}", style="dim")
+        if view.label_note:  # a warning, not an error: Who&When itself holds a few such labels
+            tail.append("\nwarning: ", style="bold yellow")
+            tail.append(view.label_note)
     if tail:
         parts.append(tail)
     return Group(*parts)
+
+
+#: ``traces list`` in a terminal narrower than this leaves out the task column, and below :data:`LIST_NARROW_WIDTH`
+#: the source column too (what ``--source`` filters on), so the agents keep room to be read: at 80 columns they were
+#: cut to "a…" / "b…". Piped output keeps every column.
+LIST_FULL_WIDTH, LIST_NARROW_WIDTH = 120, 100
+
+
+def left_out(width: int | None) -> list[str]:
+    """The columns ``traces list`` leaves out in a terminal ``width`` columns wide (None: not a terminal, none)."""
+    if width is None or width >= LIST_FULL_WIDTH:
+        return []
+    return ["task"] if width >= LIST_NARROW_WIDTH else ["task", "source"]
+
+
+def list_table(rows: list[dict[str, Any]], total: int, tools: dict[str, tuple[str, ...]],
+               width: int | None = None) -> Any:
+    """The ``traces list`` table of ``rows`` (of ``total``): the agents of each, then its tools on a line of their
+    own; in a terminal ``width`` columns wide, without the columns :func:`left_out` names."""
+    from rich.table import Table
+    from rich.text import Text
+
+    drop = left_out(width)
+    # expand: the table takes the terminal's width, so the agents and task columns give way (the task cut to one
+    # line) and nothing runs past the right edge; ids stay whole where they fit (they are copied into commands)
+    table = Table(title=f"{len(rows)} of {total} trace(s)", title_justify="left", expand=True)
+    longest = max((len(r["trace_id"]) for r in rows), default=2)
+    table.add_column("id", overflow="fold", min_width=min(longest, 60 if not drop else 36))
+    if "source" not in drop:
+        table.add_column("source", min_width=9)  # the format, or the Who&When subset (what --source filters on)
+    table.add_column("outcome", min_width=9)
+    table.add_column("steps", justify="right", min_width=5)
+    table.add_column("agents", overflow="fold", ratio=1, min_width=18)
+    if "task" not in drop:
+        table.add_column("task", overflow="ellipsis", no_wrap=True, ratio=2, min_width=10)
+    for r in rows:
+        own = tools.get(r["trace_id"], ())
+        who = Text(", ".join(a for a in r["agents"] if a not in own))
+        if own:
+            who.append(("\n" if who else "") + "tools: " + ", ".join(own), style="dim")
+        cells: list[Any] = [r["trace_id"]]
+        if "source" not in drop:
+            cells.append(r["subset"] or r["source_format"])
+        cells += [r["outcome"], str(r["n_steps"]), who]
+        if "task" not in drop:
+            cells.append(_one_line(r["task"] or "", 200))
+        table.add_row(*cells)
+    return table
 
 
 OUTCOMES = ("failed", "succeeded", "unknown")
@@ -244,12 +329,17 @@ def register(app: typer.Typer) -> None:
                                    "or Who&When subset (algorithm, hand)."),
         outcome: str = typer.Option(None, "--outcome", callback=_check_outcome, help="Only traces with this outcome: "
                                     "failed, succeeded or unknown."),
-        agent: str = typer.Option(None, "--agent", help="Only traces in which this agent speaks."),
+        agent: str = typer.Option(None, "--agent", help="Only traces in which this agent speaks (a tool's name "
+                                  "matches too: the traces that called it)."),
         limit: int = typer.Option(50, "--limit", "-n", min=0, help="At most this many rows (0 = all)."),
         offset: int = typer.Option(0, "--offset", min=0, help="Skip this many rows first."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
     ) -> None:
-        """List stored traces (id, source: the format or Who&When subset, outcome, steps, agents, task).
+        """List stored traces (id, source: the format or Who&When subset, outcome, steps, agents and tools, task).
+
+        Tools (a tool message named after its tool, as LangGraph writes it) are listed apart from the agents. In a
+        terminal narrower than 120 columns the task column is left out, below 100 the source column too, with a
+        line saying so; piped output keeps every column.
 
         Example:  attrib traces list --source hand --agent WebSurfer -n 10
         """
@@ -258,6 +348,7 @@ def register(app: typer.Typer) -> None:
         with handle_errors(), open_store(store, read_only=True) as st:
             rows = st.list_traces(source=source, outcome=outcome, agent=agent, limit=limit or None, offset=offset)
             total = st.count_traces(source=source, outcome=outcome, agent=agent)
+            tools = stored_tools(st, [r["trace_id"] for r in rows])
             if not total and (source or agent):  # a typo in a filter value: say which values there are
                 from attrib.errors import UsageError
 
@@ -270,24 +361,13 @@ def register(app: typer.Typer) -> None:
         if as_json:
             import orjson
 
-            for r in rows:
-                typer.echo(orjson.dumps(r, default=str).decode())
+            for r in rows:  # "agents" as stored (tools too, what --agent matches); "tools": which of them are tools
+                typer.echo(orjson.dumps({**r, "tools": list(tools.get(r["trace_id"], ()))}, default=str).decode())
             return
-        from rich.table import Table
-
-        # expand: the table takes the terminal's width, so the agents and task columns give way (the task cut to one
-        # line) and nothing runs past the right edge; ids stay whole where they fit (they are copied into commands)
-        table = Table(title=f"{len(rows)} of {total} trace(s)", title_justify="left", expand=True)
-        table.add_column("id", overflow="fold", min_width=min(max((len(r["trace_id"]) for r in rows), default=2), 60))
-        table.add_column("source", min_width=9)  # the format, or the Who&When subset (what --source filters on)
-        table.add_column("outcome", min_width=7)
-        table.add_column("steps", justify="right", min_width=5)
-        table.add_column("agents", ratio=1, min_width=12)
-        table.add_column("task", overflow="ellipsis", no_wrap=True, ratio=2, min_width=10)
-        for r in rows:
-            table.add_row(r["trace_id"], r["subset"] or r["source_format"], r["outcome"], str(r["n_steps"]),
-                          ", ".join(r["agents"]), _one_line(r["task"] or "", 200))
-        console.print(table)
+        print_wide(list_table(rows, total, tools, console.width if console.is_terminal else None))
+        if console.is_terminal and (left := left_out(console.width)):
+            console.print(f"[dim]({' and '.join(left)} left out at this width: {LIST_FULL_WIDTH} columns show "
+                          f"{'it' if len(left) == 1 else 'them'}, as --json does)[/]")
 
     @traces.command("schema")
     def schema_cmd(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -51,19 +51,40 @@ MIN_TRAIN = 8
 SHIPPED_ROW, MODEL_ROW = "learned (shipped)", "learned (your ranker)"
 
 
-def read_labelled(paths: Sequence[str], format: str | None = None) -> tuple[list[Trace], int]:
+def read_labelled(paths: Sequence[str], format: str | None = None,
+                  files: dict[str, str] | None = None) -> tuple[list[Trace], int]:
     """The labelled traces in ``paths`` (files, folders, globs) and how many unlabelled ones were skipped; two runs
-    with one trace id are refused naming both files (scores and folds are keyed by id), as ``attrib ingest`` does."""
+    with one trace id are refused naming both files (scores and folds are keyed by id), as ``attrib ingest`` does.
+    ``files`` (a dict, usually empty) gets each labelled trace's file by trace id, for :func:`label_mismatch_note`."""
     from attrib.readers import read_sources
 
     out: list[Trace] = []
     skipped = 0
-    for t, _ in read_sources(paths, format, seen={}):
+    for t, path in read_sources(paths, format, seen={}):
         if t.label is None:
             skipped += 1
         else:
             out.append(t)
+            if files is not None:
+                files[t.id] = str(path)
     return out, skipped
+
+
+def label_mismatch_note(traces: Sequence[Trace], files: Mapping[str, str] | None = None) -> str | None:
+    """One line when some labels name an agent that did not write the labelled step (:meth:`Trace.label_mismatch`:
+    usually an off-by-one, as tool results count as steps): how many, and the first, by its file in ``files``
+    (trace id -> file, from :func:`read_labelled`) else its id. None when every label names its step's author.
+
+    A warning, not an error: Who&When itself holds 4 such labels among its 184 (a verifier's step labelled with
+    the expert it checked, an Orchestrator instruction labelled with the agent it addressed)."""
+    labelled = [t for t in traces if t.label is not None]
+    found = [(t, why) for t in labelled if (why := t.label_mismatch()) is not None]
+    if not found:
+        return None
+    first, why = found[0]
+    where = f"{files[first.id]} (trace {first.id})" if files and first.id in files else f"trace {first.id}"
+    return (f"{len(found)} of {len(labelled)} labels name an agent that did not write the labelled step; the first, "
+            f"{where}: {why}")
 
 
 def pool_extra(traces: Sequence[Trace]) -> list[Trace]:
@@ -95,9 +116,11 @@ def evaluate_labelled(
     pool_who_and_when: bool = True,
     step_head: str = DEFAULT_STEP_HEAD,
     progress: Callable[[str], None] | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Metrics of the shipped ranker (or ``model_path`` / ``$ATTRIB_RANKER``), refitted rankers (with ``step_head``,
-    see :class:`~attrib.methods.ranker.LearnedRanker`), the floor and baselines on labelled ``traces``.
+    see :class:`~attrib.methods.ranker.LearnedRanker`), the floor and baselines on labelled ``traces``. ``files``
+    (trace id -> file, from :func:`read_labelled`) names the file of a label whose agent did not write its step.
 
     Returns ``{"n", "n_unlabelled", "rows": [{method, protocol, step_accuracy, ...}], "notes": [...], "wall_s"}``.
     """
@@ -121,6 +144,8 @@ def evaluate_labelled(
         seen.add(t.id)
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    if mismatch := label_mismatch_note(labelled, files):
+        notes.append(mismatch)
     labelled, n_same, n_copies = group_reruns(labelled)
     if n_same:
         notes.append(f"{n_same} run(s) have no metadata.question_id but the task text of another run: they are "

@@ -18,7 +18,9 @@ the task is the first user message.
 
 An object may carry trace fields beside ``messages``: ``id``, ``task``/``question``, ``outcome``,
 ``final_answer``, ``ground_truth``, and a label (``mistake_agent``, ``mistake_step``,
-``mistake_reason``). JSON Lines whose lines each hold ``messages`` are one trace per line.
+``mistake_reason``). ``outcome`` takes the words of :data:`attrib.trace.OUTCOME_WORDS` in any case (``success``,
+``failure``, ...; else ``is_correct`` or ``success``, booleans); any other value is an error naming the field.
+JSON Lines whose lines each hold ``messages`` are one trace per line.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from attrib.readers._common import (
     ref_format,
 )
 from attrib.readers.whowhen import normalize_agent
-from attrib.trace import OUTCOMES, ActivationRef, Label, Outcome, Step, ToolCall, ToolResult, Trace
+from attrib.trace import ActivationRef, Label, Outcome, Step, ToolCall, ToolResult, Trace, parse_outcome
 
 #: autogen-agentchat message types (``{source, type, content}``) and the role each speaks in; also Magentic-One's
 #: own ``log.jsonl`` events (``{source, type, message}``). A ``StructuredMessage[...]`` or custom type speaks as
@@ -288,16 +290,14 @@ def _label(obj: dict[str, Any], path: Path, steps: list[Step]) -> Label | None:
 def _trace(obj: dict[str, Any], path: Path, default_id: str, where: str = "") -> Trace:
     key = next((k for k in _TRACE_KEYS if k in obj), "messages")
     steps = parse_messages(obj.get(key), path, f"{where}{key}")
-    given = obj.get("outcome")
-    outcome: Outcome
-    if given in OUTCOMES:
-        outcome = given
-    else:
-        ok = obj.get("is_correct", obj.get("success"))
-        outcome = "succeeded" if ok is True else "failed" if ok is False else "unknown"
+    # the outcome the log states (a word it does not know is an error, not 'unknown'); else its is_correct or success
+    # flag; a label with none of them makes the run failed (Trace does that, for every format)
+    outcome: Outcome | None = None
+    for field in ("outcome", "is_correct", "success"):
+        outcome = parse_outcome(obj.get(field), path, f"{where}{field}")
+        if outcome is not None:
+            break
     label = _label(obj, path, steps)
-    if label is not None and outcome == "unknown":
-        outcome = "failed"
     tid = obj.get("id", obj.get("trace_id"))
     fa = obj.get("final_answer")
     gt = obj.get("ground_truth")
@@ -308,7 +308,7 @@ def _trace(obj: dict[str, Any], path: Path, default_id: str, where: str = "") ->
         source_format="chat",
         steps=tuple(steps),
         task=as_text(obj.get("task", obj.get("question", ""))) or _task(steps),
-        outcome=outcome,
+        outcome=outcome or "unknown",
         final_answer=None if fa is None else as_text(fa),
         ground_truth=None if gt is None else as_text(gt),
         label=label,

@@ -2,7 +2,8 @@
 
 Fields: ``question``, ``question_ID``, ``ground_truth``, ``history`` (list of ``{role, name,
 content}``), ``mistake_agent``, ``mistake_step`` (0-based index into ``history``, a string),
-``mistake_reason``; Algorithm-Generated logs also carry ``system_prompt`` (agent -> prompt),
+``mistake_reason``, ``is_correct`` (a boolean, or a word as ``outcome`` takes it; ``outcome`` itself wins);
+Algorithm-Generated logs also carry ``system_prompt`` (agent -> prompt),
 Hand-Crafted (Magentic-One) logs carry agent names such as ``"Orchestrator (thought)"`` that
 :func:`normalize_agent` folds onto one agent.
 """
@@ -17,7 +18,7 @@ import orjson
 
 from attrib.errors import InputError
 from attrib.readers._common import check_encoding, loads
-from attrib.trace import Label, Outcome, Step, Trace
+from attrib.trace import Label, Outcome, Step, Trace, parse_outcome
 
 _ORCH = re.compile(r"^orchestrator\b", re.IGNORECASE)
 _CANON = {"websurfer": "WebSurfer", "filesurfer": "FileSurfer", "orchestrator": "Orchestrator"}
@@ -105,8 +106,10 @@ def parse_whowhen(obj: dict[str, Any], path: Path) -> Trace:
     qid = str(obj.get("question_ID", "") or "")
     trace_id = f"whowhen-{subset}-{path.stem}"
     label = _label(obj, path, len(steps), {s.agent for s in steps})
-    is_correct = obj.get("is_correct")
-    outcome: Outcome = "succeeded" if is_correct is True else "failed" if is_correct is False or label else "unknown"
+    # the benchmark's is_correct (false throughout); an ``outcome`` word, as chat logs give it, wins; neither: unknown,
+    # which a label makes failed (Trace does that, for every format)
+    outcome: Outcome = (parse_outcome(obj.get("outcome"), path) or parse_outcome(obj.get("is_correct"), path, "is_correct")
+                        or "unknown")
     meta: dict[str, Any] = {"subset": subset, "question_id": qid, "level": str(obj.get("level", ""))}
     if isinstance(obj.get("system_prompt"), dict):
         meta["system_prompts"] = {str(k): str(v) for k, v in obj["system_prompt"].items()}

@@ -38,7 +38,9 @@ Files written by ``attrib analyze --otlp`` for a run from another format carry t
 Re-runs of one task may say so with ``attrib.question_id`` on the root span (``metadata.question_id``).
 Labels may ride along on the root span as ``attrib.label.mistake_agent`` and
 ``attrib.label.mistake_span_id`` (or ``attrib.label.mistake_step``) plus ``attrib.label.reason``;
-``attrib.outcome`` overrides the outcome (else a root span with ERROR status means 'failed').
+``attrib.outcome`` overrides the outcome (a word of :data:`attrib.trace.OUTCOME_WORDS`, any case, or a boolean; any
+other value is an error), else a root span with ERROR status means 'failed'; a labelled run is 'failed' unless it
+says otherwise.
 
 Two modules: :mod:`.spans` reads each file shape into span records, :mod:`.steps` turns records into traces by
 the conventions above. Speed: the OTLP shape is decoded straight into msgspec Structs (no intermediate dicts),

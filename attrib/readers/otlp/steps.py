@@ -20,7 +20,7 @@ from attrib.readers._common import (
     ref_format,
 )
 from attrib.readers.otlp.spans import SpanRecord
-from attrib.trace import OUTCOMES, ActivationRef, Label, Outcome, Step, ToolCall, ToolResult, Trace
+from attrib.trace import ActivationRef, Label, Outcome, Step, ToolCall, ToolResult, Trace, parse_outcome
 
 
 def _kind(a: dict[str, Any]) -> str:
@@ -481,8 +481,10 @@ def build_trace(trace_id: str, recs: list[SpanRecord], path: Path, source_format
         except msgspec.DecodeError as e:  # malformed or mistyped
             raise InputError(path, f"{root.where}.attributes[attrib.run_json]", str(e)) from None
         return msgspec.structs.replace(t, steps=tuple(steps))  # verbatim, so the same content hash
-    given = ra.get("attrib.outcome")
-    outcome: Outcome = given if given in OUTCOMES else "failed" if root.error is not None else "unknown"
+    # the outcome the root states (a word it does not know is an error); else its ERROR status means failed; a label
+    # makes an unknown outcome failed (Trace does that, for every format)
+    given = parse_outcome(ra.get("attrib.outcome"), path, f"{root.where}.attributes[attrib.outcome]")
+    outcome: Outcome = given or ("failed" if root.error is not None else "unknown")
     label = _label(ra, index, path, len(steps), root.where)
     # the root's output, else the top agent's (one agent span holding all the others, below a harness root),
     # else the last word of a non-tool step (never the task an agent span was handed)

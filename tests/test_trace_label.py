@@ -1,0 +1,116 @@
+"""A label whose agent did not write the labelled step: a warning (``Trace.label_mismatch``) in ``attrib traces show``,
+not an error, and quiet for a tool or executor step answering the labelled agent (Who&When labels a
+Computer_terminal step with the expert who ran the code)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from attrib.cli import app
+from attrib.readers import load_trace
+from attrib.trace import Label, Step, ToolResult, Trace, tool_agents
+
+runner = CliRunner()
+
+#: A LangGraph refund run labelled at step 3, the get_order tool result: the user counted messages without the tool
+#: results (the mistake is calculator's step 4).
+REFUND = {
+    "task": "A customer paid 120 USD for 4 items and returns 1. Compute the refund.",
+    "mistake_step": 3, "mistake_agent": "calculator",
+    "messages": [
+        {"type": "human", "content": "A customer paid 120 USD for 4 items and returns 1. Compute the refund."},
+        {"type": "ai", "name": "supervisor", "content": "order_lookup fetches prices, calculator computes the refund."},
+        {"type": "ai", "name": "order_lookup", "content": "",
+         "tool_calls": [{"name": "get_order", "args": {"order_id": "A-991"}, "id": "call_a"}]},
+        {"type": "tool", "name": "get_order", "tool_call_id": "call_a", "content": "{\"items\": [45, 25, 25, 25]}"},
+        {"type": "ai", "name": "calculator", "content": "120 / 4 = 30 USD refund."},
+        {"type": "ai", "name": "reviewer", "content": "Checked: 30 USD."},
+    ],
+}
+
+
+def _write(tmp_path: Path, obj: dict, name: str = "lg_refund.json") -> Path:
+    p = tmp_path / name
+    p.write_text(json.dumps(obj))
+    return p
+
+
+def _trace(agents: list[tuple[str, str]], label: tuple[str, int], parents: dict[int, tuple[int, ...]] | None = None
+           ) -> Trace:
+    steps = tuple(Step(index=i, agent=a, role=r, content=f"step {i}", parents=(parents or {}).get(i, ()))
+                  for i, (a, r) in enumerate(agents))
+    return Trace(id="t", source_format="attrib", steps=steps, label=Label(mistake_agent=label[0], mistake_step=label[1]))
+
+
+def test_a_label_on_a_tool_result_of_another_agent_is_named(tmp_path: Path) -> None:
+    why = load_trace(_write(tmp_path, REFUND)).label_mismatch()
+    assert why is not None
+    assert "step 3 was written by get_order, a tool answering order_lookup, not by calculator" in why
+    assert "calculator's nearest step is 4" in why and "\n" not in why
+
+
+def test_no_warning_when_the_agent_wrote_the_step_or_its_tool_answered_it(tmp_path: Path) -> None:
+    assert load_trace(_write(tmp_path, {**REFUND, "mistake_step": 4})).label_mismatch() is None
+    # the tool result answers order_lookup's call: labelling order_lookup there is the tool's output it asked for
+    assert load_trace(_write(tmp_path, {**REFUND, "mistake_agent": "order_lookup"})).label_mismatch() is None
+    # Who&When: a Computer_terminal step (role user, no parent links) labelled with the expert who ran the code
+    ww = _trace([("user", "user"), ("Expert", "assistant"), ("Computer_terminal", "user")], ("Expert", 2))
+    assert ww.label_mismatch() is None
+    # ... but not with another expert
+    other = _trace([("Planner", "assistant"), ("Expert", "assistant"), ("Computer_terminal", "user")], ("Planner", 2))
+    assert "a tool answering Expert" in str(other.label_mismatch())
+    # a step of another agent (no tool): named, and where the labelled agent is when it is near
+    far = _trace([("a", "assistant")] + [("b", "assistant")] * 5, ("a", 5))
+    assert far.label_mismatch() == ("step 5 was written by b, not by a; a writes no step within 3 of it (steps count "
+                                    "every message from 0, tool results included)")
+    assert _trace([("a", "assistant")], ("a", 0)).unlabelled().label_mismatch() is None
+
+
+def test_who_and_when_labels_rarely_warn(whowhen_dir: Path) -> None:
+    """Who&When holds 6 labels whose agent did not write the step; the 2 on a Computer_terminal step that answers
+    the labelled expert are quiet, the other 4 are real mismatches of the benchmark's annotation."""
+    from attrib.readers import read_paths
+
+    traces = read_paths([whowhen_dir])
+    differ = [t.id for t in traces if t.label and t.steps[t.label.mistake_step].agent != t.label.mistake_agent]
+    warned = [t.id for t in traces if t.label_mismatch()]
+    assert len(differ) == 6 and set(warned) < set(differ)
+    assert sorted(warned) == ["whowhen-algorithm-15", "whowhen-hand-20", "whowhen-hand-22", "whowhen-hand-49"]
+
+
+def test_traces_show_warns_next_to_the_annotated_mistake(tmp_path: Path) -> None:
+    path = _write(tmp_path, REFUND)
+    r = runner.invoke(app, ["traces", "show", str(path)], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("annotated mistake: calculator at step 3"))
+    assert lines[at + 1].startswith("warning: step 3 was written by get_order, a tool answering order_lookup")
+    # from the store, for a window of steps that does not hold the labelled one
+    store = tmp_path / "s.duckdb"
+    assert runner.invoke(app, ["ingest", str(path), "--store", str(store), "-q"]).exit_code == 0
+    r = runner.invoke(app, ["traces", "show", "chat-lg_refund", "--store", str(store), "--steps", "0-1"],
+                      env={"COLUMNS": "250"})
+    assert r.exit_code == 0 and "warning: step 3 was written by get_order" in r.output, r.output
+    ok = _write(tmp_path, {**REFUND, "mistake_step": 4}, "ok.json")
+    assert "warning" not in runner.invoke(app, ["traces", "show", str(ok)], env={"COLUMNS": "250"}).output
+
+
+def test_tools_are_told_apart_from_agents(tmp_path: Path) -> None:
+    t = load_trace(_write(tmp_path, REFUND))
+    assert tool_agents(t.steps) == ("get_order",)
+    # an agent that only ran tools (an OTLP tool span names its agent, not the tool) is no tool
+    s = Step(index=0, agent="searcher", role="tool", tool_results=(ToolResult(content="x", name="search"),))
+    assert tool_agents([s]) == ()
+    r = runner.invoke(app, ["traces", "show", str(tmp_path / "lg_refund.json")], env={"COLUMNS": "250"})
+    assert "agents: user, supervisor, order_lookup, calculator, reviewer  tools: get_order" in r.output, r.output
+
+
+def test_the_tool_name_pattern_is_the_features_one() -> None:
+    """attrib.trace keeps a copy of the executor-name pattern (attrib.features loads numpy): the same one."""
+    import attrib.features.text as text
+    import attrib.trace as trace
+
+    assert trace._TOOL_AGENT.pattern == text._TOOL_AGENT.pattern and trace._TOOL_AGENT.flags == text._TOOL_AGENT.flags

@@ -1,0 +1,91 @@
+"""``attrib traces list`` in a narrow terminal: the agents stay readable (they were cut to "a…" at 80 columns), the
+columns left out are named, tools are listed apart from the agents."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from attrib.cli import app
+
+runner = CliRunner()
+
+RUNS = {
+    "lg_refund.json": {"task": "Compute the refund of 1 of 4 items of a 120 USD order.", "messages": [
+        {"type": "human", "content": "Compute the refund of 1 of 4 items of a 120 USD order."},
+        {"type": "ai", "name": "supervisor", "content": "Routing to order_lookup."},
+        {"type": "ai", "name": "order_lookup", "content": "",
+         "tool_calls": [{"name": "get_order", "args": {"id": "A-991"}, "id": "call_a"}]},
+        {"type": "tool", "name": "get_order", "tool_call_id": "call_a", "content": "{\"items\": [45, 25, 25, 25]}"},
+        {"type": "ai", "name": "calculator", "content": "120 / 4 = 30 USD."},
+        {"type": "ai", "name": "reviewer", "content": "Checked."}]},
+    "plain.json": {"id": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "task": "Book a table for 6 people in Berlin.",
+                   "messages": [{"name": n, "content": f"{n} did its part"}
+                                for n in ("booking-bot", "planner", "extractor", "searcher", "booker")]},
+}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    for name, obj in RUNS.items():
+        (tmp_path / name).write_text(json.dumps(obj))
+    path = tmp_path / "s.duckdb"
+    r = runner.invoke(app, ["ingest", *(str(tmp_path / n) for n in RUNS), "--store", str(path), "-q"])
+    assert r.exit_code == 0, r.output
+    return path
+
+
+def _in_terminal(monkeypatch: pytest.MonkeyPatch, width: int) -> io.StringIO:
+    """``traces list`` printing to a terminal ``width`` columns wide."""
+    import attrib.cli._common as common
+    import attrib.cli.traces as traces
+
+    out = io.StringIO()
+    term = Console(file=out, force_terminal=True, width=width, color_system=None)
+    monkeypatch.setattr(traces, "console", term)
+    monkeypatch.setattr(common, "console", term)
+    return out
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_agents_stay_readable_in_a_narrow_terminal(store: Path, monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    out = _in_terminal(monkeypatch, width)
+    r = runner.invoke(app, ["traces", "list", "--store", str(store)])
+    assert r.exit_code == 0, r.output
+    text = out.getvalue()
+    lines = text.splitlines()
+    assert max(map(len, lines)) <= width
+    words = {w.strip(",") for line in lines for w in line.replace("│", " ").split()}
+    for agent in ("booking-bot", "planner", "extractor", "searcher", "booker", "supervisor", "order_lookup",
+                  "calculator", "reviewer", "get_order"):
+        assert agent in words, (agent, text)  # whole, not "b…"
+    assert "a1b2c3d4e5f60718293a4b5c6d7e8f90" in text  # ids whole: they are copied into commands
+    left = "task and source" if width < 100 else "task"
+    assert f"({left} left out at this width: 120 columns show" in text, text
+    assert ("source" in lines[2]) == (width >= 100)
+
+
+def test_every_column_in_a_wide_terminal_and_when_piped(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    piped = runner.invoke(app, ["traces", "list", "--store", str(store)], env={"COLUMNS": "80"}).output
+    assert "Book a table for 6 people in Berlin." in piped and "left out" not in piped
+    out = _in_terminal(monkeypatch, 160)
+    assert runner.invoke(app, ["traces", "list", "--store", str(store)]).exit_code == 0
+    text = out.getvalue()
+    assert "task" in text and "source" in text and "left out" not in text and "Book a table" in text
+
+
+def test_tools_are_listed_apart_and_match_agent(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = _in_terminal(monkeypatch, 160)
+    assert runner.invoke(app, ["traces", "list", "--store", str(store), "--agent", "get_order"]).exit_code == 0
+    text = out.getvalue()
+    assert "tools: get_order" in text and "1 of 1" in text
+    assert "order_lookup, get_order" not in text  # not among the agents
+    rows = [json.loads(x) for x in runner.invoke(app, ["traces", "list", "--store", str(store), "--json"])
+            .output.splitlines()]
+    assert {r["trace_id"]: r["tools"] for r in rows} == {"a1b2c3d4e5f60718293a4b5c6d7e8f90": [],
+                                                          "chat-lg_refund": ["get_order"]}
