@@ -33,18 +33,55 @@ def empty_store_line(ctx: state.Ctx) -> str:
             "traces (or upload one on the Upload page).")
 
 
-def verdict(ctx: state.Ctx, method: str | None = None) -> Attribution | None:
-    """The chosen (or given) method's verdict on the current trace; shows the error line when it fails."""
+def verdict(ctx: state.Ctx, method: str | None = None, source: bool = True) -> Attribution | None:
+    """The chosen (or given) method's verdict on the current trace; shows the error line when it fails. Says where
+    the verdict comes from and which ranker made it (``source``; a page that has its own caption for the verdict
+    puts :func:`verdict_source` in it instead), and warns when it was analysed now with another ranker than the
+    store's verdict on this trace id (:func:`ranker_warning`)."""
     m = method or ctx.method
     if not m:
         st.info("No attribution method is registered yet, so there is no verdict to show.")
         return None
     try:
         with st.spinner(f"running {m} on this trace…"):
-            return ctx.attribution(m)
+            a = ctx.attribution(m)
     except Exception as e:
         st.error(f"{m}: {data.error_line(e)}")
         return None
+    if source:
+        st.caption(f"method `{a.method}` · {verdict_source(ctx, a)}")
+    if warning := ranker_warning(ctx, a):
+        st.warning(warning)
+    return a
+
+
+def verdict_source(ctx: state.Ctx, a: Attribution) -> str:
+    """Where a shown verdict comes from, "stored verdict" or "analysed now", and the ranker that made it where the
+    method has one ("shipped" or the ranker file's name): a store can hold verdicts of a ranker other than the one
+    the app analyses with (``attrib analyze --all --model my_ranker.json``)."""
+    where = "stored verdict" if ctx.is_stored(a) else "analysed now"
+    ranker = data.verdict_ranker(a)
+    return where + (f" · ranker `{ranker}`" if ranker else "")
+
+
+def ranker_warning(ctx: state.Ctx, a: Attribution) -> str | None:
+    """A warning when ``a`` was analysed now (an uploaded copy of a stored id, say) with another ranker than the
+    store's verdict of the same method on this trace id, whose step and agent can then differ; else None."""
+    if ctx.is_stored(a):
+        return None
+    stored = ctx.stored_verdict(a.method)
+    if stored is None:
+        return None
+    now, then = a.evidence.get("ranker"), stored.evidence.get("ranker")
+    if now == then or not (isinstance(now, str) and isinstance(then, str)):
+        return None
+    short_now, short_then = data.ranker_name(now), data.ranker_name(then)
+    if short_now == short_then:  # two files of one name (or one file rewritten): the full names tell them apart
+        short_now, short_then = now, then
+    copy = "its stored copy of " if ctx.upload_name is not None else ""
+    return (f"This verdict was analysed now with ranker `{short_now}`; the store's `{stored.method}` verdict on "
+            f"{copy}this trace came from ranker `{short_then}` (step {stored.step}, {stored.agent}), so the two can "
+            "differ.")
 
 
 def open_trace(trace_id: str, page: str = "Timeline", copy: str | None = None) -> None:

@@ -105,6 +105,35 @@ def attribution_for(trace: Trace, method: str, stored: Sequence[Attribution] = (
     return analyze(trace, method)
 
 
+def ranker_name(source: str) -> str:
+    """A ranker as ``evidence.ranker`` names it, short: "shipped" for the shipped one, else the ranker file's name
+    (the full path and content hash are in the verdict's evidence)."""
+    from attrib.methods.learned import SHIPPED
+
+    if source == SHIPPED or source.startswith("shipped"):
+        return "shipped"
+    path = source.split(" (sha256 ", 1)[0]
+    return Path(path).name or source
+
+
+def verdict_ranker(a: Attribution) -> str | None:
+    """The ranker a verdict came from (:func:`ranker_name` of its ``evidence.ranker``), None for a method that
+    names none (every method but the learned one)."""
+    source = a.evidence.get("ranker") if isinstance(a.evidence, dict) else None
+    return ranker_name(source) if isinstance(source, str) and source else None
+
+
+def stored_rankers(store: Any, method: str, trace_ids: Sequence[str]) -> dict[str, str]:
+    """{trace id: the ranker of its stored ``method`` verdict} for those of ``trace_ids`` whose verdict names one
+    (the trace list's ranker column: a store can hold verdicts of several rankers, one per trace and method)."""
+    out: dict[str, str] = {}
+    for tid in trace_ids:
+        for a in store.get_attributions(tid, method):
+            if (name := verdict_ranker(a)) is not None:
+                out[tid] = name
+    return out
+
+
 def flow_edges(trace: Trace) -> tuple[list[tuple[int, int, float, str]], int | None, str]:
     """Edges ``(i, j, weight, kinds)`` of the information-flow graph, the failure step, and where they came from."""
     try:

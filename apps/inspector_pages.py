@@ -64,16 +64,33 @@ def trace_list(ctx: state.Ctx) -> None:
     a, b = st.columns([1, 4])
     page_no = kept("list_page", lambda: a.number_input("Page", min_value=1, max_value=n_pages, step=1,
                                                        key="list_page"), lambda v: 1 <= v <= n_pages)
-    b.markdown(f"**{total}** traces match · page {page_no} of {n_pages} · {data.PAGE_SIZE} per page"
-               + (f" · verdicts from stored `{verdict_m}` runs" if verdict_m else
-                  " · no stored verdicts (run `attrib analyze --store` or the batch engine to fill them)"))
     rows, _ = state.cached_page(path, stamp, fdict, int(page_no) - 1, data.PAGE_SIZE)
+    # whose verdicts these are: a store keeps one per trace and method, of whichever ranker made it
+    rankers = (state.cached_stored_rankers(path, stamp, verdict_m, tuple(r["trace_id"] for r in rows))
+               if verdict_m and rows else {})
+    b.markdown(f"**{total}** traces match · page {page_no} of {n_pages} · {data.PAGE_SIZE} per page"
+               + (f" · verdicts from stored `{verdict_m}` runs{ranker_words(rankers)}" if verdict_m else
+                  " · no stored verdicts (run `attrib analyze --store` or the batch engine to fill them)"))
     if not rows:
         st.info("No trace matches these filters.")
         return
+    if rankers:  # the ranker of each row's verdict, beside its confidence
+        rows = [{**{k: v for k, v in r.items() if k not in ("truth_agent", "truth_step", "agents", "task")},
+                 "ranker": rankers.get(r["trace_id"]),
+                 **{k: r[k] for k in ("truth_agent", "truth_step", "agents", "task") if k in r}} for r in rows]
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"confidence": st.column_config.NumberColumn(format="%.2f")})
     open_picker("Open trace", [r["trace_id"] for r in rows], "list_open", "store")
+
+
+def ranker_words(rankers: dict[str, str]) -> str:
+    """`` (ranker `my_ranker.json`)`` naming the ranker(s) of the verdicts on the page, '' when none names one."""
+    names = sorted(set(rankers.values()))
+    if not names:
+        return ""
+    if len(names) == 1:
+        return f" (ranker `{names[0]}`)"
+    return " (rankers on this page: " + ", ".join(f"`{n}`" for n in names) + ")"
 
 
 class Page(NamedTuple):

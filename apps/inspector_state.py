@@ -53,6 +53,13 @@ def cached_stored_attributions(path: str, stamp: tuple[int, int], trace_id: str)
         return [a.to_json() for a in s.get_attributions(trace_id)]
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_stored_rankers(path: str, stamp: tuple[int, int], method: str, trace_ids: tuple[str, ...]
+                          ) -> dict[str, str]:
+    with data.open_ro(path) as s:
+        return data.stored_rankers(s, method, trace_ids)
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def cached_default_id(path: str, stamp: tuple[int, int]) -> str | None:
     """The trace to open when neither the URL nor the session names one: the one the user touched last, the latest
@@ -94,6 +101,9 @@ class Ctx:
     upload_name: str | None = None  # the file the trace was uploaded from (None: from the store)
     stored_too: bool = False  # an uploaded trace whose id the store holds too (the sidebar offers the stored copy)
     uploaded_too: str | None = None  # a stored trace also uploaded in this session: the file (the sidebar offers it)
+    #: the store's verdicts on its copy of an uploaded trace's id (``stored_too``): the uploaded copy is analysed
+    #: now, and the pages say when that used another ranker than the stored verdict
+    stored_copy: list[Attribution] = field(default_factory=list)
 
     @property
     def stamp(self) -> tuple[int, int]:
@@ -111,6 +121,18 @@ class Ctx:
             if a.method == m or a.method.replace("_", "-") == m.replace("_", "-"):
                 return a
         return Attribution.from_json(_cached_analysis(self.trace.content_hash(), m, self.trace.to_json()))
+
+    def is_stored(self, a: Attribution) -> bool:
+        """Whether ``a`` (from :meth:`attribution`) is a verdict read from the store, not one analysed now."""
+        return any(a is s for s in self.stored)
+
+    def stored_verdict(self, method: str) -> Attribution | None:
+        """The store's ``method`` verdict on this trace id: the open trace's own, or, for an uploaded copy, its
+        stored copy's (None when the store holds none)."""
+        for a in self.stored or self.stored_copy:
+            if a.method == method or a.method.replace("_", "-") == method.replace("_", "-"):
+                return a
+        return None
 
 
 def store_is_empty(ctx: Ctx) -> bool:
@@ -196,6 +218,12 @@ def load_trace(ctx: Ctx) -> None:
         in_store = tid in stored_ids(ctx, [tid])
         if not in_store or st.session_state.get(COPY, {}).get(tid) != "store":
             ctx.trace, ctx.upload_name, ctx.stored_too = uploads[tid], name, in_store
+            if in_store:
+                try:
+                    ctx.stored_copy = [Attribution.from_json(b)
+                                       for b in cached_stored_attributions(str(ctx.store_path), ctx.stamp, tid)]
+                except Exception:  # the stored copy cannot be read now: nothing to compare the upload's verdict with
+                    ctx.stored_copy = []
             return
         ctx.uploaded_too = name
     if not ctx.has_store:

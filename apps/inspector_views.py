@@ -6,7 +6,7 @@ import inspector_data as data
 import inspector_figures as figs
 import inspector_state as state
 import streamlit as st
-from inspector_common import kept, need_trace, verdict
+from inspector_common import kept, need_trace, verdict, verdict_source
 
 from attrib.render import step_set_line, verdict_notes
 from attrib.trace import Attribution, Trace
@@ -46,14 +46,16 @@ def step_owner_note(trace: Trace, a: Attribution) -> str:
     return "" if by == a.agent else f" (the step is {by}'s)"
 
 
-def decisive_box(trace: Trace, a: Attribution) -> None:
-    """The verdict: decisive agent and step, confidence, the reason, and the step's own text."""
+def decisive_box(trace: Trace, a: Attribution, source: str = "") -> None:
+    """The verdict: decisive agent and step, confidence, the reason, and the step's own text; ``source``: where the
+    verdict comes from and its ranker (:func:`inspector_common.verdict_source`)."""
     with st.container(border=True):
         conf = f"confidence {a.confidence:.2f}"
         if a.agent_confidence is not None:
             conf += f" · agent confidence {a.agent_confidence:.2f}"
         st.subheader(f"Decisive step {a.step} — {a.agent}{step_owner_note(trace, a)}")
-        st.caption(f"method `{a.method}` · {conf}" + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else ""))
+        st.caption(f"method `{a.method}`" + (f" · {source}" if source else "") + f" · {conf}"
+                   + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else ""))
         for note, level in verdict_notes(a, 5):
             (st.warning if level == "warning" else st.info)(note)
         if sset := step_set_line(a, trace):
@@ -113,11 +115,11 @@ def timeline(ctx: state.Ctx) -> None:
     trace = trace_page(ctx)
     if trace is None:
         return
-    a = verdict(ctx)
+    a = verdict(ctx, source=False)  # the decisive box says where it comes from
     left, right = st.columns([3, 2])
     with left:
         if a is not None:
-            decisive_box(trace, a)
+            decisive_box(trace, a, verdict_source(ctx, a))
     with right:
         annotation_box(trace, a)
         if a is not None and a.agents:

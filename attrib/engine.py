@@ -59,7 +59,7 @@ class BatchReport(msgspec.Struct, kw_only=True):
 
     method: str
     engine: str
-    workers: int
+    workers: int  # workers that ran the batch (0: nothing to do, none started)
     matched: int  # traces selected by ``where``
     skipped: int  # already analyzed with this method (resume), not redone
     analyzed: int  # attributions written
@@ -403,9 +403,13 @@ def _sigint_held(seen: list[bool]) -> Iterator[None]:
 CONNECT_TIMEOUT_S = 30.0
 
 
-def _connect(distributed: Any, address: str) -> Any:
-    """A Client on the scheduler at ``address``, or one clear NotFoundError within CONNECT_TIMEOUT_S."""
-    import threading
+#: How long the nothing-to-do check waits for a scheduler's port to accept a connection (:func:`_probe`).
+PROBE_TIMEOUT_S = 5.0
+
+
+def _scheduler_address(address: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a scheduler address, or a UsageError on ``--scheduler`` for one that is malformed or
+    needs TLS credentials a string cannot carry."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
@@ -419,6 +423,33 @@ def _connect(distributed: Any, address: str) -> Any:
     if parts.scheme in ("tls", "wss"):
         raise UsageError(None, "scheduler", f"{parts.scheme}:// needs TLS credentials: from Python, pass "
                          "analyze_many(scheduler=distributed.Client(..., security=...))")
+    return parts.scheme, parts.hostname, port
+
+
+def _probe(address: str) -> None:
+    """Check that something listens at a scheduler address, within PROBE_TIMEOUT_S, without starting a Client: the
+    batch with nothing to do still says that a mistyped or stopped scheduler is unreachable (NotFoundError, exit 4)
+    instead of "nothing to do", at the cost of one TCP connection (a refused port answers at once). A port that
+    accepts the connection is taken as reachable; the full handshake is made only when there is work (ucx://
+    addresses, not plain TCP, are not probed)."""
+    import socket
+
+    scheme, host, port = _scheduler_address(address)
+    if scheme == "ucx":
+        return
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
+        raise NotFoundError(f"cannot reach a Dask scheduler at {address}: {why}") from None
+
+
+def _connect(distributed: Any, address: str) -> Any:
+    """A Client on the scheduler at ``address``, or one clear NotFoundError within CONNECT_TIMEOUT_S."""
+    import threading
+
+    _, _, port = _scheduler_address(address)
     box: dict[str, Any] = {}
 
     def connect() -> None:
@@ -498,7 +529,9 @@ def analyze_many(
     path, to every worker, whatever its environment; a verdict that comes back from another ranker is recorded as
     an error, never saved beside this batch's (``BatchReport.ranker`` names the one used).
     ``progress``: a progress bar on standard error.
-    Returns a :class:`BatchReport`.
+    Returns a :class:`BatchReport` (``workers``: how many ran, 0 with nothing to do). With nothing to do no cluster
+    starts, but a ``scheduler`` address is still checked, with one TCP connection: an unreachable one is a
+    NotFoundError either way.
 
     The Dask engines start worker processes that re-import the calling script: call this under
     ``if __name__ == "__main__":`` in a script.
@@ -507,6 +540,8 @@ def analyze_many(
         raise UsageError(None, "engine", f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
     if scheduler is not None and engine == "serial":
         raise UsageError(None, "scheduler", "runs on a Dask cluster: use it with engine='dask', not 'serial'")
+    if isinstance(scheduler, str) and scheduler:
+        _scheduler_address(scheduler)  # a malformed address is a usage error, with work to do or not
     batch_size = whole_number("batch_size", batch_size)  # a bad argument value: UsageError, exit 2, as --batch-size
     if workers is not None:
         workers = whole_number("workers", workers)
@@ -542,18 +577,23 @@ def analyze_many(
                                             skip_ranker=expected_ranker)
         except InputError as e:  # name the filter as the CLI user typed it: a flag's value, exit 2
             raise UsageError(None, "where", f"{e.message} (in {e.path})" if e.path else e.message) from None
+        # workers: how many ran; 0 until some do (with nothing to do none start, and a size would be made up)
         report = BatchReport(
-            method=name, engine=engine, workers=1, matched=matched, skipped=matched - todo,
+            method=name, engine=engine, workers=0, matched=matched, skipped=matched - todo,
             analyzed=0, failed=0, elapsed_s=0.0, ranker=expected_ranker,
         )
         if engine == "serial":
             t_start = time.perf_counter()
             if todo:
                 warm(run["method"])
+                report.workers = 1
             report.startup_s = time.perf_counter() - t_start
             with _progress_bar(todo, progress, f"{name} (serial)") as adv, _sigint_latch() as stop:
                 _run_serial(parts, _Writer(store, report, adv, stop), run)
-        elif todo:
+        elif not todo:
+            if isinstance(scheduler, str) and scheduler:  # no cluster to start, but the address given must answer
+                _probe(scheduler)
+        else:
             t_start = time.perf_counter()
             # the latch covers start-up too: a Ctrl-C while the cluster starts or the workers load the method
             # stops the batch before its first task (one during LocalCluster's start is held back until it is up)

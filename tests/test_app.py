@@ -1281,3 +1281,60 @@ def test_an_empty_store_opens_no_trace(run_app, tmp_path: Path) -> None:
         pass
     at = run_app(page="Timeline")
     assert not at.session_state["trace_id"]
+
+
+def test_stored_verdicts_name_their_ranker_and_a_fresh_one_says_when_it_differs(run_app, tmp_path, monkeypatch
+                                                                                ) -> None:
+    """Verdicts stored by `attrib analyze --all --model my_ranker.json` showed as plain `learned`, no ranker named
+    (their evidence.ranker holds it), while the app analyses with the shipped one. The Traces page, Timeline and
+    Blame now name the ranker of a stored verdict; an uploaded copy of a stored run, analysed now with another
+    ranker, says so and names the stored verdict's."""
+    import orjson
+
+    from attrib.engine import analyze_many
+    from attrib.methods.learned import fit_artifact
+    from attrib.readers import read_paths
+
+    monkeypatch.delenv("ATTRIB_RANKER", raising=False)  # the app analyses with the shipped ranker
+    own = REPO_ROOT / "tests" / "fixtures" / "own_system" / "runs"
+    model = tmp_path / "my_ranker.json"
+    model.write_bytes(orjson.dumps(fit_artifact(read_paths([own / "chat"]), "test")))
+    store = tmp_path / "store.duckdb"
+    files = sorted((own / "otlp").glob("*.json"))[:3]
+    assert ingest(files, store=str(store), progress=False).ok
+    report = analyze_many(store, engine="serial", options={"model_path": str(model)})  # as --all --model does
+    assert report.analyzed == 3
+    with open_store(store, read_only=True) as s:
+        ids = s.trace_ids()
+        stored = {tid: s.get_attributions(tid, "learned")[0] for tid in ids}
+    assert {a.evidence["ranker"].split(" (sha256")[0] for a in stored.values()} == {str(model.resolve())}
+
+    at = run_app(page="Traces", method="learned")
+    assert any("verdicts from stored `learned` runs (ranker `my_ranker.json`)" in m for m in texts(at, "markdown"))
+    table = at.dataframe[0].value
+    assert list(table["ranker"]) == ["my_ranker.json"] * 3
+
+    tid = ids[0]
+    v = stored[tid]
+    at = run_app(page="Timeline", trace=tid, method="learned")
+    assert any(s.startswith(f"Decisive step {v.step} — {v.agent}") for s in texts(at, "subheader"))
+    assert any(c.startswith("method `learned` · stored verdict · ranker `my_ranker.json` · confidence")
+               for c in texts(at, "caption")), texts(at, "caption")
+    assert not any("analysed now" in w for w in texts(at, "warning"))
+    at = run_app(page="Blame", trace=tid, method="learned")
+    assert "method `learned` · stored verdict · ranker `my_ranker.json`" in texts(at, "caption")
+
+    # an uploaded copy of the stored run is analysed now, with the app's (shipped) ranker: said, with the stored one
+    trace = read_path(files[0])[0]
+    assert trace.id == tid
+    fresh = analyze(trace, "learned")
+    at = run_app(page="Upload", method="learned")
+    at.file_uploader(key="up_file").set_value(("mine.json", trace.to_json(), "application/json")).run()
+    at.button(key=f"open_up_{tid}").click().run()
+    assert at.session_state["page"] == "Timeline"
+    assert any(c.startswith("method `learned` · analysed now · ranker `shipped` · confidence")
+               for c in texts(at, "caption")), texts(at, "caption")
+    assert [w for w in texts(at, "warning") if "analysed now" in w] == [
+        "This verdict was analysed now with ranker `shipped`; the store's `learned` verdict on its stored copy of "
+        f"this trace came from ranker `my_ranker.json` (step {v.step}, {v.agent}), so the two can differ."]
+    assert any(s.startswith(f"Decisive step {fresh.step} — {fresh.agent}") for s in texts(at, "subheader"))

@@ -319,3 +319,55 @@ def test_python_dash_m_attrib_is_the_cli() -> None:
     assert orjson.loads(r.stdout)["method"] == "learned"
     r = subprocess.run([sys.executable, "-m", "attrib", "analyze", "x", "--top-k", "0"], capture_output=True, text=True)
     assert r.returncode == 2 and "'--top-k'" in r.stderr
+
+
+def test_several_targets_are_analyzed_as_one_folder(tmp_path) -> None:
+    """`attrib analyze runs/*.json` (a glob the shell expanded) exited 2 with "Got unexpected extra argument(s)":
+    analyze took one target where ingest, eval traces and fit take many. Several targets (files, folders, globs,
+    stored ids) now get a report each and the summary table; one that cannot be read is reported after the others
+    and sets the exit code, as a bad file in a folder does."""
+    import shutil
+
+    from attrib.readers import read_path
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for name in ("demo_whowhen.json", "chat_langgraph.json"):
+        shutil.copy(traces_dir() / name, runs / name)
+    shell_expanded = sorted(str(p) for p in runs.glob("*.json"))
+    r = runner.invoke(app, ["analyze", *shell_expanded, "--json"])
+    assert r.exit_code == 0, r.output
+    assert {d["trace_id"] for d in orjson.loads(r.output)} == {"whowhen-algorithm-demo_whowhen",
+                                                               "chat-chat_langgraph"}
+    r = runner.invoke(app, ["analyze", *shell_expanded], terminal_width=200)
+    assert r.exit_code == 0 and "2 runs" in r.output and "chat-chat_langgraph" in r.output, r.output
+
+    # a stored trace id beside a file; a file reached twice (named, and through the folder) is analysed once
+    store = tmp_path / "s.duckdb"
+    assert runner.invoke(app, ["ingest", str(traces_dir() / "otlp_agents.json"), "--store", str(store)]).exit_code == 0
+    (stored,) = read_path(traces_dir() / "otlp_agents.json")
+    r = runner.invoke(app, ["analyze", shell_expanded[0], str(runs), stored.id, "--store", str(store), "--json"])
+    assert r.exit_code == 0, r.output
+    assert sorted(d["trace_id"] for d in orjson.loads(r.output)) == sorted(
+        ["whowhen-algorithm-demo_whowhen", "chat-chat_langgraph", stored.id])
+
+    # one JSON object for one run asked for, a list as soon as several targets are given (even of one run each)
+    r = runner.invoke(app, ["analyze", shell_expanded[0], shell_expanded[0], "--json"])
+    assert r.exit_code == 0 and isinstance(orjson.loads(r.output), list) and len(orjson.loads(r.output)) == 1
+
+    # a missing file and an unknown id: the others are still reported, the exit code is the highest (4: the id)
+    r = runner.invoke(app, ["analyze", *shell_expanded, str(tmp_path / "missing.json"), "no-such-id",
+                            "--store", str(store), "--json"])
+    assert r.exit_code == 4, r.output
+    assert '"trace_id": "chat-chat_langgraph"' in r.output and "missing.json: no such file" in r.output
+    assert "no-such-id" in r.output and "2 of 4 run(s) or file(s) failed" in r.output
+    # nothing readable: every target's error, then the code
+    r = runner.invoke(app, ["analyze", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    assert r.exit_code == 3 and "a.json: no such file" in r.output and "b.json: no such file" in r.output
+    assert "none of the 2 targets could be read" in r.output
+    # a glob among the targets that matches nothing is named, not dropped silently
+    r = runner.invoke(app, ["analyze", shell_expanded[0], str(tmp_path / "none" / "*.json")])
+    assert r.exit_code == 3 and "none/*.json" in r.output and "1 of 2 run(s) or file(s) failed" in r.output
+    # --all still takes no target
+    r = runner.invoke(app, ["analyze", *shell_expanded, "--all", "--store", str(store)])
+    assert r.exit_code == 2 and "not both" in r.output

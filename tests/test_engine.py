@@ -510,3 +510,54 @@ def test_a_ctrl_c_that_library_code_swallows_still_stops_the_batch(tmp_path: Pat
     with pytest.raises(BatchInterrupted) as e:
         analyze_many(str(path), method=swallows_a_ctrl_c, engine="serial", batch_size=10)
     assert e.value.report is not None and e.value.report.analyzed == 10 and len(seen) == 10
+
+
+def _free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_nothing_to_do_still_checks_the_scheduler_and_reports_no_workers(tmp_path) -> None:
+    """With every trace already analyzed, an unreachable --scheduler said "Nothing to do" and exited 0 (the README:
+    exit 4), and a malformed one passed too; --json said "workers": 1 though none ran. The address is now checked
+    (one TCP connection, no Client) and the report counts the workers that ran: 0."""
+    import socket
+    import time
+
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+    from attrib.errors import NotFoundError
+
+    path = tmp_path / "own.duckdb"
+    assert ingest(sorted((OWN_RUNS / "otlp").glob("*.json"))[:3], store=str(path), progress=False).ok
+    first = analyze_many(path, method="flow-graph", engine="serial")
+    assert (first.analyzed, first.workers) == (3, 1)  # a serial run is one worker
+    for engine in ("serial", "local"):
+        idle = analyze_many(path, method="flow-graph", engine=engine)  # type: ignore[arg-type]
+        assert (idle.skipped, idle.analyzed, idle.workers) == (3, 0, 0), engine
+    base = ["analyze", "--store", str(path), "--all", "--method", "flow-graph"]
+    r = CliRunner().invoke(app, [*base, "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["workers"] == 0, r.output
+
+    closed = f"tcp://127.0.0.1:{_free_port()}"
+    t0 = time.perf_counter()
+    with pytest.raises(NotFoundError, match="cannot reach a Dask scheduler"):
+        analyze_many(path, method="flow-graph", engine="dask", scheduler=closed)
+    r = CliRunner().invoke(app, [*base, "--engine", "dask", "--scheduler", closed])
+    assert r.exit_code == 4 and "cannot reach a Dask scheduler" in r.output and "Nothing to do" not in r.output
+    assert time.perf_counter() - t0 < 10  # a refused port answers at once: no 30 s Client handshake
+    r = CliRunner().invoke(app, [*base, "--engine", "dask", "--scheduler", "notaurl"])
+    assert r.exit_code == 2 and "--scheduler" in r.output, r.output
+
+    with socket.socket() as srv:  # something listens there: nothing to do, and the summary says it answered
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        address = f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+        assert analyze_many(path, method="flow-graph", engine="dask", scheduler=address).workers == 0
+        r = CliRunner().invoke(app, [*base, "--engine", "dask", "--scheduler", address], terminal_width=200)
+        assert r.exit_code == 0 and "Nothing to do" in r.output and "answers, no task sent" in r.output, r.output

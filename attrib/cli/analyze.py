@@ -1,4 +1,5 @@
-"""CLI topic 'analyze': ``attrib analyze PATH|TRACE_ID`` -> :func:`attrib.methods.analyze`."""
+"""CLI topic 'analyze': ``attrib analyze TARGET...`` (files, folders, globs, ``-``, trace ids) ->
+:func:`attrib.methods.analyze`."""
 
 from __future__ import annotations
 
@@ -72,6 +73,48 @@ def load_target(target: str, store: Path | None = None, format: str | None = Non
             raise
 
 
+def load_targets(targets: list[str], store: Path | None = None, format: str | None = None,
+                 errors: list[AttribError] | None = None) -> list[tuple[Any, str | None]]:
+    """Traces named by several targets (each as :func:`load_target` reads one), read as one folder is: a target or
+    file that cannot be read goes to ``errors`` and the others are still read (a shell-expanded glob,
+    ``attrib analyze runs/*.json``, is many targets). A file reached by two targets is read once (as
+    :func:`attrib.readers.read_sources` reads ingest's paths), a target named twice too. When nothing can be read,
+    each error is shown and the command exits with the highest code, as it does when some runs failed."""
+    from attrib.readers import expand_paths, is_folder_or_glob, read_sources
+
+    if len(targets) == 1:
+        return load_target(targets[0], store, format, errors)
+    out: list[tuple[Any, str | None]] = []
+    failed: list[AttribError] = []
+    read: set[Path] = set()  # files read so far (resolved)
+    for target in dict.fromkeys(targets):
+        try:
+            if target != "-" and (Path(target).exists() or is_folder_or_glob(target)):
+                files = expand_paths([target])
+                new = [f for f in files if f.resolve() not in read]
+                if files and not new:  # every file already read through an earlier target
+                    continue
+                read.update(f.resolve() for f in new)
+                # nothing matched: read_sources names the target ("no trace files here")
+                out += [(t, str(f)) for t, f in read_sources(new or [target], format, errors=failed)]
+            else:  # standard input or a stored trace id
+                out += load_target(target, store, format)
+        except UsageError:  # e.g. - with nothing piped in: the command line is wrong, not one target
+            raise
+        except AttribError as e:
+            failed.append(e)
+    if not out and failed:
+        for error in failed:
+            print_error(error)
+        err_console.print(f"[bold red]none of the {len(targets)} targets could be read[/]", highlight=False)
+        raise typer.Exit(max(error.exit_code for error in failed))
+    if errors is not None:
+        errors += failed
+    elif failed:
+        raise failed[0]
+    return out
+
+
 def plot_paths(plot: Path, trace_ids: list[str]) -> list[Path]:
     """Where each run's PNG goes: ``plot`` itself for one run (a .png path), ``plot/<trace id>.png`` for several
     (``plot`` a folder; a repeated id gets ``-2``, ``-3``...); anything else is a usage error on ``--plot``.
@@ -143,13 +186,14 @@ def register(app: typer.Typer) -> None:
     @with_batch_options
     @with_llm_options
     def analyze_cmd(
-        target: str = typer.Argument(None, help="A trace file (Who&When, OTLP, chat, attrib JSON), a folder or glob of "
-                                     "them, - for standard input, or a trace id in the store (omit with --all).",
-                                     metavar="TARGET", show_default=False),
+        target: list[str] = typer.Argument(None, help="Trace files (Who&When, OTLP, chat, attrib JSON), folders or "
+                                           "globs of them, - for standard input, or trace ids in the store; "
+                                           "several are analyzed as one folder is (omit with --all).",
+                                           metavar="TARGET", show_default=False),
         method: str = typer.Option(None, "--method", "-m", callback=check_method, help="Attribution method (default: learned, offline). "
                                    "Others: flow-graph, causal, judge-all, judge-step, judge-binary, judge-hybrid."),
-        as_json: bool = typer.Option(False, "--json", help="Print the Attribution as JSON (a list of them for a "
-                                     "folder or glob, or a file holding several runs)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the Attribution as JSON (a list of them for "
+                                     "several targets, a folder or glob, or a file holding several runs)."),
         markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown report."),
         store: Path = typer.Option(None, "--store", "-s", help="Store file where a trace id TARGET is looked up, "
                                    "--save writes and --all reads (default: $ATTRIB_STORE, else ./attrib.duckdb)."),
@@ -183,7 +227,9 @@ def register(app: typer.Typer) -> None:
         be written (or, with --all, when some traces failed), 2 for a bad flag, 3 for unreadable input, 4 for an
         unknown trace id, store, model or LLM endpoint, 5 when a method could not reach a verdict.
 
-        A folder or a file with several runs gets one report per run and a summary table at the end.
+        Several targets (attrib analyze runs/*.json), a folder or a file with several runs get one report per run
+        and a summary table at the end; a target that cannot be read is reported after the others, and sets the
+        exit code.
 
         Example:  attrib analyze traces/demo_whowhen.json --top-k 3
         """
@@ -195,7 +241,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("choose one of --json and --markdown", param_hint="--json / --markdown")
         bad: list[AttribError] = []  # files of a folder that could not be read, runs with no verdict
         with handle_errors():
-            loaded = load_target(target, store, format, errors=bad)
+            loaded = load_targets(target, store, format, errors=bad)
             plots = plot_paths(plot, [t.id for t, _ in loaded]) if plot is not None else []
             prepare_output(*plots, otlp)  # writable, before any (paid) analysis
             if save:  # a folder or a file of another kind as the store, before the analysis too
@@ -228,11 +274,11 @@ def register(app: typer.Typer) -> None:
                     err_console.print(f"saved {len(results)} verdict(s) to {st.path}", highlight=False)
         if as_json:
             payload = [a.to_dict() for _, a in results]
-            # one object for one run asked for; a list for a folder or glob however many runs it held, and for a
-            # file or stdin that held several (a script can rely on the shape from what it passed)
+            # one object for one run asked for; a list for several targets or a folder or glob however many runs they
+            # held, and for a file or stdin that held several (a script can rely on the shape from what it passed)
             from attrib.readers import is_folder_or_glob
 
-            many = len(payload) > 1 or (target != "-" and is_folder_or_glob(target))
+            many = len(payload) > 1 or len(target) > 1 or (target[0] != "-" and is_folder_or_glob(target[0]))
             typer.echo(orjson.dumps(payload if many else payload[0], option=orjson.OPT_INDENT_2).decode())
         elif markdown:
             from attrib.render import attribution_markdown

@@ -64,7 +64,7 @@ _BATCH_PARAMS = [
 def with_batch_options(fn: F) -> F:
     """Add the batch options to the ``analyze`` command; with ``--all`` run the batch, else call ``fn``.
 
-    ``fn`` must take ``target`` (optional then), ``store``, ``method`` and ``as_json``.
+    ``fn`` must take ``target`` (a list of targets, empty or None then), ``store``, ``method`` and ``as_json``.
     """
     sig = inspect.signature(fn)
     extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a) for n, d, a in _BATCH_PARAMS]
@@ -76,7 +76,7 @@ def with_batch_options(fn: F) -> F:
         all_ = batch.pop("all_")
         if all_:
             if kwargs.get("target"):
-                raise typer.BadParameter("give either a TARGET or --all, not both", param_hint="TARGET")
+                raise typer.BadParameter("give either TARGETs or --all, not both", param_hint="TARGET")
             from attrib.engine import ENGINES
 
             if batch["engine"] not in ENGINES:
@@ -117,7 +117,7 @@ def with_batch_options(fn: F) -> F:
             raise typer.BadParameter(f"{', '.join(given)} only appl{'y' if len(given) > 1 else 'ies'} with --all",
                                      param_hint="--all")
         if not kwargs.get("target"):
-            raise typer.BadParameter("give a trace file or trace id, or --all to analyze the whole store",
+            raise typer.BadParameter("give trace files, folders or trace ids, or --all to analyze the whole store",
                                      param_hint="TARGET")
         return fn(*args, **kwargs)
 
@@ -163,7 +163,7 @@ def run_batch(
 
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        _render(report)
+        _render(report, scheduler)
     if report.failed:
         raise typer.Exit(1)
 
@@ -180,11 +180,15 @@ def interrupted_line(report: Any) -> str:
             f"{report.failed:,} failed); {left:,} still to do: rerun the same command to finish them")
 
 
-def _render(r: BatchReport) -> None:
+def _render(r: BatchReport, scheduler: str | None = None) -> None:
+    """The batch summary table; with nothing to do it says no worker started (and, for ``scheduler``, that the
+    address answered: the engine checks it even then)."""
     from rich.table import Table
 
     ran = r.analyzed or r.failed  # with nothing to do no cluster starts: its size would be made up
-    where = f"{r.engine} ({r.workers} worker(s))" if ran else f"{r.engine} (nothing to do, no workers started)"
+    idle = (f"nothing to do: the scheduler at {scheduler} answers, no task sent" if scheduler
+            else "nothing to do, no workers started")
+    where = f"{r.engine} ({r.workers} worker(s))" if ran else f"{r.engine} ({idle})"
     t = Table(title=f"attrib analyze --all: {r.method} on {where}", show_header=False)
     t.add_column(justify="left")
     t.add_column(justify="right")
