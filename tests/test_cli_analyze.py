@@ -371,3 +371,22 @@ def test_several_targets_are_analyzed_as_one_folder(tmp_path) -> None:
     # --all still takes no target
     r = runner.invoke(app, ["analyze", *shell_expanded, "--all", "--store", str(store)])
     assert r.exit_code == 2 and "not both" in r.output
+
+
+def test_a_stored_run_analysed_with_another_ranker_than_its_stored_verdict_says_so(tmp_path):
+    """`attrib analyze ID --store S` analyses afresh with the shipped ranker: after a batch with --model it gave
+    another verdict than the one the store and the inspector show, without a word. It now says which ranker made
+    the stored verdict; with the same ranker there is nothing to say."""
+    runs = Path(__file__).parent / "fixtures" / "own_system" / "runs"
+    store, ranker = tmp_path / "s.duckdb", tmp_path / "mine.json"
+    assert runner.invoke(app, ["fit", str(runs), "--no-pool", "--out", str(ranker)]).exit_code == 0
+    run = sorted((runs / "chat").glob("*.json*"))[0]
+    r = runner.invoke(app, ["analyze", str(run), "--model", str(ranker), "--save", "--store", str(store), "--json"])
+    assert r.exit_code == 0, r.output
+    tid = orjson.loads(r.stdout)["trace_id"]
+    r = runner.invoke(app, ["analyze", tid, "--store", str(store)], terminal_width=300)
+    assert r.exit_code == 0, r.output
+    assert f"note: {tid}: the store's verdict was made by ranker {ranker}" in r.output
+    assert "this one by shipped (fitted on Who&When)" in r.output
+    r = runner.invoke(app, ["analyze", tid, "--store", str(store), "--model", str(ranker)], terminal_width=300)
+    assert r.exit_code == 0 and "the store's verdict was made by" not in r.output

@@ -115,6 +115,36 @@ def load_targets(targets: list[str], store: Path | None = None, format: str | No
     return out
 
 
+def stored_ranker_notes(results: list[tuple[Any, Any]], sources: list[str | None], store: Path | None) -> list[str]:
+    """A note per run read from the store whose stored verdict of the same method came from another ranker than
+    the one just used: `attrib analyze ID --store S` analyses afresh, so after a batch with ``--model`` it could
+    silently disagree with the verdict the store (and the inspector) shows. Best effort: a store that cannot be
+    opened gives no notes."""
+    from attrib.store import open_store
+
+    ids = [a.trace_id for (_, a), src in zip(results, sources, strict=True) if src is None]
+    if not ids:
+        return []
+    notes = []
+    try:
+        with open_store(store, read_only=True) as st:
+            for (_, a), src in zip(results, sources, strict=True):
+                if src is not None:
+                    continue
+                stored = st.get_attributions(a.trace_id, a.method)
+                if not stored:
+                    continue
+                old = stored[-1]
+                was, now = old.evidence.get("ranker"), a.evidence.get("ranker")
+                if was != now:
+                    notes.append(f"{a.trace_id}: the store's verdict was made by ranker {was or 'unknown'} (step "
+                                 f"{old.step} by {old.agent}); this one by {now or 'unknown'} (step {a.step} by "
+                                 f"{a.agent}); pass --model to use the same ranker")
+    except (AttribError, OSError):
+        return []
+    return notes
+
+
 def plot_paths(plot: Path, trace_ids: list[str]) -> list[Path]:
     """Where each run's PNG goes: ``plot`` itself for one run (a .png path), ``plot/<trace id>.png`` for several
     (``plot`` a folder; a repeated id gets ``-2``, ``-3``...); anything else is a usage error on ``--plot``.
@@ -234,6 +264,7 @@ def register(app: typer.Typer) -> None:
         Example:  attrib analyze traces/demo_whowhen.json --top-k 3
         """
         import orjson
+        from rich.markup import escape as escape_markup
 
         from attrib.methods import DEFAULT_METHOD
 
@@ -258,6 +289,9 @@ def register(app: typer.Typer) -> None:
             if ok:
                 err_console.print(f"[yellow]warning:[/] recorded as successful: {', '.join(ok[:5])}"
                                   f"{' ...' if len(ok) > 5 else ''}; their verdicts name the riskiest step, not a cause")
+            if not save:  # --save replaces the stored verdict: nothing to compare then
+                for note in stored_ranker_notes(results, sources, store):
+                    err_console.print(f"[yellow]note:[/] {escape_markup(note)}", highlight=False, soft_wrap=True)
             if save:
                 from attrib.store import open_store
 
