@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from attrib.methods.calibration import Calibrator, ece, ece_if_calibrated, reliability
+from attrib.methods.calibration import Calibrator, ece, ece_if_calibrated, reliability, smoothed_targets
 
 
 def test_ece_hand_computed():
@@ -59,3 +59,34 @@ def test_platt_covariate_separates_two_populations():
     again = Calibrator.from_dict(cal.to_dict())
     assert np.isclose(again.predict(0.6, 1.0), long_)
     assert Calibrator("platt").fit(raw, correct).c_ == 0.0
+
+
+def test_platt_targets_are_smoothed_as_platt_advises_for_few_samples():
+    np.testing.assert_allclose(smoothed_targets(np.array([1, 1, 1, 0])), [4 / 5, 4 / 5, 4 / 5, 1 / 3])
+    np.testing.assert_allclose(smoothed_targets(np.ones(12, int)), np.full(12, 13 / 14))
+
+
+# the out-of-fold top-1 probabilities of a ranker refitted on 12 runs of 6 tasks, all of whose verdicts were right
+FEW_RAW = np.array([0.963, 0.962, 0.95, 0.944, 0.976, 0.975, 0.451, 0.961, 0.98, 0.947, 0.939, 0.935])
+FEW_COV = np.log([6, 8, 7, 9, 9, 7, 9, 7, 6, 7, 7, 6])
+
+
+@pytest.mark.parametrize("kind", ["platt", "isotonic"])
+def test_a_few_runs_all_right_or_all_wrong_do_not_make_confidence_near_certain(kind):
+    """12 of 12 right once fitted a constant 99 % (p = 0.25 read as 99 %); 12 of 12 wrong a constant 1 %."""
+    for correct in (np.ones(12, int), np.zeros(12, int)):
+        cal = Calibrator(kind).fit(FEW_RAW, correct, FEW_COV if kind == "platt" else None)
+        out = cal.predict(np.array([0.25, 0.5, 0.95, 0.99]), np.log(9))
+        assert np.all((out > 1 / 14 - 1e-9) & (out < 13 / 14 + 1e-9)), out  # within Laplace's 1/14 .. 13/14
+        assert np.allclose(Calibrator.from_dict(cal.to_dict()).predict(out * 0 + 0.99, np.log(9)), out[-1])
+    if kind == "platt":  # and a probability the calibration runs never showed stays near what the ranker says
+        cal = Calibrator("platt").fit(FEW_RAW, np.ones(12, int), FEW_COV)
+        assert cal.predict(0.25, np.log(9)) < 0.6
+        old = {k: v for k, v in cal.to_dict().items() if k != "n"}  # a file from before the bound: as it was fitted
+        assert Calibrator.from_dict(old).predict(0.99, np.log(9)) > 13 / 14
+
+
+def test_platt_without_calibration_data_keeps_the_rankers_probability():
+    cal = Calibrator("platt").fit(np.array([]), np.array([]))
+    assert (cal.a_, cal.b_, cal.c_) == (1.0, 0.0, 0.0)
+    assert cal.predict(0.3) == pytest.approx(0.3)

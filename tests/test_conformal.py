@@ -59,3 +59,16 @@ def test_learned_sets_cover_the_decisive_step_out_of_sample():
     m = mean_summary([cross_validate(hc, learned_fitter, 5, 0, extra=ag)])
     assert m["set_coverage"] >= 80.0  # 90 % promised per length group; measured 92.8 % (5 fold seeds)
     assert m["set_size"] < 0.9 * np.mean([t.n_steps for t in hc])  # and the set is shorter than the run
+
+
+def test_a_length_group_with_too_few_runs_gets_the_whole_run_and_nine_sure_runs_a_single_step():
+    """At 90 % the set needs ceil(0.9 (n + 1)) <= n calibration runs, i.e. n >= 9: with 8 it is the whole run. With 9
+    or more runs that the ranker all ranked first (score 0), the top step alone is a legitimate 90 % set: a new
+    exchangeable run is ranked first with probability >= n / (n + 1). A group with no runs (long ones) gets the
+    whole run."""
+    p = np.array([0.1, 0.25, 0.24, 0.18, 0.11, 0.12])
+    sure = [np.eye(6)[i % 6] * 0.9 + 0.1 / 6 for i in range(12)]
+    assert ConformalStepSet().fit(sure[:8], [i % 6 for i in range(8)]).predict(p) == [1, 2, 3, 5, 4, 0]
+    fitted = ConformalStepSet().fit(sure[:9], [i % 6 for i in range(9)])
+    assert fitted.predict(p) == [1]
+    assert fitted.predict(np.full(20, 0.05)) == list(range(20))  # 20 steps: the long group, no calibration runs

@@ -318,4 +318,23 @@ def register(app: typer.Typer) -> None:
                       + (f" + {len(extra)} Who&When logs" if extra else "")
                       + (f" ({n_unlabelled} unlabelled skipped)" if n_unlabelled else "")
                       + f"; use it with `attrib analyze TRACE --model {out}` or ATTRIB_RANKER={out}")
+        if line := _few_runs_warning(art["settings"]["with_gt"], pool, paths):
+            err_console.print(line, highlight=False, soft_wrap=True)  # one line: a warning, not an error
+
+
+def _few_runs_warning(ranker: dict, pool: bool, paths: list[str]) -> str | None:
+    """The warning `attrib fit` prints when the ranker it wrote rests on few runs or tasks (None: enough)."""
+    import shlex
+
+    from rich.markup import escape
+
+    from attrib.methods.ranker import FEW_RUNS, FEW_TASKS, few_runs
+
+    n_runs, n_tasks = ranker.get("n_train"), ranker.get("n_tasks")
+    if not few_runs(n_runs, n_tasks):
+        return None
+    pooling = "drop --no-pool to pool them with Who&When" if not pool else "set ATTRIB_WHO_AND_WHEN to pool with Who&When"
+    return (f"[yellow]warning:[/] fitted on {n_runs} labelled runs of {n_tasks} tasks (under {FEW_RUNS} runs or "
+            f"{FEW_TASKS} tasks): its confidences and 90% step sets are rough; {pooling}, and compare it with the "
+            f"shipped ranker first: `attrib eval traces {escape(shlex.join(paths))}`")
 

@@ -24,7 +24,9 @@ hold the decisive one with probability >= ``set_level``, 90 % by default). Shapl
 (:mod:`.shapley`) uses the step head's probabilities as the pluggable failure model.
 
 Its fitted state is JSON (``to_dict`` / ``from_dict``); files of it, and the verdict a user sees, are
-:mod:`.learned`'s. Scoring needs only numpy (no scikit-learn import).
+:mod:`.learned`'s. Scoring needs only numpy (no scikit-learn import). It records how much data stands behind it:
+``n_train_`` labelled runs of ``n_tasks_`` distinct tasks, ``n_calibration_`` of which calibrated the confidences and
+the step set (``None`` in files saved before these were kept).
 """
 
 from __future__ import annotations
@@ -127,6 +129,20 @@ def _label_agent_index(trace: Trace, agents: list[str]) -> int | None:
 
 #: Inner folds (grouped by task) on which the ranker picks its penalty and fits its calibration.
 INNER_FOLDS = 4
+
+#: Below either a ranker's confidences and 90 % step sets are rough (``attrib fit`` warns). Runs: the 90 % set's
+#: threshold is the ``ceil(0.9 (n + 1))``-th smallest of n calibration scores, so its real coverage varies from fit
+#: to fit with SD 7 points at 12 runs (the single worst-ranked run sets it), 5 at 30, 3 at 100; and refits on 12 /
+#: 24 / 48 Who&When runs had held-out step-confidence ECE ~9 / ~6 / ~4 points (~4 fitted on all). Tasks: the inner
+#: folds hold out whole tasks and re-runs of one task are not independent, so under ~10 tasks the calibration runs
+#: are a few draws of task, however many runs there are.
+FEW_RUNS, FEW_TASKS = 30, 10
+
+
+def few_runs(n_runs: int | None, n_tasks: int | None) -> bool:
+    """Whether a ranker fitted on ``n_runs`` labelled runs of ``n_tasks`` tasks is below :data:`FEW_RUNS` or
+    :data:`FEW_TASKS` (``None``: unknown, not counted as few)."""
+    return (n_runs is not None and n_runs < FEW_RUNS) or (n_tasks is not None and n_tasks < FEW_TASKS)
 
 
 class RankerParamError(UsageError, ValueError):
@@ -266,7 +282,11 @@ class LearnedRanker:
         ap = np.array([oof_a[i].max() for i in keep])
         ac = np.array([int(np.argmax(oof_a[i])) == ya[i] for i in keep])
         self.agent_calibrator_ = Calibrator(self.calibration).fit(ap, ac, cov)
-        self.n_train_ = len(traces)
+        # how much data stands behind the confidences and the step set: a dozen runs make both rough (None: unknown,
+        # a file saved before these were kept)
+        self.n_train_: int | None = len(traces)  # labelled runs the heads were fitted on
+        self.n_tasks_: int | None = len(set(groups))  # distinct tasks (groups) among them
+        self.n_calibration_: int | None = len(keep)  # runs the calibrators and the conformal set were fitted on
         return self
 
     def _step_model(self, l2: float) -> ConditionalLogit:
@@ -337,6 +357,8 @@ class LearnedRanker:
             "agent_calibrator": self.agent_calibrator_.to_dict(),
             **({"step_set": self.step_set_.to_dict()} if self.step_set_ is not None else {}),
             "n_train": self.n_train_,
+            "n_tasks": self.n_tasks_,
+            "n_calibration": self.n_calibration_,
             "l2_step_chosen": self.l2_step_,
         }
 
@@ -355,6 +377,7 @@ class LearnedRanker:
         m.step_calibrator_ = Calibrator.from_dict(d["step_calibrator"])
         m.agent_calibrator_ = Calibrator.from_dict(d["agent_calibrator"])
         m.step_set_ = ConformalStepSet.from_dict(d["step_set"]) if "step_set" in d else None  # older files: none
-        m.n_train_ = int(d.get("n_train", 0))
+        m.n_train_, m.n_tasks_, m.n_calibration_ = (None if d.get(k) is None else int(d[k])  # older files: unknown
+                                                    for k in ("n_train", "n_tasks", "n_calibration"))
         m.l2_step_ = float(d.get("l2_step_chosen", d["step_model"]["l2"]))
         return m
