@@ -56,4 +56,16 @@ def test_evaluate_labelled_and_eval_traces_carry_the_note(tmp_path: Path) -> Non
     assert any(n.startswith("2 of 4 labels name an agent that did not write the labelled step") for n in notes), notes
     r = runner.invoke(app, ["eval", "traces", str(d), "--no-pool", "--folds", "2"], env={"COLUMNS": "400"})
     assert r.exit_code == 0, r.output
-    assert "note: 2 of 4 labels name an agent that did not write the labelled step" in r.output, r.output
+    assert "note: 2 of 4 labels name an agent that did not write the labelled step; the first, " in r.output, r.output
+    assert str(d / "r1.json") in r.output.replace("\n", "")  # the CLI names the file, not only the trace id
+
+
+def test_fit_warns_of_labels_whose_agent_did_not_write_the_step(tmp_path: Path) -> None:
+    """`attrib fit` trained on off-by-one labels without a word; it now warns first, naming the file."""
+    d = _folder(tmp_path)
+    for i, step in enumerate([4, 3, 4, 3]):  # fit needs a few more runs than eval traces
+        (d / f"s{i}.json").write_text(json.dumps({**_run(10 + i, step), "id": f"run-1{i}"}))
+    r = runner.invoke(app, ["fit", str(d), "--no-pool", "--out", str(tmp_path / "r.json")], env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    assert "warning: 4 of 8 labels name an agent that did not write the labelled step; the first, " in r.output
+    assert str(d / "r1.json") in r.output.replace("\n", "")

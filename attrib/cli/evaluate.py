@@ -240,7 +240,8 @@ def register(app: typer.Typer) -> None:
         from attrib.evaluate.labelled import evaluate_labelled, read_labelled
 
         with handle_errors():
-            traces, n_unlabelled = read_labelled(paths, format)
+            files: dict[str, str] = {}  # trace id -> file, so a note names the file
+            traces, n_unlabelled = read_labelled(paths, format, files)
             if not traces:
                 from attrib.errors import InputError
 
@@ -248,7 +249,7 @@ def register(app: typer.Typer) -> None:
                                  "(mistake_step and mistake_agent); nothing to score")
             with console.status(f"scoring {len(traces)} labelled traces...") as status:
                 result = evaluate_labelled(traces, k=folds, seed=seed, model_path=str(model) if model else None,
-                                           pool_who_and_when=pool, step_head=STEP_HEADS[step_head],
+                                           pool_who_and_when=pool, step_head=STEP_HEADS[step_head], files=files,
                                            progress=lambda m: status.update(f"scoring {m} ..."))
             result["n_unlabelled"] = n_unlabelled
         if as_json:
@@ -293,12 +294,17 @@ def register(app: typer.Typer) -> None:
         import orjson
 
         from attrib.errors import InputError
-        from attrib.evaluate.labelled import MIN_TRAIN, pool_extra, read_labelled
+        from attrib.evaluate.labelled import MIN_TRAIN, label_mismatch_note, pool_extra, read_labelled
         from attrib.methods.learned import fit_artifact
 
         with handle_errors():
             prepare_output(out)  # before reading and fitting, not after
-            traces, n_unlabelled = read_labelled(paths, format)
+            files: dict[str, str] = {}
+            traces, n_unlabelled = read_labelled(paths, format, files)
+            if mismatch := label_mismatch_note(traces, files):  # likely an off-by-one label: say so before fitting on it
+                from rich.markup import escape
+
+                err_console.print(f"[yellow]warning:[/] {escape(mismatch)}", highlight=False, soft_wrap=True)
             if len(traces) < MIN_TRAIN:
                 raise InputError(", ".join(paths), "label", f"{len(traces)} labelled traces"
                                  + (f" ({n_unlabelled} unlabelled)" if n_unlabelled else "")
