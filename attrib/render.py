@@ -175,11 +175,27 @@ def in_sample_note(attr: Attribution) -> str | None:
     return None
 
 
+def few_runs_note(attr: Attribution) -> str | None:
+    """A warning that the ranker rests on few labelled runs or tasks (``evidence.fitted_on``), so its confidence
+    and step set are rough: calibrated on a dozen runs, a ranker said 99 % for a step it gave p = 0.25."""
+    fit = (attr.evidence or {}).get("fitted_on") or {}
+    runs, tasks = fit.get("runs"), fit.get("tasks")
+    if runs is None and tasks is None:  # another method, or a ranker file that predates the count
+        return None
+    from attrib.methods.ranker import FEW_RUNS, FEW_TASKS, few_runs
+
+    if not few_runs(runs, tasks):
+        return None
+    rests = f"{runs} labelled runs" + (f" of {tasks} tasks" if tasks is not None else "")
+    return (f"This ranker was fitted on {rests} (under {FEW_RUNS} runs or {FEW_TASKS} tasks): read its confidence "
+            "and step set as rough; a ranker pooled with Who&When (`attrib fit` without --no-pool) rests on more.")
+
+
 def verdict_notes(attr: Attribution, top_k: int) -> list[tuple[str, str]]:
     """The notes a report shows under the verdict, each with its level: ``warning`` (an unsure verdict, see
     :func:`low_confidence_note`) or ``info`` (where the confidence was calibrated, a ranker fitted on this run)."""
-    notes = [(low_confidence_note(attr, top_k), "warning"), (calibration_note(attr), "info"),
-             (in_sample_note(attr), "info")]
+    notes = [(low_confidence_note(attr, top_k), "warning"), (few_runs_note(attr), "warning"),
+             (calibration_note(attr), "info"), (in_sample_note(attr), "info")]
     return [(text, level) for text, level in notes if text]
 
 

@@ -128,3 +128,21 @@ def test_fit_on_enough_runs_and_tasks_does_not_warn(tmp_path: Path) -> None:
     r = runner.invoke(app, ["fit", str(runs), "--no-pool", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "warning" not in r.stderr and out.is_file()
+
+
+def test_a_verdict_from_a_ranker_on_few_runs_says_so_and_one_on_many_does_not(tmp_path: Path) -> None:
+    """The fit-time warning scrolls away; the verdict itself now says what its ranker rests on
+    (``evidence.fitted_on``) and, under the thresholds, that its confidence and step set are rough."""
+    from attrib.methods.learned import attribute
+    from attrib.render import attribution_markdown, verdict_notes
+
+    (tmp_path / "inventory.jsonl").write_text("\n".join(json.dumps(x) for x in INVENTORY))
+    t = read_paths([str(tmp_path / "inventory.jsonl")])[0]
+    few = attribute(t, model=_fit(_runs(tmp_path / "mine")))
+    assert few.evidence["fitted_on"] == {"runs": 12, "tasks": 6}
+    note = "This ranker was fitted on 12 labelled runs of 6 tasks (under 30 runs or 10 tasks)"
+    assert any(text.startswith(note) and level == "warning" for text, level in verdict_notes(few, 5))
+    assert note in attribution_markdown(few, t)
+    many = attribute(t, model=_fit(_runs(tmp_path / "more", n_tasks=FEW_TASKS, per_task=math.ceil(FEW_RUNS / FEW_TASKS))))
+    assert many.evidence["fitted_on"]["runs"] >= FEW_RUNS
+    assert not any("This ranker was fitted on" in text for text, _ in verdict_notes(many, 5))

@@ -350,6 +350,9 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             "failure_score": f_none,
             "setting": setting_of(trace),
             "ranker": source,
+            # what the ranker rests on (None where its file predates the count): a few dozen runs make rough
+            # confidences and step sets, and the report says so
+            "fitted_on": {"runs": model.n_train_, "tasks": model.n_tasks_},
             # where the confidence's calibration was measured; with the shipped ranker, only Who&When's own logs
             **({"calibrated_on": "Who&When", "calibration_measured_here": trace.source_format == "whowhen"}
                if source == SHIPPED else {}),
