@@ -162,3 +162,32 @@ def test_parse_outcome_absent_and_booleans() -> None:
     with pytest.raises(InputError) as e:
         parse_outcome("maybe", "f.json", "status")
     assert (e.value.path, e.value.field) == ("f.json", "status")
+
+
+def test_traces_list_outcome_filter_takes_the_words_the_readers_take(tmp_path: Path) -> None:
+    """The readers read "success" as succeeded, so `traces list --outcome success` was refused ("expected one of
+    failed, succeeded, unknown") for the very word the user's log holds; it now filters by what the word means."""
+    store = tmp_path / "s.duckdb"
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    _chat(runs, "good.json", outcome="success")
+    _chat(runs, "bad.json", outcome="failure")
+    assert runner.invoke(app, ["ingest", str(runs), "--store", str(store), "-q"]).exit_code == 0
+    for word, want in (("success", ["chat-good"]), ("FAILURE", ["chat-bad"]), ("succeeded", ["chat-good"])):
+        r = runner.invoke(app, ["traces", "list", "--store", str(store), "--outcome", word, "--json"])
+        assert r.exit_code == 0, r.output
+        assert [json.loads(x)["trace_id"] for x in r.output.splitlines()] == want, (word, r.output)
+    r = runner.invoke(app, ["traces", "list", "--store", str(store), "--outcome", "maybe"])
+    assert r.exit_code == 2 and "maybe" in r.output
+
+
+def test_a_chat_label_names_a_magentic_one_agent_as_its_steps_do(tmp_path: Path) -> None:
+    """Steps by "Orchestrator (thought)" are read as agent Orchestrator, but a label naming "Orchestrator (thought)"
+    kept the raw name, so the run was refused as naming an agent that never speaks."""
+    p = tmp_path / "m1.json"
+    p.write_text(json.dumps({"task": "t", "mistake_agent": "Orchestrator (thought)", "mistake_step": 1, "messages": [
+        {"role": "user", "name": "human", "content": "Find the year."},
+        {"role": "assistant", "name": "Orchestrator (thought)", "content": "Ask WebSurfer to search."},
+        {"role": "assistant", "name": "WebSurfer", "content": "1999."}]}))
+    t = load_trace(p)
+    assert t.label is not None and t.label.mistake_agent == "Orchestrator" and t.steps[1].agent == "Orchestrator"

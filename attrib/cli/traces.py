@@ -307,13 +307,17 @@ def list_table(rows: list[dict[str, Any]], total: int, tools: dict[str, tuple[st
     return table
 
 
-OUTCOMES = ("failed", "succeeded", "unknown")
-
-
 def _check_outcome(value: str | None) -> str | None:
-    if value is not None and value not in OUTCOMES:
-        raise typer.BadParameter(f"expected one of {', '.join(OUTCOMES)}, got {value!r}")
-    return value
+    """``--outcome`` in any word a log may use for it (success, failure, ok...: :data:`attrib.trace.OUTCOME_WORDS`),
+    as the stored canonical outcome; the readers accept those words, so the filter does too."""
+    from attrib.trace import OUTCOME_WORDS, OUTCOMES
+
+    if value is None:
+        return None
+    if value.strip().lower() not in OUTCOME_WORDS:
+        raise typer.BadParameter(f"expected one of {', '.join(OUTCOMES)} (or a word such as success, failure), "
+                                 f"got {value!r}")
+    return OUTCOME_WORDS[value.strip().lower()]
 
 
 def register(app: typer.Typer) -> None:
@@ -328,7 +332,7 @@ def register(app: typer.Typer) -> None:
         source: str = typer.Option(None, "--source", help="Only traces of this format (whowhen, otlp, chat, attrib) "
                                    "or Who&When subset (algorithm, hand)."),
         outcome: str = typer.Option(None, "--outcome", callback=_check_outcome, help="Only traces with this outcome: "
-                                    "failed, succeeded or unknown."),
+                                    "failed, succeeded or unknown (success, failure, ok... read as those)."),
         agent: str = typer.Option(None, "--agent", help="Only traces in which this agent speaks (a tool's name "
                                   "matches too: the traces that called it)."),
         limit: int = typer.Option(50, "--limit", "-n", min=0, help="At most this many rows (0 = all)."),

@@ -283,7 +283,9 @@ def _label(obj: dict[str, Any], path: Path, steps: list[Step]) -> Label | None:
         raise InputError(path, "mistake_step", f"expected a step index in 0..{len(steps) - 1}, "
                          f"got {obj.get('mistake_step')!r}")
     agent = obj.get("mistake_agent")
-    return Label(mistake_agent=str(agent if agent is not None else steps[step].agent), mistake_step=step,
+    # "Orchestrator (thought)" labels the agent its steps are read as (Magentic-One's names fold, as in Who&When)
+    return Label(mistake_agent=normalize_agent(str(agent)) if agent is not None else steps[step].agent,
+                 mistake_step=step,
                  reason=as_text(obj.get("mistake_reason", "")))
 
 
