@@ -390,3 +390,12 @@ def test_a_stored_run_analysed_with_another_ranker_than_its_stored_verdict_says_
     assert "this one by shipped (fitted on Who&When)" in r.output
     r = runner.invoke(app, ["analyze", tid, "--store", str(store), "--model", str(ranker)], terminal_width=300)
     assert r.exit_code == 0 and "the store's verdict was made by" not in r.output
+
+
+def test_targets_that_could_not_be_read_are_shown_when_the_one_run_read_fails(tmp_path):
+    """With one run read and one target unreadable, the run's own failure (here an unreachable judge endpoint,
+    exit 4) was raised at once and the unreadable target was never mentioned."""
+    r = runner.invoke(app, ["analyze", _demo(), str(tmp_path / "missing.json"), "--method", "judge-all",
+                            "--llm-base-url", "http://127.0.0.1:9/v1"], terminal_width=300)
+    assert r.exit_code == 4, r.output
+    assert "missing.json: no such file" in r.output and "cannot connect" in r.output

@@ -178,6 +178,8 @@ def analyze_each(loaded: list[tuple[Any, str | None]], method: str, options: dic
             sources.append(source)
         except AttribError as e:
             if len(loaded) == 1 or e.exit_code in (EXIT_NOT_FOUND, EXIT_USAGE):
+                for other in bad:  # the targets that could not be read are not lost behind this error
+                    print_error(other)
                 raise
             bad.append(e if isinstance(e, InputError) else NoVerdictError(f"{t.id}: {e}"))
     if not results:
