@@ -19,6 +19,7 @@ import orjson
 
 from attrib.errors import AttribError, InputError
 from attrib.llm import LLMError
+from attrib.render import ranker_name, verdict_ranker  # noqa: F401  (the app's pages use them from here)
 from attrib.store.queries import TraceFilter
 from attrib.trace import Attribution, Trace
 
@@ -103,24 +104,6 @@ def attribution_for(trace: Trace, method: str, stored: Sequence[Attribution] = (
         if a.method == method or a.method.replace("_", "-") == method.replace("_", "-"):
             return a
     return analyze(trace, method)
-
-
-def ranker_name(source: str) -> str:
-    """A ranker as ``evidence.ranker`` names it, short: "shipped" for the shipped one, else the ranker file's name
-    (the full path and content hash are in the verdict's evidence)."""
-    from attrib.methods.learned import SHIPPED
-
-    if source == SHIPPED or source.startswith("shipped"):
-        return "shipped"
-    path = source.split(" (sha256 ", 1)[0]
-    return Path(path).name or source
-
-
-def verdict_ranker(a: Attribution) -> str | None:
-    """The ranker a verdict came from (:func:`ranker_name` of its ``evidence.ranker``), None for a method that
-    names none (every method but the learned one)."""
-    source = a.evidence.get("ranker") if isinstance(a.evidence, dict) else None
-    return ranker_name(source) if isinstance(source, str) and source else None
 
 
 def stored_rankers(store: Any, method: str, trace_ids: Sequence[str]) -> dict[str, str]:

@@ -175,6 +175,28 @@ def in_sample_note(attr: Attribution) -> str | None:
     return None
 
 
+def ranker_name(source: str) -> str:
+    """A ranker as ``evidence.ranker`` names it, short: "shipped" for the shipped one, else the ranker file's name
+    (the full path and content hash are in the verdict's evidence)."""
+    if source.startswith("shipped"):
+        return "shipped"
+    return os.path.basename(source.split(" (sha256 ", 1)[0]) or source
+
+
+def verdict_ranker(a: Attribution) -> str | None:
+    """The ranker a verdict came from (:func:`ranker_name` of its ``evidence.ranker``), None for a method that
+    names none (every method but the learned one)."""
+    source = a.evidence.get("ranker") if isinstance(a.evidence, dict) else None
+    return ranker_name(source) if isinstance(source, str) and source else None
+
+
+def _own_ranker(attr: Attribution) -> str | None:
+    """The ranker of a verdict from another ranker than the shipped one (reports name it beside the method, so two
+    verdicts on one run from different rankers are told apart); None otherwise."""
+    name = verdict_ranker(attr)
+    return name if name and name != "shipped" else None
+
+
 def few_runs_note(attr: Attribution) -> str | None:
     """A warning that the ranker rests on few labelled runs or tasks (``evidence.fitted_on``), so its confidence
     and step set are rough: calibrated on a dozen runs, a ranker said 99 % for a step it gave p = 0.25."""
@@ -273,7 +295,7 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
         f"## Failure attribution: `{attr.trace_id}`",
         "",
         f"**Decisive {verdict_line(attr, trace)}** — {word} {attr.confidence:.0%}{ac} "
-        f"(method `{attr.method}`"
+        f"(method `{attr.method}`" + (f", ranker `{rk}`" if (rk := _own_ranker(attr)) else "")
         + (f", {attr.elapsed_s * 1000:.0f} ms" if attr.elapsed_s is not None else "")
         + ")",
         "",
@@ -321,7 +343,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
     head = Panel(
         Text.from_markup(
             f"[bold]{escape(verdict_line(attr, trace))}[/]   {word} [bold]{attr.confidence:.0%}[/]"
-            f"{ac}   method {escape(attr.method)}{ms}"
+            f"{ac}   method {escape(attr.method)}"
+            + (f", ranker {escape(rk)}" if (rk := _own_ranker(attr)) else "") + ms
         ),
         title=f"decisive mistake in {escape(attr.trace_id)}",
     )

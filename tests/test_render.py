@@ -329,3 +329,23 @@ def test_the_report_says_where_tool_steps_blame_went():
     console.print(attribution_rich(a, t))
     assert line in console.export_text()
     assert tool_callers_line(_attr(1, "Researcher")) is None  # no step moved: no line
+
+
+def test_a_verdict_from_your_own_ranker_names_it_beside_the_method():
+    """Two verdicts on one run, from the shipped ranker and from `attrib fit`'s, read alike in every report; a
+    verdict from another ranker now names the file beside the method (the shipped one is the default: unnamed)."""
+    import msgspec
+    from rich.console import Console
+
+    from attrib.render import attribution_rich, ranker_name, verdict_ranker
+
+    a = msgspec.structs.replace(_attr(1, "Researcher"), method="learned")
+    mine = msgspec.structs.replace(a, evidence={"ranker": "/home/me/my_ranker.json (sha256 510b48def5dc)"})
+    shipped = msgspec.structs.replace(a, evidence={"ranker": "shipped (fitted on Who&When)"})
+    assert (verdict_ranker(mine), verdict_ranker(shipped), verdict_ranker(a)) == ("my_ranker.json", "shipped", None)
+    assert ranker_name("a fitted LearnedRanker") == "a fitted LearnedRanker"
+    assert "(method `learned`, ranker `my_ranker.json`" in attribution_markdown(mine, TRACE)
+    assert "ranker" not in attribution_markdown(shipped, TRACE).split("\n")[2]
+    console = Console(width=300, record=True)
+    console.print(attribution_rich(mine, TRACE))
+    assert "method learned, ranker my_ranker.json" in console.export_text()
