@@ -98,12 +98,11 @@ def analyze(trace: Trace, method: str) -> Attribution:
     return _analyze(trace, method)
 
 
-def attribution_for(trace: Trace, method: str, stored: Sequence[Attribution] = ()) -> Attribution:
-    """The stored verdict of ``method`` on ``trace`` if there is one, else a fresh analysis."""
-    for a in stored:
-        if a.method == method or a.method.replace("_", "-") == method.replace("_", "-"):
-            return a
-    return analyze(trace, method)
+def stored_of(stored: Sequence[Attribution], method: str) -> Attribution | None:
+    """The verdict of ``method`` among ``stored`` (methods match up to ``_`` / ``-``: flow_graph is flow-graph)."""
+    want = method.replace("_", "-")
+    return next((a for a in stored if a.method.replace("_", "-") == want), None)
+
 
 
 def stored_rankers(store: Any, method: str, trace_ids: Sequence[str]) -> dict[str, str]:

@@ -117,9 +117,8 @@ class Ctx:
         """The verdict of ``method`` (default: the chosen one) on the current trace: stored, else computed."""
         assert self.trace is not None
         m = method or self.method
-        for a in self.stored:
-            if a.method == m or a.method.replace("_", "-") == m.replace("_", "-"):
-                return a
+        if (a := data.stored_of(self.stored, m)) is not None:
+            return a
         return Attribution.from_json(_cached_analysis(self.trace.content_hash(), m, self.trace.to_json()))
 
     def is_stored(self, a: Attribution) -> bool:
@@ -129,10 +128,7 @@ class Ctx:
     def stored_verdict(self, method: str) -> Attribution | None:
         """The store's ``method`` verdict on this trace id: the open trace's own, or, for an uploaded copy, its
         stored copy's (None when the store holds none)."""
-        for a in self.stored or self.stored_copy:
-            if a.method == method or a.method.replace("_", "-") == method.replace("_", "-"):
-                return a
-        return None
+        return data.stored_of(self.stored or self.stored_copy, method)
 
 
 def store_is_empty(ctx: Ctx) -> bool:
