@@ -60,6 +60,41 @@ def test_span_ablation_attributions_are_exact_differences(smollm):
         probe_attributions(model, tok, probe, method="nope")
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"method": "ig", "n_steps": 0}, "n_steps"),  # reached captum: a bare AssertionError
+    ({"method": "ig", "n_steps": -3}, "n_steps"),
+    ({"method": "ig", "n_steps": 2.5}, "n_steps"),
+    ({"method": "ig", "n_steps": True}, "n_steps"),
+    ({"method": "ablation", "n_steps": 0}, "n_steps"),
+    ({"method": "shap"}, "method"),
+])
+def test_attribution_arguments_are_usage_errors_naming_them(smollm, kwargs, field):
+    from attrib.errors import UsageError
+    from attrib.heads.attributions import probe_attributions, token_attributions
+
+    model, tok = smollm
+    probe = next(p for p in conflict_suite(["persona"], n_questions=1) if p.condition == "user")
+    with pytest.raises(UsageError) as err:
+        probe_attributions(model, tok, probe, **kwargs)
+    assert err.value.field == field and err.value.exit_code == 2
+    r = probe.render(tok)
+    for pad in (-1, 10**6, 1.0):  # IG's baseline token: an id of the vocabulary
+        with pytest.raises(UsageError) as err:
+            token_attributions(model, r.input_ids, r.spans, lambda lp: lp[:, 0], method="ig", n_steps=1, pad_id=pad)
+        assert err.value.field == "pad_id"
+
+
+@pytest.mark.slow
+def test_integrated_gradients_with_the_fewest_steps_runs(smollm):
+    from attrib.heads.attributions import probe_attributions
+
+    model, tok = smollm
+    probe = next(p for p in conflict_suite(["persona"], n_questions=1) if p.condition == "user")
+    a = probe_attributions(model, tok, probe, method="ig", n_steps=1)
+    assert a.method == "ig" and {"rule", "conflict"} <= set(a.spans) and len(a.tokens) == len(probe.render(tok).input_ids)
+
+
 def test_llm_judge_path_over_http():
     """The LLM-judge CRAS through attrib.llm against a scripted OpenAI-shaped server: rubric sent, 1-5 kept,
     out-of-range dropped to None."""

@@ -161,10 +161,50 @@ def small_loc(cli_run):
 @pytest.mark.slow
 def test_cli_heads_json_and_plot(cli_run):
     r, d = cli_run
-    assert r.stderr == "", r.stderr  # piped: no progress bars (they left a blank line)
     js = json.loads(r.stdout[r.stdout.index("{"):])
     assert len(js["focal_heads"]) == 4 and len(js["scores"]) == 30 and "language" in js["family_compliance"]
     assert js["patching"]["n_pairs"] >= 1 and (d / "h.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_cli_heads_not_on_a_terminal_prints_plain_progress_lines(cli_run):
+    """Piped or logged (CI), the ~2-minute scan printed nothing at all: rich bars show only on a terminal. Now a
+    plain line per phase start and end on stderr (no bars: they left a blank line there)."""
+    lines = cli_run[0].stderr.splitlines()
+    assert lines and all(line.startswith("heads [") for line in lines), lines
+    said = "\n".join(lines)
+    for stage, n in (("responding", 4), ("drift", 2), ("patching", 1)):
+        assert f"{stage} {n}/{n} done in " in said, said
+    assert "loaded smollm2-135m" in said and lines[-1].endswith(": done")
+
+
+def test_plain_progress_says_each_phase_start_end_and_now_and_then():
+    from attrib.cli.heads import PlainProgress
+
+    now = [0.0]
+    out: list[str] = []
+    plain = PlainProgress(every=30, clock=lambda: now[0], write=out.append)
+    plain.line("loaded m")
+    for i, t in ((0, 1.0), (1, 10.0), (2, 40.0), (3, 45.0), (4, 50.0)):
+        now[0] = t
+        plain("responding", i, 4)
+    now[0] = 52.0
+    plain("drift", 1, 1)
+    plain("drift", 1, 1)  # repeated end: said once
+    assert out == ["heads [0 s]: loaded m", "heads [1 s]: responding 0/4 ...", "heads [40 s]: responding 2/4",
+                   "heads [50 s]: responding 4/4 done in 50.0 s", "heads [52 s]: drift 1/1 ...",
+                   "heads [52 s]: drift 1/1 done in 2.0 s"]
+
+
+@pytest.mark.slow
+def test_cli_heads_saves_how_the_result_was_made(cli_run):
+    """A --save file did not say which split, families or questions per template made it."""
+    from attrib.heads import HeadLocalization
+
+    st = HeadLocalization.load(cli_run[1] / "loc.json").settings
+    assert st["suite"] == "conflicts" and st["families"] == ["language"] and st["split"] == "heldout"
+    assert st["n_questions"] == 1 and st["n_probes"] == 4 and st["max_new_tokens"] == 4
+    assert st["n_random"] == 5 and st["min_gap"] == 0.5 and st["patch"] is True
 
 
 @pytest.mark.slow
@@ -203,6 +243,9 @@ def test_save_load_plot_and_token_weights(small_loc, smollm, tmp_path):
     n = len(tok("Bonjour, la capitale est Paris.", add_special_tokens=False)["input_ids"])
     assert w.shape == (n,) and not w.requires_grad
     assert torch.all((w >= 0) & (w <= 1 + 1e-5))
+    with pytest.raises(NotFoundError):
+        HeadLocalization.load(tmp_path / "h.png")
+    (tmp_path / "h.png").write_bytes(b"\x89PNG")
     with pytest.raises(InputError):
         HeadLocalization.load(tmp_path / "h.png")
 
@@ -281,7 +324,80 @@ def test_patching_without_a_pair_over_the_gap_gives_no_verdict(smollm):
     text = res.summary()
     assert "no verdict" in text and "None of the 1 pairs" in text and "at least 100 nat" in text
     assert "causal" not in text
+    # the JSON said "causal": false (read as "not causal") with a ratio, and the text gave the recoveries as a result
     saved = res.to_dict()
-    assert saved["n_met_gap"] == 0 and saved["min_gap"] == 100.0 and saved["causal"] is False
+    assert saved["n_met_gap"] == 0 and saved["min_gap"] == 100.0
+    assert saved["causal"] is None and saved["ratio"] is None
+    assert "recovered" not in text and "random median" not in text and f"{res.focal_recovery:+.3f}" not in text
+    assert isinstance(saved["focal_recovery"], float)  # kept (to diagnose), with the same keys as a verdict's
     ok = patching_check(model, tok, [pair], [(3, 1), (14, 2)], n_layers=30, n_heads=9, n_random=5, min_gap=-100.0)
     assert ok.n_met_gap == 1 and ok.has_verdict and "no verdict" not in ok.summary()
+    assert isinstance(ok.causal, bool) and "random median" in ok.summary() and set(ok.to_dict()) == set(saved)
+
+
+def _saved(n_layers: int = 3, n_heads: int = 2) -> dict:
+    """A minimal well-formed saved result (what HeadLocalization.save writes), no model needed."""
+    z = np.zeros((n_layers, n_heads)).tolist()
+    return {"model": "m", "n_layers": n_layers, "n_heads": n_heads, "top_k": 2, "scores": z, "magnitude": z,
+            "direction": z, "js": z, "sink_clean": z, "sink_conflict": z, "focal_heads": [[0, 1], [2, 0]],
+            "focal_layers": [0, 2], "family_compliance": {}, "n_pairs": 1, "pair_selection": "all",
+            "patching": None, "timings": {}}
+
+
+def test_load_reports_a_missing_file_as_not_found(tmp_path):
+    """A missing file was 'not a head-localization JSON file ([Errno 2] No such file ...)', exit 3."""
+    from attrib.heads import HeadLocalization
+
+    with pytest.raises(NotFoundError, match="no such file") as err:
+        HeadLocalization.load(tmp_path / "nope.json")
+    assert str(tmp_path / "nope.json") in str(err.value) and "Errno" not in str(err.value)
+    assert err.value.exit_code == 4
+    with pytest.raises(InputError, match="is a folder"):
+        HeadLocalization.load(tmp_path)
+
+
+@pytest.mark.parametrize(("field", "change"), [
+    ("scores", lambda d: d.update(scores=d["scores"][:1])),  # rows cut: was accepted
+    ("js", lambda d: d.update(js=[row[:1] for row in d["js"]])),  # a column short
+    ("magnitude", lambda d: d.update(magnitude=[[0, 0], [0]])),  # ragged
+    ("sink_clean", lambda d: d.update(sink_clean=[["a", "b"]] * 3)),
+    ("n_layers", lambda d: d.update(n_layers=0)),
+    ("n_heads", lambda d: d.update(n_heads="2")),
+    ("focal_heads", lambda d: d.update(focal_heads=[[3, 0]])),  # layer 3 of 3
+    ("focal_heads", lambda d: d.update(focal_heads=[[0]])),
+    ("focal_layers", lambda d: d.update(focal_layers=[5])),
+    ("family_compliance", lambda d: d.update(family_compliance=[])),
+    ("settings", lambda d: d.update(settings="train")),
+])
+def test_load_checks_shapes_and_names_the_field(tmp_path, field, change):
+    from attrib.heads import HeadLocalization
+
+    d = _saved()
+    change(d)
+    p = tmp_path / "loc.json"
+    p.write_text(json.dumps(d))
+    with pytest.raises(InputError) as err:
+        HeadLocalization.load(p)
+    assert err.value.path == str(p) and err.value.field == field and err.value.exit_code == 3, err.value
+
+
+def test_load_reads_older_files_and_patching_heads_are_checked(tmp_path):
+    """Files from before 'settings' (and 'n_met_gap') load; an old no-verdict patching block reads as no verdict."""
+    from attrib.heads import HeadLocalization
+
+    d = _saved()
+    p = tmp_path / "old.json"
+    p.write_text(json.dumps(d))
+    old = HeadLocalization.load(p)
+    assert old.settings == {} and old.scores.shape == (3, 2) and old.focal_heads == [(0, 1), (2, 0)]
+    patch = {"heads": [[0, 1], [2, 0]], "n_pairs": 1, "clean_ld": 0.1, "conflict_ld": 0.0, "focal_ld": 0.0,
+             "focal_recovery": -0.004, "focal_recovery_frac": 0.0, "random_recoveries": [0.04] * 5,
+             "random_median": 0.04, "ratio": -0.1, "causal": False, "positions": "suffix", "min_gap": 0.5,
+             "n_met_gap": 0}
+    p.write_text(json.dumps({**d, "patching": patch}))
+    pr = HeadLocalization.load(p).patching
+    assert pr is not None and pr.causal is None and pr.ratio is None and "no verdict" in pr.summary()
+    p.write_text(json.dumps({**d, "patching": {**patch, "heads": [[0, 9]]}}))
+    with pytest.raises(InputError) as err:
+        HeadLocalization.load(p)
+    assert err.value.field == "patching.heads"

@@ -64,3 +64,56 @@ def test_options_that_need_no_model_fail_before_it_loads(tmp_path, option, value
     with pytest.raises(UsageError) as e:
         localize(str(tmp_path / "no-such-model"), [], **{option: value})
     assert e.value.field == option
+
+
+@pytest.mark.parametrize(("option", "value"), [("split", "both")])
+def test_a_bad_split_fails_before_the_model_loads(tmp_path, option, value):
+    """localize(split=...) was passed to conflict_suite only after the model loaded (an InputError, exit 3)."""
+    from attrib.heads import localize
+
+    with pytest.raises(UsageError) as e:
+        localize(str(tmp_path / "no-such-model"), [], **{option: value})
+    assert e.value.field == option and "'both'" in e.value.message
+
+
+def test_the_cli_and_the_library_default_to_the_train_split():
+    """`attrib heads` scanned --split all (144 probes, no wording left unseen) while the README's figures and the
+    library example use the train templates; the library's localize() defaulted to both splits too."""
+    import inspect
+
+    from attrib.cli.heads import heads_command
+    from attrib.heads import localize
+
+    cli = inspect.signature(heads_command).parameters
+    lib = inspect.signature(localize).parameters
+    assert lib["split"].default == cli["split"].default.default == "train"
+    assert lib["max_new_tokens"].default == cli["max_new_tokens"].default.default == 16  # was 24 in the library
+
+
+def test_responding_progress_advances_within_the_phase(pair, probes):
+    """The "responding" bar sat at 0/N for the whole response phase (the longest): run_probes took no callback."""
+    from attrib.probes.run import run_probes
+
+    model, tok = pair
+    seen: list[tuple[int, int]] = []
+    runs = run_probes(model, tok, probes, max_new_tokens=4, batch_size=2, progress=lambda i, n: seen.append((i, n)))
+    assert len(runs) == 2
+    # one batch of 2: it counts half a probe per generated token, so 1/2 shows before the batch returns
+    assert seen[0] == (0, 2) and seen[-1] == (2, 2) and (1, 2) in seen, seen
+    assert [i for i, _ in seen] == sorted(i for i, _ in seen)  # never goes back
+
+
+def test_localize_reports_responding_and_records_its_settings(pair, probes, tmp_path):
+    """localize() passed the response phase one (0, N) call; and a saved result did not say which probes made it."""
+    from attrib.heads import HeadLocalization, localize
+
+    stages: list[tuple[str, int, int]] = []
+    res = localize(pair, probes, top_k=3, patch=False, max_new_tokens=2, batch_size=1,
+                   progress=lambda s, i, n: stages.append((s, i, n)))
+    responding = [(i, n) for s, i, n in stages if s == "responding"]
+    assert responding[0] == (0, 2) and (1, 2) in responding and responding[-1] == (2, 2), responding
+    st = res.settings
+    assert (st["families"], st["split"], st["n_questions"], st["n_probes"]) == (["secret"], "heldout", 1, 2)
+    assert st["max_new_tokens"] == 2 and st["patch"] is False and st["positions"] == "answer"
+    back = HeadLocalization.load(res.save(tmp_path / "loc.json"))
+    assert back.settings == st

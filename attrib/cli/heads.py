@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import typer
@@ -62,6 +63,40 @@ def check_plot_path(plot: Path | None) -> None:
         raise UsageError(None, "plot", f"{plot}: give an image path ending in .png, .svg or .pdf")
 
 
+class PlainProgress:
+    """Progress as plain lines on stderr, for a log file or CI where rich shows nothing (``attrib heads`` ran
+    ~2 minutes silent there): a line when a phase starts, when it ends (with its time), and at most one every
+    ``every`` seconds in between; each says the time since the command started."""
+
+    def __init__(self, every: float = 30.0, clock: Callable[[], float] = time.monotonic,
+                 write: Callable[[str], None] | None = None) -> None:
+        self.every, self.clock = every, clock
+        self.write = write or (lambda text: typer.echo(text, err=True))
+        self.t0 = self.last_line = self.mark = self.phase_start = clock()
+        self.stage: str | None = None
+        self.finished = True
+
+    def line(self, text: str) -> None:
+        """One line: ``heads [12 s]: text``."""
+        now = self.clock()
+        self.last_line = self.mark = now
+        self.write(f"heads [{now - self.t0:.0f} s]: {text}")
+
+    def __call__(self, stage: str, i: int, n: int) -> None:
+        """The ``progress(stage, i, n)`` callback of :func:`attrib.heads.localize`."""
+        now = self.clock()
+        if stage != self.stage:  # a new phase: timed from the last line (the previous phase's end, or "loaded")
+            self.stage, self.finished, self.phase_start = stage, False, self.mark
+            self.line(f"{stage} {i}/{n} ...")
+        if self.finished:
+            return
+        if i >= n:
+            self.finished = True
+            self.line(f"{stage} {i}/{n} done in {now - self.phase_start:.1f} s")
+        elif now - self.last_line >= self.every:
+            self.line(f"{stage} {i}/{n}")
+
+
 def heads_command(
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Alias (smollm2-135m), HF folder or .gguf file."),
     suite: str = typer.Option("conflicts", "--suite", help="Probe suite: 'conflicts' (instruction conflicts)."),
@@ -70,7 +105,9 @@ def heads_command(
                                  help="Comma-separated probe families, or 'all'. Default: secret, persona and "
                                       "language, the rules SmolLM2 keeps on plain prompts and may break under "
                                       "conflict."),
-    split: str = typer.Option("all", "--split", help="Probe templates: train, heldout or all (split by wording)."),
+    split: str = typer.Option("train", "--split", help="Probe templates (split by wording): train (as the library and "
+                              "the measured figures; the held-out wordings stay unseen, to check the heads on), "
+                              "heldout, or all (both)."),
     n_questions: int = typer.Option(3, "--n-questions", min=1, max=3, help="Questions per template (fewer = faster)."),
     n_random: int = typer.Option(10, "--n-random", min=5, help="Random head sets for the patching check (>= 5)."),
     patch: bool = typer.Option(True, "--patch/--no-patch", help="Run the causal patching check."),
@@ -106,6 +143,10 @@ def heads_command(
 
         check_plot_path(plot)
         prepare_output(plot, save)  # before minutes of work, not after
+        # a log file or CI sees no rich bar or spinner: plain lines at each phase's start and end instead
+        # (the first line once the model is loaded and the flags that need it are checked: an error before that stays
+        # the one line it is)
+        plain = PlainProgress() if not err_console.is_terminal else None
         with err_console.status(f"loading {model} ..."):
             quiet_model_loading()
             pair = load_model(model)
@@ -114,6 +155,8 @@ def heads_command(
         if k >= 1 and k > n_heads:  # a count beyond the model: say so now, not after the scan
             raise UsageError(None, "top_k", f"{k} heads asked, but {model} has {n_heads}")
         probes = conflict_suite(fams, split=None if split == "all" else split, n_questions=n_questions)
+        if plain:
+            plain.line(f"loaded {model}; {len(probes)} probes ({split} split)")
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -129,13 +172,19 @@ def heads_command(
             tasks: dict[str, TaskID] = {}
 
             def on(stage: str, i: int, n: int) -> None:
+                if plain:
+                    plain(stage, i, n)
+                    return
                 if stage not in tasks:
                     tasks[stage] = prog.add_task(stage, total=n)
                 prog.update(tasks[stage], completed=i, total=n)
 
             res = localize(pair, probes, top_k=k, patch=patch, n_random=n_random, max_new_tokens=max_new_tokens,
                            progress=on)
+        if plain:
+            plain.line("done")
         res.model = model
+        res.settings = {"suite": suite, **res.settings}
         if save:
             res.save(save)
         if plot:

@@ -15,9 +15,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from attrib.errors import InputError
+from attrib.errors import InputError, UsageError, whole_number
 
 GROUPS: tuple[str, ...] = ("rest", "rule", "conflict", "question", "prefix")
+METHODS: tuple[str, ...] = ("ablation", "ig")
+
+
+def _check_args(method: object, n_steps: object) -> None:
+    """Refuse a bad ``method`` or ``n_steps`` before any forward pass (UsageError naming it): ``n_steps=0`` reached
+    captum, which failed with a bare AssertionError."""
+    if method not in METHODS:
+        raise UsageError(None, "method", f"unknown attribution method {method!r} (ablation or ig)")
+    whole_number("n_steps", n_steps, 1)
 
 
 @dataclass(frozen=True)
@@ -53,13 +62,20 @@ def token_attributions(
     n_steps: int = 16,
     pad_id: int = 0,
 ) -> SpanAttribution:
-    """Attribute ``target(log_probs_last[B, V]) -> [B]`` to prompt tokens and spans of ``input_ids`` (HF model)."""
+    """Attribute ``target(log_probs_last[B, V]) -> [B]`` to prompt tokens and spans of ``input_ids`` (HF model).
+
+    ``n_steps`` (IG's integration steps, also its internal batch) is a whole number >= 1; ``pad_id`` (IG's baseline
+    token) a token id of the model's vocabulary; a bad one is a :class:`UsageError` naming it.
+    """
     import torch
     from captum.attr import FeatureAblation, LayerIntegratedGradients
 
+    _check_args(method, n_steps)
     if "rule" not in spans:
         raise InputError(None, "spans", "no system-rule span to attribute to")
     hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    vocab = int(hf.get_input_embeddings().num_embeddings)
+    whole_number("pad_id", pad_id, 0, vocab - 1)
     ids = torch.tensor([list(input_ids)])
     groups = _groups(len(input_ids), spans)
     emb_layer = hf.get_input_embeddings()
@@ -80,13 +96,11 @@ def token_attributions(
         with torch.no_grad():
             attr = FeatureAblation(from_embeds).attribute(embeds, baselines=0.0, feature_mask=mask)
         tok = attr[0, :, 0]
-    elif method == "ig":
+    else:  # "ig" (the method was checked above)
         lig = LayerIntegratedGradients(from_ids, emb_layer)
         base = torch.full_like(ids, pad_id)
         attr = lig.attribute(ids, baselines=base, n_steps=n_steps, internal_batch_size=n_steps)
         tok = attr[0].sum(-1).detach()
-    else:
-        raise InputError(None, "method", f"unknown attribution method {method!r} (ablation or ig)")
     per_span: dict[str, float] = {}
     for gi, name in enumerate(GROUPS):
         idx = [i for i, g in enumerate(groups) if g == gi]
@@ -100,6 +114,7 @@ def probe_attributions(model: Any, tokenizer: Any, probe: Any, *, method: str = 
     """Attribute a probe's compliance logit difference (first answer token) to its prompt spans."""
     from attrib.probes.run import logit_diff, metric_ids
 
+    _check_args(method, n_steps)
     if not probe.has_logit_metric:
         raise InputError(None, probe.id, "this probe has no first-token metric to attribute")
     r = probe.render(tokenizer)
@@ -115,6 +130,7 @@ def step_attributions(model: Any, tokenizer: Any, step: Any, *, method: str = "a
     """
     from attrib.probes.types import chat_text
 
+    _check_args(method, n_steps)
     msgs = step.metadata.get("messages")
     layout = step.metadata.get("activation_layout") or {}
     if not msgs or "spans" not in layout:

@@ -18,13 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from attrib.errors import InputError, UsageError, is_real, whole_number
+from attrib.errors import InputError, NotFoundError, UsageError, is_real, is_whole_number, whole_number
 from attrib.heads import drift
 from attrib.heads.patching import PatchingResult
 from attrib.heads.types import Head as Head  # re-exported: it was defined here
 
 #: Where drift is read (see :func:`localize`).
 POSITIONS = ("answer", "suffix", "response")
+#: The per-head statistics of a result, each ``[n_layers, n_heads]``.
+MATRICES = ("scores", "magnitude", "direction", "js", "sink_clean", "sink_conflict")
 Progress = Callable[[str, int, int], None]
 
 
@@ -49,6 +51,9 @@ class HeadLocalization:
     pair_selection: str
     patching: PatchingResult | None = None
     timings: dict[str, float | str] = field(default_factory=dict)  # seconds, counts, and the positions read
+    #: how the result was made: the probes (families, split, n_questions, conditions, n_probes) and the options that
+    #: change it (max_new_tokens, select, positions, n_random, min_gap...); empty in files from before this field
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def ranked(self, n: int | None = None) -> list[tuple[int, int, float]]:
         """(layer, head, S) best first."""
@@ -77,7 +82,7 @@ class HeadLocalization:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("scores", "magnitude", "direction", "js", "sink_clean", "sink_conflict"):
+        for k in MATRICES:
             d[k] = np.round(getattr(self, k), 6).tolist()
         d["focal_heads"] = [list(h) for h in self.focal_heads]
         d["patching"] = self.patching.to_dict() if self.patching else None
@@ -93,39 +98,60 @@ class HeadLocalization:
 
     @staticmethod
     def load(path: str | Path) -> HeadLocalization:
-        """Read a result written by :meth:`save` (e.g. to feed SAIL without re-scanning)."""
+        """Read a result written by :meth:`save` (e.g. to feed SAIL without re-scanning).
+
+        A missing file is a :class:`NotFoundError` ("no such file"); a file that is not such a result (not JSON, a
+        missing key, matrices whose shape is not ``n_layers`` x ``n_heads``, a head or layer outside the model) an
+        :class:`InputError` naming the file and the field. Files from before ``settings`` and ``n_met_gap`` load too.
+        """
         import dataclasses
 
+        p = Path(path)
+        if not p.exists():
+            raise NotFoundError(f"{p}: no such file (write one with `attrib heads --save FILE`)")
+        if p.is_dir():
+            raise InputError(p, None, "is a folder: give a head-localization JSON file")
         try:
-            d = json.loads(Path(path).read_text())
+            d = json.loads(p.read_text())
         except (OSError, ValueError) as e:
-            raise InputError(path, None, f"not a head-localization JSON file ({e})") from None
+            raise InputError(p, None, f"not a head-localization JSON file ({e})") from None
         if not isinstance(d, dict):
-            raise InputError(path, None, "not a head-localization JSON file (expected a JSON object)")
+            raise InputError(p, None, "not a head-localization JSON file (expected a JSON object)")
 
         def required(cls: type, obj: dict[str, Any], where: str) -> None:
             for f in dataclasses.fields(cls):
                 no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
                 if no_default and f.name not in obj:
-                    raise InputError(path, where + f.name, "missing key: not a head-localization result of attrib heads")
+                    raise InputError(p, where + f.name, "missing key: not a head-localization result of attrib heads")
 
         required(HeadLocalization, d, "")
+        n_layers, n_heads = (_whole(p, k, d[k]) for k in ("n_layers", "n_heads"))
+        for k in MATRICES:
+            d[k] = _matrix(p, k, d[k], n_layers, n_heads)
+        d["focal_heads"] = _heads(p, "focal_heads", d["focal_heads"], n_layers, n_heads)
+        fl = d["focal_layers"]
+        if not isinstance(fl, list) or not all(is_whole_number(x, 0, n_layers - 1) for x in fl):
+            raise InputError(p, "focal_layers", f"expected a list of layer indices in 0..{n_layers - 1}")
+        for k in ("settings", "timings"):
+            if not isinstance(d.get(k, {}), dict):
+                raise InputError(p, k, "expected an object")
+        if not isinstance(d["family_compliance"], dict):
+            raise InputError(p, "family_compliance", "expected an object")
         try:
-            for k in ("scores", "magnitude", "direction", "js", "sink_clean", "sink_conflict"):
-                d[k] = np.asarray(d[k], dtype=np.float64)
-            d["focal_heads"] = [tuple(h) for h in d["focal_heads"]]
             if d.get("patching"):
                 pr = d["patching"]
                 if not isinstance(pr, dict):
-                    raise InputError(path, "patching", "expected an object")
+                    raise InputError(p, "patching", "expected an object")
                 required(PatchingResult, pr, "patching.")
-                pr["heads"] = [tuple(h) for h in pr["heads"]]
+                pr["heads"] = _heads(p, "patching.heads", pr["heads"], n_layers, n_heads)
+                if pr.get("n_met_gap") == 0:  # older files said causal: false and gave a ratio here
+                    pr["causal"], pr["ratio"] = None, None
                 known = {f.name for f in dataclasses.fields(PatchingResult)}
                 d["patching"] = PatchingResult(**{k: v for k, v in pr.items() if k in known})
             known = {f.name for f in dataclasses.fields(HeadLocalization)}
             return HeadLocalization(**{k: v for k, v in d.items() if k in known})
         except (TypeError, ValueError) as e:
-            raise InputError(path, None, f"not a head-localization JSON file ({e})") from None
+            raise InputError(p, None, f"not a head-localization JSON file ({e})") from None
 
     def plot(self, path: str | Path | None = None) -> Any:
         """Layer x head heatmap of S(l, h) with focal heads outlined (matplotlib, Agg)."""
@@ -149,6 +175,34 @@ class HeadLocalization:
             fig.savefig(path, dpi=120)
             plt.close(fig)
         return fig
+
+
+def _whole(path: Path, key: str, value: Any) -> int:
+    """A saved count (``n_layers``, ``n_heads``): a whole number >= 1, else an error naming the file and key."""
+    if not is_whole_number(value, 1):
+        raise InputError(path, key, f"expected a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def _matrix(path: Path, key: str, value: Any, n_layers: int, n_heads: int) -> np.ndarray:
+    """A saved ``[n_layers, n_heads]`` statistic as floats; a ragged, non-numeric or mis-shaped one names ``key``."""
+    try:
+        m = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(path, key, f"expected {n_layers} rows of {n_heads} numbers (n_layers x n_heads)") from None
+    if m.shape != (n_layers, n_heads):
+        raise InputError(path, key, f"shape {list(m.shape)} does not match n_layers x n_heads = [{n_layers}, {n_heads}]")
+    return m
+
+
+def _heads(path: Path, key: str, value: Any, n_layers: int, n_heads: int) -> list[Head]:
+    """Saved heads as ``(layer, head)`` tuples, each inside the model, else an error naming ``key``."""
+    ok = isinstance(value, list) and all(
+        isinstance(h, list | tuple) and len(h) == 2 and is_whole_number(h[0], 0, n_layers - 1)
+        and is_whole_number(h[1], 0, n_heads - 1) for h in value)
+    if not ok:
+        raise InputError(path, key, f"expected a list of [layer, head] pairs inside {n_layers} x {n_heads} heads")
+    return [(int(la), int(h)) for la, h in value]
 
 
 def _model_pair(model: Any) -> tuple[Any, Any, str]:
@@ -179,14 +233,14 @@ def localize(
     top_k: float = 0.05,
     *,
     families: Sequence[str] | None = None,
-    split: str | None = None,
+    split: str | None = "train",
     select: str = "all",
     positions: str = "answer",
     min_pairs: int = 3,
     patch: bool = True,
     n_random: int = 10,
     min_gap: float = 0.5,
-    max_new_tokens: int = 24,
+    max_new_tokens: int = 16,
     batch_size: int = 16,
     coverage: float = 0.6,
     random_state: int = 0,
@@ -195,18 +249,23 @@ def localize(
     """Localize the heads behind instruction-conflict failures.
 
     ``model``: a name/path (``"smollm2-135m"``), an ``(hf_model, tokenizer)`` pair or a TransformerBridge.
-    ``probes``: default ``conflict_suite(families or FOCUS_FAMILIES, split=split)``. ``select``: ``"all"`` pairs or
+    ``probes``: default ``conflict_suite(families or FOCUS_FAMILIES, split=split)``; ``split`` is ``"train"`` by
+    default (as ``attrib heads`` and the measured figures: the held-out wordings stay unseen, to check the focal
+    heads on), ``"heldout"``, or ``"all"``/None for both. ``select``: ``"all"`` pairs or
     ``"flipped"`` (plain run complied, conflict run did not; falls back to all below ``min_pairs``).
     ``positions``: where drift is read: ``"answer"`` (default: the position that generates the first answer token,
     after the probe's answer prefix, i.e. where the compliance metric and patching act), ``"suffix"`` (the shared
     question/template suffix) or ``"response"`` (every generated token; confounded by the two runs producing
-    different text).
+    different text). The run's settings (which probes: families, split, questions per template; and the options
+    that change the result) are kept in ``settings``, so a saved result says how it was made.
     """
     from attrib.probes import FOCUS_FAMILIES, conflict_suite, pairs
     from attrib.probes.run import family_compliance, run_probes
 
     t0 = time.perf_counter()
     _check_options(select=select, positions=positions, coverage=coverage, patch=patch, n_random=n_random)
+    if split not in (None, "all", "train", "heldout"):
+        raise UsageError(None, "split", f"expected 'train', 'heldout' or 'all', got {split!r}")
     runner, tok, name = _model_pair(model)
     hf = runner.original_model if hasattr(runner, "original_model") else runner
     n_layers, n_heads = _dims(runner)
@@ -215,13 +274,13 @@ def localize(
     except InputError as e:
         raise UsageError(None, "top_k", e.message) from None
     if probes is None:
-        probes = conflict_suite(families or FOCUS_FAMILIES, split=split)
+        probes = conflict_suite(families or FOCUS_FAMILIES, split=None if split == "all" else split)
     probes = list(probes)
     if not probes:
         raise InputError(None, "probes", "no probes to run")
     say = progress or (lambda *_: None)
-    say("responding", 0, len(probes))
-    runs = run_probes(hf, tok, probes, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    runs = run_probes(hf, tok, probes, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                      progress=lambda i, n: say("responding", i, n))
     t_gen = time.perf_counter()
     comp = {k: asdict(v) for k, v in family_compliance(runs).items()}
     by_id = {r.probe.id: r for r in runs}
@@ -243,6 +302,10 @@ def localize(
         magnitude=scores.magnitude, direction=scores.direction, js=scores.js, sink_clean=scores.sink_clean,
         sink_conflict=scores.sink_conflict, focal_heads=focal, focal_layers=layers, family_compliance=comp,
         n_pairs=scores.n_pairs, pair_selection=selection,
+        settings={**probe_settings(probes), "max_new_tokens": max_new_tokens, "batch_size": batch_size,
+                  "select": select, "min_pairs": min_pairs, "positions": positions, "coverage": coverage,
+                  "patch": patch, "n_random": n_random if patch else None, "min_gap": min_gap if patch else None,
+                  "random_state": random_state},
     )
     if patch:
         from attrib.heads.patching import patching_check
@@ -259,6 +322,22 @@ def localize(
         "n_probes": len(probes), "n_heads_scanned": n_layers * n_heads, "positions": positions,
     }
     return result
+
+
+def probe_settings(probes: Sequence[Any]) -> dict[str, Any]:
+    """What a probe list is, for the record: families and conditions (in order), the split (``"train"``,
+    ``"heldout"`` or ``"all"`` when both are there), the most questions any template has, and the count."""
+    splits = {p.split for p in probes}
+    questions: dict[str, set[str]] = {}
+    for p in probes:
+        questions.setdefault(p.template, set()).add(p.question)
+    return {
+        "families": list(dict.fromkeys(p.family for p in probes)),
+        "split": splits.pop() if len(splits) == 1 else "all",
+        "n_questions": max((len(q) for q in questions.values()), default=0),
+        "conditions": list(dict.fromkeys(p.condition for p in probes)),
+        "n_probes": len(probes),
+    }
 
 
 def _check_options(*, select: str, positions: str, coverage: float, patch: bool, n_random: int) -> None:

@@ -40,14 +40,15 @@ class PatchingResult:
     focal_recovery_frac: float
     random_recoveries: list[float]
     random_median: float
-    ratio: float | None
-    causal: bool
+    ratio: float | None  # None: no verdict, or a random median too small to divide by
+    causal: bool | None  # None: no verdict (no pair met ``min_gap``)
     positions: str
     min_gap: float
     per_pair: list[dict[str, Any]] = field(default_factory=list)
     extra_recoveries: dict[str, float] = field(default_factory=dict)
     #: how many patched pairs had a clean-over-conflict gap of at least ``min_gap`` (None: a file from before this
-    #: field). When 0, the numbers are over all ``n_pairs`` pairs, every one below the gap, and there is no verdict.
+    #: field). When 0 there is no verdict: ``causal`` and ``ratio`` are None, and the recoveries are the means over
+    #: all ``n_pairs`` pairs, every one below the gap, kept only to diagnose (not a result).
     n_met_gap: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,14 +60,15 @@ class PatchingResult:
         return self.n_met_gap != 0
 
     def summary(self) -> str:
-        ratio = f"{self.ratio:.1f}x" if self.ratio is not None else "n/a"
+        """One line: the verdict and the numbers behind it, or, with no pair over the gap, "no verdict" and why
+        (no recoveries: over pairs below the gap they say nothing causal)."""
         if not self.has_verdict:
             return (
                 f"patching {len(self.heads)} heads: no verdict. None of the {self.n_pairs} pairs has a clean-over-"
-                f"conflict gap of at least {self.min_gap:g} nat (mean gap {self.clean_ld - self.conflict_ld:+.3f}); "
-                f"over these pairs below the gap the focal heads recover {self.focal_recovery:+.3f} vs random "
-                f"median {self.random_median:+.3f} over {len(self.random_recoveries)} sets = {ratio}"
+                f"conflict gap of at least {self.min_gap:g} nat (mean gap {self.clean_ld - self.conflict_ld:+.3f}), "
+                f"so there is no failure for the heads to recover (more questions or families may give some)"
             )
+        ratio = f"{self.ratio:.1f}x" if self.ratio is not None else "n/a"
         verdict = "causal" if self.causal else "not causal (does not beat every random set)"
         return (
             f"patching {len(self.heads)} heads on {self.n_pairs} pairs with a gap >= {self.min_gap:g} nat: recovered "
@@ -233,8 +235,8 @@ def patching_check(
 
     ``extra_sets`` (name -> heads) are patched in the same batched pass and reported in ``extra_recoveries``;
     ``known_ld`` (probe id -> logit difference) skips pairs without a gap before any forward pass.
-    When no pair meets ``min_gap``, every pair is patched and reported, ``n_met_gap`` is 0, ``causal`` is False
-    and :meth:`PatchingResult.summary` says there is no verdict.
+    When no pair meets ``min_gap``, every pair is patched (kept in ``per_pair``), ``n_met_gap`` is 0, ``causal`` and
+    ``ratio`` are None (no verdict) and :meth:`PatchingResult.summary` says so without the recoveries.
     """
     if n_random < 5:
         raise InputError(None, "n_random", "the causal check needs at least 5 random head sets")
@@ -273,8 +275,8 @@ def patching_check(
         focal_recovery_frac=float(rec[:, 0].sum() / gap.sum()) if gap.sum() > 0 else 0.0,
         random_recoveries=rand,
         random_median=med,
-        ratio=None if ratio is None or math.isinf(ratio) else float(ratio),
-        causal=bool(met) and bool(focal > 0 and focal > max(rand)),
+        ratio=None if not met or ratio is None or math.isinf(ratio) else float(ratio),
+        causal=bool(focal > 0 and focal > max(rand)) if met else None,
         positions=positions,
         min_gap=min_gap,
         per_pair=rows,

@@ -8,7 +8,7 @@ first token after the prompt (and the probe's ``answer_prefix``); when a probe l
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,12 +75,14 @@ def generate(
     temperature: float = 0.0,
     random_state: int = 0,
     stop_ids: Sequence[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[list[int]]:
     """Continuations (token ids, cut at the first stop token) for tokenized prompts, batched with left padding.
 
     Greedy when ``temperature`` is 0, else sampled (seeded by ``random_state``). ``stop_ids`` defaults to the
     tokenizer's EOS. With ``first_scores`` (a list), the log-softmax over the vocabulary at the first generated
     position of every prompt is appended to it (saves a second forward pass for first-token metrics).
+    ``progress(done, total)``, in prompts, is called as generation goes (see :func:`_progress_criteria`).
     """
     import torch
 
@@ -106,12 +108,18 @@ def generate(
             for i in range(0, len(prompts), batch_size):
                 chunk = [list(p) for p in prompts[i : i + batch_size]]
                 ids, mask = _left_pad(chunk, pad)
+                extra: dict[str, Any] = {}
+                if progress is not None:
+                    extra["stopping_criteria"] = _progress_criteria(progress, i, len(chunk), len(prompts),
+                                                                    ids.shape[1], max_new_tokens)
                 with torch.no_grad():
                     gen = model.generate(
                         input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, pad_token_id=pad,
                         eos_token_id=stops if len(stops) > 1 else stops[0], return_dict_in_generate=True,
-                        output_logits=first_scores is not None, **sampling,
+                        output_logits=first_scores is not None, **sampling, **extra,
                     )
+                if progress is not None:
+                    progress(i + len(chunk), len(prompts))
                 if first_scores is not None:
                     first_scores.extend(torch.log_softmax(gen.logits[0].float(), -1))
                 for row in gen.sequences[:, ids.shape[1]:].tolist():
@@ -120,6 +128,32 @@ def generate(
         finally:
             model.train(was_training)
     return out
+
+
+def _progress_criteria(progress: Callable[[int, int], None], start: int, size: int, total: int, prompt_len: int,
+                       max_new_tokens: int) -> Any:
+    """A stopping criterion that never stops and reports progress while a batch generates.
+
+    A batch of ``size`` prompts is one ``model.generate`` call, minutes on a CPU for the probe suite; counting only
+    finished batches left a one-batch run at 0 until the end. So each generated token counts for
+    ``size / max_new_tokens`` prompts (rounded down, at most ``size - 1`` until the batch returns, when the caller
+    reports it whole): an estimate inside a batch, exact at every batch's end, never going back.
+    """
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Report(StoppingCriteria):
+        last = start
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            steps = int(input_ids.shape[1]) - prompt_len
+            done = start + min(size - 1, size * steps // max(max_new_tokens, 1))
+            if done > self.last:
+                self.last = done
+                progress(done, total)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Report()])
 
 
 @dataclass(frozen=True)
@@ -142,12 +176,26 @@ def run_probes(
     max_new_tokens: int = 32,
     batch_size: int = 16,
     metric: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[ProbeRun]:
-    """Generate a greedy response for every probe (without the answer prefix), check it, and score the metric."""
+    """Generate a greedy response for every probe (without the answer prefix), check it, and score the metric.
+
+    ``progress(done, total)`` (probes) is called as the responses are generated, from ``(0, total)`` to
+    ``(total, total)``, which comes once the metric's extra pass (probes with an answer prefix) is done too.
+    """
     rendered = [p.render(tokenizer, with_prefix=False) for p in probes]
     first: list[Any] = []
+    n = len(probes)
+
+    def generating(i: int, _: int) -> None:  # the whole count only once the metric's pass is done too
+        if progress is not None:
+            progress(min(i, n - 1), n)
+
+    if progress is not None:
+        progress(0, n)
     gens = generate(model, tokenizer, [r.input_ids for r in rendered], max_new_tokens=max_new_tokens,
-                    batch_size=batch_size, first_scores=first if metric else None)
+                    batch_size=batch_size, first_scores=first if metric else None,
+                    progress=generating if progress is not None else None)
     lds: list[float | None] = [None] * len(probes)
     if metric:
         prefixed = [i for i, p in enumerate(probes) if p.has_logit_metric and p.answer_prefix]
@@ -162,6 +210,8 @@ def run_probes(
     for p, r, g, ld in zip(probes, rendered, gens, lds, strict=True):
         text = tokenizer.decode(g, skip_special_tokens=True)
         runs.append(ProbeRun(p, r.input_ids, g, text, p.check(text), ld))
+    if progress is not None:
+        progress(n, n)
     return runs
 
 
