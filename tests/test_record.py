@@ -254,7 +254,7 @@ def test_recorded_statistics_are_checked_against_the_head_count(recorded):
 
     _, trace, _ = recorded
     assert check_trace(trace, ModelConfig(n_layers=30, n_heads=9, d_model=576)) == 2
-    with pytest.raises(InputError, match=r"hook_pattern:(segment_mass|entropy): shape \[9, .*expected \[8, pos"):
+    with pytest.raises(InputError, match=r"hook_pattern:(segment_mass|entropy): shape \[9, .*expected \[8, query"):
         check_trace(trace, ModelConfig(n_layers=30, n_heads=8, d_model=576))
 
 
@@ -392,3 +392,25 @@ def test_segment_statistics_load_from_a_multi_step_file(tmp_path):
         import msgspec
 
         load_segment_stats(msgspec.structs.replace(trace.steps[1], metadata={"activation_layout": {"layers": [5]}}))
+
+
+def test_statistics_that_differ_between_layers_are_named(tmp_path):
+    """One layer's :segment_mass with other heads and queries, in a file without config metadata: np.stack raised
+    "all input arrays must have the same shape", naming neither the file nor the hook."""
+    from attrib.activations import save_step
+    from attrib.record import load_segment_stats
+    from attrib.trace import Step
+
+    arrays = {}
+    for la in range(6):
+        for stat, a in _stats(32, 0.2).items():
+            arrays[f"blocks.{la}.attn.hook_pattern:{stat}"] = a
+    arrays["blocks.4.attn.hook_pattern:segment_mass"] = np.zeros((7, 3, 5), np.float32)
+    ref = save_step(tmp_path / "step_1.safetensors", arrays)  # no config
+    with pytest.raises(InputError) as e:
+        load_segment_stats(Step(index=1, agent="a", content="x", activation=ref))
+    assert str(e.value).startswith(f"{tmp_path / 'step_1.safetensors'}: blocks.4.attn.hook_pattern:segment_mass: "
+                                   "shape [7, 3, 5] disagrees with the other 5 layers' [9, 32, 5]"), str(e.value)
+    layout = {"activation_layout": {"layers": [0, 1, 2, 3, 5]}}  # the layers a step names are the ones compared
+    st = load_segment_stats(Step(index=1, agent="a", content="x", activation=ref, metadata=layout))
+    assert st["segment_mass"].shape == (5, 9, 32, 5)

@@ -129,3 +129,44 @@ def test_compliance_checks_the_adapter_before_the_model_loads(tmp_path):
     assert r.exit_code == 3 and "adapter_config.json: not a JSON object" in r.output and nope not in r.output, r.output
     r = runner.invoke(app, ["compliance", "--model", nope, "--adapter", str(tmp_path / "gone")])
     assert r.exit_code == 4 and "no such adapter folder" in r.output, r.output
+
+
+@pytest.mark.slow
+def test_sail_logs_each_long_phase_when_stderr_is_not_a_terminal(tmp_path):
+    """Run into a log file, `attrib sail` printed nothing for minutes: rich's spinner shows nothing off a terminal.
+    Each long phase now writes a plain line to stderr when it starts and one with its elapsed time when it ends."""
+    import re
+
+    pairs = write_pairs(tmp_path / "pairs.jsonl", tiny_pairs(2))
+    r = runner.invoke(app, ["sail", "--pairs", str(pairs), "--layers", "28", "--steps", "1", "--batch-size", "1",
+                            "--out", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("attrib sail: ")]
+    for what in ("loading smollm2-135m", "choosing layers (28)", "reference pass over 2 pairs, then 1 SAIL step"):
+        assert f"attrib sail: {what} ..." in lines, r.stderr
+        assert any(re.fullmatch(rf"attrib sail: {re.escape(what)}: done in \d+\.\d s", ln) for ln in lines), lines
+    assert any(re.fullmatch(r"attrib sail: reference pass took \d+\.\d s; 1 SAIL step \d+\.\d s", ln)
+               for ln in lines), lines
+    assert not any("attrib sail:" in ln for ln in r.stdout.splitlines())  # stdout keeps the results alone
+
+
+@pytest.mark.slow
+def test_compliance_names_its_conditions_and_prompt_count():
+    """The title said only "compliance on heldout probes": nothing told that the default scores all four conditions
+    (96/336 with --questions 12, where the README promised 168 user/peer-conflict prompts)."""
+    args = ["compliance", "--family", "secret", "--questions", "1", "--no-perplexity"]
+    r = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())
+    assert "compliance on 4 heldout prompts" in text, text
+    assert "4 heldout prompts: conditions plain, user, plain_peer, peer; 1 question per template" in text, text
+    assert "--condition user --condition peer" in text  # the plain conditions carry no conflict: say how to drop them
+    r = runner.invoke(app, [*args, "--questions", "2", "--condition", "peer", "--condition", "user"],
+                      env={"COLUMNS": "200"})
+    text = " ".join(r.stdout.split())
+    assert "compliance on 4 heldout prompts" in text, text
+    assert "4 heldout prompts: conditions user, peer; 2 questions per template" in text, text
+    assert "--condition user" not in text
+    r = runner.invoke(app, [*args, "--condition", "user", "--json"])
+    rep = orjson.loads(r.stdout)
+    assert (rep["conditions"], rep["n_prompts"], rep["n_questions"], rep["split"]) == (["user"], 1, 1, "heldout")

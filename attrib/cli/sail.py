@@ -5,15 +5,52 @@ Both are thin wrappers over :mod:`attrib.surgery`; torch, transformers and peft 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from attrib.cli._common import console, err_console, handle_errors, prepare_folder, quiet_model_loading
 
 MODEL_HELP = "Model: an alias (smollm2-135m), a local HF folder or a .gguf file. Never downloads."
+
+
+def _duration(seconds: float) -> str:
+    """``42.0 s`` or ``4 min 05 s``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s:02d} s"
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 step``, ``2 steps``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _log_line(text: str) -> None:
+    """One plain line on stderr (no markup, no wrapping), for a log file."""
+    typer.echo(f"attrib sail: {text}", err=True)
+
+
+@contextlib.contextmanager
+def _phase(what: str, status: Console | None = None) -> Iterator[None]:
+    """A long phase of ``attrib sail``: in a terminal, rich's spinner on ``status`` (or nothing) as before; when
+    stderr is not a terminal (a log file, a pipe), where the spinner shows nothing for minutes, a plain line on stderr
+    when the phase starts and one with its elapsed time when it ends."""
+    if err_console.is_terminal:
+        with status.status(what) if status is not None else contextlib.nullcontext():
+            yield
+        return
+    _log_line(f"{what} ...")
+    t0 = time.perf_counter()
+    yield
+    _log_line(f"{what}: done in {_duration(time.perf_counter() - t0)}")
 
 
 def _positive(value: float) -> float:
@@ -80,11 +117,12 @@ def sail(
         data = read_pairs(pairs) if pairs is not None else None
         prepare_folder(out)  # a file in the way failed after a minute of sampling
         quiet_model_loading()
-        hf, tok = load_model(model)
+        with _phase(f"loading {model}"):
+            hf, tok = load_model(model)
         if not named_spec:
             parse_layers(layers, num_layers(hf))
         if data is None:
-            with err_console.status("sampling the model on the train templates and labelling with the checkers"):
+            with _phase("sampling the model on the train templates and labelling with the checkers", err_console):
                 data = suite_pairs(hf, tok, split="train", n_samples=0, max_new_tokens=24, random_state=seed)
             write_pairs(out / "pairs.jsonl", data)
         train, held = split_pairs(data)
@@ -95,12 +133,17 @@ def sail(
         log.print(f"[bold]pairs[/] {len(train)} for training"
                   + (f"; {len(held)} held-out pairs (\"split\": \"heldout\") kept for evaluation, not trained on"
                      if held else ""))
-        with log.status(f"choosing layers ({layers})"):
+        with _phase(f"choosing layers ({layers})", log):
             choice = resolve_layers(hf, tok, layers, pairs=train, random_state=seed)
         log.print(f"[bold]layers[/] {choice.layers}  ({choice.source})")
-        res = train_sail(hf, tok, train, choice.layers, steps=steps, lr=lr, beta=beta, alpha=alpha,
-                         batch_size=batch_size, grad_accum=grad_accum, r=rank, random_state=seed, out_dir=out,
-                         resume=resume, focal_heads=choice.heads or None)
+        # the reference pass runs inside train_sail (its tqdm bar is on stderr); its seconds come back in the result
+        with _phase(f"reference pass over {_count(len(train), 'pair')}, then {_count(steps, 'SAIL step')}"):
+            res = train_sail(hf, tok, train, choice.layers, steps=steps, lr=lr, beta=beta, alpha=alpha,
+                             batch_size=batch_size, grad_accum=grad_accum, r=rank, random_state=seed, out_dir=out,
+                             resume=resume, focal_heads=choice.heads or None)
+        if not err_console.is_terminal:
+            _log_line(f"reference pass took {_duration(res.reference_seconds)}; "
+                      f"{_count(len(res.step_seconds), 'SAIL step')} {_duration(sum(res.step_seconds))}")
         summary = config_dict(res) | {"layer_source": choice.source}
         if as_json:
             typer.echo(json.dumps(summary, indent=2))  # plain: rich would wrap long strings at the width
@@ -117,7 +160,9 @@ def compliance(
         "Only this probe family (repeatable): secret, persona, language, format_json, format_upper, "
         "format_oneword or length. Default: all."))] = None,
     condition: Annotated[list[str] | None, typer.Option(
-        help="Probe conditions (repeatable): plain, user, plain_peer, peer. Default: all four.")] = None,
+        help="Probe conditions (repeatable): plain, user, plain_peer, peer. Default: all four; plain and plain_peer "
+             "carry no conflicting instruction, so for compliance under conflict (the benchmark's) give --condition "
+             "user --condition peer.")] = None,
     questions: Annotated[int, typer.Option(help=(
         "Questions per template, 1 to 12: up to 3 are each template's own, more add extra ones (12 gives 4x "
         "the prompts; the benchmark uses 12)."))] = 3,
@@ -160,15 +205,23 @@ def compliance(
         with err_console.status(f"generating {len(probes)} answers"):
             report = ev.compliance(m, tok, probes)
         ppl = ev.perplexity(m, tok) if perplexity else None
+        used = [c for c in CONDITIONS if any(p.condition == c for p in probes)]  # which prompts the rates are of
         if as_json:
-            typer.echo(json.dumps(report.to_dict() | {"perplexity": ppl, "adapter": str(adapter or "")}, indent=2))
+            typer.echo(json.dumps(report.to_dict() | {
+                "perplexity": ppl, "adapter": str(adapter or ""), "split": split, "conditions": used,
+                "n_questions": questions, "n_prompts": len(probes)}, indent=2))
             return
-        table = Table(title=f"compliance on {split} probes" + (f" with {adapter}" if adapter else ""))
+        table = Table(title=f"compliance on {len(probes)} {split} prompts" + (f" with {adapter}" if adapter else ""))
         for col in ("family", "compliant", "rate", "95 % CI"):
             table.add_column(col, justify="left" if col == "family" else "right")
         for fam, r in [*sorted(report.families.items()), ("all", report.overall)]:
             lo, hi = r.ci
             table.add_row(fam, f"{r.k}/{r.n}", f"{100 * r.rate:.0f} %", f"{100 * lo:.0f}–{100 * hi:.0f} %")
         console.print(table)
+        console.print(f"{len(probes)} {split} prompts: conditions {', '.join(used)}; {_count(questions, 'question')} "
+                      "per template", highlight=False)
+        if {"plain", "plain_peer"} & set(used) and {"user", "peer"} & set(used):
+            console.print("[dim]plain and plain_peer prompts carry no conflicting instruction; for compliance under "
+                          "conflict alone: --condition user --condition peer[/]")
         if ppl is not None:
             console.print(f"perplexity on neutral text: {ppl:.2f}")

@@ -9,8 +9,9 @@ Each (method, T) runs in a fresh subprocess so peak memory is that run's own: pe
 inputs on CPU, torch.cuda.max_memory_allocated on GPU. Sizes that would not fit the memory or time budget
 are skipped and the reason is written to the JSON. Ratios are against (a) measured in the same run.
 
-    .venv/bin/python bench/attn_stats/run.py [--sizes 1024,4096] [--repeats 3] [--budget-s 300]
-Writes bench/results/attn_stats.json.
+    .venv/bin/python bench/attn_stats/run.py [--sizes 1024,4096] [--repeats 3] [--budget-s 300] [--out FILE]
+Writes --out, by default bench/results/attn_stats.json: the committed results, which a run overwrites (that is
+how they are refreshed; give --out elsewhere for a trial run). --model-sizes merges into the same file.
 """
 
 from __future__ import annotations
@@ -202,12 +203,14 @@ def _run(method: str, T: int, repeats: int, device: str, timeout: float) -> dict
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1024,4096,16384,32768")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--budget-s", type=float, default=300.0, help="time budget per (method, T) subprocess")
     ap.add_argument("--mem-fraction", type=float, default=0.6, help="skip runs predicted above this share of free RAM")
-    ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--out", default=str(OUT),
+                    help=f"JSON to write (default: {OUT.relative_to(HERE.parent.parent)}, the committed results: a run "
+                         "overwrites them)")
     ap.add_argument("--model-sizes", default="",
                     help="instead: SmolLM2 end to end (layer_segment_stats, engines bridge and hf) at these T, "
                          "merged into the JSON under 'model_level'")

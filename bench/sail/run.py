@@ -12,14 +12,16 @@ same preference pairs (train templates of the conflict suite, minus the validati
 
 Each is scored on the *held-out templates* (unseen wordings) for compliance per family (greedy, programmatic
 checkers, Wilson 95 % CI) and perplexity on a hand-written neutral text; step time is compared with all-layer LoRA
-measured in the same run. Results go to ``bench/results/sail.json``.
+measured in the same run. Results go to ``--out``, by default ``bench/results/sail.json``: the committed results,
+which a run overwrites (that is how they are refreshed; give ``--out`` elsewhere for a trial run, as for the smoke
+run below).
 
 Validation: the last question (``q2``) of every *train* template is held back from training; ``bench/sail/tune.py``
 picks lr and steps on it (never on the held-out templates) and writes ``bench/results/sail_tune.json``, whose choice
 this script uses by default.
 
     .venv/bin/python bench/sail/run.py --eval-questions 12   # the benchmark configuration (168 held-out prompts)
-    .venv/bin/python bench/sail/run.py --seeds 1 --steps 4   # smoke run
+    .venv/bin/python bench/sail/run.py --seeds 1 --steps 4 --out /tmp/sail_smoke.json   # smoke run
 """
 
 from __future__ import annotations
@@ -192,7 +194,9 @@ def main() -> None:
     ap.add_argument("--eval-questions", type=int, default=3,
                     help="questions per held-out template (3: the templates' own; up to 12 adds extra questions)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0: all cores unless oversubscribed)")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "sail.json"))
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "sail.json"),
+                    help="JSON to write, or to read with --table (default: bench/results/sail.json, the committed "
+                         "results: a run overwrites them)")
     ap.add_argument("--conditions", default=",".join(CONDITIONS), help="variants to train (comma-separated)")
     ap.add_argument("--table", action="store_true", help="print the README table from --out and exit")
     args = ap.parse_args()
