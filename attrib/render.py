@@ -11,7 +11,8 @@ import os
 from typing import Any
 
 from attrib.errors import AttribError, UsageError
-from attrib.trace import Attribution, Trace
+from attrib.methods.ranker_names import SHIPPED_NAME, ranker_name
+from attrib.trace import Attribution, Trace, step_words
 
 
 def _ci(lo: float | None, hi: float | None, score: float) -> str:
@@ -25,8 +26,6 @@ def _excerpt(attr: Attribution, trace: Trace | None, step: int, n: int = 300) ->
     """The text of ``step``, from the trace; without it only the decisive step's is known (``evidence.step_text``),
     so another step's is empty rather than the decisive step's repeated under its number."""
     if trace is not None and 0 <= step < trace.n_steps:
-        from attrib.methods.flow_graph import step_words
-
         return step_words(trace.steps[step], n)  # a step that only calls a tool reads as the call, not blank
     return str(attr.evidence.get("step_text", ""))[:n] if step == attr.step else ""
 
@@ -64,15 +63,18 @@ def _signals(ev: dict[str, Any], key: str = "features") -> list[str]:
 
 
 def tool_callers_line(attr: Attribution) -> str | None:
-    """Where the agent table's blame for tool steps went (``evidence.tool_steps_to_caller``), e.g. "Tool steps count
-    to the agent that called them: searcher's step 3 to planner; booker's steps 4, 5 to planner."; None when no step
-    moved. An author whose steps all moved has no row of its own, and without this line it vanished unexplained."""
+    """Where the agent table's blame for tool steps went (``evidence.tool_steps_to_caller``: one entry per author
+    and caller, ``{"agent", "caller", "steps"}``), e.g. "Tool steps count to the agent that called them: searcher's
+    step 3 to planner; booker's steps 4, 5 to planner."; None when no step moved. An author whose steps all moved has
+    no row of its own, and without this line it vanished unexplained. A verdict stored before the steps were grouped
+    has one entry per step (``"step"``), read alike."""
     moved = attr.evidence.get("tool_steps_to_caller") if attr.evidence else None
     if not moved:
         return None
     groups: dict[tuple[str, str], list[int]] = {}
     for m in moved:
-        groups.setdefault((str(m["agent"]), str(m["caller"])), []).append(int(m["step"]))
+        steps = m["steps"] if "steps" in m else [m["step"]]
+        groups.setdefault((str(m["agent"]), str(m["caller"])), []).extend(int(i) for i in steps)
     parts = [f"{agent}'s step{'s' if len(steps) > 1 else ''} {step_ranges(sorted(steps))} to {caller}"
              for (agent, caller), steps in groups.items()]
     return "Tool steps count to the agent that called them (a tool is not repaired, the call is): " \
@@ -175,14 +177,6 @@ def in_sample_note(attr: Attribution) -> str | None:
     return None
 
 
-def ranker_name(source: str) -> str:
-    """A ranker as ``evidence.ranker`` names it, short: "shipped" for the shipped one, else the ranker file's name
-    (the full path and content hash are in the verdict's evidence)."""
-    if source.startswith("shipped"):
-        return "shipped"
-    return os.path.basename(source.split(" (sha256 ", 1)[0]) or source
-
-
 def verdict_ranker(a: Attribution) -> str | None:
     """The ranker a verdict came from (:func:`ranker_name` of its ``evidence.ranker``), None for a method that
     names none (every method but the learned one)."""
@@ -194,7 +188,7 @@ def _own_ranker(attr: Attribution) -> str | None:
     """The ranker of a verdict from another ranker than the shipped one (reports name it beside the method, so two
     verdicts on one run from different rankers are told apart); None otherwise."""
     name = verdict_ranker(attr)
-    return name if name and name != "shipped" else None
+    return name if name and name != SHIPPED_NAME else None
 
 
 def few_runs_note(attr: Attribution) -> str | None:

@@ -35,7 +35,9 @@ OUTCOME_WORDS: dict[str, Outcome] = {
 def parse_outcome(value: Any, path: str | os.PathLike[str] | None = None, field: str = "outcome") -> Outcome | None:
     """The outcome a log states in ``value`` (a word of :data:`OUTCOME_WORDS`, any case, or a JSON boolean), None
     when it states none (absent, null). Anything else is one ``InputError`` naming ``path`` and ``field`` and what
-    is accepted: every reader reads an outcome through here, so no format drops a word it does not know."""
+    is accepted. The Who&When, OTLP and chat readers read an outcome through here, so none of them drops a word it
+    does not know; attrib JSON (the ``attrib`` reader) is typed by :class:`Trace` itself and takes only the words of
+    :data:`Outcome` (another is a field error naming ``outcome``), as the trace JSON Schema says."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -120,7 +122,9 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
 
         The label names the run's decisive mistake, so a run that carries one failed. The rule lives here rather than
         in each reader so that a run's outcome never depends on its format (a labelled chat log was 'failed', the
-        same run as OTLP with ``attrib.label.*`` stayed 'unknown'); an outcome the log states is kept."""
+        same run as OTLP with ``attrib.label.*`` stayed 'unknown'). A stated 'failed' or 'succeeded' is kept (a
+        labelled run that succeeded stays so: its label is then no cause); 'unknown' cannot be told from an outcome
+        left out (it is the default), so a stated 'unknown' with a label is failed too."""
         if self.label is not None and self.outcome == "unknown":
             msgspec.structs.force_setattr(self, "outcome", "failed")
         if not self.agents:
@@ -317,21 +321,85 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
         return attribution_plot(self, path)
 
 
-#: Agent names of code executors, terminals and tools: the pattern of ``attrib.features.text.is_tool_agent``, which
-#: the trace model cannot import (that package loads numpy); a test keeps the two the same.
+#: Agent names of code executors, terminals and tools (Who&When's ``Computer_terminal``, a ``python_repl``...).
 _TOOL_AGENT = re.compile(r"terminal|computer|executor|tool|function|python_repl|interpreter|shell", re.I)
 
 
+def is_tool_agent(agent: str, role: str = "") -> bool:
+    """Code executors, terminals and tools: they run others' actions rather than decide. The one test of a tool step
+    (by role, else by name: AutoGen and Who&When give a terminal's output the role "user"), kept here, free of numpy,
+    so that the features, the flow graph, the ranker's agent game and the label check all mean the same steps."""
+    return role == "tool" or bool(_TOOL_AGENT.search(agent))
+
+
 def is_tool_step(step: Step) -> bool:
-    """A step of a tool or code executor (role tool, tool results, or an executor's name such as Who&When's
-    ``Computer_terminal``): it runs another agent's action rather than deciding one."""
-    return step.role == "tool" or bool(step.tool_results) or bool(_TOOL_AGENT.search(step.agent))
+    """:func:`is_tool_agent` of a step's agent and role. Tool results alone do not make a tool step: the OTLP and chat
+    readers give a step that carries them the role ``tool`` anyway, and the flow graph (whose marks the ranker's agent
+    game uses) asks the same, so the label check may not count a step the game does not."""
+    return is_tool_agent(step.agent, step.role)
+
+
+class DeciderMemo:
+    """What :func:`deciding_agent` found so far on one trace, for a pass over all of its steps: each step's deciding
+    agent, and for a tool step without parents the last deciding agent before it (None: none), so that neither a chain
+    of tool parents nor a run of tool steps without parents is walked again for every step in it."""
+
+    def __init__(self) -> None:
+        self.agent: dict[int, str] = {}
+        self.before: dict[int, str | None] = {}
+
+
+def deciding_agent(i: int, step: Callable[[int], Step], is_tool: Callable[[int], bool] | None = None,
+                   back: int | None = None, memo: DeciderMemo | None = None) -> str:
+    """The agent whose decision step ``i`` carries out: its own, except for a tool's or code executor's step
+    (``is_tool(i)``, default :func:`is_tool_step`), which answers the agent that called it. That caller is the one the
+    trace records (``Step.parents``: the latest parent that is not a tool; a tool parent passes on its own caller);
+    without parents, the last step before it that is no tool's (within ``back`` steps; None: any); with none, the
+    tool itself. The ranker's agent game and the label check both ask this, so the agent a tool step's blame goes to
+    is the agent its label may name. ``step(j)`` gives step j (a store reads only those needed); ``memo``, shared over
+    the calls of one pass over a trace in step order, keeps that pass linear."""
+    tool = is_tool if is_tool is not None else (lambda j: is_tool_step(step(j)))
+    chain: list[int] = []  # tool steps whose only parents are tools: each passes on the caller of its latest parent
+    j = i
+    while True:
+        if memo is not None and j in memo.agent:
+            found = memo.agent[j]
+            break
+        s = step(j)
+        if not tool(j):
+            found = s.agent
+            break
+        parents = [p for p in s.parents if 0 <= p < j]
+        if parents:
+            deciding = [p for p in parents if not tool(p)]
+            if deciding:
+                found = step(max(deciding)).agent
+                break
+            chain.append(j)
+            j = max(parents)
+            continue
+        before: str | None = None
+        for k in range(j - 1, -1 if back is None else max(-1, j - 1 - back), -1):
+            if memo is not None and k in memo.before:  # a tool too: the same deciding agent comes before both
+                before = memo.before[k]
+                break
+            if not tool(k):
+                before = step(k).agent
+                break
+        if memo is not None:
+            memo.before[j] = before
+        found = before if before is not None else s.agent
+        break
+    if memo is not None:
+        memo.agent.update(dict.fromkeys((*chain, j), found))
+    return found
 
 
 def tool_agents(steps: Sequence[Step]) -> tuple[str, ...]:
     """The "agents" that are tools, in order of first appearance: every step of theirs is a tool result under that
     tool's own name (a LangGraph or OpenAI tool message, whose speaker is the tool). An agent that calls tools, or
-    an OTLP agent whose spans are all tool spans, is no tool. ``attrib traces`` lists them apart from the agents."""
+    an OTLP agent whose spans are all tool spans, is no tool. ``attrib traces`` lists them apart from the agents (the
+    store keeps them beside the agents at ingest)."""
     tool: dict[str, bool] = {}
     for s in steps:
         own = s.role == "tool" and bool(s.tool_results) and s.tool_results[0].name == s.agent
@@ -339,16 +407,56 @@ def tool_agents(steps: Sequence[Step]) -> tuple[str, ...]:
     return tuple(a for a, t in tool.items() if t)
 
 
+def step_parts(step: Step, arguments: Callable[[str], str] = str, text: Callable[[str], str] = str
+               ) -> list[tuple[str, str]]:
+    """What a step says, in the order ``attrib traces show`` and the reports show it, as ``(kind, text)`` parts: the
+    content (left out when ``text`` makes it empty) then the calls it makes ("call": ``→ name(args)``), or for a tool
+    step the call it answers and what came back ("result", "error": ``← ...``; its content repeats the result).
+    ``arguments`` shortens a call's arguments, ``text`` the content and results. Each caller styles the parts."""
+    calls = [("call", f"→ {c.name}({arguments(c.arguments)})") for c in step.tool_calls]
+    if step.tool_results:
+        return calls + [("error" if r.is_error else "result", f"← {text(r.content)}") for r in step.tool_results]
+    content = text(step.content)
+    return ([("content", content)] if content else []) + calls
+
+
+def step_words(step: Step, n: int | None = None) -> str:
+    """A step's text on one line, as ``attrib traces show`` words it (:func:`step_parts`): its content and the calls it
+    makes ("→ get_stock({"sku": "W-7"})"), or for a tool step the call it answers and what came back ("← ..."). A
+    step that only calls a tool has no content, and its excerpt in a report read blank; reports and the evidence use
+    this. ``n``: at most that many characters, a tool step's arguments cut to a third of them so its result still
+    shows."""
+    def args(a: str) -> str:
+        a = " ".join(a.split())
+        if n is not None and step.tool_results and len(a) > n // 3:
+            a = a[: max(0, n // 3 - 1)] + "…"
+        return a
+
+    text = " ".join(" ".join(t for _, t in step_parts(step, args)).split())
+    return text if n is None else text[:n]
+
+
 #: How far around a mismatched label :func:`label_mismatch` looks for a step of the labelled agent, and how far back
 #: for the agent a tool step without parent links answers.
 _NEAR, _BACK = 3, 20
 
 
+def label_window(label: Label, n_steps: int) -> range:
+    """The steps :func:`label_mismatch` may read for ``label`` besides the parents of a tool step (which may lie
+    anywhere before it), so that a store reads them in one query: from :data:`_BACK` before the labelled step to
+    :data:`_NEAR` after it."""
+    i = label.mistake_step
+    if not 0 <= i < n_steps:
+        return range(0)
+    return range(max(0, i - _BACK), min(n_steps, i + _NEAR + 1))
+
+
 def label_mismatch(label: Label, step: Callable[[int], Step], n_steps: int) -> str | None:
     """Why ``label.mistake_agent`` did not write step ``label.mistake_step``, in one line; None when it did, or when
-    the step is a tool's or executor's answering that agent (its parent step is the agent's or, without parent
-    links, the last step before it that is no tool's is: Who&When labels a Computer_terminal step with the expert
-    who ran the code). ``step(i)`` gives step i (a store reads only the steps it needs), ``n_steps`` their number.
+    the step is a tool's or executor's whose blame goes to that agent (:func:`deciding_agent`, looking back at most
+    :data:`_BACK` steps without parent links: Who&When labels a Computer_terminal step with the expert who ran the
+    code). ``step(i)`` gives step i (a store reads only the steps it needs: :func:`label_window`, and a tool step's
+    parents), ``n_steps`` their number.
 
     A mismatch is worth a warning, not an error: Who&When itself holds a few, but in a user's log it is usually an
     off-by-one (tool results count as steps)."""
@@ -360,19 +468,9 @@ def label_mismatch(label: Label, step: Callable[[int], Step], n_steps: int) -> s
         return None
     answered: str | None = None  # the agent a tool step answers
     if is_tool_step(s):
-        if s.parents:
-            owners = [step(p).agent for p in s.parents]
-            if agent in owners:
-                return None
-            answered = owners[0]
-        else:
-            for j in range(i - 1, max(-1, i - 1 - _BACK), -1):
-                prev = step(j)
-                if not is_tool_step(prev):
-                    if prev.agent == agent:
-                        return None
-                    answered = prev.agent
-                    break
+        answered = deciding_agent(i, step, back=_BACK)
+        if answered == agent:
+            return None
     who = f"{s.agent}, a tool answering {answered}" if answered and answered != s.agent else s.agent
     near = next((j for d in range(1, _NEAR + 1) for j in (i + d, i - d) if 0 <= j < n_steps and step(j).agent == agent),
                 None)

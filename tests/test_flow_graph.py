@@ -81,25 +81,3 @@ def test_no_hop_is_claimed_where_the_output_does_not_reach_the_failure():
     assert flow_text([0, 1, 2], ["tool", "next turn"], 2) == "0 →(tool) 1 →(next turn) 2"
     named = flow_text([0], [], 2, label=lambda i: f"{i} ({'ABC'[i]})")  # the app names steps with their agents
     assert named == "no path: its output does not reach step 2 (C) in the flow graph"
-
-
-def test_step_words_reads_a_step_as_traces_show_does():
-    """A step that only calls a tool has no content: reports quoted it as "" while `attrib traces show` printed the
-    call. ``step_words`` is that wording on one line; cut short, a tool step keeps room for what came back."""
-    from attrib.methods.flow_graph import step_words
-
-    call = Step(index=1, agent="DataAgent", content="",
-                tool_calls=(ToolCall(name="get_stock", arguments='{"sku": "W-7"}', id="c1"),))
-    assert step_words(call) == '→ get_stock({"sku": "W-7"})'
-    said = Step(index=1, agent="a", content="Checking\n  stock.", tool_calls=call.tool_calls)
-    assert step_words(said) == 'Checking stock. → get_stock({"sku": "W-7"})'
-    answer = Step(index=2, agent="get_stock", role="tool", content="140 on hand", tool_calls=call.tool_calls,
-                  tool_results=(ToolResult(content="140 on hand", call_id="c1"),))
-    assert step_words(answer) == '→ get_stock({"sku": "W-7"}) ← 140 on hand'
-    long = Step(index=2, agent="t", role="tool", content="error: slot unavailable",
-                tool_calls=(ToolCall(name="book", arguments='{"id": 17, "party_size": 4, "day": "Friday"}'),),
-                tool_results=(ToolResult(content="error: slot unavailable", is_error=True),))
-    assert step_words(long, 60) == '→ book({"id": 17, "party_s…) ← error: slot unavailable'
-    assert len(step_words(long, 30)) == 30
-    plain = Step(index=0, agent="A", content="The rate is 7.25.")
-    assert step_words(plain) == "The rate is 7.25."

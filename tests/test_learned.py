@@ -340,9 +340,9 @@ def test_an_otlp_tool_span_counts_to_the_agent_span_that_called_it() -> None:
     assert blame["extractor"] <= a.steps[2].score + 1e-9
     assert max(blame, key=blame.__getitem__) == "planner"
     assert abs(sum(blame.values()) - a.evidence["failure_score"]) < 1e-9
-    assert a.evidence["tool_steps_to_caller"] == [{"step": 3, "agent": "searcher", "caller": "planner"},
-                                                  {"step": 4, "agent": "booker", "caller": "planner"},
-                                                  {"step": 5, "agent": "booker", "caller": "planner"}]
+    # one entry per (author, caller), with its steps: a verdict does not grow by an entry per tool step
+    assert a.evidence["tool_steps_to_caller"] == [{"agent": "searcher", "caller": "planner", "steps": [3]},
+                                                  {"agent": "booker", "caller": "planner", "steps": [4, 5]}]
     note = "Tool steps count to the agent that called them"
     md = a.to_markdown(t)
     assert note in md and "searcher's step 3 to planner; booker's steps 4, 5 to planner." in md

@@ -311,6 +311,7 @@ def test_a_step_that_only_calls_a_tool_reads_as_its_call_in_every_report():
 def test_the_report_says_where_tool_steps_blame_went():
     """Tool steps count to the agent that called them: an author whose every step is a tool's has no row in the agent
     table, so the report says where its steps went instead of dropping the agent silently."""
+    import msgspec
     from rich.console import Console
 
     from attrib.methods import analyze
@@ -329,6 +330,11 @@ def test_the_report_says_where_tool_steps_blame_went():
     console.print(attribution_rich(a, t))
     assert line in console.export_text()
     assert tool_callers_line(_attr(1, "Researcher")) is None  # no step moved: no line
+    assert a.evidence["tool_steps_to_caller"] == [{"agent": "web_search", "caller": "Researcher", "steps": [3, 5, 6]}]
+    # a verdict stored before the steps were grouped (one entry per step) reads alike
+    old = msgspec.structs.replace(a, evidence={**a.evidence, "tool_steps_to_caller": [
+        {"step": i, "agent": "web_search", "caller": "Researcher"} for i in (3, 5, 6)]})
+    assert tool_callers_line(old) == line
 
 
 def test_a_verdict_from_your_own_ranker_names_it_beside_the_method():
@@ -344,6 +350,14 @@ def test_a_verdict_from_your_own_ranker_names_it_beside_the_method():
     shipped = msgspec.structs.replace(a, evidence={"ranker": "shipped (fitted on Who&When)"})
     assert (verdict_ranker(mine), verdict_ranker(shipped), verdict_ranker(a)) == ("my_ranker.json", "shipped", None)
     assert ranker_name("a fitted LearnedRanker") == "a fitted LearnedRanker"
+    # the name is the one the learned method writes (attrib.methods.ranker_names), compared whole: a ranker file
+    # named "shipped_v2.json" is no shipped ranker
+    from attrib.methods.learned import ranker_source
+    from attrib.methods.ranker_names import SHIPPED, file_source
+
+    assert ranker_source(None) == SHIPPED and ranker_name(SHIPPED) == "shipped"
+    assert ranker_name(file_source("/tmp/shipped_v2.json", "0" * 64)) == "shipped_v2.json"
+    assert ranker_name("shipped_v2.json") == "shipped_v2.json"
     assert "(method `learned`, ranker `my_ranker.json`" in attribution_markdown(mine, TRACE)
     assert "ranker" not in attribution_markdown(shipped, TRACE).split("\n")[2]
     console = Console(width=300, record=True)

@@ -602,3 +602,68 @@ def test_a_replaced_verdict_or_error_is_stamped_with_its_own_time(bundled: Path,
     times = dict(tmp_store.con.execute("SELECT method, created_at FROM attributions").fetchall())
     assert times["m"] > times["n"]
     assert tmp_store.errors("k")[0]["created_at"] > times["n"]
+
+
+def _as_version_1(path: Path) -> None:
+    """Put a store back as version 1 wrote it: no ``traces.tools`` column, schema version 1."""
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE traces DROP COLUMN tools")
+    con.execute("DELETE FROM schema_version WHERE version > 1")
+    con.close()
+
+
+def test_a_traces_tools_are_kept_at_ingest_and_filled_in_when_an_old_store_migrates(
+        bundled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`traces list` grouped every step of every listed run (a JSON extract per tool step) to tell its tools; they
+    are kept in the ``traces`` row at ingest now, and migration 2 fills them in for the rows stored before, by the
+    same rule as :func:`attrib.trace.tool_agents`."""
+    from attrib.errors import InputError
+    from attrib.trace import ToolCall, ToolResult, tool_agents
+
+    lg = Trace(id="lg", source_format="chat", steps=(
+        Step(index=0, agent="order_lookup", tool_calls=(ToolCall(name="get_order", id="c"),)),
+        Step(index=1, agent="get_order", role="tool", parents=(0,),
+             tool_results=(ToolResult(content="{}", call_id="c", name="get_order"),)),
+        Step(index=2, agent="calculator", content="30 USD")))
+    traces = [load_trace(bundled / n) for n in ("demo_whowhen.json", "otlp_agents.json", "chat_autogen.jsonl")]
+    traces.append(lg)
+    want = {t.id: tool_agents(t.steps) for t in traces}
+    assert want["lg"] == ("get_order",)
+    p = tmp_path / "s.duckdb"
+    with open_store(p) as st:
+        st.upsert_traces(traces)
+        assert {t: st.trace_tools(t) for t in want} == want and st.trace_tools("nope") == ()
+        assert {r["trace_id"]: tuple(r["tools"]) for r in st.list_traces()} == want
+    _as_version_1(p)
+    with open_store(p) as st:  # migrates
+        assert {t: st.trace_tools(t) for t in want} == want
+    _as_version_1(p)
+    with open_store(p, read_only=True) as st:  # `traces list` on a store of the attrib before: migrated, then read
+        assert st.con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == LATEST
+        assert {r["trace_id"]: tuple(r["tools"]) for r in st.list_traces()} == want
+    _as_version_1(p)
+    import duckdb
+
+    real = duckdb.connect
+
+    def read_only_file(path: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        if not read_only:
+            raise duckdb.IOException(f"Cannot open file {path!r}: Permission denied")
+        return real(path, read_only=read_only)
+
+    monkeypatch.setattr(duckdb, "connect", read_only_file)
+    with pytest.raises(InputError, match="open it once for writing to migrate it"):
+        open_store(p, read_only=True)  # cannot be written: left as it is, refused, saying how to migrate it
+
+
+def test_migrating_a_store_holding_a_trace_over_the_cap_fills_its_tools_in_place(tmp_path: Path) -> None:
+    """A list column is updated by rewriting the whole row, which for a trace bigger than the memory cap did not fit:
+    the tools are JSON text, updated in place."""
+    p = tmp_path / "s.duckdb"
+    with open_store(p, memory_limit="16MB") as st:
+        st.upsert_traces([_big_trace(24)])
+    _as_version_1(p)
+    with open_store(p, memory_limit="16MB") as st:
+        assert st.trace_tools("big") == () and st.list_traces()[0]["tools"] == []

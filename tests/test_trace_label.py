@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 from typer.testing import CliRunner
 
 from attrib.cli import app
@@ -108,9 +109,39 @@ def test_tools_are_told_apart_from_agents(tmp_path: Path) -> None:
     assert "agents: user, supervisor, order_lookup, calculator, reviewer  tools: get_order" in r.output, r.output
 
 
-def test_the_tool_name_pattern_is_the_features_one() -> None:
-    """attrib.trace keeps a copy of the executor-name pattern (attrib.features loads numpy): the same one."""
+def test_the_label_check_and_the_agent_game_name_one_caller() -> None:
+    """A tool step counts to one agent, for the ranker's agent game (``learned._deciders``) and the label check alike
+    (both ask ``attrib.trace.deciding_agent``). They differed: on a tool answering a tool answering planner the label
+    warning named "a tool answering search_tool" while the blame went to planner, and with two parents the label check
+    took the first, the game the latest that is no tool."""
+    from attrib.methods.learned import _deciders
+    from attrib.trace import deciding_agent
+
+    t = _trace([("planner", "assistant"), ("writer", "assistant"), ("search_tool", "tool"), ("fetch_tool", "tool"),
+                ("merge_tool", "tool")], ("planner", 3), {2: (0,), 3: (2,), 4: (0, 1)})
+    callers = {3: "planner", 4: "writer"}  # 3: through the chain 3 -> 2 -> 0; 4: the latest of its parents
+    owners = _deciders(t.unlabelled())
+    for i, caller in callers.items():
+        assert owners[i] == deciding_agent(i, t.steps.__getitem__) == caller
+        ok = msgspec.structs.replace(t, label=Label(mistake_agent=caller, mistake_step=i))
+        assert ok.label_mismatch() is None  # labelling the caller is labelling the step whose blame it gets
+        other = "writer" if caller == "planner" else "planner"
+        warned = msgspec.structs.replace(t, label=Label(mistake_agent=other, mistake_step=i)).label_mismatch()
+        assert warned is not None and warned.startswith(f"step {i} was written by {t.steps[i].agent}, a tool "
+                                                        f"answering {caller}, not by {other}"), warned
+    # without parents, the last deciding agent before it, for both
+    bare = msgspec.structs.replace(t, steps=tuple(msgspec.structs.replace(s, parents=()) for s in t.steps))
+    assert _deciders(bare.unlabelled())[2:] == ["writer"] * 3
+    assert msgspec.structs.replace(bare, label=Label(mistake_agent="writer", mistake_step=4)).label_mismatch() is None
+
+
+def test_tool_steps_are_told_by_one_rule() -> None:
+    """``attrib.features.text.is_tool_agent`` is the trace model's (one pattern, no copy kept in sync by a test), and
+    a tool step is a step of such an agent or role."""
     import attrib.features.text as text
     import attrib.trace as trace
 
-    assert trace._TOOL_AGENT.pattern == text._TOOL_AGENT.pattern and trace._TOOL_AGENT.flags == text._TOOL_AGENT.flags
+    assert text.is_tool_agent is trace.is_tool_agent
+    assert trace.is_tool_step(Step(index=0, agent="Computer_terminal", role="user"))
+    assert trace.is_tool_step(Step(index=0, agent="get_order", role="tool"))
+    assert not trace.is_tool_step(Step(index=0, agent="Expert", role="assistant"))

@@ -89,3 +89,32 @@ def test_tools_are_listed_apart_and_match_agent(store: Path, monkeypatch: pytest
             .output.splitlines()]
     assert {r["trace_id"]: r["tools"] for r in rows} == {"a1b2c3d4e5f60718293a4b5c6d7e8f90": [],
                                                           "chat-lg_refund": ["get_order"]}
+
+
+def test_show_from_the_store_reads_the_steps_around_a_label_in_one_query(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The label check of `traces show` read the steps it needed one query each (up to ~27, each joining the
+    activations); it reads the window around the labelled step at once, and a tool step's far parent alone."""
+    from attrib.store import Store
+
+    msgs = [{"name": "planner", "content": "plan", "tool_calls": [{"name": "run_tool", "args": {}, "id": "c0"}]}]
+    msgs += [{"name": "Computer_terminal", "content": f"out {i}"} for i in range(1, 60)]
+    msgs[40] = {"type": "tool", "name": "run_tool", "tool_call_id": "c0", "content": "late answer"}
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps({"task": "t", "mistake_agent": "reviewer", "mistake_step": 40,
+                                "messages": msgs + [{"name": "reviewer", "content": "ok"}]}))
+    store = tmp_path / "s.duckdb"
+    assert runner.invoke(app, ["ingest", str(path), "--store", str(store), "-q"]).exit_code == 0
+    calls: list[tuple[int, int | None]] = []
+    real = Store.get_steps
+
+    def counted(self: Store, trace_id: str, start: int = 0, stop: int | None = None) -> tuple:
+        calls.append((start, stop))
+        return real(self, trace_id, start, stop)
+
+    monkeypatch.setattr(Store, "get_steps", counted)
+    r = runner.invoke(app, ["traces", "show", "chat-long", "--store", str(store), "--steps", "0-1"],
+                      env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    assert "warning: step 40 was written by run_tool, a tool answering planner, not by reviewer" in r.output
+    assert calls == [(0, 2), (20, 44)]  # the steps shown, then the label's window (its parent, step 0, was shown)

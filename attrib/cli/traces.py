@@ -21,6 +21,9 @@ def _one_line(text: str, width: int) -> str:
     return s if len(s) <= width else s[: max(0, width - 1)] + "…"
 
 
+#: How ``traces show`` styles each part of a step (:func:`attrib.trace.step_parts`).
+_PART_STYLE = {"content": "", "call": "bold", "result": "", "error": "red"}
+
 #: ``traces show`` without ``--steps`` or ``--all`` shows at most this many steps (the first ones), then a line that says
 #: how many are hidden and how to see them: rendering every step of a 240k-step run took 90 s.
 SHOW_STEPS = 200
@@ -147,29 +150,22 @@ def load_view(ref: str, store: Path | None = None, format: str | None = None, sp
         steps = st.get_steps(ref, window.start, window.stop)
         parents, t0 = st.step_outline(ref, window.stop)
         note = None
-        if head.label is not None:  # reads the labelled step and the few around it it needs, not the run
-            from functools import cache
+        if head.label is not None:  # reads the few steps around the labelled one in one query, not the run
+            from attrib.trace import label_mismatch, label_window
 
-            from attrib.trace import label_mismatch
+            near = label_window(head.label, n)
+            shown = near.start >= window.start and near.stop <= window.stop
+            read = {s.index: s for s in (*steps, *(() if shown else st.get_steps(ref, near.start, near.stop)))}
 
-            note = label_mismatch(head.label, cache(lambda i: st.get_steps(ref, i, i + 1)[0]), n)
-        tools = stored_tools(st, [ref]).get(ref, ())
+            def step(i: int) -> Any:
+                """Step ``i``: read already, else alone (a tool step's parent far before the window)."""
+                if i not in read:
+                    read[i] = st.get_steps(ref, i, i + 1)[0]
+                return read[i]
+
+            note = label_mismatch(head.label, step, n)
+        tools = st.trace_tools(ref)
     return View(head, n, steps, parents, t0, window, bounded, tools, note)
-
-
-def stored_tools(st: Any, ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """The agents of each stored trace in ``ids`` that are tools, in order of first step: as
-    :func:`attrib.trace.tool_agents` finds them, read from the store's step rows (one query, no step text)."""
-    if not ids:
-        return {}
-    rows = st.con.execute(
-        "SELECT trace_id, agent FROM steps WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY trace_id, agent "
-        "HAVING bool_and(coalesce(role = 'tool' AND json_extract_string(tool_results, '$[0].name') = agent, false)) "
-        "ORDER BY trace_id, min(step)", [list(ids)]).fetchall()
-    out: dict[str, tuple[str, ...]] = {}
-    for tid, agent in rows:
-        out[tid] = (*out.get(tid, ()), agent)
-    return out
 
 
 def render(view: View, width: int = 110, full: bool = False) -> Any:
@@ -179,7 +175,18 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    from attrib.trace import step_parts
+
     trace, steps = view.head, view.window
+
+    def args(a: str) -> str:
+        """A call's arguments, cut to half the width (also with ``--full``, as before)."""
+        return _one_line(a, width // 2)
+
+    def text(t: str) -> str:
+        """A message or tool result: whole with ``--full``, else on one line of at most ``width`` characters."""
+        return t if full else _one_line(t, width)
+
     colors = {a: _COLORS[i % len(_COLORS)] for i, a in enumerate(trace.agents)}
     depth: dict[int, int] = {}
     for i, p in enumerate(view.first_parents):  # the steps before the shown ones count for their indent
@@ -198,17 +205,9 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
         body = Text("  " * d)
         if s.parents and len(s.parents) > 1:
             body.append(f"↳{','.join(map(str, s.parents))} ", style="dim")
-        content = s.content if full else _one_line(s.content, width)
-        calls = [f"→ {c.name}({_one_line(c.arguments, width // 2)})" for c in s.tool_calls]
-        if s.tool_results:  # a tool step: the call, then what came back
-            body.append("\n".join(calls), style="bold")
-            for r in s.tool_results:
-                text = r.content if full else _one_line(r.content, width)
-                body.append(("\n" if calls else "") + f"← {text}", style="red" if r.is_error else "")
-        else:
-            body.append(content or "")
-            for c in calls:
-                body.append(("\n" if content else "") + c, style="bold")
+        # the content and the calls it makes, or for a tool step the call then what came back: one per line
+        for k, (kind, part) in enumerate(step_parts(s, args, text)):
+            body.append(("\n" if k else "") + part, style=_PART_STYLE[kind])
         if s.metadata.get("error") and not s.tool_results:
             body.append(f"  [error: {s.metadata['error']}]", style="red")
         idx = Text(str(s.index), style="bold red" if label and label.mistake_step == s.index else "dim")
@@ -310,14 +309,13 @@ def list_table(rows: list[dict[str, Any]], total: int, tools: dict[str, tuple[st
 def _check_outcome(value: str | None) -> str | None:
     """``--outcome`` in any word a log may use for it (success, failure, ok...: :data:`attrib.trace.OUTCOME_WORDS`),
     as the stored canonical outcome; the readers accept those words, so the filter does too."""
-    from attrib.trace import OUTCOME_WORDS, OUTCOMES
+    from attrib.errors import InputError
+    from attrib.trace import parse_outcome
 
-    if value is None:
-        return None
-    if value.strip().lower() not in OUTCOME_WORDS:
-        raise typer.BadParameter(f"expected one of {', '.join(OUTCOMES)} (or a word such as success, failure), "
-                                 f"got {value!r}")
-    return OUTCOME_WORDS[value.strip().lower()]
+    try:
+        return parse_outcome(value)
+    except InputError as e:
+        raise typer.BadParameter(e.message) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -352,7 +350,7 @@ def register(app: typer.Typer) -> None:
         with handle_errors(), open_store(store, read_only=True) as st:
             rows = st.list_traces(source=source, outcome=outcome, agent=agent, limit=limit or None, offset=offset)
             total = st.count_traces(source=source, outcome=outcome, agent=agent)
-            tools = stored_tools(st, [r["trace_id"] for r in rows])
+            tools = {r["trace_id"]: tuple(r["tools"]) for r in rows}
             if not total and (source or agent):  # a typo in a filter value: say which values there are
                 from attrib.errors import UsageError
 
@@ -366,7 +364,7 @@ def register(app: typer.Typer) -> None:
             import orjson
 
             for r in rows:  # "agents" as stored (tools too, what --agent matches); "tools": which of them are tools
-                typer.echo(orjson.dumps({**r, "tools": list(tools.get(r["trace_id"], ()))}, default=str).decode())
+                typer.echo(orjson.dumps(r, default=str).decode())
             return
         print_wide(list_table(rows, total, tools, console.width if console.is_terminal else None))
         if console.is_terminal and (left := left_out(console.width)):

@@ -11,6 +11,9 @@ import re
 from decimal import Decimal
 from functools import lru_cache
 
+# the test of a tool step lives in the numpy-free trace model (the label check uses it too); re-exported here
+from attrib.trace import is_tool_agent as is_tool_agent
+
 _NUM = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?![\w])")
 #: a number followed by a magnitude word ("12 million"), so it matches the same value written out ("12,000,000")
 #: or an amount of money with a suffix ("$3.08M", "€2bn")
@@ -21,7 +24,6 @@ _URL = re.compile(r"https?://[^\s)\]>'\"`]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_'-]{2,}")
 _IDENT = re.compile(r"\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z][A-Za-z0-9]+\b")
 _FINAL = re.compile(r"final answer\s*[:\-]\s*(.+)", re.IGNORECASE)
-_TOOL_AGENT = re.compile(r"terminal|computer|executor|tool|function|python_repl|interpreter|shell", re.I)
 _HUMAN_AGENT = re.compile(r"^(human|user|customer|client)$", re.I)
 
 STOPWORDS = frozenset(
@@ -71,11 +73,6 @@ def salient_tokens(text: str) -> frozenset[str]:
 
 def urls(text: str) -> list[str]:
     return _URL.findall(text)
-
-
-def is_tool_agent(agent: str, role: str = "") -> bool:
-    """Code executors, terminals and tools: they run others' actions rather than decide."""
-    return role == "tool" or bool(_TOOL_AGENT.search(agent))
 
 
 def is_human_agent(agent: str) -> bool:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import networkx as nx
 
 from attrib.features.text import final_answer_text, is_human_agent, is_tool_agent, salient_tokens
-from attrib.trace import Attribution, Step, StepBlame, Trace
+from attrib.trace import Attribution, StepBlame, Trace
 
 #: Edge weights per kind (content weight grows with the number of tokens reused, capped).
 WEIGHTS = {"parent": 3.0, "tool": 2.0, "handoff": 1.5, "content": 1.0, "plan": 0.7, "sequence": 0.2}
@@ -194,26 +194,6 @@ def flow_words(path: list[int], hops: list[str] | None, sink: int | None, arrow:
     if path and path[0] == sink:
         return f"step {label(sink)} is itself where the failure shows"
     return f"no path: its output does not reach step {label(sink) if sink is not None else '?'} in the flow graph"
-
-
-def step_words(step: Step, n: int | None = None) -> str:
-    """A step's text on one line, as ``attrib traces show`` words it: its content and the calls it makes
-    ("→ get_stock({"sku": "W-7"})"), or for a tool step the call it answers and what came back ("← ..."). A step that
-    only calls a tool has no content, and its excerpt in a report read blank; reports and the evidence use this.
-    ``n``: at most that many characters, a tool step's arguments cut to a third of them so its result still shows."""
-    def call(name: str, args: str) -> str:
-        args = " ".join(args.split())
-        if n is not None and step.tool_results and len(args) > n // 3:
-            args = args[: max(0, n // 3 - 1)] + "…"
-        return f"→ {name}({args})"
-
-    calls = [call(c.name, c.arguments) for c in step.tool_calls]
-    if step.tool_results:  # a tool step: the call, then what came back (its content repeats the result)
-        parts = calls + [f"← {r.content}" for r in step.tool_results]
-    else:
-        parts = [step.content, *calls]
-    text = " ".join(" ".join(parts).split())
-    return text if n is None else text[:n]
 
 
 def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:

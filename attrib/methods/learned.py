@@ -31,14 +31,19 @@ from attrib.methods.ranker import (
     RankerTypeError,
     featurize,
 )
+from attrib.methods.ranker_names import SHIPPED, file_source
 from attrib.trace import (
     AgentBlame,
     Attribution,
+    DeciderMemo,
     StepBlame,
     Trace,
+    deciding_agent,
     fingerprint,
     group_reruns,
+    is_tool_agent,
     question_id,
+    step_words,
     task_key,
 )
 
@@ -200,10 +205,6 @@ _NOT_ANCESTOR = "not graph_ancestor_of_failure"
 #: would be false of the step where the failure shows.
 AT_FAILURE = "the step where the failure shows, not one whose output reaches it"
 
-#: ``evidence.ranker`` of a verdict from the ranker attrib ships.
-SHIPPED = "shipped (fitted on Who&When)"
-
-
 def ranker_source(model_path: str | os.PathLike[str] | None = None) -> str:
     """How a verdict's ``evidence.ranker`` names the ranker file that :func:`attribute` uses for ``model_path``
     (else ``$ATTRIB_RANKER``, else the shipped one); the batch engine resumes only verdicts of the same ranker."""
@@ -215,9 +216,9 @@ def ranker_source(model_path: str | os.PathLike[str] | None = None) -> str:
 
 
 def _source(path: str | None, file: _RankerFile) -> str:
-    """:func:`ranker_source` of a file read: its resolved path (one file under any spelling) and content hash (a
-    rewritten file is another ranker)."""
-    return SHIPPED if path is None else f"{Path(path).resolve()} (sha256 {file.sha256[:12]})"
+    """:func:`ranker_source` of a file read (None: the shipped one), as :mod:`attrib.methods.ranker_names` words
+    it."""
+    return SHIPPED if path is None else file_source(path, file.sha256)
 
 
 def ranker_training(path: str | os.PathLike[str] | None) -> _RankerFile | None:
@@ -268,8 +269,11 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     ancestors = flow_graph.nx.ancestors(g, sink) | {sink}
     reaches = [i in ancestors for i in range(trace.n_steps)]
     owners = _deciders(trace, [g.nodes[i]["tool"] for i in range(trace.n_steps)])
-    to_callers = [{"step": i, "agent": trace.steps[i].agent, "caller": o}
-                  for i, o in enumerate(owners) if o != trace.steps[i].agent]
+    moved: dict[tuple[str, str], list[int]] = {}  # (tool, caller) -> its steps, so a verdict grows per pair, not step
+    for i, o in enumerate(owners):
+        if o != trace.steps[i].agent:
+            moved.setdefault((trace.steps[i].agent, o), []).append(i)
+    to_callers = [{"agent": a, "caller": c, "steps": st} for (a, c), st in moved.items()]
     owned = set(owners)
     players = [a for a in pred.agents if a in owned]
     sh, f_none = agent_blame(players, owners, pred.step_probs, reaches)
@@ -289,7 +293,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     s = trace.steps[step]
     path = flow_graph.blame_path(g, step, sink)  # [step] alone when its output does not reach the failure
     hops = flow_graph.path_hops(g, path)
-    excerpt = flow_graph.step_words(s, 400)  # as `attrib traces show` words it: a bare tool call is not blank
+    excerpt = step_words(s, 400)  # as `attrib traces show` words it: a bare tool call is not blank
     meanings = {k: meaning(k) for k in pred.contributions}
     if step == sink and _NOT_ANCESTOR in meanings:  # the failure step is no ancestor of itself: "its output does not
         # reach the failure" would contradict the flow line, which says the failure shows right here
@@ -343,7 +347,8 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             "step_agent": s.agent,
             "shapley_exact": sh.exact,
             # tool steps whose blame counts to the agent that called them, not to their own author (see _deciders):
-            # an author with only such steps has no row in ``agents``, and the reports say where its steps went
+            # an author with only such steps has no row in ``agents``, and the reports say where its steps went; one
+            # entry per (author, caller) with its steps: [{"agent": "Computer_terminal", "caller": "X", "steps": [2, 7]}]
             **({"tool_steps_to_caller": to_callers} if to_callers else {}),
             "confidence_kind": "calibrated",
             "agent_blame": "shapley",
@@ -374,27 +379,16 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
 def _deciders(trace: Trace, tools: Sequence[bool] | None = None) -> list[str]:
     """Each step's player in the Shapley game over agents: its agent, except that a tool's or code executor's step
     (``tools[i]``, as the flow graph marks it) counts to the agent whose action it answers. That is its caller as the
-    trace records it (``Step.parents``: the latest parent that is not a tool; a tool parent passes on its own caller),
-    so an OTLP tool span counts to the agent span that called it, even when the span names an agent of its own; only
-    a tool step with no parent falls back to the last deciding agent before it. A tool is not repaired, the call is:
-    as a player of its own a search tool topped the blame of a run whose verdict named the agent using it."""
+    trace records it (:func:`attrib.trace.deciding_agent`, which the label check asks too), so an OTLP tool span
+    counts to the agent span that called it, even when the span names an agent of its own; only a tool step with no
+    parent falls back to the last deciding agent before it. A tool is not repaired, the call is: as a player of its
+    own a search tool topped the blame of a run whose verdict named the agent using it."""
     if tools is None:
-        from attrib.features.text import is_tool_agent
-
         tools = [is_tool_agent(s.agent, s.role) for s in trace.steps]
-    out: list[str] = []
-    last: str | None = None
-    for i, (s, tool) in enumerate(zip(trace.steps, tools, strict=True)):
-        parents = [p for p in s.parents if 0 <= p < i]
-        if not tool:
-            out.append(s.agent)
-            last = s.agent
-        elif parents:
-            deciding = [p for p in parents if not tools[p]]
-            out.append(trace.steps[max(deciding)].agent if deciding else out[max(parents)])
-        else:
-            out.append(last if last is not None else s.agent)
-    return out
+    if len(tools) != trace.n_steps:
+        raise ValueError(f"tools marks {len(tools)} steps, the trace has {trace.n_steps}")
+    memo = DeciderMemo()
+    return [deciding_agent(i, trace.steps.__getitem__, tools.__getitem__, memo=memo) for i in range(trace.n_steps)]
 
 
 def _earlier_evidence(hazards: np.ndarray | None, step: int, trace: Trace) -> dict[str, Any] | None:

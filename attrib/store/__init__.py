@@ -28,11 +28,15 @@ import msgspec
 from attrib.errors import AttribError, InputError, NotFoundError, UsageError
 from attrib.store.queries import TraceFilter
 from attrib.store.schema import LATEST, TABLES, current_version, migrate
-from attrib.trace import ActivationRef, Attribution, Label, Step, ToolCall, ToolResult, Trace
+from attrib.trace import ActivationRef, Attribution, Label, Step, ToolCall, ToolResult, Trace, tool_agents
 
 DEFAULT_PATH = "attrib.duckdb"
 T = TypeVar("T")
 _ENC = msgspec.json.Encoder()
+_NAMES = msgspec.json.Decoder(tuple[str, ...])
+
+#: A ``traces`` row to insert: the trace without its steps, its step count, content hash, source path, JSON and tools.
+_TraceRow = tuple[Trace, int, str, str | None, bytes, tuple[str, ...]]
 
 
 #: DuckDB's page cache bound (its own default is 80% of RAM); override with $ATTRIB_STORE_MEMORY.
@@ -142,6 +146,11 @@ _ROW_BUILDERS: dict[str, Callable[[list[tuple[str, Any]]], Any]] = {
 
 _TOOL_CALLS = msgspec.json.Decoder(tuple[ToolCall, ...])
 _TOOL_RESULTS = msgspec.json.Decoder(tuple[ToolResult, ...])
+
+
+def _tools(cell: str | None) -> tuple[str, ...]:
+    """A ``traces.tools`` cell (JSON text; None for no row) as a tuple of names."""
+    return _NAMES.decode(cell) if cell else ()
 
 
 def _step_of(row: tuple[Any, ...]) -> Step:
@@ -319,6 +328,8 @@ class Store:
             self.memory_limit, self._cap_bytes = _set_memory_limit(
                 self.con, memory_limit, "memory_limit" if memory_limit else "ATTRIB_STORE_MEMORY")
             self._cap_now = self._cap_bytes
+            if read_only:
+                self._migrate_to_read()
             self._check_schema(read_only)
             if not read_only:
                 migrate(self.con)
@@ -341,6 +352,32 @@ class Store:
             except OSError:  # not empty (someone else wrote there) or already gone
                 break
 
+    def _migrate_to_read(self) -> None:
+        """Read-only, a store an older attrib wrote is migrated first, once, by a short writable open, then read as
+        asked: the first migration since the store shipped (the traces' tools) would otherwise have refused every
+        read (``attrib traces list``, the app) until something wrote to it. A store that cannot be opened for writing
+        (another process has it open, a read-only file) is left as it is, and :meth:`_check_schema` refuses it,
+        saying how to migrate it."""
+        import duckdb
+
+        if not 0 < current_version(self.con) < LATEST:
+            return
+        self.con.close()
+        try:
+            con = duckdb.connect(str(self.path))
+        except duckdb.Error:
+            con = None
+        if con is not None:
+            try:
+                con.execute("SET enable_progress_bar = false")
+                _set_memory_limit(con, self.memory_limit, "memory_limit")
+                migrate(con)
+            finally:
+                con.close()
+        self.con = duckdb.connect(str(self.path), read_only=True)
+        self.con.execute("SET enable_progress_bar = false")
+        _set_memory_limit(self.con, self.memory_limit, "memory_limit")
+
     def _check_schema(self, read_only: bool) -> None:
         """Refuse a DuckDB file that is not an attrib store, or one written by a newer attrib."""
         v = current_version(self.con)
@@ -357,7 +394,8 @@ class Store:
                 raise InputError(self.path, "schema_version", "not an attrib store (no schema_version table)")
         elif read_only and v != LATEST:
             raise InputError(self.path, "schema_version", f"store is at version {v}, this attrib needs {LATEST}; "
-                             "open it once without read-only to migrate")
+                             "open it once for writing to migrate it (an `attrib ingest` into it does, as does "
+                             "attrib.open_store(path) in Python)")
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
@@ -571,7 +609,7 @@ class Store:
         pending: bytes | None = None  # the JSON of the trace that did not fit the last group
         while queue:
             group: list[Trace] = []
-            rows: list[tuple[Trace, int, str, str | None, bytes]] = []
+            rows: list[_TraceRow] = []
             size = 0
             while queue:
                 t, digest, source = queue[-1]
@@ -581,7 +619,8 @@ class Store:
                     break
                 queue.pop()
                 group.append(t)
-                rows.append((msgspec.structs.replace(t, steps=()), t.n_steps, digest, source, blob))
+                rows.append((msgspec.structs.replace(t, steps=()), t.n_steps, digest, source, blob,
+                             tool_agents(t.steps)))
                 size += len(blob)
             del t, blob
             if not release:
@@ -599,8 +638,8 @@ class Store:
         self._insert_batches("labels", ((t.id, t.label) for t in traces if t.label is not None))
         self._insert_batches("activations", ((t.id, x) for t in traces for x in t.steps if x.activation is not None))
 
-    def _insert_traces(self, rows: list[tuple[Trace, int, str, str | None, bytes]], now: datetime) -> None:
-        """The ``traces`` rows of ``(trace without its steps, step count, content hash, source path, JSON)``;
+    def _insert_traces(self, rows: list[_TraceRow], now: datetime) -> None:
+        """The ``traces`` rows of ``(trace without its steps, step count, content hash, source path, JSON, tools)``;
         emptied here, so the JSON is freed as soon as DuckDB has its copy."""
         import pyarrow as pa
 
@@ -623,6 +662,7 @@ class Store:
             "metadata": pa.array([enc(t.metadata).decode() for t in heads], s),
             "trace_json": _string_array(data, lengths),
             "ingested_at": pa.array([now] * len(heads), pa.timestamp("us")),
+            "tools": pa.array([enc(list(r[5])).decode() for r in rows], s),  # migration 2 put it after ingested_at
         })
         rows.clear()
         del data, heads
@@ -746,22 +786,31 @@ class Store:
 
     def list_traces(self, source: str | None = None, outcome: str | None = None, agent: str | None = None,
                     limit: int | None = None, offset: int = 0, labelled: bool | None = None) -> list[dict[str, Any]]:
-        """Summaries (id, format, outcome, steps, agents, task, label, path, time), ordered by id.
+        """Summaries (id, format, outcome, steps, agents, task, label, path, time, tools), ordered by id; ``tools``
+        lists which of the agents are tools (:meth:`trace_tools`).
 
         ``source`` matches the source format ('whowhen', 'otlp', 'chat') or the Who&When subset
         ('algorithm', 'hand'); ``agent`` keeps traces in which that agent speaks.
         """
         where, args = self._where(source, outcome, agent, labelled)
         sql = ("SELECT t.trace_id, t.source_format, t.outcome, t.n_steps, t.agents, t.task, t.source_path, "
-               "t.ingested_at, l.mistake_agent, l.mistake_step, t.metadata->>'subset' AS subset "
+               "t.ingested_at, l.mistake_agent, l.mistake_step, t.metadata->>'subset' AS subset, t.tools "
                f"FROM traces t LEFT JOIN labels l USING (trace_id){where} ORDER BY t.trace_id")
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         if offset:
             sql += f" OFFSET {int(offset)}"
         cols = ["trace_id", "source_format", "outcome", "n_steps", "agents", "task", "source_path", "ingested_at",
-                "mistake_agent", "mistake_step", "subset"]
-        return [dict(zip(cols, r, strict=True)) for r in self.con.execute(sql, args).fetchall()]
+                "mistake_agent", "mistake_step", "subset", "tools"]
+        rows = [dict(zip(cols, r, strict=True)) for r in self.con.execute(sql, args).fetchall()]
+        for r in rows:
+            r["tools"] = list(_tools(r["tools"]))
+        return rows
+
+    def trace_tools(self, trace_id: str) -> tuple[str, ...]:
+        """The agents of a stored trace that are tools (:func:`attrib.trace.tool_agents`, kept at ingest), in order
+        of first step; () for an unknown id. :meth:`list_traces` gives them too (``tools``)."""
+        return _tools(_scalar(self.con, "SELECT tools FROM traces WHERE trace_id = ?", [trace_id]))
 
     def trace_ids(self, source: str | None = None, outcome: str | None = None, agent: str | None = None,
                   limit: int | None = None, offset: int = 0, labelled: bool | None = None) -> list[str]:

@@ -74,6 +74,25 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        # each trace's tools (attrib.trace.tool_agents: the agents every step of which is a tool result under the
+        # tool's own name), kept beside its agents at ingest so `attrib traces list` reads them from the row instead
+        # of grouping every step of every listed run; the rows stored before are filled here from their step rows,
+        # by the same rule. JSON text rather than VARCHAR[]: DuckDB updates a list column by rewriting the whole row,
+        # which for a 300 MB trace_json did not fit the store's memory cap; a text column is updated in place.
+        2,
+        """
+        ALTER TABLE traces ADD COLUMN tools JSON;
+        UPDATE traces SET tools = coalesce((
+            SELECT to_json(list(agent ORDER BY first)) FROM (
+                SELECT s.agent, min(s.step) AS first FROM steps s WHERE s.trace_id = traces.trace_id
+                GROUP BY s.agent
+                HAVING bool_and(coalesce(s.role = 'tool'
+                                         AND json_extract_string(s.tool_results, '$[0].name') = s.agent, false))
+            )
+        ), '[]')
+        """,
+    ),
 ]
 
 #: The tables :meth:`Store.export_parquet` writes, in dependency order.
