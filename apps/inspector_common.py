@@ -9,6 +9,7 @@ import inspector_data as data
 import inspector_state as state
 import streamlit as st
 
+from attrib.render import rankers_differ
 from attrib.trace import Attribution
 
 
@@ -72,12 +73,9 @@ def ranker_warning(ctx: state.Ctx, a: Attribution) -> str | None:
     stored = ctx.stored_verdict(a.method)
     if stored is None:
         return None
-    now, then = a.evidence.get("ranker"), stored.evidence.get("ranker")
-    if now == then or not (isinstance(now, str) and isinstance(then, str)):
+    if (differ := rankers_differ(a, stored)) is None:
         return None
-    short_now, short_then = data.ranker_name(now), data.ranker_name(then)
-    if short_now == short_then:  # two files of one name (or one file rewritten): the full names tell them apart
-        short_now, short_then = now, then
+    short_now, short_then = differ
     copy = "its stored copy of " if ctx.upload_name is not None else ""
     return (f"This verdict was analysed now with ranker `{short_now}`; the store's `{stored.method}` verdict on "
             f"{copy}this trace came from ranker `{short_then}` (step {stored.step}, {stored.agent}), so the two can "

@@ -184,6 +184,18 @@ def verdict_ranker(a: Attribution) -> str | None:
     return ranker_name(source) if isinstance(source, str) and source else None
 
 
+def rankers_differ(now: Attribution, stored: Attribution) -> tuple[str, str] | None:
+    """``(now's ranker, stored's ranker)`` when a verdict analysed now and a stored one on the same run came from
+    different rankers (so their steps and agents can differ), short names unless those coincide (two files of one
+    name, or one file rewritten: then the full names with their hashes); None when they agree or either names none.
+    The CLI (`attrib analyze ID --store S`) and the inspector both say it from here."""
+    a, b = now.evidence.get("ranker"), stored.evidence.get("ranker")
+    if a == b or not (isinstance(a, str) and isinstance(b, str)):
+        return None
+    short = ranker_name(a), ranker_name(b)
+    return short if short[0] != short[1] else (a, b)
+
+
 def _own_ranker(attr: Attribution) -> str | None:
     """The ranker of a verdict from another ranker than the shipped one (reports name it beside the method, so two
     verdicts on one run from different rankers are told apart); None otherwise."""

@@ -386,10 +386,10 @@ def test_a_stored_run_analysed_with_another_ranker_than_its_stored_verdict_says_
     tid = orjson.loads(r.stdout)["trace_id"]
     r = runner.invoke(app, ["analyze", tid, "--store", str(store)], terminal_width=300)
     assert r.exit_code == 0, r.output
-    assert f"note: {tid}: the store's verdict was made by ranker {ranker}" in r.output
-    assert "this one by shipped (fitted on Who&When)" in r.output
+    assert f"note: {tid}: the store's verdict came from ranker {ranker.name} (step" in r.output
+    assert "this one from ranker shipped (step" in r.output
     r = runner.invoke(app, ["analyze", tid, "--store", str(store), "--model", str(ranker)], terminal_width=300)
-    assert r.exit_code == 0 and "the store's verdict was made by" not in r.output
+    assert r.exit_code == 0 and "the store's verdict came from" not in r.output
 
 
 def test_targets_that_could_not_be_read_are_shown_when_the_one_run_read_fails(tmp_path):

@@ -363,3 +363,20 @@ def test_a_verdict_from_your_own_ranker_names_it_beside_the_method():
     console = Console(width=300, record=True)
     console.print(attribution_rich(mine, TRACE))
     assert "method learned, ranker my_ranker.json" in console.export_text()
+
+
+def test_rankers_differ_names_both_short_unless_the_short_names_coincide():
+    """The CLI's stored-verdict note and the inspector's warning compare rankers through one function."""
+    import msgspec
+
+    from attrib.render import rankers_differ
+
+    a = msgspec.structs.replace(_attr(1, "Researcher"), method="learned")
+
+    def by(source):
+        return msgspec.structs.replace(a, evidence={"ranker": source})
+
+    mine, other = "/a/my.json (sha256 111111111111)", "/b/my.json (sha256 222222222222)"
+    assert rankers_differ(by(mine), by("shipped (fitted on Who&When)")) == ("my.json", "shipped")
+    assert rankers_differ(by(mine), by(other)) == (mine, other)  # one file name twice: the full names
+    assert rankers_differ(by(mine), by(mine)) is None and rankers_differ(a, by(mine)) is None

@@ -120,6 +120,7 @@ def stored_ranker_notes(results: list[tuple[Any, Any]], sources: list[str | None
     the one just used: `attrib analyze ID --store S` analyses afresh, so after a batch with ``--model`` it could
     silently disagree with the verdict the store (and the inspector) shows. Best effort: a store that cannot be
     opened gives no notes."""
+    from attrib.render import rankers_differ
     from attrib.store import open_store
 
     ids = [a.trace_id for (_, a), src in zip(results, sources, strict=True) if src is None]
@@ -135,11 +136,11 @@ def stored_ranker_notes(results: list[tuple[Any, Any]], sources: list[str | None
                 if not stored:
                     continue
                 old = stored[-1]
-                was, now = old.evidence.get("ranker"), a.evidence.get("ranker")
-                if was != now:
-                    notes.append(f"{a.trace_id}: the store's verdict was made by ranker {was or 'unknown'} (step "
-                                 f"{old.step} by {old.agent}); this one by {now or 'unknown'} (step {a.step} by "
-                                 f"{a.agent}); pass --model to use the same ranker")
+                if differ := rankers_differ(a, old):
+                    now, was = differ
+                    notes.append(f"{a.trace_id}: the store's verdict came from ranker {was} (step {old.step} by "
+                                 f"{old.agent}); this one from ranker {now} (step {a.step} by {a.agent}); pass "
+                                 "--model to use the same ranker")
     except (AttribError, OSError):
         return []
     return notes
