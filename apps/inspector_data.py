@@ -105,17 +105,6 @@ def stored_of(stored: Sequence[Attribution], method: str) -> Attribution | None:
 
 
 
-def stored_rankers(store: Any, method: str, trace_ids: Sequence[str]) -> dict[str, str]:
-    """{trace id: the ranker of its stored ``method`` verdict} for those of ``trace_ids`` whose verdict names one
-    (the trace list's ranker column: a store can hold verdicts of several rankers, one per trace and method)."""
-    out: dict[str, str] = {}
-    for tid in trace_ids:
-        for a in store.get_attributions(tid, method):
-            if (name := verdict_ranker(a)) is not None:
-                out[tid] = name
-    return out
-
-
 def flow_edges(trace: Trace) -> tuple[list[tuple[int, int, float, str]], int | None, str]:
     """Edges ``(i, j, weight, kinds)`` of the information-flow graph, the failure step, and where they came from."""
     try:

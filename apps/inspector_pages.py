@@ -66,18 +66,17 @@ def trace_list(ctx: state.Ctx) -> None:
                                                        key="list_page"), lambda v: 1 <= v <= n_pages)
     rows, _ = state.cached_page(path, stamp, fdict, int(page_no) - 1, data.PAGE_SIZE)
     # whose verdicts these are: a store keeps one per trace and method, of whichever ranker made it
-    rankers = (state.cached_stored_rankers(path, stamp, verdict_m, tuple(r["trace_id"] for r in rows))
-               if verdict_m and rows else {})
+    # the ranker of each row's verdict (from the page query), by its short name
+    rankers = {r["trace_id"]: data.ranker_name(r["ranker"]) for r in rows if r.get("ranker")}
     b.markdown(f"**{total}** traces match · page {page_no} of {n_pages} · {data.PAGE_SIZE} per page"
                + (f" · verdicts from stored `{verdict_m}` runs{ranker_words(rankers)}" if verdict_m else
                   " · no stored verdicts (run `attrib analyze --store` or the batch engine to fill them)"))
     if not rows:
         st.info("No trace matches these filters.")
         return
-    if rankers:  # the ranker of each row's verdict, beside its confidence
-        rows = [{**{k: v for k, v in r.items() if k not in ("truth_agent", "truth_step", "agents", "task")},
-                 "ranker": rankers.get(r["trace_id"]),
-                 **{k: r[k] for k in ("truth_agent", "truth_step", "agents", "task") if k in r}} for r in rows]
+    # the ranker column beside the confidence, when some verdict names one
+    rows = [{k: (rankers.get(r["trace_id"]) if k == "ranker" else v) for k, v in r.items()
+             if k != "ranker" or rankers} for r in rows]
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"confidence": st.column_config.NumberColumn(format="%.2f")})
     open_picker("Open trace", [r["trace_id"] for r in rows], "list_open", "store")

@@ -53,13 +53,6 @@ def cached_stored_attributions(path: str, stamp: tuple[int, int], trace_id: str)
         return [a.to_json() for a in s.get_attributions(trace_id)]
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def cached_stored_rankers(path: str, stamp: tuple[int, int], method: str, trace_ids: tuple[str, ...]
-                          ) -> dict[str, str]:
-    with data.open_ro(path) as s:
-        return data.stored_rankers(s, method, trace_ids)
-
-
 @st.cache_data(show_spinner=False, max_entries=16)
 def cached_default_id(path: str, stamp: tuple[int, int]) -> str | None:
     """The trace to open when neither the URL nor the session names one: the one the user touched last, the latest

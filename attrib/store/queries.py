@@ -63,7 +63,8 @@ def _where(f: TraceFilter) -> tuple[str, list[Any]]:
 
 
 def page_traces(con: Any, f: TraceFilter, page: int, page_size: int) -> tuple[list[dict[str, Any]], int]:
-    """One page of matching traces (id, source, outcome, steps, verdict, truth, agents, task) and the match count."""
+    """One page of matching traces (id, source, outcome, steps, verdict and its ranker, truth, agents, task) and the
+    match count."""
     where, args = _where(f)
     base = [f.method or ""] + args
     total = int(con.execute(f"SELECT count(*) {_FROM}{where}", base).fetchone()[0])
@@ -71,7 +72,10 @@ def page_traces(con: Any, f: TraceFilter, page: int, page_size: int) -> tuple[li
     sql = (
         f"WITH ids AS (SELECT t.trace_id {_FROM}{where} ORDER BY t.trace_id LIMIT ? OFFSET ?) "
         "SELECT t.trace_id, coalesce(t.metadata->>'subset', t.source_format) AS source, t.outcome, t.n_steps, "
-        "a.agent AS verdict_agent, a.step AS verdict_step, a.confidence, l.mistake_agent AS truth_agent, "
+        "a.agent AS verdict_agent, a.step AS verdict_step, a.confidence, "
+        # whose verdict it is: a store keeps one per trace and method, of whichever ranker made it (None: no verdict,
+        # or a method that names no ranker)
+        "a.json->>'$.evidence.ranker' AS ranker, l.mistake_agent AS truth_agent, "
         "l.mistake_step AS truth_step, array_to_string(t.agents, ', ') AS agents, left(t.task, 120) AS task "
         f"FROM ids JOIN traces t ON t.trace_id = ids.trace_id LEFT JOIN labels l ON l.trace_id = t.trace_id "
         "LEFT JOIN attributions a ON a.trace_id = t.trace_id AND a.method = ? ORDER BY t.trace_id"
