@@ -275,6 +275,26 @@ def check_store_file(path: Path) -> None:
                              "FILE.duckdb, a new or an attrib store file)")
 
 
+def _connect(path: Path, read_only: bool) -> Any:
+    """A DuckDB connection to ``path``; a file another process holds is a :class:`StoreLockedError` (told here, once:
+    callers test the class, never DuckDB's text), any other failure one :class:`InputError` naming the file."""
+    import duckdb
+
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        if _LOCK_WORDS.search(str(e)):
+            m = _LOCK_PID.search(str(e))
+            pid = int(m.group(1)) if m else None
+            who = f" (PID {pid})" if pid is not None else ""
+            raise StoreLockedError(path, None, f"the store is locked by another process{who}, e.g. an `attrib ingest` "
+                                   "or `attrib analyze --store` writing to it; try again when it is done",
+                                   pid=pid) from None
+        raise InputError(path, None, f"cannot open the store ({str(e).splitlines()[0]})") from None
+    except duckdb.Error as e:
+        raise InputError(path, None, f"not a DuckDB store ({str(e).splitlines()[0]})") from None
+
+
 class Store:
     """A connection to one store file. Use as a context manager, or call :meth:`close`."""
 
@@ -303,19 +323,7 @@ class Store:
                 raise InputError(self.path, None, f"cannot open the store (cannot make its folder: "
                                  f"{e.strerror or e})") from None
             self.created_dirs = missing[::-1]
-        try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as e:
-            if _LOCK_WORDS.search(str(e)):  # told here, once: callers test the class, never DuckDB's text
-                m = _LOCK_PID.search(str(e))
-                pid = int(m.group(1)) if m else None
-                who = f" (PID {pid})" if pid is not None else ""
-                raise StoreLockedError(self.path, None, f"the store is locked by another process{who}, e.g. an "
-                                       "`attrib ingest` or `attrib analyze --store` writing to it; try again when "
-                                       "it is done", pid=pid) from None
-            raise InputError(self.path, None, f"cannot open the store ({str(e).splitlines()[0]})") from None
-        except duckdb.Error as e:
-            raise InputError(self.path, None, f"not a DuckDB store ({str(e).splitlines()[0]})") from None
+        self.con = _connect(self.path, read_only)
         self._depth = 0
         self._cap_now: float | None = None  # the memory cap in force, in bytes (raised by _set_cap)
         self.read_only = read_only
@@ -328,9 +336,10 @@ class Store:
             self.memory_limit, self._cap_bytes = _set_memory_limit(
                 self.con, memory_limit, "memory_limit" if memory_limit else "ATTRIB_STORE_MEMORY")
             self._cap_now = self._cap_bytes
-            if read_only:
-                self._migrate_to_read()
-            self._check_schema(read_only)
+            version = current_version(self.con)
+            if read_only and 0 < version < LATEST:
+                version = self._migrate_to_read()
+            self._check_schema(read_only, version)
             if not read_only:
                 migrate(self.con)
                 self._largest = self._largest_stored()
@@ -352,35 +361,24 @@ class Store:
             except OSError:  # not empty (someone else wrote there) or already gone
                 break
 
-    def _migrate_to_read(self) -> None:
-        """Read-only, a store an older attrib wrote is migrated first, once, by a short writable open, then read as
-        asked: the first migration since the store shipped (the traces' tools) would otherwise have refused every
-        read (``attrib traces list``, the app) until something wrote to it. A store that cannot be opened for writing
-        (another process has it open, a read-only file) is left as it is, and :meth:`_check_schema` refuses it,
-        saying how to migrate it."""
-        import duckdb
-
-        if not 0 < current_version(self.con) < LATEST:
-            return
+    def _migrate_to_read(self) -> int:
+        """Read-only, a store an older attrib wrote is migrated first, once, by a short writable :class:`Store` open
+        (its migration, lock and error handling), then read as asked; returns the schema version now. The first
+        migration since the store shipped (the traces' tools) would otherwise have refused every read (``attrib
+        traces list``, the app) until something wrote to it. A store that cannot be opened for writing (another
+        process holds it, a read-only file or folder, a failed migration) is left as it is, and
+        :meth:`_check_schema` refuses it, saying how to migrate it."""
         self.con.close()
-        try:
-            con = duckdb.connect(str(self.path))
-        except duckdb.Error:
-            con = None
-        if con is not None:
-            try:
-                con.execute("SET enable_progress_bar = false")
-                _set_memory_limit(con, self.memory_limit, "memory_limit")
-                migrate(con)
-            finally:
-                con.close()
-        self.con = duckdb.connect(str(self.path), read_only=True)
+        with contextlib.suppress(InputError):  # StoreLockedError included; a failed migration rolls back
+            Store(self.path, memory_limit=self.memory_limit).close()
+        self.con = _connect(self.path, read_only=True)
         self.con.execute("SET enable_progress_bar = false")
         _set_memory_limit(self.con, self.memory_limit, "memory_limit")
+        return current_version(self.con)
 
-    def _check_schema(self, read_only: bool) -> None:
-        """Refuse a DuckDB file that is not an attrib store, or one written by a newer attrib."""
-        v = current_version(self.con)
+    def _check_schema(self, read_only: bool, v: int) -> None:
+        """Refuse a DuckDB file that is not an attrib store (``v``: its schema version), or one written by a newer
+        attrib."""
         if v > LATEST:
             raise InputError(self.path, "schema_version", f"store was written by a newer attrib (schema {v}; this "
                              f"one knows up to {LATEST}): upgrade attrib to use it")
