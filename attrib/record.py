@@ -44,6 +44,7 @@ from attrib.activations import (
     closest_hook,
     hook_layer,
     is_known_hook,
+    load_step,
     open_activations,
     save_step,
 )
@@ -341,20 +342,19 @@ def load_segment_stats(step: Step) -> dict[str, np.ndarray]:
     layers = layout.get("layers")
     with open_activations(step.activation) as f:
         hooks = set(f.step_hooks(step.index))  # this step's keys, the "<step>/" prefix dropped
-        if layers is None:
-            layers = sorted({la for k in hooks if k.endswith(":segment_mass") and (la := hook_layer(k)) is not None})
-        wanted = [f"{PATTERN.format(l=la)}:{stat}" for la in layers for stat in ("segment_mass", "entropy")]
-        missing = [k for k in wanted if k not in hooks]
-        if not layers or missing:  # checked up front: f.get would only say "no such activation"
-            raise InputError(step.activation.path, missing[0] if missing else None,
-                             "segment statistics missing from the activation file (is it a recorded step?)")
-        # names, the file's own config and shapes that agree across layers: a layer that disagrees failed in
-        # np.stack ("all input arrays must have the same shape"), naming neither the file nor the hook
-        f.check(None, tuple(wanted), step.index)
+    if layers is None:
+        layers = sorted({la for k in hooks if k.endswith(":segment_mass") and (la := hook_layer(k)) is not None})
+    wanted = [f"{PATTERN.format(l=la)}:{stat}" for la in layers for stat in ("segment_mass", "entropy")]
+    missing = [k for k in wanted if k not in hooks]
+    if not layers or missing:  # checked up front: load_step would only say "no such activation"
+        raise InputError(step.activation.path, missing[0] if missing else None,
+                         "segment statistics missing from the activation file (is it a recorded step?)")
+    # load_step checks names, the file's own config and shapes that agree across layers: a layer that disagrees
+    # failed in np.stack ("all input arrays must have the same shape"), naming neither the file nor the hook
+    arrays = load_step(step, tuple(wanted))
 
-        def stack(stat: str) -> np.ndarray:
-            keys = (f.step_key(f"{PATTERN.format(l=la)}:{stat}", step.index) for la in layers)
-            return np.stack([np.asarray(f.get(k), dtype=np.float32) for k in keys])
+    def stack(stat: str) -> np.ndarray:
+        return np.stack([np.asarray(arrays[f"{PATTERN.format(l=la)}:{stat}"], dtype=np.float32) for la in layers])
 
-        mass, ent = stack("segment_mass"), stack("entropy")
+    mass, ent = stack("segment_mass"), stack("entropy")
     return {"segment_mass": mass, "entropy": ent, "layers": np.asarray(layers)}

@@ -171,7 +171,7 @@ def test_cli_heads_not_on_a_terminal_prints_plain_progress_lines(cli_run):
     """Piped or logged (CI), the ~2-minute scan printed nothing at all: rich bars show only on a terminal. Now a
     plain line per phase start and end on stderr (no bars: they left a blank line there)."""
     lines = cli_run[0].stderr.splitlines()
-    assert lines and all(line.startswith("heads [") for line in lines), lines
+    assert lines and all(line.startswith("attrib heads [") for line in lines), lines
     said = "\n".join(lines)
     for stage, n in (("responding", 4), ("drift", 2), ("patching", 1)):
         assert f"{stage} {n}/{n} done in " in said, said
@@ -191,9 +191,12 @@ def test_plain_progress_says_each_phase_start_end_and_now_and_then():
     now[0] = 52.0
     plain("drift", 1, 1)
     plain("drift", 1, 1)  # repeated end: said once
-    assert out == ["heads [0 s]: loaded m", "heads [1 s]: responding 0/4 ...", "heads [40 s]: responding 2/4",
-                   "heads [50 s]: responding 4/4 done in 50.0 s", "heads [52 s]: drift 1/1 ...",
-                   "heads [52 s]: drift 1/1 done in 2.0 s"]
+    now[0] = 200.0
+    plain.line("done")
+    assert out == ["attrib heads [0.0 s]: loaded m", "attrib heads [1.0 s]: responding 0/4 ...",
+                   "attrib heads [40.0 s]: responding 2/4", "attrib heads [50.0 s]: responding 4/4 done in 50.0 s",
+                   "attrib heads [52.0 s]: drift 1/1 ...", "attrib heads [52.0 s]: drift 1/1 done in 2.0 s",
+                   "attrib heads [3 min 20 s]: done"]
 
 
 @pytest.mark.slow

@@ -1,8 +1,7 @@
-"""Loading models offline: a damaged GGUF file is named, with what is wrong with it, before the expensive load."""
+"""Loading models offline: a GGUF file cut short is named as truncated, with its size and the loader's error."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -30,49 +29,37 @@ def _head(tmp_path: Path, n: int) -> Path:
     return cut
 
 
-def test_the_shipped_gguf_holds_exactly_what_its_tensors_need() -> None:
-    from attrib.models import check_gguf, gguf_data_size
-
-    size = _gguf().stat().st_size
-    assert gguf_data_size(_gguf()) == (size, size)
-    check_gguf(_gguf())
-
-
 def test_a_truncated_gguf_is_reported_as_truncated(tmp_path: Path) -> None:
     """`head -c 20000000` of the GGUF failed in the dequantization with "cannot reshape array of size 18214336
     into shape (49152,612)", which did not say the file was cut short."""
     from attrib.models import load_model
 
     cut = _head(tmp_path, 20_000_000)
-    size = _gguf().stat().st_size
     with pytest.raises(InputError) as e:
         load_model(cut, memo=False, use_cache=False)
     assert str(e.value) == (f"{cut}: cannot load this GGUF file: truncated or damaged: the file holds 20000000 "
-                            f"bytes, its tensors need {size}")
+                            "bytes (ValueError: cannot reshape array of size 18214336 into shape (49152,612))")
     r = CliRunner().invoke(app, ["compliance", "--model", str(cut), "--no-perplexity"])
     assert r.exit_code == 3 and r.output.strip() == f"error: {e.value}", r.output
 
 
-def test_a_gguf_cut_inside_its_header_is_reported(tmp_path: Path) -> None:
+@pytest.mark.parametrize("n", [1000, 1_700_000])
+def test_a_gguf_cut_inside_its_header_is_reported(tmp_path: Path, n: int) -> None:
+    """`head -c 1000`: the reader runs out of bytes in the metadata (SmolLM2's header is 1.8 MB), ``struct.error``."""
     from attrib.models import load_model
 
-    cut = _head(tmp_path, 100_000)  # SmolLM2's header (vocabulary, merges, tensor table) is 1.8 MB
-    with pytest.raises(InputError, match="truncated or damaged: the file holds 100000 bytes and ends inside its "
-                                         "header") as e:
+    cut = _head(tmp_path, n)
+    with pytest.raises(InputError, match=f"cannot load this GGUF file: truncated or damaged: the file holds {n} bytes "
+                                         r"\(error: unpack_from requires a buffer") as e:
         load_model(cut, memo=False, use_cache=False)
     assert e.value.path == str(cut)
 
 
-def test_a_longer_gguf_and_one_that_is_not_gguf_are_left_to_the_loader(tmp_path: Path) -> None:
-    from attrib.models import check_gguf, gguf_data_size
+def test_a_gguf_that_is_not_gguf_keeps_the_loaders_error(tmp_path: Path) -> None:
+    from attrib.models import load_model
 
-    padded = tmp_path / "padded.gguf"
-    shutil.copy(_gguf(), padded)
-    with padded.open("ab") as f:
-        f.write(b"\0" * 64)  # trailing bytes: nothing missing
-    size = _gguf().stat().st_size
-    assert gguf_data_size(padded) == (size + 64, size)
-    check_gguf(padded)
     other = tmp_path / "other.gguf"
     other.write_bytes(b"not a gguf file at all, just text")
-    assert gguf_data_size(other) is None  # the loader's own error names it ("cannot load this GGUF file: ...")
+    with pytest.raises(InputError, match="cannot load this GGUF file: ") as e:
+        load_model(other, memo=False, use_cache=False)
+    assert "truncated" not in str(e.value)

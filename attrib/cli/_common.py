@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,27 @@ EXTRAS = {
     **dict.fromkeys(("streamlit", "plotly"), "app"),
     **dict.fromkeys(("dask", "distributed"), "scale"),
 }
+
+
+def duration(seconds: float) -> str:
+    """``42.0 s`` or ``4 min 05 s``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    m, s = divmod(round(seconds), 60)
+    return f"{m} min {s:02d} s"
+
+
+def progress_line(command: str, text: str, elapsed: float | None = None,
+                  write: Callable[[str], None] | None = None) -> None:
+    """One plain progress line on stderr (no markup, no wrapping), for a log file or CI where rich's spinners and
+    bars show nothing: ``attrib <command>: text``, or ``attrib <command> [<elapsed>]: text`` with the time since
+    the command started. ``write`` replaces the stderr echo (tests)."""
+    when = f" [{duration(elapsed)}]" if elapsed is not None else ""
+    line = f"attrib {command}{when}: {text}"
+    if write is None:
+        typer.echo(line, err=True)
+    else:
+        write(line)
 
 
 def print_error(error: BaseException | str) -> None:

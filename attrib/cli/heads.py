@@ -10,10 +10,12 @@ import typer
 
 from attrib.cli._common import (
     console,
+    duration,
     err_console,
     handle_errors,
     prepare_output,
     print_wide,
+    progress_line,
     quiet_model_loading,
 )
 from attrib.errors import UsageError
@@ -64,23 +66,22 @@ def check_plot_path(plot: Path | None) -> None:
 
 
 class PlainProgress:
-    """Progress as plain lines on stderr, for a log file or CI where rich shows nothing (``attrib heads`` ran
-    ~2 minutes silent there): a line when a phase starts, when it ends (with its time), and at most one every
-    ``every`` seconds in between; each says the time since the command started."""
+    """Progress as plain :func:`~attrib.cli._common.progress_line` lines on stderr, for a log file or CI where rich
+    shows nothing (``attrib heads`` ran ~2 minutes silent there): a line when a phase starts, when it ends (with its
+    time), and at most one every ``every`` seconds in between; each says the time since the command started."""
 
     def __init__(self, every: float = 30.0, clock: Callable[[], float] = time.monotonic,
                  write: Callable[[str], None] | None = None) -> None:
-        self.every, self.clock = every, clock
-        self.write = write or (lambda text: typer.echo(text, err=True))
+        self.every, self.clock, self.write = every, clock, write
         self.t0 = self.last_line = self.mark = self.phase_start = clock()
         self.stage: str | None = None
         self.finished = True
 
     def line(self, text: str) -> None:
-        """One line: ``heads [12 s]: text``."""
+        """One line: ``attrib heads [12.0 s]: text``."""
         now = self.clock()
         self.last_line = self.mark = now
-        self.write(f"heads [{now - self.t0:.0f} s]: {text}")
+        progress_line("heads", text, now - self.t0, self.write)
 
     def __call__(self, stage: str, i: int, n: int) -> None:
         """The ``progress(stage, i, n)`` callback of :func:`attrib.heads.localize`."""
@@ -92,7 +93,7 @@ class PlainProgress:
             return
         if i >= n:
             self.finished = True
-            self.line(f"{stage} {i}/{n} done in {now - self.phase_start:.1f} s")
+            self.line(f"{stage} {i}/{n} done in {duration(now - self.phase_start)}")
         elif now - self.last_line >= self.every:
             self.line(f"{stage} {i}/{n}")
 

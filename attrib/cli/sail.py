@@ -15,17 +15,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from attrib.cli._common import console, err_console, handle_errors, prepare_folder, quiet_model_loading
+from attrib.cli._common import (
+    console,
+    duration,
+    err_console,
+    handle_errors,
+    prepare_folder,
+    progress_line,
+    quiet_model_loading,
+)
 
 MODEL_HELP = "Model: an alias (smollm2-135m), a local HF folder or a .gguf file. Never downloads."
-
-
-def _duration(seconds: float) -> str:
-    """``42.0 s`` or ``4 min 05 s``."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    m, s = divmod(round(seconds), 60)
-    return f"{m} min {s:02d} s"
 
 
 def _count(n: int, noun: str) -> str:
@@ -34,8 +34,8 @@ def _count(n: int, noun: str) -> str:
 
 
 def _log_line(text: str) -> None:
-    """One plain line on stderr (no markup, no wrapping), for a log file."""
-    typer.echo(f"attrib sail: {text}", err=True)
+    """One plain ``attrib sail: text`` line on stderr, for a log file."""
+    progress_line("sail", text)
 
 
 @contextlib.contextmanager
@@ -50,7 +50,7 @@ def _phase(what: str, status: Console | None = None) -> Iterator[None]:
     _log_line(f"{what} ...")
     t0 = time.perf_counter()
     yield
-    _log_line(f"{what}: done in {_duration(time.perf_counter() - t0)}")
+    _log_line(f"{what}: done in {duration(time.perf_counter() - t0)}")
 
 
 def _positive(value: float) -> float:
@@ -142,8 +142,8 @@ def sail(
                              batch_size=batch_size, grad_accum=grad_accum, r=rank, random_state=seed, out_dir=out,
                              resume=resume, focal_heads=choice.heads or None)
         if not err_console.is_terminal:
-            _log_line(f"reference pass took {_duration(res.reference_seconds)}; "
-                      f"{_count(len(res.step_seconds), 'SAIL step')} {_duration(sum(res.step_seconds))}")
+            _log_line(f"reference pass took {duration(res.reference_seconds)}; "
+                      f"{_count(len(res.step_seconds), 'SAIL step')} {duration(sum(res.step_seconds))}")
         summary = config_dict(res) | {"layer_source": choice.source}
         if as_json:
             typer.echo(json.dumps(summary, indent=2))  # plain: rich would wrap long strings at the width

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,7 +61,8 @@ def main() -> None:
     t1 = time.perf_counter()
     # held-out templates: never seen by the localization; first-token metrics first, to skip pairs without a gap
     held_ld = dict(zip([q.id for q in held], first_token_logit_diffs(model, tok, held), strict=True))
-    comps = {name: drift.top_heads(getattr(res, name), a.top_k) for name in ("magnitude", "direction", "js")}
+    comps: dict[str, Sequence[tuple[int, int]]] = {
+        name: drift.top_heads(getattr(res, name), a.top_k) for name in ("magnitude", "direction", "js")}
     held_check = patching_check(model, tok, pairs(held), res.focal_heads, n_layers=n_l, n_heads=n_h,
                                 n_random=a.n_random, random_state=1, known_ld=held_ld, extra_sets=comps)
     print("held-out:", held_check.summary(), held_check.extra_recoveries, flush=True)
@@ -74,6 +76,7 @@ def main() -> None:
                     "note": "shared 2-core machine; other jobs were running"},
         "suite": {"families": list(FOCUS_FAMILIES), "n_train_probes": len(train), "n_heldout_probes": len(held),
                   "n_questions": a.n_questions},
+        "settings": res.settings,  # how the localization was made (probes, options), as a --save file records it
         "scan": {"heads": n_l * n_h, "pairs_scored": res.n_pairs, "pair_selection": res.pair_selection,
                  **res.timings, "load_s": round(t_load, 2)},
         "family_compliance_train": res.family_compliance,
