@@ -339,60 +339,45 @@ def is_tool_step(step: Step) -> bool:
     return is_tool_agent(step.agent, step.role)
 
 
-class DeciderMemo:
-    """What :func:`deciding_agent` found so far on one trace, for a pass over all of its steps: each step's deciding
-    agent, and for a tool step without parents the last deciding agent before it (None: none), so that neither a chain
-    of tool parents nor a run of tool steps without parents is walked again for every step in it."""
-
-    def __init__(self) -> None:
-        self.agent: dict[int, str] = {}
-        self.before: dict[int, str | None] = {}
-
-
 def deciding_agent(i: int, step: Callable[[int], Step], is_tool: Callable[[int], bool] | None = None,
-                   back: int | None = None, memo: DeciderMemo | None = None) -> str:
+                   back: int | None = None) -> str:
     """The agent whose decision step ``i`` carries out: its own, except for a tool's or code executor's step
     (``is_tool(i)``, default :func:`is_tool_step`), which answers the agent that called it. That caller is the one the
     trace records (``Step.parents``: the latest parent that is not a tool; a tool parent passes on its own caller);
     without parents, the last step before it that is no tool's (within ``back`` steps; None: any); with none, the
-    tool itself. The ranker's agent game and the label check both ask this, so the agent a tool step's blame goes to
-    is the agent its label may name. ``step(j)`` gives step j (a store reads only those needed); ``memo``, shared over
-    the calls of one pass over a trace in step order, keeps that pass linear."""
+    tool itself. The ranker's agent game (:func:`deciding_agents`, the same rule in one pass) and the label check both
+    ask this, so the agent a tool step's blame goes to is the agent its label may name. ``step(j)`` gives step j (a
+    store reads only those needed)."""
     tool = is_tool if is_tool is not None else (lambda j: is_tool_step(step(j)))
-    chain: list[int] = []  # tool steps whose only parents are tools: each passes on the caller of its latest parent
     j = i
-    while True:
-        if memo is not None and j in memo.agent:
-            found = memo.agent[j]
-            break
+    while tool(j):
         s = step(j)
-        if not tool(j):
-            found = s.agent
-            break
         parents = [p for p in s.parents if 0 <= p < j]
-        if parents:
-            deciding = [p for p in parents if not tool(p)]
-            if deciding:
-                found = step(max(deciding)).agent
-                break
-            chain.append(j)
-            j = max(parents)
+        deciding = [p for p in parents if not tool(p)]
+        if deciding:
+            return step(max(deciding)).agent
+        if not parents:
+            stop = -1 if back is None else max(-1, j - 1 - back)
+            return next((step(k).agent for k in range(j - 1, stop, -1) if not tool(k)), s.agent)
+        j = max(parents)  # only tools called it: it answers whoever called the latest of them
+    return step(j).agent
+
+
+def deciding_agents(steps: Sequence[Step], is_tool: Sequence[bool]) -> list[str]:
+    """:func:`deciding_agent` of every step, in one pass (linear: a step's parents come before it, so a tool parent's
+    caller is already known, and so is the last deciding agent)."""
+    out: list[str] = []
+    last: str | None = None
+    for j, s in enumerate(steps):
+        if not is_tool[j]:
+            out.append(s.agent)
+            last = s.agent
             continue
-        before: str | None = None
-        for k in range(j - 1, -1 if back is None else max(-1, j - 1 - back), -1):
-            if memo is not None and k in memo.before:  # a tool too: the same deciding agent comes before both
-                before = memo.before[k]
-                break
-            if not tool(k):
-                before = step(k).agent
-                break
-        if memo is not None:
-            memo.before[j] = before
-        found = before if before is not None else s.agent
-        break
-    if memo is not None:
-        memo.agent.update(dict.fromkeys((*chain, j), found))
-    return found
+        parents = [p for p in s.parents if 0 <= p < j]
+        deciding = [p for p in parents if not is_tool[p]]
+        out.append(steps[max(deciding)].agent if deciding else out[max(parents)] if parents
+                   else last if last is not None else s.agent)
+    return out
 
 
 def tool_agents(steps: Sequence[Step]) -> tuple[str, ...]:

@@ -145,3 +145,24 @@ def test_tool_steps_are_told_by_one_rule() -> None:
     assert trace.is_tool_step(Step(index=0, agent="Computer_terminal", role="user"))
     assert trace.is_tool_step(Step(index=0, agent="get_order", role="tool"))
     assert not trace.is_tool_step(Step(index=0, agent="Expert", role="assistant"))
+
+
+def test_the_one_pass_rule_agrees_with_the_per_step_rule_on_random_runs() -> None:
+    """The agent game asks ``deciding_agents`` (one pass), the label check ``deciding_agent`` (one step): the same
+    rule twice by construction, so pin them equal on random runs of tools with and without parents."""
+    import random
+
+    from attrib.trace import Step, deciding_agent, deciding_agents
+
+    rng = random.Random(0)
+    for _ in range(500):
+        n = rng.randint(1, 12)
+        steps, tools = [], []
+        for j in range(n):
+            tool = rng.random() < 0.5
+            k = rng.randint(0, min(2, j)) if rng.random() < 0.6 else 0
+            steps.append(Step(index=j, agent=f"t{j}" if tool else rng.choice("abc"), role="tool" if tool else "user",
+                              content="x", parents=tuple(sorted(rng.sample(range(j), k)))))
+            tools.append(tool)
+        assert deciding_agents(steps, tools) == [deciding_agent(i, steps.__getitem__, tools.__getitem__)
+                                                 for i in range(n)]

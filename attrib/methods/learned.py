@@ -35,10 +35,9 @@ from attrib.methods.ranker_names import SHIPPED, file_source
 from attrib.trace import (
     AgentBlame,
     Attribution,
-    DeciderMemo,
     StepBlame,
     Trace,
-    deciding_agent,
+    deciding_agents,
     fingerprint,
     group_reruns,
     is_tool_agent,
@@ -379,7 +378,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
 def _deciders(trace: Trace, tools: Sequence[bool] | None = None) -> list[str]:
     """Each step's player in the Shapley game over agents: its agent, except that a tool's or code executor's step
     (``tools[i]``, as the flow graph marks it) counts to the agent whose action it answers. That is its caller as the
-    trace records it (:func:`attrib.trace.deciding_agent`, which the label check asks too), so an OTLP tool span
+    trace records it (:func:`attrib.trace.deciding_agents`, the rule the label check asks too), so an OTLP tool span
     counts to the agent span that called it, even when the span names an agent of its own; only a tool step with no
     parent falls back to the last deciding agent before it. A tool is not repaired, the call is: as a player of its
     own a search tool topped the blame of a run whose verdict named the agent using it."""
@@ -387,8 +386,7 @@ def _deciders(trace: Trace, tools: Sequence[bool] | None = None) -> list[str]:
         tools = [is_tool_agent(s.agent, s.role) for s in trace.steps]
     if len(tools) != trace.n_steps:
         raise ValueError(f"tools marks {len(tools)} steps, the trace has {trace.n_steps}")
-    memo = DeciderMemo()
-    return [deciding_agent(i, trace.steps.__getitem__, tools.__getitem__, memo=memo) for i in range(trace.n_steps)]
+    return deciding_agents(trace.steps, tools)
 
 
 def _earlier_evidence(hazards: np.ndarray | None, step: int, trace: Trace) -> dict[str, Any] | None:
