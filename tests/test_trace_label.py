@@ -18,19 +18,7 @@ runner = CliRunner()
 
 #: A LangGraph refund run labelled at step 3, the get_order tool result: the user counted messages without the tool
 #: results (the mistake is calculator's step 4).
-REFUND = {
-    "task": "A customer paid 120 USD for 4 items and returns 1. Compute the refund.",
-    "mistake_step": 3, "mistake_agent": "calculator",
-    "messages": [
-        {"type": "human", "content": "A customer paid 120 USD for 4 items and returns 1. Compute the refund."},
-        {"type": "ai", "name": "supervisor", "content": "order_lookup fetches prices, calculator computes the refund."},
-        {"type": "ai", "name": "order_lookup", "content": "",
-         "tool_calls": [{"name": "get_order", "args": {"order_id": "A-991"}, "id": "call_a"}]},
-        {"type": "tool", "name": "get_order", "tool_call_id": "call_a", "content": "{\"items\": [45, 25, 25, 25]}"},
-        {"type": "ai", "name": "calculator", "content": "120 / 4 = 30 USD refund."},
-        {"type": "ai", "name": "reviewer", "content": "Checked: 30 USD."},
-    ],
-}
+REFUND = json.loads((Path(__file__).parent / "fixtures" / "lg_refund.json").read_text())
 
 
 def _write(tmp_path: Path, obj: dict, name: str = "lg_refund.json") -> Path:

@@ -16,14 +16,9 @@ from attrib.cli import app
 runner = CliRunner()
 
 RUNS = {
-    "lg_refund.json": {"task": "Compute the refund of 1 of 4 items of a 120 USD order.", "messages": [
-        {"type": "human", "content": "Compute the refund of 1 of 4 items of a 120 USD order."},
-        {"type": "ai", "name": "supervisor", "content": "Routing to order_lookup."},
-        {"type": "ai", "name": "order_lookup", "content": "",
-         "tool_calls": [{"name": "get_order", "args": {"id": "A-991"}, "id": "call_a"}]},
-        {"type": "tool", "name": "get_order", "tool_call_id": "call_a", "content": "{\"items\": [45, 25, 25, 25]}"},
-        {"type": "ai", "name": "calculator", "content": "120 / 4 = 30 USD."},
-        {"type": "ai", "name": "reviewer", "content": "Checked."}]},
+    # the refund run of tests/fixtures, unlabelled: a tool among the agents
+    "lg_refund.json": {k: v for k, v in json.loads((Path(__file__).parent / "fixtures" / "lg_refund.json").read_text())
+                       .items() if not k.startswith("mistake_")},
     "plain.json": {"id": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "task": "Book a table for 6 people in Berlin.",
                    "messages": [{"name": n, "content": f"{n} did its part"}
                                 for n in ("booking-bot", "planner", "extractor", "searcher", "booker")]},
