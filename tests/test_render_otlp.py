@@ -115,7 +115,7 @@ def test_a_corrupt_exported_step_is_a_one_line_error(tmp_path):
         read_path(bad)
 
 
-def test_a_verdict_beside_its_run_is_never_a_step_and_alone_is_an_error(tmp_path):
+def test_a_verdict_beside_its_run_is_never_a_step_and_alone_is_passed_over(tmp_path):
     path = traces_dir() / "otlp_agents.json"
     (trace,) = read_path(path)
     verdict = _span(attribution_otlp(analyze(trace), trace, now_ns=10**18))
@@ -124,12 +124,24 @@ def test_a_verdict_beside_its_run_is_never_a_step_and_alone_is_an_error(tmp_path
     both = tmp_path / "both.json"
     both.write_bytes(orjson.dumps(doc))
     assert read_path(both) == [trace]
-    other = {**verdict, "traceId": "f" * 32}  # a second trace id that holds only a verdict
+    # a second trace id that holds only a verdict: the verdict on a run read from OTLP, which a multi-run
+    # `attrib analyze --otlp` file holds without the run's spans. It used to fail the whole file, so a file attrib
+    # wrote itself did not read back; it is passed over, and the run the file holds reads back
+    other = {**verdict, "traceId": "f" * 32}
     doc["resourceSpans"][0]["scopeSpans"][0]["spans"].append(other)
     both.write_bytes(orjson.dumps(doc))
-    with pytest.raises(InputError) as e:
-        read_path(both)
-    assert e.value.field == f"trace {'f' * 32}" and "no run to analyze" in e.value.message
+    assert read_path(both) == [trace]
+
+
+def test_a_multi_run_verdict_file_reads_back_its_runs(tmp_path):
+    """`attrib analyze` of an OTLP run and a chat run with --otlp writes one file: the OTLP run's verdict in that run's
+    trace (its spans stay in the original file) and the chat run with its steps. Reading it back failed on the first
+    ("holds only attrib verdicts"); the chat run now comes back, the very same trace."""
+    out = tmp_path / "v.json"
+    runs = [str(traces_dir() / "otlp_agents.json"), str(traces_dir() / "chat_langgraph.json")]
+    assert CliRunner().invoke(app, ["analyze", *runs, "--otlp", str(out)]).exit_code == 0
+    (chat,) = read_path(traces_dir() / "chat_langgraph.json")
+    assert read_path(out) == [chat]
 
 
 def test_cli_a_verdict_file_never_replaces_the_run_in_the_store(tmp_path):

@@ -584,12 +584,14 @@ def traces_from_records(recs: list[SpanRecord], path: Path, source_format: str) 
         groups.setdefault(r.trace_id, []).append(r)
     out = []
     for tid, rs in groups.items():
-        # attrib's own verdict spans annotate a run; they are never its steps
+        # attrib's own verdict spans annotate a run; they are never its steps. A trace of verdicts alone is the verdict
+        # on a run read from OTLP, which `attrib analyze --otlp` writes in the run's own trace without its spans: in a
+        # file of several runs it is passed over, so the runs the file does hold read back
         steps = [r for r in rs if r.name != "attrib.attribution"]
-        if not steps:
-            raise InputError(path, "spans" if len(groups) == 1 else f"trace {tid}",
-                             "holds only attrib verdicts (attrib.attribution spans), no run to analyze")
-        out.append(build_trace(tid or path.stem, steps, path, source_format))
+        if steps:
+            out.append(build_trace(tid or path.stem, steps, path, source_format))
+    if not out:
+        raise InputError(path, "spans", "holds only attrib verdicts (attrib.attribution spans), no run to analyze")
     return out
 
 
