@@ -401,7 +401,7 @@ def attribution_plot(attr: Attribution, path: str | os.PathLike[str] | None = No
     ax1.set_ylabel("P(decisive)" if step_probabilities(attr) else "score")
     if len(xs) == 1:  # one step (a judge's answer): integer ticks, not -0.4..0.4
         ax1.set_xticks(xs)
-    ax1.set_title(f"{attr.trace_id}: step {attr.step} ({attr.confidence:.0%})")
+    ax1.set_title(f"{attr.trace_id}: step {attr.step} ({confidence_word(attr)} {attr.confidence:.0%})")
     names = [a.agent for a in attr.agents]
     vals = [a.score for a in attr.agents]
     err = [[a.score - (a.ci_low if a.ci_low is not None else a.score) for a in attr.agents],

@@ -127,6 +127,8 @@ def _attribution_span(attr: Attribution, trace: Trace | None, top_k: int, now_ns
     ]
     if attr.agent_confidence is not None:
         attrs.append(_attr("attrib.agent_confidence", float(attr.agent_confidence)))
+    if kind := attr.evidence.get("confidence_kind"):  # "calibrated", or a method's score that is no probability
+        attrs.append(_attr("attrib.confidence_kind", str(kind)))
     if decisive:
         attrs.append(_attr("attrib.decisive_span_id", decisive))
         if orig := _original_id(trace, attr.step, decisive):

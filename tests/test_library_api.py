@@ -4,6 +4,7 @@ estimators fail clearly, the ranker follows scikit-learn's conventions, and rend
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +261,11 @@ def test_the_shared_argument_checks_take_numpy_numbers_and_refuse_the_rest() -> 
     assert is_real(0.5) and is_real(np.float32(0.5)) and is_real(np.int64(3)) and is_real(3)
     assert not any(is_real(v) for v in (True, float("nan"), float("inf"), 10**400, "0.5", None))
     assert is_whole_number(np.int64(2)) and not is_whole_number(True) and not is_whole_number(2.0)
+
+
+def test_a_plot_calls_a_score_a_score(tmp_path):
+    """The flow-graph method's confidence is a score, as every report says; the plot's title read "(43%)"."""
+    t = _trace()
+    assert re.search(r"\(confidence \d+%\)$", analyze(t).plot(str(tmp_path / "a.png")).axes[0].get_title())
+    title = analyze(t, "flow-graph").plot(str(tmp_path / "b.png")).axes[0].get_title()
+    assert re.search(r"\(score \d+%\)$", title), title

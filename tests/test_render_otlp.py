@@ -234,3 +234,12 @@ def test_an_otlp_run_with_agent_totals_round_trips_through_analyze_otlp(tmp_path
     (back,) = read_path(exported)
     assert back == trace and back.content_hash() == trace.content_hash()
     assert sum(s.tokens_in or 0 for s in back.steps) == used and back.steps[0].metadata["tokens_out_total"] == 412
+
+
+def test_the_span_says_what_kind_of_number_its_confidence_is():
+    """A flow-graph verdict's 0.43 is a score, not a probability, and the reports call it so; the span said only
+    `attrib.confidence=0.43`. It now carries the method's `confidence_kind`."""
+    (trace,) = read_path(traces_dir() / "demo_whowhen.json")
+    kinds = {m: _attrs(_span(attribution_otlp(analyze(trace, m), trace, now_ns=10**18))["attributes"])
+             .get("attrib.confidence_kind") for m in ("learned", "flow-graph")}
+    assert kinds["learned"] == "calibrated" and "not calibrated" in kinds["flow-graph"]
