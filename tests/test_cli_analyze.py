@@ -399,3 +399,17 @@ def test_targets_that_could_not_be_read_are_shown_when_the_one_run_read_fails(tm
                             "--llm-base-url", "http://127.0.0.1:9/v1"], terminal_width=300)
     assert r.exit_code == 4, r.output
     assert "missing.json: no such file" in r.output and "cannot connect" in r.output
+
+
+def test_otlp_and_plot_take_a_file_and_say_why_not_all(tmp_path, monkeypatch):
+    """`--otlp -` wrote a file named "-" in the current folder; `--all --otlp` said --otlp "applies to one TARGET",
+    though several targets take it."""
+    monkeypatch.chdir(tmp_path)
+    for flag in ("--otlp", "--plot"):
+        r = runner.invoke(app, ["analyze", _demo(), flag, "-"])
+        assert r.exit_code == 2 and "give a file path" in r.output, r.output
+    assert not (tmp_path / "-").exists()
+    r = runner.invoke(app, ["analyze", "--all", "--store", str(tmp_path / "s.duckdb"), "--otlp", "v.json"],
+                      terminal_width=300)
+    said = " ".join(r.output.replace("│", " ").split())  # the usage error's box wraps the message
+    assert r.exit_code == 2 and "applies to TARGETs analysed here, not to --all" in said, said

@@ -93,3 +93,11 @@ def test_a_narrow_terminal_gets_the_main_columns_whole_and_a_line_saying_which_a
         text = out.getvalue()
         assert "(shipped)" in text and "…" not in text and ("left out at this width" in text) == narrow
         assert ("±1 % ┃" in text) != narrow and "agent %" in text  # the header cell, not the note
+
+
+def test_a_method_named_twice_is_scored_once():
+    """`--method flow-graph --method flow-graph` scored and printed the method twice."""
+    r = runner.invoke(app, ["eval", "who-and-when", "--subset", "algorithm", "--method", "flow-graph", "--method",
+                            "flow-graph", "--json", "--out", "-"])
+    assert r.exit_code == 0, r.output
+    assert [row["method"] for row in orjson.loads(r.stdout)["rows"]].count("flow-graph") == 1

@@ -273,6 +273,10 @@ def register(app: typer.Typer) -> None:
 
         if as_json and markdown:
             raise typer.BadParameter("choose one of --json and --markdown", param_hint="--json / --markdown")
+        for flag, path in (("--otlp", otlp), ("--plot", plot)):
+            if path is not None and str(path) == "-":  # it wrote a file named "-"; standard output holds the report
+                raise typer.BadParameter("give a file path (standard output carries the report; - is not a file "
+                                         "here)", param_hint=flag)
         bad: list[AttribError] = []  # files of a folder that could not be read, runs with no verdict
         with handle_errors():
             loaded = load_targets(target, store, format, errors=bad)

@@ -87,9 +87,10 @@ def with_batch_options(fn: F) -> F:
                                          f"{batch['engine']}", param_hint="--scheduler")
             single = [flag for flag, name, default in _SINGLE_ONLY if kwargs.get(name, default) != default]
             if single:  # the batch writes verdicts to the store and prints a summary, nothing per trace
-                raise typer.BadParameter(f"{', '.join(single)} appl{'y' if len(single) > 1 else 'ies'} to one "
-                                         "TARGET, not --all (read the verdicts back with attrib analyze ID "
-                                         "--store S, or the inspector)", param_hint="--all")
+                raise typer.BadParameter(f"{', '.join(single)} appl{'y' if len(single) > 1 else 'ies'} to TARGETs "
+                                         "analysed here, not to --all, which writes its verdicts to the store (read "
+                                         "them back with attrib analyze ID --store S, or the inspector)",
+                                         param_hint="--all")
             from attrib.cli._common import method_options
             from attrib.methods import DEFAULT_METHOD
 

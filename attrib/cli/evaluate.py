@@ -165,6 +165,7 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter(f"expected one of {', '.join(SUBSETS)}, got {subset!r}", param_hint="--subset")
             if str(out) != "-":
                 prepare_output(out)  # before the evaluation, not after it
+            method = list(dict.fromkeys(method)) if method else method  # a method named twice is scored once
             judges = [m for m in method or () if m.startswith("judge")]
             if judges:  # this command has no --llm-* flags: the endpoint comes from the environment
                 from attrib.llm import LLMConfig, LLMConfigError
