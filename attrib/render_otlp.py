@@ -36,7 +36,7 @@ from typing import Any
 
 import msgspec
 
-from attrib.trace import Attribution, Trace
+from attrib.trace import Attribution, Trace, step_words
 
 
 def _attr(key: str, value: Any) -> dict[str, Any]:
@@ -192,17 +192,20 @@ def trace_otlp(trace: Trace, attr: Attribution | None = None, top_k: int = 5,
         else:
             t0, t1 = end - (n - i) * 1_000_000, end - (n - i - 1) * 1_000_000 - 1
         tool = s.role == "tool"
+        # a step that only calls a tool has no content: its output is the call, as `attrib traces show` words it
         attrs = [_attr("gen_ai.agent.name", s.agent), _attr("openinference.span.kind", "TOOL" if tool else "AGENT"),
-                 _attr("output.value", s.content), _attr("attrib.step", i),
+                 _attr("output.value", s.content or step_words(s)), _attr("attrib.step", i),
                  _attr("attrib.step_json", msgspec.json.encode(s).decode())]
         if tool:
             attrs.append(_attr("tool.name", s.tool_results[0].name if s.tool_results and s.tool_results[0].name
                                else s.agent))
         if i == 0:
             attrs.append(_attr("attrib.run_json", msgspec.json.encode(msgspec.structs.replace(trace, steps=())).decode()))
-        spans.append({"traceId": trace_id, "spanId": _span_id(trace, i, exported=True), "name": f"{s.agent} step {i}",
-                      "kind": 1, "startTimeUnixNano": str(t0), "endTimeUnixNano": str(max(t1, t0)),
-                      "attributes": attrs})
+        span = {"traceId": trace_id, "spanId": _span_id(trace, i, exported=True), "name": f"{s.agent} step {i}",
+                "kind": 1, "startTimeUnixNano": str(t0), "endTimeUnixNano": str(max(t1, t0)), "attributes": attrs}
+        if parents := [p for p in s.parents if 0 <= p < i]:  # a tool step under the step that called it, in a viewer
+            span["parentSpanId"] = _span_id(trace, max(parents), exported=True)
+        spans.append(span)
     if attr is not None:
         spans.append(_attribution_span(attr, trace, top_k, end, exported=True))
     return _export(spans)

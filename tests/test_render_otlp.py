@@ -12,7 +12,7 @@ from attrib.errors import InputError
 from attrib.methods import analyze
 from attrib.paths import traces_dir
 from attrib.readers import read_path
-from attrib.render_otlp import attribution_otlp
+from attrib.render_otlp import attribution_otlp, trace_otlp
 
 
 def _span(d):
@@ -243,3 +243,20 @@ def test_the_span_says_what_kind_of_number_its_confidence_is():
     kinds = {m: _attrs(_span(attribution_otlp(analyze(trace, m), trace, now_ns=10**18))["attributes"])
              .get("attrib.confidence_kind") for m in ("learned", "flow-graph")}
     assert kinds["learned"] == "calibrated" and "not calibrated" in kinds["flow-graph"]
+
+
+def test_a_chat_run_exported_nests_tool_steps_under_their_caller_and_shows_the_call(tmp_path):
+    """A chat run's export showed a step that only calls a tool with an empty output.value, and its tool result as
+    a root span, though the trace records the call (Step.parents): a viewer did not nest the tool under its caller.
+    The run still reads back as the very same trace."""
+    (trace,) = read_path(traces_dir() / "chat_autogen.jsonl")
+    spans = orjson.loads(orjson.dumps(trace_otlp(trace)))["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    by_step = {int(_attrs(sp["attributes"])["attrib.step"]): sp for sp in spans}
+    child = next(s for s in trace.steps if s.parents)
+    caller = by_step[max(child.parents)]
+    assert by_step[child.index]["parentSpanId"] == caller["spanId"]
+    calls = [s for s in trace.steps if s.tool_calls and not s.content]
+    assert calls and all(_attrs(by_step[s.index]["attributes"])["output.value"].startswith("→ ") for s in calls)
+    out = tmp_path / "run.json"
+    out.write_bytes(orjson.dumps(trace_otlp(trace)))
+    assert read_path(out) == [trace]
