@@ -33,7 +33,7 @@ from attrib.trace import Attribution, Trace
 
 #: Published top-1 numbers from issue 10 (agent %, step %), per subset where given.
 PUBLISHED: dict[str, dict[str, tuple[float | None, float]]] = {
-    "Who&When best LLM judge (paper)": {"algorithm": (53.5, 14.2), "hand": (53.5, 14.2)},
+    "Who&When best LLM judge (paper; subsets not split)": {"algorithm": (53.5, 14.2), "hand": (53.5, 14.2)},
     "CDC-MAS": {"algorithm": (48.5, 36.2), "hand": (56.8, 18.2)},
     "A2P": {"algorithm": (None, 47.5), "hand": (None, 29.3)},
     "AgenTracer-8B": {"hand": (69.1, 20.7)},
