@@ -110,3 +110,9 @@ def test_the_papers_judge_row_says_its_subsets_are_not_split():
 
     (name,) = [k for k in PUBLISHED if "best LLM judge" in k]
     assert "subsets not split" in name and PUBLISHED[name]["algorithm"] == PUBLISHED[name]["hand"]
+
+
+def test_eval_help_says_how_a_judge_gets_its_endpoint():
+    """A judge method failed with "(see attrib eval who-and-when --help)", and that help said nothing of judges."""
+    r = runner.invoke(app, ["eval", "who-and-when", "--help"], terminal_width=200)
+    assert r.exit_code == 0 and "ATTRIB_LLM_BASE_URL" in r.output

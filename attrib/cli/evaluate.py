@@ -120,7 +120,8 @@ def register(app: typer.Typer) -> None:
         # the older spellings, kept working but not shown: an on/off pair this long is cut off in 80-column help
         with_gt_flag: bool = typer.Option(None, "--with-ground-truth/--without", "--with", hidden=True),
         method: list[str] = typer.Option(None, "--method", "-m", help="Methods to score (repeatable) "
-                                         "(default: learned, learned-subset, floor, flow-graph, causal)."),
+                                         "(default: learned, learned-subset, floor, flow-graph, causal). The "
+                                         "judge-* methods call an LLM: set ATTRIB_LLM_BASE_URL and ATTRIB_LLM_MODEL."),
         folds: int = typer.Option(5, "--folds", min=2, help="k for k-fold grouped by question_ID."),
         seed: int = typer.Option(0, "--seed", help="Fold assignment seed."),
         seeds: int = typer.Option(1, "--seeds", min=1, help="Average k-fold rows over this many fold seeds "
