@@ -65,8 +65,8 @@ def trace_list(ctx: state.Ctx) -> None:
     page_no = kept("list_page", lambda: a.number_input("Page", min_value=1, max_value=n_pages, step=1,
                                                        key="list_page"), lambda v: 1 <= v <= n_pages)
     rows, _ = state.cached_page(path, stamp, fdict, int(page_no) - 1, data.PAGE_SIZE)
-    # whose verdicts these are: a store keeps one per trace and method, of whichever ranker made it
-    # the ranker of each row's verdict (from the page query), by its short name
+    # whose verdicts these are: a store keeps one per trace and method, of whichever ranker made it (the page
+    # query reads each row's), by its short name
     rankers = {r["trace_id"]: data.ranker_name(r["ranker"]) for r in rows if r.get("ranker")}
     b.markdown(f"**{total}** traces match · page {page_no} of {n_pages} · {data.PAGE_SIZE} per page"
                + (f" · verdicts from stored `{verdict_m}` runs{ranker_words(rankers)}" if verdict_m else

@@ -210,7 +210,7 @@ def few_runs_note(attr: Attribution) -> str | None:
     runs, tasks = fit.get("runs"), fit.get("tasks")
     if runs is None and tasks is None:  # another method, or a ranker file that predates the count
         return None
-    from attrib.methods.ranker import FEW_RUNS, FEW_TASKS, few_runs
+    from attrib.methods.ranker_names import FEW_RUNS, FEW_TASKS, few_runs
 
     if not few_runs(runs, tasks):
         return None

@@ -185,6 +185,7 @@ def trace_otlp(trace: Trace, attr: Attribution | None = None, top_k: int = 5,
     own_times = all(t is not None for t in starts) and all(
         a <= b for a, b in zip(starts, starts[1:], strict=False))  # type: ignore[operator]
     spans = []
+    ids = [_span_id(trace, i, exported=True) for i in range(n)]  # each step's, and its caller's as its parent
     for i, s in enumerate(trace.steps):
         if own_times:
             t0 = int(s.start_time * 1e9)  # type: ignore[operator]
@@ -201,10 +202,10 @@ def trace_otlp(trace: Trace, attr: Attribution | None = None, top_k: int = 5,
                                else s.agent))
         if i == 0:
             attrs.append(_attr("attrib.run_json", msgspec.json.encode(msgspec.structs.replace(trace, steps=())).decode()))
-        span = {"traceId": trace_id, "spanId": _span_id(trace, i, exported=True), "name": f"{s.agent} step {i}",
+        span = {"traceId": trace_id, "spanId": ids[i], "name": f"{s.agent} step {i}",
                 "kind": 1, "startTimeUnixNano": str(t0), "endTimeUnixNano": str(max(t1, t0)), "attributes": attrs}
         if parents := [p for p in s.parents if 0 <= p < i]:  # a tool step under the step that called it, in a viewer
-            span["parentSpanId"] = _span_id(trace, max(parents), exported=True)
+            span["parentSpanId"] = ids[max(parents)]
         spans.append(span)
     if attr is not None:
         spans.append(_attribution_span(attr, trace, top_k, end, exported=True))

@@ -123,8 +123,7 @@ def stored_ranker_notes(results: list[tuple[Any, Any]], sources: list[str | None
     from attrib.render import rankers_differ
     from attrib.store import open_store
 
-    ids = [a.trace_id for (_, a), src in zip(results, sources, strict=True) if src is None]
-    if not ids:
+    if all(src is not None for src in sources):  # every run came from a file: no stored verdict to compare
         return []
     notes = []
     try:

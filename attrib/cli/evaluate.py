@@ -336,7 +336,7 @@ def _few_runs_warning(ranker: dict, pool: bool, paths: list[str]) -> str | None:
 
     from rich.markup import escape
 
-    from attrib.methods.ranker import FEW_RUNS, FEW_TASKS, few_runs
+    from attrib.methods.ranker_names import FEW_RUNS, FEW_TASKS, few_runs
 
     n_runs, n_tasks = ranker.get("n_train"), ranker.get("n_tasks")
     if not few_runs(n_runs, n_tasks):

@@ -271,8 +271,7 @@ def left_out(width: int | None) -> list[str]:
     return ["task"] if width >= LIST_NARROW_WIDTH else ["task", "source"]
 
 
-def list_table(rows: list[dict[str, Any]], total: int, tools: dict[str, tuple[str, ...]],
-               width: int | None = None) -> Any:
+def list_table(rows: list[dict[str, Any]], total: int, width: int | None = None) -> Any:
     """The ``traces list`` table of ``rows`` (of ``total``): the agents of each, then its tools on a line of their
     own; in a terminal ``width`` columns wide, without the columns :func:`left_out` names."""
     from rich.table import Table
@@ -292,7 +291,7 @@ def list_table(rows: list[dict[str, Any]], total: int, tools: dict[str, tuple[st
     if "task" not in drop:
         table.add_column("task", overflow="ellipsis", no_wrap=True, ratio=2, min_width=10)
     for r in rows:
-        own = tools.get(r["trace_id"], ())
+        own = r["tools"]
         who = Text(", ".join(a for a in r["agents"] if a not in own))
         if own:
             who.append(("\n" if who else "") + "tools: " + ", ".join(own), style="dim")
@@ -350,7 +349,6 @@ def register(app: typer.Typer) -> None:
         with handle_errors(), open_store(store, read_only=True) as st:
             rows = st.list_traces(source=source, outcome=outcome, agent=agent, limit=limit or None, offset=offset)
             total = st.count_traces(source=source, outcome=outcome, agent=agent)
-            tools = {r["trace_id"]: tuple(r["tools"]) for r in rows}
             if not total and (source or agent):  # a typo in a filter value: say which values there are
                 from attrib.errors import UsageError
 
@@ -366,7 +364,7 @@ def register(app: typer.Typer) -> None:
             for r in rows:  # "agents" as stored (tools too, what --agent matches); "tools": which of them are tools
                 typer.echo(orjson.dumps(r, default=str).decode())
             return
-        print_wide(list_table(rows, total, tools, console.width if console.is_terminal else None))
+        print_wide(list_table(rows, total, console.width if console.is_terminal else None))
         if console.is_terminal and (left := left_out(console.width)):
             console.print(f"[dim]({' and '.join(left)} left out at this width: {LIST_FULL_WIDTH} columns show "
                           f"{'it' if len(left) == 1 else 'them'}, as --json does)[/]")
