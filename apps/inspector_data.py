@@ -256,10 +256,10 @@ def eval_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     for name, body in (result.get("settings") or {}).items():
         if isinstance(body, dict):
             found.append((name, body.get("rows")))
-    for subset, setting, body in _subset_bodies(result):
+    for subset, subset_setting, body in _subset_bodies(result):
         by_method = _method_map(body)
         if by_method is not None:
-            found.append((setting, [{"method": m, "subset": subset, "setting": setting, **v}
+            found.append((subset_setting, [{"method": m, "subset": subset, "setting": subset_setting, **v}
                                     for m, v in by_method.items()]))
     out = []
     for setting, rows in found:

@@ -116,7 +116,7 @@ def heads_section() -> None:
     model = str(body.get("model", ""))
     if present:
         stat = st.selectbox("Statistic", present, format_func=lambda k: STATS[k], key="heads_stat")
-        matrix, note = data.find_matrix(body, (stat,)), ""
+        matrix, note = data.find_matrix(body, (stat,)) or [], ""
     else:
         if sparse is None:
             st.warning(f"`{path}` holds no layer × head scores this page understands.")
@@ -179,7 +179,8 @@ def segment_stack(acts: dict[str, Any], layout: dict[str, Any] | None) -> tuple[
 
     pats = np.stack([a for _, a in full])  # [L, H, T, T]
     t = pats.shape[-1]
-    n_prompt = int(layout.get("n_prompt", t))
+    n_given = layout.get("n_prompt")
+    n_prompt = int(t if n_given is None else n_given)
     spans = {k: (int(v[0]), int(v[1])) for k, v in layout["spans"].items()}
     q = np.arange(n_prompt - 1, max(t - 1, n_prompt))
     masses = drift.segment_masses(pats[:, :, q, :], drift.segment_ids(t, spans, n_prompt))
