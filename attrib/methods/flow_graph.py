@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 import networkx as nx
 
-from attrib.features.text import final_answer_text, is_human_agent, is_tool_agent, salient_tokens
-from attrib.trace import Attribution, StepBlame, Trace
+from attrib.features.text import final_answer_text, is_human_agent, salient_tokens
+from attrib.trace import Attribution, StepBlame, Trace, is_tool_step
 
 #: Edge weights per kind (content weight grows with the number of tokens reused, capped).
 WEIGHTS = {"parent": 3.0, "tool": 2.0, "handoff": 1.5, "content": 1.0, "plan": 0.7, "sequence": 0.2}
@@ -64,7 +64,7 @@ def build_graph(trace: Trace) -> nx.DiGraph:
     plan_step: int | None = None
     pending_handoff: dict[str, int] = {}
     for pos, s in enumerate(steps):
-        tool = is_tool_agent(s.agent, s.role)
+        tool = is_tool_step(s)
         g.add_node(pos, agent=s.agent, tool=tool)
         for p in s.parents:
             if 0 <= p < pos:
@@ -77,7 +77,7 @@ def build_graph(trace: Trace) -> nx.DiGraph:
                 call_owner[c.id] = pos
         if pos > 0:
             _add(g, pos - 1, pos, "sequence", WEIGHTS["sequence"])
-            if tool and not is_tool_agent(steps[pos - 1].agent, steps[pos - 1].role):
+            if tool and not is_tool_step(steps[pos - 1]):
                 _add(g, pos - 1, pos, "tool", WEIGHTS["tool"])
         if s.agent in pending_handoff:
             _add(g, pending_handoff.pop(s.agent), pos, "handoff", WEIGHTS["handoff"])
@@ -107,7 +107,7 @@ def build_graph(trace: Trace) -> nx.DiGraph:
 def failure_node(trace: Trace) -> int:
     """Where the failure shows: the step stating the final answer (else the last step)."""
     contents = [s.content for s in trace.steps]
-    skip = [is_tool_agent(s.agent, s.role) for s in trace.steps]
+    skip = [is_tool_step(s) for s in trace.steps]
     idx, _ = final_answer_text(contents, skip)
     return idx if idx is not None else len(trace.steps) - 1
 
