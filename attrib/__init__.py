@@ -23,7 +23,29 @@ The main names:
 The names are re-exported lazily, so ``import attrib`` stays light (no numpy, torch or dask until first use).
 """
 
+from typing import TYPE_CHECKING
+
 from attrib._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the lazy names, typed for mypy and IDEs (``X as X``: an explicit re-export under --strict)
+    from attrib.engine import analyze_many as analyze_many
+    from attrib.errors import AttribError as AttribError
+    from attrib.errors import InputError as InputError
+    from attrib.methods import analyze as analyze
+    from attrib.methods.ranker import LearnedRanker as LearnedRanker
+    from attrib.readers import load_trace as load_trace
+    from attrib.readers import read_path as read_path
+    from attrib.readers import read_paths as read_paths
+    from attrib.store import open_store as open_store
+    from attrib.store.api import ingest as ingest
+    from attrib.trace import AgentBlame as AgentBlame
+    from attrib.trace import Attribution as Attribution
+    from attrib.trace import Label as Label
+    from attrib.trace import Step as Step
+    from attrib.trace import StepBlame as StepBlame
+    from attrib.trace import ToolCall as ToolCall
+    from attrib.trace import ToolResult as ToolResult
+    from attrib.trace import Trace as Trace
 
 __version__ = "0.1.0"
 

@@ -21,6 +21,7 @@ def test_wheel_ships_cuda_sources_and_the_installed_package_finds_them(tmp_path:
     for f in sorted(p.name for p in (REPO_ROOT / "cuda_ext").iterdir() if p.suffix in {".cu", ".cuh", ".h", ".cpp"}):
         assert f"attrib/_cuda_ext/{f}" in names, f
     assert "attrib/methods/data/ranker.json" in names
+    assert "attrib/py.typed" in names  # PEP 561: a user's type checker reads attrib's hints
     assert "attrib/surgery/data/neutral_text.txt" in names  # compliance's perplexity text
     for f in sorted(p.name for p in (REPO_ROOT / "apps").glob("*.py")):  # the inspector, for `attrib app`
         assert f"attrib/_apps/{f}" in names, f
@@ -37,3 +38,19 @@ def test_wheel_ships_cuda_sources_and_the_installed_package_finds_them(tmp_path:
                          check=True, cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}).stdout.split()
     assert Path(out[0]) == site / "attrib" / "_apps" / "inspector.py" and out[0] and int(out[1]) > 1000
+
+
+@pytest.mark.slow
+def test_a_users_type_checker_sees_the_lazy_names_typed(tmp_path: Path) -> None:
+    """``attrib.analyze`` and the other lazy re-exports reach mypy with their real types, not Any."""
+    user = tmp_path / "user.py"
+    user.write_text("import attrib\n\n\ndef f() -> None:\n"
+                    "    bad: int = attrib.analyze(attrib.load_trace('run.json')).agent\n"
+                    "    ok: str = attrib.analyze(attrib.load_trace('run.json')).agent\n")
+    out = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--strict", "--follow-imports=silent",
+                          str(user)], cwd=tmp_path, capture_output=True, text=True,
+                         env={"MYPYPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert 'user.py:5: error: Incompatible types in assignment (expression has type "str", variable has type "int")' \
+        in out.stdout, out.stdout
+    assert "Found 1 error" in out.stdout, out.stdout
