@@ -129,8 +129,10 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
             msgspec.structs.force_setattr(self, "outcome", "failed")
         if not self.agents:
             seen: dict[str, None] = {}
-            for s in self.steps:
-                seen.setdefault(s.agent, None)
+            for s in self.steps:  # a dict where a Step belongs (typed later by ``check``) names its agent too
+                agent = s.get("agent") if isinstance(s, dict) else getattr(s, "agent", None)
+                if isinstance(agent, str):
+                    seen.setdefault(agent, None)
             # frozen struct: set through the msgspec escape hatch once, at construction
             msgspec.structs.force_setattr(self, "agents", tuple(seen))
 

@@ -234,6 +234,20 @@ def test_a_hand_built_trace_with_dicts_for_structs_is_analysed_typed() -> None:
     assert verdict.trace_id == "t" and verdict.step in (0, 1)
 
 
+def test_steps_given_as_dicts_name_the_agents_too() -> None:
+    """A Step given as a dict (the docstring's promise: typed by ``check``) crashed the constructor, which derives
+    ``agents`` from ``s.agent`` ('dict' object has no attribute 'agent'), unless ``agents`` was passed too."""
+    import attrib
+
+    steps = [{"index": 0, "agent": "planner", "content": "Plan: add the two numbers."},
+             {"index": 1, "agent": "solver", "content": "The answer is 7."}]
+    t = attrib.Trace(id="d", source_format="attrib", steps=steps)  # type: ignore[arg-type]
+    assert t.agents == ("planner", "solver")
+    typed = t.check()
+    assert isinstance(typed.steps[1], attrib.Step) and typed.agents == ("planner", "solver")
+    assert attrib.analyze(t).agent in ("planner", "solver")
+
+
 def test_a_verdict_shows_itself_as_its_report_in_rich_and_jupyter() -> None:
     """`rich.print(verdict)` or a verdict ending a notebook cell dumped the struct's 4,000-character repr; and
     `to_otlp(with_steps=True)` without the trace silently wrote the verdict alone."""
