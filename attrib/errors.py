@@ -57,6 +57,18 @@ class UsageError(InputError):
         return InputError(self.path, flag, self.message).one_line()
 
 
+class NotATraceError(UsageError, TypeError):
+    """Something other than an :class:`attrib.Trace` where a trace belongs (a path, a dict): a :class:`UsageError`
+    naming the argument, and a ``TypeError``."""
+
+
+def not_a_trace(value: object, field: str = "trace") -> NotATraceError:
+    """The error for ``value`` given where a Trace belongs; a path or text is pointed to ``attrib.load_trace``."""
+    hint = " (read a file with attrib.load_trace(path) first)" if isinstance(value, str | bytes) or hasattr(
+        value, "__fspath__") else ""
+    return NotATraceError(None, field, f"expected an attrib.Trace, got {type(value).__name__}{hint}")
+
+
 def is_whole_number(value: object, minimum: int = 1, maximum: int | None = None) -> bool:
     """True for an integer (not a bool) in ``minimum..maximum`` (no upper bound when ``maximum`` is None)."""
     if not isinstance(value, Integral) or isinstance(value, bool):

@@ -10,7 +10,7 @@ import html
 import os
 from typing import Any
 
-from attrib.errors import AttribError, UsageError
+from attrib.errors import AttribError, UsageError, not_a_trace
 from attrib.methods.ranker_names import SHIPPED_NAME, ranker_name
 from attrib.trace import Attribution, Trace, step_words
 
@@ -276,7 +276,9 @@ def blame_title(attr: Attribution) -> str:
 
 def check_same_run(attr: Attribution, trace: Trace | None) -> None:
     """A report takes its step texts and authors from ``trace``: another run's (a different id) would show them
-    under this verdict, silently. A ``UsageError`` naming ``trace`` instead."""
+    under this verdict, silently. A ``UsageError`` naming ``trace`` instead (also for a value that is no Trace)."""
+    if trace is not None and not isinstance(trace, Trace):
+        raise not_a_trace(trace)
     if trace is not None and trace.id != attr.trace_id:
         raise UsageError(None, "trace", f"the verdict is on run {attr.trace_id!r}, the trace given is {trace.id!r}")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import attrib
-from attrib.errors import AttribError, InputError, NotFittedError, NotFoundError
+from attrib.errors import AttribError, InputError, NotFittedError, NotFoundError, UsageError
 from attrib.evaluate.data import load_subset, question_id
 from attrib.methods import analyze
 from attrib.methods.calibration import Calibrator
@@ -46,8 +46,18 @@ def test_hand_built_trace_is_checked_before_any_method(trace: Trace, field: str)
 
 
 def test_analyze_wants_a_trace_not_a_path():
-    with pytest.raises(TypeError, match="load_trace"):
+    with pytest.raises(TypeError, match="load_trace") as e:
         analyze("traces/demo_whowhen.json")  # type: ignore[arg-type]
+    assert isinstance(e.value, UsageError) and e.value.field == "trace"  # attrib's own error too: exit 2, one line
+
+
+def test_reports_want_a_trace_not_a_path():
+    """`verdict.to_rich("x")` reached `'str' object has no attribute 'id'`; every report now names the argument."""
+    verdict = analyze(_trace())
+    for report in (verdict.to_rich, verdict.to_markdown, verdict.to_otlp):
+        with pytest.raises(UsageError, match="expected an attrib.Trace, got str .*load_trace") as e:
+            report("traces/demo_whowhen.json")  # type: ignore[arg-type]
+        assert e.value.field == "trace"
 
 
 def test_misspelt_options_are_refused_by_name(tmp_path):

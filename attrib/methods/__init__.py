@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from attrib.errors import AttribError, UsageError
+from attrib.errors import AttribError, UsageError, not_a_trace
 from attrib.trace import Attribution, Trace
 
 
@@ -70,9 +70,7 @@ def check_trace(trace: Any) -> Trace:
     """The trace, typed (:meth:`Trace.check`'s copy), if it is a sound :class:`Trace` (see :meth:`Trace.problem`),
     else one clear error."""
     if not isinstance(trace, Trace):
-        hint = " (read a file with attrib.load_trace(path) first)" if isinstance(trace, str | bytes) or hasattr(
-            trace, "__fspath__") else ""
-        raise TypeError(f"expected an attrib.Trace, got {type(trace).__name__}{hint}")
+        raise not_a_trace(trace)
     return trace.check()
 
 
