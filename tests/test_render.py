@@ -380,3 +380,21 @@ def test_rankers_differ_names_both_short_unless_the_short_names_coincide():
     assert rankers_differ(by(mine), by("shipped (fitted on Who&When)")) == ("my.json", "shipped")
     assert rankers_differ(by(mine), by(other)) == (mine, other)  # one file name twice: the full names
     assert rankers_differ(by(mine), by(mine)) is None and rankers_differ(a, by(mine)) is None
+
+
+def test_a_verdict_on_an_otlp_run_names_the_span_to_look_up():
+    """attrib's step numbers exist only in attrib: a verdict on spans names the decisive span (name and id), in the
+    JSON evidence and in every report, so a user finds it in their trace viewer. Runs not read from spans do not."""
+    from attrib.methods import analyze
+    from attrib.paths import REPO_ROOT
+    from attrib.readers import load_trace
+
+    trace = load_trace(REPO_ROOT / "traces" / "otlp_agents.json")
+    verdict = analyze(trace)
+    meta = trace.steps[verdict.step].metadata
+    assert verdict.evidence["decisive_span"] == {"span_id": meta["span_id"], "span_name": meta["span_name"]}
+    assert f"span {meta['span_name']!r} ({meta['span_id']})" in verdict_line(verdict, trace)
+    assert meta["span_id"] in attribution_markdown(verdict, trace)
+    assert b'"decisive_span"' in verdict.to_json()
+    plain = analyze(load_trace(REPO_ROOT / "traces" / "demo_whowhen.json"))
+    assert "decisive_span" not in plain.evidence and "span" not in verdict_line(plain)

@@ -95,4 +95,19 @@ def run(fn: Any, trace: Trace, options: Mapping[str, Any]) -> Attribution:
     if trace.outcome == "succeeded":  # say so rather than invent a cause for a run that did not fail
         result = msgspec.structs.replace(result, reason=SUCCEEDED_NOTE + " " + result.reason,
                                          evidence={**result.evidence, "run_outcome": "succeeded"})
+    if span := decisive_span(trace, result.step):
+        result = msgspec.structs.replace(result, evidence={**result.evidence, "decisive_span": span})
     return msgspec.structs.replace(result, elapsed_s=time.perf_counter() - t0)
+
+
+def decisive_span(trace: Trace, step: int) -> dict[str, str] | None:
+    """The OpenTelemetry span the decisive step was read from (``span_id``, ``span_name``), so a user finds it in
+    their trace viewer: attrib's step numbers exist only in attrib. None for runs not read from spans."""
+    if not 0 <= step < len(trace.steps):
+        return None
+    meta = trace.steps[step].metadata
+    span_id = meta.get("span_id") if isinstance(meta, dict) else None
+    if not isinstance(span_id, str) or not span_id:
+        return None
+    name = meta.get("span_name")
+    return {"span_id": span_id, **({"span_name": name} if isinstance(name, str) and name else {})}
