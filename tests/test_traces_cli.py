@@ -113,3 +113,24 @@ def test_show_from_the_store_reads_the_steps_around_a_label_in_one_query(tmp_pat
     assert r.exit_code == 0, r.output
     assert "warning: step 40 was written by run_tool, a tool answering planner, not by reviewer" in r.output
     assert calls == [(0, 2), (20, 44)]  # the steps shown, then the label's window (its parent, step 0, was shown)
+
+
+def test_show_picks_one_trace_of_a_file_of_several(tmp_path: Path) -> None:
+    """An OTLP export holds every trace the collector saw: `traces show FILE` said only "expected one trace, found 2".
+    It now lists the ids and `--trace ID` picks one; a wrong id names the ids there are."""
+    from attrib.paths import REPO_ROOT
+
+    text = (REPO_ROOT / "traces" / "otlp_agents.json").read_text()
+    first = json.loads(text)
+    other = json.loads(text.replace("5b8efff798038103d269b633813fc60c", "0123456789abcdef0123456789abcdef"))
+    f = tmp_path / "export.json"
+    f.write_text(json.dumps({"resourceSpans": first["resourceSpans"] + other["resourceSpans"]}))
+    r = runner.invoke(app, ["traces", "show", str(f)])
+    assert r.exit_code == 3 and "holds 2 traces (5b8efff798038103d269b633813fc60c, 0123456789abcdef0123456789abcdef)" \
+        in r.output and "--trace ID" in r.output, r.output
+    r = runner.invoke(app, ["traces", "show", str(f), "--trace", "0123456789abcdef0123456789abcdef"])
+    assert r.exit_code == 0 and r.output.startswith("0123456789abcdef0123456789abcdef"), r.output
+    r = runner.invoke(app, ["traces", "show", str(f), "--trace", "0123456789abcdef0123456789abcdef", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["id"] == "0123456789abcdef0123456789abcdef"
+    r = runner.invoke(app, ["traces", "show", str(f), "--trace", "nope"])
+    assert r.exit_code == 2 and "--trace: no trace 'nope' in the file" in r.output, r.output

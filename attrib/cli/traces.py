@@ -29,18 +29,40 @@ _PART_STYLE = {"content": "", "call": "bold", "result": "", "error": "red"}
 SHOW_STEPS = 200
 
 
-def load_any(ref: str, store: Path | None = None, format: str | None = None) -> Any:
-    """A trace from a file path (read as ``format``, else detected), else from the store by id (raises
-    NotFoundError)."""
+def load_any(ref: str, store: Path | None = None, format: str | None = None, pick: str | None = None) -> Any:
+    """A trace from a file path (read as ``format``, else detected; ``pick``: which of a file's traces), else from
+    the store by id (raises NotFoundError)."""
     from attrib.store import open_store
 
     p = _trace_file(ref)
     if p is not None:
-        from attrib.readers import load_trace
-
-        return load_trace(p, format)
+        return _file_trace(p, format, pick)
     with _stored(ref), open_store(store, read_only=True) as st:
         return st.get_trace(ref)
+
+
+def _file_trace(path: Path, format: str | None, pick: str | None) -> Any:
+    """The one trace of a file, or the one ``pick`` names (its id) in a file of several (an OTLP export holds
+    every trace the collector saw). A file of several with no ``pick`` is refused, listing the ids to pick from."""
+    from attrib.errors import InputError, UsageError
+    from attrib.readers import read_path
+
+    traces = read_path(path, format)
+    if pick is not None:
+        found = [t for t in traces if t.id == pick]
+        if not found:
+            raise UsageError(str(path), "trace", f"no trace {pick!r} in the file; it holds {_ids(traces)}")
+        return found[0]
+    if len(traces) != 1:
+        raise InputError(path, None, f"holds {len(traces)} traces ({_ids(traces)}): pick one with --trace ID, "
+                         "or ingest the file and show each by id")
+    return traces[0]
+
+
+def _ids(traces: list[Any], most: int = 5) -> str:
+    """The first trace ids of a file, for a message."""
+    ids = ", ".join(t.id for t in traces[:most])
+    return ids + (f" and {len(traces) - most} more" if len(traces) > most else "")
 
 
 def _trace_file(ref: str) -> Path | None:
@@ -128,15 +150,13 @@ def default_window(n_steps: int, spec: str | None, show_all: bool) -> tuple[rang
 
 
 def load_view(ref: str, store: Path | None = None, format: str | None = None, spec: str | None = None,
-              show_all: bool = False) -> View:
+              show_all: bool = False, pick: str | None = None) -> View:
     """The :class:`View` ``traces show`` prints: a file is read whole; a stored trace reads only the rows shown (its
     fields, those steps, the others' first parents), never its JSON, so the first steps of a 240k-step run come back
     as fast as those of a short one."""
     p = _trace_file(ref)
     if p is not None:
-        from attrib.readers import load_trace
-
-        trace = load_trace(p, format)
+        trace = _file_trace(p, format, pick)
         return view_of(trace, *default_window(trace.n_steps, spec, show_all))
     from attrib.store import open_store
 
@@ -422,6 +442,8 @@ def register(app: typer.Typer) -> None:
                                   help="Only these steps: 45, 40-50 (both included), 40- or -10."),
         show_all: bool = typer.Option(False, "--all", help=f"Every step (a trace of more than {SHOW_STEPS} steps shows "
                                       f"its first {SHOW_STEPS} otherwise, and says how many are hidden)."),
+        pick: str = typer.Option(None, "--trace", metavar="TRACE_ID", show_default=False,
+                                 help="For a file of several traces (an OTLP export): the one to show."),
     ) -> None:
         """Show one trace as a timeline: step, time, agent, role, message, tool calls (→) and results (←).
 
@@ -437,10 +459,12 @@ def register(app: typer.Typer) -> None:
             if as_json and steps is not None:  # it printed the whole trace and said nothing of --steps
                 raise UsageError(None, "steps/json", "--json prints the whole trace (attrib JSON); --steps picks "
                                  "the steps of the timeline: give one of them")
+            if pick is not None and _trace_file(trace_id) is None:
+                raise UsageError(None, "trace", "picks one trace of a file; a stored trace is shown by its id")
             if as_json:
-                trace = load_any(trace_id, store, format)
+                trace = load_any(trace_id, store, format, pick)
             else:
-                view = load_view(trace_id, store, format, steps, show_all)
+                view = load_view(trace_id, store, format, steps, show_all, pick)
         if as_json:
             typer.echo(trace.to_json().decode())
             return
