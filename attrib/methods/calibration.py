@@ -117,11 +117,15 @@ def _fit_platt(z: np.ndarray, target: np.ndarray, covariate: np.ndarray | None) 
     return float(w[0]), float(w[1]), float(w[2]) if covariate is not None else 0.0
 
 
+#: The kinds of :class:`Calibrator` ("none": the raw confidence as it is).
+KINDS = ("platt", "isotonic", "none")
+
+
 class Calibrator:
     """Maps raw confidences to calibrated probabilities. ``kind`` is 'platt' (default) or 'isotonic'."""
 
     def __init__(self, kind: str = "platt") -> None:
-        if kind not in ("platt", "isotonic", "none"):
+        if kind not in KINDS:
             raise ValueError(f"unknown calibration {kind!r}")
         self.kind = kind
 

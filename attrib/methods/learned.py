@@ -30,6 +30,7 @@ from attrib.methods.ranker import (
     OtherFeaturesError,
     RankerTypeError,
     featurize,
+    seen_in,
 )
 from attrib.methods.ranker_names import SHIPPED, file_source
 from attrib.trace import (
@@ -103,10 +104,7 @@ class _RankerFile:
 
     def seen(self, trace: Trace) -> tuple[bool | None, bool | None]:
         """Whether the ranker was fitted on this very run, and (when not) on another run of its task."""
-        in_sample = None if self.fingerprints is None else fingerprint(trace) in self.fingerprints
-        key = task_key(trace)
-        same_task = None if in_sample or self.tasks is None or key is None else key in self.tasks
-        return in_sample, same_task
+        return seen_in(self.fingerprints, self.tasks, trace)
 
 
 @lru_cache(maxsize=8)
@@ -185,7 +183,8 @@ def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0
     settings = {}
     for name, ts in (("with_gt", grouped), ("without_gt", [t.without_ground_truth() for t in grouped])):
         m = LearnedRanker(random_state=random_state, step_head=step_head).fit(ts, [question_id(t) for t in ts])
-        settings[name] = m.to_dict()
+        # the runs it was fitted on are listed once for the whole file, below (the file's ``seen`` reads them there)
+        settings[name] = {k: v for k, v in m.to_dict().items() if k not in ("fingerprints", "tasks")}
     digest = hashlib.sha256(b"".join(t.content_hash().encode() for t in labelled)).hexdigest()[:16]
     return {"version": 1, "trained_on": trained_on, "n_train": len(labelled), "data_hash": digest,
             "fingerprints": sorted({fingerprint(t) for t in labelled}),  # lets `eval traces` flag in-sample runs
@@ -261,6 +260,8 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
         file = _ranker_file(rpath, stamp)
         source = _source(rpath, file)
         in_sample, same_task = file.seen(trace)
+    else:  # a fitted ranker object: the runs it was fitted on, as a file lists them
+        in_sample, same_task = model.seen(trace)
     g = flow_graph.build_graph(trace)
     sink = flow_graph.failure_node(trace)
     X = featurize(trace, g)
@@ -360,8 +361,8 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             # where the confidence's calibration was measured; with the shipped ranker, only Who&When's own logs
             **({"calibrated_on": "Who&When", "calibration_measured_here": trace.source_format == "whowhen"}
                if source == SHIPPED else {}),
-            # a run the ranker was fitted on: its verdict is in sample (None: a ranker object, or a file that does
-            # not list its runs)
+            # a run the ranker was fitted on: its verdict is in sample (None: a ranker object or file that does not
+            # list its runs)
             "in_sample": in_sample,
             # not this run, but another run of its task was (None: this run, no task text, or not listed)
             "same_task_trained": same_task,

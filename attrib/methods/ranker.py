@@ -26,7 +26,9 @@ hold the decisive one with probability >= ``set_level``, 90 % by default). Shapl
 Its fitted state is JSON (``to_dict`` / ``from_dict``); files of it, and the verdict a user sees, are
 :mod:`.learned`'s. Scoring needs only numpy (no scikit-learn import). It records how much data stands behind it:
 ``n_train_`` labelled runs of ``n_tasks_`` distinct tasks, ``n_calibration_`` of which calibrated the confidences and
-the step set (``None`` in files saved before these were kept).
+the step set (``None`` in files saved before these were kept), and which runs and tasks those were (``fingerprints_``,
+``tasks_``: :func:`attrib.trace.fingerprint` / :func:`~attrib.trace.task_key`, as a ranker file lists them), so a verdict
+on one of them says it is in sample.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import os
+import reprlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,14 +50,13 @@ if TYPE_CHECKING:
 
 from attrib.errors import InputError, UsageError, check_fitted, is_real, whole_number
 from attrib.features.agents import AGENT_FEATURES, AGENT_QUANTITIES, agent_matrix
+from attrib.methods.calibration import KINDS as CALIBRATIONS
 from attrib.methods.calibration import Calibrator
 from attrib.methods.clogit import ConditionalLogit
 from attrib.methods.conformal import LEVEL, ConformalStepSet
 from attrib.methods.first_passage import BIAS, FirstPassageLogit
 from attrib.methods.ranker_names import FEW_RUNS, FEW_TASKS, few_runs  # noqa: F401  (re-exported; numpy-free there)
-from attrib.trace import (
-    Trace,
-)
+from attrib.trace import Trace, fingerprint, group_reruns, question_id, task_key
 
 #: The step head fitted unless told otherwise ("first_passage" or "logit"; see the module docstring).
 DEFAULT_STEP_HEAD = "first_passage"
@@ -154,6 +157,66 @@ def _check_step_head(step_head: object) -> None:
         raise RankerParamError(None, "step_head", f"must be 'first_passage' or 'logit', got {step_head!r}")
 
 
+#: The numeric parameters of :class:`LearnedRanker`: whether a (finite, real) value is in range, and the range in words.
+_NUMBER_RANGES: dict[str, tuple[Any, str]] = {
+    "l2_agent": (lambda v: v >= 0, "a number >= 0"),
+    "smooth": (lambda v: 0 <= v < 1, "a share in [0, 1) (e.g. 0.2)"),
+    "joint": (lambda v: v >= 0, "a number >= 0 (0: no joint decoding)"),
+    "hazard_bias": (lambda v: True, "a finite number (e.g. -1.5)"),
+    "set_level": (lambda v: 0 < v < 1, "a coverage between 0 and 1 (e.g. 0.9)"),
+}
+
+
+def _check_params(m: LearnedRanker) -> None:
+    """Every constructor parameter of ``m``, checked in one place (``fit`` calls it up front: ``set_params`` and
+    ``from_dict`` do not check, as scikit-learn's do not): a :class:`RankerParamError` naming the parameter, the
+    value and the range."""
+    _check_step_head(m.step_head)
+    whole_number("inner_folds", m.inner_folds, 2, error=RankerParamError)
+    whole_number("random_state", m.random_state, 0, error=RankerParamError)  # an int seed: folds derive from it
+    l2 = m.l2_step
+    if l2 != "auto" and not (is_real(l2) and float(l2) >= 0):
+        raise RankerParamError(None, "l2_step", f"must be 'auto' or a number >= 0, got {l2!r}")
+    for name, (ok, words) in _NUMBER_RANGES.items():
+        v = getattr(m, name)
+        if not (is_real(v) and ok(v)):
+            raise RankerParamError(None, name, f"must be {words}, got {v!r}")
+    if m.calibration not in CALIBRATIONS:
+        raise RankerParamError(None, "calibration", f"must be one of {', '.join(map(repr, CALIBRATIONS))}, "
+                               f"got {m.calibration!r}")
+    if not isinstance(m.length_calibration, bool | np.bool_):
+        raise RankerParamError(None, "length_calibration", f"must be True or False, got {m.length_calibration!r}")
+
+
+#: Where a wrong ``traces`` argument to ``fit`` is sent.
+_READ_FIRST = "to fit on files, read them first: attrib.read_paths([...]) or attrib.load_trace(path)"
+
+
+def _as_traces(traces: object) -> list[Trace]:
+    """``fit``'s ``traces`` as a list of :class:`Trace`, else a :class:`RankerTypeError` (a path or a file's
+    dict where a trace belongs)."""
+    if isinstance(traces, Trace | str | bytes | os.PathLike) or not isinstance(traces, Iterable):
+        raise RankerTypeError(None, "traces", f"expects a sequence of Trace objects, got {type(traces).__name__} "
+                              f"{reprlib.repr(traces)}; {_READ_FIRST}")
+    out = list(traces)
+    for i, t in enumerate(out):
+        if not isinstance(t, Trace):
+            raise RankerTypeError(None, f"traces[{i}]", f"expects Trace objects, got {type(t).__name__} "
+                                  f"{reprlib.repr(t)}; {_READ_FIRST}")
+    return out
+
+
+def seen_in(fingerprints: frozenset[str] | None, tasks: frozenset[str] | None, trace: Trace
+            ) -> tuple[bool | None, bool | None]:
+    """Whether runs of these ``fingerprints`` (:func:`attrib.trace.fingerprint`) and task keys
+    (:func:`attrib.trace.task_key`) include ``trace`` itself, and (when not) another run of its task; None where
+    the list is unknown (a ranker or file from before they were kept), or the run has no task text."""
+    in_sample = None if fingerprints is None else fingerprint(trace) in fingerprints
+    key = task_key(trace)
+    same_task = None if in_sample or tasks is None or key is None else key in tasks
+    return in_sample, same_task
+
+
 class LearnedRanker:
     """Step + agent conditional-logit heads with calibrated confidences (scikit-learn conventions)."""
 
@@ -197,25 +260,32 @@ class LearnedRanker:
     # -- fitting ----------------------------------------------------------------------------
     def fit(self, traces: Sequence[Trace], groups: Sequence[str] | None = None,
             sample_weight: Sequence[float] | None = None) -> LearnedRanker:
-        """Fit on labelled traces; ``groups`` (e.g. question ids) keep inner folds leak-free.
+        """Fit on labelled traces (:class:`~attrib.trace.Trace` objects; unlabelled ones are skipped).
+
+        ``groups``: one key per trace that keeps re-runs of one task on one side of every inner fold (the penalty,
+        the agent head's inputs and the calibration are all chosen out of fold, so a task on both sides would make
+        the confidences overconfident). Default: the rule of ``attrib fit`` (:func:`attrib.methods.learned.
+        fit_artifact`) and evaluation, :func:`attrib.trace.question_id` (``metadata.question_id``, else the run's
+        id) after :func:`attrib.trace.group_reruns` (runs without a question id that share their task text, and
+        exact copies of a run, form one group). ``n_tasks_`` counts these groups.
 
         ``sample_weight`` weights each trace in the step head's likelihood (e.g. to balance two systems).
+        Every constructor parameter is checked first (:class:`RankerParamError` naming it).
         """
-        traces = list(traces)
-        _check_step_head(self.step_head)  # set_params does not check; fit does, as sklearn's
+        _check_params(self)  # set_params does not check; fit does, as sklearn's
+        traces = _as_traces(traces)
         for name, seq in (("groups", groups), ("sample_weight", sample_weight)):
             if seq is not None and len(seq) != len(traces):
                 raise RankerParamError(None, None, f"{name} has {len(seq)} entries for {len(traces)} traces "
                                        "(one per trace)")
-        whole_number("inner_folds", self.inner_folds, 2, error=RankerParamError)
-        whole_number("random_state", self.random_state, 0, error=RankerParamError)  # an int seed: folds derive from it
-        if self.l2_step != "auto" and not is_real(self.l2_step):
-            raise RankerParamError(None, "l2_step", f"must be 'auto' or a number, got {self.l2_step!r}")
         for t in traces:
             t.check(check_types=False)  # labels and numbering; types would cost a decode per trace per fit
         keep = [i for i, t in enumerate(traces) if t.label is not None]  # unlabelled traces teach nothing
         sw = np.ones(len(keep)) if sample_weight is None else np.asarray([sample_weight[i] for i in keep], float)
-        groups = [str(groups[i]) for i in keep] if groups is not None else [traces[i].id for i in keep]
+        if groups is None:  # as fit_artifact groups them, so the library and `attrib fit` fit the same folds
+            groups = [question_id(t) for t in group_reruns([traces[i] for i in keep])[0]]
+        else:
+            groups = [str(groups[i]) for i in keep]
         traces = [traces[i] for i in keep]
         if len(traces) < 2 * self.inner_folds:
             raise InputError(None, "label", f"need at least {2 * self.inner_folds} labelled traces to fit, "
@@ -274,7 +344,16 @@ class LearnedRanker:
         self.n_train_: int | None = len(traces)  # labelled runs the heads were fitted on
         self.n_tasks_: int | None = len(set(groups))  # distinct tasks (groups) among them
         self.n_calibration_: int | None = len(keep)  # runs the calibrators and the conformal set were fitted on
+        # the runs it was fitted on and their tasks, as a ranker file lists them: a verdict on one of them is in sample
+        # (None: a ranker saved without them)
+        self.fingerprints_: frozenset[str] | None = frozenset(fingerprint(t) for t in traces)
+        self.tasks_: frozenset[str] | None = frozenset(k for t in traces if (k := task_key(t)))
         return self
+
+    def seen(self, trace: Trace) -> tuple[bool | None, bool | None]:
+        """Whether the ranker was fitted on this very run, and (when not) on another run of its task (None:
+        unknown, as for a ranker saved without its runs' fingerprints; see :func:`seen_in`)."""
+        return seen_in(getattr(self, "fingerprints_", None), getattr(self, "tasks_", None), trace)
 
     def _step_model(self, l2: float) -> ConditionalLogit:
         if self.step_head == "first_passage":
@@ -329,8 +408,11 @@ class LearnedRanker:
 
     # -- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The fitted state as JSON-able data (:meth:`from_dict` reads it back)."""
         from attrib.features.steps import FEATURES
 
+        check_fitted(self, "step_model_")
+        prints, tasks = getattr(self, "fingerprints_", None), getattr(self, "tasks_", None)
         return {
             "params": {"l2_step": self.l2_step, "l2_agent": self.l2_agent, "calibration": self.calibration,
                        "inner_folds": self.inner_folds, "random_state": self.random_state, "smooth": self.smooth,
@@ -347,6 +429,9 @@ class LearnedRanker:
             "n_tasks": self.n_tasks_,
             "n_calibration": self.n_calibration_,
             "l2_step_chosen": self.l2_step_,
+            # the runs it was fitted on (optional: rankers saved before they were kept have none)
+            **({"fingerprints": sorted(prints)} if prints is not None else {}),
+            **({"tasks": sorted(tasks)} if tasks is not None else {}),
         }
 
     @classmethod
@@ -367,4 +452,6 @@ class LearnedRanker:
         m.n_train_, m.n_tasks_, m.n_calibration_ = (None if d.get(k) is None else int(d[k])  # older files: unknown
                                                     for k in ("n_train", "n_tasks", "n_calibration"))
         m.l2_step_ = float(d.get("l2_step_chosen", d["step_model"]["l2"]))
+        m.fingerprints_, m.tasks_ = (frozenset(map(str, d[k])) if isinstance(d.get(k), list) else None  # older: none
+                                     for k in ("fingerprints", "tasks"))
         return m
