@@ -383,3 +383,16 @@ def test_a_step_that_only_calls_a_tool_has_its_call_as_step_text() -> None:
     assert a.step == 0
     assert a.evidence["step_text"] == f"→ web_search({call.tool_calls[0].arguments})"
     assert f"> → web_search({call.tool_calls[0].arguments})" in a.to_markdown()  # a stored verdict, without its run
+
+
+def test_the_reason_says_where_the_shipped_ranker_was_calibrated_on_another_system():
+    """On a run of another system the report warned that the shipped ranker was calibrated on Who&When only, while
+    the reason still read "54% calibrated"; it now says on what."""
+    from attrib.methods import analyze
+    from attrib.paths import REPO_ROOT
+    from attrib.readers import load_trace
+
+    other = analyze(load_trace(REPO_ROOT / "traces" / "otlp_agents.json"))
+    assert "%, calibrated on Who&When runs)" in other.reason, other.reason
+    own = analyze(load_trace(REPO_ROOT / "traces" / "demo_whowhen.json"))
+    assert "%, calibrated)" in own.reason and "on Who&When runs" not in own.reason, own.reason

@@ -321,8 +321,11 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
                             f"hazard ({earlier['earlier_hazard']:.2f} against {earlier['hazard']:.2f}); this step "
                             f"wins on its other signals{' and its agent' if pred.agent == s.agent else ''}, so check "
                             "both.")
+    # the shipped ranker on another system: its calibration was measured on Who&When runs, not on this one
+    where = " on Who&When runs" if source == SHIPPED and trace.source_format != "whowhen" else ""
     reason = (
-        f"Step {step} by {s.agent} is the most likely decisive mistake ({pred.step_confidence:.0%} calibrated), "
+        f"Step {step} by {s.agent} is the most likely decisive mistake ({pred.step_confidence:.0%}, calibrated"
+        f"{where}), "
         f"mainly because of: {why}.{earlier_note} Flow to the failure (step {sink}): {flow_graph.flow_words(path, hops, sink, arrow='->')}.{agent_note} Shapley blame over agents (failure model: noisy-OR of the "
         f"step probabilities) puts {agents[0].agent} first with {agents[0].score:.2f} of {f_none:.2f}."
     )
