@@ -71,10 +71,12 @@ class BatchReport(msgspec.Struct, kw_only=True):
 
     @property
     def traces_per_s(self) -> float:
+        """Throughput: traces analysed or failed per second of wall time (0 when nothing ran)."""
         done = self.analyzed + self.failed
         return done / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-able values, throughput included."""
         d = msgspec.to_builtins(self)
         d["traces_per_s"] = self.traces_per_s
         return d

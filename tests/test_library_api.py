@@ -293,3 +293,24 @@ def test_a_plot_calls_a_score_a_score(tmp_path):
     assert re.search(r"\(confidence \d+%\)$", analyze(t).plot(str(tmp_path / "a.png")).axes[0].get_title())
     title = analyze(t, "flow-graph").plot(str(tmp_path / "b.png")).axes[0].get_title()
     assert re.search(r"\(score \d+%\)$", title), title
+
+
+def test_every_public_member_of_the_public_classes_says_what_it_does():
+    """`help(store.count_traces)` said nothing: each public method and property of the classes a library user
+    handles has a docstring."""
+    import inspect
+
+    from attrib.engine import BatchReport
+    from attrib.store import Store
+    from attrib.store.api import IngestReport
+
+    missing = []
+    for cls in (Store, IngestReport, BatchReport, Trace, Attribution, Step, Label, LearnedRanker, Calibrator,
+                ConformalStepSet):
+        for name, obj in vars(cls).items():
+            f = obj.fget if isinstance(obj, property) else obj
+            if name.startswith("_") or not (inspect.isfunction(f) or isinstance(obj, property)):
+                continue
+            if not (f.__doc__ or "").strip():
+                missing.append(f"{cls.__name__}.{name}")
+    assert not missing, missing

@@ -153,6 +153,7 @@ class Calibrator:
         return self
 
     def predict(self, raw: np.ndarray | float, covariate: np.ndarray | float = 0.0) -> np.ndarray:
+        """Calibrated confidences for raw ones (and the covariate Platt was fitted with)."""
         raw = np.asarray(raw, dtype=float)
         if self.kind in ("platt", "isotonic"):
             check_fitted(self, "a_" if self.kind == "platt" else "x_")
@@ -169,6 +170,7 @@ class Calibrator:
         return p if not n else np.clip(p, 1 / (n + 2), (n + 1) / (n + 2))
 
     def to_dict(self) -> dict:
+        """The fitted map as plain values, for a ranker file (:meth:`from_dict` reads it back)."""
         if self.kind == "platt":
             return {"kind": "platt", "a": self.a_, "b": self.b_, "c": self.c_, "n": self.n_}
         if self.kind == "isotonic":

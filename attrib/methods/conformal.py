@@ -86,6 +86,7 @@ class ConformalStepSet:
         return int(np.searchsorted(self.length_edges, n_steps, side="left"))
 
     def fit(self, probs: Sequence[np.ndarray], ys: Sequence[int]) -> ConformalStepSet:
+        """Fit on calibration runs: each run's step probabilities and its decisive step, grouped by run length."""
         scores = [(self.group(len(p)), set_score(p, y)) for p, y in zip(probs, ys, strict=True)]
         self.scores_ = [np.sort([s for g, s in scores if g == k]) for k in range(len(self.length_edges) + 1)]
         return self
@@ -101,6 +102,7 @@ class ConformalStepSet:
         return step_set(p, self.threshold(len(p), level))
 
     def to_dict(self) -> dict[str, object]:
+        """The level, length groups and calibration scores as plain values (:meth:`from_dict` reads them back)."""
         return {"level": self.level, "length_edges": list(self.length_edges),
                 "scores": [[round(float(x), 6) for x in g] for g in self.scores_]}
 

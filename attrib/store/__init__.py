@@ -397,6 +397,7 @@ class Store:
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
+        """Close the database (a writable store checkpoints its log into the file first); the ``with`` block does it."""
         import duckdb
 
         if not self.read_only:  # closing checkpoints the log into the file: give it the room a huge trace needs
@@ -682,6 +683,7 @@ class Store:
         return True
 
     def has_trace(self, trace_id: str) -> bool:
+        """Whether a trace with this id is stored."""
         return self.con.execute("SELECT 1 FROM traces WHERE trace_id = ?", [trace_id]).fetchone() is not None
 
     def stored_ids(self, trace_ids: Iterable[str]) -> set[str]:
@@ -822,6 +824,7 @@ class Store:
         return [r[0] for r in self.con.execute(sql, args).fetchall()]
 
     def count_traces(self, source: str | None = None, outcome: str | None = None, agent: str | None = None) -> int:
+        """How many traces are stored, optionally only those of a source format, an outcome or with an agent."""
         where, args = self._where(source, outcome, agent)
         return int(_scalar(self.con, f"SELECT count(*) FROM traces t{where}", args))
 
@@ -849,6 +852,7 @@ class Store:
         return touched_last(self.con)
 
     def count_steps(self) -> int:
+        """How many steps are stored, over all traces."""
         return int(_scalar(self.con, "SELECT count(*) FROM steps"))
 
     def activations(self, trace_id: str) -> list[dict[str, Any]]:
@@ -1014,6 +1018,7 @@ class Store:
         return len(given)
 
     def errors(self, method: str | None = None) -> list[dict[str, Any]]:
+        """The recorded analysis failures (trace id, method, error, when), optionally of one method."""
         sql = "SELECT trace_id, method, error, created_at FROM analysis_errors"
         args: list[Any] = []
         if method is not None:

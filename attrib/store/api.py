@@ -42,29 +42,36 @@ class IngestReport:
 
     @property
     def ok(self) -> bool:
+        """True when every file was read and stored."""
         return all(f.ok for f in self.files)
 
     @property
     def failed(self) -> list[FileResult]:
+        """The files that could not be read or stored (each with its error); nothing of them is in the store."""
         return [f for f in self.files if not f.ok]
 
     @property
     def n_traces(self) -> int:
+        """Traces read from all files."""
         return sum(f.traces for f in self.files)
 
     @property
     def n_steps(self) -> int:
+        """Steps in those traces."""
         return sum(f.steps for f in self.files)
 
     @property
     def n_new(self) -> int:
+        """Traces stored anew or replaced because their content changed."""
         return sum(f.new for f in self.files)
 
     @property
     def n_unchanged(self) -> int:
+        """Traces already stored with the same content (left as they were)."""
         return sum(f.unchanged for f in self.files)
 
     def summary(self) -> dict[str, Any]:
+        """The counts as a dict (files, failed, traces, steps, new_or_changed, unchanged), for JSON output."""
         return {"files": len(self.files), "failed": len(self.failed), "traces": self.n_traces, "steps": self.n_steps,
                 "new_or_changed": self.n_new, "unchanged": self.n_unchanged}
 
