@@ -247,6 +247,8 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
 
     Renders itself: :meth:`to_json`, :meth:`to_markdown`, :meth:`to_rich` (a rich renderable),
     :meth:`to_otlp` (an OpenTelemetry span) and :meth:`plot` (matplotlib), in the spirit of shap's result objects.
+    Frozen one level deep, as every struct here: fields cannot be reassigned, but ``evidence`` (and a Trace's
+    ``metadata``) is a plain dict; change a copy (``msgspec.structs.replace``), not the verdict's own.
     """
 
     trace_id: str
