@@ -26,6 +26,16 @@ def who_and_when_dir(subset: str | None = None) -> Path:
     return base / names[subset]
 
 
+def file_name(name: str, most: int = 120) -> str:
+    """``name`` (a trace id, which comes from the run's own content) as one safe file name: path separators,
+    ``..``, control and other unsafe characters become ``_``, so it can never point outside the folder it is
+    written to; at most ``most`` characters, never empty or hidden."""
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._+=@-]", "_", name)[:most].lstrip(".")
+    return safe or "trace"
+
+
 def traces_dir() -> Path:
     """Bundled sample traces."""
     return REPO_ROOT / "traces"

@@ -194,6 +194,28 @@ def test_plot_paths_and_an_endpoint_error_stop_a_folder_at_once(tmp_path):
     assert r.exit_code == 4 and r.output.count("error:") == 1, r.output
 
 
+def test_plot_names_stay_in_the_folder_whatever_the_trace_id(tmp_path):
+    """A trace id comes from the file's content: ``"id": "../../x"`` or an absolute path wrote its PNG outside the
+    --plot folder. Each id is now a plain file name."""
+    import orjson as oj
+
+    from attrib.readers import load_trace
+
+    trace = load_trace(_demo())
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for n, tid in enumerate(["../../escaped", str(tmp_path / "abs"), "", "a/b"]):
+        d = oj.loads(trace.to_json())
+        d["id"] = tid or "x"
+        (runs / f"{n}.json").write_bytes(oj.dumps(d))
+    plots = tmp_path / "deep" / "plots"
+    r = runner.invoke(app, ["analyze", str(runs), "--plot", str(plots)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in plots.iterdir()) == sorted(
+        ["_.._escaped.png", f"{str(tmp_path / 'abs').replace('/', '_').lstrip('.')}.png", "x.png", "a_b.png"])
+    assert not (tmp_path / "escaped.png").exists() and not (tmp_path / "abs.png").exists()
+
+
 def test_eval_refuses_an_unknown_method_naming_the_known_ones():
     r = runner.invoke(app, ["eval", "who-and-when", "--method", "nope"])
     assert r.exit_code == 2 and "learned-subset" in r.output and "floor" in r.output

@@ -147,7 +147,8 @@ def stored_ranker_notes(results: list[tuple[Any, Any]], sources: list[str | None
 
 def plot_paths(plot: Path, trace_ids: list[str]) -> list[Path]:
     """Where each run's PNG goes: ``plot`` itself for one run (a .png path), ``plot/<trace id>.png`` for several
-    (``plot`` a folder; a repeated id gets ``-2``, ``-3``...); anything else is a usage error on ``--plot``.
+    (``plot`` a folder; the id as a safe file name, :func:`attrib.paths.file_name`; a repeated name gets ``-2``,
+    ``-3``...); anything else is a usage error on ``--plot``.
     Checked before any run is analysed."""
     if len(trace_ids) == 1 and not plot.is_dir():
         if plot.suffix.lower() != ".png":
@@ -155,11 +156,14 @@ def plot_paths(plot: Path, trace_ids: list[str]) -> list[Path]:
         return [plot]
     if plot.suffix or (plot.exists() and not plot.is_dir()):
         raise UsageError(None, "plot", f"{plot}: {len(trace_ids)} runs make {len(trace_ids)} plots; give a folder")
+    from attrib.paths import file_name
+
     seen: dict[str, int] = {}
     out = []
-    for tid in trace_ids:
-        seen[tid] = seen.get(tid, 0) + 1
-        out.append(plot / (f"{tid}.png" if seen[tid] == 1 else f"{tid}-{seen[tid]}.png"))
+    for tid in trace_ids:  # an id comes from the run's content: made a plain name, it stays in the folder
+        name = file_name(tid)
+        seen[name] = seen.get(name, 0) + 1
+        out.append(plot / (f"{name}.png" if seen[name] == 1 else f"{name}-{seen[name]}.png"))
     return out
 
 
