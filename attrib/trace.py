@@ -165,7 +165,9 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
         return typed._invariant_problem(), typed
 
     def _invariant_problem(self) -> tuple[str, str] | None:
-        """The first broken rule every reader keeps (numbering, parents, agents, label), or None."""
+        """The first broken rule every reader keeps (id, numbering, parents, agents, label), or None."""
+        if not self.id.strip():  # stored under "", it could not be named again (`attrib analyze ''` is the folder .)
+            return "id", "empty, a trace needs an id"
         if not self.steps:
             return "steps", "empty, a trace needs at least one step"
         agents = set(self.agents)
@@ -192,7 +194,7 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
         if found is not None:
             from attrib.errors import InputError  # deferred: trace.py loads nothing of attrib
 
-            raise InputError(path, found[0], f"trace {self.id}: {found[1]}")
+            raise InputError(path, found[0], f"trace {self.id}: {found[1]}" if self.id.strip() else found[1])
         return typed
 
     def label_mismatch(self) -> str | None:

@@ -324,3 +324,17 @@ def test_a_missing_optional_extra_is_exit_1_everywhere(monkeypatch) -> None:
         port = sock.getsockname()[1]
     r = CliRunner().invoke(app, ["app", "--port", str(port)])
     assert r.exit_code == 1 and "pip install 'attrib[app]'" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_an_empty_trace_id_or_target_is_refused(tmp_path: Path) -> None:
+    """A run stored under the id "" could never be named again, and `attrib analyze ''` read "" as the folder ".",
+    analysing every file below it; `traces show ''` said "is a folder" naming nothing."""
+    f = tmp_path / "empty_id.json"
+    f.write_text('{"id": " ", "source_format": "attrib", "steps": [{"index": 0, "agent": "a", "content": "x"}]}')
+    store = tmp_path / "s.duckdb"
+    r = CliRunner().invoke(app, ["ingest", str(f), "--store", str(store)])
+    assert r.exit_code == 3 and f"{f}: id: empty, a trace needs an id" in r.output, r.output
+    r = CliRunner().invoke(app, ["analyze", ""])
+    assert r.exit_code == 2 and "an empty TARGET" in r.output, r.output
+    r = CliRunner().invoke(app, ["traces", "show", "", "--store", str(store)])
+    assert r.exit_code == 2 and "an empty ID" in r.output, r.output

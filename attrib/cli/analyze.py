@@ -280,6 +280,8 @@ def register(app: typer.Typer) -> None:
             if path is not None and str(path) == "-":  # it wrote a file named "-"; standard output holds the report
                 raise typer.BadParameter("give a file path (standard output carries the report; - is not a file "
                                          "here)", param_hint=flag)
+        if any(not t.strip() for t in target or ()):  # Path("") is the folder ".": it analysed every file below
+            raise typer.BadParameter("an empty TARGET: give a file, folder, glob, - or a trace id", param_hint="TARGET")
         bad: list[AttribError] = []  # files of a folder that could not be read, runs with no verdict
         with handle_errors():
             loaded = load_targets(target, store, format, errors=bad)

@@ -67,8 +67,10 @@ def _ids(traces: list[Any], most: int = 5) -> str:
 
 def _trace_file(ref: str) -> Path | None:
     """``ref`` as a trace file to read; None when it names no file (a trace id, then)."""
-    from attrib.errors import InputError
+    from attrib.errors import InputError, UsageError
 
+    if not ref.strip():  # Path("") is the folder "."
+        raise UsageError(None, None, "an empty ID: give a trace id or a trace file")
     p = Path(ref)
     if p.is_dir():  # not a trace id either: say what it is, whatever the store holds
         raise InputError(ref, None, "is a folder; give one trace file or a trace id")
