@@ -338,3 +338,23 @@ def test_an_empty_trace_id_or_target_is_refused(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "an empty TARGET" in r.output, r.output
     r = CliRunner().invoke(app, ["traces", "show", "", "--store", str(store)])
     assert r.exit_code == 2 and "an empty ID" in r.output, r.output
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_is_one_line_naming_what_could_not_be_written(tmp_path: Path) -> None:
+    """`attrib analyze run.json --json > /dev/full` ended in a Python traceback, and `--otlp /dev/full` said only
+    "error: No space left on device"."""
+    import subprocess
+    import sys
+
+    from attrib.paths import REPO_ROOT
+
+    demo = str(REPO_ROOT / "traces" / "demo_whowhen.json")
+    cli = [sys.executable, "-m", "attrib"]
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([*cli, "analyze", demo, "--json"], stdout=full, stderr=subprocess.PIPE, text=True)
+    assert r.returncode == 1 and r.stderr.strip() == "error: could not write the output: No space left on device", \
+        r.stderr
+    r = subprocess.run([*cli, "analyze", demo, "--otlp", "/dev/full"], capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == "error: /dev/full: No space left on device", \
+        r.stderr

@@ -101,4 +101,13 @@ def main() -> None:
     except typer.Abort:
         print("Aborted!", file=sys.stderr)
         sys.exit(130)
+    except OSError as e:  # writing the report to standard output failed (`> /dev/full`, a closed pipe)
+        import os
+
+        if not isinstance(e, BrokenPipeError):  # a reader that stopped reading (`| head`) is no error to report
+            print(f"error: could not write the output{f' ({e.filename})' if e.filename else ''}: "
+                  f"{e.strerror or e}", file=sys.stderr)
+        # what is still buffered would fail again at exit, with a traceback: send it nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)  # EXIT_FAILURE
     sys.exit(rv if isinstance(rv, int) else 0)

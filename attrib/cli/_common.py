@@ -77,6 +77,18 @@ def handle_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_FAILURE) from None
 
 
+@contextlib.contextmanager
+def writing(path: Path | str) -> Iterator[None]:
+    """Name ``path`` in an OSError raised while writing it: a failed ``write()`` (disk full, an I/O error) carries
+    no file name, and :func:`handle_errors` then said only "No space left on device"."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+        raise
+
+
 def prepare_output(*paths: Path | None) -> None:
     """Make each output file's folder and check it can be written, before any slow work; None is skipped. Every
     command checks its outputs here, so a path that cannot be written (a folder, a file in the way of its folder,

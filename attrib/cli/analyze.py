@@ -17,6 +17,7 @@ from attrib.cli._common import (
     method_options,
     prepare_output,
     print_error,
+    writing,
 )
 from attrib.cli._llm_options import with_llm_options
 from attrib.cli.batch import with_batch_options
@@ -343,14 +344,16 @@ def register(app: typer.Typer) -> None:
                 for t, a in results:
                     path = by_trace[id(t)]
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    a.plot(str(path))
+                    with writing(path):
+                        a.plot(str(path))
                     err_console.print(f"wrote the plot to {path}", highlight=False)
             if otlp is not None:
                 # a run from OTLP already has its spans in the user's backend; any other run is exported with its steps
                 spans = [a.to_otlp(t, top_k, with_steps=t.source_format != "otlp")["resourceSpans"][0]
                          for t, a in results]
                 otlp.parent.mkdir(parents=True, exist_ok=True)
-                otlp.write_bytes(orjson.dumps({"resourceSpans": spans}, option=orjson.OPT_INDENT_2))
+                with writing(otlp):
+                    otlp.write_bytes(orjson.dumps({"resourceSpans": spans}, option=orjson.OPT_INDENT_2))
                 err_console.print(f"wrote the verdict span(s) to {otlp}", highlight=False)
         for e in bad:  # the runs that could not be analysed, after the reports of those that could
             print_error(e)
