@@ -180,6 +180,9 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
                             f"step {i} references parent step {p}, which is not an earlier step (missing parent)")
             if s.agent not in agents:
                 return f"steps[{i}].agent", f"{s.agent!r} is not one of the trace's agents {list(self.agents)}"
+            for name in ("tokens_in", "tokens_out"):
+                if (n := getattr(s, name)) is not None and n < 0:
+                    return f"steps[{i}].{name}", f"{n} is negative (a token count is 0 or more)"
         if self.label is not None and not 0 <= self.label.mistake_step < len(self.steps):
             return "label.mistake_step", f"{self.label.mistake_step} is outside the steps (0..{len(self.steps) - 1})"
         if self.label is not None and self.label.mistake_agent not in agents:

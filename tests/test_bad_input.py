@@ -358,3 +358,12 @@ def test_a_full_disk_is_one_line_naming_what_could_not_be_written(tmp_path: Path
     r = subprocess.run([*cli, "analyze", demo, "--otlp", "/dev/full"], capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == "error: /dev/full: No space left on device", \
         r.stderr
+
+
+def test_a_negative_token_count_is_refused_by_name(tmp_path: Path) -> None:
+    f = tmp_path / "neg.json"
+    f.write_text('{"id": "t", "source_format": "attrib", "steps": [{"index": 0, "agent": "a", "content": "x"}, '
+                 '{"index": 1, "agent": "a", "content": "y", "tokens_out": -5}]}')
+    with pytest.raises(InputError, match=r"steps\[1\]\.tokens_out: trace t: -5 is negative") as e:
+        read_path(f)
+    assert e.value.field == "steps[1].tokens_out"
