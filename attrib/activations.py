@@ -9,8 +9,9 @@ imported only for ``.pt``). Keys must be TransformerLens hook names (:data:`BLOC
 with the closest known name. Only
 numeric data is read (object/structured ``.npz`` members and members whose size disagrees with their header are
 refused when the file is opened); bfloat16 comes back as float32. Shapes are checked against a :class:`ModelConfig`
-(positive integers), and, config or not, one hook's shape must agree across the layers of a step; a mismatch is an
-:class:`InputError` naming the file and the hook.
+(positive integers), and, config or not, each hook's rank (the name says it: ``hook_pattern`` [heads, query, key]
+with no more queries than keys), the recorder's segment count, and that one hook's shape agrees across the layers
+of a step; a mismatch is an :class:`InputError` naming the file and the hook.
 
 A file may describe its own model: safetensors ``__metadata__`` or an ``__config__`` entry (a JSON
 string in ``.npz``, a dict in ``.pt``; anything but a JSON object is refused) with ``n_layers``, ``n_heads``,
@@ -236,6 +237,50 @@ def check_shape(path: str | Path, hook: str, shape: tuple[int, ...], cfg: ModelC
         rule = _hook_rule(hook) or ()
         shown = "[" + ", ".join(str(r) if w is None else str(w) for w, r in zip(want, rule, strict=True)) + "]"
         raise InputError(path, hook, f"shape {list(shape)} does not match the model config: expected {shown}")
+
+
+def _axes(rule: ShapeRule) -> str:
+    """A shape rule as the messages show it: ``[n_heads, pos, pos]``."""
+    return "[" + ", ".join(map(str, rule)) + "]"
+
+
+def check_rank(path: str | Path | None, hook: str, shape: tuple[int, ...], field: str | None = None) -> None:
+    """Raise :class:`InputError` (file, ``field`` or the hook) for a shape no model gives ``hook``, config or not.
+
+    The rank is known from the name alone (:data:`BLOCK_HOOK_SHAPES`: ``hook_pattern`` [n_heads, pos, pos],
+    ``hook_resid_post`` [pos, d_model], ``:segment_mass`` [n_heads, query, segment]...; a leading batch of 1 is
+    allowed), as are the fixed sizes (``ln1.hook_scale`` [pos, 1]) and, for [H, Q, K] hooks, that queries never
+    outnumber keys. Without a config these were not checked: a [5] pattern or a scalar residual was ingested, and
+    failed later naming neither file nor hook. Unknown names pass (:func:`check_hook_name` refuses them)."""
+    rule = _hook_rule(hook)
+    if rule is None:
+        return
+    got = _unbatched(hook, tuple(shape))
+    where = field or hook
+    if len(got) != len(rule):
+        n = len(got)
+        raise InputError(path, where, f"shape {list(shape)} has {n} ax{'is' if n == 1 else 'es'}: expected "
+                                      f"{len(rule)}, {_axes(rule)} (a leading batch of 1 is allowed)")
+    for axis, (want, size) in enumerate(zip(rule, got, strict=True)):
+        if isinstance(want, int) and size != want:
+            raise InputError(path, where, f"shape {list(shape)}: axis {axis} must be {want}, {_axes(rule)}")
+    if hook.endswith(_QK_HOOKS) and got[1] > got[2]:
+        raise InputError(path, where, f"shape {list(shape)} has {got[1]} queries but only {got[2]} keys: expected "
+                                      f"{_axes(rule)} as [heads, query, key], with no more queries than keys")
+
+
+def check_segments(path: str | Path | None, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Raise :class:`InputError` (file, key) for a ``:segment_mass`` [H, Q, S] whose S is not the recorder's
+    segment count (``attrib.heads.drift.SEGMENTS``), config or not: drift reads them by position, and such a file
+    was ingested, then failed in drift naming no file. ``shapes`` maps hook names or ``"<step>/<hook>"`` keys."""
+    from attrib.heads.drift import SEGMENTS
+
+    masses = sorted((hook_layer(k.rpartition("/")[2]) or 0, k, _unbatched(k.rpartition("/")[2], tuple(s)))
+                    for k, s in shapes.items() if k.endswith(":segment_mass"))
+    for _, key, got in masses:
+        if len(got) == 3 and got[2] != len(SEGMENTS):
+            raise InputError(path, key, f"shape {list(shapes[key])} has {got[2]} segments: expected [n_heads, query, "
+                                        f"{len(SEGMENTS)}], the recorder's segments ({', '.join(SEGMENTS)})")
 
 
 def _unbatched(hook: str, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -564,8 +609,8 @@ class ActivationFile:
 
     def check(self, cfg: Any = None, hooks: tuple[str, ...] | None = None, step: int | None = None) -> None:
         """Check every (or the named, or ``step``'s) hook name, shapes against ``cfg`` (or the file's own config), and,
-        with or without a config, that one hook has the same shape at every layer of a step
-        (:func:`check_layers_agree`)."""
+        with or without a config, each hook's rank (:func:`check_rank`), that one hook has the same shape at every
+        layer of a step (:func:`check_layers_agree`) and the recorder's segment count (:func:`check_segments`)."""
         config = ModelConfig.from_any(cfg) if cfg is not None else self.config
         names = hooks if hooks else (self.step_hooks(step) if step is not None else tuple(self))
         by_step: dict[str, dict[str, tuple[int, ...]]] = {}  # layers agree within one step's hooks
@@ -576,9 +621,12 @@ class ActivationFile:
             shape = self.shape(key)
             if config is not None:
                 check_shape(self.path, hook, shape, config)
+            else:
+                check_rank(self.path, hook, shape, key)
             by_step.setdefault(prefix, {})[key] = shape
         for shapes in by_step.values():
-            check_layers_agree(self.path, shapes)
+            check_layers_agree(self.path, shapes)  # before the segment count: one layer that differs is named
+            check_segments(self.path, shapes)
 
     def step_key(self, hook: str, step: int | None) -> str:
         """The key ``hook`` has for ``step``: ``"<step>/<hook>"`` when the file holds one, else ``hook`` itself."""

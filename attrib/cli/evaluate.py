@@ -14,9 +14,11 @@ from attrib.cli._common import (
     err_console,
     handle_errors,
     prepare_output,
+    print_error,
     print_wide,
     step_head_option,
 )
+from attrib.errors import AttribError
 
 #: Table titles for Who&When's subsets.
 SUBSET_TITLES = {"algorithm": "Algorithm-Generated", "hand": "Hand-Crafted"}
@@ -101,6 +103,26 @@ def advice_line(adv: dict | None, paths: list[str]) -> str | None:
                 f"{shlex.join(paths)}{flags} --out my_ranker.json`")
     return (f"keep '{adv['against']}': the best refit, '{adv['best_refit']}', differs by {gain}, an interval that "
             "includes zero; label more runs before switching")
+
+
+def stop_on_unreadable(errors: list[AttribError], paths: list[str], outcome: str) -> None:
+    """When some of ``paths``' files could not be read (``errors``, from :func:`read_labelled`), `attrib fit` and
+    `attrib eval traces` print each one's error line, then how many of how many files failed and ``outcome`` (what
+    was not done), and exit with the highest code (3 for bad input). They stopped at the first bad file, so a
+    folder's second was found only after fixing the first; and they never go on without them: a ranker fitted, or a
+    score taken, on a silently smaller set is worse than none."""
+    if not errors:
+        return
+    from rich.markup import escape
+
+    from attrib.readers import expand_paths
+
+    for e in errors:
+        print_error(e)
+    bad = len({p for e in errors if (p := getattr(e, "path", None)) is not None}) or len(errors)
+    err_console.print(f"[bold red]{bad} of {len(expand_paths(paths))} trace file(s) could not be read: "
+                      f"{escape(outcome)}[/]", highlight=False, soft_wrap=True)
+    raise typer.Exit(max(e.exit_code for e in errors))
 
 
 def _gain(g: dict) -> str:
@@ -235,6 +257,9 @@ def register(app: typer.Typer) -> None:
         "90% set": how often the conformal step set holds the decisive step, and its mean size. "ECE if
         calibrated": the ECE a perfectly calibrated ranker would show on this many runs: read ECE against it.
 
+        Every file that cannot be read is named, one line each, and then nothing is scored (exit 3): fix or
+        move them and rerun.
+
         Example:  attrib eval traces my_runs/ --folds 5   (then: attrib fit my_runs/ --out my_ranker.json)
         """
         import orjson
@@ -243,7 +268,9 @@ def register(app: typer.Typer) -> None:
 
         with handle_errors():
             files: dict[str, str] = {}  # trace id -> file, so a note names the file
-            traces, n_unlabelled = read_labelled(paths, format, files)
+            unreadable: list[AttribError] = []
+            traces, n_unlabelled = read_labelled(paths, format, files, errors=unreadable)
+            stop_on_unreadable(unreadable, paths, "nothing was scored; fix or move them, then rerun")
             if not traces:
                 from attrib.errors import InputError
 
@@ -287,9 +314,10 @@ def register(app: typer.Typer) -> None:
         Check first what it buys you with `attrib eval traces` (same traces): it prints the shipped ranker
         and the refitted one, alone ("learned, refit": what --no-pool writes) and pooled with Who&When
         ("learned, refit + Who&When": what the default writes), side by side, out of sample; fit the better.
-        Unlabelled traces are skipped; two runs with one trace id are refused. Traces that re-run one task
-        should share metadata.question_id. The file lists the runs it was fitted on, so `attrib eval traces
-        --model FILE` flags them IN SAMPLE.
+        Unlabelled traces are skipped; two runs with one trace id are refused. Every file that cannot be read
+        is named, one line each, and then nothing is fitted or written (exit 3). Traces that re-run one task
+        should share metadata.question_id. The file lists the runs it was fitted on, so
+        `attrib eval traces --model FILE` flags them IN SAMPLE.
 
         Example:  attrib fit my_runs/ --out my_ranker.json && attrib analyze run.json --model my_ranker.json
         """
@@ -302,7 +330,10 @@ def register(app: typer.Typer) -> None:
         with handle_errors():
             prepare_output(out)  # before reading and fitting, not after
             files: dict[str, str] = {}
-            traces, n_unlabelled = read_labelled(paths, format, files)
+            unreadable: list[AttribError] = []
+            traces, n_unlabelled = read_labelled(paths, format, files, errors=unreadable)
+            stop_on_unreadable(unreadable, paths, f"nothing was fitted and {out} was not written; fix or move them, "
+                               "then rerun")
             if mismatch := label_mismatch_note(traces, files):  # likely an off-by-one label: say so before fitting on it
                 from rich.markup import escape
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from attrib.errors import InputError, UsageError
+from attrib.errors import AttribError, InputError, UsageError
 from attrib.evaluate.baselines import BASELINES
 from attrib.evaluate.harness import (
     ROW_UNITS,
@@ -52,15 +52,20 @@ SHIPPED_ROW, MODEL_ROW = "learned (shipped)", "learned (your ranker)"
 
 
 def read_labelled(paths: Sequence[str], format: str | None = None,
-                  files: dict[str, str] | None = None) -> tuple[list[Trace], int]:
+                  files: dict[str, str] | None = None,
+                  errors: list[AttribError] | None = None) -> tuple[list[Trace], int]:
     """The labelled traces in ``paths`` (files, folders, globs) and how many unlabelled ones were skipped; two runs
     with one trace id are refused naming both files (scores and folds are keyed by id), as ``attrib ingest`` does.
-    ``files`` (a dict, usually empty) gets each labelled trace's file by trace id, for :func:`label_mismatch_note`."""
+    ``files`` (a dict, usually empty) gets each labelled trace's file by trace id, for :func:`label_mismatch_note`.
+    Without ``errors`` the first file that cannot be read (or repeats an id) raises; with it (a list), every such
+    file's error is appended and the others are still read (:func:`attrib.readers.read_sources`), so a caller can
+    name them all: ``attrib fit`` and ``attrib eval traces`` then stop, as a ranker fitted or scored on a silently
+    smaller set is worse than none."""
     from attrib.readers import read_sources
 
     out: list[Trace] = []
     skipped = 0
-    for t, path in read_sources(paths, format, seen={}):
+    for t, path in read_sources(paths, format, seen={}, errors=errors):
         if t.label is None:
             skipped += 1
         else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -240,17 +241,20 @@ def focal_layers(heads: Sequence[Head], score: np.ndarray, coverage: float = 0.6
     return sorted(chosen)
 
 
-def stats_from_segment_masses(mass: np.ndarray, query_positions: Sequence[int] | None = None) -> RunStats:
+def stats_from_segment_masses(mass: np.ndarray, query_positions: Sequence[int] | None = None, *,
+                              path: str | Path | None = None) -> RunStats:
     """:class:`RunStats` from per-segment masses ``[L, H, Q, S]`` (or ``[B=1, ...]`` squeezed by the caller).
 
     This is the long-context seam: ``attrib.kernels.segment_attention_stats`` (fed ``hook_rot_q``/``hook_rot_k``
     and :func:`segment_ids`) and the recorder's ``:segment_mass`` files both give this layout without ever
     forming T x T. ``query_positions`` indexes the Q axis (default: all). Without full patterns the direction
     change falls back to the cosine over the rule / rest-of-prompt segment masses (see :func:`pair_drift`).
+    ``path``: the activation file the masses were read from, named by an error.
     """
     m = np.asarray(mass, dtype=np.float64)
     if m.ndim != 4 or m.shape[-1] != len(SEGMENTS):
-        raise InputError(None, "segment_mass", f"expected [layers, heads, Q, {len(SEGMENTS)}], got {tuple(m.shape)}")
+        raise InputError(path, "segment_mass", f"expected [layers, heads, Q, {len(SEGMENTS)}] ({', '.join(SEGMENTS)}), "
+                                               f"got {tuple(m.shape)}")
     if query_positions is not None:
         m = m[:, :, list(query_positions)]
     return RunStats(masses=m.mean(axis=2))
@@ -264,4 +268,9 @@ def step_drift(clean_step: object, conflict_step: object, *, first_only: bool = 
 
     a, b = load_segment_stats(clean_step), load_segment_stats(conflict_step)  # type: ignore[arg-type]
     q = [0] if first_only else None
-    return pair_drift(stats_from_segment_masses(a["segment_mass"], q), stats_from_segment_masses(b["segment_mass"], q))
+
+    def stats(step: object, st: dict[str, np.ndarray]) -> RunStats:
+        ref = getattr(step, "activation", None)
+        return stats_from_segment_masses(st["segment_mass"], q, path=getattr(ref, "path", None))
+
+    return pair_drift(stats(clean_step, a), stats(conflict_step, b))
