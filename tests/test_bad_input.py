@@ -358,6 +358,10 @@ def test_a_full_disk_is_one_line_naming_what_could_not_be_written(tmp_path: Path
     r = subprocess.run([*cli, "analyze", demo, "--otlp", "/dev/full"], capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == "error: /dev/full: No space left on device", \
         r.stderr
+    runs = str(REPO_ROOT / "tests" / "fixtures" / "own_system" / "runs")
+    r = subprocess.run([*cli, "fit", runs, "--out", "/dev/full", "--no-pool"], capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == "error: /dev/full: No space left on device", \
+        r.stderr
 
 
 def test_a_negative_token_count_is_refused_by_name(tmp_path: Path) -> None:

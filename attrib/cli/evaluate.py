@@ -17,6 +17,7 @@ from attrib.cli._common import (
     print_error,
     print_wide,
     step_head_option,
+    writing,
 )
 from attrib.errors import AttribError
 
@@ -204,7 +205,7 @@ def register(app: typer.Typer) -> None:
                                   progress=lambda m: status.update(f"scoring {m} ..."))
         data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
         if str(out) != "-":
-            with handle_errors():
+            with handle_errors(), writing(out):
                 out.write_bytes(data)
         if as_json:
             typer.echo(data.decode())
@@ -352,7 +353,8 @@ def register(app: typer.Typer) -> None:
             with console.status(f"fitting on {len(traces)} traces" + (f" + {len(extra)} Who&When" if extra else "")):
                 art = fit_artifact(traces + extra, f"{len(traces)} traces from {', '.join(paths)}"
                                    + (f" + Who&When ({len(extra)})" if extra else ""), step_head=STEP_HEADS[step_head])
-            out.write_bytes(orjson.dumps(art))
+            with writing(out):
+                out.write_bytes(orjson.dumps(art))
         console.print(f"wrote {out}: fitted on {len(traces)} labelled traces of yours"
                       + (f" + {len(extra)} Who&When logs" if extra else "")
                       + (f" ({n_unlabelled} unlabelled skipped)" if n_unlabelled else "")
