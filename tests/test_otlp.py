@@ -188,7 +188,7 @@ def test_flat_span_list_with_child_spans(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("spans", "field"), [
-    ([_span("T", "1", "", 1), _span("T", "2", "404", 2)], "parentSpanId"),
+    ([_span("T", "1", "", 1), _span("T", "2", "2", 2)], "parentSpanId"),  # its own parent (a lost one: a root)
     ([_span("T", "1", "", 1), _span("T", "1", "", 2)], "spanId"),
     ([_span("T", "1", "2", 1), _span("T", "2", "1", 2)], "parentSpanId"),
 ])
@@ -321,10 +321,10 @@ def test_jsonl_errors_name_one_position(tmp_path: Path) -> None:
 def test_flat_span_errors_name_the_key_the_file_uses(tmp_path: Path) -> None:
     p = tmp_path / "flat.json"
     p.write_text(json.dumps({"spans": [{"span_id": "a", "name": "root"},
-                                       {"span_id": "b", "parent_span_id": "zz", "name": "orphan"}]}))
+                                       {"span_id": "b", "parent_span_id": "b", "name": "loop"}]}))
     with pytest.raises(InputError) as e:
         read_path(p)
-    assert e.value.field == "spans[1].parent_span_id" and "zz" in e.value.message
+    assert e.value.field == "spans[1].parent_span_id" and "its own parent" in e.value.message
     p.write_text(json.dumps({"spans": [{"span_id": "a", "name": "root"}, {"spanId": "a", "name": "twin"}]}))
     with pytest.raises(InputError) as e:
         read_path(p)

@@ -17,6 +17,7 @@ from attrib.readers.base import Reader
 from attrib.readers.chat import ChatReader
 from attrib.readers.native import NativeReader
 from attrib.readers.otlp import OTLPReader
+from attrib.readers.otlp.spans import SpanRecord
 from attrib.readers.whowhen import WhoWhenReader
 from attrib.trace import Trace
 
@@ -29,7 +30,8 @@ class FormatError(UsageError):
     exit_code = EXIT_BAD_INPUT
 
 
-READERS: dict[str, Reader] = {r.name: r for r in (WhoWhenReader(), OTLPReader(), ChatReader(), NativeReader())}
+OTLP = OTLPReader()
+READERS: dict[str, Reader] = {r.name: r for r in (WhoWhenReader(), OTLP, ChatReader(), NativeReader())}
 
 #: What a folder given as input is searched for.
 SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -75,6 +77,10 @@ def detect(data: bytes, path: Path) -> Reader:
 def read_path(path: str | Path, format: str | None = None, max_bytes: int = MAX_BYTES) -> list[Trace]:
     """Read every trace in one file. Raises :class:`InputError` naming the file and field."""
     path = Path(path)
+    return read_bytes(_file_bytes(path, max_bytes), path, format)
+
+
+def _file_bytes(path: Path, max_bytes: int) -> bytes:
     if not path.exists():
         raise InputError(path, None, "no such file")
     if path.is_dir():
@@ -83,27 +89,29 @@ def read_path(path: str | Path, format: str | None = None, max_bytes: int = MAX_
     if size > max_bytes:
         raise InputError(path, None, f"file is {_size(size)}, over the {_size(max_bytes)} limit "
                          "(split it, or raise the limit with --max-bytes)")
-    return read_bytes(path.read_bytes(), path, format)
+    return path.read_bytes()
 
 
 def read_bytes(data: bytes, path: str | Path, format: str | None = None) -> list[Trace]:
     """Read every trace in ``data`` (a file's bytes, or standard input's); ``path`` names it in errors and
     default trace ids, and anchors relative activation paths."""
     path = Path(path)
-    if not data.strip():
-        raise InputError(path, None, "empty file")
-    data = check_encoding(data, path)
-    if format is not None:
-        reader = reader_named(format, path)
-        try:
-            traces = reader.read(data, path)
-        except InputError as e:
-            raise misfit(e, data, path, format) from None
-    else:
-        traces = detect(data, path).read(data, path)
+    reader, data = _reader(data, path, format)
+    try:
+        traces = reader.read(data, path)
+    except InputError as e:
+        raise (misfit(e, data, path, format) if format is not None else e) from None
     for t in traces:
         validate(t, path)
     return traces
+
+
+def _reader(data: bytes, path: Path, format: str | None) -> tuple[Reader, bytes]:
+    """The reader for ``data`` (the one named, else the one detected) and the bytes it reads."""
+    if not data.strip():
+        raise InputError(path, None, "empty file")
+    data = check_encoding(data, path)
+    return (reader_named(format, path) if format is not None else detect(data, path)), data
 
 
 def reader_named(format: str, path: str | Path | None = None) -> Reader:
@@ -207,7 +215,8 @@ def looks_like_trace_file(target: str) -> bool:
 
 def read_paths(paths: Iterable[str | Path], format: str | None = None, max_bytes: int = MAX_BYTES) -> list[Trace]:
     """Every trace in the files, folders and globs given (see :func:`expand_paths`), in order; an error when
-    they name no file at all (an empty folder, a glob that matches nothing)."""
+    they name no file at all (an empty folder, a glob that matches nothing). The spans of one OTLP trace that
+    several of the files hold make one trace (see :func:`read_sources`)."""
     return [t for t, _ in read_sources(paths, format, max_bytes)]
 
 
@@ -236,6 +245,12 @@ def read_sources(paths: Iterable[str | Path], format: str | None = None, max_byt
     """As :func:`read_paths`, each trace with the file it came from. With ``errors`` (a list), a file that cannot
     be read is appended to it and the other files are still read; without, the first such file raises.
 
+    OTLP files are read to span records first: the spans of one trace id that several files hold as disjoint parts
+    (a collector's file exporter rotating files mid-trace, children often flushed before their parent) are joined
+    into one trace, listed with the file that holds its root span (else the first of them); an error in building it
+    names the file of the span at fault and loses that trace only. Files that hold spans of one trace id twice
+    (copies of one export) are read apart, as any files.
+
     With ``seen`` (a dict, trace id -> file; usually empty), trace ids must be unique: a file whose id repeats
     within it or was already read from another file fails (see :func:`check_ids`), and the ids of each file read
     are added to ``seen``."""
@@ -244,19 +259,86 @@ def read_sources(paths: Iterable[str | Path], format: str | None = None, max_byt
     if not files:
         raise InputError(", ".join(map(str, paths)) or "(nothing given)", None, "no trace files here (folders are "
                          f"searched for {', '.join(SUFFIXES)} files; a glob must match one)")
-    out: list[tuple[Trace, Path]] = []
+
+    def failed(e: AttribError) -> None:
+        if errors is None:
+            raise e
+        errors.append(e)
+
+    # each file read: its traces, or (OTLP) its span records by trace id, built once every file is read
+    got: list[tuple[Path, list[Trace] | dict[str, list[SpanRecord]]]] = []
     for p in files:
         try:
-            traces = read_path(p, format, max_bytes)
-            if seen is not None:
-                check_ids(traces, p, seen)
-                seen.update((t.id, str(p)) for t in traces)
-            out += [(t, p) for t in traces]
+            got.append((p, _read_source(p, format, max_bytes)))
         except AttribError as e:
-            if errors is None:
-                raise
-            errors.append(e)
+            failed(e)
+    joined = _joined(got)
+    out: list[tuple[Trace, Path]] = []
+    for i, (p, read) in enumerate(got):
+        got[i] = (p, [])  # its records go once its traces are built (the joined ones are held by `joined`)
+        try:
+            if isinstance(read, dict):
+                try:
+                    traces = [OTLP.build(tid, recs, p) for tid, recs in read.items() if tid not in joined]
+                except InputError as e:
+                    raise (misfit(e, p.read_bytes(), p, format) if format is not None else e) from None
+                for t in traces:
+                    validate(t, p)
+            else:
+                traces = read
+            _accept(traces, p, seen, out)
+        except AttribError as e:
+            failed(e)
+        for tid, (home, parts) in joined.items():
+            if home == p:
+                try:
+                    t = validate(OTLP.build(tid, [r for part in parts for r in part], p), p)
+                    _accept([t], p, seen, out)
+                except AttribError as e:
+                    failed(e)
     return out
+
+
+def _read_source(p: Path, format: str | None, max_bytes: int) -> list[Trace] | dict[str, list[SpanRecord]]:
+    """One file of :func:`read_sources`: its traces, or for OTLP its span records by trace id (not yet traces)."""
+    reader, data = _reader(_file_bytes(p, max_bytes), p, format)
+    try:
+        if reader is OTLP:
+            return OTLP.records(data, p)
+        traces = reader.read(data, p)
+    except InputError as e:
+        raise (misfit(e, data, p, format) if format is not None else e) from None
+    for t in traces:
+        validate(t, p)
+    return traces
+
+
+def _joined(got: list[tuple[Path, list[Trace] | dict[str, list[SpanRecord]]]]
+            ) -> dict[str, tuple[Path, list[list[SpanRecord]]]]:
+    """Trace ids whose spans several OTLP files hold, each no span twice: trace id -> (the file that holds a span
+    with no parent, else the first, and the spans of each file)."""
+    parts: dict[str, list[tuple[Path, list[SpanRecord]]]] = {}
+    for p, read in got:
+        if isinstance(read, dict):
+            for tid, recs in read.items():
+                parts.setdefault(tid, []).append((p, recs))
+    out: dict[str, tuple[Path, list[list[SpanRecord]]]] = {}
+    for tid, ps in parts.items():
+        if len(ps) < 2:
+            continue
+        ids = [r.span_id for _, recs in ps for r in recs]
+        if len(set(ids)) < len(ids):  # the same spans again (a copy): not parts of one trace
+            continue
+        home = next((p for p, recs in ps if any(not r.parent_id for r in recs)), ps[0][0])
+        out[tid] = (home, [recs for _, recs in ps])
+    return out
+
+
+def _accept(traces: list[Trace], p: Path, seen: dict[str, str] | None, out: list[tuple[Trace, Path]]) -> None:
+    if seen is not None:
+        check_ids(traces, p, seen)
+        seen.update((t.id, str(p)) for t in traces)
+    out += [(t, p) for t in traces]
 
 
 __all__ = ["ID_HINT", "READERS", "SUFFIXES", "FormatError", "Reader", "check_ids", "detect", "expand_paths",

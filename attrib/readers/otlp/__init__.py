@@ -1,16 +1,22 @@
 """OpenTelemetry traces: OTLP JSON exports and flat span lists (Phoenix, TRAIL, the SDK console exporter) -> traces.
 
 Understands the OpenTelemetry GenAI conventions (``gen_ai.operation.name`` = ``invoke_agent`` /
-``execute_tool`` / ``chat``, ``gen_ai.agent.name``, ``gen_ai.tool.name``, ``gen_ai.usage.*``,
-``gen_ai.input/output.messages``) and OpenInference attributes (``openinference.span.kind``,
-``input.value``, ``output.value``, ``llm.input_messages.N.message.*``, ``llm.output_messages.N...``,
-``tool.name``, ``llm.token_count.*``).
+``execute_tool`` / ``chat``, ``gen_ai.agent.name``, ``gen_ai.tool.name``, ``gen_ai.usage.*`` incl. the older
+``prompt_tokens`` / ``completion_tokens``, ``gen_ai.input/output.messages``, and the message events of semconv
+<= 1.36: ``gen_ai.content.prompt`` / ``.completion``, ``gen_ai.{system,user,assistant,tool}.message``,
+``gen_ai.choice``, read as a span's input / output messages where it has no such attributes), OpenInference
+attributes (``openinference.span.kind``, ``input.value``, ``output.value``, ``llm.input_messages.N.message.*``,
+``llm.output_messages.N...``, ``tool.name``, ``llm.token_count.*``) and OpenLLMetry's (``traceloop.span.kind`` =
+workflow / task / agent / tool, ``traceloop.entity.name``, ``traceloop.entity.input`` / ``.output``: an agent span
+names its agent by entity name, a tool span is a tool step, a root workflow span is the run's own root).
 
 Mapping: every span becomes one step (never attrib's own ``attrib.attribution`` verdict spans; a file or trace of
 only those is an error), ordered by start time (a parent always before its children), ties and spans without times
 in tree order (depth-first, in file order);
-an agent span that has children contributes the task it was handed (its output goes to metadata,
-since it is produced by the children that follow);
+an agent span that has children contributes the task it was handed (``input.value``, its GenAI input messages or
+OpenLLMetry entity input; its output, ``output.value`` or output messages, goes to metadata, since it is produced by
+the children that follow), never its status message: a status is set at a span's end and tells how the work below
+it went (the root's marks the run failed);
 ``Step.parents`` holds the index of the parent span's step; the step's agent is the span's own
 agent name (``gen_ai.agent.name`` / ``agent.name``; else its LangGraph node, from the ``metadata`` OpenInference's
 LangChain instrumentation records; else, for an agent span, a smolagents managed agent's name or the span name, less
@@ -19,11 +25,18 @@ else the nearest enclosing span's, else the service name (not ``unknown_service`
 root span's name. LLM spans carry their tool-call requests as ``ToolCall`` (text from ``message.content`` or the
 ``message.contents.N.message_content.text`` parts); tool spans carry the call (arguments: ``input.value``;
 ``tool.parameters`` is the schema) and its ``ToolResult``, linked to the agent's last LLM call of that tool when
-the span names no call id. An error status with no description takes the ``exception`` event's text.
+the span names no call id. An error status with no description takes the ``exception`` event's text, else the
+span's ``error.type``; an ``exception`` event on a span not in ERROR (an error it recovered from) is kept as the
+step's ``metadata.exception``, and fails nothing.
 Tokens are a step's own: a span whose descendants report usage (smolagents' ``X.run`` agent span, an
 ``invoke_agent`` span with the run's totals) keeps its counts as ``metadata`` ``tokens_in_total`` /
 ``tokens_out_total``, so summing the steps' tokens counts every LLM call once.
-One :class:`Trace` per ``traceId`` in the file.
+One :class:`Trace` per ``traceId`` in the file (ids as lowercase hex: OTLP/JSON's hex is case-insensitive, and
+protobuf's own JSON mapping writes base64, decoded here; an all-zero parent id is none). A span whose parent is not
+in the file (a remote parent: ``flags`` bits 8-9; a lost span) roots a subtree of its own, and the trace says it is
+partial: ``metadata.partial``, ``missing_parents`` (the absent ids) and ``remote_parents`` (those marked remote); a
+span that is its own parent, or a cycle, is an error. :func:`attrib.readers.read_sources` joins one trace's spans
+that several files hold (rotated collector files) before building it.
 
 Besides OTLP JSON: flat span lists (Phoenix, TRAIL's ``{"trace_id", "spans": [... child_spans ...]}``, where a
 harness span Patronus's ``@traced()`` wrote has only its ``logs[].body`` ``function.arguments`` / ``function.output``
@@ -39,8 +52,10 @@ Re-runs of one task may say so with ``attrib.question_id`` on the root span (``m
 Labels may ride along on the root span as ``attrib.label.mistake_agent`` and
 ``attrib.label.mistake_span_id`` (or ``attrib.label.mistake_step``) plus ``attrib.label.reason``;
 ``attrib.outcome`` overrides the outcome (a word of :data:`attrib.trace.OUTCOME_WORDS`, any case, or a boolean; any
-other value is an error), else a root span with ERROR status means 'failed'; a labelled run is 'failed' unless it
-says otherwise.
+other value is an error), else a root span with ERROR status means 'failed' and one with OK status 'succeeded' (the
+application's own verdict, per the trace API; not an OpenInference instrumentation's, which sets OK on every span
+that did not raise, nor a child's; a span whose parent is absent speaks only as the trace's one top span); a
+labelled run is 'failed' unless it says otherwise.
 
 Two modules: :mod:`.spans` reads each file shape into span records, :mod:`.steps` turns records into traces by
 the conventions above. Speed: the OTLP shape is decoded straight into msgspec Structs (no intermediate dicts),
@@ -51,8 +66,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attrib.readers.otlp.spans import PARENT_KEYS, span_records
-from attrib.readers.otlp.steps import traces_from_records
+from attrib.readers.otlp.spans import PARENT_KEYS, SpanRecord, span_records
+from attrib.readers.otlp.steps import build_trace, run_groups, traces_from_records
 from attrib.trace import Trace
 
 
@@ -77,3 +92,12 @@ class OTLPReader:
 
     def read(self, data: bytes, path: Path) -> list[Trace]:
         return traces_from_records(span_records(data, path), path, "otlp")
+
+    def records(self, data: bytes, path: Path) -> dict[str, list[SpanRecord]]:
+        """The file's spans by trace id, not yet built into traces: :func:`attrib.readers.read_sources` joins the
+        spans of one trace that several files hold (a collector's rotated files) before building it."""
+        return run_groups(span_records(data, path), path)
+
+    def build(self, trace_id: str, recs: list[SpanRecord], path: Path) -> Trace:
+        """One trace from span records (of one file, or joined from several: errors name each span's file)."""
+        return build_trace(trace_id, recs, path, "otlp")

@@ -4,10 +4,22 @@ OTLP JSON (``resourceSpans``, decoded straight into msgspec Structs: no intermed
 within a small factor of raw ``orjson.loads``; see bench/ingest), OTLP JSON Lines (the collector's file exporter),
 flat span lists (Phoenix, TRAIL's nested ``child_spans`` and Patronus ``logs[].body``), span JSON Lines and the SDK's
 ``ConsoleSpanExporter`` output (span objects one after another). What the spans mean is :mod:`.steps`' job.
+
+Read here, as every shape states them: ids (OTLP JSON's hex is case-insensitive, so 16/32-digit hex ids are
+lowercased; protobuf's own JSON mapping writes them as base64, decoded to hex; an all-zero parent id means none),
+the status (ERROR: the error text is its message, else the ``exception`` event's, else ``error.type``; OK; an
+``exception`` event on a span not in ERROR, a recovered error, kept as a note), ``flags`` (bits 8-9: the parent is
+remote) and GenAI message events (``gen_ai.content.prompt`` / ``.completion`` of semconv <= 1.27,
+``gen_ai.{system,user,assistant,tool}.message`` and ``gen_ai.choice``), which stand in for
+``gen_ai.input.messages`` / ``gen_ai.output.messages`` on a span that has no input / output attributes.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +29,7 @@ import orjson
 from attrib.errors import InputError
 from attrib.readers._common import (
     as_int,
+    as_text,
     as_time,
     check_encoding,
     decode_error,
@@ -75,9 +88,16 @@ class _Span(msgspec.Struct):
     attributes: list[_KeyValue] | None = None
     status: _Status | None = None
     events: list[_Event] | None = None
+    flags: int | None = None
+
+
+class _ScopeInfo(msgspec.Struct):
+    name: str | None = None
 
 
 class _Scope(msgspec.Struct):
+    scope: _ScopeInfo | None = None
+    instrumentationLibrary: _ScopeInfo | None = None  # pre-1.0 OTLP name
     spans: list[_Span] | None = None
 
 
@@ -138,14 +158,18 @@ def _attrs(kvs: list[_KeyValue] | None) -> dict[str, Any]:
 
 class SpanRecord:
     """One span, format-independent: what the step builder needs (``id_key`` / ``parent_key``: the keys the file
-    names them with, for errors)."""
+    names them with, for errors). ``error``: the ERROR status's text, None unless the status is ERROR; ``ok``: the
+    status is OK; ``note``: a recovered error (an ``exception`` event on a span not in ERROR); ``remote``: the
+    span's parent is in another process (OTLP ``flags`` bits 8-9); ``scope``: the instrumentation scope's name;
+    ``source``: the file the span was read from (errors name it when one trace is read from several files)."""
 
     __slots__ = ("trace_id", "span_id", "parent_id", "name", "start", "end", "attrs", "error", "service", "where",
-                 "id_key", "parent_key")
+                 "id_key", "parent_key", "ok", "note", "remote", "scope", "source")
 
     def __init__(self, trace_id: str, span_id: str, parent_id: str, name: str, start: int, end: int,
                  attrs: dict[str, Any], error: str | None, service: str, where: str,
-                 id_key: str = "spanId", parent_key: str = "parentSpanId") -> None:
+                 id_key: str = "spanId", parent_key: str = "parentSpanId", ok: bool = False,
+                 note: str | None = None, remote: bool = False, scope: str = "", source: Path | None = None) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
         self.parent_id = parent_id
@@ -158,6 +182,54 @@ class SpanRecord:
         self.where = where
         self.id_key = id_key
         self.parent_key = parent_key
+        self.ok = ok
+        self.note = note
+        self.remote = remote
+        self.scope = scope
+        self.source = source
+
+
+_HEX_ID = re.compile(r"[0-9a-fA-F]{16}|[0-9a-fA-F]{32}")
+
+
+def norm_id(s: str) -> str:
+    """A span or trace id as one spelling: OTLP JSON's 8- and 16-byte ids are case-insensitive hex, so a
+    16/32-digit hex id is lowercased (other ids, which flat span lists make up, are kept as they are)."""
+    if len(s) == 16 or len(s) == 32:
+        low = s.lower()
+        if low != s and _HEX_ID.fullmatch(s):
+            return low
+    return s
+
+
+def norm_parent(s: str) -> str:
+    """A parent id as :func:`norm_id` spells it; an all-zero one (some exporters' "no parent") as none."""
+    s = norm_id(s)
+    return "" if s[:1] == "0" and (len(s) == 16 or len(s) == 32) and not s.strip("0") else s
+
+
+def _otlp_id(s: str | None) -> str:
+    """An OTLP id: hex, or base64 as protobuf's own JSON mapping (``MessageToJson``) writes the id bytes
+    (24 characters ending ``==`` for a 16-byte trace id, 12 ending ``=`` for an 8-byte span id), as lowercase hex."""
+    if not s:
+        return ""
+    n = len(s)
+    if n == 16 or n == 32:  # hex, as the OTLP/JSON spec writes them (norm_id, inlined: three ids a span)
+        low = s.lower()
+        return s if low == s or not _HEX_ID.fullmatch(s) else low
+    if (n == 24 and s.endswith("==")) or (n == 12 and s.endswith("=") and s[-2] != "="):
+        try:
+            return base64.b64decode(s, validate=True).hex()
+        except (binascii.Error, ValueError):
+            return s
+    return s
+
+
+#: ``flags`` bits 8 and 9 (``SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`` | ``..._IS_REMOTE_MASK``): the parent is remote
+_REMOTE = 0x300
+
+_ERROR = (2, "STATUS_CODE_ERROR", "ERROR")
+_OK = (1, "STATUS_CODE_OK", "OK")
 
 
 def _nanos(x: int | str | None, path: Path, where: str) -> int:
@@ -180,19 +252,38 @@ def _records_otlp(export: _Export, path: Path, prefix: str = "") -> list[SpanRec
                 if kv.key == "service.name":
                     service = str(_value(kv.value) or "")
         for s, scope in enumerate(rs.scopeSpans or rs.instrumentationLibrarySpans or ()):
+            info = scope.scope or scope.instrumentationLibrary
+            scope_name = (info.name or "") if info is not None else ""
             for i, sp in enumerate(scope.spans or ()):
                 where = f"{prefix}resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
                 st = sp.status
                 code = st.code if st is not None else None
+                attrs = _attrs(sp.attributes)
+                events = [(e.name or "", _attrs(e.attributes)) for e in sp.events] if sp.events else ()
+                failed = code in _ERROR
                 error = None
-                if st is not None and (code == 2 or code == "STATUS_CODE_ERROR" or code == "ERROR"):
-                    error = st.message or _exception(_attrs(e.attributes) for e in sp.events or ()
-                                                     if e.name == "exception") or "error"
-                recs.append(SpanRecord(sp.traceId or "", sp.spanId or "", sp.parentSpanId or "", sp.name or "",
-                                 _nanos(sp.startTimeUnixNano, path, where + ".startTimeUnixNano"),
-                                 _nanos(sp.endTimeUnixNano, path, where + ".endTimeUnixNano"),
-                                 _attrs(sp.attributes), error, service, where))
+                if failed:
+                    error = (st.message if st is not None else None) or _status_text(events, attrs)
+                note = None if failed or not events else _exception(a for n, a in events if n == "exception")
+                if events:
+                    _event_messages(events, attrs)
+                parent = _otlp_id(sp.parentSpanId)
+                if parent[:1] == "0" and not parent.strip("0"):  # all zeros: no parent
+                    parent = ""
+                recs.append(SpanRecord(_otlp_id(sp.traceId), _otlp_id(sp.spanId), parent,
+                                       sp.name or "",
+                                       _nanos(sp.startTimeUnixNano, path, where + ".startTimeUnixNano"),
+                                       _nanos(sp.endTimeUnixNano, path, where + ".endTimeUnixNano"),
+                                       attrs, error, service, where, "spanId", "parentSpanId", code in _OK, note,
+                                       (sp.flags or 0) & _REMOTE == _REMOTE, scope_name, path))
     return recs
+
+
+def _status_text(events: Any, attrs: dict[str, Any], log: dict[str, Any] | None = None) -> str:
+    """What an ERROR status with no description says: its ``exception`` event (else what a function log says was
+    raised), else the span's ``error.type`` (the GenAI conventions' error class), else just "error"."""
+    return (_exception(a for n, a in events if n == "exception") or _exception([log or {}])
+            or as_text(attrs.get("error.type") or "") or "error")
 
 
 def _exception(events: Any) -> str | None:
@@ -204,6 +295,98 @@ def _exception(events: Any) -> str | None:
             typ = str(typ).rsplit(".", 1)[-1] if typ else ""
             return f"{typ}: {msg}" if typ and msg else str(msg or typ)
     return None
+
+
+# --------------------------------------------------------------------------- GenAI message events
+
+#: Span attributes that are a span's input / output: where one is set, message events add nothing
+_IN_ATTRS = ("input.value", "gen_ai.input.messages", "gen_ai.prompt", "gen_ai.prompt.0.content", "gen_ai.prompt.0.role",
+             "llm.input_messages.0.message.role", "traceloop.entity.input")
+_OUT_ATTRS = ("output.value", "gen_ai.output.messages", "gen_ai.completion", "gen_ai.completion.0.content",
+              "gen_ai.completion.0.role", "llm.output_messages.0.message.role",
+              "llm.output_messages.0.message.content", "traceloop.entity.output")
+
+#: Message events of the GenAI conventions (1.28-1.36, before messages moved to attributes) -> the role they carry
+_MESSAGE_EVENTS = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
+                   "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}
+
+
+def _event_messages(events: Any, attrs: dict[str, Any]) -> None:
+    """A span's GenAI message events as ``gen_ai.input.messages`` / ``gen_ai.output.messages`` (lists of
+    ``{role, parts}``) in ``attrs``, each only where the span sets no input / output attribute of its own.
+    ``gen_ai.content.prompt`` / ``gen_ai.content.completion`` (semconv <= 1.27) carry ``gen_ai.prompt`` /
+    ``gen_ai.completion`` (JSON messages, or plain text); ``gen_ai.{system,user,assistant,tool}.message`` carry
+    ``content`` (the event body's fields as attributes); ``gen_ai.choice`` carries ``message`` ({content,
+    tool_calls}, a map or JSON text) or ``message.content``. In place."""
+    ins: list[dict[str, Any]] = []
+    outs: list[dict[str, Any]] = []
+    for name, a in events:
+        if name == "gen_ai.content.prompt":
+            ins += _messages(a.get("gen_ai.prompt"), "user")
+        elif name == "gen_ai.content.completion":
+            outs += _messages(a.get("gen_ai.completion"), "assistant")
+        elif name in _MESSAGE_EVENTS:
+            m = _message({**_json_map(a.get("body")), **a}, _MESSAGE_EVENTS[name])
+            if m is not None:
+                ins.append(m)
+        elif name == "gen_ai.choice":
+            msg = _json_map(a.get("message")) or {k[8:]: v for k, v in a.items() if k.startswith("message.")} or a
+            m = _message(msg, "assistant")
+            if m is not None:
+                outs.append(m)
+    if ins and not any(k in attrs for k in _IN_ATTRS):
+        attrs["gen_ai.input.messages"] = ins
+    if outs and not any(k in attrs for k in _OUT_ATTRS):
+        attrs["gen_ai.output.messages"] = outs
+
+
+def _json_map(v: Any) -> dict[str, Any]:
+    if isinstance(v, dict):
+        return v
+    if isinstance(v, str) and v[:1] == "{":
+        try:
+            d = orjson.loads(v)
+        except orjson.JSONDecodeError:
+            return {}
+        return d if isinstance(d, dict) else {}
+    return {}
+
+
+def _messages(v: Any, role: str) -> list[dict[str, Any]]:
+    """``gen_ai.prompt`` / ``gen_ai.completion`` of a legacy content event: a JSON list of messages, else text."""
+    if isinstance(v, str) and v[:1] in ("[", "{"):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            v = orjson.loads(v)
+    items = v if isinstance(v, list) else [v]
+    out = [_message(x if isinstance(x, dict) else {"content": x}, role) for x in items if x is not None]
+    return [m for m in out if m is not None]
+
+
+def _message(m: dict[str, Any], role: str) -> dict[str, Any] | None:
+    """One message (``{role, content, tool_calls}``, OpenAI style) as a GenAI ``{role, parts}`` message."""
+    parts: list[dict[str, Any]] = []
+    c = m.get("content")
+    if isinstance(c, list):  # content parts
+        c = "\n".join(str(p.get("text") or p.get("content") or "") if isinstance(p, dict) else str(p) for p in c)
+    if c is not None and c != "":
+        parts.append({"type": "text", "content": c if isinstance(c, str) else json_text(c)})
+    calls = m.get("tool_calls")
+    if isinstance(calls, str) and calls[:1] == "[":
+        try:
+            calls = orjson.loads(calls)
+        except orjson.JSONDecodeError:
+            calls = None
+    for call in calls if isinstance(calls, list) else ():
+        if not isinstance(call, dict):
+            continue
+        fn = call["function"] if isinstance(call.get("function"), dict) else call
+        args = fn.get("arguments")
+        parts.append({"type": "tool_call", "id": call.get("id"), "name": fn.get("name"),
+                      "arguments": args if isinstance(args, str) or args is None else json_text(args)})
+    if not parts:
+        return None
+    r = m.get("role")
+    return {"role": r if isinstance(r, str) and r else role, "parts": parts}
 
 
 # --------------------------------------------------------------------------- flat span lists
@@ -267,7 +450,9 @@ def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[Span
                              f"{span_id!r} is not a valid span id (expected a string or a non-zero integer)")
         trace_id = sp.get("trace_id") or sp.get("traceId") or ctx.get("trace_id") or default_trace
         parent_key, parent = _first(sp, ctx, ("parent_span_id", "parent_id", "parentSpanId"))
-        if not parent:  # absent, null, "" or 0: a root, unless nested under child_spans
+        if isinstance(parent, str):
+            parent = norm_parent(parent)
+        if not parent:  # absent, null, "", 0 or all zeros: a root, unless nested under child_spans
             parent_key, parent = "child_spans", inherited_parent
         raw_attrs = sp.get("span_attributes", sp.get("attributes")) or {}
         attrs: dict[str, Any] = {}
@@ -290,25 +475,30 @@ def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[Span
         st = sp.get("status")
         st = st if isinstance(st, dict) else {}
         status = sp.get("status_code", st.get("status_code", st.get("code")))
+        raw_events = sp.get("events")
+        events = [(str(e.get("name") or ""), e["attributes"]) for e in raw_events
+                  if isinstance(e, dict) and isinstance(e.get("attributes"), dict)] if isinstance(raw_events, list) else []
         error = None
         if (isinstance(status, str) and "ERROR" in status.upper()) or status == 2:
             # TRAIL/Phoenix: status_message; the SDK's span.to_json(): status.description; else the exception event,
-            # else what the Patronus function log says was raised
-            events = sp.get("events")
-            events = events if isinstance(events, list) else []
-            exc = (e["attributes"] for e in events
-                   if isinstance(e, dict) and e.get("name") == "exception" and isinstance(e.get("attributes"), dict))
-            error = (sp.get("status_message") or st.get("description") or st.get("message") or _exception(exc)
-                     or _exception([call or {}]) or "error")
+            # else what the Patronus function log says was raised, else error.type
+            error = (sp.get("status_message") or st.get("description") or st.get("message")
+                     or _status_text(events, attrs, call))
+        note = None if error else _exception(a for n, a in events if n == "exception")
+        if events:
+            _event_messages(events, attrs)
+        ok = (isinstance(status, str) and status.upper() in ("OK", "STATUS_CODE_OK")) or status == 1
         start = _flat_time(sp, "start_time", "startTime", "timestamp")
         end = _flat_time(sp, "end_time", "endTime")
-        recs.append(SpanRecord(str(trace_id), str(span_id), str(parent or ""), str(sp.get("span_name") or sp.get("name") or ""),
-                         start, end or start, attrs, str(error) if error else None, _flat_service(sp), where, id_key,
-                         parent_key))
+        span_id = norm_id(str(span_id))
+        recs.append(SpanRecord(norm_id(str(trace_id)), span_id, str(parent or ""),
+                               str(sp.get("span_name") or sp.get("name") or ""), start, end or start, attrs,
+                               str(error) if error else None, _flat_service(sp), where, id_key, parent_key, ok=ok,
+                               note=note, source=path))
         children = sp.get("child_spans")
         if isinstance(children, list):
             for j in range(len(children) - 1, -1, -1):
-                stack.append((children[j], f"{where}.child_spans[{j}]", str(span_id)))
+                stack.append((children[j], f"{where}.child_spans[{j}]", span_id))
     return recs
 
 

@@ -19,7 +19,7 @@ from attrib.readers._common import (
     as_text,
     ref_format,
 )
-from attrib.readers.otlp.spans import SpanRecord
+from attrib.readers.otlp.spans import SpanRecord, norm_id
 from attrib.trace import ActivationRef, Label, Outcome, Step, ToolCall, ToolResult, Trace, parse_outcome
 
 
@@ -42,6 +42,9 @@ def _kind(a: dict[str, Any]) -> str:
         if oi == "LLM":
             return "llm"
         return oi.lower()
+    tl = a.get("traceloop.span.kind")  # OpenLLMetry (Traceloop): workflow / task / agent / tool
+    if isinstance(tl, str) and tl:
+        return tl.lower()
     if "gen_ai.tool.name" in a:
         return "tool"
     if "gen_ai.agent.name" in a:
@@ -92,13 +95,15 @@ def _managed_name(a: dict[str, Any], boss: dict[str, Any] | None) -> str | None:
 
 def _own_agent(rec: SpanRecord, kind: str, boss: dict[str, Any] | None = None) -> str | None:
     """The agent a span itself names: ``gen_ai.agent.name`` / ``agent.name``, else its LangGraph node, else (an
-    agent span) a smolagents managed agent's name or the span name (``invoke_agent X``, ``X.run`` -> ``X``). ``boss``: the
-    attributes of the enclosing agent span."""
+    agent span) OpenLLMetry's ``traceloop.entity.name``, a smolagents managed agent's name or the span name
+    (``invoke_agent X``, ``X.run`` -> ``X``). ``boss``: the attributes of the enclosing agent span."""
     a = rec.attrs
     name = a.get("gen_ai.agent.name") or a.get("agent.name") or _langgraph_agent(a)
     if name:
         return str(name)
     if kind == "agent":
+        if a.get("traceloop.entity.name"):
+            return str(a["traceloop.entity.name"])
         managed = _managed_name(a, boss)
         if managed:
             return managed
@@ -268,6 +273,9 @@ def _first_user_input(a: dict[str, Any]) -> str:
     v = a.get("input.value")
     if isinstance(v, str):
         return _value_text(v, "input")
+    v = a.get("traceloop.entity.input")
+    if v is not None:
+        return _value_text(_traceloop_value(v), "input")
     i = 0
     while f"llm.input_messages.{i}.message.role" in a:
         if a.get(f"llm.input_messages.{i}.message.role") == "user":
@@ -282,22 +290,75 @@ def _first_user_input(a: dict[str, Any]) -> str:
             if isinstance(parts, list):
                 return "\n".join(as_text(p.get("content")) for p in parts if isinstance(p, dict))
             return as_text(m.get("content"))
+    i = 0  # OpenLLMetry: gen_ai.prompt.N.role / .content
+    while f"gen_ai.prompt.{i}.role" in a or f"gen_ai.prompt.{i}.content" in a:
+        if a.get(f"gen_ai.prompt.{i}.role", "user") == "user" and a.get(f"gen_ai.prompt.{i}.content") is not None:
+            return as_text(a[f"gen_ai.prompt.{i}.content"])
+        i += 1
     return ""
+
+
+def _traceloop_value(v: Any) -> Any:
+    """OpenLLMetry's ``traceloop.entity.input`` / ``.output``: JSON of the value, and an input is the call's
+    ``{"args": [...], "kwargs": {...}}``: its one positional argument (as text when it is a string) when it has no
+    keyword ones, its keyword arguments (JSON) when it has no positional ones; else the JSON as written."""
+    if not isinstance(v, str):
+        return v
+    try:
+        x = orjson.loads(v)
+    except orjson.JSONDecodeError:
+        return v
+    if isinstance(x, dict) and x and set(x) <= {"args", "kwargs"}:
+        args, kwargs = x.get("args") or [], x.get("kwargs") or {}
+        if isinstance(args, list) and isinstance(kwargs, dict):
+            if len(args) == 1 and not kwargs:
+                return args[0] if isinstance(args[0], str) else as_text(args[0])
+            if not args:
+                return as_text(kwargs)
+    return x if isinstance(x, str) else v
+
+
+def _has_input(a: dict[str, Any]) -> bool:
+    """Whether a span records what it was handed: ``input.value``, OpenLLMetry's entity input, GenAI input
+    messages (attributes, or the message events :mod:`.spans` reads as them)."""
+    return (a.get("input.value") is not None or a.get("traceloop.entity.input") is not None
+            or a.get("gen_ai.input.messages") is not None)
+
+
+def _output_value(a: dict[str, Any]) -> Any:
+    """What a span produced: ``output.value``, else the text of its GenAI output messages (an ``invoke_agent``
+    span's answer), else OpenLLMetry's entity output; None when it records none."""
+    v = a.get("output.value")
+    if v is not None:
+        return v
+    if a.get("gen_ai.output.messages") is not None:
+        text, _ = _genai_messages(a["gen_ai.output.messages"])
+        if text:
+            return text
+    v = a.get("traceloop.entity.output")
+    return None if v is None else _traceloop_value(v)
 
 
 _ROLE = {"agent": "agent", "tool": "tool", "llm": "assistant"}
 
 
 def _io(a: dict[str, Any], side: str) -> Any:
-    """A span's ``input.value`` / ``output.value``, else what its Patronus function log recorded (see
-    :func:`_function_log`): the arguments it was called with, what it returned."""
+    """A span's ``input.value`` / ``output.value``, else OpenLLMetry's ``traceloop.entity.input`` / ``.output``,
+    else what its Patronus function log recorded (see :func:`_function_log`): the arguments it was called with,
+    what it returned."""
     v = a.get(f"{side}.value")
-    return v if v is not None else a.get("function.arguments" if side == "input" else "function.output")
+    if v is not None:
+        return v
+    v = a.get(f"traceloop.entity.{side}")
+    if v is not None:
+        return _traceloop_value(v)
+    return a.get("function.arguments" if side == "input" else "function.output")
 
 
-#: Token-count attributes: GenAI's ``gen_ai.usage.*``, OpenInference's ``llm.token_count.*``
-_TOKENS_IN = ("gen_ai.usage.input_tokens", "llm.token_count.prompt")
-_TOKENS_OUT = ("gen_ai.usage.output_tokens", "llm.token_count.completion")
+#: Token-count attributes: GenAI's ``gen_ai.usage.*`` (and its older ``prompt_tokens`` / ``completion_tokens``,
+#: which OpenLLMetry writes), OpenInference's ``llm.token_count.*``
+_TOKENS_IN = ("gen_ai.usage.input_tokens", "llm.token_count.prompt", "gen_ai.usage.prompt_tokens")
+_TOKENS_OUT = ("gen_ai.usage.output_tokens", "llm.token_count.completion", "gen_ai.usage.completion_tokens")
 
 
 def _tokens(a: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -330,7 +391,7 @@ def _step(idx: int, rec: SpanRecord, kind: str, agent: str, parent: int | None, 
     ``tokens_out_total`` and summing ``tokens_in`` over the steps counts every call once. ``tasks`` (span id -> task)
     gets the task of a span whose step shows the task it was handed."""
     a = rec.attrs
-    base_dir = path.parent
+    base_dir = (rec.source or path).parent
     own = a.get("attrib.step_json")
     if isinstance(own, str):  # attrib's own export of a run from another format carries each step verbatim
         try:
@@ -342,12 +403,14 @@ def _step(idx: int, rec: SpanRecord, kind: str, agent: str, parent: int | None, 
     results: tuple[ToolResult, ...] = ()
     # an agent span handed a task, or a LangGraph graph or node span whose output is the {"messages": [...]} state its
     # children wrote: the step shows the task it received (the output, the children's work, goes to metadata)
-    handed = has_children and (kind == "agent" or container) and a.get("input.value") is not None
+    handed = has_children and (kind == "agent" or container) and _has_input(a)
     state = has_children and kind != "llm" and not handed and _is_state(a.get("output.value"))
     if kind == "llm":
         content, calls = _llm_output(a)
     elif kind == "tool":
-        name = str(a.get("gen_ai.tool.name") or a.get("tool.name") or rec.name.removeprefix("execute_tool "))
+        name = str(a.get("gen_ai.tool.name") or a.get("tool.name")
+                   or (a.get("traceloop.entity.name") if a.get("traceloop.span.kind") == "tool" else None)
+                   or rec.name.removeprefix("execute_tool "))
         # the call id: GenAI's gen_ai.tool.call.id; OpenInference's tool_call.id / tool.id (the call it answers)
         cid = next((a[k] for k in ("gen_ai.tool.call.id", "tool_call.id", "tool.id") if a.get(k) is not None), None)
         cid = None if cid is None else str(cid)
@@ -362,22 +425,29 @@ def _step(idx: int, rec: SpanRecord, kind: str, agent: str, parent: int | None, 
     elif container:  # a run's root with no input of its own: its output is the run's final answer, not its step
         content = ""
     else:
-        content = as_text(_io(a, "output"))
-    if not content and rec.error is not None:  # a failed span with no output: what went wrong is what it said
+        out = _io(a, "output")
+        content = as_text(out if out is not None else _output_value(a))
+    if not content and rec.error is not None and not (has_children and (kind == "agent" or container)):
+        # a failed span with no output: what went wrong is what it said. Not an agent span (nor a run's root) with
+        # children: its status, set at its end, is the outcome of the work it handed down (the run's, on the root),
+        # not something it said when it began
         content = rec.error
     meta: dict[str, Any] = {"span_id": rec.span_id, "span_name": rec.name, "kind": kind}
     if kind != "llm":
         inp = _io(a, "input")
         if inp is not None:
             meta["input"] = as_text(inp)
-        out = a.get("output.value")
-        if out is not None and (kind == "agent" or state or container):
-            meta["output"] = as_text(out)
+        if kind == "agent" or state or container:
+            out = _output_value(a)
+            if out is not None:
+                meta["output"] = as_text(out)
     model = a.get("gen_ai.request.model") or a.get("llm.model_name")
     if model:
         meta["model"] = str(model)
     if rec.error is not None:
         meta["error"] = rec.error
+    if rec.note is not None:  # an exception the span recovered from (its status is not ERROR): shown, not a failure
+        meta["exception"] = rec.note
     tin, tout = tokens
     if rolled_up:  # totals over the children's calls (which carry their own counts), not this span's
         if tin is not None:
@@ -410,24 +480,32 @@ def _step(idx: int, rec: SpanRecord, kind: str, agent: str, parent: int | None, 
 
 
 def build_trace(trace_id: str, recs: list[SpanRecord], path: Path, source_format: str = "otlp") -> Trace:
-    """Turn the spans of one trace into a time-ordered :class:`Trace` with parent links."""
+    """Turn the spans of one trace into a time-ordered :class:`Trace` with parent links.
+
+    A span whose parent is not among ``recs`` (a remote parent, from the caller's W3C ``traceparent``; a span lost on
+    the way; a trace split over files read apart) starts a subtree of its own, as trace viewers show it: the trace
+    is partial, and says so in ``metadata`` (``partial``, ``missing_parents``: the absent ids, ``remote_parents``:
+    those the spans' ``flags`` mark remote). A span that is its own parent, or a cycle, is an error."""
     by_id: dict[str, SpanRecord] = {}
     for r in recs:
         if not r.span_id:
-            raise InputError(path, f"{r.where}.{r.id_key}", "missing: every span needs an id")
+            raise InputError(r.source or path, f"{r.where}.{r.id_key}", "missing: every span needs an id")
         if r.span_id in by_id:
-            raise InputError(path, f"{r.where}.{r.id_key}", f"duplicate span id {r.span_id!r} in trace {trace_id}")
+            raise InputError(r.source or path, f"{r.where}.{r.id_key}",
+                             f"duplicate span id {r.span_id!r} in trace {trace_id}")
         by_id[r.span_id] = r
     children: dict[str, list[SpanRecord]] = {}
     roots: list[SpanRecord] = []
+    missing: dict[str, bool] = {}  # absent parent id -> some span marks it remote
     for r in recs:
         p = r.parent_id
-        if p:
-            if p not in by_id:
-                raise InputError(path, f"{r.where}.{r.parent_key}",
-                                 f"span {r.span_id} references parent span {p} that is not in the file")
+        if p == r.span_id:
+            raise InputError(r.source or path, f"{r.where}.{r.parent_key}", f"span {p} is its own parent")
+        if p and p in by_id:
             children.setdefault(p, []).append(r)
         else:
+            if p:
+                missing[p] = missing.get(p, False) or r.remote
             roots.append(r)
     # depth-first walk in file order: depth, effective start (a child never sorts before its parent), kind, agent;
     # a span's agent is its own (see _own_agent), else the nearest enclosing span's that names one, else (outside
@@ -458,7 +536,8 @@ def build_trace(trace_id: str, recs: list[SpanRecord], path: Path, source_format
             stack.append((c, depth + 1, max(c.start, eff), agent, sub_boss, root_name))
     if len(info) != len(by_id):
         stuck = next(r for r in recs if r.span_id not in info)
-        raise InputError(path, f"{stuck.where}.{stuck.parent_key}", f"span {stuck.span_id} is part of a parent cycle")
+        raise InputError(stuck.source or path, f"{stuck.where}.{stuck.parent_key}",
+                         f"span {stuck.span_id} is part of a parent cycle")
     # time order; ties (and spans without times) in tree order, i.e. depth-first preorder in file order
     order.sort(key=lambda t: (t[0], t[1]))
     index = {t[2].span_id: i for i, t in enumerate(order)}
@@ -468,11 +547,14 @@ def build_trace(trace_id: str, recs: list[SpanRecord], path: Path, source_format
     tasks: dict[str, str] = {}  # span id -> the task an agent (or state) span was handed, which its step shows
     for i, (_, _, r) in enumerate(order):
         _, _, kind, agent = info[r.span_id]
-        steps.append(_step(i, r, kind, agent or r.name or "unknown", index[r.parent_id] if r.parent_id else None,
+        steps.append(_step(i, r, kind, agent or r.name or "unknown", index.get(r.parent_id) if r.parent_id else None,
                            path, r.span_id in children, usage[r.span_id], r.span_id in rolled, tasks,
                            container=r.span_id in containers))
     _link_tool_results(steps)
-    root = order[0][2]
+    # the run's root: the first span with no parent; in a partial trace without one, the first span whose parent is
+    # absent (whose status speaks for the run only when it is the one such span: one service's part of the trace)
+    root = next((r for _, _, r in order if not r.parent_id), order[0][2])
+    speaks = not root.parent_id or len(roots) == 1
     ra = root.attrs
     run = ra.get("attrib.run_json")
     if isinstance(run, str):  # attrib's own export: the run's fields verbatim (steps are in their spans)
@@ -481,15 +563,21 @@ def build_trace(trace_id: str, recs: list[SpanRecord], path: Path, source_format
         except msgspec.DecodeError as e:  # malformed or mistyped
             raise InputError(path, f"{root.where}.attributes[attrib.run_json]", str(e)) from None
         return msgspec.structs.replace(t, steps=tuple(steps))  # verbatim, so the same content hash
-    # the outcome the root states (a word it does not know is an error); else its ERROR status means failed; a label
-    # makes an unknown outcome failed (Trace does that, for every format)
-    given = parse_outcome(ra.get("attrib.outcome"), path, f"{root.where}.attributes[attrib.outcome]")
-    outcome: Outcome = given or ("failed" if root.error is not None else "unknown")
-    label = _label(ra, index, path, len(steps), root.where)
+    # the outcome the root states (a word it does not know is an error); else its ERROR status means failed, an OK
+    # status (the application's own verdict) succeeded; a label makes an unknown outcome failed (Trace does that,
+    # for every format)
+    given = parse_outcome(ra.get("attrib.outcome"), root.source or path, f"{root.where}.attributes[attrib.outcome]")
+    status: Outcome = "unknown"
+    if speaks and root.error is not None:
+        status = "failed"
+    elif speaks and root.ok and not _instrumentation_ok(root):
+        status = "succeeded"
+    outcome: Outcome = given or status
+    label = _label(ra, index, root.source or path, len(steps), root.where)
     # the root's output, else the top agent's (one agent span holding all the others, below a harness root),
     # else the last word of a non-tool step (never the task an agent span was handed)
-    top = outermost[0].attrs.get("output.value") if len(outermost) == 1 else None
-    final = _value_text(ra.get("output.value"), "output") or _value_text(top, "output") or next(
+    top = _output_value(outermost[0].attrs) if len(outermost) == 1 else None
+    final = _value_text(_output_value(ra), "output") or _value_text(top, "output") or next(
         (o for s, (_, _, r) in zip(reversed(steps), reversed(order), strict=True)
          if s.role != "tool" and (o := _output(s, r, info[r.span_id][2], children))), None)
     # the root's input, else the first agent span's task (TRAIL: a harness root with no input of its own)
@@ -499,6 +587,11 @@ def build_trace(trace_id: str, recs: list[SpanRecord], path: Path, source_format
     task = as_text(ra.get("attrib.task")) or handed(root) or next(
         (task_text for _, _, r in order if info[r.span_id][2] == "agent" and (task_text := handed(r))), "")
     gt = ra.get("attrib.ground_truth")
+    partial: dict[str, Any] = {}
+    if missing:
+        partial = {"partial": True, "missing_parents": sorted(missing)}
+        if any(missing.values()):
+            partial["remote_parents"] = sorted(p for p, remote in missing.items() if remote)
     return Trace(
         id=str(ra.get("attrib.trace_id") or trace_id),
         source_format=source_format,
@@ -510,8 +603,16 @@ def build_trace(trace_id: str, recs: list[SpanRecord], path: Path, source_format
         label=label,
         metadata={"trace_id": trace_id, "n_spans": len(steps), "service": root.service,
                   # re-runs of one task share it: cross-validation keeps them on one side of every split
-                  **({"question_id": as_text(qid)} if (qid := ra.get("attrib.question_id")) not in (None, "") else {})},
+                  **({"question_id": as_text(qid)} if (qid := ra.get("attrib.question_id")) not in (None, "") else {}),
+                  **partial},
     )
+
+
+def _instrumentation_ok(root: SpanRecord) -> bool:
+    """Whether an OK status is an instrumentation's default rather than the application's verdict: OpenInference
+    instrumentations set OK on every span that did not raise (the trace API reserves OK for the application
+    developer's own "validated as successful"), so it says nothing about the run's answer."""
+    return root.scope.startswith("openinference.") or "openinference.span.kind" in root.attrs
 
 
 def _service_agent(service: str) -> str:
@@ -564,10 +665,10 @@ def _label(a: dict[str, Any], index: dict[str, int], path: Path, n: int, where: 
     sid = a.get("attrib.label.mistake_span_id")
     step: int | None
     if sid is not None:
-        if str(sid) not in index:
+        if norm_id(str(sid)) not in index:
             raise InputError(path, f"{where}.attributes[attrib.label.mistake_span_id]",
                              f"span {sid} is not in this trace")
-        step = index[str(sid)]
+        step = index[norm_id(str(sid))]
     else:
         step = as_int(a.get("attrib.label.mistake_step"))
         if step is None or not 0 <= step < n:
@@ -576,22 +677,24 @@ def _label(a: dict[str, Any], index: dict[str, int], path: Path, n: int, where: 
     return Label(mistake_agent=str(agent), mistake_step=step, reason=as_text(a.get("attrib.label.reason")))
 
 
-def traces_from_records(recs: list[SpanRecord], path: Path, source_format: str) -> list[Trace]:
+def run_groups(recs: list[SpanRecord], path: Path) -> dict[str, list[SpanRecord]]:
+    """One file's span records by trace id (a span without one: the file's stem), in file order, less attrib's own
+    verdict spans: they annotate a run and are never its steps. A trace of verdicts alone is the verdict on a run read
+    from OTLP, which `attrib analyze --otlp` writes in the run's own trace without its spans: in a file of several
+    runs it is passed over, so the runs the file does hold read back. An error for a file with no spans, or with
+    verdicts only."""
     if not recs:
         raise InputError(path, "spans", "empty: no spans in the file")
     groups: dict[str, list[SpanRecord]] = {}
     for r in recs:
-        groups.setdefault(r.trace_id, []).append(r)
-    out = []
-    for tid, rs in groups.items():
-        # attrib's own verdict spans annotate a run; they are never its steps. A trace of verdicts alone is the verdict
-        # on a run read from OTLP, which `attrib analyze --otlp` writes in the run's own trace without its spans: in a
-        # file of several runs it is passed over, so the runs the file does hold read back
-        steps = [r for r in rs if r.name != "attrib.attribution"]
-        if steps:
-            out.append(build_trace(tid or path.stem, steps, path, source_format))
-    if not out:
+        if r.name != "attrib.attribution":
+            groups.setdefault(r.trace_id or path.stem, []).append(r)
+    if not groups:
         raise InputError(path, "spans", "holds only attrib verdicts (attrib.attribution spans), no run to analyze")
-    return out
+    return groups
+
+
+def traces_from_records(recs: list[SpanRecord], path: Path, source_format: str) -> list[Trace]:
+    return [build_trace(tid, rs, path, source_format) for tid, rs in run_groups(recs, path).items()]
 
 
