@@ -430,3 +430,26 @@ def test_traces_show_bounds_a_long_trace_and_reads_only_the_rows_it_shows(tmp_pa
     assert rows == list(range(n)) and "not shown" not in text and f"{n} steps" in text
     r = runner.invoke(app, ["traces", "show", "long-run", "--store", store, "--steps", "3", "--all"])
     assert r.exit_code == 2 and "--steps/--all" in r.output
+
+
+def test_ingest_joins_one_otlp_trace_rotated_over_files(tmp_path: Path) -> None:
+    """A collector's file exporter rotated mid-trace (children first): ingest stored the first file's part as a
+    truncated run and refused the second. The parts are now stored as one run, the same as the whole file gives;
+    a copy of a file is still refused (one trace per id)."""
+    import shutil
+
+    conv = Path(__file__).parent / "fixtures" / "otlp_conv"
+    whole = {t.id: t for t in read_path(conv / "genai_run.json")}
+    store = tmp_path / "s.duckdb"
+    r = runner.invoke(app, ["ingest", str(conv / "rotated"), "--store", str(store)])
+    assert r.exit_code == 0, r.output
+    with open_store(store, read_only=True) as st:
+        stored = {i: st.get_trace(i) for i in st.trace_ids()}
+        assert stored == whole and not any(t.metadata.get("partial") for t in stored.values())
+        assert st.count_traces() == 2
+    runs = tmp_path / "copies"
+    runs.mkdir()
+    for name in ("a.json", "b.json"):
+        shutil.copy(conv / "genai_run.json", runs / name)
+    r = runner.invoke(app, ["ingest", str(runs), "--store", str(tmp_path / "c.duckdb")])
+    assert r.exit_code == 3 and "was already read from" in r.output, r.output

@@ -13,8 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from attrib.errors import AttribError, InputError
-from attrib.readers import MAX_BYTES, check_ids, expand_paths, read_path, read_stdin, reader_named
+from attrib.readers import (
+    MAX_BYTES,
+    check_ids,
+    expand_paths,
+    read_path,
+    read_sources,
+    read_stdin,
+    reader_named,
+)
 from attrib.store import Store, is_interrupt, open_store
+from attrib.trace import Trace
 
 
 @dataclass
@@ -76,22 +85,50 @@ class IngestReport:
                 "new_or_changed": self.n_new, "unchanged": self.n_unchanged}
 
 
+def _join_parts(traces: list[Trace], path: Path, format: str | None, max_bytes: int,
+                seen: dict[str, str] | None, parts: dict[str, list[str]] | None) -> list[tuple[Trace, str]] | None:
+    """This file's traces joined with the earlier files of this ingest that hold other spans of the same OTLP trace
+    ids (a collector's file exporter rotating mid-trace), read together as :func:`read_sources` joins them, each
+    with the file of its root span; None when no id repeats, or when a repeat is no such split (another format, or
+    copies of the same spans: the id check then refuses the file, as before)."""
+    if seen is None or parts is None or str(path) == "-":
+        return None
+    here = Path(path).resolve()
+    clash = [t for t in traces if t.id in seen and Path(seen[t.id]).resolve() != here]
+    if not clash or any(t.source_format != "otlp" for t in clash):
+        return None
+    earlier = dict.fromkeys(f for t in clash for f in parts.get(t.id, [seen[t.id]]))
+    try:
+        got = read_sources([*earlier, path], format, max_bytes, seen={})
+    except AttribError:
+        return None
+    own = {t.id for t in traces}
+    return [(t, str(f)) for t, f in got if t.id in own]  # this file's runs, whole; the earlier files' others stay
+
+
 def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: int = MAX_BYTES,
                 check_activations: bool = True, model_config: Any = None,
-                seen: dict[str, str] | None = None) -> FileResult:
+                seen: dict[str, str] | None = None, parts: dict[str, list[str]] | None = None) -> FileResult:
     """Read one file and upsert its traces in one transaction; errors become a failed :class:`FileResult`.
 
-    ``seen`` (trace id -> file) spans one :func:`ingest` call, so two files that map to the same id fail loudly.
+    ``seen`` (trace id -> file) spans one :func:`ingest` call, so two files that map to the same id fail loudly;
+    except the parts of one OTLP trace split over files (``parts``: trace id -> the files holding its spans so far),
+    which are joined and stored as one run, replacing the part stored from the earlier file.
     """
     try:
         if str(path) == "-":  # standard input: `cat run.json | attrib ingest -`, ids made from the content
             traces = read_stdin(format, max_bytes)
         else:
             traces = read_path(path, format, max_bytes=max_bytes)
-        # ids come from file names for some formats, and the store keeps one trace per id: a repeat would
-        # silently replace the other run
-        check_ids(traces, path, seen, hint=" in this ingest; the store keeps one trace per id (rename one file, "
-                  "or give the run its own id)")
+        joined = _join_parts(traces, path, format, max_bytes, seen, parts)
+        sources: str | list[str | None] = str(path)
+        if joined is not None:  # the parts of one OTLP trace split over files: stored as one run, replacing the part
+            traces, sources = [t for t, _ in joined], [f for _, f in joined]
+        else:
+            # ids come from file names for some formats, and the store keeps one trace per id: a repeat would
+            # silently replace the other run
+            check_ids(traces, path, seen, hint=" in this ingest; the store keeps one trace per id (rename one "
+                      "file, or give the run its own id)")
         if check_activations and any(s.activation is not None for t in traces for s in t.steps):
             from attrib.activations import check_trace
 
@@ -101,7 +138,7 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
         # what the result needs, taken now: the store is handed the traces and lets each go once its rows are in
         ids, n_steps = tuple(t.id for t in traces), sum(t.n_steps for t in traces)
         formats = tuple(sorted({t.source_format for t in traces}))
-        new = sum(store.upsert_traces(traces, source_path=str(path), release=True))
+        new = sum(store.upsert_traces(traces, source_path=sources, release=True))
     except AttribError as e:
         if isinstance(e, InputError) and e.path is None:  # the store's own complaint (memory cap): name the file
             e = type(e)(path, e.field, e.message)
@@ -111,7 +148,10 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
             raise KeyboardInterrupt from e
         return FileResult(str(path), False, error=f"{path}: internal error ({type(e).__name__}: {e})")
     if seen is not None:
-        seen.update((i, str(path)) for i in ids)
+        for i in ids:
+            seen.setdefault(i, str(path))
+            if parts is not None and str(path) not in parts.setdefault(i, []):
+                parts[i].append(str(path))
     return FileResult(str(path), True, traces=len(ids), steps=n_steps, new=new, unchanged=len(ids) - new,
                       formats=formats, trace_ids=ids)
 
@@ -138,6 +178,7 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
         return report
     st = store if isinstance(store, Store) else open_store(store)
     seen: dict[str, str] = {}
+    parts: dict[str, list[str]] = {}  # trace id -> the files holding its spans (an OTLP trace split over files)
     try:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -150,7 +191,7 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
             task = bar.add_task("", total=len(files))
             for f in files:
                 bar.update(task, description=f.name)
-                r = ingest_file(st, f, format, max_bytes, model_config=model_config, seen=seen)
+                r = ingest_file(st, f, format, max_bytes, model_config=model_config, seen=seen, parts=parts)
                 report.files.append(r)
                 if on_file:
                     on_file(r)
