@@ -225,10 +225,23 @@ def few_runs_note(attr: Attribution) -> str | None:
             "and step set as rough; a ranker pooled with Who&When (`attrib fit` without --no-pool) rests on more.")
 
 
+def partial_note(attr: Attribution) -> str | None:
+    """For a run read from spans some of whose parents the file lacks (``evidence.partial_trace``): the decisive
+    step may be among the missing spans, so this verdict names the likeliest step of what is there."""
+    part = attr.evidence.get("partial_trace") if attr.evidence else None
+    if not part:
+        return None
+    n, remote = int(part.get("missing_parents", 0)), int(part.get("remote_parents", 0))
+    where = (f" ({remote} of them remote: the caller's spans are in another service's export)" if remote else "")
+    return (f"Partial run: {n} parent span{'s are' if n != 1 else ' is'} not in the file{where}. The decisive "
+            "step may be among the missing spans; this names the likeliest of the steps that are here.")
+
+
 def verdict_notes(attr: Attribution, top_k: int) -> list[tuple[str, str]]:
     """The notes a report shows under the verdict, each with its level: ``warning`` (an unsure verdict, see
     :func:`low_confidence_note`) or ``info`` (where the confidence was calibrated, a ranker fitted on this run)."""
     notes = [(low_confidence_note(attr, top_k), "warning"), (few_runs_note(attr), "warning"),
+             (partial_note(attr), "warning"),
              (calibration_note(attr), "info"), (in_sample_note(attr), "info")]
     return [(text, level) for text, level in notes if text]
 

@@ -134,3 +134,35 @@ def test_show_picks_one_trace_of_a_file_of_several(tmp_path: Path) -> None:
     assert r.exit_code == 0 and json.loads(r.output)["id"] == "0123456789abcdef0123456789abcdef"
     r = runner.invoke(app, ["traces", "show", str(f), "--trace", "nope"])
     assert r.exit_code == 2 and "--trace: no trace 'nope' in the file" in r.output, r.output
+
+
+def test_show_says_a_run_is_partial_and_what_a_span_recovered_from(tmp_path: Path) -> None:
+    """A partial OTLP run (a remote parent) and an exception a span recovered from were in the trace's metadata but
+    nowhere in `traces show`; a verdict on a partial run warns that the cause may be in the missing spans."""
+    from attrib.methods import analyze
+    from attrib.readers import load_trace
+    from attrib.render import attribution_markdown
+
+    conv = Path(__file__).parent / "fixtures" / "otlp_conv"
+    r = runner.invoke(app, ["traces", "show", str(conv / "remote_parent.json")])
+    assert r.exit_code == 0 and "partial: 1 parent span(s) not in the file (00f067aa0ba902b7), 1 of them remote" \
+        in r.output and "[error]" in r.output and "[error: error]" not in r.output, r.output
+    trace = load_trace(conv / "remote_parent.json")
+    verdict = analyze(trace)
+    assert verdict.evidence["partial_trace"] == {"missing_parents": 1, "remote_parents": 1}
+    assert "Partial run: 1 parent span is not in the file (1 of them remote" in attribution_markdown(verdict, trace)
+    doc = json.loads((conv / "genai_run.json").read_text())
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                if span["name"].startswith("execute_tool"):
+                    span["events"] = [{"name": "exception", "timeUnixNano": span["startTimeUnixNano"], "attributes": [
+                        {"key": "exception.type", "value": {"stringValue": "ConnectionResetError"}},
+                        {"key": "exception.message", "value": {"stringValue": "peer reset, retried"}}]}]
+                    break
+    f = tmp_path / "retried.json"
+    f.write_text(json.dumps(doc))
+    traces = json.loads(runner.invoke(app, ["analyze", str(f), "--json"]).output)
+    tid = traces[0]["trace_id"]
+    r = runner.invoke(app, ["traces", "show", str(f), "--trace", tid], env={"COLUMNS": "250"})
+    assert r.exit_code == 0 and "[recovered: ConnectionResetError: peer reset, retried]" in r.output, r.output

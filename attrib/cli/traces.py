@@ -230,8 +230,10 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
         # the content and the calls it makes, or for a tool step the call then what came back: one per line
         for k, (kind, part) in enumerate(step_parts(s, args, text)):
             body.append(("\n" if k else "") + part, style=_PART_STYLE[kind])
-        if s.metadata.get("error") and not s.tool_results:
-            body.append(f"  [error: {s.metadata['error']}]", style="red")
+        if (err := s.metadata.get("error")) and not s.tool_results:  # an ERROR status with no description: "error"
+            body.append("  [error]" if str(err).strip().lower() == "error" else f"  [error: {err}]", style="red")
+        if s.metadata.get("exception"):  # an error the span recovered from (a retry): it failed nothing
+            body.append(f"  [recovered: {_one_line(str(s.metadata['exception']), width // 2)}]", style="yellow")
         idx = Text(str(s.index), style="bold red" if label and label.mistake_step == s.index else "dim")
         row: list[Any] = [idx]
         if t0 is not None:
@@ -254,6 +256,11 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
         head.append("  tools: ", style="bold")
         for i, a in enumerate(view.tools):
             head.append(("" if i == 0 else ", ") + a, style=colors.get(a, "white"))
+    if trace.metadata.get("partial"):  # spans whose parents the file lacks (remote callers, lost spans)
+        missing, remote = trace.metadata.get("missing_parents") or [], trace.metadata.get("remote_parents") or []
+        head.append("\npartial: ", style="bold yellow")
+        head.append(f"{len(missing)} parent span(s) not in the file ({', '.join(map(str, missing[:3]))}"
+                    f"{' ...' if len(missing) > 3 else ''})" + (f", {len(remote)} of them remote" if remote else ""))
     parts: list[Any] = [head, table]
     if view.bounded and steps is not None:
         hidden = view.n_steps - len(steps)

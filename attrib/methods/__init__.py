@@ -97,6 +97,10 @@ def run(fn: Any, trace: Trace, options: Mapping[str, Any]) -> Attribution:
                                          evidence={**result.evidence, "run_outcome": "succeeded"})
     if span := decisive_span(trace, result.step):
         result = msgspec.structs.replace(result, evidence={**result.evidence, "decisive_span": span})
+    if trace.metadata.get("partial"):  # spans whose parents the file lacks: the cause may be in the missing part
+        missing, remote = trace.metadata.get("missing_parents") or [], trace.metadata.get("remote_parents") or []
+        result = msgspec.structs.replace(result, evidence={
+            **result.evidence, "partial_trace": {"missing_parents": len(missing), "remote_parents": len(remote)}})
     return msgspec.structs.replace(result, elapsed_s=time.perf_counter() - t0)
 
 
