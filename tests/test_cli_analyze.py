@@ -435,3 +435,13 @@ def test_otlp_and_plot_take_a_file_and_say_why_not_all(tmp_path, monkeypatch):
                       terminal_width=300)
     said = " ".join(r.output.replace("│", " ").split())  # the usage error's box wraps the message
     assert r.exit_code == 2 and "applies to TARGETs analysed here, not to --all" in said, said
+
+
+def test_version_names_attrib_and_python():
+    """`attrib --version` was "No such option": a bug report starts with the version."""
+    import platform
+
+    from attrib import __version__
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"attrib {__version__} (Python {platform.python_version()})"

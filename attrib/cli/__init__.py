@@ -68,6 +68,23 @@ def _flags_take_no_value() -> None:
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
+def _version(value: bool) -> None:
+    """``attrib --version``: attrib's version and the Python it runs on, for a bug report."""
+    if value:
+        import platform
+
+        from attrib import __version__
+
+        typer.echo(f"attrib {__version__} (Python {platform.python_version()})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print attrib's version and exit.")) -> None:
+    """The root options (the commands are registered below)."""
+
+
 _flags_take_no_value()
 _typer_app = app
 for _topic in TOPICS:
