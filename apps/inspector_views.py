@@ -8,7 +8,7 @@ import inspector_state as state
 import streamlit as st
 from inspector_common import kept, need_trace, verdict, verdict_source
 
-from attrib.render import step_set_line, verdict_notes
+from attrib.render import span_words, step_set_line, verdict_notes
 from attrib.trace import Attribution, Trace
 
 
@@ -55,7 +55,8 @@ def decisive_box(trace: Trace, a: Attribution, source: str = "") -> None:
             conf += f" · agent confidence {a.agent_confidence:.2f}"
         st.subheader(f"Decisive step {a.step} — {a.agent}{step_owner_note(trace, a)}")
         st.caption(f"method `{a.method}`" + (f" · {source}" if source else "") + f" · {conf}"
-                   + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else ""))
+                   + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else "")
+                   + (f" · {span}" if (span := span_words(a)) else ""))  # to find it in a trace viewer
         for note, level in verdict_notes(a, 5):
             (st.warning if level == "warning" else st.info)(note)
         if sset := step_set_line(a, trace):

@@ -47,15 +47,20 @@ def _step_agent(attr: Attribution, trace: Trace | None) -> str | None:
     return str(got) if got else None
 
 
+def span_words(attr: Attribution) -> str | None:
+    """The decisive step's span for a run read from OpenTelemetry (``evidence.decisive_span``), e.g.
+    "span 'invoke_agent booker' (6cd62aa6309ee9c7)", to look up in a trace viewer; None for other runs."""
+    span = attr.evidence.get("decisive_span") if attr.evidence else None
+    if not isinstance(span, dict) or not span.get("span_id"):
+        return None
+    return f"span {span['span_name']!r} ({span['span_id']})" if span.get("span_name") else f"span {span['span_id']}"
+
+
 def verdict_line(attr: Attribution, trace: Trace | None = None) -> str:
     """'step 3 by Alice', or 'step 3 (by Bob), blamed agent Alice' when the agent verdict is not the step's agent;
     a run read from OpenTelemetry adds the step's span (name and id, to find it in a trace viewer)."""
     by = _step_agent(attr, trace)
-    span = attr.evidence.get("decisive_span") if attr.evidence else None
-    where = ""
-    if isinstance(span, dict) and span.get("span_id"):  # the run came from OpenTelemetry: name the span to look up
-        where = f", span {span['span_name']!r} ({span['span_id']})" if span.get("span_name") \
-            else f", span {span['span_id']}"
+    where = f", {span}" if (span := span_words(attr)) else ""
     if by is None or by == attr.agent:
         return f"step {attr.step} by {attr.agent}{where}"
     return f"step {attr.step} (by {by}), blamed agent {attr.agent}{where}"

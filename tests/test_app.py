@@ -1052,6 +1052,16 @@ def test_an_upload_with_a_stored_id_never_hides_the_stored_copy(app, env) -> Non
     assert copy_notes()[0].startswith(f"Showing the **uploaded copy** of `{stored.id}` (from `mine.json`)")
 
 
+def test_timeline_names_the_decisive_span_of_an_otlp_run(app, env) -> None:
+    """The reports name the decisive step's span (to find it in a trace viewer); the Timeline's caption too."""
+    tid = next(t for t in env["verdicts"] if t not in {read_path(p)[0].id for p in WW})
+    a = env["verdicts"][tid]
+    span = a.evidence["decisive_span"]
+    at = app(page="Timeline", trace=tid)
+    assert any(f"span {span['span_name']!r} ({span['span_id']})" in c for c in texts(at, "caption")), \
+        texts(at, "caption")
+
+
 def test_compare_says_when_the_decisive_step_is_another_agents(app, env, monkeypatch, tmp_path) -> None:
     """As the Timeline does: a verdict blaming another agent than the one who wrote its decisive step says whose
     step it is in the Compare header."""
