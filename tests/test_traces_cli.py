@@ -132,6 +132,8 @@ def test_show_picks_one_trace_of_a_file_of_several(tmp_path: Path) -> None:
     assert r.exit_code == 0 and r.output.startswith("0123456789abcdef0123456789abcdef"), r.output
     r = runner.invoke(app, ["traces", "show", str(f), "--trace", "0123456789abcdef0123456789abcdef", "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["id"] == "0123456789abcdef0123456789abcdef"
+    r = runner.invoke(app, ["traces", "show", str(f), "--trace", "0123456"])  # a unique start of an id
+    assert r.exit_code == 0 and r.output.startswith("0123456789abcdef0123456789abcdef"), r.output
     r = runner.invoke(app, ["traces", "show", str(f), "--trace", "nope"])
     assert r.exit_code == 2 and "--trace: no trace 'nope' in the file" in r.output, r.output
 

@@ -48,10 +48,11 @@ def _file_trace(path: Path, format: str | None, pick: str | None) -> Any:
     from attrib.readers import read_path
 
     traces = read_path(path, format)
-    if pick is not None:
-        found = [t for t in traces if t.id == pick]
-        if not found:
-            raise UsageError(str(path), "trace", f"no trace {pick!r} in the file; it holds {_ids(traces)}")
+    if pick is not None:  # the id, else the one id that starts so (hex span ids are long)
+        found = [t for t in traces if t.id == pick] or [t for t in traces if t.id.startswith(pick)]
+        if len(found) != 1:
+            what = "no trace" if not found else f"{len(found)} traces start with"
+            raise UsageError(str(path), "trace", f"{what} {pick!r} in the file; it holds {_ids(traces)}")
         return found[0]
     if len(traces) != 1:
         raise InputError(path, None, f"holds {len(traces)} traces ({_ids(traces)}): pick one with --trace ID, "
@@ -452,7 +453,7 @@ def register(app: typer.Typer) -> None:
         show_all: bool = typer.Option(False, "--all", help=f"Every step (a trace of more than {SHOW_STEPS} steps shows "
                                       f"its first {SHOW_STEPS} otherwise, and says how many are hidden)."),
         pick: str = typer.Option(None, "--trace", metavar="TRACE_ID", show_default=False,
-                                 help="For a file of several traces (an OTLP export): the one to show."),
+                                 help="For a file of several traces (an OTLP export): the one to show (its id, or a unique start of it)."),
     ) -> None:
         """Show one trace as a timeline: step, time, agent, role, message, tool calls (→) and results (←).
 
