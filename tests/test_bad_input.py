@@ -371,3 +371,25 @@ def test_a_negative_token_count_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"steps\[1\]\.tokens_out: trace t: -5 is negative") as e:
         read_path(f)
     assert e.value.field == "steps[1].tokens_out"
+
+
+def test_ingest_takes_a_file_whose_name_is_not_utf8_and_names_a_device(tmp_path: Path) -> None:
+    """A good run in `good\\xe9.json` was an "internal error (UnicodeEncodeError)" at ingest (its path is stored);
+    `attrib ingest /dev/null` said "no such file"."""
+    import os
+    import shutil
+
+    from attrib.paths import REPO_ROOT
+    from attrib.store import open_store
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    shutil.copy(REPO_ROOT / "traces" / "demo_whowhen.json", os.fsdecode(bytes(runs) + b"/good\xe9.json"))
+    store = tmp_path / "s.duckdb"
+    r = CliRunner().invoke(app, ["ingest", str(runs), "--store", str(store)])
+    assert r.exit_code == 0, r.output
+    with open_store(store, read_only=True) as st:
+        assert st.trace_ids() == ["whowhen-algorithm-good\\xe9"]
+    if Path("/dev/null").exists():
+        r = CliRunner().invoke(app, ["ingest", "/dev/null", "--store", str(tmp_path / "n.duckdb")])
+        assert r.exit_code == 3 and "/dev/null: not a regular file: a device" in r.output, r.output

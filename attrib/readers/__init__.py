@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable, Mapping
+import stat
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TypeVar
+
+import msgspec
 
 from attrib.errors import EXIT_BAD_INPUT, AttribError, InputError, UsageError
-from attrib.readers._common import check_encoding
+from attrib.readers._common import check_encoding, file_stem, looks_jsonl, utf8_text
 from attrib.readers.base import Reader
 from attrib.readers.chat import ChatReader
 from attrib.readers.native import NativeReader
@@ -59,9 +63,64 @@ def _best(scores: dict[str, float]) -> tuple[str, float]:
     return best, scores[best]
 
 
+#: A sniff at least this confident picks its reader outright (a Who&When log, OTLP, attrib's JSON with its
+#: ``source_format`` up front); below it, the document's top-level keys decide where they name a format.
+SURE = 0.9
+
+
+class _Keys(msgspec.Struct):
+    """The top-level keys that name a format (values skipped, never decoded: see :func:`format_by_keys`)."""
+
+    source_format: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    steps: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    resourceSpans: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    history: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    messages: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    chat_history: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    conversation: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+_KEYS = msgspec.json.Decoder(_Keys)
+_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def format_by_keys(data: bytes) -> str | None:
+    """The format a JSON document's top-level keys name, wherever in the file they are: ``source_format`` and
+    ``steps`` (attrib's own JSON, one trace or a list), ``resourceSpans`` (OTLP), ``messages`` / ``chat_history`` /
+    ``conversation`` (a chat log), ``history`` (Who&When), the first that the document has. None for JSON Lines, a document that is not
+    JSON, or one whose keys name none. One pass that skips every value (no objects are built), for a file whose
+    first bytes do not say what it is."""
+    if looks_jsonl(data):
+        return None
+    try:
+        if data.lstrip()[:1] == b"[":
+            items = _LIST.decode(data)
+            if not items:
+                return None
+            keys = _KEYS.decode(items[0])
+            return "attrib" if keys.source_format is not msgspec.UNSET and keys.steps is not msgspec.UNSET else None
+        keys = _KEYS.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):  # not JSON, or not an object: the readers say why
+        return None
+    if keys.source_format is not msgspec.UNSET and keys.steps is not msgspec.UNSET:
+        return "attrib"
+    if keys.resourceSpans is not msgspec.UNSET:
+        return "otlp"
+    if any(k is not msgspec.UNSET for k in (keys.messages, keys.chat_history, keys.conversation)):
+        return "chat"
+    if keys.history is not msgspec.UNSET:
+        return "whowhen"
+    return None
+
+
 def detect(data: bytes, path: Path) -> Reader:
-    """The reader whose ``sniff`` is most confident about ``data``."""
+    """The reader whose ``sniff`` is most confident about ``data``; where none is sure (:data:`SURE`), the one the
+    document's top-level keys name (:func:`format_by_keys`), if any."""
     name, score = _best(_scores(data, path))
+    if score < SURE:
+        keyed = format_by_keys(data)
+        if keyed is not None:
+            return READERS[keyed]
     if score <= 0:
         from attrib.readers._common import iter_jsonl, loads, looks_jsonl
 
@@ -80,16 +139,37 @@ def read_path(path: str | Path, format: str | None = None, max_bytes: int = MAX_
     return read_bytes(_file_bytes(path, max_bytes), path, format)
 
 
+def file_error(path: str | Path, max_bytes: int = MAX_BYTES) -> InputError | None:
+    """Why ``path`` cannot be read as a trace file, as the :class:`InputError` to raise or report; None when it can:
+    no such file, a folder, not a regular file (a device such as /dev/null, a named pipe, a socket: reading one
+    would block or read nothing), or over ``max_bytes``."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return InputError(path, None, "no such file")
+    except OSError as e:  # a broken link, no permission on the folder, a name too long
+        return InputError(path, None, f"cannot be read ({e.strerror or e})")
+    if stat.S_ISDIR(st.st_mode):
+        return InputError(path, None, "is a folder, not a trace file (read_paths reads every trace in a folder)")
+    if not stat.S_ISREG(st.st_mode):
+        what = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "no regular file")
+        return InputError(path, None, f"not a regular file: {what}; give a trace file, or pipe it in with -")
+    if st.st_size > max_bytes:
+        return InputError(path, None, f"file is {_size(st.st_size)}, over the {_size(max_bytes)} limit "
+                          "(split it, or raise the limit with --max-bytes)")
+    return None
+
+
 def _file_bytes(path: Path, max_bytes: int) -> bytes:
-    if not path.exists():
-        raise InputError(path, None, "no such file")
-    if path.is_dir():
-        raise InputError(path, None, "is a folder, not a trace file (read_paths reads every trace in a folder)")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise InputError(path, None, f"file is {_size(size)}, over the {_size(max_bytes)} limit "
-                         "(split it, or raise the limit with --max-bytes)")
-    return path.read_bytes()
+    error = file_error(path, max_bytes)
+    if error is not None:
+        raise error
+    try:
+        return path.read_bytes()
+    except OSError as e:  # no permission, an I/O error
+        raise InputError(path, None, f"cannot be read ({e.strerror or e})") from None
 
 
 def read_bytes(data: bytes, path: str | Path, format: str | None = None) -> list[Trace]:
@@ -97,13 +177,29 @@ def read_bytes(data: bytes, path: str | Path, format: str | None = None) -> list
     default trace ids, and anchors relative activation paths."""
     path = Path(path)
     reader, data = _reader(data, path, format)
-    try:
-        traces = reader.read(data, path)
-    except InputError as e:
-        raise (misfit(e, data, path, format) if format is not None else e) from None
+    traces = _read_with(reader, data, path, format, lambda r: r.read(data, path))
     for t in traces:
         validate(t, path)
     return traces
+
+
+_T = TypeVar("_T")
+
+
+def _read_with(reader: Reader, data: bytes, path: Path, format: str | None, read: Callable[[Reader], _T]) -> _T:
+    """``read(reader)``. When it fails: with a format given, the error as :func:`misfit` puts it; with the format
+    detected, the reader the document's top-level keys name (:func:`format_by_keys`) reads it instead where that
+    is another (a cheap sniff misled by a key further down: attrib's JSON with ``steps`` before ``source_format``
+    and a label, whose ``mistake_agent`` looks like Who&When), its errors then the ones that count."""
+    try:
+        return read(reader)
+    except InputError as e:
+        if format is not None:
+            raise misfit(e, data, path, format) from None
+        keyed = format_by_keys(data)
+        if keyed is None or keyed == reader.name:
+            raise
+    return read(READERS[keyed])
 
 
 def _reader(data: bytes, path: Path, format: str | None) -> tuple[Reader, bytes]:
@@ -302,15 +398,12 @@ def read_sources(paths: Iterable[str | Path], format: str | None = None, max_byt
 def _read_source(p: Path, format: str | None, max_bytes: int) -> list[Trace] | dict[str, list[SpanRecord]]:
     """One file of :func:`read_sources`: its traces, or for OTLP its span records by trace id (not yet traces)."""
     reader, data = _reader(_file_bytes(p, max_bytes), p, format)
-    try:
-        if reader is OTLP:
-            return OTLP.records(data, p)
-        traces = reader.read(data, p)
-    except InputError as e:
-        raise (misfit(e, data, p, format) if format is not None else e) from None
-    for t in traces:
+    read = _read_with(reader, data, p, format, lambda r: OTLP.records(data, p) if r is OTLP else r.read(data, p))
+    if isinstance(read, dict):
+        return read
+    for t in read:
         validate(t, p)
-    return traces
+    return read
 
 
 def _joined(got: list[tuple[Path, list[Trace] | dict[str, list[SpanRecord]]]]
@@ -341,5 +434,6 @@ def _accept(traces: list[Trace], p: Path, seen: dict[str, str] | None, out: list
     out += [(t, p) for t in traces]
 
 
-__all__ = ["ID_HINT", "READERS", "SUFFIXES", "FormatError", "Reader", "check_ids", "detect", "expand_paths",
-           "load_trace", "read_bytes", "read_path", "read_paths", "read_sources", "validate"]
+__all__ = ["ID_HINT", "READERS", "SUFFIXES", "FormatError", "Reader", "check_ids", "detect", "expand_paths", "file_error",
+           "file_stem", "format_by_keys", "load_trace", "read_bytes", "read_path", "read_paths", "read_sources",
+           "utf8_text", "validate"]

@@ -119,13 +119,14 @@ def jsonl_unit(lines: list[bytes], n: int) -> str:
 
 
 def looks_jsonl(data: bytes) -> bool:
-    """More than one line that starts a JSON object: JSON Lines rather than one document."""
+    """A first line that is a whole JSON object with more after it: JSON Lines rather than one document (whatever a
+    later line holds, an array or a number too, so the error names that line as no object; one document would have
+    ended at the first line's close)."""
     first_nl = data.find(b"\n", 0, 1 << 20)
     if first_nl < 0:
         return False
     first = data[:first_nl].strip()
-    rest = data[first_nl:].lstrip()
-    return first.startswith(b"{") and first.endswith(b"}") and rest.startswith(b"{")
+    return first.startswith(b"{") and first.endswith(b"}") and bool(data[first_nl:].strip())
 
 
 _IMAGE_PARTS = frozenset({"image", "image_url", "input_image", "image_file"})
@@ -224,11 +225,13 @@ def as_time(value: Any) -> float | None:
     return None
 
 
-def activation_path(p: str, base: Path) -> str:
+def activation_path(p: str, base: Path, source: Path | None = None, field: str = "activation.path") -> str:
     """Where a relative activation path in a trace file points: beside that file (``base``, its folder).
 
     Files written relative to the working directory instead (as attrib's recorder first wrote them) still work
-    when that path exists and the one beside the file does not. Absolute paths are kept.
+    when that path exists and the one beside the file does not. Absolute paths are kept. A path that is no UTF-8
+    text (the folder's name has other bytes) cannot be stored: an :class:`InputError` naming ``source`` (the trace
+    file) and ``field``.
     """
     import os
 
@@ -237,7 +240,30 @@ def activation_path(p: str, base: Path) -> str:
         return p
     beside = base / q
     # absolute, so a store filled from one working directory still finds the files from another
-    return os.path.abspath(p if not beside.exists() and q.exists() else beside)
+    out = os.path.abspath(p if not beside.exists() and q.exists() else beside)
+    if not out.isascii():
+        try:
+            out.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(source or base, field, f"{utf8_text(out)} is not UTF-8 text (the folder's name has other "
+                             "bytes), so it cannot be stored: rename the folder, or give an absolute path") from None
+    return out
+
+
+def utf8_text(name: str) -> str:
+    """A file name (or path) as valid UTF-8 text: bytes that are not UTF-8 (``os.fsdecode`` keeps them as lone
+    surrogates, which no encoder writes) shown as ``\\xe9``, so two such names stay apart."""
+    if name.isascii():
+        return name
+    import os
+
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def file_stem(path: Path) -> str:
+    """The stem of ``path`` as the readers put it in a trace id (:func:`utf8_text`): the one place an id is made
+    from a file name, so every id can be stored and written as JSON whatever bytes the name has."""
+    return utf8_text(path.stem)
 
 
 def ref_format(declared: Any, path: str) -> str:

@@ -35,6 +35,7 @@ from attrib.readers._common import (
     as_text,
     as_time,
     check_encoding,
+    file_stem,
     iter_jsonl,
     loads,
     looks_jsonl,
@@ -235,7 +236,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
         if isinstance(act, dict) and isinstance(act.get("path"), str):
             hooks = act.get("hooks")
             hooks = hooks if isinstance(hooks, list) else []
-            ref = ActivationRef(path=activation_path(act["path"], path.parent),
+            ref = ActivationRef(path=activation_path(act["path"], path.parent, path, f"{w}.activation.path"),
                                 hooks=tuple(str(h) for h in hooks),
                                 format=ref_format(act.get("format"), act["path"]))
         meta = {}
@@ -323,6 +324,11 @@ def _log(steps: list[Step], trace_id: str) -> Trace:
     return Trace(id=trace_id, source_format="chat", steps=tuple(steps), task=_task(steps))
 
 
+def _json_kind(v: Any) -> str:
+    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+            type(None): "null"}.get(type(v), type(v).__name__)
+
+
 class ChatReader:
     """JSON list / JSON Lines / ``{"messages": [...]}`` chat logs."""
 
@@ -346,16 +352,19 @@ class ChatReader:
 
     def read(self, data: bytes, path: Path) -> list[Trace]:
         data = check_encoding(data, path)
-        stem = f"chat-{path.stem}"
+        stem = f"chat-{file_stem(path)}"
         if looks_jsonl(data):
             lines = iter_jsonl(data, path)
-            if lines and all(isinstance(v, dict) and any(k in v for k in _TRACE_KEYS) for _, v in lines):
-                return [_trace(v, path, f"{stem}-{n}", f"line {n}: ") for n, v in lines]
+            objects = [v for _, v in lines if isinstance(v, dict)]
+            traces = bool(objects) and all(any(k in v for k in _TRACE_KEYS) for v in objects)
             msgs = []
             for n, v in lines:
-                if not isinstance(v, dict):
-                    raise InputError(path, f"line {n}", f"expected a message object, got {type(v).__name__}")
+                if not isinstance(v, dict):  # JSON Lines of traces, or of messages: each line an object
+                    what = "a trace object (with messages)" if traces else "a message object"
+                    raise InputError(path, f"line {n}", f"expected {what}, got {_json_kind(v)}")
                 msgs.append(v)
+            if traces:
+                return [_trace(v, path, f"{stem}-{n}", f"line {n}: ") for n, v in lines]
             # the file is the messages, one a line: a message is named by its line, the whole log by no field
             return [_log(parse_messages(msgs, path, "", [f"line {n}" for n, _ in lines]), stem)]
         obj = loads(data, path)

@@ -32,5 +32,5 @@ class NativeReader:
         if not traces:
             raise InputError(path, None, "empty: no traces in the list")
         base = path.parent  # relative activation paths resolve beside the trace file, as in the other readers
-        return [with_activation_paths(t, lambda p: activation_path(p, base)) for t in traces]
+        return [with_activation_paths(t, lambda p: activation_path(p, base, path)) for t in traces]
 

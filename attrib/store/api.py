@@ -17,10 +17,12 @@ from attrib.readers import (
     MAX_BYTES,
     check_ids,
     expand_paths,
+    file_error,
     read_path,
     read_sources,
     read_stdin,
     reader_named,
+    utf8_text,
 )
 from attrib.store import Store, is_interrupt, open_store
 from attrib.trace import Trace
@@ -121,7 +123,7 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
         else:
             traces = read_path(path, format, max_bytes=max_bytes)
         joined = _join_parts(traces, path, format, max_bytes, seen, parts)
-        sources: str | list[str | None] = str(path)
+        sources: str | list[str | None] = utf8_text(str(path))  # a file name's non-UTF-8 bytes, escaped
         if joined is not None:  # the parts of one OTLP trace split over files: stored as one run, replacing the part
             traces, sources = [t for t, _ in joined], [f for _, f in joined]
         else:
@@ -174,7 +176,8 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
     own = not isinstance(store, Store)
     report = IngestReport()
     if own and not any(f.is_file() or str(f) == "-" for f in files):  # a typo in every path: report it, create no empty store
-        report.files = [FileResult(str(f), False, error=str(InputError(f, None, "no such file"))) for f in files]
+        report.files = [FileResult(str(f), False, error=str(file_error(f) or InputError(f, None, "no such file")))
+                        for f in files]
         return report
     st = store if isinstance(store, Store) else open_store(store)
     seen: dict[str, str] = {}

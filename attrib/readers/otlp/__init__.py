@@ -44,6 +44,12 @@ harness span Patronus's ``@traced()`` wrote has only its ``logs[].body`` ``funct
 JSON Lines, and the OpenTelemetry SDK's ``span.to_json()`` objects as ``ConsoleSpanExporter`` prints them (one
 after another, no list).
 
+Values are checked where OTLP fixes their type: an ``intValue`` / ``doubleValue`` string that is no number, a
+``status.code`` that is none of 0-2 (or ``STATUS_CODE_UNSET`` / ``_OK`` / ``_ERROR``, any case), a time before 1970
+or after the year 3000, a span with no ``traceId`` or whose parent the file holds under another trace id, and the
+types of ``links`` are errors naming the field (``resourceSpans[0].scopeSpans[0].spans[2].traceId``). A span whose
+end is before its start is kept as written: only starts order the steps.
+
 Files written by ``attrib analyze --otlp`` for a run from another format carry that run verbatim
 (``attrib.run_json``, ``attrib.step_json``) and read back as exactly that trace. Null fields count as absent
 (proto3 JSON).
@@ -66,6 +72,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from attrib.readers._common import looks_jsonl
 from attrib.readers.otlp.spans import PARENT_KEYS, SpanRecord, span_records
 from attrib.readers.otlp.steps import build_trace, run_groups, traces_from_records
 from attrib.trace import Trace
@@ -79,7 +86,11 @@ class OTLPReader:
     def sniff(self, data: bytes, path: Path) -> float:
         head = data[:8192]
         if b'"resourceSpans"' in head:
-            return 0.99
+            # OTLP JSON Lines has an export request on every line: JSON Lines whose first line is none (a chat log
+            # with one such line further down) is not OTLP
+            nl = head.find(b"\n")
+            if nl < 0 or b'"resourceSpans"' in head[:nl] or not looks_jsonl(data):
+                return 0.99
         has_id = b'"span_id"' in head or b'"spanId"' in head
         if has_id and (b'"spans"' in head or head.lstrip()[:1] == b"["):
             return 0.9

@@ -33,6 +33,7 @@ from attrib.readers._common import (
     as_time,
     check_encoding,
     decode_error,
+    file_stem,
     iter_jsonl,
     json_text,
     jsonl_unit,
@@ -78,6 +79,16 @@ class _Event(msgspec.Struct):
     attributes: list[_KeyValue] | None = None
 
 
+class _Link(msgspec.Struct):
+    """A span link: read for its types only (a link is no step, nor a parent)."""
+
+    traceId: str | None = None
+    spanId: str | None = None
+    traceState: str | None = None
+    attributes: list[_KeyValue] | None = None
+    flags: int | None = None
+
+
 class _Span(msgspec.Struct):
     traceId: str | None = None
     spanId: str | None = None
@@ -88,6 +99,8 @@ class _Span(msgspec.Struct):
     attributes: list[_KeyValue] | None = None
     status: _Status | None = None
     events: list[_Event] | None = None
+    links: list[_Link] | None = None
+    kind: int | str | None = None
     flags: int | None = None
 
 
@@ -118,8 +131,21 @@ class _Export(msgspec.Struct):
 _DECODER = msgspec.json.Decoder(_Export)
 
 
+class _BadValue(Exception):
+    """An AnyValue that is not what its field says (``intValue: "abc"``); ``field``: where, below the value."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field, message)
+        self.field = field
+        self.message = message
+
+    def under(self, prefix: str) -> _BadValue:
+        return _BadValue(f"{prefix}.{self.field}", self.message)
+
+
 def _value(v: _AnyValue | None) -> Any:
-    """An OTLP AnyValue as a Python value (ints from their proto3 string form)."""
+    """An OTLP AnyValue as a Python value (ints from their proto3 string form, doubles also from ``"NaN"``,
+    ``"Infinity"``). A string that is no such number is a :class:`_BadValue`, never dropped."""
     if v is None:
         return None
     s = v.stringValue
@@ -127,32 +153,50 @@ def _value(v: _AnyValue | None) -> Any:
         return s
     if v.intValue is not None:
         i = v.intValue
-        return i if isinstance(i, int) else as_int(i)
+        if isinstance(i, int):
+            return i
+        n = as_int(i)
+        if n is None:
+            raise _BadValue("intValue", f"expected an integer (a number, or its digits as a string), got {i!r:.40}")
+        return n
     if v.boolValue is not None:
         return v.boolValue
     if v.doubleValue is not None:
         d = v.doubleValue
         return d if isinstance(d, float) else _float(d)
     if v.arrayValue is not None:
-        return [_value(x) for x in v.arrayValue.values or ()]
+        return [_item(x, j) for j, x in enumerate(v.arrayValue.values or ())]
     if v.kvlistValue is not None:
-        return {kv.key or "": _value(kv.value) for kv in v.kvlistValue.values or ()}
+        return _attrs(v.kvlistValue.values, "kvlistValue.values")
     return v.bytesValue
 
 
-def _float(s: str) -> float | None:
+def _item(x: _AnyValue, j: int) -> Any:
     try:
-        return float(s)
+        return _value(x)
+    except _BadValue as e:
+        raise e.under(f"arrayValue.values[{j}]") from None
+
+
+def _float(s: str) -> float:
+    try:
+        return float(s)  # proto3 JSON also writes "NaN", "Infinity", "-Infinity"
     except ValueError:
-        return None
+        raise _BadValue("doubleValue", f"expected a number, got {s!r:.40}") from None
 
 
-def _attrs(kvs: list[_KeyValue] | None) -> dict[str, Any]:
+def _attrs(kvs: list[_KeyValue] | None, field: str = "attributes") -> dict[str, Any]:
+    """Key/value pairs as a dict. A value that is not what its field says: a :class:`_BadValue` at
+    ``field[i].value...``."""
     out: dict[str, Any] = {}
-    for kv in kvs or ():
-        v = kv.value
-        s = v.stringValue if v is not None else None
-        out[kv.key or ""] = s if s is not None else _value(v)
+    try:
+        for kv in kvs or ():
+            v = kv.value
+            s = v.stringValue if v is not None else None
+            out[kv.key or ""] = s if s is not None else _value(v)
+    except _BadValue as e:
+        i = next(i for i, x in enumerate(kvs or ()) if x is kv)
+        raise e.under(f"{field}[{i}].value") from None
     return out
 
 
@@ -161,15 +205,18 @@ class SpanRecord:
     names them with, for errors). ``error``: the ERROR status's text, None unless the status is ERROR; ``ok``: the
     status is OK; ``note``: a recovered error (an ``exception`` event on a span not in ERROR); ``remote``: the
     span's parent is in another process (OTLP ``flags`` bits 8-9); ``scope``: the instrumentation scope's name;
-    ``source``: the file the span was read from (errors name it when one trace is read from several files)."""
+    ``source``: the file the span was read from (errors name it when one trace is read from several files);
+    ``trace_key``: the key the span's trace id was read from (empty when the span names none and the file's is
+    taken)."""
 
     __slots__ = ("trace_id", "span_id", "parent_id", "name", "start", "end", "attrs", "error", "service", "where",
-                 "id_key", "parent_key", "ok", "note", "remote", "scope", "source")
+                 "id_key", "parent_key", "ok", "note", "remote", "scope", "source", "trace_key")
 
     def __init__(self, trace_id: str, span_id: str, parent_id: str, name: str, start: int, end: int,
                  attrs: dict[str, Any], error: str | None, service: str, where: str,
                  id_key: str = "spanId", parent_key: str = "parentSpanId", ok: bool = False,
-                 note: str | None = None, remote: bool = False, scope: str = "", source: Path | None = None) -> None:
+                 note: str | None = None, remote: bool = False, scope: str = "", source: Path | None = None,
+                 trace_key: str = "") -> None:
         self.trace_id = trace_id
         self.span_id = span_id
         self.parent_id = parent_id
@@ -187,6 +234,7 @@ class SpanRecord:
         self.remote = remote
         self.scope = scope
         self.source = source
+        self.trace_key = trace_key
 
 
 _HEX_ID = re.compile(r"[0-9a-fA-F]{16}|[0-9a-fA-F]{32}")
@@ -228,18 +276,39 @@ def _otlp_id(s: str | None) -> str:
 #: ``flags`` bits 8 and 9 (``SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK`` | ``..._IS_REMOTE_MASK``): the parent is remote
 _REMOTE = 0x300
 
-_ERROR = (2, "STATUS_CODE_ERROR", "ERROR")
-_OK = (1, "STATUS_CODE_OK", "OK")
+#: ``status.code``: the enum's number, or its name (proto3 JSON takes either; the short names too, any case) -> number
+_CODES: dict[int | str, int] = {0: 0, 1: 1, 2: 2, "STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2,
+                                "UNSET": 0, "OK": 1, "ERROR": 2}
+
+
+def _status_code(code: int | str | None, path: Path, where: str) -> int:
+    """A span's status code as 0 (unset), 1 (OK) or 2 (ERROR); any other is an :class:`InputError` at ``where``:
+    a misspelt ERROR read as unset would turn a failed run into one of unknown outcome, silently."""
+    if code is None:
+        return 0
+    c = _CODES.get(code if not isinstance(code, str) else code.upper())
+    if c is None or isinstance(code, bool):
+        raise InputError(path, where, f"{code!r:.40} is not a status code: expected 0 (STATUS_CODE_UNSET), "
+                         "1 (STATUS_CODE_OK) or 2 (STATUS_CODE_ERROR)")
+    return c
+
+
+#: The latest time a span may have (the year 3000, in nanoseconds since 1970): a later one is no time (a value in
+#: the wrong unit, a corrupt field), and would sort its step after every other
+MAX_NANOS = 32_503_680_000 * 10**9
 
 
 def _nanos(x: int | str | None, path: Path, where: str) -> int:
+    """A ``*TimeUnixNano`` field: an integer (or its digits, as proto3 JSON writes 64-bit ones) in 0..year 3000;
+    0 (or absent) means unset."""
     if x is None:
         return 0
-    if isinstance(x, int):
-        return x
-    v = as_int(x) if x else 0
+    v = x if isinstance(x, int) else as_int(x) if x else 0
     if v is None:
-        raise InputError(path, where, f"expected an integer of nanoseconds, got {x!r}")
+        raise InputError(path, where, f"expected an integer of nanoseconds, got {x!r:.40}")
+    if not 0 <= v <= MAX_NANOS:
+        what = "negative" if v < 0 else "after the year 3000 (nanoseconds since 1970 expected)"
+        raise InputError(path, where, f"{str(v)[:40]} is not a time: {what}")
     return v
 
 
@@ -248,19 +317,29 @@ def _records_otlp(export: _Export, path: Path, prefix: str = "") -> list[SpanRec
     for r, rs in enumerate(export.resourceSpans or ()):
         service = ""
         if rs.resource is not None:
-            for kv in rs.resource.attributes or ():
-                if kv.key == "service.name":
-                    service = str(_value(kv.value) or "")
+            try:
+                service = str(_attrs(rs.resource.attributes).get("service.name") or "")
+            except _BadValue as e:
+                raise InputError(path, f"{prefix}resourceSpans[{r}].resource.{e.field}", e.message) from None
         for s, scope in enumerate(rs.scopeSpans or rs.instrumentationLibrarySpans or ()):
             info = scope.scope or scope.instrumentationLibrary
             scope_name = (info.name or "") if info is not None else ""
             for i, sp in enumerate(scope.spans or ()):
                 where = f"{prefix}resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
+                trace_id = _otlp_id(sp.traceId)
+                if not trace_id:
+                    raise InputError(path, f"{where}.traceId", "missing: every span names its trace's id")
                 st = sp.status
-                code = st.code if st is not None else None
-                attrs = _attrs(sp.attributes)
-                events = [(e.name or "", _attrs(e.attributes)) for e in sp.events] if sp.events else ()
-                failed = code in _ERROR
+                code = _status_code(st.code, path, f"{where}.status.code") if st is not None else 0
+                try:
+                    attrs = _attrs(sp.attributes)
+                    events = [(e.name or "", _attrs(e.attributes, f"events[{j}].attributes"))
+                              for j, e in enumerate(sp.events)] if sp.events else ()
+                    for j, link in enumerate(sp.links or ()):
+                        _attrs(link.attributes, f"links[{j}].attributes")
+                except _BadValue as e:
+                    raise InputError(path, f"{where}.{e.field}", e.message) from None
+                failed = code == 2
                 error = None
                 if failed:
                     error = (st.message if st is not None else None) or _status_text(events, attrs)
@@ -270,12 +349,14 @@ def _records_otlp(export: _Export, path: Path, prefix: str = "") -> list[SpanRec
                 parent = _otlp_id(sp.parentSpanId)
                 if parent[:1] == "0" and not parent.strip("0"):  # all zeros: no parent
                     parent = ""
-                recs.append(SpanRecord(_otlp_id(sp.traceId), _otlp_id(sp.spanId), parent,
+                # an end before the start is kept as written: only the start orders steps, and refusing it would lose
+                # the whole run over a field attribution never reads
+                recs.append(SpanRecord(trace_id, _otlp_id(sp.spanId), parent,
                                        sp.name or "",
                                        _nanos(sp.startTimeUnixNano, path, where + ".startTimeUnixNano"),
                                        _nanos(sp.endTimeUnixNano, path, where + ".endTimeUnixNano"),
-                                       attrs, error, service, where, "spanId", "parentSpanId", code in _OK, note,
-                                       (sp.flags or 0) & _REMOTE == _REMOTE, scope_name, path))
+                                       attrs, error, service, where, "spanId", "parentSpanId", code == 1, note,
+                                       (sp.flags or 0) & _REMOTE == _REMOTE, scope_name, path, "traceId"))
     return recs
 
 
@@ -403,10 +484,15 @@ def _flatten(obj: Any, prefix: str, out: dict[str, Any]) -> None:
         out[prefix] = obj
 
 
-def _flat_time(span: dict[str, Any], *keys: str) -> int:
+def _flat_time(span: dict[str, Any], path: Path, where: str, *keys: str) -> int:
+    """The first of ``keys`` the span has that reads as a time (:func:`as_time`), in nanoseconds; 0 for none. One
+    before 1970 or after the year 3000 is an :class:`InputError` at ``where.key``."""
     for k in keys:
         t = as_time(span.get(k))
         if t is not None:
+            if not 0 <= t <= MAX_NANOS / 1e9:
+                what = "before 1970" if t < 0 else "after the year 3000"
+                raise InputError(path, f"{where}.{k}", f"{span.get(k)!r:.40} is not a time: {what}")
             return int(t * 1e9)
     return 0
 
@@ -448,7 +534,9 @@ def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[Span
         if isinstance(span_id, bool) or not isinstance(span_id, str | int) or span_id == 0:
             raise InputError(path, f"{where}.{id_key}",
                              f"{span_id!r} is not a valid span id (expected a string or a non-zero integer)")
-        trace_id = sp.get("trace_id") or sp.get("traceId") or ctx.get("trace_id") or default_trace
+        trace_key, trace_id = next(((k, v) for k, v in (("trace_id", sp.get("trace_id")), ("traceId", sp.get("traceId")),
+                                                        ("context.trace_id", ctx.get("trace_id"))) if v),
+                                   ("", default_trace))
         parent_key, parent = _first(sp, ctx, ("parent_span_id", "parent_id", "parentSpanId"))
         if isinstance(parent, str):
             parent = norm_parent(parent)
@@ -488,13 +576,13 @@ def _records_flat(spans: list[Any], path: Path, default_trace: str) -> list[Span
         if events:
             _event_messages(events, attrs)
         ok = (isinstance(status, str) and status.upper() in ("OK", "STATUS_CODE_OK")) or status == 1
-        start = _flat_time(sp, "start_time", "startTime", "timestamp")
-        end = _flat_time(sp, "end_time", "endTime")
+        start = _flat_time(sp, path, where, "start_time", "startTime", "timestamp")
+        end = _flat_time(sp, path, where, "end_time", "endTime")
         span_id = norm_id(str(span_id))
         recs.append(SpanRecord(norm_id(str(trace_id)), span_id, str(parent or ""),
                                str(sp.get("span_name") or sp.get("name") or ""), start, end or start, attrs,
                                str(error) if error else None, _flat_service(sp), where, id_key, parent_key, ok=ok,
-                               note=note, source=path))
+                               note=note, source=path, trace_key=trace_key))
         children = sp.get("child_spans")
         if isinstance(children, list):
             for j in range(len(children) - 1, -1, -1):
@@ -634,7 +722,7 @@ def span_records(data: bytes, path: Path) -> list[SpanRecord]:
     spans = obj.get("spans") if isinstance(obj, dict) else obj
     if not isinstance(spans, list):
         raise InputError(path, "spans", "expected OTLP 'resourceSpans' or a list of spans")
-    default = str(obj.get("trace_id") or path.stem) if isinstance(obj, dict) else path.stem
+    default = str(obj.get("trace_id") or file_stem(path)) if isinstance(obj, dict) else file_stem(path)
     return _records_flat(spans, path, default)
 
 

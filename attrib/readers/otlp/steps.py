@@ -17,6 +17,7 @@ from attrib.readers._common import (
     activation_path,
     as_int,
     as_text,
+    file_stem,
     ref_format,
 )
 from attrib.readers.otlp.spans import SpanRecord, norm_id
@@ -459,7 +460,8 @@ def _step(idx: int, rec: SpanRecord, kind: str, agent: str, parent: int | None, 
     ap = a.get("attrib.activation.path")
     if isinstance(ap, str) and ap:
         hooks = a.get("attrib.activation.hooks") or ()
-        act = ActivationRef(path=activation_path(ap, base_dir),
+        act = ActivationRef(path=activation_path(ap, base_dir, rec.source or path,
+                                              f"{rec.where}.attributes[attrib.activation.path]"),
                             hooks=tuple(str(h) for h in hooks) if isinstance(hooks, list) else (),
                             format=ref_format(a.get("attrib.activation.format"), ap))
     return Step(
@@ -685,13 +687,35 @@ def run_groups(recs: list[SpanRecord], path: Path) -> dict[str, list[SpanRecord]
     verdicts only."""
     if not recs:
         raise InputError(path, "spans", "empty: no spans in the file")
+    _check_trace_ids(recs, path)
     groups: dict[str, list[SpanRecord]] = {}
     for r in recs:
         if r.name != "attrib.attribution":
-            groups.setdefault(r.trace_id or path.stem, []).append(r)
+            groups.setdefault(r.trace_id or file_stem(path), []).append(r)
     if not groups:
         raise InputError(path, "spans", "holds only attrib verdicts (attrib.attribution spans), no run to analyze")
     return groups
+
+
+def _check_trace_ids(recs: list[SpanRecord], path: Path) -> None:
+    """Refuse a span whose parent the file holds under another trace id only: a parent and its child share their
+    trace (a link may cross traces, a parent never), so the span's trace id is wrong, and read as is it would make a
+    trace of its own, and errors about the runs it splits. Ids may repeat across traces (flat span lists number their
+    spans), so a parent that the span's own trace holds too is no mismatch."""
+    own = {(r.trace_id, r.span_id) for r in recs}
+    if len({t for t, _ in own}) < 2:  # one trace (or none named): nothing to mismatch
+        return
+    by_span: dict[str, SpanRecord] = {}
+    for r in recs:
+        by_span.setdefault(r.span_id, r)
+    for r in recs:
+        p = r.parent_id
+        if p and (r.trace_id, p) not in own and p in by_span:
+            parent = by_span[p]
+            field = f"{r.where}.{r.trace_key}" if r.trace_key else r.where
+            what = repr(r.trace_id) if r.trace_key else f"no trace id (so {r.trace_id!r}, the file's)"
+            raise InputError(r.source or path, field, f"{what} is not the trace of its parent span {p} "
+                             f"({parent.where}, trace {parent.trace_id}): a span and its parent share their trace id")
 
 
 def traces_from_records(recs: list[SpanRecord], path: Path, source_format: str) -> list[Trace]:
