@@ -490,6 +490,9 @@ def test_console_exporter_dump_reads_as_written_and_as_list_or_lines(tmp_path: P
     assert t.steps[1].content == t.steps[1].metadata["error"] == \
         "RateLimitError: Error code: 429 - Rate limit reached for gpt-4o"
     assert (t.task, t.final_answer) == ("What is 6 x 7?", "6 x 7 = 48")
+    # ids as a trace viewer shows them: the exporter's "0x" prefix dropped, so an exported verdict links to the span
+    assert t.id == "5b8aa5a2d2c872e8321cf37308d69df2" and all(
+        not s.metadata["span_id"].startswith("0x") and len(s.metadata["span_id"]) == 16 for s in t.steps)
     spans = list(_objects(path.read_text()))
     listed = tmp_path / "list.json"
     listed.write_text(json.dumps(spans))

@@ -242,7 +242,11 @@ _HEX_ID = re.compile(r"[0-9a-fA-F]{16}|[0-9a-fA-F]{32}")
 
 def norm_id(s: str) -> str:
     """A span or trace id as one spelling: OTLP JSON's 8- and 16-byte ids are case-insensitive hex, so a
-    16/32-digit hex id is lowercased (other ids, which flat span lists make up, are kept as they are)."""
+    16/32-digit hex id is lowercased, and the SDK's ``ConsoleSpanExporter`` prefix dropped (``0x5b8aa5a2…``: the
+    trace viewer, and an exported verdict's link, know the id without it); other ids, which flat span lists make up,
+    are kept as they are."""
+    if s[:2] in ("0x", "0X") and (len(s) == 18 or len(s) == 34) and _HEX_ID.fullmatch(s[2:]):
+        return s[2:].lower()
     if len(s) == 16 or len(s) == 32:
         low = s.lower()
         if low != s and _HEX_ID.fullmatch(s):
