@@ -168,3 +168,14 @@ def test_show_says_a_run_is_partial_and_what_a_span_recovered_from(tmp_path: Pat
     tid = traces[0]["trace_id"]
     r = runner.invoke(app, ["traces", "show", str(f), "--trace", tid], env={"COLUMNS": "250"})
     assert r.exit_code == 0 and "[recovered: ConnectionResetError: peer reset, retried]" in r.output, r.output
+
+
+def test_list_shows_a_task_with_brackets_as_written(tmp_path: Path) -> None:
+    """rich read the task cell as markup: "see [docs](x) :red[now]" lost its bracketed words."""
+    task = "Check [docs](javascript:alert(1)) and :red[now] for [bold]x[/bold]."
+    (tmp_path / "b.json").write_text(json.dumps({"id": "brackets", "task": task, "messages": [
+        {"name": "a", "content": "done"}]}))
+    path = tmp_path / "s.duckdb"
+    assert runner.invoke(app, ["ingest", str(tmp_path / "b.json"), "--store", str(path), "-q"]).exit_code == 0
+    out = runner.invoke(app, ["traces", "list", "--store", str(path)], env={"COLUMNS": "250"}).output
+    assert task in out, out

@@ -325,12 +325,14 @@ def list_table(rows: list[dict[str, Any]], total: int, width: int | None = None)
         who = Text(", ".join(a for a in r["agents"] if a not in own))
         if own:
             who.append(("\n" if who else "") + "tools: " + ", ".join(own), style="dim")
-        cells: list[Any] = [r["trace_id"]]
+        # Text, not str: rich reads a plain string as markup, and a task's "[link](...)" or ":red[...]" lost its
+        # brackets
+        cells: list[Any] = [Text(r["trace_id"])]
         if "source" not in drop:
-            cells.append(r["subset"] or r["source_format"])
+            cells.append(Text(r["subset"] or r["source_format"]))
         cells += [r["outcome"], str(r["n_steps"]), who]
         if "task" not in drop:
-            cells.append(_one_line(r["task"] or "", 200))
+            cells.append(Text(_one_line(r["task"] or "", 200)))
         table.add_row(*cells)
     return table
 
