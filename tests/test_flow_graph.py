@@ -81,3 +81,24 @@ def test_no_hop_is_claimed_where_the_output_does_not_reach_the_failure():
     assert flow_text([0, 1, 2], ["tool", "next turn"], 2) == "0 →(tool) 1 →(next turn) 2"
     named = flow_text([0], [], 2, label=lambda i: f"{i} ({'ABC'[i]})")  # the app names steps with their agents
     assert named == "no path: its output does not reach step 2 (C) in the flow graph"
+
+
+def test_inversion_does_not_depend_on_the_order_edges_were_added():
+    """Edges added from a set (the shared tokens of two steps) come in hash order, which varies between processes:
+    the masses differed in their last digits between two runs of the same trace (PYTHONHASHSEED), so stored verdicts
+    were not bit-identical."""
+    import itertools
+
+    import networkx as nx
+
+    from attrib.methods.flow_graph import invert
+
+    edges = [(0, 5, 0.1), (1, 5, 0.7), (2, 5, 0.2), (3, 5, 1.3), (4, 5, 0.3), (0, 1, 0.6), (0, 3, 0.9), (2, 3, 0.4)]
+    results = set()
+    for order in itertools.permutations(edges[:5]):
+        g = nx.DiGraph()
+        g.add_nodes_from(range(6))
+        for i, j, w in [*order, *edges[5:]]:
+            g.add_edge(i, j, weight=w, kinds={"content"})
+        results.add(tuple(invert(g, 5).items()))
+    assert len(results) == 1

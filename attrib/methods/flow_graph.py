@@ -127,7 +127,7 @@ def invert(g: nx.DiGraph, sink: int, keep: float = 0.3) -> dict[int, float]:
         m = inflow[n]
         if m == 0.0:
             continue
-        preds = list(g.predecessors(n))
+        preds = sorted(g.predecessors(n))  # a fixed order: the float sums then do not depend on how edges were added
         if not preds:
             mass[n] += m
             continue
