@@ -102,3 +102,20 @@ def test_inversion_does_not_depend_on_the_order_edges_were_added():
             g.add_edge(i, j, weight=w, kinds={"content"})
         results.add(tuple(invert(g, 5).items()))
     assert len(results) == 1
+
+
+def test_a_hand_off_is_found_by_the_whole_name_whatever_its_shape():
+    """The hand-off search first checks that a name's first word is a word of the step (a speed-up: a 5,200-step
+    run of 192 agents spent a minute in name searches); it must find what the plain whole-name search finds."""
+    from attrib.methods.flow_graph import build_graph
+    from attrib.trace import Step, Trace
+
+    names = ["Web Surfer", "data_expert", "Agent-7", "Planner", "(ops) bot", "Expert", "Coder"]
+    said = "Over to you, web surfer. DATA_EXPERT please check; agent-7: run it. The planners met. Ask (ops) bot " \
+           "now. Not Data_Expert alone: the Expert too. Not WebSurfer, nor Coders."
+    steps = [Step(index=0, agent="host", content=said)]
+    steps += [Step(index=1 + i, agent=a, content="ok") for i, a in enumerate(names)]
+    g = build_graph(Trace(id="h", source_format="attrib", steps=tuple(steps)))
+    handed = sorted(g.nodes[v]["agent"] for u, v, d in g.edges(data=True) if "handoff" in d["kinds"])
+    # "(ops) bot" starts with no word: \b( never matches after a space, so the plain search misses it too
+    assert handed == sorted(["Web Surfer", "data_expert", "Agent-7", "Expert"]), handed

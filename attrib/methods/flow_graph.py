@@ -53,12 +53,18 @@ def _shown(tokens: list[str], n: int = 3) -> list[str]:
     return [v if len(v) <= 60 else v[:59] + "…" for v in ((t[1:] if t[0] == "#" else t[2:]) for t in toks)]
 
 
+_WORD = re.compile(r"\w+")
+
+
 def build_graph(trace: Trace) -> nx.DiGraph:
     """The information-flow DAG of ``trace`` (nodes = step indices, attrs agent/tool; edges kinds/weight)."""
     g = nx.DiGraph()
     steps = trace.steps
     agents = [a for a in trace.agents if a]
     name_res = {a: re.compile(r"\b" + re.escape(a) + r"\b", re.I) for a in agents if len(a) >= 3}
+    # a name's first word must be a whole word of the text for its pattern to match there: checking that first keeps
+    # the search off most names (a 5,200-step run of 192 agents spent 17 s in a million searches)
+    first_word = {a: m.group(0).lower() for a in name_res if (m := _WORD.match(a))}
     call_owner: dict[str, int] = {}
     origin: dict[str, int] = {}
     plan_step: int | None = None
@@ -97,8 +103,9 @@ def build_graph(trace: Trace) -> nx.DiGraph:
             _add(g, plan_step, pos, "plan", WEIGHTS["plan"])
         if _PLAN_DEF.search(text):
             plan_step = pos
+        words = set(_WORD.findall(text.lower())) if name_res else set()
         for a, rx in name_res.items():
-            if a != s.agent and rx.search(text):
+            if a != s.agent and (first_word.get(a, "") in words or a not in first_word) and rx.search(text):
                 pending_handoff[a] = pos
         g.nodes[pos]["n_tokens"] = len(toks)
     return g

@@ -84,6 +84,27 @@ def _long_run(core: int | None, tmp: Path) -> dict[str, float]:
     return out
 
 
+MANY_AGENTS, MANY_AGENT_STEPS = 200, 5_000
+
+
+def _many_agents(core: int | None, tmp: Path) -> dict[str, float]:
+    """CPU seconds of one fresh-process analysis of a MANY_AGENT_STEPS-step run of MANY_AGENTS agents (hand-offs are
+    searched by every agent's name in every step: this was a minute of name searches before the first-word check)."""
+    raw = orjson.loads(TRACE.read_bytes())
+    hist = raw["history"]
+    raw["history"] = [{**hist[i % len(hist)], "name": f"Agent_{i % MANY_AGENTS}", "role": "assistant"}
+                      for i in range(MANY_AGENT_STEPS)]
+    for key in ("mistake_agent", "mistake_step", "mistake_reason"):  # its agents are renamed: no label
+        raw.pop(key, None)
+    path = tmp / "many_agents.json"
+    path.write_bytes(orjson.dumps(raw))
+    out: dict[str, float] = {}
+    for name, method in (("default", "learned"), ("flow_graph", "flow-graph")):
+        code = f"from attrib import analyze, load_trace; analyze(load_trace({str(path)!r}), {method!r})"
+        out[f"{name}_s"], out[f"{name}_peak_mb"] = _timed(code, core)
+    return out
+
+
 def main() -> None:
     load_before = os.getloadavg()
     os.environ.update(ONE_CORE)
@@ -104,6 +125,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         long_run = _long_run(core, Path(tmp))
+        many = _many_agents(core, Path(tmp))
     help_s = _fresh("import sys; sys.argv = ['attrib', '--help']\ntry:\n    from attrib.cli import main; main()\n"
                     "except SystemExit:\n    pass", core)
     out = {
@@ -119,6 +141,8 @@ def main() -> None:
         "help_s": help_s,
         "long_run": {"steps": LONG_STEPS, **long_run,
                      "ratio_to_flow_graph": long_run["default_s"] / long_run["flow_graph_s"]},
+        "many_agents": {"steps": MANY_AGENT_STEPS, "agents": MANY_AGENTS, **many,
+                        "ratio_to_flow_graph": many["default_s"] / many["flow_graph_s"]},
         "verdict": {"step": verdict.step, "agent": verdict.agent, "confidence": verdict.confidence},
         "goals": {"analyze_130_steps_s": 1.0, "import_and_help_s": 1.0,
                   "met": max(first_s, fresh_s) < 1.0 and max(import_s, help_s) < 1.0},
@@ -129,6 +153,7 @@ def main() -> None:
     print(f"130-step trace: first {first_s:.3f} s, warm {warm_s:.3f} s ({warm_s / rule_s:.1f}x the flow-graph rule), "
           f"fresh process {fresh_s:.2f} s; {LONG_STEPS:,} steps {long_run['default_s']:.1f} s, "
           f"{long_run['default_peak_mb']:.0f} MB ({long_run['default_s'] / long_run['flow_graph_s']:.1f}x the rule); "
+          f"{MANY_AGENT_STEPS:,} steps of {MANY_AGENTS} agents {many['default_s']:.1f} s; "
           f"import attrib {import_s:.2f} s, attrib --help {help_s:.2f} s -> {path}")
 
 
