@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, get_args
 
 import msgspec
@@ -179,14 +179,14 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
                     return (f"steps[{i}].parents",
                             f"step {i} references parent step {p}, which is not an earlier step (missing parent)")
             if s.agent not in agents:
-                return f"steps[{i}].agent", f"{s.agent!r} is not one of the trace's agents {list(self.agents)}"
+                return f"steps[{i}].agent", f"{s.agent!r} is not one of the trace's agents ({some_names(self.agents)})"
             for name in ("tokens_in", "tokens_out"):
                 if (n := getattr(s, name)) is not None and n < 0:
                     return f"steps[{i}].{name}", f"{n} is negative (a token count is 0 or more)"
         if self.label is not None and not 0 <= self.label.mistake_step < len(self.steps):
             return "label.mistake_step", f"{self.label.mistake_step} is outside the steps (0..{len(self.steps) - 1})"
         if self.label is not None and self.label.mistake_agent not in agents:
-            return "label.mistake_agent", f"{self.label.mistake_agent!r} is not one of the agents {list(self.agents)}"
+            return "label.mistake_agent", f"{self.label.mistake_agent!r} is not one of the agents ({some_names(self.agents)})"
         return None
 
     def check(self, path: str | None = None, check_types: bool = True) -> Trace:
@@ -332,6 +332,13 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
 
 #: Agent names of code executors, terminals and tools (Who&When's ``Computer_terminal``, a ``python_repl``...).
 _TOOL_AGENT = re.compile(r"terminal|computer|executor|tool|function|python_repl|interpreter|shell", re.I)
+
+
+def some_names(names: Iterable[str], most: int = 8) -> str:
+    """Names for a one-line message: the first ``most``, then how many more (a run of 200 agents listed them all)."""
+    names = list(names)
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def is_tool_agent(agent: str, role: str = "") -> bool:

@@ -393,3 +393,18 @@ def test_ingest_takes_a_file_whose_name_is_not_utf8_and_names_a_device(tmp_path:
     if Path("/dev/null").exists():
         r = CliRunner().invoke(app, ["ingest", "/dev/null", "--store", str(tmp_path / "n.duckdb")])
         assert r.exit_code == 3 and "/dev/null: not a regular file: a device" in r.output, r.output
+
+
+def test_an_unknown_label_agent_names_a_few_agents_not_two_hundred(tmp_path: Path) -> None:
+    """The error listed every agent of the run: 200 names on the "one line"."""
+    from attrib.paths import REPO_ROOT
+
+    raw = json.loads((REPO_ROOT / "traces" / "demo_whowhen.json").read_text())
+    raw["history"] = [{"role": "assistant", "name": f"Agent_{i}", "content": "ok"} for i in range(200)]
+    raw["mistake_agent"], raw["mistake_step"] = "Ghost", "3"
+    f = tmp_path / "many.json"
+    f.write_text(json.dumps(raw))
+    with pytest.raises(InputError) as e:
+        read_path(f)
+    assert "is not an agent of this run (Agent_0, Agent_1," in str(e.value) and "and 192 more)" in str(e.value)
+    assert len(str(e.value)) < 250, str(e.value)

@@ -21,7 +21,7 @@ from typing import Any
 
 from attrib.errors import InputError
 from attrib.readers._common import check_encoding, file_stem, loads
-from attrib.trace import Label, Outcome, Step, Trace, parse_outcome
+from attrib.trace import Label, Outcome, Step, Trace, parse_outcome, some_names
 
 _ORCH = re.compile(r"^orchestrator\b", re.IGNORECASE)
 _CANON = {"websurfer": "WebSurfer", "filesurfer": "FileSurfer", "orchestrator": "Orchestrator"}
@@ -90,7 +90,7 @@ def _label(obj: dict[str, Any], path: Path, n: int, agents: set[str]) -> Label |
         raise InputError(path, "mistake_agent", f"expected the mistaken agent's name, got {_short(ma)}")
     agent = normalize_agent(ma)
     if agent not in agents:
-        raise InputError(path, "mistake_agent", f"{ma!r} is not an agent of this run ({', '.join(sorted(agents))})")
+        raise InputError(path, "mistake_agent", f"{ma!r} is not an agent of this run ({some_names(sorted(agents))})")
     return Label(mistake_agent=agent, mistake_step=step, reason=_text(obj, "mistake_reason", path) or "")
 
 
