@@ -400,6 +400,7 @@ class LLMClient:
         }[config.json_mode]
         self.calls = 0
         self.retries = 0
+        self.lookups = 0  # of ``calls``: GET /models, made once per client (a judge's evidence counts its own asks)
 
     def close(self) -> None:
         self._http.close()
@@ -512,7 +513,11 @@ class LLMClient:
 
     def models(self) -> list[str]:
         """Model ids the server lists at ``GET /models``."""
-        data = self._check(self._request("GET", "/models"), "GET /models")
+        calls0 = self.calls
+        try:
+            data = self._check(self._request("GET", "/models"), "GET /models")
+        finally:
+            self.lookups += self.calls - calls0
         return [str(m.get("id")) for m in (data.get("data") or []) if isinstance(m, dict) and m.get("id")]
 
     @property

@@ -121,6 +121,17 @@ def test_http_errors_then_good_answer_are_retried_below_the_judge():
     assert att.evidence["http_retries"] == 2 and att.evidence["llm_calls"] == 1
 
 
+def test_the_model_lookup_is_not_the_first_traces_request():
+    """A process checks the model once (GET /models), on its first trace: counted into that trace's
+    `http_requests`, a batch's verdicts differed by which worker judged first."""
+    with ScriptedServer([verdict("Coder", 2)]) as srv:
+        config = cfg(srv.url, max_retries=0)
+        first = judge.all_at_once(toy_trace(), llm=config)
+        second = judge.all_at_once(toy_trace(), llm=config)
+    assert [r[0] for r in srv.requests].count("GET") == 1  # one lookup, made for the first trace
+    assert first.evidence["http_requests"] == second.evidence["http_requests"] == 1
+
+
 def test_no_verdict_after_retries_is_a_clear_error():
     with ScriptedServer([verdict("Ghost", 1)]) as srv, pytest.raises(NoVerdictError) as e:
         judge.all_at_once(toy_trace(), llm=cfg(srv.url), answer_retries=1)
