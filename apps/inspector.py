@@ -20,6 +20,7 @@ import inspector_pages as pages  # noqa: E402
 import inspector_state as state  # noqa: E402
 import streamlit as st  # noqa: E402
 from inspector_common import copy_switch  # noqa: E402
+from inspector_data import md_code  # noqa: E402
 
 
 def _init_from_query() -> None:
@@ -47,7 +48,7 @@ def main() -> None:
         st.title("attrib inspector")
         page = st.radio("Page", list(pages.PAGES), key="page")
         if err is None:
-            st.caption(f"store: `{store_path}`")
+            st.caption(f"store: {md_code(store_path)}")
         else:
             st.warning(err)
         if not st.session_state.get("trace_id") and err is None:  # a trace from the URL or the session wins

@@ -1,4 +1,7 @@
-"""Helpers every inspector page uses: say why there is no trace, get a verdict (or show its error), open a trace."""
+"""Helpers every inspector page uses: say why there is no trace, get a verdict (or show its error), open a trace.
+
+Text the app did not write (from a trace, a verdict, a file) goes into Markdown through
+:func:`inspector_data.md_escape`, or :func:`inspector_data.md_code` inside a code span, so it shows as written."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 import inspector_data as data
 import inspector_state as state
 import streamlit as st
+from inspector_data import md_code, md_escape
 
 from attrib.render import rankers_differ
 from attrib.trace import Attribution
@@ -30,8 +34,9 @@ def need_trace(ctx: state.Ctx) -> bool:
 
 def empty_store_line(ctx: state.Ctx) -> str:
     """What to do when the store holds no trace yet (the Traces page would have nothing to pick from)."""
-    return (f"The store `{ctx.store_path}` is empty: run `attrib ingest PATH --store {ctx.store_path}` to add "
-            "traces (or upload one on the Upload page).")
+    path = ctx.store_path
+    return (f"The store {md_code(path)} is empty: run {md_code(f'attrib ingest PATH --store {path}')} to add traces "
+            "(or upload one on the Upload page).")
 
 
 def verdict(ctx: state.Ctx, method: str | None = None, source: bool = True) -> Attribution | None:
@@ -50,7 +55,7 @@ def verdict(ctx: state.Ctx, method: str | None = None, source: bool = True) -> A
         st.error(f"{m}: {data.error_line(e)}")
         return None
     if source:
-        st.caption(f"method `{a.method}` · {verdict_source(ctx, a)}")
+        st.caption(f"method {md_code(a.method)} · {verdict_source(ctx, a)}")
     if warning := ranker_warning(ctx, a):
         st.warning(warning)
     return a
@@ -62,7 +67,7 @@ def verdict_source(ctx: state.Ctx, a: Attribution) -> str:
     the app analyses with (``attrib analyze --all --model my_ranker.json``)."""
     where = "stored verdict" if ctx.is_stored(a) else "analysed now"
     ranker = data.verdict_ranker(a)
-    return where + (f" · ranker `{ranker}`" if ranker else "")
+    return where + (f" · ranker {md_code(ranker)}" if ranker else "")
 
 
 def ranker_warning(ctx: state.Ctx, a: Attribution) -> str | None:
@@ -77,9 +82,9 @@ def ranker_warning(ctx: state.Ctx, a: Attribution) -> str | None:
         return None
     short_now, short_then = differ
     copy = "its stored copy of " if ctx.upload_name is not None else ""
-    return (f"This verdict was analysed now with ranker `{short_now}`; the store's `{stored.method}` verdict on "
-            f"{copy}this trace came from ranker `{short_then}` (step {stored.step}, {stored.agent}), so the two can "
-            "differ.")
+    return (f"This verdict was analysed now with ranker {md_code(short_now)}; the store's {md_code(stored.method)} "
+            f"verdict on {copy}this trace came from ranker {md_code(short_then)} (step {stored.step}, "
+            f"{md_escape(stored.agent)}), so the two can differ.")
 
 
 def open_trace(trace_id: str, page: str = "Timeline", copy: str | None = None) -> None:
@@ -102,13 +107,13 @@ def open_picker(label: str, trace_ids: list[str], key: str, copy: str) -> None:
 def copy_note(ctx: state.Ctx) -> str | None:
     """Where the open trace comes from when that is not simply the store: an upload (and whether the store holds a
     trace with the same id), or the store while this session uploaded one with that id too; None otherwise."""
-    tid = ctx.trace_id
+    tid = md_code(ctx.trace_id)
     if ctx.upload_name is not None:
-        return f"Showing the **uploaded copy** of `{tid}` (from `{ctx.upload_name}`)" + (
+        return f"Showing the **uploaded copy** of {tid} (from {md_code(ctx.upload_name)})" + (
             "; the store holds a trace with this id too, with its stored verdicts." if ctx.stored_too else ".")
     if ctx.uploaded_too is not None:  # said even when the stored copy cannot be read now (its error shows)
         shown = "Showing the **stored copy**" if ctx.trace is not None else "The **stored copy** cannot be read now"
-        return f"{shown} of `{tid}`; this session also uploaded a trace with this id (from `{ctx.uploaded_too}`)."
+        return f"{shown} of {tid}; this session also uploaded a trace with this id (from {md_code(ctx.uploaded_too)})."
     return None
 
 

@@ -25,6 +25,73 @@ from attrib.trace import Attribution, Trace
 
 PAGE_SIZE = 50
 
+
+# ---------------------------------------------------------------------------------------------- text in Markdown
+#: Characters Streamlit's Markdown reads wherever they stand: emphasis and strikethrough (``*`` ``~``), code, links,
+#: images and its ``:red[...]``/``:blue-badge[...]`` directives (`` ` `` ``[`` ``]``), HTML, autolinks and entities
+#: (``<`` ``>`` ``&`` ``@``), math (``$``), table cells (``|``), emoji shortcodes (``:smile:``: every ``:``, as
+#: escaping the first alone still draws the emoji) and the escape itself; and runs of ``_``, except between two
+#: letters or digits, where they never make emphasis (``Verification_Expert`` is left as written).
+_MD_ANYWHERE = re.compile(r"([\\`*~\[\]<>&$|:@])|(_+)|(?<![A-Za-z0-9])([Ww]{3})(\.)")
+#: What starts a block at the start of a line: a heading, a list item, a setext underline (``#`` ``+`` ``-`` ``=``;
+#: ``>``, ``*``, fences and tables are escaped anywhere), and an ordered list's ``1.`` / ``1)``.
+_MD_LINE_START = re.compile(r"([#+\-=])|(\d+)([.)])")
+#: Text Streamlit replaces after Markdown has dropped the escapes, so no backslash keeps it: arrows and the like
+#: standing alone (``->`` becomes →, ``--`` —, ``>=`` ≥), its ``:material/icon:`` and ``:material_icon:`` icons and
+#: its ``:streamlit:`` logo. A word joiner (U+2060, which shows as nothing) between two of their characters does.
+_ST_REPLACED = re.compile(r"(?<!\S)(<->|->|<-|--|>=|<=|~=)(?!\S)|(:material)(?=[/_])|(:streamlit)(?=:)")
+WORD_JOINER = "\u2060"
+
+
+def _kept_from_streamlit(text: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        if m.group(1):
+            return WORD_JOINER.join(m.group(1))
+        return (m.group(2) or m.group(3)) + WORD_JOINER
+
+    return _ST_REPLACED.sub(one, text)
+
+
+def _md_line(line: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        if m.group(1):
+            return "\\" + m.group(1)
+        if m.group(3):  # www. would start a GFM link drawn from the raw text, escapes and all
+            return m.group(3) + "\\."
+        before = m.string[m.start() - 1] if m.start() > 0 else " "
+        after = m.string[m.end()] if m.end() < len(m.string) else " "
+        run = m.group(2)
+        return run if before.isalnum() and after.isalnum() else "\\_" * len(run)
+
+    line = _kept_from_streamlit(line.lstrip(" \t"))  # leading spaces: four start a code block (HTML drops them)
+    out = _MD_ANYWHERE.sub(one, line)
+    if (m := _MD_LINE_START.match(out)) is not None:
+        out = ("\\" + m.group(1) if m.group(1) else m.group(2) + "\\" + m.group(3)) + out[m.end():]
+    return out
+
+
+def md_escape(text: object) -> str:
+    """``text`` (from a trace, a verdict, a file: anything the app did not write) for a Streamlit Markdown string,
+    so the page shows it as written: ``**Bold**_Expert`` stays so, not bold, ``[x](javascript:...)`` is no link,
+    ``$x^2$`` no formula, ``:red[red]`` not red, a line ``# x`` no heading. What Markdown or Streamlit would read is
+    escaped with a backslash (which Markdown drops when drawing), what Streamlit replaces after that gets an
+    invisible word joiner (:data:`_ST_REPLACED`); line breaks stay line breaks. The app's own Markdown around it
+    (its bold labels, code spans) keeps working. Text inside a code span takes :func:`md_code` instead; every
+    element that draws Markdown (``st.markdown``, ``st.caption``, ``st.info`` and the other alerts, headers, widget
+    labels and ``help``) takes one of the two for such text."""
+    return "  \n".join(_md_line(line) for line in re.split(r"\r\n|\r|\n", str(text)))  # "  \n": a line break
+
+
+def md_code(text: object) -> str:
+    """``text`` as an inline code span (`` `text` ``) that shows it as written: a backtick in it (a trace id, a file
+    name) would end a plain span early, so the span's fence is one backtick longer than the longest run inside, with a
+    space inside each end where the text starts or ends with a backtick. Line breaks become spaces."""
+    t = " ".join(str(text).splitlines()).replace(":material/", f":material{WORD_JOINER}/")  # Streamlit's icons
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", t)), default=0) + 1)
+    pad = " " if t[:1] == "`" or t[-1:] == "`" or (t[:1] == " " and t[-1:] == " " and t.strip()) else ""
+    return f"{fence}{pad}{t}{pad}{fence}"
+
+
 def results_dir() -> Path:
     """Where benchmark runs write their JSON (:func:`attrib.paths.results_dir`)."""
     from attrib.paths import results_dir as where
@@ -172,7 +239,8 @@ def read_upload(name: str, data: bytes, format: str | None = None) -> list[Trace
 
 
 def upload_activation_note(trace: Trace, name: str | None = None) -> str | None:
-    """Why an uploaded trace's recorded steps show no activations, or None when it has no relative activation paths.
+    """Why an uploaded trace's recorded steps show no activations, or None when it has no relative activation paths
+    (Markdown: the file's name, the trace's id and its folder are escaped).
 
     A browser upload carries the one trace file, not the ``.safetensors``/``.npz`` files its steps point to beside
     it, so those steps are shown without them; ingesting the file from its folder keeps them.
@@ -182,12 +250,12 @@ def upload_activation_note(trace: Trace, name: str | None = None) -> str | None:
         return None
     folders = sorted({Path(s.activation.path).parts[0] for s in missing if s.activation is not None
                       and len(Path(s.activation.path).parts) > 1})
-    where = f"in `{folders[0]}/` beside the file" if len(folders) == 1 else "beside the file"
+    where = f"in {md_code(folders[0] + '/')} beside the file" if len(folders) == 1 else "beside the file"
     file = name or "FILE"
-    return (f"{name or trace.id}: {len(missing)} recorded step(s) keep their activations {where}, and an uploaded "
-            f"file cannot bring those along. Run `attrib ingest {file} --store PATH` where the file sits with its "
-            "activation files, then open the trace from the store (`attrib app --store PATH`); the rest of the "
-            "trace is shown here.")
+    return (f"{md_escape(name or trace.id)}: {len(missing)} recorded step(s) keep their activations {where}, and an "
+            f"uploaded file cannot bring those along. Run {md_code(f'attrib ingest {file} --store PATH')} where the "
+            "file sits with its activation files, then open the trace from the store (`attrib app --store PATH`); "
+            "the rest of the trace is shown here.")
 
 
 # ---------------------------------------------------------------------------------------------- results

@@ -10,6 +10,7 @@ import inspector_state as state
 import plotly.graph_objects as go
 import streamlit as st
 from inspector_common import kept, need_trace, open_picker, open_trace, verdict
+from inspector_data import md_code, md_escape
 from inspector_views import step_owner_note, trace_page
 
 from attrib.trace import Trace
@@ -43,9 +44,9 @@ def compare(ctx: state.Ctx) -> None:
             if a is None:
                 continue
             with st.container(border=True):
-                st.markdown(f"**{m}** → **{a.agent}**, step **{a.step}**{step_owner_note(trace, a)} "
-                            f"(confidence {a.confidence:.2f})")
-                st.caption(a.reason or "(no reason given)")
+                st.markdown(f"**{md_escape(m)}** → **{md_escape(a.agent)}**, step **{a.step}**"
+                            f"{step_owner_note(trace, a)} (confidence {a.confidence:.2f})")
+                st.caption(md_escape(a.reason) if a.reason else "(no reason given)")
             if a.agents:
                 st.plotly_chart(figs.blame_figure(a), width="stretch", key=f"cmp_fig_{col is c1}")
     a, b = results.get(ma), results.get(mb)
@@ -54,7 +55,7 @@ def compare(ctx: state.Ctx) -> None:
     agree = "agree" if (a.agent, a.step) == (b.agent, b.step) else (
         "agree on the agent, not the step" if a.agent == b.agent else "disagree")
     lb = trace.label
-    truth = f" · annotation: {lb.mistake_agent}, step {lb.mistake_step}" if lb else ""
+    truth = f" · annotation: {md_escape(lb.mistake_agent)}, step {lb.mistake_step}" if lb else ""
     st.markdown(f"The two methods **{agree}**{truth}.")
     fig = go.Figure()
     for m, att in ((ma, a), (mb, b)):
@@ -137,17 +138,20 @@ def percent_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def misses_table(ctx: state.Ctx, misses: list[dict[str, Any]]) -> None:
     """The wrong verdicts with, for the runs the store holds, an Open box as on the Traces page."""
     ids = [str(m["trace_id"]) for m in misses if m.get("trace_id")]
-    held = state.stored_ids(ctx, ids)
+    held, unreadable = state.held_ids(ctx, ids)
+    if unreadable:  # locked by `attrib ingest`, say: which runs it holds is not known now, not "none of them"
+        st.error(unreadable)
+    known = ctx.has_store and not unreadable
     st.caption("annotated agent @ step against the verdict step of each fold seed"
-               + ("; `in store`: the run can be opened below" if ctx.has_store else ""))
-    rows = [{**m, "in store": str(m.get("trace_id")) in held} for m in misses] if ctx.has_store else misses
+               + ("; `in store`: the run can be opened below" if known else ""))
+    rows = [{**m, "in store": str(m.get("trace_id")) in held} for m in misses] if known else misses
     st.dataframe(rows, hide_index=True, width="stretch")
     openable = [i for i in dict.fromkeys(ids) if i in held]
     if openable:
         open_picker("Open trace", openable, "eval_open", "store")
-    elif ctx.has_store:
-        st.info(f"None of these runs is in the store `{ctx.store_path}`: ingest the Who&When logs "
-                f"(`attrib ingest PATH --store {ctx.store_path}`) to open them here.")
+    elif known:
+        st.info(f"None of these runs is in the store {md_code(ctx.store_path)}: ingest the Who&When logs "
+                f"({md_code(f'attrib ingest PATH --store {ctx.store_path}')}) to open them here.")
 
 
 def export(ctx: state.Ctx) -> None:
@@ -156,7 +160,7 @@ def export(ctx: state.Ctx) -> None:
         return
     trace = ctx.trace
     assert trace is not None
-    st.header(f"Export the report for {trace.id}")
+    st.header(f"Export the report for {md_escape(trace.id)}")
     a = verdict(ctx)
     if a is None:
         return
@@ -166,9 +170,10 @@ def export(ctx: state.Ctx) -> None:
     c1, c2 = st.columns(2)
     c1.download_button("Download Markdown", md, file_name=f"{stem}.md", mime="text/markdown", key="dl_md")
     c2.download_button("Download JSON", js, file_name=f"{stem}.json", mime="application/json", key="dl_json")
-    st.markdown("**Preview**")
-    with st.container(border=True):
-        st.markdown(md.decode())
+    # the file as written: drawn as Markdown, the trace's own text in it (agents, steps, the reason) would be read
+    # as Markdown too (a `**Bold**` agent in bold, a `[x](url)` in a step a link), and the report does not escape it
+    st.markdown("**Preview** (the Markdown file as it is downloaded)")
+    st.code(md.decode(), language="markdown", wrap_lines=True)
 
 
 def upload(ctx: state.Ctx) -> None:
@@ -225,17 +230,17 @@ def show_uploaded(traces: list[Trace], name: str, latest: bool = True, notes: bo
     to open each trace (past ten, one list, ``picker_key``); ``latest``: the file now in the file box; ``notes``: say
     which traces come without their activation files (for the latest file: Inside the model says it for each)."""
     shown, more = traces[:10], len(traces) - 10
-    line = (f"{len(traces)} trace(s): " + ", ".join(f"{t.id} ({t.n_steps} steps)" for t in shown)
+    line = (f"{len(traces)} trace(s): " + ", ".join(f"{md_escape(t.id)} ({t.n_steps} steps)" for t in shown)
             + (f", and {more} more" if more > 0 else ""))
     if latest:
         st.success(f"Read {line}")
     else:
-        st.markdown(f"`{name}`: {line}")
+        st.markdown(f"{md_code(name)}: {line}")
     for t in shown if notes else ():
         if note := data.upload_activation_note(t, name):
             st.warning(note)
     for t in shown:
-        st.button(f"Open {t.id} in the timeline", key=f"open_up_{t.id}", on_click=open_trace,
+        st.button(f"Open {md_escape(t.id)} in the timeline", key=f"open_up_{t.id}", on_click=open_trace,
                   args=(t.id, "Timeline", "upload"))
     if more > 0:  # past ten buttons: every trace of the file from one list
         open_picker(f"Open any of the {len(traces)} traces", [t.id for t in traces], picker_key, "upload")

@@ -16,6 +16,7 @@ import inspector_state as state
 import numpy as np
 import streamlit as st
 from inspector_common import kept, need_trace
+from inspector_data import md_code, md_escape
 
 from attrib.errors import InputError
 from attrib.trace import Step, Trace
@@ -119,7 +120,7 @@ def heads_section() -> None:
         matrix, note = data.find_matrix(body, (stat,)) or [], ""
     else:
         if sparse is None:
-            st.warning(f"`{path}` holds no layer × head scores this page understands.")
+            st.warning(f"{md_code(path)} holds no layer × head scores this page understands.")
             st.json(res, expanded=False)
             return
         stat, (matrix, note) = "scores", sparse
@@ -296,7 +297,7 @@ def steps_section(trace: Trace, upload_name: str | None = None) -> None:
     step = trace.steps[idx]
     ref = step.activation
     assert ref is not None
-    st.caption(f"`{ref.path}` ({ref.format})")
+    st.caption(f"{md_code(ref.path)} ({md_escape(ref.format)})")
     try:
         acts = _load(step)
     except Exception as e:
@@ -307,7 +308,7 @@ def steps_section(trace: Trace, upload_name: str | None = None) -> None:
     if stacked is None:
         st.info("This step's activations hold no attention statistics this page can read "
                 "(`blocks.L.attn.hook_pattern:segment_mass`, or full patterns with an `activation_layout`); "
-                "recorded hooks: " + ", ".join(sorted(acts)))
+                "recorded hooks: " + ", ".join(md_code(k) for k in sorted(acts)))
     else:
         masses, layers = stacked
         stats = head_stats(masses, layout)

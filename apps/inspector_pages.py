@@ -16,6 +16,7 @@ import inspector_state as state
 import inspector_views as views
 import streamlit as st
 from inspector_common import empty_store_line, kept, open_picker
+from inspector_data import md_code, md_escape
 
 
 def trace_list(ctx: state.Ctx) -> None:
@@ -47,9 +48,9 @@ def trace_list(ctx: state.Ctx) -> None:
     # without stored verdicts these two filters could only empty the list (or repeat it: every trace is
     # "not analyzed"), so they wait, saying why, until `attrib analyze --store` has stored some
     no_verdicts = None if verdict_m else ("No verdict is stored in this store yet: run "
-                                          f"`attrib analyze --all --store {ctx.store_path}` first.")
-    v_agent = pick(c[3], f"Verdict agent ({verdict_m or 'no stored verdicts'})", fac["agent"], "f_verdict",
-                   no_verdicts)
+                                          f"{md_code(f'attrib analyze --all --store {ctx.store_path}')} first.")
+    v_agent = pick(c[3], f"Verdict agent ({md_escape(verdict_m) if verdict_m else 'no stored verdicts'})",
+                   fac["agent"], "f_verdict", no_verdicts)
     t_agent = pick(c[4], "Annotated agent", fac["truth_agent"], "f_truth")
     agreement = pick(c[5], "Verdict vs annotation", ["agrees", "disagrees", "not analyzed"], "f_agree", no_verdicts)
     filters = data.ListFilter(source=source, outcome=outcome, agent=agent, method=verdict_m, verdict_agent=v_agent,
@@ -69,7 +70,7 @@ def trace_list(ctx: state.Ctx) -> None:
     # query reads each row's), by its short name
     rankers = {r["trace_id"]: data.ranker_name(r["ranker"]) for r in rows if r.get("ranker")}
     b.markdown(f"**{total}** traces match · page {page_no} of {n_pages} · {data.PAGE_SIZE} per page"
-               + (f" · verdicts from stored `{verdict_m}` runs{ranker_words(rankers)}" if verdict_m else
+               + (f" · verdicts from stored {md_code(verdict_m)} runs{ranker_words(rankers)}" if verdict_m else
                   " · no stored verdicts (run `attrib analyze --store` or the batch engine to fill them)"))
     if not rows:
         st.info("No trace matches these filters.")
@@ -88,8 +89,8 @@ def ranker_words(rankers: dict[str, str]) -> str:
     if not names:
         return ""
     if len(names) == 1:
-        return f" (ranker `{names[0]}`)"
-    return " (rankers on this page: " + ", ".join(f"`{n}`" for n in names) + ")"
+        return f" (ranker {md_code(names[0])})"
+    return " (rankers on this page: " + ", ".join(md_code(n) for n in names) + ")"
 
 
 class Page(NamedTuple):

@@ -136,8 +136,12 @@ def store_is_empty(ctx: Ctx) -> bool:
 
 def store_error(path: Path) -> str | None:
     """None when the store at ``path`` can be opened read-only, else the one-line reason."""
+    ingest = data.md_code(f"attrib ingest PATH --store {path}")
     if not path.exists():
-        return f"{path}: no store here (run `attrib ingest PATH --store {path}` first, or upload a trace)"
+        return f"{data.md_escape(path)}: no store here (run {ingest} first, or upload a trace)"
+    if empty_file(path):  # `attrib ingest` makes such a file (from mktemp, say) a new store: it is not a broken one
+        return (f"{data.md_escape(path)}: the file is empty (0 bytes), not a store yet: {ingest} makes it one "
+                "(or upload a trace)")
     try:
         cached_default_id(str(path), data.store_stamp(path))  # one read-only query, cached with the store's stamp
     except Exception as e:  # an unreadable store is shown, not raised
@@ -145,14 +149,29 @@ def store_error(path: Path) -> str | None:
     return None
 
 
-def stored_ids(ctx: Ctx, trace_ids: list[str]) -> frozenset[str]:
-    """Which of ``trace_ids`` the store holds (none when it cannot be read now)."""
-    if not ctx.has_store or not trace_ids:
-        return frozenset()
+def empty_file(path: Path) -> bool:
+    """True for a file of 0 bytes (from ``mktemp``, say), which ``attrib ingest`` turns into a new store."""
     try:
-        return cached_stored_ids(str(ctx.store_path), ctx.stamp, tuple(dict.fromkeys(trace_ids)))
-    except Exception:  # changed and unreadable since store_error looked (e.g. locked): its error shows elsewhere
-        return frozenset()
+        return path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def stored_ids(ctx: Ctx, trace_ids: list[str]) -> frozenset[str]:
+    """Which of ``trace_ids`` the store holds (none when it cannot be read now: :func:`held_ids` says why)."""
+    return held_ids(ctx, trace_ids)[0]
+
+
+def held_ids(ctx: Ctx, trace_ids: list[str]) -> tuple[frozenset[str], str | None]:
+    """Which of ``trace_ids`` the store holds, and None; or, when the store cannot be read now (it changed since
+    :func:`store_error` looked: ``attrib ingest`` holds its lock, say), no ids and the one-line reason, the same
+    line the trace pages show, so a page does not take "cannot read" for "not in the store"."""
+    if not ctx.has_store or not trace_ids:
+        return frozenset(), None
+    try:
+        return cached_stored_ids(str(ctx.store_path), ctx.stamp, tuple(dict.fromkeys(trace_ids))), None
+    except Exception as e:  # an unreadable store is shown, not raised
+        return frozenset(), data.error_line(e)
 
 
 def choose_copy(trace_id: str, copy: str) -> None:
@@ -217,9 +236,9 @@ def load_trace(ctx: Ctx) -> None:
         ctx.uploaded_too = name
     if not ctx.has_store:
         if ctx.store_path.exists():  # a store that cannot be read now (locked, not a store): that is the reason
-            ctx.trace_error = f"cannot read trace {tid!r}: {ctx.store_error}"
+            ctx.trace_error = f"cannot read trace {data.md_escape(repr(tid))}: {ctx.store_error}"
         else:
-            ctx.trace_error = f"trace {tid!r} is not in this session's uploads and there is no store"
+            ctx.trace_error = f"trace {data.md_escape(repr(tid))} is not in this session's uploads and there is no store"
         return
     try:
         ctx.trace = Trace.from_json(cached_trace_json(str(ctx.store_path), ctx.stamp, tid))

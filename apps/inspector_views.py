@@ -7,6 +7,7 @@ import inspector_figures as figs
 import inspector_state as state
 import streamlit as st
 from inspector_common import kept, need_trace, verdict, verdict_source
+from inspector_data import md_code, md_escape
 
 from attrib.render import span_words, step_set_line, verdict_notes
 from attrib.trace import Attribution, Trace
@@ -23,13 +24,14 @@ def trace_page(ctx: state.Ctx) -> Trace | None:
 
 def trace_header(trace: Trace) -> None:
     """Id, task, outcome and size of the current trace (which copy it is, when it was uploaded: the sidebar says)."""
-    st.header(f"Trace {trace.id}")
+    st.header(f"Trace {md_escape(trace.id)}")
     subset = trace.metadata.get("subset") if isinstance(trace.metadata, dict) else None
-    st.caption(f"{trace.source_format}{f' · {subset}' if subset else ''} · outcome **{trace.outcome}** · "
-               f"{trace.n_steps} steps · agents: {', '.join(trace.agents)}")
+    st.caption(f"{md_escape(trace.source_format)}{f' · {md_escape(subset)}' if subset else ''} · outcome "
+               f"**{md_escape(trace.outcome)}** · {trace.n_steps} steps · "
+               f"agents: {', '.join(md_escape(a) for a in trace.agents)}")
     if trace.task:
         with st.expander("Task", expanded=False):
-            st.write(figs.snippet(trace.task, 2000))
+            st.markdown(md_escape(figs.snippet(trace.task, 2000)))
 
 
 def text_box(text: str, max_px: int, chars_per_line: int) -> None:
@@ -41,9 +43,9 @@ def text_box(text: str, max_px: int, chars_per_line: int) -> None:
 
 def step_owner_note(trace: Trace, a: Attribution) -> str:
     """`` (the step is X's)`` when the verdict's decisive step was written by another agent than the one it blames
-    (a method may blame the agent a step's mistake came from), else ''."""
+    (a method may blame the agent a step's mistake came from), else ''. Markdown: the agent is escaped."""
     by = trace.steps[a.step].agent if 0 <= a.step < trace.n_steps else a.agent
-    return "" if by == a.agent else f" (the step is {by}'s)"
+    return "" if by == a.agent else f" (the step is {md_escape(by)}'s)"
 
 
 def decisive_box(trace: Trace, a: Attribution, source: str = "") -> None:
@@ -53,18 +55,18 @@ def decisive_box(trace: Trace, a: Attribution, source: str = "") -> None:
         conf = f"confidence {a.confidence:.2f}"
         if a.agent_confidence is not None:
             conf += f" · agent confidence {a.agent_confidence:.2f}"
-        st.subheader(f"Decisive step {a.step} — {a.agent}{step_owner_note(trace, a)}")
-        st.caption(f"method `{a.method}`" + (f" · {source}" if source else "") + f" · {conf}"
+        st.subheader(f"Decisive step {a.step} — {md_escape(a.agent)}{step_owner_note(trace, a)}")
+        st.caption(f"method {md_code(a.method)}" + (f" · {source}" if source else "") + f" · {conf}"
                    + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else "")
-                   + (f" · {span}" if (span := span_words(a)) else ""))  # to find it in a trace viewer
+                   + (f" · {md_escape(span)}" if (span := span_words(a)) else ""))  # to find it in a trace viewer
         for note, level in verdict_notes(a, 5):
             (st.warning if level == "warning" else st.info)(note)
         if sset := step_set_line(a, trace):
             st.info(f"Step set (conformal): {sset}")
         if a.reason:
-            st.markdown(f"**Why:** {a.reason}")
+            st.markdown(f"**Why:** {md_escape(a.reason)}")  # the method's words, quoting the trace's
         if 0 <= a.step < trace.n_steps:
-            st.markdown(f"**Step {a.step} text ({trace.steps[a.step].agent}):**")
+            st.markdown(f"**Step {a.step} text ({md_escape(trace.steps[a.step].agent)}):**")
             text_box(trace.steps[a.step].content or "(empty)", 260, 50)  # a column 3/5 of the page wide
 
 
@@ -73,14 +75,15 @@ def annotation_box(trace: Trace, a: Attribution | None) -> None:
     lb = trace.label
     if lb is None:
         return
-    msg = f"Annotated mistake (evaluation label, not seen by methods): **{lb.mistake_agent}**, step **{lb.mistake_step}**"
+    msg = ("Annotated mistake (evaluation label, not seen by methods): "
+           f"**{md_escape(lb.mistake_agent)}**, step **{lb.mistake_step}**")
     if a is not None:
         same_step, same_agent = a.step == lb.mistake_step, a.agent == lb.mistake_agent
         msg += (" — the verdict matches it." if same_step and same_agent else
                 f" — verdict agent {'matches' if same_agent else 'differs'}, step "
                 f"{'matches' if same_step else f'is off by {a.step - lb.mistake_step:+d}'}.")
-    if lb.reason:
-        msg += f"  \n_{lb.reason}_"
+    if reason := " ".join(lb.reason.split()):  # one line: italics end at a paragraph break
+        msg += f"  \n_{md_escape(reason)}_"
     st.info(msg)
 
 
@@ -103,12 +106,12 @@ def clicked_step(event: object, n_steps: int) -> int | None:
 def step_detail(trace: Trace, k: int) -> None:
     """One step in full: agent, role, text, tool calls and results."""
     s = trace.steps[k]
-    st.markdown(f"**Step {s.index} · {s.agent}** ({s.role})")
+    st.markdown(f"**Step {s.index} · {md_escape(s.agent)}** ({md_escape(s.role)})")
     text_box(s.content or "(empty)", 320, 100)
     for c in s.tool_calls:
-        st.caption(f"tool call `{c.name}`({figs.snippet(c.arguments, 200)})")
+        st.caption(f"tool call {md_code(c.name)}({md_escape(figs.snippet(c.arguments, 200))})")
     for r in s.tool_results:
-        st.caption(("tool error: " if r.is_error else "tool result: ") + figs.snippet(r.content, 300))
+        st.caption(("tool error: " if r.is_error else "tool result: ") + md_escape(figs.snippet(r.content, 300)))
 
 
 def timeline(ctx: state.Ctx) -> None:
@@ -157,7 +160,7 @@ def blame(ctx: state.Ctx) -> None:
     if a is None:
         return
     if not a.agents:
-        st.info(f"`{a.method}` gives no per-agent blame; its verdict is {a.agent} at step {a.step}.")
+        st.info(f"{md_code(a.method)} gives no per-agent blame; its verdict is {md_escape(a.agent)} at step {a.step}.")
     else:
         st.plotly_chart(figs.blame_figure(a), width="stretch", key="blame_fig")
         st.dataframe([{"agent": b.agent, "blame": b.score, "ci_low": b.ci_low, "ci_high": b.ci_high}
@@ -200,7 +203,8 @@ def flow_graph(ctx: state.Ctx) -> None:
         to = ("where the failure shows" if figs.reaches_failure(trace) else
               "the final answer (the run is recorded as successful: there is no failure to reach)")
         hops = a.evidence.get("graph_path_hops") if a.evidence and a.evidence.get("graph_path") == path else None
-        st.markdown(f"**Blame path** from the decisive step to {to}: {path_line(trace, path, failure, hops=hops)}")
+        line = md_escape(path_line(trace, path, failure, hops=hops))  # agents' names and the verdict's hops
+        st.markdown(f"**Blame path** from the decisive step to {to}: {line}")
     kinds: dict[str, int] = {}
     for _, _, _, k in edges:
         for kind in k.split(", "):
