@@ -9,7 +9,11 @@ in the number of traces. ``engine="serial"`` runs the very same partition functi
 the reference the Dask path is tested against. Dask is imported only when a Dask engine is used.
 
 Resumable: traces that already have an attribution for the method are skipped unless ``force``.
-A trace whose analysis raises is recorded with :meth:`Store.save_errors` and the batch goes on.
+A trace whose analysis raises is recorded with :meth:`Store.save_errors` and the batch goes on. A worker that
+dies is Dask's to handle (it reruns the task elsewhere); a scheduler that goes away stops the batch at once with
+:class:`ClusterLost`, the partitions in flight left to do, none recorded as failed. A scheduler address is probed
+first (one TCP connection and Dask's handshake), so a refused port or a server that is not a Dask scheduler is one
+error in a second or two, with or without work to do.
 The store owns all SQL: this module selects with :meth:`Store.count_selected` and
 :meth:`Store.stream_trace_json` and writes with the bulk :meth:`Store.save_attributions`.
 """
@@ -89,6 +93,17 @@ class BatchInterrupted(KeyboardInterrupt):
 
     def __init__(self, report: BatchReport | None) -> None:
         super().__init__()
+        self.report = report
+
+
+class ClusterLost(NotFoundError):
+    """The Dask scheduler went away in the middle of a batch (it stopped, or the network to it failed): exit 4, as an
+    unreachable scheduler. No trace is recorded as failed for it: ``report`` (None when it went before any trace was
+    selected) says how far the batch got; what it counts is in the store, the partitions in flight are not, so
+    rerunning the same call, once a scheduler answers, finishes the rest."""
+
+    def __init__(self, message: str, report: BatchReport | None = None) -> None:
+        super().__init__(message)
         self.report = report
 
 
@@ -323,7 +338,7 @@ def _dask_client(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, int
                                   + (", or lower --workers)" if have else ")")) from None
             yield client, slots(client)
         finally:
-            client.close()
+            _close_client(client)
         return
     import logging
 
@@ -359,6 +374,28 @@ def _dask_client(scheduler: Any, workers: int | None) -> Iterator[tuple[Any, int
             client.close()
     finally:
         cluster.close()
+
+
+def _close_client(client: Any) -> None:
+    """Close a Client. One that lost its scheduler is still trying to reconnect, and distributed logs closing it
+    then as errors (a "Failed to reconnect" line and two CancelledError tracebacks) though nothing is wrong: its
+    client logger is muted while it closes, so a lost scheduler stays the one line :class:`ClusterLost` makes."""
+    import logging
+
+    if not _lost(client):
+        client.close()
+        return
+
+    class _Mute(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return False
+
+    log, mute = logging.getLogger("distributed.client"), _Mute()
+    log.addFilter(mute)
+    try:
+        client.close()
+    finally:
+        log.removeFilter(mute)
 
 
 @contextlib.contextmanager
@@ -405,8 +442,12 @@ def _sigint_held(seen: list[bool]) -> Iterator[None]:
 CONNECT_TIMEOUT_S = 30.0
 
 
-#: How long the nothing-to-do check waits for a scheduler's port to accept a connection (:func:`_probe`).
+#: How long :func:`_probe` waits for a scheduler's port to accept a connection.
 PROBE_TIMEOUT_S = 5.0
+
+#: How long :func:`_probe` waits for the scheduler's greeting: first after its own handshake, then after a blank line
+#: that makes an HTTP server answer. A Dask scheduler greets every connection at once (in milliseconds).
+GREETING_WAIT_S = (0.5, 1.5)
 
 
 def _scheduler_address(address: str) -> tuple[str, str, int]:
@@ -428,29 +469,112 @@ def _scheduler_address(address: str) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname, port
 
 
+def _port_hint(port: int) -> str:
+    return " (8787 is the dashboard; the scheduler listens on 8786)" if port == 8787 else ""
+
+
+def _dask_handshake() -> bytes:
+    """The handshake a Dask client sends first on a TCP connection (a length-prefixed message of one msgpack frame,
+    ``{"compression": None, "python": (3, 11, 7), "pickle-protocol": 5}``), so that a scheduler sees an ordinary
+    connection that closes, not a broken one."""
+    import pickle
+    import struct
+    import sys
+
+    v = sys.version_info
+    body = (b"\x83\xabcompression\xc0\xa6python\x93" + bytes([v.major, v.minor, v.micro])
+            + b"\xafpickle-protocol" + bytes([pickle.HIGHEST_PROTOCOL]))
+    frames = struct.pack("<QQ", 1, len(body)) + body
+    return struct.pack("<Q", len(frames)) + frames
+
+
+def _is_dask_greeting(data: bytes) -> bool:
+    """Whether ``data`` starts with a whole Dask message: its length, its frame count, the frames' lengths adding
+    up (a scheduler's greeting is about 60 bytes; HTTP, SSH or TLS bytes read so make no sense)."""
+    import struct
+
+    if len(data) < 16:
+        return False
+    (size,) = struct.unpack_from("<Q", data)
+    (n,) = struct.unpack_from("<Q", data, 8)
+    if not 16 <= size <= 1 << 16 or len(data) < 8 + size or not 1 <= n <= 16 or 8 + 8 * n > size:
+        return False
+    return 8 + 8 * n + sum(struct.unpack_from(f"<{n}Q", data, 16)) == size
+
+
+def _greeting(sock: Any) -> bytes | None:
+    """What the server on ``sock`` says to a Dask client's handshake: the scheduler's greeting (or enough of
+    another answer to name it), b"" when it closed the connection without a word, None when it stayed silent."""
+    import socket
+    import struct
+
+    data = b""
+    try:
+        sock.sendall(_dask_handshake())
+        for i, wait in enumerate(GREETING_WAIT_S):
+            if i:  # silent so far: a blank line makes an HTTP server (such as the dashboard) answer
+                sock.sendall(b"\r\n\r\n")
+            sock.settimeout(wait)
+            with contextlib.suppress(TimeoutError, socket.timeout):
+                while chunk := sock.recv(4096):
+                    data += chunk
+                    if len(data) >= 8:
+                        (size,) = struct.unpack_from("<Q", data)
+                        if 16 <= size <= 1 << 16:
+                            if len(data) >= 8 + size:  # a whole Dask message
+                                return data
+                        elif len(data) >= 512:  # not Dask's: enough to name it
+                            return data
+                        else:
+                            sock.settimeout(0.2)  # not Dask's: the rest of its first lines, if they come at once
+                return data  # closed
+            if data:
+                return data
+    except OSError:  # reset by the peer
+        return data
+    return None
+
+
+def _describe_answer(data: bytes) -> str:
+    if not data:
+        return "it closed the connection without answering"
+    line = data.split(b"\n", 1)[0].strip()[:60]
+    text = repr(line.decode()) if line.isascii() and line.decode().isprintable() else repr(line)
+    http = data.startswith(b"HTTP/") or b"<html" in data[:512].lower()
+    return f"it answered {text}" + (" (an HTTP server)" if http else "")
+
+
 def _probe(address: str) -> None:
-    """Check that something listens at a scheduler address, within PROBE_TIMEOUT_S, without starting a Client: the
-    batch with nothing to do still says that a mistyped or stopped scheduler is unreachable (NotFoundError, exit 4)
-    instead of "nothing to do", at the cost of one TCP connection (a refused port answers at once). A port that
-    accepts the connection is taken as reachable; the full handshake is made only when there is work (ucx://
-    addresses, not plain TCP, are not probed)."""
+    """Check within seconds, without starting a Client, that a Dask scheduler answers at ``address``: one TCP
+    connection that sends a Dask client's handshake and reads the scheduler's greeting. Run before every Client
+    connection, and on its own when a batch has nothing to do, so that a mistyped or stopped scheduler is a
+    NotFoundError (exit 4) at once: a refused port ("cannot reach a Dask scheduler"), or a server that answers
+    something else, an HTTP server for one ("not a Dask scheduler"). A port that accepts the connection and stays
+    silent cannot be told apart cheaply: taken as reachable (ucx:// addresses are not probed, ws:// ones only
+    connected to)."""
     import socket
 
     scheme, host, port = _scheduler_address(address)
     if scheme == "ucx":
         return
     try:
-        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
-            pass
+        sock = socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S)
     except OSError as e:
-        why = "no answer" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
-        raise NotFoundError(f"cannot reach a Dask scheduler at {address}: {why}") from None
+        why = f"no answer in {PROBE_TIMEOUT_S:.0f} s" if isinstance(e, TimeoutError) else (
+            e.strerror or type(e).__name__)
+        raise NotFoundError(f"cannot reach a Dask scheduler at {address}: {why}{_port_hint(port)}") from None
+    with sock:
+        answer = _greeting(sock) if scheme == "tcp" else None
+    if answer is not None and not _is_dask_greeting(answer):
+        raise NotFoundError(f"not a Dask scheduler at {address}: {_describe_answer(answer)}{_port_hint(port)}")
 
 
 def _connect(distributed: Any, address: str) -> Any:
-    """A Client on the scheduler at ``address``, or one clear NotFoundError within CONNECT_TIMEOUT_S."""
+    """A Client on the scheduler at ``address``, or one clear NotFoundError: at once (:func:`_probe`) for a refused
+    port or a server that is not a Dask scheduler, within CONNECT_TIMEOUT_S for one that never answers."""
     import threading
 
+    _probe(address)
     _, _, port = _scheduler_address(address)
     box: dict[str, Any] = {}
 
@@ -465,15 +589,47 @@ def _connect(distributed: Any, address: str) -> Any:
     t.join(CONNECT_TIMEOUT_S + 5)
     if "client" in box:
         return box["client"]
-    why = (f"{type(box['error']).__name__}: {str(box['error']).splitlines()[0] if str(box['error']) else ''}"
-           if "error" in box else f"no answer in {CONNECT_TIMEOUT_S:.0f} s")
-    hint = " (8787 is the dashboard; the scheduler listens on 8786)" if port == 8787 else ""
-    raise NotFoundError(f"cannot reach a Dask scheduler at {address}: {why}{hint}")
+    err = box.get("error")
+    if err is not None and not isinstance(err, OSError):  # a handshake read as a message: MemoryError, ValueError
+        raise NotFoundError(f"not a Dask scheduler at {address}: its answer to the handshake makes no sense "
+                            f"({type(err).__name__}){_port_hint(port)}")
+    why = (f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}" if err is not None
+           else f"no answer in {CONNECT_TIMEOUT_S:.0f} s (something accepts connections there but never answered)")
+    raise NotFoundError(f"cannot reach a Dask scheduler at {address}: {why}{_port_hint(port)}")
+
+
+def _scheduler_of(client: Any) -> str:
+    """The scheduler address a Client talks to, for messages."""
+    try:
+        return str(client.scheduler.address)
+    except AttributeError:
+        return "its address"
+
+
+def _lost(client: Any) -> bool:
+    """Whether ``client`` has lost its scheduler: reconnecting (its futures cancelled), closing or closed."""
+    return getattr(client, "status", "running") not in ("running", "newly-created")
+
+
+def _cluster_lost(client: Any, reason: str | None = None) -> ClusterLost:
+    """The error for a batch whose scheduler went (its futures cancelled ``reason``, or the Client closed)."""
+    address = _scheduler_of(client)
+    if reason in (None, "scheduler-connection-lost") or _lost(client):
+        return ClusterLost(f"lost the Dask scheduler at {address}: the connection to it dropped (did the scheduler "
+                           "stop?)")
+    return ClusterLost(f"the Dask scheduler at {address} cancelled this batch's tasks ({reason})")
 
 
 def _run_dask(
     parts: Iterator[list[tuple[str, str]]], writer: _Writer, run: dict[str, Any], client: Any, n_workers: int
 ) -> None:
+    """Stream the partitions through the cluster, a few in flight, writing each as it completes. A task that
+    raises (a worker killed while running it too often: KilledWorker; an unpicklable result) is recorded against
+    its traces; a worker that dies is otherwise Dask's to handle (it reruns the task elsewhere). A scheduler that
+    goes away (the Client's futures cancelled, or the Client closed) is :class:`ClusterLost`, raised at once: the
+    partitions in flight are not the traces' fault and stay to do."""
+    from concurrent.futures import CancelledError
+
     from distributed import as_completed
 
     limit = max(1, IN_FLIGHT_PER_WORKER * n_workers)
@@ -482,7 +638,13 @@ def _run_dask(
 
     def submit_next() -> bool:
         for payloads in parts:
-            fut = client.submit(analyze_payloads, run["method"], run["name"], payloads, run["options"], pure=False)
+            try:
+                fut = client.submit(analyze_payloads, run["method"], run["name"], payloads, run["options"],
+                                    pure=False)
+            except Exception:
+                if _lost(client):  # ClosedClientError: the Client gave up reconnecting
+                    raise _cluster_lost(client) from None
+                raise
             pending[fut] = [tid for tid, _ in payloads]
             queue.add(fut)
             return True
@@ -495,7 +657,11 @@ def _run_dask(
         ids = pending.pop(fut)
         try:
             outcomes = fut.result()
-        except Exception as e:  # the task itself died (worker killed, unpicklable result): blame the partition
+        except CancelledError as e:  # the scheduler went (or cancelled the task): not these traces' fault
+            raise _cluster_lost(client, getattr(e, "reason", None)) from None
+        except Exception as e:  # the task itself died (killed worker, unpicklable result): blame the partition
+            if _lost(client):
+                raise _cluster_lost(client) from None
             err = f"worker failure: {_describe(e)}"
             outcomes = [(tid, None, err) for tid in ids]
         fut.release()
@@ -532,8 +698,9 @@ def analyze_many(
     an error, never saved beside this batch's (``BatchReport.ranker`` names the one used).
     ``progress``: a progress bar on standard error.
     Returns a :class:`BatchReport` (``workers``: how many ran, 0 with nothing to do). With nothing to do no cluster
-    starts, but a ``scheduler`` address is still checked, with one TCP connection: an unreachable one is a
-    NotFoundError either way.
+    starts, but a ``scheduler`` address is still checked, with one TCP connection: an unreachable one, or a server
+    there that is not a Dask scheduler, is a NotFoundError either way. A scheduler lost mid-batch raises
+    :class:`ClusterLost` (a NotFoundError carrying the report): what was written stays, the rest is still to do.
 
     The Dask engines start worker processes that re-import the calling script: call this under
     ``if __name__ == "__main__":`` in a script.
@@ -604,6 +771,8 @@ def analyze_many(
                 try:
                     client.run(warm, run["method"])  # a worker that cannot load the method fails here, once
                 except Exception as e:
+                    if _lost(client):
+                        raise _cluster_lost(client) from None
                     raise AttribError(f"Dask workers cannot load method {name!r}: {_describe(e)} "
                                       "(every worker needs the same attrib installed)") from None
                 if stop():  # a Ctrl-C that distributed swallowed during start-up
@@ -616,6 +785,11 @@ def analyze_many(
         if report is not None:
             report.elapsed_s = time.perf_counter() - t0
         raise BatchInterrupted(report) from e
+    except ClusterLost as e:  # as for a Ctrl-C: what was written is whole, the rest stays to do
+        if report is not None:
+            report.elapsed_s = time.perf_counter() - t0
+        e.report = report
+        raise
     except duckdb.OutOfMemoryException as e:
         raise AttribError(f"the driver's DuckDB memory cap ({DRIVER_DUCKDB_MEMORY}) is too small for these traces: "
                           "set ATTRIB_ENGINE_DUCKDB_MEMORY higher (e.g. 2GB) and rerun; finished traces are kept "
@@ -627,4 +801,7 @@ def analyze_many(
     return report
 
 
-__all__ = ["DEFAULT_BATCH_SIZE", "ENGINES", "BatchInterrupted", "BatchReport", "analyze_many", "analyze_payloads"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE", "ENGINES", "BatchInterrupted", "BatchReport", "ClusterLost", "analyze_many",
+    "analyze_payloads",
+]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from attrib.cli._common import console, err_console, handle_errors
+from attrib.cli._common import console, err_console, handle_errors, print_error
 
 if TYPE_CHECKING:
     from attrib.engine import BatchReport
@@ -139,23 +139,28 @@ def run_batch(
     as_json: bool = False,
     options: dict[str, Any] | None = None,
 ) -> None:
-    """Analyze every selected trace in the store, print a summary; exit 1 when any trace failed."""
-    from attrib.engine import DEFAULT_BATCH_SIZE, BatchInterrupted, analyze_many
+    """Analyze every selected trace in the store, print a summary; exit 1 when any trace failed. A Ctrl-C (130) or
+    a scheduler lost mid-batch (4) prints one line saying what was kept and what is still to do."""
+    from attrib.engine import DEFAULT_BATCH_SIZE, BatchInterrupted, ClusterLost, analyze_many
 
     try:
         with handle_errors():
-            report = analyze_many(
-                store,
-                method=method,
-                where=where,
-                engine=engine,  # type: ignore[arg-type]
-                scheduler=scheduler,
-                workers=workers,
-                force=force,
-                batch_size=batch_size or DEFAULT_BATCH_SIZE,
-                progress=not as_json,
-                options=options,
-            )
+            try:
+                report = analyze_many(
+                    store,
+                    method=method,
+                    where=where,
+                    engine=engine,  # type: ignore[arg-type]
+                    scheduler=scheduler,
+                    workers=workers,
+                    force=force,
+                    batch_size=batch_size or DEFAULT_BATCH_SIZE,
+                    progress=not as_json,
+                    options=options,
+                )
+            except ClusterLost as e:  # not the traces' fault: none recorded as failed, the rest still to do
+                print_error(f"{e}; {interrupted_line(e.report)}")
+                raise typer.Exit(e.exit_code) from None
     except BatchInterrupted as e:  # Ctrl-C: without a word the user cannot tell what was kept
         err_console.print(f"[bold red]interrupted:[/] {interrupted_line(e.report)}", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
