@@ -83,6 +83,7 @@ def test_reingest_is_a_no_op(ingested, whowhen_dir: Path) -> None:
     assert r.exit_code == 0, r.output
     with open_store(store) as st:
         assert st.snapshot() == before
+    from attrib.methods import analyze
     from attrib.store.api import ingest
 
     rep = ingest([whowhen_dir / "Algorithm-Generated"], store=store)
@@ -264,6 +265,7 @@ def test_no_progress_bar_when_nobody_watches(bundled: Path, tmp_path: Path) -> N
 
 def test_the_library_draws_no_bar_when_stderr_is_no_terminal(bundled: Path, tmp_path: Path, capfd) -> None:
     """``ingest(progress=True)`` with stderr on a pipe or in a log: no bar (the library checks, not each caller)."""
+    from attrib.methods import analyze
     from attrib.store.api import ingest
 
     assert ingest([bundled / "demo_whowhen.json"], store=tmp_path / "s.duckdb", progress=True).ok
@@ -312,6 +314,7 @@ def test_a_format_error_names_the_flag_the_user_typed(bundled: Path, tmp_path: P
 def test_library_ingest_keeps_the_library_spelling_and_refuses_an_unknown_format_once(bundled: Path,
                                                                                         tmp_path: Path) -> None:
     from attrib.errors import UsageError
+    from attrib.methods import analyze
     from attrib.store.api import ingest
 
     rep = ingest([bundled / "chat_langgraph.json"], store=tmp_path / "s.duckdb", format="otlp")
@@ -447,6 +450,27 @@ def test_ingest_joins_one_otlp_trace_rotated_over_files(tmp_path: Path) -> None:
         stored = {i: st.get_trace(i) for i in st.trace_ids()}
         assert stored == whole and not any(t.metadata.get("partial") for t in stored.values())
         assert st.count_traces() == 2
+    from attrib.methods import analyze
+    from attrib.store.api import ingest
+
+    # re-ingesting the same files is a no-op that keeps the verdicts (the first file's part replaced the whole run,
+    # dropping them, and the run came back with the second); each run counts once, under its root span's file
+    with open_store(store) as st:
+        for tid in whole:
+            st.save_attribution(analyze(st.get_trace(tid), "flow-graph"))
+    report = ingest([conv / "rotated"], store=store)
+    assert report.summary() == {"files": 2, "failed": 0, "traces": 2, "steps": sum(t.n_steps for t in whole.values()),
+                                "new_or_changed": 0, "unchanged": 2}, report.summary()
+    with open_store(store, read_only=True) as st:
+        assert all(st.get_attributions(tid) for tid in whole)
+    # the parts ingested one at a time, either order: the later completes the run the earlier stored
+    for order in (["traces-2025-06-15T10-00.jsonl", "traces-2025-06-15T10-05.jsonl"],
+                  ["traces-2025-06-15T10-05.jsonl", "traces-2025-06-15T10-00.jsonl"]):
+        one = tmp_path / f"one-{order[0]}.duckdb"
+        for name in order:
+            assert ingest([conv / "rotated" / name], store=one).ok
+        with open_store(one, read_only=True) as st:
+            assert {i: st.get_trace(i) for i in st.trace_ids()} == whole, order
     runs = tmp_path / "copies"
     runs.mkdir()
     for name in ("a.json", "b.json"):

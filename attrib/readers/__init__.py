@@ -172,6 +172,18 @@ def _file_bytes(path: Path, max_bytes: int) -> bytes:
         raise InputError(path, None, f"cannot be read ({e.strerror or e})") from None
 
 
+def otlp_trace_ids(path: str | Path, format: str | None = None, max_bytes: int = MAX_BYTES) -> set[str]:
+    """The OTLP trace ids a file holds spans of (no traces built); empty for a file of another format or one that
+    cannot be read (reading it for real then says why). ``attrib ingest`` asks it to find one trace's parts in
+    several files before it reads them together."""
+    path = Path(path)
+    try:
+        reader, data = _reader(_file_bytes(path, max_bytes), path, format)
+        return set(OTLP.records(data, path)) if reader is OTLP else set()
+    except AttribError:
+        return set()
+
+
 def read_bytes(data: bytes, path: str | Path, format: str | None = None) -> list[Trace]:
     """Read every trace in ``data`` (a file's bytes, or standard input's); ``path`` names it in errors and
     default trace ids, and anchors relative activation paths."""
@@ -435,5 +447,5 @@ def _accept(traces: list[Trace], p: Path, seen: dict[str, str] | None, out: list
 
 
 __all__ = ["ID_HINT", "READERS", "SUFFIXES", "FormatError", "Reader", "check_ids", "detect", "expand_paths", "file_error",
-           "file_stem", "format_by_keys", "load_trace", "read_bytes", "read_path", "read_paths", "read_sources",
-           "utf8_text", "validate"]
+           "file_stem", "format_by_keys", "load_trace", "otlp_trace_ids", "read_bytes", "read_path", "read_paths",
+           "read_sources", "utf8_text", "validate"]

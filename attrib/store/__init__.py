@@ -682,6 +682,11 @@ class Store:
             self._delete(trace_id, keep_results=False)
         return True
 
+    def source_path(self, trace_id: str) -> str | None:
+        """The file a stored trace was read from (absolute; ``-`` for standard input), None when unknown or absent."""
+        row = self.con.execute("SELECT source_path FROM traces WHERE trace_id = ?", [trace_id]).fetchone()
+        return row[0] if row else None
+
     def has_trace(self, trace_id: str) -> bool:
         """Whether a trace with this id is stored."""
         return self.con.execute("SELECT 1 FROM traces WHERE trace_id = ?", [trace_id]).fetchone() is not None

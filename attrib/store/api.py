@@ -18,6 +18,7 @@ from attrib.readers import (
     check_ids,
     expand_paths,
     file_error,
+    otlp_trace_ids,
     read_path,
     read_sources,
     read_stdin,
@@ -87,75 +88,147 @@ class IngestReport:
                 "new_or_changed": self.n_new, "unchanged": self.n_unchanged}
 
 
-def _join_parts(traces: list[Trace], path: Path, format: str | None, max_bytes: int,
-                seen: dict[str, str] | None, parts: dict[str, list[str]] | None) -> list[tuple[Trace, str]] | None:
-    """This file's traces joined with the earlier files of this ingest that hold other spans of the same OTLP trace
-    ids (a collector's file exporter rotating mid-trace), read together as :func:`read_sources` joins them, each
-    with the file of its root span; None when no id repeats, or when a repeat is no such split (another format, or
-    copies of the same spans: the id check then refuses the file, as before)."""
-    if seen is None or parts is None or str(path) == "-":
+def _split_groups(files: list[Path], format: str | None, max_bytes: int) -> dict[Path, list[Path]]:
+    """The files of one ingest that hold parts of one OTLP trace (a collector's file exporter rotating mid-trace,
+    children flushed first), each mapped to its whole group in ingest order; files alone are left out. Found by
+    the trace ids each OTLP file holds (:func:`attrib.readers.otlp_trace_ids`), before anything is stored, so a
+    part is never stored as a whole run: re-ingesting the same files is a no-op, verdicts kept."""
+    real = [f for f in files if str(f) != "-"]
+    if len(real) < 2:
+        return {}
+    owner: dict[str, int] = {}  # trace id -> the group (index of its first file) holding it
+    parent = list(range(len(real)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, f in enumerate(real):
+        for tid in otlp_trace_ids(f, format, max_bytes):
+            j = owner.setdefault(tid, i)
+            a, b = root(i), root(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[Path]] = {}
+    for i, f in enumerate(real):
+        groups.setdefault(root(i), []).append(f)
+    return {f: g for g in groups.values() if len(g) > 1 for f in g}
+
+
+def _with_stored_parts(store: Store, got: list[tuple[Trace, str]], format: str | None,
+                       max_bytes: int) -> list[tuple[Trace, str]]:
+    """An OTLP trace the store already holds from another file, which is still there, where either part is partial
+    (spans whose parents are elsewhere): the two files read together, so a later file of a rotated export completes
+    the run instead of replacing its other part (``attrib ingest a.jsonl`` then ``attrib ingest b.jsonl``)."""
+    out: list[tuple[Trace, str]] = []
+    for t, src in got:
+        if t.source_format != "otlp" or not store.has_trace(t.id):
+            out.append((t, src))
+            continue
+        head, _ = store.get_trace_head(t.id)
+        earlier = store.source_path(t.id)
+        if (head.source_format != "otlp" or not (t.metadata.get("partial") or head.metadata.get("partial"))
+                or not earlier or earlier == "-" or not Path(earlier).is_file()
+                or Path(earlier).resolve() == Path(src).resolve()):
+            out.append((t, src))
+            continue
+        try:
+            joined = [(j, str(f)) for j, f in read_sources([earlier, src], format, max_bytes, seen={}) if j.id == t.id]
+        except AttribError:  # copies of the same spans, or the earlier file changed: this part as read
+            joined = []
+        out.extend(joined or [(t, src)])
+    return out
+
+
+def _store(store: Store, got: list[tuple[Trace, str]], check_activations: bool, model_config: Any,
+           format: str | None, max_bytes: int) -> list[tuple[str, str, int, str, bool]]:
+    """Upsert ``got`` (each trace with its file) in one transaction, their activation files checked first; per
+    trace (id, file, steps, format, new or changed)."""
+    got = _with_stored_parts(store, got, format, max_bytes)
+    if check_activations and any(s.activation is not None for t, _ in got for s in t.steps):
+        from attrib.activations import check_trace
+
+        for t, src in got:
+            check_trace(t, model_config, source=src)
+    # what the result needs, taken now: the store is handed the traces and lets each go once its rows are in
+    rows = [(t.id, src, t.n_steps, t.source_format) for t, src in got]
+    traces, sources = [t for t, _ in got], [utf8_text(src) for _, src in got]  # a name's non-UTF-8 bytes, escaped
+    del got
+    changed = store.upsert_traces(traces, source_path=list(sources), release=True)
+    return [(*r, c) for r, c in zip(rows, changed, strict=True)]
+
+
+def _result(path: str, rows: list[tuple[str, str, int, str, bool]]) -> FileResult | None:
+    """The FileResult of a file that was read and stored: its traces (``rows`` as :func:`_store` gives them);
+    None for none (a file of a group whose runs are all counted under another file)."""
+    if not rows:
         return None
-    here = Path(path).resolve()
-    clash = [t for t in traces if t.id in seen and Path(seen[t.id]).resolve() != here]
-    if not clash or any(t.source_format != "otlp" for t in clash):
-        return None
-    earlier = dict.fromkeys(f for t in clash for f in parts.get(t.id, [seen[t.id]]))
-    try:
-        got = read_sources([*earlier, path], format, max_bytes, seen={})
-    except AttribError:
-        return None
-    own = {t.id for t in traces}
-    return [(t, str(f)) for t, f in got if t.id in own]  # this file's runs, whole; the earlier files' others stay
+    new = sum(c for *_, c in rows)
+    return FileResult(path, True, traces=len(rows), steps=sum(r[2] for r in rows), new=new, unchanged=len(rows) - new,
+                      formats=tuple(sorted({r[3] for r in rows})), trace_ids=tuple(r[0] for r in rows))
+
+
+def _failed(path: str | Path, e: BaseException) -> FileResult:
+    """A file that could not be read or stored; a bug (not bad input) is said to be one, and Ctrl-C stops."""
+    if isinstance(e, AttribError):
+        if isinstance(e, InputError) and e.path is None:  # the store's own complaint (memory cap): name the file
+            e = type(e)(path, e.field, e.message)
+        return FileResult(str(path), False, error=str(e), exception=e)
+    if is_interrupt(e):  # Ctrl-C caught by DuckDB mid-query: stop the ingest, as the user asked
+        raise KeyboardInterrupt from e
+    return FileResult(str(path), False, error=f"{path}: internal error ({type(e).__name__}: {e})")
 
 
 def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: int = MAX_BYTES,
                 check_activations: bool = True, model_config: Any = None,
-                seen: dict[str, str] | None = None, parts: dict[str, list[str]] | None = None) -> FileResult:
+                seen: dict[str, str] | None = None) -> FileResult:
     """Read one file and upsert its traces in one transaction; errors become a failed :class:`FileResult`.
 
-    ``seen`` (trace id -> file) spans one :func:`ingest` call, so two files that map to the same id fail loudly;
-    except the parts of one OTLP trace split over files (``parts``: trace id -> the files holding its spans so far),
-    which are joined and stored as one run, replacing the part stored from the earlier file.
+    ``seen`` (trace id -> file) spans one :func:`ingest` call, so two files that map to the same id fail loudly.
+    A part of an OTLP trace whose other part the store holds from another file is joined with it.
     """
     try:
         if str(path) == "-":  # standard input: `cat run.json | attrib ingest -`, ids made from the content
             traces = read_stdin(format, max_bytes)
         else:
             traces = read_path(path, format, max_bytes=max_bytes)
-        joined = _join_parts(traces, path, format, max_bytes, seen, parts)
-        sources: str | list[str | None] = utf8_text(str(path))  # a file name's non-UTF-8 bytes, escaped
-        if joined is not None:  # the parts of one OTLP trace split over files: stored as one run, replacing the part
-            traces, sources = [t for t, _ in joined], [f for _, f in joined]
-        else:
-            # ids come from file names for some formats, and the store keeps one trace per id: a repeat would
-            # silently replace the other run
-            check_ids(traces, path, seen, hint=" in this ingest; the store keeps one trace per id (rename one "
-                      "file, or give the run its own id)")
-        if check_activations and any(s.activation is not None for t in traces for s in t.steps):
-            from attrib.activations import check_trace
-
-            for t in traces:
-                check_trace(t, model_config, source=path)
-            del t
-        # what the result needs, taken now: the store is handed the traces and lets each go once its rows are in
-        ids, n_steps = tuple(t.id for t in traces), sum(t.n_steps for t in traces)
-        formats = tuple(sorted({t.source_format for t in traces}))
-        new = sum(store.upsert_traces(traces, source_path=sources, release=True))
-    except AttribError as e:
-        if isinstance(e, InputError) and e.path is None:  # the store's own complaint (memory cap): name the file
-            e = type(e)(path, e.field, e.message)
-        return FileResult(str(path), False, error=str(e), exception=e)
-    except Exception as e:  # a bug, not bad input: keep going, but say so
-        if is_interrupt(e):  # Ctrl-C caught by DuckDB mid-query: stop the ingest, as the user asked
-            raise KeyboardInterrupt from e
-        return FileResult(str(path), False, error=f"{path}: internal error ({type(e).__name__}: {e})")
+        # ids come from file names for some formats, and the store keeps one trace per id: a repeat would
+        # silently replace the other run
+        check_ids(traces, path, seen, hint=" in this ingest; the store keeps one trace per id (rename one file, "
+                  "or give the run its own id)")
+        rows = _store(store, [(t, str(path)) for t in traces], check_activations, model_config, format, max_bytes)
+        del traces
+    except Exception as e:  # noqa: BLE001 (a bug is reported as one, and the ingest goes on)
+        return _failed(path, e)
     if seen is not None:
-        for i in ids:
-            seen.setdefault(i, str(path))
-            if parts is not None and str(path) not in parts.setdefault(i, []):
-                parts[i].append(str(path))
-    return FileResult(str(path), True, traces=len(ids), steps=n_steps, new=new, unchanged=len(ids) - new,
-                      formats=formats, trace_ids=ids)
+        seen.update((r[0], str(path)) for r in rows)
+    return _result(str(path), rows) or FileResult(str(path), True)
+
+
+def ingest_group(store: Store, group: list[Path], format: str | None = None, max_bytes: int = MAX_BYTES,
+                 model_config: Any = None, seen: dict[str, str] | None = None) -> list[FileResult]:
+    """Files that hold parts of one OTLP trace, read together (:func:`attrib.readers.read_sources` joins the
+    parts) and stored in one transaction; one :class:`FileResult` per file, each trace counted under the file that
+    holds its root span (a file left with none reads 0 traces)."""
+    errors: list[AttribError] = []
+    try:
+        got = [(t, str(f)) for t, f in read_sources(group, format, max_bytes, errors=errors, seen=seen)]
+        rows = _store(store, got, True, model_config, format, max_bytes)
+        del got
+    except Exception as exc:  # noqa: BLE001
+        return [_failed(f, exc) for f in group]
+    names = {str(f) for f in group}
+    bad = {str(err.path): err for err in errors if isinstance(err, InputError) and str(err.path) in names}
+    formats = tuple(sorted({r[3] for r in rows}))  # a file whose parts went to another's run reads as its format
+    out = [_failed(f, bad[str(f)]) if str(f) in bad
+           else _result(str(f), [r for r in rows if r[1] == str(f)]) or FileResult(str(f), True, formats=formats)
+           for f in group]
+    for err in errors:  # an error that names no file of the group: the group's first file carries it
+        if not (isinstance(err, InputError) and str(err.path) in names):
+            out[0] = _failed(group[0], err)
+    return out
 
 
 def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path | None = None,
@@ -181,7 +254,7 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
         return report
     st = store if isinstance(store, Store) else open_store(store)
     seen: dict[str, str] = {}
-    parts: dict[str, list[str]] = {}  # trace id -> the files holding its spans (an OTLP trace split over files)
+    groups = _split_groups(files, format, max_bytes)  # one trace's parts in several files: read together
     try:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -192,13 +265,20 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
                       TextColumn("{task.description}"), console=err, transient=True,
                       disable=not (progress and err.is_terminal)) as bar:
             task = bar.add_task("", total=len(files))
+            done: set[Path] = set()
             for f in files:
+                if f in done:
+                    continue
                 bar.update(task, description=f.name)
-                r = ingest_file(st, f, format, max_bytes, model_config=model_config, seen=seen, parts=parts)
-                report.files.append(r)
-                if on_file:
-                    on_file(r)
-                bar.advance(task)
+                together = groups.get(f, [f])
+                results = (ingest_group(st, together, format, max_bytes, model_config, seen) if len(together) > 1
+                           else [ingest_file(st, f, format, max_bytes, model_config=model_config, seen=seen)])
+                done.update(together)
+                for r in results:
+                    report.files.append(r)
+                    if on_file:
+                        on_file(r)
+                    bar.advance(task)
     finally:
         if own:
             st.close()
@@ -207,4 +287,4 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
     return report
 
 
-__all__ = ["FileResult", "IngestReport", "expand_paths", "ingest", "ingest_file"]
+__all__ = ["FileResult", "IngestReport", "expand_paths", "ingest", "ingest_file", "ingest_group"]
