@@ -400,7 +400,8 @@ class LLMClient:
         }[config.json_mode]
         self.calls = 0
         self.retries = 0
-        self.lookups = 0  # of ``calls``: GET /models, made once per client (a judge's evidence counts its own asks)
+        # of ``calls`` and ``retries``: GET /models, made once per client (a judge's evidence counts its own asks)
+        self.lookups = self.lookup_retries = 0
 
     def close(self) -> None:
         self._http.close()
@@ -513,11 +514,12 @@ class LLMClient:
 
     def models(self) -> list[str]:
         """Model ids the server lists at ``GET /models``."""
-        calls0 = self.calls
+        calls0, retries0 = self.calls, self.retries
         try:
             data = self._check(self._request("GET", "/models"), "GET /models")
         finally:
             self.lookups += self.calls - calls0
+            self.lookup_retries += self.retries - retries0
         return [str(m.get("id")) for m in (data.get("data") or []) if isinstance(m, dict) and m.get("id")]
 
     @property

@@ -83,7 +83,6 @@ def test_reingest_is_a_no_op(ingested, whowhen_dir: Path) -> None:
     assert r.exit_code == 0, r.output
     with open_store(store) as st:
         assert st.snapshot() == before
-    from attrib.methods import analyze
     from attrib.store.api import ingest
 
     rep = ingest([whowhen_dir / "Algorithm-Generated"], store=store)
@@ -265,7 +264,6 @@ def test_no_progress_bar_when_nobody_watches(bundled: Path, tmp_path: Path) -> N
 
 def test_the_library_draws_no_bar_when_stderr_is_no_terminal(bundled: Path, tmp_path: Path, capfd) -> None:
     """``ingest(progress=True)`` with stderr on a pipe or in a log: no bar (the library checks, not each caller)."""
-    from attrib.methods import analyze
     from attrib.store.api import ingest
 
     assert ingest([bundled / "demo_whowhen.json"], store=tmp_path / "s.duckdb", progress=True).ok
@@ -314,7 +312,6 @@ def test_a_format_error_names_the_flag_the_user_typed(bundled: Path, tmp_path: P
 def test_library_ingest_keeps_the_library_spelling_and_refuses_an_unknown_format_once(bundled: Path,
                                                                                         tmp_path: Path) -> None:
     from attrib.errors import UsageError
-    from attrib.methods import analyze
     from attrib.store.api import ingest
 
     rep = ingest([bundled / "chat_langgraph.json"], store=tmp_path / "s.duckdb", format="otlp")

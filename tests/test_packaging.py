@@ -54,3 +54,21 @@ def test_a_users_type_checker_sees_the_lazy_names_typed(tmp_path: Path) -> None:
     assert 'user.py:5: error: Incompatible types in assignment (expression has type "str", variable has type "int")' \
         in out.stdout, out.stdout
     assert "Found 1 error" in out.stdout, out.stdout
+
+
+def test_the_typed_names_are_the_lazy_ones() -> None:
+    """`attrib/__init__.py` lists its re-exports twice (the lazy map, and imports for type checkers): the same."""
+    import ast
+
+    import attrib
+
+    tree = ast.parse((REPO_ROOT / "attrib" / "__init__.py").read_text())
+    typed = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.If)
+             for imp in node.body if isinstance(imp, ast.ImportFrom) for a in imp.names}
+    assert typed == set(attrib._LAZY)
+    lazy_from = {name: mod for name, mod in attrib._LAZY.items()}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If):
+            for imp in node.body:
+                if isinstance(imp, ast.ImportFrom):
+                    assert all(lazy_from[a.name] == imp.module for a in imp.names), imp.module

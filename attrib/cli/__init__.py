@@ -119,8 +119,12 @@ def main() -> None:
         print("Aborted!", file=sys.stderr)
         sys.exit(130)
     except OSError as e:  # writing the report to standard output failed (`> /dev/full`, a closed pipe)
+        import errno
         import os
 
+        if not (isinstance(e, BrokenPipeError) or (e.filename is None and e.errno in (
+                errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG))):
+            raise  # anything else that escaped a command is a bug: its traceback says where
         if not isinstance(e, BrokenPipeError):  # a reader that stopped reading (`| head`) is no error to report
             print(f"error: could not write the output{f' ({e.filename})' if e.filename else ''}: "
                   f"{e.strerror or e}", file=sys.stderr)

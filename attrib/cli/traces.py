@@ -60,10 +60,11 @@ def _file_trace(path: Path, format: str | None, pick: str | None) -> Any:
     return traces[0]
 
 
-def _ids(traces: list[Any], most: int = 5) -> str:
+def _ids(traces: list[Any]) -> str:
     """The first trace ids of a file, for a message."""
-    ids = ", ".join(t.id for t in traces[:most])
-    return ids + (f" and {len(traces) - most} more" if len(traces) > most else "")
+    from attrib.trace import some_names
+
+    return some_names((t.id for t in traces), 5)
 
 
 def _trace_file(ref: str) -> Path | None:
@@ -198,7 +199,7 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    from attrib.trace import step_parts
+    from attrib.trace import some_names, step_parts
 
     trace, steps = view.head, view.window
 
@@ -260,8 +261,8 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
     if trace.metadata.get("partial"):  # spans whose parents the file lacks (remote callers, lost spans)
         missing, remote = trace.metadata.get("missing_parents") or [], trace.metadata.get("remote_parents") or []
         head.append("\npartial: ", style="bold yellow")
-        head.append(f"{len(missing)} parent span(s) not in the file ({', '.join(map(str, missing[:3]))}"
-                    f"{' ...' if len(missing) > 3 else ''})" + (f", {len(remote)} of them remote" if remote else ""))
+        head.append(f"{len(missing)} parent span(s) not in the file ({some_names(map(str, missing), 3)})"
+                    + (f", {len(remote)} of them remote" if remote else ""))
     parts: list[Any] = [head, table]
     if view.bounded and steps is not None:
         hidden = view.n_steps - len(steps)

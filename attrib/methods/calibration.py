@@ -122,7 +122,8 @@ KINDS = ("platt", "isotonic", "none")
 
 
 class Calibrator:
-    """Maps raw confidences to calibrated probabilities. ``kind`` is 'platt' (default) or 'isotonic'."""
+    """Maps raw confidences to calibrated probabilities. ``kind`` is one of :data:`KINDS`: 'platt' (default),
+    'isotonic' or 'none' (the raw confidence as it is)."""
 
     def __init__(self, kind: str = "platt") -> None:
         if kind not in KINDS:

@@ -361,7 +361,7 @@ class _Session:
         self.corrections = 0
         self.last_answer = ""
         self.last_obj: dict[str, Any] = {}  # the last answer that parsed, valid or not
-        self._http0 = (client.calls - client.lookups, client.retries)
+        self._http0 = (client.calls - client.lookups, client.retries - client.lookup_retries)
 
     def ask(self, prompt: str, schema: dict[str, Any], validate: Callable[[dict[str, Any]], Any], example: str) -> Any:
         messages = [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": prompt}]
@@ -401,7 +401,7 @@ class _Session:
             # the trace's own requests: the client's one model lookup (the first trace a process judges) is not
             # this trace's, and counting it made a batch's verdicts differ by worker
             "http_requests": self.client.calls - self.client.lookups - self._http0[0],
-            "http_retries": self.client.retries - self._http0[1],
+            "http_retries": self.client.retries - self.client.lookup_retries - self._http0[1],
             "answer_corrections": self.corrections,
             "last_answer": self.last_answer[:500],
         }
