@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
+from _store_lock import hold_write_lock  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from attrib.errors import InputError  # noqa: E402
@@ -615,22 +616,13 @@ def test_llm_errors_name_the_environment_variables(app, monkeypatch) -> None:
     assert "cannot connect" in err and "ATTRIB_LLM_BASE_URL right?" in err and "--llm" not in err
 
 
-def _hold_write_lock(store: Path) -> subprocess.Popen[str]:
-    """Another process holding the store open read-write (DuckDB's lock), until it is killed."""
-    code = ("import sys, time\nfrom attrib.store import open_store\ns = open_store(sys.argv[1])\n"
-            "print('locked', flush=True)\ntime.sleep(120)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(store)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    return proc
-
-
 def test_locked_store_says_it_is_locked(app, env, monkeypatch, tmp_path) -> None:
     import shutil
 
     store = tmp_path / "locked.duckdb"
     shutil.copy(env["store"], store)
     monkeypatch.setenv("ATTRIB_STORE", str(store))
-    proc = _hold_write_lock(store)
+    proc = hold_write_lock(store)
     try:
         at = app(page="Timeline", trace="whowhen-algorithm-1")
         err = texts(at, "error")
@@ -737,7 +729,7 @@ def _open_while_another_process_holds(src: Path, store: Path) -> tuple[StoreLock
     import shutil
 
     shutil.copy(src, store)
-    proc = _hold_write_lock(store)
+    proc = hold_write_lock(store)
     try:
         with pytest.raises(StoreLockedError) as held:
             data.open_ro(store)

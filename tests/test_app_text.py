@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import quote
@@ -23,6 +22,7 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
+from _store_lock import hold_write_lock  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from attrib.methods import analyze  # noqa: E402
@@ -245,15 +245,6 @@ def test_the_page_shows_the_escaped_text_literally_in_a_browser(env) -> None:
 
 
 # ------------------------------------------------------------------------------------------ unreadable stores
-def _hold_write_lock(store: Path) -> subprocess.Popen[str]:
-    """Another process holding the store open read-write (DuckDB's lock), as `attrib ingest` does, until killed."""
-    code = ("import sys, time\nfrom attrib.store import open_store\ns = open_store(sys.argv[1])\n"
-            "print('locked', flush=True)\ntime.sleep(120)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(store)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    return proc
-
-
 def test_evaluation_page_says_the_store_is_locked(app, env, monkeypatch, tmp_path) -> None:
     """With the store's default trace cached (so the sidebar has no error) and the store locked while the
     Evaluation page asks which runs it holds: the lock line, not "None of these runs is in the store"."""
@@ -268,7 +259,7 @@ def test_evaluation_page_says_the_store_is_locked(app, env, monkeypatch, tmp_pat
         "step_accuracy": 10.0, "per_trace": per}}}))
     monkeypatch.setenv("ATTRIB_RESULTS_DIR", str(results))
     app(store=store, page="Traces")  # the store's default trace is now cached with the store's stamp
-    proc = _hold_write_lock(store)
+    proc = hold_write_lock(store)
     try:
         at = app(store=store, page="Evaluation")
         assert not at.sidebar.warning  # the cached query found the store readable

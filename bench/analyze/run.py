@@ -75,7 +75,12 @@ def _long_run(core: int | None, tmp: Path) -> dict[str, float]:
     raw = orjson.loads(TRACE.read_bytes())
     hist = raw["history"]
     raw["history"] = [hist[i % len(hist)] for i in range(LONG_STEPS)]
-    path = tmp / "long_run.json"
+    return _both_methods(raw, tmp / "long_run.json", core)
+
+
+def _both_methods(raw: dict[str, object], path: Path, core: int | None) -> dict[str, float]:
+    """``raw`` written to ``path``, then CPU seconds and peak MB of one fresh-process analysis of it by the default
+    method and by the flow-graph rule (the baseline measured in the same run)."""
     path.write_bytes(orjson.dumps(raw))
     out: dict[str, float] = {}
     for name, method in (("default", "learned"), ("flow_graph", "flow-graph")):
@@ -96,13 +101,7 @@ def _many_agents(core: int | None, tmp: Path) -> dict[str, float]:
                       for i in range(MANY_AGENT_STEPS)]
     for key in ("mistake_agent", "mistake_step", "mistake_reason"):  # its agents are renamed: no label
         raw.pop(key, None)
-    path = tmp / "many_agents.json"
-    path.write_bytes(orjson.dumps(raw))
-    out: dict[str, float] = {}
-    for name, method in (("default", "learned"), ("flow_graph", "flow-graph")):
-        code = f"from attrib import analyze, load_trace; analyze(load_trace({str(path)!r}), {method!r})"
-        out[f"{name}_s"], out[f"{name}_peak_mb"] = _timed(code, core)
-    return out
+    return _both_methods(raw, tmp / "many_agents.json", core)
 
 
 def main() -> None:
