@@ -269,12 +269,15 @@ def check_rank(path: str | Path | None, hook: str, shape: tuple[int, ...], field
                                       f"{_axes(rule)} as [heads, query, key], with no more queries than keys")
 
 
+#: The segments of a recorded ``:segment_mass`` statistic, in axis order: part of the stored format (the recorder
+#: writes them, ingest checks them, drift reads them by position), so kept here rather than in ``attrib.heads``.
+SEGMENTS: tuple[str, ...] = ("sink", "rule", "conflict", "prompt", "response")
+
+
 def check_segments(path: str | Path | None, shapes: Mapping[str, tuple[int, ...]]) -> None:
     """Raise :class:`InputError` (file, key) for a ``:segment_mass`` [H, Q, S] whose S is not the recorder's
-    segment count (``attrib.heads.drift.SEGMENTS``), config or not: drift reads them by position, and such a file
-    was ingested, then failed in drift naming no file. ``shapes`` maps hook names or ``"<step>/<hook>"`` keys."""
-    from attrib.heads.drift import SEGMENTS
-
+    segment count (:data:`SEGMENTS`), config or not: drift reads them by position, and such a file was ingested,
+    then failed in drift naming no file. ``shapes`` maps hook names or ``"<step>/<hook>"`` keys."""
     masses = sorted((hook_layer(k.rpartition("/")[2]) or 0, k, _unbatched(k.rpartition("/")[2], tuple(s)))
                     for k, s in shapes.items() if k.endswith(":segment_mass"))
     for _, key, got in masses:

@@ -18,7 +18,7 @@ File layout (one safetensors file per step, written through :func:`attrib.activa
 TransformerLens hook path, batch dimension dropped, float16 unless asked otherwise):
 
 * ``blocks.{l}.attn.hook_pattern:segment_mass`` [H, Q, S]: attention of each answer position (Q of them) on each
-  segment ``attrib.heads.drift.SEGMENTS`` = (sink, rule, conflict, prompt, response);
+  segment ``attrib.activations.SEGMENTS`` = (sink, rule, conflict, prompt, response);
 * ``blocks.{l}.attn.hook_pattern:entropy`` [H, Q]: attention entropy (nats) of those rows;
 * ``blocks.{l}.attn.hook_pattern`` [H, T, T] only with ``full_patterns=True`` (large), or for a layer whose
   pattern hook is named in ``hooks``;

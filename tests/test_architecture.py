@@ -20,6 +20,10 @@ FORBIDDEN = {
     "attrib.store": ("attrib.methods", "attrib.render", "attrib.engine", "attrib.evaluate", "attrib.cli", "apps"),
     "attrib.features": ("attrib.store", "attrib.readers", "attrib.render", "attrib.evaluate", "attrib.cli", "apps"),
     "attrib.llm": ("attrib.methods", "attrib.store", "attrib.readers", "attrib.cli", "apps"),
+    "attrib.activations": ("attrib.heads", "attrib.methods", "attrib.store", "attrib.engine", "attrib.render",
+                           "attrib.evaluate", "attrib.cli", "apps"),
+    "attrib.engine": ("attrib.render", "attrib.readers", "attrib.evaluate", "attrib.cli", "apps"),
+    "attrib.render": ("attrib.store", "attrib.readers", "attrib.engine", "attrib.evaluate", "attrib.cli", "apps"),
     "apps": ("attrib.cli",),
 }
 
@@ -69,3 +73,12 @@ def test_the_trace_model_imports_no_other_part_at_module_level() -> None:
     top = {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("attrib")}
     top |= {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names if a.name.startswith("attrib")}
     assert top <= {"attrib.errors"}, top
+
+
+def test_one_llm_client() -> None:
+    """Every HTTP call to a model goes through attrib/llm.py (retries, timeouts, parsing in one place): no other
+    part of the library or the app imports an HTTP client library."""
+    clients = ("httpx", "openai", "requests", "aiohttp")
+    found = [(mod, imp) for mod, p in _modules() if mod != "attrib.llm" for imp in _imports(p)
+             if any(_within(imp, c) for c in clients)]
+    assert not found, found

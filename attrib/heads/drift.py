@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from attrib.activations import SEGMENTS as SEGMENTS
 from attrib.errors import InputError, is_real
 from attrib.heads.types import Head
 
-#: Segment axis order used everywhere in drift.
-SEGMENTS: tuple[str, ...] = ("sink", "rule", "conflict", "prompt", "response")
-SINK, RULE, CONFLICT, PROMPT, RESPONSE = range(5)
+#: Segment axis order used everywhere in drift: the stored format's (:data:`attrib.activations.SEGMENTS`).
+SINK, RULE, CONFLICT, PROMPT, RESPONSE = range(len(SEGMENTS))
 
 
 def segment_ids(n_keys: int, spans: Mapping[str, tuple[int, int]], n_prompt: int, *, rule_key: str = "rule") -> np.ndarray:
