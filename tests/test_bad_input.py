@@ -408,3 +408,16 @@ def test_an_unknown_label_agent_names_a_few_agents_not_two_hundred(tmp_path: Pat
         read_path(f)
     assert "is not an agent of this run (Agent_0, Agent_1," in str(e.value) and "and 192 more)" in str(e.value)
     assert len(str(e.value)) < 250, str(e.value)
+
+
+@pytest.mark.parametrize(("step", "ok"), [(2.0, True), (2.7, False)])
+def test_a_fractional_step_index_is_refused_not_cut(tmp_path: Path, step: float, ok: bool) -> None:
+    """A label's mistake_step of 2.7 was read as step 2 (a whole float, as OTLP's doubleValue writes 2, is fine)."""
+    f = tmp_path / "run.json"
+    f.write_text(json.dumps({"messages": [{"name": n, "content": "x"} for n in ("a", "b", "c", "d")],
+                             "mistake_agent": "c", "mistake_step": step}))
+    if ok:
+        assert read_path(f)[0].label.mistake_step == 2
+    else:
+        with pytest.raises(InputError, match="mistake_step"):
+            read_path(f)

@@ -183,12 +183,13 @@ def json_text(value: Any) -> str:
 
 
 def as_int(value: Any) -> int | None:
-    """An int from an int, a numeric string or a float; None otherwise."""
+    """An int from an int, a numeric string or a whole float (OTLP's ``doubleValue`` 3.0); None otherwise (2.7 is no
+    step index or token count: it used to be cut to 2)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value == value and abs(value) < 2**63:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
         return int(value)
     if isinstance(value, str):
         try:
