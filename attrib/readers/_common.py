@@ -182,14 +182,14 @@ def json_text(value: Any) -> str:
             return str(value)
 
 
-def as_int(value: Any) -> int | None:
-    """An int from an int, a numeric string or a whole float (OTLP's ``doubleValue`` 3.0); None otherwise (2.7 is no
-    step index or token count: it used to be cut to 2)."""
+def as_int(value: Any, floats: bool = True) -> int | None:
+    """An int from an int, a numeric string (surrounding spaces allowed) or, with ``floats``, a whole float (OTLP's
+    ``doubleValue`` 3.0); None otherwise (2.7 is no step index or token count: it used to be cut to 2)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+    if floats and isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
         return int(value)
     if isinstance(value, str):
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from attrib.errors import InputError
-from attrib.readers._common import check_encoding, file_stem, loads
+from attrib.readers._common import as_int, check_encoding, file_stem, loads
 from attrib.trace import Label, Outcome, Step, Trace, parse_outcome, some_names
 
 _ORCH = re.compile(r"^orchestrator\b", re.IGNORECASE)
@@ -95,15 +95,9 @@ def _label(obj: dict[str, Any], path: Path, n: int, agents: set[str]) -> Label |
 
 
 def _index(value: Any) -> int | None:
-    """An integer, or a string of one (surrounding spaces allowed); None for anything else (a float, a bool)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
+    """An integer, or a string of one (surrounding spaces allowed); None for anything else (a float, a bool): real
+    Who&When logs write their indexes as strings."""
+    return as_int(value, floats=False)
 
 
 def _short(value: Any) -> str:
