@@ -308,3 +308,25 @@ def test_a_recovered_exception_is_kept_without_failing_the_run(tmp_path: Path) -
         {"key": "exception.message", "value": {"stringValue": "retried"}}]}]
     ok = _runs(_write(tmp_path, doc))[1]
     assert ok.outcome == "unknown" and ok.steps[0].metadata["exception"] == "TimeoutError: retried"
+
+
+@pytest.mark.parametrize("scope", ["traceloop.sdk", "opentelemetry.instrumentation.openai.v1", "openlit.otel.tracing"])
+def test_an_ok_set_by_an_instrumentation_library_is_no_verdict(tmp_path: Path, scope: str) -> None:
+    """OpenLLMetry's instrumentations set OK on every span that did not raise: on a root, it said "succeeded" of a
+    run whose answer may be wrong. Only the application's own tracer's OK is a verdict."""
+    doc = json.loads((CONV / "openllmetry.json").read_text())
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            ss["scope"]["name"] = scope
+            for sp in ss["spans"]:
+                if not sp.get("parentSpanId"):
+                    sp["status"] = {"code": "STATUS_CODE_OK"}
+                    sp["attributes"] = [a for a in sp.get("attributes", []) if not a["key"].startswith("traceloop.")]
+    f = tmp_path / "ok.json"
+    f.write_text(json.dumps(doc))
+    assert read_path(f)[0].outcome != "succeeded"
+    for rs in doc["resourceSpans"]:  # the same run from the application's own tracer: its OK is the verdict
+        for ss in rs["scopeSpans"]:
+            ss["scope"]["name"] = "trip-planner"
+    f.write_text(json.dumps(doc))
+    assert read_path(f)[0].outcome == "succeeded"

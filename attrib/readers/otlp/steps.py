@@ -610,11 +610,18 @@ def build_trace(trace_id: str, recs: list[SpanRecord], path: Path, source_format
     )
 
 
+#: Tracer scopes of instrumentation libraries, which set OK on a span that did not raise (OpenInference, OpenLLMetry's
+#: ``traceloop.sdk`` and ``opentelemetry.instrumentation.*``, OpenLIT): an OK there means "no exception", not "right".
+_INSTRUMENTATION_SCOPES = ("openinference.", "opentelemetry.instrumentation.", "traceloop", "openlit")
+
+
 def _instrumentation_ok(root: SpanRecord) -> bool:
-    """Whether an OK status is an instrumentation's default rather than the application's verdict: OpenInference
-    instrumentations set OK on every span that did not raise (the trace API reserves OK for the application
-    developer's own "validated as successful"), so it says nothing about the run's answer."""
-    return root.scope.startswith("openinference.") or "openinference.span.kind" in root.attrs
+    """Whether an OK status is an instrumentation's default rather than the application's verdict: instrumentation
+    libraries set OK on every span that did not raise (the trace API reserves OK for the application developer's
+    own "validated as successful"), so it says nothing about the run's answer; a root span of the application's
+    own tracer with OK is its verdict."""
+    return (root.scope.startswith(_INSTRUMENTATION_SCOPES) or "openinference.span.kind" in root.attrs
+            or any(k.startswith("traceloop.") for k in root.attrs))
 
 
 def _service_agent(service: str) -> str:
