@@ -182,6 +182,30 @@ def json_text(value: Any) -> str:
             return str(value)
 
 
+#: A JSON value's kind, as an error names it ("expected a JSON object, got a list").
+_JSON_KIND = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+              type(None): "null"}
+
+
+def json_kind(value: Any) -> str:
+    """``value``'s JSON kind in words, for an error message."""
+    return _JSON_KIND.get(type(value), type(value).__name__)
+
+
+def json_of(value: Any, kind: type[dict] | type[list]) -> Any:
+    """``value`` as a JSON object (``kind`` dict) or array (list): itself, or a string of one decoded (attributes
+    that carry messages as JSON text); None for anything else, or text that decodes to another kind."""
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str) and value[:1] == ("{" if kind is dict else "["):
+        try:
+            got = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+        return got if isinstance(got, kind) else None
+    return None
+
+
 def as_int(value: Any, floats: bool = True) -> int | None:
     """An int from an int, a numeric string (surrounding spaces allowed) or, with ``floats``, a whole float (OTLP's
     ``doubleValue`` 3.0); None otherwise (2.7 is no step index or token count: it used to be cut to 2)."""

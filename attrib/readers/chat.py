@@ -37,6 +37,7 @@ from attrib.readers._common import (
     check_encoding,
     file_stem,
     iter_jsonl,
+    json_kind,
     loads,
     looks_jsonl,
     ref_format,
@@ -324,11 +325,6 @@ def _log(steps: list[Step], trace_id: str) -> Trace:
     return Trace(id=trace_id, source_format="chat", steps=tuple(steps), task=_task(steps))
 
 
-def _json_kind(v: Any) -> str:
-    return {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean",
-            type(None): "null"}.get(type(v), type(v).__name__)
-
-
 class ChatReader:
     """JSON list / JSON Lines / ``{"messages": [...]}`` chat logs."""
 
@@ -361,7 +357,7 @@ class ChatReader:
             for n, v in lines:
                 if not isinstance(v, dict):  # JSON Lines of traces, or of messages: each line an object
                     what = "a trace object (with messages)" if traces else "a message object"
-                    raise InputError(path, f"line {n}", f"expected {what}, got {_json_kind(v)}")
+                    raise InputError(path, f"line {n}", f"expected {what}, got {json_kind(v)}")
                 msgs.append(v)
             if traces:
                 return [_trace(v, path, f"{stem}-{n}", f"line {n}: ") for n, v in lines]

@@ -682,10 +682,16 @@ class Store:
             self._delete(trace_id, keep_results=False)
         return True
 
-    def source_path(self, trace_id: str) -> str | None:
-        """The file a stored trace was read from (absolute; ``-`` for standard input), None when unknown or absent."""
-        row = self.con.execute("SELECT source_path FROM traces WHERE trace_id = ?", [trace_id]).fetchone()
-        return row[0] if row else None
+    def stored_otlp_part(self, trace_id: str) -> tuple[bool, str | None] | None:
+        """For a stored OTLP trace: whether it is partial (``metadata.partial``: spans whose parents it lacks) and
+        the file it was read from (absolute; ``-`` for standard input); None for an absent trace or another format.
+        One query: ingest asks it of every OTLP trace it stores, to join a rotated export's parts."""
+        row = self.con.execute("SELECT source_format, metadata, source_path FROM traces WHERE trace_id = ?",
+                               [trace_id]).fetchone()
+        if row is None or row[0] != "otlp":
+            return None
+        meta = msgspec.json.decode(row[1]) if row[1] else {}
+        return bool(isinstance(meta, dict) and meta.get("partial")), row[2]
 
     def has_trace(self, trace_id: str) -> bool:
         """Whether a trace with this id is stored."""

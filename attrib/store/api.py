@@ -124,14 +124,13 @@ def _with_stored_parts(store: Store, got: list[tuple[Trace, str]], format: str |
     the run instead of replacing its other part (``attrib ingest a.jsonl`` then ``attrib ingest b.jsonl``)."""
     out: list[tuple[Trace, str]] = []
     for t, src in got:
-        if t.source_format != "otlp" or not store.has_trace(t.id):
+        stored = store.stored_otlp_part(t.id) if t.source_format == "otlp" else None
+        if stored is None:
             out.append((t, src))
             continue
-        head, _ = store.get_trace_head(t.id)
-        earlier = store.source_path(t.id)
-        if (head.source_format != "otlp" or not (t.metadata.get("partial") or head.metadata.get("partial"))
-                or not earlier or earlier == "-" or not Path(earlier).is_file()
-                or Path(earlier).resolve() == Path(src).resolve()):
+        stored_partial, earlier = stored
+        if (not (t.metadata.get("partial") or stored_partial) or not earlier or earlier == "-"
+                or not Path(earlier).is_file() or Path(earlier).resolve() == Path(src).resolve()):
             out.append((t, src))
             continue
         try:

@@ -35,6 +35,8 @@ from attrib.readers._common import (
     decode_error,
     file_stem,
     iter_jsonl,
+    json_kind,
+    json_of,
     json_text,
     jsonl_unit,
     loads,
@@ -411,11 +413,11 @@ def _event_messages(events: Any, attrs: dict[str, Any]) -> None:
         elif name == "gen_ai.content.completion":
             outs += _messages(a.get("gen_ai.completion"), "assistant")
         elif name in _MESSAGE_EVENTS:
-            m = _message({**_json_map(a.get("body")), **a}, _MESSAGE_EVENTS[name])
+            m = _message({**(json_of(a.get("body"), dict) or {}), **a}, _MESSAGE_EVENTS[name])
             if m is not None:
                 ins.append(m)
         elif name == "gen_ai.choice":
-            msg = _json_map(a.get("message")) or {k[8:]: v for k, v in a.items() if k.startswith("message.")} or a
+            msg = json_of(a.get("message"), dict) or {k[8:]: v for k, v in a.items() if k.startswith("message.")} or a
             m = _message(msg, "assistant")
             if m is not None:
                 outs.append(m)
@@ -423,18 +425,6 @@ def _event_messages(events: Any, attrs: dict[str, Any]) -> None:
         attrs["gen_ai.input.messages"] = ins
     if outs and not any(k in attrs for k in _OUT_ATTRS):
         attrs["gen_ai.output.messages"] = outs
-
-
-def _json_map(v: Any) -> dict[str, Any]:
-    if isinstance(v, dict):
-        return v
-    if isinstance(v, str) and v[:1] == "{":
-        try:
-            d = orjson.loads(v)
-        except orjson.JSONDecodeError:
-            return {}
-        return d if isinstance(d, dict) else {}
-    return {}
 
 
 def _messages(v: Any, role: str) -> list[dict[str, Any]]:
@@ -622,10 +612,6 @@ _FUNCTION_KEYS = ("function.arguments", "function.output", "exception.type", "ex
 _OI_KINDS = {"AGENT", "TOOL", "LLM", "CHAIN", "RETRIEVER", "EMBEDDING", "RERANKER", "GUARDRAIL", "EVALUATOR"}
 
 
-_JSON_KIND = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean",
-              type(None): "null"}
-
-
 def _line_error(e: Exception, line: bytes, n: int, path: Path, unit: str = "file") -> InputError:
     """An error in line ``n`` of OTLP JSON Lines, with one position: ``line N col C`` or ``line N: <field>``."""
     try:
@@ -633,7 +619,7 @@ def _line_error(e: Exception, line: bytes, n: int, path: Path, unit: str = "file
     except orjson.JSONDecodeError:
         v = {}
     if not isinstance(v, dict):
-        return InputError(path, f"line {n}", f"expected a JSON object, got {_JSON_KIND.get(type(v), type(v).__name__)}")
+        return InputError(path, f"line {n}", f"expected a JSON object, got {json_kind(v)}")
     err = decode_error(e, line, path, line_offset=n - 1, unit=unit)
     if err.field and err.field.startswith("line "):
         return err

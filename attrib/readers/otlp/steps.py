@@ -18,6 +18,7 @@ from attrib.readers._common import (
     as_int,
     as_text,
     file_stem,
+    json_of,
     ref_format,
 )
 from attrib.readers.otlp.spans import SpanRecord, norm_id
@@ -120,21 +121,9 @@ def _agent_span_name(n: str) -> str | None:
     return n.removesuffix(".run") or n or None
 
 
-def _json_list(v: Any) -> list[Any] | None:
-    if isinstance(v, list):
-        return v
-    if isinstance(v, str) and v[:1] == "[":
-        try:
-            x = orjson.loads(v)
-        except orjson.JSONDecodeError:
-            return None
-        return x if isinstance(x, list) else None
-    return None
-
-
 def _genai_messages(v: Any) -> tuple[str, list[ToolCall]]:
     """Text and tool calls of ``gen_ai.output.messages`` (a JSON list of {role, parts})."""
-    msgs = _json_list(v) or []
+    msgs = json_of(v, list) or []
     texts: list[str] = []
     calls: list[ToolCall] = []
     for m in msgs:
@@ -284,7 +273,7 @@ def _first_user_input(a: dict[str, Any]) -> str:
             c = a.get(p + "content")
             return as_text(c) if c is not None else _oi_contents(a, p) or ""
         i += 1
-    msgs = _json_list(a.get("gen_ai.input.messages")) or []
+    msgs = json_of(a.get("gen_ai.input.messages"), list) or []
     for m in msgs:
         if isinstance(m, dict) and m.get("role") == "user":
             parts = m.get("parts")
