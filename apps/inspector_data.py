@@ -19,6 +19,8 @@ import orjson
 
 from attrib.errors import AttribError, InputError
 from attrib.llm import LLMError
+from attrib.markdown import LINE_BREAK, escape_line, lines_of
+from attrib.markdown import md_code as code_span
 from attrib.render import ranker_name, verdict_ranker  # noqa: F401  (the app's pages use them from here)
 from attrib.store.queries import TraceFilter
 from attrib.trace import Attribution, Trace
@@ -27,15 +29,6 @@ PAGE_SIZE = 50
 
 
 # ---------------------------------------------------------------------------------------------- text in Markdown
-#: Characters Streamlit's Markdown reads wherever they stand: emphasis and strikethrough (``*`` ``~``), code, links,
-#: images and its ``:red[...]``/``:blue-badge[...]`` directives (`` ` `` ``[`` ``]``), HTML, autolinks and entities
-#: (``<`` ``>`` ``&`` ``@``), math (``$``), table cells (``|``), emoji shortcodes (``:smile:``: every ``:``, as
-#: escaping the first alone still draws the emoji) and the escape itself; and runs of ``_``, except between two
-#: letters or digits, where they never make emphasis (``Verification_Expert`` is left as written).
-_MD_ANYWHERE = re.compile(r"([\\`*~\[\]<>&$|:@])|(_+)|(?<![A-Za-z0-9])([Ww]{3})(\.)")
-#: What starts a block at the start of a line: a heading, a list item, a setext underline (``#`` ``+`` ``-`` ``=``;
-#: ``>``, ``*``, fences and tables are escaped anywhere), and an ordered list's ``1.`` / ``1)``.
-_MD_LINE_START = re.compile(r"([#+\-=])|(\d+)([.)])")
 #: Text Streamlit replaces after Markdown has dropped the escapes, so no backslash keeps it: arrows and the like
 #: standing alone (``->`` becomes →, ``--`` —, ``>=`` ≥), its ``:material/icon:`` and ``:material_icon:`` icons and
 #: its ``:streamlit:`` logo. A word joiner (U+2060, which shows as nothing) between two of their characters does.
@@ -52,44 +45,23 @@ def _kept_from_streamlit(text: str) -> str:
     return _ST_REPLACED.sub(one, text)
 
 
-def _md_line(line: str) -> str:
-    def one(m: re.Match[str]) -> str:
-        if m.group(1):
-            return "\\" + m.group(1)
-        if m.group(3):  # www. would start a GFM link drawn from the raw text, escapes and all
-            return m.group(3) + "\\."
-        before = m.string[m.start() - 1] if m.start() > 0 else " "
-        after = m.string[m.end()] if m.end() < len(m.string) else " "
-        run = m.group(2)
-        return run if before.isalnum() and after.isalnum() else "\\_" * len(run)
-
-    line = _kept_from_streamlit(line.lstrip(" \t"))  # leading spaces: four start a code block (HTML drops them)
-    out = _MD_ANYWHERE.sub(one, line)
-    if (m := _MD_LINE_START.match(out)) is not None:
-        out = ("\\" + m.group(1) if m.group(1) else m.group(2) + "\\" + m.group(3)) + out[m.end():]
-    return out
-
-
 def md_escape(text: object) -> str:
     """``text`` (from a trace, a verdict, a file: anything the app did not write) for a Streamlit Markdown string,
     so the page shows it as written: ``**Bold**_Expert`` stays so, not bold, ``[x](javascript:...)`` is no link,
     ``$x^2$`` no formula, ``:red[red]`` not red, a line ``# x`` no heading. What Markdown or Streamlit would read is
-    escaped with a backslash (which Markdown drops when drawing), what Streamlit replaces after that gets an
-    invisible word joiner (:data:`_ST_REPLACED`); line breaks stay line breaks. The app's own Markdown around it
-    (its bold labels, code spans) keeps working. Text inside a code span takes :func:`md_code` instead; every
-    element that draws Markdown (``st.markdown``, ``st.caption``, ``st.info`` and the other alerts, headers, widget
-    labels and ``help``) takes one of the two for such text."""
-    return "  \n".join(_md_line(line) for line in re.split(r"\r\n|\r|\n", str(text)))  # "  \n": a line break
+    escaped with a backslash (:func:`attrib.markdown.escape_line`, the report's escaper, plus every ``:``: escaping
+    the first of ``:smile:`` alone still draws the emoji, and ``:red[...]`` is a Streamlit directive), what Streamlit replaces
+    after that gets an invisible word joiner (:data:`_ST_REPLACED`); line breaks stay line breaks. The app's own
+    Markdown around it (its bold labels, code spans) keeps working. Text inside a code span takes :func:`md_code`
+    instead; every element that draws Markdown (``st.markdown``, ``st.caption``, ``st.info`` and the other alerts,
+    headers, widget labels and ``help``) takes one of the two for such text."""
+    return LINE_BREAK.join(escape_line(_kept_from_streamlit(line.lstrip(" \t")), also=":") for line in lines_of(text))
 
 
 def md_code(text: object) -> str:
-    """``text`` as an inline code span (`` `text` ``) that shows it as written: a backtick in it (a trace id, a file
-    name) would end a plain span early, so the span's fence is one backtick longer than the longest run inside, with a
-    space inside each end where the text starts or ends with a backtick. Line breaks become spaces."""
-    t = " ".join(str(text).splitlines()).replace(":material/", f":material{WORD_JOINER}/")  # Streamlit's icons
-    fence = "`" * (max((len(r) for r in re.findall(r"`+", t)), default=0) + 1)
-    pad = " " if t[:1] == "`" or t[-1:] == "`" or (t[:1] == " " and t[-1:] == " " and t.strip()) else ""
-    return f"{fence}{pad}{t}{pad}{fence}"
+    """``text`` as an inline code span that shows it as written (:func:`attrib.markdown.md_code`), Streamlit's
+    ``:material/`` icons kept out."""
+    return code_span(" ".join(str(text).splitlines()).replace(":material/", f":material{WORD_JOINER}/"))
 
 
 def results_dir() -> Path:

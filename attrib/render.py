@@ -6,11 +6,11 @@ verdict reads the same everywhere. rich and matplotlib are imported inside the f
 
 from __future__ import annotations
 
-import html
 import os
 from typing import Any
 
 from attrib.errors import AttribError, UsageError, not_a_trace
+from attrib.markdown import md_code, md_escape, md_inline, md_quote
 from attrib.methods.ranker_names import SHIPPED_NAME, ranker_name
 from attrib.trace import Attribution, Trace, step_words
 
@@ -28,12 +28,6 @@ def _excerpt(attr: Attribution, trace: Trace | None, step: int, n: int = 300) ->
     if trace is not None and 0 <= step < trace.n_steps:
         return step_words(trace.steps[step], n)  # a step that only calls a tool reads as the call, not blank
     return str(attr.evidence.get("step_text", ""))[:n] if step == attr.step else ""
-
-
-def _cell(text: str) -> str:
-    """``text`` as one Markdown table cell: a ``|`` (an agent named ``Checker|2``, a shell pipe in a step) would
-    end the cell and shift every column after it, and a line break would end the row; HTML stays text."""
-    return html.escape(" ".join(text.split()), quote=False).replace("|", "\\|")
 
 
 def _step_agent(attr: Attribution, trace: Trace | None) -> str | None:
@@ -324,35 +318,35 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     word = confidence_word(attr)
     ac = f", agent {word} {attr.agent_confidence:.0%}" if attr.agent_confidence is not None else ""
     lines = [
-        f"## Failure attribution: `{attr.trace_id}`",
+        f"## Failure attribution: {md_code(attr.trace_id)}",
         "",
-        f"**Decisive {verdict_line(attr, trace)}** — {word} {attr.confidence:.0%}{ac} "
-        f"(method `{attr.method}`" + (f", ranker `{rk}`" if (rk := _own_ranker(attr)) else "")
+        f"**Decisive {md_inline(verdict_line(attr, trace))}** — {word} {attr.confidence:.0%}{ac} "
+        f"(method {md_code(attr.method)}" + (f", ranker {md_code(rk)}" if (rk := _own_ranker(attr)) else "")
         + (f", {attr.elapsed_s * 1000:.0f} ms" if attr.elapsed_s is not None else "")
         + ")",
         "",
     ]
-    for note, level in verdict_notes(attr, top_k):
+    for note, level in verdict_notes(attr, top_k):  # attrib's own Markdown (code spans), no run text in them
         lines += [f"> **{note}**" if level == "warning" else f"> {note}", ""]
     if attr.agents:
         col = "blame" if blame_title(attr) == "Shapley blame" else blame_title(attr)  # e.g. "blame: summed step mass"
-        lines += [f"| agent | {col} |", "|---|---|"]
-        lines += [f"| {_cell(a.agent)} | {a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)} |" for a in attr.agents]
+        lines += [f"| agent | {md_inline(col)} |", "|---|---|"]
+        lines += [f"| {md_inline(a.agent)} | {a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)} |" for a in attr.agents]
         lines.append("")
         if moved := tool_callers_line(attr):
-            lines += [html.escape(moved, quote=False), ""]
+            lines += [md_escape(moved), ""]
     if attr.steps:
         lines += [f"| step | agent | {'p' if step_probabilities(attr) else 'score'} | excerpt |", "|---|---|---|---|"]
         for s in attr.top_steps(top_k):
             p = s.probability if s.probability is not None else s.score
-            lines.append(f"| {s.step} | {_cell(s.agent)} | {p:.2f} | {_cell(_excerpt(attr, trace, s.step, 90))} |")
+            lines.append(f"| {s.step} | {md_inline(s.agent)} | {p:.2f} | {md_inline(_excerpt(attr, trace, s.step, 90))} |")
         lines.append("")
     if sset := step_set_line(attr, trace):
-        lines += [f"**Step set** (conformal): {sset}", ""]
-    lines += [f"**{label[0].upper()}{label[1:]}**: {text}" for label, text in _evidence_lines(attr)]
+        lines += [f"**Step set** (conformal): {md_escape(sset)}", ""]
+    lines += [f"**{md_inline(label[0].upper() + label[1:])}**: {md_escape(text)}" for label, text in _evidence_lines(attr)]
     lines.append("")
-    lines.append(f"> {html.escape(_excerpt(attr, trace, attr.step, 400), quote=False)}")
-    lines += ["", attr.reason, ""]
+    lines.append(md_quote(_excerpt(attr, trace, attr.step, 400)))
+    lines += ["", md_escape(attr.reason), ""]
     return "\n".join(lines)
 
 

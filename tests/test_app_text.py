@@ -205,7 +205,7 @@ def test_export_preview_is_the_file_as_written(app, env) -> None:
     assert_literal(at)
     assert texts(at, "header") == [r"Export the report for whowhen-algorithm-md\*run\_"]
     report = data.report(a, trace, "markdown").decode()
-    assert "**Bold**_Expert" in report  # the report holds the run's text as it is
+    assert r"\*\*Bold\*\*\_Expert" in report and "**Bold**" not in report  # the run's text, escaped as in any report
     assert report.strip() in [c.strip() for c in texts(at, "code")]  # the file itself, not a drawing of it
 
 

@@ -193,7 +193,7 @@ def test_rich_report_prints_the_runs_text_as_written_not_as_markup():
 def test_markdown_table_cells_escape_pipes_in_agent_names_and_text():
     md = attribution_markdown(_verdict_on_run_text(), _RUN_TEXT)
     rows = [line for line in md.splitlines() if line.startswith("| ") and "Checker" in line]
-    assert rows == ["| Checker\\|2 | 0.400 |", "| 1 | Checker\\|2 | 0.40 | ran `cat log \\| wc -l`: 3 looks right |"]
+    assert rows == ["| Checker\\|2 | 0.400 |", "| 1 | Checker\\|2 | 0.40 | ran \\`cat log \\| wc -l\\`: 3 looks right |"]
 
 
 def test_html_in_a_step_stays_text_in_markdown():
@@ -203,7 +203,7 @@ def test_html_in_a_step_stays_text_in_markdown():
     a = Attribution(trace_id="h", method="m", agent="b", step=1, confidence=0.6,
                     steps=(StepBlame(step=1, agent="b", score=0.6, probability=0.6),))
     md = attribution_markdown(a, run)
-    assert "<b>" not in md and "<script>" not in md and "&lt;b&gt;bold&lt;/b&gt; &amp; &lt;script&gt;x" in md
+    assert "<b>" not in md and "<script>" not in md and r"\<b\>bold\</b\> \& \<script\>x" in md
 
 
 def test_without_the_trace_only_the_decisive_step_shows_text():
@@ -284,10 +284,11 @@ def test_a_step_that_only_calls_a_tool_reads_as_its_call_in_every_report():
     from rich.console import Console
 
     from attrib.cli.traces import render, view_of
+    from attrib.markdown import md_inline
     from attrib.methods import analyze
     from attrib.paths import traces_dir
     from attrib.readers import load_trace
-    from attrib.render import _cell, attribution_rich
+    from attrib.render import attribution_rich
 
     t = load_trace(traces_dir() / "chat_autogen.jsonl")
     assert [i for i, s in enumerate(t.steps) if not s.content and s.tool_calls] == [2, 4]
@@ -303,7 +304,7 @@ def test_a_step_that_only_calls_a_tool_reads_as_its_call_in_every_report():
         call = f"→ web_search({t.steps[i].tool_calls[0].arguments})"
         assert call in show  # what `attrib traces show` prints for it
         row = next(line for line in md.splitlines() if line.startswith(f"| {i} | Researcher |"))
-        assert f"| {_cell(call)}" in row and call in out  # step 4 makes a second call after it
+        assert f"| {md_inline(call)}" in row and call in out  # step 4 makes a second call after it
     tool = t.steps[3]  # a tool step: the call it answers, then what came back, as `traces show` words it
     assert f"← {' '.join(tool.tool_results[0].content.split())[:20]}" in md
 
