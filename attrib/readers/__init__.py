@@ -380,7 +380,7 @@ def read_sources(paths: Iterable[str | Path], format: str | None = None, max_byt
             got.append((p, _read_source(p, format, max_bytes)))
         except AttribError as e:
             failed(e)
-    joined = _joined(got)
+    joined = OTLP.joined([(p, read) for p, read in got if isinstance(read, dict)])
     out: list[tuple[Trace, Path]] = []
     for i, (p, read) in enumerate(got):
         got[i] = (p, [])  # its records go once its traces are built (the joined ones are held by `joined`)
@@ -416,27 +416,6 @@ def _read_source(p: Path, format: str | None, max_bytes: int) -> list[Trace] | d
     for t in read:
         validate(t, p)
     return read
-
-
-def _joined(got: list[tuple[Path, list[Trace] | dict[str, list[SpanRecord]]]]
-            ) -> dict[str, tuple[Path, list[list[SpanRecord]]]]:
-    """Trace ids whose spans several OTLP files hold, each no span twice: trace id -> (the file that holds a span
-    with no parent, else the first, and the spans of each file)."""
-    parts: dict[str, list[tuple[Path, list[SpanRecord]]]] = {}
-    for p, read in got:
-        if isinstance(read, dict):
-            for tid, recs in read.items():
-                parts.setdefault(tid, []).append((p, recs))
-    out: dict[str, tuple[Path, list[list[SpanRecord]]]] = {}
-    for tid, ps in parts.items():
-        if len(ps) < 2:
-            continue
-        ids = [r.span_id for _, recs in ps for r in recs]
-        if len(set(ids)) < len(ids):  # the same spans again (a copy): not parts of one trace
-            continue
-        home = next((p for p, recs in ps if any(not r.parent_id for r in recs)), ps[0][0])
-        out[tid] = (home, [recs for _, recs in ps])
-    return out
 
 
 def _accept(traces: list[Trace], p: Path, seen: dict[str, str] | None, out: list[tuple[Trace, Path]]) -> None:

@@ -109,6 +109,24 @@ class OTLPReader:
         spans of one trace that several files hold (a collector's rotated files) before building it."""
         return run_groups(span_records(data, path), path)
 
+    def joined(self, files: list[tuple[Path, dict[str, list[SpanRecord]]]]
+               ) -> dict[str, tuple[Path, list[list[SpanRecord]]]]:
+        """Of several files' span records (:meth:`records`), the trace ids whose spans more than one file holds as
+        disjoint parts (a collector's rotated files), each: (the file holding a span with no parent, else the first;
+        the spans of each file). Files holding spans of one trace id twice (copies of one export) are not parts."""
+        parts: dict[str, list[tuple[Path, list[SpanRecord]]]] = {}
+        for p, read in files:
+            for tid, recs in read.items():
+                parts.setdefault(tid, []).append((p, recs))
+        out: dict[str, tuple[Path, list[list[SpanRecord]]]] = {}
+        for tid, ps in parts.items():
+            ids = [r.span_id for _, recs in ps for r in recs]
+            if len(ps) < 2 or len(set(ids)) < len(ids):  # one file, or the same spans again (a copy)
+                continue
+            home = next((p for p, recs in ps if any(not r.parent_id for r in recs)), ps[0][0])
+            out[tid] = (home, [recs for _, recs in ps])
+        return out
+
     def build(self, trace_id: str, recs: list[SpanRecord], path: Path) -> Trace:
         """One trace from span records (of one file, or joined from several: errors name each span's file)."""
         return build_trace(trace_id, recs, path, "otlp")
