@@ -52,7 +52,7 @@ def verdict(ctx: state.Ctx, method: str | None = None, source: bool = True) -> A
         with st.spinner(f"running {m} on this trace…"):
             a = ctx.attribution(m)
     except Exception as e:
-        st.error(f"{m}: {data.error_line(e)}")
+        st.error(f"{m}: {data.error_md(e)}")
         return None
     if source:
         st.caption(f"method {md_code(a.method)} · {verdict_source(ctx, a)}")

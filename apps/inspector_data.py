@@ -449,3 +449,9 @@ def error_line(e: BaseException) -> str:
     if isinstance(e, LLMError):
         return e.line("app")
     return str(e) if isinstance(e, AttribError) else f"{type(e).__name__}: {e}"
+
+
+def error_md(e: BaseException) -> str:
+    """:func:`error_line` for a Markdown element (``st.error``): it holds paths, file names and ids as the user
+    wrote them, so it is shown as written (:func:`md_escape`)."""
+    return md_escape(error_line(e))

@@ -75,7 +75,7 @@ def evaluation(ctx: state.Ctx) -> None:
     try:
         results = data.eval_results()
     except Exception as e:
-        st.error(data.error_line(e))
+        st.error(data.error_md(e))
         return
     if not results:
         st.info("No benchmark run yet: `attrib eval who-and-when --json` writes `bench/results/who_and_when*.json`.")
@@ -200,7 +200,7 @@ def upload(ctx: state.Ctx) -> None:
                 state.keep_upload(data.read_upload(f.name, f.getvalue(), None if fmt == "auto-detect" else fmt), f.name)
                 last = (read_key, None)
             except Exception as e:
-                last = (read_key, data.error_line(e))
+                last = (read_key, data.error_md(e))
             st.session_state[LAST_READ] = last
         if last[1] is not None:
             st.error(last[1])

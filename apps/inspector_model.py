@@ -97,7 +97,7 @@ def heads_section() -> None:
     try:
         path, res = read_heads_file(box)
     except Exception as e:
-        st.error(data.error_line(e))
+        st.error(data.error_md(e))
         return
     if res is None:
         st.info("No head-localization result yet: run `python bench/heads/run.py` (writes bench/results/heads.json) "
@@ -112,7 +112,7 @@ def heads_section() -> None:
         present = [k for k in STATS if data.find_matrix(body, (k,)) is not None]
         sparse = None if present else sparse_matrix(body)
     except InputError as e:  # the field the file gets wrong, named with the file
-        st.error(str(InputError(path, e.field, e.message)))
+        st.error(data.md_escape(InputError(path, e.field, e.message)))
         return
     model = str(body.get("model", ""))
     if present:
@@ -301,7 +301,7 @@ def steps_section(trace: Trace, upload_name: str | None = None) -> None:
     try:
         acts = _load(step)
     except Exception as e:
-        st.error(data.error_line(e))
+        st.error(data.error_md(e))
         return
     layout = step.metadata.get("activation_layout") if isinstance(step.metadata, dict) else None
     stacked = segment_stack(acts, layout)

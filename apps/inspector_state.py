@@ -145,7 +145,7 @@ def store_error(path: Path) -> str | None:
     try:
         cached_default_id(str(path), data.store_stamp(path))  # one read-only query, cached with the store's stamp
     except Exception as e:  # an unreadable store is shown, not raised
-        return data.error_line(e)
+        return data.error_md(e)
     return None
 
 
@@ -171,7 +171,7 @@ def held_ids(ctx: Ctx, trace_ids: list[str]) -> tuple[frozenset[str], str | None
     try:
         return cached_stored_ids(str(ctx.store_path), ctx.stamp, tuple(dict.fromkeys(trace_ids))), None
     except Exception as e:  # an unreadable store is shown, not raised
-        return frozenset(), data.error_line(e)
+        return frozenset(), data.error_md(e)
 
 
 def choose_copy(trace_id: str, copy: str) -> None:
@@ -245,4 +245,4 @@ def load_trace(ctx: Ctx) -> None:
         ctx.stored = [Attribution.from_json(b)
                       for b in cached_stored_attributions(str(ctx.store_path), ctx.stamp, tid)]
     except Exception as e:
-        ctx.trace_error = data.error_line(e)
+        ctx.trace_error = data.error_md(e)

@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
+from _shown import shown  # noqa: E402
 from _store_lock import hold_write_lock  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -150,7 +151,9 @@ def run_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in at.get(kind)]
+    """What each element of ``kind`` shows: a code block its text, a Markdown element its source less the escapes
+    that keep a run's text as written."""
+    return [str(e.value) if kind == "code" else shown(str(e.value)) for e in at.get(kind)]
 
 
 def test_trace_list_filters_and_pages(app, env) -> None:

@@ -22,6 +22,7 @@ import pytest
 pytest.importorskip("streamlit")
 pytest.importorskip("plotly")
 
+from _shown import shown  # noqa: E402
 from _store_lock import hold_write_lock  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
@@ -106,11 +107,6 @@ def markdown_sources(at: AppTest) -> list[str]:
     for w in (*at.button, *at.selectbox, *at.text_input, *at.number_input, *at.radio):
         out += [str(w.label)] + ([str(w.help)] if getattr(w, "help", None) else [])
     return out
-
-
-def shown(source: str) -> str:
-    """What Markdown shows of ``source``'s plain text: backslash escapes dropped, word joiners unseen."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", source).replace(WORD_JOINER, "")
 
 
 def assert_literal(at: AppTest) -> None:
@@ -222,6 +218,17 @@ def test_upload_and_other_pages_show_ids_and_agents_as_written(app, env) -> None
     assert md_escape(tid) != tid  # its trailing _ is escaped
     for page in ("Blame", "Inside the model", "Traces"):
         assert_literal(app(page=page, trace=env["trace"].id))
+
+
+def test_error_boxes_show_file_names_as_written(app, env) -> None:
+    """An error line holds the user's file name, path or id; it was drawn as Markdown, so an upload
+    ``**Bold**_[x](javascript:alert(4)).json`` that could not be read was named in bold, with a link."""
+    name = "**Bold**_[x](javascript:alert(4)).json"
+    at = app(page="Upload")
+    at.file_uploader(key="up_file").set_value((name, b'{"history": 3}', "application/json")).run()
+    assert_literal(at)
+    (err,) = texts(at, "error")
+    assert shown(err).startswith(f"{name}: ") and "history" in err
 
 
 @pytest.mark.browser
