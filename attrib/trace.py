@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, Literal, get_args
 
 import msgspec
@@ -205,7 +205,7 @@ class Trace(msgspec.Struct, frozen=True, kw_only=True):
         label (see :func:`label_mismatch`)."""
         if self.label is None:
             return None
-        return label_mismatch(self.label, self.steps.__getitem__, len(self.steps))
+        return label_mismatch(self.label, self.steps.__getitem__, len(self.steps), calling_agents(self.steps))
 
     def unlabelled(self) -> Trace:
         """The same trace without its annotation: what attribution methods are allowed to see."""
@@ -330,8 +330,14 @@ class Attribution(msgspec.Struct, frozen=True, kw_only=True):
         return attribution_plot(self, path)
 
 
-#: Agent names of code executors, terminals and tools (Who&When's ``Computer_terminal``, a ``python_repl``...).
-_TOOL_AGENT = re.compile(r"terminal|computer|executor|tool|function|python_repl|interpreter|shell", re.I)
+#: The words of code executors', terminals' and tools' agent names (Who&When's ``Computer_terminal`` and
+#: ``ComputerTerminal``, a ``python_repl``, a ``code_executor``...). A name is a tool's when all its words are
+#: these: ``WomenInComputerScienceHistory_Expert`` or ``Computer_Vision_Expert`` is an expert (a search for the
+#: words anywhere in the name made them tools and moved their blame to another agent).
+TOOL_WORDS = frozenset({"terminal", "computer", "executor", "execution", "exec", "tool", "tools", "function",
+                        "functions", "python", "ipython", "repl", "interpreter", "shell", "bash", "code", "sandbox",
+                        "console", "runner"})
+_NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
 
 def some_names(names: Iterable[str], most: int = 8) -> str:
@@ -342,17 +348,35 @@ def some_names(names: Iterable[str], most: int = 8) -> str:
 
 
 def is_tool_agent(agent: str, role: str = "") -> bool:
-    """Code executors, terminals and tools: they run others' actions rather than decide. The one test of a tool step
-    (by role, else by name: AutoGen and Who&When give a terminal's output the role "user"), kept here, free of numpy,
-    so that the features, the flow graph, the ranker's agent game and the label check all mean the same steps."""
-    return role == "tool" or bool(_TOOL_AGENT.search(agent))
+    """Code executors, terminals and tools: they run others' actions rather than decide. By role, else by name
+    (AutoGen and Who&When give a terminal's output the role "user"): every word of the name is one of
+    :data:`TOOL_WORDS` (``Computer_terminal``, ``code_executor``; not ``Computer_Vision_Expert``)."""
+    words = _NAME_WORDS.findall(agent)
+    return role == "tool" or (bool(words) and all(w.lower() in TOOL_WORDS for w in words))
 
 
-def is_tool_step(step: Step) -> bool:
-    """:func:`is_tool_agent` of a step's agent and role. Tool results alone do not make a tool step: the OTLP and chat
-    readers give a step that carries them the role ``tool`` anyway, and the flow graph (whose marks the ranker's agent
-    game uses) asks the same, so the label check may not count a step the game does not."""
-    return is_tool_agent(step.agent, step.role)
+def is_tool_step(step: Step, calling: Collection[str] = frozenset()) -> bool:
+    """Whether ``step`` is a tool's or code executor's (its blame goes to the agent that called it): its role is
+    ``tool``, else its agent's name is a tool's (:func:`is_tool_agent`), unless the step makes tool calls or its
+    agent is one of ``calling``, the agents that make tool calls in the run (:func:`tool_steps`): a LangGraph
+    ``executor`` node is an LLM agent that decides which tool to call. The one test of a tool step, kept here, free
+    of numpy, so that the features, the flow graph, the ranker's agent game and the label check all mean the same
+    steps. Tool results alone do not make a tool step: the OTLP and chat readers give a step that carries them the
+    role ``tool`` anyway."""
+    if step.role == "tool":
+        return True
+    return not step.tool_calls and step.agent not in calling and is_tool_agent(step.agent)
+
+
+def calling_agents(steps: Iterable[Step]) -> frozenset[str]:
+    """The agents that make tool calls in a run (so are no tools, whatever their names: :func:`is_tool_step`)."""
+    return frozenset(s.agent for s in steps if s.tool_calls and s.role != "tool")
+
+
+def tool_steps(steps: Sequence[Step]) -> list[bool]:
+    """:func:`is_tool_step` of every step of a run."""
+    calling = calling_agents(steps)
+    return [is_tool_step(s, calling) for s in steps]
 
 
 def deciding_agent(i: int, step: Callable[[int], Step], is_tool: Callable[[int], bool] | None = None,
@@ -452,12 +476,15 @@ def label_window(label: Label, n_steps: int) -> range:
     return range(max(0, i - _BACK), min(n_steps, i + _NEAR + 1))
 
 
-def label_mismatch(label: Label, step: Callable[[int], Step], n_steps: int) -> str | None:
+def label_mismatch(label: Label, step: Callable[[int], Step], n_steps: int,
+                   calling: Collection[str] = frozenset()) -> str | None:
     """Why ``label.mistake_agent`` did not write step ``label.mistake_step``, in one line; None when it did, or when
     the step is a tool's or executor's whose blame goes to that agent (:func:`deciding_agent`, looking back at most
     :data:`_BACK` steps without parent links: Who&When labels a Computer_terminal step with the expert who ran the
     code). ``step(i)`` gives step i (a store reads only the steps it needs: :func:`label_window`, and a tool step's
-    parents), ``n_steps`` their number.
+    parents), ``n_steps`` their number, ``calling`` the run's agents that make tool calls (:func:`calling_agents`;
+    a store's window of steps cannot say, and without it a text step of such an agent whose name is a tool's counts
+    as a tool's here).
 
     A mismatch is worth a warning, not an error: Who&When itself holds a few, but in a user's log it is usually an
     off-by-one (tool results count as steps)."""
@@ -468,8 +495,8 @@ def label_mismatch(label: Label, step: Callable[[int], Step], n_steps: int) -> s
     if s.agent == agent:
         return None
     answered: str | None = None  # the agent a tool step answers
-    if is_tool_step(s):
-        answered = deciding_agent(i, step, back=_BACK)
+    if is_tool_step(s, calling):
+        answered = deciding_agent(i, step, lambda j: is_tool_step(step(j), calling), back=_BACK)
         if answered == agent:
             return None
     who = f"{s.agent}, a tool answering {answered}" if answered and answered != s.agent else s.agent

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from attrib.cli import app
 from attrib.readers import load_trace
-from attrib.trace import Label, Step, ToolResult, Trace, tool_agents
+from attrib.trace import Label, Step, ToolCall, ToolResult, Trace, tool_agents
 
 runner = CliRunner()
 
@@ -154,3 +154,43 @@ def test_the_one_pass_rule_agrees_with_the_per_step_rule_on_random_runs() -> Non
             tools.append(tool)
         assert deciding_agents(steps, tools) == [deciding_agent(i, steps.__getitem__, tools.__getitem__)
                                                  for i in range(n)]
+
+
+def test_a_tool_is_named_by_whole_words_and_never_calls_tools() -> None:
+    """Any agent whose name held "computer", "tool", "executor"... was a tool, its blame moved to another agent:
+    Who&When's ``WomenInComputerScienceHistory_Expert`` (Algorithm-Generated 26, the annotated agent) and a
+    LangGraph plan-and-execute ``executor`` node, an LLM agent that calls the tools."""
+    from attrib import trace
+
+    for name in ("Computer_terminal", "ComputerTerminal", "code_executor", "python_repl", "Tool", "shell"):
+        assert trace.is_tool_agent(name), name
+    for name in ("WomenInComputerScienceHistory_Expert", "Computer_Vision_Expert", "ToolSelector_Agent",
+                 "function_planner", "Expert", ""):
+        assert not trace.is_tool_agent(name), name
+    steps = (Step(index=0, agent="user", role="user", content="Who won in 2022?"),
+             Step(index=1, agent="executor", role="assistant", content="",
+                  tool_calls=(ToolCall(name="search", arguments="{}", id="c1"),)),
+             Step(index=2, agent="search", role="tool", content="Djokovic won in 2021"),
+             Step(index=3, agent="executor", role="assistant", content="The 2022 winner is Djokovic."),
+             Step(index=4, agent="code_executor", role="user", content="exitcode: 0"))
+    assert trace.tool_steps(steps) == [False, False, True, False, True]
+    assert trace.is_tool_step(steps[3]) and not trace.is_tool_step(steps[3], trace.calling_agents(steps))
+
+
+def test_an_executor_agent_that_calls_tools_keeps_its_blame() -> None:
+    """The blame table of a plan-and-execute run left out its ``executor`` (every step of it went to the planner)."""
+    from attrib.methods import analyze
+
+    msgs = [{"type": "human", "content": "Who won the 2022 Australian Open, and where is he from?"},
+            {"type": "ai", "name": "planner", "content": "Plan: 1. find the 2022 winner 2. find his hometown"},
+            {"type": "ai", "name": "executor", "content": "", "tool_calls": [
+                {"name": "search", "args": {"q": "2021 Australian Open winner"}, "id": "c1"}]},
+            {"type": "tool", "name": "search", "tool_call_id": "c1", "content": "Novak Djokovic won in 2021."},
+            {"type": "ai", "name": "executor", "content": "The 2022 winner is Novak Djokovic."},
+            {"type": "ai", "name": "replanner", "content": "Final answer: Novak Djokovic, from Belgrade."}]
+    from attrib.readers import read_bytes
+
+    (t,) = read_bytes(json.dumps({"messages": msgs, "outcome": "failed"}).encode(), "plan_execute.json")
+    a = analyze(t)
+    assert "executor" in [b.agent for b in a.agents]
+    assert all(moved["agent"] != "executor" for moved in a.evidence.get("tool_steps_to_caller", []))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attrib.trace import Trace, is_tool_step
+from attrib.trace import Trace, tool_steps
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 MAX_TOKENS = 64
@@ -96,7 +96,7 @@ def embed_features(trace: Trace, max_tokens: int = MAX_TOKENS) -> np.ndarray:
     gt = trace.ground_truth or ""
     E = embed_texts([*contents, task], max_tokens)
     S, t_vec = E[:n], E[n]
-    fin_idx, _ = final_answer_text(contents, [is_tool_step(s) for s in steps])
+    fin_idx, _ = final_answer_text(contents, tool_steps(steps))
     fin = S[fin_idx] if fin_idx is not None else S[-1]
     F = np.zeros((n, len(EMBED_FEATURES)))
     F[:, 0] = S @ t_vec

@@ -26,7 +26,7 @@ from attrib.features.text import (
     numbers,
     words,
 )
-from attrib.trace import Trace, is_tool_step
+from attrib.trace import Trace, tool_steps
 
 #: Keyword groups, matched as lower-case substrings (plain ``in`` is ~50x faster than re.I on long pages).
 _KW: dict[str, tuple[str, ...]] = {
@@ -272,7 +272,7 @@ def step_features(trace: Trace, graph_mass: dict[int, float] | None = None, grap
     n = len(steps)
     X = np.zeros((n, len(FEATURES)), dtype=np.float64)
     contents = [s.content or "" for s in steps]
-    tool = [is_tool_step(s) for s in steps]
+    tool = tool_steps(steps)
     # each tool output is read once: did it fail, or run but come back empty / "not found"?
     tool_err = [t and _tool_error(c) for t, c in zip(tool, contents, strict=True)]
     tool_neg = [t and not e and bool(_NEGATIVE.search(c[:2000].lower().strip()))

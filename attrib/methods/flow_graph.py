@@ -26,7 +26,7 @@ from collections.abc import Callable
 import networkx as nx
 
 from attrib.features.text import final_answer_text, is_human_agent, salient_tokens
-from attrib.trace import Attribution, StepBlame, Trace, is_tool_step
+from attrib.trace import Attribution, StepBlame, Trace, tool_steps
 
 #: Edge weights per kind (content weight grows with the number of tokens reused, capped).
 WEIGHTS = {"parent": 3.0, "tool": 2.0, "handoff": 1.5, "content": 1.0, "plan": 0.7, "sequence": 0.2}
@@ -69,8 +69,9 @@ def build_graph(trace: Trace) -> nx.DiGraph:
     origin: dict[str, int] = {}
     plan_step: int | None = None
     pending_handoff: dict[str, int] = {}
+    tools = tool_steps(steps)
     for pos, s in enumerate(steps):
-        tool = is_tool_step(s)
+        tool = tools[pos]
         g.add_node(pos, agent=s.agent, tool=tool)
         for p in s.parents:
             if 0 <= p < pos:
@@ -83,7 +84,7 @@ def build_graph(trace: Trace) -> nx.DiGraph:
                 call_owner[c.id] = pos
         if pos > 0:
             _add(g, pos - 1, pos, "sequence", WEIGHTS["sequence"])
-            if tool and not is_tool_step(steps[pos - 1]):
+            if tool and not tools[pos - 1]:
                 _add(g, pos - 1, pos, "tool", WEIGHTS["tool"])
         if s.agent in pending_handoff:
             _add(g, pending_handoff.pop(s.agent), pos, "handoff", WEIGHTS["handoff"])
@@ -114,7 +115,7 @@ def build_graph(trace: Trace) -> nx.DiGraph:
 def failure_node(trace: Trace) -> int:
     """Where the failure shows: the step stating the final answer (else the last step)."""
     contents = [s.content for s in trace.steps]
-    skip = [is_tool_step(s) for s in trace.steps]
+    skip = tool_steps(trace.steps)
     idx, _ = final_answer_text(contents, skip)
     return idx if idx is not None else len(trace.steps) - 1
 

@@ -41,10 +41,10 @@ from attrib.trace import (
     deciding_agents,
     fingerprint,
     group_reruns,
-    is_tool_step,
     question_id,
     step_words,
     task_key,
+    tool_steps,
 )
 
 ARTIFACT = Path(__file__).parent / "data" / "ranker.json"
@@ -387,7 +387,7 @@ def _deciders(trace: Trace, tools: Sequence[bool] | None = None) -> list[str]:
     parent falls back to the last deciding agent before it. A tool is not repaired, the call is: as a player of its
     own a search tool topped the blame of a run whose verdict named the agent using it."""
     if tools is None:
-        tools = [is_tool_step(s) for s in trace.steps]
+        tools = tool_steps(trace.steps)
     if len(tools) != trace.n_steps:
         raise ValueError(f"tools marks {len(tools)} steps, the trace has {trace.n_steps}")
     return deciding_agents(trace.steps, tools)
