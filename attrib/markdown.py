@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from attrib.display import visible
+
 #: Characters Markdown reads wherever they stand: emphasis and strikethrough (``*`` ``~``), code, links and images
 #: (`` ` `` ``[`` ``]``), HTML, autolinks and entities (``<`` ``>`` ``&``), mentions (``@``), math (``$``), table
 #: cells (``|``) and the escape itself; runs of ``_``, except between two letters or digits, where they never make
@@ -26,8 +28,8 @@ LINE_BREAK = "  \n"  # two spaces and a newline: a hard line break inside one pa
 
 def escape_line(line: str, also: str = "") -> str:
     """One line of someone else's text, escaped so Markdown shows it as written (leading blanks dropped: four
-    would start a code block, and HTML drops them anyway). ``also``: more characters to escape wherever they
-    stand."""
+    would start a code block, and HTML drops them anyway), its control characters as visible escapes
+    (:func:`attrib.display.visible`). ``also``: more characters to escape wherever they stand."""
 
     def one(m: re.Match[str]) -> str:
         if m.group(1):
@@ -39,7 +41,7 @@ def escape_line(line: str, also: str = "") -> str:
         run = m.group(2)
         return run if before.isalnum() and after.isalnum() else "\\_" * len(run)
 
-    out = re.sub(_ANYWHERE.format(also=re.escape(also)), one, line.lstrip(" \t"))
+    out = re.sub(_ANYWHERE.format(also=re.escape(also)), one, visible(line).lstrip(" \t"))
     if (m := _LINE_START.match(out)) is not None:
         out = ("\\" + m.group(1) if m.group(1) else m.group(2) + "\\" + m.group(3)) + out[m.end():]
     return out
@@ -58,14 +60,15 @@ def md_escape(text: object) -> str:
 def md_inline(text: object) -> str:
     """``text`` escaped for one line of Markdown (a table cell, a heading, a list item): line breaks and runs of
     blanks become one space, since a line break would end the row or the item."""
-    return escape_line(" ".join(str(text).split()))
+    return escape_line(" ".join(visible(text).split()))
 
 
 def md_code(text: object) -> str:
     """``text`` as an inline code span (`` `text` ``) that shows it as written: a backtick in it (a trace id, a file
     name) would end a plain span early, so the span's fence is one backtick longer than the longest run inside, with a
-    space inside each end where the text starts or ends with a backtick. Line breaks become spaces."""
-    t = " ".join(str(text).splitlines())
+    space inside each end where the text starts or ends with a backtick. Line breaks become spaces, control
+    characters visible escapes."""
+    t = " ".join(visible(text).splitlines())
     fence = "`" * (max((len(r) for r in re.findall(r"`+", t)), default=0) + 1)
     pad = " " if t[:1] == "`" or t[-1:] == "`" or (t[:1] == " " and t[-1:] == " " and t.strip()) else ""
     return f"{fence}{pad}{t}{pad}{fence}"

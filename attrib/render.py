@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from attrib.display import visible
 from attrib.errors import AttribError, UsageError, not_a_trace
 from attrib.markdown import md_code, md_escape, md_inline, md_quote
 from attrib.methods.ranker_names import SHIPPED_NAME, ranker_name
@@ -361,31 +362,36 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
 
     # rich reads a plain string as markup: every string from the run or the method (agent names, ids, step text)
     # is escaped, so a step quoting "[/docs]" or indexing "x[i]" prints as written instead of raising MarkupError
-    # or turning italic
+    # or turning italic; and its control characters are shown as escapes, so an ESC sequence in a step cannot
+    # clear the screen or recolour the report
+
+    def esc(text: object) -> str:
+        return escape(visible(text))
+
     top_k = _default_top_k(attr, top_k)
     word = confidence_word(attr)
     ac = f"   agent {word} [bold]{attr.agent_confidence:.0%}[/]" if attr.agent_confidence is not None else ""
     ms = f"   {attr.elapsed_s * 1000:.0f} ms" if attr.elapsed_s is not None else ""
     head = Panel(
         Text.from_markup(
-            f"[bold]{escape(verdict_line(attr, trace))}[/]   {word} [bold]{attr.confidence:.0%}[/]"
-            f"{ac}   method {escape(attr.method)}"
-            + (f", ranker {escape(rk)}" if (rk := _own_ranker(attr)) else "") + ms
+            f"[bold]{esc(verdict_line(attr, trace))}[/]   {word} [bold]{attr.confidence:.0%}[/]"
+            f"{ac}   method {esc(attr.method)}"
+            + (f", ranker {esc(rk)}" if (rk := _own_ranker(attr)) else "") + ms
         ),
-        title=f"decisive mistake in {escape(attr.trace_id)}",
+        title=f"decisive mistake in {esc(attr.trace_id)}",
     )
     parts: list[Any] = [head]
-    parts += [Text(note, style="bold yellow" if level == "warning" else "yellow")
+    parts += [Text(visible(note), style="bold yellow" if level == "warning" else "yellow")
               for note, level in verdict_notes(attr, top_k)]
     if attr.agents:
-        t = Table(title=f"agents ({escape(blame_title(attr))})", show_edge=False)
+        t = Table(title=f"agents ({esc(blame_title(attr))})", show_edge=False)
         t.add_column("agent")
         t.add_column("blame", justify="right")
         for a in attr.agents:
-            t.add_row(escape(a.agent), f"{a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)}")
+            t.add_row(esc(a.agent), f"{a.score:.3f}{_ci(a.ci_low, a.ci_high, a.score)}")
         parts.append(t)
         if moved := tool_callers_line(attr):
-            parts.append(Text(moved, style="dim"))
+            parts.append(Text(visible(moved), style="dim"))
     if attr.steps:
         shown = attr.top_steps(top_k)
         t = Table(title=f"top {len(shown)} steps", show_edge=False)
@@ -393,14 +399,14 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
             t.add_column(c, overflow="fold")
         for s in shown:
             p = s.probability if s.probability is not None else s.score
-            t.add_row(str(s.step), escape(s.agent), f"{p:.2f}", escape(_excerpt(attr, trace, s.step, 80)))
+            t.add_row(str(s.step), esc(s.agent), f"{p:.2f}", esc(_excerpt(attr, trace, s.step, 80)))
         parts.append(t)
     if sset := step_set_line(attr, trace):
-        parts.append(Text(f"step set (conformal): {sset}", style="cyan"))
+        parts.append(Text(f"step set (conformal): {visible(sset)}", style="cyan"))
     bits = [f"{label}: {text}" for label, text in _evidence_lines(attr)]
     bits.append(f"step text: “{_excerpt(attr, trace, attr.step, 300)}”")
-    parts.append(Panel(escape("\n".join(bits)), title="evidence"))
-    parts.append(Text(attr.reason))
+    parts.append(Panel(esc("\n".join(bits)), title="evidence"))
+    parts.append(Text(visible(attr.reason)))
     return Group(*parts)
 
 

@@ -21,6 +21,7 @@ from attrib.cli._common import (
 )
 from attrib.cli._llm_options import with_llm_options
 from attrib.cli.batch import with_batch_options
+from attrib.display import visible
 from attrib.errors import AttribError, InputError, NoVerdictError, UsageError
 
 
@@ -210,8 +211,8 @@ def verdicts_table(results: list[tuple[Any, Any]]) -> Any:
     table.add_column("agent", overflow="ellipsis", no_wrap=True, max_width=max(8, console.width - trace_w - 34))
     table.add_column("conf", justify="right", min_width=4)
     table.add_column("agent conf", justify="right", min_width=10)
-    for t, a in results:  # ids and names as plain text: "Solver[/x]" is a name, not rich markup
-        table.add_row(Text(t.id), str(a.step), Text(a.agent, overflow="ellipsis"), f"{a.confidence:.0%}",
+    for t, a in results:  # ids and names as plain text ("Solver[/x]" is a name, not rich markup), controls visible
+        table.add_row(Text(visible(t.id)), str(a.step), Text(visible(a.agent), overflow="ellipsis"), f"{a.confidence:.0%}",
                       "-" if a.agent_confidence is None else f"{a.agent_confidence:.0%}")
     return table
 
@@ -300,11 +301,13 @@ def register(app: typer.Typer) -> None:
             results, sources = analyze_each(loaded, name, opts, bad)
             ok = [a.trace_id for _, a in results if a.evidence.get("run_outcome") == "succeeded"]
             if ok:
-                err_console.print(f"[yellow]warning:[/] recorded as successful: {', '.join(ok[:5])}"
+                err_console.print(f"[yellow]warning:[/] recorded as successful: "
+                                  f"{escape_markup(visible(', '.join(ok[:5])))}"
                                   f"{' ...' if len(ok) > 5 else ''}; their verdicts name the riskiest step, not a cause")
             if not save:  # --save replaces the stored verdict: nothing to compare then
                 for note in stored_ranker_notes(results, sources, store):
-                    err_console.print(f"[yellow]note:[/] {escape_markup(note)}", highlight=False, soft_wrap=True)
+                    err_console.print(f"[yellow]note:[/] {escape_markup(visible(note))}", highlight=False,
+                                      soft_wrap=True)
             if save:
                 from attrib.store import open_store
 
@@ -316,8 +319,9 @@ def register(app: typer.Typer) -> None:
                         st.upsert_traces([t for t, _ in results], sources, replaced=replaced)
                         st.save_attributions(a for _, a in results)
                     for tid in replaced:
-                        err_console.print(f"[yellow]note:[/] replaced the stored {tid} (other content under the same "
-                                          "id); its earlier verdicts were dropped", highlight=False)
+                        err_console.print(f"[yellow]note:[/] replaced the stored {escape_markup(visible(tid))} (other "
+                                          "content under the same id); its earlier verdicts were dropped",
+                                          highlight=False)
                     err_console.print(f"saved {len(results)} verdict(s) to {st.path}", highlight=False)
         if as_json:
             payload = [a.to_dict() for _, a in results]

@@ -11,13 +11,15 @@ from typing import Any
 import typer
 
 from attrib.cli._common import check_format, console, handle_errors, print_wide
+from attrib.display import visible
 
 _COLORS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan", "bright_magenta",
            "bright_green", "orange3")
 
 
 def _one_line(text: str, width: int) -> str:
-    s = " ".join(text.split())
+    """``text`` on one line of at most ``width`` characters, its control characters visible (:func:`visible`)."""
+    s = " ".join(visible(text).split())
     return s if len(s) <= width else s[: max(0, width - 1)] + "…"
 
 
@@ -203,13 +205,14 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
 
     trace, steps = view.head, view.window
 
+    # every string from the run goes through visible(): an ESC sequence in a step must not clear the screen
     def args(a: str) -> str:
         """A call's arguments, cut to half the width (also with ``--full``, as before)."""
         return _one_line(a, width // 2)
 
     def text(t: str) -> str:
         """A message or tool result: whole with ``--full``, else on one line of at most ``width`` characters."""
-        return t if full else _one_line(t, width)
+        return visible(t) if full else _one_line(t, width)
 
     colors = {a: _COLORS[i % len(_COLORS)] for i, a in enumerate(trace.agents)}
     depth: dict[int, int] = {}
@@ -231,37 +234,38 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
             body.append(f"↳{','.join(map(str, s.parents))} ", style="dim")
         # the content and the calls it makes, or for a tool step the call then what came back: one per line
         for k, (kind, part) in enumerate(step_parts(s, args, text)):
-            body.append(("\n" if k else "") + part, style=_PART_STYLE[kind])
+            body.append(("\n" if k else "") + visible(part), style=_PART_STYLE[kind])
         if (err := s.metadata.get("error")) and not s.tool_results:  # an ERROR status with no description: "error"
-            body.append("  [error]" if str(err).strip().lower() == "error" else f"  [error: {err}]", style="red")
+            body.append("  [error]" if str(err).strip().lower() == "error" else f"  [error: {visible(err)}]",
+                        style="red")
         if s.metadata.get("exception"):  # an error the span recovered from (a retry): it failed nothing
             body.append(f"  [recovered: {_one_line(str(s.metadata['exception']), width // 2)}]", style="yellow")
         idx = Text(str(s.index), style="bold red" if label and label.mistake_step == s.index else "dim")
         row: list[Any] = [idx]
         if t0 is not None:
             row.append(f"{s.start_time - t0:.1f}" if s.start_time is not None else "")
-        row += [Text(s.agent, style=colors.get(s.agent, "white")), s.role, body]
+        row += [Text(visible(s.agent), style=colors.get(s.agent, "white")), Text(visible(s.role)), body]
         table.add_row(*row)
     head = Text()
-    head.append(f"{trace.id}", style="bold")
+    head.append(visible(trace.id), style="bold")
     shown = (f"{view.n_steps} steps" if steps is None else f"step {steps.start} of {view.n_steps}" if len(steps) == 1
              else f"steps {steps.start}-{steps.stop - 1} of {view.n_steps}")
     head.append(f"  ({trace.source_format}, {shown}, outcome: {trace.outcome})\n", style="dim")
     if trace.task:
         head.append("task: ", style="bold")
-        head.append(_one_line(trace.task, width * 2) if not full else trace.task)
+        head.append(_one_line(trace.task, width * 2) if not full else visible(trace.task))
         head.append("\n")
     head.append("agents: ", style="bold")
     for i, a in enumerate(a for a in trace.agents if a not in view.tools):
-        head.append(("" if i == 0 else ", ") + a, style=colors[a])
+        head.append(("" if i == 0 else ", ") + visible(a), style=colors[a])
     if view.tools:
         head.append("  tools: ", style="bold")
         for i, a in enumerate(view.tools):
-            head.append(("" if i == 0 else ", ") + a, style=colors.get(a, "white"))
+            head.append(("" if i == 0 else ", ") + visible(a), style=colors.get(a, "white"))
     if trace.metadata.get("partial"):  # spans whose parents the file lacks (remote callers, lost spans)
         missing, remote = trace.metadata.get("missing_parents") or [], trace.metadata.get("remote_parents") or []
         head.append("\npartial: ", style="bold yellow")
-        head.append(f"{len(missing)} parent span(s) not in the file ({some_names(map(str, missing), 3)})"
+        head.append(f"{len(missing)} parent span(s) not in the file ({visible(some_names(map(str, missing), 3))})"
                     + (f", {len(remote)} of them remote" if remote else ""))
     parts: list[Any] = [head, table]
     if view.bounded and steps is not None:
@@ -278,12 +282,12 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
         tail.append(_one_line(trace.ground_truth, width * 2) + "\n")
     if label is not None:
         tail.append("annotated mistake: ", style="bold red")
-        tail.append(f"{label.mistake_agent} at step {label.mistake_step}")
+        tail.append(f"{visible(label.mistake_agent)} at step {label.mistake_step}")
         if label.reason:
             tail.append(f" — {_one_line(label.reason, width * 2)}", style="dim")
         if view.label_note:  # a warning, not an error: Who&When itself holds a few such labels
             tail.append("\nwarning: ", style="bold yellow")
-            tail.append(view.label_note)
+            tail.append(visible(view.label_note))
     if tail:
         parts.append(tail)
     return Group(*parts)
@@ -323,14 +327,14 @@ def list_table(rows: list[dict[str, Any]], total: int, width: int | None = None)
         table.add_column("task", overflow="ellipsis", no_wrap=True, ratio=2, min_width=10)
     for r in rows:
         own = r["tools"]
-        who = Text(", ".join(a for a in r["agents"] if a not in own))
+        who = Text(visible(", ".join(a for a in r["agents"] if a not in own)))
         if own:
-            who.append(("\n" if who else "") + "tools: " + ", ".join(own), style="dim")
+            who.append(("\n" if who else "") + "tools: " + visible(", ".join(own)), style="dim")
         # Text, not str: rich reads a plain string as markup, and a task's "[link](...)" or ":red[...]" lost its
-        # brackets
-        cells: list[Any] = [Text(r["trace_id"])]
+        # brackets; visible(): an ESC sequence in a name or task must not reach the terminal
+        cells: list[Any] = [Text(visible(r["trace_id"]))]
         if "source" not in drop:
-            cells.append(Text(r["subset"] or r["source_format"]))
+            cells.append(Text(visible(r["subset"] or r["source_format"])))
         cells += [r["outcome"], str(r["n_steps"]), who]
         if "task" not in drop:
             cells.append(Text(_one_line(r["task"] or "", 200)))
