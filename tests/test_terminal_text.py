@@ -1,6 +1,6 @@
 """A run's text never drives the terminal: ESC sequences, OSC-8 links and other control characters in a step, an agent
 name or a trace id are shown as visible escapes (``\\x1b``) by every report (rich, ``--markdown``, the summary table,
-``traces show`` and ``traces list``)."""
+``traces show`` and ``traces list``); and ``traces show --full`` shows a tool call's arguments whole."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from attrib.cli import app
@@ -83,3 +84,22 @@ def test_traces_show_and_list_show_escapes(tmp_path: Path) -> None:
     r = runner.invoke(app, ["traces", "list", "--store", str(store)], terminal_width=200)
     assert r.exit_code == 0, r.output
     assert not RAW.search(r.output) and "Math\\x1b[31m_Expert" in r.output, r.output
+
+
+@pytest.mark.parametrize("full", [False, True])
+def test_traces_show_full_shows_call_arguments_whole(tmp_path: Path, full: bool) -> None:
+    """The planted mistake is in the arguments' tail (the date): ``--full`` cut it at half the width too."""
+    args = json.dumps({"origin": "CDG", "destination": "HND", "passengers": 2, "cabin": "economy",
+                       "date": "2023-05-14"})
+    path = tmp_path / "flights.json"
+    path.write_text(json.dumps({"outcome": "failed", "messages": [
+        {"role": "user", "content": "Book a flight from Paris to Tokyo on 2024-05-14."},
+        {"role": "assistant", "name": "booker", "content": "",
+         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "search_flights", "arguments": args}}]},
+        {"role": "tool", "tool_call_id": "c1", "name": "search_flights", "content": "no flights"}]}))
+    r = runner.invoke(app, ["traces", "show", str(path), "--width", "60", *(["--full"] if full else [])],
+                      terminal_width=300)
+    assert r.exit_code == 0, r.output
+    assert ('"date": "2023-05-14"' in r.output) == full, r.output
+    if not full:
+        assert "…" in r.output  # cut to half the width, as before

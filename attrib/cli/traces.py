@@ -207,8 +207,9 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
 
     # every string from the run goes through visible(): an ESC sequence in a step must not clear the screen
     def args(a: str) -> str:
-        """A call's arguments, cut to half the width (also with ``--full``, as before)."""
-        return _one_line(a, width // 2)
+        """A call's arguments: whole with ``--full`` (a wrong argument is often the mistake), else cut to half the
+        width."""
+        return visible(a) if full else _one_line(a, width // 2)
 
     def text(t: str) -> str:
         """A message or tool result: whole with ``--full``, else on one line of at most ``width`` characters."""
@@ -450,7 +451,7 @@ def register(app: typer.Typer) -> None:
     def show_cmd(
         trace_id: str = typer.Argument(..., metavar="ID", help="A trace id in the store, or a trace file."),
         store: Path = typer.Option(None, "--store", "-s", help="Store file (default: $ATTRIB_STORE, else ./attrib.duckdb)."),
-        full: bool = typer.Option(False, "--full", help="Show whole messages instead of their first --width characters."),
+        full: bool = typer.Option(False, "--full", help="Show whole messages and tool-call arguments instead of their first --width characters (half that for arguments)."),
         width: int = typer.Option(110, "--width", min=10, help="Characters of each message to show."),
         as_json: bool = typer.Option(False, "--json", help="Print the trace as attrib JSON."),
         format: str = typer.Option(None, "--format", "-f", callback=check_format, help="For a trace file: skip "
