@@ -23,12 +23,15 @@ from attrib.errors import InputError
 from attrib.readers._common import as_int, check_encoding, file_stem, loads
 from attrib.trace import Label, Outcome, Step, Trace, parse_outcome, some_names
 
-_ORCH = re.compile(r"^orchestrator\b", re.IGNORECASE)
+#: Magentic-One's orchestrator as its log and Who&When write it ('Orchestrator (thought)') and as AutoGen 0.4's
+#: MagenticOneGroupChat does ('MagenticOneOrchestrator')
+_ORCH = re.compile(r"^(?:magentic[-_ ]?one[-_ ]?)?orchestrator\b", re.IGNORECASE)
 _CANON = {"websurfer": "WebSurfer", "filesurfer": "FileSurfer", "orchestrator": "Orchestrator"}
 
 
 def normalize_agent(name: str) -> str:
-    """Fold Magentic-One display names onto agents: 'Orchestrator (-> WebSurfer)' -> 'Orchestrator'."""
+    """Fold Magentic-One display names onto agents: 'Orchestrator (-> WebSurfer)' and AutoGen 0.4's
+    'MagenticOneOrchestrator' -> 'Orchestrator'."""
     name = (name or "").strip()
     if _ORCH.match(name):
         return "Orchestrator"
