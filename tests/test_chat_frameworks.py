@@ -8,11 +8,14 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from attrib.cli import app
 from attrib.errors import InputError
 from attrib.readers import load_trace, read_path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "frameworks"
+runner = CliRunner()
 
 
 def _write(tmp_path: Path, name: str, data: object) -> Path:
@@ -25,6 +28,28 @@ def _error(path: Path) -> InputError:
     with pytest.raises(InputError) as e:
         read_path(path)
     return e.value
+
+
+# --------------------------------------------------------------------------- the unknown-shape line (#10)
+
+def test_an_unknown_shape_says_what_was_looked_for_and_blames_no_flag() -> None:
+    """A CrewAI tasks_output dump fits no reader: the line names the keys found and the ones each format reads,
+    not a --format flag the user never gave."""
+    path = FIXTURES / "crew_output.json"
+    e = _error(path)
+    assert e.field is None
+    assert "unknown format" in e.message and "raw, tasks_output, token_usage" in e.message
+    for wanted in ("'messages'", "'history'", "'resourceSpans'", "'source_format'", "'content'"):
+        assert wanted in e.message, wanted
+    r = runner.invoke(app, ["traces", "show", str(path)])
+    assert r.exit_code == 3
+    (line,) = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert "--format" not in line and line.startswith(f"error: {path}: unknown format: it has the keys")
+
+
+def test_an_unknown_list_says_what_it_holds(tmp_path: Path) -> None:
+    e = _error(_write(tmp_path, "odd.json", [1, 2, 3]))
+    assert e.field is None and "a list whose first item is a number" in e.message
 
 
 # --------------------------------------------------------------------------- Magentic-One names (#11)

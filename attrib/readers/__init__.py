@@ -27,9 +27,10 @@ from attrib.trace import Trace
 
 
 class FormatError(UsageError):
-    """The format choice is the problem: none was given and none is detected, or the one given does not fit the
-    file while another does. Its field is ``format``, the argument a library caller sets; the CLI shows it as the
-    ``--format`` flag a user typed (:meth:`UsageError.as_flag`). Exit code 3, as any file that cannot be read."""
+    """The format choice is the problem: none was given and none is detected (no field: the line says what the file
+    holds and what each reader looks for), or the one given does not fit the file while another does (field
+    ``format``, the argument a library caller sets; the CLI shows it as the ``--format`` flag a user typed,
+    :meth:`UsageError.as_flag`). Exit code 3, as any file that cannot be read."""
 
     exit_code = EXIT_BAD_INPUT
 
@@ -125,12 +126,34 @@ def detect(data: bytes, path: Path) -> Reader:
         from attrib.readers._common import iter_jsonl, loads, looks_jsonl
 
         # broken JSON sniffs as nothing: name the syntax error (file, line:col), not the format
-        if looks_jsonl(data):
-            iter_jsonl(data, path)
-        else:
-            loads(data, path)
-        raise FormatError(path, "format", f"unknown format (give the format explicitly: one of {', '.join(READERS)})")
+        lines = looks_jsonl(data)
+        first = next((v for _, v in iter_jsonl(data, path)), None) if lines else loads(data, path)
+        # no field: no format was given, so the line says what the file holds and what each reader looks for
+        holds = _holds(first, "its first line" if lines else "it")
+        raise FormatError(path, None, f"unknown format: {holds}; attrib reads 'messages', 'chat_history' or "
+                          "'conversation' (chat), 'history' (whowhen), 'resourceSpans' or span lists (otlp), "
+                          "'source_format' with 'steps' (attrib), or lists and JSON Lines of messages with 'content', "
+                          f"'text' or 'tool_calls' (chat); name one ({', '.join(READERS)}) to see what it lacks")
     return READERS[name]
+
+
+def _holds(value: object, it: str) -> str:
+    """What a document (``it``: "it", or "its first line" of JSON Lines) that no reader recognises holds, in words:
+    its top-level keys, or its list's first item's."""
+    from attrib.readers._common import json_kind
+    from attrib.trace import some_names
+
+    if isinstance(value, dict):
+        return f"{it} has the keys {some_names(value)}" if value else f"{it} is an empty object"
+    if isinstance(value, list):
+        if not value:
+            return f"{it} is an empty list"
+        first = value[0]
+        if isinstance(first, dict):
+            return f"{it} is a list of objects with the keys {some_names(first)}" if first else \
+                f"{it} is a list of empty objects"
+        return f"{it} is a list whose first item is {json_kind(first)}"
+    return f"{it} is {json_kind(value)}"
 
 
 def read_path(path: str | Path, format: str | None = None, max_bytes: int = MAX_BYTES) -> list[Trace]:
