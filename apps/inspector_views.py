@@ -9,7 +9,7 @@ import streamlit as st
 from inspector_common import kept, need_trace, verdict, verdict_source
 from inspector_data import md_code, md_escape
 
-from attrib.render import span_words, step_set_line, verdict_notes
+from attrib.render import RANKER_P, span_words, step_set_line, verdict_notes
 from attrib.trace import Attribution, Trace
 
 
@@ -166,7 +166,7 @@ def blame(ctx: state.Ctx) -> None:
         st.dataframe([{"agent": b.agent, "blame": b.score, "ci_low": b.ci_low, "ci_high": b.ci_high}
                       for b in sorted(a.agents, key=lambda b: -b.score)], hide_index=True, width="stretch")
     st.subheader("Top steps")
-    st.dataframe([{"step": s.step, "agent": s.agent, "score": s.score, "probability": s.probability,
+    st.dataframe([{"step": s.step, "agent": s.agent, "score": s.score, RANKER_P: s.probability,
                    "text": figs.snippet(trace.steps[s.step].content, 140) if 0 <= s.step < trace.n_steps else ""}
                   for s in a.top_steps(10)], hide_index=True, width="stretch")
     if a.evidence:

@@ -100,27 +100,35 @@ def _earlier(ev: dict[str, Any]) -> str:
 
 
 def step_set_line(attr: Attribution, trace: Trace | None = None) -> str:
-    """The conformal step set in words, e.g. "with 90% probability the decisive step is one of 1, 3, 4 (3 of 10
-    steps)", saying when the shipped ranker's promise was measured on other runs than this one's system; "" when
-    the method gave none."""
+    """The conformal step set in words, e.g. "steps 1, 3, 4 (3 of 10 steps) — a set that holds the decisive step in
+    ≥ 90% of runs like those it was calibrated on, not a probability for this run"; "" when the method gave none.
+
+    Conformal coverage is marginal, over runs like the calibration runs: worded as a probability for this run ("with
+    90% probability the decisive step is step 1") it contradicted the verdict's own calibrated confidence beside it
+    (54%), so a one-step set at a level above that confidence says both. It also says when the shipped ranker's promise
+    was measured on other runs than this one's system."""
     ss = attr.evidence.get("step_set") if attr.evidence else None
     if not ss or not ss.get("steps"):
         return ""
     steps = sorted(int(i) for i in ss["steps"])
     n = trace.n_steps if trace is not None else len(attr.steps) or None
-    head = f"with {ss['level']:.0%} probability the decisive step"
+    level = float(ss["level"])
+    promise = (f"a set that holds the decisive step in ≥ {level:.0%} of runs like those it was calibrated on, "
+               "not a probability for this run")
     if n == 1:
-        return f"{head} is step {steps[0]}, the run's only step"
+        return f"step {steps[0]}, the run's only step"
     if n and len(steps) >= n:
-        return f"{head} could be any of the {n} steps (too unsure to narrow the run down)"
+        return f"any of the {n} steps: too unsure to narrow the run down ({promise})"
     ev = attr.evidence
     # the set's promise was measured on the runs its threshold was fitted on; say so on a run from elsewhere
     where = ("; a promise measured on Who&When runs, not on this system"
              if ev.get("calibrated_on") == "Who&When" and not ev.get("calibration_measured_here", True) else "")
     of = f" ({len(steps)} of {n} steps{where})" if n else (f" ({where[2:]})" if where else "")
-    if len(steps) == 1:
-        return f"{head} is step {steps[0]}{of}"
-    return f"{head} is one of {step_ranges(steps)}{of}"
+    what = f"step {steps[0]}" if len(steps) == 1 else f"steps {step_ranges(steps)}"
+    line = f"{what}{of} — {promise}"
+    if steps == [attr.step] and confidence_word(attr) == "confidence" and attr.confidence < level:
+        line += f" (this run's calibrated confidence in step {attr.step}: {attr.confidence:.0%})"
+    return line
 
 
 def step_ranges(steps: list[int], limit: int = 12) -> str:
@@ -150,7 +158,7 @@ def low_confidence_note(attr: Attribution, top_k: int) -> str | None:
     top = attr.top_steps(top_k)
     mass = sum(s.probability if s.probability is not None else s.score for s in top)
     return (f"Low confidence ({attr.confidence:.0%}): treat the top {len(top)} steps (together {mass:.0%} of the "
-            f"step probability) as candidates to check, not the first one as the answer.")
+            f"ranker's step probability) as candidates to check, not the first one as the answer.")
 
 
 def calibration_note(attr: Attribution) -> str | None:
@@ -257,6 +265,16 @@ def step_probabilities(attr: Attribution) -> bool:
     return attr.method == "learned"
 
 
+#: What a report calls the learned ranker's per-step number: its joint softmax, not calibrated (the verdict's
+#: confidence is; headed "p" beside it, 0.68 read as a second, contradicting probability of the 54 % verdict).
+RANKER_P = "ranker p (uncalibrated)"
+
+
+def step_column(attr: Attribution) -> str:
+    """The heading of the per-step numbers in every report: :data:`RANKER_P`, or "score" for a method's scores."""
+    return RANKER_P if step_probabilities(attr) else "score"
+
+
 def _step_shapley(ev: dict[str, Any]) -> str | None:
     """The top steps' exact Shapley blame (``evidence.step_shapley``) and the failure score they share."""
     rows = ev.get("step_shapley")
@@ -337,7 +355,7 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
         if moved := tool_callers_line(attr):
             lines += [md_escape(moved), ""]
     if attr.steps:
-        lines += [f"| step | agent | {'p' if step_probabilities(attr) else 'score'} | excerpt |", "|---|---|---|---|"]
+        lines += [f"| step | agent | {step_column(attr)} | excerpt |", "|---|---|---|---|"]
         for s in attr.top_steps(top_k):
             p = s.probability if s.probability is not None else s.score
             lines.append(f"| {s.step} | {md_inline(s.agent)} | {p:.2f} | {md_inline(_excerpt(attr, trace, s.step, 90))} |")
@@ -395,8 +413,8 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
     if attr.steps:
         shown = attr.top_steps(top_k)
         t = Table(title=f"top {len(shown)} steps", show_edge=False)
-        for c in ("step", "agent", "p" if step_probabilities(attr) else "score", "excerpt"):
-            t.add_column(c, overflow="fold")
+        for c in ("step", "agent", step_column(attr), "excerpt"):  # the number's long heading on two lines
+            t.add_column(c, overflow="fold", max_width=14 if c == RANKER_P else None)
         for s in shown:
             p = s.probability if s.probability is not None else s.score
             t.add_row(str(s.step), esc(s.agent), f"{p:.2f}", esc(_excerpt(attr, trace, s.step, 80)))
@@ -424,7 +442,7 @@ def attribution_plot(attr: Attribution, path: str | os.PathLike[str] | None = No
     ys = [s.probability if s.probability is not None else s.score for s in attr.steps]
     ax1.bar(xs, ys, color=["crimson" if x == attr.step else "steelblue" for x in xs])
     ax1.set_xlabel("step")
-    ax1.set_ylabel("P(decisive)" if step_probabilities(attr) else "score")
+    ax1.set_ylabel(step_column(attr))
     if len(xs) == 1:  # one step (a judge's answer): integer ticks, not -0.4..0.4
         ax1.set_xticks(xs)
     ax1.set_title(f"{attr.trace_id}: step {attr.step} ({confidence_word(attr)} {attr.confidence:.0%})")

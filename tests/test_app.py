@@ -190,7 +190,8 @@ def test_timeline_shows_the_learned_step_set(app) -> None:
     at = app(page="Timeline", trace="whowhen-algorithm-1", method="learned")
     a = analyze(read_path(WW[0])[0])
     steps = ", ".join(map(str, sorted(a.evidence["step_set"]["steps"])))
-    assert any(x.startswith("Step set (conformal): with 90% probability") and steps in x for x in texts(at, "info"))
+    assert any(x.startswith("Step set (conformal): ") and "≥ 90% of runs like those it was calibrated on" in x
+               and steps in x for x in texts(at, "info"))
 
 
 def test_timeline_shows_the_decisive_step(app, env) -> None:
@@ -203,7 +204,7 @@ def test_timeline_shows_the_decisive_step(app, env) -> None:
     assert (a.confidence < 0.3) == any(w.startswith("Low confidence") for w in texts(at, "warning"))
     info = " ".join(texts(at, "info"))
     assert f"**{trace.label.mistake_agent}**, step **{trace.label.mistake_step}**" in info
-    assert ("step_set" in a.evidence) == ("Step set (conformal): with 90% probability" in info)
+    assert ("step_set" in a.evidence) == ("Step set (conformal): " in info and "≥ 90% of runs like those" in info)
     assert len(at.get("plotly_chart")) == 2  # blame inset + timeline
     at.number_input(key="read_step").set_value(2).run()
     assert trace.steps[2].content in texts(at, "code")

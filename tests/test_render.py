@@ -56,13 +56,14 @@ def test_step_set_reads_as_words():
     assert step_set_line(a, TRACE) == ""  # the method gave no set
     with_set = msgspec.structs.replace(a, evidence={"step_set": {"level": 0.9, "steps": [2, 1]}})
     line = step_set_line(with_set, TRACE)
-    assert line == "with 90% probability the decisive step is one of 1, 2 (2 of 3 steps)"
+    assert line == ("steps 1, 2 (2 of 3 steps) — a set that holds the decisive step in ≥ 90% of runs like those it was "
+                    "calibrated on, not a probability for this run")
     assert line in attribution_markdown(with_set, TRACE)
     whole = msgspec.structs.replace(a, evidence={"step_set": {"level": 0.8, "steps": [0, 1, 2]}})
-    assert "could be any of the 3 steps" in step_set_line(whole, TRACE)
+    assert step_set_line(whole, TRACE).startswith("any of the 3 steps: too unsure to narrow the run down")
     one = Trace(id="t", source_format="chat", steps=TRACE.steps[:1])
     assert step_set_line(msgspec.structs.replace(a, step=0, evidence={"step_set": {"level": 0.9, "steps": [0]}}),
-                         one).endswith("is step 0, the run's only step")
+                         one) == "step 0, the run's only step"
     from rich.console import Console
 
     console = Console(width=300, record=True)
@@ -71,8 +72,8 @@ def test_step_set_reads_as_words():
     # the shipped ranker on a run from another system: the promise was measured on Who&When only, and says so
     elsewhere = msgspec.structs.replace(a, evidence={"step_set": {"level": 0.9, "steps": [2, 1]},
                                                      "calibrated_on": "Who&When", "calibration_measured_here": False})
-    assert step_set_line(elsewhere, TRACE).endswith(
-        "(2 of 3 steps; a promise measured on Who&When runs, not on this system)")
+    assert step_set_line(elsewhere, TRACE).startswith(
+        "steps 1, 2 (2 of 3 steps; a promise measured on Who&When runs, not on this system) — a set that holds")
     home = msgspec.structs.replace(elsewhere, evidence={**elsewhere.evidence, "calibration_measured_here": True})
     assert step_set_line(home, TRACE) == line
 

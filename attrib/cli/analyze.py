@@ -238,8 +238,10 @@ def register(app: typer.Typer) -> None:
         save: bool = typer.Option(False, "--save", help="Also save the verdict into the store."),
         top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="How many candidate steps to show."),
         set_level: float = typer.Option(None, "--set-level", min=0.5, max=0.99,
-                                        help="Coverage of the step set (learned method; default 0.9): the steps "
-                                        "that hold the decisive one with this probability, by conformal prediction.",
+                                        help="Coverage of the step set (learned method; default 0.9): a set of "
+                                        "steps that holds the decisive one in this share of runs like those the "
+                                        "ranker was calibrated on (conformal prediction; not a probability for one "
+                                        "run).",
                                         show_default=False),
         format: str = typer.Option(None, "--format", "-f", callback=check_format, help="Skip format detection (whowhen, otlp, chat, attrib)."),
         plot: Path = typer.Option(None, "--plot", help="Also save a PNG of step probabilities and agent blame (a "
@@ -260,7 +262,7 @@ def register(app: typer.Typer) -> None:
 
         Prints the decisive agent and step with a calibrated confidence and agents ranked by Shapley blame (± CI)
         (the learned method; others say what their scores are), the top-k candidate steps,
-        the set of steps that holds the decisive one with 90 % probability (--set-level), the evidence (information-flow path, signals, the step's text) and a one-paragraph reason.
+        the set of steps that holds the decisive one in 90 % of runs like the calibration runs (--set-level), the evidence (information-flow path, signals, the step's text) and a one-paragraph reason.
         Works offline on any single trace; exit code 0 when a verdict is produced, 1 when an output file cannot
         be written (or, with --all, when some traces failed), 2 for a bad flag, 3 for unreadable input, 4 for an
         unknown trace id, store, model or LLM endpoint, 5 when a method could not reach a verdict.

@@ -1,0 +1,74 @@
+"""One report never gives contradictory numbers for one step: the learned ranker's per-step number is labelled as its
+uncalibrated p (the header's confidence is the calibrated one), and the conformal step set says what its coverage is
+(over runs like the calibration runs), never "with 70% probability" beside a 54% verdict."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from rich.console import Console
+
+import attrib
+from attrib.paths import traces_dir
+from attrib.render import attribution_markdown, attribution_rich, step_set_line
+from attrib.trace import Attribution, Step, StepBlame, Trace
+
+TRACE = Trace(id="t", source_format="chat", steps=(
+    Step(index=0, agent="user", content="Convert 15 lb to kg."),
+    Step(index=1, agent="Converter", content="15 lb x 2.2 = 33 kg."),
+    Step(index=2, agent="Checker", content="Final answer: 33 kg."),
+))
+#: the heading of the learned ranker's per-step number (was "p", and "P(decisive)" on the plot)
+RANKER_P = "ranker p (uncalibrated)"
+
+
+def _learned(confidence: float = 0.54, **evidence: object) -> Attribution:
+    """A learned verdict whose top step's uncalibrated p (0.68) is above its calibrated confidence."""
+    steps = tuple(StepBlame(step=i, agent=s.agent, score=p, probability=p)
+                  for i, (s, p) in enumerate(zip(TRACE.steps, (0.07, 0.68, 0.25), strict=True)))
+    return Attribution(trace_id="t", method="learned", agent="Converter", step=1, confidence=confidence, steps=steps,
+                       evidence={"confidence_kind": "calibrated", **evidence})
+
+
+def _rich_text(a: Attribution) -> str:
+    console = Console(width=200, record=True)
+    console.print(attribution_rich(a, TRACE))
+    return console.export_text()
+
+
+def test_the_rankers_p_is_labelled_uncalibrated_in_every_report() -> None:
+    a = _learned()
+    md = attribution_markdown(a, TRACE)
+    assert f"| step | agent | {RANKER_P} | excerpt |" in md and "| p |" not in md
+    text = _rich_text(a)
+    assert "ranker p" in text and "(uncalibrated)" in text
+    pytest.importorskip("matplotlib")
+    assert a.plot().axes[0].get_ylabel() == RANKER_P  # was "P(decisive)"
+
+
+def test_a_one_step_set_above_the_confidence_says_what_its_coverage_is() -> None:
+    a = _learned(step_set={"level": 0.7, "steps": [1]})
+    line = step_set_line(a, TRACE)
+    assert "probability the decisive step" not in line  # was "with 70% probability the decisive step is step 1"
+    assert line == ("step 1 (1 of 3 steps) — a set that holds the decisive step in ≥ 70% of runs like those it was "
+                    "calibrated on, not a probability for this run (this run's calibrated confidence in step 1: 54%)")
+    assert line in attribution_markdown(a, TRACE) and line in " ".join(_rich_text(a).split())
+    # at a level the confidence reaches, no second number is needed
+    assert "calibrated confidence" not in step_set_line(_learned(0.8, step_set={"level": 0.7, "steps": [1]}), TRACE)
+
+
+def test_the_demo_run_reads_one_probability_for_its_step() -> None:
+    """The README's demo at --set-level 0.7: confidence 54 %, ranker p 0.68, step set {1}."""
+    trace = attrib.load_trace(traces_dir() / "demo_whowhen.json")
+    a = attrib.analyze(trace, set_level=0.7)
+    md = attribution_markdown(a, trace)
+    assert "with 70% probability" not in md and "≥ 70% of runs like those it was calibrated on" in md
+    assert f"| {RANKER_P} |" in md
+    if a.evidence["step_set"]["steps"] == [a.step] and a.confidence < 0.7:
+        assert f"this run's calibrated confidence in step {a.step}: {a.confidence:.0%}" in md
+
+
+def test_a_set_with_no_step_list_or_trace_still_says_its_promise() -> None:
+    a = msgspec.structs.replace(_learned(step_set={"level": 0.9, "steps": [1, 2]}), steps=())
+    assert step_set_line(a) == ("steps 1, 2 — a set that holds the decisive step in ≥ 90% of runs like those it was "
+                                "calibrated on, not a probability for this run")
