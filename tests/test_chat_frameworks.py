@@ -61,3 +61,56 @@ def test_magentic_one_04_orchestrator_folds_like_the_log_names() -> None:
     assert t.agents[:2] == ("user", "Orchestrator")
     assert {s.metadata.get("raw_name") for s in t.steps if s.agent == "Orchestrator"} == {"MagenticOneOrchestrator"}
     assert load_trace(FIXTURES / "m1_log.jsonl").agents[1] == "Orchestrator"
+
+
+# --------------------------------------------------------------------------- values checked, not converted (#5, #13)
+
+def test_text_only_under_result_is_refused_not_read_as_empty(tmp_path: Path) -> None:
+    """`result` is text only in an AutoGen CodeExecutionEvent; elsewhere a message with nothing but `result` was a
+    blank step that was then analyzed."""
+    msgs = [{"role": "user", "content": "What is 2+3?"}, {"name": "solver", "result": "the answer is 6"}]
+    e = _error(_write(tmp_path, "result_key.json", {"messages": msgs, "outcome": "failed"}))
+    assert e.field == "messages[1].content" and "'result'" in e.message and "CodeExecutionEvent" in e.message
+    crew = [{"agent": "Senior Researcher", "thought": "I need to search", "tool": "Search the internet",
+             "tool_input": "{}", "result": "ACME revenue 12.3B USD"}, {"agent": "Analyst", "result": "11.44"}]
+    p = _write(tmp_path, "crew_steps.jsonl", "\n".join(json.dumps(x) for x in crew) + "\n")
+    with pytest.raises(InputError) as e2:
+        read_path(p, format="chat")
+    assert e2.value.field == "line 1.content"
+
+
+@pytest.mark.parametrize(("message", "field", "words"), [
+    ({"role": "assistant", "name": "a", "content": 12345}, "[1].content", "got a number 12345"),
+    ({"role": "assistant", "name": "a", "content": {"answer": "x"}}, "[1].content", "got an object"),
+    ({"role": "assistant", "name": "a", "content": None}, "[1].content", "null"),
+    ({"role": "assistant", "name": "a", "text": True}, "[1].text", "got a boolean"),
+    ({"source": 5, "content": "x", "type": "TextMessage"}, "[1].source", "expected a string, got a number"),
+    ({"role": "assistant", "name": ["a"], "content": "x"}, "[1].name", "expected a string, got a list"),
+    ({"role": "assistant", "name": "a", "content": "hi", "timestamp": "yesterday"}, "[1].timestamp",
+     "'yesterday' is not a time"),
+    ({"role": "assistant", "name": "a", "content": "hi", "created_at": -5}, "[1].created_at", "before 1970"),
+    ({"role": 3, "name": "a", "content": "hi"}, "[1].role", "expected a string, got a number"),
+])
+def test_a_value_of_the_wrong_kind_is_refused_naming_its_field(tmp_path: Path, message: dict, field: str,
+                                                               words: str) -> None:
+    e = _error(_write(tmp_path, "bad.json", [{"role": "user", "content": "q"}, message]))
+    assert e.field == field and words in e.message, e
+
+
+def test_null_messages_are_named_as_json_says_it(tmp_path: Path) -> None:
+    e = _error(_write(tmp_path, "nullmsgs.json", {"messages": None}))
+    assert (e.field, e.message) == ("messages", "expected a list of messages, got null")
+
+
+def test_null_text_is_fine_beside_tool_calls_and_a_refusal_is_the_text(tmp_path: Path) -> None:
+    """OpenAI writes content null on a message that only calls tools, and on a refusal (its text in `refusal`);
+    an AutoGen StructuredMessage's content is an object (its JSON is the text); times in ISO-8601 or numbers."""
+    msgs = [{"role": "user", "content": "q", "timestamp": 1714557600},
+            {"role": "assistant", "name": "a", "content": None, "created_at": "2024-05-01T10:00:00Z",
+             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+            {"role": "assistant", "name": "a", "content": None, "refusal": "I can't help with that."},
+            {"source": "critic", "type": "StructuredMessage[Review]", "content": {"ok": False}}]
+    t = load_trace(_write(tmp_path, "ok.json", msgs))
+    assert [s.content for s in t.steps] == ["q", "", "ok", "I can't help with that.", '{"ok":false}']
+    assert t.steps[0].start_time == 1714557600 and t.steps[1].start_time == 1714557600

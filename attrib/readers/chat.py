@@ -21,6 +21,11 @@ An object may carry trace fields beside ``messages``: ``id``, ``task``/``questio
 ``mistake_reason``). ``outcome`` takes the words of :data:`attrib.trace.OUTCOME_WORDS` in any case (``success``,
 ``failure``, ...; else ``is_correct`` or ``success``, booleans); any other value is an error naming the field.
 JSON Lines whose lines each hold ``messages`` are one trace per line.
+
+Values are checked, not converted: a message's text is a string or a list of content parts (an object only for an
+AutoGen ``StructuredMessage`` or custom type, read as its JSON; ``result`` only for a ``CodeExecutionEvent``; an
+OpenAI ``refusal``), null only beside tool calls; who spoke is a string; a ``timestamp`` / ``created_at`` is a number
+(s, ms or ns) or ISO-8601 text in 1970..3000. Anything else is an error naming the message and the key.
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ from attrib.readers._common import (
     file_stem,
     iter_jsonl,
     json_kind,
+    json_text,
     loads,
     looks_jsonl,
     ref_format,
 )
+from attrib.readers.otlp.spans import MAX_NANOS
 from attrib.readers.whowhen import normalize_agent
 from attrib.trace import ActivationRef, Label, Outcome, Step, ToolCall, ToolResult, Trace, parse_outcome
 
@@ -64,6 +71,15 @@ _SPEAKER_KEYS = ("role", "name", "source", "sender", "agent", "speaker")
 _TRACE_KEYS = ("messages", "chat_history", "conversation")
 
 
+def _what(value: Any) -> str:
+    """A JSON value's kind in words for an error, with the value itself when it is a short scalar ("a number
+    12345")."""
+    kind = "an object" if isinstance(value, dict) else json_kind(value)
+    if isinstance(value, bool | int | float):
+        return f"{kind} {json_text(value)[:40]}"
+    return kind
+
+
 def _tool_calls(msg: dict[str, Any], path: Path, where: str, key: str = "tool_calls") -> tuple[ToolCall, ...]:
     """The calls in ``msg[key]``: OpenAI ``{id, function: {name, arguments}}``, LangChain ``{name, args, id}`` or
     autogen's ``FunctionCall`` ``{id, name, arguments}``."""
@@ -77,11 +93,11 @@ def _tool_calls(msg: dict[str, Any], path: Path, where: str, key: str = "tool_ca
         if raw is None:
             raw = [{"function": fc}] if isinstance(fc, dict) else []
     if not isinstance(raw, list):
-        raise InputError(path, f"{where}.{key}", f"expected a list, got {type(raw).__name__}")
+        raise InputError(path, f"{where}.{key}", f"expected a list, got {_what(raw)}")
     calls: list[ToolCall] = []
     for j, c in enumerate(raw):
         if not isinstance(c, dict):
-            raise InputError(path, f"{where}.{key}[{j}]", f"expected an object, got {type(c).__name__}")
+            raise InputError(path, f"{where}.{key}[{j}]", f"expected an object, got {_what(c)}")
         fn = c.get("function")
         fn = fn if isinstance(fn, dict) else c
         name = fn.get("name")
@@ -101,7 +117,7 @@ def _execution_results(raw: list[Any], steps: list[Step], call_owner: dict[str, 
     out = []
     for j, r in enumerate(raw):
         if not isinstance(r, dict):
-            raise InputError(path, f"{where}[{j}]", f"expected a function execution result, got {type(r).__name__}")
+            raise InputError(path, f"{where}[{j}]", f"expected a function execution result, got {_what(r)}")
         cid = None if r.get("call_id") is None else str(r["call_id"])
         owner = call_owner.get(cid) if cid is not None else None
         name = r.get("name") or (next((c.name for c in steps[owner].tool_calls if c.id == cid), None)
@@ -124,15 +140,39 @@ def _unwrap_langchain(msg: dict[str, Any]) -> dict[str, Any]:
     return msg
 
 
-def _content(msg: dict[str, Any], kind: str | None, calls: tuple[ToolCall, ...]) -> str:
-    """A message's text: ``content``, else ``text``, else (Magentic-One) ``message``; content parts joined, a
-    ``tool_use`` block that ``tool_calls`` already holds left out, autogen images as ``<image>``."""
-    raw = msg.get("content", msg.get("text"))
-    if raw is None and isinstance(msg.get("message"), str):
-        raw = msg["message"]
-    if kind == "CodeExecutionEvent":  # autogen: result is the output text (0.5: a CodeResult {exit_code, output})
-        res = msg.get("result")
-        raw = res.get("output") if isinstance(res, dict) else res
+def _text_field(msg: dict[str, Any], kind: str | None) -> tuple[str | None, Any]:
+    """The key that holds a message's text and its value: ``content``, else ``text`` (the first not null), else a
+    ``message`` (Magentic-One's log) or ``refusal`` (OpenAI) string; an AutoGen ``CodeExecutionEvent``'s ``result``
+    (0.5: a CodeResult's ``output``). ``(key, None)`` for a null one, ``(None, None)`` for none."""
+    if kind == "CodeExecutionEvent" and "result" in msg:
+        res = msg["result"]
+        return "result", res.get("output") if isinstance(res, dict) else res
+    for key in ("content", "text"):
+        if msg.get(key) is not None:
+            return key, msg[key]
+    for key in ("message", "refusal"):
+        if isinstance(msg.get(key), str):
+            return key, msg[key]
+    return next(((k, None) for k in ("content", "text") if k in msg), (None, None))
+
+
+def _content(msg: dict[str, Any], kind: str | None, calls: tuple[ToolCall, ...], path: Path, where: str) -> str:
+    """A message's text (:func:`_text_field`): content parts joined, a ``tool_use`` block that ``tool_calls``
+    already holds left out, autogen images as ``<image>``. Text that is missing, or null without tool calls, or of
+    another kind (a number; an object, but for a StructuredMessage or custom AutoGen type) is an
+    :class:`InputError` naming the key: a blank step would be analyzed as if the agent had said nothing."""
+    key, raw = _text_field(msg, kind)
+    if raw is None:
+        if calls:
+            return ""
+        if key is None:
+            hint = "; 'result' is a message's text only in an AutoGen CodeExecutionEvent" if "result" in msg else ""
+            raise InputError(path, f"{where}.content",
+                             f"missing: every message needs content, text or message (or tool_calls){hint}")
+        raise InputError(path, f"{where}.{key}", "null: a message without tool calls needs text")
+    structured = kind is not None and kind not in _AGENTCHAT  # StructuredMessage[T], a custom type: its fields
+    if not (isinstance(raw, str | list) or (isinstance(raw, dict) and structured)):
+        raise InputError(path, f"{where}.{key}", f"expected text (a string or a list of content parts), got {_what(raw)}")
     if isinstance(raw, list):
         ids = {c.id for c in calls if c.id is not None}
         raw = [p for p in raw if not (isinstance(p, dict) and p.get("type") == "tool_use" and p.get("id") in ids)]
@@ -141,9 +181,34 @@ def _content(msg: dict[str, Any], kind: str | None, calls: tuple[ToolCall, ...])
     return as_text(raw)
 
 
-def _has_content(msg: dict[str, Any]) -> bool:
-    return ("content" in msg or "text" in msg or isinstance(msg.get("message"), str) or bool(msg.get("tool_calls"))
-            or "result" in msg)
+def _speaker(msg: dict[str, Any], path: Path, where: str) -> str | None:
+    """Who spoke: the first of ``name``, ``source``, ``sender``, ``agent``, ``speaker`` that is set (null and ""
+    are unset); another kind of value is an :class:`InputError` naming that key."""
+    for key in _SPEAKER_KEYS[1:]:
+        v = msg.get(key)
+        if v is None or v == "":
+            continue
+        if not isinstance(v, str):
+            raise InputError(path, f"{where}.{key}", f"expected a string, got {_what(v)}")
+        return v
+    return None
+
+
+def _time(msg: dict[str, Any], path: Path, where: str) -> float | None:
+    """A message's ``timestamp`` (else ``created_at``) in seconds: a number (s, ms or ns) or ISO-8601 text; one
+    that reads as no time, or one before 1970 or after the year 3000, is an :class:`InputError`, as in OTLP."""
+    key = next((k for k in ("timestamp", "created_at") if msg.get(k) is not None and msg.get(k) != ""), None)
+    if key is None:
+        return None
+    v = msg[key]
+    t = as_time(v)
+    if t is None:
+        raise InputError(path, f"{where}.{key}", f"{v!r:.40} is not a time (expected ISO-8601 text or seconds since "
+                         "1970)")
+    if not 0 <= t <= MAX_NANOS / 1e9:
+        raise InputError(path, f"{where}.{key}", f"{v!r:.40} is not a time: "
+                         f"{'before 1970' if t < 0 else 'after the year 3000'}")
+    return t
 
 
 def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[str] | None = None) -> list[Step]:
@@ -152,7 +217,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
     ``[3]`` for a file that is the list itself, ``where`` ""; errors about the whole list name ``where``, none
     when "")."""
     if not isinstance(msgs, list):
-        raise InputError(path, where or None, f"expected a list of messages, got {type(msgs).__name__}")
+        raise InputError(path, where or None, f"expected a list of messages, got {_what(msgs)}")
     if not msgs:
         raise InputError(path, where or None, "empty chat log: a trace needs at least one message")
     steps: list[Step] = []
@@ -163,8 +228,10 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
         w = fields[pos] if fields is not None else f"{where}[{pos}]"
         i = len(steps)
         if not isinstance(msg, dict):
-            raise InputError(path, w, f"expected a message object, got {type(msg).__name__}")
+            raise InputError(path, w, f"expected a message object, got {_what(msg)}")
         msg = _unwrap_langchain(msg)
+        if msg.get("role") is not None and not isinstance(msg["role"], str):
+            raise InputError(path, f"{w}.role", f"expected a string, got {_what(msg['role'])}")
         raw_role = msg.get("role", msg.get("type"))
         if "role" not in msg and isinstance(raw_role, str) and raw_role in _TOKEN_RECORDS:
             pending_tokens[0] += as_int(msg.get("prompt_tokens")) or 0
@@ -180,21 +247,17 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
             role = "user" if msg.get("source") == "user" and base == "assistant" else base
         else:
             role = _ROLE.get(raw_role, raw_role) if isinstance(raw_role, str) else None
-        agent = next((msg[k] for k in _SPEAKER_KEYS[1:] if msg.get(k)), None)
-        if agent is not None and not isinstance(agent, str):
-            raise InputError(path, f"{w}.name", f"expected a string, got {type(agent).__name__}")
-        if not _has_content(msg):
-            raise InputError(path, f"{w}.content", "missing: every message needs content (or tool_calls)")
+        agent = _speaker(msg, path, w)
         # ToolCallSummaryMessage (autogen >= 0.5) repeats the calls and results of the events before it
         calls = () if kind == "ToolCallSummaryMessage" else _tool_calls(msg, path, w)
         if kind == "WebSurferEvent" and isinstance(msg.get("action"), str):  # Magentic-One: a browser action
             calls = (ToolCall(name=msg["action"], arguments=as_text(msg.get("arguments"))),)
-        content = _content(msg, kind, calls)
+        content = _content(msg, kind, calls, path, w)
         results: tuple[ToolResult, ...] = ()
         parents: tuple[int, ...] = ()
-        if kind == "ToolCallRequestEvent" and isinstance(msg["content"], list):  # content: FunctionCalls
+        if kind == "ToolCallRequestEvent" and isinstance(msg.get("content"), list):  # content: FunctionCalls
             calls, content = _tool_calls(msg, path, w, "content"), ""
-        elif kind == "ToolCallExecutionEvent" and isinstance(msg["content"], list):  # FunctionExecutionResults
+        elif kind == "ToolCallExecutionEvent" and isinstance(msg.get("content"), list):  # FunctionExecutionResults
             results = _execution_results(msg["content"], steps, call_owner, path, f"{w}.content")
             parents = tuple(sorted({call_owner[r.call_id] for r in results if r.call_id in call_owner}))
             content = "\n".join(r.content for r in results)
@@ -261,7 +324,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
             tool_calls=calls,
             tool_results=results,
             parents=parents,
-            start_time=as_time(msg.get("timestamp", msg.get("created_at"))),
+            start_time=_time(msg, path, w),
             tokens_in=tin,
             tokens_out=tout,
             activation=ref,
@@ -373,4 +436,4 @@ class ChatReader:
             if not any(k in obj for k in _TRACE_KEYS):
                 raise InputError(path, "messages", "missing: expected a list of messages or an object with 'messages'")
             return [_trace(obj, path, stem)]
-        raise InputError(path, None, f"expected a JSON list of messages, got {type(obj).__name__}")
+        raise InputError(path, None, f"expected a JSON list of messages, got {_what(obj)}")
