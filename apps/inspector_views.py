@@ -9,7 +9,7 @@ import streamlit as st
 from inspector_common import kept, need_trace, verdict, verdict_source
 from inspector_data import md_code, md_escape
 
-from attrib.render import RANKER_P, span_words, step_set_line, verdict_notes
+from attrib.render import RANKER_P, method_warnings, span_words, step_set_line, verdict_notes
 from attrib.trace import Attribution, Trace
 
 
@@ -59,8 +59,9 @@ def decisive_box(trace: Trace, a: Attribution, source: str = "") -> None:
         st.caption(f"method {md_code(a.method)}" + (f" · {source}" if source else "") + f" · {conf}"
                    + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else "")
                    + (f" · {md_escape(span)}" if (span := span_words(a)) else ""))  # to find it in a trace viewer
+        warned = method_warnings(a)  # the method's words, which may quote the run: escaped; attrib's own are Markdown
         for note, level in verdict_notes(a, 5):
-            (st.warning if level == "warning" else st.info)(note)
+            (st.warning if level == "warning" else st.info)(md_escape(note) if note in warned else note)
         if sset := step_set_line(a, trace):
             st.info(f"Step set (conformal): {sset}")
         if a.reason:

@@ -245,13 +245,31 @@ def partial_note(attr: Attribution) -> str | None:
             "step may be among the missing spans; this names the likeliest of the steps that are here.")
 
 
+def method_warnings(attr: Attribution) -> list[str]:
+    """The method's own warnings about this verdict (``evidence.warnings``: a run whose final answer equals its
+    ground truth, a verdict that rests on an agent's name, a run with no agent step...), each once. They are the
+    method's words and may quote the run (an agent's name), so a Markdown report escapes them (:func:`note_markdown`)."""
+    got = attr.evidence.get("warnings") if attr.evidence else None
+    if not isinstance(got, list | tuple):
+        return []
+    return list(dict.fromkeys(str(w) for w in got if w))
+
+
 def verdict_notes(attr: Attribution, top_k: int) -> list[tuple[str, str]]:
-    """The notes a report shows under the verdict, each with its level: ``warning`` (an unsure verdict, see
-    :func:`low_confidence_note`) or ``info`` (where the confidence was calibrated, a ranker fitted on this run)."""
-    notes = [(low_confidence_note(attr, top_k), "warning"), (few_runs_note(attr), "warning"),
+    """The notes a report shows under the verdict, each with its level: ``warning`` (the method's own warnings,
+    :func:`method_warnings`, first; an unsure verdict, see :func:`low_confidence_note`...) or ``info`` (where the
+    confidence was calibrated, a ranker fitted on this run)."""
+    notes = [*((w, "warning") for w in method_warnings(attr)),
+             (low_confidence_note(attr, top_k), "warning"), (few_runs_note(attr), "warning"),
              (partial_note(attr), "warning"),
              (calibration_note(attr), "info"), (in_sample_note(attr), "info")]
     return [(text, level) for text, level in notes if text]
+
+
+def note_markdown(attr: Attribution, note: str) -> str:
+    """A note of :func:`verdict_notes` as Markdown: attrib's own notes are Markdown already (code spans, no run text
+    in them); a method's warning is escaped (:func:`attrib.markdown.md_escape`), as the run's text is."""
+    return md_escape(note) if note in method_warnings(attr) else note
 
 
 def confidence_word(attr: Attribution) -> str:
@@ -345,8 +363,9 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
         + ")",
         "",
     ]
-    for note, level in verdict_notes(attr, top_k):  # attrib's own Markdown (code spans), no run text in them
-        lines += [f"> **{note}**" if level == "warning" else f"> {note}", ""]
+    for note, level in verdict_notes(attr, top_k):
+        text = note_markdown(attr, note)
+        lines += [f"> **{text}**" if level == "warning" else f"> {text}", ""]
     if attr.agents:
         col = "blame" if blame_title(attr) == "Shapley blame" else blame_title(attr)  # e.g. "blame: summed step mass"
         lines += [f"| agent | {md_inline(col)} |", "|---|---|"]

@@ -10,7 +10,7 @@ from markdown_it import MarkdownIt
 
 from attrib.markdown import md_code, md_escape, md_inline, md_quote
 from attrib.methods import analyze
-from attrib.render import attribution_markdown
+from attrib.render import attribution_markdown, verdict_notes
 from attrib.trace import Step, Trace
 
 NASTY = ("**Bold**_Expert", "[click](javascript:alert(1))", "# not a heading", "| a | b |", "<script>x</script>",
@@ -58,8 +58,9 @@ def test_a_report_on_a_run_of_nasty_text_draws_only_its_own_structure() -> None:
     assert drawn.count("<table>") == 2 and drawn.count("<blockquote>") >= 1
     assert all(row.count("<td>") in (2, 4) for row in re.findall(r"<tr>(.*?)</tr>", drawn, re.S) if "<td>" in row)
     bold = re.findall(r"<strong>(.*?)</strong>", drawn)
-    assert bold and all(b.startswith(("Decisive step", "Step set", "Flow", "Signals", "Why", "First", "Shapley"))
-                        for b in bold), bold
+    warnings = tuple(note[:20] for note, level in verdict_notes(a, 7) if level == "warning")  # the report's own
+    assert bold and all(b.startswith(("Decisive step", "Step set", "Flow", "Signals", "Why", "First", "Shapley",
+                                      *warnings)) for b in bold), bold
     shown = _text_of(drawn)
     for agent in agents:
         assert agent in shown

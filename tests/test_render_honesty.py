@@ -72,3 +72,61 @@ def test_a_set_with_no_step_list_or_trace_still_says_its_promise() -> None:
     a = msgspec.structs.replace(_learned(step_set={"level": 0.9, "steps": [1, 2]}), steps=())
     assert step_set_line(a) == ("steps 1, 2 — a set that holds the decisive step in ≥ 90% of runs like those it was "
                                 "calibrated on, not a probability for this run")
+
+
+# ------------------------------------------------------------------------- the method's warnings, in every report
+#: a method's warnings quote the run (an agent's name): shown as written, never as Markdown
+WARNINGS = ["The run's final answer equals its ground truth (4): it may not have failed at all.",
+            "The top signal is only a prior on the agent's name (**Bold**_Expert), not evidence in the step."]
+
+
+def _warned() -> Attribution:
+    return _learned(warnings=[*WARNINGS, WARNINGS[0]])  # a repeat is shown once
+
+
+def test_every_method_warning_is_a_warning_note_first() -> None:
+    from attrib.render import verdict_notes
+
+    notes = verdict_notes(_warned(), 5)
+    assert notes[:2] == [(w, "warning") for w in WARNINGS] and len([n for n, _ in notes if n == WARNINGS[0]]) == 1
+    assert verdict_notes(_learned(warnings="not a list"), 5) == verdict_notes(_learned(), 5)
+
+
+def test_markdown_and_rich_reports_show_the_warnings() -> None:
+    md = attribution_markdown(_warned(), TRACE)
+    assert f"> **{WARNINGS[0]}**" in md
+    assert r"> **The top signal is only a prior on the agent's name (\*\*Bold\*\*\_Expert), not evidence" in md
+    assert "(**Bold**_Expert)" not in md  # escaped: not drawn bold
+    text = " ".join(_rich_text(_warned()).split())
+    assert all(w in text for w in WARNINGS)
+
+
+def test_the_app_shows_the_warnings(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("streamlit")
+    pytest.importorskip("plotly")
+    import sys
+
+    from _shown import shown
+    from streamlit.testing.v1 import AppTest
+
+    from attrib.paths import REPO_ROOT
+    from attrib.store import open_store
+    from attrib.store.api import ingest
+
+    run = traces_dir() / "demo_whowhen.json"
+    trace = attrib.load_trace(run)
+    a = attrib.analyze(trace)
+    a = msgspec.structs.replace(a, evidence={**a.evidence, "warnings": WARNINGS})
+    store = tmp_path / "s.duckdb"
+    with open_store(store) as s:
+        assert ingest([run], store=s, progress=False).ok
+        s.save_attribution(a)
+    monkeypatch.setattr(sys, "argv", ["inspector.py"])
+    monkeypatch.setenv("ATTRIB_STORE", str(store))
+    at = AppTest.from_file(str(REPO_ROOT / "apps" / "inspector.py"), default_timeout=60)
+    at.query_params.update({"page": "Timeline", "trace": trace.id, "method": "learned"})
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    boxes = [str(w.value) for w in at.warning]
+    assert [w for w in map(shown, boxes) if w in WARNINGS] == WARNINGS, boxes  # what a user reads: the words
+    assert "**Bold**" not in " ".join(boxes)  # escaped as the run's text is, not drawn bold
