@@ -114,3 +114,55 @@ def test_null_text_is_fine_beside_tool_calls_and_a_refusal_is_the_text(tmp_path:
     t = load_trace(_write(tmp_path, "ok.json", msgs))
     assert [s.content for s in t.steps] == ["q", "", "ok", "I can't help with that.", '{"ok":false}']
     assert t.steps[0].start_time == 1714557600 and t.steps[1].start_time == 1714557600
+
+
+# --------------------------------------------------------------------------- roles (#9, #12)
+
+def test_autogen_core_llm_context_reads_calls_results_and_roles() -> None:
+    """model_context.get_messages() / save_state(): AssistantMessage's FunctionCall list is its tool calls,
+    FunctionExecutionResultMessage the results, named after the call (it was a role and agent verbatim)."""
+    t = load_trace(FIXTURES / "ag_core_ctx.json")
+    assert [(s.agent, s.role) for s in t.steps] == [("system", "system"), ("user", "user"),
+                                                   ("weather_agent", "assistant"), ("get_weather", "tool"),
+                                                   ("weather_agent", "assistant")]
+    assert t.task == "What is the weather in Paris in Fahrenheit?"
+    (call,) = t.steps[2].tool_calls
+    assert (call.id, call.name, json.loads(call.arguments)) == ("call_1", "get_weather",
+                                                                {"city": "Paris", "unit": "celsius"})
+    assert t.steps[2].content == ""
+    (res,) = t.steps[3].tool_results
+    assert (res.call_id, res.name, res.content, t.steps[3].parents) == ("call_1", "get_weather", "18 C", (2,))
+    assert t.steps[3].metadata["message_type"] == "FunctionExecutionResultMessage"
+
+
+def test_role_words_map_to_the_four_roles_and_unknown_ones_are_kept_aside(tmp_path: Path) -> None:
+    """A role or type word is read as user, assistant, system or tool; an unknown one is an assistant's (a human
+    name's, a user's) and stays in metadata, instead of becoming a fifth role verbatim."""
+    msgs = [{"role": "developer", "content": "Be brief."}, {"role": "customer", "content": "My order is late."},
+            {"role": "Planner", "content": "Check the order."}, {"role": "model", "name": "gem", "content": "ok"},
+            {"speaker": "a", "type": "message", "text": "hi"}, {"type": "AIMessageChunk", "name": "b", "content": "x"}]
+    t = load_trace(_write(tmp_path, "roles.json", msgs))
+    assert [(s.agent, s.role) for s in t.steps] == [("system", "system"), ("customer", "user"),
+                                                   ("Planner", "assistant"), ("gem", "assistant"),
+                                                   ("a", "assistant"), ("b", "assistant")]
+    assert t.steps[1].metadata["raw_role"] == "customer" and t.steps[2].metadata["raw_role"] == "Planner"
+    assert t.steps[4].metadata["message_type"] == "message"
+    assert t.task == "My order is late."
+
+
+def test_a_human_named_first_speaker_asks_the_task() -> None:
+    """Plain logs and Magentic-One's log have no role: a human's name (user, UserProxy) makes the step the user's,
+    and its text the task."""
+    t = load_trace(FIXTURES / "plain.jsonl")
+    assert (t.steps[0].agent, t.steps[0].role) == ("user", "user")
+    assert t.task == "Find the 2023 revenue of ACME in EUR." and {s.role for s in t.steps[1:]} == {"assistant"}
+    m1 = load_trace(FIXTURES / "m1_log.jsonl")
+    assert (m1.steps[0].agent, m1.steps[0].role) == ("UserProxy", "user")
+    assert m1.task.startswith("Book the cheapest direct flight")
+
+
+def test_an_agentchat_user_proxy_speaks_as_the_user(tmp_path: Path) -> None:
+    msgs = [{"source": "user_proxy", "type": "TextMessage", "content": "Plan a trip."},
+            {"source": "planner", "type": "TextMessage", "content": "Day 1: Rome."}]
+    t = load_trace(_write(tmp_path, "proxy.json", {"messages": msgs}))
+    assert [s.role for s in t.steps] == ["user", "assistant"] and t.task == "Plan a trip."

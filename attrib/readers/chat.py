@@ -30,6 +30,7 @@ OpenAI ``refusal``), null only beside tool calls; who spoke is a string; a ``tim
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,22 +54,42 @@ from attrib.readers.whowhen import normalize_agent
 from attrib.trace import ActivationRef, Label, Outcome, Step, ToolCall, ToolResult, Trace, parse_outcome
 
 #: autogen-agentchat message types (``{source, type, content}``) and the role each speaks in; also Magentic-One's
-#: own ``log.jsonl`` events (``{source, type, message}``). A ``StructuredMessage[...]`` or custom type speaks as
-#: an assistant too.
+#: own ``log.jsonl`` events (``{source, type, message}``) and autogen-core's LLM messages (what
+#: ``model_context.get_messages()`` and an agent's ``save_state()`` hold: ``AssistantMessage`` with a FunctionCall
+#: list, ``FunctionExecutionResultMessage``). A ``StructuredMessage[...]`` or custom type speaks as an assistant too.
 _AGENTCHAT = {"TextMessage": "assistant", "MultiModalMessage": "assistant", "StopMessage": "assistant",
               "HandoffMessage": "assistant", "ToolCallSummaryMessage": "assistant", "ThoughtEvent": "assistant",
               "ToolCallRequestEvent": "assistant", "ToolCallExecutionEvent": "tool",
               "CodeGenerationEvent": "assistant", "CodeExecutionEvent": "tool", "MemoryQueryEvent": "tool",
               "SelectSpeakerEvent": "assistant", "SelectorEvent": "assistant", "UserInputRequestedEvent": "user",
               "ModelClientStreamingChunkEvent": "assistant",
-              "OrchestrationEvent": "assistant", "AgentEvent": "assistant", "WebSurferEvent": "assistant"}
+              "OrchestrationEvent": "assistant", "AgentEvent": "assistant", "WebSurferEvent": "assistant",
+              "AssistantMessage": "assistant", "UserMessage": "user", "FunctionExecutionResultMessage": "tool"}
 #: Records of a log that are no message (Magentic-One's per-LLM-call token counts): their tokens go to the next step.
 _TOKEN_RECORDS = frozenset({"LLMCallEvent"})
-_ROLE = {"human": "user", "ai": "assistant", "AIMessage": "assistant", "HumanMessage": "user",
-         "ToolMessage": "tool", "SystemMessage": "system", "function": "tool", "FunctionMessage": "tool"}
+#: Role and type words (any case) and the role each is read as: OpenAI / AutoGen 0.2 roles, LangChain types and
+#: message classes (their streamed chunks too), autogen-core's SystemMessage. Any other word is an assistant's (a
+#: human's name, a user's: :func:`_is_human`), the word kept in metadata: a step's role is one of these four.
+_ROLE = {"user": "user", "human": "user", "humanmessage": "user", "humanmessagechunk": "user",
+         "assistant": "assistant", "ai": "assistant", "aimessage": "assistant", "aimessagechunk": "assistant",
+         "model": "assistant", "system": "system", "developer": "system", "systemmessage": "system",
+         "systemmessagechunk": "system", "tool": "tool", "function": "tool", "ipython": "tool", "toolmessage": "tool",
+         "toolmessagechunk": "tool", "functionmessage": "tool", "functionmessagechunk": "tool"}
+#: A user proxy's name (AutoGen's ``user_proxy``, Magentic-One's ``UserProxy``) less its proxy word: the human's.
+_PROXY = re.compile(r"[\s_-]*proxy$", re.IGNORECASE)
 #: Keys that name who spoke, in the order a message's agent is taken from them (role is the fallback).
 _SPEAKER_KEYS = ("role", "name", "source", "sender", "agent", "speaker")
 _TRACE_KEYS = ("messages", "chat_history", "conversation")
+
+
+def _is_human(name: Any) -> bool:
+    """Whether an agent name (or role word) is a human's: ``user``, ``human``, ``customer``... as the features
+    tell (:func:`attrib.features.text.is_human_agent`), also as a user proxy (``user_proxy``, ``UserProxy``)."""
+    if not isinstance(name, str):
+        return False
+    from attrib.features.text import is_human_agent  # numpy comes with it: only once a log has no role to say
+
+    return is_human_agent(_PROXY.sub("", name.strip()))
 
 
 def _what(value: Any) -> str:
@@ -176,7 +197,7 @@ def _content(msg: dict[str, Any], kind: str | None, calls: tuple[ToolCall, ...],
     if isinstance(raw, list):
         ids = {c.id for c in calls if c.id is not None}
         raw = [p for p in raw if not (isinstance(p, dict) and p.get("type") == "tool_use" and p.get("id") in ids)]
-        if kind == "MultiModalMessage":  # list[str | Image], an Image dumped as {"data": base64}
+        if kind in ("MultiModalMessage", "UserMessage"):  # list[str | Image], an Image dumped as {"data": base64}
             raw = [p if isinstance(p, str) else "<image>" for p in raw]
     return as_text(raw)
 
@@ -240,13 +261,23 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
         # an autogen-agentchat message (a role or type of another JSON kind is no such message: the checks below say
         # so); a typed message with a source that is no LangChain type is one too (StructuredMessage[...], custom)
         kind = raw_role if "role" not in msg and isinstance(raw_role, str) and (
-            raw_role in _AGENTCHAT or ("source" in msg and raw_role not in _ROLE)) else None
-        role: str | None
+            raw_role in _AGENTCHAT or ("source" in msg and raw_role.lower() not in _ROLE)) else None
+        role: str | None = None
+        fallback = None  # the agent of a message that names none: its role, or an unknown role word itself
+        word_meta: dict[str, str] = {}  # an unknown role or type word, kept beside the role it is read as
         if kind is not None:
             base = _AGENTCHAT.get(kind, "assistant")
-            role = "user" if msg.get("source") == "user" and base == "assistant" else base
-        else:
-            role = _ROLE.get(raw_role, raw_role) if isinstance(raw_role, str) else None
+            role = "user" if base == "assistant" and _is_human(msg.get("source")) else base
+            fallback = role
+        elif isinstance(raw_role, str):
+            role = _ROLE.get(raw_role.lower())
+            fallback = role
+            if role is None:
+                role = "user" if _is_human(raw_role) else "assistant"
+                if "role" in msg:  # {"role": "Planner"}: the word names the agent too
+                    word_meta, fallback = {"raw_role": raw_role}, raw_role
+                else:
+                    word_meta, fallback = {"message_type": raw_role}, role
         agent = _speaker(msg, path, w)
         # ToolCallSummaryMessage (autogen >= 0.5) repeats the calls and results of the events before it
         calls = () if kind == "ToolCallSummaryMessage" else _tool_calls(msg, path, w)
@@ -255,12 +286,17 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
         content = _content(msg, kind, calls, path, w)
         results: tuple[ToolResult, ...] = ()
         parents: tuple[int, ...] = ()
-        if kind == "ToolCallRequestEvent" and isinstance(msg.get("content"), list):  # content: FunctionCalls
-            calls, content = _tool_calls(msg, path, w, "content"), ""
-        elif kind == "ToolCallExecutionEvent" and isinstance(msg.get("content"), list):  # FunctionExecutionResults
+        if kind in ("ToolCallRequestEvent", "AssistantMessage") and isinstance(msg.get("content"), list):
+            calls = _tool_calls(msg, path, w, "content")  # content: FunctionCalls; autogen-core's thought, the text
+            content = msg["thought"] if isinstance(msg.get("thought"), str) else ""
+        elif kind in ("ToolCallExecutionEvent", "FunctionExecutionResultMessage") and isinstance(msg.get("content"),
+                                                                                                 list):
             results = _execution_results(msg["content"], steps, call_owner, path, f"{w}.content")
             parents = tuple(sorted({call_owner[r.call_id] for r in results if r.call_id in call_owner}))
             content = "\n".join(r.content for r in results)
+            names = {r.name for r in results}
+            if agent is None and len(names) == 1 and None not in names:  # autogen-core's has no source: the tool
+                agent = names.pop()
         elif kind == "CodeExecutionEvent":  # runs the code its agent's CodeGenerationEvent wrote
             res = msg.get("result")
             code = as_int(res.get("exit_code")) if isinstance(res, dict) else None
@@ -279,9 +315,11 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
             results = (ToolResult(content=content, call_id=cid, name=tool_name or agent,
                                   is_error=bool(msg.get("is_error") or msg.get("status") == "error"),),)
         if not agent:
-            agent = role
+            agent = fallback
         if not agent:
             raise InputError(path, f"{w}.name", "missing: every message needs a name, source or role")
+        if role is None:  # no role or type word (a plain log): a human's name speaks as the user
+            role = "user" if _is_human(agent) else "assistant"
         for c in calls:
             if c.id is not None:
                 call_owner[c.id] = i
@@ -303,7 +341,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
             ref = ActivationRef(path=activation_path(act["path"], path.parent, path, f"{w}.activation.path"),
                                 hooks=tuple(str(h) for h in hooks),
                                 format=ref_format(act.get("format"), act["path"]))
-        meta = {}
+        meta = dict(word_meta)
         if msg.get("name") and msg.get("role") and msg.get("role") != role:
             meta["raw_role"] = str(msg["role"])
         if kind is not None:
@@ -319,7 +357,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
         steps.append(Step(
             index=i,
             agent=agent,
-            role=str(role or "assistant"),
+            role=role,
             content=content,
             tool_calls=calls,
             tool_results=results,
