@@ -166,3 +166,29 @@ def test_an_agentchat_user_proxy_speaks_as_the_user(tmp_path: Path) -> None:
             {"source": "planner", "type": "TextMessage", "content": "Day 1: Rome."}]
     t = load_trace(_write(tmp_path, "proxy.json", {"messages": msgs}))
     assert [s.role for s in t.steps] == ["user", "assistant"] and t.task == "Plan a trip."
+
+
+# --------------------------------------------------------------------------- AutoGen 0.2 tool_responses (#8)
+
+def test_autogen_02_tool_responses_link_each_result_to_its_call(tmp_path: Path) -> None:
+    """groupchat.messages: the executor's {role: tool, tool_responses: [{tool_call_id, content}]} answers the calls
+    by id (results were unlinked and named after the executor)."""
+    t = load_trace(FIXTURES / "ag02_groupchat.json")
+    tools = [s for s in t.steps if s.role == "tool"]
+    assert [(s.agent, s.parents, [(r.call_id, r.name) for r in s.tool_results]) for s in tools] == [
+        ("Executor", (2,), [("call_1", "search_flights")]), ("Executor", (5,), [("call_2", "convert_currency")]),
+        ("Executor", (8,), [("call_3", "book_flight")])]
+    # parallel calls answered in one message, out of order; content null: the responses are the text
+    calls = [{"id": c, "type": "function", "function": {"name": n, "arguments": "{}"}} for c, n in
+             (("a", "weather"), ("b", "time"))]
+    msgs = [{"role": "user", "name": "u", "content": "q"},
+            {"role": "assistant", "name": "Bot", "content": None, "tool_calls": calls},
+            {"role": "tool", "name": "Executor", "content": None,
+             "tool_responses": [{"tool_call_id": "b", "role": "tool", "content": "12:00"},
+                                {"tool_call_id": "a", "role": "tool", "content": "sunny"}]}]
+    step = load_trace(_write(tmp_path, "parallel.json", msgs)).steps[2]
+    assert [(r.call_id, r.name, r.content) for r in step.tool_results] == [("b", "time", "12:00"),
+                                                                          ("a", "weather", "sunny")]
+    assert step.parents == (1,) and step.content == "12:00\nsunny"
+    msgs[2]["tool_responses"] = {"tool_call_id": "a"}
+    assert _error(_write(tmp_path, "bad.json", msgs)).field == "[2].tool_responses"

@@ -1,10 +1,13 @@
 """Plain chat logs: a JSON list or JSON Lines of messages, or an object with a ``messages`` list.
 
 Accepts the shapes AutoGen, Magentic-One and LangGraph write: ``{role, name, content}`` (OpenAI
-style, ``tool_calls`` with ``function.name/arguments``, role ``tool`` with ``tool_call_id``),
+style, ``tool_calls`` with ``function.name/arguments``, role ``tool`` with ``tool_call_id``; AutoGen 0.2's executor
+message with ``tool_responses`` ``[{tool_call_id, content}]``),
 ``{source, type, content}`` (autogen-agentchat: ``TextMessage``, ``ToolCallRequestEvent`` with its
 ``FunctionCall`` list, ``ToolCallExecutionEvent`` with its results, ``ToolCallSummaryMessage``, ``HandoffMessage``
 and its ``target``, ``CodeGenerationEvent`` / ``CodeExecutionEvent``, ``MultiModalMessage``, ``StructuredMessage``),
+autogen-core's LLM context (``SystemMessage``, ``UserMessage``, ``AssistantMessage`` whose FunctionCall list is its
+tool calls, ``FunctionExecutionResultMessage`` with the results),
 Magentic-One's ``log.jsonl`` (``{source, type, message}``; ``Orchestrator (thought)`` and the like are one
 ``Orchestrator``; a ``WebSurferEvent``'s action is a tool call; ``LLMCallEvent`` token counts go to the next step),
 ``{type: human|ai|tool, name, content, tool_calls:
@@ -131,18 +134,21 @@ def _tool_calls(msg: dict[str, Any], path: Path, where: str, key: str = "tool_ca
     return tuple(calls)
 
 
-def _execution_results(raw: list[Any], steps: list[Step], call_owner: dict[str, int], path: Path,
-                       where: str) -> tuple[ToolResult, ...]:
-    """autogen's ``FunctionExecutionResult`` list ``[{call_id, content, is_error, name}]`` as tool results, named
-    after the call they answer when the result does not say."""
+def _execution_results(raw: Any, steps: list[Step], call_owner: dict[str, int], path: Path, where: str,
+                       id_key: str = "call_id", default_name: str | None = None) -> tuple[ToolResult, ...]:
+    """autogen's ``FunctionExecutionResult`` list ``[{call_id, content, is_error, name}]`` (AutoGen 0.2's
+    ``tool_responses``: ``[{tool_call_id, content}]``, ``id_key`` ``tool_call_id``) as tool results, named after
+    the call they answer when the result does not say (else ``default_name``)."""
+    if not isinstance(raw, list):
+        raise InputError(path, where, f"expected a list, got {_what(raw)}")
     out = []
     for j, r in enumerate(raw):
         if not isinstance(r, dict):
             raise InputError(path, f"{where}[{j}]", f"expected a function execution result, got {_what(r)}")
-        cid = None if r.get("call_id") is None else str(r["call_id"])
+        cid = None if r.get(id_key) is None else str(r[id_key])
         owner = call_owner.get(cid) if cid is not None else None
         name = r.get("name") or (next((c.name for c in steps[owner].tool_calls if c.id == cid), None)
-                                 if owner is not None else None)
+                                 if owner is not None else None) or default_name
         out.append(ToolResult(content=as_text(r.get("content")), call_id=cid, name=None if name is None else str(name),
                               is_error=bool(r.get("is_error"))))
     return tuple(out)
@@ -184,7 +190,7 @@ def _content(msg: dict[str, Any], kind: str | None, calls: tuple[ToolCall, ...],
     :class:`InputError` naming the key: a blank step would be analyzed as if the agent had said nothing."""
     key, raw = _text_field(msg, kind)
     if raw is None:
-        if calls:
+        if calls or msg.get("tool_responses"):  # AutoGen 0.2: the responses are an executor's text
             return ""
         if key is None:
             hint = "; 'result' is a message's text only in an AutoGen CodeExecutionEvent" if "result" in msg else ""
@@ -303,6 +309,11 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
             results = (ToolResult(content=content, name="code_execution", is_error=bool(code)),)
             owner = last_codegen.get(str(agent)) if agent is not None else None
             parents = (owner,) if owner is not None else ()
+        elif role == "tool" and msg.get("tool_responses") is not None:  # AutoGen 0.2: answers calls by id
+            results = _execution_results(msg["tool_responses"], steps, call_owner, path, f"{w}.tool_responses",
+                                         "tool_call_id", agent)
+            parents = tuple(sorted({call_owner[r.call_id] for r in results if r.call_id in call_owner}))
+            content = content or "\n".join(r.content for r in results)
         elif role == "tool":
             cid = msg.get("tool_call_id")
             cid = None if cid is None else str(cid)
