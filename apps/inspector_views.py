@@ -9,7 +9,7 @@ import streamlit as st
 from inspector_common import kept, need_trace, verdict, verdict_source
 from inspector_data import md_code, md_escape
 
-from attrib.render import RANKER_P, method_warnings, span_words, step_set_line, verdict_notes
+from attrib.render import RANKER_P, confidence_word, method_warnings, span_words, step_set_line, verdict_notes
 from attrib.trace import Attribution, Trace
 
 
@@ -52,9 +52,10 @@ def decisive_box(trace: Trace, a: Attribution, source: str = "") -> None:
     """The verdict: decisive agent and step, confidence, the reason, and the step's own text; ``source``: where the
     verdict comes from and its ranker (:func:`inspector_common.verdict_source`)."""
     with st.container(border=True):
-        conf = f"confidence {a.confidence:.2f}"
+        word = confidence_word(a)  # "score" for a method's score, which is no probability
+        conf = f"{word} {a.confidence:.2f}"
         if a.agent_confidence is not None:
-            conf += f" · agent confidence {a.agent_confidence:.2f}"
+            conf += f" · agent {word} {a.agent_confidence:.2f}"
         st.subheader(f"Decisive step {a.step} — {md_escape(a.agent)}{step_owner_note(trace, a)}")
         st.caption(f"method {md_code(a.method)}" + (f" · {source}" if source else "") + f" · {conf}"
                    + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else "")

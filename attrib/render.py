@@ -7,6 +7,7 @@ verdict reads the same everywhere. rich and matplotlib are imported inside the f
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Any
 
 from attrib.display import visible
@@ -31,7 +32,7 @@ def _excerpt(attr: Attribution, trace: Trace | None, step: int, n: int = 300) ->
     return str(attr.evidence.get("step_text", ""))[:n] if step == attr.step else ""
 
 
-def _step_agent(attr: Attribution, trace: Trace | None) -> str | None:
+def step_author(attr: Attribution, trace: Trace | None) -> str | None:
     """Who took the decisive step (the trace's record, else the method's step list, else its evidence)."""
     if trace is not None and 0 <= attr.step < trace.n_steps:
         return trace.steps[attr.step].agent
@@ -54,7 +55,7 @@ def span_words(attr: Attribution) -> str | None:
 def verdict_line(attr: Attribution, trace: Trace | None = None) -> str:
     """'step 3 by Alice', or 'step 3 (by Bob), blamed agent Alice' when the agent verdict is not the step's agent;
     a run read from OpenTelemetry adds the step's span (name and id, to find it in a trace viewer)."""
-    by = _step_agent(attr, trace)
+    by = step_author(attr, trace)
     where = f", {span}" if (span := span_words(attr)) else ""
     if by is None or by == attr.agent:
         return f"step {attr.step} by {attr.agent}{where}"
@@ -278,6 +279,12 @@ def confidence_word(attr: Attribution) -> str:
     return "score" if kind and kind != "calibrated" else "confidence"
 
 
+def confidence_figure(attr: Attribution, value: float) -> str:
+    """``value`` (the confidence or agent confidence) as every report prints it: "54%" for a probability, "0.43" for
+    a method's score (:func:`confidence_word`), which a percent sign would make read as one."""
+    return f"{value:.0%}" if confidence_word(attr) == "confidence" else f"{value:.2f}"
+
+
 def step_probabilities(attr: Attribution) -> bool:
     """Whether the per-step numbers are probabilities (the learned ranker's) rather than a method's scores."""
     return attr.method == "learned"
@@ -353,11 +360,12 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     check_same_run(attr, trace)
     top_k = _default_top_k(attr, top_k)
     word = confidence_word(attr)
-    ac = f", agent {word} {attr.agent_confidence:.0%}" if attr.agent_confidence is not None else ""
+    ac = (f", agent {word} {confidence_figure(attr, attr.agent_confidence)}" if attr.agent_confidence is not None
+          else "")
     lines = [
         f"## Failure attribution: {md_code(attr.trace_id)}",
         "",
-        f"**Decisive {md_inline(verdict_line(attr, trace))}** — {word} {attr.confidence:.0%}{ac} "
+        f"**Decisive {md_inline(verdict_line(attr, trace))}** — {word} {confidence_figure(attr, attr.confidence)}{ac} "
         f"(method {md_code(attr.method)}" + (f", ranker {md_code(rk)}" if (rk := _own_ranker(attr)) else "")
         + (f", {attr.elapsed_s * 1000:.0f} ms" if attr.elapsed_s is not None else "")
         + ")",
@@ -407,11 +415,12 @@ def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int |
 
     top_k = _default_top_k(attr, top_k)
     word = confidence_word(attr)
-    ac = f"   agent {word} [bold]{attr.agent_confidence:.0%}[/]" if attr.agent_confidence is not None else ""
+    ac = (f"   agent {word} [bold]{confidence_figure(attr, attr.agent_confidence)}[/]"
+          if attr.agent_confidence is not None else "")
     ms = f"   {attr.elapsed_s * 1000:.0f} ms" if attr.elapsed_s is not None else ""
     head = Panel(
         Text.from_markup(
-            f"[bold]{esc(verdict_line(attr, trace))}[/]   {word} [bold]{attr.confidence:.0%}[/]"
+            f"[bold]{esc(verdict_line(attr, trace))}[/]   {word} [bold]{confidence_figure(attr, attr.confidence)}[/]"
             f"{ac}   method {esc(attr.method)}"
             + (f", ranker {esc(rk)}" if (rk := _own_ranker(attr)) else "") + ms
         ),
@@ -464,13 +473,15 @@ def attribution_plot(attr: Attribution, path: str | os.PathLike[str] | None = No
     ax1.set_ylabel(step_column(attr))
     if len(xs) == 1:  # one step (a judge's answer): integer ticks, not -0.4..0.4
         ax1.set_xticks(xs)
-    ax1.set_title(f"{attr.trace_id}: step {attr.step} ({confidence_word(attr)} {attr.confidence:.0%})")
+    # titles wrapped to their panel: a method's long blame title ran past the figure's edge, cut off
+    ax1.set_title(textwrap.fill(f"{attr.trace_id}: step {attr.step} ({confidence_word(attr)} "
+                                f"{confidence_figure(attr, attr.confidence)})", 70))
     names = [a.agent for a in attr.agents]
     vals = [a.score for a in attr.agents]
     err = [[a.score - (a.ci_low if a.ci_low is not None else a.score) for a in attr.agents],
            [(a.ci_high if a.ci_high is not None else a.score) - a.score for a in attr.agents]]
     ax2.barh(names[::-1], vals[::-1], xerr=[e[::-1] for e in err], color="darkorange")
-    ax2.set_title(blame_title(attr))
+    ax2.set_title(textwrap.fill(blame_title(attr), 24))
     fig.tight_layout()
     if path:
         fig.savefig(path, dpi=120)

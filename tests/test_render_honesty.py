@@ -130,3 +130,43 @@ def test_the_app_shows_the_warnings(tmp_path, monkeypatch) -> None:
     boxes = [str(w.value) for w in at.warning]
     assert [w for w in map(shown, boxes) if w in WARNINGS] == WARNINGS, boxes  # what a user reads: the words
     assert "**Bold**" not in " ".join(boxes)  # escaped as the run's text is, not drawn bold
+
+
+# ------------------------------------------------------------------------------------- scores, the plot title
+def _scored() -> Attribution:
+    """A flow-graph-like verdict: its numbers are scores, not probabilities."""
+    from attrib.trace import AgentBlame
+
+    steps = tuple(StepBlame(step=i, agent=s.agent, score=p) for i, (s, p) in enumerate(zip(TRACE.steps, (0.1, 0.43, 0.3),
+                                                                                         strict=True)))
+    return Attribution(trace_id="t", method="flow-graph", agent="Converter", step=1, confidence=0.43,
+                       agent_confidence=0.9, steps=steps,
+                       agents=(AgentBlame(agent="Converter", score=0.43), AgentBlame(agent="Checker", score=0.3)),
+                       evidence={"confidence_kind": "a score, not calibrated",
+                                 "agent_blame": "summed positive step scores"})
+
+
+def test_a_score_is_printed_as_a_score_not_a_percentage() -> None:
+    a = _scored()
+    md = attribution_markdown(a, TRACE)
+    assert "score 0.43, agent score 0.90" in md and "43%" not in md and "90%" not in md
+    text = _rich_text(a)
+    assert "score 0.43" in text and "agent score 0.90" in text and "%" not in text
+    pytest.importorskip("matplotlib")
+    assert a.plot().axes[0].get_title().endswith("(score 0.43)")
+    # a calibrated confidence stays a percentage
+    assert "confidence 54%" in attribution_markdown(_learned(), TRACE)
+
+
+def test_a_long_blame_title_fits_its_panel() -> None:
+    """The causal method's "blame: summed positive step scores" ran past the figure's right edge."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = _scored().plot()
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        box = ax.title.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= fig.bbox.x1, (ax.get_title(), box, fig.bbox)
+    assert "summed positive" in fig.axes[1].get_title() and "step scores" in fig.axes[1].get_title()
