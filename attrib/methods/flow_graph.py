@@ -206,7 +206,8 @@ def flow_words(path: list[int], hops: list[str] | None, sink: int | None, arrow:
 
 def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
     """Blame the step that keeps most inverted mass (tool steps and the human's messages excluded, earliest wins
-    ties). The confidence is that mass and the agent scores are summed step mass: scores, not calibrated.
+    ties). The confidence is that mass and the agent scores are summed step mass: scores, not calibrated, so no
+    step gets a ``probability``.
     ``top_k``: how many of the top steps the evidence lists (``evidence["top_k"]``, what reports show)."""
     g = build_graph(trace)
     sink = failure_node(trace)
@@ -226,7 +227,7 @@ def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
     agents = tuple(
         AgentBlame(agent=a, score=m) for a, m in sorted(agent_mass.items(), key=lambda kv: -kv[1])
     )
-    steps = tuple(StepBlame(step=i, agent=trace.steps[i].agent, score=mass[i], probability=mass[i]) for i in mass)
+    steps = tuple(StepBlame(step=i, agent=trace.steps[i].agent, score=mass[i]) for i in mass)
     path = blame_path(g, best, sink)
     return Attribution(
         trace_id=trace.id,

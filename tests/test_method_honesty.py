@@ -1,0 +1,66 @@
+"""What a verdict's numbers are and what it rests on, said truly by every offline method.
+
+Walkthrough findings: flow-graph filled ``probability`` with its score; causal put 1/(tied steps) in ``confidence``
+and, with no signal at all, a reason saying signals fired; a run of the user's messages only got a 99 % verdict; a
+successful run's reason still said "57 %, calibrated"; a run whose answer is right, or a verdict resting on an
+agent's name, carried no warning; a Who&When run rewritten as chat was told it came from "another system" while
+flagged in sample; the reason cited "low overlap with the agent's previous turn" for its first turn; tool agents had
+rows of their own in flow-graph's and causal's agent tables but not in learned's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from attrib.methods import analyze
+from attrib.paths import traces_dir
+from attrib.readers import load_trace
+from attrib.trace import Trace
+
+#: An invented run in Who&When's format where nothing goes wrong: the checker confirms the right answer, and the
+#: final answer is the ground truth (w2's t/novisible.json).
+CAPITAL = [("Planner_Expert", "Task: Name the capital of Australia. Plan: Geo_Expert answers, Checker_Expert "
+                              "verifies."),
+           ("Geo_Expert", "The capital of Australia is Canberra."),
+           ("Checker_Expert", "Verified: Canberra is the capital of Australia."),
+           ("Planner_Expert", "Final answer: Canberra. TERMINATE")]
+
+
+def whowhen_run(tmp_path: Path, history: list[tuple[str, str]], ground_truth: str = "Canberra",
+                is_correct: bool = False, name: str = "run") -> Trace:
+    """A run in Who&When's format, read by the real reader."""
+    doc = {"is_correct": is_correct, "question": "Name the capital of Australia.", "question_ID": name,
+           "level": "1", "ground_truth": ground_truth,
+           "history": [{"content": c, "role": "assistant", "name": a} for a, c in history]}
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(doc))
+    return load_trace(path)
+
+
+def demo() -> Trace:
+    return load_trace(traces_dir() / "demo_whowhen.json")
+
+
+@pytest.fixture(autouse=True)
+def _shipped_ranker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ATTRIB_RANKER", raising=False)
+
+
+# --------------------------------------------------------------------------- flow-graph: scores are no probabilities
+
+
+def test_flow_graph_gives_no_step_a_probability() -> None:
+    """Its step numbers are shares of the inverted blame mass: ``probability`` stays None, as the judges leave it,
+    so neither the JSON nor the OTLP candidates call them probabilities."""
+    run = demo()
+    a = analyze(run, "flow-graph")
+    assert all(s.probability is None for s in a.steps)
+    assert all(s["probability"] is None for s in a.to_dict()["steps"])
+    assert "not calibrated" in a.evidence["confidence_kind"]
+    assert a.confidence == max(s.score for s in a.steps if s.step == a.step)
+    assert b"attrib.probability" not in orjson.dumps(a.to_otlp(run))
+    assert b"attrib.score" in orjson.dumps(a.to_otlp(run))  # the score itself is still there
