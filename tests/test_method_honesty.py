@@ -64,3 +64,36 @@ def test_flow_graph_gives_no_step_a_probability() -> None:
     assert a.confidence == max(s.score for s in a.steps if s.step == a.step)
     assert b"attrib.probability" not in orjson.dumps(a.to_otlp(run))
     assert b"attrib.score" in orjson.dumps(a.to_otlp(run))  # the score itself is still there
+
+
+# --------------------------------------------------------------------------- causal: an honest score and reason
+
+
+def test_causal_confidence_is_a_named_share_and_its_reason_names_the_signals(tmp_path: Path) -> None:
+    """The confidence was 1 / (the steps tied for the top score), 100 % for a lone step; it is now the step's share
+    of the run's positive step scores, called a score, and the reason says which signals the step shows."""
+    run = whowhen_run(tmp_path, [("Math_Expert", "17*23+4 = 405."),
+                                 ("Checker_Expert", "Final answer: 405. TERMINATE")], ground_truth="395")
+    a = analyze(run, "causal")
+    scores = [s.score for s in a.steps]
+    assert a.step == 0 and a.confidence == pytest.approx(max(scores) / sum(max(x, 0.0) for x in scores))
+    kind = a.evidence["confidence_kind"]
+    assert "share of the run's summed positive step scores" in kind and "not calibrated" in kind
+    assert list(a.evidence["features"]) == ["novel_numbers_any"]
+    assert a.evidence["feature_meanings"]["novel_numbers_any"] in a.reason
+    assert f"({a.evidence['features']['novel_numbers_any']:+.2f})" in a.reason
+    assert "warnings" not in a.evidence
+    tied = analyze(demo(), "causal")  # steps 0 and 1 score the same: the reason says the earliest won
+    assert tied.evidence["tied_steps"] == [0, 1] and "Step 1 scores the same; the earliest wins." in tied.reason
+
+
+def test_causal_says_nothing_fired_when_no_step_scores(tmp_path: Path) -> None:
+    """Every step scored 0, yet the verdict said step 0 "shows the signals with the largest estimated causal
+    effect", at "score 25 %"."""
+    a = analyze(whowhen_run(tmp_path, CAPITAL), "causal")
+    assert all(s.score == 0 for s in a.steps)
+    assert a.confidence == 0.0 and a.step == 0
+    assert "largest estimated causal effect" not in a.reason
+    assert "Nothing points to a cause: no signal it weighs" in a.reason and "not for anything it shows" in a.reason
+    assert any("found no signal with a positive effect on failure" in w for w in a.evidence["warnings"])
+    assert a.evidence["features"] == {}

@@ -147,44 +147,85 @@ class CausalStepModel:
         m.trained_on_ = str(d.get("trained_on") or "unknown traces")
         return m
 
-    def step_scores(self, trace: Trace) -> np.ndarray:
-        """Per-step causal score: the sum of the effects of the signals each step shows at its tier."""
+    def step_scores(self, trace: Trace, signals: np.ndarray | None = None) -> np.ndarray:
+        """Per-step causal score: the sum of the effects of the signals each step shows at its tier (``signals``:
+        the run's step-by-signal matrix when the caller has it already)."""
+        S = _signals(trace) if signals is None else signals
+        return (S * self.step_effects(len(S))).sum(axis=1)
+
+    def step_effects(self, n: int) -> np.ndarray:
+        """The ``(n, len(SIGNALS))`` effects on failure each signal would have at each step of an ``n``-step run
+        (its time tier's)."""
         check_fitted(self, "effects_")
-        S = _signals(trace)
-        n = len(S)
         E = self.effects_.reshape(self.n_tiers, len(SIGNALS))
-        return np.array([S[i] @ E[_tier(i, n, self.n_tiers)] for i in range(n)])
+        return np.array([E[_tier(i, n, self.n_tiers)] for i in range(n)]).reshape(n, len(SIGNALS))
 
 
 def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5) -> Attribution:
     """Rank steps by estimated causal effect on failure (earliest wins ties). ``model``: a fitted
     :class:`CausalStepModel` (default: the shipped one, fitted on all of Who&When). ``top_k``: how many top steps the
-    evidence lists."""
+    evidence lists.
+
+    The confidence is the step's share of the run's summed positive step scores: a score, not calibrated (0 when no
+    step scores above 0). The reason names the signals the step shows with their effects; when none scores above 0,
+    the verdict is only the earliest of the tied steps, and the reason and ``evidence["warnings"]`` say so."""
+    from attrib.features.steps import meaning
+    from attrib.features.text import is_human_agent
+
     shipped = model is None
     if model is None:
         model = default_model()
-    from attrib.features.text import is_human_agent
-
-    sc = model.step_scores(trace)
+    S = _signals(trace)
+    effects = model.step_effects(trace.n_steps)
+    sc = model.step_scores(trace, S)
     # the human's own message (the task) is never the mistake; among the agents' steps, earliest wins ties
     cand = [i for i, s in enumerate(trace.steps) if not is_human_agent(s.agent)] or list(range(trace.n_steps))
     top = max(sc[i] for i in cand)
     tied = [i for i in cand if sc[i] == top]
     best = tied[0]
+    positive = float(np.clip(sc, 0.0, None).sum())
     agents: dict[str, float] = {}
     for i, s in enumerate(trace.steps):
         agents[s.agent] = agents.get(s.agent, 0.0) + max(float(sc[i]), 0.0)
+    # the signals the verdict rests on: those the step shows that raise failure at its tier
+    shown = {SIGNALS[j]: float(effects[best, j]) for j in np.argsort(-effects[best]) if S[best, j]
+             and effects[best, j] > 0}
+    words = {k: meaning(k) for k in shown}
+    agent = trace.steps[best].agent
+    warnings: list[str] = []
+    if top > 0:
+        others = tied[1:]
+        ties = (f" Step{'s' if len(others) > 1 else ''} {', '.join(map(str, others))} score"
+                f"{'' if len(others) > 1 else 's'} the same; the earliest wins." if others else "")
+        reason = (f"Step {best} by {agent} shows the signals with the largest estimated causal effect on failure at "
+                  f"its time tier: {'; '.join(f'{words[k]} ({e:+.2f})' for k, e in shown.items())}; score {top:.2f}, "
+                  f"{top / positive:.0%} of the run's summed positive step scores.{ties}")
+    else:
+        fired = bool(S[cand].any())
+        what = ("the signals its steps show (error, inability or assumption words, new numbers, failed code) have no "
+                "positive estimated effect on failure at their time tiers" if fired else
+                "no signal it weighs (error, inability or assumption words, new numbers, failed code) fired on any "
+                "agent step")
+        reason = (f"Nothing points to a cause: {what}. Step {best} by {agent} is named only as the earliest of the "
+                  f"{len(tied)} steps tied at score {top:.2f}, not for anything it shows.")
+        warnings.append("The causal method found no signal with a positive effect on failure in this run: its verdict "
+                        "is the earliest agent step by default, not a finding.")
     return Attribution(
-        trace_id=trace.id, method="causal", agent=trace.steps[best].agent, step=best,
-        confidence=float(1 / len(tied)),
+        trace_id=trace.id, method="causal", agent=agent, step=best,
+        confidence=top / positive if top > 0 else 0.0,
         agents=tuple(AgentBlame(agent=a, score=v) for a, v in sorted(agents.items(), key=lambda kv: -kv[1])),
         steps=tuple(StepBlame(step=i, agent=s.agent, score=float(sc[i])) for i, s in enumerate(trace.steps)),
         evidence={"causal_edges": [list(e) for e in model.graph_edges_[:20]], "outcome_variable": model.outcome_,
                   "model": f"shipped (fitted on {model.trained_on_})" if shipped else "given",
-                  "confidence_kind": "1 / the number of steps tied for the top score (not calibrated)",
+                  "confidence_kind": "the step's share of the run's summed positive step scores (a score, not "
+                                     "calibrated; 0 when no step scores above 0)",
                   "agent_blame": "summed positive step scores",
+                  # the step's signals that raise failure at its tier, with their effects, as reports list signals
+                  "features": shown, "feature_meanings": words,
+                  "tied_steps": tied,
+                  **({"warnings": warnings} if warnings else {}),
                   "top_k": [int(i) for i in np.argsort(-sc, kind="stable")[:top_k]]},
-        reason=f"Step {best} shows the signals with the largest estimated causal effect on failure at its time tier.",
+        reason=reason,
     )
 
 
