@@ -132,7 +132,7 @@ def test_the_app_shows_the_warnings(tmp_path, monkeypatch) -> None:
     assert "**Bold**" not in " ".join(boxes)  # escaped as the run's text is, not drawn bold
 
 
-# ------------------------------------------------------------------------------------- scores, the plot title
+# ------------------------------------------------------------------------------ scores, summaries, the plot title
 def _scored() -> Attribution:
     """A flow-graph-like verdict: its numbers are scores, not probabilities."""
     from attrib.trace import AgentBlame
@@ -170,3 +170,38 @@ def test_a_long_blame_title_fits_its_panel() -> None:
         box = ax.title.get_window_extent(renderer)
         assert box.x0 >= 0 and box.x1 <= fig.bbox.x1, (ax.get_title(), box, fig.bbox)
     assert "summed positive" in fig.axes[1].get_title() and "step scores" in fig.axes[1].get_title()
+
+
+def _other_author() -> tuple[Trace, Attribution]:
+    """A verdict whose blamed agent (Converter) did not take its step (step 2, Checker's)."""
+    return TRACE, msgspec.structs.replace(_learned(), step=2)
+
+
+def test_the_summary_says_who_took_the_step_when_another_agent_is_blamed() -> None:
+    from attrib.cli.analyze import verdicts_markdown, verdicts_table
+
+    results = [_other_author(), (TRACE, _learned()), (TRACE, _scored())]
+    md = verdicts_markdown(results)
+    assert "| `t` | 2 | Converter (step by Checker) | 54% | - |" in md  # not "step 2 | Converter"
+    assert "| `t` | 1 | Converter | 54% | - |" in md  # the step's own author: nothing to add
+    assert "| `t` | 1 | Converter | 0.43 | 0.90 |" in md  # a score as a score
+    console = Console(width=120, record=True)
+    console.print(verdicts_table(results))
+    text = console.export_text()
+    assert "(step by Checker)" in text and text.count("(step by") == 1 and "0.43" in text and "43%" not in text
+
+
+def test_markdown_on_several_runs_ends_with_the_summary_table(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+
+    for name in ("demo_whowhen.json", "chat_langgraph.json"):
+        (tmp_path / name).write_bytes((traces_dir() / name).read_bytes())
+    r = CliRunner().invoke(app, ["analyze", str(tmp_path), "--markdown"])
+    assert r.exit_code == 0, r.output
+    tail = r.output[r.output.rindex("## 2 runs"):]
+    assert "| trace | step | blamed agent | conf | agent conf |" in tail
+    assert "`whowhen-algorithm-demo_whowhen`" in tail and "`chat-chat_langgraph`" in tail
+    one = CliRunner().invoke(app, ["analyze", str(traces_dir() / "demo_whowhen.json"), "--markdown"])
+    assert one.exit_code == 0 and "runs" not in one.output.split("\n")[0] and "| trace |" not in one.output
