@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+from typer.testing import CliRunner
 
+from attrib.cli import app
+from attrib.errors import EXIT_NO_VERDICT, NoVerdictError
 from attrib.methods import analyze
 from attrib.paths import traces_dir
 from attrib.readers import load_trace
 from attrib.trace import Trace
+
+runner = CliRunner()
 
 #: An invented run in Who&When's format where nothing goes wrong: the checker confirms the right answer, and the
 #: final answer is the ground truth (w2's t/novisible.json).
@@ -97,3 +103,37 @@ def test_causal_says_nothing_fired_when_no_step_scores(tmp_path: Path) -> None:
     assert "Nothing points to a cause: no signal it weighs" in a.reason and "not for anything it shows" in a.reason
     assert any("found no signal with a positive effect on failure" in w for w in a.evidence["warnings"])
     assert a.evidence["features"] == {}
+
+
+# --------------------------------------------------------------------------- no agent step: no verdict
+
+
+@pytest.mark.parametrize("method", ["learned", "flow-graph", "causal", "judge-all"])
+@pytest.mark.parametrize("messages", [
+    [{"role": "user", "content": "What is 2+2?"}],
+    [{"role": "system", "content": "You are helpful"}, {"role": "user", "content": "What is 2+2?"}],
+], ids=["user", "system+user"])
+def test_a_run_with_no_agent_step_gets_no_verdict(tmp_path: Path, method: str, messages: list[dict[str, Any]]
+                                                  ) -> None:
+    """The user's question alone was "step 0 by user, confidence 99 %"; every method now refuses it (exit 5), the
+    judges before any LLM call."""
+    path = tmp_path / "only_user.json"
+    path.write_text(json.dumps({"messages": messages, "outcome": "failed"}))
+    with pytest.raises(NoVerdictError, match="no agent or tool step: nothing to attribute"):
+        analyze(load_trace(path), method)
+    r = runner.invoke(app, ["analyze", str(path), "--method", method])
+    assert r.exit_code == EXIT_NO_VERDICT and "nothing to attribute" in r.output
+
+
+def test_the_batch_engine_refuses_a_run_with_no_agent_step_too(tmp_path: Path) -> None:
+    from attrib.engine import analyze_payloads
+
+    path = tmp_path / "only_user.json"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "What is 2+2?"}]}))
+    t = load_trace(path)
+    [(tid, verdict, error)] = analyze_payloads("learned", "learned", [(t.id, t.to_json())])
+    assert verdict is None and error is not None and "nothing to attribute" in error
+    one_agent = tmp_path / "one_agent.json"  # one agent step is enough
+    one_agent.write_text(json.dumps({"messages": [{"role": "user", "content": "What is 2+2?"},
+                                                  {"role": "assistant", "name": "solver", "content": "5"}]}))
+    assert analyze(load_trace(one_agent)).agent == "solver"

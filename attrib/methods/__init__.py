@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from attrib.errors import AttribError, UsageError, not_a_trace
-from attrib.trace import Attribution, Trace
+from attrib.errors import AttribError, NoVerdictError, UsageError, not_a_trace
+from attrib.trace import Attribution, Step, Trace
 
 
 class Method(Protocol):
@@ -89,7 +89,15 @@ def analyze(trace: Trace, method: str | None = None, **options: Any) -> Attribut
 def run(fn: Any, trace: Trace, options: Mapping[str, Any]) -> Attribution:
     """What :func:`analyze` does once its arguments are checked: the label stripped, the call timed, a successful
     run said so. For callers that checked already: the batch engine checks the options once per batch, and its
-    traces come typed from the store, which checked them when they were stored."""
+    traces come typed from the store, which checked them when they were stored.
+
+    A run with steps but none of an agent or tool (the user's and the system's messages only) is refused with a
+    :class:`NoVerdictError` by every method: there is nothing to attribute, and a ranker named the question itself at
+    99 %."""
+    if trace.steps and not any(is_agent_step(s) for s in trace.steps):
+        raise NoVerdictError(f"trace {trace.id!r}: no agent or tool step: nothing to attribute (its "
+                             f"{len(trace.steps)} step{'s are' if len(trace.steps) != 1 else ' is'} the user's or "
+                             "the system's)")
     t0 = time.perf_counter()
     result: Attribution = fn(trace.unlabelled(), **options)
     if trace.outcome == "succeeded":  # say so rather than invent a cause for a run that did not fail
@@ -115,3 +123,12 @@ def decisive_span(trace: Trace, step: int) -> dict[str, str] | None:
         return None
     name = meta.get("span_name")
     return {"span_id": span_id, **({"span_name": name} if isinstance(name, str) and name else {})}
+
+
+def is_agent_step(step: Step) -> bool:
+    """Whether ``step`` is an agent's or a tool's, so something a verdict may name: not the human's own message
+    (by name, :func:`attrib.features.text.is_human_agent`: AutoGen and Who&When give agents' messages the role
+    "user") nor a system message."""
+    from attrib.features.text import is_human_agent
+
+    return step.role != "system" and not is_human_agent(step.agent)
