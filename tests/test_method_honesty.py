@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from attrib.cli import app
 from attrib.errors import EXIT_NO_VERDICT, NoVerdictError
-from attrib.methods import analyze
+from attrib.methods import SUCCEEDED_NOTE, UNKNOWN_OUTCOME_NOTE, analyze
 from attrib.paths import traces_dir
 from attrib.readers import load_trace
 from attrib.trace import Trace
@@ -137,3 +137,35 @@ def test_the_batch_engine_refuses_a_run_with_no_agent_step_too(tmp_path: Path) -
     one_agent.write_text(json.dumps({"messages": [{"role": "user", "content": "What is 2+2?"},
                                                   {"role": "assistant", "name": "solver", "content": "5"}]}))
     assert analyze(load_trace(one_agent)).agent == "solver"
+
+
+# --------------------------------------------------------------------------- the run's outcome
+
+
+def test_a_succeeded_run_keeps_its_verdict_but_claims_no_calibrated_probability(tmp_path: Path) -> None:
+    """The calibration was fitted on failed runs: on a successful one the reason said "the most likely decisive
+    mistake (57 %, calibrated)"; it now calls the step the riskiest, its number a score, and so does the
+    confidence_kind reports read."""
+    from attrib.render import confidence_word
+
+    failed = analyze(whowhen_run(tmp_path, CAPITAL, name="failed"))
+    ok = analyze(whowhen_run(tmp_path, CAPITAL, is_correct=True, name="ok"))
+    assert (ok.step, ok.agent, ok.confidence) == (failed.step, failed.agent, failed.confidence)
+    assert "is the most likely decisive mistake (57%, calibrated)" in failed.reason
+    assert ok.reason.startswith(SUCCEEDED_NOTE) and ok.evidence["run_outcome"] == "succeeded"
+    assert "decisive mistake" not in ok.reason and "calibrated)" not in ok.reason
+    assert f"is the riskiest step (score {ok.confidence:.2f}" in ok.reason
+    assert "%" not in ok.reason, ok.reason  # the agent head's number too
+    assert ok.evidence["confidence_kind"] != "calibrated" and confidence_word(ok) == "score"
+    assert confidence_word(failed) == "confidence"
+
+
+def test_a_run_of_unknown_outcome_is_said_not_known_to_have_failed() -> None:
+    """AutoGen TaskResults and LangGraph dumps record no outcome: the verdict now warns that the run is not known to
+    have failed; a run recorded as failed gets no such warning."""
+    for name in ("chat_langgraph.json", "chat_autogen.jsonl"):
+        t = load_trace(traces_dir() / name)
+        assert t.outcome == "unknown"
+        for method in ("learned", "flow-graph", "causal"):
+            assert UNKNOWN_OUTCOME_NOTE in analyze(t, method).evidence["warnings"]
+    assert UNKNOWN_OUTCOME_NOTE not in analyze(demo()).evidence.get("warnings", [])

@@ -49,6 +49,9 @@ def get_method(name: str) -> Any:
 #: Prepended to the reason of a verdict on a run that its log records as successful.
 SUCCEEDED_NOTE = ("This run is recorded as successful: attrib looks for the step that decided a failure, so read "
                   "the verdict as the riskiest step, not as a cause.")
+#: A warning on a verdict on a run whose log records no outcome (AutoGen TaskResults, LangGraph dumps).
+UNKNOWN_OUTCOME_NOTE = ("This run's outcome is not recorded, so it is not known to have failed: attrib assumes it did; "
+                        "if it succeeded, read the verdict as the riskiest step, not as a cause.")
 
 
 def check_options(method: str, options: Mapping[str, Any]) -> None:
@@ -93,16 +96,21 @@ def run(fn: Any, trace: Trace, options: Mapping[str, Any]) -> Attribution:
 
     A run with steps but none of an agent or tool (the user's and the system's messages only) is refused with a
     :class:`NoVerdictError` by every method: there is nothing to attribute, and a ranker named the question itself at
-    99 %."""
+    99 %. Warnings every report shows go to ``evidence["warnings"]``: an outcome not recorded (attrib assumes a
+    failure)."""
     if trace.steps and not any(is_agent_step(s) for s in trace.steps):
         raise NoVerdictError(f"trace {trace.id!r}: no agent or tool step: nothing to attribute (its "
                              f"{len(trace.steps)} step{'s are' if len(trace.steps) != 1 else ' is'} the user's or "
                              "the system's)")
     t0 = time.perf_counter()
     result: Attribution = fn(trace.unlabelled(), **options)
+    warnings: list[str] = []
     if trace.outcome == "succeeded":  # say so rather than invent a cause for a run that did not fail
         result = msgspec.structs.replace(result, reason=SUCCEEDED_NOTE + " " + result.reason,
                                          evidence={**result.evidence, "run_outcome": "succeeded"})
+    elif trace.outcome == "unknown":
+        warnings.append(UNKNOWN_OUTCOME_NOTE)
+    result = with_warnings(result, warnings)
     if span := decisive_span(trace, result.step):
         result = msgspec.structs.replace(result, evidence={**result.evidence, "decisive_span": span})
     if trace.metadata.get("partial"):  # spans whose parents the file lacks: the cause may be in the missing part
@@ -132,3 +140,13 @@ def is_agent_step(step: Step) -> bool:
     from attrib.features.text import is_human_agent
 
     return step.role != "system" and not is_human_agent(step.agent)
+
+
+def with_warnings(result: Attribution, warnings: list[str]) -> Attribution:
+    """``result`` with ``warnings`` (one sentence each) appended to ``evidence["warnings"]``, which every report
+    shows; ``result`` itself when there are none."""
+    if not warnings:
+        return result
+    have = list(result.evidence.get("warnings") or [])
+    return msgspec.structs.replace(result, evidence={**result.evidence,
+                                                     "warnings": have + [w for w in warnings if w not in have]})

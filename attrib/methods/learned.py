@@ -300,13 +300,19 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
         meanings[_NOT_ANCESTOR] = AT_FAILURE
     agent_meanings = {k: meaning(k, AGENT_MEANING) for k in pred.agent_contributions}
     why = "; ".join(list(meanings.values())[:3]) or "its position and content"
+    # a run recorded as successful: the calibration was fitted on failed runs, so the number is a risk score there
+    failed_scale = trace.outcome != "succeeded"
+
+    def share(x: float) -> str:
+        return f"{x:.0%}" if failed_scale else f"{x:.2f}"
+
     agent_why = f"; its signals: {'; '.join(list(agent_meanings.values())[:2])}" if agent_meanings else ""
     unsure = pred.agent_confidence < UNSURE_AGENT  # "agrees" would overstate a head that barely prefers anyone
     agent_note = (
-        (f" The agent head, unsure, also picks {pred.agent} ({pred.agent_confidence:.0%}{agent_why})." if unsure
-         else f" The agent head agrees: {pred.agent} ({pred.agent_confidence:.0%}{agent_why}).")
+        (f" The agent head, unsure, also picks {pred.agent} ({share(pred.agent_confidence)}{agent_why})." if unsure
+         else f" The agent head agrees: {pred.agent} ({share(pred.agent_confidence)}{agent_why}).")
         if pred.agent == s.agent
-        else f" The agent head instead blames {pred.agent} ({pred.agent_confidence:.0%}) across all its steps"
+        else f" The agent head instead blames {pred.agent} ({share(pred.agent_confidence)}) across all its steps"
         f"{agent_why}."
     )
     earlier = _earlier_evidence(pred.hazards, step, trace)
@@ -323,9 +329,11 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
                             "both.")
     # the shipped ranker on another system: its calibration was measured on Who&When runs, not on this one
     where = " on Who&When runs" if source == SHIPPED and trace.source_format != "whowhen" else ""
+    verdict = (f"is the most likely decisive mistake ({pred.step_confidence:.0%}, calibrated{where})" if failed_scale
+               else f"is the riskiest step (score {pred.step_confidence:.2f}: the ranker was calibrated on failed runs, "
+               "so this is no probability here)")
     reason = (
-        f"Step {step} by {s.agent} is the most likely decisive mistake ({pred.step_confidence:.0%}, calibrated"
-        f"{where}), "
+        f"Step {step} by {s.agent} {verdict}, "
         f"mainly because of: {why}.{earlier_note} Flow to the failure (step {sink}): {flow_graph.flow_words(path, hops, sink, arrow='->')}.{agent_note} Shapley blame over agents (failure model: noisy-OR of the "
         f"step probabilities) puts {agents[0].agent} first with {agents[0].score:.2f} of {f_none:.2f}."
     )
@@ -353,7 +361,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             # an author with only such steps has no row in ``agents``, and the reports say where its steps went; one
             # entry per (author, caller) with its steps: [{"agent": "Computer_terminal", "caller": "X", "steps": [2, 7]}]
             **({"tool_steps_to_caller": to_callers} if to_callers else {}),
-            "confidence_kind": "calibrated",
+            "confidence_kind": "calibrated" if failed_scale else SUCCEEDED_KIND,
             "agent_blame": "shapley",
             "failure_score": f_none,
             "setting": setting_of(trace),
@@ -377,6 +385,11 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
         },
         reason=reason,
     )
+
+
+#: ``confidence_kind`` of a verdict on a run recorded as successful: the calibration was fitted on failed runs.
+SUCCEEDED_KIND = ("the confidence calibrated on failed runs; this run is recorded as successful, so a risk score, "
+                  "not a probability")
 
 
 def _deciders(trace: Trace, tools: Sequence[bool] | None = None) -> list[str]:
