@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from attrib.cli import app
 from attrib.errors import EXIT_NO_VERDICT, NoVerdictError
-from attrib.methods import SUCCEEDED_NOTE, UNKNOWN_OUTCOME_NOTE, analyze
+from attrib.methods import LOOKS_CORRECT_NOTE, SUCCEEDED_NOTE, UNKNOWN_OUTCOME_NOTE, analyze
 from attrib.paths import traces_dir
 from attrib.readers import load_trace
 from attrib.trace import Trace
@@ -169,3 +169,35 @@ def test_a_run_of_unknown_outcome_is_said_not_known_to_have_failed() -> None:
         for method in ("learned", "flow-graph", "causal"):
             assert UNKNOWN_OUTCOME_NOTE in analyze(t, method).evidence["warnings"]
     assert UNKNOWN_OUTCOME_NOTE not in analyze(demo()).evidence.get("warnings", [])
+
+
+# --------------------------------------------------------------------------- a run that looks right, a name prior
+
+
+def test_a_run_whose_final_answer_is_its_ground_truth_is_warned(tmp_path: Path) -> None:
+    """A run recorded as failed whose final answer is its ground truth looks correct: a verdict on it names the
+    riskiest step, not a cause, and every method says so."""
+    right = whowhen_run(tmp_path, CAPITAL, name="right")
+    for method in ("learned", "flow-graph", "causal"):
+        assert LOOKS_CORRECT_NOTE in analyze(right, method).evidence["warnings"]
+    wrong = whowhen_run(tmp_path, [*CAPITAL[:3], ("Planner_Expert", "Final answer: Sydney. TERMINATE")],
+                        name="wrong")
+    assert LOOKS_CORRECT_NOTE not in analyze(wrong).evidence.get("warnings", [])
+    assert LOOKS_CORRECT_NOTE not in analyze(demo()).evidence.get("warnings", [])
+    # "15" holds the ground truth "5", but is not it
+    near = whowhen_run(tmp_path, [*CAPITAL[:3], ("Planner_Expert", "Final answer: 15")], ground_truth="5",
+                       name="near")
+    assert LOOKS_CORRECT_NOTE not in analyze(near).evidence.get("warnings", [])
+
+
+def test_a_verdict_resting_on_an_agent_name_says_so(tmp_path: Path) -> None:
+    """The checker who confirmed the right answer was blamed "mainly because of: an agent named checker", a prior of
+    the Who&When runs the ranker was fitted on; the verdict now warns that it rests on the name."""
+    a = analyze(whowhen_run(tmp_path, CAPITAL))
+    assert next(iter(a.evidence["features"])) == "name_check"
+    [warning] = [w for w in a.evidence["warnings"] if "agent's name" in w]
+    assert warning.startswith("The verdict rests mainly on the agent's name (an agent named checker)")
+    assert "Who&When runs the ranker was fitted on" in warning
+    d = analyze(demo())  # rests on its position and code, not a name
+    assert not next(iter(d.evidence["features"])).startswith("name_")
+    assert not any("agent's name" in w for w in d.evidence.get("warnings", []))

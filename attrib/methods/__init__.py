@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -52,6 +53,9 @@ SUCCEEDED_NOTE = ("This run is recorded as successful: attrib looks for the step
 #: A warning on a verdict on a run whose log records no outcome (AutoGen TaskResults, LangGraph dumps).
 UNKNOWN_OUTCOME_NOTE = ("This run's outcome is not recorded, so it is not known to have failed: attrib assumes it did; "
                         "if it succeeded, read the verdict as the riskiest step, not as a cause.")
+#: A warning on a verdict on a run whose final answer is its ground truth.
+LOOKS_CORRECT_NOTE = ("The run's final answer matches its ground truth, so the run looks correct: read the verdict as "
+                      "the riskiest step, not as a cause.")
 
 
 def check_options(method: str, options: Mapping[str, Any]) -> None:
@@ -97,7 +101,7 @@ def run(fn: Any, trace: Trace, options: Mapping[str, Any]) -> Attribution:
     A run with steps but none of an agent or tool (the user's and the system's messages only) is refused with a
     :class:`NoVerdictError` by every method: there is nothing to attribute, and a ranker named the question itself at
     99 %. Warnings every report shows go to ``evidence["warnings"]``: an outcome not recorded (attrib assumes a
-    failure)."""
+    failure), a final answer that matches the ground truth (the run looks correct)."""
     if trace.steps and not any(is_agent_step(s) for s in trace.steps):
         raise NoVerdictError(f"trace {trace.id!r}: no agent or tool step: nothing to attribute (its "
                              f"{len(trace.steps)} step{'s are' if len(trace.steps) != 1 else ' is'} the user's or "
@@ -110,6 +114,8 @@ def run(fn: Any, trace: Trace, options: Mapping[str, Any]) -> Attribution:
                                          evidence={**result.evidence, "run_outcome": "succeeded"})
     elif trace.outcome == "unknown":
         warnings.append(UNKNOWN_OUTCOME_NOTE)
+    if trace.outcome != "succeeded" and answer_matches_truth(trace):
+        warnings.append(LOOKS_CORRECT_NOTE)
     result = with_warnings(result, warnings)
     if span := decisive_span(trace, result.step):
         result = msgspec.structs.replace(result, evidence={**result.evidence, "decisive_span": span})
@@ -140,6 +146,29 @@ def is_agent_step(step: Step) -> bool:
     from attrib.features.text import is_human_agent
 
     return step.role != "system" and not is_human_agent(step.agent)
+
+
+def answer_matches_truth(trace: Trace) -> bool:
+    """Whether the run's final answer (as the log states it, else the step stating it:
+    :func:`attrib.features.text.final_answer_text`) is its ground truth, up to case, spacing, punctuation around it
+    and a closing "TERMINATE"; False for a run without a ground truth."""
+    if not trace.ground_truth:
+        return False
+    from attrib.features.text import final_answer_text
+    from attrib.trace import tool_steps
+
+    final = trace.final_answer
+    if not final:
+        _, final = final_answer_text([s.content for s in trace.steps], tool_steps(trace.steps))
+    truth = _bare_answer(trace.ground_truth)
+    return bool(truth) and _bare_answer(final) == truth
+
+
+def _bare_answer(text: str) -> str:
+    """An answer as compared: lower case, a closing TERMINATE dropped, spaces, commas, quotes and ``$*`` removed,
+    and stops at its ends dropped ("Canberra. TERMINATE" -> "canberra")."""
+    text = re.sub(r"\bterminate\b", " ", text.lower())
+    return re.sub(r"[\s,$*`\"']+", "", text).strip(".:;!")
 
 
 def with_warnings(result: Attribution, warnings: list[str]) -> Attribution:

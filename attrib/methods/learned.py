@@ -382,6 +382,9 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             "step_shapley": [[i, float(phi[i])] for i in top],
             **({"step_set": {"level": set_level or model.set_level, "steps": pred.step_set}} if pred.step_set else {}),
             **({"first_passage": earlier} if earlier else {}),
+            # what reports show as warnings: a verdict that rests on the agent's name (a Who&When pattern)
+            **({"warnings": [warning]} if (warning := _name_prior_warning(pred.contributions, meanings, source))
+               else {}),
         },
         reason=reason,
     )
@@ -390,6 +393,17 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
 #: ``confidence_kind`` of a verdict on a run recorded as successful: the calibration was fitted on failed runs.
 SUCCEEDED_KIND = ("the confidence calibrated on failed runs; this run is recorded as successful, so a risk score, "
                   "not a probability")
+
+
+def _name_prior_warning(contributions: dict[str, float], meanings: dict[str, str], source: str) -> str | None:
+    """A warning when the verdict's top signal is an agent-name prior (a ``name_*`` feature: "an agent named
+    checker"), which says nothing of what the step did; None otherwise."""
+    top = next(iter(contributions), None)
+    if top is None or not top.split(" ", 1)[-1].startswith("name_"):
+        return None
+    runs = "the Who&When runs the ranker was fitted on" if source == SHIPPED else "the runs the ranker was fitted on"
+    return (f"The verdict rests mainly on the agent's name ({meanings.get(top, top)}), a pattern of {runs}, not on "
+            "anything the step did.")
 
 
 def _deciders(trace: Trace, tools: Sequence[bool] | None = None) -> list[str]:
