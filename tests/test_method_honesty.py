@@ -201,3 +201,31 @@ def test_a_verdict_resting_on_an_agent_name_says_so(tmp_path: Path) -> None:
     d = analyze(demo())  # rests on its position and code, not a name
     assert not next(iter(d.evidence["features"])).startswith("name_")
     assert not any("agent's name" in w for w in d.evidence.get("warnings", []))
+
+
+# --------------------------------------------------------------------------- where the calibration was measured
+
+
+def test_a_who_and_when_run_rewritten_as_chat_is_not_called_another_system(tmp_path: Path, whowhen_dir: Path) -> None:
+    """By format, Who&When's AG 12 as chat was "on another system, as this run is" and "in sample" in one report;
+    what the ranker knows of the run decides now, and the real file's verdict is as before."""
+    from attrib.render import calibration_note, step_set_line
+
+    src = whowhen_dir / "Algorithm-Generated" / "12.json"
+    raw = json.loads(src.read_text())
+    chat = {"messages": [{"role": h["role"], "name": h["name"], "content": h["content"]} for h in raw["history"]],
+            "question": raw["question"], "ground_truth": raw["ground_truth"], "outcome": "failed"}
+    path = tmp_path / "ww12_as_chat.json"
+    path.write_text(json.dumps(chat))
+    run = load_trace(path)
+    assert run.source_format == "chat"
+    a = analyze(run)
+    assert a.evidence["in_sample"] is True and a.evidence["calibration_measured_here"] is True
+    assert "on Who&When runs" not in a.reason and "%, calibrated)" in a.reason
+    assert calibration_note(a) is None and "not on this system" not in step_set_line(a, run)
+    real = analyze(load_trace(src))
+    assert (real.step, real.agent, real.confidence) == (a.step, a.agent, a.confidence)
+    assert real.evidence["calibration_measured_here"] is True and "%, calibrated)" in real.reason
+    # a run the ranker does not know, from another system, is still told so
+    other = analyze(load_trace(traces_dir() / "otlp_agents.json"))
+    assert other.evidence["in_sample"] is False and other.evidence["calibration_measured_here"] is False

@@ -327,8 +327,9 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
                             f"hazard ({earlier['earlier_hazard']:.2f} against {earlier['hazard']:.2f}); this step "
                             f"wins on its other signals{' and its agent' if pred.agent == s.agent else ''}, so check "
                             "both.")
-    # the shipped ranker on another system: its calibration was measured on Who&When runs, not on this one
-    where = " on Who&When runs" if source == SHIPPED and trace.source_format != "whowhen" else ""
+    # the shipped ranker on a run of another system: its calibration was measured on Who&When runs, not on this one
+    measured_here = calibration_measured_here(trace, in_sample, same_task) if source == SHIPPED else True
+    where = "" if measured_here else " on Who&When runs"
     verdict = (f"is the most likely decisive mistake ({pred.step_confidence:.0%}, calibrated{where})" if failed_scale
                else f"is the riskiest step (score {pred.step_confidence:.2f}: the ranker was calibrated on failed runs, "
                "so this is no probability here)")
@@ -370,8 +371,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
             # confidences and step sets, and the report says so
             "fitted_on": {"runs": model.n_train_, "tasks": model.n_tasks_},
             # where the confidence's calibration was measured; with the shipped ranker, only Who&When's own logs
-            **({"calibrated_on": "Who&When", "calibration_measured_here": trace.source_format == "whowhen"}
-               if source == SHIPPED else {}),
+            **({"calibrated_on": "Who&When", "calibration_measured_here": measured_here} if source == SHIPPED else {}),
             # a run the ranker was fitted on: its verdict is in sample (None: a ranker object or file that does not
             # list its runs)
             "in_sample": in_sample,
@@ -393,6 +393,16 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
 #: ``confidence_kind`` of a verdict on a run recorded as successful: the calibration was fitted on failed runs.
 SUCCEEDED_KIND = ("the confidence calibrated on failed runs; this run is recorded as successful, so a risk score, "
                   "not a probability")
+
+
+def calibration_measured_here(trace: Trace, in_sample: bool | None, same_task: bool | None) -> bool:
+    """Whether the shipped ranker's calibration (measured on Who&When runs) was measured on runs of this one's
+    system: yes for a run it was fitted on, or a run of a task it was fitted on (in any format: a Who&When log
+    rewritten as chat is still a Who&When run); for a run it does not know (or a ranker file that does not list its
+    runs), by the run's format, Who&When's own."""
+    if in_sample or same_task:
+        return True
+    return trace.source_format == "whowhen"
 
 
 def _name_prior_warning(contributions: dict[str, float], meanings: dict[str, str], source: str) -> str | None:
