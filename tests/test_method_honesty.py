@@ -229,3 +229,18 @@ def test_a_who_and_when_run_rewritten_as_chat_is_not_called_another_system(tmp_p
     # a run the ranker does not know, from another system, is still told so
     other = analyze(load_trace(traces_dir() / "otlp_agents.json"))
     assert other.evidence["in_sample"] is False and other.evidence["calibration_measured_here"] is False
+
+
+# --------------------------------------------------------------------------- a first turn has no previous turn
+
+
+def test_the_reason_cites_no_overlap_with_a_previous_turn_that_does_not_exist(tmp_path: Path) -> None:
+    """Six identical steps: step 0 won "mainly because of: low overlap with the agent's previous turn", which it
+    has none of; the signal stays in the evidence, in true words, and out of the reason."""
+    same = "I think the answer is 405."
+    a = analyze(whowhen_run(tmp_path, [("A_Expert" if i % 2 == 0 else "B_Expert", same) for i in range(6)],
+                            ground_truth="395"))
+    assert a.step == 0 and "low sim_prev_same_agent" in a.evidence["features"]
+    assert "previous turn" not in a.reason.split("Flow to the failure")[0], a.reason
+    assert "first turn" in a.evidence["feature_meanings"]["low sim_prev_same_agent"]
+    assert "mainly because of: " in a.reason and "mainly because of: its position" not in a.reason

@@ -298,8 +298,12 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     if step == sink and _NOT_ANCESTOR in meanings:  # the failure step is no ancestor of itself: "its output does not
         # reach the failure" would contradict the flow line, which says the failure shows right here
         meanings[_NOT_ANCESTOR] = AT_FAILURE
+    no_previous = _no_previous_turn(trace, step)
+    for k in no_previous & meanings.keys():  # a similarity with nothing: the step has no such previous turn
+        meanings[k] = _NO_PREVIOUS[k.split(" ", 1)[-1]]
     agent_meanings = {k: meaning(k, AGENT_MEANING) for k in pred.agent_contributions}
-    why = "; ".join(list(meanings.values())[:3]) or "its position and content"
+    # the reason's words: not a "similarity" to a turn that does not exist (the feature is 0 there, so it reads "low")
+    why = "; ".join([w for k, w in meanings.items() if k not in no_previous][:3]) or "its position and content"
     # a run recorded as successful: the calibration was fitted on failed runs, so the number is a risk score there
     failed_scale = trace.outcome != "succeeded"
 
@@ -393,6 +397,24 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
 #: ``confidence_kind`` of a verdict on a run recorded as successful: the calibration was fitted on failed runs.
 SUCCEEDED_KIND = ("the confidence calibrated on failed runs; this run is recorded as successful, so a risk score, "
                   "not a probability")
+
+#: The words for a similarity to a previous turn that the step does not have (its agent's first turn, the run's
+#: first step): the feature is 0 there, which the ranker reads as "low overlap".
+_NO_PREVIOUS = {"sim_prev_same_agent": "its agent's first turn (no previous turn of its own to overlap with)",
+                "sim_prev": "the run's first step (no previous step to overlap with)"}
+
+
+def _no_previous_turn(trace: Trace, step: int) -> set[str]:
+    """The signal names (as :func:`attrib.features.steps.signal_name` writes them) that compare ``step`` with a
+    previous turn it does not have: its agent's previous turn when this is the agent's first, the previous step when
+    it is step 0."""
+    out = set()
+    agent = trace.steps[step].agent
+    if not any(s.agent == agent for s in trace.steps[:step]):
+        out |= {"low sim_prev_same_agent", "high sim_prev_same_agent"}
+    if step == 0:
+        out |= {"low sim_prev", "high sim_prev"}
+    return out
 
 
 def calibration_measured_here(trace: Trace, in_sample: bool | None, same_task: bool | None) -> bool:
