@@ -424,23 +424,7 @@ def head_index(value: Any, field: str) -> int:
 
 def report(attribution: Attribution, trace: Trace, kind: str) -> bytes:
     """The report the CLI exports, as bytes for a download: ``kind`` is 'markdown' or 'json'."""
-    if kind == "json":
-        return attribution.to_json()
-    try:
-        return attribution.to_markdown(trace).encode()
-    except (ImportError, AttributeError):
-        return fallback_markdown(attribution, trace).encode()
-
-
-def fallback_markdown(a: Attribution, trace: Trace) -> str:
-    """A minimal Markdown report, used only while ``attrib.render`` is not available."""
-    step = trace.steps[a.step] if 0 <= a.step < trace.n_steps else None
-    lines = [f"# attrib report: {trace.id}", "", f"- method: {a.method}",
-             f"- decisive agent: **{a.agent}** (step {a.step}, confidence {a.confidence:.2f})", "", a.reason]
-    if step is not None:
-        lines += ["", "## Decisive step", "", "```", step.content, "```"]
-    lines += ["", "## Agent blame", ""] + [f"- {b.agent}: {b.score:.3f}" for b in a.agents]
-    return "\n".join(lines) + "\n"
+    return attribution.to_json() if kind == "json" else attribution.to_markdown(trace).encode()
 
 
 def error_line(e: BaseException) -> str:

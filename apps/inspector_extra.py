@@ -13,6 +13,7 @@ from inspector_common import kept, need_trace, open_picker, open_trace, verdict
 from inspector_data import md_code, md_escape
 from inspector_views import step_owner_note, trace_page
 
+from attrib.render import confidence_figure, confidence_word
 from attrib.trace import Trace
 
 
@@ -45,7 +46,7 @@ def compare(ctx: state.Ctx) -> None:
                 continue
             with st.container(border=True):
                 st.markdown(f"**{md_escape(m)}** → **{md_escape(a.agent)}**, step **{a.step}**"
-                            f"{step_owner_note(trace, a)} (confidence {a.confidence:.2f})")
+                            f"{step_owner_note(trace, a)} ({confidence_word(a)} {confidence_figure(a, a.confidence)})")
                 st.caption(md_escape(a.reason) if a.reason else "(no reason given)")
             if a.agents:
                 st.plotly_chart(figs.blame_figure(a), width="stretch", key=f"cmp_fig_{col is c1}")

@@ -328,6 +328,8 @@ def test_compare_two_methods(app, env) -> None:
     b = env["verdicts"][tid]
     md = texts(at, "markdown")
     assert any(f"**{METHOD}** → **{b.agent}**, step **{b.step}**" in x for x in md), md
+    # flow-graph's number is a score: it read "(confidence 0.43)", as if a probability
+    assert any(f"(score {b.confidence:.2f})" in x for x in md) and not any("(confidence 0." in x for x in md), md
     try:
         a = analyze(trace)
     except AttribError as e:  # the default method cannot run here: its side shows the error line, B still shows
