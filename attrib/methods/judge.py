@@ -683,7 +683,7 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
 
     Runs the registry's offline default (``attrib.methods.DEFAULT_METHOD``) and puts its top steps
     and agent blame in the prompt, and its conformal step set when it gives one ("the decisive step is one of
-    these with probability 90 %"). With no offline default registered, or if it fails with an
+    these in 90 % of annotated runs like those it was calibrated on"). With no offline default registered, or if it fails with an
     :class:`AttribError`, this is plain all-at-once (``evidence["offline"]`` says why).
     ``top_k`` (default 5) steps are shown.
     """
@@ -714,8 +714,9 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
         ] or [f"- step {offline.step} by {offline.agent}: confidence {offline.confidence:.2f}"]
         agents = ", ".join(f"{a.agent} {a.score:.2f}" for a in offline.agents[:top_k])
         ss = offline.evidence.get("step_set") or {}
-        in_set = (f"Measured on annotated runs, the decisive step is one of steps "
-                  f"{', '.join(map(str, sorted(ss['steps'])))} with probability {ss['level']:.0%}.\n"
+        # conformal coverage is over runs, not a probability for this run (the reports word it so too)
+        in_set = (f"Steps {', '.join(map(str, sorted(ss['steps'])))} form a set that held the decisive step in "
+                  f"{ss['level']:.0%} of annotated runs like those it was calibrated on.\n"
                   if ss.get("steps") and len(ss["steps"]) < trace.n_steps else "")
         extra = (
             f"Evidence from an offline analyzer (method {offline.method}, no LLM; it is often but not always "
