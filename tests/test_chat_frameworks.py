@@ -192,3 +192,114 @@ def test_autogen_02_tool_responses_link_each_result_to_its_call(tmp_path: Path) 
     assert step.parents == (1,) and step.content == "12:00\nsunny"
     msgs[2]["tool_responses"] = {"tool_call_id": "a"}
     assert _error(_write(tmp_path, "bad.json", msgs)).field == "[2].tool_responses"
+
+
+# --------------------------------------------------------------------------- stream dumps (#3, #4)
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _steps(t: object) -> list[tuple]:
+    return [(s.agent, s.role, s.content, s.parents, [c.id for c in s.tool_calls]) for s in t.steps]  # type: ignore[attr-defined]
+
+
+def test_langgraph_updates_chunks_are_one_run_whatever_the_file_shape(tmp_path: Path) -> None:
+    """stream_mode="updates" chunks ({node: {messages}}) as JSON Lines or a JSON list: one run of every message the
+    nodes added, in order (they were refused as messages without content)."""
+    path = FIXTURES / "lg_updates.jsonl"
+    chunks = _lines(path)
+    t = load_trace(path)
+    added = [m for c in chunks for u in c.values() for m in u["messages"]]
+    assert t.n_steps == len(added) and [s.content for s in t.steps] == [m["content"] for m in added]
+    assert t.agents[:3] == ("supervisor", "transfer_to_researcher", "researcher")
+    assert t.steps[3].parents == (2,) and t.steps[3].tool_results[0].name == "hotel_rate"
+    as_list = load_trace(_write(tmp_path, "updates.json", chunks))
+    assert _steps(as_list) == _steps(t)
+
+
+def test_a_langgraph_node_is_the_agent_of_the_messages_it_adds(tmp_path: Path) -> None:
+    """create_react_agent's nodes add unnamed messages: the node names their agent; a message's own name wins."""
+    call = {"name": "search", "args": {"q": "x"}, "id": "c1", "type": "tool_call"}
+    chunks = [{"agent": {"messages": [{"type": "ai", "name": None, "content": "", "tool_calls": [call]}]}},
+              {"tools": {"messages": [{"type": "tool", "name": "search", "content": "42", "tool_call_id": "c1"}]}},
+              {"agent": {"messages": [{"type": "ai", "name": "solver", "content": "It is 42."}]}},
+              {"__interrupt__": [{"value": "approve?", "resumable": True}]}]
+    t = load_trace(_write(tmp_path, "react.jsonl", "\n".join(json.dumps(c) for c in chunks) + "\n"))
+    assert [(s.agent, s.role, s.parents) for s in t.steps] == [("agent", "assistant", ()), ("search", "tool", (0,)),
+                                                              ("solver", "assistant", ())]
+    one = load_trace(_write(tmp_path, "one.jsonl", json.dumps(chunks[2]) + "\n"))  # a stream of one chunk
+    assert [(s.agent, s.content) for s in one.steps] == [("solver", "It is 42.")]
+
+
+def test_updates_chunks_that_do_not_hang_together_are_refused(tmp_path: Path) -> None:
+    chunk = {"agent": {"messages": [{"type": "ai", "content": "hi"}]}}
+    mixed = [{"type": "human", "content": "q"}, chunk]
+    e = _error(_write(tmp_path, "mixed.json", mixed))
+    assert e.field == "[1]" and "stream_mode" in e.message and "updates" in e.message
+    plan = _write(tmp_path, "plan.jsonl", json.dumps({"planner": {"plan": ["a"]}}) + "\n"
+                  + json.dumps({"executor": {"past_steps": []}}) + "\n")
+    with pytest.raises(InputError, match="no 'messages' in any LangGraph"):  # no text at all: no format detected
+        read_path(plan, format="chat")
+    e = _error(_write(tmp_path, "bad.jsonl", json.dumps({"agent": {"messages": "hi"}}) + "\n" + json.dumps(chunk)))
+    assert e.field == "line 1.agent.messages"
+
+
+def test_langgraph_values_states_read_as_their_last_state(tmp_path: Path) -> None:
+    """stream_mode="values": each line the whole state so far; the run is the last one (it was 6 traces, each a
+    prefix of the run)."""
+    path = FIXTURES / "lg_values.jsonl"
+    states = _lines(path)
+    (t,) = read_path(path)
+    last = load_trace(_write(tmp_path, "last.json", states[-1]))
+    assert t.id == "chat-lg_values" and _steps(t) == _steps(last) and t.n_steps == len(states[-1]["messages"])
+    assert t.task.startswith("What is the total cost in USD")
+    (as_list,) = read_path(_write(tmp_path, "values.json", states))
+    assert _steps(as_list) == _steps(t)
+
+
+def test_values_states_that_stop_growing_are_refused_not_guessed(tmp_path: Path) -> None:
+    states = _lines(FIXTURES / "lg_values.jsonl")
+    other = {"messages": [{"type": "human", "content": "another question"}]}
+    p = _write(tmp_path, "two_runs.jsonl", "\n".join(json.dumps(s) for s in [*states[:3], other]) + "\n")
+    e = _error(p)
+    assert e.field == "line 4.messages" and "line 3" in e.message and "stream_mode" in e.message
+    # runs that say who they are stay one trace a line, even when one starts like the next
+    runs = [{"id": f"r{i}", **s} for i, s in enumerate(states[:2])]
+    p = _write(tmp_path, "runs.jsonl", "\n".join(json.dumps(r) for r in runs) + "\n")
+    assert [t.id for t in read_path(p)] == ["r0", "r1"]
+
+
+def test_autogen_run_stream_drops_chunks_and_the_closing_task_result() -> None:
+    """run_stream yields ModelClientStreamingChunkEvent pieces before the whole message, and the TaskResult last:
+    the pieces were steps of their own, the TaskResult line refused."""
+    path = FIXTURES / "ag04_run_stream.jsonl"
+    lines = _lines(path)
+    messages = [m for m in lines[:-1] if m["type"] != "ModelClientStreamingChunkEvent"]
+    assert len(messages) < len(lines) - 1 and set(lines[-1]) >= {"messages", "stop_reason"}
+    t = load_trace(path)
+    assert t.n_steps == len(messages) and [s.agent for s in t.steps] == [m["source"] for m in messages]
+    assert t.steps[1].content == messages[1]["content"] and not any(s.content == "Plan: " for s in t.steps)
+    assert t.task == messages[0]["content"]
+
+
+@pytest.mark.parametrize("shape", ["no_task_result", "only_task_result_jsonl", "only_task_result_json"])
+def test_autogen_run_stream_reads_the_same_in_every_shape(tmp_path: Path, shape: str) -> None:
+    lines = _lines(FIXTURES / "ag04_run_stream.jsonl")
+    want = _steps(load_trace(FIXTURES / "ag04_run_stream.jsonl"))
+    if shape == "no_task_result":
+        p = _write(tmp_path, "s.jsonl", "\n".join(json.dumps(m) for m in lines[:-1]) + "\n")
+    elif shape == "only_task_result_jsonl":
+        p = _write(tmp_path, "s.jsonl", json.dumps(lines[-1]) + "\n")
+    else:
+        p = _write(tmp_path, "s.json", lines[-1])
+    assert _steps(load_trace(p)) == want
+
+
+def test_a_task_result_that_is_not_the_lines_before_is_refused(tmp_path: Path) -> None:
+    lines = _lines(FIXTURES / "ag04_run_stream.jsonl")
+    lines[-1] = {**lines[-1], "messages": lines[-1]["messages"][:3]}
+    e = _error(_write(tmp_path, "s.jsonl", "\n".join(json.dumps(m) for m in lines) + "\n"))
+    assert e.field == f"line {len(lines)}" and "TaskResult" in e.message
+    e = _error(_write(tmp_path, "mid.jsonl", "\n".join(json.dumps(m) for m in [lines[-1], *lines[:3]]) + "\n"))
+    assert e.field == "line 1" and "TaskResult" in e.message

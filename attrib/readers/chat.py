@@ -23,7 +23,15 @@ An object may carry trace fields beside ``messages``: ``id``, ``task``/``questio
 ``final_answer``, ``ground_truth``, and a label (``mistake_agent``, ``mistake_step``,
 ``mistake_reason``). ``outcome`` takes the words of :data:`attrib.trace.OUTCOME_WORDS` in any case (``success``,
 ``failure``, ...; else ``is_correct`` or ``success``, booleans); any other value is an error naming the field.
-JSON Lines whose lines each hold ``messages`` are one trace per line.
+JSON Lines whose lines each hold ``messages`` are one trace per line (so is a JSON list of such objects).
+
+Stream dumps read as the one run they record: LangGraph's ``stream_mode="updates"`` chunks (``{node: {messages:
+[...]}}``, one a line or a JSON list; the node is the agent of the messages it adds, unless a message names its own)
+and ``stream_mode="values"`` states (each a whole ``{messages}`` state, its messages a prefix of the next one's: the
+last state is the run); AutoGen's ``run_stream`` (``ModelClientStreamingChunkEvent`` pieces are dropped, the whole
+message follows; the closing ``TaskResult``, ``{messages, stop_reason}``, is skipped when its messages are the lines
+before it). A dump that does not hang together (chunks mixed with messages, a state that does not continue the one
+before, a TaskResult that is not the run before it) is refused, naming the line: no run is guessed.
 
 Values are checked, not converted: a message's text is a string or a list of content parts (an object only for an
 AutoGen ``StructuredMessage`` or custom type, read as its JSON; ``result`` only for a ``CodeExecutionEvent``; an
@@ -65,11 +73,14 @@ _AGENTCHAT = {"TextMessage": "assistant", "MultiModalMessage": "assistant", "Sto
               "ToolCallRequestEvent": "assistant", "ToolCallExecutionEvent": "tool",
               "CodeGenerationEvent": "assistant", "CodeExecutionEvent": "tool", "MemoryQueryEvent": "tool",
               "SelectSpeakerEvent": "assistant", "SelectorEvent": "assistant", "UserInputRequestedEvent": "user",
-              "ModelClientStreamingChunkEvent": "assistant",
               "OrchestrationEvent": "assistant", "AgentEvent": "assistant", "WebSurferEvent": "assistant",
               "AssistantMessage": "assistant", "UserMessage": "user", "FunctionExecutionResultMessage": "tool"}
 #: Records of a log that are no message (Magentic-One's per-LLM-call token counts): their tokens go to the next step.
 _TOKEN_RECORDS = frozenset({"LLMCallEvent"})
+#: autogen-agentchat's streamed piece of a message (``model_client_stream=True``): the whole message follows it.
+_CHUNK = "ModelClientStreamingChunkEvent"
+#: How a dump of LangGraph's graph.stream is named in errors.
+_UPDATES = 'LangGraph stream_mode="updates" chunk'
 #: Role and type words (any case) and the role each is read as: OpenAI / AutoGen 0.2 roles, LangChain types and
 #: message classes (their streamed chunks too), autogen-core's SystemMessage. Any other word is an assistant's (a
 #: human's name, a user's: :func:`_is_human`), the word kept in metadata: a step's role is one of these four.
@@ -238,11 +249,12 @@ def _time(msg: dict[str, Any], path: Path, where: str) -> float | None:
     return t
 
 
-def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[str] | None = None) -> list[Step]:
+def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[str] | None = None,
+                   nodes: list[str] | None = None) -> list[Step]:
     """Messages -> steps. Raises :class:`InputError` naming the message and field that is wrong (``fields``: how
     each message is named in errors, e.g. ``line 3`` for JSON Lines; default ``where[i]``, so ``messages[3]``, or
     ``[3]`` for a file that is the list itself, ``where`` ""; errors about the whole list name ``where``, none
-    when "")."""
+    when ""). ``nodes``: the LangGraph node that added each message, its agent when it names none."""
     if not isinstance(msgs, list):
         raise InputError(path, where or None, f"expected a list of messages, got {_what(msgs)}")
     if not msgs:
@@ -264,6 +276,8 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
             pending_tokens[0] += as_int(msg.get("prompt_tokens")) or 0
             pending_tokens[1] += as_int(msg.get("completion_tokens")) or 0
             continue
+        if _is_chunk(msg):  # a streamed piece: the whole message follows
+            continue
         # an autogen-agentchat message (a role or type of another JSON kind is no such message: the checks below say
         # so); a typed message with a source that is no LangChain type is one too (StructuredMessage[...], custom)
         kind = raw_role if "role" not in msg and isinstance(raw_role, str) and (
@@ -284,7 +298,7 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
                     word_meta, fallback = {"raw_role": raw_role}, raw_role
                 else:
                     word_meta, fallback = {"message_type": raw_role}, role
-        agent = _speaker(msg, path, w)
+        agent = _speaker(msg, path, w) or (nodes[pos] if nodes is not None else None)
         # ToolCallSummaryMessage (autogen >= 0.5) repeats the calls and results of the events before it
         calls = () if kind == "ToolCallSummaryMessage" else _tool_calls(msg, path, w)
         if kind == "WebSurferEvent" and isinstance(msg.get("action"), str):  # Magentic-One: a browser action
@@ -380,7 +394,8 @@ def parse_messages(msgs: Any, path: Path, where: str = "messages", fields: list[
             metadata=meta,
         ))
     if not steps:
-        raise InputError(path, where or None, "no messages: only token-count records (LLMCallEvent)")
+        raise InputError(path, where or None, "no messages: only token-count records (LLMCallEvent) or streamed "
+                         f"pieces ({_CHUNK})")
     return steps
 
 
@@ -437,6 +452,88 @@ def _log(steps: list[Step], trace_id: str) -> Trace:
     return Trace(id=trace_id, source_format="chat", steps=tuple(steps), task=_task(steps))
 
 
+def _is_chunk(v: Any) -> bool:
+    return isinstance(v, dict) and "role" not in v and v.get("type") == _CHUNK
+
+
+def _is_state(v: Any) -> bool:
+    """An object that holds a run's messages (a trace object, a LangGraph state, AutoGen's TaskResult)."""
+    return isinstance(v, dict) and any(k in v for k in _TRACE_KEYS)
+
+
+def _is_update(v: Any) -> bool:
+    """A LangGraph ``stream_mode="updates"`` chunk: ``{node: update}``, every update an object (or null: a node that
+    changed nothing) but under LangGraph's own ``__interrupt__``-like keys; no message, whose text is no object."""
+    return isinstance(v, dict) and bool(v) and not _is_state(v) and all(
+        k.startswith("__") or x is None or isinstance(x, dict) for k, x in v.items())
+
+
+def _updates(items: list[tuple[str, Any]], path: Path) -> tuple[list[Any], list[str], list[str]]:
+    """The messages that ``stream_mode="updates"`` chunks (``(name, chunk)``) add, in order, with the field that
+    names each in errors and the node that added it. Chunks that add no messages at all are an :class:`InputError`:
+    a graph whose state has no ``messages`` is no chat."""
+    out: list[tuple[Any, str, str]] = []  # (message, field, node)
+    for name, chunk in items:
+        for node, update in chunk.items():
+            if node.startswith("__") or not isinstance(update, dict) or "messages" not in update:
+                continue  # an interrupt; a node that changed nothing, or other state keys only
+            added = update["messages"]
+            where = f"{name}.{node}.messages"
+            if isinstance(added, dict):  # a node may return one message
+                out.append((added, where, node))
+            elif isinstance(added, list):
+                out += [(m, f"{where}[{j}]", node) for j, m in enumerate(added)]
+            else:
+                raise InputError(path, where, f"expected a list of messages, got {_what(added)}")
+    if not out:
+        raise InputError(path, None, f"no 'messages' in any {_UPDATES}: nothing to read as steps (stream a graph whose "
+                         "state has messages, or save its final state's messages)")
+    return [m for m, _, _ in out], [f for _, f, _ in out], [n for _, _, n in out]
+
+
+def _continues(a: Any, b: Any) -> bool:
+    return isinstance(a, list) and isinstance(b, list) and len(a) <= len(b) and b[:len(a)] == a
+
+
+def _last_state(items: list[tuple[str, Any]], path: Path, lines: bool) -> Any | None:
+    """The last of LangGraph ``stream_mode="values"`` states, each the whole state so far (its messages a prefix of
+    the next one's); None when the objects are runs of their own: fewer than two, any with an id, the first two not
+    starting alike, or none growing. Objects that start as such a stream and then stop continuing it are ambiguous:
+    an :class:`InputError` naming the first that does not, rather than a guess."""
+    if len(items) < 2 or any(v.get("id", v.get("trace_id")) is not None for _, v in items):
+        return None
+    keys = [next(k for k in _TRACE_KEYS if k in v) for _, v in items]
+    msgs = [v[k] for (_, v), k in zip(items, keys, strict=True)]
+    if not _continues(msgs[0], msgs[1]) or all(len(m) == len(msgs[0]) for m in msgs):
+        return None
+    for k in range(1, len(items) - 1):
+        if not _continues(msgs[k], msgs[k + 1]):
+            what = "lines" if lines else "items"
+            raise InputError(path, f"{items[k + 1][0]}.{keys[k + 1]}", f"does not continue {items[k][0]}'s messages, "
+                             f"though the {what} before grow like LangGraph stream_mode=\"values\" states: keep one run "
+                             "per file, or give each run an id to read them apart")
+    return items[-1][1]
+
+
+def _without_task_result(items: list[tuple[str, Any]], path: Path) -> list[tuple[str, Any]]:
+    """Messages less the TaskResult (``{messages, stop_reason}``) that AutoGen's ``run_stream`` yields last, which
+    repeats them. One anywhere else, or one whose messages are not the ones before it, is an :class:`InputError`."""
+    states = [k for k, (_, v) in enumerate(items) if _is_state(v)]
+    if not states:
+        return items
+    last = len(items) - 1
+    name, result = items[states[0]]
+    if states != [last]:
+        raise InputError(path, name, "a run's messages ({messages}, as AutoGen's TaskResult) before the end of a log of "
+                         "messages: keep one run per file, its TaskResult last")
+    theirs = result[next(k for k in _TRACE_KEYS if k in result)]
+    before = [v for _, v in items[:last] if not _is_chunk(v)]
+    if not isinstance(theirs, list) or [m for m in theirs if not _is_chunk(m)] != before:
+        raise InputError(path, name, "a TaskResult ({messages, stop_reason}) whose messages are not the messages "
+                         "before it: keep one run per file")
+    return items[:last]
+
+
 class ChatReader:
     """JSON list / JSON Lines / ``{"messages": [...]}`` chat logs."""
 
@@ -462,27 +559,51 @@ class ChatReader:
         data = check_encoding(data, path)
         stem = f"chat-{file_stem(path)}"
         if looks_jsonl(data):
-            lines = iter_jsonl(data, path)
-            objects = [v for _, v in lines if isinstance(v, dict)]
-            traces = bool(objects) and all(any(k in v for k in _TRACE_KEYS) for v in objects)
-            msgs = []
-            for n, v in lines:
-                if not isinstance(v, dict):  # JSON Lines of traces, or of messages: each line an object
-                    what = "a trace object (with messages)" if traces else "a message object"
-                    raise InputError(path, f"line {n}", f"expected {what}, got {json_kind(v)}")
-                msgs.append(v)
-            if traces:
-                return [_trace(v, path, f"{stem}-{n}", f"line {n}: ") for n, v in lines]
-            # the file is the messages, one a line: a message is named by its line, the whole log by no field
-            return [_log(parse_messages(msgs, path, "", [f"line {n}" for n, _ in lines]), stem)]
+            return self._items([(f"line {n}", v) for n, v in iter_jsonl(data, path)], path, stem, lines=True)
         obj = loads(data, path)
         if isinstance(obj, list):  # the file is the list: a message is [i], as a JSON path from the top
-            return [_log(parse_messages(obj, path, ""), stem)]
+            if not obj:
+                parse_messages(obj, path, "")  # says it is empty
+            return self._items([(f"[{i}]", v) for i, v in enumerate(obj)], path, stem, lines=False)
         if isinstance(obj, dict):
-            if path.suffix == ".jsonl" and not any(k in obj for k in _TRACE_KEYS):  # JSON Lines holding one message
+            if path.suffix == ".jsonl" and not _is_state(obj):  # JSON Lines holding one message, or one chunk
                 line = data[:len(data) - len(data.lstrip())].count(b"\n") + 1
-                return [_log(parse_messages([obj], path, "", [f"line {line}"]), stem)]
-            if not any(k in obj for k in _TRACE_KEYS):
-                raise InputError(path, "messages", "missing: expected a list of messages or an object with 'messages'")
+                return self._items([(f"line {line}", obj)], path, stem, lines=True)
+            if not _is_state(obj):
+                nested = next((k for k, x in obj.items() if _is_state(x)), None)
+                hint = "" if nested is None else f" (there is one under {nested!r}: save that object itself)"
+                raise InputError(path, "messages", "missing: expected a list of messages or an object with 'messages'"
+                                 + hint)
             return [_trace(obj, path, stem)]
         raise InputError(path, None, f"expected a JSON list of messages, got {_what(obj)}")
+
+    @staticmethod
+    def _items(items: list[tuple[str, Any]], path: Path, stem: str, lines: bool) -> list[Trace]:
+        """The traces in a file's objects ``(name, value)``: JSON Lines (``lines``) or a JSON list's items. Messages
+        make one run; objects with ``messages`` a run each, or one together when they are LangGraph
+        ``stream_mode="values"`` states; LangGraph ``stream_mode="updates"`` chunks one run."""
+        objects = [v for _, v in items if isinstance(v, dict)]
+        states = bool(objects) and all(_is_state(v) for v in objects)
+        for name, v in items:
+            if not isinstance(v, dict):  # objects with messages, or messages: each an object
+                what = "a trace object (with messages)" if states else "a message object"
+                raise InputError(path, name, f"expected {what}, got {json_kind(v)}")
+        if states:
+            last = _last_state(items, path, lines)
+            if last is not None:  # one run, streamed state by state: named by its file alone
+                name = items[-1][0]
+                return [_trace(last, path, stem, f"{name}: " if lines else f"{name}.")]
+            return [_trace(v, path, f"{stem}-{name.removeprefix('line ').strip('[]')}",
+                           f"{name}: " if lines else f"{name}.") for name, v in items]
+        updates = [_is_update(v) for _, v in items]
+        if any(updates):
+            odd = next((k for k, u in enumerate(updates) if u != updates[0]), None)
+            if odd is not None:
+                what = (f"a {_UPDATES} ({{node: {{messages}}}}) among messages" if updates[odd]
+                        else f"a message among {_UPDATES}s ({{node: {{messages}}}})")
+                raise InputError(path, items[odd][0], f"{what}: keep one kind per file")
+            msgs, fields, nodes = _updates(items, path)
+            return [_log(parse_messages(msgs, path, "", fields, nodes), stem)]
+        items = _without_task_result(items, path)
+        # the messages, one an item: a message is named by its line or [i], the whole log by no field
+        return [_log(parse_messages([v for _, v in items], path, "", [name for name, _ in items]), stem)]
