@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 
 from attrib.errors import AttribError, InputError, check_fitted
-from attrib.trace import AgentBlame, Attribution, StepBlame, Trace
+from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, deciding_agents, tool_steps
 
 SIGNALS = ("kw_error", "novel_numbers_any", "kw_hedge", "kw_unable", "next_tool_error")
 #: The shipped model, fitted on all 184 Who&When logs.
@@ -168,9 +168,12 @@ def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5
 
     The confidence is the step's share of the run's summed positive step scores: a score, not calibrated (0 when no
     step scores above 0). The reason names the signals the step shows with their effects; when none scores above 0,
-    the verdict is only the earliest of the tied steps, and the reason and ``evidence["warnings"]`` say so."""
+    the verdict is only the earliest of the tied steps, and the reason and ``evidence["warnings"]`` say so. A tool
+    step's score counts to the agent that called it (:func:`attrib.trace.deciding_agents`), as in the learned
+    method's agent table."""
     from attrib.features.steps import meaning
     from attrib.features.text import is_human_agent
+    from attrib.methods.flow_graph import tools_to_callers
 
     shipped = model is None
     if model is None:
@@ -184,9 +187,12 @@ def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5
     tied = [i for i in cand if sc[i] == top]
     best = tied[0]
     positive = float(np.clip(sc, 0.0, None).sum())
+    tools = tool_steps(trace.steps)
+    owners = deciding_agents(trace.steps, tools)
     agents: dict[str, float] = {}
-    for i, s in enumerate(trace.steps):
-        agents[s.agent] = agents.get(s.agent, 0.0) + max(float(sc[i]), 0.0)
+    for i, o in enumerate(owners):
+        agents[o] = agents.get(o, 0.0) + max(float(sc[i]), 0.0)
+    to_callers = tools_to_callers(trace, owners)
     # the signals the verdict rests on: those the step shows that raise failure at its tier
     shown = {SIGNALS[j]: float(effects[best, j]) for j in np.argsort(-effects[best]) if S[best, j]
              and effects[best, j] > 0}
@@ -223,6 +229,7 @@ def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5
                   # the step's signals that raise failure at its tier, with their effects, as reports list signals
                   "features": shown, "feature_meanings": words,
                   "tied_steps": tied,
+                  **({"tool_steps_to_caller": to_callers} if to_callers else {}),
                   **({"warnings": warnings} if warnings else {}),
                   "top_k": [int(i) for i in np.argsort(-sc, kind="stable")[:top_k]]},
         reason=reason,

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import networkx as nx
 
 from attrib.features.text import final_answer_text, is_human_agent, salient_tokens
-from attrib.trace import Attribution, StepBlame, Trace, tool_steps
+from attrib.trace import Attribution, StepBlame, Trace, deciding_agents, tool_steps
 
 #: Edge weights per kind (content weight grows with the number of tokens reused, capped).
 WEIGHTS = {"parent": 3.0, "tool": 2.0, "handoff": 1.5, "content": 1.0, "plan": 0.7, "sequence": 0.2}
@@ -204,10 +204,22 @@ def flow_words(path: list[int], hops: list[str] | None, sink: int | None, arrow:
     return f"no path: its output does not reach step {label(sink) if sink is not None else '?'} in the flow graph"
 
 
+def tools_to_callers(trace: Trace, owners: list[str]) -> list[dict[str, object]]:
+    """Where tool steps' blame went in an agent table whose players are ``owners`` (each step's deciding agent:
+    :func:`attrib.trace.deciding_agents`), as ``evidence["tool_steps_to_caller"]`` lists it for the reports: one
+    entry per (author, caller) with its steps, ``{"agent": "Computer_terminal", "caller": "X", "steps": [2, 7]}``."""
+    moved: dict[tuple[str, str], list[int]] = {}  # so a verdict grows per pair, not per step
+    for i, o in enumerate(owners):
+        if o != trace.steps[i].agent:
+            moved.setdefault((trace.steps[i].agent, o), []).append(i)
+    return [{"agent": a, "caller": c, "steps": st} for (a, c), st in moved.items()]
+
+
 def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
     """Blame the step that keeps most inverted mass (tool steps and the human's messages excluded, earliest wins
     ties). The confidence is that mass and the agent scores are summed step mass: scores, not calibrated, so no
-    step gets a ``probability``.
+    step gets a ``probability``. A tool step's mass counts to the agent that called it (as the learned method's
+    agent game counts it: :func:`attrib.trace.deciding_agents`), so the agent tables of the methods compare.
     ``top_k``: how many of the top steps the evidence lists (``evidence["top_k"]``, what reports show)."""
     g = build_graph(trace)
     sink = failure_node(trace)
@@ -219,9 +231,11 @@ def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
 
     cands = [i for i in mass if agent_step(i)] or [i for i in mass if not g.nodes[i]["tool"]] or list(mass)
     best = max(cands, key=lambda i: (mass[i], -i))
+    owners = deciding_agents(trace.steps, [g.nodes[i]["tool"] for i in range(trace.n_steps)])
     agent_mass: dict[str, float] = {}
     for i, m in mass.items():
-        agent_mass[trace.steps[i].agent] = agent_mass.get(trace.steps[i].agent, 0.0) + m
+        agent_mass[owners[i]] = agent_mass.get(owners[i], 0.0) + m
+    to_callers = tools_to_callers(trace, owners)
     from attrib.trace import AgentBlame
 
     agents = tuple(
@@ -242,6 +256,7 @@ def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
                   "n_edges": g.number_of_edges(),
                   "confidence_kind": "the step's share of the inverted blame mass (a score, not calibrated)",
                   "agent_blame": "summed step mass",
+                  **({"tool_steps_to_caller": to_callers} if to_callers else {}),
                   "top_k": sorted(mass, key=lambda i: (-mass[i], i))[:top_k]},
         reason=(
             f"Blame flowing back from step {sink}, where the failure shows, collects most at step {best} "

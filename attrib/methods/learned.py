@@ -269,11 +269,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     ancestors = flow_graph.nx.ancestors(g, sink) | {sink}
     reaches = [i in ancestors for i in range(trace.n_steps)]
     owners = _deciders(trace, [g.nodes[i]["tool"] for i in range(trace.n_steps)])
-    moved: dict[tuple[str, str], list[int]] = {}  # (tool, caller) -> its steps, so a verdict grows per pair, not step
-    for i, o in enumerate(owners):
-        if o != trace.steps[i].agent:
-            moved.setdefault((trace.steps[i].agent, o), []).append(i)
-    to_callers = [{"agent": a, "caller": c, "steps": st} for (a, c), st in moved.items()]
+    to_callers = flow_graph.tools_to_callers(trace, owners)
     owned = set(owners)
     players = [a for a in pred.agents if a in owned]
     sh, f_none = agent_blame(players, owners, pred.step_probs, reaches)
