@@ -386,7 +386,7 @@ def test_judge_confidence_is_not_called_calibrated_or_shapley_in_reports():
     assert ev["confidence_source"] == "self-reported by the LLM (not calibrated)"
     assert ev["confidence_kind"] not in (None, "calibrated") and ev["agent_blame"] == "judge confidence"
     md = render.attribution_markdown(att)
-    assert "Shapley" not in md and "blame: judge confidence" in md and "score 80%" in md
+    assert "Shapley" not in md and "blame: judge confidence" in md and "score 0.80" in md and "score 80%" not in md
     # the reason (shown by text, Markdown, OTLP and the inspector) quotes the judge and says what its number is
     assert att.reason == 'The judge (scripted): "because" (its confidence 0.80 is self-reported, not calibrated).'
     assert 'The judge (scripted): "because"' in md and "self-reported, not calibrated" in md

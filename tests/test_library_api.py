@@ -292,7 +292,7 @@ def test_a_plot_calls_a_score_a_score(tmp_path):
     t = _trace()
     assert re.search(r"\(confidence \d+%\)$", analyze(t).plot(str(tmp_path / "a.png")).axes[0].get_title())
     title = analyze(t, "flow-graph").plot(str(tmp_path / "b.png")).axes[0].get_title()
-    assert re.search(r"\(score \d+%\)$", title), title
+    assert re.search(r"\(score \d\.\d\d\)$", title), title  # a score, not a percentage (since 74b9011)
 
 
 def test_every_public_member_of_the_public_classes_says_what_it_does():
