@@ -258,13 +258,17 @@ def is_interrupt(error: BaseException) -> bool:
 
 
 def default_path() -> Path:
-    """``$ATTRIB_STORE`` or ``./attrib.duckdb``."""
-    return Path(os.environ.get("ATTRIB_STORE", DEFAULT_PATH))
+    """``$ATTRIB_STORE`` (an empty or blank value counts as unset: it named the current folder) or
+    ``./attrib.duckdb``, with ``~`` expanded."""
+    env = os.environ.get("ATTRIB_STORE", "")
+    return Path(env if env.strip() else DEFAULT_PATH).expanduser()
 
 
-def check_store_file(path: Path) -> None:
+def check_store_file(path: str | os.PathLike[str]) -> None:
     """Refuse a folder or an existing file that is not a DuckDB database before DuckDB sees it: DuckDB 2 opens some
-    such paths (a ``.json`` file) as a throw-away in-memory database, so writes would vanish without an error."""
+    such paths (a ``.json`` file) as a throw-away in-memory database, so writes would vanish without an error.
+    ``~`` is expanded, as DuckDB expands it."""
+    path = Path(path).expanduser()
     if path.is_dir():
         raise InputError(path, None, "is a folder, not a store file (pass --store FILE.duckdb)")
     if path.is_file() and path.stat().st_size > 0:
@@ -302,20 +306,25 @@ class Store:
                  memory_limit: str | None = None, create: bool = True) -> None:
         import duckdb
 
-        self.path = Path(path) if path is not None else default_path()
+        # ~ expanded here, once: DuckDB expands it, so the checks below must look at the file DuckDB opens
+        self.path = Path(path).expanduser() if path is not None else default_path()
         empty = self.path.is_file() and self.path.stat().st_size == 0  # e.g. from mktemp: a new store, not a bad one
         if (read_only or not create) and (not self.path.exists() or empty):
             raise NotFoundError(f"{self.path}: no store here (run `attrib ingest PATH` first, or pass --store)")
         check_store_file(self.path)
         new = not self.path.exists() or empty
-        self.created = new  # this call made the file (ingest removes it again when nothing went in)
+        self.created = new  # this call made the store (ingest gives it up again when nothing went in: discard)
         #: folders this call made for a new store (innermost last), so a store that is given up leaves none behind
         self.created_dirs: list[Path] = []
+        #: the empty file that was there (resolved), which the store replaced: given up, it is emptied, not removed
+        self._was_empty: Path | None = None
         if new:
             if empty:  # DuckDB refuses a zero-byte file; only one seen empty is removed, never a store that another
+                real = self.path.resolve()  # a link's target: DuckDB makes the store there, and the link stays
                 with contextlib.suppress(FileNotFoundError):  # process created since the check above
-                    if self.path.stat().st_size == 0:
-                        self.path.unlink()
+                    if real.stat().st_size == 0:
+                        real.unlink()
+                        self._was_empty = real
             missing = [d for d in (self.path.parent, *self.path.parent.parents) if not d.exists()]
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -352,9 +361,15 @@ class Store:
             raise
 
     def discard(self) -> None:
-        """Remove a store this object created (its file, WAL and the folders made for it), once closed."""
-        for f in (self.path, self.path.with_name(self.path.name + ".wal")):
-            f.unlink(missing_ok=True)
+        """Give up a store this object created, once closed: its WAL and the folders made for it go, and its file;
+        but an empty file that was there before (from ``mktemp``, or ``touch`` behind a link) is left as it was,
+        empty, never removed (a link to it stays a link)."""
+        self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)  # DuckDB names it after the path given
+        if self._was_empty is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.truncate(self._was_empty, 0)
+        else:  # a link that pointed nowhere stays so: what goes is the file DuckDB made behind it
+            self.path.resolve().unlink(missing_ok=True)
         for d in reversed(self.created_dirs):
             try:
                 d.rmdir()

@@ -1,0 +1,90 @@
+"""A store that lives long on a shared box: runs of other files under one id, a new shipped ranker, a disk that
+fills, ``~`` and blank settings, files the user made, a lock held by a reader, traces that move, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from attrib.methods import analyze
+from attrib.store import open_store
+from attrib.store.api import ingest
+
+ALICE = {"messages": [{"role": "user", "name": "user", "content": "What is 2+2?"},
+                      {"role": "assistant", "name": "Solver", "content": "2+2=5"},
+                      {"role": "assistant", "name": "Checker", "content": "Looks right: 5"}], "outcome": "failed"}
+BOB = {"messages": [{"role": "user", "name": "user", "content": "Capital of France?"},
+                    {"role": "assistant", "name": "Planner", "content": "Ask the researcher"},
+                    {"role": "assistant", "name": "Researcher", "content": "Berlin"}], "outcome": "failed"}
+
+
+def _write(path: Path, doc: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _analyzed(store: Path) -> None:
+    """A verdict on every stored trace (flow-graph: quick, no model)."""
+    with open_store(store) as st:
+        for tid in st.trace_ids():
+            st.save_attribution(analyze(st.get_trace(tid), "flow-graph"))
+
+
+def _one_line(output: str) -> str:
+    return " ".join(output.split())
+
+
+# ------------------------------------------------------------------ 4, 10. ~ and blank $ATTRIB_STORE
+def test_a_tilde_in_the_store_path_is_the_home_folder_for_attrib_as_for_duckdb(
+        bundled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    with open_store("~/t.duckdb") as st:
+        st.upsert_trace(__import__("attrib").load_trace(bundled / "demo_whowhen.json"))
+        assert st.path == home / "t.duckdb"
+    assert not (work / "~").exists() and (home / "t.duckdb").is_file()
+    monkeypatch.setenv("ATTRIB_STORE", "~/t.duckdb")
+    with open_store(read_only=True) as st:
+        assert st.count_traces() == 1
+    (home / "run.json").write_text("{}")  # another kind of file behind ~: refused, as without it
+    with pytest.raises(Exception, match="not a DuckDB store"):
+        open_store("~/run.json")
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_a_blank_attrib_store_setting_counts_as_unset(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from attrib.store import default_path
+
+    monkeypatch.setenv("ATTRIB_STORE", value)
+    assert default_path() == Path("attrib.duckdb")
+
+
+# ------------------------------------------------------------------ 5. files the user made
+def test_an_empty_file_the_user_made_is_never_removed(bundled: Path, tmp_path: Path) -> None:
+    """A 0-byte file (mktemp) that no run went into stays, empty; one behind a link becomes the store behind the
+    link, which stays a link."""
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    mine = tmp_path / "mine.duckdb"
+    mine.touch()
+    assert not ingest(bad, store=mine).ok
+    assert mine.is_file() and mine.stat().st_size == 0
+    assert not ingest(bad, store=mine).ok  # and again: still the user's empty file
+
+    real = tmp_path / "real" / "s.duckdb"
+    real.parent.mkdir()
+    real.touch()
+    link = tmp_path / "link.duckdb"
+    link.symlink_to(real)
+    assert not ingest(bad, store=link).ok
+    assert link.is_symlink() and real.stat().st_size == 0
+    assert ingest(bundled / "demo_whowhen.json", store=link).ok
+    assert link.is_symlink() and real.stat().st_size > 0
+    with open_store(real, read_only=True) as st:
+        assert st.count_traces() == 1
