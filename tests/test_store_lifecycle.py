@@ -4,6 +4,8 @@ fills, ``~`` and blank settings, files the user made, a lock held by a reader, t
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,24 @@ def test_an_empty_file_the_user_made_is_never_removed(bundled: Path, tmp_path: P
     assert link.is_symlink() and real.stat().st_size > 0
     with open_store(real, read_only=True) as st:
         assert st.count_traces() == 1
+
+
+# ------------------------------------------------------------------ 7. a lock held by a reader
+def test_a_lock_held_by_a_reader_is_not_called_a_writer(bundled: Path, tmp_path: Path) -> None:
+    from attrib.store import StoreLockedError
+
+    store = tmp_path / "s.duckdb"
+    assert ingest(bundled / "demo_whowhen.json", store=store).ok
+    code = ("import sys, time\nfrom attrib.store import open_store\ns = open_store(sys.argv[1], read_only=True)\n"
+            "print('open', flush=True)\ntime.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(store)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
+        with pytest.raises(StoreLockedError) as e:
+            open_store(store)
+        msg = str(e.value)
+        assert msg.startswith(f"{store}: the store is locked by another process (PID {proc.pid})")
+        assert "holds it open, to write or only to read" in msg and "writing to it" not in msg
+    finally:
+        proc.kill()
+        proc.wait()

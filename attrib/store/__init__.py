@@ -238,9 +238,9 @@ _LOCK_PID = re.compile(r"\(PID (\d+)\)")
 
 
 class StoreLockedError(InputError):
-    """The store file is locked by another process (DuckDB lets one process write, or many read; e.g. an ``attrib
-    ingest`` or ``attrib analyze --store`` is writing to it). Exit code 3, as any store that cannot be opened; ``pid``
-    is the holding process's id when DuckDB names it, else None."""
+    """The store file is locked by another process (DuckDB lets one process write, or many read: a write is refused
+    while another process holds the file open at all, a read while one writes to it). Exit code 3, as any store that
+    cannot be opened; ``pid`` is the holding process's id when DuckDB names it, else None."""
 
     def __init__(self, path: str | Path | None, field: str | None, message: str, pid: int | None = None) -> None:
         self.pid = pid  # pickled with the rest of __dict__ (InputError.__reduce__)
@@ -291,8 +291,11 @@ def _connect(path: Path, read_only: bool) -> Any:
             m = _LOCK_PID.search(str(e))
             pid = int(m.group(1)) if m else None
             who = f" (PID {pid})" if pid is not None else ""
+            # to read, only a writer is in the way; to write, any process that has the file open, a reader too
+            how = (" writing to it" if read_only else ", or anything else that holds it open, to write or only to "
+                   "read (`attrib traces`, the app, a Python session)")
             raise StoreLockedError(path, None, f"the store is locked by another process{who}, e.g. an `attrib ingest` "
-                                   "or `attrib analyze --store` writing to it; try again when it is done",
+                                   f"or `attrib analyze --all`{how}; try again when it is done",
                                    pid=pid) from None
         raise InputError(path, None, f"cannot open the store ({str(e).splitlines()[0]})") from None
     except duckdb.Error as e:
