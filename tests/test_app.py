@@ -822,12 +822,13 @@ def test_compare_never_compares_a_method_with_itself(app) -> None:
 
 
 def test_upload_of_an_unknown_format_points_to_the_format_box(app) -> None:
-    """The library's line names the format field (no CLI flag), which the page's Format box sets."""
+    """The page shows the library's line: what the file holds and what each format looks for (the page's Format box
+    names one), no CLI flag."""
     at = app(page="Upload")
     at.file_uploader(key="up_file").set_value(("mystery.json", b'{"a": 1}', "application/json")).run()
     err = texts(at, "error")
-    assert err == ["mystery.json: format: unknown format (give the format explicitly: one of whowhen, otlp, chat, "
-                   "attrib)"]
+    assert len(err) == 1 and err[0].startswith("mystery.json: unknown format: it has the keys a; attrib reads")
+    assert err[0].endswith("name one (whowhen, otlp, chat, attrib) to see what it lacks")
     at.selectbox(key="up_format").set_value("whowhen").run()
     assert texts(at, "error") == ["mystery.json: history: missing required field (a list of {role, name, content})"]
 
