@@ -714,7 +714,7 @@ def analyze_many(
     batch_size = whole_number("batch_size", batch_size)  # a bad argument value: UsageError, exit 2, as --batch-size
     if workers is not None:
         workers = whole_number("workers", workers)
-    from attrib.store import open_store
+    from attrib.store import StoreWriteError, open_store
 
     name = _method_name(method)
     if isinstance(method, str) or method is None:
@@ -790,6 +790,13 @@ def analyze_many(
             report.elapsed_s = time.perf_counter() - t0
         e.report = report
         raise
+    except StoreWriteError as e:  # the disk, not the traces: no later partition could be saved either
+        done = report.analyzed + report.failed if report is not None else 0
+        kept = f"the {done:,} trace(s) finished before it are saved" if done else "no verdict was saved"
+        err = StoreWriteError(e.path, e.reason, f"{kept}; rerun the same command once the store can be written to do "
+                              "the rest")
+        err.report = report
+        raise err from None
     except duckdb.OutOfMemoryException as e:
         raise AttribError(f"the driver's DuckDB memory cap ({DRIVER_DUCKDB_MEMORY}) is too small for these traces: "
                           "set ATTRIB_ENGINE_DUCKDB_MEMORY higher (e.g. 2GB) and rerun; finished traces are kept "

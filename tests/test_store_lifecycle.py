@@ -4,12 +4,16 @@ fills, ``~`` and blank settings, files the user made, a lock held by a reader, t
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from attrib.errors import EXIT_FAILURE
 from attrib.methods import analyze
 from attrib.store import open_store
 from attrib.store.api import ingest
@@ -37,6 +41,86 @@ def _analyzed(store: Path) -> None:
 
 def _one_line(output: str) -> str:
     return " ".join(output.split())
+
+
+# ------------------------------------------------------------------ 3. a store that cannot be written
+def _limited(limit: int):  # type: ignore[no-untyped-def]
+    """A child process's files capped at ``limit`` bytes (RLIMIT_FSIZE): a write past it fails with EFBIG, as on a
+    full disk, root or not (Python ignores SIGXFSZ)."""
+    resource = pytest.importorskip("resource")
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return cap
+
+
+def _attrib(args: list[str], limit: int | None = None, **kw) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "attrib", *args], capture_output=True, text=True, env=env,
+                          preexec_fn=_limited(limit) if limit else None, timeout=300, **kw)
+
+
+@pytest.fixture
+def runs(whowhen_dir: Path, tmp_path: Path) -> Path:
+    """30 Who&When logs in a folder of their own."""
+    d = tmp_path / "runs"
+    d.mkdir()
+    for f in sorted((whowhen_dir / "Hand-Crafted").glob("*.json"))[:30]:
+        shutil.copy(f, d / f.name)
+    return d
+
+
+def test_a_store_that_cannot_be_written_stops_the_ingest_with_one_line(runs: Path, tmp_path: Path) -> None:
+    """The disk fills during an ingest: one line naming the store and the system's reason, exit 1 (not 3: the
+    files are fine), no file blamed, and the files stored before it are whole in the store."""
+    store = tmp_path / "s.duckdb"
+    open_store(store).close()
+    r = _attrib(["ingest", str(runs), "--store", str(store), "-q"], limit=store.stat().st_size + 400_000)
+    if r.returncode == 0:
+        pytest.skip("this machine let the process write past its file-size limit")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == EXIT_FAILURE, r.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write the store {store}: File too large; "), lines
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    kept = int(lines[0].split("; ")[1].split()[0])
+    assert 0 < kept < 30
+    with open_store(store, read_only=True) as st:  # each file before it whole, nothing of the one that failed
+        assert st.count_traces() == kept
+        assert all(t.n_steps == len(t.steps) for t in st.iter_traces())
+
+
+def test_a_store_that_cannot_be_written_stops_analyze_all_with_one_line(runs: Path, tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    assert ingest(runs, store=store).ok
+    # the log fills after a few partitions of four verdicts (60 kB: two, here)
+    r = _attrib(["analyze", "--all", "--store", str(store), "--engine", "serial", "--batch-size", "4", "--method",
+                 "flow-graph"], limit=60_000)
+    if r.returncode == 0:
+        pytest.skip("this machine let the process write past its file-size limit")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == EXIT_FAILURE and "Traceback" not in r.stderr, r.stderr
+    m = re.fullmatch(rf"error: cannot write the store {re.escape(str(store))}: File too large; the (\d+) trace\(s\) "
+                     "finished before it are saved; rerun the same command once the store can be written to do the "
+                     "rest", lines[-1])
+    assert len(lines) == 1 and m, lines
+    with open_store(store, read_only=True) as st:  # what it says is saved is, whole partitions
+        assert len(st.analyzed_ids("flow-graph")) == int(m.group(1)) > 0 and not st.errors()
+    r = _attrib(["traces", "delete", "whowhen-hand-1", "--store", str(store)], limit=100)
+    assert r.returncode == EXIT_FAILURE and r.stderr.strip() == (
+        f"error: cannot write the store {store}: File too large"), r.stderr
+
+
+def test_a_store_write_error_is_one_attrib_error_that_pickles() -> None:
+    import pickle
+
+    from attrib.store import StoreWriteError
+
+    e = StoreWriteError("s.duckdb", "No space left on device", "3 file(s) before it are stored whole")
+    back = pickle.loads(pickle.dumps(e))
+    assert str(back) == str(e) == ("cannot write the store s.duckdb: No space left on device; 3 file(s) before it "
+                                   "are stored whole")
+    assert back.exit_code == EXIT_FAILURE
 
 
 # ------------------------------------------------------------------ 4, 10. ~ and blank $ATTRIB_STORE

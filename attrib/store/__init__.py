@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from attrib.errors import AttribError, InputError, NotFoundError, UsageError
+from attrib.errors import EXIT_FAILURE, AttribError, InputError, NotFoundError, UsageError
 from attrib.store.queries import TraceFilter
 from attrib.store.schema import LATEST, TABLES, current_version, migrate
 from attrib.trace import ActivationRef, Attribution, Label, Step, ToolCall, ToolResult, Trace, tool_agents
@@ -245,6 +245,42 @@ class StoreLockedError(InputError):
     def __init__(self, path: str | Path | None, field: str | None, message: str, pid: int | None = None) -> None:
         self.pid = pid  # pickled with the rest of __dict__ (InputError.__reduce__)
         super().__init__(path, field, message)
+
+
+class StoreWriteError(AttribError):
+    """The store file cannot be written: the disk is full, the file or its folder is read-only, a file-size limit.
+    One line naming the store and the system's reason; exit code 1 (an output that cannot be written), not 3: the
+    input is fine. The transaction that failed left nothing; what was committed before it stays."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, path: str | Path, reason: str, note: str = "") -> None:
+        self.path, self.reason, self.note = str(path), reason, note
+        #: what the interrupted work had done (an ingest's IngestReport: the files stored whole before it), if known
+        self.report: Any = None
+        super().__init__(f"cannot write the store {path}: {reason}" + (f"; {note}" if note else ""))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # rebuilt from its parts (Exception pickles the one line only)
+        return (type(self), (self.path, self.reason, self.note), self.__dict__)
+
+
+#: DuckDB's words for a file it could not write, e.g. ``Failed to commit: Could not write file "s.duckdb.wal": No
+#: space left on device``: the system's reason follows the file name.
+_WRITE_WHY = re.compile(r'Could not \w+ (?:to )?file "[^"]*": *([^\n]+)', re.IGNORECASE)
+
+
+def _write_reason(error: BaseException) -> str:
+    """Why DuckDB could not write the store, in the system's words ("No space left on device"), else its first line."""
+    text = str(error)
+    m = _WRITE_WHY.search(text)
+    return m.group(1).strip() if m else text.splitlines()[0] if text else type(error).__name__
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether a DuckDB error is its memory cap (told by :meth:`Store._room_for`), not the disk."""
+    import duckdb
+
+    return isinstance(error, duckdb.OutOfMemoryException) or "out of memory" in str(error).lower()
 
 
 def is_interrupt(error: BaseException) -> bool:
@@ -468,12 +504,17 @@ class Store:
             return
         self.con.begin()
         self._depth = 1
+        failed = True
         try:
             yield self
         except BaseException as e:
-            self.con.rollback()
+            # a connection DuckDB invalidated (a failed write) refuses the rollback too: the error to tell is e
+            with contextlib.suppress(duckdb.Error):
+                self.con.rollback()
             if is_interrupt(e):  # Ctrl-C inside a DuckDB query: the user's KeyboardInterrupt, not a DuckDB error
                 raise KeyboardInterrupt from e
+            if isinstance(e, duckdb.IOException | duckdb.FatalException):  # the store's file, not the caller's data
+                raise StoreWriteError(self.path, _write_reason(e)) from e
             raise
         else:
             try:
@@ -483,10 +524,16 @@ class Store:
             except Exception as e:  # Ctrl-C during COMMIT: DuckDB may have committed; either way the block is whole
                 if is_interrupt(e):
                     raise KeyboardInterrupt from e
+                if isinstance(e, duckdb.Error) and not _out_of_memory(e):  # _room_for names the setting for those
+                    raise StoreWriteError(self.path, _write_reason(e)) from e
                 raise
+            failed = False
         finally:
             self._depth = 0
-            self._restore_cap()  # a cap raised inside: an aborted transaction refuses the SET until it ends
+            # a cap raised inside: an aborted transaction refuses the SET until it ends; after a failed write the
+            # connection may refuse it too, and that must not hide the error on its way out
+            with contextlib.suppress(*((duckdb.Error,) if failed else ())):
+                self._restore_cap()
 
     # ------------------------------------------------------------------ traces
     def upsert_trace(self, trace: Trace, source_path: str | None = None) -> bool:
@@ -1104,4 +1151,5 @@ def open_store(path: str | os.PathLike[str] | None = None, read_only: bool = Fal
     return Store(path, read_only=read_only, memory_limit=memory_limit, create=create)
 
 
-__all__ = ["DEFAULT_PATH", "Store", "StoreLockedError", "check_store_file", "default_path", "is_interrupt", "open_store"]
+__all__ = ["DEFAULT_PATH", "Store", "StoreLockedError", "StoreWriteError", "check_store_file", "default_path",
+           "is_interrupt", "open_store"]

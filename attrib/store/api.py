@@ -25,7 +25,7 @@ from attrib.readers import (
     reader_named,
     utf8_text,
 )
-from attrib.store import Store, is_interrupt, open_store
+from attrib.store import Store, StoreWriteError, is_interrupt, open_store
 from attrib.trace import Trace
 
 
@@ -170,7 +170,10 @@ def _result(path: str, rows: list[tuple[str, str, int, str, bool]]) -> FileResul
 
 
 def _failed(path: str | Path, e: BaseException) -> FileResult:
-    """A file that could not be read or stored; a bug (not bad input) is said to be one, and Ctrl-C stops."""
+    """A file that could not be read or stored; a bug (not bad input) is said to be one, and Ctrl-C stops, as does
+    a store that cannot be written (:class:`StoreWriteError`: no later file could go in either)."""
+    if isinstance(e, StoreWriteError):
+        raise e
     if isinstance(e, AttribError):
         if isinstance(e, InputError) and e.path is None:  # the store's own complaint (memory cap): name the file
             e = type(e)(path, e.field, e.message)
@@ -238,7 +241,8 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
     Returns an :class:`IngestReport`; it never raises for bad input files (check ``report.ok``). The path
     ``"-"`` reads standard input. Two files that give the same trace id fail the second (one trace per id).
     ``progress=True`` draws a rich progress bar on stderr when that is a terminal; ``on_file`` is called after each
-    file.
+    file. A store that cannot be written (disk full, read-only) stops the ingest with :class:`StoreWriteError`
+    (exit 1), whose ``report`` holds the files stored whole before it.
     """
     if format is not None:  # a misspelt format is one usage error, not one failed file each
         reader_named(format)
@@ -278,6 +282,9 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
                     if on_file:
                         on_file(r)
                     bar.advance(task)
+    except StoreWriteError as e:  # the files before it are stored whole: say which, for the caller to tell
+        e.report = report
+        raise
     finally:
         if own:
             st.close()
