@@ -347,6 +347,15 @@ def some_names(names: Iterable[str], most: int = 8) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
+_HUMAN_AGENT = re.compile(r"^(human|user|customer|client)$", re.I)
+
+
+def is_human_agent(agent: str) -> bool:
+    """The person who asks (``user``, ``human``, ``customer``, ``client``): the run's task, not an agent to blame.
+    Kept here beside :func:`is_tool_agent`, free of numpy, so readers and methods ask the same rule."""
+    return bool(_HUMAN_AGENT.match(agent.strip()))
+
+
 def is_tool_agent(agent: str, role: str = "") -> bool:
     """Code executors, terminals and tools: they run others' actions rather than decide. By role, else by name
     (AutoGen and Who&When give a terminal's output the role "user"): every word of the name is one of

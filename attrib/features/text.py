@@ -12,6 +12,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 # the test of a tool step lives in the numpy-free trace model (the label check uses it too); re-exported here
+from attrib.trace import is_human_agent as is_human_agent
 from attrib.trace import is_tool_agent as is_tool_agent
 
 _NUM = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?(?![\w])")
@@ -24,7 +25,6 @@ _URL = re.compile(r"https?://[^\s)\]>'\"`]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_'-]{2,}")
 _IDENT = re.compile(r"\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z][A-Za-z0-9]+\b")
 _FINAL = re.compile(r"final answer\s*[:\-]\s*(.+)", re.IGNORECASE)
-_HUMAN_AGENT = re.compile(r"^(human|user|customer|client)$", re.I)
 
 STOPWORDS = frozenset(
     ["the", "and", "for", "that", "this", "with", "from", "have", "has", "are", "was", "were", "will", "would", "should", "could", "can", "not", "but", "you", "your", "our", "their", "they", "them", "then", "than", "there", "here", "what", "which", "who", "whom", "when", "where", "why", "how", "into", "onto", "over", "under", "about", "above", "below", "after", "before", "again", "also", "only", "just", "more", "most", "some", "such", "very", "each", "other", "any", "all", "both", "few", "many", "much", "own", "same", "too", "its", "it's", "let's", "lets", "let", "now", "use", "used", "using", "based", "please", "task", "answer", "step", "steps", "provide", "provided", "need", "needs", "make", "made", "sure", "following", "follow", "given", "check", "result", "results", "data", "information", "expert", "experts", "manager", "plan", "code", "output", "find", "found", "get", "got", "one", "two", "three", "first", "second", "next", "last", "new", "may", "might", "must", "shall", "being", "been", "does", "did", "doing", "done", "able", "within", "without", "through"]
@@ -73,10 +73,6 @@ def salient_tokens(text: str) -> frozenset[str]:
 
 def urls(text: str) -> list[str]:
     return _URL.findall(text)
-
-
-def is_human_agent(agent: str) -> bool:
-    return bool(_HUMAN_AGENT.match(agent.strip()))
 
 
 def final_answer_text(contents: list[str], skip: list[bool]) -> tuple[int | None, str]:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import msgspec
 
 from attrib.errors import AttribError, NoVerdictError, UsageError, not_a_trace
-from attrib.trace import Attribution, Step, Trace
+from attrib.trace import Attribution, Step, Trace, is_human_agent
 
 
 class Method(Protocol):
@@ -141,10 +141,8 @@ def decisive_span(trace: Trace, step: int) -> dict[str, str] | None:
 
 def is_agent_step(step: Step) -> bool:
     """Whether ``step`` is an agent's or a tool's, so something a verdict may name: not the human's own message
-    (by name, :func:`attrib.features.text.is_human_agent`: AutoGen and Who&When give agents' messages the role
+    (by name, :func:`attrib.trace.is_human_agent`: AutoGen and Who&When give agents' messages the role
     "user") nor a system message."""
-    from attrib.features.text import is_human_agent
-
     return step.role != "system" and not is_human_agent(step.agent)
 
 

@@ -62,7 +62,17 @@ from attrib.readers._common import (
 )
 from attrib.readers.otlp.spans import MAX_NANOS
 from attrib.readers.whowhen import normalize_agent
-from attrib.trace import ActivationRef, Label, Outcome, Step, ToolCall, ToolResult, Trace, parse_outcome
+from attrib.trace import (
+    ActivationRef,
+    Label,
+    Outcome,
+    Step,
+    ToolCall,
+    ToolResult,
+    Trace,
+    is_human_agent,
+    parse_outcome,
+)
 
 #: autogen-agentchat message types (``{source, type, content}``) and the role each speaks in; also Magentic-One's
 #: own ``log.jsonl`` events (``{source, type, message}``) and autogen-core's LLM messages (what
@@ -98,11 +108,9 @@ _TRACE_KEYS = ("messages", "chat_history", "conversation")
 
 def _is_human(name: Any) -> bool:
     """Whether an agent name (or role word) is a human's: ``user``, ``human``, ``customer``... as the features
-    tell (:func:`attrib.features.text.is_human_agent`), also as a user proxy (``user_proxy``, ``UserProxy``)."""
+    tell (:func:`attrib.trace.is_human_agent`), also as a user proxy (``user_proxy``, ``UserProxy``)."""
     if not isinstance(name, str):
         return False
-    from attrib.features.text import is_human_agent  # numpy comes with it: only once a log has no role to say
-
     return is_human_agent(_PROXY.sub("", name.strip()))
 
 
