@@ -195,3 +195,52 @@ def test_a_lock_held_by_a_reader_is_not_called_a_writer(bundled: Path, tmp_path:
     finally:
         proc.kill()
         proc.wait()
+
+
+# ------------------------------------------------------------------ 9. a trace moved with its activations
+def test_a_trace_moved_with_its_activation_folder_keeps_its_verdicts(bundled: Path, tmp_path: Path) -> None:
+    rec = tmp_path / "rec"
+    shutil.copytree(bundled / "recorded", rec)
+    store = tmp_path / "s.duckdb"
+    assert ingest(rec, store=store).ok
+    _analyzed(store)
+    with open_store(store, read_only=True) as st:
+        ids = st.trace_ids()
+        with_acts = [t for t in ids if st.activations(t)]
+        hashes = dict(st.con.execute("SELECT trace_id, content_hash FROM traces").fetchall())
+    assert with_acts
+    moved = tmp_path / "rec_moved"
+    rec.rename(moved)
+    report = ingest(moved, store=store)
+    assert report.ok and report.n_new == 0 and report.n_unchanged == len(ids)
+    with open_store(store, read_only=True) as st:
+        assert dict(st.con.execute("SELECT trace_id, content_hash FROM traces").fetchall()) == hashes
+        assert all(st.get_attributions(t) for t in ids)  # verdicts kept
+        for tid in with_acts:  # the stored paths name the files where they are now
+            assert all(a["path"].startswith(str(moved)) for a in st.activations(tid))
+            t = st.get_trace(tid)
+            assert all(s.activation.path.startswith(str(moved)) for s in t.steps if s.activation is not None)
+            assert st.con.execute("SELECT source_path FROM traces WHERE trace_id = ?", [tid]).fetchone()[0].startswith(
+                str(moved))
+    assert ingest(moved, store=store).n_unchanged == len(ids)  # and then a no-op again
+
+
+def test_a_store_hashed_with_absolute_activation_paths_keeps_its_verdicts(bundled: Path, tmp_path: Path) -> None:
+    """A store an earlier attrib wrote hashed the activation paths in: its traces are the same content, rewritten
+    once to the new hash, verdicts kept."""
+    import hashlib
+
+    rec = tmp_path / "rec"
+    shutil.copytree(bundled / "recorded", rec)
+    store = tmp_path / "s.duckdb"
+    assert ingest(rec, store=store).ok
+    _analyzed(store)
+    with open_store(store) as st:
+        new = dict(st.con.execute("SELECT trace_id, content_hash FROM traces").fetchall())
+        for tid in st.trace_ids():
+            st.con.execute("UPDATE traces SET content_hash = ? WHERE trace_id = ?",
+                           [hashlib.sha256(st.get_trace(tid).to_json()).hexdigest(), tid])
+    assert ingest(rec, store=store).n_new == 0
+    with open_store(store, read_only=True) as st:
+        assert dict(st.con.execute("SELECT trace_id, content_hash FROM traces").fetchall()) == new
+        assert all(st.get_attributions(t) for t in st.trace_ids())

@@ -173,6 +173,45 @@ def _absolute(path: str | None) -> str | None:
     return path if path is None or path == "-" or "://" in path else os.path.abspath(path)
 
 
+def content_hash(trace: Trace, source_path: str | None = None) -> str:
+    """The store's content hash of a trace (its JSON's sha256), by which a re-ingest tells changed content from the
+    same: an activation file under the folder of ``source_path`` (the trace's file, absolute) counts by its path
+    relative to that folder, not by the absolute path the reader made of it, so a trace moved together with its
+    activation folder is the same content (its verdicts kept). A trace without activations hashes as its JSON."""
+    return _relative_hash(trace, _absolute(source_path)) or hashlib.sha256(trace.to_json()).hexdigest()
+
+
+def matches_stored(trace: Trace, source_path: str | None, stored_hash: str) -> bool:
+    """Whether ``trace`` read from ``source_path`` is the content a stored trace has (its ``stored_hash``), by
+    :func:`content_hash` or by the hash of a store written before it left the activation folder out: what an
+    upsert leaves as it is."""
+    src = _absolute(source_path)
+    whole = hashlib.sha256(trace.to_json()).hexdigest()
+    return stored_hash in (whole, _relative_hash(trace, src) or whole)
+
+
+def _relative_hash(trace: Trace, source_path: str | None) -> str | None:
+    """:func:`content_hash` of a trace with an activation file under its file's folder; None for any other trace,
+    whose hash is its JSON's own (the caller has that JSON at hand)."""
+    folder = os.path.dirname(source_path) if source_path and source_path != "-" and "://" not in source_path else None
+    if folder is None or not any(s.activation is not None for s in trace.steps):
+        return None
+
+    def relative(a: ActivationRef) -> ActivationRef:
+        try:
+            rel = os.path.relpath(a.path, folder) if os.path.isabs(a.path) else a.path
+        except ValueError:  # another drive (Windows)
+            return a
+        return a if rel.startswith(os.pardir) else msgspec.structs.replace(a, path=rel)
+
+    refs = [relative(s.activation) if s.activation is not None else None for s in trace.steps]
+    if all(r is s.activation for r, s in zip(refs, trace.steps, strict=True)):
+        return None
+    steps = tuple(s if r is s.activation else msgspec.structs.replace(s, activation=r)
+                  for r, s in zip(refs, trace.steps, strict=True))
+    return hashlib.sha256(msgspec.structs.replace(trace, steps=steps).to_json()).hexdigest()
+
+
 def _scalar(con: Any, query: str, params: Any = None) -> Any:
     """The one value a query returns (a count, a setting): DuckDB's ``fetchone()[0]``."""
     row = con.execute(query, params).fetchone() if params is not None else con.execute(query).fetchone()
@@ -546,9 +585,11 @@ class Store:
 
         ``source_path``: the file they came from, or a list with each trace's; kept as an absolute path (``-``,
         standard input, as is), so it still names the file when the store is opened from another folder. If an id
-        repeats within ``traces`` the last one wins. ``replaced`` (a list) gets the ids whose stored trace had other content, so was replaced (its
-        verdicts dropped). A trace that breaks the trace model's rules (:meth:`Trace.problem`, without the type pass
-        readers make needless) is refused before anything is written.
+        repeats within ``traces`` the last one wins. ``replaced`` (a list) gets the ids whose stored trace had other
+        content, so was replaced (its verdicts dropped). A trace that breaks the trace model's rules
+        (:meth:`Trace.problem`, without the type pass readers make needless) is refused before anything is written.
+        Content is compared by :func:`content_hash`: a trace moved together with its activation folder is unchanged,
+        its verdicts kept, and its stored rows are rewritten to name the files where they are now.
 
         ``release=True``: the caller hands ``traces`` over (it holds them nowhere else): the list is emptied, and each
         trace is let go once its step rows are in, before its JSON goes to DuckDB, so a huge run is not in memory
@@ -557,12 +598,17 @@ class Store:
         n = len(traces)
         for t in traces:
             t.check(check_types=False)
+        sources = [_absolute(p) for p in (source_path if isinstance(source_path, list) else [source_path] * n)]
         # each trace's JSON is encoded here for its hash and again as it is inserted, never all at once: holding every
         # trace's JSON beside the traces themselves was one more copy of the whole file
-        digests, largest = [], 0
-        for t in traces:
+        digests: list[str] = []
+        legacy: list[str | None] = []  # the hash a store written before content_hash left paths out has for it
+        largest = 0
+        for t, src in zip(traces, sources, strict=True):
             blob = t.to_json()
-            digests.append(hashlib.sha256(blob).hexdigest())
+            whole, rel = hashlib.sha256(blob).hexdigest(), _relative_hash(t, src)  # content_hash, the JSON made once
+            digests.append(rel or whole)
+            legacy.append(whole if rel else None)
             largest = max(largest, len(blob))
             del blob, t
         self._largest = max(self._largest, largest)
@@ -571,22 +617,41 @@ class Store:
             stored = dict(self.con.execute("SELECT trace_id, content_hash FROM traces WHERE list_contains(?, trace_id)",
                                            [ids]).fetchall()) if ids else {}
             last = {t.id: i for i, t in enumerate(traces)}
-            todo = [i for i, t in enumerate(traces) if last[t.id] == i and stored.get(t.id) != digests[i]]
+            current = [i for i, t in enumerate(traces) if last[t.id] == i]
+            same = {i for i in current if traces[i].id in stored and stored[traces[i].id] in (digests[i], legacy[i])}
+            todo = [i for i in current if i not in same]
             replace = [traces[i].id for i in todo if traces[i].id in stored]
-            if replace:
-                for table in ("steps", "labels", "activations", "traces", "attributions", "analysis_errors"):
+            moved = self._moved([(i, traces[i], stored[traces[i].id] == digests[i]) for i in sorted(same)
+                                 if legacy[i] is not None])
+            if replace or moved:
+                gone = replace + [traces[i].id for i in moved]
+                for table in ("steps", "labels", "activations", "traces"):
+                    self.con.execute(f"DELETE FROM {table} WHERE list_contains(?, trace_id)", [gone])
+            if replace:  # the verdicts went with the content they were made on; a moved trace keeps its own
+                for table in ("attributions", "analysis_errors"):
                     self.con.execute(f"DELETE FROM {table} WHERE list_contains(?, trace_id)", [replace])
-            sources = [_absolute(p) for p in
-                       (source_path if isinstance(source_path, list) else [source_path] * n)]
-            picked = [traces[i] for i in todo]
+            rows = sorted([*todo, *moved])
+            picked = [traces[i] for i in rows]
             if release:
                 traces.clear()
             if picked:
-                self._insert(picked, [digests[i] for i in todo], [sources[i] for i in todo], release)
+                self._insert(picked, [digests[i] for i in rows], [sources[i] for i in rows], release)
         if replaced is not None:
             replaced += replace
         changed = set(todo)
         return [i in changed for i in range(n)]
+
+    def _moved(self, kept: list[tuple[int, Trace, bool]]) -> list[int]:
+        """Of unchanged traces with activations ``(index, trace, hash as content_hash gives it)``, those whose stored
+        rows are to be rewritten: the activation paths stored are other than the trace's now (it moved with its
+        activation folder), or the stored hash is the older kind that held the paths (upgraded once, verdicts kept)."""
+        if not kept:
+            return []
+        ids = [t.id for _, t, _ in kept]
+        paths = dict(self.con.execute("SELECT trace_id, list(path ORDER BY step) FROM activations "
+                                      "WHERE list_contains(?, trace_id) GROUP BY trace_id", [ids]).fetchall())
+        return [i for i, t, new_hash in kept
+                if not new_hash or paths.get(t.id) != [s.activation.path for s in t.steps if s.activation is not None]]
 
     @contextlib.contextmanager
     def _room_for(self, need: int, largest: int) -> Iterator[None]:
@@ -1151,5 +1216,5 @@ def open_store(path: str | os.PathLike[str] | None = None, read_only: bool = Fal
     return Store(path, read_only=read_only, memory_limit=memory_limit, create=create)
 
 
-__all__ = ["DEFAULT_PATH", "Store", "StoreLockedError", "StoreWriteError", "check_store_file", "default_path",
-           "is_interrupt", "open_store"]
+__all__ = ["DEFAULT_PATH", "Store", "StoreLockedError", "StoreWriteError", "check_store_file", "content_hash",
+           "default_path", "is_interrupt", "matches_stored", "open_store"]
