@@ -179,3 +179,32 @@ def test_list_shows_a_task_with_brackets_as_written(tmp_path: Path) -> None:
     assert runner.invoke(app, ["ingest", str(tmp_path / "b.json"), "--store", str(path), "-q"]).exit_code == 0
     out = runner.invoke(app, ["traces", "list", "--store", str(path)], env={"COLUMNS": "250"}).output
     assert task in out, out
+
+
+def test_stored_verdicts_are_listed_and_shown(tmp_path: Path) -> None:
+    """`analyze --all --store` saved verdicts that no command printed (only the app or a Parquet export showed them):
+    `traces list --method` gives each run's, `traces show` every stored one."""
+    from attrib.paths import traces_dir
+
+    store = tmp_path / "s.duckdb"
+    demo = traces_dir() / "demo_whowhen.json"
+    assert runner.invoke(app, ["ingest", str(demo), str(traces_dir() / "chat_langgraph.json"), "--store", str(store),
+                               "-q"]).exit_code == 0
+    r = runner.invoke(app, ["analyze", "whowhen-algorithm-demo_whowhen", "--store", str(store), "--save"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["traces", "list", "--store", str(store), "--method", "learned"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    demo_row = next(line for line in r.output.splitlines() if "demo_whowhen" in line)
+    other_row = next(line for line in r.output.splitlines() if "chat_langgraph" in line)
+    assert "step 1 by" in demo_row and "verdict (learned)" in r.output and "confidence 54%" in r.output
+    assert "│ -" in other_row  # no stored verdict
+    rows = [json.loads(x) for x in runner.invoke(app, ["traces", "list", "--store", str(store), "--method", "learned",
+                                                       "--json"]).output.splitlines()]
+    got = {x["trace_id"]: x["verdict"] for x in rows}
+    assert got["chat-chat_langgraph"] is None
+    assert (got["whowhen-algorithm-demo_whowhen"]["step"], got["whowhen-algorithm-demo_whowhen"]["agent"]) == (
+        1, "UnitConversion_Expert")
+    for extra in ([], ["--steps", "0-2"]):  # a whole trace, and a window of it, read differently from the store
+        r = runner.invoke(app, ["traces", "show", "whowhen-algorithm-demo_whowhen", "--store", str(store), *extra],
+                          env={"COLUMNS": "200"})
+        assert "stored verdict (learned): step 1 by UnitConversion_Expert, confidence 54%" in r.output, r.output

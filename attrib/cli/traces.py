@@ -132,6 +132,8 @@ class View:
     tools: tuple[str, ...] = ()
     #: why the label's agent did not write the labelled step (:func:`attrib.trace.label_mismatch`), or None
     label_note: str | None = None
+    #: the verdicts the store holds on the trace (``attrib analyze --all --store`` / ``--save`` wrote them)
+    verdicts: tuple[Any, ...] = ()
 
 
 def view_of(trace: Any, window: range | None = None, bounded: bool = False) -> View:
@@ -169,10 +171,14 @@ def load_view(ref: str, store: Path | None = None, format: str | None = None, sp
     with _stored(ref), open_store(store, read_only=True) as st:
         head, n = st.get_trace_head(ref)
         window, bounded = default_window(n, spec, show_all)
+        stored = tuple(st.get_attributions(ref))
         if window is None:  # every step: they hold the parents and start times themselves
+            import dataclasses
+
             import msgspec
 
-            return view_of(msgspec.structs.replace(head, steps=tuple(st.get_steps(ref))))
+            whole = view_of(msgspec.structs.replace(head, steps=tuple(st.get_steps(ref))))
+            return dataclasses.replace(whole, verdicts=stored)
         steps = st.get_steps(ref, window.start, window.stop)
         parents, t0 = st.step_outline(ref, window.stop)
         note = None
@@ -191,7 +197,7 @@ def load_view(ref: str, store: Path | None = None, format: str | None = None, sp
 
             note = label_mismatch(head.label, step, n)
         tools = st.trace_tools(ref)
-    return View(head, n, steps, parents, t0, window, bounded, tools, note)
+    return View(head, n, steps, parents, t0, window, bounded, tools, note, stored)
 
 
 def render(view: View, width: int = 110, full: bool = False) -> Any:
@@ -289,9 +295,21 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
         if view.label_note:  # a warning, not an error: Who&When itself holds a few such labels
             tail.append("\nwarning: ", style="bold yellow")
             tail.append(visible(view.label_note))
+    for a in view.verdicts:
+        tail.append(("\n" if tail else "") + f"stored verdict ({visible(a.method)}): ", style="bold")
+        tail.append(verdict_words(a))
     if tail:
         parts.append(tail)
     return Group(*parts)
+
+
+def verdict_words(a: Any) -> str:
+    """A stored verdict in one line, as the reports word it: "step 3 by Alice, confidence 54%, ranker shipped"."""
+    from attrib.render import confidence_figure, confidence_word, verdict_line, verdict_ranker
+
+    ranker = verdict_ranker(a)
+    return visible(f"{verdict_line(a)}, {confidence_word(a)} {confidence_figure(a, a.confidence)}"
+                   + (f", ranker {ranker}" if ranker else ""))
 
 
 #: ``traces list`` in a terminal narrower than this leaves out the task column, and below :data:`LIST_NARROW_WIDTH`
@@ -307,9 +325,10 @@ def left_out(width: int | None) -> list[str]:
     return ["task"] if width >= LIST_NARROW_WIDTH else ["task", "source"]
 
 
-def list_table(rows: list[dict[str, Any]], total: int, width: int | None = None) -> Any:
+def list_table(rows: list[dict[str, Any]], total: int, width: int | None = None, method: str | None = None) -> Any:
     """The ``traces list`` table of ``rows`` (of ``total``): the agents of each, then its tools on a line of their
-    own; in a terminal ``width`` columns wide, without the columns :func:`left_out` names."""
+    own; in a terminal ``width`` columns wide, without the columns :func:`left_out` names; with ``method``, a column
+    of each row's stored verdict of it (``row["verdict"]``)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -324,6 +343,8 @@ def list_table(rows: list[dict[str, Any]], total: int, width: int | None = None)
     table.add_column("outcome", min_width=9)
     table.add_column("steps", justify="right", min_width=5)
     table.add_column("agents", overflow="fold", ratio=1, min_width=18)
+    if method is not None:
+        table.add_column(f"verdict ({visible(method)})", overflow="fold", ratio=1, min_width=16)
     if "task" not in drop:
         table.add_column("task", overflow="ellipsis", no_wrap=True, ratio=2, min_width=10)
     for r in rows:
@@ -337,6 +358,8 @@ def list_table(rows: list[dict[str, Any]], total: int, width: int | None = None)
         if "source" not in drop:
             cells.append(Text(visible(r["subset"] or r["source_format"])))
         cells += [r["outcome"], str(r["n_steps"]), who]
+        if method is not None:
+            cells.append(Text(verdict_words(r["verdict"]) if r.get("verdict") is not None else "-"))
         if "task" not in drop:
             cells.append(Text(_one_line(r["task"] or "", 200)))
         table.add_row(*cells)
@@ -373,19 +396,28 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(50, "--limit", "-n", min=0, help="At most this many rows (0 = all)."),
         offset: int = typer.Option(0, "--offset", min=0, help="Skip this many rows first."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
+        method: str = typer.Option(None, "--method", "-m", help="Also show each trace's stored verdict of this "
+                                   "method (saved by `attrib analyze --all --store` or `--save`): step, agent, "
+                                   "confidence; '-' where it has none."),
     ) -> None:
-        """List stored traces (id, source: the format or Who&When subset, outcome, steps, agents and tools, task).
+        """List stored traces (id, source: the format or Who&When subset, outcome, steps, agents and tools, task),
+        with --method their stored verdicts.
 
         Tools (a tool message named after its tool, as LangGraph writes it) are listed apart from the agents. In a
         terminal narrower than 120 columns the task column is left out, below 100 the source column too, with a
         line saying so; piped output keeps every column.
 
         Example:  attrib traces list --source hand --agent WebSurfer -n 10
+                  attrib traces list --method learned   (the verdicts `attrib analyze --all` saved)
         """
         from attrib.store import open_store
 
         with handle_errors(), open_store(store, read_only=True) as st:
             rows = st.list_traces(source=source, outcome=outcome, agent=agent, limit=limit or None, offset=offset)
+            if method is not None:
+                for r in rows:
+                    got = st.get_attributions(r["trace_id"], method)
+                    r["verdict"] = got[0] if got else None
             total = st.count_traces(source=source, outcome=outcome, agent=agent)
             if not total and (source or agent):  # a typo in a filter value: say which values there are
                 from attrib.errors import UsageError
@@ -400,9 +432,11 @@ def register(app: typer.Typer) -> None:
             import orjson
 
             for r in rows:  # "agents" as stored (tools too, what --agent matches); "tools": which of them are tools
+                if r.get("verdict") is not None:
+                    r["verdict"] = orjson.loads(r["verdict"].to_json())
                 typer.echo(orjson.dumps(r, default=str).decode())
             return
-        print_wide(list_table(rows, total, console.width if console.is_terminal else None))
+        print_wide(list_table(rows, total, console.width if console.is_terminal else None, method))
         if console.is_terminal and (left := left_out(console.width)):
             console.print(f"[dim]({' and '.join(left)} left out at this width: {LIST_FULL_WIDTH} columns show "
                           f"{'it' if len(left) == 1 else 'them'}, as --json does)[/]")
