@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from attrib.errors import EXIT_FAILURE
+from attrib.cli import app
+from attrib.errors import EXIT_BAD_INPUT, EXIT_FAILURE
 from attrib.methods import analyze
 from attrib.store import open_store
 from attrib.store.api import ingest
@@ -41,6 +43,66 @@ def _analyzed(store: Path) -> None:
 
 def _one_line(output: str) -> str:
     return " ".join(output.split())
+
+
+# ------------------------------------------------------------------ 1. another file's run under the same id
+def test_a_run_of_another_file_under_a_stored_id_is_refused_unless_replace(tmp_path: Path) -> None:
+    """Both files are `run.json`, so both runs get the id `chat-run`: the later file fails, naming the id and the
+    file the stored run came from, and Alice's run and verdict stay; with replace=True / --replace it goes in and
+    says what it replaced. Identical content is still a no-op, and the same file re-read after an edit replaces its
+    own run, counted apart from new ones."""
+    alice, bob = _write(tmp_path / "alice" / "run.json", ALICE), _write(tmp_path / "bob" / "run.json", BOB)
+    store = tmp_path / "team.duckdb"
+    assert ingest(alice, store=store).ok
+    _analyzed(store)
+
+    report = ingest(bob, store=store)
+    assert not report.ok and report.n_traces == 0
+    err = report.failed[0].error or ""
+    assert err.startswith(f"{bob}: id: trace id 'chat-run' is already stored from {alice}, with other content")
+    assert "rename this file" in err and "--replace" in err and "\n" not in err
+    with open_store(store, read_only=True) as st:  # Alice's run and its verdict are untouched
+        assert st.get_trace("chat-run").steps[1].content == "2+2=5" and st.get_attributions("chat-run")
+    r = CliRunner().invoke(app, ["ingest", str(bob), "--store", str(store)])
+    assert r.exit_code == EXIT_BAD_INPUT and "already stored from" in _one_line(r.output)
+
+    assert ingest(alice, store=store).n_unchanged == 1  # identical content: a no-op, verdict kept
+    with open_store(store, read_only=True) as st:
+        assert len(st.get_attributions("chat-run")) == 1
+
+    r = CliRunner().invoke(app, ["ingest", str(bob), "--store", str(store), "--replace"])
+    assert r.exit_code == 0, r.output
+    out = _one_line(r.output)
+    assert f"replaced the stored chat-run (read from {alice}); its 1 verdict(s) were dropped" in out
+    with open_store(store, read_only=True) as st:
+        assert st.get_trace("chat-run").steps[2].content == "Berlin" and not st.get_attributions("chat-run")
+
+    _analyzed(store)
+    _write(bob, {**BOB, "messages": [*BOB["messages"][:2], {**BOB["messages"][2], "content": "Paris"}]})
+    report = ingest(bob, store=store)  # the same file, edited: its own run, replaced as before
+    assert report.ok and report.n_new == 1
+    (gone,) = report.replaced
+    assert (gone.trace_id, gone.earlier, gone.verdicts, gone.other_file) == ("chat-run", str(bob), 1, False)
+    r = CliRunner().invoke(app, ["ingest", str(bob), "--store", str(store)])
+    assert r.exit_code == 0 and "unchanged" in r.output
+
+
+def test_the_ingest_table_counts_replaced_runs_apart_from_new_ones(tmp_path: Path) -> None:
+    alice = _write(tmp_path / "a" / "run.json", ALICE)
+    other = _write(tmp_path / "a" / "other.json", BOB)
+    store = tmp_path / "s.duckdb"
+    assert ingest(alice, store=store).ok
+    _analyzed(store)
+    _write(alice, {**ALICE, "outcome": "succeeded"})
+    r = CliRunner().invoke(app, ["ingest", str(alice), str(other), "--store", str(store)])
+    assert r.exit_code == 0, r.output
+    header = next(line for line in r.output.splitlines() if "format" in line)
+    total = next(line for line in r.output.splitlines() if "total" in line)
+    cols = [c.strip() for c in header.strip("┃│ ").split("┃")]
+    assert cols == ["format", "files", "traces", "steps", "new", "replaced", "unchanged"]
+    assert [c.strip() for c in total.strip("│ ").split("│")][1:] == ["2", "2", "6", "1", "1", "0"]
+    assert "1 run(s) changed in their files since the last ingest were replaced; their 1 verdict(s) were dropped" in \
+        _one_line(r.output)
 
 
 # ------------------------------------------------------------------ 3. a store that cannot be written

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 
 from attrib.cli._common import check_format, check_stdin, console, err_console, handle_errors, print_error
+from attrib.display import visible
 from attrib.errors import EXIT_BAD_INPUT
+
+if TYPE_CHECKING:
+    from attrib.store.api import Replaced
 
 MAX_BYTES = 512 * 1024 * 1024  # same as attrib.readers.MAX_BYTES (not imported: keeps --help fast)
 
@@ -27,6 +32,9 @@ def register(app: typer.Typer) -> None:
         max_bytes: int = typer.Option(MAX_BYTES, "--max-bytes", min=1, show_default=False,
                                       help=f"Refuse files larger than this many bytes (default {MAX_BYTES}, {MAX_BYTES // 2**20} MiB)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table; errors only."),
+        replace: bool = typer.Option(False, "--replace", help="Let a run replace the stored run of the same id that "
+                                     "came from another file (and drop its verdicts); without it such a file fails. "
+                                     "A file re-read after an edit replaces its own runs either way."),
     ) -> None:
         """Read multi-agent run logs into the store (one transaction per file; re-ingesting is a no-op).
 
@@ -67,7 +75,8 @@ def register(app: typer.Typer) -> None:
             with handle_errors():  # the store itself: a folder, a file of another kind, locked by another process
                 try:
                     report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg,
-                                    max_bytes=max_bytes, on_file=lambda f: stored.extend([f.path] if f.ok else []))
+                                    max_bytes=max_bytes, on_file=lambda f: stored.extend([f.path] if f.ok else []),
+                                    replace=replace)
                 except StoreWriteError as e:  # the disk, not the input: stop, say what is kept (exit 1)
                     raise StoreWriteError(e.path, e.reason, f"{len(stored)} file(s) before it are stored whole; rerun "
                                           "the same command once it can be written (stored files count as "
@@ -86,23 +95,42 @@ def register(app: typer.Typer) -> None:
             from attrib.store import default_path
 
             table = Table(title=f"ingested into {store or default_path()}", title_justify="left")
-            for col in ("format", "files", "traces", "steps", "new/changed", "unchanged"):
+            for col in ("format", "files", "traces", "steps", "new", "replaced", "unchanged"):
                 table.add_column(col, justify="left" if col == "format" else "right")
             by_fmt: dict[str, list[int]] = {}
+            total = [0] * 6
             for f in report.files:
                 if f.ok:
-                    row = by_fmt.setdefault(",".join(f.formats), [0, 0, 0, 0, 0])
-                    for i, v in enumerate((1, f.traces, f.steps, f.new, f.unchanged)):
+                    row = by_fmt.setdefault(",".join(f.formats), [0] * 6)
+                    n_replaced = len(f.replaced_runs)
+                    for i, v in enumerate((1, f.traces, f.steps, f.new - n_replaced, n_replaced, f.unchanged)):
                         row[i] += v
+                        total[i] += v
             for fmt, row in sorted(by_fmt.items()):
                 table.add_row(fmt, *map(str, row))
-            s = report.summary()
-            table.add_row("[bold]total", str(s["files"] - s["failed"]), str(s["traces"]), str(s["steps"]),
-                          str(s["new_or_changed"]), str(s["unchanged"]))
+            table.add_row("[bold]total", *map(str, total))
             console.print(table)
+        if not quiet:
+            _replaced_notes(report.replaced)
         for f in report.failed:
             print_error(f.exception or f.error or "")
+
         if report.failed:
             err_console.print(f"[bold red]{len(report.failed)} of {len(report.files)} file(s) failed[/]; "
                               "nothing from them was stored", highlight=False)
             raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _replaced_notes(replaced: list[Replaced]) -> None:
+    """Say what an ingest replaced: one line per run of another file (``--replace``), and one for the runs of files
+    re-read after an edit whose verdicts went with their old content."""
+    for r in (r for r in replaced if r.other_file):
+        err_console.print(f"[yellow]note:[/] replaced the stored {escape(visible(r.trace_id))} (read from "
+                          f"{escape(visible(r.earlier or 'an unknown source'))}); its {r.verdicts} verdict(s) were "
+                          "dropped", highlight=False, soft_wrap=True)
+    edited = [r for r in replaced if not r.other_file]
+    dropped = sum(r.verdicts for r in edited)
+    if dropped:
+        err_console.print(f"[yellow]note:[/] {len(edited)} run(s) changed in their files since the last ingest were "
+                          f"replaced; their {dropped} verdict(s) were dropped (rerun `attrib analyze --all`)",
+                          highlight=False, soft_wrap=True)

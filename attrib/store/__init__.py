@@ -823,6 +823,19 @@ class Store:
         meta = msgspec.json.decode(row[1]) if row[1] else {}
         return bool(isinstance(meta, dict) and meta.get("partial")), row[2]
 
+    def stored_sources(self, trace_ids: Iterable[str]) -> dict[str, tuple[str | None, str, int]]:
+        """For those of ``trace_ids`` the store holds: the file each was read from (absolute; ``-`` for standard
+        input; None if not known), its content hash (:func:`content_hash`) and how many verdicts it has. One query:
+        ingest asks it to tell a changed run of the same file from another file's run under the same id."""
+        ids = list(dict.fromkeys(trace_ids))
+        if not ids:
+            return {}
+        rows = self.con.execute(
+            "SELECT t.trace_id, t.source_path, t.content_hash, (SELECT count(*) FROM attributions a "
+            "WHERE a.trace_id = t.trace_id) FROM traces t WHERE list_contains(?::VARCHAR[], t.trace_id)",
+            [ids]).fetchall()
+        return {r[0]: (r[1], r[2], int(r[3])) for r in rows}
+
     def has_trace(self, trace_id: str) -> bool:
         """Whether a trace with this id is stored."""
         return self.con.execute("SELECT 1 FROM traces WHERE trace_id = ?", [trace_id]).fetchone() is not None

@@ -2,12 +2,14 @@
 
 The library twin of ``attrib ingest``. A file that fails (unreadable, bad activation shapes, ...)
 is reported with one line and leaves nothing in the store; the other files still go in. When every file fails, a
-store file this call created is removed again.
+store file this call created is removed again. A run whose id the store already holds from another file, with other
+content, is refused (its file fails) unless ``replace=True``; a store that cannot be written stops the ingest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +27,21 @@ from attrib.readers import (
     reader_named,
     utf8_text,
 )
-from attrib.store import Store, StoreWriteError, is_interrupt, open_store
+from attrib.store import Store, StoreWriteError, is_interrupt, matches_stored, open_store
 from attrib.trace import Trace
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """A stored run that an ingest replaced with other content under its id, dropping its verdicts."""
+
+    trace_id: str
+    #: the file the replaced run had been read from (absolute; ``-`` for standard input; None if not known)
+    earlier: str | None
+    #: how many verdicts were stored on it (all dropped: they were made on the content replaced)
+    verdicts: int
+    #: read from another file than the one that replaced it (only with ``replace=True``); else the same file, edited
+    other_file: bool
 
 
 @dataclass
@@ -37,11 +52,13 @@ class FileResult:
     ok: bool
     traces: int = 0
     steps: int = 0
-    new: int = 0
+    new: int = 0  # stored anew or replaced (``replaced`` says how many of these replaced a stored run)
     unchanged: int = 0
     error: str | None = None
     formats: tuple[str, ...] = ()
     trace_ids: tuple[str, ...] = ()
+    #: the stored runs this file's runs replaced (changed content under their ids), with what was lost
+    replaced_runs: tuple[Replaced, ...] = ()
     #: the error itself (``error`` is its line): the CLI prints it as it prints any, naming ``format`` as its flag
     exception: AttribError | None = field(default=None, repr=False, compare=False)
 
@@ -76,6 +93,11 @@ class IngestReport:
     def n_new(self) -> int:
         """Traces stored anew or replaced because their content changed."""
         return sum(f.new for f in self.files)
+
+    @property
+    def replaced(self) -> list[Replaced]:
+        """The stored runs replaced by other content under their ids (their verdicts dropped), over all files."""
+        return [r for f in self.files for r in f.replaced_runs]
 
     @property
     def n_unchanged(self) -> int:
@@ -118,10 +140,12 @@ def _split_groups(files: list[Path], format: str | None, max_bytes: int) -> dict
 
 
 def _with_stored_parts(store: Store, got: list[tuple[Trace, str]], format: str | None,
-                       max_bytes: int) -> list[tuple[Trace, str]]:
+                       max_bytes: int, joined: set[str]) -> list[tuple[Trace, str]]:
     """An OTLP trace the store already holds from another file, which is still there, where either part is partial
     (spans whose parents are elsewhere): the two files read together, so a later file of a rotated export completes
-    the run instead of replacing its other part (``attrib ingest a.jsonl`` then ``attrib ingest b.jsonl``)."""
+    the run instead of replacing its other part (``attrib ingest a.jsonl`` then ``attrib ingest b.jsonl``). The ids of
+    such runs go into ``joined``, the parts of one run (read together or not): their stored part is theirs to
+    replace, though it came from another file."""
     out: list[tuple[Trace, str]] = []
     for t, src in got:
         stored = store.stored_otlp_part(t.id) if t.source_format == "otlp" else None
@@ -129,23 +153,68 @@ def _with_stored_parts(store: Store, got: list[tuple[Trace, str]], format: str |
             out.append((t, src))
             continue
         stored_partial, earlier = stored
-        if (not (t.metadata.get("partial") or stored_partial) or not earlier or earlier == "-"
+        if t.metadata.get("partial") or stored_partial:
+            joined.add(t.id)
+        if (t.id not in joined or not earlier or earlier == "-"
                 or not Path(earlier).is_file() or Path(earlier).resolve() == Path(src).resolve()):
             out.append((t, src))
             continue
         try:
-            joined = [(j, str(f)) for j, f in read_sources([earlier, src], format, max_bytes, seen={}) if j.id == t.id]
+            parts = [(j, str(f)) for j, f in read_sources([earlier, src], format, max_bytes, seen={}) if j.id == t.id]
         except AttribError:  # copies of the same spans, or the earlier file changed: this part as read
-            joined = []
-        out.extend(joined or [(t, src)])
+            parts = []
+        out.extend(parts or [(t, src)])
     return out
 
 
+#: A stored trace as :func:`_store` reports it: (id, file, steps, format, new or changed, the run it replaced).
+_Row = tuple[str, str, int, str, bool, Replaced | None]
+
+
+def _same_file(stored: str | None, src: str) -> bool:
+    """Whether a stored run's file (``stored``, absolute as the store keeps it) is ``src``, the file being read:
+    one path, or one file under two names (a link); standard input is one source."""
+    if stored is None:  # stored by a library call that named no file: not known to be this one
+        return False
+    if stored == src == "-" or stored == os.path.abspath(utf8_text(src)):
+        return True
+    try:
+        return os.path.samefile(stored, src)
+    except (OSError, ValueError):  # gone, or not a path
+        return False
+
+
+def _refuse_other_run(t: Trace, src: str, earlier: str | None) -> InputError:
+    """The error for a run whose id the store holds from another file, with other content (``replace`` not given):
+    replacing it would drop that run and its verdicts without a word."""
+    where = f"from {utf8_text(earlier)}" if earlier else "from an unknown source (a library call)"
+    if earlier and earlier != "-" and "://" not in earlier and not os.path.exists(earlier):
+        where += " (no longer there)"
+    return InputError(src, "id", f"trace id {t.id!r} is already stored {where}, with other content; the store keeps "
+                      "one trace per id: rename this file or give the run its own id, or pass --replace "
+                      "(replace=True) to replace that run and drop its verdicts")
+
+
 def _store(store: Store, got: list[tuple[Trace, str]], check_activations: bool, model_config: Any,
-           format: str | None, max_bytes: int) -> list[tuple[str, str, int, str, bool]]:
+           format: str | None, max_bytes: int, replace: bool = False, group: Sequence[str] = ()) -> list[_Row]:
     """Upsert ``got`` (each trace with its file) in one transaction, their activation files checked first; per
-    trace (id, file, steps, format, new or changed)."""
-    got = _with_stored_parts(store, got, format, max_bytes)
+    trace (id, file, steps, format, new or changed, the stored run it replaced). A run whose id the store holds from
+    another file (not one of ``group``, the files read together) with other content is refused unless ``replace``:
+    an :class:`InputError` naming this file, the id and the other file, before anything is written."""
+    joined: set[str] = set()
+    got = _with_stored_parts(store, got, format, max_bytes, joined)
+    stored = store.stored_sources(t.id for t, _ in got)
+    ours = {os.path.abspath(utf8_text(f)) for f in group}
+    other: set[str] = set()  # ids stored from another file, replaced by leave of replace=True
+    for t, src in got:
+        if t.id not in stored or t.id in joined:
+            continue
+        earlier, digest, _ = stored[t.id]
+        if _same_file(earlier, src) or earlier in ours or matches_stored(t, utf8_text(src), digest):
+            continue
+        if not replace:
+            raise _refuse_other_run(t, src, earlier)
+        other.add(t.id)
     if check_activations and any(s.activation is not None for t, _ in got for s in t.steps):
         from attrib.activations import check_trace
 
@@ -155,18 +224,21 @@ def _store(store: Store, got: list[tuple[Trace, str]], check_activations: bool, 
     rows = [(t.id, src, t.n_steps, t.source_format) for t, src in got]
     traces, sources = [t for t, _ in got], [utf8_text(src) for _, src in got]  # a name's non-UTF-8 bytes, escaped
     del got
-    changed = store.upsert_traces(traces, source_path=list(sources), release=True)
-    return [(*r, c) for r, c in zip(rows, changed, strict=True)]
+    replaced: list[str] = []
+    changed = store.upsert_traces(traces, source_path=list(sources), replaced=replaced, release=True)
+    gone = {tid: Replaced(tid, stored[tid][0], stored[tid][2], tid in other) for tid in replaced}
+    return [(*r, c, gone.get(r[0]) if c else None) for r, c in zip(rows, changed, strict=True)]
 
 
-def _result(path: str, rows: list[tuple[str, str, int, str, bool]]) -> FileResult | None:
+def _result(path: str, rows: list[_Row]) -> FileResult | None:
     """The FileResult of a file that was read and stored: its traces (``rows`` as :func:`_store` gives them);
     None for none (a file of a group whose runs are all counted under another file)."""
     if not rows:
         return None
-    new = sum(c for *_, c in rows)
+    new = sum(r[4] for r in rows)
     return FileResult(path, True, traces=len(rows), steps=sum(r[2] for r in rows), new=new, unchanged=len(rows) - new,
-                      formats=tuple(sorted({r[3] for r in rows})), trace_ids=tuple(r[0] for r in rows))
+                      formats=tuple(sorted({r[3] for r in rows})), trace_ids=tuple(r[0] for r in rows),
+                      replaced_runs=tuple(r[5] for r in rows if r[5] is not None))
 
 
 def _failed(path: str | Path, e: BaseException) -> FileResult:
@@ -185,10 +257,12 @@ def _failed(path: str | Path, e: BaseException) -> FileResult:
 
 def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: int = MAX_BYTES,
                 check_activations: bool = True, model_config: Any = None,
-                seen: dict[str, str] | None = None) -> FileResult:
-    """Read one file and upsert its traces in one transaction; errors become a failed :class:`FileResult`.
+                seen: dict[str, str] | None = None, replace: bool = False) -> FileResult:
+    """Read one file and upsert its traces in one transaction; errors become a failed :class:`FileResult` (a store
+    that cannot be written raises :class:`StoreWriteError`).
 
-    ``seen`` (trace id -> file) spans one :func:`ingest` call, so two files that map to the same id fail loudly.
+    ``seen`` (trace id -> file) spans one :func:`ingest` call, so two files that map to the same id fail loudly; a
+    run the store holds under the same id from another file, with other content, fails the file unless ``replace``.
     A part of an OTLP trace whose other part the store holds from another file is joined with it.
     """
     try:
@@ -200,7 +274,8 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
         # silently replace the other run
         check_ids(traces, path, seen, hint=" in this ingest; the store keeps one trace per id (rename one file, "
                   "or give the run its own id)")
-        rows = _store(store, [(t, str(path)) for t in traces], check_activations, model_config, format, max_bytes)
+        rows = _store(store, [(t, str(path)) for t in traces], check_activations, model_config, format, max_bytes,
+                      replace)
         del traces
     except Exception as e:  # noqa: BLE001 (a bug is reported as one, and the ingest goes on)
         return _failed(path, e)
@@ -210,14 +285,15 @@ def ingest_file(store: Store, path: Path, format: str | None = None, max_bytes: 
 
 
 def ingest_group(store: Store, group: list[Path], format: str | None = None, max_bytes: int = MAX_BYTES,
-                 model_config: Any = None, seen: dict[str, str] | None = None) -> list[FileResult]:
+                 model_config: Any = None, seen: dict[str, str] | None = None,
+                 replace: bool = False) -> list[FileResult]:
     """Files that hold parts of one OTLP trace, read together (:func:`attrib.readers.read_sources` joins the
     parts) and stored in one transaction; one :class:`FileResult` per file, each trace counted under the file that
     holds its root span (a file left with none reads 0 traces)."""
     errors: list[AttribError] = []
     try:
         got = [(t, str(f)) for t, f in read_sources(group, format, max_bytes, errors=errors, seen=seen)]
-        rows = _store(store, got, True, model_config, format, max_bytes)
+        rows = _store(store, got, True, model_config, format, max_bytes, replace, [str(f) for f in group])
         del got
     except Exception as exc:  # noqa: BLE001
         return [_failed(f, exc) for f in group]
@@ -235,11 +311,15 @@ def ingest_group(store: Store, group: list[Path], format: str | None = None, max
 
 def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path | None = None,
            format: str | None = None, progress: bool = False, max_bytes: int = MAX_BYTES,
-           model_config: Any = None, on_file: Callable[[FileResult], None] | None = None) -> IngestReport:
+           model_config: Any = None, on_file: Callable[[FileResult], None] | None = None,
+           replace: bool = False) -> IngestReport:
     """Ingest files, folders and globs into ``store`` (a :class:`Store`, a path, or the default store).
 
     Returns an :class:`IngestReport`; it never raises for bad input files (check ``report.ok``). The path
-    ``"-"`` reads standard input. Two files that give the same trace id fail the second (one trace per id).
+    ``"-"`` reads standard input. Two files that give the same trace id fail the second (one trace per id), and so
+    does a file whose run has an id the store holds from another file, with other content, unless ``replace=True``:
+    then that run is replaced and its verdicts dropped (``report.replaced`` lists them). The same file re-read after
+    an edit replaces its own runs either way; identical content is left as it is.
     ``progress=True`` draws a rich progress bar on stderr when that is a terminal; ``on_file`` is called after each
     file. A store that cannot be written (disk full, read-only) stops the ingest with :class:`StoreWriteError`
     (exit 1), whose ``report`` holds the files stored whole before it.
@@ -274,8 +354,10 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
                     continue
                 bar.update(task, description=f.name)
                 together = groups.get(f, [f])
-                results = (ingest_group(st, together, format, max_bytes, model_config, seen) if len(together) > 1
-                           else [ingest_file(st, f, format, max_bytes, model_config=model_config, seen=seen)])
+                results = (ingest_group(st, together, format, max_bytes, model_config, seen, replace)
+                           if len(together) > 1 else
+                           [ingest_file(st, f, format, max_bytes, model_config=model_config, seen=seen,
+                                        replace=replace)])
                 done.update(together)
                 for r in results:
                     report.files.append(r)
@@ -293,4 +375,4 @@ def ingest(paths: str | Path | Iterable[str | Path], store: Store | str | Path |
     return report
 
 
-__all__ = ["FileResult", "IngestReport", "expand_paths", "ingest", "ingest_file", "ingest_group"]
+__all__ = ["FileResult", "IngestReport", "Replaced", "expand_paths", "ingest", "ingest_file", "ingest_group"]
