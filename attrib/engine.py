@@ -87,7 +87,7 @@ class BatchReport(msgspec.Struct, kw_only=True):
 
 
 class BatchInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) stopped a batch. Still a KeyboardInterrupt; ``report`` says how far it got (None when it
+    """Ctrl-C (SIGINT), or SIGTERM, stopped a batch. Still a KeyboardInterrupt; ``report`` says how far it got (None when it
     stopped before selecting any trace): what it counts as analyzed and failed is in the store, the partitions in
     flight are not, so rerunning the same call finishes the rest."""
 
@@ -240,10 +240,35 @@ class _Writer:
 
 
 @contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM (``kill``, ``timeout``, ``systemctl stop``) raises KeyboardInterrupt as Ctrl-C
+    does, so long work stops the same way: what was written kept, a Dask cluster closed (SIGTERM's default ended the
+    process at once, leaking the cluster's semaphores), one line saying what is left. Only on the main thread and
+    where SIGTERM has its default action: a handler the program installed is left alone."""
+    import signal
+    import threading
+
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
 def _sigint_latch() -> Iterator[Callable[[], bool]]:
-    """Remember a Ctrl-C while a batch runs; yields "was there one?". SIGINT still raises KeyboardInterrupt at once,
-    but Python only prints one raised inside a gc callback (distributed registers one), so the batch checks the
-    latch after each partition it writes and stops there. Off the main thread (no signals there): never set."""
+    """Remember a Ctrl-C (or a SIGTERM, see :func:`sigterm_as_interrupt`) while a batch runs; yields "was there
+    one?". Either still raises KeyboardInterrupt at once, but Python only prints one raised inside a gc callback
+    (distributed registers one), so the batch checks the latch after each partition it writes and stops there. Off
+    the main thread (no signals there): never set."""
     import signal
     import threading
 
@@ -252,15 +277,20 @@ def _sigint_latch() -> Iterator[Callable[[], bool]]:
         return
     seen: list[bool] = []
 
-    def on_sigint(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         seen.append(True)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = signal.signal(signal.SIGINT, on_signal)
+    term = signal.getsignal(signal.SIGTERM)
+    if term is signal.SIG_DFL:  # never a handler the program installed
+        signal.signal(signal.SIGTERM, on_signal)
     try:
         yield lambda: bool(seen)
     finally:
         signal.signal(signal.SIGINT, previous)
+        if term is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, term)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -306,3 +307,39 @@ def test_a_store_hashed_with_absolute_activation_paths_keeps_its_verdicts(bundle
     with open_store(store, read_only=True) as st:
         assert dict(st.con.execute("SELECT trace_id, content_hash FROM traces").fetchall()) == new
         assert all(st.get_attributions(t) for t in st.trace_ids())
+
+
+# ------------------------------------------------------------------ 11. SIGTERM
+def test_sigterm_stops_an_ingest_as_ctrl_c_does(bundled: Path, tmp_path: Path) -> None:
+    """SIGTERM (`kill`, `timeout`, `systemctl stop`) as the second file starts: the same line as for Ctrl-C, exit
+    130, the first file stored whole (SIGTERM's default ended the process without a word)."""
+    store = tmp_path / "s.duckdb"
+    code = ("import os, signal, sys\nimport attrib.store.api as api\nfrom attrib.cli import main\n"
+            "real, calls = api.ingest_file, []\n"
+            "def second(*a, **k):\n    calls.append(1)\n    if len(calls) == 2:\n        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return real(*a, **k)\n"
+            "api.ingest_file = second\nsys.argv = ['attrib', *sys.argv[1:]]\nmain()\n")
+    files = [str(bundled / n) for n in ("demo_whowhen.json", "otlp_agents.json", "chat_langgraph.json")]
+    r = subprocess.run([sys.executable, "-c", code, "ingest", *files, "--store", str(store), "-q"],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert r.returncode == 130, (r.returncode, r.stderr)
+    assert "interrupted: 1 file(s) stored whole" in r.stderr
+    with open_store(store, read_only=True) as st:
+        assert st.count_traces() == 1
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_sigterm_stops_analyze_all_as_ctrl_c_does(bundled: Path, tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    assert ingest(bundled, store=store).ok
+    code = ("import os, signal, sys\nfrom attrib.engine import BatchInterrupted, analyze_many\n"
+            "from attrib.methods import get_method, run\n"
+            "def blame(trace, **kw):\n    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return run(get_method('flow-graph'), trace, {})\n"
+            "try:\n    analyze_many(sys.argv[1], method=blame, engine='serial', batch_size=1)\n"
+            "except BatchInterrupted as e:\n    print('interrupted', e.report.analyzed, e.report.matched)\n"
+            "    print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    words = r.stdout.split()
+    assert words[0] == "interrupted" and int(words[1]) < int(words[2]) and words[3] == "True", r.stdout

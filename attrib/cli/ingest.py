@@ -68,11 +68,13 @@ def register(app: typer.Typer) -> None:
                     raise InputError(model_config, e.field, e.message) from None
                 except (TypeError, ValueError) as e:
                     raise InputError(model_config, None, f"not a model config ({e})") from None
+        from attrib.engine import sigterm_as_interrupt
         from attrib.store import StoreWriteError
 
         stored: list[str] = []  # files stored whole before a Ctrl-C (a failed file stored nothing)
         try:
-            with handle_errors():  # the store itself: a folder, a file of another kind, locked by another process
+            with handle_errors(), sigterm_as_interrupt():  # handle_errors: the store itself (a folder, a file of
+                # another kind, locked by another process)
                 try:
                     report = ingest(paths, store=store, format=format, progress=not quiet, model_config=cfg,
                                     max_bytes=max_bytes, on_file=lambda f: stored.extend([f.path] if f.ok else []),
@@ -81,7 +83,7 @@ def register(app: typer.Typer) -> None:
                     raise StoreWriteError(e.path, e.reason, f"{len(stored)} file(s) before it are stored whole; rerun "
                                           "the same command once it can be written (stored files count as "
                                           "unchanged)") from None
-        except KeyboardInterrupt:  # Ctrl-C: each file is one transaction, so say what is kept
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: each file is one transaction, so say what is kept
             err_console.print(f"[bold red]interrupted:[/] {len(stored)} file(s) stored whole; the file being "
                               "read then is stored whole or not at all. Rerun the same command to finish (stored "
                               "files count as unchanged)", highlight=False, soft_wrap=True)
