@@ -106,6 +106,46 @@ def test_the_ingest_table_counts_replaced_runs_apart_from_new_ones(tmp_path: Pat
         _one_line(r.output)
 
 
+# ------------------------------------------------------------------ 2. a new shipped ranker is another ranker
+def test_the_shipped_rankers_identity_holds_its_files_hash_and_reads_shipped() -> None:
+    import hashlib
+
+    from attrib.methods.learned import ranker_source
+    from attrib.methods.ranker_names import SHIPPED, SHIPPED_FILE, SHIPPED_NAME, ranker_name
+
+    digest = hashlib.sha256(SHIPPED_FILE.read_bytes()).hexdigest()[:12]
+    words = f"shipped (fitted on Who&When, sha256 {digest})"
+    assert ranker_source(None) == SHIPPED == words
+    assert ranker_name(SHIPPED) == SHIPPED_NAME == "shipped"
+    assert ranker_name("shipped (fitted on Who&When)") == "shipped"  # a verdict an earlier attrib stored
+    # reading a ranker's name reads no file: `attrib --help` and the reports import this module
+    code = ("import attrib.cli, attrib.render\nfrom attrib.methods import ranker_names as r\n"
+            "r.ranker_name('x'); print(r.shipped_source.cache_info().misses)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "0"
+
+
+def test_verdicts_of_an_earlier_shipped_ranker_are_redone_by_analyze_all(bundled: Path, tmp_path: Path) -> None:
+    """A store analyzed by an earlier attrib holds verdicts whose ranker is the shipped one of then: `analyze --all`
+    redoes them instead of calling them done by this ranker."""
+    from attrib.engine import analyze_many
+    from attrib.methods.ranker_names import SHIPPED
+
+    store = tmp_path / "s.duckdb"
+    assert ingest(bundled / "demo_whowhen.json", store=store).ok
+    first = analyze_many(store, method="learned", engine="serial")
+    assert (first.analyzed, first.ranker) == (1, SHIPPED)
+    assert analyze_many(store, method="learned", engine="serial").skipped == 1  # this ranker's: done
+    with open_store(store) as st:  # as the attrib before this one wrote it
+        st.con.execute("UPDATE attributions SET json = json_merge_patch(json, "
+                       "'{\"evidence\": {\"ranker\": \"shipped (fitted on Who&When)\"}}')")
+    again = analyze_many(store, method="learned", engine="serial")
+    assert (again.skipped, again.analyzed) == (0, 1)
+    with open_store(store, read_only=True) as st:
+        (tid,) = st.trace_ids()
+        assert [a.evidence["ranker"] for a in st.get_attributions(tid)] == [SHIPPED]
+
+
 # ------------------------------------------------------------------ 3. a store that cannot be written
 def _limited(limit: int):  # type: ignore[no-untyped-def]
     """A child process's files capped at ``limit`` bytes (RLIMIT_FSIZE): a write past it fails with EFBIG, as on a

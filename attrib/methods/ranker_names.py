@@ -7,14 +7,39 @@ method's numpy to read a name.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 from pathlib import Path
 
-#: ``evidence.ranker`` of a verdict from the ranker attrib ships.
-SHIPPED = "shipped (fitted on Who&When)"
+#: The ranker file attrib ships (fitted on all of Who&When).
+SHIPPED_FILE = Path(__file__).parent / "data" / "ranker.json"
+
+#: How every ``evidence.ranker`` of the shipped ranker starts; an attrib before the hash was added wrote this and ")".
+_SHIPPED_WORDS = "shipped (fitted on Who&When"
 
 #: :func:`ranker_name` of :data:`SHIPPED`: the reports name every other ranker beside the method, not this one.
 SHIPPED_NAME = "shipped"
+
+
+@functools.cache
+def shipped_source() -> str:
+    """``evidence.ranker`` of a verdict from the ranker attrib ships (:data:`SHIPPED`): its words and the start of
+    the file's sha256, so the verdicts of the ranker an earlier attrib shipped are another ranker's (``attrib analyze
+    --all`` redoes them), as a ranker file's are once it is rewritten. Read once, on first use."""
+    try:
+        digest = hashlib.sha256(SHIPPED_FILE.read_bytes()).hexdigest()[:12]
+    except OSError:  # not installed with the package: the learned method says so when it loads it
+        return f"{_SHIPPED_WORDS})"
+    return f"{_SHIPPED_WORDS}, sha256 {digest})"
+
+
+def __getattr__(name: str) -> str:
+    """:data:`SHIPPED`, ``shipped (fitted on Who&When, sha256 <12 hex>)``, made on first use (:func:`shipped_source`):
+    importing this module reads no file, so ``attrib --help`` and the reports stay as fast."""
+    if name == "SHIPPED":
+        return shipped_source()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: What follows a ranker file's path in its ``evidence.ranker``, before the start of its content hash.
 _HASH = " (sha256 "
@@ -27,10 +52,10 @@ def file_source(path: str | os.PathLike[str], sha256: str) -> str:
 
 
 def ranker_name(source: str) -> str:
-    """A ranker as ``evidence.ranker`` names it, short: :data:`SHIPPED_NAME` for the shipped one, else the ranker
-    file's name (the full path and content hash are in the verdict's evidence), else ``source`` itself (a ranker
-    object passed in the library)."""
-    if source == SHIPPED:
+    """A ranker as ``evidence.ranker`` names it, short: :data:`SHIPPED_NAME` for the shipped one (of any attrib
+    version: its words, without reading the file), else the ranker file's name (the full path and content hash are
+    in the verdict's evidence), else ``source`` itself (a ranker object passed in the library)."""
+    if source.startswith(_SHIPPED_WORDS):
         return SHIPPED_NAME
     return os.path.basename(source.split(_HASH, 1)[0]) or source
 
