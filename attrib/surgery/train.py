@@ -13,6 +13,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import logging
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +37,8 @@ STATE_FILE = "trainer_state.pt"
 REF_FILE = "reference.pt"
 META_FILE = "sail.json"
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class TrainResult:
@@ -52,6 +55,8 @@ class TrainResult:
     share: ParamShare
     resumed_from: int = 0
     config: dict[str, Any] = field(default_factory=dict)
+    #: "resumed from step N in OUT" when the run continued a checkpoint (None for a fresh run)
+    resumed: str | None = None
 
     @property
     def mean_step_seconds(self) -> float:
@@ -182,6 +187,13 @@ def _hash(obj: Any) -> str:
     return hashlib.sha1(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
+def pairs_key(pairs: Sequence[PreferencePair]) -> str:
+    """A hash of what the run trains on, in order: each pair's messages, rule, chosen and rejected text. Not the
+    ids: a pairs file keeps the ids its author gave ("p1"), so fixing a pair's labels under the same id must
+    still give a fresh reference pass and a fresh run, not the old checkpoint."""
+    return _hash([[p.messages, p.rule, p.chosen, p.rejected] for p in pairs])
+
+
 @contextlib.contextmanager
 def quiet_peft_wrap() -> Iterator[None]:
     """Silence the one transformers FutureWarning peft triggers when it wraps a model (it reads the deprecated
@@ -226,7 +238,8 @@ def train_sail(
     layers) onto the system rule; ``alpha=0`` is the plain-DPO ablation. ``lr=1e-5`` is the paper's value for full
     multi-GPU epochs; short CPU runs need a larger one (the benchmark picks 1e-3 × 16 steps on a validation split). The model is deep-copied
     first (``copy_model``) because peft injects LoRA layers in place. With ``resume``, a run finds its checkpoint in
-    ``out_dir`` (same data and config) and continues from the saved step. ``prefix_cache`` runs the frozen layers
+    ``out_dir`` (same pairs, by content, and same config) and continues from the saved step, logging "resumed from
+    step N in OUT" (also in ``TrainResult.resumed``); a checkpoint of other pairs or settings is replaced. ``prefix_cache`` runs the frozen layers
     below the lowest focal layer once, in the reference pass, instead of at every step (exact; see
     :mod:`attrib.surgery.prefix`). ``reference_cache``: a folder shared by several runs on the same pairs (e.g. seeds
     of a benchmark); the reference pass is then done once per (pairs, weights, lowest layer) instead of once per run.
@@ -266,7 +279,7 @@ def train_sail(
         "max_response_tokens": max_response_tokens, "max_grad_norm": max_grad_norm,
         "weights": getattr(token_weight_fn, "__name__", "custom"),
         "base_model": str(getattr(model.config, "attrib_source", "") or getattr(model.config, "_name_or_path", "")),
-        "pairs": _hash([p.id for p in pairs]), "n_pairs": len(pairs),
+        "pairs": pairs_key(pairs), "n_pairs": len(pairs),
     }
     data_key = _hash({k: config[k] for k in ("base_model", "pairs", "max_response_tokens", "weights")}
                      | {"start_layer": start_layer})
@@ -305,6 +318,11 @@ def train_sail(
             opt.load_state_dict(st["optimizer"])
             start, losses, accs = st["step"], list(st["losses"]), list(st["reward_accuracies"])
             torch.set_rng_state(st["torch_rng"])
+            log.warning("attrib: resumed from step %d in %s (same pairs and settings; resume=False or "
+                        "--no-resume starts afresh)", start, out)
+        else:
+            why = "more steps than asked" if st.get("run_key") == run_key else "other pairs or settings"
+            log.warning("attrib: the checkpoint in %s is for %s: starting afresh (it will be replaced)", out, why)
 
     def save(step: int) -> None:
         peft_model.save_pretrained(str(adapter_dir))
@@ -358,6 +376,7 @@ def train_sail(
         model=peft_model, adapter_dir=adapter_dir, layers=layers, steps=steps, losses=losses,
         reward_accuracies=accs, step_seconds=step_seconds, reference_seconds=ref_seconds,
         share=trainable_share(peft_model), resumed_from=start, config=config,
+        resumed=f"resumed from step {start} in {out}" if start else None,
     )
 
 
@@ -402,5 +421,6 @@ def config_dict(result: TrainResult) -> dict[str, Any]:
         "final_loss": result.losses[-1] if result.losses else None, "losses": result.losses,
         "reward_accuracies": result.reward_accuracies, "mean_step_seconds": result.mean_step_seconds,
         "reference_seconds": result.reference_seconds, "trainable": asdict(result.share) | {
-            "share": result.share.share}, "resumed_from": result.resumed_from, "config": result.config,
+            "share": result.share.share}, "resumed_from": result.resumed_from, "resumed": result.resumed,
+        "config": result.config,
     }
