@@ -12,6 +12,7 @@ from attrib.methods import analyze
 from attrib.methods.clogit import ConditionalLogit, smoothed_targets
 from attrib.methods.learned import default_model
 from attrib.methods.ranker import LearnedRanker
+from attrib.methods.ranker_names import SHIPPED
 from attrib.readers import load_trace
 from attrib.trace import Step, Trace
 
@@ -154,7 +155,7 @@ def test_analyze_reports_a_step_set_at_the_asked_level():
     a90, a50 = analyze(t), analyze(t, set_level=0.5)
     assert a90.evidence["step_set"]["level"] == 0.9 and a50.evidence["step_set"]["level"] == 0.5
     assert a90.step in a90.evidence["step_set"]["steps"]
-    assert a90.evidence["ranker"] == "shipped (fitted on Who&When)"
+    assert a90.evidence["ranker"] == SHIPPED and SHIPPED.startswith("shipped (fitted on Who&When, sha256 ")
     assert set(a50.evidence["step_set"]["steps"]) <= set(a90.evidence["step_set"]["steps"])
 
 

@@ -32,7 +32,7 @@ from attrib.methods.ranker import (
     featurize,
     seen_in,
 )
-from attrib.methods.ranker_names import SHIPPED, file_source
+from attrib.methods.ranker_names import SHIPPED, SHIPPED_FILE, file_source
 from attrib.trace import (
     AgentBlame,
     Attribution,
@@ -47,7 +47,7 @@ from attrib.trace import (
     tool_steps,
 )
 
-ARTIFACT = Path(__file__).parent / "data" / "ranker.json"
+ARTIFACT = SHIPPED_FILE  # the shipped ranker (fitted on all of Who&When); its name in verdicts: ranker_names
 
 # --------------------------------------------------------------------------- the shipped model
 
