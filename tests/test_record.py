@@ -414,3 +414,28 @@ def test_statistics_that_differ_between_layers_are_named(tmp_path):
     layout = {"activation_layout": {"layers": [0, 1, 2, 3, 5]}}  # the layers a step names are the ones compared
     st = load_segment_stats(Step(index=1, agent="a", content="x", activation=ref, metadata=layout))
     assert st["segment_mass"].shape == (5, 9, 32, 5)
+
+
+def test_step_drift_refuses_steps_of_different_layers_and_names_its_rows(tmp_path):
+    """Steps recorded with layers=[0, 2] and [1, 3] were compared row by row (layer 0 against layer 1) and the
+    result did not say which layers its rows were."""
+    import json
+
+    from attrib.heads.drift import step_drift
+    from attrib.readers import load_trace
+
+    arrays = {}
+    for step, layers in enumerate([(0, 2), (1, 3), (0, 2)]):
+        for la in layers:
+            for stat, a in _stats(3, 0.1 * (step + 1)).items():
+                arrays[f"{step}/blocks.{la}.attn.hook_pattern:{stat}"] = a
+    np.savez(tmp_path / "all.npz", **arrays)
+    msgs = [{"role": "assistant", "name": f"a{i}", "content": "x", "activation": {"path": "all.npz"}}
+            for i in range(3)]
+    (tmp_path / "chat.json").write_text(json.dumps(msgs))
+    trace = load_trace(tmp_path / "chat.json")
+    with pytest.raises(InputError, match=r"^layers: the two steps hold different layers: clean step \[0, 2\], "
+                                         r"conflict step \[1, 3\]"):
+        step_drift(trace.steps[0], trace.steps[1])
+    out = step_drift(trace.steps[0], trace.steps[2])
+    assert out["layers"].tolist() == [0, 2] and out["magnitude"].shape == (2, 9)

@@ -263,14 +263,21 @@ def stats_from_segment_masses(mass: np.ndarray, query_positions: Sequence[int] |
 def step_drift(clean_step: object, conflict_step: object, *, first_only: bool = True) -> dict[str, np.ndarray]:
     """Drift between two steps recorded by :class:`attrib.record.Recorder` (e.g. the same agent turn with and
     without a peer's contrary message), from their stored segment masses. ``first_only``: read the first
-    answer position only (the one both runs share a meaning for)."""
+    answer position only (the one both runs share a meaning for).
+
+    Both steps must hold the same layers (an InputError names both lists otherwise: row i would compare
+    different layers); ``result["layers"]`` says which layer each row of the ``[L, H]`` matrices is."""
     from attrib.record import load_segment_stats
 
     a, b = load_segment_stats(clean_step), load_segment_stats(conflict_step)  # type: ignore[arg-type]
+    la, lb = [int(x) for x in a["layers"]], [int(x) for x in b["layers"]]
+    if la != lb:
+        raise InputError(None, "layers", f"the two steps hold different layers: clean step {la}, conflict step "
+                                         f"{lb}; record both with the same Recorder(layers=[...])")
     q = [0] if first_only else None
 
     def stats(step: object, st: dict[str, np.ndarray]) -> RunStats:
         ref = getattr(step, "activation", None)
         return stats_from_segment_masses(st["segment_mass"], q, path=getattr(ref, "path", None))
 
-    return pair_drift(stats(clean_step, a), stats(conflict_step, b))
+    return pair_drift(stats(clean_step, a), stats(conflict_step, b)) | {"layers": np.asarray(la, dtype=np.int64)}
