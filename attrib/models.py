@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attrib.errors import AttribError, InputError, NotFoundError
+from attrib.errors import AttribError, InputError, NotFoundError, UsageError
 from attrib.paths import configured_cache_dir, persistent_cache_dir
 
 #: Short names users can type; each maps to a package that ships the weights (or a hub id for TL's config).
@@ -281,6 +281,55 @@ def hf_of(model: Any) -> tuple[Any, Any]:
         return model.original_model, model.tokenizer
     raise InputError(None, "model", "expected a model name, an (hf_model, tokenizer) pair or a TransformerBridge, "
                      f"got {type(model).__name__}")
+
+
+def is_bridge(model: Any) -> bool:
+    """True for a TransformerLens ``TransformerBridge`` (or an object shaped like one)."""
+    return hasattr(model, "original_model") and hasattr(model, "run_with_cache")
+
+
+def is_causal_lm(model: Any) -> bool:
+    """True for an HF causal LM (``AutoModelForCausalLM``, or a peft wrapper of one): a config and an LM head. A
+    base model (``LlamaModel``, ``model.model``) has no LM head, so no logits."""
+    if isinstance(model, str | bytes | os.PathLike) or getattr(model, "config", None) is None or not callable(model):
+        return False
+    head = getattr(model, "get_output_embeddings", None)
+    try:
+        return callable(head) and head() is not None
+    except Exception:  # an object that only looks like a model
+        return False
+
+
+class NotAModelError(UsageError, TypeError):
+    """Something other than a model where one belongs (a name, a base model without its LM head): a
+    :class:`~attrib.errors.UsageError` naming the argument, and a ``TypeError``."""
+
+
+def check_model(model: Any, *, bridge: bool = False, field: str = "model") -> None:
+    """The one check of a model argument: an HF causal LM (``bridge``: or a TransformerBridge), else one line
+    saying what was given (a name string is pointed to :func:`load_model`), before anything is created or run."""
+    if is_causal_lm(model) or (bridge and is_bridge(model)):
+        return
+    want = "an HF causal LM (AutoModelForCausalLM)" + (" or a TransformerBridge" if bridge else "")
+    got = type(model).__name__
+    hint = ""
+    if isinstance(model, str | os.PathLike):
+        got += f" {str(model)!r}"
+        hint = f"; load it first: model, tok = attrib.models.load_model({str(model)!r})"
+    elif isinstance(model, tuple):
+        hint = "; pass the model itself, not the (model, tokenizer) pair"
+    elif is_bridge(model):
+        hint = "; this needs the HF model: attrib.models.load_model(...)"
+    elif getattr(model, "config", None) is not None and callable(model):
+        hint = " (a model without an LM head, so no logits: load it with AutoModelForCausalLM)"
+    raise NotAModelError(None, field, f"expected {want}, got {got}{hint}")
+
+
+def model_dims(model: Any) -> tuple[int, int]:
+    """``(n_layers, n_heads)`` of an HF causal LM or a TransformerBridge, from its config."""
+    if is_bridge(model):
+        return int(model.cfg.n_layers), int(model.cfg.n_heads)
+    return int(model.config.num_hidden_layers), int(model.config.num_attention_heads)
 
 
 def pad_id(tokenizer: Any) -> int:

@@ -104,3 +104,49 @@ def test_head_is_defined_once_and_every_old_import_still_works() -> None:
                for node in ast.walk(ast.parse(p.read_text()))
                if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "Head" for t in node.targets)]
     assert defined == ["types.py"]
+
+
+@pytest.mark.parametrize(("heads", "field", "says"), [
+    ([(30, 0)], "focal_heads[0]", "layer 30 is out of range: the model has 30 layers (0..29)"),  # was IndexError
+    ([(-1, 0)], "focal_heads[0]", "layer -1 is out of range"),  # was: silently layer 29
+    ([(3, 9)], "focal_heads[0]", "head 9 is out of range: the model has 9 heads per layer"),
+    ([(3.5, 1)], "focal_heads[0]", "expected a (layer, head) pair of whole numbers"),  # was TypeError
+    ([], "focal_heads", "expected a non-empty list"),
+])
+def test_focal_token_weights_checks_heads_against_the_model(heads, field, says):
+    """focal_token_weights ran the model before any range check: its dict of patterns held layer -1 as a key."""
+    from attrib.heads.weights import focal_token_weights
+
+    model, _ = real_model()
+    with pytest.raises(InputError) as e:
+        focal_token_weights(model, [1, 2, 3, 4, 5], [6, 7], (1, 3), heads)
+    assert e.value.field == field and says in e.value.message, e.value
+
+
+@pytest.mark.parametrize("sink", [500, -1, 1.5, None])
+def test_the_sink_is_a_position_inside_the_sequence(real_batch, sink):
+    """sink=500 raised IndexError; sink=-1 silently made the last token the sink."""
+    from attrib.heads.weights import focal_token_weights
+
+    att, mask, spans = real_batch
+    with pytest.raises(InputError, match=r"^sink: must be a token position in 0\.\."):
+        focal_rule_weights(att, mask, spans, [(0, 1)], sink=sink)
+    model, _ = real_model()
+    with pytest.raises(InputError, match=r"^sink: must be a token position in 0\.\.6 "):
+        focal_token_weights(model, [1, 2, 3, 4, 5], [6, 7], (1, 3), [(0, 1)], sink=sink)
+
+
+def test_a_localization_of_another_model_shape_is_refused():
+    """A result saved for a 50-layer model loaded fine and then failed with a bare IndexError on SmolLM2."""
+    import numpy as np
+
+    from attrib.heads.localization import HeadLocalization
+
+    z = np.zeros((50, 9))
+    loc = HeadLocalization(model="big-model", n_layers=50, n_heads=9, top_k=0.05, scores=z, magnitude=z,
+                           direction=z, js=z, sink_clean=z, sink_conflict=z, focal_heads=[(40, 1)],
+                           focal_layers=[40], family_compliance={}, n_pairs=1, pair_selection="all")
+    model, _ = real_model()
+    with pytest.raises(InputError, match=r"^model: this localization was made on a model of 50 layers x 9 heads "
+                                         r"\(big-model\); the model given has 30 x 9"):
+        loc.token_weights(model, [1, 2, 3, 4, 5], [6, 7], (1, 3))

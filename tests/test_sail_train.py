@@ -259,3 +259,13 @@ def test_attention_weights_refuses_a_fractional_head():
     fn = attention_weights([(2.7, 1)])
     with pytest.raises(InputError, match=r"^heads\[0\]: .*whole numbers, got \(2.7, 1\)"):
         fn({"response_mask": torch.ones(1, 4)}, [(0, 2)], [torch.rand(1, 9, 4, 4)] * 3)
+
+
+def test_focal_heads_are_checked_against_the_model_before_the_reference_pass(tmp_path):
+    """A focal head past the model's layers failed inside the reference pass; a negative one read the last layer."""
+    model, tok = real_model()
+    for heads, says in (([(40, 0)], "layer 40 is out of range"), ([(28, -1)], "head -1 is out of range")):
+        with pytest.raises(InputError, match=r"^focal_heads\[0\]: " + says):
+            train_sail(model, tok, tiny_pairs(1), LAYERS, steps=1, focal_heads=heads, out_dir=tmp_path,
+                       progress=False)
+    assert not (tmp_path / "reference.pt").exists()

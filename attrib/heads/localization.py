@@ -69,9 +69,17 @@ class HeadLocalization:
         return prof
 
     def token_weights(self, model: Any, prompt_ids: Sequence[int], response_ids: Sequence[int], rule_span: tuple[int, int]) -> Any:
-        """SAIL's w_t for one prompt + response with this result's focal heads (frozen model, detached)."""
+        """SAIL's w_t for one prompt + response with this result's focal heads (frozen model, detached). The model
+        must have the shape this result was made on (``n_layers`` x ``n_heads``)."""
         from attrib.heads.weights import focal_token_weights
+        from attrib.models import check_model, model_dims
 
+        check_model(model, bridge=True)
+        dims = model_dims(model)
+        if dims != (self.n_layers, self.n_heads):
+            raise InputError(None, "model", f"this localization was made on a model of {self.n_layers} layers x "
+                                            f"{self.n_heads} heads ({self.model or 'unnamed'}); the model given has "
+                                            f"{dims[0]} x {dims[1]}: localize this model first")
         return focal_token_weights(model, prompt_ids, response_ids, rule_span, self.focal_heads)
 
     def probe_token_weights(self, model: Any, tokenizer: Any, probe: Any, response: str) -> Any:

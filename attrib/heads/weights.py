@@ -65,6 +65,7 @@ def focal_rule_weights(
     response_mask = torch.as_tensor(response_mask)
     B, T = _check_mask(response_mask)
     _check_spans(spans, B, T)
+    _check_sink(sink, T)
     _check_heads(attentions, heads, B, T)
     rule = torch.zeros(B, T, dtype=torch.float32)
     for b, (s, e) in enumerate(spans):
@@ -105,6 +106,33 @@ def _check_spans(spans: Sequence[tuple[int, int]], batch: int, n_tokens: int) ->
 
 def _is_index(x: object) -> bool:
     return is_whole_number(x, minimum=-(2**62))
+
+
+def _check_sink(sink: object, n_tokens: int) -> None:
+    """The sink is a token position inside the sequence: -1 silently meant the last token, 500 an IndexError."""
+    if not is_whole_number(sink, 0, n_tokens - 1):
+        raise InputError(None, "sink", f"must be a token position in 0..{n_tokens - 1} (0: the first token), "
+                                       f"got {sink!r}")
+
+
+def check_focal_heads(heads: Sequence[Any], n_layers: int, n_heads: int, field: str = "focal_heads") -> list[Head]:
+    """Each ``(layer, head)`` a pair of whole numbers inside the model's ``n_layers`` x ``n_heads``, checked before
+    the model runs: a layer past the end raised a bare IndexError, a negative one silently read the last layer."""
+    if isinstance(heads, str | bytes) or not isinstance(heads, Sequence) or not heads:
+        raise InputError(None, field, f"expected a non-empty list of (layer, head) pairs, got {heads!r}")
+    out: list[Head] = []
+    for i, hd in enumerate(heads):
+        if not (isinstance(hd, Sequence) and len(hd) == 2 and all(_is_index(x) for x in hd)):
+            raise InputError(None, f"{field}[{i}]", f"expected a (layer, head) pair of whole numbers, got {hd!r}")
+        layer, head = int(hd[0]), int(hd[1])
+        if not 0 <= layer < n_layers:
+            raise InputError(None, f"{field}[{i}]", f"layer {layer} is out of range: the model has {n_layers} "
+                                                    f"layers (0..{n_layers - 1})")
+        if not 0 <= head < n_heads:
+            raise InputError(None, f"{field}[{i}]", f"head {head} is out of range: the model has {n_heads} heads "
+                                                    f"per layer (0..{n_heads - 1})")
+        out.append((layer, head))
+    return out
 
 
 def _check_heads(attentions: Any, heads: Sequence[Head], batch: int, n_tokens: int) -> None:
@@ -157,13 +185,17 @@ def focal_token_weights(
     sink: int = 0,
 ) -> Any:
     """w_t in [0, 1] for each response token of one sequence (detached torch tensor): runs the frozen ``model`` on
-    ``prompt + response`` and applies :func:`focal_rule_weights`."""
+    ``prompt + response`` and applies :func:`focal_rule_weights`. The heads and ``sink`` are checked against the
+    model's layers, heads and the sequence before it runs."""
     import torch
 
-    if not focal_heads:
-        raise InputError(None, "focal_heads", "no focal heads given")
+    from attrib.models import check_model, model_dims
+
+    check_model(model, bridge=True)
+    focal_heads = check_focal_heads(focal_heads, *model_dims(model))
     if not response_ids:
         raise InputError(None, "response", "empty response: no tokens to weight")
+    _check_sink(sink, len(prompt_ids) + len(response_ids))
     a, b = rule_span
     if not 0 <= a < b <= len(prompt_ids):
         raise InputError(None, "rule_span", f"rule span {rule_span} is not inside the prompt of {len(prompt_ids)} tokens")

@@ -258,6 +258,11 @@ def train_sail(
     if not pairs:
         raise InputError(None, "pairs", "no preference pairs to train on")
     layers = validate_layers(model, focal_layers)
+    if focal_heads:  # against the model's shape before the reference pass, not as a bare IndexError inside it
+        from attrib.heads.weights import check_focal_heads
+        from attrib.models import model_dims
+
+        focal_heads = check_focal_heads(focal_heads, *model_dims(model))
     if any("lora_" in n for n, _ in model.named_parameters()):
         raise InputError(None, "model", "the model already carries LoRA adapters; pass the base model (peft wraps in place)")
     out = Path(out_dir)
