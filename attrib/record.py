@@ -90,8 +90,11 @@ class Recorder:
         full_patterns: bool = False,
         dtype: str = "float16",
     ) -> None:
+        from attrib.models import check_model, is_bridge
+
+        check_model(model, bridge=True)  # a name string failed with "'str' object has no attribute 'config'"
         self.model = model
-        self.is_bridge = hasattr(model, "original_model") and hasattr(model, "run_with_cache")
+        self.is_bridge = is_bridge(model)
         tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
         if tokenizer is None:
             raise InputError(None, "tokenizer", "the recorder needs the model's tokenizer")

@@ -221,7 +221,12 @@ def _model_pair(model: Any) -> tuple[Any, Any, str]:
         hf, tok = load_model(model)
         return hf, tok, str(model)
     if isinstance(model, tuple):
+        from attrib.models import check_model
+
+        if len(model) != 2:
+            raise InputError(None, "model", f"expected an (hf_model, tokenizer) pair, got a tuple of {len(model)}")
         hf, tok = model
+        check_model(hf)  # it generates: a base model (no LM head) failed with "has no attribute 'generate'"
         return hf, tok, getattr(hf.config, "attrib_source", "") or hf.config._name_or_path
     if hasattr(model, "original_model"):
         hf = model.original_model

@@ -87,6 +87,9 @@ def focal_lora_config(model: Any, layers: Iterable[int], r: int = 8, alpha: int 
     """A peft ``LoraConfig`` with LoRA on q/k/v/o of exactly ``layers`` (full module names as targets)."""
     from peft import LoraConfig, TaskType
 
+    from attrib.models import check_model
+
+    check_model(model)  # a name or an nn.Linear read as "the model has 0 layers"
     targets = attention_module_names(model, layers)
     return LoraConfig(
         task_type=TaskType.CAUSAL_LM,

@@ -192,6 +192,23 @@ def token_logps(logits: torch.Tensor, input_ids: torch.Tensor, response_mask: to
     return out * response_mask.to(out.dtype)
 
 
+#: The keys of an encoded batch (:func:`collate` gives them).
+BATCH_KEYS = ("input_ids", "attention_mask", "response_mask")
+
+
+def check_batch(batch: object) -> None:
+    """An encoded batch is a mapping holding :data:`BATCH_KEYS`; a missing one is named (it was a bare KeyError)."""
+    from collections.abc import Mapping
+
+    if not isinstance(batch, Mapping):
+        raise LossInputError(None, "batch", f"expected a dict of tensors ({', '.join(BATCH_KEYS)}), got "
+                                            f"{type(batch).__name__}")
+    missing = [k for k in BATCH_KEYS if k not in batch]
+    if missing:
+        raise LossInputError(None, "batch", f"has no {', '.join(map(repr, missing))}: an encoded batch holds "
+                                            f"{', '.join(BATCH_KEYS)} (encode_prompt_response, then collate)")
+
+
 def response_logps(
     model: Any,
     batch: dict[str, torch.Tensor],
@@ -208,6 +225,10 @@ def response_logps(
     """
     import torch
 
+    from attrib.models import check_model
+
+    check_model(model)
+    check_batch(batch)
     ids, resp = batch["input_ids"], batch["response_mask"]
     first = int(resp.float().argmax(dim=1).min().item()) if resp.any() else ids.shape[1] - 1
     start = max(first - 1, 0)

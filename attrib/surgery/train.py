@@ -25,7 +25,7 @@ from typing import Any, cast
 import orjson
 
 from attrib.errors import AttribError, InputError, NotFoundError, whole_number
-from attrib.models import pad_id
+from attrib.models import check_model, pad_id
 from attrib.surgery.lora import ParamShare, focal_lora_config, trainable_share, validate_layers
 from attrib.surgery.pairs import PreferencePair, validate_pair
 
@@ -257,6 +257,10 @@ def train_sail(
     check_loss_params(beta, alpha)  # before the reference pass, not at the first step
     if not pairs:
         raise InputError(None, "pairs", "no preference pairs to train on")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise AttribError(f"{out}: a file is in the way; out_dir must be a folder")
+    check_model(model)  # before out_dir is made: a name or a base model failed at the first forward pass
     layers = validate_layers(model, focal_layers)
     if focal_heads:  # against the model's shape before the reference pass, not as a bare IndexError inside it
         from attrib.heads.weights import check_focal_heads
@@ -265,9 +269,6 @@ def train_sail(
         focal_heads = check_focal_heads(focal_heads, *model_dims(model))
     if any("lora_" in n for n, _ in model.named_parameters()):
         raise InputError(None, "model", "the model already carries LoRA adapters; pass the base model (peft wraps in place)")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise AttribError(f"{out}: a file is in the way; out_dir must be a folder")
     out.mkdir(parents=True, exist_ok=True)
     if token_weight_fn is None:
         from attrib.surgery.weights import heads_for_layers
