@@ -3,7 +3,8 @@
 >>> with Recorder(model, tokenizer, out_dir="traces/recorded/run1", trace_id="run1") as rec:
 ...     with rec.step("solver", messages, rule="Never reveal the code.") as step:
 ...         step.response = my_generate(messages)            # any generation code
-...     trace = rec.trace(task="...", outcome="failed")       # Step.activation -> safetensors per step
+...     trace = rec.trace(task="...", outcome="failed")       # Step.activation -> safetensors per step (absolute)
+...     rec.save(task="...", outcome="failed")                # run1/run1.json, its paths relative to it
 
 How: when a step closes, the recorder replays ``prompt + response`` once, teacher-forced, under hooks, and saves
 what the model computed at the answer-generating positions. Why a replay rather than hooks live inside
@@ -205,7 +206,8 @@ class Recorder:
         index = len(self.steps)
         tensors, layout = self._capture(rendered.input_ids, resp_ids, rendered.spans)
         self.out_dir.mkdir(parents=True, exist_ok=True)  # also without ``with``: created on the first write
-        path = self.out_dir / f"step_{index}.safetensors"
+        # absolute: the trace in memory works from any working directory; save() writes them relative to the JSON
+        path = (self.out_dir / f"step_{index}.safetensors").absolute()
         hf_cfg = self.model.original_model.config if self.is_bridge else self.model.config
         ref = save_step(path, tensors, ModelConfig.from_any(hf_cfg))  # format="safetensors", the path as given
         meta = {"activation_layout": layout, "messages": list(messages), **(metadata or {})}
@@ -304,11 +306,33 @@ class Recorder:
         label: Label | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Trace:
-        """The recorded run as a :class:`~attrib.trace.Trace` (steps in order, activations referenced)."""
+        """The recorded run as a :class:`~attrib.trace.Trace` (steps in order, activations referenced by absolute
+        path, so it works in memory from any working directory; :meth:`save` writes a file that can move)."""
         return Trace(
             id=self.trace_id, source_format="attrib", steps=tuple(self.steps), task=task, outcome=outcome,  # type: ignore[arg-type]
             final_answer=final_answer, label=label, metadata={"recorded_by": "attrib.record", **(metadata or {})},
         )
+
+    def save(
+        self,
+        path: str | Path | None = None,
+        *,
+        task: str = "",
+        outcome: str = "unknown",
+        final_answer: str | None = None,
+        label: Label | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Path:
+        """Write :meth:`trace` as attrib JSON (default ``out_dir/<trace_id>.json``) with each activation path
+        relative to the JSON's folder, as readers resolve them: the file and its activation folder can move or be
+        copied together and still point at each other. Returns the path written."""
+        from attrib.activations import relative_activations
+
+        p = Path(path) if path is not None else self.out_dir / f"{self.trace_id}.json"
+        trace = self.trace(task=task, outcome=outcome, final_answer=final_answer, label=label, metadata=metadata)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(relative_activations(trace, p.parent.absolute()).to_json())
+        return p
 
 
 class _StepContext:

@@ -439,3 +439,34 @@ def test_step_drift_refuses_steps_of_different_layers_and_names_its_rows(tmp_pat
         step_drift(trace.steps[0], trace.steps[1])
     out = step_drift(trace.steps[0], trace.steps[2])
     assert out["layers"].tolist() == [0, 2] and out["magnitude"].shape == (2, 9)
+
+
+@slow
+def test_a_saved_trace_moves_with_its_activation_folder(smollm, tmp_path, monkeypatch):
+    """The recorder wrote activation paths relative to the working directory (rec/run1/step_0.safetensors): a trace
+    saved beside them and moved with them failed to load, or (from the old cwd) pointed at the original files."""
+    import shutil
+
+    from attrib.readers import load_trace
+    from attrib.record import Recorder
+
+    model, tok = smollm
+    monkeypatch.chdir(tmp_path)
+    rec = Recorder(model, tok, out_dir="rec/run1", trace_id="run1", layers=[0])
+    rec.add_step("solver", MSGS, "Hello!")
+    path = rec.trace().steps[0].activation.path
+    assert path == str(tmp_path / "rec" / "run1" / "step_0.safetensors")  # absolute: works from any cwd
+    saved = rec.save(outcome="failed")
+    assert saved.absolute() == tmp_path / "rec" / "run1" / "run1.json"
+    assert b'"step_0.safetensors"' in saved.read_bytes()  # relative to the JSON's folder
+    shutil.copytree(tmp_path / "rec", tmp_path / "moved" / "rec")
+    shutil.rmtree(tmp_path / "rec")
+    monkeypatch.chdir("/")
+    back = load_trace(tmp_path / "moved" / "rec" / "run1" / "run1.json")
+    assert back.outcome == "failed"
+    assert back.steps[0].activation.path == str(tmp_path / "moved" / "rec" / "run1" / "step_0.safetensors")
+    from attrib.activations import load_step
+
+    assert "blocks.0.attn.hook_pattern:segment_mass" in load_step(back.steps[0])
+    other = rec.save(tmp_path / "elsewhere" / "t.json")  # any folder: the paths are relative to it
+    assert b'"../rec/run1/step_0.safetensors"' in other.read_bytes()
