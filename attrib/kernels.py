@@ -81,16 +81,25 @@ def _log_once(reason: str, level: int = logging.INFO) -> None:
         log.log(level, "attrib.kernels: using the PyTorch path: %s", reason)
 
 
-def why_no_cuda() -> str | None:
-    """Why the CUDA kernel cannot be built or run here (None when it can be tried)."""
+def no_cuda_device() -> str | None:
+    """Why torch cannot use a CUDA GPU here (a CPU-only build, no GPU visible); None when it can. What any
+    ``device='cuda'`` argument is checked against (:func:`attrib.models.load_bridge` too)."""
     import torch
 
-    if os.environ.get("ATTRIB_DISABLE_CUDA_EXT"):
-        return "ATTRIB_DISABLE_CUDA_EXT is set"
     if torch.version.cuda is None:
         return f"torch {torch.__version__} is a CPU-only build (no CUDA runtime)"
     if not torch.cuda.is_available():
         return "no CUDA GPU is visible (torch.cuda.is_available() is False)"
+    return None
+
+
+def why_no_cuda() -> str | None:
+    """Why the CUDA kernel cannot be built or run here (None when it can be tried)."""
+    if os.environ.get("ATTRIB_DISABLE_CUDA_EXT"):
+        return "ATTRIB_DISABLE_CUDA_EXT is set"
+    device = no_cuda_device()
+    if device is not None:
+        return device
     from torch.utils.cpp_extension import CUDA_HOME
 
     if CUDA_HOME is None and shutil.which("nvcc") is None:

@@ -118,19 +118,46 @@ def cached_folder(source: ModelSource) -> Path:
     return configured_cache_dir() / "models" / source.cache_key
 
 
+#: The dtypes :func:`load_model` loads weights in.
+DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+
+
+def dtype_name(dtype: object) -> str:
+    """``"float32"``, ``"float16"`` or ``"bfloat16"`` from that name or a torch dtype, else a UsageError naming
+    ``dtype`` (``"cuda"`` reached ``getattr(torch, ...)``, returned the ``torch.cuda`` module, and failed as a
+    damaged model file)."""
+    name = None
+    if isinstance(dtype, str):
+        name = dtype.removeprefix("torch.")
+    elif type(dtype).__module__ == "torch" and type(dtype).__name__ == "dtype":
+        name = str(dtype).removeprefix("torch.")
+    if name not in DTYPES:
+        raise UsageError(None, "dtype", f"must be one of {', '.join(DTYPES)} (a name or a torch dtype), got {dtype!r}")
+    return name
+
+
 def load_model(
     name_or_path: str | os.PathLike[str] = "smollm2-135m",
     *,
-    dtype: str = "float32",
+    dtype: Any = "float32",
     use_cache: bool = True,
     memo: bool = True,
 ) -> tuple[Any, Any]:
     """Load ``(hf_model, tokenizer)`` offline, in eval mode on CPU.
 
-    ``use_cache`` writes/reads the dequantized safetensors cache for GGUF sources. ``memo`` returns the
-    same objects for the same name within a process (models are large; tests and CLIs share one).
-    Attention runs in eager mode so attention weights are available to the recorder and to hooks.
+    ``dtype``: float32 (default), float16 or bfloat16, as a name or a torch dtype. ``use_cache`` writes/reads the
+    dequantized safetensors cache for GGUF sources. Attention runs in eager mode so attention weights are available
+    to the recorder and to hooks.
+
+    The model comes back **frozen** (``requires_grad`` off on every parameter) and, with ``memo`` (the default),
+    **shared**: the same object for the same name and dtype within the process (models are large; tests, CLIs and
+    the library's own calls share one). Training it in place, or editing its weights, changes what every later
+    ``load_model`` call, ``train_sail``'s reference pass and ``compliance`` baseline see. ``train_sail`` and
+    ``load_adapter`` work on a deep copy; for your own trainable copy use
+    ``model = copy.deepcopy(load_model(name)[0]).requires_grad_(True)`` or ``load_model(name, memo=False)`` (a fresh
+    load, still frozen until you unfreeze it).
     """
+    dtype = dtype_name(dtype)  # before the model is looked up: a bad value was blamed on the files
     _offline()
     source = resolve(name_or_path)
     key = (str(source.folder / (source.gguf_file or "")), dtype)
@@ -252,10 +279,18 @@ def load_bridge(
 
     Accepts a name/path or an ``(hf_model, tokenizer)`` pair. Booting a bridge replaces the HF model's attention
     modules with bridge components (HF ``output_attentions`` then returns nothing), so for a name the bridge gets
-    its own deep copy of the memoized model; a pair you pass in is wrapped (and changed) in place.
+    its own deep copy of the memoized model; a pair you pass in is wrapped (and changed) in place. ``device='cuda'``
+    where torch cannot use a GPU is refused up front, saying why (it returned a bridge whose weights stayed on the
+    CPU, and generation failed later with "Torch not compiled with CUDA enabled").
     """
     import copy
 
+    if str(device).startswith("cuda"):
+        from attrib.kernels import no_cuda_device
+
+        why = no_cuda_device()
+        if why is not None:
+            raise UsageError(None, "device", f"{str(device)!r} is not available: {why}; use device='cpu'")
     _offline()
     if isinstance(name_or_path, tuple):
         model, tok = name_or_path

@@ -63,3 +63,40 @@ def test_a_gguf_that_is_not_gguf_keeps_the_loaders_error(tmp_path: Path) -> None
     with pytest.raises(InputError, match="cannot load this GGUF file: ") as e:
         load_model(other, memo=False, use_cache=False)
     assert "truncated" not in str(e.value)
+
+
+@pytest.mark.parametrize("bad", ["cuda", "float8", "int8", 32, None])
+def test_a_bad_dtype_is_named_before_the_model_is_looked_up(bad: object) -> None:
+    """dtype='cuda' returned the torch.cuda module from getattr(torch, ...), was logged as a damaged cache and then
+    blamed on the GGUF file ("cannot pickle 'module' object"); 'float8' was a bare AttributeError."""
+    from attrib.errors import UsageError
+    from attrib.models import load_model
+
+    with pytest.raises(UsageError, match=r"^dtype: must be one of float32, float16, bfloat16 \(a name or a torch "
+                                         r"dtype\), got ") as e:
+        load_model("no-such-model", dtype=bad)  # checked first: no NotFoundError for the name
+    assert repr(bad) in str(e.value)
+
+
+@pytest.mark.slow
+def test_a_torch_dtype_is_the_same_as_its_name() -> None:
+    torch = pytest.importorskip("torch")
+    from attrib.models import load_model
+
+    assert load_model("smollm2-135m", dtype=torch.float32)[0] is load_model("smollm2-135m", dtype="float32")[0]
+    assert load_model("smollm2-135m", dtype="torch.float32")[0] is load_model("smollm2-135m")[0]
+
+
+def test_load_bridge_refuses_cuda_where_torch_has_none() -> None:
+    """load_bridge(device='cuda') on a CPU-only torch returned a bridge with its weights on the CPU and cfg.device
+    'cuda'; generation then failed with a bare "Torch not compiled with CUDA enabled"."""
+    torch = pytest.importorskip("torch")
+    from attrib.errors import UsageError
+    from attrib.models import load_bridge
+
+    if torch.version.cuda is not None and torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is usable here")
+    why = "CPU-only build" if torch.version.cuda is None else "no CUDA GPU is visible"
+    for device in ("cuda", "cuda:0", torch.device("cuda")):
+        with pytest.raises(UsageError, match=rf"^device: 'cuda(:0)?' is not available: .*{why}.*; use device='cpu'"):
+            load_bridge("smollm2-135m", device=device)
