@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from attrib.errors import AttribError, InputError
+from attrib.errors import AttribError, InputError, is_real, is_whole_number
 from attrib.paths import REPO_ROOT, cache_dir
 
 if TYPE_CHECKING:
@@ -225,6 +225,8 @@ def _prepare(
     lo, hi = int(seg.min()), int(seg.max())
     if lo < 0:
         raise InputError(None, "segment_ids", f"ids must be >= 0, found {lo}")
+    if n_segments is not None and not is_whole_number(n_segments, 1):
+        raise InputError(None, "n_segments", f"must be a whole number >= 1, got {n_segments!r}")  # 1.5 was cut to 1
     G = hi + 1 if n_segments is None else int(n_segments)
     if G < 1 or hi >= G:
         raise InputError(None, "segment_ids", f"ids must lie in [0, n_segments={G}), found {hi}")
@@ -236,6 +238,8 @@ def _prepare(
         qpos = qpos.long()
         if int(qpos.min()) < 0 or int(qpos.max()) >= T:
             raise InputError(None, "query_positions", f"positions must lie in [0, {T}), got {qpos.tolist()[:8]}")
+    if scale is not None and not is_real(scale):  # NaN gave NaN masses silently, 'a' a bare ValueError
+        raise InputError(None, "scale", f"must be a finite number (default 1/sqrt(head_dim)), got {scale!r}")
     s = 1.0 / math.sqrt(D) if scale is None else float(scale)
     return _Prepared(q=q, k=k, seg=seg, qpos=qpos, n_segments=G, scale=s)
 

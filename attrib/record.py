@@ -49,8 +49,8 @@ from attrib.activations import (
     open_activations,
     save_step,
 )
-from attrib.errors import InputError, layers_or_all
-from attrib.trace import Label, Step, Trace
+from attrib.errors import InputError, is_whole_number, layers_or_all
+from attrib.trace import Label, Step, Trace, parse_outcome
 
 PATTERN = "blocks.{l}.attn.hook_pattern"
 #: Storage dtypes the recorder accepts (floats numpy can write; bfloat16 is not one of them).
@@ -195,15 +195,16 @@ class Recorder:
             self.tokenizer, list(messages), marks={"system": system, "rule": rule or system, "conflict": conflict},
             where=f"steps[{len(self.steps)}]",
         )
+        index = len(self.steps)
+        parents = self._check_parents(parents, index)
         if isinstance(response, str):
             resp_ids = self.tokenizer(response, add_special_tokens=False)["input_ids"]
             text = response
         else:
-            resp_ids = [int(t) for t in response]
+            resp_ids = self._check_token_ids(response, index)
             text = self.tokenizer.decode(resp_ids, skip_special_tokens=True)
         if not resp_ids:
             resp_ids = [self.tokenizer.eos_token_id]
-        index = len(self.steps)
         tensors, layout = self._capture(rendered.input_ids, resp_ids, rendered.spans)
         self.out_dir.mkdir(parents=True, exist_ok=True)  # also without ``with``: created on the first write
         # absolute: the trace in memory works from any working directory; save() writes them relative to the JSON
@@ -218,6 +219,30 @@ class Recorder:
         )
         self.steps.append(step)
         return step
+
+    @staticmethod
+    def _check_parents(parents: Sequence[int], index: int) -> tuple[int, ...]:
+        """Parents are earlier steps of this run (``0..index-1``), checked as the step is recorded: a parent 5 on
+        the first step was accepted and failed only when the trace was analyzed or loaded."""
+        where = f"steps[{index}].parents"
+        if isinstance(parents, str | bytes) or not isinstance(parents, Sequence):
+            raise InputError(None, where, f"expected a list of earlier step indices, got {type(parents).__name__}")
+        bad = [p for p in parents if not is_whole_number(p, 0, index - 1)]
+        if bad:
+            earlier = f"earlier steps: 0..{index - 1}" if index else "this is its first step"
+            raise InputError(None, where, f"{bad[0]!r} is not an earlier step of this run ({earlier})")
+        return tuple(int(p) for p in parents)
+
+    def _check_token_ids(self, response: Sequence[int], index: int) -> list[int]:
+        """Token ids are whole numbers inside the tokenizer's vocabulary (a negative one was an OverflowError)."""
+        vocab = len(self.tokenizer) if hasattr(self.tokenizer, "__len__") else None
+        ids = list(response)
+        for i, t in enumerate(ids):
+            if not is_whole_number(t, 0, None if vocab is None else vocab - 1):
+                upto = f" in 0..{vocab - 1}" if vocab is not None else " >= 0"
+                raise InputError(None, f"steps[{index}].response[{i}]", f"token ids must be whole numbers{upto}, "
+                                                                        f"got {t!r}")
+        return [int(t) for t in ids]
 
     def _capture(self, prompt_ids: list[int], resp_ids: list[int], spans: dict[str, tuple[int, int]]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """One teacher-forced replay: per-segment attention statistics (and extra hooks) at the answer positions."""
@@ -307,9 +332,12 @@ class Recorder:
         metadata: dict[str, Any] | None = None,
     ) -> Trace:
         """The recorded run as a :class:`~attrib.trace.Trace` (steps in order, activations referenced by absolute
-        path, so it works in memory from any working directory; :meth:`save` writes a file that can move)."""
+        path, so it works in memory from any working directory; :meth:`save` writes a file that can move).
+        ``outcome``: succeeded, failed or unknown (or a word :func:`attrib.trace.parse_outcome` reads, such as
+        "success" or True), checked here: another one failed only when the trace was analyzed or loaded."""
         return Trace(
-            id=self.trace_id, source_format="attrib", steps=tuple(self.steps), task=task, outcome=outcome,  # type: ignore[arg-type]
+            id=self.trace_id, source_format="attrib", steps=tuple(self.steps), task=task,
+            outcome=parse_outcome(outcome) or "unknown",
             final_answer=final_answer, label=label, metadata={"recorded_by": "attrib.record", **(metadata or {})},
         )
 

@@ -371,6 +371,10 @@ def test_load_reports_a_missing_file_as_not_found(tmp_path):
     ("focal_layers", lambda d: d.update(focal_layers=[5])),
     ("family_compliance", lambda d: d.update(family_compliance=[])),
     ("settings", lambda d: d.update(settings="train")),
+    ("top_k", lambda d: d.update(top_k="x")),  # was accepted
+    ("top_k", lambda d: d.update(top_k=None)),
+    ("scores", lambda d: d.update(scores=[[None, 0], [0, 0], [0, 0]])),  # a null was read as NaN
+    ("js", lambda d: d.update(js=[[0, 0], [0, 0], [0, None]])),
 ])
 def test_load_checks_shapes_and_names_the_field(tmp_path, field, change):
     from attrib.heads import HeadLocalization

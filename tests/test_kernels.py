@@ -379,3 +379,15 @@ def test_cuda_kernel_long_context_few_queries():
     got = segment_attention_stats(q, k, seg, query_positions=pos, backend="cuda")
     ref = segment_attention_stats(q, k, seg, query_positions=pos, backend="torch")
     _assert_close(got, ref, 1e-5)
+
+
+@pytest.mark.parametrize(("kw", "field"), [({"scale": float("nan")}, "scale"), ({"scale": "a"}, "scale"),
+                                           ({"scale": float("inf")}, "scale"), ({"n_segments": 1.5}, "n_segments"),
+                                           ({"n_segments": 0}, "n_segments"), ({"n_segments": True}, "n_segments")])
+def test_scale_and_segment_count_must_be_numbers(kw, field):
+    """scale=nan gave NaN masses silently and scale='a' a bare ValueError; n_segments=1.5 was cut to 1."""
+    q, k, seg = _case(1, 2, 2, 12, 8, 1, seed=1)
+    with pytest.raises(InputError) as err:
+        segment_attention_stats(q, k, seg, **kw)
+    assert err.value.field == field, err.value
+    assert torch.isfinite(segment_attention_stats(q, k, seg, scale=0.3, n_segments=2).mass).all()

@@ -470,3 +470,28 @@ def test_a_saved_trace_moves_with_its_activation_folder(smollm, tmp_path, monkey
     assert "blocks.0.attn.hook_pattern:segment_mass" in load_step(back.steps[0])
     other = rec.save(tmp_path / "elsewhere" / "t.json")  # any folder: the paths are relative to it
     assert b'"../rec/run1/step_0.safetensors"' in other.read_bytes()
+
+
+@slow
+def test_parents_outcome_and_token_ids_are_checked_when_recorded(smollm, tmp_path):
+    """parents=(5,) on the first step and outcome='bogus' were accepted and failed only at analyze or load time;
+    a negative token id was an OverflowError."""
+    from attrib.record import Recorder
+
+    model, tok = smollm
+    rec = Recorder(model, tok, out_dir=tmp_path, layers=[0])
+    with pytest.raises(InputError, match=r"^steps\[0\]\.parents: 5 is not an earlier step of this run \(this is "
+                                         r"its first step\)"):
+        rec.add_step("a", MSGS, "Hello!", parents=(5,))
+    with pytest.raises(InputError, match=r"^steps\[0\]\.response\[1\]: token ids must be whole numbers in 0\.\."):
+        rec.add_step("a", MSGS, [12, -3])
+    assert not rec.steps and not list(tmp_path.iterdir())  # refused before the replay and the write
+    rec.add_step("a", MSGS, "Hello!")
+    with pytest.raises(InputError, match=r"^steps\[1\]\.parents: 1 is not an earlier step .*earlier steps: 0\.\.0"):
+        rec.add_step("b", MSGS, "Hi.", parents=(0, 1))
+    with pytest.raises(InputError, match=r"^steps\[1\]\.parents: 0.5 is not an earlier step"):
+        rec.add_step("b", MSGS, "Hi.", parents=(0.5,))
+    assert rec.add_step("b", MSGS, "Hi.", parents=(0,)).parents == (0,)
+    with pytest.raises(InputError, match=r"^outcome: 'bogus' is not an outcome"):
+        rec.trace(outcome="bogus")
+    assert rec.trace(outcome="success").outcome == "succeeded" and rec.trace().outcome == "unknown"

@@ -66,3 +66,16 @@ def test_resolve_explicit_layers():
     assert resolve_layers(model, tok, [7, 3]).layers == [3, 7]
     with pytest.raises(InputError, match="out of range"):
         resolve_layers(model, tok, "29-30")
+
+
+@pytest.mark.parametrize(("kw", "field"), [({"r": 0}, "r"), ({"r": 2.5}, "r"), ({"dropout": 2.0}, "dropout"),
+                                           ({"dropout": 1.0}, "dropout"), ({"dropout": -0.1}, "dropout"),
+                                           ({"alpha": 0}, "alpha"), ({"alpha": float("nan")}, "alpha")])
+def test_lora_rank_alpha_and_dropout_are_checked(kw, field):
+    """focal_lora_config(r=0, dropout=2.0) was accepted and handed to peft."""
+    from attrib.errors import UsageError
+
+    model, _ = real_model()
+    with pytest.raises(UsageError) as err:
+        focal_lora_config(model, [3], **kw)
+    assert err.value.field == field

@@ -186,3 +186,46 @@ def test_alpha_bounds_are_allowed():
     pc, pr, rc, rr, wc, wr, mc, mr = _case(9)
     for alpha in (0, 0.0, 1, 1.0):
         assert torch.isfinite(sail_loss(pc, pr, rc, rr, wc, wr, mc, mr, alpha=alpha))
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda m: m * 0, "chosen_mask: row 0 has no response token"),  # was a constant log 2, no gradient
+    (lambda m: m * 2, "chosen_mask: must hold only 0 and 1 (1 on response tokens), found 2"),  # rescaled β
+    (lambda m: m * 0.5, "chosen_mask: must hold only 0 and 1 (1 on response tokens), found 0.5"),
+])
+def test_masks_are_zero_one_with_a_response_token_per_row(change, says):
+    from attrib.errors import InputError
+
+    pc, pr, rc, rr, wc, wr, mc, mr = _case(10)
+    with pytest.raises(InputError) as err:
+        sail_loss(pc, pr, rc, rr, wc, wr, change(mc), mr)
+    assert str(err.value).startswith(says)
+    mr[1] = 0
+    with pytest.raises(InputError, match=r"^rejected_mask: row 1 has no response token"):
+        sail_loss(pc, pr, rc, rr, wc, wr, mc, mr)
+    assert torch.isfinite(sail_loss(pc, pr, rc, rr, wc, wr, mc.bool(), mr.bool() | True))  # bool masks are 0/1
+
+
+@pytest.mark.parametrize("beta", [-1.0, 0.0, float("nan"), True, "0.1", torch.tensor([0.1, 0.2])])
+def test_dpo_loss_checks_beta_like_sail_loss(beta):
+    """dpo_loss took beta=-1 (the preference inverted, loss 4.41) and beta=0 (a flat log 2) silently."""
+    from attrib.errors import InputError
+
+    x = torch.tensor([-1.0, -2.0])
+    with pytest.raises(InputError, match=r"^beta: must be a number above 0, got "):
+        dpo_loss(x, x - 1, x, x, beta=beta)
+
+
+def test_a_zero_d_tensor_beta_is_accepted_by_both_losses():
+    """sail_loss(beta=torch.tensor(0.1)) was refused ("must be a number above 0, got tensor(0.1000)"), which got in
+    the way of a scheduled β."""
+    pc, pr, rc, rr, wc, wr, mc, mr = _case(11)
+    as_tensor = sail_loss(pc, pr, rc, rr, wc, wr, mc, mr, beta=torch.tensor(0.1), alpha=torch.tensor(0.5))
+    assert as_tensor.item() == pytest.approx(sail_loss(pc, pr, rc, rr, wc, wr, mc, mr, beta=0.1, alpha=0.5).item())
+    x = torch.tensor([-1.0, -2.0])
+    assert dpo_loss(x, x - 1, x, x, beta=torch.tensor(0.1)).item() == pytest.approx(
+        dpo_loss(x, x - 1, x, x, beta=0.1).item())
+    from attrib.errors import InputError
+
+    with pytest.raises(InputError, match=r"^beta: must be a number above 0, got tensor\(-0.1000\)"):
+        sail_loss(pc, pr, rc, rr, wc, wr, mc, mr, beta=torch.tensor(-0.1))

@@ -147,3 +147,32 @@ def test_generation_arguments_are_usage_errors():
         with pytest.raises(UsageError) as err:
             call()
         assert err.value.field == field and err.value.exit_code == EXIT_USAGE and "--" not in str(err.value)
+
+
+def test_compliance_refuses_no_probes_and_what_is_not_a_probe():
+    """compliance([]) reported a rate of 0.0 over n=0; a plain string was "'str' object has no attribute 'messages'"."""
+    from attrib.errors import InputError
+    from attrib.probes import conflict_suite
+    from attrib.surgery.evaluate import compliance
+
+    with pytest.raises(InputError, match=r"^probes: expected a non-empty list of probes"):
+        compliance(None, None, [])
+    probe = conflict_suite(["secret"])[0]
+    with pytest.raises(InputError, match=r"^probes\[1\]: expected a probe .*got str 'What is 2\+2\?'"):
+        compliance(None, None, [probe, "What is 2+2?"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", ["", "Hello"])
+def test_perplexity_refuses_a_text_of_fewer_than_two_tokens(text):
+    """perplexity("") and perplexity("Hello") were 1.0, a "perfect" score with no token predicted."""
+    from _sail_common import real_model
+
+    from attrib.errors import InputError
+    from attrib.surgery.evaluate import perplexity
+
+    model, tok = real_model()
+    n = len(tok(text, add_special_tokens=False)["input_ids"])
+    with pytest.raises(InputError, match=rf"^text: has {n} tokens?: perplexity needs at least 2"):
+        perplexity(model, tok, text)
+    assert perplexity(model, tok, "Hello there, my friend.") > 1.0

@@ -269,3 +269,20 @@ def test_focal_heads_are_checked_against_the_model_before_the_reference_pass(tmp
             train_sail(model, tok, tiny_pairs(1), LAYERS, steps=1, focal_heads=heads, out_dir=tmp_path,
                        progress=False)
     assert not (tmp_path / "reference.pt").exists()
+
+
+def test_a_token_weight_fn_of_the_wrong_shape_is_named(tmp_path):
+    """Weights of the wrong shape reached the loss as a raw broadcasting RuntimeError."""
+    import torch
+
+    model, tok = real_model()
+
+    def one_row(batch, spans, attentions):
+        return torch.zeros(1, 3)
+
+    with pytest.raises(InputError, match=r"^token_weight_fn: must return a \[batch, tokens\] tensor shaped like the "
+                                         r"batch's response_mask \[2, \d+\], got shape \(1, 3\)"):
+        train_sail(model, tok, tiny_pairs(1), LAYERS, steps=1, token_weight_fn=one_row, out_dir=tmp_path,
+                   progress=False)
+    with pytest.raises(InputError, match=r"^lora_alpha: LoRA alpha must be a number above 0"):
+        train_sail(model, tok, tiny_pairs(1), LAYERS, steps=1, lora_alpha=0, out_dir=tmp_path, progress=False)

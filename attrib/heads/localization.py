@@ -134,6 +134,9 @@ class HeadLocalization:
 
         required(HeadLocalization, d, "")
         n_layers, n_heads = (_whole(p, k, d[k]) for k in ("n_layers", "n_heads"))
+        if not (is_real(d["top_k"]) and d["top_k"] > 0):
+            raise InputError(p, "top_k", f"expected a number above 0 (a share of the heads or a count), got "
+                                         f"{d['top_k']!r}")
         for k in MATRICES:
             d[k] = _matrix(p, k, d[k], n_layers, n_heads)
         d["focal_heads"] = _heads(p, "focal_heads", d["focal_heads"], n_layers, n_heads)
@@ -200,6 +203,10 @@ def _matrix(path: Path, key: str, value: Any, n_layers: int, n_heads: int) -> np
         raise InputError(path, key, f"expected {n_layers} rows of {n_heads} numbers (n_layers x n_heads)") from None
     if m.shape != (n_layers, n_heads):
         raise InputError(path, key, f"shape {list(m.shape)} does not match n_layers x n_heads = [{n_layers}, {n_heads}]")
+    if not np.isfinite(m).all():  # a null was read as NaN, and NaN scores rank arbitrarily
+        la, h = (int(i) for i in np.argwhere(~np.isfinite(m))[0])
+        raise InputError(path, key, f"holds null or a non-finite value at layer {la}, head {h}: every entry must be a "
+                                    "number")
     return m
 
 

@@ -84,8 +84,20 @@ def compliance(
     max_new_tokens: int = 40,
     batch_size: int = 16,
 ) -> ComplianceReport:
-    """Greedy responses to ``probes`` checked by their programmatic checkers (no LLM judge)."""
-    from attrib.surgery.generate import generate
+    """Greedy responses to ``probes`` checked by their programmatic checkers (no LLM judge). An empty list (a rate
+    of 0 % over nothing) or an item that is not a probe is an InputError naming it."""
+    from attrib.errors import InputError
+    from attrib.probes.types import Probe
+    from attrib.surgery.generate import check_generation, generate
+
+    check_generation(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    if isinstance(probes, str | bytes) or not isinstance(probes, Sequence) or not probes:
+        raise InputError(None, "probes", f"expected a non-empty list of probes (attrib.probes.conflict_suite(...) or "
+                                         f"attrib.surgery.heldout_probes()), got {probes!r}")
+    for i, p in enumerate(probes):
+        if not isinstance(p, Probe):
+            raise InputError(None, f"probes[{i}]", f"expected a probe (attrib.probes.conflict_suite(...) gives them), "
+                                                   f"got {type(p).__name__} {p!r:.60}")
 
     responses = generate(model, tokenizer, [p.messages() for p in probes], max_new_tokens=max_new_tokens,
                          batch_size=batch_size)
@@ -98,14 +110,20 @@ def neutral_text() -> str:
 
 
 def perplexity(model: Any, tokenizer: Any, text: str | None = None, *, window: int = 256) -> float:
-    """Token-level perplexity of ``text`` (default: :func:`neutral_text`) in non-overlapping windows."""
-    from attrib.errors import whole_number
+    """Token-level perplexity of ``text`` (default: :func:`neutral_text`) in non-overlapping windows. A text of
+    fewer than 2 tokens predicts nothing and is refused (it gave a "perfect" 1.0)."""
+    from attrib.errors import InputError, whole_number
 
     whole_number("window", window)
     import torch
 
     text = neutral_text() if text is None else text
+    if not isinstance(text, str):
+        raise InputError(None, "text", f"expected a string, got {type(text).__name__}")
     ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+    if len(ids) < 2:
+        raise InputError(None, "text", f"has {len(ids)} token{'s' * (len(ids) != 1)}: perplexity needs at least 2 "
+                                       "(one to predict from, one predicted)")
     nll, count = 0.0, 0
     was_training = model.training
     model.eval()

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from attrib.errors import InputError, UsageError, layer_indices
+from attrib.errors import InputError, UsageError, is_real, layer_indices, whole_number
 
 #: Attention projections LoRA is put on, in the order they appear in the config.
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -83,13 +83,25 @@ def parse_layers(spec: str, n_layers: int | None = None) -> list[int]:
     return sorted(out)
 
 
+def check_lora_params(r: object, alpha: object, dropout: object, *, alpha_field: str = "alpha") -> None:
+    """``r`` a whole number >= 1, LoRA ``alpha`` a number above 0, ``dropout`` in [0, 1): a UsageError naming each."""
+    whole_number("r", r)
+    if not (is_real(alpha) and alpha > 0):  # type: ignore[operator]
+        raise UsageError(None, alpha_field, f"LoRA alpha must be a number above 0, got {alpha!r}")
+    if not (is_real(dropout) and 0 <= dropout < 1):  # type: ignore[operator]
+        raise UsageError(None, "dropout", f"must lie in [0, 1), got {dropout!r}")
+
+
 def focal_lora_config(model: Any, layers: Iterable[int], r: int = 8, alpha: int = 16, dropout: float = 0.0) -> Any:
-    """A peft ``LoraConfig`` with LoRA on q/k/v/o of exactly ``layers`` (full module names as targets)."""
+    """A peft ``LoraConfig`` with LoRA on q/k/v/o of exactly ``layers`` (full module names as targets). ``r`` a whole
+    number >= 1, ``alpha`` a number above 0, ``dropout`` in [0, 1) (UsageError naming each; r=0 and dropout=2 were
+    accepted)."""
     from peft import LoraConfig, TaskType
 
     from attrib.models import check_model
 
     check_model(model)  # a name or an nn.Linear read as "the model has 0 layers"
+    check_lora_params(r, alpha, dropout)
     targets = attention_module_names(model, layers)
     return LoraConfig(
         task_type=TaskType.CAUSAL_LM,

@@ -51,13 +51,44 @@ def _check_shapes(**tensors: torch.Tensor) -> None:
                              f"({shapes[groups[0][0]][0]} vs {shapes[groups[1][0]][0]})")
 
 
-def check_loss_params(beta: object, alpha: object) -> None:
-    """``beta`` > 0 and ``alpha`` in [0, 1]: a β ≤ 0 flattens or inverts the preference, and with α > 1 a rejected
-    token of weight w > 1/α gets a negative factor β(1 − α·w), so the loss pushes that token *up*, silently."""
-    if not (is_real(beta) and beta > 0):  # type: ignore[operator]
+def _number(value: object) -> object:
+    """A 0-d tensor or array (a scheduled β) as its Python number; anything else as given."""
+    if getattr(value, "ndim", None) == 0 and callable(getattr(value, "item", None)):
+        return value.item()  # type: ignore[attr-defined]
+    return value
+
+
+def check_beta(beta: object) -> None:
+    """``beta`` > 0 (a number or a 0-d tensor): β = 0 flattens the preference to log 2, β < 0 inverts it."""
+    b = _number(beta)
+    if not (is_real(b) and b > 0):  # type: ignore[operator]
         raise LossInputError(None, "beta", f"must be a number above 0, got {beta!r}")
-    if not (is_real(alpha) and 0 <= alpha <= 1):  # type: ignore[operator]
+
+
+def check_loss_params(beta: object, alpha: object) -> None:
+    """``beta`` > 0 and ``alpha`` in [0, 1] (numbers or 0-d tensors): a β ≤ 0 flattens or inverts the preference,
+    and with α > 1 a rejected token of weight w > 1/α gets a negative factor β(1 − α·w), so the loss pushes that
+    token *up*, silently."""
+    check_beta(beta)
+    a = _number(alpha)
+    if not (is_real(a) and 0 <= a <= 1):  # type: ignore[operator]
         raise LossInputError(None, "alpha", f"must lie in [0, 1] (0 is plain DPO), got {alpha!r}")
+
+
+def check_mask(name: str, mask: torch.Tensor) -> None:
+    """A response mask holds only 0 and 1, with at least one response token per row: a row of zeros gave a constant
+    loss of log 2 with no gradient, and a mask of 2s or 0.5s silently rescaled β."""
+    import torch
+
+    with torch.no_grad():
+        m = mask.detach()
+        if not bool(((m == 0) | (m == 1)).all()):
+            odd = m[(m != 0) & (m != 1)][0].item()
+            raise LossInputError(None, name, f"must hold only 0 and 1 (1 on response tokens), found {odd:g}")
+        empty = (m != 0).sum(-1) == 0
+        if bool(empty.any()):
+            row = int(empty.nonzero()[0][0])
+            raise LossInputError(None, name, f"row {row} has no response token: every row needs at least one")
 
 
 def check_weights(name: str, weights: torch.Tensor, mask: torch.Tensor) -> None:
@@ -111,7 +142,9 @@ def sail_loss(
 
     All tensors are ``[B, T]`` per-token values aligned on response tokens (``*_mask`` is 1 on response tokens, 0 on
     prompt and padding); chosen and rejected may have different ``T``. Weights are expected in ``[0, 1]`` and are
-    detached; ``beta`` > 0 and ``alpha`` in ``[0, 1]`` are required (so every per-token factor stays >= 0); weights outside ``[0, 1]`` (or not finite) on response tokens are refused. ``reduction``: "mean"
+    detached; ``beta`` > 0 and ``alpha`` in ``[0, 1]`` are required (numbers or 0-d tensors; so every per-token
+    factor stays >= 0); weights outside ``[0, 1]`` (or not finite) on response tokens are refused, and so are masks
+    that are not 0/1 or a row with no response token. ``reduction``: "mean"
     (scalar), "sum" or "none" (``[B]``). ``check=False`` skips those checks, for a training loop that checked its
     parameters and weights once (each weight check is a device sync, on every micro-step).
     """
@@ -125,6 +158,8 @@ def sail_loss(
             rejected_weights=rejected_weights, rejected_mask=rejected_mask,
         )
         check_loss_params(beta, alpha)
+        check_mask("chosen_mask", chosen_mask)
+        check_mask("rejected_mask", rejected_mask)
         check_weights("chosen_weights", chosen_weights, chosen_mask)
         check_weights("rejected_weights", rejected_weights, rejected_mask)
     chosen = weighted_margin(policy_chosen_logps, ref_chosen_logps, chosen_weights, chosen_mask,
@@ -146,9 +181,11 @@ def dpo_loss(
     """Standard DPO (Rafailov et al.) over *sequence* log-probs ``[B]``: −log σ(β[(π_w−ref_w) − (π_l−ref_l)]).
 
     All four must be ``[B]`` tensors of the same size (sum per-token log-probs over the response first; per-token
-    ``[B, T]`` input is refused rather than averaged over tokens).
+    ``[B, T]`` input is refused rather than averaged over tokens). ``beta`` > 0, a number or a 0-d tensor.
     """
     import torch.nn.functional as F
+
+    check_beta(beta)  # beta=-1 inverted the preference, beta=0 gave log 2, silently
 
     shapes = _check_tensors(policy_chosen_logps=policy_chosen_logps, policy_rejected_logps=policy_rejected_logps,
                             ref_chosen_logps=ref_chosen_logps, ref_rejected_logps=ref_rejected_logps)

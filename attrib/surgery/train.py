@@ -26,7 +26,13 @@ import orjson
 
 from attrib.errors import AttribError, InputError, NotFoundError, whole_number
 from attrib.models import check_model, pad_id
-from attrib.surgery.lora import ParamShare, focal_lora_config, trainable_share, validate_layers
+from attrib.surgery.lora import (
+    ParamShare,
+    check_lora_params,
+    focal_lora_config,
+    trainable_share,
+    validate_layers,
+)
 from attrib.surgery.pairs import PreferencePair, validate_pair
 
 #: ``token_weight_fn(batch, spans, attentions) -> [B, T]`` weights in [0, 1] on response tokens (0 elsewhere).
@@ -153,6 +159,7 @@ def reference_pass(
                 with cap as captured:
                     logps, out = response_logps(model, batch, return_output=True, output_attentions=needs_att)
                 w = token_weight_fn(batch, [r["span"] for r, _ in chunk], out.attentions if needs_att else None)
+                _check_weight_shape(w, batch["response_mask"])
                 w = w.detach().float() * batch["response_mask"].float()
                 check_weights("token_weight_fn", w, batch["response_mask"])  # once here, not at every step
                 for j, (r, side) in enumerate(chunk):
@@ -163,6 +170,20 @@ def reference_pass(
                         r[side]["h"] = captured[-1][j, :n].clone()
     finally:
         model.train(was_training)
+
+
+def _check_weight_shape(w: Any, mask: Any) -> None:
+    """What ``token_weight_fn`` returns is a tensor shaped like the batch's ``response_mask`` (a wrong one was a raw
+    broadcasting RuntimeError, or silently broadcast)."""
+    import torch
+
+    from attrib.surgery.loss import LossInputError
+
+    want = tuple(mask.shape)
+    if not isinstance(w, torch.Tensor) or tuple(w.shape) != want:
+        got = f"shape {tuple(w.shape)}" if isinstance(w, torch.Tensor) else type(w).__name__
+        raise LossInputError(None, "token_weight_fn", f"must return a [batch, tokens] tensor shaped like the batch's "
+                                                      f"response_mask {list(want)}, got {got}")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -252,8 +273,9 @@ def train_sail(
     from attrib.surgery.loss import check_loss_params, collate, response_logps, sail_loss, weighted_margin
     from attrib.surgery.prefix import decoder_of, start_at_layer
 
-    for name, value in (("steps", steps), ("grad_accum", grad_accum), ("batch_size", batch_size), ("r", r)):
+    for name, value in (("steps", steps), ("grad_accum", grad_accum), ("batch_size", batch_size)):
         whole_number(name, value)
+    check_lora_params(r, lora_alpha, dropout, alpha_field="lora_alpha")  # before the reference pass
     check_loss_params(beta, alpha)  # before the reference pass, not at the first step
     if not pairs:
         raise InputError(None, "pairs", "no preference pairs to train on")
