@@ -495,13 +495,25 @@ def label_mismatch(label: Label, step: Callable[[int], Step], n_steps: int,
     a store's window of steps cannot say, and without it a text step of such an agent whose name is a tool's counts
     as a tool's here).
 
+    Also said: a label that blames the human who asked (:func:`is_human_agent`), and one that names a tool on its
+    own result step (attrib counts that step to the caller, so a ranker fitted on such labels names a tool).
+
     A mismatch is worth a warning, not an error: Who&When itself holds a few, but in a user's log it is usually an
     off-by-one (tool results count as steps)."""
     i, agent = label.mistake_step, label.mistake_agent
     if not 0 <= i < n_steps:
         return None
+    if is_human_agent(agent):  # no agent fix repairs the question itself; a ranker fitted on it learns to blame users
+        return (f"the label blames {agent}, the person who asked, at step {i}: no agent's fix repairs that; label the "
+                "agent that first went wrong")
     s = step(i)
     if s.agent == agent:
+        if is_tool_step(s, calling):  # the tool that answered, not the call: attrib blames the agent that called it
+            caller = deciding_agent(i, step, lambda j: is_tool_step(step(j), calling), back=_BACK)
+            if caller != agent:
+                return (f"step {i} is {agent}'s result, a tool answering {caller}: attrib counts a tool's step to the "
+                        f"agent that called it (a tool is not repaired, the call is), so label {caller}, or the step "
+                        "that made the call")
         return None
     answered: str | None = None  # the agent a tool step answers
     if is_tool_step(s, calling):

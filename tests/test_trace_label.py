@@ -194,3 +194,26 @@ def test_an_executor_agent_that_calls_tools_keeps_its_blame() -> None:
     a = analyze(t)
     assert "executor" in [b.agent for b in a.agents]
     assert all(moved["agent"] != "executor" for moved in a.evidence.get("tool_steps_to_caller", []))
+
+
+def test_a_label_on_the_user_or_on_a_tools_own_result_is_said() -> None:
+    """Labels blaming the human who asked, or a tool on its own result step, were accepted without a word; a ranker
+    fitted on them then said "step 0 by user" or "step 2 by web_search" on new runs (walkthrough w5 #5, #8)."""
+    steps = (Step(index=0, agent="user", role="user", content="Total 2023 revenue of Acme?"),
+             Step(index=1, agent="researcher", role="assistant", content="",
+                  tool_calls=(ToolCall(name="web_search", arguments='{"q": "Acme revenue 2022"}', id="c1"),)),
+             Step(index=2, agent="web_search", role="tool", content="Acme 2022 revenue: $3.1M", parents=(1,),
+                  tool_results=(ToolResult(content="Acme 2022 revenue: $3.1M", call_id="c1", name="web_search"),)),
+             Step(index=3, agent="researcher", role="assistant", content="Acme's 2023 revenue is $3.1M."))
+
+    def run(agent: str, step: int) -> Trace:
+        return Trace(id="r", source_format="attrib", steps=steps, agents=("user", "researcher", "web_search"),
+                     label=Label(mistake_agent=agent, mistake_step=step))
+
+    human = run("user", 0).label_mismatch()
+    assert human is not None and "blames user, the person who asked" in human
+    tool = run("web_search", 2).label_mismatch()
+    assert tool is not None and "step 2 is web_search's result, a tool answering researcher" in tool
+    assert "label researcher" in tool
+    assert run("researcher", 2).label_mismatch() is None  # the caller, on its tool's step: what attrib blames
+    assert run("researcher", 1).label_mismatch() is None
