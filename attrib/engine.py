@@ -72,6 +72,7 @@ class BatchReport(msgspec.Struct, kw_only=True):
     startup_s: float = 0.0  # of which: starting/connecting the cluster and importing the method everywhere
     errors: list[tuple[str, str]] = msgspec.field(default_factory=list)  # (trace id, error), first few
     ranker: str | None = None  # the learned method's ranker (``evidence.ranker`` of every verdict written)
+    in_sample: int = 0  # of the verdicts written, those on a run the ranker was fitted on, or on another run of its task
 
     @property
     def traces_per_s(self) -> float:
@@ -231,6 +232,8 @@ class _Writer:
             self.store.save_attributions(verdicts)
             self.store.save_errors((tid, method, err) for tid, err in failed)
         self.report.analyzed += len(verdicts)
+        self.report.in_sample += sum(bool(a.evidence.get("in_sample") or a.evidence.get("same_task_trained"))
+                                     for a in verdicts)
         self.report.failed += len(failed)
         room = MAX_REPORTED_ERRORS - len(self.report.errors)
         self.report.errors.extend(failed[: max(room, 0)])

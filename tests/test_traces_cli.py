@@ -208,3 +208,11 @@ def test_stored_verdicts_are_listed_and_shown(tmp_path: Path) -> None:
         r = runner.invoke(app, ["traces", "show", "whowhen-algorithm-demo_whowhen", "--store", str(store), *extra],
                           env={"COLUMNS": "200"})
         assert "stored verdict (learned): step 1 by UnitConversion_Expert, confidence 54%" in r.output, r.output
+    # a Who&When run the shipped ranker was fitted on: its stored verdict says so beside the annotation
+    from attrib.paths import who_and_when_dir
+
+    ww = who_and_when_dir() / "Hand-Crafted" / "1.json"
+    assert runner.invoke(app, ["ingest", str(ww), "--store", str(store), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["analyze", "whowhen-hand-1", "--store", str(store), "--save"]).exit_code == 0
+    r = runner.invoke(app, ["traces", "show", "whowhen-hand-1", "--store", str(store)], env={"COLUMNS": "300"})
+    assert "in sample (the ranker was fitted on this run)" in " ".join(r.output.split()), r.output

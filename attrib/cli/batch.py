@@ -204,6 +204,8 @@ def _render(r: BatchReport, scheduler: str | None = None) -> None:
     t.add_row("already analyzed (skipped)" if not getattr(r, "ranker", None) else "already analyzed by this ranker "
               "(skipped)", f"{r.skipped:,}")
     t.add_row("analyzed now", f"[green]{r.analyzed:,}[/]")
+    if r.in_sample:  # verdicts on the ranker's own training runs (or tasks) look better than new runs' would
+        t.add_row("of them in sample (the ranker was fitted on the run or its task)", f"[yellow]{r.in_sample:,}[/]")
     t.add_row("failed (recorded in store)", f"[red]{r.failed:,}[/]" if r.failed else "0")
     start = "start-up" if r.engine == "serial" else "cluster start"  # serial: loading the method, no cluster
     t.add_row("wall time", f"{r.elapsed_s:.1f} s" + (f" ({start} {r.startup_s:.1f} s)" if r.startup_s else ""))

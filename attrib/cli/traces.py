@@ -304,12 +304,17 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
 
 
 def verdict_words(a: Any) -> str:
-    """A stored verdict in one line, as the reports word it: "step 3 by Alice, confidence 54%, ranker shipped"."""
+    """A stored verdict in one line, as the reports word it: "step 3 by Alice, confidence 54%, ranker shipped"; a
+    verdict of a ranker fitted on this very run (or another run of its task) says so, as the reports' notes do: beside
+    the annotation it would read as a hit."""
     from attrib.render import confidence_figure, confidence_word, verdict_line, verdict_ranker
 
     ranker = verdict_ranker(a)
+    ev = a.evidence or {}
+    seen = (", in sample (the ranker was fitted on this run)" if ev.get("in_sample")
+            else ", seen task (the ranker was fitted on another run of it)" if ev.get("same_task_trained") else "")
     return visible(f"{verdict_line(a)}, {confidence_word(a)} {confidence_figure(a, a.confidence)}"
-                   + (f", ranker {ranker}" if ranker else ""))
+                   + (f", ranker {ranker}" if ranker else "") + seen)
 
 
 #: ``traces list`` in a terminal narrower than this leaves out the task column, and below :data:`LIST_NARROW_WIDTH`
