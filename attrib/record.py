@@ -125,13 +125,22 @@ class Recorder:
         if h.endswith((":segment_mass", ":entropy")) or h == "attrib.query_positions":
             raise InputError(None, "hooks", f"{h!r} is written for every recorded layer already (choose them with "
                                             "layers=[...]); hooks names extra TransformerLens hooks")
-        check_hook(None, h, self.n_layers, "hooks")  # the names the activation files accept back (attrib.activations)
-        names: set[str] = set()
+        names: dict[str, Any] = {}
         if self.is_bridge:
             try:
-                names = set(self.model.hook_dict)
+                names = dict(self.model.hook_dict)
             except Exception:  # an object that only looks like a bridge: fall back to the TransformerLens names
-                names = set()
+                names = {}
+        if h in names and not is_known_hook(h):
+            # a bridge alias (blocks.3.hook_out) is the same hook point as a TransformerLens name (hook_resid_post):
+            # suggest that one, not the nearest spelling (hook_mlp_out)
+            point = names[h]
+            same = sorted(n for n, v in names.items() if point is not None and v is point and is_known_hook(n))
+            if same:
+                raise InputError(None, "hooks", f"{h!r} is not a TransformerLens hook name: it is the bridge's own "
+                                                f"name for {same[0]!r}, which the activation files keep; did you mean "
+                                                f"{same[0]!r}?")
+        check_hook(None, h, self.n_layers, "hooks")  # the names the activation files accept back (attrib.activations)
         # the bridge's own aliases (e.g. blocks.0.hook_out) are not promised by the file format: suggest only
         # TransformerLens names this model has
         if names and h not in names:

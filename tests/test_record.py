@@ -495,3 +495,20 @@ def test_parents_outcome_and_token_ids_are_checked_when_recorded(smollm, tmp_pat
     with pytest.raises(InputError, match=r"^outcome: 'bogus' is not an outcome"):
         rec.trace(outcome="bogus")
     assert rec.trace(outcome="success").outcome == "succeeded" and rec.trace().outcome == "unknown"
+
+
+@slow
+def test_a_bridge_alias_is_pointed_to_its_transformer_lens_name(tmp_path):
+    """Recorder(bridge, hooks=['blocks.3.hook_out']) (a hook the bridge has, under its own name) suggested
+    'blocks.3.hook_mlp_out', the nearest spelling; the same hook point's TransformerLens name is hook_resid_post."""
+    from attrib.models import load_bridge
+    from attrib.record import Recorder
+
+    bridge = load_bridge("smollm2-135m")
+    for alias, name in (("blocks.3.hook_out", "blocks.3.hook_resid_post"), ("blocks.3.hook_in", "blocks.3.hook_resid_pre"),
+                        ("blocks.3.attn.hook_out", "blocks.3.hook_attn_out"), ("blocks.3.attn.o.hook_in",
+                                                                                "blocks.3.attn.hook_z")):
+        with pytest.raises(InputError, match=rf"^hooks: '{alias}' is not a TransformerLens hook name: it is the "
+                                             rf"bridge's own name for '{name}'.*did you mean '{name}'\?$"):
+            Recorder(bridge, out_dir=tmp_path, hooks=[alias])
+    assert Recorder(bridge, out_dir=tmp_path, hooks=["blocks.3.hook_resid_post"]).hooks == ("blocks.3.hook_resid_post",)

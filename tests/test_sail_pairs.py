@@ -176,3 +176,24 @@ def test_perplexity_refuses_a_text_of_fewer_than_two_tokens(text):
     with pytest.raises(InputError, match=rf"^text: has {n} tokens?: perplexity needs at least 2"):
         perplexity(model, tok, text)
     assert perplexity(model, tok, "Hello there, my friend.") > 1.0
+
+
+def test_the_custom_loop_names_are_re_exported_from_attrib_surgery():
+    """The README's custom loop needs rule_token_span and eager_attention for the weights, and rank_layers_by_repair
+    (the default layer choice) and heldout_probes: none was in attrib.surgery, only in its submodules."""
+    import subprocess
+    import sys
+
+    names = ["rule_token_span", "eager_attention", "heldout_probes", "rank_layers_by_repair", "heads_for_layers"]
+    code = ("import sys, attrib.surgery as s; "
+            f"names = {names!r}; "
+            "missing = [n for n in names if n not in s.__all__ or n not in dir(s)]; "
+            "print(missing, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["[]", "False"]  # listed lazily: importing attrib.surgery still loads no torch
+    import attrib.surgery as surgery
+    from attrib.surgery import api, layers, weights
+
+    assert surgery.rule_token_span is weights.rule_token_span and surgery.eager_attention is weights.eager_attention
+    assert surgery.heldout_probes is api.heldout_probes
+    assert surgery.rank_layers_by_repair is layers.rank_layers_by_repair

@@ -2,6 +2,10 @@
 
 >>> from attrib.surgery import sail_loss, focal_lora_config, train_sail   # doctest: +SKIP
 
+For a custom loop, the token weights come from ``rule_token_span`` (the system rule's tokens), a forward pass under
+``eager_attention`` with ``output_attentions=True``, and ``focal_rule_weights``; ``rank_layers_by_repair`` is the
+default layer choice and ``heldout_probes`` the evaluation prompts.
+
 Everything is re-exported lazily so ``import attrib.surgery`` does not import torch or peft.
 """
 
@@ -30,13 +34,18 @@ _LAZY = {
     "uniform_weights": "attrib.surgery.train",
     "attention_weights": "attrib.surgery.train",
     "focal_rule_weights": "attrib.surgery.weights",
+    "rule_token_span": "attrib.surgery.weights",
+    "eager_attention": "attrib.surgery.weights",
+    "heads_for_layers": "attrib.surgery.weights",
     "compliance": "attrib.surgery.evaluate",
     "perplexity": "attrib.surgery.evaluate",
     "wilson": "attrib.surgery.evaluate",
     "suite_pairs": "attrib.surgery.api",
     "resolve_layers": "attrib.surgery.api",
     "LayerChoice": "attrib.surgery.api",
+    "heldout_probes": "attrib.surgery.api",
     "rank_layers": "attrib.surgery.layers",
+    "rank_layers_by_repair": "attrib.surgery.layers",
 }
 
 
