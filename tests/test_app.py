@@ -1079,7 +1079,7 @@ def test_compare_says_when_the_decisive_step_is_another_agents(app, env, monkeyp
     at = app(page="Compare methods", trace=tid)
     assert at.selectbox(key="cmp_a").value == METHOD
     heads = [m for m in texts(at, "markdown") if m.startswith(f"**{METHOD}** → ")]
-    assert heads == [f"**{METHOD}** → **{other}**, step **{v.step}** {note} (confidence {v.confidence:.2f})"], heads
+    assert heads == [f"**{METHOD}** → **{other}**, step **{v.step}** {note} (score {v.confidence:.2f})"], heads
     at = app(page="Timeline", trace=tid)
     assert f"Decisive step {v.step} — {other} {note}" in texts(at, "subheader")
 
