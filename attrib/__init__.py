@@ -20,6 +20,15 @@ The main names:
 * the store and batches: :func:`ingest`, :func:`open_store`, :func:`analyze_many`;
 * errors: :class:`AttribError`, and :class:`InputError` for unreadable input (it names the file and field).
 
+Inside the model and repair live in their own packages (they import torch and transformers when used):
+
+* :mod:`attrib.models` (``load_model("smollm2-135m")``, offline), :mod:`attrib.record` (``Recorder``: per-step
+  activations named by TransformerLens hook path), :mod:`attrib.heads` (``localize``: the attention heads behind an
+  instruction-conflict failure; drift, patching, captum attributions), :mod:`attrib.kernels`
+  (``segment_attention_stats``: per-head attention mass and entropy per segment, CUDA or an exact CPU path);
+* :mod:`attrib.surgery` (``train_sail``, ``sail_loss``, ``focal_lora_config``: SAIL LoRA on the localized layers,
+  callable from your own training loop).
+
 The names are re-exported lazily, so ``import attrib`` stays light (no numpy, torch or dask until first use).
 """
 
