@@ -74,7 +74,7 @@ def test_fit_without_groups_keeps_reruns_of_a_task_together_as_attrib_fit_does()
     assert _same(ranker.to_dict(), explicit.to_dict())
     # the same fit as `attrib fit`'s (fit_artifact): the library and the CLI agree
     art = fit_artifact(runs, "test")
-    saved = {k: v for k, v in ranker.to_dict().items() if k not in ("fingerprints", "tasks")}
+    saved = {k: v for k, v in ranker.to_dict().items() if k not in ("fingerprints", "tasks", "question_ids")}
     assert _same(saved, art["settings"]["with_gt"])
     verdict = attrib.analyze(_run(100), model=ranker)
     assert verdict.evidence["fitted_on"] == {"runs": 36, "tasks": 6}
@@ -89,7 +89,7 @@ def test_fit_without_groups_groups_runs_without_a_question_id_by_their_task_text
     ranker = LearnedRanker(random_state=0).fit(runs)
     assert ranker.n_tasks_ == 6
     art = fit_artifact(runs, "test")
-    assert _same({k: v for k, v in ranker.to_dict().items() if k not in ("fingerprints", "tasks")},
+    assert _same({k: v for k, v in ranker.to_dict().items() if k not in ("fingerprints", "tasks", "question_ids")},
                  art["settings"]["with_gt"])
 
 
@@ -172,7 +172,9 @@ def test_a_ranker_object_flags_the_runs_it_was_fitted_on_as_a_ranker_file_does(t
     path.write_bytes(orjson.dumps(fit_artifact(runs, "test")))
     rerun = msgspec.structs.replace(_run(6), id="my-rerun",  # task 0 again, another closing turn
                                     steps=(*_run(6).steps[:-1], Step(index=4, agent="planner", content="Done.")))
-    new = msgspec.structs.replace(_run(100), task="Compute the cost of 4 lamps at $20 each with 9% duty.")
+    # a new task: new text and its own question id (with task q4's id it is a run of q4, whatever its text)
+    new = msgspec.structs.replace(_run(100), task="Compute the cost of 4 lamps at $20 each with 9% duty.",
+                                  metadata={"question_id": "q-new"})
     for run, in_sample, same_task in ((runs[0], True, None), (rerun, False, True), (new, False, False)):
         obj = attrib.analyze(run, model=ranker)
         file = attrib.analyze(run, model_path=str(path))
@@ -182,7 +184,7 @@ def test_a_ranker_object_flags_the_runs_it_was_fitted_on_as_a_ranker_file_does(t
     # kept through to_dict / from_dict; a ranker saved without them (older) still loads and says nothing
     back = LearnedRanker.from_dict(orjson.loads(orjson.dumps(ranker.to_dict())))
     assert attrib.analyze(runs[0], model=back).evidence["in_sample"] is True
-    older = {k: v for k, v in ranker.to_dict().items() if k not in ("fingerprints", "tasks")}
+    older = {k: v for k, v in ranker.to_dict().items() if k not in ("fingerprints", "tasks", "question_ids")}
     ev = attrib.analyze(runs[0], model=LearnedRanker.from_dict(older)).evidence
     assert ev["in_sample"] is None and ev["same_task_trained"] is None
     # the ranker file keeps its one top-level list of runs (not one per setting)

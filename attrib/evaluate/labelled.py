@@ -180,6 +180,11 @@ def evaluate_labelled(
     elif training.tasks is None:
         notes.append(f"{model_path} lists the runs it was fitted on but not their tasks (written by an older attrib "
                      "fit): other runs of those tasks count as unseen here")
+    elif model_path is not None and training.question_ids is None and any(
+            t.metadata.get("question_id") for t in traces):
+        notes.append(f"{model_path} lists its runs' tasks by text but not their question ids (written by an older "
+                     "attrib fit): a re-run of one of its tasks whose text differs counts as unseen here; refit it "
+                     "to flag those too")
     seen_how = [training.seen(t) if training is not None else (None, None) for t in labelled]
     n_run = sum(bool(run) for run, _ in seen_how)
     n_task = sum(bool(task) for _, task in seen_how)  # never with ``run`` for one trace: seen() asks only when not

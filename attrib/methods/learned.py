@@ -29,6 +29,7 @@ from attrib.methods.ranker import (
     LearnedRanker,
     OtherFeaturesError,
     RankerTypeError,
+    explicit_question_ids,
     featurize,
     seen_in,
 )
@@ -94,17 +95,19 @@ _NOT_RANKER = "not a ranker file from `attrib fit`"
 @dataclass(frozen=True)
 class _RankerFile:
     """A ranker file as read once per version: its ``settings`` object, the sha256 of its bytes, the
-    fingerprints of the runs it was fitted on and the keys of their tasks (:func:`attrib.trace.task_key`); each
-    None when the file does not list them (files from before they were)."""
+    fingerprints of the runs it was fitted on, the keys of their tasks (:func:`attrib.trace.task_key`) and their
+    ``metadata.question_id`` values; each None when the file does not list them (files from before they were)."""
 
     settings: dict[str, Any]
     sha256: str
     fingerprints: frozenset[str] | None
     tasks: frozenset[str] | None = None
+    question_ids: frozenset[str] | None = None
 
     def seen(self, trace: Trace) -> tuple[bool | None, bool | None]:
-        """Whether the ranker was fitted on this very run, and (when not) on another run of its task."""
-        return seen_in(self.fingerprints, self.tasks, trace)
+        """Whether the ranker was fitted on this very run, and (when not) on another run of its task (its task
+        text or its question id)."""
+        return seen_in(self.fingerprints, self.tasks, trace, self.question_ids)
 
 
 @lru_cache(maxsize=8)
@@ -138,10 +141,9 @@ def _ranker_file(path: str | None, stamp: tuple[int, int] | None) -> _RankerFile
     if d.get("version", 1) != 1:
         raise InputError(p, "version", f"ranker file version {d.get('version')!r}; this attrib reads version 1 "
                          "(refit it with `attrib fit`, or upgrade attrib)")
-    prints, tasks = d.get("fingerprints"), d.get("tasks")
-    return _RankerFile(settings, hashlib.sha256(raw).hexdigest(),
-                       frozenset(prints) if isinstance(prints, list) else None,
-                       frozenset(tasks) if isinstance(tasks, list) else None)
+    prints, tasks, qids = (frozenset(map(str, v)) if isinstance(v := d.get(k), list) else None
+                           for k in ("fingerprints", "tasks", "question_ids"))  # older files: some are missing
+    return _RankerFile(settings, hashlib.sha256(raw).hexdigest(), prints, tasks, qids)
 
 
 @lru_cache(maxsize=8)
@@ -184,12 +186,14 @@ def fit_artifact(traces: Sequence[Trace], trained_on: str, random_state: int = 0
     for name, ts in (("with_gt", grouped), ("without_gt", [t.without_ground_truth() for t in grouped])):
         m = LearnedRanker(random_state=random_state, step_head=step_head).fit(ts, [question_id(t) for t in ts])
         # the runs it was fitted on are listed once for the whole file, below (the file's ``seen`` reads them there)
-        settings[name] = {k: v for k, v in m.to_dict().items() if k not in ("fingerprints", "tasks")}
+        settings[name] = {k: v for k, v in m.to_dict().items() if k not in ("fingerprints", "tasks", "question_ids")}
     digest = hashlib.sha256(b"".join(t.content_hash().encode() for t in labelled)).hexdigest()[:16]
     return {"version": 1, "trained_on": trained_on, "n_train": len(labelled), "data_hash": digest,
             "fingerprints": sorted({fingerprint(t) for t in labelled}),  # lets `eval traces` flag in-sample runs
-            # and re-runs of a task it was fitted on (evaluation holds out whole tasks, so those are not unseen)
+            # and re-runs of a task it was fitted on (evaluation holds out whole tasks, so those are not unseen), by
+            # task text and by question id (a re-run's text may differ: a request id, a date)
             "tasks": sorted({k for t in labelled if (k := task_key(t))}),
+            "question_ids": sorted(explicit_question_ids(labelled)),
             "settings": settings}
 
 

@@ -27,8 +27,9 @@ Its fitted state is JSON (``to_dict`` / ``from_dict``); files of it, and the ver
 :mod:`.learned`'s. Scoring needs only numpy (no scikit-learn import). It records how much data stands behind it:
 ``n_train_`` labelled runs of ``n_tasks_`` distinct tasks, ``n_calibration_`` of which calibrated the confidences and
 the step set (``None`` in files saved before these were kept), and which runs and tasks those were (``fingerprints_``,
-``tasks_``: :func:`attrib.trace.fingerprint` / :func:`~attrib.trace.task_key`, as a ranker file lists them), so a verdict
-on one of them says it is in sample.
+``tasks_``, ``question_ids_``: :func:`attrib.trace.fingerprint`, :func:`~attrib.trace.task_key` and the runs'
+``metadata.question_id``, as a ranker file lists them), so a verdict on one of them, or on another run of one of its
+tasks, says it is in sample.
 """
 
 from __future__ import annotations
@@ -206,15 +207,29 @@ def _as_traces(traces: object) -> list[Trace]:
     return out
 
 
-def seen_in(fingerprints: frozenset[str] | None, tasks: frozenset[str] | None, trace: Trace
-            ) -> tuple[bool | None, bool | None]:
-    """Whether runs of these ``fingerprints`` (:func:`attrib.trace.fingerprint`) and task keys
-    (:func:`attrib.trace.task_key`) include ``trace`` itself, and (when not) another run of its task; None where
-    the list is unknown (a ranker or file from before they were kept), or the run has no task text."""
+def seen_in(fingerprints: frozenset[str] | None, tasks: frozenset[str] | None, trace: Trace,
+            question_ids: frozenset[str] | None = None) -> tuple[bool | None, bool | None]:
+    """Whether runs of these ``fingerprints`` (:func:`attrib.trace.fingerprint`), task keys
+    (:func:`attrib.trace.task_key`) and ``metadata.question_id`` values include ``trace`` itself, and (when not)
+    another run of its task: one with its task text, or with its question id (a re-run whose task text carries a
+    request id or a date is still a run of that task). None where the lists are unknown (a ranker or file from
+    before they were kept) or the run has neither a task text nor a question id to compare."""
     in_sample = None if fingerprints is None else fingerprint(trace) in fingerprints
-    key = task_key(trace)
-    same_task = None if in_sample or tasks is None or key is None else key in tasks
-    return in_sample, same_task
+    if in_sample:
+        return in_sample, None
+    key, qid = task_key(trace), trace.metadata.get("question_id")
+    matches = []  # one per list that can answer for this run
+    if tasks is not None and key is not None:
+        matches.append(key in tasks)
+    if question_ids is not None and tasks is not None and qid:  # files list ids only beside task keys: a file
+        matches.append(str(qid) in question_ids)  # without task keys is of the older kind, which knows neither
+    return in_sample, (any(matches) if matches else None)
+
+
+def explicit_question_ids(traces: Iterable[Trace]) -> frozenset[str]:
+    """The ``metadata.question_id`` values the runs carry (not the trace-id fallback of
+    :func:`attrib.trace.question_id`): what a ranker remembers of its training tasks beside their texts."""
+    return frozenset(str(q) for t in traces if (q := t.metadata.get("question_id")))
 
 
 class LearnedRanker:
@@ -348,12 +363,14 @@ class LearnedRanker:
         # (None: a ranker saved without them)
         self.fingerprints_: frozenset[str] | None = frozenset(fingerprint(t) for t in traces)
         self.tasks_: frozenset[str] | None = frozenset(k for t in traces if (k := task_key(t)))
+        self.question_ids_: frozenset[str] | None = explicit_question_ids(traces)
         return self
 
     def seen(self, trace: Trace) -> tuple[bool | None, bool | None]:
-        """Whether the ranker was fitted on this very run, and (when not) on another run of its task (None:
-        unknown, as for a ranker saved without its runs' fingerprints; see :func:`seen_in`)."""
-        return seen_in(getattr(self, "fingerprints_", None), getattr(self, "tasks_", None), trace)
+        """Whether the ranker was fitted on this very run, and (when not) on another run of its task, by task text
+        or question id (None: unknown, as for a ranker saved without its runs' fingerprints; see :func:`seen_in`)."""
+        return seen_in(getattr(self, "fingerprints_", None), getattr(self, "tasks_", None), trace,
+                       getattr(self, "question_ids_", None))
 
     def _step_model(self, l2: float) -> ConditionalLogit:
         if self.step_head == "first_passage":
@@ -413,6 +430,7 @@ class LearnedRanker:
 
         check_fitted(self, "step_model_")
         prints, tasks = getattr(self, "fingerprints_", None), getattr(self, "tasks_", None)
+        qids = getattr(self, "question_ids_", None)
         return {
             "params": {"l2_step": self.l2_step, "l2_agent": self.l2_agent, "calibration": self.calibration,
                        "inner_folds": self.inner_folds, "random_state": self.random_state, "smooth": self.smooth,
@@ -432,6 +450,7 @@ class LearnedRanker:
             # the runs it was fitted on (optional: rankers saved before they were kept have none)
             **({"fingerprints": sorted(prints)} if prints is not None else {}),
             **({"tasks": sorted(tasks)} if tasks is not None else {}),
+            **({"question_ids": sorted(qids)} if qids is not None else {}),
         }
 
     @classmethod
@@ -452,6 +471,7 @@ class LearnedRanker:
         m.n_train_, m.n_tasks_, m.n_calibration_ = (None if d.get(k) is None else int(d[k])  # older files: unknown
                                                     for k in ("n_train", "n_tasks", "n_calibration"))
         m.l2_step_ = float(d.get("l2_step_chosen", d["step_model"]["l2"]))
-        m.fingerprints_, m.tasks_ = (frozenset(map(str, d[k])) if isinstance(d.get(k), list) else None  # older: none
-                                     for k in ("fingerprints", "tasks"))
+        m.fingerprints_, m.tasks_, m.question_ids_ = (
+            frozenset(map(str, d[k])) if isinstance(d.get(k), list) else None  # older files: none
+            for k in ("fingerprints", "tasks", "question_ids"))
         return m

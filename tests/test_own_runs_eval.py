@@ -1,0 +1,102 @@
+"""`attrib eval traces` / `attrib fit` / `--model` on a user's own labelled runs, as a team lead walks them
+(walkthrough w5): seen tasks by question id, task-level intervals, the step head in the advice, the few-runs caution,
+conflicting copies and near-duplicate tasks, and the smaller edges. The runs are the invented system of
+tests/fixtures/own_system (30 runs of 10 tasks: two chat runs with metadata.question_id, one OTLP run without)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import orjson
+from typer.testing import CliRunner
+
+from attrib.cli import app
+from attrib.readers import read_paths
+from attrib.trace import Trace
+
+runner = CliRunner()
+OWN = Path(__file__).parent / "fixtures" / "own_system" / "runs"
+
+
+def _chat(tasks: str = "1-7") -> list[Trace]:
+    """The chat runs (two per task, with metadata.question_id q01..q10) of tasks ``tasks`` (a glob range)."""
+    return read_paths(sorted((OWN / "chat").glob(f"datadesk-q0[{tasks}]-*.json")))
+
+
+def _reruns_with_new_texts() -> list[Trace]:
+    """The OTLP run of each task q01..q07, as a re-run whose task text carries a request id (so it differs from the
+    training runs' text) but whose metadata.question_id is the task's: a seen task by its id only."""
+    out = []
+    for i, t in enumerate(read_paths(sorted((OWN / "otlp").glob("datadesk-q0[1-7]-r3.json")))):
+        qid = t.id.split("-")[1]
+        out.append(msgspec.structs.replace(t, task=f"[req {1006 + i}] {t.task}",
+                                           metadata={**t.metadata, "question_id": qid}))
+    return out
+
+
+def _write(traces: list[Trace], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for t in traces:
+        (folder / f"{t.id}.json").write_bytes(t.to_json())
+    return folder
+
+
+# --- 1. a run that shares a training run's question_id is a seen task everywhere ------------------------------------
+
+
+def test_a_rerun_sharing_a_training_question_id_is_a_seen_task_though_its_text_differs(tmp_path: Path) -> None:
+    """w5 #1: a ranker file listed only its runs' fingerprints and task-text hashes, so re-runs of its tasks whose
+    text carried a request id were "unseen": no IN SAMPLE flag, the advice kept the ranker on that row, and the
+    verdict had no "Seen task" note. The file (and a fitted LearnedRanker) now lists the question ids too."""
+    from attrib.evaluate.labelled import evaluate_labelled
+    from attrib.methods.learned import attribute, fit_artifact, ranker_training
+    from attrib.methods.ranker import LearnedRanker
+    from attrib.render import verdict_notes
+
+    train, reruns = _chat(), _reruns_with_new_texts()
+    art = fit_artifact(train, "test")
+    assert art["question_ids"] == [f"q0{i}" for i in range(1, 8)]
+    model = tmp_path / "mine.json"
+    model.write_bytes(orjson.dumps(art))
+    file = ranker_training(model)
+    assert file is not None and file.question_ids == frozenset(art["question_ids"])
+    assert all(file.seen(t) == (False, True) for t in reruns)
+    # the eval row of the ranker file is in sample for all 7, with no row of "unseen" runs left to quote
+    r = evaluate_labelled(reruns, k=5, model_path=str(model), pool_who_and_when=False)
+    row = next(x for x in r["rows"] if x["method"] == "learned (your ranker)")
+    assert row["protocol"].endswith("IN SAMPLE for 7")
+    assert any(n.startswith("7 of these traces are other runs of tasks this ranker was fitted on") for n in r["notes"])
+    # the verdict says so (evidence.same_task_trained, the "Seen task" note)
+    v = attribute(reruns[0], model_path=str(model))
+    assert v.evidence["in_sample"] is False and v.evidence["same_task_trained"] is True
+    assert any(text.startswith("Seen task") for text, _ in verdict_notes(v, 5))
+    out = runner.invoke(app, ["analyze", str(_write(reruns[:1], tmp_path / "one") / f"{reruns[0].id}.json"),
+                              "--model", str(model)], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "Seen task" in out.output
+    # a ranker object remembers them too, through to_dict / from_dict
+    ranker = LearnedRanker(random_state=0).fit(train)
+    assert ranker.question_ids_ == frozenset(art["question_ids"]) and ranker.seen(reruns[0]) == (False, True)
+    again = LearnedRanker.from_dict(orjson.loads(orjson.dumps(ranker.to_dict())))
+    assert again.seen(reruns[0]) == (False, True)
+    # a run of a task it never saw is still unseen, whatever its id
+    other = _chat("8")[0]
+    assert file.seen(other) == (False, False) and ranker.seen(other) == (False, False)
+
+
+def test_an_older_ranker_file_without_question_ids_still_loads_and_matches_by_text(tmp_path: Path) -> None:
+    from attrib.evaluate.labelled import evaluate_labelled
+    from attrib.methods.learned import attribute, fit_artifact, ranker_training
+
+    art = fit_artifact(_chat(), "test")
+    del art["question_ids"]  # written by an attrib fit before they were listed
+    model = tmp_path / "old.json"
+    model.write_bytes(orjson.dumps(art))
+    reruns = _reruns_with_new_texts()
+    file = ranker_training(model)
+    assert file is not None and file.question_ids is None
+    assert file.seen(reruns[0]) == (False, False)  # its text differs and the file has no ids to compare
+    assert attribute(reruns[0], model_path=str(model)).evidence["same_task_trained"] is False
+    r = evaluate_labelled(reruns, k=5, model_path=str(model), pool_who_and_when=False)
+    assert any(n.startswith(f"{model} lists its runs' tasks by text but not their question ids") for n in r["notes"])
