@@ -17,9 +17,10 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade "pip>=24"
-	$(BIN)/pip install -q -e '.[model,app,scale,dev]'
-	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') else 'torch ' + v + ' is installed, expected 2.13.0')"
+	@echo "installing attrib and its extras into $(VENV) (torch 2.13.0 CPU, from constraints.txt)"
+	$(BIN)/pip install -qq --upgrade "pip>=24"
+	$(BIN)/pip install -qq -e '.[model,app,scale,dev]'
+	$(BIN)/python -c "import torch, sys; v = torch.__version__; sys.exit(0 if v.startswith('2.13.0') and torch.version.cuda is None else 'torch ' + v + ' (CUDA ' + str(torch.version.cuda) + ') is installed, expected the 2.13.0 CPU build')"
 	@# The inspector's browser test drives Debian's chromium; install it when missing (non-fatal: the test skips).
 	@if [ ! -x $${ATTRIB_CHROMIUM:-/usr/bin/chromium} ] && command -v apt-get >/dev/null 2>&1; then \
 	  S=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); echo "installing chromium (apt-get) for the browser test"; \

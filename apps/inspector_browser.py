@@ -38,7 +38,7 @@ def why_no_browser() -> str | None:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        return "the playwright package is not installed (pip install 'attrib[app]')"
+        return "the playwright package is not installed (pip install 'attrib[dev]')"
     return None
 
 
