@@ -711,6 +711,39 @@ def test_cli_app_stops_its_server_on_sigterm(tmp_path) -> None:
         proc.wait()
 
 
+def test_attrib_app_serves_on_a_first_run_with_no_terminal(tmp_path: Path) -> None:
+    """`attrib app` as the quickstart writes it (no --headless), for a user with no ~/.streamlit and no terminal on
+    stdin: it passed --server.headless false, so Streamlit asked for an email first and, reading EOF, exited 255
+    before serving (walkthrough w6 #3)."""
+    import contextlib
+    import os
+    import shutil
+    import signal
+
+    import inspector_browser as browser
+
+    attrib = shutil.which("attrib", path=str(Path(sys.executable).parent))
+    if attrib is None or not hasattr(os, "killpg"):
+        pytest.skip("needs the attrib console script beside this Python")
+    port = browser.free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env["HOME"] = str(tmp_path)  # a first run: no ~/.streamlit/credentials.toml
+    proc = subprocess.Popen([attrib, "app", "--port", str(port)], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        browser._wait_healthy(f"http://127.0.0.1:{port}", proc, 60)
+        assert not (tmp_path / ".streamlit" / "credentials.toml").exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+    assert "Email" not in out, out
+
+
 # ------------------------------------------------------------------- second walk-through (one test per fix)
 def test_eval_readers_share_one_walk_over_subsets() -> None:
     """eval_table, eval_rows and eval_misses read the same per-subset sections with the same settings: ``subsets``

@@ -41,9 +41,12 @@ def streamlit_command(store: Path | None = None, port: int = 8501, host: str = "
         from attrib.store import check_store_file
 
         check_store_file(store)
+    # no --server.headless false: Streamlit opens a browser where there is a display and serves headless where
+    # there is none (a server, ssh); and no first-run email prompt, which blocked the server until Enter was pressed
+    # and, with no terminal on stdin, ended it (exit 255)
     cmd = [sys.executable, "-m", "streamlit", "run", str(script),
-           "--server.port", str(port), "--server.address", host,
-           "--server.headless", "true" if headless else "false",
+           "--server.port", str(port), "--server.address", host, "--server.showEmailPrompt", "false",
+           *(("--server.headless", "true") if headless else ()),
            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
     if store is not None:
         cmd += ["--", "--store", str(store.resolve())]
@@ -132,7 +135,8 @@ def register(app: typer.Typer) -> None:
                                    "./attrib.duckdb); with no store there, upload trace files in the app."),
         port: int = typer.Option(8501, "--port", min=1, max=65535, help="Port to serve on."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (0.0.0.0 to share on your network)."),
-        headless: bool = typer.Option(False, "--headless", help="Do not open a browser window."),
+        headless: bool = typer.Option(False, "--headless", help="Do not open a browser window (without it, one "
+                                      "opens where there is a display)."),
         print_only: bool = typer.Option(False, "--print", help="Print the streamlit command instead of running it."),
     ) -> None:
         """Open the inspector: trace list, timeline with the decisive step, agent blame with CIs, the
@@ -152,4 +156,9 @@ def register(app: typer.Typer) -> None:
         console.print(f"attrib inspector on http://{host}:{port}  (Ctrl-C to stop)")
         code = run_forwarding(cmd)
         # stopped by Ctrl-C / SIGTERM (the server then exits 0 or by that signal): a normal stop
-        raise typer.Exit(0 if code in (0, *(128 + int(s) for s in FORWARDED)) else code)
+        if code in (0, *(128 + int(s) for s in FORWARDED)):
+            raise typer.Exit(0)
+        from attrib.cli._common import print_error
+
+        print_error(f"the Streamlit server stopped with exit code {code} (its own lines above say why)")
+        raise typer.Exit(1)
