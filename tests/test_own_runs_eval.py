@@ -100,3 +100,47 @@ def test_an_older_ranker_file_without_question_ids_still_loads_and_matches_by_te
     assert attribute(reruns[0], model_path=str(model)).evidence["same_task_trained"] is False
     r = evaluate_labelled(reruns, k=5, model_path=str(model), pool_who_and_when=False)
     assert any(n.startswith(f"{model} lists its runs' tasks by text but not their question ids") for n in r["notes"])
+
+
+# --- 2. intervals and the advice's paired test resample tasks where runs repeat them --------------------------------
+
+
+def test_the_interval_resamples_tasks_where_runs_repeat_them_and_is_unchanged_with_one_run_per_task() -> None:
+    """w5 #2: 64 runs of 18 tasks whose re-runs fail alike got a 95% interval of 62-84 (resampling runs); over
+    tasks it is 53-89. Runs that repeat one outcome 4 times are one draw of the task, not four."""
+    import numpy as np
+
+    from attrib.evaluate.metrics import bootstrap_ci, paired_gain
+
+    task_hits = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 1], dtype=float)
+    runs = np.repeat(task_hits, 4)  # each task run 4 times, all alike
+    tasks = [f"q{i}" for i in range(10) for _ in range(4)]
+    assert bootstrap_ci(runs, groups=tasks) == bootstrap_ci(task_hits)  # draw for draw, the 10 tasks
+    lo, hi = bootstrap_ci(runs, groups=tasks)
+    lo_runs, hi_runs = bootstrap_ci(runs)
+    assert hi - lo > 1.5 * (hi_runs - lo_runs)  # the run bootstrap claimed about half the width
+    # one run per task (Who&When): the plain bootstrap, to the last digit, so its figures do not move
+    x = np.random.default_rng(3).random(58)
+    assert bootstrap_ci(x, groups=[f"q{i}" for i in range(58)]) == bootstrap_ci(x)
+    b = np.roll(runs, 4)
+    g = paired_gain(runs, b, groups=tasks)
+    assert g["ci_high"] - g["ci_low"] > paired_gain(runs, b)["ci_high"] - paired_gain(runs, b)["ci_low"]
+
+
+def test_eval_traces_rows_and_advice_resample_tasks_and_who_and_when_rows_do_not_change() -> None:
+    from attrib.evaluate.data import load_subset
+    from attrib.evaluate.harness import cross_validate, floor_fitter, mean_summary
+    from attrib.evaluate.labelled import evaluate_labelled
+    from attrib.evaluate.metrics import paired_gains
+    from attrib.trace import question_id
+
+    r = evaluate_labelled(read_paths([OWN]), k=5, pool_who_and_when=False)
+    assert all(x.get("ci_over") == "tasks" for x in r["rows"] if "step_accuracy_ci" in x)
+    assert "30 runs of 10 tasks: the 95% intervals and the advice resample tasks, not runs, since re-runs of one " \
+           "task are not independent" in r["notes"]
+    # Who&When has one log per question: its rows and gains are what they were without groups
+    hand = list(load_subset("hand"))[:30]
+    groups = {t.id: question_id(t) for t in hand}
+    runs = [cross_validate(hand, floor_fitter, 5, 0)]
+    assert mean_summary(runs, groups) == mean_summary(runs)
+    assert paired_gains(runs, runs[::-1], groups) == paired_gains(runs, runs[::-1])

@@ -12,7 +12,7 @@ baselines) use rules fixed by hand before evaluation; they are applied to every 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -27,6 +27,7 @@ from attrib.evaluate.metrics import (
     per_trace_hits,
     per_trace_table,
     ranking_of,
+    repeats_tasks,
     summarize,
 )
 from attrib.trace import Attribution, Trace
@@ -134,9 +135,11 @@ def cross_validate(
     return out
 
 
-def mean_summary(runs: Sequence[Sequence[Verdict]]) -> dict[str, Any]:
+def mean_summary(runs: Sequence[Sequence[Verdict]], groups: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Metrics averaged over runs (fold seeds), with the across-run SD of step/agent accuracy and ECE, and 95 %
-    bootstrap intervals over traces (``*_ci``: [low, high]) of step and agent accuracy."""
+    bootstrap intervals over traces (``*_ci``: [low, high]) of step and agent accuracy. ``groups`` (trace id -> task,
+    :func:`question_id`): where traces repeat a task the intervals resample tasks (``ci_over``: "tasks"), as re-runs
+    of one task are not independent (:func:`~attrib.evaluate.metrics.bootstrap_ci`)."""
     sums = [summarize(v) for v in runs]
     out: dict[str, Any] = {}
     for key, v0 in sums[0].items():
@@ -147,9 +150,12 @@ def mean_summary(runs: Sequence[Sequence[Verdict]]) -> dict[str, Any]:
         out[f"{key}_sd"] = None if any(v is None for v in vals) else float(np.std(np.asarray(vals, float)))
     analytic = any(v.expected_step_acc is not None for v in runs[0]) if runs else True  # random: no sampling
     if not analytic:  # 95 % bootstrap intervals over traces, of the per-trace hit rate averaged over seeds
-        _, step, agent = per_trace_hits(runs)
-        out["step_accuracy_ci"] = [100 * x for x in bootstrap_ci(step)]
-        out["agent_accuracy_ci"] = [100 * x for x in bootstrap_ci(agent)]
+        ids, step, agent = per_trace_hits(runs)
+        g = [groups.get(i, i) for i in ids] if groups is not None else None
+        out["step_accuracy_ci"] = [100 * x for x in bootstrap_ci(step, groups=g)]
+        out["agent_accuracy_ci"] = [100 * x for x in bootstrap_ci(agent, groups=g)]
+        if repeats_tasks(ids, groups):  # said only where it differs from the plain bootstrap over traces
+            out["ci_over"] = "tasks"
     out["n"] = sums[0]["n"]
     out["n_seeds"] = len(runs)
     if len(runs) > 1:
@@ -217,6 +223,9 @@ def _evaluate(
     say = progress or (lambda _m: None)
     methods = list(methods) if methods else ["learned", "learned-subset", "floor", "flow-graph", "causal"]
     data = {s: _setting(load_subset(s), with_gt) for s in SUBSETS}
+    # each trace's question: intervals and paired gains resample questions where a subset repeats one (it has not:
+    # one log per question, so these are the plain bootstrap over logs)
+    groups = {t.id: question_id(t) for s in SUBSETS for t in data[s]}
     rows: list[dict[str, Any]] = []
     kept: dict[tuple[str, str], list[list[Verdict]]] = {}  # (method, subset) -> runs, for paired comparisons
 
@@ -227,7 +236,7 @@ def _evaluate(
         if protocol.startswith(f"{k}-fold"):
             kept[(name, subset)] = runs
         rows.append({"method": name, "subset": subset, "protocol": protocol, "fitted": fitted,
-                     "setting": "with_gt" if with_gt else "without_gt", **mean_summary(runs)})
+                     "setting": "with_gt" if with_gt else "without_gt", **mean_summary(runs, groups)})
 
     def cv(traces: Sequence[Trace], fitter: Fitter, extra: Sequence[Trace] = ()) -> list[list[Verdict]]:
         return [cross_validate(traces, fitter, k, sd, extra) for sd in seeds]
@@ -267,7 +276,7 @@ def _evaluate(
     for s, v in default.items():
         v["per_trace"] = per_trace_table(kept[(DEFAULT_METHOD, s)])
         if ("floor", s) in kept:  # the default against the floor on the same logs and folds: is the gain real?
-            g = paired_gains(kept[(DEFAULT_METHOD, s)], kept[("floor", s)])
+            g = paired_gains(kept[(DEFAULT_METHOD, s)], kept[("floor", s)], groups)
             v["step_gain_vs_floor"], v["agent_gain_vs_floor"] = g["step"], g["agent"]
         for key in ("ece", "agent_ece", "ece_sd", "ece_null", "ece_null_q95", "agent_ece_null"):
             if v.get(key) is not None:

@@ -14,6 +14,10 @@ Who&When harness:
 * ``advice``: which ranker to use, from each refit's step accuracy paired against the ranker as it is on the same
   runs (bootstrap interval): a refit is advised only when the interval is above zero.
 
+Where runs repeat a task, the 95 % intervals and the advice's paired test resample tasks, not runs (a cluster
+bootstrap over the ``question_id`` groups the folds use): re-runs of one task often fail alike, so they are not
+independent draws, and resampling runs made the intervals too narrow.
+
 A refit needs enough labels: at least ``2 * inner_folds`` (8) traces in every training fold.
 """
 
@@ -160,9 +164,10 @@ def evaluate_labelled(
                      "no copy is ever scored by a model fitted on another")
 
     kept: dict[str, list[Verdict]] = {}
+    groups = {t.id: question_id(t) for t in labelled}  # the tasks the folds hold out, and the intervals resample
 
     def add(name: str, protocol: str, verdicts: list[Verdict]) -> None:
-        rows.append({"method": name, "protocol": protocol, **mean_summary([verdicts])})
+        rows.append({"method": name, "protocol": protocol, **mean_summary([verdicts], groups)})
         kept[name] = verdicts
 
     for name in GENERIC_BASELINES:
@@ -208,7 +213,10 @@ def evaluate_labelled(
             "runs it was not fitted on"
         add(f"{row}, unseen runs", f"{base}, the {len(labelled) - n_in} {unseen}", [v for v in verdicts if v.trace_id in unseen_ids])
     n_train = len(labelled) * (k - 1) // k
-    n_groups = len({question_id(t) for t in labelled})
+    n_groups = len(set(groups.values()))
+    if n_groups < len(labelled):
+        notes.append(f"{len(labelled)} runs of {n_groups} tasks: the 95% intervals and the advice resample tasks, not "
+                     "runs, since re-runs of one task are not independent")
     if n_train < MIN_TRAIN:
         notes.append(f"{len(labelled)} labelled traces: too few to refit with {k} folds (each training fold needs "
                      f"{MIN_TRAIN}); only the shipped ranker and the baselines are scored")
@@ -233,17 +241,19 @@ def evaluate_labelled(
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
     return {"units": ROW_UNITS, "n": len(labelled), "n_tasks": n_groups, "n_unlabelled": len(traces) - len(labelled),
             "folds": k, "seed": seed, "rows": rows, "notes": notes,
-            "advice": advice(kept, row, unseen_ids), "wall_s": time.perf_counter() - t0}
+            "advice": advice(kept, row, unseen_ids, groups), "wall_s": time.perf_counter() - t0}
 
 
 #: The refit rows and what ``attrib fit`` writes each: alone (``--no-pool``) or pooled with Who&When (the default).
 REFITS = {"learned, refit": "--no-pool", "learned, refit + Who&When": ""}
 
 
-def advice(kept: dict[str, list[Verdict]], current: str, unseen: set[str]) -> dict[str, Any] | None:
+def advice(kept: dict[str, list[Verdict]], current: str, unseen: set[str],
+           groups: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     """Which ranker to use on this system: the best refit row (step accuracy, then agent) against ``current`` (the
     ranker as it is), paired on the runs it was not fitted on (``unseen``). ``use`` is the refit only when the 95 %
     interval of its step gain lies above zero, else ``current``: on a few dozen runs most differences are noise.
+    ``groups`` (trace id -> task): the interval resamples tasks where runs repeat one.
     When ``current`` was fitted on every run (no fair comparison), ``use`` is None and ``best_refit`` the refit with
     the higher step accuracy (``refit_step_accuracy``, percent). None when there is no refit row."""
     refits = [name for name in REFITS if name in kept]
@@ -255,7 +265,7 @@ def advice(kept: dict[str, list[Verdict]], current: str, unseen: set[str]) -> di
         return {"use": None, "best_refit": best, "against": current, "n": 0, "fit_flags": REFITS[best],
                 "refit_step_accuracy": acc[best], "significant": False}
     cur = [v for v in kept[current] if v.trace_id in unseen]
-    gains = {name: paired_gains([[v for v in kept[name] if v.trace_id in unseen]], [cur]) for name in refits}
+    gains = {name: paired_gains([[v for v in kept[name] if v.trace_id in unseen]], [cur], groups) for name in refits}
     best = max(refits, key=lambda n: (gains[n]["step"]["mean"], gains[n]["agent"]["mean"]))
     beats = gains[best]["step"]["ci_low"] > 0
     return {"use": best if beats else current, "best_refit": best, "against": current, "n": len(cur),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,9 +74,32 @@ def per_trace_table(runs: Sequence[Sequence[Verdict]]) -> list[dict[str, Any]]:
     return rows
 
 
-def bootstrap_ci(values: np.ndarray, level: float = 0.95, n_boot: int = 2000, random_state: int = 0
-                 ) -> tuple[float, float]:
+def _clusters(groups: Sequence[str] | None, n: int) -> np.ndarray | None:
+    """Each value's cluster (0..G-1, in order of first appearance) when ``groups`` puts some values together, else
+    None: every value its own cluster, the plain bootstrap."""
+    if groups is None:
+        return None
+    if len(groups) != n:
+        raise ValueError(f"groups has {len(groups)} entries for {n} values (one per value)")
+    first: dict[str, int] = {}
+    codes = np.array([first.setdefault(str(g), len(first)) for g in groups], dtype=int)
+    return codes if len(first) < n else None
+
+
+def repeats_tasks(ids: Sequence[str], groups: Mapping[str, str] | None) -> bool:
+    """Whether ``groups`` (trace id -> task, e.g. :func:`attrib.trace.question_id`) puts two of ``ids`` in one task:
+    then :func:`bootstrap_ci` resamples tasks, not traces."""
+    return groups is not None and _clusters([groups.get(i, i) for i in ids], len(ids)) is not None
+
+
+def bootstrap_ci(values: np.ndarray, level: float = 0.95, n_boot: int = 2000, random_state: int = 0,
+                 groups: Sequence[str] | None = None) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (resampling traces), in the units of ``values``.
+
+    ``groups`` (one per value: its task, e.g. ``metadata.question_id``): where some task has several runs, whole tasks
+    are resampled (a cluster bootstrap; each draw's mean is its runs' mean), since re-runs of one task are not
+    independent draws: resampling runs made the interval too narrow when a task's re-runs fail alike. With one run
+    per task (Who&When) it is the plain bootstrap, draw for draw.
 
     With 58-126 logs a subset, one log is 0.8-1.7 points and the interval is about +-9-12 points wide: read
     any accuracy, and any difference between methods, against it.
@@ -85,26 +108,38 @@ def bootstrap_ci(values: np.ndarray, level: float = 0.95, n_boot: int = 2000, ra
     if x.size == 0:
         return (float("nan"), float("nan"))
     rng = np.random.default_rng(random_state)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    codes = _clusters(groups, x.size)
+    if codes is None:
+        means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    else:
+        n_groups = int(codes.max()) + 1
+        sums, sizes = np.bincount(codes, weights=x, minlength=n_groups), np.bincount(codes, minlength=n_groups)
+        draw = rng.integers(0, n_groups, size=(n_boot, n_groups))
+        means = sums[draw].sum(axis=1) / sizes[draw].sum(axis=1)
     a = (1.0 - level) / 2
     return (float(np.quantile(means, a)), float(np.quantile(means, 1.0 - a)))
 
 
-def paired_gain(a: np.ndarray, b: np.ndarray, level: float = 0.95, random_state: int = 0) -> dict[str, float]:
-    """Mean of ``a - b`` over the same traces (per-trace hit rates, percent) with a paired bootstrap interval."""
+def paired_gain(a: np.ndarray, b: np.ndarray, level: float = 0.95, random_state: int = 0,
+                groups: Sequence[str] | None = None) -> dict[str, float]:
+    """Mean of ``a - b`` over the same traces (per-trace hit rates, percent) with a paired bootstrap interval
+    (over tasks where ``groups`` repeats one: :func:`bootstrap_ci`)."""
     d = 100 * (np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
-    lo, hi = bootstrap_ci(d, level, random_state=random_state)
+    lo, hi = bootstrap_ci(d, level, random_state=random_state, groups=groups)
     return {"mean": float(d.mean()), "ci_low": lo, "ci_high": hi}
 
 
-def paired_gains(a_runs: Sequence[Sequence[Verdict]], b_runs: Sequence[Sequence[Verdict]]) -> dict[str, dict[str, float]]:
+def paired_gains(a_runs: Sequence[Sequence[Verdict]], b_runs: Sequence[Sequence[Verdict]],
+                 groups: Mapping[str, str] | None = None) -> dict[str, dict[str, float]]:
     """Step and agent :func:`paired_gain` of method ``a`` over ``b`` on the traces of ``a_runs`` (lists of verdicts per
-    fold seed; ``b_runs`` must cover those traces), matched by trace id."""
+    fold seed; ``b_runs`` must cover those traces), matched by trace id. ``groups``: trace id -> task (a trace not in
+    it is a task of its own); the interval resamples tasks where runs repeat one."""
     ids, a_step, a_agent = per_trace_hits(a_runs)
     b_ids, b_step, b_agent = per_trace_hits(b_runs)
     pos = {tid: j for j, tid in enumerate(b_ids)}
     at = [pos[i] for i in ids]  # b's rows in a's order
-    return {"step": paired_gain(a_step, b_step[at]), "agent": paired_gain(a_agent, b_agent[at])}
+    g = [groups.get(i, i) for i in ids] if groups is not None else None
+    return {"step": paired_gain(a_step, b_step[at], groups=g), "agent": paired_gain(a_agent, b_agent[at], groups=g)}
 
 
 def summarize(verdicts: Sequence[Verdict]) -> dict[str, float | None]:
