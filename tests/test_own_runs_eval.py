@@ -144,3 +144,29 @@ def test_eval_traces_rows_and_advice_resample_tasks_and_who_and_when_rows_do_not
     runs = [cross_validate(hand, floor_fitter, 5, 0)]
     assert mean_summary(runs, groups) == mean_summary(runs)
     assert paired_gains(runs, runs[::-1], groups) == paired_gains(runs, runs[::-1])
+
+
+# --- 3. the step head measured is the one the advice's fit command writes --------------------------------------------
+
+
+def test_a_logit_refit_is_named_in_the_protocol_the_json_and_the_advices_fit_command() -> None:
+    """w5 #3: `eval traces --step-head logit --no-pool` advised `attrib fit runs/ --no-pool --out ...`, which fits the
+    first-passage head, not the logit ranker measured; neither the protocol column nor the JSON said which head."""
+    from attrib.cli.evaluate import advice_line
+
+    r = runner.invoke(app, ["eval", "traces", str(OWN), "--no-pool", "--step-head", "logit", "--json"])
+    assert r.exit_code == 0, r.output
+    out = orjson.loads(r.output)
+    assert out["step_head"] == "logit"
+    assert next(x for x in out["rows"] if x["method"] == "learned, refit")["protocol"] == "5-fold, logit head"
+    assert out["advice"]["fit_flags"] == "--no-pool --step-head logit"
+    r = runner.invoke(app, ["eval", "traces", str(OWN), "--no-pool", "--json"])
+    out = orjson.loads(r.output)
+    assert out["step_head"] == "first_passage" and out["advice"]["fit_flags"] == "--no-pool"
+    assert next(x for x in out["rows"] if x["method"] == "learned, refit")["protocol"] == "5-fold"
+    # the line a significant advice prints: the fit command carries the head, and the format the runs were read with
+    gain = {"mean": 20.0, "ci_low": 5.0, "ci_high": 35.0}
+    adv = {"use": "learned, refit", "best_refit": "learned, refit", "against": "learned (shipped)", "n": 30,
+           "fit_flags": "--no-pool --step-head logit", "step_gain": gain, "agent_gain": gain, "significant": True}
+    assert (advice_line(adv, ["my runs/"], "chat") or "").endswith(
+        "Fit it with `attrib fit 'my runs/' -f chat --no-pool --step-head logit --out my_ranker.json`")

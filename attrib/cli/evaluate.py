@@ -85,8 +85,9 @@ def _set(r: dict) -> str:
     return "-" if r.get("set_coverage") is None else f"{r['set_coverage']:.0f} / {r['set_size']:.1f}"
 
 
-def advice_line(adv: dict | None, paths: list[str]) -> str | None:
-    """`attrib eval traces`'s advice in one line: which ranker to use, by how much, and the command that fits it."""
+def advice_line(adv: dict | None, paths: list[str], format: str | None = None) -> str | None:
+    """`attrib eval traces`'s advice in one line: which ranker to use, by how much, and the command that fits it (with
+    the step head measured, and ``--format`` when the traces were read with one)."""
     if not adv:
         return None
     if adv["use"] is None:
@@ -97,7 +98,7 @@ def advice_line(adv: dict | None, paths: list[str]) -> str | None:
     if adv["step_gain"]["mean"] < 0:
         return f"keep '{adv['against']}': the best refit, '{adv['best_refit']}', does worse: {gain}"
     if adv["significant"]:
-        flags = f" {adv['fit_flags']}" if adv["fit_flags"] else ""
+        flags = (f" -f {format}" if format else "") + (f" {adv['fit_flags']}" if adv["fit_flags"] else "")
         import shlex
 
         return (f"use '{adv['best_refit']}': it beats '{adv['against']}' by {gain}. Fit it with `attrib fit "
@@ -296,7 +297,7 @@ def register(app: typer.Typer) -> None:
         for note in result["notes"] + ([f"{result['n_unlabelled']} unlabelled traces were skipped"]
                                        if result["n_unlabelled"] else []):
             console.print(f"[yellow]note:[/] {escape(note)}")  # a note may name a ranker file's path
-        if line := advice_line(result.get("advice"), paths):
+        if line := advice_line(result.get("advice"), paths, format):
             console.print(f"[bold]advice:[/] {escape(line)}")
         console.print(f"wall time {result['wall_s']:.1f} s")
 

@@ -131,7 +131,9 @@ def evaluate_labelled(
     see :class:`~attrib.methods.ranker.LearnedRanker`), the floor and baselines on labelled ``traces``. ``files``
     (trace id -> file, from :func:`read_labelled`) names the file of a label whose agent did not write its step.
 
-    Returns ``{"n", "n_unlabelled", "rows": [{method, protocol, step_accuracy, ...}], "notes": [...], "wall_s"}``.
+    Returns ``{"n", "n_unlabelled", "step_head", "rows": [{method, protocol, step_accuracy, ...}], "notes": [...],
+    "advice", "wall_s"}``; a refit row's protocol names a step head other than the default, and the advice's fit
+    command asks for the head that was measured.
     """
     t0 = time.perf_counter()
     if isinstance(traces, str | bytes | os.PathLike):
@@ -227,7 +229,8 @@ def evaluate_labelled(
     else:
         say("refit on these traces")
         fitter = partial(learned_fitter, step_head=step_head)
-        add("learned, refit", f"{k}-fold", cross_validate(labelled, fitter, k, seed))
+        head = "" if step_head == DEFAULT_STEP_HEAD else f", {_cli_head(step_head)} head"  # as the fit flag says it
+        add("learned, refit", f"{k}-fold{head}", cross_validate(labelled, fitter, k, seed))
         add("floor", f"{k}-fold", cross_validate(labelled, floor_fitter, k, seed))
         n_ww = len(who_and_when_traces()) if pool_who_and_when else 0
         extra = pool_extra(labelled) if n_ww else []
@@ -236,24 +239,38 @@ def evaluate_labelled(
                          "the pooled training, so no trace is scored by a model fitted on it or on its task")
         if extra:
             say("refit on these traces + Who&When")
-            add("learned, refit + Who&When", f"{k}-fold pooled", cross_validate(labelled, fitter, k, seed, extra))
+            add("learned, refit + Who&When", f"{k}-fold pooled{head}",
+                cross_validate(labelled, fitter, k, seed, extra))
         elif pool_who_and_when and not n_ww:
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
     return {"units": ROW_UNITS, "n": len(labelled), "n_tasks": n_groups, "n_unlabelled": len(traces) - len(labelled),
-            "folds": k, "seed": seed, "rows": rows, "notes": notes,
-            "advice": advice(kept, row, unseen_ids, groups), "wall_s": time.perf_counter() - t0}
+            "folds": k, "seed": seed, "step_head": step_head, "rows": rows, "notes": notes,
+            "advice": advice(kept, row, unseen_ids, groups, step_head), "wall_s": time.perf_counter() - t0}
+
+
+def _cli_head(step_head: str) -> str:
+    """A step head as ``--step-head`` spells it ("first-passage", "logit")."""
+    return step_head.replace("_", "-")
 
 
 #: The refit rows and what ``attrib fit`` writes each: alone (``--no-pool``) or pooled with Who&When (the default).
 REFITS = {"learned, refit": "--no-pool", "learned, refit + Who&When": ""}
 
 
+def fit_flags(row: str, step_head: str = DEFAULT_STEP_HEAD) -> str:
+    """The ``attrib fit`` flags that write the ranker of refit ``row`` with ``step_head``: its pooling, and the step
+    head when it is not the default (a logit refit measured here is not what a plain ``attrib fit`` writes)."""
+    head = "" if step_head == DEFAULT_STEP_HEAD else f"--step-head {_cli_head(step_head)}"
+    return " ".join(f for f in (REFITS[row], head) if f)
+
+
 def advice(kept: dict[str, list[Verdict]], current: str, unseen: set[str],
-           groups: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+           groups: Mapping[str, str] | None = None, step_head: str = DEFAULT_STEP_HEAD) -> dict[str, Any] | None:
     """Which ranker to use on this system: the best refit row (step accuracy, then agent) against ``current`` (the
     ranker as it is), paired on the runs it was not fitted on (``unseen``). ``use`` is the refit only when the 95 %
     interval of its step gain lies above zero, else ``current``: on a few dozen runs most differences are noise.
-    ``groups`` (trace id -> task): the interval resamples tasks where runs repeat one.
+    ``groups`` (trace id -> task): the interval resamples tasks where runs repeat one. ``fit_flags``: the `attrib fit`
+    flags that write the best refit as measured (its pooling, and ``step_head`` when not the default).
     When ``current`` was fitted on every run (no fair comparison), ``use`` is None and ``best_refit`` the refit with
     the higher step accuracy (``refit_step_accuracy``, percent). None when there is no refit row."""
     refits = [name for name in REFITS if name in kept]
@@ -262,12 +279,12 @@ def advice(kept: dict[str, list[Verdict]], current: str, unseen: set[str],
     if not unseen:
         acc = {n: 100 * float(np.mean([v.step == v.true_step for v in kept[n]])) for n in refits}
         best = max(refits, key=acc.__getitem__)
-        return {"use": None, "best_refit": best, "against": current, "n": 0, "fit_flags": REFITS[best],
+        return {"use": None, "best_refit": best, "against": current, "n": 0, "fit_flags": fit_flags(best, step_head),
                 "refit_step_accuracy": acc[best], "significant": False}
     cur = [v for v in kept[current] if v.trace_id in unseen]
     gains = {name: paired_gains([[v for v in kept[name] if v.trace_id in unseen]], [cur], groups) for name in refits}
     best = max(refits, key=lambda n: (gains[n]["step"]["mean"], gains[n]["agent"]["mean"]))
     beats = gains[best]["step"]["ci_low"] > 0
     return {"use": best if beats else current, "best_refit": best, "against": current, "n": len(cur),
-            "fit_flags": REFITS[best], "step_gain": gains[best]["step"], "agent_gain": gains[best]["agent"],
+            "fit_flags": fit_flags(best, step_head), "step_gain": gains[best]["step"], "agent_gain": gains[best]["agent"],
             "significant": beats}
