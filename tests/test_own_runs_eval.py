@@ -170,3 +170,47 @@ def test_a_logit_refit_is_named_in_the_protocol_the_json_and_the_advices_fit_com
            "fit_flags": "--no-pool --step-head logit", "step_gain": gain, "agent_gain": gain, "significant": True}
     assert (advice_line(adv, ["my runs/"], "chat") or "").endswith(
         "Fit it with `attrib fit 'my runs/' -f chat --no-pool --step-head logit --out my_ranker.json`")
+
+
+# --- 4. the few-runs caution in eval traces, and one word on --no-pool from eval and fit -----------------------------
+
+
+def _few(tmp_path: Path) -> Path:
+    """24 labelled runs of 8 tasks (the chat runs of q01-q08 and their OTLP re-runs): few for a fit alone."""
+    import shutil
+
+    d = tmp_path / "few"
+    for sub in ("chat", "otlp"):
+        (d / sub).mkdir(parents=True)
+        for f in sorted((OWN / sub).glob("datadesk-q0[1-8]-*.json")):
+            shutil.copy(f, d / sub / f.name)
+    return d
+
+
+def test_eval_traces_cautions_on_few_runs_as_fit_does_and_fit_does_not_contradict_its_advice(tmp_path: Path) -> None:
+    """w5 #10: eval traces advised `attrib fit small8/ --no-pool` on 26 runs of 8 tasks with no caution, and that fit
+    then warned "drop --no-pool to pool them with Who&When"."""
+    from attrib.cli.evaluate import advice_line
+
+    runs = _few(tmp_path)
+    r = runner.invoke(app, ["eval", "traces", str(runs), "--no-pool", "--json"])
+    assert r.exit_code == 0, r.output
+    out = orjson.loads(r.output)
+    words = "24 labelled runs of 8 tasks (under 30 runs or 10 tasks)"
+    assert any(n.startswith(f"{words}: a ranker fitted on them alone (`attrib fit --no-pool`) has rough confidences")
+               for n in out["notes"])
+    assert out["advice"]["caution"] == words  # the best refit here is the one fitted on these runs alone
+    gain = {"mean": 20.0, "ci_low": 5.0, "ci_high": 35.0}
+    line = advice_line({**out["advice"], "use": "learned, refit", "significant": True, "step_gain": gain,
+                        "agent_gain": gain, "n": 24}, [str(runs)]) or ""
+    assert line.endswith(f"--no-pool --out my_ranker.json`. Fitted on {words} alone, its confidences and 90% step "
+                         "sets are rough, as `attrib fit` warns")
+    r = runner.invoke(app, ["fit", str(runs), "--no-pool", "--out", str(tmp_path / "m.json")], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    warning = " ".join(r.stderr.split())
+    assert warning.startswith(f"warning: fitted on {words}: its confidences and 90% step sets are rough")
+    assert "drop --no-pool" not in warning and "keep --no-pool where it scores higher there" in warning
+    # enough runs and tasks: no caution
+    r = runner.invoke(app, ["eval", "traces", str(OWN), "--no-pool", "--json"])
+    out = orjson.loads(r.output)
+    assert not any("under 30 runs" in n for n in out["notes"]) and "caution" not in out["advice"]

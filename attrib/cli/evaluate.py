@@ -101,8 +101,10 @@ def advice_line(adv: dict | None, paths: list[str], format: str | None = None) -
         flags = (f" -f {format}" if format else "") + (f" {adv['fit_flags']}" if adv["fit_flags"] else "")
         import shlex
 
+        few = (f". Fitted on {adv['caution']} alone, its confidences and 90% step sets are rough, as `attrib fit` "
+               "warns" if adv.get("caution") else "")
         return (f"use '{adv['best_refit']}': it beats '{adv['against']}' by {gain}. Fit it with `attrib fit "
-                f"{shlex.join(paths)}{flags} --out my_ranker.json`")
+                f"{shlex.join(paths)}{flags} --out my_ranker.json`{few}")
     return (f"keep '{adv['against']}': the best refit, '{adv['best_refit']}', differs by {gain}, an interval that "
             "includes zero; label more runs before switching")
 
@@ -370,13 +372,17 @@ def _few_runs_warning(ranker: dict, pool: bool, paths: list[str]) -> str | None:
 
     from rich.markup import escape
 
-    from attrib.methods.ranker_names import FEW_RUNS, FEW_TASKS, few_runs
+    from attrib.evaluate.labelled import few_runs_words
 
     n_runs, n_tasks = ranker.get("n_train"), ranker.get("n_tasks")
-    if not few_runs(n_runs, n_tasks):
+    few = few_runs_words(n_runs, n_tasks) if n_runs is not None and n_tasks is not None else None
+    if few is None:
         return None
-    pooling = "drop --no-pool to pool them with Who&When" if not pool else "set ATTRIB_WHO_AND_WHEN to pool with Who&When"
-    return (f"[yellow]warning:[/] fitted on {n_runs} labelled runs of {n_tasks} tasks (under {FEW_RUNS} runs or "
-            f"{FEW_TASKS} tasks): its confidences and 90% step sets are rough; {pooling}, and compare it with the "
-            f"shipped ranker first: `attrib eval traces {escape(shlex.join(paths))}`")
+    evaluate = f"`attrib eval traces {escape(shlex.join(paths))}`"
+    # which of alone and pooled is better was measured on your runs by `eval traces` (its advice); say so, rather
+    # than tell a user who followed that advice to drop --no-pool
+    check = (f"{evaluate} compares it with the pooled fit (without --no-pool) and the shipped ranker on your runs: "
+             "keep --no-pool where it scores higher there" if not pool else
+             f"set ATTRIB_WHO_AND_WHEN to pool with Who&When, and compare it with the shipped ranker first: {evaluate}")
+    return f"[yellow]warning:[/] fitted on {few}: its confidences and 90% step sets are rough; {check}"
 

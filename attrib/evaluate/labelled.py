@@ -44,6 +44,7 @@ from attrib.evaluate.harness import (
 from attrib.evaluate.metrics import Verdict, paired_gains
 from attrib.methods.learned import default_model, ranker_training, setting_of
 from attrib.methods.ranker import DEFAULT_STEP_HEAD, INNER_FOLDS
+from attrib.methods.ranker_names import FEW_RUNS, FEW_TASKS, few_runs
 from attrib.readers import validate
 from attrib.trace import Trace, fingerprint, group_reruns, question_id, task_key
 
@@ -94,6 +95,15 @@ def label_mismatch_note(traces: Sequence[Trace], files: Mapping[str, str] | None
     where = f"{files[first.id]} (trace {first.id})" if files and first.id in files else f"trace {first.id}"
     return (f"{len(found)} of {len(labelled)} labels name an agent that did not write the labelled step; the first, "
             f"{where}: {why}")
+
+
+def few_runs_words(n_runs: int, n_tasks: int) -> str | None:
+    """How `attrib fit` and `attrib eval traces` both count ``n_runs`` labelled runs of ``n_tasks`` tasks that are
+    few for a ranker fitted on them alone (:func:`~attrib.methods.ranker_names.few_runs`: its confidences and 90 %
+    step sets are rough); None when they are not few."""
+    if not few_runs(n_runs, n_tasks):
+        return None
+    return f"{n_runs} labelled runs of {n_tasks} tasks (under {FEW_RUNS} runs or {FEW_TASKS} tasks)"
 
 
 def pool_extra(traces: Sequence[Trace]) -> list[Trace]:
@@ -219,6 +229,10 @@ def evaluate_labelled(
     if n_groups < len(labelled):
         notes.append(f"{len(labelled)} runs of {n_groups} tasks: the 95% intervals and the advice resample tasks, not "
                      "runs, since re-runs of one task are not independent")
+    if few := few_runs_words(len(labelled), n_groups):  # as `attrib fit --no-pool` warns of the ranker it writes
+        notes.append(f"{few}: a ranker fitted on them alone (`attrib fit --no-pool`) has rough confidences and 90% "
+                     "step sets, as `attrib fit` warns, and the intervals here are wide; a pooled fit (the default) "
+                     "adds Who&When's runs")
     if n_train < MIN_TRAIN:
         notes.append(f"{len(labelled)} labelled traces: too few to refit with {k} folds (each training fold needs "
                      f"{MIN_TRAIN}); only the shipped ranker and the baselines are scored")
@@ -245,7 +259,8 @@ def evaluate_labelled(
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
     return {"units": ROW_UNITS, "n": len(labelled), "n_tasks": n_groups, "n_unlabelled": len(traces) - len(labelled),
             "folds": k, "seed": seed, "step_head": step_head, "rows": rows, "notes": notes,
-            "advice": advice(kept, row, unseen_ids, groups, step_head), "wall_s": time.perf_counter() - t0}
+            "advice": advice(kept, row, unseen_ids, groups, step_head, few_runs_words(len(labelled), n_groups)),
+            "wall_s": time.perf_counter() - t0}
 
 
 def _cli_head(step_head: str) -> str:
@@ -265,26 +280,33 @@ def fit_flags(row: str, step_head: str = DEFAULT_STEP_HEAD) -> str:
 
 
 def advice(kept: dict[str, list[Verdict]], current: str, unseen: set[str],
-           groups: Mapping[str, str] | None = None, step_head: str = DEFAULT_STEP_HEAD) -> dict[str, Any] | None:
+           groups: Mapping[str, str] | None = None, step_head: str = DEFAULT_STEP_HEAD,
+           few: str | None = None) -> dict[str, Any] | None:
     """Which ranker to use on this system: the best refit row (step accuracy, then agent) against ``current`` (the
     ranker as it is), paired on the runs it was not fitted on (``unseen``). ``use`` is the refit only when the 95 %
     interval of its step gain lies above zero, else ``current``: on a few dozen runs most differences are noise.
     ``groups`` (trace id -> task): the interval resamples tasks where runs repeat one. ``fit_flags``: the `attrib fit`
-    flags that write the best refit as measured (its pooling, and ``step_head`` when not the default).
+    flags that write the best refit as measured (its pooling, and ``step_head`` when not the default). ``few``
+    (:func:`few_runs_words`, when these runs are few): kept as ``caution`` when the best refit is the one fitted on
+    them alone, which `attrib fit --no-pool` then warns of too.
     When ``current`` was fitted on every run (no fair comparison), ``use`` is None and ``best_refit`` the refit with
     the higher step accuracy (``refit_step_accuracy``, percent). None when there is no refit row."""
     refits = [name for name in REFITS if name in kept]
     if not refits:
         return None
+
+    def caution(best: str) -> dict[str, str]:
+        return {"caution": few} if few and REFITS[best] == "--no-pool" else {}
+
     if not unseen:
         acc = {n: 100 * float(np.mean([v.step == v.true_step for v in kept[n]])) for n in refits}
         best = max(refits, key=acc.__getitem__)
         return {"use": None, "best_refit": best, "against": current, "n": 0, "fit_flags": fit_flags(best, step_head),
-                "refit_step_accuracy": acc[best], "significant": False}
+                "refit_step_accuracy": acc[best], "significant": False, **caution(best)}
     cur = [v for v in kept[current] if v.trace_id in unseen]
     gains = {name: paired_gains([[v for v in kept[name] if v.trace_id in unseen]], [cur], groups) for name in refits}
     best = max(refits, key=lambda n: (gains[n]["step"]["mean"], gains[n]["agent"]["mean"]))
     beats = gains[best]["step"]["ci_low"] > 0
     return {"use": best if beats else current, "best_refit": best, "against": current, "n": len(cur),
             "fit_flags": fit_flags(best, step_head), "step_gain": gains[best]["step"], "agent_gain": gains[best]["agent"],
-            "significant": beats}
+            "significant": beats, **caution(best)}
