@@ -214,3 +214,64 @@ def test_eval_traces_cautions_on_few_runs_as_fit_does_and_fit_does_not_contradic
     r = runner.invoke(app, ["eval", "traces", str(OWN), "--no-pool", "--json"])
     out = orjson.loads(r.output)
     assert not any("under 30 runs" in n for n in out["notes"]) and "caution" not in out["advice"]
+
+
+# --- 5. copies of one run with different labels; near-duplicate task texts without a question id ---------------------
+
+
+def _with_disputed_copies(tmp_path: Path) -> tuple[Path, list[str]]:
+    """The fixture's runs plus two copies of datadesk-q01-r1 (same steps) labelled by other annotators."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(OWN, runs)
+    src = runs / "chat" / "datadesk-q01-r1.json"
+    d = orjson.loads(src.read_bytes())
+    steps = read_paths([src])[0].steps
+    other = [s for s in steps if s.agent not in (d["mistake_agent"], "user") and s.role != "tool"][:2]
+    names = []
+    for k, s in enumerate(other, 2):
+        copy = {**d, "id": f"datadesk-q01-r1-annotator{k}", "mistake_agent": s.agent, "mistake_step": s.index}
+        name = f"datadesk-q01-r1-annotator{k}.json"
+        (runs / "chat" / name).write_bytes(orjson.dumps(copy))
+        names.append(f"{name} ({s.agent} at step {s.index})")
+    return runs, names
+
+
+def test_copies_of_one_run_with_different_labels_are_named_and_counted_once(tmp_path: Path) -> None:
+    """w5 #9: two annotators' copies of one run were scored and trained on three times, against three labels, with
+    only "1 run(s) repeat another run's steps exactly"; fit said nothing."""
+    runs, names = _with_disputed_copies(tmp_path)
+    r = runner.invoke(app, ["eval", "traces", str(runs), "--no-pool", "--json"])
+    assert r.exit_code == 0, r.output
+    out = orjson.loads(r.output)
+    assert out["n"] == 30  # each run once: the two extra copies are not counted
+    note = next(n for n in out["notes"] if n.startswith("1 run(s) have copies with different labels: "))
+    assert all(name in note for name in names) and "datadesk-q01-r1.json (researcher at step 4)" in note
+    assert note.endswith("Each run is counted once, with its first copy's label; settle the label and remove the "
+                         "other copies")
+    assert not any("repeat another run's steps" in n for n in out["notes"])
+    r = runner.invoke(app, ["fit", str(runs), "--no-pool", "--out", str(tmp_path / "m.json")], env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    assert "warning: 1 run(s) have copies with different labels" in " ".join(r.stderr.split())
+    assert orjson.loads((tmp_path / "m.json").read_bytes())["n_train"] == 30
+
+
+def test_runs_without_question_ids_whose_tasks_differ_only_in_digits_are_flagged(tmp_path: Path) -> None:
+    """w5 #11: re-runs without question ids whose task texts carried a request id ("[req 1006] ...") became 64
+    tasks of one run each, and the refit's figures leaked from 73 % to 77 % without a word."""
+    traces = [msgspec.structs.replace(t, task=f"[req {1000 + i}] {t.task}", metadata={})
+              for i, t in enumerate(read_paths([OWN / "chat"]))]
+    folder = _write(traces, tmp_path / "noq")
+    note = ("20 runs without metadata.question_id have task texts that differ from another's only in digits, brackets "
+            "or spaces (e.g. ")
+    r = runner.invoke(app, ["eval", "traces", str(folder), "--no-pool", "--json"])
+    assert r.exit_code == 0, r.output
+    out = orjson.loads(r.output)
+    assert out["n_tasks"] == 20 and any(n.startswith(note) and "give them one metadata.question_id" in n
+                                        for n in out["notes"])
+    r = runner.invoke(app, ["fit", str(folder), "--no-pool", "--out", str(tmp_path / "m.json")], env={"COLUMNS": "400"})
+    assert r.exit_code == 0 and f"warning: {note}" in " ".join(r.stderr.split())
+    # with their question ids (or one task text each) there is nothing to say
+    out = orjson.loads(runner.invoke(app, ["eval", "traces", str(OWN), "--no-pool", "--json"]).output)
+    assert not any("differ from another's only in digits" in n for n in out["notes"])

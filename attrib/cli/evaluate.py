@@ -328,7 +328,14 @@ def register(app: typer.Typer) -> None:
         import orjson
 
         from attrib.errors import InputError
-        from attrib.evaluate.labelled import MIN_TRAIN, label_mismatch_note, pool_extra, read_labelled
+        from attrib.evaluate.labelled import (
+            MIN_TRAIN,
+            label_mismatch_note,
+            near_duplicate_tasks_note,
+            one_label_per_run,
+            pool_extra,
+            read_labelled,
+        )
         from attrib.methods.learned import fit_artifact
 
         with handle_errors():
@@ -338,10 +345,14 @@ def register(app: typer.Typer) -> None:
             traces, n_unlabelled = read_labelled(paths, format, files, errors=unreadable)
             stop_on_unreadable(unreadable, paths, f"nothing was fitted and {out} was not written; fix or move them, "
                                "then rerun")
-            if mismatch := label_mismatch_note(traces, files):  # likely an off-by-one label: say so before fitting on it
-                from rich.markup import escape
+            from rich.markup import escape
 
-                err_console.print(f"[yellow]warning:[/] {escape(mismatch)}", highlight=False, soft_wrap=True)
+            traces, disputed = one_label_per_run(traces, files)  # two annotators' labels of one run: fit on one
+            # what eval traces notes, before fitting on it: disputed labels, likely off-by-one labels, and re-runs of
+            # one task that lack a question id
+            for warning in (disputed, label_mismatch_note(traces, files), near_duplicate_tasks_note(traces, files)):
+                if warning:
+                    err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
             if len(traces) < MIN_TRAIN:
                 raise InputError(", ".join(paths), "label", f"{len(traces)} labelled traces"
                                  + (f" ({n_unlabelled} unlabelled)" if n_unlabelled else "")

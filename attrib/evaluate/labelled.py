@@ -24,6 +24,7 @@ A refit needs enough labels: at least ``2 * inner_folds`` (8) traces in every tr
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -97,6 +98,67 @@ def label_mismatch_note(traces: Sequence[Trace], files: Mapping[str, str] | None
             f"{where}: {why}")
 
 
+def _where(t: Trace, files: Mapping[str, str] | None) -> str:
+    """A trace as a note names it: its file (``files``: trace id -> file) when known, else its id."""
+    return files[t.id] if files and t.id in files else f"trace {t.id}"
+
+
+def _label_words(t: Trace) -> str:
+    assert t.label is not None
+    return f"{t.label.mistake_agent} at step {t.label.mistake_step}"
+
+
+def one_label_per_run(traces: Sequence[Trace], files: Mapping[str, str] | None = None
+                      ) -> tuple[list[Trace], str | None]:
+    """``traces`` with each run whose copies (the same steps, :func:`fingerprint`) carry different labels kept once,
+    as its first copy, and a note naming those copies and their labels (None when there are none).
+
+    Two annotators' labels of one run are not two runs: counted twice, each scores (and trains) against the other's
+    label. Kept once rather than refused, so one disputed run does not stop the rest from being scored; the note says
+    which label was used, so the dispute can be settled. Copies with one label are left to
+    :func:`attrib.trace.group_reruns` (one task)."""
+    by: dict[str, list[Trace]] = {}
+    for t in traces:
+        if t.label is not None:
+            by.setdefault(fingerprint(t), []).append(t)
+    disputed = [ts for ts in by.values() if len({(x.label.mistake_step, x.label.mistake_agent) for x in ts
+                                                 if x.label is not None}) > 1]
+    if not disputed:
+        return list(traces), None
+    drop = {id(x) for ts in disputed for x in ts[1:]}
+    shown = "; ".join(", ".join(f"{_where(x, files)} ({_label_words(x)})" for x in ts) for ts in disputed[:3])
+    more = f"; and {len(disputed) - 3} more" if len(disputed) > 3 else ""
+    note = (f"{len(disputed)} run(s) have copies with different labels: {shown}{more}. Each run is counted once, with "
+            "its first copy's label; settle the label and remove the other copies")
+    return [t for t in traces if id(t) not in drop], note
+
+
+#: What :func:`near_duplicate_tasks_note` ignores when it compares task texts: digits, brackets and whitespace.
+_TASK_NOISE = re.compile(r"[\d\s()\[\]{}<>]+")
+
+
+def near_duplicate_tasks_note(traces: Sequence[Trace], files: Mapping[str, str] | None = None) -> str | None:
+    """A note when runs without ``metadata.question_id`` have task texts that differ only in digits, brackets or
+    whitespace (a request id, a timestamp): they may be re-runs of one task, which the folds then split across train
+    and test, so the refit rows read high. None when there are none. A warning, not a grouping: tasks that differ
+    only in a number can be different tasks."""
+    by: dict[str, dict[str, Trace]] = {}  # task text without its noise -> {task text: its first run}
+    for t in traces:
+        if t.metadata.get("question_id") or not (task := t.task.strip()):
+            continue
+        if bare := _TASK_NOISE.sub("", task.lower()):
+            by.setdefault(bare, {}).setdefault(task, t)
+    alike = [list(v.values()) for v in by.values() if len(v) > 1]
+    if not alike:
+        return None
+    n = sum(len(ts) for ts in alike)
+    a, b = alike[0][:2]
+    return (f"{n} runs without metadata.question_id have task texts that differ from another's only in digits, "
+            f"brackets or spaces (e.g. {_where(a, files)}: {a.task.strip()[:60]!r} and {_where(b, files)}: "
+            f"{b.task.strip()[:60]!r}): if they are re-runs of one task, give them one metadata.question_id, else the "
+            "folds split that task between training and test and the refit rows read high")
+
+
 def few_runs_words(n_runs: int, n_tasks: int) -> str | None:
     """How `attrib fit` and `attrib eval traces` both count ``n_runs`` labelled runs of ``n_tasks`` tasks that are
     few for a ranker fitted on them alone (:func:`~attrib.methods.ranker_names.few_runs`: its confidences and 90 %
@@ -154,6 +216,7 @@ def evaluate_labelled(
     say = progress or (lambda _m: None)
     model_path = model_path or os.environ.get("ATTRIB_RANKER") or None
     labelled = [validate(t) for t in traces if t.label is not None]  # the readers' checks, label step included
+    n_unlabelled = len(traces) - len(labelled)
     if not labelled:
         raise InputError(None, "label", f"none of the {len(traces)} traces carries a label "
                          "(label.mistake_step and label.mistake_agent); nothing to score")
@@ -165,8 +228,13 @@ def evaluate_labelled(
         seen.add(t.id)
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    labelled, disputed = one_label_per_run(labelled, files)
+    if disputed:
+        notes.append(disputed)
     if mismatch := label_mismatch_note(labelled, files):
         notes.append(mismatch)
+    if alike := near_duplicate_tasks_note(labelled, files):
+        notes.append(alike)
     labelled, n_same, n_copies = group_reruns(labelled)
     if n_same:
         notes.append(f"{n_same} run(s) have no metadata.question_id but the task text of another run: they are "
@@ -257,7 +325,7 @@ def evaluate_labelled(
                 cross_validate(labelled, fitter, k, seed, extra))
         elif pool_who_and_when and not n_ww:
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
-    return {"units": ROW_UNITS, "n": len(labelled), "n_tasks": n_groups, "n_unlabelled": len(traces) - len(labelled),
+    return {"units": ROW_UNITS, "n": len(labelled), "n_tasks": n_groups, "n_unlabelled": n_unlabelled,
             "folds": k, "seed": seed, "step_head": step_head, "rows": rows, "notes": notes,
             "advice": advice(kept, row, unseen_ids, groups, step_head, few_runs_words(len(labelled), n_groups)),
             "wall_s": time.perf_counter() - t0}
