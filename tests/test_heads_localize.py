@@ -117,3 +117,26 @@ def test_localize_reports_responding_and_records_its_settings(pair, probes, tmp_
     assert st["max_new_tokens"] == 2 and st["patch"] is False and st["positions"] == "answer"
     back = HeadLocalization.load(res.save(tmp_path / "loc.json"))
     assert back.settings == st
+
+
+def test_sink_parked_heads_of_smollm2_have_no_drift(pair):
+    """SmolLM2 parks heads on the first token (L18H8 keeps < 1e-6 off it at the answer position): their direction change
+    came out as exactly 1.000 in every pair (the cosine of two ~1e-7 vectors hit its zero guard) and made L18H8 the
+    top focal head of `attrib heads` (walkthrough w6 #1). Now a head under MIN_OFF_SINK in either run has no drift."""
+    import numpy as np
+
+    from attrib.heads.localization import _pair_drift
+    from attrib.probes import conflict_suite, pairs
+    from attrib.probes.run import ProbeRun
+
+    model, tok = pair
+    clean, conflict = pairs(conflict_suite(["secret"], split="train", n_questions=1))[0]
+    runs = [ProbeRun(probe=p, prompt_ids=[], response_ids=[], response="", complied=True) for p in (clean, conflict)]
+    out = _pair_drift(model, tok, *runs)  # the answer position reads the probes' prompts only
+    off = 1 - np.maximum(out["sink_clean"], out["sink_conflict"])
+    parked = off < 1e-6  # far under MIN_OFF_SINK, so float rounding in 1 - sink cannot move a head across it
+    assert parked[18, 8], f"L18H8 keeps {off[18, 8]:.2g} off the sink"
+    for stat in ("magnitude", "direction", "js"):
+        assert np.all(out[stat][parked] == 0.0), stat
+    assert np.all(out["direction"] < 1.0)  # no head is "fully turned" by a zero-norm cosine
+    assert np.any(out["direction"][~parked] > 0)  # the live heads keep theirs
