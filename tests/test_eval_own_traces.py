@@ -287,7 +287,8 @@ def test_eval_traces_row_of_a_ranker_file_is_not_called_shipped(tmp_path, monkey
     assert r.exit_code == 0, r.output
     out = orjson.loads(r.output)
     rows = {x["method"]: x for x in out["rows"]}
-    assert "learned (shipped)" not in rows
+    # the shipped ranker's row is the shipped ranker's, kept beside the file's (w5 #12: one run compares them)
+    assert rows["learned (shipped)"]["protocol"] == "as shipped"
     # in sample: its 14 training runs, and the third (OTLP) runs of those 7 tasks, which the task-grouped folds
     # would never score with a model fitted on their task's other runs either
     assert rows["learned (your ranker)"]["protocol"] == f"model {model} ($ATTRIB_RANKER), IN SAMPLE for 21"

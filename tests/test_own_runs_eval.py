@@ -275,3 +275,93 @@ def test_runs_without_question_ids_whose_tasks_differ_only_in_digits_are_flagged
     # with their question ids (or one task text each) there is nothing to say
     out = orjson.loads(runner.invoke(app, ["eval", "traces", str(OWN), "--no-pool", "--json"]).output)
     assert not any("differ from another's only in digits" in n for n in out["notes"])
+
+
+# --- 6. the smaller edges -----------------------------------------------------------------------------------------
+
+
+def test_both_spellings_of_the_first_passage_head_work_in_the_cli_and_the_library(tmp_path: Path) -> None:
+    """w5 #12: the CLI refused `--step-head first_passage`, the library refused "first-passage"."""
+    from attrib.methods.learned import fit_artifact
+    from attrib.methods.ranker import LearnedRanker
+
+    train = _chat()
+    a = LearnedRanker(step_head="first-passage", random_state=0).fit(train)
+    b = LearnedRanker(step_head="first_passage", random_state=0).fit(train)
+    assert a.to_dict() == b.to_dict() and a.to_dict()["params"]["step_head"] == "first_passage"
+    assert fit_artifact(train, "t", step_head="first-passage")["settings"]["with_gt"]["params"]["step_head"] \
+        == "first_passage"
+    for spelling in ("first_passage", "first-passage"):
+        r = runner.invoke(app, ["fit", str(OWN), "--no-pool", "--step-head", spelling, "--out", str(tmp_path / "m.json")])
+        assert r.exit_code == 0, r.output
+        assert orjson.loads((tmp_path / "m.json").read_bytes())["settings"]["with_gt"]["step_model"]["kind"] \
+            == "first_passage"
+    r = runner.invoke(app, ["eval", "traces", str(OWN), "--no-pool", "--step-head", "first_passage", "--json"])
+    assert r.exit_code == 0 and orjson.loads(r.output)["step_head"] == "first_passage"
+    r = runner.invoke(app, ["fit", str(OWN), "--step-head", "hazard", "--out", str(tmp_path / "m.json")])
+    assert r.exit_code == 2 and "first-passage, logit" in r.output
+
+
+def test_random_state_none_is_refused_saying_why() -> None:
+    """w5 #12: LearnedRanker(random_state=None).fit(...) was refused as "must be a whole number >= 0", though the
+    README calls it scikit-learn-style and scikit-learn takes None. It is still refused (a ranker file records the
+    int seed its folds came from, so a fit can be repeated), now with that reason."""
+    import numpy as np
+    import pytest
+
+    from attrib.methods.ranker import LearnedRanker, RankerParamError
+
+    for seed in (None, np.random.RandomState(0)):
+        with pytest.raises(RankerParamError) as err:
+            LearnedRanker(random_state=seed).fit(_chat())
+        assert err.value.field == "random_state"
+        assert "must be a whole number >= 0" in err.value.message
+        assert "scikit-learn's None (a fresh seed each fit) or a RandomState" in err.value.message
+        assert "so pass an int (default 0)" in err.value.message
+
+
+def test_a_file_of_one_rankers_to_dict_is_refused_with_a_hint_to_fit_artifact(tmp_path: Path) -> None:
+    """w5 #12: json.dump(ranker.to_dict()) was refused by --model with 'no "settings" object (its keys: params,
+    features, ...)', which did not say how to write a ranker file."""
+    from attrib.methods.ranker import LearnedRanker
+
+    path = tmp_path / "lib_ranker.json"
+    path.write_bytes(orjson.dumps(LearnedRanker(random_state=0).fit(_chat()).to_dict()))
+    run = str(OWN / "chat" / "datadesk-q08-r1.json")
+    r = runner.invoke(app, ["analyze", run, "--model", str(path)], env={"COLUMNS": "400"})
+    line = " ".join(r.output.split())
+    assert r.exit_code == 3 and "one LearnedRanker's to_dict(), not a ranker file" in line
+    assert "attrib.methods.learned.fit_artifact(traces, trained_on) or `attrib fit`" in line
+    r = runner.invoke(app, ["eval", "traces", str(OWN), "--model", str(path), "--no-pool"], env={"COLUMNS": "400"})
+    assert r.exit_code == 3 and "one LearnedRanker's to_dict(), not a ranker file" in " ".join(r.output.split())
+
+
+def test_eval_traces_json_has_per_run_rows_and_model_keeps_the_shipped_row_beside_it(tmp_path: Path) -> None:
+    """w5 #12: `eval traces --json` had no per-run rows (which runs does the refit miss?), and with --model the
+    shipped row vanished, so "mine against shipped" took two runs."""
+    from attrib.methods.learned import fit_artifact
+
+    model = tmp_path / "mine.json"
+    model.write_bytes(orjson.dumps(fit_artifact(_chat(), "test")))  # tasks 1-7
+    r = runner.invoke(app, ["eval", "traces", str(OWN), "--model", str(model), "--no-pool", "--json"])
+    assert r.exit_code == 0, r.output
+    out = orjson.loads(r.output)
+    rows = {x["method"]: x for x in out["rows"]}
+    assert rows["learned (shipped)"]["protocol"] == "as shipped" and rows["learned (shipped)"]["n"] == 30
+    assert rows["learned (your ranker)"]["protocol"] == f"model {model}, IN SAMPLE for 21"
+    per = {x["trace_id"]: x for x in out["per_trace"]}
+    assert len(per) == 30
+    row = per["datadesk-q01-r1"]
+    assert (row["true_step"], row["true_agent"], row["question_id"]) == (4, "researcher", "q01")
+    assert row["file"].endswith("datadesk-q01-r1.json")
+    assert set(row["verdicts"]) == {"always-step-1", "most-active-agent", "learned (shipped)", "learned (your ranker)",
+                                    "learned, refit", "floor"}
+    mine = row["verdicts"]["learned (your ranker)"]
+    assert mine["in_sample"] == "run" and per["datadesk-q01-r3"]["verdicts"]["learned (your ranker)"]["in_sample"] \
+        == "task" and per["datadesk-q09-r1"]["verdicts"]["learned (your ranker)"]["in_sample"] is None
+    refit = row["verdicts"]["learned, refit"]
+    assert refit["step_hit"] == (refit["step"] == 4) and set(refit) == {"step", "agent", "confidence", "step_hit",
+                                                                       "agent_hit"}
+    # the rows' accuracy is the per-run hits' mean
+    hits = [x["verdicts"]["learned, refit"]["step_hit"] for x in out["per_trace"]]
+    assert abs(100 * sum(hits) / len(hits) - rows["learned, refit"]["step_accuracy"]) < 1e-9

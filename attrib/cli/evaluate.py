@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from attrib.cli._common import (
-    STEP_HEADS,
     check_format,
     console,
     err_console,
@@ -129,6 +129,25 @@ def stop_on_unreadable(errors: list[AttribError], paths: list[str], outcome: str
     raise typer.Exit(max(e.exit_code for e in errors))
 
 
+def _step_head(value: str) -> str:
+    """``--step-head`` as the library names the head: "first-passage" or "first_passage" (the library's spelling,
+    :func:`attrib.methods.ranker.step_head_name`) or "logit"."""
+    from attrib.methods.ranker import RankerParamError, step_head_name
+
+    try:
+        return step_head_name(value)
+    except RankerParamError:
+        raise typer.BadParameter(f"expected one of first-passage, logit (first_passage works too), got {value!r}"
+                                 ) from None
+
+
+def _step_head_option() -> Any:
+    """The shared ``--step-head`` option (its help) read by :func:`_step_head`, which takes both spellings."""
+    option = step_head_option()
+    option.callback = _step_head
+    return option
+
+
 def _gain(g: dict) -> str:
     return f"{g['mean']:+.1f} points (95% CI {g['ci_low']:+.1f} to {g['ci_high']:+.1f})"
 
@@ -242,7 +261,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Fold assignment seed."),
         pool: bool = typer.Option(True, "--pool/--no-pool", help="Also refit on your traces pooled with Who&When "
                                   "(when that data is on this machine)."),
-        step_head: str = step_head_option(),
+        step_head: str = _step_head_option(),
         as_json: bool = typer.Option(False, "--json", help="Print the result JSON instead of the table."),
     ) -> None:
         """Score attribution on your own labelled runs: is the blame right on your system?
@@ -252,14 +271,16 @@ def register(app: typer.Typer) -> None:
         `attrib.label.mistake_span_id` or `.mistake_step` on the root span in OTLP). Re-runs of one task
         should share metadata.question_id; runs without one are grouped by identical task text.
 
-        Rows: the shipped ranker as it is (fitted on Who&When only, so your traces are out of sample), or
-        your ranker file (--model, $ATTRIB_RANKER; IN SAMPLE for the runs it was fitted on); the ranker
+        Rows: the shipped ranker as it is (fitted on Who&When only, so your traces are out of sample), and
+        your ranker file beside it (--model, $ATTRIB_RANKER; IN SAMPLE for the runs it was fitted on and other
+        runs of their tasks); the ranker
         refitted on your traces (k-fold by task, out of sample; and pooled with Who&When, what `attrib fit`
         writes by default), the logistic floor, and rule baselines. Ship a refit only if it beats the shipped
         row here; with a few dozen runs, read the 95% intervals before trusting a difference.
 
         "90% set": how often the conformal step set holds the decisive step, and its mean size. "ECE if
         calibrated": the ECE a perfectly calibrated ranker would show on this many runs: read ECE against it.
+        --json adds per_trace: each run's annotation and every method's verdict and hits.
 
         Every file that cannot be read is named, one line each, and then nothing is scored (exit 3): fix or
         move them and rerun.
@@ -282,7 +303,7 @@ def register(app: typer.Typer) -> None:
                                  "(mistake_step and mistake_agent); nothing to score")
             with console.status(f"scoring {len(traces)} labelled traces...") as status:
                 result = evaluate_labelled(traces, k=folds, seed=seed, model_path=str(model) if model else None,
-                                           pool_who_and_when=pool, step_head=STEP_HEADS[step_head], files=files,
+                                           pool_who_and_when=pool, step_head=step_head, files=files,
                                            progress=lambda m: status.update(f"scoring {m} ..."))
             result["n_unlabelled"] = n_unlabelled
         if as_json:
@@ -311,7 +332,7 @@ def register(app: typer.Typer) -> None:
         format: str = typer.Option(None, "--format", "-f", callback=check_format, help="Skip format detection (whowhen, otlp, chat, attrib)."),
         pool: bool = typer.Option(True, "--pool/--no-pool", help="Fit on your traces plus Who&When (when that data "
                                   "is on this machine), as the shipped ranker is fitted."),
-        step_head: str = step_head_option(),
+        step_head: str = _step_head_option(),
     ) -> None:
         """Fit the learned ranker on your own labelled runs, for `attrib analyze --model` or $ATTRIB_RANKER.
 
@@ -366,7 +387,7 @@ def register(app: typer.Typer) -> None:
                                       "ATTRIB_WHO_AND_WHEN): fitting on your traces only, as --no-pool would")
             with console.status(f"fitting on {len(traces)} traces" + (f" + {len(extra)} Who&When" if extra else "")):
                 art = fit_artifact(traces + extra, f"{len(traces)} traces from {', '.join(paths)}"
-                                   + (f" + Who&When ({len(extra)})" if extra else ""), step_head=STEP_HEADS[step_head])
+                                   + (f" + Who&When ({len(extra)})" if extra else ""), step_head=step_head)
             with writing(out):
                 out.write_bytes(orjson.dumps(art))
         console.print(f"wrote {out}: fitted on {len(traces)} labelled traces of yours"

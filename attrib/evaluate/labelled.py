@@ -44,7 +44,7 @@ from attrib.evaluate.harness import (
 )
 from attrib.evaluate.metrics import Verdict, paired_gains
 from attrib.methods.learned import default_model, ranker_training, setting_of
-from attrib.methods.ranker import DEFAULT_STEP_HEAD, INNER_FOLDS
+from attrib.methods.ranker import DEFAULT_STEP_HEAD, INNER_FOLDS, step_head_name
 from attrib.methods.ranker_names import FEW_RUNS, FEW_TASKS, few_runs
 from attrib.readers import validate
 from attrib.trace import Trace, fingerprint, group_reruns, question_id, task_key
@@ -204,7 +204,8 @@ def evaluate_labelled(
     (trace id -> file, from :func:`read_labelled`) names the file of a label whose agent did not write its step.
 
     Returns ``{"n", "n_unlabelled", "step_head", "rows": [{method, protocol, step_accuracy, ...}], "notes": [...],
-    "advice", "wall_s"}``; a refit row's protocol names a step head other than the default, and the advice's fit
+    "per_trace": [...] (:func:`per_trace_rows`), "advice", "wall_s"}``; with ``model_path`` the shipped ranker's row
+    stays beside that ranker's, so one run compares them; a refit row's protocol names a step head other than the default, and the advice's fit
     command asks for the head that was measured.
     """
     t0 = time.perf_counter()
@@ -214,6 +215,7 @@ def evaluate_labelled(
     if not isinstance(k, int) or k < 2:
         raise UsageError(None, "k", f"k-fold needs k >= 2, got {k!r}")
     say = progress or (lambda _m: None)
+    step_head = step_head_name(step_head)  # "first-passage" as the CLI spells it, too
     model_path = model_path or os.environ.get("ATTRIB_RANKER") or None
     labelled = [validate(t) for t in traces if t.label is not None]  # the readers' checks, label step included
     n_unlabelled = len(traces) - len(labelled)
@@ -252,6 +254,13 @@ def evaluate_labelled(
 
     for name in GENERIC_BASELINES:
         add(name, "rule", [BASELINES[name](t) for t in labelled])
+    if model_path is not None:  # the shipped ranker beside yours, so one run compares them
+        say("shipped ranker")
+        shipped = ranker_training(None)
+        n_shipped = sum(bool(run or task) for run, task in
+                        (shipped.seen(t) if shipped is not None else (None, None) for t in labelled))
+        add(SHIPPED_ROW, "as shipped" + (f", IN SAMPLE for {n_shipped}" if n_shipped else ""),
+            [ranker_verdict(t, default_model(setting_of(t))) for t in labelled])
     say("shipped ranker" if model_path is None else f"ranker {model_path}")
     protocol = "as shipped" if model_path is None else f"model {model_path}"
     if model_path is not None and model_path == os.environ.get("ATTRIB_RANKER"):
@@ -325,10 +334,38 @@ def evaluate_labelled(
                 cross_validate(labelled, fitter, k, seed, extra))
         elif pool_who_and_when and not n_ww:
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
+    seen_as = {t.id: ("run" if run else "task") for t, (run, task) in zip(labelled, seen_how, strict=True)
+               if run or task}
     return {"units": ROW_UNITS, "n": len(labelled), "n_tasks": n_groups, "n_unlabelled": n_unlabelled,
             "folds": k, "seed": seed, "step_head": step_head, "rows": rows, "notes": notes,
+            "per_trace": per_trace_rows(labelled, kept, files, seen_as, row),
             "advice": advice(kept, row, unseen_ids, groups, step_head, few_runs_words(len(labelled), n_groups)),
             "wall_s": time.perf_counter() - t0}
+
+
+def per_trace_rows(traces: Sequence[Trace], kept: Mapping[str, Sequence[Verdict]],
+                   files: Mapping[str, str] | None = None, seen_as: Mapping[str, str] | None = None,
+                   ranker_row: str = SHIPPED_ROW) -> list[dict[str, Any]]:
+    """One row per labelled run, for error analysis (which runs does the refit miss?): its id, file, task, annotated
+    step and agent, and each method's verdict (step, agent, confidence, whether step and agent hit). The random
+    baseline has no verdict of its own (an expected rate) and is left out. ``seen_as`` (trace id -> "run" / "task"):
+    the runs ``ranker_row``'s ranker was fitted on, or on another run of their task (``in_sample`` of its entry)."""
+    by = {name: {v.trace_id: v for v in vs} for name, vs in kept.items()
+          if name != "random" and not name.endswith(", unseen runs")}  # the latter: the same verdicts again
+    rows = []
+    for t in traces:
+        assert t.label is not None
+        verdicts: dict[str, dict[str, Any]] = {}
+        for name, vs in by.items():
+            if (v := vs.get(t.id)) is None:
+                continue
+            verdicts[name] = {"step": v.step, "agent": v.agent, "confidence": v.confidence,
+                              "step_hit": v.step == v.true_step, "agent_hit": v.agent == v.true_agent,
+                              **({"in_sample": seen_as.get(t.id)} if seen_as and name == ranker_row else {})}
+        rows.append({"trace_id": t.id, **({"file": files[t.id]} if files and t.id in files else {}),
+                     "question_id": question_id(t), "true_step": t.label.mistake_step,
+                     "true_agent": t.label.mistake_agent, "verdicts": verdicts})
+    return rows
 
 
 def _cli_head(step_head: str) -> str:

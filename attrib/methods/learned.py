@@ -135,6 +135,13 @@ def _ranker_file(path: str | None, stamp: tuple[int, int] | None) -> _RankerFile
         kind = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(d), "null")
         raise InputError(p, None, f"a JSON {kind}, {_NOT_RANKER} (that is a JSON object with \"settings\")")
     settings = d.get("settings")
+    if not isinstance(settings, dict) and {"params", "step_model", "agent_model"} <= d.keys():
+        # one LearnedRanker's to_dict(): fitted on one setting, while a file holds one per setting (with and without
+        # the ground-truth answer) and the runs it was fitted on (for the in-sample flags)
+        raise InputError(p, None, "one LearnedRanker's to_dict(), not a ranker file: a file holds a ranker for runs "
+                         "with and one for runs without the ground-truth answer, and lists its training runs; write one "
+                         "with attrib.methods.learned.fit_artifact(traces, trained_on) or `attrib fit`, or use the "
+                         "object itself: attrib.analyze(trace, model=LearnedRanker.from_dict(d))")
     if not isinstance(settings, dict):
         has = f"its keys: {_some(d)}" if d else "an empty object"
         raise InputError(p, None, f"{_NOT_RANKER}: no \"settings\" object ({has})")

@@ -49,7 +49,7 @@ import numpy as np
 if TYPE_CHECKING:
     import networkx as nx
 
-from attrib.errors import InputError, UsageError, check_fitted, is_real, whole_number
+from attrib.errors import InputError, UsageError, check_fitted, is_real, is_whole_number, whole_number
 from attrib.features.agents import AGENT_FEATURES, AGENT_QUANTITIES, agent_matrix
 from attrib.methods.calibration import KINDS as CALIBRATIONS
 from attrib.methods.calibration import Calibrator
@@ -153,9 +153,24 @@ class OtherFeaturesError(ValueError):
 _STEP_HEADS = ("first_passage", "logit")
 
 
+def step_head_name(step_head: object, field: str = "step_head") -> str:
+    """The step head ``step_head`` names, as the ranker stores it ("first_passage" or "logit"): the CLI's spelling
+    "first-passage" is accepted too, so one name works in both; else a :class:`RankerParamError` naming ``field``."""
+    name = step_head.replace("-", "_") if isinstance(step_head, str) else step_head
+    if name not in _STEP_HEADS:
+        raise RankerParamError(None, field, f"must be 'first-passage' (or 'first_passage') or 'logit', "
+                               f"got {step_head!r}")
+    return str(name)
+
+
 def _check_step_head(step_head: object) -> None:
-    if step_head not in _STEP_HEADS:
-        raise RankerParamError(None, "step_head", f"must be 'first_passage' or 'logit', got {step_head!r}")
+    step_head_name(step_head)
+
+
+#: Why ``random_state`` must be an int, where scikit-learn also takes None (a fresh seed) or a RandomState.
+_SEED_WHY = ("the inner folds, and so the confidences and step sets, derive from one int seed, which the ranker file "
+             "records so that a fit can be repeated; scikit-learn's None (a fresh seed each fit) or a RandomState "
+             "would make two fits of the same runs differ with nothing to repeat them by, so pass an int (default 0)")
 
 
 #: The numeric parameters of :class:`LearnedRanker`: whether a (finite, real) value is in range, and the range in words.
@@ -174,7 +189,9 @@ def _check_params(m: LearnedRanker) -> None:
     value and the range."""
     _check_step_head(m.step_head)
     whole_number("inner_folds", m.inner_folds, 2, error=RankerParamError)
-    whole_number("random_state", m.random_state, 0, error=RankerParamError)  # an int seed: folds derive from it
+    if not is_whole_number(m.random_state, 0):
+        raise RankerParamError(None, "random_state", f"must be a whole number >= 0, got {m.random_state!r}: "
+                               f"{_SEED_WHY}")
     l2 = m.l2_step
     if l2 != "auto" and not (is_real(l2) and float(l2) >= 0):
         raise RankerParamError(None, "l2_step", f"must be 'auto' or a number >= 0, got {l2!r}")
@@ -233,7 +250,12 @@ def explicit_question_ids(traces: Iterable[Trace]) -> frozenset[str]:
 
 
 class LearnedRanker:
-    """Step + agent conditional-logit heads with calibrated confidences (scikit-learn conventions)."""
+    """Step + agent conditional-logit heads with calibrated confidences (scikit-learn conventions).
+
+    ``random_state``: an int seed (default 0), recorded in the ranker's file, so a fit can be repeated; unlike
+    scikit-learn's estimators it takes no None or RandomState (:data:`_SEED_WHY`). ``step_head``:
+    "first_passage" (the default; "first-passage" as the CLI spells it works too) or "logit".
+    """
 
     def __init__(
         self, l2_step: float | str = "auto", l2_agent: float = 1.0, calibration: str = "platt",
@@ -373,7 +395,7 @@ class LearnedRanker:
                        getattr(self, "question_ids_", None))
 
     def _step_model(self, l2: float) -> ConditionalLogit:
-        if self.step_head == "first_passage":
+        if step_head_name(self.step_head) == "first_passage":
             return FirstPassageLogit(l2, self.random_state, smooth=self.smooth, bias=self.hazard_bias)
         return ConditionalLogit(l2, self.random_state, smooth=self.smooth)
 
@@ -435,7 +457,8 @@ class LearnedRanker:
             "params": {"l2_step": self.l2_step, "l2_agent": self.l2_agent, "calibration": self.calibration,
                        "inner_folds": self.inner_folds, "random_state": self.random_state, "smooth": self.smooth,
                        "joint": self.joint, "length_calibration": self.length_calibration,
-                       "step_head": self.step_head, "hazard_bias": self.hazard_bias, "set_level": self.set_level},
+                       "step_head": step_head_name(self.step_head), "hazard_bias": self.hazard_bias,
+                       "set_level": self.set_level},
             "features": list(FEATURES),
             "agent_features": list(AGENT_FEATURES),
             "step_model": self.step_model_.to_dict(),
