@@ -581,3 +581,25 @@ def test_the_batch_summary_counts_verdicts_on_the_rankers_own_runs(store_copy) -
     again = CliRunner().invoke(app, [*run, "--force", "--json"])
     report = json.loads(again.output)
     assert report["analyzed"] >= 1 and report["in_sample"] == report["analyzed"]
+
+
+def test_a_base_install_runs_the_batch_serially_and_asks_for_dask_before_a_scheduler(store_copy, monkeypatch) -> None:
+    """Without the `scale` extra the default `analyze --all` failed with the install hint, and `--scheduler` said it
+    could not reach the scheduler before naming the missing extra (walkthrough w6 #9)."""
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",  # the installed packages, as a base install has them
+                        lambda name, *a: None if name.split(".")[0] in ("dask", "distributed") else real(name, *a))
+    path = store_copy("base")
+    r = CliRunner().invoke(app, ["analyze", "--store", str(path), "--all", "--method", "flow-graph",
+                                 "--where", "rowid < 3"])
+    assert r.exit_code == 0, r.output
+    assert "running the batch serially" in r.output and "analyzed now" in r.output
+    r = CliRunner().invoke(app, ["analyze", "--store", str(path), "--all", "--engine", "dask", "--scheduler",
+                                 "tcp://127.0.0.1:1"])
+    assert r.exit_code == 1 and "pip install 'attrib[scale]'" in r.output and "reach" not in r.output, r.output

@@ -170,3 +170,22 @@ def test_compliance_names_its_conditions_and_prompt_count():
     r = runner.invoke(app, [*args, "--condition", "user", "--json"])
     rep = orjson.loads(r.stdout)
     assert (rep["conditions"], rep["n_prompts"], rep["n_questions"], rep["split"]) == (["user"], 1, 1, "heldout")
+
+
+@pytest.mark.timeout(120)  # without the check it goes on to load the model and sample the suite (minutes)
+def test_a_missing_extra_is_named_before_the_output_folder_is_made(tmp_path, monkeypatch) -> None:
+    """In a base install `attrib sail --out adapter/` printed the install hint but left an empty adapter/ behind
+    (walkthrough w6 #5)."""
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",  # the installed packages, as a base install has them
+                        lambda name, *a: None if name.split(".")[0] == "peft" else real(name, *a))
+    out = tmp_path / "adapter"
+    r = CliRunner().invoke(app, ["sail", "--suite", "conflicts", "--out", str(out)])
+    assert r.exit_code == 1 and "pip install 'attrib[model]'" in r.output, r.output
+    assert not out.exists()

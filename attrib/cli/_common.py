@@ -26,6 +26,17 @@ EXTRAS = {
 }
 
 
+def needs(*modules: str) -> None:
+    """Check, before a command prepares anything (an output folder, a model load), that the optional extras it
+    needs are installed; a missing one raises the ``ModuleNotFoundError`` :func:`handle_errors` turns into its one
+    ``pip install 'attrib[...]'`` line."""
+    import importlib.util
+
+    for m in modules:
+        if importlib.util.find_spec(m) is None:
+            raise ModuleNotFoundError(f"No module named {m!r}", name=m)
+
+
 def duration(seconds: float) -> str:
     """``42.0 s`` or ``4 min 05 s``."""
     if seconds < 60:

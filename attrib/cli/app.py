@@ -9,7 +9,6 @@ stopping ``attrib app`` stops the inspector.
 from __future__ import annotations
 
 import errno
-import importlib.util
 import signal
 import socket
 import subprocess
@@ -31,8 +30,9 @@ APP_SCRIPT = _SOURCE_APP if _SOURCE_APP.is_file() else Path(__file__).resolve().
 def streamlit_command(store: Path | None = None, port: int = 8501, host: str = "127.0.0.1",
                       headless: bool = False, script: Path = APP_SCRIPT) -> list[str]:
     """The ``python -m streamlit run`` command line that serves the inspector on ``host:port`` for ``store``."""
-    if importlib.util.find_spec("streamlit") is None:  # handle_errors names the extra to install (exit 1)
-        raise ModuleNotFoundError("No module named 'streamlit'", name="streamlit")
+    from attrib.cli._common import needs
+
+    needs("streamlit")  # handle_errors names the extra to install (exit 1)
     if not script.exists():
         raise NotFoundError(f"{script}: the inspector app is not here (it ships in the source tree, under apps/)")
     if store is not None and not store.exists():

@@ -20,6 +20,7 @@ from attrib.cli._common import (
     duration,
     err_console,
     handle_errors,
+    needs,
     prepare_folder,
     progress_line,
     quiet_model_loading,
@@ -115,6 +116,7 @@ def sail(
         if not named_spec:
             parse_layers(layers)
         data = read_pairs(pairs) if pairs is not None else None
+        needs("torch", "transformers", "peft")  # before the folder: a missing extra left an empty --out behind
         prepare_folder(out)  # a file in the way failed after a minute of sampling
         quiet_model_loading()
         with _phase(f"loading {model}"):
