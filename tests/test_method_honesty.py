@@ -151,7 +151,7 @@ def test_a_succeeded_run_keeps_its_verdict_but_claims_no_calibrated_probability(
     failed = analyze(whowhen_run(tmp_path, CAPITAL, name="failed"))
     ok = analyze(whowhen_run(tmp_path, CAPITAL, is_correct=True, name="ok"))
     assert (ok.step, ok.agent, ok.confidence) == (failed.step, failed.agent, failed.confidence)
-    assert "is the most likely decisive mistake (57%, calibrated)" in failed.reason
+    assert f"is the most likely decisive mistake ({failed.confidence:.0%}, calibrated)" in failed.reason
     assert ok.reason.startswith(SUCCEEDED_NOTE) and ok.evidence["run_outcome"] == "succeeded"
     assert "decisive mistake" not in ok.reason and "calibrated)" not in ok.reason
     assert f"is the riskiest step (score {ok.confidence:.2f}" in ok.reason
