@@ -365,3 +365,25 @@ def test_eval_traces_json_has_per_run_rows_and_model_keeps_the_shipped_row_besid
     # the rows' accuracy is the per-run hits' mean
     hits = [x["verdicts"]["learned, refit"]["step_hit"] for x in out["per_trace"]]
     assert abs(100 * sum(hits) / len(hits) - rows["learned, refit"]["step_accuracy"]) < 1e-9
+
+
+# --- 7. the README's own-system figures are what the command prints -------------------------------------------------
+
+
+def test_the_readme_quotes_what_eval_traces_prints_on_the_own_system_fixture() -> None:
+    """w5 #6: the README quoted 'use learned, refit ... +23.3 points (95% CI +3.3 to +43.3)' and a shipped ranker at
+    23.3 % while the command printed 'keep learned (shipped)' and 26.7 %."""
+    from attrib.cli.evaluate import advice_line
+    from attrib.paths import REPO_ROOT
+
+    readme = " ".join((REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    r = runner.invoke(app, ["eval", "traces", str(OWN), "--json"])
+    assert r.exit_code == 0, r.output
+    out = orjson.loads(r.output)
+    step = {x["method"]: f"{x['step_accuracy']:.1f} %" for x in out["rows"]}
+    assert f"*advice: {advice_line(out['advice'], ['tests/fixtures/own_system/runs/'])}*" in readme
+    assert (f"refit alone scored {step['learned, refit']} step and pooled {step['learned, refit + Who&When']}, within "
+            f"noise of each other on 30 runs, against the shipped ranker's {step['learned (shipped)']} (the floor: "
+            f"{step['floor']})") in readme
+    assert (f"the refit alone scores {step['learned, refit']} step against the shipped ranker's "
+            f"{step['learned (shipped)']}") in readme
