@@ -4,7 +4,7 @@ Which agent made a multi-agent run fail, at which step, and why::
 
     import attrib
 
-    trace = attrib.load_trace("traces/demo_whowhen.json")  # Who&When, OTLP, chat logs, attrib JSON
+    trace = attrib.load_trace("my_run.json")  # Who&When, OTLP, chat logs, attrib JSON (a checkout: traces/)
     verdict = attrib.analyze(trace)                         # an Attribution
     verdict.agent, verdict.step, verdict.confidence
     print(verdict.to_markdown(trace))                       # also .to_rich(trace), .to_json(), .to_otlp(trace), .plot()

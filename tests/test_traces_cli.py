@@ -216,3 +216,11 @@ def test_stored_verdicts_are_listed_and_shown(tmp_path: Path) -> None:
     assert runner.invoke(app, ["analyze", "whowhen-hand-1", "--store", str(store), "--save"]).exit_code == 0
     r = runner.invoke(app, ["traces", "show", "whowhen-hand-1", "--store", str(store)], env={"COLUMNS": "300"})
     assert "in sample (the ranker was fitted on this run)" in " ".join(r.output.split()), r.output
+
+
+def test_show_of_a_missing_file_with_trace_says_the_file_is_missing(tmp_path: Path) -> None:
+    """`traces show export.json --trace ID` for a file that is not there explained --trace (exit 2) instead of
+    saying the file is missing (exit 3), as it does without --trace (walkthrough w6 #8)."""
+    missing = tmp_path / "export.json"
+    r = runner.invoke(app, ["traces", "show", str(missing), "--trace", "5b8efff7", "--store", str(tmp_path / "s.duckdb")])
+    assert r.exit_code == 3 and f"{missing}: no such file" in r.output, r.output

@@ -517,6 +517,11 @@ def register(app: typer.Typer) -> None:
                 raise UsageError(None, "steps/json", "--json prints the whole trace (attrib JSON); --steps picks "
                                  "the steps of the timeline: give one of them")
             if pick is not None and _trace_file(trace_id) is None:
+                from attrib.errors import InputError
+                from attrib.readers import looks_like_trace_file
+
+                if looks_like_trace_file(trace_id):  # a file that is not there: say that, not how --trace works
+                    raise InputError(trace_id, None, "no such file")
                 raise UsageError(None, "trace", "picks one trace of a file; a stored trace is shown by its id")
             if as_json:
                 trace = load_any(trace_id, store, format, pick)
