@@ -19,6 +19,7 @@ from inspector_common import kept, need_trace
 from inspector_data import md_code, md_escape
 
 from attrib.errors import InputError
+from attrib.heads.drift import MIN_OFF_SINK
 from attrib.trace import Step, Trace
 
 STATS = {
@@ -188,15 +189,17 @@ def segment_stack(acts: dict[str, Any], layout: dict[str, Any] | None) -> tuple[
     return masses, [la for la, _ in full]
 
 
-#: Below this much non-sink attention a row's segment shares are undefined (NaN), not blown up.
-MIN_REST = 1e-3
+#: Below this much non-sink attention a row's segment shares are undefined (NaN), not blown up: the threshold below
+#: which ``attrib heads`` gives a head no drift (drift imports numpy only).
+MIN_REST = MIN_OFF_SINK
 
 
 def shares(masses: np.ndarray, min_rest: float = MIN_REST) -> np.ndarray:
     """Segment shares with the attention sink removed: each non-sink mass over the sum of the non-sink masses.
 
-    Unlike ``drift.drop_sink`` (which divides by ``1 - sink``), this divides by what the file actually holds, so
-    float16 recordings where the sink rounds to 1.0 give NaN (skipped by the averages) instead of huge numbers.
+    As ``drift.drop_sink`` (the non-sink masses over their sum), except that a row with less than ``min_rest`` of
+    its attention off the sink gives NaN (skipped by the averages) instead of shares of rounding noise: float16
+    recordings where the sink rounds to 1.0, and sink-parked heads.
     """
     from attrib.heads import drift
 
