@@ -387,3 +387,19 @@ def test_the_readme_quotes_what_eval_traces_prints_on_the_own_system_fixture() -
             f"{step['floor']})") in readme
     assert (f"the refit alone scores {step['learned, refit']} step against the shipped ranker's "
             f"{step['learned (shipped)']}") in readme
+
+
+def test_advice_says_a_ranker_fitted_on_these_runs_or_their_tasks_cannot_be_paired(tmp_path: Path) -> None:
+    """With every run in sample, some as other runs of a training task (by question id), the advice said the ranker
+    "was fitted on every one of these runs", which was untrue of those."""
+    from attrib.cli.evaluate import advice_line
+    from attrib.evaluate.labelled import evaluate_labelled
+    from attrib.methods.learned import fit_artifact
+
+    model = tmp_path / "mine.json"
+    model.write_bytes(orjson.dumps(fit_artifact(_chat(), "test")))
+    r = evaluate_labelled(_chat() + _reruns_with_new_texts(), k=5, model_path=str(model), pool_who_and_when=False)
+    assert r["advice"]["use"] is None
+    assert (advice_line(r["advice"], ["runs/"]) or "").startswith(
+        "none against 'learned (your ranker)': it was fitted on every one of these runs or on other runs of their "
+        "tasks, so its row is in sample")

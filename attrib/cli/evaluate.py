@@ -91,8 +91,8 @@ def advice_line(adv: dict | None, paths: list[str], format: str | None = None) -
     if not adv:
         return None
     if adv["use"] is None:
-        return (f"none against '{adv['against']}': it was fitted on every one of these runs, so its row is in sample "
-                f"and no refit can be paired with it; of the refits, '{adv['best_refit']}' scores higher "
+        return (f"none against '{adv['against']}': it was fitted on every one of these runs or on other runs of "
+                f"their tasks, so its row is in sample and no refit can be paired with it; of the refits, '{adv['best_refit']}' scores higher "
                 f"({adv['refit_step_accuracy']:.1f} % step)")
     gain = f"step {_gain(adv['step_gain'])}, agent {_gain(adv['agent_gain'])}, paired on {adv['n']} runs"
     if adv["step_gain"]["mean"] < 0:
