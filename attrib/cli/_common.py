@@ -167,16 +167,17 @@ def quiet_model_loading() -> None:
     hf_logging.disable_progress_bar()
 
 
-#: ``--step-head`` choices for the commands that fit the ranker (CLI spelling -> LearnedRanker's).
-STEP_HEADS = {"first-passage": "first_passage", "logit": "logit"}
-
-
 def step_head_option() -> Any:
-    """The ``--step-head`` option of ``attrib fit`` and ``attrib eval traces``."""
+    """The ``--step-head`` option of ``attrib fit`` and ``attrib eval traces``, read as the library names the head
+    ("first_passage" or "logit"; "first-passage", the CLI's spelling, or the library's: one name works in both)."""
     def check(value: str) -> str:
-        if value not in STEP_HEADS:
-            raise typer.BadParameter(f"expected one of {', '.join(STEP_HEADS)}, got {value!r}")
-        return value
+        from attrib.methods.ranker import RankerParamError, step_head_name
+
+        try:
+            return step_head_name(value)
+        except RankerParamError:
+            raise typer.BadParameter(f"expected one of first-passage, logit (first_passage works too), got {value!r}"
+                                     ) from None
 
     return typer.Option("first-passage", "--step-head", callback=check,
                         help="The ranker's step head when it is refitted: first-passage (the default: the decisive "

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -129,25 +128,6 @@ def stop_on_unreadable(errors: list[AttribError], paths: list[str], outcome: str
     raise typer.Exit(max(e.exit_code for e in errors))
 
 
-def _step_head(value: str) -> str:
-    """``--step-head`` as the library names the head: "first-passage" or "first_passage" (the library's spelling,
-    :func:`attrib.methods.ranker.step_head_name`) or "logit"."""
-    from attrib.methods.ranker import RankerParamError, step_head_name
-
-    try:
-        return step_head_name(value)
-    except RankerParamError:
-        raise typer.BadParameter(f"expected one of first-passage, logit (first_passage works too), got {value!r}"
-                                 ) from None
-
-
-def _step_head_option() -> Any:
-    """The shared ``--step-head`` option (its help) read by :func:`_step_head`, which takes both spellings."""
-    option = step_head_option()
-    option.callback = _step_head
-    return option
-
-
 def _gain(g: dict) -> str:
     return f"{g['mean']:+.1f} points (95% CI {g['ci_low']:+.1f} to {g['ci_high']:+.1f})"
 
@@ -261,7 +241,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Fold assignment seed."),
         pool: bool = typer.Option(True, "--pool/--no-pool", help="Also refit on your traces pooled with Who&When "
                                   "(when that data is on this machine)."),
-        step_head: str = _step_head_option(),
+        step_head: str = step_head_option(),
         as_json: bool = typer.Option(False, "--json", help="Print the result JSON instead of the table."),
     ) -> None:
         """Score attribution on your own labelled runs: is the blame right on your system?
@@ -332,7 +312,7 @@ def register(app: typer.Typer) -> None:
         format: str = typer.Option(None, "--format", "-f", callback=check_format, help="Skip format detection (whowhen, otlp, chat, attrib)."),
         pool: bool = typer.Option(True, "--pool/--no-pool", help="Fit on your traces plus Who&When (when that data "
                                   "is on this machine), as the shipped ranker is fitted."),
-        step_head: str = _step_head_option(),
+        step_head: str = step_head_option(),
     ) -> None:
         """Fit the learned ranker on your own labelled runs, for `attrib analyze --model` or $ATTRIB_RANKER.
 
