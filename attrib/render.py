@@ -231,7 +231,8 @@ def few_runs_note(attr: Attribution) -> str | None:
         return None
     rests = f"{runs} labelled runs" + (f" of {tasks} tasks" if tasks is not None else "")
     return (f"This ranker was fitted on {rests} (under {FEW_RUNS} runs or {FEW_TASKS} tasks): read its confidence "
-            "and step set as rough; a ranker pooled with Who&When (`attrib fit` without --no-pool) rests on more.")
+            "and step set as rough; `attrib eval traces` on your labelled runs measures it against one pooled with "
+            "Who&When (`attrib fit` without --no-pool), which rests on more runs.")
 
 
 def partial_note(attr: Attribution) -> str | None:
