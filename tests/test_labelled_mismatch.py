@@ -42,7 +42,7 @@ def test_the_note_counts_and_names_the_first_file(tmp_path: Path) -> None:
     assert skipped == 0 and files["run-1"] == str(d / "r1.json")
     note = label_mismatch_note(traces, files)
     assert note is not None and "\n" not in note
-    assert note.startswith("2 of 4 labels name an agent that did not write the labelled step; the first, "
+    assert note.startswith("2 of 4 labels do not name the agent attrib blames for the labelled step; the first, "
                            f"{d / 'r1.json'} (trace run-1): step 3 was written by get_order, a tool answering "
                            "order_lookup, not by calculator; calculator's nearest step is 4"), note
     assert str(label_mismatch_note(traces)).split("; the first, ")[1].startswith("trace run-1:")  # no files: the id
@@ -53,10 +53,10 @@ def test_evaluate_labelled_and_eval_traces_carry_the_note(tmp_path: Path) -> Non
     d = _folder(tmp_path)
     traces, _ = read_labelled([str(d)])
     notes = evaluate_labelled(traces, k=2, pool_who_and_when=False)["notes"]
-    assert any(n.startswith("2 of 4 labels name an agent that did not write the labelled step") for n in notes), notes
+    assert any(n.startswith("2 of 4 labels do not name the agent attrib blames for the labelled step") for n in notes), notes
     r = runner.invoke(app, ["eval", "traces", str(d), "--no-pool", "--folds", "2"], env={"COLUMNS": "400"})
     assert r.exit_code == 0, r.output
-    assert "note: 2 of 4 labels name an agent that did not write the labelled step; the first, " in r.output, r.output
+    assert "note: 2 of 4 labels do not name the agent attrib blames for the labelled step; the first, " in r.output, r.output
     assert str(d / "r1.json") in r.output.replace("\n", "")  # the CLI names the file, not only the trace id
 
 
@@ -67,5 +67,5 @@ def test_fit_warns_of_labels_whose_agent_did_not_write_the_step(tmp_path: Path) 
         (d / f"s{i}.json").write_text(json.dumps({**_run(10 + i, step), "id": f"run-1{i}"}))
     r = runner.invoke(app, ["fit", str(d), "--no-pool", "--out", str(tmp_path / "r.json")], env={"COLUMNS": "400"})
     assert r.exit_code == 0, r.output
-    assert "warning: 4 of 8 labels name an agent that did not write the labelled step; the first, " in r.output
+    assert "warning: 4 of 8 labels do not name the agent attrib blames for the labelled step; the first, " in r.output
     assert str(d / "r1.json") in r.output.replace("\n", "")

@@ -82,8 +82,9 @@ def read_labelled(paths: Sequence[str], format: str | None = None,
 
 
 def label_mismatch_note(traces: Sequence[Trace], files: Mapping[str, str] | None = None) -> str | None:
-    """One line when some labels name an agent that did not write the labelled step (:meth:`Trace.label_mismatch`:
-    usually an off-by-one, as tool results count as steps): how many, and the first, by its file in ``files``
+    """One line when some labels do not name the agent attrib blames for the labelled step
+    (:meth:`Trace.label_mismatch`: an agent that did not write it, usually an off-by-one as tool results count as
+    steps; the person who asked; a tool on its own result): how many, and the first, by its file in ``files``
     (trace id -> file, from :func:`read_labelled`) else its id. None when every label names its step's author.
 
     A warning, not an error: Who&When itself holds 4 such labels among its 184 (a verifier's step labelled with
@@ -94,7 +95,7 @@ def label_mismatch_note(traces: Sequence[Trace], files: Mapping[str, str] | None
         return None
     first, why = found[0]
     where = f"{files[first.id]} (trace {first.id})" if files and first.id in files else f"trace {first.id}"
-    return (f"{len(found)} of {len(labelled)} labels name an agent that did not write the labelled step; the first, "
+    return (f"{len(found)} of {len(labelled)} labels do not name the agent attrib blames for the labelled step; the first, "
             f"{where}: {why}")
 
 
