@@ -9,6 +9,9 @@ import threading
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Whether attrib runs from a checkout (``../shared`` beside it is where the data lives) or an installed package,
+#: whose "repo root" is site-packages' parent and says nothing about where the data is.
+IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file()
 
 
 def shared_dir() -> Path:

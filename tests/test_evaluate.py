@@ -101,3 +101,21 @@ def test_mean_summary_intervals_pair_traces_across_seeds():
     assert lo < 50.0 < hi and m["agent_accuracy_ci"] == [100.0, 100.0]
     rnd = [Verdict("a", 0, "X", 1, "X", expected_step_acc=0.1, expected_agent_acc=0.3)]
     assert "step_accuracy_ci" not in mean_summary([rnd])  # an analytic baseline has no sampling interval
+
+
+def test_missing_who_and_when_names_the_variable_not_a_site_packages_path(tmp_path, monkeypatch) -> None:
+    """Installed from a wheel, the message named <venv>/lib/python3.11/shared/data/... (the package's "repo root" is
+    site-packages' parent), a path that means nothing (walkthrough w6 #6); a checkout still names its path."""
+    import pytest
+
+    from attrib.errors import NotFoundError
+    from attrib.evaluate import data
+
+    monkeypatch.delenv("ATTRIB_WHO_AND_WHEN", raising=False)
+    monkeypatch.setattr(data, "who_and_when_dir", lambda subset=None: tmp_path / "Hand-Crafted")
+    for installed in (True, False):
+        monkeypatch.setattr(data, "IN_CHECKOUT", not installed)
+        with pytest.raises(NotFoundError) as e:
+            data.load_subset.__wrapped__("hand")
+        assert "set ATTRIB_WHO_AND_WHEN to the folder holding Algorithm-Generated/ and Hand-Crafted/" in str(e.value)
+        assert (str(tmp_path) in str(e.value)) is not installed
