@@ -287,6 +287,23 @@ def test_flat_span_times_out_of_range_are_refused(tmp_path: Path) -> None:
     assert "after the year 3000" in _error(_write(tmp_path / "flat.json", spans)).message
 
 
+def test_chat_and_flat_span_times_share_one_range_check(tmp_path: Path) -> None:
+    """One 1970..3000 check (readers._common.checked_time) for chat messages and flat spans: same bounds, same words."""
+    from attrib.readers._common import MAX_NANOS, checked_time
+
+    p = tmp_path / "t.json"
+    assert checked_time("2024-01-01T00:00:00Z", p, "f") == 1704067200.0
+    assert checked_time("soon", p, "f") is None and checked_time(None, p, "f") is None
+    assert checked_time(MAX_NANOS, p, "f") == MAX_NANOS / 1e9
+    with pytest.raises(InputError) as e:
+        checked_time("1969-12-31T00:00:00Z", p, "x.t")
+    assert (e.value.field, e.value.message) == ("x.t", "'1969-12-31T00:00:00Z' is not a time: before 1970")
+    chat = [{"role": "assistant", "name": "a", "content": "hi", "timestamp": 1e40}]
+    flat = [{"span_id": "1", "name": "agent", "start_time": 1e40, "attributes": {"agent.name": "a"}}]
+    msgs = [_error(_write(tmp_path / n, doc)).message for n, doc in (("c.json", chat), ("f.json", flat))]
+    assert msgs[0] == msgs[1] == "1e+40 is not a time: after the year 3000"
+
+
 # --------------------------------------------------------------------------- 5: messages that said the wrong thing
 
 

@@ -250,6 +250,20 @@ def as_time(value: Any) -> float | None:
     return None
 
 
+#: The latest time a step may have (the year 3000, in nanoseconds since 1970): a later one is no time (a value in
+#: the wrong unit, a corrupt field), and would sort its step after every other
+MAX_NANOS = 32_503_680_000 * 10**9
+
+
+def checked_time(value: Any, path: Path, field: str) -> float | None:
+    """:func:`as_time` of a trace's time field, None where it reads as no time; one before 1970 or after the year
+    3000 is an :class:`InputError` at ``field`` (chat and flat-span readers share this range with OTLP)."""
+    t = as_time(value)
+    if t is not None and not 0 <= t <= MAX_NANOS / 1e9:
+        raise InputError(path, field, f"{value!r:.40} is not a time: {'before 1970' if t < 0 else 'after the year 3000'}")
+    return t
+
+
 def activation_path(p: str, base: Path, source: Path | None = None, field: str = "activation.path") -> str:
     """Where a relative activation path in a trace file points: beside that file (``base``, its folder).
 

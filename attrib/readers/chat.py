@@ -50,8 +50,8 @@ from attrib.readers._common import (
     activation_path,
     as_int,
     as_text,
-    as_time,
     check_encoding,
+    checked_time,
     file_stem,
     iter_jsonl,
     json_kind,
@@ -60,7 +60,6 @@ from attrib.readers._common import (
     looks_jsonl,
     ref_format,
 )
-from attrib.readers.otlp.spans import MAX_NANOS
 from attrib.readers.whowhen import normalize_agent
 from attrib.trace import (
     ActivationRef,
@@ -247,13 +246,10 @@ def _time(msg: dict[str, Any], path: Path, where: str) -> float | None:
     if key is None:
         return None
     v = msg[key]
-    t = as_time(v)
+    t = checked_time(v, path, f"{where}.{key}")
     if t is None:
         raise InputError(path, f"{where}.{key}", f"{v!r:.40} is not a time (expected ISO-8601 text or seconds since "
                          "1970)")
-    if not 0 <= t <= MAX_NANOS / 1e9:
-        raise InputError(path, f"{where}.{key}", f"{v!r:.40} is not a time: "
-                         f"{'before 1970' if t < 0 else 'after the year 3000'}")
     return t
 
 

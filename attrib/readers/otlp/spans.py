@@ -28,10 +28,11 @@ import orjson
 
 from attrib.errors import InputError
 from attrib.readers._common import (
+    MAX_NANOS,
     as_int,
     as_text,
-    as_time,
     check_encoding,
+    checked_time,
     decode_error,
     file_stem,
     iter_jsonl,
@@ -299,11 +300,6 @@ def _status_code(code: int | str | None, path: Path, where: str) -> int:
     return c
 
 
-#: The latest time a span may have (the year 3000, in nanoseconds since 1970): a later one is no time (a value in
-#: the wrong unit, a corrupt field), and would sort its step after every other
-MAX_NANOS = 32_503_680_000 * 10**9
-
-
 def _nanos(x: int | str | None, path: Path, where: str) -> int:
     """A ``*TimeUnixNano`` field: an integer (or its digits, as proto3 JSON writes 64-bit ones) in 0..year 3000;
     0 (or absent) means unset."""
@@ -479,14 +475,11 @@ def _flatten(obj: Any, prefix: str, out: dict[str, Any]) -> None:
 
 
 def _flat_time(span: dict[str, Any], path: Path, where: str, *keys: str) -> int:
-    """The first of ``keys`` the span has that reads as a time (:func:`as_time`), in nanoseconds; 0 for none. One
-    before 1970 or after the year 3000 is an :class:`InputError` at ``where.key``."""
+    """The first of ``keys`` the span has that reads as a time (:func:`checked_time`), in nanoseconds; 0 for none.
+    One before 1970 or after the year 3000 is an :class:`InputError` at ``where.key``."""
     for k in keys:
-        t = as_time(span.get(k))
+        t = checked_time(span.get(k), path, f"{where}.{k}")
         if t is not None:
-            if not 0 <= t <= MAX_NANOS / 1e9:
-                what = "before 1970" if t < 0 else "after the year 3000"
-                raise InputError(path, f"{where}.{k}", f"{span.get(k)!r:.40} is not a time: {what}")
             return int(t * 1e9)
     return 0
 
