@@ -9,7 +9,16 @@ import streamlit as st
 from inspector_common import kept, need_trace, verdict, verdict_source
 from inspector_data import md_code, md_escape
 
-from attrib.render import RANKER_P, confidence_word, method_warnings, span_words, step_set_line, verdict_notes
+from attrib.render import (
+    RANKER_P,
+    confidence_figure,
+    confidence_word,
+    note_markdown,
+    span_words,
+    step_probabilities,
+    step_set_line,
+    verdict_notes,
+)
 from attrib.trace import Attribution, Trace
 
 
@@ -53,16 +62,15 @@ def decisive_box(trace: Trace, a: Attribution, source: str = "") -> None:
     verdict comes from and its ranker (:func:`inspector_common.verdict_source`)."""
     with st.container(border=True):
         word = confidence_word(a)  # "score" for a method's score, which is no probability
-        conf = f"{word} {a.confidence:.2f}"
+        conf = f"{word} {confidence_figure(a, a.confidence)}"  # 54% as in every report, not 0.54
         if a.agent_confidence is not None:
-            conf += f" · agent {word} {a.agent_confidence:.2f}"
+            conf += f" · agent {word} {confidence_figure(a, a.agent_confidence)}"
         st.subheader(f"Decisive step {a.step} — {md_escape(a.agent)}{step_owner_note(trace, a)}")
         st.caption(f"method {md_code(a.method)}" + (f" · {source}" if source else "") + f" · {conf}"
                    + (f" · {a.elapsed_s * 1000:.0f} ms" if a.elapsed_s else "")
                    + (f" · {md_escape(span)}" if (span := span_words(a)) else ""))  # to find it in a trace viewer
-        warned = method_warnings(a)  # the method's words, which may quote the run: escaped; attrib's own are Markdown
-        for note, level in verdict_notes(a, 5):
-            (st.warning if level == "warning" else st.info)(md_escape(note) if note in warned else note)
+        for note, level in verdict_notes(a, 5):  # the method's words escaped, attrib's own Markdown already
+            (st.warning if level == "warning" else st.info)(note_markdown(a, note, md_escape))
         if sset := step_set_line(a, trace):
             st.info(f"Step set (conformal): {sset}")
         if a.reason:
@@ -168,7 +176,8 @@ def blame(ctx: state.Ctx) -> None:
         st.dataframe([{"agent": b.agent, "blame": b.score, "ci_low": b.ci_low, "ci_high": b.ci_high}
                       for b in sorted(a.agents, key=lambda b: -b.score)], hide_index=True, width="stretch")
     st.subheader("Top steps")
-    st.dataframe([{"step": s.step, "agent": s.agent, "score": s.score, RANKER_P: s.probability,
+    probs = step_probabilities(a)  # only the learned ranker's steps have one: other methods got a column of None
+    st.dataframe([{"step": s.step, "agent": s.agent, "score": s.score, **({RANKER_P: s.probability} if probs else {}),
                    "text": figs.snippet(trace.steps[s.step].content, 140) if 0 <= s.step < trace.n_steps else ""}
                   for s in a.top_steps(10)], hide_index=True, width="stretch")
     if a.evidence:

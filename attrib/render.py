@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 from attrib.display import visible
@@ -268,10 +269,11 @@ def verdict_notes(attr: Attribution, top_k: int) -> list[tuple[str, str]]:
     return [(text, level) for text, level in notes if text]
 
 
-def note_markdown(attr: Attribution, note: str) -> str:
+def note_markdown(attr: Attribution, note: str, escape: Callable[[str], str] = md_escape) -> str:
     """A note of :func:`verdict_notes` as Markdown: attrib's own notes are Markdown already (code spans, no run text
-    in them); a method's warning is escaped (:func:`attrib.markdown.md_escape`), as the run's text is."""
-    return md_escape(note) if note in method_warnings(attr) else note
+    in them); a method's warning is escaped (``escape``: :func:`attrib.markdown.md_escape`, or the inspector's, which
+    also keeps Streamlit's replacements out), as the run's text is."""
+    return escape(note) if note in method_warnings(attr) else note
 
 
 def confidence_word(attr: Attribution) -> str:

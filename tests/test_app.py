@@ -210,6 +210,27 @@ def test_timeline_shows_the_decisive_step(app, env) -> None:
     assert trace.steps[2].content in texts(at, "code")
 
 
+def test_timeline_and_blame_word_the_confidence_as_the_reports_do(app, env) -> None:
+    """The verdict box prints a calibrated confidence as every report does (54%, not 0.54) and a method's score as
+    0.43; the Blame page's steps have the ranker's probability column only for the learned ranker (flow-graph's
+    read a column of None)."""
+    from attrib.render import RANKER_P, confidence_figure
+
+    tid = "whowhen-algorithm-1"
+    a = analyze(read_path(WW[0])[0])
+    at = app(page="Timeline", trace=tid, method="learned")
+    caption = " ".join(texts(at, "caption"))
+    assert f"confidence {a.confidence:.0%}" in caption and f"confidence {a.confidence:.2f}" not in caption, caption
+    assert f"agent confidence {confidence_figure(a, a.agent_confidence)}" in caption, caption
+    b = env["verdicts"][tid]
+    at = app(page="Timeline", trace=tid)
+    assert f"score {b.confidence:.2f}" in " ".join(texts(at, "caption"))
+    steps = app(page="Blame", trace=tid, method="learned").dataframe[-1].value
+    assert RANKER_P in steps.columns and list(steps["step"][:1]) == [a.top_steps(1)[0].step]
+    steps = app(page="Blame", trace=tid).dataframe[-1].value
+    assert RANKER_P not in steps.columns and "score" in steps.columns
+
+
 def test_timeline_figure_marks_decisive_and_annotated_steps(env) -> None:
     trace = read_path(WW[1])[0]
     a = env["verdicts"][trace.id]
