@@ -356,6 +356,13 @@ def is_human_agent(agent: str) -> bool:
     return bool(_HUMAN_AGENT.match(agent.strip()))
 
 
+def is_agent_step(step: Step) -> bool:
+    """Whether ``step`` is an agent's or a tool's, so something a verdict may name: not the human's own message
+    (by name, :func:`is_human_agent`: AutoGen and Who&When give agents' messages the role "user") nor a system
+    message (the prompt, which no agent's fix repairs)."""
+    return step.role != "system" and not is_human_agent(step.agent)
+
+
 def is_tool_agent(agent: str, role: str = "") -> bool:
     """Code executors, terminals and tools: they run others' actions rather than decide. By role, else by name
     (AutoGen and Who&When give a terminal's output the role "user"): every word of the name is one of

@@ -125,6 +125,39 @@ def test_a_run_with_no_agent_step_gets_no_verdict(tmp_path: Path, method: str, m
     assert r.exit_code == EXIT_NO_VERDICT and "nothing to attribute" in r.output
 
 
+#: A chat log whose system prompt and question come before the agents (w6: flow-graph and causal named "step 0 by
+#: system", the prompt itself, which no agent's fix repairs).
+SYSTEM_FIRST = [{"role": "system", "content": "You are a helpful team. Answer with a number, 42 if unsure."},
+                {"role": "user", "content": "What is 2 + 3? Give a number."},
+                {"role": "assistant", "name": "Solver", "content": "2 + 3 = 6. FINAL ANSWER: 6"},
+                {"role": "assistant", "name": "Checker", "content": "Looks right: 6."}]
+
+
+@pytest.mark.parametrize("method", ["learned", "flow-graph", "causal"])
+def test_no_method_blames_the_system_prompt(tmp_path: Path, method: str) -> None:
+    """The system message is no agent's step (:func:`attrib.trace.is_agent_step`): flow-graph and causal blamed it
+    (step 0)."""
+    path = tmp_path / "system_first.json"
+    path.write_text(json.dumps({"messages": SYSTEM_FIRST, "outcome": "failed"}))
+    a = analyze(load_trace(path), method)
+    assert a.step in (2, 3) and a.evidence.get("first_passage", {}).get("earlier_step", 2) == 2
+    if method != "learned":  # learned's agent head weighs every agent of the run by its own fitted model
+        assert a.agent in ("Solver", "Checker")
+
+
+def test_the_earlier_riskier_step_is_never_the_system_prompt(tmp_path: Path) -> None:
+    """Learned's "an earlier step looked riskier" evidence skips the system message as it skips the question, however
+    high its hazard (here the highest)."""
+    import numpy as np
+
+    from attrib.methods.learned import _earlier_evidence
+
+    path = tmp_path / "system_first.json"
+    path.write_text(json.dumps({"messages": SYSTEM_FIRST, "outcome": "failed"}))
+    out = _earlier_evidence(np.array([0.9, 0.8, 0.2, 0.5]), 3, load_trace(path))
+    assert out is not None and (out["earlier_step"], out["earlier_agent"]) == (2, "Solver")
+
+
 def test_the_batch_engine_refuses_a_run_with_no_agent_step_too(tmp_path: Path) -> None:
     from attrib.engine import analyze_payloads
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import msgspec
 
 from attrib.errors import AttribError, NoVerdictError, UsageError, not_a_trace
-from attrib.trace import Attribution, Step, Trace, is_human_agent
+from attrib.trace import Attribution, Trace, is_agent_step
 
 
 class Method(Protocol):
@@ -137,13 +137,6 @@ def decisive_span(trace: Trace, step: int) -> dict[str, str] | None:
         return None
     name = meta.get("span_name")
     return {"span_id": span_id, **({"span_name": name} if isinstance(name, str) and name else {})}
-
-
-def is_agent_step(step: Step) -> bool:
-    """Whether ``step`` is an agent's or a tool's, so something a verdict may name: not the human's own message
-    (by name, :func:`attrib.trace.is_human_agent`: AutoGen and Who&When give agents' messages the role
-    "user") nor a system message."""
-    return step.role != "system" and not is_human_agent(step.agent)
 
 
 def answer_matches_truth(trace: Trace) -> bool:

@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 
 from attrib.errors import AttribError, InputError, check_fitted
-from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, deciding_agents, tool_steps
+from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, deciding_agents, is_agent_step, tool_steps
 
 SIGNALS = ("kw_error", "novel_numbers_any", "kw_hedge", "kw_unable", "next_tool_error")
 #: The shipped model, fitted on all 184 Who&When logs.
@@ -172,7 +172,6 @@ def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5
     step's score counts to the agent that called it (:func:`attrib.trace.deciding_agents`), as in the learned
     method's agent table."""
     from attrib.features.steps import meaning
-    from attrib.features.text import is_human_agent
     from attrib.methods.flow_graph import tools_to_callers
 
     shipped = model is None
@@ -181,8 +180,9 @@ def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5
     S = _signals(trace)
     effects = model.step_effects(trace.n_steps)
     sc = model.step_scores(trace, S)
-    # the human's own message (the task) is never the mistake; among the agents' steps, earliest wins ties
-    cand = [i for i, s in enumerate(trace.steps) if not is_human_agent(s.agent)] or list(range(trace.n_steps))
+    # the human's own message (the task) and the system prompt are never the mistake; among the agents' steps,
+    # earliest wins ties
+    cand = [i for i, s in enumerate(trace.steps) if is_agent_step(s)] or list(range(trace.n_steps))
     top = max(sc[i] for i in cand)
     tied = [i for i in cand if sc[i] == top]
     best = tied[0]

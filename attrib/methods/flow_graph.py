@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 import networkx as nx
 
-from attrib.features.text import final_answer_text, is_human_agent, salient_tokens
-from attrib.trace import Attribution, StepBlame, Trace, deciding_agents, tool_steps
+from attrib.features.text import final_answer_text, salient_tokens
+from attrib.trace import Attribution, StepBlame, Trace, deciding_agents, is_agent_step, tool_steps
 
 #: Edge weights per kind (content weight grows with the number of tokens reused, capped).
 WEIGHTS = {"parent": 3.0, "tool": 2.0, "handoff": 1.5, "content": 1.0, "plan": 0.7, "sequence": 0.2}
@@ -216,7 +216,7 @@ def tools_to_callers(trace: Trace, owners: list[str]) -> list[dict[str, object]]
 
 
 def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
-    """Blame the step that keeps most inverted mass (tool steps and the human's messages excluded, earliest wins
+    """Blame the step that keeps most inverted mass (tool steps, the human's and system messages excluded, earliest wins
     ties). The confidence is that mass and the agent scores are summed step mass: scores, not calibrated, so no
     step gets a ``probability``. A tool step's mass counts to the agent that called it (as the learned method's
     agent game counts it: :func:`attrib.trace.deciding_agents`), so the agent tables of the methods compare.
@@ -224,12 +224,9 @@ def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
     g = build_graph(trace)
     sink = failure_node(trace)
     mass = invert(g, sink, keep)
-    def agent_step(i: int) -> bool:
-        s = trace.steps[i]
-        # by name, not role: AutoGen and Who&When give other agents' messages the role "user"
-        return not g.nodes[i]["tool"] and not is_human_agent(s.agent)
-
-    cands = [i for i in mass if agent_step(i)] or [i for i in mass if not g.nodes[i]["tool"]] or list(mass)
+    # not a tool's, the human's (by name: AutoGen and Who&When give agents' messages the role "user") or the system's
+    agent = [i for i in mass if is_agent_step(trace.steps[i])]
+    cands = [i for i in agent if not g.nodes[i]["tool"]] or agent or list(mass)
     best = max(cands, key=lambda i: (mass[i], -i))
     owners = deciding_agents(trace.steps, [g.nodes[i]["tool"] for i in range(trace.n_steps)])
     agent_mass: dict[str, float] = {}

@@ -42,6 +42,7 @@ from attrib.trace import (
     deciding_agents,
     fingerprint,
     group_reruns,
+    is_agent_step,
     question_id,
     step_words,
     task_key,
@@ -461,14 +462,13 @@ def _deciders(trace: Trace, tools: Sequence[bool] | None = None) -> list[str]:
 
 def _earlier_evidence(hazards: np.ndarray | None, step: int, trace: Trace) -> dict[str, Any] | None:
     """What the first-passage head saw before the verdict: the step's hazard and the highest one before it among the
-    agents' steps (the human's own messages, such as the question itself, are never the mistake)."""
+    agents' steps (:func:`attrib.trace.is_agent_step`: the human's own messages, such as the question itself, and the
+    system prompt are never the mistake)."""
     if hazards is None:
         return None
-    from attrib.features.text import is_human_agent
-
     out: dict[str, Any] = {"hazard": float(hazards[step]),
                            "clean_before": float(np.prod(1.0 - hazards[:step]))}  # the head's survival term
-    before = [i for i in range(step) if not is_human_agent(trace.steps[i].agent)]
+    before = [i for i in range(step) if is_agent_step(trace.steps[i])]
     if before:
         k = max(before, key=lambda i: hazards[i])
         out.update(earlier_step=k, earlier_agent=trace.steps[k].agent, earlier_hazard=float(hazards[k]))
