@@ -436,6 +436,17 @@ def deciding_agents(steps: Sequence[Step], is_tool: Sequence[bool]) -> list[str]
     return out
 
 
+def tools_to_callers(steps: Sequence[Step], owners: Sequence[str]) -> list[dict[str, object]]:
+    """Where tool steps' blame went in an agent table whose players are ``owners`` (each step's deciding agent:
+    :func:`deciding_agents`), as ``evidence["tool_steps_to_caller"]`` lists it for the reports: one entry per
+    (author, caller) with its steps, ``{"agent": "Computer_terminal", "caller": "X", "steps": [2, 7]}``."""
+    moved: dict[tuple[str, str], list[int]] = {}  # so a verdict grows per pair, not per step
+    for i, o in enumerate(owners):
+        if o != steps[i].agent:
+            moved.setdefault((steps[i].agent, o), []).append(i)
+    return [{"agent": a, "caller": c, "steps": st} for (a, c), st in moved.items()]
+
+
 def tool_agents(steps: Sequence[Step]) -> tuple[str, ...]:
     """The "agents" that are tools, in order of first appearance: every step of theirs is a tool result under that
     tool's own name (a LangGraph or OpenAI tool message, whose speaker is the tool). An agent that calls tools, or

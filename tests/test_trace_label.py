@@ -123,6 +123,19 @@ def test_the_label_check_and_the_agent_game_name_one_caller() -> None:
     assert msgspec.structs.replace(bare, label=Label(mistake_agent="writer", mistake_step=4)).label_mismatch() is None
 
 
+def test_where_tool_steps_blame_went_is_a_rule_of_the_trace_model() -> None:
+    """``tools_to_callers`` (each method's ``evidence["tool_steps_to_caller"]``) lives in ``attrib.trace`` beside
+    ``deciding_agents``, free of networkx: one entry per (tool, caller), its steps in run order."""
+    from attrib.trace import deciding_agents, tool_steps, tools_to_callers
+
+    t = _trace([("planner", "assistant"), ("search_tool", "tool"), ("writer", "assistant"), ("search_tool", "tool"),
+                ("search_tool", "tool")], ("planner", 0), {1: (0,), 3: (2,), 4: (0,)})
+    owners = deciding_agents(t.steps, tool_steps(t.steps))
+    assert tools_to_callers(t.steps, owners) == [{"agent": "search_tool", "caller": "planner", "steps": [1, 4]},
+                                                  {"agent": "search_tool", "caller": "writer", "steps": [3]}]
+    assert tools_to_callers(t.steps, [s.agent for s in t.steps]) == []
+
+
 def test_tool_steps_are_told_by_one_rule() -> None:
     """``attrib.features.text.is_tool_agent`` is the trace model's (one pattern, no copy kept in sync by a test), and
     a tool step is a step of such an agent or role."""

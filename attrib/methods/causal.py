@@ -31,7 +31,16 @@ import numpy as np
 import orjson
 
 from attrib.errors import AttribError, InputError, check_fitted
-from attrib.trace import AgentBlame, Attribution, StepBlame, Trace, deciding_agents, is_agent_step, tool_steps
+from attrib.trace import (
+    AgentBlame,
+    Attribution,
+    StepBlame,
+    Trace,
+    deciding_agents,
+    is_agent_step,
+    tool_steps,
+    tools_to_callers,
+)
 
 SIGNALS = ("kw_error", "novel_numbers_any", "kw_hedge", "kw_unable", "next_tool_error")
 #: The shipped model, fitted on all 184 Who&When logs.
@@ -172,7 +181,6 @@ def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5
     step's score counts to the agent that called it (:func:`attrib.trace.deciding_agents`), as in the learned
     method's agent table."""
     from attrib.features.steps import meaning
-    from attrib.methods.flow_graph import tools_to_callers
 
     shipped = model is None
     if model is None:
@@ -192,7 +200,7 @@ def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5
     agents: dict[str, float] = {}
     for i, o in enumerate(owners):
         agents[o] = agents.get(o, 0.0) + max(float(sc[i]), 0.0)
-    to_callers = tools_to_callers(trace, owners)
+    to_callers = tools_to_callers(trace.steps, owners)
     # the signals the verdict rests on: those the step shows that raise failure at its tier
     shown = {SIGNALS[j]: float(effects[best, j]) for j in np.argsort(-effects[best]) if S[best, j]
              and effects[best, j] > 0}

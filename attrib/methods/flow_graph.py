@@ -26,7 +26,15 @@ from collections.abc import Callable
 import networkx as nx
 
 from attrib.features.text import final_answer_text, salient_tokens
-from attrib.trace import Attribution, StepBlame, Trace, deciding_agents, is_agent_step, tool_steps
+from attrib.trace import (
+    Attribution,
+    StepBlame,
+    Trace,
+    deciding_agents,
+    is_agent_step,
+    tool_steps,
+    tools_to_callers,
+)
 
 #: Edge weights per kind (content weight grows with the number of tokens reused, capped).
 WEIGHTS = {"parent": 3.0, "tool": 2.0, "handoff": 1.5, "content": 1.0, "plan": 0.7, "sequence": 0.2}
@@ -204,17 +212,6 @@ def flow_words(path: list[int], hops: list[str] | None, sink: int | None, arrow:
     return f"no path: its output does not reach step {label(sink) if sink is not None else '?'} in the flow graph"
 
 
-def tools_to_callers(trace: Trace, owners: list[str]) -> list[dict[str, object]]:
-    """Where tool steps' blame went in an agent table whose players are ``owners`` (each step's deciding agent:
-    :func:`attrib.trace.deciding_agents`), as ``evidence["tool_steps_to_caller"]`` lists it for the reports: one
-    entry per (author, caller) with its steps, ``{"agent": "Computer_terminal", "caller": "X", "steps": [2, 7]}``."""
-    moved: dict[tuple[str, str], list[int]] = {}  # so a verdict grows per pair, not per step
-    for i, o in enumerate(owners):
-        if o != trace.steps[i].agent:
-            moved.setdefault((trace.steps[i].agent, o), []).append(i)
-    return [{"agent": a, "caller": c, "steps": st} for (a, c), st in moved.items()]
-
-
 def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
     """Blame the step that keeps most inverted mass (tool steps, the human's and system messages excluded, earliest wins
     ties). The confidence is that mass and the agent scores are summed step mass: scores, not calibrated, so no
@@ -232,7 +229,7 @@ def attribute(trace: Trace, keep: float = 0.3, top_k: int = 5) -> Attribution:
     agent_mass: dict[str, float] = {}
     for i, m in mass.items():
         agent_mass[owners[i]] = agent_mass.get(owners[i], 0.0) + m
-    to_callers = tools_to_callers(trace, owners)
+    to_callers = tools_to_callers(trace.steps, owners)
     from attrib.trace import AgentBlame
 
     agents = tuple(

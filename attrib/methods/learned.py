@@ -47,6 +47,7 @@ from attrib.trace import (
     step_words,
     task_key,
     tool_steps,
+    tools_to_callers,
 )
 
 ARTIFACT = SHIPPED_FILE  # the shipped ranker (fitted on all of Who&When); its name in verdicts: ranker_names
@@ -281,7 +282,7 @@ def attribute(trace: Trace, model: LearnedRanker | None = None, top_k: int = 5, 
     ancestors = flow_graph.nx.ancestors(g, sink) | {sink}
     reaches = [i in ancestors for i in range(trace.n_steps)]
     owners = _deciders(trace, [g.nodes[i]["tool"] for i in range(trace.n_steps)])
-    to_callers = flow_graph.tools_to_callers(trace, owners)
+    to_callers = tools_to_callers(trace.steps, owners)
     owned = set(owners)
     players = [a for a in pred.agents if a in owned]
     sh, f_none = agent_blame(players, owners, pred.step_probs, reaches)
