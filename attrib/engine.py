@@ -30,6 +30,7 @@ from typing import Any, Literal
 import msgspec
 
 from attrib.errors import AttribError, InputError, NotFoundError, UsageError, whole_number
+from attrib.render import seen_how
 from attrib.trace import Attribution, Trace
 
 Engine = Literal["serial", "local", "dask"]
@@ -232,8 +233,7 @@ class _Writer:
             self.store.save_attributions(verdicts)
             self.store.save_errors((tid, method, err) for tid, err in failed)
         self.report.analyzed += len(verdicts)
-        self.report.in_sample += sum(bool(a.evidence.get("in_sample") or a.evidence.get("same_task_trained"))
-                                     for a in verdicts)
+        self.report.in_sample += sum(seen_how(a) is not None for a in verdicts)
         self.report.failed += len(failed)
         room = MAX_REPORTED_ERRORS - len(self.report.errors)
         self.report.errors.extend(failed[: max(room, 0)])

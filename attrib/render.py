@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import textwrap
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from attrib.display import visible
 from attrib.errors import AttribError, UsageError, not_a_trace
@@ -180,14 +180,22 @@ def calibration_note(attr: Attribution) -> str | None:
     return note
 
 
+def seen_how(attr: Attribution) -> Literal["in sample", "seen task"] | None:
+    """Whether the ranker saw this run when it was fitted: "in sample" (this very run, ``evidence.in_sample``),
+    "seen task" (another run of its task, ``evidence.same_task_trained``), else None. The reports' notes, the stored
+    verdict's line and a batch's count all ask here."""
+    ev = attr.evidence or {}
+    return "in sample" if ev.get("in_sample") else "seen task" if ev.get("same_task_trained") else None
+
+
 def in_sample_note(attr: Attribution) -> str | None:
     """A warning that the ranker was fitted on this very run, or on another run of its task, so its verdict says
     little about new runs (or new tasks)."""
-    ev = attr.evidence or {}
-    if ev.get("in_sample"):
+    seen = seen_how(attr)
+    if seen == "in sample":
         return ("In sample: the ranker was fitted on this very run (its annotation was in the training data), so "
                 "this verdict looks better than it would on a run it never saw; `attrib eval` scores out of sample.")
-    if ev.get("same_task_trained"):
+    if seen == "seen task":
         return ("Seen task: the ranker was fitted on another run of this same task, with its annotation; "
                 "`attrib eval` holds out whole tasks, so its figures say how it does on new tasks, not on this run.")
     return None
@@ -198,6 +206,17 @@ def verdict_ranker(a: Attribution) -> str | None:
     names none (every method but the learned one)."""
     source = a.evidence.get("ranker") if isinstance(a.evidence, dict) else None
     return ranker_name(source) if isinstance(source, str) and source else None
+
+
+def verdict_summary(a: Attribution) -> str:
+    """A verdict in one line, as the reports word it: "step 3 by Alice, confidence 54%, ranker shipped"; a verdict of
+    a ranker fitted on this very run (or another run of its task) says so (:func:`seen_how`), as the reports' notes
+    do: beside the annotation it would read as a hit. Control characters visible (:func:`visible`)."""
+    ranker = verdict_ranker(a)
+    seen = {"in sample": ", in sample (the ranker was fitted on this run)",
+            "seen task": ", seen task (the ranker was fitted on another run of it)", None: ""}[seen_how(a)]
+    return visible(f"{verdict_line(a)}, {confidence_word(a)} {confidence_figure(a, a.confidence)}"
+                   + (f", ranker {ranker}" if ranker else "") + seen)
 
 
 def rankers_differ(now: Attribution, stored: Attribution) -> tuple[str, str] | None:

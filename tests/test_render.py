@@ -400,3 +400,23 @@ def test_a_verdict_on_an_otlp_run_names_the_span_to_look_up():
     assert b'"decisive_span"' in verdict.to_json()
     plain = analyze(load_trace(REPO_ROOT / "traces" / "demo_whowhen.json"))
     assert "decisive_span" not in plain.evidence and "span" not in verdict_line(plain)
+
+
+def test_the_ranker_having_seen_the_run_is_worded_from_one_place() -> None:
+    """In sample / seen task: the report's note, the stored verdict's line (`traces show`, `traces list --method`)
+    and a batch's count all read :func:`attrib.render.seen_how`, so the three cannot drift apart."""
+    import msgspec
+
+    from attrib.render import in_sample_note, seen_how, verdict_summary
+
+    base = msgspec.structs.replace(_attr(1, "Researcher"), evidence={"confidence_kind": "calibrated"})
+    cases = {"in sample": ({"in_sample": True, "same_task_trained": True}, "In sample: ",
+                           ", in sample (the ranker was fitted on this run)"),
+             "seen task": ({"same_task_trained": True}, "Seen task: ",
+                           ", seen task (the ranker was fitted on another run of it)")}
+    for how, (ev, note, words) in cases.items():
+        a = msgspec.structs.replace(base, evidence={**base.evidence, **ev})
+        assert seen_how(a) == how and (in_sample_note(a) or "").startswith(note)
+        assert verdict_summary(a) == f"step 1 by Researcher, confidence 40%{words}"
+    assert seen_how(base) is None and in_sample_note(base) is None
+    assert verdict_summary(base) == "step 1 by Researcher, confidence 40%"

@@ -295,26 +295,14 @@ def render(view: View, width: int = 110, full: bool = False) -> Any:
         if view.label_note:  # a warning, not an error: Who&When itself holds a few such labels
             tail.append("\nwarning: ", style="bold yellow")
             tail.append(visible(view.label_note))
+    from attrib.render import verdict_summary
+
     for a in view.verdicts:
         tail.append(("\n" if tail else "") + f"stored verdict ({visible(a.method)}): ", style="bold")
-        tail.append(verdict_words(a))
+        tail.append(verdict_summary(a))
     if tail:
         parts.append(tail)
     return Group(*parts)
-
-
-def verdict_words(a: Any) -> str:
-    """A stored verdict in one line, as the reports word it: "step 3 by Alice, confidence 54%, ranker shipped"; a
-    verdict of a ranker fitted on this very run (or another run of its task) says so, as the reports' notes do: beside
-    the annotation it would read as a hit."""
-    from attrib.render import confidence_figure, confidence_word, verdict_line, verdict_ranker
-
-    ranker = verdict_ranker(a)
-    ev = a.evidence or {}
-    seen = (", in sample (the ranker was fitted on this run)" if ev.get("in_sample")
-            else ", seen task (the ranker was fitted on another run of it)" if ev.get("same_task_trained") else "")
-    return visible(f"{verdict_line(a)}, {confidence_word(a)} {confidence_figure(a, a.confidence)}"
-                   + (f", ranker {ranker}" if ranker else "") + seen)
 
 
 #: ``traces list`` in a terminal narrower than this leaves out the task column, and below :data:`LIST_NARROW_WIDTH`
@@ -336,6 +324,8 @@ def list_table(rows: list[dict[str, Any]], total: int, width: int | None = None,
     of each row's stored verdict of it (``row["verdict"]``)."""
     from rich.table import Table
     from rich.text import Text
+
+    from attrib.render import verdict_summary
 
     drop = left_out(width)
     # expand: the table takes the terminal's width, so the agents and task columns give way (the task cut to one
@@ -364,7 +354,7 @@ def list_table(rows: list[dict[str, Any]], total: int, width: int | None = None,
             cells.append(Text(visible(r["subset"] or r["source_format"])))
         cells += [r["outcome"], str(r["n_steps"]), who]
         if method is not None:
-            cells.append(Text(verdict_words(r["verdict"]) if r.get("verdict") is not None else "-"))
+            cells.append(Text(verdict_summary(r["verdict"]) if r.get("verdict") is not None else "-"))
         if "task" not in drop:
             cells.append(Text(_one_line(r["task"] or "", 200)))
         table.add_row(*cells)
