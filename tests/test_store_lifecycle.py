@@ -349,6 +349,32 @@ def test_a_store_hashed_with_absolute_activation_paths_keeps_its_verdicts(bundle
         assert all(st.get_attributions(t) for t in st.trace_ids())
 
 
+def test_one_same_content_rule_for_upsert_and_the_ingest_check(bundled: Path, tmp_path: Path) -> None:
+    """``store._hashes`` is the one rule: content_hash is its first hash, matches_stored accepts either, and an
+    upsert stores the first (a trace with activations under its folder: relative; another: its JSON's own)."""
+    import hashlib
+
+    from attrib.readers import read_path
+    from attrib.store import _hashes, content_hash, matches_stored
+
+    rec = tmp_path / "rec"
+    shutil.copytree(bundled / "recorded", rec)
+    store = tmp_path / "s.duckdb"
+    assert ingest(rec, store=store).ok and ingest(_write(tmp_path / "alice.json", ALICE), store=store).ok
+    with open_store(store, read_only=True) as st:
+        stored = {tid: (src, h) for tid, (src, h, _) in st.stored_sources(st.trace_ids()).items()}
+    kinds = set()
+    for tid, (src, h) in stored.items():
+        t = next(x for x in read_path(Path(src)) if x.id == tid)
+        digest, old = _hashes(t, src)
+        whole = hashlib.sha256(t.to_json()).hexdigest()
+        assert digest == h == content_hash(t, src) and (old is None) == (digest == whole)
+        assert old in (None, whole) and matches_stored(t, src, whole) and matches_stored(t, src, h)
+        assert not matches_stored(t, src, "0" * 64)
+        kinds.add(old is None)
+    assert kinds == {True, False}  # both kinds of trace seen
+
+
 # ------------------------------------------------------------------ 11. SIGTERM
 def test_sigterm_stops_an_ingest_as_ctrl_c_does(bundled: Path, tmp_path: Path) -> None:
     """SIGTERM (`kill`, `timeout`, `systemctl stop`) as the second file starts: the same line as for Ctrl-C, exit

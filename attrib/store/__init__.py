@@ -178,16 +178,23 @@ def content_hash(trace: Trace, source_path: str | None = None) -> str:
     same: an activation file under the folder of ``source_path`` (the trace's file, absolute) counts by its path
     relative to that folder, not by the absolute path the reader made of it, so a trace moved together with its
     activation folder is the same content (its verdicts kept). A trace without activations hashes as its JSON."""
-    return _relative_hash(trace, _absolute(source_path)) or hashlib.sha256(trace.to_json()).hexdigest()
+    return _hashes(trace, _absolute(source_path))[0]
 
 
 def matches_stored(trace: Trace, source_path: str | None, stored_hash: str) -> bool:
     """Whether ``trace`` read from ``source_path`` is the content a stored trace has (its ``stored_hash``), by
     :func:`content_hash` or by the hash of a store written before it left the activation folder out: what an
     upsert leaves as it is."""
-    src = _absolute(source_path)
-    whole = hashlib.sha256(trace.to_json()).hexdigest()
-    return stored_hash in (whole, _relative_hash(trace, src) or whole)
+    return stored_hash in _hashes(trace, _absolute(source_path))
+
+
+def _hashes(trace: Trace, source_path: str | None, blob: bytes | None = None) -> tuple[str, str | None]:
+    """The one "same content" rule: a trace's :func:`content_hash`, and the hash a store written before that hash
+    left the activation folder out has for it (its JSON's own), or None where the two are one (no activation file
+    under its file's folder). ``source_path`` absolute; ``blob``: the trace's JSON, where the caller has it."""
+    whole = hashlib.sha256(trace.to_json() if blob is None else blob).hexdigest()
+    rel = _relative_hash(trace, source_path)
+    return (rel, whole) if rel else (whole, None)
 
 
 def _relative_hash(trace: Trace, source_path: str | None) -> str | None:
@@ -606,9 +613,9 @@ class Store:
         largest = 0
         for t, src in zip(traces, sources, strict=True):
             blob = t.to_json()
-            whole, rel = hashlib.sha256(blob).hexdigest(), _relative_hash(t, src)  # content_hash, the JSON made once
-            digests.append(rel or whole)
-            legacy.append(whole if rel else None)
+            digest, old = _hashes(t, src, blob)  # the JSON made once, for the hash and the size
+            digests.append(digest)
+            legacy.append(old)
             largest = max(largest, len(blob))
             del blob, t
         self._largest = max(self._largest, largest)
