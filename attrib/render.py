@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from attrib.display import visible
@@ -416,6 +416,30 @@ def attribution_markdown(attr: Attribution, trace: Trace | None = None, top_k: i
     lines.append(md_quote(_excerpt(attr, trace, attr.step, 400)))
     lines += ["", md_escape(attr.reason), ""]
     return "\n".join(lines)
+
+
+def summary_rows(results: Sequence[tuple[Trace, Attribution]]) -> list[tuple[str, str, str, str | None, str, str]]:
+    """Each run's summary row: trace id, step, the blamed agent, the step's author where that is another agent
+    (else None), confidence and agent confidence (a score as 0.43, a probability as 54 %:
+    :func:`confidence_figure`). The agent verdict need not be the step's author, and a row
+    "step 1 | Math_Expert" read as "step 1 by Math_Expert" when Checker_Expert took step 1."""
+    rows = []
+    for t, a in results:
+        by = step_author(a, t)
+        rows.append((t.id, str(a.step), a.agent, by if by is not None and by != a.agent else None,
+                     confidence_figure(a, a.confidence),
+                     "-" if a.agent_confidence is None else confidence_figure(a, a.agent_confidence)))
+    return rows
+
+
+def summary_markdown(results: Sequence[tuple[Trace, Attribution]]) -> str:
+    """The summary table of several runs' verdicts in Markdown (:func:`summary_rows`; ``attrib analyze --markdown``
+    prints it after their reports, as the terminal's summary table after theirs); ids and names escaped."""
+    lines = [f"## {len(results)} runs", "", "| trace | step | blamed agent | conf | agent conf |",
+             "|---|---:|---|---:|---:|"]
+    lines += [f"| {md_code(tid)} | {step} | {md_inline(agent)}{f' (step by {md_inline(by)})' if by else ''} | "
+              f"{conf} | {agent_conf} |" for tid, step, agent, by, conf, agent_conf in summary_rows(results)]
+    return "\n".join(lines) + "\n"
 
 
 def attribution_rich(attr: Attribution, trace: Trace | None = None, top_k: int | None = None) -> Any:

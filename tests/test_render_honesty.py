@@ -178,10 +178,11 @@ def _other_author() -> tuple[Trace, Attribution]:
 
 
 def test_the_summary_says_who_took_the_step_when_another_agent_is_blamed() -> None:
-    from attrib.cli.analyze import verdicts_markdown, verdicts_table
+    from attrib.cli.analyze import verdicts_table
+    from attrib.render import summary_markdown
 
     results = [_other_author(), (TRACE, _learned()), (TRACE, _scored())]
-    md = verdicts_markdown(results)
+    md = summary_markdown(results)
     assert "| `t` | 2 | Converter (step by Checker) | 54% | - |" in md  # not "step 2 | Converter"
     assert "| `t` | 1 | Converter | 54% | - |" in md  # the step's own author: nothing to add
     assert "| `t` | 1 | Converter | 0.43 | 0.90 |" in md  # a score as a score

@@ -197,22 +197,6 @@ def analyze_each(loaded: list[tuple[Any, str | None]], method: str, options: dic
     return results, sources
 
 
-def _summary_rows(results: list[tuple[Any, Any]]) -> list[tuple[str, str, str, str | None, str, str]]:
-    """Each run's summary row: trace id, step, the blamed agent, the step's author where that is another agent
-    (else None), confidence and agent confidence (a score as 0.43, a probability as 54 %:
-    :func:`attrib.render.confidence_figure`). The agent verdict need not be the step's author, and a row
-    "step 1 | Math_Expert" read as "step 1 by Math_Expert" when Checker_Expert took step 1."""
-    from attrib.render import confidence_figure, step_author
-
-    rows = []
-    for t, a in results:
-        by = step_author(a, t)
-        rows.append((t.id, str(a.step), a.agent, by if by is not None and by != a.agent else None,
-                     confidence_figure(a, a.confidence),
-                     "-" if a.agent_confidence is None else confidence_figure(a, a.agent_confidence)))
-    return rows
-
-
 def verdicts_table(results: list[tuple[Any, Any]]) -> Any:
     """One line per analysed run: trace id, step, the blamed agent (and who took the step, when another agent did)
     and both confidences (a rich Table)."""
@@ -228,7 +212,9 @@ def verdicts_table(results: list[tuple[Any, Any]]) -> Any:
     table.add_column("blamed agent", overflow="ellipsis", max_width=max(12, console.width - trace_w - 34))
     table.add_column("conf", justify="right", min_width=4)
     table.add_column("agent conf", justify="right", min_width=10)
-    for tid, step, agent, by, conf, agent_conf in _summary_rows(results):
+    from attrib.render import summary_rows
+
+    for tid, step, agent, by, conf, agent_conf in summary_rows(results):
         # ids and names as plain text ("Solver[/x]" is a name, not rich markup), controls visible; each name on a
         # line of its own, cut with "…" past the column
         who = Text(visible(agent), overflow="ellipsis", no_wrap=True)
@@ -236,18 +222,6 @@ def verdicts_table(results: list[tuple[Any, Any]]) -> Any:
             who.append(f"\n(step by {visible(by)})", style="dim")
         table.add_row(Text(visible(tid)), step, who, conf, agent_conf)
     return table
-
-
-def verdicts_markdown(results: list[tuple[Any, Any]]) -> str:
-    """The summary table of :func:`verdicts_table` in Markdown, after the reports of ``--markdown`` on several
-    runs; ids and names escaped (:mod:`attrib.markdown`)."""
-    from attrib.markdown import md_code, md_inline
-
-    lines = [f"## {len(results)} runs", "", "| trace | step | blamed agent | conf | agent conf |",
-             "|---|---:|---|---:|---:|"]
-    lines += [f"| {md_code(tid)} | {step} | {md_inline(agent)}{f' (step by {md_inline(by)})' if by else ''} | "
-              f"{conf} | {agent_conf} |" for tid, step, agent, by, conf, agent_conf in _summary_rows(results)]
-    return "\n".join(lines) + "\n"
 
 
 def register(app: typer.Typer) -> None:
@@ -367,11 +341,11 @@ def register(app: typer.Typer) -> None:
             many = len(payload) > 1 or len(target) > 1 or (target[0] != "-" and is_folder_or_glob(target[0]))
             typer.echo(orjson.dumps(payload if many else payload[0], option=orjson.OPT_INDENT_2).decode())
         elif markdown:
-            from attrib.render import attribution_markdown
+            from attrib.render import attribution_markdown, summary_markdown
 
             typer.echo("\n".join(attribution_markdown(a, t, top_k) for t, a in results))
             if len(results) > 1:  # a summary table at the end, as the rich output has
-                typer.echo(verdicts_markdown(results))
+                typer.echo(summary_markdown(results))
         else:
             from attrib.render import attribution_rich
 
