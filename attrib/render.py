@@ -159,8 +159,9 @@ def low_confidence_note(attr: Attribution, top_k: int) -> str | None:
         return None
     top = attr.top_steps(top_k)
     mass = sum(s.probability if s.probability is not None else s.score for s in top)
+    whose = "ranker" if step_probabilities(attr) else "method"  # a judge listing several steps is no ranker
     return (f"Low confidence ({attr.confidence:.0%}): treat the top {len(top)} steps (together {mass:.0%} of the "
-            f"ranker's step probability) as candidates to check, not the first one as the answer.")
+            f"{whose}'s step probability) as candidates to check, not the first one as the answer.")
 
 
 def calibration_note(attr: Attribution) -> str | None:

@@ -420,3 +420,20 @@ def test_the_ranker_having_seen_the_run_is_worded_from_one_place() -> None:
         assert verdict_summary(a) == f"step 1 by Researcher, confidence 40%{words}"
     assert seen_how(base) is None and in_sample_note(base) is None
     assert verdict_summary(base) == "step 1 by Researcher, confidence 40%"
+
+
+def test_a_judges_unsure_verdict_does_not_call_its_steps_the_rankers() -> None:
+    """A judge that lists several steps with a low confidence gets the low-confidence note; its step numbers are
+    the method's, not a ranker's (the learned ranker's note keeps "the ranker's")."""
+    import msgspec
+
+    from attrib.render import low_confidence_note
+
+    steps = tuple(StepBlame(step=i, agent=s.agent, score=p, probability=p)
+                  for i, (s, p) in enumerate(zip(TRACE.steps, (0.2, 0.25, 0.2), strict=True)))
+    judge = Attribution(trace_id="t", method="judge-all", agent="Researcher", step=1, confidence=0.25, steps=steps)
+    note = low_confidence_note(judge, 2) or ""
+    assert "(together 45% of the method's step probability)" in note and "ranker" not in note, note
+    assert "of the method's step probability" in attribution_markdown(judge, TRACE)
+    learned = msgspec.structs.replace(judge, method="learned")
+    assert "(together 45% of the ranker's step probability)" in (low_confidence_note(learned, 2) or "")
