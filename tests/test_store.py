@@ -64,6 +64,18 @@ def test_upsert_traces_says_which_stored_ids_it_replaced(bundled: Path, tmp_stor
         "s3://bucket/runs/a.json",)
 
 
+def test_upsert_returns_what_changed_and_what_it_replaced(bundled: Path, tmp_store) -> None:
+    """``Store.upsert`` hands back both results (no list to fill): per trace changed, and the ids replaced."""
+    from attrib.store import Upserted
+
+    a, b = load_trace(bundled / "demo_whowhen.json"), load_trace(bundled / "otlp_agents.json")
+    assert tmp_store.upsert([a]) == Upserted([True], [])
+    changed = msgspec.structs.replace(a, steps=a.steps[:-1])
+    done = tmp_store.upsert([changed, b], ["x.json", "y.json"])
+    assert done.changed == [True, True] and done.replaced == [a.id]
+    assert tmp_store.upsert([changed, b]) == ([False, False], [])
+
+
 def test_label_and_metadata_round_trip_losslessly(bundled: Path, tmp_store) -> None:
     for name in ("demo_whowhen.json", "otlp_agents.json", "chat_autogen.jsonl"):
         t = load_trace(bundled / name)

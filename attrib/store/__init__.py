@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
@@ -384,6 +384,15 @@ def _connect(path: Path, read_only: bool) -> Any:
         raise InputError(path, None, f"not a DuckDB store ({str(e).splitlines()[0]})") from None
 
 
+class Upserted(NamedTuple):
+    """What :meth:`Store.upsert` did."""
+
+    #: per trace given, whether it was stored anew or replaced (False: the same content was stored)
+    changed: list[bool]
+    #: the ids whose stored trace had other content, so was replaced (its verdicts dropped)
+    replaced: list[str]
+
+
 class Store:
     """A connection to one store file. Use as a context manager, or call :meth:`close`."""
 
@@ -588,12 +597,21 @@ class Store:
 
     def upsert_traces(self, traces: list[Trace], source_path: str | list[str | None] | None = None,
                       replaced: list[str] | None = None, release: bool = False) -> list[bool]:
-        """Upsert many traces in one transaction with bulk (Arrow) inserts; per trace, whether it changed.
+        """:meth:`upsert`'s per-trace changed flags; ``replaced`` (a list, kept for callers that pass one) gets the
+        ids of the stored traces replaced."""
+        done = self.upsert(traces, source_path, release)
+        if replaced is not None:
+            replaced += done.replaced
+        return done.changed
+
+    def upsert(self, traces: list[Trace], source_path: str | list[str | None] | None = None,
+               release: bool = False) -> Upserted:
+        """Upsert many traces in one transaction with bulk (Arrow) inserts: per trace, whether it changed, and the
+        ids whose stored trace had other content, so was replaced (its verdicts dropped).
 
         ``source_path``: the file they came from, or a list with each trace's; kept as an absolute path (``-``,
         standard input, as is), so it still names the file when the store is opened from another folder. If an id
-        repeats within ``traces`` the last one wins. ``replaced`` (a list) gets the ids whose stored trace had other
-        content, so was replaced (its verdicts dropped). A trace that breaks the trace model's rules
+        repeats within ``traces`` the last one wins. A trace that breaks the trace model's rules
         (:meth:`Trace.problem`, without the type pass readers make needless) is refused before anything is written.
         Content is compared by :func:`content_hash`: a trace moved together with its activation folder is unchanged,
         its verdicts kept, and its stored rows are rewritten to name the files where they are now.
@@ -643,10 +661,8 @@ class Store:
                 traces.clear()
             if picked:
                 self._insert(picked, [digests[i] for i in rows], [sources[i] for i in rows], release)
-        if replaced is not None:
-            replaced += replace
         changed = set(todo)
-        return [i in changed for i in range(n)]
+        return Upserted([i in changed for i in range(n)], replace)
 
     def _moved(self, kept: list[tuple[int, Trace, bool]]) -> list[int]:
         """Of unchanged traces with activations ``(index, trace, hash as content_hash gives it)``, those whose stored
@@ -1236,5 +1252,5 @@ def open_store(path: str | os.PathLike[str] | None = None, read_only: bool = Fal
     return Store(path, read_only=read_only, memory_limit=memory_limit, create=create)
 
 
-__all__ = ["DEFAULT_PATH", "Store", "StoreLockedError", "StoreWriteError", "check_store_file", "content_hash",
-           "default_path", "is_interrupt", "matches_stored", "open_store"]
+__all__ = ["DEFAULT_PATH", "Store", "StoreLockedError", "StoreWriteError", "Upserted", "check_store_file",
+           "content_hash", "default_path", "is_interrupt", "matches_stored", "open_store"]

@@ -140,13 +140,14 @@ def _split_groups(files: list[Path], format: str | None, max_bytes: int) -> dict
 
 
 def _with_stored_parts(store: Store, got: list[tuple[Trace, str]], format: str | None,
-                       max_bytes: int, joined: set[str]) -> list[tuple[Trace, str]]:
+                       max_bytes: int) -> tuple[list[tuple[Trace, str]], set[str]]:
     """An OTLP trace the store already holds from another file, which is still there, where either part is partial
     (spans whose parents are elsewhere): the two files read together, so a later file of a rotated export completes
-    the run instead of replacing its other part (``attrib ingest a.jsonl`` then ``attrib ingest b.jsonl``). The ids of
-    such runs go into ``joined``, the parts of one run (read together or not): their stored part is theirs to
-    replace, though it came from another file."""
+    the run instead of replacing its other part (``attrib ingest a.jsonl`` then ``attrib ingest b.jsonl``). Returns
+    the traces so joined, and the ids of such runs, the parts of one run (read together or not): their stored part
+    is theirs to replace, though it came from another file."""
     out: list[tuple[Trace, str]] = []
+    joined: set[str] = set()
     for t, src in got:
         stored = store.stored_otlp_part(t.id) if t.source_format == "otlp" else None
         if stored is None:
@@ -164,7 +165,7 @@ def _with_stored_parts(store: Store, got: list[tuple[Trace, str]], format: str |
         except AttribError:  # copies of the same spans, or the earlier file changed: this part as read
             parts = []
         out.extend(parts or [(t, src)])
-    return out
+    return out, joined
 
 
 #: A stored trace as :func:`_store` reports it: (id, file, steps, format, new or changed, the run it replaced).
@@ -201,8 +202,7 @@ def _store(store: Store, got: list[tuple[Trace, str]], check_activations: bool, 
     trace (id, file, steps, format, new or changed, the stored run it replaced). A run whose id the store holds from
     another file (not one of ``group``, the files read together) with other content is refused unless ``replace``:
     an :class:`InputError` naming this file, the id and the other file, before anything is written."""
-    joined: set[str] = set()
-    got = _with_stored_parts(store, got, format, max_bytes, joined)
+    got, joined = _with_stored_parts(store, got, format, max_bytes)
     stored = store.stored_sources(t.id for t, _ in got)
     ours = {os.path.abspath(utf8_text(f)) for f in group}
     other: set[str] = set()  # ids stored from another file, replaced by leave of replace=True
@@ -224,8 +224,7 @@ def _store(store: Store, got: list[tuple[Trace, str]], check_activations: bool, 
     rows = [(t.id, src, t.n_steps, t.source_format) for t, src in got]
     traces, sources = [t for t, _ in got], [utf8_text(src) for _, src in got]  # a name's non-UTF-8 bytes, escaped
     del got
-    replaced: list[str] = []
-    changed = store.upsert_traces(traces, source_path=list(sources), replaced=replaced, release=True)
+    changed, replaced = store.upsert(traces, source_path=list(sources), release=True)
     gone = {tid: Replaced(tid, stored[tid][0], stored[tid][2], tid in other) for tid in replaced}
     return [(*r, c, gone.get(r[0]) if c else None) for r, c in zip(rows, changed, strict=True)]
 
