@@ -583,6 +583,21 @@ def test_the_batch_summary_counts_verdicts_on_the_rankers_own_runs(store_copy) -
     assert report["analyzed"] >= 1 and report["in_sample"] == report["analyzed"]
 
 
+def test_one_check_says_whether_an_extra_is_installed(monkeypatch) -> None:
+    """`needs` (the install hint) and the batch's fallback to serial ask the same :func:`has_module`, so they cannot
+    disagree on whether dask is there."""
+    import importlib.util
+
+    from attrib.cli._common import has_module, needs
+
+    assert has_module("json") and not has_module("attrib_no_such_module")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
+    assert not has_module("distributed")
+    with pytest.raises(ModuleNotFoundError, match="distributed"):
+        needs("json", "distributed")
+
+
 def test_a_base_install_runs_the_batch_serially_and_asks_for_dask_before_a_scheduler(store_copy, monkeypatch) -> None:
     """Without the `scale` extra the default `analyze --all` failed with the install hint, and `--scheduler` said it
     could not reach the scheduler before naming the missing extra (walkthrough w6 #9)."""

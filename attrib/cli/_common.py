@@ -26,14 +26,19 @@ EXTRAS = {
 }
 
 
+def has_module(name: str) -> bool:
+    """Whether the top-level module ``name`` is installed, without importing it (an optional extra's: :data:`EXTRAS`)."""
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 def needs(*modules: str) -> None:
     """Check, before a command prepares anything (an output folder, a model load), that the optional extras it
     needs are installed; a missing one raises the ``ModuleNotFoundError`` :func:`handle_errors` turns into its one
     ``pip install 'attrib[...]'`` line."""
-    import importlib.util
-
     for m in modules:
-        if importlib.util.find_spec(m) is None:
+        if not has_module(m):
             raise ModuleNotFoundError(f"No module named {m!r}", name=m)
 
 
@@ -171,7 +176,7 @@ def step_head_option() -> Any:
     """The ``--step-head`` option of ``attrib fit`` and ``attrib eval traces``, read as the library names the head
     ("first_passage" or "logit"; "first-passage", the CLI's spelling, or the library's: one name works in both)."""
     def check(value: str) -> str:
-        from attrib.methods.ranker import RankerParamError, step_head_name
+        from attrib.methods.ranker_names import RankerParamError, step_head_name
 
         try:
             return step_head_name(value)

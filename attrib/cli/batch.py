@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from attrib.cli._common import console, err_console, handle_errors, needs, print_error
+from attrib.cli._common import console, err_console, handle_errors, has_module, needs, print_error
 
 if TYPE_CHECKING:
     from attrib.engine import BatchReport
@@ -141,15 +141,13 @@ def run_batch(
 ) -> None:
     """Analyze every selected trace in the store, print a summary; exit 1 when any trace failed. A Ctrl-C (130) or
     a scheduler lost mid-batch (4) prints one line saying what was kept and what is still to do."""
-    import importlib.util
-
     from attrib.engine import DEFAULT_BATCH_SIZE, BatchInterrupted, ClusterLost, analyze_many
 
     try:
         with handle_errors():
             if scheduler is not None or engine == "dask":  # before probing a scheduler: the extra it needs first
                 needs("dask", "distributed")
-            elif engine == "local" and importlib.util.find_spec("distributed") is None:
+            elif engine == "local" and not has_module("distributed"):
                 # the default engine: a base install (no `scale` extra) still runs the batch, in this process
                 err_console.print("dask is not installed (pip install 'attrib[scale]' for a local cluster): running "
                                   "the batch serially, in this process", highlight=False, soft_wrap=True)
