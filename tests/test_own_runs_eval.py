@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from attrib.cli import app
@@ -300,6 +301,29 @@ def test_both_spellings_of_the_first_passage_head_work_in_the_cli_and_the_librar
     assert r.exit_code == 0 and orjson.loads(r.output)["step_head"] == "first_passage"
     r = runner.invoke(app, ["fit", str(OWN), "--step-head", "hazard", "--out", str(tmp_path / "m.json")])
     assert r.exit_code == 2 and "first-passage, logit" in r.output
+
+
+def test_a_step_heads_names_both_ways_live_in_one_numpy_free_module() -> None:
+    """The library's name of a step head (``step_head_name``) and the flag's (``step_head_flag``, which the eval
+    advice's ``fit_flags`` and protocol words use) are one pair in ``ranker_names``: the CLI reads ``--step-head``
+    without importing the ranker's numpy."""
+    import subprocess
+    import sys
+
+    from attrib.evaluate.labelled import fit_flags
+    from attrib.methods.ranker import step_head_name as reexported
+    from attrib.methods.ranker_names import RankerParamError, step_head_flag, step_head_name
+
+    assert reexported is step_head_name
+    for flag in ("first-passage", "logit"):
+        assert step_head_flag(step_head_name(flag)) == step_head_flag(flag) == flag
+    assert fit_flags("learned, refit", "logit") == "--no-pool --step-head logit"
+    with pytest.raises(RankerParamError, match="step_head"):
+        step_head_flag("hazard")
+    code = ("import sys\nfrom attrib.methods.ranker_names import step_head_flag, step_head_name\n"
+            "step_head_flag(step_head_name('first-passage')); print('numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_random_state_none_is_refused_saying_why() -> None:

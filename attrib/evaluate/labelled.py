@@ -44,8 +44,8 @@ from attrib.evaluate.harness import (
 )
 from attrib.evaluate.metrics import Verdict, paired_gains
 from attrib.methods.learned import default_model, ranker_training, setting_of
-from attrib.methods.ranker import DEFAULT_STEP_HEAD, INNER_FOLDS, step_head_name
-from attrib.methods.ranker_names import FEW_RUNS, FEW_TASKS, few_runs
+from attrib.methods.ranker import DEFAULT_STEP_HEAD, INNER_FOLDS
+from attrib.methods.ranker_names import FEW_RUNS, FEW_TASKS, few_runs, step_head_flag, step_head_name
 from attrib.readers import validate
 from attrib.trace import Trace, fingerprint, group_reruns, question_id, task_key
 
@@ -321,7 +321,7 @@ def evaluate_labelled(
     else:
         say("refit on these traces")
         fitter = partial(learned_fitter, step_head=step_head)
-        head = "" if step_head == DEFAULT_STEP_HEAD else f", {_cli_head(step_head)} head"  # as the fit flag says it
+        head = "" if step_head == DEFAULT_STEP_HEAD else f", {step_head_flag(step_head)} head"  # as the fit flag says it
         add("learned, refit", f"{k}-fold{head}", cross_validate(labelled, fitter, k, seed))
         add("floor", f"{k}-fold", cross_validate(labelled, floor_fitter, k, seed))
         n_ww = len(who_and_when_traces()) if pool_who_and_when else 0
@@ -369,11 +369,6 @@ def per_trace_rows(traces: Sequence[Trace], kept: Mapping[str, Sequence[Verdict]
     return rows
 
 
-def _cli_head(step_head: str) -> str:
-    """A step head as ``--step-head`` spells it ("first-passage", "logit")."""
-    return step_head.replace("_", "-")
-
-
 #: The refit rows and what ``attrib fit`` writes each: alone (``--no-pool``) or pooled with Who&When (the default).
 REFITS = {"learned, refit": "--no-pool", "learned, refit + Who&When": ""}
 
@@ -381,7 +376,7 @@ REFITS = {"learned, refit": "--no-pool", "learned, refit + Who&When": ""}
 def fit_flags(row: str, step_head: str = DEFAULT_STEP_HEAD) -> str:
     """The ``attrib fit`` flags that write the ranker of refit ``row`` with ``step_head``: its pooling, and the step
     head when it is not the default (a logit refit measured here is not what a plain ``attrib fit`` writes)."""
-    head = "" if step_head == DEFAULT_STEP_HEAD else f"--step-head {_cli_head(step_head)}"
+    head = "" if step_head == DEFAULT_STEP_HEAD else f"--step-head {step_head_flag(step_head)}"
     return " ".join(f for f in (REFITS[row], head) if f)
 
 

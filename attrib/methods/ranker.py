@@ -56,7 +56,13 @@ from attrib.methods.calibration import Calibrator
 from attrib.methods.clogit import ConditionalLogit
 from attrib.methods.conformal import LEVEL, ConformalStepSet
 from attrib.methods.first_passage import BIAS, FirstPassageLogit
-from attrib.methods.ranker_names import FEW_RUNS, FEW_TASKS, few_runs  # noqa: F401  (re-exported; numpy-free there)
+from attrib.methods.ranker_names import (  # noqa: F401  (re-exported; numpy-free there)
+    FEW_RUNS,
+    FEW_TASKS,
+    RankerParamError,
+    few_runs,
+    step_head_name,
+)
 from attrib.trace import Trace, fingerprint, group_reruns, question_id, task_key
 
 #: The step head fitted unless told otherwise ("first_passage" or "logit"; see the module docstring).
@@ -136,11 +142,6 @@ def _label_agent_index(trace: Trace, agents: list[str]) -> int | None:
 INNER_FOLDS = 4
 
 
-class RankerParamError(UsageError, ValueError):
-    """A bad :class:`LearnedRanker` parameter or ``fit`` argument: a :class:`UsageError` naming it (exit 2), and a
-    ``ValueError`` as scikit-learn's parameter errors are."""
-
-
 class RankerTypeError(UsageError, TypeError):
     """An argument of the wrong type (e.g. a path where a fitted ranker belongs): a :class:`UsageError` naming it,
     and a ``TypeError``."""
@@ -148,19 +149,6 @@ class RankerTypeError(UsageError, TypeError):
 
 class OtherFeaturesError(ValueError):
     """A ranker fitted on other features than this attrib computes (:meth:`LearnedRanker.from_dict`)."""
-
-
-_STEP_HEADS = ("first_passage", "logit")
-
-
-def step_head_name(step_head: object, field: str = "step_head") -> str:
-    """The step head ``step_head`` names, as the ranker stores it ("first_passage" or "logit"): the CLI's spelling
-    "first-passage" is accepted too, so one name works in both; else a :class:`RankerParamError` naming ``field``."""
-    name = step_head.replace("-", "_") if isinstance(step_head, str) else step_head
-    if name not in _STEP_HEADS:
-        raise RankerParamError(None, field, f"must be 'first-passage' (or 'first_passage') or 'logit', "
-                               f"got {step_head!r}")
-    return str(name)
 
 
 def _check_step_head(step_head: object) -> None:

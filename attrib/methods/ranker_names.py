@@ -1,8 +1,9 @@
-"""How a verdict names the ranker that decided it (``evidence.ranker``), written and read in one place.
+"""How a verdict names the ranker that decided it (``evidence.ranker``), written and read in one place, and the
+other names of a ranker that the CLI and reports need without its numpy: its step head's, and when it has few runs.
 
 The learned method writes the name (:func:`file_source`, :data:`SHIPPED`) and the reports read it back short
-(:func:`ranker_name`); this module loads nothing but the standard library, so the reports need not import the
-method's numpy to read a name.
+(:func:`ranker_name`); this module loads nothing but the standard library and :mod:`attrib.errors`, so the reports
+and ``attrib --help`` need not import the method's numpy to read a name.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import functools
 import hashlib
 import os
 from pathlib import Path
+
+from attrib.errors import UsageError
 
 #: The ranker file attrib ships (fitted on all of Who&When).
 SHIPPED_FILE = Path(__file__).parent / "data" / "ranker.json"
@@ -73,3 +76,27 @@ def few_runs(n_runs: int | None, n_tasks: int | None) -> bool:
     """Whether a ranker fitted on ``n_runs`` labelled runs of ``n_tasks`` tasks is below :data:`FEW_RUNS` or
     :data:`FEW_TASKS` (``None``: unknown, not counted as few)."""
     return (n_runs is not None and n_runs < FEW_RUNS) or (n_tasks is not None and n_tasks < FEW_TASKS)
+
+
+class RankerParamError(UsageError, ValueError):
+    """A bad :class:`~attrib.methods.ranker.LearnedRanker` parameter or ``fit`` argument: a :class:`UsageError`
+    naming it (exit 2), and a ``ValueError`` as scikit-learn's parameter errors are."""
+
+
+_STEP_HEADS = ("first_passage", "logit")
+
+
+def step_head_name(step_head: object, field: str = "step_head") -> str:
+    """The step head ``step_head`` names, as the ranker stores it ("first_passage" or "logit"): the CLI's spelling
+    "first-passage" is accepted too, so one name works in both; else a :class:`RankerParamError` naming ``field``."""
+    name = step_head.replace("-", "_") if isinstance(step_head, str) else step_head
+    if name not in _STEP_HEADS:
+        raise RankerParamError(None, field, f"must be 'first-passage' (or 'first_passage') or 'logit', "
+                               f"got {step_head!r}")
+    return str(name)
+
+
+def step_head_flag(step_head: object) -> str:
+    """The step head ``step_head`` names (either spelling), as ``--step-head`` spells it ("first-passage", "logit"):
+    the inverse of :func:`step_head_name`."""
+    return step_head_name(step_head).replace("_", "-")
