@@ -243,11 +243,12 @@ class _Writer:
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt(handler: Callable[[int, Any], None] | None = None) -> Iterator[None]:
     """While the block runs, SIGTERM (``kill``, ``timeout``, ``systemctl stop``) raises KeyboardInterrupt as Ctrl-C
     does, so long work stops the same way: what was written kept, a Dask cluster closed (SIGTERM's default ended the
     process at once, leaking the cluster's semaphores), one line saying what is left. Only on the main thread and
-    where SIGTERM has its default action: a handler the program installed is left alone."""
+    where SIGTERM has its default action: a handler the program installed is left alone. ``handler``: run instead
+    of a bare raise (:func:`_sigint_latch`'s, which also remembers the signal; it raises KeyboardInterrupt too)."""
     import signal
     import threading
 
@@ -259,7 +260,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     def on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGTERM, handler or on_sigterm)
     try:
         yield
     finally:
@@ -268,7 +269,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _sigint_latch() -> Iterator[Callable[[], bool]]:
-    """Remember a Ctrl-C (or a SIGTERM, see :func:`sigterm_as_interrupt`) while a batch runs; yields "was there
+    """Remember a Ctrl-C (or a SIGTERM, through :func:`sigterm_as_interrupt`) while a batch runs; yields "was there
     one?". Either still raises KeyboardInterrupt at once, but Python only prints one raised inside a gc callback
     (distributed registers one), so the batch checks the latch after each partition it writes and stops there. Off
     the main thread (no signals there): never set."""
@@ -285,15 +286,11 @@ def _sigint_latch() -> Iterator[Callable[[], bool]]:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, on_signal)
-    term = signal.getsignal(signal.SIGTERM)
-    if term is signal.SIG_DFL:  # never a handler the program installed
-        signal.signal(signal.SIGTERM, on_signal)
     try:
-        yield lambda: bool(seen)
+        with sigterm_as_interrupt(on_signal):
+            yield lambda: bool(seen)
     finally:
         signal.signal(signal.SIGINT, previous)
-        if term is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, term)
 
 
 @contextlib.contextmanager

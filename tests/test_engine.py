@@ -618,3 +618,34 @@ def test_a_base_install_runs_the_batch_serially_and_asks_for_dask_before_a_sched
     r = CliRunner().invoke(app, ["analyze", "--store", str(path), "--all", "--engine", "dask", "--scheduler",
                                  "tcp://127.0.0.1:1"])
     assert r.exit_code == 1 and "pip install 'attrib[scale]'" in r.output and "reach" not in r.output, r.output
+
+
+def test_sigterm_reads_as_ctrl_c_through_one_helper() -> None:
+    """`attrib ingest` (sigterm_as_interrupt) and a batch (_sigint_latch, which also remembers it) install SIGTERM's
+    handler through the same helper, and both put the default back."""
+    import os
+    import signal
+    import time
+
+    from attrib.engine import _sigint_latch, sigterm_as_interrupt
+
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("SIGTERM has a handler in this test process")
+    got: list[int] = []
+
+    def mine(signum: int, frame: object) -> None:
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt(mine):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)
+    assert got == [signal.SIGTERM] and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with _sigint_latch() as stopped:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        assert stopped()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
