@@ -1,5 +1,7 @@
 """Rendering says who took the decisive step, and flags an agent verdict that points elsewhere."""
 
+from _shown import rich_text
+
 from attrib.render import attribution_markdown, verdict_line
 from attrib.trace import Attribution, Step, StepBlame, Trace
 
@@ -40,11 +42,7 @@ def test_an_unsure_verdict_says_to_check_the_candidates():
     note = low_confidence_note(unsure, 2)
     assert note is not None and "top 2 steps (together 80%" in note
     assert note in attribution_markdown(unsure, TRACE, top_k=2)
-    from rich.console import Console
-
-    console = Console(width=300, record=True)
-    console.print(attribution_rich(unsure, TRACE, top_k=2))
-    assert note in console.export_text()
+    assert note in rich_text(attribution_rich(unsure, TRACE, top_k=2), width=300)
 
 
 def test_step_set_reads_as_words():
@@ -64,11 +62,7 @@ def test_step_set_reads_as_words():
     one = Trace(id="t", source_format="chat", steps=TRACE.steps[:1])
     assert step_set_line(msgspec.structs.replace(a, step=0, evidence={"step_set": {"level": 0.9, "steps": [0]}}),
                          one) == "step 0, the run's only step"
-    from rich.console import Console
-
-    console = Console(width=300, record=True)
-    console.print(attribution_rich(with_set, TRACE))
-    assert line in console.export_text()
+    assert line in rich_text(attribution_rich(with_set, TRACE), width=300)
     # the shipped ranker on a run from another system: the promise was measured on Who&When only, and says so
     elsewhere = msgspec.structs.replace(a, evidence={"step_set": {"level": 0.9, "steps": [2, 1]},
                                                      "calibrated_on": "Who&When", "calibration_measured_here": False})
@@ -94,11 +88,7 @@ def test_the_shipped_rankers_calibration_is_scoped_to_who_and_when(tmp_path, mon
     note = calibration_note(other)
     assert note and "Who&When runs only" in note and "attrib fit" in note
     assert note in attribution_markdown(other)
-    from rich.console import Console
-
-    con = Console(width=400, record=True)
-    con.print(attribution_rich(other))
-    assert note in con.export_text()
+    assert note in rich_text(attribution_rich(other), width=400)
     # a Who&When run, and any ranker of the user's own, carry no such note
     assert calibration_note(attribute(load_trace(traces / "demo_whowhen.json"))) is None
     from attrib.evaluate.data import load_subset
@@ -178,13 +168,9 @@ def _verdict_on_run_text() -> Attribution:
 def test_rich_report_prints_the_runs_text_as_written_not_as_markup():
     """A step quoting "[/docs]" raised MarkupError (so `attrib analyze` printed no report at all), and "[b]" or
     "[i]" in a name or code turned into bold / italic and vanished from the text."""
-    from rich.console import Console
-
     from attrib.render import attribution_rich
 
-    console = Console(width=300, record=True)
-    console.print(attribution_rich(_verdict_on_run_text(), _RUN_TEXT))
-    out = console.export_text()
+    out = rich_text(attribution_rich(_verdict_on_run_text(), _RUN_TEXT), width=300)
     assert "decisive mistake in run[bold]" in out
     assert "step 0 by Planner[b]" in out
     assert "see the [/docs] page, then total = sum(prices[i] for i in idx)" in out  # table excerpt and evidence
@@ -210,8 +196,6 @@ def test_html_in_a_step_stays_text_in_markdown():
 def test_without_the_trace_only_the_decisive_step_shows_text():
     """A verdict rendered on its own (``verdict.to_markdown()``, a stored verdict) knows only the decisive step's text
     (``evidence.step_text``); every other candidate row used to show that same text under its own step number."""
-    from rich.console import Console
-
     from attrib.render import attribution_rich
 
     a = Attribution(trace_id="t", method="m", agent="Researcher", step=1, confidence=0.6,
@@ -220,9 +204,8 @@ def test_without_the_trace_only_the_decisive_step_shows_text():
                     evidence={"step_text": "Lyon 2,308,818."})
     rows = [line for line in attribution_markdown(a).splitlines() if line.startswith(("| 1 |", "| 2 |"))]
     assert rows == ["| 1 | Researcher | 0.60 | Lyon 2,308,818. |", "| 2 | Analyst | 0.30 |  |"]
-    console = Console(width=300, record=True)
-    console.print(attribution_rich(a))
-    assert console.export_text().count("Lyon 2,308,818.") == 2  # its table row and the evidence, once each
+    # its table row and the evidence, once each
+    assert rich_text(attribution_rich(a), width=300).count("Lyon 2,308,818.") == 2
 
 
 def test_a_bad_top_k_is_refused_by_name_not_sliced():
@@ -282,8 +265,6 @@ def test_long_step_sets_and_paths_read_as_ranges() -> None:
 def test_a_step_that_only_calls_a_tool_reads_as_its_call_in_every_report():
     """Steps 2 and 4 of the bundled AutoGen run are assistant messages with tool calls and no content: their top-k
     excerpt was blank in the rich and Markdown reports, while `attrib traces show` shows "→ web_search(...)"."""
-    from rich.console import Console
-
     from attrib.cli.traces import render, view_of
     from attrib.markdown import md_inline
     from attrib.methods import analyze
@@ -294,13 +275,9 @@ def test_a_step_that_only_calls_a_tool_reads_as_its_call_in_every_report():
     t = load_trace(traces_dir() / "chat_autogen.jsonl")
     assert [i for i, s in enumerate(t.steps) if not s.content and s.tool_calls] == [2, 4]
     a = analyze(t, top_k=t.n_steps)
-    shown = Console(width=400, record=True)
-    shown.print(render(view_of(t)))
-    show = shown.export_text()
+    show = rich_text(render(view_of(t)), width=400)
     md = attribution_markdown(a, t)
-    console = Console(width=400, record=True)
-    console.print(attribution_rich(a, t))
-    out = console.export_text()
+    out = rich_text(attribution_rich(a, t), width=400)
     for i in (2, 4):
         call = f"→ web_search({t.steps[i].tool_calls[0].arguments})"
         assert call in show  # what `attrib traces show` prints for it
@@ -314,7 +291,6 @@ def test_the_report_says_where_tool_steps_blame_went():
     """Tool steps count to the agent that called them: an author whose every step is a tool's has no row in the agent
     table, so the report says where its steps went instead of dropping the agent silently."""
     import msgspec
-    from rich.console import Console
 
     from attrib.methods import analyze
     from attrib.paths import traces_dir
@@ -328,9 +304,7 @@ def test_the_report_says_where_tool_steps_blame_went():
                     "web_search's steps 3, 5, 6 to Researcher.")
     assert "web_search" not in {x.agent for x in a.agents}
     assert line in attribution_markdown(a, t)
-    console = Console(width=400, record=True)
-    console.print(attribution_rich(a, t))
-    assert line in console.export_text()
+    assert line in rich_text(attribution_rich(a, t), width=400)
     assert tool_callers_line(_attr(1, "Researcher")) is None  # no step moved: no line
     assert a.evidence["tool_steps_to_caller"] == [{"agent": "web_search", "caller": "Researcher", "steps": [3, 5, 6]}]
     # a verdict stored before the steps were grouped (one entry per step) reads alike
@@ -343,7 +317,6 @@ def test_a_verdict_from_your_own_ranker_names_it_beside_the_method():
     """Two verdicts on one run, from the shipped ranker and from `attrib fit`'s, read alike in every report; a
     verdict from another ranker now names the file beside the method (the shipped one is the default: unnamed)."""
     import msgspec
-    from rich.console import Console
 
     from attrib.render import attribution_rich, ranker_name, verdict_ranker
 
@@ -362,9 +335,7 @@ def test_a_verdict_from_your_own_ranker_names_it_beside_the_method():
     assert ranker_name("shipped_v2.json") == "shipped_v2.json"
     assert "(method `learned`, ranker `my_ranker.json`" in attribution_markdown(mine, TRACE)
     assert "ranker" not in attribution_markdown(shipped, TRACE).split("\n")[2]
-    console = Console(width=300, record=True)
-    console.print(attribution_rich(mine, TRACE))
-    assert "method learned, ranker my_ranker.json" in console.export_text()
+    assert "method learned, ranker my_ranker.json" in rich_text(attribution_rich(mine, TRACE), width=300)
 
 
 def test_rankers_differ_names_both_short_unless_the_short_names_coincide():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from rich.console import Console
+from _shown import rich_text
 
 import attrib
 from attrib.paths import traces_dir
@@ -31,9 +31,7 @@ def _learned(confidence: float = 0.54, **evidence: object) -> Attribution:
 
 
 def _rich_text(a: Attribution) -> str:
-    console = Console(width=200, record=True)
-    console.print(attribution_rich(a, TRACE))
-    return console.export_text()
+    return rich_text(attribution_rich(a, TRACE), width=200)
 
 
 def test_the_rankers_p_is_labelled_uncalibrated_in_every_report() -> None:
@@ -186,9 +184,7 @@ def test_the_summary_says_who_took_the_step_when_another_agent_is_blamed() -> No
     assert "| `t` | 2 | Converter (step by Checker) | 54% | - |" in md  # not "step 2 | Converter"
     assert "| `t` | 1 | Converter | 54% | - |" in md  # the step's own author: nothing to add
     assert "| `t` | 1 | Converter | 0.43 | 0.90 |" in md  # a score as a score
-    console = Console(width=120, record=True)
-    console.print(verdicts_table(results))
-    text = console.export_text()
+    text = rich_text(verdicts_table(results), width=120)
     assert "(step by Checker)" in text and text.count("(step by") == 1 and "0.43" in text and "43%" not in text
 
 
