@@ -217,6 +217,23 @@ def test_eval_traces_cautions_on_few_runs_as_fit_does_and_fit_does_not_contradic
     assert not any("under 30 runs" in n for n in out["notes"]) and "caution" not in out["advice"]
 
 
+
+def test_the_few_runs_words_are_one_phrase_for_fit_eval_and_the_reports() -> None:
+    """`attrib fit`, `attrib eval traces` and a verdict's report word few runs by one function of the numpy-free
+    ``ranker_names`` (labelled.py and render.py each built "(under N runs or M tasks)")."""
+    from attrib.methods.ranker_names import few_runs_words
+    from attrib.render import few_runs_note
+    from attrib.trace import Attribution
+
+    assert few_runs_words(12, 6) == "12 labelled runs of 6 tasks (under 30 runs or 10 tasks)"
+    assert few_runs_words(12, None) == "12 labelled runs (under 30 runs or 10 tasks)"  # a file without a task count
+    assert few_runs_words(40, 20) is None and few_runs_words(None, None) is None
+    for runs, tasks in ((12, 6), (12, None), (40, 5)):
+        fitted = {"runs": runs, **({"tasks": tasks} if tasks is not None else {})}
+        a = Attribution(trace_id="t", method="learned", agent="a", step=0, confidence=0.5,
+                        evidence={"fitted_on": fitted})
+        assert (few_runs_note(a) or "").startswith(f"This ranker was fitted on {few_runs_words(runs, tasks)}: ")
+
 # --- 5. copies of one run with different labels; near-duplicate task texts without a question id ---------------------
 
 

@@ -384,7 +384,7 @@ def _few_runs_warning(ranker: dict, pool: bool, paths: list[str]) -> str | None:
 
     from rich.markup import escape
 
-    from attrib.evaluate.labelled import few_runs_words
+    from attrib.methods.ranker_names import few_runs_words
 
     n_runs, n_tasks = ranker.get("n_train"), ranker.get("n_tasks")
     few = few_runs_words(n_runs, n_tasks) if n_runs is not None and n_tasks is not None else None

@@ -45,7 +45,7 @@ from attrib.evaluate.harness import (
 from attrib.evaluate.metrics import Verdict, paired_gains
 from attrib.methods.learned import default_model, ranker_training, setting_of
 from attrib.methods.ranker import DEFAULT_STEP_HEAD, INNER_FOLDS
-from attrib.methods.ranker_names import FEW_RUNS, FEW_TASKS, few_runs, step_head_flag, step_head_name
+from attrib.methods.ranker_names import few_runs_words, step_head_flag, step_head_name
 from attrib.readers import validate
 from attrib.trace import Trace, fingerprint, group_reruns, question_id, task_key
 
@@ -158,15 +158,6 @@ def near_duplicate_tasks_note(traces: Sequence[Trace], files: Mapping[str, str] 
             f"brackets or spaces (e.g. {_where(a, files)}: {a.task.strip()[:60]!r} and {_where(b, files)}: "
             f"{b.task.strip()[:60]!r}): if they are re-runs of one task, give them one metadata.question_id, else the "
             "folds split that task between training and test and the refit rows read high")
-
-
-def few_runs_words(n_runs: int, n_tasks: int) -> str | None:
-    """How `attrib fit` and `attrib eval traces` both count ``n_runs`` labelled runs of ``n_tasks`` tasks that are
-    few for a ranker fitted on them alone (:func:`~attrib.methods.ranker_names.few_runs`: its confidences and 90 %
-    step sets are rough); None when they are not few."""
-    if not few_runs(n_runs, n_tasks):
-        return None
-    return f"{n_runs} labelled runs of {n_tasks} tasks (under {FEW_RUNS} runs or {FEW_TASKS} tasks)"
 
 
 def pool_extra(traces: Sequence[Trace]) -> list[Trace]:
@@ -388,7 +379,7 @@ def advice(kept: dict[str, list[Verdict]], current: str, unseen: set[str],
     interval of its step gain lies above zero, else ``current``: on a few dozen runs most differences are noise.
     ``groups`` (trace id -> task): the interval resamples tasks where runs repeat one. ``fit_flags``: the `attrib fit`
     flags that write the best refit as measured (its pooling, and ``step_head`` when not the default). ``few``
-    (:func:`few_runs_words`, when these runs are few): kept as ``caution`` when the best refit is the one fitted on
+    (:func:`~attrib.methods.ranker_names.few_runs_words`, when these runs are few): kept as ``caution`` when the best refit is the one fitted on
     them alone, which `attrib fit --no-pool` then warns of too.
     When ``current`` was fitted on every run (no fair comparison), ``use`` is None and ``best_refit`` the refit with
     the higher step accuracy (``refit_step_accuracy``, percent). None when there is no refit row."""

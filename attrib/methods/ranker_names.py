@@ -100,3 +100,14 @@ def step_head_flag(step_head: object) -> str:
     """The step head ``step_head`` names (either spelling), as ``--step-head`` spells it ("first-passage", "logit"):
     the inverse of :func:`step_head_name`."""
     return step_head_name(step_head).replace("_", "-")
+
+
+def few_runs_words(n_runs: int | None, n_tasks: int | None) -> str | None:
+    """``n_runs`` labelled runs (of ``n_tasks`` tasks, when known) in words, with the counts they are under, when
+    they are few for a ranker (:func:`few_runs`: its confidences and 90 % step sets are rough): "12 labelled runs of
+    6 tasks (under 30 runs or 10 tasks)", as `attrib fit`, `attrib eval traces` and the reports say it; None when
+    they are not few."""
+    if not few_runs(n_runs, n_tasks):
+        return None
+    rests = f"{n_runs} labelled runs" + (f" of {n_tasks} tasks" if n_tasks is not None else "")
+    return f"{rests} (under {FEW_RUNS} runs or {FEW_TASKS} tasks)"
