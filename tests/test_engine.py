@@ -321,9 +321,7 @@ def test_cli_batch_with_a_judge_reaches_the_endpoint_once_before_any_trace(store
 def test_a_store_another_process_holds_is_one_store_locked_error(tmp_path) -> None:
     """A batch on a store that another process holds (an ingest, another batch) stops before any work with the
     store's StoreLockedError (exit 3, the holder's pid): the library raises it, the CLI prints its one line."""
-    import subprocess
-    import sys
-
+    from _store_lock import store_held
     from typer.testing import CliRunner
 
     from attrib.cli import app
@@ -332,19 +330,12 @@ def test_a_store_another_process_holds_is_one_store_locked_error(tmp_path) -> No
 
     path = tmp_path / "held.duckdb"
     assert ingest([who_and_when_dir("hand") / "1.json"], store=str(path), progress=False).ok
-    code = ("import sys, time\nfrom attrib.store import open_store\ns = open_store(sys.argv[1])\n"
-            "print('locked', flush=True)\ntime.sleep(120)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    with store_held(path) as proc:
         with pytest.raises(StoreLockedError) as e:
             analyze_many(path, method=longest_step, engine="serial", progress=False)
         assert e.value.pid == proc.pid and e.value.exit_code == EXIT_BAD_INPUT
         r = CliRunner().invoke(app, ["analyze", "--store", str(path), "--all", "--engine", "serial"])
         assert r.exit_code == EXIT_BAD_INPUT and str(e.value) in " ".join(r.output.split()), r.output
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 OWN_RUNS = Path(__file__).parent / "fixtures" / "own_system" / "runs"
