@@ -55,13 +55,13 @@ def md_escape(text: object) -> str:
     Markdown around it (its bold labels, code spans) keeps working. Text inside a code span takes :func:`md_code`
     instead; every element that draws Markdown (``st.markdown``, ``st.caption``, ``st.info`` and the other alerts,
     headers, widget labels and ``help``) takes one of the two for such text."""
-    return LINE_BREAK.join(escape_line(_kept_from_streamlit(line.lstrip(" \t")), also=":") for line in lines_of(text))
+    return LINE_BREAK.join(escape_line(_kept_from_streamlit(line), also=":") for line in lines_of(text))
 
 
 def md_code(text: object) -> str:
     """``text`` as an inline code span that shows it as written (:func:`attrib.markdown.md_code`), Streamlit's
     ``:material/`` icons kept out."""
-    return code_span(" ".join(str(text).splitlines()).replace(":material/", f":material{WORD_JOINER}/"))
+    return code_span(str(text).replace(":material/", f":material{WORD_JOINER}/"))
 
 
 def results_dir() -> Path:

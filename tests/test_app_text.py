@@ -144,6 +144,17 @@ def test_md_code_fences_backticks() -> None:
     assert md_code(":material/home:") == f"`:material{WORD_JOINER}/home:`"
 
 
+@pytest.mark.parametrize("text", ["plain", "two\nlines", "a\r\nb", "  indented", "\tcode", "v\x0bt\x85c", "\x1b[2Jx"])
+def test_the_apps_escapers_add_only_streamlits_marks_to_the_reports(text: str) -> None:
+    """The app's md_code / md_escape are attrib.markdown's plus Streamlit's own marks (``:``, icons, arrows): a text
+    without those comes out as in a Markdown report, control characters shown as the reports show them (a vertical
+    tab read as a line end in the app only) and leading blanks dropped once."""
+    from attrib import markdown
+
+    assert md_code(text) == markdown.md_code(text)
+    assert md_escape(text) == markdown.md_escape(text)
+
+
 # ------------------------------------------------------------------------------------------ each page
 def test_timeline_shows_the_trace_text_as_written(app, env) -> None:
     trace, a = env["trace"], env["verdicts"]["learned"]
