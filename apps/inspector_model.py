@@ -204,9 +204,8 @@ def shares(masses: np.ndarray, min_rest: float = MIN_REST) -> np.ndarray:
     from attrib.heads import drift
 
     m = np.asarray(masses, dtype=np.float64)
-    rest = np.delete(m, drift.SINK, axis=-1).sum(-1, keepdims=True)
-    out = np.where(rest >= min_rest, m / np.maximum(rest, min_rest), np.nan)
-    out[..., drift.SINK] = 0.0
+    out = np.where(drift.off_sink_mass(m)[..., None] >= min_rest, drift.drop_sink(m), np.nan)
+    out[..., drift.SINK] = 0.0  # a skipped row too: its segments are unknown, the sink is out either way
     return out
 
 

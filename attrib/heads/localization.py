@@ -22,6 +22,7 @@ from attrib.errors import InputError, NotFoundError, UsageError, is_real, is_who
 from attrib.heads import drift
 from attrib.heads.patching import PatchingResult
 from attrib.heads.types import Head as Head  # re-exported: it was defined here
+from attrib.heads.weights import check_focal_heads
 
 #: Where drift is read (see :func:`localize`).
 POSITIONS = ("answer", "suffix", "response")
@@ -211,13 +212,12 @@ def _matrix(path: Path, key: str, value: Any, n_layers: int, n_heads: int) -> np
 
 
 def _heads(path: Path, key: str, value: Any, n_layers: int, n_heads: int) -> list[Head]:
-    """Saved heads as ``(layer, head)`` tuples, each inside the model, else an error naming ``key``."""
-    ok = isinstance(value, list) and all(
-        isinstance(h, list | tuple) and len(h) == 2 and is_whole_number(h[0], 0, n_layers - 1)
-        and is_whole_number(h[1], 0, n_heads - 1) for h in value)
-    if not ok:
-        raise InputError(path, key, f"expected a list of [layer, head] pairs inside {n_layers} x {n_heads} heads")
-    return [(int(la), int(h)) for la, h in value]
+    """Saved heads as ``(layer, head)`` tuples, each inside the model (the check the model-side code makes,
+    :func:`~attrib.heads.weights.check_focal_heads`), else an error naming the file and ``key``."""
+    try:
+        return check_focal_heads(value, n_layers, n_heads, field=key)
+    except InputError as e:
+        raise InputError(path, key, e.message) from None
 
 
 def _model_pair(model: Any) -> tuple[Any, Any, str]:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from attrib.errors import InputError, layers_or_all
 from attrib.kernels import Backend, SegmentStats, segment_attention_stats
+from attrib.models import is_bridge
 
 if TYPE_CHECKING:
     import numpy as np
@@ -85,7 +86,7 @@ def layer_segment_stats(
             raise _Done
 
     with torch.inference_mode():
-        if _is_bridge(runner):
+        if is_bridge(runner):
             _run_bridge(runner, ids, set(want), collect)
         else:
             _run_hf(runner, ids, set(want), collect)
@@ -97,7 +98,7 @@ def layer_segment_stats(
 
 def _vocab_size(runner: Any) -> int | None:
     """Rows of the token embedding (None when it cannot be found): the bound for ``input_ids``."""
-    hf = runner.original_model if _is_bridge(runner) else runner
+    hf = runner.original_model if is_bridge(runner) else runner
     emb = getattr(hf, "get_input_embeddings", lambda: None)()
     n = getattr(emb, "num_embeddings", None)
     return int(n) if n is not None else None
@@ -129,17 +130,13 @@ def _token_ids(input_ids: Any, vocab: int | None) -> torch.Tensor:
 # Engine: TransformerLens bridge hooks.
 
 
-def _is_bridge(runner: Any) -> bool:
-    return hasattr(runner, "hook_dict") and hasattr(runner, "original_model")
-
-
 def _runner(model: Any, engine: Engine) -> Any:
     """The object to run: a bridge for engine 'bridge', an HF model for 'hf'."""
     from attrib.models import hf_of, load_bridge
 
     if engine not in ("auto", "bridge", "hf"):
         raise InputError(None, "engine", f"must be 'auto', 'bridge' or 'hf', got {engine!r}")
-    if _is_bridge(model):
+    if is_bridge(model):
         return model if engine in ("auto", "bridge") else model.original_model
     if isinstance(model, tuple | str | os.PathLike):
         hf, tok = hf_of(model)
@@ -157,7 +154,7 @@ def _runner(model: Any, engine: Engine) -> Any:
 
 
 def _n_layers(runner: Any) -> int:
-    if _is_bridge(runner):
+    if is_bridge(runner):
         return int(runner.cfg.n_layers)
     return int(runner.config.num_hidden_layers)
 

@@ -15,10 +15,7 @@ import numpy as np
 
 from attrib.errors import InputError, is_whole_number
 from attrib.heads.types import Head as Head  # re-exported: it was defined here
-
-
-def _is_bridge(model: Any) -> bool:
-    return hasattr(model, "original_model") and hasattr(model, "run_with_cache")
+from attrib.models import is_bridge
 
 
 def attention_patterns(model: Any, input_ids: Sequence[int], layers: Sequence[int] | None = None) -> np.ndarray:
@@ -31,7 +28,7 @@ def attention_patterns(model: Any, input_ids: Sequence[int], layers: Sequence[in
 
     ids = torch.tensor([list(input_ids)])
     with torch.no_grad():
-        if _is_bridge(model):
+        if is_bridge(model):
             n_layers = model.cfg.n_layers
             want = list(range(n_layers)) if layers is None else list(layers)
             names = {f"blocks.{la}.attn.hook_pattern" for la in want}
