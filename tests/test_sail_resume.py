@@ -12,7 +12,7 @@ pytest.importorskip("peft")
 from _sail_common import real_model, tiny_pairs  # noqa: E402
 
 from attrib.surgery.pairs import PreferencePair  # noqa: E402
-from attrib.surgery.train import config_dict, train_sail  # noqa: E402
+from attrib.surgery.train import ADAPTER_DIR, TrainResult, config_dict, train_sail  # noqa: E402
 
 pytestmark = pytest.mark.slow
 LAYERS = [28]  # the top layers only: frozen-prefix caching keeps the step cheap
@@ -56,3 +56,19 @@ def test_a_resume_is_logged_and_reported(tmp_path, caplog):
     assert again.resumed == f"resumed from step 1 in {tmp_path}"
     assert f"resumed from step 1 in {tmp_path}" in caplog.text
     assert config_dict(again)["resumed"] == again.resumed
+
+
+@pytest.mark.parametrize("step", [0, 3])
+def test_resumed_is_said_from_the_step_and_folder(tmp_path, step):
+    """``resumed`` is derived from ``resumed_from`` and the run's folder (no second field to keep in step), and the
+    JSON summary still carries it."""
+    from attrib.surgery.lora import ParamShare
+
+    r = TrainResult(model=None, adapter_dir=tmp_path / ADAPTER_DIR, layers=LAYERS, steps=3, losses=[],
+                    reward_accuracies=[], step_seconds=[], reference_seconds=0.0, share=ParamShare(1, 2),
+                    resumed_from=step)
+    want = f"resumed from step 3 in {tmp_path}" if step else None
+    assert r.resumed == want and config_dict(r)["resumed"] == want
+    with pytest.raises(TypeError):
+        TrainResult(model=None, adapter_dir=tmp_path, layers=LAYERS, steps=3, losses=[], reward_accuracies=[],
+                    step_seconds=[], reference_seconds=0.0, share=ParamShare(1, 2), resumed="x")

@@ -61,8 +61,14 @@ class TrainResult:
     share: ParamShare
     resumed_from: int = 0
     config: dict[str, Any] = field(default_factory=dict)
-    #: "resumed from step N in OUT" when the run continued a checkpoint (None for a fresh run)
-    resumed: str | None = None
+
+    @property
+    def resumed(self) -> str | None:
+        """``resumed from step N in OUT`` when the run continued a checkpoint (None for a fresh run), OUT the run's
+        folder (``adapter_dir``'s parent): derived, so it cannot disagree with ``resumed_from``."""
+        if not self.resumed_from:
+            return None
+        return f"resumed from step {self.resumed_from} in {self.adapter_dir.parent}"
 
     @property
     def mean_step_seconds(self) -> float:
@@ -404,7 +410,6 @@ def train_sail(
         model=peft_model, adapter_dir=adapter_dir, layers=layers, steps=steps, losses=losses,
         reward_accuracies=accs, step_seconds=step_seconds, reference_seconds=ref_seconds,
         share=trainable_share(peft_model), resumed_from=start, config=config,
-        resumed=f"resumed from step {start} in {out}" if start else None,
     )
 
 
