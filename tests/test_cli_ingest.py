@@ -475,3 +475,10 @@ def test_ingest_joins_one_otlp_trace_rotated_over_files(tmp_path: Path) -> None:
         shutil.copy(conv / "genai_run.json", runs / name)
     r = runner.invoke(app, ["ingest", str(runs), "--store", str(tmp_path / "c.duckdb")])
     assert r.exit_code == 3 and "was already read from" in r.output, r.output
+
+
+def test_ingest_help_names_the_refusal_and_the_exit_codes() -> None:
+    """--help said nothing of a run of another file under a stored id being refused, nor of the exit codes."""
+    text = " ".join(runner.invoke(app, ["ingest", "--help"], terminal_width=200).output.split())
+    assert "already holds from another file, with other content, is refused (its file fails) unless --replace" in text
+    assert "1 when the store cannot be written, 3 when some files failed" in text

@@ -40,6 +40,10 @@ def register(app: typer.Typer) -> None:
 
         Formats are detected from content: Who&When JSON, OTLP JSON (GenAI / OpenInference spans), chat logs (JSON/JSONL of {role, name, content}) and attrib's own trace JSON.
 
+        A run under an id the store already holds from another file, with other content, is refused (its file fails)
+        unless --replace. Exit code 0 when every file is stored or unchanged, 1 when the store cannot be written, 3
+        when some files failed (nothing from them is stored; the others are) or none matched.
+
         Example:  attrib ingest ../shared/data/who_and_when traces/otlp_agents.json
         """
         from attrib.store.api import ingest
