@@ -275,6 +275,33 @@ def test_copies_of_one_run_with_different_labels_are_named_and_counted_once(tmp_
     assert orjson.loads((tmp_path / "m.json").read_bytes())["n_train"] == 30
 
 
+def test_fit_and_eval_traces_run_one_label_check_in_one_order(tmp_path: Path) -> None:
+    """``check_labels`` is the label check of both commands (each ran the three checks in its own copy of the order):
+    disputed copies kept once, then labels naming an agent that did not write the step, then task texts that differ
+    only in digits; eval's notes start with its notes and fit warns of each, in that order."""
+    from attrib.evaluate.labelled import check_labels, read_labelled
+
+    runs, _ = _with_disputed_copies(tmp_path)
+    d = orjson.loads((runs / "chat" / "datadesk-q02-r1.json").read_bytes())
+    steps = read_paths([runs / "chat" / "datadesk-q02-r1.json"])[0].steps
+    wrong = next(s for s in steps if s.agent not in (d["mistake_agent"], "user") and s.role != "tool")
+    (runs / "chat" / "datadesk-q02-r1.json").write_bytes(orjson.dumps({**d, "mistake_step": wrong.index}))
+    for k in (1, 2):  # two runs without a question id whose tasks differ in a request number
+        t = read_paths([runs / "chat" / f"datadesk-q03-r{k}.json"])[0]
+        (runs / "chat" / f"datadesk-q03-r{k}.json").write_bytes(msgspec.structs.replace(
+            t, task=f"[req {k}] {t.task}", metadata={}).to_json())
+    files: dict[str, str] = {}
+    traces, _ = read_labelled([str(runs)], files=files)
+    kept, notes = check_labels(traces, files)
+    assert len(kept) == len(traces) - 2 and [n.split(" ", 3)[:3] for n in notes] == [
+        ["1", "run(s)", "have"], ["1", "of", "30"], ["2", "runs", "without"]], notes
+    out = orjson.loads(runner.invoke(app, ["eval", "traces", str(runs), "--no-pool", "--json"]).output)
+    assert out["notes"][:3] == notes
+    r = runner.invoke(app, ["fit", str(runs), "--no-pool", "--out", str(tmp_path / "m.json")], env={"COLUMNS": "2000"})
+    assert r.exit_code == 0, r.output
+    assert [line.removeprefix("warning: ") for line in r.stderr.splitlines()][:3] == notes
+
+
 def test_runs_without_question_ids_whose_tasks_differ_only_in_digits_are_flagged(tmp_path: Path) -> None:
     """w5 #11: re-runs without question ids whose task texts carried a request id ("[req 1006] ...") became 64
     tasks of one run each, and the refit's figures leaked from 73 % to 77 % without a word."""

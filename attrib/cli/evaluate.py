@@ -331,9 +331,7 @@ def register(app: typer.Typer) -> None:
         from attrib.errors import InputError
         from attrib.evaluate.labelled import (
             MIN_TRAIN,
-            label_mismatch_note,
-            near_duplicate_tasks_note,
-            one_label_per_run,
+            check_labels,
             pool_extra,
             read_labelled,
         )
@@ -348,12 +346,11 @@ def register(app: typer.Typer) -> None:
                                "then rerun")
             from rich.markup import escape
 
-            traces, disputed = one_label_per_run(traces, files)  # two annotators' labels of one run: fit on one
-            # what eval traces notes, before fitting on it: disputed labels, likely off-by-one labels, and re-runs of
-            # one task that lack a question id
-            for warning in (disputed, label_mismatch_note(traces, files), near_duplicate_tasks_note(traces, files)):
-                if warning:
-                    err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+            # what eval traces notes, before fitting on it: disputed labels (two annotators' labels of one run: fit on
+            # one), likely off-by-one labels, and re-runs of one task that lack a question id
+            traces, warnings = check_labels(traces, files)
+            for warning in warnings:
+                err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
             if len(traces) < MIN_TRAIN:
                 raise InputError(", ".join(paths), "label", f"{len(traces)} labelled traces"
                                  + (f" ({n_unlabelled} unlabelled)" if n_unlabelled else "")

@@ -94,14 +94,16 @@ def label_mismatch_note(traces: Sequence[Trace], files: Mapping[str, str] | None
     if not found:
         return None
     first, why = found[0]
-    where = f"{files[first.id]} (trace {first.id})" if files and first.id in files else f"trace {first.id}"
     return (f"{len(found)} of {len(labelled)} labels do not name the agent attrib blames for the labelled step; the first, "
-            f"{where}: {why}")
+            f"{_where(first, files, with_id=True)}: {why}")
 
 
-def _where(t: Trace, files: Mapping[str, str] | None) -> str:
-    """A trace as a note names it: its file (``files``: trace id -> file) when known, else its id."""
-    return files[t.id] if files and t.id in files else f"trace {t.id}"
+def _where(t: Trace, files: Mapping[str, str] | None, with_id: bool = False) -> str:
+    """A trace as a note names it: its file (``files``: trace id -> file) when known, followed by its id with
+    ``with_id``, else its id."""
+    if files and t.id in files:
+        return f"{files[t.id]} (trace {t.id})" if with_id else files[t.id]
+    return f"trace {t.id}"
 
 
 def _label_words(t: Trace) -> str:
@@ -160,6 +162,17 @@ def near_duplicate_tasks_note(traces: Sequence[Trace], files: Mapping[str, str] 
             "folds split that task between training and test and the refit rows read high")
 
 
+def check_labels(traces: Sequence[Trace], files: Mapping[str, str] | None = None) -> tuple[list[Trace], list[str]]:
+    """The label checks `attrib fit` and `attrib eval traces` both run, in one order: copies of a run with different
+    labels kept once (:func:`one_label_per_run`), then labels that do not name the agent attrib blames
+    (:func:`label_mismatch_note`) and re-runs that may lack a question id (:func:`near_duplicate_tasks_note`).
+    Returns the traces to use and the notes (warnings, in that order); ``files``: trace id -> file, as the notes
+    name a run."""
+    kept, disputed = one_label_per_run(traces, files)
+    notes = [disputed, label_mismatch_note(kept, files), near_duplicate_tasks_note(kept, files)]
+    return kept, [n for n in notes if n]
+
+
 def pool_extra(traces: Sequence[Trace]) -> list[Trace]:
     """The Who&When logs to pool with ``traces`` for a refit: all of them but those among ``traces`` (by
     :func:`fingerprint`) and runs of their tasks (by :func:`task_key`), so no log is trained on twice and no run is
@@ -206,11 +219,25 @@ def evaluate_labelled(
     traces = list(traces)  # read twice below: a generator would be empty the second time
     if not isinstance(k, int) or k < 2:
         raise UsageError(None, "k", f"k-fold needs k >= 2, got {k!r}")
-    say = progress or (lambda _m: None)
     step_head = step_head_name(step_head)  # "first-passage" as the CLI spells it, too
     model_path = model_path or os.environ.get("ATTRIB_RANKER") or None
+    labelled, notes = _checked_labels(traces, files)
+    scored = _Scored(labelled, notes, progress or (lambda _m: None))
+    scored.score(traces, model_path, k, seed, pool_who_and_when, step_head)
+    return {"units": ROW_UNITS, "n": len(labelled), "n_tasks": scored.n_groups,
+            "n_unlabelled": len(traces) - sum(t.label is not None for t in traces),
+            "folds": k, "seed": seed, "step_head": step_head, "rows": scored.rows, "notes": notes,
+            "per_trace": per_trace_rows(labelled, scored.kept, files, scored.seen_as, scored.row),
+            "advice": advice(scored.kept, scored.row, scored.unseen_ids, scored.groups, step_head,
+                             few_runs_words(len(labelled), scored.n_groups)),
+            "wall_s": time.perf_counter() - t0}
+
+
+def _checked_labels(traces: Sequence[Trace], files: Mapping[str, str] | None) -> tuple[list[Trace], list[str]]:
+    """The notes stage of :func:`evaluate_labelled`: the labelled ``traces`` as the rows score them (checked as the
+    readers check them, a repeated id refused, :func:`check_labels` run, re-runs and copies grouped by
+    :func:`attrib.trace.group_reruns`) and the notes so far."""
     labelled = [validate(t) for t in traces if t.label is not None]  # the readers' checks, label step included
-    n_unlabelled = len(traces) - len(labelled)
     if not labelled:
         raise InputError(None, "label", f"none of the {len(traces)} traces carries a label "
                          "(label.mistake_step and label.mistake_agent); nothing to score")
@@ -220,15 +247,7 @@ def evaluate_labelled(
             raise InputError(None, "id", f"trace id {t.id!r} appears twice among these traces; give each run "
                              "its own id")
         seen.add(t.id)
-    rows: list[dict[str, Any]] = []
-    notes: list[str] = []
-    labelled, disputed = one_label_per_run(labelled, files)
-    if disputed:
-        notes.append(disputed)
-    if mismatch := label_mismatch_note(labelled, files):
-        notes.append(mismatch)
-    if alike := near_duplicate_tasks_note(labelled, files):
-        notes.append(alike)
+    labelled, notes = check_labels(labelled, files)
     labelled, n_same, n_copies = group_reruns(labelled)
     if n_same:
         notes.append(f"{n_same} run(s) have no metadata.question_id but the task text of another run: they are "
@@ -236,103 +255,127 @@ def evaluate_labelled(
     if n_copies:
         notes.append(f"{n_copies} run(s) repeat another run's steps exactly: they share its question id here, so "
                      "no copy is ever scored by a model fitted on another")
+    return labelled, notes
 
-    kept: dict[str, list[Verdict]] = {}
-    groups = {t.id: question_id(t) for t in labelled}  # the tasks the folds hold out, and the intervals resample
 
-    def add(name: str, protocol: str, verdicts: list[Verdict]) -> None:
-        rows.append({"method": name, "protocol": protocol, **mean_summary([verdicts], groups)})
-        kept[name] = verdicts
+class _Scored:
+    """The rows stage of :func:`evaluate_labelled`: each method's verdicts on ``labelled`` (``kept``) and its row
+    (``rows``), with the notes the scoring adds appended to ``notes``, and what the result stage reads of it."""
 
-    for name in GENERIC_BASELINES:
-        add(name, "rule", [BASELINES[name](t) for t in labelled])
-    if model_path is not None:  # the shipped ranker beside yours, so one run compares them
-        say("shipped ranker")
-        shipped = ranker_training(None)
-        n_shipped = sum(bool(run or task) for run, task in
-                        (shipped.seen(t) if shipped is not None else (None, None) for t in labelled))
-        add(SHIPPED_ROW, "as shipped" + (f", IN SAMPLE for {n_shipped}" if n_shipped else ""),
-            [ranker_verdict(t, default_model(setting_of(t))) for t in labelled])
-    say("shipped ranker" if model_path is None else f"ranker {model_path}")
-    protocol = "as shipped" if model_path is None else f"model {model_path}"
-    if model_path is not None and model_path == os.environ.get("ATTRIB_RANKER"):
-        protocol += " ($ATTRIB_RANKER)"
-    # which of these runs (or their tasks) the ranker was fitted on: a file from `attrib fit` lists its runs'
-    # fingerprints and task keys, as the shipped one does
-    training = ranker_training(model_path)
-    if training is None or training.fingerprints is None:
-        notes.append(f"{model_path} does not list the runs it was fitted on (written by an older attrib fit): "
-                     "if these runs were among them, its row is in sample")
-    elif training.tasks is None:
-        notes.append(f"{model_path} lists the runs it was fitted on but not their tasks (written by an older attrib "
-                     "fit): other runs of those tasks count as unseen here")
-    elif model_path is not None and training.question_ids is None and any(
-            t.metadata.get("question_id") for t in traces):
-        notes.append(f"{model_path} lists its runs' tasks by text but not their question ids (written by an older "
-                     "attrib fit): a re-run of one of its tasks whose text differs counts as unseen here; refit it "
-                     "to flag those too")
-    seen_how = [training.seen(t) if training is not None else (None, None) for t in labelled]
-    n_run = sum(bool(run) for run, _ in seen_how)
-    n_task = sum(bool(task) for _, task in seen_how)  # never with ``run`` for one trace: seen() asks only when not
-    unseen_ids = {t.id for t, (run, task) in zip(labelled, seen_how, strict=True) if not (run or task)}
-    n_in = len(labelled) - len(unseen_ids)
-    base = protocol  # without the in-sample count, for the row of the runs it was not fitted on
-    if n_in:
-        protocol += f", IN SAMPLE for {n_in}"
-        if n_run:
-            notes.append(f"{n_run} of these traces are runs this ranker was fitted on: its row is in sample for "
-                         "them (the refit rows are not)")
-        if n_task:  # the folds hold out whole tasks, so a re-run of a training task is not an unseen run either
-            notes.append(f"{n_task} of these traces are other runs of tasks this ranker was fitted on: its row "
-                         "counts them as in sample too, as the refit rows' task-grouped folds do")
-    # the row of a ranker file is not the shipped ranker's: named so, and keyed apart in the JSON
-    row = SHIPPED_ROW if model_path is None else MODEL_ROW
-    verdicts = [ranker_verdict(t, default_model(setting_of(t), model_path)) for t in labelled]
-    add(row, protocol, verdicts)
-    if 0 < n_in < len(labelled):  # the same ranker on the runs it was not fitted on: an out-of-sample figure
-        unseen = "runs of tasks it was not fitted on" if training and training.tasks is not None else \
-            "runs it was not fitted on"
-        add(f"{row}, unseen runs", f"{base}, the {len(labelled) - n_in} {unseen}", [v for v in verdicts if v.trace_id in unseen_ids])
-    n_train = len(labelled) * (k - 1) // k
-    n_groups = len(set(groups.values()))
-    if n_groups < len(labelled):
-        notes.append(f"{len(labelled)} runs of {n_groups} tasks: the 95% intervals and the advice resample tasks, not "
-                     "runs, since re-runs of one task are not independent")
-    if few := few_runs_words(len(labelled), n_groups):  # as `attrib fit --no-pool` warns of the ranker it writes
-        notes.append(f"{few}: a ranker fitted on them alone (`attrib fit --no-pool`) has rough confidences and 90% "
-                     "step sets, as `attrib fit` warns, and the intervals here are wide; a pooled fit (the default) "
-                     "adds Who&When's runs")
-    if n_train < MIN_TRAIN:
-        notes.append(f"{len(labelled)} labelled traces: too few to refit with {k} folds (each training fold needs "
-                     f"{MIN_TRAIN}); only the shipped ranker and the baselines are scored")
-    elif n_groups < k or n_groups * (k - 1) // k < INNER_FOLDS:
-        notes.append(f"{n_groups} distinct tasks (metadata.question_id): too few to refit grouped by task with {k} "
-                     f"folds (each training fold needs runs of {INNER_FOLDS} tasks, so no task is in both train and "
-                     "test); only the shipped ranker and the baselines are scored")
-    else:
-        say("refit on these traces")
+    def __init__(self, labelled: list[Trace], notes: list[str], say: Callable[[str], None]) -> None:
+        self.labelled, self.notes, self.say = labelled, notes, say
+        self.rows: list[dict[str, Any]] = []
+        self.kept: dict[str, list[Verdict]] = {}
+        self.groups = {t.id: question_id(t) for t in labelled}  # the tasks the folds hold out, and the intervals resample
+        self.n_groups = len(set(self.groups.values()))
+        self.row = SHIPPED_ROW  # the row of the ranker as it is
+        self.unseen_ids: set[str] = set()  # the runs (and tasks) that ranker was not fitted on
+        self.seen_as: dict[str, str] = {}  # trace id -> "run" / "task" it was fitted on
+
+    def add(self, name: str, protocol: str, verdicts: list[Verdict]) -> None:
+        self.rows.append({"method": name, "protocol": protocol, **mean_summary([verdicts], self.groups)})
+        self.kept[name] = verdicts
+
+    def score(self, traces: Sequence[Trace], model_path: str | None, k: int, seed: int, pool_who_and_when: bool,
+              step_head: str) -> None:
+        """Every row, in the order the table shows them: the baselines, the ranker(s) as they are, the refits."""
+        labelled = self.labelled
+        for name in GENERIC_BASELINES:
+            self.add(name, "rule", [BASELINES[name](t) for t in labelled])
+        self._ranker_rows(traces, model_path)
+        n_groups, notes = self.n_groups, self.notes
+        if n_groups < len(labelled):
+            notes.append(f"{len(labelled)} runs of {n_groups} tasks: the 95% intervals and the advice resample tasks, "
+                         "not runs, since re-runs of one task are not independent")
+        if few := few_runs_words(len(labelled), n_groups):  # as `attrib fit --no-pool` warns of the ranker it writes
+            notes.append(f"{few}: a ranker fitted on them alone (`attrib fit --no-pool`) has rough confidences and "
+                         "90% step sets, as `attrib fit` warns, and the intervals here are wide; a pooled fit (the "
+                         "default) adds Who&When's runs")
+        if len(labelled) * (k - 1) // k < MIN_TRAIN:
+            notes.append(f"{len(labelled)} labelled traces: too few to refit with {k} folds (each training fold needs "
+                         f"{MIN_TRAIN}); only the shipped ranker and the baselines are scored")
+        elif n_groups < k or n_groups * (k - 1) // k < INNER_FOLDS:
+            notes.append(f"{n_groups} distinct tasks (metadata.question_id): too few to refit grouped by task with "
+                         f"{k} folds (each training fold needs runs of {INNER_FOLDS} tasks, so no task is in both "
+                         "train and test); only the shipped ranker and the baselines are scored")
+        else:
+            self._refit_rows(k, seed, pool_who_and_when, step_head)
+
+    def _ranker_rows(self, traces: Sequence[Trace], model_path: str | None) -> None:
+        """The ranker as it is (the shipped one, or ``model_path`` beside the shipped one), in sample where it was
+        fitted on a run or its task, and again on the runs it was not."""
+        labelled, notes, say = self.labelled, self.notes, self.say
+        if model_path is not None:  # the shipped ranker beside yours, so one run compares them
+            say("shipped ranker")
+            shipped = ranker_training(None)
+            n_shipped = sum(bool(run or task) for run, task in
+                            (shipped.seen(t) if shipped is not None else (None, None) for t in labelled))
+            self.add(SHIPPED_ROW, "as shipped" + (f", IN SAMPLE for {n_shipped}" if n_shipped else ""),
+                     [ranker_verdict(t, default_model(setting_of(t))) for t in labelled])
+        say("shipped ranker" if model_path is None else f"ranker {model_path}")
+        protocol = "as shipped" if model_path is None else f"model {model_path}"
+        if model_path is not None and model_path == os.environ.get("ATTRIB_RANKER"):
+            protocol += " ($ATTRIB_RANKER)"
+        # which of these runs (or their tasks) the ranker was fitted on: a file from `attrib fit` lists its runs'
+        # fingerprints and task keys, as the shipped one does
+        training = ranker_training(model_path)
+        if training is None or training.fingerprints is None:
+            notes.append(f"{model_path} does not list the runs it was fitted on (written by an older attrib fit): "
+                         "if these runs were among them, its row is in sample")
+        elif training.tasks is None:
+            notes.append(f"{model_path} lists the runs it was fitted on but not their tasks (written by an older "
+                         "attrib fit): other runs of those tasks count as unseen here")
+        elif model_path is not None and training.question_ids is None and any(
+                t.metadata.get("question_id") for t in traces):
+            notes.append(f"{model_path} lists its runs' tasks by text but not their question ids (written by an "
+                         "older attrib fit): a re-run of one of its tasks whose text differs counts as unseen here; "
+                         "refit it to flag those too")
+        seen_how = [training.seen(t) if training is not None else (None, None) for t in labelled]
+        n_run = sum(bool(run) for run, _ in seen_how)
+        n_task = sum(bool(task) for _, task in seen_how)  # never with ``run`` for one trace: seen() asks only when not
+        self.unseen_ids = {t.id for t, (run, task) in zip(labelled, seen_how, strict=True) if not (run or task)}
+        self.seen_as = {t.id: ("run" if run else "task") for t, (run, task) in zip(labelled, seen_how, strict=True)
+                        if run or task}
+        n_in = len(labelled) - len(self.unseen_ids)
+        base = protocol  # without the in-sample count, for the row of the runs it was not fitted on
+        if n_in:
+            protocol += f", IN SAMPLE for {n_in}"
+            if n_run:
+                notes.append(f"{n_run} of these traces are runs this ranker was fitted on: its row is in sample for "
+                             "them (the refit rows are not)")
+            if n_task:  # the folds hold out whole tasks, so a re-run of a training task is not an unseen run either
+                notes.append(f"{n_task} of these traces are other runs of tasks this ranker was fitted on: its row "
+                             "counts them as in sample too, as the refit rows' task-grouped folds do")
+        # the row of a ranker file is not the shipped ranker's: named so, and keyed apart in the JSON
+        row = self.row = SHIPPED_ROW if model_path is None else MODEL_ROW
+        verdicts = [ranker_verdict(t, default_model(setting_of(t), model_path)) for t in labelled]
+        self.add(row, protocol, verdicts)
+        if 0 < n_in < len(labelled):  # the same ranker on the runs it was not fitted on: an out-of-sample figure
+            unseen = "runs of tasks it was not fitted on" if training and training.tasks is not None else \
+                "runs it was not fitted on"
+            self.add(f"{row}, unseen runs", f"{base}, the {len(labelled) - n_in} {unseen}",
+                     [v for v in verdicts if v.trace_id in self.unseen_ids])
+
+    def _refit_rows(self, k: int, seed: int, pool_who_and_when: bool, step_head: str) -> None:
+        """The ranker refitted in ``k`` task-grouped folds (alone, and pooled with Who&When when it is here) and the
+        floor beside it."""
+        labelled, notes = self.labelled, self.notes
+        self.say("refit on these traces")
         fitter = partial(learned_fitter, step_head=step_head)
         head = "" if step_head == DEFAULT_STEP_HEAD else f", {step_head_flag(step_head)} head"  # as the fit flag says it
-        add("learned, refit", f"{k}-fold{head}", cross_validate(labelled, fitter, k, seed))
-        add("floor", f"{k}-fold", cross_validate(labelled, floor_fitter, k, seed))
+        self.add("learned, refit", f"{k}-fold{head}", cross_validate(labelled, fitter, k, seed))
+        self.add("floor", f"{k}-fold", cross_validate(labelled, floor_fitter, k, seed))
         n_ww = len(who_and_when_traces()) if pool_who_and_when else 0
         extra = pool_extra(labelled) if n_ww else []
         if len(extra) < n_ww:
-            notes.append(f"{n_ww - len(extra)} Who&When logs are these traces or other runs of their tasks: left out of "
-                         "the pooled training, so no trace is scored by a model fitted on it or on its task")
+            notes.append(f"{n_ww - len(extra)} Who&When logs are these traces or other runs of their tasks: left out "
+                         "of the pooled training, so no trace is scored by a model fitted on it or on its task")
         if extra:
-            say("refit on these traces + Who&When")
-            add("learned, refit + Who&When", f"{k}-fold pooled{head}",
-                cross_validate(labelled, fitter, k, seed, extra))
+            self.say("refit on these traces + Who&When")
+            self.add("learned, refit + Who&When", f"{k}-fold pooled{head}",
+                     cross_validate(labelled, fitter, k, seed, extra))
         elif pool_who_and_when and not n_ww:
             notes.append("Who&When is not on this machine (set ATTRIB_WHO_AND_WHEN): no pooled refit")
-    seen_as = {t.id: ("run" if run else "task") for t, (run, task) in zip(labelled, seen_how, strict=True)
-               if run or task}
-    return {"units": ROW_UNITS, "n": len(labelled), "n_tasks": n_groups, "n_unlabelled": n_unlabelled,
-            "folds": k, "seed": seed, "step_head": step_head, "rows": rows, "notes": notes,
-            "per_trace": per_trace_rows(labelled, kept, files, seen_as, row),
-            "advice": advice(kept, row, unseen_ids, groups, step_head, few_runs_words(len(labelled), n_groups)),
-            "wall_s": time.perf_counter() - t0}
 
 
 def per_trace_rows(traces: Sequence[Trace], kept: Mapping[str, Sequence[Verdict]],
