@@ -363,24 +363,32 @@ def _stats(n_q: int, fill: float) -> dict[str, np.ndarray]:
     return {"segment_mass": mass, "entropy": np.full((9, n_q), fill, np.float32)}
 
 
-def test_segment_statistics_load_from_a_multi_step_file(tmp_path):
-    """A file several steps share (``"<step>/<hook>"`` keys, as attrib.activations reads them) gives each step its
-    own statistics (every key used to be missing: they were looked up without the step prefix)."""
+def _one_file_for_all_steps(tmp_path, steps):
+    """A chat trace of three messages whose steps share one ``all.npz`` (``"<step>/<hook>"`` keys, as
+    attrib.activations reads them): ``steps[i]`` lists step i's ``(layer, n_q, fill)`` segment statistics."""
     import json
 
     from attrib.readers import load_trace
-    from attrib.record import load_segment_stats
 
     arrays = {}
-    for step, (n_q, fill) in enumerate([(3, 0.1), (4, 0.2)]):
-        for la in (0, 2):
-            for stat, a in _stats(n_q, fill + la).items():
+    for step, stats in enumerate(steps):
+        for la, n_q, fill in stats:
+            for stat, a in _stats(n_q, fill).items():
                 arrays[f"{step}/blocks.{la}.attn.hook_pattern:{stat}"] = a
     np.savez(tmp_path / "all.npz", **arrays)
     msgs = [{"role": "assistant", "name": f"a{i}", "content": "x", "activation": {"path": "all.npz"}}
             for i in range(3)]
     (tmp_path / "chat.json").write_text(json.dumps(msgs))
-    trace = load_trace(tmp_path / "chat.json")
+    return load_trace(tmp_path / "chat.json")
+
+
+def test_segment_statistics_load_from_a_multi_step_file(tmp_path):
+    """A file several steps share (``"<step>/<hook>"`` keys, as attrib.activations reads them) gives each step its
+    own statistics (every key used to be missing: they were looked up without the step prefix)."""
+    from attrib.record import load_segment_stats
+
+    trace = _one_file_for_all_steps(tmp_path, [[(la, n_q, fill + la) for la in (0, 2)]
+                                               for n_q, fill in [(3, 0.1), (4, 0.2)]])
     for step, (n_q, fill) in enumerate([(3, 0.1), (4, 0.2)]):
         st = load_segment_stats(trace.steps[step])
         assert st["layers"].tolist() == [0, 2]
@@ -419,21 +427,10 @@ def test_statistics_that_differ_between_layers_are_named(tmp_path):
 def test_step_drift_refuses_steps_of_different_layers_and_names_its_rows(tmp_path):
     """Steps recorded with layers=[0, 2] and [1, 3] were compared row by row (layer 0 against layer 1) and the
     result did not say which layers its rows were."""
-    import json
-
     from attrib.heads.drift import step_drift
-    from attrib.readers import load_trace
 
-    arrays = {}
-    for step, layers in enumerate([(0, 2), (1, 3), (0, 2)]):
-        for la in layers:
-            for stat, a in _stats(3, 0.1 * (step + 1)).items():
-                arrays[f"{step}/blocks.{la}.attn.hook_pattern:{stat}"] = a
-    np.savez(tmp_path / "all.npz", **arrays)
-    msgs = [{"role": "assistant", "name": f"a{i}", "content": "x", "activation": {"path": "all.npz"}}
-            for i in range(3)]
-    (tmp_path / "chat.json").write_text(json.dumps(msgs))
-    trace = load_trace(tmp_path / "chat.json")
+    trace = _one_file_for_all_steps(tmp_path, [[(la, 3, 0.1 * (step + 1)) for la in layers]
+                                               for step, layers in enumerate([(0, 2), (1, 3), (0, 2)])])
     with pytest.raises(InputError, match=r"^layers: the two steps hold different layers: clean step \[0, 2\], "
                                          r"conflict step \[1, 3\]"):
         step_drift(trace.steps[0], trace.steps[1])
