@@ -190,3 +190,15 @@ def test_a_ranker_object_flags_the_runs_it_was_fitted_on_as_a_ranker_file_does(t
     # the ranker file keeps its one top-level list of runs (not one per setting)
     art = orjson.loads(path.read_bytes())
     assert "fingerprints" in art and all("fingerprints" not in s for s in art["settings"].values())
+
+
+def test_the_step_set_is_described_as_the_reports_word_it() -> None:
+    """The ranker's docs promised the decisive step "with probability >= set_level", the per-run reading the reports
+    stopped giving (conformal coverage is over runs like the calibration runs: ``render.step_set_line``)."""
+    import inspect
+
+    import attrib.methods.ranker as ranker
+
+    text = " ".join(inspect.getsource(ranker).split())
+    assert "with probability >= set_level" not in text and "with probability >= ``set_level``" not in text
+    assert "in ≥ ``set_level`` of runs like those it was calibrated on" in text

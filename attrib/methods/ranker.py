@@ -19,8 +19,9 @@ doubts must be clearly ahead to win. Both were chosen on grouped cross-validatio
 (fold seeds 0-2) and confirmed on fold seeds 3-5 (see the README's attribution section).
 
 Confidences are calibrated (Platt by default, isotonic optional) on the inner out-of-fold predictions,
-i.e. inside the training data only; so is the conformal step set (:mod:`.conformal`: the steps that
-hold the decisive one with probability >= ``set_level``, 90 % by default). Shapley blame over agents
+i.e. inside the training data only; so is the conformal step set (:mod:`.conformal`: steps that hold the
+decisive one in ≥ ``set_level`` of runs like those it was calibrated on, 90 % by default; a marginal promise, not a
+probability for one run). Shapley blame over agents
 (:mod:`.shapley`) uses the step head's probabilities as the pluggable failure model.
 
 Its fitted state is JSON (``to_dict`` / ``from_dict``); files of it, and the verdict a user sees, are
@@ -113,7 +114,8 @@ class Prediction:
     contributions: dict[str, float] = field(default_factory=dict)
     agent_contributions: dict[str, float] = field(default_factory=dict)  # the agent head's signals for ``agent``
     hazards: np.ndarray | None = None  # per-step hazards of the first-passage head (None for the plain softmax)
-    step_set: list[int] | None = None  # conformal set: holds the decisive step with probability >= set_level
+    step_set: list[int] | None = None  # conformal set: holds the decisive step in >= set_level of runs like the
+    # calibration runs (not a probability for this run)
 
 
 def _folds(groups: Sequence[str], k: int, seed: int) -> list[np.ndarray]:
