@@ -10,9 +10,8 @@ from attrib.evaluate.data import load_subset, question_id
 from attrib.features.steps import signal_name as _signal_name
 from attrib.methods import analyze
 from attrib.methods.clogit import ConditionalLogit, smoothed_targets
-from attrib.methods.learned import default_model
+from attrib.methods.learned import SHIPPED, default_model
 from attrib.methods.ranker import LearnedRanker
-from attrib.methods.ranker_names import SHIPPED
 from attrib.readers import load_trace
 from attrib.trace import Step, Trace
 

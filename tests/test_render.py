@@ -327,8 +327,8 @@ def test_a_verdict_from_your_own_ranker_names_it_beside_the_method():
     assert ranker_name("a fitted LearnedRanker") == "a fitted LearnedRanker"
     # the name is the one the learned method writes (attrib.methods.ranker_names), compared whole: a ranker file
     # named "shipped_v2.json" is no shipped ranker
-    from attrib.methods.learned import ranker_source
-    from attrib.methods.ranker_names import SHIPPED, file_source
+    from attrib.methods.learned import SHIPPED, ranker_source
+    from attrib.methods.ranker_names import file_source
 
     assert ranker_source(None) == SHIPPED and ranker_name(SHIPPED) == "shipped"
     assert ranker_name(file_source("/tmp/shipped_v2.json", "0" * 64)) == "shipped_v2.json"

@@ -110,8 +110,8 @@ def test_the_ingest_table_counts_replaced_runs_apart_from_new_ones(tmp_path: Pat
 def test_the_shipped_rankers_identity_holds_its_files_hash_and_reads_shipped() -> None:
     import hashlib
 
-    from attrib.methods.learned import ranker_source
-    from attrib.methods.ranker_names import SHIPPED, SHIPPED_FILE, SHIPPED_NAME, ranker_name
+    from attrib.methods.learned import SHIPPED, ranker_source
+    from attrib.methods.ranker_names import SHIPPED_FILE, SHIPPED_NAME, ranker_name
 
     digest = hashlib.sha256(SHIPPED_FILE.read_bytes()).hexdigest()[:12]
     words = f"shipped (fitted on Who&When, sha256 {digest})"
@@ -123,13 +123,17 @@ def test_the_shipped_rankers_identity_holds_its_files_hash_and_reads_shipped() -
             "r.ranker_name('x'); print(r.shipped_source.cache_info().misses)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "0"
+    # the shipped ranker's name is a plain constant of the learned method, not a lazy attribute of ranker_names
+    import attrib.methods.ranker_names as names
+
+    assert not hasattr(names, "SHIPPED") and not hasattr(names, "__getattr__")
 
 
 def test_verdicts_of_an_earlier_shipped_ranker_are_redone_by_analyze_all(bundled: Path, tmp_path: Path) -> None:
     """A store analyzed by an earlier attrib holds verdicts whose ranker is the shipped one of then: `analyze --all`
     redoes them instead of calling them done by this ranker."""
     from attrib.engine import analyze_many
-    from attrib.methods.ranker_names import SHIPPED
+    from attrib.methods.learned import SHIPPED
 
     store = tmp_path / "s.duckdb"
     assert ingest(bundled / "demo_whowhen.json", store=store).ok

@@ -33,7 +33,7 @@ from attrib.methods.ranker import (
     featurize,
     seen_in,
 )
-from attrib.methods.ranker_names import SHIPPED, SHIPPED_FILE, file_source
+from attrib.methods.ranker_names import SHIPPED_FILE, file_source, shipped_source
 from attrib.trace import (
     AgentBlame,
     Attribution,
@@ -51,6 +51,8 @@ from attrib.trace import (
 )
 
 ARTIFACT = SHIPPED_FILE  # the shipped ranker (fitted on all of Who&When); its name in verdicts: ranker_names
+#: How a verdict of the shipped ranker names it (``evidence.ranker``): ``shipped (fitted on Who&When, sha256 <12 hex>)``.
+SHIPPED = shipped_source()
 
 # --------------------------------------------------------------------------- the shipped model
 

@@ -1,7 +1,7 @@
 """How a verdict names the ranker that decided it (``evidence.ranker``), written and read in one place, and the
 other names of a ranker that the CLI and reports need without its numpy: its step head's, and when it has few runs.
 
-The learned method writes the name (:func:`file_source`, :data:`SHIPPED`) and the reports read it back short
+The learned method writes the name (:func:`file_source`, :func:`shipped_source`) and the reports read it back short
 (:func:`ranker_name`); this module loads nothing but the standard library and :mod:`attrib.errors`, so the reports
 and ``attrib --help`` need not import the method's numpy to read a name.
 """
@@ -21,28 +21,22 @@ SHIPPED_FILE = Path(__file__).parent / "data" / "ranker.json"
 #: How every ``evidence.ranker`` of the shipped ranker starts; an attrib before the hash was added wrote this and ")".
 _SHIPPED_WORDS = "shipped (fitted on Who&When"
 
-#: :func:`ranker_name` of :data:`SHIPPED`: the reports name every other ranker beside the method, not this one.
+#: :func:`ranker_name` of :func:`shipped_source`: the reports name every other ranker beside the method, not this one.
 SHIPPED_NAME = "shipped"
 
 
 @functools.cache
 def shipped_source() -> str:
-    """``evidence.ranker`` of a verdict from the ranker attrib ships (:data:`SHIPPED`): its words and the start of
-    the file's sha256, so the verdicts of the ranker an earlier attrib shipped are another ranker's (``attrib analyze
-    --all`` redoes them), as a ranker file's are once it is rewritten. Read once, on first use."""
+    """``evidence.ranker`` of a verdict from the ranker attrib ships (``attrib.methods.learned.SHIPPED``): its words
+    and the start of the file's sha256, so the verdicts of the ranker an earlier attrib shipped are another ranker's
+    (``attrib analyze --all`` redoes them), as a ranker file's are once it is rewritten. Read once, on first use:
+    importing this module reads no file, so ``attrib --help`` and the reports stay as fast."""
     try:
         digest = hashlib.sha256(SHIPPED_FILE.read_bytes()).hexdigest()[:12]
     except OSError:  # not installed with the package: the learned method says so when it loads it
         return f"{_SHIPPED_WORDS})"
     return f"{_SHIPPED_WORDS}, sha256 {digest})"
 
-
-def __getattr__(name: str) -> str:
-    """:data:`SHIPPED`, ``shipped (fitted on Who&When, sha256 <12 hex>)``, made on first use (:func:`shipped_source`):
-    importing this module reads no file, so ``attrib --help`` and the reports stay as fast."""
-    if name == "SHIPPED":
-        return shipped_source()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: What follows a ranker file's path in its ``evidence.ranker``, before the start of its content hash.
 _HASH = " (sha256 "
