@@ -47,18 +47,16 @@ def test_upsert_is_idempotent_and_replaces_changed_content(bundled: Path, tmp_st
 
 
 def test_upsert_traces_says_which_stored_ids_it_replaced(bundled: Path, tmp_store) -> None:
-    """``replaced`` gets the ids whose stored content differed (new and unchanged ones not); ``source_path`` may give
-    each trace its own file."""
+    """``upsert(...).replaced`` holds the ids whose stored content differed (new and unchanged ones not);
+    ``source_path`` may give each trace its own file."""
     a, b = load_trace(bundled / "demo_whowhen.json"), load_trace(bundled / "otlp_agents.json")
     tmp_store.upsert_trace(a)
-    replaced: list[str] = []
     changed = msgspec.structs.replace(a, steps=a.steps[:-1])
-    assert tmp_store.upsert_traces([changed, b], ["x.json", "y.json"], replaced=replaced) == [True, True]
-    assert replaced == [a.id]
+    assert tmp_store.upsert([changed, b], ["x.json", "y.json"]) == ([True, True], [a.id])
     rows = tmp_store.con.execute("SELECT trace_id, source_path FROM traces ORDER BY trace_id").fetchall()
     assert sorted(rows) == sorted([(a.id, os.path.abspath("x.json")), (b.id, os.path.abspath("y.json"))])
-    replaced.clear()
-    assert tmp_store.upsert_traces([changed, b], replaced=replaced) == [False, False] and replaced == []
+    assert tmp_store.upsert_traces([changed, b]) == [False, False]
+    assert tmp_store.upsert([changed, b]).replaced == []
     tmp_store.upsert_traces([a], ["s3://bucket/runs/a.json"])  # a URL is no local path: kept as it is
     assert tmp_store.con.execute("SELECT source_path FROM traces WHERE trace_id = ?", [a.id]).fetchone() == (
         "s3://bucket/runs/a.json",)

@@ -323,9 +323,8 @@ def register(app: typer.Typer) -> None:
                 with open_store(store) as st:
                     # the verdict goes with the run it was made on: a stored trace of the same id but other content
                     # is replaced (dropping its verdicts), as re-ingesting a changed file does
-                    replaced: list[str] = []
                     with st.transaction():
-                        st.upsert_traces([t for t, _ in results], sources, replaced=replaced)
+                        replaced = st.upsert([t for t, _ in results], sources).replaced
                         st.save_attributions(a for _, a in results)
                     for tid in replaced:
                         err_console.print(f"[yellow]note:[/] replaced the stored {escape_markup(visible(tid))} (other "

@@ -596,13 +596,9 @@ class Store:
         return self.upsert_traces([trace], source_path)[0]
 
     def upsert_traces(self, traces: list[Trace], source_path: str | list[str | None] | None = None,
-                      replaced: list[str] | None = None, release: bool = False) -> list[bool]:
-        """:meth:`upsert`'s per-trace changed flags; ``replaced`` (a list, kept for callers that pass one) gets the
-        ids of the stored traces replaced."""
-        done = self.upsert(traces, source_path, release)
-        if replaced is not None:
-            replaced += done.replaced
-        return done.changed
+                      release: bool = False) -> list[bool]:
+        """:meth:`upsert`'s per-trace changed flags (what replaced what: :meth:`upsert`)."""
+        return self.upsert(traces, source_path, release).changed
 
     def upsert(self, traces: list[Trace], source_path: str | list[str | None] | None = None,
                release: bool = False) -> Upserted:
