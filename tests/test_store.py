@@ -7,6 +7,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from _store_lock import hold_write_lock
 
 from attrib.errors import NotFoundError
 from attrib.readers import load_trace
@@ -309,18 +310,6 @@ def test_an_old_orphan_verdict_does_not_block_new_saves(bundled: Path, tmp_store
 
 
 # ------------------------------------------------------------------- a store another process holds
-def hold_write_lock(store: Path):
-    """Another process holding ``store`` open read-write (DuckDB's file lock) until it is killed."""
-    import subprocess
-    import sys
-
-    code = ("import sys, time\nfrom attrib.store import open_store\ns = open_store(sys.argv[1])\n"
-            "print('locked', flush=True)\ntime.sleep(120)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(store)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    return proc
-
-
 def test_a_store_locked_by_another_process_is_a_store_locked_error(bundled: Path, tmp_path: Path) -> None:
     """Told once, where the store opens the file: a StoreLockedError (an InputError, exit 3, one line in words, no
     DuckDB text) with the holder's pid, read-only or not; DuckDB's own IOException stays its context. The CLI prints that
