@@ -136,13 +136,12 @@ SYSTEM_FIRST = [{"role": "system", "content": "You are a helpful team. Answer wi
 @pytest.mark.parametrize("method", ["learned", "flow-graph", "causal"])
 def test_no_method_blames_the_system_prompt(tmp_path: Path, method: str) -> None:
     """The system message is no agent's step (:func:`attrib.trace.is_agent_step`): flow-graph and causal blamed it
-    (step 0)."""
+    (step 0), and learned's agent head named "system" as the decisive agent."""
     path = tmp_path / "system_first.json"
     path.write_text(json.dumps({"messages": SYSTEM_FIRST, "outcome": "failed"}))
     a = analyze(load_trace(path), method)
     assert a.step in (2, 3) and a.evidence.get("first_passage", {}).get("earlier_step", 2) == 2
-    if method != "learned":  # learned's agent head weighs every agent of the run by its own fitted model
-        assert a.agent in ("Solver", "Checker")
+    assert a.agent in ("Solver", "Checker")
 
 
 def test_the_earlier_riskier_step_is_never_the_system_prompt(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ from attrib.methods.ranker_names import (  # noqa: F401  (re-exported; numpy-fre
     few_runs,
     step_head_name,
 )
-from attrib.trace import Trace, fingerprint, group_reruns, question_id, task_key
+from attrib.trace import Trace, fingerprint, group_reruns, is_agent_step, question_id, task_key
 
 #: The step head fitted unless told otherwise ("first_passage" or "logit"; see the module docstring).
 DEFAULT_STEP_HEAD = "first_passage"
@@ -239,6 +239,16 @@ def explicit_question_ids(traces: Iterable[Trace]) -> frozenset[str]:
     return frozenset(str(q) for t in traces if (q := t.metadata.get("question_id")))
 
 
+def _best_agent(pa: np.ndarray, agents: list[str], trace: Trace) -> int:
+    """The agent head's verdict: its likeliest agent among those a verdict may name, the speakers with an agent's or
+    a tool's step (:func:`attrib.trace.is_agent_step`), not the person who asked nor a system prompt. The head was
+    fitted over every speaker (its probabilities and their calibration stay so), and on a run that opens with a
+    system prompt it named "system"."""
+    order = np.argsort(-pa, kind="stable")
+    return int(next((k for k in order if any(is_agent_step(s) for s in trace.steps if s.agent == agents[k])),
+                    order[0]))
+
+
 class LearnedRanker:
     """Step + agent conditional-logit heads with calibrated confidences (scikit-learn conventions).
 
@@ -409,7 +419,7 @@ class LearnedRanker:
         p_head = self.step_model_.predict_proba(X)
         agents, A = agent_matrix(trace, p_head, X)
         pa = self.agent_model_.predict_proba(A)
-        k = int(np.argmax(pa))
+        k = _best_agent(pa, agents, trace)
         p = self._joint(p_head, agents, pa, trace)
         step = int(np.argmax(p))
         z = (X[step] - self.step_model_.mean_) / self.step_model_.scale_
@@ -427,7 +437,7 @@ class LearnedRanker:
             step=step,
             agent=agents[k],
             step_confidence=float(self.step_calibrator_.predict(p.max(), cov)),
-            agent_confidence=float(self.agent_calibrator_.predict(pa.max(), cov)),
+            agent_confidence=float(self.agent_calibrator_.predict(pa[k], cov)),
             contributions={signal_name(FEATURES[j], X[:, j], step): float(contrib[j]) for j in top if contrib[j] > 0},
             agent_contributions={signal_name(AGENT_FEATURES[j], A[:, j], k, AGENT_QUANTITIES): float(a_contrib[j])
                                  for j in a_top if a_contrib[j] > 0},
