@@ -246,12 +246,11 @@ def few_runs_note(attr: Attribution) -> str | None:
     runs, tasks = fit.get("runs"), fit.get("tasks")
     if runs is None and tasks is None:  # another method, or a ranker file that predates the count
         return None
-    from attrib.methods.ranker_names import FEW_RUNS, FEW_TASKS, few_runs
+    from attrib.methods.ranker_names import few_runs_words
 
-    if not few_runs(runs, tasks):
+    if (few := few_runs_words(runs, tasks)) is None:
         return None
-    rests = f"{runs} labelled runs" + (f" of {tasks} tasks" if tasks is not None else "")
-    return (f"This ranker was fitted on {rests} (under {FEW_RUNS} runs or {FEW_TASKS} tasks): read its confidence "
+    return (f"This ranker was fitted on {few}: read its confidence "
             "and step set as rough; `attrib eval traces` on your labelled runs measures it against one pooled with "
             "Who&When (`attrib fit` without --no-pool), which rests on more runs.")
 
