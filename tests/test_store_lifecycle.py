@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _store_lock import store_held
 from typer.testing import CliRunner
 
 from attrib.cli import app
@@ -289,19 +290,12 @@ def test_a_lock_held_by_a_reader_is_not_called_a_writer(bundled: Path, tmp_path:
 
     store = tmp_path / "s.duckdb"
     assert ingest(bundled / "demo_whowhen.json", store=store).ok
-    code = ("import sys, time\nfrom attrib.store import open_store\ns = open_store(sys.argv[1], read_only=True)\n"
-            "print('open', flush=True)\ntime.sleep(120)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(store)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
+    with store_held(store, read_only=True) as proc:
         with pytest.raises(StoreLockedError) as e:
             open_store(store)
         msg = str(e.value)
         assert msg.startswith(f"{store}: the store is locked by another process (PID {proc.pid})")
         assert "holds it open, to write or only to read" in msg and "writing to it" not in msg
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 # ------------------------------------------------------------------ 9. a trace moved with its activations
