@@ -296,3 +296,15 @@ def test_tool_steps_count_to_their_caller_in_every_agent_table(method: str) -> N
         assert sum(b.score for b in a.agents) == pytest.approx(sum(s.score for s in a.steps))
     else:
         assert sum(b.score for b in a.agents) == pytest.approx(sum(max(s.score, 0.0) for s in a.steps))
+
+
+@pytest.mark.parametrize("method", ["learned", "flow-graph", "causal"])
+def test_every_offline_verdict_round_trips_through_json(method: str) -> None:
+    """causal's confidence was a numpy float64: --json, --save and analyze --all failed with a TypeError on 161 of the
+    184 Who&When logs (every run where some step scored above 0) while the rich report worked (walkthrough w8 #1)."""
+    from attrib.evaluate.data import load_subset
+    from attrib.trace import Attribution
+
+    for t in load_subset("algorithm")[:12]:
+        a = analyze(t, method)
+        assert Attribution.from_json(a.to_json()) == a, t.id

@@ -191,7 +191,7 @@ def attribute(trace: Trace, model: CausalStepModel | None = None, top_k: int = 5
     # the human's own message (the task) and the system prompt are never the mistake; among the agents' steps,
     # earliest wins ties
     cand = [i for i, s in enumerate(trace.steps) if is_agent_step(s)] or list(range(trace.n_steps))
-    top = max(sc[i] for i in cand)
+    top = float(max(sc[i] for i in cand))  # a Python float: msgspec refuses numpy scalars in the verdict JSON
     tied = [i for i in cand if sc[i] == top]
     best = tied[0]
     positive = float(np.clip(sc, 0.0, None).sum())
