@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,22 @@ from rich.markup import escape
 
 from attrib.errors import EXIT_FAILURE, AttribError, UsageError
 
+#: The widths $COLUMNS may set, as rich and typer read it: 0 printed nothing at all (error lines included), 1 one
+#: character a line, 100000 a 1.9 MB verdict.
+MIN_COLUMNS, MAX_COLUMNS = 40, 400
+
+
+def _sane_columns() -> None:
+    """Keep ``$COLUMNS`` within :data:`MIN_COLUMNS`-:data:`MAX_COLUMNS` for this process (read before any console)."""
+    try:
+        width = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):  # unset, or no number: rich measures the terminal, or takes 80
+        return
+    if not MIN_COLUMNS <= width <= MAX_COLUMNS:
+        os.environ["COLUMNS"] = str(min(max(width, MIN_COLUMNS), MAX_COLUMNS))
+
+
+_sane_columns()
 console = Console()
 err_console = Console(stderr=True)
 
