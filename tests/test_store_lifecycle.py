@@ -407,3 +407,29 @@ def test_sigterm_stops_analyze_all_as_ctrl_c_does(bundled: Path, tmp_path: Path)
     assert r.returncode == 0, (r.returncode, r.stderr)
     words = r.stdout.split()
     assert words[0] == "interrupted" and int(words[1]) < int(words[2]) and words[3] == "True", r.stdout
+
+
+def test_a_store_in_a_read_only_folder_is_an_unwritable_output_exit_1() -> None:
+    """Opening a store to write in a folder (or a file) the user may not write was exit 3, "bad input", which a CI
+    retry rule on 3 (a locked store) retried forever; the README says 1 (walkthrough w8 #4)."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="attrib-ro-"))  # not under pytest's tmp (a 700 folder only root enters)
+    try:
+        root.chmod(0o755)
+        ro = root / "ro"
+        ro.mkdir(mode=0o555)
+        ro.chmod(0o555)
+        cmd = [str(Path(sys.executable).parent / "attrib"), "ingest", str(Path(__file__).resolve().parents[1] /
+               "traces" / "demo_whowhen.json"), "--store", str(ro / "new.duckdb")]
+        if os.geteuid() == 0:  # root writes anywhere: run as nobody
+            if shutil.which("setpriv") is None:
+                pytest.skip("root, and no setpriv to run as another user")
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+        if "Permission denied" not in r.stderr and r.returncode == 0:
+            pytest.skip("this machine lets the user write there")
+        assert r.returncode == 1, r.stderr
+        assert f"cannot write the store {ro / 'new.duckdb'}: Permission denied" in r.stderr
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -312,7 +312,11 @@ class StoreWriteError(AttribError):
 
 #: DuckDB's words for a file it could not write, e.g. ``Failed to commit: Could not write file "s.duckdb.wal": No
 #: space left on device``: the system's reason follows the file name.
-_WRITE_WHY = re.compile(r'Could not \w+ (?:to )?file "[^"]*": *([^\n]+)', re.IGNORECASE)
+_WRITE_WHY = re.compile(r'(?:Could not \w+ (?:to )?|Cannot open )file "[^"]*": *([^\n]+)', re.IGNORECASE)
+
+
+#: The system's words for a store opened to write where it may not be (exit 1 as any unwritable output, not 3).
+_NO_WRITE = re.compile(r"Permission denied|Read-only file system", re.IGNORECASE)
 
 
 def _write_reason(error: BaseException) -> str:
@@ -379,6 +383,8 @@ def _connect(path: Path, read_only: bool) -> Any:
             raise StoreLockedError(path, None, f"the store is locked by another process{who}, e.g. an `attrib ingest` "
                                    f"or `attrib analyze --all`{how}; try again when it is done",
                                    pid=pid) from None
+        if not read_only and _NO_WRITE.search(str(e)):  # a read-only file or folder: an output, not bad input
+            raise StoreWriteError(path, _write_reason(e)) from None
         raise InputError(path, None, f"cannot open the store ({str(e).splitlines()[0]})") from None
     except duckdb.Error as e:
         raise InputError(path, None, f"not a DuckDB store ({str(e).splitlines()[0]})") from None
