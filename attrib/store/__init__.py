@@ -484,7 +484,7 @@ class Store:
         process holds it, a read-only file or folder, a failed migration) is left as it is, and
         :meth:`_check_schema` refuses it, saying how to migrate it."""
         self.con.close()
-        with contextlib.suppress(InputError):  # StoreLockedError included; a failed migration rolls back
+        with contextlib.suppress(InputError, StoreWriteError):  # StoreLockedError included; a failed one rolls back
             Store(self.path, memory_limit=self.memory_limit).close()
         self.con = _connect(self.path, read_only=True)
         self.con.execute("SET enable_progress_bar = false")
