@@ -11,7 +11,8 @@ the reference the Dask path is tested against. Dask is imported only when a Dask
 Resumable: traces that already have an attribution for the method are skipped unless ``force``.
 A trace whose analysis raises is recorded with :meth:`Store.save_errors` and the batch goes on. A worker that
 dies is Dask's to handle (it reruns the task elsewhere); a scheduler that goes away stops the batch at once with
-:class:`ClusterLost`, the partitions in flight left to do, none recorded as failed. A scheduler address is probed
+:class:`ClusterLost`, the partitions in flight left to do, none recorded as failed; so does an LLM judge's endpoint
+that becomes unavailable (:class:`EndpointLost`). A scheduler address is probed
 first (one TCP connection and Dask's handshake), so a refused port or a server that is not a Dask scheduler is one
 error in a second or two, with or without work to do.
 The store owns all SQL: this module selects with :meth:`Store.count_selected` and
@@ -98,15 +99,42 @@ class BatchInterrupted(KeyboardInterrupt):
         self.report = report
 
 
-class ClusterLost(NotFoundError):
+class BatchStopped(NotFoundError):
+    """A batch stopped by something that is no trace's fault (exit 4): :class:`ClusterLost` or
+    :class:`EndpointLost`. ``report`` (None when it stopped before any trace was selected) says how far it got;
+    what it counts is in the store, the rest is still to do."""
+
+    def __init__(self, message: str, report: BatchReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class ClusterLost(BatchStopped):
     """The Dask scheduler went away in the middle of a batch (it stopped, or the network to it failed): exit 4, as an
     unreachable scheduler. No trace is recorded as failed for it: ``report`` (None when it went before any trace was
     selected) says how far the batch got; what it counts is in the store, the partitions in flight are not, so
     rerunning the same call, once a scheduler answers, finishes the rest."""
 
-    def __init__(self, message: str, report: BatchReport | None = None) -> None:
-        super().__init__(message)
-        self.report = report
+
+class EndpointLost(BatchStopped):
+    """An LLM judge's endpoint is unavailable (unreachable, timing out, refusing the key or the model: the LLM
+    errors with exit code 4) in the middle of a batch. Every later trace would fail the same way, each after its
+    retries, so the batch stops at once, as for :class:`ClusterLost`: the traces of the partition finished before
+    it (``done``, written by the driver) are kept, none is recorded as failed for it."""
+
+    def __init__(self, message: str, report: BatchReport | None = None, done: Sequence[Outcome] = ()) -> None:
+        super().__init__(message, report)
+        self.done = list(done)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # raised on a Dask worker, rebuilt on the driver
+        return (type(self), (str(self), None, self.done))
+
+
+def _endpoint_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` is an LLM error that every later trace would hit too (exit code 4)."""
+    from attrib.llm import LLMError
+
+    return isinstance(exc, LLMError) and exc.exit_code == NotFoundError.exit_code
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,7 +183,8 @@ def analyze_payloads(
     This is the task a Dask worker runs and the loop the serial engine runs. The result is stamped
     with ``trace_id`` and ``method=name`` so the store can tell which traces a method has done.
     A failure is returned as that trace's error line, never raised, so one bad trace cannot sink
-    its partition.
+    its partition; except an unavailable LLM endpoint (exit code 4), which would fail every later trace too:
+    :class:`EndpointLost`, carrying the outcomes finished before it.
     """
     options = options or {}
     out: list[Outcome] = []
@@ -167,6 +196,9 @@ def analyze_payloads(
             verdict = (result.agent, result.step, result.confidence, result.to_json().decode())
             out.append((tid, verdict, None))
         except Exception as e:
+            if _endpoint_unavailable(e):
+                raise EndpointLost(f"the LLM endpoint stopped answering mid-batch, at trace {tid}: {e}",
+                                   done=out) from None
             out.append((tid, None, _describe(e)))
     return out
 
@@ -338,7 +370,12 @@ def _progress_bar(total: int, enabled: bool, label: str) -> Iterator[Callable[[i
 
 def _run_serial(parts: Iterator[list[tuple[str, str]]], writer: _Writer, run: dict[str, Any]) -> None:
     for payloads in parts:
-        writer.write(analyze_payloads(run["method"], run["name"], payloads, run["options"]))
+        try:
+            outcomes = analyze_payloads(run["method"], run["name"], payloads, run["options"])
+        except EndpointLost as e:  # keep what the partition finished, then stop
+            writer.write(e.done)
+            raise
+        writer.write(outcomes)
 
 
 @contextlib.contextmanager
@@ -689,6 +726,9 @@ def _run_dask(
             outcomes = fut.result()
         except CancelledError as e:  # the scheduler went (or cancelled the task): not these traces' fault
             raise _cluster_lost(client, getattr(e, "reason", None)) from None
+        except EndpointLost as e:  # the judge's endpoint went: keep what the partition finished, then stop
+            writer.write(e.done)
+            raise EndpointLost(str(e)) from None
         except Exception as e:  # the task itself died (killed worker, unpicklable result): blame the partition
             if _lost(client):
                 raise _cluster_lost(client) from None
@@ -731,6 +771,8 @@ def analyze_many(
     starts, but a ``scheduler`` address is still checked, with one TCP connection: an unreachable one, or a server
     there that is not a Dask scheduler, is a NotFoundError either way. A scheduler lost mid-batch raises
     :class:`ClusterLost` (a NotFoundError carrying the report): what was written stays, the rest is still to do.
+    So does an LLM judge's endpoint that becomes unavailable mid-batch (an LLM error with exit code 4):
+    :class:`EndpointLost`, with no trace recorded as failed for it.
 
     The Dask engines start worker processes that re-import the calling script: call this under
     ``if __name__ == "__main__":`` in a script.
@@ -815,7 +857,7 @@ def analyze_many(
         if report is not None:
             report.elapsed_s = time.perf_counter() - t0
         raise BatchInterrupted(report) from e
-    except ClusterLost as e:  # as for a Ctrl-C: what was written is whole, the rest stays to do
+    except BatchStopped as e:  # as for a Ctrl-C: what was written is whole, the rest stays to do
         if report is not None:
             report.elapsed_s = time.perf_counter() - t0
         e.report = report
@@ -839,6 +881,6 @@ def analyze_many(
 
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE", "ENGINES", "BatchInterrupted", "BatchReport", "ClusterLost", "analyze_many",
+    "DEFAULT_BATCH_SIZE", "ENGINES", "BatchInterrupted", "BatchReport", "BatchStopped", "ClusterLost", "EndpointLost", "analyze_many",
     "analyze_payloads",
 ]

@@ -108,9 +108,7 @@ def with_batch_options(fn: F) -> F:
                     raise typer.BadParameter(f"--method {name} needs an endpoint: pass --llm-base-url "
                                              "(reachable from every Dask worker)", param_hint="--llm-base-url")
                 with handle_errors():  # reach it once here (and check the model), not once per trace of the batch
-                    from attrib.llm import get_client
-
-                    _ = get_client(options["llm"]).model  # the pooled client the serial engine then reuses
+                    probe_endpoint(options["llm"])
             return run_batch(kwargs.get("store"), method=kwargs.get("method"), as_json=kwargs.get("as_json", False),
                              options=options, **batch)
         given = [f"--{n.replace('_', '-')}" for n, d, _ in _BATCH_PARAMS if n in batch and batch[n] != d]
@@ -126,6 +124,15 @@ def with_batch_options(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def probe_endpoint(llm: Any) -> None:
+    """Check a judge's endpoint once before a batch: its model (``GET /models``), then a 1-token chat, so an
+    endpoint that lists models but refuses chat (a wrong key behind a proxy with a public model list, a model it
+    does not serve) is one error up front. The client is the pooled one the serial engine then reuses."""
+    from attrib.llm import get_client
+
+    get_client(llm).chat([{"role": "user", "content": "Reply with OK."}], max_tokens=1)
+
+
 def run_batch(
     store: Path | None,
     *,
@@ -139,9 +146,9 @@ def run_batch(
     as_json: bool = False,
     options: dict[str, Any] | None = None,
 ) -> None:
-    """Analyze every selected trace in the store, print a summary; exit 1 when any trace failed. A Ctrl-C (130) or
-    a scheduler lost mid-batch (4) prints one line saying what was kept and what is still to do."""
-    from attrib.engine import DEFAULT_BATCH_SIZE, BatchInterrupted, ClusterLost, analyze_many
+    """Analyze every selected trace in the store, print a summary; exit 1 when any trace failed. A Ctrl-C (130), or
+    a scheduler or judge endpoint lost mid-batch (4), prints one line saying what was kept and what is still to do."""
+    from attrib.engine import DEFAULT_BATCH_SIZE, BatchInterrupted, BatchStopped, analyze_many
 
     try:
         with handle_errors():
@@ -165,7 +172,7 @@ def run_batch(
                     progress=not as_json,
                     options=options,
                 )
-            except ClusterLost as e:  # not the traces' fault: none recorded as failed, the rest still to do
+            except BatchStopped as e:  # a scheduler or judge endpoint lost: not the traces' fault: none recorded as failed, the rest still to do
                 print_error(f"{e}; {interrupted_line(e.report)}")
                 raise typer.Exit(e.exit_code) from None
     except BatchInterrupted as e:  # Ctrl-C: without a word the user cannot tell what was kept

@@ -1,0 +1,89 @@
+"""LLM judges in a batch over the store (``analyze --all --method judge-*``, :func:`attrib.engine.analyze_many`),
+against the scripted OpenAI-shaped server of tests/_llm_servers.py and a few real Who&When logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from attrib.cli import app
+from attrib.engine import EndpointLost, analyze_many
+from attrib.llm import LLMConfig
+from attrib.paths import who_and_when_dir
+from attrib.store import open_store
+from attrib.store.api import ingest
+
+try:
+    from tests._llm_servers import ScriptedServer
+except ImportError:  # rootdir-less import mode
+    from _llm_servers import ScriptedServer
+
+LOGS = ("12.json", "5.json", "7.json")  # short Algorithm-Generated logs
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Path:
+    """A store holding three real Who&When logs."""
+    path = tmp_path / "judge.duckdb"
+    ingest([who_and_when_dir("algorithm") / f for f in LOGS], store=str(path), progress=False)
+    return path
+
+
+def good(agent: str = "Computer_terminal", step: int = 2) -> str:
+    """A verdict that fits every log in ``LOGS`` (each has Computer_terminal at step 2)."""
+    return json.dumps({"reason": "because", "agent": agent, "step": step, "confidence": 0.6})
+
+
+def cfg(url: str) -> LLMConfig:
+    return LLMConfig(base_url=url, model="scripted", backoff_s=0.01, timeout_s=10, max_retries=1)
+
+
+AUTH = (401, {"error": {"message": "invalid api key"}})
+
+
+def test_an_endpoint_lost_mid_batch_stops_it_keeping_what_was_done_and_recording_no_failure(store: Path) -> None:
+    with ScriptedServer([good(), AUTH]) as srv:
+        with pytest.raises(EndpointLost) as e:
+            analyze_many(store, method="judge-all", engine="serial", options={"llm": cfg(srv.url)})
+        n_chats = len(srv.chat_bodies)
+    assert e.value.exit_code == 4 and "401" in str(e.value)
+    assert e.value.report is not None and (e.value.report.analyzed, e.value.report.failed) == (1, 0)
+    assert n_chats == 2  # no trace after the refusal was sent
+    with open_store(str(store)) as st:
+        assert st.errors("judge-all") == []
+        assert len(st.con.execute("SELECT * FROM attributions WHERE method = 'judge-all'").fetchall()) == 1
+
+
+def test_the_cli_batch_probes_chat_up_front_so_a_chat_only_refusal_is_one_line(store: Path) -> None:
+    """A server that lists its models but refuses chat (a proxy with a public model list): one error, exit 4."""
+    with ScriptedServer([AUTH]) as srv:
+        r = CliRunner().invoke(app, ["analyze", "--store", str(store), "--all", "--engine", "serial", "--method",
+                                     "judge-all", "--llm-base-url", srv.url, "--llm-model", "scripted"])
+        n_chats = len(srv.chat_bodies)
+    assert r.exit_code == 4, r.output
+    assert r.output.count("error:") == 1 and "401" in r.output and "failed" not in r.output
+    assert n_chats == 1 and srv.chat_bodies[0]["max_tokens"] == 1
+    with open_store(str(store)) as st:
+        assert st.errors("judge-all") == []
+
+
+def test_the_cli_batch_stops_at_once_when_the_endpoint_goes_after_the_probe(store: Path) -> None:
+    with ScriptedServer(["OK", good(), (404, {"error": {"message": "The model `scripted` does not exist"}})]) as srv:
+        r = CliRunner().invoke(app, ["analyze", "--store", str(store), "--all", "--engine", "serial", "--method",
+                                     "judge-all", "--llm-base-url", srv.url, "--llm-model", "scripted"])
+    assert r.exit_code == 4, r.output
+    assert r.output.count("error:") == 1 and "does not exist" in r.output and "1 trace(s) finished" in r.output
+    with open_store(str(store)) as st:
+        assert st.errors("judge-all") == []
+
+
+def test_an_endpoint_lost_on_a_dask_worker_stops_the_batch_too(store: Path) -> None:
+    pytest.importorskip("distributed")
+    with ScriptedServer([AUTH]) as srv, pytest.raises(EndpointLost) as e:
+        analyze_many(store, method="judge-all", engine="local", workers=1, options={"llm": cfg(srv.url)})
+    assert e.value.report is not None and e.value.report.failed == 0
+    with open_store(str(store)) as st:
+        assert st.errors("judge-all") == []
