@@ -467,3 +467,20 @@ def test_a_zero_or_huge_columns_still_prints_the_report_and_errors(tmp_path) -> 
         assert ok.returncode == 0 and "UnitConversion_Expert" in ok.stdout and len(ok.stdout) < most
         bad = subprocess.run([attrib, "analyze", "nosuch.json"], capture_output=True, text=True, env=env, cwd=tmp_path)
         assert bad.returncode == 3 and "nosuch.json: no such file" in bad.stderr
+
+
+def test_warnings_piped_to_a_log_stay_one_line_each(tmp_path) -> None:
+    """stderr piped to a file wrapped a warning at 80 columns: `grep ^warning:` got half a sentence (walkthrough
+    w8 #8)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    attrib = shutil.which("attrib", path=str(Path(sys.executable).parent))
+    if attrib is None:
+        pytest.skip("needs the attrib console script beside this Python")
+    traces = str(Path(__file__).resolve().parents[1] / "traces")
+    r = subprocess.run([attrib, "analyze", traces, "--json"], capture_output=True, text=True, cwd=tmp_path)
+    line = next(x for x in r.stderr.splitlines() if x.startswith("warning: recorded as successful"))
+    assert line.endswith("not a cause") and len(line) > 80, r.stderr

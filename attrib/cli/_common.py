@@ -32,6 +32,8 @@ def _sane_columns() -> None:
 _sane_columns()
 console = Console()
 err_console = Console(stderr=True)
+# warnings and notes piped to a log or CI stay one line each (a `^warning:` grep got half a sentence at 80 columns)
+err_console.soft_wrap = not err_console.is_terminal
 
 #: The optional extras' top-level modules (pyproject.toml): a command that needs one that is not installed says
 #: which extra to install, in one line, instead of a traceback.
