@@ -224,3 +224,16 @@ def test_show_of_a_missing_file_with_trace_says_the_file_is_missing(tmp_path: Pa
     missing = tmp_path / "export.json"
     r = runner.invoke(app, ["traces", "show", str(missing), "--trace", "5b8efff7", "--store", str(tmp_path / "s.duckdb")])
     assert r.exit_code == 3 and f"{missing}: no such file" in r.output, r.output
+
+
+def test_show_reads_a_run_piped_in_on_standard_input() -> None:
+    """`cat run.json | attrib traces show - --json` looked for a stored trace '-' (exit 4), though `analyze -` and
+    `ingest -` read standard input (walkthrough w8 #7)."""
+    from attrib.paths import traces_dir
+
+    data = (traces_dir() / "demo_whowhen.json").read_text()
+    r = runner.invoke(app, ["traces", "show", "-", "--json"], input=data)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["steps"][1]["agent"] == "UnitConversion_Expert"
+    r = runner.invoke(app, ["traces", "show", "-"], input=data, env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "UnitConversion_Expert" in r.output

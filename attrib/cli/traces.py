@@ -46,10 +46,15 @@ def load_any(ref: str, store: Path | None = None, format: str | None = None, pic
 def _file_trace(path: Path, format: str | None, pick: str | None) -> Any:
     """The one trace of a file, or the one ``pick`` names (its id) in a file of several (an OTLP export holds
     every trace the collector saw). A file of several with no ``pick`` is refused, listing the ids to pick from."""
-    from attrib.errors import InputError, UsageError
     from attrib.readers import read_path
 
-    traces = read_path(path, format)
+    return _one_of(read_path(path, format), path, pick)
+
+
+def _one_of(traces: list[Any], path: Path | str, pick: str | None) -> Any:
+    """The one trace of ``traces`` (read from ``path``, or "stdin"), or the one ``pick`` names."""
+    from attrib.errors import InputError, UsageError
+
     if pick is not None:  # the id, else the one id that starts so (hex span ids are long)
         found = [t for t in traces if t.id == pick] or [t for t in traces if t.id.startswith(pick)]
         if len(found) != 1:
@@ -478,7 +483,8 @@ def register(app: typer.Typer) -> None:
 
     @traces.command("show")
     def show_cmd(
-        trace_id: str = typer.Argument(..., metavar="ID", help="A trace id in the store, or a trace file."),
+        trace_id: str = typer.Argument(..., metavar="ID", help="A trace id in the store, a trace file, or - for "
+                                       "standard input."),
         store: Path = typer.Option(None, "--store", "-s", help="Store file (default: $ATTRIB_STORE, else ./attrib.duckdb)."),
         full: bool = typer.Option(False, "--full", help="Show whole messages and tool-call arguments instead of their first --width characters (half that for arguments)."),
         width: int = typer.Option(110, "--width", min=10, help="Characters of each message to show."),
@@ -506,14 +512,21 @@ def register(app: typer.Typer) -> None:
             if as_json and steps is not None:  # it printed the whole trace and said nothing of --steps
                 raise UsageError(None, "steps/json", "--json prints the whole trace (attrib JSON); --steps picks "
                                  "the steps of the timeline: give one of them")
-            if pick is not None and _trace_file(trace_id) is None:
+            if trace_id == "-":  # piped in, as `attrib analyze -` and `attrib ingest -` read it
+                from attrib.readers import read_stdin
+
+                trace = _one_of(read_stdin(format), "stdin", pick)
+                view = view_of(trace, *default_window(trace.n_steps, steps, show_all))
+            elif pick is not None and _trace_file(trace_id) is None:
                 from attrib.errors import InputError
                 from attrib.readers import looks_like_trace_file
 
                 if looks_like_trace_file(trace_id):  # a file that is not there: say that, not how --trace works
                     raise InputError(trace_id, None, "no such file")
                 raise UsageError(None, "trace", "picks one trace of a file; a stored trace is shown by its id")
-            if as_json:
+            if trace_id == "-":
+                pass
+            elif as_json:
                 trace = load_any(trace_id, store, format, pick)
             else:
                 view = load_view(trace_id, store, format, steps, show_all, pick)
