@@ -31,7 +31,7 @@ from typing import Any, Literal
 import msgspec
 
 from attrib.errors import AttribError, InputError, NotFoundError, UsageError, whole_number
-from attrib.render import seen_how
+from attrib.methods.ranker_names import seen_how
 from attrib.trace import Attribution, Trace
 
 Engine = Literal["serial", "local", "dask"]

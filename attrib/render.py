@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import textwrap
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from attrib.display import visible
 from attrib.errors import AttribError, UsageError, not_a_trace
 from attrib.markdown import md_code, md_escape, md_inline, md_quote
-from attrib.methods.ranker_names import SHIPPED_NAME, ranker_name
+from attrib.methods.ranker_names import SHIPPED_NAME, ranker_name, seen_how
 from attrib.trace import Attribution, Trace, step_words
 
 
@@ -179,14 +179,6 @@ def calibration_note(attr: Attribution) -> str | None:
         note += (" It named the step where the failure shows, which on the one other system measured here it did "
                  "in 25 of 30 runs and was right in 4: read the steps before it too.")
     return note
-
-
-def seen_how(attr: Attribution) -> Literal["in sample", "seen task"] | None:
-    """Whether the ranker saw this run when it was fitted: "in sample" (this very run, ``evidence.in_sample``),
-    "seen task" (another run of its task, ``evidence.same_task_trained``), else None. The reports' notes, the stored
-    verdict's line and a batch's count all ask here."""
-    ev = attr.evidence or {}
-    return "in sample" if ev.get("in_sample") else "seen task" if ev.get("same_task_trained") else None
 
 
 def in_sample_note(attr: Attribution) -> str | None:

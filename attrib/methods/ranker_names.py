@@ -12,6 +12,7 @@ import functools
 import hashlib
 import os
 from pathlib import Path
+from typing import Any, Literal
 
 from attrib.errors import UsageError
 
@@ -105,3 +106,11 @@ def few_runs_words(n_runs: int | None, n_tasks: int | None) -> str | None:
         return None
     rests = f"{n_runs} labelled runs" + (f" of {n_tasks} tasks" if n_tasks is not None else "")
     return f"{rests} (under {FEW_RUNS} runs or {FEW_TASKS} tasks)"
+
+
+def seen_how(attr: Any) -> Literal["in sample", "seen task"] | None:
+    """Whether the ranker saw this run when it was fitted: "in sample" (this very run, ``evidence.in_sample``),
+    "seen task" (another run of its task, ``evidence.same_task_trained``), else None. The reports' notes, the stored
+    verdict's line and a batch's count all ask here (numpy-free, so the engine may)."""
+    ev = attr.evidence or {}
+    return "in sample" if ev.get("in_sample") else "seen task" if ev.get("same_task_trained") else None
