@@ -697,4 +697,6 @@ def json_schema(kind: str = "trace") -> dict[str, Any]:
         for field, doc in fields.items():
             if field in props:
                 props[field]["description"] = doc
+    if kind == "trace":  # what the readers refuse, said where a schema can: a run has at least one step
+        schema["$defs"]["Trace"]["properties"]["steps"]["minItems"] = 1
     return schema

@@ -130,6 +130,9 @@ def test_schema_describes_what_attrib_writes(bundled: Path) -> None:
     bad["steps"][0]["index"] = "first"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, json.loads(runner.invoke(app, ["traces", "schema"]).output))
+    empty = {"id": "t1", "source_format": "attrib", "steps": []}  # the readers refuse it; the schema said fine
+    with pytest.raises(jsonschema.ValidationError):  # (walkthrough w8 #11)
+        jsonschema.validate(empty, json.loads(runner.invoke(app, ["traces", "schema"]).output))
 
 
 def test_every_field_of_the_trace_model_is_documented_in_the_schema() -> None:
