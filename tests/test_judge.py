@@ -141,6 +141,34 @@ def test_no_verdict_after_retries_is_a_clear_error():
     assert len(srv.chat_bodies) == 2
 
 
+def test_a_verdict_whose_agent_did_not_write_the_step_gets_one_corrective_round():
+    t = toy_trace()  # step 1 is WebSurfer's, step 2 Coder's
+    with ScriptedServer([verdict("Coder", 1), verdict("Coder", 2, 0.8)]) as srv:
+        att = judge.all_at_once(t, llm=cfg(srv.url))
+    assert (att.agent, att.step, att.confidence) == ("Coder", 2, 0.8)
+    assert att.evidence["agent_matches_step"] is True
+    assert att.evidence["agent_step_mismatch"] == {"agent": "Coder", "step": 1, "author": "WebSurfer"}
+    second = srv.chat_bodies[1]["messages"]
+    assert second[-2]["role"] == "assistant" and json.loads(second[-2]["content"])["step"] == 1  # the same conversation
+    assert "Step 1 was written by WebSurfer, not Coder: name the step Coder made the mistake at, or name WebSurfer" \
+        in second[-1]["content"]
+    with ScriptedServer([verdict("Coder", 2)]) as srv:  # a consistent answer: one call, no correction
+        att = judge.all_at_once(t, llm=cfg(srv.url))
+    assert att.evidence["agent_matches_step"] is True and "agent_step_mismatch" not in att.evidence
+    assert len(srv.chat_bodies) == 1
+
+
+def test_a_verdict_still_mismatched_keeps_the_step_and_takes_its_author():
+    t = toy_trace()
+    for name in ("judge-all", "judge-hybrid"):
+        with ScriptedServer([verdict("Coder", 1)]) as srv:
+            att = registry.analyze(t, method=name, llm=cfg(srv.url))
+        assert (att.agent, att.step) == ("WebSurfer", 1) and len(srv.chat_bodies) == 2
+        assert att.evidence["agent_matches_step"] is False and att.evidence["judge_agent"] == "Coder"
+        assert "named Coder for step 1, which WebSurfer wrote, even when asked again" in att.reason
+        assert att.steps[0].agent == att.agent
+
+
 def test_cli_analyze_runs_a_judge_against_the_given_endpoint(monkeypatch):
     from typer.testing import CliRunner
 

@@ -15,7 +15,9 @@ back with a corrective message, up to ``answer_retries`` times (default 2); then
 :class:`~attrib.errors.NoVerdictError`. An agent is taken by its exact name, the same name up to case,
 spaces, underscores, hyphens and a display suffix such as "(thought)", or as whole words among filler
 ("the WebSurfer agent"); a fragment of a longer, different name ("Senior_Code_Reviewer" for ``coder``) is
-unknown (:func:`match_agent`).
+unknown (:func:`match_agent`). A verdict whose agent did not write the named step gets one more round ("step N was
+written by X, not Y: ..."); still mismatched, the step is kept and its author reported
+(``evidence["agent_matches_step"]``).
 
 Budget for long traces (documented, override per call): the transcript shown to the judge, its
 ``Step i - agent:`` heads included, holds at most ``context_chars`` characters (default 48,000, about 12k
@@ -44,7 +46,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from attrib.errors import AttribError, NoVerdictError
-from attrib.llm import AnswerParseError, LLMClient, LLMConfig, get_client, parse_json_answer
+from attrib.llm import AnswerParseError, LLMClient, LLMConfig, LLMError, get_client, parse_json_answer
 from attrib.trace import AgentBlame, Attribution, Step, StepBlame, Trace
 
 DEFAULT_CONTEXT_CHARS = 48_000
@@ -361,10 +363,14 @@ class _Session:
         self.corrections = 0
         self.last_answer = ""
         self.last_obj: dict[str, Any] = {}  # the last answer that parsed, valid or not
+        self.history: list[dict[str, str]] = []  # the last conversation that ended in a valid answer
         self._http0 = (client.calls - client.lookups, client.retries - client.lookup_retries)
 
-    def ask(self, prompt: str, schema: dict[str, Any], validate: Callable[[dict[str, Any]], Any], example: str) -> Any:
-        messages = [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": prompt}]
+    def ask(self, prompt: str, schema: dict[str, Any], validate: Callable[[dict[str, Any]], Any], example: str,
+            *, follow_up: bool = False) -> Any:
+        """Ask ``prompt`` (``follow_up``: as the next turn of the last conversation) until an answer validates."""
+        messages = ([*self.history, {"role": "user", "content": prompt}] if follow_up else
+                    [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": prompt}])
         problems: list[str] = []
         for attempt in range(self.answer_retries + 1):
             res = self.client.chat(messages, json_schema=schema, max_tokens=None)
@@ -372,7 +378,9 @@ class _Session:
             self.last_answer = res.text
             try:
                 self.last_obj = parse_json_answer(res.text)
-                return validate(self.last_obj)
+                answer = validate(self.last_obj)
+                self.history = [*messages, {"role": "assistant", "content": res.text}]
+                return answer
             except (AnswerParseError, VerdictProblem) as e:
                 problem = str(e)
                 if res.finish_reason == "length":
@@ -433,6 +441,36 @@ def _verdict_validator(trace: Trace) -> Callable[[dict[str, Any]], tuple[str, in
         return agent, step, str(obj.get("reason", ""))[:2000], parse_confidence(obj.get("confidence"))
 
     return validate
+
+
+def _ask_verdict(trace: Trace, s: _Session, prompt: str, reason_chars: int) -> tuple[str, int, str, float | None,
+                                                                                      dict[str, Any], str]:
+    """Ask for agent and step; when the named agent did not write the named step, ask once more ("step N was
+    written by X, not Y: name the step Y made the mistake at, or name X"): the question is which agent erred at
+    which step, and in Who&When the annotated agent wrote the annotated step in 178 of 184 logs. Still mismatched
+    (or no valid second answer), the step is kept and its author taken as the agent, and the reason's tail says so.
+    Returns agent, step, reason, confidence, evidence (``agent_matches_step``: whether the judge's final answer
+    named the step's author) and that tail."""
+    schema, example, validate = _verdict_schema(trace, reason_chars), _verdict_example(trace), _verdict_validator(trace)
+    agent, step, reason, conf = s.ask(prompt, schema, validate, example)
+    author = trace.steps[step].agent
+    if author == agent:
+        return agent, step, reason, conf, {"agent_matches_step": True}, ""
+    first = {"agent": agent, "step": step, "author": author}
+    follow = (f"Step {step} was written by {author}, not {agent}: name the step {agent} made the mistake at, or "
+              f"name {author}. Reply with only one JSON object, exactly like {example}.")
+    try:
+        agent, step, reason, conf = s.ask(follow, schema, validate, example, follow_up=True)
+    except NoVerdictError as e:
+        if isinstance(e, LLMError):  # the endpoint failed, not the answer
+            raise
+    author = trace.steps[step].agent
+    ev = {"agent_matches_step": author == agent, "agent_step_mismatch": first}
+    if author == agent:
+        return agent, step, reason, conf, ev, ""
+    tail = (f"The judge named {agent} for step {step}, which {author} wrote, even when asked again: the step's "
+            f"author, {author}, is reported.")
+    return author, step, reason, conf, {**ev, "judge_agent": agent}, tail
 
 
 def _verdict_example(trace: Trace) -> str:
@@ -557,9 +595,8 @@ def all_at_once(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **opt
     o = _options(options)
     s = _Session(method, get_client(llm), o.retries)
     prompt, fit = _all_at_once_prompt(trace, o.context_chars, o.step_chars)
-    schema = _verdict_schema(trace, o.reason_chars)
-    agent, step, reason, conf = s.ask(prompt, schema, _verdict_validator(trace), _verdict_example(trace))
-    return _attribution(trace, method, agent, step, reason, conf, s, **_budget_evidence(fit))
+    agent, step, reason, conf, match, tail = _ask_verdict(trace, s, prompt, o.reason_chars)
+    return _attribution(trace, method, agent, step, reason, conf, s, tail=tail, **match, **_budget_evidence(fit))
 
 
 def step_by_step(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options: Any) -> Attribution:
@@ -729,8 +766,7 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
     s = _Session(method, get_client(llm), o.retries)
     prefer = [b.step for b in shown] + [offline.step] if offline is not None else []
     prompt, fit = _all_at_once_prompt(trace, o.context_chars, o.step_chars, extra, prefer)
-    schema = _verdict_schema(trace, o.reason_chars)
-    agent, step, reason, conf = s.ask(prompt, schema, _verdict_validator(trace), _verdict_example(trace))
+    agent, step, reason, conf, match, match_tail = _ask_verdict(trace, s, prompt, o.reason_chars)
     off_ev: dict[str, Any] = {"fallback": note}
     tail = f"No offline evidence was shown ({note})."
     if offline is not None:
@@ -747,5 +783,5 @@ def hybrid(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options:
                   "the judge agrees on the agent" if off_ev["agent_agrees"] else "the judge chose otherwise")
         tail = (f"Shown as evidence, the offline method ({offline.method}, no LLM) put step {offline.step} by "
                 f"{offline.agent} first; {agrees}.")
-    return _attribution(trace, method, agent, step, reason, conf, s, tail=tail, offline=off_ev,
-                        **_budget_evidence(fit))
+    return _attribution(trace, method, agent, step, reason, conf, s, tail=f"{match_tail} {tail}".strip(),
+                        offline=off_ev, **match, **_budget_evidence(fit))
