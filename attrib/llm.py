@@ -63,15 +63,20 @@ _VERSIONED = re.compile(r"/v\d+(?:beta\d*|alpha\d*)?(?:/|$)")  # /v1, /v1beta/op
 #: the judges' transcript budget, a flag only; ``endpoint``: where the endpoint is set at all (none was).
 Setting = Literal["base_url", "model", "api_key_env", "context_chars", "endpoint"]
 #: ``cli``: the ``--llm-*`` flags (what ``str(error)`` says; library callers read it too); ``app``: ``attrib
-#: app``, which has no flags and reads the environment variables of :meth:`LLMConfig.from_env` when it starts.
-Interface = Literal["cli", "app"]
+#: app``, which has no flags and reads the environment variables of :meth:`LLMConfig.from_env` when it starts;
+#: ``env``: a command without ``--llm-*`` flags (``attrib eval who-and-when``), which reads the same variables and
+#: ``ATTRIB_LLM_CONTEXT_CHARS``.
+Interface = Literal["cli", "app", "env"]
 
 #: Each setting's command-line flag.
 LLM_FLAGS: dict[str, str] = {"base_url": "--llm-base-url", "model": "--llm-model",
                              "api_key_env": "--llm-api-key-env", "context_chars": "--llm-context-chars"}
-#: The environment variable :meth:`LLMConfig.from_env` reads for a setting (``context_chars`` has none).
+#: The environment variable :meth:`LLMConfig.from_env` reads for a setting (``context_chars``: see
+#: :data:`CONTEXT_CHARS_ENV`).
 LLM_ENV: dict[str, str] = {"base_url": "ATTRIB_LLM_BASE_URL", "model": "ATTRIB_LLM_MODEL",
                            "api_key_env": "ATTRIB_LLM_API_KEY_ENV"}
+#: The judges' transcript budget when no ``context_chars`` is passed (the flag wins; default 48,000).
+CONTEXT_CHARS_ENV = "ATTRIB_LLM_CONTEXT_CHARS"
 EXAMPLE_BASE_URL = "http://127.0.0.1:8080/v1"
 _APP_READS_ENV = " (`attrib app` reads these environment variables when it starts)"
 
@@ -91,17 +96,20 @@ def hint_text(hint: Hint, interface: Interface = "cli") -> str:
     """``hint`` as the ``interface`` spells it: the one place an LLM setting's flag or variable is written in an
     error line."""
     if hint.setting == "endpoint":
-        if interface == "app":
+        if interface != "cli":
             return (f"set {LLM_ENV['base_url']} (e.g. {EXAMPLE_BASE_URL}), {LLM_ENV['model']} and the key in "
-                    f"{DEFAULT_API_KEY_ENV} (or name its variable in {LLM_ENV['api_key_env']}) before starting the "
-                    f"app, e.g. `{LLM_ENV['base_url']}={EXAMPLE_BASE_URL} attrib app`")
+                    f"{DEFAULT_API_KEY_ENV} (or name its variable in {LLM_ENV['api_key_env']})" +
+                    (f" before starting the app, e.g. `{LLM_ENV['base_url']}={EXAMPLE_BASE_URL} attrib app`"
+                     if interface == "app" else ""))
         return f"pass {LLM_FLAGS['base_url']} (e.g. {EXAMPLE_BASE_URL}) or set {LLM_ENV['base_url']}"
     flag, value = LLM_FLAGS[hint.setting], hint.value
-    if hint.setting == "context_chars":  # a flag of `attrib analyze` only: the app uses the default budget
+    if hint.setting == "context_chars":  # a flag of `attrib analyze`, else the variable
         if interface == "app":
             return f"`attrib analyze --method M {flag} {value}` (the app uses the default budget)"
+        if interface == "env":
+            return f"set {CONTEXT_CHARS_ENV}={value}"
         return f"{flag} {value} (library: context_chars={value})"
-    if interface == "app":
+    if interface != "cli":
         return ("set " if hint.give else "") + LLM_ENV[hint.setting] + (f"={value}" if value else "")
     return ("pass " if hint.give else "") + flag + (f" {value}" if value else "")
 

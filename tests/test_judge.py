@@ -439,3 +439,53 @@ def test_judge_confidence_is_not_called_calibrated_or_shapley_in_reports():
     with ScriptedServer([json.dumps({"reason": "wrong", "agent": "Coder", "step": 2})]) as srv:
         att = judge.all_at_once(toy_trace(), llm=cfg(srv.url))
     assert att.reason == 'The judge (scripted): "wrong" (it gave no usable confidence: 0.5 is a placeholder).'
+
+
+# -- attrib eval who-and-when with a judge ------------------------------------------------------------
+
+
+def test_eval_scores_a_log_with_no_usable_answer_as_a_miss_and_stops_on_endpoint_errors():
+    from attrib.evaluate.data import load_subset
+    from attrib.evaluate.harness import _unfitted
+
+    t = load_subset("algorithm")[0]
+    missed: list[str] = []
+    with ScriptedServer(["no JSON here"]) as srv, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ATTRIB_LLM_BASE_URL", srv.url)
+        mp.setenv("ATTRIB_LLM_MODEL", "scripted")
+        v = _unfitted("judge-all", missed)(t)
+    assert (v.step, missed) == (-1, [t.id]) and v.true_step == t.label.mistake_step
+    with ScriptedServer([(401, "no")]) as srv, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ATTRIB_LLM_BASE_URL", srv.url)
+        mp.setenv("ATTRIB_LLM_MODEL", "scripted")
+        with pytest.raises(AttribError) as e:
+            _unfitted("judge-all", missed)(t)
+    assert e.value.exit_code == 4 and missed == [t.id]
+
+
+def test_eval_who_and_when_names_environment_variables_and_reads_the_budget_from_one(monkeypatch):
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+
+    too_long = {"error": {"message": "This model's maximum context length is 4096 tokens. However, you requested "
+                                     "7390 tokens", "type": "invalid_request_error"}}
+    monkeypatch.setenv("ATTRIB_LLM_MODEL", "scripted")
+    with ScriptedServer([(400, too_long)]) as srv:
+        monkeypatch.setenv("ATTRIB_LLM_BASE_URL", srv.url)
+        r = CliRunner().invoke(app, ["eval", "who-and-when", "--subset", "algorithm", "--method", "judge-all",
+                                     "--out", "-"])
+    assert r.exit_code == 5, r.output
+    assert "set ATTRIB_LLM_CONTEXT_CHARS=N" in r.output and "--llm-context-chars" not in r.output
+    sizes = []
+    for budget in ("", "600"):
+        monkeypatch.setenv("ATTRIB_LLM_CONTEXT_CHARS", budget)
+        with ScriptedServer([verdict("Coder", 2)]) as srv:
+            judge.all_at_once(toy_trace(40), llm=cfg(srv.url))
+        sizes.append(len(srv.chat_bodies[0]["messages"][1]["content"]))
+    assert sizes[1] < sizes[0]
+    for bad in ("lots", "100"):
+        monkeypatch.setenv("ATTRIB_LLM_CONTEXT_CHARS", bad)
+        with pytest.raises(AttribError, match="ATTRIB_LLM_CONTEXT_CHARS") as e:
+            judge.all_at_once(toy_trace(), llm=cfg("http://127.0.0.1:9/v1"))
+        assert e.value.exit_code == 2

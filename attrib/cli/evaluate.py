@@ -146,7 +146,9 @@ def register(app: typer.Typer) -> None:
         with_gt_flag: bool = typer.Option(None, "--with-ground-truth/--without", "--with", hidden=True),
         method: list[str] = typer.Option(None, "--method", "-m", help="Methods to score (repeatable) "
                                          "(default: learned, learned-subset, floor, flow-graph, causal). The "
-                                         "judge-* methods call an LLM: set ATTRIB_LLM_BASE_URL and ATTRIB_LLM_MODEL."),
+                                         "judge-* methods call an LLM: set ATTRIB_LLM_BASE_URL and ATTRIB_LLM_MODEL "
+                                         "(ATTRIB_LLM_CONTEXT_CHARS: the transcript budget, default 48000); a log "
+                                         "with no usable answer counts as a miss."),
         folds: int = typer.Option(5, "--folds", min=2, help="k for k-fold grouped by question_ID."),
         seed: int = typer.Option(0, "--seed", help="Fold assignment seed."),
         seeds: int = typer.Option(1, "--seeds", min=1, help="Average k-fold rows over this many fold seeds "
@@ -162,7 +164,7 @@ def register(app: typer.Typer) -> None:
         Learned parts are refitted inside folds grouped by question_ID (and fitted on one subset, tested on
         the other for cross-subset rows); baselines (random, always step 1, most active agent, first
         WebSurfer step, always WebSurfer) and the logistic floor are printed beside every method, with the
-        published LLM-based numbers. Runs offline.
+        published LLM-based numbers. Runs offline, unless a judge-* method is chosen.
 
         "90% set": how often the learned ranker's conformal step set (`attrib analyze --set-level`) holds the
         decisive step, and how many steps it lists on average.
@@ -202,9 +204,15 @@ def register(app: typer.Typer) -> None:
                     raise typer.BadParameter(f"{judges[0]} calls an LLM: set ATTRIB_LLM_BASE_URL (and "
                                              "ATTRIB_LLM_MODEL) first; bench/who_and_when/judge.py runs the judges "
                                              "with transcript budgets", param_hint="--method") from None
-            with console.status("scoring Who&When out of sample...") as status:
-                result = evaluate(subsets, with_gt, method or None, k=folds, seed=seed, n_seeds=seeds,
-                                  progress=lambda m: status.update(f"scoring {m} ..."))
+            from attrib.llm import LLMError
+
+            try:
+                with console.status("scoring Who&When out of sample...") as status:
+                    result = evaluate(subsets, with_gt, method or None, k=folds, seed=seed, n_seeds=seeds,
+                                      progress=lambda m: status.update(f"scoring {m} ..."))
+            except LLMError as e:  # this command has no --llm-* flags: name the environment variables
+                print_error(e.line("env"))
+                raise typer.Exit(e.exit_code) from None
         data = orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
         if str(out) != "-":
             with handle_errors(), writing(out):
@@ -223,6 +231,10 @@ def register(app: typer.Typer) -> None:
                       for name, by in result["published"].items() if s in by]
             print_metrics(f"Who&When {SUBSET_TITLES.get(s, s)} ({rows[0]['n']} logs), {setting}, out of sample "
                           f"({folds}-fold by question)", cells)
+            for r in rows:
+                if r.get("no_answer"):
+                    console.print(f"{r['method']}: {r['no_answer']} of {r['n']} logs had no usable answer after "
+                                  "the retries, scored as misses", highlight=False)
             d = result["subsets"].get(s, {})
             if "step_gain_vs_floor" in d:
                 console.print(f"{result['default_method']} against the floor, paired on the same logs and folds: step "

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from attrib.errors import NotFoundError, UsageError
+from attrib.errors import NotFoundError, NoVerdictError, UsageError
 from attrib.evaluate.baselines import BASELINES
 from attrib.evaluate.data import SUBSETS, load_subset, question_id
 from attrib.evaluate.metrics import (
@@ -93,11 +93,23 @@ def causal_fitter(train: Sequence[Trace]) -> Predictor:
     return predict
 
 
-def _unfitted(method: str) -> Predictor:
+def _unfitted(method: str, misses: list[str] | None = None) -> Predictor:
+    """A registered method's verdict function. With ``misses``, a log the method gives no verdict for (an LLM
+    judge with no usable answer after its retries: :class:`NoVerdictError`) is scored as a miss at step -1 and its
+    id appended, as bench/who_and_when/judge.py does; an endpoint error (:class:`LLMError`: unreachable,
+    refused, context overflow) still stops the run, since every later log would fail the same way."""
+    from attrib.llm import LLMError
     from attrib.methods import analyze
 
     def predict(t: Trace) -> Verdict:
-        return attribution_verdict(t, analyze(t, method))
+        try:
+            return attribution_verdict(t, analyze(t, method))
+        except NoVerdictError as e:
+            if misses is None or isinstance(e, LLMError):
+                raise
+            assert t.label is not None
+            misses.append(t.id)
+            return Verdict(t.id, -1, "", t.label.mistake_step, t.label.mistake_agent)
 
     return predict
 
@@ -257,8 +269,11 @@ def _evaluate(
             elif name in UNFITTED:
                 add(name, s, "rule", [_unfitted(name)(t) for t in traces], False)
             else:
-                fn = _unfitted(name)
+                missed: list[str] = []
+                fn = _unfitted(name, missed if name.startswith("judge") else None)
                 add(name, s, "as registered", [fn(t) for t in traces], False)
+                if name.startswith("judge"):  # logs with no usable answer, scored as misses
+                    rows[-1]["no_answer"] = len(missed)
         if cross_subset:
             for name in ("learned", "floor"):
                 if name in methods or name == "floor":

@@ -52,6 +52,7 @@ from attrib.trace import AgentBlame, Attribution, Step, StepBlame, Trace
 DEFAULT_CONTEXT_CHARS = 48_000
 DEFAULT_STEP_CHARS = 2_000
 MIN_STEP_CHARS = 160
+MIN_CONTEXT_CHARS = 500  # the least --llm-context-chars takes
 DEFAULT_ANSWER_RETRIES = 2
 DEFAULT_CONFIDENCE = 0.5  # used when a judge gives no confidence of its own
 REASON_MAX_CHARS = 400
@@ -499,7 +500,7 @@ def _options(options: dict[str, Any]) -> _Opts:
     options.pop("top_k", None)
     try:
         o = _Opts(
-            context_chars=int(options.pop("context_chars", DEFAULT_CONTEXT_CHARS)),
+            context_chars=int(options.pop("context_chars", None) or _env_context_chars()),
             step_chars=int(options.pop("step_chars", DEFAULT_STEP_CHARS)),
             retries=int(options.pop("answer_retries", DEFAULT_ANSWER_RETRIES)),
             reason_chars=int(options.pop("reason_chars", REASON_MAX_CHARS)),
@@ -512,6 +513,26 @@ def _options(options: dict[str, Any]) -> _Opts:
             "(known: context_chars, step_chars, answer_retries, reason_chars; hybrid also top_k, offline_options)"
         )
     return o
+
+
+def _env_context_chars() -> int:
+    """``$ATTRIB_LLM_CONTEXT_CHARS``, else the default: the budget where no ``context_chars`` is passed (commands
+    without ``--llm-context-chars``, such as ``attrib eval who-and-when``)."""
+    import os
+
+    from attrib.llm import CONTEXT_CHARS_ENV, LLMConfigError
+
+    raw = os.environ.get(CONTEXT_CHARS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_CONTEXT_CHARS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise LLMConfigError(f"{CONTEXT_CHARS_ENV}={raw!r} is not a whole number of characters") from None
+    if value < MIN_CONTEXT_CHARS:
+        raise LLMConfigError(f"{CONTEXT_CHARS_ENV}={raw!r} is below {MIN_CONTEXT_CHARS} characters (the least "
+                             "--llm-context-chars takes)")
+    return value
 
 
 SELF_REPORTED = "self-reported by the LLM (not calibrated)"
