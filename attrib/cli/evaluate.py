@@ -146,9 +146,9 @@ def register(app: typer.Typer) -> None:
         with_gt_flag: bool = typer.Option(None, "--with-ground-truth/--without", "--with", hidden=True),
         method: list[str] = typer.Option(None, "--method", "-m", help="Methods to score (repeatable) "
                                          "(default: learned, learned-subset, floor, flow-graph, causal). The "
-                                         "judge-* methods call an LLM: set ATTRIB_LLM_BASE_URL and ATTRIB_LLM_MODEL "
-                                         "(ATTRIB_LLM_CONTEXT_CHARS: the transcript budget, default 48000); a log "
-                                         "with no usable answer counts as a miss."),
+                                         "judge-* methods call an LLM: set ATTRIB_LLM_BASE_URL and ATTRIB_LLM_MODEL, and "
+                                         "the transcript budget in characters with ATTRIB_LLM_CONTEXT_CHARS "
+                                         "(default 48000); a log with no usable answer counts as a miss."),
         folds: int = typer.Option(5, "--folds", min=2, help="k for k-fold grouped by question_ID."),
         seed: int = typer.Option(0, "--seed", help="Fold assignment seed."),
         seeds: int = typer.Option(1, "--seeds", min=1, help="Average k-fold rows over this many fold seeds "
