@@ -4,6 +4,7 @@ against the scripted OpenAI-shaped server of tests/_llm_servers.py and a few rea
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,22 @@ def test_an_endpoint_lost_on_a_dask_worker_stops_the_batch_too(store: Path) -> N
     assert e.value.report is not None and e.value.report.failed == 0
     with open_store(str(store)) as st:
         assert st.errors("judge-all") == []
+
+
+@pytest.mark.parametrize("answer, code", [(AUTH, "401"), ((400, {"error": {"message": "This model's maximum context "
+                                                                               "length is 4096 tokens"}}), "context")])
+def test_the_judge_bench_stops_on_an_endpoint_error_and_writes_no_table(answer, code, tmp_path: Path) -> None:
+    """bench/who_and_when/judge.py scored a refused or too-small endpoint as 'no answer' misses and wrote a 0 % table."""
+    import subprocess
+    import sys
+
+    from attrib.paths import REPO_ROOT
+
+    out = tmp_path / "judge.json"
+    with ScriptedServer([answer]) as srv:
+        r = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "who_and_when" / "judge.py"), "--subset",
+                            "algorithm", "--limit", "5", "--methods", "judge-all", "--llm-base-url", srv.url,
+                            "--llm-model", "scripted", "--out", str(out)], capture_output=True, text=True,
+                           timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode != 0 and code in r.stderr and "nothing written" in r.stderr, r.stderr[-2000:]
+    assert not out.exists()

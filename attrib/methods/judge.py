@@ -675,7 +675,7 @@ def step_by_step(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **op
 def binary_search(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options: Any) -> Attribution:
     """Who&When binary search: ask which half of the segment holds the decisive mistake; recurse.
 
-    ``ceil(log2 n_steps)`` calls. Confidence is the product of the halvings' reported confidences.
+    At most ``ceil(log2 n_steps)`` calls (fewer when the lower halves, one step longer, are not taken). Confidence is the product of the halvings' reported confidences.
     """
     method = "judge-binary"
     _check_trace(trace, method)

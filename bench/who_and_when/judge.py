@@ -10,6 +10,8 @@ question, pooled with the other subset, fold seed 0), so the hybrid judge sees o
     .venv/bin/python bench/who_and_when/judge.py --llm-base-url https://api.openai.com/v1 --llm-model gpt-4o   # your own
 
 With ``--llm-base-url`` no local server is started; the key comes from ``$ATTRIB_LLM_API_KEY`` (or ``--llm-api-key-env``).
+A log with no usable answer after the retries is a miss; an endpoint error (unreachable, refused, timed out, a
+prompt longer than the context) stops the run with one line and exit 1, writing nothing.
 
 Writes bench/results/who_and_when_judge.json.
 """
@@ -30,12 +32,12 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from attrib.errors import AttribError  # noqa: E402
+from attrib.errors import AttribError, NoVerdictError  # noqa: E402
 from attrib.evaluate.baselines import BASELINES  # noqa: E402
 from attrib.evaluate.data import SUBSETS, load_subset, question_id  # noqa: E402
 from attrib.evaluate.harness import attribution_verdict, cross_validate, mean_summary, ranker_verdict  # noqa: E402
 from attrib.evaluate.metrics import Verdict  # noqa: E402
-from attrib.llm import LLMClient, LLMConfig  # noqa: E402
+from attrib.llm import LLMClient, LLMConfig, LLMError  # noqa: E402
 from attrib.methods import analyze  # noqa: E402
 from attrib.methods.ranker import LearnedRanker  # noqa: E402
 from attrib.trace import Trace  # noqa: E402
@@ -54,7 +56,8 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", str(N_CTX), "--n_threads", str(os.cpu_count() or 1), "--verbose", "False"],
+         # one thread: two on a busy 2-core machine made the server about 20x slower
+         "--n_ctx", str(N_CTX), "--n_threads", "1", "--n_threads_batch", "1", "--verbose", "False"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     url = f"http://127.0.0.1:{port}/v1"
     for _ in range(180):
@@ -79,6 +82,7 @@ def main() -> None:
     ap.add_argument("--llm-model", default="")
     ap.add_argument("--llm-api-key-env", default="ATTRIB_LLM_API_KEY")
     ap.add_argument("--context-chars", type=int, default=CONTEXT_CHARS)
+    ap.add_argument("--out", type=Path, default=OUT, help=f"where to write the results (default: {OUT})")
     args = ap.parse_args()
     methods = args.methods.split(",")
     data = {s: list(load_subset(s)) for s in SUBSETS}
@@ -108,7 +112,9 @@ def main() -> None:
                         try:
                             a = analyze(t.unlabelled(), m, llm=client, context_chars=args.context_chars, **opts)
                             rows[m].append(attribution_verdict(t, a))
-                        except AttribError:
+                        except NoVerdictError as e:
+                            if isinstance(e, LLMError):  # the endpoint (a context overflow, 5xx): not a miss
+                                raise
                             failed[m] += 1  # no usable answer after the retries: scored as a miss at step -1
                             rows[m].append(Verdict(t.id, -1, "", t.label.mistake_step, t.label.mistake_agent))
                         secs[m] += time.perf_counter() - t0
@@ -124,11 +130,13 @@ def main() -> None:
                 | ({"no_answer": failed[m], "s_per_log": secs[m] / max(len(vs), 1)} if m in failed else {})
                 for m, vs in rows.items()}
             print(orjson.dumps(result["subsets"][s], option=orjson.OPT_INDENT_2).decode(), flush=True)
+    except AttribError as e:  # an unreachable or refusing endpoint, a context overflow: no table of misses
+        raise SystemExit(f"judge.py: {e} (nothing written to {args.out})") from None
     finally:
         if proc is not None:
             proc.kill()
-    OUT.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    print(f"wrote {OUT}")
+    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
