@@ -114,6 +114,13 @@ def test_all_at_once_corrects_malformed_unknown_agent_and_out_of_range_step():
     assert bodies[0]["response_format"]["json_schema"]["schema"]["properties"]["agent"]["enum"] == list(t.agents)
 
 
+def test_evidence_sums_the_token_usage_the_server_reports():
+    t = toy_trace()
+    with ScriptedServer(["not json", verdict("Coder", 2)]) as srv:  # each answer reports 1 + 1 = 2 tokens
+        att = judge.all_at_once(t, llm=cfg(srv.url))
+    assert att.evidence["tokens"] == {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4}
+
+
 def test_http_errors_then_good_answer_are_retried_below_the_judge():
     with ScriptedServer([(500, "oops"), (503, "busy"), verdict("WebSurfer", 1)]) as srv:
         att = judge.all_at_once(toy_trace(), llm=cfg(srv.url))

@@ -365,6 +365,7 @@ class _Session:
         self.last_answer = ""
         self.last_obj: dict[str, Any] = {}  # the last answer that parsed, valid or not
         self.history: list[dict[str, str]] = []  # the last conversation that ended in a valid answer
+        self.tokens: dict[str, int] = {}  # the server's reported usage, summed over the calls
         self._http0 = (client.calls - client.lookups, client.retries - client.lookup_retries)
 
     def ask(self, prompt: str, schema: dict[str, Any], validate: Callable[[dict[str, Any]], Any], example: str,
@@ -377,6 +378,10 @@ class _Session:
             res = self.client.chat(messages, json_schema=schema, max_tokens=None)
             self.calls += 1
             self.last_answer = res.text
+            for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                n = res.usage.get(key)
+                if isinstance(n, int) and not isinstance(n, bool):
+                    self.tokens[key] = self.tokens.get(key, 0) + n
             try:
                 self.last_obj = parse_json_answer(res.text)
                 answer = validate(self.last_obj)
@@ -413,6 +418,8 @@ class _Session:
             "http_retries": self.client.retries - self.client.lookup_retries - self._http0[1],
             "answer_corrections": self.corrections,
             "last_answer": self.last_answer[:500],
+            # the cost on a paid endpoint: prompt / completion / total tokens over every call, when the server says
+            **({"tokens": dict(self.tokens)} if self.tokens else {}),
         }
 
     def given_confidence(self) -> str:
@@ -675,7 +682,8 @@ def step_by_step(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **op
 def binary_search(trace: Trace, *, llm: LLMConfig | LLMClient | None = None, **options: Any) -> Attribution:
     """Who&When binary search: ask which half of the segment holds the decisive mistake; recurse.
 
-    At most ``ceil(log2 n_steps)`` calls (fewer when the lower halves, one step longer, are not taken). Confidence is the product of the halvings' reported confidences.
+    At most ``ceil(log2 n_steps)`` calls (fewer when the lower halves, one step longer, are not taken).
+    Confidence is the product of the halvings' reported confidences.
     """
     method = "judge-binary"
     _check_trace(trace, method)
