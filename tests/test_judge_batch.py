@@ -107,3 +107,17 @@ def test_the_judge_bench_stops_on_an_endpoint_error_and_writes_no_table(answer, 
                            timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode != 0 and code in r.stderr and "nothing written" in r.stderr, r.stderr[-2000:]
     assert not out.exists()
+
+
+def test_a_rerun_with_a_judge_says_stored_verdicts_of_another_model_are_kept(store: Path) -> None:
+    """The store skips traces a judge already did, whatever model did them: the summary says so (--force redoes)."""
+    base = ["analyze", "--store", str(store), "--all", "--engine", "serial", "--method", "judge-all", "--llm-model",
+            "scripted"]
+    with ScriptedServer(["OK", good()]) as srv:
+        r = CliRunner().invoke(app, [*base, "--llm-base-url", srv.url])
+        assert r.exit_code == 0, r.output
+        assert "keep their stored verdict" not in r.output
+        r = CliRunner().invoke(app, [*base, "--llm-base-url", srv.url])
+    assert r.exit_code == 0, r.output
+    assert "The 3 already analyzed trace(s) keep their stored verdict, whichever model or endpoint made it: pass " \
+        "--force to redo them with scripted" in r.output

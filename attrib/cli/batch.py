@@ -184,8 +184,22 @@ def run_batch(
         sys.stdout.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         _render(report, scheduler)
+        if report.skipped and report.method.startswith("judge") and not force:
+            _judge_skip_note(report.skipped, (options or {}).get("llm"))
     if report.failed:
         raise typer.Exit(1)
+
+
+def _judge_skip_note(skipped: int, llm: Any) -> None:
+    """Say that a judge's stored verdicts were kept whatever model made them. The store skips a trace with a verdict
+    of the method; unlike the learned method's ranker, it does not compare the judge's model and endpoint
+    (``evidence.llm``), so a switch from one model to another would silently keep the old verdicts."""
+    from attrib.llm import get_client
+
+    client = get_client(llm)
+    console.print(f"The {skipped:,} already analyzed trace(s) keep their stored verdict, whichever model or endpoint "
+                  f"made it: pass --force to redo them with {client.model} at {client.config.base_url}.",
+                  highlight=False, soft_wrap=True)
 
 
 def interrupted_line(report: Any) -> str:
