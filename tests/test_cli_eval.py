@@ -3,6 +3,7 @@ accuracy carries its 95 % interval, the default is compared with the floor on th
 has the keys the issue names."""
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from attrib.cli import app
@@ -116,3 +117,22 @@ def test_eval_help_says_how_a_judge_gets_its_endpoint():
     """A judge method failed with "(see attrib eval who-and-when --help)", and that help said nothing of judges."""
     r = runner.invoke(app, ["eval", "who-and-when", "--help"], terminal_width=200)
     assert r.exit_code == 0 and "ATTRIB_LLM_BASE_URL" in r.output
+
+
+def test_eval_json_stays_json_under_force_color(tmp_path) -> None:
+    """With FORCE_COLOR=1 (common in CI) the 'scoring ...' spinner went to stdout, into the JSON (walkthrough
+    w8 #2): progress goes to stderr."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    attrib = shutil.which("attrib", path=str(Path(sys.executable).parent))
+    if attrib is None:
+        pytest.skip("needs the attrib console script beside this Python")
+    runs = Path(__file__).resolve().parent / "fixtures" / "own_system" / "runs"
+    r = subprocess.run([attrib, "eval", "traces", str(runs), "--no-pool", "--json"], capture_output=True, text=True,
+                       env={**os.environ, "FORCE_COLOR": "1"}, cwd=tmp_path)
+    assert r.returncode == 0 and "\x1b" not in r.stdout, r.stdout[:200]
+    orjson.loads(r.stdout)

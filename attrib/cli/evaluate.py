@@ -207,7 +207,7 @@ def register(app: typer.Typer) -> None:
             from attrib.llm import LLMError
 
             try:
-                with console.status("scoring Who&When out of sample...") as status:
+                with err_console.status("scoring Who&When out of sample...") as status:
                     result = evaluate(subsets, with_gt, method or None, k=folds, seed=seed, n_seeds=seeds,
                                       progress=lambda m: status.update(f"scoring {m} ..."))
             except LLMError as e:  # this command has no --llm-* flags: name the environment variables
@@ -293,7 +293,7 @@ def register(app: typer.Typer) -> None:
 
                 raise InputError(", ".join(paths), "label", f"none of the {n_unlabelled} traces carries a label "
                                  "(mistake_step and mistake_agent); nothing to score")
-            with console.status(f"scoring {len(traces)} labelled traces...") as status:
+            with err_console.status(f"scoring {len(traces)} labelled traces...") as status:
                 result = evaluate_labelled(traces, k=folds, seed=seed, model_path=str(model) if model else None,
                                            pool_who_and_when=pool, step_head=step_head, files=files,
                                            progress=lambda m: status.update(f"scoring {m} ..."))
@@ -374,7 +374,7 @@ def register(app: typer.Typer) -> None:
                 if not who_and_when_traces():
                     err_console.print("[yellow]warning:[/] Who&When is not on this machine (set "
                                       "ATTRIB_WHO_AND_WHEN): fitting on your traces only, as --no-pool would")
-            with console.status(f"fitting on {len(traces)} traces" + (f" + {len(extra)} Who&When" if extra else "")):
+            with err_console.status(f"fitting on {len(traces)} traces" + (f" + {len(extra)} Who&When" if extra else "")):
                 art = fit_artifact(traces + extra, f"{len(traces)} traces from {', '.join(paths)}"
                                    + (f" + Who&When ({len(extra)})" if extra else ""), step_head=step_head)
             with writing(out):
