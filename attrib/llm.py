@@ -270,7 +270,8 @@ class LLMConfig:
                 try:
                     kw[name] = conv(env[var])
                 except ValueError:
-                    raise LLMConfigError(f"{var}={env[var]!r} is not a number") from None
+                    what = "a whole number" if conv is int else "a number"
+                    raise LLMConfigError(f"{var}={env[var]!r} is not {what}") from None
         kw.update(given)
         return cls(**kw)
 
@@ -334,7 +335,17 @@ def _loads_lenient(candidate: str) -> Any:
 
 def parse_json_answer(text: str) -> dict[str, Any]:
     """The JSON object in a model's answer, tolerating code fences, prose around it, single quotes,
-    Python literals, trailing commas and raw control characters (a newline) inside strings. The first object that parses wins.
+    Python literals, trailing commas and raw control characters (a newline) inside strings. The first object that
+    parses wins (:func:`parse_json_answers` gives them all).
+
+    Raises :class:`AnswerParseError` when there is none.
+    """
+    return parse_json_answers(text)[0]
+
+
+def parse_json_answers(text: str) -> list[dict[str, Any]]:
+    """Every JSON object in a model's answer that parses, in order (at least one), read as
+    :func:`parse_json_answer` reads one: a caller takes the first that fits what it asked.
 
     Raises :class:`AnswerParseError` when there is none.
     """
@@ -347,14 +358,17 @@ def parse_json_answer(text: str) -> dict[str, Any]:
     if not candidates:
         raise AnswerParseError(f"no JSON object in the answer: {text.strip()[:120]!r}")
     last: AnswerParseError | None = None
+    found: list[dict[str, Any]] = []
     for cand in candidates:
         try:
             obj = _loads_lenient(cand)
         except AnswerParseError as e:
             last = e
             continue
-        if isinstance(obj, dict):
-            return obj
+        if isinstance(obj, dict) and obj not in found:  # a fenced object is also found in the whole text
+            found.append(obj)
+    if found:
+        return found
     raise last or AnswerParseError(f"no JSON object in the answer: {text.strip()[:120]!r}")
 
 
@@ -461,9 +475,11 @@ class LLMClient:
                 self._sleep(delay)
         msg = f"LLM endpoint {url} failed after {tries} attempt{'s' * (tries > 1)}: {last_problem}"
         if last_problem.startswith("timed out"):
-            raise LLMTimeoutError(f"{msg}; the server is slow or the prompt long: raise ATTRIB_LLM_TIMEOUT_S (seconds "
-                                  f"per request, now {cfg.timeout_s:g}) or cut the transcript with ",
-                                  Hint("context_chars", "N"))
+            raise_s = f"raise ATTRIB_LLM_TIMEOUT_S (seconds per request, now {cfg.timeout_s:g})"
+            if body is None:  # GET /models: no prompt involved
+                raise LLMTimeoutError(f"{msg}; the server is slow or overloaded: {raise_s}")
+            raise LLMTimeoutError(f"{msg}; the server is slow or the prompt long: {raise_s} or cut the transcript "
+                                  "with ", Hint("context_chars", "N"))
         if last_problem.startswith("cannot connect"):
             raise LLMUnavailableError(msg + "; is the server running and ", Hint("base_url"), " right?")
         raise LLMBadResponseError(msg)
@@ -483,6 +499,9 @@ class LLMClient:
             if _too_long(resp):
                 raise LLMContextError(f"{head}: the prompt is longer than the model's context; cut the transcript "
                                       "with ", Hint("context_chars", "N"), f": {_excerpt(resp.text)}")
+            if resp.status_code in (405, 501):  # chat not a method there: a plain web server, not an OpenAI API
+                raise LLMModelNotFoundError(f"{head}: no OpenAI-compatible API there; ", *self._url_hint(),
+                                            f": {_excerpt(resp.text)}")
             if resp.status_code == 404:
                 if what.startswith("GET /models") or not _VERSIONED.search(self.config.base_url):
                     # no OpenAI API at that URL at all: almost always a base URL without its /v1
@@ -692,4 +711,5 @@ __all__ = [
     "hint_text",
     "message_text",
     "parse_json_answer",
+    "parse_json_answers",
 ]

@@ -220,6 +220,21 @@ def test_unknown_options_are_a_clear_error():
         judge.all_at_once(toy_trace(), llm=cfg("http://127.0.0.1:9/v1"), contxt_chars=10)
 
 
+@pytest.mark.parametrize("option, value", [("answer_retries", -1), ("answer_retries", 1.5), ("context_chars", 0),
+                                           ("context_chars", -5), ("step_chars", 0), ("reason_chars", 0)])
+def test_nonsense_options_are_a_clear_error_naming_the_option(option, value):
+    with pytest.raises(AttribError, match=option) as e:
+        judge.all_at_once(toy_trace(), llm=cfg("http://127.0.0.1:9/v1"), **{option: value})
+    assert e.value.exit_code == 2
+
+
+def test_an_answer_with_a_note_before_the_verdict_object_is_taken_at_once():
+    note = '{"note": "thinking"} then ' + verdict("Coder", 2, 0.9)
+    with ScriptedServer([note]) as srv:
+        att = judge.all_at_once(toy_trace(), llm=cfg(srv.url))
+    assert (att.agent, att.step, att.confidence, att.evidence["llm_calls"]) == ("Coder", 2, 0.9, 1)
+
+
 def test_unreachable_endpoint():
     with pytest.raises(LLMUnavailableError, match="cannot connect"):
         judge.all_at_once(toy_trace(), llm=cfg(f"http://127.0.0.1:{free_port()}/v1", max_retries=0))

@@ -479,3 +479,36 @@ def test_llm_options_help_documents_the_timeout(monkeypatch):
     text = " ".join(CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output.split())
     assert "ATTRIB_LLM_TIMEOUT_S" in text and "retried once" in text
     assert "the key itself is never passed on the command line, and one given here is refused" in text
+
+
+def test_a_models_lookup_timeout_is_not_blamed_on_a_prompt():
+    """A server that accepts the connection and never answers GET /models: no prompt was sent, so the hint is the
+    timeout alone, not --llm-context-chars."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(4)  # connections wait in the backlog: never answered
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+        client = LLMClient(LLMConfig(base_url=url, model="", timeout_s=0.3, max_retries=1), sleep=lambda s: None)
+        with pytest.raises(LLMUnavailableError) as e:
+            client.models()
+    msg = str(e.value)
+    assert "ATTRIB_LLM_TIMEOUT_S" in msg and "prompt" not in msg and "--llm-context-chars" not in msg
+
+
+def test_a_whole_number_setting_says_so(monkeypatch):
+    monkeypatch.setenv("ATTRIB_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("ATTRIB_LLM_MAX_RETRIES", "1.5")
+    with pytest.raises(AttribError, match=r"ATTRIB_LLM_MAX_RETRIES='1.5' is not a whole number"):
+        LLMConfig.from_env()
+
+
+@pytest.mark.parametrize("status", [405, 501])
+def test_chat_not_supported_at_the_url_is_no_openai_api_there(status):
+    """A plain web server (python -m http.server answers POST with 501): the URL is wrong, exit 4, not a refusal."""
+    with ScriptedServer([(status, "Unsupported method ('POST')")]) as srv:
+        client = LLMClient(fast(srv.url, model="scripted"), sleep=lambda s: None)
+        with pytest.raises(AttribError) as e:
+            client.chat([{"role": "user", "content": "hi"}])
+    assert e.value.exit_code == EXIT_NOT_FOUND and "no OpenAI-compatible API there" in str(e.value)

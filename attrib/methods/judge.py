@@ -45,14 +45,15 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from attrib.errors import AttribError, NoVerdictError
-from attrib.llm import AnswerParseError, LLMClient, LLMConfig, LLMError, get_client, parse_json_answer
+from attrib.errors import AttribError, NoVerdictError, whole_number
+from attrib.llm import AnswerParseError, LLMClient, LLMConfig, LLMError, get_client, parse_json_answers
 from attrib.trace import AgentBlame, Attribution, Step, StepBlame, Trace
 
 DEFAULT_CONTEXT_CHARS = 48_000
 DEFAULT_STEP_CHARS = 2_000
 MIN_STEP_CHARS = 160
 MIN_CONTEXT_CHARS = 500  # the least --llm-context-chars takes
+MIN_TEXT_CHARS = 40  # the least step_chars / reason_chars: room for a line of a step, or of a reason
 DEFAULT_ANSWER_RETRIES = 2
 DEFAULT_CONFIDENCE = 0.5  # used when a judge gives no confidence of its own
 REASON_MAX_CHARS = 400
@@ -383,8 +384,7 @@ class _Session:
                 if isinstance(n, int) and not isinstance(n, bool):
                     self.tokens[key] = self.tokens.get(key, 0) + n
             try:
-                self.last_obj = parse_json_answer(res.text)
-                answer = validate(self.last_obj)
+                answer = self._first_valid(parse_json_answers(res.text), validate)
                 self.history = [*messages, {"role": "assistant", "content": res.text}]
                 return answer
             except (AnswerParseError, VerdictProblem) as e:
@@ -407,6 +407,20 @@ class _Session:
             f"{self.method}: no valid answer from {self.client.model} at {self.client.config.base_url} after "
             f"{self.answer_retries + 1} attempts; last problem: {problems[-1]}; last answer: {self.last_answer.strip()[:160]!r}"
         )
+
+    def _first_valid(self, objs: list[dict[str, Any]], validate: Callable[[dict[str, Any]], Any]) -> Any:
+        """The first object of an answer that validates (a model may think aloud in one object, then answer in
+        the next); none: the first one's problem."""
+        first: VerdictProblem | None = None
+        for obj in objs:
+            self.last_obj = obj
+            try:
+                return validate(obj)
+            except VerdictProblem as e:
+                first = first or e
+        self.last_obj = objs[0]
+        assert first is not None  # parse_json_answers returns at least one object
+        raise first
 
     def evidence(self) -> dict[str, Any]:
         return {
@@ -502,18 +516,19 @@ class _Opts(NamedTuple):
 
 
 def _options(options: dict[str, Any]) -> _Opts:
-    """The budget options every judge takes; anything else is a clear error. ``top_k`` (how many steps
+    """The budget options every judge takes, each a whole number (``context_chars`` >= 500, ``step_chars`` and
+    ``reason_chars`` >= 40, ``answer_retries`` >= 0: a :class:`UsageError` naming the option otherwise); anything
+    else is a clear error. ``top_k`` (how many steps
     a renderer shows, passed by the CLI to every method) is accepted and ignored: a judge names one step."""
     options.pop("top_k", None)
-    try:
-        o = _Opts(
-            context_chars=int(options.pop("context_chars", None) or _env_context_chars()),
-            step_chars=int(options.pop("step_chars", DEFAULT_STEP_CHARS)),
-            retries=int(options.pop("answer_retries", DEFAULT_ANSWER_RETRIES)),
-            reason_chars=int(options.pop("reason_chars", REASON_MAX_CHARS)),
-        )
-    except (TypeError, ValueError) as e:
-        raise AttribError(f"judge options must be integers ({e})") from None
+    context = options.pop("context_chars", None)
+    o = _Opts(
+        context_chars=_env_context_chars() if context is None else whole_number("context_chars", context,
+                                                                                 MIN_CONTEXT_CHARS),
+        step_chars=whole_number("step_chars", options.pop("step_chars", DEFAULT_STEP_CHARS), MIN_TEXT_CHARS),
+        retries=whole_number("answer_retries", options.pop("answer_retries", DEFAULT_ANSWER_RETRIES), 0),
+        reason_chars=whole_number("reason_chars", options.pop("reason_chars", REASON_MAX_CHARS), MIN_TEXT_CHARS),
+    )
     if options:
         raise AttribError(
             f"unknown judge option(s): {', '.join(sorted(options))} "
