@@ -424,10 +424,24 @@ def summary_rows(results: Sequence[tuple[Trace, Attribution]]) -> list[tuple[str
     return rows
 
 
+def summary_headers(results: Sequence[tuple[Trace, Attribution]]) -> tuple[str, str]:
+    """The headers of :func:`summary_rows`' two numbers: "conf" / "agent conf" for calibrated probabilities,
+    "score" / "agent score" when no verdict's number is one (an LLM judge's self-reported number, a heuristic's
+    score: :func:`confidence_word`), so the table does not call a judge's number a confidence."""
+    words = {confidence_word(a) for _, a in results}
+    if words == {"score"}:
+        return "score", "agent score"
+    if words == {"confidence"} or not words:
+        return "conf", "agent conf"
+    return "conf / score", "agent conf / score"
+
+
 def summary_markdown(results: Sequence[tuple[Trace, Attribution]]) -> str:
-    """The summary table of several runs' verdicts in Markdown (:func:`summary_rows`; ``attrib analyze --markdown``
-    prints it after their reports, as the terminal's summary table after theirs); ids and names escaped."""
-    lines = [f"## {len(results)} runs", "", "| trace | step | blamed agent | conf | agent conf |",
+    """The summary table of several runs' verdicts in Markdown (:func:`summary_rows`, headed by
+    :func:`summary_headers`; ``attrib analyze --markdown`` prints it after their reports, as the terminal's summary
+    table after theirs); ids and names escaped."""
+    conf, agent_conf = summary_headers(results)
+    lines = [f"## {len(results)} runs", "", f"| trace | step | blamed agent | {conf} | {agent_conf} |",
              "|---|---:|---|---:|---:|"]
     lines += [f"| {md_code(tid)} | {step} | {md_inline(agent)}{f' (step by {md_inline(by)})' if by else ''} | "
               f"{conf} | {agent_conf} |" for tid, step, agent, by, conf, agent_conf in summary_rows(results)]

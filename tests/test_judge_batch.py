@@ -121,3 +121,33 @@ def test_a_rerun_with_a_judge_says_stored_verdicts_of_another_model_are_kept(sto
     assert r.exit_code == 0, r.output
     assert "The 3 already analyzed trace(s) keep their stored verdict, whichever model or endpoint made it: pass " \
         "--force to redo them with scripted" in r.output
+
+
+def test_llm_flags_with_a_method_that_is_not_a_judge_are_warned_about(store: Path, monkeypatch) -> None:
+    monkeypatch.delenv("ATTRIB_LLM_BASE_URL", raising=False)
+    path = str(who_and_when_dir("algorithm") / "12.json")
+    r = CliRunner().invoke(app, ["analyze", path, "--llm-context-chars", "8000"])
+    assert r.exit_code == 0 and "warning: --llm-context-chars applies to the judge-* methods, not learned: no LLM " \
+        "is used" in " ".join(r.output.split()), r.output
+    r = CliRunner().invoke(app, ["analyze", "--store", str(store), "--all", "--engine", "serial", "--method",
+                                 "learned", "--llm-base-url", "http://127.0.0.1:9/v1"])
+    assert r.exit_code == 0 and "warning: --llm-base-url applies to the judge-* methods, not learned" in \
+        " ".join(r.output.split()), r.output
+    monkeypatch.setenv("ATTRIB_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # from the environment: no warning
+    r = CliRunner().invoke(app, ["analyze", "--store", str(store), "--all", "--engine", "serial", "--method",
+                                 "learned", "--force"])
+    assert r.exit_code == 0 and "warning" not in r.output, r.output
+
+
+def test_the_summary_of_several_judged_runs_calls_their_numbers_scores() -> None:
+    from attrib.methods import analyze
+    from attrib.readers import load_trace
+    from attrib.render import summary_headers, summary_markdown
+
+    runs = [load_trace(who_and_when_dir("algorithm") / f) for f in LOGS[:2]]
+    with ScriptedServer([good()]) as srv:
+        judged = [(t, analyze(t, method="judge-all", llm=cfg(srv.url))) for t in runs]
+    assert summary_headers(judged) == ("score", "agent score")
+    assert "| trace | step | blamed agent | score | agent score |" in summary_markdown(judged)
+    learned = [(t, analyze(t, method="learned")) for t in runs]
+    assert summary_headers(learned) == ("conf", "agent conf")

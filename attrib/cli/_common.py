@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -210,10 +210,15 @@ def step_head_option() -> Any:
 
 
 def method_options(method: str, model: Path | None, *, set_level: float | None = None,
-                   context_chars: int | None = None) -> dict[str, Any]:
+                   context_chars: int | None = None, llm_flags: Sequence[str] = ()) -> dict[str, Any]:
     """A method's options from ``attrib analyze``'s flags, for one run and for ``--all`` alike: the ranker file
     (``--model``), the step-set level (the learned method only; a warning for any other) and the judges'
-    transcript budget (``--llm-context-chars``)."""
+    transcript budget (``--llm-context-chars``). ``llm_flags``: the other ``--llm-*`` flags given; with a method
+    that is not a judge they, and ``--llm-context-chars``, are ignored, and a warning says so (no LLM is used)."""
+    ignored = [*llm_flags, *(["--llm-context-chars"] if context_chars is not None else [])]
+    if ignored and not method.startswith("judge"):
+        err_console.print(f"[yellow]warning:[/] {', '.join(ignored)} appl{'y' if len(ignored) > 1 else 'ies'} to "
+                          f"the judge-* methods, not {method}: no LLM is used", highlight=False, soft_wrap=True)
     options = ranker_options(method, model)
     if set_level is not None:
         if method == "learned":
@@ -223,6 +228,17 @@ def method_options(method: str, model: Path | None, *, set_level: float | None =
     if context_chars is not None and method.startswith("judge"):
         options["context_chars"] = context_chars
     return options
+
+
+def llm_flags_given(base_url: str | None, model: str | None, api_key_env: str | None) -> list[str]:
+    """The ``--llm-*`` flags given on the command line, for :func:`method_options`' warning: a value that only
+    repeats its environment variable (Typer fills ``--llm-base-url`` and ``--llm-model`` from them) is not one."""
+    import os
+
+    from attrib.llm import LLM_ENV, LLM_FLAGS
+
+    given = {"base_url": base_url, "model": model, "api_key_env": api_key_env}
+    return [LLM_FLAGS[k] for k, v in given.items() if v and v != os.environ.get(LLM_ENV[k])]
 
 
 def ranker_options(method: str | None, model: Path | None) -> dict[str, Any]:

@@ -91,13 +91,15 @@ def with_batch_options(fn: F) -> F:
                                          "analysed here, not to --all, which writes its verdicts to the store (read "
                                          "them back with attrib analyze ID --store S, or the inspector)",
                                          param_hint="--all")
-            from attrib.cli._common import method_options
+            from attrib.cli._common import llm_flags_given, method_options
             from attrib.methods import DEFAULT_METHOD
 
             name = kwargs.get("method") or DEFAULT_METHOD
             with handle_errors():
+                flags = llm_flags_given(kwargs.get("llm_base_url"), kwargs.get("llm_model"),
+                                        kwargs.get("llm_api_key_env"))
                 options: dict[str, Any] = method_options(name, kwargs.get("model"), set_level=kwargs.get("set_level"),
-                                                         context_chars=kwargs.get("context_chars"))
+                                                         context_chars=kwargs.get("context_chars"), llm_flags=flags)
             if name.startswith("judge"):  # the judges need the endpoint, on every worker
                 from attrib.cli._llm_options import llm_config_from_options
 
