@@ -202,3 +202,21 @@ def test_markdown_on_several_runs_ends_with_the_summary_table(tmp_path) -> None:
     assert "`whowhen-algorithm-demo_whowhen`" in tail and "`chat-chat_langgraph`" in tail
     one = CliRunner().invoke(app, ["analyze", str(traces_dir() / "demo_whowhen.json"), "--markdown"])
     assert one.exit_code == 0 and "runs" not in one.output.split("\n")[0] and "| trace |" not in one.output
+
+
+def test_the_terminal_summary_calls_a_methods_score_a_score(tmp_path) -> None:
+    """The rich summary of several runs headed flow-graph's and the judges' numbers "conf" / "agent conf", as for the
+    calibrated learned method (walkthrough w7 #10)."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from attrib.cli import app
+    from attrib.paths import traces_dir
+
+    for name in ("demo_whowhen.json", "chat_langgraph.json"):
+        shutil.copy(traces_dir() / name, tmp_path / name)
+    out = CliRunner().invoke(app, ["analyze", str(tmp_path), "--method", "flow-graph"], env={"COLUMNS": "160"}).output
+    assert "agent score" in out and "agent conf" not in out, out
+    out = CliRunner().invoke(app, ["analyze", str(tmp_path)], env={"COLUMNS": "160"}).output
+    assert "agent conf" in out

@@ -210,9 +210,11 @@ def verdicts_table(results: list[tuple[Any, Any]]) -> Any:
     table.add_column("trace", overflow="fold", min_width=trace_w)
     table.add_column("step", justify="right", min_width=4)
     table.add_column("blamed agent", overflow="ellipsis", max_width=max(12, console.width - trace_w - 34))
-    table.add_column("conf", justify="right", min_width=4)
-    table.add_column("agent conf", justify="right", min_width=10)
-    from attrib.render import summary_rows
+    from attrib.render import summary_headers, summary_rows
+
+    conf, agent_conf = summary_headers(results)  # "score" for a judge's or a heuristic's number, not "conf"
+    table.add_column(conf, justify="right", min_width=4)
+    table.add_column(agent_conf, justify="right", min_width=10)
 
     for tid, step, agent, by, conf, agent_conf in summary_rows(results):
         # ids and names as plain text ("Solver[/x]" is a name, not rich markup), controls visible; each name on a
