@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from attrib.cli import app
