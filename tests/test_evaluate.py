@@ -119,3 +119,16 @@ def test_missing_who_and_when_names_the_variable_not_a_site_packages_path(tmp_pa
             data.load_subset.__wrapped__("hand")
         assert "set ATTRIB_WHO_AND_WHEN to the folder holding Algorithm-Generated/ and Hand-Crafted/" in str(e.value)
         assert (str(tmp_path) in str(e.value)) is not installed
+
+
+def test_the_units_map_names_every_scaled_key() -> None:
+    """The eval JSON's ECE figures are fractions in rows[] and percents in subsets.*, and set_coverage a percent; the
+    units map named ece alone, so a dashboard reading agent_ece or ece_sd from both was off by 100x (walkthrough
+    w8 #6)."""
+    from attrib.evaluate.harness import ROW_UNITS, UNITS
+
+    for key in ("ece", "agent_ece", "ece_null", "ece_null_q95", "agent_ece_null", "ece_sd"):
+        assert any(key in k.replace(",", " ").split() and v.startswith("fraction") for k, v in ROW_UNITS.items()), key
+        assert any(key in k.replace(",", " ").split() and v == "percent" for k, v in UNITS.items()
+                   if k.startswith("subsets")), key
+    assert ROW_UNITS["set_coverage"] == "percent"

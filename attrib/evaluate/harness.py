@@ -116,8 +116,9 @@ def _unfitted(method: str, misses: list[str] | None = None) -> Predictor:
 
 #: What the numbers in a result JSON are measured in (rows keep ECE as a fraction; the per-subset summaries,
 #: whose keys the issue fixed, give it in percent).
-ROW_UNITS = {"accuracy": "percent", "rows[].ece": "fraction (0-1)"}
-UNITS = {**ROW_UNITS, "subsets.*.ece": "percent"}
+ROW_UNITS = {"accuracy": "percent", "set_coverage": "percent",
+             "rows[].ece, agent_ece, ece_null, ece_null_q95, agent_ece_null, ece_sd": "fraction (0-1)"}
+UNITS = {**ROW_UNITS, "subsets.*.ece, agent_ece, ece_null, ece_null_q95, agent_ece_null, ece_sd": "percent"}
 
 FITTED: dict[str, Fitter] = {"learned": learned_fitter, "floor": floor_fitter, "causal": causal_fitter}
 UNFITTED = ("flow-graph",)
