@@ -244,9 +244,9 @@ def _best_agent(pa: np.ndarray, agents: list[str], trace: Trace) -> int:
     a tool's step (:func:`attrib.trace.is_agent_step`), not the person who asked nor a system prompt. The head was
     fitted over every speaker (its probabilities and their calibration stay so), and on a run that opens with a
     system prompt it named "system"."""
+    speakers = {s.agent for s in trace.steps if is_agent_step(s)}  # one pass over the steps, not one per agent
     order = np.argsort(-pa, kind="stable")
-    return int(next((k for k in order if any(is_agent_step(s) for s in trace.steps if s.agent == agents[k])),
-                    order[0]))
+    return int(next((k for k in order if agents[k] in speakers), order[0]))
 
 
 class LearnedRanker:
