@@ -128,8 +128,6 @@ def prepare_output(*paths: Path | None) -> None:
     """Make each output file's folder and check it can be written, before any slow work; None is skipped. Every
     command checks its outputs here, so a path that cannot be written (a folder, a file in the way of its folder,
     no permission) is the same one-line exit 1 of :func:`handle_errors` everywhere."""
-    import os
-
     for path in paths:
         if path is None:
             continue
@@ -233,8 +231,6 @@ def method_options(method: str, model: Path | None, *, set_level: float | None =
 def llm_flags_given(base_url: str | None, model: str | None, api_key_env: str | None) -> list[str]:
     """The ``--llm-*`` flags given on the command line, for :func:`method_options`' warning: a value that only
     repeats its environment variable (Typer fills ``--llm-base-url`` and ``--llm-model`` from them) is not one."""
-    import os
-
     from attrib.llm import LLM_ENV, LLM_FLAGS
 
     given = {"base_url": base_url, "model": model, "api_key_env": api_key_env}

@@ -516,7 +516,8 @@ def register(app: typer.Typer) -> None:
                 from attrib.readers import read_stdin
 
                 trace = _one_of(read_stdin(format), "stdin", pick)
-                view = view_of(trace, *default_window(trace.n_steps, steps, show_all))
+                if not as_json:
+                    view = view_of(trace, *default_window(trace.n_steps, steps, show_all))
             elif pick is not None and _trace_file(trace_id) is None:
                 from attrib.errors import InputError
                 from attrib.readers import looks_like_trace_file
@@ -524,8 +525,6 @@ def register(app: typer.Typer) -> None:
                 if looks_like_trace_file(trace_id):  # a file that is not there: say that, not how --trace works
                     raise InputError(trace_id, None, "no such file")
                 raise UsageError(None, "trace", "picks one trace of a file; a stored trace is shown by its id")
-            if trace_id == "-":
-                pass
             elif as_json:
                 trace = load_any(trace_id, store, format, pick)
             else:

@@ -104,14 +104,21 @@ def _unfitted(method: str, misses: list[str] | None = None) -> Predictor:
     def predict(t: Trace) -> Verdict:
         try:
             return attribution_verdict(t, analyze(t, method))
-        except NoVerdictError as e:
-            if misses is None or isinstance(e, LLMError):
+        except LLMError:  # the endpoint, not the answer (some LLM errors are NoVerdictErrors too)
+            raise
+        except NoVerdictError:
+            if misses is None:
                 raise
-            assert t.label is not None
             misses.append(t.id)
-            return Verdict(t.id, -1, "", t.label.mistake_step, t.label.mistake_agent)
+            return miss_verdict(t)
 
     return predict
+
+
+def miss_verdict(t: Trace) -> Verdict:
+    """A labelled log a method gave no verdict for (a judge with no usable answer), scored as a miss at step -1."""
+    assert t.label is not None
+    return Verdict(t.id, -1, "", t.label.mistake_step, t.label.mistake_agent)
 
 
 #: What the numbers in a result JSON are measured in (rows keep ECE as a fraction; the per-subset summaries,
@@ -270,10 +277,10 @@ def _evaluate(
             elif name in UNFITTED:
                 add(name, s, "rule", [_unfitted(name)(t) for t in traces], False)
             else:
-                missed: list[str] = []
-                fn = _unfitted(name, missed if name.startswith("judge") else None)
+                missed: list[str] | None = [] if name.startswith("judge") else None
+                fn = _unfitted(name, missed)
                 add(name, s, "as registered", [fn(t) for t in traces], False)
-                if name.startswith("judge"):  # logs with no usable answer, scored as misses
+                if missed is not None:  # logs with no usable answer, scored as misses
                     rows[-1]["no_answer"] = len(missed)
         if cross_subset:
             for name in ("learned", "floor"):

@@ -228,8 +228,7 @@ def evaluate_labelled(
             "n_unlabelled": len(traces) - sum(t.label is not None for t in traces),
             "folds": k, "seed": seed, "step_head": step_head, "rows": scored.rows, "notes": notes,
             "per_trace": per_trace_rows(labelled, scored.kept, files, scored.seen_as, scored.row),
-            "advice": advice(scored.kept, scored.row, scored.unseen_ids, scored.groups, step_head,
-                             few_runs_words(len(labelled), scored.n_groups)),
+            "advice": advice(scored.kept, scored.row, scored.unseen_ids, scored.groups, step_head, scored.few),
             "wall_s": time.perf_counter() - t0}
 
 
@@ -269,8 +268,13 @@ class _Scored:
         self.groups = {t.id: question_id(t) for t in labelled}  # the tasks the folds hold out, and the intervals resample
         self.n_groups = len(set(self.groups.values()))
         self.row = SHIPPED_ROW  # the row of the ranker as it is
-        self.unseen_ids: set[str] = set()  # the runs (and tasks) that ranker was not fitted on
         self.seen_as: dict[str, str] = {}  # trace id -> "run" / "task" it was fitted on
+        self.few: str | None = None  # these runs in words when they are few for a ranker (few_runs_words)
+
+    @property
+    def unseen_ids(self) -> set[str]:
+        """The runs (and tasks) the ranker as it is was not fitted on."""
+        return {t.id for t in self.labelled if t.id not in self.seen_as}
 
     def add(self, name: str, protocol: str, verdicts: list[Verdict]) -> None:
         self.rows.append({"method": name, "protocol": protocol, **mean_summary([verdicts], self.groups)})
@@ -284,10 +288,11 @@ class _Scored:
             self.add(name, "rule", [BASELINES[name](t) for t in labelled])
         self._ranker_rows(traces, model_path)
         n_groups, notes = self.n_groups, self.notes
+        self.few = few_runs_words(len(labelled), n_groups)
         if n_groups < len(labelled):
             notes.append(f"{len(labelled)} runs of {n_groups} tasks: the 95% intervals and the advice resample tasks, "
                          "not runs, since re-runs of one task are not independent")
-        if few := few_runs_words(len(labelled), n_groups):  # as `attrib fit --no-pool` warns of the ranker it writes
+        if few := self.few:  # as `attrib fit --no-pool` warns of the ranker it writes
             notes.append(f"{few}: a ranker fitted on them alone (`attrib fit --no-pool`) has rough confidences and "
                          "90% step sets, as `attrib fit` warns, and the intervals here are wide; a pooled fit (the "
                          "default) adds Who&When's runs")
@@ -333,10 +338,9 @@ class _Scored:
         seen_how = [training.seen(t) if training is not None else (None, None) for t in labelled]
         n_run = sum(bool(run) for run, _ in seen_how)
         n_task = sum(bool(task) for _, task in seen_how)  # never with ``run`` for one trace: seen() asks only when not
-        self.unseen_ids = {t.id for t, (run, task) in zip(labelled, seen_how, strict=True) if not (run or task)}
         self.seen_as = {t.id: ("run" if run else "task") for t, (run, task) in zip(labelled, seen_how, strict=True)
                         if run or task}
-        n_in = len(labelled) - len(self.unseen_ids)
+        n_in = len(self.seen_as)
         base = protocol  # without the in-sample count, for the row of the runs it was not fitted on
         if n_in:
             protocol += f", IN SAMPLE for {n_in}"
@@ -351,10 +355,11 @@ class _Scored:
         verdicts = [ranker_verdict(t, default_model(setting_of(t), model_path)) for t in labelled]
         self.add(row, protocol, verdicts)
         if 0 < n_in < len(labelled):  # the same ranker on the runs it was not fitted on: an out-of-sample figure
+            unseen_ids = self.unseen_ids
             unseen = "runs of tasks it was not fitted on" if training and training.tasks is not None else \
                 "runs it was not fitted on"
             self.add(f"{row}, unseen runs", f"{base}, the {len(labelled) - n_in} {unseen}",
-                     [v for v in verdicts if v.trace_id in self.unseen_ids])
+                     [v for v in verdicts if v.trace_id in unseen_ids])
 
     def _refit_rows(self, k: int, seed: int, pool_who_and_when: bool, step_head: str) -> None:
         """The ranker refitted in ``k`` task-grouped folds (alone, and pooled with Who&When when it is here) and the

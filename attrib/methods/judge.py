@@ -483,9 +483,10 @@ def _ask_verdict(trace: Trace, s: _Session, prompt: str, reason_chars: int) -> t
               f"name {author}. Reply with only one JSON object, exactly like {example}.")
     try:
         agent, step, reason, conf = s.ask(follow, schema, validate, example, follow_up=True)
-    except NoVerdictError as e:
-        if isinstance(e, LLMError):  # the endpoint failed, not the answer
-            raise
+    except LLMError:  # the endpoint failed, not the answer (some LLM errors are NoVerdictErrors too)
+        raise
+    except NoVerdictError:
+        pass
     author = trace.steps[step].agent
     ev = {"agent_matches_step": author == agent, "agent_step_mismatch": first}
     if author == agent:

@@ -153,10 +153,6 @@ class OtherFeaturesError(ValueError):
     """A ranker fitted on other features than this attrib computes (:meth:`LearnedRanker.from_dict`)."""
 
 
-def _check_step_head(step_head: object) -> None:
-    step_head_name(step_head)
-
-
 #: Why ``random_state`` must be an int, where scikit-learn also takes None (a fresh seed) or a RandomState.
 _SEED_WHY = ("the inner folds, and so the confidences and step sets, derive from one int seed, which the ranker file "
              "records so that a fit can be repeated; scikit-learn's None (a fresh seed each fit) or a RandomState "
@@ -177,7 +173,7 @@ def _check_params(m: LearnedRanker) -> None:
     """Every constructor parameter of ``m``, checked in one place (``fit`` calls it up front: ``set_params`` and
     ``from_dict`` do not check, as scikit-learn's do not): a :class:`RankerParamError` naming the parameter, the
     value and the range."""
-    _check_step_head(m.step_head)
+    step_head_name(m.step_head)  # a known head, or a RankerParamError naming step_head
     whole_number("inner_folds", m.inner_folds, 2, error=RankerParamError)
     if not is_whole_number(m.random_state, 0):
         raise RankerParamError(None, "random_state", f"must be a whole number >= 0, got {m.random_state!r}: "
@@ -263,7 +259,7 @@ class LearnedRanker:
         random_state: int = 0, smooth: float = 0.2, joint: float = 0.5, length_calibration: bool = True,
         step_head: str = DEFAULT_STEP_HEAD, hazard_bias: float = BIAS, set_level: float = LEVEL,
     ) -> None:
-        _check_step_head(step_head)
+        step_head_name(step_head)
         self.step_head = step_head
         self.hazard_bias = hazard_bias
         self.set_level = set_level

@@ -35,7 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from attrib.errors import AttribError, NoVerdictError  # noqa: E402
 from attrib.evaluate.baselines import BASELINES  # noqa: E402
 from attrib.evaluate.data import SUBSETS, load_subset, question_id  # noqa: E402
-from attrib.evaluate.harness import attribution_verdict, cross_validate, mean_summary, ranker_verdict  # noqa: E402
+from attrib.evaluate.harness import (  # noqa: E402
+    attribution_verdict,
+    cross_validate,
+    mean_summary,
+    miss_verdict,
+    ranker_verdict,
+)
 from attrib.evaluate.metrics import Verdict  # noqa: E402
 from attrib.llm import LLMClient, LLMConfig, LLMError  # noqa: E402
 from attrib.methods import analyze  # noqa: E402
@@ -112,11 +118,11 @@ def main() -> None:
                         try:
                             a = analyze(t.unlabelled(), m, llm=client, context_chars=args.context_chars, **opts)
                             rows[m].append(attribution_verdict(t, a))
-                        except NoVerdictError as e:
-                            if isinstance(e, LLMError):  # the endpoint (a context overflow, 5xx): not a miss
-                                raise
+                        except LLMError:  # the endpoint (a context overflow, 5xx): not a miss
+                            raise
+                        except NoVerdictError:
                             failed[m] += 1  # no usable answer after the retries: scored as a miss at step -1
-                            rows[m].append(Verdict(t.id, -1, "", t.label.mistake_step, t.label.mistake_agent))
+                            rows[m].append(miss_verdict(t))
                         secs[m] += time.perf_counter() - t0
                     print(f"{s} {len(rows['random'])}/{n}", flush=True)
                     return ranker_verdict(t, model)
