@@ -693,8 +693,26 @@ def get_client(llm: LLMConfig | LLMClient | None = None) -> LLMClient:
     return client
 
 
+def context_chars_from_env(default: int, minimum: int) -> int:
+    """``$ATTRIB_LLM_CONTEXT_CHARS``, else ``default``: the judges' transcript budget where no ``context_chars`` is
+    passed (commands without ``--llm-context-chars``, such as ``attrib eval who-and-when``); read here with the other
+    ``ATTRIB_LLM_*`` settings."""
+    raw = os.environ.get(CONTEXT_CHARS_ENV, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise LLMConfigError(f"{CONTEXT_CHARS_ENV}={raw!r} is not a whole number of characters") from None
+    if value < minimum:
+        raise LLMConfigError(f"{CONTEXT_CHARS_ENV}={raw!r} is below {minimum} characters (the least "
+                             "--llm-context-chars takes)")
+    return value
+
+
 __all__ = [
     "AnswerParseError",
+    "context_chars_from_env",
     "ChatResult",
     "Hint",
     "LLMAuthError",
@@ -713,3 +731,4 @@ __all__ = [
     "parse_json_answer",
     "parse_json_answers",
 ]
+

@@ -46,7 +46,15 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from attrib.errors import AttribError, NoVerdictError, whole_number
-from attrib.llm import AnswerParseError, LLMClient, LLMConfig, LLMError, get_client, parse_json_answers
+from attrib.llm import (
+    AnswerParseError,
+    LLMClient,
+    LLMConfig,
+    LLMError,
+    context_chars_from_env,
+    get_client,
+    parse_json_answers,
+)
 from attrib.trace import AgentBlame, Attribution, Step, StepBlame, Trace
 
 DEFAULT_CONTEXT_CHARS = 48_000
@@ -524,7 +532,7 @@ def _options(options: dict[str, Any]) -> _Opts:
     options.pop("top_k", None)
     context = options.pop("context_chars", None)
     o = _Opts(
-        context_chars=_env_context_chars() if context is None else whole_number("context_chars", context,
+        context_chars=context_chars_from_env(DEFAULT_CONTEXT_CHARS, MIN_CONTEXT_CHARS) if context is None else whole_number("context_chars", context,
                                                                                  MIN_CONTEXT_CHARS),
         step_chars=whole_number("step_chars", options.pop("step_chars", DEFAULT_STEP_CHARS), MIN_TEXT_CHARS),
         retries=whole_number("answer_retries", options.pop("answer_retries", DEFAULT_ANSWER_RETRIES), 0),
@@ -536,26 +544,6 @@ def _options(options: dict[str, Any]) -> _Opts:
             "(known: context_chars, step_chars, answer_retries, reason_chars; hybrid also top_k, offline_options)"
         )
     return o
-
-
-def _env_context_chars() -> int:
-    """``$ATTRIB_LLM_CONTEXT_CHARS``, else the default: the budget where no ``context_chars`` is passed (commands
-    without ``--llm-context-chars``, such as ``attrib eval who-and-when``)."""
-    import os
-
-    from attrib.llm import CONTEXT_CHARS_ENV, LLMConfigError
-
-    raw = os.environ.get(CONTEXT_CHARS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_CONTEXT_CHARS
-    try:
-        value = int(raw)
-    except ValueError:
-        raise LLMConfigError(f"{CONTEXT_CHARS_ENV}={raw!r} is not a whole number of characters") from None
-    if value < MIN_CONTEXT_CHARS:
-        raise LLMConfigError(f"{CONTEXT_CHARS_ENV}={raw!r} is below {MIN_CONTEXT_CHARS} characters (the least "
-                             "--llm-context-chars takes)")
-    return value
 
 
 SELF_REPORTED = "self-reported by the LLM (not calibrated)"
